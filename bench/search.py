@@ -1,0 +1,299 @@
+"""Search latency at catalog scale: `python bench/search.py [--sizes 10000 100000] [--queries 500]`.
+
+Generates N synthetic products deterministically (Chinese names composed from word
+lists of origins, brands, adjectives and products, English subtitles, tags and
+categories), builds a `SearchIndex`, then times a mixed query set (Chinese, English,
+plurals, pinyin, initials, typos, homophones, misses, junk) and prints build time,
+memory and p50/p95/p99/max latency per size. Lives outside the test suite on purpose:
+timings are not assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from commerce.search import SearchDoc, SearchIndex  # noqa: E402
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    """A product noun with everything needed to describe it in both languages."""
+
+    zh: str
+    en: str
+    pinyin: str
+    category_zh: str
+    category_en: str
+
+
+PRODUCTS: tuple[Product, ...] = (
+    Product("苹果", "apple", "pingguo", "水果", "Fruit"),
+    Product("香蕉", "banana", "xiangjiao", "水果", "Fruit"),
+    Product("草莓", "strawberry", "caomei", "水果", "Fruit"),
+    Product("脐橙", "navel orange", "qicheng", "水果", "Fruit"),
+    Product("葡萄", "grape", "putao", "水果", "Fruit"),
+    Product("猕猴桃", "kiwi", "mihoutao", "水果", "Fruit"),
+    Product("芒果", "mango", "mangguo", "水果", "Fruit"),
+    Product("西瓜", "watermelon", "xigua", "水果", "Fruit"),
+    Product("樱桃", "cherry", "yingtao", "水果", "Fruit"),
+    Product("荔枝", "lychee", "lizhi", "水果", "Fruit"),
+    Product("绿茶", "green tea", "lvcha", "茶叶", "Tea"),
+    Product("红茶", "black tea", "hongcha", "茶叶", "Tea"),
+    Product("乌龙茶", "oolong tea", "wulongcha", "茶叶", "Tea"),
+    Product("普洱茶", "pu'er tea", "puercha", "茶叶", "Tea"),
+    Product("大米", "rice", "dami", "粮油", "Grain & Oil"),
+    Product("香米", "jasmine rice", "xiangmi", "粮油", "Grain & Oil"),
+    Product("花生油", "peanut oil", "huashengyou", "粮油", "Grain & Oil"),
+    Product("挂面", "noodles", "guamian", "粮油", "Grain & Oil"),
+    Product("手机", "smartphone", "shouji", "数码", "Electronics"),
+    Product("耳机", "earphones", "erji", "数码", "Electronics"),
+    Product("充电宝", "power bank", "chongdianbao", "数码", "Electronics"),
+    Product("平板电脑", "tablet", "pingbandiannao", "数码", "Electronics"),
+    Product("T恤", "t-shirt", "txu", "服装", "Clothing"),
+    Product("牛仔裤", "jeans", "niuzaiku", "服装", "Clothing"),
+    Product("羽绒服", "down jacket", "yurongfu", "服装", "Clothing"),
+    Product("运动鞋", "sneakers", "yundongxie", "服装", "Clothing"),
+    Product("连衣裙", "dress", "lianyiqun", "服装", "Clothing"),
+    Product("纯牛奶", "milk", "chunniunai", "乳品", "Dairy"),
+    Product("酸奶", "yogurt", "suannai", "乳品", "Dairy"),
+    Product("奶酪", "cheese", "nailao", "乳品", "Dairy"),
+    Product("巧克力", "chocolate", "qiaokeli", "零食", "Snacks"),
+    Product("坚果", "nuts", "jianguo", "零食", "Snacks"),
+    Product("薯片", "potato chips", "shupian", "零食", "Snacks"),
+    Product("饼干", "biscuits", "binggan", "零食", "Snacks"),
+    Product("洗衣液", "laundry detergent", "xiyiye", "日用品", "Household"),
+    Product("抽纸", "facial tissues", "chouzhi", "日用品", "Household"),
+    Product("牙膏", "toothpaste", "yagao", "日用品", "Household"),
+    Product("洗发水", "shampoo", "xifashui", "日用品", "Household"),
+)
+
+ORIGINS: tuple[tuple[str, str], ...] = (
+    ("烟台", "Yantai"),
+    ("新疆", "Xinjiang"),
+    ("海南", "Hainan"),
+    ("云南", "Yunnan"),
+    ("四川", "Sichuan"),
+    ("山东", "Shandong"),
+    ("五常", "Wuchang"),
+    ("东北", "Northeast"),
+    ("西湖", "West Lake"),
+    ("安溪", "Anxi"),
+    ("赣南", "Gannan"),
+    ("丹东", "Dandong"),
+    ("泰国", "Thai"),
+    ("日本", "Japanese"),
+    ("澳洲", "Australian"),
+    ("内蒙古", "Inner Mongolia"),
+)
+
+BRANDS: tuple[tuple[str, str], ...] = (
+    ("伊利", "Yili"),
+    ("蒙牛", "Mengniu"),
+    ("华为", "Huawei"),
+    ("小米", "Xiaomi"),
+    ("三只松鼠", "Three Squirrels"),
+    ("良品铺子", "Bestore"),
+    ("百草味", "Be&Cheery"),
+    ("农夫山泉", "Nongfu"),
+    ("金龙鱼", "Arawana"),
+    ("李宁", "Li-Ning"),
+    ("安踏", "Anta"),
+    ("蓝月亮", "Bluemoon"),
+    ("维达", "Vinda"),
+    ("德芙", "Dove"),
+    ("优衣库", "Uniqlo"),
+    ("百雀羚", "Pechoin"),
+)
+
+ADJECTIVES: tuple[tuple[str, str], ...] = (
+    ("新鲜", "fresh"),
+    ("有机", "organic"),
+    ("精选", "selected"),
+    ("特级", "premium"),
+    ("进口", "imported"),
+    ("礼盒装", "gift box"),
+    ("家庭装", "family pack"),
+    ("冰糖心", "sugar core"),
+    ("红富士", "Fuji"),
+    ("脆甜", "crisp and sweet"),
+    ("低脂", "low fat"),
+    ("加厚", "thick"),
+    ("轻薄", "light"),
+    ("爆款", "best seller"),
+    ("限量", "limited"),
+    ("经典", "classic"),
+)
+
+SPECS: tuple[str, ...] = ("500g", "1kg", "2.5kg", "5kg", "250ml", "1L", "12枚", "6只", "XL", "M")
+
+SELLING_LINES: tuple[str, ...] = (
+    "ships within 24 hours",
+    "direct from the farm",
+    "great value",
+    "customer favourite",
+    "satisfaction guaranteed",
+    "new season",
+)
+
+HOMOPHONES: tuple[str, ...] = ("平果", "香焦", "草梅", "巧克利", "洗衣夜", "牛崽裤", "酸乃")
+
+FIXED_MISSES: tuple[str, ...] = ("zzzzqqq", "qwxzvbn", "火箭发动机", "xyzzyplugh")
+
+
+def make_docs(count: int, *, seed: int = 20240601) -> list[SearchDoc]:
+    """`count` synthetic products, identical for the same seed."""
+    rng = random.Random(seed)
+    return [_make_doc(product_id, rng) for product_id in range(1, count + 1)]
+
+
+def _make_doc(product_id: int, rng: random.Random) -> SearchDoc:
+    product = rng.choice(PRODUCTS)
+    origin_zh, origin_en = rng.choice(ORIGINS)
+    brand_zh, brand_en = rng.choice(BRANDS)
+    adjective_zh, adjective_en = rng.choice(ADJECTIVES)
+    spec = rng.choice(SPECS)
+    style = rng.randrange(3)
+    if style == 0:
+        name = f"{origin_zh}{adjective_zh}{product.zh} {spec}"
+    elif style == 1:
+        name = f"{brand_zh}{adjective_zh}{product.zh}"
+    else:
+        name = f"{brand_zh} {origin_zh}{product.zh} {spec} {rng.randrange(1, 99)}号"
+    subtitle = (
+        f"{adjective_en.capitalize()} {product.en}s from {origin_en} by {brand_en}, "
+        f"{rng.choice(SELLING_LINES)}"
+    )
+    tags = (product.category_zh, product.category_en.lower(), adjective_zh, product.en)
+    category = f"{product.category_zh} {product.category_en}"
+    popularity = int(rng.paretovariate(1.2) * 10)
+    return SearchDoc(product_id, name, subtitle, tags, category, popularity)
+
+
+def make_queries(count: int, *, seed: int = 7) -> list[str]:
+    """A deterministic mix of what customers type, misses and junk included."""
+    rng = random.Random(seed)
+    makers: tuple[Callable[[random.Random], str], ...] = (
+        lambda r: r.choice(PRODUCTS).zh,
+        lambda r: r.choice(ORIGINS)[0] + r.choice(PRODUCTS).zh,
+        lambda r: r.choice(BRANDS)[0],
+        lambda r: r.choice(PRODUCTS).en,
+        lambda r: r.choice(PRODUCTS).en.title() + "s",
+        lambda r: r.choice(PRODUCTS).pinyin,
+        lambda r: _spaced_pinyin(r.choice(PRODUCTS).pinyin),
+        lambda r: _typo(r.choice(PRODUCTS).en, r),
+        lambda r: _typo(r.choice(PRODUCTS).pinyin, r),
+        lambda r: r.choice(HOMOPHONES),
+        lambda r: f"{r.choice(ADJECTIVES)[1]} {r.choice(PRODUCTS).en}",
+        lambda r: "我想买" + r.choice(PRODUCTS).zh,
+        lambda r: r.choice(FIXED_MISSES),
+        lambda r: "".join(r.choice("bcdfghjklmnpqrstvwxz") for _ in range(r.randint(3, 9))),
+        lambda r: "茶",
+        lambda r: "pg",
+        lambda r: "🍎" * 50 + " " + "x" * 10_000,
+    )
+    return [makers[index % len(makers)](rng) for index in range(count)]
+
+
+def _spaced_pinyin(pinyin: str) -> str:
+    """Roughly split joined pinyin into syllables ("pingguo" -> "ping guo")."""
+    out: list[str] = []
+    for index, char in enumerate(pinyin):
+        if index and char not in "aeiouvgnr" and pinyin[index - 1] in "aeioungr":
+            out.append(" ")
+        out.append(char)
+    return "".join(out)
+
+
+def _typo(word: str, rng: random.Random) -> str:
+    """One keyboard slip: a swapped pair, a dropped letter or a doubled one."""
+    if len(word) < 4:
+        return word
+    position = rng.randrange(1, len(word) - 2)
+    kind = rng.randrange(3)
+    if kind == 0:
+        return word[:position] + word[position + 1] + word[position] + word[position + 2 :]
+    if kind == 1:
+        return word[:position] + word[position + 1 :]
+    return word[:position] + word[position] + word[position:]
+
+
+def current_rss_bytes() -> int:
+    """Resident memory now (Linux /proc), falling back to the peak from getrusage."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * resource.getpagesize()
+    except (OSError, IndexError, ValueError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def percentile(sorted_values: Sequence[float], fraction: float) -> float:
+    index = min(len(sorted_values) - 1, max(0, round(fraction * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+def bench_size(size: int, queries: Sequence[str]) -> None:
+    """Build an index of `size` docs and print build cost and query latency."""
+    docs = make_docs(size)
+    gc.collect()
+    rss_before = current_rss_bytes()
+    started = time.perf_counter()
+    index = SearchIndex(docs)
+    build_seconds = time.perf_counter() - started
+    gc.collect()
+    rss_mib = (current_rss_bytes() - rss_before) / 2**20
+
+    for query in queries[:50]:  # warm caches (pinyin of query words)
+        index.search(query)
+    search_ms = _time_calls(index.search, queries)
+    suggest_ms = _time_calls(index.suggest, queries)
+    empty = sum(1 for query in queries if not index.search(query))
+    print(
+        f"{size:>7} docs  build {build_seconds:6.2f} s  index memory ~{rss_mib:6.1f} MiB (RSS)"
+    )
+    print(f"         search  {_summary(search_ms)}  ({empty}/{len(queries)} queries found nothing)")
+    print(f"         suggest {_summary(suggest_ms)}")
+
+
+def _time_calls(call: Callable[[str], object], queries: Sequence[str]) -> list[float]:
+    timings: list[float] = []
+    for query in queries:
+        started = time.perf_counter_ns()
+        call(query)
+        timings.append((time.perf_counter_ns() - started) / 1e6)
+    timings.sort()
+    return timings
+
+
+def _summary(timings_ms: Sequence[float]) -> str:
+    return (
+        f"p50 {percentile(timings_ms, 0.50):5.2f} ms  p95 {percentile(timings_ms, 0.95):5.2f} ms  "
+        f"p99 {percentile(timings_ms, 0.99):5.2f} ms  max {timings_ms[-1]:5.2f} ms  "
+        f"mean {statistics.fmean(timings_ms):5.2f} ms"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--queries", type=int, default=500)
+    args = parser.parse_args(argv)
+    queries = make_queries(args.queries)
+    print(f"python {sys.version.split()[0]}, {len(queries)} mixed queries per size")
+    for size in args.sizes:
+        bench_size(size, queries)
+
+
+if __name__ == "__main__":
+    main()

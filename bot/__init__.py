@@ -1,0 +1,1 @@
+"""The WeChat edge: aiohttp app, webhook, routing, dialogs and the outbound side."""

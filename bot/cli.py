@@ -1,0 +1,137 @@
+"""`storefront`: the one command-line entry point (also `python -m bot`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from bot.config import Config, ConfigError, load_config
+from commerce.db import create_engine, session_factory
+from commerce.migrate import upgrade
+from commerce.seed import catalog_is_empty, seed_demo_catalog
+
+log = logging.getLogger("storefront")
+
+
+async def prepare_database(config: Config, *, seed: bool) -> int:
+    """Migrate the database to the newest schema; load the demo catalog when asked and empty."""
+    engine = create_engine(config.database.url)
+    try:
+        await upgrade(engine)
+        if not seed:
+            return 0
+        async with session_factory(engine)() as session, session.begin():
+            if not await catalog_is_empty(session):
+                return 0
+            return await seed_demo_catalog(session)
+    finally:
+        await engine.dispose()
+
+
+def _cmd_serve(config: Config, args: argparse.Namespace) -> int:
+    if args.workers != 1:
+        print("storefront: --workers above 1 needs the Redis-backed multi-worker mode, "
+              "which is not available yet; run one worker.", file=sys.stderr)
+        return 2
+    from bot.app import create_app
+
+    seeded = asyncio.run(prepare_database(config, seed=config.shop.seed_demo))
+    base = config.public_base_url
+    mode = "safe mode (AES)" if config.wechat.encoding_aes_key else "plain mode"
+    print(f"{config.shop.name} is starting ({mode})")
+    if seeded:
+        print(f"  loaded the demo catalog: {seeded} products")
+    print(f"  webhook:  {base}/wechat   (set this URL and the token in the WeChat console)")
+    print(f"  health:   {base}/healthz   metrics: {base}/metrics")
+    chat = "storefront chat" + (" --aes" if config.wechat.encoding_aes_key else "")
+    print(f"  chat with it from another terminal:  .venv/bin/{chat}")
+    web.run_app(create_app(config), host=config.server.host, port=config.server.port, print=None)
+    return 0
+
+
+def _cmd_chat(config: Config, args: argparse.Namespace) -> int:
+    from bot.simulator import run_chat
+
+    url = args.url or f"http://{_connect_host(config.server.host)}:{config.server.port}/wechat"
+    if args.aes and not config.wechat.encoding_aes_key:
+        print("storefront: --aes needs wechat.encoding_aes_key in the config", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(
+            run_chat(
+                url=url,
+                token=config.wechat.token,
+                appid=config.wechat.appid,
+                encoding_aes_key=config.wechat.encoding_aes_key,
+                openid=args.openid,
+                aes=args.aes,
+            )
+        )
+    except KeyboardInterrupt:
+        print()
+    return 0
+
+
+def _connect_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+def _cmd_db(config: Config, args: argparse.Namespace) -> int:
+    asyncio.run(prepare_database(config, seed=False))
+    print("database is at the newest schema")
+    return 0
+
+
+def _cmd_seed(config: Config, args: argparse.Namespace) -> int:
+    created = asyncio.run(prepare_database(config, seed=True))
+    print(f"demo catalog: {created} products created" if created else "catalog not empty: nothing loaded")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="storefront", description="A WeChat conversational storefront")
+    parser.add_argument("--config", help="config file (default: config.toml or $STOREFRONT_CONFIG)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the webhook server")
+    serve.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.set_defaults(run=_cmd_serve)
+
+    chat = sub.add_parser("chat", help="chat with a running server from this terminal")
+    chat.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)
+    chat.add_argument("--url", help="webhook URL (default: from the config)")
+    chat.add_argument("--openid", default="o_simulator_user", help="the customer's openid")
+    chat.add_argument("--aes", action="store_true", help="use safe mode (AES), like WeChat's encrypted mode")
+    chat.set_defaults(run=_cmd_chat)
+
+    db = sub.add_parser("db", help="database commands")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_upgrade = db_sub.add_parser("upgrade", help="migrate the database to the newest schema")
+    db_upgrade.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)
+    db_upgrade.set_defaults(run=_cmd_db)
+
+    seed = sub.add_parser("seed-demo", help="load the demo catalog into an empty database")
+    seed.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)
+    seed.set_defaults(run=_cmd_seed)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(getattr(args, "sub_config", None) or args.config)
+    except ConfigError as exc:
+        print(f"storefront: configuration error: {exc}", file=sys.stderr)
+        return 2
+    return args.run(config, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

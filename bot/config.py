@@ -1,0 +1,256 @@
+"""Configuration: `config.toml` plus `STOREFRONT_<SECTION>__<KEY>` environment overrides.
+
+Every section is a frozen dataclass; the field types are the schema. Loading
+validates every key and fails with a `ConfigError` that names the bad key, so a
+typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "STOREFRONT_"
+CONFIG_ENV = "STOREFRONT_CONFIG"
+DEFAULT_PATH = "config.toml"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or of the wrong type."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    base_url: str = ""
+    max_body_bytes: int = 64 * 1024
+    reply_deadline_seconds: float = 4.5
+
+
+@dataclass(frozen=True)
+class WeChatConfig:
+    appid: str = "wx_demo_appid"
+    appsecret: str = ""
+    token: str = "storefront-dev-token"
+    encoding_aes_key: str = ""
+    api_base_url: str = "https://api.weixin.qq.com"
+    max_clock_skew_seconds: int = 0
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str = "sqlite+aiosqlite:///storefront.db"
+    echo: bool = False
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class PayConfig:
+    provider: str = "sandbox"
+    mchid: str = ""
+    api_base_url: str = "https://api.mch.weixin.qq.com"
+
+
+@dataclass(frozen=True)
+class StaffConfig:
+    owners: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ShopConfig:
+    name: str = "示例小店"
+    locale: str = "zh"
+    seed_demo: bool = True
+    order_timeout_minutes: int = 30
+    group_buy_hours: int = 24
+    delivery_fee_fen: int = 800
+    free_delivery_threshold_fen: int = 9900
+
+
+@dataclass(frozen=True)
+class DialogConfig:
+    ttl_seconds: int = 1800
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    page_size: int = 5
+    cache_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    wechat: WeChatConfig = field(default_factory=WeChatConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    redis: RedisConfig = field(default_factory=RedisConfig)
+    pay: PayConfig = field(default_factory=PayConfig)
+    staff: StaffConfig = field(default_factory=StaffConfig)
+    shop: ShopConfig = field(default_factory=ShopConfig)
+    dialog: DialogConfig = field(default_factory=DialogConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+
+    @property
+    def public_base_url(self) -> str:
+        """The URL customers' links point at (falls back to the listen address)."""
+        if self.server.base_url:
+            return self.server.base_url.rstrip("/")
+        host = "127.0.0.1" if self.server.host in ("0.0.0.0", "::", "") else self.server.host
+        return f"http://{host}:{self.server.port}"
+
+    def replace(self, **sections: Mapping[str, Any]) -> Config:
+        """A copy with some keys changed, validated like a file: `cfg.replace(shop={"locale": "en"})`."""
+        data = {name: dataclasses.asdict(getattr(self, name)) for name in _sections()}
+        for name, values in sections.items():
+            if name not in data:
+                raise ConfigError(f"unknown config section [{name}]")
+            data[name].update(values)
+        return build_config(data)
+
+
+def _sections() -> dict[str, type]:
+    hints = typing.get_type_hints(Config)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Config)}
+
+
+def _coerce(where: str, kind: Any, value: Any, *, from_env: bool) -> Any:
+    origin = typing.get_origin(kind)
+    if origin is tuple:
+        (item_kind, _ellipsis) = typing.get_args(kind)
+        if from_env and isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return tuple(_coerce(where, item_kind, v, from_env=from_env) for v in value)
+    if origin in (typing.Union, types.UnionType):
+        raise ConfigError(f"{where}: unsupported type")  # pragma: no cover - schema bug
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if from_env and isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if from_env and isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if kind is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if from_env and isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if kind is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    raise ConfigError(f"{where}: unsupported type {kind!r}")  # pragma: no cover
+
+
+def build_config(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Config:
+    """Validate a parsed TOML mapping (plus environment overrides) into a `Config`."""
+    sections = _sections()
+    merged: dict[str, dict[str, tuple[Any, bool]]] = {name: {} for name in sections}
+    for name, values in data.items():
+        if name not in sections:
+            raise ConfigError(f"unknown config section [{name}]")
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"[{name}] must be a table")
+        for key, value in values.items():
+            merged[name][key] = (value, False)
+    for var, value in (env or {}).items():
+        if not var.startswith(ENV_PREFIX) or var == CONFIG_ENV:
+            continue
+        name, sep, key = var[len(ENV_PREFIX):].lower().partition("__")
+        if not sep:
+            continue
+        if name not in sections:
+            raise ConfigError(f"{var}: unknown config section [{name}]")
+        merged[name][key] = (value, True)
+
+    built = {}
+    for name, section_type in sections.items():
+        hints = typing.get_type_hints(section_type)
+        known = {f.name for f in dataclasses.fields(section_type)}
+        kwargs = {}
+        for key, (value, from_env) in merged[name].items():
+            if key not in known:
+                raise ConfigError(f"unknown config key {name}.{key}")
+            kwargs[key] = _coerce(f"{name}.{key}", hints[key], value, from_env=from_env)
+        built[name] = section_type(**kwargs)
+    config = Config(**built)
+    _validate(config)
+    return config
+
+
+def _validate(config: Config) -> None:
+    if not 0 < config.server.port < 65536:
+        raise ConfigError("server.port: must be between 1 and 65535")
+    if config.server.max_body_bytes < 1024:
+        raise ConfigError("server.max_body_bytes: must be at least 1024")
+    if not 0.5 <= config.server.reply_deadline_seconds <= 4.8:
+        raise ConfigError("server.reply_deadline_seconds: must be between 0.5 and 4.8 (WeChat waits 5 s)")
+    if not config.wechat.token:
+        raise ConfigError("wechat.token: must not be empty")
+    key = config.wechat.encoding_aes_key
+    if key:
+        try:
+            raw = base64.b64decode(key + "=", validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(key) != 43 or len(raw) != 32:
+            raise ConfigError("wechat.encoding_aes_key: must be the 43-character key from the WeChat console")
+    if not config.database.url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        raise ConfigError("database.url: use sqlite+aiosqlite:///FILE or postgresql+asyncpg://...")
+    if config.redis.url and not config.redis.url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("redis.url: must start with redis://, rediss:// or unix://")
+    if config.pay.provider not in ("sandbox", "wechatpay_v3", "wechatpay_v2"):
+        raise ConfigError("pay.provider: must be sandbox, wechatpay_v3 or wechatpay_v2")
+    if config.shop.locale not in ("zh", "en"):
+        raise ConfigError("shop.locale: must be zh or en")
+    if config.dialog.ttl_seconds < 10:
+        raise ConfigError("dialog.ttl_seconds: must be at least 10")
+    if not 1 <= config.search.page_size <= 8:
+        raise ConfigError("search.page_size: must be between 1 and 8 (a news reply holds 8 articles)")
+
+
+def config_path(explicit: str | None = None, env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    return Path(explicit or env.get(CONFIG_ENV) or DEFAULT_PATH)
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read the config file (missing file = defaults) and apply environment overrides."""
+    env = dict(os.environ if env is None else env)
+    file = config_path(str(path) if path else None, env)
+    data: dict[str, Any] = {}
+    if file.exists():
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file}: {exc}") from exc
+    elif path or env.get(CONFIG_ENV):
+        raise ConfigError(f"config file {file} does not exist")
+    return build_config(data, env)

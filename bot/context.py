@@ -1,0 +1,26 @@
+"""What a handler gets: the message, who sent it, and the services it may call."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from bot.protocol import Inbound
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+
+@dataclass(slots=True)
+class Context:
+    msg: Inbound
+    services: Services
+    locale: str
+    is_staff: bool = False
+    match: re.Match[str] | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def openid(self) -> str:
+        return self.msg.openid

@@ -1,0 +1,67 @@
+"""One turn of the conversation: who is talking, which dialog is open, what to answer.
+
+Order of precedence: the routes that work everywhere (events, menu clicks, help,
+cancel…), then the open dialog, then the fallback (any other text is a search).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from bot.context import Context
+from bot.dialogs.base import Active, Expired
+from bot.protocol import Inbound
+from bot.replies import Reply, Text, with_notice
+from bot.router import Router
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+
+class Conversation:
+    def __init__(self, services: Services, *, routes: Router, fallback: Router, staff: Iterable[str] = ()) -> None:
+        self.services = services
+        self.routes = routes
+        self.fallback = fallback
+        self.staff = frozenset(staff)
+
+    async def respond(self, msg: Inbound) -> tuple[Reply, str]:
+        """The reply to one message, and the locale to say it in."""
+        services = self.services
+        customer = await services.customers.touch(msg.openid)
+        ctx = Context(
+            msg=msg,
+            services=services,
+            locale=customer.locale or services.config.shop.locale,
+            is_staff=msg.openid in self.staff,
+        )
+        try:
+            reply = await self._route(ctx)
+        except Exception:
+            log.exception("handler failed", extra={"kind": msg.kind, "event": msg.event})
+            return Text("error"), ctx.locale
+        keyword_locale = ctx.extras.get("keyword_locale")
+        if keyword_locale and keyword_locale != customer.locale:
+            await services.customers.touch(msg.openid, locale=keyword_locale)
+        return reply, keyword_locale or ctx.locale
+
+    async def _route(self, ctx: Context) -> Reply:
+        loaded = await self.services.dialogs.load(ctx.openid)
+        notice = None
+        if isinstance(loaded, Expired):
+            await self.services.dialogs.end(ctx.openid)
+            if loaded.dialog.expects(ctx):
+                return Text("dialog_expired", {"dialog": loaded.dialog.name})
+            notice = "dialog_expired"
+            ctx.extras["expired_dialog"] = loaded.dialog.name
+        reply = await self.routes.dispatch(ctx)
+        if reply is None and isinstance(loaded, Active):
+            reply = await self.services.dialogs.advance(ctx, loaded)
+        if reply is None:
+            reply = await self.fallback.dispatch(ctx)
+        if reply is None:
+            reply = Text("unsupported", {"kind": ctx.msg.kind})
+        if notice:
+            reply = with_notice(reply, notice)
+        return reply

@@ -1,0 +1,1 @@
+"""Dialog state machines (one module per dialog) and their runtime and store."""

@@ -1,0 +1,164 @@
+"""The dialog runtime: typed states, small versioned data, declared transitions, a TTL.
+
+A dialog is a class with a `StrEnum` of states, a dataclass of data (ids, not
+objects), the transitions it allows, and one handler per state (`@on(State.X)`).
+A handler returns a `Step`: the reply, the next state (or None to end) and the data.
+The runtime refuses undeclared transitions, stamps the data with the dialog's
+version (stale versions are dropped on load), and remembers when the dialog expires
+so the next message can be told so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+
+from bot.context import Context
+from bot.dialogs.store import DialogStore, StoredDialog
+from bot.keywords import match_keyword, parse_number
+from bot.replies import Reply
+
+S = TypeVar("S", bound=enum.StrEnum)
+D = TypeVar("D")
+
+
+class TransitionError(RuntimeError):
+    """A dialog tried to move to a state it did not declare (a programming error)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Step(Generic[S, D]):
+    reply: Reply
+    state: S | None = None  # None ends the dialog
+    data: D | None = None
+
+
+def on(*states: enum.StrEnum) -> Callable[[Callable[..., Awaitable[Step | None]]], Any]:
+    """Mark a method as the handler of one or more states."""
+
+    def mark(func: Callable[..., Awaitable[Step | None]]) -> Any:
+        func._dialog_states = states  # type: ignore[attr-defined]
+        return func
+
+    return mark
+
+
+class Dialog(Generic[S, D]):
+    name: ClassVar[str]
+    State: ClassVar[type[enum.StrEnum]]
+    Data: ClassVar[type]
+    version: ClassVar[int] = 1
+    initial: ClassVar[frozenset[enum.StrEnum]]
+    transitions: ClassVar[Mapping[enum.StrEnum, frozenset[enum.StrEnum]]]
+    _handlers: ClassVar[dict[str, str]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        handlers: dict[str, str] = {}
+        for attr, value in vars(cls).items():
+            for state in getattr(value, "_dialog_states", ()):
+                handlers[str(state)] = attr
+        cls._handlers = handlers
+        missing = [s for s in cls.State if str(s) not in handlers]
+        if missing:
+            raise TypeError(f"dialog {cls.name}: no handler for states {missing}")
+        undeclared = [s for s in cls.State if s not in cls.transitions]
+        if undeclared:
+            raise TypeError(f"dialog {cls.name}: no transitions declared for {undeclared}")
+
+    async def handle(self, ctx: Context, state: S, data: D) -> Step[S, D] | None:
+        """Run the state's handler; None means "not for me" and lets the message fall through."""
+        return await getattr(self, self._handlers[str(state)])(ctx, data)
+
+    def expects(self, ctx: Context) -> bool:
+        """Whether the message only makes sense inside this dialog (a number, next page…).
+
+        Used after expiry: such a message is answered with "this expired" instead of
+        being misread as a new search.
+        """
+        if ctx.msg.kind not in ("text", "voice"):
+            return False
+        keyword = match_keyword(ctx.msg.text)
+        return parse_number(ctx.msg.text) is not None or (
+            keyword is not None and keyword[0] in ("next", "prev", "back")
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Active:
+    dialog: Dialog[Any, Any]
+    state: enum.StrEnum
+    data: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Expired:
+    dialog: Dialog[Any, Any]
+
+
+class DialogRuntime:
+    def __init__(self, store: DialogStore, dialogs: Iterable[Dialog[Any, Any]], *, ttl_seconds: int) -> None:
+        self.store = store
+        self.ttl_seconds = ttl_seconds
+        self._dialogs = {d.name: d for d in dialogs}
+
+    def get(self, name: str) -> Dialog[Any, Any]:
+        return self._dialogs[name]
+
+    async def load(self, openid: str) -> Active | Expired | None:
+        stored = await self.store.get(openid)
+        if stored is None:
+            return None
+        dialog = self._dialogs.get(stored.dialog)
+        if dialog is None or stored.version != dialog.version:
+            await self.store.delete(openid)  # a dialog from an older release: start afresh
+            return None
+        if stored.expired():
+            return Expired(dialog)
+        try:
+            state = dialog.State(stored.state)
+            data = dialog.Data(**stored.data)
+        except (TypeError, ValueError):
+            await self.store.delete(openid)
+            return None
+        return Active(dialog, state, data)
+
+    async def start(self, ctx: Context, dialog: Dialog[Any, Any], step: Step[Any, Any]) -> Reply:
+        """Begin `dialog` with `step` (its state must be one of the dialog's initial states)."""
+        if step.state is not None and step.state not in dialog.initial:
+            raise TransitionError(f"{dialog.name} cannot start in {step.state}")
+        await self._save(ctx.openid, dialog, step)
+        return step.reply
+
+    async def advance(self, ctx: Context, active: Active) -> Reply | None:
+        """Let the active dialog handle the message; None when it declines."""
+        step = await active.dialog.handle(ctx, active.state, active.data)
+        if step is None:
+            return None
+        allowed = active.dialog.transitions[active.state]
+        if step.state is not None and step.state not in allowed:
+            raise TransitionError(f"{active.dialog.name}: {active.state} -> {step.state} is not declared")
+        await self._save(ctx.openid, active.dialog, step)
+        return step.reply
+
+    async def end(self, openid: str) -> None:
+        await self.store.delete(openid)
+
+    async def _save(self, openid: str, dialog: Dialog[Any, Any], step: Step[Any, Any]) -> None:
+        if step.state is None:
+            await self.store.delete(openid)
+            return
+        if not isinstance(step.data, dialog.Data):
+            raise TypeError(f"{dialog.name}: step data must be {dialog.Data.__name__}")
+        stored = StoredDialog(
+            dialog=dialog.name,
+            state=str(step.state),
+            version=dialog.version,
+            data=dataclasses.asdict(step.data),
+            expires_at=time.time() + self.ttl_seconds,
+        )
+        await self.store.put(openid, stored)

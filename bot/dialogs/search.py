@@ -1,0 +1,230 @@
+"""Search and browse: numbered product lists, paging, picking, product cards, categories.
+
+```mermaid
+stateDiagram-v2
+    [*] --> RESULTS: search text / hot / category / suggestions
+    [*] --> CATEGORIES: "分类" or the categories menu
+    CATEGORIES --> RESULTS: a number picks a category
+    CATEGORIES --> CATEGORIES: out-of-range number
+    RESULTS --> RESULTS: next / prev / out-of-range number
+    RESULTS --> CARD: a number picks a product
+    CARD --> CARD: another number
+    CARD --> RESULTS: back / next / prev
+    RESULTS --> [*]: cancel, or any other text (a new search)
+    CARD --> [*]: cancel, or any other text (a new search)
+```
+Numbers run across pages (page 2 shows 6-10), so "7" means the same product
+whichever page was shown last.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.context import Context
+from bot.dialogs.base import Dialog, Step, on
+from bot.keywords import match_keyword, parse_number
+from bot.replies import Card, News, Reply, Text
+from commerce.catalog import CatalogSnapshot, ProductView
+
+MAX_RESULTS = 50
+
+
+class SearchState(enum.StrEnum):
+    RESULTS = "results"
+    CARD = "card"
+    CATEGORIES = "categories"
+
+
+@dataclass(slots=True)
+class SearchData:
+    source: str  # search | suggest | hot | category | categories
+    title: str = ""
+    product_ids: list[int] = field(default_factory=list)
+    page: int = 0
+    category_ids: list[int] = field(default_factory=list)
+    product_id: int | None = None
+
+
+def _product_item(number: int, product: ProductView) -> dict[str, Any]:
+    return {
+        "number": number,
+        "name": product.name,
+        "subtitle": product.subtitle,
+        "price_min": product.min_price_fen,
+        "price_max": product.max_price_fen,
+        "stock": product.total_stock,
+        "in_stock": product.in_stock,
+    }
+
+
+def product_card(product: ProductView) -> News:
+    return News(
+        (
+            Card(
+                "product_card",
+                {
+                    "name": product.name,
+                    "subtitle": product.subtitle,
+                    "description": product.description,
+                    "category": product.category,
+                    "category_en": product.category_en,
+                    "price_min": product.min_price_fen,
+                    "price_max": product.max_price_fen,
+                    "in_stock": product.in_stock,
+                    "variants": [
+                        {"label": v.label, "price": v.price_fen, "stock": v.stock} for v in product.variants
+                    ],
+                },
+                picurl=product.image_url,
+                url=f"/products/{product.id}",
+            ),
+        )
+    )
+
+
+class SearchDialog(Dialog[SearchState, SearchData]):
+    name = "search"
+    State = SearchState
+    Data = SearchData
+    version = 1
+    initial = frozenset({SearchState.RESULTS, SearchState.CATEGORIES})
+    transitions = {
+        SearchState.RESULTS: frozenset({SearchState.RESULTS, SearchState.CARD}),
+        SearchState.CARD: frozenset({SearchState.CARD, SearchState.RESULTS}),
+        SearchState.CATEGORIES: frozenset({SearchState.CATEGORIES, SearchState.RESULTS}),
+    }
+
+    # ---- entry points -------------------------------------------------------------
+
+    async def search(self, ctx: Context, query: str) -> Reply:
+        snapshot = await ctx.services.catalog.snapshot()
+        hits = snapshot.search(query, limit=MAX_RESULTS)
+        if hits:
+            data = SearchData(source="search", title=query, product_ids=[h.product_id for h in hits])
+            return await self._start_list(ctx, snapshot, data)
+        suggestions = snapshot.suggest(query, limit=ctx.services.config.search.page_size)
+        if suggestions:
+            data = SearchData(source="suggest", title=query, product_ids=[h.product_id for h in suggestions])
+            return await self._start_list(ctx, snapshot, data)
+        await ctx.services.dialogs.end(ctx.openid)
+        hot = [_product_item(i, snapshot.products[pid]) for i, pid in enumerate(snapshot.hot[:3], 1)]
+        categories = [{"name": c.name, "name_en": c.name_en} for c in snapshot.categories]
+        return Text("nothing_found", {"query": query, "hot": hot, "categories": categories})
+
+    async def hot(self, ctx: Context) -> Reply:
+        snapshot = await ctx.services.catalog.snapshot()
+        data = SearchData(source="hot", product_ids=list(snapshot.hot[:MAX_RESULTS]))
+        return await self._start_list(ctx, snapshot, data)
+
+    async def category(self, ctx: Context, category_id: int) -> Reply:
+        snapshot = await ctx.services.catalog.snapshot()
+        category = snapshot.category(category_id)
+        if category is None:
+            return Text("category_missing")
+        data = SearchData(
+            source="category",
+            title=category.name if ctx.locale == "zh" else (category.name_en or category.name),
+            product_ids=list(category.product_ids[:MAX_RESULTS]),
+        )
+        return await self._start_list(ctx, snapshot, data)
+
+    async def categories(self, ctx: Context) -> Reply:
+        snapshot = await ctx.services.catalog.snapshot()
+        data = SearchData(source="categories", category_ids=[c.id for c in snapshot.categories])
+        step = Step(self._categories_reply(snapshot, data), SearchState.CATEGORIES, data)
+        return await ctx.services.dialogs.start(ctx, self, step)
+
+    async def _start_list(self, ctx: Context, snapshot: CatalogSnapshot, data: SearchData) -> Reply:
+        step = Step(self._list_reply(ctx, snapshot, data), SearchState.RESULTS, data)
+        return await ctx.services.dialogs.start(ctx, self, step)
+
+    # ---- states ---------------------------------------------------------------------
+
+    @on(SearchState.RESULTS, SearchState.CARD)
+    async def on_list(self, ctx: Context, data: SearchData) -> Step[SearchState, SearchData] | None:
+        snapshot = await ctx.services.catalog.snapshot()
+        keyword = match_keyword(ctx.msg.text)
+        if keyword and keyword[0] in ("next", "prev", "back"):
+            return self._turn_page(ctx, snapshot, data, keyword[0])
+        number = parse_number(ctx.msg.text)
+        if number is None:
+            return None  # anything else is a new search
+        if not 1 <= number <= len(data.product_ids):
+            reply = Text("pick_out_of_range", {"number": number, "count": len(data.product_ids)})
+            return Step(reply, SearchState.RESULTS if data.product_id is None else SearchState.CARD, data)
+        product = await ctx.services.catalog.product(data.product_ids[number - 1])
+        if product is None:
+            return Step(Text("product_unavailable", {"number": number}), SearchState.RESULTS, data)
+        data.product_id = product.id
+        return Step(product_card(product), SearchState.CARD, data)
+
+    @on(SearchState.CATEGORIES)
+    async def on_categories(self, ctx: Context, data: SearchData) -> Step[SearchState, SearchData] | None:
+        number = parse_number(ctx.msg.text)
+        if number is None:
+            return None
+        snapshot = await ctx.services.catalog.snapshot()
+        if not 1 <= number <= len(data.category_ids):
+            reply = Text("pick_out_of_range", {"number": number, "count": len(data.category_ids)})
+            return Step(reply, SearchState.CATEGORIES, data)
+        category = snapshot.category(data.category_ids[number - 1])
+        if category is None:
+            return Step(Text("category_missing"), SearchState.CATEGORIES, data)
+        listing = SearchData(
+            source="category",
+            title=category.name if ctx.locale == "zh" else (category.name_en or category.name),
+            product_ids=list(category.product_ids[:MAX_RESULTS]),
+        )
+        return Step(self._list_reply(ctx, snapshot, listing), SearchState.RESULTS, listing)
+
+    # ---- helpers --------------------------------------------------------------------
+
+    def _turn_page(
+        self, ctx: Context, snapshot: CatalogSnapshot, data: SearchData, direction: str
+    ) -> Step[SearchState, SearchData]:
+        pages = self._pages(ctx, data)
+        target = data.page + {"next": 1, "prev": -1, "back": 0}[direction]
+        data.product_id = None
+        if not 0 <= target < pages:
+            edge = "last_page" if direction == "next" else "first_page"
+            return Step(self._list_reply(ctx, snapshot, data, notice=edge), SearchState.RESULTS, data)
+        data.page = target
+        return Step(self._list_reply(ctx, snapshot, data), SearchState.RESULTS, data)
+
+    def _pages(self, ctx: Context, data: SearchData) -> int:
+        size = ctx.services.config.search.page_size
+        return max(1, -(-len(data.product_ids) // size))
+
+    def _list_reply(
+        self, ctx: Context, snapshot: CatalogSnapshot, data: SearchData, *, notice: str | None = None
+    ) -> Text:
+        size = ctx.services.config.search.page_size
+        start = data.page * size
+        items = [
+            _product_item(start + i + 1, snapshot.products[pid])
+            for i, pid in enumerate(data.product_ids[start : start + size])
+            if pid in snapshot.products
+        ]
+        view = {
+            "source": data.source,
+            "title": data.title,
+            "items": items,
+            "page": data.page + 1,
+            "pages": self._pages(ctx, data),
+            "total": len(data.product_ids),
+        }
+        return Text("search_results", view, notices=(notice,) if notice else ())
+
+    def _categories_reply(self, snapshot: CatalogSnapshot, data: SearchData) -> Text:
+        items = []
+        for number, category_id in enumerate(data.category_ids, 1):
+            category = snapshot.category(category_id)
+            if category is not None:
+                items.append(
+                    {"number": number, "name": category.name, "name_en": category.name_en,
+                     "count": len(category.product_ids)}
+                )
+        return Text("categories", {"items": items})

@@ -1,0 +1,70 @@
+"""Events: follow / unfollow, QR scans, menu clicks and the events that need no answer."""
+
+from __future__ import annotations
+
+import re
+
+from bot.context import Context
+from bot.replies import Reply, Silence, Text
+from bot.router import Event, MenuKey, MsgType, Router
+
+router = Router()
+
+# Custom-menu keys (pushed by a later `storefront menu push`): see config.example.toml.
+MENU_HOT = "HOT"
+MENU_CATEGORIES = "CATEGORIES"
+MENU_HELP = "HELP"
+MENU_CATEGORY_PREFIX = "CATEGORY_"
+
+
+@router.route(Event("subscribe"))
+async def subscribe(ctx: Context) -> Reply:
+    await ctx.services.customers.touch(ctx.openid, subscribed=True)
+    scene = ctx.msg.event_key.removeprefix("qrscene_") if ctx.msg.event_key else ""
+    return Text("welcome", {"scene": scene})
+
+
+@router.route(Event("unsubscribe"))
+async def unsubscribe(ctx: Context) -> Reply:
+    await ctx.services.customers.touch(ctx.openid, subscribed=False)
+    await ctx.services.dialogs.end(ctx.openid)
+    return Silence()  # WeChat delivers nothing to someone who just left
+
+
+@router.route(Event("scan"))
+async def scan(ctx: Context) -> Reply:
+    return Text("welcome_back", {"scene": ctx.msg.event_key})
+
+
+@router.route(MenuKey(MENU_HOT))
+async def menu_hot(ctx: Context) -> Reply:
+    return await ctx.services.dialogs.get("search").hot(ctx)
+
+
+@router.route(MenuKey(MENU_CATEGORIES))
+async def menu_categories(ctx: Context) -> Reply:
+    return await ctx.services.dialogs.get("search").categories(ctx)
+
+
+@router.route(MenuKey(MENU_HELP))
+async def menu_help(ctx: Context) -> Reply:
+    return Text("help")
+
+
+@router.route(MenuKey(prefix=MENU_CATEGORY_PREFIX))
+async def menu_category(ctx: Context) -> Reply:
+    found = re.fullmatch(r"\d{1,9}", ctx.msg.event_key.removeprefix(MENU_CATEGORY_PREFIX))
+    if not found:
+        return Text("category_missing")
+    return await ctx.services.dialogs.get("search").category(ctx, int(found.group()))
+
+
+@router.route(Event("click"))
+async def unknown_click(ctx: Context) -> Reply:
+    return Text("help")
+
+
+@router.route(MsgType("event"))
+async def quiet_event(ctx: Context) -> Reply:
+    """VIEW, LOCATION reports, TEMPLATESENDJOBFINISH and unknown events need no answer."""
+    return Silence()

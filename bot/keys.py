@@ -1,0 +1,21 @@
+"""Typed application keys: the app's state, built by the factory (no module globals)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.config import Config
+from bot.inbox import Inbox
+from bot.metrics import Metrics
+from bot.outbound import OutboundSender
+from bot.render import Renderer
+from bot.services import Services
+
+CONFIG = web.AppKey("config", Config)
+ENGINE = web.AppKey("engine", AsyncEngine)
+SERVICES = web.AppKey("services", Services)
+RENDERER = web.AppKey("renderer", Renderer)
+INBOX = web.AppKey("inbox", Inbox)
+OUTBOUND = web.AppKey("outbound", OutboundSender)
+METRICS = web.AppKey("metrics", Metrics)

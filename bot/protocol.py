@@ -1,0 +1,151 @@
+"""WeChat's message protocol as pure functions: signatures, safe-mode crypto, parsing.
+
+Order matters for safety: the signature is checked on the raw request before any XML
+parser sees the body; only then is the body decrypted (safe mode) and parsed, and
+anything with a DTD or entity declaration is refused outright.
+wechatpy supplies the AES envelope and the message parser; the signature comparison
+is ours so that it runs in constant time.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from wechatpy import parse_message
+from wechatpy.crypto import PrpCrypto
+
+_ENCRYPT_RE = re.compile(rb"<Encrypt>\s*(?:<!\[CDATA\[([A-Za-z0-9+/=]+)\]\]>|([A-Za-z0-9+/=]+))\s*</Encrypt>")
+_FORBIDDEN = (b"<!DOCTYPE", b"<!ENTITY", b"<!doctype", b"<!entity")
+
+
+class ProtocolError(Exception):
+    """A request that is not a well-formed WeChat message (answered with 400)."""
+
+
+class SignatureError(Exception):
+    """A request that is not provably from WeChat (answered with 403)."""
+
+
+def signature(token: str, *parts: str) -> str:
+    """WeChat's signature: sha1 over the sorted token, timestamp, nonce (and Encrypt)."""
+    return hashlib.sha1("".join(sorted((token, *parts))).encode()).hexdigest()
+
+
+def check_signature(expected: str | None, token: str, *parts: str) -> None:
+    if not expected or not hmac.compare_digest(expected.encode(), signature(token, *parts).encode()):
+        raise SignatureError("bad signature")
+
+
+def check_freshness(timestamp: str, *, max_skew: int, now: float | None = None) -> None:
+    """Refuse replays of old captures when a maximum clock skew is configured (0 = off)."""
+    if max_skew <= 0:
+        return
+    try:
+        sent = int(timestamp)
+    except ValueError as exc:
+        raise SignatureError("bad timestamp") from exc
+    if abs((now or time.time()) - sent) > max_skew:
+        raise SignatureError("stale timestamp")
+
+
+def aes_key(encoding_aes_key: str) -> bytes:
+    return base64.b64decode(encoding_aes_key + "=")
+
+
+def extract_encrypt(body: bytes) -> str:
+    """The Encrypt element of a safe-mode body, found without an XML parser."""
+    found = _ENCRYPT_RE.search(body)
+    if not found:
+        raise SignatureError("safe-mode request without Encrypt")
+    return (found.group(1) or found.group(2)).decode()
+
+
+def decrypt(encrypt: str, *, key: bytes, appid: str) -> bytes:
+    try:
+        return PrpCrypto(key).decrypt(encrypt, appid).encode()
+    except Exception as exc:  # wechatpy raises a mix of types for bad input
+        raise SignatureError("cannot decrypt for this app") from exc
+
+
+def encrypt_reply(xml: str, *, token: str, key: bytes, appid: str) -> str:
+    """The safe-mode envelope of a reply, signed with a fresh nonce and timestamp."""
+    encrypted = PrpCrypto(key).encrypt(xml, appid)
+    encrypted = encrypted.decode() if isinstance(encrypted, bytes) else encrypted
+    timestamp = str(int(time.time()))
+    nonce = secrets.token_hex(8)
+    msg_signature = signature(token, timestamp, nonce, encrypted)
+    return (
+        f"<xml><Encrypt><![CDATA[{encrypted}]]></Encrypt>"
+        f"<MsgSignature><![CDATA[{msg_signature}]]></MsgSignature>"
+        f"<TimeStamp>{timestamp}</TimeStamp><Nonce><![CDATA[{nonce}]]></Nonce></xml>"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One message or event from a user, reduced to what the bot needs."""
+
+    openid: str
+    account: str
+    kind: str
+    create_time: int
+    msg_id: str | None = None
+    text: str = ""
+    event: str | None = None
+    event_key: str = ""
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dedupe_key(self) -> str:
+        """MsgId for messages; FromUserName + CreateTime + Event (+ EventKey) for events.
+
+        EventKey is part of the key so that two different menu clicks within one
+        second are not mistaken for a retry.
+        """
+        if self.msg_id:
+            return f"m:{self.msg_id}"
+        return f"e:{self.openid}:{self.create_time}:{self.event or self.kind}:{self.event_key}"
+
+
+def parse(xml: bytes) -> Inbound:
+    """Parse a (verified, decrypted) message. Raises ProtocolError on anything odd."""
+    if any(marker in xml for marker in _FORBIDDEN):
+        raise ProtocolError("DTDs and entities are not accepted")
+    try:
+        message = parse_message(xml.decode("utf-8"))
+        data: dict[str, Any] = dict(message._data)  # the raw fields, as wechatpy parsed them
+    except Exception as exc:
+        raise ProtocolError("malformed message XML") from exc
+    openid = str(data.get("FromUserName") or "")
+    kind = str(data.get("MsgType") or "").lower()
+    if not openid or not kind or len(openid) > 64:
+        raise ProtocolError("message without sender or type")
+    try:
+        create_time = int(data.get("CreateTime") or 0)
+    except (TypeError, ValueError) as exc:
+        raise ProtocolError("bad CreateTime") from exc
+    event = str(data["Event"]).lower() if kind == "event" and data.get("Event") else None
+    text = ""
+    if kind == "text":
+        text = str(data.get("Content") or "")
+    elif kind == "voice":
+        text = str(data.get("Recognition") or "")
+    msg_id = data.get("MsgId") or data.get("MsgID")
+    return Inbound(
+        openid=openid,
+        account=str(data.get("ToUserName") or ""),
+        kind=kind,
+        create_time=create_time,
+        msg_id=str(msg_id) if msg_id and kind != "event" else None,
+        text=text,
+        event=event,
+        event_key=str(data.get("EventKey") or ""),
+        fields={k: v for k, v in data.items() if isinstance(v, str)},
+    )

@@ -1,0 +1,139 @@
+"""Turn replies into words (jinja2 templates per locale) and words into WeChat XML."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+from wechatpy.replies import ArticlesReply, TextReply, TransferCustomerServiceReply
+
+import templates
+from bot.replies import Card, News, Reply, Silence, Text, TransferToHuman
+
+MESSAGES_DIR = Path(templates.__file__).parent / "messages"
+LOCALES = ("zh", "en")
+TEXT_LIMIT_BYTES = 2000  # WeChat truncates text replies past 2048 bytes
+TITLE_LIMIT = 64
+DESCRIPTION_LIMIT = 240
+
+
+def yuan(fen: int) -> str:
+    """Integer fen as a price: 3990 -> "¥39.90"."""
+    sign = "-" if fen < 0 else ""
+    fen = abs(int(fen))
+    return f"{sign}¥{fen // 100}.{fen % 100:02d}"
+
+
+def cdata_safe(text: str) -> str:
+    """Text that cannot end a CDATA section early (user input is echoed in replies)."""
+    return text.replace("]]>", "]] >")
+
+
+def clip_bytes(text: str, limit: int) -> str:
+    encoded = text.encode("utf-8")
+    if len(encoded) <= limit:
+        return text
+    return encoded[: limit - 3].decode("utf-8", errors="ignore") + "…"
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedArticle:
+    title: str
+    description: str
+    picurl: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A reply in words: `kind` is text, news, transfer or silence."""
+
+    kind: str
+    text: str = ""
+    articles: tuple[RenderedArticle, ...] = ()
+
+
+class Renderer:
+    def __init__(
+        self, *, default_locale: str, base_url: str, shop_name: str, directory: Path = MESSAGES_DIR
+    ) -> None:
+        self.default_locale = default_locale
+        self.shop_context = {"name": shop_name, "base_url": base_url.rstrip("/")}
+        self.base_url = base_url.rstrip("/")
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(directory)),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+            autoescape=False,
+        )
+        self.env.filters["yuan"] = yuan
+        self.env.filters["clip"] = clip
+
+    def _template(self, name: str, locale: str) -> jinja2.Template:
+        locale = locale if locale in LOCALES else self.default_locale
+        return self.env.get_template(f"{locale}/{name}.j2")
+
+    def text(self, name: str, locale: str, data: dict | None = None) -> str:
+        context = {"shop": self.shop_context, **(data or {})}
+        return self._template(name, locale).render(context).strip()
+
+    def _block(self, template: jinja2.Template, block: str, data: dict) -> str:
+        context = template.new_context({"shop": self.shop_context, **data})
+        return "".join(template.blocks[block](context)).strip()
+
+    def absolute(self, url: str) -> str:
+        if not url or url.startswith(("http://", "https://")):
+            return url
+        return f"{self.base_url}/{url.lstrip('/')}"
+
+    def render(self, reply: Reply, locale: str) -> Rendered:
+        if isinstance(reply, Text):
+            lines = [self.text(n, locale, reply.data) for n in reply.notices]
+            lines.append(self.text(reply.template, locale, reply.data))
+            return Rendered("text", text=clip_bytes(cdata_safe("\n\n".join(lines)), TEXT_LIMIT_BYTES))
+        if isinstance(reply, News):
+            return Rendered("news", articles=tuple(self._article(c, locale) for c in reply.cards[:8]))
+        if isinstance(reply, TransferToHuman):
+            return Rendered("transfer")
+        if isinstance(reply, Silence):
+            return Rendered("silence")
+        raise TypeError(f"not a reply: {reply!r}")
+
+    def _article(self, card: Card, locale: str) -> RenderedArticle:
+        template = self._template(card.template, locale)
+        return RenderedArticle(
+            title=cdata_safe(clip(self._block(template, "title", card.data), TITLE_LIMIT)),
+            description=cdata_safe(clip(self._block(template, "description", card.data), DESCRIPTION_LIMIT)),
+            picurl=self.absolute(card.picurl),
+            url=self.absolute(card.url),
+        )
+
+
+def to_xml(rendered: Rendered, *, openid: str, account: str) -> str | None:
+    """The passive-reply XML for WeChat, or None when the answer is plain "success"."""
+    common = {"target": openid, "source": account, "time": int(time.time())}
+    if rendered.kind == "text":
+        return TextReply(content=rendered.text, **common).render()
+    if rendered.kind == "news":
+        reply = ArticlesReply(**common)
+        for article in rendered.articles:
+            reply.add_article(
+                {
+                    "title": article.title,
+                    "description": article.description,
+                    "image": article.picurl,
+                    "url": article.url,
+                }
+            )
+        return reply.render()
+    if rendered.kind == "transfer":
+        return TransferCustomerServiceReply(**common).render()
+    return None

@@ -1,0 +1,66 @@
+"""Customers: who has talked to the shop, since when, in which language."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from commerce.models import Customer, utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerInfo:
+    id: int
+    openid: str
+    locale: str | None
+    subscribed: bool
+    first_seen: datetime
+    is_new: bool
+
+
+async def touch_customer(
+    session: AsyncSession,
+    openid: str,
+    *,
+    locale: str | None = None,
+    subscribed: bool | None = None,
+    messaged: bool = True,
+) -> CustomerInfo:
+    """Record that `openid` is here now (creating the customer on first contact).
+
+    `locale` is remembered when given (the customer used a zh or en keyword);
+    `subscribed` follows subscribe/unsubscribe events; `messaged` stamps the start
+    of WeChat's 48-hour customer-service window. The caller commits.
+    """
+    now = utcnow()
+    customer = await session.scalar(select(Customer).where(Customer.openid == openid))
+    is_new = customer is None
+    if customer is None:
+        customer = Customer(openid=openid, first_seen=now, last_seen=now, subscribed=True)
+        try:
+            async with session.begin_nested():
+                session.add(customer)
+        except IntegrityError:  # the same new customer arrived on another worker
+            customer = await session.scalar(select(Customer).where(Customer.openid == openid))
+            is_new = False
+            assert customer is not None
+    customer.last_seen = now
+    if messaged:
+        customer.last_message_at = now
+    if locale is not None:
+        customer.locale = locale
+    if subscribed is not None:
+        customer.subscribed = subscribed
+    await session.flush()
+    return CustomerInfo(
+        id=customer.id,
+        openid=customer.openid,
+        locale=customer.locale,
+        subscribed=customer.subscribed,
+        first_seen=customer.first_seen,
+        is_new=is_new,
+    )

@@ -1,0 +1,600 @@
+"""Product search: an in-memory fuzzy and pinyin index over the catalog.
+
+Customers type whatever comes to mind into a chat box: Chinese ("苹果"), English
+("Apples"), pinyin ("pingguo", "ping guo", "pg"), typos ("aple", "iphnoe") and
+homophones ("平果"). The catalog (up to ~100k SKUs) fits easily in memory, and a
+search must answer in a few milliseconds so that it never threatens WeChat's
+5-second reply budget, so there is no database round trip here.
+
+How a query is answered:
+
+1. The query is normalised (NFKC, lower case, punctuation and emoji dropped, capped).
+2. It is cut into grams (CJK unigrams and bigrams, padded latin trigrams, pinyin
+   trigrams of its Chinese part, pinyin initials bigrams).
+3. The inverted index gives, rarest gram first and within a fixed posting budget, the
+   documents that share grams with the query; the few hundred that share the most
+   become the shortlist.
+4. Only the shortlist is scored precisely with rapidfuzz, field by field (the name
+   weighs most), and the hits above a threshold are returned best first.
+
+Document numbers inside the index follow popularity (most popular first), so every
+tie, and every posting list cut short by the budget, favours best sellers.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import chain
+
+from pypinyin import Style, lazy_pinyin
+from pypinyin.seg.mmseg import seg as _pinyin_segmenter
+from rapidfuzz import fuzz, process
+from rapidfuzz.distance import LCSseq
+
+__all__ = ["SearchDoc", "SearchHit", "SearchIndex"]
+
+MAX_RAW_CHARS = 256
+"""Raw input beyond this is ignored before any work, so 10 KB of text costs nothing."""
+MAX_QUERY_CHARS = 64
+"""Normalised queries are capped: nobody searches a shop with a paragraph."""
+SHORTLIST_SIZE = 200
+"""How many candidates are scored precisely with rapidfuzz (the expensive step)."""
+POSTING_BUDGET = 40_000
+"""How many posting entries one query may count; bounds the cost of common grams."""
+SEARCH_MIN_SCORE = 70.0
+"""Below this a hit is noise for search() (a shared letter, a loose typo)."""
+SEARCH_RELATIVE_WINDOW = 15.0
+"""search() drops hits this far below the best one ("apple" should not bring "maple")."""
+SUGGEST_MIN_SCORE = 45.0
+"""suggest() answers "did you mean…", so it accepts much looser matches."""
+PRUNE_RATIO = 0.34
+"""search() only scores candidates sharing at least this share of the best gram count."""
+
+# Field weights: a match on the name beats the same match anywhere else.
+W_NAME = 1.0
+W_AUX = 0.95  # subtitle, tags, category
+W_PINYIN = 0.95  # latin query word against the pinyin of the name
+W_AUX_PINYIN = 0.9  # latin query word against the pinyin of tags and category
+W_HOMOPHONE = 0.9  # Chinese query matching the name only by its sound
+W_INITIALS = 0.85  # "pg" for 苹果
+PREFIX_SCORE = 90.0  # "choc" for "chocolate"
+
+_CJK_RANGES = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_PARTS_RE = re.compile(f"[{_CJK_RANGES}]+|[a-z]+|[0-9]+")
+_CJK_RE = re.compile(f"[{_CJK_RANGES}]")
+_VOWELS = frozenset("aeiou")
+_INITIALS_MARK = "#"
+
+_ENGLISH_STOPWORDS = frozenset(
+    "a an the and or of for with in on to at by from i me my we you do does have has is "
+    "are want need buy some any please".split()
+)
+_CHINESE_FILLERS: tuple[str, ...] = (
+    "我想要买",
+    "我想要",
+    "我想买",
+    "我要买",
+    "想要买",
+    "有没有",
+    "多少钱",
+    "请问",
+    "帮我找",
+    "帮我",
+    "给我来",
+    "给我",
+    "来一份",
+    "来一个",
+    "我想",
+    "我要",
+    "想买",
+    "要买",
+    "搜索",
+    "有吗",
+    "吗",
+    "呢",
+    "吧",
+    "啊",
+)
+"""Chat filler around the product word ("我想买苹果"), removed before matching."""
+
+
+@dataclass(frozen=True, slots=True)
+class SearchDoc:
+    """One product as the search index sees it (built by the catalog from its rows)."""
+
+    product_id: int
+    name: str
+    subtitle: str
+    tags: tuple[str, ...]
+    category: str
+    popularity: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A product that matched, with a score from 0 to 100 (100: exact)."""
+
+    product_id: int
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """The precomputed, normalised fields of one document, ready for scoring.
+
+    Word and syllable strings are space-separated with a leading and trailing space,
+    so that whole-word and word-prefix checks are single substring searches.
+    """
+
+    product_id: int
+    name: str  # normalised name
+    name_words: str  # " iphone 15 pro " stemmed latin words and numbers of the name
+    aux_words: str  # the same for subtitle, tags and category
+    aux_cjk: str  # Chinese text of subtitle, tags and category
+    name_syllables: str  # " yan tai hong fu shi ping guo "
+    name_initials: str  # "ythfspg", one chunk per Chinese run
+    aux_syllables: str  # the same as name_syllables for subtitle, tags and category
+
+
+@dataclass(frozen=True, slots=True)
+class _CjkPart:
+    """A run of Chinese characters from the query, with its pinyin for homophones."""
+
+    text: str
+    syllables: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Query:
+    cjk_parts: tuple[_CjkPart, ...]
+    words: tuple[str, ...]  # stemmed latin words and numbers
+    grams: tuple[str, ...]
+
+
+class SearchIndex:
+    """An immutable in-memory index; rebuild it when the catalog changes.
+
+    Building 100k documents takes a few seconds, so the catalog rebuilds it in the
+    background and swaps the reference; readers never see a half-built index.
+    """
+
+    def __init__(self, docs: Iterable[SearchDoc]) -> None:
+        ordered = sorted(docs, key=lambda doc: (-doc.popularity, doc.product_id))
+        postings: dict[str, list[int]] = {}
+        entries: list[_Entry] = []
+        for number, doc in enumerate(ordered):
+            entry, grams = _build_entry(doc)
+            entries.append(entry)
+            for gram in grams:
+                bucket = postings.get(gram)
+                if bucket is None:
+                    postings[gram] = [number]
+                else:
+                    bucket.append(number)
+        self._entries: tuple[_Entry, ...] = tuple(entries)
+        self._postings: dict[str, tuple[int, ...]] = {
+            gram: tuple(numbers) for gram, numbers in postings.items()
+        }
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def search(self, query: str, *, limit: int = 50) -> list[SearchHit]:
+        """Products matching the query, best first (score, then popularity)."""
+        return self._rank(
+            query,
+            limit=limit,
+            min_score=SEARCH_MIN_SCORE,
+            window=SEARCH_RELATIVE_WINDOW,
+            prune=True,
+        )
+
+    def suggest(self, query: str, *, limit: int = 3) -> list[SearchHit]:
+        """Close matches for "nothing found, did you mean…", with a much lower bar."""
+        return self._rank(query, limit=limit, min_score=SUGGEST_MIN_SCORE, window=None, prune=False)
+
+    def _rank(
+        self,
+        query: str,
+        *,
+        limit: int,
+        min_score: float,
+        window: float | None,
+        prune: bool,
+    ) -> list[SearchHit]:
+        if limit <= 0:
+            return []
+        parsed = _parse_query(query)
+        if parsed is None:
+            return []
+        candidates = self._shortlist(
+            parsed.grams, size=max(SHORTLIST_SIZE, 2 * limit), prune=prune
+        )
+        best_by_product: dict[int, tuple[float, int]] = {}
+        for number in candidates:
+            entry = self._entries[number]
+            score = _score(parsed, entry)
+            if score < min_score:
+                continue
+            known = best_by_product.get(entry.product_id)
+            if known is None or (-score, number) < (-known[0], known[1]):
+                best_by_product[entry.product_id] = (score, number)
+        if not best_by_product:
+            return []
+        ranked = sorted(best_by_product.items(), key=lambda item: (-item[1][0], item[1][1]))
+        if window is not None:
+            floor = ranked[0][1][0] - window
+            ranked = [item for item in ranked if item[1][0] >= floor]
+        return [SearchHit(product_id, round(score, 2)) for product_id, (score, _) in ranked[:limit]]
+
+    def _shortlist(self, grams: Sequence[str], *, size: int, prune: bool) -> list[int]:
+        """The documents sharing the most grams with the query, rarest grams first.
+
+        Common grams are cut at a total posting budget (their lists are in popularity
+        order, so the cut keeps best sellers), which bounds the cost of any query.
+        """
+        lists = sorted(
+            (self._postings[gram] for gram in grams if gram in self._postings), key=len
+        )
+        chosen: list[tuple[int, ...]] = []
+        budget = POSTING_BUDGET
+        for numbers in lists:
+            if budget <= 0:
+                break
+            chosen.append(numbers if len(numbers) <= budget else numbers[:budget])
+            budget -= len(numbers)
+        counts = Counter(chain.from_iterable(chosen))
+        if not counts:
+            return []
+        if prune:
+            floor = max(counts.values()) * PRUNE_RATIO
+            counts = Counter({n: c for n, c in counts.items() if c >= floor})
+        return _top_by_count(counts, size)
+
+
+def _top_by_count(counts: Counter[int], size: int) -> list[int]:
+    """The `size` documents with the highest counts, ties to the lower (more popular) number.
+
+    Uses a histogram of counts to find the cut, so no Python-level key function
+    runs over the (possibly tens of thousands of) counted documents.
+    """
+    if len(counts) <= size:
+        return sorted(counts)
+    histogram = Counter(counts.values())
+    threshold = 0
+    total = 0
+    for count in sorted(histogram, reverse=True):
+        total += histogram[count]
+        if total >= size:
+            threshold = count
+            break
+    selected = sorted(number for number, count in counts.items() if count >= threshold)
+    selected.sort(key=counts.__getitem__, reverse=True)
+    return selected[:size]
+
+
+# ---------------------------------------------------------------------------
+# Normalisation and pinyin
+
+
+def _clean(text: str) -> list[str]:
+    """Chinese runs, latin words and numbers of a text, normalised (NFKC, lower case).
+
+    Full-width letters become ASCII, accents are dropped ("píngguǒ" -> "pingguo"), and
+    everything else (punctuation, emoji, symbols) separates parts.
+    """
+    text = unicodedata.normalize("NFKC", text).lower()
+    if not text.isascii():
+        text = "".join(
+            char for char in unicodedata.normalize("NFD", text) if not unicodedata.combining(char)
+        )
+    return _PARTS_RE.findall(text)
+
+
+def _stem(word: str) -> str:
+    """A tiny plural stripper so that "apples" meets "apple" and "berries" meets "berry"."""
+    if len(word) <= 3 or not word.isalpha():
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith(("ches", "shes", "sses", "xes", "zes")):
+        return word[:-2]
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def _is_cjk(part: str) -> bool:
+    return _CJK_RE.match(part) is not None
+
+
+@lru_cache(maxsize=65536)
+def _word_syllables(word: str) -> tuple[str, ...]:
+    """Pinyin of one segmented word; cached because product names reuse their words."""
+    return tuple(lazy_pinyin(word, style=Style.NORMAL, errors="ignore"))
+
+
+def _syllables(run: str) -> tuple[str, ...]:
+    """Toneless pinyin of a Chinese run, with word-aware readings (重庆 -> chong qing).
+
+    Segmenting first and caching per word is ten times faster than calling
+    lazy_pinyin on every whole name, which matters at 100k documents.
+    """
+    return tuple(
+        syllable for word in _pinyin_segmenter.cut(run) for syllable in _word_syllables(word)
+    )
+
+
+def _latin_words(parts: Iterable[str]) -> list[str]:
+    return [_stem(part) for part in parts if not _is_cjk(part) and part not in _ENGLISH_STOPWORDS]
+
+
+def _spaced(words: Iterable[str]) -> str:
+    joined = " ".join(words)
+    return f" {joined} " if joined else ""
+
+
+# ---------------------------------------------------------------------------
+# Grams
+
+
+def _cjk_grams(run: str) -> Iterator[str]:
+    yield from run
+    for start in range(len(run) - 1):
+        yield run[start : start + 2]
+
+
+def _word_grams(word: str) -> Iterator[str]:
+    """Padded trigrams: " ap", "app", "ppl", "ple", "le " (short words still get one)."""
+    padded = f" {word} "
+    for start in range(len(padded) - 2):
+        yield padded[start : start + 3]
+
+
+def _pinyin_grams(syllables: Sequence[str]) -> Iterator[str]:
+    """Trigrams of the joined pinyin plus the padded edges of every syllable.
+
+    The edges let a padded query word ("pingguo" -> " pi", "uo ") meet syllables
+    that sit in the middle of a longer name.
+    """
+    joined = "".join(syllables)
+    for start in range(len(joined) - 2):
+        yield joined[start : start + 3]
+    for syllable in syllables:
+        yield " " + syllable[:2]
+        yield syllable[-2:] + " "
+
+
+def _initials_grams(initials: str) -> Iterator[str]:
+    for start in range(len(initials) - 1):
+        yield _INITIALS_MARK + initials[start : start + 2]
+
+
+def _looks_like_initials(word: str) -> bool:
+    """"pg" or "hfs" are pinyin initials; real words and pinyin syllables have vowels."""
+    return len(word) >= 2 and word.isalpha() and not (_VOWELS & set(word))
+
+
+# ---------------------------------------------------------------------------
+# Building documents
+
+
+def _build_entry(doc: SearchDoc) -> tuple[_Entry, set[str]]:
+    """Normalise one document once, at build time, and list its grams."""
+    name_parts = _clean(doc.name)
+    aux_parts = list(chain(_clean(doc.subtitle), _clean(" ".join(doc.tags)), _clean(doc.category)))
+    name_runs = [part for part in name_parts if _is_cjk(part)]
+    aux_runs = list(dict.fromkeys(part for part in aux_parts if _is_cjk(part)))
+    name_words = list(dict.fromkeys(_latin_words(name_parts)))
+    aux_words = list(dict.fromkeys(_latin_words(aux_parts)))
+    name_syllables = [_syllables(run) for run in name_runs]
+    aux_syllables = [_syllables(run) for run in aux_runs]
+    name_initials = ["".join(s[0] for s in syllables if s) for syllables in name_syllables]
+
+    grams: set[str] = set()
+    for run in chain(name_runs, aux_runs):
+        grams.update(_cjk_grams(run))
+    for word in chain(name_words, aux_words):
+        grams.update(_word_grams(word))
+    for syllables in chain(name_syllables, aux_syllables):
+        grams.update(_pinyin_grams(syllables))
+    for initials in name_initials:
+        grams.update(_initials_grams(initials))
+
+    entry = _Entry(
+        product_id=doc.product_id,
+        name=" ".join(name_parts),
+        name_words=_spaced(name_words),
+        aux_words=_spaced(aux_words),
+        aux_cjk=" ".join(aux_runs),
+        name_syllables=_spaced(chain.from_iterable(name_syllables)),
+        name_initials=" ".join(name_initials),
+        aux_syllables=_spaced(chain.from_iterable(aux_syllables)),
+    )
+    return entry, grams
+
+
+# ---------------------------------------------------------------------------
+# Queries
+
+
+def _strip_fillers(parts: list[str]) -> list[str]:
+    """Drop chat filler ("我想买", "吗") around the product word, unless nothing is left."""
+    stripped: list[str] = []
+    for part in parts:
+        if _is_cjk(part):
+            for filler in _CHINESE_FILLERS:
+                part = part.replace(filler, " ")
+            stripped.extend(part.split())
+        else:
+            stripped.append(part)
+    return stripped or parts
+
+
+def _parse_query(query: str) -> _Query | None:
+    """Normalise a raw query; None when nothing searchable is left (empty, emoji…)."""
+    parts = _clean(query[:MAX_RAW_CHARS])
+    capped: list[str] = []
+    room = MAX_QUERY_CHARS
+    for part in parts:
+        if room <= 0:
+            break
+        capped.append(part[:room])
+        room -= len(part) + 1
+    if not capped:
+        return None
+    capped = _strip_fillers(capped)
+    words = [_stem(part) for part in capped if not _is_cjk(part)]
+    meaningful = [word for word in words if word not in _ENGLISH_STOPWORDS]
+    words = list(dict.fromkeys(meaningful or words))
+    cjk_parts = [
+        _CjkPart(text=run, syllables=_syllables(run))
+        for run in dict.fromkeys(part for part in capped if _is_cjk(part))
+    ]
+    grams: dict[str, None] = {}
+    for part in cjk_parts:
+        grams.update(dict.fromkeys(_cjk_grams(part.text)))
+        grams.update(dict.fromkeys(_pinyin_grams(part.syllables)))
+    for word in words:
+        grams.update(dict.fromkeys(_word_grams(word)))
+        if _looks_like_initials(word):
+            grams.update(dict.fromkeys(_initials_grams(word)))
+    return _Query(cjk_parts=tuple(cjk_parts), words=tuple(words), grams=tuple(grams))
+
+
+# ---------------------------------------------------------------------------
+# Scoring (only ever run on the shortlist)
+
+
+def _score(query: _Query, entry: _Entry) -> float:
+    """0..100: how well the whole query matches one document.
+
+    Each query part (Chinese run or latin word) scores its best field; the result
+    blends the best part and the average part, so that every part counts but one
+    unknown word ("red apple" when nothing says red) does not sink a good match.
+    """
+    scores = [_cjk_part_score(part, entry) for part in query.cjk_parts]
+    scores.extend(_word_score(word, entry) for word in query.words)
+    if not scores:
+        return 0.0
+    return 0.5 * max(scores) + 0.5 * sum(scores) / len(scores)
+
+
+def _coverage(needle: str, haystack: str) -> float:
+    """How much of a Chinese needle appears in the haystack, in order and contiguously.
+
+    100 for a substring; otherwise 60% in-order character coverage (LCS) plus 40%
+    bigram coverage, so "烟台苹果" still finds "烟台红富士苹果".
+    """
+    if not haystack:
+        return 0.0
+    if needle in haystack:
+        return 100.0
+    if len(needle) < 2:
+        return 0.0
+    common = LCSseq.similarity(needle, haystack)
+    if not common:
+        return 0.0
+    bigrams = [needle[start : start + 2] for start in range(len(needle) - 1)]
+    found = sum(1 for bigram in bigrams if bigram in haystack)
+    return 100.0 * (0.6 * common / len(needle) + 0.4 * found / len(bigrams))
+
+
+def _syllable_coverage(syllables: tuple[str, ...], spaced_syllables: str) -> float:
+    """Like _coverage, but over pinyin syllables: 平果 (ping guo) finds 苹果 (ping guo)."""
+    if not syllables or not spaced_syllables:
+        return 0.0
+    if _spaced(syllables) in spaced_syllables:
+        return 100.0
+    if len(syllables) < 2:
+        return 0.0
+    common = LCSseq.similarity(syllables, spaced_syllables.split())
+    if not common:
+        return 0.0
+    pairs = [f" {first} {second} " for first, second in zip(syllables, syllables[1:], strict=False)]
+    found = sum(1 for pair in pairs if pair in spaced_syllables)
+    return 100.0 * (0.6 * common / len(syllables) + 0.4 * found / len(pairs))
+
+
+def _cjk_part_score(part: _CjkPart, entry: _Entry) -> float:
+    best = _coverage(part.text, entry.name) * W_NAME
+    if best >= 100.0:
+        return best
+    best = max(best, _coverage(part.text, entry.aux_cjk) * W_AUX)
+    if len(part.text) >= 2:
+        best = max(best, _syllable_coverage(part.syllables, entry.name_syllables) * W_HOMOPHONE)
+    return best
+
+
+def _word_score(word: str, entry: _Entry) -> float:
+    best = _token_score(word, entry.name_words) * W_NAME
+    if best >= 100.0:
+        return best
+    best = max(best, _token_score(word, entry.aux_words) * W_AUX)
+    if best >= 100.0 * W_AUX:
+        return best
+    best = max(best, _pinyin_score(word, entry.name_syllables) * W_PINYIN)
+    if best < 100.0 * W_AUX_PINYIN:
+        best = max(best, _pinyin_score(word, entry.aux_syllables) * W_AUX_PINYIN)
+    if _looks_like_initials(word) and word in entry.name_initials:
+        best = max(best, 100.0 * W_INITIALS)
+    return best
+
+
+def _token_score(word: str, spaced_words: str) -> float:
+    """A latin query word against whole words: exact, prefix, then typo (rapidfuzz ratio)."""
+    if not spaced_words:
+        return 0.0
+    if f" {word} " in spaced_words:
+        return 100.0
+    if len(word) < 3 or word.isdigit():
+        return 0.0
+    prefix = PREFIX_SCORE if f" {word}" in spaced_words else 0.0
+    if len(word) < 4:
+        return prefix
+    match = process.extractOne(
+        word, spaced_words.split(), scorer=fuzz.ratio, score_cutoff=max(prefix, 60.0)
+    )
+    return max(prefix, match[1]) if match else prefix
+
+
+def _pinyin_score(word: str, spaced_syllables: str) -> float:
+    """A latin query word read as pinyin: whole consecutive syllables, or a typo of them.
+
+    Matching whole syllables (not any substring of the joined pinyin) keeps "ping"
+    from matching "jian" and "pinguo" from matching "jianguo" as well as "pingguo".
+    """
+    if not spaced_syllables or not word.isalpha():
+        return 0.0
+    if f" {word} " in spaced_syllables:
+        return 100.0
+    if len(word) <= 3:
+        return PREFIX_SCORE if f" {word}" in spaced_syllables else 0.0
+    # Cheap C-level screen before building syllable windows in Python.
+    if not fuzz.partial_ratio(word, spaced_syllables.replace(" ", ""), score_cutoff=70.0):
+        return 0.0
+    slack = max(2, len(word) // 3)
+    windows = _syllable_windows(
+        spaced_syllables.split(), shortest=len(word) - slack, longest=len(word) + slack
+    )
+    match = process.extractOne(word, windows, scorer=fuzz.ratio, score_cutoff=80.0)
+    return match[1] if match else 0.0
+
+
+def _syllable_windows(syllables: Sequence[str], *, shortest: int, longest: int) -> list[str]:
+    """Every run of consecutive syllables, joined, whose length is within the bounds."""
+    windows: list[str] = []
+    for start in range(len(syllables)):
+        joined = ""
+        for syllable in syllables[start:]:
+            joined += syllable
+            if len(joined) > longest:
+                break
+            if len(joined) >= shortest:
+                windows.append(joined)
+    return windows

@@ -1,0 +1,1 @@
+"""Alembic migrations: the one source of the database schema (SQLite and PostgreSQL)."""

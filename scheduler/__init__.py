@@ -1,0 +1,1 @@
+"""APScheduler jobs: thin, idempotent calls into the commerce core (added with orders)."""

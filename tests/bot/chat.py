@@ -1,0 +1,77 @@
+"""Drive the real app the way WeChat does: signed XML in over HTTP, XML out."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from bot.config import Config
+from bot.outbound import MemoryOutbox
+from bot.simulator import Reply, WebhookClient, build_message_xml, sign
+
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+ACCOUNT = "gh_test_account"
+_msg_ids = itertools.count(10_000_000)
+
+
+@dataclass
+class ChatUser:
+    """One customer chatting with the shop through the signed webhook."""
+
+    client: TestClient
+    config: Config
+    openid: str
+    aes: bool = False
+    sent: list[str] = field(default_factory=list)
+
+    def _webhook(self) -> WebhookClient:
+        return WebhookClient(
+            url=str(self.client.make_url("/wechat")),
+            token=self.config.wechat.token,
+            appid=self.config.wechat.appid,
+            encoding_aes_key=self.config.wechat.encoding_aes_key,
+            aes=self.aes,
+            session=self.client.session,
+        )
+
+    def xml(self, kind: str, *, msg_id: int | None = None, create_time: int | None = None, **fields: Any) -> str:
+        if kind != "event" and msg_id is None:
+            msg_id = next(_msg_ids)
+        return build_message_xml(
+            to_user=ACCOUNT,
+            from_user=self.openid,
+            kind=kind,
+            create_time=create_time or int(time.time()),
+            msg_id=msg_id,
+            **fields,
+        )
+
+    async def send(self, xml: str) -> Reply:
+        self.sent.append(xml)
+        return await self._webhook().send(xml)
+
+    async def say(self, text: str) -> Reply:
+        return await self.send(self.xml("text", content=text))
+
+    async def event(self, event: str, key: str | None = None, **fields: Any) -> Reply:
+        extra = {"event_key": key} if key is not None else {}
+        return await self.send(self.xml("event", event=event, **extra, **fields))
+
+
+def signed_params(token: str, **extra: str) -> dict[str, str]:
+    timestamp, nonce = str(int(time.time())), "nonce123"
+    return {"signature": sign(token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce, **extra}
+
+
+@dataclass
+class Shop:
+    client: TestClient
+    config: Config
+    outbox: MemoryOutbox
+
+    def user(self, openid: str = "o_customer_1", *, aes: bool = False) -> ChatUser:
+        return ChatUser(self.client, self.config, openid, aes=aes)

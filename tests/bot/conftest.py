@@ -1,0 +1,64 @@
+"""Fixtures that start the real app on a real database with the demo catalog."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from bot.app import create_app
+from bot.config import Config, build_config
+from bot.outbound import MemoryOutbox
+from commerce.db import create_engine, session_factory
+from commerce.seed import seed_demo_catalog
+from tests.bot.chat import AES_KEY, Shop
+
+
+def make_config(db_url: str, **sections: dict[str, Any]) -> Config:
+    base: dict[str, dict[str, Any]] = {
+        "database": {"url": db_url},
+        "wechat": {"token": "test-token", "appid": "wx_test_app", "encoding_aes_key": AES_KEY},
+        "server": {"base_url": "https://shop.example.com"},
+        "shop": {"name": "测试小店"},
+    }
+    for name, values in sections.items():
+        base.setdefault(name, {}).update(values)
+    return build_config(base)
+
+
+async def seed(db_url: str) -> None:
+    engine = create_engine(db_url)
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            await seed_demo_catalog(session)
+    finally:
+        await engine.dispose()
+
+
+ShopFactory = Callable[..., Awaitable[Shop]]
+
+
+@pytest.fixture
+async def make_shop(aiohttp_client: Callable[..., Awaitable[TestClient]]) -> AsyncIterator[ShopFactory]:
+    async def build(db_url: str, **sections: dict[str, Any]) -> Shop:
+        await seed(db_url)
+        config = make_config(db_url, **sections)
+        outbox = MemoryOutbox()
+        client = await aiohttp_client(create_app(config, outbound=outbox))
+        return Shop(client, config, outbox)
+
+    yield build
+
+
+@pytest.fixture
+async def shop(make_shop: ShopFactory, db_url: str) -> Shop:
+    """The shop with the demo catalog, on SQLite and on PostgreSQL."""
+    return await make_shop(db_url)
+
+
+@pytest.fixture
+async def sqlite_shop(make_shop: ShopFactory, sqlite_url: str) -> Shop:
+    """The shop on SQLite only, for edge tests that do not touch the database's behaviour."""
+    return await make_shop(sqlite_url)

@@ -1,0 +1,66 @@
+"""Shared fixtures: real databases (SQLite and PostgreSQL) and real Redis."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from commerce.db import create_engine
+from tests.servers import PostgresServer, RedisServer, SqliteTemplate, temp_root
+
+
+@pytest.fixture(scope="session")
+def test_root() -> Iterator[Path]:
+    yield from temp_root()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(test_root: Path) -> Iterator[PostgresServer]:
+    server = PostgresServer(test_root / "postgres")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(test_root: Path) -> SqliteTemplate:
+    return SqliteTemplate(test_root / "sqlite")
+
+
+@pytest.fixture(scope="session")
+def redis_server(test_root: Path) -> Iterator[RedisServer]:
+    server = RedisServer(test_root / "redis")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def db_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """The URL of a fresh, migrated database: each test runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        yield request.getfixturevalue("sqlite_template").new_database()
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    url = await server.new_database()
+    yield url
+    await server.drop_database(url)
+
+
+@pytest.fixture
+def sqlite_url(sqlite_template: SqliteTemplate) -> str:
+    """A fresh migrated SQLite database, for tests that need not repeat on PostgreSQL."""
+    return sqlite_template.new_database()
+
+
+@pytest.fixture
+async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
+    eng = create_engine(db_url)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    return redis_server.fresh_url()
