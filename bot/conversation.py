@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from bot.context import Context
 from bot.dialogs.base import Active, Expired
 from bot.protocol import Inbound
-from bot.replies import Reply, Text, with_notice
+from bot.replies import Notice, Reply, Text, with_notice
 from bot.router import Router
 from bot.services import Services
 
@@ -53,8 +53,7 @@ class Conversation:
             await self.services.dialogs.end(ctx.openid)
             if loaded.dialog.expects(ctx):
                 return Text("dialog_expired", {"dialog": loaded.dialog.name})
-            notice = "dialog_expired"
-            ctx.extras["expired_dialog"] = loaded.dialog.name
+            notice = Notice("dialog_expired", {"dialog": loaded.dialog.name})
         reply = await self.routes.dispatch(ctx)
         if reply is None and isinstance(loaded, Active):
             reply = await self.services.dialogs.advance(ctx, loaded)

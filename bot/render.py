@@ -96,7 +96,7 @@ class Renderer:
 
     def render(self, reply: Reply, locale: str) -> Rendered:
         if isinstance(reply, Text):
-            lines = [self.text(n, locale, reply.data) for n in reply.notices]
+            lines = [self.text(n.template, locale, n.data) for n in reply.notices]
             lines.append(self.text(reply.template, locale, reply.data))
             return Rendered("text", text=clip_bytes(cdata_safe("\n\n".join(lines)), TEXT_LIMIT_BYTES))
         if isinstance(reply, News):

@@ -11,12 +11,20 @@ from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
+class Notice:
+    """A one-line remark above a text reply (e.g. "your last list expired")."""
+
+    template: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class Text:
     """A text reply rendered from `templates/messages/<locale>/<template>.j2`."""
 
     template: str
     data: dict[str, Any] = field(default_factory=dict)
-    notices: tuple[str, ...] = ()  # templates rendered as lines above the body
+    notices: tuple[Notice, ...] = ()  # rendered as lines above the body
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +55,8 @@ class Silence:
 Reply = Text | News | TransferToHuman | Silence
 
 
-def with_notice(reply: Reply, notice: str) -> Reply:
-    """Put a one-line notice (a template name) above a text reply; other kinds are unchanged."""
+def with_notice(reply: Reply, notice: Notice) -> Reply:
+    """Put a notice above a text reply; other kinds (a news card) are unchanged."""
     if isinstance(reply, Text):
         return Text(reply.template, reply.data, (notice, *reply.notices))
     return reply

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections import Counter
+from array import array
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -42,9 +43,9 @@ MAX_RAW_CHARS = 256
 """Raw input beyond this is ignored before any work, so 10 KB of text costs nothing."""
 MAX_QUERY_CHARS = 64
 """Normalised queries are capped: nobody searches a shop with a paragraph."""
-SHORTLIST_SIZE = 200
+SHORTLIST_SIZE = 150
 """How many candidates are scored precisely with rapidfuzz (the expensive step)."""
-POSTING_BUDGET = 40_000
+POSTING_BUDGET = 15_000
 """How many posting entries one query may count; bounds the cost of common grams."""
 SEARCH_MIN_SCORE = 70.0
 """Below this a hit is noise for search() (a shared letter, a loose typo)."""
@@ -53,7 +54,7 @@ SEARCH_RELATIVE_WINDOW = 15.0
 SUGGEST_MIN_SCORE = 45.0
 """suggest() answers "did you mean…", so it accepts much looser matches."""
 PRUNE_RATIO = 0.34
-"""search() only scores candidates sharing at least this share of the best gram count."""
+"""Only candidates sharing at least this share of the best gram count are scored."""
 
 # Field weights: a match on the name beats the same match anywhere else.
 W_NAME = 1.0
@@ -63,10 +64,12 @@ W_AUX_PINYIN = 0.9  # latin query word against the pinyin of tags and category
 W_HOMOPHONE = 0.9  # Chinese query matching the name only by its sound
 W_INITIALS = 0.85  # "pg" for 苹果
 PREFIX_SCORE = 90.0  # "choc" for "chocolate"
+MAX_INITIALS = 10  # longer vowel-less "words" are keyboard mash, not pinyin initials
 
 _CJK_RANGES = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _PARTS_RE = re.compile(f"[{_CJK_RANGES}]+|[a-z]+|[0-9]+")
 _CJK_RE = re.compile(f"[{_CJK_RANGES}]")
+_ACCENTED_RE = re.compile("[\u00c0-\u024f\u0300-\u036f]")
 _VOWELS = frozenset("aeiou")
 _INITIALS_MARK = "#"
 
@@ -165,21 +168,16 @@ class SearchIndex:
 
     def __init__(self, docs: Iterable[SearchDoc]) -> None:
         ordered = sorted(docs, key=lambda doc: (-doc.popularity, doc.product_id))
-        postings: dict[str, list[int]] = {}
+        postings: defaultdict[str, array[int]] = defaultdict(_new_posting_list)
         entries: list[_Entry] = []
         for number, doc in enumerate(ordered):
             entry, grams = _build_entry(doc)
             entries.append(entry)
             for gram in grams:
-                bucket = postings.get(gram)
-                if bucket is None:
-                    postings[gram] = [number]
-                else:
-                    bucket.append(number)
+                postings[gram].append(number)
         self._entries: tuple[_Entry, ...] = tuple(entries)
-        self._postings: dict[str, tuple[int, ...]] = {
-            gram: tuple(numbers) for gram, numbers in postings.items()
-        }
+        # Compact int32 arrays: half the memory of lists, and as fast to count.
+        self._postings: dict[str, array[int]] = dict(postings)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -187,34 +185,22 @@ class SearchIndex:
     def search(self, query: str, *, limit: int = 50) -> list[SearchHit]:
         """Products matching the query, best first (score, then popularity)."""
         return self._rank(
-            query,
-            limit=limit,
-            min_score=SEARCH_MIN_SCORE,
-            window=SEARCH_RELATIVE_WINDOW,
-            prune=True,
+            query, limit=limit, min_score=SEARCH_MIN_SCORE, window=SEARCH_RELATIVE_WINDOW
         )
 
     def suggest(self, query: str, *, limit: int = 3) -> list[SearchHit]:
         """Close matches for "nothing found, did you mean…", with a much lower bar."""
-        return self._rank(query, limit=limit, min_score=SUGGEST_MIN_SCORE, window=None, prune=False)
+        return self._rank(query, limit=limit, min_score=SUGGEST_MIN_SCORE, window=None)
 
     def _rank(
-        self,
-        query: str,
-        *,
-        limit: int,
-        min_score: float,
-        window: float | None,
-        prune: bool,
+        self, query: str, *, limit: int, min_score: float, window: float | None
     ) -> list[SearchHit]:
         if limit <= 0:
             return []
         parsed = _parse_query(query)
         if parsed is None:
             return []
-        candidates = self._shortlist(
-            parsed.grams, size=max(SHORTLIST_SIZE, 2 * limit), prune=prune
-        )
+        candidates = self._shortlist(parsed.grams, size=max(SHORTLIST_SIZE, limit + limit // 2))
         best_by_product: dict[int, tuple[float, int]] = {}
         for number in candidates:
             entry = self._entries[number]
@@ -232,16 +218,17 @@ class SearchIndex:
             ranked = [item for item in ranked if item[1][0] >= floor]
         return [SearchHit(product_id, round(score, 2)) for product_id, (score, _) in ranked[:limit]]
 
-    def _shortlist(self, grams: Sequence[str], *, size: int, prune: bool) -> list[int]:
+    def _shortlist(self, grams: Sequence[str], *, size: int) -> list[int]:
         """The documents sharing the most grams with the query, rarest grams first.
 
         Common grams are cut at a total posting budget (their lists are in popularity
         order, so the cut keeps best sellers), which bounds the cost of any query.
+        Documents sharing far fewer grams than the best one are not worth scoring.
         """
         lists = sorted(
             (self._postings[gram] for gram in grams if gram in self._postings), key=len
         )
-        chosen: list[tuple[int, ...]] = []
+        chosen: list[array[int]] = []
         budget = POSTING_BUDGET
         for numbers in lists:
             if budget <= 0:
@@ -251,31 +238,19 @@ class SearchIndex:
         counts = Counter(chain.from_iterable(chosen))
         if not counts:
             return []
-        if prune:
-            floor = max(counts.values()) * PRUNE_RATIO
-            counts = Counter({n: c for n, c in counts.items() if c >= floor})
-        return _top_by_count(counts, size)
+        floor = max(counts.values()) * PRUNE_RATIO
+        if floor <= 1:
+            selected = list(counts)
+        else:
+            selected = [number for number, count in counts.items() if count >= floor]
+        # Two C-level sorts (by number, then stably by count) instead of a Python key.
+        selected.sort()
+        selected.sort(key=counts.__getitem__, reverse=True)
+        return selected[:size]
 
 
-def _top_by_count(counts: Counter[int], size: int) -> list[int]:
-    """The `size` documents with the highest counts, ties to the lower (more popular) number.
-
-    Uses a histogram of counts to find the cut, so no Python-level key function
-    runs over the (possibly tens of thousands of) counted documents.
-    """
-    if len(counts) <= size:
-        return sorted(counts)
-    histogram = Counter(counts.values())
-    threshold = 0
-    total = 0
-    for count in sorted(histogram, reverse=True):
-        total += histogram[count]
-        if total >= size:
-            threshold = count
-            break
-    selected = sorted(number for number, count in counts.items() if count >= threshold)
-    selected.sort(key=counts.__getitem__, reverse=True)
-    return selected[:size]
+def _new_posting_list() -> array[int]:
+    return array("i")
 
 
 # ---------------------------------------------------------------------------
@@ -289,7 +264,7 @@ def _clean(text: str) -> list[str]:
     everything else (punctuation, emoji, symbols) separates parts.
     """
     text = unicodedata.normalize("NFKC", text).lower()
-    if not text.isascii():
+    if _ACCENTED_RE.search(text):
         text = "".join(
             char for char in unicodedata.normalize("NFD", text) if not unicodedata.combining(char)
         )
@@ -377,7 +352,7 @@ def _initials_grams(initials: str) -> Iterator[str]:
 
 def _looks_like_initials(word: str) -> bool:
     """"pg" or "hfs" are pinyin initials; real words and pinyin syllables have vowels."""
-    return len(word) >= 2 and word.isalpha() and not (_VOWELS & set(word))
+    return 2 <= len(word) <= MAX_INITIALS and word.isalpha() and _VOWELS.isdisjoint(word)
 
 
 # ---------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from typing import Any
 from bot.context import Context
 from bot.dialogs.base import Dialog, Step, on
 from bot.keywords import match_keyword, parse_number
-from bot.replies import Card, News, Reply, Text
+from bot.replies import Card, News, Notice, Reply, Text
 from commerce.catalog import CatalogSnapshot, ProductView
 
 MAX_RESULTS = 50
@@ -216,7 +216,7 @@ class SearchDialog(Dialog[SearchState, SearchData]):
             "pages": self._pages(ctx, data),
             "total": len(data.product_ids),
         }
-        return Text("search_results", view, notices=(notice,) if notice else ())
+        return Text("search_results", view, notices=(Notice(notice),) if notice else ())
 
     def _categories_reply(self, snapshot: CatalogSnapshot, data: SearchData) -> Text:
         items = []

@@ -1,0 +1,31 @@
+# Two commands do all the set-up on a fresh machine that has only Python 3.11+:
+#   make run   - create .venv, install, migrate + seed the SQLite database, start the shop
+#   make test  - create .venv, install with the test extras, run the whole suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test install bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(BIN)/storefront serve
+
+test: install
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python bench/search.py
+	$(BIN)/python bench/webhook.py
+
+clean:
+	rm -rf $(VENV) *.egg-info
