@@ -100,6 +100,7 @@ class Inbound:
     text: str = ""
     event: str | None = None
     event_key: str = ""
+    scene: str = ""  # the QR scene of a subscribe-by-scan or SCAN event, without "qrscene_"
     fields: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -132,6 +133,12 @@ def parse(xml: bytes) -> Inbound:
     except (TypeError, ValueError) as exc:
         raise ProtocolError("bad CreateTime") from exc
     event = str(data["Event"]).lower() if kind == "event" and data.get("Event") else None
+    event_key = str(data.get("EventKey") or "")
+    scene = ""
+    if event == "subscribe_scan":  # wechatpy's name for a follow through a QR code
+        event, scene = "subscribe", event_key.removeprefix("qrscene_")
+    elif event == "scan":
+        scene = event_key
     text = ""
     if kind == "text":
         text = str(data.get("Content") or "")
@@ -146,6 +153,7 @@ def parse(xml: bytes) -> Inbound:
         msg_id=str(msg_id) if msg_id and kind != "event" else None,
         text=text,
         event=event,
-        event_key=str(data.get("EventKey") or ""),
+        event_key=event_key,
+        scene=scene[:64],
         fields={k: v for k, v in data.items() if isinstance(v, str)},
     )

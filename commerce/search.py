@@ -68,7 +68,6 @@ MAX_INITIALS = 10  # longer vowel-less "words" are keyboard mash, not pinyin ini
 
 _CJK_RANGES = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _PARTS_RE = re.compile(f"[{_CJK_RANGES}]+|[a-z]+|[0-9]+")
-_CJK_RE = re.compile(f"[{_CJK_RANGES}]")
 _ACCENTED_RE = re.compile("[\u00c0-\u024f\u0300-\u036f]")
 _VOWELS = frozenset("aeiou")
 _INITIALS_MARK = "#"
@@ -285,7 +284,8 @@ def _stem(word: str) -> str:
 
 
 def _is_cjk(part: str) -> bool:
-    return _CJK_RE.match(part) is not None
+    """For a part from _clean: Chinese runs are the only parts beyond ASCII."""
+    return part[0] > "z"
 
 
 @lru_cache(maxsize=65536)
@@ -306,7 +306,14 @@ def _syllables(run: str) -> tuple[str, ...]:
 
 
 def _latin_words(parts: Iterable[str]) -> list[str]:
-    return [_stem(part) for part in parts if not _is_cjk(part) and part not in _ENGLISH_STOPWORDS]
+    """Stemmed latin words and numbers worth indexing (stop words dropped)."""
+    return [word for part in parts if not _is_cjk(part) and (word := _index_word(part))]
+
+
+@lru_cache(maxsize=1 << 16)
+def _index_word(part: str) -> str:
+    """Cached stem of a latin part, or "" for a stop word."""
+    return "" if part in _ENGLISH_STOPWORDS else _stem(part)
 
 
 def _spaced(words: Iterable[str]) -> str:
@@ -359,37 +366,69 @@ def _looks_like_initials(word: str) -> bool:
 # Building documents
 
 
+@dataclass(frozen=True, slots=True)
+class _RunFeatures:
+    """What a Chinese run contributes to a document: its pinyin and its grams."""
+
+    syllables: tuple[str, ...]
+    initials: str
+    grams: frozenset[str]  # CJK unigrams and bigrams, pinyin trigrams and edges
+
+
+@lru_cache(maxsize=1 << 15)
+def _run_features(run: str) -> _RunFeatures:
+    """Cached: tags, categories and the words of names repeat across the catalog."""
+    syllables = _syllables(run)
+    return _RunFeatures(
+        syllables=syllables,
+        initials="".join(syllable[0] for syllable in syllables if syllable),
+        grams=frozenset(chain(_cjk_grams(run), _pinyin_grams(syllables))),
+    )
+
+
+@lru_cache(maxsize=1 << 16)
+def _word_gram_set(word: str) -> frozenset[str]:
+    """Cached: a catalog's English vocabulary is small next to its document count."""
+    return frozenset(_word_grams(word))
+
+
+@lru_cache(maxsize=1 << 12)
+def _clean_repeated(text: str) -> tuple[str, ...]:
+    """_clean for fields shared by many documents (tags, category)."""
+    return tuple(_clean(text))
+
+
 def _build_entry(doc: SearchDoc) -> tuple[_Entry, set[str]]:
-    """Normalise one document once, at build time, and list its grams."""
+    """Normalise one document once, at build time, and collect its grams."""
     name_parts = _clean(doc.name)
-    aux_parts = list(chain(_clean(doc.subtitle), _clean(" ".join(doc.tags)), _clean(doc.category)))
-    name_runs = [part for part in name_parts if _is_cjk(part)]
-    aux_runs = list(dict.fromkeys(part for part in aux_parts if _is_cjk(part)))
+    aux_parts = [
+        *_clean(doc.subtitle),
+        *_clean_repeated(" ".join(doc.tags)),
+        *_clean_repeated(doc.category),
+    ]
+    name_runs = [_run_features(part) for part in name_parts if _is_cjk(part)]
+    aux_cjk = list(dict.fromkeys(part for part in aux_parts if _is_cjk(part)))
+    aux_runs = [_run_features(part) for part in aux_cjk]
     name_words = list(dict.fromkeys(_latin_words(name_parts)))
     aux_words = list(dict.fromkeys(_latin_words(aux_parts)))
-    name_syllables = [_syllables(run) for run in name_runs]
-    aux_syllables = [_syllables(run) for run in aux_runs]
-    name_initials = ["".join(s[0] for s in syllables if s) for syllables in name_syllables]
 
     grams: set[str] = set()
     for run in chain(name_runs, aux_runs):
-        grams.update(_cjk_grams(run))
+        grams.update(run.grams)
     for word in chain(name_words, aux_words):
-        grams.update(_word_grams(word))
-    for syllables in chain(name_syllables, aux_syllables):
-        grams.update(_pinyin_grams(syllables))
-    for initials in name_initials:
-        grams.update(_initials_grams(initials))
+        grams.update(_word_gram_set(word))
+    for run in name_runs:
+        grams.update(_initials_grams(run.initials))
 
     entry = _Entry(
         product_id=doc.product_id,
         name=" ".join(name_parts),
         name_words=_spaced(name_words),
         aux_words=_spaced(aux_words),
-        aux_cjk=" ".join(aux_runs),
-        name_syllables=_spaced(chain.from_iterable(name_syllables)),
-        name_initials=" ".join(name_initials),
-        aux_syllables=_spaced(chain.from_iterable(aux_syllables)),
+        aux_cjk=" ".join(aux_cjk),
+        name_syllables=_spaced(chain.from_iterable(run.syllables for run in name_runs)),
+        name_initials=" ".join(run.initials for run in name_runs),
+        aux_syllables=_spaced(chain.from_iterable(run.syllables for run in aux_runs)),
     )
     return entry, grams
 

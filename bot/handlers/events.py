@@ -20,8 +20,7 @@ MENU_CATEGORY_PREFIX = "CATEGORY_"
 @router.route(Event("subscribe"))
 async def subscribe(ctx: Context) -> Reply:
     await ctx.services.customers.touch(ctx.openid, subscribed=True)
-    scene = ctx.msg.event_key.removeprefix("qrscene_") if ctx.msg.event_key else ""
-    return Text("welcome", {"scene": scene})
+    return Text("welcome", {"scene": ctx.msg.scene})
 
 
 @router.route(Event("unsubscribe"))
@@ -33,7 +32,7 @@ async def unsubscribe(ctx: Context) -> Reply:
 
 @router.route(Event("scan"))
 async def scan(ctx: Context) -> Reply:
-    return Text("welcome_back", {"scene": ctx.msg.event_key})
+    return Text("welcome_back", {"scene": ctx.msg.scene})
 
 
 @router.route(MenuKey(MENU_HOT))

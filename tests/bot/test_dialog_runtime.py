@@ -1,0 +1,147 @@
+"""The dialog runtime: declared transitions, typed versioned data, TTL, fall-through."""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass, replace
+from types import SimpleNamespace
+
+import pytest
+
+from bot.context import Context
+from bot.dialogs.base import Active, Dialog, DialogRuntime, Expired, Step, TransitionError, on
+from bot.dialogs.store import MemoryDialogStore
+from bot.protocol import Inbound
+from bot.replies import Text
+
+
+class Counter(enum.StrEnum):
+    COUNTING = "counting"
+    DONE = "done"
+
+
+@dataclass(slots=True)
+class CounterData:
+    count: int = 0
+
+
+class CounterDialog(Dialog[Counter, CounterData]):
+    """Counts "+" messages; "=" finishes; "jump" tries an undeclared transition."""
+
+    name = "counter"
+    State = Counter
+    Data = CounterData
+    initial = frozenset({Counter.COUNTING})
+    transitions = {Counter.COUNTING: frozenset({Counter.COUNTING, Counter.DONE}), Counter.DONE: frozenset()}
+
+    @on(Counter.COUNTING)
+    async def counting(self, ctx: Context, data: CounterData) -> Step | None:
+        if ctx.msg.text == "+":
+            return Step(Text("n", {"n": data.count + 1}), Counter.COUNTING, CounterData(data.count + 1))
+        if ctx.msg.text == "=":
+            return Step(Text("done", {"n": data.count}), Counter.DONE, data)
+        if ctx.msg.text == "stop":
+            return Step(Text("bye"))
+        return None
+
+    @on(Counter.DONE)
+    async def done(self, ctx: Context, data: CounterData) -> Step | None:
+        if ctx.msg.text == "jump":
+            return Step(Text("x"), Counter.COUNTING, data)
+        return None
+
+
+def _ctx(runtime: DialogRuntime, text: str, openid: str = "o1") -> Context:
+    msg = Inbound(openid=openid, account="gh", kind="text", create_time=1, msg_id="1", text=text)
+    return Context(msg=msg, services=SimpleNamespace(dialogs=runtime), locale="zh")  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def runtime() -> DialogRuntime:
+    return DialogRuntime(MemoryDialogStore(), [CounterDialog()], ttl_seconds=60)
+
+
+async def _turn(runtime: DialogRuntime, text: str) -> Text | None:
+    loaded = await runtime.load("o1")
+    assert isinstance(loaded, Active)
+    return await runtime.advance(_ctx(runtime, text), loaded)  # type: ignore[return-value]
+
+
+async def test_typed_data_survives_between_messages(runtime: DialogRuntime) -> None:
+    dialog = runtime.get("counter")
+    await runtime.start(_ctx(runtime, "go"), dialog, Step(Text("start"), Counter.COUNTING, CounterData()))
+    await _turn(runtime, "+")
+    reply = await _turn(runtime, "+")
+    assert reply == Text("n", {"n": 2})
+    loaded = await runtime.load("o1")
+    assert isinstance(loaded, Active) and loaded.data == CounterData(2) and loaded.state is Counter.COUNTING
+
+
+async def test_declining_leaves_the_state_alone(runtime: DialogRuntime) -> None:
+    dialog = runtime.get("counter")
+    await runtime.start(_ctx(runtime, "go"), dialog, Step(Text("start"), Counter.COUNTING, CounterData(5)))
+    assert await _turn(runtime, "something else") is None
+    loaded = await runtime.load("o1")
+    assert isinstance(loaded, Active) and loaded.data.count == 5
+
+
+async def test_undeclared_transition_is_refused(runtime: DialogRuntime) -> None:
+    dialog = runtime.get("counter")
+    await runtime.start(_ctx(runtime, "go"), dialog, Step(Text("start"), Counter.COUNTING, CounterData()))
+    await _turn(runtime, "=")
+    with pytest.raises(TransitionError):
+        await _turn(runtime, "jump")
+    with pytest.raises(TransitionError):
+        await runtime.start(_ctx(runtime, "go"), dialog, Step(Text("x"), Counter.DONE, CounterData()))
+
+
+async def test_ending_clears_the_state(runtime: DialogRuntime) -> None:
+    dialog = runtime.get("counter")
+    await runtime.start(_ctx(runtime, "go"), dialog, Step(Text("start"), Counter.COUNTING, CounterData()))
+    assert await _turn(runtime, "stop") == Text("bye")
+    assert await runtime.load("o1") is None
+
+
+async def test_expiry_is_reported_once(runtime: DialogRuntime) -> None:
+    dialog = runtime.get("counter")
+    await runtime.start(_ctx(runtime, "go"), dialog, Step(Text("start"), Counter.COUNTING, CounterData()))
+    stored = await runtime.store.get("o1")
+    assert stored is not None
+    await runtime.store.put("o1", replace(stored, expires_at=time.time() - 1))
+    loaded = await runtime.load("o1")
+    assert isinstance(loaded, Expired) and loaded.dialog is dialog
+
+
+async def test_state_from_another_version_is_dropped(runtime: DialogRuntime) -> None:
+    dialog = runtime.get("counter")
+    await runtime.start(_ctx(runtime, "go"), dialog, Step(Text("start"), Counter.COUNTING, CounterData()))
+    stored = await runtime.store.get("o1")
+    assert stored is not None
+    await runtime.store.put("o1", replace(stored, version=dialog.version + 1))
+    assert await runtime.load("o1") is None
+    assert await runtime.store.get("o1") is None
+
+
+async def test_data_that_no_longer_fits_is_dropped(runtime: DialogRuntime) -> None:
+    dialog = runtime.get("counter")
+    await runtime.start(_ctx(runtime, "go"), dialog, Step(Text("start"), Counter.COUNTING, CounterData()))
+    stored = await runtime.store.get("o1")
+    assert stored is not None
+    await runtime.store.put("o1", replace(stored, data={"unknown_field": 1}))
+    assert await runtime.load("o1") is None
+
+
+def test_a_dialog_must_handle_every_state() -> None:
+    with pytest.raises(TypeError, match="no handler"):
+
+        class Broken(Dialog[Counter, CounterData]):  # noqa: F841
+            name = "broken"
+            State = Counter
+            Data = CounterData
+            initial = frozenset({Counter.COUNTING})
+            transitions = {Counter.COUNTING: frozenset(), Counter.DONE: frozenset()}
+
+            @on(Counter.COUNTING)
+            async def counting(self, ctx: Context, data: CounterData) -> Step | None:
+                return None
