@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 import gc
 import random
-import resource
 import statistics
 import sys
 import time
+import tracemalloc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,13 +229,24 @@ def _typo(word: str, rng: random.Random) -> str:
     return word[:position] + word[position] + word[position:]
 
 
-def current_rss_bytes() -> int:
-    """Resident memory now (Linux /proc), falling back to the peak from getrusage."""
+def measure_memory(docs: Sequence[SearchDoc]) -> tuple[float, float]:
+    """(retained, peak) MiB allocated by building an index, traced by tracemalloc.
+
+    A separate build, because tracing slows allocation down several times. Shared
+    caches (pypinyin's dictionaries, our lru_caches) are warmed first and excluded.
+    """
+    SearchIndex(docs[:1000])
+    gc.collect()
+    tracemalloc.start()
     try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-        return pages * resource.getpagesize()
-    except (OSError, IndexError, ValueError):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        before, _ = tracemalloc.get_traced_memory()
+        index = SearchIndex(docs)
+        gc.collect()
+        after, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    del index
+    return (after - before) / 2**20, (peak - before) / 2**20
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:
@@ -243,25 +254,24 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float:
     return sorted_values[index]
 
 
-def bench_size(size: int, queries: Sequence[str]) -> None:
+def bench_size(size: int, queries: Sequence[str], *, trace_memory: bool) -> None:
     """Build an index of `size` docs and print build cost and query latency."""
     docs = make_docs(size)
+    SearchIndex(docs[:100])  # load pypinyin's dictionaries outside the timing
     gc.collect()
-    rss_before = current_rss_bytes()
     started = time.perf_counter()
     index = SearchIndex(docs)
     build_seconds = time.perf_counter() - started
-    gc.collect()
-    rss_mib = (current_rss_bytes() - rss_before) / 2**20
 
     for query in queries[:50]:  # warm caches (pinyin of query words)
         index.search(query)
     search_ms = _time_calls(index.search, queries)
     suggest_ms = _time_calls(index.suggest, queries)
     empty = sum(1 for query in queries if not index.search(query))
-    print(
-        f"{size:>7} docs  build {build_seconds:6.2f} s  index memory ~{rss_mib:6.1f} MiB (RSS)"
+    memory = "" if not trace_memory else "  memory retained %.1f MiB, peak %.1f MiB" % (
+        measure_memory(docs)
     )
+    print(f"{size:>7} docs  build {build_seconds:6.2f} s{memory}")
     print(f"         search  {_summary(search_ms)}  ({empty}/{len(queries)} queries found nothing)")
     print(f"         suggest {_summary(suggest_ms)}")
 
@@ -288,11 +298,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=500)
+    parser.add_argument(
+        "--no-memory", action="store_true", help="skip the (slow) tracemalloc build"
+    )
     args = parser.parse_args(argv)
     queries = make_queries(args.queries)
     print(f"python {sys.version.split()[0]}, {len(queries)} mixed queries per size")
     for size in args.sizes:
-        bench_size(size, queries)
+        bench_size(size, queries, trace_memory=not args.no_memory)
 
 
 if __name__ == "__main__":

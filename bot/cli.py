@@ -9,6 +9,8 @@ import sys
 from collections.abc import Sequence
 
 from aiohttp import web
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from bot.config import Config, ConfigError, load_config
 from commerce.db import create_engine, session_factory
@@ -48,9 +50,18 @@ def _cmd_serve(config: Config, args: argparse.Namespace) -> int:
         print(f"  loaded the demo catalog: {seeded} products")
     print(f"  webhook:  {base}/wechat   (set this URL and the token in the WeChat console)")
     print(f"  health:   {base}/healthz   metrics: {base}/metrics")
-    chat = "storefront chat" + (" --aes" if config.wechat.encoding_aes_key else "")
-    print(f"  chat with it from another terminal:  .venv/bin/{chat}")
-    web.run_app(create_app(config), host=config.server.host, port=config.server.port, print=None)
+    url = f"http://{_connect_host(config.server.host)}:{config.server.port}/wechat"
+    chat = f"storefront chat --url {url}"
+    if args.config_path:
+        chat += f" --config {args.config_path}"
+    if config.wechat.encoding_aes_key:
+        chat += " --aes"
+    print(f"  chat with it from another terminal:  {chat}", flush=True)
+    try:
+        web.run_app(create_app(config), host=config.server.host, port=config.server.port, print=None)
+    except OSError as exc:
+        print(f"storefront: cannot listen on {config.server.host}:{config.server.port}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -125,12 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     args = build_parser().parse_args(argv)
+    args.config_path = getattr(args, "sub_config", None) or args.config
     try:
-        config = load_config(getattr(args, "sub_config", None) or args.config)
+        config = load_config(args.config_path)
     except ConfigError as exc:
         print(f"storefront: configuration error: {exc}", file=sys.stderr)
         return 2
-    return args.run(config, args)
+    try:
+        return args.run(config, args)
+    except (OperationalError, OSError) as exc:
+        where = make_url(config.database.url).render_as_string(hide_password=True)
+        print(f"storefront: cannot use the database at {where} (database.url): {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -185,7 +185,7 @@ def build_config(data: Mapping[str, Any], env: Mapping[str, str] | None = None) 
             continue
         name, sep, key = var[len(ENV_PREFIX):].lower().partition("__")
         if not sep:
-            continue
+            raise ConfigError(f"{var}: expected STOREFRONT_<SECTION>__<KEY> (two underscores)")
         if name not in sections:
             raise ConfigError(f"{var}: unknown config section [{name}]")
         merged[name][key] = (value, True)
@@ -230,6 +230,11 @@ def _validate(config: Config) -> None:
         raise ConfigError("pay.provider: must be sandbox, wechatpay_v3 or wechatpay_v2")
     if config.shop.locale not in ("zh", "en"):
         raise ConfigError("shop.locale: must be zh or en")
+    for key in ("order_timeout_minutes", "group_buy_hours", "delivery_fee_fen", "free_delivery_threshold_fen"):
+        if getattr(config.shop, key) < 0:
+            raise ConfigError(f"shop.{key}: must not be negative")
+    if not 0 <= config.search.cache_seconds <= 86400:
+        raise ConfigError("search.cache_seconds: must be between 0 and 86400")
     if config.dialog.ttl_seconds < 10:
         raise ConfigError("dialog.ttl_seconds: must be at least 10")
     if not 1 <= config.search.page_size <= 8:

@@ -2,18 +2,20 @@
 
 Customers type whatever comes to mind into a chat box: Chinese ("苹果"), English
 ("Apples"), pinyin ("pingguo", "ping guo", "pg"), typos ("aple", "iphnoe") and
-homophones ("平果"). The catalog (up to ~100k SKUs) fits easily in memory, and a
-search must answer in a few milliseconds so that it never threatens WeChat's
-5-second reply budget, so there is no database round trip here.
+homophones ("平果"). The catalog (up to ~100k SKUs) fits in memory, and a search
+must answer in a few milliseconds so that it never threatens WeChat's 5-second
+reply budget, so there is no database round trip here.
 
 How a query is answered:
 
 1. The query is normalised (NFKC, lower case, punctuation and emoji dropped, capped).
-2. It is cut into grams (CJK unigrams and bigrams, padded latin trigrams, pinyin
-   trigrams of its Chinese part, pinyin initials bigrams).
+2. It is cut into grams: CJK unigrams and bigrams, padded latin trigrams, the pinyin
+   trigrams of its Chinese part (for homophones), pinyin-initials bigrams. A latin
+   word the catalog does not contain ("rcie") also brings the grams of its closest
+   catalog words ("rice"), found with rapidfuzz in a small vocabulary.
 3. The inverted index gives, rarest gram first and within a fixed posting budget, the
-   documents that share grams with the query; the few hundred that share the most
-   become the shortlist.
+   documents sharing grams with the query; the ones sharing the most form the
+   shortlist (~150).
 4. Only the shortlist is scored precisely with rapidfuzz, field by field (the name
    weighs most), and the hits above a threshold are returned best first.
 
@@ -23,6 +25,7 @@ tie, and every posting list cut short by the budget, favours best sellers.
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from array import array
@@ -43,18 +46,23 @@ MAX_RAW_CHARS = 256
 """Raw input beyond this is ignored before any work, so 10 KB of text costs nothing."""
 MAX_QUERY_CHARS = 64
 """Normalised queries are capped: nobody searches a shop with a paragraph."""
-SHORTLIST_SIZE = 150
+SHORTLIST_SIZE = 100
 """How many candidates are scored precisely with rapidfuzz (the expensive step)."""
 POSTING_BUDGET = 15_000
 """How many posting entries one query may count; bounds the cost of common grams."""
+PRUNE_RATIO = 0.34
+"""Only candidates sharing at least this share of the best gram count are scored."""
 SEARCH_MIN_SCORE = 70.0
 """Below this a hit is noise for search() (a shared letter, a loose typo)."""
 SEARCH_RELATIVE_WINDOW = 15.0
 """search() drops hits this far below the best one ("apple" should not bring "maple")."""
 SUGGEST_MIN_SCORE = 45.0
 """suggest() answers "did you mean…", so it accepts much looser matches."""
-PRUNE_RATIO = 0.34
-"""Only candidates sharing at least this share of the best gram count are scored."""
+CORRECTION_MIN_RATIO = 75.0
+"""How close a catalog word must be to an unknown query word to lend it its grams."""
+CORRECTIONS_PER_WORD = 3
+CORRECTION_SPREAD = 5.0
+"""Corrections clearly worse than the best one are noise ("xianngjiao": "xiangjiao" only)."""
 
 # Field weights: a match on the name beats the same match anywhere else.
 W_NAME = 1.0
@@ -63,7 +71,8 @@ W_PINYIN = 0.95  # latin query word against the pinyin of the name
 W_AUX_PINYIN = 0.9  # latin query word against the pinyin of tags and category
 W_HOMOPHONE = 0.9  # Chinese query matching the name only by its sound
 W_INITIALS = 0.85  # "pg" for 苹果
-PREFIX_SCORE = 90.0  # "choc" for "chocolate"
+W_SCATTERED_SYLLABLES = 0.8  # "cao mei" matching 草 here and 莓 there, not 草莓
+PREFIX_SCORE = 90.0  # "choc" for "chocolate", "powerbank" for "power bank"
 MAX_INITIALS = 10  # longer vowel-less "words" are keyboard mash, not pinyin initials
 
 _CJK_RANGES = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
@@ -71,6 +80,7 @@ _PARTS_RE = re.compile(f"[{_CJK_RANGES}]+|[a-z]+|[0-9]+")
 _ACCENTED_RE = re.compile("[\u00c0-\u024f\u0300-\u036f]")
 _VOWELS = frozenset("aeiou")
 _INITIALS_MARK = "#"
+_TERM_MARK = "@"
 
 _ENGLISH_STOPWORDS = frozenset(
     "a an the and or of for with in on to at by from i me my we you do does have has is "
@@ -129,7 +139,7 @@ class SearchHit:
 class _Entry:
     """The precomputed, normalised fields of one document, ready for scoring.
 
-    Word and syllable strings are space-separated with a leading and trailing space,
+    Word and pinyin strings are space-separated with a leading and trailing space,
     so that whole-word and word-prefix checks are single substring searches.
     """
 
@@ -144,6 +154,25 @@ class _Entry:
 
 
 @dataclass(frozen=True, slots=True)
+class _RunFeatures:
+    """What a run of Chinese characters contributes to a document."""
+
+    syllables: tuple[str, ...]  # 烟台红富士苹果 -> yan tai hong fu shi ping guo
+    pairs: tuple[str, ...]  # yantai taihong ... pingguo: for the typo vocabulary
+    initials: str  # ythfspg
+    grams: frozenset[str]  # CJK unigrams and bigrams, pinyin trigrams and edges
+
+
+@dataclass(frozen=True, slots=True)
+class _Vocabulary:
+    """The catalog's latin words, syllables and syllable pairs, to correct query words."""
+
+    words: frozenset[str]
+    buckets: dict[tuple[str, int], tuple[str, ...]]  # by (first letter, length)
+    syllables: frozenset[str]  # to recognise spaced pinyin ("ping guo")
+
+
+@dataclass(frozen=True, slots=True)
 class _CjkPart:
     """A run of Chinese characters from the query, with its pinyin for homophones."""
 
@@ -155,28 +184,35 @@ class _CjkPart:
 class _Query:
     cjk_parts: tuple[_CjkPart, ...]
     words: tuple[str, ...]  # stemmed latin words and numbers
+    joined_syllables: str | None  # "pingguo" when the query was "ping guo"
+    terms: tuple[str, ...]  # whole-word keys: "@apple", "@pingguo", "@rice" for "rcie"
     grams: tuple[str, ...]
 
 
 class SearchIndex:
     """An immutable in-memory index; rebuild it when the catalog changes.
 
-    Building 100k documents takes a few seconds, so the catalog rebuilds it in the
-    background and swaps the reference; readers never see a half-built index.
+    Building 100k documents takes a few seconds, so the catalog should rebuild it off
+    the event loop and swap the reference; readers never see a half-built index.
     """
 
     def __init__(self, docs: Iterable[SearchDoc]) -> None:
         ordered = sorted(docs, key=lambda doc: (-doc.popularity, doc.product_id))
         postings: defaultdict[str, array[int]] = defaultdict(_new_posting_list)
         entries: list[_Entry] = []
+        words: set[str] = set()
+        syllables: set[str] = set()
         for number, doc in enumerate(ordered):
             entry, grams = _build_entry(doc)
             entries.append(entry)
             for gram in grams:
                 postings[gram].append(number)
+            words.update(entry.name_words.split(), entry.aux_words.split())
+            syllables.update(entry.name_syllables.split(), entry.aux_syllables.split())
         self._entries: tuple[_Entry, ...] = tuple(entries)
         # Compact int32 arrays: half the memory of lists, and as fast to count.
         self._postings: dict[str, array[int]] = dict(postings)
+        self._vocabulary = _build_vocabulary(words, syllables, _run_pairs(entries))
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -196,10 +232,12 @@ class SearchIndex:
     ) -> list[SearchHit]:
         if limit <= 0:
             return []
-        parsed = _parse_query(query)
+        parsed = _parse_query(query, self._vocabulary)
         if parsed is None:
             return []
-        candidates = self._shortlist(parsed.grams, size=max(SHORTLIST_SIZE, limit + limit // 2))
+        candidates = self._shortlist(
+            parsed.terms, parsed.grams, size=max(SHORTLIST_SIZE, limit + limit // 2)
+        )
         best_by_product: dict[int, tuple[float, int]] = {}
         for number in candidates:
             entry = self._entries[number]
@@ -217,26 +255,36 @@ class SearchIndex:
             ranked = [item for item in ranked if item[1][0] >= floor]
         return [SearchHit(product_id, round(score, 2)) for product_id, (score, _) in ranked[:limit]]
 
-    def _shortlist(self, grams: Sequence[str], *, size: int) -> list[int]:
-        """The documents sharing the most grams with the query, rarest grams first.
+    def _shortlist(self, terms: Sequence[str], grams: Sequence[str], *, size: int) -> list[int]:
+        """The documents sharing the most with the query: its words first, then grams.
 
-        Common grams are cut at a total posting budget (their lists are in popularity
-        order, so the cut keeps best sellers), which bounds the cost of any query.
-        Documents sharing far fewer grams than the best one are not worth scoring.
+        Whole-word keys (a word, a syllable pair, a correction) are precise and count
+        double. Gram lists are then counted rarest first while they fit in a total
+        posting budget, which bounds the cost of any query; the common grams left out
+        say little anyway. A list is counted whole or not at all, so that a specific
+        gram is never outweighed by a common one counted for best sellers only. Only
+        when even the first list is too long ("茶" in a tea shop) is it cut, keeping
+        best sellers (lists are in popularity order). Documents sharing far fewer
+        grams than the best one are not worth scoring.
         """
-        lists = sorted(
-            (self._postings[gram] for gram in grams if gram in self._postings), key=len
-        )
+        term_lists = sorted(_present(self._postings, terms), key=len)
+        gram_lists = sorted(_present(self._postings, grams), key=len)
+        if not term_lists and not gram_lists:
+            return []
         chosen: list[array[int]] = []
         budget = POSTING_BUDGET
-        for numbers in lists:
-            if budget <= 0:
+        for numbers in term_lists:
+            if 2 * len(numbers) <= budget:
+                chosen += (numbers, numbers)
+                budget -= 2 * len(numbers)
+        for numbers in gram_lists:
+            if len(numbers) > budget:
                 break
-            chosen.append(numbers if len(numbers) <= budget else numbers[:budget])
+            chosen.append(numbers)
             budget -= len(numbers)
+        if not chosen:
+            chosen.append((term_lists or gram_lists)[0][:POSTING_BUDGET])
         counts = Counter(chain.from_iterable(chosen))
-        if not counts:
-            return []
         floor = max(counts.values()) * PRUNE_RATIO
         if floor <= 1:
             selected = list(counts)
@@ -246,6 +294,10 @@ class SearchIndex:
         selected.sort()
         selected.sort(key=counts.__getitem__, reverse=True)
         return selected[:size]
+
+
+def _present(postings: dict[str, array[int]], keys: Iterable[str]) -> Iterator[array[int]]:
+    return (postings[key] for key in keys if key in postings)
 
 
 def _new_posting_list() -> array[int]:
@@ -270,6 +322,11 @@ def _clean(text: str) -> list[str]:
     return _PARTS_RE.findall(text)
 
 
+def _is_cjk(part: str) -> bool:
+    """For a part from _clean: Chinese runs are the only parts beyond ASCII."""
+    return part[0] > "z"
+
+
 def _stem(word: str) -> str:
     """A tiny plural stripper so that "apples" meets "apple" and "berries" meets "berry"."""
     if len(word) <= 3 or not word.isalpha():
@@ -283,26 +340,10 @@ def _stem(word: str) -> str:
     return word
 
 
-def _is_cjk(part: str) -> bool:
-    """For a part from _clean: Chinese runs are the only parts beyond ASCII."""
-    return part[0] > "z"
-
-
-@lru_cache(maxsize=65536)
-def _word_syllables(word: str) -> tuple[str, ...]:
-    """Pinyin of one segmented word; cached because product names reuse their words."""
-    return tuple(lazy_pinyin(word, style=Style.NORMAL, errors="ignore"))
-
-
-def _syllables(run: str) -> tuple[str, ...]:
-    """Toneless pinyin of a Chinese run, with word-aware readings (重庆 -> chong qing).
-
-    Segmenting first and caching per word is ten times faster than calling
-    lazy_pinyin on every whole name, which matters at 100k documents.
-    """
-    return tuple(
-        syllable for word in _pinyin_segmenter.cut(run) for syllable in _word_syllables(word)
-    )
+@lru_cache(maxsize=1 << 16)
+def _index_word(part: str) -> str:
+    """Cached stem of a latin part, or "" for a stop word."""
+    return "" if part in _ENGLISH_STOPWORDS else _stem(part)
 
 
 def _latin_words(parts: Iterable[str]) -> list[str]:
@@ -310,15 +351,26 @@ def _latin_words(parts: Iterable[str]) -> list[str]:
     return [word for part in parts if not _is_cjk(part) and (word := _index_word(part))]
 
 
-@lru_cache(maxsize=1 << 16)
-def _index_word(part: str) -> str:
-    """Cached stem of a latin part, or "" for a stop word."""
-    return "" if part in _ENGLISH_STOPWORDS else _stem(part)
-
-
 def _spaced(words: Iterable[str]) -> str:
     joined = " ".join(words)
     return f" {joined} " if joined else ""
+
+
+@lru_cache(maxsize=1 << 16)
+def _word_syllables(word: str) -> tuple[str, ...]:
+    """Toneless pinyin of one segmented word (lazy_pinyin with its phrase readings)."""
+    return tuple(lazy_pinyin(word, style=Style.NORMAL, errors="ignore"))
+
+
+def _syllables(run: str) -> tuple[str, ...]:
+    """Toneless pinyin of a Chinese run, with word-aware readings (重庆: chong qing).
+
+    Segmenting first and caching per word is ten times faster than calling
+    lazy_pinyin on every whole name, which matters at 100k documents.
+    """
+    return tuple(
+        syllable for word in _pinyin_segmenter.cut(run) for syllable in _word_syllables(word)
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -352,6 +404,12 @@ def _pinyin_grams(syllables: Sequence[str]) -> Iterator[str]:
         yield syllable[-2:] + " "
 
 
+def _pair_terms(syllables: Sequence[str]) -> Iterator[str]:
+    """Whole-word keys for adjacent syllables ("@pingguo"): most Chinese words are two."""
+    for first, second in zip(syllables, syllables[1:], strict=False):
+        yield _TERM_MARK + first + second
+
+
 def _initials_grams(initials: str) -> Iterator[str]:
     for start in range(len(initials) - 1):
         yield _INITIALS_MARK + initials[start : start + 2]
@@ -363,16 +421,7 @@ def _looks_like_initials(word: str) -> bool:
 
 
 # ---------------------------------------------------------------------------
-# Building documents
-
-
-@dataclass(frozen=True, slots=True)
-class _RunFeatures:
-    """What a Chinese run contributes to a document: its pinyin and its grams."""
-
-    syllables: tuple[str, ...]
-    initials: str
-    grams: frozenset[str]  # CJK unigrams and bigrams, pinyin trigrams and edges
+# Building
 
 
 @lru_cache(maxsize=1 << 15)
@@ -381,15 +430,22 @@ def _run_features(run: str) -> _RunFeatures:
     syllables = _syllables(run)
     return _RunFeatures(
         syllables=syllables,
-        initials="".join(syllable[0] for syllable in syllables if syllable),
-        grams=frozenset(chain(_cjk_grams(run), _pinyin_grams(syllables))),
+        pairs=tuple(first + second for first, second in zip(syllables, syllables[1:])),
+        initials="".join(syllable[0] for syllable in syllables),
+        grams=frozenset(
+            chain(
+                _cjk_grams(run),
+                _pinyin_grams(syllables),
+                _pair_terms(syllables),
+            )
+        ),
     )
 
 
 @lru_cache(maxsize=1 << 16)
 def _word_gram_set(word: str) -> frozenset[str]:
-    """Cached: a catalog's English vocabulary is small next to its document count."""
-    return frozenset(_word_grams(word))
+    """Its trigrams and its whole-word key; cached: the vocabulary is small."""
+    return frozenset(chain(_word_grams(word), [_TERM_MARK + word]))
 
 
 @lru_cache(maxsize=1 << 12)
@@ -433,6 +489,29 @@ def _build_entry(doc: SearchDoc) -> tuple[_Entry, set[str]]:
     return entry, grams
 
 
+def _run_pairs(entries: Iterable[_Entry]) -> set[str]:
+    """Adjacent syllable pairs of all names ("pingguo"): most Chinese words are two."""
+    pairs: set[str] = set()
+    for entry in entries:
+        syllables = entry.name_syllables.split()
+        pairs.update(map(str.__add__, syllables, syllables[1:]))
+    return pairs
+
+
+def _build_vocabulary(words: set[str], syllables: set[str], pairs: set[str]) -> _Vocabulary:
+    """Bucket the vocabulary so a correction only compares plausible lengths."""
+    buckets: defaultdict[tuple[str, int], list[str]] = defaultdict(list)
+    everything = words | syllables | pairs
+    for word in sorted(everything):
+        if len(word) >= 3 and word.isalpha():
+            buckets[word[0], len(word)].append(word)
+    return _Vocabulary(
+        words=frozenset(everything),
+        buckets={key: tuple(bucket) for key, bucket in buckets.items()},
+        syllables=frozenset(syllables),
+    )
+
+
 # ---------------------------------------------------------------------------
 # Queries
 
@@ -450,16 +529,47 @@ def _strip_fillers(parts: list[str]) -> list[str]:
     return stripped or parts
 
 
-def _parse_query(query: str) -> _Query | None:
-    """Normalise a raw query; None when nothing searchable is left (empty, emoji…)."""
-    parts = _clean(query[:MAX_RAW_CHARS])
+def _capped_parts(query: str) -> list[str]:
+    """The parts of a raw query, at most MAX_QUERY_CHARS of them in total."""
     capped: list[str] = []
     room = MAX_QUERY_CHARS
-    for part in parts:
+    for part in _clean(query[:MAX_RAW_CHARS]):
         if room <= 0:
             break
         capped.append(part[:room])
         room -= len(part) + 1
+    return capped
+
+
+def _corrections(word: str, vocabulary: _Vocabulary) -> list[str]:
+    """Catalog words close to an unknown query word ("rcie" -> "rice").
+
+    They only bring the right documents into the shortlist (trigrams alone share
+    nothing between "rcie" and "rice"); scoring still compares the word as typed. Only words with the same
+    first letter and a length that can reach the ratio are compared, which keeps
+    this to a fraction of a millisecond on a large vocabulary.
+    """
+    if len(word) < 4 or not word.isalpha() or word in vocabulary.words:
+        return []
+    # ratio = 2 * common / (len_a + len_b) >= r needs the shorter/longer ratio >= r / (2 - r).
+    reach = CORRECTION_MIN_RATIO / (200.0 - CORRECTION_MIN_RATIO)
+    lengths = range(math.ceil(len(word) * reach), math.floor(len(word) / reach) + 1)
+    choices = list(
+        chain.from_iterable(vocabulary.buckets.get((word[0], length), ()) for length in lengths)
+    )
+    matches = process.extract(
+        word,
+        choices,
+        scorer=fuzz.ratio,
+        score_cutoff=CORRECTION_MIN_RATIO,
+        limit=CORRECTIONS_PER_WORD,
+    )
+    return [match[0] for match in matches if match[1] >= matches[0][1] - CORRECTION_SPREAD]
+
+
+def _parse_query(query: str, vocabulary: _Vocabulary) -> _Query | None:
+    """Normalise a raw query; None when nothing searchable is left (empty, emoji…)."""
+    capped = _capped_parts(query)
     if not capped:
         return None
     capped = _strip_fillers(capped)
@@ -470,15 +580,30 @@ def _parse_query(query: str) -> _Query | None:
         _CjkPart(text=run, syllables=_syllables(run))
         for run in dict.fromkeys(part for part in capped if _is_cjk(part))
     ]
+    joined = None
+    if not cjk_parts and len(words) >= 2 and all(w in vocabulary.syllables for w in words):
+        joined = "".join(words)
+
+    terms: dict[str, None] = {}
     grams: dict[str, None] = {}
     for part in cjk_parts:
         grams.update(dict.fromkeys(_cjk_grams(part.text)))
         grams.update(dict.fromkeys(_pinyin_grams(part.syllables)))
-    for word in words:
+        terms.update(dict.fromkeys(_pair_terms(part.syllables)))  # homophones: 平果
+    for word in chain(words, [joined] if joined else []):
+        terms[_TERM_MARK + word] = None
         grams.update(dict.fromkeys(_word_grams(word)))
         if _looks_like_initials(word):
             grams.update(dict.fromkeys(_initials_grams(word)))
-    return _Query(cjk_parts=tuple(cjk_parts), words=tuple(words), grams=tuple(grams))
+        for correction in _corrections(word, vocabulary):
+            terms[_TERM_MARK + correction] = None
+    return _Query(
+        cjk_parts=tuple(cjk_parts),
+        words=tuple(words),
+        joined_syllables=joined,
+        terms=tuple(terms),
+        grams=tuple(grams),
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -491,12 +616,17 @@ def _score(query: _Query, entry: _Entry) -> float:
     Each query part (Chinese run or latin word) scores its best field; the result
     blends the best part and the average part, so that every part counts but one
     unknown word ("red apple" when nothing says red) does not sink a good match.
+    Spaced pinyin ("cao mei") must match as a whole to score fully.
     """
     scores = [_cjk_part_score(part, entry) for part in query.cjk_parts]
     scores.extend(_word_score(word, entry) for word in query.words)
     if not scores:
         return 0.0
-    return 0.5 * max(scores) + 0.5 * sum(scores) / len(scores)
+    blended = 0.5 * max(scores) + 0.5 * sum(scores) / len(scores)
+    if query.joined_syllables is None:
+        return blended
+    whole = _pinyin_word_score(query.joined_syllables, entry)
+    return max(whole, blended * W_SCATTERED_SYLLABLES)
 
 
 def _coverage(needle: str, haystack: str) -> float:
@@ -552,36 +682,43 @@ def _word_score(word: str, entry: _Entry) -> float:
     best = max(best, _token_score(word, entry.aux_words) * W_AUX)
     if best >= 100.0 * W_AUX:
         return best
-    best = max(best, _pinyin_score(word, entry.name_syllables) * W_PINYIN)
-    if best < 100.0 * W_AUX_PINYIN:
-        best = max(best, _pinyin_score(word, entry.aux_syllables) * W_AUX_PINYIN)
+    best = max(best, _pinyin_word_score(word, entry))
     if _looks_like_initials(word) and word in entry.name_initials:
         best = max(best, 100.0 * W_INITIALS)
     return best
 
 
 def _token_score(word: str, spaced_words: str) -> float:
-    """A latin query word against whole words: exact, prefix, then typo (rapidfuzz ratio)."""
+    """A latin query word against whole words: exact, prefix, compound, then typo."""
     if not spaced_words:
         return 0.0
     if f" {word} " in spaced_words:
         return 100.0
     if len(word) < 3 or word.isdigit():
         return 0.0
-    prefix = PREFIX_SCORE if f" {word}" in spaced_words else 0.0
+    if f" {word}" in spaced_words:
+        return PREFIX_SCORE
     if len(word) < 4:
-        return prefix
-    match = process.extractOne(
-        word, spaced_words.split(), scorer=fuzz.ratio, score_cutoff=max(prefix, 60.0)
-    )
-    return max(prefix, match[1]) if match else prefix
+        return 0.0
+    if len(word) >= 6 and word in spaced_words.replace(" ", ""):
+        return PREFIX_SCORE  # "powerbank" for "power bank"
+    match = process.extractOne(word, spaced_words.split(), scorer=fuzz.ratio, score_cutoff=60.0)
+    return match[1] if match else 0.0
+
+
+def _pinyin_word_score(word: str, entry: _Entry) -> float:
+    """A latin query word read as pinyin of the name, else of tags and category."""
+    best = _pinyin_score(word, entry.name_syllables) * W_PINYIN
+    if best < 100.0 * W_AUX_PINYIN:
+        best = max(best, _pinyin_score(word, entry.aux_syllables) * W_AUX_PINYIN)
+    return best
 
 
 def _pinyin_score(word: str, spaced_syllables: str) -> float:
-    """A latin query word read as pinyin: whole consecutive syllables, or a typo of them.
+    """A latin word against pinyin: a syllable, whole consecutive syllables, or a typo.
 
     Matching whole syllables (not any substring of the joined pinyin) keeps "ping"
-    from matching "jian" and "pinguo" from matching "jianguo" as well as "pingguo".
+    from matching "jian" and makes "pinguo" prefer 苹果 (ping guo) to 坚果 (jian guo).
     """
     if not spaced_syllables or not word.isalpha():
         return 0.0
@@ -589,24 +726,24 @@ def _pinyin_score(word: str, spaced_syllables: str) -> float:
         return 100.0
     if len(word) <= 3:
         return PREFIX_SCORE if f" {word}" in spaced_syllables else 0.0
-    # Cheap C-level screen before building syllable windows in Python.
+    # Cheap C-level screen before building windows in Python.
     if not fuzz.partial_ratio(word, spaced_syllables.replace(" ", ""), score_cutoff=70.0):
         return 0.0
     slack = max(2, len(word) // 3)
-    windows = _syllable_windows(
+    windows = _joined_windows(
         spaced_syllables.split(), shortest=len(word) - slack, longest=len(word) + slack
     )
     match = process.extractOne(word, windows, scorer=fuzz.ratio, score_cutoff=80.0)
     return match[1] if match else 0.0
 
 
-def _syllable_windows(syllables: Sequence[str], *, shortest: int, longest: int) -> list[str]:
-    """Every run of consecutive syllables, joined, whose length is within the bounds."""
+def _joined_windows(items: Sequence[str], *, shortest: int, longest: int) -> list[str]:
+    """Every run of consecutive items, joined, whose length is within the bounds."""
     windows: list[str] = []
-    for start in range(len(syllables)):
+    for start in range(len(items)):
         joined = ""
-        for syllable in syllables[start:]:
-            joined += syllable
+        for item in items[start:]:
+            joined += item
             if len(joined) > longest:
                 break
             if len(joined) >= shortest:

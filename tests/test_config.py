@@ -61,13 +61,17 @@ def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert config.search.page_size == 5
 
 
-def test_config_toml_in_the_working_directory_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_toml_in_the_working_directory_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     write(tmp_path / "config.toml", "[server]\nport = 9001\n")
     assert load_config(env={}).server.port == 9001
 
 
-def test_load_config_reads_os_environ_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_load_config_reads_os_environ_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("STOREFRONT_SHOP__NAME", "环境小店")
     assert load_config().shop.name == "环境小店"
@@ -79,14 +83,14 @@ def test_load_config_reads_os_environ_by_default(tmp_path: Path, monkeypatch: py
 def test_file_values_of_every_type(tmp_path: Path) -> None:
     path = write(
         tmp_path / "shop.toml",
-        """
+        f"""
 [server]
 host = "0.0.0.0"
 port = 9000
 reply_deadline_seconds = 3     # an integer is fine for a float key
 [wechat]
 token = "file-token"
-encoding_aes_key = "%s"
+encoding_aes_key = "{AES_KEY}"
 [database]
 url = "postgresql+asyncpg://shop@db/shop"
 echo = true
@@ -102,8 +106,7 @@ locale = "en"
 seed_demo = false
 [search]
 cache_seconds = 2.5
-"""
-        % AES_KEY,
+""",
     )
     config = load_config(path, env={})
     assert config.server.host == "0.0.0.0"
@@ -117,7 +120,9 @@ cache_seconds = 2.5
     assert config.redis.url == "redis://localhost:6379/0"
     assert config.pay.provider == "wechatpay_v3"
     assert config.staff.owners == ("o_owner_1", "o_owner_2")
-    assert config.shop == dataclasses.replace(Config().shop, name="文件小店", locale="en", seed_demo=False)
+    assert config.shop == dataclasses.replace(
+        Config().shop, name="文件小店", locale="en", seed_demo=False
+    )
     assert config.search.cache_seconds == 2.5
     # keys the file leaves out keep their defaults
     assert config.wechat.appid == "wx_demo_appid"
@@ -144,7 +149,13 @@ owners = ["o_file_owner"]
     [
         ("STOREFRONT_SERVER__HOST", "0.0.0.0", "server", "host", "0.0.0.0"),
         ("STOREFRONT_SERVER__PORT", "9100", "server", "port", 9100),
-        ("STOREFRONT_SERVER__REPLY_DEADLINE_SECONDS", "1.5", "server", "reply_deadline_seconds", 1.5),
+        (
+            "STOREFRONT_SERVER__REPLY_DEADLINE_SECONDS",
+            "1.5",
+            "server",
+            "reply_deadline_seconds",
+            1.5,
+        ),
         ("STOREFRONT_DATABASE__ECHO", "true", "database", "echo", True),
         ("STOREFRONT_DATABASE__ECHO", "1", "database", "echo", True),
         ("STOREFRONT_DATABASE__ECHO", "Yes", "database", "echo", True),
@@ -168,7 +179,9 @@ def test_environment_overrides_win_over_the_file(
 
 def test_environment_overrides_leave_other_keys_alone(tmp_path: Path) -> None:
     path = write(tmp_path / "config.toml", FILE)
-    config = load_config(path, env={"STOREFRONT_SERVER__PORT": "9100", "HOME": "/root", "STOREFRONT": "x"})
+    config = load_config(
+        path, env={"STOREFRONT_SERVER__PORT": "9100", "HOME": "/root", "STOREFRONT": "x"}
+    )
     assert config.server == ServerConfig(host="10.0.0.1", port=9100, reply_deadline_seconds=3.0)
     assert config.staff.owners == ("o_file_owner",)
 
@@ -201,9 +214,12 @@ def test_unknown_names_in_the_file_are_errors(tmp_path: Path, text: str, named: 
         ("STOREFRONT_SEVER__PORT", "[sever]"),
     ],
 )
-def test_unknown_names_in_the_environment_are_errors(tmp_path: Path, var: str, named: str) -> None:
+def test_unknown_names_in_the_environment_are_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, var: str, named: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError) as err:
-        load_config(tmp_path / "absent.toml" if False else None, env={var: "1", "STOREFRONT_CONFIG": ""})
+        load_config(env={var: "1"})
     assert named in str(err.value)
 
 
@@ -406,8 +422,20 @@ def test_the_example_file_lists_every_section_and_key() -> None:
     assert list(data) == [f.name for f in dataclasses.fields(Config)]
 
 
+def comment_above(lines: list[str], key: str) -> str:
+    """The comment lines right above the first `key = ...` line of the example file."""
+    number = next(i for i, line in enumerate(lines) if re.match(rf"^{key}\s*=", line))
+    above: list[str] = []
+    while number > 0 and lines[number - 1].startswith("#"):
+        number -= 1
+        above.insert(0, lines[number])
+    return "\n".join(above)
+
+
 def test_every_key_of_the_example_file_has_a_comment() -> None:
     lines = EXAMPLE.read_text(encoding="utf-8").splitlines()
+    keys = [line.split("=")[0].strip() for line in lines if re.match(r"^[a-z_]+\s*=", line)]
+    assert len(keys) == sum(len(section) for section in schema().values())
     uncommented = []
     for number, line in enumerate(lines):
         if re.match(r"^[a-z_]+\s*=", line) and not lines[number - 1].startswith("#"):
@@ -419,9 +447,9 @@ def test_the_example_file_explains_overrides_secrets_and_menu_keys() -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
     for needle in ("STOREFRONT_<SECTION>__<KEY>", "STOREFRONT_CONFIG", "STOREFRONT_STAFF__OWNERS="):
         assert needle in text
+    lines = text.splitlines()
     for secret in ("appsecret", "token", "encoding_aes_key"):
-        block = text.split(f"\n{secret} =")[0].rsplit("\n\n", 1)[-1].splitlines()[-2:]
-        assert any("SECRET" in line for line in block), secret
+        assert "SECRET" in comment_above(lines, secret), secret
     for menu_key in ("HOT", "CATEGORIES", "HELP", "CATEGORY_<id>"):
         assert re.search(rf"^#\s+{re.escape(menu_key)}\s", text, re.MULTILINE), menu_key
 
@@ -437,3 +465,15 @@ def test_the_example_menu_keys_are_the_ones_the_bot_understands() -> None:
 
 def test_database_defaults_to_the_embedded_sqlite_file() -> None:
     assert DatabaseConfig().url == "sqlite+aiosqlite:///storefront.db"
+
+
+def test_an_override_with_one_underscore_is_an_error_not_ignored() -> None:
+    """Regression: STOREFRONT_SERVER_PORT (one underscore) used to be skipped silently."""
+    with pytest.raises(ConfigError, match="STOREFRONT_SERVER_PORT"):
+        build_config({}, {"STOREFRONT_SERVER_PORT": "9000"})
+
+
+@pytest.mark.parametrize("key", ["order_timeout_minutes", "delivery_fee_fen"])
+def test_negative_shop_numbers_are_refused(key: str) -> None:
+    with pytest.raises(ConfigError, match=f"shop.{key}"):
+        build_config({"shop": {key: -1}})
