@@ -40,8 +40,6 @@ class MemoryOutbox:
         return [s.message for s in self.sent if s.openid == openid]
 
     async def wait_for(self, openid: str, count: int = 1, timeout: float = 5.0) -> list[Rendered]:
-        async with self._changed:
-            await asyncio.wait_for(
-                self._changed.wait_for(lambda: len(self.for_user(openid)) >= count), timeout
-            )
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: len(self.for_user(openid)) >= count)
         return self.for_user(openid)

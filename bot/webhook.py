@@ -14,7 +14,6 @@ from aiohttp import web
 
 from bot import protocol
 from bot.config import WeChatConfig
-from bot.inbox import Inbox
 from bot.keys import CONFIG, INBOX, METRICS
 from bot.protocol import ProtocolError, SignatureError
 from bot.render import to_xml
