@@ -139,3 +139,248 @@ class Customer(Base):
     first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_message_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+# ---- shopping: carts, addresses, coupons -----------------------------------------------
+
+
+class CartLine(Base):
+    """One variant in a customer's cart. Prices are not stored: a cart shows today's price."""
+
+    __tablename__ = "cart_lines"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "variant_id"),
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"))
+    quantity: Mapped[int] = mapped_column(Integer)
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Address(Base):
+    __tablename__ = "addresses"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(32))
+    phone: Mapped[str] = mapped_column(String(20))
+    address: Mapped[str] = mapped_column(String(200))
+    is_default: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CouponKind(enum.StrEnum):
+    AMOUNT_OFF = "amount_off"  # amount_off_fen off when the goods total reaches threshold_fen
+    PERCENT_OFF = "percent_off"  # percent_off % off, at most cap_fen, above threshold_fen
+
+
+class Coupon(Base):
+    """A coupon definition. Customers hold issued copies (CustomerCoupon)."""
+
+    __tablename__ = "coupons"
+    __table_args__ = (
+        CheckConstraint("amount_off_fen >= 0", name="amount_off_not_negative"),
+        CheckConstraint("percent_off >= 0 AND percent_off < 100", name="percent_off_range"),
+        CheckConstraint("issued_count >= 0", name="issued_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    title: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    amount_off_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    percent_off: Mapped[int] = mapped_column(Integer, default=0)
+    cap_fen: Mapped[int] = mapped_column(BigInteger, default=0)  # 0: no cap
+    threshold_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    valid_from: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    valid_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    per_user_limit: Mapped[int] = mapped_column(Integer, default=1)
+    total_quantity: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: unlimited
+    issued_count: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CustomerCouponStatus(enum.StrEnum):
+    AVAILABLE = "available"
+    USED = "used"  # by the order whose customer_coupon_id points here; freed again if it is cancelled
+
+
+class CustomerCoupon(Base):
+    __tablename__ = "customer_coupons"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    coupon_id: Mapped[int] = mapped_column(ForeignKey("coupons.id"), index=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default=CustomerCouponStatus.AVAILABLE.value)
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+# ---- orders -------------------------------------------------------------------------
+
+
+class OrderStatus(enum.StrEnum):
+    PENDING_PAYMENT = "pending_payment"
+    PAID = "paid"
+    SHIPPED = "shipped"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    REFUNDING = "refunding"
+    REFUNDED = "refunded"
+
+
+class Order(Base):
+    """An order with snapshots of its lines, prices and address; amounts in fen.
+
+    payable_fen = goods_fen - discount_fen + delivery_fen - points_fen.
+    refunded_fen grows with each successful (possibly partial) refund.
+    """
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        Index("ix_orders_status_expires", "status", "expires_at"),
+        CheckConstraint("payable_fen >= 0", name="payable_not_negative"),
+        CheckConstraint("refunded_fen >= 0 AND refunded_fen <= paid_fen", name="refund_within_paid"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_no: Mapped[str] = mapped_column(String(32), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20), default=OrderStatus.PENDING_PAYMENT.value)
+    idempotency_key: Mapped[str | None] = mapped_column(String(100), unique=True, nullable=True)
+    goods_fen: Mapped[int] = mapped_column(BigInteger)
+    discount_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    delivery_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    points_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    payable_fen: Mapped[int] = mapped_column(BigInteger)
+    paid_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    refunded_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    customer_coupon_id: Mapped[int | None] = mapped_column(ForeignKey("customer_coupons.id"), nullable=True)
+    address_name: Mapped[str] = mapped_column(String(32), default="")
+    address_phone: Mapped[str] = mapped_column(String(20), default="")
+    address_text: Mapped[str] = mapped_column(String(200), default="")
+    note: Mapped[str] = mapped_column(String(200), default="")
+    pay_provider: Mapped[str] = mapped_column(String(20), default="")
+    pay_transaction_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    carrier: Mapped[str] = mapped_column(String(32), default="")
+    tracking_no: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reminded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    shipped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    lines: Mapped[list[OrderLine]] = relationship(order_by="OrderLine.id", cascade="all, delete-orphan")
+    events: Mapped[list[OrderEvent]] = relationship(order_by="OrderEvent.id", cascade="all, delete-orphan")
+
+
+class OrderLine(Base):
+    """What was bought, as it was when bought (name and price are snapshots)."""
+
+    __tablename__ = "order_lines"
+    __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id"), index=True)
+    sku_code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(100))
+    spec_label: Mapped[str] = mapped_column(String(100), default="")
+    unit_price_fen: Mapped[int] = mapped_column(BigInteger)
+    quantity: Mapped[int] = mapped_column(Integer)
+
+
+class OrderEvent(Base):
+    """Every status transition: from, to, who (customer / staff:<openid> / system / provider), when."""
+
+    __tablename__ = "order_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    to_status: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(80))
+    note: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PaymentEvent(Base):
+    """Each provider notification (payment or refund) recorded once: (provider, event_key) is unique."""
+
+    __tablename__ = "payment_events"
+    __table_args__ = (UniqueConstraint("provider", "event_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    event_key: Mapped[str] = mapped_column(String(100))  # transaction id or refund id
+    kind: Mapped[str] = mapped_column(String(16))  # payment | refund
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), nullable=True, index=True)
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    outcome: Mapped[str] = mapped_column(String(32))  # applied | late_refunded | ignored_* ...
+    payload: Mapped[dict] = mapped_column(JSON, default=dict)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RefundStatus(enum.StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class Refund(Base):
+    __tablename__ = "refunds"
+    __table_args__ = (CheckConstraint("amount_fen > 0", name="amount_positive"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    refund_no: Mapped[str] = mapped_column(String(40), unique=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[str] = mapped_column(String(16), default=RefundStatus.PENDING.value)
+    actor: Mapped[str] = mapped_column(String(80))
+    provider_refund_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AfterSalesKind(enum.StrEnum):
+    REFUND = "refund"
+    RETURN = "return"
+
+
+class AfterSalesStatus(enum.StrEnum):
+    OPEN = "open"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class AfterSalesRequest(Base):
+    __tablename__ = "after_sales_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(16), default=AfterSalesStatus.OPEN.value)
+    resolution: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Handoff(Base):
+    """A customer asked for a human: recorded with the context staff need (cart, last order)."""
+
+    __tablename__ = "handoffs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    context: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -26,6 +26,7 @@ tie, and every posting list cut short by the budget, favours best sellers.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 import re
 import unicodedata
 from array import array
@@ -33,7 +34,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import chain
+from itertools import chain, islice, takewhile
 
 from pypinyin import Style, lazy_pinyin
 from pypinyin.seg.mmseg import seg as _pinyin_segmenter
@@ -52,6 +53,8 @@ POSTING_BUDGET = 15_000
 """How many posting entries one query may count; bounds the cost of common grams."""
 PRUNE_RATIO = 0.34
 """Only candidates sharing at least this share of the best gram count are scored."""
+TERM_WEIGHT = 3
+"""A whole query term found in a document counts as much as this many grams."""
 SEARCH_MIN_SCORE = 70.0
 """Below this a hit is noise for search() (a shared letter, a loose typo)."""
 SEARCH_RELATIVE_WINDOW = 15.0
@@ -62,6 +65,8 @@ CORRECTION_MIN_RATIO = 75.0
 """How close a catalog word must be to an unknown query word to lend it its grams."""
 CORRECTIONS_PER_WORD = 3
 CORRECTION_SPREAD = 5.0
+COMPLETIONS_PER_WORD = 3
+MAX_COMPLETION_SCAN = 200
 """Corrections clearly worse than the best one are noise ("xianngjiao": "xiangjiao" only)."""
 
 # Field weights: a match on the name beats the same match anywhere else.
@@ -158,17 +163,18 @@ class _RunFeatures:
     """What a run of Chinese characters contributes to a document."""
 
     syllables: tuple[str, ...]  # 烟台红富士苹果 -> yan tai hong fu shi ping guo
-    pairs: tuple[str, ...]  # yantai taihong ... pingguo: for the typo vocabulary
     initials: str  # ythfspg
-    grams: frozenset[str]  # CJK unigrams and bigrams, pinyin trigrams and edges
+    keys: frozenset[str]  # CJK grams and syllable terms: indexed for every field
+    name_keys: frozenset[str]  # plus pinyin trigrams and initials: for names only
 
 
 @dataclass(frozen=True, slots=True)
 class _Vocabulary:
-    """The catalog's latin words, syllables and syllable pairs, to correct query words."""
+    """The catalog's terms (latin words, syllables, syllable pairs), to map query words."""
 
-    words: frozenset[str]
-    buckets: dict[tuple[str, int], tuple[str, ...]]  # by (first letter, length)
+    terms: frozenset[str]
+    sorted_terms: tuple[str, ...]  # for prefixes ("choc" -> "chocolate")
+    buckets: dict[tuple[str, int], tuple[str, ...]]  # by (first letter, length): typos
     syllables: frozenset[str]  # to recognise spaced pinyin ("ping guo")
 
 
@@ -200,19 +206,17 @@ class SearchIndex:
         ordered = sorted(docs, key=lambda doc: (-doc.popularity, doc.product_id))
         postings: defaultdict[str, array[int]] = defaultdict(_new_posting_list)
         entries: list[_Entry] = []
-        words: set[str] = set()
         syllables: set[str] = set()
         for number, doc in enumerate(ordered):
-            entry, grams = _build_entry(doc)
+            entry, keys = _build_entry(doc)
             entries.append(entry)
-            for gram in grams:
-                postings[gram].append(number)
-            words.update(entry.name_words.split(), entry.aux_words.split())
+            for key in keys:
+                postings[key].append(number)
             syllables.update(entry.name_syllables.split(), entry.aux_syllables.split())
         self._entries: tuple[_Entry, ...] = tuple(entries)
         # Compact int32 arrays: half the memory of lists, and as fast to count.
         self._postings: dict[str, array[int]] = dict(postings)
-        self._vocabulary = _build_vocabulary(words, syllables, _run_pairs(entries))
+        self._vocabulary = _build_vocabulary(self._postings, syllables)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -258,8 +262,8 @@ class SearchIndex:
     def _shortlist(self, terms: Sequence[str], grams: Sequence[str], *, size: int) -> list[int]:
         """The documents sharing the most with the query: its words first, then grams.
 
-        Whole-word keys (a word, a syllable pair, a correction) are precise and count
-        double. Gram lists are then counted rarest first while they fit in a total
+        Whole-term keys (a word, a syllable pair, a correction) are precise and count
+        TERM_WEIGHT times. Gram lists are then counted rarest first while they fit in a total
         posting budget, which bounds the cost of any query; the common grams left out
         say little anyway. A list is counted whole or not at all, so that a specific
         gram is never outweighed by a common one counted for best sellers only. Only
@@ -274,9 +278,9 @@ class SearchIndex:
         chosen: list[array[int]] = []
         budget = POSTING_BUDGET
         for numbers in term_lists:
-            if 2 * len(numbers) <= budget:
-                chosen += (numbers, numbers)
-                budget -= 2 * len(numbers)
+            if TERM_WEIGHT * len(numbers) <= budget:
+                chosen += [numbers] * TERM_WEIGHT
+                budget -= TERM_WEIGHT * len(numbers)
         for numbers in gram_lists:
             if len(numbers) > budget:
                 break
@@ -285,7 +289,8 @@ class SearchIndex:
         if not chosen:
             chosen.append((term_lists or gram_lists)[0][:POSTING_BUDGET])
         counts = Counter(chain.from_iterable(chosen))
-        floor = max(counts.values()) * PRUNE_RATIO
+        # A document holding one whole query term is always worth scoring.
+        floor = min(max(counts.values()) * PRUNE_RATIO, TERM_WEIGHT)
         if floor <= 1:
             selected = list(counts)
         else:
@@ -374,7 +379,15 @@ def _syllables(run: str) -> tuple[str, ...]:
 
 
 # ---------------------------------------------------------------------------
-# Grams
+# Grams and terms
+#
+# The index holds three kinds of keys:
+# - CJK unigrams and bigrams of every Chinese run ("苹", "苹果");
+# - trigrams of the joined pinyin of the name ("pin", "ing", "ngg", ...), for pinyin
+#   typed in one piece and its typos, and "#"-marked bigrams of its initials ("#pg");
+# - "@"-marked whole terms: every latin word ("@apple"), syllable ("@guo") and pair
+#   of adjacent syllables ("@pingguo"). Query words the catalog lacks are mapped to
+#   terms it has (corrections, prefixes, splits), so latin words need no grams.
 
 
 def _cjk_grams(run: str) -> Iterator[str]:
@@ -383,29 +396,15 @@ def _cjk_grams(run: str) -> Iterator[str]:
         yield run[start : start + 2]
 
 
-def _word_grams(word: str) -> Iterator[str]:
-    """Padded trigrams: " ap", "app", "ppl", "ple", "le " (short words still get one)."""
-    padded = f" {word} "
-    for start in range(len(padded) - 2):
-        yield padded[start : start + 3]
+def _trigrams(text: str) -> Iterator[str]:
+    for start in range(len(text) - 2):
+        yield text[start : start + 3]
 
 
-def _pinyin_grams(syllables: Sequence[str]) -> Iterator[str]:
-    """Trigrams of the joined pinyin plus the padded edges of every syllable.
-
-    The edges let a padded query word ("pingguo" -> " pi", "uo ") meet syllables
-    that sit in the middle of a longer name.
-    """
-    joined = "".join(syllables)
-    for start in range(len(joined) - 2):
-        yield joined[start : start + 3]
+def _syllable_terms(syllables: Sequence[str]) -> Iterator[str]:
+    """"@ping", "@guo" and "@pingguo": most Chinese words are two syllables."""
     for syllable in syllables:
-        yield " " + syllable[:2]
-        yield syllable[-2:] + " "
-
-
-def _pair_terms(syllables: Sequence[str]) -> Iterator[str]:
-    """Whole-word keys for adjacent syllables ("@pingguo"): most Chinese words are two."""
+        yield _TERM_MARK + syllable
     for first, second in zip(syllables, syllables[1:], strict=False):
         yield _TERM_MARK + first + second
 
@@ -428,24 +427,14 @@ def _looks_like_initials(word: str) -> bool:
 def _run_features(run: str) -> _RunFeatures:
     """Cached: tags, categories and the words of names repeat across the catalog."""
     syllables = _syllables(run)
+    initials = "".join(syllable[0] for syllable in syllables)
+    keys = frozenset(chain(_cjk_grams(run), _syllable_terms(syllables)))
     return _RunFeatures(
         syllables=syllables,
-        pairs=tuple(first + second for first, second in zip(syllables, syllables[1:])),
-        initials="".join(syllable[0] for syllable in syllables),
-        grams=frozenset(
-            chain(
-                _cjk_grams(run),
-                _pinyin_grams(syllables),
-                _pair_terms(syllables),
-            )
-        ),
+        initials=initials,
+        keys=keys,
+        name_keys=keys.union(_trigrams("".join(syllables)), _initials_grams(initials)),
     )
-
-
-@lru_cache(maxsize=1 << 16)
-def _word_gram_set(word: str) -> frozenset[str]:
-    """Its trigrams and its whole-word key; cached: the vocabulary is small."""
-    return frozenset(chain(_word_grams(word), [_TERM_MARK + word]))
 
 
 @lru_cache(maxsize=1 << 12)
@@ -455,7 +444,7 @@ def _clean_repeated(text: str) -> tuple[str, ...]:
 
 
 def _build_entry(doc: SearchDoc) -> tuple[_Entry, set[str]]:
-    """Normalise one document once, at build time, and collect its grams."""
+    """Normalise one document once, at build time, and collect its index keys."""
     name_parts = _clean(doc.name)
     aux_parts = [
         *_clean(doc.subtitle),
@@ -468,13 +457,12 @@ def _build_entry(doc: SearchDoc) -> tuple[_Entry, set[str]]:
     name_words = list(dict.fromkeys(_latin_words(name_parts)))
     aux_words = list(dict.fromkeys(_latin_words(aux_parts)))
 
-    grams: set[str] = set()
-    for run in chain(name_runs, aux_runs):
-        grams.update(run.grams)
-    for word in chain(name_words, aux_words):
-        grams.update(_word_gram_set(word))
+    keys: set[str] = set()
     for run in name_runs:
-        grams.update(_initials_grams(run.initials))
+        keys.update(run.name_keys)
+    for run in aux_runs:
+        keys.update(run.keys)
+    keys.update(_TERM_MARK + word for word in chain(name_words, aux_words))
 
     entry = _Entry(
         product_id=doc.product_id,
@@ -486,27 +474,19 @@ def _build_entry(doc: SearchDoc) -> tuple[_Entry, set[str]]:
         name_initials=" ".join(run.initials for run in name_runs),
         aux_syllables=_spaced(chain.from_iterable(run.syllables for run in aux_runs)),
     )
-    return entry, grams
+    return entry, keys
 
 
-def _run_pairs(entries: Iterable[_Entry]) -> set[str]:
-    """Adjacent syllable pairs of all names ("pingguo"): most Chinese words are two."""
-    pairs: set[str] = set()
-    for entry in entries:
-        syllables = entry.name_syllables.split()
-        pairs.update(map(str.__add__, syllables, syllables[1:]))
-    return pairs
-
-
-def _build_vocabulary(words: set[str], syllables: set[str], pairs: set[str]) -> _Vocabulary:
-    """Bucket the vocabulary so a correction only compares plausible lengths."""
+def _build_vocabulary(postings: dict[str, array[int]], syllables: set[str]) -> _Vocabulary:
+    """Every indexed term, sorted for prefixes and bucketed for corrections."""
+    terms = sorted(key[1:] for key in postings if key.startswith(_TERM_MARK))
     buckets: defaultdict[tuple[str, int], list[str]] = defaultdict(list)
-    everything = words | syllables | pairs
-    for word in sorted(everything):
-        if len(word) >= 3 and word.isalpha():
-            buckets[word[0], len(word)].append(word)
+    for term in terms:
+        if len(term) >= 3 and term.isalpha():
+            buckets[term[0], len(term)].append(term)
     return _Vocabulary(
-        words=frozenset(everything),
+        terms=frozenset(terms),
+        sorted_terms=tuple(terms),
         buckets={key: tuple(bucket) for key, bucket in buckets.items()},
         syllables=frozenset(syllables),
     )
@@ -541,17 +521,31 @@ def _capped_parts(query: str) -> list[str]:
     return capped
 
 
-def _corrections(word: str, vocabulary: _Vocabulary) -> list[str]:
-    """Catalog words close to an unknown query word ("rcie" -> "rice").
+def _related_terms(word: str, vocabulary: _Vocabulary) -> list[str]:
+    """Catalog terms standing in for a query word the catalog does not contain.
 
-    They only bring the right documents into the shortlist (trigrams alone share
-    nothing between "rcie" and "rice"); scoring still compares the word as typed. Only words with the same
-    first letter and a length that can reach the ratio are compared, which keeps
-    this to a fraction of a millisecond on a large vocabulary.
+    They only bring the right documents into the shortlist; scoring still compares
+    the word as typed. Three kinds: typos ("rcie" -> "rice"), prefixes typed in a
+    hurry ("choc" -> "chocolate") and words run together ("powerbank").
     """
-    if len(word) < 4 or not word.isalpha() or word in vocabulary.words:
+    if len(word) < 3 or not word.isalpha() or word in vocabulary.terms:
         return []
-    # ratio = 2 * common / (len_a + len_b) >= r needs the shorter/longer ratio >= r / (2 - r).
+    return [
+        *_corrections(word, vocabulary),
+        *_completions(word, vocabulary),
+        *_splits(word, vocabulary),
+    ]
+
+
+def _corrections(word: str, vocabulary: _Vocabulary) -> list[str]:
+    """The closest terms by rapidfuzz ratio, if close enough.
+
+    Only terms with the same first letter and a length that can reach the ratio are
+    compared, which keeps this to a fraction of a millisecond on a large vocabulary.
+    """
+    if len(word) < 4:
+        return []
+    # ratio = 2 * common / (len_a + len_b) >= r needs shorter / longer >= r / (2 - r).
     reach = CORRECTION_MIN_RATIO / (200.0 - CORRECTION_MIN_RATIO)
     lengths = range(math.ceil(len(word) * reach), math.floor(len(word) / reach) + 1)
     choices = list(
@@ -565,6 +559,27 @@ def _corrections(word: str, vocabulary: _Vocabulary) -> list[str]:
         limit=CORRECTIONS_PER_WORD,
     )
     return [match[0] for match in matches if match[1] >= matches[0][1] - CORRECTION_SPREAD]
+
+
+def _completions(word: str, vocabulary: _Vocabulary) -> list[str]:
+    """The shortest terms starting with the word."""
+    start = bisect_left(vocabulary.sorted_terms, word)
+    found = list(
+        takewhile(
+            lambda term: term.startswith(word),
+            islice(vocabulary.sorted_terms, start, start + MAX_COMPLETION_SCAN),
+        )
+    )
+    return sorted(found, key=len)[:COMPLETIONS_PER_WORD]
+
+
+def _splits(word: str, vocabulary: _Vocabulary) -> list[str]:
+    """Two terms that make up the word ("powerbank" -> "power", "bank")."""
+    for cut in range(2, len(word) - 1):
+        head, tail = word[:cut], word[cut:]
+        if head in vocabulary.terms and tail in vocabulary.terms:
+            return [head, tail]
+    return []
 
 
 def _parse_query(query: str, vocabulary: _Vocabulary) -> _Query | None:
@@ -588,15 +603,16 @@ def _parse_query(query: str, vocabulary: _Vocabulary) -> _Query | None:
     grams: dict[str, None] = {}
     for part in cjk_parts:
         grams.update(dict.fromkeys(_cjk_grams(part.text)))
-        grams.update(dict.fromkeys(_pinyin_grams(part.syllables)))
-        terms.update(dict.fromkeys(_pair_terms(part.syllables)))  # homophones: 平果
+        # Its sound, for homophones (平果 -> ping guo -> 苹果).
+        grams.update(dict.fromkeys(_trigrams("".join(part.syllables))))
+        pairs = zip(part.syllables, part.syllables[1:], strict=False)
+        terms.update(dict.fromkeys(_TERM_MARK + first + second for first, second in pairs))
     for word in chain(words, [joined] if joined else []):
         terms[_TERM_MARK + word] = None
-        grams.update(dict.fromkeys(_word_grams(word)))
+        terms.update(dict.fromkeys(_TERM_MARK + term for term in _related_terms(word, vocabulary)))
+        grams.update(dict.fromkeys(_trigrams(word)))
         if _looks_like_initials(word):
             grams.update(dict.fromkeys(_initials_grams(word)))
-        for correction in _corrections(word, vocabulary):
-            terms[_TERM_MARK + correction] = None
     return _Query(
         cjk_parts=tuple(cjk_parts),
         words=tuple(words),
