@@ -35,6 +35,7 @@ class ServerConfig:
     base_url: str = ""
     max_body_bytes: int = 64 * 1024
     reply_deadline_seconds: float = 4.5
+    secret_key: str = ""  # signs payment and export links; empty: derived from wechat.token (dev only)
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,22 @@ class RedisConfig:
 class PayConfig:
     provider: str = "sandbox"
     mchid: str = ""
+    appid: str = ""  # empty: the official account's wechat.appid
     api_base_url: str = "https://api.mch.weixin.qq.com"
+    # WeChat Pay API v3
+    api_v3_key: str = ""
+    merchant_serial_no: str = ""
+    private_key_path: str = ""
+    platform_public_key_path: str = ""
+    platform_public_key_id: str = ""
+    # WeChat Pay API v2
+    api_v2_key: str = ""
+    v2_sign_type: str = "HMAC-SHA256"
+    client_cert_path: str = ""
+    client_key_path: str = ""
+    # sandbox provider: signs its simulated notifications with this secret
+    sandbox_secret: str = "sandbox-secret"
+    timeout_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -103,6 +119,19 @@ class Config:
     shop: ShopConfig = field(default_factory=ShopConfig)
     dialog: DialogConfig = field(default_factory=DialogConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
+
+    @property
+    def signing_key(self) -> bytes:
+        """The key of signed links (payment page, exports)."""
+        import hashlib
+
+        if self.server.secret_key:
+            return self.server.secret_key.encode()
+        return hashlib.sha256(b"storefront-links:" + self.wechat.token.encode()).digest()
+
+    @property
+    def pay_appid(self) -> str:
+        return self.pay.appid or self.wechat.appid
 
     @property
     def public_base_url(self) -> str:
@@ -228,6 +257,20 @@ def _validate(config: Config) -> None:
         raise ConfigError("redis.url: must start with redis://, rediss:// or unix://")
     if config.pay.provider not in ("sandbox", "wechatpay_v3", "wechatpay_v2"):
         raise ConfigError("pay.provider: must be sandbox, wechatpay_v3 or wechatpay_v2")
+    if config.pay.v2_sign_type not in ("MD5", "HMAC-SHA256"):
+        raise ConfigError("pay.v2_sign_type: must be MD5 or HMAC-SHA256")
+    if config.pay.provider == "wechatpay_v3":
+        for key in ("mchid", "api_v3_key", "merchant_serial_no", "private_key_path"):
+            if not getattr(config.pay, key):
+                raise ConfigError(f"pay.{key}: required by the wechatpay_v3 provider")
+        if len(config.pay.api_v3_key) != 32:
+            raise ConfigError("pay.api_v3_key: must be the 32-character APIv3 key")
+    if config.pay.provider == "wechatpay_v2":
+        for key in ("mchid", "api_v2_key"):
+            if not getattr(config.pay, key):
+                raise ConfigError(f"pay.{key}: required by the wechatpay_v2 provider")
+    if not 1 <= config.pay.timeout_seconds <= 30:
+        raise ConfigError("pay.timeout_seconds: must be between 1 and 30")
     if config.shop.locale not in ("zh", "en"):
         raise ConfigError("shop.locale: must be zh or en")
     for key in ("order_timeout_minutes", "group_buy_hours", "delivery_fee_fen", "free_delivery_threshold_fen"):

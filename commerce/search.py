@@ -39,7 +39,7 @@ from itertools import chain, islice, takewhile
 from pypinyin import Style, lazy_pinyin
 from pypinyin.seg.mmseg import seg as _pinyin_segmenter
 from rapidfuzz import fuzz, process
-from rapidfuzz.distance import LCSseq
+from rapidfuzz.distance import OSA, LCSseq
 
 __all__ = ["SearchDoc", "SearchHit", "SearchIndex"]
 
@@ -61,10 +61,10 @@ SEARCH_RELATIVE_WINDOW = 15.0
 """search() drops hits this far below the best one ("apple" should not bring "maple")."""
 SUGGEST_MIN_SCORE = 45.0
 """suggest() answers "did you mean…", so it accepts much looser matches."""
-CORRECTION_MIN_RATIO = 75.0
-"""How close a catalog word must be to an unknown query word to lend it its grams."""
+CORRECTION_MIN_SIMILARITY = 0.75
+"""How close (1 - edits / length) a catalog term must be to stand in for a query word."""
 CORRECTIONS_PER_WORD = 3
-CORRECTION_SPREAD = 5.0
+CORRECTION_SPREAD = 0.05
 COMPLETIONS_PER_WORD = 3
 MAX_COMPLETION_SCAN = 200
 """Corrections clearly worse than the best one are noise ("xianngjiao": "xiangjiao" only)."""
@@ -77,7 +77,7 @@ W_AUX_PINYIN = 0.9  # latin query word against the pinyin of tags and category
 W_HOMOPHONE = 0.9  # Chinese query matching the name only by its sound
 W_INITIALS = 0.85  # "pg" for 苹果
 W_SCATTERED_SYLLABLES = 0.8  # "cao mei" matching 草 here and 莓 there, not 草莓
-PREFIX_SCORE = 90.0  # "choc" for "chocolate", "powerbank" for "power bank"
+PREFIX_SCORE = 90.0  # "choc" for "chocolate"
 MAX_INITIALS = 10  # longer vowel-less "words" are keyboard mash, not pinyin initials
 
 _CJK_RANGES = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
@@ -260,35 +260,38 @@ class SearchIndex:
         return [SearchHit(product_id, round(score, 2)) for product_id, (score, _) in ranked[:limit]]
 
     def _shortlist(self, terms: Sequence[str], grams: Sequence[str], *, size: int) -> list[int]:
-        """The documents sharing the most with the query: its words first, then grams.
+        """The documents sharing the most with the query: its terms first, then grams.
 
-        Whole-term keys (a word, a syllable pair, a correction) are precise and count
-        TERM_WEIGHT times. Gram lists are then counted rarest first while they fit in a total
-        posting budget, which bounds the cost of any query; the common grams left out
-        say little anyway. A list is counted whole or not at all, so that a specific
-        gram is never outweighed by a common one counted for best sellers only. Only
-        when even the first list is too long ("茶" in a tea shop) is it cut, keeping
-        best sellers (lists are in popularity order). Documents sharing far fewer
-        grams than the best one are not worth scoring.
+        Every posting counted costs time, so one query counts at most POSTING_BUDGET
+        of them. Whole terms (a word, a syllable pair, a correction) are precise: they
+        count TERM_WEIGHT times and come first, a common one cut to what the budget
+        allows. Posting lists are in popularity order, so any cut keeps best sellers.
+        Grams follow, rarest first, each counted whole or not at all, so that a
+        specific gram is never outweighed by a common one counted for best sellers
+        only; the common grams left out say little anyway. Documents sharing far
+        less than the best one are not worth scoring.
         """
-        term_lists = sorted(_present(self._postings, terms), key=len)
-        gram_lists = sorted(_present(self._postings, grams), key=len)
-        if not term_lists and not gram_lists:
-            return []
         chosen: list[array[int]] = []
         budget = POSTING_BUDGET
-        for numbers in term_lists:
-            if TERM_WEIGHT * len(numbers) <= budget:
-                chosen += [numbers] * TERM_WEIGHT
-                budget -= TERM_WEIGHT * len(numbers)
+        for numbers in sorted(_present(self._postings, terms), key=len):
+            if budget < TERM_WEIGHT:
+                break
+            numbers = numbers[: budget // TERM_WEIGHT]
+            chosen += [numbers] * TERM_WEIGHT
+            budget -= TERM_WEIGHT * len(numbers)
+        gram_lists = sorted(_present(self._postings, grams), key=len)
+        if gram_lists and not chosen:
+            chosen.append(gram_lists[0][:budget])
+            budget -= len(chosen[0])
+            gram_lists = gram_lists[1:]
         for numbers in gram_lists:
             if len(numbers) > budget:
                 break
             chosen.append(numbers)
             budget -= len(numbers)
-        if not chosen:
-            chosen.append((term_lists or gram_lists)[0][:POSTING_BUDGET])
         counts = Counter(chain.from_iterable(chosen))
+        if not counts:
+            return []
         # A document holding one whole query term is always worth scoring.
         floor = min(max(counts.values()) * PRUNE_RATIO, TERM_WEIGHT)
         if floor <= 1:
@@ -525,37 +528,37 @@ def _related_terms(word: str, vocabulary: _Vocabulary) -> list[str]:
     """Catalog terms standing in for a query word the catalog does not contain.
 
     They only bring the right documents into the shortlist; scoring still compares
-    the word as typed. Three kinds: typos ("rcie" -> "rice"), prefixes typed in a
-    hurry ("choc" -> "chocolate") and words run together ("powerbank").
+    the word as typed. Two kinds: typos ("rcie" -> "rice") and prefixes typed in a
+    hurry ("choc" -> "chocolate").
     """
     if len(word) < 3 or not word.isalpha() or word in vocabulary.terms:
         return []
-    return [
-        *_corrections(word, vocabulary),
-        *_completions(word, vocabulary),
-        *_splits(word, vocabulary),
-    ]
+    return [*_corrections(word, vocabulary), *_completions(word, vocabulary)]
 
 
 def _corrections(word: str, vocabulary: _Vocabulary) -> list[str]:
-    """The closest terms by rapidfuzz ratio, if close enough.
+    """The closest terms by edit distance (transpositions count once), if close enough.
 
-    Only terms with the same first letter and a length that can reach the ratio are
-    compared, which keeps this to a fraction of a millisecond on a large vocabulary.
+    Optimal string alignment rather than rapidfuzz's indel ratio: "rcie" is one step
+    from "rice", while "xyiye" is two from the unrelated syllable "xie". Only terms with
+    the same first letter and a length that can reach the bar are compared, which
+    keeps this to a fraction of a millisecond on a large vocabulary.
     """
     if len(word) < 4:
         return []
-    # ratio = 2 * common / (len_a + len_b) >= r needs shorter / longer >= r / (2 - r).
-    reach = CORRECTION_MIN_RATIO / (200.0 - CORRECTION_MIN_RATIO)
-    lengths = range(math.ceil(len(word) * reach), math.floor(len(word) / reach) + 1)
+    # similarity = 1 - distance / longest, and distance >= the difference in length.
+    shortest = math.ceil(len(word) * CORRECTION_MIN_SIMILARITY)
+    longest = math.floor(len(word) / CORRECTION_MIN_SIMILARITY)
     choices = list(
-        chain.from_iterable(vocabulary.buckets.get((word[0], length), ()) for length in lengths)
+        chain.from_iterable(
+            vocabulary.buckets.get((word[0], length), ()) for length in range(shortest, longest + 1)
+        )
     )
     matches = process.extract(
         word,
         choices,
-        scorer=fuzz.ratio,
-        score_cutoff=CORRECTION_MIN_RATIO,
+        scorer=OSA.normalized_similarity,
+        score_cutoff=CORRECTION_MIN_SIMILARITY,
         limit=CORRECTIONS_PER_WORD,
     )
     return [match[0] for match in matches if match[1] >= matches[0][1] - CORRECTION_SPREAD]
@@ -573,13 +576,30 @@ def _completions(word: str, vocabulary: _Vocabulary) -> list[str]:
     return sorted(found, key=len)[:COMPLETIONS_PER_WORD]
 
 
-def _splits(word: str, vocabulary: _Vocabulary) -> list[str]:
-    """Two terms that make up the word ("powerbank" -> "power", "bank")."""
+def _unglue(words: Iterable[str], vocabulary: _Vocabulary) -> list[str]:
+    """Split words run together into two catalog terms ("powerbank", "yantaipingguo").
+
+    Only words the catalog does not know and that are not a typo of a term either,
+    so "pinguo" stays a typo of "pingguo" rather than becoming "pin guo".
+    """
+    unglued: list[str] = []
+    for word in words:
+        parts = None
+        if len(word) >= 5 and word.isalpha() and word not in vocabulary.terms:
+            parts = _split_in_two(word, vocabulary.terms)
+        if parts and not _corrections(word, vocabulary):
+            unglued.extend(parts)
+        else:
+            unglued.append(word)
+    return unglued
+
+
+def _split_in_two(word: str, terms: frozenset[str]) -> tuple[str, str] | None:
     for cut in range(2, len(word) - 1):
         head, tail = word[:cut], word[cut:]
-        if head in vocabulary.terms and tail in vocabulary.terms:
-            return [head, tail]
-    return []
+        if head in terms and tail in terms:
+            return head, tail
+    return None
 
 
 def _parse_query(query: str, vocabulary: _Vocabulary) -> _Query | None:
@@ -590,7 +610,7 @@ def _parse_query(query: str, vocabulary: _Vocabulary) -> _Query | None:
     capped = _strip_fillers(capped)
     words = [_stem(part) for part in capped if not _is_cjk(part)]
     meaningful = [word for word in words if word not in _ENGLISH_STOPWORDS]
-    words = list(dict.fromkeys(meaningful or words))
+    words = list(dict.fromkeys(_unglue(meaningful or words, vocabulary)))
     cjk_parts = [
         _CjkPart(text=run, syllables=_syllables(run))
         for run in dict.fromkeys(part for part in capped if _is_cjk(part))
@@ -705,7 +725,7 @@ def _word_score(word: str, entry: _Entry) -> float:
 
 
 def _token_score(word: str, spaced_words: str) -> float:
-    """A latin query word against whole words: exact, prefix, compound, then typo."""
+    """A latin query word against whole words: exact, prefix, then typo."""
     if not spaced_words:
         return 0.0
     if f" {word} " in spaced_words:
@@ -716,8 +736,6 @@ def _token_score(word: str, spaced_words: str) -> float:
         return PREFIX_SCORE
     if len(word) < 4:
         return 0.0
-    if len(word) >= 6 and word in spaced_words.replace(" ", ""):
-        return PREFIX_SCORE  # "powerbank" for "power bank"
     match = process.extractOne(word, spaced_words.split(), scorer=fuzz.ratio, score_cutoff=60.0)
     return match[1] if match else 0.0
 

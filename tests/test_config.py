@@ -98,6 +98,10 @@ echo = true
 url = "redis://localhost:6379/0"
 [pay]
 provider = "wechatpay_v3"
+mchid = "1900000001"
+api_v3_key = "0123456789abcdef0123456789abcdef"
+merchant_serial_no = "SERIAL1"
+private_key_path = "apiclient_key.pem"
 [staff]
 owners = ["o_owner_1", "o_owner_2"]
 [shop]
@@ -318,7 +322,7 @@ def test_invalid_values_name_the_key(section: str, values: dict[str, Any], named
         ("database", {"url": "postgresql+asyncpg://shop:secret@db:5432/shop"}),
         ("redis", {"url": "rediss://cache:6380/1"}),
         ("redis", {"url": "unix:///tmp/redis.sock?db=2"}),
-        ("pay", {"provider": "wechatpay_v2"}),
+        ("pay", {"provider": "wechatpay_v2", "mchid": "1900000001", "api_v2_key": "k" * 32}),
         ("search", {"page_size": 8}),
     ],
 )
@@ -434,11 +438,11 @@ def comment_above(lines: list[str], key: str) -> str:
 
 def test_every_key_of_the_example_file_has_a_comment() -> None:
     lines = EXAMPLE.read_text(encoding="utf-8").splitlines()
-    keys = [line.split("=")[0].strip() for line in lines if re.match(r"^[a-z_]+\s*=", line)]
+    keys = [line.split("=")[0].strip() for line in lines if re.match(r"^[a-z0-9_]+\s*=", line)]
     assert len(keys) == sum(len(section) for section in schema().values())
     uncommented = []
     for number, line in enumerate(lines):
-        if re.match(r"^[a-z_]+\s*=", line) and not lines[number - 1].startswith("#"):
+        if re.match(r"^[a-z0-9_]+\s*=", line) and not lines[number - 1].startswith("#"):
             uncommented.append(line)
     assert uncommented == []
 
