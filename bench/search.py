@@ -21,8 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if __name__ == "__main__" and not __package__:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
 from commerce.search import SearchDoc, SearchIndex  # noqa: E402
 
@@ -151,6 +151,16 @@ HOMOPHONES: tuple[str, ...] = ("平果", "香焦", "草梅", "巧克利", "洗�
 
 FIXED_MISSES: tuple[str, ...] = ("zzzzqqq", "qwxzvbn", "火箭发动机", "xyzzyplugh")
 
+WORST_CASES: tuple[str, ...] = (
+    "烟台红富士苹果新疆阿克苏冰糖心苹果海南香蕉丹东草莓赣南脐橙菠萝西湖龙井绿茶安溪铁观音云南普洱茶饼",
+    "qwer asdf zxcv tyui ghjk bnmq wert sdfg xcvb yuio hjkl",
+    "fresh apple banana strawberry organic premium imported milk yogurt cheese",
+    "ping guo xiang jiao cao mei li zhi mang guo xi gua ying tao",
+    "苹果 apple pingguo 香蕉 banana xiangjiao 草莓 strawberry caomei",
+    "yantaihongfushipingguoxinjiangakesubingtangxinpingguo",
+)
+"""Long, many-word queries: the most work one query can ask for."""
+
 
 def make_docs(count: int, *, seed: int = 20240601) -> list[SearchDoc]:
     """`count` synthetic products, identical for the same seed."""
@@ -267,13 +277,16 @@ def bench_size(size: int, queries: Sequence[str], *, trace_memory: bool) -> None
         index.search(query)
     search_ms = _time_calls(index.search, queries)
     suggest_ms = _time_calls(index.suggest, queries)
+    worst_ms = _time_calls(index.search, WORST_CASES * 5)
     empty = sum(1 for query in queries if not index.search(query))
-    memory = "" if not trace_memory else "  memory retained %.1f MiB, peak %.1f MiB" % (
-        measure_memory(docs)
-    )
+    memory = ""
+    if trace_memory:
+        retained, peak = measure_memory(docs)
+        memory = f"  memory retained {retained:.1f} MiB, peak {peak:.1f} MiB"
     print(f"{size:>7} docs  build {build_seconds:6.2f} s{memory}")
     print(f"         search  {_summary(search_ms)}  ({empty}/{len(queries)} queries found nothing)")
     print(f"         suggest {_summary(suggest_ms)}")
+    print(f"         worst-case queries: max {worst_ms[-1]:5.2f} ms")
 
 
 def _time_calls(call: Callable[[str], object], queries: Sequence[str]) -> list[float]:

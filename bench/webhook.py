@@ -273,6 +273,9 @@ def _request(*, query: str, openid: str, msg_id: int, nonce: str, crypto: PrpCry
 # --------------------------------------------------------------------------- servers (child side)
 
 
+QUERY_CACHE_ENV = "BENCH_QUERY_CACHE_SIZE"
+
+
 def app_config(db_url: str) -> Config:
     return build_config(
         {
@@ -280,7 +283,11 @@ def app_config(db_url: str) -> Config:
             "wechat": {"token": TOKEN, "appid": APPID, "encoding_aes_key": AES_KEY},
             "database": {"url": db_url},
             "shop": {"seed_demo": False},
-            "search": {"cache_seconds": 86_400.0},
+            "search": {
+                "cache_seconds": 86_400.0,
+                "query_cache_size": int(os.environ.get(QUERY_CACHE_ENV, "4096")),
+            },
+            "scheduler": {"enabled": False},
         }
     )
 
@@ -771,6 +778,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--modes", nargs="+", choices=("plain", "safe"), default=["plain", "safe"])
     parser.add_argument("--rounds", type=int, default=3, help="repeat every cell; report the best round")
     parser.add_argument("--profile", action="store_true", help="add a cProfile pass of the app")
+    parser.add_argument(
+        "--no-query-cache", action="store_true",
+        help="turn off the app's search-answer cache, so every search runs the index (cold path)",
+    )
     parser.add_argument("--serve", choices=("app", "bare"), help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -793,9 +804,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.serve:
             asyncio.run(serve(args.serve, args.db))
             return
+        if args.no_query_cache:
+            os.environ[QUERY_CACHE_ENV] = "0"  # inherited by the app's subprocess
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         print(f"python {platform.python_version()}, aiohttp {aiohttp.__version__}, {cores} cores, "
-              f"{args.products} products, {args.requests} requests per cell")
+              f"{args.products} products, {args.requests} requests per cell, "
+              f"search-answer cache {'off' if args.no_query_cache else 'on'}")
         with tempfile.TemporaryDirectory(prefix="bench-webhook-") as workdir:
             asyncio.run(run(args, Path(workdir)))
     except (KeyboardInterrupt, asyncio.CancelledError):  # servers stopped, temp files removed

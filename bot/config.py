@@ -14,6 +14,7 @@ import os
 import tomllib
 import types
 import typing
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,7 +92,12 @@ class ShopConfig:
     name: str = "示例小店"
     locale: str = "zh"
     seed_demo: bool = True
+    timezone: str = "Asia/Shanghai"
     order_timeout_minutes: int = 30
+    remind_before_minutes: int = 10
+    auto_complete_days: int = 10
+    return_window_days: int = 7
+    max_line_quantity: int = 99
     group_buy_hours: int = 24
     delivery_fee_fen: int = 800
     free_delivery_threshold_fen: int = 9900
@@ -106,6 +112,12 @@ class DialogConfig:
 class SearchConfig:
     page_size: int = 5
     cache_seconds: float = 30.0
+    query_cache_size: int = 4096
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    enabled: bool = True
 
 
 @dataclass(frozen=True)
@@ -119,6 +131,7 @@ class Config:
     shop: ShopConfig = field(default_factory=ShopConfig)
     dialog: DialogConfig = field(default_factory=DialogConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
 
     @property
     def signing_key(self) -> bytes:
@@ -273,9 +286,20 @@ def _validate(config: Config) -> None:
         raise ConfigError("pay.timeout_seconds: must be between 1 and 30")
     if config.shop.locale not in ("zh", "en"):
         raise ConfigError("shop.locale: must be zh or en")
-    for key in ("order_timeout_minutes", "group_buy_hours", "delivery_fee_fen", "free_delivery_threshold_fen"):
+    for key in ("order_timeout_minutes", "group_buy_hours", "delivery_fee_fen", "free_delivery_threshold_fen",
+                "remind_before_minutes", "auto_complete_days", "return_window_days"):
         if getattr(config.shop, key) < 0:
             raise ConfigError(f"shop.{key}: must not be negative")
+    if config.shop.order_timeout_minutes < 1:
+        raise ConfigError("shop.order_timeout_minutes: must be at least 1")
+    if not 1 <= config.shop.max_line_quantity <= 9999:
+        raise ConfigError("shop.max_line_quantity: must be between 1 and 9999")
+    try:
+        zoneinfo.ZoneInfo(config.shop.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"shop.timezone: unknown time zone {config.shop.timezone!r}") from None
+    if not 0 <= config.search.query_cache_size <= 1_000_000:
+        raise ConfigError("search.query_cache_size: must be between 0 and 1000000")
     if not 0 <= config.search.cache_seconds <= 86400:
         raise ConfigError("search.cache_seconds: must be between 0 and 86400")
     if config.dialog.ttl_seconds < 10:

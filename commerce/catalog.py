@@ -10,6 +10,7 @@ its product from the database so the stock it shows is current.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from sqlalchemy.orm import selectinload
 
 from commerce.models import Category, Product, ProductStatus
 from commerce.search import SearchDoc, SearchHit, SearchIndex
+
+MAX_CACHED_QUERY = 256  # the index ignores raw input past this anyway
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +111,9 @@ def _product_query():  # type: ignore[no-untyped-def]
 class CatalogSnapshot:
     """Everything on sale at one moment, with its search index."""
 
-    def __init__(self, products: Sequence[ProductView], categories: Sequence[Category]) -> None:
+    def __init__(
+        self, products: Sequence[ProductView], categories: Sequence[Category], *, query_cache_size: int = 4096
+    ) -> None:
         self.products = {p.id: p for p in products}
         ordered = sorted(products, key=lambda p: (p.sort_order, p.id))
         by_category: dict[int, list[int]] = {}
@@ -120,6 +125,10 @@ class CatalogSnapshot:
             if by_category.get(c.id)
         )
         self.hot = tuple(p.id for p in sorted(products, key=lambda p: (-p.sales_count, p.sort_order, p.id)))
+        if query_cache_size > 0:
+            cache = functools.lru_cache(maxsize=query_cache_size)
+            self._search = cache(self._search)  # type: ignore[method-assign]
+            self._suggest = cache(self._suggest)  # type: ignore[method-assign]
         self.index = SearchIndex(
             SearchDoc(
                 product_id=p.id,
@@ -136,16 +145,31 @@ class CatalogSnapshot:
         return next((c for c in self.categories if c.id == category_id), None)
 
     def search(self, query: str, *, limit: int = 50) -> list[SearchHit]:
-        return [h for h in self.index.search(query, limit=limit) if h.product_id in self.products]
+        return list(self._search(query[:MAX_CACHED_QUERY], limit))
 
     def suggest(self, query: str, *, limit: int = 3) -> list[SearchHit]:
-        return [h for h in self.index.suggest(query, limit=limit) if h.product_id in self.products]
+        return list(self._suggest(query[:MAX_CACHED_QUERY], limit))
+
+    # Shoppers ask for the same few things over and over ("苹果", "茶"): answers are
+    # cached per snapshot, so a catalog change (a new snapshot) starts a fresh cache.
+    def _search(self, query: str, limit: int) -> tuple[SearchHit, ...]:
+        return tuple(h for h in self.index.search(query, limit=limit) if h.product_id in self.products)
+
+    def _suggest(self, query: str, limit: int) -> tuple[SearchHit, ...]:
+        return tuple(h for h in self.index.suggest(query, limit=limit) if h.product_id in self.products)
 
 
 class Catalog:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, max_age_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        max_age_seconds: float = 30.0,
+        query_cache_size: int = 4096,
+    ) -> None:
         self._sessions = sessions
         self._max_age = max_age_seconds
+        self._query_cache_size = query_cache_size
         self._snapshot: CatalogSnapshot | None = None
         self._loaded_at = 0.0
         self._lock = asyncio.Lock()
@@ -174,9 +198,12 @@ class Catalog:
             categories = (await session.scalars(select(Category))).all()
             views = [_product_view(p) for p in products]
         # the index build is CPU work; for big catalogs keep it off the event loop
+        build = functools.partial(
+            CatalogSnapshot, views, categories, query_cache_size=self._query_cache_size
+        )
         if len(views) > 5000:
-            return await asyncio.to_thread(CatalogSnapshot, views, categories)
-        return CatalogSnapshot(views, categories)
+            return await asyncio.to_thread(build)
+        return build()
 
     async def product(self, product_id: int) -> ProductView | None:
         """One product on sale, read fresh (current stock); None if missing or off sale."""

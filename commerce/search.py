@@ -9,13 +9,13 @@ reply budget, so there is no database round trip here.
 How a query is answered:
 
 1. The query is normalised (NFKC, lower case, punctuation and emoji dropped, capped).
-2. It is cut into grams: CJK unigrams and bigrams, padded latin trigrams, the pinyin
-   trigrams of its Chinese part (for homophones), pinyin-initials bigrams. A latin
-   word the catalog does not contain ("rcie") also brings the grams of its closest
-   catalog words ("rice"), found with rapidfuzz in a small vocabulary.
-3. The inverted index gives, rarest gram first and within a fixed posting budget, the
-   documents sharing grams with the query; the ones sharing the most form the
-   shortlist (~150).
+2. It becomes index keys (see "Grams and terms" below): whole terms ("@apple",
+   "@pingguo"), CJK unigrams and bigrams, pinyin trigrams, initials. A latin word the
+   catalog does not contain stands in for the terms it probably meant: its typo
+   corrections ("rcie" -> "rice", by edit distance over the catalog's vocabulary)
+   and completions ("choc" -> "chocolate").
+3. The inverted index gives, within a fixed posting budget, the documents sharing the
+   most keys with the query: the shortlist (at most ~100).
 4. Only the shortlist is scored precisely with rapidfuzz, field by field (the name
    weighs most), and the hits above a threshold are returned best first.
 
@@ -26,15 +26,15 @@ tie, and every posting list cut short by the budget, favours best sellers.
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
 import re
 import unicodedata
 from array import array
+from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import chain, islice, takewhile
+from itertools import chain, takewhile
 
 from pypinyin import Style, lazy_pinyin
 from pypinyin.seg.mmseg import seg as _pinyin_segmenter
@@ -47,8 +47,12 @@ MAX_RAW_CHARS = 256
 """Raw input beyond this is ignored before any work, so 10 KB of text costs nothing."""
 MAX_QUERY_CHARS = 64
 """Normalised queries are capped: nobody searches a shop with a paragraph."""
+MAX_QUERY_PARTS = 8
+"""Nor with more than a few words; each one is scored against every candidate."""
 SHORTLIST_SIZE = 100
 """How many candidates are scored precisely with rapidfuzz (the expensive step)."""
+MAX_SHORTLIST_SIZE = 1_000
+"""The shortlist grows with a large `limit`, but never past this."""
 POSTING_BUDGET = 15_000
 """How many posting entries one query may count; bounds the cost of common grams."""
 PRUNE_RATIO = 0.34
@@ -59,15 +63,16 @@ SEARCH_MIN_SCORE = 70.0
 """Below this a hit is noise for search() (a shared letter, a loose typo)."""
 SEARCH_RELATIVE_WINDOW = 15.0
 """search() drops hits this far below the best one ("apple" should not bring "maple")."""
-SUGGEST_MIN_SCORE = 45.0
+SUGGEST_MIN_SCORE = 40.0
 """suggest() answers "did you mean…", so it accepts much looser matches."""
 CORRECTION_MIN_SIMILARITY = 0.75
 """How close (1 - edits / length) a catalog term must be to stand in for a query word."""
 CORRECTIONS_PER_WORD = 3
 CORRECTION_SPREAD = 0.05
-COMPLETIONS_PER_WORD = 3
-MAX_COMPLETION_SCAN = 200
 """Corrections clearly worse than the best one are noise ("xianngjiao": "xiangjiao" only)."""
+COMPLETIONS_PER_WORD = 3
+"""Prefixes stand in for their shortest completions ("choc": "chocolate")."""
+MAX_COMPLETION_SCAN = 200
 
 # Field weights: a match on the name beats the same match anywhere else.
 W_NAME = 1.0
@@ -188,6 +193,8 @@ class _CjkPart:
 
 @dataclass(frozen=True, slots=True)
 class _Query:
+    """A parsed query: what to score (parts, words) and what to look up (terms, grams)."""
+
     cjk_parts: tuple[_CjkPart, ...]
     words: tuple[str, ...]  # stemmed latin words and numbers
     joined_syllables: str | None  # "pingguo" when the query was "ping guo"
@@ -196,10 +203,11 @@ class _Query:
 
 
 class SearchIndex:
-    """An immutable in-memory index; rebuild it when the catalog changes.
+    """An immutable in-memory index; build a new one when the catalog changes.
 
-    Building 100k documents takes a few seconds, so the catalog should rebuild it off
-    the event loop and swap the reference; readers never see a half-built index.
+    Building 100k documents takes a few seconds, so build it off the event loop (in
+    a worker thread) and swap the reference: readers never see a half-built index,
+    and searching needs no lock.
     """
 
     def __init__(self, docs: Iterable[SearchDoc]) -> None:
@@ -239,9 +247,8 @@ class SearchIndex:
         parsed = _parse_query(query, self._vocabulary)
         if parsed is None:
             return []
-        candidates = self._shortlist(
-            parsed.terms, parsed.grams, size=max(SHORTLIST_SIZE, limit + limit // 2)
-        )
+        size = min(MAX_SHORTLIST_SIZE, max(SHORTLIST_SIZE, limit + limit // 2))
+        candidates = self._shortlist(parsed.terms, parsed.grams, size=size)
         best_by_product: dict[int, tuple[float, int]] = {}
         for number in candidates:
             entry = self._entries[number]
@@ -354,11 +361,6 @@ def _index_word(part: str) -> str:
     return "" if part in _ENGLISH_STOPWORDS else _stem(part)
 
 
-def _latin_words(parts: Iterable[str]) -> list[str]:
-    """Stemmed latin words and numbers worth indexing (stop words dropped)."""
-    return [word for part in parts if not _is_cjk(part) and (word := _index_word(part))]
-
-
 def _spaced(words: Iterable[str]) -> str:
     joined = " ".join(words)
     return f" {joined} " if joined else ""
@@ -389,8 +391,9 @@ def _syllables(run: str) -> tuple[str, ...]:
 # - trigrams of the joined pinyin of the name ("pin", "ing", "ngg", ...), for pinyin
 #   typed in one piece and its typos, and "#"-marked bigrams of its initials ("#pg");
 # - "@"-marked whole terms: every latin word ("@apple"), syllable ("@guo") and pair
-#   of adjacent syllables ("@pingguo"). Query words the catalog lacks are mapped to
-#   terms it has (corrections, prefixes, splits), so latin words need no grams.
+#   of adjacent syllables ("@pingguo"). A query word the catalog lacks is mapped to
+#   terms it has (typo corrections, completions of a prefix, or the two words it
+#   runs together), so latin words need no grams of their own.
 
 
 def _cjk_grams(run: str) -> Iterator[str]:
@@ -405,7 +408,7 @@ def _trigrams(text: str) -> Iterator[str]:
 
 
 def _syllable_terms(syllables: Sequence[str]) -> Iterator[str]:
-    """"@ping", "@guo" and "@pingguo": most Chinese words are two syllables."""
+    """Terms for each syllable and each adjacent pair: most Chinese words are two."""
     for syllable in syllables:
         yield _TERM_MARK + syllable
     for first, second in zip(syllables, syllables[1:], strict=False):
@@ -418,7 +421,7 @@ def _initials_grams(initials: str) -> Iterator[str]:
 
 
 def _looks_like_initials(word: str) -> bool:
-    """"pg" or "hfs" are pinyin initials; real words and pinyin syllables have vowels."""
+    """Whether a word reads as pinyin initials ("pg", "hfs"): words and syllables have vowels."""
     return 2 <= len(word) <= MAX_INITIALS and word.isalpha() and _VOWELS.isdisjoint(word)
 
 
@@ -440,25 +443,39 @@ def _run_features(run: str) -> _RunFeatures:
     )
 
 
+def _partition(parts: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(Chinese runs, indexable latin words) of a field's parts, in one pass."""
+    runs: list[str] = []
+    words: list[str] = []
+    for part in parts:
+        if _is_cjk(part):
+            runs.append(part)
+        elif word := _index_word(part):
+            words.append(word)
+    return runs, words
+
+
 @lru_cache(maxsize=1 << 12)
-def _clean_repeated(text: str) -> tuple[str, ...]:
-    """_clean for fields shared by many documents (tags, category)."""
-    return tuple(_clean(text))
+def _partition_repeated(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """_partition of a field shared by many documents (tags, category), cached."""
+    runs, words = _partition(_clean(text))
+    return tuple(runs), tuple(words)
 
 
 def _build_entry(doc: SearchDoc) -> tuple[_Entry, set[str]]:
     """Normalise one document once, at build time, and collect its index keys."""
     name_parts = _clean(doc.name)
-    aux_parts = [
-        *_clean(doc.subtitle),
-        *_clean_repeated(" ".join(doc.tags)),
-        *_clean_repeated(doc.category),
-    ]
-    name_runs = [_run_features(part) for part in name_parts if _is_cjk(part)]
-    aux_cjk = list(dict.fromkeys(part for part in aux_parts if _is_cjk(part)))
-    aux_runs = [_run_features(part) for part in aux_cjk]
-    name_words = list(dict.fromkeys(_latin_words(name_parts)))
-    aux_words = list(dict.fromkeys(_latin_words(aux_parts)))
+    name_cjk, name_words = _partition(name_parts)
+    fields: tuple[tuple[Sequence[str], Sequence[str]], ...] = (
+        _partition(_clean(doc.subtitle)),
+        _partition_repeated(" ".join(doc.tags)),
+        _partition_repeated(doc.category),
+    )
+    aux_cjk = list(dict.fromkeys(chain.from_iterable(runs for runs, _ in fields)))
+    aux_words = list(dict.fromkeys(chain.from_iterable(words for _, words in fields)))
+    name_words = list(dict.fromkeys(name_words))
+    name_runs = [_run_features(run) for run in name_cjk]
+    aux_runs = [_run_features(run) for run in aux_cjk]
 
     keys: set[str] = set()
     for run in name_runs:
@@ -513,11 +530,11 @@ def _strip_fillers(parts: list[str]) -> list[str]:
 
 
 def _capped_parts(query: str) -> list[str]:
-    """The parts of a raw query, at most MAX_QUERY_CHARS of them in total."""
+    """The parts of a raw query: at most MAX_QUERY_PARTS, MAX_QUERY_CHARS in total."""
     capped: list[str] = []
     room = MAX_QUERY_CHARS
     for part in _clean(query[:MAX_RAW_CHARS]):
-        if room <= 0:
+        if room <= 0 or len(capped) == MAX_QUERY_PARTS:
             break
         capped.append(part[:room])
         room -= len(part) + 1
@@ -567,12 +584,8 @@ def _corrections(word: str, vocabulary: _Vocabulary) -> list[str]:
 def _completions(word: str, vocabulary: _Vocabulary) -> list[str]:
     """The shortest terms starting with the word."""
     start = bisect_left(vocabulary.sorted_terms, word)
-    found = list(
-        takewhile(
-            lambda term: term.startswith(word),
-            islice(vocabulary.sorted_terms, start, start + MAX_COMPLETION_SCAN),
-        )
-    )
+    following = vocabulary.sorted_terms[start : start + MAX_COMPLETION_SCAN]
+    found = list(takewhile(lambda term: term.startswith(word), following))
     return sorted(found, key=len)[:COMPLETIONS_PER_WORD]
 
 
@@ -665,28 +678,38 @@ def _score(query: _Query, entry: _Entry) -> float:
     return max(whole, blended * W_SCATTERED_SYLLABLES)
 
 
-def _coverage(needle: str, haystack: str) -> float:
-    """How much of a Chinese needle appears in the haystack, in order and contiguously.
+def _cjk_coverage(text: str, entry: _Entry) -> float:
+    """How much of a Chinese query run the document contains, name weighing most.
 
-    100 for a substring; otherwise 60% in-order character coverage (LCS) plus 40%
-    bigram coverage, so "烟台苹果" still finds "烟台红富士苹果".
+    Whole in the name: 100. Otherwise every character and bigram is looked up in
+    the name, then in the other fields: 60% character coverage plus 40% bigram
+    coverage. Chinese queries come without spaces, so this is what lets "新鲜苹果"
+    find 苹果 (name) tagged 新鲜, and "烟台苹果" find 烟台红富士苹果, while a
+    character found nowhere ("苹果汁" where no juice is sold) keeps the score low.
     """
-    if not haystack:
+    if text in entry.name:
+        return 100.0 * W_NAME
+    if text in entry.aux_cjk:
+        return 100.0 * W_AUX
+    if len(text) < 2:
         return 0.0
-    if needle in haystack:
-        return 100.0
-    if len(needle) < 2:
-        return 0.0
-    common = LCSseq.similarity(needle, haystack)
-    if not common:
-        return 0.0
-    bigrams = [needle[start : start + 2] for start in range(len(needle) - 1)]
-    found = sum(1 for bigram in bigrams if bigram in haystack)
-    return 100.0 * (0.6 * common / len(needle) + 0.4 * found / len(bigrams))
+
+    def weight(piece: str) -> float:
+        if piece in entry.name:
+            return W_NAME
+        return W_AUX if piece in entry.aux_cjk else 0.0
+
+    chars = sum(map(weight, text)) / len(text)
+    bigrams = [text[start : start + 2] for start in range(len(text) - 1)]
+    return 100.0 * (0.6 * chars + 0.4 * sum(map(weight, bigrams)) / len(bigrams))
 
 
 def _syllable_coverage(syllables: tuple[str, ...], spaced_syllables: str) -> float:
-    """Like _coverage, but over pinyin syllables: 平果 (ping guo) finds 苹果 (ping guo)."""
+    """Syllables of a Chinese query in the name's: 平果 (ping guo) finds 苹果 (ping guo).
+
+    100 for a contiguous match; otherwise 60% in-order syllable coverage (LCS) plus
+    40% coverage of adjacent syllable pairs.
+    """
     if not syllables or not spaced_syllables:
         return 0.0
     if _spaced(syllables) in spaced_syllables:
@@ -702,13 +725,10 @@ def _syllable_coverage(syllables: tuple[str, ...], spaced_syllables: str) -> flo
 
 
 def _cjk_part_score(part: _CjkPart, entry: _Entry) -> float:
-    best = _coverage(part.text, entry.name) * W_NAME
-    if best >= 100.0:
+    best = _cjk_coverage(part.text, entry)
+    if best >= 100.0 * W_AUX or len(part.text) < 2:
         return best
-    best = max(best, _coverage(part.text, entry.aux_cjk) * W_AUX)
-    if len(part.text) >= 2:
-        best = max(best, _syllable_coverage(part.syllables, entry.name_syllables) * W_HOMOPHONE)
-    return best
+    return max(best, _syllable_coverage(part.syllables, entry.name_syllables) * W_HOMOPHONE)
 
 
 def _word_score(word: str, entry: _Entry) -> float:
