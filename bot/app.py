@@ -9,27 +9,35 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 
-from bot import pages, webhook
+from bot import dev_chat, pages, pay_page, webhook
 from bot.config import Config
 from bot.conversation import Conversation
 from bot.dialogs.base import DialogRuntime
+from bot.dialogs.cart import CartDialog
+from bot.dialogs.checkout import CheckoutDialog
+from bot.dialogs.orders import OrdersDialog
 from bot.dialogs.search import SearchDialog
 from bot.dialogs.store import DialogStore, MemoryDialogStore, RedisDialogStore
-from bot.handlers import build_routes
+from bot.handlers import build_routes, pay_notify
 from bot.inbox import Inbox
-from bot.keys import CONFIG, ENGINE, INBOX, METRICS, OUTBOUND, RENDERER, SERVICES
+from bot.keys import CONFIG, ENGINE, INBOX, JOBS, METRICS, NOTIFIER, OUTBOUND, PAYMENTS, RENDERER, SERVICES
 from bot.metrics import Metrics
 from bot.outbound import MemoryOutbox, OutboundSender
+from bot.payments import build_payment_service
 from bot.protocol import Inbound
 from bot.render import Rendered, Renderer
 from bot.replies import Text
-from bot.services import Customers, Services
+from bot.notify import OutboundNotifier
+from bot.services import Customers, Services, shop_rules
 from commerce.catalog import Catalog
 from commerce.db import create_engine, session_factory
+from scheduler.jobs import JobContext
+from scheduler.runner import start_scheduler
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -40,11 +48,21 @@ def create_app(config: Config, *, outbound: OutboundSender | None = None) -> web
     app[METRICS] = Metrics()
     app[OUTBOUND] = outbound if outbound is not None else MemoryOutbox()
     app[RENDERER] = Renderer(
-        default_locale=config.shop.locale, base_url=config.public_base_url, shop_name=config.shop.name
+        default_locale=config.shop.locale,
+        base_url=config.public_base_url,
+        shop_name=config.shop.name,
+        timezone=config.shop.timezone,
     )
     app.cleanup_ctx.append(_resources)
     webhook.add_routes(app)
     pages.add_routes(app)
+    # --- payment page and local chat simulator (bot/pay_page.py, bot/dev_chat.py) ---
+    dev_chat.add_routes(app)  # /dev/chat*: answers only with pay.provider = "sandbox"
+    pay_page.add_routes(app)  # /pay/{token}, its /jsapi, /simulate (sandbox) and /status
+    # --- end payment page and chat simulator ---
+    # --- payment notifications (bot/handlers/pay_notify.py) ---
+    pay_notify.add_routes(app)  # POST /pay/notify/{provider}, POST /pay/refund-notify/{provider}
+    # --- end payment notifications ---
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_static("/static", STATIC_DIR)
@@ -57,13 +75,31 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     redis = Redis.from_url(config.redis.url) if config.redis.url else None
     store: DialogStore = RedisDialogStore(redis) if redis is not None else MemoryDialogStore()
     sessions = session_factory(engine)
+    dialogs = [SearchDialog(), CartDialog(), CheckoutDialog(), OrdersDialog()]
     services = Services(
         config=config,
         sessions=sessions,
-        catalog=Catalog(sessions, max_age_seconds=config.search.cache_seconds),
-        dialogs=DialogRuntime(store, [SearchDialog()], ttl_seconds=config.dialog.ttl_seconds),
+        catalog=Catalog(
+            sessions,
+            max_age_seconds=config.search.cache_seconds,
+            query_cache_size=config.search.query_cache_size,
+        ),
+        dialogs=DialogRuntime(store, dialogs, ttl_seconds=config.dialog.ttl_seconds),
         customers=Customers(sessions),
+        rules=shop_rules(config),
+        pay_url=lambda order: "",
     )
+    notifier = OutboundNotifier(renderer=app[RENDERER], outbound=app[OUTBOUND], sessions=sessions)
+    # --- payments (bot/payments.py): provider + PaymentService, one HTTP session for the provider ---
+    pay_http = aiohttp.ClientSession()
+    try:
+        payments = build_payment_service(config, sessions, notifier, pay_http)
+    except Exception:
+        await pay_http.close()
+        raise
+    services.payments = payments
+    app[PAYMENTS] = payments
+    # --- end payments ---
     routes, fallback = build_routes()
     conversation = Conversation(services, routes=routes, fallback=fallback, staff=config.staff.owners)
     renderer = app[RENDERER]
@@ -84,10 +120,21 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[ENGINE] = engine
     app[SERVICES] = services
     app[INBOX] = inbox
+    app[NOTIFIER] = notifier
+    jobs = JobContext(
+        sessions=sessions, notifier=notifier, rules=services.rules,
+        payments=services.payments, pay_url=services.pay_url,
+    )
+    app[JOBS] = jobs
+    scheduler = start_scheduler(jobs) if config.scheduler.enabled else None
     try:
         yield
     finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
         await inbox.drain()
+        await payments.aclose()  # payments: finish side effects, then close its HTTP session
+        await pay_http.close()
         if redis is not None:
             await redis.aclose()
         await engine.dispose()

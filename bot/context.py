@@ -17,6 +17,7 @@ class Context:
     msg: Inbound
     services: Services
     locale: str
+    customer_id: int = 0
     is_staff: bool = False
     match: re.Match[str] | None = None
     extras: dict[str, Any] = field(default_factory=dict)

@@ -34,6 +34,7 @@ class Conversation:
             msg=msg,
             services=services,
             locale=customer.locale or services.config.shop.locale,
+            customer_id=customer.id,
             is_staff=msg.openid in self.staff,
         )
         try:

@@ -10,7 +10,10 @@ from bot.inbox import Inbox
 from bot.metrics import Metrics
 from bot.outbound import OutboundSender
 from bot.render import Renderer
+from bot.notify import OutboundNotifier
 from bot.services import Services
+from commerce.payments.service import PaymentService
+from scheduler.jobs import JobContext
 
 CONFIG = web.AppKey("config", Config)
 ENGINE = web.AppKey("engine", AsyncEngine)
@@ -19,3 +22,6 @@ RENDERER = web.AppKey("renderer", Renderer)
 INBOX = web.AppKey("inbox", Inbox)
 OUTBOUND = web.AppKey("outbound", OutboundSender)
 METRICS = web.AppKey("metrics", Metrics)
+NOTIFIER = web.AppKey("notifier", OutboundNotifier)
+JOBS = web.AppKey("jobs", JobContext)
+PAYMENTS = web.AppKey("payments", PaymentService)  # bot/payments.py builds it

@@ -17,7 +17,28 @@ KEYWORDS: dict[str, dict[str, tuple[str, ...]]] = {
     "back": {"zh": ("返回", "列表", "返回列表"), "en": ("back", "list")},
     "hot": {"zh": ("热卖", "热门", "爆款", "热销"), "en": ("hot", "popular", "best sellers", "bestsellers")},
     "categories": {"zh": ("分类", "类目", "全部分类"), "en": ("categories", "category", "browse")},
+    "cart": {"zh": ("购物车", "我的购物车", "看购物车"), "en": ("cart", "my cart", "basket")},
+    "checkout": {"zh": ("结算", "去结算", "下单", "买单"), "en": ("checkout", "check out", "pay now")},
+    "orders": {"zh": ("订单", "我的订单", "查订单"), "en": ("orders", "my orders", "order")},
+    "service": {"zh": ("客服", "人工", "人工客服", "转人工"), "en": ("service", "human", "agent", "support")},
+    "confirm": {"zh": ("确认", "确定", "好的", "是"), "en": ("confirm", "ok", "yes", "y")},
+    "clear": {"zh": ("清空", "清空购物车"), "en": ("clear", "empty", "clear cart")},
+    "address": {"zh": ("地址", "换地址", "修改地址", "收货地址"), "en": ("address", "change address")},
+    "cancel_order": {"zh": ("取消订单",), "en": ("cancel order",)},
+    "received": {"zh": ("确认收货", "已收货", "收到了"), "en": ("received", "confirm receipt")},
+    "pay": {"zh": ("支付", "去支付", "付款"), "en": ("pay",)},
 }
+
+# Commands with a number: "加入购物车 2", "add 2", "买2个", "改 1 3", "删 2", "售后 坏了".
+ADD_TO_CART = re.compile(
+    r"(?:加入购物车|加购物车|加购|加入|add(?: to cart)?|买)\s*(\d{1,4})?\s*(?:个|件|份|x|pcs)?",
+    re.IGNORECASE,
+)
+BUY_NOW = re.compile(r"(?:立即购买|马上买|buy now|buy)\s*(\d{1,4})?\s*(?:个|件|份)?", re.IGNORECASE)
+CHANGE_QUANTITY = re.compile(r"(?:改|修改|change|set)\s*(\d{1,3})\s*(?:为|to|[\s×x*])\s*(\d{1,4})", re.IGNORECASE)
+REMOVE_LINE = re.compile(r"(?:删|删除|remove|delete|del)\s*(\d{1,3})", re.IGNORECASE)
+USE_COUPON = re.compile(r"(?:券|用券|coupon)\s*(\d{1,3}|不用|none|no)", re.IGNORECASE)
+AFTER_SALES = re.compile(r"(退款|退货|售后|refund|return)\s*[:：]?\s*(.*)", re.IGNORECASE | re.DOTALL)
 
 _TRAILING = re.compile(r"[\s!！。.,，~～]+$")
 _INDEX: dict[str, tuple[str, str]] = {
@@ -40,6 +61,13 @@ def match_keyword(text: str) -> tuple[str, str] | None:
     if len(text) > 40:
         return None
     return _INDEX.get(normalize(text))
+
+
+def match_command(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
+    """A whole message matching one of the commands above (after normalisation)."""
+    if len(text) > 400:
+        return None
+    return pattern.fullmatch(normalize(text))
 
 
 def parse_number(text: str) -> int | None:

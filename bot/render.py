@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 from pathlib import Path
 
 import jinja2
@@ -61,9 +63,16 @@ class Rendered:
 
 class Renderer:
     def __init__(
-        self, *, default_locale: str, base_url: str, shop_name: str, directory: Path = MESSAGES_DIR
+        self,
+        *,
+        default_locale: str,
+        base_url: str,
+        shop_name: str,
+        timezone: str = "Asia/Shanghai",
+        directory: Path = MESSAGES_DIR,
     ) -> None:
         self.default_locale = default_locale
+        self.timezone = ZoneInfo(timezone)
         self.shop_context = {"name": shop_name, "base_url": base_url.rstrip("/")}
         self.base_url = base_url.rstrip("/")
         self.env = jinja2.Environment(
@@ -76,6 +85,14 @@ class Renderer:
         )
         self.env.filters["yuan"] = yuan
         self.env.filters["clip"] = clip
+        self.env.filters["hm"] = lambda when: self._local(when).strftime("%H:%M")
+        self.env.filters["mdhm"] = lambda when: self._local(when).strftime("%m-%d %H:%M")
+
+    def _local(self, when: datetime) -> datetime:
+        """An aware (or naive UTC) datetime in the shop's time zone."""
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return when.astimezone(self.timezone)
 
     def _template(self, name: str, locale: str) -> jinja2.Template:
         locale = locale if locale in LOCALES else self.default_locale

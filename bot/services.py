@@ -7,10 +7,16 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
 from bot.config import Config
 from bot.dialogs.base import DialogRuntime
 from commerce.catalog import Catalog
 from commerce.customers import CustomerInfo, touch_customer
+from commerce.orders import OrderView
+from commerce.rules import ShopRules
 
 TOUCH_INTERVAL_SECONDS = 60.0
 
@@ -42,6 +48,20 @@ class Customers:
         return info
 
 
+def shop_rules(config: Config) -> ShopRules:
+    """The commerce core's rules, from the [shop] section of the config."""
+    shop = config.shop
+    return ShopRules(
+        order_timeout=timedelta(minutes=shop.order_timeout_minutes),
+        remind_before=timedelta(minutes=shop.remind_before_minutes),
+        delivery_fee_fen=shop.delivery_fee_fen,
+        free_delivery_threshold_fen=shop.free_delivery_threshold_fen,
+        max_line_quantity=shop.max_line_quantity,
+        auto_complete_after=timedelta(days=shop.auto_complete_days),
+        return_window=timedelta(days=shop.return_window_days),
+    )
+
+
 @dataclass(slots=True)
 class Services:
     config: Config
@@ -49,3 +69,6 @@ class Services:
     catalog: Catalog
     dialogs: DialogRuntime
     customers: Customers
+    rules: ShopRules
+    pay_url: Callable[[OrderView], str]
+    payments: Any = None  # commerce.payments.service.PaymentService, set by the app factory

@@ -1,1 +1,1 @@
-"""APScheduler jobs: thin, idempotent calls into the commerce core (added with orders)."""
+"""APScheduler jobs: thin, idempotent calls into the commerce core (see jobs.py)."""

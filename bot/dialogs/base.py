@@ -35,6 +35,7 @@ class Step(Generic[S, D]):
     reply: Reply
     state: S | None = None  # None ends the dialog
     data: D | None = None
+    handed_over: bool = False  # the handler started another dialog: leave the store alone
 
 
 def on(*states: enum.StrEnum) -> Callable[[Callable[..., Awaitable[Step | None]]], Any]:
@@ -149,6 +150,8 @@ class DialogRuntime:
         await self.store.delete(openid)
 
     async def _save(self, openid: str, dialog: Dialog[Any, Any], step: Step[Any, Any]) -> None:
+        if step.handed_over:
+            return
         if step.state is None:
             await self.store.delete(openid)
             return

@@ -8,13 +8,15 @@ stateDiagram-v2
     CATEGORIES --> CATEGORIES: out-of-range number
     RESULTS --> RESULTS: next / prev / out-of-range number
     RESULTS --> CARD: a number picks a product
-    CARD --> CARD: another number
+    CARD --> CARD: a number picks a variant (or, with one variant, another product); "加入购物车 2"
     CARD --> RESULTS: back / next / prev
+    CARD --> [*]: "立即购买" hands over to checkout
     RESULTS --> [*]: cancel, or any other text (a new search)
     CARD --> [*]: cancel, or any other text (a new search)
 ```
 Numbers run across pages (page 2 shows 6-10), so "7" means the same product
-whichever page was shown last.
+whichever page was shown last. On a card of a product with several variants the
+numbered list on screen is the variants, so a number picks a variant there.
 """
 
 from __future__ import annotations
@@ -25,9 +27,12 @@ from typing import Any
 
 from bot.context import Context
 from bot.dialogs.base import Dialog, Step, on
-from bot.keywords import match_keyword, parse_number
+from bot.dialogs.common import cart_data, error_reply, unit_of_work
+from bot.keywords import ADD_TO_CART, BUY_NOW, match_command, match_keyword, parse_number
 from bot.replies import Card, News, Notice, Reply, Text
-from commerce.catalog import CatalogSnapshot, ProductView
+from commerce import cart
+from commerce.catalog import CatalogSnapshot, ProductView, VariantView
+from commerce.errors import ShopError
 
 MAX_RESULTS = 50
 
@@ -46,6 +51,7 @@ class SearchData:
     page: int = 0
     category_ids: list[int] = field(default_factory=list)
     product_id: int | None = None
+    variant_id: int | None = None
 
 
 def _product_item(number: int, product: ProductView) -> dict[str, Any]:
@@ -58,6 +64,13 @@ def _product_item(number: int, product: ProductView) -> dict[str, Any]:
         "stock": product.total_stock,
         "in_stock": product.in_stock,
     }
+
+
+def _variants(product: ProductView) -> list[dict[str, Any]]:
+    return [
+        {"number": n, "label": v.label, "price": v.price_fen, "stock": v.stock}
+        for n, v in enumerate(product.variants, 1)
+    ]
 
 
 def product_card(product: ProductView) -> News:
@@ -74,9 +87,7 @@ def product_card(product: ProductView) -> News:
                     "price_min": product.min_price_fen,
                     "price_max": product.max_price_fen,
                     "in_stock": product.in_stock,
-                    "variants": [
-                        {"label": v.label, "price": v.price_fen, "stock": v.stock} for v in product.variants
-                    ],
+                    "variants": _variants(product),
                 },
                 picurl=product.image_url,
                 url=f"/products/{product.id}",
@@ -89,7 +100,7 @@ class SearchDialog(Dialog[SearchState, SearchData]):
     name = "search"
     State = SearchState
     Data = SearchData
-    version = 1
+    version = 2
     initial = frozenset({SearchState.RESULTS, SearchState.CATEGORIES})
     transitions = {
         SearchState.RESULTS: frozenset({SearchState.RESULTS, SearchState.CARD}),
@@ -143,7 +154,58 @@ class SearchDialog(Dialog[SearchState, SearchData]):
 
     # ---- states ---------------------------------------------------------------------
 
-    @on(SearchState.RESULTS, SearchState.CARD)
+    @on(SearchState.CARD)
+    async def on_card(self, ctx: Context, data: SearchData) -> Step[SearchState, SearchData] | None:
+        keyword = match_keyword(ctx.msg.text)
+        if keyword and keyword[0] in ("next", "prev", "back"):
+            return await self.on_list(ctx, data)
+        product = await ctx.services.catalog.product(data.product_id) if data.product_id else None
+        if product is None:
+            return await self.on_list(ctx, data)
+        number = parse_number(ctx.msg.text)
+        if number is not None and len(product.variants) > 1:
+            return self._pick_variant(product, data, number)
+        add = match_command(ADD_TO_CART, ctx.msg.text)
+        buy = match_command(BUY_NOW, ctx.msg.text) if add is None else None
+        if add is None and buy is None:
+            return await self.on_list(ctx, data)
+        variant = self._chosen_variant(product, data)
+        if variant is None:
+            return Step(Text("choose_variant", {"name": product.name, "variants": _variants(product)}),
+                        SearchState.CARD, data)
+        quantity = int((add or buy).group(1) or 1)  # type: ignore[union-attr]
+        try:
+            async with unit_of_work(ctx) as session:
+                view = await cart.add_to_cart(
+                    session, customer_id=ctx.customer_id, variant_id=variant.id, quantity=quantity,
+                    rules=ctx.services.rules,
+                )
+        except ShopError as exc:
+            return Step(error_reply(exc), SearchState.CARD, data)
+        if buy is not None:
+            reply = await ctx.services.dialogs.get("checkout").begin(ctx)
+            return Step(reply, handed_over=True)
+        added = {"name": product.name, "spec": variant.label, "quantity": quantity, "cart": cart_data(view)}
+        return Step(Text("added_to_cart", added), SearchState.CARD, data)
+
+    def _pick_variant(
+        self, product: ProductView, data: SearchData, number: int
+    ) -> Step[SearchState, SearchData]:
+        if not 1 <= number <= len(product.variants):
+            reply = Text("pick_out_of_range", {"number": number, "count": len(product.variants)})
+            return Step(reply, SearchState.CARD, data)
+        variant = product.variants[number - 1]
+        data.variant_id = variant.id
+        chosen = {"name": product.name, "spec": variant.label, "price": variant.price_fen, "stock": variant.stock}
+        return Step(Text("variant_chosen", chosen), SearchState.CARD, data)
+
+    @staticmethod
+    def _chosen_variant(product: ProductView, data: SearchData) -> VariantView | None:
+        if len(product.variants) == 1:
+            return product.variants[0]
+        return next((v for v in product.variants if v.id == data.variant_id), None)
+
+    @on(SearchState.RESULTS)
     async def on_list(self, ctx: Context, data: SearchData) -> Step[SearchState, SearchData] | None:
         snapshot = await ctx.services.catalog.snapshot()
         keyword = match_keyword(ctx.msg.text)
@@ -158,7 +220,7 @@ class SearchDialog(Dialog[SearchState, SearchData]):
         product = await ctx.services.catalog.product(data.product_ids[number - 1])
         if product is None:
             return Step(Text("product_unavailable", {"number": number}), SearchState.RESULTS, data)
-        data.product_id = product.id
+        data.product_id, data.variant_id = product.id, None
         return Step(product_card(product), SearchState.CARD, data)
 
     @on(SearchState.CATEGORIES)
@@ -187,7 +249,7 @@ class SearchDialog(Dialog[SearchState, SearchData]):
     ) -> Step[SearchState, SearchData]:
         pages = self._pages(ctx, data)
         target = data.page + {"next": 1, "prev": -1, "back": 0}[direction]
-        data.product_id = None
+        data.product_id = data.variant_id = None
         if not 0 <= target < pages:
             edge = "last_page" if direction == "next" else "first_page"
             return Step(self._list_reply(ctx, snapshot, data, notice=edge), SearchState.RESULTS, data)

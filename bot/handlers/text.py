@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from bot.context import Context
 from bot.keywords import parse_number
-from bot.replies import Reply, Text
+from bot.replies import Reply, Text, TransferToHuman
 from bot.router import Keyword, MsgType, Router
+from commerce.handoffs import record_handoff
 
 router = Router()
 fallback = Router()
@@ -47,3 +48,27 @@ async def search(ctx: Context) -> Reply | None:
     if parse_number(query) is not None:
         return Text("nothing_to_pick", {"number": parse_number(query)})
     return await _search_dialog(ctx).search(ctx, query[:MAX_QUERY_CHARS])
+
+
+@router.route(Keyword("cart"))
+async def show_cart(ctx: Context) -> Reply:
+    return await ctx.services.dialogs.get("cart").show(ctx)
+
+
+@router.route(Keyword("checkout"))
+async def checkout(ctx: Context) -> Reply:
+    return await ctx.services.dialogs.get("checkout").begin(ctx)
+
+
+@router.route(Keyword("orders"))
+async def show_orders(ctx: Context) -> Reply:
+    return await ctx.services.dialogs.get("orders").show(ctx)
+
+
+@router.route(Keyword("service"))
+async def human_service(ctx: Context) -> Reply:
+    """Hand the chat to WeChat's customer-service staff, with the context recorded for them."""
+    async with ctx.services.sessions() as session, session.begin():
+        await record_handoff(session, customer_id=ctx.customer_id, message=ctx.msg.text)
+    await ctx.services.dialogs.end(ctx.openid)
+    return TransferToHuman()

@@ -1,0 +1,192 @@
+"""Checkout: address, coupon, delivery fee, total, confirm → an order and its pay card.
+
+```mermaid
+stateDiagram-v2
+    [*] --> REVIEW: "结算" with a default address
+    [*] --> ADDRESS: "结算" without one
+    ADDRESS --> ADDRESS_CONFIRM: a typed "name phone address", parsed
+    ADDRESS --> ADDRESS: unparseable (says what is missing)
+    ADDRESS_CONFIRM --> REVIEW: "确认" saves it as the default
+    ADDRESS_CONFIRM --> ADDRESS_CONFIRM: another typed address
+    REVIEW --> REVIEW: "券 2" / "券 不用", a changed cart re-quoted
+    REVIEW --> ADDRESS: "地址"
+    REVIEW --> [*]: "确认" places the order (pay card), cancel, other text
+```
+The order is placed with an idempotency key derived from the confirming message,
+so WeChat's retries and double taps place it once.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.context import Context
+from bot.dialogs.base import Dialog, Step, on
+from bot.dialogs.common import error_reply, pay_card, unit_of_work
+from bot.keywords import USE_COUPON, match_command, match_keyword
+from bot.replies import Notice, Reply, Text, with_notice
+from commerce import addresses, orders, pricing
+from commerce.addresses import AddressView, ParsedAddress
+from commerce.errors import ShopError
+from commerce.pricing import NO_COUPON, Quote
+
+
+class CheckoutState(enum.StrEnum):
+    ADDRESS = "address"
+    ADDRESS_CONFIRM = "address_confirm"
+    REVIEW = "review"
+
+
+@dataclass(slots=True)
+class CheckoutData:
+    address_id: int | None = None
+    pending_address: dict[str, str] | None = None
+    coupon_id: int | None = None  # None: the best one; NO_COUPON: none
+    offered_coupon_ids: list[int] = field(default_factory=list)
+    payable_fen: int | None = None  # the total last shown: confirming anything else is refused
+
+
+def _address_data(address: AddressView | ParsedAddress) -> dict[str, Any]:
+    phone = address.phone
+    return {"name": address.name, "phone": f"{phone[:3]}****{phone[-4:]}", "address": address.address}
+
+
+def _quote_data(quote: Quote, address: AddressView) -> dict[str, Any]:
+    offers = [quote.coupon, *quote.other_coupons] if quote.coupon else list(quote.other_coupons)
+    return {
+        "lines": [
+            {"name": line.name, "spec": line.spec_label, "price": line.unit_price_fen,
+             "quantity": line.quantity, "subtotal": line.subtotal_fen}
+            for line in quote.lines if line.problem is None
+        ],
+        "problems": [
+            {"name": line.name, "spec": line.spec_label, "problem": line.problem, "stock": line.stock,
+             "quantity": line.quantity}
+            for line in quote.problems
+        ],
+        "goods": quote.goods_fen,
+        "discount": quote.discount_fen,
+        "delivery": quote.delivery_fen,
+        "payable": quote.payable_fen,
+        "coupon": {"title": quote.coupon.title, "discount": quote.coupon.discount_fen} if quote.coupon else None,
+        "offers": [{"number": n, "title": o.title, "discount": o.discount_fen} for n, o in enumerate(offers, 1)],
+        "address": _address_data(address),
+    }
+
+
+class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
+    name = "checkout"
+    State = CheckoutState
+    Data = CheckoutData
+    version = 1
+    initial = frozenset({CheckoutState.ADDRESS, CheckoutState.REVIEW})
+    transitions = {
+        CheckoutState.ADDRESS: frozenset({CheckoutState.ADDRESS, CheckoutState.ADDRESS_CONFIRM}),
+        CheckoutState.ADDRESS_CONFIRM: frozenset({CheckoutState.ADDRESS_CONFIRM, CheckoutState.REVIEW}),
+        CheckoutState.REVIEW: frozenset({CheckoutState.REVIEW, CheckoutState.ADDRESS}),
+    }
+
+    async def begin(self, ctx: Context) -> Reply:
+        """Start (or restart) checkout of the customer's cart."""
+        async with unit_of_work(ctx) as session:
+            address = await addresses.default_address(session, customer_id=ctx.customer_id)
+        data = CheckoutData(address_id=address.id if address else None)
+        step = await self._review(ctx, data) if address else Step(Text("ask_address"), CheckoutState.ADDRESS, data)
+        if step.state is None:
+            await ctx.services.dialogs.end(ctx.openid)
+            return step.reply
+        return await ctx.services.dialogs.start(ctx, self, step)
+
+    async def _review(self, ctx: Context, data: CheckoutData) -> Step[CheckoutState, CheckoutData]:
+        async with unit_of_work(ctx) as session:
+            quote = await pricing.quote(
+                session, customer_id=ctx.customer_id, rules=ctx.services.rules, customer_coupon_id=data.coupon_id
+            )
+            address = next(
+                (a for a in await addresses.list_addresses(session, customer_id=ctx.customer_id)
+                 if a.id == data.address_id),
+                None,
+            )
+        if not quote.lines or quote.goods_fen == 0 and not quote.problems:
+            return Step(Text("cart_empty"))
+        if address is None:
+            return Step(Text("ask_address"), CheckoutState.ADDRESS, data)
+        offers = [quote.coupon, *quote.other_coupons] if quote.coupon else list(quote.other_coupons)
+        data.offered_coupon_ids = [o.customer_coupon_id for o in offers]
+        data.payable_fen = quote.payable_fen
+        return Step(Text("checkout_review", _quote_data(quote, address)), CheckoutState.REVIEW, data)
+
+    @on(CheckoutState.ADDRESS)
+    async def on_address(self, ctx: Context, data: CheckoutData) -> Step[CheckoutState, CheckoutData] | None:
+        return self._parse(ctx, data, stay=CheckoutState.ADDRESS)
+
+    def _parse(self, ctx: Context, data: CheckoutData, *, stay: CheckoutState) -> Step[CheckoutState, CheckoutData]:
+        try:
+            parsed = addresses.parse_address(ctx.msg.text)
+        except ShopError as exc:
+            return Step(error_reply(exc), stay, data)
+        data.pending_address = {"name": parsed.name, "phone": parsed.phone, "address": parsed.address}
+        return Step(Text("address_parsed", _address_data(parsed)), CheckoutState.ADDRESS_CONFIRM, data)
+
+    @on(CheckoutState.ADDRESS_CONFIRM)
+    async def on_address_confirm(
+        self, ctx: Context, data: CheckoutData
+    ) -> Step[CheckoutState, CheckoutData] | None:
+        keyword = match_keyword(ctx.msg.text)
+        if keyword is None or keyword[0] != "confirm" or data.pending_address is None:
+            return self._parse(ctx, data, stay=CheckoutState.ADDRESS_CONFIRM)
+        async with unit_of_work(ctx) as session:
+            saved = await addresses.save_address(
+                session, customer_id=ctx.customer_id, parsed=ParsedAddress(**data.pending_address), make_default=True
+            )
+        data.address_id, data.pending_address = saved.id, None
+        return await self._review(ctx, data)
+
+    @on(CheckoutState.REVIEW)
+    async def on_review(self, ctx: Context, data: CheckoutData) -> Step[CheckoutState, CheckoutData] | None:
+        keyword = match_keyword(ctx.msg.text)
+        if keyword is not None and keyword[0] == "address":
+            return Step(Text("ask_address"), CheckoutState.ADDRESS, data)
+        coupon = match_command(USE_COUPON, ctx.msg.text)
+        if coupon is not None:
+            return self._choose_coupon(ctx, data, coupon.group(1)) or await self._review(ctx, data)
+        if keyword is None or keyword[0] != "confirm":
+            return None
+        return await self._place(ctx, data)
+
+    def _choose_coupon(self, ctx: Context, data: CheckoutData, choice: str) -> Step | None:
+        if not choice.isdigit():
+            data.coupon_id = NO_COUPON
+            return None
+        number = int(choice)
+        if not 1 <= number <= len(data.offered_coupon_ids):
+            count = len(data.offered_coupon_ids)
+            return Step(Text("pick_out_of_range", {"number": number, "count": count}), CheckoutState.REVIEW, data)
+        data.coupon_id = data.offered_coupon_ids[number - 1]
+        return None
+
+    async def _place(self, ctx: Context, data: CheckoutData) -> Step[CheckoutState, CheckoutData]:
+        if data.address_id is None:
+            return Step(Text("ask_address"), CheckoutState.ADDRESS, data)
+        try:
+            async with unit_of_work(ctx) as session:
+                order = await orders.place_order(
+                    session,
+                    customer_id=ctx.customer_id,
+                    address_id=data.address_id,
+                    idempotency_key=f"{ctx.openid}:{ctx.msg.dedupe_key}",
+                    rules=ctx.services.rules,
+                    customer_coupon_id=data.coupon_id,
+                    expected_payable_fen=data.payable_fen,
+                )
+        except ShopError as exc:
+            # explain what changed, with the re-quoted order right below
+            review = await self._review(ctx, data)
+            if review.state is None:
+                return Step(error_reply(exc))
+            notice = Notice("shop_error", error_reply(exc).data)
+            return Step(with_notice(review.reply, notice), review.state, review.data)
+        ctx.services.catalog.invalidate()  # stock changed
+        return Step(pay_card(ctx, order))

@@ -1,0 +1,77 @@
+"""Small pieces the shopping dialogs share: units of work, error replies, the pay card."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.context import Context
+from bot.replies import Card, News, Text
+from commerce.cart import CartView
+from commerce.errors import ShopError
+from commerce.orders import OrderView
+
+
+@asynccontextmanager
+async def unit_of_work(ctx: Context) -> AsyncIterator[AsyncSession]:
+    """One transaction: committed when the block ends normally, rolled back otherwise."""
+    async with ctx.services.sessions() as session, session.begin():
+        yield session
+
+
+def error_reply(exc: ShopError) -> Text:
+    """A domain error code as a sentence (templates/messages/*/shop_error.j2)."""
+    return Text("shop_error", {"code": str(exc.code), "d": dict(exc.details)})
+
+
+def cart_data(cart: CartView) -> dict[str, Any]:
+    return {
+        "lines": [
+            {
+                "number": number,
+                "name": line.name,
+                "spec": line.spec_label,
+                "price": line.unit_price_fen,
+                "quantity": line.quantity,
+                "subtotal": line.subtotal_fen,
+                "stock": line.stock,
+                "problem": line.problem,
+            }
+            for number, line in enumerate(cart.lines, 1)
+        ],
+        "total": cart.total_fen,
+        "count": cart.count,
+    }
+
+
+def order_data(order: OrderView) -> dict[str, Any]:
+    return {
+        "order_no": order.order_no,
+        "status": str(order.status),
+        "lines": [
+            {"name": line.name, "spec": line.spec_label, "price": line.unit_price_fen,
+             "quantity": line.quantity, "subtotal": line.subtotal_fen}
+            for line in order.lines
+        ],
+        "goods": order.goods_fen,
+        "discount": order.discount_fen,
+        "delivery": order.delivery_fen,
+        "payable": order.payable_fen,
+        "paid": order.paid_fen,
+        "refunded": order.refunded_fen,
+        "address_name": order.address_name,
+        "address_phone": order.address_phone,
+        "address_text": order.address_text,
+        "created_at": order.created_at,
+        "expires_at": order.expires_at,
+        "carrier": order.carrier,
+        "tracking_no": order.tracking_no,
+    }
+
+
+def pay_card(ctx: Context, order: OrderView) -> News:
+    """The order's payment link as a news card: amount, deadline, one tap to pay."""
+    return News((Card("pay_card", order_data(order), url=ctx.services.pay_url(order)),))

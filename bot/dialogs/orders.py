@@ -1,0 +1,131 @@
+"""Orders: the list with statuses, one order's detail, and what can be done with it.
+
+```mermaid
+stateDiagram-v2
+    [*] --> LIST: "订单" / "orders" (no orders: ends at once)
+    LIST --> DETAIL: a number
+    DETAIL --> DETAIL: another number, "取消订单", "确认收货", "支付", "退款 原因" / "退货 原因"
+    DETAIL --> LIST: "返回"
+    LIST --> [*]: cancel, other text
+    DETAIL --> [*]: cancel, other text
+```
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from bot.context import Context
+from bot.dialogs.base import Dialog, Step, on
+from bot.dialogs.common import error_reply, order_data, pay_card, unit_of_work
+from bot.keywords import AFTER_SALES, match_command, match_keyword, parse_number
+from bot.replies import Reply, Text
+from commerce import orders
+from commerce.errors import ShopError
+from commerce.models import AfterSalesKind, OrderStatus
+
+LIST_SIZE = 10
+
+
+class OrdersState(enum.StrEnum):
+    LIST = "list"
+    DETAIL = "detail"
+
+
+@dataclass(slots=True)
+class OrdersData:
+    order_ids: list[int] = field(default_factory=list)
+    order_id: int | None = None
+
+
+class OrdersDialog(Dialog[OrdersState, OrdersData]):
+    name = "orders"
+    State = OrdersState
+    Data = OrdersData
+    version = 1
+    initial = frozenset({OrdersState.LIST})
+    transitions = {
+        OrdersState.LIST: frozenset({OrdersState.LIST, OrdersState.DETAIL}),
+        OrdersState.DETAIL: frozenset({OrdersState.DETAIL, OrdersState.LIST}),
+    }
+
+    async def show(self, ctx: Context) -> Reply:
+        step = await self._list(ctx)
+        if step.state is None:
+            await ctx.services.dialogs.end(ctx.openid)
+            return step.reply
+        return await ctx.services.dialogs.start(ctx, self, step)
+
+    async def _list(self, ctx: Context) -> Step[OrdersState, OrdersData]:
+        async with unit_of_work(ctx) as session:
+            found = await orders.list_orders(session, customer_id=ctx.customer_id, limit=LIST_SIZE)
+        if not found:
+            return Step(Text("orders_empty"))
+        items = [{"number": n, **order_data(o)} for n, o in enumerate(found, 1)]
+        return Step(Text("orders_list", {"orders": items}), OrdersState.LIST, OrdersData([o.id for o in found]))
+
+    async def _detail(self, ctx: Context, data: OrdersData, number: int) -> Step[OrdersState, OrdersData]:
+        if not 1 <= number <= len(data.order_ids):
+            reply = Text("pick_out_of_range", {"number": number, "count": len(data.order_ids)})
+            return Step(reply, OrdersState.DETAIL if data.order_id else OrdersState.LIST, data)
+        data.order_id = data.order_ids[number - 1]
+        async with unit_of_work(ctx) as session:
+            order = await orders.get_order(session, order_id=data.order_id, customer_id=ctx.customer_id)
+        if order.status == OrderStatus.PENDING_PAYMENT:
+            return Step(pay_card(ctx, order), OrdersState.DETAIL, data)
+        return Step(Text("order_detail", order_data(order)), OrdersState.DETAIL, data)
+
+    @on(OrdersState.LIST)
+    async def on_list(self, ctx: Context, data: OrdersData) -> Step[OrdersState, OrdersData] | None:
+        number = parse_number(ctx.msg.text)
+        return await self._detail(ctx, data, number) if number is not None else None
+
+    @on(OrdersState.DETAIL)
+    async def on_detail(self, ctx: Context, data: OrdersData) -> Step[OrdersState, OrdersData] | None:
+        text = ctx.msg.text
+        number = parse_number(text)
+        if number is not None:
+            return await self._detail(ctx, data, number)
+        keyword = match_keyword(text)
+        action = keyword[0] if keyword else None
+        if action == "back":
+            step = await self._list(ctx)
+            return step if step.state is not None else Step(step.reply)
+        after_sales = match_command(AFTER_SALES, text)
+        if data.order_id is None or (action not in ("cancel_order", "received", "pay") and after_sales is None):
+            return None
+        try:
+            reply = await self._act(ctx, data.order_id, action, after_sales)
+        except ShopError as exc:
+            reply = error_reply(exc)
+        return Step(reply, OrdersState.DETAIL, data)
+
+    async def _act(self, ctx: Context, order_id: int, action: str | None, after_sales) -> Reply:  # type: ignore[no-untyped-def]
+        customer_id = ctx.customer_id
+        async with unit_of_work(ctx) as session:
+            if action == "pay":
+                order = await orders.get_order(session, order_id=order_id, customer_id=customer_id)
+                if order.status != OrderStatus.PENDING_PAYMENT:
+                    return Text("order_detail", order_data(order))
+                return pay_card(ctx, order)
+            if action == "cancel_order":
+                order = await orders.cancel_order(session, order_id=order_id, actor="customer", customer_id=customer_id)
+                reply: Reply = Text("order_cancelled", order_data(order))
+            elif action == "received":
+                order = await orders.confirm_receipt(session, order_id=order_id, customer_id=customer_id)
+                reply = Text("order_received", order_data(order))
+            else:
+                word, reason = after_sales.group(1), after_sales.group(2).strip()
+                kind = AfterSalesKind.RETURN if word in ("退货", "return") else AfterSalesKind.REFUND
+                await orders.request_after_sales(
+                    session, order_id=order_id, customer_id=customer_id, kind=kind, reason=reason,
+                    rules=ctx.services.rules,
+                )
+                order = await orders.get_order(session, order_id=order_id, customer_id=customer_id)
+                reply = Text("after_sales_requested", {**order_data(order), "kind": str(kind), "reason": reason})
+        if action == "cancel_order":
+            ctx.services.catalog.invalidate()  # stock came back
+            if ctx.services.payments is not None:
+                await ctx.services.payments.close(order_no=order.order_no)
+        return reply

@@ -1,0 +1,101 @@
+"""The scheduled jobs: each a thin, idempotent call into the commerce core.
+
+A job finds the work that is due *now* (not "since the last run"), so running it twice
+does nothing the second time and a run after downtime catches up on everything
+overdue. Side effects that leave the process (closing the provider's order, telling
+the customer) happen after the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from commerce import orders
+from commerce.notifications import Notifier
+from commerce.orders import OrderView
+from commerce.rules import ShopRules
+
+log = logging.getLogger(__name__)
+
+
+class PaymentCloser(Protocol):
+    async def close(self, *, order_no: str) -> None: ...
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class JobContext:
+    sessions: async_sessionmaker[AsyncSession]
+    notifier: Notifier
+    rules: ShopRules
+    payments: PaymentCloser | None = None
+    pay_url: Callable[[OrderView], str] = lambda order: ""
+    clock: Callable[[], datetime] = field(default=_now)
+
+
+def order_data(order: OrderView) -> dict[str, Any]:
+    """What a message template may show of an order (plain values, no ORM objects)."""
+    return {
+        "order_no": order.order_no,
+        "status": str(order.status),
+        "payable_fen": order.payable_fen,
+        "paid_fen": order.paid_fen,
+        "items": [{"name": line.name, "spec": line.spec_label, "quantity": line.quantity} for line in order.lines],
+        "expires_at": order.expires_at,
+        "carrier": order.carrier,
+        "tracking_no": order.tracking_no,
+    }
+
+
+async def _notify_each(ctx: JobContext, items: list[OrderView], template: str, extra: Callable[[OrderView], dict]) -> None:
+    for order in items:
+        try:
+            await ctx.notifier.notify(openid=order.openid, template=template, data={**order_data(order), **extra(order)})
+        except Exception:
+            log.exception("notification failed", extra={"template": template, "order_no": order.order_no})
+
+
+async def expire_unpaid_orders(ctx: JobContext) -> int:
+    """Cancel unpaid orders past their deadline: stock back, provider order closed, customer told."""
+    async with ctx.sessions() as session, session.begin():
+        expired = await orders.expire_due_orders(session, now=ctx.clock())
+    for order in expired:
+        if ctx.payments is not None:
+            await ctx.payments.close(order_no=order.order_no)
+    await _notify_each(ctx, expired, "order_expired", lambda order: {})
+    return len(expired)
+
+
+async def remind_unpaid_orders(ctx: JobContext) -> int:
+    """Remind once, shortly before an unpaid order expires, with its payment link."""
+    async with ctx.sessions() as session, session.begin():
+        due = await orders.orders_to_remind(session, now=ctx.clock(), rules=ctx.rules)
+    await _notify_each(ctx, due, "order_expiring", lambda order: {"pay_url": ctx.pay_url(order)})
+    return len(due)
+
+
+async def complete_shipped_orders(ctx: JobContext) -> int:
+    """Shipped orders not confirmed by the customer complete by themselves after N days."""
+    async with ctx.sessions() as session, session.begin():
+        done = await orders.complete_due_orders(session, now=ctx.clock(), rules=ctx.rules)
+    await _notify_each(ctx, done, "order_auto_completed", lambda order: {})
+    return len(done)
+
+
+Job = Callable[[JobContext], Awaitable[int]]
+
+JOBS: dict[str, tuple[Job, int]] = {
+    # name: (job, interval in seconds)
+    "expire_unpaid_orders": (expire_unpaid_orders, 30),
+    "remind_unpaid_orders": (remind_unpaid_orders, 60),
+    "complete_shipped_orders": (complete_shipped_orders, 3600),
+}
