@@ -14,7 +14,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 
-from bot import dev_chat, pages, pay_page, webhook
+from bot import dev_chat, pages, pay_page, paylink, webhook
 from bot.config import Config
 from bot.conversation import Conversation
 from bot.dialogs.base import DialogRuntime
@@ -87,7 +87,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         dialogs=DialogRuntime(store, dialogs, ttl_seconds=config.dialog.ttl_seconds),
         customers=Customers(sessions),
         rules=shop_rules(config),
-        pay_url=lambda order: "",
+        pay_url=lambda order: paylink.pay_url(config, order.order_no, order.openid, order.expires_at),
     )
     notifier = OutboundNotifier(renderer=app[RENDERER], outbound=app[OUTBOUND], sessions=sessions)
     # --- payments (bot/payments.py): provider + PaymentService, one HTTP session for the provider ---

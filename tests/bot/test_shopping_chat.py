@@ -1,0 +1,143 @@
+"""From a product card to a placed order, entirely in chat, through the real app."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import func, select
+
+from bot.keys import SERVICES
+from commerce.models import Handoff, Order, Variant
+from tests.bot.chat import ChatUser, Shop
+from tests.bot.test_search_chat import numbered
+
+
+async def _stock(shop: Shop, sku: str) -> int:
+    async with shop.client.app[SERVICES].sessions() as session:
+        return await session.scalar(select(Variant.stock).where(Variant.sku_code == sku)) or 0
+
+
+async def _sku(shop: Shop, name_part: str, label: str) -> str:
+    from commerce.models import Product
+
+    async with shop.client.app[SERVICES].sessions() as session:
+        rows = (await session.execute(
+            select(Variant.sku_code, Variant.spec).join(Product).where(Product.name.contains(name_part))
+        )).all()
+    return next(sku for sku, spec in rows if " / ".join(spec.values()) == label)
+
+
+async def _open(user: ChatUser, query: str, name: str):  # type: ignore[no-untyped-def]
+    results = numbered((await user.say(query)).text)
+    number = next(n for n, line in results.items() if name in line)
+    return await user.say(str(number))
+
+
+async def test_from_search_to_a_placed_order_and_back(shop: Shop) -> None:
+    user = shop.user()
+    apple_5 = await _sku(shop, "烟台红富士苹果", "5斤装")
+    banana = await _sku(shop, "香蕉", "")
+    apple_before, banana_before = await _stock(shop, apple_5), await _stock(shop, banana)
+
+    card = await _open(user, "苹果", "烟台红富士苹果")
+    assert "1. 3斤装" in card.articles[0].description
+    ask = await user.say("加入购物车 2")
+    assert "有多个规格" in ask.text and "2. 5斤装" in ask.text
+    chosen = await user.say("2")
+    assert "已选：烟台红富士苹果（5斤装）¥45.90" in chosen.text
+    added = await user.say("加入购物车 2")
+    assert "×2" in added.text and "合计 ¥91.80" in added.text
+
+    await _open(user, "香蕉", "香蕉")
+    assert "合计 ¥130.50" in (await user.say("买3个")).text
+
+    cart = await user.say("购物车")
+    lines = numbered(cart.text)
+    assert len(lines) == 2 and "合计：¥130.50" in cart.text
+    banana_line = next(n for n, line in lines.items() if "香蕉" in line)
+    changed = await user.say(f"改 {banana_line} 1")
+    assert "合计：¥104.70" in changed.text
+
+    assert "请发送收货信息" in (await user.say("结算")).text
+    assert "手机号好像不对" in (await user.say("张三 138001 上海市浦东新区世纪大道100号")).text
+    parsed = await user.say("张三 13800138000 上海市浦东新区世纪大道100号")
+    assert "138****8000" in parsed.text and "世纪大道100号" in parsed.text
+    review = await user.say("确认")
+    assert "商品金额：¥104.70" in review.text and "免运费" in review.text and "应付：¥104.70" in review.text
+
+    confirm = user.xml("text", content="确认")
+    pay = await user.send(confirm)
+    assert pay.kind == "news"
+    assert pay.articles[0].title == "订单待支付 ¥104.70"
+    assert re.match(r"https://shop\.example\.com/pay/\S+", pay.articles[0].url)
+    again = await user.send(confirm)  # WeChat's retry of the confirming message
+    assert again.articles[0].title == pay.articles[0].title
+    async with shop.client.app[SERVICES].sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Order)) == 1
+    assert await _stock(shop, apple_5) == apple_before - 2
+    assert await _stock(shop, banana) == banana_before - 1
+    assert "购物车是空的" in (await user.say("购物车")).text
+
+    orders = await user.say("订单")
+    assert "待支付" in orders.text
+    assert (await user.say("1")).kind == "news"  # an unpaid order shows its pay card
+    cancelled = await user.say("取消订单")
+    assert "已取消" in cancelled.text
+    assert await _stock(shop, apple_5) == apple_before
+    assert await _stock(shop, banana) == banana_before
+    assert "已取消" in (await user.say("订单")).text
+
+
+async def test_a_small_order_pays_for_delivery_and_the_saved_address_is_reused(shop: Shop) -> None:
+    user = shop.user("o_small_buyer")
+    await _open(user, "香蕉", "香蕉")
+    await user.say("加入购物车")
+    await user.say("结算")
+    await user.say("李四 13912345678 北京市朝阳区建国路88号")
+    review = await user.say("确认")
+    assert "运费：¥8.00" in review.text and "应付：¥20.90" in review.text
+    assert (await user.say("确认")).kind == "news"
+    await _open(user, "香蕉", "香蕉")
+    await user.say("加入购物车")
+    second = await user.say("结算")  # the default address is used at once
+    assert "李四" in second.text and "应付：¥20.90" in second.text
+
+
+async def test_absurd_quantities_get_a_clear_answer(shop: Shop) -> None:
+    user = shop.user()
+    await _open(user, "香蕉", "香蕉")
+    assert "数量需要在 1 到 99 之间" in (await user.say("加入购物车 500")).text
+    await _open(user, "草莓", "丹东草莓")
+    await user.say("1")
+    sold_out = await user.say("加入购物车 1")
+    assert "库存不足" in sold_out.text
+    assert "购物车是空的" in (await user.say("购物车")).text
+
+
+async def test_stock_taken_by_someone_else_is_explained_at_checkout(shop: Shop) -> None:
+    from sqlalchemy import update
+
+    user = shop.user()
+    await _open(user, "香蕉", "香蕉")
+    await user.say("加入购物车 5")
+    await user.say("结算")
+    await user.say("张三 13800138000 上海市浦东新区世纪大道100号")
+    await user.say("确认")
+    async with shop.client.app[SERVICES].sessions() as session, session.begin():
+        await session.execute(update(Variant).where(Variant.sku_code == await _sku(shop, "香蕉", "")).values(stock=2))
+    answer = await user.say("确认")
+    assert "库存" in answer.text and "2" in answer.text
+    async with shop.client.app[SERVICES].sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Order)) == 0
+
+
+async def test_asking_for_a_human_hands_over_with_the_cart(shop: Shop) -> None:
+    user = shop.user()
+    await _open(user, "香蕉", "香蕉")
+    await user.say("加入购物车 2")
+    reply = await user.say("客服")
+    assert reply.kind == "transfer_customer_service"
+    async with shop.client.app[SERVICES].sessions() as session:
+        handoff = await session.scalar(select(Handoff))
+    assert handoff is not None and handoff.context["cart"][0]["name"] == "香蕉"
+    assert handoff.context["cart"][0]["quantity"] == 2
