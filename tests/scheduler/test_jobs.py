@@ -1,0 +1,98 @@
+"""Scheduled jobs through the real app: idempotent, catching up, telling the customer."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+
+from bot.keys import JOBS, SERVICES
+from commerce.models import Order, OrderStatus
+from scheduler.runner import run_job
+from tests.bot.chat import Shop
+from tests.bot.test_shopping_chat import _open, _sku, _stock
+
+
+async def _buy_banana(shop: Shop, openid: str) -> str:
+    user = shop.user(openid)
+    await _open(user, "香蕉", "香蕉")
+    await user.say("加入购物车 3")
+    await user.say("结算")
+    await user.say("张三 13800138000 上海市浦东新区世纪大道100号")
+    await user.say("确认")
+    card = await user.say("确认")
+    assert card.kind == "news"
+    return card.articles[0].description.split("订单号 ")[1].split()[0]
+
+
+def _at(shop: Shop, when: datetime):  # type: ignore[no-untyped-def]
+    return dataclasses.replace(shop.client.app[JOBS], clock=lambda: when)
+
+
+async def test_expiry_releases_stock_once_and_tells_the_customer(make_shop, db_url: str) -> None:
+    shop = await make_shop(db_url, scheduler={"enabled": False})
+    banana = await _sku(shop, "香蕉", "")
+    before = await _stock(shop, banana)
+    order_no = await _buy_banana(shop, "o_late_payer")
+    assert await _stock(shop, banana) == before - 3
+
+    later = datetime.now(UTC) + timedelta(minutes=31)
+    assert await run_job("expire_unpaid_orders", _at(shop, later)) == 1
+    assert await run_job("expire_unpaid_orders", _at(shop, later)) == 0  # twice is harmless
+    assert await _stock(shop, banana) == before
+    async with shop.client.app[SERVICES].sessions() as session:
+        status = await session.scalar(select(Order.status).where(Order.order_no == order_no))
+    assert status == OrderStatus.CANCELLED
+    told = shop.outbox.for_user("o_late_payer")
+    assert len(told) == 1 and order_no in told[0].text and "已自动取消" in told[0].text
+
+
+async def test_downtime_is_caught_up(make_shop, sqlite_url: str) -> None:
+    shop = await make_shop(sqlite_url, scheduler={"enabled": False})
+    first, second = await _buy_banana(shop, "o_a"), await _buy_banana(shop, "o_b")
+    two_days_later = datetime.now(UTC) + timedelta(days=2)
+    assert await run_job("expire_unpaid_orders", _at(shop, two_days_later)) == 2
+    texts = [s.message.text for s in shop.outbox.sent]
+    assert len(texts) == 2 and all(any(no in t for t in texts) for no in (first, second))
+
+
+async def test_a_reminder_before_expiry_goes_out_once_with_the_pay_link(make_shop, sqlite_url: str) -> None:
+    shop = await make_shop(sqlite_url, scheduler={"enabled": False})
+    await _buy_banana(shop, "o_slow")
+    soon = datetime.now(UTC) + timedelta(minutes=25)
+    assert await run_job("remind_unpaid_orders", _at(shop, soon)) == 1
+    assert await run_job("remind_unpaid_orders", _at(shop, soon)) == 0
+    (reminder,) = shop.outbox.for_user("o_slow")
+    assert "将在" in reminder.text and "https://shop.example.com/pay/" in reminder.text
+
+
+async def test_shipped_orders_complete_by_themselves(make_shop, sqlite_url: str) -> None:
+    shop = await make_shop(sqlite_url, scheduler={"enabled": False})
+    order_no = await _buy_banana(shop, "o_quiet")
+    long_ago = datetime.now(UTC) - timedelta(days=11)
+    async with shop.client.app[SERVICES].sessions() as session, session.begin():
+        await session.execute(
+            update(Order).where(Order.order_no == order_no)
+            .values(status=OrderStatus.SHIPPED.value, shipped_at=long_ago, paid_fen=Order.payable_fen)
+        )
+    assert await run_job("complete_shipped_orders", _at(shop, datetime.now(UTC))) == 1
+    async with shop.client.app[SERVICES].sessions() as session:
+        assert await session.scalar(select(Order.status).where(Order.order_no == order_no)) == OrderStatus.COMPLETED
+    assert "自动确认收货" in shop.outbox.for_user("o_quiet")[0].text
+
+
+async def test_jobs_close_the_provider_order_of_what_they_expire(make_shop, sqlite_url: str) -> None:
+    shop = await make_shop(sqlite_url, scheduler={"enabled": False})
+    jobs = shop.client.app[JOBS]
+    assert jobs.payments is shop.client.app[SERVICES].payments
+    closed: list[str] = []
+
+    class Closer:
+        async def close(self, *, order_no: str) -> None:
+            closed.append(order_no)
+
+    order_no = await _buy_banana(shop, "o_gone")
+    later = dataclasses.replace(jobs, payments=Closer(), clock=lambda: datetime.now(UTC) + timedelta(hours=1))
+    await run_job("expire_unpaid_orders", later)
+    assert closed == [order_no]
