@@ -104,6 +104,37 @@ def _cmd_seed(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_job(config: Config, args: argparse.Namespace) -> int:
+    """Run one scheduled job now, inside the same wiring the server uses."""
+    from dataclasses import replace
+
+    from bot.app import create_app
+    from bot.keys import JOBS, OUTBOUND
+    from scheduler.jobs import JOBS as KNOWN_JOBS
+    from scheduler.runner import run_job
+
+    if args.name not in KNOWN_JOBS:
+        print(f"storefront: unknown job {args.name!r}; jobs: {', '.join(KNOWN_JOBS)}", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        await prepare_database(config, seed=False)
+        app = create_app(replace(config, scheduler=replace(config.scheduler, enabled=False)))
+        runner = web.AppRunner(app)
+        await runner.setup()
+        try:
+            handled = await run_job(args.name, app[JOBS])
+            for sent in getattr(app[OUTBOUND], "sent", ()):
+                print(f"  -> {sent.openid}: {sent.message.text or sent.message.kind}")
+            return handled
+        finally:
+            await runner.cleanup()
+
+    handled = asyncio.run(run())
+    print(f"{args.name}: {handled} handled")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="storefront", description="A WeChat conversational storefront")
     parser.add_argument("--config", help="config file (default: config.toml or $STOREFRONT_CONFIG)")
@@ -130,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
     seed = sub.add_parser("seed-demo", help="load the demo catalog into an empty database")
     seed.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)
     seed.set_defaults(run=_cmd_seed)
+    job = sub.add_parser("job", help="scheduled jobs")
+    job_sub = job.add_subparsers(dest="job_command", required=True)
+    job_run = job_sub.add_parser("run", help="run one scheduled job now")
+    job_run.add_argument("name", help="expire_unpaid_orders, remind_unpaid_orders, complete_shipped_orders")
+    job_run.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)
+    job_run.set_defaults(run=_cmd_job)
     return parser
 
 

@@ -194,6 +194,35 @@ def test_a_bad_config_value_stops_serve_naming_the_key(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_job_run_runs_one_scheduled_job_by_hand(tmp_path: Path) -> None:
+    import sqlite3
+    from datetime import UTC, datetime, timedelta
+
+    db = tmp_path / "shop.db"
+    env = storefront_env(db)
+    assert run(["seed-demo"], cwd=tmp_path, env=env).returncode == 0
+    past = (datetime.now(UTC) - timedelta(hours=1)).isoformat(sep=" ")
+    with sqlite3.connect(db) as conn:  # one unpaid order whose time ran out while we were down
+        conn.execute("INSERT INTO customers (openid, subscribed, first_seen, last_seen) VALUES ('o_x', 1, ?, ?)",
+                     (past, past))
+        conn.execute(
+            "INSERT INTO orders (order_no, customer_id, status, goods_fen, discount_fen, delivery_fen, points_fen,"
+            " payable_fen, paid_fen, refunded_fen, address_name, address_phone, address_text, note, pay_provider,"
+            " carrier, tracking_no, created_at, expires_at)"
+            " VALUES ('SF1', 1, 'pending_payment', 100, 0, 0, 0, 100, 0, 0, '', '', '', '', '', '', '', ?, ?)",
+            (past, past),
+        )
+    result = run(["job", "run", "expire_unpaid_orders"], cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "expire_unpaid_orders: 1 handled" in result.stdout
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT status FROM orders").fetchone() == ("cancelled",)
+    again = run(["job", "run", "expire_unpaid_orders"], cwd=tmp_path, env=env)
+    assert "expire_unpaid_orders: 0 handled" in again.stdout
+    unknown = run(["job", "run", "no_such_job"], cwd=tmp_path, env=env)
+    assert unknown.returncode == 2 and "expire_unpaid_orders" in unknown.stderr
+
+
 def test_python_dash_m_bot_help_lists_the_commands(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "bot", "--help"],
