@@ -27,7 +27,7 @@ from bot.dialogs.base import Dialog, Step, on
 from bot.dialogs.common import error_reply, pay_card, unit_of_work
 from bot.keywords import USE_COUPON, match_command, match_keyword
 from bot.replies import Notice, Reply, Text, with_notice
-from commerce import addresses, orders, pricing
+from commerce import addresses, cart, orders, pricing
 from commerce.addresses import AddressView, ParsedAddress
 from commerce.errors import ShopError
 from commerce.pricing import NO_COUPON, Quote
@@ -91,6 +91,9 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
     async def begin(self, ctx: Context) -> Reply:
         """Start (or restart) checkout of the customer's cart."""
         async with unit_of_work(ctx) as session:
+            if not (await cart.get_cart(session, customer_id=ctx.customer_id)).lines:
+                await ctx.services.dialogs.end(ctx.openid)
+                return Text("cart_empty")
             address = await addresses.default_address(session, customer_id=ctx.customer_id)
         data = CheckoutData(address_id=address.id if address else None)
         step = await self._review(ctx, data) if address else Step(Text("ask_address"), CheckoutState.ADDRESS, data)

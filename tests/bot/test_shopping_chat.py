@@ -141,3 +141,65 @@ async def test_asking_for_a_human_hands_over_with_the_cart(shop: Shop) -> None:
         handoff = await session.scalar(select(Handoff))
     assert handoff is not None and handoff.context["cart"][0]["name"] == "香蕉"
     assert handoff.context["cart"][0]["quantity"] == 2
+
+
+async def _placed_order(shop: Shop, user: ChatUser) -> str:
+    await _open(user, "香蕉", "香蕉")
+    await user.say("加入购物车 2")
+    await user.say("结算")
+    await user.say("张三 13800138000 上海市浦东新区世纪大道100号")
+    await user.say("确认")
+    card = await user.say("确认")
+    return card.articles[0].description.split("订单号 ")[1].split()[0]
+
+
+async def _set_status(shop: Shop, order_no: str, status: str) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import update
+
+    async with shop.client.app[SERVICES].sessions() as session, session.begin():
+        await session.execute(
+            update(Order).where(Order.order_no == order_no).values(
+                status=status, paid_fen=Order.payable_fen, paid_at=datetime.now(UTC), shipped_at=datetime.now(UTC),
+                carrier="顺丰", tracking_no="SF123456789",
+            )
+        )
+
+
+async def test_confirm_receipt_and_after_sales_from_the_orders_list(shop: Shop) -> None:
+    from commerce.models import AfterSalesRequest
+
+    user = shop.user("o_receiver")
+    order_no = await _placed_order(shop, user)
+    await _set_status(shop, order_no, "shipped")
+    await user.say("订单")
+    detail = await user.say("1")
+    assert "已发货" in detail.text and "顺丰 SF123456789" in detail.text and "确认收货" in detail.text
+    refused = await user.say("取消订单")
+    assert "不能这样操作" in refused.text
+    done = await user.say("确认收货")
+    assert "完成" in done.text
+    short = await user.say("退款 a")
+    assert "原因" in short.text
+    request = await user.say("退货 尺码不合适，想退货")
+    assert "退货申请" in request.text
+    async with shop.client.app[SERVICES].sessions() as session:
+        row = await session.scalar(select(AfterSalesRequest))
+    assert row is not None and row.kind == "return" and "尺码" in row.reason
+    assert "已有处理中的申请" in (await user.say("退款 再申请一次")).text
+
+
+async def test_paying_again_from_the_order_detail(shop: Shop) -> None:
+    user = shop.user("o_payer")
+    await _placed_order(shop, user)
+    await user.say("订单")
+    await user.say("1")
+    again = await user.say("支付")
+    assert again.kind == "news" and "/pay/" in again.articles[0].url
+
+
+async def test_an_empty_orders_list_and_an_empty_checkout(shop: Shop) -> None:
+    user = shop.user("o_new")
+    assert "还没有订单" in (await user.say("订单")).text
+    assert "购物车是空的" in (await user.say("结算")).text
