@@ -50,6 +50,9 @@ def _cmd_serve(config: Config, args: argparse.Namespace) -> int:
         print(f"  loaded the demo catalog: {seeded} products")
     print(f"  webhook:  {base}/wechat   (set this URL and the token in the WeChat console)")
     print(f"  health:   {base}/healthz   metrics: {base}/metrics")
+    if config.pay.provider == "sandbox":
+        print(f"  chat simulator (browser): {base}/dev/chat")
+        print("  payments: SANDBOX - simulated payments mark orders paid; set [pay] provider before going live")
     url = f"http://{_connect_host(config.server.host)}:{config.server.port}/wechat"
     chat = f"storefront chat --url {url}"
     if args.config_path:

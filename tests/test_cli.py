@@ -403,5 +403,6 @@ def test_serve_prints_the_webhook_and_chat_and_stops_on_ctrl_c(server: Server) -
     out = server.stdout()
     assert f"{server.base}/wechat" in out
     assert "storefront chat" in out
+    assert f"{server.base}/dev/chat" in out and "SANDBOX" in out
     assert re.search(r"demo catalog: \d+ products", out)
     assert "Traceback" not in server.stderr()
