@@ -67,8 +67,8 @@ REFUSALS: dict[str, Refusal] = {
                 "We cannot find this payment link. Check that the whole link was opened."),
         Refusal(403, "bad_signature", "这个支付链接无效（可能被修改过）。请回到对话中重新打开订单。",
                 "This payment link is not valid (it may have been altered). Open the order again from the chat."),
-        Refusal(410, "expired", "支付链接已过期，订单已关闭，库存已释放。请回到对话中重新下单。",
-                "This payment link has expired: the order was closed and its stock released. Order again in the chat."),
+        Refusal(410, "expired", "支付链接已过期，订单已关闭。请回到对话中重新下单。",
+                "This payment link has expired and the order is closed. Order again in the chat."),
         Refusal(404, "not_found", "找不到这个订单。", "We cannot find this order."),
         Refusal(403, "foreign", "这不是您的订单，无法在这里支付。",
                 "This order belongs to someone else and cannot be paid here."),
@@ -114,15 +114,21 @@ async def _order(request: web.Request, claim: PayClaim) -> OrderView:
 
 
 async def _payable_order(request: web.Request) -> OrderView:
-    """The order behind a valid, unexpired link that is still waiting for its payment."""
+    """The order behind a valid, unexpired link that is still waiting for its payment.
+
+    A genuine link's order is told as it is, expired link or not: a customer who opens
+    the link of a paid order an hour later learns it is paid, not that it expired.
+    """
     now = datetime.now(UTC)
-    order = await _order(request, _claim(request, now=now))
+    claim = _claim(request, now=now, allow_expired=True)  # the signature is still checked
+    order = await _order(request, claim)
     if order.status in PAID_STATES:
         raise Refused("paid")
+    expired = now >= claim.expires_at or now >= _aware(order.expires_at)
+    if expired:  # also when the expiry job has already closed (cancelled) it
+        raise Refused("expired")
     if order.status != OrderStatus.PENDING_PAYMENT:
         raise Refused("cancelled")
-    if now >= _aware(order.expires_at):
-        raise Refused("expired")
     return order
 
 

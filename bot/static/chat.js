@@ -1,5 +1,5 @@
 // The local chat simulator (/dev/chat). Plain DOM, no framework, nothing external.
-// Every piece of message text goes in through textContent: never innerHTML.
+// Every piece of message text goes in through textContent and text nodes, never as markup.
 (function () {
   "use strict";
 
@@ -170,23 +170,28 @@
   }
 
   // Late replies and notices ("order paid") the server sent after the 5-second window.
-  function poll() {
+  // Each openid gets its own polling loop (a generation); switching ends the old one.
+  var generation = 0;
+
+  function poll(gen) {
+    if (gen !== generation) return;
     var who = openid;
-    var after = outboxNext === null ? 1e9 : outboxNext;
+    var after = outboxNext === null ? 1e9 : outboxNext; // first call: learn where "now" is
     fetch("/dev/chat/outbox?openid=" + encodeURIComponent(who) + "&after=" + after)
       .then(function (response) { return response.json(); })
       .then(function (data) {
-        if (who !== openid) return;
+        if (gen !== generation) return;
         if (outboxNext !== null) {
           (data.messages || []).forEach(function (message) {
             showReply(message, "客服消息 · sent later");
           });
         }
         outboxNext = data.next;
+        document.body.dataset.outboxReady = "1";
       })
       .catch(function () { /* the server may be restarting; try again next time */ })
       .then(function () {
-        pollTimer = setTimeout(poll, POLL_MS);
+        if (gen === generation) pollTimer = setTimeout(function () { poll(gen); }, POLL_MS);
       });
   }
 
@@ -195,11 +200,13 @@
     openidInput.value = id;
     localStorage.setItem("devChatOpenid", id);
     outboxNext = null;
+    delete document.body.dataset.outboxReady;
     while (log.firstChild) log.removeChild(log.firstChild);
     system("以 " + id + " 的身份聊天；点「关注」收到欢迎语。\nChatting as " + id +
            "; press Follow for the welcome message.");
     if (pollTimer) clearTimeout(pollTimer);
-    poll();
+    generation += 1;
+    poll(generation);
   }
 
   document.getElementById("who").addEventListener("submit", function (event) {

@@ -1,0 +1,40 @@
+"""Stock: the only module that changes `variants.stock`.
+
+Each change is one conditional UPDATE, so no read-modify-write race can oversell: a
+reservation succeeds only when the row still has the stock, whatever other workers
+did since the caller last looked. The CHECK constraint (stock >= 0) is the last net.
+Callers reserving several variants do so in ascending variant id order (no deadlocks
+on PostgreSQL). Nothing here commits.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from commerce.models import Variant
+
+
+async def reserve(session: AsyncSession, *, variant_id: int, quantity: int) -> bool:
+    """Take `quantity` units; False (and nothing changed) when there are not enough."""
+    if quantity <= 0:
+        raise ValueError(f"quantity must be positive, got {quantity}")
+    result = await session.execute(
+        update(Variant)
+        .where(Variant.id == variant_id, Variant.stock >= quantity)
+        .values(stock=Variant.stock - quantity)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+async def release(session: AsyncSession, *, variant_id: int, quantity: int) -> None:
+    """Give `quantity` units back (a cancelled, expired or refunded-before-shipping order)."""
+    if quantity <= 0:
+        raise ValueError(f"quantity must be positive, got {quantity}")
+    await session.execute(
+        update(Variant)
+        .where(Variant.id == variant_id)
+        .values(stock=Variant.stock + quantity)
+        .execution_options(synchronize_session=False)
+    )

@@ -1,0 +1,345 @@
+"""Payments as use cases: pay for an order, take a provider notification, refund, close.
+
+The bookkeeping (payment events recorded once, order transitions, refunds) lives in
+`commerce.orders`; this module decides the units of work around it and keeps every
+provider call and every customer message outside the database transaction.
+
+Acknowledgement policy (what `handle_notification` returns, i.e. what WeChat Pay is told):
+- True (SUCCESS) once the notification is durably recorded, whatever its outcome:
+  applied, duplicate, late, already paid, amount mismatch, unknown order. A retry
+  would change nothing (the tenth copy is a "duplicate"), so asking WeChat to retry
+  for 24 hours only produces noise and, worse, different answers for the same event.
+- Money that cannot pay its order goes back automatically (`start_late_refund` +
+  `provider.refund`) and the customer is told: "late" (the order was cancelled first),
+  "already_paid" (another transaction paid it) and "amount_mismatch" (not the order's
+  amount: the order stays unpaid, logged at ERROR level because it means a bug or a
+  changed order). An unknown order is recorded and logged at ERROR level for a human.
+- False (FAIL) when nothing was recorded: another merchant's or app's notification.
+- Database errors propagate: the endpoint answers 500 and WeChat retries later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from commerce import orders
+from commerce.errors import ErrorCode, ShopError
+from commerce.models import OrderStatus, Refund
+from commerce.notifications import Notifier
+from commerce.payments.base import Notification, PaymentError, PaymentProvider, PaymentRequest
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+UNIT_OF_WORK_ATTEMPTS = 4
+MAX_CONCURRENT_SIDE_EFFECTS = 16
+DESCRIPTION_LIMIT = 40
+
+
+class PaymentService:
+    def __init__(
+        self,
+        *,
+        provider: PaymentProvider,
+        sessions: async_sessionmaker[AsyncSession],
+        notifier: Notifier,
+        appid: str,
+        mchid: str,
+        notify_url: str,
+        refund_notify_url: str,
+    ) -> None:
+        self.provider = provider
+        self._sessions = sessions
+        self._notifier = notifier
+        self.appid = appid
+        self.mchid = mchid
+        self.notify_url = notify_url
+        self.refund_notify_url = refund_notify_url
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._side_effects = asyncio.Semaphore(MAX_CONCURRENT_SIDE_EFFECTS)
+
+    # ---- paying ---------------------------------------------------------------------------
+
+    async def pay(self, *, order_no: str, openid: str | None) -> PaymentRequest:
+        """A payment request for a pending, unexpired order (JSAPI with `openid`, else Native)."""
+        async with self._sessions() as session:
+            order = await orders.get_order(session, order_no=order_no)
+        if order.status != OrderStatus.PENDING_PAYMENT:
+            raise ShopError(ErrorCode.ILLEGAL_TRANSITION, order_no=order.order_no, status=str(order.status))
+        expires_at = _aware(order.expires_at)
+        if expires_at <= datetime.now(UTC):
+            raise ShopError(ErrorCode.ORDER_EXPIRED, order_no=order.order_no)
+        return await self.provider.create_payment(
+            order_no=order.order_no,
+            amount_fen=order.payable_fen,
+            description=describe(order),
+            openid=openid,
+            expires_at=expires_at,
+            notify_url=self.notify_url,
+        )
+
+    async def close(self, *, order_no: str) -> None:
+        """Close the provider's side of an expired or cancelled order; failures are only logged."""
+        try:
+            await self.provider.close_payment(order_no=order_no)
+        except PaymentError as exc:
+            log.warning("payment close failed: order=%s code=%s", order_no, exc.code)
+        except Exception:
+            log.exception("payment close failed: order=%s", order_no)
+
+    # ---- notifications --------------------------------------------------------------------
+
+    async def handle_notification(self, notification: Notification) -> bool:
+        """Record a verified notification once; True when the provider should be told SUCCESS."""
+        n = notification
+        if n.mchid != self.mchid:
+            log.error("payment notification for another merchant refused: kind=%s order=%s", n.kind, n.order_no)
+            return False
+        # v3 refund notifications carry no appid; when one is present it must be ours
+        if (n.kind == "payment" or n.appid) and n.appid != self.appid:
+            log.error("payment notification for another app refused: kind=%s order=%s", n.kind, n.order_no)
+            return False
+        if n.kind == "payment":
+            return await self._payment(n)
+        if n.kind == "refund":
+            return await self._refund_result(n)
+        log.error("payment notification of unknown kind %r refused", n.kind)
+        return False
+
+    async def _payment(self, n: Notification) -> bool:
+        if not n.succeeded:  # only successful payments are notified; anything else changes nothing
+            log.info("unsuccessful payment notification ignored: order=%s", n.order_no)
+            return True
+        paid_at = _aware(n.occurred_at) if n.occurred_at else datetime.now(UTC)
+        outcome = await self._unit_of_work(
+            lambda session: orders.record_payment(
+                session,
+                provider=n.provider,
+                order_no=n.order_no,
+                transaction_id=n.transaction_id,
+                amount_fen=n.amount_fen,
+                paid_at=paid_at,
+                payload=n.payload,
+            )
+        )
+        result = outcome.result
+        log.info("payment notification: order=%s result=%s", n.order_no, result)
+        if result == "applied" and outcome.order is not None:
+            order = outcome.order
+            self._spawn(
+                self._tell(
+                    order.openid,
+                    "order_paid",
+                    {"order_no": order.order_no, "amount_fen": n.amount_fen, "items": _items(order)},
+                )
+            )
+        elif result in ("late", "already_paid", "amount_mismatch"):
+            if result == "amount_mismatch":
+                log.error(
+                    "PAYMENT AMOUNT MISMATCH: order=%s paid=%s fen transaction=%s; order left unpaid, refunding",
+                    n.order_no,
+                    n.amount_fen,
+                    n.transaction_id,
+                )
+            self._spawn(self._refund_late(n, result))
+        elif result == "unknown_order":
+            log.error("PAYMENT FOR UNKNOWN ORDER: order=%s transaction=%s; recorded", n.order_no, n.transaction_id)
+        return True
+
+    async def _refund_result(self, n: Notification) -> bool:
+        result = await self._unit_of_work(
+            lambda session: orders.record_refund_result(
+                session,
+                provider=n.provider,
+                refund_no=n.refund_no,
+                succeeded=n.succeeded,
+                provider_refund_id=n.provider_refund_id,
+                payload=n.payload,
+            )
+        )
+        log.info("refund notification: refund=%s succeeded=%s result=%s", n.refund_no, n.succeeded, result)
+        if result == "unknown_refund":
+            log.error("REFUND NOTIFICATION FOR UNKNOWN REFUND: refund=%s order=%s", n.refund_no, n.order_no)
+        elif result == "applied" and n.succeeded:
+            self._spawn(self._tell_order_owner(n.order_no, "refund_succeeded", {"amount_fen": n.amount_fen}))
+        elif result == "applied":
+            log.error("REFUND FAILED at the provider: refund=%s order=%s", n.refund_no, n.order_no)
+        return True
+
+    async def _refund_late(self, n: Notification, why: str) -> None:
+        """Money that arrived for an order that could not take it goes back."""
+        refund = await self._unit_of_work(
+            lambda session: orders.start_late_refund(
+                session,
+                provider=n.provider,
+                order_no=n.order_no,
+                transaction_id=n.transaction_id,
+                amount_fen=n.amount_fen,
+            )
+        )
+        ok = await self._ask_provider_to_refund(
+            refund,
+            order_no=n.order_no,
+            total_fen=n.amount_fen,
+            reason={"late": "订单已关闭", "already_paid": "订单已支付"}.get(why, "金额不符"),
+            transaction_id=n.transaction_id,
+        )
+        if ok:
+            await self._tell_order_owner(
+                n.order_no, "late_payment_refunded", {"amount_fen": n.amount_fen, "reason": why}
+            )
+
+    # ---- refunds ----------------------------------------------------------------------------
+
+    async def refund(self, *, order_id: int, amount_fen: int, reason: str, actor: str) -> Refund:
+        """Start a (partial) refund; the provider's notification completes it later."""
+
+        async def start(session: AsyncSession) -> tuple[Any, Refund]:
+            order = await orders.get_order(session, order_id=order_id)
+            refund = await orders.start_refund(
+                session, order_id=order_id, amount_fen=amount_fen, reason=reason, actor=actor
+            )
+            return order, refund
+
+        order, refund = await self._unit_of_work(start)
+        accepted = await self._ask_provider_to_refund(
+            refund,
+            order_no=order.order_no,
+            total_fen=order.paid_fen,
+            reason=reason,
+            transaction_id="",
+        )
+        if not accepted:  # the failure was recorded: hand back the refund as it now stands
+            async with self._sessions() as session:
+                refund = await session.get(Refund, refund.id) or refund
+        return refund
+
+    async def _ask_provider_to_refund(
+        self, refund: Refund, *, order_no: str, total_fen: int, reason: str, transaction_id: str
+    ) -> bool:
+        """The provider call, outside any transaction; a refusal is recorded as a failed refund,
+        an unknown outcome (timeout, 5xx) leaves the refund pending."""
+        try:
+            await self.provider.refund(
+                order_no=order_no,
+                refund_no=refund.refund_no,
+                amount_fen=refund.amount_fen,
+                total_fen=total_fen,
+                reason=reason,
+                notify_url=self.refund_notify_url,
+                transaction_id=transaction_id,
+            )
+            return True
+        except PaymentError as exc:
+            if exc.outcome_unknown:
+                # Maybe WeChat Pay took it: recording a failure could contradict a refund that
+                # happens. Left pending: its notification settles it, or it is asked again with
+                # the same refund_no (idempotent at the provider).
+                log.error(
+                    "REFUND OUTCOME UNKNOWN, left pending: refund=%s order=%s code=%s",
+                    refund.refund_no,
+                    order_no,
+                    exc.code,
+                )
+                return False
+            log.error("REFUND REQUEST REFUSED: refund=%s order=%s code=%s", refund.refund_no, order_no, exc.code)
+            error = {"error": exc.code, "message": exc.message}
+            await self._unit_of_work(
+                lambda session: orders.record_refund_result(
+                    session,
+                    provider=self.provider.name,
+                    refund_no=refund.refund_no,
+                    succeeded=False,
+                    provider_refund_id="",
+                    payload=error,
+                )
+            )
+            return False
+
+    # ---- plumbing -----------------------------------------------------------------------------
+
+    async def _unit_of_work(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """One transaction, committed; retried when a concurrent copy won a race.
+
+        Two copies of one notification racing: the loser's PaymentEvent insert fails on the
+        unique constraint (IntegrityError) or SQLite refuses the second writer (OperationalError,
+        "database is locked"); the retry reads the winner's row and returns "duplicate".
+        """
+        for attempt in range(1, UNIT_OF_WORK_ATTEMPTS + 1):
+            try:
+                async with self._sessions() as session:
+                    result = await work(session)
+                    await session.commit()
+                    return result
+            except (IntegrityError, OperationalError) as exc:
+                if attempt == UNIT_OF_WORK_ATTEMPTS:
+                    raise
+                log.info("payment unit of work retried after %s", exc.__class__.__name__)
+                await asyncio.sleep(0.05 * attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _tell_order_owner(self, order_no: str, template: str, data: dict[str, Any]) -> None:
+        try:
+            async with self._sessions() as session:
+                order = await orders.get_order(session, order_no=order_no)
+        except ShopError:
+            log.error("cannot tell the customer about order %s: not found", order_no)
+            return
+        await self._tell(order.openid, template, {"order_no": order.order_no, **data})
+
+    async def _tell(self, openid: str, template: str, data: dict[str, Any]) -> None:
+        try:
+            await self._notifier.notify(openid=openid, template=template, data=data)
+        except Exception:
+            log.exception("could not send %s", template)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        async def guarded() -> None:
+            async with self._side_effects:
+                try:
+                    await work
+                except Exception:
+                    log.exception("payment side effect failed")
+
+        task = asyncio.create_task(guarded())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait until the side effects started so far (and any they started) have finished."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def aclose(self) -> None:
+        await self.drain()
+        await self.provider.aclose()
+
+
+def describe(order: Any) -> str:
+    """What the customer sees on the WeChat Pay sheet: "苹果 ×2 等3件"."""
+    lines = list(getattr(order, "lines", ()) or ())
+    if not lines:
+        return f"订单 {order.order_no}"
+    first = lines[0]
+    text = f"{first.name} ×{first.quantity}"
+    if len(lines) > 1:
+        text += f" 等{sum(line.quantity for line in lines)}件"
+    return text if len(text) <= DESCRIPTION_LIMIT else text[: DESCRIPTION_LIMIT - 1] + "…"
+
+
+def _items(order: Any) -> list[dict[str, Any]]:
+    return [
+        {"name": line.name, "spec": getattr(line, "spec_label", ""), "quantity": line.quantity}
+        for line in getattr(order, "lines", ()) or ()
+    ]
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

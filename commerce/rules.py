@@ -1,0 +1,36 @@
+"""The shop's rules of time and money (built from the `[shop]` config), and UTC helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+
+@dataclass(frozen=True)
+class ShopRules:
+    order_timeout: timedelta = timedelta(minutes=30)  # an unpaid order is cancelled after this
+    remind_before: timedelta = timedelta(minutes=10)  # remind this long before it expires
+    delivery_fee_fen: int = 800
+    free_delivery_threshold_fen: int = 9900  # goods (before discount) at or above: no fee
+    max_line_quantity: int = 99
+    auto_complete_after: timedelta = timedelta(days=10)  # shipped orders complete themselves
+    return_window: timedelta = timedelta(days=7)  # after-sales after completion
+
+
+def as_utc(moment: datetime) -> datetime:
+    """An aware UTC datetime. Naive values are UTC already: SQLite returns them naive.
+
+    Everything stored or compared goes through here, because SQLite keeps the wall-clock
+    fields and drops the offset: a non-UTC aware value would be stored wrongly.
+    """
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def maybe_utc(moment: datetime | None) -> datetime | None:
+    return None if moment is None else as_utc(moment)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,132 @@
+"""Parsing an address typed in one message, and the address book."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from commerce.addresses import (
+    AddressView,
+    ParsedAddress,
+    default_address,
+    list_addresses,
+    mask_phone,
+    normalise_phone,
+    parse_address,
+    save_address,
+)
+from commerce.db import session_factory
+from commerce.errors import ErrorCode, ShopError
+from tests.commerce.test_inventory import make_customer
+
+SH = "上海市浦东新区世纪大道100号"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("张三 13800138000 上海市浦东新区xx路1号", ("张三", "13800138000", "上海市浦东新区xx路1号")),
+        ("13800138000，李四，北京市朝阳区建国路88号", ("李四", "13800138000", "北京市朝阳区建国路88号")),
+        (
+            "Tom Smith 13912345678 Room 5, 100 Nanjing Rd, Shanghai",
+            ("Tom Smith", "13912345678", "Room 5, 100 Nanjing Rd, Shanghai"),
+        ),
+        (f"{SH} 王五 +86 139-1234-5678", ("王五", "13912345678", SH)),
+        (f"张三 {SH} 13800138000", ("张三", "13800138000", SH)),
+        (f"13800138000 张三 {SH}", ("张三", "13800138000", SH)),
+        (f"{SH}，张三，13800138000", ("张三", "13800138000", SH)),
+        (f"张三13800138000{SH}", ("张三", "13800138000", SH)),  # nothing between the parts
+        (f"张三\n138 0013 8000\n{SH}", ("张三", "13800138000", SH)),
+        (f"张三；+8613800138000；{SH}", ("张三", "13800138000", SH)),
+        (f"张三,13800138000,{SH}", ("张三", "13800138000", SH)),
+        ("张三 １３８００１３８０００ 上海市浦东新区世纪大道１００号", ("张三", "13800138000", SH)),  # full width
+        (
+            "收货人：张三\n手机号码：13800138000\n所在地区：上海市浦东新区\n详细地址：世纪大道100号3号楼201室",
+            ("张三", "13800138000", "上海市浦东新区 世纪大道100号3号楼201室"),
+        ),
+        (
+            "Name: Mary Lee, Phone: +86 13512345678, Address: Flat 2, 88 Huaihai Rd, Shanghai",
+            ("Mary Lee", "13512345678", "Flat 2, 88 Huaihai Rd, Shanghai"),
+        ),
+        (
+            "Room 5, 100 Nanjing Rd, Shanghai, Tom Smith, 13912345678",
+            ("Tom Smith", "13912345678", "Room 5, 100 Nanjing Rd, Shanghai"),
+        ),
+        ("路遥，15912345678，陕西省西安市雁塔区长安南路100号", ("路遥", "15912345678", "陕西省西安市雁塔区长安南路100号")),
+        ("欧阳娜娜 199-0000-1111 广东省深圳市南山区科技园8栋", ("欧阳娜娜", "19900001111", "广东省深圳市南山区科技园8栋")),
+        ("  张三   13800138000   上海市 浦东新区  世纪大道100号  ", ("张三", "13800138000", "上海市 浦东新区 世纪大道100号")),
+    ],
+)
+def test_parses_the_formats_people_type(text: str, expected: tuple[str, str, str]) -> None:
+    assert parse_address(text) == ParsedAddress(*expected)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"张三 12800138000 {SH}",  # no mobile starts with 12
+        f"张三 1380013800 {SH}",  # 10 digits
+        f"张三 138001380001 {SH}",  # 12 digits
+        f"张三 021-66668888 {SH}",  # a landline
+        f"张三 +1 415 555 0100 {SH}",
+    ],
+)
+def test_bad_phones_are_refused(text: str) -> None:
+    with pytest.raises(ShopError) as caught:
+        parse_address(text)
+    assert caught.value.code == ErrorCode.PHONE_INVALID
+    assert caught.value.details == {"reason": "not_mobile"}
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "details"),
+    [
+        (f"张三 {SH}", ErrorCode.PHONE_INVALID, {"reason": "missing"}),
+        ("张三 13800138000", ErrorCode.ADDRESS_INVALID, {"missing": "address"}),
+        (f"13800138000 {SH}", ErrorCode.ADDRESS_INVALID, {"missing": "name"}),
+        ("张三 13800138000 上海", ErrorCode.ADDRESS_INVALID, {"reason": "address_too_short", "min_length": 6}),
+        ("", ErrorCode.ADDRESS_INVALID, {"missing": "all"}),
+        ("   ", ErrorCode.ADDRESS_INVALID, {"missing": "all"}),
+        ("13800138000", ErrorCode.ADDRESS_INVALID, {"missing": "name"}),
+        (f"张三 13800138000 {'很长的地址' * 50}", ErrorCode.ADDRESS_INVALID, {"reason": "address_too_long", "max_length": 200}),
+    ],
+)
+def test_missing_parts_are_named(text: str, code: ErrorCode, details: dict) -> None:
+    with pytest.raises(ShopError) as caught:
+        parse_address(text)
+    assert caught.value.code == code
+    assert caught.value.details == details
+
+
+def test_phone_helpers() -> None:
+    assert normalise_phone("+86 138-0013-8000") == "13800138000"
+    assert mask_phone("13800138000") == "138****8000"
+    assert AddressView(1, "张三", "13912345678", SH, True).masked_phone == "139****5678"
+    with pytest.raises(ShopError):
+        normalise_phone("12345")
+
+
+async def test_address_book(engine: AsyncEngine) -> None:
+    async with session_factory(engine)() as session:
+        customer = await make_customer(session)
+        other = await make_customer(session)
+        assert await default_address(session, customer_id=customer) is None
+        home = parse_address(f"张三 13800138000 {SH}")
+        office = parse_address("张三 13800138000 上海市静安区南京西路1266号")
+
+        first = await save_address(session, customer_id=customer, parsed=home, make_default=False)
+        assert first.is_default  # the first address is the default whatever was asked
+        second = await save_address(session, customer_id=customer, parsed=office, make_default=False)
+        assert not second.is_default
+        assert (await default_address(session, customer_id=customer)) == first
+
+        again = await save_address(session, customer_id=customer, parsed=office)  # identical: reused
+        assert again.id == second.id and again.is_default
+        book = await list_addresses(session, customer_id=customer)
+        assert [a.id for a in book] == [second.id, first.id]
+        assert [a.is_default for a in book] == [True, False]  # only one default
+        assert (await default_address(session, customer_id=customer)).id == second.id  # type: ignore[union-attr]
+
+        await save_address(session, customer_id=other, parsed=home)
+        assert len(await list_addresses(session, customer_id=customer)) == 2
+        assert len(await list_addresses(session, customer_id=other)) == 1
