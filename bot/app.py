@@ -25,14 +25,25 @@ from bot.dialogs.search import SearchDialog
 from bot.dialogs.store import DialogStore, MemoryDialogStore, RedisDialogStore
 from bot.handlers import build_routes, pay_notify
 from bot.inbox import Inbox
-from bot.keys import CONFIG, ENGINE, INBOX, JOBS, METRICS, NOTIFIER, OUTBOUND, PAYMENTS, RENDERER, SERVICES
+from bot.keys import (
+    CONFIG,
+    ENGINE,
+    INBOX,
+    JOBS,
+    METRICS,
+    NOTIFIER,
+    OUTBOUND,
+    PAYMENTS,
+    RENDERER,
+    SERVICES,
+)
 from bot.metrics import Metrics
+from bot.notify import OutboundNotifier
 from bot.outbound import MemoryOutbox, OutboundSender
 from bot.payments import build_payment_service
 from bot.protocol import Inbound
 from bot.render import Rendered, Renderer
 from bot.replies import Text
-from bot.notify import OutboundNotifier
 from bot.services import Customers, Services, shop_rules
 from commerce.catalog import Catalog
 from commerce.db import create_engine, session_factory

@@ -8,9 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.config import Config
 from bot.inbox import Inbox
 from bot.metrics import Metrics
+from bot.notify import OutboundNotifier
 from bot.outbound import OutboundSender
 from bot.render import Renderer
-from bot.notify import OutboundNotifier
 from bot.services import Services
 from commerce.payments.service import PaymentService
 from scheduler.jobs import JobContext
