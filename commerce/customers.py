@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.models import Customer, utcnow
+
+
+def _insert(session: AsyncSession) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT (SQLite and PostgreSQL both do)."""
+    return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,16 +44,21 @@ async def touch_customer(
     """
     now = utcnow()
     customer = await session.scalar(select(Customer).where(Customer.openid == openid))
-    is_new = customer is None
+    is_new = False
     if customer is None:
-        customer = Customer(openid=openid, first_seen=now, last_seen=now, subscribed=True)
-        try:
-            async with session.begin_nested():
-                session.add(customer)
-        except IntegrityError:  # the same new customer arrived on another worker
-            customer = await session.scalar(select(Customer).where(Customer.openid == openid))
-            is_new = False
-            assert customer is not None
+        # INSERT ... ON CONFLICT DO NOTHING: the same new customer may arrive on another
+        # worker at the same moment; whoever inserts first wins, the other just reads.
+        inserted = await session.scalar(
+            _insert(session)(Customer)
+            .values(openid=openid, first_seen=now, last_seen=now, subscribed=True)
+            .on_conflict_do_nothing(index_elements=[Customer.openid])
+            .returning(Customer.id)
+        )
+        is_new = inserted is not None
+        customer = await session.scalar(
+            select(Customer).where(Customer.openid == openid).execution_options(populate_existing=True)
+        )
+        assert customer is not None
     customer.last_seen = now
     if messaged:
         customer.last_message_at = now
