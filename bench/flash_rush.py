@@ -98,16 +98,21 @@ async def prepare(url: str, *, buyers: int, units: int) -> list[tuple[int, int]]
             product = Product(
                 category=category,
                 name="限量秒杀茶具",
-                variants=[Variant(sku_code="FLASH-1", spec={"规格": "一套"}, price_fen=9900, stock=units)],
+                variants=[
+                    Variant(sku_code="FLASH-1", spec={"规格": "一套"}, price_fen=9900, stock=units)
+                ],
             )
             session.add(product)
             await session.flush()
             variant_id = product.variants[0].id
             await session.execute(
-                insert(Customer), [{"openid": f"rush-{n}", "subscribed": True} for n in range(buyers)]
+                insert(Customer),
+                [{"openid": f"rush-{n}", "subscribed": True} for n in range(buyers)],
             )
             customer_ids = list(
-                await session.scalars(select(Customer.id).where(Customer.openid.like("rush-%")).order_by(Customer.id))
+                await session.scalars(
+                    select(Customer.id).where(Customer.openid.like("rush-%")).order_by(Customer.id)
+                )
             )
             await session.execute(
                 insert(Address),
@@ -123,9 +128,12 @@ async def prepare(url: str, *, buyers: int, units: int) -> list[tuple[int, int]]
                 ],
             )
             await session.execute(
-                insert(CartLine), [{"customer_id": c, "variant_id": variant_id, "quantity": 1} for c in customer_ids]
+                insert(CartLine),
+                [{"customer_id": c, "variant_id": variant_id, "quantity": 1} for c in customer_ids],
             )
-            rows = await session.execute(select(Address.customer_id, Address.id).order_by(Address.customer_id))
+            rows = await session.execute(
+                select(Address.customer_id, Address.id).order_by(Address.customer_id)
+            )
             pairs = [(c, a) for c, a in rows]
             await session.commit()
         return pairs
@@ -144,7 +152,11 @@ async def rush(url: str, buyers: Sequence[tuple[int, int]], start_at: float) -> 
         async with sessions() as session:
             try:
                 await place_order(
-                    session, customer_id=customer_id, address_id=address_id, idempotency_key="flash", rules=RULES
+                    session,
+                    customer_id=customer_id,
+                    address_id=address_id,
+                    idempotency_key="flash",
+                    rules=RULES,
                 )
                 await session.commit()
                 result = "ordered"
@@ -203,7 +215,9 @@ def run_one(db: str, url: str, *, buyers: int, units: int, processes: int) -> Re
         queue = ctx.Queue()
         shares = [pairs[i::processes] for i in range(processes)]
         start_at = time.time() + 3.0  # spawned interpreters need a moment to import
-        workers = [ctx.Process(target=_worker, args=(url, share, start_at, queue)) for share in shares]
+        workers = [
+            ctx.Process(target=_worker, args=(url, share, start_at, queue)) for share in shares
+        ]
         for w in workers:
             w.start()
         for _ in workers:
@@ -217,7 +231,19 @@ def run_one(db: str, url: str, *, buyers: int, units: int, processes: int) -> Re
     elapsed = outcome.last_done - start_at  # from the common start to the last checkout done
     sell_out = max(0.0, outcome.last_order - start_at)
     orders, sold, stock = asyncio.run(measure(url))
-    return Report(db, buyers, units, processes, elapsed, sell_out, outcome.results, outcome.latencies, orders, sold, stock)
+    return Report(
+        db,
+        buyers,
+        units,
+        processes,
+        elapsed,
+        sell_out,
+        outcome.results,
+        outcome.latencies,
+        orders,
+        sold,
+        stock,
+    )
 
 
 def print_report(report: Report) -> None:
@@ -248,8 +274,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--buyers", type=int, default=1000)
     parser.add_argument("--units", type=int, default=100)
     parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
-    parser.add_argument("--processes", type=int, default=1, help="worker processes sharing the rush")
-    parser.add_argument("--rounds", type=int, default=1, help="repeat on a fresh database each time")
+    parser.add_argument(
+        "--processes", type=int, default=1, help="worker processes sharing the rush"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="repeat on a fresh database each time"
+    )
     args = parser.parse_args(argv)
 
     failures = 0
@@ -267,7 +297,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
                             postgres = PostgresServer(root / "postgres")
                         url = asyncio.run(postgres.new_database())
-                    report = run_one(db, url, buyers=args.buyers, units=args.units, processes=args.processes)
+                    report = run_one(
+                        db, url, buyers=args.buyers, units=args.units, processes=args.processes
+                    )
                     print_report(report)
                     failures += report.oversell > 0 or not report.consistent
         finally:

@@ -71,7 +71,7 @@ class AddressView:
 
 
 def mask_phone(phone: str) -> str:
-    """"138****8000": safe to show in chat and to log."""
+    """The phone as "138****8000": safe to show in chat and to log."""
     if len(phone) < 8:
         return "*" * len(phone)
     return f"{phone[:3]}****{phone[-4:]}"
@@ -99,7 +99,11 @@ def parse_address(text: str) -> ParsedAddress:
         raise ShopError(ErrorCode.PHONE_INVALID, reason="missing")
     phone = re.sub(r"\D", "", phone_match.group(1))
     # the phone becomes a strong separator; positions are kept so the rest can be cut out
-    text = text[: phone_match.start()] + "\n" * (phone_match.end() - phone_match.start()) + text[phone_match.end() :]
+    text = (
+        text[: phone_match.start()]
+        + "\n" * (phone_match.end() - phone_match.start())
+        + text[phone_match.end() :]
+    )
     name_span = _find_name(text)
     if name_span is None:
         raise ShopError(ErrorCode.ADDRESS_INVALID, missing="name")
@@ -109,9 +113,13 @@ def parse_address(text: str) -> ParsedAddress:
     if not address:
         raise ShopError(ErrorCode.ADDRESS_INVALID, missing="address")
     if len(address.replace(" ", "")) < ADDRESS_MIN:
-        raise ShopError(ErrorCode.ADDRESS_INVALID, reason="address_too_short", min_length=ADDRESS_MIN)
+        raise ShopError(
+            ErrorCode.ADDRESS_INVALID, reason="address_too_short", min_length=ADDRESS_MIN
+        )
     if len(address) > ADDRESS_MAX:
-        raise ShopError(ErrorCode.ADDRESS_INVALID, reason="address_too_long", max_length=ADDRESS_MAX)
+        raise ShopError(
+            ErrorCode.ADDRESS_INVALID, reason="address_too_long", max_length=ADDRESS_MAX
+        )
     return ParsedAddress(name=name, phone=phone, address=address)
 
 
@@ -136,7 +144,9 @@ def _strip_span(text: str, start: int, end: int) -> tuple[int, int] | None:
 
 def _words(text: str, span: tuple[int, int]) -> list[tuple[int, int]]:
     start, _ = span
-    return [(start + m.start(), start + m.end()) for m in re.finditer(r"\S+", text[span[0] : span[1]])]
+    return [
+        (start + m.start(), start + m.end()) for m in re.finditer(r"\S+", text[span[0] : span[1]])
+    ]
 
 
 def _find_name(text: str) -> tuple[int, int] | None:
@@ -203,11 +213,15 @@ async def save_address(
         .limit(1)
     )
     if address is None:
-        address = Address(customer_id=customer_id, name=parsed.name, phone=parsed.phone, address=parsed.address)
+        address = Address(
+            customer_id=customer_id, name=parsed.name, phone=parsed.phone, address=parsed.address
+        )
         session.add(address)
         await session.flush()
     has_default = await session.scalar(
-        select(Address.id).where(Address.customer_id == customer_id, Address.is_default.is_(True)).limit(1)
+        select(Address.id)
+        .where(Address.customer_id == customer_id, Address.is_default.is_(True))
+        .limit(1)
     )
     if make_default or has_default is None:
         await session.execute(

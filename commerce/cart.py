@@ -61,7 +61,7 @@ class CartView:
 
 
 def spec_label(spec: dict[str, str] | None) -> str:
-    """"红色 / 256GB" from the spec values (the catalog's VariantView.label)."""
+    """The spec values joined, e.g. "红色 / 256GB" (as the catalog's VariantView.label)."""
     return " / ".join(str(v) for v in (spec or {}).values())
 
 
@@ -98,7 +98,18 @@ async def get_cart(session: AsyncSession, *, customer_id: int) -> CartView:
         )
     ).all()
     lines = []
-    for line_id, quantity, variant_id, sku_code, spec, price_fen, stock, product_id, name, status in rows:
+    for (
+        line_id,
+        quantity,
+        variant_id,
+        sku_code,
+        spec,
+        price_fen,
+        stock,
+        product_id,
+        name,
+        status,
+    ) in rows:
         on_sale = status == ProductStatus.ON_SALE.value
         lines.append(
             CartLineView(
@@ -139,13 +150,19 @@ async def add_to_cart(
         raise ShopError(ErrorCode.VARIANT_NOT_FOUND, variant_id=variant_id)
     variant, product = row
     line = await session.scalar(
-        select(CartLine).where(CartLine.customer_id == customer_id, CartLine.variant_id == variant_id)
+        select(CartLine).where(
+            CartLine.customer_id == customer_id, CartLine.variant_id == variant_id
+        )
     )
     in_cart = line.quantity if line is not None else 0
     total = in_cart + quantity
     if quantity < 1 or total > rules.max_line_quantity:
         raise ShopError(
-            ErrorCode.QUANTITY_INVALID, min=1, max=rules.max_line_quantity, in_cart=in_cart, quantity=quantity
+            ErrorCode.QUANTITY_INVALID,
+            min=1,
+            max=rules.max_line_quantity,
+            in_cart=in_cart,
+            quantity=quantity,
         )
     _check_buyable(variant, product, total, in_cart=in_cart)
     if line is None:
@@ -167,7 +184,11 @@ async def set_quantity(
         return await get_cart(session, customer_id=customer_id)
     if quantity < 0 or quantity > rules.max_line_quantity:
         raise ShopError(
-            ErrorCode.QUANTITY_INVALID, min=1, max=rules.max_line_quantity, in_cart=line.quantity, quantity=quantity
+            ErrorCode.QUANTITY_INVALID,
+            min=1,
+            max=rules.max_line_quantity,
+            in_cart=line.quantity,
+            quantity=quantity,
         )
     if quantity > line.quantity:
         variant, product = (
@@ -193,11 +214,15 @@ async def remove_line(session: AsyncSession, *, customer_id: int, line_id: int) 
 
 async def clear_cart(session: AsyncSession, *, customer_id: int) -> None:
     await session.execute(
-        delete(CartLine).where(CartLine.customer_id == customer_id).execution_options(synchronize_session=False)
+        delete(CartLine)
+        .where(CartLine.customer_id == customer_id)
+        .execution_options(synchronize_session=False)
     )
 
 
-async def remove_variants(session: AsyncSession, *, customer_id: int, variant_ids: list[int]) -> None:
+async def remove_variants(
+    session: AsyncSession, *, customer_id: int, variant_ids: list[int]
+) -> None:
     """Drop the lines of these variants (what an order just bought)."""
     if variant_ids:
         await session.execute(
@@ -224,5 +249,9 @@ def _check_buyable(variant: Variant, product: Product, wanted: int, *, in_cart: 
         raise ShopError(ErrorCode.NOT_ON_SALE, name=product.name, spec_label=label)
     if variant.stock < wanted:
         raise ShopError(
-            ErrorCode.OUT_OF_STOCK, name=product.name, spec_label=label, available=variant.stock, in_cart=in_cart
+            ErrorCode.OUT_OF_STOCK,
+            name=product.name,
+            spec_label=label,
+            available=variant.stock,
+            in_cart=in_cart,
         )

@@ -50,7 +50,9 @@ class Quote:
         parts = [f"{ln.variant_id}x{ln.quantity}@{ln.unit_price_fen}" for ln in self.lines]
         parts += [f"p:{ln.variant_id}:{ln.problem}" for ln in self.problems]
         coupon = self.coupon.customer_coupon_id if self.coupon else 0
-        parts.append(f"{self.goods_fen}-{self.discount_fen}+{self.delivery_fen}-{self.points_fen}c{coupon}")
+        parts.append(
+            f"{self.goods_fen}-{self.discount_fen}+{self.delivery_fen}-{self.points_fen}c{coupon}"
+        )
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
@@ -69,7 +71,9 @@ def coupon_discount(coupon: Coupon, goods_fen: int) -> int:
     return max(0, min(discount, goods_fen))
 
 
-def coupon_problem(coupon: Coupon, holding: CustomerCoupon, *, goods_fen: int, now: datetime) -> str | None:
+def coupon_problem(
+    coupon: Coupon, holding: CustomerCoupon, *, goods_fen: int, now: datetime
+) -> str | None:
     """Why this held coupon cannot be used on this cart now, or None."""
     if holding.status != CustomerCouponStatus.AVAILABLE.value:
         return "used"
@@ -132,10 +136,14 @@ async def quote(
         chosen = next((o for o in valid if o.customer_coupon_id == customer_coupon_id), None)
         if chosen is None:
             raise _coupon_error(held, customer_coupon_id, goods_fen=goods, now=now)
-    others = tuple(o for o in valid if chosen is None or o.customer_coupon_id != chosen.customer_coupon_id)
+    others = tuple(
+        o for o in valid if chosen is None or o.customer_coupon_id != chosen.customer_coupon_id
+    )
 
     discount = chosen.discount_fen if chosen else 0
-    delivery = 0 if goods == 0 or goods >= rules.free_delivery_threshold_fen else rules.delivery_fee_fen
+    delivery = (
+        0 if goods == 0 or goods >= rules.free_delivery_threshold_fen else rules.delivery_fee_fen
+    )
     points = 0
     return Quote(
         lines=lines,
@@ -153,7 +161,9 @@ async def quote(
 def _coupon_error(held, customer_coupon_id: int, *, goods_fen: int, now: datetime) -> ShopError:  # type: ignore[no-untyped-def]
     for holding, coupon in held:
         if holding.id == customer_coupon_id:
-            reason = coupon_problem(coupon, holding, goods_fen=goods_fen, now=now) or "not_applicable"
+            reason = (
+                coupon_problem(coupon, holding, goods_fen=goods_fen, now=now) or "not_applicable"
+            )
             return ShopError(
                 ErrorCode.COUPON_INVALID,
                 reason=reason,
@@ -161,4 +171,6 @@ def _coupon_error(held, customer_coupon_id: int, *, goods_fen: int, now: datetim
                 threshold_fen=coupon.threshold_fen,
                 customer_coupon_id=customer_coupon_id,
             )
-    return ShopError(ErrorCode.COUPON_INVALID, reason="not_found", customer_coupon_id=customer_coupon_id)
+    return ShopError(
+        ErrorCode.COUPON_INVALID, reason="not_found", customer_coupon_id=customer_coupon_id
+    )
