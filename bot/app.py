@@ -20,6 +20,7 @@ from bot.conversation import Conversation
 from bot.dialogs.base import DialogRuntime
 from bot.dialogs.cart import CartDialog
 from bot.dialogs.checkout import CheckoutDialog
+from bot.dialogs.confirm import ConfirmDialog
 from bot.dialogs.orders import OrdersDialog
 from bot.dialogs.search import SearchDialog
 from bot.dialogs.store import DialogStore, MemoryDialogStore, RedisDialogStore
@@ -44,7 +45,7 @@ from bot.payments import build_payment_service
 from bot.protocol import Inbound
 from bot.render import Rendered, Renderer
 from bot.replies import Text
-from bot.services import Customers, Services, shop_rules
+from bot.services import Customers, Services, StaffDirectory, shop_rules
 from commerce.catalog import Catalog
 from commerce.db import create_engine, session_factory
 from scheduler.jobs import JobContext
@@ -86,7 +87,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     redis = Redis.from_url(config.redis.url) if config.redis.url else None
     store: DialogStore = RedisDialogStore(redis) if redis is not None else MemoryDialogStore()
     sessions = session_factory(engine)
-    dialogs = [SearchDialog(), CartDialog(), CheckoutDialog(), OrdersDialog()]
+    dialogs = [SearchDialog(), CartDialog(), CheckoutDialog(), OrdersDialog(), ConfirmDialog()]
     services = Services(
         config=config,
         sessions=sessions,
@@ -97,6 +98,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         ),
         dialogs=DialogRuntime(store, dialogs, ttl_seconds=config.dialog.ttl_seconds),
         customers=Customers(sessions),
+        staff=StaffDirectory(sessions, owners=frozenset(config.staff.owners)),
         rules=shop_rules(config),
         pay_url=lambda order: paylink.pay_url(config, order.order_no, order.openid, order.expires_at),
     )
@@ -112,7 +114,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[PAYMENTS] = payments
     # --- end payments ---
     routes, fallback = build_routes()
-    conversation = Conversation(services, routes=routes, fallback=fallback, staff=config.staff.owners)
+    conversation = Conversation(services, routes=routes, fallback=fallback)
     renderer = app[RENDERER]
 
     async def respond(msg: Inbound) -> Rendered:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bot.protocol import Inbound
+from commerce.models import StaffRole
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -18,9 +19,13 @@ class Context:
     services: Services
     locale: str
     customer_id: int = 0
-    is_staff: bool = False
+    staff_role: StaffRole | None = None
     match: re.Match[str] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_staff(self) -> bool:
+        return self.staff_role is not None
 
     @property
     def openid(self) -> str:

@@ -7,8 +7,6 @@ cancel…), then the open dialog, then the fallback (any other text is a search)
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-
 from bot.context import Context
 from bot.dialogs.base import Active, Expired
 from bot.protocol import Inbound
@@ -20,11 +18,10 @@ log = logging.getLogger(__name__)
 
 
 class Conversation:
-    def __init__(self, services: Services, *, routes: Router, fallback: Router, staff: Iterable[str] = ()) -> None:
+    def __init__(self, services: Services, *, routes: Router, fallback: Router) -> None:
         self.services = services
         self.routes = routes
         self.fallback = fallback
-        self.staff = frozenset(staff)
 
     async def respond(self, msg: Inbound) -> tuple[Reply, str]:
         """The reply to one message, and the locale to say it in."""
@@ -35,7 +32,7 @@ class Conversation:
             services=services,
             locale=customer.locale or services.config.shop.locale,
             customer_id=customer.id,
-            is_staff=msg.openid in self.staff,
+            staff_role=await services.staff.role(msg.openid),
         )
         try:
             reply = await self._route(ctx)
@@ -55,8 +52,12 @@ class Conversation:
             if loaded.dialog.expects(ctx):
                 return Text("dialog_expired", {"dialog": loaded.dialog.name})
             notice = Notice("dialog_expired", {"dialog": loaded.dialog.name})
-        reply = await self.routes.dispatch(ctx)
-        if reply is None and isinstance(loaded, Active):
+        reply = None
+        if isinstance(loaded, Active) and loaded.dialog.exclusive:
+            reply = await self.services.dialogs.advance(ctx, loaded)
+        if reply is None:
+            reply = await self.routes.dispatch(ctx)
+        if reply is None and isinstance(loaded, Active) and not loaded.dialog.exclusive:
             reply = await self.services.dialogs.advance(ctx, loaded)
         if reply is None:
             reply = await self.fallback.dispatch(ctx)

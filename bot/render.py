@@ -99,7 +99,8 @@ class Renderer:
         return self.env.get_template(f"{locale}/{name}.j2")
 
     def text(self, name: str, locale: str, data: dict | None = None) -> str:
-        context = {"shop": self.shop_context, **(data or {})}
+        locale = locale if locale in LOCALES else self.default_locale
+        context = {"shop": self.shop_context, "locale": locale, **(data or {})}
         return self._template(name, locale).render(context).strip()
 
     def _block(self, template: jinja2.Template, block: str, data: dict) -> str:

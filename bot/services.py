@@ -15,6 +15,8 @@ from bot.config import Config
 from bot.dialogs.base import DialogRuntime
 from commerce.catalog import Catalog
 from commerce.customers import CustomerInfo, touch_customer
+from commerce.models import StaffRole
+from commerce.staff import staff_role
 from commerce.orders import OrderView
 from commerce.rules import ShopRules
 
@@ -63,12 +65,44 @@ def shop_rules(config: Config) -> ShopRules:
 
 
 @dataclass(slots=True)
+class StaffDirectory:
+    """Who is staff, in which role: config owners plus the staff table, re-read every 30 s."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    owners: frozenset[str]
+    ttl_seconds: float = 30.0
+    _cache: dict[str, tuple[StaffRole | None, float]] = field(default_factory=dict)
+
+    async def role(self, openid: str) -> StaffRole | None:
+        if openid in self.owners:
+            return StaffRole.OWNER
+        cached = self._cache.get(openid)
+        now = time.monotonic()
+        if cached is not None and now - cached[1] < self.ttl_seconds:
+            return cached[0]
+        async with self.sessions() as session:
+            role = await staff_role(session, openid=openid, owners=self.owners)
+        if len(self._cache) > 50_000:
+            self._cache.clear()
+        self._cache[openid] = (role, now)
+        return role
+
+    def forget(self, openid: str | None = None) -> None:
+        """Call after a staff change so it takes effect at once in this process."""
+        if openid is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(openid, None)
+
+
+@dataclass(slots=True)
 class Services:
     config: Config
     sessions: async_sessionmaker[AsyncSession]
     catalog: Catalog
     dialogs: DialogRuntime
     customers: Customers
+    staff: StaffDirectory
     rules: ShopRules
     pay_url: Callable[[OrderView], str]
     payments: Any = None  # commerce.payments.service.PaymentService, set by the app factory

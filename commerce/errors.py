@@ -31,6 +31,29 @@ class ErrorCode(enum.StrEnum):
     PRICE_CHANGED = "price_changed"  # place_order(expected_payable_fen=...) no longer matches
     AMOUNT_INVALID = "amount_invalid"  # a refund of zero or less
     REASON_INVALID = "reason_invalid"  # an after-sales reason too short or too long
+    # staff administration
+    STAFF_NOT_FOUND = "staff_not_found"
+    STAFF_EXISTS = "staff_exists"
+    STAFF_IN_CONFIG = "staff_in_config"  # an owner from the config's allow-list: change the config
+    LAST_OWNER = "last_owner"  # removing or demoting the only owner would lock the shop out
+    OPENID_INVALID = "openid_invalid"
+    INVITE_INVALID = "invite_invalid"
+    PRODUCT_NOT_FOUND = "product_not_found"
+    CATEGORY_NOT_FOUND = "category_not_found"  # details: category, known (names)
+    SKU_EXISTS = "sku_exists"
+    SKU_INVALID = "sku_invalid"
+    PRICE_INVALID = "price_invalid"  # details: field, min, max
+    STOCK_INVALID = "stock_invalid"  # details: current (for a delta), min, max
+    NAME_INVALID = "name_invalid"  # details: field, min_length, max_length
+    COUPON_EXISTS = "coupon_exists"
+    COUPON_NOT_FOUND = "coupon_not_found"
+    COUPON_EXHAUSTED = "coupon_exhausted"
+    COUPON_LIMIT_REACHED = "coupon_limit_reached"
+    CUSTOMER_NOT_FOUND = "customer_not_found"
+    REQUEST_NOT_FOUND = "request_not_found"
+    REQUEST_NOT_OPEN = "request_not_open"  # an after-sales request already approved or rejected
+    CSV_INVALID = "csv_invalid"
+    DATE_RANGE_INVALID = "date_range_invalid"
 
 
 class ShopError(Exception):

@@ -53,6 +53,7 @@ class Dialog(Generic[S, D]):
     State: ClassVar[type[enum.StrEnum]]
     Data: ClassVar[type]
     version: ClassVar[int] = 1
+    exclusive: ClassVar[bool] = False  # sees every message first, even "help" and commands
     initial: ClassVar[frozenset[enum.StrEnum]]
     transitions: ClassVar[Mapping[enum.StrEnum, frozenset[enum.StrEnum]]]
     _handlers: ClassVar[dict[str, str]]

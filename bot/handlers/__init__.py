@@ -6,12 +6,13 @@ dialog) and the fallback routes (checked after it).
 
 from __future__ import annotations
 
-from bot.handlers import events, media, text
+from bot.handlers import admin, events, media, text
 from bot.router import Router
 
 
 def build_routes() -> tuple[Router, Router]:
     routes = Router()
+    routes.include(admin.router)  # "/..." first: staff commands (a stranger's falls through to search)
     routes.include(events.router)
     routes.include(text.router)
     routes.include(media.router)

@@ -1,0 +1,314 @@
+"""Catalog commands: add, edit, price, stock, on/off sale (confirmed), import, show.
+
+Products are named by id ("12"); variants by product id (a one-variant product) or SKU
+code ("FRU-APPLE-5J"). Prices are typed in yuan ("39.9") and become integer fen through
+`Decimal`, never a float. After every write the customer-facing catalog snapshot is
+invalidated, so the next search sees the change.
+
+`/import` takes CSV pasted under the command in the same message, or an http(s) URL
+that is fetched (10 s, at most 1 MB, public addresses only, at most 3 redirects).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import re
+import socket
+from decimal import Decimal, InvalidOperation
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+from yarl import URL
+
+from bot.admin.registry import MANAGERS, PREFIXES, REGISTRY, AdminContext, Outcome, UsageError
+from bot.dialogs.common import unit_of_work
+from bot.replies import Text
+from commerce import catalog_admin, catalog_csv
+from commerce.catalog_admin import PRICE_RANGE, AdminProductView
+from commerce.errors import ErrorCode, ShopError
+
+FETCH_TIMEOUT_SECONDS = 10.0
+FETCH_MAX_BYTES = 1024 * 1024
+FETCH_MAX_REDIRECTS = 3
+IMPORT_ERRORS_SHOWN = 5
+EDIT_FIELDS = {"name": "name", "名称": "name", "名字": "name", "subtitle": "subtitle", "副标题": "subtitle"}
+_YUAN = re.compile(r"^[¥￥]?\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*元?$")
+_STOCK = re.compile(r"^([+-]?)(\d{1,9})$")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+# ---- argument parsing (shared with the coupon commands) -------------------------------------
+
+
+def parse_yuan(word: str) -> int:
+    """Yuan as typed ("39.9", "¥39.90", "40元") to integer fen, exactly.
+
+    Not a number at all: `UsageError`. More than two decimals: PRICE_INVALID (a price
+    the shop cannot charge). The range is the commerce core's to check.
+    """
+    match = _YUAN.match(word.strip())
+    if match is None:
+        raise UsageError
+    try:
+        amount = Decimal(match.group(1))
+    except InvalidOperation:
+        raise UsageError from None
+    fen = amount * 100
+    if fen != fen.to_integral_value():
+        low, high = PRICE_RANGE
+        raise ShopError(ErrorCode.PRICE_INVALID, field="price", min=low, max=high, decimals=2)
+    return int(fen)
+
+
+def parse_id(word: str) -> int:
+    word = word.strip().lstrip("#")
+    if not (word.isascii() and word.isdigit()) or not 0 < int(word) < 2**31:
+        raise UsageError
+    return int(word)
+
+
+def product_data(product: AdminProductView) -> dict[str, object]:
+    return {
+        "id": product.id,
+        "name": product.name,
+        "subtitle": product.subtitle,
+        "category": product.category,
+        "on_sale": product.on_sale,
+        "stock": product.total_stock,
+        "sales": product.sales_count,
+        "variants": [
+            {"sku": v.sku_code, "label": v.label, "price": v.price_fen, "stock": v.stock,
+             "low": v.stock <= v.low_stock_threshold}
+            for v in product.variants
+        ],
+    }
+
+
+# ---- commands ------------------------------------------------------------------------------
+
+
+@REGISTRY.command("add", "新品", "上新", roles=MANAGERS, group="catalog")
+async def add(actx: AdminContext) -> Outcome:
+    """/add 名称 价格 库存 分类 [副标题]"""
+    name, price, stock, category = actx.arg(0), parse_yuan(actx.arg(1)), actx.arg(2), actx.arg(3)
+    if not (stock.isascii() and stock.isdigit()):
+        raise UsageError
+    subtitle = " ".join(actx.args[4:])
+    async with unit_of_work(actx.ctx) as session:
+        product, (before, after) = await catalog_admin.create_product(
+            session, name=name, price_fen=price, stock=int(stock), category=category, subtitle=subtitle
+        )
+    actx.services.catalog.invalidate()
+    return Outcome(Text("admin/product_added", product_data(product)), before, after)
+
+
+@REGISTRY.command("edit", "编辑", roles=MANAGERS, group="catalog")
+async def edit(actx: AdminContext) -> Outcome:
+    """/edit ID name|subtitle 文本"""
+    product_id = parse_id(actx.arg(0))
+    field = EDIT_FIELDS.get(actx.arg(1).lower())
+    if field is None:
+        raise UsageError
+    text = actx.rest(2)
+    async with unit_of_work(actx.ctx) as session:
+        before, after = await catalog_admin.edit_product(session, product_id=product_id, **{field: text})
+    actx.services.catalog.invalidate()
+    return Outcome(Text("admin/product_edited", {"id": product_id, "field": field, "before": before,
+                                                  "after": after}), before, after)
+
+
+@REGISTRY.command("price", "改价", "价格", roles=MANAGERS, group="catalog")
+async def price(actx: AdminContext) -> Outcome:
+    """/price REF 价格"""
+    if len(actx.args) != 2:
+        raise UsageError
+    ref, price_fen = actx.arg(0), parse_yuan(actx.arg(1))
+    async with unit_of_work(actx.ctx) as session:
+        before, after = await catalog_admin.set_price(session, ref=ref, price_fen=price_fen)
+    actx.services.catalog.invalidate()
+    return Outcome(Text("admin/price_set", {"before": before, "after": after}), before, after)
+
+
+@REGISTRY.command("stock", "库存", roles=MANAGERS, group="catalog")
+async def stock(actx: AdminContext) -> Outcome:
+    """/stock REF 数量|+N|-N"""
+    if len(actx.args) != 2:
+        raise UsageError
+    match = _STOCK.match(actx.arg(1))
+    if match is None:
+        raise UsageError
+    sign, number = match.group(1), int(match.group(2))
+    change = {"absolute": number} if not sign else {"delta": number if sign == "+" else -number}
+    async with unit_of_work(actx.ctx) as session:
+        before, after = await catalog_admin.change_stock(session, ref=actx.arg(0), **change)
+    actx.services.catalog.invalidate()
+    return Outcome(Text("admin/stock_set", {"before": before, "after": after}), before, after)
+
+
+@REGISTRY.command("onsale", "上架", roles=MANAGERS, group="catalog")
+async def onsale(actx: AdminContext) -> Outcome:
+    """/onsale ID"""
+    return await _set_on_sale(actx, on_sale=True)
+
+
+@REGISTRY.command("offsale", "下架", roles=MANAGERS, group="catalog", confirm=True)
+async def offsale(actx: AdminContext) -> Outcome:
+    """/offsale ID: restates the product and its stock, then waits for a confirmation."""
+    if not actx.confirmed:
+        product_id = _single_id(actx)
+        async with unit_of_work(actx.ctx) as session:
+            product = await catalog_admin.show_product(session, product_id=product_id)
+        if not product.on_sale:
+            return Outcome(Text("admin/sale_status", {"name": product.name, "id": product.id,
+                                                      "on_sale": False, "unchanged": True}))
+        return Outcome(Text("admin/offsale_confirm", product_data(product)), confirm_first=True)
+    return await _set_on_sale(actx, on_sale=False)
+
+
+def _single_id(actx: AdminContext) -> int:
+    if len(actx.args) != 1:
+        raise UsageError
+    return parse_id(actx.arg(0))
+
+
+async def _set_on_sale(actx: AdminContext, *, on_sale: bool) -> Outcome:
+    product_id = _single_id(actx)
+    async with unit_of_work(actx.ctx) as session:
+        before, after = await catalog_admin.set_on_sale(session, product_id=product_id, on_sale=on_sale)
+    actx.services.catalog.invalidate()
+    data = {"name": after["name"] if after else "", "id": product_id, "on_sale": on_sale,
+            "unchanged": bool(before and after and before.get("status") == after.get("status"))}
+    return Outcome(Text("admin/sale_status", data), before, after)
+
+
+@REGISTRY.command("product", "商品", roles=MANAGERS, group="catalog")
+async def product(actx: AdminContext) -> Outcome:
+    """/product ID: its variants, prices, stock and status (also when off sale)."""
+    product_id = _single_id(actx)
+    async with unit_of_work(actx.ctx) as session:
+        found = await catalog_admin.show_product(session, product_id=product_id)
+    return Outcome(Text("admin/product", product_data(found)))
+
+
+@REGISTRY.command("import", "导入", roles=MANAGERS, group="catalog")
+async def import_(actx: AdminContext) -> Outcome:
+    """/import URL, or /import with CSV lines pasted below it in the same message."""
+    body = _body(actx.ctx.msg.text)
+    if not body:
+        raise UsageError
+    source = "paste"
+    if "\n" not in body and _SCHEME.match(body):
+        text, source = await fetch_csv(body), "url"
+    else:
+        text = body
+    async with unit_of_work(actx.ctx) as session:
+        report = await catalog_csv.import_catalog_csv(session, text=text)
+    actx.services.catalog.invalidate()
+    errors = [{"line": line, "message": message} for line, message in report.errors]
+    summary = {"source": source, "created": report.created, "updated": report.updated, "errors": len(errors)}
+    data = {**summary, "error_lines": errors[:IMPORT_ERRORS_SHOWN], "more_errors": max(0, len(errors) - IMPORT_ERRORS_SHOWN)}
+    return Outcome(Text("admin/import_done", data), None, summary)
+
+
+def _body(text: str) -> str:
+    """What follows the command word, with its line breaks (the parsed args lose them)."""
+    text = text.strip()
+    if text.startswith(PREFIXES):
+        text = text[1:]
+    parts = text.split(maxsplit=1)
+    return parts[1].strip() if len(parts) == 2 else ""
+
+
+# ---- fetching a CSV from a URL -------------------------------------------------------------
+
+
+def _is_public(address: str) -> bool:
+    """Whether an address is on the public internet (no loopback, private, link-local...)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+class PublicResolver(AbstractResolver):
+    """Resolves names like aiohttp does, but only to public addresses.
+
+    The check happens on the addresses the connection will use, so a name that
+    resolves to an internal address (or rebinds to one) cannot reach inside.
+    """
+
+    def __init__(self) -> None:
+        self._inner = DefaultResolver()
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        results = [r for r in await self._inner.resolve(host, port, family) if _is_public(r["host"])]
+        if not results:
+            raise OSError(f"{host} has no public address")
+        return results
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def _check_url(url: URL) -> None:
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ShopError(ErrorCode.CSV_INVALID, reason="url")
+    host = url.host.strip("[]")
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return  # a name: the resolver checks its addresses
+    if not _is_public(host):  # aiohttp connects to an address literal without resolving it
+        raise ShopError(ErrorCode.CSV_INVALID, reason="private")
+
+
+async def fetch_csv(address: str) -> str:
+    """The text at an http(s) URL: CSV_INVALID (details: reason) when it cannot be had."""
+    try:
+        url = URL(address)
+    except ValueError:
+        raise ShopError(ErrorCode.CSV_INVALID, reason="url") from None
+    timeout = aiohttp.ClientTimeout(total=FETCH_TIMEOUT_SECONDS)
+    connector = aiohttp.TCPConnector(resolver=PublicResolver(), limit=2)
+    try:
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector, trust_env=False) as http:
+            async with asyncio.timeout(FETCH_TIMEOUT_SECONDS):
+                raw = await _download(http, url)
+    except (aiohttp.ClientError, OSError, TimeoutError):
+        raise ShopError(ErrorCode.CSV_INVALID, reason="fetch") from None
+    return _decode(raw)
+
+
+async def _download(http: aiohttp.ClientSession, url: URL) -> bytes:
+    for _ in range(FETCH_MAX_REDIRECTS + 1):
+        _check_url(url)  # every hop: a redirect may point anywhere
+        async with http.get(url, allow_redirects=False, headers={"Accept": "text/csv, text/plain, */*"}) as response:
+            if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
+                url = url.join(URL(response.headers["Location"]))
+                continue
+            if response.status != 200:
+                raise ShopError(ErrorCode.CSV_INVALID, reason="http", status=response.status)
+            if (response.content_length or 0) > FETCH_MAX_BYTES:
+                raise ShopError(ErrorCode.CSV_INVALID, reason="too_large", max_bytes=FETCH_MAX_BYTES)
+            body = bytearray()
+            async for chunk in response.content.iter_chunked(64 * 1024):
+                body += chunk
+                if len(body) > FETCH_MAX_BYTES:
+                    raise ShopError(ErrorCode.CSV_INVALID, reason="too_large", max_bytes=FETCH_MAX_BYTES)
+            return bytes(body)
+    raise ShopError(ErrorCode.CSV_INVALID, reason="redirects")
+
+
+def _decode(raw: bytes) -> str:
+    """UTF-8 (with or without a BOM), else GB18030: what Excel saves on a Chinese Windows."""
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise ShopError(ErrorCode.CSV_INVALID, reason="encoding")

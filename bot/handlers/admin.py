@@ -1,0 +1,111 @@
+"""Staff commands: "/..." from staff runs a command; from anyone else it is just a search.
+
+A stranger who types "/stats" gets search results, exactly like any other text, so
+nothing reveals that commands exist; the attempt is still written to the audit log.
+Every command run (and every refusal of a role that may not run it) is audited.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from bot.admin import groups as _groups  # noqa: F401  (registers the commands)
+from bot.admin import registry as admin_registry
+from bot.admin.registry import REGISTRY, AdminContext, Outcome, UsageError, split_command, usage
+from bot.context import Context
+from bot.dialogs.common import error_reply, unit_of_work
+from bot.dialogs.confirm import ConfirmData
+from bot.replies import Reply, Text
+from bot.router import Router
+from commerce import audit, staff
+from commerce.errors import ShopError
+
+log = logging.getLogger(__name__)
+router = Router()
+
+JOIN_WORDS = ("join", "加入")
+
+
+def _is_command(ctx: Context) -> bool:
+    return ctx.msg.kind == "text" and split_command(ctx.msg.text) is not None
+
+
+async def _audit(ctx: Context, *, command: str, args: list[str], outcome: str, before=None, after=None) -> None:  # type: ignore[no-untyped-def]
+    async with unit_of_work(ctx) as session:
+        await audit.record(
+            session, actor=ctx.openid, role=str(ctx.staff_role or ""), command=command[:32], args=args[:20],
+            outcome=outcome, before=before, after=after,
+        )
+
+
+@router.route(_is_command)
+async def admin_command(ctx: Context) -> Reply | None:
+    word, args = split_command(ctx.msg.text)  # type: ignore[misc]
+    if ctx.staff_role is None:
+        if word.lower() in JOIN_WORDS and args:
+            return await _join(ctx, args[0])
+        await _audit(ctx, command=word, args=args, outcome="refused")
+        return None  # treated as ordinary text: a search
+    command = REGISTRY.find(word)
+    if command is None:
+        return Text("admin/unknown", {"word": word[:20]})
+    if ctx.staff_role not in command.roles:
+        await _audit(ctx, command=command.name, args=args, outcome="refused")
+        return Text("admin/not_allowed", {"command": command.name, "role": str(ctx.staff_role)})
+    actx = AdminContext(ctx, ctx.staff_role, command, args)
+    return await _run(actx)
+
+
+async def _run(actx: AdminContext) -> Reply:
+    ctx, command = actx.ctx, actx.command
+    try:
+        result = await command.handler(actx)
+    except UsageError:
+        return usage(command)
+    except ShopError as exc:
+        await _audit(ctx, command=command.name, args=actx.args, outcome="failed", after={"error": str(exc.code)})
+        return error_reply(exc)
+    if result.confirm_first and command.confirm and not actx.confirmed:
+        code = f"{secrets.randbelow(10_000):04d}"
+        reply = result.reply
+        assert isinstance(reply, Text), "a confirmation restates the action as text"
+        reply = Text(reply.template, {**reply.data, "confirm_code": code}, reply.notices)
+        confirm = ctx.services.dialogs.get("confirm")
+        return await confirm.ask(ctx, command=command.name, args=actx.args, code=code, reply=reply)
+    await _audit(ctx, command=command.name, args=actx.args, outcome=result.outcome,
+                 before=result.before, after=result.after)
+    return result.reply
+
+
+async def run_confirmed(ctx: Context, data: ConfirmData, *, outcome: str) -> Reply:
+    """The second step of a confirmed command: act, or record that it was called off."""
+    command = REGISTRY.commands.get(data.command)
+    if command is None or ctx.staff_role is None or ctx.staff_role not in command.roles:
+        return Text("admin/confirm_aborted", {"command": data.command, "why": "role"})
+    if outcome != "ok":
+        await _audit(ctx, command=command.name, args=data.args, outcome=outcome)
+        return Text("admin/confirm_aborted", {"command": command.name, "why": outcome})
+    actx = AdminContext(ctx, ctx.staff_role, command, data.args, confirmed=True)
+    return await _run(actx)
+
+
+async def _join(ctx: Context, code: str) -> Reply | None:
+    """A new staff member sends the one-time invite code an owner gave them."""
+    async with unit_of_work(ctx) as session:
+        joined = await staff.redeem_invite(session, code=code.upper(), openid=ctx.openid)
+        await audit.record(
+            session, actor=ctx.openid, role=str(joined.role) if joined else "", command="join",
+            args=["***"], outcome="ok" if joined else "refused",
+        )
+    if joined is None:
+        return None  # a wrong code says nothing: it is just text
+    ctx.services.staff.forget(ctx.openid)
+    return Text("admin/joined", {"role": str(joined.role)})
+
+
+def outcome_text(template: str, **data: object) -> Outcome:
+    return Outcome(Text(template, dict(data)))
+
+
+__all__ = ["admin_command", "admin_registry", "outcome_text", "router", "run_confirmed"]
