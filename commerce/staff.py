@@ -233,9 +233,7 @@ async def add_staff(
     return _view(row), (None, _snapshot(row) | {"added_by": row.added_by})
 
 
-async def remove_staff(
-    session: AsyncSession, *, openid: str, owners: Collection[str]
-) -> Change:
+async def remove_staff(session: AsyncSession, *, openid: str, owners: Collection[str]) -> Change:
     """Take `openid` off the staff. STAFF_NOT_FOUND; STAFF_IN_CONFIG for a config owner;
     LAST_OWNER when this is the only owner and the config names none."""
     row = await _staff_row(session, openid, owners)
@@ -412,7 +410,7 @@ async def revoke_invite(session: AsyncSession, *, code: str, now: datetime | Non
         .execution_options(populate_existing=True)
     )
     if invite is None or invite.used_by is not None or as_utc(invite.expires_at) <= now:
-        raise ShopError(ErrorCode.INVITE_INVALID, code=normalize_code(code))
+        raise ShopError(ErrorCode.INVITE_INVALID, invite_code=normalize_code(code))
     before = {"code": invite.code, "role": invite.role, "expires_at": invite.expires_at}
     invite.expires_at = now
     await session.flush()

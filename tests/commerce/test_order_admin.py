@@ -1,0 +1,166 @@
+"""Orders as staff look them up; also the helpers the staff-side tests share
+(`shop_order`: an order placed, and optionally paid, through the order core)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from commerce import orders
+from commerce.cart import add_to_cart
+from commerce.db import session_factory
+from commerce.errors import ErrorCode, ShopError
+from commerce.models import Address, Customer, OrderStatus
+from commerce.order_admin import find_order, list_orders_by_status
+from commerce.rules import ShopRules
+from tests.commerce.factories import make_address, make_variant
+
+RULES = ShopRules()
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+_seq = itertools.count(1)
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return session_factory(engine)
+
+
+async def expect_error(code: ErrorCode, awaitable: Any) -> dict[str, Any]:
+    with pytest.raises(ShopError) as caught:
+        await awaitable
+    assert caught.value.code == code, caught.value
+    return caught.value.details
+
+
+async def run(sessions: async_sessionmaker[AsyncSession], fn: Any, **kwargs: Any) -> Any:
+    """Call one core function in its own committed unit of work."""
+    async with sessions() as session:
+        result = await fn(session, **kwargs)
+        await session.commit()
+        return result
+
+
+async def variant(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    name: str = "苹果",
+    price_fen: int = 1000,
+    stock: int = 100,
+) -> int:
+    async with sessions() as session:
+        variant_id = await make_variant(session, name=name, price_fen=price_fen, stock=stock)
+        await session.commit()
+    return variant_id
+
+
+async def customer(sessions: async_sessionmaker[AsyncSession], openid: str | None = None) -> int:
+    async with sessions() as session:
+        found = Customer(openid=openid or f"buyer-{next(_seq)}")
+        session.add(found)
+        await session.flush()
+        await make_address(session, found.id)
+        await session.commit()
+        return found.id
+
+
+async def shop_order(
+    sessions: async_sessionmaker[AsyncSession],
+    lines: Sequence[tuple[int, int]],
+    *,
+    customer_id: int | None = None,
+    placed_at: datetime = NOW,
+    paid_at: datetime | None = None,
+) -> orders.OrderView:
+    """An order of (variant_id, quantity) lines, placed at `placed_at` and paid at `paid_at`."""
+    if customer_id is None:
+        customer_id = await customer(sessions)
+    async with sessions() as session:
+        for variant_id, quantity in lines:
+            await add_to_cart(
+                session,
+                customer_id=customer_id,
+                variant_id=variant_id,
+                quantity=quantity,
+                rules=RULES,
+            )
+        address_id = await session.scalar(
+            select(Address.id).where(Address.customer_id == customer_id)
+        )
+        order = await orders.place_order(
+            session,
+            customer_id=customer_id,
+            address_id=address_id,
+            idempotency_key=f"k{next(_seq)}",
+            rules=RULES,
+            now=placed_at,
+        )
+        await session.commit()
+    if paid_at is None:
+        return order
+    async with sessions() as session:
+        outcome = await orders.record_payment(
+            session,
+            provider="sandbox",
+            order_no=order.order_no,
+            transaction_id=f"T{next(_seq)}",
+            amount_fen=order.payable_fen,
+            paid_at=paid_at,
+            payload={},
+        )
+        await session.commit()
+    assert outcome.result == "applied" and outcome.order is not None
+    return outcome.order
+
+
+# ---- tests --------------------------------------------------------------------------------
+
+
+async def test_orders_by_status_newest_first_with_the_total(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    v = await variant(sessions)
+    pending = [
+        await shop_order(sessions, [(v, 1)], placed_at=NOW + timedelta(minutes=i)) for i in range(3)
+    ]
+    paid = await shop_order(sessions, [(v, 2)], placed_at=NOW, paid_at=NOW + timedelta(minutes=1))
+
+    page, total = await run(
+        sessions, list_orders_by_status, statuses=[OrderStatus.PENDING_PAYMENT], limit=2
+    )
+    assert total == 3 and [o.id for o in page] == [pending[2].id, pending[1].id]
+    page, total = await run(
+        sessions, list_orders_by_status, statuses=[OrderStatus.PENDING_PAYMENT], limit=2, offset=2
+    )
+    assert total == 3 and [o.id for o in page] == [pending[0].id]
+
+    page, total = await run(sessions, list_orders_by_status, statuses=[OrderStatus.PAID])
+    assert total == 1 and page[0].order_no == paid.order_no and page[0].paid_fen == paid.paid_fen
+    assert page[0].lines[0].quantity == 2 and page[0].openid == paid.openid
+
+    page, total = await run(sessions, list_orders_by_status, statuses=None)
+    assert total == 4 and len(page) == 4
+    page, total = await run(sessions, list_orders_by_status, statuses=[OrderStatus.SHIPPED])
+    assert (page, total) == ([], 0)
+
+
+async def test_find_an_order_by_number_or_id(sessions: async_sessionmaker[AsyncSession]) -> None:
+    v = await variant(sessions)
+    order = await shop_order(sessions, [(v, 1)])
+    assert (await run(sessions, find_order, ref=order.order_no)).id == order.id
+    assert (await run(sessions, find_order, ref=f" {order.order_no.lower()} ")).id == order.id
+    assert (await run(sessions, find_order, ref=order.order_no[2:])).id == order.id
+    assert (await run(sessions, find_order, ref=str(order.id))).order_no == order.order_no
+    assert (await run(sessions, find_order, ref=f"#{order.id}")).order_no == order.order_no
+
+
+@pytest.mark.parametrize("ref", ["", "SF2026050100000000", "999999", "abc", "99999999999999999999"])
+async def test_an_unknown_order_is_not_found(
+    sessions: async_sessionmaker[AsyncSession], ref: str
+) -> None:
+    await expect_error(ErrorCode.ORDER_NOT_FOUND, run(sessions, find_order, ref=ref))
