@@ -5,7 +5,7 @@ The token is ``<payload>.<mac>``, both URL-safe base64 without padding:
 - payload: ``1|<order_no>|<openid>|<expires_at as unix seconds>`` (version first);
 - mac: HMAC-SHA256 over a domain label plus the payload bytes, truncated to 128 bits
   (RFC 2104 section 5: at least half the hash length), so the link stays short enough
-  for a chat card.
+  for a chat card. The signing itself is `bot.signed_links`, shared with export links.
 
 The token is not encrypted: whoever holds the link can read the order number and the
 openid in it, as they can read the chat it was sent in. It is never put in an HTML
@@ -16,33 +16,21 @@ link expires with the order's stock reservation: `expires_at` is the order's.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
 
+from bot import signed_links
 from bot.config import Config
+from bot.signed_links import LinkError
 
 VERSION = "1"
-MAC_BYTES = 16
-MAX_TOKEN_CHARS = 400
 _DOMAIN = b"storefront/paylink\x00"  # the signing key also signs other links (exports)
-_B64URL = re.compile(r"^[A-Za-z0-9_-]+$")
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
-Reason = Literal["malformed", "bad_signature", "expired"]
 
-
-class PayLinkError(ValueError):
-    """A payment token that cannot be honoured; `reason` says why."""
-
-    def __init__(self, reason: Reason) -> None:
-        super().__init__(reason)
-        self.reason: Reason = reason
+class PayLinkError(LinkError):
+    """A payment token that cannot be honoured; `reason` says why (malformed, bad_signature, expired)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,31 +40,6 @@ class PayClaim:
     order_no: str
     openid: str
     expires_at: datetime
-
-
-def _b64encode(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _b64decode(text: str) -> bytes:
-    """Strict URL-safe base64: only the alphabet, and only the canonical spelling.
-
-    Without the canonical check two tokens that differ in the unused low bits of the
-    last character would decode to the same bytes (a malleable link).
-    """
-    if not _B64URL.match(text):
-        raise PayLinkError("malformed")
-    try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError):
-        raise PayLinkError("malformed") from None
-    if _b64encode(raw) != text:
-        raise PayLinkError("malformed")
-    return raw
-
-
-def _mac(key: bytes, payload: bytes) -> bytes:
-    return hmac.new(key, _DOMAIN + payload, hashlib.sha256).digest()[:MAC_BYTES]
 
 
 def make_pay_token(*, key: bytes, order_no: str, openid: str, expires_at: datetime) -> str:
@@ -90,7 +53,7 @@ def make_pay_token(*, key: bytes, order_no: str, openid: str, expires_at: dateti
         raise ValueError("expires_at must be timezone-aware")
     # Whole seconds, rounded down: the link never outlives the reservation.
     payload = f"{VERSION}|{order_no}|{openid}|{int(expires_at.timestamp())}".encode("ascii")
-    return f"{_b64encode(payload)}.{_b64encode(_mac(key, payload))}"
+    return signed_links.seal(key=key, domain=_DOMAIN, payload=payload)
 
 
 def read_pay_token(
@@ -101,16 +64,10 @@ def read_pay_token(
     `allow_expired` still checks the signature but not the time: for reading an order's
     status after its link ran out (a payment made in the last second), never for paying.
     """
-    if not key:
-        raise ValueError("the signing key must not be empty")
-    if len(token) > MAX_TOKEN_CHARS or token.count(".") != 1:
-        raise PayLinkError("malformed")
-    payload_text, mac_text = token.split(".")
-    payload, mac = _b64decode(payload_text), _b64decode(mac_text)
-    if len(mac) != MAC_BYTES:
-        raise PayLinkError("malformed")
-    if not hmac.compare_digest(mac, _mac(key, payload)):
-        raise PayLinkError("bad_signature")
+    try:
+        payload = signed_links.unseal(key=key, domain=_DOMAIN, token=token)
+    except LinkError as exc:
+        raise PayLinkError(exc.reason) from None
     claim = _parse_payload(payload)
     if not allow_expired and (now or datetime.now(UTC)) >= claim.expires_at:
         raise PayLinkError("expired")

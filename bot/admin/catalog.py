@@ -92,16 +92,16 @@ def product_data(product: AdminProductView) -> dict[str, object]:
 @REGISTRY.command("add", "新品", "上新", roles=MANAGERS, group="catalog")
 async def add(actx: AdminContext) -> Outcome:
     """/add 名称 价格 库存 分类 [副标题]"""
-    name, price, stock, category = actx.arg(0), parse_yuan(actx.arg(1)), actx.arg(2), actx.arg(3)
-    if not (stock.isascii() and stock.isdigit()):
+    name, price_fen, count, category = actx.arg(0), parse_yuan(actx.arg(1)), actx.arg(2), actx.arg(3)
+    if not (count.isascii() and count.isdigit()):
         raise UsageError
     subtitle = " ".join(actx.args[4:])
     async with unit_of_work(actx.ctx) as session:
-        product, (before, after) = await catalog_admin.create_product(
-            session, name=name, price_fen=price, stock=int(stock), category=category, subtitle=subtitle
+        created, (before, after) = await catalog_admin.create_product(
+            session, name=name, price_fen=price_fen, stock=int(count), category=category, subtitle=subtitle
         )
     actx.services.catalog.invalidate()
-    return Outcome(Text("admin/product_added", product_data(product)), before, after)
+    return Outcome(Text("admin/product_added", product_data(created)), before, after)
 
 
 @REGISTRY.command("edit", "编辑", roles=MANAGERS, group="catalog")
@@ -125,8 +125,11 @@ async def price(actx: AdminContext) -> Outcome:
     if len(actx.args) != 2:
         raise UsageError
     ref, price_fen = actx.arg(0), parse_yuan(actx.arg(1))
-    async with unit_of_work(actx.ctx) as session:
-        before, after = await catalog_admin.set_price(session, ref=ref, price_fen=price_fen)
+    try:
+        async with unit_of_work(actx.ctx) as session:
+            before, after = await catalog_admin.set_price(session, ref=ref, price_fen=price_fen)
+    except ShopError as exc:
+        return _which_variant(exc, actx)
     actx.services.catalog.invalidate()
     return Outcome(Text("admin/price_set", {"before": before, "after": after}), before, after)
 
@@ -141,10 +144,25 @@ async def stock(actx: AdminContext) -> Outcome:
         raise UsageError
     sign, number = match.group(1), int(match.group(2))
     change = {"absolute": number} if not sign else {"delta": number if sign == "+" else -number}
-    async with unit_of_work(actx.ctx) as session:
-        before, after = await catalog_admin.change_stock(session, ref=actx.arg(0), **change)
+    try:
+        async with unit_of_work(actx.ctx) as session:
+            before, after = await catalog_admin.change_stock(session, ref=actx.arg(0), **change)
+    except ShopError as exc:
+        return _which_variant(exc, actx)
     actx.services.catalog.invalidate()
     return Outcome(Text("admin/stock_set", {"before": before, "after": after}), before, after)
+
+
+def _which_variant(exc: ShopError, actx: AdminContext) -> Outcome:
+    """A product id that names several variants: list their SKUs to choose from.
+
+    Any other error goes on to the usual error sentence."""
+    variants = exc.details.get("variants")
+    if exc.code != ErrorCode.VARIANT_NOT_FOUND or not variants:
+        raise exc
+    data = {"id": exc.details.get("product_id"), "name": exc.details.get("name", ""), "variants": variants,
+            "command": actx.command.name, "value": actx.args[1] if len(actx.args) > 1 else ""}
+    return Outcome(Text("admin/choose_sku", data), outcome="failed", after={"error": str(exc.code)})
 
 
 @REGISTRY.command("onsale", "上架", roles=MANAGERS, group="catalog")
@@ -159,11 +177,11 @@ async def offsale(actx: AdminContext) -> Outcome:
     if not actx.confirmed:
         product_id = _single_id(actx)
         async with unit_of_work(actx.ctx) as session:
-            product = await catalog_admin.show_product(session, product_id=product_id)
-        if not product.on_sale:
-            return Outcome(Text("admin/sale_status", {"name": product.name, "id": product.id,
+            found = await catalog_admin.show_product(session, product_id=product_id)
+        if not found.on_sale:
+            return Outcome(Text("admin/sale_status", {"name": found.name, "id": found.id,
                                                       "on_sale": False, "unchanged": True}))
-        return Outcome(Text("admin/offsale_confirm", product_data(product)), confirm_first=True)
+        return Outcome(Text("admin/offsale_confirm", product_data(found)), confirm_first=True)
     return await _set_on_sale(actx, on_sale=False)
 
 
@@ -207,8 +225,10 @@ async def import_(actx: AdminContext) -> Outcome:
         report = await catalog_csv.import_catalog_csv(session, text=text)
     actx.services.catalog.invalidate()
     errors = [{"line": line, "message": message} for line, message in report.errors]
-    summary = {"source": source, "created": report.created, "updated": report.updated, "errors": len(errors)}
-    data = {**summary, "error_lines": errors[:IMPORT_ERRORS_SHOWN], "more_errors": max(0, len(errors) - IMPORT_ERRORS_SHOWN)}
+    summary = {"source": source, "created": report.created, "updated": report.updated,
+               "unchanged": report.unchanged, "errors": len(errors)}
+    data = {**summary, "error_lines": errors[:IMPORT_ERRORS_SHOWN],
+            "more_errors": max(0, len(errors) - IMPORT_ERRORS_SHOWN)}
     return Outcome(Text("admin/import_done", data), None, summary)
 
 

@@ -10,13 +10,39 @@ from commerce import audit, staff
 GROUP_ORDER = ("general", "catalog", "orders", "after_sales", "coupons", "stats", "broadcast", "staff")
 
 
+GROUP_WORDS = {
+    "general": ("general", "通用"), "catalog": ("catalog", "商品"), "orders": ("orders", "订单"),
+    "after_sales": ("aftersales", "售后"), "coupons": ("coupons", "优惠券"), "stats": ("stats", "数据"),
+    "broadcast": ("broadcast", "群发"), "staff": ("staff", "员工"),
+}
+
+
 @REGISTRY.command("help", "帮助", "命令", roles=ALL_ROLES, group="general")
 async def help_(actx: AdminContext) -> Outcome:
-    commands = sorted(
+    """/help: the caller's commands by group; /help GROUP or /help COMMAND: their usage lines.
+
+    Usage lines for everything would not fit WeChat's 2 KB text reply, hence two levels.
+    """
+    mine = sorted(
         REGISTRY.for_role(actx.role),
         key=lambda c: (GROUP_ORDER.index(c.group) if c.group in GROUP_ORDER else 99, c.name),
     )
-    return Outcome(Text("admin/help", {"role": str(actx.role), "commands": [c.name for c in commands]}))
+    if not actx.args:
+        groups: dict[str, list[dict[str, str]]] = {}
+        for c in mine:
+            groups.setdefault(c.group, []).append({"name": c.name, "alias": c.aliases[0] if c.aliases else ""})
+        overview = [{"group": g, "commands": cmds} for g, cmds in groups.items()]
+        return Outcome(Text("admin/help", {"role": str(actx.role), "groups": overview}))
+    word = actx.arg(0).lower().lstrip("/／")
+    group = next((g for g, words in GROUP_WORDS.items() if word in words or word == g), None)
+    if group is not None:
+        names = [c.name for c in mine if c.group == group]
+    else:
+        command = REGISTRY.find(word)
+        names = [command.name] if command is not None and command in mine else []
+    if not names:
+        raise UsageError
+    return Outcome(Text("admin/usage", {"commands": names, "wrong": False}))
 
 
 @REGISTRY.command("mute", "静音", roles=ALL_ROLES, group="general")

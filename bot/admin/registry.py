@@ -108,7 +108,7 @@ class Registry:
 def split_command(text: str) -> tuple[str, list[str]] | None:
     """("price", ["12", "39.9"]) from "/price 12 39.9"; None when it is not a command."""
     text = text.strip()
-    if not text.startswith(PREFIXES) or len(text) < 2 or len(text) > 4000:
+    if not text.startswith(PREFIXES) or len(text) < 2 or len(text) > 60_000:
         return None
     body = text[1:].replace("“", '"').replace("”", '"')
     try:

@@ -117,3 +117,14 @@ async def test_mute_and_audit(staffed: Shop) -> None:
     log = await owner.say("/audit 5")
     assert "/mute" in log.text and "/unmute" in log.text
     assert "参数不对" in (await owner.say("/audit lots")).text
+
+
+async def test_help_by_group_and_by_command(staffed: Shop) -> None:
+    owner = staffed.user(OWNER)
+    overview = await owner.say("/help")
+    assert len(overview.text.encode()) < 2000 and "员工：" in overview.text
+    group = await owner.say("/help 员工")
+    assert "/staff list" in group.text and "/audit [条数]" in group.text
+    one = await owner.say("/help audit")
+    assert "/audit [条数]" in one.text and "/staff list" not in one.text
+    assert "参数不对" in (await owner.say("/help nothing_like_this")).text

@@ -1,0 +1,210 @@
+"""/export in chat and GET /export/{token}: signed, expiring CSV links; through the real app."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from bot.export_page import LINK_LIFETIME, export_url, make_export_token, read_export_token
+from bot.keys import SERVICES
+from bot.paylink import make_pay_token
+from bot.signed_links import LinkError, b64decode, b64encode
+from commerce.models import AuditEntry
+from tests.bot.chat import Shop
+from tests.bot.conftest import ShopFactory
+from tests.bot.test_admin_stats import place
+
+OWNER = "o_owner_0001"
+OPERATOR = "o_operator_02"
+SERVICE = "o_service_003"
+STRANGER = "o_customer_9"
+LINK = re.compile(r"https://shop\.example\.com(/export/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)")
+BOM = b"\xef\xbb\xbf"
+
+
+@pytest.fixture
+async def staffed(make_shop: ShopFactory, db_url: str) -> Shop:
+    shop = await make_shop(db_url, staff={"owners": [OWNER]})
+    owner = shop.user(OWNER)
+    assert "已添加员工" in (await owner.say(f"/staff add {OPERATOR} operator")).text
+    assert "已添加员工" in (await owner.say(f"/staff add {SERVICE} service")).text
+    return shop
+
+
+@pytest.fixture
+async def sqlite_staffed(make_shop: ShopFactory, sqlite_url: str) -> Shop:
+    return await make_shop(sqlite_url, staff={"owners": [OWNER]})
+
+
+def _today() -> date:
+    return datetime.now(ZoneInfo("Asia/Shanghai")).date()
+
+
+async def _link(shop: Shop, openid: str, command: str) -> str:
+    reply = await shop.user(openid).say(command)
+    match = LINK.search(reply.text)
+    assert match is not None, reply.text
+    return match.group(1)
+
+
+async def _audit(shop: Shop) -> list[AuditEntry]:
+    async with shop.client.app[SERVICES].sessions() as session:
+        return list((await session.scalars(select(AuditEntry).order_by(AuditEntry.id))).all())
+
+
+def _rows(body: bytes) -> list[list[str]]:
+    assert body.startswith(BOM)
+    return list(csv.reader(io.StringIO(body[len(BOM):].decode("utf-8"))))
+
+
+async def test_orders_export_link_serves_the_csv(staffed: Shop) -> None:
+    order_no = await place(staffed, "o_buyer_1", "FRU-BANANA-3J", 2)
+    today = _today()
+    reply = await staffed.user(OPERATOR).say(f"/export orders {today - timedelta(days=1)} {today}")
+    assert "订单 CSV 导出链接" in reply.text and "前有效" in reply.text and "请勿转发" in reply.text
+    path = LINK.search(reply.text).group(1)  # type: ignore[union-attr]
+
+    response = await staffed.client.get(path)
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/csv")
+    assert response.headers["Content-Disposition"] == (
+        f'attachment; filename="orders-{today - timedelta(days=1)}_{today}.csv"')
+    assert response.headers["Cache-Control"] == "no-store"
+    rows = _rows(await response.read())
+    assert rows[0][:3] == ["order_no", "created_at", "status"]
+    (line,) = rows[1:]
+    assert line[0] == order_no and "香蕉" in line and "张三" in line
+
+    entries = await _audit(staffed)
+    asked, downloaded = entries[-2:]
+    assert (asked.actor, asked.role, asked.command, asked.outcome) == (OPERATOR, "operator", "export", "ok")
+    assert asked.after["kind"] == "orders" and asked.after["start"] == str(today - timedelta(days=1))
+    assert path.rsplit("/", 1)[1] not in str(asked.after) + str(asked.args)  # the token is a key: never logged
+    assert (downloaded.actor, downloaded.command, downloaded.outcome) == (OPERATOR, "export_download", "ok")
+    assert downloaded.args == ["orders", str(today - timedelta(days=1)), str(today)]
+
+
+async def test_orders_export_is_bound_to_its_dates(staffed: Shop) -> None:
+    await place(staffed, "o_buyer_1", "FRU-BANANA-3J", 2)
+    path = await _link(staffed, OWNER, "/导出 订单 2020-01-01 2020-01-31")
+    rows = _rows(await (await staffed.client.get(path)).read())
+    assert len(rows) == 1  # the header only: no orders then
+
+
+async def test_products_export_round_trips_through_import(staffed: Shop) -> None:
+    path = await _link(staffed, OWNER, "/export products")
+    response = await staffed.client.get(path)
+    assert response.status == 200 and "filename=\"products-" in response.headers["Content-Disposition"]
+    body = await response.read()
+    rows = _rows(body)
+    assert rows[0] == ["sku_code", "name", "subtitle", "category", "price_yuan", "stock", "status", "spec"]
+    apple = next(r for r in rows if r[0] == "FRU-APPLE-5J")
+    assert apple[1] == "烟台红富士苹果" and apple[4] == "45.90" and apple[7] == "规格=5斤装"
+    small = "\n".join(body[len(BOM):].decode().splitlines()[:6])
+    imported = await staffed.user(OWNER).say("/import\n" + small)
+    assert "新增 0 个规格，更新 0 个，未变 5 个" in imported.text
+
+
+async def test_a_link_works_only_while_its_signature_and_time_hold(staffed: Shop) -> None:
+    path = await _link(staffed, OWNER, "/export products")
+    token = path.rsplit("/", 1)[1]
+    payload_text, mac = token.split(".")
+
+    flipped = bytearray(b64decode(mac))
+    flipped[0] ^= 1
+    assert (await staffed.client.get(f"/export/{payload_text}.{b64encode(bytes(flipped))}")).status == 403
+    fields = b64decode(payload_text).decode().split("|")
+    forged = "|".join([fields[0], "orders", "2020-01-01", "2030-12-31", *fields[4:]])
+    assert (await staffed.client.get(f"/export/{b64encode(forged.encode())}.{mac}")).status == 403
+    later = "|".join([*fields[:4], str(int(fields[4]) + 86400), fields[5]])
+    assert (await staffed.client.get(f"/export/{b64encode(later.encode())}.{mac}")).status == 403
+    assert (await staffed.client.get("/export/not-a-token")).status == 404
+
+    key = staffed.config.signing_key
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    expired = make_export_token(key=key, kind="products", openid=OWNER, expires_at=past)
+    response = await staffed.client.get(f"/export/{expired}")
+    assert response.status == 410 and "过期" in await response.text()
+    stale_url, _ = export_url(staffed.config, kind="products", openid=OWNER,
+                              now=datetime.now(UTC) - LINK_LIFETIME - timedelta(seconds=1))
+    assert (await staffed.client.get(stale_url.removeprefix("https://shop.example.com"))).status == 410
+    fresh = make_export_token(key=key, kind="products", openid=OWNER, expires_at=datetime.now(UTC) + timedelta(minutes=1))
+    assert (await staffed.client.get(f"/export/{fresh}")).status == 200
+
+    pay_token = make_pay_token(key=key, order_no="SF1", openid=OWNER, expires_at=datetime.now(UTC) + timedelta(minutes=5))
+    assert (await staffed.client.get(f"/export/{pay_token}")).status == 403  # a payment link is no export link
+    assert (await staffed.client.head(path)).status == 405  # a link preview builds nothing
+    downloads = [e for e in await _audit(staffed) if e.command == "export_download"]
+    assert len(downloads) == 1  # only the fresh link got the file
+
+
+async def test_a_link_dies_with_its_askers_role(staffed: Shop) -> None:
+    path = await _link(staffed, OPERATOR, "/export products")
+    owner = staffed.user(OWNER)
+    await owner.say(f"/staff remove {OPERATOR}")
+    assert "已移除员工" in (await owner.say("确认")).text
+    response = await staffed.client.get(path)
+    assert response.status == 403 and "导出权限" in await response.text()
+    await owner.say(f"/staff add {OPERATOR} service")
+    assert (await staffed.client.get(path)).status == 403  # service staff may not export either
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("/export", "参数不对"),
+        ("/export orders", "参数不对"),
+        ("/export orders 2026-11-01", "参数不对"),
+        ("/export orders 2026-13-01 2026-11-02", "参数不对"),
+        ("/export orders yesterday today", "参数不对"),
+        ("/export orders 2026-11-01 2026-11-02 2026-11-03", "参数不对"),
+        ("/export customers", "参数不对"),
+        ("/export products all", "参数不对"),
+        ("/export orders 2026-11-25 2026-11-01", "结束日期不能早于开始日期"),
+        ("/export orders 2024-01-01 2026-11-01", "最长 366 天"),
+    ],
+)
+async def test_export_refuses_wrong_arguments(sqlite_staffed: Shop, command: str, expected: str) -> None:
+    reply = await sqlite_staffed.user(OWNER).say(command)
+    assert expected in reply.text and "/export/" not in reply.text
+    if expected == "参数不对":
+        assert "/export orders 开始日期 结束日期" in reply.text
+
+
+async def test_export_accepts_slashed_and_compact_dates(sqlite_staffed: Shop) -> None:
+    path = await _link(sqlite_staffed, OWNER, "/export orders 2026/11/01 20261125")
+    claim = read_export_token(key=sqlite_staffed.config.signing_key, token=path.rsplit("/", 1)[1])
+    assert (claim.kind, claim.start, claim.end, claim.openid) == ("orders", date(2026, 11, 1), date(2026, 11, 25), OWNER)
+    assert timedelta(minutes=29) < claim.expires_at - datetime.now(UTC) <= LINK_LIFETIME
+
+
+async def test_service_staff_and_strangers_get_no_link(staffed: Shop) -> None:
+    assert "您的角色不能使用 /export" in (await staffed.user(SERVICE).say("/export products")).text
+    stranger = await staffed.user(STRANGER).say("/export products")
+    assert "/export/" not in stranger.text and "找到" in stranger.text
+    entries = [e for e in await _audit(staffed) if e.command == "export"]
+    assert [(e.actor, e.role, e.outcome) for e in entries] == [(SERVICE, "service", "refused"), (STRANGER, "", "refused")]
+
+
+def test_tokens_refuse_inconsistent_claims() -> None:
+    key = b"k" * 32
+    soon = datetime.now(UTC) + timedelta(minutes=5)
+    with pytest.raises(ValueError):
+        make_export_token(key=key, kind="orders", openid=OWNER, expires_at=soon)  # no dates
+    with pytest.raises(ValueError):
+        make_export_token(key=key, kind="products", openid=OWNER, expires_at=soon, start=date(2026, 1, 1), end=date(2026, 1, 2))
+    with pytest.raises(ValueError):
+        make_export_token(key=key, kind="products", openid="has|bar", expires_at=soon)
+    token = make_export_token(key=key, kind="products", openid=OWNER, expires_at=soon)
+    with pytest.raises(LinkError) as caught:
+        read_export_token(key=b"another key", token=token)
+    assert caught.value.reason == "bad_signature"
+    with pytest.raises(LinkError) as caught:
+        read_export_token(key=key, token=token, now=soon)
+    assert caught.value.reason == "expired"
