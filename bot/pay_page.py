@@ -34,7 +34,8 @@ from bot.pages import PAGES
 from bot.paylink import PayClaim, PayLinkError, read_pay_token
 from commerce.errors import ErrorCode, ShopError
 from commerce.models import OrderStatus
-from commerce.orders import OrderView, get_order
+from commerce.order_views import OrderView
+from commerce.orders import get_order
 from commerce.payments import PaymentError, PaymentRequest, sandbox
 
 log = logging.getLogger(__name__)

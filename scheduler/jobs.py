@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from commerce import orders
 from commerce.notifications import Notifier
-from commerce.orders import OrderView
+from commerce.order_views import OrderView
 from commerce.rules import ShopRules
 
 log = logging.getLogger(__name__)

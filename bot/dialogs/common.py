@@ -12,7 +12,7 @@ from bot.context import Context
 from bot.replies import Card, News, Text
 from commerce.cart import CartView
 from commerce.errors import ShopError
-from commerce.orders import OrderView
+from commerce.order_views import OrderView
 
 
 @asynccontextmanager

@@ -17,7 +17,7 @@ from commerce.addresses import (
 )
 from commerce.db import session_factory
 from commerce.errors import ErrorCode, ShopError
-from tests.commerce.test_inventory import make_customer
+from tests.commerce.factories import make_customer
 
 SH = "上海市浦东新区世纪大道100号"
 
@@ -25,8 +25,14 @@ SH = "上海市浦东新区世纪大道100号"
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("张三 13800138000 上海市浦东新区xx路1号", ("张三", "13800138000", "上海市浦东新区xx路1号")),
-        ("13800138000，李四，北京市朝阳区建国路88号", ("李四", "13800138000", "北京市朝阳区建国路88号")),
+        (
+            "张三 13800138000 上海市浦东新区xx路1号",
+            ("张三", "13800138000", "上海市浦东新区xx路1号"),
+        ),
+        (
+            "13800138000，李四，北京市朝阳区建国路88号",
+            ("李四", "13800138000", "北京市朝阳区建国路88号"),
+        ),
         (
             "Tom Smith 13912345678 Room 5, 100 Nanjing Rd, Shanghai",
             ("Tom Smith", "13912345678", "Room 5, 100 Nanjing Rd, Shanghai"),
@@ -39,7 +45,10 @@ SH = "上海市浦东新区世纪大道100号"
         (f"张三\n138 0013 8000\n{SH}", ("张三", "13800138000", SH)),
         (f"张三；+8613800138000；{SH}", ("张三", "13800138000", SH)),
         (f"张三,13800138000,{SH}", ("张三", "13800138000", SH)),
-        ("张三 １３８００１３８０００ 上海市浦东新区世纪大道１００号", ("张三", "13800138000", SH)),  # full width
+        (
+            "张三 １３８００１３８０００ 上海市浦东新区世纪大道１００号",
+            ("张三", "13800138000", SH),
+        ),  # full width
         (
             "收货人：张三\n手机号码：13800138000\n所在地区：上海市浦东新区\n详细地址：世纪大道100号3号楼201室",
             ("张三", "13800138000", "上海市浦东新区 世纪大道100号3号楼201室"),
@@ -52,9 +61,18 @@ SH = "上海市浦东新区世纪大道100号"
             "Room 5, 100 Nanjing Rd, Shanghai, Tom Smith, 13912345678",
             ("Tom Smith", "13912345678", "Room 5, 100 Nanjing Rd, Shanghai"),
         ),
-        ("路遥，15912345678，陕西省西安市雁塔区长安南路100号", ("路遥", "15912345678", "陕西省西安市雁塔区长安南路100号")),
-        ("欧阳娜娜 199-0000-1111 广东省深圳市南山区科技园8栋", ("欧阳娜娜", "19900001111", "广东省深圳市南山区科技园8栋")),
-        ("  张三   13800138000   上海市 浦东新区  世纪大道100号  ", ("张三", "13800138000", "上海市 浦东新区 世纪大道100号")),
+        (
+            "路遥，15912345678，陕西省西安市雁塔区长安南路100号",
+            ("路遥", "15912345678", "陕西省西安市雁塔区长安南路100号"),
+        ),
+        (
+            "欧阳娜娜 199-0000-1111 广东省深圳市南山区科技园8栋",
+            ("欧阳娜娜", "19900001111", "广东省深圳市南山区科技园8栋"),
+        ),
+        (
+            "  张三   13800138000   上海市 浦东新区  世纪大道100号  ",
+            ("张三", "13800138000", "上海市 浦东新区 世纪大道100号"),
+        ),
     ],
 )
 def test_parses_the_formats_people_type(text: str, expected: tuple[str, str, str]) -> None:
@@ -84,11 +102,19 @@ def test_bad_phones_are_refused(text: str) -> None:
         (f"张三 {SH}", ErrorCode.PHONE_INVALID, {"reason": "missing"}),
         ("张三 13800138000", ErrorCode.ADDRESS_INVALID, {"missing": "address"}),
         (f"13800138000 {SH}", ErrorCode.ADDRESS_INVALID, {"missing": "name"}),
-        ("张三 13800138000 上海", ErrorCode.ADDRESS_INVALID, {"reason": "address_too_short", "min_length": 6}),
+        (
+            "张三 13800138000 上海",
+            ErrorCode.ADDRESS_INVALID,
+            {"reason": "address_too_short", "min_length": 6},
+        ),
         ("", ErrorCode.ADDRESS_INVALID, {"missing": "all"}),
         ("   ", ErrorCode.ADDRESS_INVALID, {"missing": "all"}),
         ("13800138000", ErrorCode.ADDRESS_INVALID, {"missing": "name"}),
-        (f"张三 13800138000 {'很长的地址' * 50}", ErrorCode.ADDRESS_INVALID, {"reason": "address_too_long", "max_length": 200}),
+        (
+            f"张三 13800138000 {'很长的地址' * 50}",
+            ErrorCode.ADDRESS_INVALID,
+            {"reason": "address_too_long", "max_length": 200},
+        ),
     ],
 )
 def test_missing_parts_are_named(text: str, code: ErrorCode, details: dict) -> None:
@@ -116,11 +142,15 @@ async def test_address_book(engine: AsyncEngine) -> None:
 
         first = await save_address(session, customer_id=customer, parsed=home, make_default=False)
         assert first.is_default  # the first address is the default whatever was asked
-        second = await save_address(session, customer_id=customer, parsed=office, make_default=False)
+        second = await save_address(
+            session, customer_id=customer, parsed=office, make_default=False
+        )
         assert not second.is_default
         assert (await default_address(session, customer_id=customer)) == first
 
-        again = await save_address(session, customer_id=customer, parsed=office)  # identical: reused
+        again = await save_address(
+            session, customer_id=customer, parsed=office
+        )  # identical: reused
         assert again.id == second.id and again.is_default
         book = await list_addresses(session, customer_id=customer)
         assert [a.id for a in book] == [second.id, first.id]

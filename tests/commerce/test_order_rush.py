@@ -18,7 +18,7 @@ from commerce.errors import ShopError
 from commerce.models import Address, CartLine, Customer, Order, OrderLine, Variant
 from commerce.orders import place_order
 from commerce.rules import ShopRules
-from tests.commerce.test_inventory import make_variant
+from tests.commerce.factories import make_variant
 
 BUYERS = 200
 UNITS = 20
@@ -33,11 +33,19 @@ async def test_two_hundred_buyers_for_twenty_units(engine: AsyncEngine) -> None:
         session.add_all(customers)
         await session.flush()
         addresses = [
-            Address(customer_id=c.id, name="买家", phone="13800138000", address="上海市浦东新区世纪大道100号", is_default=True)
+            Address(
+                customer_id=c.id,
+                name="买家",
+                phone="13800138000",
+                address="上海市浦东新区世纪大道100号",
+                is_default=True,
+            )
             for c in customers
         ]
         session.add_all(addresses)
-        session.add_all(CartLine(customer_id=c.id, variant_id=variant_id, quantity=1) for c in customers)
+        session.add_all(
+            CartLine(customer_id=c.id, variant_id=variant_id, quantity=1) for c in customers
+        )
         await session.flush()
         buyers = [(c.id, a.id) for c, a in zip(customers, addresses, strict=True)]
         await session.commit()
@@ -46,7 +54,11 @@ async def test_two_hundred_buyers_for_twenty_units(engine: AsyncEngine) -> None:
         async with sessions() as session:
             try:
                 await place_order(
-                    session, customer_id=customer_id, address_id=address_id, idempotency_key="rush", rules=RULES
+                    session,
+                    customer_id=customer_id,
+                    address_id=address_id,
+                    idempotency_key="rush",
+                    rules=RULES,
                 )
             except ShopError as exc:
                 await session.rollback()

@@ -14,14 +14,17 @@ from commerce.errors import ErrorCode, ShopError
 from commerce.models import Coupon, CouponKind, CustomerCoupon, CustomerCouponStatus, Variant
 from commerce.pricing import NO_COUPON, coupon_discount, quote
 from commerce.rules import ShopRules
-from tests.commerce.test_inventory import make_coupon, make_customer, make_variant
+from tests.commerce.factories import make_coupon, make_customer, make_variant
 
 RULES = ShopRules(delivery_fee_fen=800, free_delivery_threshold_fen=9900)
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
 
 def _coupon(kind: CouponKind, **fields: int) -> Coupon:
-    return Coupon(kind=kind.value, **{"amount_off_fen": 0, "percent_off": 0, "cap_fen": 0, "threshold_fen": 0, **fields})
+    return Coupon(
+        kind=kind.value,
+        **{"amount_off_fen": 0, "percent_off": 0, "cap_fen": 0, "threshold_fen": 0, **fields},
+    )
 
 
 @pytest.mark.parametrize(
@@ -54,13 +57,21 @@ def test_percent_off(fields: dict, goods: int, discount: int) -> None:
 
 
 def test_unknown_kind_gives_nothing() -> None:
-    assert coupon_discount(Coupon(kind="mystery", amount_off_fen=100, percent_off=0, cap_fen=0, threshold_fen=0), 1000) == 0
+    assert (
+        coupon_discount(
+            Coupon(kind="mystery", amount_off_fen=100, percent_off=0, cap_fen=0, threshold_fen=0),
+            1000,
+        )
+        == 0
+    )
 
 
 async def _cart(session: AsyncSession, *, price_fen: int, quantity: int = 1) -> tuple[int, int]:
     customer = await make_customer(session)
     variant = await make_variant(session, price_fen=price_fen, stock=100)
-    await add_to_cart(session, customer_id=customer, variant_id=variant, quantity=quantity, rules=RULES)
+    await add_to_cart(
+        session, customer_id=customer, variant_id=variant, quantity=quantity, rules=RULES
+    )
     return customer, variant
 
 
@@ -68,28 +79,58 @@ async def test_best_valid_coupon_is_applied_and_others_offered(engine: AsyncEngi
     async with session_factory(engine)() as session:
         customer, _ = await _cart(session, price_fen=3000, quantity=2)  # 60.00
         small = await make_coupon(session, customer, amount_off_fen=500, title="减5")
-        best = await make_coupon(session, customer, kind=CouponKind.PERCENT_OFF, percent_off=20, cap_fen=1500, title="8折")
-        await make_coupon(session, customer, amount_off_fen=3000, threshold_fen=10_000, title="满100减30")  # not reached
-        await make_coupon(session, customer, amount_off_fen=5000, valid_until=NOW - timedelta(seconds=1))  # expired
-        await make_coupon(session, customer, amount_off_fen=5000, valid_from=NOW + timedelta(days=1))  # not yet
+        best = await make_coupon(
+            session,
+            customer,
+            kind=CouponKind.PERCENT_OFF,
+            percent_off=20,
+            cap_fen=1500,
+            title="8折",
+        )
+        await make_coupon(
+            session, customer, amount_off_fen=3000, threshold_fen=10_000, title="满100减30"
+        )  # not reached
+        await make_coupon(
+            session, customer, amount_off_fen=5000, valid_until=NOW - timedelta(seconds=1)
+        )  # expired
+        await make_coupon(
+            session, customer, amount_off_fen=5000, valid_from=NOW + timedelta(days=1)
+        )  # not yet
         await make_coupon(session, customer, amount_off_fen=5000, active=False)  # withdrawn
         used = await make_coupon(session, customer, amount_off_fen=5000)
         await session.execute(
-            update(CustomerCoupon).where(CustomerCoupon.id == used).values(status=CustomerCouponStatus.USED.value)
+            update(CustomerCoupon)
+            .where(CustomerCoupon.id == used)
+            .values(status=CustomerCouponStatus.USED.value)
         )
         other_customer = await make_customer(session)
         await make_coupon(session, other_customer, amount_off_fen=5000)  # someone else's
 
         priced = await quote(session, customer_id=customer, rules=RULES, now=NOW)
         assert priced.coupon is not None
-        assert (priced.coupon.customer_coupon_id, priced.coupon.title, priced.coupon.discount_fen) == (best, "8折", 1200)
+        assert (
+            priced.coupon.customer_coupon_id,
+            priced.coupon.title,
+            priced.coupon.discount_fen,
+        ) == (best, "8折", 1200)
         assert [o.customer_coupon_id for o in priced.other_coupons] == [small]
-        assert (priced.goods_fen, priced.discount_fen, priced.delivery_fen, priced.points_fen) == (6000, 1200, 800, 0)
+        assert (priced.goods_fen, priced.discount_fen, priced.delivery_fen, priced.points_fen) == (
+            6000,
+            1200,
+            800,
+            0,
+        )
         assert priced.payable_fen == 6000 - 1200 + 800
 
-        chosen = await quote(session, customer_id=customer, rules=RULES, customer_coupon_id=small, now=NOW)
-        assert chosen.discount_fen == 500 and [o.customer_coupon_id for o in chosen.other_coupons] == [best]
-        none = await quote(session, customer_id=customer, rules=RULES, customer_coupon_id=NO_COUPON, now=NOW)
+        chosen = await quote(
+            session, customer_id=customer, rules=RULES, customer_coupon_id=small, now=NOW
+        )
+        assert chosen.discount_fen == 500 and [
+            o.customer_coupon_id for o in chosen.other_coupons
+        ] == [best]
+        none = await quote(
+            session, customer_id=customer, rules=RULES, customer_coupon_id=NO_COUPON, now=NOW
+        )
         assert none.coupon is None and none.discount_fen == 0 and len(none.other_coupons) == 2
         assert none.payable_fen == 6800
 
@@ -97,9 +138,19 @@ async def test_best_valid_coupon_is_applied_and_others_offered(engine: AsyncEngi
 async def test_a_coupon_is_valid_until_its_end(engine: AsyncEngine) -> None:
     async with session_factory(engine)() as session:
         customer, _ = await _cart(session, price_fen=3000)
-        ending = await make_coupon(session, customer, amount_off_fen=100, valid_from=NOW, valid_until=NOW + timedelta(hours=1))
-        assert (await quote(session, customer_id=customer, rules=RULES, now=NOW)).coupon.customer_coupon_id == ending  # type: ignore[union-attr]
-        later = await quote(session, customer_id=customer, rules=RULES, now=NOW + timedelta(hours=1))
+        ending = await make_coupon(
+            session,
+            customer,
+            amount_off_fen=100,
+            valid_from=NOW,
+            valid_until=NOW + timedelta(hours=1),
+        )
+        assert (
+            await quote(session, customer_id=customer, rules=RULES, now=NOW)
+        ).coupon.customer_coupon_id == ending  # type: ignore[union-attr]
+        later = await quote(
+            session, customer_id=customer, rules=RULES, now=NOW + timedelta(hours=1)
+        )
         assert later.coupon is None
 
 
@@ -107,9 +158,15 @@ async def test_equal_discounts_prefer_the_coupon_expiring_first(engine: AsyncEng
     async with session_factory(engine)() as session:
         customer, _ = await _cart(session, price_fen=3000)
         await make_coupon(session, customer, amount_off_fen=500)
-        soon = await make_coupon(session, customer, amount_off_fen=500, valid_until=NOW + timedelta(days=1))
-        await make_coupon(session, customer, amount_off_fen=500, valid_until=NOW + timedelta(days=9))
-        assert (await quote(session, customer_id=customer, rules=RULES, now=NOW)).coupon.customer_coupon_id == soon  # type: ignore[union-attr]
+        soon = await make_coupon(
+            session, customer, amount_off_fen=500, valid_until=NOW + timedelta(days=1)
+        )
+        await make_coupon(
+            session, customer, amount_off_fen=500, valid_until=NOW + timedelta(days=9)
+        )
+        assert (
+            await quote(session, customer_id=customer, rules=RULES, now=NOW)
+        ).coupon.customer_coupon_id == soon  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
@@ -121,13 +178,20 @@ async def test_equal_discounts_prefer_the_coupon_expiring_first(engine: AsyncEng
         ({"amount_off_fen": 500, "threshold_fen": 99_999}, "below_threshold"),
     ],
 )
-async def test_naming_an_unusable_coupon_says_why(engine: AsyncEngine, fields: dict, reason: str) -> None:
+async def test_naming_an_unusable_coupon_says_why(
+    engine: AsyncEngine, fields: dict, reason: str
+) -> None:
     async with session_factory(engine)() as session:
         customer, _ = await _cart(session, price_fen=3000)
         held = await make_coupon(session, customer, **fields)
         with pytest.raises(ShopError) as caught:
-            await quote(session, customer_id=customer, rules=RULES, customer_coupon_id=held, now=NOW)
-        assert caught.value.code == ErrorCode.COUPON_INVALID and caught.value.details["reason"] == reason
+            await quote(
+                session, customer_id=customer, rules=RULES, customer_coupon_id=held, now=NOW
+            )
+        assert (
+            caught.value.code == ErrorCode.COUPON_INVALID
+            and caught.value.details["reason"] == reason
+        )
         # not applied automatically either
         assert (await quote(session, customer_id=customer, rules=RULES, now=NOW)).coupon is None
 
@@ -138,7 +202,9 @@ async def test_someone_elses_coupon_is_not_found(engine: AsyncEngine) -> None:
         stranger = await make_customer(session)
         theirs = await make_coupon(session, stranger, amount_off_fen=500)
         with pytest.raises(ShopError) as caught:
-            await quote(session, customer_id=customer, rules=RULES, customer_coupon_id=theirs, now=NOW)
+            await quote(
+                session, customer_id=customer, rules=RULES, customer_coupon_id=theirs, now=NOW
+            )
         assert caught.value.details["reason"] == "not_found"
 
 
@@ -146,7 +212,9 @@ async def test_someone_elses_coupon_is_not_found(engine: AsyncEngine) -> None:
     ("price", "quantity", "delivery"),
     [(9899, 1, 800), (9900, 1, 0), (3300, 3, 0), (3299, 3, 800)],
 )
-async def test_free_delivery_from_the_threshold(engine: AsyncEngine, price: int, quantity: int, delivery: int) -> None:
+async def test_free_delivery_from_the_threshold(
+    engine: AsyncEngine, price: int, quantity: int, delivery: int
+) -> None:
     async with session_factory(engine)() as session:
         customer, _ = await _cart(session, price_fen=price, quantity=quantity)
         priced = await quote(session, customer_id=customer, rules=RULES, now=NOW)
@@ -167,7 +235,12 @@ async def test_an_empty_cart_costs_nothing(engine: AsyncEngine) -> None:
         customer = await make_customer(session)
         await make_coupon(session, customer, amount_off_fen=500)
         priced = await quote(session, customer_id=customer, rules=RULES, now=NOW)
-        assert priced.is_empty and priced.payable_fen == 0 and priced.delivery_fen == 0 and priced.coupon is None
+        assert (
+            priced.is_empty
+            and priced.payable_fen == 0
+            and priced.delivery_fen == 0
+            and priced.coupon is None
+        )
 
 
 async def test_lines_that_cannot_be_bought_are_problems_not_goods(engine: AsyncEngine) -> None:
@@ -178,9 +251,13 @@ async def test_lines_that_cannot_be_bought_are_problems_not_goods(engine: AsyncE
         await session.execute(update(Variant).where(Variant.id == short).values(stock=1))
         before = await quote(session, customer_id=customer, rules=RULES, now=NOW)
         assert [ln.variant_id for ln in before.lines] == [fine]
-        assert [(p.variant_id, p.problem, p.stock) for p in before.problems] == [(short, "not_enough_stock", 1)]
+        assert [(p.variant_id, p.problem, p.stock) for p in before.problems] == [
+            (short, "not_enough_stock", 1)
+        ]
         assert before.goods_fen == 2000 and before.payable_fen == 2800
         await session.execute(update(Variant).where(Variant.id == fine).values(price_fen=2100))
         after = await quote(session, customer_id=customer, rules=RULES, now=NOW)
         assert after.payable_fen == 2900 and after.fingerprint != before.fingerprint
-        assert (await quote(session, customer_id=customer, rules=RULES, now=NOW)).fingerprint == after.fingerprint
+        assert (
+            await quote(session, customer_id=customer, rules=RULES, now=NOW)
+        ).fingerprint == after.fingerprint
