@@ -9,11 +9,13 @@ from bot.keywords import match_keyword, parse_number
 from bot.protocol import Inbound
 from bot.replies import Text
 from bot.router import Event, Keyword, MenuKey, MsgType, Regex, Router, staff_only
+from commerce.models import StaffRole
 
 
 def _ctx(kind: str = "text", text: str = "", event: str | None = None, key: str = "", staff: bool = False) -> Context:
     msg = Inbound(openid="o1", account="gh", kind=kind, create_time=1, text=text, event=event, event_key=key)
-    return Context(msg=msg, services=SimpleNamespace(), locale="zh", is_staff=staff)  # type: ignore[arg-type]
+    role = StaffRole.OPERATOR if staff else None
+    return Context(msg=msg, services=SimpleNamespace(), locale="zh", staff_role=role)  # type: ignore[arg-type]
 
 
 def test_keywords_match_zh_and_en_whole_messages() -> None:
