@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import secrets
 from datetime import timedelta, timezone
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,20 +16,6 @@ from commerce.models import Order, OrderStatus
 SHOP_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")  # the date inside order numbers
 
 
-def _insert(session: AsyncSession, model: Any) -> Any:
-    """INSERT with ON CONFLICT support: no SAVEPOINT needed to survive a duplicate.
-
-    (On SQLite, a SAVEPOINT that opens the transaction is committed by its RELEASE,
-    whatever the caller does next; an ON CONFLICT insert has no such trap.)
-    """
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - the shop runs on these two
-        raise NotImplementedError(f"unsupported database: {dialect}")
-    return insert(model)
 
 
 def _random_digits(count: int) -> str:

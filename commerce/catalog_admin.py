@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from commerce.audit import Change
 from commerce.cart import spec_label
+from commerce.db import upsert_insert as _insert
 from commerce.errors import ErrorCode, ShopError
 from commerce.models import Category, Product, ProductStatus, Variant
 from commerce.rules import utcnow
@@ -316,9 +316,6 @@ async def _variant_by_sku(session: AsyncSession, sku: str) -> Variant | None:
 # ---- writes ---------------------------------------------------------------------------------
 
 
-def _insert(session: AsyncSession, model: Any) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
 
 
 async def create_product(

@@ -14,10 +14,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.audit import Change, jsonable
+from commerce.db import upsert_insert as _insert
 from commerce.errors import ErrorCode, ShopError
 from commerce.models import Coupon, CouponKind, Customer, CustomerCoupon
 from commerce.rules import as_utc, maybe_utc, utcnow
@@ -87,9 +87,6 @@ def _money(value: int, field: str, *, low: int = 0) -> int:
     return value
 
 
-def _insert(session: AsyncSession, model: Any) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
 
 
 async def _load(session: AsyncSession, code: str) -> Coupon:

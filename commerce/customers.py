@@ -4,18 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from commerce.db import upsert_insert
 from commerce.models import Customer, utcnow
-
-
-def _insert(session: AsyncSession) -> Any:
-    """The dialect's INSERT, which knows ON CONFLICT (SQLite and PostgreSQL both do)."""
-    return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +43,7 @@ async def touch_customer(
         # INSERT ... ON CONFLICT DO NOTHING: the same new customer may arrive on another
         # worker at the same moment; whoever inserts first wins, the other just reads.
         inserted = await session.scalar(
-            _insert(session)(Customer)
+            upsert_insert(session, Customer)
             .values(openid=openid, first_seen=now, last_seen=now, subscribed=True)
             .on_conflict_do_nothing(index_elements=[Customer.openid])
             .returning(Customer.id)

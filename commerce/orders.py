@@ -26,8 +26,9 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce import inventory
-from commerce._order_rows import SHOP_TZ, _insert, _random_digits
+from commerce._order_rows import SHOP_TZ, _random_digits
 from commerce.cart import NOT_ENOUGH_STOCK, OUT_OF_STOCK, CartLineView, remove_variants
+from commerce.db import upsert_insert as _insert
 from commerce.errors import ErrorCode, ShopError
 from commerce.models import (
     Address,

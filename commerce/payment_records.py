@@ -21,7 +21,8 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commerce._order_rows import _insert, _status
+from commerce._order_rows import _status
+from commerce.db import upsert_insert as _insert
 from commerce.models import Order, OrderLine, OrderStatus, PaymentEvent, Product
 from commerce.order_status import _move
 from commerce.order_views import OrderView, _load_view

@@ -28,7 +28,8 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commerce._order_rows import SHOP_TZ, _insert, _lock_order, _random_digits, _status
+from commerce._order_rows import SHOP_TZ, _lock_order, _random_digits, _status
+from commerce.db import upsert_insert as _insert
 from commerce.errors import ErrorCode, ShopError
 from commerce.models import (
     Order,

@@ -31,10 +31,11 @@ import unicodedata
 from array import array
 from bisect import bisect_left
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import chain, takewhile
+from itertools import chain, repeat, takewhile
+from operator import add
 
 from pypinyin import Style, lazy_pinyin
 from pypinyin.seg.mmseg import seg as _pinyin_segmenter
@@ -59,6 +60,8 @@ PRUNE_RATIO = 0.34
 """Only candidates sharing at least this share of the best gram count are scored."""
 TERM_WEIGHT = 3
 """A whole query term found in a document counts as much as this many grams."""
+MAX_SCORE = 100.0
+"""An exact match; no score is higher."""
 SEARCH_MIN_SCORE = 70.0
 """Below this a hit is noise for search() (a shared letter, a loose typo)."""
 SEARCH_RELATIVE_WINDOW = 15.0
@@ -222,9 +225,24 @@ class SearchIndex:
                 postings[key].append(number)
             syllables.update(entry.name_syllables.split(), entry.aux_syllables.split())
         self._entries: tuple[_Entry, ...] = tuple(entries)
-        # Compact int32 arrays: half the memory of lists, and as fast to count.
-        self._postings: dict[str, array[int]] = dict(postings)
+        # Built as compact int32 arrays, kept as tuples: keys listing the same
+        # documents share one tuple (see _Chosen), and all tuples share one int object
+        # per document, so they take no more memory than the arrays would, and are
+        # counted faster (iterating an array creates an int per entry).
+        ints = list(range(len(entries)))
+        shared: dict[bytes, tuple[int, ...]] = {}
+        self._postings: dict[str, tuple[int, ...]] = {}
+        for key in list(postings):
+            raw = postings.pop(key).tobytes()  # free each array as it is replaced
+            posting = shared.get(raw)
+            if posting is None:
+                posting = shared[raw] = tuple(map(ints.__getitem__, memoryview(raw).cast("i")))
+            self._postings[key] = posting
+        del postings, shared
         self._vocabulary = _build_vocabulary(self._postings, syllables)
+        # search() then suggest() for the same text ("nothing found, did you mean…")
+        # score the same shortlist: the last complete scoring is kept for the second.
+        self._last_scored: tuple[str, int, list[tuple[float, int, int]]] | None = None
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -244,20 +262,24 @@ class SearchIndex:
     ) -> list[SearchHit]:
         if limit <= 0:
             return []
-        parsed = _parse_query(query, self._vocabulary)
-        if parsed is None:
-            return []
         size = min(MAX_SHORTLIST_SIZE, max(SHORTLIST_SIZE, limit + limit // 2))
-        candidates = self._shortlist(parsed.terms, parsed.grams, size=size)
+        last = self._last_scored
+        if last is not None and last[0] == query and last[1] == size:
+            scored = last[2]
+        else:
+            parsed = _parse_query(query, self._vocabulary)
+            if parsed is None:
+                return []
+            scored, complete = self._score_shortlist(parsed, size=size, enough=limit)
+            if complete:
+                self._last_scored = (query, size, scored)
         best_by_product: dict[int, tuple[float, int]] = {}
-        for number in candidates:
-            entry = self._entries[number]
-            score = _score(parsed, entry)
+        for score, number, product_id in scored:  # in number order: ties keep the first
             if score < min_score:
                 continue
-            known = best_by_product.get(entry.product_id)
-            if known is None or (-score, number) < (-known[0], known[1]):
-                best_by_product[entry.product_id] = (score, number)
+            known = best_by_product.get(product_id)
+            if known is None or score > known[0]:
+                best_by_product[product_id] = (score, number)
         if not best_by_product:
             return []
         ranked = sorted(best_by_product.items(), key=lambda item: (-item[1][0], item[1][1]))
@@ -265,6 +287,31 @@ class SearchIndex:
             floor = ranked[0][1][0] - window
             ranked = [item for item in ranked if item[1][0] >= floor]
         return [SearchHit(product_id, round(score, 2)) for product_id, (score, _) in ranked[:limit]]
+
+    def _score_shortlist(
+        self, parsed: _Query, *, size: int, enough: int
+    ) -> tuple[list[tuple[float, int, int]], bool]:
+        """(score, number, product id) of the shortlist in number order, and whether complete.
+
+        Scoring is the expensive step, so it stops once `enough` products score the
+        maximum: documents are scored in number (popularity) order, so none left can
+        rank above them, not even on a tie. The caller ranks what was scored.
+        """
+        candidates = self._shortlist(parsed.terms, parsed.grams, size=size)
+        candidates.sort()
+        scorer = _Scorer(parsed)
+        entries = self._entries
+        scored: list[tuple[float, int, int]] = []
+        perfect: set[int] = set()
+        for number in candidates:
+            entry = entries[number]
+            score = scorer.score(entry)
+            scored.append((score, number, entry.product_id))
+            if score >= MAX_SCORE:
+                perfect.add(entry.product_id)
+                if len(perfect) >= enough:
+                    return scored, False
+        return scored, True
 
     def _shortlist(self, terms: Sequence[str], grams: Sequence[str], *, size: int) -> list[int]:
         """The documents sharing the most with the query: its terms first, then grams.
@@ -278,25 +325,26 @@ class SearchIndex:
         only; the common grams left out say little anyway. Documents sharing far
         less than the best one are not worth scoring.
         """
-        chosen: list[array[int]] = []
+        chosen = _Chosen()
         budget = POSTING_BUDGET
         for numbers in sorted(_present(self._postings, terms), key=len):
             if budget < TERM_WEIGHT:
                 break
-            numbers = numbers[: budget // TERM_WEIGHT]
-            chosen += [numbers] * TERM_WEIGHT
-            budget -= TERM_WEIGHT * len(numbers)
+            cut = min(len(numbers), budget // TERM_WEIGHT)
+            chosen.add(numbers, cut, TERM_WEIGHT)
+            budget -= TERM_WEIGHT * cut
         gram_lists = sorted(_present(self._postings, grams), key=len)
         if gram_lists and not chosen:
-            chosen.append(gram_lists[0][:budget])
-            budget -= len(chosen[0])
+            cut = min(len(gram_lists[0]), budget)
+            chosen.add(gram_lists[0], cut, 1)
+            budget -= cut
             gram_lists = gram_lists[1:]
         for numbers in gram_lists:
             if len(numbers) > budget:
                 break
-            chosen.append(numbers)
+            chosen.add(numbers, len(numbers), 1)
             budget -= len(numbers)
-        counts = Counter(chain.from_iterable(chosen))
+        counts = chosen.count()
         if not counts:
             return []
         # A document holding one whole query term is always worth scoring.
@@ -304,14 +352,60 @@ class SearchIndex:
         if floor <= 1:
             selected = list(counts)
         else:
-            selected = [number for number, count in counts.items() if count >= floor]
+            at_least = math.ceil(floor)  # counts are whole: comparing ints is twice as fast
+            selected = [number for number, count in counts.items() if count >= at_least]
         # Two C-level sorts (by number, then stably by count) instead of a Python key.
         selected.sort()
         selected.sort(key=counts.__getitem__, reverse=True)
         return selected[:size]
 
 
-def _present(postings: dict[str, array[int]], keys: Iterable[str]) -> Iterator[array[int]]:
+class _Chosen:
+    """The posting lists one query counts, each with its weight.
+
+    Keys of one word often share a posting list (苹, 果, 苹果, "@pingguo", "ngg" all
+    list the apples; the index stores such lists once), and a term counts
+    TERM_WEIGHT times: counting a shared list once with its total weight saves
+    counting it again for every key.
+    """
+
+    __slots__ = ("_lists",)
+
+    def __init__(self) -> None:
+        self._lists: dict[tuple[int, int], tuple[tuple[int, ...], int]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._lists)
+
+    def add(self, numbers: tuple[int, ...], cut: int, weight: int) -> None:
+        """Count the first `cut` numbers `weight` more times."""
+        key = (id(numbers), cut)  # `numbers` lives in the index: its id is stable
+        known = self._lists.get(key)
+        if known is not None:
+            self._lists[key] = (known[0], known[1] + weight)
+        else:
+            self._lists[key] = (numbers if cut == len(numbers) else numbers[:cut], weight)
+
+    def count(self) -> Counter[int]:
+        """Each document's weighted count, all loops in C."""
+        counts: Counter[int] = Counter()
+        once: list[tuple[int, ...]] = []
+        for numbers, weight in self._lists.values():
+            if weight == 1:
+                once.append(numbers)
+            elif counts:
+                # counts[n] += weight for every n: posting lists hold each number once
+                added = map(add, map(counts.get, numbers, repeat(0)), repeat(weight))
+                dict.update(counts, zip(numbers, added, strict=True))
+            else:
+                dict.update(counts, dict.fromkeys(numbers, weight))
+        counts.update(chain.from_iterable(once))
+        return counts
+
+
+def _present(
+    postings: dict[str, tuple[int, ...]], keys: Iterable[str]
+) -> Iterator[tuple[int, ...]]:
     return (postings[key] for key in keys if key in postings)
 
 
@@ -497,7 +591,7 @@ def _build_entry(doc: SearchDoc) -> tuple[_Entry, set[str]]:
     return entry, keys
 
 
-def _build_vocabulary(postings: dict[str, array[int]], syllables: set[str]) -> _Vocabulary:
+def _build_vocabulary(postings: Iterable[str], syllables: set[str]) -> _Vocabulary:
     """Every indexed term, sorted for prefixes and bucketed for corrections."""
     terms = sorted(key[1:] for key in postings if key.startswith(_TERM_MARK))
     buckets: defaultdict[tuple[str, int], list[str]] = defaultdict(list)
@@ -659,26 +753,201 @@ def _parse_query(query: str, vocabulary: _Vocabulary) -> _Query | None:
 # Scoring (only ever run on the shortlist)
 
 
-def _score(query: _Query, entry: _Entry) -> float:
-    """0..100: how well the whole query matches one document.
+class _Scorer:
+    """Scores one parsed query against documents of its shortlist.
 
-    Each query part (Chinese run or latin word) scores its best field; the result
-    blends the best part and the average part, so that every part counts but one
-    unknown word ("red apple" when nothing says red) does not sink a good match.
-    Spaced pinyin ("cao mei") must match as a whole to score fully.
+    Built once per query, with what each query part needs precomputed. What a part
+    scores against a field depends on that field's text only, and documents share
+    field texts (tags, categories, sizes), so each part remembers its scores by field
+    text for the rest of the query.
     """
-    scores = [_cjk_part_score(part, entry) for part in query.cjk_parts]
-    scores.extend(_word_score(word, entry) for word in query.words)
-    if not scores:
-        return 0.0
-    blended = 0.5 * max(scores) + 0.5 * sum(scores) / len(scores)
-    if query.joined_syllables is None:
-        return blended
-    whole = _pinyin_word_score(query.joined_syllables, entry)
-    return max(whole, blended * W_SCATTERED_SYLLABLES)
+
+    __slots__ = ("_parts", "_joined", "score")
+
+    def __init__(self, query: _Query) -> None:
+        parts: list[_CjkPartScorer | _WordScorer] = [
+            _CjkPartScorer(part) for part in query.cjk_parts
+        ]
+        parts.extend(_WordScorer(word) for word in query.words)
+        self._parts = tuple(parts)
+        joined = query.joined_syllables
+        self._joined = _WordScorer(joined) if joined is not None else None
+        self.score: Callable[[_Entry], float] = self._blended
+        if len(parts) == 1 and self._joined is None:
+            # The blend of a single score is that score: skip a call and a list.
+            self.score = parts[0].score
+
+    def _blended(self, entry: _Entry) -> float:
+        """0..100: how well the whole query matches one document.
+
+        Each query part (Chinese run or latin word) scores its best field; the result
+        blends the best part and the average part, so that every part counts but one
+        unknown word ("red apple" when nothing says red) does not sink a good match.
+        Spaced pinyin ("cao mei") must match as a whole to score fully.
+        """
+        scores = [part.score(entry) for part in self._parts]
+        if not scores:
+            return 0.0
+        blended = 0.5 * max(scores) + 0.5 * sum(scores) / len(scores)
+        if self._joined is None:
+            return blended
+        whole = self._joined.pinyin_score(entry)
+        return max(whole, blended * W_SCATTERED_SYLLABLES)
 
 
-def _cjk_coverage(text: str, entry: _Entry) -> float:
+class _CjkPartScorer:
+    """A Chinese run of the query: by its characters, else by its sound (homophones)."""
+
+    __slots__ = ("_text", "_syllables", "_coverage", "_sound")
+
+    def __init__(self, part: _CjkPart) -> None:
+        self._text = part.text
+        self._syllables = part.syllables
+        self._coverage: dict[tuple[str, str], float] = {}
+        self._sound: dict[str, float] = {}
+
+    def score(self, entry: _Entry) -> float:
+        text = self._text
+        if text in entry.name:
+            return 100.0 * W_NAME
+        fields = (entry.name, entry.aux_cjk)
+        best = self._coverage.get(fields)
+        if best is None:
+            best = self._coverage[fields] = _cjk_coverage(text, entry.name, entry.aux_cjk)
+        if best >= _AUX_FULL or len(text) < 2:
+            return best
+        sound = self._sound.get(entry.name_syllables)
+        if sound is None:
+            sound = _syllable_coverage(self._syllables, entry.name_syllables) * W_HOMOPHONE
+            self._sound[entry.name_syllables] = sound
+        return max(best, sound)
+
+
+class _WordScorer:
+    """A latin query word: a word of the name, of the other fields, then pinyin."""
+
+    __slots__ = (
+        "_word",
+        "_exact",
+        "_prefix",
+        "_prefix_counts",
+        "_typos_count",
+        "_pinyin_counts",
+        "_whole_syllables",
+        "_shortest",
+        "_longest",
+        "_initials",
+        "_tokens",
+        "_pinyin",
+    )
+
+    def __init__(self, word: str) -> None:
+        self._word = word
+        self._exact = f" {word} "
+        self._prefix = f" {word}"
+        self._prefix_counts = len(word) >= 3 and not word.isdigit()
+        self._typos_count = self._prefix_counts and len(word) >= 4
+        self._pinyin_counts = word.isalpha()
+        # `word` as consecutive whole syllables ("mangguo" in " ao zhou mang guo hao "):
+        # a joined window equal to the word, found without building the windows.
+        self._whole_syllables = (
+            re.compile(" " + " ?".join(map(re.escape, word)) + " ")
+            if len(word) > 3 and self._pinyin_counts
+            else None
+        )
+        slack = max(2, len(word) // 3)
+        self._shortest = len(word) - slack
+        self._longest = len(word) + slack
+        self._initials = _looks_like_initials(word)
+        self._tokens: dict[str, float] = {}
+        self._pinyin: dict[str, float] = {}
+
+    def score(self, entry: _Entry) -> float:
+        tokens = self._tokens
+        best = tokens.get(entry.name_words)
+        if best is None:
+            best = tokens[entry.name_words] = self._token_score(entry.name_words)
+        best *= W_NAME
+        if best >= 100.0:
+            return best
+        aux = tokens.get(entry.aux_words)
+        if aux is None:
+            aux = tokens[entry.aux_words] = self._token_score(entry.aux_words)
+        aux *= W_AUX
+        if aux > best:
+            best = aux
+        if best >= _AUX_FULL:
+            return best
+        pinyin = self.pinyin_score(entry)
+        if pinyin > best:
+            best = pinyin
+        if self._initials and best < _INITIALS_FULL and self._word in entry.name_initials:
+            best = _INITIALS_FULL
+        return best
+
+    def pinyin_score(self, entry: _Entry) -> float:
+        """The word read as pinyin of the name, else of tags and category."""
+        pinyin = self._pinyin
+        best = pinyin.get(entry.name_syllables)
+        if best is None:
+            best = pinyin[entry.name_syllables] = self._syllables_score(entry.name_syllables)
+        best *= W_PINYIN
+        if best < 100.0 * W_AUX_PINYIN:
+            aux = pinyin.get(entry.aux_syllables)
+            if aux is None:
+                aux = pinyin[entry.aux_syllables] = self._syllables_score(entry.aux_syllables)
+            aux *= W_AUX_PINYIN
+            if aux > best:
+                best = aux
+        return best
+
+    def _token_score(self, spaced_words: str) -> float:
+        """The word against whole words: exact, prefix, then typo."""
+        if not spaced_words:
+            return 0.0
+        if self._exact in spaced_words:
+            return 100.0
+        if not self._prefix_counts:
+            return 0.0
+        if self._prefix in spaced_words:
+            return PREFIX_SCORE
+        if not self._typos_count:
+            return 0.0
+        words = spaced_words.split()
+        match = process.extractOne(self._word, words, scorer=fuzz.ratio, score_cutoff=60.0)
+        return match[1] if match else 0.0
+
+    def _syllables_score(self, spaced_syllables: str) -> float:
+        """The word against pinyin: a syllable, whole consecutive syllables, or a typo.
+
+        Matching whole syllables (not any substring of the joined pinyin) keeps "ping"
+        from matching "jian" and makes "pinguo" prefer 苹果 (ping guo) to 坚果 (jian guo).
+        """
+        if not spaced_syllables or not self._pinyin_counts:
+            return 0.0
+        if self._exact in spaced_syllables:
+            return 100.0
+        if self._whole_syllables is None:  # three letters or fewer
+            return PREFIX_SCORE if self._prefix in spaced_syllables else 0.0
+        if self._whole_syllables.search(spaced_syllables):
+            return 100.0  # the window equal to the word, which the typo search would find
+        # Cheap C-level screen before building windows in Python.
+        joined = spaced_syllables.replace(" ", "")
+        if not fuzz.partial_ratio(self._word, joined, score_cutoff=70.0):
+            return 0.0
+        windows = _joined_windows(
+            spaced_syllables.split(), shortest=self._shortest, longest=self._longest
+        )
+        match = process.extractOne(self._word, windows, scorer=fuzz.ratio, score_cutoff=80.0)
+        return match[1] if match else 0.0
+
+
+_AUX_FULL = 100.0 * W_AUX
+"""A whole match outside the name: nothing but the name can do better."""
+_INITIALS_FULL = 100.0 * W_INITIALS
+
+
+def _cjk_coverage(text: str, name: str, aux_cjk: str) -> float:
     """How much of a Chinese query run the document contains, name weighing most.
 
     Whole in the name: 100. Otherwise every character and bigram is looked up in
@@ -687,17 +956,17 @@ def _cjk_coverage(text: str, entry: _Entry) -> float:
     find 苹果 (name) tagged 新鲜, and "烟台苹果" find 烟台红富士苹果, while a
     character found nowhere ("苹果汁" where no juice is sold) keeps the score low.
     """
-    if text in entry.name:
+    if text in name:
         return 100.0 * W_NAME
-    if text in entry.aux_cjk:
+    if text in aux_cjk:
         return 100.0 * W_AUX
     if len(text) < 2:
         return 0.0
 
     def weight(piece: str) -> float:
-        if piece in entry.name:
+        if piece in name:
             return W_NAME
-        return W_AUX if piece in entry.aux_cjk else 0.0
+        return W_AUX if piece in aux_cjk else 0.0
 
     chars = sum(map(weight, text)) / len(text)
     bigrams = [text[start : start + 2] for start in range(len(text) - 1)]
@@ -722,73 +991,6 @@ def _syllable_coverage(syllables: tuple[str, ...], spaced_syllables: str) -> flo
     pairs = [f" {first} {second} " for first, second in zip(syllables, syllables[1:], strict=False)]
     found = sum(1 for pair in pairs if pair in spaced_syllables)
     return 100.0 * (0.6 * common / len(syllables) + 0.4 * found / len(pairs))
-
-
-def _cjk_part_score(part: _CjkPart, entry: _Entry) -> float:
-    best = _cjk_coverage(part.text, entry)
-    if best >= 100.0 * W_AUX or len(part.text) < 2:
-        return best
-    return max(best, _syllable_coverage(part.syllables, entry.name_syllables) * W_HOMOPHONE)
-
-
-def _word_score(word: str, entry: _Entry) -> float:
-    best = _token_score(word, entry.name_words) * W_NAME
-    if best >= 100.0:
-        return best
-    best = max(best, _token_score(word, entry.aux_words) * W_AUX)
-    if best >= 100.0 * W_AUX:
-        return best
-    best = max(best, _pinyin_word_score(word, entry))
-    if _looks_like_initials(word) and word in entry.name_initials:
-        best = max(best, 100.0 * W_INITIALS)
-    return best
-
-
-def _token_score(word: str, spaced_words: str) -> float:
-    """A latin query word against whole words: exact, prefix, then typo."""
-    if not spaced_words:
-        return 0.0
-    if f" {word} " in spaced_words:
-        return 100.0
-    if len(word) < 3 or word.isdigit():
-        return 0.0
-    if f" {word}" in spaced_words:
-        return PREFIX_SCORE
-    if len(word) < 4:
-        return 0.0
-    match = process.extractOne(word, spaced_words.split(), scorer=fuzz.ratio, score_cutoff=60.0)
-    return match[1] if match else 0.0
-
-
-def _pinyin_word_score(word: str, entry: _Entry) -> float:
-    """A latin query word read as pinyin of the name, else of tags and category."""
-    best = _pinyin_score(word, entry.name_syllables) * W_PINYIN
-    if best < 100.0 * W_AUX_PINYIN:
-        best = max(best, _pinyin_score(word, entry.aux_syllables) * W_AUX_PINYIN)
-    return best
-
-
-def _pinyin_score(word: str, spaced_syllables: str) -> float:
-    """A latin word against pinyin: a syllable, whole consecutive syllables, or a typo.
-
-    Matching whole syllables (not any substring of the joined pinyin) keeps "ping"
-    from matching "jian" and makes "pinguo" prefer 苹果 (ping guo) to 坚果 (jian guo).
-    """
-    if not spaced_syllables or not word.isalpha():
-        return 0.0
-    if f" {word} " in spaced_syllables:
-        return 100.0
-    if len(word) <= 3:
-        return PREFIX_SCORE if f" {word}" in spaced_syllables else 0.0
-    # Cheap C-level screen before building windows in Python.
-    if not fuzz.partial_ratio(word, spaced_syllables.replace(" ", ""), score_cutoff=70.0):
-        return 0.0
-    slack = max(2, len(word) // 3)
-    windows = _joined_windows(
-        spaced_syllables.split(), shortest=len(word) - slack, longest=len(word) + slack
-    )
-    match = process.extractOne(word, windows, scorer=fuzz.ratio, score_cutoff=80.0)
-    return match[1] if match else 0.0
 
 
 def _joined_windows(items: Sequence[str], *, shortest: int, longest: int) -> list[str]:

@@ -20,10 +20,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.audit import Change, jsonable
+from commerce.db import upsert_insert as _insert
 from commerce.errors import ErrorCode, ShopError
 from commerce.models import StaffInvite, StaffMember, StaffRole
 from commerce.rules import as_utc, utcnow
@@ -46,10 +46,6 @@ class StaffView:
     from_config: bool
 
 
-def _insert(session: AsyncSession, model: Any) -> Any:
-    """The dialect's INSERT, which knows ON CONFLICT DO NOTHING (no SAVEPOINT needed)."""
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
 
 
 def _grants(row: StaffMember, owners: Collection[str]) -> bool:

@@ -54,6 +54,7 @@ class PaymentService:
         mchid: str,
         notify_url: str,
         refund_notify_url: str,
+        on_paid: Callable[[orders.OrderView], Awaitable[None]] | None = None,
     ) -> None:
         self.provider = provider
         self._sessions = sessions
@@ -64,6 +65,8 @@ class PaymentService:
         self.refund_notify_url = refund_notify_url
         self._tasks: set[asyncio.Task[None]] = set()
         self._side_effects = asyncio.Semaphore(MAX_CONCURRENT_SIDE_EFFECTS)
+        # --- staff alerts: called (in a side-effect task) once a payment is applied ---
+        self.on_paid = on_paid
 
     # ---- paying ---------------------------------------------------------------------------
 
@@ -140,6 +143,8 @@ class PaymentService:
                     {"order_no": order.order_no, "amount_fen": n.amount_fen, "items": _items(order)},
                 )
             )
+            if self.on_paid is not None:  # staff alerts (the bot sets it; commerce never imports bot)
+                self._spawn(self.on_paid(order))
         elif result in ("late", "already_paid", "amount_mismatch"):
             if result == "amount_mismatch":
                 log.error(
