@@ -14,7 +14,9 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 
-from bot import dev_chat, pages, pay_page, paylink, webhook
+from bot import dev_chat, export_page, pages, pay_page, paylink, webhook
+from bot.admin.broadcast import Broadcaster
+from bot.alerts import StaffAlerts
 from bot.config import Config
 from bot.conversation import Conversation
 from bot.dialogs.base import DialogRuntime
@@ -68,6 +70,7 @@ def create_app(config: Config, *, outbound: OutboundSender | None = None) -> web
     app.cleanup_ctx.append(_resources)
     webhook.add_routes(app)
     pages.add_routes(app)
+    export_page.add_routes(app)  # --- staff exports: GET /export/{token} (bot/export_page.py) ---
     # --- payment page and local chat simulator (bot/pay_page.py, bot/dev_chat.py) ---
     dev_chat.add_routes(app)  # /dev/chat*: answers only with pay.provider = "sandbox"
     pay_page.add_routes(app)  # /pay/{token}, its /jsapi, /simulate (sandbox) and /status
@@ -113,6 +116,12 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     services.payments = payments
     app[PAYMENTS] = payments
     # --- end payments ---
+    # --- staff alerts and broadcasts (bot/alerts.py, bot/admin/broadcast.py) ---
+    alerts = StaffAlerts(sessions=sessions, renderer=app[RENDERER], outbound=app[OUTBOUND], owners=config.staff.owners)
+    broadcasts = Broadcaster(renderer=app[RENDERER], outbound=app[OUTBOUND])
+    services.notifier, services.alerts, services.broadcasts = notifier, alerts, broadcasts
+    payments.on_paid = alerts.order_paid
+    # --- end staff alerts and broadcasts ---
     routes, fallback = build_routes()
     conversation = Conversation(services, routes=routes, fallback=fallback)
     renderer = app[RENDERER]
@@ -146,7 +155,9 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         if scheduler is not None:
             scheduler.shutdown(wait=False)
         await inbox.drain()
+        await broadcasts.drain()  # staff alerts and broadcasts: finish sending
         await payments.aclose()  # payments: finish side effects, then close its HTTP session
+        await alerts.drain()  # (after payments: a paid order's alert is one of its side effects)
         await pay_http.close()
         if redis is not None:
             await redis.aclose()

@@ -106,3 +106,8 @@ class Services:
     rules: ShopRules
     pay_url: Callable[[OrderView], str]
     payments: Any = None  # commerce.payments.service.PaymentService, set by the app factory
+    # --- staff alerts, customer notices from staff commands, broadcasts: set by the app factory ---
+    notifier: Any = None  # bot.notify.OutboundNotifier
+    alerts: Any = None  # bot.alerts.StaffAlerts
+    broadcasts: Any = None  # bot.admin.broadcast.Broadcaster
+    # --- end staff alerts ---

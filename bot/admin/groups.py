@@ -1,3 +1,13 @@
 """Importing this module registers every command group on the shared registry."""
 
-from bot.admin import general, staff_commands  # noqa: F401
+from bot.admin import (  # noqa: F401
+    after_sales,
+    broadcast,
+    catalog,
+    coupons,
+    export,
+    general,
+    orders,
+    staff_commands,
+    stats,
+)

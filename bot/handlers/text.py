@@ -69,6 +69,8 @@ async def show_orders(ctx: Context) -> Reply:
 async def human_service(ctx: Context) -> Reply:
     """Hand the chat to WeChat's customer-service staff, with the context recorded for them."""
     async with ctx.services.sessions() as session, session.begin():
-        await record_handoff(session, customer_id=ctx.customer_id, message=ctx.msg.text)
+        context = await record_handoff(session, customer_id=ctx.customer_id, message=ctx.msg.text)
     await ctx.services.dialogs.end(ctx.openid)
+    if ctx.services.alerts is not None:  # --- staff alerts: a customer wants a human ---
+        ctx.services.alerts.handoff_soon(openid=ctx.openid, context=context)
     return TransferToHuman()

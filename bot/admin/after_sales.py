@@ -1,0 +1,114 @@
+"""After-sales commands: the open requests, approve (confirmed, refunds), reject with a reason.
+
+Approving refunds what is still refundable on the order through the payment service
+(start the refund, commit, ask the provider outside the transaction); the customer is
+told at once that the request was approved, and again by the payment service when the
+provider confirms the money went back.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from bot.admin.orders import staff_actor, tell_customer
+from bot.admin.registry import ALL_ROLES, MANAGERS, REGISTRY, AdminContext, Outcome, UsageError
+from bot.alerts import openid_tail
+from bot.dialogs.common import error_reply, unit_of_work
+from bot.replies import Text
+from commerce import after_sales, orders
+from commerce.errors import ErrorCode, ShopError
+from commerce.models import AfterSalesStatus
+
+log = logging.getLogger(__name__)
+
+LIST_SIZE = 20
+REFUND_REASON = "售后退款"
+
+
+def request_id(word: str) -> int:
+    word = word.strip().lstrip("#")
+    if not (word.isascii() and word.isdigit()) or not 0 < int(word) < 2**31:
+        raise UsageError
+    return int(word)
+
+
+def request_data(view: Any) -> dict[str, Any]:
+    return {
+        "id": view.id,
+        "order_no": view.order_no,
+        "kind": str(view.kind),
+        "reason": view.reason,
+        "status": str(view.status),
+        "created_at": view.created_at,
+        "refundable": view.refundable_fen,
+        "customer": openid_tail(view.openid),
+    }
+
+
+def _state(view: Any) -> dict[str, Any]:
+    return {"request_id": view.id, "order_no": view.order_no, "status": str(view.status)}
+
+
+@REGISTRY.command("aftersales", "售后", roles=ALL_ROLES, group="after_sales")
+async def list_requests(actx: AdminContext) -> Outcome:
+    """/aftersales: the open requests, oldest first as the core returns them."""
+    if actx.args:
+        raise UsageError
+    async with unit_of_work(actx.ctx) as session:
+        found = await after_sales.list_open(session, limit=LIST_SIZE)
+    return Outcome(Text("admin/after_sales", {"requests": [request_data(r) for r in found]}))
+
+
+@REGISTRY.command("approve", "同意", roles=MANAGERS, group="after_sales", confirm=True)
+async def approve(actx: AdminContext) -> Outcome:
+    """/approve ID: restated with the amount, then approved and the refundable amount refunded."""
+    if len(actx.args) != 1:
+        raise UsageError
+    rid = request_id(actx.arg(0))
+    if not actx.confirmed:
+        async with unit_of_work(actx.ctx) as session:
+            view = await after_sales.get_request(session, request_id=rid)
+        if view.status != AfterSalesStatus.OPEN:
+            raise ShopError(ErrorCode.REQUEST_NOT_OPEN, request_id=rid, status=str(view.status))
+        return Outcome(Text("admin/approve_confirm", request_data(view)), confirm_first=True)
+    async with unit_of_work(actx.ctx) as session:
+        view, (before, after) = await after_sales.approve(session, request_id=rid, actor=staff_actor(actx))
+        refundable = await orders.refundable_fen(session, order_id=view.order_id)
+    refund_no, refund_error, provider_refused = "", None, False
+    if refundable > 0 and actx.services.payments is not None:
+        try:
+            started = await actx.services.payments.refund(
+                order_id=view.order_id, amount_fen=refundable, reason=REFUND_REASON, actor=staff_actor(actx)
+            )
+        except ShopError as exc:  # approved (committed), but the money could not be sent back
+            log.warning("after-sales refund refused: request=%s code=%s", rid, exc.code)
+            refund_error = error_reply(exc).data
+        else:
+            refund_no, provider_refused = started.refund_no, str(started.status) == "failed"
+    refunded = refundable if refund_no and not provider_refused else 0
+    told = await tell_customer(
+        actx, view.openid, "after_sales_approved",
+        {"order_no": view.order_no, "kind": str(view.kind), "amount_fen": refunded},
+    )
+    data = {**request_data(view), "refund": refunded, "refund_no": refund_no, "told": told,
+            "refund_error": refund_error, "provider_refused": provider_refused}
+    # the approval stands either way ("ok"); the audit keeps what became of the money
+    audit_after = (after or {}) | {"refund_no": refund_no, "refund_fen": refunded}
+    if refund_error is not None or provider_refused:
+        audit_after["refund_problem"] = refund_error["code"] if refund_error else "provider_refused"
+    return Outcome(Text("admin/approved", data), before, audit_after)
+
+
+@REGISTRY.command("reject", "拒绝", roles=ALL_ROLES, group="after_sales")
+async def reject(actx: AdminContext) -> Outcome:
+    """/reject ID REASON: the request is closed and the customer told why."""
+    rid = request_id(actx.arg(0))
+    reason = actx.rest(1).strip()
+    async with unit_of_work(actx.ctx) as session:
+        view, (before, after) = await after_sales.reject(session, request_id=rid, reason=reason, actor=staff_actor(actx))
+    told = await tell_customer(
+        actx, view.openid, "after_sales_rejected",
+        {"order_no": view.order_no, "kind": str(view.kind), "reason": reason},
+    )
+    return Outcome(Text("admin/rejected", {**request_data(view), "resolution": reason, "told": told}), before, after)

@@ -1,0 +1,287 @@
+"""Order commands: list by status, one order, ship, refund (confirmed), cancel (confirmed).
+
+Orders are named by order number ("SF2026...") or id. Amounts are typed in yuan
+("12.5") and become integer fen through `Decimal`. The customer hears about what
+staff did through the notifier, after the unit of work has committed; a refund's
+"money is back" message comes later from the payment service, when the provider
+confirms it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from bot.admin.registry import ALL_ROLES, MANAGERS, REGISTRY, AdminContext, Outcome, UsageError
+from bot.alerts import openid_tail, order_items
+from bot.dialogs.common import order_data, unit_of_work
+from bot.replies import Text
+from commerce import order_admin, orders
+from commerce.errors import ErrorCode, ShopError
+from commerce.models import OrderStatus
+from commerce.orders import OrderView
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 10
+MAX_PAGE = 1000
+REFUND_REASON = "商家退款"
+S = OrderStatus
+STATUS_WORDS: dict[str, OrderStatus | None] = {
+    "全部": None, "all": None,
+    "待支付": S.PENDING_PAYMENT, "待付款": S.PENDING_PAYMENT, "pending": S.PENDING_PAYMENT,
+    "pending_payment": S.PENDING_PAYMENT, "unpaid": S.PENDING_PAYMENT,
+    "已支付": S.PAID, "待发货": S.PAID, "paid": S.PAID,
+    "已发货": S.SHIPPED, "shipped": S.SHIPPED,
+    "已完成": S.COMPLETED, "completed": S.COMPLETED,
+    "已取消": S.CANCELLED, "cancelled": S.CANCELLED, "canceled": S.CANCELLED,
+    "退款中": S.REFUNDING, "refunding": S.REFUNDING,
+    "已退款": S.REFUNDED, "refunded": S.REFUNDED,
+}
+PAID_STATUSES = frozenset({S.PAID, S.SHIPPED, S.COMPLETED, S.REFUNDING})
+_ORDER_REF = re.compile(r"^[A-Za-z0-9]{1,32}$")
+_CARRIER_MAX = 32
+_TRACKING = re.compile(r"^[A-Za-z0-9-]{4,64}$")
+_YUAN = re.compile(r"^[¥￥]?(\d{1,9}(?:\.\d{0,2})?|\.\d{1,2})元?$")
+
+
+# ---- arguments ---------------------------------------------------------------------------
+
+
+def order_ref(word: str) -> str:
+    word = word.strip().lstrip("#")
+    if not _ORDER_REF.match(word):
+        raise UsageError
+    return word
+
+
+def parse_amount(word: str) -> int:
+    """Yuan as typed ("12.5", "¥12.50", "12元") to integer fen, exactly; more than 0."""
+    match = _YUAN.match(word.strip())
+    if match is None:
+        raise UsageError
+    try:
+        fen = int(Decimal(match.group(1)) * 100)
+    except InvalidOperation:
+        raise UsageError from None
+    if fen <= 0:
+        raise UsageError
+    return fen
+
+
+def staff_actor(actx: AdminContext) -> str:
+    """Who did it, as order events and refunds remember it."""
+    return f"staff:{actx.actor}"
+
+
+# ---- view data ------------------------------------------------------------------------------
+
+
+def _who(actor: str) -> dict[str, str]:
+    if actor in ("customer", "system"):
+        return {"actor": actor, "who": ""}
+    kind, _, rest = actor.partition(":")
+    if kind == "staff":
+        return {"actor": "staff", "who": openid_tail(rest)}
+    if kind == "provider":
+        return {"actor": "provider", "who": rest}
+    return {"actor": "other", "who": actor[:20]}
+
+
+def order_row(order: OrderView) -> dict[str, Any]:
+    return {
+        "order_no": order.order_no,
+        "status": str(order.status),
+        "created_at": order.created_at,
+        "payable": order.payable_fen,
+        "paid": order.paid_fen,
+        "refunded": order.refunded_fen,
+        "first_item": order.lines[0].name if order.lines else "",
+        "item_count": order.item_count,
+        "line_count": len(order.lines),
+        "customer": openid_tail(order.openid),
+    }
+
+
+def order_detail(order: OrderView) -> dict[str, Any]:
+    return {
+        **order_data(order),
+        "customer": openid_tail(order.openid),
+        "note": order.note,
+        "events": [
+            {"from": e.from_status or "", "to": e.to_status, "note": e.note, "when": e.created_at, **_who(e.actor)}
+            for e in order.events
+        ],
+    }
+
+
+def _state(order: OrderView) -> dict[str, Any]:
+    """What the audit log keeps of an order before and after a staff action."""
+    return {
+        "order_no": order.order_no,
+        "status": str(order.status),
+        "paid_fen": order.paid_fen,
+        "refunded_fen": order.refunded_fen,
+        "carrier": order.carrier,
+        "tracking_no": order.tracking_no,
+    }
+
+
+async def tell_customer(actx: AdminContext, openid: str, template: str, data: dict[str, Any]) -> bool:
+    """A message to the customer in their language; a failure is logged, never the command's."""
+    notifier = actx.services.notifier
+    if notifier is None:
+        log.error("no notifier: %s not sent", template)
+        return False
+    try:
+        await notifier.notify(openid=openid, template=template, data=data)
+    except Exception:
+        log.exception("could not send %s", template)
+        return False
+    return True
+
+
+async def _find(actx: AdminContext, ref: str) -> OrderView:
+    async with unit_of_work(actx.ctx) as session:
+        return await order_admin.find_order(session, ref=ref)
+
+
+# ---- commands ---------------------------------------------------------------------------------
+
+
+@REGISTRY.command("orders", "订单", roles=ALL_ROLES, group="orders")
+async def list_orders(actx: AdminContext) -> Outcome:
+    """/orders [status] [page]: newest first, PAGE_SIZE a page."""
+    if len(actx.args) > 2:
+        raise UsageError
+    status: OrderStatus | None = None
+    page, seen_status, seen_page = 1, False, False
+    for word in actx.args:
+        if word.isascii() and word.isdigit() and not seen_page:
+            page, seen_page = int(word), True
+        elif word.lower() in STATUS_WORDS and not seen_status:
+            status, seen_status = STATUS_WORDS[word.lower()], True
+        else:
+            raise UsageError
+    if not 1 <= page <= MAX_PAGE:
+        raise UsageError
+    async with unit_of_work(actx.ctx) as session:
+        found, total = await order_admin.list_orders_by_status(
+            session,
+            statuses=[status] if status is not None else None,
+            limit=PAGE_SIZE,
+            offset=(page - 1) * PAGE_SIZE,
+        )
+    pages = max(1, -(-total // PAGE_SIZE))
+    data = {
+        "status": str(status) if status is not None else "",
+        "orders": [order_row(o) for o in found],
+        "page": page,
+        "pages": pages,
+        "total": total,
+    }
+    return Outcome(Text("admin/orders", data))
+
+
+@REGISTRY.command("order", "查单", roles=ALL_ROLES, group="orders")
+async def show_order(actx: AdminContext) -> Outcome:
+    """/order NO: lines, amounts, address, and who did what when."""
+    if len(actx.args) != 1:
+        raise UsageError
+    order = await _find(actx, order_ref(actx.arg(0)))
+    return Outcome(Text("admin/order", order_detail(order)))
+
+
+@REGISTRY.command("ship", "发货", roles=ALL_ROLES, group="orders")
+async def ship(actx: AdminContext) -> Outcome:
+    """/ship NO CARRIER TRACKING: paid -> shipped; the customer is told."""
+    if len(actx.args) != 3:
+        raise UsageError
+    ref, carrier, tracking_no = order_ref(actx.arg(0)), actx.arg(1).strip(), actx.arg(2).strip()
+    if not 1 <= len(carrier) <= _CARRIER_MAX or not _TRACKING.match(tracking_no):
+        raise UsageError
+    async with unit_of_work(actx.ctx) as session:
+        before = await order_admin.find_order(session, ref=ref)
+        after = await orders.ship_order(
+            session, order_id=before.id, carrier=carrier, tracking_no=tracking_no, actor=staff_actor(actx)
+        )
+    told = await tell_customer(
+        actx, after.openid, "order_shipped",
+        {"order_no": after.order_no, "carrier": after.carrier, "tracking_no": after.tracking_no,
+         "items": order_items(after)},
+    )
+    reply = Text("admin/shipped", {"order_no": after.order_no, "carrier": after.carrier,
+                                   "tracking_no": after.tracking_no, "told": told})
+    return Outcome(reply, _state(before), _state(after))
+
+
+@REGISTRY.command("refund", "退款", roles=MANAGERS, group="orders", confirm=True)
+async def refund(actx: AdminContext) -> Outcome:
+    """/refund NO [AMOUNT]: all that is left, or AMOUNT yuan; restated, then confirmed."""
+    if not 1 <= len(actx.args) <= 2:
+        raise UsageError
+    ref = order_ref(actx.arg(0))
+    amount = parse_amount(actx.arg(1)) if len(actx.args) == 2 else None
+    async with unit_of_work(actx.ctx) as session:
+        order = await order_admin.find_order(session, ref=ref)
+        refundable = await orders.refundable_fen(session, order_id=order.id)
+    if refundable <= 0:
+        raise ShopError(ErrorCode.NOTHING_TO_REFUND, status=str(order.status), available=0)
+    amount_fen = refundable if amount is None else amount
+    if amount_fen > refundable:
+        raise ShopError(ErrorCode.REFUND_TOO_LARGE, available=refundable, refundable=refundable, amount_fen=amount_fen)
+    if not actx.confirmed:
+        data = {**order_row(order), "amount": amount_fen, "refundable": refundable,
+                "left": refundable - amount_fen, "full": amount is None}
+        return Outcome(Text("admin/refund_confirm", data), confirm_first=True)
+    payments = actx.services.payments
+    if payments is None:
+        raise ShopError(ErrorCode.NOTHING_TO_REFUND, status=str(order.status), available=0)
+    started = await payments.refund(
+        order_id=order.id, amount_fen=amount_fen, reason=REFUND_REASON, actor=staff_actor(actx)
+    )
+    failed = str(started.status) == "failed"
+    reply = Text("admin/refund_started", {"order_no": order.order_no, "amount": amount_fen,
+                                          "refund_no": started.refund_no, "failed": failed,
+                                          "left": refundable - amount_fen})
+    after = {"refund_no": started.refund_no, "amount_fen": amount_fen, "refund_status": str(started.status),
+             "refundable_fen": refundable - amount_fen}
+    return Outcome(reply, _state(order) | {"refundable_fen": refundable}, after,
+                   outcome="failed" if failed else "ok")
+
+
+@REGISTRY.command("cancel", "取消订单", roles=MANAGERS, group="orders", confirm=True)
+async def cancel(actx: AdminContext) -> Outcome:
+    """/cancel NO: an unpaid order is cancelled, its stock released, the customer told.
+    A paid order is refused: its money goes back with /refund."""
+    if len(actx.args) != 1:
+        raise UsageError
+    order = await _find(actx, order_ref(actx.arg(0)))
+    if order.status in PAID_STATUSES:
+        return _cancel_refused(order)
+    if order.status != S.PENDING_PAYMENT:
+        raise ShopError(ErrorCode.ILLEGAL_TRANSITION, order_id=order.id, **{"from": str(order.status)},
+                        to=str(S.CANCELLED))
+    if not actx.confirmed:
+        return Outcome(Text("admin/cancel_confirm", order_row(order) | {"items": order_items(order)}),
+                       confirm_first=True)
+    try:
+        async with unit_of_work(actx.ctx) as session:
+            after = await orders.cancel_order(session, order_id=order.id, actor=staff_actor(actx), note="shop")
+    except ShopError as exc:
+        if exc.code == ErrorCode.ILLEGAL_TRANSITION and exc.details.get("from") in {str(s) for s in PAID_STATUSES}:
+            return _cancel_refused(await _find(actx, order.order_no))  # paid meanwhile
+        raise
+    actx.services.catalog.invalidate()  # the stock came back
+    if actx.services.payments is not None:
+        await actx.services.payments.close(order_no=after.order_no)
+    told = await tell_customer(actx, after.openid, "order_cancelled_by_shop",
+                               {"order_no": after.order_no, "items": order_items(after)})
+    return Outcome(Text("admin/cancelled", {"order_no": after.order_no, "told": told}), _state(order), _state(after))
+
+
+def _cancel_refused(order: OrderView) -> Outcome:
+    data = {"order_no": order.order_no, "status": str(order.status)}
+    return Outcome(Text("admin/cancel_refused", data), _state(order), {"error": "paid_use_refund"}, outcome="failed")
