@@ -71,4 +71,4 @@ async def test_the_merchants_day(staffed: Shop) -> None:  # noqa: F811
         assert "找到" in reply.text  # a search answer ("找到 N 件…" or "没有找到…"), nothing else
         assert "/help" not in reply.text and "员工" not in reply.text and "SF1234567890" not in reply.text
     assert (await view(staffed, order_no)).refunded_fen == 2000
-    assert "假货" not in (await customer.say("假货")).text.split("您是不是想找")[-1]
+    assert not any("假货" in line for line in numbered((await customer.say("假货")).text).values())
