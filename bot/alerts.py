@@ -14,9 +14,8 @@ raised it. Logs carry no openids.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Collection, Coroutine, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import select
@@ -26,6 +25,7 @@ from bot.outbound import OutboundSender
 from bot.render import Rendered, Renderer
 from bot.replies import Text
 from commerce import catalog_admin, staff
+from commerce.background import BackgroundTasks
 from commerce.models import Customer, StaffRole
 from commerce.orders import OrderView
 
@@ -58,7 +58,7 @@ class StaffAlerts:
         self._renderer = renderer
         self._outbound = outbound
         self._owners = frozenset(owners)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._background = BackgroundTasks(what="staff alert")
 
     # ---- sending ------------------------------------------------------------------------
 
@@ -92,23 +92,12 @@ class StaffAlerts:
 
     def soon(self, template: str, data: Mapping[str, Any], roles: Iterable[StaffRole] = EVERYONE) -> None:
         """`alert` in a tracked background task."""
-        self._spawn(self.alert(template, data, roles))
+        self._background.spawn(self.alert(template, data, roles))
 
-    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
-        async def guarded() -> None:
-            try:
-                await work
-            except Exception:
-                log.exception("staff alert failed")
-
-        task = asyncio.create_task(guarded())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def drain(self) -> None:
-        """Wait for the alerts started so far (on shutdown, and in tests)."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Wait for the work started so far (on shutdown, and in tests)."""
+        await self._background.drain()
 
     # ---- the four alerts ------------------------------------------------------------------
 
@@ -151,7 +140,7 @@ class StaffAlerts:
 
     def low_stock_soon(self, order: OrderView) -> None:
         """After an order: its variants that this order took to or below their threshold."""
-        self._spawn(self.low_stock(order))
+        self._background.spawn(self.low_stock(order))
 
     async def low_stock(self, order: OrderView) -> int:
         ordered: dict[int, int] = {}

@@ -13,8 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
 
 from bot.admin.registry import OWNERS, PREFIXES, REGISTRY, AdminContext, Outcome, UsageError
 from bot.dialogs.common import unit_of_work
@@ -22,6 +21,7 @@ from bot.outbound import OutboundSender
 from bot.render import Renderer
 from bot.replies import Text
 from commerce import broadcast as audience
+from commerce.background import BackgroundTasks
 from commerce.rules import utcnow
 
 log = logging.getLogger(__name__)
@@ -45,11 +45,11 @@ class Broadcaster:
         self._outbound = outbound
         self.per_second = per_second
         self._sleep = sleep
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._background = BackgroundTasks(what="broadcast")
 
     def start(self, *, text: str, recipients: Sequence[str], staff_openid: str, staff_locale: str) -> None:
         """Send in the background; the staff member hears how it went when it is done."""
-        self._spawn(self._run(text, list(recipients), staff_openid, staff_locale))
+        self._background.spawn(self._run(text, list(recipients), staff_openid, staff_locale))
 
     async def _run(self, text: str, recipients: list[str], staff_openid: str, staff_locale: str) -> int:
         sent = await self.send(text, recipients)
@@ -82,21 +82,10 @@ class Broadcaster:
                 await self._sleep(max(0.0, 1.0 - (time.monotonic() - began)))
         return sent
 
-    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
-        async def guarded() -> None:
-            try:
-                await work
-            except Exception:
-                log.exception("broadcast failed")
-
-        task = asyncio.create_task(guarded())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def drain(self) -> None:
-        """Wait for the broadcasts under way (on shutdown, and in tests)."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Wait for the work started so far (on shutdown, and in tests)."""
+        await self._background.drain()
 
 
 def _text(actx: AdminContext) -> str:

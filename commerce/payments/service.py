@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from commerce import orders
+from commerce.background import BackgroundTasks
 from commerce.errors import ErrorCode, ShopError
 from commerce.models import OrderStatus, Refund
 from commerce.notifications import Notifier
@@ -63,8 +64,7 @@ class PaymentService:
         self.mchid = mchid
         self.notify_url = notify_url
         self.refund_notify_url = refund_notify_url
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._side_effects = asyncio.Semaphore(MAX_CONCURRENT_SIDE_EFFECTS)
+        self._background = BackgroundTasks(what="payment side effect", limit=MAX_CONCURRENT_SIDE_EFFECTS)
         # --- staff alerts: called (in a side-effect task) once a payment is applied ---
         self.on_paid = on_paid
 
@@ -136,7 +136,7 @@ class PaymentService:
         log.info("payment notification: order=%s result=%s", n.order_no, result)
         if result == "applied" and outcome.order is not None:
             order = outcome.order
-            self._spawn(
+            self._background.spawn(
                 self._tell(
                     order.openid,
                     "order_paid",
@@ -144,7 +144,7 @@ class PaymentService:
                 )
             )
             if self.on_paid is not None:  # staff alerts (the bot sets it; commerce never imports bot)
-                self._spawn(self.on_paid(order))
+                self._background.spawn(self.on_paid(order))
         elif result in ("late", "already_paid", "amount_mismatch"):
             if result == "amount_mismatch":
                 log.error(
@@ -153,7 +153,7 @@ class PaymentService:
                     n.amount_fen,
                     n.transaction_id,
                 )
-            self._spawn(self._refund_late(n, result))
+            self._background.spawn(self._refund_late(n, result))
         elif result == "unknown_order":
             log.error("PAYMENT FOR UNKNOWN ORDER: order=%s transaction=%s; recorded", n.order_no, n.transaction_id)
         return True
@@ -173,7 +173,7 @@ class PaymentService:
         if result == "unknown_refund":
             log.error("REFUND NOTIFICATION FOR UNKNOWN REFUND: refund=%s order=%s", n.refund_no, n.order_no)
         elif result == "applied" and n.succeeded:
-            self._spawn(self._tell_order_owner(n.order_no, "refund_succeeded", {"amount_fen": n.amount_fen}))
+            self._background.spawn(self._tell_order_owner(n.order_no, "refund_succeeded", {"amount_fen": n.amount_fen}))
         elif result == "applied":
             log.error("REFUND FAILED at the provider: refund=%s order=%s", n.refund_no, n.order_no)
         return True
@@ -305,22 +305,10 @@ class PaymentService:
         except Exception:
             log.exception("could not send %s", template)
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        async def guarded() -> None:
-            async with self._side_effects:
-                try:
-                    await work
-                except Exception:
-                    log.exception("payment side effect failed")
-
-        task = asyncio.create_task(guarded())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def drain(self) -> None:
-        """Wait until the side effects started so far (and any they started) have finished."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Wait for the work started so far (on shutdown, and in tests)."""
+        await self._background.drain()
 
     async def aclose(self) -> None:
         await self.drain()
