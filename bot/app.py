@@ -13,10 +13,11 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import dev_chat, export_page, pages, pay_page, paylink, webhook
 from bot.admin.broadcast import Broadcaster
-from bot.alerts import StaffAlerts
+from bot.alerts import MANAGERS, StaffAlerts, openid_tail
 from bot.config import Config
 from bot.conversation import Conversation
 from bot.dialogs.base import DialogRuntime
@@ -44,16 +45,26 @@ from bot.metrics import Metrics
 from bot.notify import OutboundNotifier
 from bot.outbound import MemoryOutbox, OutboundSender
 from bot.payments import build_payment_service
+from bot.planner import NotificationPlanner, PlannedNotifier, parse_template_ids
 from bot.protocol import Inbound
 from bot.render import Rendered, Renderer
 from bot.replies import Text
 from bot.services import Customers, Services, StaffDirectory, shop_rules
+from bot.wechat_api import (
+    AccessTokenManager,
+    MemoryTokenStore,
+    RedisTokenStore,
+    StableTokenFetcher,
+    WeChatClient,
+)
 from commerce.catalog import Catalog
 from commerce.db import create_engine, session_factory
+from commerce.outbox import OutboxItem
 from scheduler.jobs import JobContext
 from scheduler.runner import start_scheduler
 
 STATIC_DIR = Path(__file__).parent / "static"
+_OUTBOUND_GIVEN = web.AppKey("outbound_given", bool)
 
 
 def create_app(config: Config, *, outbound: OutboundSender | None = None) -> web.Application:
@@ -61,6 +72,7 @@ def create_app(config: Config, *, outbound: OutboundSender | None = None) -> web
     app[CONFIG] = config
     app[METRICS] = Metrics()
     app[OUTBOUND] = outbound if outbound is not None else MemoryOutbox()
+    app[_OUTBOUND_GIVEN] = outbound is not None  # outbound planner: a test's sender wins
     app[RENDERER] = Renderer(
         default_locale=config.shop.locale,
         base_url=config.public_base_url,
@@ -105,7 +117,23 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         rules=shop_rules(config),
         pay_url=lambda order: paylink.pay_url(config, order.order_no, order.openid, order.expires_at),
     )
-    notifier = OutboundNotifier(renderer=app[RENDERER], outbound=app[OUTBOUND], sessions=sessions)
+    # --- outbound planner (bot/planner.py): with an appsecret, notifications go through the
+    # database outbox to WeChat (customer-service message, else template, else wait) ---
+    wechat_http: aiohttp.ClientSession | None = None
+    planner: NotificationPlanner | None = None
+    given = app[OUTBOUND]
+    if isinstance(given, NotificationPlanner):  # a test built its own (and owns its client)
+        planner = given
+    elif config.wechat.appsecret and not app[_OUTBOUND_GIVEN]:
+        wechat_http = aiohttp.ClientSession()
+        planner = _build_planner(config, sessions, services, redis, wechat_http)
+        app[OUTBOUND] = planner
+    notifier: OutboundNotifier
+    if planner is not None:
+        notifier = PlannedNotifier(renderer=app[RENDERER], planner=planner, sessions=sessions)
+    else:
+        notifier = OutboundNotifier(renderer=app[RENDERER], outbound=app[OUTBOUND], sessions=sessions)
+    # --- end outbound planner ---
     # --- payments (bot/payments.py): provider + PaymentService, one HTTP session for the provider ---
     pay_http = aiohttp.ClientSession()
     try:
@@ -146,6 +174,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     jobs = JobContext(
         sessions=sessions, notifier=notifier, rules=services.rules,
         payments=services.payments, pay_url=services.pay_url,
+        deliver_outbox=planner.retry_due if planner is not None else None,  # outbound planner
     )
     app[JOBS] = jobs
     scheduler = start_scheduler(jobs) if config.scheduler.enabled else None
@@ -158,10 +187,44 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         await broadcasts.drain()  # staff alerts and broadcasts: finish sending
         await payments.aclose()  # payments: finish side effects, then close its HTTP session
         await alerts.drain()  # (after payments: a paid order's alert is one of its side effects)
+        if planner is not None:  # outbound planner: finish the immediate attempts
+            await planner.drain()
+        if wechat_http is not None:
+            await wechat_http.close()
         await pay_http.close()
         if redis is not None:
             await redis.aclose()
         await engine.dispose()
+
+
+# --- outbound planner ---
+def _build_planner(
+    config: Config,
+    sessions: async_sessionmaker[AsyncSession],
+    services: Services,
+    redis: Redis | None,
+    http: aiohttp.ClientSession,
+) -> NotificationPlanner:
+    wechat = config.wechat
+    fetch = StableTokenFetcher(http, base_url=wechat.api_base_url, appid=wechat.appid, appsecret=wechat.appsecret)
+    store = RedisTokenStore(redis) if redis is not None else MemoryTokenStore()
+    client = WeChatClient(http, base_url=wechat.api_base_url, tokens=AccessTokenManager(fetch, store))
+
+    async def tell_staff(item: OutboxItem, error: str) -> None:
+        if services.alerts is None:
+            return
+        data = {"customer": openid_tail(item.openid), "event": item.event, "error": error[:100]}
+        await services.alerts.alert("alert_outbox_failed", data, MANAGERS)
+
+    return NotificationPlanner(
+        sessions=sessions,
+        client=client,
+        window_messages=wechat.window_messages,
+        template_ids=parse_template_ids(wechat.template_ids),
+        max_attempts=wechat.outbox_max_attempts,
+        alert=tell_staff,
+    )
+# --- end outbound planner ---
 
 
 async def healthz(request: web.Request) -> web.Response:

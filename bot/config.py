@@ -47,6 +47,10 @@ class WeChatConfig:
     encoding_aes_key: str = ""
     api_base_url: str = "https://api.weixin.qq.com"
     max_clock_skew_seconds: int = 0
+    # --- outbound notifications (bot/planner.py) ---
+    window_messages: int = 5  # customer-service messages per customer message (48-hour window)
+    template_ids: str = ""  # template-message fallbacks: "order_paid=TEMPLATE_ID,order_shipped=ID2"
+    outbox_max_attempts: int = 8  # delivery attempts before a message is failed and staff are told
 
 
 @dataclass(frozen=True)
@@ -270,6 +274,10 @@ def _validate(config: Config) -> None:
         raise ConfigError("redis.url: must start with redis://, rediss:// or unix://")
     if config.pay.provider not in ("sandbox", "wechatpay_v3", "wechatpay_v2"):
         raise ConfigError("pay.provider: must be sandbox, wechatpay_v3 or wechatpay_v2")
+    for part in filter(None, (p.strip() for p in config.wechat.template_ids.split(","))):
+        event, sep, template_id = part.partition("=")
+        if not sep or not event.strip() or not template_id.strip():
+            raise ConfigError(f"wechat.template_ids: expected EVENT=TEMPLATE_ID, got {part!r}")
     if config.pay.v2_sign_type not in ("MD5", "HMAC-SHA256"):
         raise ConfigError("pay.v2_sign_type: must be MD5 or HMAC-SHA256")
     if config.pay.provider == "wechatpay_v3":

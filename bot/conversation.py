@@ -7,6 +7,7 @@ cancel…), then the open dialog, then the fallback (any other text is a search)
 from __future__ import annotations
 
 import logging
+
 from bot.context import Context
 from bot.dialogs.base import Active, Expired
 from bot.protocol import Inbound
@@ -15,6 +16,15 @@ from bot.router import Router
 from bot.services import Services
 
 log = logging.getLogger(__name__)
+
+
+# Events by which the customer opens WeChat's 48-hour customer-service window (besides
+# every message they send); VIEW, LOCATION reports, TEMPLATESENDJOBFINISH... do not.
+WINDOW_EVENTS = frozenset({"subscribe", "scan", "click", "scancode_push", "scancode_waitmsg"})
+
+
+def opens_window(msg: Inbound) -> bool:
+    return msg.kind != "event" or msg.event in WINDOW_EVENTS
 
 
 class Conversation:
@@ -26,7 +36,7 @@ class Conversation:
     async def respond(self, msg: Inbound) -> tuple[Reply, str]:
         """The reply to one message, and the locale to say it in."""
         services = self.services
-        customer = await services.customers.touch(msg.openid)
+        customer = await services.customers.touch(msg.openid, messaged=opens_window(msg))
         ctx = Context(
             msg=msg,
             services=services,

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from bot.config import Config
 from bot.dialogs.base import DialogRuntime
+from commerce import outbox
 from commerce.catalog import Catalog
 from commerce.customers import CustomerInfo, touch_customer
 from commerce.models import StaffRole
-from commerce.staff import staff_role
 from commerce.orders import OrderView
-from commerce.rules import ShopRules
+from commerce.rules import ShopRules, utcnow
+from commerce.staff import staff_role
 
 TOUCH_INTERVAL_SECONDS = 60.0
 
@@ -31,8 +31,10 @@ class Customers:
     _recent: dict[str, tuple[CustomerInfo, float]] = field(default_factory=dict)
 
     async def touch(
-        self, openid: str, *, locale: str | None = None, subscribed: bool | None = None
+        self, openid: str, *, locale: str | None = None, subscribed: bool | None = None, messaged: bool = True
     ) -> CustomerInfo:
+        """`messaged`: the customer wrote (opens WeChat's 48-hour window and starts its count
+        over; within the once-a-minute cache the reset waits for the next write)."""
         cached = self._recent.get(openid)
         now = time.monotonic()
         if (
@@ -43,7 +45,9 @@ class Customers:
         ):
             return cached[0]
         async with self.sessions() as session, session.begin():
-            info = await touch_customer(session, openid, locale=locale, subscribed=subscribed)
+            info = await touch_customer(session, openid, locale=locale, subscribed=subscribed, messaged=messaged)
+            if messaged:
+                await outbox.note_inbound(session, openid, now=utcnow())
         if len(self._recent) > 50_000:
             self._recent.clear()
         self._recent[openid] = (info, now)

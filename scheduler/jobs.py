@@ -40,6 +40,8 @@ class JobContext:
     payments: PaymentCloser | None = None
     pay_url: Callable[[OrderView], str] = lambda order: ""
     clock: Callable[[], datetime] = field(default=_now)
+    # delivers the outbox rows that are due (bot/planner.py); None: no outbox (no appsecret)
+    deliver_outbox: Callable[[], Awaitable[int]] | None = None
 
 
 def order_data(order: OrderView) -> dict[str, Any]:
@@ -91,6 +93,13 @@ async def complete_shipped_orders(ctx: JobContext) -> int:
     return len(done)
 
 
+async def deliver_outbox(ctx: JobContext) -> int:
+    """Messages that WeChat could not take yet (unreachable, window closed): try again when due."""
+    if ctx.deliver_outbox is None:
+        return 0
+    return await ctx.deliver_outbox()
+
+
 Job = Callable[[JobContext], Awaitable[int]]
 
 JOBS: dict[str, tuple[Job, int]] = {
@@ -98,4 +107,5 @@ JOBS: dict[str, tuple[Job, int]] = {
     "expire_unpaid_orders": (expire_unpaid_orders, 30),
     "remind_unpaid_orders": (remind_unpaid_orders, 60),
     "complete_shipped_orders": (complete_shipped_orders, 3600),
+    "deliver_outbox": (deliver_outbox, 15),
 }

@@ -7,6 +7,7 @@ import re
 from bot.context import Context
 from bot.replies import Reply, Silence, Text
 from bot.router import Event, MenuKey, MsgType, Router
+from commerce import outbox
 
 router = Router()
 
@@ -63,7 +64,17 @@ async def unknown_click(ctx: Context) -> Reply:
     return Text("help")
 
 
+@router.route(Event("templatesendjobfinish"))
+async def template_delivered(ctx: Context) -> Reply:
+    """WeChat's report on a template message we sent: MsgID + Status go on its outbox row."""
+    msgid = ctx.msg.fields.get("MsgID") or ctx.msg.fields.get("MsgId") or ""
+    if msgid.isdigit():
+        async with ctx.services.sessions() as session, session.begin():
+            await outbox.record_delivery(session, msgid=int(msgid), status=ctx.msg.fields.get("Status", ""))
+    return Silence()
+
+
 @router.route(MsgType("event"))
 async def quiet_event(ctx: Context) -> Reply:
-    """VIEW, LOCATION reports, TEMPLATESENDJOBFINISH and unknown events need no answer."""
+    """VIEW, LOCATION reports and unknown events need no answer."""
     return Silence()

@@ -1,0 +1,256 @@
+"""The outbox: messages to customers, kept in the database until WeChat took them.
+
+A row is written (`enqueue`) in its own unit of work before any delivery attempt, so
+a crash, a restart or an unreachable WeChat loses nothing. Rows are claimed with a
+lease (`claim`, `claim_due`): a conditional UPDATE pushes `next_attempt_at` forward, so
+two workers (or the immediate attempt and the scheduler) never send one row twice
+while its lease runs.
+
+WeChat's customer-service window is tracked on the customer: `last_message_at` (the
+window opens when the customer writes) and `window_sent` (customer-service messages
+sent since then; WeChat caps them). `use_window` reserves one message atomically;
+`note_inbound` resets the count and wakes the rows that were waiting for the window.
+The callers commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from commerce.models import Customer, OutboxMessage, OutboxStatus
+from commerce.rules import as_utc
+
+WINDOW = timedelta(hours=48)
+WAITING = "waiting for the 48-hour window"  # last_error of a row waiting for the customer to write
+ERROR_LIMIT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """One message to deliver, as plain values."""
+
+    id: int
+    openid: str
+    event: str
+    payload: dict[str, Any]
+    template: dict[str, Any] | None
+    attempts: int
+    created_at: datetime
+
+
+def _item(row: OutboxMessage) -> OutboxItem:
+    return OutboxItem(
+        id=row.id,
+        openid=row.openid,
+        event=row.event,
+        payload=dict(row.payload),
+        template=dict(row.template) if row.template else None,
+        attempts=row.attempts,
+        created_at=as_utc(row.created_at),
+    )
+
+
+async def enqueue(
+    session: AsyncSession,
+    *,
+    openid: str,
+    event: str,
+    payload: dict[str, Any],
+    template: dict[str, Any] | None,
+    now: datetime,
+    lease: timedelta,
+) -> OutboxItem:
+    """A new pending row, leased to the caller (who attempts it at once)."""
+    row = OutboxMessage(
+        openid=openid,
+        event=event[:40],
+        payload=payload,
+        template=template,
+        status=OutboxStatus.PENDING.value,
+        channel="",
+        attempts=0,
+        next_attempt_at=as_utc(now + lease),
+        last_error="",
+        delivery_status="",
+        created_at=as_utc(now),
+    )
+    session.add(row)
+    await session.flush()
+    return _item(row)
+
+
+async def claim(session: AsyncSession, message_id: int, *, now: datetime, lease: timedelta) -> bool:
+    """Take a due pending row for `lease`; False when it is not due or someone else has it."""
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.id == message_id,
+            OutboxMessage.status == OutboxStatus.PENDING.value,
+            OutboxMessage.next_attempt_at <= as_utc(now),
+        )
+        .values(next_attempt_at=as_utc(now + lease), last_error="")
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+async def due_ids(session: AsyncSession, *, now: datetime, limit: int = 100) -> list[int]:
+    """Pending rows whose next attempt is due, oldest first."""
+    rows = await session.scalars(
+        select(OutboxMessage.id)
+        .where(OutboxMessage.status == OutboxStatus.PENDING.value, OutboxMessage.next_attempt_at <= as_utc(now))
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+    )
+    return list(rows.all())
+
+
+async def get(session: AsyncSession, message_id: int) -> OutboxItem | None:
+    row = await session.get(OutboxMessage, message_id, populate_existing=True)
+    return _item(row) if row is not None else None
+
+
+async def mark_sent(
+    session: AsyncSession, message_id: int, *, channel: str, now: datetime, template_msgid: int | None = None
+) -> None:
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(
+            status=OutboxStatus.SENT.value,
+            channel=channel,
+            attempts=OutboxMessage.attempts + 1,
+            sent_at=as_utc(now),
+            last_error="",
+            template_msgid=template_msgid,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def mark_retry(
+    session: AsyncSession, message_id: int, *, error: str, attempts: int, next_attempt_at: datetime
+) -> None:
+    """A failed attempt: try again at `next_attempt_at`."""
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(attempts=attempts, last_error=error[:ERROR_LIMIT], next_attempt_at=as_utc(next_attempt_at))
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def mark_waiting(session: AsyncSession, message_id: int, *, until: datetime) -> None:
+    """No way to reach the customer now: wait for them to write (`note_inbound`) or `until`."""
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(last_error=WAITING, next_attempt_at=as_utc(until))
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def mark_failed(session: AsyncSession, message_id: int, *, error: str, attempts: int | None = None) -> None:
+    values: dict[str, Any] = {"status": OutboxStatus.FAILED.value, "last_error": error[:ERROR_LIMIT]}
+    if attempts is not None:
+        values["attempts"] = attempts
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def record_delivery(session: AsyncSession, *, msgid: int, status: str) -> bool:
+    """WeChat's report on a template message (TEMPLATESENDJOBFINISH); False for an unknown msgid."""
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.template_msgid == msgid)
+        .values(delivery_status=status[:40])
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount > 0
+
+
+# ---- the customer-service window ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    opened_at: datetime | None
+    sent: int
+
+    def is_open(self, now: datetime) -> bool:
+        return self.opened_at is not None and as_utc(self.opened_at) > now - WINDOW
+
+
+async def window(session: AsyncSession, openid: str) -> Window:
+    row = (
+        await session.execute(select(Customer.last_message_at, Customer.window_sent).where(Customer.openid == openid))
+    ).first()
+    if row is None:
+        return Window(None, 0)
+    return Window(row[0], int(row[1] or 0))
+
+
+async def use_window(session: AsyncSession, openid: str, *, now: datetime, limit: int) -> bool:
+    """Reserve one customer-service message in the open window, if any is left (atomic)."""
+    result = await session.execute(
+        update(Customer)
+        .where(
+            Customer.openid == openid,
+            Customer.last_message_at.is_not(None),
+            Customer.last_message_at > as_utc(now - WINDOW),
+            Customer.window_sent < limit,
+        )
+        .values(window_sent=Customer.window_sent + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+async def release_window(session: AsyncSession, openid: str) -> None:
+    """Give back a reserved message that WeChat did not take (network, busy)."""
+    await session.execute(
+        update(Customer)
+        .where(Customer.openid == openid, Customer.window_sent > 0)
+        .values(window_sent=Customer.window_sent - 1)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def close_window(session: AsyncSession, openid: str, *, limit: int) -> None:
+    """WeChat said the window is closed or used up (45015/45047): believe it until they write."""
+    await session.execute(
+        update(Customer)
+        .where(Customer.openid == openid)
+        .values(window_sent=limit)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def note_inbound(session: AsyncSession, openid: str, *, now: datetime) -> None:
+    """The customer wrote: the count starts over, and messages waiting for the window are due."""
+    await session.execute(
+        update(Customer)
+        .where(Customer.openid == openid, Customer.window_sent != 0)
+        .values(window_sent=0)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.openid == openid,
+            OutboxMessage.status == OutboxStatus.PENDING.value,
+            OutboxMessage.last_error == WAITING,
+            OutboxMessage.next_attempt_at > as_utc(now),
+        )
+        .values(next_attempt_at=as_utc(now))
+        .execution_options(synchronize_session=False)
+    )
