@@ -16,6 +16,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from wechatpy import parse_message
@@ -55,8 +56,15 @@ def check_freshness(timestamp: str, *, max_skew: int, now: float | None = None) 
         raise SignatureError("stale timestamp")
 
 
+@lru_cache(maxsize=8)
 def aes_key(encoding_aes_key: str) -> bytes:
     return base64.b64decode(encoding_aes_key + "=")
+
+
+@lru_cache(maxsize=8)
+def _prp_crypto(key: bytes) -> PrpCrypto:
+    """One per key: it holds only the AES cipher, and makes a fresh encryptor per call."""
+    return PrpCrypto(key)
 
 
 def extract_encrypt(body: bytes) -> str:
@@ -69,14 +77,14 @@ def extract_encrypt(body: bytes) -> str:
 
 def decrypt(encrypt: str, *, key: bytes, appid: str) -> bytes:
     try:
-        return PrpCrypto(key).decrypt(encrypt, appid).encode()
+        return _prp_crypto(key).decrypt(encrypt, appid).encode()
     except Exception as exc:  # wechatpy raises a mix of types for bad input
         raise SignatureError("cannot decrypt for this app") from exc
 
 
 def encrypt_reply(xml: str, *, token: str, key: bytes, appid: str) -> str:
     """The safe-mode envelope of a reply, signed with a fresh nonce and timestamp."""
-    encrypted = PrpCrypto(key).encrypt(xml, appid)
+    encrypted = _prp_crypto(key).encrypt(xml, appid)
     encrypted = encrypted.decode() if isinstance(encrypted, bytes) else encrypted
     timestamp = str(int(time.time()))
     nonce = secrets.token_hex(8)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import jinja2
 from wechatpy.replies import ArticlesReply, TextReply, TransferCustomerServiceReply
@@ -82,7 +82,9 @@ class Renderer:
             lstrip_blocks=True,
             keep_trailing_newline=False,
             autoescape=False,
+            auto_reload=False,  # templates ship with the code: no stat() per render
         )
+        self._templates: dict[tuple[str, str], jinja2.Template] = {}
         self.env.filters["yuan"] = yuan
         self.env.filters["clip"] = clip
         self.env.filters["hm"] = lambda when: self._local(when).strftime("%H:%M")
@@ -96,7 +98,11 @@ class Renderer:
 
     def _template(self, name: str, locale: str) -> jinja2.Template:
         locale = locale if locale in LOCALES else self.default_locale
-        return self.env.get_template(f"{locale}/{name}.j2")
+        template = self._templates.get((name, locale))
+        if template is None:  # names come from code, so this stays small
+            template = self.env.get_template(f"{locale}/{name}.j2")
+            self._templates[name, locale] = template
+        return template
 
     def text(self, name: str, locale: str, data: dict | None = None) -> str:
         locale = locale if locale in LOCALES else self.default_locale

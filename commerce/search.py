@@ -60,8 +60,6 @@ PRUNE_RATIO = 0.34
 """Only candidates sharing at least this share of the best gram count are scored."""
 TERM_WEIGHT = 3
 """A whole query term found in a document counts as much as this many grams."""
-MAX_SCORE = 100.0
-"""An exact match; no score is higher."""
 SEARCH_MIN_SCORE = 70.0
 """Below this a hit is noise for search() (a shared letter, a loose typo)."""
 SEARCH_RELATIVE_WINDOW = 15.0
@@ -240,6 +238,7 @@ class SearchIndex:
             self._postings[key] = posting
         del postings, shared
         self._vocabulary = _build_vocabulary(self._postings, syllables)
+        self._name_words = _NameWords.of(entries)
         # search() then suggest() for the same text ("nothing found, did you mean…")
         # score the same shortlist: the last complete scoring is kept for the second.
         self._last_scored: tuple[str, int, list[tuple[float, int, int]]] | None = None
@@ -282,24 +281,35 @@ class SearchIndex:
                 best_by_product[product_id] = (score, number)
         if not best_by_product:
             return []
-        ranked = sorted(best_by_product.items(), key=lambda item: (-item[1][0], item[1][1]))
-        if window is not None:
-            floor = ranked[0][1][0] - window
-            ranked = [item for item in ranked if item[1][0] >= floor]
-        return [SearchHit(product_id, round(score, 2)) for product_id, (score, _) in ranked[:limit]]
+        # Best first, then by number (popularity); numbers are unique, so plain tuples
+        # sort in C without a key function.
+        ranked = sorted(
+            [
+                (-score, number, product_id)
+                for product_id, (score, number) in best_by_product.items()
+            ]
+        )
+        top = ranked[:limit]
+        if window is not None:  # the hits within the window are a prefix of the ranking
+            floor = -ranked[0][0] - window
+            top = [hit for hit in top if -hit[0] >= floor]
+        return [SearchHit(product_id, round(-negated, 2)) for negated, _, product_id in top]
 
     def _score_shortlist(
         self, parsed: _Query, *, size: int, enough: int
     ) -> tuple[list[tuple[float, int, int]], bool]:
         """(score, number, product id) of the shortlist in number order, and whether complete.
 
-        Scoring is the expensive step, so it stops once `enough` products score the
-        maximum: documents are scored in number (popularity) order, so none left can
-        rank above them, not even on a tie. The caller ranks what was scored.
+        Scoring is the expensive step, so it stops once `enough` products reach the
+        most this query can score against any document ("grape" scores 95 at best
+        where no name has the word): documents are scored in number (popularity)
+        order, so none left can rank above them, not even on a tie. The caller ranks
+        what was scored.
         """
         candidates = self._shortlist(parsed.terms, parsed.grams, size=size)
         candidates.sort()
         scorer = _Scorer(parsed)
+        ceiling = scorer.ceiling(self._name_words)
         entries = self._entries
         scored: list[tuple[float, int, int]] = []
         perfect: set[int] = set()
@@ -307,7 +317,7 @@ class SearchIndex:
             entry = entries[number]
             score = scorer.score(entry)
             scored.append((score, number, entry.product_id))
-            if score >= MAX_SCORE:
+            if score >= ceiling:
                 perfect.add(entry.product_id)
                 if len(perfect) >= enough:
                     return scored, False
@@ -363,8 +373,8 @@ class SearchIndex:
 class _Chosen:
     """The posting lists one query counts, each with its weight.
 
-    Keys of one word often share a posting list (苹, 果, 苹果, "@pingguo", "ngg" all
-    list the apples; the index stores such lists once), and a term counts
+    Keys of one word often share a posting list (芒, 芒果 and "@mangguo" all list
+    the mangoes; the index stores such lists once), and a term counts
     TERM_WEIGHT times: counting a shared list once with its total weight saves
     counting it again for every key.
     """
@@ -785,14 +795,62 @@ class _Scorer:
         unknown word ("red apple" when nothing says red) does not sink a good match.
         Spaced pinyin ("cao mei") must match as a whole to score fully.
         """
-        scores = [part.score(entry) for part in self._parts]
-        if not scores:
-            return 0.0
-        blended = 0.5 * max(scores) + 0.5 * sum(scores) / len(scores)
+        whole = None
+        if self._joined is not None:
+            whole = self._joined.pinyin_score(entry)
+            if whole >= _SCATTERED_FULL:
+                return whole  # the blend of scores up to 100 cannot beat it
+        blended = _blend([part.score(entry) for part in self._parts])
+        if whole is None:
+            return blended
+        return max(whole, blended * W_SCATTERED_SYLLABLES)
+
+    def ceiling(self, name_words: _NameWords) -> float:
+        """The most score() can return for any document of the index.
+
+        The same blend over each part's ceiling: the blend never decreases when a
+        part's score grows, not even in floating point (rounding is monotonic).
+        """
+        blended = _blend([part.ceiling(name_words) for part in self._parts])
         if self._joined is None:
             return blended
-        whole = self._joined.pinyin_score(entry)
-        return max(whole, blended * W_SCATTERED_SYLLABLES)
+        return max(_PINYIN_CEILING, blended * W_SCATTERED_SYLLABLES)
+
+
+def _blend(scores: list[float]) -> float:
+    if not scores:
+        return 0.0
+    return 0.5 * max(scores) + 0.5 * sum(scores) / len(scores)
+
+
+@dataclass(frozen=True, slots=True)
+class _NameWords:
+    """The latin words of all names, to bound what a query word can score."""
+
+    words: frozenset[str]
+    by_length: dict[int, tuple[str, ...]]
+
+    @classmethod
+    def of(cls, entries: Iterable[_Entry]) -> _NameWords:
+        words = frozenset(chain.from_iterable(entry.name_words.split() for entry in entries))
+        by_length: defaultdict[int, list[str]] = defaultdict(list)
+        for word in sorted(words):
+            by_length[len(word)].append(word)
+        return cls(words, {length: tuple(group) for length, group in by_length.items()})
+
+    def typo_candidates(self, word: str, *, above: float) -> list[str]:
+        """Name words whose fuzz.ratio with `word` may exceed `above`.
+
+        The ratio is 100 * (1 - distance / (a + b)) for lengths a and b, and the
+        distance is at least |a - b|; lengths that cannot come near are skipped.
+        """
+        size = len(word)
+        return [
+            name_word
+            for length, group in self.by_length.items()
+            if (length + size - abs(length - size)) * 100.0 >= (above - 1.0) * (length + size)
+            for name_word in group
+        ]
 
 
 class _CjkPartScorer:
@@ -805,6 +863,9 @@ class _CjkPartScorer:
         self._syllables = part.syllables
         self._coverage: dict[tuple[str, str], float] = {}
         self._sound: dict[str, float] = {}
+
+    def ceiling(self, name_words: _NameWords) -> float:
+        return 100.0 * W_NAME
 
     def score(self, entry: _Entry) -> float:
         text = self._text
@@ -885,6 +946,18 @@ class _WordScorer:
             best = _INITIALS_FULL
         return best
 
+    def ceiling(self, name_words: _NameWords) -> float:
+        """The most score() can return: only a word of a name scores over 95."""
+        if self._word in name_words.words:
+            return 100.0 * W_NAME
+        if not self._typos_count:
+            return _OUTSIDE_NAME_CEILING
+        choices = name_words.typo_candidates(self._word, above=_OUTSIDE_NAME_CEILING)
+        match = process.extractOne(
+            self._word, choices, scorer=fuzz.ratio, score_cutoff=_OUTSIDE_NAME_CEILING
+        )
+        return max(_OUTSIDE_NAME_CEILING, match[1] * W_NAME) if match else _OUTSIDE_NAME_CEILING
+
     def pinyin_score(self, entry: _Entry) -> float:
         """The word read as pinyin of the name, else of tags and category."""
         pinyin = self._pinyin
@@ -945,6 +1018,12 @@ class _WordScorer:
 _AUX_FULL = 100.0 * W_AUX
 """A whole match outside the name: nothing but the name can do better."""
 _INITIALS_FULL = 100.0 * W_INITIALS
+_SCATTERED_FULL = 100.0 * W_SCATTERED_SYLLABLES
+_PINYIN_CEILING = max(100.0 * W_PINYIN, 100.0 * W_AUX_PINYIN)
+_OUTSIDE_NAME_CEILING = max(
+    PREFIX_SCORE * W_NAME, 100.0 * W_AUX, _PINYIN_CEILING, 100.0 * W_INITIALS
+)
+"""What a query word scores at most without being, or nearly being, a word of the name."""
 
 
 def _cjk_coverage(text: str, name: str, aux_cjk: str) -> float:
@@ -996,12 +1075,15 @@ def _syllable_coverage(syllables: tuple[str, ...], spaced_syllables: str) -> flo
 def _joined_windows(items: Sequence[str], *, shortest: int, longest: int) -> list[str]:
     """Every run of consecutive items, joined, whose length is within the bounds."""
     windows: list[str] = []
-    for start in range(len(items)):
-        joined = ""
-        for item in items[start:]:
-            joined += item
-            if len(joined) > longest:
-                break
+    count = len(items)
+    for start in range(count):
+        joined = items[start]
+        stop = start + 1
+        while len(joined) <= longest:
             if len(joined) >= shortest:
                 windows.append(joined)
+            if stop == count:
+                break
+            joined += items[stop]
+            stop += 1
     return windows

@@ -162,7 +162,8 @@ class DialogRuntime:
             dialog=dialog.name,
             state=str(step.state),
             version=dialog.version,
-            data=dataclasses.asdict(step.data),
+            # fields by hand, not asdict (a deep copy per message); the store serialises at once
+            data={f.name: getattr(step.data, f.name) for f in dataclasses.fields(step.data)},
             expires_at=time.time() + self.ttl_seconds,
         )
         await self.store.put(openid, stored)

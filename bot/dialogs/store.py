@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
@@ -28,7 +28,17 @@ class StoredDialog:
         return (now if now is not None else time.time()) >= self.expires_at
 
     def dumps(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+        # The fields by hand: asdict(self) would deep-copy `data` (plain JSON values
+        # already, see DialogRuntime) only to serialise the copy. A dataclass nested in
+        # `data` still becomes an object, as asdict would make it.
+        fields = {
+            "dialog": self.dialog,
+            "state": self.state,
+            "version": self.version,
+            "data": self.data,
+            "expires_at": self.expires_at,
+        }
+        return json.dumps(fields, ensure_ascii=False, separators=(",", ":"), default=_plain)
 
     @classmethod
     def loads(cls, raw: str | bytes) -> StoredDialog | None:
@@ -36,6 +46,13 @@ class StoredDialog:
             return cls(**json.loads(raw))
         except (TypeError, ValueError):
             return None  # unreadable state is dropped, never a crash
+
+
+def _plain(value: Any) -> Any:
+    """json.dumps' fallback: dataclass instances as dicts, anything else refused."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 class DialogStore(Protocol):
