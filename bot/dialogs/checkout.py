@@ -112,7 +112,7 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
                  if a.id == data.address_id),
                 None,
             )
-        if not quote.lines or quote.goods_fen == 0 and not quote.problems:
+        if not quote.lines and not quote.problems:
             return Step(Text("cart_empty"))
         if address is None:
             return Step(Text("ask_address"), CheckoutState.ADDRESS, data)

@@ -203,3 +203,22 @@ async def test_an_empty_orders_list_and_an_empty_checkout(shop: Shop) -> None:
     user = shop.user("o_new")
     assert "还没有订单" in (await user.say("订单")).text
     assert "购物车是空的" in (await user.say("结算")).text
+
+
+async def test_a_cart_whose_only_item_sold_out_says_so_at_checkout(shop: Shop) -> None:
+    """Regression: checkout answered "your cart is empty" when every line had sold out."""
+    from sqlalchemy import update
+
+    user = shop.user("o_sold_out")
+    await _open(user, "香蕉", "香蕉")
+    await user.say("加入购物车 2")
+    async with shop.client.app[SERVICES].sessions() as session, session.begin():
+        await session.execute(update(Variant).where(Variant.sku_code == await _sku(shop, "香蕉", "")).values(stock=0))
+    await user.say("结算")
+    review = await user.say("张三 13800138000 上海市浦东新区世纪大道100号")
+    review = await user.say("确认")
+    assert "香蕉" in review.text and "已售罄" in review.text
+    refused = await user.say("确认")
+    assert "库存不足" in refused.text
+    async with shop.client.app[SERVICES].sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Order)) == 0
