@@ -6,7 +6,7 @@ context; tests build their own app with their own config and outbound sender.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import dev_chat, export_page, pages, pay_page, paylink, webhook
+from bot import dev_chat, export_page, invites, pages, pay_page, paylink, webhook
 from bot.admin.broadcast import Broadcaster
 from bot.alerts import MANAGERS, StaffAlerts, openid_tail
 from bot.config import Config
@@ -28,6 +28,7 @@ from bot.dialogs.orders import OrdersDialog
 from bot.dialogs.search import SearchDialog
 from bot.dialogs.store import DialogStore, MemoryDialogStore, RedisDialogStore
 from bot.handlers import build_routes, pay_notify
+from bot.health import HEALTH, HealthChecks, healthz
 from bot.inbox import Inbox
 from bot.keys import (
     CONFIG,
@@ -47,6 +48,7 @@ from bot.outbound import MemoryOutbox, OutboundSender
 from bot.payments import build_payment_service
 from bot.planner import NotificationPlanner, PlannedNotifier, parse_template_ids
 from bot.protocol import Inbound
+from bot.ratelimit import MemoryRateLimiter, MessageGate, RateLimiter, RedisRateLimiter, Verdict
 from bot.render import Rendered, Renderer
 from bot.replies import Text
 from bot.services import Customers, Services, StaffDirectory, shop_rules
@@ -82,6 +84,7 @@ def create_app(config: Config, *, outbound: OutboundSender | None = None) -> web
     app.cleanup_ctx.append(_resources)
     webhook.add_routes(app)
     pages.add_routes(app)
+    invites.add_routes(app)  # --- share links: GET /s/{scene} (bot/invites.py) ---
     export_page.add_routes(app)  # --- staff exports: GET /export/{token} (bot/export_page.py) ---
     # --- payment page and local chat simulator (bot/pay_page.py, bot/dev_chat.py) ---
     dev_chat.add_routes(app)  # /dev/chat*: answers only with pay.provider = "sandbox"
@@ -134,6 +137,11 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     else:
         notifier = OutboundNotifier(renderer=app[RENDERER], outbound=app[OUTBOUND], sessions=sessions)
     # --- end outbound planner ---
+    services.invites = invites.InviteService(
+        planner.client if planner is not None else None,
+        invites.RedisQrCache(redis) if redis is not None else invites.MemoryQrCache(),
+        base_url=config.public_base_url,
+    )
     # --- payments (bot/payments.py): provider + PaymentService, one HTTP session for the provider ---
     pay_http = aiohttp.ClientSession()
     try:
@@ -166,6 +174,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         fallback=fallback_reply,
         outbound=app[OUTBOUND],
         deadline=config.server.reply_deadline_seconds,
+        refuse=_build_gate(app, services, redis),  # rate limiting (bot/ratelimit.py)
     )
     app[ENGINE] = engine
     app[SERVICES] = services
@@ -178,6 +187,12 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     )
     app[JOBS] = jobs
     scheduler = start_scheduler(jobs) if config.scheduler.enabled else None
+    # --- health (bot/health.py): /healthz checks these ---
+    app[HEALTH] = HealthChecks(
+        engine=engine, redis=redis, scheduler=scheduler, scheduler_enabled=config.scheduler.enabled,
+        timeout=config.server.health_timeout_seconds,
+    )
+    # --- end health ---
     try:
         yield
     finally:
@@ -195,6 +210,32 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         if redis is not None:
             await redis.aclose()
         await engine.dispose()
+
+
+# --- rate limiting (bot/ratelimit.py): per customer, in Redis when configured ---
+def _build_gate(
+    app: web.Application, services: Services, redis: Redis | None
+) -> Callable[[Inbound], Awaitable[Rendered | None]] | None:
+    config, renderer, metrics = app[CONFIG], app[RENDERER], app[METRICS]
+    limit = config.server.messages_per_minute
+    if limit == 0:
+        return None
+    limiter: RateLimiter = (
+        RedisRateLimiter(redis, limit=limit) if redis is not None else MemoryRateLimiter(limit=limit)
+    )
+
+    async def warn(msg: Inbound) -> Rendered:
+        try:  # the customer did write: a touch within the minute is a cache hit
+            locale = (await services.customers.touch(msg.openid)).locale or config.shop.locale
+        except Exception:
+            locale = config.shop.locale
+        return renderer.render(Text("rate_limited"), locale)
+
+    def count(verdict: Verdict) -> None:
+        metrics.rate_limited.labels(verdict.value).inc()
+
+    return MessageGate(limiter=limiter, warn=warn, on_limited=count).refuse
+# --- end rate limiting ---
 
 
 # --- outbound planner ---
@@ -225,10 +266,6 @@ def _build_planner(
         alert=tell_staff,
     )
 # --- end outbound planner ---
-
-
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
 
 
 async def metrics(request: web.Request) -> web.Response:

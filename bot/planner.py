@@ -189,6 +189,11 @@ class NotificationPlanner:
                 attempted += 1
         return attempted
 
+    @property
+    def client(self) -> WeChatClient:
+        """The WeChat API client it sends with (also used for QR codes)."""
+        return self._client
+
     async def drain(self) -> None:
         """Wait for the immediate attempts started so far (shutdown, tests)."""
         await self._background.drain()

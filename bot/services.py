@@ -110,6 +110,7 @@ class Services:
     rules: ShopRules
     pay_url: Callable[[OrderView], str]
     payments: Any = None  # commerce.payments.service.PaymentService, set by the app factory
+    invites: Any = None  # bot.invites.InviteService: parametric QR codes and share links
     # --- staff alerts, customer notices from staff commands, broadcasts: set by the app factory ---
     notifier: Any = None  # bot.notify.OutboundNotifier
     alerts: Any = None  # bot.alerts.StaffAlerts

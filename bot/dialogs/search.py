@@ -4,6 +4,7 @@
 stateDiagram-v2
     [*] --> RESULTS: search text / hot / category / suggestions
     [*] --> CATEGORIES: "分类" or the categories menu
+    [*] --> CARD: a shared product's QR code (open_product)
     CATEGORIES --> RESULTS: a number picks a category
     CATEGORIES --> CATEGORIES: out-of-range number
     RESULTS --> RESULTS: next / prev / out-of-range number
@@ -101,7 +102,7 @@ class SearchDialog(Dialog[SearchState, SearchData]):
     State = SearchState
     Data = SearchData
     version = 2
-    initial = frozenset({SearchState.RESULTS, SearchState.CATEGORIES})
+    initial = frozenset({SearchState.RESULTS, SearchState.CATEGORIES, SearchState.CARD})
     transitions = {
         SearchState.RESULTS: frozenset({SearchState.RESULTS, SearchState.CARD}),
         SearchState.CARD: frozenset({SearchState.CARD, SearchState.RESULTS}),
@@ -147,6 +148,19 @@ class SearchDialog(Dialog[SearchState, SearchData]):
         data = SearchData(source="categories", category_ids=[c.id for c in snapshot.categories])
         step = Step(self._categories_reply(snapshot, data), SearchState.CATEGORIES, data)
         return await ctx.services.dialogs.start(ctx, self, step)
+
+    async def open_product(self, ctx: Context, product_id: int) -> Reply | None:
+        """Open one product's card directly (a scanned product-share QR code).
+
+        The dialog starts in CARD with a one-item list, so "加入购物车" works next and
+        "返回" shows that product's line. None (and no dialog) when the product is
+        missing or off sale: the caller says so.
+        """
+        product = await ctx.services.catalog.product(product_id)
+        if product is None:
+            return None
+        data = SearchData(source="share", product_ids=[product.id], product_id=product.id)
+        return await ctx.services.dialogs.start(ctx, self, Step(product_card(product), SearchState.CARD, data))
 
     async def _start_list(self, ctx: Context, snapshot: CatalogSnapshot, data: SearchData) -> Reply:
         step = Step(self._list_reply(ctx, snapshot, data), SearchState.RESULTS, data)

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
+from typing import cast
 
+from bot import scenes
 from bot.context import Context
-from bot.replies import Reply, Silence, Text
+from bot.dialogs.search import SearchDialog
+from bot.replies import News, Notice, Reply, Silence, Text
 from bot.router import Event, MenuKey, MsgType, Router
+from bot.scenes import GroupInvite, ProductShare, ReferralInvite
 from commerce import outbox
 
 router = Router()
@@ -20,8 +25,15 @@ MENU_CATEGORY_PREFIX = "CATEGORY_"
 
 @router.route(Event("subscribe"))
 async def subscribe(ctx: Context) -> Reply:
+    """A follow, maybe through a parametric QR code (`ctx.msg.scene`, qrscene_ stripped).
+
+    Through a product-share code the reply is that product's card with the welcome
+    as its first line: a passive reply is one message and a news reply cannot carry
+    a text, so the card wins and the welcome is kept to a line (the full welcome is
+    one "帮助" away). Anything else gets the normal welcome.
+    """
     await ctx.services.customers.touch(ctx.openid, subscribed=True)
-    return Text("welcome", {"scene": ctx.msg.scene})
+    return await _scene_reply(ctx, welcome="welcome")
 
 
 @router.route(Event("unsubscribe"))
@@ -33,7 +45,27 @@ async def unsubscribe(ctx: Context) -> Reply:
 
 @router.route(Event("scan"))
 async def scan(ctx: Context) -> Reply:
-    return Text("welcome_back", {"scene": ctx.msg.scene})
+    """A follower scanned a parametric QR code: the same routing, a "welcome back"."""
+    return await _scene_reply(ctx, welcome="welcome_back")
+
+
+async def _scene_reply(ctx: Context, *, welcome: str) -> Reply:
+    scene = scenes.parse(ctx.msg.scene) if ctx.msg.scene else None
+    greeting = Text(welcome, {"scene": ctx.msg.scene})
+    if isinstance(scene, ProductShare):
+        search = cast(SearchDialog, ctx.services.dialogs.get("search"))
+        reply = await search.open_product(ctx, scene.product_id)
+        if reply is None:  # missing or off sale since the code was made
+            return Text(welcome, greeting.data, (Notice("scene_product_gone"),))
+        if welcome == "welcome" and isinstance(reply, News):
+            first, *rest = reply.cards
+            reply = News((replace(first, data={**first.data, "welcome": True}), *rest))
+        return reply
+    if isinstance(scene, ReferralInvite | GroupInvite):
+        # Recorded for the referral (first-touch attribution) and group-buy handlers, which
+        # come in a later issue; until then the user just gets the welcome.
+        ctx.extras["scene"] = scene
+    return greeting
 
 
 @router.route(MenuKey(MENU_HOT))
