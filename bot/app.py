@@ -29,7 +29,8 @@ from bot.dialogs.search import SearchDialog
 from bot.dialogs.store import DialogStore, MemoryDialogStore, RedisDialogStore
 from bot.handlers import build_routes, pay_notify
 from bot.health import HEALTH, HealthChecks, healthz
-from bot.inbox import Inbox
+from bot.inbox import Inbox, MemoryReplyStore, ReplyStore, UserLock, UserLocks
+from bot.inbox_redis import RedisReplyStore, RedisUserLocks
 from bot.keys import (
     CONFIG,
     ENGINE,
@@ -63,7 +64,7 @@ from commerce.catalog import Catalog
 from commerce.db import create_engine, session_factory
 from commerce.outbox import OutboxItem
 from scheduler.jobs import JobContext
-from scheduler.runner import start_scheduler
+from scheduler.runner import RedisTickLock, TickLock, start_scheduler
 
 STATIC_DIR = Path(__file__).parent / "static"
 _OUTBOUND_GIVEN = web.AppKey("outbound_given", bool)
@@ -169,11 +170,19 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     def fallback_reply(msg: Inbound) -> Rendered:
         return renderer.render(Text("error"), config.shop.locale)
 
+    # --- several workers (bot/inbox_redis.py, scheduler/runner.py): with Redis, message
+    # de-duplication, per-user order and scheduler ticks are shared; else in process ---
+    replies: ReplyStore = RedisReplyStore(redis) if redis is not None else MemoryReplyStore()
+    user_locks: UserLock = RedisUserLocks(redis) if redis is not None else UserLocks()
+    tick_lock: TickLock | None = RedisTickLock(redis) if redis is not None else None
+    # --- end several workers ---
     inbox = Inbox(
         respond=respond,
         fallback=fallback_reply,
         outbound=app[OUTBOUND],
         deadline=config.server.reply_deadline_seconds,
+        replies=replies,  # several workers
+        locks=user_locks,  # several workers
         refuse=_build_gate(app, services, redis),  # rate limiting (bot/ratelimit.py)
     )
     app[ENGINE] = engine
@@ -186,7 +195,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         deliver_outbox=planner.retry_due if planner is not None else None,  # outbound planner
     )
     app[JOBS] = jobs
-    scheduler = start_scheduler(jobs) if config.scheduler.enabled else None
+    scheduler = start_scheduler(jobs, lock=tick_lock) if config.scheduler.enabled else None  # several workers
     # --- health (bot/health.py): /healthz checks these ---
     app[HEALTH] = HealthChecks(
         engine=engine, redis=redis, scheduler=scheduler, scheduler_enabled=config.scheduler.enabled,

@@ -37,6 +37,8 @@ class ServerConfig:
     max_body_bytes: int = 64 * 1024
     reply_deadline_seconds: float = 4.5
     secret_key: str = ""  # signs payment and export links; empty: derived from wechat.token (dev only)
+    messages_per_minute: int = 30  # per customer; over it: one polite reply, then silence; 0 = off
+    health_timeout_seconds: float = 2.0  # /healthz: each check (database, Redis) gives up after this
 
 
 @dataclass(frozen=True)
@@ -258,6 +260,10 @@ def _validate(config: Config) -> None:
         raise ConfigError("server.max_body_bytes: must be at least 1024")
     if not 0.5 <= config.server.reply_deadline_seconds <= 4.8:
         raise ConfigError("server.reply_deadline_seconds: must be between 0.5 and 4.8 (WeChat waits 5 s)")
+    if config.server.messages_per_minute < 0:
+        raise ConfigError("server.messages_per_minute: must not be negative (0 turns the limit off)")
+    if not 0.1 <= config.server.health_timeout_seconds <= 30:
+        raise ConfigError("server.health_timeout_seconds: must be between 0.1 and 30")
     if not config.wechat.token:
         raise ConfigError("wechat.token: must not be empty")
     key = config.wechat.encoding_aes_key

@@ -2,9 +2,13 @@
 
 WeChat waits 5 seconds for a passive reply and then retries (3 times) with the same
 MsgId. The inbox:
-- de-duplicates on the message's key; a retry waits for, and gets, the first
+- de-duplicates on the message's key (a `ReplyStore`: in process, or in Redis for
+  several workers, bot/inbox_redis.py); a retry waits for, and gets, the first
   delivery's reply, even while the first is still being processed;
-- runs one user's messages one at a time, in arrival order (asyncio locks are FIFO);
+- lets the rate limit (`refuse`, bot/ratelimit.py) answer a flooding user's new
+  messages instead of processing them;
+- runs one user's messages one at a time, in arrival order (`UserLocks`: asyncio
+  locks are FIFO; `RedisUserLocks` across workers);
 - answers "success" when the reply is not ready by the deadline, and then delivers
   it through the outbound sender, exactly once.
 """
@@ -16,8 +20,9 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from bot.outbound import OutboundSender
 from bot.protocol import Inbound
@@ -27,11 +32,77 @@ log = logging.getLogger(__name__)
 DEDUPE_SECONDS = 300.0  # WeChat's retries all come within ~15 s
 
 
+class ReplyStore(Protocol):
+    """Who processes a message, and the reply its retries get.
+
+    A key is claimed once; its reply is either ready, or "deferred" (some delivery gave
+    up waiting, so the processor sends the reply through the outbound sender instead).
+    """
+
+    async def claim(self, key: str) -> bool:
+        """True for the first delivery of `key`: the caller processes the message."""
+        ...
+
+    async def wait(self, key: str, timeout: float) -> Rendered | None:
+        """The reply once ready; None when deferred, or when `timeout` passes (then deferred)."""
+        ...
+
+    async def finish(self, key: str, rendered: Rendered) -> bool:
+        """Store the reply; True when it was deferred and must go out through the sender."""
+        ...
+
+
+class UserLock(Protocol):
+    def hold(self, openid: str) -> AbstractAsyncContextManager[None]:
+        """One user's messages, one at a time, in the order they asked."""
+        ...
+
+
 @dataclass(slots=True)
 class _Entry:
     created: float
     future: asyncio.Future[Rendered]
     deferred: bool = False
+
+
+class MemoryReplyStore:
+    """One worker: futures in process, forgotten after `DEDUPE_SECONDS`."""
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+
+    async def claim(self, key: str) -> bool:
+        if key in self._entries:
+            return False
+        self._forget_old()
+        self._entries[key] = _Entry(time.monotonic(), asyncio.get_running_loop().create_future())
+        return True
+
+    async def wait(self, key: str, timeout: float) -> Rendered | None:
+        entry = self._entries.get(key)
+        if entry is None or entry.deferred:
+            return None
+        try:
+            return await asyncio.wait_for(asyncio.shield(entry.future), timeout)
+        except TimeoutError:
+            entry.deferred = True
+            return None
+
+    async def finish(self, key: str, rendered: Rendered) -> bool:
+        entry = self._entries[key]
+        entry.future.set_result(rendered)
+        return entry.deferred
+
+    def _forget_old(self) -> None:
+        cutoff = time.monotonic() - DEDUPE_SECONDS
+        while self._entries:
+            key, oldest = next(iter(self._entries.items()))
+            if oldest.created > cutoff or not oldest.future.done():
+                break
+            del self._entries[key]
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 class UserLocks:
@@ -66,50 +137,50 @@ class Inbox:
     fallback: Callable[[Inbound], Rendered]
     outbound: OutboundSender
     deadline: float
-    _entries: OrderedDict[str, _Entry] = field(default_factory=OrderedDict)
+    replies: ReplyStore = field(default_factory=MemoryReplyStore)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    locks: UserLocks = field(default_factory=UserLocks)
+    locks: UserLock = field(default_factory=UserLocks)
+    # Rate limiting (bot/ratelimit.py): after de-duplication, so a retry is never counted
+    # twice. None: process the message; else the answer given instead of processing it.
+    refuse: Callable[[Inbound], Awaitable[Rendered | None]] | None = None
 
     async def handle(self, msg: Inbound) -> Rendered | None:
         """The passive reply for `msg`, or None to answer "success" (reply sent later or never)."""
         key = msg.dedupe_key
-        entry = self._entries.get(key)
-        if entry is None:
-            self._forget_old()
-            entry = _Entry(time.monotonic(), asyncio.get_running_loop().create_future())
-            self._entries[key] = entry
-            task = asyncio.create_task(self._process(msg, entry))
+        if await self.replies.claim(key):
+            task = asyncio.create_task(self._process(msg, key))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        if entry.deferred:
-            return None
-        try:
-            return await asyncio.wait_for(asyncio.shield(entry.future), self.deadline)
-        except TimeoutError:
-            entry.deferred = True
-            return None
+        return await self.replies.wait(key, self.deadline)
 
-    async def _process(self, msg: Inbound, entry: _Entry) -> None:
-        async with self.locks.hold(msg.openid):
-            try:
-                rendered = await self.respond(msg)
-            except Exception:
-                log.exception("reply failed", extra={"kind": msg.kind})
-                rendered = self.fallback(msg)
-        entry.future.set_result(rendered)
-        if entry.deferred and rendered.kind in ("text", "news"):
+    async def _process(self, msg: Inbound, key: str) -> None:
+        rendered = await self._refused(msg)
+        if rendered is None:
+            async with self.locks.hold(msg.openid):
+                try:
+                    rendered = await self.respond(msg)
+                except Exception:
+                    log.exception("reply failed", extra={"kind": msg.kind})
+                    rendered = self.fallback(msg)
+        try:
+            deferred = await self.replies.finish(key, rendered)
+        except Exception:
+            log.exception("reply could not be stored", extra={"kind": msg.kind})
+            return
+        if deferred and rendered.kind in ("text", "news"):
             try:
                 await self.outbound.send(msg.openid, rendered)
             except Exception:
                 log.exception("late reply could not be sent")
 
-    def _forget_old(self) -> None:
-        cutoff = time.monotonic() - DEDUPE_SECONDS
-        while self._entries:
-            key, oldest = next(iter(self._entries.items()))
-            if oldest.created > cutoff or not oldest.future.done():
-                break
-            del self._entries[key]
+    async def _refused(self, msg: Inbound) -> Rendered | None:
+        if self.refuse is None:
+            return None
+        try:
+            return await self.refuse(msg)
+        except Exception:
+            log.exception("rate limit check failed", extra={"kind": msg.kind})
+            return None
 
     async def drain(self) -> None:
         """Wait for messages still in progress (shutdown, tests)."""

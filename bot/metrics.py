@@ -20,6 +20,10 @@ class Metrics:
         object.__setattr__(self, "deferred", Counter(
             "storefront_deferred_replies", "Replies that missed the deadline or answered a retry later",
             registry=r))
+        object.__setattr__(self, "rate_limited", Counter(
+            "storefront_rate_limited_messages",
+            "Messages refused by the per-user rate limit (warn: answered politely, silence: not)",
+            ["verdict"], registry=r))
         object.__setattr__(self, "latency", Histogram(
             "storefront_webhook_seconds", "Webhook POST handling time", registry=r,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 4.5)))

@@ -274,7 +274,7 @@ class Server:
                 )
             try:
                 with HTTP.open(f"{self.base}/healthz", timeout=2) as response:
-                    if response.status == 200 and json.loads(response.read()) == {"status": "ok"}:
+                    if response.status == 200 and json.loads(response.read())["status"] == "ok":
                         return
             except (OSError, ValueError):
                 pass
