@@ -2,17 +2,44 @@
 
 Jobs catch up by design (they look for what is due now), so a missed run is simply
 coalesced into the next one; each job runs at most once at a time.
+
+With several workers, each tick runs once: a `TickLock` (`RedisTickLock`, one
+`SET NX PX` per job for about its interval) lets the first worker run it and the
+others skip it. Without a lock every tick runs, as with one worker.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
+from typing import Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from redis.asyncio import Redis
 
 from scheduler.jobs import JOBS, JobContext
 
 log = logging.getLogger(__name__)
+LOCK_SHARE = 0.9  # of the interval: shorter, so that the next tick is never locked out
+
+
+class TickLock(Protocol):
+    async def acquire(self, name: str, *, seconds: float) -> bool:
+        """True when this worker runs this tick of job `name` (held for `seconds`)."""
+        ...
+
+
+class RedisTickLock:
+    """One tick per job across workers; the lock simply expires (never released early)."""
+
+    def __init__(self, redis: Redis, *, prefix: str = "storefront:job:") -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._owner = secrets.token_hex(8)
+
+    async def acquire(self, name: str, *, seconds: float) -> bool:
+        ttl_ms = max(1, int(seconds * 1000))
+        return bool(await self._redis.set(self._prefix + name, self._owner, nx=True, px=ttl_ms))
 
 
 async def run_job(name: str, ctx: JobContext) -> int:
@@ -28,20 +55,34 @@ async def run_job(name: str, ctx: JobContext) -> int:
     return handled
 
 
-def start_scheduler(ctx: JobContext, *, jobs: dict[str, int] | None = None) -> AsyncIOScheduler:
+def start_scheduler(
+    ctx: JobContext, *, jobs: dict[str, float] | None = None, lock: TickLock | None = None
+) -> AsyncIOScheduler:
     """Start the scheduler in the running event loop; `jobs` overrides intervals (seconds)."""
     scheduler = AsyncIOScheduler(
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
     )
     for name, (_job, interval) in JOBS.items():
         seconds = (jobs or {}).get(name, interval)
-        scheduler.add_job(_safe_run, "interval", seconds=seconds, args=(name, ctx), id=name, name=name)
+        scheduler.add_job(
+            run_tick, "interval", seconds=seconds, args=(name, ctx),
+            kwargs={"lock": lock, "interval": seconds}, id=name, name=name,
+        )
     scheduler.start()
     return scheduler
 
 
-async def _safe_run(name: str, ctx: JobContext) -> None:
+async def run_tick(name: str, ctx: JobContext, *, lock: TickLock | None = None, interval: float = 0) -> bool:
+    """One scheduled run of `name`, unless another worker holds this tick; True when it ran."""
+    if lock is not None:
+        try:
+            if not await lock.acquire(name, seconds=interval * LOCK_SHARE):
+                return False
+        except Exception:
+            log.exception("job lock failed", extra={"job": name})
+            return False  # the next tick tries again
     try:
         await run_job(name, ctx)
     except Exception:
         pass  # logged in run_job; the next tick tries again
+    return True
