@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -36,12 +37,14 @@ async def prepare_database(config: Config, *, seed: bool) -> int:
 
 
 def _cmd_serve(config: Config, args: argparse.Namespace) -> int:
-    if args.workers != 1:
-        print("storefront: --workers above 1 needs the Redis-backed multi-worker mode, "
-              "which is not available yet; run one worker.", file=sys.stderr)
+    if not 1 <= args.workers <= 64:
+        print("storefront: --workers must be between 1 and 64", file=sys.stderr)
         return 2
-    from bot.app import create_app
-
+    if args.workers > 1 and not config.redis.url:
+        print("storefront: several workers share dialog state, de-duplication, per-user order, "
+              "rate limits and the access token through Redis: set redis.url "
+              "(STOREFRONT_REDIS__URL)", file=sys.stderr)
+        return 2
     seeded = asyncio.run(prepare_database(config, seed=config.shop.seed_demo))
     base = config.public_base_url
     mode = "safe mode (AES)" if config.wechat.encoding_aes_key else "plain mode"
@@ -60,12 +63,54 @@ def _cmd_serve(config: Config, args: argparse.Namespace) -> int:
     if config.wechat.encoding_aes_key:
         chat += " --aes"
     print(f"  chat with it from another terminal:  {chat}", flush=True)
+    if args.workers > 1:
+        return _serve_workers(config, args.workers)
+    return _serve_one(config, reuse_port=False)
+
+
+def _serve_one(config: Config, *, reuse_port: bool) -> int:
+    from bot.app import create_app
+
     try:
-        web.run_app(create_app(config), host=config.server.host, port=config.server.port, print=None)
+        web.run_app(
+            create_app(config), host=config.server.host, port=config.server.port,
+            print=None, reuse_port=reuse_port or None,
+        )
     except OSError as exc:
         print(f"storefront: cannot listen on {config.server.host}:{config.server.port}: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _worker(config: Config) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    sys.exit(_serve_one(config, reuse_port=True))
+
+
+def _serve_workers(config: Config, count: int) -> int:
+    """N stateless worker processes on one port (SO_REUSEPORT: the kernel spreads
+    connections); everything they share lives in the database and Redis, and each
+    scheduled tick runs once across them (a Redis lock)."""
+    import multiprocessing
+    import signal
+
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_worker, args=(config,), name=f"storefront-worker-{n}") for n in range(count)]
+    for worker in workers:
+        worker.start()
+    print(f"  {count} workers on port {config.server.port}: pids {' '.join(str(w.pid) for w in workers)}", flush=True)
+
+    def stop(signum: int, _frame: object) -> None:
+        for worker in workers:
+            if worker.is_alive() and worker.pid:
+                os.kill(worker.pid, signal.SIGINT)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    for worker in workers:
+        worker.join()
+    failed = [w for w in workers if w.exitcode not in (0, -signal.SIGINT)]
+    return 1 if failed else 0
 
 
 def _cmd_chat(config: Config, args: argparse.Namespace) -> int:

@@ -406,3 +406,57 @@ def test_serve_prints_the_webhook_and_chat_and_stops_on_ctrl_c(server: Server) -
     assert f"{server.base}/dev/chat" in out and "SANDBOX" in out
     assert re.search(r"demo catalog: \d+ products", out)
     assert "Traceback" not in server.stderr()
+
+
+# --------------------------------------------------------------------------- several workers
+
+
+def test_several_workers_need_redis(tmp_path: Path) -> None:
+    result = run(["serve", "--workers", "2"], cwd=tmp_path, env=storefront_env(tmp_path / "shop.db"))
+    assert result.returncode == 2 and "redis.url" in result.stderr
+
+
+@pytest.mark.slow
+def test_two_workers_on_one_port_answer_once(tmp_path: Path, redis_url: str) -> None:
+    """`serve --workers 2`: two processes share the port; a retry is answered from the
+    first delivery whichever worker gets it, and Ctrl-C stops them all."""
+    import asyncio
+
+    import aiohttp
+
+    from bot.simulator import WebhookClient, build_message_xml
+
+    assert STOREFRONT is not None
+    db, port = tmp_path / "shop.db", free_port()
+    env = storefront_env(
+        db, STOREFRONT_SERVER__PORT=str(port), STOREFRONT_SERVER__HOST="127.0.0.1",
+        STOREFRONT_REDIS__URL=redis_url,
+    )
+    stdout_path, stderr_path = tmp_path / "serve.out", tmp_path / "serve.err"
+    with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
+        proc = subprocess.Popen([STOREFRONT, "serve", "--workers", "2"], cwd=tmp_path, env=env, stdout=out, stderr=err)
+    srv = Server(proc, tmp_path, db, port, env, stdout_path, stderr_path)
+    try:
+        srv.wait_healthy()
+
+        async def chat() -> list[str]:
+            async with aiohttp.ClientSession() as session:
+                client = WebhookClient(url=f"{srv.base}/wechat", token=TOKEN, appid=APPID,
+                                       encoding_aes_key="", aes=False, session=session)
+                messages = [
+                    build_message_xml(to_user="gh", from_user=f"o_worker_{n}", kind="text",
+                                      create_time=int(time.time()), msg_id=900_000 + n, content="pingguo")
+                    for n in range(12)
+                ]
+                replies = await asyncio.gather(*(client.send(m) for m in messages + messages))
+                return [r.text for r in replies]
+
+        texts = asyncio.run(chat())
+        assert all("烟台红富士苹果" in t for t in texts)
+        assert texts[:12] == texts[12:]  # each retry got its first delivery's reply
+        pids = srv.stdout().split("pids ")[1].split()[:2]
+        assert len(pids) == 2 and all(Path(f"/proc/{pid}").exists() for pid in pids)
+    finally:
+        returncode = srv.stop()
+    assert returncode == 0, srv.stderr()
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
