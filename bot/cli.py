@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from bot.config import Config, ConfigError, load_config
+from bot.logs import configure_logging
 from commerce.db import create_engine, session_factory
 from commerce.migrate import upgrade
 from commerce.seed import catalog_is_empty, seed_demo_catalog
@@ -83,7 +84,7 @@ def _serve_one(config: Config, *, reuse_port: bool) -> int:
 
 
 def _worker(config: Config) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(fmt=config.server.log_format)
     sys.exit(_serve_one(config, reuse_port=True))
 
 
@@ -219,14 +220,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     args = build_parser().parse_args(argv)
+    configure_logging()
     args.config_path = getattr(args, "sub_config", None) or args.config
     try:
         config = load_config(args.config_path)
     except ConfigError as exc:
         print(f"storefront: configuration error: {exc}", file=sys.stderr)
         return 2
+    configure_logging(fmt=config.server.log_format)
     try:
         return args.run(config, args)
     except (OperationalError, OSError) as exc:

@@ -37,6 +37,7 @@ class ServerConfig:
     max_body_bytes: int = 64 * 1024
     reply_deadline_seconds: float = 4.5
     secret_key: str = ""  # signs payment and export links; empty: derived from wechat.token (dev only)
+    log_format: str = "text"  # text (a terminal) or json (one object a line, for log collectors)
     messages_per_minute: int = 30  # per customer; over it: one polite reply, then silence; 0 = off
     health_timeout_seconds: float = 2.0  # /healthz: each check (database, Redis) gives up after this
 
@@ -264,6 +265,8 @@ def _validate(config: Config) -> None:
         raise ConfigError("server.messages_per_minute: must not be negative (0 turns the limit off)")
     if not 0.1 <= config.server.health_timeout_seconds <= 30:
         raise ConfigError("server.health_timeout_seconds: must be between 0.1 and 30")
+    if config.server.log_format not in ("text", "json"):
+        raise ConfigError("server.log_format: must be text or json")
     if not config.wechat.token:
         raise ConfigError("wechat.token: must not be empty")
     key = config.wechat.encoding_aes_key

@@ -12,7 +12,7 @@ import time
 
 from aiohttp import web
 
-from bot import protocol
+from bot import logs, protocol
 from bot.config import WeChatConfig
 from bot.keys import CONFIG, INBOX, METRICS
 from bot.protocol import ProtocolError, SignatureError
@@ -48,6 +48,7 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
 
 async def receive(request: web.Request) -> web.Response:
     started = time.perf_counter()
+    logs.new_request_id()
     config = request.app[CONFIG]
     metrics = request.app[METRICS]
     wechat = config.wechat
@@ -82,6 +83,7 @@ async def receive(request: web.Request) -> web.Response:
         metrics.rejected.labels("malformed").inc()
         return web.Response(status=400, text=f"bad request: {exc}")
 
+    logs.bind_user(msg.openid, key=config.signing_key)
     metrics.messages.labels(msg.kind, msg.event or "").inc()
     rendered = await request.app[INBOX].handle(msg)
     reply = to_xml(rendered, openid=msg.openid, account=msg.account) if rendered else None
