@@ -49,7 +49,14 @@ from bot.outbound import MemoryOutbox, OutboundSender
 from bot.payments import build_payment_service
 from bot.planner import NotificationPlanner, PlannedNotifier, parse_template_ids
 from bot.protocol import Inbound
-from bot.ratelimit import MemoryRateLimiter, MessageGate, RateLimiter, RedisRateLimiter, Verdict
+from bot.ratelimit import (
+    MemoryRateLimiter,
+    MessageGate,
+    RateLimiter,
+    RedisRateLimiter,
+    SendRateGate,
+    Verdict,
+)
 from bot.render import Rendered, Renderer
 from bot.replies import Text
 from bot.services import Customers, Services, StaffDirectory, shop_rules
@@ -273,6 +280,7 @@ def _build_planner(
         template_ids=parse_template_ids(wechat.template_ids),
         max_attempts=wechat.outbox_max_attempts,
         alert=tell_staff,
+        send_gate=SendRateGate(wechat.max_sends_per_second, redis=redis),
     )
 # --- end outbound planner ---
 

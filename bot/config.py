@@ -52,6 +52,7 @@ class WeChatConfig:
     max_clock_skew_seconds: int = 0
     # --- outbound notifications (bot/planner.py) ---
     window_messages: int = 5  # customer-service messages per customer message (48-hour window)
+    max_sends_per_second: int = 50
     template_ids: str = ""  # template-message fallbacks: "order_paid=TEMPLATE_ID,order_shipped=ID2"
     outbox_max_attempts: int = 8  # delivery attempts before a message is failed and staff are told
 
@@ -265,6 +266,8 @@ def _validate(config: Config) -> None:
         raise ConfigError("server.messages_per_minute: must not be negative (0 turns the limit off)")
     if not 0.1 <= config.server.health_timeout_seconds <= 30:
         raise ConfigError("server.health_timeout_seconds: must be between 0.1 and 30")
+    if not 0 <= config.wechat.max_sends_per_second <= 10_000:
+        raise ConfigError("wechat.max_sends_per_second: must be between 0 and 10000")
     if config.server.log_format not in ("text", "json"):
         raise ConfigError("server.log_format: must be text or json")
     if not config.wechat.token:

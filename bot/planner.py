@@ -40,6 +40,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.notify import OutboundNotifier
+from bot.ratelimit import SendRateGate
 from bot.render import Rendered, RenderedArticle, Renderer, clip, yuan
 from bot.replies import Text
 from bot.wechat_api import (
@@ -127,6 +128,7 @@ class NotificationPlanner:
         template_ids: Mapping[str, str] | None = None,
         max_attempts: int = 8,
         alert: StaffAlert | None = None,
+        send_gate: SendRateGate | None = None,
         clock: Callable[[], datetime] = _utcnow,
         backoff_base: timedelta = timedelta(seconds=30),
         backoff_max: timedelta = timedelta(hours=1),
@@ -140,6 +142,7 @@ class NotificationPlanner:
         self.template_ids = dict(template_ids or {})
         self.max_attempts = max(1, max_attempts)
         self.alert = alert
+        self.send_gate: SendRateGate | None = send_gate
         self.clock = clock
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
@@ -189,6 +192,10 @@ class NotificationPlanner:
                 attempted += 1
         return attempted
 
+    async def _gate(self) -> None:
+        if self.send_gate is not None:
+            await self.send_gate.wait()
+
     @property
     def client(self) -> WeChatClient:
         """The WeChat API client it sends with (also used for QR codes)."""
@@ -215,6 +222,7 @@ class NotificationPlanner:
             reserved = await outbox.use_window(session, item.openid, now=now, limit=self.window_messages)
         if reserved:
             try:
+                await self._gate()
                 await self._cs.send(item.openid, from_payload(item.payload))
             except WeChatError as exc:
                 if exc.errcode in (ErrCode.WINDOW_CLOSED, ErrCode.OVER_QUOTA):
@@ -231,6 +239,7 @@ class NotificationPlanner:
                 return
         if item.template:
             try:
+                await self._gate()
                 msgid = await self._client.send_template(
                     item.openid,
                     str(item.template["template_id"]),

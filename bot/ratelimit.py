@@ -16,6 +16,7 @@ limiter is unavailable, and renders the polite reply.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import time
@@ -168,3 +169,52 @@ class MessageGate:
         if verdict is Verdict.WARN:
             return await self.warn(msg)
         return Rendered("silence")
+
+
+class SendRateGate:
+    """At most `per_second` sends to WeChat a second, per worker or (with Redis) in all.
+
+    Broadcasts, alerts and outbox retries all go through the planner; this keeps their
+    bursts under WeChat's API frequency limits. A send over the limit waits for the
+    next second instead of failing. 0 turns the gate off.
+    """
+
+    def __init__(
+        self,
+        per_second: int,
+        *,
+        redis: Redis | None = None,
+        prefix: str = "storefront:sendrate:",
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.per_second = per_second
+        self._redis = redis
+        self._prefix = prefix
+        self._clock = clock
+        self._sleep = sleep
+        self._second = -1
+        self._count = 0
+
+    async def _hit(self, second: int) -> int:
+        if self._redis is not None:
+            key = f"{self._prefix}{second}"
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.incr(key)
+                pipe.expire(key, 2)
+                count, _ = await pipe.execute()
+            return int(count)
+        if second != self._second:
+            self._second, self._count = second, 0
+        self._count += 1
+        return self._count
+
+    async def wait(self) -> None:
+        if self.per_second <= 0:
+            return
+        for _ in range(3600):  # bounded: an hour of seconds at the very most
+            now = self._clock()
+            second = int(now)
+            if await self._hit(second) <= self.per_second:
+                return
+            await self._sleep(max(0.001, second + 1 - now))

@@ -182,3 +182,53 @@ async def test_the_app_counts_in_redis_when_configured(make_shop: ShopFactory, s
     async with Redis.from_url(redis_url) as redis:
         keys = [k async for k in redis.scan_iter("storefront:ratelimit:o_flooder:*")]
     assert len(keys) == 1
+
+
+# ---- the global outbound send-rate gate ----------------------------------------------------------
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.25
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+async def test_send_gate_lets_n_a_second_through_and_makes_the_rest_wait() -> None:
+    from bot.ratelimit import SendRateGate
+
+    clock = _Clock()
+    gate = SendRateGate(3, clock=clock, sleep=clock.sleep)
+    for _ in range(3):
+        await gate.wait()
+    assert clock.slept == []
+    await gate.wait()  # the fourth in the same second waits for the next one
+    assert clock.slept == [pytest.approx(0.75)] and int(clock.now) == 1001
+    assert SendRateGate(0).per_second == 0
+    await SendRateGate(0).wait()  # off
+
+
+async def test_send_gate_is_shared_through_redis(redis_url: str) -> None:
+    from redis.asyncio import Redis
+
+    from bot.ratelimit import SendRateGate
+
+    clock = _Clock()
+    first, second = Redis.from_url(redis_url), Redis.from_url(redis_url)
+    try:
+        a = SendRateGate(2, redis=first, clock=clock, sleep=clock.sleep)
+        b = SendRateGate(2, redis=second, clock=clock, sleep=clock.sleep)
+        await a.wait()
+        await b.wait()
+        assert clock.slept == []
+        await a.wait()  # the third send of this second, whichever worker asks, waits
+        assert len(clock.slept) == 1
+    finally:
+        await first.aclose()
+        await second.aclose()
