@@ -62,3 +62,30 @@ async def shop(make_shop: ShopFactory, db_url: str) -> Shop:
 async def sqlite_shop(make_shop: ShopFactory, sqlite_url: str) -> Shop:
     """The shop on SQLite only, for edge tests that do not touch the database's behaviour."""
     return await make_shop(sqlite_url)
+
+
+# Staff used by the admin-command tests: an owner from the config, an operator and a
+# customer-service member added by chat, and a stranger who is not staff.
+OWNER = "o_owner_0001"
+OPERATOR = "o_operator_02"
+SERVICE = "o_service_003"
+STRANGER = "o_customer_9"
+
+
+async def add_staff_by_chat(shop: Shop) -> Shop:
+    owner = shop.user(OWNER)
+    assert "已添加员工" in (await owner.say(f"/staff add {OPERATOR} operator")).text
+    assert "已添加员工" in (await owner.say(f"/staff add {SERVICE} service")).text
+    return shop
+
+
+@pytest.fixture
+async def staffed(make_shop: ShopFactory, db_url: str) -> Shop:
+    """The shop with an owner, an operator and a service member, on SQLite and PostgreSQL."""
+    return await add_staff_by_chat(await make_shop(db_url, staff={"owners": [OWNER]}))
+
+
+@pytest.fixture
+async def sqlite_staffed(make_shop: ShopFactory, sqlite_url: str) -> Shop:
+    """The shop with only its config owner, on SQLite."""
+    return await make_shop(sqlite_url, staff={"owners": [OWNER]})

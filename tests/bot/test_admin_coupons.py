@@ -13,28 +13,16 @@ from bot.keys import SERVICES
 from commerce.models import AuditEntry, Coupon, CouponKind, Customer, CustomerCoupon
 from commerce.rules import as_utc, utcnow
 from tests.bot.chat import Shop
-from tests.bot.conftest import ShopFactory
+from tests.bot.conftest import OPERATOR, OWNER, SERVICE, STRANGER, ShopFactory, add_staff_by_chat
 
-OWNER = "o_owner_0001"
-OPERATOR = "o_operator_02"
-SERVICE = "o_service_003"
 CUSTOMER = "o_customer_77"
-STRANGER = "o_customer_9"
 
 
 @pytest.fixture
 async def staffed(make_shop: ShopFactory, db_url: str) -> Shop:
-    shop = await make_shop(db_url, staff={"owners": [OWNER]})
-    owner = shop.user(OWNER)
-    assert "已添加员工" in (await owner.say(f"/staff add {OPERATOR} operator")).text
-    assert "已添加员工" in (await owner.say(f"/staff add {SERVICE} service")).text
+    shop = await add_staff_by_chat(await make_shop(db_url, staff={"owners": [OWNER]}))
     await shop.user(CUSTOMER).say("你好")  # a customer the shop knows
     return shop
-
-
-@pytest.fixture
-async def sqlite_staffed(make_shop: ShopFactory, sqlite_url: str) -> Shop:
-    return await make_shop(sqlite_url, staff={"owners": [OWNER]})
 
 
 async def _audit(shop: Shop, command: str) -> list[AuditEntry]:

@@ -17,29 +17,11 @@ from bot.paylink import make_pay_token
 from bot.signed_links import LinkError, b64decode, b64encode
 from commerce.models import AuditEntry
 from tests.bot.chat import Shop
-from tests.bot.conftest import ShopFactory
+from tests.bot.conftest import OPERATOR, OWNER, SERVICE, STRANGER
 from tests.bot.test_admin_stats import place
 
-OWNER = "o_owner_0001"
-OPERATOR = "o_operator_02"
-SERVICE = "o_service_003"
-STRANGER = "o_customer_9"
 LINK = re.compile(r"https://shop\.example\.com(/export/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)")
 BOM = b"\xef\xbb\xbf"
-
-
-@pytest.fixture
-async def staffed(make_shop: ShopFactory, db_url: str) -> Shop:
-    shop = await make_shop(db_url, staff={"owners": [OWNER]})
-    owner = shop.user(OWNER)
-    assert "已添加员工" in (await owner.say(f"/staff add {OPERATOR} operator")).text
-    assert "已添加员工" in (await owner.say(f"/staff add {SERVICE} service")).text
-    return shop
-
-
-@pytest.fixture
-async def sqlite_staffed(make_shop: ShopFactory, sqlite_url: str) -> Shop:
-    return await make_shop(sqlite_url, staff={"owners": [OWNER]})
 
 
 def _today() -> date:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 
-import pytest
 from sqlalchemy import select
 
 from bot.keys import SERVICES
@@ -14,22 +13,9 @@ from commerce.models import Address, AuditEntry, Variant
 from commerce.orders import place_order, record_payment
 from commerce.rules import utcnow
 from tests.bot.chat import Shop
-from tests.bot.conftest import ShopFactory
+from tests.bot.conftest import OPERATOR, OWNER, SERVICE, STRANGER, ShopFactory
 
-OWNER = "o_owner_0001"
-OPERATOR = "o_operator_02"
-SERVICE = "o_service_003"
-STRANGER = "o_customer_9"
 _keys = itertools.count(1)
-
-
-@pytest.fixture
-async def staffed(make_shop: ShopFactory, db_url: str) -> Shop:
-    shop = await make_shop(db_url, staff={"owners": [OWNER]})
-    owner = shop.user(OWNER)
-    assert "已添加员工" in (await owner.say(f"/staff add {OPERATOR} operator")).text
-    assert "已添加员工" in (await owner.say(f"/staff add {SERVICE} service")).text
-    return shop
 
 
 async def place(shop: Shop, openid: str, sku: str, quantity: int, *, pay: bool = True) -> str:
