@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import create_app
 from bot.config import Config, build_config
@@ -14,6 +14,8 @@ from bot.outbound import MemoryOutbox
 from commerce.db import create_engine, session_factory
 from commerce.seed import seed_demo_catalog
 from tests.bot.chat import AES_KEY, Shop
+from tests.bot.world import World, WorldFactory
+from tests.fakes.wechat import APPID, APPSECRET, FakeWeChat
 
 
 def make_config(db_url: str, **sections: dict[str, Any]) -> Config:
@@ -62,6 +64,38 @@ async def shop(make_shop: ShopFactory, db_url: str) -> Shop:
 async def sqlite_shop(make_shop: ShopFactory, sqlite_url: str) -> Shop:
     """The shop on SQLite only, for edge tests that do not touch the database's behaviour."""
     return await make_shop(sqlite_url)
+
+
+@pytest.fixture
+async def make_world(
+    aiohttp_client: Callable[..., Awaitable[TestClient]],
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+) -> WorldFactory:
+    """The shop with the notification planner and a fake WeChat server (tests/bot/world.py).
+
+    `join=world`: another worker of that world (same fake WeChat; pass the same database
+    and, for several workers, the same `redis` section).
+    """
+
+    async def build(
+        db_url: str, *, wechat: dict[str, Any] | None = None, join: World | None = None, **sections: dict[str, Any]
+    ) -> World:
+        if join is None:
+            fake = FakeWeChat()
+            wechat_url = str((await aiohttp_server(fake.app())).make_url("")).rstrip("/")
+            await seed(db_url)
+        else:
+            fake, wechat_url = join.wechat, join.wechat_url
+        config = make_config(
+            db_url,
+            wechat={"appid": APPID, "appsecret": APPSECRET, "api_base_url": wechat_url, **(wechat or {})},
+            scheduler={"enabled": False},
+            **sections,
+        )
+        client = await aiohttp_client(create_app(config))  # no outbound: the planner is used
+        return World(Shop(client, config, MemoryOutbox()), fake, wechat_url)
+
+    return build
 
 
 # Staff used by the admin-command tests: an owner from the config, an operator and a

@@ -9,107 +9,23 @@ waits for the customer to write; an unreachable WeChat is retried by the schedul
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select, update
 
-from bot.app import create_app
 from bot.inbox import Inbox
-from bot.keys import INBOX, JOBS, NOTIFIER, OUTBOUND, SERVICES
-from bot.outbound import MemoryOutbox
-from bot.planner import CS, TEMPLATE, NotificationPlanner, parse_template_ids, template_data
+from bot.keys import INBOX, NOTIFIER, SERVICES
+from bot.planner import CS, TEMPLATE, parse_template_ids, template_data
 from bot.render import Rendered
-from commerce.models import Customer, OutboxMessage, OutboxStatus
+from commerce.models import Customer, OutboxStatus
 from commerce.outbox import WAITING
-from scheduler.runner import run_job
-from tests.bot.chat import Shop
-from tests.bot.conftest import make_config, seed
 from tests.bot.test_admin_orders import pay, place_order
-from tests.fakes.wechat import APPID, APPSECRET, Failure, FakeWeChat
+from tests.bot.world import CUSTOMER, WorldFactory
+from tests.fakes.wechat import Failure
 
-CUSTOMER = "o_planner_cust1"
 OWNER = "o_planner_owner"
 PAID_TEMPLATE = "TPL_ORDER_PAID_1"
-
-
-class World:
-    def __init__(self, shop: Shop, wechat: FakeWeChat) -> None:
-        self.shop = shop
-        self.wechat = wechat
-
-    @property
-    def planner(self) -> NotificationPlanner:
-        planner = self.shop.client.app[OUTBOUND]
-        assert isinstance(planner, NotificationPlanner)
-        return planner
-
-    async def settle(self) -> None:
-        await self.shop.client.app[INBOX].drain()
-        await self.planner.drain()
-
-    def cs_to(self, openid: str) -> list[dict[str, Any]]:
-        return [r.json for r in self.wechat.api_requests("/message/custom/send") if r.json and r.json["touser"] == openid]
-
-    def templates_to(self, openid: str) -> list[dict[str, Any]]:
-        return [r.json for r in self.wechat.api_requests("/message/template/send") if r.json and r.json["touser"] == openid]
-
-    async def rows(self, openid: str = CUSTOMER) -> list[OutboxMessage]:
-        async with self.shop.client.app[SERVICES].sessions() as session:
-            found = await session.scalars(select(OutboxMessage).where(OutboxMessage.openid == openid).order_by(OutboxMessage.id))
-            return list(found.all())
-
-    async def execute(self, statement: Any) -> None:
-        async with self.shop.client.app[SERVICES].sessions() as session, session.begin():
-            await session.execute(statement)
-
-    async def make_due(self) -> None:
-        past = datetime.now(UTC) - timedelta(seconds=1)
-        await self.execute(update(OutboxMessage).where(OutboxMessage.status == "pending").values(next_attempt_at=past))
-
-    async def deliver_job(self) -> int:
-        return await run_job("deliver_outbox", self.shop.client.app[JOBS])
-
-    async def notify_paid(self, order_no: str = "SO123") -> None:
-        data = {"order_no": order_no, "amount_fen": 3990, "items": [{"name": "香蕉", "spec": "", "quantity": 2}]}
-        await self.shop.client.app[NOTIFIER].notify(openid=CUSTOMER, template="order_paid", data=data)
-        await self.planner.drain()
-
-    def forget_touch(self, openid: str = CUSTOMER) -> None:
-        """The once-a-minute customer touch cache: as if a minute had passed."""
-        self.shop.client.app[SERVICES].customers._recent.pop(openid, None)
-
-
-WorldFactory = Callable[..., Awaitable[World]]
-
-
-@pytest.fixture
-async def make_world(
-    aiohttp_client: Callable[..., Awaitable[TestClient]],
-    aiohttp_server: Callable[..., Awaitable[TestServer]],
-) -> WorldFactory:
-    async def build(db_url: str, *, wechat: dict[str, Any] | None = None, **sections: dict[str, Any]) -> World:
-        fake = FakeWeChat()
-        server = await aiohttp_server(fake.app())
-        await seed(db_url)
-        config = make_config(
-            db_url,
-            wechat={
-                "appid": APPID,
-                "appsecret": APPSECRET,
-                "api_base_url": str(server.make_url("")).rstrip("/"),
-                **(wechat or {}),
-            },
-            scheduler={"enabled": False},
-            **sections,
-        )
-        client = await aiohttp_client(create_app(config))  # no outbound: the planner is used
-        return World(Shop(client, config, MemoryOutbox()), fake)
-
-    return build
 
 
 # ---- unit-sized -------------------------------------------------------------------------------
