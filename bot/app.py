@@ -20,7 +20,6 @@ from bot.admin.broadcast import Broadcaster
 from bot.alerts import MANAGERS, StaffAlerts, openid_tail
 from bot.config import Config
 from bot.conversation import Conversation
-from bot.dialogs.base import DialogRuntime
 from bot.dialogs.cart import CartDialog
 from bot.dialogs.checkout import CheckoutDialog
 from bot.dialogs.confirm import ConfirmDialog
@@ -45,6 +44,7 @@ from bot.keys import (
 )
 from bot.metrics import Metrics
 from bot.notify import OutboundNotifier
+from bot.observed_dialogs import ObservedDialogRuntime
 from bot.outbound import MemoryOutbox, OutboundSender
 from bot.payments import build_payment_service
 from bot.planner import NotificationPlanner, PlannedNotifier, parse_template_ids
@@ -122,7 +122,9 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             max_age_seconds=config.search.cache_seconds,
             query_cache_size=config.search.query_cache_size,
         ),
-        dialogs=DialogRuntime(store, dialogs, ttl_seconds=config.dialog.ttl_seconds),
+        dialogs=ObservedDialogRuntime(  # metrics: counts dialog transitions (bot/observed_dialogs.py)
+            store, dialogs, ttl_seconds=config.dialog.ttl_seconds, on_transition=app[METRICS].count_transition
+        ),
         customers=Customers(sessions),
         staff=StaffDirectory(sessions, owners=frozenset(config.staff.owners)),
         rules=shop_rules(config),
@@ -165,6 +167,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     broadcasts = Broadcaster(renderer=app[RENDERER], outbound=app[OUTBOUND])
     services.notifier, services.alerts, services.broadcasts = notifier, alerts, broadcasts
     payments.on_paid = alerts.order_paid
+    payments.on_notification = app[METRICS].count_payment_notification  # metrics
     # --- end staff alerts and broadcasts ---
     routes, fallback = build_routes()
     conversation = Conversation(services, routes=routes, fallback=fallback)
@@ -191,6 +194,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         replies=replies,  # several workers
         locks=user_locks,  # several workers
         refuse=_build_gate(app, services, redis),  # rate limiting (bot/ratelimit.py)
+        on_outcome=app[METRICS].count_request,  # metrics
+        on_deadline_miss=app[METRICS].count_deadline_miss,  # metrics
     )
     app[ENGINE] = engine
     app[SERVICES] = services
@@ -285,6 +290,10 @@ def _build_planner(
 # --- end outbound planner ---
 
 
+# --- metrics (bot/metrics.py): database gauges are read just before rendering ---
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[METRICS].registry)
+    app = request.app
+    if SERVICES in app:  # not before start-up has finished
+        await app[METRICS].refresh(app[SERVICES].sessions, timeout=app[CONFIG].server.health_timeout_seconds)
+    body = generate_latest(app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

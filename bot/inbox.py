@@ -143,6 +143,10 @@ class Inbox:
     # Rate limiting (bot/ratelimit.py): after de-duplication, so a retry is never counted
     # twice. None: process the message; else the answer given instead of processing it.
     refuse: Callable[[Inbound], Awaitable[Rendered | None]] | None = None
+    # Metrics (bot/metrics.py): (kind, outcome) once per message (replied, failed,
+    # rate_limited) and once per retried delivery (duplicate); (kind) per missed deadline.
+    on_outcome: Callable[[str, str], None] | None = None
+    on_deadline_miss: Callable[[str], None] | None = None
 
     async def handle(self, msg: Inbound) -> Rendered | None:
         """The passive reply for `msg`, or None to answer "success" (reply sent later or never)."""
@@ -151,22 +155,30 @@ class Inbox:
             task = asyncio.create_task(self._process(msg, key))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        else:
+            self._observe(self.on_outcome, msg.kind, "duplicate")
         return await self.replies.wait(key, self.deadline)
 
     async def _process(self, msg: Inbound, key: str) -> None:
         rendered = await self._refused(msg)
+        outcome = "rate_limited"
         if rendered is None:
             async with self.locks.hold(msg.openid):
                 try:
                     rendered = await self.respond(msg)
+                    outcome = "replied"
                 except Exception:
                     log.exception("reply failed", extra={"kind": msg.kind})
                     rendered = self.fallback(msg)
+                    outcome = "failed"
+        self._observe(self.on_outcome, msg.kind, outcome)
         try:
             deferred = await self.replies.finish(key, rendered)
         except Exception:
             log.exception("reply could not be stored", extra={"kind": msg.kind})
             return
+        if deferred:
+            self._observe(self.on_deadline_miss, msg.kind)
         if deferred and rendered.kind in ("text", "news"):
             try:
                 await self.outbound.send(msg.openid, rendered)
@@ -181,6 +193,15 @@ class Inbox:
         except Exception:
             log.exception("rate limit check failed", extra={"kind": msg.kind})
             return None
+
+    @staticmethod
+    def _observe(hook: Callable[..., None] | None, *args: str) -> None:
+        if hook is None:
+            return
+        try:
+            hook(*args)
+        except Exception:  # a metric never loses a reply
+            log.exception("inbox metric hook failed")
 
     async def drain(self) -> None:
         """Wait for messages still in progress (shutdown, tests)."""

@@ -1,10 +1,31 @@
-"""Prometheus metrics of the webhook, in a registry of the app's own (no globals)."""
+"""Prometheus metrics of the shop, in a registry of the app's own (no globals).
+
+Counters move where things happen (webhook, inbox, dialog runtime, payment
+notifications); gauges that describe the database (outbox depth, orders by status) are
+read from it by `/metrics` just before rendering, with a timeout so a slow database
+never hangs a scrape (the last values stay, and the failure is counted).
+
+Every label is bounded: message kinds and events come from WeChat's fixed set, dialog
+names and states from the registered dialogs, outcomes and statuses from fixed lists.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass, field
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from commerce.models import Order, OrderStatus, OutboxMessage, OutboxStatus
+
+log = logging.getLogger(__name__)
+
+# Inbox outcomes, once per message ("duplicate": once per retried delivery)
+REPLIED, FAILED, RATE_LIMITED, DUPLICATE = "replied", "failed", "rate_limited", "duplicate"
 
 
 @dataclass(frozen=True)
@@ -13,17 +34,163 @@ class Metrics:
 
     def __post_init__(self) -> None:
         r = self.registry
-        object.__setattr__(self, "messages", Counter(
-            "storefront_messages", "Authenticated WeChat messages by type", ["kind", "event"], registry=r))
-        object.__setattr__(self, "rejected", Counter(
-            "storefront_rejected_requests", "Webhook requests refused", ["reason"], registry=r))
-        object.__setattr__(self, "deferred", Counter(
-            "storefront_deferred_replies", "Replies that missed the deadline or answered a retry later",
-            registry=r))
-        object.__setattr__(self, "rate_limited", Counter(
-            "storefront_rate_limited_messages",
-            "Messages refused by the per-user rate limit (warn: answered politely, silence: not)",
-            ["verdict"], registry=r))
-        object.__setattr__(self, "latency", Histogram(
-            "storefront_webhook_seconds", "Webhook POST handling time", registry=r,
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 4.5)))
+        object.__setattr__(
+            self,
+            "messages",
+            Counter(
+                "storefront_messages",
+                "Authenticated WeChat messages by type",
+                ["kind", "event"],
+                registry=r,
+            ),
+        )
+        object.__setattr__(
+            self,
+            "rejected",
+            Counter(
+                "storefront_rejected_requests", "Webhook requests refused", ["reason"], registry=r
+            ),
+        )
+        object.__setattr__(
+            self,
+            "deferred",
+            Counter(
+                "storefront_deferred_replies",
+                "Webhook deliveries answered 'success' without a reply (a first delivery past the deadline, "
+                "or a retry of such a message); see storefront_deadline_misses for messages",
+                registry=r,
+            ),
+        )
+        object.__setattr__(
+            self,
+            "rate_limited",
+            Counter(
+                "storefront_rate_limited_messages",
+                "Messages refused by the per-user rate limit (warn: answered politely, silence: not)",
+                ["verdict"],
+                registry=r,
+            ),
+        )
+        object.__setattr__(
+            self,
+            "latency",
+            Histogram(
+                "storefront_webhook_seconds",
+                "Webhook POST handling time",
+                registry=r,
+                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 4.5),
+            ),
+        )
+        # --- requests by type and outcome, deadline misses, dialogs, payments, database gauges ---
+        object.__setattr__(
+            self,
+            "requests",
+            Counter(
+                "storefront_requests",
+                "Messages by type and outcome: replied, failed (the error reply was given) or rate_limited "
+                "once per message; duplicate once per retried delivery",
+                ["kind", "outcome"],
+                registry=r,
+            ),
+        )
+        object.__setattr__(
+            self,
+            "deadline_misses",
+            Counter(
+                "storefront_deadline_misses",
+                "Messages whose reply missed the passive-reply deadline and went out through the outbound sender",
+                ["kind"],
+                registry=r,
+            ),
+        )
+        object.__setattr__(
+            self,
+            "dialog_transitions",
+            Counter(
+                "storefront_dialog_transitions",
+                "Dialog state changes (from 'start' when a dialog begins, to 'end' when it finishes)",
+                ["dialog", "from_state", "to_state"],
+                registry=r,
+            ),
+        )
+        object.__setattr__(
+            self,
+            "payment_notifications",
+            Counter(
+                "storefront_payment_notifications",
+                "Verified payment and refund notifications by result (applied, duplicate, late, ...)",
+                ["kind", "result"],
+                registry=r,
+            ),
+        )
+        object.__setattr__(
+            self,
+            "outbox",
+            Gauge(
+                "storefront_outbox_messages",
+                "Outbox rows waiting (pending) or given up (failed)",
+                ["status"],
+                registry=r,
+            ),
+        )
+        object.__setattr__(
+            self, "orders", Gauge("storefront_orders", "Orders by status", ["status"], registry=r)
+        )
+        object.__setattr__(
+            self,
+            "refresh_failures",
+            Counter(
+                "storefront_metrics_refresh_failures",
+                "Scrapes whose database gauges could not be read in time (the last values were kept)",
+                registry=r,
+            ),
+        )
+
+    # ---- hooks handed to the inbox, the dialog runtime and the payment service ----------------
+
+    def count_request(self, kind: str, outcome: str) -> None:
+        self.requests.labels(kind, outcome).inc()
+
+    def count_deadline_miss(self, kind: str) -> None:
+        self.deadline_misses.labels(kind).inc()
+
+    def count_transition(self, dialog: str, from_state: str, to_state: str) -> None:
+        self.dialog_transitions.labels(dialog, from_state, to_state).inc()
+
+    def count_payment_notification(self, kind: str, result: str) -> None:
+        self.payment_notifications.labels(kind, result).inc()
+
+    # ---- gauges read from the database ---------------------------------------------------------
+
+    async def refresh(self, sessions: async_sessionmaker[AsyncSession], *, timeout: float) -> bool:
+        """Read outbox depth and orders by status; False (values kept) when that failed or took too long."""
+        try:
+            outbox, orders = await asyncio.wait_for(_read_counts(sessions), timeout)
+        except Exception as exc:  # TimeoutError included: a scrape must answer anyway
+            log.warning("metrics: database gauges not refreshed: %s", type(exc).__name__)
+            self.refresh_failures.inc()
+            return False
+        for status in (OutboxStatus.PENDING, OutboxStatus.FAILED):
+            self.outbox.labels(status.value).set(outbox.get(status.value, 0))
+        for order_status in OrderStatus:
+            self.orders.labels(order_status.value).set(orders.get(order_status.value, 0))
+        return True
+
+
+async def _read_counts(
+    sessions: async_sessionmaker[AsyncSession],
+) -> tuple[dict[str, int], dict[str, int]]:
+    async with sessions() as session:
+        outbox = await session.execute(
+            select(OutboxMessage.status, func.count())
+            .where(
+                OutboxMessage.status.in_([OutboxStatus.PENDING.value, OutboxStatus.FAILED.value])
+            )
+            .group_by(OutboxMessage.status)
+        )
+        orders = await session.execute(select(Order.status, func.count()).group_by(Order.status))
+        return _counts(outbox.all()), _counts(orders.all())
+
+
+def _counts(rows: Any) -> dict[str, int]:
+    return {str(status): int(count) for status, count in rows}

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from commerce import orders
+from commerce import notices, orders
 from commerce.background import BackgroundTasks
 from commerce.errors import ErrorCode, ShopError
 from commerce.models import OrderStatus, Refund
@@ -56,6 +56,7 @@ class PaymentService:
         notify_url: str,
         refund_notify_url: str,
         on_paid: Callable[[orders.OrderView], Awaitable[None]] | None = None,
+        on_notification: Callable[[str, str], None] | None = None,
     ) -> None:
         self.provider = provider
         self._sessions = sessions
@@ -67,6 +68,8 @@ class PaymentService:
         self._background = BackgroundTasks(what="payment side effect", limit=MAX_CONCURRENT_SIDE_EFFECTS)
         # --- staff alerts: called (in a side-effect task) once a payment is applied ---
         self.on_paid = on_paid
+        # --- metrics: (kind, result) of every verified notification ("refused" when not ours) ---
+        self.on_notification = on_notification
 
     # ---- paying ---------------------------------------------------------------------------
 
@@ -102,6 +105,12 @@ class PaymentService:
     async def handle_notification(self, notification: Notification) -> bool:
         """Record a verified notification once; True when the provider should be told SUCCESS."""
         n = notification
+        ok = await self._handle_notification(n)
+        if not ok:
+            self._observe(n.kind, "refused")
+        return ok
+
+    async def _handle_notification(self, n: Notification) -> bool:
         if n.mchid != self.mchid:
             log.error("payment notification for another merchant refused: kind=%s order=%s", n.kind, n.order_no)
             return False
@@ -119,6 +128,7 @@ class PaymentService:
     async def _payment(self, n: Notification) -> bool:
         if not n.succeeded:  # only successful payments are notified; anything else changes nothing
             log.info("unsuccessful payment notification ignored: order=%s", n.order_no)
+            self._observe("payment", "not_succeeded")
             return True
         paid_at = _aware(n.occurred_at) if n.occurred_at else datetime.now(UTC)
         outcome = await self._unit_of_work(
@@ -134,6 +144,7 @@ class PaymentService:
         )
         result = outcome.result
         log.info("payment notification: order=%s result=%s", n.order_no, result)
+        self._observe("payment", result)
         if result == "applied" and outcome.order is not None:
             order = outcome.order
             self._background.spawn(
@@ -170,6 +181,7 @@ class PaymentService:
             )
         )
         log.info("refund notification: refund=%s succeeded=%s result=%s", n.refund_no, n.succeeded, result)
+        self._observe("refund", result)
         if result == "unknown_refund":
             log.error("REFUND NOTIFICATION FOR UNKNOWN REFUND: refund=%s order=%s", n.refund_no, n.order_no)
         elif result == "applied" and n.succeeded:
@@ -177,6 +189,14 @@ class PaymentService:
         elif result == "applied":
             log.error("REFUND FAILED at the provider: refund=%s order=%s", n.refund_no, n.order_no)
         return True
+
+    def _observe(self, kind: str, result: str) -> None:
+        if self.on_notification is None:
+            return
+        try:
+            self.on_notification(kind, result)
+        except Exception:  # a metric never fails a notification
+            log.exception("payment notification hook failed")
 
     async def _refund_late(self, n: Notification, why: str) -> None:
         """Money that arrived for an order that could not take it goes back."""
@@ -282,7 +302,10 @@ class PaymentService:
                 async with self._sessions() as session:
                     result = await work(session)
                     await session.commit()
-                    return result
+                    queued = notices.take(session)
+                if queued:  # what the work decided to tell customers (a group filled, a badge)
+                    self._background.spawn(notices.send(self._notifier, queued))
+                return result
             except (IntegrityError, OperationalError) as exc:
                 if attempt == UNIT_OF_WORK_ATTEMPTS:
                     raise
