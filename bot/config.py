@@ -109,6 +109,24 @@ class ShopConfig:
     group_buy_hours: int = 24
     delivery_fee_fen: int = 800
     free_delivery_threshold_fen: int = 9900
+    new_customer_coupon: str = ""
+
+
+@dataclass(frozen=True)
+class ReferralConfig:
+    binding_days: int = 365
+    commission_rate_bp: int = 500
+    commission_on_group_orders: bool = False
+    withdrawal_min_fen: int = 1000
+
+
+@dataclass(frozen=True)
+class PointsConfig:
+    per_yuan: int = 1
+    first_share: int = 20
+    referral: int = 100
+    redeem_points_per_yuan: int = 100
+    redeem_max_percent: int = 50
 
 
 @dataclass(frozen=True)
@@ -137,6 +155,8 @@ class Config:
     pay: PayConfig = field(default_factory=PayConfig)
     staff: StaffConfig = field(default_factory=StaffConfig)
     shop: ShopConfig = field(default_factory=ShopConfig)
+    referral: ReferralConfig = field(default_factory=ReferralConfig)
+    points: PointsConfig = field(default_factory=PointsConfig)
     dialog: DialogConfig = field(default_factory=DialogConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
@@ -318,6 +338,19 @@ def _validate(config: Config) -> None:
         zoneinfo.ZoneInfo(config.shop.timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"shop.timezone: unknown time zone {config.shop.timezone!r}") from None
+    if not 1 <= config.referral.binding_days <= 36500:
+        raise ConfigError("referral.binding_days: must be between 1 and 36500")
+    if not 0 <= config.referral.commission_rate_bp <= 5000:
+        raise ConfigError("referral.commission_rate_bp: must be between 0 and 5000 (50%)")
+    if config.referral.withdrawal_min_fen < 1:
+        raise ConfigError("referral.withdrawal_min_fen: must be at least 1")
+    for key in ("per_yuan", "first_share", "referral"):
+        if not 0 <= getattr(config.points, key) <= 1_000_000:
+            raise ConfigError(f"points.{key}: must be between 0 and 1000000")
+    if not 1 <= config.points.redeem_points_per_yuan <= 1_000_000:
+        raise ConfigError("points.redeem_points_per_yuan: must be between 1 and 1000000")
+    if not 0 <= config.points.redeem_max_percent <= 100:
+        raise ConfigError("points.redeem_max_percent: must be between 0 and 100")
     if not 0 <= config.search.query_cache_size <= 1_000_000:
         raise ConfigError("search.query_cache_size: must be between 0 and 1000000")
     if not 0 <= config.search.cache_seconds <= 86400:

@@ -27,6 +27,10 @@ KEYWORDS: dict[str, dict[str, tuple[str, ...]]] = {
     "cancel_order": {"zh": ("取消订单",), "en": ("cancel order",)},
     "received": {"zh": ("确认收货", "已收货", "收到了"), "en": ("received", "confirm receipt")},
     "pay": {"zh": ("支付", "去支付", "付款"), "en": ("pay",)},
+    "group": {"zh": ("拼团", "团购", "我的拼团", "开团"), "en": ("group", "group buy", "groups", "my groups")},
+    "invite": {"zh": ("邀请", "邀请好友", "推荐", "分享"), "en": ("invite", "refer", "share", "invite friends")},
+    "me": {"zh": ("我的", "个人中心", "我", "积分", "佣金"), "en": ("me", "my account", "account", "points")},
+    "withdraw": {"zh": ("提现", "申请提现"), "en": ("withdraw", "cash out")},
 }
 
 # Commands with a number: "加入购物车 2", "add 2", "买2个", "改 1 3", "删 2", "售后 坏了".

@@ -55,7 +55,7 @@ class Customers:
 
 
 def shop_rules(config: Config) -> ShopRules:
-    """The commerce core's rules, from the [shop] section of the config."""
+    """The commerce core's rules, from the [shop], [referral] and [points] sections of the config."""
     shop = config.shop
     return ShopRules(
         order_timeout=timedelta(minutes=shop.order_timeout_minutes),
@@ -65,6 +65,17 @@ def shop_rules(config: Config) -> ShopRules:
         max_line_quantity=shop.max_line_quantity,
         auto_complete_after=timedelta(days=shop.auto_complete_days),
         return_window=timedelta(days=shop.return_window_days),
+        group_time_limit=timedelta(hours=shop.group_buy_hours),
+        new_customer_coupon=shop.new_customer_coupon.strip(),
+        referral_binding=timedelta(days=config.referral.binding_days),
+        commission_rate_bp=config.referral.commission_rate_bp,
+        commission_on_group_orders=config.referral.commission_on_group_orders,
+        withdrawal_min_fen=config.referral.withdrawal_min_fen,
+        points_per_yuan=config.points.per_yuan,
+        points_first_share=config.points.first_share,
+        points_referral=config.points.referral,
+        redeem_points_per_yuan=config.points.redeem_points_per_yuan,
+        redeem_max_percent=config.points.redeem_max_percent,
     )
 
 

@@ -130,7 +130,10 @@ class ProductImage(Base):
 
 class Customer(Base):
     __tablename__ = "customers"
-    __table_args__ = (UniqueConstraint("openid"),)
+    __table_args__ = (
+        UniqueConstraint("openid"),
+        CheckConstraint("points_balance >= 0", name="points_not_negative"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     openid: Mapped[str] = mapped_column(String(64))
@@ -141,6 +144,16 @@ class Customer(Base):
     last_message_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # customer-service messages sent since last_message_at (WeChat caps them per window)
     window_sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # ---- referrals and points (issue 6) ----
+    # the customer's own referral code (A-Z0-9, given on first need); unique when set
+    referral_code: Mapped[str | None] = mapped_column(String(16), unique=True, nullable=True)
+    # who referred this customer (first touch, new customers only) and until when the
+    # binding earns that referrer commission
+    referrer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), nullable=True, index=True)
+    referred_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    referral_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # points held now; the ledger (PointsEntry) says why. Spent by conditional UPDATE.
+    points_balance: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 # ---- shopping: carts, addresses, coupons -----------------------------------------------
@@ -258,10 +271,14 @@ class Order(Base):
     discount_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     delivery_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     points_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    # the points spent for points_fen (given back if the order is cancelled)
+    points_used: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     payable_fen: Mapped[int] = mapped_column(BigInteger)
     paid_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     refunded_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     customer_coupon_id: Mapped[int | None] = mapped_column(ForeignKey("customer_coupons.id"), nullable=True)
+    # the group buy this order is a seat in (None: an ordinary order); it ships only once the group filled
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("group_buys.id"), nullable=True, index=True)
     address_name: Mapped[str] = mapped_column(String(32), default="")
     address_phone: Mapped[str] = mapped_column(String(20), default="")
     address_text: Mapped[str] = mapped_column(String(200), default="")
@@ -479,3 +496,208 @@ class OutboxMessage(Base):
     delivery_status: Mapped[str] = mapped_column(String(40), default="")  # TEMPLATESENDJOBFINISH
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+# ---- group buys (拼团) ------------------------------------------------------------------
+
+
+class GroupCampaignStatus(enum.StrEnum):
+    ACTIVE = "active"
+    CLOSED = "closed"  # no new groups; open groups run to their own deadline
+
+
+class GroupCampaign(Base):
+    """A product variant sold at a group price to groups of `group_size` within `time_limit_minutes`.
+
+    `stock_quota` caps the units sold through the campaign (None: only the variant's stock);
+    `quota_used` counts the units held by unpaid and paid seats, by conditional UPDATE.
+    """
+
+    __tablename__ = "group_campaigns"
+    __table_args__ = (
+        CheckConstraint("group_price_fen > 0", name="group_price_positive"),
+        CheckConstraint("group_size >= 2", name="group_size_at_least_two"),
+        CheckConstraint("time_limit_minutes > 0", name="time_limit_positive"),
+        CheckConstraint("per_user_limit > 0", name="per_user_limit_positive"),
+        CheckConstraint(
+            "quota_used >= 0 AND (stock_quota IS NULL OR quota_used <= stock_quota)",
+            name="quota_within_limit",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id"), index=True)
+    group_price_fen: Mapped[int] = mapped_column(BigInteger)
+    group_size: Mapped[int] = mapped_column(Integer)
+    time_limit_minutes: Mapped[int] = mapped_column(Integer)
+    per_user_limit: Mapped[int] = mapped_column(Integer, default=1)  # groups a customer may start or join
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    stock_quota: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    quota_used: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default=GroupCampaignStatus.ACTIVE.value)
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class GroupStatus(enum.StrEnum):
+    FORMING = "forming"  # the leader has not paid yet; nobody else can join
+    OPEN = "open"  # the leader paid: friends join until `deadline`
+    FILLED = "filled"  # every seat paid: the orders go on to fulfilment
+    FAILED = "failed"  # the deadline passed unfilled: paid members refunded
+    CLOSED = "closed"  # the leader cancelled or never paid, or staff closed it
+
+
+class GroupBuy(Base):
+    """One group of a campaign, led by the customer who started it; friends join by `code`.
+
+    `seats_taken` counts reserved and paid seats (the leader's included) and is only ever
+    changed by conditional UPDATEs, so the last seat goes to exactly one joiner.
+    """
+
+    __tablename__ = "group_buys"
+    __table_args__ = (
+        Index("ix_group_buys_status_deadline", "status", "deadline"),
+        CheckConstraint("seats_taken >= 0 AND seats_taken <= size", name="seats_within_size"),
+        CheckConstraint("paid_count >= 0 AND paid_count <= seats_taken", name="paid_within_seats"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("group_campaigns.id"), index=True)
+    leader_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    size: Mapped[int] = mapped_column(Integer)
+    price_fen: Mapped[int] = mapped_column(BigInteger)  # the campaign's group price when started
+    status: Mapped[str] = mapped_column(String(16), default=GroupStatus.FORMING.value)
+    seats_taken: Mapped[int] = mapped_column(Integer, default=0)
+    paid_count: Mapped[int] = mapped_column(Integer, default=0)
+    deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)  # set when the leader pays
+    reminded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    close_reason: Mapped[str] = mapped_column(String(32), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    opened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    filled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class GroupMemberStatus(enum.StrEnum):
+    RESERVED = "reserved"  # joined, order unpaid: holds a seat until the order expires
+    PAID = "paid"
+    RELEASED = "released"  # the unpaid order was cancelled or expired: the seat is free again
+    REFUNDED = "refunded"  # the group failed or closed after paying: money sent back
+
+
+class GroupMember(Base):
+    """A customer's seat in a group, with the order that pays for it. One row per customer and group."""
+
+    __tablename__ = "group_members"
+    __table_args__ = (UniqueConstraint("group_id", "customer_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("group_buys.id", ondelete="CASCADE"), index=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), unique=True, nullable=True)
+    is_leader: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(String(16), default=GroupMemberStatus.RESERVED.value)
+    joined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+# ---- referrals, commission, points, badges -------------------------------------------
+
+
+class CommissionStatus(enum.StrEnum):
+    FROZEN = "frozen"  # until the order completed and its return window passed
+    AVAILABLE = "available"
+    REVERSED = "reversed"  # the whole order was refunded
+
+
+class Commission(Base):
+    """What a referrer earns on one paid order of a referred customer (floored to the fen)."""
+
+    __tablename__ = "commissions"
+    __table_args__ = (
+        UniqueConstraint("order_id"),
+        CheckConstraint("amount_fen >= 0", name="amount_not_negative"),
+        CheckConstraint("reversed_fen >= 0 AND reversed_fen <= amount_fen", name="reversed_within_amount"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    referrer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    buyer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    base_fen: Mapped[int] = mapped_column(BigInteger)  # the order's paid amount it was computed on
+    rate_bp: Mapped[int] = mapped_column(Integer)  # basis points: 500 = 5%
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    reversed_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(16), default=CommissionStatus.FROZEN.value)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    available_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class WithdrawalStatus(enum.StrEnum):
+    PENDING = "pending"  # asked by the customer, waiting for staff
+    PAID = "paid"  # approved by staff, who made the transfer by hand (reference recorded)
+    REJECTED = "rejected"
+
+
+class Withdrawal(Base):
+    __tablename__ = "withdrawals"
+    __table_args__ = (CheckConstraint("amount_fen > 0", name="amount_positive"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default=WithdrawalStatus.PENDING.value)
+    decided_by: Mapped[str] = mapped_column(String(64), default="")
+    transfer_ref: Mapped[str] = mapped_column(String(64), default="")
+    note: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class CommissionEntry(Base):
+    """The commission ledger: every movement between frozen, available, withdrawing and paid out.
+
+    A customer's balances are the sums of the deltas; rows are only ever added.
+    """
+
+    __tablename__ = "commission_ledger"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(24))  # earned | unfrozen | reversed | withdrawal_* ...
+    commission_id: Mapped[int | None] = mapped_column(ForeignKey("commissions.id"), nullable=True, index=True)
+    withdrawal_id: Mapped[int | None] = mapped_column(ForeignKey("withdrawals.id"), nullable=True, index=True)
+    frozen_delta: Mapped[int] = mapped_column(BigInteger, default=0)
+    available_delta: Mapped[int] = mapped_column(BigInteger, default=0)
+    withdrawing_delta: Mapped[int] = mapped_column(BigInteger, default=0)
+    paid_out_delta: Mapped[int] = mapped_column(BigInteger, default=0)
+    note: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PointsEntry(Base):
+    """The points ledger. (customer, reason, ref) is unique, so each award or reversal happens once."""
+
+    __tablename__ = "points_ledger"
+    __table_args__ = (UniqueConstraint("customer_id", "reason", "ref"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    delta: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(24))  # purchase | share | referral | redeem | ...
+    ref: Mapped[str] = mapped_column(String(64), default="")  # e.g. the order id, or "first"
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), nullable=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CustomerBadge(Base):
+    __tablename__ = "customer_badges"
+    __table_args__ = (UniqueConstraint("customer_id", "badge"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    badge: Mapped[str] = mapped_column(String(32))  # first_order | first_group | five_referrals
+    awarded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -39,7 +39,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commerce import inventory
+from commerce import inventory, order_effects
 from commerce._order_rows import _lock_order, _status
 from commerce.errors import ErrorCode, ShopError
 from commerce.models import (
@@ -143,6 +143,7 @@ async def _move(
         shipped_at = await session.scalar(select(Order.shipped_at).where(Order.id == order_id))
         if shipped_at is None:  # refunded before shipping: the goods are still here
             await _release_stock(session, [order_id])
+    await order_effects.after_move(session, order_id=order_id, frm=frm, to=to, now=now)
     await session.flush()
     return True
 

@@ -28,6 +28,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from commerce import order_effects
 from commerce._order_rows import SHOP_TZ, _lock_order, _random_digits, _status
 from commerce.db import upsert_insert as _insert
 from commerce.errors import ErrorCode, ShopError
@@ -325,6 +326,9 @@ async def _refund_succeeded(
         .where(Order.id == refund.order_id)
         .values(refunded_fen=Order.refunded_fen + refund.amount_fen)
         .execution_options(synchronize_session=False)
+    )
+    await order_effects.after_refund(
+        session, order_id=refund.order_id, amount_fen=refund.amount_fen, now=now
     )
     row = (
         await session.execute(

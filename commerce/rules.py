@@ -15,6 +15,19 @@ class ShopRules:
     max_line_quantity: int = 99
     auto_complete_after: timedelta = timedelta(days=10)  # shipped orders complete themselves
     return_window: timedelta = timedelta(days=7)  # after-sales after completion
+    group_time_limit: timedelta = timedelta(hours=24)  # a campaign's default time limit per group
+    new_customer_coupon: str = ""  # code of the coupon every new follower gets ("" none)
+    # referrals and commission
+    referral_binding: timedelta = timedelta(days=365)  # first touch earns commission this long
+    commission_rate_bp: int = 500  # basis points of the paid amount: 500 = 5%
+    commission_on_group_orders: bool = False
+    withdrawal_min_fen: int = 1000
+    # points
+    points_per_yuan: int = 1  # earned per whole yuan paid
+    points_first_share: int = 20
+    points_referral: int = 100  # for each referred customer's first paid order
+    redeem_points_per_yuan: int = 100  # points that take ¥1 off
+    redeem_max_percent: int = 50  # of the goods after the coupon
 
 
 def as_utc(moment: datetime) -> datetime:

@@ -12,16 +12,17 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from commerce import orders
+from commerce import notices, orders
 from commerce.notifications import Notifier
 from commerce.order_views import OrderView
 from commerce.rules import ShopRules
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class PaymentCloser(Protocol):
@@ -66,10 +67,19 @@ async def _notify_each(ctx: JobContext, items: list[OrderView], template: str, e
             log.exception("notification failed", extra={"template": template, "order_no": order.order_no})
 
 
+async def in_unit(ctx: JobContext, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run `work` in one committed transaction, then send what it queued (commerce.notices)."""
+    async with ctx.sessions() as session:
+        async with session.begin():
+            result = await work(session)
+        queued = notices.take(session)
+    await notices.send(ctx.notifier, queued)
+    return result
+
+
 async def expire_unpaid_orders(ctx: JobContext) -> int:
     """Cancel unpaid orders past their deadline: stock back, provider order closed, customer told."""
-    async with ctx.sessions() as session, session.begin():
-        expired = await orders.expire_due_orders(session, now=ctx.clock())
+    expired = await in_unit(ctx, lambda session: orders.expire_due_orders(session, now=ctx.clock()))
     for order in expired:
         if ctx.payments is not None:
             await ctx.payments.close(order_no=order.order_no)
@@ -87,8 +97,9 @@ async def remind_unpaid_orders(ctx: JobContext) -> int:
 
 async def complete_shipped_orders(ctx: JobContext) -> int:
     """Shipped orders not confirmed by the customer complete by themselves after N days."""
-    async with ctx.sessions() as session, session.begin():
-        done = await orders.complete_due_orders(session, now=ctx.clock(), rules=ctx.rules)
+    done = await in_unit(
+        ctx, lambda session: orders.complete_due_orders(session, now=ctx.clock(), rules=ctx.rules)
+    )
     await _notify_each(ctx, done, "order_auto_completed", lambda order: {})
     return len(done)
 

@@ -1,0 +1,39 @@
+"""What else happens when an order moves: group seats, commission, points, badges.
+
+The status machine (`commerce.order_status._move`) calls `after_move` once, inside the
+transaction of the move, by whoever won it; `commerce.refunds` calls `after_refund` for
+every successful (possibly partial) refund. Each capability keeps its own rules in its
+own module; this module only says which of them hear about which move, so that the
+status machine does not grow a branch per feature. Nothing here commits, and messages
+to customers are queued with `commerce.notices` (sent after the commit).
+
+Money: a refund reaches `after_refund` (with its amount) and, when it is the last of the
+money, also `after_move(..., to=REFUNDED)`. Reverse amounts (commission, points) in
+`after_refund` only; `after_move` is for states (a group seat, a member's status).
+
+The capabilities are imported inside the functions: they build on `commerce.orders`,
+which imports the status machine, which imports this module.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from commerce.models import OrderStatus
+
+S = OrderStatus
+
+
+async def after_move(
+    session: AsyncSession, *, order_id: int, frm: OrderStatus, to: OrderStatus, now: datetime
+) -> None:
+    """Called by the status machine after a successful move of `order_id` from `frm` to `to`."""
+    # ---- group buys (commerce.group_buys) ----
+    # ---- referrals, commission, points, badges (commerce.referrals, commerce.points) ----
+
+
+async def after_refund(session: AsyncSession, *, order_id: int, amount_fen: int, now: datetime) -> None:
+    """Called once per successful refund of `amount_fen` of `order_id` (after refunded_fen grew)."""
+    # ---- referrals, commission, points (commerce.referrals, commerce.points) ----
