@@ -49,6 +49,14 @@ async def db_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
 
 
 @pytest.fixture
+async def postgres_url(postgres_server: PostgresServer) -> AsyncIterator[str]:
+    """A fresh migrated PostgreSQL database, for the several-workers scenarios."""
+    url = await postgres_server.new_database()
+    yield url
+    await postgres_server.drop_database(url)
+
+
+@pytest.fixture
 def sqlite_url(sqlite_template: SqliteTemplate) -> str:
     """A fresh migrated SQLite database, for tests that need not repeat on PostgreSQL."""
     return sqlite_template.new_database()

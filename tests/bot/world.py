@@ -39,14 +39,36 @@ class World:
         await self.planner.drain()
 
     def cs_to(self, openid: str) -> list[dict[str, Any]]:
-        return [r.json for r in self.wechat.api_requests("/message/custom/send") if r.json and r.json["touser"] == openid]
+        return [
+            r.json
+            for r in self.wechat.api_requests("/message/custom/send")
+            if r.json and r.json["touser"] == openid
+        ]
 
     def templates_to(self, openid: str) -> list[dict[str, Any]]:
-        return [r.json for r in self.wechat.api_requests("/message/template/send") if r.json and r.json["touser"] == openid]
+        return [
+            r.json
+            for r in self.wechat.api_requests("/message/template/send")
+            if r.json and r.json["touser"] == openid
+        ]
+
+    def delivered_to(
+        self, openid: str, path_part: str = "/message/custom/send"
+    ) -> list[dict[str, Any]]:
+        """What WeChat accepted (failed attempts left out): customer-service messages by default."""
+        return [
+            r.json
+            for r in self.wechat.delivered
+            if path_part in r.path and r.json and r.json["touser"] == openid
+        ]
 
     async def rows(self, openid: str = CUSTOMER) -> list[OutboxMessage]:
         async with self.shop.client.app[SERVICES].sessions() as session:
-            found = await session.scalars(select(OutboxMessage).where(OutboxMessage.openid == openid).order_by(OutboxMessage.id))
+            found = await session.scalars(
+                select(OutboxMessage)
+                .where(OutboxMessage.openid == openid)
+                .order_by(OutboxMessage.id)
+            )
             return list(found.all())
 
     async def execute(self, statement: Any) -> None:
@@ -55,14 +77,24 @@ class World:
 
     async def make_due(self) -> None:
         past = datetime.now(UTC) - timedelta(seconds=1)
-        await self.execute(update(OutboxMessage).where(OutboxMessage.status == "pending").values(next_attempt_at=past))
+        await self.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.status == "pending")
+            .values(next_attempt_at=past)
+        )
 
     async def deliver_job(self) -> int:
         return await run_job("deliver_outbox", self.shop.client.app[JOBS])
 
     async def notify_paid(self, order_no: str = "SO123") -> None:
-        data = {"order_no": order_no, "amount_fen": 3990, "items": [{"name": "香蕉", "spec": "", "quantity": 2}]}
-        await self.shop.client.app[NOTIFIER].notify(openid=CUSTOMER, template="order_paid", data=data)
+        data = {
+            "order_no": order_no,
+            "amount_fen": 3990,
+            "items": [{"name": "香蕉", "spec": "", "quantity": 2}],
+        }
+        await self.shop.client.app[NOTIFIER].notify(
+            openid=CUSTOMER, template="order_paid", data=data
+        )
         await self.planner.drain()
 
     def forget_touch(self, openid: str = CUSTOMER) -> None:

@@ -93,6 +93,7 @@ class FakeWeChat:
         self.token_lifetime = token_lifetime
         self.clock = clock
         self.received: list[Received] = []
+        self.delivered: list[Received] = []  # messages (custom and template) WeChat accepted
         self.token_fetches = 0
         self.forced_fetches = 0
         self.tokens: dict[str, Issued] = {}
@@ -252,6 +253,7 @@ class FakeWeChat:
             return answer(47001)
         if openid in self.refusals:
             return answer(self.refusals[openid])
+        self.delivered.append(received)
         return answer()
 
     async def _template_send(self, request: web.Request) -> web.Response:
@@ -265,6 +267,7 @@ class FakeWeChat:
             return answer(47001)
         if data["touser"] in self.refusals and self.refusals[data["touser"]] == 43004:
             return answer(43004)
+        self.delivered.append(received)
         return answer(msgid=next(_ids) + 200_000_000)
 
     async def _qrcode_create(self, request: web.Request) -> web.Response:
