@@ -9,6 +9,12 @@ delivery gives up waiting) are Lua scripts, so exactly one of them sees the othe
     deferred --finish-->   late:<json>      (the processor sends it through the sender)
     done     --give up-->  done             (the delivery answers with the reply after all)
 
+A claim is a lease: pending (or deferred) lives `claim_seconds` (8 s, a bit more than
+WeChat's 5-second retry cycle) and the processing worker renews it while it works. If
+that worker dies, the claim expires and a later retry of WeChat's claims the message
+again and processes it, instead of being answered "success" for a reply that never
+comes. Once done, the reply is kept for `ttl_seconds` (de-duplication).
+
 `RedisUserLocks`: a ticket counter per user. `hold` takes ticket t (INCR), waits until
 "serving" reaches t - 1, and sets it to t when done. A holder that crashed is skipped
 once "serving" has not moved for `stale_seconds`; every key expires when idle.
@@ -32,12 +38,12 @@ from bot.render import Rendered, RenderedArticle
 log = logging.getLogger(__name__)
 
 PENDING, DEFERRED, DONE, LATE = "pending", "deferred", "done:", "late:"
+CLAIM_SECONDS = 8.0  # a claim's lease: a bit longer than WeChat's 5-second retry cycle
 
-# KEYS[1] = the message's key; ARGV[1] = the reply as JSON. Returns 1 when deferred.
+# KEYS[1] = the message's key; ARGV = the reply as JSON, how long to keep it (ms). Returns 1 when deferred.
 _FINISH = """
 local current = redis.call('GET', KEYS[1])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 1000 then ttl = tonumber(ARGV[2]) end
+local ttl = tonumber(ARGV[2])
 if current == 'deferred' then
   redis.call('SET', KEYS[1], 'late:' .. ARGV[1], 'PX', ttl)
   return 1
@@ -56,6 +62,15 @@ if current == 'pending' then
   return 'deferred'
 end
 return current
+"""
+
+# The processing worker renews its claim (pending or deferred) for ARGV[1] ms.
+_RENEW = """
+local current = redis.call('GET', KEYS[1])
+if current == 'pending' or current == 'deferred' then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return 0
 """
 
 
@@ -90,20 +105,38 @@ class RedisReplyStore:
         prefix: str = "storefront:reply:",
         ttl_seconds: float = DEDUPE_SECONDS,
         poll_seconds: float = 0.05,
+        claim_seconds: float = CLAIM_SECONDS,
     ) -> None:
         self._redis = redis
         self._prefix = prefix
         self._ttl_ms = int(ttl_seconds * 1000)
+        self._ttl = ttl_seconds
+        self._claim = claim_seconds
         self._poll = poll_seconds
         self._finished: dict[str, asyncio.Event] = {}  # keys this worker claimed, until finished
+        self._leases: dict[str, asyncio.Task[None]] = {}  # renewing those claims
         self._finish = redis.register_script(_FINISH)
         self._give_up = redis.register_script(_GIVE_UP)
+        self._renew = redis.register_script(_RENEW)
 
     async def claim(self, key: str) -> bool:
-        if not await self._redis.set(self._prefix + key, PENDING, nx=True, px=self._ttl_ms):
+        lease_ms = int(self._claim * 1000)
+        if not await self._redis.set(self._prefix + key, PENDING, nx=True, px=lease_ms):
             return False
         self._finished[key] = asyncio.Event()
+        self._leases[key] = asyncio.create_task(self._keep_claim(key))
         return True
+
+    async def _keep_claim(self, key: str) -> None:
+        """Renew the claim while this worker works on the message (at most `ttl_seconds`)."""
+        until = time.monotonic() + self._ttl
+        while time.monotonic() < until:
+            await asyncio.sleep(self._claim / 3)
+            try:
+                if not await self._renew(keys=[self._prefix + key], args=[int(self._claim * 1000)]):
+                    return  # done, or lost: nothing left to keep
+            except Exception:
+                log.warning("reply claim could not be renewed", exc_info=True)
 
     async def wait(self, key: str, timeout: float) -> Rendered | None:
         until = time.monotonic() + timeout
@@ -129,6 +162,9 @@ class RedisReplyStore:
         try:
             late = await self._finish(keys=[self._prefix + key], args=[dumps_rendered(rendered), self._ttl_ms])
         finally:
+            lease = self._leases.pop(key, None)
+            if lease is not None:
+                lease.cancel()
             finished = self._finished.pop(key, None)
             if finished is not None:
                 finished.set()

@@ -192,3 +192,30 @@ async def test_reply_store_moves_are_atomic_with_giving_up(redis_url: str, late:
         else:
             assert await one.finish("k", Rendered("text", text="hi")) is False
             assert await two.wait("k", 0.05) == Rendered("text", text="hi")
+
+
+async def test_a_crashed_workers_claim_expires_so_a_retry_processes_it(redis_url: str) -> None:
+    async with Redis.from_url(redis_url) as redis:
+        crashed = RedisReplyStore(redis, claim_seconds=0.3)
+        assert await crashed.claim("k")
+        crashed._leases.pop("k").cancel()  # the worker dies: nobody renews its claim
+        other = RedisReplyStore(redis, claim_seconds=0.3)
+        assert not await other.claim("k")  # WeChat's retry while the claim may still be alive
+        await asyncio.sleep(0.4)
+        assert await other.claim("k")  # a later retry: processed after all
+        assert await other.finish("k", Rendered("text", text="hi")) is False
+        assert await other.wait("k", 0.05) == Rendered("text", text="hi")
+
+
+async def test_a_claim_is_renewed_while_it_is_worked_on(redis_url: str) -> None:
+    async with Redis.from_url(redis_url) as redis:
+        working = RedisReplyStore(redis, claim_seconds=0.3, ttl_seconds=60)
+        other = RedisReplyStore(redis, claim_seconds=0.3, ttl_seconds=60)
+        assert await working.claim("k")
+        assert await other.wait("k", 0.05) is None  # a delivery gave up: deferred, still claimed
+        await asyncio.sleep(1.0)  # three leases long
+        assert not await other.claim("k")
+        # late: the worker sends it; the reply is kept for de-duplication
+        assert await working.finish("k", Rendered("text", text="hi")) is True
+        assert await redis.pttl("storefront:reply:k") > 50_000
+        assert not await other.claim("k")
