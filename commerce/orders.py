@@ -25,9 +25,9 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commerce import inventory
+from commerce import inventory, points
 from commerce._order_rows import SHOP_TZ, _random_digits
-from commerce.cart import NOT_ENOUGH_STOCK, OUT_OF_STOCK, CartLineView, remove_variants
+from commerce.cart import NOT_ENOUGH_STOCK, OUT_OF_STOCK, CartLineView, remove_variants, spec_label
 from commerce.db import upsert_insert as _insert
 from commerce.errors import ErrorCode, ShopError
 from commerce.models import (
@@ -39,6 +39,8 @@ from commerce.models import (
     OrderEvent,
     OrderLine,
     OrderStatus,
+    Product,
+    ProductStatus,
     Variant,
 )
 from commerce.order_status import (
@@ -61,10 +63,14 @@ from commerce.refunds import (
     LATE_OUTCOMES,
     LATE_REFUND_NO_PREFIX,
     REFUND_NO_PREFIX,
+    LatePayment,
     LateRefundSource,
+    StaleRefund,
     late_refund_source,
+    owed_late_payments,
     record_refund_result,
     refundable_fen,
+    stale_pending_refunds,
     start_late_refund,
     start_refund,
 )
@@ -162,8 +168,13 @@ async def place_order(
     note: str = "",
     now: datetime | None = None,
     expected_payable_fen: int | None = None,
+    use_points: bool = False,
 ) -> OrderView:
     """Turn the current cart into a pending order and reserve its stock.
+
+    `use_points`: spend the customer's points as the quote says (`commerce.pricing`),
+    taken in the order's transaction; POINTS_CHANGED (details: points_used, balance) when
+    the balance no longer holds them.
 
     The cart is re-quoted here, with today's prices and stock. Refused with
     CART_EMPTY, OUT_OF_STOCK / NOT_ON_SALE (details: `problems`, one dict per line) when
@@ -188,6 +199,7 @@ async def place_order(
         rules=rules,
         customer_coupon_id=customer_coupon_id,
         now=now,
+        use_points=use_points,
     )
     _check_quote(priced, expected_payable_fen)
     openid = await session.scalar(select(Customer.openid).where(Customer.id == customer_id))
@@ -357,6 +369,7 @@ async def _insert_order(
                 discount_fen=priced.discount_fen,
                 delivery_fen=priced.delivery_fen,
                 points_fen=priced.points_fen,
+                points_used=priced.points_used,
                 payable_fen=priced.payable_fen,
                 paid_fen=0,
                 refunded_fen=0,
@@ -419,6 +432,15 @@ async def _take_goods(
                 reason="used",
                 customer_coupon_id=priced.coupon.customer_coupon_id,
             )
+    # --- points (commerce.points): spent by conditional UPDATE, so never below zero ---
+    if not await points.spend(
+        session, customer_id=customer_id, points=priced.points_used, order_id=order_id, now=now
+    ):
+        raise ShopError(
+            ErrorCode.POINTS_CHANGED,
+            points_used=priced.points_used,
+            balance=await points.balance(session, customer_id),
+        )
     for line in sorted(priced.lines, key=lambda ln: ln.variant_id):
         if not await inventory.reserve(session, variant_id=line.variant_id, quantity=line.quantity):
             available = (
@@ -436,6 +458,108 @@ async def _take_goods(
             )
 
 
+# ---- a group-buy seat's order (commerce.group_buys) ------------------------------------
+
+
+async def place_group_order(
+    session: AsyncSession,
+    *,
+    customer_id: int,
+    address_id: int,
+    idempotency_key: str,
+    rules: ShopRules,
+    variant_id: int,
+    unit_price_fen: int,
+    group_id: int,
+    now: datetime,
+) -> tuple[int, bool]:
+    """A pending order of one unit of `variant_id` at the group price, for a seat in `group_id`.
+
+    Not from the cart (the cart is left alone) and without coupon or points: the group
+    price is the discount. Delivery follows the shop's rules. Stock is reserved like any
+    order's (OUT_OF_STOCK / NOT_ON_SALE otherwise). Returns (order id, created); the same
+    key returns the order it created with created=False. The caller (`commerce.group_buys`)
+    takes the seat in the same transaction and undoes everything on failure.
+    """
+    key = _scoped_key(customer_id, idempotency_key)
+    existing = await _order_id_for_key(session, key)
+    if existing is not None:
+        return existing, False
+    address = await session.scalar(
+        select(Address).where(Address.id == address_id, Address.customer_id == customer_id)
+    )
+    if address is None:
+        raise ShopError(ErrorCode.ADDRESS_NOT_FOUND, address_id=address_id)
+    row = (
+        await session.execute(
+            select(Variant, Product).join(Product, Product.id == Variant.product_id).where(Variant.id == variant_id)
+        )
+    ).first()
+    if row is None:
+        raise ShopError(ErrorCode.VARIANT_NOT_FOUND, ref=str(variant_id), skus=[])
+    variant, product = row
+    on_sale = product.status == ProductStatus.ON_SALE.value
+    line = CartLineView(
+        line_id=0,
+        variant_id=variant.id,
+        product_id=product.id,
+        name=product.name,
+        spec_label=spec_label(variant.spec),
+        unit_price_fen=unit_price_fen,
+        quantity=1,
+        subtotal_fen=unit_price_fen,
+        stock=variant.stock,
+        on_sale=on_sale,
+        problem=None if on_sale else "off_sale",
+        sku_code=variant.sku_code,
+    )
+    if not on_sale:
+        raise ShopError(
+            ErrorCode.NOT_ON_SALE, name=line.name, spec_label=line.spec_label, available=0,
+            problems=[_problem_details(line)],
+        )
+    delivery = 0 if unit_price_fen >= rules.free_delivery_threshold_fen else rules.delivery_fee_fen
+    priced = Quote(
+        lines=(line,),
+        goods_fen=unit_price_fen,
+        discount_fen=0,
+        delivery_fen=delivery,
+        points_fen=0,
+        payable_fen=unit_price_fen + delivery,
+        coupon=None,
+        other_coupons=(),
+        problems=(),
+    )
+    inserted = await _insert_order(
+        session, customer_id=customer_id, key=key, order_no=new_order_no(now), priced=priced,
+        address=address, note="", now=now, rules=rules,
+    )
+    if inserted is None:  # the same key won a race on another worker
+        existing = await _order_id_for_key(session, key)
+        assert existing is not None
+        return existing, False
+    order_id = inserted[1]
+    await session.execute(
+        update(Order).where(Order.id == order_id).values(group_id=group_id)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(insert(OrderLine), [_line_row(order_id, line)])
+    session.add(
+        OrderEvent(
+            order_id=order_id, from_status=None, to_status=S.PENDING_PAYMENT.value,
+            actor="customer", note="group", created_at=now,
+        )
+    )
+    await session.flush()
+    if not await inventory.reserve(session, variant_id=variant.id, quantity=1):
+        details = _problem_details(line) | {"problem": OUT_OF_STOCK, "available": 0}
+        raise ShopError(
+            ErrorCode.OUT_OF_STOCK, name=line.name, spec_label=line.spec_label, available=0,
+            problems=[details],
+        )
+    return order_id, True
+
+
 # ---- the public face of the order capability ------------------------------------------
 
 __all__ = [
@@ -450,6 +574,7 @@ __all__ = [
     "list_orders",
     "new_order_no",
     "payable_order",
+    "place_group_order",
     "place_order",
     # the status machine and the clock (commerce.order_status)
     "AFTER_SALES_REASON",
@@ -469,10 +594,14 @@ __all__ = [
     "LATE_OUTCOMES",
     "LATE_REFUND_NO_PREFIX",
     "REFUND_NO_PREFIX",
+    "LatePayment",
     "LateRefundSource",
+    "StaleRefund",
     "late_refund_source",
+    "owed_late_payments",
     "record_refund_result",
     "refundable_fen",
+    "stale_pending_refunds",
     "start_late_refund",
     "start_refund",
 ]

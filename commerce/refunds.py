@@ -165,6 +165,73 @@ async def start_refund(
     return refund
 
 
+@dataclass(frozen=True)
+class LatePayment:
+    """Money recorded as late / already_paid / amount_mismatch whose refund never started."""
+
+    provider: str
+    order_no: str
+    transaction_id: str
+    amount_fen: int
+    outcome: str
+
+
+@dataclass(frozen=True)
+class StaleRefund:
+    """A refund still pending: the provider's answer never came (or it was never asked)."""
+
+    refund: Refund
+    order_no: str
+    total_fen: int  # what the provider's payment was: the order's paid money, or the late payment
+    transaction_id: str  # late refunds name their payment; "" for an order's own payment
+
+
+async def owed_late_payments(
+    session: AsyncSession, *, received_before: datetime, limit: int = 100
+) -> list[LatePayment]:
+    """Late money whose refund was never started (the process stopped in between)."""
+    rows = await session.execute(
+        select(PaymentEvent, Order.order_no)
+        .join(Order, Order.id == PaymentEvent.order_id)
+        .where(
+            PaymentEvent.kind == "payment",
+            PaymentEvent.outcome.in_(sorted(LATE_OUTCOMES)),
+            PaymentEvent.received_at <= as_utc(received_before),
+        )
+        .order_by(PaymentEvent.id)
+        .limit(limit)
+    )
+    return [
+        LatePayment(event.provider, order_no, event.event_key, event.amount_fen, event.outcome)
+        for event, order_no in rows.all()
+    ]
+
+
+async def stale_pending_refunds(
+    session: AsyncSession, *, created_before: datetime, limit: int = 100
+) -> list[StaleRefund]:
+    """Refunds pending since before `created_before`, oldest first, to ask the provider again
+    (with the same refund number, which the provider treats as the same refund)."""
+    rows = await session.execute(
+        select(Refund, Order.order_no, Order.paid_fen)
+        .join(Order, Order.id == Refund.order_id)
+        .where(
+            Refund.status == RefundStatus.PENDING.value,
+            Refund.created_at <= as_utc(created_before),
+        )
+        .order_by(Refund.id)
+        .limit(limit)
+    )
+    stale = []
+    for refund, order_no, paid_fen in rows.all():
+        source = late_refund_source(refund)
+        if source is None:
+            stale.append(StaleRefund(refund, order_no, paid_fen, ""))
+        else:
+            stale.append(StaleRefund(refund, order_no, refund.amount_fen, source.transaction_id))
+    return stale
+
+
 def late_refund_source(refund: Refund) -> LateRefundSource | None:
     """For a late refund ("RL..."), the payment it gives back; None for an ordinary refund."""
     if not refund.refund_no.startswith(LATE_REFUND_NO_PREFIX):

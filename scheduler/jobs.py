@@ -28,6 +28,8 @@ T = TypeVar("T")
 class PaymentCloser(Protocol):
     async def close(self, *, order_no: str) -> None: ...
 
+    async def settle_owed_refunds(self, *, now: datetime | None = None) -> int: ...
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -104,6 +106,13 @@ async def complete_shipped_orders(ctx: JobContext) -> int:
     return len(done)
 
 
+async def settle_owed_refunds(ctx: JobContext) -> int:
+    """Refunds a stopped process or an unknown provider answer left open are finished."""
+    if ctx.payments is None:
+        return 0
+    return await ctx.payments.settle_owed_refunds(now=ctx.clock())
+
+
 async def deliver_outbox(ctx: JobContext) -> int:
     """Messages that WeChat could not take yet (unreachable, window closed): try again when due."""
     if ctx.deliver_outbox is None:
@@ -119,4 +128,5 @@ JOBS: dict[str, tuple[Job, int]] = {
     "remind_unpaid_orders": (remind_unpaid_orders, 60),
     "complete_shipped_orders": (complete_shipped_orders, 3600),
     "deliver_outbox": (deliver_outbox, 15),
+    "settle_owed_refunds": (settle_owed_refunds, 600),
 }

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -42,6 +42,8 @@ T = TypeVar("T")
 UNIT_OF_WORK_ATTEMPTS = 4
 MAX_CONCURRENT_SIDE_EFFECTS = 16
 DESCRIPTION_LIMIT = 40
+OWED_GRACE = timedelta(minutes=10)  # a refund left open this long is finished by the scheduler
+LATE_REASONS = {"late": "订单已关闭", "already_paid": "订单已支付", "amount_mismatch": "金额不符"}
 
 
 class PaymentService:
@@ -199,27 +201,74 @@ class PaymentService:
             log.exception("payment notification hook failed")
 
     async def _refund_late(self, n: Notification, why: str) -> None:
+        await self._refund_late_payment(
+            order_no=n.order_no, transaction_id=n.transaction_id, amount_fen=n.amount_fen, why=why
+        )
+
+    async def _refund_late_payment(
+        self, *, order_no: str, transaction_id: str, amount_fen: int, why: str
+    ) -> None:
         """Money that arrived for an order that could not take it goes back."""
         refund = await self._unit_of_work(
             lambda session: orders.start_late_refund(
                 session,
-                provider=n.provider,
-                order_no=n.order_no,
-                transaction_id=n.transaction_id,
-                amount_fen=n.amount_fen,
+                provider=self.provider.name,
+                order_no=order_no,
+                transaction_id=transaction_id,
+                amount_fen=amount_fen,
             )
         )
         ok = await self._ask_provider_to_refund(
             refund,
-            order_no=n.order_no,
-            total_fen=n.amount_fen,
-            reason={"late": "订单已关闭", "already_paid": "订单已支付"}.get(why, "金额不符"),
-            transaction_id=n.transaction_id,
+            order_no=order_no,
+            total_fen=amount_fen,
+            reason=LATE_REASONS.get(why, "金额不符"),
+            transaction_id=transaction_id,
         )
         if ok:
             await self._tell_order_owner(
-                n.order_no, "late_payment_refunded", {"amount_fen": n.amount_fen, "reason": why}
+                order_no, "late_payment_refunded", {"amount_fen": amount_fen, "reason": why}
             )
+
+    async def settle_owed_refunds(self, *, now: datetime | None = None, grace: timedelta = OWED_GRACE) -> int:
+        """Finish refunds that a stopped process or an unknown provider answer left open.
+
+        Late money recorded more than `grace` ago whose refund never started gets one; a
+        refund pending for longer than `grace` is asked of the provider again with its own
+        refund number (the provider takes that as the same refund, so money goes back once).
+        A provider's refusal is recorded as before (a human takes over). Returns how many
+        were asked. The scheduler runs it; a second run finds what is still open.
+        """
+        cutoff = (now or datetime.now(UTC)) - grace
+        async with self._sessions() as session:
+            late = await orders.owed_late_payments(session, received_before=cutoff)
+            stale = await orders.stale_pending_refunds(session, created_before=cutoff)
+        asked = 0
+        for payment in late:
+            if payment.provider != self.provider.name:  # the merchant changed providers: a human's job
+                log.error("late payment of another provider left for staff: order=%s", payment.order_no)
+                continue
+            try:
+                await self._refund_late_payment(
+                    order_no=payment.order_no,
+                    transaction_id=payment.transaction_id,
+                    amount_fen=payment.amount_fen,
+                    why=payment.outcome,
+                )
+                asked += 1
+            except ShopError as exc:  # settled meanwhile by another worker
+                log.info("owed late refund already handled: order=%s code=%s", payment.order_no, exc.code)
+        for item in stale:
+            log.warning("refund still pending, asking the provider again: refund=%s", item.refund.refund_no)
+            await self._ask_provider_to_refund(
+                item.refund,
+                order_no=item.order_no,
+                total_fen=item.total_fen,
+                reason=_payer_reason(item.refund),
+                transaction_id=item.transaction_id,
+            )
+            asked += 1
+        return asked
 
     # ---- refunds ----------------------------------------------------------------------------
 
@@ -355,6 +404,14 @@ def _items(order: Any) -> list[dict[str, Any]]:
         {"name": line.name, "spec": getattr(line, "spec_label", ""), "quantity": line.quantity}
         for line in getattr(order, "lines", ()) or ()
     ]
+
+
+def _payer_reason(refund: Refund) -> str:
+    """The reason the payer sees for a refund (late refunds keep a machine-readable one)."""
+    source = orders.late_refund_source(refund)
+    if source is None:
+        return refund.reason
+    return LATE_REASONS.get(source.outcome, "金额不符")
 
 
 def _aware(moment: datetime) -> datetime:

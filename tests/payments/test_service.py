@@ -358,3 +358,63 @@ async def test_close_logs_provider_errors_instead_of_raising(world: World) -> No
     world.provider.fail_with = PaymentError("ORDERPAID", "订单已支付")
     await world.service.close(order_no="SF1")
     assert world.provider.calls == [("close_payment", {"order_no": "SF1"})]
+
+
+# ---- money still owed back: the scheduler finishes what a stopped process left ---------------
+
+
+async def test_late_money_whose_refund_never_started_is_refunded_by_the_scheduler(world: World) -> None:
+    order = await insert_order(world.sessions)
+    async with world.sessions() as session, session.begin():
+        await orders.cancel_order(session, order_id=order.id, actor="system")
+    # the notification was recorded, then the process stopped before the refund started
+    async with world.sessions() as session, session.begin():
+        outcome = await orders.record_payment(
+            session,
+            provider="wechatpay_v3",
+            order_no=order.order_no,
+            transaction_id="T-CRASH",
+            amount_fen=order.payable_fen,
+            paid_at=datetime.now(UTC),
+            payload={},
+        )
+    assert outcome.result == "late" and world.provider.refunds() == []
+
+    later = datetime.now(UTC) + timedelta(minutes=11)
+    assert await world.service.settle_owed_refunds(now=datetime.now(UTC)) == 0  # within the grace
+    assert await world.service.settle_owed_refunds(now=later) == 1
+
+    (call,) = world.provider.refunds()
+    assert (call["transaction_id"], call["amount_fen"], call["total_fen"]) == ("T-CRASH", order.payable_fen, order.payable_fen)
+    assert call["reason"] == "订单已关闭"
+    assert [(m.template, m.data["reason"]) for m in world.notifier.sent] == [("late_payment_refunded", "late")]
+    async with world.sessions() as session:
+        refund = await session.scalar(select(Refund))
+    assert refund is not None and refund.refund_no == call["refund_no"]
+
+    # the provider's answer settles it; another run finds nothing owed
+    await world.service.handle_notification(refunded(order, refund))
+    assert await world.service.settle_owed_refunds(now=later) == 0
+    assert len(world.provider.refunds()) == 1
+
+
+async def test_a_refund_left_pending_is_asked_again_with_the_same_number(world: World) -> None:
+    order = await insert_order(world.sessions)
+    await world.service.handle_notification(paid(order))
+    await world.service.drain()
+    world.provider.fail_with = PaymentError("TIMEOUT", outcome_unknown=True)
+    refund = await world.service.refund(order_id=order.id, amount_fen=order.payable_fen, reason="缺货", actor="staff")
+    assert refund.status == RefundStatus.PENDING
+
+    world.provider.fail_with = None
+    later = datetime.now(UTC) + timedelta(minutes=11)
+    assert await world.service.settle_owed_refunds(now=later) == 1
+
+    first, again = world.provider.refunds()
+    assert again == first  # same refund number, amount and reason: one refund at the provider
+    assert (again["refund_no"], again["reason"], again["total_fen"]) == (refund.refund_no, "缺货", order.payable_fen)
+    await world.service.handle_notification(refunded(order, refund))
+    await world.service.drain()
+    view = await world.order(order.order_no)
+    assert (view.status, view.refunded_fen) == (OrderStatus.REFUNDED, order.payable_fen)
+    assert await world.service.settle_owed_refunds(now=later) == 0

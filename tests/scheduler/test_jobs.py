@@ -8,9 +8,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 
 from bot.keys import JOBS, SERVICES
-from commerce.models import Order, OrderStatus
+from commerce import orders
+from commerce.models import Order, OrderStatus, Refund, RefundStatus
 from scheduler.runner import run_job
 from tests.bot.chat import Shop
+from tests.bot.test_admin_orders import open_staffed_shop, settle_refunds
 from tests.bot.test_shopping_chat import _open, _sku, _stock
 
 
@@ -96,3 +98,29 @@ async def test_jobs_close_the_provider_order_of_what_they_expire(make_shop, sqli
     later = dataclasses.replace(jobs, payments=Closer(), clock=lambda: datetime.now(UTC) + timedelta(hours=1))
     await run_job("expire_unpaid_orders", later)
     assert closed == [order_no]
+
+
+async def test_owed_refunds_are_settled_through_the_shops_payment_service(
+    sqlite_url: str, unused_tcp_port: int, aiohttp_client
+) -> None:
+    """The job reaches the app's PaymentService; a late payment whose refund never started
+    (the process stopped) is refunded through the sandbox and settled by its notification."""
+    shop = await open_staffed_shop(sqlite_url, unused_tcp_port, aiohttp_client)
+    services = shop.client.app[SERVICES]
+    order_no = await _buy_banana(shop, "o_late")
+    async with services.sessions() as session, session.begin():
+        order_id = await session.scalar(select(Order.id).where(Order.order_no == order_no))
+        await orders.cancel_order(session, order_id=order_id, actor="system")
+        await orders.record_payment(
+            session, provider=services.payments.provider.name, order_no=order_no, transaction_id="T-OWED",
+            amount_fen=1, paid_at=datetime.now(UTC), payload={},
+        )
+    jobs = shop.client.app[JOBS]
+    assert await run_job("settle_owed_refunds", jobs) == 0  # within the grace period
+    later = dataclasses.replace(jobs, clock=lambda: datetime.now(UTC) + timedelta(minutes=11))
+    assert await run_job("settle_owed_refunds", later) == 1
+    await settle_refunds(shop)
+    async with services.sessions() as session:
+        refund = await session.scalar(select(Refund))
+    assert refund is not None and (refund.status, refund.amount_fen) == (RefundStatus.SUCCEEDED, 1)
+    assert await run_job("settle_owed_refunds", later) == 0
