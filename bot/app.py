@@ -70,6 +70,7 @@ from bot.wechat_api import (
 from commerce.catalog import Catalog
 from commerce.db import create_engine, session_factory
 from commerce.outbox import OutboxItem
+from commerce.rules import SESSION_RULES  # referrals, points: rules on every session
 from scheduler.jobs import JobContext
 from scheduler.runner import RedisTickLock, TickLock, start_scheduler
 
@@ -113,6 +114,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     redis = Redis.from_url(config.redis.url) if config.redis.url else None
     store: DialogStore = RedisDialogStore(redis) if redis is not None else MemoryDialogStore()
     sessions = session_factory(engine)
+    # --- referrals, points: hooks in the status machine read the rules off the session ---
+    sessions.configure(info={SESSION_RULES: shop_rules(config)})
     dialogs = [SearchDialog(), CartDialog(), CheckoutDialog(), OrdersDialog(), ConfirmDialog()]
     services = Services(
         config=config,
@@ -282,6 +285,7 @@ def _build_planner(
         sessions=sessions,
         client=client,
         window_messages=wechat.window_messages,
+        paid_window_messages=wechat.window_messages_after_payment,
         template_ids=parse_template_ids(wechat.template_ids),
         max_attempts=wechat.outbox_max_attempts,
         alert=tell_staff,

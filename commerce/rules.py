@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -47,3 +48,16 @@ def maybe_utc(moment: datetime | None) -> datetime | None:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# ---- the rules a unit of work carries (referrals, issue 6) ----
+# Hooks deep inside the status machine (commerce.order_effects) get no rules argument;
+# the app factory puts its rules on every session (`sessions.configure(info={SESSION_RULES:
+# rules})`), and a session made without them uses the defaults.
+SESSION_RULES = "storefront.rules"
+
+
+def session_rules(session: Any) -> ShopRules:
+    """The rules `session` was made with, else `ShopRules()`."""
+    rules = session.info.get(SESSION_RULES)
+    return rules if isinstance(rules, ShopRules) else ShopRules()
