@@ -52,6 +52,7 @@ class WeChatConfig:
     max_clock_skew_seconds: int = 0
     # --- outbound notifications (bot/planner.py) ---
     window_messages: int = 5  # customer-service messages per customer message (48-hour window)
+    window_messages_after_payment: int = 20  # ... and within 48 hours of a payment
     max_sends_per_second: int = 50
     template_ids: str = ""  # template-message fallbacks: "order_paid=TEMPLATE_ID,order_shipped=ID2"
     outbox_max_attempts: int = 8  # delivery attempts before a message is failed and staff are told

@@ -7,9 +7,10 @@ from the scheduler's `deliver_outbox` job (`retry_due`).
 
 One attempt, in order:
 
-1. Inside the customer-service window (the customer wrote within 48 hours) and under
-   its count (`wechat.window_messages` per customer message): a customer-service
-   message. The count is reserved in the database before the call and given back if
+1. Inside the customer-service window (the customer wrote within 48 hours, or paid:
+   WeChat allows more after a payment) and under its count (`wechat.window_messages`
+   per customer message, `wechat.window_messages_after_payment` after a payment): a
+   customer-service message. The count is reserved in the database before the call and given back if
    WeChat did not take the message.
 2. Window closed or used up (by our count, or WeChat's 45015 / 45047): the event's
    template message when `wechat.template_ids` names one.
@@ -125,6 +126,7 @@ class NotificationPlanner:
         sessions: async_sessionmaker[AsyncSession],
         client: WeChatClient,
         window_messages: int = 5,
+        paid_window_messages: int = 20,
         template_ids: Mapping[str, str] | None = None,
         max_attempts: int = 8,
         alert: StaffAlert | None = None,
@@ -139,6 +141,7 @@ class NotificationPlanner:
         self._client = client
         self._cs = CustomerServiceSender(client)
         self.window_messages = max(0, window_messages)
+        self.paid_window_messages = max(0, paid_window_messages)
         self.template_ids = dict(template_ids or {})
         self.max_attempts = max(1, max_attempts)
         self.alert = alert
@@ -219,7 +222,9 @@ class NotificationPlanner:
             await self._fail(item, "no way to reach the customer in time", attempts=item.attempts)
             return
         async with self._sessions() as session, session.begin():
-            reserved = await outbox.use_window(session, item.openid, now=now, limit=self.window_messages)
+            reserved = await outbox.use_window(
+                session, item.openid, now=now, limit=self.window_messages, paid_limit=self.paid_window_messages
+            )
         if reserved:
             try:
                 await self._gate()
@@ -227,7 +232,9 @@ class NotificationPlanner:
             except WeChatError as exc:
                 if exc.errcode in (ErrCode.WINDOW_CLOSED, ErrCode.OVER_QUOTA):
                     async with self._sessions() as session, session.begin():
-                        await outbox.close_window(session, item.openid, limit=self.window_messages)
+                        await outbox.close_window(
+                            session, item.openid, limit=max(self.window_messages, self.paid_window_messages)
+                        )
                     log.info("outbox %s: window closed (%s), falling back", item.id, exc.errcode)
                 else:
                     async with self._sessions() as session, session.begin():

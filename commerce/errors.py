@@ -29,6 +29,7 @@ class ErrorCode(enum.StrEnum):
     AFTER_SALES_NOT_ALLOWED = "after_sales_not_allowed"
     # beyond the first contract
     PRICE_CHANGED = "price_changed"  # place_order(expected_payable_fen=...) no longer matches
+    POINTS_CHANGED = "points_changed"  # the points a quote used were spent meanwhile
     AMOUNT_INVALID = "amount_invalid"  # a refund of zero or less
     REASON_INVALID = "reason_invalid"  # an after-sales reason too short or too long
     # staff administration

@@ -144,6 +144,8 @@ class Customer(Base):
     last_message_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # customer-service messages sent since last_message_at (WeChat caps them per window)
     window_sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # the customer's last payment: WeChat opens a larger customer-service window after one
+    paid_window_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # ---- referrals and points (issue 6) ----
     # the customer's own referral code (A-Z0-9, given on first need); unique when set
     referral_code: Mapped[str | None] = mapped_column(String(16), unique=True, nullable=True)

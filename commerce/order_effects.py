@@ -19,9 +19,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commerce.models import OrderStatus
+from commerce.models import Order, OrderStatus
 
 S = OrderStatus
 
@@ -30,6 +31,13 @@ async def after_move(
     session: AsyncSession, *, order_id: int, frm: OrderStatus, to: OrderStatus, now: datetime
 ) -> None:
     """Called by the status machine after a successful move of `order_id` from `frm` to `to`."""
+    # ---- WeChat's customer-service window (commerce.outbox): a payment opens a larger one ----
+    if to == S.PAID:
+        from commerce import outbox
+
+        customer_id = await session.scalar(select(Order.customer_id).where(Order.id == order_id))
+        if customer_id is not None:
+            await outbox.note_payment(session, customer_id=customer_id, now=now)
     # ---- group buys (commerce.group_buys) ----
     # ---- referrals, commission, points, badges (commerce.referrals, commerce.points) ----
 

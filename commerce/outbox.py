@@ -199,20 +199,42 @@ async def window(session: AsyncSession, openid: str) -> Window:
     return Window(row[0], int(row[1] or 0))
 
 
-async def use_window(session: AsyncSession, openid: str, *, now: datetime, limit: int) -> bool:
-    """Reserve one customer-service message in the open window, if any is left (atomic)."""
+async def use_window(
+    session: AsyncSession, openid: str, *, now: datetime, limit: int, paid_limit: int | None = None
+) -> bool:
+    """Reserve one customer-service message in the open window, if any is left (atomic).
+
+    The window is opened by the customer's last message (`limit` messages) or by their
+    last payment (`paid_limit`, WeChat allows more after a payment); either will do.
+    """
+    cutoff = as_utc(now - WINDOW)
+    opened_by_message = (
+        Customer.last_message_at.is_not(None) & (Customer.last_message_at > cutoff) & (Customer.window_sent < limit)
+    )
+    condition = opened_by_message
+    if paid_limit is not None:
+        condition = opened_by_message | (
+            Customer.paid_window_at.is_not(None)
+            & (Customer.paid_window_at > cutoff)
+            & (Customer.window_sent < paid_limit)
+        )
     result = await session.execute(
         update(Customer)
-        .where(
-            Customer.openid == openid,
-            Customer.last_message_at.is_not(None),
-            Customer.last_message_at > as_utc(now - WINDOW),
-            Customer.window_sent < limit,
-        )
+        .where(Customer.openid == openid, condition)
         .values(window_sent=Customer.window_sent + 1)
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
+
+
+async def note_payment(session: AsyncSession, *, customer_id: int, now: datetime) -> None:
+    """The customer paid: a fresh (larger) window opens and its count starts over."""
+    await session.execute(
+        update(Customer)
+        .where(Customer.id == customer_id)
+        .values(paid_window_at=as_utc(now), window_sent=0)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def release_window(session: AsyncSession, openid: str) -> None:

@@ -2,6 +2,12 @@
 
 `quote` always starts from the cart as it is now (today's prices and stock), so what
 checkout shows and what `place_order` charges come from the same function.
+
+Points (`use_points=True`): `redeem_points_per_yuan` points take 100 fen off, up to
+`redeem_max_percent` of the goods after the coupon. The saving is the largest whole
+number of fen the balance covers within that cap, and the points used are the fewest
+that pay for it (rounded up when a fen costs a fraction of a point), all in integers.
+The total never reaches zero: the payment provider cannot charge nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.cart import CartLineView, get_cart
 from commerce.errors import ErrorCode, ShopError
-from commerce.models import Coupon, CouponKind, CustomerCoupon, CustomerCouponStatus
+from commerce.models import Coupon, CouponKind, Customer, CustomerCoupon, CustomerCouponStatus
 from commerce.rules import ShopRules, as_utc, maybe_utc, utcnow
 
 NO_COUPON = -1  # customer_coupon_id meaning "do not apply a coupon"
@@ -39,6 +45,11 @@ class Quote:
     coupon: CouponOffer | None
     other_coupons: tuple[CouponOffer, ...]  # the other coupons valid for this cart, best first
     problems: tuple[CartLineView, ...]  # lines that cannot be bought as they are (see `problem`)
+    points_used: int = 0  # the points spent for points_fen
+    points_balance: int = 0  # the customer's points now
+    # what the points could take off (and cost) on this cart, used or not: checkout offers it
+    points_offer_fen: int = 0
+    points_offer_used: int = 0
 
     @property
     def is_empty(self) -> bool:
@@ -52,6 +63,7 @@ class Quote:
         coupon = self.coupon.customer_coupon_id if self.coupon else 0
         parts.append(
             f"{self.goods_fen}-{self.discount_fen}+{self.delivery_fen}-{self.points_fen}c{coupon}"
+            f"p{self.points_used}"
         )
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
@@ -69,6 +81,22 @@ def coupon_discount(coupon: Coupon, goods_fen: int) -> int:
     else:
         return 0
     return max(0, min(discount, goods_fen))
+
+
+def points_saving(
+    *, balance: int, base_fen: int, max_fen: int, rules: ShopRules
+) -> tuple[int, int]:
+    """(fen off, points used) for `balance` points on `base_fen` of goods after the coupon.
+
+    At most `redeem_max_percent` of `base_fen` and at most `max_fen`; (0, 0) when the
+    shop does not redeem points.
+    """
+    rate = rules.redeem_points_per_yuan
+    if rate <= 0 or balance <= 0 or base_fen <= 0:
+        return 0, 0
+    cap = base_fen * max(0, min(rules.redeem_max_percent, 100)) // 100
+    fen = max(0, min(balance * 100 // rate, cap, max_fen))
+    return fen, -(-fen * rate // 100)  # the points for `fen`, rounded up
 
 
 def coupon_problem(
@@ -98,8 +126,12 @@ async def quote(
     rules: ShopRules,
     customer_coupon_id: int | None = None,
     now: datetime | None = None,
+    use_points: bool = False,
 ) -> Quote:
     """Price the current cart. `customer_coupon_id`: None = best valid coupon, -1 = none.
+
+    `use_points`: take the customer's points off (see the module docstring); the offer
+    (`points_offer_fen`, `points_offer_used`) is filled in either way.
 
     A named coupon that cannot be used raises COUPON_INVALID (details: reason, and
     threshold_fen when the cart is below it).
@@ -144,7 +176,21 @@ async def quote(
     delivery = (
         0 if goods == 0 or goods >= rules.free_delivery_threshold_fen else rules.delivery_fee_fen
     )
-    points = 0
+    balance = int(
+        await session.scalar(
+            select(Customer.points_balance)
+            .where(Customer.id == customer_id)
+            .execution_options(populate_existing=True)
+        )
+        or 0
+    )
+    offer_fen, offer_used = points_saving(
+        balance=balance,
+        base_fen=goods - discount,
+        max_fen=goods - discount + delivery - 1,
+        rules=rules,
+    )
+    points, points_used = (offer_fen, offer_used) if use_points else (0, 0)
     return Quote(
         lines=lines,
         goods_fen=goods,
@@ -155,6 +201,10 @@ async def quote(
         coupon=chosen,
         other_coupons=others,
         problems=cart.problems,
+        points_used=points_used,
+        points_balance=balance,
+        points_offer_fen=offer_fen,
+        points_offer_used=offer_used,
     )
 
 

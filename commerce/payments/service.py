@@ -133,6 +133,7 @@ class PaymentService:
             self._observe("payment", "not_succeeded")
             return True
         paid_at = _aware(n.occurred_at) if n.occurred_at else datetime.now(UTC)
+        queued: list[notices.Notification] = []
         outcome = await self._unit_of_work(
             lambda session: orders.record_payment(
                 session,
@@ -142,23 +143,26 @@ class PaymentService:
                 amount_fen=n.amount_fen,
                 paid_at=paid_at,
                 payload=n.payload,
-            )
+            ),
+            queued=queued,
         )
         result = outcome.result
         log.info("payment notification: order=%s result=%s", n.order_no, result)
         self._observe("payment", result)
         if result == "applied" and outcome.order is not None:
             order = outcome.order
-            self._background.spawn(
-                self._tell(
-                    order.openid,
-                    "order_paid",
-                    {"order_no": order.order_no, "amount_fen": n.amount_fen, "items": _items(order)},
-                )
-            )
+            # Badges the payment earned ride on the "payment received" message (one message,
+            # not two: WeChat counts them); whatever else it decided goes out after it.
+            badges = [q.data["badge"] for q in queued if q.openid == order.openid and q.template == "badge_awarded"]
+            rest = [q for q in queued if not (q.openid == order.openid and q.template == "badge_awarded")]
+            paid = {"order_no": order.order_no, "amount_fen": n.amount_fen, "items": _items(order), "badges": badges}
+            told = [notices.Notification(order.openid, "order_paid", paid), *rest]
+            self._background.spawn(notices.send(self._notifier, told))
             if self.on_paid is not None:  # staff alerts (the bot sets it; commerce never imports bot)
                 self._background.spawn(self.on_paid(order))
-        elif result in ("late", "already_paid", "amount_mismatch"):
+        elif queued:
+            self._background.spawn(notices.send(self._notifier, queued))
+        if result in ("late", "already_paid", "amount_mismatch"):
             if result == "amount_mismatch":
                 log.error(
                     "PAYMENT AMOUNT MISMATCH: order=%s paid=%s fen transaction=%s; order left unpaid, refunding",
@@ -339,8 +343,13 @@ class PaymentService:
 
     # ---- plumbing -----------------------------------------------------------------------------
 
-    async def _unit_of_work(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async def _unit_of_work(
+        self, work: Callable[[AsyncSession], Awaitable[T]], *, queued: list[notices.Notification] | None = None
+    ) -> T:
         """One transaction, committed; retried when a concurrent copy won a race.
+
+        What the work queued for customers (`commerce.notices`) is sent after the commit,
+        or handed back in `queued` for the caller to send.
 
         Two copies of one notification racing: the loser's PaymentEvent insert fails on the
         unique constraint (IntegrityError) or SQLite refuses the second writer (OperationalError,
@@ -351,9 +360,11 @@ class PaymentService:
                 async with self._sessions() as session:
                     result = await work(session)
                     await session.commit()
-                    queued = notices.take(session)
-                if queued:  # what the work decided to tell customers (a group filled, a badge)
-                    self._background.spawn(notices.send(self._notifier, queued))
+                    decided = notices.take(session)
+                if queued is not None:
+                    queued.extend(decided)
+                elif decided:  # what the work decided to tell customers (a group filled, a badge)
+                    self._background.spawn(notices.send(self._notifier, decided))
                 return result
             except (IntegrityError, OperationalError) as exc:
                 if attempt == UNIT_OF_WORK_ATTEMPTS:

@@ -172,6 +172,27 @@ async def test_over_the_count_uses_the_template_or_waits(make_world: WorldFactor
     assert rows[2].last_error == WAITING
 
 
+async def test_a_payment_opens_a_larger_window(make_world: WorldFactory, sqlite_url: str) -> None:
+    """WeChat allows more customer-service messages after a payment than after a message,
+    and a payment reopens a window the customer's messages had let close."""
+    world = await make_world(sqlite_url, wechat={"window_messages": 1, "window_messages_after_payment": 3})
+    user = world.shop.user(CUSTOMER)
+    order_no = await place_order(world.shop, user)
+    long_ago = datetime.now(UTC) - timedelta(hours=49)
+    await world.execute(update(Customer).where(Customer.openid == CUSTOMER).values(last_message_at=long_ago))
+    await pay(world.shop, order_no)
+    await world.settle()
+    [paid] = world.cs_to(CUSTOMER)
+    assert "支付成功" in paid["text"]["content"]
+    notifier = world.shop.client.app[NOTIFIER]
+    for number in ("SO-A", "SO-B", "SO-C"):  # two more fit in the window, the third waits
+        await notifier.notify(openid=CUSTOMER, template="order_expired", data={"order_no": number})
+    await world.planner.drain()
+    assert len(world.cs_to(CUSTOMER)) == 3
+    rows = await world.rows()
+    assert [r.status for r in rows] == ["sent", "sent", "sent", "pending"] and rows[-1].last_error == WAITING
+
+
 async def test_after_the_last_attempt_the_row_fails_and_staff_are_told(make_world: WorldFactory, sqlite_url: str) -> None:
     world = await make_world(sqlite_url, wechat={"outbox_max_attempts": 2}, staff={"owners": [OWNER]})
     await world.shop.user(OWNER).say("你好")  # the owner's window is open
