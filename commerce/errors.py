@@ -55,6 +55,20 @@ class ErrorCode(enum.StrEnum):
     REQUEST_NOT_OPEN = "request_not_open"  # an after-sales request already approved or rejected
     CSV_INVALID = "csv_invalid"
     DATE_RANGE_INVALID = "date_range_invalid"
+    # group buys (commerce.group_buys, commerce.group_campaigns)
+    CAMPAIGN_NOT_FOUND = "campaign_not_found"
+    CAMPAIGN_NOT_ACTIVE = "campaign_not_active"  # closed, not started or over: no new groups
+    CAMPAIGN_INVALID = "campaign_invalid"  # details: field, price_fen, max_size, max_hours
+    GROUP_NOT_FOUND = "group_not_found"
+    GROUP_NOT_OPEN = "group_not_open"  # the leader has not paid yet
+    GROUP_FULL = "group_full"
+    GROUP_EXPIRED = "group_expired"
+    GROUP_CLOSED = "group_closed"
+    GROUP_OWN = "group_own"  # the leader joining their own group
+    GROUP_ALREADY_MEMBER = "group_already_member"
+    GROUP_LIMIT_REACHED = "group_limit_reached"  # details: per_user_limit
+    GROUP_SOLD_OUT = "group_sold_out"  # the campaign's stock quota is used up
+    GROUP_NOT_FILLED = "group_not_filled"  # its orders ship only once the group filled
 
 
 class ShopError(Exception):

@@ -39,6 +39,9 @@ async def after_move(
         if customer_id is not None:
             await outbox.note_payment(session, customer_id=customer_id, now=now)
     # ---- group buys (commerce.group_buys) ----
+    from commerce import group_buys
+
+    await group_buys.on_order_moved(session, order_id=order_id, frm=frm, to=to, now=now)
     # ---- referrals, commission, points, badges (commerce.referrals, commerce.points) ----
 
 

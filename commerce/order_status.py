@@ -245,6 +245,7 @@ async def ship_order(
     now = as_utc(now or utcnow())
     await _owned_order_id(session, order_id=order_id, customer_id=None)
     values = {"carrier": carrier.strip()[:32], "tracking_no": tracking_no.strip()[:64]}
+    await _refuse_unfilled_group(session, order_id)  # group buys: ship only once the group filled
     moved = await _move(
         session,
         order_id=order_id,
@@ -258,6 +259,21 @@ async def ship_order(
     if not moved:
         raise _illegal(order_id, await _status(session, order_id), S.SHIPPED)
     return await _load_view(session, order_id)
+
+
+async def _refuse_unfilled_group(session: AsyncSession, order_id: int) -> None:
+    """GROUP_NOT_FILLED for a seat in a group that has not filled (yet, or ever)."""
+    from commerce.models import GroupBuy, GroupStatus
+
+    row = (
+        await session.execute(
+            select(GroupBuy.code, GroupBuy.status)
+            .join(Order, Order.group_id == GroupBuy.id)
+            .where(Order.id == order_id)
+        )
+    ).first()
+    if row is not None and row.status != GroupStatus.FILLED.value:
+        raise ShopError(ErrorCode.GROUP_NOT_FILLED, order_id=order_id, group_code=row.code, status=row.status)
 
 
 async def confirm_receipt(
