@@ -43,8 +43,17 @@ async def after_move(
 
     await group_buys.on_order_moved(session, order_id=order_id, frm=frm, to=to, now=now)
     # ---- referrals, commission, points, badges (commerce.referrals, commerce.points) ----
+    from commerce import points
+
+    if to == S.PAID:
+        await points.on_paid(session, order_id=order_id, now=now)
+    elif to == S.CANCELLED:
+        await points.on_cancelled(session, order_id=order_id, now=now)
 
 
 async def after_refund(session: AsyncSession, *, order_id: int, amount_fen: int, now: datetime) -> None:
     """Called once per successful refund of `amount_fen` of `order_id` (after refunded_fen grew)."""
     # ---- referrals, commission, points (commerce.referrals, commerce.points) ----
+    from commerce import points
+
+    await points.on_refund(session, order_id=order_id, amount_fen=amount_fen, now=now)
