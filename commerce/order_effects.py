@@ -43,6 +43,11 @@ async def after_move(
 
     await group_buys.on_order_moved(session, order_id=order_id, frm=frm, to=to, now=now)
     # ---- referrals, commission, points, badges (commerce.referrals, commerce.points) ----
+    if to == S.PAID and frm == S.PENDING_PAYMENT:  # commerce.commission: frozen for the referrer
+        from commerce import commission
+        from commerce.rules import session_rules
+
+        await commission.earn_on_paid(session, order_id=order_id, now=now, rules=session_rules(session))
     from commerce import points
 
     if to == S.PAID:
@@ -54,6 +59,9 @@ async def after_move(
 async def after_refund(session: AsyncSession, *, order_id: int, amount_fen: int, now: datetime) -> None:
     """Called once per successful refund of `amount_fen` of `order_id` (after refunded_fen grew)."""
     # ---- referrals, commission, points (commerce.referrals, commerce.points) ----
+    from commerce import commission
+
+    await commission.reverse_on_refund(session, order_id=order_id, now=now)  # its refunded share
     from commerce import points
 
     await points.on_refund(session, order_id=order_id, amount_fen=amount_fen, now=now)

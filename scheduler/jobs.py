@@ -30,6 +30,9 @@ class PaymentCloser(Protocol):
 
     async def settle_owed_refunds(self, *, now: datetime | None = None) -> int: ...
 
+    # group buys: the paid seats of a failed or closed group are refunded (PaymentService.refund)
+    async def refund(self, *, order_id: int, amount_fen: int, reason: str, actor: str) -> Any: ...
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -120,6 +123,30 @@ async def deliver_outbox(ctx: JobContext) -> int:
     return await ctx.deliver_outbox()
 
 
+async def expire_group_buys(ctx: JobContext) -> int:
+    """Open groups past their deadline fail (once); their unpaid seats are cancelled and told,
+    then every paid seat of a failed or closed group is refunded through the provider and told.
+
+    The refunds are found by state (member orders still paid), not by "failed in this run",
+    so a second run, or a run after a crash between the two steps, finishes the work
+    without refunding anything twice. Returns the refunds started."""
+    from commerce import group_deadlines
+
+    await in_unit(ctx, lambda session: group_deadlines.fail_due_groups(session, now=ctx.clock()))
+    if ctx.payments is None:
+        return 0
+    return await group_deadlines.refund_ended_groups(
+        ctx.sessions, refund=ctx.payments.refund, notifier=ctx.notifier, now=ctx.clock()
+    )
+
+
+async def remind_group_buys(ctx: JobContext) -> int:
+    """Members of an open group hear its progress once, within the hour before its deadline."""
+    from commerce import group_deadlines
+
+    return await in_unit(ctx, lambda session: group_deadlines.remind_due_groups(session, now=ctx.clock()))
+
+
 Job = Callable[[JobContext], Awaitable[int]]
 
 JOBS: dict[str, tuple[Job, int]] = {
@@ -129,4 +156,6 @@ JOBS: dict[str, tuple[Job, int]] = {
     "complete_shipped_orders": (complete_shipped_orders, 3600),
     "deliver_outbox": (deliver_outbox, 15),
     "settle_owed_refunds": (settle_owed_refunds, 600),
+    "expire_group_buys": (expire_group_buys, 60),
+    "remind_group_buys": (remind_group_buys, 300),
 }
