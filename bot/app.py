@@ -23,6 +23,7 @@ from bot.conversation import Conversation
 from bot.dialogs.cart import CartDialog
 from bot.dialogs.checkout import CheckoutDialog
 from bot.dialogs.confirm import ConfirmDialog
+from bot.dialogs.group import GroupDialog  # group buys
 from bot.dialogs.orders import OrdersDialog
 from bot.dialogs.search import SearchDialog
 from bot.dialogs.store import DialogStore, MemoryDialogStore, RedisDialogStore
@@ -117,6 +118,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     # --- referrals, points: hooks in the status machine read the rules off the session ---
     sessions.configure(info={SESSION_RULES: shop_rules(config)})
     dialogs = [SearchDialog(), CartDialog(), CheckoutDialog(), OrdersDialog(), ConfirmDialog()]
+    dialogs.append(GroupDialog())  # --- group buys (bot/dialogs/group.py) ---
     services = Services(
         config=config,
         sessions=sessions,

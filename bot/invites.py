@@ -23,7 +23,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from bot import scenes
-from bot.scenes import ProductShare, Scene
+from bot.scenes import GroupInvite, ProductShare, Scene
 from bot.wechat_api.client import QR_EXPIRE_MAX, QrCode, WeChatClient
 
 DEFAULT_EXPIRE_SECONDS = 7 * 24 * 3600  # a temporary code lives a week unless asked otherwise
@@ -158,7 +158,9 @@ def scene_target(scene: Scene | None) -> str | None:
     """The page a share link leads to; None: nothing to show (yet)."""
     if isinstance(scene, ProductShare):
         return f"/products/{scene.product_id}"
-    # Referral and group-buy pages come with the referral and group-buy issue.
+    if isinstance(scene, GroupInvite):  # --- group buys: the group's page (bot/group_page.py) ---
+        return f"/g/{scene.group_code}"
+    # Referral pages come with the referral issue.
     return None
 
 

@@ -9,7 +9,7 @@ from typing import cast
 from bot import scenes
 from bot.context import Context
 from bot.dialogs.search import SearchDialog
-from bot.replies import News, Notice, Reply, Silence, Text
+from bot.replies import News, Notice, Reply, Silence, Text, with_notice
 from bot.router import Event, MenuKey, MsgType, Router
 from bot.scenes import GroupInvite, ProductShare, ReferralInvite
 from commerce import outbox
@@ -61,6 +61,10 @@ async def _scene_reply(ctx: Context, *, welcome: str) -> Reply:
             first, *rest = reply.cards
             reply = News((replace(first, data={**first.data, "welcome": True}), *rest))
         return reply
+    if isinstance(scene, GroupInvite):  # --- group buys: the group's card, the welcome as a notice ---
+        ctx.extras["scene"] = scene
+        reply = await ctx.services.dialogs.get("group").open_card(ctx, scene.group_code)
+        return with_notice(reply, Notice(welcome, greeting.data)) if welcome == "welcome" else reply
     if isinstance(scene, ReferralInvite | GroupInvite):
         # Recorded for the referral (first-touch attribution) and group-buy handlers, which
         # come in a later issue; until then the user just gets the welcome.

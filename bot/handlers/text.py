@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.context import Context
 from bot.keywords import parse_number
 from bot.replies import Reply, Text, TransferToHuman
-from bot.router import Keyword, MsgType, Router
+from bot.router import Keyword, MsgType, Regex, Router
 from commerce.handoffs import record_handoff
 
 router = Router()
@@ -74,3 +74,27 @@ async def human_service(ctx: Context) -> Reply:
     if ctx.services.alerts is not None:  # --- staff alerts: a customer wants a human ---
         ctx.services.alerts.handoff_soon(openid=ctx.openid, context=context)
     return TransferToHuman()
+
+
+# --- group buys (bot/dialogs/group.py) ---
+@router.route(Keyword("group"))
+async def group_buys(ctx: Context) -> Reply:
+    return await ctx.services.dialogs.get("group").show(ctx)
+
+
+@router.route(Regex(r"(?i)(?:参团|加入拼团|join)\s*([A-Za-z0-9]{4,16})"))
+async def join_group(ctx: Context) -> Reply:
+    assert ctx.match is not None
+    return await ctx.services.dialogs.get("group").open_card(ctx, ctx.match.group(1))
+
+
+@router.route(Regex(r"[A-Z0-9]{6}"))
+async def bare_group_code(ctx: Context) -> Reply | None:
+    """A bare six-character code is a group's only when such a group exists; else a search."""
+    from commerce.group_buys import group_exists
+
+    async with ctx.services.sessions() as session:
+        if not await group_exists(session, code=ctx.msg.text.strip()):
+            return None
+    return await ctx.services.dialogs.get("group").open_card(ctx, ctx.msg.text.strip())
+# --- end group buys ---

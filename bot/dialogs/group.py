@@ -1,0 +1,161 @@
+"""Group buys (拼团): the open campaigns, a group's card, starting and joining.
+
+```mermaid
+stateDiagram-v2
+    [*] --> LIST: "拼团" / "group" (no campaign: ends at once)
+    [*] --> CARD: "参团 CODE", the bare code, a GroupInvite scan or follow
+    LIST --> [*]: a number starts a group (pay card)
+    CARD --> [*]: "参团" / "join" (pay card)
+    LIST --> [*]: cancel, other text
+    CARD --> [*]: cancel, other text
+```
+The leader pays first; the invite (code and the group's page) reaches the leader as a
+message once the payment lands (`commerce.group_buys`, template group_opened). The
+orders are placed with the default address; without one the customer is sent to set it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.context import Context
+from bot.dialogs.base import Dialog, Step, on
+from bot.dialogs.common import error_reply, pay_card, unit_of_work
+from bot.keywords import parse_number
+from bot.replies import Reply, Text
+from commerce import addresses, group_buys, group_campaigns, orders
+from commerce.errors import ShopError
+from commerce.group_buys import GroupView
+from commerce.rules import utcnow
+
+JOIN_WORDS = frozenset({"参团", "加入", "我要参团", "join", "join group"})
+
+
+class GroupState(enum.StrEnum):
+    LIST = "list"
+    CARD = "card"
+
+
+@dataclass(slots=True)
+class GroupData:
+    campaign_ids: list[int] = field(default_factory=list)
+    code: str = ""
+
+
+def group_card_data(group: GroupView, *, customer_id: int, base_url: str = "") -> dict[str, Any]:
+    member = group.member(customer_id)
+    return {
+        **group.data(utcnow()),
+        "is_leader": group.leader_id == customer_id,
+        "member": str(member.status) if member is not None else "",
+    }
+
+
+class GroupDialog(Dialog[GroupState, GroupData]):
+    name = "group"
+    State = GroupState
+    Data = GroupData
+    version = 1
+    initial = frozenset({GroupState.LIST, GroupState.CARD})
+    transitions = {GroupState.LIST: frozenset({GroupState.LIST}), GroupState.CARD: frozenset()}
+
+    async def show(self, ctx: Context) -> Reply:
+        """The campaigns that start groups now, and the customer's own groups."""
+        now = utcnow()
+        async with unit_of_work(ctx) as session:
+            campaigns = await group_campaigns.list_campaigns(session, now=now, active_only=True)
+            mine = await group_buys.groups_of(session, customer_id=ctx.customer_id)
+        data = {
+            "campaigns": [
+                {
+                    "number": n,
+                    "product": c.product_name,
+                    "spec": c.spec_label,
+                    "price": c.group_price_fen,
+                    "regular_price": c.regular_price_fen,
+                    "size": c.group_size,
+                    "hours": c.time_limit_minutes // 60,
+                }
+                for n, c in enumerate(campaigns, 1)
+            ],
+            "mine": [group_card_data(g, customer_id=ctx.customer_id) for g in mine],
+        }
+        if not campaigns:
+            await ctx.services.dialogs.end(ctx.openid)
+            return Text("group_list", data)
+        step = Step(Text("group_list", data), GroupState.LIST, GroupData([c.id for c in campaigns]))
+        return await ctx.services.dialogs.start(ctx, self, step)
+
+    async def open_card(self, ctx: Context, code: str) -> Reply:
+        """A group's card (product, price, members, time left); "参团" then joins it."""
+        try:
+            async with unit_of_work(ctx) as session:
+                group = await group_buys.get_group(session, code=code)
+        except ShopError as exc:
+            return error_reply(exc)
+        step = Step(
+            Text("group_card", group_card_data(group, customer_id=ctx.customer_id)),
+            GroupState.CARD,
+            GroupData(code=group.code),
+        )
+        return await ctx.services.dialogs.start(ctx, self, step)
+
+    async def join(self, ctx: Context, code: str) -> Reply:
+        await ctx.services.dialogs.end(ctx.openid)
+        return await self._place(ctx, code=code)
+
+    async def _place(
+        self, ctx: Context, *, code: str = "", campaign_id: int | None = None
+    ) -> Reply:
+        key = f"{ctx.openid}:{ctx.msg.dedupe_key}"
+        try:
+            async with unit_of_work(ctx) as session:
+                address = await addresses.default_address(session, customer_id=ctx.customer_id)
+                if address is None:
+                    return Text("group_need_address")
+                if campaign_id is not None:
+                    _group, order_id = await group_buys.start_group(
+                        session,
+                        campaign_id=campaign_id,
+                        customer_id=ctx.customer_id,
+                        address_id=address.id,
+                        idempotency_key=key,
+                        rules=ctx.services.rules,
+                        now=utcnow(),
+                    )
+                else:
+                    _group, order_id = await group_buys.join_group(
+                        session,
+                        code=code,
+                        customer_id=ctx.customer_id,
+                        address_id=address.id,
+                        idempotency_key=key,
+                        rules=ctx.services.rules,
+                        now=utcnow(),
+                    )
+                order = await orders.get_order(session, order_id=order_id)
+        except ShopError as exc:
+            return error_reply(exc)
+        ctx.services.catalog.invalidate()  # stock was reserved
+        return pay_card(ctx, order)
+
+    @on(GroupState.LIST)
+    async def on_list(self, ctx: Context, data: GroupData) -> Step[GroupState, GroupData] | None:
+        number = parse_number(ctx.msg.text)
+        if number is None:
+            return None
+        if not 1 <= number <= len(data.campaign_ids):
+            return Step(
+                Text("pick_out_of_range", {"number": number, "count": len(data.campaign_ids)}),
+                GroupState.LIST,
+                data,
+            )
+        return Step(await self._place(ctx, campaign_id=data.campaign_ids[number - 1]))
+
+    @on(GroupState.CARD)
+    async def on_card(self, ctx: Context, data: GroupData) -> Step[GroupState, GroupData] | None:
+        if ctx.msg.text.strip().lower() not in JOIN_WORDS:
+            return None
+        return Step(await self._place(ctx, code=data.code))
