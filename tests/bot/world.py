@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 
 from bot.keys import INBOX, JOBS, NOTIFIER, OUTBOUND, SERVICES
 from bot.planner import NotificationPlanner
-from commerce.models import OutboxMessage
+from commerce.models import Customer, OutboxMessage
 from scheduler.runner import run_job
 from tests.bot.chat import Shop
 from tests.fakes.wechat import FakeWeChat
@@ -74,6 +74,14 @@ class World:
     async def execute(self, statement: Any) -> None:
         async with self.shop.client.app[SERVICES].sessions() as session, session.begin():
             await session.execute(statement)
+
+    async def close_window(self, openid: str = CUSTOMER) -> None:
+        """As if 49 hours had passed since the customer last wrote (or paid): the window is closed."""
+        long_ago = datetime.now(UTC) - timedelta(hours=49)
+        values = {"last_message_at": long_ago}
+        if hasattr(Customer, "paid_window_at"):  # a payment opens a window too
+            values["paid_window_at"] = long_ago
+        await self.execute(update(Customer).where(Customer.openid == openid).values(**values))
 
     async def make_due(self) -> None:
         past = datetime.now(UTC) - timedelta(seconds=1)

@@ -121,6 +121,10 @@ class FakeWeChat:
         for _ in range(times):
             self._failures.append(failure or Failure())
 
+    def recover(self) -> None:
+        """Calls go through again: failures still queued by `fail_next` are dropped."""
+        self._failures.clear()
+
     def expire_token(self) -> None:
         """The current token expires now: calls with it get 42001."""
         if self.current is not None:
