@@ -1,0 +1,90 @@
+"""The group-buy journey through the real app: a leader starts and pays, one friend scans
+the invite, another types the code, both pay, the group fills and all three are told."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from bot.keys import SERVICES
+from bot.scenes import GroupInvite
+from commerce import group_campaigns
+from commerce.models import Customer, GroupBuy, Order, Variant
+from commerce.rules import ShopRules, utcnow
+from tests.bot.chat import ChatUser, Shop
+from tests.bot.test_admin_orders import pay
+from tests.commerce.factories import make_address
+
+LEADER, SCANNER, TYPER = "o_leader_0001", "o_scanner_002", "o_typer_00003"
+
+
+async def _campaign(shop: Shop) -> None:
+    async with shop.client.app[SERVICES].sessions() as session:
+        variant = await session.scalar(select(Variant).order_by(Variant.id).limit(1))
+        assert variant is not None
+        await group_campaigns.create_campaign(
+            session,
+            variant_id=variant.id,
+            group_price_fen=max(1, variant.price_fen // 2),
+            group_size=3,
+            starts_at=utcnow() - timedelta(hours=1),
+            ends_at=utcnow() + timedelta(days=3),
+            rules=ShopRules(),
+        )
+        await session.commit()
+
+
+async def _with_address(shop: Shop, user: ChatUser) -> None:
+    await user.say("帮助")  # the customer exists once they wrote
+    async with shop.client.app[SERVICES].sessions() as session:
+        customer_id = await session.scalar(
+            select(Customer.id).where(Customer.openid == user.openid)
+        )
+        assert customer_id is not None
+        await make_address(session, customer_id)
+        await session.commit()
+
+
+def _order_no(card) -> str:  # type: ignore[no-untyped-def]
+    assert card.kind == "news", card
+    return card.articles[0].description.split("订单号 ")[1].split()[0]
+
+
+async def test_three_customers_fill_a_group(staffed: Shop) -> None:
+    shop = staffed
+    await _campaign(shop)
+    leader, scanner, typer = shop.user(LEADER), shop.user(SCANNER), shop.user(TYPER)
+    for user in (leader, scanner, typer):
+        await _with_address(shop, user)
+    listing = await leader.say("拼团")
+    assert "1." in listing.text and "拼团价" in listing.text
+    leader_order = _order_no(await leader.say("1"))
+    await pay(shop, leader_order)
+    async with shop.client.app[SERVICES].sessions() as session:
+        code = await session.scalar(select(GroupBuy.code))
+    assert code is not None
+    invite = [m.text for m in shop.outbox.for_user(LEADER) if f"/g/{code}" in m.text]
+    assert invite and code in invite[0]  # the invite: the code and the group's page
+
+    card = await scanner.event("SCAN", key=GroupInvite(code).pack(), Ticket="t")
+    assert code in card.text and "1/3" in card.text
+    scanner_order = _order_no(await scanner.say("参团"))
+    typed = await typer.say(code)
+    assert "参团" in typed.text
+    typer_order = _order_no(await typer.say("参团"))
+    again = await typer.say(f"参团 {code}")
+    assert "参团" in again.text  # the card again; joining twice is refused below
+    assert "已经在这个团" in (await typer.say("参团")).text
+
+    await pay(shop, scanner_order)
+    await pay(shop, typer_order)
+    async with shop.client.app[SERVICES].sessions() as session:
+        group = await session.scalar(select(GroupBuy))
+        assert group is not None and group.status == "filled" and group.paid_count == 3
+        statuses = set(
+            (await session.scalars(select(Order.status).where(Order.group_id == group.id))).all()
+        )
+        assert statuses == {"paid"}
+    for openid in (LEADER, SCANNER, TYPER):
+        assert any("拼团成功" in m.text for m in shop.outbox.for_user(openid)), openid
