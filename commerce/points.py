@@ -24,6 +24,10 @@ be refused it or made to owe points. The reversal takes what the balance holds; 
 is written off by the shop and recorded as a "shortfall" row with delta 0 whose ref ends
 with ":<points not recovered>", so the ledger still explains every point.
 
+Points a payment earned are announced with a queued "points_earned" notice
+(`commerce.notices`), which the payment service folds into its "payment received"
+message, so that WeChat's per-window message count is not spent on them.
+
 The earning rules come from the session (`commerce.rules.session_rules`): the status machine
 that calls the hooks is driven by payment notifications and jobs that carry no rules.
 """
@@ -36,7 +40,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commerce import badges
+from commerce import badges, notices
 from commerce.badges import Badge
 from commerce.db import upsert_insert
 from commerce.models import Customer, Order, PointsEntry
@@ -261,7 +265,7 @@ async def on_paid(session: AsyncSession, *, order_id: int, now: datetime) -> Non
     row = (
         await session.execute(select(Order.customer_id, Order.paid_fen).where(Order.id == order_id))
     ).one()
-    await award(
+    earned = await award(
         session,
         customer_id=row.customer_id,
         points=purchase_points(row.paid_fen, rules),
@@ -270,6 +274,20 @@ async def on_paid(session: AsyncSession, *, order_id: int, now: datetime) -> Non
         order_id=order_id,
         now=now,
     )
+    if earned:
+        buyer = (
+            await session.execute(
+                select(Customer.openid, Customer.points_balance)
+                .where(Customer.id == row.customer_id)
+                .execution_options(populate_existing=True)
+            )
+        ).one()
+        notices.queue(
+            session,
+            openid=buyer.openid,
+            template="points_earned",
+            data={"points": earned, "balance": buyer.points_balance},
+        )
     await badges.award(session, customer_id=row.customer_id, badge=Badge.FIRST_ORDER, now=now)
     paid_before = await session.scalar(
         select(func.count())

@@ -154,8 +154,12 @@ class PaymentService:
             # Badges the payment earned ride on the "payment received" message (one message,
             # not two: WeChat counts them); whatever else it decided goes out after it.
             badges = [q.data["badge"] for q in queued if q.openid == order.openid and q.template == "badge_awarded"]
-            rest = [q for q in queued if not (q.openid == order.openid and q.template == "badge_awarded")]
+            folded = ("badge_awarded", "points_earned")  # points earned ride along too (commerce.points)
+            rest = [q for q in queued if not (q.openid == order.openid and q.template in folded)]
             paid = {"order_no": order.order_no, "amount_fen": n.amount_fen, "items": _items(order), "badges": badges}
+            paid["points_earned"] = next(
+                (q.data for q in queued if q.openid == order.openid and q.template == "points_earned"), None
+            )
             told = [notices.Notification(order.openid, "order_paid", paid), *rest]
             self._background.spawn(notices.send(self._notifier, told))
             if self.on_paid is not None:  # staff alerts (the bot sets it; commerce never imports bot)

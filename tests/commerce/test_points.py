@@ -247,14 +247,18 @@ async def test_payment_earns_points_and_the_first_order_badge_once(
     first = await pay_with_notices(sessions, order, "T1")
     again = await pay_with_notices(sessions, order, "T1")  # a duplicate notification
     assert await balance(sessions, buyer.customer_id) == 59 * 2  # 59.00 paid, 2 per yuan
-    assert [(n.template, n.data) for n in first] == [("badge_awarded", {"badge": "first_order"})]
+    assert [(n.template, n.data) for n in first] == [
+        ("points_earned", {"points": 118, "balance": 118}),  # rides on "payment received"
+        ("badge_awarded", {"badge": "first_order"}),
+    ]
     assert again == []
     async with sessions() as session:
         assert await points.earned_on(session, order_id=order.id) == 118
 
     second = await buyer_with_cart_again(sessions, buyer)
     order2 = await place(sessions, second, key="key-2")
-    assert await pay_with_notices(sessions, order2, "T2") == []  # no second badge
+    second_notices = await pay_with_notices(sessions, order2, "T2")
+    assert [n.template for n in second_notices] == ["points_earned"]  # no second badge
     async with sessions() as session:
         assert await badges_of(session, customer_id=buyer.customer_id) == ["first_order"]
     await assert_balance_is_the_ledger(sessions, buyer.customer_id)
