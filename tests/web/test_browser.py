@@ -218,3 +218,27 @@ async def test_pay_page_simulate_then_paid_and_the_chat_hears_of_it(
     assert "已经支付" in await page.locator("h1").inner_text()
     await _screenshot(page, "pay_error_paid")
     assert page.errors == [] and chat.errors == []
+
+
+async def test_group_page_shows_progress_and_the_code(
+    browser: Any, served_shop: tuple[TestServer, str]
+) -> None:
+    from tests.web.test_group_page import open_apple_group
+
+    server, base = served_shop
+    code = await open_apple_group(server.app, "o_browser_leader")
+    page = await _new_page(browser, base)
+    await page.goto(f"{base}/g/{code}")
+    assert "烟台红富士苹果" in await page.locator("h1").inner_text()
+    assert "¥19.90" in await page.locator("#group-price").inner_text()
+    assert "1/3" in await page.locator("#progress").inner_text()
+    assert "拼团中" in await page.locator("#status").inner_text()
+    assert await page.locator("#code").inner_text() == code
+    image = page.locator("img.product")
+    assert await image.evaluate("img => img.complete && img.naturalWidth > 0")
+    await _screenshot(page, "group_page")
+
+    missing = await page.goto(f"{base}/g/NOSUCH")
+    assert missing is not None and missing.status == 404
+    assert "拼团不存在" in await page.locator("h1").inner_text()
+    assert page.errors == []
