@@ -23,7 +23,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from bot import scenes
-from bot.scenes import GroupInvite, ProductShare, Scene
+from bot.scenes import GroupInvite, ProductShare, ReferralInvite, Scene
 from bot.wechat_api.client import QR_EXPIRE_MAX, QrCode, WeChatClient
 
 DEFAULT_EXPIRE_SECONDS = 7 * 24 * 3600  # a temporary code lives a week unless asked otherwise
@@ -160,7 +160,8 @@ def scene_target(scene: Scene | None) -> str | None:
         return f"/products/{scene.product_id}"
     if isinstance(scene, GroupInvite):  # --- group buys: the group's page (bot/group_page.py) ---
         return f"/g/{scene.group_code}"
-    # Referral pages come with the referral issue.
+    if isinstance(scene, ReferralInvite):  # --- referrals: the landing page (bot/referral_page.py) ---
+        return f"/r/{scene.code}"
     return None
 
 

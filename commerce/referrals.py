@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce import badges, coupons
 from commerce.errors import ShopError
-from commerce.models import Commission, Coupon, Customer, CustomerCoupon, Order
+from commerce.models import Commission, Coupon, Customer, CustomerCoupon, GroupBuy, Order
 from commerce.rules import ShopRules, as_utc
 
 # No 0/O, 1/I: codes are typed by people. Still within bot.scenes' [A-Z0-9]{4,16}.
@@ -80,35 +80,48 @@ def _new_code(length: int) -> str:
 
 
 async def referral_code_for(session: AsyncSession, *, customer_id: int) -> str:
-    """The customer's referral code, given now if they have none.
+    """The customer's referral code, given now if they have none."""
+    code, _given_now = await invite_code(session, customer_id=customer_id)
+    return code
+
+
+async def invite_code(session: AsyncSession, *, customer_id: int) -> tuple[str, bool]:
+    """The customer's referral code, and whether it was given just now (their first ask).
 
     The UPDATE only fills an empty code, so two requests at once (two workers) agree on
-    whichever wrote first; a clash with another customer's code is avoided by the
-    NOT EXISTS and, in the rare race, by the unique constraint.
+    whichever wrote first (and only that one says "just now"); a clash with another
+    customer's code is avoided by the NOT EXISTS and, in the rare race, by the unique
+    constraint.
     """
     for attempt in range(CODE_ATTEMPTS):
         code = await session.scalar(
             select(Customer.referral_code).where(Customer.id == customer_id)
         )
         if code:
-            return code
+            return code, False
         candidate = _new_code(CODE_LENGTH if attempt < CODE_ATTEMPTS // 2 else CODE_LENGTH + 2)
         taken = select(Customer.id).where(Customer.referral_code == candidate).exists()
-        await session.execute(
+        given = await session.execute(
             update(Customer)
             .where(Customer.id == customer_id, Customer.referral_code.is_(None), ~taken)
             .values(referral_code=candidate)
             .execution_options(synchronize_session=False)
         )
-    code = await session.scalar(select(Customer.referral_code).where(Customer.id == customer_id))
-    if not code:
-        raise RuntimeError("could not give a referral code")
-    return code
+        if given.rowcount == 1:  # type: ignore[attr-defined]
+            return candidate, True
+    raise RuntimeError("could not give a referral code")
 
 
 async def referrer_by_code(session: AsyncSession, code: str) -> int | None:
     return await session.scalar(
         select(Customer.id).where(Customer.referral_code == normalize_code(code))
+    )
+
+
+async def group_leader(session: AsyncSession, *, group_code: str) -> int | None:
+    """Who started the group buy with this code: a follow through its invite binds to them."""
+    return await session.scalar(
+        select(GroupBuy.leader_id).where(GroupBuy.code == normalize_code(group_code))
     )
 
 

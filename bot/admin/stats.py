@@ -6,10 +6,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.admin.registry import MANAGERS, REGISTRY, AdminContext, Outcome, UsageError
+from bot.alerts import openid_tail
 from bot.dialogs.common import unit_of_work
 from bot.replies import Text
-from commerce import stats
+from commerce import referrals, stats
 from commerce.rules import utcnow
+
+TOP_REFERRERS = 5
 
 
 def period_data(period: stats.PeriodStats) -> dict[str, Any]:
@@ -35,9 +38,14 @@ async def show_stats(actx: AdminContext) -> Outcome:
     now = utcnow()
     async with unit_of_work(actx.ctx) as session:
         found = await stats.shop_stats(session, now=now, tz=ZoneInfo(actx.services.config.shop.timezone))
+        top_referrers = await referrals.top_referrers(session, limit=TOP_REFERRERS)  # referrals
     return Outcome(Text("admin/stats", {
         "now": now,
         "today": period_data(found.today),
         "week": period_data(found.last_7_days),
         "low_stock": list(found.low_stock),
+        "top_referrers": [  # referrals: all time, by commission earned
+            {"customer": openid_tail(t.openid), "referrals": t.referrals, "earned_fen": t.earned_fen}
+            for t in top_referrers
+        ],
     }))

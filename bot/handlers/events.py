@@ -9,6 +9,7 @@ from typing import cast
 from bot import scenes
 from bot.context import Context
 from bot.dialogs.search import SearchDialog
+from bot.handlers import account  # referrals: the follow welcome
 from bot.replies import News, Notice, Reply, Silence, Text, with_notice
 from bot.router import Event, MenuKey, MsgType, Router
 from bot.scenes import GroupInvite, ProductShare, ReferralInvite
@@ -33,6 +34,8 @@ async def subscribe(ctx: Context) -> Reply:
     one "帮助" away). Anything else gets the normal welcome.
     """
     await ctx.services.customers.touch(ctx.openid, subscribed=True)
+    # referrals: a new follower through a referral QR is bound; the welcome coupon (bot/handlers/account.py)
+    await account.welcome(ctx, scenes.parse(ctx.msg.scene) if ctx.msg.scene else None)
     return await _scene_reply(ctx, welcome="welcome")
 
 
@@ -51,7 +54,7 @@ async def scan(ctx: Context) -> Reply:
 
 async def _scene_reply(ctx: Context, *, welcome: str) -> Reply:
     scene = scenes.parse(ctx.msg.scene) if ctx.msg.scene else None
-    greeting = Text(welcome, {"scene": ctx.msg.scene})
+    greeting = Text(welcome, {"scene": ctx.msg.scene, "welcome": ctx.extras.get("welcome", {})})
     if isinstance(scene, ProductShare):
         search = cast(SearchDialog, ctx.services.dialogs.get("search"))
         reply = await search.open_product(ctx, scene.product_id)
@@ -65,9 +68,9 @@ async def _scene_reply(ctx: Context, *, welcome: str) -> Reply:
         ctx.extras["scene"] = scene
         reply = await ctx.services.dialogs.get("group").open_card(ctx, scene.group_code)
         return with_notice(reply, Notice(welcome, greeting.data)) if welcome == "welcome" else reply
-    if isinstance(scene, ReferralInvite | GroupInvite):
-        # Recorded for the referral (first-touch attribution) and group-buy handlers, which
-        # come in a later issue; until then the user just gets the welcome.
+    if isinstance(scene, ReferralInvite):
+        # referrals: a follow through it bound the follower already (account.welcome), and the
+        # greeting says so; a scan by a follower binds nobody: just the welcome back
         ctx.extras["scene"] = scene
     return greeting
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.context import Context
+from bot.handlers import account  # referrals: invite, me, withdraw
 from bot.keywords import parse_number
 from bot.replies import Reply, Text, TransferToHuman
 from bot.router import Keyword, MsgType, Regex, Router
@@ -98,3 +99,6 @@ async def bare_group_code(ctx: Context) -> Reply | None:
             return None
     return await ctx.services.dialogs.get("group").open_card(ctx, ctx.msg.text.strip())
 # --- end group buys ---
+
+
+router.include(account.router)  # referrals: "邀请 / invite", "我的 / me", "提现 / withdraw [AMOUNT]"

@@ -185,10 +185,17 @@ async def test_a_product_share_link_redirects_to_the_product_page(sqlite_shop: S
     assert followed.status == 200 and followed.url.path == "/products/3"
 
 
-@pytest.mark.parametrize("scene", ["garbage", "v1.p.0", "v2.p.3", "v1.r.AB12CD", "v1.g.XYZ789", "x" * 65])
+@pytest.mark.parametrize("scene", ["garbage", "v1.p.0", "v2.p.3", "v1.g.XYZ789", "x" * 65])
 async def test_other_share_links_are_not_found(sqlite_shop: Shop, scene: str) -> None:
     response = await sqlite_shop.client.get(f"/s/{scene}", allow_redirects=False)
     assert response.status == 404
+
+
+async def test_a_referral_link_leads_to_its_landing_page(sqlite_shop: Shop) -> None:
+    """Referrals: /s/v1.r.CODE -> /r/CODE, which says "not valid" for a code nobody has."""
+    response = await sqlite_shop.client.get("/s/v1.r.AB12CD", allow_redirects=False)
+    assert response.status == 302 and response.headers["Location"] == "/r/AB12CD"
+    assert (await sqlite_shop.client.get("/r/AB12CD")).status == 404
 
 
 async def test_the_app_wires_an_invite_service(sqlite_shop) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,168 @@
+"""The customer's account in chat: "邀请 / invite", "我的 / me", "提现 / withdraw", and the follow welcome.
+
+Stateless handlers (no dialog: each answer is complete in one reply):
+
+- invite: the customer's referral code (given on first ask), share link and, when the
+  shop has a WeChat client, their permanent QR code; the first ask counts as a first
+  share for points.
+- me: points, badges, referrals, commission frozen (with the date it frees), available,
+  withdrawing and paid out.
+- withdraw [AMOUNT]: asks staff to pay out all that is available, or AMOUNT yuan;
+  managers are alerted.
+- `welcome(ctx, scene)`, called on a follow: binds a new follower who came through a
+  referral QR to its owner (or through a group invite to the group's leader) and gives
+  the welcome coupon; what happened goes into
+  `ctx.extras["welcome"]` for the welcome text. A scan by a follower binds nobody.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from bot.admin.catalog import parse_yuan
+from bot.admin.registry import UsageError
+from bot.alerts import MANAGERS, openid_tail
+from bot.context import Context
+from bot.dialogs.common import error_reply
+from bot.keywords import normalize
+from bot.replies import Reply, Text
+from bot.router import Keyword, Regex, Router
+from bot.scenes import GroupInvite, ReferralInvite
+from commerce import badges, commission, notices, points, referrals
+from commerce.errors import ErrorCode, ShopError
+from commerce.rules import utcnow
+
+log = logging.getLogger(__name__)
+router = Router()
+
+# "提现 50", "提现50元", "withdraw 12.5" (no amount: the "withdraw" keyword, everything available)
+WITHDRAW_AMOUNT = r"(?i)(?:申请提现|提现|withdraw|cash out)\s*[:：]?\s*([¥￥]?\s*[0-9０-９][0-9０-９.．]{0,12}\s*(?:元|yuan)?)"
+
+
+async def _finish(ctx: Context, session: Any) -> None:
+    """Send what the unit of work queued (badges and the like), after its commit."""
+    queued = notices.take(session)
+    if queued and ctx.services.notifier is not None:
+        await notices.send(ctx.services.notifier, queued)
+
+
+async def welcome(ctx: Context, scene: object) -> None:
+    """A follow: bind through a referral scene and give the welcome coupon (see the module doc)."""
+    code = scene.code if isinstance(scene, ReferralInvite) else ""
+    async with ctx.services.sessions() as session:
+        async with session.begin():
+            leader = None
+            if isinstance(scene, GroupInvite):  # a friend's group invite: bound to its leader
+                leader = await referrals.group_leader(session, group_code=scene.group_code)
+            result = await referrals.welcome_new_follower(
+                session,
+                customer_id=ctx.customer_id,
+                now=utcnow(),
+                rules=ctx.services.rules,
+                code=code,
+                referrer_id=leader,
+            )
+        await _finish(ctx, session)
+    ctx.extras["welcome"] = {"referred": result.referred, "coupon_title": result.coupon_title}
+
+
+@router.route(Keyword("invite"))
+async def invite(ctx: Context) -> Reply:
+    rules = ctx.services.rules
+    async with ctx.services.sessions() as session:
+        async with session.begin():
+            code, first = await referrals.invite_code(session, customer_id=ctx.customer_id)
+            if first:  # the first time they ask for their invite: a first share (points)
+                await points.award_first_share(
+                    session, customer_id=ctx.customer_id, rules=rules, now=utcnow()
+                )
+        await _finish(ctx, session)
+    scene = ReferralInvite(code)
+    invites = ctx.services.invites
+    link = invites.share_link(scene) if invites is not None else ""
+    qr_url = ""
+    if invites is not None:
+        try:
+            qr_url = (await invites.qr_for(scene, permanent=True)).image_url
+        except Exception:  # InvitesUnavailable (the demo), or WeChat refused: link and code only
+            log.info("no referral QR code", exc_info=True)
+    return Text(
+        "referral_invite",
+        {
+            "code": code,
+            "link": link,
+            "qr_url": qr_url,
+            "rate_bp": rules.commission_rate_bp,
+            "binding_days": rules.referral_binding.days,
+        },
+    )
+
+
+@router.route(Keyword("me"))
+async def me(ctx: Context) -> Reply:
+    async with ctx.services.sessions() as session:
+        got = await commission.balances(
+            session, customer_id=ctx.customer_id, rules=ctx.services.rules
+        )
+        points_balance = await points.balance(session, ctx.customer_id)
+        earned = await badges.badges_of(session, customer_id=ctx.customer_id)
+    return Text(
+        "account",
+        {
+            "points": int(points_balance or 0),
+            "badges": earned,
+            "referrals": got.referrals,
+            "frozen_fen": got.frozen_fen,
+            "frozen_until": got.frozen_until,
+            "frozen_waiting": got.frozen_waiting,
+            "available_fen": got.available_fen,
+            "withdrawing_fen": got.withdrawing_fen,
+            "paid_out_fen": got.paid_out_fen,
+            "min_fen": ctx.services.rules.withdrawal_min_fen,
+        },
+    )
+
+
+@router.route(Keyword("withdraw"))
+async def withdraw_all(ctx: Context) -> Reply:
+    return await _withdraw(ctx, None)
+
+
+@router.route(Regex(WITHDRAW_AMOUNT))
+async def withdraw_amount(ctx: Context) -> Reply:
+    assert ctx.match is not None
+    ctx.locale = "zh" if any("\u4e00" <= c <= "\u9fff" for c in ctx.match.group(0)) else "en"
+    ctx.extras["keyword_locale"] = ctx.locale
+    try:
+        amount = parse_yuan(normalize(ctx.match.group(1)).replace("yuan", "").strip())
+    except (UsageError, ShopError):
+        return error_reply(ShopError(ErrorCode.AMOUNT_INVALID))
+    return await _withdraw(ctx, amount)
+
+
+async def _withdraw(ctx: Context, amount_fen: int | None) -> Reply:
+    try:
+        async with ctx.services.sessions() as session, session.begin():
+            request = await commission.request_withdrawal(
+                session,
+                customer_id=ctx.customer_id,
+                amount_fen=amount_fen,
+                now=utcnow(),
+                rules=ctx.services.rules,
+            )
+    except ShopError as exc:
+        return error_reply(exc)
+    if ctx.services.alerts is not None:
+        ctx.services.alerts.soon(
+            "alert_withdrawal",
+            {
+                "withdrawal_id": request.id,
+                "amount_fen": request.amount_fen,
+                "customer": openid_tail(ctx.openid),
+            },
+            MANAGERS,
+        )
+    return Text(
+        "withdrawal_requested", {"amount_fen": request.amount_fen, "withdrawal_id": request.id}
+    )

@@ -1,0 +1,46 @@
+"""GET /r/{code}: where a referral share link lands (`/s/v1.r.CODE` redirects here).
+
+A visitor outside WeChat's follow flow cannot be bound by a web page (the binding needs
+their openid, which only a follow gives), so the page asks them to follow the account
+through the referrer's QR code, which carries the referral scene; without a WeChat
+client (the demo) it shows the code to type instead.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from bot.keys import CONFIG, SERVICES
+from bot.pages import PAGES
+from bot.scenes import _CODE, ReferralInvite
+from commerce import referrals
+
+log = logging.getLogger(__name__)
+
+
+async def referral_page(request: web.Request) -> web.Response:
+    code = referrals.normalize_code(request.match_info["code"])
+    services = request.app[SERVICES]
+    env = request.app[PAGES]
+    shop = request.app[CONFIG].shop.name
+    referrer = None
+    if _CODE.fullmatch(code):
+        async with services.sessions() as session:
+            referrer = await referrals.referrer_by_code(session, code)
+    if referrer is None:
+        html = env.get_template("referral.html").render(shop=shop, code="", qr_url="")
+        return web.Response(status=404, text=html, content_type="text/html")
+    qr_url = ""
+    if services.invites is not None:
+        try:
+            qr_url = (await services.invites.qr_for(ReferralInvite(code), permanent=True)).image_url
+        except Exception:  # InvitesUnavailable in the demo, or WeChat refused: the code only
+            log.info("no referral QR code for the page", exc_info=True)
+    html = env.get_template("referral.html").render(shop=shop, code=code, qr_url=qr_url)
+    return web.Response(text=html, content_type="text/html")
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get(r"/r/{code}", referral_page)
