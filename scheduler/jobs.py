@@ -123,6 +123,17 @@ async def deliver_outbox(ctx: JobContext) -> int:
     return await ctx.deliver_outbox()
 
 
+async def unfreeze_commission(ctx: JobContext) -> int:
+    """Commission whose order completed a return window ago becomes available; the referrer is told.
+
+    Each commission moves once (a conditional UPDATE), so a second run frees nothing."""
+    from commerce import commission
+
+    return await in_unit(
+        ctx, lambda session: commission.unfreeze_due(session, now=ctx.clock(), rules=ctx.rules)
+    )
+
+
 async def expire_group_buys(ctx: JobContext) -> int:
     """Open groups past their deadline fail (once); their unpaid seats are cancelled and told,
     then every paid seat of a failed or closed group is refunded through the provider and told.
@@ -158,4 +169,5 @@ JOBS: dict[str, tuple[Job, int]] = {
     "settle_owed_refunds": (settle_owed_refunds, 600),
     "expire_group_buys": (expire_group_buys, 60),
     "remind_group_buys": (remind_group_buys, 300),
+    "unfreeze_commission": (unfreeze_commission, 3600),
 }
