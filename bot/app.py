@@ -15,7 +15,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import dev_chat, export_page, invites, pages, pay_page, paylink, referral_page, webhook
+from bot import (
+    dev_chat,
+    export_page,
+    group_page,
+    invites,
+    pages,
+    pay_page,
+    paylink,
+    referral_page,
+    webhook,
+)
 from bot.admin.broadcast import Broadcaster
 from bot.alerts import MANAGERS, StaffAlerts, openid_tail
 from bot.config import Config
@@ -95,6 +105,7 @@ def create_app(config: Config, *, outbound: OutboundSender | None = None) -> web
     webhook.add_routes(app)
     pages.add_routes(app)
     invites.add_routes(app)  # --- share links: GET /s/{scene} (bot/invites.py) ---
+    group_page.add_routes(app)  # --- group buys: GET /g/{code} (bot/group_page.py) ---
     referral_page.add_routes(app)  # --- referrals: GET /r/{code} (bot/referral_page.py) ---
     export_page.add_routes(app)  # --- staff exports: GET /export/{token} (bot/export_page.py) ---
     # --- payment page and local chat simulator (bot/pay_page.py, bot/dev_chat.py) ---
