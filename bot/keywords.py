@@ -42,6 +42,8 @@ BUY_NOW = re.compile(r"(?:立即购买|马上买|buy now|buy)\s*(\d{1,4})?\s*(?:
 CHANGE_QUANTITY = re.compile(r"(?:改|修改|change|set)\s*(\d{1,3})\s*(?:为|to|[\s×x*])\s*(\d{1,4})", re.IGNORECASE)
 REMOVE_LINE = re.compile(r"(?:删|删除|remove|delete|del)\s*(\d{1,3})", re.IGNORECASE)
 USE_COUPON = re.compile(r"(?:券|用券|coupon)\s*(\d{1,3}|不用|none|no)", re.IGNORECASE)
+# At checkout: "用积分" / "不用积分" / "use points" / "no points" (a bare "积分"/"points" is "me").
+USE_POINTS = re.compile(r"(不用|不|用|使用|use|no|don't use)\s*(?:积分|points)", re.IGNORECASE)
 AFTER_SALES = re.compile(r"(退款|退货|售后|refund|return)\s*[:：]?\s*(.*)", re.IGNORECASE | re.DOTALL)
 
 _TRAILING = re.compile(r"[\s!！。.,，~～]+$")

@@ -8,12 +8,16 @@ stateDiagram-v2
     ADDRESS --> ADDRESS: unparseable (says what is missing)
     ADDRESS_CONFIRM --> REVIEW: "确认" saves it as the default
     ADDRESS_CONFIRM --> ADDRESS_CONFIRM: another typed address
-    REVIEW --> REVIEW: "券 2" / "券 不用", a changed cart re-quoted
+    REVIEW --> REVIEW: "券 2" / "券 不用", "用积分" / "不用积分", a changed cart re-quoted
     REVIEW --> ADDRESS: "地址"
     REVIEW --> [*]: "确认" places the order (pay card), cancel, other text
 ```
 The order is placed with an idempotency key derived from the confirming message,
 so WeChat's retries and double taps place it once.
+
+Points: a customer who has enough for a saving uses them by default (what Chinese shops
+do: the saving is shown, and "不用积分" / "no points" keeps them for later); the choice is
+kept in the dialog's data and the review shows what is used and what is left.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import Any
 from bot.context import Context
 from bot.dialogs.base import Dialog, Step, on
 from bot.dialogs.common import error_reply, pay_card, unit_of_work
-from bot.keywords import USE_COUPON, match_command, match_keyword
+from bot.keywords import USE_COUPON, USE_POINTS, match_command, match_keyword
 from bot.replies import Notice, Reply, Text, with_notice
 from commerce import addresses, cart, orders, pricing
 from commerce.addresses import AddressView, ParsedAddress
@@ -46,6 +50,7 @@ class CheckoutData:
     coupon_id: int | None = None  # None: the best one; NO_COUPON: none
     offered_coupon_ids: list[int] = field(default_factory=list)
     payable_fen: int | None = None  # the total last shown: confirming anything else is refused
+    use_points: bool = True  # points take money off unless the customer says "不用积分"
 
 
 def _address_data(address: AddressView | ParsedAddress) -> dict[str, Any]:
@@ -71,6 +76,13 @@ def _quote_data(quote: Quote, address: AddressView) -> dict[str, Any]:
         "delivery": quote.delivery_fen,
         "payable": quote.payable_fen,
         "coupon": {"title": quote.coupon.title, "discount": quote.coupon.discount_fen} if quote.coupon else None,
+        "points": {
+            "balance": quote.points_balance,
+            "used": quote.points_used,
+            "saving": quote.points_fen,
+            "offer_used": quote.points_offer_used,
+            "offer_saving": quote.points_offer_fen,
+        },
         "offers": [{"number": n, "title": o.title, "discount": o.discount_fen} for n, o in enumerate(offers, 1)],
         "address": _address_data(address),
     }
@@ -105,7 +117,11 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
     async def _review(self, ctx: Context, data: CheckoutData) -> Step[CheckoutState, CheckoutData]:
         async with unit_of_work(ctx) as session:
             quote = await pricing.quote(
-                session, customer_id=ctx.customer_id, rules=ctx.services.rules, customer_coupon_id=data.coupon_id
+                session,
+                customer_id=ctx.customer_id,
+                rules=ctx.services.rules,
+                customer_coupon_id=data.coupon_id,
+                use_points=data.use_points,
             )
             address = next(
                 (a for a in await addresses.list_addresses(session, customer_id=ctx.customer_id)
@@ -155,6 +171,10 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
         coupon = match_command(USE_COUPON, ctx.msg.text)
         if coupon is not None:
             return self._choose_coupon(ctx, data, coupon.group(1)) or await self._review(ctx, data)
+        use_points = match_command(USE_POINTS, ctx.msg.text)
+        if use_points is not None:
+            data.use_points = use_points.group(1).lower() in ("用", "使用", "use")
+            return await self._review(ctx, data)
         if keyword is None or keyword[0] != "confirm":
             return None
         return await self._place(ctx, data)
@@ -183,6 +203,7 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
                     rules=ctx.services.rules,
                     customer_coupon_id=data.coupon_id,
                     expected_payable_fen=data.payable_fen,
+                    use_points=data.use_points,
                 )
         except ShopError as exc:
             # explain what changed, with the re-quoted order right below
