@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from commerce import notices
 from commerce.errors import ErrorCode, ShopError
-from commerce.group_buys import ENDED, G, M, GroupView, get_group
+from commerce.group_buys import ENDED, G, GroupView, M, get_group
 from commerce.models import Customer, GroupBuy, Order, OrderStatus
 from commerce.notifications import Notifier
 from commerce.rules import as_utc
@@ -218,9 +218,11 @@ class RefundTarget:
     group_id: int
 
 
-async def refund_targets(session: AsyncSession, *, limit: int = 100) -> list[RefundTarget]:
-    """Member orders of failed or closed groups that are still paid: money owed back."""
-    rows = await session.execute(
+async def refund_targets(
+    session: AsyncSession, *, group_id: int | None = None, limit: int = 100
+) -> list[RefundTarget]:
+    """Member orders of failed or closed groups (or of the one group) that are still paid."""
+    query = (
         select(
             Order.id,
             Order.order_no,
@@ -235,6 +237,9 @@ async def refund_targets(session: AsyncSession, *, limit: int = 100) -> list[Ref
         .order_by(Order.id)
         .limit(limit)
     )
+    if group_id is not None:
+        query = query.where(GroupBuy.id == group_id)
+    rows = await session.execute(query)
     return [
         RefundTarget(r.id, r.order_no, r.openid, r.paid_fen - r.refunded_fen, r.group_id)
         for r in rows.all()
@@ -248,15 +253,22 @@ Refund = Callable[
 
 
 async def refund_ended_groups(
-    sessions: async_sessionmaker[AsyncSession], *, refund: Refund, notifier: Notifier, now: datetime
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    refund: Refund,
+    notifier: Notifier | None,
+    now: datetime,
+    group_id: int | None = None,
+    actor: str = "system",
 ) -> int:
     """Ask the provider to refund every paid seat of an ended group, and tell its member.
 
     Each refund is its own unit of work (in `refund`), the provider call outside any
     transaction. NOTHING_TO_REFUND means another run got there first: skipped, untold.
+    `group_id`: only that group's seats (staff closing one group refund it at once).
     """
     async with sessions() as session:
-        targets = await refund_targets(session)
+        targets = await refund_targets(session, group_id=group_id)
         groups = {t.group_id: await get_group(session, group_id=t.group_id) for t in targets}
     started = 0
     for target in targets:
@@ -265,7 +277,7 @@ async def refund_ended_groups(
                 order_id=target.order_id,
                 amount_fen=target.amount_fen,
                 reason="group_failed",
-                actor="system",
+                actor=actor,
             )
         except ShopError as exc:
             log.info("group refund skipped: order=%s code=%s", target.order_no, exc.code)
@@ -281,6 +293,8 @@ async def refund_ended_groups(
             "amount_fen": target.amount_fen,
             "reason": group.close_reason,
         }
+        if notifier is None:
+            continue
         try:
             await notifier.notify(openid=target.openid, template="group_failed", data=data)
         except Exception:

@@ -7,6 +7,7 @@ from bot.admin import (  # noqa: F401
     coupons,
     export,
     general,
+    group_buys,
     orders,
     referrals,
     staff_commands,
