@@ -212,6 +212,25 @@ async def list_groups(
     return [v for gid in ids if (v := await _load(session, GroupBuy.id == gid)) is not None]
 
 
+async def waiting_for_group(
+    session: AsyncSession, *, order_ids: list[int]
+) -> dict[int, tuple[int, int]]:
+    """{order id: (paid members, group size)} for those of the orders that are paid seats of
+    a group not filled yet: such an order waits for its group and cannot ship. One query."""
+    if not order_ids:
+        return {}
+    rows = await session.execute(
+        select(Order.id, GroupBuy.paid_count, GroupBuy.size)
+        .join(GroupBuy, GroupBuy.id == Order.group_id)
+        .where(
+            Order.id.in_(order_ids),
+            Order.status == S.PAID.value,
+            GroupBuy.status.in_((G.FORMING.value, G.OPEN.value)),
+        )
+    )
+    return {row.id: (row.paid_count, row.size) for row in rows.all()}
+
+
 # ---- starting and joining ----------------------------------------------------------------
 
 

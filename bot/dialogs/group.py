@@ -8,6 +8,7 @@ stateDiagram-v2
     CARD --> [*]: "参团" / "join" (pay card)
     LIST --> [*]: cancel, other text
     CARD --> [*]: cancel, other text
+    [*] --> [*]: "取消拼团" / "cancel group" (a leader alone withdraws the group)
 ```
 The leader pays first; the invite (code and the group's page) reaches the leader as a
 message once the payment lands (`commerce.group_buys`, template group_opened). The
@@ -25,9 +26,10 @@ from bot.dialogs.base import Dialog, Step, on
 from bot.dialogs.common import error_reply, pay_card, unit_of_work
 from bot.keywords import parse_number
 from bot.replies import Reply, Text
-from commerce import addresses, group_buys, group_campaigns, orders
-from commerce.errors import ShopError
+from commerce import addresses, group_buys, group_campaigns, group_deadlines, orders
+from commerce.errors import ErrorCode, ShopError
 from commerce.group_buys import GroupView
+from commerce.models import GroupStatus
 from commerce.rules import utcnow
 
 JOIN_WORDS = frozenset({"参团", "加入", "我要参团", "join", "join group"})
@@ -140,6 +142,64 @@ class GroupDialog(Dialog[GroupState, GroupData]):
             return error_reply(exc)
         ctx.services.catalog.invalidate()  # stock was reserved
         return pay_card(ctx, order)
+
+    async def withdraw(self, ctx: Context, code: str = "") -> Reply:
+        """A leader whose group nobody joined withdraws it ("取消拼团" / "cancel group").
+
+        Paid: the group closes and the leader's payment goes back through the payment
+        service at once (the same state-found refund the expiry job makes, so never
+        twice). Not paid yet: the leader's order is cancelled, which closes the group.
+        Once a friend has a seat the group stays: friends were promised it.
+        """
+        await ctx.services.dialogs.end(ctx.openid)
+        try:
+            async with unit_of_work(ctx) as session:
+                if not code:
+                    led = [
+                        g
+                        for g in await group_buys.groups_of(session, customer_id=ctx.customer_id)
+                        if g.leader_id == ctx.customer_id
+                        and g.status in (GroupStatus.FORMING, GroupStatus.OPEN)
+                    ]
+                    if not led:
+                        return Text("group_withdraw_none")
+                    code = led[0].code
+                before = await group_buys.get_group(session, code=code)
+                group = await group_deadlines.leader_cancel_group(
+                    session, code=code, customer_id=ctx.customer_id, now=utcnow()
+                )
+        except ShopError as exc:
+            if exc.code == ErrorCode.GROUP_CLOSED and exc.details.get("reason") == "members":
+                return Text(
+                    "group_withdraw_refused", group_card_data(before, customer_id=ctx.customer_id)
+                )
+            if exc.code == ErrorCode.GROUP_CLOSED or exc.code == ErrorCode.GROUP_NOT_FOUND:
+                return Text("group_withdraw_none")
+            return error_reply(exc)
+        ctx.services.catalog.invalidate()  # the leader's unit went back to stock
+        payments = ctx.services.payments
+        refunded = 0
+        if payments is not None:
+            if before.status == GroupStatus.FORMING:
+                leader = next(m for m in before.members if m.is_leader)
+                async with unit_of_work(ctx) as session:
+                    order = await orders.get_order(session, order_id=leader.order_id)
+                await payments.close(order_no=order.order_no)
+            else:
+                refunded = await group_deadlines.refund_ended_groups(
+                    ctx.services.sessions,
+                    refund=payments.refund,
+                    notifier=None,  # this reply tells the leader
+                    now=utcnow(),
+                    group_id=group.id,
+                    actor="customer",
+                )
+        data = {
+            **group.data(utcnow()),
+            "paid": before.status == GroupStatus.OPEN,
+            "refunded": refunded,
+        }
+        return Text("group_withdrawn", data)
 
     @on(GroupState.LIST)
     async def on_list(self, ctx: Context, data: GroupData) -> Step[GroupState, GroupData] | None:

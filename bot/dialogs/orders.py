@@ -15,17 +15,24 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.context import Context
 from bot.dialogs.base import Dialog, Step, on
 from bot.dialogs.common import error_reply, order_data, pay_card, unit_of_work
 from bot.keywords import AFTER_SALES, match_command, match_keyword, parse_number
 from bot.replies import Reply, Text
-from commerce import orders
+from commerce import group_buys, orders
 from commerce.errors import ShopError
 from commerce.models import AfterSalesKind, OrderStatus
 
 LIST_SIZE = 10
+
+
+def _group_wait(waiting: dict[int, tuple[int, int]], order_id: int) -> dict[str, Any]:
+    """A paid order of a group not filled yet shows "waiting for the group (2 of 3)", not "paid"."""
+    joined, size = waiting.get(order_id, (0, 0))
+    return {"group_wait": order_id in waiting, "group_joined": joined, "group_size": size}
 
 
 class OrdersState(enum.StrEnum):
@@ -60,9 +67,10 @@ class OrdersDialog(Dialog[OrdersState, OrdersData]):
     async def _list(self, ctx: Context) -> Step[OrdersState, OrdersData]:
         async with unit_of_work(ctx) as session:
             found = await orders.list_orders(session, customer_id=ctx.customer_id, limit=LIST_SIZE)
+            waiting = await group_buys.waiting_for_group(session, order_ids=[o.id for o in found])
         if not found:
             return Step(Text("orders_empty"))
-        items = [{"number": n, **order_data(o)} for n, o in enumerate(found, 1)]
+        items = [{"number": n, **order_data(o), **_group_wait(waiting, o.id)} for n, o in enumerate(found, 1)]
         return Step(Text("orders_list", {"orders": items}), OrdersState.LIST, OrdersData([o.id for o in found]))
 
     async def _detail(self, ctx: Context, data: OrdersData, number: int) -> Step[OrdersState, OrdersData]:
@@ -72,9 +80,11 @@ class OrdersDialog(Dialog[OrdersState, OrdersData]):
         data.order_id = data.order_ids[number - 1]
         async with unit_of_work(ctx) as session:
             order = await orders.get_order(session, order_id=data.order_id, customer_id=ctx.customer_id)
+            waiting = await group_buys.waiting_for_group(session, order_ids=[order.id])
         if order.status == OrderStatus.PENDING_PAYMENT:
             return Step(pay_card(ctx, order), OrdersState.DETAIL, data)
-        return Step(Text("order_detail", order_data(order)), OrdersState.DETAIL, data)
+        detail = {**order_data(order), **_group_wait(waiting, order.id)}
+        return Step(Text("order_detail", detail), OrdersState.DETAIL, data)
 
     @on(OrdersState.LIST)
     async def on_list(self, ctx: Context, data: OrdersData) -> Step[OrdersState, OrdersData] | None:

@@ -89,6 +89,14 @@ async def join_group(ctx: Context) -> Reply:
     return await ctx.services.dialogs.get("group").open_card(ctx, ctx.match.group(1))
 
 
+@router.route(Regex(r"(?i)(?:取消拼团|取消开团|退出拼团|cancel group|leave group)\s*([A-Za-z0-9]{4,16})?"))
+async def withdraw_group(ctx: Context) -> Reply:
+    """A leader alone in their group withdraws it (their payment goes back)."""
+    assert ctx.match is not None
+    ctx.locale = "en" if ctx.msg.text.strip()[:1].isascii() else "zh"  # as a keyword would
+    return await ctx.services.dialogs.get("group").withdraw(ctx, ctx.match.group(1) or "")
+
+
 @router.route(Regex(r"[A-Z0-9]{6}"))
 async def bare_group_code(ctx: Context) -> Reply | None:
     """A bare six-character code is a group's only when such a group exists; else a search."""
