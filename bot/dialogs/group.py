@@ -63,11 +63,19 @@ class GroupDialog(Dialog[GroupState, GroupData]):
     initial = frozenset({GroupState.LIST, GroupState.CARD})
     transitions = {GroupState.LIST: frozenset({GroupState.LIST}), GroupState.CARD: frozenset()}
 
-    async def show(self, ctx: Context) -> Reply:
-        """The campaigns that start groups now, and the customer's own groups."""
+    async def show(self, ctx: Context, *, product_id: int | None = None) -> Reply:
+        """The campaigns that start groups now, and the customer's own groups.
+
+        From a product's card (`product_id`), that product's campaigns when it has any."""
         now = utcnow()
         async with unit_of_work(ctx) as session:
-            campaigns = await group_campaigns.list_campaigns(session, now=now, active_only=True)
+            campaigns = []
+            if product_id is not None:
+                campaigns = await group_campaigns.list_campaigns(
+                    session, now=now, active_only=True, product_id=product_id
+                )
+            if not campaigns:
+                campaigns = await group_campaigns.list_campaigns(session, now=now, active_only=True)
             mine = await group_buys.groups_of(session, customer_id=ctx.customer_id)
         data = {
             "campaigns": [

@@ -31,9 +31,10 @@ from bot.dialogs.base import Dialog, Step, on
 from bot.dialogs.common import cart_data, error_reply, unit_of_work
 from bot.keywords import ADD_TO_CART, BUY_NOW, match_command, match_keyword, parse_number
 from bot.replies import Card, News, Notice, Reply, Text
-from commerce import cart
+from commerce import cart, group_campaigns
 from commerce.catalog import CatalogSnapshot, ProductView, VariantView
 from commerce.errors import ShopError
+from commerce.rules import utcnow
 
 MAX_RESULTS = 50
 
@@ -74,7 +75,21 @@ def _variants(product: ProductView) -> list[dict[str, Any]]:
     ]
 
 
-def product_card(product: ProductView) -> News:
+async def group_offer(ctx: Context, product_id: int) -> dict[str, Any] | None:
+    """The product's active group-buy campaign for its card ("拼团价 ¥X (N人团)"), if any.
+
+    One small query per card opened (the catalog snapshot is cached; campaigns change
+    by staff command and must show at once)."""
+    async with unit_of_work(ctx) as session:
+        found = await group_campaigns.list_campaigns(
+            session, now=utcnow(), active_only=True, product_id=product_id, limit=1
+        )
+    if not found:
+        return None
+    return {"price": found[0].group_price_fen, "size": found[0].group_size}
+
+
+def product_card(product: ProductView, *, group: dict[str, Any] | None = None) -> News:
     return News(
         (
             Card(
@@ -89,6 +104,7 @@ def product_card(product: ProductView) -> News:
                     "price_max": product.max_price_fen,
                     "in_stock": product.in_stock,
                     "variants": _variants(product),
+                    "group_offer": group,
                 },
                 picurl=product.image_url,
                 url=f"/products/{product.id}",
@@ -160,7 +176,8 @@ class SearchDialog(Dialog[SearchState, SearchData]):
         if product is None:
             return None
         data = SearchData(source="share", product_ids=[product.id], product_id=product.id)
-        return await ctx.services.dialogs.start(ctx, self, Step(product_card(product), SearchState.CARD, data))
+        card = product_card(product, group=await group_offer(ctx, product.id))
+        return await ctx.services.dialogs.start(ctx, self, Step(card, SearchState.CARD, data))
 
     async def _start_list(self, ctx: Context, snapshot: CatalogSnapshot, data: SearchData) -> Reply:
         step = Step(self._list_reply(ctx, snapshot, data), SearchState.RESULTS, data)
@@ -235,7 +252,7 @@ class SearchDialog(Dialog[SearchState, SearchData]):
         if product is None:
             return Step(Text("product_unavailable", {"number": number}), SearchState.RESULTS, data)
         data.product_id, data.variant_id = product.id, None
-        return Step(product_card(product), SearchState.CARD, data)
+        return Step(product_card(product, group=await group_offer(ctx, product.id)), SearchState.CARD, data)
 
     @on(SearchState.CATEGORIES)
     async def on_categories(self, ctx: Context, data: SearchData) -> Step[SearchState, SearchData] | None:

@@ -80,7 +80,12 @@ async def human_service(ctx: Context) -> Reply:
 # --- group buys (bot/dialogs/group.py) ---
 @router.route(Keyword("group"))
 async def group_buys(ctx: Context) -> Reply:
-    return await ctx.services.dialogs.get("group").show(ctx)
+    """On a product's card, "拼团" offers that product's campaign; elsewhere all of them."""
+    stored = await ctx.services.dialogs.store.get(ctx.openid)
+    product_id = None
+    if stored is not None and stored.dialog == "search" and stored.state == "card":
+        product_id = stored.data.get("product_id")
+    return await ctx.services.dialogs.get("group").show(ctx, product_id=product_id)
 
 
 @router.route(Regex(r"(?i)(?:参团|加入拼团|join)\s*([A-Za-z0-9]{4,16})"))

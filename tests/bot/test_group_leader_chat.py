@@ -8,6 +8,7 @@ The shop listens on a real port so the sandbox's refund notifications come back 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -92,3 +93,46 @@ async def test_a_leader_who_has_not_paid_withdraws_by_cancelling_the_order(shop:
     async with shop.client.app[SERVICES].sessions() as session:
         status = await session.scalar(select(Order.status).where(Order.order_no == order_no))
     assert status == OrderStatus.CANCELLED
+
+
+async def test_the_product_card_offers_its_group_price_and_group_starts_it(shop: Shop) -> None:
+    from commerce import group_campaigns
+    from commerce.models import Product, Variant
+    from commerce.rules import ShopRules, utcnow
+    from tests.bot.test_shopping_chat import _open
+
+    async with shop.client.app[SERVICES].sessions() as session:
+        banana = await session.scalar(
+            select(Variant).join(Product).where(Product.name == "香蕉").limit(1)
+        )
+        apple = await session.scalar(
+            select(Variant).join(Product).where(Product.name == "烟台红富士苹果").limit(1)
+        )
+        assert banana is not None and apple is not None
+        for variant, size in ((banana, 2), (apple, 3)):  # the apple's campaign is the newer
+            await group_campaigns.create_campaign(
+                session,
+                variant_id=variant.id,
+                group_price_fen=variant.price_fen - 1,
+                group_size=size,
+                starts_at=utcnow() - timedelta(hours=1),
+                ends_at=utcnow() + timedelta(days=1),
+                rules=ShopRules(),
+            )
+        await session.commit()
+        banana_price = banana.price_fen - 1
+    user = shop.user(LEADER)
+    await _with_address(shop, user)
+    card = await _open(user, "香蕉", "香蕉")
+    description = card.articles[0].description
+    assert f"拼团价 ¥{banana_price / 100:.2f}（2人团），回复「拼团」开团" in description, (
+        description
+    )
+    offered = (await user.say("拼团")).text
+    assert "香蕉" in offered and "烟台红富士苹果" not in offered, offered
+    order_no = _order_no(await user.say("1"))
+    async with shop.client.app[SERVICES].sessions() as session:
+        order = await session.scalar(select(Order).where(Order.order_no == order_no))
+        assert order is not None and order.group_id is not None
+    everything = (await shop.user(FRIEND).say("拼团")).text
+    assert "香蕉" in everything and "烟台红富士苹果" in everything
