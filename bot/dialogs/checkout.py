@@ -28,6 +28,7 @@ from typing import Any
 
 from bot.context import Context
 from bot.dialogs.base import Dialog, Step, on
+from bot.dialogs.common import address_data as _address_data
 from bot.dialogs.common import error_reply, pay_card, unit_of_work
 from bot.keywords import USE_COUPON, USE_POINTS, match_command, match_keyword
 from bot.replies import Notice, Reply, Text, with_notice
@@ -51,11 +52,6 @@ class CheckoutData:
     offered_coupon_ids: list[int] = field(default_factory=list)
     payable_fen: int | None = None  # the total last shown: confirming anything else is refused
     use_points: bool = True  # points take money off unless the customer says "不用积分"
-
-
-def _address_data(address: AddressView | ParsedAddress) -> dict[str, Any]:
-    phone = address.phone
-    return {"name": address.name, "phone": f"{phone[:3]}****{phone[-4:]}", "address": address.address}
 
 
 def _quote_data(quote: Quote, address: AddressView) -> dict[str, Any]:

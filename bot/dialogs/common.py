@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import Context
 from bot.replies import Card, News, Text
+from commerce.addresses import AddressView, ParsedAddress
 from commerce.cart import CartView
 from commerce.errors import ShopError
 from commerce.order_views import OrderView
@@ -20,6 +21,12 @@ async def unit_of_work(ctx: Context) -> AsyncIterator[AsyncSession]:
     """One transaction: committed when the block ends normally, rolled back otherwise."""
     async with ctx.services.sessions() as session, session.begin():
         yield session
+
+
+def address_data(address: AddressView | ParsedAddress) -> dict[str, Any]:
+    """An address as a message shows it: the phone number masked."""
+    phone = address.phone
+    return {"name": address.name, "phone": f"{phone[:3]}****{phone[-4:]}", "address": address.address}
 
 
 def error_reply(exc: ShopError) -> Text:

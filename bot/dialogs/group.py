@@ -6,13 +6,18 @@ stateDiagram-v2
     [*] --> CARD: "参团 CODE", the bare code, a GroupInvite scan or follow
     LIST --> [*]: a number starts a group (pay card)
     CARD --> [*]: "参团" / "join" (pay card)
+    LIST --> ADDRESS: a number, no delivery address yet
+    CARD --> ADDRESS: "参团", no delivery address yet
+    ADDRESS --> ADDRESS_CONFIRM: a typed "name phone address", parsed
+    ADDRESS_CONFIRM --> [*]: "确认" saves it as the default, then starts or joins (pay card)
     LIST --> [*]: cancel, other text
     CARD --> [*]: cancel, other text
     [*] --> [*]: "取消拼团" / "cancel group" (a leader alone withdraws the group)
 ```
 The leader pays first; the invite (code and the group's page) reaches the leader as a
 message once the payment lands (`commerce.group_buys`, template group_opened). The
-orders are placed with the default address; without one the customer is sent to set it.
+orders are placed with the default address; a friend who just followed through the
+invite has none, so it is asked for in the dialog and saved as their default.
 """
 
 from __future__ import annotations
@@ -23,10 +28,11 @@ from typing import Any
 
 from bot.context import Context
 from bot.dialogs.base import Dialog, Step, on
-from bot.dialogs.common import error_reply, pay_card, unit_of_work
-from bot.keywords import parse_number
+from bot.dialogs.common import address_data, error_reply, pay_card, unit_of_work
+from bot.keywords import match_keyword, parse_number
 from bot.replies import Reply, Text
 from commerce import addresses, group_buys, group_campaigns, group_deadlines, orders
+from commerce.addresses import ParsedAddress
 from commerce.errors import ErrorCode, ShopError
 from commerce.group_buys import GroupView
 from commerce.models import GroupStatus
@@ -38,12 +44,16 @@ JOIN_WORDS = frozenset({"参团", "加入", "我要参团", "join", "join group"
 class GroupState(enum.StrEnum):
     LIST = "list"
     CARD = "card"
+    ADDRESS = "address"  # no delivery address yet: asked for before the seat is taken
+    ADDRESS_CONFIRM = "address_confirm"
 
 
 @dataclass(slots=True)
 class GroupData:
     campaign_ids: list[int] = field(default_factory=list)
     code: str = ""
+    campaign_id: int | None = None  # what the address step is for: start this campaign...
+    pending_address: dict[str, str] | None = None  # ...or join `code`; the typed address
 
 
 def group_card_data(group: GroupView, *, customer_id: int, base_url: str = "") -> dict[str, Any]:
@@ -59,9 +69,14 @@ class GroupDialog(Dialog[GroupState, GroupData]):
     name = "group"
     State = GroupState
     Data = GroupData
-    version = 1
-    initial = frozenset({GroupState.LIST, GroupState.CARD})
-    transitions = {GroupState.LIST: frozenset({GroupState.LIST}), GroupState.CARD: frozenset()}
+    version = 2
+    initial = frozenset({GroupState.LIST, GroupState.CARD, GroupState.ADDRESS})
+    transitions = {
+        GroupState.LIST: frozenset({GroupState.LIST, GroupState.ADDRESS}),
+        GroupState.CARD: frozenset({GroupState.ADDRESS}),
+        GroupState.ADDRESS: frozenset({GroupState.ADDRESS, GroupState.ADDRESS_CONFIRM}),
+        GroupState.ADDRESS_CONFIRM: frozenset({GroupState.ADDRESS_CONFIRM}),
+    }
 
     async def show(self, ctx: Context, *, product_id: int | None = None) -> Reply:
         """The campaigns that start groups now, and the customer's own groups.
@@ -113,18 +128,25 @@ class GroupDialog(Dialog[GroupState, GroupData]):
         return await ctx.services.dialogs.start(ctx, self, step)
 
     async def join(self, ctx: Context, code: str) -> Reply:
-        await ctx.services.dialogs.end(ctx.openid)
-        return await self._place(ctx, code=code)
+        step = await self._place(ctx, code=code)
+        if step.state is None:
+            await ctx.services.dialogs.end(ctx.openid)
+            return step.reply
+        return await ctx.services.dialogs.start(ctx, self, step)
 
     async def _place(
         self, ctx: Context, *, code: str = "", campaign_id: int | None = None
-    ) -> Reply:
+    ) -> Step[GroupState, GroupData]:
+        """Start the campaign's group or join `code`: the pay card. Without a delivery
+        address (a friend who just followed), the address is asked for first, then this
+        runs again."""
         key = f"{ctx.openid}:{ctx.msg.dedupe_key}"
         try:
             async with unit_of_work(ctx) as session:
                 address = await addresses.default_address(session, customer_id=ctx.customer_id)
                 if address is None:
-                    return Text("group_need_address")
+                    wanted = GroupData(code=code, campaign_id=campaign_id)
+                    return Step(Text("ask_address"), GroupState.ADDRESS, wanted)
                 if campaign_id is not None:
                     _group, order_id = await group_buys.start_group(
                         session,
@@ -147,9 +169,9 @@ class GroupDialog(Dialog[GroupState, GroupData]):
                     )
                 order = await orders.get_order(session, order_id=order_id)
         except ShopError as exc:
-            return error_reply(exc)
+            return Step(error_reply(exc))
         ctx.services.catalog.invalidate()  # stock was reserved
-        return pay_card(ctx, order)
+        return Step(pay_card(ctx, order))
 
     async def withdraw(self, ctx: Context, code: str = "") -> Reply:
         """A leader whose group nobody joined withdraws it ("取消拼团" / "cancel group").
@@ -220,10 +242,37 @@ class GroupDialog(Dialog[GroupState, GroupData]):
                 GroupState.LIST,
                 data,
             )
-        return Step(await self._place(ctx, campaign_id=data.campaign_ids[number - 1]))
+        return await self._place(ctx, campaign_id=data.campaign_ids[number - 1])
 
     @on(GroupState.CARD)
     async def on_card(self, ctx: Context, data: GroupData) -> Step[GroupState, GroupData] | None:
         if ctx.msg.text.strip().lower() not in JOIN_WORDS:
             return None
-        return Step(await self._place(ctx, code=data.code))
+        return await self._place(ctx, code=data.code)
+
+    @on(GroupState.ADDRESS)
+    async def on_address(self, ctx: Context, data: GroupData) -> Step[GroupState, GroupData] | None:
+        return self._parse(ctx, data, stay=GroupState.ADDRESS)
+
+    def _parse(self, ctx: Context, data: GroupData, *, stay: GroupState) -> Step[GroupState, GroupData]:
+        try:
+            parsed = addresses.parse_address(ctx.msg.text)
+        except ShopError as exc:
+            return Step(error_reply(exc), stay, data)
+        data.pending_address = {"name": parsed.name, "phone": parsed.phone, "address": parsed.address}
+        return Step(Text("address_parsed", address_data(parsed)), GroupState.ADDRESS_CONFIRM, data)
+
+    @on(GroupState.ADDRESS_CONFIRM)
+    async def on_address_confirm(self, ctx: Context, data: GroupData) -> Step[GroupState, GroupData] | None:
+        keyword = match_keyword(ctx.msg.text)
+        if keyword is None or keyword[0] != "confirm" or data.pending_address is None:
+            return self._parse(ctx, data, stay=GroupState.ADDRESS_CONFIRM)
+        async with unit_of_work(ctx) as session:
+            await addresses.save_address(
+                session,
+                customer_id=ctx.customer_id,
+                parsed=ParsedAddress(**data.pending_address),
+                make_default=True,
+            )
+        step = await self._place(ctx, code=data.code, campaign_id=data.campaign_id)
+        return step if step.state is None else Step(step.reply, GroupState.ADDRESS_CONFIRM, data)

@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -36,16 +37,23 @@ STRANGER = "o_stranger_99"
 
 
 async def open_staffed_shop(
-    db_url: str, port: int, aiohttp_client: Callable[..., Awaitable[TestClient]]
+    db_url: str,
+    port: int,
+    aiohttp_client: Callable[..., Awaitable[TestClient]],
+    **sections: dict[str, Any],
 ) -> Shop:
     """A shop whose links point at itself (sandbox refunds notify it over HTTP), with an
-    owner from the config and an operator and a service member added by chat."""
+    owner from the config and an operator and a service member added by chat. `sections`
+    add to the config (e.g. shop={"new_customer_coupon": "WELCOME"})."""
     await seed(db_url)
     config = make_config(
         db_url,
-        server={"base_url": f"http://127.0.0.1:{port}"},
-        staff={"owners": [OWNER]},
-        scheduler={"enabled": False},
+        **{
+            "server": {"base_url": f"http://127.0.0.1:{port}"},
+            "staff": {"owners": [OWNER]},
+            "scheduler": {"enabled": False},
+            **sections,
+        },
     )
     outbox = MemoryOutbox()
     client = await aiohttp_client(create_app(config, outbound=outbox), server_kwargs={"port": port})
