@@ -185,10 +185,17 @@ async def test_a_product_share_link_redirects_to_the_product_page(sqlite_shop: S
     assert followed.status == 200 and followed.url.path == "/products/3"
 
 
-@pytest.mark.parametrize("scene", ["garbage", "v1.p.0", "v2.p.3", "v1.g.XYZ789", "x" * 65])
+@pytest.mark.parametrize("scene", ["garbage", "v1.p.0", "v2.p.3", "x" * 65])
 async def test_other_share_links_are_not_found(sqlite_shop: Shop, scene: str) -> None:
     response = await sqlite_shop.client.get(f"/s/{scene}", allow_redirects=False)
     assert response.status == 404
+
+
+async def test_a_group_share_link_leads_to_the_group_page(sqlite_shop: Shop) -> None:
+    """/s/v1.g.CODE -> /g/CODE, which is a "not found" page for a group that does not exist."""
+    response = await sqlite_shop.client.get("/s/v1.g.XYZ789", allow_redirects=False)
+    assert (response.status, response.headers["Location"]) == (302, "/g/XYZ789")
+    assert (await sqlite_shop.client.get("/s/v1.g.XYZ789")).status == 404
 
 
 async def test_a_referral_link_leads_to_its_landing_page(sqlite_shop: Shop) -> None:

@@ -189,8 +189,9 @@ async def test_a_payment_opens_a_larger_window(make_world: WorldFactory, sqlite_
         await notifier.notify(openid=CUSTOMER, template="order_expired", data={"order_no": number})
     await world.planner.drain()
     assert len(world.cs_to(CUSTOMER)) == 3
-    rows = await world.rows()
-    assert [r.status for r in rows] == ["sent", "sent", "sent", "pending"] and rows[-1].last_error == WAITING
+    rows = await world.rows()  # the three attempts race for the window's last two places
+    assert sorted(r.status for r in rows) == ["pending", "sent", "sent", "sent"]
+    assert [r.last_error for r in rows if r.status == "pending"] == [WAITING]
 
 
 async def test_after_the_last_attempt_the_row_fails_and_staff_are_told(make_world: WorldFactory, sqlite_url: str) -> None:
