@@ -20,8 +20,10 @@ install: $(VENV)/.installed
 run: install
 	$(BIN)/storefront serve
 
+# The suite runs on up to 4 cores (pytest-xdist); each worker starts its own PostgreSQL
+# and Redis. PYTEST_ARGS="-n 0" runs it in one process.
 test: install
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python bench/search.py
