@@ -9,7 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.outbound import OutboundSender
 from bot.render import Renderer
-from bot.replies import Text
 from commerce.models import Customer
 
 
@@ -27,5 +26,5 @@ class OutboundNotifier:
         return locale or self._renderer.default_locale
 
     async def notify(self, *, openid: str, template: str, data: dict[str, Any]) -> None:
-        rendered = self._renderer.render(Text(template, data), await self._locale(openid))
+        rendered = self._renderer.message(template, await self._locale(openid), data)
         await self._outbound.send(openid, rendered)

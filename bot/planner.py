@@ -43,7 +43,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.notify import OutboundNotifier
 from bot.ratelimit import SendRateGate
 from bot.render import Rendered, RenderedArticle, Renderer, clip, yuan
-from bot.replies import Text
 from bot.wechat_api import (
     CustomerServiceSender,
     ErrCode,
@@ -307,5 +306,5 @@ class PlannedNotifier(OutboundNotifier):
         self._planner = planner
 
     async def notify(self, *, openid: str, template: str, data: dict[str, Any]) -> None:
-        rendered = self._renderer.render(Text(template, data), await self._locale(openid))
+        rendered = self._renderer.message(template, await self._locale(openid), data)
         await self._planner.send(openid, rendered, event=template, data=data)

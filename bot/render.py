@@ -118,6 +118,19 @@ class Renderer:
             return url
         return f"{self.base_url}/{url.lstrip('/')}"
 
+    def message(self, name: str, locale: str, data: dict) -> Rendered:
+        """A notification: a text, or a news card when the template defines `title` and
+        `description` blocks (its optional `url` and `picurl` blocks give the link and the
+        picture), e.g. an invite to forward."""
+        template = self._template(name, locale)
+        if "title" not in template.blocks:
+            return self.render(Text(name, data), locale)
+        url, picurl = (
+            self._block(template, block, data) if block in template.blocks else ""
+            for block in ("url", "picurl")
+        )
+        return self.render(News((Card(name, data, picurl=picurl, url=url),)), locale)
+
     def render(self, reply: Reply, locale: str) -> Rendered:
         if isinstance(reply, Text):
             lines = [self.text(n.template, locale, n.data) for n in reply.notices]

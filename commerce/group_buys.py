@@ -46,6 +46,7 @@ from commerce.models import (
     Order,
     OrderStatus,
     Product,
+    ProductImage,
     Variant,
 )
 from commerce.rules import ShopRules, as_utc, maybe_utc
@@ -76,6 +77,7 @@ class GroupView:
     product_id: int
     variant_id: int
     product_name: str
+    image_url: str  # the product's first image ("" without one)
     spec_label: str
     regular_price_fen: int
     price_fen: int
@@ -102,6 +104,7 @@ class GroupView:
         return {
             "code": self.code,
             "product": self.product_name,
+            "image": self.image_url,
             "spec": self.spec_label,
             "price": self.price_fen,
             "regular_price": self.regular_price_fen,
@@ -136,6 +139,12 @@ async def _load(session: AsyncSession, where) -> GroupView | None:  # type: igno
     if row is None:
         return None
     group, campaign, product, variant = row
+    image_url = await session.scalar(
+        select(ProductImage.url)
+        .where(ProductImage.product_id == product.id)
+        .order_by(ProductImage.position, ProductImage.id)
+        .limit(1)
+    )
     members = await session.execute(
         select(GroupMember, Customer.openid)
         .join(Customer, Customer.id == GroupMember.customer_id)
@@ -150,6 +159,7 @@ async def _load(session: AsyncSession, where) -> GroupView | None:  # type: igno
         product_id=product.id,
         variant_id=variant.id,
         product_name=product.name,
+        image_url=image_url or "",
         spec_label=spec_label(variant.spec),
         regular_price_fen=variant.price_fen,
         price_fen=group.price_fen,

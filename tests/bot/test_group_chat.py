@@ -64,8 +64,11 @@ async def test_three_customers_fill_a_group(staffed: Shop) -> None:
     async with shop.client.app[SERVICES].sessions() as session:
         code = await session.scalar(select(GroupBuy.code))
     assert code is not None
-    invite = [m.text for m in shop.outbox.for_user(LEADER) if f"/g/{code}" in m.text]
-    assert invite and code in invite[0]  # the invite: the code and the group's page
+    # the invite: a card to forward, leading to the group's page, with the code
+    [invite] = [m for m in shop.outbox.for_user(LEADER) if m.kind == "news"]
+    [card] = invite.articles
+    assert card.url.endswith(f"/g/{code}") and code in card.description and "开团成功" in card.title
+    assert card.picurl.startswith("http")  # the product's picture
 
     card = await scanner.event("SCAN", key=GroupInvite(code).pack(), Ticket="t")
     assert code in card.text and "1/3" in card.text

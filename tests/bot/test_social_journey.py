@@ -104,7 +104,8 @@ async def test_the_group_the_referral_and_the_commission(
     group = await _group_of(shop, A)
     code = group.code
     assert group.status == GroupStatus.OPEN
-    assert any(code in text and f"/g/{code}" in text for text in texts(shop, A))
+    [invite] = [m.articles[0] for m in shop.outbox.for_user(A) if m.kind == "news"]
+    assert invite.url.endswith(f"/g/{code}") and code in invite.description  # a card to forward
 
     # B follows through A's invite: bound to A, the coupon, the group's card, in one reply
     welcome = await b.event("subscribe", key=f"qrscene_{GroupInvite(code).pack()}", Ticket="t")
