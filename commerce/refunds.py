@@ -143,6 +143,8 @@ async def start_refund(
         )
     if amount_fen > available:
         raise ShopError(ErrorCode.REFUND_TOO_LARGE, available=available, amount_fen=amount_fen)
+    if amount_fen == available and order.group_id is not None:
+        await _refuse_forming_group(session, order_id=order_id, group_id=order.group_id)
     refund = await _insert_refund(
         session,
         prefix=REFUND_NO_PREFIX,
@@ -163,6 +165,30 @@ async def start_refund(
             now=now,
         )
     return refund
+
+
+async def _refuse_forming_group(session: AsyncSession, *, order_id: int, group_id: int) -> None:
+    """GROUP_NOT_FILLED (details: action "refund") for a seat of a group still forming or open.
+
+    Its seat is counted in the group's paid_count: refunded whole, the seat would still
+    count, and the next payer would fill a group one of whose members has their money
+    back. The money goes back when the group ends (`commerce.group_deadlines`, or staff
+    close it); once the group filled or ended (both final) it may be refunded like any
+    order. A partial refund keeps the seat and is allowed.
+    """
+    from commerce.models import GroupBuy, GroupStatus
+
+    row = (
+        await session.execute(select(GroupBuy.code, GroupBuy.status).where(GroupBuy.id == group_id))
+    ).one()
+    if row.status in (GroupStatus.FORMING.value, GroupStatus.OPEN.value):
+        raise ShopError(
+            ErrorCode.GROUP_NOT_FILLED,
+            order_id=order_id,
+            group_code=row.code,
+            status=row.status,
+            action="refund",
+        )
 
 
 @dataclass(frozen=True)

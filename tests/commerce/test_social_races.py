@@ -1,0 +1,129 @@
+"""Money and races in the social features: group seats, refunds, commission, withdrawals.
+
+Each test here was written against a bug (it failed before the fix), on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from commerce import commission
+from commerce.db import session_factory
+from commerce.errors import ErrorCode, ShopError
+from commerce.models import CommissionEntry, GroupBuy, GroupMember, Order, Withdrawal
+from commerce.orders import record_refund_result, start_refund
+from commerce.rules import SESSION_RULES, ShopRules
+from tests.commerce.test_group_buys import NOW, buyer, group_row, join, open_group, pay, run
+from tests.commerce.test_referrals import available_referrer, ledger_sums
+
+RULES = ShopRules()
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    made = session_factory(engine)
+    made.configure(info={SESSION_RULES: RULES})
+    return made
+
+
+async def _refund_all(sessions: async_sessionmaker[AsyncSession], order_id: int) -> None:
+    async with sessions() as session:
+        order = await session.get(Order, order_id)
+        assert order is not None
+        amount = order.paid_fen - order.refunded_fen
+    started = await run(
+        sessions, start_refund, order_id=order_id, amount_fen=amount, reason="不要了", actor="s"
+    )
+    outcome = await run(
+        sessions,
+        record_refund_result,
+        provider="sandbox",
+        refund_no=started.refund_no,
+        succeeded=True,
+        provider_refund_id=f"P-{started.refund_no}",
+        payload={},
+    )
+    assert outcome == "applied"
+
+
+# ---- group seats ---------------------------------------------------------------------
+
+
+async def test_a_member_refunded_while_the_group_is_open_never_fills_it(sessions) -> None:  # type: ignore[no-untyped-def]
+    """A whole refund of a paid seat while its group still forms would leave the seat
+    counted (paid_count) with the money gone: the next payer would "fill" a group one of
+    whose members got their money back. Such a refund waits for the group to end."""
+    _, _, _, group = await open_group(sessions, size=3)
+    _, b_order = await join(sessions, group.code, await buyer(sessions))
+    await pay(sessions, b_order)
+    with pytest.raises(ShopError) as refused:
+        await _refund_all(sessions, b_order)
+    assert refused.value.code == ErrorCode.GROUP_NOT_FILLED
+    assert refused.value.details["group_code"] == group.code
+    # nothing moved: B still holds a paid seat
+    async with sessions() as session:
+        order = await session.get(Order, b_order)
+        assert order is not None and order.status == "paid" and order.refunded_fen == 0
+    _, c_order = await join(sessions, group.code, await buyer(sessions))
+    await pay(sessions, c_order)
+    row = await group_row(sessions, group.id)
+    assert (row.status, row.paid_count) == ("filled", 3)
+    async with sessions() as session:
+        statuses = (
+            await session.scalars(select(GroupMember.status).where(GroupMember.group_id == group.id))
+        ).all()
+    assert sorted(statuses) == ["paid", "paid", "paid"]
+    # once filled, an after-sales refund of a member is the shop's ordinary business
+    await _refund_all(sessions, b_order)
+
+
+# ---- withdrawals ---------------------------------------------------------------------
+
+
+async def test_two_concurrent_withdrawals_never_take_more_than_available(sessions) -> None:  # type: ignore[no-untyped-def]
+    referrer = await available_referrer(sessions)  # 2.50 available
+    low = ShopRules(withdrawal_min_fen=100)
+
+    async def ask(amount: int) -> str:
+        async with sessions() as session:
+            try:
+                await commission.request_withdrawal(
+                    session, customer_id=referrer, amount_fen=amount, now=NOW, rules=low
+                )
+            except ShopError as exc:
+                await session.rollback()
+                return str(exc.code)
+            await session.commit()
+            return "requested"
+
+    results = Counter(await asyncio.gather(ask(200), ask(200), ask(150), ask(250)))
+    assert results["requested"] == 1, results
+    async with sessions() as session:
+        pending = await session.scalar(
+            select(func.count()).select_from(Withdrawal).where(Withdrawal.customer_id == referrer)
+        )
+        entries = await session.scalar(
+            select(func.count())
+            .select_from(CommissionEntry)
+            .where(CommissionEntry.kind == "withdrawal_requested")
+        )
+    assert (pending, entries) == (1, 1)
+    frozen, available, withdrawing, paid_out = await ledger_sums(sessions, referrer)
+    assert available >= 0 and available + withdrawing == 250 and (frozen, paid_out) == (0, 0)
+
+
+async def test_group_row_is_untouched_by_a_refused_refund(sessions) -> None:  # type: ignore[no-untyped-def]
+    _, _, leader, group = await open_group(sessions, size=2)
+    async with sessions() as session:
+        leader_order = await session.scalar(select(Order.id).where(Order.group_id == group.id))
+        assert leader_order is not None
+    with pytest.raises(ShopError):
+        await _refund_all(sessions, leader_order)
+    row = await group_row(sessions, group.id)
+    assert (row.status, row.paid_count, row.seats_taken) == ("open", 1, 1)
+    assert isinstance(row, GroupBuy)
