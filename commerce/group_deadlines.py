@@ -145,18 +145,28 @@ async def leader_cancel_group(
 
 
 async def extend_group(session: AsyncSession, *, code: str, hours: int, now: datetime) -> GroupView:
-    """Staff give an open group more time (and another reminder before the new deadline)."""
+    """Staff give an open group more time (and another reminder before the new deadline).
+
+    Only before its deadline (GROUP_EXPIRED after it, even if the expiry job has not run
+    yet): a payment that arrived after the deadline was not counted in paid_count (the
+    group was to fail and refund it), so a group revived past it would keep that paid
+    seat uncounted and could never fill.
+    """
     if not 1 <= hours <= MAX_EXTEND_HOURS:
         raise ShopError(ErrorCode.CAMPAIGN_INVALID, field="hours", max_hours=MAX_EXTEND_HOURS)
+    now = as_utc(now)
     group = await get_group(session, code=code)
     if group.status != G.OPEN or group.deadline is None:
         raise ShopError(ErrorCode.GROUP_CLOSED, group_code=group.code, status=str(group.status))
+    if group.deadline <= now:
+        raise ShopError(ErrorCode.GROUP_EXPIRED, group_code=group.code)
     moved = await session.execute(
         update(GroupBuy)
         .where(
             GroupBuy.id == group.id,
             GroupBuy.status == G.OPEN.value,
             GroupBuy.deadline == group.deadline,
+            GroupBuy.deadline > now,
         )
         .values(deadline=group.deadline + timedelta(hours=hours), reminded_at=None)
         .execution_options(synchronize_session=False)

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from commerce import commission
+from commerce import commission, group_deadlines
 from commerce.db import session_factory
 from commerce.errors import ErrorCode, ShopError
 from commerce.models import CommissionEntry, GroupBuy, GroupMember, Order, Withdrawal
@@ -127,3 +128,43 @@ async def test_group_row_is_untouched_by_a_refused_refund(sessions) -> None:  # 
     row = await group_row(sessions, group.id)
     assert (row.status, row.paid_count, row.seats_taken) == ("open", 1, 1)
     assert isinstance(row, GroupBuy)
+
+
+async def test_staff_cannot_extend_a_group_whose_deadline_passed(sessions) -> None:  # type: ignore[no-untyped-def]
+    """A payment that arrives after the deadline is not counted (the group is to fail and
+    refund it). Extending such a group before the expiry job ran would leave that paid seat
+    uncounted for good: the group could never fill. Past its deadline a group is over."""
+    _, _, _, group = await open_group(sessions, size=3)
+    deadline = (await group_row(sessions, group.id)).deadline
+    assert deadline is not None
+    deadline = deadline.replace(tzinfo=NOW.tzinfo)
+    _, b_order = await join(sessions, group.code, await buyer(sessions), now=deadline - timedelta(minutes=5))
+    await pay(sessions, b_order, at=deadline + timedelta(minutes=1))  # late: not counted
+    row = await group_row(sessions, group.id)
+    assert (row.paid_count, row.seats_taken) == (1, 2)
+    with pytest.raises(ShopError) as refused:
+        await run(
+            sessions,
+            group_deadlines.extend_group,
+            code=group.code,
+            hours=2,
+            now=deadline + timedelta(minutes=2),
+        )
+    assert refused.value.code == ErrorCode.GROUP_EXPIRED
+    async with sessions() as session:
+        assert await group_deadlines.fail_due_groups(session, now=deadline + timedelta(minutes=3)) == [group.id]
+        await session.commit()
+    async with sessions() as session:
+        targets = await group_deadlines.refund_targets(session, group_id=group.id)
+    assert len(targets) == 2  # the leader and the late payer
+
+
+async def test_extending_before_the_deadline_still_works(sessions) -> None:  # type: ignore[no-untyped-def]
+    _, _, _, group = await open_group(sessions, size=3)
+    deadline = (await group_row(sessions, group.id)).deadline
+    assert deadline is not None
+    deadline = deadline.replace(tzinfo=NOW.tzinfo)
+    extended = await run(
+        sessions, group_deadlines.extend_group, code=group.code, hours=2, now=deadline - timedelta(minutes=1)
+    )
+    assert extended.deadline == deadline + timedelta(hours=2)
