@@ -17,6 +17,10 @@ Who can be bound (first touch, new customers only):
   so two racing binds (two codes scanned at once) leave exactly one.
 Both rows (customer and referrer) are locked first, in id order, so two customers
 binding to each other at the same moment serialise and the second sees the cycle.
+A longer ring can be closed by two binds that share no row (A->B and C->D exist; B->C
+and D->A at once), each walking the other's chain before it commits: so on PostgreSQL
+every bind also takes one transaction-scoped advisory lock (binds are follow events,
+rare enough to run one at a time); on SQLite the write lock serialises them already.
 
 The welcome coupon (`rules.new_customer_coupon`) goes once per person: to a
 subscriber who never paid an order and never held a copy of that coupon, whatever
@@ -43,6 +47,7 @@ CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 6
 CODE_ATTEMPTS = 8  # a clash is one in a billion per try; the last tries are longer
 CHAIN_MAX = 10_000  # a referral chain longer than this is treated as a cycle
+BIND_LOCK_KEY = 0x5EF_B1D  # pg_advisory_xact_lock key: one bind at a time (PostgreSQL)
 FIVE_REFERRALS = 5
 
 
@@ -189,6 +194,8 @@ async def bind(
         return BindOutcome.UNKNOWN_CODE
     if referrer_id == customer_id:
         return BindOutcome.SELF
+    if session.get_bind().dialect.name == "postgresql":  # see the module docstring
+        await session.execute(select(func.pg_advisory_xact_lock(BIND_LOCK_KEY)))
     await _lock_customers(session, [customer_id, referrer_id])
     if not await is_new_customer(session, customer_id=customer_id):
         return BindOutcome.NOT_NEW

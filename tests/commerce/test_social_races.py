@@ -13,12 +13,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from commerce import commission, group_deadlines
-from commerce.db import session_factory
+from commerce import commission, group_deadlines, referrals
+from commerce.db import create_engine, session_factory
 from commerce.errors import ErrorCode, ShopError
 from commerce.models import CommissionEntry, GroupBuy, GroupMember, Order, Withdrawal
 from commerce.orders import record_refund_result, start_refund
 from commerce.rules import SESSION_RULES, ShopRules
+from tests.commerce.factories import make_customer
 from tests.commerce.test_group_buys import NOW, buyer, group_row, join, open_group, pay, run
 from tests.commerce.test_referrals import available_referrer, ledger_sums
 
@@ -168,3 +169,64 @@ async def test_extending_before_the_deadline_still_works(sessions) -> None:  # t
         sessions, group_deadlines.extend_group, code=group.code, hours=2, now=deadline - timedelta(minutes=1)
     )
     assert extended.deadline == deadline + timedelta(hours=2)
+
+
+# ---- referral binding ------------------------------------------------------------------
+
+
+async def _customers(sessions: async_sessionmaker[AsyncSession], n: int) -> list[int]:
+    async with sessions() as session:
+        ids = [await make_customer(session) for _ in range(n)]
+        await session.commit()
+    return ids
+
+
+async def test_two_customers_binding_to_each_other_at_once_make_no_cycle(sessions) -> None:  # type: ignore[no-untyped-def]
+    a, b = await _customers(sessions, 2)
+
+    async def bind(cid: int, referrer: int) -> str:
+        async with sessions() as session:
+            got = await referrals.bind(
+                session, customer_id=cid, referrer_id=referrer, now=NOW, rules=RULES
+            )
+            await session.commit()
+            return str(got)
+
+    results = Counter(await asyncio.gather(bind(a, b), bind(b, a)))
+    assert results == {"bound": 1, "cycle": 1}
+
+
+async def test_a_longer_cycle_closed_by_two_binds_at_once_is_refused(postgres_url: str) -> None:
+    """A -> B and C -> D exist; B -> C and D -> A at the same moment would close the ring
+    A -> B -> C -> D -> A. The two binds share no customer row, so the row locks alone do
+    not order them: each walked the other's chain before it committed."""
+    engine = create_engine(postgres_url)
+    try:
+        sessions = session_factory(engine)
+        a, b, c, d = await _customers(sessions, 4)
+        for cid, ref in ((a, b), (c, d)):
+            assert await run(
+                sessions, referrals.bind, customer_id=cid, referrer_id=ref, now=NOW, rules=RULES
+            ) == referrals.BindOutcome.BOUND
+        first = sessions()
+        try:
+            assert await referrals.bind(
+                first, customer_id=b, referrer_id=c, now=NOW, rules=RULES
+            ) == referrals.BindOutcome.BOUND
+
+            async def second() -> referrals.BindOutcome:
+                async with sessions() as session:
+                    got = await referrals.bind(
+                        session, customer_id=d, referrer_id=a, now=NOW, rules=RULES
+                    )
+                    await session.commit()
+                    return got
+
+            task = asyncio.create_task(second())
+            await asyncio.sleep(0.5)  # as far as it gets while the first is uncommitted
+            await first.commit()
+        finally:
+            await first.close()
+        assert await task == referrals.BindOutcome.CYCLE
+    finally:
+        await engine.dispose()
