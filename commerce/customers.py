@@ -69,3 +69,8 @@ async def touch_customer(
         first_seen=customer.first_seen,
         is_new=is_new,
     )
+
+
+async def openid_of(session: AsyncSession, customer_id: int) -> str | None:
+    """The customer's openid, to tell them something (None for an unknown customer)."""
+    return await session.scalar(select(Customer.openid).where(Customer.id == customer_id))

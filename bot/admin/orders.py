@@ -18,7 +18,7 @@ from bot.admin.registry import ALL_ROLES, MANAGERS, REGISTRY, AdminContext, Outc
 from bot.alerts import openid_tail, order_items
 from bot.dialogs.common import order_data, unit_of_work
 from bot.replies import Text
-from commerce import order_admin, orders
+from commerce import group_buys, order_admin, orders
 from commerce.errors import ErrorCode, ShopError
 from commerce.models import OrderStatus
 from commerce.orders import OrderView
@@ -88,6 +88,12 @@ def _who(actor: str) -> dict[str, str]:
     if kind == "provider":
         return {"actor": "provider", "who": rest}
     return {"actor": "other", "who": actor[:20]}
+
+
+def group_wait(waiting: dict[int, tuple[int, int]], order_id: int) -> dict[str, Any]:
+    """A paid seat of a group not filled yet reads "待成团 (2/3)": it cannot ship yet."""
+    joined, size = waiting.get(order_id, (0, 0))
+    return {"group_wait": order_id in waiting, "group_joined": joined, "group_size": size}
 
 
 def order_row(order: OrderView) -> dict[str, Any]:
@@ -174,10 +180,11 @@ async def list_orders(actx: AdminContext) -> Outcome:
             limit=PAGE_SIZE,
             offset=(page - 1) * PAGE_SIZE,
         )
+        waiting = await group_buys.waiting_for_group(session, order_ids=[o.id for o in found])
     pages = max(1, -(-total // PAGE_SIZE))
     data = {
         "status": str(status) if status is not None else "",
-        "orders": [order_row(o) for o in found],
+        "orders": [order_row(o) | group_wait(waiting, o.id) for o in found],
         "page": page,
         "pages": pages,
         "total": total,
@@ -187,11 +194,13 @@ async def list_orders(actx: AdminContext) -> Outcome:
 
 @REGISTRY.command("order", "查单", roles=ALL_ROLES, group="orders")
 async def show_order(actx: AdminContext) -> Outcome:
-    """/order NO: lines, amounts, address, and who did what when."""
+    """/order NO: lines, amounts, address, and who did what when; a group seat's progress."""
     if len(actx.args) != 1:
         raise UsageError
-    order = await _find(actx, order_ref(actx.arg(0)))
-    return Outcome(Text("admin/order", order_detail(order)))
+    async with unit_of_work(actx.ctx) as session:
+        order = await order_admin.find_order(session, ref=order_ref(actx.arg(0)))
+        waiting = await group_buys.waiting_for_group(session, order_ids=[order.id])
+    return Outcome(Text("admin/order", order_detail(order) | group_wait(waiting, order.id)))
 
 
 @REGISTRY.command("ship", "发货", roles=ALL_ROLES, group="orders")

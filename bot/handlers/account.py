@@ -4,20 +4,23 @@ Stateless handlers (no dialog: each answer is complete in one reply):
 
 - invite: the customer's referral code (given on first ask), share link and, when the
   shop has a WeChat client, their permanent QR code; the first ask counts as a first
-  share for points.
-- me: points, badges, referrals, commission frozen (with the date it frees), available,
-  withdrawing and paid out.
+  share for points, which that reply announces.
+- me: points (and their last few movements), badges, referrals, commission frozen (with
+  the date it frees), available, withdrawing and paid out.
 - withdraw [AMOUNT]: asks staff to pay out all that is available, or AMOUNT yuan;
   managers are alerted.
 - `welcome(ctx, scene)`, called on a follow: binds a new follower who came through a
   referral QR to its owner (or through a group invite to the group's leader) and gives
   the welcome coupon; what happened goes into
-  `ctx.extras["welcome"]` for the welcome text. A scan by a follower binds nobody.
+  `ctx.extras["welcome"]` for the welcome text, and the referrer is told (after the
+  commit, once: a follower is bound once) with their referral count towards the badge.
+  A scan by a follower binds nobody.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from bot.admin.catalog import parse_yuan
@@ -29,22 +32,46 @@ from bot.keywords import normalize
 from bot.replies import Reply, Text
 from bot.router import Keyword, Regex, Router
 from bot.scenes import GroupInvite, ReferralInvite
-from commerce import badges, commission, notices, points, referrals
+from commerce import badges, commission, customers, notices, points, referrals
 from commerce.errors import ErrorCode, ShopError
+from commerce.notifications import Notification
 from commerce.rules import utcnow
 
 log = logging.getLogger(__name__)
 router = Router()
 
+POINTS_SHOWN = 3  # the latest points movements on "me": a reminder, not a statement
+
 # "提现 50", "提现50元", "withdraw 12.5" (no amount: the "withdraw" keyword, everything available)
 WITHDRAW_AMOUNT = r"(?i)(?:申请提现|提现|withdraw|cash out)\s*[:：]?\s*([¥￥]?\s*[0-9０-９][0-9０-９.．]{0,12}\s*(?:元|yuan)?)"
 
 
-async def _finish(ctx: Context, session: Any) -> None:
-    """Send what the unit of work queued (badges and the like), after its commit."""
-    queued = notices.take(session)
+async def _finish(ctx: Context, session: Any, first: Sequence[Notification] = ()) -> None:
+    """Send `first`, then what the unit of work queued (badges and the like), after its commit."""
+    queued = [*first, *notices.take(session)]
     if queued and ctx.services.notifier is not None:
         await notices.send(ctx.services.notifier, queued)
+
+
+async def _tell_referrer(
+    ctx: Context, session: Any, *, referrer_id: int | None, code: str
+) -> list[Notification]:
+    """The message for the referrer who just gained a friend (none when unknown)."""
+    if referrer_id is None:
+        referrer_id = await referrals.referrer_by_code(session, code)
+    openid = await customers.openid_of(session, referrer_id) if referrer_id is not None else None
+    if openid is None:
+        return []
+    rules = ctx.services.rules
+    data = {
+        "referrals": await referrals.referral_count(session, customer_id=referrer_id),
+        "badge_at": referrals.FIVE_REFERRALS,
+        "rate_bp": rules.commission_rate_bp,
+        "binding_days": rules.referral_binding.days,
+        "group_orders": rules.commission_on_group_orders,
+        "points": rules.points_referral,
+    }
+    return [Notification(openid=openid, template="referral_bound", data=data)]
 
 
 async def welcome(ctx: Context, scene: object) -> None:
@@ -63,7 +90,12 @@ async def welcome(ctx: Context, scene: object) -> None:
                 code=code,
                 referrer_id=leader,
             )
-        await _finish(ctx, session)
+            told = (
+                await _tell_referrer(ctx, session, referrer_id=leader, code=code)
+                if result.referred  # bound just now: a follower is bound once, so told once
+                else []
+            )
+        await _finish(ctx, session, told)
     ctx.extras["welcome"] = {"referred": result.referred, "coupon_title": result.coupon_title}
 
 
@@ -73,8 +105,9 @@ async def invite(ctx: Context) -> Reply:
     async with ctx.services.sessions() as session:
         async with session.begin():
             code, first = await referrals.invite_code(session, customer_id=ctx.customer_id)
+            share_points = 0
             if first:  # the first time they ask for their invite: a first share (points)
-                await points.award_first_share(
+                share_points = await points.award_first_share(
                     session, customer_id=ctx.customer_id, rules=rules, now=utcnow()
                 )
         await _finish(ctx, session)
@@ -95,6 +128,8 @@ async def invite(ctx: Context) -> Reply:
             "qr_url": qr_url,
             "rate_bp": rules.commission_rate_bp,
             "binding_days": rules.referral_binding.days,
+            "share_points": share_points,
+            "group_orders": rules.commission_on_group_orders,
         },
     )
 
@@ -106,11 +141,13 @@ async def me(ctx: Context) -> Reply:
             session, customer_id=ctx.customer_id, rules=ctx.services.rules
         )
         points_balance = await points.balance(session, ctx.customer_id)
+        moves = await points.history(session, customer_id=ctx.customer_id, limit=POINTS_SHOWN)
         earned = await badges.badges_of(session, customer_id=ctx.customer_id)
     return Text(
         "account",
         {
             "points": int(points_balance or 0),
+            "moves": [{"delta": m.delta, "reason": m.reason} for m in moves],
             "badges": earned,
             "referrals": got.referrals,
             "frozen_fen": got.frozen_fen,
