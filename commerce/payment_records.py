@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce._order_rows import _status
 from commerce.db import upsert_insert as _insert
-from commerce.models import Order, OrderLine, OrderStatus, PaymentEvent, Product
+from commerce.models import GroupBuy, Order, OrderLine, OrderStatus, PaymentEvent, Product
 from commerce.order_status import _move
 from commerce.order_views import OrderView, _load_view
 from commerce.rules import as_utc, utcnow
@@ -93,7 +93,9 @@ async def record_payment(
     """
     paid_at = as_utc(paid_at)
     row = (
-        await session.execute(select(Order.id, Order.payable_fen).where(Order.order_no == order_no))
+        await session.execute(
+            select(Order.id, Order.payable_fen, Order.group_id).where(Order.order_no == order_no)
+        )
     ).first()
     order_id = row.id if row is not None else None
     event_id = await _record_event(
@@ -113,6 +115,12 @@ async def record_payment(
         await _set_event_outcome(session, event_id, "unknown_order")
         return PaymentOutcome("unknown_order", None)
     assert order_id is not None
+    if row.group_id is not None:
+        # A seat's payment changes its group: lock the group before the order, the order
+        # in which the expiry job and a staff close take them (no deadlock on PostgreSQL).
+        await session.execute(
+            select(GroupBuy.id).where(GroupBuy.id == row.group_id).with_for_update()
+        )
     if amount_fen != row.payable_fen:
         result = "amount_mismatch"
     elif await _move(
