@@ -56,6 +56,7 @@ G = GroupStatus
 M = GroupMemberStatus
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: codes are typed
 CODE_LENGTH = 6
+SEAT_LOCK_KEY = 0x6B05EA7  # pg_advisory_xact_lock(key, customer id): one new seat per customer at a time
 SEATED = (M.RESERVED.value, M.PAID.value)
 ENDED = (G.FAILED.value, G.CLOSED.value)
 
@@ -245,8 +246,24 @@ async def waiting_for_group(
 
 
 async def _check_per_user_limit(
-    session: AsyncSession, *, campaign_id: int, customer_id: int, per_user_limit: int
+    session: AsyncSession,
+    *,
+    campaign_id: int,
+    customer_id: int,
+    per_user_limit: int,
+    seated: bool = False,
 ) -> None:
+    """GROUP_LIMIT_REACHED when the customer holds the campaign's limit of seats already.
+
+    Checked twice: early (nothing written, a clear refusal) and again once the new seat
+    is written (`seated`), where it must hold against a second join of the same customer
+    to another group at the same moment. There, on SQLite the transaction holds the write
+    lock since its first write, so the other join waits and then counts this seat; on
+    PostgreSQL the two joins lock different group rows, so a lock per customer
+    (transaction-scoped, advisory) makes the second count after the first committed.
+    """
+    if seated and session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(SEAT_LOCK_KEY, customer_id)))
     seats = await session.scalar(
         select(func.count(GroupMember.id))
         .join(GroupBuy, GroupBuy.id == GroupMember.group_id)
@@ -256,7 +273,7 @@ async def _check_per_user_limit(
             GroupMember.status.in_(SEATED),
         )
     )
-    if (seats or 0) >= per_user_limit:
+    if (seats or 0) >= per_user_limit + (1 if seated else 0):
         raise ShopError(ErrorCode.GROUP_LIMIT_REACHED, per_user_limit=per_user_limit)
 
 
@@ -336,6 +353,13 @@ async def start_group(
                 )
             )
             await session.flush()
+            await _check_per_user_limit(
+                session,
+                campaign_id=campaign.id,
+                customer_id=customer_id,
+                per_user_limit=campaign.per_user_limit,
+                seated=True,
+            )
             if not await group_campaigns.take_quota(session, campaign_id=campaign.id):
                 raise ShopError(ErrorCode.GROUP_SOLD_OUT, campaign_id=campaign.id)
     except ShopError:
@@ -442,6 +466,13 @@ async def join_group(
                     .values(status=M.RESERVED.value, order_id=order_id, joined_at=now, paid_at=None)
                     .execution_options(synchronize_session=False)
                 )
+            await _check_per_user_limit(
+                session,
+                campaign_id=campaign.id,
+                customer_id=customer_id,
+                per_user_limit=campaign.per_user_limit,
+                seated=True,
+            )
             if not await group_campaigns.take_quota(session, campaign_id=campaign.id):
                 raise ShopError(ErrorCode.GROUP_SOLD_OUT, campaign_id=campaign.id)
     except ShopError:

@@ -230,3 +230,29 @@ async def test_a_longer_cycle_closed_by_two_binds_at_once_is_refused(postgres_ur
         assert await task == referrals.BindOutcome.CYCLE
     finally:
         await engine.dispose()
+
+
+async def test_one_customer_joining_two_groups_at_once_stays_within_the_limit(sessions) -> None:  # type: ignore[no-untyped-def]
+    """The per-user limit (one group per customer here) is counted, then a seat taken:
+    two joins of one customer to two groups of the campaign at once must not both pass."""
+    from tests.commerce.test_group_buys import campaign, start
+
+    campaign_id, _variant = await campaign(sessions)
+    groups = []
+    for _ in range(2):
+        group, order_id = await start(sessions, campaign_id, await buyer(sessions))
+        await pay(sessions, order_id)
+        groups.append(group)
+    friend = await buyer(sessions)
+
+    results = await asyncio.gather(*(join(sessions, g.code, friend) for g in groups), return_exceptions=True)
+
+    joined = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, ShopError)]
+    assert len(joined) == 1, results
+    assert [r.code for r in refused] == [ErrorCode.GROUP_LIMIT_REACHED], results
+    async with sessions() as session:
+        seats = await session.scalar(
+            select(func.count(GroupMember.id)).where(GroupMember.customer_id == friend[0])
+        )
+    assert seats == 1
