@@ -16,8 +16,10 @@ again and processes it, instead of being answered "success" for a reply that nev
 comes. Once done, the reply is kept for `ttl_seconds` (de-duplication).
 
 `RedisUserLocks`: a ticket counter per user. `hold` takes ticket t (INCR), waits until
-"serving" reaches t - 1, and sets it to t when done. A holder that crashed is skipped
-once "serving" has not moved for `stale_seconds`; every key expires when idle.
+"serving" reaches t - 1, and sets it to t when done. While it holds the lock, a worker
+keeps a heartbeat key for its ticket alive (`alive_seconds`); a holder whose heartbeat
+is gone (the worker died) is skipped after `alive_seconds`, a holder that is alive but
+stuck after `stale_seconds`. Every key expires when idle.
 """
 
 from __future__ import annotations
@@ -199,12 +201,15 @@ class RedisUserLocks:
         *,
         prefix: str = "storefront:userlock:",
         stale_seconds: float = 30.0,
+        alive_seconds: float = 3.0,
         idle_seconds: float = 3600.0,
         poll_seconds: float = 0.02,
     ) -> None:
         self._redis = redis
         self._prefix = prefix
         self._stale = stale_seconds
+        self._alive = alive_seconds
+        self._heartbeats: dict[str, asyncio.Task[None]] = {}  # alive key -> its renewing task
         self._idle_ms = int(idle_seconds * 1000)
         self._poll = poll_seconds
         self._take = redis.register_script(_TAKE)
@@ -213,15 +218,34 @@ class RedisUserLocks:
     def _keys(self, openid: str) -> list[str]:
         return [f"{self._prefix}{openid}:next", f"{self._prefix}{openid}:serving"]
 
+    def _alive_key(self, keys: list[str], ticket: int) -> str:
+        return f"{keys[0].removesuffix(':next')}:alive:{ticket}"
+
     @asynccontextmanager
     async def hold(self, openid: str) -> AsyncIterator[None]:
         keys = self._keys(openid)
         ticket = int(await self._take(keys=keys, args=[self._idle_ms]))
         await self._wait_turn(keys, ticket)
+        alive = self._alive_key(keys, ticket)
+        self._heartbeats[alive] = asyncio.create_task(self._beat(alive))
         try:
             yield
         finally:
+            beat = self._heartbeats.pop(alive, None)
+            if beat is not None:
+                beat.cancel()
+            await self._redis.delete(alive)
             await self._advance(keys=keys, args=[ticket - 1, ticket, self._idle_ms])
+
+    async def _beat(self, alive: str) -> None:
+        """Keep the holder's heartbeat key alive while it holds the lock."""
+        ttl_ms = max(1, int(self._alive * 1000))
+        while True:
+            try:
+                await self._redis.set(alive, "1", px=ttl_ms)
+            except Exception:  # Redis hiccup: the next beat tries again
+                log.warning("user lock heartbeat failed", exc_info=True)
+            await asyncio.sleep(self._alive / 3)
 
     async def _wait_turn(self, keys: list[str], ticket: int) -> None:
         seen, since = -1, time.monotonic()
@@ -231,11 +255,15 @@ class RedisUserLocks:
                 if serving >= ticket:  # skipped as stale (or the keys expired): go on anyway
                     log.warning("user lock turn was skipped", extra={"ticket": ticket})
                 return
+            waited = time.monotonic() - since
             if serving != seen:
                 seen, since = serving, time.monotonic()
-            elif time.monotonic() - since > self._stale:
-                # The holder of ticket serving + 1 is gone (crashed, or far too slow): skip it.
+            elif waited > self._stale or (
+                waited > self._alive and not await self._redis.exists(self._alive_key(keys, serving + 1))
+            ):
+                # The holder of ticket serving + 1 is gone (its heartbeat stopped: the worker
+                # died) or stuck far too long: skip it.
                 if await self._advance(keys=keys, args=[serving, serving + 1, self._idle_ms]):
-                    log.warning("stale user lock skipped", extra={"ticket": serving + 1})
+                    log.warning("user lock holder skipped", extra={"ticket": serving + 1})
                 since = time.monotonic()
             await asyncio.sleep(self._poll)

@@ -159,10 +159,14 @@ def test_a_rendered_reply_survives_json() -> None:
 
 
 async def test_a_user_lock_left_by_a_crashed_worker_is_skipped(redis_url: str) -> None:
+    """A worker that died holding a user's lock stops its heartbeat: the next message goes
+    on after `alive_seconds`, long before the 30 s that catch a live but stuck holder."""
     async with Redis.from_url(redis_url) as redis:
-        locks = RedisUserLocks(redis, stale_seconds=0.3, poll_seconds=0.01)
+        locks = RedisUserLocks(redis, alive_seconds=0.3, poll_seconds=0.01)
         crashed = locks.hold("o_crash")
-        await crashed.__aenter__()  # holds ticket 1 and never lets go
+        await crashed.__aenter__()  # holds ticket 1 and never lets go...
+        for beat in locks._heartbeats.values():  # ...and its process is gone: no heartbeat
+            beat.cancel()
         entered = asyncio.Event()
 
         async def next_message() -> None:
@@ -176,6 +180,25 @@ async def test_a_user_lock_left_by_a_crashed_worker_is_skipped(redis_url: str) -
         assert entered.is_set()
         async with locks.hold("o_crash"):  # and the order goes on from there
             pass
+
+
+async def test_a_slow_but_living_holder_keeps_its_turn(redis_url: str) -> None:
+    async with Redis.from_url(redis_url) as redis:
+        locks = RedisUserLocks(redis, alive_seconds=0.15, poll_seconds=0.01)
+        order: list[str] = []
+
+        async def slow() -> None:
+            async with locks.hold("o_slow"):
+                await asyncio.sleep(0.6)  # four heartbeats' worth: kept alive, never skipped
+                order.append("slow")
+
+        async def next_message() -> None:
+            await asyncio.sleep(0.05)
+            async with locks.hold("o_slow"):
+                order.append("next")
+
+        await asyncio.gather(slow(), next_message())
+        assert order == ["slow", "next"]
 
 
 @pytest.mark.parametrize("late", [False, True], ids=["in-time", "deferred"])
