@@ -15,15 +15,18 @@ from sqlalchemy.exc import OperationalError
 
 from bot.config import Config, ConfigError, load_config
 from bot.logs import configure_logging
+from bot.services import shop_rules
 from commerce.db import create_engine, session_factory
 from commerce.migrate import upgrade
-from commerce.seed import catalog_is_empty, seed_demo_catalog
+from commerce.rules import utcnow
+from commerce.seed import catalog_is_empty, seed_demo_catalog, seed_demo_group_buys
 
 log = logging.getLogger("storefront")
 
 
 async def prepare_database(config: Config, *, seed: bool) -> int:
-    """Migrate the database to the newest schema; load the demo catalog when asked and empty."""
+    """Migrate the database to the newest schema; load the demo catalog (and its group
+    buys) when asked and the catalog is empty."""
     engine = create_engine(config.database.url)
     try:
         await upgrade(engine)
@@ -32,7 +35,9 @@ async def prepare_database(config: Config, *, seed: bool) -> int:
         async with session_factory(engine)() as session, session.begin():
             if not await catalog_is_empty(session):
                 return 0
-            return await seed_demo_catalog(session)
+            created = await seed_demo_catalog(session)
+            await seed_demo_group_buys(session, rules=shop_rules(config), now=utcnow())
+            return created
     finally:
         await engine.dispose()
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from commerce import group_campaigns
 from commerce.models import Category, Product, ProductImage, ProductStatus, Tag, Variant
+from commerce.rules import ShopRules
 
 DEMO_CATALOG: Path = Path(__file__).parent / "demo" / "catalog.json"
 
@@ -95,6 +98,39 @@ async def seed_demo_catalog(session: AsyncSession, *, path: Path = DEMO_CATALOG)
         )
     await session.flush()
     return len(catalog.products)
+
+
+# Group buys the demo shop runs, so "拼团" shows something on a fresh shop: (SKU, percent
+# of the regular price, group size). Only `storefront serve` / `seed-demo` add them, with
+# the catalog; tests seed the catalog alone and make their own campaigns.
+DEMO_GROUP_BUYS = (("FRU-MANGO-3J", 70, 3), ("SNK-NUTS-15", 80, 2))
+DEMO_CAMPAIGN_DAYS = 365
+
+
+async def seed_demo_group_buys(session: AsyncSession, *, rules: ShopRules, now: datetime) -> int:
+    """Start the demo's group-buy campaigns (for the SKUs that exist); how many were made."""
+    made = 0
+    for sku, percent, size in DEMO_GROUP_BUYS:
+        variant = await session.scalar(select(Variant).where(Variant.sku_code == sku))
+        if variant is None:
+            continue
+        await group_campaigns.create_campaign(
+            session,
+            variant_id=variant.id,
+            group_price_fen=_shop_price(variant.price_fen * percent // 100),
+            group_size=size,
+            starts_at=now,
+            ends_at=now + timedelta(days=DEMO_CAMPAIGN_DAYS),
+            rules=rules,
+            created_by="demo",
+        )
+        made += 1
+    return made
+
+
+def _shop_price(fen: int) -> int:
+    """A price as shops write it: down to the yuan, less ten fen (¥39.92 -> ¥38.90)."""
+    return max(10, fen // 100 * 100 - 10)
 
 
 def tag_key(name: str) -> str:

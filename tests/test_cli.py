@@ -132,12 +132,14 @@ def test_seed_demo_loads_the_catalog_once(tmp_path: Path) -> None:
     created = int(found.group(1))
     assert created >= 60
     assert count(db, "products") == created
+    assert count(db, "group_campaigns") == 2  # the demo's group buys, so 拼团 shows something
 
     second = run(["seed-demo"], cwd=tmp_path, env=env)
     assert second.returncode == 0, second.stderr
     assert "nothing loaded" in second.stdout
     assert "created" not in second.stdout
     assert count(db, "products") == created
+    assert count(db, "group_campaigns") == 2
 
 
 # --------------------------------------------------------------------------- config through the CLI
