@@ -26,6 +26,7 @@ a run after a crash finds only what is left. Orders are told through `commerce.n
 from __future__ import annotations
 
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -120,7 +121,8 @@ class GroupView:
 
 
 def normalise_code(text: str) -> str:
-    return "".join(ch for ch in (text or "").upper() if ch.isalnum())
+    """Upper case, letters and digits only; full-width "ＡＢ１２" reads as "AB12" (NFKC)."""
+    return "".join(ch for ch in unicodedata.normalize("NFKC", text or "").upper() if ch.isalnum())
 
 
 # ---- reading ---------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from commerce.rules import ShopRules, as_utc
 
 MAX_GROUP_SIZE = 50
 MAX_TIME_LIMIT = timedelta(days=7)
+MAX_PER_USER_LIMIT = 99
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ async def create_campaign(
         "group_price": 0 < group_price_fen < variant.price_fen,
         "group_size": 2 <= group_size <= MAX_GROUP_SIZE,
         "time_limit": timedelta(minutes=1) <= limit <= MAX_TIME_LIMIT,
-        "per_user_limit": 1 <= per_user_limit <= 99,
+        "per_user_limit": 1 <= per_user_limit <= MAX_PER_USER_LIMIT,
         "window": starts_at < ends_at,
         "stock_quota": stock_quota is None or stock_quota > 0,
     }
@@ -133,6 +134,7 @@ async def create_campaign(
                 price_fen=variant.price_fen,
                 max_size=MAX_GROUP_SIZE,
                 max_hours=int(MAX_TIME_LIMIT.total_seconds() // 3600),
+                max_limit=MAX_PER_USER_LIMIT,
             )
     campaign = GroupCampaign(
         product_id=variant.product_id,

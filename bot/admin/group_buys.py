@@ -30,6 +30,7 @@ from bot.admin.registry import ALL_ROLES, MANAGERS, REGISTRY, AdminContext, Outc
 from bot.alerts import openid_tail
 from bot.dialogs.common import unit_of_work
 from bot.replies import Text
+from bot.scenes import CODE_MAX, CODE_MIN
 from commerce import catalog_admin, group_buys, group_campaigns, group_deadlines
 from commerce.errors import ErrorCode, ShopError
 from commerce.group_buys import GroupView
@@ -244,7 +245,7 @@ async def group(actx: AdminContext) -> Outcome:
     if not 1 <= len(actx.args) <= 3:
         raise UsageError
     code = group_buys.normalise_code(actx.arg(0))
-    if not code:
+    if not CODE_MIN <= len(code) <= CODE_MAX:  # not a code (nor 10 KB of one echoed back)
         raise UsageError
     if len(actx.args) == 1:
         async with unit_of_work(actx.ctx) as session:

@@ -33,7 +33,7 @@ from bot.replies import Reply, Text
 from bot.router import Keyword, Regex, Router
 from bot.scenes import GroupInvite, ReferralInvite
 from commerce import badges, commission, customers, notices, points, referrals
-from commerce.errors import ErrorCode, ShopError
+from commerce.errors import ShopError
 from commerce.notifications import Notification
 from commerce.rules import utcnow
 
@@ -42,8 +42,10 @@ router = Router()
 
 POINTS_SHOWN = 3  # the latest points movements on "me": a reminder, not a statement
 
-# "提现 50", "提现50元", "withdraw 12.5" (no amount: the "withdraw" keyword, everything available)
-WITHDRAW_AMOUNT = r"(?i)(?:申请提现|提现|withdraw|cash out)\s*[:：]?\s*([¥￥]?\s*[0-9０-９][0-9０-９.．]{0,12}\s*(?:元|yuan)?)"
+# "提现 50", "提现50元", "withdraw 12.5" (no amount: the "withdraw" keyword, everything available);
+# anything else after the word ("提现 -5", "提现 abc", 14 digits) is an amount we cannot read
+WITHDRAW_AMOUNT = r"(?is)(?:申请提现|提现|withdraw|cash out)\s*[:：]?\s*(.+)"
+AMOUNT_SHOWN = 20  # an unreadable amount echoed back: 10 KB of it is not
 
 
 async def _finish(ctx: Context, session: Any, first: Sequence[Notification] = ()) -> None:
@@ -171,10 +173,14 @@ async def withdraw_amount(ctx: Context) -> Reply:
     assert ctx.match is not None
     ctx.locale = "zh" if any("\u4e00" <= c <= "\u9fff" for c in ctx.match.group(0)) else "en"
     ctx.extras["keyword_locale"] = ctx.locale
+    typed = normalize(ctx.match.group(1))
+    if not typed:  # "提现 ．．．": only punctuation, as the bare keyword
+        return await _withdraw(ctx, None)
     try:
-        amount = parse_yuan(normalize(ctx.match.group(1)).replace("yuan", "").strip())
+        amount = parse_yuan(typed.replace("yuan", "").strip())
     except (UsageError, ShopError):
-        return error_reply(ShopError(ErrorCode.AMOUNT_INVALID))
+        shown = typed if len(typed) <= AMOUNT_SHOWN else typed[:AMOUNT_SHOWN] + "…"
+        return Text("withdraw_amount_invalid", {"amount": shown})
     return await _withdraw(ctx, amount)
 
 

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from bot.context import Context
+from bot.dialogs.common import error_reply
 from bot.handlers import account  # referrals: invite, me, withdraw
-from bot.keywords import parse_number
+from bot.keywords import USE_POINTS, normalize, parse_number
 from bot.replies import Reply, Text, TransferToHuman
 from bot.router import Keyword, MsgType, Regex, Router
+from bot.scenes import _CODE as CODE_PATTERN
+from commerce.errors import ErrorCode, ShopError
+from commerce.group_buys import normalise_code
 from commerce.handoffs import record_handoff
 
 router = Router()
 fallback = Router()
 
 MAX_QUERY_CHARS = 64
+MAX_CODE_SHOWN = 16  # a typed code echoed back: 10 KB of it is not
 
 
 def _search_dialog(ctx: Context):  # type: ignore[no-untyped-def]
@@ -94,24 +99,65 @@ async def join_group(ctx: Context) -> Reply:
     return await ctx.services.dialogs.get("group").open_card(ctx, ctx.match.group(1))
 
 
-@router.route(Regex(r"(?i)(?:取消拼团|取消开团|退出拼团|cancel group|leave group)\s*([A-Za-z0-9]{4,16})?"))
+def _typed_code(text: str) -> str | None:
+    """A group code as typed ("ab cd 12", full width), or None when it cannot be one."""
+    code = normalise_code(text)
+    return code if CODE_PATTERN.fullmatch(code) else None
+
+
+def _shown(text: str) -> str:
+    text = text.strip()
+    return text if len(text) <= MAX_CODE_SHOWN else text[:MAX_CODE_SHOWN] + "…"
+
+
+@router.route(Regex(r"(?s)(?:参团|加入拼团)\s*[:：]?\s*(.+)"))
+async def join_group_typed(ctx: Context) -> Reply:
+    """A "参团" with something that is not plainly a code: read as one if it can be (spaces,
+    full width, lower case), else no such group is said (never a product search)."""
+    assert ctx.match is not None
+    ctx.locale = "zh"  # as a keyword would
+    code = _typed_code(ctx.match.group(1))
+    if code is None:
+        shown = _shown(ctx.match.group(1))
+        return error_reply(ShopError(ErrorCode.GROUP_NOT_FOUND, group_code=shown))
+    return await ctx.services.dialogs.get("group").open_card(ctx, code)
+
+
+@router.route(Regex(r"(?is)(?:取消拼团|取消开团|退出拼团|cancel group|leave group)\s*(.+)?"))
 async def withdraw_group(ctx: Context) -> Reply:
     """A leader alone in their group withdraws it (their payment goes back)."""
     assert ctx.match is not None
     ctx.locale = "en" if ctx.msg.text.strip()[:1].isascii() else "zh"  # as a keyword would
-    return await ctx.services.dialogs.get("group").withdraw(ctx, ctx.match.group(1) or "")
+    typed = normalize(ctx.match.group(1) or "")  # "取消拼团！": their own group
+    code = _typed_code(typed) if typed else ""
+    if code is None:  # not a code: no group of theirs is withdrawn by a guess
+        return Text("group_withdraw_none")
+    return await ctx.services.dialogs.get("group").withdraw(ctx, code)
 
 
-@router.route(Regex(r"[A-Z0-9]{6}"))
+@router.route(Regex(r"(?i)[A-Z0-9]{6}"))
 async def bare_group_code(ctx: Context) -> Reply | None:
-    """A bare six-character code is a group's only when such a group exists; else a search."""
+    """A bare six-character code (any case) is a group's only when such a group exists; else a search."""
     from commerce.group_buys import group_exists
 
+    code = normalise_code(ctx.msg.text)
     async with ctx.services.sessions() as session:
-        if not await group_exists(session, code=ctx.msg.text.strip()):
+        if not await group_exists(session, code=code):
             return None
-    return await ctx.services.dialogs.get("group").open_card(ctx, ctx.msg.text.strip())
+    return await ctx.services.dialogs.get("group").open_card(ctx, code)
+
+
 # --- end group buys ---
+
+
+@router.route(Regex("(?i)" + USE_POINTS.pattern))
+async def points_outside_checkout(ctx: Context) -> Reply | None:
+    """A "用积分" / "no points" outside checkout (at checkout its review step answers)."""
+    stored = await ctx.services.dialogs.store.get(ctx.openid)
+    if stored is not None and stored.dialog == "checkout":
+        return None
+    ctx.locale = "en" if ctx.msg.text.strip()[:1].isascii() else "zh"  # as a keyword would
+    return Text("points_at_checkout")
 
 
 router.include(account.router)  # referrals: "邀请 / invite", "我的 / me", "提现 / withdraw [AMOUNT]"
