@@ -65,6 +65,21 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
+ARG_TEXT_LIMIT = 200  # characters kept of one argument: a 10 KB paste is not evidence
+ARGS_LIMIT = 20  # arguments kept of one command
+
+
+def _clip_args(args: Any) -> Any:
+    """What staff typed, bounded: long texts cut (marked with …), at most ARGS_LIMIT items."""
+    if isinstance(args, str):
+        return args if len(args) <= ARG_TEXT_LIMIT else args[: ARG_TEXT_LIMIT - 1] + "…"
+    if isinstance(args, list):
+        return [_clip_args(a) for a in args[:ARGS_LIMIT]]
+    if isinstance(args, dict):
+        return {k: _clip_args(v) for k, v in list(args.items())[:ARGS_LIMIT]}
+    return args
+
+
 def snapshot(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return None if value is None else jsonable(dict(value))
 
@@ -91,7 +106,7 @@ async def record(
             actor=actor[:64],
             role=str(role)[:16],
             command=command[:32],
-            args=jsonable(args if isinstance(args, list | dict) else list(args)),
+            args=_clip_args(jsonable(args if isinstance(args, list | dict) else list(args))),
             outcome=outcome,
             before=snapshot(before),
             after=snapshot(after),

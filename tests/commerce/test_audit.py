@@ -123,6 +123,22 @@ async def test_long_texts_are_cut_and_unknown_outcomes_refused(
         assert await session.scalar(select(func.count()).select_from(AuditEntry)) == 1
 
 
+async def test_what_staff_typed_is_kept_bounded(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """A 10 KB paste as a command's argument is not evidence: it is cut, as are endless args."""
+    await run(
+        sessions,
+        audit.record,
+        actor="o_staff",
+        role="owner",
+        command="group",
+        args=["码" * 10_000, *[str(n) for n in range(50)]],
+        outcome="failed",
+    )
+    [entry] = await run(sessions, audit.latest)
+    assert len(entry.args) == audit.ARGS_LIMIT
+    assert entry.args[0] == "码" * (audit.ARG_TEXT_LIMIT - 1) + "…" and entry.args[1] == "0"
+
+
 async def test_the_limit_is_kept(sessions: async_sessionmaker[AsyncSession]) -> None:
     async with sessions() as session:
         for n in range(5):
