@@ -287,6 +287,68 @@ async def _new_code(session: AsyncSession) -> str:
     raise RuntimeError("could not draw a free group code")
 
 
+async def _seat_order(
+    session: AsyncSession,
+    *,
+    group_id: int,
+    campaign: group_campaigns.CampaignView,
+    variant_id: int,
+    price_fen: int,
+    customer_id: int,
+    address_id: int,
+    idempotency_key: str,
+    rules: ShopRules,
+    is_leader: bool,
+    rejoining: bool,
+    now: datetime,
+) -> int:
+    """The seat's pending order (one unit at the group's price) and member row, checked
+    against the per-user limit and the campaign's quota; the order id. The caller has
+    taken the seat itself and runs this inside a SAVEPOINT, undoing the seat on refusal."""
+    from commerce.orders import place_group_order
+
+    order_id, _created = await place_group_order(
+        session,
+        customer_id=customer_id,
+        address_id=address_id,
+        idempotency_key=idempotency_key,
+        rules=rules,
+        variant_id=variant_id,
+        unit_price_fen=price_fen,
+        group_id=group_id,
+        now=now,
+    )
+    if rejoining:
+        await session.execute(
+            update(GroupMember)
+            .where(GroupMember.group_id == group_id, GroupMember.customer_id == customer_id)
+            .values(status=M.RESERVED.value, order_id=order_id, joined_at=now, paid_at=None)
+            .execution_options(synchronize_session=False)
+        )
+    else:
+        session.add(
+            GroupMember(
+                group_id=group_id,
+                customer_id=customer_id,
+                order_id=order_id,
+                is_leader=is_leader,
+                status=M.RESERVED.value,
+                joined_at=now,
+            )
+        )
+        await session.flush()
+    await _check_per_user_limit(
+        session,
+        campaign_id=campaign.id,
+        customer_id=customer_id,
+        per_user_limit=campaign.per_user_limit,
+        seated=True,
+    )
+    if not await group_campaigns.take_quota(session, campaign_id=campaign.id):
+        raise ShopError(ErrorCode.GROUP_SOLD_OUT, campaign_id=campaign.id)
+    return order_id
+
+
 async def start_group(
     session: AsyncSession,
     *,
@@ -303,7 +365,6 @@ async def start_group(
     CAMPAIGN_NOT_FOUND / CAMPAIGN_NOT_ACTIVE, GROUP_LIMIT_REACHED, GROUP_SOLD_OUT,
     OUT_OF_STOCK; a refusal leaves nothing behind.
     """
-    from commerce.orders import place_group_order
 
     now = as_utc(now)
     campaign = await group_campaigns.get_campaign(session, campaign_id=campaign_id)
@@ -333,37 +394,20 @@ async def start_group(
     await session.flush()
     try:
         async with session.begin_nested():
-            order_id, _created = await place_group_order(
+            order_id = await _seat_order(
                 session,
+                group_id=group.id,
+                campaign=campaign,
+                variant_id=campaign.variant_id,
+                price_fen=campaign.group_price_fen,
                 customer_id=customer_id,
                 address_id=address_id,
                 idempotency_key=f"group:{idempotency_key}",
                 rules=rules,
-                variant_id=campaign.variant_id,
-                unit_price_fen=campaign.group_price_fen,
-                group_id=group.id,
+                is_leader=True,
+                rejoining=False,
                 now=now,
             )
-            session.add(
-                GroupMember(
-                    group_id=group.id,
-                    customer_id=customer_id,
-                    order_id=order_id,
-                    is_leader=True,
-                    status=M.RESERVED.value,
-                    joined_at=now,
-                )
-            )
-            await session.flush()
-            await _check_per_user_limit(
-                session,
-                campaign_id=campaign.id,
-                customer_id=customer_id,
-                per_user_limit=campaign.per_user_limit,
-                seated=True,
-            )
-            if not await group_campaigns.take_quota(session, campaign_id=campaign.id):
-                raise ShopError(ErrorCode.GROUP_SOLD_OUT, campaign_id=campaign.id)
     except ShopError:
         await session.execute(
             delete(GroupBuy)
@@ -402,7 +446,6 @@ async def join_group(
     GROUP_SOLD_OUT, OUT_OF_STOCK; a refusal leaves nothing behind. A campaign closed
     since the group opened does not stop it: the group runs to its own deadline.
     """
-    from commerce.orders import place_group_order
 
     now = as_utc(now)
     group = await get_group(session, code=code)
@@ -438,45 +481,20 @@ async def join_group(
         raise await _why_not_open(await get_group(session, group_id=group.id), now)
     try:
         async with session.begin_nested():
-            order_id, _created = await place_group_order(
+            order_id = await _seat_order(
                 session,
+                group_id=group.id,
+                campaign=campaign,
+                variant_id=group.variant_id,
+                price_fen=group.price_fen,  # the price when the group started
                 customer_id=customer_id,
                 address_id=address_id,
                 idempotency_key=f"group:{group.code}:{idempotency_key}",
                 rules=rules,
-                variant_id=group.variant_id,
-                unit_price_fen=group.price_fen,
-                group_id=group.id,
+                is_leader=False,
+                rejoining=seat is not None,  # back after an unpaid join expired: the same row
                 now=now,
             )
-            if seat is None:
-                session.add(
-                    GroupMember(
-                        group_id=group.id,
-                        customer_id=customer_id,
-                        order_id=order_id,
-                        is_leader=False,
-                        status=M.RESERVED.value,
-                        joined_at=now,
-                    )
-                )
-                await session.flush()
-            else:  # came back after an unpaid join expired: the same row, a new order
-                await session.execute(
-                    update(GroupMember)
-                    .where(GroupMember.group_id == group.id, GroupMember.customer_id == customer_id)
-                    .values(status=M.RESERVED.value, order_id=order_id, joined_at=now, paid_at=None)
-                    .execution_options(synchronize_session=False)
-                )
-            await _check_per_user_limit(
-                session,
-                campaign_id=campaign.id,
-                customer_id=customer_id,
-                per_user_limit=campaign.per_user_limit,
-                seated=True,
-            )
-            if not await group_campaigns.take_quota(session, campaign_id=campaign.id):
-                raise ShopError(ErrorCode.GROUP_SOLD_OUT, campaign_id=campaign.id)
     except ShopError:
         await session.execute(  # give the seat back: the join left nothing else behind
             update(GroupBuy)
