@@ -29,11 +29,17 @@ from typing import Any
 from bot.context import Context
 from bot.dialogs.base import Dialog, Step, on
 from bot.dialogs.common import address_data as _address_data
-from bot.dialogs.common import error_reply, pay_card, unit_of_work
+from bot.dialogs.common import (
+    error_reply,
+    pay_card,
+    read_typed_address,
+    save_typed_address,
+    unit_of_work,
+)
 from bot.keywords import USE_COUPON, USE_POINTS, match_command, match_keyword
 from bot.replies import Notice, Reply, Text, with_notice
 from commerce import addresses, cart, orders, pricing
-from commerce.addresses import AddressView, ParsedAddress
+from commerce.addresses import AddressView
 from commerce.errors import ShopError
 from commerce.pricing import NO_COUPON, Quote
 
@@ -138,12 +144,11 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
         return self._parse(ctx, data, stay=CheckoutState.ADDRESS)
 
     def _parse(self, ctx: Context, data: CheckoutData, *, stay: CheckoutState) -> Step[CheckoutState, CheckoutData]:
-        try:
-            parsed = addresses.parse_address(ctx.msg.text)
-        except ShopError as exc:
-            return Step(error_reply(exc), stay, data)
-        data.pending_address = {"name": parsed.name, "phone": parsed.phone, "address": parsed.address}
-        return Step(Text("address_parsed", _address_data(parsed)), CheckoutState.ADDRESS_CONFIRM, data)
+        reply, pending = read_typed_address(ctx.msg.text)
+        if pending is None:
+            return Step(reply, stay, data)
+        data.pending_address = pending
+        return Step(reply, CheckoutState.ADDRESS_CONFIRM, data)
 
     @on(CheckoutState.ADDRESS_CONFIRM)
     async def on_address_confirm(
@@ -152,10 +157,7 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
         keyword = match_keyword(ctx.msg.text)
         if keyword is None or keyword[0] != "confirm" or data.pending_address is None:
             return self._parse(ctx, data, stay=CheckoutState.ADDRESS_CONFIRM)
-        async with unit_of_work(ctx) as session:
-            saved = await addresses.save_address(
-                session, customer_id=ctx.customer_id, parsed=ParsedAddress(**data.pending_address), make_default=True
-            )
+        saved = await save_typed_address(ctx, data.pending_address)
         data.address_id, data.pending_address = saved.id, None
         return await self._review(ctx, data)
 

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import Context
 from bot.replies import Card, News, Text
+from commerce import addresses
 from commerce.addresses import AddressView, ParsedAddress
 from commerce.cart import CartView
 from commerce.errors import ShopError
@@ -27,6 +28,25 @@ def address_data(address: AddressView | ParsedAddress) -> dict[str, Any]:
     """An address as a message shows it: the phone number masked."""
     phone = address.phone
     return {"name": address.name, "phone": f"{phone[:3]}****{phone[-4:]}", "address": address.address}
+
+
+def read_typed_address(text: str) -> tuple[Text, dict[str, str] | None]:
+    """A typed "name phone address": (the confirmation to show, what to save once the
+    customer confirms), or (the reason it cannot be read, None)."""
+    try:
+        parsed = addresses.parse_address(text)
+    except ShopError as exc:
+        return error_reply(exc), None
+    pending = {"name": parsed.name, "phone": parsed.phone, "address": parsed.address}
+    return Text("address_parsed", address_data(parsed)), pending
+
+
+async def save_typed_address(ctx: Context, pending: dict[str, str]) -> AddressView:
+    """Save a confirmed typed address as the customer's default."""
+    async with unit_of_work(ctx) as session:
+        return await addresses.save_address(
+            session, customer_id=ctx.customer_id, parsed=ParsedAddress(**pending), make_default=True
+        )
 
 
 def error_reply(exc: ShopError) -> Text:

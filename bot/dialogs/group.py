@@ -28,11 +28,16 @@ from typing import Any
 
 from bot.context import Context
 from bot.dialogs.base import Dialog, Step, on
-from bot.dialogs.common import address_data, error_reply, pay_card, unit_of_work
+from bot.dialogs.common import (
+    error_reply,
+    pay_card,
+    read_typed_address,
+    save_typed_address,
+    unit_of_work,
+)
 from bot.keywords import match_keyword, parse_number
 from bot.replies import Reply, Text
 from commerce import addresses, group_buys, group_campaigns, group_deadlines, orders
-from commerce.addresses import ParsedAddress
 from commerce.errors import ErrorCode, ShopError
 from commerce.group_buys import GroupView
 from commerce.models import GroupStatus
@@ -255,24 +260,17 @@ class GroupDialog(Dialog[GroupState, GroupData]):
         return self._parse(ctx, data, stay=GroupState.ADDRESS)
 
     def _parse(self, ctx: Context, data: GroupData, *, stay: GroupState) -> Step[GroupState, GroupData]:
-        try:
-            parsed = addresses.parse_address(ctx.msg.text)
-        except ShopError as exc:
-            return Step(error_reply(exc), stay, data)
-        data.pending_address = {"name": parsed.name, "phone": parsed.phone, "address": parsed.address}
-        return Step(Text("address_parsed", address_data(parsed)), GroupState.ADDRESS_CONFIRM, data)
+        reply, pending = read_typed_address(ctx.msg.text)
+        if pending is None:
+            return Step(reply, stay, data)
+        data.pending_address = pending
+        return Step(reply, GroupState.ADDRESS_CONFIRM, data)
 
     @on(GroupState.ADDRESS_CONFIRM)
     async def on_address_confirm(self, ctx: Context, data: GroupData) -> Step[GroupState, GroupData] | None:
         keyword = match_keyword(ctx.msg.text)
         if keyword is None or keyword[0] != "confirm" or data.pending_address is None:
             return self._parse(ctx, data, stay=GroupState.ADDRESS_CONFIRM)
-        async with unit_of_work(ctx) as session:
-            await addresses.save_address(
-                session,
-                customer_id=ctx.customer_id,
-                parsed=ParsedAddress(**data.pending_address),
-                make_default=True,
-            )
+        await save_typed_address(ctx, data.pending_address)
         step = await self._place(ctx, code=data.code, campaign_id=data.campaign_id)
         return step if step.state is None else Step(step.reply, GroupState.ADDRESS_CONFIRM, data)
