@@ -119,6 +119,19 @@ async def place(
     return order
 
 
+async def add_one_more(sessions: async_sessionmaker[AsyncSession], buyer: Buyer) -> None:
+    """One more unit of the buyer's first variant in the cart (for another order)."""
+    async with sessions() as session:
+        await add_to_cart(
+            session,
+            customer_id=buyer.customer_id,
+            variant_id=buyer.variant_ids[0],
+            quantity=1,
+            rules=RULES,
+        )
+        await session.commit()
+
+
 async def run(sessions: async_sessionmaker[AsyncSession], fn: Any, **kwargs: Any) -> Any:
     """Call one core function in its own committed unit of work."""
     async with sessions() as session:
@@ -439,15 +452,7 @@ async def test_get_and_list_orders(sessions: async_sessionmaker[AsyncSession]) -
     buyer = await buyer_with_cart(sessions, [(1000, 100, 1)])
     placed = []
     for n in range(3):
-        async with sessions() as session:
-            await add_to_cart(
-                session,
-                customer_id=buyer.customer_id,
-                variant_id=buyer.variant_ids[0],
-                quantity=1,
-                rules=RULES,
-            )
-            await session.commit()
+        await add_one_more(sessions, buyer)
         placed.append(await place(sessions, buyer, key=f"k{n}", now=NOW + timedelta(minutes=n)))
     stranger = await buyer_with_cart(sessions)
     await run(sessions, cancel_order, order_id=placed[1].id, actor="customer")
@@ -718,15 +723,7 @@ async def test_expiry_releases_stock_once_and_catches_up(
     placed = []
     for n in range(4):  # placed 0, 10, 20 and 30 minutes after NOW, one unit each
         if n:
-            async with sessions() as session:
-                await add_to_cart(
-                    session,
-                    customer_id=buyer.customer_id,
-                    variant_id=buyer.variant_ids[0],
-                    quantity=1,
-                    rules=RULES,
-                )
-                await session.commit()
+            await add_one_more(sessions, buyer)
         placed.append(
             await place(sessions, buyer, key=f"k{n}", now=NOW + timedelta(minutes=10 * n))
         )
@@ -753,15 +750,7 @@ async def test_expiry_releases_stock_once_and_catches_up(
 async def test_expiry_in_batches(sessions: async_sessionmaker[AsyncSession]) -> None:
     buyer = await buyer_with_cart(sessions, [(1000, 50, 1)])
     for n in range(3):
-        async with sessions() as session:
-            await add_to_cart(
-                session,
-                customer_id=buyer.customer_id,
-                variant_id=buyer.variant_ids[0],
-                quantity=1,
-                rules=RULES,
-            )
-            await session.commit()
+        await add_one_more(sessions, buyer)
         await place(sessions, buyer, key=f"k{n}")
     later = NOW + timedelta(hours=1)
     assert len(await run(sessions, expire_due_orders, now=later, limit=2)) == 2

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from commerce import notices, points
 from commerce.badges import badges_of
-from commerce.cart import add_to_cart, get_cart
+from commerce.cart import get_cart
 from commerce.db import session_factory
 from commerce.errors import ErrorCode
 from commerce.models import Customer, CustomerBadge, Order, PointsEntry
@@ -23,7 +23,7 @@ from tests.commerce.factories import make_customer, stock_of
 from tests.commerce.test_orders import (
     NOW,
     RULES,
-    Buyer,
+    add_one_more,
     buyer_with_cart,
     expect_error,
     pay,
@@ -207,15 +207,7 @@ async def test_concurrent_spending_never_goes_below_zero(
     order_ids = []
     for n in range(8):
         if n:
-            async with sessions() as session:
-                await add_to_cart(
-                    session,
-                    customer_id=buyer.customer_id,
-                    variant_id=buyer.variant_ids[0],
-                    quantity=1,
-                    rules=RULES,
-                )
-                await session.commit()
+            await add_one_more(sessions, buyer)
         order_ids.append((await place(sessions, buyer, key=f"k{n}")).id)
     await give(sessions, buyer.customer_id, 1000)
 
@@ -255,26 +247,13 @@ async def test_payment_earns_points_and_the_first_order_badge_once(
     async with sessions() as session:
         assert await points.earned_on(session, order_id=order.id) == 118
 
-    second = await buyer_with_cart_again(sessions, buyer)
-    order2 = await place(sessions, second, key="key-2")
+    await add_one_more(sessions, buyer)
+    order2 = await place(sessions, buyer, key="key-2")
     second_notices = await pay_with_notices(sessions, order2, "T2")
     assert [n.template for n in second_notices] == ["points_earned"]  # no second badge
     async with sessions() as session:
         assert await badges_of(session, customer_id=buyer.customer_id) == ["first_order"]
     await assert_balance_is_the_ledger(sessions, buyer.customer_id)
-
-
-async def buyer_with_cart_again(sessions: async_sessionmaker[AsyncSession], buyer: Buyer) -> Buyer:
-    async with sessions() as session:
-        await add_to_cart(
-            session,
-            customer_id=buyer.customer_id,
-            variant_id=buyer.variant_ids[0],
-            quantity=1,
-            rules=RULES,
-        )
-        await session.commit()
-    return buyer
 
 
 async def test_the_referrer_earns_once_for_the_first_paid_order(
@@ -292,7 +271,7 @@ async def test_the_referrer_earns_once_for_the_first_paid_order(
     order = await place(sessions, buyer)
     await pay(sessions, order)
     await pay(sessions, order, txn="T1")  # duplicate
-    await buyer_with_cart_again(sessions, buyer)
+    await add_one_more(sessions, buyer)
     await pay(sessions, await place(sessions, buyer, key="key-2"), txn="T2")
     assert await ledger(sessions, referrer) == [("referral", 100, str(buyer.customer_id))]
     assert await balance(sessions, referrer) == 100
@@ -328,7 +307,7 @@ async def test_cancelling_or_expiring_an_unpaid_order_gives_its_points_back_once
     )
     assert await balance(sessions, buyer.customer_id) == 800
 
-    await buyer_with_cart_again(sessions, buyer)
+    await add_one_more(sessions, buyer)
     expiring = await place(sessions, buyer, key="key-2", use_points=True)
     assert expiring.points_fen == 800 and await balance(sessions, buyer.customer_id) == 0
     later = NOW + RULES.order_timeout + timedelta(minutes=1)
@@ -365,7 +344,7 @@ async def test_reversal_beyond_the_balance_is_clamped_and_the_shortfall_recorded
     order = await place(sessions, buyer)
     await pay(sessions, order)
     assert await balance(sessions, buyer.customer_id) == 66
-    await buyer_with_cart_again(sessions, buyer)
+    await add_one_more(sessions, buyer)
     other = await place(sessions, buyer, key="key-2", use_points=True)  # spends all 66
     assert other.points_fen == 66
     await give(sessions, buyer.customer_id, 6)
