@@ -11,8 +11,8 @@ Money: a refund reaches `after_refund` (with its amount) and, when it is the las
 money, also `after_move(..., to=REFUNDED)`. Reverse amounts (commission, points) in
 `after_refund` only; `after_move` is for states (a group seat, a member's status).
 
-The capabilities are imported inside the functions: they build on `commerce.orders`,
-which imports the status machine, which imports this module.
+The capabilities import the order modules only inside their functions, so that this
+module (imported by the status machine) can import them at the top.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from commerce import commission, group_buys, outbox, points
 from commerce.models import Order, OrderStatus
+from commerce.rules import session_rules
 
 S = OrderStatus
 
@@ -31,26 +33,15 @@ async def after_move(
     session: AsyncSession, *, order_id: int, frm: OrderStatus, to: OrderStatus, now: datetime
 ) -> None:
     """Called by the status machine after a successful move of `order_id` from `frm` to `to`."""
-    # ---- WeChat's customer-service window (commerce.outbox): a payment opens a larger one ----
-    if to == S.PAID:
-        from commerce import outbox
-
+    # A payment is pending -> paid; refunding -> paid is a failed refund going back, not money.
+    paid = frm == S.PENDING_PAYMENT and to == S.PAID
+    if paid:  # WeChat's customer-service window: a payment opens a larger one
         customer_id = await session.scalar(select(Order.customer_id).where(Order.id == order_id))
         if customer_id is not None:
             await outbox.note_payment(session, customer_id=customer_id, now=now)
-    # ---- group buys (commerce.group_buys) ----
-    from commerce import group_buys
-
     await group_buys.on_order_moved(session, order_id=order_id, frm=frm, to=to, now=now)
-    # ---- referrals, commission, points, badges (commerce.referrals, commerce.points) ----
-    if to == S.PAID and frm == S.PENDING_PAYMENT:  # commerce.commission: frozen for the referrer
-        from commerce import commission
-        from commerce.rules import session_rules
-
+    if paid:
         await commission.earn_on_paid(session, order_id=order_id, now=now, rules=session_rules(session))
-    from commerce import points
-
-    if to == S.PAID:
         await points.on_paid(session, order_id=order_id, now=now)
     elif to == S.CANCELLED:
         await points.on_cancelled(session, order_id=order_id, now=now)
@@ -58,10 +49,5 @@ async def after_move(
 
 async def after_refund(session: AsyncSession, *, order_id: int, amount_fen: int, now: datetime) -> None:
     """Called once per successful refund of `amount_fen` of `order_id` (after refunded_fen grew)."""
-    # ---- referrals, commission, points (commerce.referrals, commerce.points) ----
-    from commerce import commission
-
     await commission.reverse_on_refund(session, order_id=order_id, now=now)  # its refunded share
-    from commerce import points
-
     await points.on_refund(session, order_id=order_id, amount_fen=amount_fen, now=now)

@@ -10,16 +10,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from commerce import orders
 from commerce.db import session_factory
 from commerce.errors import ErrorCode, ShopError
-from commerce.models import OrderEvent, OrderStatus, PaymentEvent, Refund, RefundStatus
+from commerce.models import Customer, OrderEvent, OrderStatus, PaymentEvent, Refund, RefundStatus
 from commerce.notifications import RecordingNotifier
 from commerce.payments.base import Notification, PaymentError, PaymentRequest
 from commerce.payments.service import PaymentService
+from commerce.rules import as_utc
 from commerce.seed import seed_demo_catalog
 from tests.fakes import PlacedOrder, insert_order
 
@@ -297,6 +298,24 @@ async def test_a_refund_the_provider_refuses_is_recorded_as_failed(world: World)
     assert refund.status == RefundStatus.FAILED
     view = await world.order(order.order_no)
     assert (view.status, view.refunded_fen) == (OrderStatus.PAID, 0)  # back from refunding
+
+
+async def test_a_failed_refund_going_back_to_paid_is_not_a_payment(world: World) -> None:
+    """refunding -> paid reopens no customer-service window (only money does)."""
+    order = await insert_order(world.sessions)
+    await world.service.handle_notification(paid(order))
+    await world.service.drain()
+    long_ago = datetime.now(UTC) - timedelta(days=3)
+    async with world.sessions() as session, session.begin():
+        await session.execute(update(Customer).where(Customer.openid == order.openid).values(paid_window_at=long_ago))
+    world.provider.fail_with = PaymentError("NOT_ENOUGH", "余额不足")
+
+    await world.service.refund(order_id=order.id, amount_fen=order.payable_fen, reason="x", actor="staff")
+
+    assert (await world.order(order.order_no)).status == OrderStatus.PAID
+    async with world.sessions() as session:
+        opened = await session.scalar(select(Customer.paid_window_at).where(Customer.openid == order.openid))
+    assert opened is not None and abs(as_utc(opened) - long_ago) < timedelta(seconds=1)
 
 
 async def test_a_refund_with_an_unknown_outcome_stays_pending(world: World) -> None:
