@@ -30,6 +30,7 @@ from bot.admin.broadcast import Broadcaster
 from bot.alerts import MANAGERS, StaffAlerts, openid_tail
 from bot.config import Config
 from bot.conversation import Conversation
+from bot.dialogs.base import DialogRuntime
 from bot.dialogs.cart import CartDialog
 from bot.dialogs.checkout import CheckoutDialog
 from bot.dialogs.confirm import ConfirmDialog
@@ -55,7 +56,6 @@ from bot.keys import (
 )
 from bot.metrics import Metrics
 from bot.notify import OutboundNotifier
-from bot.observed_dialogs import ObservedDialogRuntime
 from bot.outbound import MemoryOutbox, OutboundSender
 from bot.payments import build_payment_service
 from bot.planner import NotificationPlanner, PlannedNotifier, parse_template_ids
@@ -139,7 +139,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             max_age_seconds=config.search.cache_seconds,
             query_cache_size=config.search.query_cache_size,
         ),
-        dialogs=ObservedDialogRuntime(  # metrics: counts dialog transitions (bot/observed_dialogs.py)
+        dialogs=DialogRuntime(  # metrics: counts dialog transitions
             store, dialogs, ttl_seconds=config.dialog.ttl_seconds, on_transition=app[METRICS].count_transition
         ),
         customers=Customers(sessions),

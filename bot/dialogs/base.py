@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -102,11 +103,26 @@ class Expired:
     dialog: Dialog[Any, Any]
 
 
+log = logging.getLogger(__name__)
+
+START, END = "start", "end"  # the from/to of a dialog's first and last transition
+
+
 class DialogRuntime:
-    def __init__(self, store: DialogStore, dialogs: Iterable[Dialog[Any, Any]], *, ttl_seconds: int) -> None:
+    def __init__(
+        self,
+        store: DialogStore,
+        dialogs: Iterable[Dialog[Any, Any]],
+        *,
+        ttl_seconds: int,
+        on_transition: Callable[[str, str, str], None] | None = None,
+    ) -> None:
+        """`on_transition(dialog, from_state, to_state)` hears every move (metrics); "start"
+        and "end" stand for no state. A hook that fails never breaks the conversation."""
         self.store = store
         self.ttl_seconds = ttl_seconds
         self._dialogs = {d.name: d for d in dialogs}
+        self._on_transition = on_transition
 
     def get(self, name: str) -> Dialog[Any, Any]:
         return self._dialogs[name]
@@ -133,7 +149,7 @@ class DialogRuntime:
         """Begin `dialog` with `step` (its state must be one of the dialog's initial states)."""
         if step.state is not None and step.state not in dialog.initial:
             raise TransitionError(f"{dialog.name} cannot start in {step.state}")
-        await self._save(ctx.openid, dialog, step)
+        await self._save(ctx.openid, dialog, step, frm=START)
         return step.reply
 
     async def advance(self, ctx: Context, active: Active) -> Reply | None:
@@ -144,26 +160,31 @@ class DialogRuntime:
         allowed = active.dialog.transitions[active.state]
         if step.state is not None and step.state not in allowed:
             raise TransitionError(f"{active.dialog.name}: {active.state} -> {step.state} is not declared")
-        await self._save(ctx.openid, active.dialog, step)
+        await self._save(ctx.openid, active.dialog, step, frm=str(active.state))
         return step.reply
 
     async def end(self, openid: str) -> None:
         await self.store.delete(openid)
 
-    async def _save(self, openid: str, dialog: Dialog[Any, Any], step: Step[Any, Any]) -> None:
-        if step.handed_over:
+    async def _save(self, openid: str, dialog: Dialog[Any, Any], step: Step[Any, Any], *, frm: str) -> None:
+        if step.handed_over:  # the handler started another dialog, which saved (and counted) itself
             return
         if step.state is None:
             await self.store.delete(openid)
-            return
-        if not isinstance(step.data, dialog.Data):
-            raise TypeError(f"{dialog.name}: step data must be {dialog.Data.__name__}")
-        stored = StoredDialog(
-            dialog=dialog.name,
-            state=str(step.state),
-            version=dialog.version,
-            # fields by hand, not asdict (a deep copy per message); the store serialises at once
-            data={f.name: getattr(step.data, f.name) for f in dataclasses.fields(step.data)},
-            expires_at=time.time() + self.ttl_seconds,
-        )
-        await self.store.put(openid, stored)
+        else:
+            if not isinstance(step.data, dialog.Data):
+                raise TypeError(f"{dialog.name}: step data must be {dialog.Data.__name__}")
+            stored = StoredDialog(
+                dialog=dialog.name,
+                state=str(step.state),
+                version=dialog.version,
+                # fields by hand, not asdict (a deep copy per message); the store serialises at once
+                data={f.name: getattr(step.data, f.name) for f in dataclasses.fields(step.data)},
+                expires_at=time.time() + self.ttl_seconds,
+            )
+            await self.store.put(openid, stored)
+        if self._on_transition is not None:
+            try:
+                self._on_transition(dialog.name, frm, END if step.state is None else str(step.state))
+            except Exception:  # a metric never breaks a conversation
+                log.exception("dialog transition hook failed")

@@ -145,3 +145,22 @@ def test_a_dialog_must_handle_every_state() -> None:
             @on(Counter.COUNTING)
             async def counting(self, ctx: Context, data: CounterData) -> Step | None:
                 return None
+
+
+async def test_every_transition_is_heard_and_a_failing_hook_changes_nothing() -> None:
+    heard: list[tuple[str, str, str]] = []
+    runtime = DialogRuntime(MemoryDialogStore(), [CounterDialog()], ttl_seconds=60, on_transition=lambda *t: heard.append(t))
+    dialog = runtime.get("counter")
+    await runtime.start(_ctx(runtime, "go"), dialog, Step(Text("start"), Counter.COUNTING, CounterData()))
+    await _turn(runtime, "+")
+    await _turn(runtime, "nothing")  # declined: no transition
+    await _turn(runtime, "stop")
+    assert heard == [("counter", "start", "counting"), ("counter", "counting", "counting"), ("counter", "counting", "end")]
+
+    def broken(*_: str) -> None:
+        raise RuntimeError("metrics down")
+
+    failing = DialogRuntime(MemoryDialogStore(), [CounterDialog()], ttl_seconds=60, on_transition=broken)
+    await failing.start(_ctx(failing, "go"), dialog, Step(Text("start"), Counter.COUNTING, CounterData()))
+    loaded = await failing.load("o1")
+    assert isinstance(loaded, Active) and loaded.state is Counter.COUNTING
