@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import Context
 from bot.replies import Card, News, Text
-from commerce import addresses
+from commerce import addresses, notices
 from commerce.addresses import AddressView, ParsedAddress
 from commerce.cart import CartView
 from commerce.errors import ShopError
@@ -19,9 +19,17 @@ from commerce.order_views import OrderView
 
 @asynccontextmanager
 async def unit_of_work(ctx: Context) -> AsyncIterator[AsyncSession]:
-    """One transaction: committed when the block ends normally, rolled back otherwise."""
-    async with ctx.services.sessions() as session, session.begin():
-        yield session
+    """One transaction: committed when the block ends normally, rolled back otherwise.
+
+    What the work decided to tell customers (`commerce.notices`: a group closed under its
+    members, a badge) is sent after the commit, through the notifier.
+    """
+    async with ctx.services.sessions() as session:
+        async with session.begin():
+            yield session
+        queued = notices.take(session)
+    if queued and ctx.services.notifier is not None:
+        await notices.send(ctx.services.notifier, queued)
 
 
 def address_data(address: AddressView | ParsedAddress) -> dict[str, Any]:

@@ -126,3 +126,25 @@ async def test_a_stranger_hears_nothing_of_group_commands(staffed: Shop) -> None
     assert groups.replace("groups", "WORD") == unknown.replace("qqzzx", "WORD")
     assert "拼团" not in (await stranger.say("/group ABCDEF close")).text
     assert [e.outcome for e in await audit_rows(staffed, "groups")] == ["refused"]
+
+
+async def test_closing_a_group_tells_the_friend_whose_seat_was_unpaid(staffed: Shop) -> None:
+    """The unpaid seat's order is cancelled with the group, and its holder is told so."""
+    shop = staffed
+    owner = shop.user(OWNER)
+    assert "已新建拼团活动" in (await owner.say("/campaign new FRU-APPLE-3J 19.9 3")).text
+    leader, friend = shop.user(LEADER), shop.user("o_group_friend")
+    for user in (leader, friend):
+        await _with_address(shop, user)
+    await leader.say("拼团")
+    await pay(shop, _order_no(await leader.say("1")))
+    code = (await _group(shop)).code
+    await friend.say(f"参团 {code}")
+    _order_no(await friend.say("参团"))  # a seat, not paid
+
+    await owner.say(f"/group {code} close")
+    await owner.say("确认")
+    await settle_refunds(shop)
+
+    told = texts(shop, "o_group_friend")
+    assert sum("已关闭" in t and "未支付订单已取消" in t for t in told) == 1, told
