@@ -9,8 +9,6 @@ group's card in the chat). Without a WeChat client (the demo) it shows the code 
 
 from __future__ import annotations
 
-import logging
-
 from aiohttp import web
 
 from bot.keys import CONFIG, RENDERER, SERVICES
@@ -21,18 +19,10 @@ from commerce.errors import ShopError
 from commerce.models import GroupStatus
 from commerce.rules import utcnow
 
-log = logging.getLogger(__name__)
-
 
 async def _qr_url(request: web.Request, code: str) -> str:
     invites = request.app[SERVICES].invites
-    if invites is None:
-        return ""
-    try:
-        return (await invites.qr_for(GroupInvite(code))).image_url
-    except Exception:  # InvitesUnavailable in the demo, or WeChat refused: the code only
-        log.info("no group QR code for the page", exc_info=True)
-        return ""
+    return await invites.image_url(GroupInvite(code)) if invites is not None else ""
 
 
 async def group_page(request: web.Request) -> web.Response:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -28,6 +29,9 @@ from bot.wechat_api.client import QR_EXPIRE_MAX, QrCode, WeChatClient
 
 DEFAULT_EXPIRE_SECONDS = 7 * 24 * 3600  # a temporary code lives a week unless asked otherwise
 MAX_SAFETY_SECONDS = 3600  # drop a cached code this long (at most) before WeChat expires it
+QR_WAIT_SECONDS = 2.0  # how long a reply or page waits for WeChat to make a QR code
+
+log = logging.getLogger(__name__)
 
 
 class InvitesUnavailable(RuntimeError):
@@ -146,6 +150,17 @@ class InviteService:
         finally:
             if not lock.locked():
                 self._locks.pop(key, None)
+
+    async def image_url(self, scene: Scene, *, permanent: bool = False, timeout: float = QR_WAIT_SECONDS) -> str:
+        """The QR code's picture for a page or a reply, or "" when there is none to show: the
+        demo has no WeChat client, WeChat refused, or it did not answer within `timeout`
+        (a reply must not wait long for a picture; the next ask finds it cached)."""
+        try:
+            async with asyncio.timeout(timeout):
+                return (await self.qr_for(scene, permanent=permanent)).image_url
+        except Exception:  # InvitesUnavailable, WeChatError, WeChatUnavailable, TimeoutError
+            log.info("no QR code for %s", scene.pack(), exc_info=True)
+            return ""
 
     def share_link(self, scene: Scene) -> str:
         return f"{self._base_url}/s/{scene.pack()}"

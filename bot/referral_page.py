@@ -8,16 +8,12 @@ client (the demo) it shows the code to type instead.
 
 from __future__ import annotations
 
-import logging
-
 from aiohttp import web
 
 from bot.keys import CONFIG, SERVICES
 from bot.pages import PAGES
 from bot.scenes import _CODE, ReferralInvite
 from commerce import referrals
-
-log = logging.getLogger(__name__)
 
 
 async def referral_page(request: web.Request) -> web.Response:
@@ -32,12 +28,10 @@ async def referral_page(request: web.Request) -> web.Response:
     if referrer is None:
         html = env.get_template("referral.html").render(shop=shop, code="", qr_url="")
         return web.Response(status=404, text=html, content_type="text/html")
-    qr_url = ""
-    if services.invites is not None:
-        try:
-            qr_url = (await services.invites.qr_for(ReferralInvite(code), permanent=True)).image_url
-        except Exception:  # InvitesUnavailable in the demo, or WeChat refused: the code only
-            log.info("no referral QR code for the page", exc_info=True)
+    invites = services.invites
+    qr_url = (
+        await invites.image_url(ReferralInvite(code), permanent=True) if invites is not None else ""
+    )
     html = env.get_template("referral.html").render(shop=shop, code=code, qr_url=qr_url)
     return web.Response(text=html, content_type="text/html")
 

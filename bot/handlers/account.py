@@ -19,7 +19,6 @@ Stateless handlers (no dialog: each answer is complete in one reply):
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,7 +36,6 @@ from commerce.errors import ShopError
 from commerce.notifications import Notification
 from commerce.rules import utcnow
 
-log = logging.getLogger(__name__)
 router = Router()
 
 POINTS_SHOWN = 3  # the latest points movements on "me": a reminder, not a statement
@@ -116,12 +114,7 @@ async def invite(ctx: Context) -> Reply:
     scene = ReferralInvite(code)
     invites = ctx.services.invites
     link = invites.share_link(scene) if invites is not None else ""
-    qr_url = ""
-    if invites is not None:
-        try:
-            qr_url = (await invites.qr_for(scene, permanent=True)).image_url
-        except Exception:  # InvitesUnavailable (the demo), or WeChat refused: link and code only
-            log.info("no referral QR code", exc_info=True)
+    qr_url = await invites.image_url(scene, permanent=True) if invites is not None else ""
     return Text(
         "referral_invite",
         {

@@ -133,6 +133,17 @@ async def test_a_refusal_is_raised_and_not_cached(client: WeChatClient, fake: tu
     assert qr.ticket and created(fake) == ["v1.p.3", "v1.p.3"]
 
 
+async def test_a_picture_for_a_reply_never_waits_long_nor_fails(client: WeChatClient, fake: tuple[FakeWeChat, str]) -> None:
+    """`image_url` is what replies and pages use: "" when WeChat refuses, is slow, or is absent."""
+    invites = InviteService(client, MemoryQrCache())
+    fake[0].fail_next(Failure(errcode=45009))
+    assert await invites.image_url(GroupInvite("ABCD12")) == ""
+    fake[0].fail_next(Failure(delay=1.0))
+    assert await invites.image_url(GroupInvite("ABCD12"), timeout=0.2) == ""
+    assert (await invites.image_url(GroupInvite("ABCD12"))).startswith("http")
+    assert await InviteService(None).image_url(GroupInvite("ABCD12")) == ""
+
+
 async def test_workers_share_codes_through_redis(
     client: WeChatClient, fake: tuple[FakeWeChat, str], redis_url: str
 ) -> None:
