@@ -151,16 +151,7 @@ class PaymentService:
         self._observe("payment", result)
         if result == "applied" and outcome.order is not None:
             order = outcome.order
-            # Badges the payment earned ride on the "payment received" message (one message,
-            # not two: WeChat counts them); whatever else it decided goes out after it.
-            badges = [q.data["badge"] for q in queued if q.openid == order.openid and q.template == "badge_awarded"]
-            folded = ("badge_awarded", "points_earned")  # points earned ride along too (commerce.points)
-            rest = [q for q in queued if not (q.openid == order.openid and q.template in folded)]
-            paid = {"order_no": order.order_no, "amount_fen": n.amount_fen, "items": _items(order), "badges": badges}
-            paid["points_earned"] = next(
-                (q.data for q in queued if q.openid == order.openid and q.template == "points_earned"), None
-            )
-            told = [notices.Notification(order.openid, "order_paid", paid), *rest]
+            told = _told_of_payment(order, n.amount_fen, queued)
             self._background.spawn(notices.send(self._notifier, told))
             if self.on_paid is not None:  # staff alerts (the bot sets it; commerce never imports bot)
                 self._background.spawn(self.on_paid(order))
@@ -400,6 +391,25 @@ class PaymentService:
     async def aclose(self) -> None:
         await self.drain()
         await self.provider.aclose()
+
+
+RIDE_ALONG = ("badge_awarded", "points_earned")  # the buyer's, said in "payment received"
+
+
+def _told_of_payment(order: Any, amount_fen: int, queued: list[notices.Notification]) -> list[notices.Notification]:
+    """"Payment received", carrying the badges and points the payment earned the buyer (one
+    message, not three: WeChat counts them), then whatever else the payment decided."""
+    mine, rest = [], []
+    for q in queued:
+        (mine if q.openid == order.openid and q.template in RIDE_ALONG else rest).append(q)
+    data = {
+        "order_no": order.order_no,
+        "amount_fen": amount_fen,
+        "items": _items(order),
+        "badges": [q.data["badge"] for q in mine if q.template == "badge_awarded"],
+        "points_earned": next((q.data for q in mine if q.template == "points_earned"), None),
+    }
+    return [notices.Notification(order.openid, "order_paid", data), *rest]
 
 
 def describe(order: Any) -> str:
