@@ -11,7 +11,9 @@ without labels ("收货人：", "电话:", "Address:"), as people paste them fro
 
 The phone anchors the parse. The name is the first name-like piece (short, no digits,
 no address words) among: the first piece, the last piece, then the first or last word.
-What is left is the address.
+A Chinese name of 2-4 characters may hold address characters (李万里, 王苑): only
+ending like an administrative unit (上海市, 浦东新区) rules it out. What is left is the
+address.
 """
 
 from __future__ import annotations
@@ -44,6 +46,11 @@ STRONG_SEP = ",;\n，；、|"
 SEP_CHARS = STRONG_SEP + " \t\r:：。."
 STRONG_SPLIT_RE = re.compile(r"[,;\n，；、|]+")
 CJK_ADDRESS_CHARS = set("省市区县路街道号镇乡村弄巷栋幢室楼院园座厦苑里")
+# A Chinese name is one token of 2-4 characters, and many of the characters that end an
+# address word are given names too (李万里, 王苑, 张园园, 楼一鸣, 路遥); inside such a token
+# only the suffix of an administrative unit (上海市, 浦东新区, 广东省) says "address".
+CJK_NAME_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]{2,4}")
+CJK_UNIT_SUFFIXES = set("省市区县")
 EN_ADDRESS_WORDS = {
     "road", "rd", "street", "st", "avenue", "ave", "lane", "ln", "room", "rm", "floor", "fl",
     "building", "bldg", "unit", "apt", "district", "city", "province", "block", "no",
@@ -172,6 +179,8 @@ def _looks_like_name(value: str) -> bool:
         return False
     if not any(ch.isalpha() for ch in value):
         return False
+    if CJK_NAME_RE.fullmatch(value):
+        return value[-1] not in CJK_UNIT_SUFFIXES
     # a surname may be an "address" character (路, 区...), so the first one is not judged
     if any(ch in CJK_ADDRESS_CHARS for ch in value[1:]):
         return False

@@ -79,6 +79,38 @@ def test_parses_the_formats_people_type(text: str, expected: tuple[str, str, str
     assert parse_address(text) == ParsedAddress(*expected)
 
 
+@pytest.mark.parametrize("name", ["李万里", "王苑", "张园园", "楼一鸣"])
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{name} 13800138000 {sh}",
+        "{sh} {name} 13800138000",
+        "13800138000，{name}，{sh}",
+        "{name}13800138000{sh}",
+        "{sh}，{name}，13800138000",
+        "13800138000 {name} {sh}",
+    ],
+)
+def test_bug_names_with_address_characters_were_taken_for_no_name(name: str, template: str) -> None:
+    """里, 苑, 园, 楼 end address words (三里屯, 阳光苑, 科技园, 3号楼) but are also given names."""
+    text = template.format(name=name, sh=SH)
+    assert parse_address(text) == ParsedAddress(name, "13800138000", SH)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"13800138000 上海市 {SH}",  # a city alone is not a name, though as short as one
+        "上海市 浦东新区 世纪大道100号 13800138000",
+        f"13800138000，浦东新区，{SH}",
+    ],
+)
+def test_a_short_administrative_unit_is_not_a_name(text: str) -> None:
+    with pytest.raises(ShopError) as caught:
+        parse_address(text)
+    assert caught.value.details == {"missing": "name"}
+
+
 @pytest.mark.parametrize(
     "text",
     [
