@@ -6,6 +6,7 @@ context; tests build their own app with their own config and outbound sender.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -42,6 +43,7 @@ from bot.handlers import build_routes, pay_notify
 from bot.health import HEALTH, HealthChecks, healthz
 from bot.inbox import Inbox, MemoryReplyStore, ReplyStore, UserLock, UserLocks
 from bot.inbox_redis import RedisReplyStore, RedisUserLocks
+from bot.install import resolve_install_secrets
 from bot.keys import (
     CONFIG,
     ENGINE,
@@ -52,6 +54,7 @@ from bot.keys import (
     OUTBOUND,
     PAYMENTS,
     RENDERER,
+    REPLAY,
     SERVICES,
 )
 from bot.metrics import Metrics
@@ -69,6 +72,7 @@ from bot.ratelimit import (
     Verdict,
 )
 from bot.render import Rendered, Renderer
+from bot.replay import MemoryReplayCache, RedisReplayCache
 from bot.replies import Text
 from bot.services import Customers, Services, StaffDirectory, shop_rules
 from bot.wechat_api import (
@@ -122,11 +126,17 @@ def create_app(config: Config, *, outbound: OutboundSender | None = None) -> web
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
-    config = app[CONFIG]
-    engine = create_engine(config.database.url, echo=config.database.echo)
-    redis = Redis.from_url(config.redis.url) if config.redis.url else None
-    store: DialogStore = RedisDialogStore(redis) if redis is not None else MemoryDialogStore()
+    engine = create_engine(app[CONFIG].database.url, echo=app[CONFIG].database.echo)
     sessions = session_factory(engine)
+    try:  # secrets the configuration leaves empty: the install's own, the same for every worker
+        config = await resolve_install_secrets(app[CONFIG], sessions)
+    except Exception:
+        await engine.dispose()
+        raise
+    app[CONFIG] = config
+    redis = Redis.from_url(config.redis.url) if config.redis.url else None
+    app[REPLAY] = RedisReplayCache(redis) if redis is not None else MemoryReplayCache()
+    store: DialogStore = RedisDialogStore(redis) if redis is not None else MemoryDialogStore()
     # --- referrals, points: hooks in the status machine read the rules off the session ---
     sessions.configure(info={SESSION_RULES: shop_rules(config)})
     dialogs = [SearchDialog(), CartDialog(), CheckoutDialog(), OrdersDialog(), ConfirmDialog()]
@@ -225,6 +235,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     )
     app[JOBS] = jobs
     scheduler = start_scheduler(jobs, lock=tick_lock) if config.scheduler.enabled else None  # several workers
+    metrics_site: web.AppRunner | None = None
     # --- health (bot/health.py): /healthz checks these ---
     app[HEALTH] = HealthChecks(
         engine=engine, redis=redis, scheduler=scheduler, scheduler_enabled=config.scheduler.enabled,
@@ -232,8 +243,12 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     )
     # --- end health ---
     try:
+        if config.server.metrics_listen:
+            metrics_site = await _start_metrics_site(app)
         yield
     finally:
+        if metrics_site is not None:
+            await metrics_site.cleanup()
         if scheduler is not None:
             scheduler.shutdown(wait=False)
         await inbox.drain()
@@ -309,9 +324,49 @@ def _build_planner(
 
 
 # --- metrics (bot/metrics.py): database gauges are read just before rendering ---
+_SHOP = web.AppKey("shop", web.Application)  # the metrics site's way back to the shop's state
+
+
 async def metrics(request: web.Request) -> web.Response:
-    app = request.app
+    """`/metrics` on the public port: only behind the bearer token, or in development.
+
+    With `server.metrics_listen` it is served on that address alone (404 here); without
+    a token a live shop does not serve it at all: order counts are the merchant's business.
+    """
+    server = request.app[CONFIG].server
+    if server.metrics_listen:
+        raise web.HTTPNotFound()
+    if server.metrics_token:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {server.metrics_token}".encode()):
+            return web.Response(status=401, text="unauthorized", headers={"WWW-Authenticate": "Bearer"})
+    elif not request.app[CONFIG].is_development:
+        raise web.HTTPNotFound()
+    return await _render_metrics(request.app)
+
+
+async def _render_metrics(app: web.Application) -> web.Response:
     if SERVICES in app:  # not before start-up has finished
         await app[METRICS].refresh(app[SERVICES].sessions, timeout=app[CONFIG].server.health_timeout_seconds)
     body = generate_latest(app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def _start_metrics_site(shop: web.Application) -> web.AppRunner:
+    """`/metrics` alone on `server.metrics_listen` (a private address for the scraper)."""
+    host, _, port = shop[CONFIG].server.metrics_listen.rpartition(":")
+
+    async def serve(request: web.Request) -> web.Response:
+        return await _render_metrics(request.app[_SHOP])
+
+    site_app = web.Application()
+    site_app[_SHOP] = shop
+    site_app.router.add_get("/metrics", serve)
+    runner = web.AppRunner(site_app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host.strip("[]"), int(port)).start()
+    except OSError:
+        await runner.cleanup()
+        raise
+    return runner

@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from bot.config import Config, ConfigError, load_config
-from bot.logs import configure_logging
+from bot.logs import AccessLogger, configure_logging
 from bot.services import shop_rules
 from commerce.db import create_engine, session_factory
 from commerce.migrate import upgrade
@@ -26,11 +26,12 @@ log = logging.getLogger("storefront")
 
 async def prepare_database(config: Config, *, seed: bool) -> int:
     """Migrate the database to the newest schema; load the demo catalog (and its group
-    buys) when asked and the catalog is empty."""
+    buys) when asked, the catalog is empty and the shop is a development one: a shop
+    taking real money never gets the demo products."""
     engine = create_engine(config.database.url)
     try:
         await upgrade(engine)
-        if not seed:
+        if not seed or not config.is_development:
             return 0
         async with session_factory(engine)() as session, session.begin():
             if not await catalog_is_empty(session):
@@ -52,26 +53,67 @@ def _cmd_serve(config: Config, args: argparse.Namespace) -> int:
               "(STOREFRONT_REDIS__URL)", file=sys.stderr)
         return 2
     seeded = asyncio.run(prepare_database(config, seed=config.shop.seed_demo))
+    config = asyncio.run(_resolve_secrets(config))  # every worker and the access log share them
     base = config.public_base_url
-    mode = "safe mode (AES)" if config.wechat.encoding_aes_key else "plain mode"
-    print(f"{config.shop.name} is starting ({mode})")
+    modes = {"safe": "safe mode (AES)", "compatible": "compatible mode (AES and plaintext)", "plain": "plain mode"}
+    print(f"{config.shop.name} is starting ({modes[config.message_mode]})")
     if seeded:
         print(f"  loaded the demo catalog: {seeded} products")
     print(f"  webhook:  {base}/wechat   (set this URL and the token in the WeChat console)")
-    print(f"  health:   {base}/healthz   metrics: {base}/metrics")
-    if config.pay.provider == "sandbox":
-        print(f"  chat simulator (browser): {base}/dev/chat")
+    print(f"  health:   {base}/healthz   metrics: {_metrics_where(config)}")
+    if config.is_development:
+        if config.server.dev_tools != "off":
+            print(f"  chat simulator (browser): {base}/dev/chat"
+                  + ("   (from this machine only)" if config.server.dev_tools == "loopback" else ""))
         print("  payments: SANDBOX - simulated payments mark orders paid; set [pay] provider before going live")
+    for warning in security_warnings(config):
+        print(f"  WARNING: {warning}", file=sys.stderr)
     url = f"http://{_connect_host(config.server.host)}:{config.server.port}/wechat"
     chat = f"storefront chat --url {url}"
     if args.config_path:
         chat += f" --config {args.config_path}"
-    if config.wechat.encoding_aes_key:
-        chat += " --aes"
     print(f"  chat with it from another terminal:  {chat}", flush=True)
     if args.workers > 1:
         return _serve_workers(config, args.workers)
     return _serve_one(config, reuse_port=False)
+
+
+async def _resolve_secrets(config: Config) -> Config:
+    from bot.install import resolve_install_secrets
+
+    engine = create_engine(config.database.url)
+    try:
+        return await resolve_install_secrets(config, session_factory(engine))
+    finally:
+        await engine.dispose()
+
+
+def _metrics_where(config: Config) -> str:
+    server = config.server
+    if server.metrics_listen:
+        return f"http://{server.metrics_listen}/metrics (its own address)"
+    if server.metrics_token:
+        return f"{config.public_base_url}/metrics (Authorization: Bearer <server.metrics_token>)"
+    if config.is_development:
+        return f"{config.public_base_url}/metrics"
+    return "off (set server.metrics_listen or server.metrics_token)"
+
+
+def security_warnings(config: Config) -> list[str]:
+    """What an operator should fix before this shop takes real customers' messages."""
+    warnings = []
+    if config.wechat.max_clock_skew_seconds == 0:
+        warnings.append("wechat.max_clock_skew_seconds = 0: a signature copied from any request never "
+                        "expires (the default is 300)")
+    if config.message_mode == "plain" and not config.is_development:
+        warnings.append("plain message mode: the signature covers no message body; set "
+                        "wechat.encoding_aes_key and choose safe mode (安全模式) in the WeChat console")
+    if config.message_mode == "compatible":
+        warnings.append("compatible message mode: plaintext requests are answered as customers only; "
+                        "staff commands need encrypted requests (switch the console to 安全模式 when you can)")
+    if not config.is_development and config.wechat.token == "storefront-dev-token":
+        warnings.append("wechat.token is the built-in development token: anyone can sign requests with it")
+    return warnings
 
 
 def _serve_one(config: Config, *, reuse_port: bool) -> int:
@@ -81,6 +123,8 @@ def _serve_one(config: Config, *, reuse_port: bool) -> int:
         web.run_app(
             create_app(config), host=config.server.host, port=config.server.port,
             print=None, reuse_port=reuse_port or None,
+            # aiohttp's own access log writes whole request lines: link tokens, signatures, openids
+            access_log_class=AccessLogger.keyed(config.signing_key),
         )
     except OSError as exc:
         print(f"storefront: cannot listen on {config.server.host}:{config.server.port}: {exc}", file=sys.stderr)
@@ -126,6 +170,11 @@ def _cmd_chat(config: Config, args: argparse.Namespace) -> int:
     if args.aes and not config.wechat.encoding_aes_key:
         print("storefront: --aes needs wechat.encoding_aes_key in the config", file=sys.stderr)
         return 2
+    if args.plain and args.aes:
+        print("storefront: choose --aes or --plain, not both", file=sys.stderr)
+        return 2
+    # Like WeChat: encrypted whenever the shop can decrypt, unless --plain asks otherwise.
+    aes = args.aes or (config.message_mode != "plain" and not args.plain)
     try:
         asyncio.run(
             run_chat(
@@ -134,7 +183,7 @@ def _cmd_chat(config: Config, args: argparse.Namespace) -> int:
                 appid=config.wechat.appid,
                 encoding_aes_key=config.wechat.encoding_aes_key,
                 openid=args.openid,
-                aes=args.aes,
+                aes=aes,
             )
         )
     except KeyboardInterrupt:
@@ -153,6 +202,10 @@ def _cmd_db(config: Config, args: argparse.Namespace) -> int:
 
 
 def _cmd_seed(config: Config, args: argparse.Namespace) -> int:
+    if not config.is_development:
+        print("storefront: the demo catalog is for development shops only (pay.provider = \"sandbox\"); "
+              "import your own catalog instead", file=sys.stderr)
+        return 2
     created = asyncio.run(prepare_database(config, seed=True))
     print(f"demo catalog: {created} products created" if created else "catalog not empty: nothing loaded")
     return 0
@@ -203,7 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)
     chat.add_argument("--url", help="webhook URL (default: from the config)")
     chat.add_argument("--openid", default="o_simulator_user", help="the customer's openid")
-    chat.add_argument("--aes", action="store_true", help="use safe mode (AES), like WeChat's encrypted mode")
+    chat.add_argument("--aes", action="store_true",
+                      help="encrypt (safe mode); the default whenever wechat.encoding_aes_key is set")
+    chat.add_argument("--plain", action="store_true",
+                      help="send plaintext even though the shop has a key (compatible mode: never as staff)")
     chat.set_defaults(run=_cmd_chat)
 
     db = sub.add_parser("db", help="database commands")

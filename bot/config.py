@@ -36,10 +36,17 @@ class ServerConfig:
     base_url: str = ""
     max_body_bytes: int = 64 * 1024
     reply_deadline_seconds: float = 4.5
-    secret_key: str = ""  # signs payment and export links; empty: derived from wechat.token (dev only)
+    secret_key: str = ""  # keys payment and export links and log hashes; empty: made once per install
     log_format: str = "text"  # text (a terminal) or json (one object a line, for log collectors)
     messages_per_minute: int = 30  # per customer; over it: one polite reply, then silence; 0 = off
     health_timeout_seconds: float = 2.0  # /healthz: each check (database, Redis) gives up after this
+    # /metrics: on its own address ("127.0.0.1:9100", never the public port), or on the public
+    # port behind `Authorization: Bearer <metrics_token>`; neither: only in development (sandbox)
+    metrics_listen: str = ""
+    metrics_token: str = ""
+    # /dev/* (browser chat simulator), development (sandbox) only: "loopback" answers only
+    # requests from this machine, "any" answers everyone, "off" never
+    dev_tools: str = "loopback"
 
 
 @dataclass(frozen=True)
@@ -49,7 +56,13 @@ class WeChatConfig:
     token: str = "storefront-dev-token"
     encoding_aes_key: str = ""
     api_base_url: str = "https://api.weixin.qq.com"
-    max_clock_skew_seconds: int = 0
+    # The console's 消息加解密方式: "plain" (明文), "compatible" (兼容: plaintext accepted too, but
+    # never as staff), "safe" (安全: encrypted only). Empty: "safe" with an encoding_aes_key, else "plain".
+    message_mode: str = ""
+    # A signed request older (or newer) than this many seconds is refused, and each
+    # (timestamp, nonce, signature) is accepted for one body only within it. 0 turns the
+    # window off (serve warns): a captured triple would then never expire.
+    max_clock_skew_seconds: int = 300
     # --- outbound notifications (bot/planner.py) ---
     window_messages: int = 5  # customer-service messages per customer message (48-hour window)
     window_messages_after_payment: int = 20  # ... and within 48 hours of a payment
@@ -86,8 +99,8 @@ class PayConfig:
     v2_sign_type: str = "HMAC-SHA256"
     client_cert_path: str = ""
     client_key_path: str = ""
-    # sandbox provider: signs its simulated notifications with this secret
-    sandbox_secret: str = "sandbox-secret"
+    # sandbox provider: signs its simulated notifications with this secret; empty: made once per install
+    sandbox_secret: str = ""
     timeout_seconds: float = 10.0
 
 
@@ -164,12 +177,26 @@ class Config:
 
     @property
     def signing_key(self) -> bytes:
-        """The key of signed links (payment page, exports)."""
-        import hashlib
+        """The key of links (payment page, exports) and of hashed openids in logs.
 
-        if self.server.secret_key:
-            return self.server.secret_key.encode()
-        return hashlib.sha256(b"storefront-links:" + self.wechat.token.encode()).digest()
+        `server.secret_key`, or the install's own random secret that the app reads from
+        the database at start-up (`bot.install.resolve_install_secrets`) when none is set.
+        """
+        if not self.server.secret_key:
+            raise ConfigError("server.secret_key is not resolved yet (the app fills it in at start-up)")
+        return self.server.secret_key.encode()
+
+    @property
+    def message_mode(self) -> str:
+        """plain, compatible or safe: how `/wechat` treats plaintext and encrypted requests."""
+        if self.wechat.message_mode:
+            return self.wechat.message_mode
+        return "safe" if self.wechat.encoding_aes_key else "plain"
+
+    @property
+    def is_development(self) -> bool:
+        """The sandbox payment provider: no real money can move, so this is not a live shop."""
+        return self.pay.provider == "sandbox"
 
     @property
     def pay_appid(self) -> str:
@@ -293,6 +320,20 @@ def _validate(config: Config) -> None:
         raise ConfigError("server.log_format: must be text or json")
     if not config.wechat.token:
         raise ConfigError("wechat.token: must not be empty")
+    if config.wechat.message_mode not in ("", "plain", "compatible", "safe"):
+        raise ConfigError("wechat.message_mode: must be plain, compatible or safe")
+    if config.wechat.message_mode in ("compatible", "safe") and not config.wechat.encoding_aes_key:
+        raise ConfigError(f"wechat.message_mode: {config.wechat.message_mode} mode needs wechat.encoding_aes_key")
+    if not 0 <= config.wechat.max_clock_skew_seconds <= 86400:
+        raise ConfigError("wechat.max_clock_skew_seconds: must be between 0 (off) and 86400")
+    if config.server.dev_tools not in ("loopback", "any", "off"):
+        raise ConfigError("server.dev_tools: must be loopback, any or off")
+    if config.server.metrics_listen:
+        host, sep, port = config.server.metrics_listen.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError("server.metrics_listen: expected HOST:PORT, e.g. 127.0.0.1:9100")
+        if (host.strip("[]"), int(port)) == (config.server.host, config.server.port):
+            raise ConfigError("server.metrics_listen: must not be the shop's own address (server.host:port)")
     key = config.wechat.encoding_aes_key
     if key:
         try:

@@ -42,7 +42,8 @@ class Conversation:
             services=services,
             locale=customer.locale or services.config.shop.locale,
             customer_id=customer.id,
-            staff_role=await services.staff.role(msg.openid),
+            # a downgraded (unsigned plaintext) request never acts as staff: anyone could forge it
+            staff_role=None if msg.downgraded else await services.staff.role(msg.openid),
         )
         try:
             reply = await self._route(ctx)

@@ -1,7 +1,8 @@
 """`/dev/chat`: the local chat simulator page, for merchants trying the shop in a browser.
 
 Development mode only: the routes answer when `pay.provider` is ``sandbox`` (no real
-money can move, so this is not a live shop) and 404 otherwise. They stand in for
+money can move, so this is not a live shop) and, unless `server.dev_tools` says "any",
+only to requests from this machine; 404 otherwise. They stand in for
 WeChat's servers, exactly like the terminal simulator (`storefront chat`):
 
 - ``GET /dev/chat`` serves the page (`templates/pages/chat.html`, `static/chat.js`);
@@ -17,6 +18,7 @@ the Host header, so a forged Host cannot make the server sign requests for elsew
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import re
 import secrets
@@ -55,7 +57,21 @@ DEV_CHAT = web.AppKey("dev_chat", DevChat)
 
 def is_development(app: web.Application) -> bool:
     """Development mode: the sandbox payment provider (no real money can move)."""
-    return app[CONFIG].pay.provider == "sandbox"
+    return app[CONFIG].is_development
+
+
+# Headers a reverse proxy adds: behind one, every request comes from loopback.
+_PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
+
+
+def is_local(request: web.Request) -> bool:
+    """A request from this machine itself, not passed on by a proxy on it."""
+    if any(header in request.headers for header in _PROXY_HEADERS):
+        return False
+    try:
+        return ipaddress.ip_address((request.remote or "").split("%")[0]).is_loopback
+    except ValueError:
+        return False
 
 
 def loopback_origin(request: web.Request) -> str:
@@ -73,7 +89,15 @@ def loopback_origin(request: web.Request) -> str:
 
 
 def _require_development(request: web.Request) -> None:
+    """404 unless development mode and `server.dev_tools` lets this request's origin in.
+
+    The simulator acts as any openid (the owner's too) and shows anyone's notifications:
+    by default it answers only requests from this machine.
+    """
     if not is_development(request.app):
+        raise web.HTTPNotFound()
+    allowed = request.app[CONFIG].server.dev_tools
+    if allowed == "off" or (allowed == "loopback" and not is_local(request)):
         raise web.HTTPNotFound()
 
 

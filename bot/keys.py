@@ -11,6 +11,7 @@ from bot.metrics import Metrics
 from bot.notify import OutboundNotifier
 from bot.outbound import OutboundSender
 from bot.render import Renderer
+from bot.replay import ReplayCache
 from bot.services import Services
 from commerce.payments.service import PaymentService
 from scheduler.jobs import JobContext
@@ -25,3 +26,4 @@ METRICS = web.AppKey("metrics", Metrics)
 NOTIFIER = web.AppKey("notifier", OutboundNotifier)
 JOBS = web.AppKey("jobs", JobContext)
 PAYMENTS = web.AppKey("payments", PaymentService)  # bot/payments.py builds it
+REPLAY = web.AppKey("replay", ReplayCache)  # the webhook's replay cache (bot/replay.py)

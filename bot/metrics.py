@@ -5,7 +5,8 @@ notifications); gauges that describe the database (outbox depth, orders by statu
 read from it by `/metrics` just before rendering, with a timeout so a slow database
 never hangs a scrape (the last values stay, and the failure is counted).
 
-Every label is bounded: message kinds and events come from WeChat's fixed set, dialog
+Every label is bounded: message kinds and events come from WeChat's fixed set (anything
+else is "other"), dialog
 names and states from the registered dialogs, outcomes and statuses from fixed lists.
 """
 
@@ -26,6 +27,30 @@ log = logging.getLogger(__name__)
 
 # Inbox outcomes, once per message ("duplicate": once per retried delivery)
 REPLIED, FAILED, RATE_LIMITED, DUPLICATE = "replied", "failed", "rate_limited", "duplicate"
+
+# WeChat's published message types and events (lower-cased, as `bot.protocol.parse` gives
+# them). A signed request may still carry any MsgType or Event it likes: anything else is
+# counted as "other", so no sender can mint new label values (unbounded series).
+KINDS = frozenset({
+    "text", "image", "voice", "video", "shortvideo", "location", "link", "file", "event",
+})
+EVENTS = frozenset({
+    "subscribe", "unsubscribe", "scan", "location", "click", "view", "view_miniprogram",
+    "templatesendjobfinish", "masssendjobfinish", "scancode_push", "scancode_waitmsg",
+    "pic_sysphoto", "pic_photo_or_album", "pic_weixin", "location_select",
+    "kf_create_session", "kf_close_session", "kf_switch_session",
+})
+OTHER = "other"
+
+
+def kind_label(kind: str) -> str:
+    return kind if kind in KINDS else OTHER
+
+
+def event_label(event: str | None) -> str:
+    if not event:
+        return ""
+    return event if event in EVENTS else OTHER
 
 
 @dataclass(frozen=True)
@@ -49,6 +74,17 @@ class Metrics:
             "rejected",
             Counter(
                 "storefront_rejected_requests", "Webhook requests refused", ["reason"], registry=r
+            ),
+        )
+        object.__setattr__(
+            self,
+            "replays",
+            Counter(
+                "storefront_webhook_replays",
+                "Webhook requests whose (timestamp, nonce, signature) was seen before: refused (another "
+                "body: a forgery) or retry (the same body again: answered from the first delivery)",
+                ["outcome"],
+                registry=r,
             ),
         )
         object.__setattr__(
@@ -148,11 +184,14 @@ class Metrics:
 
     # ---- hooks handed to the inbox, the dialog runtime and the payment service ----------------
 
+    def count_message(self, kind: str, event: str | None) -> None:
+        self.messages.labels(kind_label(kind), event_label(event)).inc()
+
     def count_request(self, kind: str, outcome: str) -> None:
-        self.requests.labels(kind, outcome).inc()
+        self.requests.labels(kind_label(kind), outcome).inc()
 
     def count_deadline_miss(self, kind: str) -> None:
-        self.deadline_misses.labels(kind).inc()
+        self.deadline_misses.labels(kind_label(kind)).inc()
 
     def count_transition(self, dialog: str, from_state: str, to_state: str) -> None:
         self.dialog_transitions.labels(dialog, from_state, to_state).inc()

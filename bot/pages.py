@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import jinja2
@@ -10,6 +11,7 @@ from aiohttp import web
 import templates
 from bot.keys import CONFIG, RENDERER, SERVICES
 from bot.render import yuan
+from bot.scenes import PRODUCT_ID_MAX
 
 PAGES_DIR = Path(templates.__file__).parent / "pages"
 PAGES = web.AppKey("pages", jinja2.Environment)
@@ -25,12 +27,15 @@ def _environment() -> jinja2.Environment:
     return env
 
 
+_PRODUCT_ID = re.compile(r"[1-9][0-9]{0,9}")
+
+
 async def product_page(request: web.Request) -> web.Response:
-    try:
-        product_id = int(request.match_info["product_id"])
-    except ValueError:
-        raise web.HTTPNotFound() from None
-    product = await request.app[SERVICES].catalog.product(product_id)
+    raw = request.match_info["product_id"]
+    # ASCII digits within the column's range: int() alone takes "１２", " 12" and numbers
+    # no database integer holds (an overflow there was a 500).
+    product_id = int(raw) if _PRODUCT_ID.fullmatch(raw) and int(raw) <= PRODUCT_ID_MAX else None
+    product = await request.app[SERVICES].catalog.product(product_id) if product_id else None
     env = request.app[PAGES]
     config = request.app[CONFIG]
     if product is None:

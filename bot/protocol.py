@@ -34,6 +34,10 @@ class SignatureError(Exception):
     """A request that is not provably from WeChat (answered with 403)."""
 
 
+class StaleTimestamp(SignatureError):
+    """A signed request whose timestamp is outside the accepted window (or not a timestamp)."""
+
+
 def signature(token: str, *parts: str) -> str:
     """WeChat's signature: sha1 over the sorted token, timestamp, nonce (and Encrypt)."""
     return hashlib.sha1("".join(sorted((token, *parts))).encode()).hexdigest()
@@ -44,16 +48,17 @@ def check_signature(expected: str | None, token: str, *parts: str) -> None:
         raise SignatureError("bad signature")
 
 
+_TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
+
+
 def check_freshness(timestamp: str, *, max_skew: int, now: float | None = None) -> None:
-    """Refuse replays of old captures when a maximum clock skew is configured (0 = off)."""
+    """Refuse a timestamp that is not plain digits, or (max_skew > 0) too far from our clock."""
+    if not _TIMESTAMP.match(timestamp):  # int() alone would take " 12", "1_2" and "１２"
+        raise StaleTimestamp("bad timestamp")
     if max_skew <= 0:
         return
-    try:
-        sent = int(timestamp)
-    except ValueError as exc:
-        raise SignatureError("bad timestamp") from exc
-    if abs((now or time.time()) - sent) > max_skew:
-        raise SignatureError("stale timestamp")
+    if abs((time.time() if now is None else now) - int(timestamp)) > max_skew:
+        raise StaleTimestamp("stale timestamp")
 
 
 @lru_cache(maxsize=8)
@@ -110,6 +115,10 @@ class Inbound:
     event_key: str = ""
     scene: str = ""  # the QR scene of a subscribe-by-scan or SCAN event, without "qrscene_"
     fields: dict[str, Any] = field(default_factory=dict)
+    # A plaintext request to a shop in compatible mode: no signature covers its body, so
+    # it may come from anyone who saw one query string. It is answered as a customer,
+    # never as staff (bot.conversation).
+    downgraded: bool = False
 
     @property
     def dedupe_key(self) -> str:

@@ -107,7 +107,8 @@ async def unknown_click(ctx: Context) -> Reply:
 async def template_delivered(ctx: Context) -> Reply:
     """WeChat's report on a template message we sent: MsgID + Status go on its outbox row."""
     msgid = ctx.msg.fields.get("MsgID") or ctx.msg.fields.get("MsgId") or ""
-    if msgid.isdigit():
+    # ASCII digits a BIGINT holds: "²".isdigit() is true and 20 nines overflow the column
+    if re.fullmatch(r"[0-9]{1,18}", msgid):
         async with ctx.services.sessions() as session, session.begin():
             await outbox.record_delivery(session, msgid=int(msgid), status=ctx.msg.fields.get("Status", ""))
     return Silence()

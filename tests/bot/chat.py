@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,8 +26,12 @@ class ChatUser:
     client: TestClient
     config: Config
     openid: str
-    aes: bool = False
+    aes: bool | None = None  # None: encrypted whenever the shop can decrypt, as WeChat does
     sent: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.aes is None:
+            self.aes = self.config.message_mode != "plain"
 
     def _webhook(self) -> WebhookClient:
         return WebhookClient(
@@ -34,7 +39,7 @@ class ChatUser:
             token=self.config.wechat.token,
             appid=self.config.wechat.appid,
             encoding_aes_key=self.config.wechat.encoding_aes_key,
-            aes=self.aes,
+            aes=bool(self.aes),
             session=self.client.session,
         )
 
@@ -63,7 +68,7 @@ class ChatUser:
 
 
 def signed_params(token: str, **extra: str) -> dict[str, str]:
-    timestamp, nonce = str(int(time.time())), "nonce123"
+    timestamp, nonce = str(int(time.time())), secrets.token_hex(6)  # a fresh triple each time, like WeChat
     return {"signature": sign(token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce, **extra}
 
 
@@ -73,5 +78,5 @@ class Shop:
     config: Config
     outbox: MemoryOutbox
 
-    def user(self, openid: str = "o_customer_1", *, aes: bool = False) -> ChatUser:
+    def user(self, openid: str = "o_customer_1", *, aes: bool | None = None) -> ChatUser:
         return ChatUser(self.client, self.config, openid, aes=aes)

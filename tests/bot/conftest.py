@@ -22,7 +22,10 @@ def make_config(db_url: str, **sections: dict[str, Any]) -> Config:
     base: dict[str, dict[str, Any]] = {
         "database": {"url": db_url},
         "wechat": {"token": "test-token", "appid": "wx_test_app", "encoding_aes_key": AES_KEY},
-        "server": {"base_url": "https://shop.example.com"},
+        # Secrets named here so tests can sign as the app does; an empty one is made per
+        # install at start-up (tests/bot/test_edge_security.py covers that path).
+        "server": {"base_url": "https://shop.example.com", "secret_key": "test-secret-key"},
+        "pay": {"sandbox_secret": "test-sandbox-secret"},
         "shop": {"name": "测试小店"},
     }
     for name, values in sections.items():

@@ -28,9 +28,17 @@ async def test_get_verification_with_bad_signature_is_forbidden(sqlite_shop: Sho
     assert "hello-echo" not in await resp.text()
 
 
-@pytest.mark.parametrize("aes", [False, True], ids=["plain", "safe"])
-async def test_text_message_round_trip(shop: Shop, aes: bool) -> None:
-    reply = await shop.user(aes=aes).say("苹果")
+@pytest.fixture
+async def plain_shop(make_shop, sqlite_url: str) -> Shop:  # type: ignore[no-untyped-def]
+    """A shop in plain mode (no EncodingAESKey): plaintext bodies reach the parser."""
+    return await make_shop(sqlite_url, wechat={"encoding_aes_key": ""})
+
+
+@pytest.mark.parametrize("mode", ["plain", "safe"])
+async def test_text_message_round_trip(make_shop, db_url: str, mode: str) -> None:  # type: ignore[no-untyped-def]
+    shop = await make_shop(db_url, **({"wechat": {"encoding_aes_key": ""}} if mode == "plain" else {}))
+    assert shop.config.message_mode == mode
+    reply = await shop.user().say("苹果")
     assert reply.kind == "text"
     assert "烟台红富士苹果" in reply.text
 
@@ -135,7 +143,8 @@ async def test_oversize_body_is_413(sqlite_shop: Shop) -> None:
     assert await _messages_seen(sqlite_shop) == 0
 
 
-async def test_doctype_and_entities_are_refused(sqlite_shop: Shop) -> None:
+async def test_doctype_and_entities_are_refused(plain_shop: Shop) -> None:
+    sqlite_shop = plain_shop
     body = (
         b'<?xml version="1.0"?><!DOCTYPE lol [<!ENTITY lol "lol">]>'
         b"<xml><ToUserName>a</ToUserName><FromUserName>o_x</FromUserName><CreateTime>1</CreateTime>"
@@ -152,13 +161,15 @@ async def test_doctype_and_entities_are_refused(sqlite_shop: Shop) -> None:
     [b"not xml at all", b"<xml><ToUserName>a</ToUserName>", b"<xml><MsgType>text</MsgType></xml>", b""],
     ids=["garbage", "truncated", "no-sender", "empty"],
 )
-async def test_malformed_xml_gets_400_not_500(sqlite_shop: Shop, body: bytes) -> None:
-    status, _ = await _post(sqlite_shop, body, **signed_params(sqlite_shop.config.wechat.token))
+async def test_malformed_xml_gets_400_not_500(plain_shop: Shop, body: bytes) -> None:
+    status, _ = await _post(plain_shop, body, **signed_params(plain_shop.config.wechat.token))
     assert status == 400
 
 
-async def test_stale_timestamp_is_refused_when_a_skew_is_configured(make_shop, sqlite_url: str) -> None:
-    shop = await make_shop(sqlite_url, wechat={"max_clock_skew_seconds": 300})
+async def test_stale_timestamp_is_refused_by_default(plain_shop: Shop) -> None:
+    """The window is on unless configured off: a signature copied an hour ago is dead."""
+    shop = plain_shop
+    assert shop.config.wechat.max_clock_skew_seconds == 300
     user = shop.user()
     body = user.xml("text", content="苹果").encode()
     old = str(int(time.time()) - 3600)
