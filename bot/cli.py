@@ -113,6 +113,8 @@ def security_warnings(config: Config) -> list[str]:
                         "staff commands need encrypted requests (switch the console to 安全模式 when you can)")
     if not config.is_development and config.wechat.token == "storefront-dev-token":
         warnings.append("wechat.token is the built-in development token: anyone can sign requests with it")
+    if not config.is_development and not config.server.base_url.startswith("https://"):
+        warnings.append("server.base_url is not an https:// address: payment and export links would travel in clear")
     return warnings
 
 

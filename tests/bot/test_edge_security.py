@@ -314,9 +314,9 @@ async def test_the_sandbox_pays_with_the_install_secret(make_shop: ShopFactory, 
 
 
 def test_serve_warns_about_what_a_live_shop_must_set() -> None:
-    live = make_config("sqlite+aiosqlite:///unused.db", pay=V2_PAY,
+    live = make_config("sqlite+aiosqlite:///unused.db", pay=V2_PAY, server={"base_url": "http://shop.example.com"},
                        wechat={"encoding_aes_key": "", "token": "storefront-dev-token", "max_clock_skew_seconds": 0})
     warnings = " ".join(security_warnings(live))
     assert "max_clock_skew_seconds" in warnings and "plain message mode" in warnings
-    assert "development token" in warnings
+    assert "development token" in warnings and "https://" in warnings
     assert security_warnings(make_config("sqlite+aiosqlite:///unused.db")) == []
