@@ -706,7 +706,7 @@ class CustomerBadge(Base):
 
 
 class InstallSecret(Base):
-    """A secret made once per install, when the configuration names none (bot/secrets.py).
+    """A secret made once per install, when the configuration names none (commerce/install_secrets.py).
 
     Kept in the database so that every worker of one shop reads the same value and a
     restart keeps it: the key of signed links, the sandbox provider's notify secret.
