@@ -8,7 +8,9 @@ ever being written. Phone numbers and secrets are never passed to the logger.
 The access log is ours too (`AccessLogger`): aiohttp's default writes whole request
 lines, and our URLs carry links (`/pay/{token}`, `/export/{token}`), signatures and
 openids in query strings. Each request gets one line with a redacted path
-(`redact_path`).
+(`redact_path`). The formatters also keep what libraries put into their records out of
+the logs: the raw request line aiohttp quotes when it cannot parse a request, the
+client's address, and the bound values a database error quotes.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ import logging
 import re
 import time
 import uuid
+from types import TracebackType
 from typing import ClassVar
 
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web import BaseRequest, StreamResponse
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
@@ -31,6 +35,18 @@ USER: contextvars.ContextVar[str] = contextvars.ContextVar("user", default="")
 
 # attributes every LogRecord has; anything else came in through `extra=`
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id", "user"}
+
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
+
+
+# Libraries that log the data they carry: aiosqlite writes every statement with its bound
+# values (openids, phone numbers, addresses) at DEBUG. Held at INFO unless someone sets
+# them on purpose, as SQLAlchemy holds its own logger at WARNING (`database.echo` is that
+# switch, for a developer's machine only).
+DATA_LOGGERS = ("aiosqlite",)
+for _name in DATA_LOGGERS:
+    if logging.getLogger(_name).level == logging.NOTSET:
+        logging.getLogger(_name).setLevel(logging.INFO)
 
 
 def new_request_id() -> str:
@@ -150,6 +166,38 @@ class AccessLogger(AbstractAccessLogger):
             self.logger.error("access log line could not be written: %s", type(exc).__name__)
 
 
+# ---- formatting ------------------------------------------------------------------------------------
+
+_MOBILE = re.compile(r"(?<![0-9A-Za-z+])(?:\+?86[- ]?)?1[3-9][0-9]{9}(?![0-9A-Za-z])")  # a mainland mobile number
+_QUOTED_VALUES = (
+    (re.compile(r"^(\s*)\[parameters: .*$", re.M), r"\1[parameters: not logged]"),  # SQLAlchemy
+    (re.compile(r"^(\s*)DETAIL: .*$", re.M), r"\1DETAIL: not logged"),  # PostgreSQL: Key (phone)=(…)
+    (re.compile(r"(invalid input for query argument \$\d+): .*$", re.M), r"\1: not logged"),  # asyncpg
+)
+
+
+def scrub(text: str) -> str:
+    """Take out what a library's error text quotes of the data: the bound parameters of
+    a failed statement, PostgreSQL's DETAIL line (it quotes the row or the key), and any
+    mobile number. A safety net: our own code never passes these to the logger."""
+    for pattern, replacement in _QUOTED_VALUES:
+        text = pattern.sub(replacement, text)
+    return _MOBILE.sub("1**********", text)
+
+
+def _message(record: logging.LogRecord) -> str:
+    if record.name == "aiohttp.server" and isinstance(record.msg, str) and record.msg.startswith("Error handling request"):
+        return "Error handling request"  # "... from %s": the client's address
+    return record.getMessage()
+
+
+def _exception(formatter: logging.Formatter, exc_info: ExcInfo) -> str:
+    exc = exc_info[1]
+    if isinstance(exc, HttpProcessingError):  # aiohttp quotes the raw request line or header
+        return f"{type(exc).__name__}: HTTP {exc.code} (the request could not be parsed; its text is not logged)"
+    return scrub(logging.Formatter.formatException(formatter, exc_info))
+
+
 class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = REQUEST_ID.get()
@@ -163,7 +211,7 @@ class JsonFormatter(logging.Formatter):
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": scrub(_message(record)),
         }
         for key in ("request_id", "user"):
             if getattr(record, key, ""):
@@ -173,17 +221,36 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value if isinstance(value, str | int | float | bool | None) else str(value)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+        return _MOBILE.sub("1**********", json.dumps(entry, ensure_ascii=False))  # also in extra= fields
+
+    def formatException(self, ei: ExcInfo) -> str:  # noqa: N802 (logging's name)
+        return _exception(self, ei)
+
+
+class TextFormatter(logging.Formatter):
+    """A line for a terminal, with the same care as `JsonFormatter`."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s [%(request_id)s %(user)s] %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        safe = logging.makeLogRecord(vars(record))  # a copy: other handlers see the record as it was
+        safe.msg, safe.args = _message(record), None
+        safe.exc_text = None  # formatted here, not taken from another formatter's cache
+        for key in ("request_id", "user"):
+            if not hasattr(safe, key):
+                setattr(safe, key, "")
+        return scrub(super().format(safe))
+
+    def formatException(self, ei: ExcInfo) -> str:  # noqa: N802 (logging's name)
+        return _exception(self, ei)
 
 
 def configure_logging(*, fmt: str = "text", level: int = logging.INFO) -> None:
     """Root logging for the command line: "json" (production) or "text" (a terminal)."""
     handler = logging.StreamHandler()
     handler.addFilter(ContextFilter())
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s %(user)s] %(message)s"))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

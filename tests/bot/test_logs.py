@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -9,6 +10,7 @@ import io
 import json
 import logging
 import re
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -22,6 +24,7 @@ from bot.logs import (
     AccessLogger,
     ContextFilter,
     JsonFormatter,
+    TextFormatter,
     bind_user,
     hash_openid,
     link_hash,
@@ -203,10 +206,7 @@ async def _serve(app: web.Application, logger: type[AbstractAccessLogger]) -> Te
     return server
 
 
-TEXT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s %(user)s] %(message)s"  # configure_logging's
-
-
-@pytest.mark.parametrize("formatter", [JsonFormatter(), logging.Formatter(TEXT)], ids=["json", "text"])
+@pytest.mark.parametrize("formatter", [JsonFormatter(), TextFormatter()], ids=["json", "text"])
 async def test_the_access_log_writes_one_redacted_line_per_request(formatter: logging.Formatter) -> None:
     server = await _serve(_tiny_app(), AccessLogger.keyed(KEY))
     headers = {"User-Agent": "Secret-Agent/1.0 MicroMessenger", "Referer": f"https://x.example/pay/{TOKEN}"}
@@ -235,3 +235,54 @@ async def test_the_access_log_writes_one_redacted_line_per_request(formatter: lo
         assert entry["message"] == f"GET /pay/{_h(TOKEN)}/status 200 {entry['bytes']}B {entry['ms']}ms"
     else:
         assert re.search(rf"\[[0-9a-f]{{12}} [0-9a-f]{{12}}\] GET /pay/{_h(TOKEN)}/status 200 \d+B [\d.]+ms$", first), first
+
+
+async def test_a_request_aiohttp_cannot_parse_is_logged_without_its_text() -> None:
+    server = await _serve(_tiny_app(), AccessLogger.keyed(KEY))
+    bad = [
+        f"GET /pay/{TOKEN} TOKEN?signature=s1gnature HTTP/1.1\r\nHost: x\r\n\r\n",  # a space in the target
+        f"GET /pay/{TOKEN}?signature=s1gnature HTTP/1.1\r\nHost: x\r\nX-Bad: a\x01b{TOKEN}\r\n\r\n",
+        f"G\x01T /pay/{TOKEN}?signature=s1gnature HTTP/1.1\r\nHost: x\r\n\r\n",
+    ]
+    with _captured(JsonFormatter()) as capture:
+        for raw in bad:
+            reader, writer = await asyncio.open_connection(server.host, server.port)
+            writer.write(raw.encode("latin-1"))
+            await writer.drain()
+            assert (await reader.read(100)).startswith(b"HTTP/1.0 400")
+            writer.close()
+        await server.close()
+    errors = [line for line, r in zip(capture.lines, capture.records, strict=True) if r.name == "aiohttp.server"]
+    assert len(errors) == len(bad)
+    for line in capture.lines:
+        for secret in (TOKEN, "s1gnature", "127.0.0.1"):
+            assert secret not in line, line
+    assert all("Error handling request" in line and "HTTP 400" in line for line in errors)
+
+
+def test_the_formatters_take_out_what_a_database_error_quotes() -> None:
+    try:
+        raise RuntimeError(
+            "(sqlalchemy.dialects.postgresql.asyncpg.IntegrityError) <class 'asyncpg.exceptions.UniqueViolationError'>: "
+            'duplicate key value violates unique constraint "uq_customers_openid"\n'
+            "DETAIL:  Key (openid)=(o_secret_openid_42) already exists.\n"
+            "[SQL: INSERT INTO addresses (name, phone, address) VALUES ($1, $2, $3)]\n"
+            "[parameters: ('张三', '13812345678', '上海市浦东新区世纪大道100号')]\n"
+            "invalid input for query argument $2: 'o_secret_openid_42' (expected str)"
+        )
+    except RuntimeError:
+        record = logging.makeLogRecord({"name": "sqlalchemy.pool", "levelno": 40, "levelname": "ERROR",
+                                        "msg": "call 138-1234-5678 or +86 13812345678 or 13812345678",
+                                        "exc_info": sys.exc_info()})
+    for formatter in (JsonFormatter(), TextFormatter()):
+        line = formatter.format(record)
+        assert "o_secret_openid_42" not in line and "13812345678" not in line and "世纪大道" not in line, line
+        assert "uq_customers_openid" in line and "INSERT INTO addresses" in line  # what failed stays
+        assert "[parameters: not logged]" in line and "DETAIL: not logged" in line
+    assert "1**********" in TextFormatter().format(record)
+    assert record.getMessage().endswith("13812345678")  # the record itself is untouched for other handlers
+
+
+def test_a_text_line_without_the_context_filter_still_formats() -> None:
+    record = logging.makeLogRecord({"name": "x", "levelno": 20, "levelname": "INFO", "msg": "hello %s", "args": ("you",)})
+    assert TextFormatter().format(record).endswith("INFO x [ ] hello you")
