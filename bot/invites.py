@@ -159,7 +159,8 @@ class InviteService:
             async with asyncio.timeout(timeout):
                 return (await self.qr_for(scene, permanent=permanent)).image_url
         except Exception:  # InvitesUnavailable, WeChatError, WeChatUnavailable, TimeoutError
-            log.info("no QR code for %s", scene.pack(), exc_info=True)
+            # the kind only: a scene carries a group or referral code, which opens a page
+            log.info("no QR code for a %s scene", scene.kind, exc_info=True)
             return ""
 
     def share_link(self, scene: Scene) -> str:
