@@ -1,0 +1,252 @@
+"""A whole day of the shop with JSON logs: no line may carry what opens a link, proves a
+request or names a customer.
+
+Every record of every logger is captured at DEBUG (the root handler, with the production
+`JsonFormatter` and `ContextFilter`), and the server runs our own access log, as
+`storefront serve` does. A customer searches, opens a card, fills a cart, checks out with
+a name, phone number and address, opens the payment page and its status, pays in the
+sandbox and is told; the owner runs /stats, /orders and /export and downloads the file; a
+stranger types /stats; a forged request and a malformed one arrive. Then every line is
+scanned for the raw openids, the phone number, the link tokens, the signatures and nonces
+sent, and the shop's secrets.
+
+Two loggers keep their own level, and the test leaves them so: SQLAlchemy's (WARNING
+unless `database.echo` is set; off by default, checked here) and aiosqlite's (INFO, set
+by `bot.logs`); at DEBUG both write every statement with its parameters, phone numbers
+included.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from wechatpy.crypto import PrpCrypto
+
+from bot.app import create_app
+from bot.keys import PAYMENTS
+from bot.logs import AccessLogger, ContextFilter, JsonFormatter, hash_openid, link_hash
+from bot.outbound import MemoryOutbox
+from bot.simulator import build_message_xml, sign
+from commerce.payments.sandbox import SIGNATURE_HEADER
+from tests.bot.chat import ACCOUNT, AES_KEY, ChatUser, Shop
+from tests.bot.conftest import make_config, seed
+from tests.bot.test_search_chat import numbered
+
+BUYER = "o_privacy_buyer_7f3k2m9q"
+OWNER = "o_privacy_owner_5x8w1z4c"
+STRANGER = "o_privacy_stranger_2b6n"
+NAME, PHONE, ADDRESS = "张三", "13812345678", "上海市浦东新区世纪大道100号"
+SECRET_KEY = "privacy-test-server-secret-0123456789"
+SANDBOX_SECRET = "privacy-test-sandbox-secret-9876543210"
+BASE = "https://shop.example.com"
+LINK = re.compile(re.escape(BASE) + r"(/(?:pay|export)/[^\s<>\"'/]+)")
+
+
+@dataclass
+class Sent:
+    """What the test sent: the webhook's query values and the sandbox's signature header,
+    as the server saw them."""
+
+    query_values: dict[str, set[str]] = field(default_factory=dict)
+
+    def middleware(self) -> Callable[..., Awaitable[web.StreamResponse]]:
+        @web.middleware
+        async def record(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
+            for name in ("signature", "msg_signature", "nonce", "openid", "echostr"):
+                if request.query.get(name):
+                    self.query_values.setdefault(name, set()).add(request.query[name])
+            if request.headers.get(SIGNATURE_HEADER):  # the sandbox's notification to ourselves
+                self.query_values.setdefault("sandbox signature", set()).add(request.headers[SIGNATURE_HEADER])
+            return await handler(request)
+
+        return record
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    """Every record of every logger, at DEBUG, as the production JSON lines."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setLevel(logging.DEBUG)
+    handler.addFilter(ContextFilter())
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+async def _shop(db_url: str, aiohttp_client: Callable[..., Awaitable[TestClient]], sent: Sent) -> Shop:
+    """The real app on the demo catalog, served with the production access log."""
+    await seed(db_url)
+    config = make_config(
+        db_url,
+        staff={"owners": [OWNER]},
+        server={"secret_key": SECRET_KEY, "log_format": "json"},
+        pay={"sandbox_secret": SANDBOX_SECRET},
+    )
+    outbox = MemoryOutbox()
+    app = create_app(config, outbound=outbox)
+    app.middlewares.append(sent.middleware())
+    server = TestServer(app)  # its constructor drops server options: they go to start_server
+    await server.start_server(access_log_class=AccessLogger.keyed(config.signing_key))
+    return Shop(await aiohttp_client(server), config, outbox)
+
+
+def _link(text: str, kind: str) -> str:
+    """The path of the first /pay/ or /export/ link in a reply (whatever the token's format)."""
+    paths = [m.group(1) for m in LINK.finditer(text) if m.group(1).startswith(f"/{kind}/")]
+    assert paths, text
+    return paths[0]
+
+
+async def _buy(shop: Shop, buyer: ChatUser) -> str:
+    """Search, open a card, add to cart, check out with an address; the payment link's path."""
+    results = numbered((await buyer.say("苹果")).text)
+    number = next(n for n, line in results.items() if "烟台红富士苹果" in line)
+    card = await buyer.say(str(number))
+    assert card.kind == "news", card
+    product_page = card.articles[0].url.removeprefix(BASE)
+    assert (await shop.client.get(product_page)).status == 200  # the card's page
+    assert "有多个规格" in (await buyer.say("加入购物车 2")).text
+    await buyer.say("2")
+    assert "×2" in (await buyer.say("加入购物车 2")).text
+    assert "请发送收货信息" in (await buyer.say("结算")).text
+    parsed = await buyer.say(f"{NAME} {PHONE} {ADDRESS}")
+    assert "138****5678" in parsed.text, parsed.text
+    assert "应付" in (await buyer.say("确认")).text
+    pay = await buyer.say("确认")
+    assert pay.kind == "news", pay
+    return _link(pay.articles[0].url, "pay")
+
+
+async def _pay(shop: Shop, pay_path: str) -> None:
+    assert (await shop.client.get(pay_path)).status == 200
+    assert (await (await shop.client.get(pay_path + "/status")).json())["paid"] is False
+    paid = await shop.client.post(pay_path + "/simulate")
+    assert paid.status == 200, await paid.text()
+    assert (await (await shop.client.get(pay_path + "/status")).json())["paid"] is True
+    await shop.client.app[PAYMENTS].drain()
+    (received,) = await shop.outbox.wait_for(BUYER)  # "payment received", through the outbound sender
+    assert received.text or received.kind
+
+
+async def _staff_day(shop: Shop) -> str:
+    owner = shop.user(OWNER, aes=True)
+    assert "【今日】" in (await owner.say("/stats")).text
+    assert (await owner.say("/orders")).text
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    export = await owner.say(f"/export orders {today - timedelta(days=1)} {today}")
+    export_path = _link(export.text, "export")
+    download = await shop.client.get(export_path)
+    assert download.status == 200
+    assert PHONE in (await download.read()).decode("utf-8-sig")  # the file has it; the logs must not
+    stranger = await shop.user(STRANGER, aes=True).say("/stats")
+    assert "【今日】" not in stranger.text  # a customer's "command" is a search
+    return export_path
+
+
+def _envelope(plaintext: str, appid: str) -> str:
+    return PrpCrypto(base64.b64decode(AES_KEY + "=")).encrypt(plaintext, appid).decode("ascii")
+
+
+async def _hostile_requests(shop: Shop) -> None:
+    """Forged signatures (plain and encrypted), a garbled body and one that decrypts to no XML."""
+    token, appid, now = shop.config.wechat.token, shop.config.wechat.appid, str(int(time.time()))
+    xml = build_message_xml(to_user=ACCOUNT, from_user=BUYER, kind="text", create_time=int(now),
+                            msg_id=99_000_001, content="苹果")
+    forged = {"signature": "f" * 40, "timestamp": now, "nonce": "7340912285", "openid": BUYER}
+    assert (await shop.client.post("/wechat", params=forged, data=xml.encode())).status == 403
+    encrypt = _envelope(xml, appid)
+    forged_aes = {**forged, "nonce": "3306148257", "encrypt_type": "aes", "msg_signature": "e" * 40}
+    body = f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+    assert (await shop.client.post("/wechat", params=forged_aes, data=body.encode())).status == 403
+
+    def signed(nonce: str, encrypt: str) -> dict[str, str]:
+        return {"signature": sign(token, now, nonce), "timestamp": now, "nonce": nonce, "openid": BUYER,
+                "encrypt_type": "aes", "msg_signature": sign(token, now, nonce, encrypt)}
+
+    garbled = "<xml><Encrypt>not base64 and no closing tag"
+    assert (await shop.client.post("/wechat", params=signed("5518230941", garbled), data=garbled.encode())).status in (400, 403)
+    not_xml = _envelope(f"{NAME} {PHONE} is not a message", appid)
+    body = f"<xml><Encrypt><![CDATA[{not_xml}]]></Encrypt></xml>"
+    assert (await shop.client.post("/wechat", params=signed("6629104473", not_xml), data=body.encode())).status == 400
+    verify = {"signature": sign(token, now, "9021857731"), "timestamp": now, "nonce": "9021857731",
+              "echostr": "echo-4471902356"}
+    assert (await shop.client.get("/wechat", params=verify)).status == 200
+
+
+def _forbidden(shop: Shop, sent: Sent, tokens: list[str]) -> dict[str, str]:
+    """{what: text} that no log line may contain."""
+    forbidden = {
+        "buyer openid": BUYER, "owner openid": OWNER, "stranger openid": STRANGER,
+        "phone": PHONE, "phone with spaces": "138 1234 5678", "phone with dashes": "138-1234-5678",
+        "name": NAME, "address": ADDRESS, "street": "世纪大道100号",
+        "wechat token": shop.config.wechat.token, "AES key": AES_KEY,
+        "server secret_key": SECRET_KEY, "sandbox secret": SANDBOX_SECRET,
+    }
+    for n, token in enumerate(tokens):
+        forbidden[f"link token {n}"] = token
+        for start in range(0, max(1, len(token) - 19)):  # nor any 20 characters of one
+            forbidden[f"link token {n} [{start}:{start + 20}]"] = token[start : start + 20]
+    for name in ("signature", "msg_signature", "nonce", "echostr", "sandbox signature"):
+        for value in sent.query_values.get(name, ()):
+            forbidden[f"{name} sent ({value[:6]}…)"] = value
+    return forbidden
+
+
+async def test_a_day_of_the_shop_leaves_no_secret_in_the_logs(
+    db_url: str, aiohttp_client: Callable[..., Awaitable[TestClient]], log_lines: io.StringIO
+) -> None:
+    sent = Sent()
+    shop = await _shop(db_url, aiohttp_client, sent)
+    assert shop.config.database.echo is False  # echo logs every statement's parameters
+    assert not logging.getLogger("sqlalchemy.engine.Engine").isEnabledFor(logging.INFO)
+    assert not logging.getLogger("aiosqlite").isEnabledFor(logging.DEBUG)  # bot.logs holds it: it logs values
+
+    pay_path = await _buy(shop, shop.user(BUYER, aes=True))
+    await _pay(shop, pay_path)
+    export_path = await _staff_day(shop)
+    await _hostile_requests(shop)
+    await shop.client.close()  # the server's shutdown logs too
+
+    tokens = [pay_path.split("/")[2], export_path.split("/")[2]]
+    assert all(len(t) >= 20 for t in tokens), tokens
+    assert all(sent.query_values.get(name) for name in ("signature", "msg_signature", "nonce", "sandbox signature")), sent
+    lines = log_lines.getvalue().splitlines()
+    forbidden = _forbidden(shop, sent, tokens)
+    for number, line in enumerate(lines, start=1):
+        for what, secret in forbidden.items():
+            if secret in line:
+                pytest.fail(f"log line {number} of {len(lines)} carries the {what} ({secret!r}):\n{line}")
+
+    entries = [json.loads(line) for line in lines]
+    access = [e for e in entries if e["logger"] == "aiohttp.access"]
+    paths = {e["path"] for e in access}
+    key = shop.config.signing_key
+    pay_mark, export_mark = link_hash(tokens[0], key=key), link_hash(tokens[1], key=key)
+    assert {"/wechat", f"/pay/{pay_mark}", f"/pay/{pay_mark}/status", f"/pay/{pay_mark}/simulate",
+            "/pay/notify/sandbox", f"/export/{export_mark}"} <= paths, paths
+    assert len(access) >= 20 and all({"method", "status", "bytes", "ms"} <= e.keys() for e in access)
+    assert {e["status"] for e in access if e["path"] == "/wechat"} >= {200, 400, 403}
+    users = {e.get("user") for e in entries}
+    assert {hash_openid(BUYER, key=key), hash_openid(OWNER, key=key), hash_openid(STRANGER, key=key)} <= users
+    webhook = [e for e in access if e["path"] == "/wechat" and e["status"] == 200 and e.get("user")]
+    assert webhook and all(len(e["request_id"]) == 12 for e in webhook)  # each message line names its request
