@@ -1,25 +1,28 @@
-"""`GET /export/{token}`: a CSV export behind a signed link that expires.
+"""`GET /export/{token}`: a CSV export behind a sealed link that expires.
 
 Staff ask in the chat (`/export orders 2026-11-01 2026-11-25`, `/export products`) and
 get a link; the CSV is generated when the link is opened, so it is as fresh as the
-click. The token (`bot.signed_links`, its own domain label) binds the kind, the date
-range, the staff member who asked and the expiry:
+click. The token (`bot.signed_links`: encrypted and authenticated, its own domain label)
+binds a random link id, the kind, the date range, the staff member who asked and the
+expiry; whoever reads the link learns none of them. Its payload:
 
-    payload: ``1|<kind>|<start>|<end>|<expires_at as unix seconds>|<openid>``
-    (dates ISO, empty for a products export)
+    link id (16 random bytes) | kind (1 byte: 0 products, 1 orders)
+    | expires_at as unix seconds (4 bytes) | [start, end as date ordinals, 4 bytes each: orders]
+    | openid (`signed_links.pack_id`)
 
-Opening the link checks the signature (403 when altered), the expiry (410), and that
-whoever asked is still staff allowed to export (403 otherwise), then writes an audit
-row ("export_download") and serves the file: UTF-8 with a BOM (Excel then shows
-Chinese correctly), as an attachment, never cached. The link carries customers'
-addresses and phone numbers to whoever holds it for 30 minutes: it is sent only to
-the staff member who asked.
+Opening the link checks the token (403 when altered or another kind of link), the
+expiry (410), and that whoever asked is still staff allowed to export (403 otherwise),
+then writes an audit row ("export_download") and serves the file: UTF-8 with a BOM
+(Excel then shows Chinese correctly), as an attachment, never cached. The link carries
+customers' addresses and phone numbers to whoever holds it for 30 minutes: it is sent
+only to the staff member who asked.
 """
 
 from __future__ import annotations
 
 import logging
-import re
+import secrets
+import struct
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
@@ -38,20 +41,23 @@ from commerce.export import CSV_ENCODING, export_orders_csv, export_products_csv
 
 log = logging.getLogger(__name__)
 
-VERSION = "1"
 LINK_LIFETIME = timedelta(minutes=30)
 EXPORT_ROLES = MANAGERS  # the roles of /export: someone who lost them can no longer download
-_DOMAIN = b"storefront/export\x00"
-_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# The format's version is in the label: a new payload format takes a new label.
+_DOMAIN = b"storefront/export/v2"
+LINK_ID_BYTES = 16
+_HEAD = struct.Struct(f">{LINK_ID_BYTES}sBI")  # link id, kind, expires_at
+_DATES = struct.Struct(">II")  # start, end (date ordinals)
 
 Kind = Literal["orders", "products"]
-KINDS: tuple[Kind, ...] = ("orders", "products")
+KINDS: tuple[Kind, ...] = ("products", "orders")  # the index is the kind's byte
 
 
 @dataclass(frozen=True, slots=True)
 class ExportClaim:
     """What a valid export token says: this export, asked for by `openid`, until then."""
 
+    link_id: str
     kind: Kind
     start: date | None
     end: date | None
@@ -67,41 +73,57 @@ class ExportClaim:
 
 def make_export_token(
     *, key: bytes, kind: Kind, openid: str, expires_at: datetime,
-    start: date | None = None, end: date | None = None,
+    start: date | None = None, end: date | None = None, link_id: bytes | None = None,
 ) -> str:
+    """Seal a link to one export; a fresh random link id unless `link_id` is given."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}")
     if (kind == "orders") != (start is not None and end is not None):
         raise ValueError("an orders export needs start and end; a products export neither")
-    if not _ID.match(openid):
-        raise ValueError("openid must be 1-64 characters of A-Z a-z 0-9 _ -")
     if expires_at.tzinfo is None:
         raise ValueError("expires_at must be timezone-aware")
-    fields = (
-        VERSION, kind, start.isoformat() if start else "", end.isoformat() if end else "",
-        str(int(expires_at.timestamp())), openid,
-    )
-    return signed_links.seal(key=key, domain=_DOMAIN, payload="|".join(fields).encode("ascii"))
+    seconds = int(expires_at.timestamp())
+    if not 0 <= seconds < 2**32:
+        raise ValueError("expires_at is out of range")
+    if link_id is None:
+        link_id = secrets.token_bytes(LINK_ID_BYTES)
+    if len(link_id) != LINK_ID_BYTES:
+        raise ValueError(f"link_id must be {LINK_ID_BYTES} bytes")
+    payload = _HEAD.pack(link_id, KINDS.index(kind), seconds)
+    if start is not None and end is not None:
+        payload += _DATES.pack(start.toordinal(), end.toordinal())
+    payload += signed_links.pack_id(openid)  # ValueError unless 1-64 of A-Z a-z 0-9 _ -
+    return signed_links.seal(key=key, domain=_DOMAIN, payload=payload)
 
 
 def read_export_token(*, key: bytes, token: str, now: datetime | None = None) -> ExportClaim:
-    """The claim of a good token; `LinkError` (malformed, bad_signature, expired)."""
+    """The claim of a good token; `LinkError` (malformed, bad_signature, expired).
+
+    The link id names this one link (for telling its uses apart).
+    """
     payload = signed_links.unseal(key=key, domain=_DOMAIN, token=token)
-    try:
-        version, kind, start, end, expires, openid = payload.decode("ascii").split("|")
-        claim = ExportClaim(
-            kind=kind,  # type: ignore[arg-type]  # checked below
-            start=date.fromisoformat(start) if start else None,
-            end=date.fromisoformat(end) if end else None,
-            openid=openid,
-            expires_at=datetime.fromtimestamp(int(expires), UTC),
-        )
-    except (UnicodeDecodeError, ValueError, OverflowError, OSError):
-        raise LinkError("malformed") from None
-    if version != VERSION or kind not in KINDS or not _ID.match(openid):
+    if len(payload) < _HEAD.size:
         raise LinkError("malformed")
-    if (kind == "orders") != (claim.start is not None and claim.end is not None):
+    link_id, kind_byte, seconds = _HEAD.unpack_from(payload)
+    if kind_byte >= len(KINDS):
         raise LinkError("malformed")
+    kind = KINDS[kind_byte]
+    offset, start, end = _HEAD.size, None, None
+    if kind == "orders":
+        if len(payload) < offset + _DATES.size:
+            raise LinkError("malformed")
+        try:
+            start, end = (date.fromordinal(n) for n in _DATES.unpack_from(payload, offset))
+        except ValueError:
+            raise LinkError("malformed") from None
+        offset += _DATES.size
+    openid, offset = signed_links.unpack_id(payload, offset)
+    if offset != len(payload):
+        raise LinkError("malformed")
+    claim = ExportClaim(
+        link_id=signed_links.b64encode(link_id), kind=kind, start=start, end=end, openid=openid,
+        expires_at=datetime.fromtimestamp(seconds, UTC),
+    )
     if (now or datetime.now(UTC)) >= claim.expires_at:
         raise LinkError("expired")
     return claim
@@ -121,10 +143,11 @@ def export_url(
 
 # ---- the route ---------------------------------------------------------------------------------
 
+_MINUTES = int(LINK_LIFETIME.total_seconds() // 60)
 REFUSALS: dict[str, tuple[int, str]] = {
     "malformed": (404, "找不到这个导出链接，请检查链接是否完整。\nThis export link was not found: check that the whole link was opened."),
     "bad_signature": (403, "这个导出链接无效（可能被修改过）。\nThis export link is not valid (it may have been altered)."),
-    "expired": (410, "导出链接已过期（30 分钟内有效），请在对话中重新发送 /export。\nThis export link has expired (links last 30 minutes): send /export again in the chat."),
+    "expired": (410, f"导出链接已过期（{_MINUTES} 分钟内有效），请在对话中重新发送 /export。\nThis export link has expired (links last {_MINUTES} minutes): send /export again in the chat."),
     "not_staff": (403, "您已没有导出权限。\nYou may no longer export."),
     "invalid": (400, "导出的日期范围无效，请在对话中重新发送 /export。\nThe export's date range is not valid: send /export again in the chat."),
 }

@@ -1,7 +1,9 @@
-"""/export in chat and GET /export/{token}: signed, expiring CSV links; through the real app."""
+"""/export in chat and GET /export/{token}: sealed, expiring CSV links; through the real app."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import csv
 import io
 import re
@@ -20,7 +22,7 @@ from tests.bot.chat import Shop
 from tests.bot.conftest import OPERATOR, OWNER, SERVICE, STRANGER
 from tests.bot.test_admin_stats import place
 
-LINK = re.compile(r"https://shop\.example\.com(/export/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)")
+LINK = re.compile(r"https://shop\.example\.com(/export/[A-Za-z0-9_-]+)")
 BOM = b"\xef\xbb\xbf"
 
 
@@ -38,6 +40,10 @@ async def _link(shop: Shop, openid: str, command: str) -> str:
 async def _audit(shop: Shop) -> list[AuditEntry]:
     async with shop.client.app[SERVICES].sessions() as session:
         return list((await session.scalars(select(AuditEntry).order_by(AuditEntry.id))).all())
+
+
+async def _downloads(shop: Shop) -> list[AuditEntry]:
+    return [e for e in await _audit(shop) if e.command == "export_download"]
 
 
 def _rows(body: bytes) -> list[list[str]]:
@@ -93,20 +99,20 @@ async def test_products_export_round_trips_through_import(staffed: Shop) -> None
     assert "新增 0 个规格，更新 0 个，未变 5 个" in imported.text
 
 
-async def test_a_link_works_only_while_its_signature_and_time_hold(staffed: Shop) -> None:
+async def test_a_link_works_only_while_its_seal_and_time_hold(staffed: Shop) -> None:
     path = await _link(staffed, OWNER, "/export products")
     token = path.rsplit("/", 1)[1]
-    payload_text, mac = token.split(".")
 
-    flipped = bytearray(b64decode(mac))
-    flipped[0] ^= 1
-    assert (await staffed.client.get(f"/export/{payload_text}.{b64encode(bytes(flipped))}")).status == 403
-    fields = b64decode(payload_text).decode().split("|")
-    forged = "|".join([fields[0], "orders", "2020-01-01", "2030-12-31", *fields[4:]])
-    assert (await staffed.client.get(f"/export/{b64encode(forged.encode())}.{mac}")).status == 403
-    later = "|".join([*fields[:4], str(int(fields[4]) + 86400), fields[5]])
-    assert (await staffed.client.get(f"/export/{b64encode(later.encode())}.{mac}")).status == 403
+    raw = bytearray(b64decode(token))
+    for index in (0, 12, len(raw) // 2, len(raw) - 1):  # the nonce, the payload, the tag
+        altered = bytearray(raw)
+        altered[index] ^= 1
+        response = await staffed.client.get(f"/export/{b64encode(bytes(altered))}")
+        assert response.status == 403 and "无效" in await response.text()
+    changed = token[:20] + ("A" if token[20] != "A" else "B") + token[21:]
+    assert (await staffed.client.get(f"/export/{changed}")).status == 403
     assert (await staffed.client.get("/export/not-a-token")).status == 404
+    assert (await staffed.client.get(f"/export/{token}=")).status == 404
 
     key = staffed.config.signing_key
     past = datetime.now(UTC) - timedelta(seconds=1)
@@ -122,8 +128,28 @@ async def test_a_link_works_only_while_its_signature_and_time_hold(staffed: Shop
     pay_token = make_pay_token(key=key, order_no="SF1", openid=OWNER, expires_at=datetime.now(UTC) + timedelta(minutes=5))
     assert (await staffed.client.get(f"/export/{pay_token}")).status == 403  # a payment link is no export link
     assert (await staffed.client.head(path)).status == 405  # a link preview builds nothing
-    downloads = [e for e in await _audit(staffed) if e.command == "export_download"]
-    assert len(downloads) == 1  # only the fresh link got the file
+    assert len(await _downloads(staffed)) == 1  # only the fresh link got the file
+    assert (await staffed.client.get(path)).status == 200
+
+
+async def test_a_link_reveals_neither_who_asked_nor_what(staffed: Shop) -> None:
+    path = await _link(staffed, OPERATOR, "/export orders 2026-11-01 2026-11-25")
+    token = path.rsplit("/", 1)[1]
+    assert OPERATOR not in token and "2026" not in token and "orders" not in token
+    readings = []
+    for start in range(4):
+        for part in (token[start:], token[start:].replace("-", "+").replace("_", "/")):
+            usable = part[: len(part) - len(part) % 4]
+            for decode in (base64.urlsafe_b64decode, base64.b64decode):
+                try:
+                    readings.append(decode(usable))
+                except (binascii.Error, ValueError):
+                    pass
+    assert readings
+    for raw in readings:
+        for secret in (OPERATOR, OPERATOR.removeprefix("o_"), "2026-11-01", "orders"):
+            assert secret.encode() not in raw
+    assert len(token) <= 110
 
 
 async def test_a_link_dies_with_its_askers_role(staffed: Shop) -> None:
@@ -164,6 +190,7 @@ async def test_export_accepts_slashed_and_compact_dates(sqlite_staffed: Shop) ->
     claim = read_export_token(key=sqlite_staffed.config.signing_key, token=path.rsplit("/", 1)[1])
     assert (claim.kind, claim.start, claim.end, claim.openid) == ("orders", date(2026, 11, 1), date(2026, 11, 25), OWNER)
     assert timedelta(minutes=29) < claim.expires_at - datetime.now(UTC) <= LINK_LIFETIME
+    assert len(b64decode(claim.link_id)) == 16
 
 
 async def test_service_staff_and_strangers_get_no_link(staffed: Shop) -> None:
@@ -190,3 +217,22 @@ def test_tokens_refuse_inconsistent_claims() -> None:
     with pytest.raises(LinkError) as caught:
         read_export_token(key=key, token=token, now=soon)
     assert caught.value.reason == "expired"
+    with pytest.raises(LinkError) as caught:
+        read_export_token(key=key, token=make_pay_token(key=key, order_no="SF1", openid=OWNER, expires_at=soon))
+    assert caught.value.reason == "bad_signature"
+
+
+def test_each_token_names_its_own_link() -> None:
+    key = b"k" * 32
+    soon = datetime.now(UTC) + timedelta(minutes=5)
+    openid = "oAbCdEfGhIjKlMnOpQrStUvWxYz0"  # 28 characters, as WeChat's
+    first, second = (make_export_token(key=key, kind="products", openid=openid, expires_at=soon) for _ in range(2))
+    assert first != second
+    ids = {read_export_token(key=key, token=t).link_id for t in (first, second)}
+    assert len(ids) == 2 and all(len(b64decode(i)) == 16 for i in ids)
+    orders = make_export_token(key=key, kind="orders", openid=openid, expires_at=soon,
+                               start=date(2026, 11, 1), end=date(2026, 11, 25), link_id=b"L" * 16)
+    claim = read_export_token(key=key, token=orders)
+    assert (claim.link_id, claim.kind, claim.start, claim.end) == (
+        b64encode(b"L" * 16), "orders", date(2026, 11, 1), date(2026, 11, 25))
+    assert (len(orders), len(first)) == (106, 95)  # short enough to copy from a chat

@@ -35,7 +35,7 @@ async def order_now(shop: Shop, order_no: str) -> OrderView:
 def assert_nothing_secret(shop: Shop, html: str, order: OrderView, path: str) -> None:
     token = path.rsplit("/", 1)[1]
     assert order.openid not in html
-    assert token not in html and token.split(".")[0] not in html and token.split(".")[1] not in html
+    assert token not in html and token[:24] not in html and token[-24:] not in html
     assert shop.config.pay.sandbox_secret not in html
     assert shop.config.wechat.token not in html
 
@@ -122,14 +122,14 @@ async def test_someone_elses_order_is_403(web_shop: Shop) -> None:
 async def test_a_tampered_link_is_403(web_shop: Shop) -> None:
     order = await place_apple_order(web_shop.client.app)
     path = pay_path(web_shop.config, order)
-    payload, mac = path.rsplit("/", 1)[1].split(".")
-    forged_mac = ("A" if mac[0] != "A" else "B") + mac[1:]
-    status, html = await page(web_shop, f"/pay/{payload}.{forged_mac}")
+    token = path.rsplit("/", 1)[1]
+    forged = token[:30] + ("A" if token[30] != "A" else "B") + token[31:]
+    status, html = await page(web_shop, f"/pay/{forged}")
     assert status == 403
     assert "链接无效" in html and "not valid" in html
     other_key = pay_path(web_shop.config.replace(server={"secret_key": "another-secret"}), order)
     assert (await page(web_shop, other_key))[0] == 403
-    assert (await web_shop.client.post(f"/pay/{payload}.{forged_mac}/simulate")).status == 403
+    assert (await web_shop.client.post(f"/pay/{forged}/simulate")).status == 403
     assert (await order_now(web_shop, order.order_no)).status == "pending_payment"
 
 
