@@ -1,4 +1,4 @@
-"""`GET /export/{token}`: a CSV export behind a sealed link that expires.
+"""`GET /export/{token}`: a CSV export behind a sealed link that works once, for 10 minutes.
 
 Staff ask in the chat (`/export orders 2026-11-01 2026-11-25`, `/export products`) and
 get a link; the CSV is generated when the link is opened, so it is as fresh as the
@@ -11,11 +11,13 @@ expiry; whoever reads the link learns none of them. Its payload:
     | openid (`signed_links.pack_id`)
 
 Opening the link checks the token (403 when altered or another kind of link), the
-expiry (410), and that whoever asked is still staff allowed to export (403 otherwise),
-then writes an audit row ("export_download") and serves the file: UTF-8 with a BOM
-(Excel then shows Chinese correctly), as an attachment, never cached. The link carries
-customers' addresses and phone numbers to whoever holds it for 30 minutes: it is sent
-only to the staff member who asked.
+expiry (410), and that whoever asked is still staff allowed to export (403 otherwise).
+Then, in one transaction, it builds the file, records the link id as used
+(`commerce.link_uses`: an INSERT whose primary key decides, so of two simultaneous
+clicks only one gets the file) and writes an audit row ("export_download"); a second
+use is 410 and writes nothing. The file is UTF-8 with a BOM (Excel then shows Chinese correctly), an
+attachment, never cached. The link carries customers' addresses and phone numbers to
+whoever opens it first: it is sent only to the staff member who asked.
 """
 
 from __future__ import annotations
@@ -35,13 +37,14 @@ from bot.admin.registry import MANAGERS
 from bot.config import Config
 from bot.keys import CONFIG, SERVICES
 from bot.signed_links import LinkError
-from commerce import audit
+from commerce import audit, link_uses
 from commerce.errors import ShopError
 from commerce.export import CSV_ENCODING, export_orders_csv, export_products_csv
 
 log = logging.getLogger(__name__)
 
-LINK_LIFETIME = timedelta(minutes=30)
+LINK_LIFETIME = timedelta(minutes=10)
+LINK_KIND = "export"  # the kind of its row in link_uses
 EXPORT_ROLES = MANAGERS  # the roles of /export: someone who lost them can no longer download
 # The format's version is in the label: a new payload format takes a new label.
 _DOMAIN = b"storefront/export/v2"
@@ -55,7 +58,7 @@ KINDS: tuple[Kind, ...] = ("products", "orders")  # the index is the kind's byte
 
 @dataclass(frozen=True, slots=True)
 class ExportClaim:
-    """What a valid export token says: this export, asked for by `openid`, until then."""
+    """What a valid export token says: this export, asked for by `openid`, once, until then."""
 
     link_id: str
     kind: Kind
@@ -99,7 +102,7 @@ def make_export_token(
 def read_export_token(*, key: bytes, token: str, now: datetime | None = None) -> ExportClaim:
     """The claim of a good token; `LinkError` (malformed, bad_signature, expired).
 
-    The link id names this one link (for telling its uses apart).
+    Whether the link was used already is the route's question (`commerce.link_uses`).
     """
     payload = signed_links.unseal(key=key, domain=_DOMAIN, token=token)
     if len(payload) < _HEAD.size:
@@ -148,6 +151,7 @@ REFUSALS: dict[str, tuple[int, str]] = {
     "malformed": (404, "找不到这个导出链接，请检查链接是否完整。\nThis export link was not found: check that the whole link was opened."),
     "bad_signature": (403, "这个导出链接无效（可能被修改过）。\nThis export link is not valid (it may have been altered)."),
     "expired": (410, f"导出链接已过期（{_MINUTES} 分钟内有效），请在对话中重新发送 /export。\nThis export link has expired (links last {_MINUTES} minutes): send /export again in the chat."),
+    "used": (410, "这个导出链接已经使用过（每个链接只能下载一次），请在对话中重新发送 /export。\nThis export link has already been used (each link downloads once): send /export again in the chat."),
     "not_staff": (403, "您已没有导出权限。\nYou may no longer export."),
     "invalid": (400, "导出的日期范围无效，请在对话中重新发送 /export。\nThe export's date range is not valid: send /export again in the chat."),
 }
@@ -163,11 +167,16 @@ def _refuse(reason: str) -> web.Response:
     return web.Response(status=status, text=text, content_type="text/plain", charset="utf-8", headers=HEADERS)
 
 
+class _Used(Exception):
+    """The link was used already: nothing of this request is kept."""
+
+
 async def export_csv(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     services = request.app[SERVICES]
+    now = datetime.now(UTC)
     try:
-        claim = read_export_token(key=config.signing_key, token=request.match_info["token"])
+        claim = read_export_token(key=config.signing_key, token=request.match_info["token"], now=now)
     except LinkError as exc:
         log.info("export link refused", extra={"reason": exc.reason})
         return _refuse(exc.reason)
@@ -178,16 +187,28 @@ async def export_csv(request: web.Request) -> web.Response:
     args = [claim.kind, *(d.isoformat() for d in (claim.start, claim.end) if d)]
     try:
         async with services.sessions() as session, session.begin():
+            if await link_uses.is_used(session, link_id=claim.link_id):  # no file built for a replay
+                raise _Used
             if claim.start is not None and claim.end is not None:
                 text = await export_orders_csv(
                     session, start=claim.start, end=claim.end, tz=ZoneInfo(config.shop.timezone)
                 )
             else:
                 text = await export_products_csv(session)
+            # The INSERT decides, after the file is built (on SQLite a write holds the
+            # database's one write lock until the commit): of two simultaneous clicks
+            # one records the use, the other finds its row and gets nothing.
+            if not await link_uses.use_once(
+                session, link_id=claim.link_id, kind=LINK_KIND, expires_at=claim.expires_at, now=now
+            ):
+                raise _Used
             await audit.record(
                 session, actor=claim.openid, role=str(role), command="export_download", args=args,
                 outcome="ok", after={"characters": len(text)},
             )
+    except _Used:
+        log.info("export link refused", extra={"reason": "used"})
+        return _refuse("used")
     except ShopError:
         return _refuse("invalid")
     body = text.encode(CSV_ENCODING)  # UTF-8 with a BOM

@@ -1,13 +1,15 @@
-"""/export in chat and GET /export/{token}: sealed, expiring CSV links; through the real app."""
+"""/export in chat and GET /export/{token}: sealed, one-time CSV links of 10 minutes; through the real app."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import csv
 import io
 import re
 from datetime import UTC, date, datetime, timedelta
+from unittest.mock import AsyncMock
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,7 +19,8 @@ from bot.export_page import LINK_LIFETIME, export_url, make_export_token, read_e
 from bot.keys import SERVICES
 from bot.paylink import make_pay_token
 from bot.signed_links import LinkError, b64decode, b64encode
-from commerce.models import AuditEntry
+from commerce import link_uses
+from commerce.models import AuditEntry, LinkUse
 from tests.bot.chat import Shop
 from tests.bot.conftest import OPERATOR, OWNER, SERVICE, STRANGER
 from tests.bot.test_admin_stats import place
@@ -42,6 +45,11 @@ async def _audit(shop: Shop) -> list[AuditEntry]:
         return list((await session.scalars(select(AuditEntry).order_by(AuditEntry.id))).all())
 
 
+async def _link_uses(shop: Shop) -> list[LinkUse]:
+    async with shop.client.app[SERVICES].sessions() as session:
+        return list((await session.scalars(select(LinkUse))).all())
+
+
 async def _downloads(shop: Shop) -> list[AuditEntry]:
     return [e for e in await _audit(shop) if e.command == "export_download"]
 
@@ -56,6 +64,7 @@ async def test_orders_export_link_serves_the_csv(staffed: Shop) -> None:
     today = _today()
     reply = await staffed.user(OPERATOR).say(f"/export orders {today - timedelta(days=1)} {today}")
     assert "订单 CSV 导出链接" in reply.text and "前有效" in reply.text and "请勿转发" in reply.text
+    assert "只能下载一次" in reply.text
     path = LINK.search(reply.text).group(1)  # type: ignore[union-attr]
 
     response = await staffed.client.get(path)
@@ -119,9 +128,6 @@ async def test_a_link_works_only_while_its_seal_and_time_hold(staffed: Shop) -> 
     expired = make_export_token(key=key, kind="products", openid=OWNER, expires_at=past)
     response = await staffed.client.get(f"/export/{expired}")
     assert response.status == 410 and "过期" in await response.text()
-    stale_url, _ = export_url(staffed.config, kind="products", openid=OWNER,
-                              now=datetime.now(UTC) - LINK_LIFETIME - timedelta(seconds=1))
-    assert (await staffed.client.get(stale_url.removeprefix("https://shop.example.com"))).status == 410
     fresh = make_export_token(key=key, kind="products", openid=OWNER, expires_at=datetime.now(UTC) + timedelta(minutes=1))
     assert (await staffed.client.get(f"/export/{fresh}")).status == 200
 
@@ -129,7 +135,58 @@ async def test_a_link_works_only_while_its_seal_and_time_hold(staffed: Shop) -> 
     assert (await staffed.client.get(f"/export/{pay_token}")).status == 403  # a payment link is no export link
     assert (await staffed.client.head(path)).status == 405  # a link preview builds nothing
     assert len(await _downloads(staffed)) == 1  # only the fresh link got the file
+    assert (await staffed.client.get(path)).status == 200  # and the refusals did not use the asked one
+
+
+async def test_a_link_lasts_ten_minutes(staffed: Shop) -> None:
+    assert LINK_LIFETIME == timedelta(minutes=10)
+    stale_url, _ = export_url(staffed.config, kind="products", openid=OWNER,
+                              now=datetime.now(UTC) - LINK_LIFETIME - timedelta(seconds=1))
+    response = await staffed.client.get(stale_url.removeprefix("https://shop.example.com"))
+    text = await response.text()
+    assert response.status == 410 and "10 分钟" in text and "10 minutes" in text and "30" not in text
+    late_url, _ = export_url(staffed.config, kind="products", openid=OWNER,
+                             now=datetime.now(UTC) - LINK_LIFETIME + timedelta(seconds=30))
+    assert (await staffed.client.get(late_url.removeprefix("https://shop.example.com"))).status == 200
+    assert len(await _downloads(staffed)) == 1
+
+
+async def test_a_link_downloads_once(staffed: Shop) -> None:
+    await place(staffed, "o_buyer_1", "FRU-BANANA-3J", 2)
+    today = _today()
+    path = await _link(staffed, OPERATOR, f"/export orders {today} {today}")
     assert (await staffed.client.get(path)).status == 200
+    audit_before = await _audit(staffed)
+
+    again = await staffed.client.get(path)
+    text = await again.text()
+    assert again.status == 410
+    assert "已经使用过" in text and "already been used" in text and "/export" in text
+    assert "张三" not in text and again.headers["Cache-Control"] == "no-store"
+    assert [e.id for e in await _audit(staffed)] == [e.id for e in audit_before]  # no second audit row
+    assert len(await _link_uses(staffed)) == 1
+
+    fresh = await _link(staffed, OPERATOR, f"/export orders {today} {today}")  # asking again works
+    assert fresh != path and (await staffed.client.get(fresh)).status == 200
+    assert len(await _downloads(staffed)) == 2
+
+
+@pytest.mark.parametrize("early_check", [True, False])
+async def test_two_simultaneous_downloads_give_one_file(
+    staffed: Shop, monkeypatch: pytest.MonkeyPatch, early_check: bool
+) -> None:
+    if not early_check:  # both pass the cheap check: the INSERT alone must decide
+        monkeypatch.setattr(link_uses, "is_used", AsyncMock(return_value=False))
+    await place(staffed, "o_buyer_1", "FRU-BANANA-3J", 2)
+    today = _today()
+    path = await _link(staffed, OWNER, f"/export orders {today} {today}")
+    responses = await asyncio.gather(*(staffed.client.get(path) for _ in range(2)))
+    assert sorted(r.status for r in responses) == [200, 410]
+    ok = next(r for r in responses if r.status == 200)
+    assert "张三" in (await ok.read()).decode("utf-8")
+    assert len(await _downloads(staffed)) == 1
+    (use,) = await _link_uses(staffed)
+    assert use.kind == "export"
 
 
 async def test_a_link_reveals_neither_who_asked_nor_what(staffed: Shop) -> None:
@@ -189,7 +246,7 @@ async def test_export_accepts_slashed_and_compact_dates(sqlite_staffed: Shop) ->
     path = await _link(sqlite_staffed, OWNER, "/export orders 2026/11/01 20261125")
     claim = read_export_token(key=sqlite_staffed.config.signing_key, token=path.rsplit("/", 1)[1])
     assert (claim.kind, claim.start, claim.end, claim.openid) == ("orders", date(2026, 11, 1), date(2026, 11, 25), OWNER)
-    assert timedelta(minutes=29) < claim.expires_at - datetime.now(UTC) <= LINK_LIFETIME
+    assert timedelta(minutes=9) < claim.expires_at - datetime.now(UTC) <= LINK_LIFETIME
     assert len(b64decode(claim.link_id)) == 16
 
 
