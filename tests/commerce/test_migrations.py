@@ -35,3 +35,18 @@ async def test_upgrade_twice_is_harmless(engine: AsyncEngine) -> None:
     await upgrade(engine)
     await upgrade(engine)
     assert "variants" in await _columns(engine)
+
+
+async def test_database_errors_never_quote_the_values_of_the_statement(engine: AsyncEngine) -> None:
+    """A logged IntegrityError must not carry a customer's phone number or openid."""
+    import pytest
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    with pytest.raises(DBAPIError) as failed:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("INSERT INTO install_secrets (name, value, created_at) VALUES (:n, :v, :t)"),
+                [{"n": "dup", "v": "13812345678", "t": "2026-01-01"}, {"n": "dup", "v": "o_secret_openid", "t": "2026-01-01"}],
+            )
+    assert "13812345678" not in str(failed.value) and "o_secret_openid" not in str(failed.value)
