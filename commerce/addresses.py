@@ -45,12 +45,12 @@ LABEL_RE = re.compile(
 STRONG_SEP = ",;\n，；、|"
 SEP_CHARS = STRONG_SEP + " \t\r:：。."
 STRONG_SPLIT_RE = re.compile(r"[,;\n，；、|]+")
-CJK_ADDRESS_CHARS = set("省市区县路街道号镇乡村弄巷栋幢室楼院园座厦苑里")
+CJK_ADDRESS_CHARS = set("省市区县州路街道号镇乡村弄巷栋幢室楼院园座厦苑里")
 # A Chinese name is one token of 2-4 characters, and many of the characters that end an
 # address word are given names too (李万里, 王苑, 张园园, 楼一鸣, 路遥); inside such a token
-# only the suffix of an administrative unit (上海市, 浦东新区, 广东省) says "address".
+# only the suffix of an administrative unit (上海市, 浦东新区, 杭州) says "address".
 CJK_NAME_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]{2,4}")
-CJK_UNIT_SUFFIXES = set("省市区县")
+CJK_UNIT_SUFFIXES = set("省市区县州")
 EN_ADDRESS_WORDS = {
     "road", "rd", "street", "st", "avenue", "ave", "lane", "ln", "room", "rm", "floor", "fl",
     "building", "bldg", "unit", "apt", "district", "city", "province", "block", "no",

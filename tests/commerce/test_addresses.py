@@ -112,6 +112,23 @@ def test_a_short_administrative_unit_is_not_a_name(text: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "王伟 大理白族自治州 世纪大道1号 13000000000",
+            ("王伟", "13000000000", "大理白族自治州 世纪大道1号"),
+        ),
+        ("王伟 杭州 文三路100号 13000000000", ("王伟", "13000000000", "杭州 文三路100号")),
+    ],
+)
+def test_bug_a_prefecture_after_the_name_was_taken_for_part_of_it(
+    text: str, expected: tuple[str, str, str]
+) -> None:
+    """州 ends a unit as 市 does (found by test_addresses_props)."""
+    assert parse_address(text) == ParsedAddress(*expected)
+
+
+@pytest.mark.parametrize(
     "text",
     [
         f"张三 12800138000 {SH}",  # no mobile starts with 12
