@@ -9,7 +9,8 @@ without labels ("收货人：", "电话:", "Address:"), as people paste them fro
     上海市浦东新区xx路1号 王五 +86 139-1234-5678
     Tom Smith 13912345678 Room 5, 100 Nanjing Rd, Shanghai
 
-The phone anchors the parse. The name is the first name-like piece (short, no digits,
+The phone anchors the parse: 11 digits in one piece, else grouped 3-4-4, else grouped
+any way within one line. The name is the first name-like piece (short, no digits,
 no address words) among: the first piece, the last piece, then the first or last word.
 A Chinese name of 2-4 characters may hold address characters (李万里, 王苑): only
 ending like an administrative unit (上海市, 浦东新区) rules it out. What is left is the
@@ -34,6 +35,14 @@ ADDRESS_MIN = 6
 ADDRESS_MAX = 200
 
 PHONE_RE = re.compile(r"(?<![\d+])(?:\+?86[\s-]*)?(1[3-9]\d(?:[\s-]*\d){8})(?!\d)")
+# In a whole message digits may stand next to the phone ("B座1808 130 0000 0000"): its
+# digits never run across a line, and the usual shapes are tried before any grouping.
+_MOBILE_PREFIX = r"(?<![\d+])(?:\+?86[ \t-]*)?"
+PHONE_IN_TEXT_RES = (
+    re.compile(_MOBILE_PREFIX + r"(1[3-9]\d{9})(?!\d)"),  # 13800138000
+    re.compile(_MOBILE_PREFIX + r"(1[3-9]\d[ \t-]+\d{4}[ \t-]+\d{4})(?!\d)"),  # 138 0013 8000
+    re.compile(_MOBILE_PREFIX + r"(1[3-9]\d(?:[ \t-]*\d){8})(?!\d)"),  # any other grouping
+)
 # something that was meant to be a phone number: 7+ digits, maybe grouped
 PHONE_ATTEMPT_RE = re.compile(r"\+?\d(?:[\s-]*\d){6,}")
 LABEL_RE = re.compile(
@@ -99,7 +108,7 @@ def parse_address(text: str) -> ParsedAddress:
     if not text:
         raise ShopError(ErrorCode.ADDRESS_INVALID, missing="all")
     text = LABEL_RE.sub("\n", text)
-    phone_match = PHONE_RE.search(text)
+    phone_match = next(filter(None, (r.search(text) for r in PHONE_IN_TEXT_RES)), None)
     if phone_match is None:
         if PHONE_ATTEMPT_RE.search(text):
             raise ShopError(ErrorCode.PHONE_INVALID, reason="not_mobile")

@@ -128,6 +128,26 @@ def test_bug_a_prefecture_after_the_name_was_taken_for_part_of_it(
     assert parse_address(text) == ParsedAddress(*expected)
 
 
+ROOM = "上海市世纪大道1号B座1808"
+
+
+@pytest.mark.parametrize(
+    ("text", "phone"),
+    [
+        (f"王伟 {ROOM} 130 0000 0000", "13000000000"),
+        (f"王伟\n{ROOM}\n138 0013 8000", "13800138000"),
+        (f"{ROOM}\n138-0013-8000\n王伟", "13800138000"),
+        (f"王伟 {ROOM}\n+86 138 0013 8000", "13800138000"),
+        (f"王伟 {ROOM} 13800138000", "13800138000"),
+    ],
+)
+def test_bug_a_room_number_before_a_grouped_phone_became_part_of_it(text: str, phone: str) -> None:
+    """The room and phone in "1808 130 0000 0000" were read as the phone 18081300000 (found
+    by test_addresses_props): a phone's digits never run across a line, and 11 digits in one
+    piece or grouped 3-4-4 win over any other grouping."""
+    assert parse_address(text) == ParsedAddress("王伟", phone, ROOM)
+
+
 @pytest.mark.parametrize(
     "text",
     [
