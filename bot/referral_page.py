@@ -12,7 +12,7 @@ from aiohttp import web
 
 from bot.keys import CONFIG, SERVICES
 from bot.pages import PAGES
-from bot.scenes import _CODE, ReferralInvite
+from bot.scenes import CODE_PATTERN, ReferralInvite
 from commerce import referrals
 
 
@@ -22,7 +22,7 @@ async def referral_page(request: web.Request) -> web.Response:
     env = request.app[PAGES]
     shop = request.app[CONFIG].shop.name
     referrer = None
-    if _CODE.fullmatch(code):
+    if CODE_PATTERN.fullmatch(code):
         async with services.sessions() as session:
             referrer = await referrals.referrer_by_code(session, code)
     if referrer is None:

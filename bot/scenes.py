@@ -30,7 +30,7 @@ PRODUCT_ID_MAX = 2**31 - 1  # products.id is an INTEGER column
 CODE_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 CODE_MIN, CODE_MAX = 4, 16
 _ID = re.compile(r"[1-9][0-9]{0,9}")
-_CODE = re.compile(rf"[A-Z0-9]{{{CODE_MIN},{CODE_MAX}}}")
+CODE_PATTERN = re.compile(rf"[A-Z0-9]{{{CODE_MIN},{CODE_MAX}}}")
 
 
 def _check_id(value: object, what: str) -> int:
@@ -40,7 +40,7 @@ def _check_id(value: object, what: str) -> int:
 
 
 def _check_code(value: object, what: str) -> str:
-    if not isinstance(value, str) or not _CODE.fullmatch(value):
+    if not isinstance(value, str) or not CODE_PATTERN.fullmatch(value):
         raise ValueError(f"{what} must be {CODE_MIN} to {CODE_MAX} characters of A-Z and 0-9")
     return value
 
@@ -81,7 +81,7 @@ class ReferralInvite:
 
     @classmethod
     def from_value(cls, value: str) -> ReferralInvite | None:
-        return cls(value) if _CODE.fullmatch(value) else None
+        return cls(value) if CODE_PATTERN.fullmatch(value) else None
 
     def pack(self) -> str:
         return _pack(self)
@@ -102,7 +102,7 @@ class GroupInvite:
 
     @classmethod
     def from_value(cls, value: str) -> GroupInvite | None:
-        return cls(value) if _CODE.fullmatch(value) else None
+        return cls(value) if CODE_PATTERN.fullmatch(value) else None
 
     def pack(self) -> str:
         return _pack(self)

@@ -54,7 +54,7 @@ from commerce.models import (
     Withdrawal,
     WithdrawalStatus,
 )
-from commerce.referrals import _lock_customers, referral_count
+from commerce.referrals import lock_customers, referral_count
 from commerce.rules import ShopRules, as_utc, maybe_utc
 
 TRANSFER_REF_MAX = 64
@@ -389,7 +389,7 @@ async def request_withdrawal(
     row is locked first, so two requests at once cannot both pass the checks.
     """
     now = as_utc(now)
-    await _lock_customers(session, [customer_id])
+    await lock_customers(session, [customer_id])
     pending = await session.scalar(
         select(Withdrawal.id).where(
             Withdrawal.customer_id == customer_id,

@@ -38,7 +38,7 @@ async def _end_group(
     session: AsyncSession, *, group_id: int, to: G, reason: str, now: datetime, frm: tuple[str, ...]
 ) -> bool:
     """Move the group to FAILED/CLOSED once; cancel its unpaid seats' orders and tell those members."""
-    from commerce.order_status import _move
+    from commerce.order_status import move
 
     ended = await session.execute(
         update(GroupBuy)
@@ -51,7 +51,7 @@ async def _end_group(
     group = await get_group(session, group_id=group_id)
     for member in group.members:
         if member.status == M.RESERVED and member.order_id is not None:
-            await _move(
+            await move(
                 session,
                 order_id=member.order_id,
                 frm=S.PENDING_PAYMENT,

@@ -1,6 +1,6 @@
 """What else happens when an order moves: group seats, commission, points, badges.
 
-The status machine (`commerce.order_status._move`) calls `after_move` once, inside the
+The status machine (`commerce.order_status.move`) calls `after_move` once, inside the
 transaction of the move, by whoever won it; `commerce.refunds` calls `after_refund` for
 every successful (possibly partial) refund. Each capability keeps its own rules in its
 own module; this module only says which of them hear about which move, so that the

@@ -25,7 +25,7 @@ releases the stock when the order never shipped (the goods never left). A partia
 refund keeps the status and grows `refunded_fen`.
 
 `place_order` lives in `commerce.orders`, `record_payment` in `commerce.payment_records`,
-the refund moves in `commerce.refunds`; all of them move through `_move` here. The clock
+the refund moves in `commerce.refunds`; all of them move through `move` here. The clock
 (`expire_due_orders`, `orders_to_remind`, `complete_due_orders`) is called by scheduler
 jobs. Nothing here commits: the caller owns the unit of work.
 """
@@ -40,7 +40,6 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce import inventory, order_effects
-from commerce._order_rows import _lock_order, _status
 from commerce.errors import ErrorCode, ShopError
 from commerce.models import (
     AfterSalesKind,
@@ -53,7 +52,8 @@ from commerce.models import (
     OrderLine,
     OrderStatus,
 )
-from commerce.order_views import OrderView, _load_view, _views
+from commerce.order_rows import current_status, lock_order
+from commerce.order_views import OrderView, load_view, load_views
 from commerce.rules import ShopRules, as_utc, maybe_utc, utcnow
 
 S = OrderStatus
@@ -84,7 +84,7 @@ async def _owned_order_id(session: AsyncSession, *, order_id: int, customer_id: 
     return order_id
 
 
-def _illegal(order_id: int, frm: OrderStatus | str, to: OrderStatus) -> ShopError:
+def illegal_move(order_id: int, frm: OrderStatus | str, to: OrderStatus) -> ShopError:
     return ShopError(
         ErrorCode.ILLEGAL_TRANSITION, order_id=order_id, **{"from": str(frm), "to": str(to)}
     )
@@ -93,7 +93,7 @@ def _illegal(order_id: int, frm: OrderStatus | str, to: OrderStatus) -> ShopErro
 # ---- the status machine -------------------------------------------------------------
 
 
-async def _move(
+async def move(
     session: AsyncSession,
     *,
     order_id: int,
@@ -111,7 +111,7 @@ async def _move(
     one ascending pass over the variants (`_release_stock`), so that a batch never
     locks variant rows out of order (a deadlock with a checkout on PostgreSQL)."""
     if to not in ALLOWED[frm]:
-        raise _illegal(order_id, frm, to)
+        raise illegal_move(order_id, frm, to)
     changes: dict[str, Any] = {"status": to.value}
     stamp = _STAMPS.get(to)
     if stamp is not None and (frm != S.REFUNDING or to == S.REFUNDED):
@@ -193,14 +193,14 @@ async def transition(
     """
     now = as_utc(now or utcnow())
     to = OrderStatus(to)
-    current = await _status(session, order_id)
+    current = await current_status(session, order_id)
     if expect is not None and current != expect:
-        raise _illegal(order_id, current, to)
-    if not await _move(
+        raise illegal_move(order_id, current, to)
+    if not await move(
         session, order_id=order_id, frm=current, to=to, actor=actor, note=note, now=now
     ):
-        raise _illegal(order_id, await _status(session, order_id), to)
-    return await _load_view(session, order_id)
+        raise illegal_move(order_id, await current_status(session, order_id), to)
+    return await load_view(session, order_id)
 
 
 # ---- customer and staff actions --------------------------------------------------------
@@ -246,7 +246,7 @@ async def ship_order(
     await _owned_order_id(session, order_id=order_id, customer_id=None)
     values = {"carrier": carrier.strip()[:32], "tracking_no": tracking_no.strip()[:64]}
     await _refuse_unfilled_group(session, order_id)  # group buys: ship only once the group filled
-    moved = await _move(
+    moved = await move(
         session,
         order_id=order_id,
         frm=S.PAID,
@@ -257,8 +257,8 @@ async def ship_order(
         values=values,
     )
     if not moved:
-        raise _illegal(order_id, await _status(session, order_id), S.SHIPPED)
-    return await _load_view(session, order_id)
+        raise illegal_move(order_id, await current_status(session, order_id), S.SHIPPED)
+    return await load_view(session, order_id)
 
 
 async def _refuse_unfilled_group(session: AsyncSession, order_id: int) -> None:
@@ -305,7 +305,7 @@ async def request_after_sales(
     if not low <= len(reason) <= high:
         raise ShopError(ErrorCode.REASON_INVALID, min_length=low, max_length=high)
     await _owned_order_id(session, order_id=order_id, customer_id=customer_id)
-    order = await _lock_order(session, order_id)
+    order = await lock_order(session, order_id)
     status = OrderStatus(order.status)
     if status not in (S.PAID, S.SHIPPED, S.COMPLETED):
         raise ShopError(ErrorCode.AFTER_SALES_NOT_ALLOWED, reason="status", status=status.value)
@@ -356,7 +356,7 @@ async def expire_due_orders(
     expired = [
         order_id
         for order_id in due
-        if await _move(
+        if await move(
             session,
             order_id=order_id,
             frm=S.PENDING_PAYMENT,
@@ -368,7 +368,7 @@ async def expire_due_orders(
         )
     ]
     await _release_stock(session, expired)
-    return await _views(session, expired)
+    return await load_views(session, expired)
 
 
 async def orders_to_remind(
@@ -403,7 +403,7 @@ async def orders_to_remind(
         )
         if result.rowcount == 1:  # type: ignore[attr-defined]
             claimed.append(order_id)
-    return await _views(session, claimed)
+    return await load_views(session, claimed)
 
 
 async def complete_due_orders(
@@ -424,7 +424,7 @@ async def complete_due_orders(
     done = [
         order_id
         for order_id in due
-        if await _move(
+        if await move(
             session,
             order_id=order_id,
             frm=S.SHIPPED,
@@ -434,4 +434,4 @@ async def complete_due_orders(
             now=now,
         )
     ]
-    return await _views(session, done)
+    return await load_views(session, done)

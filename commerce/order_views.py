@@ -123,7 +123,7 @@ def _view(order: Order, openid: str) -> OrderView:
     )
 
 
-async def _views(session: AsyncSession, order_ids: Sequence[int]) -> list[OrderView]:
+async def load_views(session: AsyncSession, order_ids: Sequence[int]) -> list[OrderView]:
     if not order_ids:
         return []
     await session.flush()
@@ -138,8 +138,8 @@ async def _views(session: AsyncSession, order_ids: Sequence[int]) -> list[OrderV
     return [by_id[i] for i in order_ids if i in by_id]
 
 
-async def _load_view(session: AsyncSession, order_id: int) -> OrderView:
-    views = await _views(session, [order_id])
+async def load_view(session: AsyncSession, order_id: int) -> OrderView:
+    views = await load_views(session, [order_id])
     if not views:
         raise ShopError(ErrorCode.ORDER_NOT_FOUND, order_id=order_id)
     return views[0]

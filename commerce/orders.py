@@ -26,7 +26,6 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce import inventory, points
-from commerce._order_rows import SHOP_TZ, _random_digits
 from commerce.cart import NOT_ENOUGH_STOCK, OUT_OF_STOCK, CartLineView, remove_variants, spec_label
 from commerce.db import upsert_insert as _insert
 from commerce.errors import ErrorCode, ShopError
@@ -43,20 +42,21 @@ from commerce.models import (
     ProductStatus,
     Variant,
 )
+from commerce.order_rows import SHOP_TZ, random_digits
 from commerce.order_status import (
     AFTER_SALES_REASON,
     ALLOWED,
-    _illegal,
     cancel_order,
     complete_due_orders,
     confirm_receipt,
     expire_due_orders,
+    illegal_move,
     orders_to_remind,
     request_after_sales,
     ship_order,
     transition,
 )
-from commerce.order_views import OrderEventView, OrderLineView, OrderView, _load_view, _views
+from commerce.order_views import OrderEventView, OrderLineView, OrderView, load_view, load_views
 from commerce.payment_records import PaymentOutcome, record_payment
 from commerce.pricing import Quote, quote
 from commerce.refunds import (
@@ -98,7 +98,7 @@ async def get_order(
     found = await session.scalar(select(Order.id).where(where))
     if found is None:
         raise ShopError(ErrorCode.ORDER_NOT_FOUND, order_id=order_id, order_no=order_no)
-    view = await _load_view(session, found)
+    view = await load_view(session, found)
     if customer_id is not None and view.customer_id != customer_id:
         raise ShopError(ErrorCode.ORDER_NOT_FOUND, order_id=order_id, order_no=order_no)
     return view
@@ -121,7 +121,7 @@ async def list_orders(
             query.order_by(Order.created_at.desc(), Order.id.desc()).limit(limit).offset(offset)
         )
     ).all()
-    return await _views(session, ids)
+    return await load_views(session, ids)
 
 
 async def payable_order(
@@ -145,7 +145,7 @@ async def payable_order(
     if view.status == S.CANCELLED and view.events and view.events[-1].note == "expired":
         raise ShopError(ErrorCode.ORDER_EXPIRED, order_no=order_no, expires_at=view.expires_at)
     if view.status != S.PENDING_PAYMENT:
-        raise _illegal(view.id, view.status, S.PAID)
+        raise illegal_move(view.id, view.status, S.PAID)
     return view
 
 
@@ -154,7 +154,7 @@ async def payable_order(
 
 def new_order_no(now: datetime) -> str:
     """An order number: "SF", the shop's date (yyyymmdd, China time), 8 random digits."""
-    return f"{ORDER_NO_PREFIX}{now.astimezone(SHOP_TZ):%Y%m%d}{_random_digits(8)}"
+    return f"{ORDER_NO_PREFIX}{now.astimezone(SHOP_TZ):%Y%m%d}{random_digits(8)}"
 
 
 async def place_order(
@@ -187,7 +187,7 @@ async def place_order(
     key = _scoped_key(customer_id, idempotency_key)
     existing = await _order_id_for_key(session, key)
     if existing is not None:
-        return await _load_view(session, existing)
+        return await load_view(session, existing)
     address = await session.scalar(
         select(Address).where(Address.id == address_id, Address.customer_id == customer_id)
     )
@@ -221,7 +221,7 @@ async def place_order(
     if inserted is None:  # the same key won a race on another worker
         existing = await _order_id_for_key(session, key)
         assert existing is not None
-        return await _load_view(session, existing)
+        return await load_view(session, existing)
     order_no, order_id = inserted
     try:
         # the INSERT above opened the transaction, so this SAVEPOINT nests properly on SQLite too

@@ -9,7 +9,7 @@ when it cannot pay the order:
 - "amount_mismatch": the amount is not the order's; the order is untouched and the
   money may be refunded the same way.
 
-Refund notifications are recorded the same way (`_record_event`, used by
+Refund notifications are recorded the same way (`record_event`, used by
 `commerce.refunds`). Nothing here commits: the caller owns the unit of work.
 """
 
@@ -21,11 +21,11 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commerce._order_rows import _status
 from commerce.db import upsert_insert as _insert
 from commerce.models import GroupBuy, Order, OrderLine, OrderStatus, PaymentEvent, Product
-from commerce.order_status import _move
-from commerce.order_views import OrderView, _load_view
+from commerce.order_rows import current_status
+from commerce.order_status import move
+from commerce.order_views import OrderView, load_view
 from commerce.rules import as_utc, utcnow
 
 S = OrderStatus
@@ -37,7 +37,7 @@ class PaymentOutcome:
     order: OrderView | None
 
 
-async def _record_event(
+async def record_event(
     session: AsyncSession,
     *,
     provider: str,
@@ -66,7 +66,7 @@ async def _record_event(
     return result.scalar_one_or_none()
 
 
-async def _set_event_outcome(session: AsyncSession, event_id: int, outcome: str) -> None:
+async def set_event_outcome(session: AsyncSession, event_id: int, outcome: str) -> None:
     await session.execute(
         update(PaymentEvent)
         .where(PaymentEvent.id == event_id)
@@ -98,7 +98,7 @@ async def record_payment(
         )
     ).first()
     order_id = row.id if row is not None else None
-    event_id = await _record_event(
+    event_id = await record_event(
         session,
         provider=provider,
         event_key=transaction_id,
@@ -109,10 +109,10 @@ async def record_payment(
     )
     if event_id is None:
         return PaymentOutcome(
-            "duplicate", await _load_view(session, order_id) if order_id is not None else None
+            "duplicate", await load_view(session, order_id) if order_id is not None else None
         )
     if row is None:
-        await _set_event_outcome(session, event_id, "unknown_order")
+        await set_event_outcome(session, event_id, "unknown_order")
         return PaymentOutcome("unknown_order", None)
     assert order_id is not None
     if row.group_id is not None:
@@ -123,7 +123,7 @@ async def record_payment(
         )
     if amount_fen != row.payable_fen:
         result = "amount_mismatch"
-    elif await _move(
+    elif await move(
         session,
         order_id=order_id,
         frm=S.PENDING_PAYMENT,
@@ -141,9 +141,9 @@ async def record_payment(
         result = "applied"
         await _count_sales(session, order_id)
     else:
-        result = "late" if await _status(session, order_id) == S.CANCELLED else "already_paid"
-    await _set_event_outcome(session, event_id, result)
-    return PaymentOutcome(result, await _load_view(session, order_id))
+        result = "late" if await current_status(session, order_id) == S.CANCELLED else "already_paid"
+    await set_event_outcome(session, event_id, result)
+    return PaymentOutcome(result, await load_view(session, order_id))
 
 
 async def _count_sales(session: AsyncSession, order_id: int) -> None:

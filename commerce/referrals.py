@@ -149,7 +149,7 @@ async def _has_paid(session: AsyncSession, customer_id: int) -> bool:
     return paid is not None
 
 
-async def _lock_customers(session: AsyncSession, ids: list[int]) -> None:
+async def lock_customers(session: AsyncSession, ids: list[int]) -> None:
     """Row locks until the transaction ends (a no-op write: works on SQLite as on PostgreSQL)."""
     for customer_id in sorted(set(ids)):
         await session.execute(
@@ -196,7 +196,7 @@ async def bind(
         return BindOutcome.SELF
     if session.get_bind().dialect.name == "postgresql":  # see the module docstring
         await session.execute(select(func.pg_advisory_xact_lock(BIND_LOCK_KEY)))
-    await _lock_customers(session, [customer_id, referrer_id])
+    await lock_customers(session, [customer_id, referrer_id])
     if not await is_new_customer(session, customer_id=customer_id):
         return BindOutcome.NOT_NEW
     if await _reaches(session, start=referrer_id, target=customer_id):

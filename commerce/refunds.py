@@ -29,7 +29,6 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce import order_effects
-from commerce._order_rows import SHOP_TZ, _lock_order, _random_digits, _status
 from commerce.db import upsert_insert as _insert
 from commerce.errors import ErrorCode, ShopError
 from commerce.models import (
@@ -40,8 +39,9 @@ from commerce.models import (
     Refund,
     RefundStatus,
 )
-from commerce.order_status import _move
-from commerce.payment_records import _record_event, _set_event_outcome
+from commerce.order_rows import SHOP_TZ, current_status, lock_order, random_digits
+from commerce.order_status import move
+from commerce.payment_records import record_event, set_event_outcome
 from commerce.rules import as_utc, utcnow
 
 S = OrderStatus
@@ -59,7 +59,7 @@ class LateRefundSource:
 
 
 def _new_refund_no(prefix: str, now: datetime) -> str:
-    return f"{prefix}{now.astimezone(SHOP_TZ):%Y%m%d}{_random_digits(10)}"
+    return f"{prefix}{now.astimezone(SHOP_TZ):%Y%m%d}{random_digits(10)}"
 
 
 async def _insert_refund(
@@ -134,7 +134,7 @@ async def start_refund(
     now = as_utc(now or utcnow())
     if amount_fen <= 0:
         raise ShopError(ErrorCode.AMOUNT_INVALID, amount_fen=amount_fen)
-    order = await _lock_order(session, order_id)
+    order = await lock_order(session, order_id)
     status = OrderStatus(order.status)
     available = order.paid_fen - order.refunded_fen - await _pending_refunds_fen(session, order_id)
     if status not in (S.PAID, S.SHIPPED, S.COMPLETED, S.REFUNDING) or available <= 0:
@@ -155,7 +155,7 @@ async def start_refund(
         now=now,
     )
     if amount_fen == available and status != S.REFUNDING:
-        await _move(
+        await move(
             session,
             order_id=order_id,
             frm=status,
@@ -354,7 +354,7 @@ async def record_refund_result(
         .where(Refund.refund_no == refund_no)
         .execution_options(populate_existing=True)
     )
-    event_id = await _record_event(
+    event_id = await record_event(
         session,
         provider=provider,
         event_key=provider_refund_id or refund_no,
@@ -366,7 +366,7 @@ async def record_refund_result(
     if event_id is None:
         return "duplicate"
     if refund is None:
-        await _set_event_outcome(session, event_id, "unknown_refund")
+        await set_event_outcome(session, event_id, "unknown_refund")
         return "unknown_refund"
     new_status = RefundStatus.SUCCEEDED if succeeded else RefundStatus.FAILED
     settled = await session.execute(
@@ -380,9 +380,9 @@ async def record_refund_result(
         .execution_options(synchronize_session=False)
     )
     if settled.rowcount != 1:  # type: ignore[attr-defined]  # settled before, under another key
-        await _set_event_outcome(session, event_id, "ignored_not_pending")
+        await set_event_outcome(session, event_id, "ignored_not_pending")
         return "duplicate"
-    await _set_event_outcome(session, event_id, new_status.value)
+    await set_event_outcome(session, event_id, new_status.value)
     await session.refresh(refund)
     source = late_refund_source(refund)
     if source is not None:
@@ -431,7 +431,7 @@ async def _refund_succeeded(
         )
     ).one()
     if row.status == S.REFUNDING.value and row.refunded_fen >= row.paid_fen:
-        await _move(
+        await move(
             session,
             order_id=refund.order_id,
             frm=S.REFUNDING,
@@ -445,7 +445,7 @@ async def _refund_succeeded(
 async def _refund_failed(
     session: AsyncSession, refund: Refund, *, actor: str, now: datetime
 ) -> None:
-    if await _status(session, refund.order_id) != S.REFUNDING:
+    if await current_status(session, refund.order_id) != S.REFUNDING:
         return
     before = await session.scalar(
         select(OrderEvent.from_status)
@@ -454,7 +454,7 @@ async def _refund_failed(
         .limit(1)
     )
     back = OrderStatus(before) if before in (S.PAID, S.SHIPPED, S.COMPLETED) else S.PAID
-    await _move(
+    await move(
         session,
         order_id=refund.order_id,
         frm=S.REFUNDING,

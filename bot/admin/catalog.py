@@ -129,7 +129,7 @@ async def price(actx: AdminContext) -> Outcome:
         async with unit_of_work(actx.ctx) as session:
             before, after = await catalog_admin.set_price(session, ref=ref, price_fen=price_fen)
     except ShopError as exc:
-        return _which_variant(exc, actx)
+        return which_variant(exc, actx)
     actx.services.catalog.invalidate()
     return Outcome(Text("admin/price_set", {"before": before, "after": after}), before, after)
 
@@ -148,12 +148,12 @@ async def stock(actx: AdminContext) -> Outcome:
         async with unit_of_work(actx.ctx) as session:
             before, after = await catalog_admin.change_stock(session, ref=actx.arg(0), **change)
     except ShopError as exc:
-        return _which_variant(exc, actx)
+        return which_variant(exc, actx)
     actx.services.catalog.invalidate()
     return Outcome(Text("admin/stock_set", {"before": before, "after": after}), before, after)
 
 
-def _which_variant(exc: ShopError, actx: AdminContext) -> Outcome:
+def which_variant(exc: ShopError, actx: AdminContext) -> Outcome:
     """A product id that names several variants: list their SKUs to choose from.
 
     Any other error goes on to the usual error sentence."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from bot.admin.catalog import _which_variant, parse_yuan
+from bot.admin.catalog import parse_yuan, which_variant
 from bot.admin.registry import ALL_ROLES, MANAGERS, REGISTRY, AdminContext, Outcome, UsageError
 from bot.alerts import openid_tail
 from bot.dialogs.common import unit_of_work
@@ -214,7 +214,7 @@ async def _new_campaign(actx: AdminContext) -> Outcome:
                 created_by=actx.actor,
             )
     except ShopError as exc:
-        return _which_variant(exc, actx)
+        return which_variant(exc, actx)
     after = {k: v for k, v in campaign_data(view).items() if k != "ends_at"}
     return Outcome(Text("admin/campaign_created", {"campaign": campaign_data(view)}), None, after)
 

@@ -8,7 +8,7 @@ from bot.handlers import account  # referrals: invite, me, withdraw
 from bot.keywords import USE_POINTS, normalize, parse_number
 from bot.replies import Reply, Text, TransferToHuman
 from bot.router import Keyword, MsgType, Regex, Router
-from bot.scenes import _CODE as CODE_PATTERN
+from bot.scenes import CODE_PATTERN as CODE_PATTERN
 from commerce.errors import ErrorCode, ShopError
 from commerce.group_buys import normalise_code
 from commerce.handoffs import record_handoff

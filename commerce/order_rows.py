@@ -18,18 +18,18 @@ SHOP_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")  # the date inside order
 
 
 
-def _random_digits(count: int) -> str:
+def random_digits(count: int) -> str:
     return f"{secrets.randbelow(10**count):0{count}d}"
 
 
-async def _status(session: AsyncSession, order_id: int) -> OrderStatus:
+async def current_status(session: AsyncSession, order_id: int) -> OrderStatus:
     status = await session.scalar(select(Order.status).where(Order.id == order_id))
     if status is None:
         raise ShopError(ErrorCode.ORDER_NOT_FOUND, order_id=order_id)
     return OrderStatus(status)
 
 
-async def _lock_order(session: AsyncSession, order_id: int) -> Order:
+async def lock_order(session: AsyncSession, order_id: int) -> Order:
     """Serialise work on one order: a no-op UPDATE takes the row lock (PostgreSQL) or the
     write lock (SQLite) before the order is read, so check-then-write is safe."""
     result = await session.execute(
