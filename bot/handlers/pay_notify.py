@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from bot.keys import PAYMENTS
 from commerce.payments.base import MAX_BODY_BYTES, NotificationRejected
@@ -36,6 +36,12 @@ async def _receive(request: web.Request, expected_kind: str) -> web.Response:
     provider = service.provider
     if request.match_info["provider"] != provider.name:
         raise web.HTTPNotFound()
+    if request.headers.get(hdrs.CONTENT_ENCODING, "").strip().lower() not in ("", "identity"):
+        # providers never compress; what a stranger compressed is not even inflated
+        _status, content_type, text = provider.acknowledge(ok=False, message="content encoding")
+        refused = _answer(415, content_type, text)
+        refused.force_close()  # the unread body goes with the connection
+        return refused
     body = await _read_body(request)
     if body is None:
         status, content_type, text = provider.acknowledge(ok=False, message="body too large")
