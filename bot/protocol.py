@@ -132,6 +132,17 @@ class Inbound:
         return f"e:{self.openid}:{self.create_time}:{self.event or self.kind}:{self.event_key}"
 
 
+def _text(data: dict[str, Any], key: str) -> str:
+    """A field's text; an element nested where WeChat sends text is refused, not str()-ed
+    (a deeply nested one would blow the interpreter's recursion limit)."""
+    value = data.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ProtocolError(f"{key} is not text")
+    return value
+
+
 def parse(xml: bytes) -> Inbound:
     """Parse a (verified, decrypted) message. Raises ProtocolError on anything odd."""
     if any(marker in xml for marker in _FORBIDDEN):
@@ -139,18 +150,18 @@ def parse(xml: bytes) -> Inbound:
     try:
         message = parse_message(xml.decode("utf-8"))
         data: dict[str, Any] = dict(message._data)  # the raw fields, as wechatpy parsed them
-    except Exception as exc:
+    except Exception as exc:  # RecursionError included: deep nesting is not a message
         raise ProtocolError("malformed message XML") from exc
-    openid = str(data.get("FromUserName") or "")
-    kind = str(data.get("MsgType") or "").lower()
+    openid = _text(data, "FromUserName")
+    kind = _text(data, "MsgType").lower()
     if not openid or not kind or len(openid) > 64:
         raise ProtocolError("message without sender or type")
-    try:
-        create_time = int(data.get("CreateTime") or 0)
-    except (TypeError, ValueError) as exc:
-        raise ProtocolError("bad CreateTime") from exc
-    event = str(data["Event"]).lower() if kind == "event" and data.get("Event") else None
-    event_key = str(data.get("EventKey") or "")
+    created = _text(data, "CreateTime") or "0"
+    if not _TIMESTAMP.match(created):
+        raise ProtocolError("bad CreateTime")
+    create_time = int(created)
+    event = _text(data, "Event").lower() if kind == "event" else ""
+    event_key = _text(data, "EventKey")
     scene = ""
     if event == "subscribe_scan":  # wechatpy's name for a follow through a QR code
         event, scene = "subscribe", event_key.removeprefix("qrscene_")
@@ -158,18 +169,18 @@ def parse(xml: bytes) -> Inbound:
         scene = event_key
     text = ""
     if kind == "text":
-        text = str(data.get("Content") or "")
+        text = _text(data, "Content")
     elif kind == "voice":
-        text = str(data.get("Recognition") or "")
-    msg_id = data.get("MsgId") or data.get("MsgID")
+        text = _text(data, "Recognition")
+    msg_id = _text(data, "MsgId") or _text(data, "MsgID")
     return Inbound(
         openid=openid,
-        account=str(data.get("ToUserName") or ""),
+        account=_text(data, "ToUserName"),
         kind=kind,
         create_time=create_time,
-        msg_id=str(msg_id) if msg_id and kind != "event" else None,
+        msg_id=msg_id if msg_id and kind != "event" else None,
         text=text,
-        event=event,
+        event=event or None,
         event_key=event_key,
         scene=scene[:64],
         fields={k: v for k, v in data.items() if isinstance(v, str)},
