@@ -116,6 +116,8 @@ def parse_xml(body: bytes, *, limit: int = MAX_BODY_BYTES) -> dict[str, str]:
         parser.Parse(body, True)
     except expat.ExpatError as exc:
         raise UnsafeXML(f"malformed XML: {exc}") from None
+    except (ValueError, LookupError) as exc:  # a declared encoding expat cannot read (GBK, bogus)
+        raise UnsafeXML(f"unreadable XML: {exc}") from None
     return fields
 
 
