@@ -13,7 +13,7 @@ import logging
 from aiohttp import hdrs, web
 
 from bot.keys import PAYMENTS
-from commerce.payments.base import MAX_BODY_BYTES, NotificationRejected
+from commerce.payments.base import MAX_BODY_BYTES, NotificationRejected, PaymentProvider
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,13 @@ def _answer(status: int, content_type: str, body: str) -> web.Response:
     if not body:
         return web.Response(status=status)
     return web.Response(status=status, text=body, content_type=content_type)
+
+
+def _refuse_unread(provider: PaymentProvider, status: int, message: str) -> web.Response:
+    _status, content_type, text = provider.acknowledge(ok=False, message=message)
+    refused = _answer(status, content_type, text)
+    refused.force_close()  # what is left of the body goes with the connection
+    return refused
 
 
 async def _read_body(request: web.Request) -> bytes | None:
@@ -38,11 +45,12 @@ async def _receive(request: web.Request, expected_kind: str) -> web.Response:
         raise web.HTTPNotFound()
     if request.headers.get(hdrs.CONTENT_ENCODING, "").strip().lower() not in ("", "identity"):
         # providers never compress; what a stranger compressed is not even inflated
-        _status, content_type, text = provider.acknowledge(ok=False, message="content encoding")
-        refused = _answer(415, content_type, text)
-        refused.force_close()  # the unread body goes with the connection
-        return refused
-    body = await _read_body(request)
+        return _refuse_unread(provider, 415, "content encoding")
+    try:
+        body = await _read_body(request)
+    except web.RequestPayloadError as exc:  # cut short, a broken chunk
+        log.warning("payment notification body unreadable: %s", exc)
+        return _refuse_unread(provider, 400, "unreadable body")
     if body is None:
         status, content_type, text = provider.acknowledge(ok=False, message="body too large")
         return _answer(413, content_type, text)
