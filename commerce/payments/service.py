@@ -14,7 +14,9 @@ Acknowledgement policy (what `handle_notification` returns, i.e. what WeChat Pay
   "already_paid" (another transaction paid it) and "amount_mismatch" (not the order's
   amount: the order stays unpaid, logged at ERROR level because it means a bug or a
   changed order). An unknown order is recorded and logged at ERROR level for a human.
-- False (FAIL) when nothing was recorded: another merchant's or app's notification.
+- False (FAIL) when nothing was recorded: another merchant's or app's notification, or a
+  refund notification naming another order or amount than its refund's (v2 refund data is
+  not signed: AES-ECB blocks moved without the key can still decrypt to well-formed XML).
 - Database errors propagate: the endpoint answers 500 and WeChat retries later.
 """
 
@@ -26,13 +28,14 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from commerce import notices, orders
 from commerce.background import BackgroundTasks
 from commerce.errors import ErrorCode, ShopError
-from commerce.models import OrderStatus, Refund
+from commerce.models import Order, OrderStatus, Refund
 from commerce.notifications import Notifier
 from commerce.payments.base import Notification, PaymentError, PaymentProvider, PaymentRequest
 
@@ -171,6 +174,24 @@ class PaymentService:
         return True
 
     async def _refund_result(self, n: Notification) -> bool:
+        async with self._sessions() as session:
+            named = (
+                await session.execute(
+                    select(Order.order_no, Refund.amount_fen)
+                    .join(Order, Order.id == Refund.order_id)
+                    .where(Refund.refund_no == n.refund_no)
+                )
+            ).first()
+        if named is not None and (named.order_no, named.amount_fen) != (n.order_no, n.amount_fen):
+            log.error(
+                "REFUND NOTIFICATION DOES NOT MATCH ITS REFUND, refused: refund=%s order=%s (%s) fen=%s (%s)",
+                n.refund_no,
+                n.order_no,
+                named.order_no,
+                n.amount_fen,
+                named.amount_fen,
+            )
+            return False
         result = await self._unit_of_work(
             lambda session: orders.record_refund_result(
                 session,
