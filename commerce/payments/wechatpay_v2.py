@@ -4,7 +4,9 @@ Every message is a flat `<xml>` of fields signed with the API key: the non-empty
 sorted by name, `k=v` joined with `&`, then `&key=API_KEY`, hashed with MD5 or
 HMAC-SHA256 (keyed with the API key), uppercase hex. We verify with our own code and
 `hmac.compare_digest` (wechatpy checks only MD5, in variable time). Refund notifications
-are not signed: their `req_info` is AES-256-ECB encrypted with md5(API key).
+are not signed: their `req_info` is AES-256-ECB encrypted with md5(API key). ECB has no
+MAC: its 16-byte blocks can be moved without the key and still decrypt to well-formed
+XML, so what req_info holds is believed only in WeChat's shapes (ids, refund_status).
 
 XML from outside is parsed with expat directly: DOCTYPE and ENTITY declarations are
 refused, bodies are size-limited and only flat documents are accepted.
@@ -17,6 +19,7 @@ import binascii
 import hashlib
 import hmac
 import logging
+import re
 import ssl
 import time
 from collections.abc import Callable, Mapping
@@ -45,6 +48,9 @@ NAME = "wechatpay_v2"
 SIGN_TYPES = ("MD5", "HMAC-SHA256")
 # err_codes that mean "we do not know yet, call again with the same fields"
 RETRY_WITH_SAME_FIELDS = frozenset({"SYSTEMERROR", "BIZERR_NEED_RETRY"})
+# WeChat's order, refund and transaction numbers: "数字、大小写字母_-|*@", at most 64
+WECHAT_ID = re.compile(r"[0-9A-Za-z_\-|*@]{1,64}")
+REFUND_STATUSES = frozenset({"SUCCESS", "CHANGE", "REFUNDCLOSE"})
 CHINA = timezone(timedelta(hours=8))
 SUCCESS_ACK = "<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>"
 
@@ -348,17 +354,20 @@ class WeChatPayV2Provider:
             inner = parse_xml(decrypt_req_info(data["req_info"], key=self._key))
         except (UnsafeXML, ValueError, binascii.Error):
             raise NotificationRejected("req_info does not decrypt with the API key") from None
+        status = inner.get("refund_status", "")
+        if status not in REFUND_STATUSES:  # not WeChat's: blocks of req_info were moved
+            raise NotificationRejected(f"unknown refund_status {status[:40]!r}")
         return Notification(
             kind="refund",
             provider=NAME,
-            order_no=_required(inner, "out_trade_no"),
+            order_no=_id(inner, "out_trade_no"),
             amount_fen=_fen(inner, "refund_fee"),
-            succeeded=inner.get("refund_status") == "SUCCESS",
+            succeeded=status == "SUCCESS",
             mchid=_required(data, "mch_id"),
             appid=_required(data, "appid"),
-            transaction_id=inner.get("transaction_id", ""),
-            refund_no=_required(inner, "out_refund_no"),
-            provider_refund_id=_required(inner, "refund_id"),
+            transaction_id=_id(inner, "transaction_id", required=False),
+            refund_no=_id(inner, "out_refund_no"),
+            provider_refund_id=_id(inner, "refund_id"),
             occurred_at=parse_china_time(inner.get("success_time", ""), "%Y-%m-%d %H:%M:%S"),
             payload=inner,
         )
@@ -373,6 +382,13 @@ def _required(data: Mapping[str, str], key: str) -> str:
     value = data.get(key, "")
     if not value:
         raise NotificationRejected(f"notification field {key!r} is missing")
+    return value
+
+
+def _id(data: Mapping[str, str], key: str, *, required: bool = True) -> str:
+    value = _required(data, key) if required else data.get(key, "")
+    if value and not WECHAT_ID.fullmatch(value):
+        raise NotificationRejected(f"notification field {key!r} is not a WeChat Pay number")
     return value
 
 

@@ -203,10 +203,13 @@ def _v2_refund_inner(fields: dict[str, str]) -> dict[str, str] | None:
         return None
 
 
-# What a v2 refund notification decides. AES-ECB has no MAC: 16-byte blocks moved within
-# req_info can still decrypt to well-formed XML, with other ids (transaction_id,
-# refund_id) but this same verdict on this same refund: that is no forgery.
-V2_VERDICT = ("out_trade_no", "out_refund_no", "refund_status", "refund_fee")
+# What a v2 refund notification decides on its refund. AES-ECB has no MAC: 16-byte blocks
+# moved within req_info can decrypt to well-formed XML in WeChat's shapes with other ids:
+# this same verdict under another refund_id, or a refund number the shop does not know
+# (recorded for a human). That is no forgery; other numbers in them are.
+V2_VERDICT = ("out_trade_no", "refund_status", "refund_fee")
+V2_IDS = ("out_trade_no", "out_refund_no", "refund_id", "transaction_id")
+WECHAT_ID = re.compile(r"[0-9A-Za-z_\-|*@]{1,64}")
 
 
 def _b64(value: str | None) -> bytes | None:
@@ -232,6 +235,7 @@ def equivalent(case: Case, sent: Request) -> bool:
                 and [fields.get(k) for k in outer] == [original.get(k) for k in outer]
                 and [inner.get(k) for k in V2_VERDICT]
                 == [original_inner.get(k) for k in V2_VERDICT]
+                and all(WECHAT_ID.fullmatch(inner.get(k) or "0") for k in V2_IDS)
             )
         return fields == original
     if sent.body != valid.body:
@@ -773,4 +777,41 @@ async def test_bug_a_refund_notification_naming_another_order_settled_the_refund
             shop, "refund", replace(order, order_no=order_no), replace(refund, amount_fen=amount)
         )
         assert 400 <= (await post(shop, f"/pay/refund-notify/{provider}", sent))[0] < 500
+    assert await state(shop, order.openid) == before
+
+
+async def test_bug_v2_refund_data_with_moved_blocks_failed_a_refund(
+    start_shop: ShopStarter,
+) -> None:
+    """Found by the test above: 16-byte AES-ECB blocks moved inside req_info (no key needed)
+    decrypt to fields with a piece of other XML in them. A refund_status so garbled recorded
+    the refund as failed though WeChat Pay had paid it back; a refund number so garbled was
+    recorded as an unknown refund, a refund id so garbled settled the refund under another
+    key. Here the key makes those plaintexts directly; what req_info holds must have WeChat's
+    shapes (ids of letters, digits and _-|*@, a known refund_status) to be believed."""
+    shop = await start_shop("wechatpay_v2")
+    order = await shop.order()
+    await pay(shop, order)
+    async with shop.app[SERVICES].sessions() as session, session.begin():
+        refund = await orders.start_refund(
+            session, order_id=order.id, amount_fen=100, reason="fuzz", actor="staff:o_owner"
+        )
+    before = await state(shop, order.openid)
+    moved = "<root><transacti"
+    no = refund.refund_no
+    for fields in (
+        {"refund_status": "SUC" + moved + "CESS"},
+        {"out_refund_no": no[:13] + moved + no[13:]},
+        {"refund_id": "5000" + moved + "00000000000003"},
+    ):
+        body = shop.wechat.v2_refund_notification(
+            order.order_no,
+            fields.get("out_refund_no", no),
+            100,
+            order.payable_fen,
+            refund_id=fields.get("refund_id"),
+            refund_status=fields.get("refund_status", "SUCCESS"),
+        )
+        sent = Request((("Content-Type", "text/xml"),), body)
+        assert 400 <= (await post(shop, "/pay/refund-notify/wechatpay_v2", sent))[0] < 500, fields
     assert await state(shop, order.openid) == before
