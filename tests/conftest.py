@@ -19,7 +19,7 @@ def test_root() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def postgres_server(test_root: Path) -> Iterator[PostgresServer]:
-    server = PostgresServer(test_root / "postgres")
+    server = PostgresServer(test_root / "postgres", durable=False)
     yield server
     server.stop()
 

