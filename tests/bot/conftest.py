@@ -11,11 +11,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.app import create_app
 from bot.config import Config, build_config
 from bot.outbound import MemoryOutbox
-from commerce.db import create_engine, session_factory
-from commerce.seed import seed_demo_catalog
 from tests.bot.chat import AES_KEY, Shop
 from tests.bot.world import World, WorldFactory
 from tests.fakes.wechat import APPID, APPSECRET, FakeWeChat
+from tests.servers import has_demo_catalog, seed_demo
 
 
 def make_config(db_url: str, **sections: dict[str, Any]) -> Config:
@@ -34,19 +33,21 @@ def make_config(db_url: str, **sections: dict[str, Any]) -> Config:
 
 
 async def seed(db_url: str) -> None:
-    engine = create_engine(db_url)
-    try:
-        async with session_factory(engine)() as session, session.begin():
-            await seed_demo_catalog(session)
-    finally:
-        await engine.dispose()
+    """Add the demo catalog to a fresh database (not the demo group buys: tests make
+    their own). A database a `demo_catalog` test got (tests/conftest.py) has it already."""
+    if not has_demo_catalog(db_url):
+        await seed_demo(db_url)
 
 
 ShopFactory = Callable[..., Awaitable[Shop]]
 
 
 @pytest.fixture
-async def make_shop(aiohttp_client: Callable[..., Awaitable[TestClient]]) -> AsyncIterator[ShopFactory]:
+async def make_shop(
+    aiohttp_client: Callable[..., Awaitable[TestClient]], demo_catalog: None
+) -> AsyncIterator[ShopFactory]:
+    """Build the shop on a database its test got with the demo catalog (`demo_catalog`)."""
+
     async def build(db_url: str, **sections: dict[str, Any]) -> Shop:
         await seed(db_url)
         config = make_config(db_url, **sections)
@@ -73,6 +74,7 @@ async def sqlite_shop(make_shop: ShopFactory, sqlite_url: str) -> Shop:
 async def make_world(
     aiohttp_client: Callable[..., Awaitable[TestClient]],
     aiohttp_server: Callable[..., Awaitable[TestServer]],
+    demo_catalog: None,
 ) -> WorldFactory:
     """The shop with the notification planner and a fake WeChat server (tests/bot/world.py).
 

@@ -33,8 +33,11 @@ REAL_PAY = {"provider": "wechatpay_v2", "mchid": "1900000109", "api_v2_key": "k"
 
 
 @pytest.fixture
-def make_web_shop(sqlite_url: str, aiohttp_client: Callable[..., Awaitable[TestClient]]) -> ShopFactory:
-    """Build the shop (demo catalog, in-memory outbox) served on a real localhost port."""
+def make_web_shop(
+    sqlite_url: str, aiohttp_client: Callable[..., Awaitable[TestClient]], demo_catalog: None
+) -> ShopFactory:
+    """Build the shop (demo catalog, in-memory outbox) served on a real localhost port;
+    its database comes with the catalog (`demo_catalog`), so `seed()` adds nothing."""
 
     async def build(**sections: dict[str, Any]) -> Shop:
         await seed(sqlite_url)
