@@ -213,7 +213,7 @@ def _forbidden(shop: Shop, sent: Sent, tokens: list[str]) -> dict[str, str]:
 
 
 async def test_a_day_of_the_shop_leaves_no_secret_in_the_logs(
-    db_url: str, aiohttp_client: Callable[..., Awaitable[TestClient]], log_lines: io.StringIO
+    db_url: str, demo_catalog: None, aiohttp_client: Callable[..., Awaitable[TestClient]], log_lines: io.StringIO
 ) -> None:
     sent = Sent()
     shop = await _shop(db_url, aiohttp_client, sent)

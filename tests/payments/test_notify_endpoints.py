@@ -82,6 +82,7 @@ async def start_shop(
     unused_tcp_port: int,
     aiohttp_client: Callable[..., Awaitable[TestClient]],
     aiohttp_server: Callable[..., Awaitable[TestServer]],
+    demo_catalog: None,
 ) -> ShopStarter:
     async def start(provider: str) -> PayShop:
         wechat = FakeWeChatPay()

@@ -83,7 +83,7 @@ def _free_port() -> int:
 
 @pytest.fixture
 async def served_shop(
-    sqlite_url: str, aiohttp_server: Callable[..., Awaitable[TestServer]]
+    sqlite_url: str, aiohttp_server: Callable[..., Awaitable[TestServer]], demo_catalog: None
 ) -> tuple[TestServer, str]:
     """(server, base URL): the app on a real port whose links all point back at it."""
     await seed(sqlite_url)
