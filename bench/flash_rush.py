@@ -51,7 +51,7 @@ from commerce.models import (  # noqa: E402
     Product,
     Variant,
 )
-from commerce.orders import place_order  # noqa: E402
+from commerce.orders.placement import place_order
 from commerce.rules import ShopRules  # noqa: E402
 
 RULES = ShopRules()

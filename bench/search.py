@@ -24,7 +24,7 @@ from pathlib import Path
 if __name__ == "__main__" and not __package__:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
-from commerce.search import SearchDoc, SearchIndex  # noqa: E402
+from commerce.catalog.search import SearchDoc, SearchIndex
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,9 +61,9 @@ from wechatpy.crypto import PrpCrypto  # noqa: E402
 from yarl import URL  # noqa: E402
 
 from bench.search import SPECS, make_docs, make_queries  # noqa: E402
+from bot.chat.render import Renderer
 from bot.config import Config, build_config  # noqa: E402
-from bot.render import Renderer  # noqa: E402
-from bot.simulator import build_message_xml, sign  # noqa: E402
+from bot.devtools.simulator import build_message_xml, sign
 from commerce.db import create_engine  # noqa: E402
 from commerce.migrate import upgrade  # noqa: E402
 from commerce.models import (  # noqa: E402

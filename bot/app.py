@@ -16,21 +16,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import (
-    dev_chat,
-    export_page,
-    group_page,
-    invites,
-    pages,
-    pay_page,
-    paylink,
-    referral_page,
-    webhook,
-)
 from bot.admin.broadcast import Broadcaster
-from bot.alerts import MANAGERS, StaffAlerts, openid_tail
+from bot.chat.conversation import Conversation
+from bot.chat.render import Rendered, Renderer
+from bot.chat.replies import Text
 from bot.config import Config
-from bot.conversation import Conversation
+from bot.devtools import dev_chat
 from bot.dialogs.base import DialogRuntime
 from bot.dialogs.cart import CartDialog
 from bot.dialogs.checkout import CheckoutDialog
@@ -40,9 +31,6 @@ from bot.dialogs.orders import OrdersDialog
 from bot.dialogs.search import SearchDialog
 from bot.dialogs.store import DialogStore, MemoryDialogStore, RedisDialogStore
 from bot.handlers import build_routes, pay_notify
-from bot.health import HEALTH, HealthChecks, healthz
-from bot.inbox import Inbox, MemoryReplyStore, ReplyStore, UserLock, UserLocks
-from bot.inbox_redis import RedisReplyStore, RedisUserLocks
 from bot.install import resolve_install_secrets
 from bot.keys import (
     CONFIG,
@@ -58,12 +46,31 @@ from bot.keys import (
     SERVICES,
 )
 from bot.metrics import Metrics
-from bot.notify import OutboundNotifier
-from bot.outbound import MemoryOutbox, OutboundSender
+from bot.outbound.alerts import MANAGERS, StaffAlerts, openid_tail
+from bot.outbound.notifier import OutboundNotifier
+from bot.outbound.planner import NotificationPlanner, PlannedNotifier, parse_template_ids
+from bot.outbound.sender import MemoryOutbox, OutboundSender
 from bot.payments import build_payment_service
-from bot.planner import NotificationPlanner, PlannedNotifier, parse_template_ids
-from bot.protocol import Inbound
-from bot.ratelimit import (
+from bot.services import Customers, Services, StaffDirectory, shop_rules
+from bot.web import export as export_page
+from bot.web import group as group_page
+from bot.web import invites, paylink
+from bot.web import pay as pay_page
+from bot.web import product as pages
+from bot.web import referral as referral_page
+from bot.web.health import HEALTH, HealthChecks, healthz
+from bot.wechat import webhook
+from bot.wechat.api import (
+    AccessTokenManager,
+    MemoryTokenStore,
+    RedisTokenStore,
+    StableTokenFetcher,
+    WeChatClient,
+)
+from bot.wechat.inbox import Inbox, MemoryReplyStore, ReplyStore, UserLock, UserLocks
+from bot.wechat.inbox_redis import RedisReplyStore, RedisUserLocks
+from bot.wechat.protocol import Inbound
+from bot.wechat.ratelimit import (
     MemoryRateLimiter,
     MessageGate,
     RateLimiter,
@@ -71,25 +78,15 @@ from bot.ratelimit import (
     SendRateGate,
     Verdict,
 )
-from bot.render import Rendered, Renderer
-from bot.replay import MemoryReplayCache, RedisReplayCache
-from bot.replies import Text
-from bot.services import Customers, Services, StaffDirectory, shop_rules
-from bot.wechat_api import (
-    AccessTokenManager,
-    MemoryTokenStore,
-    RedisTokenStore,
-    StableTokenFetcher,
-    WeChatClient,
-)
-from commerce.catalog import Catalog
+from bot.wechat.replay import MemoryReplayCache, RedisReplayCache
+from commerce.catalog.read import Catalog
 from commerce.db import create_engine, session_factory
-from commerce.outbox import OutboxItem
+from commerce.messaging.outbox import OutboxItem
 from commerce.rules import SESSION_RULES  # referrals, points: rules on every session
 from scheduler.jobs import JobContext
 from scheduler.runner import RedisTickLock, TickLock, start_scheduler
 
-STATIC_DIR = Path(__file__).parent / "static"
+STATIC_DIR = Path(__file__).parent / "web" / "static"
 _OUTBOUND_GIVEN = web.AppKey("outbound_given", bool)
 
 

@@ -16,10 +16,10 @@ from sqlalchemy.exc import OperationalError
 from bot.config import Config, ConfigError, load_config
 from bot.logs import AccessLogger, configure_logging
 from bot.services import shop_rules
+from commerce.catalog.seed import catalog_is_empty, seed_demo_catalog, seed_demo_group_buys
 from commerce.db import create_engine, session_factory
 from commerce.migrate import upgrade
 from commerce.rules import utcnow
-from commerce.seed import catalog_is_empty, seed_demo_catalog, seed_demo_group_buys
 
 log = logging.getLogger("storefront")
 
@@ -166,7 +166,7 @@ def _serve_workers(config: Config, count: int) -> int:
 
 
 def _cmd_chat(config: Config, args: argparse.Namespace) -> int:
-    from bot.simulator import run_chat
+    from bot.devtools.simulator import run_chat
 
     url = args.url or f"http://{_connect_host(config.server.host)}:{config.server.port}/wechat"
     if args.aes and not config.wechat.encoding_aes_key:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.chat.render import Renderer
 from bot.config import Config
-from bot.inbox import Inbox
 from bot.metrics import Metrics
-from bot.notify import OutboundNotifier
-from bot.outbound import OutboundSender
-from bot.render import Renderer
-from bot.replay import ReplayCache
+from bot.outbound.notifier import OutboundNotifier
+from bot.outbound.sender import OutboundSender
 from bot.services import Services
+from bot.wechat.inbox import Inbox
+from bot.wechat.replay import ReplayCache
 from commerce.payments.service import PaymentService
 from scheduler.jobs import JobContext
 

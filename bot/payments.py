@@ -9,7 +9,7 @@ import aiohttp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Config, ConfigError, PayConfig
-from commerce.notifications import Notifier
+from commerce.messaging.notifications import Notifier
 from commerce.payments.base import PaymentProvider
 from commerce.payments.sandbox import SandboxProvider
 from commerce.payments.service import PaymentService

@@ -12,13 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Config
 from bot.dialogs.base import DialogRuntime
-from commerce import outbox
-from commerce.catalog import Catalog
-from commerce.customers import CustomerInfo, touch_customer
+from commerce.catalog.read import Catalog
+from commerce.customers.customers import CustomerInfo, touch_customer
+from commerce.messaging import outbox
 from commerce.models import StaffRole
-from commerce.orders import OrderView
+from commerce.orders.views import OrderView
 from commerce.rules import ShopRules, utcnow
-from commerce.staff import staff_role
+from commerce.staff.staff import staff_role
 
 TOUCH_INTERVAL_SECONDS = 60.0
 

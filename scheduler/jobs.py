@@ -16,9 +16,10 @@ from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from commerce import notices, orders
-from commerce.notifications import Notifier
-from commerce.order_views import OrderView
+from commerce.messaging import notices
+from commerce.messaging.notifications import Notifier
+from commerce.orders import status as order_status
+from commerce.orders.views import OrderView
 from commerce.rules import ShopRules
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ async def in_unit(ctx: JobContext, work: Callable[[AsyncSession], Awaitable[T]])
 
 async def expire_unpaid_orders(ctx: JobContext) -> int:
     """Cancel unpaid orders past their deadline: stock back, provider order closed, customer told."""
-    expired = await in_unit(ctx, lambda session: orders.expire_due_orders(session, now=ctx.clock()))
+    expired = await in_unit(ctx, lambda session: order_status.expire_due_orders(session, now=ctx.clock()))
     for order in expired:
         if ctx.payments is not None:
             await ctx.payments.close(order_no=order.order_no)
@@ -95,7 +96,7 @@ async def expire_unpaid_orders(ctx: JobContext) -> int:
 async def remind_unpaid_orders(ctx: JobContext) -> int:
     """Remind once, shortly before an unpaid order expires, with its payment link."""
     async with ctx.sessions() as session, session.begin():
-        due = await orders.orders_to_remind(session, now=ctx.clock(), rules=ctx.rules)
+        due = await order_status.orders_to_remind(session, now=ctx.clock(), rules=ctx.rules)
     await _notify_each(ctx, due, "order_expiring", lambda order: {"pay_url": ctx.pay_url(order)})
     return len(due)
 
@@ -103,7 +104,7 @@ async def remind_unpaid_orders(ctx: JobContext) -> int:
 async def complete_shipped_orders(ctx: JobContext) -> int:
     """Shipped orders not confirmed by the customer complete by themselves after N days."""
     done = await in_unit(
-        ctx, lambda session: orders.complete_due_orders(session, now=ctx.clock(), rules=ctx.rules)
+        ctx, lambda session: order_status.complete_due_orders(session, now=ctx.clock(), rules=ctx.rules)
     )
     await _notify_each(ctx, done, "order_auto_completed", lambda order: {})
     return len(done)
@@ -127,7 +128,7 @@ async def unfreeze_commission(ctx: JobContext) -> int:
     """Commission whose order completed a return window ago becomes available; the referrer is told.
 
     Each commission moves once (a conditional UPDATE), so a second run frees nothing."""
-    from commerce import commission
+    from commerce.referrals import commission
 
     return await in_unit(
         ctx, lambda session: commission.unfreeze_due(session, now=ctx.clock(), rules=ctx.rules)
@@ -141,7 +142,7 @@ async def expire_group_buys(ctx: JobContext) -> int:
     The refunds are found by state (member orders still paid), not by "failed in this run",
     so a second run, or a run after a crash between the two steps, finishes the work
     without refunding anything twice. Returns the refunds started."""
-    from commerce import group_deadlines
+    from commerce.groupbuys import deadlines as group_deadlines
 
     await in_unit(ctx, lambda session: group_deadlines.fail_due_groups(session, now=ctx.clock()))
     if ctx.payments is None:
@@ -153,7 +154,7 @@ async def expire_group_buys(ctx: JobContext) -> int:
 
 async def remind_group_buys(ctx: JobContext) -> int:
     """Members of an open group hear its progress once, within the hour before its deadline."""
-    from commerce import group_deadlines
+    from commerce.groupbuys import deadlines as group_deadlines
 
     return await in_unit(ctx, lambda session: group_deadlines.remind_due_groups(session, now=ctx.clock()))
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.simulator import WebhookClient, build_message_xml
+from bot.devtools.simulator import WebhookClient, build_message_xml
 from commerce.models import Base
 
 STOREFRONT = shutil.which("storefront", path=os.path.dirname(sys.executable))
@@ -426,7 +426,7 @@ def test_two_workers_on_one_port_answer_once(tmp_path: Path, redis_url: str) -> 
 
     import aiohttp
 
-    from bot.simulator import WebhookClient, build_message_xml
+    from bot.devtools.simulator import WebhookClient, build_message_xml
 
     assert STOREFRONT is not None
     db, port = tmp_path / "shop.db", free_port()

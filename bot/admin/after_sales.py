@@ -13,12 +13,13 @@ from typing import Any
 
 from bot.admin.orders import staff_actor, tell_customer
 from bot.admin.registry import ALL_ROLES, MANAGERS, REGISTRY, AdminContext, Outcome, UsageError
-from bot.alerts import openid_tail
+from bot.chat.replies import Text
 from bot.dialogs.common import error_reply, unit_of_work
-from bot.replies import Text
-from commerce import after_sales, orders
+from bot.outbound.alerts import openid_tail
 from commerce.errors import ErrorCode, ShopError
 from commerce.models import AfterSalesStatus
+from commerce.orders import after_sales
+from commerce.payments import refunds
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ async def approve(actx: AdminContext) -> Outcome:
         return Outcome(Text("admin/approve_confirm", request_data(view)), confirm_first=True)
     async with unit_of_work(actx.ctx) as session:
         view, (before, after) = await after_sales.approve(session, request_id=rid, actor=staff_actor(actx))
-        refundable = await orders.refundable_fen(session, order_id=view.order_id)
+        refundable = await refunds.refundable_fen(session, order_id=view.order_id)
     refund_no, refund_error, provider_refused = "", None, False
     if refundable > 0 and actx.services.payments is not None:
         try:

@@ -16,12 +16,12 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from bot.admin.registry import OWNERS, PREFIXES, REGISTRY, AdminContext, Outcome, UsageError
+from bot.chat.render import Renderer
+from bot.chat.replies import Text
 from bot.dialogs.common import unit_of_work
-from bot.outbound import OutboundSender
-from bot.render import Renderer
-from bot.replies import Text
-from commerce import broadcast as audience
+from bot.outbound.sender import OutboundSender
 from commerce.background import BackgroundTasks
+from commerce.messaging import broadcast as audience
 from commerce.rules import utcnow
 
 log = logging.getLogger(__name__)

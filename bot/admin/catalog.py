@@ -23,10 +23,11 @@ from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
 from bot.admin.registry import MANAGERS, PREFIXES, REGISTRY, AdminContext, Outcome, UsageError
+from bot.chat.replies import Text
 from bot.dialogs.common import unit_of_work
-from bot.replies import Text
-from commerce import catalog_admin, catalog_csv
-from commerce.catalog_admin import PRICE_RANGE, AdminProductView
+from commerce.catalog import admin as catalog_admin
+from commerce.catalog import csv_io as catalog_csv
+from commerce.catalog.admin import PRICE_RANGE, AdminProductView
 from commerce.errors import ErrorCode, ShopError
 
 FETCH_TIMEOUT_SECONDS = 10.0

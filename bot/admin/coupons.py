@@ -16,11 +16,11 @@ from typing import Any
 
 from bot.admin.catalog import parse_yuan
 from bot.admin.registry import MANAGERS, REGISTRY, AdminContext, Outcome, UsageError
+from bot.chat.replies import Text
 from bot.dialogs.common import unit_of_work
-from bot.replies import Text
-from commerce import coupons
-from commerce.coupons import CouponView
 from commerce.models import CouponKind
+from commerce.promotions import coupons
+from commerce.promotions.coupons import CouponView
 from commerce.rules import utcnow
 
 LIST_LIMIT = 15

@@ -11,10 +11,10 @@ from __future__ import annotations
 from datetime import date
 
 from bot.admin.registry import MANAGERS, REGISTRY, AdminContext, Outcome, UsageError
-from bot.export_page import Kind, export_url
-from bot.replies import Text
+from bot.chat.replies import Text
+from bot.web.export import Kind, export_url
 from commerce.errors import ErrorCode, ShopError
-from commerce.export import MAX_DAYS
+from commerce.reports.export import MAX_DAYS
 
 KIND_WORDS: dict[str, Kind] = {"orders": "orders", "订单": "orders", "products": "products", "商品": "products"}
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from bot.admin.registry import ALL_ROLES, OWNERS, REGISTRY, AdminContext, Outcome, UsageError
+from bot.chat.replies import Text
 from bot.dialogs.common import unit_of_work
-from bot.replies import Text
-from commerce import audit, staff
+from commerce.staff import audit, staff
 
 GROUP_ORDER = (
     "general", "catalog", "orders", "after_sales", "group_buys", "referrals", "coupons", "stats", "broadcast",

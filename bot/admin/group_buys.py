@@ -27,14 +27,17 @@ from typing import Any
 
 from bot.admin.catalog import parse_yuan, which_variant
 from bot.admin.registry import ALL_ROLES, MANAGERS, REGISTRY, AdminContext, Outcome, UsageError
-from bot.alerts import openid_tail
+from bot.chat.replies import Text
 from bot.dialogs.common import unit_of_work
-from bot.replies import Text
-from bot.scenes import CODE_MAX, CODE_MIN
-from commerce import catalog_admin, group_buys, group_campaigns, group_deadlines
+from bot.outbound.alerts import openid_tail
+from bot.wechat.scenes import CODE_MAX, CODE_MIN
+from commerce.catalog import admin as catalog_admin
 from commerce.errors import ErrorCode, ShopError
-from commerce.group_buys import GroupView
-from commerce.group_campaigns import CampaignView
+from commerce.groupbuys import campaigns as group_campaigns
+from commerce.groupbuys import deadlines as group_deadlines
+from commerce.groupbuys import groups as group_buys
+from commerce.groupbuys.campaigns import CampaignView
+from commerce.groupbuys.groups import GroupView
 from commerce.models import GroupMemberStatus, GroupStatus
 from commerce.rules import utcnow
 

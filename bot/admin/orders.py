@@ -15,13 +15,16 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from bot.admin.registry import ALL_ROLES, MANAGERS, REGISTRY, AdminContext, Outcome, UsageError
-from bot.alerts import openid_tail, order_items
+from bot.chat.replies import Text
 from bot.dialogs.common import order_data, unit_of_work
-from bot.replies import Text
-from commerce import group_buys, order_admin, orders
+from bot.outbound.alerts import openid_tail, order_items
 from commerce.errors import ErrorCode, ShopError
+from commerce.groupbuys import groups as group_buys
 from commerce.models import OrderStatus
-from commerce.orders import OrderView
+from commerce.orders import queries as order_admin
+from commerce.orders import status as order_status
+from commerce.orders.views import OrderView
+from commerce.payments import refunds
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +216,7 @@ async def ship(actx: AdminContext) -> Outcome:
         raise UsageError
     async with unit_of_work(actx.ctx) as session:
         before = await order_admin.find_order(session, ref=ref)
-        after = await orders.ship_order(
+        after = await order_status.ship_order(
             session, order_id=before.id, carrier=carrier, tracking_no=tracking_no, actor=staff_actor(actx)
         )
     told = await tell_customer(
@@ -235,7 +238,7 @@ async def refund(actx: AdminContext) -> Outcome:
     amount = parse_amount(actx.arg(1)) if len(actx.args) == 2 else None
     async with unit_of_work(actx.ctx) as session:
         order = await order_admin.find_order(session, ref=ref)
-        refundable = await orders.refundable_fen(session, order_id=order.id)
+        refundable = await refunds.refundable_fen(session, order_id=order.id)
     if refundable <= 0:
         raise ShopError(ErrorCode.NOTHING_TO_REFUND, status=str(order.status), available=0)
     amount_fen = refundable if amount is None else amount
@@ -278,7 +281,7 @@ async def cancel(actx: AdminContext) -> Outcome:
                        confirm_first=True)
     try:
         async with unit_of_work(actx.ctx) as session:
-            after = await orders.cancel_order(session, order_id=order.id, actor=staff_actor(actx), note="shop")
+            after = await order_status.cancel_order(session, order_id=order.id, actor=staff_actor(actx), note="shop")
     except ShopError as exc:
         if exc.code == ErrorCode.ILLEGAL_TRANSITION and exc.details.get("from") in {str(s) for s in PAID_STATUSES}:
             return _cancel_refused(await _find(actx, order.order_no))  # paid meanwhile

@@ -14,10 +14,11 @@ from __future__ import annotations
 from typing import Any
 
 from bot.admin.registry import MANAGERS, REGISTRY, AdminContext, Outcome, UsageError
-from bot.alerts import openid_tail
-from bot.replies import Text
-from commerce import commission, notices, referrals
-from commerce.commission import WithdrawalView
+from bot.chat.replies import Text
+from bot.outbound.alerts import openid_tail
+from commerce.messaging import notices
+from commerce.referrals import commission, referrals
+from commerce.referrals.commission import WithdrawalView
 from commerce.rules import utcnow
 
 TOP = 10

@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.context import Context
-from bot.replies import Reply, Text
+from bot.chat.context import Context
+from bot.chat.replies import Reply, Text
 from commerce.models import StaffRole
 
 ALL_ROLES = frozenset(StaffRole)

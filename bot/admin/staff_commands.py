@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.admin.registry import OWNERS, REGISTRY, AdminContext, Outcome, UsageError
+from bot.chat.replies import Text
 from bot.dialogs.common import unit_of_work
-from bot.replies import Text
-from commerce import staff
 from commerce.models import StaffRole
+from commerce.staff import staff
 
 ROLE_WORDS = {
     "owner": StaffRole.OWNER, "店主": StaffRole.OWNER,

@@ -6,10 +6,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.admin.registry import MANAGERS, REGISTRY, AdminContext, Outcome, UsageError
-from bot.alerts import openid_tail
+from bot.chat.replies import Text
 from bot.dialogs.common import unit_of_work
-from bot.replies import Text
-from commerce import referrals, stats
+from bot.outbound.alerts import openid_tail
+from commerce.referrals import referrals
+from commerce.reports import stats
 from commerce.rules import utcnow
 
 TOP_REFERRERS = 5

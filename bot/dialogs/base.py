@@ -18,10 +18,10 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
-from bot.context import Context
+from bot.chat.context import Context
+from bot.chat.keywords import match_keyword, parse_number
+from bot.chat.replies import Reply
 from bot.dialogs.store import DialogStore, StoredDialog
-from bot.keywords import match_keyword, parse_number
-from bot.replies import Reply
 
 S = TypeVar("S", bound=enum.StrEnum)
 D = TypeVar("D")

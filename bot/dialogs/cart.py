@@ -14,13 +14,13 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from bot.context import Context
+from bot.chat.context import Context
+from bot.chat.keywords import CHANGE_QUANTITY, REMOVE_LINE, match_command, match_keyword
+from bot.chat.replies import Reply, Text
 from bot.dialogs.base import Dialog, Step, on
 from bot.dialogs.common import cart_data, error_reply, unit_of_work
-from bot.keywords import CHANGE_QUANTITY, REMOVE_LINE, match_command, match_keyword
-from bot.replies import Reply, Text
-from commerce import cart
-from commerce.cart import CartView
+from commerce.cart import cart
+from commerce.cart.cart import CartView
 from commerce.errors import ShopError
 
 

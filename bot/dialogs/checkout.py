@@ -26,7 +26,9 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.context import Context
+from bot.chat.context import Context
+from bot.chat.keywords import USE_COUPON, USE_POINTS, match_command, match_keyword
+from bot.chat.replies import Notice, Reply, Text, with_notice
 from bot.dialogs.base import Dialog, Step, on
 from bot.dialogs.common import address_data as _address_data
 from bot.dialogs.common import (
@@ -36,12 +38,12 @@ from bot.dialogs.common import (
     save_typed_address,
     unit_of_work,
 )
-from bot.keywords import USE_COUPON, USE_POINTS, match_command, match_keyword
-from bot.replies import Notice, Reply, Text, with_notice
-from commerce import addresses, cart, orders, pricing
-from commerce.addresses import AddressView
+from commerce.cart import cart, pricing
+from commerce.cart.pricing import NO_COUPON, Quote
+from commerce.customers import addresses
+from commerce.customers.addresses import AddressView
 from commerce.errors import ShopError
-from commerce.pricing import NO_COUPON, Quote
+from commerce.orders import placement as orders
 
 
 class CheckoutState(enum.StrEnum):

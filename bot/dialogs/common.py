@@ -8,13 +8,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.context import Context
-from bot.replies import Card, News, Text
-from commerce import addresses, notices
-from commerce.addresses import AddressView, ParsedAddress
-from commerce.cart import CartView
+from bot.chat.context import Context
+from bot.chat.replies import Card, News, Text
+from commerce.cart.cart import CartView
+from commerce.customers import addresses
+from commerce.customers.addresses import AddressView, ParsedAddress
 from commerce.errors import ShopError
-from commerce.order_views import OrderView
+from commerce.messaging import notices
+from commerce.orders.views import OrderView
 
 
 @asynccontextmanager

@@ -16,10 +16,10 @@ import enum
 import time
 from dataclasses import dataclass, field
 
-from bot.context import Context
+from bot.chat.context import Context
+from bot.chat.keywords import match_keyword, normalize
+from bot.chat.replies import Text
 from bot.dialogs.base import Dialog, Step, on
-from bot.keywords import match_keyword, normalize
-from bot.replies import Text
 
 CONFIRM_SECONDS = 120
 

@@ -26,7 +26,9 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.context import Context
+from bot.chat.context import Context
+from bot.chat.keywords import match_keyword, parse_number
+from bot.chat.replies import Reply, Text
 from bot.dialogs.base import Dialog, Step, on
 from bot.dialogs.common import (
     error_reply,
@@ -35,12 +37,14 @@ from bot.dialogs.common import (
     save_typed_address,
     unit_of_work,
 )
-from bot.keywords import match_keyword, parse_number
-from bot.replies import Reply, Text
-from commerce import addresses, group_buys, group_campaigns, group_deadlines, orders
+from commerce.customers import addresses
 from commerce.errors import ErrorCode, ShopError
-from commerce.group_buys import GroupView
+from commerce.groupbuys import campaigns as group_campaigns
+from commerce.groupbuys import deadlines as group_deadlines
+from commerce.groupbuys import groups as group_buys
+from commerce.groupbuys.groups import GroupView
 from commerce.models import GroupStatus
+from commerce.orders import placement as orders
 from commerce.rules import utcnow
 
 JOIN_WORDS = frozenset({"参团", "加入", "我要参团", "join", "join group"})

@@ -17,14 +17,16 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.context import Context
+from bot.chat.context import Context
+from bot.chat.keywords import AFTER_SALES, match_command, match_keyword, parse_number
+from bot.chat.replies import Reply, Text
 from bot.dialogs.base import Dialog, Step, on
 from bot.dialogs.common import error_reply, order_data, pay_card, unit_of_work
-from bot.keywords import AFTER_SALES, match_command, match_keyword, parse_number
-from bot.replies import Reply, Text
-from commerce import group_buys, orders
 from commerce.errors import ShopError
+from commerce.groupbuys import groups as group_buys
 from commerce.models import AfterSalesKind, OrderStatus
+from commerce.orders import placement as orders
+from commerce.orders import status as order_status
 
 LIST_SIZE = 10
 
@@ -120,15 +122,15 @@ class OrdersDialog(Dialog[OrdersState, OrdersData]):
                     return Text("order_detail", order_data(order))
                 return pay_card(ctx, order)
             if action == "cancel_order":
-                order = await orders.cancel_order(session, order_id=order_id, actor="customer", customer_id=customer_id)
+                order = await order_status.cancel_order(session, order_id=order_id, actor="customer", customer_id=customer_id)
                 reply: Reply = Text("order_cancelled", order_data(order))
             elif action == "received":
-                order = await orders.confirm_receipt(session, order_id=order_id, customer_id=customer_id)
+                order = await order_status.confirm_receipt(session, order_id=order_id, customer_id=customer_id)
                 reply = Text("order_received", order_data(order))
             else:
                 word, reason = after_sales.group(1), after_sales.group(2).strip()
                 kind = AfterSalesKind.RETURN if word in ("退货", "return") else AfterSalesKind.REFUND
-                await orders.request_after_sales(
+                await order_status.request_after_sales(
                     session, order_id=order_id, customer_id=customer_id, kind=kind, reason=reason,
                     rules=ctx.services.rules,
                 )

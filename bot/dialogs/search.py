@@ -26,14 +26,15 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.context import Context
+from bot.chat.context import Context
+from bot.chat.keywords import ADD_TO_CART, BUY_NOW, match_command, match_keyword, parse_number
+from bot.chat.replies import Card, News, Notice, Reply, Text
 from bot.dialogs.base import Dialog, Step, on
 from bot.dialogs.common import cart_data, error_reply, unit_of_work
-from bot.keywords import ADD_TO_CART, BUY_NOW, match_command, match_keyword, parse_number
-from bot.replies import Card, News, Notice, Reply, Text
-from commerce import cart, group_campaigns
-from commerce.catalog import CatalogSnapshot, ProductView, VariantView
+from commerce.cart import cart
+from commerce.catalog.read import CatalogSnapshot, ProductView, VariantView
 from commerce.errors import ShopError
+from commerce.groupbuys import campaigns as group_campaigns
 from commerce.rules import utcnow
 
 MAX_RESULTS = 50

@@ -6,8 +6,8 @@ dialog) and the fallback routes (checked after it).
 
 from __future__ import annotations
 
+from bot.chat.router import Router
 from bot.handlers import admin, events, media, text
-from bot.router import Router
 
 
 def build_routes() -> tuple[Router, Router]:

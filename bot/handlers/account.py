@@ -24,16 +24,19 @@ from typing import Any
 
 from bot.admin.catalog import parse_yuan
 from bot.admin.registry import UsageError
-from bot.alerts import MANAGERS, openid_tail
-from bot.context import Context
+from bot.chat.context import Context
+from bot.chat.keywords import normalize
+from bot.chat.replies import Reply, Text
+from bot.chat.router import Keyword, Regex, Router
 from bot.dialogs.common import error_reply
-from bot.keywords import normalize
-from bot.replies import Reply, Text
-from bot.router import Keyword, Regex, Router
-from bot.scenes import GroupInvite, ReferralInvite
-from commerce import badges, commission, customers, notices, points, referrals
+from bot.outbound.alerts import MANAGERS, openid_tail
+from bot.wechat.scenes import GroupInvite, ReferralInvite
+from commerce.customers import customers
 from commerce.errors import ShopError
-from commerce.notifications import Notification
+from commerce.loyalty import badges, points
+from commerce.messaging import notices
+from commerce.messaging.notifications import Notification
+from commerce.referrals import commission, referrals
 from commerce.rules import utcnow
 
 router = Router()

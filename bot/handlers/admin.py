@@ -13,13 +13,13 @@ import secrets
 from bot.admin import groups as _groups  # noqa: F401  (registers the commands)
 from bot.admin import registry as admin_registry
 from bot.admin.registry import REGISTRY, AdminContext, Outcome, UsageError, split_command, usage
-from bot.context import Context
+from bot.chat.context import Context
+from bot.chat.replies import Reply, Text
+from bot.chat.router import Router
 from bot.dialogs.common import error_reply, unit_of_work
 from bot.dialogs.confirm import ConfirmData
-from bot.replies import Reply, Text
-from bot.router import Router
-from commerce import audit, staff
 from commerce.errors import ShopError
+from commerce.staff import audit, staff
 
 log = logging.getLogger(__name__)
 router = Router()

@@ -6,14 +6,14 @@ import re
 from dataclasses import replace
 from typing import cast
 
-from bot import scenes
-from bot.context import Context
+from bot.chat.context import Context
+from bot.chat.replies import News, Notice, Reply, Silence, Text, with_notice
+from bot.chat.router import Event, MenuKey, MsgType, Router
 from bot.dialogs.search import SearchDialog
 from bot.handlers import account  # referrals: the follow welcome
-from bot.replies import News, Notice, Reply, Silence, Text, with_notice
-from bot.router import Event, MenuKey, MsgType, Router
-from bot.scenes import GroupInvite, ProductShare, ReferralInvite
-from commerce import outbox
+from bot.wechat import scenes
+from bot.wechat.scenes import GroupInvite, ProductShare, ReferralInvite
+from commerce.messaging import outbox
 
 router = Router()
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bot.context import Context
-from bot.replies import Reply, Text
-from bot.router import MsgType, Router
+from bot.chat.context import Context
+from bot.chat.replies import Reply, Text
+from bot.chat.router import MsgType, Router
 
 router = Router()
 fallback = Router()

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from bot.context import Context
+from bot.chat.context import Context
+from bot.chat.keywords import USE_POINTS, normalize, parse_number
+from bot.chat.replies import Reply, Text, TransferToHuman
+from bot.chat.router import Keyword, MsgType, Regex, Router
 from bot.dialogs.common import error_reply
 from bot.handlers import account  # referrals: invite, me, withdraw
-from bot.keywords import USE_POINTS, normalize, parse_number
-from bot.replies import Reply, Text, TransferToHuman
-from bot.router import Keyword, MsgType, Regex, Router
-from bot.scenes import CODE_PATTERN as CODE_PATTERN
+from bot.wechat.scenes import CODE_PATTERN as CODE_PATTERN
+from commerce.customers.handoffs import record_handoff
 from commerce.errors import ErrorCode, ShopError
-from commerce.group_buys import normalise_code
-from commerce.handoffs import record_handoff
+from commerce.groupbuys.groups import normalise_code
 
 router = Router()
 fallback = Router()
@@ -138,7 +138,7 @@ async def withdraw_group(ctx: Context) -> Reply:
 @router.route(Regex(r"(?i)[A-Z0-9]{6}"))
 async def bare_group_code(ctx: Context) -> Reply | None:
     """A bare six-character code (any case) is a group's only when such a group exists; else a search."""
-    from commerce.group_buys import group_exists
+    from commerce.groupbuys.groups import group_exists
 
     code = normalise_code(ctx.msg.text)
     async with ctx.services.sessions() as session:

@@ -32,11 +32,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from commerce import notices, orders
 from commerce.background import BackgroundTasks
 from commerce.errors import ErrorCode, ShopError
+from commerce.messaging import notices
+from commerce.messaging.notifications import Notifier
 from commerce.models import Order, OrderStatus, Refund
-from commerce.notifications import Notifier
+from commerce.orders import placement as orders
+from commerce.orders import views as order_views
+from commerce.payments import records as payment_records
+from commerce.payments import refunds
 from commerce.payments.base import Notification, PaymentError, PaymentProvider, PaymentRequest
 
 log = logging.getLogger(__name__)
@@ -60,7 +64,7 @@ class PaymentService:
         mchid: str,
         notify_url: str,
         refund_notify_url: str,
-        on_paid: Callable[[orders.OrderView], Awaitable[None]] | None = None,
+        on_paid: Callable[[order_views.OrderView], Awaitable[None]] | None = None,
         on_notification: Callable[[str, str], None] | None = None,
     ) -> None:
         self.provider = provider
@@ -138,7 +142,7 @@ class PaymentService:
         paid_at = _aware(n.occurred_at) if n.occurred_at else datetime.now(UTC)
         queued: list[notices.Notification] = []
         outcome = await self._unit_of_work(
-            lambda session: orders.record_payment(
+            lambda session: payment_records.record_payment(
                 session,
                 provider=n.provider,
                 order_no=n.order_no,
@@ -193,7 +197,7 @@ class PaymentService:
             )
             return False
         result = await self._unit_of_work(
-            lambda session: orders.record_refund_result(
+            lambda session: refunds.record_refund_result(
                 session,
                 provider=n.provider,
                 refund_no=n.refund_no,
@@ -230,7 +234,7 @@ class PaymentService:
     ) -> None:
         """Money that arrived for an order that could not take it goes back."""
         refund = await self._unit_of_work(
-            lambda session: orders.start_late_refund(
+            lambda session: refunds.start_late_refund(
                 session,
                 provider=self.provider.name,
                 order_no=order_no,
@@ -261,8 +265,8 @@ class PaymentService:
         """
         cutoff = (now or datetime.now(UTC)) - grace
         async with self._sessions() as session:
-            late = await orders.owed_late_payments(session, received_before=cutoff)
-            stale = await orders.stale_pending_refunds(session, created_before=cutoff)
+            late = await refunds.owed_late_payments(session, received_before=cutoff)
+            stale = await refunds.stale_pending_refunds(session, created_before=cutoff)
         asked = 0
         for payment in late:
             if payment.provider != self.provider.name:  # the merchant changed providers: a human's job
@@ -297,7 +301,7 @@ class PaymentService:
 
         async def start(session: AsyncSession) -> tuple[Any, Refund]:
             order = await orders.get_order(session, order_id=order_id)
-            refund = await orders.start_refund(
+            refund = await refunds.start_refund(
                 session, order_id=order_id, amount_fen=amount_fen, reason=reason, actor=actor
             )
             return order, refund
@@ -346,7 +350,7 @@ class PaymentService:
             log.error("REFUND REQUEST REFUSED: refund=%s order=%s code=%s", refund.refund_no, order_no, exc.code)
             error = {"error": exc.code, "message": exc.message}
             await self._unit_of_work(
-                lambda session: orders.record_refund_result(
+                lambda session: refunds.record_refund_result(
                     session,
                     provider=self.provider.name,
                     refund_no=refund.refund_no,
@@ -454,7 +458,7 @@ def _items(order: Any) -> list[dict[str, Any]]:
 
 def _payer_reason(refund: Refund) -> str:
     """The reason the payer sees for a refund (late refunds keep a machine-readable one)."""
-    source = orders.late_refund_source(refund)
+    source = refunds.late_refund_source(refund)
     if source is None:
         return refund.reason
     return LATE_REASONS.get(source.outcome, "金额不符")

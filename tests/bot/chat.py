@@ -11,8 +11,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from bot.config import Config
-from bot.outbound import MemoryOutbox
-from bot.simulator import Reply, WebhookClient, build_message_xml, sign
+from bot.devtools.simulator import Reply, WebhookClient, build_message_xml, sign
+from bot.outbound.sender import MemoryOutbox
 
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 ACCOUNT = "gh_test_account"

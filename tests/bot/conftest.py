@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import create_app
 from bot.config import Config, build_config
-from bot.outbound import MemoryOutbox
+from bot.outbound.sender import MemoryOutbox
 from tests.bot.chat import AES_KEY, Shop
 from tests.bot.world import World, WorldFactory
 from tests.fakes.wechat import APPID, APPSECRET, FakeWeChat

@@ -11,9 +11,9 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import update
 
 from bot.admin.broadcast import Broadcaster
+from bot.chat.render import Rendered, Renderer
 from bot.keys import SERVICES
-from bot.outbound import MemoryOutbox
-from bot.render import Rendered, Renderer
+from bot.outbound.sender import MemoryOutbox
 from commerce.models import Customer
 from tests.bot.chat import Shop
 from tests.bot.test_admin_orders import (

@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from bot.export_page import LINK_LIFETIME, export_url, make_export_token, read_export_token
 from bot.keys import SERVICES
-from bot.paylink import make_pay_token
-from bot.signed_links import LinkError, b64decode, b64encode
+from bot.web.export import LINK_LIFETIME, export_url, make_export_token, read_export_token
+from bot.web.paylink import make_pay_token
+from bot.web.signed_links import LinkError, b64decode, b64encode
 from commerce import link_uses
 from commerce.models import AuditEntry, LinkUse
 from tests.bot.chat import Shop

@@ -18,9 +18,10 @@ from sqlalchemy import func, select
 
 from bot.app import create_app
 from bot.keys import PAYMENTS, SERVICES
-from bot.outbound import MemoryOutbox
-from commerce import orders
+from bot.outbound.sender import MemoryOutbox
 from commerce.models import AuditEntry, Order, OrderStatus, Refund
+from commerce.orders import placement as orders
+from commerce.orders import views as order_views
 from commerce.payments.sandbox import build_notification
 from tests.bot.chat import ChatUser, Shop
 from tests.bot.conftest import make_config, seed
@@ -84,12 +85,12 @@ async def place_order(shop: Shop, user: ChatUser, *, quantity: int = 2) -> str:
     return card.articles[0].description.split("订单号 ")[1].split()[0]
 
 
-async def view(shop: Shop, order_no: str) -> orders.OrderView:
+async def view(shop: Shop, order_no: str) -> order_views.OrderView:
     async with shop.client.app[SERVICES].sessions() as session:
         return await orders.get_order(session, order_no=order_no)
 
 
-async def pay(shop: Shop, order_no: str) -> orders.OrderView:
+async def pay(shop: Shop, order_no: str) -> order_views.OrderView:
     """Pay through the sandbox's signed notification to our notify URL."""
     order = await view(shop, order_no)
     signed = build_notification(

@@ -7,10 +7,11 @@ import itertools
 from sqlalchemy import select
 
 from bot.keys import SERVICES
-from commerce.cart import add_to_cart
-from commerce.customers import touch_customer
+from commerce.cart.cart import add_to_cart
+from commerce.customers.customers import touch_customer
 from commerce.models import Address, AuditEntry, Variant
-from commerce.orders import place_order, record_payment
+from commerce.orders.placement import place_order
+from commerce.payments.records import record_payment
 from commerce.rules import utcnow
 from tests.bot.chat import Shop
 from tests.bot.conftest import OPERATOR, OWNER, SERVICE, STRANGER, ShopFactory

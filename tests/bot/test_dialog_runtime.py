@@ -9,11 +9,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from bot.context import Context
+from bot.chat.context import Context
+from bot.chat.replies import Text
 from bot.dialogs.base import Active, Dialog, DialogRuntime, Expired, Step, TransitionError, on
 from bot.dialogs.store import MemoryDialogStore
-from bot.protocol import Inbound
-from bot.replies import Text
+from bot.wechat.protocol import Inbound
 
 
 class Counter(enum.StrEnum):

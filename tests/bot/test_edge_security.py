@@ -19,10 +19,10 @@ from wechatpy.crypto import PrpCrypto
 
 from bot.app import create_app
 from bot.cli import prepare_database, security_warnings
+from bot.devtools.simulator import build_message_xml, sign
 from bot.keys import CONFIG, SERVICES
-from bot.outbound import MemoryOutbox
-from bot.protocol import aes_key
-from bot.simulator import build_message_xml, sign
+from bot.outbound.sender import MemoryOutbox
+from bot.wechat.protocol import aes_key
 from commerce.models import AuditEntry, InstallSecret, Product
 from tests.bot.chat import ACCOUNT, Shop
 from tests.bot.conftest import ShopFactory, make_config

@@ -8,8 +8,8 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bot.keys import SERVICES
-from bot.scenes import GroupInvite
-from commerce import group_campaigns
+from bot.wechat.scenes import GroupInvite
+from commerce.groupbuys import campaigns as group_campaigns
 from commerce.models import Customer, GroupBuy, Order, Variant
 from commerce.rules import ShopRules, utcnow
 from tests.bot.chat import ChatUser, Shop

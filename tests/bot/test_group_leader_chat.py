@@ -96,7 +96,7 @@ async def test_a_leader_who_has_not_paid_withdraws_by_cancelling_the_order(shop:
 
 
 async def test_the_product_card_offers_its_group_price_and_group_starts_it(shop: Shop) -> None:
-    from commerce import group_campaigns
+    from commerce.groupbuys import campaigns as group_campaigns
     from commerce.models import Product, Variant
     from commerce.rules import ShopRules, utcnow
     from tests.bot.test_shopping_chat import _open

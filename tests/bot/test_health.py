@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from bot.app import create_app
-from bot.outbound import MemoryOutbox
+from bot.outbound.sender import MemoryOutbox
 from tests.bot.chat import Shop
 from tests.bot.conftest import ShopFactory, make_config
 

@@ -11,11 +11,11 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from bot.app import create_app
-from bot.inbox import Inbox
-from bot.inbox_redis import RedisReplyStore, RedisUserLocks, dumps_rendered, loads_rendered
+from bot.chat.render import Rendered, RenderedArticle
 from bot.keys import INBOX
-from bot.outbound import MemoryOutbox
-from bot.render import Rendered, RenderedArticle
+from bot.outbound.sender import MemoryOutbox
+from bot.wechat.inbox import Inbox
+from bot.wechat.inbox_redis import RedisReplyStore, RedisUserLocks, dumps_rendered, loads_rendered
 from tests.bot.chat import Shop
 from tests.bot.conftest import ShopFactory, make_config
 

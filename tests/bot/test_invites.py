@@ -11,15 +11,21 @@ import pytest
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
-from bot.invites import InviteService, InvitesUnavailable, MemoryQrCache, RedisQrCache, cache_ttl
-from bot.scenes import GroupInvite, ProductShare, ReferralInvite
-from bot.wechat_api import (
+from bot.web.invites import (
+    InviteService,
+    InvitesUnavailable,
+    MemoryQrCache,
+    RedisQrCache,
+    cache_ttl,
+)
+from bot.wechat.api import (
     AccessTokenManager,
     MemoryTokenStore,
     StableTokenFetcher,
     WeChatClient,
     WeChatError,
 )
+from bot.wechat.scenes import GroupInvite, ProductShare, ReferralInvite
 from tests.bot.chat import Shop
 from tests.fakes.wechat import APPID, APPSECRET, Failure, FakeWeChat
 
@@ -219,7 +225,7 @@ async def test_a_referral_link_leads_to_its_landing_page(sqlite_shop: Shop) -> N
 async def test_the_app_wires_an_invite_service(sqlite_shop) -> None:  # type: ignore[no-untyped-def]
     """The embedded demo has no WeChat client: share links work, QR codes say why they can't."""
     from bot.keys import SERVICES
-    from bot.scenes import ProductShare
+    from bot.wechat.scenes import ProductShare
 
     service = sqlite_shop.client.app[SERVICES].invites
     assert service.share_link(ProductShare(3)) == "https://shop.example.com/s/v1.p.3"

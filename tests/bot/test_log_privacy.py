@@ -35,10 +35,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from wechatpy.crypto import PrpCrypto
 
 from bot.app import create_app
+from bot.devtools.simulator import build_message_xml, sign
 from bot.keys import PAYMENTS
 from bot.logs import AccessLogger, ContextFilter, JsonFormatter, hash_openid, link_hash
-from bot.outbound import MemoryOutbox
-from bot.simulator import build_message_xml, sign
+from bot.outbound.sender import MemoryOutbox
 from commerce.payments.sandbox import SIGNATURE_HEADER
 from tests.bot.chat import ACCOUNT, AES_KEY, ChatUser, Shop
 from tests.bot.conftest import make_config, seed

@@ -18,7 +18,6 @@ from aiohttp import ClientSession, web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.test_utils import TestServer
 
-from bot.inbox import Inbox
 from bot.keys import INBOX
 from bot.logs import (
     AccessLogger,
@@ -31,6 +30,7 @@ from bot.logs import (
     new_request_id,
     redact_path,
 )
+from bot.wechat.inbox import Inbox
 from tests.bot.chat import Shop
 
 

@@ -11,8 +11,8 @@ import asyncio
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.inbox import Inbox
 from bot.keys import INBOX, METRICS, PAYMENTS
+from bot.wechat.inbox import Inbox
 from commerce.payments.sandbox import build_notification
 from tests.bot.chat import Shop
 from tests.bot.conftest import ShopFactory

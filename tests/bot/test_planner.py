@@ -14,12 +14,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
-from bot.inbox import Inbox
+from bot.chat.render import Rendered
 from bot.keys import INBOX, NOTIFIER, SERVICES
-from bot.planner import CS, TEMPLATE, parse_template_ids, template_data
-from bot.render import Rendered
+from bot.outbound.planner import CS, TEMPLATE, parse_template_ids, template_data
+from bot.wechat.inbox import Inbox
+from commerce.messaging.outbox import WAITING
 from commerce.models import Customer, OutboxStatus
-from commerce.outbox import WAITING
 from tests.bot.test_admin_orders import pay, place_order
 from tests.bot.world import CUSTOMER, WorldFactory
 from tests.fakes.wechat import Failure

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from bot.keys import SERVICES
-from commerce import points
+from commerce.loyalty import points
 from commerce.models import Customer, Order
 from tests.bot.chat import Shop
 from tests.bot.test_admin_orders import (

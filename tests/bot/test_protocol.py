@@ -6,8 +6,8 @@ import hashlib
 
 import pytest
 
-from bot import protocol
-from bot.protocol import ProtocolError, SignatureError
+from bot.wechat import protocol
+from bot.wechat.protocol import ProtocolError, SignatureError
 
 
 def _xml(**fields: str) -> bytes:

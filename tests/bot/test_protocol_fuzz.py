@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from wechatpy.crypto import PrpCrypto
 from wechatpy.crypto.base import WeChatCipher
 
-from bot.protocol import (
+from bot.devtools.simulator import build_message_xml, sign
+from bot.wechat.protocol import (
     Inbound,
     ProtocolError,
     SignatureError,
@@ -30,7 +31,6 @@ from bot.protocol import (
     extract_encrypt,
     parse,
 )
-from bot.simulator import build_message_xml, sign
 
 # pure functions: examples are cheap; no example database is written into the checkout
 FUZZ = settings(max_examples=300, deadline=None, database=None)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
-from bot.protocol import Inbound
-from bot.ratelimit import MemoryRateLimiter, RedisRateLimiter, Verdict, is_counted
+from bot.wechat.protocol import Inbound
+from bot.wechat.ratelimit import MemoryRateLimiter, RedisRateLimiter, Verdict, is_counted
 from tests.bot.chat import Shop
 from tests.bot.conftest import ShopFactory
 
@@ -201,7 +201,7 @@ class _Clock:
 
 
 async def test_send_gate_lets_n_a_second_through_and_makes_the_rest_wait() -> None:
-    from bot.ratelimit import SendRateGate
+    from bot.wechat.ratelimit import SendRateGate
 
     clock = _Clock()
     gate = SendRateGate(3, clock=clock, sleep=clock.sleep)
@@ -217,7 +217,7 @@ async def test_send_gate_lets_n_a_second_through_and_makes_the_rest_wait() -> No
 async def test_send_gate_is_shared_through_redis(redis_url: str) -> None:
     from redis.asyncio import Redis
 
-    from bot.ratelimit import SendRateGate
+    from bot.wechat.ratelimit import SendRateGate
 
     clock = _Clock()
     first, second = Redis.from_url(redis_url), Redis.from_url(redis_url)

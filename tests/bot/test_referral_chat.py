@@ -9,8 +9,9 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bot.keys import JOBS, SERVICES
-from commerce import orders
 from commerce.models import Customer, OrderStatus, Withdrawal
+from commerce.orders import placement as orders
+from commerce.orders import status as order_status
 from commerce.rules import utcnow
 from scheduler.jobs import unfreeze_commission
 from tests.bot.chat import Shop
@@ -32,10 +33,10 @@ async def customer(shop: Shop, openid: str) -> Customer:
 async def complete(shop: Shop, order_no: str) -> None:
     async with shop.client.app[SERVICES].sessions() as session, session.begin():
         order = await orders.get_order(session, order_no=order_no)
-        await orders.ship_order(
+        await order_status.ship_order(
             session, order_id=order.id, carrier="SF", tracking_no="1", actor="t"
         )
-        await orders.confirm_receipt(session, order_id=order.id, customer_id=order.customer_id)
+        await order_status.confirm_receipt(session, order_id=order.id, customer_id=order.customer_id)
 
 
 async def invite_code(shop: Shop) -> str:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from bot.context import Context
-from bot.keywords import match_keyword, parse_number
-from bot.protocol import Inbound
-from bot.replies import Text
-from bot.router import Event, Keyword, MenuKey, MsgType, Regex, Router, staff_only
+from bot.chat.context import Context
+from bot.chat.keywords import match_keyword, parse_number
+from bot.chat.replies import Text
+from bot.chat.router import Event, Keyword, MenuKey, MsgType, Regex, Router, staff_only
+from bot.wechat.protocol import Inbound
 from commerce.models import StaffRole
 
 

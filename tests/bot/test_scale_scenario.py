@@ -21,9 +21,9 @@ import asyncio
 
 import pytest
 
-from bot.inbox import Inbox
 from bot.keys import INBOX, PAYMENTS
-from bot.planner import CS, TEMPLATE
+from bot.outbound.planner import CS, TEMPLATE
+from bot.wechat.inbox import Inbox
 from commerce.payments.sandbox import build_notification
 from tests.bot.test_admin_orders import place_order, view
 from tests.bot.world import CUSTOMER, World, WorldFactory

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, update
 
-from bot import scenes
 from bot.keys import SERVICES
-from bot.scenes import GroupInvite, ProductShare, ReferralInvite
+from bot.wechat import scenes
+from bot.wechat.scenes import GroupInvite, ProductShare, ReferralInvite
 from commerce.models import Product
 from tests.bot.chat import Shop
 

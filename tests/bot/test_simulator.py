@@ -20,7 +20,7 @@ from wechatpy.exceptions import InvalidSignatureException
 from wechatpy.replies import ArticlesReply, BaseReply, TextReply
 from wechatpy.utils import check_signature
 
-from bot.simulator import (
+from bot.devtools.simulator import (
     Article,
     Reply,
     SimulatorError,

@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from bot.keys import JOBS, SERVICES
-from bot.scenes import GroupInvite
+from bot.wechat.scenes import GroupInvite
 from commerce.models import (
     Commission,
     CommissionStatus,

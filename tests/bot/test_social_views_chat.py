@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.keys import SERVICES
-from bot.scenes import GroupInvite
+from bot.wechat.scenes import GroupInvite
 from commerce.models import GroupBuy
 from tests.bot.chat import Shop
 from tests.bot.conftest import OWNER, SERVICE, ShopFactory

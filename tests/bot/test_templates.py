@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.render import MESSAGES_DIR, Renderer
-from bot.replies import Text
+from bot.chat.render import MESSAGES_DIR, Renderer
+from bot.chat.replies import Text
 from commerce.errors import ErrorCode
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from bot.inbox import Inbox
+from bot.devtools.simulator import sign
 from bot.keys import INBOX, SERVICES
-from bot.simulator import sign
+from bot.wechat.inbox import Inbox
 from tests.bot.chat import ACCOUNT, Shop, signed_params
 
 
@@ -49,7 +49,7 @@ async def test_compatible_mode_body_with_plaintext_and_encrypt(sqlite_shop: Shop
     plain = user.xml("text", content="苹果")
     from wechatpy.crypto import PrpCrypto
 
-    from bot.protocol import aes_key
+    from bot.wechat.protocol import aes_key
 
     encrypt = PrpCrypto(aes_key(sqlite_shop.config.wechat.encoding_aes_key)).encrypt(
         plain, sqlite_shop.config.wechat.appid
@@ -96,7 +96,7 @@ async def test_wrong_msg_signature_is_403(sqlite_shop: Shop) -> None:
     user = sqlite_shop.user(aes=True)
     from wechatpy.crypto import PrpCrypto
 
-    from bot.protocol import aes_key
+    from bot.wechat.protocol import aes_key
 
     encrypt = PrpCrypto(aes_key(sqlite_shop.config.wechat.encoding_aes_key)).encrypt(
         user.xml("text", content="苹果"), sqlite_shop.config.wechat.appid
@@ -113,7 +113,7 @@ async def test_tampered_encrypted_body_is_403(sqlite_shop: Shop) -> None:
     user = sqlite_shop.user(aes=True)
     from wechatpy.crypto import PrpCrypto
 
-    from bot.protocol import aes_key
+    from bot.wechat.protocol import aes_key
 
     token = sqlite_shop.config.wechat.token
     encrypt = PrpCrypto(aes_key(sqlite_shop.config.wechat.encoding_aes_key)).encrypt(

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from bot.keys import INBOX, JOBS, NOTIFIER, OUTBOUND, SERVICES
-from bot.planner import NotificationPlanner
+from bot.outbound.planner import NotificationPlanner
 from commerce.models import Customer, OutboxMessage
 from scheduler.runner import run_job
 from tests.bot.chat import Shop

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from commerce.addresses import (
+from commerce.customers.addresses import (
     AddressView,
     ParsedAddress,
     default_address,

@@ -14,7 +14,7 @@ import itertools
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from commerce.addresses import ParsedAddress, normalise_phone, parse_address
+from commerce.customers.addresses import ParsedAddress, normalise_phone, parse_address
 from commerce.errors import ErrorCode, ShopError
 
 # no database here: each example is a function call, so many are cheap

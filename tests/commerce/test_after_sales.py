@@ -8,10 +8,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from commerce import after_sales, orders
 from commerce.db import session_factory
 from commerce.errors import ErrorCode, ShopError
 from commerce.models import AfterSalesKind, AfterSalesStatus, OrderStatus
+from commerce.orders import after_sales
+from commerce.orders import placement as orders
+from commerce.orders import status as order_status
+from commerce.orders import views as order_views
+from commerce.payments import refunds
 from tests.commerce.test_order_admin import NOW, RULES, expect_error, run, shop_order, variant
 
 LATER = NOW + timedelta(hours=1)
@@ -24,7 +28,7 @@ def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 async def request(
     sessions: async_sessionmaker[AsyncSession],
-    order: orders.OrderView,
+    order: order_views.OrderView,
     *,
     kind: AfterSalesKind = AfterSalesKind.REFUND,
     reason: str = "不想要了",
@@ -32,7 +36,7 @@ async def request(
 ) -> int:
     created = await run(
         sessions,
-        orders.request_after_sales,
+        order_status.request_after_sales,
         order_id=order.id,
         customer_id=order.customer_id,
         kind=kind,
@@ -43,7 +47,7 @@ async def request(
     return created.id
 
 
-async def paid(sessions: async_sessionmaker[AsyncSession], quantity: int = 2) -> orders.OrderView:
+async def paid(sessions: async_sessionmaker[AsyncSession], quantity: int = 2) -> order_views.OrderView:
     v = await variant(sessions, price_fen=2500)
     return await shop_order(sessions, [(v, quantity)], paid_at=NOW + timedelta(minutes=1))
 
@@ -76,7 +80,7 @@ async def test_refundable_follows_refunds_in_progress(
     request_id = await request(sessions, order)
     await run(
         sessions,
-        orders.start_refund,
+        refunds.start_refund,
         order_id=order.id,
         amount_fen=1000,
         reason="部分退款",

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from commerce import audit
 from commerce.db import session_factory
 from commerce.models import AuditEntry, StaffRole
+from commerce.staff import audit
 from tests.commerce.test_order_admin import run
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)

@@ -7,9 +7,10 @@ import asyncio
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from commerce import badges, notices
-from commerce.badges import Badge
 from commerce.db import session_factory
+from commerce.loyalty import badges
+from commerce.loyalty.badges import Badge
+from commerce.messaging import notices
 from tests.commerce.factories import make_customer
 from tests.commerce.test_orders import NOW
 

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from commerce.cart import add_to_cart, clear_cart, get_cart, remove_line, set_quantity
+from commerce.cart.cart import add_to_cart, clear_cart, get_cart, remove_line, set_quantity
 from commerce.db import session_factory
 from commerce.errors import ErrorCode, ShopError
 from commerce.models import Product, ProductStatus, Variant

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from commerce import catalog_admin as admin
+from commerce.catalog import admin
 from commerce.db import session_factory
 from commerce.errors import ErrorCode, ShopError
 from commerce.models import Category, Product, ProductStatus, Variant

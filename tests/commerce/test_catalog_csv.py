@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
-from commerce.catalog_csv import (
+from commerce.catalog.csv_io import (
     CSV_HEADER,
     ImportReport,
     format_yuan,
@@ -15,11 +15,11 @@ from commerce.catalog_csv import (
     parse_spec,
     parse_yuan,
 )
+from commerce.catalog.seed import seed_demo_catalog
 from commerce.db import session_factory
 from commerce.errors import ErrorCode
-from commerce.export import export_products_csv
 from commerce.models import Category, Product, Variant
-from commerce.seed import seed_demo_catalog
+from commerce.reports.export import export_products_csv
 from tests.commerce.test_order_admin import expect_error, run
 
 HEADER = ",".join(CSV_HEADER)

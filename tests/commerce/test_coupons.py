@@ -9,12 +9,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from commerce import coupons
-from commerce.cart import add_to_cart
+from commerce.cart.cart import add_to_cart
+from commerce.cart.pricing import quote
 from commerce.db import session_factory
 from commerce.errors import ErrorCode, ShopError
 from commerce.models import Coupon, CouponKind, CustomerCoupon
-from commerce.pricing import quote
+from commerce.promotions import coupons
 from tests.commerce.factories import make_customer, make_variant
 from tests.commerce.test_order_admin import RULES, expect_error, run
 

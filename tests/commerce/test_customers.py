@@ -7,7 +7,7 @@ import asyncio
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from commerce.customers import touch_customer
+from commerce.customers.customers import touch_customer
 from commerce.db import session_factory
 from commerce.models import Customer
 

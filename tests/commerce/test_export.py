@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from commerce import export
-from commerce.catalog_csv import CSV_HEADER
+from commerce.catalog.csv_io import CSV_HEADER
 from commerce.db import session_factory
 from commerce.errors import ErrorCode
 from commerce.models import Address
+from commerce.reports import export
 from tests.commerce.test_order_admin import customer, expect_error, run, shop_order, variant
 
 TZ = ZoneInfo("Asia/Shanghai")

@@ -12,12 +12,16 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from commerce import group_buys, group_campaigns, group_deadlines, notices
 from commerce.db import session_factory
 from commerce.errors import ErrorCode, ShopError
+from commerce.groupbuys import campaigns as group_campaigns
+from commerce.groupbuys import deadlines as group_deadlines
+from commerce.groupbuys import groups as group_buys
+from commerce.messaging import notices
 from commerce.models import GroupBuy, GroupCampaign, GroupMember, Order, OrderStatus
-from commerce.order_status import expire_due_orders, ship_order
-from commerce.orders import cancel_order, record_payment, start_refund
+from commerce.orders.status import cancel_order, expire_due_orders, ship_order
+from commerce.payments.records import record_payment
+from commerce.payments.refunds import start_refund
 from commerce.rules import ShopRules
 from tests.commerce.factories import make_address, make_customer, make_variant, stock_of
 

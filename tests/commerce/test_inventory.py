@@ -9,7 +9,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from commerce import inventory
+from commerce.catalog import inventory
 from commerce.db import session_factory
 from commerce.models import Variant
 from tests.commerce.factories import make_variant, stock_of

@@ -12,12 +12,14 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from commerce import orders
-from commerce.cart import add_to_cart
+from commerce.cart.cart import add_to_cart
 from commerce.db import session_factory
 from commerce.errors import ErrorCode, ShopError
 from commerce.models import Address, Customer, OrderStatus
-from commerce.order_admin import find_order, list_orders_by_status
+from commerce.orders import placement as orders
+from commerce.orders import views as order_views
+from commerce.orders.queries import find_order, list_orders_by_status
+from commerce.payments import records as payment_records
 from commerce.rules import ShopRules
 from tests.commerce.factories import make_address, make_variant
 
@@ -76,7 +78,7 @@ async def shop_order(
     customer_id: int | None = None,
     placed_at: datetime = NOW,
     paid_at: datetime | None = None,
-) -> orders.OrderView:
+) -> order_views.OrderView:
     """An order of (variant_id, quantity) lines, placed at `placed_at` and paid at `paid_at`."""
     if customer_id is None:
         customer_id = await customer(sessions)
@@ -104,7 +106,7 @@ async def shop_order(
     if paid_at is None:
         return order
     async with sessions() as session:
-        outcome = await orders.record_payment(
+        outcome = await payment_records.record_payment(
             session,
             provider="sandbox",
             order_no=order.order_no,

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from commerce.db import session_factory
 from commerce.errors import ShopError
 from commerce.models import Address, CartLine, Customer, Order, OrderLine, Variant
-from commerce.orders import place_order
+from commerce.orders.placement import place_order
 from commerce.rules import ShopRules
 from tests.commerce.factories import make_variant
 

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from commerce import orders
-from commerce.cart import add_to_cart, get_cart
+from commerce.cart import pricing
+from commerce.cart.cart import add_to_cart, get_cart
 from commerce.db import session_factory
 from commerce.errors import ErrorCode, ShopError
 from commerce.models import (
@@ -31,25 +31,28 @@ from commerce.models import (
     RefundStatus,
     Variant,
 )
-from commerce.orders import (
+from commerce.orders import placement as orders
+from commerce.orders.placement import get_order, list_orders, place_order
+from commerce.orders.status import (
     ALLOWED,
-    OrderView,
     cancel_order,
     complete_due_orders,
     confirm_receipt,
     expire_due_orders,
-    get_order,
-    late_refund_source,
-    list_orders,
     orders_to_remind,
-    place_order,
-    record_payment,
-    record_refund_result,
     request_after_sales,
     ship_order,
+    transition,
+)
+from commerce.orders.views import OrderView
+from commerce.payments import records as payment_records
+from commerce.payments import refunds
+from commerce.payments.records import record_payment
+from commerce.payments.refunds import (
+    late_refund_source,
+    record_refund_result,
     start_late_refund,
     start_refund,
-    transition,
 )
 from commerce.rules import ShopRules
 from tests.commerce.factories import (
@@ -162,7 +165,7 @@ async def pay(
     order: OrderView,
     txn: str = "T1",
     amount: int | None = None,
-) -> orders.PaymentOutcome:
+) -> payment_records.PaymentOutcome:
     return await run(
         sessions,
         record_payment,
@@ -375,7 +378,7 @@ async def test_a_price_change_since_the_quote_is_refused(
 ) -> None:
     buyer = await buyer_with_cart(sessions, [(1000, 10, 2)])
     async with sessions() as session:
-        shown = await orders.quote(session, customer_id=buyer.customer_id, rules=RULES, now=NOW)
+        shown = await pricing.quote(session, customer_id=buyer.customer_id, rules=RULES, now=NOW)
         await session.execute(
             update(Variant).where(Variant.id == buyer.variant_ids[0]).values(price_fen=1100)
         )
@@ -399,7 +402,7 @@ async def test_stock_taken_between_quote_and_reservation_leaves_nothing_behind(
     buyer = await buyer_with_cart(
         sessions, [(1000, 10, 2), (500, 3, 3)], coupon={"amount_off_fen": 100}
     )
-    real_quote = orders.quote
+    real_quote = pricing.quote
 
     async def quote_then_someone_buys(session: AsyncSession, **kwargs: Any) -> Any:
         priced = await real_quote(session, **kwargs)
@@ -431,7 +434,7 @@ async def test_a_coupon_used_elsewhere_meanwhile_refuses_the_order(
     sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     buyer = await buyer_with_cart(sessions, [(1000, 10, 1)], coupon={"amount_off_fen": 100})
-    real_quote = orders.quote
+    real_quote = pricing.quote
 
     async def quote_then_coupon_used(session: AsyncSession, **kwargs: Any) -> Any:
         priced = await real_quote(session, **kwargs)
@@ -936,7 +939,7 @@ async def test_an_unknown_order(sessions: async_sessionmaker[AsyncSession]) -> N
         paid_at=NOW,
         payload={},
     )
-    assert outcome == orders.PaymentOutcome("unknown_order", None)
+    assert outcome == payment_records.PaymentOutcome("unknown_order", None)
     async with sessions() as session:
         assert (await session.scalar(select(PaymentEvent.outcome))) == "unknown_order"
 
@@ -966,7 +969,7 @@ async def test_money_after_expiry_is_late_and_refunded_not_reserved(
         amount_fen=order.payable_fen,
     )
     assert refund.refund_no.startswith("RL") and refund.amount_fen == order.payable_fen
-    assert late_refund_source(refund) == orders.LateRefundSource("late", "sandbox", "LATE1")
+    assert late_refund_source(refund) == refunds.LateRefundSource("late", "sandbox", "LATE1")
     again = await run(
         sessions,
         start_late_refund,

@@ -10,14 +10,17 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from commerce import notices, points
-from commerce.badges import badges_of
-from commerce.cart import get_cart
+from commerce.cart.cart import get_cart
+from commerce.cart.pricing import points_saving, quote
 from commerce.db import session_factory
 from commerce.errors import ErrorCode
+from commerce.loyalty import points
+from commerce.loyalty.badges import badges_of
+from commerce.messaging import notices
 from commerce.models import Customer, CustomerBadge, Order, PointsEntry
-from commerce.orders import cancel_order, expire_due_orders, place_order, start_refund
-from commerce.pricing import points_saving, quote
+from commerce.orders.placement import place_order
+from commerce.orders.status import cancel_order, expire_due_orders
+from commerce.payments.refunds import start_refund
 from commerce.rules import SESSION_RULES, ShopRules
 from tests.commerce.factories import make_customer, stock_of
 from tests.commerce.test_orders import (
@@ -80,7 +83,7 @@ async def assert_balance_is_the_ledger(
 async def pay_with_notices(
     sessions: async_sessionmaker[AsyncSession], order: Any, txn: str
 ) -> list:
-    from commerce.orders import record_payment
+    from commerce.payments.records import record_payment
 
     async with sessions() as session:
         outcome = await record_payment(
@@ -173,11 +176,11 @@ async def test_placing_an_order_spends_the_points_it_was_quoted(
 async def test_points_spent_meanwhile_refuse_the_order_and_leave_nothing_behind(
     sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from commerce import orders as orders_module
+    from commerce.orders import placement
 
     buyer = await buyer_with_cart(sessions, coupon={"amount_off_fen": 500})
     await give(sessions, buyer.customer_id, 1000)
-    real_quote = orders_module.quote
+    real_quote = placement.quote
 
     async def quote_then_spend_elsewhere(session: AsyncSession, **kwargs: Any) -> Any:
         priced = await real_quote(session, **kwargs)
@@ -190,7 +193,7 @@ async def test_points_spent_meanwhile_refuse_the_order_and_leave_nothing_behind(
             await other.commit()
         return priced
 
-    monkeypatch.setattr(orders_module, "quote", quote_then_spend_elsewhere)
+    monkeypatch.setattr(placement, "quote", quote_then_spend_elsewhere)
     details = await expect_error(ErrorCode.POINTS_CHANGED, place(sessions, buyer, use_points=True))
     assert details == {"points_used": 1000, "balance": 100}
     async with sessions() as session:

@@ -9,10 +9,9 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from commerce import commission, notices, referrals
-from commerce.commission import Balances
 from commerce.db import session_factory
 from commerce.errors import ErrorCode
+from commerce.messaging import notices
 from commerce.models import (
     Commission,
     CommissionEntry,
@@ -23,8 +22,11 @@ from commerce.models import (
     Order,
     WithdrawalStatus,
 )
-from commerce.orders import confirm_receipt, ship_order, start_refund
-from commerce.referrals import BindOutcome
+from commerce.orders.status import confirm_receipt, ship_order
+from commerce.payments.refunds import start_refund
+from commerce.referrals import commission, referrals
+from commerce.referrals.commission import Balances
+from commerce.referrals.referrals import BindOutcome
 from commerce.rules import SESSION_RULES, ShopRules
 from tests.commerce.factories import make_customer
 from tests.commerce.test_orders import (
@@ -489,8 +491,8 @@ async def test_top_referrers(sessions) -> None:
 
 
 async def test_the_welcome_coupon_goes_once_to_a_new_customer(sessions) -> None:
-    from commerce.coupons import create_coupon
     from commerce.models import CouponKind
+    from commerce.promotions.coupons import create_coupon
 
     async with sessions() as session:
         await create_coupon(

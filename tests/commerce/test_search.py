@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from commerce.search import SearchDoc, SearchHit, SearchIndex
+from commerce.catalog.search import SearchDoc, SearchHit, SearchIndex
 
 FUJI_APPLES = 1
 AKSU_APPLES = 2

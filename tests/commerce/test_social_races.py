@@ -13,11 +13,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from commerce import commission, group_deadlines, referrals
 from commerce.db import create_engine, session_factory
 from commerce.errors import ErrorCode, ShopError
+from commerce.groupbuys import deadlines as group_deadlines
 from commerce.models import CommissionEntry, GroupBuy, GroupMember, Order, Withdrawal
-from commerce.orders import record_refund_result, start_refund
+from commerce.payments.refunds import record_refund_result, start_refund
+from commerce.referrals import commission, referrals
 from commerce.rules import SESSION_RULES, ShopRules
 from tests.commerce.factories import make_customer
 from tests.commerce.test_group_buys import NOW, buyer, group_row, join, open_group, pay, run

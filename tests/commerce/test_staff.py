@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from commerce import staff
 from commerce.db import session_factory
 from commerce.errors import ErrorCode
 from commerce.models import StaffInvite, StaffMember, StaffRole
+from commerce.staff import staff
 from tests.commerce.test_order_admin import expect_error, run
 
 R = StaffRole

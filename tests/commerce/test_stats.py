@@ -9,10 +9,12 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from commerce import orders, stats
-from commerce.cart import add_to_cart
+from commerce.cart.cart import add_to_cart
 from commerce.db import session_factory
 from commerce.models import CartLine
+from commerce.orders import views as order_views
+from commerce.payments import refunds
+from commerce.reports import stats
 from tests.commerce.test_order_admin import RULES, customer, run, shop_order, variant
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -47,11 +49,11 @@ async def cart_line(
 
 
 async def refund(
-    sessions: async_sessionmaker[AsyncSession], order: orders.OrderView, amount: int, at: datetime
+    sessions: async_sessionmaker[AsyncSession], order: order_views.OrderView, amount: int, at: datetime
 ) -> None:
     started = await run(
         sessions,
-        orders.start_refund,
+        refunds.start_refund,
         order_id=order.id,
         amount_fen=amount,
         reason="部分退款",
@@ -60,7 +62,7 @@ async def refund(
     )
     outcome = await run(
         sessions,
-        orders.record_refund_result,
+        refunds.record_refund_result,
         provider="sandbox",
         refund_no=started.refund_no,
         succeeded=True,

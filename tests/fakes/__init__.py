@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from commerce.models import Customer, Order, OrderEvent, OrderLine, OrderStatus, Variant
-from commerce.orders import new_order_no
+from commerce.orders.placement import new_order_no
 
 
 @dataclass(frozen=True)

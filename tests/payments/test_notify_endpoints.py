@@ -19,9 +19,11 @@ from sqlalchemy import func, select
 from bot.app import create_app
 from bot.config import Config
 from bot.keys import PAYMENTS, SERVICES
-from bot.outbound import MemoryOutbox
-from commerce import orders
+from bot.outbound.sender import MemoryOutbox
 from commerce.models import OrderStatus, PaymentEvent, Refund
+from commerce.orders import placement as orders
+from commerce.orders import status as order_status
+from commerce.orders import views as order_views
 from commerce.payments.sandbox import SandboxProvider
 from commerce.payments.service import PaymentService
 from tests.bot.conftest import make_config, seed
@@ -60,7 +62,7 @@ class PayShop:
     async def order(self, **kwargs: Any) -> PlacedOrder:
         return await insert_order(self.app[SERVICES].sessions, **kwargs)
 
-    async def view(self, order_no: str) -> orders.OrderView:
+    async def view(self, order_no: str) -> order_views.OrderView:
         async with self.app[SERVICES].sessions() as session:
             return await orders.get_order(session, order_no=order_no)
 
@@ -219,7 +221,7 @@ async def test_v3_late_payment_is_refunded_and_the_customer_told(start_shop: Sho
     order = await shop.order()
     await shop.payments.pay(order_no=order.order_no, openid=order.openid)
     async with shop.app[SERVICES].sessions() as session, session.begin():
-        await orders.cancel_order(session, order_id=order.id, actor="system")  # expired meanwhile
+        await order_status.cancel_order(session, order_id=order.id, actor="system")  # expired meanwhile
 
     assert (await shop.wechat.notify_payment(order.order_no))[0] == 204
     await shop.payments.drain()

@@ -48,8 +48,8 @@ from sqlalchemy import select
 
 from bot.handlers import pay_notify
 from bot.keys import SERVICES
-from commerce import orders
 from commerce.models import Order, OrderStatus, PaymentEvent, Refund
+from commerce.payments.refunds import start_refund
 from commerce.payments.sandbox import build_notification
 from tests.fakes import PlacedOrder
 from tests.fakes.wechatpay import API_V2_KEY, API_V3_KEY, v2_encrypt_req_info
@@ -655,7 +655,7 @@ async def test_a_damaged_notification_is_refused_and_changes_nothing(
     if kind == "refund":  # a paid order with a refund waiting for the provider's verdict
         await pay(shop, order)
         async with shop.app[SERVICES].sessions() as session, session.begin():
-            started = await orders.start_refund(
+            started = await start_refund(
                 session, order_id=order.id, amount_fen=100, reason="fuzz", actor="staff:o_owner"
             )
             refund = RefundRef(started.id, started.refund_no, started.amount_fen)
@@ -763,7 +763,7 @@ async def test_bug_a_refund_notification_naming_another_order_settled_the_refund
     other = await shop.order(openid="o_payer_2")
     await pay(shop, order)
     async with shop.app[SERVICES].sessions() as session, session.begin():
-        started = await orders.start_refund(
+        started = await start_refund(
             session, order_id=order.id, amount_fen=100, reason="fuzz", actor="staff:o_owner"
         )
         refund = RefundRef(started.id, started.refund_no, started.amount_fen)

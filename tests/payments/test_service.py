@@ -13,15 +13,18 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from commerce import orders
+from commerce.catalog.seed import seed_demo_catalog
 from commerce.db import session_factory
 from commerce.errors import ErrorCode, ShopError
+from commerce.messaging.notifications import RecordingNotifier
 from commerce.models import Customer, OrderEvent, OrderStatus, PaymentEvent, Refund, RefundStatus
-from commerce.notifications import RecordingNotifier
+from commerce.orders import placement as orders
+from commerce.orders import status as order_status
+from commerce.orders import views as order_views
+from commerce.payments import records as payment_records
 from commerce.payments.base import Notification, PaymentError, PaymentRequest
 from commerce.payments.service import PaymentService
 from commerce.rules import as_utc
-from commerce.seed import seed_demo_catalog
 from tests.fakes import PlacedOrder, insert_order
 
 MCHID, APPID = "1900000109", "wx_test_app"
@@ -73,7 +76,7 @@ class World:
         async with self.sessions() as session:
             return int(await session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 
-    async def order(self, order_no: str) -> orders.OrderView:
+    async def order(self, order_no: str) -> order_views.OrderView:
         async with self.sessions() as session:
             return await orders.get_order(session, order_no=order_no)
 
@@ -198,7 +201,7 @@ async def test_two_payments_of_one_order_at_once_the_second_is_refunded(world: W
 async def test_money_after_the_order_was_cancelled_goes_back(world: World) -> None:
     order = await insert_order(world.sessions)
     async with world.sessions() as session, session.begin():
-        await orders.cancel_order(session, order_id=order.id, actor="system")
+        await order_status.cancel_order(session, order_id=order.id, actor="system")
 
     assert await world.service.handle_notification(paid(order, transaction_id="T-LATE")) is True
     await world.service.drain()
@@ -385,10 +388,10 @@ async def test_close_logs_provider_errors_instead_of_raising(world: World) -> No
 async def test_late_money_whose_refund_never_started_is_refunded_by_the_scheduler(world: World) -> None:
     order = await insert_order(world.sessions)
     async with world.sessions() as session, session.begin():
-        await orders.cancel_order(session, order_id=order.id, actor="system")
+        await order_status.cancel_order(session, order_id=order.id, actor="system")
     # the notification was recorded, then the process stopped before the refund started
     async with world.sessions() as session, session.begin():
-        outcome = await orders.record_payment(
+        outcome = await payment_records.record_payment(
             session,
             provider="wechatpay_v3",
             order_no=order.order_no,

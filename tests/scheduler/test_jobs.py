@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 
 from bot.keys import JOBS, SERVICES
-from commerce import orders
 from commerce.models import Order, OrderStatus, Refund, RefundStatus
+from commerce.orders import status as order_status
+from commerce.payments import records as payment_records
 from scheduler.runner import run_job
 from tests.bot.chat import Shop
 from tests.bot.test_admin_orders import open_staffed_shop, settle_refunds
@@ -110,8 +111,8 @@ async def test_owed_refunds_are_settled_through_the_shops_payment_service(
     order_no = await _buy_banana(shop, "o_late")
     async with services.sessions() as session, session.begin():
         order_id = await session.scalar(select(Order.id).where(Order.order_no == order_no))
-        await orders.cancel_order(session, order_id=order_id, actor="system")
-        await orders.record_payment(
+        await order_status.cancel_order(session, order_id=order_id, actor="system")
+        await payment_records.record_payment(
             session, provider=services.payments.provider.name, order_no=order_no, transaction_id="T-OWED",
             amount_fen=1, paid_at=datetime.now(UTC), payload={},
         )

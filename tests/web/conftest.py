@@ -15,14 +15,15 @@ from sqlalchemy import select
 from bot.app import create_app
 from bot.config import Config
 from bot.keys import CONFIG, SERVICES
-from bot.outbound import MemoryOutbox
-from bot.paylink import pay_url
+from bot.outbound.sender import MemoryOutbox
 from bot.services import shop_rules
-from commerce.addresses import ParsedAddress, save_address
-from commerce.cart import add_to_cart
-from commerce.customers import touch_customer
+from bot.web.paylink import pay_url
+from commerce.cart.cart import add_to_cart
+from commerce.customers.addresses import ParsedAddress, save_address
+from commerce.customers.customers import touch_customer
 from commerce.models import Variant
-from commerce.orders import OrderView, place_order
+from commerce.orders.placement import place_order
+from commerce.orders.views import OrderView
 from tests.bot.chat import Shop
 from tests.bot.conftest import make_config, seed
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.render import Rendered, RenderedArticle
+from bot.chat.render import Rendered, RenderedArticle
 from tests.bot.chat import Shop
 from tests.web.conftest import REAL_PAY, ShopFactory
 

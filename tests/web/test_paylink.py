@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import delete
 
 from bot.config import build_config
-from bot.export_page import make_export_token, read_export_token
 from bot.keys import SERVICES
-from bot.paylink import PayLinkError, make_pay_token, pay_url, read_pay_token
-from bot.signed_links import LinkError
+from bot.web.export import make_export_token, read_export_token
+from bot.web.paylink import PayLinkError, make_pay_token, pay_url, read_pay_token
+from bot.web.signed_links import LinkError
 from commerce.models import Order
 from tests.bot.chat import Shop
 from tests.web.conftest import pay_path, place_apple_order

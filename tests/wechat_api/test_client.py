@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from bot.render import RenderedArticle
-from bot.wechat_api import (
+from bot.chat.render import RenderedArticle
+from bot.wechat.api import (
     AccessTokenManager,
     ErrCode,
     MemoryTokenStore,

@@ -8,9 +8,9 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from bot.outbound import OutboundSender
-from bot.render import Rendered, RenderedArticle
-from bot.wechat_api import (
+from bot.chat.render import Rendered, RenderedArticle
+from bot.outbound.sender import OutboundSender
+from bot.wechat.api import (
     AccessTokenManager,
     CustomerServiceSender,
     ErrCode,

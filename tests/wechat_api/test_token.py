@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
-from bot.wechat_api import (
+from bot.wechat.api import (
     AccessTokenManager,
     MemoryTokenStore,
     RedisTokenStore,
@@ -21,7 +21,7 @@ from bot.wechat_api import (
     WeChatClient,
     WeChatError,
 )
-from bot.wechat_api.token import Token
+from bot.wechat.api.token import Token
 from tests.fakes.wechat import APPID, APPSECRET, FakeWeChat
 
 

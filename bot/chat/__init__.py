@@ -1,0 +1,1 @@
+"""The conversation runtime: context, router, keywords, replies and their rendering."""

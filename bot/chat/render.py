@@ -1,0 +1,176 @@
+"""Turn replies into words (jinja2 templates per locale) and words into WeChat XML."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import jinja2
+from wechatpy.replies import ArticlesReply, TextReply, TransferCustomerServiceReply
+
+import templates
+from bot.chat.replies import Card, News, Reply, Silence, Text, TransferToHuman
+
+MESSAGES_DIR = Path(templates.__file__).parent / "messages"
+LOCALES = ("zh", "en")
+TEXT_LIMIT_BYTES = 2000  # WeChat truncates text replies past 2048 bytes
+TITLE_LIMIT = 64
+DESCRIPTION_LIMIT = 240
+
+
+def yuan(fen: int) -> str:
+    """Integer fen as a price: 3990 -> "¥39.90"."""
+    sign = "-" if fen < 0 else ""
+    fen = abs(int(fen))
+    return f"{sign}¥{fen // 100}.{fen % 100:02d}"
+
+
+def cdata_safe(text: str) -> str:
+    """Text that cannot end a CDATA section early (user input is echoed in replies)."""
+    return text.replace("]]>", "]] >")
+
+
+def clip_bytes(text: str, limit: int) -> str:
+    encoded = text.encode("utf-8")
+    if len(encoded) <= limit:
+        return text
+    return encoded[: limit - 3].decode("utf-8", errors="ignore") + "…"
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedArticle:
+    title: str
+    description: str
+    picurl: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A reply in words: `kind` is text, news, transfer or silence."""
+
+    kind: str
+    text: str = ""
+    articles: tuple[RenderedArticle, ...] = ()
+
+
+class Renderer:
+    def __init__(
+        self,
+        *,
+        default_locale: str,
+        base_url: str,
+        shop_name: str,
+        timezone: str = "Asia/Shanghai",
+        directory: Path = MESSAGES_DIR,
+    ) -> None:
+        self.default_locale = default_locale
+        self.timezone = ZoneInfo(timezone)
+        self.shop_context = {"name": shop_name, "base_url": base_url.rstrip("/")}
+        self.base_url = base_url.rstrip("/")
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(directory)),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+            autoescape=False,
+            auto_reload=False,  # templates ship with the code: no stat() per render
+        )
+        self._templates: dict[tuple[str, str], jinja2.Template] = {}
+        self.env.filters["yuan"] = yuan
+        self.env.filters["clip"] = clip
+        self.env.filters["hm"] = lambda when: self._local(when).strftime("%H:%M")
+        self.env.filters["mdhm"] = lambda when: self._local(when).strftime("%m-%d %H:%M")
+
+    def _local(self, when: datetime) -> datetime:
+        """An aware (or naive UTC) datetime in the shop's time zone."""
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return when.astimezone(self.timezone)
+
+    def _template(self, name: str, locale: str) -> jinja2.Template:
+        locale = locale if locale in LOCALES else self.default_locale
+        template = self._templates.get((name, locale))
+        if template is None:  # names come from code, so this stays small
+            template = self.env.get_template(f"{locale}/{name}.j2")
+            self._templates[name, locale] = template
+        return template
+
+    def text(self, name: str, locale: str, data: dict | None = None) -> str:
+        locale = locale if locale in LOCALES else self.default_locale
+        context = {"shop": self.shop_context, "locale": locale, **(data or {})}
+        return self._template(name, locale).render(context).strip()
+
+    def _block(self, template: jinja2.Template, block: str, data: dict) -> str:
+        context = template.new_context({"shop": self.shop_context, **data})
+        return "".join(template.blocks[block](context)).strip()
+
+    def absolute(self, url: str) -> str:
+        if not url or url.startswith(("http://", "https://")):
+            return url
+        return f"{self.base_url}/{url.lstrip('/')}"
+
+    def message(self, name: str, locale: str, data: dict) -> Rendered:
+        """A notification: a text, or a news card when the template defines `title` and
+        `description` blocks (its optional `url` and `picurl` blocks give the link and the
+        picture), e.g. an invite to forward."""
+        template = self._template(name, locale)
+        if "title" not in template.blocks:
+            return self.render(Text(name, data), locale)
+        url, picurl = (
+            self._block(template, block, data) if block in template.blocks else ""
+            for block in ("url", "picurl")
+        )
+        return self.render(News((Card(name, data, picurl=picurl, url=url),)), locale)
+
+    def render(self, reply: Reply, locale: str) -> Rendered:
+        if isinstance(reply, Text):
+            lines = [self.text(n.template, locale, n.data) for n in reply.notices]
+            lines.append(self.text(reply.template, locale, reply.data))
+            return Rendered("text", text=clip_bytes(cdata_safe("\n\n".join(lines)), TEXT_LIMIT_BYTES))
+        if isinstance(reply, News):
+            return Rendered("news", articles=tuple(self._article(c, locale) for c in reply.cards[:8]))
+        if isinstance(reply, TransferToHuman):
+            return Rendered("transfer")
+        if isinstance(reply, Silence):
+            return Rendered("silence")
+        raise TypeError(f"not a reply: {reply!r}")
+
+    def _article(self, card: Card, locale: str) -> RenderedArticle:
+        template = self._template(card.template, locale)
+        return RenderedArticle(
+            title=cdata_safe(clip(self._block(template, "title", card.data), TITLE_LIMIT)),
+            description=cdata_safe(clip(self._block(template, "description", card.data), DESCRIPTION_LIMIT)),
+            picurl=self.absolute(card.picurl),
+            url=self.absolute(card.url),
+        )
+
+
+def to_xml(rendered: Rendered, *, openid: str, account: str) -> str | None:
+    """The passive-reply XML for WeChat, or None when the answer is plain "success"."""
+    common = {"target": openid, "source": account, "time": int(time.time())}
+    if rendered.kind == "text":
+        return TextReply(content=rendered.text, **common).render()
+    if rendered.kind == "news":
+        reply = ArticlesReply(**common)
+        for article in rendered.articles:
+            reply.add_article(
+                {
+                    "title": article.title,
+                    "description": article.description,
+                    "image": article.picurl,
+                    "url": article.url,
+                }
+            )
+        return reply.render()
+    if rendered.kind == "transfer":
+        return TransferCustomerServiceReply(**common).render()
+    return None

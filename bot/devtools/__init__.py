@@ -1,0 +1,1 @@
+"""Development tools: the terminal and browser chat simulators."""

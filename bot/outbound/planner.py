@@ -1,0 +1,310 @@
+"""The notification planner: every outbound message through the outbox, by WeChat's rules.
+
+`NotificationPlanner.send(openid, rendered)` is an `OutboundSender`: it writes an
+outbox row in its own unit of work (nothing is lost if WeChat or the process fails)
+and then tries delivery at once in a tracked background task. Later attempts come
+from the scheduler's `deliver_outbox` job (`retry_due`).
+
+One attempt, in order:
+
+1. Inside the customer-service window (the customer wrote within 48 hours, or paid:
+   WeChat allows more after a payment) and under its count (`wechat.window_messages`
+   per customer message, `wechat.window_messages_after_payment` after a payment): a
+   customer-service message. The count is reserved in the database before the call and given back if
+   WeChat did not take the message.
+2. Window closed or used up (by our count, or WeChat's 45015 / 45047): the event's
+   template message when `wechat.template_ids` names one.
+3. Else the row waits for the customer to write again (`commerce.outbox.note_inbound`
+   makes it due), for at most `max_wait`.
+
+WeChat unreachable or busy: another attempt later, with growing pauses. After
+`wechat.outbox_max_attempts` attempts (or `max_wait`) the row is failed and staff are
+told (notifications only, not late chat replies nor staff alerts themselves: no
+alert loops). 43004 (the customer unfollowed) fails the row at once, silently.
+
+    pending --CS ok / template ok--> sent
+    pending --unavailable--> pending (next_attempt_at = now + backoff) --N attempts--> failed
+    pending --no window, no template--> pending (waiting) --customer writes--> due
+    pending --43004--> failed
+
+`PlannedNotifier` is the `OutboundNotifier` that passes the event name (the message
+template, e.g. order_paid) and its data, so that the template fallback can be chosen.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.chat.render import Rendered, RenderedArticle, Renderer, clip, yuan
+from bot.outbound.notifier import OutboundNotifier
+from bot.wechat.api import (
+    CustomerServiceSender,
+    ErrCode,
+    WeChatClient,
+    WeChatError,
+    WeChatUnavailable,
+)
+from bot.wechat.ratelimit import SendRateGate
+from commerce.background import BackgroundTasks
+from commerce.messaging import outbox
+from commerce.messaging.outbox import OutboxItem
+
+log = logging.getLogger(__name__)
+
+PLAIN_EVENT = "message"  # late chat replies, staff alerts, broadcasts: no template, no alert
+CS = "customer_service"
+TEMPLATE = "template"
+TEMPLATE_VALUE_LIMIT = 200
+
+StaffAlert = Callable[[OutboxItem, str], Awaitable[None]]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def parse_template_ids(raw: str) -> dict[str, str]:
+    """ "order_paid=ID1, order_shipped=ID2" -> {"order_paid": "ID1", ...}; ValueError if malformed."""
+    pairs: dict[str, str] = {}
+    for part in raw.split(","):
+        if not part.strip():
+            continue
+        event, sep, template_id = part.partition("=")
+        if not sep or not event.strip() or not template_id.strip():
+            raise ValueError(f"wechat.template_ids: expected EVENT=TEMPLATE_ID, got {part.strip()!r}")
+        pairs[event.strip()] = template_id.strip()
+    return pairs
+
+
+def to_payload(message: Rendered) -> dict[str, Any]:
+    return {
+        "kind": message.kind,
+        "text": message.text,
+        "articles": [
+            {"title": a.title, "description": a.description, "picurl": a.picurl, "url": a.url}
+            for a in message.articles
+        ],
+    }
+
+
+def from_payload(payload: Mapping[str, Any]) -> Rendered:
+    return Rendered(
+        kind=str(payload.get("kind", "text")),
+        text=str(payload.get("text", "")),
+        articles=tuple(RenderedArticle(**a) for a in payload.get("articles") or ()),
+    )
+
+
+def template_data(message: Rendered, data: Mapping[str, Any] | None) -> dict[str, str]:
+    """Template-message fields: `first` is the message itself; the notification's plain
+    values follow under their own names (`*_fen` also as yuan without the suffix)."""
+    text = message.text or (message.articles[0].title if message.articles else "")
+    fields = {"first": clip(text, TEMPLATE_VALUE_LIMIT)}
+    for key, value in (data or {}).items():
+        if isinstance(value, bool) or value is None:
+            continue
+        if isinstance(value, int) and key.endswith("_fen"):
+            fields[key.removesuffix("_fen")] = yuan(value)
+        if isinstance(value, datetime | date):
+            fields[key] = value.isoformat(timespec="minutes") if isinstance(value, datetime) else value.isoformat()
+        elif isinstance(value, str | int | float):
+            fields[key] = clip(str(value), TEMPLATE_VALUE_LIMIT)
+    fields.setdefault("remark", "")
+    return fields
+
+
+class NotificationPlanner:
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        client: WeChatClient,
+        window_messages: int = 5,
+        paid_window_messages: int = 20,
+        template_ids: Mapping[str, str] | None = None,
+        max_attempts: int = 8,
+        alert: StaffAlert | None = None,
+        send_gate: SendRateGate | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+        backoff_base: timedelta = timedelta(seconds=30),
+        backoff_max: timedelta = timedelta(hours=1),
+        lease: timedelta = timedelta(minutes=2),
+        max_wait: timedelta = timedelta(days=7),
+    ) -> None:
+        self._sessions = sessions
+        self._client = client
+        self._cs = CustomerServiceSender(client)
+        self.window_messages = max(0, window_messages)
+        self.paid_window_messages = max(0, paid_window_messages)
+        self.template_ids = dict(template_ids or {})
+        self.max_attempts = max(1, max_attempts)
+        self.alert = alert
+        self.send_gate: SendRateGate | None = send_gate
+        self.clock = clock
+        self._backoff_base = backoff_base
+        self._backoff_max = backoff_max
+        self._lease = lease
+        self._max_wait = max_wait
+        self._background = BackgroundTasks(what="outbox delivery")
+
+    # ---- OutboundSender ---------------------------------------------------------------------
+
+    async def send(
+        self, openid: str, message: Rendered, *, event: str = PLAIN_EVENT, data: Mapping[str, Any] | None = None
+    ) -> None:
+        """Keep the message in the outbox, then try to deliver it in the background."""
+        if message.kind not in ("text", "news") or not (message.text or message.articles):
+            return  # transfer and silence: nothing to send
+        template = None
+        template_id = self.template_ids.get(event)
+        if template_id:
+            url = (data or {}).get("pay_url") or ""
+            template = {"template_id": template_id, "data": template_data(message, data), "url": str(url)}
+        async with self._sessions() as session, session.begin():
+            item = await outbox.enqueue(
+                session,
+                openid=openid,
+                event=event,
+                payload=to_payload(message),
+                template=template,
+                now=self.clock(),
+                lease=self._lease,
+            )
+        self._background.spawn(self._deliver(item))
+
+    # ---- the scheduler's side ---------------------------------------------------------------
+
+    async def retry_due(self) -> int:
+        """Attempt every due row once (claimed with a lease); how many were attempted."""
+        async with self._sessions() as session:
+            ids = await outbox.due_ids(session, now=self.clock())
+        attempted = 0
+        for message_id in ids:
+            async with self._sessions() as session, session.begin():
+                if not await outbox.claim(session, message_id, now=self.clock(), lease=self._lease):
+                    continue  # someone else has it
+                item = await outbox.get(session, message_id)
+            if item is not None:
+                await self._deliver(item)
+                attempted += 1
+        return attempted
+
+    async def _gate(self) -> None:
+        if self.send_gate is not None:
+            await self.send_gate.wait()
+
+    @property
+    def client(self) -> WeChatClient:
+        """The WeChat API client it sends with (also used for QR codes)."""
+        return self._client
+
+    async def drain(self) -> None:
+        """Wait for the immediate attempts started so far (shutdown, tests)."""
+        await self._background.drain()
+
+    # ---- one attempt --------------------------------------------------------------------------
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        try:
+            await self._attempt(item)
+        except Exception:  # the row keeps its lease and comes back when it runs out
+            log.exception("outbox %s: delivery attempt failed unexpectedly", item.id)
+
+    async def _attempt(self, item: OutboxItem) -> None:
+        now = self.clock()
+        if now - item.created_at > self._max_wait:
+            await self._fail(item, "no way to reach the customer in time", attempts=item.attempts)
+            return
+        async with self._sessions() as session, session.begin():
+            reserved = await outbox.use_window(
+                session, item.openid, now=now, limit=self.window_messages, paid_limit=self.paid_window_messages
+            )
+        if reserved:
+            try:
+                await self._gate()
+                await self._cs.send(item.openid, from_payload(item.payload))
+            except WeChatError as exc:
+                if exc.errcode in (ErrCode.WINDOW_CLOSED, ErrCode.OVER_QUOTA):
+                    async with self._sessions() as session, session.begin():
+                        await outbox.close_window(
+                            session, item.openid, limit=max(self.window_messages, self.paid_window_messages)
+                        )
+                    log.info("outbox %s: window closed (%s), falling back", item.id, exc.errcode)
+                else:
+                    async with self._sessions() as session, session.begin():
+                        await outbox.release_window(session, item.openid)
+                    await self._failed_attempt(item, exc)
+                    return
+            else:
+                await self._sent(item, CS)
+                return
+        if item.template:
+            try:
+                await self._gate()
+                msgid = await self._client.send_template(
+                    item.openid,
+                    str(item.template["template_id"]),
+                    dict(item.template.get("data") or {}),
+                    url=item.template.get("url") or None,
+                )
+            except WeChatError as exc:
+                await self._failed_attempt(item, exc)
+                return
+            await self._sent(item, TEMPLATE, msgid=msgid)
+            return
+        async with self._sessions() as session, session.begin():
+            await outbox.mark_waiting(session, item.id, until=item.created_at + self._max_wait)
+        log.info("outbox %s: window closed and no template for %s; waiting", item.id, item.event)
+
+    async def _sent(self, item: OutboxItem, channel: str, *, msgid: int | None = None) -> None:
+        async with self._sessions() as session, session.begin():
+            await outbox.mark_sent(session, item.id, channel=channel, now=self.clock(), template_msgid=msgid)
+        log.info("outbox %s: sent (%s)", item.id, channel)
+
+    async def _failed_attempt(self, item: OutboxItem, exc: WeChatError) -> None:
+        attempts = item.attempts + 1
+        error = f"{exc.errcode}: {exc.errmsg}"
+        if exc.errcode == ErrCode.UNSUBSCRIBED:
+            async with self._sessions() as session, session.begin():
+                await outbox.mark_failed(session, item.id, error=error, attempts=attempts)
+            log.info("outbox %s: the customer does not follow the account", item.id)
+            return
+        if attempts >= self.max_attempts:
+            await self._fail(item, error, attempts=attempts)
+            return
+        pause = min(self._backoff_max, self._backoff_base * (2 ** (attempts - 1)))
+        async with self._sessions() as session, session.begin():
+            await outbox.mark_retry(
+                session, item.id, error=error, attempts=attempts, next_attempt_at=self.clock() + pause
+            )
+        kind = "unavailable" if isinstance(exc, WeChatUnavailable) else "refused"
+        log.warning("outbox %s: WeChat %s (%s), attempt %s, again in %s", item.id, kind, exc.errcode, attempts, pause)
+
+    async def _fail(self, item: OutboxItem, error: str, *, attempts: int) -> None:
+        async with self._sessions() as session, session.begin():
+            await outbox.mark_failed(session, item.id, error=error, attempts=attempts)
+        log.error("outbox %s (%s): given up after %s attempts: %s", item.id, item.event, attempts, error)
+        if self.alert is not None and item.event != PLAIN_EVENT and not item.event.startswith("alert_"):
+            try:
+                await self.alert(item, error)
+            except Exception:
+                log.exception("outbox %s: staff could not be told", item.id)
+
+
+class PlannedNotifier(OutboundNotifier):
+    """The customer notifier over the planner: passes the event and its data along."""
+
+    def __init__(
+        self, *, renderer: Renderer, planner: NotificationPlanner, sessions: async_sessionmaker[AsyncSession]
+    ) -> None:
+        super().__init__(renderer=renderer, outbound=planner, sessions=sessions)
+        self._planner = planner
+
+    async def notify(self, *, openid: str, template: str, data: dict[str, Any]) -> None:
+        rendered = self._renderer.message(template, await self._locale(openid), data)
+        await self._planner.send(openid, rendered, event=template, data=data)

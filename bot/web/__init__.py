@@ -1,0 +1,1 @@
+"""HTTP pages: product, payment, group, referral, export, health; the links they are reached by."""

@@ -1,0 +1,28 @@
+"""Talking back to WeChat: the API client, the shared access token, the outbound sender."""
+
+from bot.wechat.api.client import QrCode, UploadedMedia, WeChatClient, validate_scene_str
+from bot.wechat.api.errors import ErrCode, WeChatError, WeChatUnavailable
+from bot.wechat.api.sender import CustomerServiceSender
+from bot.wechat.api.token import (
+    AccessTokenManager,
+    MemoryTokenStore,
+    RedisTokenStore,
+    StableTokenFetcher,
+    TokenProvider,
+)
+
+__all__ = [
+    "AccessTokenManager",
+    "CustomerServiceSender",
+    "ErrCode",
+    "MemoryTokenStore",
+    "QrCode",
+    "RedisTokenStore",
+    "StableTokenFetcher",
+    "TokenProvider",
+    "UploadedMedia",
+    "WeChatClient",
+    "WeChatError",
+    "WeChatUnavailable",
+    "validate_scene_str",
+]

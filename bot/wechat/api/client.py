@@ -1,0 +1,240 @@
+"""An async client for the WeChat Official Account API (the calls this shop makes).
+
+Every call has a timeout and is retried with bounded, jittered exponential backoff on
+network errors, timeouts, HTTP 5xx and errcode -1 (busy). A rejected access token
+(40001/42001/40014) makes the client ask its `TokenProvider` for a new one ONCE,
+naming the token that failed so that concurrent failures cause a single refresh.
+Other errcodes raise `WeChatError`. The token travels in the query string, so URLs
+are never logged nor put into exceptions.
+
+Note: a send retried after a timeout may reach the user twice (WeChat has no
+idempotency key for customer-service messages); -1 and 5xx mean it was not sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from bot.chat.render import RenderedArticle
+from bot.wechat.api.errors import TOKEN_ERRORS, ErrCode, WeChatError, WeChatUnavailable, checked
+from bot.wechat.api.token import TokenProvider
+
+log = logging.getLogger(__name__)
+
+QR_IMAGE_BASE = "https://mp.weixin.qq.com/cgi-bin/showqrcode"
+SCENE_STR_MAX = 64
+QR_EXPIRE_MAX = 2_592_000  # 30 days
+MAX_NEWS_ARTICLES = 1  # customer-service news: one article since 2018
+MEDIA_KINDS = frozenset({"image", "voice", "video", "thumb"})
+
+
+@dataclass(frozen=True, slots=True)
+class QrCode:
+    ticket: str
+    url: str  # what the QR code encodes
+    expire_seconds: int | None  # None: permanent
+    image_url: str  # a picture of the code (showqrcode?ticket=...)
+
+
+@dataclass(frozen=True, slots=True)
+class UploadedMedia:
+    media_id: str
+    kind: str
+    created_at: int
+
+
+def validate_scene_str(scene_str: str) -> str:
+    """A QR scene: 1 to 64 characters (WeChat's limit), else ValueError."""
+    if not isinstance(scene_str, str) or not 1 <= len(scene_str) <= SCENE_STR_MAX:
+        raise ValueError(f"scene_str must be 1 to {SCENE_STR_MAX} characters")
+    return scene_str
+
+
+class WeChatClient:
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        *,
+        base_url: str,
+        tokens: TokenProvider,
+        timeout: float = 5.0,
+        retries: int = 3,
+        backoff_base: float = 0.2,
+        backoff_max: float = 2.0,
+        qr_image_base: str = QR_IMAGE_BASE,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        """`retries`: extra attempts after the first one, for transient failures only."""
+        self._http = http
+        self._base = base_url.rstrip("/")
+        self._tokens = tokens
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._retries = max(0, retries)
+        self._backoff_base = backoff_base
+        self._backoff_max = backoff_max
+        self._qr_image_base = qr_image_base.rstrip("?")
+        self._sleep = sleep
+
+    # ---- endpoints ------------------------------------------------------------------------
+
+    async def send_text(self, openid: str, text: str) -> None:
+        await self._custom_send({"touser": openid, "msgtype": "text", "text": {"content": text}})
+
+    async def send_news(self, openid: str, articles: Sequence[RenderedArticle]) -> None:
+        if not 1 <= len(articles) <= MAX_NEWS_ARTICLES:
+            raise ValueError(f"a news message holds 1 to {MAX_NEWS_ARTICLES} article(s)")
+        news = [
+            {"title": a.title, "description": a.description, "url": a.url, "picurl": a.picurl}
+            for a in articles
+        ]
+        await self._custom_send({"touser": openid, "msgtype": "news", "news": {"articles": news}})
+
+    async def send_image(self, openid: str, media_id: str) -> None:
+        await self._custom_send({"touser": openid, "msgtype": "image", "image": {"media_id": media_id}})
+
+    async def send_template(
+        self, openid: str, template_id: str, data: Mapping[str, str], url: str | None = None
+    ) -> int:
+        """A template message; returns WeChat's msgid."""
+        body: dict[str, Any] = {
+            "touser": openid,
+            "template_id": template_id,
+            "data": {key: {"value": value} for key, value in data.items()},
+        }
+        if url:
+            body["url"] = url
+        answer = await self._call("POST", "/cgi-bin/message/template/send", json_body=body)
+        return int(answer["msgid"])
+
+    async def create_qr(
+        self, scene_str: str, *, permanent: bool, expire_seconds: int = QR_EXPIRE_MAX
+    ) -> QrCode:
+        validate_scene_str(scene_str)
+        body: dict[str, Any] = {
+            "action_name": "QR_LIMIT_STR_SCENE" if permanent else "QR_STR_SCENE",
+            "action_info": {"scene": {"scene_str": scene_str}},
+        }
+        if not permanent:
+            if not 60 <= expire_seconds <= QR_EXPIRE_MAX:
+                raise ValueError(f"expire_seconds must be between 60 and {QR_EXPIRE_MAX}")
+            body["expire_seconds"] = expire_seconds
+        answer = await self._call("POST", "/cgi-bin/qrcode/create", json_body=body)
+        ticket = str(answer["ticket"])
+        expires = answer.get("expire_seconds")
+        return QrCode(
+            ticket=ticket,
+            url=str(answer.get("url", "")),
+            expire_seconds=None if permanent or expires is None else int(expires),
+            image_url=f"{self._qr_image_base}?ticket={quote(ticket, safe='')}",
+        )
+
+    async def create_menu(self, menu: Mapping[str, Any]) -> None:
+        await self._call("POST", "/cgi-bin/menu/create", json_body=dict(menu))
+
+    async def user_info(self, openid: str, *, lang: str = "zh_CN") -> dict[str, Any]:
+        return await self._call("GET", "/cgi-bin/user/info", params={"openid": openid, "lang": lang})
+
+    async def upload_media(self, kind: str, filename: str, data: bytes) -> UploadedMedia:
+        """A temporary media file (3 days); `kind` is image, voice, video or thumb."""
+        if kind not in MEDIA_KINDS:
+            raise ValueError(f"media kind must be one of {sorted(MEDIA_KINDS)}")
+
+        def form() -> aiohttp.FormData:  # a fresh body for every attempt
+            payload = aiohttp.FormData()
+            payload.add_field("media", data, filename=filename, content_type="application/octet-stream")
+            return payload
+
+        answer = await self._call("POST", "/cgi-bin/media/upload", params={"type": kind}, form=form)
+        return UploadedMedia(
+            media_id=str(answer["media_id"]),
+            kind=str(answer.get("type", kind)),
+            created_at=int(answer.get("created_at", 0)),
+        )
+
+    # ---- plumbing ---------------------------------------------------------------------------
+
+    async def _custom_send(self, body: dict[str, Any]) -> None:
+        await self._call("POST", "/cgi-bin/message/custom/send", json_body=body)
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self._backoff_max, self._backoff_base * (2**attempt))
+        return ceiling * random.uniform(0.5, 1.0)
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: dict[str, Any] | None = None,
+        form: Callable[[], aiohttp.FormData] | None = None,
+    ) -> dict[str, Any]:
+        attempt = 0
+        token: str | None = None
+        rejected: str | None = None  # the token WeChat refused, once
+        while True:
+            try:
+                if token is None:
+                    token = await (self._tokens.refresh(rejected) if rejected else self._tokens.token())
+                return await self._once(method, path, token, params, json_body, form)
+            except WeChatError as exc:
+                if exc.errcode in TOKEN_ERRORS and rejected is None and token is not None:
+                    log.info("wechat %s: token rejected (%s), refreshing", path, exc.errcode)
+                    rejected, token = token, None
+                    continue
+                if exc.errcode != ErrCode.BUSY:
+                    log.warning("wechat %s: errcode %s", path, exc.errcode)
+                    raise
+                if attempt >= self._retries:
+                    log.warning("wechat %s: giving up after %s attempts (busy)", path, attempt + 1)
+                    if isinstance(exc, WeChatUnavailable):
+                        raise
+                    raise WeChatUnavailable(f"{path}: {exc.errmsg}") from None
+                cause = exc.errmsg if isinstance(exc, WeChatUnavailable) else f"errcode {exc.errcode}"
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                cause = type(exc).__name__
+                if attempt >= self._retries:
+                    log.warning("wechat %s: giving up after %s attempts (%s)", path, attempt + 1, cause)
+                    raise WeChatUnavailable(f"{path}: {cause}") from None
+            delay = self._backoff(attempt)
+            attempt += 1
+            log.info("wechat %s: %s, retry %s in %.2fs", path, cause, attempt, delay)
+            await self._sleep(delay)
+
+    async def _once(
+        self,
+        method: str,
+        path: str,
+        token: str,
+        params: Mapping[str, str] | None,
+        json_body: dict[str, Any] | None,
+        form: Callable[[], aiohttp.FormData] | None,
+    ) -> dict[str, Any]:
+        query = {"access_token": token, **(params or {})}
+        data: Any = None
+        headers = {}
+        if json_body is not None:  # UTF-8, not \u escapes: WeChat shows escapes literally
+            data = json.dumps(json_body, ensure_ascii=False).encode()
+            headers["Content-Type"] = "application/json; charset=utf-8"
+        elif form is not None:
+            data = form()
+        async with self._http.request(
+            method, self._base + path, params=query, data=data, headers=headers, timeout=self._timeout
+        ) as resp:
+            if resp.status >= 500:
+                raise WeChatUnavailable(f"{path}: HTTP {resp.status}")
+            raw = await resp.read()
+        try:
+            answer = json.loads(raw)
+        except ValueError:
+            raise WeChatError(ErrCode.UNREADABLE, f"{path}: HTTP {resp.status}, not JSON") from None
+        return checked(answer)

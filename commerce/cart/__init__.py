@@ -1,0 +1,1 @@
+"""The cart and its pricing."""

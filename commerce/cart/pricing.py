@@ -1,0 +1,226 @@
+"""What the current cart costs: goods, the coupon, delivery, points, the total.
+
+`quote` always starts from the cart as it is now (today's prices and stock), so what
+checkout shows and what `place_order` charges come from the same function.
+
+Points (`use_points=True`): `redeem_points_per_yuan` points take 100 fen off, up to
+`redeem_max_percent` of the goods after the coupon. The saving is the largest whole
+number of fen the balance covers within that cap, and the points used are the fewest
+that pay for it (rounded up when a fen costs a fraction of a point), all in integers.
+The total never reaches zero: the payment provider cannot charge nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from commerce.cart.cart import CartLineView, get_cart
+from commerce.errors import ErrorCode, ShopError
+from commerce.models import Coupon, CouponKind, Customer, CustomerCoupon, CustomerCouponStatus
+from commerce.rules import ShopRules, as_utc, maybe_utc, utcnow
+
+NO_COUPON = -1  # customer_coupon_id meaning "do not apply a coupon"
+
+
+@dataclass(frozen=True)
+class CouponOffer:
+    customer_coupon_id: int
+    title: str
+    discount_fen: int
+
+
+@dataclass(frozen=True)
+class Quote:
+    lines: tuple[CartLineView, ...]  # the buyable lines, the ones an order would contain
+    goods_fen: int
+    discount_fen: int
+    delivery_fen: int
+    points_fen: int
+    payable_fen: int
+    coupon: CouponOffer | None
+    other_coupons: tuple[CouponOffer, ...]  # the other coupons valid for this cart, best first
+    problems: tuple[CartLineView, ...]  # lines that cannot be bought as they are (see `problem`)
+    points_used: int = 0  # the points spent for points_fen
+    points_balance: int = 0  # the customer's points now
+    # what the points could take off (and cost) on this cart, used or not: checkout offers it
+    points_offer_fen: int = 0
+    points_offer_used: int = 0
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.lines and not self.problems
+
+    @property
+    def fingerprint(self) -> str:
+        """A short digest of lines, prices and amounts: equal fingerprints, same order."""
+        parts = [f"{ln.variant_id}x{ln.quantity}@{ln.unit_price_fen}" for ln in self.lines]
+        parts += [f"p:{ln.variant_id}:{ln.problem}" for ln in self.problems]
+        coupon = self.coupon.customer_coupon_id if self.coupon else 0
+        parts.append(
+            f"{self.goods_fen}-{self.discount_fen}+{self.delivery_fen}-{self.points_fen}c{coupon}"
+            f"p{self.points_used}"
+        )
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def coupon_discount(coupon: Coupon, goods_fen: int) -> int:
+    """The discount a coupon gives on `goods_fen` (0 below its threshold); floored to the fen."""
+    if goods_fen <= 0 or goods_fen < coupon.threshold_fen:
+        return 0
+    if coupon.kind == CouponKind.AMOUNT_OFF.value:
+        discount = coupon.amount_off_fen
+    elif coupon.kind == CouponKind.PERCENT_OFF.value:
+        discount = goods_fen * coupon.percent_off // 100
+        if coupon.cap_fen > 0:
+            discount = min(discount, coupon.cap_fen)
+    else:
+        return 0
+    return max(0, min(discount, goods_fen))
+
+
+def points_saving(
+    *, balance: int, base_fen: int, max_fen: int, rules: ShopRules
+) -> tuple[int, int]:
+    """(fen off, points used) for `balance` points on `base_fen` of goods after the coupon.
+
+    At most `redeem_max_percent` of `base_fen` and at most `max_fen`; (0, 0) when the
+    shop does not redeem points.
+    """
+    rate = rules.redeem_points_per_yuan
+    if rate <= 0 or balance <= 0 or base_fen <= 0:
+        return 0, 0
+    cap = base_fen * max(0, min(rules.redeem_max_percent, 100)) // 100
+    fen = max(0, min(balance * 100 // rate, cap, max_fen))
+    return fen, -(-fen * rate // 100)  # the points for `fen`, rounded up
+
+
+def coupon_problem(
+    coupon: Coupon, holding: CustomerCoupon, *, goods_fen: int, now: datetime
+) -> str | None:
+    """Why this held coupon cannot be used on this cart now, or None."""
+    if holding.status != CustomerCouponStatus.AVAILABLE.value:
+        return "used"
+    if not coupon.active:
+        return "inactive"
+    valid_from, valid_until = maybe_utc(coupon.valid_from), maybe_utc(coupon.valid_until)
+    if valid_from is not None and now < valid_from:
+        return "not_started"
+    if valid_until is not None and now >= valid_until:
+        return "expired"
+    if goods_fen < coupon.threshold_fen:
+        return "below_threshold"
+    if coupon_discount(coupon, goods_fen) <= 0:
+        return "no_discount"
+    return None
+
+
+async def quote(
+    session: AsyncSession,
+    *,
+    customer_id: int,
+    rules: ShopRules,
+    customer_coupon_id: int | None = None,
+    now: datetime | None = None,
+    use_points: bool = False,
+) -> Quote:
+    """Price the current cart. `customer_coupon_id`: None = best valid coupon, -1 = none.
+
+    `use_points`: take the customer's points off (see the module docstring); the offer
+    (`points_offer_fen`, `points_offer_used`) is filled in either way.
+
+    A named coupon that cannot be used raises COUPON_INVALID (details: reason, and
+    threshold_fen when the cart is below it).
+    """
+    now = as_utc(now or utcnow())
+    cart = await get_cart(session, customer_id=customer_id)
+    lines = cart.buyable_lines
+    goods = sum(line.subtotal_fen for line in lines)
+
+    held = (
+        await session.execute(
+            select(CustomerCoupon, Coupon)
+            .join(Coupon, Coupon.id == CustomerCoupon.coupon_id)
+            .where(CustomerCoupon.customer_id == customer_id)
+            .order_by(CustomerCoupon.id)
+            .execution_options(populate_existing=True)
+        )
+    ).all()
+    offers = []
+    for holding, coupon in held:
+        if coupon_problem(coupon, holding, goods_fen=goods, now=now) is None:
+            offer = CouponOffer(holding.id, coupon.title, coupon_discount(coupon, goods))
+            expiry = maybe_utc(coupon.valid_until)
+            offers.append((-offer.discount_fen, expiry is None, expiry or now, holding.id, offer))
+    offers.sort(key=lambda item: item[:4])  # biggest discount, then the one expiring first
+    valid = [item[-1] for item in offers]
+
+    chosen: CouponOffer | None
+    if customer_coupon_id is None:
+        chosen = valid[0] if valid else None
+    elif customer_coupon_id == NO_COUPON:
+        chosen = None
+    else:
+        chosen = next((o for o in valid if o.customer_coupon_id == customer_coupon_id), None)
+        if chosen is None:
+            raise _coupon_error(held, customer_coupon_id, goods_fen=goods, now=now)
+    others = tuple(
+        o for o in valid if chosen is None or o.customer_coupon_id != chosen.customer_coupon_id
+    )
+
+    discount = chosen.discount_fen if chosen else 0
+    delivery = (
+        0 if goods == 0 or goods >= rules.free_delivery_threshold_fen else rules.delivery_fee_fen
+    )
+    balance = int(
+        await session.scalar(
+            select(Customer.points_balance)
+            .where(Customer.id == customer_id)
+            .execution_options(populate_existing=True)
+        )
+        or 0
+    )
+    offer_fen, offer_used = points_saving(
+        balance=balance,
+        base_fen=goods - discount,
+        max_fen=goods - discount + delivery - 1,
+        rules=rules,
+    )
+    points, points_used = (offer_fen, offer_used) if use_points else (0, 0)
+    return Quote(
+        lines=lines,
+        goods_fen=goods,
+        discount_fen=discount,
+        delivery_fen=delivery,
+        points_fen=points,
+        payable_fen=goods - discount + delivery - points,
+        coupon=chosen,
+        other_coupons=others,
+        problems=cart.problems,
+        points_used=points_used,
+        points_balance=balance,
+        points_offer_fen=offer_fen,
+        points_offer_used=offer_used,
+    )
+
+
+def _coupon_error(held, customer_coupon_id: int, *, goods_fen: int, now: datetime) -> ShopError:  # type: ignore[no-untyped-def]
+    for holding, coupon in held:
+        if holding.id == customer_coupon_id:
+            reason = (
+                coupon_problem(coupon, holding, goods_fen=goods_fen, now=now) or "not_applicable"
+            )
+            return ShopError(
+                ErrorCode.COUPON_INVALID,
+                reason=reason,
+                title=coupon.title,
+                threshold_fen=coupon.threshold_fen,
+                customer_coupon_id=customer_coupon_id,
+            )
+    return ShopError(
+        ErrorCode.COUPON_INVALID, reason="not_found", customer_coupon_id=customer_coupon_id
+    )

@@ -1,0 +1,506 @@
+"""The catalog as staff change it: products, prices, stock, sale status, low-stock lists.
+
+Staff name a variant by product id ("12", when the product has one variant) or by SKU
+code ("FRU-APPLE-5J"): `resolve_variant`. Stock changes by a delta are one conditional
+UPDATE (never below zero, whatever runs at the same time); the CHECK constraint on
+`variants.stock` is the last net. Every write returns a `Change` for the audit log.
+
+After a write commits, the caller invalidates the customer-facing catalog snapshot
+(`commerce.catalog.Catalog.invalidate`). Nothing here commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from commerce.cart.cart import spec_label
+from commerce.db import upsert_insert as _insert
+from commerce.errors import ErrorCode, ShopError
+from commerce.models import Category, Product, ProductStatus, Variant
+from commerce.rules import utcnow
+from commerce.staff.audit import Change
+
+NAME_LENGTH = (1, 100)
+SUBTITLE_MAX = 200
+SKU_MAX = 64
+PRICE_RANGE = (1, 10**9)  # fen: 0.01 .. 10 million yuan
+STOCK_RANGE = (0, 10**7)
+
+
+class AdminVariantView(NamedTuple):
+    id: int
+    sku_code: str
+    label: str
+    price_fen: int
+    stock: int
+    low_stock_threshold: int
+
+
+@dataclass(frozen=True)
+class AdminProductView:
+    id: int
+    name: str
+    subtitle: str
+    category: str
+    status: ProductStatus
+    variants: tuple[AdminVariantView, ...]
+    sales_count: int
+
+    @property
+    def on_sale(self) -> bool:
+        return self.status == ProductStatus.ON_SALE
+
+    @property
+    def total_stock(self) -> int:
+        return sum(v.stock for v in self.variants)
+
+
+# ---- validation (shared with the CSV import) ------------------------------------------
+
+
+def check_name(name: str, *, field: str = "name") -> str:
+    name = (name or "").strip()
+    low, high = NAME_LENGTH
+    if not low <= len(name) <= high:
+        raise ShopError(ErrorCode.NAME_INVALID, field=field, min_length=low, max_length=high)
+    return name
+
+
+def check_subtitle(subtitle: str) -> str:
+    subtitle = (subtitle or "").strip()
+    if len(subtitle) > SUBTITLE_MAX:
+        raise ShopError(
+            ErrorCode.NAME_INVALID, field="subtitle", min_length=0, max_length=SUBTITLE_MAX
+        )
+    return subtitle
+
+
+def check_price(price_fen: int, *, field: str = "price_fen") -> int:
+    low, high = PRICE_RANGE
+    if type(price_fen) is not int or not low <= price_fen <= high:
+        raise ShopError(ErrorCode.PRICE_INVALID, field=field, min=low, max=high)
+    return price_fen
+
+
+def check_stock(stock: int) -> int:
+    low, high = STOCK_RANGE
+    if type(stock) is not int or not low <= stock <= high:
+        raise ShopError(ErrorCode.STOCK_INVALID, min=low, max=high, stock=stock)
+    return stock
+
+
+def check_sku(sku_code: str) -> str:
+    sku = (sku_code or "").strip()
+    if not 1 <= len(sku) <= SKU_MAX or any(c.isspace() or not c.isprintable() for c in sku):
+        raise ShopError(ErrorCode.SKU_INVALID, sku_code=sku_code, max_length=SKU_MAX)
+    return sku
+
+
+async def find_category(session: AsyncSession, name: str) -> Category:
+    """A category by its Chinese or English name, case-insensitive; CATEGORY_NOT_FOUND
+    (details: category, known) otherwise."""
+    categories = (
+        await session.scalars(select(Category).order_by(Category.sort_order, Category.id))
+    ).all()
+    for category in categories:
+        if matches_category(category, name):
+            return category
+    raise ShopError(ErrorCode.CATEGORY_NOT_FOUND, category=name, known=[c.name for c in categories])
+
+
+def matches_category(category: Category, name: str) -> bool:
+    wanted = (name or "").strip().lower()
+    return bool(wanted) and wanted in (category.name.lower(), (category.name_en or "").lower())
+
+
+# ---- read models -----------------------------------------------------------------------
+
+
+def _variant_view(variant: Variant) -> AdminVariantView:
+    return AdminVariantView(
+        id=variant.id,
+        sku_code=variant.sku_code,
+        label=spec_label(variant.spec),
+        price_fen=variant.price_fen,
+        stock=variant.stock,
+        low_stock_threshold=variant.low_stock_threshold,
+    )
+
+
+def _product_view(product: Product, variants: Sequence[Variant] | None = None) -> AdminProductView:
+    return AdminProductView(
+        id=product.id,
+        name=product.name,
+        subtitle=product.subtitle,
+        category=product.category.name,
+        status=ProductStatus(product.status),
+        variants=tuple(
+            _variant_view(v) for v in (product.variants if variants is None else variants)
+        ),
+        sales_count=product.sales_count,
+    )
+
+
+def _product_snapshot(product: Product) -> dict[str, Any]:
+    return {
+        "id": product.id,
+        "name": product.name,
+        "subtitle": product.subtitle,
+        "category": product.category.name,
+        "status": product.status,
+        "variants": [
+            {
+                "id": v.id,
+                "sku_code": v.sku_code,
+                "spec": dict(v.spec or {}),
+                "price_fen": v.price_fen,
+                "stock": v.stock,
+            }
+            for v in product.variants
+        ],
+    }
+
+
+def _variant_snapshot(product: Product, variant: Variant, **values: Any) -> dict[str, Any]:
+    return {
+        "product_id": product.id,
+        "name": product.name,
+        "sku_code": variant.sku_code,
+        "label": spec_label(variant.spec),
+    } | values
+
+
+async def _load_product(session: AsyncSession, product_id: int) -> Product:
+    product = await session.scalar(
+        select(Product)
+        .where(Product.id == product_id)
+        .options(selectinload(Product.variants), selectinload(Product.category))
+        .execution_options(populate_existing=True)
+    )
+    if product is None:
+        raise ShopError(ErrorCode.PRODUCT_NOT_FOUND, product_id=product_id)
+    return product
+
+
+async def show_product(session: AsyncSession, *, product_id: int) -> AdminProductView:
+    """One product with all its variants, also when off sale; PRODUCT_NOT_FOUND."""
+    await session.flush()
+    return _product_view(await _load_product(session, product_id))
+
+
+async def low_stock(session: AsyncSession, *, limit: int = 20) -> list[AdminProductView]:
+    """On-sale products with variants at or below their low-stock threshold, the emptiest
+    first. Each view holds only those low variants."""
+    await session.flush()
+    rows = (
+        await session.execute(
+            select(Variant, Product)
+            .join(Product, Product.id == Variant.product_id)
+            .where(
+                Product.status == ProductStatus.ON_SALE.value,
+                Variant.stock <= Variant.low_stock_threshold,
+            )
+            .options(selectinload(Product.category))
+            .order_by(Variant.stock, Product.id, Variant.id)
+            .execution_options(populate_existing=True)
+        )
+    ).all()
+    grouped: dict[int, tuple[Product, list[Variant]]] = {}
+    for variant, product in rows:
+        if product.id not in grouped:
+            if len(grouped) >= limit:
+                continue
+            grouped[product.id] = (product, [])
+        grouped[product.id][1].append(variant)
+    return [_product_view(product, variants) for product, variants in grouped.values()]
+
+
+async def variants_below_threshold(
+    session: AsyncSession, *, variant_ids: Collection[int]
+) -> list[dict[str, Any]]:
+    """Of these variants (just sold), the on-sale ones at or below their threshold:
+    {product, label, stock, threshold, sku_code, product_id, variant_id}, by variant id."""
+    if not variant_ids:
+        return []
+    rows = await session.execute(
+        select(
+            Variant.id,
+            Variant.sku_code,
+            Variant.spec,
+            Variant.stock,
+            Variant.low_stock_threshold,
+            Product.id.label("product_id"),
+            Product.name,
+        )
+        .join(Product, Product.id == Variant.product_id)
+        .where(
+            Variant.id.in_(sorted(set(variant_ids))),
+            Product.status == ProductStatus.ON_SALE.value,
+            Variant.stock <= Variant.low_stock_threshold,
+        )
+        .order_by(Variant.id)
+    )
+    return [
+        {
+            "product": row.name,
+            "label": spec_label(row.spec),
+            "stock": row.stock,
+            "threshold": row.low_stock_threshold,
+            "sku_code": row.sku_code,
+            "product_id": row.product_id,
+            "variant_id": row.id,
+        }
+        for row in rows
+    ]
+
+
+async def resolve_variant(session: AsyncSession, *, ref: str) -> tuple[Product, Variant]:
+    """The variant staff mean by `ref`: a product id (its only variant) or a SKU code.
+
+    Digits name a product first and a SKU only when no product has that id. A product
+    with several variants: VARIANT_NOT_FOUND with details `skus` (and `variants`) to
+    choose from. An unknown product id: PRODUCT_NOT_FOUND; an unknown SKU:
+    VARIANT_NOT_FOUND. SKU codes match exactly, else case-insensitively when unique.
+    """
+    ref = (ref or "").strip().lstrip("#")
+    if not ref:
+        raise ShopError(ErrorCode.VARIANT_NOT_FOUND, ref=ref, skus=[])
+    if ref.isascii() and ref.isdigit() and int(ref) < 2**31:
+        product = await session.scalar(
+            select(Product)
+            .where(Product.id == int(ref))
+            .options(selectinload(Product.variants), selectinload(Product.category))
+            .execution_options(populate_existing=True)
+        )
+        if product is not None:
+            if len(product.variants) != 1:
+                raise ShopError(
+                    ErrorCode.VARIANT_NOT_FOUND,
+                    ref=ref,
+                    product_id=product.id,
+                    name=product.name,
+                    skus=[v.sku_code for v in product.variants],
+                    variants=[
+                        {"sku_code": v.sku_code, "label": spec_label(v.spec), "stock": v.stock}
+                        for v in product.variants
+                    ],
+                )
+            return product, product.variants[0]
+    variant = await _variant_by_sku(session, ref)
+    if variant is None:
+        if ref.isascii() and ref.isdigit():
+            raise ShopError(ErrorCode.PRODUCT_NOT_FOUND, product_id=int(ref), ref=ref)
+        raise ShopError(ErrorCode.VARIANT_NOT_FOUND, ref=ref, skus=[])
+    product = await _load_product(session, variant.product_id)
+    return product, next(v for v in product.variants if v.id == variant.id)
+
+
+async def _variant_by_sku(session: AsyncSession, sku: str) -> Variant | None:
+    exact = await session.scalar(select(Variant).where(Variant.sku_code == sku))
+    if exact is not None:
+        return exact
+    matches = (
+        await session.scalars(
+            select(Variant).where(func.upper(Variant.sku_code) == sku.upper()).limit(2)
+        )
+    ).all()
+    return matches[0] if len(matches) == 1 else None
+
+
+# ---- writes ---------------------------------------------------------------------------------
+
+
+
+
+async def create_product(
+    session: AsyncSession,
+    *,
+    name: str,
+    price_fen: int,
+    stock: int,
+    category: str,
+    subtitle: str = "",
+    sku_code: str | None = None,
+) -> tuple[AdminProductView, Change]:
+    """A new product on sale with one variant, last in its sort order.
+
+    NAME_INVALID, PRICE_INVALID, STOCK_INVALID, CATEGORY_NOT_FOUND (details: known),
+    SKU_INVALID / SKU_EXISTS; without `sku_code` the SKU is "P{id}-1".
+    """
+    name = check_name(name)
+    subtitle = check_subtitle(subtitle)
+    check_price(price_fen)
+    check_stock(stock)
+    sku = check_sku(sku_code) if sku_code is not None else None
+    found = await find_category(session, category)
+    if sku is not None and await session.scalar(select(Variant.id).where(Variant.sku_code == sku)):
+        raise ShopError(ErrorCode.SKU_EXISTS, sku_code=sku)
+    last = await session.scalar(select(func.max(Product.sort_order)))
+    product = Product(
+        category_id=found.id,
+        name=name,
+        subtitle=subtitle,
+        status=ProductStatus.ON_SALE.value,
+        sort_order=(last or 0) + 1,
+    )
+    session.add(product)
+    await session.flush()
+    variant_id = await _insert_variant(
+        session, product_id=product.id, sku=sku, price_fen=price_fen, stock=stock
+    )
+    if variant_id is None:  # the SKU was taken at the same moment
+        await session.delete(product)
+        await session.flush()
+        raise ShopError(ErrorCode.SKU_EXISTS, sku_code=sku)
+    product = await _load_product(session, product.id)
+    return _product_view(product), (None, _product_snapshot(product))
+
+
+async def _insert_variant(
+    session: AsyncSession, *, product_id: int, sku: str | None, price_fen: int, stock: int
+) -> int | None:
+    candidates = [sku] if sku is not None else [f"P{product_id}-{n}" for n in range(1, 10)]
+    for candidate in candidates:
+        variant_id = await session.scalar(
+            _insert(session, Variant)
+            .values(
+                product_id=product_id,
+                sku_code=candidate,
+                spec={},
+                price_fen=price_fen,
+                stock=stock,
+                low_stock_threshold=5,
+            )
+            .on_conflict_do_nothing()
+            .returning(Variant.id)
+        )
+        if variant_id is not None:
+            return variant_id
+    return None
+
+
+async def edit_product(
+    session: AsyncSession,
+    *,
+    product_id: int,
+    name: str | None = None,
+    subtitle: str | None = None,
+) -> Change:
+    """Rename a product and/or change its subtitle (the fields given)."""
+    new_name = check_name(name) if name is not None else None
+    new_subtitle = check_subtitle(subtitle) if subtitle is not None else None
+    product = await _load_product(session, product_id)
+    before = {"id": product.id, "name": product.name, "subtitle": product.subtitle}
+    if new_name is not None:
+        product.name = new_name
+    if new_subtitle is not None:
+        product.subtitle = new_subtitle
+    await session.flush()
+    return before, {"id": product.id, "name": product.name, "subtitle": product.subtitle}
+
+
+async def set_price(session: AsyncSession, *, ref: str, price_fen: int) -> Change:
+    """Set a variant's price. Carts show it at once; placed orders keep theirs."""
+    check_price(price_fen)
+    product, variant = await resolve_variant(session, ref=ref)
+    before = _variant_snapshot(product, variant, price_fen=variant.price_fen)
+    await session.execute(
+        update(Variant)
+        .where(Variant.id == variant.id)
+        .values(price_fen=price_fen)
+        .execution_options(synchronize_session=False)
+    )
+    await _touch(session, product.id)
+    return before, _variant_snapshot(product, variant, price_fen=price_fen)
+
+
+async def change_stock(
+    session: AsyncSession, *, ref: str, absolute: int | None = None, delta: int | None = None
+) -> Change:
+    """Set a variant's stock (`absolute`) or move it by `delta`.
+
+    A delta is one conditional UPDATE (stock + delta between 0 and the maximum), so
+    concurrent sales and changes can never take it below zero: STOCK_INVALID with
+    details `current` (the stock now) when it would. Give exactly one of the two.
+    """
+    if (absolute is None) == (delta is None):
+        raise ValueError("give exactly one of absolute and delta")
+    low, high = STOCK_RANGE
+    if absolute is not None:
+        check_stock(absolute)
+    elif type(delta) is not int or abs(delta) > high:
+        raise ShopError(ErrorCode.STOCK_INVALID, min=low, max=high, delta=delta)
+    product, variant = await resolve_variant(session, ref=ref)
+    if delta is not None:
+        result = await session.execute(
+            update(Variant)
+            .where(
+                Variant.id == variant.id,
+                Variant.stock + delta >= low,
+                Variant.stock + delta <= high,
+            )
+            .values(stock=Variant.stock + delta)
+            .returning(Variant.stock)
+            .execution_options(synchronize_session=False)
+        )
+        after = result.scalar_one_or_none()
+        if after is None:
+            current = await session.scalar(select(Variant.stock).where(Variant.id == variant.id))
+            raise ShopError(
+                ErrorCode.STOCK_INVALID, current=current, delta=delta, min=low, max=high
+            )
+        before_stock = after - delta
+    else:
+        assert absolute is not None
+        before_stock = await session.scalar(
+            select(Variant.stock).where(Variant.id == variant.id).with_for_update()
+        )
+        await session.execute(
+            update(Variant)
+            .where(Variant.id == variant.id)
+            .values(stock=absolute)
+            .execution_options(synchronize_session=False)
+        )
+        after = absolute
+    await _touch(session, product.id)
+    return (
+        _variant_snapshot(product, variant, stock=before_stock),
+        _variant_snapshot(product, variant, stock=after),
+    )
+
+
+async def set_on_sale(session: AsyncSession, *, product_id: int, on_sale: bool) -> Change:
+    """Put a product on sale or take it off (off-sale products stay in placed orders)."""
+    product = await _load_product(session, product_id)
+    before = {"id": product.id, "name": product.name, "status": product.status}
+    product.status = (ProductStatus.ON_SALE if on_sale else ProductStatus.OFF_SALE).value
+    await session.flush()
+    return before, {"id": product.id, "name": product.name, "status": product.status}
+
+
+async def set_low_stock_threshold(session: AsyncSession, *, ref: str, threshold: int) -> Change:
+    """When a variant counts as low on stock (at or below `threshold`)."""
+    low, high = STOCK_RANGE
+    if type(threshold) is not int or not low <= threshold <= high:
+        raise ShopError(ErrorCode.STOCK_INVALID, field="threshold", min=low, max=high)
+    product, variant = await resolve_variant(session, ref=ref)
+    before = _variant_snapshot(product, variant, threshold=variant.low_stock_threshold)
+    variant.low_stock_threshold = threshold
+    await session.flush()
+    return before, _variant_snapshot(product, variant, threshold=threshold)
+
+
+async def _touch(session: AsyncSession, product_id: int) -> None:
+    """Bump the product's updated_at (a variant changed)."""
+    await session.execute(
+        update(Product)
+        .where(Product.id == product_id)
+        .values(updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )

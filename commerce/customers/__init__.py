@@ -1,0 +1,1 @@
+"""Customers, their addresses and hand-overs to a human."""

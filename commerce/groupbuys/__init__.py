@@ -1,0 +1,1 @@
+"""Group buys (拼团): campaigns, groups and their deadlines."""

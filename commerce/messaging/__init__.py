@@ -1,0 +1,1 @@
+"""Messages to customers: the outbox, notifications, broadcasts and queued notices."""

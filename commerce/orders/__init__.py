@@ -1,0 +1,1 @@
+"""Orders: placement, the status machine, read models, staff queries, after-sales."""

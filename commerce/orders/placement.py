@@ -1,0 +1,543 @@
+"""Orders: reading them and placing them.
+
+The order capability is split by what each part does, one module each:
+- `commerce.orders.placement` (here): reading and listing orders, whether one can be
+  paid now, and placement (`place_order`: the cart becomes a pending order, stock reserved);
+- `commerce.orders.views`: the read models (`OrderView` ...);
+- `commerce.orders.status`: the status machine (diagram there), the customer and staff
+  moves on it, and the clock the scheduler drives;
+- `commerce.payments.records`: applying payment notifications (`record_payment`);
+- `commerce.payments.refunds`: refunds, including of money that never paid its order.
+Each is imported from where it lives: nothing is re-exported here.
+
+Nothing here commits: the caller owns the unit of work. Placing an order leaves
+nothing behind when it fails, even if the caller commits anyway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from commerce.cart.cart import (
+    NOT_ENOUGH_STOCK,
+    OUT_OF_STOCK,
+    CartLineView,
+    remove_variants,
+    spec_label,
+)
+from commerce.cart.pricing import Quote, quote
+from commerce.catalog import inventory
+from commerce.db import upsert_insert as _insert
+from commerce.errors import ErrorCode, ShopError
+from commerce.loyalty import points
+from commerce.models import (
+    Address,
+    Customer,
+    CustomerCoupon,
+    CustomerCouponStatus,
+    Order,
+    OrderEvent,
+    OrderLine,
+    OrderStatus,
+    Product,
+    ProductStatus,
+    Variant,
+)
+from commerce.orders.rows import SHOP_TZ, random_digits
+from commerce.orders.status import (
+    illegal_move,
+)
+from commerce.orders.views import OrderEventView, OrderLineView, OrderView, load_view, load_views
+from commerce.rules import ShopRules, as_utc, utcnow
+
+S = OrderStatus
+
+ORDER_NO_PREFIX = "SF"
+
+
+# ---- reading orders ----------------------------------------------------------------
+
+
+async def get_order(
+    session: AsyncSession,
+    *,
+    order_id: int | None = None,
+    order_no: str | None = None,
+    customer_id: int | None = None,
+) -> OrderView:
+    """One order by id or number; ORDER_NOT_FOUND also when it is not `customer_id`'s."""
+    if (order_id is None) == (order_no is None):
+        raise ValueError("give exactly one of order_id and order_no")
+    where = Order.id == order_id if order_id is not None else Order.order_no == order_no
+    found = await session.scalar(select(Order.id).where(where))
+    if found is None:
+        raise ShopError(ErrorCode.ORDER_NOT_FOUND, order_id=order_id, order_no=order_no)
+    view = await load_view(session, found)
+    if customer_id is not None and view.customer_id != customer_id:
+        raise ShopError(ErrorCode.ORDER_NOT_FOUND, order_id=order_id, order_no=order_no)
+    return view
+
+
+async def list_orders(
+    session: AsyncSession,
+    *,
+    customer_id: int,
+    limit: int = 10,
+    offset: int = 0,
+    statuses: Collection[OrderStatus] | None = None,
+) -> list[OrderView]:
+    """A customer's orders, newest first."""
+    query = select(Order.id).where(Order.customer_id == customer_id)
+    if statuses is not None:
+        query = query.where(Order.status.in_([OrderStatus(s).value for s in statuses]))
+    ids = (
+        await session.scalars(
+            query.order_by(Order.created_at.desc(), Order.id.desc()).limit(limit).offset(offset)
+        )
+    ).all()
+    return await load_views(session, ids)
+
+
+async def payable_order(
+    session: AsyncSession,
+    *,
+    order_no: str,
+    customer_id: int | None = None,
+    now: datetime | None = None,
+) -> OrderView:
+    """The order, if it can be paid now (for the payment page, before asking the provider).
+
+    ORDER_NOT_FOUND; ORDER_EXPIRED when its time is up (cancelled by expiry, or pending
+    past `expires_at` and about to be); ILLEGAL_TRANSITION (details: from) when it is
+    paid, cancelled or further along. A payment that still arrives is handled by
+    `record_payment` whatever this said.
+    """
+    now = as_utc(now or utcnow())
+    view = await get_order(session, order_no=order_no, customer_id=customer_id)
+    if view.status == S.PENDING_PAYMENT and view.expires_at <= now:
+        raise ShopError(ErrorCode.ORDER_EXPIRED, order_no=order_no, expires_at=view.expires_at)
+    if view.status == S.CANCELLED and view.events and view.events[-1].note == "expired":
+        raise ShopError(ErrorCode.ORDER_EXPIRED, order_no=order_no, expires_at=view.expires_at)
+    if view.status != S.PENDING_PAYMENT:
+        raise illegal_move(view.id, view.status, S.PAID)
+    return view
+
+
+# ---- placing an order ----------------------------------------------------------------
+
+
+def new_order_no(now: datetime) -> str:
+    """An order number: "SF", the shop's date (yyyymmdd, China time), 8 random digits."""
+    return f"{ORDER_NO_PREFIX}{now.astimezone(SHOP_TZ):%Y%m%d}{random_digits(8)}"
+
+
+async def place_order(
+    session: AsyncSession,
+    *,
+    customer_id: int,
+    address_id: int,
+    idempotency_key: str,
+    rules: ShopRules,
+    customer_coupon_id: int | None = None,
+    note: str = "",
+    now: datetime | None = None,
+    expected_payable_fen: int | None = None,
+    use_points: bool = False,
+) -> OrderView:
+    """Turn the current cart into a pending order and reserve its stock.
+
+    `use_points`: spend the customer's points as the quote says (`commerce.pricing`),
+    taken in the order's transaction; POINTS_CHANGED (details: points_used, balance) when
+    the balance no longer holds them.
+
+    The cart is re-quoted here, with today's prices and stock. Refused with
+    CART_EMPTY, OUT_OF_STOCK / NOT_ON_SALE (details: `problems`, one dict per line) when
+    a line cannot be bought as it is, or PRICE_CHANGED when `expected_payable_fen`
+    (the total the customer confirmed) is given and no longer right. A refused order
+    leaves nothing reserved, used or written. The same `idempotency_key` (per customer)
+    returns the order it created, unchanged (also when two calls race).
+    """
+    now = as_utc(now or utcnow())
+    key = _scoped_key(customer_id, idempotency_key)
+    existing = await _order_id_for_key(session, key)
+    if existing is not None:
+        return await load_view(session, existing)
+    address = await session.scalar(
+        select(Address).where(Address.id == address_id, Address.customer_id == customer_id)
+    )
+    if address is None:
+        raise ShopError(ErrorCode.ADDRESS_NOT_FOUND, address_id=address_id)
+    priced = await quote(
+        session,
+        customer_id=customer_id,
+        rules=rules,
+        customer_coupon_id=customer_coupon_id,
+        now=now,
+        use_points=use_points,
+    )
+    _check_quote(priced, expected_payable_fen)
+    openid = await session.scalar(select(Customer.openid).where(Customer.id == customer_id))
+    assert openid is not None  # the address belongs to this customer
+
+    # Everything is read; now write, holding locks as briefly as possible: the hot rows
+    # (the variants of a flash sale) are updated last, and nothing is read back after.
+    inserted = await _insert_order(
+        session,
+        customer_id=customer_id,
+        key=key,
+        order_no=new_order_no(now),
+        priced=priced,
+        address=address,
+        note=note,
+        now=now,
+        rules=rules,
+    )
+    if inserted is None:  # the same key won a race on another worker
+        existing = await _order_id_for_key(session, key)
+        assert existing is not None
+        return await load_view(session, existing)
+    order_no, order_id = inserted
+    try:
+        # the INSERT above opened the transaction, so this SAVEPOINT nests properly on SQLite too
+        async with session.begin_nested():
+            await _take_goods(
+                session, order_id=order_id, customer_id=customer_id, priced=priced, now=now
+            )
+    except ShopError:
+        await session.execute(
+            delete(Order).where(Order.id == order_id).execution_options(synchronize_session=False)
+        )
+        raise
+    return OrderView(
+        id=order_id,
+        order_no=order_no,
+        customer_id=customer_id,
+        openid=openid,
+        status=S.PENDING_PAYMENT,
+        lines=tuple(_line_view(line) for line in priced.lines),
+        goods_fen=priced.goods_fen,
+        discount_fen=priced.discount_fen,
+        delivery_fen=priced.delivery_fen,
+        points_fen=priced.points_fen,
+        payable_fen=priced.payable_fen,
+        paid_fen=0,
+        refunded_fen=0,
+        address_name=address.name,
+        address_phone=address.phone,
+        address_text=address.address,
+        created_at=now,
+        expires_at=now + rules.order_timeout,
+        paid_at=None,
+        shipped_at=None,
+        carrier="",
+        tracking_no="",
+        pay_provider="",
+        events=(OrderEventView(None, S.PENDING_PAYMENT.value, "customer", "", now),),
+        note=_order_note(note),
+        customer_coupon_id=priced.coupon.customer_coupon_id if priced.coupon else None,
+    )
+
+
+def _order_note(note: str) -> str:
+    return note.strip()[:200]
+
+
+def _line_row(order_id: int, line: CartLineView) -> dict[str, Any]:
+    """The snapshot of a cart line kept with the order."""
+    return {
+        "order_id": order_id,
+        "product_id": line.product_id,
+        "variant_id": line.variant_id,
+        "sku_code": line.sku_code,
+        "name": line.name[:100],
+        "spec_label": line.spec_label[:100],
+        "unit_price_fen": line.unit_price_fen,
+        "quantity": line.quantity,
+    }
+
+
+def _line_view(line: CartLineView) -> OrderLineView:
+    row = _line_row(0, line)
+    return OrderLineView(
+        name=row["name"],
+        spec_label=row["spec_label"],
+        sku_code=row["sku_code"],
+        unit_price_fen=row["unit_price_fen"],
+        quantity=row["quantity"],
+        subtotal_fen=row["unit_price_fen"] * row["quantity"],
+        variant_id=row["variant_id"],
+        product_id=row["product_id"],
+    )
+
+
+async def _order_id_for_key(session: AsyncSession, key: str) -> int | None:
+    return await session.scalar(select(Order.id).where(Order.idempotency_key == key))
+
+
+def _scoped_key(customer_id: int, idempotency_key: str) -> str:
+    """Keys are the customer's own: two customers may use the same one (stored as "<id>:<key>")."""
+    if not idempotency_key:
+        raise ValueError("an idempotency key is required")
+    key = f"{customer_id}:{idempotency_key}"
+    if len(key) > 100:  # the column's size: keep long keys distinct
+        key = f"{customer_id}:sha256:{hashlib.sha256(idempotency_key.encode()).hexdigest()}"
+    return key
+
+
+def _problem_details(line: CartLineView) -> dict[str, Any]:
+    return {
+        "variant_id": line.variant_id,
+        "name": line.name,
+        "spec_label": line.spec_label,
+        "problem": line.problem,
+        "quantity": line.quantity,
+        "available": line.stock if line.on_sale else 0,
+        "unit_price_fen": line.unit_price_fen,
+    }
+
+
+def _check_quote(priced: Quote, expected_payable_fen: int | None) -> None:
+    if priced.is_empty:
+        raise ShopError(ErrorCode.CART_EMPTY)
+    if priced.problems:
+        problems = [_problem_details(p) for p in priced.problems]
+        stock_trouble = any(p.problem in (OUT_OF_STOCK, NOT_ENOUGH_STOCK) for p in priced.problems)
+        first = problems[0]
+        raise ShopError(
+            ErrorCode.OUT_OF_STOCK if stock_trouble else ErrorCode.NOT_ON_SALE,
+            name=first["name"],
+            spec_label=first["spec_label"],
+            available=first["available"],
+            problems=problems,
+        )
+    if expected_payable_fen is not None and expected_payable_fen != priced.payable_fen:
+        raise ShopError(
+            ErrorCode.PRICE_CHANGED,
+            expected_fen=expected_payable_fen,
+            payable_fen=priced.payable_fen,
+        )
+
+
+async def _insert_order(
+    session: AsyncSession,
+    *,
+    customer_id: int,
+    key: str,
+    order_no: str,
+    priced: Quote,
+    address: Address,
+    note: str,
+    now: datetime,
+    rules: ShopRules,
+) -> tuple[str, int] | None:
+    """Claim the idempotency key with the order row: (order_no, id), or None when the key is taken."""
+    for _attempt in range(5):
+        result = await session.execute(
+            _insert(session, Order)
+            .values(
+                order_no=order_no,
+                customer_id=customer_id,
+                status=S.PENDING_PAYMENT.value,
+                idempotency_key=key,
+                goods_fen=priced.goods_fen,
+                discount_fen=priced.discount_fen,
+                delivery_fen=priced.delivery_fen,
+                points_fen=priced.points_fen,
+                points_used=priced.points_used,
+                payable_fen=priced.payable_fen,
+                paid_fen=0,
+                refunded_fen=0,
+                customer_coupon_id=priced.coupon.customer_coupon_id if priced.coupon else None,
+                address_name=address.name,
+                address_phone=address.phone,
+                address_text=address.address,
+                note=_order_note(note),
+                created_at=now,
+                expires_at=now + rules.order_timeout,
+            )
+            .on_conflict_do_nothing()
+            .returning(Order.id)
+        )
+        order_id = result.scalar_one_or_none()
+        if order_id is not None:
+            return order_no, order_id
+        if await _order_id_for_key(session, key) is not None:
+            return None
+        order_no = new_order_no(now)  # the random order number was taken: draw another
+    raise RuntimeError("could not allocate a unique order number")
+
+
+async def _take_goods(
+    session: AsyncSession, *, order_id: int, customer_id: int, priced: Quote, now: datetime
+) -> None:
+    """Snapshot the lines, empty them from the cart, use the coupon, then reserve the
+    stock (ascending variant id): the contended rows last, so their locks are short."""
+    await session.execute(insert(OrderLine), [_line_row(order_id, line) for line in priced.lines])
+    await session.execute(
+        insert(OrderEvent),
+        [
+            {
+                "order_id": order_id,
+                "from_status": None,
+                "to_status": S.PENDING_PAYMENT.value,
+                "actor": "customer",
+                "note": "",
+                "created_at": now,
+            }
+        ],
+    )
+    await remove_variants(
+        session, customer_id=customer_id, variant_ids=[ln.variant_id for ln in priced.lines]
+    )
+    if priced.coupon is not None:
+        result = await session.execute(
+            update(CustomerCoupon)
+            .where(
+                CustomerCoupon.id == priced.coupon.customer_coupon_id,
+                CustomerCoupon.customer_id == customer_id,
+                CustomerCoupon.status == CustomerCouponStatus.AVAILABLE.value,
+            )
+            .values(status=CustomerCouponStatus.USED.value, used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise ShopError(
+                ErrorCode.COUPON_INVALID,
+                reason="used",
+                customer_coupon_id=priced.coupon.customer_coupon_id,
+            )
+    # --- points (commerce.points): spent by conditional UPDATE, so never below zero ---
+    if not await points.spend(
+        session, customer_id=customer_id, points=priced.points_used, order_id=order_id, now=now
+    ):
+        raise ShopError(
+            ErrorCode.POINTS_CHANGED,
+            points_used=priced.points_used,
+            balance=await points.balance(session, customer_id),
+        )
+    for line in sorted(priced.lines, key=lambda ln: ln.variant_id):
+        if not await inventory.reserve(session, variant_id=line.variant_id, quantity=line.quantity):
+            available = (
+                await session.scalar(select(Variant.stock).where(Variant.id == line.variant_id))
+                or 0
+            )
+            problem = OUT_OF_STOCK if available <= 0 else NOT_ENOUGH_STOCK
+            details = _problem_details(line) | {"problem": problem, "available": available}
+            raise ShopError(
+                ErrorCode.OUT_OF_STOCK,
+                name=line.name,
+                spec_label=line.spec_label,
+                available=available,
+                problems=[details],
+            )
+
+
+# ---- a group-buy seat's order (commerce.group_buys) ------------------------------------
+
+
+async def place_group_order(
+    session: AsyncSession,
+    *,
+    customer_id: int,
+    address_id: int,
+    idempotency_key: str,
+    rules: ShopRules,
+    variant_id: int,
+    unit_price_fen: int,
+    group_id: int,
+    now: datetime,
+) -> tuple[int, bool]:
+    """A pending order of one unit of `variant_id` at the group price, for a seat in `group_id`.
+
+    Not from the cart (the cart is left alone) and without coupon or points: the group
+    price is the discount. Delivery follows the shop's rules. Stock is reserved like any
+    order's (OUT_OF_STOCK / NOT_ON_SALE otherwise). Returns (order id, created); the same
+    key returns the order it created with created=False. The caller (`commerce.group_buys`)
+    takes the seat in the same transaction and undoes everything on failure.
+    """
+    key = _scoped_key(customer_id, idempotency_key)
+    existing = await _order_id_for_key(session, key)
+    if existing is not None:
+        return existing, False
+    address = await session.scalar(
+        select(Address).where(Address.id == address_id, Address.customer_id == customer_id)
+    )
+    if address is None:
+        raise ShopError(ErrorCode.ADDRESS_NOT_FOUND, address_id=address_id)
+    row = (
+        await session.execute(
+            select(Variant, Product).join(Product, Product.id == Variant.product_id).where(Variant.id == variant_id)
+        )
+    ).first()
+    if row is None:
+        raise ShopError(ErrorCode.VARIANT_NOT_FOUND, ref=str(variant_id), skus=[])
+    variant, product = row
+    on_sale = product.status == ProductStatus.ON_SALE.value
+    line = CartLineView(
+        line_id=0,
+        variant_id=variant.id,
+        product_id=product.id,
+        name=product.name,
+        spec_label=spec_label(variant.spec),
+        unit_price_fen=unit_price_fen,
+        quantity=1,
+        subtotal_fen=unit_price_fen,
+        stock=variant.stock,
+        on_sale=on_sale,
+        problem=None if on_sale else "off_sale",
+        sku_code=variant.sku_code,
+    )
+    if not on_sale:
+        raise ShopError(
+            ErrorCode.NOT_ON_SALE, name=line.name, spec_label=line.spec_label, available=0,
+            problems=[_problem_details(line)],
+        )
+    delivery = 0 if unit_price_fen >= rules.free_delivery_threshold_fen else rules.delivery_fee_fen
+    priced = Quote(
+        lines=(line,),
+        goods_fen=unit_price_fen,
+        discount_fen=0,
+        delivery_fen=delivery,
+        points_fen=0,
+        payable_fen=unit_price_fen + delivery,
+        coupon=None,
+        other_coupons=(),
+        problems=(),
+    )
+    inserted = await _insert_order(
+        session, customer_id=customer_id, key=key, order_no=new_order_no(now), priced=priced,
+        address=address, note="", now=now, rules=rules,
+    )
+    if inserted is None:  # the same key won a race on another worker
+        existing = await _order_id_for_key(session, key)
+        assert existing is not None
+        return existing, False
+    order_id = inserted[1]
+    await session.execute(
+        update(Order).where(Order.id == order_id).values(group_id=group_id)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(insert(OrderLine), [_line_row(order_id, line)])
+    session.add(
+        OrderEvent(
+            order_id=order_id, from_status=None, to_status=S.PENDING_PAYMENT.value,
+            actor="customer", note="group", created_at=now,
+        )
+    )
+    await session.flush()
+    if not await inventory.reserve(session, variant_id=variant.id, quantity=1):
+        details = _problem_details(line) | {"problem": OUT_OF_STOCK, "available": 0}
+        raise ShopError(
+            ErrorCode.OUT_OF_STOCK, name=line.name, spec_label=line.spec_label, available=0,
+            problems=[details],
+        )
+    return order_id, True
+
+
+# ---- the public face of the order capability ------------------------------------------

@@ -1,0 +1,438 @@
+"""The order status machine, the customer and staff moves on it, and the clock.
+
+Every move is one conditional UPDATE ... WHERE status = :from, so of two racing moves
+exactly one wins, and each move writes an OrderEvent:
+
+```mermaid
+stateDiagram-v2
+    [*] --> pending_payment: place_order
+    pending_payment --> paid: record_payment
+    pending_payment --> cancelled: cancel_order / expire_due_orders (stock released)
+    paid --> shipped: ship_order
+    shipped --> completed: confirm_receipt / complete_due_orders
+    paid --> refunding: start_refund (the rest of the money)
+    shipped --> refunding
+    completed --> refunding
+    refunding --> refunded: record_refund_result (success)
+    refunding --> paid: record_refund_result (failure, back where it was)
+    refunding --> shipped
+    refunding --> completed
+```
+
+Side effects belong to the move, so they happen once, done by whoever wins it:
+entering `cancelled` releases the stock and frees the coupon; entering `refunded`
+releases the stock when the order never shipped (the goods never left). A partial
+refund keeps the status and grows `refunded_fen`.
+
+`place_order` lives in `commerce.orders`, `record_payment` in `commerce.payment_records`,
+the refund moves in `commerce.refunds`; all of them move through `move` here. The clock
+(`expire_due_orders`, `orders_to_remind`, `complete_due_orders`) is called by scheduler
+jobs. Nothing here commits: the caller owns the unit of work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from commerce.catalog import inventory
+from commerce.errors import ErrorCode, ShopError
+from commerce.models import (
+    AfterSalesKind,
+    AfterSalesRequest,
+    AfterSalesStatus,
+    CustomerCoupon,
+    CustomerCouponStatus,
+    Order,
+    OrderEvent,
+    OrderLine,
+    OrderStatus,
+)
+from commerce.orders import effects as order_effects
+from commerce.orders.rows import current_status, lock_order
+from commerce.orders.views import OrderView, load_view, load_views
+from commerce.rules import ShopRules, as_utc, maybe_utc, utcnow
+
+S = OrderStatus
+ALLOWED: dict[OrderStatus, frozenset[OrderStatus]] = {
+    S.PENDING_PAYMENT: frozenset({S.PAID, S.CANCELLED}),
+    S.PAID: frozenset({S.SHIPPED, S.REFUNDING}),
+    S.SHIPPED: frozenset({S.COMPLETED, S.REFUNDING}),
+    S.COMPLETED: frozenset({S.REFUNDING}),
+    S.REFUNDING: frozenset({S.REFUNDED, S.PAID, S.SHIPPED, S.COMPLETED}),
+    S.CANCELLED: frozenset(),
+    S.REFUNDED: frozenset(),
+}
+# the timestamp a status sets when entered (not when returning to it from refunding)
+_STAMPS = {
+    S.PAID: "paid_at",
+    S.SHIPPED: "shipped_at",
+    S.COMPLETED: "completed_at",
+    S.CANCELLED: "closed_at",
+    S.REFUNDED: "closed_at",
+}
+AFTER_SALES_REASON = (2, 300)
+
+
+async def _owned_order_id(session: AsyncSession, *, order_id: int, customer_id: int | None) -> int:
+    owner = await session.scalar(select(Order.customer_id).where(Order.id == order_id))
+    if owner is None or (customer_id is not None and owner != customer_id):
+        raise ShopError(ErrorCode.ORDER_NOT_FOUND, order_id=order_id)
+    return order_id
+
+
+def illegal_move(order_id: int, frm: OrderStatus | str, to: OrderStatus) -> ShopError:
+    return ShopError(
+        ErrorCode.ILLEGAL_TRANSITION, order_id=order_id, **{"from": str(frm), "to": str(to)}
+    )
+
+
+# ---- the status machine -------------------------------------------------------------
+
+
+async def move(
+    session: AsyncSession,
+    *,
+    order_id: int,
+    frm: OrderStatus,
+    to: OrderStatus,
+    actor: str,
+    note: str = "",
+    now: datetime,
+    values: dict[str, Any] | None = None,
+    release_stock: bool = True,
+) -> bool:
+    """Move from `frm` to `to` if the order is still in `frm`; False when someone else moved it.
+
+    `release_stock=False`: the caller releases the stock of a whole batch itself, in
+    one ascending pass over the variants (`_release_stock`), so that a batch never
+    locks variant rows out of order (a deadlock with a checkout on PostgreSQL)."""
+    if to not in ALLOWED[frm]:
+        raise illegal_move(order_id, frm, to)
+    changes: dict[str, Any] = {"status": to.value}
+    stamp = _STAMPS.get(to)
+    if stamp is not None and (frm != S.REFUNDING or to == S.REFUNDED):
+        changes[stamp] = now
+    changes.update(values or {})
+    result = await session.execute(
+        update(Order)
+        .where(Order.id == order_id, Order.status == frm.value)
+        .values(**changes)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    session.add(
+        OrderEvent(
+            order_id=order_id,
+            from_status=frm.value,
+            to_status=to.value,
+            actor=actor[:80],
+            note=note[:200],
+            created_at=now,
+        )
+    )
+    if to == S.CANCELLED:
+        if release_stock:
+            await _release_stock(session, [order_id])
+        await _free_coupon(session, order_id)
+    elif to == S.REFUNDED:
+        shipped_at = await session.scalar(select(Order.shipped_at).where(Order.id == order_id))
+        if shipped_at is None:  # refunded before shipping: the goods are still here
+            await _release_stock(session, [order_id])
+    await order_effects.after_move(session, order_id=order_id, frm=frm, to=to, now=now)
+    await session.flush()
+    return True
+
+
+async def _release_stock(session: AsyncSession, order_ids: Sequence[int]) -> None:
+    """Give back the stock of these orders: one release per variant, ascending variant id."""
+    if not order_ids:
+        return
+    rows = await session.execute(
+        select(OrderLine.variant_id, func.sum(OrderLine.quantity))
+        .where(OrderLine.order_id.in_(list(order_ids)))
+        .group_by(OrderLine.variant_id)
+        .order_by(OrderLine.variant_id)
+    )
+    for variant_id, quantity in rows.all():
+        await inventory.release(session, variant_id=variant_id, quantity=int(quantity))
+
+
+async def _free_coupon(session: AsyncSession, order_id: int) -> None:
+    coupon_id = await session.scalar(select(Order.customer_coupon_id).where(Order.id == order_id))
+    if coupon_id is not None:
+        await session.execute(
+            update(CustomerCoupon)
+            .where(
+                CustomerCoupon.id == coupon_id,
+                CustomerCoupon.status == CustomerCouponStatus.USED.value,
+            )
+            .values(status=CustomerCouponStatus.AVAILABLE.value, used_at=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def transition(
+    session: AsyncSession,
+    *,
+    order_id: int,
+    to: OrderStatus,
+    actor: str,
+    note: str = "",
+    expect: OrderStatus | None = None,
+    now: datetime | None = None,
+) -> OrderView:
+    """Move an order to `to`; ILLEGAL_TRANSITION (details: from, to) unless ALLOWED.
+
+    `expect` names the status the caller saw; the move is refused if it has changed.
+    Of two racing transitions exactly one wins; the loser gets ILLEGAL_TRANSITION.
+    """
+    now = as_utc(now or utcnow())
+    to = OrderStatus(to)
+    current = await current_status(session, order_id)
+    if expect is not None and current != expect:
+        raise illegal_move(order_id, current, to)
+    if not await move(
+        session, order_id=order_id, frm=current, to=to, actor=actor, note=note, now=now
+    ):
+        raise illegal_move(order_id, await current_status(session, order_id), to)
+    return await load_view(session, order_id)
+
+
+# ---- customer and staff actions --------------------------------------------------------
+
+
+async def cancel_order(
+    session: AsyncSession,
+    *,
+    order_id: int,
+    actor: str,
+    customer_id: int | None = None,
+    note: str = "",
+    now: datetime | None = None,
+) -> OrderView:
+    """Cancel an unpaid order: its stock goes back and its coupon is freed, exactly once.
+
+    ILLEGAL_TRANSITION (details: from) when it is no longer pending, including when a
+    concurrent cancel, expiry or payment got there first.
+    """
+    await _owned_order_id(session, order_id=order_id, customer_id=customer_id)
+    return await transition(
+        session,
+        order_id=order_id,
+        to=S.CANCELLED,
+        actor=actor,
+        note=note,
+        expect=S.PENDING_PAYMENT,
+        now=now,
+    )
+
+
+async def ship_order(
+    session: AsyncSession,
+    *,
+    order_id: int,
+    carrier: str,
+    tracking_no: str,
+    actor: str,
+    now: datetime | None = None,
+) -> OrderView:
+    """paid -> shipped, with the carrier and tracking number."""
+    now = as_utc(now or utcnow())
+    await _owned_order_id(session, order_id=order_id, customer_id=None)
+    values = {"carrier": carrier.strip()[:32], "tracking_no": tracking_no.strip()[:64]}
+    await _refuse_unfilled_group(session, order_id)  # group buys: ship only once the group filled
+    moved = await move(
+        session,
+        order_id=order_id,
+        frm=S.PAID,
+        to=S.SHIPPED,
+        actor=actor,
+        note=values["tracking_no"],
+        now=now,
+        values=values,
+    )
+    if not moved:
+        raise illegal_move(order_id, await current_status(session, order_id), S.SHIPPED)
+    return await load_view(session, order_id)
+
+
+async def _refuse_unfilled_group(session: AsyncSession, order_id: int) -> None:
+    """GROUP_NOT_FILLED for a seat in a group that has not filled (yet, or ever)."""
+    from commerce.models import GroupBuy, GroupStatus
+
+    row = (
+        await session.execute(
+            select(GroupBuy.code, GroupBuy.status)
+            .join(Order, Order.group_id == GroupBuy.id)
+            .where(Order.id == order_id)
+        )
+    ).first()
+    if row is not None and row.status != GroupStatus.FILLED.value:
+        raise ShopError(ErrorCode.GROUP_NOT_FILLED, order_id=order_id, group_code=row.code, status=row.status)
+
+
+async def confirm_receipt(
+    session: AsyncSession, *, order_id: int, customer_id: int, now: datetime | None = None
+) -> OrderView:
+    """The customer says the parcel arrived: shipped -> completed."""
+    await _owned_order_id(session, order_id=order_id, customer_id=customer_id)
+    return await transition(
+        session, order_id=order_id, to=S.COMPLETED, actor="customer", expect=S.SHIPPED, now=now
+    )
+
+
+async def request_after_sales(
+    session: AsyncSession,
+    *,
+    order_id: int,
+    customer_id: int,
+    kind: AfterSalesKind,
+    reason: str,
+    rules: ShopRules,
+    now: datetime | None = None,
+) -> AfterSalesRequest:
+    """Ask for a refund or a return: on paid or shipped orders, and on completed ones
+    within `rules.return_window`; one open request per order."""
+    now = as_utc(now or utcnow())
+    kind = AfterSalesKind(kind)
+    reason = (reason or "").strip()
+    low, high = AFTER_SALES_REASON
+    if not low <= len(reason) <= high:
+        raise ShopError(ErrorCode.REASON_INVALID, min_length=low, max_length=high)
+    await _owned_order_id(session, order_id=order_id, customer_id=customer_id)
+    order = await lock_order(session, order_id)
+    status = OrderStatus(order.status)
+    if status not in (S.PAID, S.SHIPPED, S.COMPLETED):
+        raise ShopError(ErrorCode.AFTER_SALES_NOT_ALLOWED, reason="status", status=status.value)
+    if status == S.COMPLETED:
+        completed_at = maybe_utc(order.completed_at) or now
+        if now > completed_at + rules.return_window:
+            raise ShopError(
+                ErrorCode.AFTER_SALES_NOT_ALLOWED,
+                reason="window_closed",
+                days=rules.return_window.days,
+            )
+    open_request = await session.scalar(
+        select(AfterSalesRequest.id).where(
+            AfterSalesRequest.order_id == order_id,
+            AfterSalesRequest.status == AfterSalesStatus.OPEN.value,
+        )
+    )
+    if open_request is not None:
+        raise ShopError(
+            ErrorCode.AFTER_SALES_NOT_ALLOWED, reason="open_request", request_id=open_request
+        )
+    request = AfterSalesRequest(
+        order_id=order_id, customer_id=customer_id, kind=kind.value, reason=reason, created_at=now
+    )
+    session.add(request)
+    await session.flush()
+    return request
+
+
+# ---- the clock (scheduler jobs) ---------------------------------------------------------
+
+
+async def expire_due_orders(
+    session: AsyncSession, *, now: datetime, limit: int = 200
+) -> list[OrderView]:
+    """Cancel unpaid orders whose time is up (actor "system", note "expired"), releasing
+    their stock. Returns the ones this call expired, oldest first; safe to run twice and
+    on several workers. At most `limit` per call: call again while it returns `limit`."""
+    now = as_utc(now)
+    due = (
+        await session.scalars(
+            select(Order.id)
+            .where(Order.status == S.PENDING_PAYMENT.value, Order.expires_at <= now)
+            .order_by(Order.expires_at, Order.id)
+            .limit(limit)
+        )
+    ).all()
+    expired = [
+        order_id
+        for order_id in due
+        if await move(
+            session,
+            order_id=order_id,
+            frm=S.PENDING_PAYMENT,
+            to=S.CANCELLED,
+            actor="system",
+            note="expired",
+            now=now,
+            release_stock=False,
+        )
+    ]
+    await _release_stock(session, expired)
+    return await load_views(session, expired)
+
+
+async def orders_to_remind(
+    session: AsyncSession, *, now: datetime, rules: ShopRules, limit: int = 200
+) -> list[OrderView]:
+    """Unpaid orders expiring within `rules.remind_before`, each returned once (reminded_at is set)."""
+    now = as_utc(now)
+    candidates = (
+        await session.scalars(
+            select(Order.id)
+            .where(
+                Order.status == S.PENDING_PAYMENT.value,
+                Order.reminded_at.is_(None),
+                Order.expires_at > now,
+                Order.expires_at <= now + rules.remind_before,
+            )
+            .order_by(Order.expires_at, Order.id)
+            .limit(limit)
+        )
+    ).all()
+    claimed = []
+    for order_id in candidates:
+        result = await session.execute(
+            update(Order)
+            .where(
+                Order.id == order_id,
+                Order.reminded_at.is_(None),
+                Order.status == S.PENDING_PAYMENT.value,
+            )
+            .values(reminded_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            claimed.append(order_id)
+    return await load_views(session, claimed)
+
+
+async def complete_due_orders(
+    session: AsyncSession, *, now: datetime, rules: ShopRules, limit: int = 200
+) -> list[OrderView]:
+    """Shipped orders older than `rules.auto_complete_after` complete themselves (actor "system")."""
+    now = as_utc(now)
+    due = (
+        await session.scalars(
+            select(Order.id)
+            .where(
+                Order.status == S.SHIPPED.value, Order.shipped_at <= now - rules.auto_complete_after
+            )
+            .order_by(Order.shipped_at, Order.id)
+            .limit(limit)
+        )
+    ).all()
+    done = [
+        order_id
+        for order_id in due
+        if await move(
+            session,
+            order_id=order_id,
+            frm=S.SHIPPED,
+            to=S.COMPLETED,
+            actor="system",
+            note="auto_complete",
+            now=now,
+        )
+    ]
+    return await load_views(session, done)

@@ -1,0 +1,1 @@
+"""Referrals and the commission they earn."""

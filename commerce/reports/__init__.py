@@ -1,0 +1,1 @@
+"""Reports: statistics and CSV exports."""

@@ -1,0 +1,1 @@
+"""Staff members, roles, invites and the audit log."""
