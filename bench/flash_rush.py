@@ -38,19 +38,13 @@ if __package__ in (None, ""):
 
 from sqlalchemy import func, insert, select  # noqa: E402
 
+from commerce.cart.models import CartLine
+from commerce.catalog.models import Category, Product, Variant
+from commerce.customers.models import Address, Customer
 from commerce.db import create_engine, session_factory  # noqa: E402
 from commerce.errors import ShopError  # noqa: E402
 from commerce.migrate import upgrade  # noqa: E402
-from commerce.models import (  # noqa: E402
-    Address,
-    CartLine,
-    Category,
-    Customer,
-    Order,
-    OrderLine,
-    Product,
-    Variant,
-)
+from commerce.orders.models import Order, OrderLine
 from commerce.orders.placement import place_order
 from commerce.rules import ShopRules  # noqa: E402
 

@@ -64,9 +64,7 @@ from bench.search import SPECS, make_docs, make_queries  # noqa: E402
 from bot.chat.render import Renderer
 from bot.config import Config, build_config  # noqa: E402
 from bot.devtools.simulator import build_message_xml, sign
-from commerce.db import create_engine  # noqa: E402
-from commerce.migrate import upgrade  # noqa: E402
-from commerce.models import (  # noqa: E402
+from commerce.catalog.models import (
     Category,
     Product,
     ProductImage,
@@ -75,6 +73,8 @@ from commerce.models import (  # noqa: E402
     Variant,
     product_tags,
 )
+from commerce.db import create_engine  # noqa: E402
+from commerce.migrate import upgrade  # noqa: E402
 
 SCRIPT = str(Path(__file__).resolve())
 LOOPBACK = "127.0.0.1"

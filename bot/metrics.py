@@ -21,7 +21,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from commerce.models import Order, OrderStatus, OutboxMessage, OutboxStatus
+from commerce.messaging.models import OutboxMessage, OutboxStatus
+from commerce.orders.models import Order, OrderStatus
 
 log = logging.getLogger(__name__)
 

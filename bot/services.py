@@ -15,9 +15,9 @@ from bot.dialogs.base import DialogRuntime
 from commerce.catalog.read import Catalog
 from commerce.customers.customers import CustomerInfo, touch_customer
 from commerce.messaging import outbox
-from commerce.models import StaffRole
 from commerce.orders.views import OrderView
 from commerce.rules import ShopRules, utcnow
+from commerce.staff.models import StaffRole
 from commerce.staff.staff import staff_role
 
 TOUCH_INTERVAL_SECONDS = 60.0

@@ -14,7 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.db import upsert_insert
-from commerce.models import InstallSecret, utcnow
+from commerce.orm import utcnow
+from commerce.system_models import InstallSecret
 
 NAMES = ("link_key", "sandbox_notify")
 

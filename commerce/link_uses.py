@@ -22,8 +22,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.db import upsert_insert
-from commerce.models import LinkUse
 from commerce.rules import as_utc
+from commerce.system_models import LinkUse
 
 KEEP_AFTER_EXPIRY = timedelta(hours=1)
 PURGE_BATCH = 100

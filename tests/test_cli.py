@@ -28,7 +28,7 @@ import aiohttp
 import pytest
 
 from bot.devtools.simulator import WebhookClient, build_message_xml
-from commerce.models import Base
+from commerce.orm import Base
 
 STOREFRONT = shutil.which("storefront", path=os.path.dirname(sys.executable))
 TOKEN = "cli-test-token"

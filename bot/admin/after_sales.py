@@ -17,8 +17,8 @@ from bot.chat.replies import Text
 from bot.dialogs.common import error_reply, unit_of_work
 from bot.outbound.alerts import openid_tail
 from commerce.errors import ErrorCode, ShopError
-from commerce.models import AfterSalesStatus
 from commerce.orders import after_sales
+from commerce.orders.models import AfterSalesStatus
 from commerce.payments import refunds
 
 log = logging.getLogger(__name__)

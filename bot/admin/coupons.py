@@ -18,9 +18,9 @@ from bot.admin.catalog import parse_yuan
 from bot.admin.registry import MANAGERS, REGISTRY, AdminContext, Outcome, UsageError
 from bot.chat.replies import Text
 from bot.dialogs.common import unit_of_work
-from commerce.models import CouponKind
 from commerce.promotions import coupons
 from commerce.promotions.coupons import CouponView
+from commerce.promotions.models import CouponKind
 from commerce.rules import utcnow
 
 LIST_LIMIT = 15

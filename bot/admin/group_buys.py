@@ -38,7 +38,7 @@ from commerce.groupbuys import deadlines as group_deadlines
 from commerce.groupbuys import groups as group_buys
 from commerce.groupbuys.campaigns import CampaignView
 from commerce.groupbuys.groups import GroupView
-from commerce.models import GroupMemberStatus, GroupStatus
+from commerce.groupbuys.models import GroupMemberStatus, GroupStatus
 from commerce.rules import utcnow
 
 LIST_LIMIT = 15

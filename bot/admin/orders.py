@@ -20,9 +20,9 @@ from bot.dialogs.common import order_data, unit_of_work
 from bot.outbound.alerts import openid_tail, order_items
 from commerce.errors import ErrorCode, ShopError
 from commerce.groupbuys import groups as group_buys
-from commerce.models import OrderStatus
 from commerce.orders import queries as order_admin
 from commerce.orders import status as order_status
+from commerce.orders.models import OrderStatus
 from commerce.orders.views import OrderView
 from commerce.payments import refunds
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from bot.chat.context import Context
 from bot.chat.replies import Reply, Text
-from commerce.models import StaffRole
+from commerce.staff.models import StaffRole
 
 ALL_ROLES = frozenset(StaffRole)
 MANAGERS = frozenset({StaffRole.OWNER, StaffRole.OPERATOR})

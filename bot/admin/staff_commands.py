@@ -7,8 +7,8 @@ from datetime import timedelta
 from bot.admin.registry import OWNERS, REGISTRY, AdminContext, Outcome, UsageError
 from bot.chat.replies import Text
 from bot.dialogs.common import unit_of_work
-from commerce.models import StaffRole
 from commerce.staff import staff
+from commerce.staff.models import StaffRole
 
 ROLE_WORDS = {
     "owner": StaffRole.OWNER, "店主": StaffRole.OWNER,

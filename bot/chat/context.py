@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bot.wechat.protocol import Inbound
-from commerce.models import StaffRole
+from commerce.staff.models import StaffRole
 
 if TYPE_CHECKING:
     from bot.services import Services

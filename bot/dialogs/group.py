@@ -43,7 +43,7 @@ from commerce.groupbuys import campaigns as group_campaigns
 from commerce.groupbuys import deadlines as group_deadlines
 from commerce.groupbuys import groups as group_buys
 from commerce.groupbuys.groups import GroupView
-from commerce.models import GroupStatus
+from commerce.groupbuys.models import GroupStatus
 from commerce.orders import placement as orders
 from commerce.rules import utcnow
 

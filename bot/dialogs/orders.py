@@ -24,9 +24,9 @@ from bot.dialogs.base import Dialog, Step, on
 from bot.dialogs.common import error_reply, order_data, pay_card, unit_of_work
 from commerce.errors import ShopError
 from commerce.groupbuys import groups as group_buys
-from commerce.models import AfterSalesKind, OrderStatus
 from commerce.orders import placement as orders
 from commerce.orders import status as order_status
+from commerce.orders.models import AfterSalesKind, OrderStatus
 
 LIST_SIZE = 10
 

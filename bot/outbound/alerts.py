@@ -26,9 +26,10 @@ from bot.chat.replies import Text
 from bot.outbound.sender import OutboundSender
 from commerce.background import BackgroundTasks
 from commerce.catalog import admin as catalog_admin
-from commerce.models import Customer, StaffRole
+from commerce.customers.models import Customer
 from commerce.orders.views import OrderView
 from commerce.staff import staff
+from commerce.staff.models import StaffRole
 
 log = logging.getLogger(__name__)
 

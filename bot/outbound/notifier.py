@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.chat.render import Renderer
 from bot.outbound.sender import OutboundSender
-from commerce.models import Customer
+from commerce.customers.models import Customer
 
 
 class OutboundNotifier:

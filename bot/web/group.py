@@ -16,7 +16,7 @@ from bot.web.product import PAGES
 from bot.wechat.scenes import GroupInvite
 from commerce.errors import ShopError
 from commerce.groupbuys import groups as group_buys
-from commerce.models import GroupStatus
+from commerce.groupbuys.models import GroupStatus
 from commerce.rules import utcnow
 
 

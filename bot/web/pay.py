@@ -33,7 +33,7 @@ from bot.keys import CONFIG, PAYMENTS, SERVICES
 from bot.web.paylink import PayClaim, PayLinkError, read_pay_token
 from bot.web.product import PAGES
 from commerce.errors import ErrorCode, ShopError
-from commerce.models import OrderStatus
+from commerce.orders.models import OrderStatus
 from commerce.orders.placement import get_order
 from commerce.orders.views import OrderView
 from commerce.payments import PaymentError, PaymentRequest, sandbox

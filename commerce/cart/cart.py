@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from commerce.cart.models import CartLine
+from commerce.catalog.models import Product, ProductStatus, Variant
 from commerce.errors import ErrorCode, ShopError
-from commerce.models import CartLine, Product, ProductStatus, Variant
 from commerce.rules import ShopRules
 
 OUT_OF_STOCK = "out_of_stock"

@@ -20,8 +20,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.cart.cart import CartLineView, get_cart
+from commerce.customers.models import Customer
 from commerce.errors import ErrorCode, ShopError
-from commerce.models import Coupon, CouponKind, Customer, CustomerCoupon, CustomerCouponStatus
+from commerce.promotions.models import Coupon, CouponKind, CustomerCoupon, CustomerCouponStatus
 from commerce.rules import ShopRules, as_utc, maybe_utc, utcnow
 
 NO_COUPON = -1  # customer_coupon_id meaning "do not apply a coupon"

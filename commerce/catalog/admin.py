@@ -20,9 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from commerce.cart.cart import spec_label
+from commerce.catalog.models import Category, Product, ProductStatus, Variant
 from commerce.db import upsert_insert as _insert
 from commerce.errors import ErrorCode, ShopError
-from commerce.models import Category, Product, ProductStatus, Variant
 from commerce.rules import utcnow
 from commerce.staff.audit import Change
 

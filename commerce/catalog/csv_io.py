@@ -44,8 +44,8 @@ from commerce.catalog.admin import (
     SUBTITLE_MAX,
     matches_category,
 )
+from commerce.catalog.models import Category, Product, ProductStatus, Variant
 from commerce.errors import ErrorCode, ShopError
-from commerce.models import Category, Product, ProductStatus, Variant
 
 CSV_HEADER = ("sku_code", "name", "subtitle", "category", "price_yuan", "stock", "status", "spec")
 REQUIRED_COLUMNS = ("sku_code", "name", "category", "price_yuan", "stock")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commerce.models import Variant
+from commerce.catalog.models import Variant
 
 
 async def reserve(session: AsyncSession, *, variant_id: int, quantity: int) -> bool:

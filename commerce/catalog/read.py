@@ -19,8 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
+from commerce.catalog.models import Category, Product, ProductStatus
 from commerce.catalog.search import SearchDoc, SearchHit, SearchIndex
-from commerce.models import Category, Product, ProductStatus
 
 MAX_CACHED_QUERY = 256  # the index ignores raw input past this anyway
 

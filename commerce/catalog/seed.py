@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from commerce.catalog.models import Category, Product, ProductImage, ProductStatus, Tag, Variant
 from commerce.groupbuys import campaigns as group_campaigns
-from commerce.models import Category, Product, ProductImage, ProductStatus, Tag, Variant
 from commerce.rules import ShopRules
 
 DEMO_CATALOG: Path = Path(__file__).parent / "demo" / "catalog.json"

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from sqlalchemy import case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from commerce.customers.models import Address
 from commerce.errors import ErrorCode, ShopError
-from commerce.models import Address
 
 NAME_MAX = 20
 NAME_WORDS_MAX = 3  # "Tom Smith", "Mary Ann Lee"

@@ -8,8 +8,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from commerce.customers.models import Customer
 from commerce.db import upsert_insert
-from commerce.models import Customer, utcnow
+from commerce.orm import utcnow
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.cart import cart
-from commerce.models import Handoff
+from commerce.customers.models import Handoff
 from commerce.orders import placement as orders
 
 

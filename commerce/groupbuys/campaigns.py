@@ -19,8 +19,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.cart.cart import spec_label
+from commerce.catalog.models import Product, ProductStatus, Variant
 from commerce.errors import ErrorCode, ShopError
-from commerce.models import GroupCampaign, GroupCampaignStatus, Product, ProductStatus, Variant
+from commerce.groupbuys.models import GroupCampaign, GroupCampaignStatus
 from commerce.rules import ShopRules, as_utc
 
 MAX_GROUP_SIZE = 50

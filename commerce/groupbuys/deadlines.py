@@ -21,11 +21,13 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from commerce.customers.models import Customer
 from commerce.errors import ErrorCode, ShopError
 from commerce.groupbuys.groups import ENDED, G, GroupView, M, get_group
+from commerce.groupbuys.models import GroupBuy
 from commerce.messaging import notices
 from commerce.messaging.notifications import Notifier
-from commerce.models import Customer, GroupBuy, Order, OrderStatus
+from commerce.orders.models import Order, OrderStatus
 from commerce.rules import as_utc
 
 log = logging.getLogger(__name__)

@@ -34,24 +34,21 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.cart.cart import spec_label
+from commerce.catalog.models import Product, ProductImage, Variant
+from commerce.customers.models import Customer
 from commerce.errors import ErrorCode, ShopError
 from commerce.groupbuys import campaigns as group_campaigns
-from commerce.loyalty import badges
-from commerce.loyalty.badges import Badge
-from commerce.messaging import notices
-from commerce.models import (
-    Customer,
+from commerce.groupbuys.models import (
     GroupBuy,
     GroupCampaign,
     GroupMember,
     GroupMemberStatus,
     GroupStatus,
-    Order,
-    OrderStatus,
-    Product,
-    ProductImage,
-    Variant,
 )
+from commerce.loyalty import badges
+from commerce.loyalty.badges import Badge
+from commerce.messaging import notices
+from commerce.orders.models import Order, OrderStatus
 from commerce.rules import ShopRules, as_utc, maybe_utc
 
 S = OrderStatus

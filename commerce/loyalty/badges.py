@@ -13,9 +13,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from commerce.customers.models import Customer
 from commerce.db import upsert_insert
+from commerce.loyalty.models import CustomerBadge
 from commerce.messaging import notices
-from commerce.models import Customer, CustomerBadge
 from commerce.rules import as_utc
 
 

@@ -40,11 +40,13 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from commerce.customers.models import Customer
 from commerce.db import upsert_insert
 from commerce.loyalty import badges
 from commerce.loyalty.badges import Badge
+from commerce.loyalty.models import PointsEntry
 from commerce.messaging import notices
-from commerce.models import Customer, Order, PointsEntry
+from commerce.orders.models import Order
 from commerce.rules import ShopRules, as_utc, session_rules
 
 PURCHASE = "purchase"

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commerce.models import Customer
+from commerce.customers.models import Customer
 from commerce.rules import as_utc
 
 WECHAT_WINDOW = timedelta(hours=48)

@@ -22,7 +22,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commerce.models import Customer, OutboxMessage, OutboxStatus
+from commerce.customers.models import Customer
+from commerce.messaging.models import OutboxMessage, OutboxStatus
 from commerce.rules import as_utc
 
 WINDOW = timedelta(hours=48)

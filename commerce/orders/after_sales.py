@@ -16,12 +16,12 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from commerce.customers.models import Customer
 from commerce.errors import ErrorCode, ShopError
-from commerce.models import (
+from commerce.orders.models import (
     AfterSalesKind,
     AfterSalesRequest,
     AfterSalesStatus,
-    Customer,
     Order,
     OrderStatus,
 )

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from commerce.groupbuys import groups as group_buys
 from commerce.loyalty import points
 from commerce.messaging import outbox
-from commerce.models import Order, OrderStatus
+from commerce.orders.models import Order, OrderStatus
 from commerce.referrals import commission
 from commerce.rules import session_rules
 

@@ -33,27 +33,18 @@ from commerce.cart.cart import (
 )
 from commerce.cart.pricing import Quote, quote
 from commerce.catalog import inventory
+from commerce.catalog.models import Product, ProductStatus, Variant
+from commerce.customers.models import Address, Customer
 from commerce.db import upsert_insert as _insert
 from commerce.errors import ErrorCode, ShopError
 from commerce.loyalty import points
-from commerce.models import (
-    Address,
-    Customer,
-    CustomerCoupon,
-    CustomerCouponStatus,
-    Order,
-    OrderEvent,
-    OrderLine,
-    OrderStatus,
-    Product,
-    ProductStatus,
-    Variant,
-)
+from commerce.orders.models import Order, OrderEvent, OrderLine, OrderStatus
 from commerce.orders.rows import SHOP_TZ, random_digits
 from commerce.orders.status import (
     illegal_move,
 )
 from commerce.orders.views import OrderEventView, OrderLineView, OrderView, load_view, load_views
+from commerce.promotions.models import CustomerCoupon, CustomerCouponStatus
 from commerce.rules import ShopRules, as_utc, utcnow
 
 S = OrderStatus

@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.errors import ErrorCode, ShopError
-from commerce.models import Order, OrderStatus
 from commerce.orders import placement as orders
 from commerce.orders import views as order_views
+from commerce.orders.models import Order, OrderStatus
 
 MAX_PAGE = 50
 _ORDER_NO = re.compile(r"^[A-Z]{2}\d{16}$")

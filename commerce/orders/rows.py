@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.errors import ErrorCode, ShopError
-from commerce.models import Order, OrderStatus
+from commerce.orders.models import Order, OrderStatus
 
 SHOP_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")  # the date inside order numbers
 

@@ -41,20 +41,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.catalog import inventory
 from commerce.errors import ErrorCode, ShopError
-from commerce.models import (
+from commerce.orders import effects as order_effects
+from commerce.orders.models import (
     AfterSalesKind,
     AfterSalesRequest,
     AfterSalesStatus,
-    CustomerCoupon,
-    CustomerCouponStatus,
     Order,
     OrderEvent,
     OrderLine,
     OrderStatus,
 )
-from commerce.orders import effects as order_effects
 from commerce.orders.rows import current_status, lock_order
 from commerce.orders.views import OrderView, load_view, load_views
+from commerce.promotions.models import CustomerCoupon, CustomerCouponStatus
 from commerce.rules import ShopRules, as_utc, maybe_utc, utcnow
 
 S = OrderStatus
@@ -264,7 +263,7 @@ async def ship_order(
 
 async def _refuse_unfilled_group(session: AsyncSession, order_id: int) -> None:
     """GROUP_NOT_FILLED for a seat in a group that has not filled (yet, or ever)."""
-    from commerce.models import GroupBuy, GroupStatus
+    from commerce.groupbuys.models import GroupBuy, GroupStatus
 
     row = (
         await session.execute(

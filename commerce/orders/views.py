@@ -12,8 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from commerce.customers.models import Customer
 from commerce.errors import ErrorCode, ShopError
-from commerce.models import Customer, Order, OrderStatus
+from commerce.orders.models import Order, OrderStatus
 from commerce.rules import as_utc, maybe_utc
 
 

@@ -21,11 +21,14 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from commerce.catalog.models import Product
 from commerce.db import upsert_insert as _insert
-from commerce.models import GroupBuy, Order, OrderLine, OrderStatus, PaymentEvent, Product
+from commerce.groupbuys.models import GroupBuy
+from commerce.orders.models import Order, OrderLine, OrderStatus
 from commerce.orders.rows import current_status
 from commerce.orders.status import move
 from commerce.orders.views import OrderView, load_view
+from commerce.payments.models import PaymentEvent
 from commerce.rules import as_utc, utcnow
 
 S = OrderStatus

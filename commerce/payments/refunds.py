@@ -30,17 +30,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.db import upsert_insert as _insert
 from commerce.errors import ErrorCode, ShopError
-from commerce.models import (
-    Order,
-    OrderEvent,
-    OrderStatus,
-    PaymentEvent,
-    Refund,
-    RefundStatus,
-)
 from commerce.orders import effects as order_effects
+from commerce.orders.models import Order, OrderEvent, OrderStatus
 from commerce.orders.rows import SHOP_TZ, current_status, lock_order, random_digits
 from commerce.orders.status import move
+from commerce.payments.models import PaymentEvent, Refund, RefundStatus
 from commerce.payments.records import record_event, set_event_outcome
 from commerce.rules import as_utc, utcnow
 
@@ -176,7 +170,7 @@ async def _refuse_forming_group(session: AsyncSession, *, order_id: int, group_i
     close it); once the group filled or ended (both final) it may be refunded like any
     order. A partial refund keeps the seat and is allowed.
     """
-    from commerce.models import GroupBuy, GroupStatus
+    from commerce.groupbuys.models import GroupBuy, GroupStatus
 
     row = (
         await session.execute(select(GroupBuy.code, GroupBuy.status).where(GroupBuy.id == group_id))

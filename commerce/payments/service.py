@@ -36,12 +36,13 @@ from commerce.background import BackgroundTasks
 from commerce.errors import ErrorCode, ShopError
 from commerce.messaging import notices
 from commerce.messaging.notifications import Notifier
-from commerce.models import Order, OrderStatus, Refund
 from commerce.orders import placement as orders
 from commerce.orders import views as order_views
+from commerce.orders.models import Order, OrderStatus
 from commerce.payments import records as payment_records
 from commerce.payments import refunds
 from commerce.payments.base import Notification, PaymentError, PaymentProvider, PaymentRequest
+from commerce.payments.models import Refund
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,10 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from commerce.customers.models import Customer
 from commerce.db import upsert_insert as _insert
 from commerce.errors import ErrorCode, ShopError
-from commerce.models import Coupon, CouponKind, Customer, CustomerCoupon
+from commerce.promotions.models import Coupon, CouponKind, CustomerCoupon
 from commerce.rules import as_utc, maybe_utc, utcnow
 from commerce.staff.audit import Change, jsonable
 

@@ -40,16 +40,15 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from commerce.customers.models import Customer
 from commerce.db import upsert_insert
 from commerce.errors import ErrorCode, ShopError
 from commerce.messaging import notices
-from commerce.models import (
+from commerce.orders.models import Order, OrderStatus
+from commerce.referrals.models import (
     Commission,
     CommissionEntry,
     CommissionStatus,
-    Customer,
-    Order,
-    OrderStatus,
     Withdrawal,
     WithdrawalStatus,
 )

@@ -37,10 +37,14 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from commerce.customers.models import Customer
 from commerce.errors import ShopError
+from commerce.groupbuys.models import GroupBuy
 from commerce.loyalty import badges
-from commerce.models import Commission, Coupon, Customer, CustomerCoupon, GroupBuy, Order
+from commerce.orders.models import Order
 from commerce.promotions import coupons
+from commerce.promotions.models import Coupon, CustomerCoupon
+from commerce.referrals.models import Commission
 from commerce.rules import ShopRules, as_utc
 
 # No 0/O, 1/I: codes are typed by people. Still within bot.scenes' [A-Z0-9]{4,16}.

@@ -15,8 +15,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.catalog.csv_io import export_products_csv_rows, format_yuan, safe_cell, write_csv
+from commerce.customers.models import Customer
 from commerce.errors import ErrorCode, ShopError
-from commerce.models import Customer, Order, OrderLine
+from commerce.orders.models import Order, OrderLine
 from commerce.rules import as_utc
 
 CSV_ENCODING = "utf-8-sig"

@@ -26,8 +26,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from commerce.cart.models import CartLine
 from commerce.catalog.admin import low_stock
-from commerce.models import CartLine, Order, OrderLine, Product, Refund, RefundStatus
+from commerce.catalog.models import Product
+from commerce.orders.models import Order, OrderLine
+from commerce.payments.models import Refund, RefundStatus
 from commerce.payments.refunds import LATE_REFUND_NO_PREFIX
 from commerce.rules import as_utc
 

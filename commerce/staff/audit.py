@@ -20,8 +20,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commerce.models import AuditEntry
 from commerce.rules import as_utc, utcnow
+from commerce.staff.models import AuditEntry
 
 Change = tuple[dict[str, Any] | None, dict[str, Any] | None]
 

@@ -24,9 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.db import upsert_insert as _insert
 from commerce.errors import ErrorCode, ShopError
-from commerce.models import StaffInvite, StaffMember, StaffRole
 from commerce.rules import as_utc, utcnow
 from commerce.staff.audit import Change, jsonable
+from commerce.staff.models import StaffInvite, StaffMember, StaffRole
 
 INVITE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no I, O, 0, 1: nothing to misread
 INVITE_LENGTH = 8

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.keys import SERVICES
-from commerce.models import AuditEntry, StaffMember
+from commerce.staff.models import AuditEntry, StaffMember
 from tests.bot.chat import Shop
 from tests.bot.conftest import ShopFactory
 

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from bot.keys import SERVICES
-from commerce.models import AfterSalesRequest, OrderStatus
+from commerce.orders.models import AfterSalesRequest, OrderStatus
 from tests.bot.chat import ChatUser, Shop
 from tests.bot.test_admin_orders import (
     CUSTOMER,

@@ -14,7 +14,7 @@ from bot.admin.broadcast import Broadcaster
 from bot.chat.render import Rendered, Renderer
 from bot.keys import SERVICES
 from bot.outbound.sender import MemoryOutbox
-from commerce.models import Customer
+from commerce.customers.models import Customer
 from tests.bot.chat import Shop
 from tests.bot.test_admin_orders import (
     OPERATOR,

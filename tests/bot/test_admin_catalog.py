@@ -11,7 +11,8 @@ from sqlalchemy import select
 
 from bot.admin import catalog as catalog_commands
 from bot.keys import SERVICES
-from commerce.models import AuditEntry, Product, Variant
+from commerce.catalog.models import Product, Variant
+from commerce.staff.models import AuditEntry
 from tests.bot.chat import Shop
 from tests.bot.conftest import OPERATOR, OWNER, SERVICE, STRANGER
 from tests.bot.test_search_chat import numbered

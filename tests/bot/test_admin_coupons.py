@@ -10,8 +10,10 @@ from sqlalchemy import func, select
 from bot.admin.coupons import parse_new
 from bot.admin.registry import UsageError
 from bot.keys import SERVICES
-from commerce.models import AuditEntry, Coupon, CouponKind, Customer, CustomerCoupon
+from commerce.customers.models import Customer
+from commerce.promotions.models import Coupon, CouponKind, CustomerCoupon
 from commerce.rules import as_utc, utcnow
+from commerce.staff.models import AuditEntry
 from tests.bot.chat import Shop
 from tests.bot.conftest import OPERATOR, OWNER, SERVICE, STRANGER, ShopFactory, add_staff_by_chat
 

@@ -20,7 +20,8 @@ from bot.web.export import LINK_LIFETIME, export_url, make_export_token, read_ex
 from bot.web.paylink import make_pay_token
 from bot.web.signed_links import LinkError, b64decode, b64encode
 from commerce import link_uses
-from commerce.models import AuditEntry, LinkUse
+from commerce.staff.models import AuditEntry
+from commerce.system_models import LinkUse
 from tests.bot.chat import Shop
 from tests.bot.conftest import OPERATOR, OWNER, SERVICE, STRANGER
 from tests.bot.test_admin_stats import place

@@ -13,7 +13,8 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from bot.keys import SERVICES
-from commerce.models import GroupBuy, GroupCampaign, Order, OrderStatus
+from commerce.groupbuys.models import GroupBuy, GroupCampaign
+from commerce.orders.models import Order, OrderStatus
 from tests.bot.chat import Shop
 from tests.bot.test_admin_orders import (
     OPERATOR,

@@ -19,10 +19,12 @@ from sqlalchemy import func, select
 from bot.app import create_app
 from bot.keys import PAYMENTS, SERVICES
 from bot.outbound.sender import MemoryOutbox
-from commerce.models import AuditEntry, Order, OrderStatus, Refund
 from commerce.orders import placement as orders
 from commerce.orders import views as order_views
+from commerce.orders.models import Order, OrderStatus
+from commerce.payments.models import Refund
 from commerce.payments.sandbox import build_notification
+from commerce.staff.models import AuditEntry
 from tests.bot.chat import ChatUser, Shop
 from tests.bot.conftest import make_config, seed
 from tests.bot.test_shopping_chat import _open, _sku, _stock

@@ -8,11 +8,13 @@ from sqlalchemy import select
 
 from bot.keys import SERVICES
 from commerce.cart.cart import add_to_cart
+from commerce.catalog.models import Variant
 from commerce.customers.customers import touch_customer
-from commerce.models import Address, AuditEntry, Variant
+from commerce.customers.models import Address
 from commerce.orders.placement import place_order
 from commerce.payments.records import record_payment
 from commerce.rules import utcnow
+from commerce.staff.models import AuditEntry
 from tests.bot.chat import Shop
 from tests.bot.conftest import OPERATOR, OWNER, SERVICE, STRANGER, ShopFactory
 

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import update
 
 from bot.keys import SERVICES
-from commerce.models import Variant
+from commerce.catalog.models import Variant
 from tests.bot.chat import Shop
 from tests.bot.test_admin_after_sales import ask_for_refund
 from tests.bot.test_admin_orders import (

@@ -23,7 +23,9 @@ from bot.devtools.simulator import build_message_xml, sign
 from bot.keys import CONFIG, SERVICES
 from bot.outbound.sender import MemoryOutbox
 from bot.wechat.protocol import aes_key
-from commerce.models import AuditEntry, InstallSecret, Product
+from commerce.catalog.models import Product
+from commerce.staff.models import AuditEntry
+from commerce.system_models import InstallSecret
 from tests.bot.chat import ACCOUNT, Shop
 from tests.bot.conftest import ShopFactory, make_config
 from tests.web.conftest import pay_path, place_apple_order

@@ -9,8 +9,11 @@ from sqlalchemy import select
 
 from bot.keys import SERVICES
 from bot.wechat.scenes import GroupInvite
+from commerce.catalog.models import Variant
+from commerce.customers.models import Customer
 from commerce.groupbuys import campaigns as group_campaigns
-from commerce.models import Customer, GroupBuy, Order, Variant
+from commerce.groupbuys.models import GroupBuy
+from commerce.orders.models import Order
 from commerce.rules import ShopRules, utcnow
 from tests.bot.chat import ChatUser, Shop
 from tests.bot.test_admin_orders import pay

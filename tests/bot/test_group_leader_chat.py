@@ -15,7 +15,8 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from bot.keys import SERVICES
-from commerce.models import GroupBuy, Order, OrderStatus
+from commerce.groupbuys.models import GroupBuy
+from commerce.orders.models import Order, OrderStatus
 from tests.bot.chat import Shop
 from tests.bot.test_admin_orders import open_staffed_shop, pay, refunds, settle_refunds, view
 from tests.bot.test_group_chat import _campaign, _order_no, _with_address
@@ -96,8 +97,8 @@ async def test_a_leader_who_has_not_paid_withdraws_by_cancelling_the_order(shop:
 
 
 async def test_the_product_card_offers_its_group_price_and_group_starts_it(shop: Shop) -> None:
+    from commerce.catalog.models import Product, Variant
     from commerce.groupbuys import campaigns as group_campaigns
-    from commerce.models import Product, Variant
     from commerce.rules import ShopRules, utcnow
     from tests.bot.test_shopping_chat import _open
 

@@ -18,8 +18,9 @@ from bot.chat.render import Rendered
 from bot.keys import INBOX, NOTIFIER, SERVICES
 from bot.outbound.planner import CS, TEMPLATE, parse_template_ids, template_data
 from bot.wechat.inbox import Inbox
+from commerce.customers.models import Customer
+from commerce.messaging.models import OutboxStatus
 from commerce.messaging.outbox import WAITING
-from commerce.models import Customer, OutboxStatus
 from tests.bot.test_admin_orders import pay, place_order
 from tests.bot.world import CUSTOMER, WorldFactory
 from tests.fakes.wechat import Failure

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from bot.keys import SERVICES
+from commerce.customers.models import Customer
 from commerce.loyalty import points
-from commerce.models import Customer, Order
+from commerce.orders.models import Order
 from tests.bot.chat import Shop
 from tests.bot.test_admin_orders import (
     CUSTOMER,

@@ -9,9 +9,11 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bot.keys import JOBS, SERVICES
-from commerce.models import Customer, OrderStatus, Withdrawal
+from commerce.customers.models import Customer
 from commerce.orders import placement as orders
 from commerce.orders import status as order_status
+from commerce.orders.models import OrderStatus
+from commerce.referrals.models import Withdrawal
 from commerce.rules import utcnow
 from scheduler.jobs import unfreeze_commission
 from tests.bot.chat import Shop

@@ -9,7 +9,7 @@ from bot.chat.keywords import match_keyword, parse_number
 from bot.chat.replies import Text
 from bot.chat.router import Event, Keyword, MenuKey, MsgType, Regex, Router, staff_only
 from bot.wechat.protocol import Inbound
-from commerce.models import StaffRole
+from commerce.staff.models import StaffRole
 
 
 def _ctx(kind: str = "text", text: str = "", event: str | None = None, key: str = "", staff: bool = False) -> Context:

@@ -8,7 +8,7 @@ from sqlalchemy import select, update
 from bot.keys import SERVICES
 from bot.wechat import scenes
 from bot.wechat.scenes import GroupInvite, ProductShare, ReferralInvite
-from commerce.models import Product
+from commerce.catalog.models import Product
 from tests.bot.chat import Shop
 
 # ---- pack / parse ------------------------------------------------------------------------------

@@ -85,7 +85,7 @@ async def test_picking_a_number_opens_the_product_card(shop: Shop) -> None:
 async def test_card_shows_current_stock_not_the_cached_one(shop: Shop) -> None:
     from sqlalchemy import update
 
-    from commerce.models import Variant
+    from commerce.catalog.models import Variant
 
     user = shop.user()
     await user.say("香蕉")

@@ -7,7 +7,9 @@ import re
 from sqlalchemy import func, select
 
 from bot.keys import SERVICES
-from commerce.models import Handoff, Order, Variant
+from commerce.catalog.models import Variant
+from commerce.customers.models import Handoff
+from commerce.orders.models import Order
 from tests.bot.chat import ChatUser, Shop
 from tests.bot.test_search_chat import numbered
 
@@ -18,7 +20,7 @@ async def _stock(shop: Shop, sku: str) -> int:
 
 
 async def _sku(shop: Shop, name_part: str, label: str) -> str:
-    from commerce.models import Product
+    from commerce.catalog.models import Product
 
     async with shop.client.app[SERVICES].sessions() as session:
         rows = (await session.execute(
@@ -168,7 +170,7 @@ async def _set_status(shop: Shop, order_no: str, status: str) -> None:
 
 
 async def test_confirm_receipt_and_after_sales_from_the_orders_list(shop: Shop) -> None:
-    from commerce.models import AfterSalesRequest
+    from commerce.orders.models import AfterSalesRequest
 
     user = shop.user("o_receiver")
     order_no = await _placed_order(shop, user)

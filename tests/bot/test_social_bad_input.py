@@ -13,7 +13,9 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.keys import SERVICES
-from commerce.models import GroupBuy, GroupCampaign, Order, Withdrawal
+from commerce.groupbuys.models import GroupBuy, GroupCampaign
+from commerce.orders.models import Order
+from commerce.referrals.models import Withdrawal
 from tests.bot.chat import ChatUser, Reply, Shop
 from tests.bot.conftest import OWNER, ShopFactory
 from tests.bot.test_admin_orders import audit_rows

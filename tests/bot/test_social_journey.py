@@ -21,16 +21,11 @@ from sqlalchemy import select
 
 from bot.keys import JOBS, SERVICES
 from bot.wechat.scenes import GroupInvite
-from commerce.models import (
-    Commission,
-    CommissionStatus,
-    Customer,
-    CustomerCoupon,
-    GroupBuy,
-    GroupStatus,
-    Order,
-    OrderStatus,
-)
+from commerce.customers.models import Customer
+from commerce.groupbuys.models import GroupBuy, GroupStatus
+from commerce.orders.models import Order, OrderStatus
+from commerce.promotions.models import CustomerCoupon
+from commerce.referrals.models import Commission, CommissionStatus
 from commerce.rules import utcnow
 from scheduler.runner import run_job
 from tests.bot.chat import ChatUser, Shop

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from bot.keys import SERVICES
 from bot.wechat.scenes import GroupInvite
-from commerce.models import GroupBuy
+from commerce.groupbuys.models import GroupBuy
 from tests.bot.chat import Shop
 from tests.bot.conftest import OWNER, SERVICE, ShopFactory
 from tests.bot.test_admin_orders import pay, place_order, texts

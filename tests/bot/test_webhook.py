@@ -71,7 +71,7 @@ async def _post(shop: Shop, body: bytes, **params: str) -> tuple[int, str]:
 async def _messages_seen(shop: Shop) -> int:
     from sqlalchemy import func, select
 
-    from commerce.models import Customer
+    from commerce.customers.models import Customer
 
     async with shop.client.app[SERVICES].sessions() as session:
         return await session.scalar(select(func.count()).select_from(Customer)) or 0

@@ -14,7 +14,8 @@ from sqlalchemy import select, update
 
 from bot.keys import INBOX, JOBS, NOTIFIER, OUTBOUND, SERVICES
 from bot.outbound.planner import NotificationPlanner
-from commerce.models import Customer, OutboxMessage
+from commerce.customers.models import Customer
+from commerce.messaging.models import OutboxMessage
 from scheduler.runner import run_job
 from tests.bot.chat import Shop
 from tests.fakes.wechat import FakeWeChat

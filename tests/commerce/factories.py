@@ -12,17 +12,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from commerce.models import (
-    Address,
-    Category,
-    Coupon,
-    CouponKind,
-    Customer,
-    CustomerCoupon,
-    Product,
-    ProductStatus,
-    Variant,
-)
+from commerce.catalog.models import Category, Product, ProductStatus, Variant
+from commerce.customers.models import Address, Customer
+from commerce.promotions.models import Coupon, CouponKind, CustomerCoupon
 
 _seq = itertools.count(1)
 

@@ -10,11 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from commerce.db import session_factory
 from commerce.errors import ErrorCode, ShopError
-from commerce.models import AfterSalesKind, AfterSalesStatus, OrderStatus
 from commerce.orders import after_sales
 from commerce.orders import placement as orders
 from commerce.orders import status as order_status
 from commerce.orders import views as order_views
+from commerce.orders.models import AfterSalesKind, AfterSalesStatus, OrderStatus
 from commerce.payments import refunds
 from tests.commerce.test_order_admin import NOW, RULES, expect_error, run, shop_order, variant
 

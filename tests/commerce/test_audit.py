@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from commerce.db import session_factory
-from commerce.models import AuditEntry, StaffRole
 from commerce.staff import audit
+from commerce.staff.models import AuditEntry, StaffRole
 from tests.commerce.test_order_admin import run
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)

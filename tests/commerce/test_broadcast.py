@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from commerce.customers.models import Customer
 from commerce.db import session_factory
 from commerce.messaging.broadcast import count_reachable, reachable_customers
-from commerce.models import Customer
 from tests.commerce.test_order_admin import run
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)

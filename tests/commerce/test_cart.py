@@ -7,9 +7,9 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from commerce.cart.cart import add_to_cart, clear_cart, get_cart, remove_line, set_quantity
+from commerce.catalog.models import Product, ProductStatus, Variant
 from commerce.db import session_factory
 from commerce.errors import ErrorCode, ShopError
-from commerce.models import Product, ProductStatus, Variant
 from commerce.rules import ShopRules
 from tests.commerce.factories import make_customer, make_variant
 

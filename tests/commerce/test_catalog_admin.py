@@ -9,9 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from commerce.catalog import admin
+from commerce.catalog.models import Category, Product, ProductStatus, Variant
 from commerce.db import session_factory
 from commerce.errors import ErrorCode, ShopError
-from commerce.models import Category, Product, ProductStatus, Variant
 from tests.commerce.factories import stock_of
 from tests.commerce.test_order_admin import expect_error, run
 

@@ -15,10 +15,10 @@ from commerce.catalog.csv_io import (
     parse_spec,
     parse_yuan,
 )
+from commerce.catalog.models import Category, Product, Variant
 from commerce.catalog.seed import seed_demo_catalog
 from commerce.db import session_factory
 from commerce.errors import ErrorCode
-from commerce.models import Category, Product, Variant
 from commerce.reports.export import export_products_csv
 from tests.commerce.test_order_admin import expect_error, run
 

@@ -13,8 +13,8 @@ from commerce.cart.cart import add_to_cart
 from commerce.cart.pricing import quote
 from commerce.db import session_factory
 from commerce.errors import ErrorCode, ShopError
-from commerce.models import Coupon, CouponKind, CustomerCoupon
 from commerce.promotions import coupons
+from commerce.promotions.models import Coupon, CouponKind, CustomerCoupon
 from tests.commerce.factories import make_customer, make_variant
 from tests.commerce.test_order_admin import RULES, expect_error, run
 

@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commerce.customers.customers import touch_customer
+from commerce.customers.models import Customer
 from commerce.db import session_factory
-from commerce.models import Customer
 
 
 async def test_first_contact_creates_then_updates(engine: AsyncEngine) -> None:

@@ -12,9 +12,9 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from commerce.catalog.csv_io import CSV_HEADER
+from commerce.customers.models import Address
 from commerce.db import session_factory
 from commerce.errors import ErrorCode
-from commerce.models import Address
 from commerce.reports import export
 from tests.commerce.test_order_admin import customer, expect_error, run, shop_order, variant
 

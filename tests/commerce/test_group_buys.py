@@ -17,8 +17,9 @@ from commerce.errors import ErrorCode, ShopError
 from commerce.groupbuys import campaigns as group_campaigns
 from commerce.groupbuys import deadlines as group_deadlines
 from commerce.groupbuys import groups as group_buys
+from commerce.groupbuys.models import GroupBuy, GroupCampaign, GroupMember
 from commerce.messaging import notices
-from commerce.models import GroupBuy, GroupCampaign, GroupMember, Order, OrderStatus
+from commerce.orders.models import Order, OrderStatus
 from commerce.orders.status import cancel_order, expire_due_orders, ship_order
 from commerce.payments.records import record_payment
 from commerce.payments.refunds import start_refund

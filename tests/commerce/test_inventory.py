@@ -10,8 +10,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from commerce.catalog import inventory
+from commerce.catalog.models import Variant
 from commerce.db import session_factory
-from commerce.models import Variant
 from tests.commerce.factories import make_variant, stock_of
 
 

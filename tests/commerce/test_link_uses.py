@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from commerce.db import session_factory
 from commerce.link_uses import KEEP_AFTER_EXPIRY, purge_expired, use_once
-from commerce.models import LinkUse
 from commerce.rules import as_utc
+from commerce.system_models import LinkUse
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 EXPIRES = NOW + timedelta(minutes=10)

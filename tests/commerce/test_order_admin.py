@@ -13,11 +13,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from commerce.cart.cart import add_to_cart
+from commerce.customers.models import Address, Customer
 from commerce.db import session_factory
 from commerce.errors import ErrorCode, ShopError
-from commerce.models import Address, Customer, OrderStatus
 from commerce.orders import placement as orders
 from commerce.orders import views as order_views
+from commerce.orders.models import OrderStatus
 from commerce.orders.queries import find_order, list_orders_by_status
 from commerce.payments import records as payment_records
 from commerce.rules import ShopRules

@@ -13,9 +13,12 @@ from collections import Counter
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from commerce.cart.models import CartLine
+from commerce.catalog.models import Variant
+from commerce.customers.models import Address, Customer
 from commerce.db import session_factory
 from commerce.errors import ShopError
-from commerce.models import Address, CartLine, Customer, Order, OrderLine, Variant
+from commerce.orders.models import Order, OrderLine
 from commerce.orders.placement import place_order
 from commerce.rules import ShopRules
 from tests.commerce.factories import make_variant

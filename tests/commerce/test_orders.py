@@ -14,24 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from commerce.cart import pricing
 from commerce.cart.cart import add_to_cart, get_cart
+from commerce.cart.models import CartLine
+from commerce.catalog.models import Product, Variant
 from commerce.db import session_factory
 from commerce.errors import ErrorCode, ShopError
-from commerce.models import (
-    AfterSalesKind,
-    AfterSalesStatus,
-    CartLine,
-    CouponKind,
-    CustomerCoupon,
-    Order,
-    OrderEvent,
-    OrderStatus,
-    PaymentEvent,
-    Product,
-    Refund,
-    RefundStatus,
-    Variant,
-)
 from commerce.orders import placement as orders
+from commerce.orders.models import AfterSalesKind, AfterSalesStatus, Order, OrderEvent, OrderStatus
 from commerce.orders.placement import get_order, list_orders, place_order
 from commerce.orders.status import (
     ALLOWED,
@@ -47,6 +35,7 @@ from commerce.orders.status import (
 from commerce.orders.views import OrderView
 from commerce.payments import records as payment_records
 from commerce.payments import refunds
+from commerce.payments.models import PaymentEvent, Refund, RefundStatus
 from commerce.payments.records import record_payment
 from commerce.payments.refunds import (
     late_refund_source,
@@ -54,6 +43,7 @@ from commerce.payments.refunds import (
     start_late_refund,
     start_refund,
 )
+from commerce.promotions.models import CouponKind, CustomerCoupon
 from commerce.rules import ShopRules
 from tests.commerce.factories import (
     make_address,

@@ -12,12 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from commerce.cart.cart import get_cart
 from commerce.cart.pricing import points_saving, quote
+from commerce.customers.models import Customer
 from commerce.db import session_factory
 from commerce.errors import ErrorCode
 from commerce.loyalty import points
 from commerce.loyalty.badges import badges_of
+from commerce.loyalty.models import CustomerBadge, PointsEntry
 from commerce.messaging import notices
-from commerce.models import Customer, CustomerBadge, Order, PointsEntry
+from commerce.orders.models import Order
 from commerce.orders.placement import place_order
 from commerce.orders.status import cancel_order, expire_due_orders
 from commerce.payments.refunds import start_refund

@@ -10,9 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from commerce.cart.cart import add_to_cart
 from commerce.cart.pricing import NO_COUPON, coupon_discount, quote
+from commerce.catalog.models import Variant
 from commerce.db import session_factory
 from commerce.errors import ErrorCode, ShopError
-from commerce.models import Coupon, CouponKind, CustomerCoupon, CustomerCouponStatus, Variant
+from commerce.promotions.models import Coupon, CouponKind, CustomerCoupon, CustomerCouponStatus
 from commerce.rules import ShopRules
 from tests.commerce.factories import make_coupon, make_customer, make_variant
 

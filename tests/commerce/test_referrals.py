@@ -9,23 +9,23 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from commerce.customers.models import Customer
 from commerce.db import session_factory
 from commerce.errors import ErrorCode
+from commerce.loyalty.models import CustomerBadge
 from commerce.messaging import notices
-from commerce.models import (
+from commerce.orders.models import Order
+from commerce.orders.status import confirm_receipt, ship_order
+from commerce.payments.refunds import start_refund
+from commerce.promotions.models import CustomerCoupon
+from commerce.referrals import commission, referrals
+from commerce.referrals.commission import Balances
+from commerce.referrals.models import (
     Commission,
     CommissionEntry,
     CommissionStatus,
-    Customer,
-    CustomerBadge,
-    CustomerCoupon,
-    Order,
     WithdrawalStatus,
 )
-from commerce.orders.status import confirm_receipt, ship_order
-from commerce.payments.refunds import start_refund
-from commerce.referrals import commission, referrals
-from commerce.referrals.commission import Balances
 from commerce.referrals.referrals import BindOutcome
 from commerce.rules import SESSION_RULES, ShopRules
 from tests.commerce.factories import make_customer
@@ -245,7 +245,8 @@ async def test_no_commission_on_group_orders_unless_configured(sessions) -> None
 
 async def _a_group(session: AsyncSession, buyer: Buyer) -> int:
     """A bare campaign and group-buy row (only the group's id matters here)."""
-    from commerce.models import GroupBuy, GroupCampaign, Variant
+    from commerce.catalog.models import Variant
+    from commerce.groupbuys.models import GroupBuy, GroupCampaign
 
     product_id = await session.scalar(
         select(Variant.product_id).where(Variant.id == buyer.variant_ids[0])
@@ -491,8 +492,8 @@ async def test_top_referrers(sessions) -> None:
 
 
 async def test_the_welcome_coupon_goes_once_to_a_new_customer(sessions) -> None:
-    from commerce.models import CouponKind
     from commerce.promotions.coupons import create_coupon
+    from commerce.promotions.models import CouponKind
 
     async with sessions() as session:
         await create_coupon(

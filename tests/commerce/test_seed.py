@@ -13,9 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import selectinload
 
-from commerce.catalog.seed import DEMO_CATALOG, catalog_is_empty, seed_demo_catalog
-from commerce.db import session_factory
-from commerce.models import (
+from commerce.catalog.models import (
     Category,
     Product,
     ProductImage,
@@ -24,6 +22,8 @@ from commerce.models import (
     Variant,
     product_tags,
 )
+from commerce.catalog.seed import DEMO_CATALOG, catalog_is_empty, seed_demo_catalog
+from commerce.db import session_factory
 
 STATIC_ROOT = Path(__file__).resolve().parents[2] / "bot" / "static"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

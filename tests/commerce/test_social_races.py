@@ -16,9 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from commerce.db import create_engine, session_factory
 from commerce.errors import ErrorCode, ShopError
 from commerce.groupbuys import deadlines as group_deadlines
-from commerce.models import CommissionEntry, GroupBuy, GroupMember, Order, Withdrawal
+from commerce.groupbuys.models import GroupBuy, GroupMember
+from commerce.orders.models import Order
 from commerce.payments.refunds import record_refund_result, start_refund
 from commerce.referrals import commission, referrals
+from commerce.referrals.models import CommissionEntry, Withdrawal
 from commerce.rules import SESSION_RULES, ShopRules
 from tests.commerce.factories import make_customer
 from tests.commerce.test_group_buys import NOW, buyer, group_row, join, open_group, pay, run

@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from commerce.db import session_factory
 from commerce.errors import ErrorCode
-from commerce.models import StaffInvite, StaffMember, StaffRole
 from commerce.staff import staff
+from commerce.staff.models import StaffInvite, StaffMember, StaffRole
 from tests.commerce.test_order_admin import expect_error, run
 
 R = StaffRole

@@ -10,8 +10,8 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from commerce.cart.cart import add_to_cart
+from commerce.cart.models import CartLine
 from commerce.db import session_factory
-from commerce.models import CartLine
 from commerce.orders import views as order_views
 from commerce.payments import refunds
 from commerce.reports import stats

@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from commerce.models import Customer, Order, OrderEvent, OrderLine, OrderStatus, Variant
+from commerce.catalog.models import Variant
+from commerce.customers.models import Customer
+from commerce.orders.models import Order, OrderEvent, OrderLine, OrderStatus
 from commerce.orders.placement import new_order_no
 
 

@@ -20,10 +20,11 @@ from bot.app import create_app
 from bot.config import Config
 from bot.keys import PAYMENTS, SERVICES
 from bot.outbound.sender import MemoryOutbox
-from commerce.models import OrderStatus, PaymentEvent, Refund
 from commerce.orders import placement as orders
 from commerce.orders import status as order_status
 from commerce.orders import views as order_views
+from commerce.orders.models import OrderStatus
+from commerce.payments.models import PaymentEvent, Refund
 from commerce.payments.sandbox import SandboxProvider
 from commerce.payments.service import PaymentService
 from tests.bot.conftest import make_config, seed

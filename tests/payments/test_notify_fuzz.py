@@ -48,7 +48,8 @@ from sqlalchemy import select
 
 from bot.handlers import pay_notify
 from bot.keys import SERVICES
-from commerce.models import Order, OrderStatus, PaymentEvent, Refund
+from commerce.orders.models import Order, OrderStatus
+from commerce.payments.models import PaymentEvent, Refund
 from commerce.payments.refunds import start_refund
 from commerce.payments.sandbox import build_notification
 from tests.fakes import PlacedOrder

@@ -14,15 +14,17 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from commerce.catalog.seed import seed_demo_catalog
+from commerce.customers.models import Customer
 from commerce.db import session_factory
 from commerce.errors import ErrorCode, ShopError
 from commerce.messaging.notifications import RecordingNotifier
-from commerce.models import Customer, OrderEvent, OrderStatus, PaymentEvent, Refund, RefundStatus
 from commerce.orders import placement as orders
 from commerce.orders import status as order_status
 from commerce.orders import views as order_views
+from commerce.orders.models import OrderEvent, OrderStatus
 from commerce.payments import records as payment_records
 from commerce.payments.base import Notification, PaymentError, PaymentRequest
+from commerce.payments.models import PaymentEvent, Refund, RefundStatus
 from commerce.payments.service import PaymentService
 from commerce.rules import as_utc
 from tests.fakes import PlacedOrder, insert_order

@@ -13,7 +13,8 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from bot.keys import JOBS, SERVICES
-from commerce.models import GroupBuy, Order, OrderStatus
+from commerce.groupbuys.models import GroupBuy
+from commerce.orders.models import Order, OrderStatus
 from scheduler.runner import run_job
 from tests.bot.chat import Shop
 from tests.bot.test_admin_orders import open_staffed_shop, pay, refunds, settle_refunds, texts

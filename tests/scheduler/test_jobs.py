@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 
 from bot.keys import JOBS, SERVICES
-from commerce.models import Order, OrderStatus, Refund, RefundStatus
 from commerce.orders import status as order_status
+from commerce.orders.models import Order, OrderStatus
 from commerce.payments import records as payment_records
+from commerce.payments.models import Refund, RefundStatus
 from scheduler.runner import run_job
 from tests.bot.chat import Shop
 from tests.bot.test_admin_orders import open_staffed_shop, settle_refunds

@@ -19,9 +19,9 @@ from bot.outbound.sender import MemoryOutbox
 from bot.services import shop_rules
 from bot.web.paylink import pay_url
 from commerce.cart.cart import add_to_cart
+from commerce.catalog.models import Variant
 from commerce.customers.addresses import ParsedAddress, save_address
 from commerce.customers.customers import touch_customer
-from commerce.models import Variant
 from commerce.orders.placement import place_order
 from commerce.orders.views import OrderView
 from tests.bot.chat import Shop

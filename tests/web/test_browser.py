@@ -23,7 +23,7 @@ from sqlalchemy import select
 from bot.app import create_app
 from bot.keys import CONFIG, SERVICES
 from bot.outbound.sender import MemoryOutbox
-from commerce.models import Order
+from commerce.orders.models import Order
 from tests.bot.conftest import make_config, seed
 from tests.web.conftest import pay_path, place_apple_order
 

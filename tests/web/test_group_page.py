@@ -10,12 +10,13 @@ from sqlalchemy import select
 
 from bot.keys import CONFIG, SERVICES
 from bot.services import shop_rules
+from commerce.catalog.models import Variant
 from commerce.customers.addresses import ParsedAddress, save_address
 from commerce.customers.customers import touch_customer
 from commerce.groupbuys import campaigns as group_campaigns
 from commerce.groupbuys import deadlines as group_deadlines
 from commerce.groupbuys import groups as group_buys
-from commerce.models import Order, Variant
+from commerce.orders.models import Order
 from commerce.payments.records import record_payment
 from commerce.rules import utcnow
 from tests.bot.chat import Shop

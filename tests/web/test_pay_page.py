@@ -10,10 +10,10 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
 from bot.keys import PAYMENTS, SERVICES
-from commerce.models import PaymentEvent
 from commerce.orders.placement import get_order
 from commerce.orders.status import cancel_order, expire_due_orders
 from commerce.orders.views import OrderView
+from commerce.payments.models import PaymentEvent
 from tests.bot.chat import Shop
 from tests.fakes.wechatpay import API_V2_KEY, MCHID, Failure, FakeWeChatPay
 from tests.web.conftest import REAL_PAY, ShopFactory, pay_path, place_apple_order

@@ -14,7 +14,7 @@ from bot.keys import SERVICES
 from bot.web.export import make_export_token, read_export_token
 from bot.web.paylink import PayLinkError, make_pay_token, pay_url, read_pay_token
 from bot.web.signed_links import LinkError
-from commerce.models import Order
+from commerce.orders.models import Order
 from tests.bot.chat import Shop
 from tests.web.conftest import pay_path, place_apple_order
 

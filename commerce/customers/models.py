@@ -1,0 +1,74 @@
+"""Customers models (tables and their enums); `commerce.models` gathers every model for Alembic."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from commerce.orm import Base, utcnow
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    __table_args__ = (
+        UniqueConstraint("openid"),
+        CheckConstraint("points_balance >= 0", name="points_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    openid: Mapped[str] = mapped_column(String(64))
+    locale: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    subscribed: Mapped[bool] = mapped_column(default=True)
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_message_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # customer-service messages sent since last_message_at (WeChat caps them per window)
+    window_sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # the customer's last payment: WeChat opens a larger customer-service window after one
+    paid_window_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # ---- referrals and points (issue 6) ----
+    # the customer's own referral code (A-Z0-9, given on first need); unique when set
+    referral_code: Mapped[str | None] = mapped_column(String(16), unique=True, nullable=True)
+    # who referred this customer (first touch, new customers only) and until when the
+    # binding earns that referrer commission
+    referrer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), nullable=True, index=True)
+    referred_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    referral_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # points held now; the ledger (PointsEntry) says why. Spent by conditional UPDATE.
+    points_balance: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+
+class Address(Base):
+    __tablename__ = "addresses"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(32))
+    phone: Mapped[str] = mapped_column(String(20))
+    address: Mapped[str] = mapped_column(String(200))
+    is_default: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+
+class Handoff(Base):
+    """A customer asked for a human: recorded with the context staff need (cart, last order)."""
+
+    __tablename__ = "handoffs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    context: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+

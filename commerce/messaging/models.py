@@ -1,0 +1,53 @@
+"""Messaging models (tables and their enums); `commerce.models` gathers every model for Alembic."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Index,
+    Integer,
+    String,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from commerce.orm import Base, utcnow
+
+
+class OutboxStatus(enum.StrEnum):
+    PENDING = "pending"  # waiting for its (next) attempt
+    SENT = "sent"
+    FAILED = "failed"  # gave up after its attempts; staff were told
+
+
+
+class OutboxMessage(Base):
+    """A message to a customer that must not be lost when WeChat or the network fails.
+
+    `payload` is the rendered message (text or news); `template` optionally holds a
+    template-message fallback (template id and data) for when the customer-service
+    window is closed or its count used up.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    openid: Mapped[str] = mapped_column(String(64), index=True)
+    event: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict] = mapped_column(JSON)
+    template: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING.value)
+    channel: Mapped[str] = mapped_column(String(20), default="")  # customer_service | template
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_error: Mapped[str] = mapped_column(String(200), default="")
+    template_msgid: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    delivery_status: Mapped[str] = mapped_column(String(40), default="")  # TEMPLATESENDJOBFINISH
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
