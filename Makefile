@@ -20,9 +20,10 @@ install: $(VENV)/.installed
 run: install
 	$(BIN)/storefront serve
 
-# The suite runs on up to 4 cores (pytest-xdist); each worker starts its own PostgreSQL
+# The import contracts (pyproject.toml) are checked first, then the suite runs on up to 4 cores (pytest-xdist); each worker starts its own PostgreSQL
 # and Redis. PYTEST_ARGS="-n 0" runs it in one process.
 test: install
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 $(PYTEST_ARGS)
 
 bench: install

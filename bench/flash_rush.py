@@ -41,12 +41,13 @@ from sqlalchemy import func, insert, select  # noqa: E402
 from commerce.cart.models import CartLine
 from commerce.catalog.models import Category, Product, Variant
 from commerce.customers.models import Address, Customer
-from commerce.db import create_engine, session_factory  # noqa: E402
+from commerce.db import create_engine  # noqa: E402
 from commerce.errors import ShopError  # noqa: E402
 from commerce.migrate import upgrade  # noqa: E402
 from commerce.orders.models import Order, OrderLine
 from commerce.orders.placement import place_order
 from commerce.rules import ShopRules  # noqa: E402
+from commerce.wiring import shop_sessions
 
 RULES = ShopRules()
 
@@ -87,7 +88,7 @@ async def prepare(url: str, *, buyers: int, units: int) -> list[tuple[int, int]]
     engine = create_engine(url)
     try:
         await upgrade(engine)
-        async with session_factory(engine)() as session:
+        async with shop_sessions(engine)() as session:
             category = Category(name="秒杀", name_en="Flash sale")
             product = Product(
                 category=category,
@@ -138,7 +139,7 @@ async def prepare(url: str, *, buyers: int, units: int) -> list[tuple[int, int]]
 async def rush(url: str, buyers: Sequence[tuple[int, int]], start_at: float) -> Outcome:
     """Check out every buyer at once (after `start_at`, a time.time() shared by processes)."""
     engine = create_engine(url)
-    sessions = session_factory(engine)
+    sessions = shop_sessions(engine)
     outcome = Outcome()
 
     async def checkout(customer_id: int, address_id: int) -> None:
@@ -189,7 +190,7 @@ def _worker(url: str, buyers: list[tuple[int, int]], start_at: float, queue) -> 
 async def measure(url: str) -> tuple[int, int, int]:
     engine = create_engine(url)
     try:
-        async with session_factory(engine)() as session:
+        async with shop_sessions(engine)() as session:
             orders = await session.scalar(select(func.count()).select_from(Order)) or 0
             sold = await session.scalar(select(func.coalesce(func.sum(OrderLine.quantity), 0))) or 0
             stock = await session.scalar(select(Variant.stock).where(Variant.sku_code == "FLASH-1"))

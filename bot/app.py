@@ -31,6 +31,7 @@ from bot.dialogs.orders import OrdersDialog
 from bot.dialogs.search import SearchDialog
 from bot.dialogs.store import DialogStore, MemoryDialogStore, RedisDialogStore
 from bot.handlers import build_routes, pay_notify
+from bot.handlers.admin import run_confirmed
 from bot.install import resolve_install_secrets
 from bot.keys import (
     CONFIG,
@@ -80,9 +81,9 @@ from bot.wechat.ratelimit import (
 )
 from bot.wechat.replay import MemoryReplayCache, RedisReplayCache
 from commerce.catalog.read import Catalog
-from commerce.db import create_engine, session_factory
+from commerce.db import create_engine
 from commerce.messaging.outbox import OutboxItem
-from commerce.rules import SESSION_RULES  # referrals, points: rules on every session
+from commerce.wiring import shop_sessions
 from scheduler.jobs import JobContext
 from scheduler.runner import RedisTickLock, TickLock, start_scheduler
 
@@ -124,7 +125,7 @@ def create_app(config: Config, *, outbound: OutboundSender | None = None) -> web
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     engine = create_engine(app[CONFIG].database.url, echo=app[CONFIG].database.echo)
-    sessions = session_factory(engine)
+    sessions = shop_sessions(engine)
     try:  # secrets the configuration leaves empty: the install's own, the same for every worker
         config = await resolve_install_secrets(app[CONFIG], sessions)
     except Exception:
@@ -134,9 +135,10 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     redis = Redis.from_url(config.redis.url) if config.redis.url else None
     app[REPLAY] = RedisReplayCache(redis) if redis is not None else MemoryReplayCache()
     store: DialogStore = RedisDialogStore(redis) if redis is not None else MemoryDialogStore()
-    # --- referrals, points: hooks in the status machine read the rules off the session ---
-    sessions.configure(info={SESSION_RULES: shop_rules(config)})
-    dialogs = [SearchDialog(), CartDialog(), CheckoutDialog(), OrdersDialog(), ConfirmDialog()]
+    # the sessions every entry point uses: they carry the shop rules and the order events' bus
+    sessions = shop_sessions(engine, rules=shop_rules(config))
+    # the confirmation dialog acts through the staff commands' own entry (no import back)
+    dialogs = [SearchDialog(), CartDialog(), CheckoutDialog(), OrdersDialog(), ConfirmDialog(on_answer=run_confirmed)]
     dialogs.append(GroupDialog())  # --- group buys (bot/dialogs/group.py) ---
     services = Services(
         config=config,

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 # Inbox outcomes, once per message ("duplicate": once per retried delivery)
 REPLIED, FAILED, RATE_LIMITED, DUPLICATE = "replied", "failed", "rate_limited", "duplicate"
 
-# WeChat's published message types and events (lower-cased, as `bot.protocol.parse` gives
+# WeChat's published message types and events (lower-cased, as `bot.wechat.protocol.parse` gives
 # them). A signed request may still carry any MsgType or Event it likes: anything else is
 # counted as "other", so no sender can mint new label values (unbounded series).
 KINDS = frozenset({

@@ -121,9 +121,9 @@ class Services:
     rules: ShopRules
     pay_url: Callable[[OrderView], str]
     payments: Any = None  # commerce.payments.service.PaymentService, set by the app factory
-    invites: Any = None  # bot.invites.InviteService: parametric QR codes and share links
+    invites: Any = None  # bot.web.invites.InviteService: parametric QR codes and share links
     # --- staff alerts, customer notices from staff commands, broadcasts: set by the app factory ---
-    notifier: Any = None  # bot.notify.OutboundNotifier
-    alerts: Any = None  # bot.alerts.StaffAlerts
+    notifier: Any = None  # bot.outbound.notifier.OutboundNotifier
+    alerts: Any = None  # bot.outbound.alerts.StaffAlerts
     broadcasts: Any = None  # bot.admin.broadcast.Broadcaster
     # --- end staff alerts ---

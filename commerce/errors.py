@@ -55,7 +55,7 @@ class ErrorCode(enum.StrEnum):
     REQUEST_NOT_OPEN = "request_not_open"  # an after-sales request already approved or rejected
     CSV_INVALID = "csv_invalid"
     DATE_RANGE_INVALID = "date_range_invalid"
-    # ---- referrals and commission (commerce.commission) ----
+    # ---- referrals and commission (commerce.referrals.commission) ----
     WITHDRAWAL_NOT_FOUND = "withdrawal_not_found"
     WITHDRAWAL_NOT_PENDING = "withdrawal_not_pending"  # approved or rejected already
     WITHDRAWAL_PENDING = "withdrawal_pending"  # the customer has one waiting for staff
@@ -63,7 +63,7 @@ class ErrorCode(enum.StrEnum):
     WITHDRAWAL_TOO_LARGE = "withdrawal_too_large"  # details: available_fen
     NOTHING_TO_WITHDRAW = "nothing_to_withdraw"  # details: available_fen (may be negative)
     TRANSFER_REF_INVALID = "transfer_ref_invalid"  # details: max_length
-    # group buys (commerce.group_buys, commerce.group_campaigns)
+    # group buys (commerce.groupbuys.groups, commerce.groupbuys.campaigns)
     CAMPAIGN_NOT_FOUND = "campaign_not_found"
     CAMPAIGN_NOT_ACTIVE = "campaign_not_active"  # closed, not started or over: no new groups
     CAMPAIGN_INVALID = "campaign_invalid"  # details: field, price_fen, max_size, max_hours

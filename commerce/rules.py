@@ -51,7 +51,7 @@ def utcnow() -> datetime:
 
 
 # ---- the rules a unit of work carries (referrals, issue 6) ----
-# Hooks deep inside the status machine (commerce.order_effects) get no rules argument;
+# Hooks deep inside the status machine (commerce.events) get no rules argument;
 # the app factory puts its rules on every session (`sessions.configure(info={SESSION_RULES:
 # rules})`), and a session made without them uses the defaults.
 SESSION_RULES = "storefront.rules"

@@ -74,7 +74,7 @@ async def _notify_each(ctx: JobContext, items: list[OrderView], template: str, e
 
 
 async def in_unit(ctx: JobContext, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run `work` in one committed transaction, then send what it queued (commerce.notices)."""
+    """Run `work` in one committed transaction, then send what it queued (commerce.messaging.notices)."""
     async with ctx.sessions() as session:
         async with session.begin():
             result = await work(session)

@@ -69,7 +69,7 @@ def _whole(word: str, *, low: int, high: int) -> int:
 
 
 def parse_new(args: list[str]) -> dict[str, Any]:
-    """The keyword arguments of `commerce.coupons.create_coupon` from the words after the code."""
+    """The keyword arguments of `commerce.promotions.coupons.create_coupon` from the words after the code."""
     given: dict[str, Any] = {}
     index = 0
     while index < len(args):

@@ -1,6 +1,6 @@
 """/export: a one-time link to a CSV of orders over a date range, or of the catalog.
 
-The link (`bot.export_page`) opens once, within 10 minutes, and names (sealed, unreadable
+The link (`bot.web.export`) opens once, within 10 minutes, and names (sealed, unreadable
 to whoever holds it) the kind, the dates and who asked; the file itself is generated
 when the link is opened. The audit row keeps the kind, the dates and the expiry, never
 the token (it is a key to customers' data).

@@ -1,6 +1,6 @@
 """What a handler answers: a reply names a template and passes plain view data.
 
-Handlers never build text themselves; `bot.render` turns these into words in the
+Handlers never build text themselves; `bot.chat.render` turns these into words in the
 customer's language and then into WeChat XML.
 """
 

@@ -20,7 +20,7 @@ Filter = Callable[[Context], bool]
 
 @dataclass(frozen=True, slots=True)
 class Keyword:
-    """The whole text is one of the zh/en synonyms of `name` (see bot.keywords)."""
+    """The whole text is one of the zh/en synonyms of `name` (see bot.chat.keywords)."""
 
     name: str
 

@@ -22,7 +22,7 @@ from commerce.orders.views import OrderView
 async def unit_of_work(ctx: Context) -> AsyncIterator[AsyncSession]:
     """One transaction: committed when the block ends normally, rolled back otherwise.
 
-    What the work decided to tell customers (`commerce.notices`: a group closed under its
+    What the work decided to tell customers (`commerce.messaging.notices`: a group closed under its
     members, a badge) is sent after the commit, through the notifier.
     """
     async with ctx.services.sessions() as session:

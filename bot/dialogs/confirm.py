@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from bot.chat.context import Context
 from bot.chat.keywords import match_keyword, normalize
-from bot.chat.replies import Text
+from bot.chat.replies import Reply, Text
 from bot.dialogs.base import Dialog, Step, on
 
 CONFIRM_SECONDS = 120
@@ -37,6 +38,9 @@ class ConfirmData:
 
 
 class ConfirmDialog(Dialog[ConfirmState, ConfirmData]):
+    """Holds one pending staff action; `on_answer` (given by the app) acts on the answer,
+    so this dialog never imports the handlers that own the commands."""
+
     name = "confirm"
     State = ConfirmState
     Data = ConfirmData
@@ -44,6 +48,11 @@ class ConfirmDialog(Dialog[ConfirmState, ConfirmData]):
     exclusive = True  # "anything else aborts": nothing may slip past a pending confirmation
     initial = frozenset({ConfirmState.WAITING})
     transitions = {ConfirmState.WAITING: frozenset()}
+
+    def __init__(self, *, on_answer: Callable[..., Awaitable[Reply]]) -> None:
+        """`on_answer(ctx, data, outcome=...)` runs the confirmed command, or records why it
+        did not run ("cancelled", "expired"); the app passes the staff commands' own."""
+        self._on_answer = on_answer
 
     async def ask(self, ctx: Context, *, command: str, args: list[str], code: str, reply: Text) -> Text:
         data = ConfirmData(command=command, args=list(args), code=code, deadline=time.time() + CONFIRM_SECONDS)
@@ -54,8 +63,7 @@ class ConfirmDialog(Dialog[ConfirmState, ConfirmData]):
 
     @on(ConfirmState.WAITING)
     async def waiting(self, ctx: Context, data: ConfirmData) -> Step[ConfirmState, ConfirmData]:
-        from bot.handlers.admin import run_confirmed  # the admin entry owns the commands
-
+        run_confirmed = self._on_answer
         keyword = match_keyword(ctx.msg.text)
         said = normalize(ctx.msg.text)
         confirmed = (keyword is not None and keyword[0] == "confirm") or (data.code and said == data.code)

@@ -15,7 +15,7 @@ stateDiagram-v2
     [*] --> [*]: "取消拼团" / "cancel group" (a leader alone withdraws the group)
 ```
 The leader pays first; the invite (code and the group's page) reaches the leader as a
-message once the payment lands (`commerce.group_buys`, template group_opened). The
+message once the payment lands (`commerce.groupbuys.groups`, template group_opened). The
 orders are placed with the default address; a friend who just followed through the
 invite has none, so it is asked for in the dialog and saved as their default.
 """

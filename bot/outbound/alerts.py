@@ -4,7 +4,7 @@ Four alerts, each a template `alert_<what>.j2` rendered in the staff member's la
 a new paid order (owners, operators), a new after-sales request (everyone), a customer
 asking for a human (everyone), a variant that fell to or below its low-stock threshold
 after an order (owners, operators). Who gets them is the commerce core's answer
-(`commerce.staff.alert_recipients`: staff in those roles who have not sent /mute).
+(`commerce.staff.staff.alert_recipients`: staff in those roles who have not sent /mute).
 
 Handlers call the `*_soon` methods: the sending runs in a tracked background task (it
 is slow I/O and must not hold up the 5-second passive reply) that `drain()` waits for

@@ -14,7 +14,7 @@ One attempt, in order:
    WeChat did not take the message.
 2. Window closed or used up (by our count, or WeChat's 45015 / 45047): the event's
    template message when `wechat.template_ids` names one.
-3. Else the row waits for the customer to write again (`commerce.outbox.note_inbound`
+3. Else the row waits for the customer to write again (`commerce.messaging.outbox.note_inbound`
    makes it due), for at most `max_wait`.
 
 WeChat unreachable or busy: another attempt later, with growing pauses. After

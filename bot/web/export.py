@@ -2,7 +2,7 @@
 
 Staff ask in the chat (`/export orders 2026-11-01 2026-11-25`, `/export products`) and
 get a link; the CSV is generated when the link is opened, so it is as fresh as the
-click. The token (`bot.signed_links`: encrypted and authenticated, its own domain label)
+click. The token (`bot.web.signed_links`: encrypted and authenticated, its own domain label)
 binds a random link id, the kind, the date range, the staff member who asked and the
 expiry; whoever reads the link learns none of them. Its payload:
 

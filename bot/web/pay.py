@@ -1,6 +1,6 @@
 """`/pay/{token}`: the H5 payment page of one order (SPEC section 5, "Payment link").
 
-The token (`bot.paylink`) is the authority: it names the order and the customer and
+The token (`bot.web.paylink`) is the authority: it names the order and the customer and
 expires with the order's stock reservation. Routes:
 
 - ``GET  /pay/{token}``           the page: shop, lines, amounts, countdown, pay button;

@@ -1,6 +1,6 @@
 """Payment links: a sealed, expiring token bound to one order and one customer.
 
-The token is `bot.signed_links`' sealed format (AES-256-GCM under a key derived for
+The token is `bot.web.signed_links`' sealed format (AES-256-GCM under a key derived for
 payment links only, URL-safe base64 without padding). Its payload, packed so the link
 stays short enough for a chat card (92 characters for an 18-character order number and
 a 28-character openid; the signed, unencrypted format before it took 103):

@@ -11,8 +11,8 @@ new label: tokens of the old one then fail as altered.
 
 Reading checks the shape (alphabet, canonical base64, length), then decrypts: a token
 that fails authentication (altered, another key, another kind of link) is
-``bad_signature``, and no byte of it reaches the caller. Each kind of link (`bot.paylink`,
-`bot.export_page`) owns its payload, packed compactly with `pack_id` and `struct`, and
+``bad_signature``, and no byte of it reaches the caller. Each kind of link (`bot.web.paylink`,
+`bot.web.export`) owns its payload, packed compactly with `pack_id` and `struct`, and
 parses it strictly.
 """
 

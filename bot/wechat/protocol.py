@@ -117,7 +117,7 @@ class Inbound:
     fields: dict[str, Any] = field(default_factory=dict)
     # A plaintext request to a shop in compatible mode: no signature covers its body, so
     # it may come from anyone who saw one query string. It is answered as a customer,
-    # never as staff (bot.conversation).
+    # never as staff (bot.chat.conversation).
     downgraded: bool = False
 
     @property

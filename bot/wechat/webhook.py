@@ -10,7 +10,7 @@ only then decrypts and parses:
    encrypted request (the plain `signature`, when sent too, must agree), `signature`
    over (token, timestamp, nonce) for plaintext;
 3. the timestamp is within `wechat.max_clock_skew_seconds` of our clock;
-4. the replay cache (`bot.replay`): a triple already seen with another body is a forgery.
+4. the replay cache (`bot.wechat.replay`): a triple already seen with another body is a forgery.
 
 Anything refused gets 403 (413 too large, 400 malformed) and touches nothing.
 """

@@ -1,7 +1,7 @@
 """Group-buy campaigns (拼团活动): which variant sells at which group price, to groups of
 how many, for how long, to whom and how many times.
 
-Staff create and close campaigns; the groups themselves live in `commerce.group_buys`.
+Staff create and close campaigns; the groups themselves live in `commerce.groupbuys.groups`.
 A campaign's `quota_used` counts the units held by unpaid and paid seats, changed only
 by conditional UPDATEs (`take_quota` / `give_back_quota`), so a quota is never oversold
 by racing joins. Closing a campaign stops new groups; groups already open run to their

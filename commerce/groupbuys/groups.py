@@ -13,13 +13,13 @@ stateDiagram-v2
 
 Seats are counted by conditional UPDATEs on the group row (`seats_taken < size AND
 status = 'open' AND deadline > now`), so the last seat goes to exactly one joiner, and
-the campaign quota the same way (`commerce.group_campaigns.take_quota`). A join is one
+the campaign quota the same way (`commerce.groupbuys.campaigns.take_quota`). A join is one
 savepoint: order, member row, quota, seat and stock, or nothing.
 
 Money goes back through `refund_targets`: every member order of a failed or closed
 group that is still paid. A refund moves the order out of `paid`, so the job that asks
 the provider (scheduler `expire_group_buys`) finds each order once, and a second run or
-a run after a crash finds only what is left. Orders are told through `commerce.notices`
+a run after a crash finds only what is left. Orders are told through `commerce.messaging.notices`
 (sent after the commit). Nothing here commits.
 """
 
@@ -505,7 +505,7 @@ async def join_group(
     return await get_group(session, group_id=group.id), order_id
 
 
-# ---- what order moves do to groups (commerce.order_effects) ---------------------------------
+# ---- what order moves do to groups (commerce.events) ---------------------------------
 
 
 async def on_order_moved(

@@ -1,7 +1,7 @@
 """Badges: small achievements announced in chat (first order, first group filled, five referrals).
 
 `award` gives a badge once per customer (the (customer, badge) pair is unique) and
-queues the announcement (`commerce.notices`, template "badge_awarded"), so it is sent
+queues the announcement (`commerce.messaging.notices`, template "badge_awarded"), so it is sent
 after the commit by whoever commits. Callers decide when a badge is earned.
 """
 

@@ -25,7 +25,7 @@ is written off by the shop and recorded as a "shortfall" row with delta 0 whose 
 with ":<points not recovered>", so the ledger still explains every point.
 
 Points a payment earned are announced with a queued "points_earned" notice
-(`commerce.notices`), which the payment service folds into its "payment received"
+(`commerce.messaging.notices`), which the payment service folds into its "payment received"
 message, so that WeChat's per-window message count is not spent on them.
 
 The earning rules come from the session (`commerce.rules.session_rules`): the status machine
@@ -259,7 +259,7 @@ async def earned_on(session: AsyncSession, *, order_id: int) -> int:
     return int(earned or 0)
 
 
-# ---- the hooks (commerce.order_effects) ---------------------------------------------
+# ---- the hooks (commerce.events) ---------------------------------------------
 
 
 async def on_paid(session: AsyncSession, *, order_id: int, now: datetime) -> None:

@@ -1,6 +1,6 @@
 """After-sales requests as staff handle them: the open queue, approve, reject.
 
-Customers open requests through `commerce.orders.request_after_sales`. Approving only
+Customers open requests through `commerce.orders.status.request_after_sales`. Approving only
 marks the request: the refund itself is started by the caller (`orders.start_refund`,
 then the payment provider, outside the transaction). Each decision is one conditional
 UPDATE on an open request, so of two staff deciding at once exactly one wins; the

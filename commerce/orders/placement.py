@@ -143,7 +143,7 @@ async def place_order(
 ) -> OrderView:
     """Turn the current cart into a pending order and reserve its stock.
 
-    `use_points`: spend the customer's points as the quote says (`commerce.pricing`),
+    `use_points`: spend the customer's points as the quote says (`commerce.cart.pricing`),
     taken in the order's transaction; POINTS_CHANGED (details: points_used, balance) when
     the balance no longer holds them.
 
@@ -403,7 +403,7 @@ async def _take_goods(
                 reason="used",
                 customer_coupon_id=priced.coupon.customer_coupon_id,
             )
-    # --- points (commerce.points): spent by conditional UPDATE, so never below zero ---
+    # --- points (commerce.loyalty.points): spent by conditional UPDATE, so never below zero ---
     if not await points.spend(
         session, customer_id=customer_id, points=priced.points_used, order_id=order_id, now=now
     ):
@@ -429,7 +429,7 @@ async def _take_goods(
             )
 
 
-# ---- a group-buy seat's order (commerce.group_buys) ------------------------------------
+# ---- a group-buy seat's order (commerce.groupbuys.groups) ------------------------------------
 
 
 async def place_group_order(
@@ -449,7 +449,7 @@ async def place_group_order(
     Not from the cart (the cart is left alone) and without coupon or points: the group
     price is the discount. Delivery follows the shop's rules. Stock is reserved like any
     order's (OUT_OF_STOCK / NOT_ON_SALE otherwise). Returns (order id, created); the same
-    key returns the order it created with created=False. The caller (`commerce.group_buys`)
+    key returns the order it created with created=False. The caller (`commerce.groupbuys.groups`)
     takes the seat in the same transaction and undoes everything on failure.
     """
     key = _scoped_key(customer_id, idempotency_key)

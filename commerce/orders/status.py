@@ -24,8 +24,8 @@ entering `cancelled` releases the stock and frees the coupon; entering `refunded
 releases the stock when the order never shipped (the goods never left). A partial
 refund keeps the status and grows `refunded_fen`.
 
-`place_order` lives in `commerce.orders`, `record_payment` in `commerce.payment_records`,
-the refund moves in `commerce.refunds`; all of them move through `move` here. The clock
+`place_order` lives in `commerce.orders.placement`, `record_payment` in `commerce.payments.records`,
+the refund moves in `commerce.payments.refunds`; all of them move through `move` here. The clock
 (`expire_due_orders`, `orders_to_remind`, `complete_due_orders`) is called by scheduler
 jobs. Nothing here commits: the caller owns the unit of work.
 """
@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.catalog import inventory
 from commerce.errors import ErrorCode, ShopError
-from commerce.orders import effects as order_effects
+from commerce.events import OrderMoved, publish
 from commerce.orders.models import (
     AfterSalesKind,
     AfterSalesRequest,
@@ -143,7 +143,7 @@ async def move(
         shipped_at = await session.scalar(select(Order.shipped_at).where(Order.id == order_id))
         if shipped_at is None:  # refunded before shipping: the goods are still here
             await _release_stock(session, [order_id])
-    await order_effects.after_move(session, order_id=order_id, frm=frm, to=to, now=now)
+    await publish(session, OrderMoved(order_id=order_id, frm=frm, to=to, now=now))
     await session.flush()
     return True
 

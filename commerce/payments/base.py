@@ -3,7 +3,7 @@
 A provider turns an order into a payment request the customer's browser can use,
 closes and refunds payments, and verifies the notifications the provider sends back.
 Providers know nothing about the database: `PaymentService` (service.py) does the
-bookkeeping through `commerce.orders`.
+bookkeeping through `commerce.orders.placement`.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ when it cannot pay the order:
   money may be refunded the same way.
 
 Refund notifications are recorded the same way (`record_event`, used by
-`commerce.refunds`). Nothing here commits: the caller owns the unit of work.
+`commerce.payments.refunds`). Nothing here commits: the caller owns the unit of work.
 """
 
 from __future__ import annotations

@@ -2,10 +2,10 @@
 
 Refunding all that is left of an order moves it to refunding; the provider's verdict
 (`record_refund_result`) then moves it to refunded, or back where it was on failure
-(see the diagram in `commerce.order_status`). A partial refund keeps the status and,
+(see the diagram in `commerce.orders.status`). A partial refund keeps the status and,
 once it succeeds, grows `refunded_fen`.
 
-How late refunds are tracked (money recorded by `commerce.payment_records` as "late",
+How late refunds are tracked (money recorded by `commerce.payments.records` as "late",
 "already_paid" or "amount_mismatch": it never became the order's `paid_fen`, so these
 refunds never touch `paid_fen`/`refunded_fen` or the order's status):
 - the Refund row's `refund_no` starts with "RL" (ordinary refunds: "RF");
@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.db import upsert_insert as _insert
 from commerce.errors import ErrorCode, ShopError
-from commerce.orders import effects as order_effects
+from commerce.events import OrderRefunded, publish
 from commerce.orders.models import Order, OrderEvent, OrderStatus
 from commerce.orders.rows import SHOP_TZ, current_status, lock_order, random_digits
 from commerce.orders.status import move
@@ -166,7 +166,7 @@ async def _refuse_forming_group(session: AsyncSession, *, order_id: int, group_i
 
     Its seat is counted in the group's paid_count: refunded whole, the seat would still
     count, and the next payer would fill a group one of whose members has their money
-    back. The money goes back when the group ends (`commerce.group_deadlines`, or staff
+    back. The money goes back when the group ends (`commerce.groupbuys.deadlines`, or staff
     close it); once the group filled or ended (both final) it may be refunded like any
     order. A partial refund keeps the seat and is allowed.
     """
@@ -414,9 +414,7 @@ async def _refund_succeeded(
         .values(refunded_fen=Order.refunded_fen + refund.amount_fen)
         .execution_options(synchronize_session=False)
     )
-    await order_effects.after_refund(
-        session, order_id=refund.order_id, amount_fen=refund.amount_fen, now=now
-    )
+    await publish(session, OrderRefunded(order_id=refund.order_id, amount_fen=refund.amount_fen, now=now))
     row = (
         await session.execute(
             select(Order.status, Order.paid_fen, Order.refunded_fen).where(

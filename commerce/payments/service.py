@@ -1,7 +1,7 @@
 """Payments as use cases: pay for an order, take a provider notification, refund, close.
 
 The bookkeeping (payment events recorded once, order transitions, refunds) lives in
-`commerce.orders`; this module decides the units of work around it and keeps every
+`commerce.orders.placement`; this module decides the units of work around it and keeps every
 provider call and every customer message outside the database transaction.
 
 Acknowledgement policy (what `handle_notification` returns, i.e. what WeChat Pay is told):
@@ -369,7 +369,7 @@ class PaymentService:
     ) -> T:
         """One transaction, committed; retried when a concurrent copy won a race.
 
-        What the work queued for customers (`commerce.notices`) is sent after the commit,
+        What the work queued for customers (`commerce.messaging.notices`) is sent after the commit,
         or handed back in `queued` for the caller to send.
 
         Two copies of one notification racing: the loser's PaymentEvent insert fails on the

@@ -3,7 +3,7 @@
 A coupon's `issued_count` grows by one conditional UPDATE per copy issued (never past
 `total_quantity`, however many issue at once). That UPDATE also locks the coupon row
 until the transaction ends, so the per-customer limit is counted under the lock.
-How coupons price a cart lives in `commerce.pricing`. Nothing here commits.
+How coupons price a cart lives in `commerce.cart.pricing`. Nothing here commits.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ sums of its deltas: frozen, available, withdrawing, paid out. Status changes are
 conditional UPDATEs, so a job that runs twice, or a refund racing the unfreeze, moves
 each fen once.
 
-Refunds (`reverse_on_refund`, from `commerce.order_effects.after_refund`): the reversed
+Refunds (`reverse_on_refund`, from `commerce.events.after_refund`): the reversed
 total is the refunded share of the base, floored (amount x min(refunded, base) // base),
 so partial reversals never add up to more than the amount; a full refund reverses the
 rest and marks the commission reversed. Money comes back from where it is: frozen, or
@@ -29,7 +29,7 @@ they can withdraw again.
 Withdrawals: one pending at a time per customer, at least `rules.withdrawal_min_fen`
 and at most what is available; available -> withdrawing; staff approve (withdrawing ->
 paid out, the manual transfer's reference recorded) or reject (back to available).
-Nothing here commits; customers are told through `commerce.notices`.
+Nothing here commits; customers are told through `commerce.messaging.notices`.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Every customer gets a referral code the first time they need one (`referral_code_for`).
 A customer who arrives through someone's code is *bound* to that referrer (`bind`) for
 `rules.referral_binding`; the referrer then earns commission on their paid orders
-(`commerce.commission`).
+(`commerce.referrals.commission`).
 
 Who can be bound (first touch, new customers only):
 - "new" means: never bound before (referred_at is NULL) and never paid an order (no
@@ -47,7 +47,7 @@ from commerce.promotions.models import Coupon, CustomerCoupon
 from commerce.referrals.models import Commission
 from commerce.rules import ShopRules, as_utc
 
-# No 0/O, 1/I: codes are typed by people. Still within bot.scenes' [A-Z0-9]{4,16}.
+# No 0/O, 1/I: codes are typed by people. Still within bot.wechat.scenes' [A-Z0-9]{4,16}.
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 6
 CODE_ATTEMPTS = 8  # a clash is one in a billion per try; the last tries are longer

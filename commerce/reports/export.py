@@ -126,5 +126,5 @@ async def export_orders_csv(session: AsyncSession, *, start: date, end: date, tz
 
 
 async def export_products_csv(session: AsyncSession) -> str:
-    """Every product's variants, as `commerce.catalog_csv.CSV_HEADER`: re-importable."""
+    """Every product's variants, as `commerce.catalog.csv_io.CSV_HEADER`: re-importable."""
     return write_csv(await export_products_csv_rows(session))

@@ -15,8 +15,8 @@ from commerce.customers.addresses import (
     parse_address,
     save_address,
 )
-from commerce.db import session_factory
 from commerce.errors import ErrorCode, ShopError
+from commerce.wiring import shop_sessions
 from tests.commerce.factories import make_customer
 
 SH = "上海市浦东新区世纪大道100号"
@@ -202,7 +202,7 @@ def test_phone_helpers() -> None:
 
 
 async def test_address_book(engine: AsyncEngine) -> None:
-    async with session_factory(engine)() as session:
+    async with shop_sessions(engine)() as session:
         customer = await make_customer(session)
         other = await make_customer(session)
         assert await default_address(session, customer_id=customer) is None

@@ -8,7 +8,6 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from commerce.db import session_factory
 from commerce.errors import ErrorCode, ShopError
 from commerce.orders import after_sales
 from commerce.orders import placement as orders
@@ -16,6 +15,7 @@ from commerce.orders import status as order_status
 from commerce.orders import views as order_views
 from commerce.orders.models import AfterSalesKind, AfterSalesStatus, OrderStatus
 from commerce.payments import refunds
+from commerce.wiring import shop_sessions
 from tests.commerce.test_order_admin import NOW, RULES, expect_error, run, shop_order, variant
 
 LATER = NOW + timedelta(hours=1)
@@ -23,7 +23,7 @@ LATER = NOW + timedelta(hours=1)
 
 @pytest.fixture
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return session_factory(engine)
+    return shop_sessions(engine)
 
 
 async def request(

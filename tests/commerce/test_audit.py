@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from commerce.db import session_factory
 from commerce.staff import audit
 from commerce.staff.models import AuditEntry, StaffRole
+from commerce.wiring import shop_sessions
 from tests.commerce.test_order_admin import run
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -19,7 +19,7 @@ NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
 @pytest.fixture
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return session_factory(engine)
+    return shop_sessions(engine)
 
 
 async def test_entries_are_recorded_and_read_back_newest_first(

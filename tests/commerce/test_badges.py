@@ -7,17 +7,17 @@ import asyncio
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from commerce.db import session_factory
 from commerce.loyalty import badges
 from commerce.loyalty.badges import Badge
 from commerce.messaging import notices
+from commerce.wiring import shop_sessions
 from tests.commerce.factories import make_customer
 from tests.commerce.test_orders import NOW
 
 
 @pytest.fixture
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return session_factory(engine)
+    return shop_sessions(engine)
 
 
 async def _award(

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from commerce.customers.models import Customer
-from commerce.db import session_factory
 from commerce.messaging.broadcast import count_reachable, reachable_customers
+from commerce.wiring import shop_sessions
 from tests.commerce.test_order_admin import run
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -18,7 +18,7 @@ H = timedelta(hours=1)
 
 @pytest.fixture
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return session_factory(engine)
+    return shop_sessions(engine)
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from commerce.cart.cart import add_to_cart, clear_cart, get_cart, remove_line, set_quantity
 from commerce.catalog.models import Product, ProductStatus, Variant
-from commerce.db import session_factory
 from commerce.errors import ErrorCode, ShopError
 from commerce.rules import ShopRules
+from commerce.wiring import shop_sessions
 from tests.commerce.factories import make_customer, make_variant
 
 RULES = ShopRules(max_line_quantity=5)
@@ -18,7 +18,7 @@ RULES = ShopRules(max_line_quantity=5)
 
 @pytest.fixture
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return session_factory(engine)
+    return shop_sessions(engine)
 
 
 @pytest.fixture

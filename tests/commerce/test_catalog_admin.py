@@ -10,15 +10,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from commerce.catalog import admin
 from commerce.catalog.models import Category, Product, ProductStatus, Variant
-from commerce.db import session_factory
 from commerce.errors import ErrorCode, ShopError
+from commerce.wiring import shop_sessions
 from tests.commerce.factories import stock_of
 from tests.commerce.test_order_admin import expect_error, run
 
 
 @pytest.fixture
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return session_factory(engine)
+    return shop_sessions(engine)
 
 
 @pytest.fixture

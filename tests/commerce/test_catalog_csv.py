@@ -17,9 +17,9 @@ from commerce.catalog.csv_io import (
 )
 from commerce.catalog.models import Category, Product, Variant
 from commerce.catalog.seed import seed_demo_catalog
-from commerce.db import session_factory
 from commerce.errors import ErrorCode
 from commerce.reports.export import export_products_csv
+from commerce.wiring import shop_sessions
 from tests.commerce.test_order_admin import expect_error, run
 
 HEADER = ",".join(CSV_HEADER)
@@ -32,7 +32,7 @@ TEA-LJ,龙井,,Tea,128,20,off_sale,
 
 @pytest.fixture
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return session_factory(engine)
+    return shop_sessions(engine)
 
 
 @pytest.fixture(autouse=True)

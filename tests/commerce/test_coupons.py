@@ -11,10 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from commerce.cart.cart import add_to_cart
 from commerce.cart.pricing import quote
-from commerce.db import session_factory
 from commerce.errors import ErrorCode, ShopError
 from commerce.promotions import coupons
 from commerce.promotions.models import Coupon, CouponKind, CustomerCoupon
+from commerce.wiring import shop_sessions
 from tests.commerce.factories import make_customer, make_variant
 from tests.commerce.test_order_admin import RULES, expect_error, run
 
@@ -24,7 +24,7 @@ K = CouponKind
 
 @pytest.fixture
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return session_factory(engine)
+    return shop_sessions(engine)
 
 
 async def create(

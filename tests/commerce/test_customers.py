@@ -9,11 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commerce.customers.customers import touch_customer
 from commerce.customers.models import Customer
-from commerce.db import session_factory
+from commerce.wiring import shop_sessions
 
 
 async def test_first_contact_creates_then_updates(engine: AsyncEngine) -> None:
-    sessions = session_factory(engine)
+    sessions = shop_sessions(engine)
     async with sessions() as session, session.begin():
         first = await touch_customer(session, "o_new")
     async with sessions() as session, session.begin():
@@ -23,7 +23,7 @@ async def test_first_contact_creates_then_updates(engine: AsyncEngine) -> None:
 
 
 async def test_racing_first_messages_make_one_customer(engine: AsyncEngine) -> None:
-    sessions = session_factory(engine)
+    sessions = shop_sessions(engine)
 
     async def touch() -> bool:
         async with sessions() as session, session.begin():
@@ -37,7 +37,7 @@ async def test_racing_first_messages_make_one_customer(engine: AsyncEngine) -> N
 
 async def test_a_rolled_back_first_contact_leaves_nothing(engine: AsyncEngine) -> None:
     """Regression: a SAVEPOINT opened first on SQLite committed the new customer for good."""
-    sessions = session_factory(engine)
+    sessions = shop_sessions(engine)
     async with sessions() as session:
         await session.begin()
         await touch_customer(session, "o_undone")

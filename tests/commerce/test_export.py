@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from commerce.catalog.csv_io import CSV_HEADER
 from commerce.customers.models import Address
-from commerce.db import session_factory
 from commerce.errors import ErrorCode
 from commerce.reports import export
+from commerce.wiring import shop_sessions
 from tests.commerce.test_order_admin import customer, expect_error, run, shop_order, variant
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -27,7 +27,7 @@ def local(day: int, hour: int, minute: int = 0) -> datetime:
 
 @pytest.fixture
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return session_factory(engine)
+    return shop_sessions(engine)
 
 
 def parse(text: str) -> list[dict[str, str]]:

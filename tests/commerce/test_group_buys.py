@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from commerce.db import session_factory
 from commerce.errors import ErrorCode, ShopError
 from commerce.groupbuys import campaigns as group_campaigns
 from commerce.groupbuys import deadlines as group_deadlines
@@ -24,6 +23,7 @@ from commerce.orders.status import cancel_order, expire_due_orders, ship_order
 from commerce.payments.records import record_payment
 from commerce.payments.refunds import start_refund
 from commerce.rules import ShopRules
+from commerce.wiring import shop_sessions
 from tests.commerce.factories import make_address, make_customer, make_variant, stock_of
 
 NOW = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
@@ -131,7 +131,7 @@ async def open_group(sessions, size: int = 3, **kwargs: Any):  # type: ignore[no
 
 @pytest.fixture
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return session_factory(engine)
+    return shop_sessions(engine)
 
 
 async def test_leader_pays_then_friends_fill_the_group(sessions) -> None:  # type: ignore[no-untyped-def]

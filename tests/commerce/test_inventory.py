@@ -11,13 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from commerce.catalog import inventory
 from commerce.catalog.models import Variant
-from commerce.db import session_factory
+from commerce.wiring import shop_sessions
 from tests.commerce.factories import make_variant, stock_of
 
 
 @pytest.fixture
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return session_factory(engine)
+    return shop_sessions(engine)
 
 
 async def _variant(sessions: async_sessionmaker[AsyncSession], stock: int) -> int:

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from commerce.db import session_factory
 from commerce.link_uses import KEEP_AFTER_EXPIRY, purge_expired, use_once
 from commerce.rules import as_utc
 from commerce.system_models import LinkUse
+from commerce.wiring import shop_sessions
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 EXPIRES = NOW + timedelta(minutes=10)
@@ -20,7 +20,7 @@ EXPIRES = NOW + timedelta(minutes=10)
 
 @pytest.fixture
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return session_factory(engine)
+    return shop_sessions(engine)
 
 
 async def _use(sessions: async_sessionmaker[AsyncSession], link_id: str, *, now: datetime = NOW) -> bool:

@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from commerce.cart.cart import add_to_cart
 from commerce.customers.models import Address, Customer
-from commerce.db import session_factory
 from commerce.errors import ErrorCode, ShopError
 from commerce.orders import placement as orders
 from commerce.orders import views as order_views
@@ -22,6 +21,7 @@ from commerce.orders.models import OrderStatus
 from commerce.orders.queries import find_order, list_orders_by_status
 from commerce.payments import records as payment_records
 from commerce.rules import ShopRules
+from commerce.wiring import shop_sessions
 from tests.commerce.factories import make_address, make_variant
 
 RULES = ShopRules()
@@ -31,7 +31,7 @@ _seq = itertools.count(1)
 
 @pytest.fixture
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return session_factory(engine)
+    return shop_sessions(engine)
 
 
 async def expect_error(code: ErrorCode, awaitable: Any) -> dict[str, Any]:

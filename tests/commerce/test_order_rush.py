@@ -16,11 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from commerce.cart.models import CartLine
 from commerce.catalog.models import Variant
 from commerce.customers.models import Address, Customer
-from commerce.db import session_factory
 from commerce.errors import ShopError
 from commerce.orders.models import Order, OrderLine
 from commerce.orders.placement import place_order
 from commerce.rules import ShopRules
+from commerce.wiring import shop_sessions
 from tests.commerce.factories import make_variant
 
 BUYERS = 200
@@ -29,7 +29,7 @@ RULES = ShopRules()
 
 
 async def test_two_hundred_buyers_for_twenty_units(engine: AsyncEngine) -> None:
-    sessions = session_factory(engine)
+    sessions = shop_sessions(engine)
     async with sessions() as session:
         variant_id = await make_variant(session, name="限量秒杀茶具", price_fen=9900, stock=UNITS)
         customers = [Customer(openid=f"rush-{n}") for n in range(BUYERS)]

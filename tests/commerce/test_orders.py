@@ -16,7 +16,6 @@ from commerce.cart import pricing
 from commerce.cart.cart import add_to_cart, get_cart
 from commerce.cart.models import CartLine
 from commerce.catalog.models import Product, Variant
-from commerce.db import session_factory
 from commerce.errors import ErrorCode, ShopError
 from commerce.orders import placement as orders
 from commerce.orders.models import AfterSalesKind, AfterSalesStatus, Order, OrderEvent, OrderStatus
@@ -45,6 +44,7 @@ from commerce.payments.refunds import (
 )
 from commerce.promotions.models import CouponKind, CustomerCoupon
 from commerce.rules import ShopRules
+from commerce.wiring import shop_sessions
 from tests.commerce.factories import (
     make_address,
     make_coupon,
@@ -60,7 +60,7 @@ NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
 @pytest.fixture
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return session_factory(engine)
+    return shop_sessions(engine)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from commerce.cart.cart import get_cart
 from commerce.cart.pricing import points_saving, quote
 from commerce.customers.models import Customer
-from commerce.db import session_factory
 from commerce.errors import ErrorCode
 from commerce.loyalty import points
 from commerce.loyalty.badges import badges_of
@@ -23,7 +22,8 @@ from commerce.orders.models import Order
 from commerce.orders.placement import place_order
 from commerce.orders.status import cancel_order, expire_due_orders
 from commerce.payments.refunds import start_refund
-from commerce.rules import SESSION_RULES, ShopRules
+from commerce.rules import ShopRules
+from commerce.wiring import shop_sessions
 from tests.commerce.factories import make_customer, stock_of
 from tests.commerce.test_orders import (
     NOW,
@@ -43,8 +43,7 @@ EARNING = ShopRules(points_per_yuan=2, points_referral=100, points_first_share=2
 @pytest.fixture
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions carrying the rules, as the app makes them (the hooks read them there)."""
-    factory = session_factory(engine)
-    factory.configure(info={SESSION_RULES: EARNING})
+    factory = shop_sessions(engine, rules=EARNING)
     return factory
 
 

@@ -11,10 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from commerce.cart.cart import add_to_cart
 from commerce.cart.pricing import NO_COUPON, coupon_discount, quote
 from commerce.catalog.models import Variant
-from commerce.db import session_factory
 from commerce.errors import ErrorCode, ShopError
 from commerce.promotions.models import Coupon, CouponKind, CustomerCoupon, CustomerCouponStatus
 from commerce.rules import ShopRules
+from commerce.wiring import shop_sessions
 from tests.commerce.factories import make_coupon, make_customer, make_variant
 
 RULES = ShopRules(delivery_fee_fen=800, free_delivery_threshold_fen=9900)
@@ -77,7 +77,7 @@ async def _cart(session: AsyncSession, *, price_fen: int, quantity: int = 1) -> 
 
 
 async def test_best_valid_coupon_is_applied_and_others_offered(engine: AsyncEngine) -> None:
-    async with session_factory(engine)() as session:
+    async with shop_sessions(engine)() as session:
         customer, _ = await _cart(session, price_fen=3000, quantity=2)  # 60.00
         small = await make_coupon(session, customer, amount_off_fen=500, title="减5")
         best = await make_coupon(
@@ -137,7 +137,7 @@ async def test_best_valid_coupon_is_applied_and_others_offered(engine: AsyncEngi
 
 
 async def test_a_coupon_is_valid_until_its_end(engine: AsyncEngine) -> None:
-    async with session_factory(engine)() as session:
+    async with shop_sessions(engine)() as session:
         customer, _ = await _cart(session, price_fen=3000)
         ending = await make_coupon(
             session,
@@ -156,7 +156,7 @@ async def test_a_coupon_is_valid_until_its_end(engine: AsyncEngine) -> None:
 
 
 async def test_equal_discounts_prefer_the_coupon_expiring_first(engine: AsyncEngine) -> None:
-    async with session_factory(engine)() as session:
+    async with shop_sessions(engine)() as session:
         customer, _ = await _cart(session, price_fen=3000)
         await make_coupon(session, customer, amount_off_fen=500)
         soon = await make_coupon(
@@ -182,7 +182,7 @@ async def test_equal_discounts_prefer_the_coupon_expiring_first(engine: AsyncEng
 async def test_naming_an_unusable_coupon_says_why(
     engine: AsyncEngine, fields: dict, reason: str
 ) -> None:
-    async with session_factory(engine)() as session:
+    async with shop_sessions(engine)() as session:
         customer, _ = await _cart(session, price_fen=3000)
         held = await make_coupon(session, customer, **fields)
         with pytest.raises(ShopError) as caught:
@@ -198,7 +198,7 @@ async def test_naming_an_unusable_coupon_says_why(
 
 
 async def test_someone_elses_coupon_is_not_found(engine: AsyncEngine) -> None:
-    async with session_factory(engine)() as session:
+    async with shop_sessions(engine)() as session:
         customer, _ = await _cart(session, price_fen=3000)
         stranger = await make_customer(session)
         theirs = await make_coupon(session, stranger, amount_off_fen=500)
@@ -216,7 +216,7 @@ async def test_someone_elses_coupon_is_not_found(engine: AsyncEngine) -> None:
 async def test_free_delivery_from_the_threshold(
     engine: AsyncEngine, price: int, quantity: int, delivery: int
 ) -> None:
-    async with session_factory(engine)() as session:
+    async with shop_sessions(engine)() as session:
         customer, _ = await _cart(session, price_fen=price, quantity=quantity)
         priced = await quote(session, customer_id=customer, rules=RULES, now=NOW)
         assert priced.delivery_fen == delivery
@@ -224,7 +224,7 @@ async def test_free_delivery_from_the_threshold(
 
 
 async def test_the_threshold_is_on_goods_before_the_discount(engine: AsyncEngine) -> None:
-    async with session_factory(engine)() as session:
+    async with shop_sessions(engine)() as session:
         customer, _ = await _cart(session, price_fen=10_000)
         await make_coupon(session, customer, amount_off_fen=2000)
         priced = await quote(session, customer_id=customer, rules=RULES, now=NOW)
@@ -232,7 +232,7 @@ async def test_the_threshold_is_on_goods_before_the_discount(engine: AsyncEngine
 
 
 async def test_an_empty_cart_costs_nothing(engine: AsyncEngine) -> None:
-    async with session_factory(engine)() as session:
+    async with shop_sessions(engine)() as session:
         customer = await make_customer(session)
         await make_coupon(session, customer, amount_off_fen=500)
         priced = await quote(session, customer_id=customer, rules=RULES, now=NOW)
@@ -245,7 +245,7 @@ async def test_an_empty_cart_costs_nothing(engine: AsyncEngine) -> None:
 
 
 async def test_lines_that_cannot_be_bought_are_problems_not_goods(engine: AsyncEngine) -> None:
-    async with session_factory(engine)() as session:
+    async with shop_sessions(engine)() as session:
         customer, fine = await _cart(session, price_fen=2000)
         short = await make_variant(session, price_fen=5000, stock=5)
         await add_to_cart(session, customer_id=customer, variant_id=short, quantity=3, rules=RULES)

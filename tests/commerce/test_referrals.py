@@ -10,7 +10,6 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from commerce.customers.models import Customer
-from commerce.db import session_factory
 from commerce.errors import ErrorCode
 from commerce.loyalty.models import CustomerBadge
 from commerce.messaging import notices
@@ -28,6 +27,7 @@ from commerce.referrals.models import (
 )
 from commerce.referrals.referrals import BindOutcome
 from commerce.rules import SESSION_RULES, ShopRules
+from commerce.wiring import shop_sessions
 from tests.commerce.factories import make_customer
 from tests.commerce.test_orders import (
     NOW,
@@ -46,8 +46,7 @@ WEEK = timedelta(days=7)
 
 @pytest.fixture
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    made = session_factory(engine)
-    made.configure(info={SESSION_RULES: RULES})
+    made = shop_sessions(engine, rules=RULES)
     return made
 
 
@@ -201,7 +200,7 @@ async def test_commission_is_frozen_on_paid_and_floored(sessions) -> None:
 
 async def test_the_amount_is_rounded_down(sessions) -> None:
     odd = ShopRules(commission_rate_bp=333)
-    sessions.configure(info={SESSION_RULES: odd})
+    sessions.configure(info={**sessions.kw["info"], SESSION_RULES: odd})
     referrer, buyer = await referred_buyer(sessions)
     order = await paid(sessions, buyer)
     made = await the_commission(sessions, order.id)

@@ -23,7 +23,7 @@ from commerce.catalog.models import (
     product_tags,
 )
 from commerce.catalog.seed import DEMO_CATALOG, catalog_is_empty, seed_demo_catalog
-from commerce.db import session_factory
+from commerce.wiring import shop_sessions
 
 STATIC_ROOT = Path(__file__).resolve().parents[2] / "bot" / "static"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -38,14 +38,14 @@ def _sold_out(product: dict[str, Any]) -> bool:
 
 
 async def _seed(engine: AsyncEngine) -> int:
-    async with session_factory(engine)() as session:
+    async with shop_sessions(engine)() as session:
         created = await seed_demo_catalog(session)
         await session.commit()
     return created
 
 
 async def _products(engine: AsyncEngine) -> list[Product]:
-    async with session_factory(engine)() as session:
+    async with shop_sessions(engine)() as session:
         rows = await session.scalars(
             select(Product)
             .options(
@@ -68,7 +68,7 @@ async def _counts(engine: AsyncEngine) -> dict[str, int]:
         "images": ProductImage.__table__,
         "product_tags": product_tags,
     }
-    async with session_factory(engine)() as session:
+    async with shop_sessions(engine)() as session:
         return {
             name: await session.scalar(select(func.count()).select_from(table)) or 0
             for name, table in tables.items()
@@ -77,7 +77,7 @@ async def _counts(engine: AsyncEngine) -> dict[str, int]:
 
 async def test_seeding_an_empty_shop_creates_the_demo_catalog(engine: AsyncEngine) -> None:
     demo = _demo()
-    async with session_factory(engine)() as session:
+    async with shop_sessions(engine)() as session:
         assert await catalog_is_empty(session)
 
     created = await _seed(engine)
@@ -88,7 +88,7 @@ async def test_seeding_an_empty_shop_creates_the_demo_catalog(engine: AsyncEngin
     assert len({p.category.name for p in products}) >= 6
     assert (await _counts(engine))["categories"] == len(demo["categories"])
     assert [p.name for p in products] == [p["name"] for p in demo["products"]]
-    async with session_factory(engine)() as session:
+    async with shop_sessions(engine)() as session:
         assert not await catalog_is_empty(session)
 
     for product, item in zip(products, demo["products"], strict=True):
@@ -131,7 +131,7 @@ async def test_tags_are_shared_between_products_not_duplicated(engine: AsyncEngi
     await _seed(engine)
     products = await _products(engine)
 
-    async with session_factory(engine)() as session:
+    async with shop_sessions(engine)() as session:
         names = list(await session.scalars(select(Tag.name)))
     assert len(names) == len({n.lower() for n in names})
     assert {n.lower() for n in names} == {t.lower() for p in demo["products"] for t in p["tags"]}
@@ -153,7 +153,7 @@ async def test_seeding_twice_creates_nothing_the_second_time(engine: AsyncEngine
 
 
 async def test_a_shop_with_any_product_is_left_alone(engine: AsyncEngine) -> None:
-    async with session_factory(engine)() as session:
+    async with shop_sessions(engine)() as session:
         session.add(
             Product(
                 category=Category(name="自营"),
@@ -170,7 +170,7 @@ async def test_a_shop_with_any_product_is_left_alone(engine: AsyncEngine) -> Non
 
 
 async def test_existing_categories_and_tags_are_reused(engine: AsyncEngine) -> None:
-    async with session_factory(engine)() as session:
+    async with shop_sessions(engine)() as session:
         category = Category(name="水果", name_en="Fresh fruit", sort_order=9)
         tag = Tag(name="Fruit")
         session.add_all([category, tag])
@@ -185,7 +185,7 @@ async def test_existing_categories_and_tags_are_reused(engine: AsyncEngine) -> N
     apples = next(p for p in products if p.name == "烟台红富士苹果")
     assert apples.category.id == category.id
     assert tag.id in {t.id for t in apples.tags}
-    async with session_factory(engine)() as session:
+    async with shop_sessions(engine)() as session:
         query = select(Tag.name).where(func.lower(Tag.name) == "fruit")
         assert list(await session.scalars(query)) == ["Fruit"]
 
@@ -233,14 +233,14 @@ async def test_bad_catalog_raises_naming_the_product_and_changes_nothing(
     bad = tmp_path / "catalog.json"
     bad.write_text(json.dumps(demo, ensure_ascii=False), encoding="utf-8")
 
-    async with session_factory(engine)() as session:
+    async with shop_sessions(engine)() as session:
         with pytest.raises(ValueError, match=re.escape(repr(bad_product))):
             await seed_demo_catalog(session, path=bad)
         assert not session.new
         await session.rollback()
 
     assert set((await _counts(engine)).values()) == {0}
-    async with session_factory(engine)() as session:
+    async with shop_sessions(engine)() as session:
         assert await catalog_is_empty(session)
 
 
@@ -248,7 +248,7 @@ async def test_every_image_the_catalog_references_exists_under_bot_static(
     engine: AsyncEngine,
 ) -> None:
     await _seed(engine)
-    async with session_factory(engine)() as session:
+    async with shop_sessions(engine)() as session:
         urls = set(await session.scalars(select(ProductImage.url)))
     urls |= {c["image"] for c in _demo()["categories"]}
 

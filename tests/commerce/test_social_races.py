@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from commerce.db import create_engine, session_factory
+from commerce.db import create_engine
 from commerce.errors import ErrorCode, ShopError
 from commerce.groupbuys import deadlines as group_deadlines
 from commerce.groupbuys.models import GroupBuy, GroupMember
@@ -21,7 +21,8 @@ from commerce.orders.models import Order
 from commerce.payments.refunds import record_refund_result, start_refund
 from commerce.referrals import commission, referrals
 from commerce.referrals.models import CommissionEntry, Withdrawal
-from commerce.rules import SESSION_RULES, ShopRules
+from commerce.rules import ShopRules
+from commerce.wiring import shop_sessions
 from tests.commerce.factories import make_customer
 from tests.commerce.test_group_buys import NOW, buyer, group_row, join, open_group, pay, run
 from tests.commerce.test_referrals import available_referrer, ledger_sums
@@ -31,8 +32,7 @@ RULES = ShopRules()
 
 @pytest.fixture
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    made = session_factory(engine)
-    made.configure(info={SESSION_RULES: RULES})
+    made = shop_sessions(engine, rules=RULES)
     return made
 
 
@@ -205,7 +205,7 @@ async def test_a_longer_cycle_closed_by_two_binds_at_once_is_refused(postgres_ur
     not order them: each walked the other's chain before it committed."""
     engine = create_engine(postgres_url)
     try:
-        sessions = session_factory(engine)
+        sessions = shop_sessions(engine)
         a, b, c, d = await _customers(sessions, 4)
         for cid, ref in ((a, b), (c, d)):
             assert await run(

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from commerce.db import session_factory
 from commerce.errors import ErrorCode
 from commerce.staff import staff
 from commerce.staff.models import StaffInvite, StaffMember, StaffRole
+from commerce.wiring import shop_sessions
 from tests.commerce.test_order_admin import expect_error, run
 
 R = StaffRole
@@ -22,7 +22,7 @@ NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
 @pytest.fixture
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return session_factory(engine)
+    return shop_sessions(engine)
 
 
 async def add(

@@ -11,10 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from commerce.cart.cart import add_to_cart
 from commerce.cart.models import CartLine
-from commerce.db import session_factory
 from commerce.orders import views as order_views
 from commerce.payments import refunds
 from commerce.reports import stats
+from commerce.wiring import shop_sessions
 from tests.commerce.test_order_admin import RULES, customer, run, shop_order, variant
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -30,7 +30,7 @@ NOW = local(7, 12)
 
 @pytest.fixture
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return session_factory(engine)
+    return shop_sessions(engine)
 
 
 async def cart_line(

@@ -8,7 +8,7 @@ records every request, and can be told to misbehave: expire or revoke the curren
 token, fail the next N calls (errcode -1, HTTP 500, or an answer slower than the
 client's timeout), or refuse messages to an openid with 45015 / 45047 / 43004.
 
-Nothing is imported from `bot.wechat_api`: the fake is an independent witness.
+Nothing is imported from `bot.wechat.api`: the fake is an independent witness.
 """
 
 from __future__ import annotations

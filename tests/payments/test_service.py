@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from commerce.catalog.seed import seed_demo_catalog
 from commerce.customers.models import Customer
-from commerce.db import session_factory
 from commerce.errors import ErrorCode, ShopError
 from commerce.messaging.notifications import RecordingNotifier
 from commerce.orders import placement as orders
@@ -27,6 +26,7 @@ from commerce.payments.base import Notification, PaymentError, PaymentRequest
 from commerce.payments.models import PaymentEvent, Refund, RefundStatus
 from commerce.payments.service import PaymentService
 from commerce.rules import as_utc
+from commerce.wiring import shop_sessions
 from tests.fakes import PlacedOrder, insert_order
 
 MCHID, APPID = "1900000109", "wx_test_app"
@@ -85,7 +85,7 @@ class World:
 
 @pytest.fixture
 async def world(engine: AsyncEngine) -> World:
-    sessions = session_factory(engine)
+    sessions = shop_sessions(engine)
     async with sessions() as session, session.begin():
         await seed_demo_catalog(session)
     provider, notifier = ScriptedProvider(), RecordingNotifier()

@@ -21,7 +21,7 @@ from tests.web.conftest import pay_path, place_apple_order
 KEY = b"k" * 32
 NOW = datetime(2025, 5, 1, 12, 0, tzinfo=UTC)
 EXPIRES = NOW + timedelta(minutes=30)
-ORDER_NO = "SF2025050112345678"  # the shape of `commerce.orders.new_order_no`
+ORDER_NO = "SF2025050112345678"  # the shape of `commerce.orders.placement.new_order_no`
 OPENID = "oAbCdEfGhIjKlMnOpQrStUvWxYz0"  # 28 characters, as WeChat's
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 

@@ -1,0 +1,84 @@
+"""Order events, and the subscribers that hear them inside the transaction that caused them.
+
+The status machine (`commerce.orders.status.move`) publishes `OrderMoved` once, by
+whoever won the move; the refund path (`commerce.payments.refunds`) publishes
+`OrderRefunded` for every successful, possibly partial, refund. Group buys, commission,
+points and the customer-service window subscribe (`commerce.wiring.shop_bus`), so the
+order modules import none of them and no capability grows a branch in the status machine.
+
+Subscribers run in the publisher's transaction, in the order they subscribed; nothing
+they do commits, and messages to customers are queued with `commerce.messaging.notices`
+(sent after the commit). Money: `OrderRefunded` carries the amount and, when it is the
+last of the money, the move to REFUNDED follows as an `OrderMoved`. Reverse amounts
+(commission, points) on `OrderRefunded` only; `OrderMoved` is for states.
+
+The bus rides on the session (`SESSION_EVENTS` in `session.info`), like the shop rules:
+`commerce.wiring.shop_sessions` makes sessions that carry both. Publishing on a session
+made without a bus is a programming error and raises, so that no effect is ever skipped
+silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from commerce.orders.models import OrderStatus
+
+SESSION_EVENTS = "storefront.events"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderMoved:
+    order_id: int
+    frm: OrderStatus
+    to: OrderStatus
+    now: datetime
+
+    @property
+    def paid(self) -> bool:
+        """A payment: pending -> paid (refunding -> paid is a failed refund going back, not money)."""
+        return self.frm == OrderStatus.PENDING_PAYMENT and self.to == OrderStatus.PAID
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRefunded:
+    order_id: int
+    amount_fen: int
+    now: datetime
+
+
+Event = OrderMoved | OrderRefunded
+E = TypeVar("E", OrderMoved, OrderRefunded)
+Subscriber = Callable[[AsyncSession, Any], Awaitable[None]]
+
+
+class EventBus:
+    """In-transaction subscribers by event type, called in the order they subscribed."""
+
+    def __init__(self) -> None:
+        self._subscribers: dict[type, list[Subscriber]] = {}
+
+    def subscribe(self, kind: type[E], subscriber: Callable[[AsyncSession, E], Awaitable[None]]) -> None:
+        self._subscribers.setdefault(kind, []).append(subscriber)
+
+    def subscribers(self, kind: type) -> tuple[Subscriber, ...]:
+        return tuple(self._subscribers.get(kind, ()))
+
+    async def publish(self, session: AsyncSession, event: Event) -> None:
+        for subscriber in self._subscribers.get(type(event), ()):
+            await subscriber(session, event)
+
+
+async def publish(session: AsyncSession, event: Event) -> None:
+    """Tell the subscribers of the bus `session` carries; raises when it carries none."""
+    bus = session.info.get(SESSION_EVENTS)
+    if not isinstance(bus, EventBus):
+        raise RuntimeError(
+            "this session carries no event bus: make sessions with commerce.wiring.shop_sessions"
+        )
+    await bus.publish(session, event)

@@ -1,0 +1,75 @@
+"""The core's own composition: who hears which order event, and sessions that carry them.
+
+`shop_bus` subscribes each capability to the order events (`commerce.events`), in the
+order they must run: the service window and group seats first, then commission and
+points. `shop_sessions` makes the session factory every entry point uses: its sessions
+carry the bus and the shop rules, so code deep in a move (a subscriber) needs neither
+passed in. This is the one module of `commerce` that may import every capability.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from commerce.db import session_factory
+from commerce.events import SESSION_EVENTS, EventBus, OrderMoved, OrderRefunded
+from commerce.groupbuys import groups as group_buys
+from commerce.loyalty import points
+from commerce.messaging import outbox
+from commerce.orders.models import Order, OrderStatus
+from commerce.referrals import commission
+from commerce.rules import SESSION_RULES, ShopRules, session_rules
+
+
+async def _open_service_window(session: AsyncSession, event: OrderMoved) -> None:
+    """WeChat's customer-service window: a payment opens a larger one."""
+    if not event.paid:
+        return
+    customer_id = await session.scalar(select(Order.customer_id).where(Order.id == event.order_id))
+    if customer_id is not None:
+        await outbox.note_payment(session, customer_id=customer_id, now=event.now)
+
+
+async def _move_group_seat(session: AsyncSession, event: OrderMoved) -> None:
+    await group_buys.on_order_moved(session, order_id=event.order_id, frm=event.frm, to=event.to, now=event.now)
+
+
+async def _earn_commission(session: AsyncSession, event: OrderMoved) -> None:
+    if event.paid:
+        await commission.earn_on_paid(session, order_id=event.order_id, now=event.now, rules=session_rules(session))
+
+
+async def _points_follow_the_order(session: AsyncSession, event: OrderMoved) -> None:
+    if event.paid:
+        await points.on_paid(session, order_id=event.order_id, now=event.now)
+    elif event.to == OrderStatus.CANCELLED:
+        await points.on_cancelled(session, order_id=event.order_id, now=event.now)
+
+
+async def _reverse_commission(session: AsyncSession, event: OrderRefunded) -> None:
+    await commission.reverse_on_refund(session, order_id=event.order_id, now=event.now)  # its refunded share
+
+
+async def _points_back_on_refund(session: AsyncSession, event: OrderRefunded) -> None:
+    await points.on_refund(session, order_id=event.order_id, amount_fen=event.amount_fen, now=event.now)
+
+
+def shop_bus() -> EventBus:
+    bus = EventBus()
+    bus.subscribe(OrderMoved, _open_service_window)
+    bus.subscribe(OrderMoved, _move_group_seat)
+    bus.subscribe(OrderMoved, _earn_commission)
+    bus.subscribe(OrderMoved, _points_follow_the_order)
+    bus.subscribe(OrderRefunded, _reverse_commission)
+    bus.subscribe(OrderRefunded, _points_back_on_refund)
+    return bus
+
+
+def shop_sessions(
+    engine: AsyncEngine, *, rules: ShopRules | None = None, bus: EventBus | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions carrying the shop's rules and event bus (`shop_bus()` unless given)."""
+    sessions = session_factory(engine)
+    sessions.configure(info={SESSION_RULES: rules or ShopRules(), SESSION_EVENTS: bus or shop_bus()})
+    return sessions
