@@ -25,7 +25,7 @@ from commerce.catalog.models import (
 from commerce.catalog.seed import DEMO_CATALOG, catalog_is_empty, seed_demo_catalog
 from commerce.wiring import shop_sessions
 
-STATIC_ROOT = Path(__file__).resolve().parents[2] / "bot" / "static"
+STATIC_ROOT = Path(__file__).resolve().parents[2] / "bot" / "web" / "static"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -244,7 +244,7 @@ async def test_bad_catalog_raises_naming_the_product_and_changes_nothing(
         assert await catalog_is_empty(session)
 
 
-async def test_every_image_the_catalog_references_exists_under_bot_static(
+async def test_every_image_the_catalog_references_exists_under_the_static_files(
     engine: AsyncEngine,
 ) -> None:
     await _seed(engine)
