@@ -794,7 +794,7 @@ async def test_bug_v2_refund_data_with_moved_blocks_failed_a_refund(
     order = await shop.order()
     await pay(shop, order)
     async with shop.app[SERVICES].sessions() as session, session.begin():
-        refund = await orders.start_refund(
+        refund = await start_refund(
             session, order_id=order.id, amount_fen=100, reason="fuzz", actor="staff:o_owner"
         )
     before = await state(shop, order.openid)
