@@ -172,7 +172,15 @@ async def place_order(
         now=now,
         use_points=use_points,
     )
-    _check_quote(priced, expected_payable_fen)
+    try:
+        _check_quote(priced, expected_payable_fen)
+    except ShopError:
+        # A call with the same key may have placed the order (and emptied the cart) since
+        # the check above: that order is the answer, not "cart empty".
+        existing = await _order_id_for_key(session, key)
+        if existing is None:
+            raise
+        return await load_view(session, existing)
     openid = await session.scalar(select(Customer.openid).where(Customer.id == customer_id))
     assert openid is not None  # the address belongs to this customer
 
