@@ -113,11 +113,23 @@ async def test_one_users_messages_at_two_workers_are_handled_in_order(
 
         inbox.respond = tracking
     tasks = []
-    for n, text in enumerate(["一", "二", "三", "四"]):
-        worker = (one, two)[n % 2]
-        tasks.append(asyncio.create_task(worker.user().say(text)))
-        await asyncio.sleep(0.02)  # arrival order
-    await asyncio.gather(*tasks)
+    tickets = Redis.from_url(redis_url)
+    try:
+        for n, text in enumerate(["一", "二", "三", "四"]):
+            worker = (one, two)[n % 2]
+            tasks.append(asyncio.create_task(worker.user().say(text)))
+            # arrival order is ticket order: send the next once this one holds its ticket
+            # (a fixed pause was not enough on a loaded machine: the message is encrypted,
+            # signed and decrypted before it reaches the lock)
+            for _poll in range(2000):  # 10 s at most
+                if int(await tickets.get("storefront:userlock:o_customer_1:next") or 0) >= n + 1:
+                    break
+                await asyncio.sleep(0.005)
+            else:
+                raise AssertionError(f"message {n + 1} never took its ticket")
+        await asyncio.gather(*tasks)
+    finally:
+        await tickets.aclose()
     assert order == ["一", "二", "三", "四"]
 
 
