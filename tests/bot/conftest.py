@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.app import create_app
 from bot.config import Config, build_config
 from bot.outbound.sender import MemoryOutbox
-from tests.bot.chat import AES_KEY, Shop
+from tests.bot.driver import AES_KEY, Shop
 from tests.bot.world import World, WorldFactory
 from tests.fakes.wechat import APPID, APPSECRET, FakeWeChat
 from tests.servers import has_demo_catalog, seed_demo
@@ -22,7 +22,7 @@ def make_config(db_url: str, **sections: dict[str, Any]) -> Config:
         "database": {"url": db_url},
         "wechat": {"token": "test-token", "appid": "wx_test_app", "encoding_aes_key": AES_KEY},
         # Secrets named here so tests can sign as the app does; an empty one is made per
-        # install at start-up (tests/bot/test_edge_security.py covers that path).
+        # install at start-up (tests/bot/wechat/test_edge_security.py covers that path).
         "server": {"base_url": "https://shop.example.com", "secret_key": "test-secret-key"},
         "pay": {"sandbox_secret": "test-sandbox-secret"},
         "shop": {"name": "测试小店"},

@@ -15,8 +15,8 @@ from commerce.groupbuys import campaigns as group_campaigns
 from commerce.groupbuys.models import GroupBuy
 from commerce.orders.models import Order
 from commerce.rules import ShopRules, utcnow
-from tests.bot.chat import ChatUser, Shop
-from tests.bot.test_admin_orders import pay
+from tests.bot.admin.test_orders import pay
+from tests.bot.driver import ChatUser, Shop
 from tests.commerce.factories import make_address
 
 LEADER, SCANNER, TYPER = "o_leader_0001", "o_scanner_002", "o_typer_00003"

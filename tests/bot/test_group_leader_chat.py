@@ -17,8 +17,8 @@ from sqlalchemy import select
 from bot.keys import SERVICES
 from commerce.groupbuys.models import GroupBuy
 from commerce.orders.models import Order, OrderStatus
-from tests.bot.chat import Shop
-from tests.bot.test_admin_orders import open_staffed_shop, pay, refunds, settle_refunds, view
+from tests.bot.admin.test_orders import open_staffed_shop, pay, refunds, settle_refunds, view
+from tests.bot.driver import Shop
 from tests.bot.test_group_chat import _campaign, _order_no, _with_address
 
 LEADER, FRIEND = "o_leader_0042", "o_friend_0042"

@@ -40,8 +40,8 @@ from bot.keys import PAYMENTS
 from bot.logs import AccessLogger, ContextFilter, JsonFormatter, hash_openid, link_hash
 from bot.outbound.sender import MemoryOutbox
 from commerce.payments.sandbox import SIGNATURE_HEADER
-from tests.bot.chat import ACCOUNT, AES_KEY, ChatUser, Shop
 from tests.bot.conftest import make_config, seed
+from tests.bot.driver import ACCOUNT, AES_KEY, ChatUser, Shop
 from tests.bot.test_search_chat import numbered
 
 BUYER = "o_privacy_buyer_7f3k2m9q"

@@ -31,7 +31,7 @@ from bot.logs import (
     redact_path,
 )
 from bot.wechat.inbox import Inbox
-from tests.bot.chat import Shop
+from tests.bot.driver import Shop
 
 
 async def test_a_failure_is_logged_with_request_id_and_hashed_user(sqlite_shop: Shop) -> None:

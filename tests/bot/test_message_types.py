@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.bot.chat import Shop
+from tests.bot.driver import Shop
 
 
 @pytest.mark.parametrize(

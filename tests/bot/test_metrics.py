@@ -14,9 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot.keys import INBOX, METRICS, PAYMENTS
 from bot.wechat.inbox import Inbox
 from commerce.payments.sandbox import build_notification
-from tests.bot.chat import Shop
+from tests.bot.admin.test_orders import pay, place_order, view
 from tests.bot.conftest import ShopFactory
-from tests.bot.test_admin_orders import pay, place_order, view
+from tests.bot.driver import Shop
 from tests.bot.world import CUSTOMER, WorldFactory
 from tests.fakes.wechat import Failure
 

@@ -10,8 +10,7 @@ from bot.keys import SERVICES
 from commerce.customers.models import Customer
 from commerce.loyalty import points
 from commerce.orders.models import Order
-from tests.bot.chat import Shop
-from tests.bot.test_admin_orders import (
+from tests.bot.admin.test_orders import (
     CUSTOMER,
     OWNER,
     confirm_code,
@@ -21,6 +20,7 @@ from tests.bot.test_admin_orders import (
     texts,
     view,
 )
+from tests.bot.driver import Shop
 from tests.bot.test_shopping_chat import _open
 
 GIVEN = 1000

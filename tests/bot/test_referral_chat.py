@@ -16,9 +16,9 @@ from commerce.orders.models import OrderStatus
 from commerce.referrals.models import Withdrawal
 from commerce.rules import utcnow
 from scheduler.jobs import unfreeze_commission
-from tests.bot.chat import Shop
+from tests.bot.admin.test_orders import audit_rows, pay, place_order, texts
 from tests.bot.conftest import OPERATOR, OWNER, STRANGER, ShopFactory, add_staff_by_chat
-from tests.bot.test_admin_orders import audit_rows, pay, place_order, texts
+from tests.bot.driver import Shop
 
 REFERRER = "o_referrer_01"
 FRIEND = "o_friend_0002"

@@ -25,7 +25,7 @@ from bot.keys import INBOX, PAYMENTS
 from bot.outbound.planner import CS, TEMPLATE
 from bot.wechat.inbox import Inbox
 from commerce.payments.sandbox import build_notification
-from tests.bot.test_admin_orders import place_order, view
+from tests.bot.admin.test_orders import place_order, view
 from tests.bot.world import CUSTOMER, World, WorldFactory
 from tests.fakes.wechat import Failure
 

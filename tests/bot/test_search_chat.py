@@ -9,7 +9,7 @@ import time
 import pytest
 
 from bot.keys import SERVICES
-from tests.bot.chat import ChatUser, Shop
+from tests.bot.driver import ChatUser, Shop
 
 
 def numbered(text: str) -> dict[int, str]:

@@ -10,7 +10,7 @@ from bot.keys import SERVICES
 from commerce.catalog.models import Variant
 from commerce.customers.models import Handoff
 from commerce.orders.models import Order
-from tests.bot.chat import ChatUser, Shop
+from tests.bot.driver import ChatUser, Shop
 from tests.bot.test_search_chat import numbered
 
 

@@ -16,9 +16,9 @@ from bot.keys import SERVICES
 from commerce.groupbuys.models import GroupBuy, GroupCampaign
 from commerce.orders.models import Order
 from commerce.referrals.models import Withdrawal
-from tests.bot.chat import ChatUser, Reply, Shop
+from tests.bot.admin.test_orders import audit_rows
 from tests.bot.conftest import OWNER, ShopFactory
-from tests.bot.test_admin_orders import audit_rows
+from tests.bot.driver import ChatUser, Reply, Shop
 from tests.bot.test_group_chat import _with_address
 from tests.bot.test_points_chat import _give_points
 from tests.bot.test_shopping_chat import _open

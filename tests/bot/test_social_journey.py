@@ -28,8 +28,7 @@ from commerce.promotions.models import CustomerCoupon
 from commerce.referrals.models import Commission, CommissionStatus
 from commerce.rules import utcnow
 from scheduler.runner import run_job
-from tests.bot.chat import ChatUser, Shop
-from tests.bot.test_admin_orders import (
+from tests.bot.admin.test_orders import (
     OWNER,
     open_staffed_shop,
     pay,
@@ -37,6 +36,7 @@ from tests.bot.test_admin_orders import (
     settle_refunds,
     texts,
 )
+from tests.bot.driver import ChatUser, Shop
 from tests.bot.test_group_chat import _order_no
 
 A, B, C = "o_journey_aa", "o_journey_bb", "o_journey_cc"

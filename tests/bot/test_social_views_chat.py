@@ -13,9 +13,9 @@ from sqlalchemy import select
 from bot.keys import SERVICES
 from bot.wechat.scenes import GroupInvite
 from commerce.groupbuys.models import GroupBuy
-from tests.bot.chat import Shop
+from tests.bot.admin.test_orders import pay, place_order, texts
 from tests.bot.conftest import OWNER, SERVICE, ShopFactory
-from tests.bot.test_admin_orders import pay, place_order, texts
+from tests.bot.driver import Shop
 from tests.bot.test_group_chat import _campaign, _order_no, _with_address
 
 BUYER = "o_points_buyer1"

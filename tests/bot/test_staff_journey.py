@@ -11,8 +11,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from urllib.parse import urlparse
 
-from tests.bot.chat import Shop
-from tests.bot.test_admin_orders import (
+from tests.bot.admin.test_orders import (
     CUSTOMER,
     OWNER,
     STRANGER,
@@ -23,6 +22,7 @@ from tests.bot.test_admin_orders import (
     texts,
     view,
 )
+from tests.bot.driver import Shop
 from tests.bot.test_search_chat import numbered
 
 

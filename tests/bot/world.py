@@ -17,7 +17,7 @@ from bot.outbound.planner import NotificationPlanner
 from commerce.customers.models import Customer
 from commerce.messaging.models import OutboxMessage
 from scheduler.runner import run_job
-from tests.bot.chat import Shop
+from tests.bot.driver import Shop
 from tests.fakes.wechat import FakeWeChat
 
 CUSTOMER = "o_planner_cust1"

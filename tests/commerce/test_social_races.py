@@ -24,8 +24,8 @@ from commerce.referrals.models import CommissionEntry, Withdrawal
 from commerce.rules import ShopRules
 from commerce.wiring import shop_sessions
 from tests.commerce.factories import make_customer
-from tests.commerce.test_group_buys import NOW, buyer, group_row, join, open_group, pay, run
-from tests.commerce.test_referrals import available_referrer, ledger_sums
+from tests.commerce.groupbuys.test_groups import NOW, buyer, group_row, join, open_group, pay, run
+from tests.commerce.referrals.test_referrals import available_referrer, ledger_sums
 
 RULES = ShopRules()
 
@@ -238,7 +238,7 @@ async def test_a_longer_cycle_closed_by_two_binds_at_once_is_refused(postgres_ur
 async def test_one_customer_joining_two_groups_at_once_stays_within_the_limit(sessions) -> None:  # type: ignore[no-untyped-def]
     """The per-user limit (one group per customer here) is counted, then a seat taken:
     two joins of one customer to two groups of the campaign at once must not both pass."""
-    from tests.commerce.test_group_buys import campaign, start
+    from tests.commerce.groupbuys.test_groups import campaign, start
 
     campaign_id, _variant = await campaign(sessions)
     groups = []

@@ -16,8 +16,8 @@ from bot.keys import JOBS, SERVICES
 from commerce.groupbuys.models import GroupBuy
 from commerce.orders.models import Order, OrderStatus
 from scheduler.runner import run_job
-from tests.bot.chat import Shop
-from tests.bot.test_admin_orders import open_staffed_shop, pay, refunds, settle_refunds, texts
+from tests.bot.admin.test_orders import open_staffed_shop, pay, refunds, settle_refunds, texts
+from tests.bot.driver import Shop
 from tests.bot.test_group_chat import _campaign, _order_no, _with_address
 
 LEADER, FRIEND, LATE = "o_job_leader1", "o_job_friend2", "o_job_unpaid3"

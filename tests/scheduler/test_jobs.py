@@ -13,8 +13,8 @@ from commerce.orders.models import Order, OrderStatus
 from commerce.payments import records as payment_records
 from commerce.payments.models import Refund, RefundStatus
 from scheduler.runner import run_job
-from tests.bot.chat import Shop
-from tests.bot.test_admin_orders import open_staffed_shop, settle_refunds
+from tests.bot.admin.test_orders import open_staffed_shop, settle_refunds
+from tests.bot.driver import Shop
 from tests.bot.test_shopping_chat import _open, _sku, _stock
 
 

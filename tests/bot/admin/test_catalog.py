@@ -1,0 +1,395 @@
+"""Catalog commands in chat: add, edit, price, stock, on/off sale, import, product; through the real app."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import pytest
+from aiohttp import web
+from sqlalchemy import select
+
+from bot.admin import catalog as catalog_commands
+from bot.keys import SERVICES
+from commerce.catalog.models import Product, Variant
+from commerce.staff.models import AuditEntry
+from tests.bot.conftest import OPERATOR, OWNER, SERVICE, STRANGER
+from tests.bot.driver import Shop
+from tests.bot.test_search_chat import numbered
+
+
+async def _audit(shop: Shop, command: str | None = None) -> list[AuditEntry]:
+    query = select(AuditEntry).order_by(AuditEntry.id)
+    if command is not None:
+        query = query.where(AuditEntry.command == command)
+    async with shop.client.app[SERVICES].sessions() as session:
+        return list((await session.scalars(query)).all())
+
+
+async def _product(shop: Shop, name: str) -> Product:
+    async with shop.client.app[SERVICES].sessions() as session:
+        product = await session.scalar(select(Product).where(Product.name == name))
+        assert product is not None, name
+        await session.refresh(product, ["variants"])
+        return product
+
+
+async def _variant(shop: Shop, sku: str) -> Variant:
+    async with shop.client.app[SERVICES].sessions() as session:
+        variant = await session.scalar(select(Variant).where(Variant.sku_code == sku))
+        assert variant is not None, sku
+        return variant
+
+
+async def _listed(shop: Shop, query: str) -> str:
+    """The numbered lines a customer gets searching for `query`."""
+    return "\n".join(numbered((await shop.user("o_shopper_1").say(query)).text).values())
+
+
+# ---- /add -----------------------------------------------------------------------------
+
+
+async def test_add_creates_a_product_that_search_finds_at_once(staffed: Shop) -> None:
+    assert "冻干榴莲" not in await _listed(staffed, "榴莲")  # also warms the search snapshot
+    reply = await staffed.user(OPERATOR).say('/add 冻干榴莲 39.9 30 零食 "泰国金枕 冻干"')
+    assert "已上架新品" in reply.text and "冻干榴莲" in reply.text and "¥39.90" in reply.text
+    product = await _product(staffed, "冻干榴莲")
+    (variant,) = product.variants
+    assert (variant.price_fen, variant.stock, product.status, product.subtitle) == (3990, 30, "on_sale", "泰国金枕 冻干")
+    assert f"#{product.id}" in reply.text
+    assert "冻干榴莲" in await _listed(staffed, "榴莲")
+
+    (entry,) = await _audit(staffed, "add")
+    assert (entry.actor, entry.role, entry.outcome) == (OPERATOR, "operator", "ok")
+    assert entry.args[:4] == ["冻干榴莲", "39.9", "30", "零食"]
+    assert entry.before is None and entry.after["name"] == "冻干榴莲"
+    assert entry.after["variants"][0]["price_fen"] == 3990
+
+
+@pytest.mark.parametrize(("typed", "fen"), [("39.9", 3990), ("0.1", 10), ("¥12", 1200), ("19.99", 1999), ("7元", 700)])
+async def test_prices_in_yuan_become_exact_fen(sqlite_staffed: Shop, typed: str, fen: int) -> None:
+    reply = await sqlite_staffed.user(OWNER).say(f"/add 测试商品 {typed} 5 零食")
+    assert "已上架新品" in reply.text, reply.text
+    assert (await _product(sqlite_staffed, "测试商品")).variants[0].price_fen == fen
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("/add", "参数不对"),
+        ("/add 榴莲", "参数不对"),
+        ("/add 榴莲 abc 5 零食", "参数不对"),
+        ("/add 榴莲 39.9 many 零食", "参数不对"),
+        ("/add 榴莲 39.9 -5 零食", "参数不对"),
+        ("/add 榴莲 39.999 5 零食", "最多两位小数"),
+        ("/add 榴莲 0 5 零食", "价格需在 ¥0.01"),
+        ("/add 榴莲 39.9 5 玩具", "没有「玩具」这个分类"),
+    ],
+)
+async def test_add_refuses_wrong_arguments(sqlite_staffed: Shop, command: str, expected: str) -> None:
+    reply = await sqlite_staffed.user(OWNER).say(command)
+    assert expected in reply.text, reply.text
+    if expected == "参数不对":
+        assert "/add 名称 价格 库存 分类" in reply.text
+    async with sqlite_staffed.client.app[SERVICES].sessions() as session:
+        assert await session.scalar(select(Product.id).where(Product.name == "榴莲")) is None
+
+
+async def test_a_failed_add_is_audited_as_failed(sqlite_staffed: Shop) -> None:
+    await sqlite_staffed.user(OWNER).say("/add 榴莲 39.9 5 玩具")
+    (entry,) = await _audit(sqlite_staffed, "add")
+    assert entry.outcome == "failed" and entry.after == {"error": "category_not_found"}
+
+
+# ---- who may run the catalog commands -------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["/add 榴莲 39.9 5 零食", "/price FRU-BANANA-3J 1", "/stock 3 0", "/offsale 3",
+                                     "/onsale 18", "/edit 3 name 香蕉王", "/import x", "/product 3"])
+async def test_service_staff_may_not_change_the_catalog(staffed: Shop, command: str) -> None:
+    before = await _variant(staffed, "FRU-BANANA-3J")
+    reply = await staffed.user(SERVICE).say(command)
+    assert "您的角色不能使用" in reply.text
+    after = await _variant(staffed, "FRU-BANANA-3J")
+    assert (after.price_fen, after.stock) == (before.price_fen, before.stock)
+    entries = await _audit(staffed)
+    assert (entries[-1].actor, entries[-1].role, entries[-1].outcome) == (SERVICE, "service", "refused")
+
+
+async def test_service_help_does_not_list_catalog_commands(staffed: Shop) -> None:
+    assert "/add" not in (await staffed.user(SERVICE).say("/help")).text
+    owner_help = (await staffed.user(OWNER).say("/help")).text
+    for command in ("/add", "/edit", "/price", "/stock", "/onsale", "/offsale", "/import", "/product"):
+        assert command in owner_help
+
+
+async def test_a_stranger_typing_a_catalog_command_just_searches(staffed: Shop) -> None:
+    before = await _variant(staffed, "FRU-BANANA-3J")
+    reply = await staffed.user(STRANGER).say("/price FRU-BANANA-3J 0.01")
+    assert "改价" not in reply.text and "参数" not in reply.text and "/help" not in reply.text
+    assert "找到" in reply.text  # an ordinary search answer (or "nothing found")
+    assert (await _variant(staffed, "FRU-BANANA-3J")).price_fen == before.price_fen
+    entry = (await _audit(staffed))[-1]
+    assert (entry.actor, entry.role, entry.command, entry.outcome) == (STRANGER, "", "price", "refused")
+    assert "已上架" not in (await staffed.user(STRANGER).say("/新品 榴莲 1 1 零食")).text
+
+
+# ---- /price, /stock, /edit ------------------------------------------------------------------
+
+
+async def test_price_change_is_seen_by_search_at_once(staffed: Shop) -> None:
+    banana = await _product(staffed, "香蕉")
+    assert "¥12.90" in await _listed(staffed, "香蕉")
+    reply = await staffed.user(OWNER).say(f"/price {banana.id} 15.5")
+    assert "已改价" in reply.text and "¥12.90 → ¥15.50" in reply.text
+    assert (await _variant(staffed, "FRU-BANANA-3J")).price_fen == 1550
+    listed = await _listed(staffed, "香蕉")
+    assert "¥15.50" in listed and "¥12.90" not in listed
+
+    assert "¥42.90" in (await staffed.user(OPERATOR).say("/改价 fru-apple-5j 42.9")).text  # by SKU, any case
+    assert (await _variant(staffed, "FRU-APPLE-5J")).price_fen == 4290
+    first, second = await _audit(staffed, "price")
+    assert (first.actor, first.before["price_fen"], first.after["price_fen"]) == (OWNER, 1290, 1550)
+    assert (second.actor, second.before["price_fen"], second.after["price_fen"]) == (OPERATOR, 4590, 4290)
+
+
+async def test_price_of_a_product_with_several_variants_asks_for_the_sku(staffed: Shop) -> None:
+    apple = await _product(staffed, "烟台红富士苹果")
+    reply = await staffed.user(OWNER).say(f"/price {apple.id} 30")
+    assert "有 3 个规格" in reply.text and "FRU-APPLE-5J" in reply.text and "/price FRU-APPLE-3J 30" in reply.text
+    assert (await _variant(staffed, "FRU-APPLE-3J")).price_fen == 2990
+    (entry,) = await _audit(staffed, "price")
+    assert entry.outcome == "failed"
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [("/price", "参数不对"), ("/price FRU-BANANA-3J", "参数不对"), ("/price FRU-BANANA-3J cheap", "参数不对"),
+     ("/price FRU-BANANA-3J 1 2", "参数不对"), ("/price NO-SUCH-SKU 9.9", "没有找到这个规格"),
+     ("/price 99999 9.9", "没有找到商品 #99999")],
+)
+async def test_price_refuses_wrong_arguments(sqlite_staffed: Shop, command: str, expected: str) -> None:
+    reply = await sqlite_staffed.user(OWNER).say(command)
+    assert expected in reply.text, reply.text
+    assert (await _variant(sqlite_staffed, "FRU-BANANA-3J")).price_fen == 1290
+
+
+async def test_stock_set_add_and_take_away(staffed: Shop) -> None:
+    owner = staffed.user(OWNER)
+    assert "200 → 50" in (await owner.say("/stock FRU-BANANA-3J 50")).text
+    assert "50 → 60" in (await owner.say("/库存 FRU-BANANA-3J +10")).text
+    assert "60 → 55" in (await owner.say("/stock FRU-BANANA-3J -5")).text
+    assert (await _variant(staffed, "FRU-BANANA-3J")).stock == 55
+    refused = await owner.say("/stock FRU-BANANA-3J -56")
+    assert "库存不够：现有 55 件" in refused.text
+    assert (await _variant(staffed, "FRU-BANANA-3J")).stock == 55
+    entries = await _audit(staffed, "stock")
+    assert [(e.before["stock"], e.after["stock"]) for e in entries if e.outcome == "ok"] == [(200, 50), (50, 60), (60, 55)]
+    assert entries[-1].outcome == "failed"
+
+
+async def test_stock_zero_shows_as_out_of_stock_in_search(staffed: Shop) -> None:
+    banana = await _product(staffed, "香蕉")
+    await _listed(staffed, "香蕉")
+    await staffed.user(OWNER).say(f"/stock {banana.id} 0")
+    line = next(v for v in numbered((await staffed.user("o_shopper_1").say("香蕉")).text).values() if "香蕉" in v)
+    assert "缺货" in line
+
+
+@pytest.mark.parametrize("command", ["/stock", "/stock FRU-BANANA-3J", "/stock FRU-BANANA-3J lots", "/stock FRU-BANANA-3J 1.5",
+                                     "/stock FRU-BANANA-3J ++1"])
+async def test_stock_refuses_wrong_arguments(sqlite_staffed: Shop, command: str) -> None:
+    reply = await sqlite_staffed.user(OWNER).say(command)
+    assert "参数不对" in reply.text and "/stock" in reply.text
+
+
+async def test_edit_name_and_subtitle(staffed: Shop) -> None:
+    banana = await _product(staffed, "香蕉")
+    await _listed(staffed, "香蕉")
+    reply = await staffed.user(OWNER).say(f"/edit {banana.id} name 海南香蕉 特级")
+    assert "「香蕉」→「海南香蕉 特级」" in reply.text
+    reply = await staffed.user(OWNER).say(f'/编辑 {banana.id} 副标题 "Hainan bananas"')
+    assert "→「Hainan bananas」" in reply.text
+    edited = await _product(staffed, "海南香蕉 特级")
+    assert edited.subtitle == "Hainan bananas"
+    assert "海南香蕉 特级" in await _listed(staffed, "香蕉")
+    first, second = await _audit(staffed, "edit")
+    assert (first.before["name"], first.after["name"]) == ("香蕉", "海南香蕉 特级")
+    assert second.after["subtitle"] == "Hainan bananas"
+
+
+@pytest.mark.parametrize(("command", "expected"), [("/edit", "参数不对"), ("/edit 3", "参数不对"), ("/edit 3 name", "参数不对"),
+                                                   ("/edit 3 colour red", "参数不对"), ("/edit x name y", "参数不对"),
+                                                   ("/edit 99999 name y", "没有找到商品")])
+async def test_edit_refuses_wrong_arguments(sqlite_staffed: Shop, command: str, expected: str) -> None:
+    assert expected in (await sqlite_staffed.user(OWNER).say(command)).text
+
+
+# ---- /product, /onsale, /offsale ------------------------------------------------------------
+
+
+async def test_product_shows_variants_stock_and_status(staffed: Shop) -> None:
+    apple = await _product(staffed, "烟台红富士苹果")
+    reply = await staffed.user(OPERATOR).say(f"/product {apple.id}")
+    assert f"#{apple.id}「烟台红富士苹果」在售" in reply.text
+    assert "FRU-APPLE-5J 5斤装 ¥45.90 库存80" in reply.text
+    assert "FRU-APPLE-10J 10斤装 ¥79.90 库存0（缺货）" in reply.text
+    tea = await _product(staffed, "菊花枸杞茶")
+    assert "已下架" in (await staffed.user(OPERATOR).say(f"/商品 {tea.id}")).text
+    assert "参数不对" in (await staffed.user(OPERATOR).say("/product")).text
+    assert "没有找到商品" in (await staffed.user(OPERATOR).say("/product 99999")).text
+
+
+async def test_offsale_confirmed_hides_the_product(staffed: Shop) -> None:
+    banana = await _product(staffed, "香蕉")
+    assert "香蕉" in await _listed(staffed, "香蕉")
+    owner = staffed.user(OPERATOR)
+    ask = await owner.say(f"/offsale {banana.id}")
+    assert "将下架" in ask.text and "「香蕉」" in ask.text and "当前库存 200 件" in ask.text and "确认码" in ask.text
+    assert (await _product(staffed, "香蕉")).status == "on_sale"  # nothing happens before the confirmation
+    done = await owner.say("确认")
+    assert "已下架" in done.text
+    assert (await _product(staffed, "香蕉")).status == "off_sale"
+    assert "香蕉" not in await _listed(staffed, "香蕉")
+    (entry,) = await _audit(staffed, "offsale")
+    assert (entry.actor, entry.outcome, entry.before["status"], entry.after["status"]) == (
+        OPERATOR, "ok", "on_sale", "off_sale")
+
+    back = await owner.say(f"/上架 {banana.id}")
+    assert "已上架" in back.text
+    assert "香蕉" in await _listed(staffed, "香蕉")
+    (entry,) = await _audit(staffed, "onsale")
+    assert (entry.before["status"], entry.after["status"]) == ("off_sale", "on_sale")
+
+
+async def test_offsale_confirmed_with_the_code(staffed: Shop) -> None:
+    banana = await _product(staffed, "香蕉")
+    ask = await staffed.user(OWNER).say(f"/下架 {banana.id}")
+    code = ask.text.split("确认码 ")[1][:4]
+    assert "已下架" in (await staffed.user(OWNER).say(code)).text
+    assert (await _product(staffed, "香蕉")).status == "off_sale"
+
+
+async def test_offsale_refused_keeps_the_product(staffed: Shop) -> None:
+    banana = await _product(staffed, "香蕉")
+    await staffed.user(OWNER).say(f"/offsale {banana.id}")
+    assert "已取消" in (await staffed.user(OWNER).say("不了")).text
+    assert (await _product(staffed, "香蕉")).status == "on_sale"
+    assert "香蕉" in await _listed(staffed, "香蕉")
+    (entry,) = await _audit(staffed, "offsale")
+    assert (entry.outcome, entry.before, entry.after) == ("cancelled", None, None)
+
+
+async def test_offsale_timed_out_keeps_the_product(staffed: Shop) -> None:
+    banana = await _product(staffed, "香蕉")
+    await staffed.user(OWNER).say(f"/offsale {banana.id}")
+    store = staffed.client.app[SERVICES].dialogs.store
+    stored = await store.get(OWNER)
+    assert stored is not None and stored.dialog == "confirm"
+    await store.put(OWNER, dataclasses.replace(stored, data={**stored.data, "deadline": time.time() - 1}))
+    assert "超时" in (await staffed.user(OWNER).say("确认")).text
+    assert (await _product(staffed, "香蕉")).status == "on_sale"
+    (entry,) = await _audit(staffed, "offsale")
+    assert entry.outcome == "expired"
+
+
+async def test_offsale_of_an_off_sale_product_asks_nothing(staffed: Shop) -> None:
+    tea = await _product(staffed, "菊花枸杞茶")
+    reply = await staffed.user(OWNER).say(f"/offsale {tea.id}")
+    assert "本来就是下架状态" in reply.text and "确认码" not in reply.text
+    assert "/help" in (await staffed.user(OWNER).say("/help")).text  # no confirmation is pending
+
+
+@pytest.mark.parametrize(("command", "expected"), [("/offsale", "参数不对"), ("/offsale 3 4", "参数不对"),
+                                                   ("/offsale abc", "参数不对"), ("/offsale 99999", "没有找到商品"),
+                                                   ("/onsale", "参数不对"), ("/onsale 99999", "没有找到商品")])
+async def test_sale_status_refuses_wrong_arguments(sqlite_staffed: Shop, command: str, expected: str) -> None:
+    reply = await sqlite_staffed.user(OWNER).say(command)
+    assert expected in reply.text and "确认码" not in reply.text
+
+
+# ---- /import --------------------------------------------------------------------------------
+
+CSV = (
+    "sku_code,name,subtitle,category,price_yuan,stock,status,spec\n"
+    "FRU-BANANA-3J,香蕉,,水果,13.50,150,on_sale,\n"
+    'NEW-DURIAN-1,"冻干榴莲, 金枕",泰国,零食,59.90,20,on_sale,规格=100g\n'
+    "BAD-1,坏行,,零食,abc,1,,\n"
+)
+
+
+async def test_import_pasted_csv(staffed: Shop) -> None:
+    await _listed(staffed, "榴莲")
+    reply = await staffed.user(OPERATOR).say("/import\n" + CSV)
+    assert "导入完成" in reply.text and "新增 1 个规格" in reply.text and "更新 1 个" in reply.text
+    assert "1 行有误" in reply.text and "第 4 行" in reply.text
+    assert (await _variant(staffed, "FRU-BANANA-3J")).price_fen == 1350
+    durian = await _variant(staffed, "NEW-DURIAN-1")
+    assert (durian.price_fen, durian.stock, durian.spec) == (5990, 20, {"规格": "100g"})
+    assert "冻干榴莲, 金枕" in await _listed(staffed, "榴莲")
+    (entry,) = await _audit(staffed, "import")
+    assert entry.outcome == "ok" and entry.after == {"source": "paste", "created": 1, "updated": 1, "unchanged": 0,
+                                                     "errors": 1}
+
+
+async def test_import_without_a_header_changes_nothing(sqlite_staffed: Shop) -> None:
+    reply = await sqlite_staffed.user(OWNER).say("/导入\nFRU-BANANA-3J,香蕉,,水果,13.50,150,on_sale,")
+    assert "CSV 缺少列" in reply.text
+    assert (await _variant(sqlite_staffed, "FRU-BANANA-3J")).price_fen == 1290
+    assert "参数不对" in (await sqlite_staffed.user(OWNER).say("/import")).text
+    assert "CSV 表头" in (await sqlite_staffed.user(OWNER).say("/import")).text
+
+
+async def _serve(aiohttp_server, routes: dict[str, web.Response | bytes]):  # type: ignore[no-untyped-def]
+    app = web.Application()
+    for path, answer in routes.items():
+        async def handler(request: web.Request, answer=answer) -> web.StreamResponse:
+            return answer if isinstance(answer, web.Response) else web.Response(body=answer)
+        app.router.add_get(path, handler)
+    return await aiohttp_server(app)
+
+
+async def test_import_from_a_url(sqlite_staffed: Shop, aiohttp_server, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(catalog_commands, "_is_public", lambda address: True)  # the test server is on 127.0.0.1
+    gbk = CSV.replace("BAD-1,坏行,,零食,abc,1,,\n", "").encode("gb18030")
+    server = await _serve(aiohttp_server, {
+        "/catalog.csv": ("\ufeff" + CSV).encode("utf-8"),
+        "/excel.csv": gbk,
+        "/moved": web.Response(status=302, headers={"Location": "/catalog.csv"}),
+        "/missing": web.Response(status=404),
+        "/huge": b"x" * (catalog_commands.FETCH_MAX_BYTES + 1),
+    })
+    owner = sqlite_staffed.user(OWNER)
+    reply = await owner.say(f"/import {server.make_url('/moved')}")
+    assert "导入完成（来自链接）" in reply.text and "新增 1 个规格" in reply.text
+    assert (await _variant(sqlite_staffed, "NEW-DURIAN-1")).price_fen == 5990
+    assert "未变 2 个" in (await owner.say(f"/import {server.make_url('/excel.csv')}")).text
+    assert "服务器返回 404" in (await owner.say(f"/import {server.make_url('/missing')}")).text
+    assert "文件太大" in (await owner.say(f"/import {server.make_url('/huge')}")).text
+    outcomes = [(e.outcome, (e.after or {}).get("error")) for e in await _audit(sqlite_staffed, "import")]
+    assert outcomes == [("ok", None), ("ok", None), ("failed", "csv_invalid"), ("failed", "csv_invalid")]
+
+
+async def test_import_refuses_internal_addresses_and_other_schemes(sqlite_staffed: Shop, aiohttp_server) -> None:  # type: ignore[no-untyped-def]
+    server = await _serve(aiohttp_server, {"/catalog.csv": CSV.encode()})
+    owner = sqlite_staffed.user(OWNER)
+    assert "内网地址" in (await owner.say(f"/import {server.make_url('/catalog.csv')}")).text
+    local_name = f"http://localhost:{server.port}/catalog.csv"
+    assert "没能下载" in (await owner.say(f"/import {local_name}")).text  # the name resolves to loopback: refused
+    assert "只支持 http 或 https" in (await owner.say("/import ftp://example.com/catalog.csv")).text
+    assert "只支持 http 或 https" in (await owner.say("/import file:///etc/passwd")).text
+    assert (await _variant(sqlite_staffed, "FRU-BANANA-3J")).price_fen == 1290
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [("8.8.8.8", True), ("127.0.0.1", False), ("10.1.2.3", False), ("192.168.1.1", False), ("169.254.169.254", False),
+     ("::1", False), ("::ffff:127.0.0.1", False), ("fe80::1%eth0", False), ("2001:4860:4860::8888", True), ("0.0.0.0", False)],
+)
+def test_only_public_addresses_are_fetched(address: str, public: bool) -> None:
+    assert catalog_commands._is_public(address) is public
+
+
+@pytest.mark.parametrize(("typed", "fen"), [("39.9", 3990), ("39.90", 3990), (".5", 50), ("¥1", 100), ("￥2.5", 250), ("3元", 300)])
+def test_parse_yuan_is_exact(typed: str, fen: int) -> None:
+    assert catalog_commands.parse_yuan(typed) == fen
