@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import parse_qs, urlparse
 
+from commerce.catalog.seed import seed_demo_catalog
 from commerce.db import create_engine, session_factory
 from commerce.migrate import upgrade
-from commerce.seed import seed_demo_catalog
 
 TEMPLATE_DB = "storefront_template"
 DEMO_TEMPLATE_DB = "storefront_template_demo"
@@ -42,7 +42,7 @@ def has_demo_catalog(url: str) -> bool:
 
 
 async def seed_demo(url: str) -> None:
-    """Add the demo catalog (`commerce.seed.seed_demo_catalog`) in one unit of work."""
+    """Add the demo catalog (`commerce.catalog.seed.seed_demo_catalog`) in one unit of work."""
     engine = create_engine(url)
     try:
         async with session_factory(engine)() as session, session.begin():
