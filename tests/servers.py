@@ -61,8 +61,7 @@ class PostgresServer:
     """One embedded PostgreSQL server; `new_database()` hands out migrated databases.
 
     `durable=False` (the tests) turns off what only protects data from a crash, and
-    lets a background thread do the slow part of a database's life: it makes the next
-    test's database while this test runs, and drops a test's database after its teardown.
+    lets a background thread make the next test's database while this test runs.
     """
 
     def __init__(self, root: Path, *, durable: bool = True) -> None:
@@ -79,7 +78,6 @@ class PostgresServer:
         self._strategy = "" if durable else " STRATEGY FILE_COPY"
         self._background = None if durable else concurrent.futures.ThreadPoolExecutor(1, "test-databases")
         self._spares: dict[str, concurrent.futures.Future[str]] = {}  # template -> a database made from it
-        self._drops: list[concurrent.futures.Future[None]] = []
         if not durable:
             run_blocking(self._not_durable())
         run_blocking(self._create_template())
@@ -161,25 +159,22 @@ class PostgresServer:
         return url
 
     async def drop_database(self, url: str) -> None:
-        """Drop a test's database: now when durable, else in the background thread."""
+        """Drop a test's database, at its teardown.
+
+        Not in the background: a run of the whole suite once saw a test's connection
+        terminated "due to administrator command" (what DROP ... WITH (FORCE) does) with
+        the drops queued behind the spare copies; until that is understood, a database
+        is gone before the next test starts.
+        """
         _with_demo_catalog.discard(url)
         name = urlparse(url).path.lstrip("/")
-        sql = f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        if self._background is None:
-            await self._admin(sql)
-            return
-        self._drops = [f for f in self._drops if not f.done() or f.exception() is not None]
-        self._drops.append(self._in_background(lambda: self._admin(sql)))
+        await self._admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
     def stop(self) -> None:
-        failed: list[BaseException] = []
         if self._background is not None:
-            # What is still queued (drops, spare databases) goes with the data directory.
+            # A spare database still being made goes with the data directory.
             self._background.shutdown(wait=True, cancel_futures=True)
-            failed = [e for f in self._drops if not f.cancelled() and (e := f.exception()) is not None]
         self._server.cleanup()
-        if failed:
-            raise RuntimeError(f"{len(failed)} test databases could not be dropped") from failed[0]
 
 
 class SqliteTemplate:
