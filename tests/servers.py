@@ -14,9 +14,8 @@ import concurrent.futures
 import itertools
 import shutil
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 from urllib.parse import parse_qs, urlparse
 
 from commerce.catalog.seed import seed_demo_catalog
@@ -26,7 +25,6 @@ from commerce.migrate import upgrade
 TEMPLATE_DB = "storefront_template"
 DEMO_TEMPLATE_DB = "storefront_template_demo"
 _counter = itertools.count(1)
-T = TypeVar("T")
 
 # A test server keeps nothing worth a crash: no flush to disk at commit or checkpoint.
 # None of these changes what a query returns; all apply on a configuration reload.
@@ -60,8 +58,7 @@ def run_blocking(coro) -> None:  # type: ignore[no-untyped-def]
 class PostgresServer:
     """One embedded PostgreSQL server; `new_database()` hands out migrated databases.
 
-    `durable=False` (the tests) turns off what only protects data from a crash, and
-    lets a background thread make the next test's database while this test runs.
+    `durable=False` (the tests) turns off what only protects data from a crash.
     """
 
     def __init__(self, root: Path, *, durable: bool = True) -> None:
@@ -76,8 +73,6 @@ class PostgresServer:
         # Without fsync, copying the template's files (FILE_COPY) measured a little faster
         # than the default WAL_LOG, which writes every page of the copy to the WAL.
         self._strategy = "" if durable else " STRATEGY FILE_COPY"
-        self._background = None if durable else concurrent.futures.ThreadPoolExecutor(1, "test-databases")
-        self._spares: dict[str, concurrent.futures.Future[str]] = {}  # template -> a database made from it
         if not durable:
             run_blocking(self._not_durable())
         run_blocking(self._create_template())
@@ -93,10 +88,6 @@ class PostgresServer:
             await conn.execute(sql)
         finally:
             await conn.close()
-
-    def _in_background(self, work: Callable[[], Awaitable[T]]) -> concurrent.futures.Future[T]:
-        assert self._background is not None
-        return self._background.submit(lambda: asyncio.run(work()))
 
     async def _not_durable(self) -> None:
         import asyncpg
@@ -136,23 +127,16 @@ class PostgresServer:
         await seed_demo(self.url(DEMO_TEMPLATE_DB))  # disposes its engine: no session stays
         self._demo_template_ready = True
 
-    async def _copy(self, template: str) -> str:
-        name = f"test_{next(_counter)}"
-        await self._admin(f"CREATE DATABASE {name} TEMPLATE {template}{self._strategy}")
-        return name
-
     async def new_database(self, *, demo_catalog: bool = False) -> str:
         """A fresh migrated database; with `demo_catalog`, one that holds the demo catalog."""
         template = TEMPLATE_DB
         if demo_catalog:
             await self._create_demo_template()
             template = DEMO_TEMPLATE_DB
-        if self._background is None:
-            name = await self._copy(template)
-        else:
-            spare = self._spares.pop(template, None) or self._in_background(lambda: self._copy(template))
-            name = await asyncio.wrap_future(spare)
-            self._spares[template] = self._in_background(lambda: self._copy(template))  # the next test's
+        # Not made ahead in a background thread: measured here, a copy made while the
+        # previous test ran slowed that test by more than the copy took.
+        name = f"test_{next(_counter)}"
+        await self._admin(f"CREATE DATABASE {name} TEMPLATE {template}{self._strategy}")
         url = self.url(name)
         if demo_catalog:
             _with_demo_catalog.add(url)
@@ -163,17 +147,15 @@ class PostgresServer:
 
         Not in the background: a run of the whole suite once saw a test's connection
         terminated "due to administrator command" (what DROP ... WITH (FORCE) does) with
-        the drops queued behind the spare copies; until that is understood, a database
-        is gone before the next test starts.
+        the drops queued in a background thread behind copies made ahead; until that is
+        understood, a database is gone before the next test starts. Without fsync the
+        drop is cheap (a few milliseconds).
         """
         _with_demo_catalog.discard(url)
         name = urlparse(url).path.lstrip("/")
         await self._admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
     def stop(self) -> None:
-        if self._background is not None:
-            # A spare database still being made goes with the data directory.
-            self._background.shutdown(wait=True, cancel_futures=True)
         self._server.cleanup()
 
 
