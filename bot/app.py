@@ -7,7 +7,7 @@ context; tests build their own app with their own config and outbound sender.
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.admin.broadcast import Broadcaster
+from bot.chat import middleware
 from bot.chat.conversation import Conversation
 from bot.chat.render import Rendered, Renderer
 from bot.chat.replies import Text
@@ -68,12 +69,11 @@ from bot.wechat.api import (
     StableTokenFetcher,
     WeChatClient,
 )
-from bot.wechat.inbox import Inbox, MemoryReplyStore, ReplyStore, UserLock, UserLocks
+from bot.wechat.inbox import Inbox, MemoryReplyStore, Refused, ReplyStore, UserLock, UserLocks
 from bot.wechat.inbox_redis import RedisReplyStore, RedisUserLocks
 from bot.wechat.protocol import Inbound
 from bot.wechat.ratelimit import (
     MemoryRateLimiter,
-    MessageGate,
     RateLimiter,
     RedisRateLimiter,
     SendRateGate,
@@ -196,12 +196,20 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     payments.on_notification = app[METRICS].count_payment_notification  # metrics
     # --- end staff alerts and broadcasts ---
     routes, fallback = build_routes()
-    conversation = Conversation(services, routes=routes, fallback=fallback)
+    # --- the message chain (bot/chat/middleware.py): one step a line, in order ---
+    turn = middleware.chain([
+        _rate_limit(app, services, redis),
+        middleware.customer(services.customers),
+        middleware.staff_role(services.staff),
+        middleware.unit_of_work,
+        Conversation(services, routes=routes, fallback=fallback),  # the route: answers
+    ])
     renderer = app[RENDERER]
 
-    async def respond(msg: Inbound) -> Rendered:
-        reply, locale = await conversation.respond(msg)
-        return renderer.render(reply, locale)
+    async def respond(msg: Inbound) -> Rendered | Refused:
+        answer = await turn(middleware.Turn(msg, locale=config.shop.locale))
+        rendered = renderer.render(answer.reply, answer.locale)
+        return Refused(rendered) if answer.refused else rendered
 
     def fallback_reply(msg: Inbound) -> Rendered:
         return renderer.render(Text("error"), config.shop.locale)
@@ -219,7 +227,6 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         deadline=config.server.reply_deadline_seconds,
         replies=replies,  # several workers
         locks=user_locks,  # several workers
-        refuse=_build_gate(app, services, redis),  # rate limiting (bot/ratelimit.py)
         on_outcome=app[METRICS].count_request,  # metrics
         on_deadline_miss=app[METRICS].count_deadline_miss,  # metrics
     )
@@ -265,28 +272,22 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
 
 
 # --- rate limiting (bot/ratelimit.py): per customer, in Redis when configured ---
-def _build_gate(
-    app: web.Application, services: Services, redis: Redis | None
-) -> Callable[[Inbound], Awaitable[Rendered | None]] | None:
-    config, renderer, metrics = app[CONFIG], app[RENDERER], app[METRICS]
+def _rate_limit(app: web.Application, services: Services, redis: Redis | None) -> middleware.Middleware:
+    config, metrics = app[CONFIG], app[METRICS]
     limit = config.server.messages_per_minute
     if limit == 0:
-        return None
+        return middleware.passing
     limiter: RateLimiter = (
         RedisRateLimiter(redis, limit=limit) if redis is not None else MemoryRateLimiter(limit=limit)
     )
 
-    async def warn(msg: Inbound) -> Rendered:
-        try:  # the customer did write: a touch within the minute is a cache hit
-            locale = (await services.customers.touch(msg.openid)).locale or config.shop.locale
-        except Exception:
-            locale = config.shop.locale
-        return renderer.render(Text("rate_limited"), locale)
+    async def locale_of(openid: str) -> str:
+        return (await services.customers.touch(openid)).locale or config.shop.locale
 
     def count(verdict: Verdict) -> None:
         metrics.rate_limited.labels(verdict.value).inc()
 
-    return MessageGate(limiter=limiter, warn=warn, on_limited=count).refuse
+    return middleware.rate_limit(limiter, locale_of=locale_of, on_limited=count)
 # --- end rate limiting ---
 
 

@@ -1,10 +1,12 @@
-"""What a handler gets: the message, who sent it, and the services it may call."""
+"""What a handler gets: the message, who sent it, and the services it may call.
+
+What a route's filters found is not here: it is handed to the handler as arguments
+(bot.chat.router)."""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bot.wechat.protocol import Inbound
 from commerce.staff.models import StaffRole
@@ -20,8 +22,6 @@ class Context:
     locale: str
     customer_id: int = 0
     staff_role: StaffRole | None = None
-    match: re.Match[str] | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_staff(self) -> bool:

@@ -11,14 +11,14 @@ Stateless handlers (no dialog: each answer is complete in one reply):
   managers are alerted.
 - `welcome(ctx, scene)`, called on a follow: binds a new follower who came through a
   referral QR to its owner (or through a group invite to the group's leader) and gives
-  the welcome coupon; what happened goes into
-  `ctx.extras["welcome"]` for the welcome text, and the referrer is told (after the
+  the welcome coupon; what happened is returned for the welcome text, and the referrer is told (after the
   commit, once: a follower is bound once) with their referral count towards the badge.
   A scan by a follower binds nobody.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -77,7 +77,7 @@ async def _tell_referrer(
     return [Notification(openid=openid, template="referral_bound", data=data)]
 
 
-async def welcome(ctx: Context, scene: object) -> None:
+async def welcome(ctx: Context, scene: object) -> dict[str, Any]:
     """A follow: bind through a referral scene and give the welcome coupon (see the module doc)."""
     code = scene.code if isinstance(scene, ReferralInvite) else ""
     async with ctx.services.sessions() as session:
@@ -99,7 +99,7 @@ async def welcome(ctx: Context, scene: object) -> None:
                 else []
             )
         await _finish(ctx, session, told)
-    ctx.extras["welcome"] = {"referred": result.referred, "coupon_title": result.coupon_title}
+    return {"referred": result.referred, "coupon_title": result.coupon_title}
 
 
 @router.route(Keyword("invite"))
@@ -164,12 +164,14 @@ async def withdraw_all(ctx: Context) -> Reply:
     return await _withdraw(ctx, None)
 
 
-@router.route(Regex(WITHDRAW_AMOUNT))
-async def withdraw_amount(ctx: Context) -> Reply:
-    assert ctx.match is not None
-    ctx.locale = "zh" if any("\u4e00" <= c <= "\u9fff" for c in ctx.match.group(0)) else "en"
-    ctx.extras["keyword_locale"] = ctx.locale
-    typed = normalize(ctx.match.group(1))
+def _written_in(match: re.Match[str]) -> str:
+    """Chinese when the command has a Chinese character, else English (as a keyword tells)."""
+    return "zh" if any("\u4e00" <= c <= "\u9fff" for c in match.group(0)) else "en"
+
+
+@router.route(Regex(WITHDRAW_AMOUNT, locale=_written_in))
+async def withdraw_amount(ctx: Context, match: re.Match[str]) -> Reply:
+    typed = normalize(match.group(1))
     if not typed:  # "提现 ．．．": only punctuation, as the bare keyword
         return await _withdraw(ctx, None)
     try:

@@ -27,8 +27,10 @@ router = Router()
 JOIN_WORDS = ("join", "加入")
 
 
-def _is_command(ctx: Context) -> bool:
-    return ctx.msg.kind == "text" and split_command(ctx.msg.text) is not None
+def is_command(ctx: Context) -> dict[str, tuple[str, list[str]]] | None:
+    """A "/word args..." text: the handler gets `command`, the word and its arguments."""
+    found = split_command(ctx.msg.text) if ctx.msg.kind == "text" else None
+    return None if found is None else {"command": found}
 
 
 async def _audit(ctx: Context, *, command: str, args: list[str], outcome: str, before=None, after=None) -> None:  # type: ignore[no-untyped-def]
@@ -39,21 +41,21 @@ async def _audit(ctx: Context, *, command: str, args: list[str], outcome: str, b
         )
 
 
-@router.route(_is_command)
-async def admin_command(ctx: Context) -> Reply | None:
-    word, args = split_command(ctx.msg.text)  # type: ignore[misc]
+@router.route(is_command)
+async def admin_command(ctx: Context, command: tuple[str, list[str]]) -> Reply | None:
+    word, args = command
     if ctx.staff_role is None:
         if word.lower() in JOIN_WORDS and args:
             return await _join(ctx, args[0])
         await _audit(ctx, command=word, args=args, outcome="refused")
         return None  # treated as ordinary text: a search
-    command = REGISTRY.find(word)
-    if command is None:
+    found = REGISTRY.find(word)
+    if found is None:
         return Text("admin/unknown", {"word": word[:20]})
-    if ctx.staff_role not in command.roles:
-        await _audit(ctx, command=command.name, args=args, outcome="refused")
-        return Text("admin/not_allowed", {"command": command.name, "role": str(ctx.staff_role)})
-    actx = AdminContext(ctx, ctx.staff_role, command, args)
+    if ctx.staff_role not in found.roles:
+        await _audit(ctx, command=found.name, args=args, outcome="refused")
+        return Text("admin/not_allowed", {"command": found.name, "role": str(ctx.staff_role)})
+    actx = AdminContext(ctx, ctx.staff_role, found, args)
     return await _run(actx)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from typing import cast
+from typing import Any, cast
 
 from bot.chat.context import Context
 from bot.chat.replies import News, Notice, Reply, Silence, Text, with_notice
@@ -12,7 +12,7 @@ from bot.chat.router import Event, MenuKey, MsgType, Router
 from bot.dialogs.search import SearchDialog
 from bot.handlers import account  # referrals: the follow welcome
 from bot.wechat import scenes
-from bot.wechat.scenes import GroupInvite, ProductShare, ReferralInvite
+from bot.wechat.scenes import GroupInvite, ProductShare
 from commerce.messaging import outbox
 
 router = Router()
@@ -35,8 +35,8 @@ async def subscribe(ctx: Context) -> Reply:
     """
     await ctx.services.customers.touch(ctx.openid, subscribed=True)
     # referrals: a new follower through a referral QR is bound; the welcome coupon (bot/handlers/account.py)
-    await account.welcome(ctx, scenes.parse(ctx.msg.scene) if ctx.msg.scene else None)
-    return await _scene_reply(ctx, welcome="welcome")
+    told = await account.welcome(ctx, scenes.parse(ctx.msg.scene) if ctx.msg.scene else None)
+    return await _scene_reply(ctx, welcome="welcome", told=told)
 
 
 @router.route(Event("unsubscribe"))
@@ -52,9 +52,10 @@ async def scan(ctx: Context) -> Reply:
     return await _scene_reply(ctx, welcome="welcome_back")
 
 
-async def _scene_reply(ctx: Context, *, welcome: str) -> Reply:
+async def _scene_reply(ctx: Context, *, welcome: str, told: dict[str, Any] | None = None) -> Reply:
+    """`told`: what the follow's welcome did (bound to a referrer, the coupon given)."""
     scene = scenes.parse(ctx.msg.scene) if ctx.msg.scene else None
-    greeting = Text(welcome, {"scene": ctx.msg.scene, "welcome": ctx.extras.get("welcome", {})})
+    greeting = Text(welcome, {"scene": ctx.msg.scene, "welcome": told or {}})
     if isinstance(scene, ProductShare):
         search = cast(SearchDialog, ctx.services.dialogs.get("search"))
         reply = await search.open_product(ctx, scene.product_id)
@@ -65,13 +66,11 @@ async def _scene_reply(ctx: Context, *, welcome: str) -> Reply:
             reply = News((replace(first, data={**first.data, "welcome": True}), *rest))
         return reply
     if isinstance(scene, GroupInvite):  # --- group buys: the group's card, the welcome as a notice ---
-        ctx.extras["scene"] = scene
         reply = await ctx.services.dialogs.get("group").open_card(ctx, scene.group_code)
         return with_notice(reply, Notice(welcome, greeting.data)) if welcome == "welcome" else reply
-    if isinstance(scene, ReferralInvite):
-        # referrals: a follow through it bound the follower already (account.welcome), and the
-        # greeting says so; a scan by a follower binds nobody: just the welcome back
-        ctx.extras["scene"] = scene
+    # referrals (a ReferralInvite): a follow through it bound the follower already
+    # (account.welcome), and the greeting says so; a scan by a follower binds nobody: just
+    # the welcome back
     return greeting
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from bot.chat.context import Context
 from bot.chat.keywords import USE_POINTS, normalize, parse_number
 from bot.chat.replies import Reply, Text, TransferToHuman
@@ -94,9 +96,8 @@ async def group_buys(ctx: Context) -> Reply:
 
 
 @router.route(Regex(r"(?i)(?:参团|加入拼团|join)\s*([A-Za-z0-9]{4,16})"))
-async def join_group(ctx: Context) -> Reply:
-    assert ctx.match is not None
-    return await ctx.services.dialogs.get("group").open_card(ctx, ctx.match.group(1))
+async def join_group(ctx: Context, match: re.Match[str]) -> Reply:
+    return await ctx.services.dialogs.get("group").open_card(ctx, match.group(1))
 
 
 def _typed_code(text: str) -> str | None:
@@ -110,25 +111,26 @@ def _shown(text: str) -> str:
     return text if len(text) <= MAX_CODE_SHOWN else text[:MAX_CODE_SHOWN] + "…"
 
 
-@router.route(Regex(r"(?s)(?:参团|加入拼团)\s*[:：]?\s*(.+)"))
-async def join_group_typed(ctx: Context) -> Reply:
+def _typed_in(match: re.Match[str]) -> str:
+    """The language of a command, as a keyword would tell it: English when it starts in ASCII."""
+    return "en" if match.string.strip()[:1].isascii() else "zh"
+
+
+@router.route(Regex(r"(?s)(?:参团|加入拼团)\s*[:：]?\s*(.+)", locale=lambda match: "zh"))
+async def join_group_typed(ctx: Context, match: re.Match[str]) -> Reply:
     """A "参团" with something that is not plainly a code: read as one if it can be (spaces,
     full width, lower case), else no such group is said (never a product search)."""
-    assert ctx.match is not None
-    ctx.locale = "zh"  # as a keyword would
-    code = _typed_code(ctx.match.group(1))
+    code = _typed_code(match.group(1))
     if code is None:
-        shown = _shown(ctx.match.group(1))
+        shown = _shown(match.group(1))
         return error_reply(ShopError(ErrorCode.GROUP_NOT_FOUND, group_code=shown))
     return await ctx.services.dialogs.get("group").open_card(ctx, code)
 
 
-@router.route(Regex(r"(?is)(?:取消拼团|取消开团|退出拼团|cancel group|leave group)\s*(.+)?"))
-async def withdraw_group(ctx: Context) -> Reply:
+@router.route(Regex(r"(?is)(?:取消拼团|取消开团|退出拼团|cancel group|leave group)\s*(.+)?", locale=_typed_in))
+async def withdraw_group(ctx: Context, match: re.Match[str]) -> Reply:
     """A leader alone in their group withdraws it (their payment goes back)."""
-    assert ctx.match is not None
-    ctx.locale = "en" if ctx.msg.text.strip()[:1].isascii() else "zh"  # as a keyword would
-    typed = normalize(ctx.match.group(1) or "")  # "取消拼团！": their own group
+    typed = normalize(match.group(1) or "")  # "取消拼团！": their own group
     code = _typed_code(typed) if typed else ""
     if code is None:  # not a code: no group of theirs is withdrawn by a guess
         return Text("group_withdraw_none")
@@ -150,13 +152,12 @@ async def bare_group_code(ctx: Context) -> Reply | None:
 # --- end group buys ---
 
 
-@router.route(Regex("(?i)" + USE_POINTS.pattern))
+@router.route(Regex("(?i)" + USE_POINTS.pattern, locale=_typed_in))
 async def points_outside_checkout(ctx: Context) -> Reply | None:
     """A "用积分" / "no points" outside checkout (at checkout its review step answers)."""
     stored = await ctx.services.dialogs.store.get(ctx.openid)
     if stored is not None and stored.dialog == "checkout":
         return None
-    ctx.locale = "en" if ctx.msg.text.strip()[:1].isascii() else "zh"  # as a keyword would
     return Text("points_at_checkout")
 
 

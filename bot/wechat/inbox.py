@@ -5,8 +5,8 @@ MsgId. The inbox:
 - de-duplicates on the message's key (a `ReplyStore`: in process, or in Redis for
   several workers, bot/inbox_redis.py); a retry waits for, and gets, the first
   delivery's reply, even while the first is still being processed;
-- lets the rate limit (`refuse`, bot/ratelimit.py) answer a flooding user's new
-  messages instead of processing them;
+- counts the messages the rate limit (the first step of `respond`, bot/chat/middleware.py)
+  answered instead of processing them (`Refused`);
 - runs one user's messages one at a time, in arrival order (`UserLocks`: asyncio
   locks are FIFO; `RedisUserLocks` across workers);
 - answers "success" when the reply is not ready by the deadline, and then delivers
@@ -131,18 +131,22 @@ class UserLocks:
         return len(self._locks)
 
 
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """What `respond` answered instead of processing the message (the rate limit)."""
+
+    rendered: Rendered
+
+
 @dataclass(slots=True)
 class Inbox:
-    respond: Callable[[Inbound], Awaitable[Rendered]]
+    respond: Callable[[Inbound], Awaitable[Rendered | Refused]]
     fallback: Callable[[Inbound], Rendered]
     outbound: OutboundSender
     deadline: float
     replies: ReplyStore = field(default_factory=MemoryReplyStore)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     locks: UserLock = field(default_factory=UserLocks)
-    # Rate limiting (bot/ratelimit.py): after de-duplication, so a retry is never counted
-    # twice. None: process the message; else the answer given instead of processing it.
-    refuse: Callable[[Inbound], Awaitable[Rendered | None]] | None = None
     # Metrics (bot/metrics.py): (kind, outcome) once per message (replied, failed,
     # rate_limited) and once per retried delivery (duplicate); (kind) per missed deadline.
     on_outcome: Callable[[str, str], None] | None = None
@@ -160,17 +164,16 @@ class Inbox:
         return await self.replies.wait(key, self.deadline)
 
     async def _process(self, msg: Inbound, key: str) -> None:
-        rendered = await self._refused(msg)
-        outcome = "rate_limited"
-        if rendered is None:
-            async with self.locks.hold(msg.openid):
-                try:
-                    rendered = await self.respond(msg)
-                    outcome = "replied"
-                except Exception:
-                    log.exception("reply failed", extra={"kind": msg.kind})
-                    rendered = self.fallback(msg)
-                    outcome = "failed"
+        async with self.locks.hold(msg.openid):
+            try:
+                answered = await self.respond(msg)
+            except Exception:
+                log.exception("reply failed", extra={"kind": msg.kind})
+                answered = self.fallback(msg)
+                outcome = "failed"
+            else:
+                outcome = "rate_limited" if isinstance(answered, Refused) else "replied"
+        rendered = answered.rendered if isinstance(answered, Refused) else answered
         self._observe(self.on_outcome, msg.kind, outcome)
         try:
             deferred = await self.replies.finish(key, rendered)
@@ -184,15 +187,6 @@ class Inbox:
                 await self.outbound.send(msg.openid, rendered)
             except Exception:
                 log.exception("late reply could not be sent")
-
-    async def _refused(self, msg: Inbound) -> Rendered | None:
-        if self.refuse is None:
-            return None
-        try:
-            return await self.refuse(msg)
-        except Exception:
-            log.exception("rate limit check failed", extra={"kind": msg.kind})
-            return None
 
     @staticmethod
     def _observe(hook: Callable[..., None] | None, *args: str) -> None:

@@ -9,9 +9,10 @@ the `RateLimiter` protocol, chosen by the app factory like the dialog store:
 - `RedisRateLimiter`: a fixed per-minute counter per user in Redis (one atomic Lua
   script), shared by every worker.
 
-The `MessageGate` is what the inbox calls, after de-duplication (a retry of one
-MsgId is never counted twice): it decides which messages count, fails open when the
-limiter is unavailable, and renders the polite reply.
+The first step of the message chain (`bot.chat.middleware.rate_limit`) asks the
+limiter, after the inbox's de-duplication (a retry of one MsgId is never counted
+twice): it decides which messages count (`is_counted`), fails open when the limiter
+is unavailable, and answers the polite reply.
 """
 
 from __future__ import annotations
@@ -22,12 +23,10 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 from redis.asyncio import Redis
 
-from bot.chat.render import Rendered
 from bot.wechat.protocol import Inbound
 
 log = logging.getLogger(__name__)
@@ -144,31 +143,6 @@ class RedisRateLimiter:
 def is_counted(msg: Inbound) -> bool:
     """Messages and tap events count; system events (unsubscribe, job reports...) never do."""
     return msg.kind != "event" or msg.event in LIMITED_EVENTS
-
-
-@dataclass(slots=True)
-class MessageGate:
-    """Decides, before a message is processed, whether it is refused (and what to answer)."""
-
-    limiter: RateLimiter
-    warn: Callable[[Inbound], Awaitable[Rendered]]  # the polite `rate_limited` reply
-    on_limited: Callable[[Verdict], None] = lambda verdict: None
-
-    async def refuse(self, msg: Inbound) -> Rendered | None:
-        """None: process the message; else the answer instead of processing it."""
-        if not is_counted(msg):
-            return None
-        try:
-            verdict = await self.limiter.hit(msg.openid)
-        except Exception:
-            log.warning("rate limiter unavailable; message let through", exc_info=True)
-            return None
-        if verdict is Verdict.ALLOW:
-            return None
-        self.on_limited(verdict)
-        if verdict is Verdict.WARN:
-            return await self.warn(msg)
-        return Rendered("silence")
 
 
 class SendRateGate:

@@ -1,0 +1,157 @@
+"""The middleware chain every message goes through, ending in its route (aiogram v3 style).
+
+A middleware is `async (turn, call_next) -> Answer`: it may answer by itself (the rate
+limit does, for a flooding customer), or call the next one, usually with a richer
+`Turn` (who the customer is, their staff role). Turns and answers are frozen: each
+middleware passes on a new one, nothing is shared. The chain is a plain list built by
+the app factory, so adding or reordering a step is one line:
+
+    rate limit -> customer (touch) -> staff role -> unit of work -> route
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from bot.chat.replies import Reply, Silence, Text
+from bot.wechat.protocol import Inbound
+from bot.wechat.ratelimit import RateLimiter, Verdict, is_counted
+from commerce.customers.customers import CustomerInfo
+from commerce.staff.models import StaffRole
+
+log = logging.getLogger(__name__)
+
+# Events by which the customer opens WeChat's 48-hour customer-service window (besides
+# every message they send); VIEW, LOCATION reports, TEMPLATESENDJOBFINISH... do not.
+WINDOW_EVENTS = frozenset({"subscribe", "scan", "click", "scancode_push", "scancode_waitmsg"})
+
+
+def opens_window(msg: Inbound) -> bool:
+    return msg.kind != "event" or msg.event in WINDOW_EVENTS
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """What the chain knows so far about one inbound message."""
+
+    msg: Inbound
+    locale: str  # the language to answer in (the shop's until the customer is known)
+    customer_id: int = 0
+    staff_role: StaffRole | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The reply and its language. `said_in`: the language the customer's words were
+    recognised in (remembered as theirs); `refused`: the message was not processed."""
+
+    reply: Reply
+    locale: str
+    said_in: str | None = None
+    refused: bool = False
+
+
+Next = Callable[[Turn], Awaitable[Answer]]
+Middleware = Callable[[Turn, Next], Awaitable[Answer]]
+
+
+async def _no_answer(turn: Turn) -> Answer:
+    raise LookupError("the middleware chain ended without an answer: its last step must answer")
+
+
+def chain(middlewares: Sequence[Middleware]) -> Next:
+    """One callable running `middlewares` in order; the last one answers."""
+    step: Next = _no_answer
+    for middleware in reversed(middlewares):
+        step = _bind(middleware, step)
+    return step
+
+
+def _bind(middleware: Middleware, call_next: Next) -> Next:
+    async def step(turn: Turn) -> Answer:
+        return await middleware(turn, call_next)
+
+    return step
+
+
+# ---- the steps ---------------------------------------------------------------------------
+
+
+async def passing(turn: Turn, call_next: Next) -> Answer:
+    """A step that does nothing (a feature turned off)."""
+    return await call_next(turn)
+
+
+def rate_limit(
+    limiter: RateLimiter,
+    *,
+    locale_of: Callable[[str], Awaitable[str]],
+    on_limited: Callable[[Verdict], None] = lambda verdict: None,
+) -> Middleware:
+    """A customer over the limit is told once (`rate_limited`, in their language), then
+    silence until the window passes; the rest of the chain does not run. System events
+    are never counted, and an unavailable limiter lets the message through."""
+
+    async def limit(turn: Turn, call_next: Next) -> Answer:
+        if not is_counted(turn.msg):
+            return await call_next(turn)
+        try:
+            verdict = await limiter.hit(turn.msg.openid)
+        except Exception:
+            log.warning("rate limiter unavailable; message let through", exc_info=True)
+            verdict = Verdict.ALLOW
+        if verdict is Verdict.ALLOW:
+            return await call_next(turn)
+        on_limited(verdict)
+        if verdict is Verdict.WARN:
+            try:  # the customer did write: a touch within the minute is a cache hit
+                locale = await locale_of(turn.msg.openid)
+            except Exception:
+                locale = turn.locale
+            return Answer(Text("rate_limited"), locale, refused=True)
+        return Answer(Silence(), turn.locale, refused=True)
+
+    return limit
+
+
+class CustomerBook(Protocol):
+    async def touch(
+        self, openid: str, *, locale: str | None = None, subscribed: bool | None = None, messaged: bool = True
+    ) -> CustomerInfo: ...
+
+
+def customer(customers: CustomerBook) -> Middleware:
+    """Records the customer (and that they wrote: WeChat's service window), answers in
+    their language, and remembers a language their words were recognised in."""
+
+    async def touch(turn: Turn, call_next: Next) -> Answer:
+        known = await customers.touch(turn.msg.openid, messaged=opens_window(turn.msg))
+        answer = await call_next(replace(turn, customer_id=known.id, locale=known.locale or turn.locale))
+        if answer.said_in and answer.said_in != known.locale:
+            await customers.touch(turn.msg.openid, locale=answer.said_in)
+        return answer
+
+    return touch
+
+
+class StaffRoles(Protocol):
+    async def role(self, openid: str) -> StaffRole | None: ...
+
+
+def staff_role(staff: StaffRoles) -> Middleware:
+    """The sender's staff role, if any. A downgraded (unsigned plaintext) request never
+    acts as staff: anyone could forge it."""
+
+    async def find(turn: Turn, call_next: Next) -> Answer:
+        role = None if turn.msg.downgraded else await staff.role(turn.msg.openid)
+        return await call_next(replace(turn, staff_role=role))
+
+    return find
+
+
+async def unit_of_work(turn: Turn, call_next: Next) -> Answer:
+    """The unit of work of this message (commerce/uow.py): for now it only passes on."""
+    return await call_next(turn)

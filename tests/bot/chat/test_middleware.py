@@ -1,0 +1,171 @@
+"""The message chain: rate limit -> customer -> staff role -> unit of work -> route.
+
+Unit tests with fakes (no app, no database): each step sees what the steps before it
+added, a step that answers stops the rest, and the order is the list's order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pytest
+
+from bot.chat import middleware
+from bot.chat.middleware import Answer, Next, Turn, chain
+from bot.chat.replies import Silence, Text
+from bot.wechat.protocol import Inbound
+from bot.wechat.ratelimit import Verdict
+from commerce.customers.customers import CustomerInfo
+from commerce.staff.models import StaffRole
+
+
+def _msg(kind: str = "text", *, event: str | None = None, downgraded: bool = False, openid: str = "o1") -> Inbound:
+    return Inbound(
+        openid=openid, account="gh", kind=kind, create_time=1, text="hi", event=event, downgraded=downgraded
+    )
+
+
+@dataclass
+class FakeLimiter:
+    verdicts: list[Verdict]
+    hits: list[str] = field(default_factory=list)
+
+    async def hit(self, key: str) -> Verdict:
+        self.hits.append(key)
+        return self.verdicts.pop(0)
+
+
+@dataclass
+class FakeCustomers:
+    locale: str | None = "en"
+    touched: list[tuple[str, str | None]] = field(default_factory=list)
+
+    async def touch(
+        self, openid: str, *, locale: str | None = None, subscribed: bool | None = None, messaged: bool = True
+    ) -> CustomerInfo:
+        self.touched.append((openid, locale))
+        if locale is not None:
+            self.locale = locale
+        return CustomerInfo(
+            id=42, openid=openid, locale=self.locale, subscribed=True, first_seen=datetime.now(UTC), is_new=False
+        )
+
+
+@dataclass
+class FakeStaff:
+    roles: dict[str, StaffRole]
+    asked: list[str] = field(default_factory=list)
+
+    async def role(self, openid: str) -> StaffRole | None:
+        self.asked.append(openid)
+        return self.roles.get(openid)
+
+
+def recording(name: str, seen: list[str]) -> middleware.Middleware:
+    async def step(turn: Turn, call_next: Next) -> Answer:
+        seen.append(name)
+        return await call_next(turn)
+
+    return step
+
+
+def route(seen: list[Turn], *, said_in: str | None = None) -> middleware.Middleware:
+    async def answer(turn: Turn, call_next: Next) -> Answer:
+        seen.append(turn)
+        return Answer(Text("routed"), said_in or turn.locale, said_in=said_in)
+
+    return answer
+
+
+def _limit(limiter: FakeLimiter, limited: list[Verdict] | None = None) -> middleware.Middleware:
+    async def locale_of(openid: str) -> str:
+        return "en"
+
+    return middleware.rate_limit(
+        limiter, locale_of=locale_of, on_limited=(limited if limited is not None else []).append
+    )
+
+
+async def test_the_steps_run_in_the_order_of_the_list() -> None:
+    seen: list[str] = []
+    turns: list[Turn] = []
+    run = chain([recording("a", seen), recording("b", seen), recording("c", seen), route(turns)])
+    answer = await run(Turn(_msg(), locale="zh"))
+    assert seen == ["a", "b", "c"] and answer.reply == Text("routed") and len(turns) == 1
+    seen.clear()
+    await chain([recording("c", seen), recording("a", seen), route(turns)])(Turn(_msg(), locale="zh"))
+    assert seen == ["c", "a"]  # reordering is reordering the list
+
+
+async def test_a_rate_limited_message_stops_the_rest_of_the_chain() -> None:
+    limiter = FakeLimiter([Verdict.ALLOW, Verdict.WARN, Verdict.SILENCE])
+    customers, staff, turns, limited = FakeCustomers(), FakeStaff({}), [], []  # type: ignore[var-annotated]
+    run = chain([
+        _limit(limiter, limited),
+        middleware.customer(customers),
+        middleware.staff_role(staff),
+        middleware.unit_of_work,
+        route(turns),
+    ])
+    first = await run(Turn(_msg(), locale="zh"))
+    assert not first.refused and first.reply == Text("routed") and len(turns) == 1
+    warned = await run(Turn(_msg(), locale="zh"))
+    assert warned == Answer(Text("rate_limited"), "en", refused=True)  # in the customer's language
+    silent = await run(Turn(_msg(), locale="zh"))
+    assert silent.refused and silent.reply == Silence()
+    # the customer was touched and the role looked up for the allowed message only
+    assert len(turns) == 1 and len(customers.touched) == 1 and staff.asked == ["o1"]
+    assert limited == [Verdict.WARN, Verdict.SILENCE]
+
+
+async def test_system_events_are_not_counted_and_an_unavailable_limiter_lets_through() -> None:
+    limiter = FakeLimiter([])
+    turns: list[Turn] = []
+    run = chain([_limit(limiter), route(turns)])
+    await run(Turn(_msg("event", event="templatesendjobfinish"), locale="zh"))
+    assert limiter.hits == [] and len(turns) == 1
+
+    class Down:
+        async def hit(self, key: str) -> Verdict:
+            raise ConnectionError("redis is down")
+
+    answer = await chain([_limit(Down()), route(turns)])(Turn(_msg(), locale="zh"))  # type: ignore[arg-type]
+    assert not answer.refused and len(turns) == 2
+
+
+async def test_the_staff_role_and_the_customer_are_known_before_the_route() -> None:
+    turns: list[Turn] = []
+    run = chain([
+        middleware.customer(FakeCustomers(locale="en")),
+        middleware.staff_role(FakeStaff({"o_boss": StaffRole.OWNER})),
+        middleware.unit_of_work,
+        route(turns),
+    ])
+    await run(Turn(_msg(openid="o_boss"), locale="zh"))
+    await run(Turn(_msg(openid="o_guest"), locale="zh"))
+    boss, guest = turns
+    assert (boss.customer_id, boss.locale, boss.staff_role) == (42, "en", StaffRole.OWNER)
+    assert guest.staff_role is None
+
+
+async def test_a_downgraded_request_never_acts_as_staff() -> None:
+    turns: list[Turn] = []
+    staff = FakeStaff({"o_boss": StaffRole.OWNER})
+    await chain([middleware.staff_role(staff), route(turns)])(Turn(_msg(openid="o_boss", downgraded=True), locale="zh"))
+    assert turns[0].staff_role is None and staff.asked == []
+
+
+async def test_the_language_the_customer_was_recognised_in_becomes_theirs() -> None:
+    customers = FakeCustomers(locale="zh")
+    answer = await chain([middleware.customer(customers), route([], said_in="en")])(Turn(_msg(), locale="zh"))
+    assert answer.locale == "en" and customers.locale == "en"
+    assert customers.touched == [("o1", None), ("o1", "en")]
+    again = FakeCustomers(locale="en")  # already theirs: no second write
+    await chain([middleware.customer(again), route([], said_in="en")])(Turn(_msg(), locale="zh"))
+    assert again.touched == [("o1", None)]
+
+
+async def test_a_chain_whose_last_step_does_not_answer_is_a_bug() -> None:
+    with pytest.raises(LookupError):
+        await chain([middleware.unit_of_work])(Turn(_msg(), locale="zh"))
