@@ -23,13 +23,8 @@ from bot.chat.render import Rendered, Renderer
 from bot.chat.replies import Text
 from bot.config import Config
 from bot.devtools import dev_chat
-from bot.dialogs.base import DialogRuntime
-from bot.dialogs.cart import CartDialog
-from bot.dialogs.checkout import CheckoutDialog
 from bot.dialogs.confirm import ConfirmDialog
-from bot.dialogs.group import GroupDialog  # group buys
-from bot.dialogs.orders import OrdersDialog
-from bot.dialogs.search import SearchDialog
+from bot.dialogs.shop import ShopDialogs
 from bot.dialogs.store import DialogStore, MemoryDialogStore, RedisDialogStore
 from bot.handlers import build_routes, pay_notify
 from bot.handlers.admin import run_confirmed
@@ -137,9 +132,6 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     store: DialogStore = RedisDialogStore(redis) if redis is not None else MemoryDialogStore()
     # the sessions every entry point uses: they carry the shop rules and the order events' bus
     sessions = shop_sessions(engine, rules=shop_rules(config))
-    # the confirmation dialog acts through the staff commands' own entry (no import back)
-    dialogs = [SearchDialog(), CartDialog(), CheckoutDialog(), OrdersDialog(), ConfirmDialog(on_answer=run_confirmed)]
-    dialogs.append(GroupDialog())  # --- group buys (bot/dialogs/group.py) ---
     services = Services(
         config=config,
         sessions=sessions,
@@ -148,8 +140,12 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             max_age_seconds=config.search.cache_seconds,
             query_cache_size=config.search.query_cache_size,
         ),
-        dialogs=DialogRuntime(  # metrics: counts dialog transitions
-            store, dialogs, ttl_seconds=config.dialog.ttl_seconds, on_transition=app[METRICS].count_transition
+        dialogs=ShopDialogs(
+            store,
+            # the confirmation dialog acts through the staff commands' own entry (no import back)
+            confirm=ConfirmDialog(on_answer=run_confirmed),
+            ttl_seconds=config.dialog.ttl_seconds,
+            on_transition=app[METRICS].count_transition,  # metrics: counts dialog transitions
         ),
         customers=Customers(sessions),
         staff=StaffDirectory(sessions, owners=frozenset(config.staff.owners)),

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -54,133 +53,97 @@ def event_label(event: str | None) -> str:
     return event if event in EVENTS else OTHER
 
 
-@dataclass(frozen=True)
 class Metrics:
-    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    """The shop's counters, histograms and gauges, each a declared attribute, in one registry."""
 
-    def __post_init__(self) -> None:
-        r = self.registry
-        object.__setattr__(
-            self,
-            "messages",
-            Counter(
-                "storefront_messages",
-                "Authenticated WeChat messages by type",
-                ["kind", "event"],
-                registry=r,
-            ),
+    registry: CollectorRegistry
+    messages: Counter
+    rejected: Counter
+    replays: Counter
+    deferred: Counter
+    rate_limited: Counter
+    latency: Histogram
+    requests: Counter
+    deadline_misses: Counter
+    dialog_transitions: Counter
+    payment_notifications: Counter
+    outbox: Gauge
+    orders: Gauge
+    refresh_failures: Counter
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = r = registry if registry is not None else CollectorRegistry()
+        self.messages = Counter(
+            "storefront_messages",
+            "Authenticated WeChat messages by type",
+            ["kind", "event"],
+            registry=r,
         )
-        object.__setattr__(
-            self,
-            "rejected",
-            Counter(
-                "storefront_rejected_requests", "Webhook requests refused", ["reason"], registry=r
-            ),
+        self.rejected = Counter(
+            "storefront_rejected_requests", "Webhook requests refused", ["reason"], registry=r
         )
-        object.__setattr__(
-            self,
-            "replays",
-            Counter(
-                "storefront_webhook_replays",
-                "Webhook requests whose (timestamp, nonce, signature) was seen before: refused (another "
-                "body: a forgery) or retry (the same body again: answered from the first delivery)",
-                ["outcome"],
-                registry=r,
-            ),
+        self.replays = Counter(
+            "storefront_webhook_replays",
+            "Webhook requests whose (timestamp, nonce, signature) was seen before: refused (another "
+            "body: a forgery) or retry (the same body again: answered from the first delivery)",
+            ["outcome"],
+            registry=r,
         )
-        object.__setattr__(
-            self,
-            "deferred",
-            Counter(
-                "storefront_deferred_replies",
-                "Webhook deliveries answered 'success' without a reply (a first delivery past the deadline, "
-                "or a retry of such a message); see storefront_deadline_misses for messages",
-                registry=r,
-            ),
+        self.deferred = Counter(
+            "storefront_deferred_replies",
+            "Webhook deliveries answered 'success' without a reply (a first delivery past the deadline, "
+            "or a retry of such a message); see storefront_deadline_misses for messages",
+            registry=r,
         )
-        object.__setattr__(
-            self,
-            "rate_limited",
-            Counter(
-                "storefront_rate_limited_messages",
-                "Messages refused by the per-user rate limit (warn: answered politely, silence: not)",
-                ["verdict"],
-                registry=r,
-            ),
+        self.rate_limited = Counter(
+            "storefront_rate_limited_messages",
+            "Messages refused by the per-user rate limit (warn: answered politely, silence: not)",
+            ["verdict"],
+            registry=r,
         )
-        object.__setattr__(
-            self,
-            "latency",
-            Histogram(
-                "storefront_webhook_seconds",
-                "Webhook POST handling time",
-                registry=r,
-                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 4.5),
-            ),
+        self.latency = Histogram(
+            "storefront_webhook_seconds",
+            "Webhook POST handling time",
+            registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 4.5),
         )
         # --- requests by type and outcome, deadline misses, dialogs, payments, database gauges ---
-        object.__setattr__(
-            self,
-            "requests",
-            Counter(
-                "storefront_requests",
-                "Messages by type and outcome: replied, failed (the error reply was given) or rate_limited "
-                "once per message; duplicate once per retried delivery",
-                ["kind", "outcome"],
-                registry=r,
-            ),
+        self.requests = Counter(
+            "storefront_requests",
+            "Messages by type and outcome: replied, failed (the error reply was given) or rate_limited "
+            "once per message; duplicate once per retried delivery",
+            ["kind", "outcome"],
+            registry=r,
         )
-        object.__setattr__(
-            self,
-            "deadline_misses",
-            Counter(
-                "storefront_deadline_misses",
-                "Messages whose reply missed the passive-reply deadline and went out through the outbound sender",
-                ["kind"],
-                registry=r,
-            ),
+        self.deadline_misses = Counter(
+            "storefront_deadline_misses",
+            "Messages whose reply missed the passive-reply deadline and went out through the outbound sender",
+            ["kind"],
+            registry=r,
         )
-        object.__setattr__(
-            self,
-            "dialog_transitions",
-            Counter(
-                "storefront_dialog_transitions",
-                "Dialog state changes (from 'start' when a dialog begins, to 'end' when it finishes)",
-                ["dialog", "from_state", "to_state"],
-                registry=r,
-            ),
+        self.dialog_transitions = Counter(
+            "storefront_dialog_transitions",
+            "Dialog state changes (from 'start' when a dialog begins, to 'end' when it finishes)",
+            ["dialog", "from_state", "to_state"],
+            registry=r,
         )
-        object.__setattr__(
-            self,
-            "payment_notifications",
-            Counter(
-                "storefront_payment_notifications",
-                "Verified payment and refund notifications by result (applied, duplicate, late, ...)",
-                ["kind", "result"],
-                registry=r,
-            ),
+        self.payment_notifications = Counter(
+            "storefront_payment_notifications",
+            "Verified payment and refund notifications by result (applied, duplicate, late, ...)",
+            ["kind", "result"],
+            registry=r,
         )
-        object.__setattr__(
-            self,
-            "outbox",
-            Gauge(
-                "storefront_outbox_messages",
-                "Outbox rows waiting (pending) or given up (failed)",
-                ["status"],
-                registry=r,
-            ),
+        self.outbox = Gauge(
+            "storefront_outbox_messages",
+            "Outbox rows waiting (pending) or given up (failed)",
+            ["status"],
+            registry=r,
         )
-        object.__setattr__(
-            self, "orders", Gauge("storefront_orders", "Orders by status", ["status"], registry=r)
-        )
-        object.__setattr__(
-            self,
-            "refresh_failures",
-            Counter(
-                "storefront_metrics_refresh_failures",
-                "Scrapes whose database gauges could not be read in time (the last values were kept)",
-                registry=r,
-            ),
+        self.orders = Gauge("storefront_orders", "Orders by status", ["status"], registry=r)
+        self.refresh_failures = Counter(
+            "storefront_metrics_refresh_failures",
+            "Scrapes whose database gauges could not be read in time (the last values were kept)",
+            registry=r,
         )
 
     # ---- hooks handed to the inbox, the dialog runtime and the payment service ----------------

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Config
-from bot.dialogs.base import DialogRuntime
+from bot.dialogs.shop import ShopDialogs
 from commerce.catalog.read import Catalog
 from commerce.customers.customers import CustomerInfo, touch_customer
 from commerce.messaging import outbox
@@ -115,7 +115,7 @@ class Services:
     config: Config
     sessions: async_sessionmaker[AsyncSession]
     catalog: Catalog
-    dialogs: DialogRuntime
+    dialogs: ShopDialogs
     customers: Customers
     staff: StaffDirectory
     rules: ShopRules

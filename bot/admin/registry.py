@@ -12,11 +12,14 @@ from __future__ import annotations
 import shlex
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.chat.context import Context
 from bot.chat.replies import Reply, Text
 from commerce.staff.models import StaffRole
+
+if TYPE_CHECKING:
+    from bot.services import Services
 
 ALL_ROLES = frozenset(StaffRole)
 MANAGERS = frozenset({StaffRole.OWNER, StaffRole.OPERATOR})
@@ -41,7 +44,7 @@ class AdminContext:
         return self.ctx.openid
 
     @property
-    def services(self):  # type: ignore[no-untyped-def]
+    def services(self) -> Services:
         return self.ctx.services
 
     def arg(self, index: int) -> str:

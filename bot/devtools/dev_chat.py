@@ -77,7 +77,9 @@ def is_local(request: web.Request) -> bool:
 def loopback_origin(request: web.Request) -> str:
     """``http://host:port`` of the socket this request arrived on: the app's own address."""
     transport = request.transport
-    sockname = transport.get_extra_info("sockname") if transport is not None else None
+    if transport is None:  # pragma: no cover - the connection is already gone
+        return str(request.url.origin())
+    sockname = transport.get_extra_info("sockname")
     if isinstance(sockname, tuple) and len(sockname) >= 2:
         host, port = sockname[0], sockname[1]
         if host in ("0.0.0.0", "::"):  # pragma: no cover - accepted sockets have a real address

@@ -24,7 +24,7 @@ import threading
 import time
 import unicodedata
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -394,7 +394,7 @@ class Outgoing:
     """A message to send: its MsgType and fields for `build_message_xml`."""
 
     kind: str
-    fields: dict[str, str | int | float]
+    fields: Mapping[str, str | int | float]
 
     @property
     def is_event(self) -> bool:
@@ -420,7 +420,7 @@ def _location(args: list[str]) -> Outgoing:
         raise CommandError("usage: !location LAT LNG (e.g. !location 31.23 121.47)") from None
     if not (-90 <= lat <= 90 and -180 <= lng <= 180):
         raise CommandError("latitude must be within ±90 and longitude within ±180")
-    fields = {"location_x": lat, "location_y": lng, "scale": 15, "label": "simulator location"}
+    fields: dict[str, str | int | float] = {"location_x": lat, "location_y": lng, "scale": 15, "label": "simulator location"}
     return Outgoing("location", fields)
 
 

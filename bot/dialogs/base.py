@@ -16,12 +16,15 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from bot.chat.context import Context
 from bot.chat.keywords import match_keyword, parse_number
 from bot.chat.replies import Reply
 from bot.dialogs.store import DialogStore, StoredDialog
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 S = TypeVar("S", bound=enum.StrEnum)
 D = TypeVar("D")
@@ -52,7 +55,7 @@ def on(*states: enum.StrEnum) -> Callable[[Callable[..., Awaitable[Step | None]]
 class Dialog(Generic[S, D]):
     name: ClassVar[str]
     State: ClassVar[type[enum.StrEnum]]
-    Data: ClassVar[type]
+    Data: ClassVar[type[DataclassInstance]]
     version: ClassVar[int] = 1
     exclusive: ClassVar[bool] = False  # sees every message first, even "help" and commands
     initial: ClassVar[frozenset[enum.StrEnum]]
@@ -123,9 +126,6 @@ class DialogRuntime:
         self.ttl_seconds = ttl_seconds
         self._dialogs = {d.name: d for d in dialogs}
         self._on_transition = on_transition
-
-    def get(self, name: str) -> Dialog[Any, Any]:
-        return self._dialogs[name]
 
     async def load(self, openid: str) -> Active | Expired | None:
         stored = await self.store.get(openid)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from bot.chat.context import Context
 from bot.chat.keywords import match_keyword, normalize
@@ -37,6 +37,13 @@ class ConfirmData:
     deadline: float = 0.0
 
 
+class AnswerConfirmation(Protocol):
+    """Runs the confirmed command (`outcome` "ok"), or records why it did not run
+    ("cancelled", "expired")."""
+
+    async def __call__(self, ctx: Context, data: ConfirmData, *, outcome: str) -> Reply: ...
+
+
 class ConfirmDialog(Dialog[ConfirmState, ConfirmData]):
     """Holds one pending staff action; `on_answer` (given by the app) acts on the answer,
     so this dialog never imports the handlers that own the commands."""
@@ -49,14 +56,14 @@ class ConfirmDialog(Dialog[ConfirmState, ConfirmData]):
     initial = frozenset({ConfirmState.WAITING})
     transitions = {ConfirmState.WAITING: frozenset()}
 
-    def __init__(self, *, on_answer: Callable[..., Awaitable[Reply]]) -> None:
+    def __init__(self, *, on_answer: AnswerConfirmation) -> None:
         """`on_answer(ctx, data, outcome=...)` runs the confirmed command, or records why it
         did not run ("cancelled", "expired"); the app passes the staff commands' own."""
         self._on_answer = on_answer
 
-    async def ask(self, ctx: Context, *, command: str, args: list[str], code: str, reply: Text) -> Text:
+    async def ask(self, ctx: Context, *, command: str, args: list[str], code: str, reply: Text) -> Reply:
         data = ConfirmData(command=command, args=list(args), code=code, deadline=time.time() + CONFIRM_SECONDS)
-        return await ctx.services.dialogs.start(ctx, self, Step(reply, ConfirmState.WAITING, data))  # type: ignore[return-value]
+        return await ctx.services.dialogs.start(ctx, self, Step(reply, ConfirmState.WAITING, data))
 
     def expects(self, ctx: Context) -> bool:
         return True  # after expiry, whatever comes is answered with "that confirmation expired"

@@ -156,17 +156,17 @@ class GroupDialog(Dialog[GroupState, GroupData]):
                 if address is None:
                     wanted = GroupData(code=code, campaign_id=campaign_id)
                     return Step(Text("ask_address"), GroupState.ADDRESS, wanted)
-                seat = {
-                    "customer_id": ctx.customer_id,
-                    "address_id": address.id,
-                    "idempotency_key": key,
-                    "rules": ctx.services.rules,
-                    "now": utcnow(),
-                }
+                customer_id, rules, now = ctx.customer_id, ctx.services.rules, utcnow()
                 if campaign_id is not None:
-                    _group, order_id = await group_buys.start_group(session, campaign_id=campaign_id, **seat)
+                    _group, order_id = await group_buys.start_group(
+                        session, campaign_id=campaign_id, customer_id=customer_id, address_id=address.id,
+                        idempotency_key=key, rules=rules, now=now,
+                    )
                 else:
-                    _group, order_id = await group_buys.join_group(session, code=code, **seat)
+                    _group, order_id = await group_buys.join_group(
+                        session, code=code, customer_id=customer_id, address_id=address.id,
+                        idempotency_key=key, rules=rules, now=now,
+                    )
                 order = await orders.get_order(session, order_id=order_id)
         except ShopError as exc:
             return Step(error_reply(exc))

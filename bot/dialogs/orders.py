@@ -14,6 +14,7 @@ stateDiagram-v2
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,7 +114,9 @@ class OrdersDialog(Dialog[OrdersState, OrdersData]):
             reply = error_reply(exc)
         return Step(reply, OrdersState.DETAIL, data)
 
-    async def _act(self, ctx: Context, order_id: int, action: str | None, after_sales) -> Reply:  # type: ignore[no-untyped-def]
+    async def _act(
+        self, ctx: Context, order_id: int, action: str | None, after_sales: re.Match[str] | None
+    ) -> Reply:
         customer_id = ctx.customer_id
         async with unit_of_work(ctx) as session:
             if action == "pay":
@@ -128,6 +131,7 @@ class OrdersDialog(Dialog[OrdersState, OrdersData]):
                 order = await order_status.confirm_receipt(session, order_id=order_id, customer_id=customer_id)
                 reply = Text("order_received", order_data(order))
             else:
+                assert after_sales is not None  # the caller sends no other action without one
                 word, reason = after_sales.group(1), after_sales.group(2).strip()
                 kind = AfterSalesKind.RETURN if word in ("退货", "return") else AfterSalesKind.REFUND
                 await order_status.request_after_sales(

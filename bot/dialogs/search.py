@@ -215,7 +215,7 @@ class SearchDialog(Dialog[SearchState, SearchData]):
         except ShopError as exc:
             return Step(error_reply(exc), SearchState.CARD, data)
         if buy is not None:
-            reply = await ctx.services.dialogs.get("checkout").begin(ctx)
+            reply = await ctx.services.dialogs.checkout.begin(ctx)
             return Step(reply, handed_over=True)
         added = {"name": product.name, "spec": variant.label, "quantity": quantity, "cart": cart_data(view)}
         return Step(Text("added_to_cart", added), SearchState.CARD, data)

@@ -62,7 +62,9 @@ async def _tell_referrer(
     """The message for the referrer who just gained a friend (none when unknown)."""
     if referrer_id is None:
         referrer_id = await referrals.referrer_by_code(session, code)
-    openid = await customers.openid_of(session, referrer_id) if referrer_id is not None else None
+    if referrer_id is None:
+        return []
+    openid = await customers.openid_of(session, referrer_id)
     if openid is None:
         return []
     rules = ctx.services.rules

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from typing import Any
 
 from bot.admin import groups as _groups  # noqa: F401  (registers the commands)
 from bot.admin import registry as admin_registry
@@ -33,7 +34,9 @@ def is_command(ctx: Context) -> dict[str, tuple[str, list[str]]] | None:
     return None if found is None else {"command": found}
 
 
-async def _audit(ctx: Context, *, command: str, args: list[str], outcome: str, before=None, after=None) -> None:  # type: ignore[no-untyped-def]
+async def _audit(
+    ctx: Context, *, command: str, args: list[str], outcome: str, before: Any = None, after: Any = None
+) -> None:
     async with unit_of_work(ctx) as session:
         await audit.record(
             session, actor=ctx.openid, role=str(ctx.staff_role or ""), command=command[:32], args=args[:20],
@@ -73,8 +76,7 @@ async def _run(actx: AdminContext) -> Reply:
         reply = result.reply
         assert isinstance(reply, Text), "a confirmation restates the action as text"
         reply = Text(reply.template, {**reply.data, "confirm_code": code}, reply.notices)
-        confirm = ctx.services.dialogs.get("confirm")
-        return await confirm.ask(ctx, command=command.name, args=actx.args, code=code, reply=reply)
+        return await ctx.services.dialogs.confirm.ask(ctx, command=command.name, args=actx.args, code=code, reply=reply)
     await _audit(ctx, command=command.name, args=actx.args, outcome=result.outcome,
                  before=result.before, after=result.after)
     return result.reply

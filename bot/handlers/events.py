@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from typing import Any, cast
+from typing import Any
 
 from bot.chat.context import Context
 from bot.chat.replies import News, Notice, Reply, Silence, Text, with_notice
 from bot.chat.router import Event, MenuKey, MsgType, Router
-from bot.dialogs.search import SearchDialog
 from bot.handlers import account  # referrals: the follow welcome
 from bot.wechat import scenes
 from bot.wechat.scenes import GroupInvite, ProductShare
@@ -57,8 +56,7 @@ async def _scene_reply(ctx: Context, *, welcome: str, told: dict[str, Any] | Non
     scene = scenes.parse(ctx.msg.scene) if ctx.msg.scene else None
     greeting = Text(welcome, {"scene": ctx.msg.scene, "welcome": told or {}})
     if isinstance(scene, ProductShare):
-        search = cast(SearchDialog, ctx.services.dialogs.get("search"))
-        reply = await search.open_product(ctx, scene.product_id)
+        reply = await ctx.services.dialogs.search.open_product(ctx, scene.product_id)
         if reply is None:  # missing or off sale since the code was made
             return Text(welcome, greeting.data, (Notice("scene_product_gone"),))
         if welcome == "welcome" and isinstance(reply, News):
@@ -66,7 +64,7 @@ async def _scene_reply(ctx: Context, *, welcome: str, told: dict[str, Any] | Non
             reply = News((replace(first, data={**first.data, "welcome": True}), *rest))
         return reply
     if isinstance(scene, GroupInvite):  # --- group buys: the group's card, the welcome as a notice ---
-        reply = await ctx.services.dialogs.get("group").open_card(ctx, scene.group_code)
+        reply = await ctx.services.dialogs.group.open_card(ctx, scene.group_code)
         return with_notice(reply, Notice(welcome, greeting.data)) if welcome == "welcome" else reply
     # referrals (a ReferralInvite): a follow through it bound the follower already
     # (account.welcome), and the greeting says so; a scan by a follower binds nobody: just
@@ -76,12 +74,12 @@ async def _scene_reply(ctx: Context, *, welcome: str, told: dict[str, Any] | Non
 
 @router.route(MenuKey(MENU_HOT))
 async def menu_hot(ctx: Context) -> Reply:
-    return await ctx.services.dialogs.get("search").hot(ctx)
+    return await ctx.services.dialogs.search.hot(ctx)
 
 
 @router.route(MenuKey(MENU_CATEGORIES))
 async def menu_categories(ctx: Context) -> Reply:
-    return await ctx.services.dialogs.get("search").categories(ctx)
+    return await ctx.services.dialogs.search.categories(ctx)
 
 
 @router.route(MenuKey(MENU_HELP))
@@ -94,7 +92,7 @@ async def menu_category(ctx: Context) -> Reply:
     found = re.fullmatch(r"\d{1,9}", ctx.msg.event_key.removeprefix(MENU_CATEGORY_PREFIX))
     if not found:
         return Text("category_missing")
-    return await ctx.services.dialogs.get("search").category(ctx, int(found.group()))
+    return await ctx.services.dialogs.search.category(ctx, int(found.group()))
 
 
 @router.route(Event("click"))

@@ -22,10 +22,6 @@ MAX_QUERY_CHARS = 64
 MAX_CODE_SHOWN = 16  # a typed code echoed back: 10 KB of it is not
 
 
-def _search_dialog(ctx: Context):  # type: ignore[no-untyped-def]
-    return ctx.services.dialogs.get("search")
-
-
 @router.route(Keyword("help"))
 async def help_(ctx: Context) -> Reply:
     return Text("help")
@@ -40,12 +36,12 @@ async def cancel(ctx: Context) -> Reply:
 
 @router.route(Keyword("hot"))
 async def hot(ctx: Context) -> Reply:
-    return await _search_dialog(ctx).hot(ctx)
+    return await ctx.services.dialogs.search.hot(ctx)
 
 
 @router.route(Keyword("categories"))
 async def categories(ctx: Context) -> Reply:
-    return await _search_dialog(ctx).categories(ctx)
+    return await ctx.services.dialogs.search.categories(ctx)
 
 
 @fallback.route(MsgType("text", "voice"))
@@ -55,22 +51,22 @@ async def search(ctx: Context) -> Reply | None:
         return None  # e.g. voice without recognition: the media fallback answers
     if parse_number(query) is not None:
         return Text("nothing_to_pick", {"number": parse_number(query)})
-    return await _search_dialog(ctx).search(ctx, query[:MAX_QUERY_CHARS])
+    return await ctx.services.dialogs.search.search(ctx, query[:MAX_QUERY_CHARS])
 
 
 @router.route(Keyword("cart"))
 async def show_cart(ctx: Context) -> Reply:
-    return await ctx.services.dialogs.get("cart").show(ctx)
+    return await ctx.services.dialogs.cart.show(ctx)
 
 
 @router.route(Keyword("checkout"))
 async def checkout(ctx: Context) -> Reply:
-    return await ctx.services.dialogs.get("checkout").begin(ctx)
+    return await ctx.services.dialogs.checkout.begin(ctx)
 
 
 @router.route(Keyword("orders"))
 async def show_orders(ctx: Context) -> Reply:
-    return await ctx.services.dialogs.get("orders").show(ctx)
+    return await ctx.services.dialogs.orders.show(ctx)
 
 
 @router.route(Keyword("service"))
@@ -92,12 +88,12 @@ async def group_buys(ctx: Context) -> Reply:
     product_id = None
     if stored is not None and stored.dialog == "search" and stored.state == "card":
         product_id = stored.data.get("product_id")
-    return await ctx.services.dialogs.get("group").show(ctx, product_id=product_id)
+    return await ctx.services.dialogs.group.show(ctx, product_id=product_id)
 
 
 @router.route(Regex(r"(?i)(?:参团|加入拼团|join)\s*([A-Za-z0-9]{4,16})"))
 async def join_group(ctx: Context, match: re.Match[str]) -> Reply:
-    return await ctx.services.dialogs.get("group").open_card(ctx, match.group(1))
+    return await ctx.services.dialogs.group.open_card(ctx, match.group(1))
 
 
 def _typed_code(text: str) -> str | None:
@@ -124,7 +120,7 @@ async def join_group_typed(ctx: Context, match: re.Match[str]) -> Reply:
     if code is None:
         shown = _shown(match.group(1))
         return error_reply(ShopError(ErrorCode.GROUP_NOT_FOUND, group_code=shown))
-    return await ctx.services.dialogs.get("group").open_card(ctx, code)
+    return await ctx.services.dialogs.group.open_card(ctx, code)
 
 
 @router.route(Regex(r"(?is)(?:取消拼团|取消开团|退出拼团|cancel group|leave group)\s*(.+)?", locale=_typed_in))
@@ -134,7 +130,7 @@ async def withdraw_group(ctx: Context, match: re.Match[str]) -> Reply:
     code = _typed_code(typed) if typed else ""
     if code is None:  # not a code: no group of theirs is withdrawn by a guess
         return Text("group_withdraw_none")
-    return await ctx.services.dialogs.get("group").withdraw(ctx, code)
+    return await ctx.services.dialogs.group.withdraw(ctx, code)
 
 
 @router.route(Regex(r"(?i)[A-Z0-9]{6}"))
@@ -146,7 +142,7 @@ async def bare_group_code(ctx: Context) -> Reply | None:
     async with ctx.services.sessions() as session:
         if not await group_exists(session, code=code):
             return None
-    return await ctx.services.dialogs.get("group").open_card(ctx, code)
+    return await ctx.services.dialogs.group.open_card(ctx, code)
 
 
 # --- end group buys ---

@@ -13,10 +13,11 @@ The total never reaches zero: the payment provider cannot charge nothing.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.cart.cart import CartLineView, get_cart
@@ -209,7 +210,9 @@ async def quote(
     )
 
 
-def _coupon_error(held, customer_coupon_id: int, *, goods_fen: int, now: datetime) -> ShopError:  # type: ignore[no-untyped-def]
+def _coupon_error(
+    held: Sequence[Row[CustomerCoupon, Coupon]], customer_coupon_id: int, *, goods_fen: int, now: datetime
+) -> ShopError:
     for holding, coupon in held:
         if holding.id == customer_coupon_id:
             reason = (

@@ -458,9 +458,9 @@ async def change_stock(
         before_stock = after - delta
     else:
         assert absolute is not None
-        before_stock = await session.scalar(
-            select(Variant.stock).where(Variant.id == variant.id).with_for_update()
-        )
+        before_stock = (
+            await session.execute(select(Variant.stock).where(Variant.id == variant.id).with_for_update())
+        ).scalar_one()
         await session.execute(
             update(Variant)
             .where(Variant.id == variant.id)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
@@ -99,7 +99,7 @@ def _product_view(product: Product) -> ProductView:
     )
 
 
-def _product_query():  # type: ignore[no-untyped-def]
+def _product_query() -> Select[Product]:
     return select(Product).options(
         selectinload(Product.variants),
         selectinload(Product.images),

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.cart.cart import spec_label
@@ -79,7 +79,7 @@ def _view(campaign: GroupCampaign, product: Product, variant: Variant) -> Campai
     )
 
 
-def _query():  # type: ignore[no-untyped-def]
+def _query() -> Select[GroupCampaign, Product, Variant]:
     return (
         select(GroupCampaign, Product, Variant)
         .join(Variant, Variant.id == GroupCampaign.variant_id)

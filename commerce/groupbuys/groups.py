@@ -30,7 +30,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.cart.cart import spec_label
@@ -127,7 +127,7 @@ def normalise_code(text: str) -> str:
 # ---- reading ---------------------------------------------------------------------------
 
 
-async def _load(session: AsyncSession, where) -> GroupView | None:  # type: ignore[no-untyped-def]
+async def _load(session: AsyncSession, where: ColumnElement[bool]) -> GroupView | None:
     row = (
         await session.execute(
             select(GroupBuy, GroupCampaign, Product, Variant)
@@ -637,7 +637,9 @@ async def _member_released(
         .values(seats_taken=GroupBuy.seats_taken - 1)
         .execution_options(synchronize_session=False)
     )
-    campaign_id = await session.scalar(select(GroupBuy.campaign_id).where(GroupBuy.id == group_id))
+    campaign_id = (
+        await session.execute(select(GroupBuy.campaign_id).where(GroupBuy.id == group_id))
+    ).scalar_one()
     await group_campaigns.give_back_quota(session, campaign_id=campaign_id)
     if member.is_leader:  # the leader never paid: nobody could join, the group ends here
         await session.execute(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.customers.models import Customer
@@ -18,7 +18,7 @@ from commerce.rules import as_utc
 WECHAT_WINDOW = timedelta(hours=48)
 
 
-def _reachable(now: datetime, window: timedelta):  # type: ignore[no-untyped-def]
+def _reachable(now: datetime, window: timedelta) -> tuple[ColumnElement[bool], ...]:
     now = as_utc(now)
     return (
         Customer.subscribed.is_(True),

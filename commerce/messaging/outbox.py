@@ -23,6 +23,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.customers.models import Customer
+from commerce.db import rowcount
 from commerce.messaging.models import OutboxMessage, OutboxStatus
 from commerce.rules import as_utc
 
@@ -97,7 +98,7 @@ async def claim(session: AsyncSession, message_id: int, *, now: datetime, lease:
         .values(next_attempt_at=as_utc(now + lease), last_error="")
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 async def due_ids(session: AsyncSession, *, now: datetime, limit: int = 100) -> list[int]:
@@ -176,7 +177,7 @@ async def record_delivery(session: AsyncSession, *, msgid: int, status: str) -> 
         .values(delivery_status=status[:40])
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount > 0
+    return rowcount(result) > 0
 
 
 # ---- the customer-service window ------------------------------------------------------------
@@ -225,7 +226,7 @@ async def use_window(
         .values(window_sent=Customer.window_sent + 1)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 async def note_payment(session: AsyncSession, *, customer_id: int, now: datetime) -> None:

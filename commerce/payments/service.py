@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -65,7 +65,7 @@ class PaymentService:
         mchid: str,
         notify_url: str,
         refund_notify_url: str,
-        on_paid: Callable[[order_views.OrderView], Awaitable[None]] | None = None,
+        on_paid: Callable[[order_views.OrderView], Coroutine[Any, Any, None]] | None = None,
         on_notification: Callable[[str, str], None] | None = None,
     ) -> None:
         self.provider = provider
@@ -425,7 +425,8 @@ RIDE_ALONG = ("badge_awarded", "points_earned")  # the buyer's, said in "payment
 def _told_of_payment(order: Any, amount_fen: int, queued: list[notices.Notification]) -> list[notices.Notification]:
     """"Payment received", carrying the badges and points the payment earned the buyer (one
     message, not three: WeChat counts them), then whatever else the payment decided."""
-    mine, rest = [], []
+    mine: list[notices.Notification] = []
+    rest: list[notices.Notification] = []
     for q in queued:
         (mine if q.openid == order.openid and q.template in RIDE_ALONG else rest).append(q)
     data = {

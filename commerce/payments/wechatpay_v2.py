@@ -24,7 +24,7 @@ import ssl
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NoReturn
 from xml.parsers import expat
 
 import aiohttp
@@ -91,7 +91,7 @@ def parse_xml(body: bytes, *, limit: int = MAX_BODY_BYTES) -> dict[str, str]:
     stack: list[str] = []
     text: list[str] = []
 
-    def refuse(*_args: Any) -> None:
+    def refuse(*_args: Any) -> NoReturn:
         raise UnsafeXML("DOCTYPE and ENTITY declarations are not allowed")
 
     def start(name: str, _attrs: Any) -> None:

@@ -57,9 +57,12 @@ def _ctx(runtime: DialogRuntime, text: str, openid: str = "o1") -> Context:
     return Context(msg=msg, services=SimpleNamespace(dialogs=runtime), locale="zh")  # type: ignore[arg-type]
 
 
+COUNTER = CounterDialog()  # the test's handle on the dialog it gives the runtime
+
+
 @pytest.fixture
 def runtime() -> DialogRuntime:
-    return DialogRuntime(MemoryDialogStore(), [CounterDialog()], ttl_seconds=60)
+    return DialogRuntime(MemoryDialogStore(), [COUNTER], ttl_seconds=60)
 
 
 async def _turn(runtime: DialogRuntime, text: str) -> Text | None:
@@ -69,7 +72,7 @@ async def _turn(runtime: DialogRuntime, text: str) -> Text | None:
 
 
 async def test_typed_data_survives_between_messages(runtime: DialogRuntime) -> None:
-    dialog = runtime.get("counter")
+    dialog = COUNTER
     await runtime.start(_ctx(runtime, "go"), dialog, Step(Text("start"), Counter.COUNTING, CounterData()))
     await _turn(runtime, "+")
     reply = await _turn(runtime, "+")
@@ -79,7 +82,7 @@ async def test_typed_data_survives_between_messages(runtime: DialogRuntime) -> N
 
 
 async def test_declining_leaves_the_state_alone(runtime: DialogRuntime) -> None:
-    dialog = runtime.get("counter")
+    dialog = COUNTER
     await runtime.start(_ctx(runtime, "go"), dialog, Step(Text("start"), Counter.COUNTING, CounterData(5)))
     assert await _turn(runtime, "something else") is None
     loaded = await runtime.load("o1")
@@ -87,7 +90,7 @@ async def test_declining_leaves_the_state_alone(runtime: DialogRuntime) -> None:
 
 
 async def test_undeclared_transition_is_refused(runtime: DialogRuntime) -> None:
-    dialog = runtime.get("counter")
+    dialog = COUNTER
     await runtime.start(_ctx(runtime, "go"), dialog, Step(Text("start"), Counter.COUNTING, CounterData()))
     await _turn(runtime, "=")
     with pytest.raises(TransitionError):
@@ -97,14 +100,14 @@ async def test_undeclared_transition_is_refused(runtime: DialogRuntime) -> None:
 
 
 async def test_ending_clears_the_state(runtime: DialogRuntime) -> None:
-    dialog = runtime.get("counter")
+    dialog = COUNTER
     await runtime.start(_ctx(runtime, "go"), dialog, Step(Text("start"), Counter.COUNTING, CounterData()))
     assert await _turn(runtime, "stop") == Text("bye")
     assert await runtime.load("o1") is None
 
 
 async def test_expiry_is_reported_once(runtime: DialogRuntime) -> None:
-    dialog = runtime.get("counter")
+    dialog = COUNTER
     await runtime.start(_ctx(runtime, "go"), dialog, Step(Text("start"), Counter.COUNTING, CounterData()))
     stored = await runtime.store.get("o1")
     assert stored is not None
@@ -114,7 +117,7 @@ async def test_expiry_is_reported_once(runtime: DialogRuntime) -> None:
 
 
 async def test_state_from_another_version_is_dropped(runtime: DialogRuntime) -> None:
-    dialog = runtime.get("counter")
+    dialog = COUNTER
     await runtime.start(_ctx(runtime, "go"), dialog, Step(Text("start"), Counter.COUNTING, CounterData()))
     stored = await runtime.store.get("o1")
     assert stored is not None
@@ -124,7 +127,7 @@ async def test_state_from_another_version_is_dropped(runtime: DialogRuntime) -> 
 
 
 async def test_data_that_no_longer_fits_is_dropped(runtime: DialogRuntime) -> None:
-    dialog = runtime.get("counter")
+    dialog = COUNTER
     await runtime.start(_ctx(runtime, "go"), dialog, Step(Text("start"), Counter.COUNTING, CounterData()))
     stored = await runtime.store.get("o1")
     assert stored is not None
@@ -149,8 +152,8 @@ def test_a_dialog_must_handle_every_state() -> None:
 
 async def test_every_transition_is_heard_and_a_failing_hook_changes_nothing() -> None:
     heard: list[tuple[str, str, str]] = []
-    runtime = DialogRuntime(MemoryDialogStore(), [CounterDialog()], ttl_seconds=60, on_transition=lambda *t: heard.append(t))
-    dialog = runtime.get("counter")
+    runtime = DialogRuntime(MemoryDialogStore(), [COUNTER], ttl_seconds=60, on_transition=lambda *t: heard.append(t))
+    dialog = COUNTER
     await runtime.start(_ctx(runtime, "go"), dialog, Step(Text("start"), Counter.COUNTING, CounterData()))
     await _turn(runtime, "+")
     await _turn(runtime, "nothing")  # declined: no transition
@@ -160,7 +163,7 @@ async def test_every_transition_is_heard_and_a_failing_hook_changes_nothing() ->
     def broken(*_: str) -> None:
         raise RuntimeError("metrics down")
 
-    failing = DialogRuntime(MemoryDialogStore(), [CounterDialog()], ttl_seconds=60, on_transition=broken)
+    failing = DialogRuntime(MemoryDialogStore(), [COUNTER], ttl_seconds=60, on_transition=broken)
     await failing.start(_ctx(failing, "go"), dialog, Step(Text("start"), Counter.COUNTING, CounterData()))
     loaded = await failing.load("o1")
     assert isinstance(loaded, Active) and loaded.state is Counter.COUNTING
