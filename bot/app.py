@@ -78,7 +78,7 @@ from bot.wechat.replay import MemoryReplayCache, RedisReplayCache
 from commerce.catalog.read import Catalog
 from commerce.db import create_engine
 from commerce.messaging.outbox import OutboxItem
-from commerce.wiring import shop_sessions
+from commerce.wiring import shop_bus, shop_sessions, tell_catalog
 from scheduler.jobs import JobContext
 from scheduler.runner import RedisTickLock, TickLock, start_scheduler
 
@@ -131,15 +131,16 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[REPLAY] = RedisReplayCache(redis) if redis is not None else MemoryReplayCache()
     store: DialogStore = RedisDialogStore(redis) if redis is not None else MemoryDialogStore()
     # the sessions every entry point uses: they carry the shop rules and the order events' bus
-    sessions = shop_sessions(engine, rules=shop_rules(config))
+    bus = shop_bus()
+    sessions = shop_sessions(engine, rules=shop_rules(config), bus=bus)
+    catalog = Catalog(
+        sessions, max_age_seconds=config.search.cache_seconds, query_cache_size=config.search.query_cache_size
+    )
+    tell_catalog(bus, catalog)  # stock that comes back (a cancel, an expiry) is searchable at once
     services = Services(
         config=config,
         sessions=sessions,
-        catalog=Catalog(
-            sessions,
-            max_age_seconds=config.search.cache_seconds,
-            query_cache_size=config.search.query_cache_size,
-        ),
+        catalog=catalog,
         dialogs=ShopDialogs(
             store,
             # the confirmation dialog acts through the staff commands' own entry (no import back)

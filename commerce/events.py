@@ -10,7 +10,8 @@ Subscribers run in the publisher's transaction, in the order they subscribed; no
 they do commits, and messages to customers are queued with `commerce.messaging.notices`
 (sent after the commit). Money: `OrderRefunded` carries the amount and, when it is the
 last of the money, the move to REFUNDED follows as an `OrderMoved`. Reverse amounts
-(commission, points) on `OrderRefunded` only; `OrderMoved` is for states.
+(commission, points) on `OrderRefunded` only; `OrderMoved` is for states. Stock given
+back publishes `CatalogChanged`, which the catalog snapshot hears (`commerce.wiring.tell_catalog`).
 
 The bus rides on the session (`SESSION_EVENTS` in `session.info`), like the shop rules:
 `commerce.wiring.shop_sessions` makes sessions that carry both. Publishing on a session
@@ -52,8 +53,16 @@ class OrderRefunded:
     now: datetime
 
 
-Event = OrderMoved | OrderRefunded
-E = TypeVar("E", OrderMoved, OrderRefunded)
+@dataclass(frozen=True, slots=True)
+class CatalogChanged:
+    """Stock went back to these variants (an order cancelled, expired or refunded before
+    shipping): whoever caches the catalog must read it again once the change commits."""
+
+    variant_ids: tuple[int, ...]
+
+
+Event = OrderMoved | OrderRefunded | CatalogChanged
+E = TypeVar("E", OrderMoved, OrderRefunded, CatalogChanged)
 Subscriber = Callable[[AsyncSession, Any], Awaitable[None]]
 
 

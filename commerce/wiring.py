@@ -12,8 +12,9 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from commerce.catalog.read import Catalog
 from commerce.db import session_factory
-from commerce.events import SESSION_EVENTS, EventBus, OrderMoved, OrderRefunded
+from commerce.events import SESSION_EVENTS, CatalogChanged, EventBus, OrderMoved, OrderRefunded
 from commerce.groupbuys import groups as group_buys
 from commerce.loyalty import points
 from commerce.messaging import outbox
@@ -64,6 +65,15 @@ def shop_bus() -> EventBus:
     bus.subscribe(OrderRefunded, _reverse_commission)
     bus.subscribe(OrderRefunded, _points_back_on_refund)
     return bus
+
+
+def tell_catalog(bus: EventBus, catalog: Catalog) -> None:
+    """The catalog snapshot hears stock coming back, and is rebuilt after the commit."""
+
+    async def stock_came_back(session: AsyncSession, event: CatalogChanged) -> None:
+        catalog.invalidate_after_commit(session)
+
+    bus.subscribe(CatalogChanged, stock_came_back)
 
 
 def shop_sessions(

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from commerce.messaging import notices
 from commerce.messaging.notifications import Notifier
+from commerce.orders import actions as order_actions
 from commerce.orders import status as order_status
 from commerce.orders.views import OrderView
 from commerce.rules import ShopRules
@@ -84,12 +85,12 @@ async def in_unit(ctx: JobContext, work: Callable[[AsyncSession], Awaitable[T]])
 
 
 async def expire_unpaid_orders(ctx: JobContext) -> int:
-    """Cancel unpaid orders past their deadline: stock back, provider order closed, customer told."""
-    expired = await in_unit(ctx, lambda session: order_status.expire_due_orders(session, now=ctx.clock()))
+    """Cancel unpaid orders past their deadline (`commerce.orders.actions`: stock back, the
+    catalog told, the customer told, audited), then close the provider's orders."""
+    expired = await in_unit(ctx, lambda session: order_actions.expire_due_orders(session, now=ctx.clock()))
     for order in expired:
         if ctx.payments is not None:
             await ctx.payments.close(order_no=order.order_no)
-    await _notify_each(ctx, expired, "order_expired", lambda order: {})
     return len(expired)
 
 

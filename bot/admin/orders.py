@@ -20,11 +20,14 @@ from bot.dialogs.common import order_data, unit_of_work
 from bot.outbound.alerts import openid_tail, order_items
 from commerce.errors import ErrorCode, ShopError
 from commerce.groupbuys import groups as group_buys
+from commerce.orders import actions as order_actions
 from commerce.orders import queries as order_admin
 from commerce.orders import status as order_status
+from commerce.orders.actions import CancelledBy
 from commerce.orders.models import OrderStatus
 from commerce.orders.views import OrderView
 from commerce.payments import refunds
+from commerce.rules import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -281,16 +284,17 @@ async def cancel(actx: AdminContext) -> Outcome:
                        confirm_first=True)
     try:
         async with unit_of_work(actx.ctx) as session:
-            after = await order_status.cancel_order(session, order_id=order.id, actor=staff_actor(actx), note="shop")
+            cancelled = await order_actions.cancel_order(
+                session, order_id=order.id, by=CancelledBy.SHOP, actor=staff_actor(actx), now=utcnow()
+            )
     except ShopError as exc:
         if exc.code == ErrorCode.ILLEGAL_TRANSITION and exc.details.get("from") in {str(s) for s in PAID_STATUSES}:
             return _cancel_refused(await _find(actx, order.order_no))  # paid meanwhile
         raise
-    actx.services.catalog.invalidate()  # the stock came back
+    after = cancelled.order
     if actx.services.payments is not None:
         await actx.services.payments.close(order_no=after.order_no)
-    told = await tell_customer(actx, after.openid, "order_cancelled_by_shop",
-                               {"order_no": after.order_no, "items": order_items(after)})
+    told = cancelled.notice is not None  # queued in the cancel's own unit of work
     return Outcome(Text("admin/cancelled", {"order_no": after.order_no, "told": told}), _state(order), _state(after))
 
 

@@ -25,9 +25,12 @@ from bot.dialogs.base import Dialog, Step, on
 from bot.dialogs.common import error_reply, order_data, pay_card, unit_of_work
 from commerce.errors import ShopError
 from commerce.groupbuys import groups as group_buys
+from commerce.orders import actions as order_actions
 from commerce.orders import placement as orders
 from commerce.orders import status as order_status
+from commerce.orders.actions import CancelledBy
 from commerce.orders.models import AfterSalesKind, OrderStatus
+from commerce.rules import utcnow
 
 LIST_SIZE = 10
 
@@ -125,8 +128,12 @@ class OrdersDialog(Dialog[OrdersState, OrdersData]):
                     return Text("order_detail", order_data(order))
                 return pay_card(ctx, order)
             if action == "cancel_order":
-                order = await order_status.cancel_order(session, order_id=order_id, actor="customer", customer_id=customer_id)
-                reply: Reply = Text("order_cancelled", order_data(order))
+                cancelled = await order_actions.cancel_order(
+                    session, order_id=order_id, by=CancelledBy.CUSTOMER, customer_id=customer_id, now=utcnow()
+                )
+                order = cancelled.order
+                assert cancelled.notice is not None  # the customer's own cancel: their reply
+                reply: Reply = Text(cancelled.notice.template, cancelled.notice.data)
             elif action == "received":
                 order = await order_status.confirm_receipt(session, order_id=order_id, customer_id=customer_id)
                 reply = Text("order_received", order_data(order))
@@ -144,7 +151,6 @@ class OrdersDialog(Dialog[OrdersState, OrdersData]):
             # --- staff alerts: a new after-sales request ---
             ctx.services.alerts.after_sales_soon(order, kind=reply.data["kind"], reason=reply.data["reason"])
         if action == "cancel_order":
-            ctx.services.catalog.invalidate()  # stock came back
             if ctx.services.payments is not None:
                 await ctx.services.payments.close(order_no=order.order_no)
         return reply

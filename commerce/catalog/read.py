@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
@@ -177,6 +177,26 @@ class Catalog:
     def invalidate(self) -> None:
         """Call after any catalog write so the next read rebuilds the snapshot."""
         self._snapshot = None
+
+    def invalidate_after_commit(self, session: AsyncSession) -> None:
+        """Rebuild the snapshot once `session`'s transaction commits (not before: a read
+        between the change and its commit would cache the old stock again). Nothing
+        happens when it rolls back. Several calls in one transaction invalidate once."""
+        changed, listening = f"storefront.catalog.{id(self)}.changed", f"storefront.catalog.{id(self)}.listening"
+        session.info[changed] = True
+        if session.info.get(listening):
+            return
+        session.info[listening] = True
+
+        def committed(_session: object) -> None:
+            if session.info.pop(changed, False):
+                self.invalidate()
+
+        def rolled_back(_session: object) -> None:
+            session.info.pop(changed, None)
+
+        event.listen(session.sync_session, "after_commit", committed)
+        event.listen(session.sync_session, "after_rollback", rolled_back)
 
     async def snapshot(self) -> CatalogSnapshot:
         snap = self._snapshot

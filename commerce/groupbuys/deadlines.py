@@ -27,6 +27,7 @@ from commerce.groupbuys.groups import ENDED, G, GroupView, M, get_group
 from commerce.groupbuys.models import GroupBuy
 from commerce.messaging import notices
 from commerce.messaging.notifications import Notifier
+from commerce.orders.actions import CancelledBy, cancel_if_unpaid, cancel_order
 from commerce.orders.models import Order, OrderStatus
 from commerce.rules import as_utc
 
@@ -40,8 +41,6 @@ async def _end_group(
     session: AsyncSession, *, group_id: int, to: G, reason: str, now: datetime, frm: tuple[str, ...]
 ) -> bool:
     """Move the group to FAILED/CLOSED once; cancel its unpaid seats' orders and tell those members."""
-    from commerce.orders.status import move
-
     ended = await session.execute(
         update(GroupBuy)
         .where(GroupBuy.id == group_id, GroupBuy.status.in_(frm))
@@ -53,14 +52,8 @@ async def _end_group(
     group = await get_group(session, group_id=group_id)
     for member in group.members:
         if member.status == M.RESERVED and member.order_id is not None:
-            await move(
-                session,
-                order_id=member.order_id,
-                frm=S.PENDING_PAYMENT,
-                to=S.CANCELLED,
-                actor="system",
-                note=f"group_{to.value}",
-                now=now,
+            await cancel_if_unpaid(
+                session, order_id=member.order_id, by=CancelledBy.GROUP, note=f"group_{to.value}", now=now
             )
             notices.queue(
                 session,
@@ -125,16 +118,10 @@ async def leader_cancel_group(
     )
     if closed.rowcount != 1:  # type: ignore[attr-defined]
         if group.status == G.FORMING:  # not paid: cancelling the order closes the group
-            from commerce.orders.status import cancel_order
-
             leader = next(m for m in group.members if m.is_leader)
             assert leader.order_id is not None
             await cancel_order(
-                session,
-                order_id=leader.order_id,
-                actor="customer",
-                customer_id=customer_id,
-                now=now,
+                session, order_id=leader.order_id, by=CancelledBy.CUSTOMER, customer_id=customer_id, now=now
             )
             return await get_group(session, group_id=group.id)
         raise ShopError(

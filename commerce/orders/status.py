@@ -7,7 +7,7 @@ exactly one wins, and each move writes an OrderEvent:
 stateDiagram-v2
     [*] --> pending_payment: place_order
     pending_payment --> paid: record_payment
-    pending_payment --> cancelled: cancel_order / expire_due_orders (stock released)
+    pending_payment --> cancelled: actions.cancel_order / actions.expire_due_orders (stock released)
     paid --> shipped: ship_order
     shipped --> completed: confirm_receipt / complete_due_orders
     paid --> refunding: start_refund (the rest of the money)
@@ -24,10 +24,10 @@ entering `cancelled` releases the stock and frees the coupon; entering `refunded
 releases the stock when the order never shipped (the goods never left). A partial
 refund keeps the status and grows `refunded_fen`.
 
-`place_order` lives in `commerce.orders.placement`, `record_payment` in `commerce.payments.records`,
+`place_order` lives in `commerce.orders.placement`, cancelling (by anyone, and the expiry
+of unpaid orders) in `commerce.orders.actions`, `record_payment` in `commerce.payments.records`,
 the refund moves in `commerce.payments.refunds`; all of them move through `move` here. The clock
-(`expire_due_orders`, `orders_to_remind`, `complete_due_orders`) is called by scheduler
-jobs. Nothing here commits: the caller owns the unit of work.
+(`orders_to_remind`, `complete_due_orders`) is called by scheduler jobs. Nothing here commits: the caller owns the unit of work.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.catalog import inventory
 from commerce.errors import ErrorCode, ShopError
-from commerce.events import OrderMoved, publish
+from commerce.events import CatalogChanged, OrderMoved, publish
 from commerce.orders.models import (
     AfterSalesKind,
     AfterSalesRequest,
@@ -108,7 +108,7 @@ async def move(
     """Move from `frm` to `to` if the order is still in `frm`; False when someone else moved it.
 
     `release_stock=False`: the caller releases the stock of a whole batch itself, in
-    one ascending pass over the variants (`_release_stock`), so that a batch never
+    one ascending pass over the variants (`release_orders_stock`), so that a batch never
     locks variant rows out of order (a deadlock with a checkout on PostgreSQL)."""
     if to not in ALLOWED[frm]:
         raise illegal_move(order_id, frm, to)
@@ -137,18 +137,18 @@ async def move(
     )
     if to == S.CANCELLED:
         if release_stock:
-            await _release_stock(session, [order_id])
+            await release_orders_stock(session, [order_id])
         await _free_coupon(session, order_id)
     elif to == S.REFUNDED:
         shipped_at = await session.scalar(select(Order.shipped_at).where(Order.id == order_id))
         if shipped_at is None:  # refunded before shipping: the goods are still here
-            await _release_stock(session, [order_id])
+            await release_orders_stock(session, [order_id])
     await publish(session, OrderMoved(order_id=order_id, frm=frm, to=to, now=now))
     await session.flush()
     return True
 
 
-async def _release_stock(session: AsyncSession, order_ids: Sequence[int]) -> None:
+async def release_orders_stock(session: AsyncSession, order_ids: Sequence[int]) -> None:
     """Give back the stock of these orders: one release per variant, ascending variant id."""
     if not order_ids:
         return
@@ -158,8 +158,11 @@ async def _release_stock(session: AsyncSession, order_ids: Sequence[int]) -> Non
         .group_by(OrderLine.variant_id)
         .order_by(OrderLine.variant_id)
     )
-    for variant_id, quantity in rows.all():
+    released = rows.all()
+    for variant_id, quantity in released:
         await inventory.release(session, variant_id=variant_id, quantity=int(quantity))
+    if released:
+        await publish(session, CatalogChanged(variant_ids=tuple(v for v, _ in released)))
 
 
 async def _free_coupon(session: AsyncSession, order_id: int) -> None:
@@ -204,32 +207,6 @@ async def transition(
 
 
 # ---- customer and staff actions --------------------------------------------------------
-
-
-async def cancel_order(
-    session: AsyncSession,
-    *,
-    order_id: int,
-    actor: str,
-    customer_id: int | None = None,
-    note: str = "",
-    now: datetime | None = None,
-) -> OrderView:
-    """Cancel an unpaid order: its stock goes back and its coupon is freed, exactly once.
-
-    ILLEGAL_TRANSITION (details: from) when it is no longer pending, including when a
-    concurrent cancel, expiry or payment got there first.
-    """
-    await _owned_order_id(session, order_id=order_id, customer_id=customer_id)
-    return await transition(
-        session,
-        order_id=order_id,
-        to=S.CANCELLED,
-        actor=actor,
-        note=note,
-        expect=S.PENDING_PAYMENT,
-        now=now,
-    )
 
 
 async def ship_order(
@@ -336,39 +313,6 @@ async def request_after_sales(
 
 
 # ---- the clock (scheduler jobs) ---------------------------------------------------------
-
-
-async def expire_due_orders(
-    session: AsyncSession, *, now: datetime, limit: int = 200
-) -> list[OrderView]:
-    """Cancel unpaid orders whose time is up (actor "system", note "expired"), releasing
-    their stock. Returns the ones this call expired, oldest first; safe to run twice and
-    on several workers. At most `limit` per call: call again while it returns `limit`."""
-    now = as_utc(now)
-    due = (
-        await session.scalars(
-            select(Order.id)
-            .where(Order.status == S.PENDING_PAYMENT.value, Order.expires_at <= now)
-            .order_by(Order.expires_at, Order.id)
-            .limit(limit)
-        )
-    ).all()
-    expired = [
-        order_id
-        for order_id in due
-        if await move(
-            session,
-            order_id=order_id,
-            frm=S.PENDING_PAYMENT,
-            to=S.CANCELLED,
-            actor="system",
-            note="expired",
-            now=now,
-            release_stock=False,
-        )
-    ]
-    await _release_stock(session, expired)
-    return await load_views(session, expired)
 
 
 async def orders_to_remind(

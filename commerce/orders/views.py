@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -144,3 +144,34 @@ async def load_view(session: AsyncSession, order_id: int) -> OrderView:
     if not views:
         raise ShopError(ErrorCode.ORDER_NOT_FOUND, order_id=order_id)
     return views[0]
+
+
+def order_data(order: OrderView) -> dict[str, Any]:
+    """What a message template may show of an order: plain values, no ORM objects.
+
+    The one order-to-template view: replies, staff commands, jobs and notices all use it."""
+    return {
+        "order_no": order.order_no,
+        "status": str(order.status),
+        "lines": [
+            {"name": line.name, "spec": line.spec_label, "price": line.unit_price_fen,
+             "quantity": line.quantity, "subtotal": line.subtotal_fen}
+            for line in order.lines
+        ],
+        "items": [{"name": line.name, "spec": line.spec_label, "quantity": line.quantity} for line in order.lines],
+        "goods": order.goods_fen,
+        "discount": order.discount_fen,
+        "delivery": order.delivery_fen,
+        "payable": order.payable_fen,
+        "paid": order.paid_fen,
+        "refunded": order.refunded_fen,
+        "payable_fen": order.payable_fen,
+        "paid_fen": order.paid_fen,
+        "address_name": order.address_name,
+        "address_phone": order.address_phone,
+        "address_text": order.address_text,
+        "created_at": order.created_at,
+        "expires_at": order.expires_at,
+        "carrier": order.carrier,
+        "tracking_no": order.tracking_no,
+    }

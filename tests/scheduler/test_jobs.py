@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 
 from bot.keys import JOBS, SERVICES
-from commerce.orders import status as order_status
+from commerce.orders.actions import CancelledBy, cancel_order
 from commerce.orders.models import Order, OrderStatus
 from commerce.payments import records as payment_records
 from commerce.payments.models import Refund, RefundStatus
@@ -112,7 +112,7 @@ async def test_owed_refunds_are_settled_through_the_shops_payment_service(
     order_no = await _buy_banana(shop, "o_late")
     async with services.sessions() as session, session.begin():
         order_id = await session.scalar(select(Order.id).where(Order.order_no == order_no))
-        await order_status.cancel_order(session, order_id=order_id, actor="system")
+        await cancel_order(session, order_id=order_id, by=CancelledBy.TIMEOUT, now=datetime.now(UTC))
         await payment_records.record_payment(
             session, provider=services.payments.provider.name, order_no=order_no, transaction_id="T-OWED",
             amount_fen=1, paid_at=datetime.now(UTC), payload={},

@@ -8,6 +8,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,8 @@ from bot.config import Config
 from bot.keys import PAYMENTS, SERVICES
 from bot.outbound.sender import MemoryOutbox
 from commerce.orders import placement as orders
-from commerce.orders import status as order_status
 from commerce.orders import views as order_views
+from commerce.orders.actions import CancelledBy, cancel_order
 from commerce.orders.models import OrderStatus
 from commerce.payments.models import PaymentEvent, Refund
 from commerce.payments.sandbox import SandboxProvider
@@ -222,7 +223,7 @@ async def test_v3_late_payment_is_refunded_and_the_customer_told(start_shop: Sho
     order = await shop.order()
     await shop.payments.pay(order_no=order.order_no, openid=order.openid)
     async with shop.app[SERVICES].sessions() as session, session.begin():
-        await order_status.cancel_order(session, order_id=order.id, actor="system")  # expired meanwhile
+        await cancel_order(session, order_id=order.id, by=CancelledBy.TIMEOUT, now=datetime.now(UTC))  # expired meanwhile
 
     assert (await shop.wechat.notify_payment(order.order_no))[0] == 204
     await shop.payments.drain()

@@ -10,8 +10,8 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
 from bot.keys import PAYMENTS, SERVICES
+from commerce.orders.actions import CancelledBy, cancel_order, expire_due_orders
 from commerce.orders.placement import get_order
-from commerce.orders.status import cancel_order, expire_due_orders
 from commerce.orders.views import OrderView
 from commerce.payments.models import PaymentEvent
 from tests.bot.driver import Shop
@@ -149,7 +149,7 @@ async def test_unknown_links_and_orders_are_404(web_shop: Shop) -> None:
 async def test_a_cancelled_order_is_409(web_shop: Shop) -> None:
     order = await place_apple_order(web_shop.client.app)
     async with web_shop.client.app[SERVICES].sessions() as session, session.begin():
-        await cancel_order(session, order_id=order.id, actor="customer")
+        await cancel_order(session, order_id=order.id, by=CancelledBy.CUSTOMER, now=datetime.now(UTC))
     path = pay_path(web_shop.config, order)
     status, html = await page(web_shop, path)
     assert status == 409 and "订单已取消" in html and "was cancelled" in html

@@ -18,8 +18,9 @@ from commerce.groupbuys import deadlines as group_deadlines
 from commerce.groupbuys import groups as group_buys
 from commerce.groupbuys.models import GroupBuy, GroupCampaign, GroupMember
 from commerce.messaging import notices
+from commerce.orders.actions import CancelledBy, cancel_order, expire_due_orders
 from commerce.orders.models import Order, OrderStatus
-from commerce.orders.status import cancel_order, expire_due_orders, ship_order
+from commerce.orders.status import ship_order
 from commerce.payments.records import record_payment
 from commerce.payments.refunds import start_refund
 from commerce.rules import ShopRules
@@ -210,7 +211,7 @@ async def test_leader_who_never_pays_or_withdraws_alone_closes_the_group(session
     campaign_id, _ = await campaign(sessions, per_user_limit=3)
     leader = await buyer(sessions)
     group, order_id = await start(sessions, campaign_id, leader)
-    await run(sessions, cancel_order, order_id=order_id, actor="customer", customer_id=leader[0])
+    await run(sessions, cancel_order, order_id=order_id, by=CancelledBy.CUSTOMER, now=NOW, customer_id=leader[0])
     row = await group_row(sessions, group.id)
     assert row.status == "closed" and row.close_reason == "leader_unpaid" and row.seats_taken == 0
 

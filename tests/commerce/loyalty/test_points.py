@@ -18,9 +18,9 @@ from commerce.loyalty import points
 from commerce.loyalty.badges import badges_of
 from commerce.loyalty.models import CustomerBadge, PointsEntry
 from commerce.messaging import notices
+from commerce.orders.actions import CancelledBy, cancel_order, expire_due_orders
 from commerce.orders.models import Order
 from commerce.orders.placement import place_order
-from commerce.orders.status import cancel_order, expire_due_orders
 from commerce.payments.refunds import start_refund
 from commerce.rules import ShopRules
 from commerce.wiring import shop_sessions
@@ -305,9 +305,9 @@ async def test_cancelling_or_expiring_an_unpaid_order_gives_its_points_back_once
     await give(sessions, buyer.customer_id, 800)
     order = await place(sessions, buyer, use_points=True)
     assert await balance(sessions, buyer.customer_id) == 0
-    await run(sessions, cancel_order, order_id=order.id, actor="customer")
+    await run(sessions, cancel_order, order_id=order.id, by=CancelledBy.CUSTOMER, now=NOW)
     await expect_error(
-        ErrorCode.ILLEGAL_TRANSITION, run(sessions, cancel_order, order_id=order.id, actor="c")
+        ErrorCode.ILLEGAL_TRANSITION, run(sessions, cancel_order, order_id=order.id, by=CancelledBy.CUSTOMER, now=NOW)
     )
     assert await balance(sessions, buyer.customer_id) == 800
 

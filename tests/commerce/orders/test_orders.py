@@ -18,14 +18,13 @@ from commerce.cart.models import CartLine
 from commerce.catalog.models import Product, Variant
 from commerce.errors import ErrorCode, ShopError
 from commerce.orders import placement as orders
+from commerce.orders.actions import CancelledBy, cancel_order, expire_due_orders
 from commerce.orders.models import AfterSalesKind, AfterSalesStatus, Order, OrderEvent, OrderStatus
 from commerce.orders.placement import get_order, list_orders, place_order
 from commerce.orders.status import (
     ALLOWED,
-    cancel_order,
     complete_due_orders,
     confirm_receipt,
-    expire_due_orders,
     orders_to_remind,
     request_after_sales,
     ship_order,
@@ -448,7 +447,7 @@ async def test_get_and_list_orders(sessions: async_sessionmaker[AsyncSession]) -
         await add_one_more(sessions, buyer)
         placed.append(await place(sessions, buyer, key=f"k{n}", now=NOW + timedelta(minutes=n)))
     stranger = await buyer_with_cart(sessions)
-    await run(sessions, cancel_order, order_id=placed[1].id, actor="customer")
+    await run(sessions, cancel_order, order_id=placed[1].id, by=CancelledBy.CUSTOMER, now=NOW)
 
     newest_first = await run(sessions, list_orders, customer_id=buyer.customer_id)
     assert [o.id for o in newest_first] == [placed[2].id, placed[1].id, placed[0].id]
@@ -656,13 +655,14 @@ async def test_cancel_releases_stock_and_frees_the_coupon(
             sessions,
             cancel_order,
             order_id=order.id,
-            actor="customer",
+            by=CancelledBy.CUSTOMER,
+            now=NOW,
             customer_id=stranger.customer_id,
         ),
     )
-    cancelled = await run(
-        sessions, cancel_order, order_id=order.id, actor="customer", customer_id=buyer.customer_id
-    )
+    cancelled = (await run(
+        sessions, cancel_order, order_id=order.id, by=CancelledBy.CUSTOMER, now=NOW, customer_id=buyer.customer_id
+    )).order
     assert cancelled.status == S.CANCELLED and cancelled.closed_at is not None
     assert await stock_of(sessions, buyer.variant_ids[0]) == 5
     async with sessions() as session:
@@ -670,7 +670,7 @@ async def test_cancel_releases_stock_and_frees_the_coupon(
         assert held is not None and held.status == "available" and held.used_at is None
     await expect_error(
         ErrorCode.ILLEGAL_TRANSITION,
-        run(sessions, cancel_order, order_id=order.id, actor="customer"),
+        run(sessions, cancel_order, order_id=order.id, by=CancelledBy.CUSTOMER, now=NOW),
     )
     assert await stock_of(sessions, buyer.variant_ids[0]) == 5
 
@@ -687,7 +687,8 @@ async def test_cancel_twice_at_once_releases_stock_once(
                 sessions,
                 cancel_order,
                 order_id=order.id,
-                actor="customer",
+                by=CancelledBy.CUSTOMER,
+                now=NOW,
                 customer_id=buyer.customer_id,
             )
             return "cancelled"
@@ -703,7 +704,7 @@ async def test_a_paid_order_cannot_be_cancelled(sessions: async_sessionmaker[Asy
     buyer, order = await paid_order(sessions)
     details = await expect_error(
         ErrorCode.ILLEGAL_TRANSITION,
-        run(sessions, cancel_order, order_id=order.id, actor="customer"),
+        run(sessions, cancel_order, order_id=order.id, by=CancelledBy.CUSTOMER, now=NOW),
     )
     assert details["from"] == "paid"
     assert await stock_of(sessions, buyer.variant_ids[0]) == 8

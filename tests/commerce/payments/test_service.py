@@ -18,8 +18,8 @@ from commerce.customers.models import Customer
 from commerce.errors import ErrorCode, ShopError
 from commerce.messaging.notifications import RecordingNotifier
 from commerce.orders import placement as orders
-from commerce.orders import status as order_status
 from commerce.orders import views as order_views
+from commerce.orders.actions import CancelledBy, cancel_order
 from commerce.orders.models import OrderEvent, OrderStatus
 from commerce.payments import records as payment_records
 from commerce.payments.base import Notification, PaymentError, PaymentRequest
@@ -203,7 +203,7 @@ async def test_two_payments_of_one_order_at_once_the_second_is_refunded(world: W
 async def test_money_after_the_order_was_cancelled_goes_back(world: World) -> None:
     order = await insert_order(world.sessions)
     async with world.sessions() as session, session.begin():
-        await order_status.cancel_order(session, order_id=order.id, actor="system")
+        await cancel_order(session, order_id=order.id, by=CancelledBy.TIMEOUT, now=datetime.now(UTC))
 
     assert await world.service.handle_notification(paid(order, transaction_id="T-LATE")) is True
     await world.service.drain()
@@ -390,7 +390,7 @@ async def test_close_logs_provider_errors_instead_of_raising(world: World) -> No
 async def test_late_money_whose_refund_never_started_is_refunded_by_the_scheduler(world: World) -> None:
     order = await insert_order(world.sessions)
     async with world.sessions() as session, session.begin():
-        await order_status.cancel_order(session, order_id=order.id, actor="system")
+        await cancel_order(session, order_id=order.id, by=CancelledBy.TIMEOUT, now=datetime.now(UTC))
     # the notification was recorded, then the process stopped before the refund started
     async with world.sessions() as session, session.begin():
         outcome = await payment_records.record_payment(
