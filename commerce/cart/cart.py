@@ -13,13 +13,13 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.cart.models import CartLine
+from commerce.catalog.availability import NOT_ENOUGH_STOCK as NOT_ENOUGH_STOCK
+from commerce.catalog.availability import OFF_SALE as OFF_SALE
+from commerce.catalog.availability import OUT_OF_STOCK as OUT_OF_STOCK
+from commerce.catalog.availability import Stocked, is_purchase_permitted
 from commerce.catalog.models import Product, ProductStatus, Variant
 from commerce.errors import ErrorCode, ShopError
 from commerce.rules import ShopRules
-
-OUT_OF_STOCK = "out_of_stock"
-NOT_ENOUGH_STOCK = "not_enough_stock"
-OFF_SALE = "off_sale"
 
 
 @dataclass(frozen=True)
@@ -67,13 +67,8 @@ def spec_label(spec: dict[str, str] | None) -> str:
 
 
 def line_problem(*, on_sale: bool, stock: int, quantity: int) -> str | None:
-    if not on_sale:
-        return OFF_SALE
-    if stock <= 0:
-        return OUT_OF_STOCK
-    if stock < quantity:
-        return NOT_ENOUGH_STOCK
-    return None
+    """Why a line of `quantity` cannot be bought as it is (None: it can)."""
+    return is_purchase_permitted(Stocked(on_sale=on_sale, stock=stock), quantity)[1]
 
 
 async def get_cart(session: AsyncSession, *, customer_id: int) -> CartView:

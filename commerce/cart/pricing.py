@@ -1,13 +1,10 @@
 """What the current cart costs: goods, the coupon, delivery, points, the total.
 
 `quote` always starts from the cart as it is now (today's prices and stock), so what
-checkout shows and what `place_order` charges come from the same function.
-
-Points (`use_points=True`): `redeem_points_per_yuan` points take 100 fen off, up to
-`redeem_max_percent` of the goods after the coupon. The saving is the largest whole
-number of fen the balance covers within that cap, and the points used are the fewest
-that pay for it (rounded up when a fen costs a fraction of a point), all in integers.
-The total never reaches zero: the payment provider cannot charge nothing.
+checkout shows and what `place_order` charges come from the same function. It fetches
+(the cart, the coupons held, the points balance), then calculates with the pure
+functions of `commerce.cart.calculations` (saleor's fetch/calculate split), where the
+points rules are written down.
 """
 
 from __future__ import annotations
@@ -20,10 +17,13 @@ from datetime import datetime
 from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from commerce.cart.calculations import cart_totals
+from commerce.cart.calculations import coupon_discount as coupon_discount
+from commerce.cart.calculations import points_saving as points_saving
 from commerce.cart.cart import CartLineView, get_cart
 from commerce.customers.models import Customer
 from commerce.errors import ErrorCode, ShopError
-from commerce.promotions.models import Coupon, CouponKind, CustomerCoupon, CustomerCouponStatus
+from commerce.promotions.models import Coupon, CustomerCoupon, CustomerCouponStatus
 from commerce.rules import ShopRules, as_utc, maybe_utc, utcnow
 
 NO_COUPON = -1  # customer_coupon_id meaning "do not apply a coupon"
@@ -68,37 +68,6 @@ class Quote:
             f"p{self.points_used}"
         )
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
-
-
-def coupon_discount(coupon: Coupon, goods_fen: int) -> int:
-    """The discount a coupon gives on `goods_fen` (0 below its threshold); floored to the fen."""
-    if goods_fen <= 0 or goods_fen < coupon.threshold_fen:
-        return 0
-    if coupon.kind == CouponKind.AMOUNT_OFF.value:
-        discount = coupon.amount_off_fen
-    elif coupon.kind == CouponKind.PERCENT_OFF.value:
-        discount = goods_fen * coupon.percent_off // 100
-        if coupon.cap_fen > 0:
-            discount = min(discount, coupon.cap_fen)
-    else:
-        return 0
-    return max(0, min(discount, goods_fen))
-
-
-def points_saving(
-    *, balance: int, base_fen: int, max_fen: int, rules: ShopRules
-) -> tuple[int, int]:
-    """(fen off, points used) for `balance` points on `base_fen` of goods after the coupon.
-
-    At most `redeem_max_percent` of `base_fen` and at most `max_fen`; (0, 0) when the
-    shop does not redeem points.
-    """
-    rate = rules.redeem_points_per_yuan
-    if rate <= 0 or balance <= 0 or base_fen <= 0:
-        return 0, 0
-    cap = base_fen * max(0, min(rules.redeem_max_percent, 100)) // 100
-    fen = max(0, min(balance * 100 // rate, cap, max_fen))
-    return fen, -(-fen * rate // 100)  # the points for `fen`, rounded up
 
 
 def coupon_problem(
@@ -174,10 +143,6 @@ async def quote(
         o for o in valid if chosen is None or o.customer_coupon_id != chosen.customer_coupon_id
     )
 
-    discount = chosen.discount_fen if chosen else 0
-    delivery = (
-        0 if goods == 0 or goods >= rules.free_delivery_threshold_fen else rules.delivery_fee_fen
-    )
     balance = int(
         await session.scalar(
             select(Customer.points_balance)
@@ -186,27 +151,27 @@ async def quote(
         )
         or 0
     )
-    offer_fen, offer_used = points_saving(
-        balance=balance,
-        base_fen=goods - discount,
-        max_fen=goods - discount + delivery - 1,
+    totals = cart_totals(
+        goods_fen=goods,
+        discount_fen=chosen.discount_fen if chosen else 0,
+        points_balance=balance,
+        use_points=use_points,
         rules=rules,
     )
-    points, points_used = (offer_fen, offer_used) if use_points else (0, 0)
     return Quote(
         lines=lines,
-        goods_fen=goods,
-        discount_fen=discount,
-        delivery_fen=delivery,
-        points_fen=points,
-        payable_fen=goods - discount + delivery - points,
+        goods_fen=totals.goods_fen,
+        discount_fen=totals.discount_fen,
+        delivery_fen=totals.delivery_fen,
+        points_fen=totals.points_fen,
+        payable_fen=totals.payable_fen,
         coupon=chosen,
         other_coupons=others,
         problems=cart.problems,
-        points_used=points_used,
+        points_used=totals.points_used,
         points_balance=balance,
-        points_offer_fen=offer_fen,
-        points_offer_used=offer_used,
+        points_offer_fen=totals.points_offer_fen,
+        points_offer_used=totals.points_offer_used,
     )
 
 

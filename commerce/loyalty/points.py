@@ -44,6 +44,7 @@ from commerce.customers.models import Customer
 from commerce.db import upsert_insert
 from commerce.loyalty import badges
 from commerce.loyalty.badges import Badge
+from commerce.loyalty.calculations import purchase_points, refund_part
 from commerce.loyalty.models import PointsEntry
 from commerce.messaging import notices
 from commerce.orders.models import Order
@@ -244,11 +245,6 @@ async def award_first_share(
     )
 
 
-def purchase_points(paid_fen: int, rules: ShopRules) -> int:
-    """Points earned for paying `paid_fen`: per whole yuan, never for the fen beyond."""
-    return max(0, paid_fen) // 100 * rules.points_per_yuan
-
-
 async def earned_on(session: AsyncSession, *, order_id: int) -> int:
     """The purchase points an order earned (0 before it is paid)."""
     earned = await session.scalar(
@@ -335,13 +331,6 @@ async def on_cancelled(session: AsyncSession, *, order_id: int, now: datetime) -
     )
 
 
-def _share(total: int, refunded_fen: int, paid_fen: int) -> int:
-    """The part of `total` that `refunded_fen` of `paid_fen` stands for: floored, all when all."""
-    if paid_fen <= 0 or refunded_fen >= paid_fen:
-        return total
-    return total * max(0, refunded_fen) // paid_fen
-
-
 async def on_refund(
     session: AsyncSession, *, order_id: int, amount_fen: int, now: datetime
 ) -> None:
@@ -363,7 +352,7 @@ async def on_refund(
     await take_back(
         session,
         customer_id=row.customer_id,
-        points=_share(earned, after, row.paid_fen) - _share(earned, before, row.paid_fen),
+        points=refund_part(earned, before_fen=before, after_fen=after, paid_fen=row.paid_fen),
         reason=PURCHASE_REFUND,
         ref=ref,
         order_id=order_id,
@@ -372,8 +361,9 @@ async def on_refund(
     await award(
         session,
         customer_id=row.customer_id,
-        points=_share(row.points_used, after, row.paid_fen)
-        - _share(row.points_used, before, row.paid_fen),
+        points=refund_part(
+            row.points_used, before_fen=before, after_fen=after, paid_fen=row.paid_fen
+        ),
         reason=REDEEM_REFUND,
         ref=ref,
         order_id=order_id,

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from commerce.cart.calculations import delivery_fee
 from commerce.cart.cart import (
     NOT_ENOUGH_STOCK,
     OUT_OF_STOCK,
@@ -497,7 +498,7 @@ async def place_group_order(
             ErrorCode.NOT_ON_SALE, name=line.name, spec_label=line.spec_label, available=0,
             problems=[_problem_details(line)],
         )
-    delivery = 0 if unit_price_fen >= rules.free_delivery_threshold_fen else rules.delivery_fee_fen
+    delivery = delivery_fee(unit_price_fen, rules=rules)  # the cart's rule, for one seat
     priced = Quote(
         lines=(line,),
         goods_fen=unit_price_fen,

@@ -52,28 +52,13 @@ from commerce.orders.models import (
     OrderStatus,
 )
 from commerce.orders.rows import current_status, lock_order
+from commerce.orders.transitions import ALLOWED as ALLOWED
+from commerce.orders.transitions import after_sales_permitted, can_move, stamp_of
 from commerce.orders.views import OrderView, load_view, load_views
 from commerce.promotions.models import CustomerCoupon, CustomerCouponStatus
 from commerce.rules import ShopRules, as_utc, maybe_utc, utcnow
 
 S = OrderStatus
-ALLOWED: dict[OrderStatus, frozenset[OrderStatus]] = {
-    S.PENDING_PAYMENT: frozenset({S.PAID, S.CANCELLED}),
-    S.PAID: frozenset({S.SHIPPED, S.REFUNDING}),
-    S.SHIPPED: frozenset({S.COMPLETED, S.REFUNDING}),
-    S.COMPLETED: frozenset({S.REFUNDING}),
-    S.REFUNDING: frozenset({S.REFUNDED, S.PAID, S.SHIPPED, S.COMPLETED}),
-    S.CANCELLED: frozenset(),
-    S.REFUNDED: frozenset(),
-}
-# the timestamp a status sets when entered (not when returning to it from refunding)
-_STAMPS = {
-    S.PAID: "paid_at",
-    S.SHIPPED: "shipped_at",
-    S.COMPLETED: "completed_at",
-    S.CANCELLED: "closed_at",
-    S.REFUNDED: "closed_at",
-}
 AFTER_SALES_REASON = (2, 300)
 
 
@@ -110,11 +95,11 @@ async def move(
     `release_stock=False`: the caller releases the stock of a whole batch itself, in
     one ascending pass over the variants (`release_orders_stock`), so that a batch never
     locks variant rows out of order (a deadlock with a checkout on PostgreSQL)."""
-    if to not in ALLOWED[frm]:
+    if not can_move(frm, to):
         raise illegal_move(order_id, frm, to)
     changes: dict[str, Any] = {"status": to.value}
-    stamp = _STAMPS.get(to)
-    if stamp is not None and (frm != S.REFUNDING or to == S.REFUNDED):
+    stamp = stamp_of(frm, to)
+    if stamp is not None:
         changes[stamp] = now
     changes.update(values or {})
     result = await session.execute(
@@ -284,16 +269,15 @@ async def request_after_sales(
     await _owned_order_id(session, order_id=order_id, customer_id=customer_id)
     order = await lock_order(session, order_id)
     status = OrderStatus(order.status)
-    if status not in (S.PAID, S.SHIPPED, S.COMPLETED):
+    ok, why = after_sales_permitted(
+        status, completed_at=maybe_utc(order.completed_at), now=now, return_window=rules.return_window
+    )
+    if not ok and why == "status":
         raise ShopError(ErrorCode.AFTER_SALES_NOT_ALLOWED, reason="status", status=status.value)
-    if status == S.COMPLETED:
-        completed_at = maybe_utc(order.completed_at) or now
-        if now > completed_at + rules.return_window:
-            raise ShopError(
-                ErrorCode.AFTER_SALES_NOT_ALLOWED,
-                reason="window_closed",
-                days=rules.return_window.days,
-            )
+    if not ok:
+        raise ShopError(
+            ErrorCode.AFTER_SALES_NOT_ALLOWED, reason=why, days=rules.return_window.days
+        )
     open_request = await session.scalar(
         select(AfterSalesRequest.id).where(
             AfterSalesRequest.order_id == order_id,

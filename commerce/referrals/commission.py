@@ -45,6 +45,7 @@ from commerce.db import upsert_insert
 from commerce.errors import ErrorCode, ShopError
 from commerce.messaging import notices
 from commerce.orders.models import Order, OrderStatus
+from commerce.referrals.calculations import Binding, PaidOrder, earned_commission, reversal_target
 from commerce.referrals.models import (
     Commission,
     CommissionEntry,
@@ -130,7 +131,7 @@ async def earn_on_paid(
             ).where(Order.id == order_id)
         )
     ).one_or_none()
-    if order is None or (order.group_id is not None and not rules.commission_on_group_orders):
+    if order is None:
         return None
     buyer = (
         await session.execute(
@@ -139,14 +140,19 @@ async def earn_on_paid(
             )
         )
     ).one()
-    paid_at = maybe_utc(order.paid_at) or now
-    until = maybe_utc(buyer.referral_until)
-    if buyer.referrer_id is None or until is None or paid_at >= until:
+    earned = earned_commission(
+        PaidOrder(
+            paid_fen=order.paid_fen,
+            delivery_fen=order.delivery_fen,
+            is_group=order.group_id is not None,
+            paid_at=maybe_utc(order.paid_at) or now,
+        ),
+        Binding(referrer_id=buyer.referrer_id, until=maybe_utc(buyer.referral_until)),
+        rules,
+    )
+    if earned is None:
         return None
-    base = max(0, order.paid_fen - order.delivery_fen)
-    amount = base * rules.commission_rate_bp // 10000
-    if amount <= 0:
-        return None
+    base, amount = earned
     commission_id = await session.scalar(
         upsert_insert(session, Commission)
         .values(
@@ -264,13 +270,13 @@ async def reverse_on_refund(session: AsyncSession, *, order_id: int, now: dateti
         ).one_or_none()
         if row is None or row.status == CommissionStatus.REVERSED.value:
             return 0
-        full = order.refunded_fen >= order.paid_fen or row.base_fen <= 0
-        target = (
-            row.amount_fen
-            if full
-            else row.amount_fen * min(order.refunded_fen, row.base_fen) // row.base_fen
+        target = reversal_target(
+            amount_fen=row.amount_fen,
+            base_fen=row.base_fen,
+            reversed_fen=row.reversed_fen,
+            refunded_fen=order.refunded_fen,
+            paid_fen=order.paid_fen,
         )
-        target = min(row.amount_fen, max(target, row.reversed_fen))
         delta = target - row.reversed_fen
         if delta <= 0:
             return 0

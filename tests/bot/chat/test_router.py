@@ -8,7 +8,17 @@ from types import SimpleNamespace
 from bot.chat.context import Context
 from bot.chat.keywords import match_keyword, parse_number
 from bot.chat.replies import Text
-from bot.chat.router import Event, Keyword, KeywordMatch, MenuKey, MsgType, Regex, Routed, Router, staff_only
+from bot.chat.router import (
+    Event,
+    Keyword,
+    KeywordMatch,
+    MenuKey,
+    MsgType,
+    Regex,
+    Routed,
+    Router,
+    staff_only,
+)
 from bot.wechat.protocol import Inbound
 from commerce.staff.models import StaffRole
 
