@@ -105,9 +105,8 @@ async def remind_unpaid_orders(ctx: JobContext) -> int:
 async def complete_shipped_orders(ctx: JobContext) -> int:
     """Shipped orders not confirmed by the customer complete by themselves after N days."""
     done = await in_unit(
-        ctx, lambda session: order_status.complete_due_orders(session, now=ctx.clock(), rules=ctx.rules)
+        ctx, lambda session: order_actions.complete_due_orders(session, now=ctx.clock(), rules=ctx.rules)
     )
-    await _notify_each(ctx, done, "order_auto_completed", lambda order: {})
     return len(done)
 
 

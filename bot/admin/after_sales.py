@@ -11,15 +11,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from bot.admin.orders import staff_actor, tell_customer
+from bot.admin.orders import staff_actor
 from bot.admin.registry import ALL_ROLES, MANAGERS, REGISTRY, AdminContext, Outcome, UsageError
 from bot.chat.replies import Text
 from bot.dialogs.common import error_reply, unit_of_work
 from bot.outbound.alerts import openid_tail
 from commerce.errors import ErrorCode, ShopError
+from commerce.orders import actions as order_actions
 from commerce.orders import after_sales
 from commerce.orders.models import AfterSalesStatus
-from commerce.payments import refunds
+from commerce.rules import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,10 @@ async def approve(actx: AdminContext) -> Outcome:
             raise ShopError(ErrorCode.REQUEST_NOT_OPEN, request_id=rid, status=str(view.status))
         return Outcome(Text("admin/approve_confirm", request_data(view)), confirm_first=True)
     async with unit_of_work(actx.ctx) as session:
-        view, (before, after) = await after_sales.approve(session, request_id=rid, actor=staff_actor(actx))
-        refundable = await refunds.refundable_fen(session, order_id=view.order_id)
+        view, (before, after) = await order_actions.approve_after_sales(
+            session, request_id=rid, actor=staff_actor(actx), now=utcnow()
+        )
+        refundable = view.refundable_fen
     refund_no, refund_error, provider_refused = "", None, False
     if refundable > 0 and actx.services.payments is not None:
         try:
@@ -88,10 +91,9 @@ async def approve(actx: AdminContext) -> Outcome:
         else:
             refund_no, provider_refused = started.refund_no, str(started.status) == "failed"
     refunded = refundable if refund_no and not provider_refused else 0
-    told = await tell_customer(
-        actx, view.openid, "after_sales_approved",
-        {"order_no": view.order_no, "kind": str(view.kind), "amount_fen": refunded},
-    )
+    async with unit_of_work(actx.ctx) as session:
+        order_actions.tell_after_sales_approved(session, view=view, refunded_fen=refunded)
+    told = True
     data = {**request_data(view), "refund": refunded, "refund_no": refund_no, "told": told,
             "refund_error": refund_error, "provider_refused": provider_refused}
     # the approval stands either way ("ok"); the audit keeps what became of the money
@@ -107,9 +109,8 @@ async def reject(actx: AdminContext) -> Outcome:
     rid = request_id(actx.arg(0))
     reason = actx.rest(1).strip()
     async with unit_of_work(actx.ctx) as session:
-        view, (before, after) = await after_sales.reject(session, request_id=rid, reason=reason, actor=staff_actor(actx))
-    told = await tell_customer(
-        actx, view.openid, "after_sales_rejected",
-        {"order_no": view.order_no, "kind": str(view.kind), "reason": reason},
-    )
+        view, (before, after) = await order_actions.reject_after_sales(
+            session, request_id=rid, reason=reason, actor=staff_actor(actx), now=utcnow()
+        )
+    told = True  # queued with the decision
     return Outcome(Text("admin/rejected", {**request_data(view), "resolution": reason, "told": told}), before, after)

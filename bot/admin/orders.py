@@ -2,7 +2,7 @@
 
 Orders are named by order number ("SF2026...") or id. Amounts are typed in yuan
 ("12.5") and become integer fen through `Decimal`. The customer hears about what
-staff did through the notifier, after the unit of work has committed; a refund's
+staff did from the core action (`commerce.orders.actions`), sent after the unit of work commits; a refund's
 "money is back" message comes later from the payment service, when the provider
 confirms it.
 """
@@ -22,11 +22,10 @@ from commerce.errors import ErrorCode, ShopError
 from commerce.groupbuys import groups as group_buys
 from commerce.orders import actions as order_actions
 from commerce.orders import queries as order_admin
-from commerce.orders import status as order_status
 from commerce.orders.actions import CancelledBy
 from commerce.orders.models import OrderStatus
 from commerce.orders.views import OrderView
-from commerce.payments import refunds
+from commerce.payments import actions as payment_actions
 from commerce.rules import utcnow
 
 log = logging.getLogger(__name__)
@@ -141,20 +140,6 @@ def _state(order: OrderView) -> dict[str, Any]:
     }
 
 
-async def tell_customer(actx: AdminContext, openid: str, template: str, data: dict[str, Any]) -> bool:
-    """A message to the customer in their language; a failure is logged, never the command's."""
-    notifier = actx.services.notifier
-    if notifier is None:
-        log.error("no notifier: %s not sent", template)
-        return False
-    try:
-        await notifier.notify(openid=openid, template=template, data=data)
-    except Exception:
-        log.exception("could not send %s", template)
-        return False
-    return True
-
-
 async def _find(actx: AdminContext, ref: str) -> OrderView:
     async with unit_of_work(actx.ctx) as session:
         return await order_admin.find_order(session, ref=ref)
@@ -219,16 +204,11 @@ async def ship(actx: AdminContext) -> Outcome:
         raise UsageError
     async with unit_of_work(actx.ctx) as session:
         before = await order_admin.find_order(session, ref=ref)
-        after = await order_status.ship_order(
-            session, order_id=before.id, carrier=carrier, tracking_no=tracking_no, actor=staff_actor(actx)
+        after = await order_actions.ship_order(
+            session, order_id=before.id, carrier=carrier, tracking_no=tracking_no, actor=staff_actor(actx), now=utcnow()
         )
-    told = await tell_customer(
-        actx, after.openid, "order_shipped",
-        {"order_no": after.order_no, "carrier": after.carrier, "tracking_no": after.tracking_no,
-         "items": order_items(after)},
-    )
     reply = Text("admin/shipped", {"order_no": after.order_no, "carrier": after.carrier,
-                                   "tracking_no": after.tracking_no, "told": told})
+                                   "tracking_no": after.tracking_no, "told": True})  # queued with the move
     return Outcome(reply, _state(before), _state(after))
 
 
@@ -241,15 +221,11 @@ async def refund(actx: AdminContext) -> Outcome:
     amount = parse_amount(actx.arg(1)) if len(actx.args) == 2 else None
     async with unit_of_work(actx.ctx) as session:
         order = await order_admin.find_order(session, ref=ref)
-        refundable = await refunds.refundable_fen(session, order_id=order.id)
-    if refundable <= 0:
-        raise ShopError(ErrorCode.NOTHING_TO_REFUND, status=str(order.status), available=0)
-    amount_fen = refundable if amount is None else amount
-    if amount_fen > refundable:
-        raise ShopError(ErrorCode.REFUND_TOO_LARGE, available=refundable, refundable=refundable, amount_fen=amount_fen)
+        plan = await payment_actions.plan_refund(session, order=order, amount_fen=amount)
+    refundable, amount_fen = plan.refundable_fen, plan.amount_fen
     if not actx.confirmed:
         data = {**order_row(order), "amount": amount_fen, "refundable": refundable,
-                "left": refundable - amount_fen, "full": amount is None}
+                "left": plan.left_fen, "full": plan.full}
         return Outcome(Text("admin/refund_confirm", data), confirm_first=True)
     payments = actx.services.payments
     if payments is None:

@@ -135,7 +135,9 @@ class OrdersDialog(Dialog[OrdersState, OrdersData]):
                 assert cancelled.notice is not None  # the customer's own cancel: their reply
                 reply: Reply = Text(cancelled.notice.template, cancelled.notice.data)
             elif action == "received":
-                order = await order_status.confirm_receipt(session, order_id=order_id, customer_id=customer_id)
+                order = await order_actions.confirm_receipt(
+                    session, order_id=order_id, customer_id=customer_id, now=utcnow()
+                )
                 reply = Text("order_received", order_data(order))
             else:
                 assert after_sales is not None  # the caller sends no other action without one

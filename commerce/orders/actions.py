@@ -14,7 +14,10 @@ all in the caller's transaction:
   the chat (the notice is their reply) or a group ended (the group tells its members);
 - an audit entry for staff (`order_cancel`: who, which order, before and after).
 
-Nothing here commits: the caller owns the unit of work and sends what was queued after it.
+Shipping, confirming receipt (by the customer, or by the clock after
+`rules.auto_complete_after`) and deciding an after-sales request tell the customer the
+same way. Nothing here commits: the caller owns the unit of work and sends what was
+queued after it.
 """
 
 from __future__ import annotations
@@ -29,12 +32,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from commerce.errors import ErrorCode, ShopError
 from commerce.messaging import notices
 from commerce.messaging.notifications import Notification
+from commerce.orders import after_sales
+from commerce.orders.after_sales import AfterSalesView
 from commerce.orders.models import Order, OrderStatus
 from commerce.orders.rows import current_status
-from commerce.orders.status import illegal_move, move, release_orders_stock
-from commerce.orders.views import OrderView, load_view, order_data
-from commerce.rules import as_utc
+from commerce.orders.status import illegal_move, move, release_orders_stock, transition
+from commerce.orders.views import OrderView, load_view, load_views, order_data
+from commerce.rules import ShopRules, as_utc
 from commerce.staff import audit
+from commerce.staff.audit import Change
 
 S = OrderStatus
 
@@ -188,3 +194,123 @@ async def expire_due_orders(session: AsyncSession, *, now: datetime, limit: int 
             expired.append(cancelled.order)
     await release_orders_stock(session, [order.id for order in expired])
     return expired
+
+
+# ---- shipping and receipt -------------------------------------------------------------------
+
+
+async def ship_order(
+    session: AsyncSession,
+    *,
+    order_id: int,
+    carrier: str,
+    tracking_no: str,
+    actor: str,
+    now: datetime,
+) -> OrderView:
+    """paid -> shipped, with the carrier and tracking number; the customer is told
+    (`order_shipped`). GROUP_NOT_FILLED for a seat of a group that has not filled;
+    ILLEGAL_TRANSITION when the order is not paid (any more)."""
+    now = as_utc(now)
+    await _owned(session, order_id=order_id, customer_id=None)
+    values = {"carrier": carrier.strip()[:32], "tracking_no": tracking_no.strip()[:64]}
+    await _refuse_unfilled_group(session, order_id)  # group buys: ship only once the group filled
+    moved = await move(
+        session,
+        order_id=order_id,
+        frm=S.PAID,
+        to=S.SHIPPED,
+        actor=actor,
+        note=values["tracking_no"],
+        now=now,
+        values=values,
+    )
+    if not moved:
+        raise illegal_move(order_id, await current_status(session, order_id), S.SHIPPED)
+    order = await load_view(session, order_id)
+    notices.queue(session, openid=order.openid, template="order_shipped", data=order_data(order))
+    return order
+
+
+async def _refuse_unfilled_group(session: AsyncSession, order_id: int) -> None:
+    """GROUP_NOT_FILLED for a seat in a group that has not filled (yet, or ever)."""
+    from commerce.groupbuys.models import GroupBuy, GroupStatus
+
+    row = (
+        await session.execute(
+            select(GroupBuy.code, GroupBuy.status)
+            .join(Order, Order.group_id == GroupBuy.id)
+            .where(Order.id == order_id)
+        )
+    ).first()
+    if row is not None and row.status != GroupStatus.FILLED.value:
+        raise ShopError(ErrorCode.GROUP_NOT_FILLED, order_id=order_id, group_code=row.code, status=row.status)
+
+
+async def confirm_receipt(
+    session: AsyncSession, *, order_id: int, customer_id: int, now: datetime
+) -> OrderView:
+    """The customer says the parcel arrived: shipped -> completed (they are answered in
+    the chat). ORDER_NOT_FOUND when it is not theirs; ILLEGAL_TRANSITION unless shipped."""
+    await _owned(session, order_id=order_id, customer_id=customer_id)
+    return await transition(
+        session, order_id=order_id, to=S.COMPLETED, actor="customer", expect=S.SHIPPED, now=as_utc(now)
+    )
+
+
+async def complete_due_orders(
+    session: AsyncSession, *, now: datetime, rules: ShopRules, limit: int = 200
+) -> list[OrderView]:
+    """Shipped orders older than `rules.auto_complete_after` complete themselves (actor
+    "system") and their customers are told (`order_auto_completed`). Safe to run twice."""
+    now = as_utc(now)
+    due = (
+        await session.scalars(
+            select(Order.id)
+            .where(Order.status == S.SHIPPED.value, Order.shipped_at <= now - rules.auto_complete_after)
+            .order_by(Order.shipped_at, Order.id)
+            .limit(limit)
+        )
+    ).all()
+    done = [
+        order_id
+        for order_id in due
+        if await move(
+            session, order_id=order_id, frm=S.SHIPPED, to=S.COMPLETED, actor="system", note="auto_complete", now=now
+        )
+    ]
+    completed = await load_views(session, done)
+    for order in completed:
+        notices.queue(session, openid=order.openid, template="order_auto_completed", data=order_data(order))
+    return completed
+
+
+# ---- after-sales decisions (staff) -----------------------------------------------------------
+
+
+async def approve_after_sales(
+    session: AsyncSession, *, request_id: int, actor: str, now: datetime
+) -> tuple[AfterSalesView, Change]:
+    """open -> approved. The caller then refunds `view.refundable_fen` through the payment
+    service (outside this transaction) and tells the customer what became of the money
+    with `tell_after_sales_approved`. REQUEST_NOT_FOUND; REQUEST_NOT_OPEN (details: status)."""
+    return await after_sales.approve(session, request_id=request_id, actor=actor, now=as_utc(now))
+
+
+def tell_after_sales_approved(session: AsyncSession, *, view: AfterSalesView, refunded_fen: int) -> None:
+    """The customer hears their request was approved, and the refund started (0: none)."""
+    data = {"order_no": view.order_no, "kind": str(view.kind), "amount_fen": refunded_fen}
+    notices.queue(session, openid=view.openid, template="after_sales_approved", data=data)
+
+
+async def reject_after_sales(
+    session: AsyncSession, *, request_id: int, reason: str, actor: str, now: datetime
+) -> tuple[AfterSalesView, Change]:
+    """open -> rejected with the reason (2-300 characters: REASON_INVALID), and the
+    customer told why (`after_sales_rejected`). REQUEST_NOT_FOUND, REQUEST_NOT_OPEN."""
+    view, change = await after_sales.reject(
+        session, request_id=request_id, reason=reason, actor=actor, now=as_utc(now)
+    )
+    data = {"order_no": view.order_no, "kind": str(view.kind), "reason": view.resolution}
+    notices.queue(session, openid=view.openid, template="after_sales_rejected", data=data)
+    return view, change

@@ -8,8 +8,8 @@ stateDiagram-v2
     [*] --> pending_payment: place_order
     pending_payment --> paid: record_payment
     pending_payment --> cancelled: actions.cancel_order / actions.expire_due_orders (stock released)
-    paid --> shipped: ship_order
-    shipped --> completed: confirm_receipt / complete_due_orders
+    paid --> shipped: actions.ship_order
+    shipped --> completed: actions.confirm_receipt / actions.complete_due_orders
     paid --> refunding: start_refund (the rest of the money)
     shipped --> refunding
     completed --> refunding
@@ -27,7 +27,8 @@ refund keeps the status and grows `refunded_fen`.
 `place_order` lives in `commerce.orders.placement`, cancelling (by anyone, and the expiry
 of unpaid orders) in `commerce.orders.actions`, `record_payment` in `commerce.payments.records`,
 the refund moves in `commerce.payments.refunds`; all of them move through `move` here. The clock
-(`orders_to_remind`, `complete_due_orders`) is called by scheduler jobs. Nothing here commits: the caller owns the unit of work.
+(`orders_to_remind`) is called by a scheduler job. Shipping and receipt, by hand or by the
+clock, are in `commerce.orders.actions` too. Nothing here commits: the caller owns the unit of work.
 """
 
 from __future__ import annotations
@@ -194,60 +195,6 @@ async def transition(
 # ---- customer and staff actions --------------------------------------------------------
 
 
-async def ship_order(
-    session: AsyncSession,
-    *,
-    order_id: int,
-    carrier: str,
-    tracking_no: str,
-    actor: str,
-    now: datetime | None = None,
-) -> OrderView:
-    """paid -> shipped, with the carrier and tracking number."""
-    now = as_utc(now or utcnow())
-    await _owned_order_id(session, order_id=order_id, customer_id=None)
-    values = {"carrier": carrier.strip()[:32], "tracking_no": tracking_no.strip()[:64]}
-    await _refuse_unfilled_group(session, order_id)  # group buys: ship only once the group filled
-    moved = await move(
-        session,
-        order_id=order_id,
-        frm=S.PAID,
-        to=S.SHIPPED,
-        actor=actor,
-        note=values["tracking_no"],
-        now=now,
-        values=values,
-    )
-    if not moved:
-        raise illegal_move(order_id, await current_status(session, order_id), S.SHIPPED)
-    return await load_view(session, order_id)
-
-
-async def _refuse_unfilled_group(session: AsyncSession, order_id: int) -> None:
-    """GROUP_NOT_FILLED for a seat in a group that has not filled (yet, or ever)."""
-    from commerce.groupbuys.models import GroupBuy, GroupStatus
-
-    row = (
-        await session.execute(
-            select(GroupBuy.code, GroupBuy.status)
-            .join(Order, Order.group_id == GroupBuy.id)
-            .where(Order.id == order_id)
-        )
-    ).first()
-    if row is not None and row.status != GroupStatus.FILLED.value:
-        raise ShopError(ErrorCode.GROUP_NOT_FILLED, order_id=order_id, group_code=row.code, status=row.status)
-
-
-async def confirm_receipt(
-    session: AsyncSession, *, order_id: int, customer_id: int, now: datetime | None = None
-) -> OrderView:
-    """The customer says the parcel arrived: shipped -> completed."""
-    await _owned_order_id(session, order_id=order_id, customer_id=customer_id)
-    return await transition(
-        session, order_id=order_id, to=S.COMPLETED, actor="customer", expect=S.SHIPPED, now=now
-    )
-
-
 async def request_after_sales(
     session: AsyncSession,
     *,
@@ -332,34 +279,3 @@ async def orders_to_remind(
         if result.rowcount == 1:  # type: ignore[attr-defined]
             claimed.append(order_id)
     return await load_views(session, claimed)
-
-
-async def complete_due_orders(
-    session: AsyncSession, *, now: datetime, rules: ShopRules, limit: int = 200
-) -> list[OrderView]:
-    """Shipped orders older than `rules.auto_complete_after` complete themselves (actor "system")."""
-    now = as_utc(now)
-    due = (
-        await session.scalars(
-            select(Order.id)
-            .where(
-                Order.status == S.SHIPPED.value, Order.shipped_at <= now - rules.auto_complete_after
-            )
-            .order_by(Order.shipped_at, Order.id)
-            .limit(limit)
-        )
-    ).all()
-    done = [
-        order_id
-        for order_id in due
-        if await move(
-            session,
-            order_id=order_id,
-            frm=S.SHIPPED,
-            to=S.COMPLETED,
-            actor="system",
-            note="auto_complete",
-            now=now,
-        )
-    ]
-    return await load_views(session, done)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
 from bot.keys import JOBS, SERVICES
 from commerce.customers.models import Customer
+from commerce.orders import actions as order_actions
 from commerce.orders import placement as orders
-from commerce.orders import status as order_status
 from commerce.orders.models import OrderStatus
 from commerce.referrals.models import Withdrawal
 from commerce.rules import utcnow
@@ -35,10 +35,11 @@ async def customer(shop: Shop, openid: str) -> Customer:
 async def complete(shop: Shop, order_no: str) -> None:
     async with shop.client.app[SERVICES].sessions() as session, session.begin():
         order = await orders.get_order(session, order_no=order_no)
-        await order_status.ship_order(
-            session, order_id=order.id, carrier="SF", tracking_no="1", actor="t"
+        await order_actions.ship_order(
+            session, order_id=order.id, carrier="SF", tracking_no="1", actor="t",
+            now=datetime.now(UTC),
         )
-        await order_status.confirm_receipt(session, order_id=order.id, customer_id=order.customer_id)
+        await order_actions.confirm_receipt(session, order_id=order.id, customer_id=order.customer_id, now=datetime.now(UTC))
 
 
 async def invite_code(shop: Shop) -> str:

@@ -18,9 +18,8 @@ from commerce.groupbuys import deadlines as group_deadlines
 from commerce.groupbuys import groups as group_buys
 from commerce.groupbuys.models import GroupBuy, GroupCampaign, GroupMember
 from commerce.messaging import notices
-from commerce.orders.actions import CancelledBy, cancel_order, expire_due_orders
+from commerce.orders.actions import CancelledBy, cancel_order, expire_due_orders, ship_order
 from commerce.orders.models import Order, OrderStatus
-from commerce.orders.status import ship_order
 from commerce.payments.records import record_payment
 from commerce.payments.refunds import start_refund
 from commerce.rules import ShopRules
@@ -242,12 +241,14 @@ async def test_unfilled_group_orders_cannot_ship(sessions) -> None:  # type: ign
             carrier="SF",
             tracking_no="1",
             actor="staff",
+            now=datetime.now(UTC),
         )
     assert refused.value.code == ErrorCode.GROUP_NOT_FILLED
     _, friend_order = await join(sessions, group.code, await buyer(sessions))
     await pay(sessions, friend_order)
     shipped = await run(
-        sessions, ship_order, order_id=leader_order, carrier="SF", tracking_no="1", actor="staff"
+        sessions, ship_order, order_id=leader_order, carrier="SF", tracking_no="1", actor="staff",
+        now=datetime.now(UTC),
     )
     assert shipped.status == OrderStatus.SHIPPED
 

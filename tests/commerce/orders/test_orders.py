@@ -18,16 +18,20 @@ from commerce.cart.models import CartLine
 from commerce.catalog.models import Product, Variant
 from commerce.errors import ErrorCode, ShopError
 from commerce.orders import placement as orders
-from commerce.orders.actions import CancelledBy, cancel_order, expire_due_orders
+from commerce.orders.actions import (
+    CancelledBy,
+    cancel_order,
+    complete_due_orders,
+    confirm_receipt,
+    expire_due_orders,
+    ship_order,
+)
 from commerce.orders.models import AfterSalesKind, AfterSalesStatus, Order, OrderEvent, OrderStatus
 from commerce.orders.placement import get_order, list_orders, place_order
 from commerce.orders.status import (
     ALLOWED,
-    complete_due_orders,
-    confirm_receipt,
     orders_to_remind,
     request_after_sales,
-    ship_order,
     transition,
 )
 from commerce.orders.views import OrderView
@@ -597,6 +601,7 @@ async def test_two_racing_transitions_cannot_both_win(
                 carrier="SF",
                 tracking_no=tracking,
                 actor="staff:a",
+                now=datetime.now(UTC),
             )
         except ShopError as exc:
             return exc
@@ -618,7 +623,7 @@ async def test_ship_and_confirm_receipt(sessions: async_sessionmaker[AsyncSessio
     stranger = await buyer_with_cart(sessions)
     await expect_error(
         ErrorCode.ILLEGAL_TRANSITION,
-        run(sessions, confirm_receipt, order_id=order.id, customer_id=buyer.customer_id),
+        run(sessions, confirm_receipt, order_id=order.id, customer_id=buyer.customer_id, now=datetime.now(UTC)),
     )
     shipped = await run(
         sessions,
@@ -627,14 +632,15 @@ async def test_ship_and_confirm_receipt(sessions: async_sessionmaker[AsyncSessio
         carrier="顺丰",
         tracking_no=" SF123 ",
         actor="staff:o1",
+        now=datetime.now(UTC),
     )
     assert (shipped.status, shipped.carrier, shipped.tracking_no) == (S.SHIPPED, "顺丰", "SF123")
     assert shipped.shipped_at is not None
     await expect_error(
         ErrorCode.ORDER_NOT_FOUND,
-        run(sessions, confirm_receipt, order_id=order.id, customer_id=stranger.customer_id),
+        run(sessions, confirm_receipt, order_id=order.id, customer_id=stranger.customer_id, now=datetime.now(UTC)),
     )
-    done = await run(sessions, confirm_receipt, order_id=order.id, customer_id=buyer.customer_id)
+    done = await run(sessions, confirm_receipt, order_id=order.id, customer_id=buyer.customer_id, now=datetime.now(UTC))
     assert done.status == S.COMPLETED and done.completed_at is not None
     assert done.events[-1][:3] == ("shipped", "completed", "customer")
 
@@ -1164,7 +1170,7 @@ async def test_a_refund_after_shipping_keeps_the_stock_as_it_is(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     buyer, order = await paid_order(sessions)
-    await run(sessions, ship_order, order_id=order.id, carrier="SF", tracking_no="1", actor="s")
+    await run(sessions, ship_order, order_id=order.id, carrier="SF", tracking_no="1", actor="s", now=datetime.now(UTC))
     refund = await run(
         sessions,
         start_refund,
@@ -1204,7 +1210,7 @@ async def test_a_failed_full_refund_goes_back_where_it_was(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     _, order = await paid_order(sessions)
-    await run(sessions, ship_order, order_id=order.id, carrier="SF", tracking_no="1", actor="s")
+    await run(sessions, ship_order, order_id=order.id, carrier="SF", tracking_no="1", actor="s", now=datetime.now(UTC))
     refund = await run(
         sessions,
         start_refund,
@@ -1306,7 +1312,7 @@ async def test_after_sales_requests(sessions: async_sessionmaker[AsyncSession]) 
         row = await session.get(type(request), request.id)
         row.status = AfterSalesStatus.REJECTED.value  # type: ignore[union-attr]
         await session.commit()
-    await run(sessions, ship_order, order_id=order.id, carrier="SF", tracking_no="1", actor="s")
+    await run(sessions, ship_order, order_id=order.id, carrier="SF", tracking_no="1", actor="s", now=datetime.now(UTC))
     await run(sessions, confirm_receipt, order_id=order.id, customer_id=buyer.customer_id, now=NOW)
     assert (await ask(now=NOW + timedelta(days=7))).kind == "refund"
 
@@ -1333,7 +1339,7 @@ async def test_after_sales_only_while_it_makes_sense(
         "reason"
     ] == "status"  # unpaid
     await pay(sessions, order)
-    await run(sessions, ship_order, order_id=order.id, carrier="SF", tracking_no="1", actor="s")
+    await run(sessions, ship_order, order_id=order.id, carrier="SF", tracking_no="1", actor="s", now=datetime.now(UTC))
     await run(sessions, confirm_receipt, order_id=order.id, customer_id=buyer.customer_id, now=NOW)
     details = await expect_error(
         ErrorCode.AFTER_SALES_NOT_ALLOWED, ask(now=NOW + timedelta(days=7, seconds=1))

@@ -13,8 +13,8 @@ from commerce.customers.models import Customer
 from commerce.errors import ErrorCode
 from commerce.loyalty.models import CustomerBadge
 from commerce.messaging import notices
+from commerce.orders.actions import confirm_receipt, ship_order
 from commerce.orders.models import Order
-from commerce.orders.status import confirm_receipt, ship_order
 from commerce.payments.refunds import start_refund
 from commerce.promotions.models import CustomerCoupon
 from commerce.referrals import commission, referrals
