@@ -25,7 +25,7 @@ LEADER, FRIEND, LATE = "o_job_leader1", "o_job_friend2", "o_job_unpaid3"
 
 @pytest.fixture
 async def shop(
-    db_url: str, unused_tcp_port: int, aiohttp_client: Callable[..., Awaitable[TestClient]]
+    db_url: str, unused_tcp_port: int, aiohttp_client: Callable[..., Awaitable[TestClient]], demo_catalog: None
 ) -> Shop:
     return await open_staffed_shop(db_url, unused_tcp_port, aiohttp_client)
 

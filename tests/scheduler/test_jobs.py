@@ -103,7 +103,7 @@ async def test_jobs_close_the_provider_order_of_what_they_expire(make_shop, sqli
 
 
 async def test_owed_refunds_are_settled_through_the_shops_payment_service(
-    sqlite_url: str, unused_tcp_port: int, aiohttp_client
+    sqlite_url: str, unused_tcp_port: int, aiohttp_client, demo_catalog: None
 ) -> None:
     """The job reaches the app's PaymentService; a late payment whose refund never started
     (the process stopped) is refunded through the sandbox and settled by its notification."""

@@ -32,7 +32,9 @@ from tests.bot.driver import ChatUser, Shop
 
 
 @pytest.fixture
-async def staffed(db_url: str, unused_tcp_port: int, aiohttp_client: Callable[..., Awaitable[TestClient]]) -> Shop:
+async def staffed(
+    db_url: str, unused_tcp_port: int, aiohttp_client: Callable[..., Awaitable[TestClient]], demo_catalog: None
+) -> Shop:
     return await open_staffed_shop(db_url, unused_tcp_port, aiohttp_client)
 
 

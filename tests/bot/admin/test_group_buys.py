@@ -35,7 +35,7 @@ LEADER = "o_group_lead_1"
 
 @pytest.fixture
 async def staffed(
-    db_url: str, unused_tcp_port: int, aiohttp_client: Callable[..., Awaitable[TestClient]]
+    db_url: str, unused_tcp_port: int, aiohttp_client: Callable[..., Awaitable[TestClient]], demo_catalog: None
 ) -> Shop:
     """The shop on a real port (sandbox refunds notify it over HTTP), with its staff."""
     return await open_staffed_shop(db_url, unused_tcp_port, aiohttp_client)

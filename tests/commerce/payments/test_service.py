@@ -13,7 +13,6 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from commerce.catalog.seed import seed_demo_catalog
 from commerce.customers.models import Customer
 from commerce.errors import ErrorCode, ShopError
 from commerce.messaging.notifications import RecordingNotifier
@@ -84,10 +83,9 @@ class World:
 
 
 @pytest.fixture
-async def world(engine: AsyncEngine) -> World:
+async def world(engine: AsyncEngine, demo_catalog: None) -> World:
+    """The payment service on a database that holds the demo catalog (from the template)."""
     sessions = shop_sessions(engine)
-    async with sessions() as session, session.begin():
-        await seed_demo_catalog(session)
     provider, notifier = ScriptedProvider(), RecordingNotifier()
     service = PaymentService(
         provider=provider,
