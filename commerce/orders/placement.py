@@ -2,10 +2,12 @@
 
 The order capability is split by what each part does, one module each:
 - `commerce.orders.placement` (here): reading and listing orders, whether one can be
-  paid now, and placement (`place_order`: the cart becomes a pending order, stock reserved);
+  paid now, and placement (`place_order`: the cart becomes a pending order, stock reserved;
+  `place_group_order`: a group-buy seat's order). Both make their rows through one
+  creator, `create_order` (idempotency key, totals, lines, coupon, points, stock);
 - `commerce.orders.views`: the read models (`OrderView` ...);
-- `commerce.orders.status`: the status machine (diagram there), the customer and staff
-  moves on it, and the clock the scheduler drives;
+- `commerce.orders.status`: the status machine (diagram there);
+- `commerce.orders.actions`: the use cases on orders (cancel, ship, receipt, after-sales);
 - `commerce.payments.records`: applying payment notifications (`record_payment`);
 - `commerce.payments.refunds`: refunds, including of money that never paid its order.
 Each is imported from where it lives: nothing is re-exported here.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -160,11 +163,7 @@ async def place_order(
     existing = await _order_id_for_key(session, key)
     if existing is not None:
         return await load_view(session, existing)
-    address = await session.scalar(
-        select(Address).where(Address.id == address_id, Address.customer_id == customer_id)
-    )
-    if address is None:
-        raise ShopError(ErrorCode.ADDRESS_NOT_FOUND, address_id=address_id)
+    address = await _address(session, address_id=address_id, customer_id=customer_id)
     priced = await quote(
         session,
         customer_id=customer_id,
@@ -187,33 +186,15 @@ async def place_order(
 
     # Everything is read; now write, holding locks as briefly as possible: the hot rows
     # (the variants of a flash sale) are updated last, and nothing is read back after.
-    inserted = await _insert_order(
-        session,
-        customer_id=customer_id,
-        key=key,
-        order_no=new_order_no(now),
-        priced=priced,
-        address=address,
-        note=note,
-        now=now,
-        rules=rules,
+    created = await create_order(
+        session, NewOrder(customer_id=customer_id, key=key, priced=priced, address=address, note=note),
+        now=now, rules=rules,
     )
-    if inserted is None:  # the same key won a race on another worker
+    if created is None:  # the same key won a race on another worker
         existing = await _order_id_for_key(session, key)
         assert existing is not None
         return await load_view(session, existing)
-    order_no, order_id = inserted
-    try:
-        # the INSERT above opened the transaction, so this SAVEPOINT nests properly on SQLite too
-        async with session.begin_nested():
-            await _take_goods(
-                session, order_id=order_id, customer_id=customer_id, priced=priced, now=now
-            )
-    except ShopError:
-        await session.execute(
-            delete(Order).where(Order.id == order_id).execution_options(synchronize_session=False)
-        )
-        raise
+    order_id, order_no = created
     return OrderView(
         id=order_id,
         order_no=order_no,
@@ -324,27 +305,72 @@ def _check_quote(priced: Quote, expected_payable_fen: int | None) -> None:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class NewOrder:
+    """What a new order is made of: its priced lines and totals (a `Quote`), where it goes,
+    and where it comes from (the cart, or a group-buy seat)."""
+
+    customer_id: int
+    key: str  # the scoped idempotency key (`_scoped_key`)
+    priced: Quote
+    address: Address
+    note: str = ""
+    group_id: int | None = None  # a seat of this group buy: not from the cart
+    event_note: str = ""  # the note of its first event ("group" for a seat)
+
+    @property
+    def from_cart(self) -> bool:
+        return self.group_id is None
+
+
+async def create_order(
+    session: AsyncSession, new: NewOrder, *, now: datetime, rules: ShopRules
+) -> tuple[int, str] | None:
+    """The one creator of order rows, for cart orders and group seats alike: (id, order_no),
+    or None when the idempotency key is taken already (the caller loads that order).
+
+    The order row claims the key; then its lines, its first event, the lines leave the
+    cart, the coupon is used, the points spent and the stock reserved (ascending variant
+    id: the contended rows last, so their locks are short), in a SAVEPOINT. A refusal
+    (COUPON_INVALID, POINTS_CHANGED, OUT_OF_STOCK) leaves nothing written and raises."""
+    inserted = await _insert_order(session, new, order_no=new_order_no(now), now=now, rules=rules)
+    if inserted is None:
+        return None
+    order_no, order_id = inserted
+    try:
+        # the INSERT above opened the transaction, so this SAVEPOINT nests properly on SQLite too
+        async with session.begin_nested():
+            await _take_goods(session, new, order_id=order_id, now=now)
+    except ShopError:
+        await session.execute(
+            delete(Order).where(Order.id == order_id).execution_options(synchronize_session=False)
+        )
+        raise
+    return order_id, order_no
+
+
+async def _address(session: AsyncSession, *, address_id: int, customer_id: int) -> Address:
+    address = await session.scalar(
+        select(Address).where(Address.id == address_id, Address.customer_id == customer_id)
+    )
+    if address is None:
+        raise ShopError(ErrorCode.ADDRESS_NOT_FOUND, address_id=address_id)
+    return address
+
+
 async def _insert_order(
-    session: AsyncSession,
-    *,
-    customer_id: int,
-    key: str,
-    order_no: str,
-    priced: Quote,
-    address: Address,
-    note: str,
-    now: datetime,
-    rules: ShopRules,
+    session: AsyncSession, new: NewOrder, *, order_no: str, now: datetime, rules: ShopRules
 ) -> tuple[str, int] | None:
     """Claim the idempotency key with the order row: (order_no, id), or None when the key is taken."""
+    priced, address = new.priced, new.address
     for _attempt in range(5):
         result = await session.execute(
             _insert(session, Order)
             .values(
                 order_no=order_no,
-                customer_id=customer_id,
+                customer_id=new.customer_id,
                 status=S.PENDING_PAYMENT.value,
-                idempotency_key=key,
+                idempotency_key=new.key,
                 goods_fen=priced.goods_fen,
                 discount_fen=priced.discount_fen,
                 delivery_fen=priced.delivery_fen,
@@ -354,10 +380,11 @@ async def _insert_order(
                 paid_fen=0,
                 refunded_fen=0,
                 customer_coupon_id=priced.coupon.customer_coupon_id if priced.coupon else None,
+                group_id=new.group_id,
                 address_name=address.name,
                 address_phone=address.phone,
                 address_text=address.address,
-                note=_order_note(note),
+                note=_order_note(new.note),
                 created_at=now,
                 expires_at=now + rules.order_timeout,
             )
@@ -367,17 +394,16 @@ async def _insert_order(
         order_id = result.scalar_one_or_none()
         if order_id is not None:
             return order_no, order_id
-        if await _order_id_for_key(session, key) is not None:
+        if await _order_id_for_key(session, new.key) is not None:
             return None
         order_no = new_order_no(now)  # the random order number was taken: draw another
     raise RuntimeError("could not allocate a unique order number")
 
 
-async def _take_goods(
-    session: AsyncSession, *, order_id: int, customer_id: int, priced: Quote, now: datetime
-) -> None:
+async def _take_goods(session: AsyncSession, new: NewOrder, *, order_id: int, now: datetime) -> None:
     """Snapshot the lines, empty them from the cart, use the coupon, then reserve the
     stock (ascending variant id): the contended rows last, so their locks are short."""
+    priced, customer_id = new.priced, new.customer_id
     await session.execute(insert(OrderLine), [_line_row(order_id, line) for line in priced.lines])
     await session.execute(
         insert(OrderEvent),
@@ -387,14 +413,15 @@ async def _take_goods(
                 "from_status": None,
                 "to_status": S.PENDING_PAYMENT.value,
                 "actor": "customer",
-                "note": "",
+                "note": new.event_note,
                 "created_at": now,
             }
         ],
     )
-    await remove_variants(
-        session, customer_id=customer_id, variant_ids=[ln.variant_id for ln in priced.lines]
-    )
+    if new.from_cart:
+        await remove_variants(
+            session, customer_id=customer_id, variant_ids=[ln.variant_id for ln in priced.lines]
+        )
     if priced.coupon is not None:
         result = await session.execute(
             update(CustomerCoupon)
@@ -465,11 +492,7 @@ async def place_group_order(
     existing = await _order_id_for_key(session, key)
     if existing is not None:
         return existing, False
-    address = await session.scalar(
-        select(Address).where(Address.id == address_id, Address.customer_id == customer_id)
-    )
-    if address is None:
-        raise ShopError(ErrorCode.ADDRESS_NOT_FOUND, address_id=address_id)
+    address = await _address(session, address_id=address_id, customer_id=customer_id)
     row = (
         await session.execute(
             select(Variant, Product).join(Product, Product.id == Variant.product_id).where(Variant.id == variant_id)
@@ -510,33 +533,13 @@ async def place_group_order(
         other_coupons=(),
         problems=(),
     )
-    inserted = await _insert_order(
-        session, customer_id=customer_id, key=key, order_no=new_order_no(now), priced=priced,
-        address=address, note="", now=now, rules=rules,
-    )
-    if inserted is None:  # the same key won a race on another worker
+    new = NewOrder(customer_id=customer_id, key=key, priced=priced, address=address, group_id=group_id, event_note="group")
+    created = await create_order(session, new, now=now, rules=rules)
+    if created is None:  # the same key won a race on another worker
         existing = await _order_id_for_key(session, key)
         assert existing is not None
         return existing, False
-    order_id = inserted[1]
-    await session.execute(
-        update(Order).where(Order.id == order_id).values(group_id=group_id)
-        .execution_options(synchronize_session=False)
-    )
-    await session.execute(insert(OrderLine), [_line_row(order_id, line)])
-    session.add(
-        OrderEvent(
-            order_id=order_id, from_status=None, to_status=S.PENDING_PAYMENT.value,
-            actor="customer", note="group", created_at=now,
-        )
-    )
-    await session.flush()
-    if not await inventory.reserve(session, variant_id=variant.id, quantity=1):
-        details = _problem_details(line) | {"problem": OUT_OF_STOCK, "available": 0}
-        raise ShopError(
-            ErrorCode.OUT_OF_STOCK, name=line.name, spec_label=line.spec_label, available=0,
-            problems=[details],
-        )
+    order_id, _order_no = created
     return order_id, True
 
 
