@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Config, ConfigError, PayConfig
 from commerce.messaging.notifications import Notifier
+from commerce.orders.views import OrderView
 from commerce.payments.base import PaymentProvider
 from commerce.payments.sandbox import SandboxProvider
 from commerce.payments.service import PaymentService
@@ -26,7 +29,12 @@ def build_payment_service(
     sessions: async_sessionmaker[AsyncSession],
     notifier: Notifier,
     http: aiohttp.ClientSession,
+    *,
+    on_paid: Callable[[OrderView], Coroutine[Any, Any, None]] | None = None,
+    on_notification: Callable[[str, str], None] | None = None,
 ) -> PaymentService:
+    """`on_paid`: told of each newly paid order (staff alerts); `on_notification`: of every
+    verified notification's (kind, result) (metrics)."""
     provider = build_provider(config, http)
     base = config.public_base_url
     return PaymentService(
@@ -37,6 +45,8 @@ def build_payment_service(
         mchid=merchant_id(config),
         notify_url=base + NOTIFY_PATH.format(provider=provider.name),
         refund_notify_url=base + REFUND_NOTIFY_PATH.format(provider=provider.name),
+        on_paid=on_paid,
+        on_notification=on_notification,
     )
 
 

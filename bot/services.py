@@ -1,4 +1,4 @@
-"""The services handlers may call, built once by the app factory (no globals)."""
+"""The services handlers may call, built once by `bot.bootstrap` (no globals), complete and frozen."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -19,6 +19,13 @@ from commerce.orders.views import OrderView
 from commerce.rules import ShopRules, utcnow
 from commerce.staff.models import StaffRole
 from commerce.staff.staff import staff_role
+
+if TYPE_CHECKING:  # built by bot.bootstrap; only their types are needed here
+    from bot.admin.broadcast import Broadcaster
+    from bot.outbound.alerts import StaffAlerts
+    from bot.outbound.notifier import OutboundNotifier
+    from bot.web.invites import InviteService
+    from commerce.payments.service import PaymentService
 
 TOUCH_INTERVAL_SECONDS = 60.0
 
@@ -110,7 +117,7 @@ class StaffDirectory:
             self._cache.pop(openid, None)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Services:
     config: Config
     sessions: async_sessionmaker[AsyncSession]
@@ -120,10 +127,8 @@ class Services:
     staff: StaffDirectory
     rules: ShopRules
     pay_url: Callable[[OrderView], str]
-    payments: Any = None  # commerce.payments.service.PaymentService, set by the app factory
-    invites: Any = None  # bot.web.invites.InviteService: parametric QR codes and share links
-    # --- staff alerts, customer notices from staff commands, broadcasts: set by the app factory ---
-    notifier: Any = None  # bot.outbound.notifier.OutboundNotifier
-    alerts: Any = None  # bot.outbound.alerts.StaffAlerts
-    broadcasts: Any = None  # bot.admin.broadcast.Broadcaster
-    # --- end staff alerts ---
+    payments: PaymentService
+    invites: InviteService  # parametric QR codes and share links
+    notifier: OutboundNotifier  # customer notices from staff commands and dialogs
+    alerts: StaffAlerts
+    broadcasts: Broadcaster

@@ -80,7 +80,7 @@ async def approve(actx: AdminContext) -> Outcome:
         )
         refundable = view.refundable_fen
     refund_no, refund_error, provider_refused = "", None, False
-    if refundable > 0 and actx.services.payments is not None:
+    if refundable > 0:
         try:
             started = await actx.services.payments.refund(
                 order_id=view.order_id, amount_fen=refundable, reason=REFUND_REASON, actor=staff_actor(actx)

@@ -120,9 +120,6 @@ async def broadcast(actx: AdminContext) -> Outcome:
         return Outcome(Text("admin/broadcast_nobody"), None, {"recipients": 0}, outcome="failed")
     if not actx.confirmed:
         return Outcome(Text("admin/broadcast_confirm", {"text": text, "count": count}), confirm_first=True)
-    broadcaster: Broadcaster | None = actx.services.broadcasts
-    if broadcaster is None:
-        raise RuntimeError("the app has no broadcaster")
-    broadcaster.start(text=text, recipients=recipients, staff_openid=actx.actor, staff_locale=actx.ctx.locale)
+    actx.services.broadcasts.start(text=text, recipients=recipients, staff_openid=actx.actor, staff_locale=actx.ctx.locale)
     return Outcome(Text("admin/broadcast_started", {"count": len(recipients)}), None,
                    {"recipients": len(recipients), "chars": len(text)})

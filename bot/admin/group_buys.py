@@ -295,17 +295,14 @@ async def _close(actx: AdminContext, code: str) -> Outcome:
             session, code=code, reason=CLOSE_REASON, now=utcnow()
         )
     actx.services.catalog.invalidate()  # unpaid seats gave their stock back
-    refunds = 0
-    payments = actx.services.payments
-    if payments is not None:
-        refunds = await group_deadlines.refund_ended_groups(
-            actx.services.sessions,
-            refund=payments.refund,
-            notifier=actx.services.notifier,
-            now=utcnow(),
-            group_id=after.id,
-            actor=f"staff:{actx.actor}",
-        )
+    refunds = await group_deadlines.refund_ended_groups(
+        actx.services.sessions,
+        refund=actx.services.payments.refund,
+        notifier=actx.services.notifier,
+        now=utcnow(),
+        group_id=after.id,
+        actor=f"staff:{actx.actor}",
+    )
     data = {**group_row(after), "refunds": refunds, "owed": len(paid) - refunds}
     return Outcome(
         Text("admin/group_closed", data), _state(before), _state(after) | {"refunds": refunds}

@@ -117,9 +117,8 @@ async def invite(ctx: Context) -> Reply:
                 )
         await _finish(ctx, session)
     scene = ReferralInvite(code)
-    invites = ctx.services.invites
-    link = invites.share_link(scene) if invites is not None else ""
-    qr_url = await invites.image_url(scene, permanent=True) if invites is not None else ""
+    link = ctx.services.invites.share_link(scene)
+    qr_url = await ctx.services.invites.image_url(scene, permanent=True)  # "" without a WeChat client
     return Text(
         "referral_invite",
         {
@@ -196,16 +195,15 @@ async def _withdraw(ctx: Context, amount_fen: int | None) -> Reply:
             )
     except ShopError as exc:
         return error_reply(exc)
-    if ctx.services.alerts is not None:
-        ctx.services.alerts.soon(
-            "alert_withdrawal",
-            {
-                "withdrawal_id": request.id,
-                "amount_fen": request.amount_fen,
-                "customer": openid_tail(ctx.openid),
-            },
-            MANAGERS,
-        )
+    ctx.services.alerts.soon(
+        "alert_withdrawal",
+        {
+            "withdrawal_id": request.id,
+            "amount_fen": request.amount_fen,
+            "customer": openid_tail(ctx.openid),
+        },
+        MANAGERS,
+    )
     return Text(
         "withdrawal_requested", {"amount_fen": request.amount_fen, "withdrawal_id": request.id}
     )

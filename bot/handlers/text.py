@@ -75,8 +75,7 @@ async def human_service(ctx: Context) -> Reply:
     async with ctx.services.sessions() as session, session.begin():
         context = await record_handoff(session, customer_id=ctx.customer_id, message=ctx.msg.text)
     await ctx.services.dialogs.end(ctx.openid)
-    if ctx.services.alerts is not None:  # --- staff alerts: a customer wants a human ---
-        ctx.services.alerts.handoff_soon(openid=ctx.openid, context=context)
+    ctx.services.alerts.handoff_soon(openid=ctx.openid, context=context)  # staff alerts: a customer wants a human
     return TransferToHuman()
 
 

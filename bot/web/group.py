@@ -21,8 +21,7 @@ from commerce.rules import utcnow
 
 
 async def _qr_url(request: web.Request, code: str) -> str:
-    invites = request.app[SERVICES].invites
-    return await invites.image_url(GroupInvite(code)) if invites is not None else ""
+    return await request.app[SERVICES].invites.image_url(GroupInvite(code))  # "" without a WeChat client
 
 
 async def group_page(request: web.Request) -> web.Response:

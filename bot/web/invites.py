@@ -24,7 +24,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from bot.wechat import scenes
-from bot.wechat.api.client import QR_EXPIRE_MAX, QrCode, WeChatClient
+from bot.wechat.api.client import QR_EXPIRE_MAX, QrCode
 from bot.wechat.scenes import GroupInvite, ProductShare, ReferralInvite, Scene
 
 DEFAULT_EXPIRE_SECONDS = 7 * 24 * 3600  # a temporary code lives a week unless asked otherwise
@@ -36,6 +36,20 @@ log = logging.getLogger(__name__)
 
 class InvitesUnavailable(RuntimeError):
     """No WeChat client (the embedded demo, or no appsecret): QR codes cannot be made."""
+
+
+class QrCodes(Protocol):
+    """Who makes parametric QR codes: WeChat's API client, or `NoQrCodes`."""
+
+    async def create_qr(self, scene_str: str, *, permanent: bool, expire_seconds: int = ...) -> QrCode: ...
+
+
+class NoQrCodes:
+    """The null maker of QR codes: without a WeChat client (the embedded demo, or no
+    appsecret) asking for one says why there is none."""
+
+    async def create_qr(self, scene_str: str, *, permanent: bool, expire_seconds: int = QR_EXPIRE_MAX) -> QrCode:
+        raise InvitesUnavailable("QR codes need a WeChat client (wechat.appsecret); the demo has none")
 
 
 class QrCache(Protocol):
@@ -106,7 +120,7 @@ def cache_ttl(expire_seconds: int) -> float:
 class InviteService:
     def __init__(
         self,
-        client: WeChatClient | None,
+        client: QrCodes,
         cache: QrCache | None = None,
         *,
         base_url: str = "",
@@ -123,11 +137,9 @@ class InviteService:
     async def qr_for(self, scene: Scene, *, permanent: bool = False) -> QrCode:
         """The QR code for `scene`, from the cache or (once) from WeChat.
 
-        Raises `InvitesUnavailable` without a WeChat client, and the client's
+        Raises `InvitesUnavailable` without a WeChat client (`NoQrCodes`), and the client's
         `WeChatError` / `WeChatUnavailable` when WeChat refuses or cannot be reached.
         """
-        if self._client is None:
-            raise InvitesUnavailable("QR codes need a WeChat client (wechat.appsecret); the demo has none")
         scene_str = scene.pack()
         key = f"{'perm' if permanent else 'temp'}:{scene_str}"
         cached = await self._cache.get(key)

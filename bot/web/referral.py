@@ -28,10 +28,7 @@ async def referral_page(request: web.Request) -> web.Response:
     if referrer is None:
         html = env.get_template("referral.html").render(shop=shop, code="", qr_url="")
         return web.Response(status=404, text=html, content_type="text/html")
-    invites = services.invites
-    qr_url = (
-        await invites.image_url(ReferralInvite(code), permanent=True) if invites is not None else ""
-    )
+    qr_url = await services.invites.image_url(ReferralInvite(code), permanent=True)  # "" without one
     html = env.get_template("referral.html").render(shop=shop, code=code, qr_url=qr_url)
     return web.Response(text=html, content_type="text/html")
 

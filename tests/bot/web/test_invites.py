@@ -15,6 +15,7 @@ from bot.web.invites import (
     InviteService,
     InvitesUnavailable,
     MemoryQrCache,
+    NoQrCodes,
     RedisQrCache,
     cache_ttl,
 )
@@ -147,7 +148,7 @@ async def test_a_picture_for_a_reply_never_waits_long_nor_fails(client: WeChatCl
     fake[0].fail_next(Failure(delay=1.0))
     assert await invites.image_url(GroupInvite("ABCD12"), timeout=0.2) == ""
     assert (await invites.image_url(GroupInvite("ABCD12"))).startswith("http")
-    assert await InviteService(None).image_url(GroupInvite("ABCD12")) == ""
+    assert await InviteService(NoQrCodes()).image_url(GroupInvite("ABCD12")) == ""
 
 
 async def test_workers_share_codes_through_redis(
@@ -173,14 +174,14 @@ async def test_workers_share_codes_through_redis(
 
 
 async def test_without_a_wechat_client_qr_for_says_why() -> None:
-    invites = InviteService(None, MemoryQrCache(), base_url="https://shop.example.com")
+    invites = InviteService(NoQrCodes(), MemoryQrCache(), base_url="https://shop.example.com")
     with pytest.raises(InvitesUnavailable, match="WeChat client"):
         await invites.qr_for(ProductShare(1))
     assert invites.share_link(ProductShare(1)) == "https://shop.example.com/s/v1.p.1"  # links still work
 
 
 def test_share_links() -> None:
-    invites = InviteService(None, base_url="https://shop.example.com/")
+    invites = InviteService(NoQrCodes(), base_url="https://shop.example.com/")
     assert invites.share_link(ProductShare(123)) == "https://shop.example.com/s/v1.p.123"
     assert invites.share_link(GroupInvite("XYZ789")) == "https://shop.example.com/s/v1.g.XYZ789"
 
@@ -188,7 +189,7 @@ def test_share_links() -> None:
 @pytest.mark.parametrize("seconds", [59, 2_592_001])
 def test_expiry_is_checked_up_front(seconds: int) -> None:
     with pytest.raises(ValueError):
-        InviteService(None, expire_seconds=seconds)
+        InviteService(NoQrCodes(), expire_seconds=seconds)
 
 
 # ---- GET /s/{scene} ----------------------------------------------------------------------------

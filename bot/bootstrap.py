@@ -1,0 +1,298 @@
+"""The composition root: everything the shop runs on, built once, in dependency order.
+
+`open_shop(config, ...)` opens the resources (database engine, Redis, HTTP sessions),
+builds the typed services on them and yields a frozen `Shop`; leaving it drains the
+background work and closes the resources in the reverse order of their making (an
+`AsyncExitStack`: what is built later may use what was built earlier, never the other
+way). Nothing is patched in afterwards: a part that may be missing is a null object
+(`NoQrCodes` without a WeChat client), not a `None` for every caller to test.
+
+The app factory (`bot.app.create_app`) only adds routes and runs `open_shop` in its
+cleanup context; a test can open a shop without a web app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+import aiohttp
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.admin.broadcast import Broadcaster
+from bot.chat import middleware
+from bot.chat.conversation import Conversation
+from bot.chat.render import Rendered, Renderer
+from bot.chat.replies import Text
+from bot.config import Config
+from bot.dialogs.confirm import ConfirmDialog
+from bot.dialogs.shop import ShopDialogs
+from bot.dialogs.store import DialogStore, MemoryDialogStore, RedisDialogStore
+from bot.handlers import build_routes
+from bot.handlers.admin import run_confirmed
+from bot.install import resolve_install_secrets
+from bot.metrics import Metrics
+from bot.outbound.alerts import MANAGERS, StaffAlerts, openid_tail
+from bot.outbound.notifier import OutboundNotifier
+from bot.outbound.planner import NotificationPlanner, PlannedNotifier, parse_template_ids
+from bot.outbound.sender import MemoryOutbox, OutboundSender
+from bot.payments import build_payment_service
+from bot.services import Customers, Services, StaffDirectory, shop_rules
+from bot.web import paylink
+from bot.web.health import HealthChecks
+from bot.web.invites import InviteService, MemoryQrCache, NoQrCodes, QrCache, QrCodes, RedisQrCache
+from bot.wechat.api import (
+    AccessTokenManager,
+    MemoryTokenStore,
+    RedisTokenStore,
+    StableTokenFetcher,
+    WeChatClient,
+)
+from bot.wechat.inbox import Inbox, MemoryReplyStore, Refused, ReplyStore, UserLock, UserLocks
+from bot.wechat.inbox_redis import RedisReplyStore, RedisUserLocks
+from bot.wechat.protocol import Inbound
+from bot.wechat.ratelimit import (
+    MemoryRateLimiter,
+    RateLimiter,
+    RedisRateLimiter,
+    SendRateGate,
+    Verdict,
+)
+from bot.wechat.replay import MemoryReplayCache, RedisReplayCache, ReplayCache
+from commerce.catalog.read import Catalog
+from commerce.db import create_engine
+from commerce.messaging.outbox import OutboxItem
+from commerce.payments.service import PaymentService
+from commerce.wiring import shop_bus, shop_sessions, tell_catalog
+from scheduler.jobs import JobContext
+from scheduler.runner import RedisTickLock, TickLock, start_scheduler
+
+
+@dataclass(frozen=True, slots=True)
+class Shop:
+    """What a running worker serves with; every part built, none optional."""
+
+    config: Config  # with the install's own secrets filled in
+    engine: AsyncEngine
+    renderer: Renderer
+    services: Services
+    outbound: OutboundSender  # the planner (database outbox) with an appsecret, else the given sender
+    notifier: OutboundNotifier
+    inbox: Inbox
+    replay: ReplayCache
+    jobs: JobContext
+    health: HealthChecks
+
+    @property
+    def payments(self) -> PaymentService:
+        return self.services.payments
+
+
+@asynccontextmanager
+async def open_shop(
+    config: Config, *, metrics: Metrics, outbound: OutboundSender | None = None
+) -> AsyncIterator[Shop]:
+    """Build the shop on `config`; `outbound`: a test's own sender (it wins over the planner)."""
+    async with AsyncExitStack() as stack:
+        engine = create_engine(config.database.url, echo=config.database.echo)
+        stack.push_async_callback(engine.dispose)
+        # secrets the configuration leaves empty: the install's own, the same for every worker
+        config = await resolve_install_secrets(config, shop_sessions(engine))
+        rules = shop_rules(config)
+        # the sessions every entry point uses: they carry the shop rules and the order events' bus
+        bus = shop_bus()
+        sessions = shop_sessions(engine, rules=rules, bus=bus)
+        catalog = Catalog(
+            sessions, max_age_seconds=config.search.cache_seconds, query_cache_size=config.search.query_cache_size
+        )
+        tell_catalog(bus, catalog)  # stock that comes back (a cancel, an expiry) is searchable at once
+        redis = Redis.from_url(config.redis.url) if config.redis.url else None
+        if redis is not None:
+            stack.push_async_callback(redis.aclose)
+        renderer = Renderer(
+            default_locale=config.shop.locale,
+            base_url=config.public_base_url,
+            shop_name=config.shop.name,
+            timezone=config.shop.timezone,
+        )
+
+        # --- outbound: with an appsecret, notifications go through the database outbox to
+        # WeChat (customer-service message, else template, else wait); a test's sender wins ---
+        alerts_box: list[StaffAlerts] = []  # the planner tells staff of a failed send; alerts send through it
+        planner: NotificationPlanner | None = None
+        if isinstance(outbound, NotificationPlanner):  # a test built its own (and owns its client)
+            planner = outbound
+        elif outbound is None and config.wechat.appsecret:
+            wechat_http = aiohttp.ClientSession()
+            stack.push_async_callback(wechat_http.close)
+            planner = _build_planner(config, sessions, redis, wechat_http, alerts_box)
+        if planner is not None:
+            stack.push_async_callback(planner.drain)  # finish the immediate attempts
+        sender: OutboundSender = planner or outbound or MemoryOutbox()
+        notifier: OutboundNotifier = (
+            PlannedNotifier(renderer=renderer, planner=planner, sessions=sessions)
+            if planner is not None
+            else OutboundNotifier(renderer=renderer, outbound=sender, sessions=sessions)
+        )
+        qr_codes: QrCodes = planner.client if planner is not None else NoQrCodes()
+
+        # --- staff alerts (drained after payments: a paid order's alert is one of its side effects) ---
+        alerts = StaffAlerts(sessions=sessions, renderer=renderer, outbound=sender, owners=config.staff.owners)
+        alerts_box.append(alerts)
+        stack.push_async_callback(alerts.drain)
+
+        # --- payments: provider + PaymentService, one HTTP session for the provider ---
+        pay_http = aiohttp.ClientSession()
+        stack.push_async_callback(pay_http.close)
+        payments = build_payment_service(
+            config, sessions, notifier, pay_http,
+            on_paid=alerts.order_paid, on_notification=metrics.count_payment_notification,
+        )
+        stack.push_async_callback(payments.aclose)  # finish side effects, then close
+
+        broadcasts = Broadcaster(renderer=renderer, outbound=sender)
+        stack.push_async_callback(broadcasts.drain)
+
+        store: DialogStore = RedisDialogStore(redis) if redis is not None else MemoryDialogStore()
+        qr_cache: QrCache = RedisQrCache(redis) if redis is not None else MemoryQrCache()
+        services = Services(
+            config=config,
+            sessions=sessions,
+            catalog=catalog,
+            dialogs=ShopDialogs(
+                store,
+                # the confirmation dialog acts through the staff commands' own entry (no import back)
+                confirm=ConfirmDialog(on_answer=run_confirmed),
+                ttl_seconds=config.dialog.ttl_seconds,
+                on_transition=metrics.count_transition,
+            ),
+            customers=Customers(sessions),
+            staff=StaffDirectory(sessions, owners=frozenset(config.staff.owners)),
+            rules=rules,
+            pay_url=lambda order: paylink.pay_url(config, order.order_no, order.openid, order.expires_at),
+            payments=payments,
+            invites=InviteService(qr_codes, qr_cache, base_url=config.public_base_url),
+            notifier=notifier,
+            alerts=alerts,
+            broadcasts=broadcasts,
+        )
+
+        inbox = _build_inbox(config, services, renderer, sender, redis, metrics)
+        stack.push_async_callback(inbox.drain)
+
+        jobs = JobContext(
+            sessions=sessions, notifier=notifier, rules=rules, payments=payments, pay_url=services.pay_url,
+            deliver_outbox=planner.retry_due if planner is not None else None,
+        )
+        # several workers: with Redis, one worker runs each scheduler tick
+        tick_lock: TickLock | None = RedisTickLock(redis) if redis is not None else None
+        scheduler = start_scheduler(jobs, lock=tick_lock) if config.scheduler.enabled else None
+        if scheduler is not None:
+            stack.callback(scheduler.shutdown, wait=False)
+
+        yield Shop(
+            config=config,
+            engine=engine,
+            renderer=renderer,
+            services=services,
+            outbound=sender,
+            notifier=notifier,
+            inbox=inbox,
+            replay=RedisReplayCache(redis) if redis is not None else MemoryReplayCache(),
+            jobs=jobs,
+            health=HealthChecks(
+                engine=engine, redis=redis, scheduler=scheduler, scheduler_enabled=config.scheduler.enabled,
+                timeout=config.server.health_timeout_seconds,
+            ),
+        )
+
+
+def _build_inbox(
+    config: Config,
+    services: Services,
+    renderer: Renderer,
+    outbound: OutboundSender,
+    redis: Redis | None,
+    metrics: Metrics,
+) -> Inbox:
+    routes, fallback = build_routes()
+    # the message chain (bot/chat/middleware.py): one step a line, in order
+    turn = middleware.chain([
+        _rate_limit(config, services, redis, metrics),
+        middleware.customer(services.customers),
+        middleware.staff_role(services.staff),
+        middleware.unit_of_work,
+        Conversation(services, routes=routes, fallback=fallback),  # the route: answers
+    ])
+
+    async def respond(msg: Inbound) -> Rendered | Refused:
+        answer = await turn(middleware.Turn(msg, locale=config.shop.locale))
+        rendered = renderer.render(answer.reply, answer.locale)
+        return Refused(rendered) if answer.refused else rendered
+
+    def fallback_reply(msg: Inbound) -> Rendered:
+        return renderer.render(Text("error"), config.shop.locale)
+
+    # several workers: with Redis, message de-duplication and per-user order are shared
+    replies: ReplyStore = RedisReplyStore(redis) if redis is not None else MemoryReplyStore()
+    user_locks: UserLock = RedisUserLocks(redis) if redis is not None else UserLocks()
+    return Inbox(
+        respond=respond,
+        fallback=fallback_reply,
+        outbound=outbound,
+        deadline=config.server.reply_deadline_seconds,
+        replies=replies,
+        locks=user_locks,
+        on_outcome=metrics.count_request,
+        on_deadline_miss=metrics.count_deadline_miss,
+    )
+
+
+def _rate_limit(config: Config, services: Services, redis: Redis | None, metrics: Metrics) -> middleware.Middleware:
+    """Per customer, in Redis when configured; `server.messages_per_minute = 0` turns it off."""
+    limit = config.server.messages_per_minute
+    if limit == 0:
+        return middleware.passing
+    limiter: RateLimiter = (
+        RedisRateLimiter(redis, limit=limit) if redis is not None else MemoryRateLimiter(limit=limit)
+    )
+
+    async def locale_of(openid: str) -> str:
+        return (await services.customers.touch(openid)).locale or config.shop.locale
+
+    def count(verdict: Verdict) -> None:
+        metrics.rate_limited.labels(verdict.value).inc()
+
+    return middleware.rate_limit(limiter, locale_of=locale_of, on_limited=count)
+
+
+def _build_planner(
+    config: Config,
+    sessions: async_sessionmaker[AsyncSession],
+    redis: Redis | None,
+    http: aiohttp.ClientSession,
+    alerts: list[StaffAlerts],
+) -> NotificationPlanner:
+    """`alerts`: filled in once the staff alerts exist (they send through this planner)."""
+    wechat = config.wechat
+    fetch = StableTokenFetcher(http, base_url=wechat.api_base_url, appid=wechat.appid, appsecret=wechat.appsecret)
+    store = RedisTokenStore(redis) if redis is not None else MemoryTokenStore()
+    client = WeChatClient(http, base_url=wechat.api_base_url, tokens=AccessTokenManager(fetch, store))
+
+    async def tell_staff(item: OutboxItem, error: str) -> None:
+        data = {"customer": openid_tail(item.openid), "event": item.event, "error": error[:100]}
+        for staff_alerts in alerts:
+            await staff_alerts.alert("alert_outbox_failed", data, MANAGERS)
+
+    return NotificationPlanner(
+        sessions=sessions,
+        client=client,
+        window_messages=wechat.window_messages,
+        paid_window_messages=wechat.window_messages_after_payment,
+        template_ids=parse_template_ids(wechat.template_ids),
+        max_attempts=wechat.outbox_max_attempts,
+        alert=tell_staff,
+        send_gate=SendRateGate(wechat.max_sends_per_second, redis=redis),
+    )

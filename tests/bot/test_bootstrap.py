@@ -1,0 +1,70 @@
+"""The composition root: the default configuration builds a complete, frozen shop."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import pytest
+
+from bot.bootstrap import open_shop
+from bot.dialogs.base import Active, Dialog
+from bot.dialogs.store import StoredDialog
+from bot.metrics import Metrics
+from bot.outbound.sender import MemoryOutbox
+from bot.web.invites import InvitesUnavailable, NoQrCodes
+from bot.wechat.scenes import ProductShare, ReferralInvite
+from commerce.payments.service import PaymentService
+from tests.bot.conftest import make_config
+
+
+async def test_the_default_config_builds_every_service(sqlite_url: str) -> None:
+    config = make_config(sqlite_url, scheduler={"enabled": False})  # no appsecret, no Redis
+    async with open_shop(config, metrics=Metrics()) as shop:
+        services = shop.services
+        missing = [f.name for f in dataclasses.fields(services) if getattr(services, f.name) is None]
+        assert missing == []
+        assert isinstance(services.payments, PaymentService) and shop.payments is services.payments
+        assert services.payments.provider.name == "sandbox"
+        assert isinstance(shop.outbound, MemoryOutbox)  # no appsecret: no planner, nothing sent to WeChat
+        assert shop.jobs.payments is services.payments and shop.jobs.notifier is shop.notifier
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            services.payments = services.payments  # type: ignore[misc]  # frozen: nothing is patched in later
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            shop.services = services  # type: ignore[misc]
+
+
+async def test_without_a_wechat_client_invites_explain_instead_of_failing(sqlite_url: str) -> None:
+    config = make_config(sqlite_url, scheduler={"enabled": False})
+    async with open_shop(config, metrics=Metrics()) as shop:
+        invites = shop.services.invites
+        with pytest.raises(InvitesUnavailable, match="wechat.appsecret"):
+            await invites.qr_for(ReferralInvite("ABC123"), permanent=True)
+        assert await invites.image_url(ProductShare(1)) == ""  # a page or reply shows no picture
+        assert invites.share_link(ProductShare(1)) == "https://shop.example.com/s/v1.p.1"  # links still work
+
+
+async def test_the_null_qr_maker_says_why_there_is_no_code() -> None:
+    with pytest.raises(InvitesUnavailable, match="WeChat client"):
+        await NoQrCodes().create_qr("v1.p.1", permanent=False)
+
+
+# the fields a dialog's record cannot do without (the rest have defaults)
+REQUIRED = {"search": {"source": "query"}, "confirm": {"command": "refund"}}
+
+
+async def test_each_typed_dialog_is_the_one_the_runtime_loads_by_name(sqlite_url: str) -> None:
+    config = make_config(sqlite_url, scheduler={"enabled": False})
+    async with open_shop(config, metrics=Metrics()) as shop:
+        dialogs = shop.services.dialogs
+        typed: list[Dialog[Any, Any]] = [
+            dialogs.search, dialogs.cart, dialogs.checkout, dialogs.orders, dialogs.confirm, dialogs.group
+        ]
+        assert [d.name for d in typed] == ["search", "cart", "checkout", "orders", "confirm", "group"]
+        for dialog in typed:
+            state = str(next(iter(dialog.initial)))
+            data = REQUIRED.get(dialog.name, {})
+            await dialogs.store.put("o_boot", StoredDialog(dialog.name, state, dialog.version, data, time.time() + 60))
+            loaded = await dialogs.load("o_boot")
+            assert isinstance(loaded, Active) and loaded.dialog is dialog
