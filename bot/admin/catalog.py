@@ -2,7 +2,7 @@
 
 Products are named by id ("12"); variants by product id (a one-variant product) or SKU
 code ("FRU-APPLE-5J"). Prices are typed in yuan ("39.9") and become integer fen through
-`Decimal`, never a float. After every write the customer-facing catalog snapshot is
+`commerce.money`, never a float. After every write the customer-facing catalog snapshot is
 invalidated, so the next search sees the change.
 
 `/import` takes CSV pasted under the command in the same message, or an http(s) URL
@@ -15,7 +15,6 @@ import asyncio
 import ipaddress
 import re
 import socket
-from decimal import Decimal, InvalidOperation
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -25,6 +24,7 @@ from yarl import URL
 from bot.admin.registry import MANAGERS, PREFIXES, REGISTRY, AdminContext, Outcome, UsageError
 from bot.chat.replies import Text
 from bot.dialogs.common import unit_of_work
+from commerce import money
 from commerce.catalog import admin as catalog_admin
 from commerce.catalog import csv_io as catalog_csv
 from commerce.catalog.admin import PRICE_RANGE, AdminProductView
@@ -35,7 +35,6 @@ FETCH_MAX_BYTES = 1024 * 1024
 FETCH_MAX_REDIRECTS = 3
 IMPORT_ERRORS_SHOWN = 5
 EDIT_FIELDS = {"name": "name", "名称": "name", "名字": "name", "subtitle": "subtitle", "副标题": "subtitle"}
-_YUAN = re.compile(r"^[¥￥]?\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*元?$")
 _STOCK = re.compile(r"^([+-]?)(\d{1,9})$")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -49,18 +48,13 @@ def parse_yuan(word: str) -> int:
     Not a number at all: `UsageError`. More than two decimals: PRICE_INVALID (a price
     the shop cannot charge). The range is the commerce core's to check.
     """
-    match = _YUAN.match(word.strip())
-    if match is None:
-        raise UsageError
-    try:
-        amount = Decimal(match.group(1))
-    except InvalidOperation:
-        raise UsageError from None
-    fen = amount * 100
-    if fen != fen.to_integral_value():
+    try:  # signs and size are the core's to judge (its range errors say more)
+        return money.parse_yuan(word, signed=True, max_decimals=None, max_fen=None)
+    except money.MoneyError as exc:
+        if exc.code != "too_many_decimals":
+            raise UsageError from None
         low, high = PRICE_RANGE
-        raise ShopError(ErrorCode.PRICE_INVALID, field="price", min=low, max=high, decimals=2)
-    return int(fen)
+        raise ShopError(ErrorCode.PRICE_INVALID, field="price", min=low, max=high, decimals=2) from None
 
 
 def parse_id(word: str) -> int:

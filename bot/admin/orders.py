@@ -1,7 +1,7 @@
 """Order commands: list by status, one order, ship, refund (confirmed), cancel (confirmed).
 
 Orders are named by order number ("SF2026...") or id. Amounts are typed in yuan
-("12.5") and become integer fen through `Decimal`. The customer hears about what
+("12.5") and become integer fen through `commerce.money`. The customer hears about what
 staff did from the core action (`commerce.orders.actions`), sent after the unit of work commits; a refund's
 "money is back" message comes later from the payment service, when the provider
 confirms it.
@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import re
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from bot.admin.registry import ALL_ROLES, MANAGERS, REGISTRY, AdminContext, Outcome, UsageError
 from bot.chat.replies import Text
 from bot.dialogs.common import order_data, unit_of_work
 from bot.outbound.alerts import openid_tail, order_items
+from commerce import money
 from commerce.errors import ErrorCode, ShopError
 from commerce.groupbuys import groups as group_buys
 from commerce.orders import actions as order_actions
@@ -49,7 +49,7 @@ PAID_STATUSES = frozenset({S.PAID, S.SHIPPED, S.COMPLETED, S.REFUNDING})
 _ORDER_REF = re.compile(r"^[A-Za-z0-9]{1,32}$")
 _CARRIER_MAX = 32
 _TRACKING = re.compile(r"^[A-Za-z0-9-]{4,64}$")
-_YUAN = re.compile(r"^[¥￥]?(\d{1,9}(?:\.\d{0,2})?|\.\d{1,2})元?$")
+AMOUNT_MAX_FEN = 999_999_999_99  # nine digits of yuan
 
 
 # ---- arguments ---------------------------------------------------------------------------
@@ -64,12 +64,9 @@ def order_ref(word: str) -> str:
 
 def parse_amount(word: str) -> int:
     """Yuan as typed ("12.5", "¥12.50", "12元") to integer fen, exactly; more than 0."""
-    match = _YUAN.match(word.strip())
-    if match is None:
-        raise UsageError
     try:
-        fen = int(Decimal(match.group(1)) * 100)
-    except InvalidOperation:
+        fen = money.parse_yuan(word, max_fen=AMOUNT_MAX_FEN)
+    except money.MoneyError:
         raise UsageError from None
     if fen <= 0:
         raise UsageError

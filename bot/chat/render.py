@@ -13,6 +13,7 @@ from wechatpy.replies import ArticlesReply, TextReply, TransferCustomerServiceRe
 
 import templates
 from bot.chat.replies import Card, News, Reply, Silence, Text, TransferToHuman
+from commerce.money import format_yuan
 
 MESSAGES_DIR = Path(templates.__file__).parent / "messages"
 LOCALES = ("zh", "en")
@@ -22,10 +23,8 @@ DESCRIPTION_LIMIT = 240
 
 
 def yuan(fen: int) -> str:
-    """Integer fen as a price: 3990 -> "¥39.90"."""
-    sign = "-" if fen < 0 else ""
-    fen = abs(int(fen))
-    return f"{sign}¥{fen // 100}.{fen % 100:02d}"
+    """Integer fen as a price: 3990 -> "¥39.90", -100 -> "-¥1.00" (`commerce.money`)."""
+    return format_yuan(fen, symbol="¥")
 
 
 def cdata_safe(text: str) -> str:

@@ -7,7 +7,7 @@ Columns (`CSV_HEADER`, any order, header row required, names case-insensitive):
 - name, subtitle, category (Chinese or English name), status (on_sale / off_sale, also
   上架 / 下架; empty keeps an existing product's status, new ones go on sale): fields
   of the product. Rows of one product must agree on them;
-- price_yuan: yuan with at most two decimals ("12.5", "¥12.50"), read exactly (Decimal);
+- price_yuan: yuan with at most two decimals ("12.5", "¥12.50"), read exactly (`commerce.money`);
 - stock: a whole number, set as it is (not added);
 - spec: the variant's attributes, "颜色=红;尺码=M" (empty: none).
 
@@ -29,13 +29,13 @@ import io
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from commerce import money
 from commerce.catalog.admin import (
     NAME_LENGTH,
     PRICE_RANGE,
@@ -51,7 +51,6 @@ CSV_HEADER = ("sku_code", "name", "subtitle", "category", "price_yuan", "stock",
 REQUIRED_COLUMNS = ("sku_code", "name", "category", "price_yuan", "stock")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CATEGORY_MAX = 64
-_PRICE = re.compile(r"^(\d{1,8})(?:\.(\d{1,2}))?$")
 _STOCK = re.compile(r"^\d{1,8}$")
 _STATUSES = {
     "on_sale": ProductStatus.ON_SALE,
@@ -75,20 +74,20 @@ class ImportReport:
 # ---- cells --------------------------------------------------------------------------------
 
 
+CSV_MAX_FEN = 99_999_999_99  # eight digits of yuan, as the column has always allowed
+
+
 def format_yuan(fen: int) -> str:
-    """12.50 for 1250 fen: exact, always two decimals."""
-    sign = "-" if fen < 0 else ""
-    fen = abs(fen)
-    return f"{sign}{fen // 100}.{fen % 100:02d}"
+    """12.50 for 1250 fen: exact, always two decimals (`commerce.money`)."""
+    return money.format_yuan(fen)
 
 
 def parse_yuan(text: str) -> int | None:
     """Fen for "12.5" / "¥12.50"; None when it is not yuan with at most two decimals."""
-    text = text.strip().lstrip("¥￥").strip()
-    match = _PRICE.match(text)
-    if match is None:
+    try:
+        return money.parse_yuan(text, max_fen=CSV_MAX_FEN)
+    except money.MoneyError:
         return None
-    return int(Decimal(text) * 100)
 
 
 def format_spec(spec: dict[str, str] | None) -> str:

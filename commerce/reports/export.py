@@ -14,9 +14,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commerce.catalog.csv_io import export_products_csv_rows, format_yuan, safe_cell, write_csv
+from commerce.catalog.csv_io import export_products_csv_rows, safe_cell, write_csv
 from commerce.customers.models import Customer
 from commerce.errors import ErrorCode, ShopError
+from commerce.money import format_yuan
 from commerce.orders.models import Order, OrderLine
 from commerce.rules import as_utc
 
