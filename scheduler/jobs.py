@@ -20,7 +20,7 @@ from commerce.messaging import notices
 from commerce.messaging.notifications import Notifier
 from commerce.orders import actions as order_actions
 from commerce.orders import status as order_status
-from commerce.orders.views import OrderView
+from commerce.orders.views import OrderView, order_data
 from commerce.rules import ShopRules
 
 log = logging.getLogger(__name__)
@@ -50,20 +50,6 @@ class JobContext:
     clock: Callable[[], datetime] = field(default=_now)
     # delivers the outbox rows that are due (bot/planner.py); None: no outbox (no appsecret)
     deliver_outbox: Callable[[], Awaitable[int]] | None = None
-
-
-def order_data(order: OrderView) -> dict[str, Any]:
-    """What a message template may show of an order (plain values, no ORM objects)."""
-    return {
-        "order_no": order.order_no,
-        "status": str(order.status),
-        "payable_fen": order.payable_fen,
-        "paid_fen": order.paid_fen,
-        "items": [{"name": line.name, "spec": line.spec_label, "quantity": line.quantity} for line in order.lines],
-        "expires_at": order.expires_at,
-        "carrier": order.carrier,
-        "tracking_no": order.tracking_no,
-    }
 
 
 async def _notify_each(ctx: JobContext, items: list[OrderView], template: str, extra: Callable[[OrderView], dict]) -> None:

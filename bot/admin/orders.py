@@ -15,8 +15,8 @@ from typing import Any
 
 from bot.admin.registry import ALL_ROLES, MANAGERS, REGISTRY, AdminContext, Outcome, UsageError
 from bot.chat.replies import Text
-from bot.dialogs.common import order_data, unit_of_work
-from bot.outbound.alerts import openid_tail, order_items
+from bot.dialogs.common import unit_of_work
+from bot.outbound.alerts import openid_tail
 from commerce import money
 from commerce.errors import ErrorCode, ShopError
 from commerce.groupbuys import groups as group_buys
@@ -24,7 +24,7 @@ from commerce.orders import actions as order_actions
 from commerce.orders import queries as order_admin
 from commerce.orders.actions import CancelledBy
 from commerce.orders.models import OrderStatus
-from commerce.orders.views import OrderView
+from commerce.orders.views import OrderView, order_data
 from commerce.payments import actions as payment_actions
 from commerce.rules import utcnow
 
@@ -99,13 +99,9 @@ def group_wait(waiting: dict[int, tuple[int, int]], order_id: int) -> dict[str, 
 
 
 def order_row(order: OrderView) -> dict[str, Any]:
+    """An order in a staff list: the order's template data and who, at a glance."""
     return {
-        "order_no": order.order_no,
-        "status": str(order.status),
-        "created_at": order.created_at,
-        "payable": order.payable_fen,
-        "paid": order.paid_fen,
-        "refunded": order.refunded_fen,
+        **order_data(order),
         "first_item": order.lines[0].name if order.lines else "",
         "item_count": order.item_count,
         "line_count": len(order.lines),
@@ -253,7 +249,7 @@ async def cancel(actx: AdminContext) -> Outcome:
         raise ShopError(ErrorCode.ILLEGAL_TRANSITION, order_id=order.id, **{"from": str(order.status)},
                         to=str(S.CANCELLED))
     if not actx.confirmed:
-        return Outcome(Text("admin/cancel_confirm", order_row(order) | {"items": order_items(order)}),
+        return Outcome(Text("admin/cancel_confirm", order_row(order) | {"items": order_data(order)["items"]}),
                        confirm_first=True)
     try:
         async with unit_of_work(actx.ctx) as session:

@@ -15,7 +15,7 @@ from commerce.customers import addresses
 from commerce.customers.addresses import AddressView, ParsedAddress
 from commerce.errors import ShopError
 from commerce.messaging import notices
-from commerce.orders.views import OrderView
+from commerce.orders.views import OrderView, order_data
 
 
 @asynccontextmanager
@@ -80,31 +80,6 @@ def cart_data(cart: CartView) -> dict[str, Any]:
         ],
         "total": cart.total_fen,
         "count": cart.count,
-    }
-
-
-def order_data(order: OrderView) -> dict[str, Any]:
-    return {
-        "order_no": order.order_no,
-        "status": str(order.status),
-        "lines": [
-            {"name": line.name, "spec": line.spec_label, "price": line.unit_price_fen,
-             "quantity": line.quantity, "subtotal": line.subtotal_fen}
-            for line in order.lines
-        ],
-        "goods": order.goods_fen,
-        "discount": order.discount_fen,
-        "delivery": order.delivery_fen,
-        "payable": order.payable_fen,
-        "paid": order.paid_fen,
-        "refunded": order.refunded_fen,
-        "address_name": order.address_name,
-        "address_phone": order.address_phone,
-        "address_text": order.address_text,
-        "created_at": order.created_at,
-        "expires_at": order.expires_at,
-        "carrier": order.carrier,
-        "tracking_no": order.tracking_no,
     }
 
 

@@ -22,7 +22,7 @@ from bot.chat.context import Context
 from bot.chat.keywords import AFTER_SALES, match_command, match_keyword, parse_number
 from bot.chat.replies import Reply, Text
 from bot.dialogs.base import Dialog, Step, on
-from bot.dialogs.common import error_reply, order_data, pay_card, unit_of_work
+from bot.dialogs.common import error_reply, pay_card, unit_of_work
 from commerce.errors import ShopError
 from commerce.groupbuys import groups as group_buys
 from commerce.orders import actions as order_actions
@@ -30,6 +30,7 @@ from commerce.orders import placement as orders
 from commerce.orders import status as order_status
 from commerce.orders.actions import CancelledBy
 from commerce.orders.models import AfterSalesKind, OrderStatus
+from commerce.orders.views import order_data
 from commerce.rules import utcnow
 
 LIST_SIZE = 10

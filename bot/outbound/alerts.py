@@ -27,7 +27,7 @@ from bot.outbound.sender import OutboundSender
 from commerce.background import BackgroundTasks
 from commerce.catalog import admin as catalog_admin
 from commerce.customers.models import Customer
-from commerce.orders.views import OrderView
+from commerce.orders.views import OrderView, order_data
 from commerce.staff import staff
 from commerce.staff.models import StaffRole
 
@@ -41,10 +41,6 @@ OPENID_TAIL = 6
 def openid_tail(openid: str) -> str:
     """Enough of an openid for staff to tell customers apart, not the whole identifier."""
     return openid[-OPENID_TAIL:]
-
-
-def order_items(order: OrderView) -> list[dict[str, Any]]:
-    return [{"name": line.name, "spec": line.spec_label, "quantity": line.quantity} for line in order.lines]
 
 
 class StaffAlerts:
@@ -110,7 +106,7 @@ class StaffAlerts:
             {
                 "order_no": order.order_no,
                 "amount_fen": order.paid_fen,
-                "items": order_items(order),
+                "items": order_data(order)["items"],
                 "customer": openid_tail(order.openid),
                 "address_text": order.address_text,
             },
