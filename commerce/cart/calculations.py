@@ -8,8 +8,11 @@ tests/commerce/cart/test_calculations.py.
 Points: `redeem_points_per_yuan` points take 100 fen off, up to `redeem_max_percent` of
 the goods after the coupon. The saving is the largest whole number of fen the balance
 covers within that cap, and the points used are the fewest that pay for it (rounded up
-when a fen costs a fraction of a point), all in integers. The payable total never
-reaches zero through points: the payment provider cannot charge nothing.
+when a fen costs a fraction of a point), all in integers.
+
+A cart with goods in it never costs nothing, whatever the coupon and the points: the
+payment provider cannot charge zero. A coupon worth all the goods of a cart that ships
+free leaves one fen to pay.
 """
 
 from __future__ import annotations
@@ -109,8 +112,8 @@ def cart_totals(
     """The totals of a cart of `goods_fen` with a coupon worth `discount_fen` (see
     `coupon_discount`) and `points_balance` points, used or only offered."""
     goods = max(0, goods_fen)
-    discount = max(0, min(discount_fen, goods))
     delivery = delivery_fee(goods, rules=rules)
+    discount = max(0, min(discount_fen, goods, goods + delivery - 1))
     offer_fen, offer_used = points_saving(
         balance=points_balance,
         base_fen=goods - discount,

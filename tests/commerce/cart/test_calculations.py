@@ -133,7 +133,7 @@ def test_totals_add_up_and_are_never_negative(
     assert 0 <= t.discount_fen <= t.goods_fen  # the discount never exceeds the subtotal
     assert t.delivery_fen == delivery_fee(t.goods_fen, rules=rules)  # on the goods before the discount
     assert (t.points_fen, t.points_used) == ((t.points_offer_fen, t.points_offer_used) if use_points else (0, 0))
-    if t.points_fen:  # points never bring the total to nothing
+    if t.goods_fen > 0:  # neither the coupon nor the points bring it to nothing
         assert t.payable_fen >= 1
 
 
@@ -149,3 +149,17 @@ def test_using_points_never_costs_more(goods: int, balance: int, rules: ShopRule
 def test_an_empty_cart_costs_nothing() -> None:
     t = cart_totals(goods_fen=0, discount_fen=0, points_balance=10_000, use_points=True, rules=ShopRules())
     assert (t.payable_fen, t.delivery_fen, t.points_fen, t.points_used) == (0, 0, 0, 0)
+
+
+def test_a_coupon_worth_all_the_goods_of_a_free_delivery_cart_leaves_a_fen_to_pay() -> None:
+    """Regression: an amount-off coupon of at least the goods, on a cart past the free
+    delivery threshold, made an order of 0 fen, which no payment provider can charge."""
+    rules = ShopRules(free_delivery_threshold_fen=9900)
+    coupon = Terms(AMOUNT_OFF, threshold_fen=0, amount_off_fen=20_000)
+    goods = 10_000
+    t = cart_totals(
+        goods_fen=goods, discount_fen=coupon_discount(coupon, goods), points_balance=0, use_points=False, rules=rules
+    )
+    assert (t.delivery_fen, t.discount_fen, t.payable_fen) == (0, 9_999, 1)
+    below = cart_totals(goods_fen=5_000, discount_fen=5_000, points_balance=0, use_points=False, rules=rules)
+    assert (below.delivery_fen, below.discount_fen, below.payable_fen) == (800, 5_000, 800)  # delivery is paid
