@@ -232,3 +232,14 @@ async def test_send_gate_is_shared_through_redis(redis_url: str) -> None:
     finally:
         await first.aclose()
         await second.aclose()
+
+
+async def test_refused_messages_are_counted_as_rate_limited_not_replied(limited_shop: Shop) -> None:
+    """The rate limit is the first step of the message chain: what it answers reaches the
+    inbox as refused, and the requests metric says so."""
+    user = limited_shop.user("o_flooder")
+    for _ in range(5):
+        await user.say("苹果")
+    body = await (await limited_shop.client.get("/metrics")).text()
+    assert 'storefront_requests_total{kind="text",outcome="replied"} 3.0' in body
+    assert 'storefront_requests_total{kind="text",outcome="rate_limited"} 2.0' in body
