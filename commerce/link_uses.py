@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commerce.db import upsert_insert
+from commerce.db import rowcount, upsert_insert
 from commerce.rules import as_utc
 from commerce.system_models import LinkUse
 
@@ -67,4 +67,4 @@ async def purge_expired(session: AsyncSession, *, now: datetime, limit: int = PU
     result = await session.execute(
         delete(LinkUse).where(LinkUse.link_id.in_(stale)).execution_options(synchronize_session=False)
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return rowcount(result)

@@ -42,11 +42,14 @@ class Step(Generic[S, D]):
     handed_over: bool = False  # the handler started another dialog: leave the store alone
 
 
+STATES_ATTR = "_dialog_states"  # where @on leaves the states a handler answers
+
+
 def on(*states: enum.StrEnum) -> Callable[[Callable[..., Awaitable[Step | None]]], Any]:
     """Mark a method as the handler of one or more states."""
 
     def mark(func: Callable[..., Awaitable[Step | None]]) -> Any:
-        func._dialog_states = states  # type: ignore[attr-defined]
+        setattr(func, STATES_ATTR, states)  # functions take attributes; read by Dialog.__init_subclass__
         return func
 
     return mark
@@ -66,7 +69,7 @@ class Dialog(Generic[S, D]):
         super().__init_subclass__(**kwargs)
         handlers: dict[str, str] = {}
         for attr, value in vars(cls).items():
-            for state in getattr(value, "_dialog_states", ()):
+            for state in getattr(value, STATES_ATTR, ()):
                 handlers[str(state)] = attr
         cls._handlers = handlers
         missing = [s for s in cls.State if str(s) not in handlers]

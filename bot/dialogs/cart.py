@@ -65,8 +65,9 @@ class CartDialog(Dialog[CartState, CartData]):
         clear = keyword is not None and keyword[0] == "clear"
         if change is None and remove is None and not clear:
             return None
-        number = int((change or remove).group(1)) if (change or remove) else 0  # type: ignore[union-attr]
-        if (change or remove) and not 1 <= number <= len(data.line_ids):
+        picked = change or remove
+        number = int(picked.group(1)) if picked is not None else 0
+        if picked is not None and not 1 <= number <= len(data.line_ids):
             return Step(Text("pick_out_of_range", {"number": number, "count": len(data.line_ids)}),
                         CartState.LIST, data)
         try:

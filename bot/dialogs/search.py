@@ -199,13 +199,14 @@ class SearchDialog(Dialog[SearchState, SearchData]):
             return self._pick_variant(product, data, number)
         add = match_command(ADD_TO_CART, ctx.msg.text)
         buy = match_command(BUY_NOW, ctx.msg.text) if add is None else None
-        if add is None and buy is None:
+        wanted = add or buy
+        if wanted is None:
             return await self.on_list(ctx, data)
         variant = self._chosen_variant(product, data)
         if variant is None:
             return Step(Text("choose_variant", {"name": product.name, "variants": _variants(product)}),
                         SearchState.CARD, data)
-        quantity = int((add or buy).group(1) or 1)  # type: ignore[union-attr]
+        quantity = int(wanted.group(1) or 1)
         try:
             async with unit_of_work(ctx) as session:
                 view = await cart.add_to_cart(

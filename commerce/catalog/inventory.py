@@ -13,6 +13,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.catalog.models import Variant
+from commerce.db import rowcount
 
 
 async def reserve(session: AsyncSession, *, variant_id: int, quantity: int) -> bool:
@@ -25,7 +26,7 @@ async def reserve(session: AsyncSession, *, variant_id: int, quantity: int) -> b
         .values(stock=Variant.stock - quantity)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return rowcount(result) == 1
 
 
 async def release(session: AsyncSession, *, variant_id: int, quantity: int) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Select, event, select
@@ -108,6 +108,9 @@ def _product_query() -> Select[Product]:
     )
 
 
+Lookup = Callable[[str, int], tuple[SearchHit, ...]]  # (query, limit) -> hits, maybe cached
+
+
 class CatalogSnapshot:
     """Everything on sale at one moment, with its search index."""
 
@@ -125,10 +128,11 @@ class CatalogSnapshot:
             if by_category.get(c.id)
         )
         self.hot = tuple(p.id for p in sorted(products, key=lambda p: (-p.sales_count, p.sort_order, p.id)))
+        self._search: Lookup = self._search_index
+        self._suggest: Lookup = self._suggest_index
         if query_cache_size > 0:
             cache = functools.lru_cache(maxsize=query_cache_size)
-            self._search = cache(self._search)  # type: ignore[method-assign]
-            self._suggest = cache(self._suggest)  # type: ignore[method-assign]
+            self._search, self._suggest = cache(self._search_index), cache(self._suggest_index)
         self.index = SearchIndex(
             SearchDoc(
                 product_id=p.id,
@@ -152,10 +156,10 @@ class CatalogSnapshot:
 
     # Shoppers ask for the same few things over and over ("苹果", "茶"): answers are
     # cached per snapshot, so a catalog change (a new snapshot) starts a fresh cache.
-    def _search(self, query: str, limit: int) -> tuple[SearchHit, ...]:
+    def _search_index(self, query: str, limit: int) -> tuple[SearchHit, ...]:
         return tuple(h for h in self.index.search(query, limit=limit) if h.product_id in self.products)
 
-    def _suggest(self, query: str, limit: int) -> tuple[SearchHit, ...]:
+    def _suggest_index(self, query: str, limit: int) -> tuple[SearchHit, ...]:
         return tuple(h for h in self.index.suggest(query, limit=limit) if h.product_id in self.products)
 
 

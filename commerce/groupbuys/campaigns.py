@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.cart.cart import spec_label
 from commerce.catalog.models import Product, ProductStatus, Variant
+from commerce.db import rowcount
 from commerce.errors import ErrorCode, ShopError
 from commerce.groupbuys.models import GroupCampaign, GroupCampaignStatus
 from commerce.rules import ShopRules, as_utc
@@ -204,7 +205,7 @@ async def take_quota(session: AsyncSession, *, campaign_id: int) -> bool:
         .values(quota_used=GroupCampaign.quota_used + 1)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return rowcount(result) == 1
 
 
 async def give_back_quota(session: AsyncSession, *, campaign_id: int) -> None:

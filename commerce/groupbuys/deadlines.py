@@ -22,6 +22,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from commerce.customers.models import Customer
+from commerce.db import rowcount
 from commerce.errors import ErrorCode, ShopError
 from commerce.groupbuys.groups import ENDED, G, GroupView, M, get_group
 from commerce.groupbuys.models import GroupBuy
@@ -47,7 +48,7 @@ async def _end_group(
         .values(status=to.value, close_reason=reason[:32], closed_at=now)
         .execution_options(synchronize_session=False)
     )
-    if ended.rowcount != 1:  # type: ignore[attr-defined]
+    if rowcount(ended) != 1:
         return False
     group = await get_group(session, group_id=group_id)
     for member in group.members:
@@ -116,7 +117,7 @@ async def leader_cancel_group(
         .values(status=G.CLOSED.value, close_reason="leader_cancelled", closed_at=as_utc(now))
         .execution_options(synchronize_session=False)
     )
-    if closed.rowcount != 1:  # type: ignore[attr-defined]
+    if rowcount(closed) != 1:
         if group.status == G.FORMING:  # not paid: cancelling the order closes the group
             leader = next(m for m in group.members if m.is_leader)
             assert leader.order_id is not None
@@ -160,7 +161,7 @@ async def extend_group(session: AsyncSession, *, code: str, hours: int, now: dat
         .values(deadline=group.deadline + timedelta(hours=hours), reminded_at=None)
         .execution_options(synchronize_session=False)
     )
-    if moved.rowcount != 1:  # type: ignore[attr-defined]
+    if rowcount(moved) != 1:
         raise ShopError(ErrorCode.GROUP_CLOSED, group_code=group.code, status="changed")
     return await get_group(session, group_id=group.id)
 
@@ -193,7 +194,7 @@ async def remind_due_groups(
             .values(reminded_at=now)
             .execution_options(synchronize_session=False)
         )
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        if rowcount(claimed) != 1:
             continue
         reminded += 1
         group = await get_group(session, group_id=gid)

@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from commerce.cart.cart import spec_label
 from commerce.catalog.models import Product, ProductImage, Variant
 from commerce.customers.models import Customer
+from commerce.db import rowcount
 from commerce.errors import ErrorCode, ShopError
 from commerce.groupbuys import campaigns as group_campaigns
 from commerce.groupbuys.models import (
@@ -476,7 +477,7 @@ async def join_group(
         .values(seats_taken=GroupBuy.seats_taken + 1)
         .execution_options(synchronize_session=False)
     )
-    if taken.rowcount != 1:  # type: ignore[attr-defined]  # another joiner got the last seat
+    if rowcount(taken) != 1:  # another joiner got the last seat
         raise await _why_not_open(await get_group(session, group_id=group.id), now)
     try:
         async with session.begin_nested():
@@ -532,7 +533,7 @@ async def on_order_moved(
                 select(GroupBuy.status, GroupBuy.campaign_id).where(GroupBuy.id == group_id)
             )
         ).one()
-        if refunded.rowcount == 1 and status in ENDED:  # type: ignore[attr-defined]  # the unit was never sold
+        if rowcount(refunded) == 1 and status in ENDED:  # the unit was never sold
             await group_campaigns.give_back_quota(session, campaign_id=campaign_id)
 
 
@@ -586,7 +587,7 @@ async def _member_paid(
             .values(paid_count=GroupBuy.paid_count + 1)
             .execution_options(synchronize_session=False)
         )
-    if counted.rowcount != 1:  # type: ignore[attr-defined]
+    if rowcount(counted) != 1:
         return
     filled = await session.execute(
         update(GroupBuy)
@@ -600,7 +601,7 @@ async def _member_paid(
     )
     group = await get_group(session, group_id=group_id)
     paid = [m for m in group.members if m.status == M.PAID]
-    if filled.rowcount == 1:  # type: ignore[attr-defined]
+    if rowcount(filled) == 1:
         for m in paid:
             notices.queue(session, openid=m.openid, template="group_filled", data=group.data(now))
             await badges.award(session, customer_id=m.customer_id, badge=Badge.FIRST_GROUP, now=now)
@@ -628,7 +629,7 @@ async def _member_released(
         .values(status=M.RELEASED.value)
         .execution_options(synchronize_session=False)
     )
-    if released.rowcount != 1:  # type: ignore[attr-defined]
+    if rowcount(released) != 1:
         return
     # the group row before the campaign's, the order a join takes them in (no deadlock)
     await session.execute(

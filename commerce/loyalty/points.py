@@ -41,7 +41,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.customers.models import Customer
-from commerce.db import upsert_insert
+from commerce.db import rowcount, upsert_insert
 from commerce.loyalty import badges
 from commerce.loyalty.badges import Badge
 from commerce.loyalty.calculations import purchase_points, refund_part
@@ -216,7 +216,7 @@ async def spend(
         .values(points_balance=Customer.points_balance - points)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if rowcount(result) != 1:
         return False
     inserted = await _insert_entry(
         session,

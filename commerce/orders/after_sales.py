@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.customers.models import Customer
+from commerce.db import rowcount
 from commerce.errors import ErrorCode, ShopError
 from commerce.orders.models import (
     AfterSalesKind,
@@ -129,7 +130,7 @@ async def _decide(
         .values(status=status.value, resolution=resolution[:300], resolved_at=now)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if rowcount(result) != 1:
         current = await get_request(session, request_id=request_id)
         raise ShopError(
             ErrorCode.REQUEST_NOT_OPEN, request_id=request_id, status=current.status.value

@@ -39,6 +39,7 @@ from commerce.cart.pricing import Quote, quote
 from commerce.catalog import inventory
 from commerce.catalog.models import Product, ProductStatus, Variant
 from commerce.customers.models import Address, Customer
+from commerce.db import rowcount
 from commerce.db import upsert_insert as _insert
 from commerce.errors import ErrorCode, ShopError
 from commerce.loyalty import points
@@ -433,7 +434,7 @@ async def _take_goods(session: AsyncSession, new: NewOrder, *, order_id: int, no
             .values(status=CustomerCouponStatus.USED.value, used_at=now)
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if rowcount(result) != 1:
             raise ShopError(
                 ErrorCode.COUPON_INVALID,
                 reason="used",

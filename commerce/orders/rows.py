@@ -10,6 +10,7 @@ from datetime import timedelta, timezone
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from commerce.db import rowcount
 from commerce.errors import ErrorCode, ShopError
 from commerce.orders.models import Order, OrderStatus
 
@@ -38,7 +39,7 @@ async def lock_order(session: AsyncSession, order_id: int) -> Order:
         .values(status=Order.status)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if rowcount(result) != 1:
         raise ShopError(ErrorCode.ORDER_NOT_FOUND, order_id=order_id)
     order = await session.scalar(
         select(Order).where(Order.id == order_id).execution_options(populate_existing=True)

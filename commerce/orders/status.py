@@ -41,6 +41,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.catalog import inventory
+from commerce.db import rowcount
 from commerce.errors import ErrorCode, ShopError
 from commerce.events import CatalogChanged, OrderMoved, publish
 from commerce.orders.models import (
@@ -109,7 +110,7 @@ async def move(
         .values(**changes)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if rowcount(result) != 1:
         return False
     session.add(
         OrderEvent(
@@ -276,6 +277,6 @@ async def orders_to_remind(
             .values(reminded_at=now)
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
+        if rowcount(result) == 1:
             claimed.append(order_id)
     return await load_views(session, claimed)

@@ -28,6 +28,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from commerce.db import rowcount
 from commerce.db import upsert_insert as _insert
 from commerce.errors import ErrorCode, ShopError
 from commerce.events import OrderRefunded, publish
@@ -301,7 +302,7 @@ async def start_late_refund(
         .execution_options(synchronize_session=False)
     )
     reason = f"{base}:{provider}:{transaction_id}"
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+    if rowcount(claimed) != 1:
         existing = await session.scalar(
             select(Refund)
             .where(
@@ -373,7 +374,7 @@ async def record_refund_result(
         )
         .execution_options(synchronize_session=False)
     )
-    if settled.rowcount != 1:  # type: ignore[attr-defined]  # settled before, under another key
+    if rowcount(settled) != 1:  # settled before, under another key
         await set_event_outcome(session, event_id, "ignored_not_pending")
         return "duplicate"
     await set_event_outcome(session, event_id, new_status.value)

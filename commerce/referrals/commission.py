@@ -41,7 +41,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.customers.models import Customer
-from commerce.db import upsert_insert
+from commerce.db import rowcount, upsert_insert
 from commerce.errors import ErrorCode, ShopError
 from commerce.messaging import notices
 from commerce.orders.models import Order, OrderStatus
@@ -291,7 +291,7 @@ async def reverse_on_refund(session: AsyncSession, *, order_id: int, now: dateti
             .values(reversed_fen=target, status=status)
             .execution_options(synchronize_session=False)
         )
-        if moved.rowcount != 1:  # type: ignore[attr-defined]
+        if rowcount(moved) != 1:
             continue  # the unfreeze moved it meanwhile: read again
         from_frozen = row.status == CommissionStatus.FROZEN.value
         _entry(
@@ -468,7 +468,7 @@ async def _decide(
         )
         .execution_options(synchronize_session=False)
     )
-    if moved.rowcount != 1:  # type: ignore[attr-defined]
+    if rowcount(moved) != 1:
         raise ShopError(
             ErrorCode.WITHDRAWAL_NOT_PENDING,
             withdrawal_id=withdrawal_id,

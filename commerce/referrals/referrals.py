@@ -38,6 +38,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.customers.models import Customer
+from commerce.db import rowcount
 from commerce.errors import ShopError
 from commerce.groupbuys.models import GroupBuy
 from commerce.loyalty import badges
@@ -117,7 +118,7 @@ async def invite_code(session: AsyncSession, *, customer_id: int) -> tuple[str, 
             .values(referral_code=candidate)
             .execution_options(synchronize_session=False)
         )
-        if given.rowcount == 1:  # type: ignore[attr-defined]
+        if rowcount(given) == 1:
             return candidate, True
     raise RuntimeError("could not give a referral code")
 
@@ -218,7 +219,7 @@ async def bind(
         )
         .execution_options(synchronize_session=False)
     )
-    if bound.rowcount != 1:  # type: ignore[attr-defined]
+    if rowcount(bound) != 1:
         return BindOutcome.NOT_NEW
     if await referral_count(session, customer_id=referrer_id) >= FIVE_REFERRALS:
         await badges.award(

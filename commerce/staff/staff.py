@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from commerce.db import rowcount
 from commerce.db import upsert_insert as _insert
 from commerce.errors import ErrorCode, ShopError
 from commerce.rules import as_utc, utcnow
@@ -217,7 +218,7 @@ async def add_staff(
             .values(role=role.value, name=name or StaffMember.name, added_by=added_by[:64])
             .execution_options(synchronize_session=False)
         )
-        if converted.rowcount != 1:  # type: ignore[attr-defined]
+        if rowcount(converted) != 1:
             existing = await _row(session, openid)
             raise ShopError(
                 ErrorCode.STAFF_EXISTS,
