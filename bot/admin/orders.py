@@ -220,10 +220,7 @@ async def refund(actx: AdminContext) -> Outcome:
         data = {**order_row(order), "amount": amount_fen, "refundable": refundable,
                 "left": plan.left_fen, "full": plan.full}
         return Outcome(Text("admin/refund_confirm", data), confirm_first=True)
-    payments = actx.services.payments
-    if payments is None:
-        raise ShopError(ErrorCode.NOTHING_TO_REFUND, status=str(order.status), available=0)
-    started = await payments.refund(
+    started = await actx.services.payments.refund(
         order_id=order.id, amount_fen=amount_fen, reason=REFUND_REASON, actor=staff_actor(actx)
     )
     failed = str(started.status) == "failed"
@@ -261,8 +258,7 @@ async def cancel(actx: AdminContext) -> Outcome:
             return _cancel_refused(await _find(actx, order.order_no))  # paid meanwhile
         raise
     after = cancelled.order
-    if actx.services.payments is not None:
-        await actx.services.payments.close(order_no=after.order_no)
+    await actx.services.payments.close(order_no=after.order_no)
     told = cancelled.notice is not None  # queued in the cancel's own unit of work
     return Outcome(Text("admin/cancelled", {"order_no": after.order_no, "told": told}), _state(order), _state(after))
 

@@ -209,21 +209,20 @@ class GroupDialog(Dialog[GroupState, GroupData]):
         ctx.services.catalog.invalidate()  # the leader's unit went back to stock
         payments = ctx.services.payments
         refunded = 0
-        if payments is not None:
-            if before.status == GroupStatus.FORMING:
-                leader = next(m for m in before.members if m.is_leader)
-                async with unit_of_work(ctx) as session:
-                    order = await orders.get_order(session, order_id=leader.order_id)
-                await payments.close(order_no=order.order_no)
-            else:
-                refunded = await group_deadlines.refund_ended_groups(
-                    ctx.services.sessions,
-                    refund=payments.refund,
-                    notifier=None,  # this reply tells the leader
-                    now=utcnow(),
-                    group_id=group.id,
-                    actor="customer",
-                )
+        if before.status == GroupStatus.FORMING:
+            leader = next(m for m in before.members if m.is_leader)
+            async with unit_of_work(ctx) as session:
+                order = await orders.get_order(session, order_id=leader.order_id)
+            await payments.close(order_no=order.order_no)
+        else:
+            refunded = await group_deadlines.refund_ended_groups(
+                ctx.services.sessions,
+                refund=payments.refund,
+                notifier=None,  # this reply tells the leader
+                now=utcnow(),
+                group_id=group.id,
+                actor="customer",
+            )
         data = {
             **group.data(utcnow()),
             "paid": before.status == GroupStatus.OPEN,

@@ -150,10 +150,9 @@ class OrdersDialog(Dialog[OrdersState, OrdersData]):
                 )
                 order = await orders.get_order(session, order_id=order_id, customer_id=customer_id)
                 reply = Text("after_sales_requested", {**order_data(order), "kind": str(kind), "reason": reason})
-        if isinstance(reply, Text) and reply.template == "after_sales_requested" and ctx.services.alerts is not None:
+        if isinstance(reply, Text) and reply.template == "after_sales_requested":
             # --- staff alerts: a new after-sales request ---
             ctx.services.alerts.after_sales_soon(order, kind=reply.data["kind"], reason=reply.data["reason"])
         if action == "cancel_order":
-            if ctx.services.payments is not None:
-                await ctx.services.payments.close(order_no=order.order_no)
+            await ctx.services.payments.close(order_no=order.order_no)
         return reply
