@@ -7,12 +7,10 @@ their own app with their own config and outbound sender.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot.bootstrap import open_shop
 from bot.config import Config
@@ -35,7 +33,7 @@ from bot.metrics import Metrics
 from bot.outbound.sender import OutboundSender
 from bot.web import export as export_page
 from bot.web import group as group_page
-from bot.web import invites
+from bot.web import invites, ops
 from bot.web import pay as pay_page
 from bot.web import product as pages
 from bot.web import referral as referral_page
@@ -52,7 +50,7 @@ def create_app(config: Config, *, outbound: OutboundSender | None = None) -> web
     app = web.Application(client_max_size=config.server.max_body_bytes)
     app[CONFIG] = config
     app[METRICS] = Metrics()  # the app's own registry: counted from the first request on
-    app.cleanup_ctx.extend([_shop(outbound), _metrics_site])
+    app.cleanup_ctx.extend([_shop(outbound), ops.metrics_site])  # the site opens after the shop, closes before
     webhook.add_routes(app)
     pages.add_routes(app)
     invites.add_routes(app)  # --- share links: GET /s/{scene} (bot/invites.py) ---
@@ -67,7 +65,7 @@ def create_app(config: Config, *, outbound: OutboundSender | None = None) -> web
     pay_notify.add_routes(app)  # POST /pay/notify/{provider}, POST /pay/refund-notify/{provider}
     # --- end payment notifications ---
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics)
+    ops.add_routes(app)  # GET /metrics
     app.router.add_static("/static", STATIC_DIR)
     return app
 
@@ -91,64 +89,3 @@ def _shop(outbound: OutboundSender | None) -> Callable[[web.Application], AsyncI
             yield
 
     return serve
-
-
-async def _metrics_site(app: web.Application) -> AsyncIterator[None]:
-    """`/metrics` alone on `server.metrics_listen`, when set (opened after the shop, closed before)."""
-    if not app[CONFIG].server.metrics_listen:
-        yield
-        return
-    runner = await _start_metrics_site(app)
-    try:
-        yield
-    finally:
-        await runner.cleanup()
-
-
-# --- metrics (bot/metrics.py): database gauges are read just before rendering ---
-_SHOP = web.AppKey("shop", web.Application)  # the metrics site's way back to the shop's state
-
-
-async def metrics(request: web.Request) -> web.Response:
-    """`/metrics` on the public port: only behind the bearer token, or in development.
-
-    With `server.metrics_listen` it is served on that address alone (404 here); without
-    a token a live shop does not serve it at all: order counts are the merchant's business.
-    """
-    server = request.app[CONFIG].server
-    if server.metrics_listen:
-        raise web.HTTPNotFound()
-    if server.metrics_token:
-        given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {server.metrics_token}".encode()):
-            return web.Response(status=401, text="unauthorized", headers={"WWW-Authenticate": "Bearer"})
-    elif not request.app[CONFIG].is_development:
-        raise web.HTTPNotFound()
-    return await _render_metrics(request.app)
-
-
-async def _render_metrics(app: web.Application) -> web.Response:
-    if SERVICES in app:  # not before start-up has finished
-        await app[METRICS].refresh(app[SERVICES].sessions, timeout=app[CONFIG].server.health_timeout_seconds)
-    body = generate_latest(app[METRICS].registry)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
-async def _start_metrics_site(shop: web.Application) -> web.AppRunner:
-    """`/metrics` alone on `server.metrics_listen` (a private address for the scraper)."""
-    host, _, port = shop[CONFIG].server.metrics_listen.rpartition(":")
-
-    async def serve(request: web.Request) -> web.Response:
-        return await _render_metrics(request.app[_SHOP])
-
-    site_app = web.Application()
-    site_app[_SHOP] = shop
-    site_app.router.add_get("/metrics", serve)
-    runner = web.AppRunner(site_app, access_log=None)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host.strip("[]"), int(port)).start()
-    except OSError:
-        await runner.cleanup()
-        raise
-    return runner

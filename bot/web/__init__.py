@@ -1,1 +1,1 @@
-"""HTTP pages: product, payment, group, referral, export, health; the links they are reached by."""
+"""HTTP pages: product, payment, group, referral, export, health, ops (/metrics); the links they are reached by."""
