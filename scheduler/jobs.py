@@ -40,16 +40,17 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class JobContext:
     sessions: async_sessionmaker[AsyncSession]
     notifier: Notifier
     rules: ShopRules
-    payments: PaymentCloser | None = None
+    payments: PaymentCloser
+    # delivers the outbox rows that are due (bot/planner.py); without an outbox (no
+    # appsecret) the bot passes one that finds nothing due
+    deliver_outbox: Callable[[], Awaitable[int]]
     pay_url: Callable[[OrderView], str] = lambda order: ""
     clock: Callable[[], datetime] = field(default=_now)
-    # delivers the outbox rows that are due (bot/planner.py); None: no outbox (no appsecret)
-    deliver_outbox: Callable[[], Awaitable[int]] | None = None
 
 
 async def _notify_each(ctx: JobContext, items: list[OrderView], template: str, extra: Callable[[OrderView], dict]) -> None:
@@ -75,8 +76,7 @@ async def expire_unpaid_orders(ctx: JobContext) -> int:
     catalog told, the customer told, audited), then close the provider's orders."""
     expired = await in_unit(ctx, lambda session: order_actions.expire_due_orders(session, now=ctx.clock()))
     for order in expired:
-        if ctx.payments is not None:
-            await ctx.payments.close(order_no=order.order_no)
+        await ctx.payments.close(order_no=order.order_no)
     return len(expired)
 
 
@@ -98,15 +98,11 @@ async def complete_shipped_orders(ctx: JobContext) -> int:
 
 async def settle_owed_refunds(ctx: JobContext) -> int:
     """Refunds a stopped process or an unknown provider answer left open are finished."""
-    if ctx.payments is None:
-        return 0
     return await ctx.payments.settle_owed_refunds(now=ctx.clock())
 
 
 async def deliver_outbox(ctx: JobContext) -> int:
     """Messages that WeChat could not take yet (unreachable, window closed): try again when due."""
-    if ctx.deliver_outbox is None:
-        return 0
     return await ctx.deliver_outbox()
 
 
@@ -131,8 +127,6 @@ async def expire_group_buys(ctx: JobContext) -> int:
     from commerce.groupbuys import deadlines as group_deadlines
 
     await in_unit(ctx, lambda session: group_deadlines.fail_due_groups(session, now=ctx.clock()))
-    if ctx.payments is None:
-        return 0
     return await group_deadlines.refund_ended_groups(
         ctx.sessions, refund=ctx.payments.refund, notifier=ctx.notifier, now=ctx.clock()
     )

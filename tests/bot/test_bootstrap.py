@@ -16,6 +16,7 @@ from bot.outbound.sender import MemoryOutbox
 from bot.web.invites import InvitesUnavailable, NoQrCodes
 from bot.wechat.scenes import ProductShare, ReferralInvite
 from commerce.payments.service import PaymentService
+from scheduler.runner import run_job
 from tests.bot.conftest import make_config
 
 
@@ -29,6 +30,7 @@ async def test_the_default_config_builds_every_service(sqlite_url: str) -> None:
         assert services.payments.provider.name == "sandbox"
         assert isinstance(shop.outbound, MemoryOutbox)  # no appsecret: no planner, nothing sent to WeChat
         assert shop.jobs.payments is services.payments and shop.jobs.notifier is shop.notifier
+        assert await run_job("deliver_outbox", shop.jobs) == 0  # no outbox: nothing is ever due
         with pytest.raises(dataclasses.FrozenInstanceError):
             services.payments = services.payments  # type: ignore[misc]  # frozen: nothing is patched in later
         with pytest.raises(dataclasses.FrozenInstanceError):
