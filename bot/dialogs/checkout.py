@@ -12,7 +12,8 @@ stateDiagram-v2
     REVIEW --> ADDRESS: "地址"
     REVIEW --> [*]: "确认" places the order (pay card), cancel, other text
 ```
-The order is placed with an idempotency key derived from the confirming message,
+ADDRESS and ADDRESS_CONFIRM are the address step (`bot.dialogs.address_step`), shared
+with the group-buy dialog. The order is placed with an idempotency key derived from the confirming message,
 so WeChat's retries and double taps place it once.
 
 Points: a customer who has enough for a saving uses them by default (what Chinese shops
@@ -29,15 +30,9 @@ from typing import Any
 from bot.chat.context import Context
 from bot.chat.keywords import USE_COUPON, USE_POINTS, match_command, match_keyword
 from bot.chat.replies import Notice, Reply, Text, with_notice
+from bot.dialogs.address_step import AddressStep, address_data
 from bot.dialogs.base import Dialog, Step, on
-from bot.dialogs.common import address_data as _address_data
-from bot.dialogs.common import (
-    error_reply,
-    pay_card,
-    read_typed_address,
-    save_typed_address,
-    unit_of_work,
-)
+from bot.dialogs.common import error_reply, pay_card, unit_of_work
 from commerce.cart import cart, pricing
 from commerce.cart.pricing import NO_COUPON, Quote
 from commerce.customers import addresses
@@ -60,6 +55,11 @@ class CheckoutData:
     offered_coupon_ids: list[int] = field(default_factory=list)
     payable_fen: int | None = None  # the total last shown: confirming anything else is refused
     use_points: bool = True  # points take money off unless the customer says "不用积分"
+
+
+ADDRESS_STEP: AddressStep[CheckoutState, CheckoutData] = AddressStep(
+    ask=CheckoutState.ADDRESS, confirm=CheckoutState.ADDRESS_CONFIRM
+)
 
 
 def _quote_data(quote: Quote, address: AddressView) -> dict[str, Any]:
@@ -88,7 +88,7 @@ def _quote_data(quote: Quote, address: AddressView) -> dict[str, Any]:
             "offer_saving": quote.points_offer_fen,
         },
         "offers": [{"number": n, "title": o.title, "discount": o.discount_fen} for n, o in enumerate(offers, 1)],
-        "address": _address_data(address),
+        "address": address_data(address),
     }
 
 
@@ -112,7 +112,7 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
                 return Text("cart_empty")
             address = await addresses.default_address(session, customer_id=ctx.customer_id)
         data = CheckoutData(address_id=address.id if address else None)
-        step = await self._review(ctx, data) if address else Step(Text("ask_address"), CheckoutState.ADDRESS, data)
+        step = await self._review(ctx, data) if address else ADDRESS_STEP.start(data)
         if step.state is None:
             await ctx.services.dialogs.end(ctx.openid)
             return step.reply
@@ -135,7 +135,7 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
         if not quote.lines and not quote.problems:
             return Step(Text("cart_empty"))
         if address is None:
-            return Step(Text("ask_address"), CheckoutState.ADDRESS, data)
+            return ADDRESS_STEP.start(data)
         offers = [quote.coupon, *quote.other_coupons] if quote.coupon else list(quote.other_coupons)
         data.offered_coupon_ids = [o.customer_coupon_id for o in offers]
         data.payable_fen = quote.payable_fen
@@ -143,23 +143,15 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
 
     @on(CheckoutState.ADDRESS)
     async def on_address(self, ctx: Context, data: CheckoutData) -> Step[CheckoutState, CheckoutData] | None:
-        return self._parse(ctx, data, stay=CheckoutState.ADDRESS)
-
-    def _parse(self, ctx: Context, data: CheckoutData, *, stay: CheckoutState) -> Step[CheckoutState, CheckoutData]:
-        reply, pending = read_typed_address(ctx.msg.text)
-        if pending is None:
-            return Step(reply, stay, data)
-        data.pending_address = pending
-        return Step(reply, CheckoutState.ADDRESS_CONFIRM, data)
+        return ADDRESS_STEP.on_typed(ctx, data)
 
     @on(CheckoutState.ADDRESS_CONFIRM)
     async def on_address_confirm(
         self, ctx: Context, data: CheckoutData
     ) -> Step[CheckoutState, CheckoutData] | None:
-        keyword = match_keyword(ctx.msg.text)
-        if keyword is None or keyword[0] != "confirm" or data.pending_address is None:
-            return self._parse(ctx, data, stay=CheckoutState.ADDRESS_CONFIRM)
-        saved = await save_typed_address(ctx, data.pending_address)
+        saved = await ADDRESS_STEP.on_confirm(ctx, data)
+        if isinstance(saved, Step):
+            return saved
         data.address_id, data.pending_address = saved.id, None
         return await self._review(ctx, data)
 
@@ -167,7 +159,7 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
     async def on_review(self, ctx: Context, data: CheckoutData) -> Step[CheckoutState, CheckoutData] | None:
         keyword = match_keyword(ctx.msg.text)
         if keyword is not None and keyword[0] == "address":
-            return Step(Text("ask_address"), CheckoutState.ADDRESS, data)
+            return ADDRESS_STEP.start(data)
         coupon = match_command(USE_COUPON, ctx.msg.text)
         if coupon is not None:
             return self._choose_coupon(ctx, data, coupon.group(1)) or await self._review(ctx, data)
@@ -192,7 +184,7 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
 
     async def _place(self, ctx: Context, data: CheckoutData) -> Step[CheckoutState, CheckoutData]:
         if data.address_id is None:
-            return Step(Text("ask_address"), CheckoutState.ADDRESS, data)
+            return ADDRESS_STEP.start(data)
         try:
             async with unit_of_work(ctx) as session:
                 order = await orders.place_order(

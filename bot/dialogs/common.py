@@ -1,4 +1,5 @@
-"""Small pieces the shopping dialogs share: units of work, error replies, the pay card."""
+"""Small pieces the shopping dialogs share: units of work, error replies, the pay card.
+(The address step is `bot.dialogs.address_step`.)"""
 
 from __future__ import annotations
 
@@ -11,8 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.chat.context import Context
 from bot.chat.replies import Card, News, Text
 from commerce.cart.cart import CartView
-from commerce.customers import addresses
-from commerce.customers.addresses import AddressView, ParsedAddress
 from commerce.errors import ShopError
 from commerce.messaging import notices
 from commerce.orders.views import OrderView, order_data
@@ -31,31 +30,6 @@ async def unit_of_work(ctx: Context) -> AsyncIterator[AsyncSession]:
         queued = notices.take(session)
     if queued and ctx.services.notifier is not None:
         await notices.send(ctx.services.notifier, queued)
-
-
-def address_data(address: AddressView | ParsedAddress) -> dict[str, Any]:
-    """An address as a message shows it: the phone number masked."""
-    phone = address.phone
-    return {"name": address.name, "phone": f"{phone[:3]}****{phone[-4:]}", "address": address.address}
-
-
-def read_typed_address(text: str) -> tuple[Text, dict[str, str] | None]:
-    """A typed "name phone address": (the confirmation to show, what to save once the
-    customer confirms), or (the reason it cannot be read, None)."""
-    try:
-        parsed = addresses.parse_address(text)
-    except ShopError as exc:
-        return error_reply(exc), None
-    pending = {"name": parsed.name, "phone": parsed.phone, "address": parsed.address}
-    return Text("address_parsed", address_data(parsed)), pending
-
-
-async def save_typed_address(ctx: Context, pending: dict[str, str]) -> AddressView:
-    """Save a confirmed typed address as the customer's default."""
-    async with unit_of_work(ctx) as session:
-        return await addresses.save_address(
-            session, customer_id=ctx.customer_id, parsed=ParsedAddress(**pending), make_default=True
-        )
 
 
 def error_reply(exc: ShopError) -> Text:

@@ -17,7 +17,8 @@ stateDiagram-v2
 The leader pays first; the invite (code and the group's page) reaches the leader as a
 message once the payment lands (`commerce.groupbuys.groups`, template group_opened). The
 orders are placed with the default address; a friend who just followed through the
-invite has none, so it is asked for in the dialog and saved as their default.
+invite has none, so it is asked for in the dialog and saved as their default (ADDRESS and
+ADDRESS_CONFIRM are the address step, `bot.dialogs.address_step`, shared with checkout).
 """
 
 from __future__ import annotations
@@ -27,16 +28,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.chat.context import Context
-from bot.chat.keywords import match_keyword, parse_number
+from bot.chat.keywords import parse_number
 from bot.chat.replies import Reply, Text
+from bot.dialogs.address_step import AddressStep
 from bot.dialogs.base import Dialog, Step, on
-from bot.dialogs.common import (
-    error_reply,
-    pay_card,
-    read_typed_address,
-    save_typed_address,
-    unit_of_work,
-)
+from bot.dialogs.common import error_reply, pay_card, unit_of_work
 from commerce.customers import addresses
 from commerce.errors import ErrorCode, ShopError
 from commerce.groupbuys import campaigns as group_campaigns
@@ -63,6 +59,11 @@ class GroupData:
     code: str = ""
     campaign_id: int | None = None  # what the address step is for: start this campaign...
     pending_address: dict[str, str] | None = None  # ...or join `code`; the typed address
+
+
+ADDRESS_STEP: AddressStep[GroupState, GroupData] = AddressStep(
+    ask=GroupState.ADDRESS, confirm=GroupState.ADDRESS_CONFIRM
+)
 
 
 def group_card_data(group: GroupView, *, customer_id: int, base_url: str = "") -> dict[str, Any]:
@@ -154,8 +155,7 @@ class GroupDialog(Dialog[GroupState, GroupData]):
             async with unit_of_work(ctx) as session:
                 address = await addresses.default_address(session, customer_id=ctx.customer_id)
                 if address is None:
-                    wanted = GroupData(code=code, campaign_id=campaign_id)
-                    return Step(Text("ask_address"), GroupState.ADDRESS, wanted)
+                    return ADDRESS_STEP.start(GroupData(code=code, campaign_id=campaign_id))
                 customer_id, rules, now = ctx.customer_id, ctx.services.rules, utcnow()
                 if campaign_id is not None:
                     _group, order_id = await group_buys.start_group(
@@ -251,20 +251,12 @@ class GroupDialog(Dialog[GroupState, GroupData]):
 
     @on(GroupState.ADDRESS)
     async def on_address(self, ctx: Context, data: GroupData) -> Step[GroupState, GroupData] | None:
-        return self._parse(ctx, data, stay=GroupState.ADDRESS)
-
-    def _parse(self, ctx: Context, data: GroupData, *, stay: GroupState) -> Step[GroupState, GroupData]:
-        reply, pending = read_typed_address(ctx.msg.text)
-        if pending is None:
-            return Step(reply, stay, data)
-        data.pending_address = pending
-        return Step(reply, GroupState.ADDRESS_CONFIRM, data)
+        return ADDRESS_STEP.on_typed(ctx, data)
 
     @on(GroupState.ADDRESS_CONFIRM)
     async def on_address_confirm(self, ctx: Context, data: GroupData) -> Step[GroupState, GroupData] | None:
-        keyword = match_keyword(ctx.msg.text)
-        if keyword is None or keyword[0] != "confirm" or data.pending_address is None:
-            return self._parse(ctx, data, stay=GroupState.ADDRESS_CONFIRM)
-        await save_typed_address(ctx, data.pending_address)
+        saved = await ADDRESS_STEP.on_confirm(ctx, data)
+        if isinstance(saved, Step):
+            return saved
         step = await self._place(ctx, code=data.code, campaign_id=data.campaign_id)
         return step if step.state is None else Step(step.reply, GroupState.ADDRESS_CONFIRM, data)

@@ -1,0 +1,93 @@
+"""The address step: a delivery address typed in the chat, read, shown back, confirmed,
+saved as the customer's default. Checkout and the group-buy dialog both embed it.
+
+```mermaid
+stateDiagram-v2
+    [*] --> ASK: the host has no address ("ask_address")
+    ASK --> ASK: unreadable (says what is missing)
+    ASK --> CONFIRM: a typed "name phone address", read and shown back (phone masked)
+    CONFIRM --> CONFIRM: another typed address (or an unreadable one)
+    CONFIRM --> [*]: "确认" saves it as the default; the host goes on with it
+```
+The host names its own two states for ASK and CONFIRM (its data record keeps the
+typed address in `pending_address` between them) and registers `on_typed` and
+`on_confirm` as their handlers; `on_confirm` hands back the saved address, and the
+host decides what comes next (checkout re-quotes, the group dialog takes the seat).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+from bot.chat.context import Context
+from bot.chat.keywords import match_keyword
+from bot.chat.replies import Text
+from bot.dialogs.base import Step
+from bot.dialogs.common import error_reply, unit_of_work
+from commerce.customers import addresses
+from commerce.customers.addresses import AddressView, ParsedAddress
+from commerce.errors import ShopError
+
+
+class HoldsTypedAddress(Protocol):
+    pending_address: dict[str, str] | None
+
+
+St = TypeVar("St", bound=enum.StrEnum)
+D = TypeVar("D", bound=HoldsTypedAddress)
+
+
+def address_data(address: AddressView | ParsedAddress) -> dict[str, Any]:
+    """An address as a message shows it: the phone number masked."""
+    phone = address.phone
+    return {"name": address.name, "phone": f"{phone[:3]}****{phone[-4:]}", "address": address.address}
+
+
+def read_typed_address(text: str) -> tuple[Text, dict[str, str] | None]:
+    """A typed "name phone address": (the confirmation to show, what to save once the
+    customer confirms), or (the reason it cannot be read, None)."""
+    try:
+        parsed = addresses.parse_address(text)
+    except ShopError as exc:
+        return error_reply(exc), None
+    pending = {"name": parsed.name, "phone": parsed.phone, "address": parsed.address}
+    return Text("address_parsed", address_data(parsed)), pending
+
+
+async def save_typed_address(ctx: Context, pending: dict[str, str]) -> AddressView:
+    """Save a confirmed typed address as the customer's default."""
+    async with unit_of_work(ctx) as session:
+        return await addresses.save_address(
+            session, customer_id=ctx.customer_id, parsed=ParsedAddress(**pending), make_default=True
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AddressStep(Generic[St, D]):
+    ask: St  # the host's state waiting for a typed address
+    confirm: St  # the host's state showing it back, waiting for "确认"
+
+    def start(self, data: D) -> Step[St, D]:
+        """Ask for the address ("ask_address")."""
+        return Step(Text("ask_address"), self.ask, data)
+
+    def _read(self, ctx: Context, data: D, *, stay: St) -> Step[St, D]:
+        reply, pending = read_typed_address(ctx.msg.text)
+        if pending is None:
+            return Step(reply, stay, data)
+        data.pending_address = pending
+        return Step(reply, self.confirm, data)
+
+    def on_typed(self, ctx: Context, data: D) -> Step[St, D]:
+        """ASK: read what was typed; shown back to confirm, or what is missing."""
+        return self._read(ctx, data, stay=self.ask)
+
+    async def on_confirm(self, ctx: Context, data: D) -> AddressView | Step[St, D]:
+        """CONFIRM: "确认" saves the address as the default and returns it (`pending_address`
+        is left for the host); anything else is read as another typed address."""
+        keyword = match_keyword(ctx.msg.text)
+        if keyword is None or keyword[0] != "confirm" or data.pending_address is None:
+            return self._read(ctx, data, stay=self.confirm)
+        return await save_typed_address(ctx, data.pending_address)
