@@ -130,7 +130,9 @@ async def open_shop(
             planner = _build_planner(config, sessions, redis, wechat_http, alerts_box)
         if planner is not None:
             stack.push_async_callback(planner.drain)  # finish the immediate attempts
-        sender: OutboundSender = planner or outbound or MemoryOutbox()
+        sender: OutboundSender = (
+            planner if planner is not None else outbound if outbound is not None else MemoryOutbox()
+        )
         notifier: OutboundNotifier = (
             PlannedNotifier(renderer=renderer, planner=planner, sessions=sessions)
             if planner is not None
