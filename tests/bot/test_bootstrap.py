@@ -6,9 +6,12 @@ import dataclasses
 import time
 from typing import Any
 
+import aiohttp
 import pytest
 
+from bot import bootstrap
 from bot.bootstrap import open_shop
+from bot.config import ConfigError
 from bot.dialogs.base import Active, Dialog
 from bot.dialogs.store import StoredDialog
 from bot.metrics import Metrics
@@ -70,3 +73,24 @@ async def test_each_typed_dialog_is_the_one_the_runtime_loads_by_name(sqlite_url
             await dialogs.store.put("o_boot", StoredDialog(dialog.name, state, dialog.version, data, time.time() + 60))
             loaded = await dialogs.load("o_boot")
             assert isinstance(loaded, Active) and loaded.dialog is dialog
+
+
+async def test_a_failure_while_building_closes_what_was_opened(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[aiohttp.ClientSession] = []
+    make_session = aiohttp.ClientSession
+
+    def recording(*args: Any, **kwargs: Any) -> aiohttp.ClientSession:
+        session = make_session(*args, **kwargs)
+        opened.append(session)
+        return session
+
+    monkeypatch.setattr(bootstrap.aiohttp, "ClientSession", recording)
+    pay = {"provider": "wechatpay_v3", "mchid": "1900000001", "api_v3_key": "k" * 32,
+           "merchant_serial_no": "SN1", "private_key_path": "missing.pem"}  # and no platform key
+    config = make_config(sqlite_url, pay=pay, scheduler={"enabled": False})
+    with pytest.raises(ConfigError, match="platform_public_key"):
+        async with open_shop(config, metrics=Metrics()):
+            pytest.fail("a shop without a way to verify payments must not open")
+    assert opened and all(session.closed for session in opened)  # the payment provider's HTTP session
