@@ -294,7 +294,6 @@ async def _close(actx: AdminContext, code: str) -> Outcome:
         after = await group_deadlines.close_group(
             session, code=code, reason=CLOSE_REASON, now=utcnow()
         )
-    actx.services.catalog.invalidate()  # unpaid seats gave their stock back
     refunds = await group_deadlines.refund_ended_groups(
         actx.services.sessions,
         refund=actx.services.payments.refund,

@@ -206,7 +206,6 @@ class GroupDialog(Dialog[GroupState, GroupData]):
             if exc.code == ErrorCode.GROUP_CLOSED or exc.code == ErrorCode.GROUP_NOT_FOUND:
                 return Text("group_withdraw_none")
             return error_reply(exc)
-        ctx.services.catalog.invalidate()  # the leader's unit went back to stock
         payments = ctx.services.payments
         refunded = 0
         if before.status == GroupStatus.FORMING:

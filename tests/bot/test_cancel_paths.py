@@ -15,22 +15,27 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from bot.keys import JOBS, SERVICES
+from bot.keys import JOBS, PAYMENTS, SERVICES
 from commerce.catalog.models import Variant
 from commerce.customers.models import Customer
+from commerce.groupbuys import campaigns as group_campaigns
+from commerce.groupbuys.models import GroupBuy
 from commerce.loyalty import points
 from commerce.orders.models import Order
 from commerce.promotions import coupons
 from commerce.promotions.models import CouponKind, CustomerCoupon
+from commerce.rules import ShopRules, utcnow
 from scheduler.runner import run_job
 from tests.bot.admin.test_orders import (
     OPERATOR,
     audit_rows,
+    pay,
     staffed,  # noqa: F401 (the fixture)
     texts,
     view,
 )
 from tests.bot.driver import ChatUser, Shop
+from tests.bot.test_group_chat import _order_no, _with_address
 from tests.bot.test_shopping_chat import _open, _sku, _stock
 
 STOCK = 5
@@ -152,3 +157,47 @@ async def test_cancel_has_the_same_effects_from_the_chat_the_staff_and_the_clock
         assert {k: seen[k] for k in expected} == expected, path
     assert effects["chat"]["audit"] == effects["staff"]["audit"] == effects["timeout"]["audit"]
     assert effects["chat"]["events"] == effects["staff"]["events"] == effects["timeout"]["events"]
+
+
+async def test_a_failed_groups_unpaid_seat_is_cancelled_by_the_same_action(staffed: Shop) -> None:  # noqa: F811
+    """A group that runs out of time cancels its unpaid seats through the same use case:
+    the stock comes back and a search sees it, the order's history and the audit say so,
+    and the member hears it once, in the group's words."""
+    shop = staffed
+    banana = await _sku(shop, "香蕉", "")
+    leader, friend = shop.user("o_group_leader_1"), shop.user("o_group_friend_1")
+    async with shop.client.app[SERVICES].sessions() as session, session.begin():
+        await session.execute(update(Variant).where(Variant.sku_code == banana).values(stock=STOCK))
+        variant = await session.scalar(select(Variant).where(Variant.sku_code == banana))
+        assert variant is not None
+        await group_campaigns.create_campaign(
+            session, variant_id=variant.id, group_price_fen=max(1, variant.price_fen // 2), group_size=3,
+            starts_at=utcnow() - timedelta(hours=1), ends_at=utcnow() + timedelta(days=3), rules=ShopRules(),
+        )
+    shop.client.app[SERVICES].catalog.invalidate()  # the test changed the stock behind its back
+    for user in (leader, friend):
+        await _with_address(shop, user)
+    await leader.say("拼团")
+    await pay(shop, _order_no(await leader.say("1")))
+    async with shop.client.app[SERVICES].sessions() as session:
+        group = await session.scalar(select(GroupBuy))
+        assert group is not None and group.deadline is not None
+    await friend.say(f"参团 {group.code}")
+    seat_no = _order_no(await friend.say("参团"))
+    assert await _stock(shop, banana) == STOCK - 2
+    assert await _banana_in_search(friend) == f"仅剩{STOCK - 2}件"
+    before = len(texts(shop, friend.openid))
+
+    after_deadline = group.deadline + timedelta(seconds=1)
+    await run_job("expire_group_buys", dataclasses.replace(shop.client.app[JOBS], clock=lambda: after_deadline))
+    await shop.client.app[PAYMENTS].drain()
+
+    seat = await view(shop, seat_no)
+    assert str(seat.status) == "cancelled" and seat.events[-1].note == "group_failed"
+    stock = await _stock(shop, banana)
+    assert stock >= STOCK - 1  # the seat's unit is back (the leader's when its refund lands)
+    assert await _banana_in_search(friend) == f"仅剩{stock}件"
+    (entry,) = [e for e in await audit_rows(shop, "order_cancel") if e.args["order_no"] == seat_no]
+    assert entry.args["by"] == "group" and entry.after["status"] == "cancelled"
+    (told,) = texts(shop, friend.openid)[before:]
+    assert "未支付订单已取消" in told, told
