@@ -18,6 +18,7 @@ from bot.devtools import dev_chat
 from bot.handlers import pay_notify
 from bot.keys import (
     CONFIG,
+    DELIVERY,
     ENGINE,
     INBOX,
     JOBS,
@@ -83,6 +84,7 @@ def _shop(outbound: OutboundSender | None) -> Callable[[web.Application], AsyncI
             app[SERVICES] = shop.services
             app[PAYMENTS] = shop.payments
             app[NOTIFIER] = shop.notifier
+            app[DELIVERY] = shop.delivery
             app[INBOX] = shop.inbox
             app[JOBS] = shop.jobs
             app[HEALTH] = shop.health

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import aiohttp
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.admin.broadcast import Broadcaster
 from bot.chat import middleware
@@ -35,8 +35,9 @@ from bot.handlers.admin import run_confirmed
 from bot.install import resolve_install_secrets
 from bot.metrics import Metrics
 from bot.outbound.alerts import MANAGERS, StaffAlerts, openid_tail
+from bot.outbound.delivery import Delivery, DirectDelivery, NoticeRenderer
 from bot.outbound.notifier import OutboundNotifier
-from bot.outbound.planner import NotificationPlanner, PlannedNotifier, parse_template_ids
+from bot.outbound.planner import NotificationPlanner, parse_template_ids
 from bot.outbound.sender import MemoryOutbox, OutboundSender
 from bot.payments import build_payment_service
 from bot.services import Customers, Services, StaffDirectory, shop_rules
@@ -65,6 +66,7 @@ from commerce.catalog.read import Catalog
 from commerce.db import create_engine
 from commerce.messaging.outbox import OutboxItem
 from commerce.payments.service import PaymentService
+from commerce.uow import UnitOfWorkFactory
 from commerce.wiring import shop_bus, shop_sessions, tell_catalog
 from scheduler.jobs import JobContext
 from scheduler.runner import RedisTickLock, TickLock, start_scheduler
@@ -80,6 +82,7 @@ class Shop:
     services: Services
     outbound: OutboundSender  # the planner (database outbox) with an appsecret, else the given sender
     notifier: OutboundNotifier
+    delivery: Delivery  # sends what units of work committed to the outbox
     inbox: Inbox
     replay: ReplayCache
     jobs: JobContext
@@ -104,6 +107,7 @@ async def open_shop(
         # the sessions every entry point uses: they carry the shop rules and the order events' bus
         bus = shop_bus()
         sessions = shop_sessions(engine, rules=rules, bus=bus)
+        uows = UnitOfWorkFactory(sessions, rules)  # the outbound side's own bookkeeping (no dispatcher)
         catalog = Catalog(
             sessions, max_age_seconds=config.search.cache_seconds, query_cache_size=config.search.query_cache_size
         )
@@ -127,17 +131,18 @@ async def open_shop(
         elif outbound is None and config.wechat.appsecret:
             wechat_http = aiohttp.ClientSession()
             stack.push_async_callback(wechat_http.close)
-            planner = _build_planner(config, sessions, redis, wechat_http, alerts_box)
-        if planner is not None:
-            stack.push_async_callback(planner.drain)  # finish the immediate attempts
+            planner = _build_planner(config, uows, redis, wechat_http, alerts_box, renderer)
         sender: OutboundSender = (
             planner if planner is not None else outbound if outbound is not None else MemoryOutbox()
         )
-        notifier: OutboundNotifier = (
-            PlannedNotifier(renderer=renderer, planner=planner, sessions=sessions)
-            if planner is not None
-            else OutboundNotifier(renderer=renderer, outbound=sender, sessions=sessions)
+        # what a unit of work told customers is in the outbox when it commits; then it is sent
+        # by WeChat's rules (the planner), or straight to the sender without WeChat credentials
+        delivery: Delivery = planner if planner is not None else DirectDelivery(
+            uows=uows, outbound=sender, notices=NoticeRenderer(renderer=renderer, uows=uows)
         )
+        stack.push_async_callback(delivery.drain)  # finish the immediate attempts
+        uow = uows.with_dispatcher(delivery)  # every entry point's units of work
+        notifier = OutboundNotifier(uows=uow)
         qr_codes: QrCodes = planner.client if planner is not None else NoQrCodes()
 
         # --- staff alerts (drained after payments: a paid order's alert is one of its side effects) ---
@@ -149,7 +154,7 @@ async def open_shop(
         pay_http = aiohttp.ClientSession()
         stack.push_async_callback(pay_http.close)
         payments = build_payment_service(
-            config, sessions, notifier, pay_http,
+            config, uow, pay_http,
             on_paid=alerts.order_paid, on_notification=metrics.count_payment_notification,
         )
         stack.push_async_callback(payments.aclose)  # finish side effects, then close
@@ -179,14 +184,15 @@ async def open_shop(
             notifier=notifier,
             alerts=alerts,
             broadcasts=broadcasts,
+            uow=uow,
         )
 
         inbox = _build_inbox(config, services, renderer, sender, redis, metrics)
         stack.push_async_callback(inbox.drain)
 
         jobs = JobContext(
-            sessions=sessions, notifier=notifier, rules=rules, payments=payments, pay_url=services.pay_url,
-            deliver_outbox=planner.retry_due if planner is not None else _nothing_due,
+            uow=uow, payments=payments, pay_url=services.pay_url,
+            deliver_outbox=delivery.retry_due, drain=delivery.drain,
         )
         # several workers: with Redis, one worker runs each scheduler tick
         tick_lock: TickLock | None = RedisTickLock(redis) if redis is not None else None
@@ -201,6 +207,7 @@ async def open_shop(
             services=services,
             outbound=sender,
             notifier=notifier,
+            delivery=delivery,
             inbox=inbox,
             replay=RedisReplayCache(redis) if redis is not None else MemoryReplayCache(),
             jobs=jobs,
@@ -209,12 +216,6 @@ async def open_shop(
                 timeout=config.server.health_timeout_seconds,
             ),
         )
-
-
-async def _nothing_due() -> int:
-    """The outbox job without a planner (no appsecret): every notice went out at once through
-    the given sender, so nothing waits in the outbox."""
-    return 0
 
 
 def _build_inbox(
@@ -278,10 +279,11 @@ def _rate_limit(config: Config, services: Services, redis: Redis | None, metrics
 
 def _build_planner(
     config: Config,
-    sessions: async_sessionmaker[AsyncSession],
+    uows: UnitOfWorkFactory,
     redis: Redis | None,
     http: aiohttp.ClientSession,
     alerts: list[StaffAlerts],
+    renderer: Renderer,
 ) -> NotificationPlanner:
     """`alerts`: filled in once the staff alerts exist (they send through this planner)."""
     wechat = config.wechat
@@ -295,8 +297,9 @@ def _build_planner(
             await staff_alerts.alert("alert_outbox_failed", data, MANAGERS)
 
     return NotificationPlanner(
-        sessions=sessions,
+        uows=uows,
         client=client,
+        notices=NoticeRenderer(renderer=renderer, uows=uows),
         window_messages=wechat.window_messages,
         paid_window_messages=wechat.window_messages_after_payment,
         template_ids=parse_template_ids(wechat.template_ids),

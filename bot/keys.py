@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.chat.render import Renderer
 from bot.config import Config
 from bot.metrics import Metrics
+from bot.outbound.delivery import Delivery
 from bot.outbound.notifier import OutboundNotifier
 from bot.outbound.sender import OutboundSender
 from bot.services import Services
@@ -27,3 +28,4 @@ NOTIFIER = web.AppKey("notifier", OutboundNotifier)
 JOBS = web.AppKey("jobs", JobContext)
 PAYMENTS = web.AppKey("payments", PaymentService)  # bot/payments.py builds it
 REPLAY = web.AppKey("replay", ReplayCache)  # the webhook's replay cache (bot/replay.py)
+DELIVERY = web.AppKey("delivery", Delivery)  # sends what units of work committed to the outbox

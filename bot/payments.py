@@ -8,16 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Config, ConfigError, PayConfig
-from commerce.messaging.notifications import Notifier
 from commerce.orders.views import OrderView
 from commerce.payments.base import PaymentProvider
 from commerce.payments.sandbox import SandboxProvider
 from commerce.payments.service import PaymentService
 from commerce.payments.wechatpay_v2 import WeChatPayV2Provider
 from commerce.payments.wechatpay_v3 import WeChatPayV3Provider, load_private_key, load_public_key
+from commerce.uow import UnitOfWorkFactory
 
 NOTIFY_PATH = "/pay/notify/{provider}"
 REFUND_NOTIFY_PATH = "/pay/refund-notify/{provider}"
@@ -26,8 +25,7 @@ SANDBOX_MCHID = "sandbox"
 
 def build_payment_service(
     config: Config,
-    sessions: async_sessionmaker[AsyncSession],
-    notifier: Notifier,
+    uows: UnitOfWorkFactory,
     http: aiohttp.ClientSession,
     *,
     on_paid: Callable[[OrderView], Coroutine[Any, Any, None]] | None = None,
@@ -39,8 +37,7 @@ def build_payment_service(
     base = config.public_base_url
     return PaymentService(
         provider=provider,
-        sessions=sessions,
-        notifier=notifier,
+        uows=uows,
         appid=config.pay_appid,
         mchid=merchant_id(config),
         notify_url=base + NOTIFY_PATH.format(provider=provider.name),

@@ -19,6 +19,7 @@ from commerce.orders.views import OrderView
 from commerce.rules import ShopRules, utcnow
 from commerce.staff.models import StaffRole
 from commerce.staff.staff import staff_role
+from commerce.uow import UnitOfWorkFactory
 
 if TYPE_CHECKING:  # built by bot.bootstrap; only their types are needed here
     from bot.admin.broadcast import Broadcaster
@@ -132,3 +133,4 @@ class Services:
     notifier: OutboundNotifier  # customer notices from staff commands and dialogs
     alerts: StaffAlerts
     broadcasts: Broadcaster
+    uow: UnitOfWorkFactory  # every transaction of the bot: one unit of work each

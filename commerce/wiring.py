@@ -2,22 +2,22 @@
 
 `shop_bus` subscribes each capability to the order events (`commerce.events`), in the
 order they must run: the service window and group seats first, then commission and
-points. `shop_sessions` makes the session factory every entry point uses: its sessions
+points. `shop_sessions` makes the session factory every unit of work uses: its sessions
 carry the bus and the shop rules, so code deep in a move (a subscriber) needs neither
-passed in. This is the one module of `commerce` that may import every capability.
+passed in, and their commit writes queued notices to the outbox. This is the one module of `commerce` that may import every capability.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from commerce.catalog.read import Catalog
-from commerce.db import session_factory
 from commerce.events import SESSION_EVENTS, CatalogChanged, EventBus, OrderMoved, OrderRefunded
 from commerce.groupbuys import groups as group_buys
 from commerce.loyalty import points
-from commerce.messaging import outbox
+from commerce.messaging import notices, outbox
 from commerce.orders.models import Order, OrderStatus
 from commerce.referrals import commission
 from commerce.rules import SESSION_RULES, ShopRules, session_rules
@@ -76,10 +76,21 @@ def tell_catalog(bus: EventBus, catalog: Catalog) -> None:
     bus.subscribe(CatalogChanged, stock_came_back)
 
 
+class ShopSession(Session):
+    """A session whose commit writes the notices it queued to the outbox, in its transaction."""
+
+
+notices.install(ShopSession)
+
+
 def shop_sessions(
     engine: AsyncEngine, *, rules: ShopRules | None = None, bus: EventBus | None = None
 ) -> async_sessionmaker[AsyncSession]:
-    """Sessions carrying the shop's rules and event bus (`shop_bus()` unless given)."""
-    sessions = session_factory(engine)
-    sessions.configure(info={SESSION_RULES: rules or ShopRules(), SESSION_EVENTS: bus or shop_bus()})
-    return sessions
+    """Sessions carrying the shop's rules and event bus (`shop_bus()` unless given), whose
+    commit writes queued notices to the outbox (`commerce.messaging.notices`)."""
+    return async_sessionmaker(
+        engine,
+        expire_on_commit=False,
+        sync_session_class=ShopSession,
+        info={SESSION_RULES: rules or ShopRules(), SESSION_EVENTS: bus or shop_bus()},
+    )

@@ -2,8 +2,9 @@
 
 A job finds the work that is due *now* (not "since the last run"), so running it twice
 does nothing the second time and a run after downtime catches up on everything
-overdue. Side effects that leave the process (closing the provider's order, telling
-the customer) happen after the commit.
+overdue. Each job's transactions are units of work (`commerce.uow`): what a job tells a
+customer is written to the outbox with the change it is about and sent after the
+commit; calls that leave the process (closing the provider's order) come after it.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from commerce.messaging import notices
-from commerce.messaging.notifications import Notifier
+from commerce.messaging.notifications import Notification
 from commerce.orders import actions as order_actions
 from commerce.orders import status as order_status
 from commerce.orders.views import OrderView, order_data
 from commerce.rules import ShopRules
+from commerce.uow import UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -33,42 +34,53 @@ class PaymentCloser(Protocol):
     async def settle_owed_refunds(self, *, now: datetime | None = None) -> int: ...
 
     # group buys: the paid seats of a failed or closed group are refunded (PaymentService.refund)
-    async def refund(self, *, order_id: int, amount_fen: int, reason: str, actor: str) -> Any: ...
+    async def refund(
+        self, *, order_id: int, amount_fen: int, reason: str, actor: str, notice: Notification | None = None
+    ) -> Any: ...
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
+async def _nothing() -> None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class JobContext:
-    sessions: async_sessionmaker[AsyncSession]
-    notifier: Notifier
-    rules: ShopRules
+    uow: UnitOfWorkFactory  # every job's transactions; what they tell customers goes with them
     payments: PaymentCloser
-    # delivers the outbox rows that are due (bot/planner.py); without an outbox (no
-    # appsecret) the bot passes one that finds nothing due
+    # delivers the outbox rows that are due (the bot's planner, or its direct delivery)
     deliver_outbox: Callable[[], Awaitable[int]]
     pay_url: Callable[[OrderView], str] = lambda order: ""
     clock: Callable[[], datetime] = field(default=_now)
+    # waits for the first attempts of the messages a run caused (sent after its commits)
+    drain: Callable[[], Awaitable[None]] = field(default=_nothing)
 
-
-async def _notify_each(ctx: JobContext, items: list[OrderView], template: str, extra: Callable[[OrderView], dict]) -> None:
-    for order in items:
-        try:
-            await ctx.notifier.notify(openid=order.openid, template=template, data={**order_data(order), **extra(order)})
-        except Exception:
-            log.exception("notification failed", extra={"template": template, "order_no": order.order_no})
+    @property
+    def rules(self) -> ShopRules:
+        return self.uow.rules
 
 
 async def in_unit(ctx: JobContext, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run `work` in one committed transaction, then send what it queued (commerce.messaging.notices)."""
-    async with ctx.sessions() as session:
-        async with session.begin():
-            result = await work(session)
-        queued = notices.take(session)
-    await notices.send(ctx.notifier, queued)
-    return result
+    """Run `work` in one committed unit of work; what it told customers goes out after the commit."""
+    async with ctx.uow() as uow:
+        return await work(uow.session)
+
+
+async def _moved_and_told(
+    ctx: JobContext,
+    move: Callable[[AsyncSession], Awaitable[list[OrderView]]],
+    template: str,
+    extra: Callable[[OrderView], dict[str, Any]] = lambda order: {},
+) -> list[OrderView]:
+    """Orders moved by `move`, each customer told `template` in the same transaction."""
+    async with ctx.uow() as uow:
+        moved = await move(uow.session)
+        for order in moved:
+            uow.notify(order.openid, template, {**order_data(order), **extra(order)})
+    return moved
 
 
 async def expire_unpaid_orders(ctx: JobContext) -> int:
@@ -82,9 +94,12 @@ async def expire_unpaid_orders(ctx: JobContext) -> int:
 
 async def remind_unpaid_orders(ctx: JobContext) -> int:
     """Remind once, shortly before an unpaid order expires, with its payment link."""
-    async with ctx.sessions() as session, session.begin():
-        due = await order_status.orders_to_remind(session, now=ctx.clock(), rules=ctx.rules)
-    await _notify_each(ctx, due, "order_expiring", lambda order: {"pay_url": ctx.pay_url(order)})
+    due = await _moved_and_told(
+        ctx,
+        lambda session: order_status.orders_to_remind(session, now=ctx.clock(), rules=ctx.rules),
+        "order_expiring",
+        lambda order: {"pay_url": ctx.pay_url(order)},
+    )
     return len(due)
 
 
@@ -127,9 +142,7 @@ async def expire_group_buys(ctx: JobContext) -> int:
     from commerce.groupbuys import deadlines as group_deadlines
 
     await in_unit(ctx, lambda session: group_deadlines.fail_due_groups(session, now=ctx.clock()))
-    return await group_deadlines.refund_ended_groups(
-        ctx.sessions, refund=ctx.payments.refund, notifier=ctx.notifier, now=ctx.clock()
-    )
+    return await group_deadlines.refund_ended_groups(ctx.uow, refund=ctx.payments.refund, now=ctx.clock())
 
 
 async def remind_group_buys(ctx: JobContext) -> int:

@@ -43,10 +43,12 @@ class RedisTickLock:
 
 
 async def run_job(name: str, ctx: JobContext) -> int:
-    """Run one job now (also from the CLI); returns how many items it handled."""
+    """Run one job now (also from the CLI); returns how many items it handled, once the
+    messages it caused have had their first attempt."""
     job, _interval = JOBS[name]
     try:
         handled = await job(ctx)
+        await ctx.drain()
     except Exception:
         log.exception("job failed", extra={"job": name})
         raise

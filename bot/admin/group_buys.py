@@ -295,9 +295,8 @@ async def _close(actx: AdminContext, code: str) -> Outcome:
             session, code=code, reason=CLOSE_REASON, now=utcnow()
         )
     refunds = await group_deadlines.refund_ended_groups(
-        actx.services.sessions,
+        actx.services.uow,
         refund=actx.services.payments.refund,
-        notifier=actx.services.notifier,
         now=utcnow(),
         group_id=after.id,
         actor=f"staff:{actx.actor}",

@@ -16,7 +16,6 @@ from typing import Any
 from bot.admin.registry import MANAGERS, REGISTRY, AdminContext, Outcome, UsageError
 from bot.chat.replies import Text
 from bot.outbound.alerts import openid_tail
-from commerce.messaging import notices
 from commerce.referrals import commission, referrals
 from commerce.referrals.commission import WithdrawalView
 from commerce.rules import utcnow
@@ -89,30 +88,27 @@ async def decide_withdrawal(actx: AdminContext) -> Outcome:
         raise UsageError
     withdrawal_id = _withdrawal_id(actx.arg(1))
     now = utcnow()
-    async with actx.services.sessions() as session:
-        async with session.begin():
-            if action == "approve":
-                if len(actx.args) != 3:
-                    raise UsageError
-                view, (before, after) = await commission.approve_withdrawal(
-                    session,
-                    withdrawal_id=withdrawal_id,
-                    staff_openid=actx.actor,
-                    transfer_ref=actx.arg(2),
-                    now=now,
-                )
-            else:
-                view, (before, after) = await commission.reject_withdrawal(
-                    session,
-                    withdrawal_id=withdrawal_id,
-                    staff_openid=actx.actor,
-                    reason=actx.rest(2),
-                    now=now,
-                )
-        queued = notices.take(session)
-    told = False
-    if queued and actx.services.notifier is not None:
-        told = await notices.send(actx.services.notifier, queued) == len(queued)
+    async with actx.services.uow() as uow:
+        session = uow.session
+        if action == "approve":
+            if len(actx.args) != 3:
+                raise UsageError
+            view, (before, after) = await commission.approve_withdrawal(
+                session,
+                withdrawal_id=withdrawal_id,
+                staff_openid=actx.actor,
+                transfer_ref=actx.arg(2),
+                now=now,
+            )
+        else:
+            view, (before, after) = await commission.reject_withdrawal(
+                session,
+                withdrawal_id=withdrawal_id,
+                staff_openid=actx.actor,
+                reason=actx.rest(2),
+                now=now,
+            )
+    told = bool(uow.sent_ids)  # the referrer's notice is in the outbox with the decision
     return Outcome(
         Text("admin/withdrawal_decided", {**withdrawal_data(view), "told": told}), before, after
     )

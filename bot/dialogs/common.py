@@ -13,23 +13,17 @@ from bot.chat.context import Context
 from bot.chat.replies import Card, News, Text
 from commerce.cart.cart import CartView
 from commerce.errors import ShopError
-from commerce.messaging import notices
 from commerce.orders.views import OrderView, order_data
 
 
 @asynccontextmanager
 async def unit_of_work(ctx: Context) -> AsyncIterator[AsyncSession]:
-    """One transaction: committed when the block ends normally, rolled back otherwise.
-
-    What the work decided to tell customers (`commerce.messaging.notices`: a group closed under its
-    members, a badge) is sent after the commit, through the notifier.
+    """One unit of work's session (`commerce.uow`): committed when the block ends normally,
+    rolled back otherwise. What the work decided to tell customers (a group closed under
+    its members, a badge) is written to the outbox in its transaction, sent after the commit.
     """
-    async with ctx.services.sessions() as session:
-        async with session.begin():
-            yield session
-        queued = notices.take(session)
-    if queued and ctx.services.notifier is not None:
-        await notices.send(ctx.services.notifier, queued)
+    async with ctx.services.uow() as uow:
+        yield uow.session
 
 
 def error_reply(exc: ShopError) -> Text:

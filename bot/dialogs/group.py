@@ -215,12 +215,12 @@ class GroupDialog(Dialog[GroupState, GroupData]):
             await payments.close(order_no=order.order_no)
         else:
             refunded = await group_deadlines.refund_ended_groups(
-                ctx.services.sessions,
+                ctx.services.uow,
                 refund=payments.refund,
-                notifier=None,  # this reply tells the leader
                 now=utcnow(),
                 group_id=group.id,
                 actor="customer",
+                tell=False,  # this reply tells the leader
             )
         data = {
             **group.data(utcnow()),

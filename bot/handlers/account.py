@@ -49,11 +49,11 @@ WITHDRAW_AMOUNT = r"(?is)(?:申请提现|提现|withdraw|cash out)\s*[:：]?\s*(
 AMOUNT_SHOWN = 20  # an unreadable amount echoed back: 10 KB of it is not
 
 
-async def _finish(ctx: Context, session: Any, first: Sequence[Notification] = ()) -> None:
-    """Send `first`, then what the unit of work queued (badges and the like), after its commit."""
-    queued = [*first, *notices.take(session)]
-    if queued and ctx.services.notifier is not None:
-        await notices.send(ctx.services.notifier, queued)
+def _told_first(session: Any, first: Sequence[Notification]) -> None:
+    """`first` ahead of what the unit of work queued so far (badges and the like)."""
+    queued = [*first, *notices.take_queued(session)]
+    for n in queued:
+        notices.queue(session, openid=n.openid, template=n.template, data=n.data)
 
 
 async def _tell_referrer(
@@ -82,40 +82,38 @@ async def _tell_referrer(
 async def welcome(ctx: Context, scene: object) -> dict[str, Any]:
     """A follow: bind through a referral scene and give the welcome coupon (see the module doc)."""
     code = scene.code if isinstance(scene, ReferralInvite) else ""
-    async with ctx.services.sessions() as session:
-        async with session.begin():
-            leader = None
-            if isinstance(scene, GroupInvite):  # a friend's group invite: bound to its leader
-                leader = await referrals.group_leader(session, group_code=scene.group_code)
-            result = await referrals.welcome_new_follower(
-                session,
-                customer_id=ctx.customer_id,
-                now=utcnow(),
-                rules=ctx.services.rules,
-                code=code,
-                referrer_id=leader,
-            )
-            told = (
-                await _tell_referrer(ctx, session, referrer_id=leader, code=code)
-                if result.referred  # bound just now: a follower is bound once, so told once
-                else []
-            )
-        await _finish(ctx, session, told)
+    async with ctx.services.uow() as uow:
+        session = uow.session
+        leader = None
+        if isinstance(scene, GroupInvite):  # a friend's group invite: bound to its leader
+            leader = await referrals.group_leader(session, group_code=scene.group_code)
+        result = await referrals.welcome_new_follower(
+            session,
+            customer_id=ctx.customer_id,
+            now=uow.now,
+            rules=uow.rules,
+            code=code,
+            referrer_id=leader,
+        )
+        told = (
+            await _tell_referrer(ctx, session, referrer_id=leader, code=code)
+            if result.referred  # bound just now: a follower is bound once, so told once
+            else []
+        )
+        _told_first(session, told)
     return {"referred": result.referred, "coupon_title": result.coupon_title}
 
 
 @router.route(Keyword("invite"))
 async def invite(ctx: Context) -> Reply:
     rules = ctx.services.rules
-    async with ctx.services.sessions() as session:
-        async with session.begin():
-            code, first = await referrals.invite_code(session, customer_id=ctx.customer_id)
-            share_points = 0
-            if first:  # the first time they ask for their invite: a first share (points)
-                share_points = await points.award_first_share(
-                    session, customer_id=ctx.customer_id, rules=rules, now=utcnow()
-                )
-        await _finish(ctx, session)
+    async with ctx.services.uow() as uow:
+        code, first = await referrals.invite_code(uow.session, customer_id=ctx.customer_id)
+        share_points = 0
+        if first:  # the first time they ask for their invite: a first share (points)
+            share_points = await points.award_first_share(
+                uow.session, customer_id=ctx.customer_id, rules=rules, now=uow.now
+            )
     scene = ReferralInvite(code)
     link = ctx.services.invites.share_link(scene)
     qr_url = await ctx.services.invites.image_url(scene, permanent=True)  # "" without a WeChat client

@@ -1,30 +1,22 @@
-"""The bot's `Notifier`: a template in the customer's language, out through the outbound sender."""
+"""The bot's `Notifier`: a notice through the outbox, in a unit of work of its own.
+
+For a message whose cause is not a transaction of ours (a provider accepted a refund,
+a staff member wrote to a customer). A message caused by a change in the database is
+queued on that change's own unit of work (`uow.notify`), never through here.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from bot.chat.render import Renderer
-from bot.outbound.sender import OutboundSender
-from commerce.customers.models import Customer
+from commerce.uow import UnitOfWorkFactory
 
 
 class OutboundNotifier:
-    def __init__(
-        self, *, renderer: Renderer, outbound: OutboundSender, sessions: async_sessionmaker[AsyncSession]
-    ) -> None:
-        self._renderer = renderer
-        self._outbound = outbound
-        self._sessions = sessions
+    def __init__(self, *, uows: UnitOfWorkFactory) -> None:
+        self._uows = uows
 
-    async def _locale(self, openid: str) -> str:
-        async with self._sessions() as session:
-            locale = await session.scalar(select(Customer.locale).where(Customer.openid == openid))
-        return locale or self._renderer.default_locale
-
-    async def notify(self, *, openid: str, template: str, data: dict[str, Any]) -> None:
-        rendered = self._renderer.message(template, await self._locale(openid), data)
-        await self._outbound.send(openid, rendered)
+    async def notify(self, *, openid: str, template: str, data: Mapping[str, Any]) -> None:
+        async with self._uows() as uow:
+            uow.notify(openid, template, data)

@@ -1,7 +1,7 @@
 """The notification planner: every outbound message through the outbox, by WeChat's rules.
 
-`NotificationPlanner.send(openid, rendered)` is an `OutboundSender`: it writes an
-outbox row in its own unit of work (nothing is lost if WeChat or the process fails)
+`NotificationPlanner.send(openid, rendered)` is an `OutboundSender` (late chat replies,
+staff alerts, broadcasts): it writes an outbox row in its own unit of work (nothing is lost if WeChat or the process fails)
 and then tries delivery at once in a tracked background task. Later attempts come
 from the scheduler's `deliver_outbox` job (`retry_due`).
 
@@ -27,21 +27,22 @@ alert loops). 43004 (the customer unfollowed) fails the row at once, silently.
     pending --no window, no template--> pending (waiting) --customer writes--> due
     pending --43004--> failed
 
-`PlannedNotifier` is the `OutboundNotifier` that passes the event name (the message
-template, e.g. order_paid) and its data, so that the template fallback can be chosen.
+Notices (rows a unit of work wrote in its own transaction, `commerce.messaging.notices`)
+hold a template name and data: they are rendered in the customer's language at each
+attempt, and the event's template message (e.g. order_paid) is chosen as the fallback.
+`dispatch` is the units of work's `Dispatcher`: their rows are attempted at once.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from bot.chat.render import Rendered, RenderedArticle, Renderer, clip, yuan
-from bot.outbound.notifier import OutboundNotifier
+from bot.chat.render import Rendered, clip, yuan
+from bot.outbound.delivery import NoticeRenderer, from_payload, to_payload
 from bot.wechat.api import (
     CustomerServiceSender,
     ErrCode,
@@ -53,6 +54,7 @@ from bot.wechat.ratelimit import SendRateGate
 from commerce.background import BackgroundTasks
 from commerce.messaging import outbox
 from commerce.messaging.outbox import OutboxItem
+from commerce.uow import UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
@@ -81,25 +83,6 @@ def parse_template_ids(raw: str) -> dict[str, str]:
     return pairs
 
 
-def to_payload(message: Rendered) -> dict[str, Any]:
-    return {
-        "kind": message.kind,
-        "text": message.text,
-        "articles": [
-            {"title": a.title, "description": a.description, "picurl": a.picurl, "url": a.url}
-            for a in message.articles
-        ],
-    }
-
-
-def from_payload(payload: Mapping[str, Any]) -> Rendered:
-    return Rendered(
-        kind=str(payload.get("kind", "text")),
-        text=str(payload.get("text", "")),
-        articles=tuple(RenderedArticle(**a) for a in payload.get("articles") or ()),
-    )
-
-
 def template_data(message: Rendered, data: Mapping[str, Any] | None) -> dict[str, str]:
     """Template-message fields: `first` is the message itself; the notification's plain
     values follow under their own names (`*_fen` also as yuan without the suffix)."""
@@ -122,8 +105,9 @@ class NotificationPlanner:
     def __init__(
         self,
         *,
-        sessions: async_sessionmaker[AsyncSession],
+        uows: UnitOfWorkFactory,
         client: WeChatClient,
+        notices: NoticeRenderer | None = None,
         window_messages: int = 5,
         paid_window_messages: int = 20,
         template_ids: Mapping[str, str] | None = None,
@@ -136,7 +120,8 @@ class NotificationPlanner:
         lease: timedelta = timedelta(minutes=2),
         max_wait: timedelta = timedelta(days=7),
     ) -> None:
-        self._sessions = sessions
+        self._uows = uows
+        self._notices = notices
         self._client = client
         self._cs = CustomerServiceSender(client)
         self.window_messages = max(0, window_messages)
@@ -165,9 +150,9 @@ class NotificationPlanner:
         if template_id:
             url = (data or {}).get("pay_url") or ""
             template = {"template_id": template_id, "data": template_data(message, data), "url": str(url)}
-        async with self._sessions() as session, session.begin():
+        async with self._uows() as uow:
             item = await outbox.enqueue(
-                session,
+                uow.session,
                 openid=openid,
                 event=event,
                 payload=to_payload(message),
@@ -177,18 +162,39 @@ class NotificationPlanner:
             )
         self._background.spawn(self._deliver(item))
 
+    # ---- the unit of work's dispatcher -------------------------------------------------------
+
+    def dispatch(self, message_ids: Sequence[int]) -> None:
+        """Rows a unit of work just committed (leased to us at birth): attempt each now."""
+        if message_ids:  # in order: one transaction's messages arrive as it wrote them
+            self._background.spawn(self._deliver_in_order(tuple(message_ids)))
+
+    async def _deliver_in_order(self, message_ids: Sequence[int]) -> None:
+        for message_id in message_ids:
+            await self._deliver_id(message_id)
+
+    async def _deliver_id(self, message_id: int) -> None:
+        try:
+            async with self._uows() as uow:
+                item = await outbox.get(uow.session, message_id)
+        except Exception:  # the lease runs out and deliver_outbox has it
+            log.exception("outbox %s: could not be read for its first attempt", message_id)
+            return
+        if item is not None:
+            await self._deliver(item)
+
     # ---- the scheduler's side ---------------------------------------------------------------
 
     async def retry_due(self) -> int:
         """Attempt every due row once (claimed with a lease); how many were attempted."""
-        async with self._sessions() as session:
-            ids = await outbox.due_ids(session, now=self.clock())
+        async with self._uows() as uow:
+            ids = await outbox.due_ids(uow.session, now=self.clock())
         attempted = 0
         for message_id in ids:
-            async with self._sessions() as session, session.begin():
-                if not await outbox.claim(session, message_id, now=self.clock(), lease=self._lease):
+            async with self._uows() as uow:
+                if not await outbox.claim(uow.session, message_id, now=self.clock(), lease=self._lease):
                     continue  # someone else has it
-                item = await outbox.get(session, message_id)
+                item = await outbox.get(uow.session, message_id)
             if item is not None:
                 await self._deliver(item)
                 attempted += 1
@@ -211,18 +217,33 @@ class NotificationPlanner:
 
     async def _deliver(self, item: OutboxItem) -> None:
         try:
-            await self._attempt(item)
+            await self._attempt(await self._rendered(item))
         except Exception:  # the row keeps its lease and comes back when it runs out
             log.exception("outbox %s: delivery attempt failed unexpectedly", item.id)
+
+    async def _rendered(self, item: OutboxItem) -> OutboxItem:
+        """A notice row as it is sent: rendered in the customer's language, with the template
+        message its event names (`wechat.template_ids`) as the fallback."""
+        if self._notices is None:
+            return item
+        message, data = await self._notices.rendered(item)
+        if data is None:  # rendered when it was written
+            return item
+        template = None
+        template_id = self.template_ids.get(item.event)
+        if template_id:
+            url = data.get("pay_url") or ""
+            template = {"template_id": template_id, "data": template_data(message, data), "url": str(url)}
+        return replace(item, payload=to_payload(message), template=template)
 
     async def _attempt(self, item: OutboxItem) -> None:
         now = self.clock()
         if now - item.created_at > self._max_wait:
             await self._fail(item, "no way to reach the customer in time", attempts=item.attempts)
             return
-        async with self._sessions() as session, session.begin():
+        async with self._uows() as uow:
             reserved = await outbox.use_window(
-                session, item.openid, now=now, limit=self.window_messages, paid_limit=self.paid_window_messages
+                uow.session, item.openid, now=now, limit=self.window_messages, paid_limit=self.paid_window_messages
             )
         if reserved:
             try:
@@ -230,14 +251,14 @@ class NotificationPlanner:
                 await self._cs.send(item.openid, from_payload(item.payload))
             except WeChatError as exc:
                 if exc.errcode in (ErrCode.WINDOW_CLOSED, ErrCode.OVER_QUOTA):
-                    async with self._sessions() as session, session.begin():
+                    async with self._uows() as uow:
                         await outbox.close_window(
-                            session, item.openid, limit=max(self.window_messages, self.paid_window_messages)
+                            uow.session, item.openid, limit=max(self.window_messages, self.paid_window_messages)
                         )
                     log.info("outbox %s: window closed (%s), falling back", item.id, exc.errcode)
                 else:
-                    async with self._sessions() as session, session.begin():
-                        await outbox.release_window(session, item.openid)
+                    async with self._uows() as uow:
+                        await outbox.release_window(uow.session, item.openid)
                     await self._failed_attempt(item, exc)
                     return
             else:
@@ -257,54 +278,40 @@ class NotificationPlanner:
                 return
             await self._sent(item, TEMPLATE, msgid=msgid)
             return
-        async with self._sessions() as session, session.begin():
-            await outbox.mark_waiting(session, item.id, until=item.created_at + self._max_wait)
+        async with self._uows() as uow:
+            await outbox.mark_waiting(uow.session, item.id, until=item.created_at + self._max_wait)
         log.info("outbox %s: window closed and no template for %s; waiting", item.id, item.event)
 
     async def _sent(self, item: OutboxItem, channel: str, *, msgid: int | None = None) -> None:
-        async with self._sessions() as session, session.begin():
-            await outbox.mark_sent(session, item.id, channel=channel, now=self.clock(), template_msgid=msgid)
+        async with self._uows() as uow:
+            await outbox.mark_sent(uow.session, item.id, channel=channel, now=self.clock(), template_msgid=msgid)
         log.info("outbox %s: sent (%s)", item.id, channel)
 
     async def _failed_attempt(self, item: OutboxItem, exc: WeChatError) -> None:
         attempts = item.attempts + 1
         error = f"{exc.errcode}: {exc.errmsg}"
         if exc.errcode == ErrCode.UNSUBSCRIBED:
-            async with self._sessions() as session, session.begin():
-                await outbox.mark_failed(session, item.id, error=error, attempts=attempts)
+            async with self._uows() as uow:
+                await outbox.mark_failed(uow.session, item.id, error=error, attempts=attempts)
             log.info("outbox %s: the customer does not follow the account", item.id)
             return
         if attempts >= self.max_attempts:
             await self._fail(item, error, attempts=attempts)
             return
         pause = min(self._backoff_max, self._backoff_base * (2 ** (attempts - 1)))
-        async with self._sessions() as session, session.begin():
+        async with self._uows() as uow:
             await outbox.mark_retry(
-                session, item.id, error=error, attempts=attempts, next_attempt_at=self.clock() + pause
+                uow.session, item.id, error=error, attempts=attempts, next_attempt_at=self.clock() + pause
             )
         kind = "unavailable" if isinstance(exc, WeChatUnavailable) else "refused"
         log.warning("outbox %s: WeChat %s (%s), attempt %s, again in %s", item.id, kind, exc.errcode, attempts, pause)
 
     async def _fail(self, item: OutboxItem, error: str, *, attempts: int) -> None:
-        async with self._sessions() as session, session.begin():
-            await outbox.mark_failed(session, item.id, error=error, attempts=attempts)
+        async with self._uows() as uow:
+            await outbox.mark_failed(uow.session, item.id, error=error, attempts=attempts)
         log.error("outbox %s (%s): given up after %s attempts: %s", item.id, item.event, attempts, error)
         if self.alert is not None and item.event != PLAIN_EVENT and not item.event.startswith("alert_"):
             try:
                 await self.alert(item, error)
             except Exception:
                 log.exception("outbox %s: staff could not be told", item.id)
-
-
-class PlannedNotifier(OutboundNotifier):
-    """The customer notifier over the planner: passes the event and its data along."""
-
-    def __init__(
-        self, *, renderer: Renderer, planner: NotificationPlanner, sessions: async_sessionmaker[AsyncSession]
-    ) -> None:
-        super().__init__(renderer=renderer, outbound=planner, sessions=sessions)
-        self._planner = planner
-
-    async def notify(self, *, openid: str, template: str, data: dict[str, Any]) -> None:
-        rendered = self._renderer.message(template, await self._locale(openid), data)
-        await self._planner.send(openid, rendered, event=template, data=data)

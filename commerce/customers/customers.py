@@ -72,6 +72,12 @@ async def touch_customer(
     )
 
 
+async def locale_of(session: AsyncSession, openid: str) -> str | None:
+    """The language the customer chose, if any."""
+    locale: str | None = await session.scalar(select(Customer.locale).where(Customer.openid == openid))
+    return locale
+
+
 async def openid_of(session: AsyncSession, customer_id: int) -> str | None:
     """The customer's openid, to tell them something (None for an unknown customer)."""
     return await session.scalar(select(Customer.openid).where(Customer.id == customer_id))

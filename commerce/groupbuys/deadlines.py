@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.customers.models import Customer
 from commerce.db import rowcount
@@ -27,10 +27,11 @@ from commerce.errors import ErrorCode, ShopError
 from commerce.groupbuys.groups import ENDED, G, GroupView, M, get_group
 from commerce.groupbuys.models import GroupBuy
 from commerce.messaging import notices
-from commerce.messaging.notifications import Notifier
+from commerce.messaging.notifications import Notification
 from commerce.orders.actions import CancelledBy, cancel_if_unpaid, cancel_order
 from commerce.orders.models import Order, OrderStatus
 from commerce.rules import as_utc
+from commerce.uow import UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 S = OrderStatus
@@ -253,31 +254,43 @@ Refund = Callable[
 
 
 async def refund_ended_groups(
-    sessions: async_sessionmaker[AsyncSession],
+    uows: UnitOfWorkFactory,
     *,
     refund: Refund,
-    notifier: Notifier | None,
     now: datetime,
     group_id: int | None = None,
     actor: str = "system",
+    tell: bool = True,
 ) -> int:
     """Ask the provider to refund every paid seat of an ended group, and tell its member.
 
     Each refund is its own unit of work (in `refund`), the provider call outside any
-    transaction. NOTHING_TO_REFUND means another run got there first: skipped, untold.
+    transaction; the member's "group failed, refunded" notice is written in the refund's
+    transaction (`notice=`), so it is kept exactly when the refund is.
+    NOTHING_TO_REFUND means another run got there first: skipped, untold.
     `group_id`: only that group's seats (staff closing one group refund it at once).
+    `tell=False`: the caller tells the member itself (the leader closing their own group).
     """
-    async with sessions() as session:
-        targets = await refund_targets(session, group_id=group_id)
-        groups = {t.group_id: await get_group(session, group_id=t.group_id) for t in targets}
+    async with uows() as uow:
+        targets = await refund_targets(uow.session, group_id=group_id)
+        groups = {t.group_id: await get_group(uow.session, group_id=t.group_id) for t in targets}
     started = 0
     for target in targets:
+        group = groups[target.group_id]
+        data = {
+            **group.data(now),
+            "refund": True,
+            "amount_fen": target.amount_fen,
+            "reason": group.close_reason,
+        }
+        notice = Notification(target.openid, "group_failed", data) if tell else None
         try:
             await refund(
                 order_id=target.order_id,
                 amount_fen=target.amount_fen,
                 reason="group_failed",
                 actor=actor,
+                notice=notice,
             )
         except ShopError as exc:
             log.info("group refund skipped: order=%s code=%s", target.order_no, exc.code)
@@ -286,17 +299,4 @@ async def refund_ended_groups(
             log.exception("group refund failed: order=%s", target.order_no)
             continue
         started += 1
-        group = groups[target.group_id]
-        data = {
-            **group.data(now),
-            "refund": True,
-            "amount_fen": target.amount_fen,
-            "reason": group.close_reason,
-        }
-        if notifier is None:
-            continue
-        try:
-            await notifier.notify(openid=target.openid, template="group_failed", data=data)
-        except Exception:
-            log.exception("notification failed", extra={"template": "group_failed"})
     return started

@@ -1,49 +1,172 @@
-"""Messages a unit of work decided to send, sent only after it commits.
+"""Messages a unit of work decided to send: outbox rows written in its own transaction.
 
 A core function that learns, inside a transaction, that a customer must hear something
-(their group filled, a badge earned) does not send it there: the transaction may still
-roll back, and a message must never leave the process while rows are locked. It calls
-`queue(session, ...)`; whoever commits the session calls `take(session)` afterwards and
-hands the list to a `Notifier` (`send`). A session that rolls back is thrown away with
-its queue.
+(their order is paid, their group filled, a badge earned) calls
+`queue(session, openid=..., template=..., data=...)`. Nothing leaves the process there:
+the transaction may still roll back, and no message is sent while rows are locked.
+
+When the session commits, `write_queued` (a `before_commit` hook that
+`commerce.wiring.shop_sessions` installs on every shop session) turns the queue into
+outbox rows *in that same transaction*: the notice and its cause are committed together
+or not at all. A row is born leased to its writer for `NOTICE_LEASE`, so the writer's
+dispatcher (`commerce.uow`) sends it at once after the commit while the scheduler's
+`deliver_outbox` keeps its hands off; if the process dies between the commit and the
+send, the lease runs out and `deliver_outbox` sends it. Either way it is sent once
+(the outbox claims rows with a conditional UPDATE).
+
+A notice row holds the template name and its data, not rendered text: the bot renders it
+in the customer's language when it delivers (`payload = {"notice": {...}}`). Data must
+be plain values (str, int, float, bool, None, lists, dicts, datetimes and dates); a
+value that cannot be stored raises at `queue`, where the mistake is, not at the commit.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, timedelta
+from enum import Enum
 from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
-from commerce.messaging.notifications import Notification, Notifier
+from commerce.messaging.models import OutboxMessage, OutboxStatus
+from commerce.messaging.notifications import Notification
 
 log = logging.getLogger(__name__)
 
-_KEY = "storefront.notices"
+_QUEUED = "storefront.notices"
+_WRITTEN = "storefront.notices.written"
+SESSION_CLOCK = "storefront.clock"  # a callable returning an aware datetime (the uow's clock)
+NOTICE_LEASE = timedelta(minutes=2)  # the writer's head start before deliver_outbox may send it
+EVENT_LIMIT = 40
 
 
-def queue(session: AsyncSession, *, openid: str, template: str, data: dict[str, Any]) -> None:
-    session.info.setdefault(_KEY, []).append(Notification(openid, template, dict(data)))
+# ---- queueing ---------------------------------------------------------------------------------
 
 
-def take(session: AsyncSession) -> list[Notification]:
-    """The queued messages, removed from the session (call after the commit)."""
-    return session.info.pop(_KEY, [])
+def queue(session: AsyncSession | Session, *, openid: str, template: str, data: Mapping[str, Any]) -> None:
+    """Tell `openid` `template` with `data` when (and only if) this transaction commits."""
+    encode(data)  # refused here, where the mistake is, not at the commit
+    _queued(session).append(Notification(openid, template, dict(data)))
 
 
-def discard(session: AsyncSession) -> None:
-    """Forget the queue (the unit of work rolled back and will be retried)."""
-    session.info.pop(_KEY, None)
+def take_queued(session: AsyncSession | Session) -> list[Notification]:
+    """The notices queued so far, removed (to merge or reword them before the commit)."""
+    return list(session.info.pop(_QUEUED, []))
 
 
-async def send(notifier: Notifier, items: Iterable[Notification]) -> int:
-    """Send each message; one failure is logged and does not stop the others."""
-    sent = 0
-    for item in items:
-        try:
-            await notifier.notify(openid=item.openid, template=item.template, data=item.data)
-            sent += 1
-        except Exception:
-            log.exception("notification failed", extra={"template": item.template})
-    return sent
+def _queued(session: AsyncSession | Session) -> list[Notification]:
+    queued: list[Notification] = session.info.setdefault(_QUEUED, [])
+    return queued
+
+
+def take(session: AsyncSession | Session) -> list[Notification]:
+    """After the commit: what it wrote to the outbox (or, on a session without the hook,
+    what was queued), removed from the session."""
+    written = [n for n, _row in session.info.pop(_WRITTEN, [])]
+    return written + take_queued(session)
+
+
+def take_written_ids(session: AsyncSession | Session) -> list[int]:
+    """After the commit: the ids of the outbox rows it wrote, for the dispatcher."""
+    return [row.id for _n, row in session.info.pop(_WRITTEN, []) if row.id is not None]
+
+
+def discard(session: AsyncSession | Session) -> None:
+    """Forget what was queued and written (the transaction rolled back and will be retried)."""
+    session.info.pop(_QUEUED, None)
+    session.info.pop(_WRITTEN, None)
+
+
+# ---- the commit hook --------------------------------------------------------------------------
+
+
+def install(session_class: type[Session]) -> None:
+    """Write queued notices to the outbox when a session of `session_class` commits."""
+    if not event.contains(session_class, "before_commit", write_queued):
+        event.listen(session_class, "before_commit", write_queued)
+
+
+def write_queued(session: Session) -> None:
+    """`before_commit`: each queued notice becomes a pending outbox row in this transaction."""
+    queued = session.info.pop(_QUEUED, None)
+    if not queued:
+        return
+    clock = session.info.get(SESSION_CLOCK)
+    now = clock() if callable(clock) else datetime.now(UTC)
+    written = session.info.setdefault(_WRITTEN, [])
+    for notice in queued:
+        row = OutboxMessage(
+            openid=notice.openid,
+            event=notice.template[:EVENT_LIMIT],
+            payload={"notice": {"template": notice.template, "data": encode(notice.data)}},
+            template=None,
+            status=OutboxStatus.PENDING.value,
+            channel="",
+            attempts=0,
+            next_attempt_at=now + NOTICE_LEASE,
+            last_error="",
+            delivery_status="",
+            created_at=now,
+        )
+        session.add(row)
+        written.append((notice, row))
+
+
+def notice_of(payload: Mapping[str, Any]) -> Notification | None:
+    """The notice an outbox row's payload holds (decoded), or None for a rendered message."""
+    raw = payload.get("notice")
+    if not isinstance(raw, Mapping):
+        return None
+    return Notification("", str(raw.get("template", "")), decode(raw.get("data") or {}))
+
+
+# ---- plain values in JSON ---------------------------------------------------------------------
+
+_DATETIME = "$datetime"
+_DATE = "$date"
+_DICT = "$dict"  # a dict of the caller's that would read as a tag
+_TAGS = (_DATETIME, _DATE, _DICT)
+
+
+def encode(data: Mapping[str, Any]) -> dict[str, Any]:
+    """`data` as JSON-safe values; datetimes and dates are tagged so that `decode` restores them."""
+    return {str(k): _encode(v, str(k)) for k, v in data.items()}
+
+
+def _encode(value: Any, where: str) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Enum):
+        return _encode(value.value, where)
+    if isinstance(value, datetime):
+        return {_DATETIME: value.isoformat()}
+    if isinstance(value, date):
+        return {_DATE: value.isoformat()}
+    if isinstance(value, Mapping):
+        encoded = {str(k): _encode(v, f"{where}.{k}") for k, v in value.items()}
+        return {_DICT: encoded} if len(encoded) == 1 and next(iter(encoded)) in _TAGS else encoded
+    if isinstance(value, list | tuple):
+        return [_encode(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    raise TypeError(f"notice data {where!r}: {type(value).__name__} cannot be kept in the outbox")
+
+
+def decode(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {str(k): _decode(v) for k, v in data.items()}
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        if len(value) == 1 and _DATETIME in value:
+            return datetime.fromisoformat(str(value[_DATETIME]))
+        if len(value) == 1 and _DATE in value:
+            return date.fromisoformat(str(value[_DATE]))
+        if len(value) == 1 and _DICT in value:
+            return {str(k): _decode(v) for k, v in value[_DICT].items()}
+        return {str(k): _decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value

@@ -1,17 +1,14 @@
-"""How the core and the scheduler tell a customer something, without knowing WeChat.
+"""A message to a customer, as the core decides it: who, which template, with what data.
 
-`bot/` implements `Notifier` (render the template in the customer's language, send it
-through the outbound sender); tests use `RecordingNotifier`.
+The core never sends: a unit of work queues a `Notification` (`commerce.uow`,
+`commerce.messaging.notices`) and the commit writes it to the outbox; `bot/` renders it
+in the customer's language and delivers it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-
-class Notifier(Protocol):
-    async def notify(self, *, openid: str, template: str, data: dict[str, Any]) -> None: ...
+from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,14 +16,3 @@ class Notification:
     openid: str
     template: str
     data: dict[str, Any]
-
-
-@dataclass
-class RecordingNotifier:
-    sent: list[Notification] = field(default_factory=list)
-
-    async def notify(self, *, openid: str, template: str, data: dict[str, Any]) -> None:
-        self.sent.append(Notification(openid, template, dict(data)))
-
-    def templates(self, openid: str | None = None) -> list[str]:
-        return [n.template for n in self.sent if openid is None or n.openid == openid]

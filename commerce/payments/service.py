@@ -30,12 +30,11 @@ from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from commerce.background import BackgroundTasks
 from commerce.errors import ErrorCode, ShopError
 from commerce.messaging import notices
-from commerce.messaging.notifications import Notifier
+from commerce.messaging.notifications import Notification as Notice
 from commerce.orders import placement as orders
 from commerce.orders import views as order_views
 from commerce.orders.models import Order, OrderStatus
@@ -43,6 +42,7 @@ from commerce.payments import records as payment_records
 from commerce.payments import refunds
 from commerce.payments.base import Notification, PaymentError, PaymentProvider, PaymentRequest
 from commerce.payments.models import Refund
+from commerce.uow import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,7 @@ class PaymentService:
         self,
         *,
         provider: PaymentProvider,
-        sessions: async_sessionmaker[AsyncSession],
-        notifier: Notifier,
+        uows: UnitOfWorkFactory,
         appid: str,
         mchid: str,
         notify_url: str,
@@ -69,8 +68,7 @@ class PaymentService:
         on_notification: Callable[[str, str], None] | None = None,
     ) -> None:
         self.provider = provider
-        self._sessions = sessions
-        self._notifier = notifier
+        self._uows = uows
         self.appid = appid
         self.mchid = mchid
         self.notify_url = notify_url
@@ -85,8 +83,8 @@ class PaymentService:
 
     async def pay(self, *, order_no: str, openid: str | None) -> PaymentRequest:
         """A payment request for a pending, unexpired order (JSAPI with `openid`, else Native)."""
-        async with self._sessions() as session:
-            order = await orders.get_order(session, order_no=order_no)
+        async with self._uows() as uow:
+            order = await orders.get_order(uow.session, order_no=order_no)
         if order.status != OrderStatus.PENDING_PAYMENT:
             raise ShopError(ErrorCode.ILLEGAL_TRANSITION, order_no=order.order_no, status=str(order.status))
         expires_at = _aware(order.expires_at)
@@ -141,30 +139,31 @@ class PaymentService:
             self._observe("payment", "not_succeeded")
             return True
         paid_at = _aware(n.occurred_at) if n.occurred_at else datetime.now(UTC)
-        queued: list[notices.Notification] = []
-        outcome = await self._unit_of_work(
-            lambda session: payment_records.record_payment(
-                session,
+
+        async def record(uow: UnitOfWork) -> payment_records.PaymentOutcome:
+            outcome = await payment_records.record_payment(
+                uow.session,
                 provider=n.provider,
                 order_no=n.order_no,
                 transaction_id=n.transaction_id,
                 amount_fen=n.amount_fen,
                 paid_at=paid_at,
                 payload=n.payload,
-            ),
-            queued=queued,
-        )
+            )
+            if outcome.result == "applied" and outcome.order is not None:
+                # "payment received" goes to the outbox in the payment's own transaction:
+                # WeChat Pay is told SUCCESS only after both are committed
+                for told in _told_of_payment(outcome.order, n.amount_fen, notices.take_queued(uow.session)):
+                    uow.notify(told.openid, told.template, told.data)
+            return outcome
+
+        outcome = await self._unit_of_work(record)
         result = outcome.result
         log.info("payment notification: order=%s result=%s", n.order_no, result)
         self._observe("payment", result)
-        if result == "applied" and outcome.order is not None:
-            order = outcome.order
-            told = _told_of_payment(order, n.amount_fen, queued)
-            self._background.spawn(notices.send(self._notifier, told))
-            if self.on_paid is not None:  # staff alerts (the bot sets it; commerce never imports bot)
-                self._background.spawn(self.on_paid(order))
-        elif queued:
-            self._background.spawn(notices.send(self._notifier, queued))
+        if result == "applied" and outcome.order is not None and self.on_paid is not None:
+            # staff alerts (the bot sets it; commerce never imports bot)
+            self._background.spawn(self.on_paid(outcome.order))
         if result in ("late", "already_paid", "amount_mismatch"):
             if result == "amount_mismatch":
                 log.error(
@@ -179,9 +178,9 @@ class PaymentService:
         return True
 
     async def _refund_result(self, n: Notification) -> bool:
-        async with self._sessions() as session:
+        async with self._uows() as uow:
             named = (
-                await session.execute(
+                await uow.session.execute(
                     select(Order.order_no, Refund.amount_fen)
                     .join(Order, Order.id == Refund.order_id)
                     .where(Refund.refund_no == n.refund_no)
@@ -197,23 +196,26 @@ class PaymentService:
                 named.amount_fen,
             )
             return False
-        result = await self._unit_of_work(
-            lambda session: refunds.record_refund_result(
-                session,
+        async def record(uow: UnitOfWork) -> str:
+            result = await refunds.record_refund_result(
+                uow.session,
                 provider=n.provider,
                 refund_no=n.refund_no,
                 succeeded=n.succeeded,
                 provider_refund_id=n.provider_refund_id,
                 payload=n.payload,
             )
-        )
+            if result == "applied" and n.succeeded:  # told in the refund's own transaction
+                order = await orders.get_order(uow.session, order_no=n.order_no)
+                uow.notify(order.openid, "refund_succeeded", {"order_no": order.order_no, "amount_fen": n.amount_fen})
+            return result
+
+        result = await self._unit_of_work(record)
         log.info("refund notification: refund=%s succeeded=%s result=%s", n.refund_no, n.succeeded, result)
         self._observe("refund", result)
         if result == "unknown_refund":
             log.error("REFUND NOTIFICATION FOR UNKNOWN REFUND: refund=%s order=%s", n.refund_no, n.order_no)
-        elif result == "applied" and n.succeeded:
-            self._background.spawn(self._tell_order_owner(n.order_no, "refund_succeeded", {"amount_fen": n.amount_fen}))
-        elif result == "applied":
+        elif result == "applied" and not n.succeeded:
             log.error("REFUND FAILED at the provider: refund=%s order=%s", n.refund_no, n.order_no)
         return True
 
@@ -235,8 +237,8 @@ class PaymentService:
     ) -> None:
         """Money that arrived for an order that could not take it goes back."""
         refund = await self._unit_of_work(
-            lambda session: refunds.start_late_refund(
-                session,
+            lambda uow: refunds.start_late_refund(
+                uow.session,
                 provider=self.provider.name,
                 order_no=order_no,
                 transaction_id=transaction_id,
@@ -265,9 +267,9 @@ class PaymentService:
         were asked. The scheduler runs it; a second run finds what is still open.
         """
         cutoff = (now or datetime.now(UTC)) - grace
-        async with self._sessions() as session:
-            late = await refunds.owed_late_payments(session, received_before=cutoff)
-            stale = await refunds.stale_pending_refunds(session, created_before=cutoff)
+        async with self._uows() as uow:
+            late = await refunds.owed_late_payments(uow.session, received_before=cutoff)
+            stale = await refunds.stale_pending_refunds(uow.session, created_before=cutoff)
         asked = 0
         for payment in late:
             if payment.provider != self.provider.name:  # the merchant changed providers: a human's job
@@ -297,14 +299,20 @@ class PaymentService:
 
     # ---- refunds ----------------------------------------------------------------------------
 
-    async def refund(self, *, order_id: int, amount_fen: int, reason: str, actor: str) -> Refund:
-        """Start a (partial) refund; the provider's notification completes it later."""
+    async def refund(
+        self, *, order_id: int, amount_fen: int, reason: str, actor: str, notice: Notice | None = None
+    ) -> Refund:
+        """Start a (partial) refund; the provider's notification completes it later.
 
-        async def start(session: AsyncSession) -> tuple[Any, Refund]:
-            order = await orders.get_order(session, order_id=order_id)
+        `notice`: what to tell the customer about it, written in the refund's own transaction."""
+
+        async def start(uow: UnitOfWork) -> tuple[Any, Refund]:
+            order = await orders.get_order(uow.session, order_id=order_id)
             refund = await refunds.start_refund(
-                session, order_id=order_id, amount_fen=amount_fen, reason=reason, actor=actor
+                uow.session, order_id=order_id, amount_fen=amount_fen, reason=reason, actor=actor
             )
+            if notice is not None:
+                uow.notify(notice.openid, notice.template, notice.data)
             return order, refund
 
         order, refund = await self._unit_of_work(start)
@@ -316,8 +324,8 @@ class PaymentService:
             transaction_id="",
         )
         if not accepted:  # the failure was recorded: hand back the refund as it now stands
-            async with self._sessions() as session:
-                refund = await session.get(Refund, refund.id) or refund
+            async with self._uows() as uow:
+                refund = await uow.session.get(Refund, refund.id) or refund
         return refund
 
     async def _ask_provider_to_refund(
@@ -351,8 +359,8 @@ class PaymentService:
             log.error("REFUND REQUEST REFUSED: refund=%s order=%s code=%s", refund.refund_no, order_no, exc.code)
             error = {"error": exc.code, "message": exc.message}
             await self._unit_of_work(
-                lambda session: refunds.record_refund_result(
-                    session,
+                lambda uow: refunds.record_refund_result(
+                    uow.session,
                     provider=self.provider.name,
                     refund_no=refund.refund_no,
                     succeeded=False,
@@ -364,13 +372,11 @@ class PaymentService:
 
     # ---- plumbing -----------------------------------------------------------------------------
 
-    async def _unit_of_work(
-        self, work: Callable[[AsyncSession], Awaitable[T]], *, queued: list[notices.Notification] | None = None
-    ) -> T:
-        """One transaction, committed; retried when a concurrent copy won a race.
+    async def _unit_of_work(self, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+        """One unit of work, committed; retried when a concurrent copy won a race.
 
-        What the work queued for customers (`commerce.messaging.notices`) is sent after the commit,
-        or handed back in `queued` for the caller to send.
+        What the work told customers is written to the outbox in its transaction and sent
+        after the commit (`commerce.uow`).
 
         Two copies of one notification racing: the loser's PaymentEvent insert fails on the
         unique constraint (IntegrityError) or SQLite refuses the second writer (OperationalError,
@@ -378,15 +384,8 @@ class PaymentService:
         """
         for attempt in range(1, UNIT_OF_WORK_ATTEMPTS + 1):
             try:
-                async with self._sessions() as session:
-                    result = await work(session)
-                    await session.commit()
-                    decided = notices.take(session)
-                if queued is not None:
-                    queued.extend(decided)
-                elif decided:  # what the work decided to tell customers (a group filled, a badge)
-                    self._background.spawn(notices.send(self._notifier, decided))
-                return result
+                async with self._uows() as uow:
+                    return await work(uow)
             except (IntegrityError, OperationalError) as exc:
                 if attempt == UNIT_OF_WORK_ATTEMPTS:
                     raise
@@ -396,23 +395,17 @@ class PaymentService:
 
     async def _tell_order_owner(self, order_no: str, template: str, data: dict[str, Any]) -> None:
         try:
-            async with self._sessions() as session:
-                order = await orders.get_order(session, order_no=order_no)
+            async with self._uows() as uow:
+                order = await orders.get_order(uow.session, order_no=order_no)
+                uow.notify(order.openid, template, {"order_no": order.order_no, **data})
         except ShopError:
             log.error("cannot tell the customer about order %s: not found", order_no)
-            return
-        await self._tell(order.openid, template, {"order_no": order.order_no, **data})
-
-    async def _tell(self, openid: str, template: str, data: dict[str, Any]) -> None:
-        try:
-            await self._notifier.notify(openid=openid, template=template, data=data)
-        except Exception:
-            log.exception("could not send %s", template)
-
 
     async def drain(self) -> None:
-        """Wait for the work started so far (on shutdown, and in tests)."""
+        """Wait for the work started so far (on shutdown, and in tests), the first attempts
+        of the messages it wrote to the outbox included."""
         await self._background.drain()
+        await self._uows.dispatcher.drain()
 
     async def aclose(self) -> None:
         await self.drain()
@@ -422,7 +415,7 @@ class PaymentService:
 RIDE_ALONG = ("badge_awarded", "points_earned")  # the buyer's, said in "payment received"
 
 
-def _told_of_payment(order: Any, amount_fen: int, queued: list[notices.Notification]) -> list[notices.Notification]:
+def _told_of_payment(order: Any, amount_fen: int, queued: list[Notice]) -> list[Notice]:
     """"Payment received", carrying the badges and points the payment earned the buyer (one
     message, not three: WeChat counts them), then whatever else the payment decided."""
     mine: list[notices.Notification] = []
@@ -436,7 +429,7 @@ def _told_of_payment(order: Any, amount_fen: int, queued: list[notices.Notificat
         "badges": [q.data["badge"] for q in mine if q.template == "badge_awarded"],
         "points_earned": next((q.data for q in mine if q.template == "points_earned"), None),
     }
-    return [notices.Notification(order.openid, "order_paid", data), *rest]
+    return [Notice(order.openid, "order_paid", data), *rest]
 
 
 def describe(order: Any) -> str:

@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.config import Config
 from bot.devtools.simulator import Reply, WebhookClient, build_message_xml, sign
+from bot.keys import DELIVERY
 from bot.outbound.sender import MemoryOutbox
 
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
@@ -56,8 +57,12 @@ class ChatUser:
         )
 
     async def send(self, xml: str) -> Reply:
+        """The reply; what the turn told customers through the outbox has had its first attempt."""
         self.sent.append(xml)
-        return await self._webhook().send(xml)
+        reply = await self._webhook().send(xml)
+        if DELIVERY in self.client.app:
+            await self.client.app[DELIVERY].drain()
+        return reply
 
     async def say(self, text: str) -> Reply:
         return await self.send(self.xml("text", content=text))

@@ -32,8 +32,8 @@ async def test_the_default_config_builds_every_service(sqlite_url: str) -> None:
         assert isinstance(services.payments, PaymentService) and shop.payments is services.payments
         assert services.payments.provider.name == "sandbox"
         assert isinstance(shop.outbound, MemoryOutbox)  # no appsecret: no planner, nothing sent to WeChat
-        assert shop.jobs.payments is services.payments and shop.jobs.notifier is shop.notifier
-        assert await run_job("deliver_outbox", shop.jobs) == 0  # no outbox: nothing is ever due
+        assert shop.jobs.payments is services.payments and shop.jobs.uow is services.uow
+        assert await run_job("deliver_outbox", shop.jobs) == 0  # nothing was told: nothing is due
         with pytest.raises(dataclasses.FrozenInstanceError):
             services.payments = services.payments  # type: ignore[misc]  # frozen: nothing is patched in later
         with pytest.raises(dataclasses.FrozenInstanceError):

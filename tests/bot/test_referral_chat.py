@@ -104,6 +104,7 @@ async def test_a_friend_follows_through_the_code_and_the_referrer_earns(
     jobs = dataclasses.replace(shop.client.app[JOBS], clock=lambda: utcnow() + timedelta(days=8))
     assert await unfreeze_commission(jobs) == 1
     assert await unfreeze_commission(jobs) == 0
+    await jobs.drain()  # the referrer's notice, sent after the job's commit
     assert any("已解冻" in t for t in texts(shop, REFERRER))
     me = await referrer.say("我的")
     assert f"可提现：¥{expected / 100:.2f}" in me.text, me.text

@@ -1,4 +1,5 @@
-"""Fakes for tests: a WeChat Pay server (`wechatpay`) and a shop order to pay (`insert_order`)."""
+"""Fakes for tests: a WeChat Pay server (`wechatpay`), a shop order to pay (`insert_order`), and
+what the shop told customers through the outbox (`outbox_notices`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from commerce.catalog.models import Variant
 from commerce.customers.models import Customer
+from commerce.messaging import notices
+from commerce.messaging.models import OutboxMessage
+from commerce.messaging.notifications import Notification
 from commerce.orders.models import Order, OrderEvent, OrderLine, OrderStatus
 from commerce.orders.placement import new_order_no
 
@@ -68,3 +72,18 @@ async def insert_order(
         session.add(order)
         await session.flush()
         return PlacedOrder(order.id, order.order_no, openid, goods)
+
+
+async def outbox_notices(sessions: async_sessionmaker[AsyncSession], openid: str | None = None) -> list[Notification]:
+    """The notices units of work wrote to the outbox, oldest first, decoded as they were queued."""
+    query = select(OutboxMessage).order_by(OutboxMessage.id)
+    if openid is not None:
+        query = query.where(OutboxMessage.openid == openid)
+    async with sessions() as session:
+        rows = (await session.scalars(query)).all()
+    told = []
+    for row in rows:
+        notice = notices.notice_of(row.payload)
+        if notice is not None:
+            told.append(Notification(row.openid, notice.template, notice.data))
+    return told

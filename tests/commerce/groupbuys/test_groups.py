@@ -18,11 +18,13 @@ from commerce.groupbuys import deadlines as group_deadlines
 from commerce.groupbuys import groups as group_buys
 from commerce.groupbuys.models import GroupBuy, GroupCampaign, GroupMember
 from commerce.messaging import notices
+from commerce.messaging.notifications import Notification
 from commerce.orders.actions import CancelledBy, cancel_order, expire_due_orders, ship_order
 from commerce.orders.models import Order, OrderStatus
 from commerce.payments.records import record_payment
 from commerce.payments.refunds import start_refund
 from commerce.rules import ShopRules
+from commerce.uow import UnitOfWorkFactory
 from commerce.wiring import shop_sessions
 from tests.commerce.factories import make_address, make_customer, make_variant, stock_of
 
@@ -259,22 +261,20 @@ class FakeRefunds:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.sessions = sessions
         self.calls: list[int] = []
+        self.told: list[str] = []
 
-    async def refund(self, *, order_id: int, amount_fen: int, reason: str, actor: str) -> None:
+    async def refund(
+        self, *, order_id: int, amount_fen: int, reason: str, actor: str, notice: Notification | None = None
+    ) -> None:
         async with self.sessions() as session:
             await start_refund(
                 session, order_id=order_id, amount_fen=amount_fen, reason=reason, actor=actor
             )
+            if notice is not None:  # as the real one: told in the refund's transaction
+                notices.queue(session, openid=notice.openid, template=notice.template, data=notice.data)
             await session.commit()
         self.calls.append(order_id)
-
-
-class Told:
-    def __init__(self) -> None:
-        self.items: list[tuple[str, str]] = []
-
-    async def notify(self, *, openid: str, template: str, data: dict[str, Any]) -> None:
-        self.items.append((openid, template))
+        self.told.extend(n.template for n in notices.take(session))
 
 
 async def test_expired_group_with_two_paid_members_is_refunded_exactly_once(sessions) -> None:  # type: ignore[no-untyped-def]
@@ -283,7 +283,7 @@ async def test_expired_group_with_two_paid_members_is_refunded_exactly_once(sess
     await pay(sessions, paid_order)
     _, unpaid_order = await join(sessions, group.code, await buyer(sessions))
     later = NOW + RULES.group_time_limit + timedelta(minutes=1)
-    refunds, told = FakeRefunds(sessions), Told()
+    refunds = FakeRefunds(sessions)
     for _run in range(2):
         async with sessions() as session:
             failed = await group_deadlines.fail_due_groups(session, now=later)
@@ -292,10 +292,10 @@ async def test_expired_group_with_two_paid_members_is_refunded_exactly_once(sess
         assert failed == ([group.id] if _run == 0 else [])
         assert [n.template for n in queued] == (["group_failed"] if _run == 0 else [])
         await group_deadlines.refund_ended_groups(
-            sessions, refund=refunds.refund, notifier=told, now=later
+            UnitOfWorkFactory(sessions, RULES), refund=refunds.refund, now=later
         )
     assert len(refunds.calls) == 2 and len(set(refunds.calls)) == 2
-    assert [t for _, t in told.items] == ["group_failed", "group_failed"]
+    assert refunds.told == ["group_failed", "group_failed"]
     async with sessions() as session:
         unpaid = await session.get(Order, unpaid_order)
         assert unpaid is not None and unpaid.status == "cancelled"

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from commerce.customers.models import Customer
 from commerce.errors import ErrorCode, ShopError
-from commerce.messaging.notifications import RecordingNotifier
+from commerce.messaging.notifications import Notification as Told
 from commerce.orders import placement as orders
 from commerce.orders import views as order_views
 from commerce.orders.actions import CancelledBy, cancel_order
@@ -24,11 +24,13 @@ from commerce.payments import records as payment_records
 from commerce.payments.base import Notification, PaymentError, PaymentRequest
 from commerce.payments.models import PaymentEvent, Refund, RefundStatus
 from commerce.payments.service import PaymentService
-from commerce.rules import as_utc
+from commerce.rules import ShopRules, as_utc
+from commerce.uow import UnitOfWorkFactory
 from commerce.wiring import shop_sessions
-from tests.fakes import PlacedOrder, insert_order
+from tests.fakes import PlacedOrder, insert_order, outbox_notices
 
 MCHID, APPID = "1900000109", "wx_test_app"
+CANCEL_NOTICES = ("order_cancelled", "order_cancelled_by_shop", "order_expired")
 
 
 @dataclass
@@ -70,8 +72,15 @@ class ScriptedProvider:
 class World:
     sessions: async_sessionmaker[AsyncSession]
     provider: ScriptedProvider
-    notifier: RecordingNotifier
     service: PaymentService
+
+    async def told(self) -> list[Told]:
+        """What the service told customers: outbox rows, written with their cause (the
+        cancellations a test makes tell the customer too: those are left out)."""
+        return [n for n in await outbox_notices(self.sessions) if n.template not in CANCEL_NOTICES]
+
+    async def templates(self) -> list[str]:
+        return [n.template for n in await self.told()]
 
     async def count(self, model: type, *where: Any) -> int:
         async with self.sessions() as session:
@@ -86,17 +95,16 @@ class World:
 async def world(engine: AsyncEngine, demo_catalog: None) -> World:
     """The payment service on a database that holds the demo catalog (from the template)."""
     sessions = shop_sessions(engine)
-    provider, notifier = ScriptedProvider(), RecordingNotifier()
+    provider = ScriptedProvider()
     service = PaymentService(
         provider=provider,
-        sessions=sessions,
-        notifier=notifier,
+        uows=UnitOfWorkFactory(sessions, ShopRules()),
         appid=APPID,
         mchid=MCHID,
         notify_url="https://shop.example.com/pay/notify/wechatpay_v3",
         refund_notify_url="https://shop.example.com/pay/refund-notify/wechatpay_v3",
     )
-    return World(sessions, provider, notifier, service)
+    return World(sessions, provider, service)
 
 
 def paid(order: PlacedOrder, *, transaction_id: str = "4200001", amount_fen: int | None = None, **kw: Any) -> Notification:
@@ -149,7 +157,7 @@ async def test_a_payment_pays_the_order_and_tells_the_customer(world: World) -> 
         "wechatpay_v3",
         "4200001",
     )
-    (message,) = world.notifier.sent
+    (message,) = (await world.told())
     assert (message.openid, message.template) == (order.openid, "order_paid")
     assert message.data["order_no"] == order.order_no and message.data["amount_fen"] == order.payable_fen
     assert message.data["items"][0]["quantity"] == 2
@@ -164,7 +172,7 @@ async def test_ten_copies_of_one_notification_change_the_order_once(world: World
     assert answers == [True] * 10
     assert await world.count(PaymentEvent) == 1
     assert await world.count(OrderEvent, OrderEvent.to_status == OrderStatus.PAID.value) == 1
-    assert world.notifier.templates() == ["order_paid"]
+    assert await world.templates() == ["order_paid"]
     assert world.provider.refunds() == []
 
 
@@ -184,8 +192,8 @@ async def test_two_payments_of_one_order_at_once_the_second_is_refunded(world: W
     assert refund["transaction_id"] in ("T-A", "T-B") and refund["transaction_id"] != view.pay_transaction_id
     assert refund["amount_fen"] == refund["total_fen"] == order.payable_fen
     assert refund["refund_no"].startswith("RL")
-    assert sorted(world.notifier.templates()) == ["late_payment_refunded", "order_paid"]
-    late = next(m for m in world.notifier.sent if m.template == "late_payment_refunded")
+    assert sorted(await world.templates()) == ["late_payment_refunded", "order_paid"]
+    late = next(m for m in (await world.told()) if m.template == "late_payment_refunded")
     assert late.data["reason"] == "already_paid"
 
     # WeChat Pay confirms the refund: the late refund is settled, the order keeps its payment
@@ -210,7 +218,7 @@ async def test_money_after_the_order_was_cancelled_goes_back(world: World) -> No
     (refund,) = world.provider.refunds()
     assert (refund["transaction_id"], refund["amount_fen"]) == ("T-LATE", order.payable_fen)
     assert refund["notify_url"] == world.service.refund_notify_url
-    (message,) = world.notifier.sent
+    (message,) = (await world.told())
     assert (message.template, message.data["reason"]) == ("late_payment_refunded", "late")
 
     # the tenth copy of the late notification starts no second refund
@@ -228,7 +236,7 @@ async def test_a_wrong_amount_does_not_pay_the_order_and_is_refunded(world: Worl
     assert (await world.order(order.order_no)).status == OrderStatus.PENDING_PAYMENT
     (refund,) = world.provider.refunds()
     assert (refund["amount_fen"], refund["total_fen"]) == (1, 1)
-    assert [m.data["reason"] for m in world.notifier.sent] == ["amount_mismatch"]
+    assert [m.data["reason"] for m in (await world.told())] == ["amount_mismatch"]
     async with world.sessions() as session:
         assert await session.scalar(select(PaymentEvent.outcome)) == "amount_mismatch_refund_pending"
 
@@ -241,7 +249,7 @@ async def test_another_merchant_or_app_is_refused_and_nothing_recorded(world: Wo
 
     assert await world.count(PaymentEvent) == 0
     assert (await world.order(order.order_no)).status == OrderStatus.PENDING_PAYMENT
-    assert world.notifier.sent == []
+    assert (await world.told()) == []
 
 
 async def test_an_unsuccessful_payment_changes_nothing(world: World) -> None:
@@ -286,8 +294,8 @@ async def test_a_partial_refund_goes_through_the_provider_and_its_notification(w
 
     view = await world.order(order.order_no)
     assert (view.status, view.refunded_fen) == (OrderStatus.PAID, 100)
-    assert world.notifier.templates() == ["order_paid", "refund_succeeded"]
-    assert world.notifier.sent[-1].data == {"order_no": order.order_no, "amount_fen": 100}
+    assert await world.templates() == ["order_paid", "refund_succeeded"]
+    assert (await world.told())[-1].data == {"order_no": order.order_no, "amount_fen": 100}
 
 
 async def test_a_refund_the_provider_refuses_is_recorded_as_failed(world: World) -> None:
@@ -409,7 +417,7 @@ async def test_late_money_whose_refund_never_started_is_refunded_by_the_schedule
     (call,) = world.provider.refunds()
     assert (call["transaction_id"], call["amount_fen"], call["total_fen"]) == ("T-CRASH", order.payable_fen, order.payable_fen)
     assert call["reason"] == "订单已关闭"
-    assert [(m.template, m.data["reason"]) for m in world.notifier.sent] == [("late_payment_refunded", "late")]
+    assert [(m.template, m.data["reason"]) for m in (await world.told())] == [("late_payment_refunded", "late")]
     async with world.sessions() as session:
         refund = await session.scalar(select(Refund))
     assert refund is not None and refund.refund_no == call["refund_no"]

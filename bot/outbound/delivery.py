@@ -1,0 +1,148 @@
+"""Delivering the outbox: notices rendered in the customer's language, sent after the commit.
+
+A unit of work (`commerce.uow`) writes what it decided to tell customers as outbox rows
+in its own transaction and, after the commit, hands their ids to a `Dispatcher`. Two
+dispatchers exist:
+
+- `NotificationPlanner` (bot/outbound/planner.py): with WeChat credentials, by WeChat's
+  rules (customer-service message in the 48-hour window, template message, or wait).
+- `DirectDelivery` (here): without them (the sandbox, the simulators, tests), straight
+  to an `OutboundSender` such as the in-memory outbox the simulators show.
+
+Both render a notice row when they deliver it (`NoticeRenderer`), and both retry what
+is due from the scheduler's `deliver_outbox` job: rows a dead process left behind (their
+lease ran out) and rows whose attempt failed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any, Protocol
+
+from bot.chat.render import Rendered, RenderedArticle, Renderer
+from bot.outbound.sender import OutboundSender
+from commerce.background import BackgroundTasks
+from commerce.customers.customers import locale_of
+from commerce.messaging import notices, outbox
+from commerce.messaging.outbox import OutboxItem
+from commerce.uow import UnitOfWorkFactory
+
+log = logging.getLogger(__name__)
+
+DIRECT = "direct"
+
+
+class Delivery(Protocol):
+    """The units of work's dispatcher, as the app holds it (the planner or `DirectDelivery`)."""
+
+    def dispatch(self, message_ids: Sequence[int]) -> None: ...
+
+    async def retry_due(self) -> int: ...
+
+    async def drain(self) -> None: ...
+
+
+class NoticeRenderer:
+    """A notice row's template and data, rendered in its customer's language."""
+
+    def __init__(self, *, renderer: Renderer, uows: UnitOfWorkFactory) -> None:
+        self._renderer = renderer
+        self._uows = uows
+
+    async def locale(self, openid: str) -> str:
+        async with self._uows() as uow:
+            locale = await locale_of(uow.session, openid)
+        return locale or self._renderer.default_locale
+
+    async def render(self, openid: str, template: str, data: Mapping[str, Any]) -> Rendered:
+        return self._renderer.message(template, await self.locale(openid), dict(data))
+
+    async def rendered(self, item: OutboxItem) -> tuple[Rendered, dict[str, Any] | None]:
+        """The message a row holds, and the notice's data (None for an already rendered row)."""
+        notice = notices.notice_of(item.payload)
+        if notice is None:
+            return from_payload(item.payload), None
+        return await self.render(item.openid, notice.template, notice.data), notice.data
+
+
+class DirectDelivery:
+    """The dispatcher without WeChat credentials: each row straight to an `OutboundSender`."""
+
+    def __init__(
+        self,
+        *,
+        uows: UnitOfWorkFactory,
+        outbound: OutboundSender,
+        notices: NoticeRenderer,
+        lease: timedelta = notices.NOTICE_LEASE,
+    ) -> None:
+        self._uows = uows
+        self._outbound = outbound
+        self._notices = notices
+        self._lease = lease
+        self._background = BackgroundTasks(what="outbox delivery")
+
+    def dispatch(self, message_ids: Sequence[int]) -> None:
+        if message_ids:  # in order: one transaction's messages arrive as it wrote them
+            self._background.spawn(self._deliver_in_order(tuple(message_ids)))
+
+    async def _deliver_in_order(self, message_ids: Sequence[int]) -> None:
+        for message_id in message_ids:
+            await self._deliver_id(message_id)
+
+    async def _deliver_id(self, message_id: int) -> None:
+        async with self._uows() as uow:
+            item = await outbox.get(uow.session, message_id)
+        if item is not None:
+            await self._deliver(item)
+
+    async def retry_due(self) -> int:
+        """Send every due row once (claimed with a lease); how many were attempted."""
+        async with self._uows() as uow:
+            ids = await outbox.due_ids(uow.session, now=uow.clock())
+        attempted = 0
+        for message_id in ids:
+            async with self._uows() as uow:
+                if not await outbox.claim(uow.session, message_id, now=uow.clock(), lease=self._lease):
+                    continue  # another worker has it
+                item = await outbox.get(uow.session, message_id)
+            if item is not None:
+                await self._deliver(item)
+                attempted += 1
+        return attempted
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        try:
+            message, _data = await self._notices.rendered(item)
+            if message.kind in ("text", "news") and (message.text or message.articles):
+                await self._outbound.send(item.openid, message)
+        except Exception:  # the row keeps its lease and comes back when it runs out
+            log.exception("outbox %s: delivery failed", item.id)
+            return
+        async with self._uows() as uow:
+            await outbox.mark_sent(uow.session, item.id, channel=DIRECT, now=uow.clock())
+
+    async def drain(self) -> None:
+        await self._background.drain()
+
+
+def to_payload(message: Rendered) -> dict[str, Any]:
+    """A rendered message as an outbox row keeps it."""
+    return {
+        "kind": message.kind,
+        "text": message.text,
+        "articles": [
+            {"title": a.title, "description": a.description, "picurl": a.picurl, "url": a.url}
+            for a in message.articles
+        ],
+    }
+
+
+def from_payload(payload: Mapping[str, Any]) -> Rendered:
+    return Rendered(
+        kind=str(payload.get("kind", "text")),
+        text=str(payload.get("text", "")),
+        articles=tuple(RenderedArticle(**a) for a in payload.get("articles") or ()),
+    )

@@ -1,0 +1,143 @@
+"""A worker killed between a payment's commit and the message send: "payment received" still
+arrives, once, from the outbox (issue: nothing a customer pays is lost).
+
+The payment is applied in a separate process that dies (os._exit) the moment its unit of
+work has committed, before anything is sent: the real PaymentService, the real database,
+no cleanup. The shop (another process's view of the same database) then finds the row
+once its writer's lease has run out and sends it; a second run and WeChat Pay's retry of
+the same notification send nothing more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import textwrap
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+
+from bot.keys import JOBS, SERVICES
+from commerce.messaging.models import OutboxMessage
+from commerce.orders.models import Order, OrderStatus
+from commerce.payments.base import Notification
+from scheduler.runner import run_job
+from tests.bot.driver import Shop
+from tests.bot.test_shopping_chat import _open
+
+KILLED = 17
+BUYER = "o_paid_then_killed"
+
+# Runs in its own process: apply one verified payment notification, die right after the commit.
+WORKER = textwrap.dedent(
+    """
+    import asyncio, os, sys
+    from datetime import UTC, datetime
+
+    from commerce.db import create_engine
+    from commerce.payments.base import Notification
+    from commerce.payments.service import PaymentService
+    from commerce.rules import ShopRules
+    from commerce.uow import UnitOfWorkFactory
+    from commerce.wiring import shop_sessions
+
+    url, order_no, amount = sys.argv[1], sys.argv[2], int(sys.argv[3])
+
+    class DieAfterCommit:
+        def dispatch(self, message_ids):
+            os._exit({killed})  # killed: committed, nothing sent, nothing cleaned up
+
+    class NoProvider:
+        name = "sandbox"
+
+    async def main():
+        uows = UnitOfWorkFactory(shop_sessions(create_engine(url)), ShopRules(), DieAfterCommit())
+        service = PaymentService(
+            provider=NoProvider(), uows=uows, appid="wx_app", mchid="sandbox",
+            notify_url="", refund_notify_url="",
+        )
+        await service.handle_notification(Notification(
+            kind="payment", provider="sandbox", order_no=order_no, amount_fen=amount,
+            succeeded=True, mchid="sandbox", appid="wx_app", transaction_id="4200000001",
+            occurred_at=datetime.now(UTC), payload={{}},
+        ))
+        print("not killed")
+
+    asyncio.run(main())
+    """
+).format(killed=KILLED)
+
+
+async def _order(shop: Shop) -> tuple[str, int]:
+    user = shop.user(BUYER)
+    await _open(user, "香蕉", "香蕉")
+    await user.say("加入购物车 2")
+    await user.say("结算")
+    await user.say("张三 13800138000 上海市浦东新区世纪大道100号")
+    await user.say("确认")
+    card = await user.say("确认")
+    order_no = card.articles[0].description.split("订单号 ")[1].split()[0]
+    async with shop.client.app[SERVICES].uow() as uow:
+        payable = await uow.session.scalar(select(Order.payable_fen).where(Order.order_no == order_no))
+    assert payable
+    return order_no, int(payable)
+
+
+async def _rows(shop: Shop) -> list[OutboxMessage]:
+    async with shop.client.app[SERVICES].uow() as uow:
+        return list((await uow.session.scalars(select(OutboxMessage).where(OutboxMessage.openid == BUYER))).all())
+
+
+def _paid_messages(shop: Shop) -> list[str]:
+    return [m.text for m in shop.outbox.for_user(BUYER) if "支付成功" in m.text]
+
+
+async def test_payment_received_is_delivered_once_after_the_worker_dies_between_commit_and_send(
+    make_shop, db_url: str
+) -> None:
+    shop = await make_shop(db_url, scheduler={"enabled": False})
+    order_no, payable = await _order(shop)
+    before = len(shop.outbox.for_user(BUYER))
+
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", WORKER, db_url, order_no, str(payable),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await worker.communicate()
+    assert worker.returncode == KILLED, (out, err[-2000:])
+
+    # the payment and its notice were committed together; nothing reached the customer
+    async with shop.client.app[SERVICES].uow() as uow:
+        status = await uow.session.scalar(select(Order.status).where(Order.order_no == order_no))
+    assert status == OrderStatus.PAID
+    [row] = await _rows(shop)
+    assert (row.event, row.status, row.attempts) == ("order_paid", "pending", 0)
+    assert len(shop.outbox.for_user(BUYER)) == before
+
+    # within the dead writer's lease the scheduler keeps its hands off
+    assert await run_job("deliver_outbox", shop.client.app[JOBS]) == 0
+    assert _paid_messages(shop) == []
+
+    # two minutes later the lease has run out: the scheduler sends it, once
+    async with shop.client.app[SERVICES].uow() as uow:
+        await uow.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == row.id)
+            .values(next_attempt_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    assert await run_job("deliver_outbox", shop.client.app[JOBS]) == 1
+    [paid] = _paid_messages(shop)
+    assert order_no in paid and "支付成功" in paid
+
+    # again, and WeChat Pay's retry of the notification the dead worker never answered
+    assert await run_job("deliver_outbox", shop.client.app[JOBS]) == 0
+    retry = Notification(
+        kind="payment", provider="sandbox", order_no=order_no, amount_fen=payable, succeeded=True,
+        mchid="sandbox", appid=shop.client.app[SERVICES].payments.appid, transaction_id="4200000001",
+        occurred_at=datetime.now(UTC), payload={},
+    )
+    assert await shop.client.app[SERVICES].payments.handle_notification(retry) is True
+    await shop.client.app[SERVICES].payments.drain()
+    await run_job("deliver_outbox", shop.client.app[JOBS])
+    assert len(_paid_messages(shop)) == 1
+    assert [r.status for r in await _rows(shop)] == ["sent"]
