@@ -26,9 +26,9 @@ OK = "ok"
 DISABLED = "disabled"
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class HealthChecks:
-    """What `/healthz` looks at; built by the app factory with the resources it opened."""
+    """What `/healthz` looks at; built by `bot.bootstrap` with the resources it opened."""
 
     engine: AsyncEngine
     redis: Redis | None
