@@ -15,7 +15,6 @@ from sqlalchemy.exc import OperationalError
 
 from bot.config import Config, ConfigError, load_config
 from bot.logs import AccessLogger, configure_logging
-from bot.services import shop_rules
 from commerce.catalog.seed import catalog_is_empty, seed_demo_catalog, seed_demo_group_buys
 from commerce.db import create_engine, session_factory
 from commerce.migrate import upgrade
@@ -37,6 +36,10 @@ async def prepare_database(config: Config, *, seed: bool) -> int:
             if not await catalog_is_empty(session):
                 return 0
             created = await seed_demo_catalog(session)
+            # imported here: bot.services brings in the whole bot (a second of start-up
+            # that `db upgrade`, `--help` and the config checks do not need)
+            from bot.services import shop_rules
+
             await seed_demo_group_buys(session, rules=shop_rules(config), now=utcnow())
             return created
     finally:

@@ -28,7 +28,7 @@ import aiohttp
 import pytest
 
 from bot.devtools.simulator import WebhookClient, build_message_xml
-from commerce.orm import Base
+from commerce.models import Base  # the aggregator: every model registered, whatever ran before
 
 STOREFRONT = shutil.which("storefront", path=os.path.dirname(sys.executable))
 TOKEN = "cli-test-token"
