@@ -241,9 +241,11 @@ async def _line(session: AsyncSession, *, customer_id: int, line_id: int) -> Car
 
 def _check_buyable(variant: Variant, product: Product, wanted: int, *, in_cart: int) -> None:
     label = spec_label(variant.spec)
-    if product.status != ProductStatus.ON_SALE.value:
+    stocked = Stocked(on_sale=product.status == ProductStatus.ON_SALE.value, stock=variant.stock)
+    ok, why = is_purchase_permitted(stocked, wanted)
+    if why == OFF_SALE:
         raise ShopError(ErrorCode.NOT_ON_SALE, name=product.name, spec_label=label)
-    if variant.stock < wanted:
+    if not ok:
         raise ShopError(
             ErrorCode.OUT_OF_STOCK,
             name=product.name,
