@@ -67,7 +67,7 @@ from commerce.db import create_engine
 from commerce.messaging.outbox import OutboxItem
 from commerce.payments.service import PaymentService
 from commerce.uow import UnitOfWorkFactory
-from commerce.wiring import shop_bus, shop_sessions, tell_catalog
+from commerce.wiring import shop_bus, shop_sessions, shop_uows, tell_catalog
 from scheduler.jobs import JobContext
 from scheduler.runner import RedisTickLock, TickLock, start_scheduler
 
@@ -102,7 +102,7 @@ async def open_shop(
         engine = create_engine(config.database.url, echo=config.database.echo)
         stack.push_async_callback(engine.dispose)
         # secrets the configuration leaves empty: the install's own, the same for every worker
-        config = await resolve_install_secrets(config, shop_sessions(engine))
+        config = await resolve_install_secrets(config, shop_uows(engine))
         rules = shop_rules(config)
         # the sessions every entry point uses: they carry the shop rules and the order events' bus
         bus = shop_bus()
@@ -146,7 +146,7 @@ async def open_shop(
         qr_codes: QrCodes = planner.client if planner is not None else NoQrCodes()
 
         # --- staff alerts (drained after payments: a paid order's alert is one of its side effects) ---
-        alerts = StaffAlerts(sessions=sessions, renderer=renderer, outbound=sender, owners=config.staff.owners)
+        alerts = StaffAlerts(uows=uow, renderer=renderer, outbound=sender, owners=config.staff.owners)
         alerts_box.append(alerts)
         stack.push_async_callback(alerts.drain)
 
@@ -166,7 +166,6 @@ async def open_shop(
         qr_cache: QrCache = RedisQrCache(redis) if redis is not None else MemoryQrCache()
         services = Services(
             config=config,
-            sessions=sessions,
             catalog=catalog,
             dialogs=ShopDialogs(
                 store,
@@ -175,8 +174,8 @@ async def open_shop(
                 ttl_seconds=config.dialog.ttl_seconds,
                 on_transition=metrics.count_transition,
             ),
-            customers=Customers(sessions),
-            staff=StaffDirectory(sessions, owners=frozenset(config.staff.owners)),
+            customers=Customers(uow),
+            staff=StaffDirectory(uow, owners=frozenset(config.staff.owners)),
             rules=rules,
             pay_url=lambda order: paylink.pay_url(config, order.order_no, order.openid, order.expires_at),
             payments=payments,
@@ -232,7 +231,7 @@ def _build_inbox(
         _rate_limit(config, services, redis, metrics),
         middleware.customer(services.customers),
         middleware.staff_role(services.staff),
-        middleware.unit_of_work,
+        middleware.unit_of_work(services.uow),
         Conversation(services, routes=routes, fallback=fallback),  # the route: answers
     ])
 

@@ -16,9 +16,10 @@ from sqlalchemy.exc import OperationalError
 from bot.config import Config, ConfigError, load_config
 from bot.logs import AccessLogger, configure_logging
 from commerce.catalog.seed import catalog_is_empty, seed_demo_catalog, seed_demo_group_buys
-from commerce.db import create_engine, session_factory
+from commerce.db import create_engine
 from commerce.migrate import upgrade
 from commerce.rules import utcnow
+from commerce.wiring import shop_uows
 
 log = logging.getLogger("storefront")
 
@@ -32,7 +33,8 @@ async def prepare_database(config: Config, *, seed: bool) -> int:
         await upgrade(engine)
         if not seed or not config.is_development:
             return 0
-        async with session_factory(engine)() as session, session.begin():
+        async with shop_uows(engine, rules=shop_rules(config))() as uow:
+            session = uow.session
             if not await catalog_is_empty(session):
                 return 0
             created = await seed_demo_catalog(session)
@@ -86,7 +88,7 @@ async def _resolve_secrets(config: Config) -> Config:
 
     engine = create_engine(config.database.url)
     try:
-        return await resolve_install_secrets(config, session_factory(engine))
+        return await resolve_install_secrets(config, shop_uows(engine))
     finally:
         await engine.dispose()
 

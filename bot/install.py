@@ -3,17 +3,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from bot.config import Config
 from commerce.install_secrets import install_secret
+from commerce.uow import UnitOfWorkFactory
 
 
-async def resolve_install_secrets(config: Config, sessions: async_sessionmaker[AsyncSession]) -> Config:
+async def resolve_install_secrets(config: Config, uows: UnitOfWorkFactory) -> Config:
     """`config` with `server.secret_key` and `pay.sandbox_secret` set: configured, or the install's."""
     if config.server.secret_key and (config.pay.sandbox_secret or config.pay.provider != "sandbox"):
         return config
-    async with sessions() as session, session.begin():
+    async with uows() as uow:
+        session = uow.session
         link_key = config.server.secret_key or await install_secret(session, name="link_key")
         sandbox = config.pay.sandbox_secret
         if not sandbox and config.pay.provider == "sandbox":

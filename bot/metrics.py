@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from commerce.messaging.models import OutboxMessage, OutboxStatus
-from commerce.orders.models import Order, OrderStatus
+from commerce.messaging.models import OutboxStatus
+from commerce.orders.models import OrderStatus
+from commerce.reports import gauges
+from commerce.uow import UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
@@ -165,10 +164,10 @@ class Metrics:
 
     # ---- gauges read from the database ---------------------------------------------------------
 
-    async def refresh(self, sessions: async_sessionmaker[AsyncSession], *, timeout: float) -> bool:
+    async def refresh(self, uows: UnitOfWorkFactory, *, timeout: float) -> bool:
         """Read outbox depth and orders by status; False (values kept) when that failed or took too long."""
         try:
-            outbox, orders = await asyncio.wait_for(_read_counts(sessions), timeout)
+            outbox, orders = await asyncio.wait_for(_read_counts(uows), timeout)
         except Exception as exc:  # TimeoutError included: a scrape must answer anyway
             log.warning("metrics: database gauges not refreshed: %s", type(exc).__name__)
             self.refresh_failures.inc()
@@ -180,20 +179,6 @@ class Metrics:
         return True
 
 
-async def _read_counts(
-    sessions: async_sessionmaker[AsyncSession],
-) -> tuple[dict[str, int], dict[str, int]]:
-    async with sessions() as session:
-        outbox = await session.execute(
-            select(OutboxMessage.status, func.count())
-            .where(
-                OutboxMessage.status.in_([OutboxStatus.PENDING.value, OutboxStatus.FAILED.value])
-            )
-            .group_by(OutboxMessage.status)
-        )
-        orders = await session.execute(select(Order.status, func.count()).group_by(Order.status))
-        return _counts(outbox.all()), _counts(orders.all())
-
-
-def _counts(rows: Any) -> dict[str, int]:
-    return {str(status): int(count) for status, count in rows}
+async def _read_counts(uows: UnitOfWorkFactory) -> tuple[dict[str, int], dict[str, int]]:
+    async with uows() as uow:
+        return await gauges.outbox_and_orders(uow.session)

@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from bot.config import Config
 from bot.dialogs.shop import ShopDialogs
 from commerce.catalog.read import Catalog
@@ -35,7 +33,7 @@ TOUCH_INTERVAL_SECONDS = 60.0
 class Customers:
     """Records customers, writing at most once a minute per customer unless something changed."""
 
-    sessions: async_sessionmaker[AsyncSession]
+    uow: UnitOfWorkFactory
     _recent: dict[str, tuple[CustomerInfo, float]] = field(default_factory=dict)
 
     async def touch(
@@ -52,7 +50,8 @@ class Customers:
             and subscribed is None
         ):
             return cached[0]
-        async with self.sessions() as session, session.begin():
+        async with self.uow() as uow:
+            session = uow.session
             info = await touch_customer(session, openid, locale=locale, subscribed=subscribed, messaged=messaged)
             if messaged:
                 await outbox.note_inbound(session, openid, now=utcnow())
@@ -91,7 +90,7 @@ def shop_rules(config: Config) -> ShopRules:
 class StaffDirectory:
     """Who is staff, in which role: config owners plus the staff table, re-read every 30 s."""
 
-    sessions: async_sessionmaker[AsyncSession]
+    uow: UnitOfWorkFactory
     owners: frozenset[str]
     ttl_seconds: float = 30.0
     _cache: dict[str, tuple[StaffRole | None, float]] = field(default_factory=dict)
@@ -103,7 +102,8 @@ class StaffDirectory:
         now = time.monotonic()
         if cached is not None and now - cached[1] < self.ttl_seconds:
             return cached[0]
-        async with self.sessions() as session:
+        async with self.uow() as uow:
+            session = uow.session
             role = await staff_role(session, openid=openid, owners=self.owners)
         if len(self._cache) > 50_000:
             self._cache.clear()
@@ -121,7 +121,6 @@ class StaffDirectory:
 @dataclass(frozen=True, slots=True)
 class Services:
     config: Config
-    sessions: async_sessionmaker[AsyncSession]
     catalog: Catalog
     dialogs: ShopDialogs
     customers: Customers

@@ -21,6 +21,7 @@ from commerce.messaging import notices, outbox
 from commerce.orders.models import Order, OrderStatus
 from commerce.referrals import commission
 from commerce.rules import SESSION_RULES, ShopRules, session_rules
+from commerce.uow import UnitOfWorkFactory
 
 
 async def _open_service_window(session: AsyncSession, event: OrderMoved) -> None:
@@ -94,3 +95,10 @@ def shop_sessions(
         sync_session_class=ShopSession,
         info={SESSION_RULES: rules or ShopRules(), SESSION_EVENTS: bus or shop_bus()},
     )
+
+
+def shop_uows(engine: AsyncEngine, *, rules: ShopRules | None = None, bus: EventBus | None = None) -> UnitOfWorkFactory:
+    """Units of work over `shop_sessions` with no dispatcher: for scripts and start-up work
+    (what they tell customers waits in the outbox for the scheduler)."""
+    rules = rules or ShopRules()
+    return UnitOfWorkFactory(shop_sessions(engine, rules=rules, bus=bus), rules)

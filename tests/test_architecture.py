@@ -106,3 +106,40 @@ def test_there_is_no_import_cycle() -> None:
 def test_the_cycle_check_finds_long_cycles_and_ignores_chains() -> None:
     edges = {"a": ["b"], "b": ["c"], "c": ["d", "a"], "d": [], "e": ["a"], "f": ["f"]}
     assert cycles(edges) == [["a", "b", "c"]]
+
+
+# ---- nothing outside commerce opens a session ------------------------------------------------
+
+OPENS_A_SESSION = {"sessions", "_sessions", "session_factory", "async_sessionmaker", "sessionmaker", "AsyncSession"}
+
+
+def session_openings(source: str) -> list[str]:
+    """Each call, in `source`, that opens a database session or makes a session factory
+    (`sessions()`, `session_factory(...)`, `AsyncSession(...)`); the edge uses units of work."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        if name in OPENS_A_SESSION:
+            found.append(f"{node.lineno}: {name}(...)")
+    return found
+
+
+def test_the_finder_of_session_openings_finds_them() -> None:
+    source = "async def f(s):\n    async with s.sessions() as a, sessions() as b:\n        AsyncSession(e)\n"
+    assert [line.split(": ")[1] for line in session_openings(source)] == ["sessions(...)", "sessions(...)", "AsyncSession(...)"]
+    assert session_openings("async def f(uow):\n    async with uow() as u:\n        await u.session.get(X, 1)\n") == []
+
+
+def test_nothing_outside_commerce_opens_a_session() -> None:
+    found = {}
+    for package in ("bot", "scheduler"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            openings = session_openings(path.read_text(encoding="utf-8"))
+            if openings:
+                found[str(path.relative_to(ROOT))] = openings
+    assert found == {}, "open sessions through a unit of work (commerce.uow):\n" + "\n".join(
+        f"{path}: {', '.join(lines)}" for path, lines in found.items()
+    )

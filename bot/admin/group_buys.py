@@ -295,7 +295,7 @@ async def _close(actx: AdminContext, code: str) -> Outcome:
             session, code=code, reason=CLOSE_REASON, now=utcnow()
         )
     refunds = await group_deadlines.refund_ended_groups(
-        actx.services.uow,
+        actx.ctx.uow,
         refund=actx.services.payments.refund,
         now=utcnow(),
         group_id=after.id,

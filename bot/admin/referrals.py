@@ -51,7 +51,8 @@ async def list_referrals(actx: AdminContext) -> Outcome:
     """/referrals: the top referrers (referrals, commission earned) and the pending withdrawals."""
     if actx.args:
         raise UsageError
-    async with actx.services.sessions() as session:
+    async with actx.ctx.uow() as uow:
+        session = uow.session
         top = await referrals.top_referrers(session, limit=TOP)
         pending = await commission.pending_withdrawals(session, limit=PENDING)
     return Outcome(
@@ -88,7 +89,7 @@ async def decide_withdrawal(actx: AdminContext) -> Outcome:
         raise UsageError
     withdrawal_id = _withdrawal_id(actx.arg(1))
     now = utcnow()
-    async with actx.services.uow() as uow:
+    async with actx.ctx.uow() as uow:
         session = uow.session
         if action == "approve":
             if len(actx.args) != 3:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from bot.wechat.protocol import Inbound
 from commerce.staff.models import StaffRole
+from commerce.uow import UnitOfWorkFactory
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -22,6 +23,13 @@ class Context:
     locale: str
     customer_id: int = 0
     staff_role: StaffRole | None = None
+    turn_uow: UnitOfWorkFactory | None = None  # the turn's, from the unit-of-work middleware
+
+    @property
+    def uow(self) -> UnitOfWorkFactory:
+        """Opens this turn's units of work: `async with ctx.uow() as uow:` (their messages
+        go out once the turn has its answer)."""
+        return self.turn_uow if self.turn_uow is not None else self.services.uow
 
     @property
     def is_staff(self) -> bool:

@@ -34,6 +34,7 @@ class Conversation:
             locale=turn.locale,
             customer_id=turn.customer_id,
             staff_role=turn.staff_role,
+            turn_uow=turn.uow,
         )
         try:
             routed = await self._route(ctx)

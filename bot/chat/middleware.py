@@ -21,6 +21,7 @@ from bot.wechat.protocol import Inbound
 from bot.wechat.ratelimit import RateLimiter, Verdict, is_counted
 from commerce.customers.customers import CustomerInfo
 from commerce.staff.models import StaffRole
+from commerce.uow import UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class Turn:
     locale: str  # the language to answer in (the shop's until the customer is known)
     customer_id: int = 0
     staff_role: StaffRole | None = None
+    uow: UnitOfWorkFactory | None = None  # the turn's units of work (the unit-of-work step)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +154,32 @@ def staff_role(staff: StaffRoles) -> Middleware:
     return find
 
 
-async def unit_of_work(turn: Turn, call_next: Next) -> Answer:
-    """The unit of work of this message (commerce/uow.py): for now it only passes on."""
-    return await call_next(turn)
+class _HeldMessages:
+    """A dispatcher that keeps the outbox rows a turn's units of work committed."""
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+
+    def dispatch(self, message_ids: Sequence[int]) -> None:
+        self.ids.extend(message_ids)
+
+    async def drain(self) -> None:
+        return None
+
+
+def unit_of_work(uows: UnitOfWorkFactory) -> Middleware:
+    """The turn's units of work (`commerce.uow`): what the handlers change and tell customers
+    is committed with its notices by each unit of work, and the messages are handed to the
+    real dispatcher once the turn has its answer, in the order they were written: a
+    customer never hears "points earned" before the reply to the message that earned
+    them is ready. Committed messages go out even when the handler then fails."""
+
+    async def step(turn: Turn, call_next: Next) -> Answer:
+        held = _HeldMessages()
+        try:
+            return await call_next(replace(turn, uow=uows.with_dispatcher(held)))
+        finally:
+            if held.ids:
+                uows.dispatcher.dispatch(tuple(held.ids))
+
+    return step

@@ -22,7 +22,7 @@ async def unit_of_work(ctx: Context) -> AsyncIterator[AsyncSession]:
     rolled back otherwise. What the work decided to tell customers (a group closed under
     its members, a badge) is written to the outbox in its transaction, sent after the commit.
     """
-    async with ctx.services.uow() as uow:
+    async with ctx.uow() as uow:
         yield uow.session
 
 

@@ -215,7 +215,7 @@ class GroupDialog(Dialog[GroupState, GroupData]):
             await payments.close(order_no=order.order_no)
         else:
             refunded = await group_deadlines.refund_ended_groups(
-                ctx.services.uow,
+                ctx.uow,
                 refund=payments.refund,
                 now=utcnow(),
                 group_id=group.id,

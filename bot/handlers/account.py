@@ -82,7 +82,7 @@ async def _tell_referrer(
 async def welcome(ctx: Context, scene: object) -> dict[str, Any]:
     """A follow: bind through a referral scene and give the welcome coupon (see the module doc)."""
     code = scene.code if isinstance(scene, ReferralInvite) else ""
-    async with ctx.services.uow() as uow:
+    async with ctx.uow() as uow:
         session = uow.session
         leader = None
         if isinstance(scene, GroupInvite):  # a friend's group invite: bound to its leader
@@ -107,7 +107,7 @@ async def welcome(ctx: Context, scene: object) -> dict[str, Any]:
 @router.route(Keyword("invite"))
 async def invite(ctx: Context) -> Reply:
     rules = ctx.services.rules
-    async with ctx.services.uow() as uow:
+    async with ctx.uow() as uow:
         code, first = await referrals.invite_code(uow.session, customer_id=ctx.customer_id)
         share_points = 0
         if first:  # the first time they ask for their invite: a first share (points)
@@ -133,7 +133,8 @@ async def invite(ctx: Context) -> Reply:
 
 @router.route(Keyword("me"))
 async def me(ctx: Context) -> Reply:
-    async with ctx.services.sessions() as session:
+    async with ctx.uow() as uow:
+        session = uow.session
         got = await commission.balances(
             session, customer_id=ctx.customer_id, rules=ctx.services.rules
         )
@@ -183,7 +184,8 @@ async def withdraw_amount(ctx: Context, match: re.Match[str]) -> Reply:
 
 async def _withdraw(ctx: Context, amount_fen: int | None) -> Reply:
     try:
-        async with ctx.services.sessions() as session, session.begin():
+        async with ctx.uow() as uow:
+            session = uow.session
             request = await commission.request_withdrawal(
                 session,
                 customer_id=ctx.customer_id,

@@ -106,7 +106,8 @@ async def template_delivered(ctx: Context) -> Reply:
     msgid = ctx.msg.fields.get("MsgID") or ctx.msg.fields.get("MsgId") or ""
     # ASCII digits a BIGINT holds: "²".isdigit() is true and 20 nines overflow the column
     if re.fullmatch(r"[0-9]{1,18}", msgid):
-        async with ctx.services.sessions() as session, session.begin():
+        async with ctx.uow() as uow:
+            session = uow.session
             await outbox.record_delivery(session, msgid=int(msgid), status=ctx.msg.fields.get("Status", ""))
     return Silence()
 

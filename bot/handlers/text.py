@@ -72,7 +72,8 @@ async def show_orders(ctx: Context) -> Reply:
 @router.route(Keyword("service"))
 async def human_service(ctx: Context) -> Reply:
     """Hand the chat to WeChat's customer-service staff, with the context recorded for them."""
-    async with ctx.services.sessions() as session, session.begin():
+    async with ctx.uow() as uow:
+        session = uow.session
         context = await record_handoff(session, customer_id=ctx.customer_id, message=ctx.msg.text)
     await ctx.services.dialogs.end(ctx.openid)
     ctx.services.alerts.handoff_soon(openid=ctx.openid, context=context)  # staff alerts: a customer wants a human
@@ -138,7 +139,8 @@ async def bare_group_code(ctx: Context) -> Reply | None:
     from commerce.groupbuys.groups import group_exists
 
     code = normalise_code(ctx.msg.text)
-    async with ctx.services.sessions() as session:
+    async with ctx.uow() as uow:
+        session = uow.session
         if not await group_exists(session, code=code):
             return None
     return await ctx.services.dialogs.group.open_card(ctx, code)

@@ -19,7 +19,7 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.chat.render import Rendered, Renderer
 from bot.chat.replies import Text
@@ -30,6 +30,7 @@ from commerce.customers.models import Customer
 from commerce.orders.views import OrderView, order_data
 from commerce.staff import staff
 from commerce.staff.models import StaffRole
+from commerce.uow import UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +48,12 @@ class StaffAlerts:
     def __init__(
         self,
         *,
-        sessions: async_sessionmaker[AsyncSession],
+        uows: UnitOfWorkFactory,
         renderer: Renderer,
         outbound: OutboundSender,
         owners: Collection[str],
     ) -> None:
-        self._sessions = sessions
+        self._uows = uows
         self._renderer = renderer
         self._outbound = outbound
         self._owners = frozenset(owners)
@@ -64,7 +65,8 @@ class StaffAlerts:
         self, template: str, data: Mapping[str, Any], roles: Iterable[StaffRole] = EVERYONE
     ) -> int:
         """Send `template` to every staff member in `roles` with alerts on; how many got it."""
-        async with self._sessions() as session:
+        async with self._uows() as uow:
+            session = uow.session
             recipients = await staff.alert_recipients(session, owners=self._owners, roles=frozenset(roles))
             locales = await self._locales(session, recipients)
         rendered: dict[str, Rendered] = {}
@@ -144,7 +146,8 @@ class StaffAlerts:
         ordered: dict[int, int] = {}
         for line in order.lines:
             ordered[line.variant_id] = ordered.get(line.variant_id, 0) + line.quantity
-        async with self._sessions() as session:
+        async with self._uows() as uow:
+            session = uow.session
             low = await catalog_admin.variants_below_threshold(session, variant_ids=list(ordered))
         # only those this order took across the line: the ones already below were told before
         fell = [v for v in low if v["stock"] + ordered.get(v["variant_id"], 0) > v["threshold"]]

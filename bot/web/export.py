@@ -187,7 +187,8 @@ async def export_csv(request: web.Request) -> web.Response:
         return _refuse("not_staff")
     args = [claim.kind, *(d.isoformat() for d in (claim.start, claim.end) if d)]
     try:
-        async with services.sessions() as session, session.begin():
+        async with services.uow() as uow:
+            session = uow.session
             if await link_uses.is_used(session, link_id=claim.link_id):  # no file built for a replay
                 raise _Used
             if claim.start is not None and claim.end is not None:

@@ -32,7 +32,8 @@ async def group_page(request: web.Request) -> web.Response:
     group = None
     if 4 <= len(code) <= 16:
         try:
-            async with services.sessions() as session:
+            async with services.uow() as uow:
+                session = uow.session
                 group = await group_buys.get_group(session, code=code)
         except ShopError:
             group = None

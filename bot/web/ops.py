@@ -53,7 +53,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def _render_metrics(app: web.Application) -> web.Response:
     if SERVICES in app:  # not before start-up has finished
-        await app[METRICS].refresh(app[SERVICES].sessions, timeout=app[CONFIG].server.health_timeout_seconds)
+        await app[METRICS].refresh(app[SERVICES].uow, timeout=app[CONFIG].server.health_timeout_seconds)
     body = generate_latest(app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

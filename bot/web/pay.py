@@ -103,7 +103,8 @@ def _claim(request: web.Request, *, now: datetime, allow_expired: bool = False) 
 async def _order(request: web.Request, claim: PayClaim) -> OrderView:
     """The token's order, which must be the token's customer's."""
     try:
-        async with request.app[SERVICES].sessions() as session:
+        async with request.app[SERVICES].uow() as uow:
+            session = uow.session
             order = await get_order(session, order_no=claim.order_no)
     except ShopError as exc:
         if exc.code == ErrorCode.ORDER_NOT_FOUND:
@@ -255,7 +256,8 @@ async def _post_sandbox_notification(request: web.Request, *, order: OrderView) 
 
 
 async def _current_status(request: web.Request, order_no: str) -> str:
-    async with request.app[SERVICES].sessions() as session:
+    async with request.app[SERVICES].uow() as uow:
+        session = uow.session
         return str((await get_order(session, order_no=order_no)).status)
 
 

@@ -23,7 +23,8 @@ async def referral_page(request: web.Request) -> web.Response:
     shop = request.app[CONFIG].shop.name
     referrer = None
     if CODE_PATTERN.fullmatch(code):
-        async with services.sessions() as session:
+        async with services.uow() as uow:
+            session = uow.session
             referrer = await referrals.referrer_by_code(session, code)
     if referrer is None:
         html = env.get_template("referral.html").render(shop=shop, code="", qr_url="")

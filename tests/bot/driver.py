@@ -8,12 +8,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Config
 from bot.devtools.simulator import Reply, WebhookClient, build_message_xml, sign
-from bot.keys import DELIVERY
+from bot.keys import DELIVERY, ENGINE
 from bot.outbound.sender import MemoryOutbox
+from commerce.wiring import shop_sessions
 
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 ACCOUNT = "gh_test_account"
@@ -85,3 +88,9 @@ class Shop:
 
     def user(self, openid: str = "o_customer_1", *, aes: bool | None = None) -> ChatUser:
         return ChatUser(self.client, self.config, openid, aes=aes)
+
+
+def db(app: web.Application) -> async_sessionmaker[AsyncSession]:
+    """Sessions on the shop's own database, for a test to set up or look at what it checks
+    (the shop itself only works through units of work)."""
+    return shop_sessions(app[ENGINE])

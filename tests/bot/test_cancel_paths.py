@@ -34,7 +34,7 @@ from tests.bot.admin.test_orders import (
     texts,
     view,
 )
-from tests.bot.driver import ChatUser, Shop
+from tests.bot.driver import ChatUser, Shop, db
 from tests.bot.test_group_chat import _order_no, _with_address
 from tests.bot.test_shopping_chat import _open, _sku, _stock
 
@@ -49,7 +49,7 @@ WORDS = {"chat": "已取消，库存已释放", "staff": "已被商家取消", "
 async def _prepare(shop: Shop, user: ChatUser, banana: str) -> None:
     """The customer exists, holds a coupon and points; the banana has STOCK left."""
     await user.say("你好")
-    async with shop.client.app[SERVICES].sessions() as session, session.begin():
+    async with db(shop.client.app)() as session, session.begin():
         await session.execute(update(Variant).where(Variant.sku_code == banana).values(stock=STOCK))
         customer_id = await session.scalar(select(Customer.id).where(Customer.openid == user.openid))
         assert customer_id is not None
@@ -82,7 +82,7 @@ async def _banana_in_search(user: ChatUser) -> str:
 
 async def _held(shop: Shop, user: ChatUser) -> dict[str, Any]:
     """The customer's coupon and points, as the database keeps them."""
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         customer_id = await session.scalar(select(Customer.id).where(Customer.openid == user.openid))
         assert customer_id is not None
         coupon = await session.scalar(select(CustomerCoupon.status).where(CustomerCoupon.customer_id == customer_id))
@@ -113,7 +113,7 @@ async def test_cancel_has_the_same_effects_from_the_chat_the_staff_and_the_clock
 ) -> None:
     shop = staffed
     banana = await _sku(shop, "香蕉", "")
-    async with shop.client.app[SERVICES].sessions() as session, session.begin():
+    async with db(shop.client.app)() as session, session.begin():
         await coupons.create_coupon(
             session, code=COUPON, title="退回测试", kind=CouponKind.AMOUNT_OFF, amount_off_fen=100
         )
@@ -130,7 +130,7 @@ async def test_cancel_has_the_same_effects_from_the_chat_the_staff_and_the_clock
         told = await _cancel(shop, path, user, order_no)
 
         order = await view(shop, order_no)
-        async with shop.client.app[SERVICES].sessions() as session:
+        async with db(shop.client.app)() as session:
             order_id = await session.scalar(select(Order.id).where(Order.order_no == order_no))
         (entry,) = [e for e in await audit_rows(shop, "order_cancel") if e.args["order_no"] == order_no]
         assert len(told) == 1, told  # one message, not a reply and a push
@@ -167,7 +167,7 @@ async def test_a_failed_groups_unpaid_seat_is_cancelled_by_the_same_action(staff
     shop = staffed
     banana = await _sku(shop, "香蕉", "")
     leader, friend = shop.user("o_group_leader_1"), shop.user("o_group_friend_1")
-    async with shop.client.app[SERVICES].sessions() as session, session.begin():
+    async with db(shop.client.app)() as session, session.begin():
         await session.execute(update(Variant).where(Variant.sku_code == banana).values(stock=STOCK))
         variant = await session.scalar(select(Variant).where(Variant.sku_code == banana))
         assert variant is not None
@@ -180,7 +180,7 @@ async def test_a_failed_groups_unpaid_seat_is_cancelled_by_the_same_action(staff
         await _with_address(shop, user)
     await leader.say("拼团")
     await pay(shop, _order_no(await leader.say("1")))
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         group = await session.scalar(select(GroupBuy))
         assert group is not None and group.deadline is not None
     await friend.say(f"参团 {group.code}")

@@ -7,7 +7,6 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from bot.keys import SERVICES
 from bot.wechat.scenes import GroupInvite
 from commerce.catalog.models import Variant
 from commerce.customers.models import Customer
@@ -16,14 +15,14 @@ from commerce.groupbuys.models import GroupBuy
 from commerce.orders.models import Order
 from commerce.rules import ShopRules, utcnow
 from tests.bot.admin.test_orders import pay
-from tests.bot.driver import ChatUser, Shop
+from tests.bot.driver import ChatUser, Shop, db
 from tests.commerce.factories import make_address
 
 LEADER, SCANNER, TYPER = "o_leader_0001", "o_scanner_002", "o_typer_00003"
 
 
 async def _campaign(shop: Shop) -> None:
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         variant = await session.scalar(select(Variant).order_by(Variant.id).limit(1))
         assert variant is not None
         await group_campaigns.create_campaign(
@@ -40,7 +39,7 @@ async def _campaign(shop: Shop) -> None:
 
 async def _with_address(shop: Shop, user: ChatUser) -> None:
     await user.say("帮助")  # the customer exists once they wrote
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         customer_id = await session.scalar(
             select(Customer.id).where(Customer.openid == user.openid)
         )
@@ -64,7 +63,7 @@ async def test_three_customers_fill_a_group(staffed: Shop) -> None:
     assert "1." in listing.text and "拼团价" in listing.text
     leader_order = _order_no(await leader.say("1"))
     await pay(shop, leader_order)
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         code = await session.scalar(select(GroupBuy.code))
     assert code is not None
     # the invite: a card to forward, leading to the group's page, with the code
@@ -85,7 +84,7 @@ async def test_three_customers_fill_a_group(staffed: Shop) -> None:
 
     await pay(shop, scanner_order)
     await pay(shop, typer_order)
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         group = await session.scalar(select(GroupBuy))
         assert group is not None and group.status == "filled" and group.paid_count == 3
         statuses = set(

@@ -14,11 +14,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from bot.keys import SERVICES
 from commerce.groupbuys.models import GroupBuy
 from commerce.orders.models import Order, OrderStatus
 from tests.bot.admin.test_orders import open_staffed_shop, pay, refunds, settle_refunds, view
-from tests.bot.driver import Shop
+from tests.bot.driver import Shop, db
 from tests.bot.test_group_chat import _campaign, _order_no, _with_address
 
 LEADER, FRIEND = "o_leader_0042", "o_friend_0042"
@@ -32,7 +31,7 @@ async def shop(
 
 
 async def _group(shop: Shop) -> GroupBuy:
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         group = await session.scalar(select(GroupBuy).order_by(GroupBuy.id.desc()).limit(1))
         assert group is not None
         return group
@@ -91,7 +90,7 @@ async def test_a_leader_who_has_not_paid_withdraws_by_cancelling_the_order(shop:
     withdrawn = await shop.user(LEADER).say("取消拼团")
     assert "未支付订单已取消" in withdrawn.text, withdrawn.text
     assert (await _group(shop)).status == "closed"
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         status = await session.scalar(select(Order.status).where(Order.order_no == order_no))
     assert status == OrderStatus.CANCELLED
 
@@ -102,7 +101,7 @@ async def test_the_product_card_offers_its_group_price_and_group_starts_it(shop:
     from commerce.rules import ShopRules, utcnow
     from tests.bot.test_shopping_chat import _open
 
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         banana = await session.scalar(
             select(Variant).join(Product).where(Product.name == "香蕉").limit(1)
         )
@@ -132,7 +131,7 @@ async def test_the_product_card_offers_its_group_price_and_group_starts_it(shop:
     offered = (await user.say("拼团")).text
     assert "香蕉" in offered and "烟台红富士苹果" not in offered, offered
     order_no = _order_no(await user.say("1"))
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         order = await session.scalar(select(Order).where(Order.order_no == order_no))
         assert order is not None and order.group_id is not None
     everything = (await shop.user(FRIEND).say("拼团")).text

@@ -20,14 +20,14 @@ from tests.bot.admin.test_orders import (
     texts,
     view,
 )
-from tests.bot.driver import Shop
+from tests.bot.driver import Shop, db
 from tests.bot.test_shopping_chat import _open
 
 GIVEN = 1000
 
 
 async def _give_points(shop: Shop, openid: str, n: int) -> int:
-    async with shop.client.app[SERVICES].sessions() as session, session.begin():
+    async with db(shop.client.app)() as session, session.begin():
         customer_id = await session.scalar(select(Customer.id).where(Customer.openid == openid))
         assert customer_id is not None
         await points.award(
@@ -42,7 +42,7 @@ async def _give_points(shop: Shop, openid: str, n: int) -> int:
 
 
 async def _balance(shop: Shop, customer_id: int) -> int:
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         return await points.balance(session, customer_id)
 
 
@@ -69,7 +69,7 @@ async def test_checkout_with_points_pay_less_then_a_partial_refund_squares_the_p
     assert card.kind == "news", card
     order_no = card.articles[0].description.split("订单号 ")[1].split()[0]
     placed = await view(staffed, order_no)
-    async with staffed.client.app[SERVICES].sessions() as session:
+    async with db(staffed.client.app)() as session:
         spent = await session.scalar(select(Order.points_used).where(Order.order_no == order_no))
     assert spent and placed.points_fen > 0
     assert placed.payable_fen == placed.goods_fen + placed.delivery_fen - placed.points_fen

@@ -18,7 +18,7 @@ from commerce.rules import utcnow
 from scheduler.jobs import unfreeze_commission
 from tests.bot.admin.test_orders import audit_rows, pay, place_order, texts
 from tests.bot.conftest import OPERATOR, OWNER, STRANGER, ShopFactory, add_staff_by_chat
-from tests.bot.driver import Shop
+from tests.bot.driver import Shop, db
 
 REFERRER = "o_referrer_01"
 FRIEND = "o_friend_0002"
@@ -26,14 +26,14 @@ LATECOMER = "o_latecomer_3"
 
 
 async def customer(shop: Shop, openid: str) -> Customer:
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         found = await session.scalar(select(Customer).where(Customer.openid == openid))
         assert found is not None
         return found
 
 
 async def complete(shop: Shop, order_no: str) -> None:
-    async with shop.client.app[SERVICES].sessions() as session, session.begin():
+    async with db(shop.client.app)() as session, session.begin():
         order = await orders.get_order(session, order_no=order_no)
         await order_actions.ship_order(
             session, order_id=order.id, carrier="SF", tracking_no="1", actor="t",
@@ -115,7 +115,7 @@ async def test_a_friend_follows_through_the_code_and_the_referrer_earns(
     assert "提现申请" in asked.text, asked.text
     await shop.client.app[SERVICES].alerts.drain()
     assert any("申请提现佣金" in t for t in texts(shop, OWNER))
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         withdrawal = await session.scalar(select(Withdrawal))
     assert withdrawal is not None and withdrawal.amount_fen == expected
 
@@ -125,7 +125,7 @@ async def test_a_friend_follows_through_the_code_and_the_referrer_earns(
     unknown = await stranger.say(f"/nosuchcommand {withdrawal.id} WX1")
     assert "没有找到" in refused.text and "没有找到" in unknown.text  # both: a product search
     assert "提现" not in refused.text
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         still = await session.scalar(
             select(Withdrawal.status).where(Withdrawal.id == withdrawal.id)
         )
@@ -148,7 +148,7 @@ async def test_a_friend_follows_through_the_code_and_the_referrer_earns(
 
 
 async def view_status(shop: Shop, order_no: str) -> OrderStatus:
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         return (await orders.get_order(session, order_no=order_no)).status
 
 

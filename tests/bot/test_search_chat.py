@@ -9,7 +9,7 @@ import time
 import pytest
 
 from bot.keys import SERVICES
-from tests.bot.driver import ChatUser, Shop
+from tests.bot.driver import ChatUser, Shop, db
 
 
 def numbered(text: str) -> dict[int, str]:
@@ -89,7 +89,7 @@ async def test_card_shows_current_stock_not_the_cached_one(shop: Shop) -> None:
 
     user = shop.user()
     await user.say("香蕉")
-    async with shop.client.app[SERVICES].sessions() as session, session.begin():
+    async with db(shop.client.app)() as session, session.begin():
         await session.execute(update(Variant).where(Variant.sku_code.like("FRU-BANANA%")).values(stock=7))
     card = await user.say("1")
     assert "库存7" in card.articles[0].description

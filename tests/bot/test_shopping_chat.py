@@ -6,23 +6,22 @@ import re
 
 from sqlalchemy import func, select
 
-from bot.keys import SERVICES
 from commerce.catalog.models import Variant
 from commerce.customers.models import Handoff
 from commerce.orders.models import Order
-from tests.bot.driver import ChatUser, Shop
+from tests.bot.driver import ChatUser, Shop, db
 from tests.bot.test_search_chat import numbered
 
 
 async def _stock(shop: Shop, sku: str) -> int:
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         return await session.scalar(select(Variant.stock).where(Variant.sku_code == sku)) or 0
 
 
 async def _sku(shop: Shop, name_part: str, label: str) -> str:
     from commerce.catalog.models import Product
 
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         rows = (await session.execute(
             select(Variant.sku_code, Variant.spec).join(Product).where(Product.name.contains(name_part))
         )).all()
@@ -74,7 +73,7 @@ async def test_from_search_to_a_placed_order_and_back(shop: Shop) -> None:
     assert re.match(r"https://shop\.example\.com/pay/\S+", pay.articles[0].url)
     again = await user.send(confirm)  # WeChat's retry of the confirming message
     assert again.articles[0].title == pay.articles[0].title
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         assert await session.scalar(select(func.count()).select_from(Order)) == 1
     assert await _stock(shop, apple_5) == apple_before - 2
     assert await _stock(shop, banana) == banana_before - 1
@@ -125,11 +124,11 @@ async def test_stock_taken_by_someone_else_is_explained_at_checkout(shop: Shop) 
     await user.say("结算")
     await user.say("张三 13800138000 上海市浦东新区世纪大道100号")
     await user.say("确认")
-    async with shop.client.app[SERVICES].sessions() as session, session.begin():
+    async with db(shop.client.app)() as session, session.begin():
         await session.execute(update(Variant).where(Variant.sku_code == await _sku(shop, "香蕉", "")).values(stock=2))
     answer = await user.say("确认")
     assert "库存" in answer.text and "2" in answer.text
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         assert await session.scalar(select(func.count()).select_from(Order)) == 0
 
 
@@ -139,7 +138,7 @@ async def test_asking_for_a_human_hands_over_with_the_cart(shop: Shop) -> None:
     await user.say("加入购物车 2")
     reply = await user.say("客服")
     assert reply.kind == "transfer_customer_service"
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         handoff = await session.scalar(select(Handoff))
     assert handoff is not None and handoff.context["cart"][0]["name"] == "香蕉"
     assert handoff.context["cart"][0]["quantity"] == 2
@@ -160,7 +159,7 @@ async def _set_status(shop: Shop, order_no: str, status: str) -> None:
 
     from sqlalchemy import update
 
-    async with shop.client.app[SERVICES].sessions() as session, session.begin():
+    async with db(shop.client.app)() as session, session.begin():
         await session.execute(
             update(Order).where(Order.order_no == order_no).values(
                 status=status, paid_fen=Order.payable_fen, paid_at=datetime.now(UTC), shipped_at=datetime.now(UTC),
@@ -186,7 +185,7 @@ async def test_confirm_receipt_and_after_sales_from_the_orders_list(shop: Shop) 
     assert "原因" in short.text
     request = await user.say("退货 尺码不合适，想退货")
     assert "退货申请" in request.text
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         row = await session.scalar(select(AfterSalesRequest))
     assert row is not None and row.kind == "return" and "尺码" in row.reason
     assert "已有处理中的申请" in (await user.say("退款 再申请一次")).text
@@ -214,7 +213,7 @@ async def test_a_cart_whose_only_item_sold_out_says_so_at_checkout(shop: Shop) -
     user = shop.user("o_sold_out")
     await _open(user, "香蕉", "香蕉")
     await user.say("加入购物车 2")
-    async with shop.client.app[SERVICES].sessions() as session, session.begin():
+    async with db(shop.client.app)() as session, session.begin():
         await session.execute(update(Variant).where(Variant.sku_code == await _sku(shop, "香蕉", "")).values(stock=0))
     await user.say("结算")
     review = await user.say("张三 13800138000 上海市浦东新区世纪大道100号")
@@ -222,5 +221,5 @@ async def test_a_cart_whose_only_item_sold_out_says_so_at_checkout(shop: Shop) -
     assert "香蕉" in review.text and "已售罄" in review.text
     refused = await user.say("确认")
     assert "库存不足" in refused.text
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         assert await session.scalar(select(func.count()).select_from(Order)) == 0

@@ -12,13 +12,12 @@ import logging
 import pytest
 from sqlalchemy import func, select
 
-from bot.keys import SERVICES
 from commerce.groupbuys.models import GroupBuy, GroupCampaign
 from commerce.orders.models import Order
 from commerce.referrals.models import Withdrawal
 from tests.bot.admin.test_orders import audit_rows
 from tests.bot.conftest import OWNER, ShopFactory
-from tests.bot.driver import ChatUser, Reply, Shop
+from tests.bot.driver import ChatUser, Reply, Shop, db
 from tests.bot.test_group_chat import _with_address
 from tests.bot.test_points_chat import _give_points
 from tests.bot.test_shopping_chat import _open
@@ -52,12 +51,12 @@ async def _shop(make_shop: ShopFactory, sqlite_url: str) -> Shop:
 
 
 async def _count(shop: Shop, model: type) -> int:
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
 async def _group(shop: Shop) -> GroupBuy:
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         group = await session.scalar(select(GroupBuy).order_by(GroupBuy.id.desc()).limit(1))
         assert group is not None
         return group

@@ -19,7 +19,7 @@ from datetime import timedelta
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from bot.keys import JOBS, SERVICES
+from bot.keys import JOBS
 from bot.wechat.scenes import GroupInvite
 from commerce.customers.models import Customer
 from commerce.groupbuys.models import GroupBuy, GroupStatus
@@ -36,7 +36,7 @@ from tests.bot.admin.test_orders import (
     settle_refunds,
     texts,
 )
-from tests.bot.driver import ChatUser, Shop
+from tests.bot.driver import ChatUser, Shop, db
 from tests.bot.test_group_chat import _order_no
 
 A, B, C = "o_journey_aa", "o_journey_bb", "o_journey_cc"
@@ -45,7 +45,7 @@ ADDRESS = "李四 13900139000 北京市朝阳区建国路88号"
 
 
 async def _customer(shop: Shop, openid: str) -> Customer:
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         found = await session.scalar(select(Customer).where(Customer.openid == openid))
         assert found is not None, openid
         return found
@@ -53,7 +53,7 @@ async def _customer(shop: Shop, openid: str) -> Customer:
 
 async def _group_of(shop: Shop, leader: str) -> GroupBuy:
     leader_id = (await _customer(shop, leader)).id
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         group = await session.scalar(select(GroupBuy).where(GroupBuy.leader_id == leader_id))
         assert group is not None
         return group
@@ -108,7 +108,7 @@ async def test_the_group_the_referral_and_the_commission(
     assert "新人券「见面礼」" in welcome.text and code in welcome.text and "1/3" in welcome.text
     alice, bob = await _customer(shop, A), await _customer(shop, B)
     assert bob.referrer_id == alice.id
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         held = await session.scalar(select(CustomerCoupon).where(CustomerCoupon.customer_id == bob.id))
     assert held is not None
     b_order = await _join_with_new_address(b)
@@ -137,7 +137,7 @@ async def test_the_group_the_referral_and_the_commission(
     assert await run_job("expire_group_buys", after) >= 1
     await run_job("expire_group_buys", after)  # a second run refunds nothing twice
     await settle_refunds(shop)
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         statuses = (await session.scalars(select(Order.status).where(Order.group_id == second.id))).all()
         refunds = (await session.scalars(select(Order.refunded_fen).where(Order.group_id == second.id))).all()
     assert sorted(statuses) == [OrderStatus.REFUNDED, OrderStatus.REFUNDED]
@@ -152,7 +152,7 @@ async def test_the_group_the_referral_and_the_commission(
     paid = await pay(shop, ordinary)
     expected = (paid.paid_fen - paid.delivery_fen) * 1000 // 10000
     assert expected > 0
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         earned = await session.scalar(select(Commission).where(Commission.order_id == paid.id))
     assert earned is not None and (earned.amount_fen, earned.status) == (expected, CommissionStatus.FROZEN)
     me = await a.say("我的")

@@ -15,7 +15,7 @@ from bot.wechat.scenes import GroupInvite
 from commerce.groupbuys.models import GroupBuy
 from tests.bot.admin.test_orders import pay, place_order, texts
 from tests.bot.conftest import OWNER, SERVICE, ShopFactory
-from tests.bot.driver import Shop
+from tests.bot.driver import Shop, db
 from tests.bot.test_group_chat import _campaign, _order_no, _with_address
 
 BUYER = "o_points_buyer1"
@@ -124,7 +124,7 @@ async def test_staff_see_a_paid_seat_waiting_for_its_group(
     assert detail in one.text, one.text
 
     # a new follower through the leader's group invite is the leader's referral: told too
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         code = await session.scalar(select(GroupBuy.code))
     assert code is not None
     await shop.user("o_group_friend1").event(

@@ -17,7 +17,7 @@ from bot.outbound.planner import NotificationPlanner
 from commerce.customers.models import Customer
 from commerce.messaging.models import OutboxMessage
 from scheduler.runner import run_job
-from tests.bot.driver import Shop
+from tests.bot.driver import Shop, db
 from tests.fakes.wechat import FakeWeChat
 
 CUSTOMER = "o_planner_cust1"
@@ -64,7 +64,7 @@ class World:
         ]
 
     async def rows(self, openid: str = CUSTOMER) -> list[OutboxMessage]:
-        async with self.shop.client.app[SERVICES].sessions() as session:
+        async with db(self.shop.client.app)() as session:
             found = await session.scalars(
                 select(OutboxMessage)
                 .where(OutboxMessage.openid == openid)
@@ -73,7 +73,7 @@ class World:
             return list(found.all())
 
     async def execute(self, statement: Any) -> None:
-        async with self.shop.client.app[SERVICES].sessions() as session, session.begin():
+        async with db(self.shop.client.app)() as session, session.begin():
             await session.execute(statement)
 
     async def close_window(self, openid: str = CUSTOMER) -> None:

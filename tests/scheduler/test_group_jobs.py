@@ -17,7 +17,7 @@ from commerce.groupbuys.models import GroupBuy
 from commerce.orders.models import Order, OrderStatus
 from scheduler.runner import run_job
 from tests.bot.admin.test_orders import open_staffed_shop, pay, refunds, settle_refunds, texts
-from tests.bot.driver import Shop
+from tests.bot.driver import Shop, db
 from tests.bot.test_group_chat import _campaign, _order_no, _with_address
 
 LEADER, FRIEND, LATE = "o_job_leader1", "o_job_friend2", "o_job_unpaid3"
@@ -43,21 +43,21 @@ async def _two_paid_one_unpaid(shop: Shop) -> tuple[GroupBuy, list[str], str]:
     await users[0].say("拼团")
     paid = [_order_no(await users[0].say("1"))]
     await pay(shop, paid[0])
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         code = await session.scalar(select(GroupBuy.code))
     await users[1].say(f"参团 {code}")
     paid.append(_order_no(await users[1].say("参团")))
     await pay(shop, paid[1])
     await users[2].say(f"参团 {code}")
     unpaid = _order_no(await users[2].say("参团"))
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         group = await session.scalar(select(GroupBuy))
     assert group is not None and group.deadline is not None
     return group, paid, unpaid
 
 
 async def _status(shop: Shop, order_no: str) -> str | None:
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         return await session.scalar(select(Order.status).where(Order.order_no == order_no))
 
 
@@ -84,7 +84,7 @@ async def test_an_expired_group_refunds_its_paid_members_once(shop: Shop) -> Non
     assert await run_job("expire_group_buys", _at(shop, later)) == 0  # twice refunds nothing twice
     await settle_refunds(shop)
 
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         assert await session.scalar(select(GroupBuy.status)) == "failed"
     assert sorted(r.order_id for r in await refunds(shop)) == sorted(
         [o.id for o in [await _order(shop, no) for no in paid]]
@@ -99,7 +99,7 @@ async def test_an_expired_group_refunds_its_paid_members_once(shop: Shop) -> Non
 
 
 async def _order(shop: Shop, order_no: str) -> Order:
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         order = await session.scalar(select(Order).where(Order.order_no == order_no))
         assert order is not None
         return order

@@ -14,7 +14,7 @@ from commerce.payments import records as payment_records
 from commerce.payments.models import Refund, RefundStatus
 from scheduler.runner import run_job
 from tests.bot.admin.test_orders import open_staffed_shop, settle_refunds
-from tests.bot.driver import Shop
+from tests.bot.driver import Shop, db
 from tests.bot.test_shopping_chat import _open, _sku, _stock
 
 
@@ -45,7 +45,7 @@ async def test_expiry_releases_stock_once_and_tells_the_customer(make_shop, db_u
     assert await run_job("expire_unpaid_orders", _at(shop, later)) == 1
     assert await run_job("expire_unpaid_orders", _at(shop, later)) == 0  # twice is harmless
     assert await _stock(shop, banana) == before
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         status = await session.scalar(select(Order.status).where(Order.order_no == order_no))
     assert status == OrderStatus.CANCELLED
     told = shop.outbox.for_user("o_late_payer")
@@ -75,13 +75,13 @@ async def test_shipped_orders_complete_by_themselves(make_shop, sqlite_url: str)
     shop = await make_shop(sqlite_url, scheduler={"enabled": False})
     order_no = await _buy_banana(shop, "o_quiet")
     long_ago = datetime.now(UTC) - timedelta(days=11)
-    async with shop.client.app[SERVICES].sessions() as session, session.begin():
+    async with db(shop.client.app)() as session, session.begin():
         await session.execute(
             update(Order).where(Order.order_no == order_no)
             .values(status=OrderStatus.SHIPPED.value, shipped_at=long_ago, paid_fen=Order.payable_fen)
         )
     assert await run_job("complete_shipped_orders", _at(shop, datetime.now(UTC))) == 1
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         assert await session.scalar(select(Order.status).where(Order.order_no == order_no)) == OrderStatus.COMPLETED
     assert "自动确认收货" in shop.outbox.for_user("o_quiet")[0].text
 
@@ -110,7 +110,7 @@ async def test_owed_refunds_are_settled_through_the_shops_payment_service(
     shop = await open_staffed_shop(sqlite_url, unused_tcp_port, aiohttp_client)
     services = shop.client.app[SERVICES]
     order_no = await _buy_banana(shop, "o_late")
-    async with services.sessions() as session, session.begin():
+    async with db(shop.client.app)() as session, session.begin():
         order_id = await session.scalar(select(Order.id).where(Order.order_no == order_no))
         await cancel_order(session, order_id=order_id, by=CancelledBy.TIMEOUT, now=datetime.now(UTC))
         await payment_records.record_payment(
@@ -122,7 +122,7 @@ async def test_owed_refunds_are_settled_through_the_shops_payment_service(
     later = dataclasses.replace(jobs, clock=lambda: datetime.now(UTC) + timedelta(minutes=11))
     assert await run_job("settle_owed_refunds", later) == 1
     await settle_refunds(shop)
-    async with services.sessions() as session:
+    async with db(shop.client.app)() as session:
         refund = await session.scalar(select(Refund))
     assert refund is not None and (refund.status, refund.amount_fen) == (RefundStatus.SUCCEEDED, 1)
     assert await run_job("settle_owed_refunds", later) == 0

@@ -28,7 +28,7 @@ from tests.bot.admin.test_orders import (
     texts,
     view,
 )
-from tests.bot.driver import ChatUser, Shop
+from tests.bot.driver import ChatUser, Shop, db
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ async def ask_for_refund(shop: Shop, user: ChatUser, reason: str = "不想要了
     word = "退货" if "退货" in reason else "退款"
     answer = await user.say(f"{word} {reason}")
     assert "申请" in answer.text, answer.text
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         request = await session.scalar(select(AfterSalesRequest).order_by(AfterSalesRequest.id.desc()))
     assert request is not None
     await shop.client.app[SERVICES].alerts.drain()
@@ -55,7 +55,7 @@ async def ask_for_refund(shop: Shop, user: ChatUser, reason: str = "不想要了
 
 
 async def request_status(shop: Shop, request_id: int) -> str:
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         return await session.scalar(select(AfterSalesRequest.status).where(AfterSalesRequest.id == request_id)) or ""
 
 

@@ -24,7 +24,7 @@ from tests.bot.admin.test_orders import (
     open_staffed_shop,
     texts,
 )
-from tests.bot.driver import Shop
+from tests.bot.driver import Shop, db
 
 FANS = ("o_fan_000001", "o_fan_000002", "o_fan_000003")
 LAPSED = "o_lapsed_0001"
@@ -40,7 +40,7 @@ async def _audience(shop: Shop) -> None:
     """Three customers who wrote just now, one whose 48 hours ran out."""
     for openid in (*FANS, LAPSED):
         await shop.user(openid).say("你好")
-    async with shop.client.app[SERVICES].sessions() as session, session.begin():
+    async with db(shop.client.app)() as session, session.begin():
         await session.execute(
             update(Customer).where(Customer.openid == LAPSED)
             .values(last_message_at=datetime.now(UTC) - timedelta(days=3))
@@ -91,7 +91,7 @@ async def test_broadcast_is_for_owners_and_can_be_called_off(staffed: Shop) -> N
 
 
 async def test_nobody_in_the_window_means_nothing_to_confirm(staffed: Shop) -> None:
-    async with staffed.client.app[SERVICES].sessions() as session, session.begin():
+    async with db(staffed.client.app)() as session, session.begin():
         await session.execute(update(Customer).values(subscribed=False))
     reply = await staffed.user(OWNER).say("/broadcast 有人吗")
     assert "没有可以接收群发的顾客" in reply.text and "确认码" not in reply.text

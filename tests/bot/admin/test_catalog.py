@@ -14,7 +14,7 @@ from bot.keys import SERVICES
 from commerce.catalog.models import Product, Variant
 from commerce.staff.models import AuditEntry
 from tests.bot.conftest import OPERATOR, OWNER, SERVICE, STRANGER
-from tests.bot.driver import Shop
+from tests.bot.driver import Shop, db
 from tests.bot.test_search_chat import numbered
 
 
@@ -22,12 +22,12 @@ async def _audit(shop: Shop, command: str | None = None) -> list[AuditEntry]:
     query = select(AuditEntry).order_by(AuditEntry.id)
     if command is not None:
         query = query.where(AuditEntry.command == command)
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         return list((await session.scalars(query)).all())
 
 
 async def _product(shop: Shop, name: str) -> Product:
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         product = await session.scalar(select(Product).where(Product.name == name))
         assert product is not None, name
         await session.refresh(product, ["variants"])
@@ -35,7 +35,7 @@ async def _product(shop: Shop, name: str) -> Product:
 
 
 async def _variant(shop: Shop, sku: str) -> Variant:
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         variant = await session.scalar(select(Variant).where(Variant.sku_code == sku))
         assert variant is not None, sku
         return variant
@@ -91,7 +91,7 @@ async def test_add_refuses_wrong_arguments(sqlite_staffed: Shop, command: str, e
     assert expected in reply.text, reply.text
     if expected == "参数不对":
         assert "/add 名称 价格 库存 分类" in reply.text
-    async with sqlite_staffed.client.app[SERVICES].sessions() as session:
+    async with db(sqlite_staffed.client.app)() as session:
         assert await session.scalar(select(Product.id).where(Product.name == "榴莲")) is None
 
 

@@ -9,13 +9,12 @@ from sqlalchemy import func, select
 
 from bot.admin.coupons import parse_new
 from bot.admin.registry import UsageError
-from bot.keys import SERVICES
 from commerce.customers.models import Customer
 from commerce.promotions.models import Coupon, CouponKind, CustomerCoupon
 from commerce.rules import as_utc, utcnow
 from commerce.staff.models import AuditEntry
 from tests.bot.conftest import OPERATOR, OWNER, SERVICE, STRANGER, ShopFactory, add_staff_by_chat
-from tests.bot.driver import Shop
+from tests.bot.driver import Shop, db
 
 CUSTOMER = "o_customer_77"
 
@@ -28,19 +27,19 @@ async def staffed(make_shop: ShopFactory, db_url: str) -> Shop:
 
 
 async def _audit(shop: Shop, command: str) -> list[AuditEntry]:
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         return list((await session.scalars(
             select(AuditEntry).where(AuditEntry.command == command).order_by(AuditEntry.id)
         )).all())
 
 
 async def _coupon(shop: Shop, code: str) -> Coupon | None:
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         return await session.scalar(select(Coupon).where(Coupon.code == code))
 
 
 async def _held(shop: Shop, code: str, openid: str) -> int:
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         return await session.scalar(
             select(func.count()).select_from(CustomerCoupon)
             .join(Coupon, Coupon.id == CustomerCoupon.coupon_id)
@@ -102,7 +101,7 @@ async def test_create_refuses_wrong_arguments(sqlite_staffed: Shop, command: str
     assert expected in reply.text, reply.text
     if expected == "参数不对":
         assert "/coupon new" in reply.text
-    async with sqlite_staffed.client.app[SERVICES].sessions() as session:
+    async with db(sqlite_staffed.client.app)() as session:
         assert await session.scalar(select(func.count()).select_from(Coupon)) == 0
 
 

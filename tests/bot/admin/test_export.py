@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from bot.keys import SERVICES
 from bot.web.export import LINK_LIFETIME, export_url, make_export_token, read_export_token
 from bot.web.paylink import make_pay_token
 from bot.web.signed_links import LinkError, b64decode, b64encode
@@ -24,7 +23,7 @@ from commerce.staff.models import AuditEntry
 from commerce.system_models import LinkUse
 from tests.bot.admin.test_stats import place
 from tests.bot.conftest import OPERATOR, OWNER, SERVICE, STRANGER
-from tests.bot.driver import Shop
+from tests.bot.driver import Shop, db
 
 LINK = re.compile(r"https://shop\.example\.com(/export/[A-Za-z0-9_-]+)")
 BOM = b"\xef\xbb\xbf"
@@ -42,12 +41,12 @@ async def _link(shop: Shop, openid: str, command: str) -> str:
 
 
 async def _audit(shop: Shop) -> list[AuditEntry]:
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         return list((await session.scalars(select(AuditEntry).order_by(AuditEntry.id))).all())
 
 
 async def _link_uses(shop: Shop) -> list[LinkUse]:
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         return list((await session.scalars(select(LinkUse))).all())
 
 

@@ -12,7 +12,6 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from bot.keys import SERVICES
 from commerce.groupbuys.models import GroupBuy, GroupCampaign
 from commerce.orders.models import Order, OrderStatus
 from tests.bot.admin.test_orders import (
@@ -27,7 +26,7 @@ from tests.bot.admin.test_orders import (
     settle_refunds,
     texts,
 )
-from tests.bot.driver import Shop
+from tests.bot.driver import Shop, db
 from tests.bot.test_group_chat import _order_no, _with_address
 
 LEADER = "o_group_lead_1"
@@ -42,7 +41,7 @@ async def staffed(
 
 
 async def _group(shop: Shop) -> GroupBuy:
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         group = await session.scalar(select(GroupBuy).order_by(GroupBuy.id.desc()).limit(1))
         assert group is not None
         return group
@@ -97,7 +96,7 @@ async def test_campaign_by_command_then_list_extend_and_close_with_one_refund(
 
     (refund,) = await refunds(shop)
     assert refund.order_id == paid.id and refund.amount_fen == paid.paid_fen
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         order = await session.get(Order, paid.id)
         assert order is not None and order.status == OrderStatus.REFUNDED
     told = texts(shop, LEADER)
@@ -113,10 +112,10 @@ async def test_campaign_by_command_then_list_extend_and_close_with_one_refund(
         and closes[0].after["refunds"] == 1
     )
 
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         campaign_id = await session.scalar(select(GroupCampaign.id))
     assert "已关闭" in (await owner.say(f"/campaign close {campaign_id}")).text
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         assert await session.scalar(select(GroupCampaign.status)) == "closed"
 
 

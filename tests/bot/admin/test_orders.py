@@ -26,7 +26,7 @@ from commerce.payments.models import Refund
 from commerce.payments.sandbox import build_notification
 from commerce.staff.models import AuditEntry
 from tests.bot.conftest import make_config, seed
-from tests.bot.driver import ChatUser, Shop
+from tests.bot.driver import ChatUser, Shop, db
 from tests.bot.test_shopping_chat import _open, _sku, _stock
 from tests.fakes import insert_order
 
@@ -88,7 +88,7 @@ async def place_order(shop: Shop, user: ChatUser, *, quantity: int = 2) -> str:
 
 
 async def view(shop: Shop, order_no: str) -> order_views.OrderView:
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         return await orders.get_order(session, order_no=order_no)
 
 
@@ -110,7 +110,7 @@ async def audit_rows(shop: Shop, command: str | None = None) -> list[AuditEntry]
     query = select(AuditEntry).order_by(AuditEntry.id)
     if command is not None:
         query = query.where(AuditEntry.command == command)
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         return list((await session.scalars(query)).all())
 
 
@@ -131,7 +131,7 @@ def confirm_code(text: str) -> str:
 
 
 async def refunds(shop: Shop) -> list[Refund]:
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         return list((await session.scalars(select(Refund).order_by(Refund.id))).all())
 
 
@@ -161,7 +161,7 @@ async def test_help_shows_each_role_its_order_commands(staffed: Shop) -> None:
 
 
 async def test_orders_by_status_a_page_at_a_time(staffed: Shop) -> None:
-    sessions = staffed.client.app[SERVICES].sessions
+    sessions = db(staffed.client.app)
     placed = [await insert_order(sessions, openid=f"o_buyer_{i:04d}") for i in range(12)]
     await pay(staffed, placed[0].order_no)
     service = staffed.user(SERVICE)
@@ -382,6 +382,6 @@ async def test_a_cancel_called_off_or_too_late_leaves_the_order(staffed: Shop) -
     assert (await view(staffed, order_no)).status == OrderStatus.PENDING_PAYMENT
     assert texts(staffed, CUSTOMER) == []
     assert [e.outcome for e in await audit_rows(staffed, "cancel")] == ["cancelled", "expired"]
-    async with staffed.client.app[SERVICES].sessions() as session:
+    async with db(staffed.client.app)() as session:
         assert await session.scalar(select(func.count()).select_from(Order)) == 1
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from bot.keys import SERVICES
 from commerce.staff.models import AuditEntry, StaffMember
 from tests.bot.conftest import ShopFactory
-from tests.bot.driver import Shop
+from tests.bot.driver import Shop, db
 
 OWNER = "o_owner_0001"
 HELPER = "o_helper_0002"
@@ -23,7 +23,7 @@ async def staffed(make_shop: ShopFactory, db_url: str) -> Shop:
 
 
 async def _audit(shop: Shop) -> list[AuditEntry]:
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         return list((await session.scalars(select(AuditEntry).order_by(AuditEntry.id))).all())
 
 
@@ -61,7 +61,7 @@ async def test_owner_adds_changes_and_removes_staff_with_confirmation(staffed: S
     ask = await owner.say(f"/staff remove {HELPER}")
     assert "将移除员工" in ask.text and "确认码" in ask.text
     assert "已取消" in (await owner.say("算了，不删了")).text
-    async with staffed.client.app[SERVICES].sessions() as session:
+    async with db(staffed.client.app)() as session:
         assert await session.scalar(select(StaffMember.role).where(StaffMember.openid == HELPER)) == "operator"
 
     ask = await owner.say(f"/staff remove {HELPER}")
@@ -86,7 +86,7 @@ async def test_a_confirmation_that_comes_too_late_does_nothing(staffed: Shop) ->
     assert stored is not None and stored.dialog == "confirm"
     await store.put(OWNER, dataclasses.replace(stored, data={**stored.data, "deadline": time.time() - 1}))
     assert "超时" in (await owner.say("确认")).text
-    async with staffed.client.app[SERVICES].sessions() as session:
+    async with db(staffed.client.app)() as session:
         assert await session.scalar(select(StaffMember.openid).where(StaffMember.openid == HELPER)) == HELPER
 
 

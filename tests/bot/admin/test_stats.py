@@ -16,7 +16,7 @@ from commerce.payments.records import record_payment
 from commerce.rules import utcnow
 from commerce.staff.models import AuditEntry
 from tests.bot.conftest import OPERATOR, OWNER, SERVICE, STRANGER, ShopFactory
-from tests.bot.driver import Shop
+from tests.bot.driver import Shop, db
 
 _keys = itertools.count(1)
 
@@ -24,7 +24,7 @@ _keys = itertools.count(1)
 async def place(shop: Shop, openid: str, sku: str, quantity: int, *, pay: bool = True) -> str:
     """An order placed (and paid) through the commerce core; returns its number."""
     services = shop.client.app[SERVICES]
-    async with services.sessions() as session, session.begin():
+    async with db(shop.client.app)() as session, session.begin():
         customer = await touch_customer(session, openid)
         variant_id = await session.scalar(select(Variant.id).where(Variant.sku_code == sku))
         assert variant_id is not None
@@ -73,7 +73,7 @@ async def test_stats_in_english(make_shop: ShopFactory, sqlite_url: str) -> None
 
 
 async def _audit(shop: Shop) -> list[AuditEntry]:
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         return list((await session.scalars(select(AuditEntry).order_by(AuditEntry.id))).all())
 
 

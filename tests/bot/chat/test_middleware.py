@@ -17,7 +17,12 @@ from bot.chat.replies import Silence, Text
 from bot.wechat.protocol import Inbound
 from bot.wechat.ratelimit import Verdict
 from commerce.customers.customers import CustomerInfo
+from commerce.rules import ShopRules
 from commerce.staff.models import StaffRole
+from commerce.uow import RecordingDispatcher, UnitOfWorkFactory
+
+SENT = RecordingDispatcher()
+UOWS = UnitOfWorkFactory(sessions=None, rules=ShopRules(), dispatcher=SENT)  # type: ignore[arg-type]  # no database here
 
 
 def _msg(kind: str = "text", *, event: str | None = None, downgraded: bool = False, openid: str = "o1") -> Inbound:
@@ -105,7 +110,7 @@ async def test_a_rate_limited_message_stops_the_rest_of_the_chain() -> None:
         _limit(limiter, limited),
         middleware.customer(customers),
         middleware.staff_role(staff),
-        middleware.unit_of_work,
+        middleware.unit_of_work(UOWS),
         route(turns),
     ])
     first = await run(Turn(_msg(), locale="zh"))
@@ -139,7 +144,7 @@ async def test_the_staff_role_and_the_customer_are_known_before_the_route() -> N
     run = chain([
         middleware.customer(FakeCustomers(locale="en")),
         middleware.staff_role(FakeStaff({"o_boss": StaffRole.OWNER})),
-        middleware.unit_of_work,
+        middleware.unit_of_work(UOWS),
         route(turns),
     ])
     await run(Turn(_msg(openid="o_boss"), locale="zh"))
@@ -168,4 +173,30 @@ async def test_the_language_the_customer_was_recognised_in_becomes_theirs() -> N
 
 async def test_a_chain_whose_last_step_does_not_answer_is_a_bug() -> None:
     with pytest.raises(LookupError):
-        await chain([middleware.unit_of_work])(Turn(_msg(), locale="zh"))
+        await chain([middleware.unit_of_work(UOWS)])(Turn(_msg(), locale="zh"))
+
+
+async def test_a_turns_messages_go_out_once_it_has_its_answer_even_when_it_fails() -> None:
+    sent = RecordingDispatcher()
+    uows = UnitOfWorkFactory(sessions=None, rules=ShopRules(), dispatcher=sent)  # type: ignore[arg-type]
+    seen_during: list[list[int]] = []
+
+    async def committing_route(turn: Turn, call_next: Next) -> Answer:
+        assert turn.uow is not None and turn.uow.rules is uows.rules
+        turn.uow.dispatcher.dispatch([7, 8])  # what a unit of work does after its commit
+        turn.uow.dispatcher.dispatch([9])
+        seen_during.append(list(sent.ids))
+        return Answer(Text("routed"), "zh")
+
+    answer = await chain([middleware.unit_of_work(uows), committing_route])(Turn(_msg(), locale="zh"))
+    assert answer.reply == Text("routed")
+    assert seen_during == [[]] and sent.ids == [7, 8, 9]  # held until the answer, then in order
+
+    async def failing_route(turn: Turn, call_next: Next) -> Answer:
+        assert turn.uow is not None
+        turn.uow.dispatcher.dispatch([10])  # committed before the failure: still told
+        raise RuntimeError("handler bug")
+
+    with pytest.raises(RuntimeError):
+        await chain([middleware.unit_of_work(uows), failing_route])(Turn(_msg(), locale="zh"))
+    assert sent.ids == [7, 8, 9, 10]

@@ -8,9 +8,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.keys import SERVICES
 from commerce.customers.models import Address, Customer
-from tests.bot.driver import ChatUser, Shop
+from tests.bot.driver import ChatUser, Shop, db
 from tests.bot.test_group_chat import _campaign, _order_no
 from tests.bot.test_shopping_chat import _open
 
@@ -20,7 +19,7 @@ SECOND = "李四 13900139000 北京市朝阳区建国路88号"
 
 
 async def _addresses(shop: Shop, user: ChatUser) -> list[tuple[str, bool]]:
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         rows = await session.execute(
             select(Address.name, Address.is_default)
             .join(Customer, Customer.id == Address.customer_id)

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from bot.app import create_app
 from bot.config import Config
-from bot.keys import PAYMENTS, SERVICES
+from bot.keys import PAYMENTS
 from bot.outbound.sender import MemoryOutbox
 from commerce.orders import placement as orders
 from commerce.orders import views as order_views
@@ -29,6 +29,7 @@ from commerce.payments.models import PaymentEvent, Refund
 from commerce.payments.sandbox import SandboxProvider
 from commerce.payments.service import PaymentService
 from tests.bot.conftest import make_config, seed
+from tests.bot.driver import db
 from tests.fakes import PlacedOrder, insert_order
 from tests.fakes.wechatpay import (
     API_V2_KEY,
@@ -62,14 +63,14 @@ class PayShop:
         return str(self.client.make_url(path))
 
     async def order(self, **kwargs: Any) -> PlacedOrder:
-        return await insert_order(self.app[SERVICES].sessions, **kwargs)
+        return await insert_order(db(self.app), **kwargs)
 
     async def view(self, order_no: str) -> order_views.OrderView:
-        async with self.app[SERVICES].sessions() as session:
+        async with db(self.app)() as session:
             return await orders.get_order(session, order_no=order_no)
 
     async def payment_events(self) -> list[str]:
-        async with self.app[SERVICES].sessions() as session:
+        async with db(self.app)() as session:
             return sorted((await session.scalars(select(PaymentEvent.outcome))).all())
 
     async def texts(self, openid: str, count: int = 1) -> list[str]:
@@ -222,7 +223,7 @@ async def test_v3_late_payment_is_refunded_and_the_customer_told(start_shop: Sho
     shop = await start_shop("wechatpay_v3")
     order = await shop.order()
     await shop.payments.pay(order_no=order.order_no, openid=order.openid)
-    async with shop.app[SERVICES].sessions() as session, session.begin():
+    async with db(shop.app)() as session, session.begin():
         await cancel_order(session, order_id=order.id, by=CancelledBy.TIMEOUT, now=datetime.now(UTC))  # expired meanwhile
 
     assert (await shop.wechat.notify_payment(order.order_no))[0] == 204
@@ -335,5 +336,5 @@ async def test_sandbox_money_takes_the_same_road(start_shop: ShopStarter) -> Non
     texts = await shop.texts(order.openid, 2)
     assert "退款" in texts[-1]
     assert (await shop.view(order.order_no)).refunded_fen == 100
-    async with shop.app[SERVICES].sessions() as session:
+    async with db(shop.app)() as session:
         assert await session.scalar(select(func.count()).select_from(Refund).where(Refund.status == "succeeded")) == 1

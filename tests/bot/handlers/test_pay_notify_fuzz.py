@@ -47,11 +47,11 @@ from multidict import CIMultiDict
 from sqlalchemy import select
 
 from bot.handlers import pay_notify
-from bot.keys import SERVICES
 from commerce.orders.models import Order, OrderStatus
 from commerce.payments.models import PaymentEvent, Refund
 from commerce.payments.refunds import start_refund
 from commerce.payments.sandbox import build_notification
+from tests.bot.driver import db
 from tests.bot.handlers import test_pay_notify as test_notify_endpoints
 from tests.bot.handlers.test_pay_notify import PayShop, ShopStarter
 from tests.fakes import PlacedOrder
@@ -613,7 +613,7 @@ def damaged(draw: st.DrawFn, case: Case) -> Request:
 
 async def state(shop: PayShop, openid: str) -> tuple[list[Any], list[Any], list[Any], int]:
     await shop.payments.drain()
-    async with shop.app[SERVICES].sessions() as session:
+    async with db(shop.app)() as session:
         order_rows = (await session.execute(
             select(Order.id, Order.status, Order.paid_fen, Order.refunded_fen).order_by(Order.id)
         )).all()  # fmt: skip
@@ -655,7 +655,7 @@ async def test_a_damaged_notification_is_refused_and_changes_nothing(
     refund = None
     if kind == "refund":  # a paid order with a refund waiting for the provider's verdict
         await pay(shop, order)
-        async with shop.app[SERVICES].sessions() as session, session.begin():
+        async with db(shop.app)() as session, session.begin():
             started = await start_refund(
                 session, order_id=order.id, amount_fen=100, reason="fuzz", actor="staff:o_owner"
             )
@@ -685,7 +685,7 @@ async def test_a_damaged_notification_is_refused_and_changes_nothing(
         assert (await shop.view(order.order_no)).status == OrderStatus.PAID
     else:
         assert refund is not None
-        async with shop.app[SERVICES].sessions() as session:
+        async with db(shop.app)() as session:
             assert (await session.get(Refund, refund.id)).status == "succeeded"  # type: ignore[union-attr]
 
 
@@ -763,7 +763,7 @@ async def test_bug_a_refund_notification_naming_another_order_settled_the_refund
     order = await shop.order()
     other = await shop.order(openid="o_payer_2")
     await pay(shop, order)
-    async with shop.app[SERVICES].sessions() as session, session.begin():
+    async with db(shop.app)() as session, session.begin():
         started = await start_refund(
             session, order_id=order.id, amount_fen=100, reason="fuzz", actor="staff:o_owner"
         )
@@ -793,7 +793,7 @@ async def test_bug_v2_refund_data_with_moved_blocks_failed_a_refund(
     shop = await start_shop("wechatpay_v2")
     order = await shop.order()
     await pay(shop, order)
-    async with shop.app[SERVICES].sessions() as session, session.begin():
+    async with db(shop.app)() as session, session.begin():
         refund = await start_refund(
             session, order_id=order.id, amount_fen=100, reason="fuzz", actor="staff:o_owner"
         )

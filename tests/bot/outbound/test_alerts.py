@@ -23,7 +23,7 @@ from tests.bot.admin.test_orders import (
     texts,
     view,
 )
-from tests.bot.driver import Shop
+from tests.bot.driver import Shop, db
 
 STAFF = (OWNER, OPERATOR, SERVICE)
 
@@ -92,7 +92,7 @@ async def test_asking_for_a_human_alerts_staff_with_the_cart_and_last_order(staf
 
 
 async def test_low_stock_is_told_once_when_an_order_takes_a_variant_across_its_threshold(staffed: Shop) -> None:
-    async with staffed.client.app[SERVICES].sessions() as session, session.begin():
+    async with db(staffed.client.app)() as session, session.begin():
         await session.execute(
             update(Variant).where(Variant.sku_code == "FRU-BANANA-3J").values(stock=6, low_stock_threshold=5)
         )

@@ -15,13 +15,14 @@ import pytest
 from sqlalchemy import select, update
 
 from bot.chat.render import Rendered
-from bot.keys import INBOX, NOTIFIER, SERVICES
+from bot.keys import INBOX, NOTIFIER
 from bot.outbound.planner import CS, TEMPLATE, parse_template_ids, template_data
 from bot.wechat.inbox import Inbox
 from commerce.customers.models import Customer
 from commerce.messaging.models import OutboxStatus
 from commerce.messaging.outbox import WAITING
 from tests.bot.admin.test_orders import pay, place_order
+from tests.bot.driver import db
 from tests.bot.world import CUSTOMER, WorldFactory
 from tests.fakes.wechat import Failure
 
@@ -58,7 +59,7 @@ async def test_paid_order_sends_one_customer_service_message(make_world: WorldFa
     assert world.templates_to(CUSTOMER) == []
     [row] = await world.rows()
     assert (row.status, row.channel, row.event, row.attempts) == ("sent", CS, "order_paid", 1)
-    async with world.shop.client.app[SERVICES].sessions() as session:
+    async with db(world.shop.client.app)() as session:
         assert await session.scalar(select(Customer.window_sent).where(Customer.openid == CUSTOMER)) == 1
     assert await world.deliver_job() == 0  # nothing left to do
     assert len(world.cs_to(CUSTOMER)) == 1
@@ -144,7 +145,7 @@ async def test_unreachable_wechat_leaves_it_pending_and_the_job_sends_it_once(
     await world.notify_paid()
     [row] = await world.rows()
     assert (row.status, row.attempts) == ("pending", 1) and row.last_error.startswith("-1")
-    async with world.shop.client.app[SERVICES].sessions() as session:
+    async with db(world.shop.client.app)() as session:
         assert await session.scalar(select(Customer.window_sent).where(Customer.openid == CUSTOMER)) == 0
     assert await world.deliver_job() == 0  # its pause has not passed
     await world.make_due()

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from bot.app import create_app
 from bot.config import Config
-from bot.keys import CONFIG, SERVICES
+from bot.keys import CONFIG
 from bot.outbound.sender import MemoryOutbox
 from bot.services import shop_rules
 from bot.web.paylink import pay_url
@@ -25,7 +25,7 @@ from commerce.customers.customers import touch_customer
 from commerce.orders.placement import place_order
 from commerce.orders.views import OrderView
 from tests.bot.conftest import make_config, seed
-from tests.bot.driver import Shop
+from tests.bot.driver import Shop, db
 
 ShopFactory = Callable[..., Awaitable[Shop]]
 
@@ -61,7 +61,7 @@ async def place_apple_order(
 ) -> OrderView:
     """A pending order for 烟台红富士苹果 (3斤装), placed through the commerce core."""
     rules = shop_rules(app[CONFIG])
-    sessions = app[SERVICES].sessions
+    sessions = db(app)
     async with sessions() as session, session.begin():
         customer = await touch_customer(session, openid)
         variant_id = await session.scalar(select(Variant.id).where(Variant.sku_code == "FRU-APPLE-3J"))

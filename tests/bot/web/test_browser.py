@@ -21,10 +21,11 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
 from bot.app import create_app
-from bot.keys import CONFIG, SERVICES
+from bot.keys import CONFIG
 from bot.outbound.sender import MemoryOutbox
 from commerce.orders.models import Order
 from tests.bot.conftest import make_config, seed
+from tests.bot.driver import db
 from tests.bot.web.conftest import pay_path, place_apple_order
 
 CHROMIUM = "/usr/bin/chromium"
@@ -204,7 +205,7 @@ async def test_pay_page_simulate_then_paid_and_the_chat_hears_of_it(
     assert await page.locator("#simulate").is_hidden()
     await _screenshot(page, "pay_paid")
 
-    async with app[SERVICES].sessions() as session:
+    async with db(app)() as session:
         status = await session.scalar(select(Order.status).where(Order.order_no == order.order_no))
     assert status == "paid"
 

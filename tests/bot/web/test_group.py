@@ -8,7 +8,7 @@ from datetime import timedelta
 from aiohttp import web
 from sqlalchemy import select
 
-from bot.keys import CONFIG, SERVICES
+from bot.keys import CONFIG
 from bot.services import shop_rules
 from commerce.catalog.models import Variant
 from commerce.customers.addresses import ParsedAddress, save_address
@@ -19,7 +19,7 @@ from commerce.groupbuys import groups as group_buys
 from commerce.orders.models import Order
 from commerce.payments.records import record_payment
 from commerce.rules import utcnow
-from tests.bot.driver import Shop
+from tests.bot.driver import Shop, db
 
 
 async def open_apple_group(
@@ -28,7 +28,7 @@ async def open_apple_group(
     """A campaign on 烟台红富士苹果 (¥19.90 for groups of `size`), and a group its leader paid for."""
     rules = shop_rules(app[CONFIG])
     now = utcnow()
-    async with app[SERVICES].sessions() as session, session.begin():
+    async with db(app)() as session, session.begin():
         variant_id = await session.scalar(
             select(Variant.id).where(Variant.sku_code == "FRU-APPLE-3J")
         )
@@ -91,7 +91,7 @@ async def test_an_open_group_shows_price_progress_time_and_the_code(web_shop: Sh
 async def test_a_closed_group_says_so_and_an_unknown_code_is_a_404_page(web_shop: Shop) -> None:
     app = web_shop.client.app
     code = await open_apple_group(app)
-    async with app[SERVICES].sessions() as session, session.begin():
+    async with db(app)() as session, session.begin():
         await group_deadlines.close_group(session, code=code, reason="staff", now=utcnow())
     html = await (await web_shop.client.get(f"/g/{code}")).text()
     assert "已关闭" in html and "不能参加" in html and "剩余" not in html

@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
-from bot.keys import PAYMENTS, SERVICES
+from bot.keys import PAYMENTS
 from commerce.orders.actions import CancelledBy, cancel_order, expire_due_orders
 from commerce.orders.placement import get_order
 from commerce.orders.views import OrderView
 from commerce.payments.models import PaymentEvent
-from tests.bot.driver import Shop
+from tests.bot.driver import Shop, db
 from tests.bot.web.conftest import REAL_PAY, ShopFactory, pay_path, place_apple_order
 from tests.fakes.wechatpay import API_V2_KEY, MCHID, Failure, FakeWeChatPay
 
@@ -30,7 +30,7 @@ async def page(shop: Shop, path: str, **headers: str) -> tuple[int, str]:
 
 
 async def order_now(shop: Shop, order_no: str) -> OrderView:
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         return await get_order(session, order_no=order_no)
 
 
@@ -148,7 +148,7 @@ async def test_unknown_links_and_orders_are_404(web_shop: Shop) -> None:
 
 async def test_a_cancelled_order_is_409(web_shop: Shop) -> None:
     order = await place_apple_order(web_shop.client.app)
-    async with web_shop.client.app[SERVICES].sessions() as session, session.begin():
+    async with db(web_shop.client.app)() as session, session.begin():
         await cancel_order(session, order_id=order.id, by=CancelledBy.CUSTOMER, now=datetime.now(UTC))
     path = pay_path(web_shop.config, order)
     status, html = await page(web_shop, path)
@@ -173,7 +173,7 @@ async def test_simulate_pays_through_the_real_notify_path(web_shop: Shop) -> Non
 
     paid = await order_now(web_shop, order.order_no)
     assert paid.status == "paid" and paid.paid_fen == order.payable_fen and paid.pay_provider == "sandbox"
-    async with web_shop.client.app[SERVICES].sessions() as session:
+    async with db(web_shop.client.app)() as session:
         events = (await session.scalars(select(PaymentEvent).where(PaymentEvent.order_id == order.id))).all()
     assert [(e.provider, e.kind, e.amount_fen, e.outcome) for e in events] == [
         ("sandbox", "payment", order.payable_fen, "applied")
@@ -297,7 +297,7 @@ async def test_the_whole_journey_from_the_chat_simulator_to_paid(web_shop: Shop)
 
 async def test_an_order_the_expiry_job_closed_is_410_not_cancelled(web_shop: Shop) -> None:
     order = await place_apple_order(web_shop.client.app, now=datetime.now(UTC) - timedelta(hours=2))
-    async with web_shop.client.app[SERVICES].sessions() as session, session.begin():
+    async with db(web_shop.client.app)() as session, session.begin():
         await expire_due_orders(session, now=datetime.now(UTC))  # unless the app's scheduler did already
     assert (await order_now(web_shop, order.order_no)).status == "cancelled"
     status, html = await page(web_shop, pay_path(web_shop.config, order))

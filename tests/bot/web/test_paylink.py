@@ -10,12 +10,11 @@ import pytest
 from sqlalchemy import delete
 
 from bot.config import build_config
-from bot.keys import SERVICES
 from bot.web.export import make_export_token, read_export_token
 from bot.web.paylink import PayLinkError, make_pay_token, pay_url, read_pay_token
 from bot.web.signed_links import LinkError
 from commerce.orders.models import Order
-from tests.bot.driver import Shop
+from tests.bot.driver import Shop, db
 from tests.bot.web.conftest import pay_path, place_apple_order
 
 KEY = b"k" * 32
@@ -232,7 +231,7 @@ async def test_a_link_whose_order_no_longer_exists_is_refused(web_shop: Shop) ->
     order = await place_apple_order(web_shop.client.app)
     path = pay_path(web_shop.config, order)
     assert (await web_shop.client.get(path)).status == 200
-    async with web_shop.client.app[SERVICES].sessions() as session, session.begin():
+    async with db(web_shop.client.app)() as session, session.begin():
         await session.execute(delete(Order).where(Order.id == order.id))
 
     response = await web_shop.client.get(path)

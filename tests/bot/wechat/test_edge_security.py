@@ -20,14 +20,14 @@ from wechatpy.crypto import PrpCrypto
 from bot.app import create_app
 from bot.cli import prepare_database, security_warnings
 from bot.devtools.simulator import build_message_xml, sign
-from bot.keys import CONFIG, SERVICES
+from bot.keys import CONFIG
 from bot.outbound.sender import MemoryOutbox
 from bot.wechat.protocol import aes_key
 from commerce.catalog.models import Product
 from commerce.staff.models import AuditEntry
 from commerce.system_models import InstallSecret
 from tests.bot.conftest import ShopFactory, make_config
-from tests.bot.driver import ACCOUNT, Shop
+from tests.bot.driver import ACCOUNT, Shop, db
 from tests.bot.web.conftest import pay_path, place_apple_order
 
 OWNER = "o_owner_0001"
@@ -61,7 +61,7 @@ async def _post(shop: Shop, params: dict[str, str], body: bytes) -> tuple[int, s
 
 
 async def _audit_rows(shop: Shop) -> int:
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         return await session.scalar(select(func.count()).select_from(AuditEntry)) or 0
 
 
@@ -190,7 +190,7 @@ async def test_compatible_mode_answers_plaintext_as_a_customer_never_as_staff(
 
 
 async def _entries(shop: Shop):  # type: ignore[no-untyped-def]
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         for entry in (await session.scalars(select(AuditEntry).order_by(AuditEntry.id))).all():
             yield entry
 
@@ -303,7 +303,7 @@ async def test_unset_secrets_are_random_per_install_and_kept(aiohttp_client, db_
 async def test_the_sandbox_pays_with_the_install_secret(make_shop: ShopFactory, sqlite_url: str) -> None:
     """Simulated payments still work end to end on a secret nobody configured."""
     shop = await make_shop(sqlite_url, server={"secret_key": ""}, pay={"sandbox_secret": ""})
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         names = set((await session.scalars(select(InstallSecret.name))).all())
         assert await session.scalar(select(func.count()).select_from(Product)) > 0
     assert names == {"link_key", "sandbox_notify"}

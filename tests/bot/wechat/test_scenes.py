@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, update
 
-from bot.keys import SERVICES
 from bot.wechat import scenes
 from bot.wechat.scenes import GroupInvite, ProductShare, ReferralInvite
 from commerce.catalog.models import Product
-from tests.bot.driver import Shop
+from tests.bot.driver import Shop, db
 
 # ---- pack / parse ------------------------------------------------------------------------------
 
@@ -105,7 +104,7 @@ def test_invalid_values_cannot_be_built(build) -> None:  # type: ignore[no-untyp
 
 
 async def _product_id(shop: Shop, name: str) -> int:
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         return int(await session.scalar(select(Product.id).where(Product.name == name)))
 
 
@@ -142,7 +141,7 @@ async def test_a_shared_product_with_variants_asks_for_one_then_adds(shop: Shop)
 @pytest.mark.parametrize("event", ["SCAN", "subscribe"])
 async def test_an_off_sale_product_share_is_answered_politely(shop: Shop, event: str) -> None:
     banana = await _product_id(shop, "香蕉")
-    async with shop.client.app[SERVICES].sessions() as session, session.begin():
+    async with db(shop.client.app)() as session, session.begin():
         await session.execute(update(Product).where(Product.id == banana).values(status="off_sale"))
     key = ProductShare(banana).pack()
     reply = await shop.user().event(event, key=key if event == "SCAN" else f"qrscene_{key}", Ticket="t")

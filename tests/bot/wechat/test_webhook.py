@@ -8,9 +8,9 @@ import time
 import pytest
 
 from bot.devtools.simulator import sign
-from bot.keys import INBOX, SERVICES
+from bot.keys import INBOX
 from bot.wechat.inbox import Inbox
-from tests.bot.driver import ACCOUNT, Shop, signed_params
+from tests.bot.driver import ACCOUNT, Shop, db, signed_params
 
 
 async def test_get_verification_echoes_echostr(sqlite_shop: Shop) -> None:
@@ -73,7 +73,7 @@ async def _messages_seen(shop: Shop) -> int:
 
     from commerce.customers.models import Customer
 
-    async with shop.client.app[SERVICES].sessions() as session:
+    async with db(shop.client.app)() as session:
         return await session.scalar(select(func.count()).select_from(Customer)) or 0
 
 
