@@ -18,7 +18,6 @@ from bot.logs import AccessLogger, configure_logging
 from commerce.catalog.seed import catalog_is_empty, seed_demo_catalog, seed_demo_group_buys
 from commerce.db import create_engine
 from commerce.migrate import upgrade
-from commerce.rules import utcnow
 from commerce.wiring import shop_uows
 
 log = logging.getLogger("storefront")
@@ -33,16 +32,17 @@ async def prepare_database(config: Config, *, seed: bool) -> int:
         await upgrade(engine)
         if not seed or not config.is_development:
             return 0
-        async with shop_uows(engine, rules=shop_rules(config))() as uow:
+        # imported here: bot.services brings in the whole bot (a second of start-up
+        # that `db upgrade`, `--help` and the config checks do not need)
+        from bot.services import shop_rules
+
+        rules = shop_rules(config)
+        async with shop_uows(engine, rules=rules)() as uow:
             session = uow.session
             if not await catalog_is_empty(session):
                 return 0
             created = await seed_demo_catalog(session)
-            # imported here: bot.services brings in the whole bot (a second of start-up
-            # that `db upgrade`, `--help` and the config checks do not need)
-            from bot.services import shop_rules
-
-            await seed_demo_group_buys(session, rules=shop_rules(config), now=utcnow())
+            await seed_demo_group_buys(session, rules=rules, now=uow.now)
             return created
     finally:
         await engine.dispose()
