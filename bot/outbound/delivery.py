@@ -44,6 +44,11 @@ class Delivery(Protocol):
     async def drain(self) -> None: ...
 
 
+class Unrenderable(Exception):
+    """A notice its template cannot render (a missing template, data it does not fit):
+    trying again would fail again, so the row is failed rather than retried forever."""
+
+
 class NoticeRenderer:
     """A notice row's template and data, rendered in its customer's language."""
 
@@ -57,7 +62,11 @@ class NoticeRenderer:
         return locale or self._renderer.default_locale
 
     async def render(self, openid: str, template: str, data: Mapping[str, Any]) -> Rendered:
-        return self._renderer.message(template, await self.locale(openid), dict(data))
+        locale = await self.locale(openid)  # a database outage here is worth another attempt
+        try:
+            return self._renderer.message(template, locale, dict(data))
+        except Exception as exc:
+            raise Unrenderable(f"{template}: {exc.__class__.__name__}: {exc}") from exc
 
     async def rendered(self, item: OutboxItem) -> tuple[Rendered, dict[str, Any] | None]:
         """The message a row holds, and the notice's data (None for an already rendered row)."""
@@ -118,6 +127,11 @@ class DirectDelivery:
             message, _data = await self._notices.rendered(item)
             if message.kind in ("text", "news") and (message.text or message.articles):
                 await self._outbound.send(item.openid, message)
+        except Unrenderable as exc:
+            log.error("outbox %s (%s): cannot be rendered, given up: %s", item.id, item.event, exc)
+            async with self._uows() as uow:
+                await outbox.mark_failed(uow.session, item.id, error=f"render: {exc}", attempts=item.attempts + 1)
+            return
         except Exception:  # the row keeps its lease and comes back when it runs out
             log.exception("outbox %s: delivery failed", item.id)
             return

@@ -42,7 +42,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from bot.chat.render import Rendered, clip, yuan
-from bot.outbound.delivery import NoticeRenderer, from_payload, to_payload
+from bot.outbound.delivery import NoticeRenderer, Unrenderable, from_payload, to_payload
 from bot.wechat.api import (
     CustomerServiceSender,
     ErrCode,
@@ -218,6 +218,8 @@ class NotificationPlanner:
     async def _deliver(self, item: OutboxItem) -> None:
         try:
             await self._attempt(await self._rendered(item))
+        except Unrenderable as exc:  # it would fail again: failed at once, staff told
+            await self._fail(item, f"render: {exc}", attempts=item.attempts + 1)
         except Exception:  # the row keeps its lease and comes back when it runs out
             log.exception("outbox %s: delivery attempt failed unexpectedly", item.id)
 
