@@ -17,8 +17,8 @@ lease ran out) and rows whose attempt failed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from bot.chat.render import Rendered, RenderedArticle, Renderer
@@ -27,7 +27,7 @@ from commerce.background import BackgroundTasks
 from commerce.customers.customers import locale_of
 from commerce.messaging import notices, outbox
 from commerce.messaging.outbox import OutboxItem
-from commerce.uow import UnitOfWorkFactory
+from commerce.uow import UnitOfWorkFactory, wall_clock
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,68 @@ class NoticeRenderer:
         return await self.render(item.openid, notice.template, notice.data), notice.data
 
 
-class DirectDelivery:
+class OutboxDelivery:
+    """What both dispatchers share: rows attempted in order after their unit of work's
+    commit, due rows retried for the scheduler, background attempts drained on shutdown.
+    A subclass says how one row is attempted (`_deliver`, which must not raise)."""
+
+    def __init__(
+        self,
+        *,
+        uows: UnitOfWorkFactory,
+        lease: timedelta,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._uows = uows
+        self._lease = lease
+        self.clock = clock
+        self._background = BackgroundTasks(what="outbox delivery")
+
+    # ---- the units of work's dispatcher --------------------------------------------------------
+
+    def dispatch(self, message_ids: Sequence[int]) -> None:
+        """Rows a unit of work just committed (leased to it at birth): attempt each now, in
+        order: one transaction's messages arrive as it wrote them."""
+        if message_ids:
+            self._background.spawn(self._deliver_in_order(tuple(message_ids)))
+
+    async def _deliver_in_order(self, message_ids: Sequence[int]) -> None:
+        for message_id in message_ids:
+            try:
+                async with self._uows() as uow:
+                    item = await outbox.get(uow.session, message_id)
+            except Exception:  # the lease runs out and deliver_outbox has it
+                log.exception("outbox %s: could not be read for its first attempt", message_id)
+                continue
+            if item is not None:
+                await self._deliver(item)
+
+    # ---- the scheduler's side -------------------------------------------------------------------
+
+    async def retry_due(self) -> int:
+        """Attempt every due row once (claimed with a lease); how many were attempted."""
+        async with self._uows() as uow:
+            ids = await outbox.due_ids(uow.session, now=self.clock())
+        attempted = 0
+        for message_id in ids:
+            async with self._uows() as uow:
+                if not await outbox.claim(uow.session, message_id, now=self.clock(), lease=self._lease):
+                    continue  # another worker has it
+                item = await outbox.get(uow.session, message_id)
+            if item is not None:
+                await self._deliver(item)
+                attempted += 1
+        return attempted
+
+    async def drain(self) -> None:
+        """Wait for the attempts started so far (shutdown, tests)."""
+        await self._background.drain()
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        raise NotImplementedError
+
+
+class DirectDelivery(OutboxDelivery):
     """The dispatcher without WeChat credentials: each row straight to an `OutboundSender`."""
 
     def __init__(
@@ -86,41 +147,11 @@ class DirectDelivery:
         outbound: OutboundSender,
         notices: NoticeRenderer,
         lease: timedelta = notices.NOTICE_LEASE,
+        clock: Callable[[], datetime] = wall_clock,
     ) -> None:
-        self._uows = uows
+        super().__init__(uows=uows, lease=lease, clock=clock)
         self._outbound = outbound
         self._notices = notices
-        self._lease = lease
-        self._background = BackgroundTasks(what="outbox delivery")
-
-    def dispatch(self, message_ids: Sequence[int]) -> None:
-        if message_ids:  # in order: one transaction's messages arrive as it wrote them
-            self._background.spawn(self._deliver_in_order(tuple(message_ids)))
-
-    async def _deliver_in_order(self, message_ids: Sequence[int]) -> None:
-        for message_id in message_ids:
-            await self._deliver_id(message_id)
-
-    async def _deliver_id(self, message_id: int) -> None:
-        async with self._uows() as uow:
-            item = await outbox.get(uow.session, message_id)
-        if item is not None:
-            await self._deliver(item)
-
-    async def retry_due(self) -> int:
-        """Send every due row once (claimed with a lease); how many were attempted."""
-        async with self._uows() as uow:
-            ids = await outbox.due_ids(uow.session, now=uow.clock())
-        attempted = 0
-        for message_id in ids:
-            async with self._uows() as uow:
-                if not await outbox.claim(uow.session, message_id, now=uow.clock(), lease=self._lease):
-                    continue  # another worker has it
-                item = await outbox.get(uow.session, message_id)
-            if item is not None:
-                await self._deliver(item)
-                attempted += 1
-        return attempted
 
     async def _deliver(self, item: OutboxItem) -> None:
         try:
@@ -136,10 +167,7 @@ class DirectDelivery:
             log.exception("outbox %s: delivery failed", item.id)
             return
         async with self._uows() as uow:
-            await outbox.mark_sent(uow.session, item.id, channel=DIRECT, now=uow.clock())
-
-    async def drain(self) -> None:
-        await self._background.drain()
+            await outbox.mark_sent(uow.session, item.id, channel=DIRECT, now=self.clock())
 
 
 def to_payload(message: Rendered) -> dict[str, Any]:

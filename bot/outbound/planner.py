@@ -36,13 +36,19 @@ attempt, and the event's template message (e.g. order_paid) is chosen as the fal
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from bot.chat.render import Rendered, clip, yuan
-from bot.outbound.delivery import NoticeRenderer, Unrenderable, from_payload, to_payload
+from bot.outbound.delivery import (
+    NoticeRenderer,
+    OutboxDelivery,
+    Unrenderable,
+    from_payload,
+    to_payload,
+)
 from bot.wechat.api import (
     CustomerServiceSender,
     ErrCode,
@@ -51,7 +57,6 @@ from bot.wechat.api import (
     WeChatUnavailable,
 )
 from bot.wechat.ratelimit import SendRateGate
-from commerce.background import BackgroundTasks
 from commerce.messaging import outbox
 from commerce.messaging.outbox import OutboxItem
 from commerce.uow import UnitOfWorkFactory
@@ -101,7 +106,7 @@ def template_data(message: Rendered, data: Mapping[str, Any] | None) -> dict[str
     return fields
 
 
-class NotificationPlanner:
+class NotificationPlanner(OutboxDelivery):
     def __init__(
         self,
         *,
@@ -120,7 +125,7 @@ class NotificationPlanner:
         lease: timedelta = timedelta(minutes=2),
         max_wait: timedelta = timedelta(days=7),
     ) -> None:
-        self._uows = uows
+        super().__init__(uows=uows, lease=lease, clock=clock)
         self._notices = notices
         self._client = client
         self._cs = CustomerServiceSender(client)
@@ -130,12 +135,9 @@ class NotificationPlanner:
         self.max_attempts = max(1, max_attempts)
         self.alert = alert
         self.send_gate: SendRateGate | None = send_gate
-        self.clock = clock
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
-        self._lease = lease
         self._max_wait = max_wait
-        self._background = BackgroundTasks(what="outbox delivery")
 
     # ---- OutboundSender ---------------------------------------------------------------------
 
@@ -162,44 +164,6 @@ class NotificationPlanner:
             )
         self._background.spawn(self._deliver(item))
 
-    # ---- the unit of work's dispatcher -------------------------------------------------------
-
-    def dispatch(self, message_ids: Sequence[int]) -> None:
-        """Rows a unit of work just committed (leased to us at birth): attempt each now."""
-        if message_ids:  # in order: one transaction's messages arrive as it wrote them
-            self._background.spawn(self._deliver_in_order(tuple(message_ids)))
-
-    async def _deliver_in_order(self, message_ids: Sequence[int]) -> None:
-        for message_id in message_ids:
-            await self._deliver_id(message_id)
-
-    async def _deliver_id(self, message_id: int) -> None:
-        try:
-            async with self._uows() as uow:
-                item = await outbox.get(uow.session, message_id)
-        except Exception:  # the lease runs out and deliver_outbox has it
-            log.exception("outbox %s: could not be read for its first attempt", message_id)
-            return
-        if item is not None:
-            await self._deliver(item)
-
-    # ---- the scheduler's side ---------------------------------------------------------------
-
-    async def retry_due(self) -> int:
-        """Attempt every due row once (claimed with a lease); how many were attempted."""
-        async with self._uows() as uow:
-            ids = await outbox.due_ids(uow.session, now=self.clock())
-        attempted = 0
-        for message_id in ids:
-            async with self._uows() as uow:
-                if not await outbox.claim(uow.session, message_id, now=self.clock(), lease=self._lease):
-                    continue  # someone else has it
-                item = await outbox.get(uow.session, message_id)
-            if item is not None:
-                await self._deliver(item)
-                attempted += 1
-        return attempted
-
     async def _gate(self) -> None:
         if self.send_gate is not None:
             await self.send_gate.wait()
@@ -208,10 +172,6 @@ class NotificationPlanner:
     def client(self) -> WeChatClient:
         """The WeChat API client it sends with (also used for QR codes)."""
         return self._client
-
-    async def drain(self) -> None:
-        """Wait for the immediate attempts started so far (shutdown, tests)."""
-        await self._background.drain()
 
     # ---- one attempt --------------------------------------------------------------------------
 

@@ -22,8 +22,8 @@ from commerce.messaging.models import OutboxMessage
 from commerce.orders.models import Order, OrderStatus
 from commerce.payments.base import Notification
 from scheduler.runner import run_job
+from tests.bot.admin.test_orders import place_order, view
 from tests.bot.driver import Shop
-from tests.bot.test_shopping_chat import _open
 
 KILLED = 17
 BUYER = "o_paid_then_killed"
@@ -69,18 +69,8 @@ WORKER = textwrap.dedent(
 
 
 async def _order(shop: Shop) -> tuple[str, int]:
-    user = shop.user(BUYER)
-    await _open(user, "香蕉", "香蕉")
-    await user.say("加入购物车 2")
-    await user.say("结算")
-    await user.say("张三 13800138000 上海市浦东新区世纪大道100号")
-    await user.say("确认")
-    card = await user.say("确认")
-    order_no = card.articles[0].description.split("订单号 ")[1].split()[0]
-    async with shop.client.app[SERVICES].uow() as uow:
-        payable = await uow.session.scalar(select(Order.payable_fen).where(Order.order_no == order_no))
-    assert payable
-    return order_no, int(payable)
+    order_no = await place_order(shop, shop.user(BUYER))
+    return order_no, (await view(shop, order_no)).payable_fen
 
 
 async def _rows(shop: Shop) -> list[OutboxMessage]:
