@@ -10,8 +10,9 @@ Subscribers run in the publisher's transaction, in the order they subscribed; no
 they do commits, and messages to customers are queued with `commerce.messaging.notices`
 (sent after the commit). Money: `OrderRefunded` carries the amount and, when it is the
 last of the money, the move to REFUNDED follows as an `OrderMoved`. Reverse amounts
-(commission, points) on `OrderRefunded` only; `OrderMoved` is for states. Stock given
-back publishes `CatalogChanged`, which the catalog snapshot hears (`commerce.wiring.tell_catalog`).
+(commission, points) on `OrderRefunded` only; `OrderMoved` is for states. Every change of
+stock or of a product publishes `CatalogChanged`, which the catalog snapshot hears
+(`commerce.wiring.tell_catalog`): no caller has to remember to refresh it.
 
 The bus rides on the session (`SESSION_EVENTS` in `session.info`), like the shop rules:
 `commerce.wiring.shop_sessions` makes sessions that carry both. Publishing on a session
@@ -24,11 +25,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commerce.orders.models import OrderStatus
+if TYPE_CHECKING:  # for the annotations only: the catalog, below orders, publishes here too
+    from commerce.orders.models import OrderStatus
+
+PENDING_PAYMENT, PAID = "pending_payment", "paid"  # OrderStatus values (a StrEnum)
 
 SESSION_EVENTS = "storefront.events"
 
@@ -43,7 +47,7 @@ class OrderMoved:
     @property
     def paid(self) -> bool:
         """A payment: pending -> paid (refunding -> paid is a failed refund going back, not money)."""
-        return self.frm == OrderStatus.PENDING_PAYMENT and self.to == OrderStatus.PAID
+        return self.frm == PENDING_PAYMENT and self.to == PAID
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +59,14 @@ class OrderRefunded:
 
 @dataclass(frozen=True, slots=True)
 class CatalogChanged:
-    """Stock went back to these variants (an order cancelled, expired or refunded before
-    shipping): whoever caches the catalog must read it again once the change commits."""
+    """What customers see of the catalog changed; whoever caches it reads it again once the
+    change commits. `variant_ids`: their stock moved (an order reserved or gave it back,
+    staff counted it); `product_ids`: the products themselves (added, renamed, priced, put
+    on or off sale, imported). Published by `commerce.catalog.inventory` and
+    `commerce.catalog.admin`, the only writers of those rows."""
 
-    variant_ids: tuple[int, ...]
+    variant_ids: tuple[int, ...] = ()
+    product_ids: tuple[int, ...] = ()
 
 
 Event = OrderMoved | OrderRefunded | CatalogChanged

@@ -95,7 +95,6 @@ async def add(actx: AdminContext) -> Outcome:
         created, (before, after) = await catalog_admin.create_product(
             session, name=name, price_fen=price_fen, stock=int(count), category=category, subtitle=subtitle
         )
-    actx.services.catalog.invalidate()
     return Outcome(Text("admin/product_added", product_data(created)), before, after)
 
 
@@ -109,7 +108,6 @@ async def edit(actx: AdminContext) -> Outcome:
     text = actx.rest(2)
     async with unit_of_work(actx.ctx) as session:
         before, after = await catalog_admin.edit_product(session, product_id=product_id, **{field: text})
-    actx.services.catalog.invalidate()
     return Outcome(Text("admin/product_edited", {"id": product_id, "field": field, "before": before,
                                                   "after": after}), before, after)
 
@@ -125,7 +123,6 @@ async def price(actx: AdminContext) -> Outcome:
             before, after = await catalog_admin.set_price(session, ref=ref, price_fen=price_fen)
     except ShopError as exc:
         return which_variant(exc, actx)
-    actx.services.catalog.invalidate()
     return Outcome(Text("admin/price_set", {"before": before, "after": after}), before, after)
 
 
@@ -144,7 +141,6 @@ async def stock(actx: AdminContext) -> Outcome:
             before, after = await catalog_admin.change_stock(session, ref=actx.arg(0), **change)
     except ShopError as exc:
         return which_variant(exc, actx)
-    actx.services.catalog.invalidate()
     return Outcome(Text("admin/stock_set", {"before": before, "after": after}), before, after)
 
 
@@ -190,7 +186,6 @@ async def _set_on_sale(actx: AdminContext, *, on_sale: bool) -> Outcome:
     product_id = _single_id(actx)
     async with unit_of_work(actx.ctx) as session:
         before, after = await catalog_admin.set_on_sale(session, product_id=product_id, on_sale=on_sale)
-    actx.services.catalog.invalidate()
     data = {"name": after["name"] if after else "", "id": product_id, "on_sale": on_sale,
             "unchanged": bool(before and after and before.get("status") == after.get("status"))}
     return Outcome(Text("admin/sale_status", data), before, after)
@@ -218,7 +213,6 @@ async def import_(actx: AdminContext) -> Outcome:
         text = body
     async with unit_of_work(actx.ctx) as session:
         report = await catalog_csv.import_catalog_csv(session, text=text)
-    actx.services.catalog.invalidate()
     errors = [{"line": line, "message": message} for line, message in report.errors]
     summary = {"source": source, "created": report.created, "updated": report.updated,
                "unchanged": report.unchanged, "errors": len(errors)}

@@ -204,6 +204,5 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
                 return Step(error_reply(exc))
             notice = Notice("shop_error", error_reply(exc).data)
             return Step(with_notice(review.reply, notice), review.state, review.data)
-        ctx.services.catalog.invalidate()  # stock changed
         ctx.services.alerts.low_stock_soon(order)  # staff alerts: variants this order took below their threshold
         return Step(pay_card(ctx, order))

@@ -170,7 +170,6 @@ class GroupDialog(Dialog[GroupState, GroupData]):
                 order = await orders.get_order(session, order_id=order_id)
         except ShopError as exc:
             return Step(error_reply(exc))
-        ctx.services.catalog.invalidate()  # stock was reserved
         return Step(pay_card(ctx, order))
 
     async def withdraw(self, ctx: Context, code: str = "") -> Reply:

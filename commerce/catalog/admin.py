@@ -23,6 +23,7 @@ from commerce.cart.cart import spec_label
 from commerce.catalog.models import Category, Product, ProductStatus, Variant
 from commerce.db import upsert_insert as _insert
 from commerce.errors import ErrorCode, ShopError
+from commerce.events import CatalogChanged, publish
 from commerce.rules import utcnow
 from commerce.staff.audit import Change
 
@@ -359,6 +360,7 @@ async def create_product(
         await session.flush()
         raise ShopError(ErrorCode.SKU_EXISTS, sku_code=sku)
     product = await _load_product(session, product.id)
+    await _changed(session, product.id)
     return _product_view(product), (None, _product_snapshot(product))
 
 
@@ -402,6 +404,7 @@ async def edit_product(
     if new_subtitle is not None:
         product.subtitle = new_subtitle
     await session.flush()
+    await _changed(session, product.id)
     return before, {"id": product.id, "name": product.name, "subtitle": product.subtitle}
 
 
@@ -481,6 +484,7 @@ async def set_on_sale(session: AsyncSession, *, product_id: int, on_sale: bool) 
     before = {"id": product.id, "name": product.name, "status": product.status}
     product.status = (ProductStatus.ON_SALE if on_sale else ProductStatus.OFF_SALE).value
     await session.flush()
+    await _changed(session, product.id)
     return before, {"id": product.id, "name": product.name, "status": product.status}
 
 
@@ -497,10 +501,15 @@ async def set_low_stock_threshold(session: AsyncSession, *, ref: str, threshold:
 
 
 async def _touch(session: AsyncSession, product_id: int) -> None:
-    """Bump the product's updated_at (a variant changed)."""
+    """Bump the product's updated_at (a variant changed), and say the catalog changed."""
     await session.execute(
         update(Product)
         .where(Product.id == product_id)
         .values(updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
+    await _changed(session, product_id)
+
+
+async def _changed(session: AsyncSession, product_id: int) -> None:
+    await publish(session, CatalogChanged(product_ids=(product_id,)))

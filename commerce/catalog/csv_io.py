@@ -46,6 +46,7 @@ from commerce.catalog.admin import (
 )
 from commerce.catalog.models import Category, Product, ProductStatus, Variant
 from commerce.errors import ErrorCode, ShopError
+from commerce.events import CatalogChanged, publish
 
 CSV_HEADER = ("sku_code", "name", "subtitle", "category", "price_yuan", "stock", "status", "spec")
 REQUIRED_COLUMNS = ("sku_code", "name", "category", "price_yuan", "stock")
@@ -474,6 +475,9 @@ async def import_catalog_csv(
     for row in parsed.rows:
         await importer.apply(row)
     await session.flush()
+    if importer.created or importer.updated:
+        products = {v.product_id for v in importer.variants.values()} | {p.id for p in importer.new_products.values()}
+        await publish(session, CatalogChanged(product_ids=tuple(sorted(products))))
     return ImportReport(
         created=importer.created,
         updated=importer.updated,

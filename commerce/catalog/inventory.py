@@ -3,6 +3,7 @@
 Each change is one conditional UPDATE, so no read-modify-write race can oversell: a
 reservation succeeds only when the row still has the stock, whatever other workers
 did since the caller last looked. The CHECK constraint (stock >= 0) is the last net.
+Every change publishes `CatalogChanged` (the catalog snapshot reads it again after the commit).
 Callers reserving several variants do so in ascending variant id order (no deadlocks
 on PostgreSQL). Nothing here commits.
 """
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.catalog.models import Variant
 from commerce.db import rowcount
+from commerce.events import CatalogChanged, publish
 
 
 async def reserve(session: AsyncSession, *, variant_id: int, quantity: int) -> bool:
@@ -26,7 +28,10 @@ async def reserve(session: AsyncSession, *, variant_id: int, quantity: int) -> b
         .values(stock=Variant.stock - quantity)
         .execution_options(synchronize_session=False)
     )
-    return rowcount(result) == 1
+    if rowcount(result) != 1:
+        return False
+    await publish(session, CatalogChanged(variant_ids=(variant_id,)))
+    return True
 
 
 async def release(session: AsyncSession, *, variant_id: int, quantity: int) -> None:
@@ -39,3 +44,4 @@ async def release(session: AsyncSession, *, variant_id: int, quantity: int) -> N
         .values(stock=Variant.stock + quantity)
         .execution_options(synchronize_session=False)
     )
+    await publish(session, CatalogChanged(variant_ids=(variant_id,)))

@@ -43,7 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from commerce.catalog import inventory
 from commerce.db import rowcount
 from commerce.errors import ErrorCode, ShopError
-from commerce.events import CatalogChanged, OrderMoved, publish
+from commerce.events import OrderMoved, publish
 from commerce.orders.models import (
     AfterSalesKind,
     AfterSalesRequest,
@@ -148,8 +148,6 @@ async def release_orders_stock(session: AsyncSession, order_ids: Sequence[int]) 
     released = rows.all()
     for variant_id, quantity in released:
         await inventory.release(session, variant_id=variant_id, quantity=int(quantity))
-    if released:
-        await publish(session, CatalogChanged(variant_ids=tuple(v for v, _ in released)))
 
 
 async def _free_coupon(session: AsyncSession, order_id: int) -> None:

@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from commerce.catalog import inventory
 from commerce.catalog.models import Variant
-from commerce.wiring import shop_sessions
+from commerce.events import CatalogChanged
+from commerce.wiring import shop_bus, shop_sessions
 from tests.commerce.factories import make_variant, stock_of
 
 
@@ -99,3 +100,20 @@ async def test_concurrent_reservations_never_oversell(
     results = await asyncio.gather(*(buy() for _ in range(30)))
     assert results.count(True) == 10
     assert await stock_of(sessions, variant_id) == 0
+
+
+async def test_every_stock_change_says_the_catalog_changed_and_a_refusal_does_not(engine: AsyncEngine) -> None:
+    heard: list[CatalogChanged] = []
+
+    async def listen(session: AsyncSession, event: CatalogChanged) -> None:
+        heard.append(event)
+
+    bus = shop_bus()
+    bus.subscribe(CatalogChanged, listen)
+    sessions = shop_sessions(engine, bus=bus)
+    variant_id = await _variant(sessions, 2)
+    async with sessions() as session, session.begin():
+        assert await inventory.reserve(session, variant_id=variant_id, quantity=2)
+        assert not await inventory.reserve(session, variant_id=variant_id, quantity=1)  # none left
+        await inventory.release(session, variant_id=variant_id, quantity=1)
+    assert heard == [CatalogChanged(variant_ids=(variant_id,)), CatalogChanged(variant_ids=(variant_id,))]
