@@ -14,6 +14,11 @@ last of the money, the move to REFUNDED follows as an `OrderMoved`. Reverse amou
 stock or of a product publishes `CatalogChanged`, which the catalog snapshot hears
 (`commerce.wiring.tell_catalog`): no caller has to remember to refresh it.
 
+Guards are events published before a change (`ShipRequested`, `RefundRequested`,
+`PaymentArriving`): a subscriber refuses by raising a `ShopError`, which rolls the caller's
+transaction back, or prepares (takes a lock). Group buys guard shipping and refunding
+their seats this way, so the order and payment modules never import group buys.
+
 The bus rides on the session (`SESSION_EVENTS` in `session.info`), like the shop rules:
 `commerce.wiring.shop_sessions` makes sessions that carry both. Publishing on a session
 made without a bus is a programming error and raises, so that no effect is ever skipped
@@ -69,8 +74,36 @@ class CatalogChanged:
     product_ids: tuple[int, ...] = ()
 
 
-Event = OrderMoved | OrderRefunded | CatalogChanged
-E = TypeVar("E", OrderMoved, OrderRefunded, CatalogChanged)
+# ---- guards: published *before* a change, so that a capability may refuse it (raise a
+# ShopError) or prepare for it (lock its rows first), without the order code knowing it ----
+
+
+@dataclass(frozen=True, slots=True)
+class ShipRequested:
+    """An order is about to ship (group buys refuse a seat whose group has not filled)."""
+
+    order_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class RefundRequested:
+    """A refund of `amount_fen` is about to start; `whole`: it is all the money left."""
+
+    order_id: int
+    amount_fen: int
+    whole: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentArriving:
+    """A payment for the order is about to be applied (group buys lock the seat's group
+    first: the order in which every path takes those locks)."""
+
+    order_id: int
+
+
+Event = OrderMoved | OrderRefunded | CatalogChanged | ShipRequested | RefundRequested | PaymentArriving
+E = TypeVar("E", OrderMoved, OrderRefunded, CatalogChanged, ShipRequested, RefundRequested, PaymentArriving)
 Subscriber = Callable[[AsyncSession, Any], Awaitable[None]]
 
 

@@ -14,8 +14,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from commerce.catalog.read import Catalog
-from commerce.events import SESSION_EVENTS, CatalogChanged, EventBus, OrderMoved, OrderRefunded
+from commerce.events import (
+    SESSION_EVENTS,
+    CatalogChanged,
+    EventBus,
+    OrderMoved,
+    OrderRefunded,
+    PaymentArriving,
+    RefundRequested,
+    ShipRequested,
+)
 from commerce.groupbuys import groups as group_buys
+from commerce.groupbuys import guards as group_guards
 from commerce.loyalty import points
 from commerce.messaging import notices, outbox
 from commerce.orders.models import Order, OrderStatus
@@ -59,6 +69,10 @@ async def _points_back_on_refund(session: AsyncSession, event: OrderRefunded) ->
 
 def shop_bus() -> EventBus:
     bus = EventBus()
+    # guards: group buys refuse or prepare before an order ships, is refunded or is paid
+    bus.subscribe(ShipRequested, group_guards.ship_only_filled_seats)
+    bus.subscribe(RefundRequested, group_guards.keep_seats_of_open_groups)
+    bus.subscribe(PaymentArriving, group_guards.lock_the_group_first)
     bus.subscribe(OrderMoved, _open_service_window)
     bus.subscribe(OrderMoved, _move_group_seat)
     bus.subscribe(OrderMoved, _earn_commission)

@@ -30,6 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.errors import ErrorCode, ShopError
+from commerce.events import ShipRequested, publish
 from commerce.messaging import notices
 from commerce.messaging.notifications import Notification
 from commerce.orders import after_sales
@@ -214,7 +215,7 @@ async def ship_order(
     now = as_utc(now)
     await _owned(session, order_id=order_id, customer_id=None)
     values = {"carrier": carrier.strip()[:32], "tracking_no": tracking_no.strip()[:64]}
-    await _refuse_unfilled_group(session, order_id)  # group buys: ship only once the group filled
+    await publish(session, ShipRequested(order_id))  # e.g. a group seat ships once its group filled
     moved = await move(
         session,
         order_id=order_id,
@@ -230,21 +231,6 @@ async def ship_order(
     order = await load_view(session, order_id)
     notices.queue(session, openid=order.openid, template="order_shipped", data=order_data(order))
     return order
-
-
-async def _refuse_unfilled_group(session: AsyncSession, order_id: int) -> None:
-    """GROUP_NOT_FILLED for a seat in a group that has not filled (yet, or ever)."""
-    from commerce.groupbuys.models import GroupBuy, GroupStatus
-
-    row = (
-        await session.execute(
-            select(GroupBuy.code, GroupBuy.status)
-            .join(Order, Order.group_id == GroupBuy.id)
-            .where(Order.id == order_id)
-        )
-    ).first()
-    if row is not None and row.status != GroupStatus.FILLED.value:
-        raise ShopError(ErrorCode.GROUP_NOT_FILLED, order_id=order_id, group_code=row.code, status=row.status)
 
 
 async def confirm_receipt(

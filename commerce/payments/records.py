@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.catalog.models import Product
 from commerce.db import upsert_insert as _insert
-from commerce.groupbuys.models import GroupBuy
+from commerce.events import PaymentArriving, publish
 from commerce.orders.models import Order, OrderLine, OrderStatus
 from commerce.orders.rows import current_status
 from commerce.orders.status import move
@@ -118,12 +118,7 @@ async def record_payment(
         await set_event_outcome(session, event_id, "unknown_order")
         return PaymentOutcome("unknown_order", None)
     assert order_id is not None
-    if row.group_id is not None:
-        # A seat's payment changes its group: lock the group before the order, the order
-        # in which the expiry job and a staff close take them (no deadlock on PostgreSQL).
-        await session.execute(
-            select(GroupBuy.id).where(GroupBuy.id == row.group_id).with_for_update()
-        )
+    await publish(session, PaymentArriving(order_id))  # e.g. a seat's group is locked before the order
     if amount_fen != row.payable_fen:
         result = "amount_mismatch"
     elif await move(

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from commerce.db import rowcount
 from commerce.db import upsert_insert as _insert
 from commerce.errors import ErrorCode, ShopError
-from commerce.events import OrderRefunded, publish
+from commerce.events import OrderRefunded, RefundRequested, publish
 from commerce.orders.models import Order, OrderEvent, OrderStatus
 from commerce.orders.rows import SHOP_TZ, current_status, lock_order, random_digits
 from commerce.orders.status import move
@@ -138,8 +138,7 @@ async def start_refund(
         )
     if amount_fen > available:
         raise ShopError(ErrorCode.REFUND_TOO_LARGE, available=available, amount_fen=amount_fen)
-    if amount_fen == available and order.group_id is not None:
-        await _refuse_forming_group(session, order_id=order_id, group_id=order.group_id)
+    await publish(session, RefundRequested(order_id, amount_fen, whole=amount_fen == available))
     refund = await _insert_refund(
         session,
         prefix=REFUND_NO_PREFIX,
@@ -160,30 +159,6 @@ async def start_refund(
             now=now,
         )
     return refund
-
-
-async def _refuse_forming_group(session: AsyncSession, *, order_id: int, group_id: int) -> None:
-    """GROUP_NOT_FILLED (details: action "refund") for a seat of a group still forming or open.
-
-    Its seat is counted in the group's paid_count: refunded whole, the seat would still
-    count, and the next payer would fill a group one of whose members has their money
-    back. The money goes back when the group ends (`commerce.groupbuys.deadlines`, or staff
-    close it); once the group filled or ended (both final) it may be refunded like any
-    order. A partial refund keeps the seat and is allowed.
-    """
-    from commerce.groupbuys.models import GroupBuy, GroupStatus
-
-    row = (
-        await session.execute(select(GroupBuy.code, GroupBuy.status).where(GroupBuy.id == group_id))
-    ).one()
-    if row.status in (GroupStatus.FORMING.value, GroupStatus.OPEN.value):
-        raise ShopError(
-            ErrorCode.GROUP_NOT_FILLED,
-            order_id=order_id,
-            group_code=row.code,
-            status=row.status,
-            action="refund",
-        )
 
 
 @dataclass(frozen=True)
