@@ -69,7 +69,7 @@ from commerce.payments.service import PaymentService
 from commerce.uow import UnitOfWorkFactory
 from commerce.wiring import shop_bus, shop_sessions, shop_uows, tell_catalog
 from scheduler.jobs import JobContext
-from scheduler.runner import RedisTickLock, TickLock, start_scheduler
+from scheduler.runner import RedisTickLock, TickLock, Ticks, start_scheduler, stop_scheduler
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,9 +195,10 @@ async def open_shop(
         )
         # several workers: with Redis, one worker runs each scheduler tick
         tick_lock: TickLock | None = RedisTickLock(redis) if redis is not None else None
-        scheduler = start_scheduler(jobs, lock=tick_lock) if config.scheduler.enabled else None
-        if scheduler is not None:
-            stack.callback(scheduler.shutdown, wait=False)
+        ticks = Ticks()
+        scheduler = start_scheduler(jobs, lock=tick_lock, ticks=ticks) if config.scheduler.enabled else None
+        if scheduler is not None:  # stopped first: running ticks finish while everything is open
+            stack.push_async_callback(stop_scheduler, scheduler, ticks)
 
         yield Shop(
             config=config,

@@ -10,6 +10,7 @@ others skip it. Without a lock every tick runs, as with one worker.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from typing import Protocol
@@ -57,10 +58,50 @@ async def run_job(name: str, ctx: JobContext) -> int:
     return handled
 
 
+class Ticks:
+    """The ticks running now, so that stopping waits for them instead of cancelling them
+    halfway through a database call (the driver would answer a loop that is gone)."""
+
+    def __init__(self) -> None:
+        self._running = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        self._running += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self._running -= 1
+        if self._running == 0:
+            self._idle.set()
+
+    async def idle(self, timeout: float) -> bool:
+        """True once no tick runs; False when `timeout` passed first."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+
+async def stop_scheduler(scheduler: AsyncIOScheduler, ticks: Ticks, *, timeout: float = 10.0) -> None:
+    """No new ticks; the running ones finish (up to `timeout`, then they are cancelled)."""
+    scheduler.pause()
+    if not await ticks.idle(timeout):
+        log.warning("scheduler stopped with jobs still running after %.0f s; they are cancelled", timeout)
+    scheduler.shutdown(wait=False)
+
+
 def start_scheduler(
-    ctx: JobContext, *, jobs: dict[str, float] | None = None, lock: TickLock | None = None
+    ctx: JobContext,
+    *,
+    jobs: dict[str, float] | None = None,
+    lock: TickLock | None = None,
+    ticks: Ticks | None = None,
 ) -> AsyncIOScheduler:
-    """Start the scheduler in the running event loop; `jobs` overrides intervals (seconds)."""
+    """Start the scheduler in the running event loop; `jobs` overrides intervals (seconds);
+    `ticks` learns which ticks run (for `stop_scheduler`)."""
     scheduler = AsyncIOScheduler(
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
     )
@@ -68,14 +109,26 @@ def start_scheduler(
         seconds = (jobs or {}).get(name, interval)
         scheduler.add_job(
             run_tick, "interval", seconds=seconds, args=(name, ctx),
-            kwargs={"lock": lock, "interval": seconds}, id=name, name=name,
+            kwargs={"lock": lock, "interval": seconds, "ticks": ticks}, id=name, name=name,
         )
     scheduler.start()
     return scheduler
 
 
-async def run_tick(name: str, ctx: JobContext, *, lock: TickLock | None = None, interval: float = 0) -> bool:
+async def run_tick(
+    name: str, ctx: JobContext, *, lock: TickLock | None = None, interval: float = 0, ticks: Ticks | None = None
+) -> bool:
     """One scheduled run of `name`, unless another worker holds this tick; True when it ran."""
+    if ticks is None:
+        return await _tick(name, ctx, lock=lock, interval=interval)
+    ticks.enter()
+    try:
+        return await _tick(name, ctx, lock=lock, interval=interval)
+    finally:
+        ticks.leave()
+
+
+async def _tick(name: str, ctx: JobContext, *, lock: TickLock | None, interval: float) -> bool:
     if lock is not None:
         try:
             if not await lock.acquire(name, seconds=interval * LOCK_SHARE):
