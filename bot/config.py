@@ -124,6 +124,8 @@ class ShopConfig:
     delivery_fee_fen: int = 800
     free_delivery_threshold_fen: int = 9900
     new_customer_coupon: str = ""
+    dispatch_hours: int = 48  # paid orders ship within this many hours (told to customers who ask)
+    weekend_dispatch: bool = True  # whether the shop ships on Saturdays and Sundays
 
 
 @dataclass(frozen=True)
@@ -369,7 +371,7 @@ def _validate(config: Config) -> None:
     if config.shop.locale not in ("zh", "en"):
         raise ConfigError("shop.locale: must be zh or en")
     for key in ("order_timeout_minutes", "group_buy_hours", "delivery_fee_fen", "free_delivery_threshold_fen",
-                "remind_before_minutes", "auto_complete_days", "return_window_days"):
+                "remind_before_minutes", "auto_complete_days", "return_window_days", "dispatch_hours"):
         if getattr(config.shop, key) < 0:
             raise ConfigError(f"shop.{key}: must not be negative")
     if config.shop.order_timeout_minutes < 1:

@@ -28,7 +28,8 @@ from typing import Any
 
 from bot.chat.context import Context
 from bot.chat.keywords import ADD_TO_CART, BUY_NOW, match_command, match_keyword, parse_number
-from bot.chat.replies import Card, News, Notice, Reply, Text
+from bot.chat.replies import Card, News, Notice, Reply, Text, with_notice
+from bot.chat.understanding import Slots
 from bot.dialogs.base import Dialog, Step, on
 from bot.dialogs.common import cart_data, error_reply, unit_of_work
 from commerce.cart import cart
@@ -38,6 +39,7 @@ from commerce.groupbuys import campaigns as group_campaigns
 from commerce.rules import utcnow
 
 MAX_RESULTS = 50
+NO_SLOTS = Slots()
 
 
 class SearchState(enum.StrEnum):
@@ -55,6 +57,27 @@ class SearchData:
     category_ids: list[int] = field(default_factory=list)
     product_id: int | None = None
     variant_id: int | None = None
+
+
+def narrow_by_price(snapshot: CatalogSnapshot, product_ids: list[int], slots: Slots) -> tuple[list[int], Notice | None]:
+    """The products within the price asked for ("50块以内", "便宜点": cheapest first).
+
+    None within it: all of them, with a notice saying so (never an empty answer)."""
+    if not slots.narrows_price:
+        return product_ids, None
+    low, high = slots.price_min_fen, slots.price_max_fen
+    within = [
+        pid for pid in product_ids
+        if pid in snapshot.products
+        and (low is None or snapshot.products[pid].max_price_fen >= low)
+        and (high is None or snapshot.products[pid].min_price_fen <= high)
+    ]
+    if slots.cheap:
+        within.sort(key=lambda pid: snapshot.products[pid].min_price_fen)
+    view = {"min": low, "max": high, "cheap": slots.cheap, "count": len(within)}
+    if not within:
+        return product_ids, Notice("price_none", view)
+    return within, Notice("price_within", view) if low is not None or high is not None else None
 
 
 def _product_item(number: int, product: ProductView) -> dict[str, Any]:
@@ -128,12 +151,14 @@ class SearchDialog(Dialog[SearchState, SearchData]):
 
     # ---- entry points -------------------------------------------------------------
 
-    async def search(self, ctx: Context, query: str) -> Reply:
+    async def search(self, ctx: Context, query: str, *, slots: Slots = NO_SLOTS) -> Reply:
         snapshot = await ctx.services.catalog.snapshot()
         hits = snapshot.search(query, limit=MAX_RESULTS)
         if hits:
-            data = SearchData(source="search", title=query, product_ids=[h.product_id for h in hits])
-            return await self._start_list(ctx, snapshot, data)
+            found, notice = narrow_by_price(snapshot, [h.product_id for h in hits], slots)
+            data = SearchData(source="search", title=query, product_ids=found)
+            reply = await self._start_list(ctx, snapshot, data)
+            return with_notice(reply, notice) if notice else reply
         suggestions = snapshot.suggest(query, limit=ctx.services.config.search.page_size)
         if suggestions:
             data = SearchData(source="suggest", title=query, product_ids=[h.product_id for h in suggestions])

@@ -8,6 +8,7 @@ from bot.chat.context import Context
 from bot.chat.keywords import USE_POINTS, normalize, parse_number
 from bot.chat.replies import Reply, Text, TransferToHuman
 from bot.chat.router import Keyword, MsgType, Regex, Router
+from bot.chat.understanding import Intent, understand
 from bot.dialogs.common import error_reply
 from bot.handlers import account  # referrals: invite, me, withdraw
 from bot.wechat.scenes import CODE_PATTERN as CODE_PATTERN
@@ -51,7 +52,9 @@ async def search(ctx: Context) -> Reply | None:
         return None  # e.g. voice without recognition: the media fallback answers
     if parse_number(query) is not None:
         return Text("nothing_to_pick", {"number": parse_number(query)})
-    return await ctx.services.dialogs.search.search(ctx, query[:MAX_QUERY_CHARS])
+    understood = understand(query[:MAX_QUERY_CHARS])  # the product words, and price or quantity asked for
+    words = understood.words if understood.intent is Intent.SEARCH and understood.words else query
+    return await ctx.services.dialogs.search.search(ctx, words[:MAX_QUERY_CHARS], slots=understood.slots)
 
 
 @router.route(Keyword("cart"))

@@ -1,0 +1,272 @@
+"""Understanding: a customer's words → an intent with slots, before anything searches.
+
+Deterministic and fast (regular expressions over the normalised text, a few
+microseconds; cached per text): no model, no segmentation dictionary loaded per message.
+Search is the last resort: a greeting, thanks, a shop question or a call for a person is
+answered as such, and the words that are searched are cleaned of price and quantity
+("50块以内的零食" searches 零食 under ¥50, "来两袋大米" searches 大米 with 2 bags).
+
+`understand(text)` is pure; the routes that act on it are in `bot/handlers/understood.py`.
+Chinese numerals ("两袋", "五十块") are read with cn2an.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cn2an
+
+from bot.chat.keywords import normalize
+
+MAX_UNDERSTOOD_CHARS = 64  # longer texts are searched (truncated) as they are
+MAX_YUAN = 1_000_000
+MAX_QUANTITY = 9999
+
+
+class Intent(enum.StrEnum):
+    GREETING = "greeting"
+    THANKS = "thanks"
+    FAQ = "faq"
+    COMPLAINT = "complaint"  # something went wrong: a person answers
+    HUMAN = "human"  # asks for a person
+    HELP = "help"
+    SEARCH = "search"
+
+
+class Topic(enum.StrEnum):
+    """What a shop question (Intent.FAQ) is about; each is answered from the shop's rules."""
+
+    FREE_DELIVERY = "free_delivery"
+    DELIVERY_FEE = "delivery_fee"
+    COURIER = "courier"
+    SHIPPING_TIME = "shipping_time"
+    PAYMENT = "payment"
+    INVOICE = "invoice"
+    RETURNS = "returns"
+
+
+# Intents a dialog never expects: answered even while a list, a card or the cart is open.
+UNAMBIGUOUS = frozenset({Intent.GREETING, Intent.THANKS, Intent.HUMAN, Intent.COMPLAINT})
+
+
+@dataclass(frozen=True, slots=True)
+class Slots:
+    """What a search asked for besides the product words."""
+
+    price_min_fen: int | None = None
+    price_max_fen: int | None = None
+    cheap: bool = False  # "便宜点": cheapest first
+    quantity: int | None = None
+    unit: str = ""
+
+    @property
+    def narrows_price(self) -> bool:
+        return self.price_min_fen is not None or self.price_max_fen is not None or self.cheap
+
+
+@dataclass(frozen=True, slots=True)
+class Understood:
+    intent: Intent
+    locale: str | None = None  # the language the words were in, when they tell
+    topic: Topic | None = None  # Intent.FAQ
+    words: str = ""  # Intent.SEARCH: the product words, cleaned
+    slots: Slots = Slots()
+
+
+# ---- numbers -------------------------------------------------------------------------------
+
+_CN_DIGITS = "零〇一二两三四五六七八九十百千万"
+NUMBER = rf"(?:\d{{1,7}}(?:\.\d{{1,2}})?|[{_CN_DIGITS}]{{1,12}})"
+
+
+def parse_amount(word: str) -> float | None:
+    """"3", "2.5", "两", "十五", "一百二" → the number; None when it is not one."""
+    word = word.strip()
+    if not word:
+        return None
+    if word[0].isdigit():
+        try:
+            return float(word)
+        except ValueError:
+            return None
+    try:
+        value = cn2an.cn2an(word, "smart")
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+    return float(value)
+
+
+# ---- intents ---------------------------------------------------------------------------------
+
+_POLITE = r"(?:老板|店家|掌柜|亲|亲亲|小姐姐|客服|你|您|大家)?"
+_TAIL = r"[呀啊呢哈吖啦嘛哦噢喔~～!！。.,，\s]*"
+_GREETING_ZH = re.compile(
+    rf"{_POLITE}(?:你好|您好|在吗|在不在|在么|在嘛|早上好|早安|早|上午好|中午好|下午好|晚上好|晚安|哈喽|哈啰|嗨|嘿|hello|hi)"
+    rf"{_POLITE}{_TAIL}(?:在吗|在不在)?{_TAIL}"
+)
+_GREETING_EN = re.compile(
+    r"(?:hi|hello|hey|hiya|yo|good (?:morning|afternoon|evening)|morning|anyone there|are you there)"
+    r"(?: there| shop| guys| boss)?[\s!.?,~]*"
+)
+_THANKS_ZH = re.compile(
+    rf"{_POLITE}(?:谢谢|多谢|感谢|谢啦|谢了|辛苦了|辛苦|麻烦了|3q|3x){_POLITE}(?:了|啦|你|您|哈|老板|亲)*{_TAIL}"
+    rf"(?:谢谢|辛苦了)?{_TAIL}"
+)
+_THANKS_EN = re.compile(r"(?:thanks?(?: you| a lot| so much)?|thx|ty|cheers|much appreciated)(?: very much)?[\s!.,~]*")
+_HUMAN = re.compile(
+    r"人工|真人|转接|找人|找个人|活人|客服|店主|老板在|联系你们|打电话"
+    r"|\b(?:human|agent|real person|someone|somebody|a person|customer service|support|talk to|speak to|call me)\b"
+)
+_COMPLAINT = re.compile(
+    r"投诉|坏了|坏的|破了|破损|烂了|漏了|碎了|发霉|变质|过期|少发|漏发|发错|错发|质量(?:太)?差|差评|骗子|假货|不新鲜"
+    r"|\b(?:complain|complaint|broken|damaged|rotten|wrong item|missing item|scam|terrible)\b"
+)
+_HELP = re.compile(
+    r"怎么(?:买|用|下单|购买|操作)|如何(?:购买|下单|使用)|能做什么|你会什么|有什么功能|怎么玩"
+    r"|how (?:do|can) i (?:buy|order|use)|how does (?:this|it) work|what can you do|how to (?:buy|order)|^help me$"
+)
+_TOPICS: tuple[tuple[Topic, re.Pattern[str]], ...] = (
+    (Topic.FREE_DELIVERY, re.compile(r"包邮|免运费|免邮|满多少|满几|free (?:shipping|delivery)")),
+    (Topic.INVOICE, re.compile(r"发票|开票|\binvoice|\bfapiao")),
+    (Topic.RETURNS, re.compile(r"退货|退换|换货|无理由|能退|可以退|\breturns?\b|\brefund policy")),
+    (Topic.DELIVERY_FEE, re.compile(r"运费|邮费|快递费|配送费|\b(?:shipping|delivery|postage) (?:fee|cost|charge)")),
+    (Topic.COURIER, re.compile(r"什么快递|哪家快递|哪个快递|快递公司|发的快递|\b(?:which|what) (?:courier|carrier)")),
+    (Topic.SHIPPING_TIME, re.compile(
+        r"发货|几天到|多久到|多长时间到|几天能到|多久能到|什么时候(?:能)?(?:发|到)|当天发|周末发|节假日"
+        r"|\bwhen (?:do|will|can) (?:you|it) (?:ship|arrive|deliver)|how long (?:does|will|to)|\bdispatch|\bship (?:on )?weekends?"
+    )),
+    (Topic.PAYMENT, re.compile(
+        r"怎么(?:付|支付|付款|给钱)|如何(?:付|支付|付款)|支付方式|付款方式|支付宝|微信支付|货到付款|信用卡|花呗|能付"
+        r"|\bhow (?:do|can) i pay|payment methods?|\bpay (?:by|with)|\balipay|cash on delivery"
+    )),
+)
+_QUESTIONISH = re.compile(r"[?？吗么嘛呢多少几什么怎哪如何能可以]|\b(?:how|what|when|which|do you|can i|is there)\b")
+
+
+def _locale(text: str) -> str:
+    return "zh" if re.search(r"[\u4e00-\u9fff]", text) else "en"
+
+
+@lru_cache(maxsize=4096)
+def understand(text: str) -> Understood:
+    """The intent of one message, with slots for a search. Pure and cached."""
+    clean = normalize(text)
+    if not clean or len(clean) > MAX_UNDERSTOOD_CHARS or clean[0] in "/／":
+        return Understood(Intent.SEARCH, words=clean[:MAX_UNDERSTOOD_CHARS])
+    locale = _locale(clean)
+    if _GREETING_ZH.fullmatch(clean) or _GREETING_EN.fullmatch(clean):
+        return Understood(Intent.GREETING, locale)
+    if _THANKS_ZH.fullmatch(clean) or _THANKS_EN.fullmatch(clean):
+        return Understood(Intent.THANKS, locale)
+    if _COMPLAINT.search(clean):
+        return Understood(Intent.COMPLAINT, locale)
+    if _HUMAN.search(clean):
+        return Understood(Intent.HUMAN, locale)
+    if _HELP.search(clean):
+        return Understood(Intent.HELP, locale)
+    for topic, pattern in _TOPICS:
+        if pattern.search(clean) and (topic is not Topic.RETURNS or _QUESTIONISH.search(clean)):
+            return Understood(Intent.FAQ, locale, topic=topic)
+    words, slots = parse_search(clean)
+    return Understood(Intent.SEARCH, locale, words=words, slots=slots)
+
+
+# ---- search slots ------------------------------------------------------------------------------
+
+_YUAN = r"(?:块钱|块|元|rmb|yuan|￥|¥)"
+_BELOW = r"(?:以内|以下|之内|之下|封顶)"
+_PRICE_RANGE = re.compile(rf"[¥￥]?({NUMBER})\s*{_YUAN}?\s*(?:-|~|～|到|至|to)\s*[¥￥]?({NUMBER})\s*{_YUAN}\s*(?:之间|的)?")
+_PRICE_BELOW = re.compile(
+    rf"(?:不超过|不到|低于|少于|小于|最多)\s*[¥￥]?({NUMBER})\s*{_YUAN}?(?:{_BELOW})?|[¥￥]?({NUMBER})\s*{_YUAN}?\s*{_BELOW}"
+)
+_PRICE_ABOUT = re.compile(rf"[¥￥]?({NUMBER})\s*{_YUAN}?\s*(?:左右|上下)")
+_PRICE_ABOVE = re.compile(rf"[¥￥]?({NUMBER})\s*{_YUAN}\s*(?:以上|起)")
+_PRICE_EN = re.compile(r"\b(under|below|less than|within|max|around|about|over|above)\s*[¥￥$]?\s*(\d{1,7})\s*(?:yuan|rmb|kuai)?\b")
+_PRICE_EN_RANGE = re.compile(r"\bbetween\s*[¥￥]?(\d{1,7})\s*(?:and|-)\s*[¥￥]?(\d{1,7})\s*(?:yuan|rmb)?")
+_CHEAP = re.compile(r"便宜(?:点|些|一点|一些|的)?|实惠(?:的|点)?|划算的?|性价比高的?|平价的?|\bcheap(?:er|est)?\b|\bbudget\b|\baffordable\b")
+_UNITS_ZH = "斤|公斤|千克|克|两|袋|包|盒|箱|瓶|个|件|份|罐|条|只|双|套|提|听|支|根|片|杯|串|颗|块|桶|捆|把|本"
+_QUANTITY_ZH = re.compile(rf"({NUMBER})\s*({_UNITS_ZH})(?:装)?")
+_UNITS_EN = r"kg|kgs|g|lb|lbs|jin|bags?|boxe?s?|bottles?|packs?|packets?|pcs|pieces?|cans?|cartons?|jars?|pairs?|sets?|cups?"
+_QUANTITY_EN = re.compile(rf"\b(\d{{1,4}})\s*({_UNITS_EN})\b(?:\s+of\b)?")
+_QUANTITY_WORDS_EN = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "ten": 10}
+_QUANTITY_WORD_EN = re.compile(rf"\b({'|'.join(_QUANTITY_WORDS_EN)})\s+({_UNITS_EN})\b(?:\s+of\b)?")
+_FOR_WHOM = r"(?:我|自己|我家|家里)?(?:爸爸?|妈妈?|爸妈|父母|老人|长辈|孩子|小孩|宝宝|儿子|女儿|老婆|老公|媳妇|女朋友|男朋友|对象|朋友|同事|家人|奶奶|爷爷|外婆|姥姥)"
+_FILLER_HEAD = re.compile(
+    rf"^(?:(?:(?:想|要)?(?:给|为|帮){_FOR_WHOM}的?|请问|麻烦|帮我|帮忙|我想要|我想|我要|想要|想|要|给我"
+    r"|再来|来|买|买点|买些|买一些|来点|来些|来一点|搞点|整点|看看|找|找找|推荐|推荐点|推荐一下|有没有|有|你们有|店里有"
+    r"|一点|一些|点|些|的)\s*)+"
+)
+_FILLER_TAIL = re.compile(r"(?:\s*(?:吗|么|嘛|呢|吧|啊|呀|的|没有|有没有|有吗|卖吗|多少钱|怎么卖|吃|喝|用|送人|送礼)\s*)+$")
+_FILLER_EN = re.compile(
+    r"\b(?:i(?:'d)? (?:want|need|like|would like)(?: to buy)?|i'm looking for|looking for|do you (?:have|sell)|can i (?:get|buy|have)"
+    r"|please|some|any|show me|give me|buy|get|for my (?:dad|mom|mum|father|mother|parents|kids?|wife|husband|friend)s?"
+    r"|for (?:a|the) (?:gift|present)|cheap(?:er|est)?|something|stuff|the|of)\b"
+)
+
+
+def _fen(yuan: float | None) -> int | None:
+    if yuan is None or not 0 <= yuan <= MAX_YUAN:
+        return None
+    return int(round(yuan * 100))
+
+
+def _quantity(value: float | None) -> int | None:
+    if value is None or value != int(value) or not 1 <= value <= MAX_QUANTITY:
+        return None
+    return int(value)
+
+
+def parse_search(text: str) -> tuple[str, Slots]:
+    """(product words, slots) of a search text already normalised: price and quantity are
+    taken out of the words, filler around them dropped; never raises."""
+    words = text
+    low = high = None
+    cheap = False
+    if found := _PRICE_RANGE.search(words) or _PRICE_EN_RANGE.search(words):
+        a, b = _fen(parse_amount(found.group(1))), _fen(parse_amount(found.group(2)))
+        if a is not None and b is not None:
+            low, high = min(a, b), max(a, b)
+            words = _cut(words, found)
+    elif found := _PRICE_ABOUT.search(words):
+        center = _fen(parse_amount(found.group(1)))
+        if center is not None:
+            low, high = center * 4 // 5, center * 6 // 5
+            words = _cut(words, found)
+    elif found := _PRICE_ABOVE.search(words):
+        low = _fen(parse_amount(found.group(1)))
+        words = _cut(words, found)
+    elif found := _PRICE_BELOW.search(words):
+        high = _fen(parse_amount(found.group(1) or found.group(2)))
+        words = _cut(words, found)
+    elif found := _PRICE_EN.search(words):
+        amount = _fen(parse_amount(found.group(2)))
+        kind = found.group(1)
+        if amount is not None:
+            if kind in ("over", "above"):
+                low = amount
+            elif kind in ("around", "about"):
+                low, high = amount * 4 // 5, amount * 6 // 5
+            else:
+                high = amount
+            words = _cut(words, found)
+    if found := _CHEAP.search(words):
+        cheap = True
+        words = _cut(words, found)
+    quantity, unit = None, ""
+    if found := _QUANTITY_ZH.search(words) or _QUANTITY_EN.search(words):
+        quantity, unit = _quantity(parse_amount(found.group(1))), found.group(2)
+        words = _cut(words, found)
+    elif found := _QUANTITY_WORD_EN.search(words):
+        quantity, unit = _QUANTITY_WORDS_EN[found.group(1)], found.group(2)
+        words = _cut(words, found)
+    cleaned = _FILLER_EN.sub(" ", _FILLER_TAIL.sub("", _FILLER_HEAD.sub("", words.strip())))
+    cleaned = re.sub(r"\s+", " ", cleaned).strip(" ,，.。的")
+    slots = Slots(price_min_fen=low, price_max_fen=high, cheap=cheap, quantity=quantity, unit=unit if quantity else "")
+    return (cleaned or words.strip() or text), slots
+
+
+def _cut(text: str, found: re.Match[str]) -> str:
+    return (text[: found.start()] + " " + text[found.end():]).strip()

@@ -1,0 +1,117 @@
+"""What the understanding step recognised (bot.chat.understanding), answered before search.
+
+Two routers: `early` holds the intents no dialog expects (greeting, thanks, a call for a
+person, a complaint) and runs with the words that work everywhere, before the open
+dialog; `router` holds shop questions and help and runs after the dialog, just before
+the fallback search. Answers come from the shop's own rules and config.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from bot.chat.context import Context
+from bot.chat.replies import Reply, Text
+from bot.chat.router import LOCALE, Router
+from bot.chat.understanding import UNAMBIGUOUS, Intent, Understood, understand
+from bot.dialogs.common import unit_of_work
+from bot.handlers.text import human_service
+from commerce.cart import cart
+
+early = Router()
+router = Router()
+
+HOT_SHOWN = 3
+_LONG_NUMBER = re.compile(r"\d{5}")  # a phone or an address number: not small talk
+
+
+@dataclass(frozen=True, slots=True)
+class Understands:
+    """The text's intent is one of `intents`: the handler gets `understood`.
+
+    `short`: only a short text without long numbers (what is typed at an address step
+    is never read as a call for a person)."""
+
+    intents: frozenset[Intent]
+    short: bool = False
+
+    def __call__(self, ctx: Context) -> dict[str, Any] | None:
+        if ctx.msg.kind not in ("text", "voice"):
+            return None
+        text = ctx.msg.text.strip()
+        if not text or (self.short and (len(text) > 24 or _LONG_NUMBER.search(text))):
+            return None
+        found = understand(text)
+        if found.intent not in self.intents:
+            return None
+        data: dict[str, Any] = {"understood": found}
+        if found.locale == "en" and text.isascii():
+            data[LOCALE] = "en"
+        return data
+
+
+async def _next_steps(ctx: Context) -> dict[str, Any]:
+    """What a friendly reply offers next: hot sellers, and the cart when it is not empty."""
+    snapshot = await ctx.services.catalog.snapshot()
+    hot = [
+        {"name": snapshot.products[pid].name, "price_min": snapshot.products[pid].min_price_fen,
+         "price_max": snapshot.products[pid].max_price_fen}
+        for pid in snapshot.hot[:HOT_SHOWN]
+        if pid in snapshot.products
+    ]
+    items = 0
+    if ctx.customer_id:
+        async with unit_of_work(ctx) as session:
+            view = await cart.get_cart(session, customer_id=ctx.customer_id)
+        items = sum(line.quantity for line in view.lines)
+    return {"hot": hot, "cart_items": items}
+
+
+@early.route(Understands(frozenset({Intent.GREETING}), short=True))
+async def greeting(ctx: Context) -> Reply:
+    return Text("greeting", await _next_steps(ctx))
+
+
+@early.route(Understands(frozenset({Intent.THANKS}), short=True))
+async def thanks(ctx: Context) -> Reply:
+    return Text("thanks", await _next_steps(ctx))
+
+
+@early.route(Understands(frozenset({Intent.HUMAN, Intent.COMPLAINT}), short=True))
+async def wants_a_person(ctx: Context) -> Reply | None:
+    """A complaint or a call for a person: the human hand-off (staff are alerted with
+    what was written, the cart and the last order)."""
+    return await human_service(ctx)
+
+
+@router.route(Understands(frozenset({Intent.HUMAN, Intent.COMPLAINT})))
+async def wants_a_person_later(ctx: Context) -> Reply | None:
+    return await human_service(ctx)
+
+
+@router.route(Understands(frozenset({Intent.HELP})))
+async def help_(ctx: Context) -> Reply:
+    return Text("help")
+
+
+@router.route(Understands(frozenset({Intent.FAQ})))
+async def shop_question(ctx: Context, understood: Understood) -> Reply:
+    return Text("faq", {"topic": str(understood.topic), **shop_facts(ctx)})
+
+
+def shop_facts(ctx: Context) -> dict[str, Any]:
+    """The rules a shop question is answered from: config, never words in code."""
+    shop, pay = ctx.services.config.shop, ctx.services.config.pay
+    return {
+        "delivery_fee": shop.delivery_fee_fen,
+        "free_threshold": shop.free_delivery_threshold_fen,
+        "dispatch_hours": shop.dispatch_hours,
+        "weekend_dispatch": shop.weekend_dispatch,
+        "return_days": shop.return_window_days,
+        "pay_provider": pay.provider,
+    }
+
+
+__all__ = ["UNAMBIGUOUS", "early", "router"]

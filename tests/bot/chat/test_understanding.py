@@ -1,0 +1,111 @@
+"""The understanding step alone: intents and slots, without the app (issue 12)."""
+
+from __future__ import annotations
+
+import time
+
+import cn2an
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.chat.understanding import Intent, Topic, parse_amount, parse_search, understand
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("早上好", Intent.GREETING), ("在吗", Intent.GREETING), ("hi", Intent.GREETING), ("Hello there", Intent.GREETING),
+        ("辛苦了", Intent.THANKS), ("谢谢", Intent.THANKS), ("thx", Intent.THANKS), ("thanks a lot", Intent.THANKS),
+        ("东西坏了要找人", Intent.COMPLAINT), ("投诉", Intent.COMPLAINT), ("人工", Intent.HUMAN), ("客服", Intent.HUMAN),
+        ("怎么买", Intent.HELP), ("苹果", Intent.SEARCH), ("/faq add 发票 可以开", Intent.SEARCH),
+    ],
+)
+def test_intents(text: str, intent: Intent) -> None:
+    assert understand(text).intent is intent
+
+
+@pytest.mark.parametrize(
+    ("text", "topic"),
+    [
+        ("发什么快递", Topic.COURIER), ("满多少免运费", Topic.FREE_DELIVERY), ("运费多少", Topic.DELIVERY_FEE),
+        ("周末发货吗", Topic.SHIPPING_TIME), ("怎么付款", Topic.PAYMENT), ("能开发票吗", Topic.INVOICE),
+        ("free shipping?", Topic.FREE_DELIVERY), ("can I pay with alipay", Topic.PAYMENT),
+    ],
+)
+def test_shop_questions(text: str, topic: Topic) -> None:
+    found = understand(text)
+    assert found.intent is Intent.FAQ and found.topic is topic
+
+
+@pytest.mark.parametrize(
+    ("text", "words", "low", "high", "quantity", "unit"),
+    [
+        ("50块以内的零食", "零食", None, 5000, None, ""),
+        ("五十元以下的水果", "水果", None, 5000, None, ""),
+        ("100元以下", "100元以下", None, 10000, None, ""),
+        ("30到50元的茶", "茶", 3000, 5000, None, ""),
+        ("100块左右的礼盒", "礼盒", 8000, 12000, None, ""),
+        ("香蕉3斤", "香蕉", None, None, 3, "斤"),
+        ("来两袋大米", "大米", None, None, 2, "袋"),
+        ("给我爸买点茶叶", "茶叶", None, None, None, ""),
+        ("snacks under 30 yuan", "snacks", None, 3000, None, ""),
+        ("2 bags of rice", "rice", None, None, 2, "bags"),
+    ],
+)
+def test_search_slots(text: str, words: str, low: int | None, high: int | None, quantity: int | None, unit: str) -> None:
+    found = understand(text)
+    assert found.intent is Intent.SEARCH
+    assert (found.words, found.slots.price_min_fen, found.slots.price_max_fen) == (words, low, high)
+    assert (found.slots.quantity, found.slots.unit) == (quantity, unit)
+
+
+def test_cheap_is_a_slot_not_a_word() -> None:
+    found = understand("便宜点的零食")
+    assert found.slots.cheap and found.words == "零食"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80))
+def test_any_text_is_understood_without_crashing(text: str) -> None:
+    found = understand(text)
+    assert isinstance(found.intent, Intent)
+    words, slots = parse_search(text.lower())
+    assert isinstance(words, str)
+    if slots.price_min_fen is not None and slots.price_max_fen is not None:
+        assert slots.price_min_fen <= slots.price_max_fen
+    assert slots.quantity is None or 1 <= slots.quantity <= 9999
+
+
+@given(st.integers(min_value=1, max_value=99_999), st.sampled_from(["块", "元", "块钱"]), st.sampled_from(["以内", "以下"]),
+       st.sampled_from(["零食", "水果", "茶"]), st.booleans())
+def test_a_price_limit_round_trips(yuan: int, unit: str, below: str, words: str, chinese: bool) -> None:
+    number = cn2an.an2cn(yuan) if chinese else str(yuan)
+    found = understand(f"{number}{unit}{below}的{words}")
+    assert found.intent is Intent.SEARCH
+    assert (found.words, found.slots.price_max_fen, found.slots.price_min_fen) == (words, yuan * 100, None)
+
+
+@given(st.integers(min_value=1, max_value=999), st.sampled_from(["斤", "袋", "箱", "瓶"]),
+       st.sampled_from(["香蕉", "大米", "苹果"]), st.booleans(), st.booleans())
+def test_a_quantity_round_trips(count: int, unit: str, words: str, chinese: bool, before: bool) -> None:
+    number = cn2an.an2cn(count) if chinese else str(count)
+    text = f"来{number}{unit}{words}" if before else f"{words}{number}{unit}"
+    found = understand(text)
+    assert (found.words, found.slots.quantity, found.slots.unit) == (words, count, unit)
+
+
+@given(st.integers(min_value=0, max_value=10**6))
+def test_amounts_in_chinese_numerals(value: int) -> None:
+    assert parse_amount(cn2an.an2cn(value)) == value
+    assert parse_amount(str(value)) == value
+
+
+def test_understanding_is_fast() -> None:
+    """Issue 12 asks at most 1 ms a message; this is uncached, far below it (a generous bound)."""
+    texts = ["给我爸买点茶叶", "50块以内的零食", "满多少免运费", "来两袋大米", "hello", "烟台红富士苹果 5斤装"]
+    start = time.perf_counter()
+    for n in range(300):
+        for text in texts:
+            understand.__wrapped__(f"{text}{n}")
+    assert (time.perf_counter() - start) / (300 * len(texts)) < 0.001
