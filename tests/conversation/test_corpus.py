@@ -82,7 +82,10 @@ def judged(turn: Turn, reply: Reply) -> bool:
     if turn.kind == "says":
         return any(part.lower() in lowered for part in turn.args)
     if turn.kind == "human":
-        return reply.kind == "transfer" or (not not_found and any(m in lowered for m in HUMAN_MARKS))
+        # WeChat's hand-over reply is MsgType transfer_customer_service
+        return reply.kind in ("transfer", "transfer_customer_service") or (
+            not not_found and any(m in lowered for m in HUMAN_MARKS)
+        )
     if turn.kind == "chat":
         return reply.kind != "none" and not not_found and not any(m.lower() in lowered for m in SEARCH_MARKS)
     return True
