@@ -18,6 +18,8 @@ host decides what comes next (checkout re-quotes, the group dialog takes the sea
 from __future__ import annotations
 
 import enum
+import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -43,6 +45,16 @@ def address_data(address: AddressView | ParsedAddress) -> dict[str, Any]:
     """An address as a message shows it: the phone number masked."""
     phone = address.phone
     return {"name": address.name, "phone": f"{phone[:3]}****{phone[-4:]}", "address": address.address}
+
+
+_ADDRESS_SIGNS = re.compile(r"\d{5,}|[省市区县镇乡村路街巷弄号栋幢楼室]|单元|小区|大厦|\n")
+
+
+def looks_like_address(text: str) -> bool:
+    """Whether a message could be a typed delivery address (a phone-like number, a
+    street or district word, several lines): "苹果" or "发什么快递" is not, and a host
+    may let such a message go to search instead of saying what the address lacks."""
+    return bool(_ADDRESS_SIGNS.search(unicodedata.normalize("NFKC", text)))
 
 
 def read_typed_address(text: str) -> tuple[Text, dict[str, str] | None]:

@@ -6,6 +6,14 @@ A handler returns a `Step`: the reply, the next state (or None to end) and the d
 The runtime refuses undeclared transitions, stamps the data with the dialog's
 version (stale versions are dropped on load), and remembers when the dialog expires
 so the next message can be told so.
+
+A stray message never silently ends a dialog:
+- a `resumable` dialog (checkout) that another dialog replaces, or that is left by
+  `end` (a search, the orders list, a hand-over), is *parked* with its state and data;
+  its own entry point takes it back (`take_parked`, then `resume`), and replies of the
+  dialogs started meanwhile say how to return (`dialog_parked`); only `cancel` drops it.
+- a message the open dialog declines and nothing else understands is answered with
+  what the step needs and how to leave (`Dialog.reprompt`), and the dialog stays.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from bot.chat.context import Context
 from bot.chat.keywords import match_keyword, parse_number
-from bot.chat.replies import Reply
+from bot.chat.replies import Notice, Reply, with_notice
 from bot.dialogs.store import DialogStore, StoredDialog
 
 if TYPE_CHECKING:
@@ -61,6 +69,7 @@ class Dialog(Generic[S, D]):
     Data: ClassVar[type[DataclassInstance]]
     version: ClassVar[int] = 1
     exclusive: ClassVar[bool] = False  # sees every message first, even "help" and commands
+    resumable: ClassVar[bool] = False  # parked, not dropped, when left for another dialog
     initial: ClassVar[frozenset[enum.StrEnum]]
     transitions: ClassVar[Mapping[enum.StrEnum, frozenset[enum.StrEnum]]]
     _handlers: ClassVar[dict[str, str]]
@@ -68,9 +77,10 @@ class Dialog(Generic[S, D]):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         handlers: dict[str, str] = {}
-        for attr, value in vars(cls).items():
-            for state in getattr(value, STATES_ATTR, ()):
-                handlers[str(state)] = attr
+        for klass in reversed(cls.__mro__):  # a subclass keeps (or overrides) its base's handlers
+            for attr, value in vars(klass).items():
+                for state in getattr(value, STATES_ATTR, ()):
+                    handlers[str(state)] = attr
         cls._handlers = handlers
         missing = [s for s in cls.State if str(s) not in handlers]
         if missing:
@@ -82,6 +92,12 @@ class Dialog(Generic[S, D]):
     async def handle(self, ctx: Context, state: S, data: D) -> Step[S, D] | None:
         """Run the state's handler; None means "not for me" and lets the message fall through."""
         return await getattr(self, self._handlers[str(state)])(ctx, data)
+
+    async def reprompt(self, ctx: Context, state: S, data: D) -> Reply | None:
+        """What this step needs and how to leave, for a message it declined that nothing
+        else understood either; None: no such answer (the message is searched, the
+        dialog ends)."""
+        return None
 
     def expects(self, ctx: Context) -> bool:
         """Whether the message only makes sense inside this dialog (a number, next page…).
@@ -112,6 +128,7 @@ class Expired:
 log = logging.getLogger(__name__)
 
 START, END = "start", "end"  # the from/to of a dialog's first and last transition
+PARKED = "#parked"  # the store key of a parked dialog: the openid and this (openids have no "#")
 
 
 class DialogRuntime:
@@ -149,11 +166,45 @@ class DialogRuntime:
         return Active(dialog, state, data)
 
     async def start(self, ctx: Context, dialog: Dialog[Any, Any], step: Step[Any, Any]) -> Reply:
-        """Begin `dialog` with `step` (its state must be one of the dialog's initial states)."""
+        """Begin `dialog` with `step` (its state must be one of the dialog's initial states).
+
+        A resumable dialog it replaces is parked; while one is parked, the reply says how
+        to return to it."""
         if step.state is not None and step.state not in dialog.initial:
             raise TransitionError(f"{dialog.name} cannot start in {step.state}")
+        await self._park_current(ctx.openid, unless=dialog)
+        await self._save(ctx.openid, dialog, step, frm=START)
+        parked = await self.parked(ctx.openid)
+        if parked is not None and parked.dialog is not dialog:
+            return with_notice(step.reply, Notice("dialog_parked", {"dialog": parked.dialog.name}))
+        return step.reply
+
+    async def resume(self, ctx: Context, dialog: Dialog[Any, Any], step: Step[Any, Any]) -> Reply:
+        """Go on with a dialog taken back (`take_parked`) in any of its states."""
+        if step.state is not None and step.state not in dialog.transitions:
+            raise TransitionError(f"{dialog.name} has no state {step.state}")
         await self._save(ctx.openid, dialog, step, frm=START)
         return step.reply
+
+    async def parked(self, openid: str) -> Active | None:
+        """The dialog set aside for this customer, if it is still fresh."""
+        stored = await self.store.get(openid + PARKED)
+        return self._active(stored) if stored is not None and not stored.expired() else None
+
+    async def take_parked(self, openid: str, dialog: Dialog[Any, Any]) -> Active | None:
+        """The parked `dialog` (removed from the store), or None."""
+        parked = await self.parked(openid)
+        if parked is None or parked.dialog is not dialog:
+            return None
+        await self.store.delete(openid + PARKED)
+        return parked
+
+    async def reprompt(self, ctx: Context) -> Reply | None:
+        """The open dialog's answer to a message nobody understood (`Dialog.reprompt`)."""
+        loaded = await self.load(ctx.openid)
+        if not isinstance(loaded, Active):
+            return None
+        return await loaded.dialog.reprompt(ctx, loaded.state, loaded.data)
 
     async def advance(self, ctx: Context, active: Active) -> Reply | None:
         """Let the active dialog handle the message; None when it declines."""
@@ -167,7 +218,32 @@ class DialogRuntime:
         return step.reply
 
     async def end(self, openid: str) -> None:
+        """The open dialog is left (a resumable one is parked)."""
+        await self._park_current(openid)
         await self.store.delete(openid)
+
+    async def cancel(self, openid: str) -> None:
+        """The customer said "cancel": the open dialog and a parked one are dropped."""
+        await self.store.delete(openid)
+        await self.store.delete(openid + PARKED)
+
+    async def _park_current(self, openid: str, *, unless: Dialog[Any, Any] | None = None) -> None:
+        stored = await self.store.get(openid)
+        if stored is None or stored.expired() or (unless is not None and stored.dialog == unless.name):
+            return
+        dialog = self._dialogs.get(stored.dialog)
+        if dialog is None or not dialog.resumable or stored.version != dialog.version:
+            return
+        await self.store.put(openid + PARKED, dataclasses.replace(stored, expires_at=time.time() + self.ttl_seconds))
+
+    def _active(self, stored: StoredDialog) -> Active | None:
+        dialog = self._dialogs.get(stored.dialog)
+        if dialog is None or stored.version != dialog.version:
+            return None
+        try:
+            return Active(dialog, dialog.State(stored.state), dialog.Data(**stored.data))
+        except (TypeError, ValueError):
+            return None
 
     async def _save(self, openid: str, dialog: Dialog[Any, Any], step: Step[Any, Any], *, frm: str) -> None:
         if step.handed_over:  # the handler started another dialog, which saved (and counted) itself

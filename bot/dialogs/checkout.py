@@ -4,14 +4,25 @@
 stateDiagram-v2
     [*] --> REVIEW: "结算" with a default address
     [*] --> ADDRESS: "结算" without one
+    [*] --> PARKED: a parked checkout's "结算" goes on in its state, data kept
     ADDRESS --> ADDRESS_CONFIRM: a typed "name phone address", parsed
-    ADDRESS --> ADDRESS: unparseable (says what is missing)
+    ADDRESS --> ADDRESS: an address attempt that cannot be read (says what is missing)
     ADDRESS_CONFIRM --> REVIEW: "确认" saves it as the default
     ADDRESS_CONFIRM --> ADDRESS_CONFIRM: another typed address
     REVIEW --> REVIEW: "券 2" / "券 不用", "用积分" / "不用积分", a changed cart re-quoted
     REVIEW --> ADDRESS: "地址"
-    REVIEW --> [*]: "确认" places the order (pay card), cancel, other text
+    REVIEW --> [*]: "确认" places the order (pay card), cancel
+    state "any step" as ANY
+    ANY --> ANY: stray text nothing understands, a number (what the step needs, "取消" to leave)
+    ANY --> PARKED: text that finds products (the results say "回复「结算」继续下单"), another screen
 ```
+A stray message never ends the checkout: in any step, text the step does not take
+(in the address steps: text that does not look like an address) is left to the rest
+of the conversation. A search that finds products, or another screen ("订单", "购物车"…),
+parks the checkout with its state and data (`bot.dialogs.base`); "结算" resumes it
+(`begin`), re-quoted, with its typed address, coupon and points choices. Anything
+nothing understands is answered with what the step needs and how to leave
+(`reprompt`). Only "取消" (or an emptied cart) drops it.
 ADDRESS and ADDRESS_CONFIRM are the address step (`bot.dialogs.address_step`), shared
 with the group-buy dialog. The order is placed with an idempotency key derived from the confirming message,
 so WeChat's retries and double taps place it once.
@@ -30,13 +41,13 @@ from typing import Any
 from bot.chat.context import Context
 from bot.chat.keywords import USE_COUPON, USE_POINTS, match_command, match_keyword
 from bot.chat.replies import Notice, Reply, Text, with_notice
-from bot.dialogs.address_step import AddressStep, address_data
-from bot.dialogs.base import Dialog, Step, on
+from bot.dialogs.address_step import AddressStep, address_data, looks_like_address
+from bot.dialogs.base import Active, Dialog, Step, on
 from bot.dialogs.common import error_reply, pay_card, unit_of_work
 from commerce.cart import cart, pricing
 from commerce.cart.pricing import NO_COUPON, Quote
 from commerce.customers import addresses
-from commerce.customers.addresses import AddressView
+from commerce.customers.addresses import AddressView, ParsedAddress
 from commerce.errors import ShopError
 from commerce.orders import placement as orders
 
@@ -97,6 +108,7 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
     State = CheckoutState
     Data = CheckoutData
     version = 1
+    resumable = True
     initial = frozenset({CheckoutState.ADDRESS, CheckoutState.REVIEW})
     transitions = {
         CheckoutState.ADDRESS: frozenset({CheckoutState.ADDRESS, CheckoutState.ADDRESS_CONFIRM}),
@@ -105,18 +117,51 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
     }
 
     async def begin(self, ctx: Context) -> Reply:
-        """Start (or restart) checkout of the customer's cart."""
+        """Start checkout of the customer's cart, or go on with the one left for a search or
+        another screen (its address, typed address, coupon and points choices kept)."""
         async with unit_of_work(ctx) as session:
             if not (await cart.get_cart(session, customer_id=ctx.customer_id)).lines:
-                await ctx.services.dialogs.end(ctx.openid)
+                await ctx.services.dialogs.cancel(ctx.openid)
                 return Text("cart_empty")
             address = await addresses.default_address(session, customer_id=ctx.customer_id)
+        previous = await self._left(ctx)
+        if previous is not None:
+            return await self._resume(ctx, previous, default_address_id=address.id if address else None)
         data = CheckoutData(address_id=address.id if address else None)
         step = await self._review(ctx, data) if address else ADDRESS_STEP.start(data)
         if step.state is None:
             await ctx.services.dialogs.end(ctx.openid)
             return step.reply
         return await ctx.services.dialogs.start(ctx, self, step)
+
+    async def _left(self, ctx: Context) -> Active | None:
+        """The checkout this customer left (parked) or is in."""
+        dialogs = ctx.services.dialogs
+        parked = await dialogs.take_parked(ctx.openid, self)
+        if parked is not None:
+            return parked
+        loaded = await dialogs.load(ctx.openid)
+        return loaded if isinstance(loaded, Active) and loaded.dialog is self else None
+
+    async def _resume(self, ctx: Context, previous: Active, *, default_address_id: int | None) -> Reply:
+        data: CheckoutData = previous.data
+        if previous.state == CheckoutState.ADDRESS_CONFIRM and data.pending_address is not None:
+            step: Step[CheckoutState, CheckoutData] = Step(
+                Text("address_parsed", address_data(ParsedAddress(**data.pending_address))),
+                CheckoutState.ADDRESS_CONFIRM, data,
+            )
+        else:
+            data.address_id = data.address_id or default_address_id
+            step = await self._review(ctx, data) if data.address_id else ADDRESS_STEP.start(data)
+        if step.state is None:
+            await ctx.services.dialogs.cancel(ctx.openid)
+            return step.reply
+        reply = with_notice(step.reply, Notice("checkout_resumed"))
+        return await ctx.services.dialogs.resume(ctx, self, Step(reply, step.state, step.data))
+
+    async def reprompt(self, ctx: Context, state: CheckoutState, data: CheckoutData) -> Reply | None:
+        """What the step needs, and "取消" to leave; the checkout stays."""
+        return Text("step_hint", {"step": f"checkout_{state}", "payable": data.payable_fen})
 
     async def _review(self, ctx: Context, data: CheckoutData) -> Step[CheckoutState, CheckoutData]:
         async with unit_of_work(ctx) as session:
@@ -143,12 +188,17 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
 
     @on(CheckoutState.ADDRESS)
     async def on_address(self, ctx: Context, data: CheckoutData) -> Step[CheckoutState, CheckoutData] | None:
+        if not looks_like_address(ctx.msg.text):
+            return None  # a search, a question…: understood elsewhere, else `reprompt`
         return ADDRESS_STEP.on_typed(ctx, data)
 
     @on(CheckoutState.ADDRESS_CONFIRM)
     async def on_address_confirm(
         self, ctx: Context, data: CheckoutData
     ) -> Step[CheckoutState, CheckoutData] | None:
+        keyword = match_keyword(ctx.msg.text)
+        if (keyword is None or keyword[0] != "confirm") and not looks_like_address(ctx.msg.text):
+            return None
         saved = await ADDRESS_STEP.on_confirm(ctx, data)
         if isinstance(saved, Step):
             return saved

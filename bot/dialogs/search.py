@@ -13,8 +13,13 @@ stateDiagram-v2
     CARD --> RESULTS: back / next / prev
     CARD --> [*]: "立即购买" hands over to checkout
     RESULTS --> [*]: cancel, or any other text (a new search)
-    CARD --> [*]: cancel, or any other text (a new search)
+    CARD --> [*]: cancel, or other text that finds products (a new search)
+    CARD --> CARD: other text that finds nothing (what the card takes, how to leave)
 ```
+A stray message never ends a card silently: text it does not take is searched, and
+when the search finds nothing the card stays and says what it takes (`reprompt`).
+A checkout left for a search is parked (`bot.dialogs.base`); the results say
+"回复「结算」继续下单".
 Numbers run across pages (page 2 shows 6-10), so "7" means the same product
 whichever page was shown last. On a card of a product with several variants the
 numbered list on screen is the variants, so a number picks a variant there.
@@ -163,6 +168,9 @@ class SearchDialog(Dialog[SearchState, SearchData]):
         if suggestions:
             data = SearchData(source="suggest", title=query, product_ids=[h.product_id for h in suggestions])
             return await self._start_list(ctx, snapshot, data)
+        reprompt = await ctx.services.dialogs.reprompt(ctx)
+        if reprompt is not None:  # inside a card or a checkout: it stays, saying what it needs
+            return with_notice(reprompt, Notice("not_understood", {"query": query}))
         await ctx.services.dialogs.end(ctx.openid)
         hot = [_product_item(i, snapshot.products[pid]) for i, pid in enumerate(snapshot.hot[:3], 1)]
         categories = [{"name": c.name, "name_en": c.name_en} for c in snapshot.categories]
@@ -208,6 +216,23 @@ class SearchDialog(Dialog[SearchState, SearchData]):
     async def _start_list(self, ctx: Context, snapshot: CatalogSnapshot, data: SearchData) -> Reply:
         step = Step(self._list_reply(ctx, snapshot, data), SearchState.RESULTS, data)
         return await ctx.services.dialogs.start(ctx, self, step)
+
+    async def reprompt(self, ctx: Context, state: SearchState, data: SearchData) -> Reply | None:
+        """On a card: what it takes (a variant, add, buy now) and how to leave; lists and
+        categories give way to the message's own search."""
+        if state != SearchState.CARD or data.product_id is None:
+            return None
+        product = await ctx.services.catalog.product(data.product_id)
+        if product is None:
+            return None
+        variant = self._chosen_variant(product, data)
+        hint = {
+            "step": "card",
+            "name": product.name,
+            "spec": variant.label if variant is not None else "",
+            "variants": len(product.variants) if variant is None else 0,
+        }
+        return Text("step_hint", hint)
 
     # ---- states ---------------------------------------------------------------------
 

@@ -30,8 +30,9 @@ async def help_(ctx: Context) -> Reply:
 
 @router.route(Keyword("cancel"))
 async def cancel(ctx: Context) -> Reply:
-    had_dialog = await ctx.services.dialogs.store.get(ctx.openid) is not None
-    await ctx.services.dialogs.end(ctx.openid)
+    dialogs = ctx.services.dialogs
+    had_dialog = await dialogs.store.get(ctx.openid) is not None or await dialogs.parked(ctx.openid) is not None
+    await dialogs.cancel(ctx.openid)
     return Text("cancelled" if had_dialog else "nothing_to_cancel")
 
 
@@ -51,7 +52,9 @@ async def search(ctx: Context) -> Reply | None:
     if not query:
         return None  # e.g. voice without recognition: the media fallback answers
     if parse_number(query) is not None:
-        return Text("nothing_to_pick", {"number": parse_number(query)})
+        # a number the open step does not take: what the step needs, else "no list to pick from"
+        reprompt = await ctx.services.dialogs.reprompt(ctx)
+        return reprompt or Text("nothing_to_pick", {"number": parse_number(query)})
     understood = understand(query[:MAX_QUERY_CHARS])  # the product words, and price or quantity asked for
     words = understood.words if understood.intent is Intent.SEARCH and understood.words else query
     return await ctx.services.dialogs.search.search(ctx, words[:MAX_QUERY_CHARS], slots=understood.slots)

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from bot.chat.context import Context
-from bot.chat.replies import Text
+from bot.chat.replies import Notice, Text
 from bot.dialogs.base import Active, Dialog, DialogRuntime, Expired, Step, TransitionError, on
 from bot.dialogs.store import MemoryDialogStore
 from bot.wechat.protocol import Inbound
@@ -167,3 +167,70 @@ async def test_every_transition_is_heard_and_a_failing_hook_changes_nothing() ->
     await failing.start(_ctx(failing, "go"), dialog, Step(Text("start"), Counter.COUNTING, CounterData()))
     loaded = await failing.load("o1")
     assert isinstance(loaded, Active) and loaded.state is Counter.COUNTING
+
+
+class ParkedCounter(CounterDialog):
+    """The counter as a resumable dialog (as checkout is): set aside, never dropped, when left."""
+
+    name = "parked_counter"
+    resumable = True
+
+
+PARKED_COUNTER = ParkedCounter()
+
+
+@pytest.fixture
+def two_dialogs() -> DialogRuntime:
+    return DialogRuntime(MemoryDialogStore(), [COUNTER, PARKED_COUNTER], ttl_seconds=60)
+
+
+async def test_a_resumable_dialog_replaced_by_another_is_parked_with_its_data(two_dialogs: DialogRuntime) -> None:
+    runtime, ctx = two_dialogs, _ctx(two_dialogs, "go")
+    await runtime.start(ctx, PARKED_COUNTER, Step(Text("a"), Counter.COUNTING, CounterData(5)))
+    reply = await runtime.start(ctx, COUNTER, Step(Text("b"), Counter.COUNTING, CounterData()))
+    assert reply == Text("b", notices=(Notice("dialog_parked", {"dialog": "parked_counter"}),))
+    loaded = await runtime.load("o1")
+    assert isinstance(loaded, Active) and loaded.dialog is COUNTER
+    assert await runtime.take_parked("o1", COUNTER) is None  # only the parked dialog takes itself back
+    taken = await runtime.take_parked("o1", PARKED_COUNTER)
+    assert taken is not None and taken.state == Counter.COUNTING and taken.data == CounterData(5)
+    assert await runtime.parked("o1") is None  # taken once
+    assert await runtime.resume(ctx, PARKED_COUNTER, Step(Text("again"), Counter.DONE, taken.data)) == Text("again")
+    loaded = await runtime.load("o1")
+    assert isinstance(loaded, Active) and loaded.dialog is PARKED_COUNTER and loaded.state == Counter.DONE
+
+
+async def test_ending_parks_a_resumable_dialog_and_cancel_drops_it(two_dialogs: DialogRuntime) -> None:
+    runtime, ctx = two_dialogs, _ctx(two_dialogs, "go")
+    await runtime.start(ctx, PARKED_COUNTER, Step(Text("a"), Counter.COUNTING, CounterData(2)))
+    await runtime.end("o1")
+    assert await runtime.load("o1") is None
+    parked = await runtime.parked("o1")
+    assert parked is not None and parked.data == CounterData(2)
+    await runtime.cancel("o1")
+    assert await runtime.parked("o1") is None
+
+
+async def test_other_dialogs_and_finished_ones_are_not_parked(two_dialogs: DialogRuntime) -> None:
+    runtime, ctx = two_dialogs, _ctx(two_dialogs, "go")
+    await runtime.start(ctx, COUNTER, Step(Text("a"), Counter.COUNTING, CounterData(1)))
+    await runtime.end("o1")
+    assert await runtime.parked("o1") is None  # not resumable: ended as before
+    await runtime.start(ctx, PARKED_COUNTER, Step(Text("a"), Counter.COUNTING, CounterData(1)))
+    loaded = await runtime.load("o1")
+    assert isinstance(loaded, Active)
+    assert await runtime.advance(_ctx(runtime, "stop"), loaded) == Text("bye")  # it ended itself
+    assert await runtime.parked("o1") is None
+    await runtime.start(ctx, PARKED_COUNTER, Step(Text("a"), Counter.COUNTING, CounterData(1)))
+    stored = await runtime.store.get("o1")
+    assert stored is not None
+    await runtime.store.put("o1", replace(stored, expires_at=time.time() - 1))
+    await runtime.end("o1")
+    assert await runtime.parked("o1") is None  # an expired dialog is not kept
+
+
+async def test_a_declined_message_is_answered_by_the_dialogs_reprompt(two_dialogs: DialogRuntime) -> None:
+    runtime = two_dialogs
+    assert await runtime.reprompt(_ctx(runtime, "?")) is None  # no dialog open
+    await runtime.start(_ctx(runtime, "go"), COUNTER, Step(Text("a"), Counter.COUNTING, CounterData()))
+    assert await runtime.reprompt(_ctx(runtime, "?")) is None  # the default: no reprompt
