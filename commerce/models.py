@@ -10,9 +10,11 @@ from __future__ import annotations
 from commerce.cart.models import CartLine
 from commerce.catalog.models import (
     Category,
+    FaqAnswer,
     Product,
     ProductImage,
     ProductStatus,
+    SearchSynonym,
     Tag,
     Variant,
     product_tags,
@@ -61,6 +63,8 @@ __all__ = [
     "Product",
     "Variant",
     "ProductImage",
+    "SearchSynonym",
+    "FaqAnswer",
     "Customer",
     "Address",
     "Handoff",

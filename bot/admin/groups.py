@@ -8,6 +8,7 @@ from bot.admin import (  # noqa: F401
     export,
     general,
     group_buys,
+    lexicon,
     orders,
     referrals,
     staff_commands,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from bot.admin.registry import PREFIXES
 from bot.chat.context import Context
 from bot.chat.keywords import USE_POINTS, normalize, parse_number
 from bot.chat.replies import Reply, Text, TransferToHuman
@@ -56,6 +57,10 @@ async def search(ctx: Context) -> Reply | None:
         reprompt = await ctx.services.dialogs.reprompt(ctx)
         return reprompt or Text("nothing_to_pick", {"number": parse_number(query)})
     understood = understand(query[:MAX_QUERY_CHARS])  # the product words, and price or quantity asked for
+    if not query.startswith(PREFIXES):  # a stranger's "/faq add 发票 …" is only searched
+        staff_answer = (await ctx.services.catalog.snapshot()).lexicon.answer(query)
+        if staff_answer is not None:  # a question staff answered (`/faq add`)
+            return Text("faq_answer", {"keyword": staff_answer.keyword, "answer": staff_answer.answer})
     words = understood.words if understood.intent is Intent.SEARCH and understood.words else query
     return await ctx.services.dialogs.search.search(ctx, words[:MAX_QUERY_CHARS], slots=understood.slots)
 

@@ -98,6 +98,11 @@ async def help_(ctx: Context) -> Reply:
 
 @router.route(Understands(frozenset({Intent.FAQ})))
 async def shop_question(ctx: Context, understood: Understood) -> Reply:
+    """Staff's own answer when the question mentions one of its keywords (`/faq add`), else
+    the built-in answer from the shop's rules."""
+    staff_answer = (await ctx.services.catalog.snapshot()).lexicon.answer(ctx.msg.text)
+    if staff_answer is not None:
+        return Text("faq_answer", {"keyword": staff_answer.keyword, "answer": staff_answer.answer})
     return Text("faq", {"topic": str(understood.topic), **shop_facts(ctx)})
 
 

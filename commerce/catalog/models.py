@@ -113,3 +113,24 @@ class ProductImage(Base):
     url: Mapped[str] = mapped_column(String(500))
     position: Mapped[int] = mapped_column(Integer, default=0)
 
+
+
+class SearchSynonym(Base):
+    """A shop's own word for what it sells ("提子" means "巨峰葡萄"): searches read `means`."""
+
+    __tablename__ = "search_synonyms"
+
+    word: Mapped[str] = mapped_column(String(32), primary_key=True)
+    means: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class FaqAnswer(Base):
+    """A shop question staff answer themselves: a message with `keyword` in it gets `answer`."""
+
+    __tablename__ = "faq_answers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    keyword: Mapped[str] = mapped_column(String(32), unique=True)
+    answer: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -19,6 +19,8 @@ from sqlalchemy import Select, event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
+from commerce.catalog import lexicon as shop_lexicon
+from commerce.catalog.lexicon import NO_LEXICON, Lexicon
 from commerce.catalog.models import Category, Product, ProductStatus
 from commerce.catalog.search import SearchDoc, SearchHit, SearchIndex
 
@@ -115,9 +117,15 @@ class CatalogSnapshot:
     """Everything on sale at one moment, with its search index."""
 
     def __init__(
-        self, products: Sequence[ProductView], categories: Sequence[Category], *, query_cache_size: int = 4096
+        self,
+        products: Sequence[ProductView],
+        categories: Sequence[Category],
+        *,
+        query_cache_size: int = 4096,
+        lexicon: Lexicon = NO_LEXICON,
     ) -> None:
         self.products = {p.id: p for p in products}
+        self.lexicon = lexicon  # the shop's synonyms (applied to every search) and staff answers
         ordered = sorted(products, key=lambda p: (p.sort_order, p.id))
         by_category: dict[int, list[int]] = {}
         for p in ordered:
@@ -149,10 +157,10 @@ class CatalogSnapshot:
         return next((c for c in self.categories if c.id == category_id), None)
 
     def search(self, query: str, *, limit: int = 50) -> list[SearchHit]:
-        return list(self._search(query[:MAX_CACHED_QUERY], limit))
+        return list(self._search(self.lexicon.rewrite(query)[:MAX_CACHED_QUERY], limit))
 
     def suggest(self, query: str, *, limit: int = 3) -> list[SearchHit]:
-        return list(self._suggest(query[:MAX_CACHED_QUERY], limit))
+        return list(self._suggest(self.lexicon.rewrite(query)[:MAX_CACHED_QUERY], limit))
 
     # Shoppers ask for the same few things over and over ("苹果", "茶"): answers are
     # cached per snapshot, so a catalog change (a new snapshot) starts a fresh cache.
@@ -221,9 +229,10 @@ class Catalog:
             ).all()
             categories = (await session.scalars(select(Category))).all()
             views = [_product_view(p) for p in products]
+            lexicon = await shop_lexicon.load(session)
         # the index build is CPU work; for big catalogs keep it off the event loop
         build = functools.partial(
-            CatalogSnapshot, views, categories, query_cache_size=self._query_cache_size
+            CatalogSnapshot, views, categories, query_cache_size=self._query_cache_size, lexicon=lexicon
         )
         if len(views) > 5000:
             return await asyncio.to_thread(build)
