@@ -10,7 +10,11 @@ stateDiagram-v2
     ADDRESS_CONFIRM --> REVIEW: "确认" saves it as the default
     ADDRESS_CONFIRM --> ADDRESS_CONFIRM: another typed address
     REVIEW --> REVIEW: "券 2" / "券 不用", "用积分" / "不用积分", a changed cart re-quoted
-    REVIEW --> ADDRESS: "地址"
+    REVIEW --> ADDRESS: "地址", "收货人改成我妈" (someone else: their details asked for)
+    REVIEW --> ADDRESS_CONFIRM: "收货人改成王芳" / "电话改成…" / "地址改成…" (the changed address shown back)
+    ADDRESS_CONFIRM --> ADDRESS_CONFIRM: a detail changed in words
+    ADDRESS_CONFIRM --> ADDRESS: "收货人改成我妈"
+    REVIEW --> REVIEW: "有券能用吗" (the usable coupons listed), a cart edit in words (re-quoted)
     REVIEW --> [*]: "确认" places the order (pay card), cancel
     state "any step" as ANY
     ANY --> ANY: stray text nothing understands, a number (what the step needs, "取消" to leave)
@@ -41,9 +45,10 @@ from typing import Any
 from bot.chat.context import Context
 from bot.chat.keywords import USE_COUPON, USE_POINTS, match_command, match_keyword
 from bot.chat.replies import Notice, Reply, Text, with_notice
-from bot.dialogs.address_step import AddressStep, address_data, looks_like_address
+from bot.dialogs.address_step import AddressStep, address_data, looks_like_address, read_typed_address
 from bot.dialogs.base import Active, Dialog, Step, on
 from bot.dialogs.common import error_reply, pay_card, unit_of_work
+from bot.dialogs.words import COUPON_QUESTION, AddressChange, read_address_change
 from commerce.cart import cart, pricing
 from commerce.cart.pricing import NO_COUPON, Quote
 from commerce.customers import addresses
@@ -112,8 +117,10 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
     initial = frozenset({CheckoutState.ADDRESS, CheckoutState.REVIEW})
     transitions = {
         CheckoutState.ADDRESS: frozenset({CheckoutState.ADDRESS, CheckoutState.ADDRESS_CONFIRM}),
-        CheckoutState.ADDRESS_CONFIRM: frozenset({CheckoutState.ADDRESS_CONFIRM, CheckoutState.REVIEW}),
-        CheckoutState.REVIEW: frozenset({CheckoutState.REVIEW, CheckoutState.ADDRESS}),
+        CheckoutState.ADDRESS_CONFIRM: frozenset(
+            {CheckoutState.ADDRESS_CONFIRM, CheckoutState.REVIEW, CheckoutState.ADDRESS}
+        ),
+        CheckoutState.REVIEW: frozenset({CheckoutState.REVIEW, CheckoutState.ADDRESS, CheckoutState.ADDRESS_CONFIRM}),
     }
 
     async def begin(self, ctx: Context) -> Reply:
@@ -159,6 +166,14 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
         reply = with_notice(step.reply, Notice("checkout_resumed"))
         return await ctx.services.dialogs.resume(ctx, self, Step(reply, step.state, step.data))
 
+    async def requote(self, ctx: Context, active: Active) -> Reply:
+        """The open review again after the cart changed under it (its choices kept)."""
+        step = await self._review(ctx, active.data)
+        if step.state is None:
+            await ctx.services.dialogs.cancel(ctx.openid)
+            return step.reply
+        return await ctx.services.dialogs.resume(ctx, self, step)
+
     async def reprompt(self, ctx: Context, state: CheckoutState, data: CheckoutData) -> Reply | None:
         """What the step needs, and "取消" to leave; the checkout stays."""
         return Text("step_hint", {"step": f"checkout_{state}", "payable": data.payable_fen})
@@ -196,6 +211,9 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
     async def on_address_confirm(
         self, ctx: Context, data: CheckoutData
     ) -> Step[CheckoutState, CheckoutData] | None:
+        change = read_address_change(ctx.msg.text)
+        if change is not None:
+            return await self._change_address(ctx, data, change)
         keyword = match_keyword(ctx.msg.text)
         if (keyword is None or keyword[0] != "confirm") and not looks_like_address(ctx.msg.text):
             return None
@@ -210,6 +228,11 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
         keyword = match_keyword(ctx.msg.text)
         if keyword is not None and keyword[0] == "address":
             return ADDRESS_STEP.start(data)
+        change = read_address_change(ctx.msg.text)
+        if change is not None:
+            return await self._change_address(ctx, data, change)
+        if COUPON_QUESTION.search(ctx.msg.text) and match_command(USE_COUPON, ctx.msg.text) is None:
+            return await self._coupons(ctx, data)
         coupon = match_command(USE_COUPON, ctx.msg.text)
         if coupon is not None:
             return self._choose_coupon(ctx, data, coupon.group(1)) or await self._review(ctx, data)
@@ -220,6 +243,46 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
         if keyword is None or keyword[0] != "confirm":
             return None
         return await self._place(ctx, data)
+
+    async def _change_address(
+        self, ctx: Context, data: CheckoutData, change: AddressChange
+    ) -> Step[CheckoutState, CheckoutData]:
+        """One delivery detail changed in words: the address with it is shown back to confirm
+        (the rest of the checkout kept); "收货人改成我妈" asks for that person's details."""
+        if not change.value:
+            return Step(with_notice(Text("ask_address"), Notice("address_for_someone")), CheckoutState.ADDRESS, data)
+        base = data.pending_address
+        if base is None:
+            async with unit_of_work(ctx) as session:
+                current = next(
+                    (a for a in await addresses.list_addresses(session, customer_id=ctx.customer_id)
+                     if a.id == data.address_id),
+                    None,
+                )
+            if current is None:
+                return ADDRESS_STEP.start(data)
+            base = {"name": current.name, "phone": current.phone, "address": current.address}
+        try:
+            typed = addresses.parse_address(change.value) if change.field == "address" else None
+        except ShopError:
+            typed = None  # not a whole "name phone address": the street part only
+        changed = {**base, change.field: change.value}
+        if typed is not None:
+            changed = {"name": typed.name, "phone": typed.phone, "address": typed.address}
+        reply, pending = read_typed_address(" ".join((changed["name"], changed["phone"], changed["address"])))
+        if pending is None:
+            return Step(reply, CheckoutState.ADDRESS_CONFIRM if data.pending_address else CheckoutState.REVIEW, data)
+        data.pending_address = pending
+        return Step(reply, CheckoutState.ADDRESS_CONFIRM, data)
+
+    async def _coupons(self, ctx: Context, data: CheckoutData) -> Step[CheckoutState, CheckoutData]:
+        """"有券能用吗": the coupons this order can use, and how to pick one."""
+        review = await self._review(ctx, data)
+        if review.state != CheckoutState.REVIEW or not isinstance(review.reply, Text):
+            return review
+        quoted = review.reply.data
+        shown = {"offers": quoted["offers"], "coupon": quoted["coupon"], "payable": quoted["payable"]}
+        return Step(Text("checkout_coupons", shown), CheckoutState.REVIEW, review.data)
 
     def _choose_coupon(self, ctx: Context, data: CheckoutData, choice: str) -> Step | None:
         if not choice.isdigit():

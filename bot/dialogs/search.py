@@ -9,7 +9,7 @@ stateDiagram-v2
     CATEGORIES --> CATEGORIES: out-of-range number
     RESULTS --> RESULTS: next / prev / out-of-range number
     RESULTS --> CARD: a number picks a product
-    CARD --> CARD: a number picks a variant (or, with one variant, another product); "加入购物车 2"
+    CARD --> CARD: a number or its words ("要黑色L码", "5斤那个") pick a variant (or, with one variant, another product); "加入购物车 2"
     CARD --> RESULTS: back / next / prev
     CARD --> [*]: "立即购买" hands over to checkout
     RESULTS --> [*]: cancel, or any other text (a new search)
@@ -37,6 +37,7 @@ from bot.chat.replies import Card, News, Notice, Reply, Text, with_notice
 from bot.chat.understanding import Slots
 from bot.dialogs.base import Dialog, Step, on
 from bot.dialogs.common import cart_data, error_reply, unit_of_work
+from bot.dialogs.words import variants_named
 from commerce.cart import cart
 from commerce.catalog.read import CatalogSnapshot, ProductView, VariantView
 from commerce.errors import ShopError
@@ -225,7 +226,7 @@ class SearchDialog(Dialog[SearchState, SearchData]):
         product = await ctx.services.catalog.product(data.product_id)
         if product is None:
             return None
-        variant = self._chosen_variant(product, data)
+        variant = self.chosen_variant(product, data)
         hint = {
             "step": "card",
             "name": product.name,
@@ -250,9 +251,16 @@ class SearchDialog(Dialog[SearchState, SearchData]):
         add = match_command(ADD_TO_CART, ctx.msg.text)
         buy = match_command(BUY_NOW, ctx.msg.text) if add is None else None
         wanted = add or buy
+        if wanted is None and len(product.variants) > 1:
+            named = variants_named(ctx.msg.text, [v.spec for v in product.variants])
+            if len(named) == 1:
+                return self._pick_variant(product, data, named[0] + 1)
+            if named:  # "黑色": the black ones, numbered as on the card
+                shown = [v for v in _variants(product) if v["number"] - 1 in named]
+                return Step(Text("choose_variant", {"name": product.name, "variants": shown}), SearchState.CARD, data)
         if wanted is None:
             return await self.on_list(ctx, data)
-        variant = self._chosen_variant(product, data)
+        variant = self.chosen_variant(product, data)
         if variant is None:
             return Step(Text("choose_variant", {"name": product.name, "variants": _variants(product)}),
                         SearchState.CARD, data)
@@ -283,7 +291,7 @@ class SearchDialog(Dialog[SearchState, SearchData]):
         return Step(Text("variant_chosen", chosen), SearchState.CARD, data)
 
     @staticmethod
-    def _chosen_variant(product: ProductView, data: SearchData) -> VariantView | None:
+    def chosen_variant(product: ProductView, data: SearchData) -> VariantView | None:
         if len(product.variants) == 1:
             return product.variants[0]
         return next((v for v in product.variants if v.id == data.variant_id), None)

@@ -11,6 +11,7 @@ from bot.chat.replies import Reply, Text, TransferToHuman
 from bot.chat.router import Keyword, MsgType, Regex, Router
 from bot.chat.understanding import Intent, understand
 from bot.dialogs.common import error_reply
+from bot.dialogs.words import CartEdit, read_cart_edit
 from bot.handlers import account  # referrals: invite, me, withdraw
 from bot.wechat.scenes import CODE_PATTERN as CODE_PATTERN
 from commerce.customers.handoffs import record_handoff
@@ -63,6 +64,19 @@ async def search(ctx: Context) -> Reply | None:
             return Text("faq_answer", {"keyword": staff_answer.keyword, "answer": staff_answer.answer})
     words = understood.words if understood.intent is Intent.SEARCH and understood.words else query
     return await ctx.services.dialogs.search.search(ctx, words[:MAX_QUERY_CHARS], slots=understood.slots)
+
+
+def _cart_words(ctx: Context) -> dict[str, CartEdit] | None:
+    """A cart edit said in words ("再加一袋", "把T恤删了", "毛巾要4条")."""
+    if ctx.msg.kind not in ("text", "voice"):
+        return None
+    edit = read_cart_edit(ctx.msg.text)
+    return None if edit is None else {"edit": edit}
+
+
+@router.route(_cart_words)
+async def edit_cart_in_words(ctx: Context, edit: CartEdit) -> Reply | None:
+    return await ctx.services.dialogs.cart.edit_in_words(ctx, edit)
 
 
 @router.route(Keyword("cart"))
