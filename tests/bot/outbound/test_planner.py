@@ -210,7 +210,7 @@ async def test_after_the_last_attempt_the_row_fails_and_staff_are_told(make_worl
     [row] = await world.rows()
     assert (row.status, row.attempts) == ("failed", 2) and row.last_error.startswith("40003")
     [alert] = world.cs_to(OWNER)
-    assert "仍未送达" in alert["text"]["content"] and "order_paid" in alert["text"]["content"]
+    assert "仍未送达" in alert["text"]["content"] and "支付成功" in alert["text"]["content"]
     assert CUSTOMER not in alert["text"]["content"]  # only the openid's tail
     assert await world.deliver_job() == 0
 

@@ -1,0 +1,219 @@
+"""Sample values for rendering every message template, by variable name.
+
+A template asks for `order_no`, `lines`, `l.price`...; the sampler answers by name, the
+same for every template, so a new template needs no new samples unless it uses a new
+name (the test says which). Names that mean something else in one template are
+overridden per template in `TEMPLATE_SAMPLES`. Enumerations (statuses, codes, kinds) are
+not listed here: the test reads the values a template compares against from the
+template itself and renders each one.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from commerce.orders.models import OrderStatus
+
+ORDER_STATUSES = tuple(s.value for s in OrderStatus)
+GROUP_STATUSES = ("forming", "open", "filled", "failed", "closed")
+
+# values that macros translate with a dict lookup: the macro file and the names it maps
+MACRO_ENUMS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("_macros.j2", "status"): ORDER_STATUSES,
+    ("admin/_group_status.j2", "status"): GROUP_STATUSES,
+}
+
+WHEN = datetime(2026, 12, 4, 10, 30, tzinfo=UTC)
+
+TIMES = {"created_at", "expires_at", "ends_at", "when", "deadline", "until", "now", "frozen_until"}
+
+MONEY = {
+    "price", "total", "goods", "delivery", "payable", "paid", "subtotal", "discount", "refunded",
+    "refundable", "refund", "amount", "left", "saving", "offer_saving", "gmv", "revenue",
+    "average", "regular_price", "price_min", "price_max", "refund_total", "off", "over", "cap",
+    "max", "min", "delivery_fee", "free_threshold",
+}  # names ending in _fen are money too
+
+COUNTS = {
+    "count", "quantity", "stock", "joined", "size", "hours_left", "minutes_left", "page",
+    "referrals", "balance", "points", "used", "offer_used", "seats", "hours", "minutes",
+    "limit", "quota", "qty", "issued", "held", "sent", "created", "updated", "unchanged",
+    "errors", "more_errors", "more", "owed", "refunds", "sales", "threshold",
+    "paid_orders", "paying", "carts", "conversion", "line", "item_count", "line_count",
+    "group_joined", "group_size", "binding_days", "badge_at", "share_points", "pct",
+    "per_user_limit", "total_quantity", "max_days", "max_hours", "max_size", "max_limit",
+    "max_rows", "max_length", "min_length", "points_used", "current", "product_id",
+    "withdrawal_id", "delta", "dispatch_hours", "return_days", "cart_items",
+}
+
+LISTS = {
+    "lines", "items", "variants", "hot", "categories", "orders", "problems", "offers",
+    "campaigns", "mine", "moves", "badges", "requests", "entries", "coupons", "members",
+    "groups", "error_lines", "events", "top", "pending", "low_stock", "top_referrers",
+    "cart",
+}
+
+# free text: the test removes these from a reply before looking for stray words
+TEXT: dict[str, Any] = {
+    "name": "巨峰葡萄",
+    "product": "巨峰葡萄",
+    "first_item": "巨峰葡萄",
+    "label": "5斤装",
+    "spec": "5斤装",
+    "subtitle": "新鲜现摘",
+    "category": "水果",
+    "title": "新人立减",
+    "coupon_title": "新人立减",
+    "query": "葡萄干",
+    "order_no": "202612040001",
+    "customer": "a1b2",
+    "who": "c3d4",
+    "leader": "e5f6",
+    "actor": "c3d4",
+    "openid": "oAbc123",
+    "phone": "13800138000",
+    "address": "上海市浦东新区世纪大道100号",
+    "address_text": "上海市浦东新区世纪大道100号",
+    "address_name": "张三",
+    "address_phone": "13800138000",
+    "address_name_full": "张三",
+    "carrier": "顺丰",
+    "tracking_no": "1234567890",
+    "reason": "商品破损",
+    "resolution": "已超过售后期",
+    "note": "请尽快",
+    "message": "东西坏了",
+    "text": "今晚八点上新",
+    "code": "G7K2",
+    "group_code": "G7K2",
+    "coupon_code": "NEW20",
+    "sku_code": "FRU-GRAPE-5J",
+    "sku": "FRU-GRAPE-5J",
+    "refund_no": "R2026120401",
+    "transfer_ref": "WX20261204",
+    "confirm_code": "4821",
+    "link": "https://shop.example/r/ABC",
+    "qr_url": "https://shop.example/qr/ABC.png",
+    "url": "https://shop.example/x/1",
+    "pay_url": "https://shop.example/pay/1",
+    "image": "https://shop.example/p/1.jpg",
+    "word": "shp",
+    "command": "price",
+    "value": "39.9",
+    "args": "FRU-GRAPE-5J 39.9",
+    "error": "45015",
+    "alias": "改价",
+    "column": "price_yuan",
+    "name_en": "Grapes",
+    "keyword": "发票",
+    "answer": "可以开电子发票",
+    "means": "巨峰葡萄",
+}
+
+OTHER: dict[str, Any] = {
+    "outcome": "ok",
+    "event": "order_shipped",
+    "role": "operator",
+    "in_stock": True,
+    "low": True,
+    "active": True,
+    "expired": False,
+    "is_leader": True,
+    "member": True,
+    "on_sale": True,
+    "unchanged": False,
+    "told": True,
+    "full": True,
+    "failed": False,
+    "muted": True,
+    "from_config": True,
+    "group_orders": False,
+    "frozen_waiting": True,
+    "referred": True,
+    "provider_refused": False,
+    "wrong": True,
+    "group_wait": False,
+    "rate_bp": 500,
+    "start": date(2026, 11, 1),
+    "end": date(2026, 11, 30),
+    "delta": -5,
+    "number": 1,
+    "id": 12,
+    "pages": 3,
+    "d": "@map",
+    "badges": ["first_order", "five_referrals"],
+    "commands": ["price", "coupon", "import", "withdrawal", "campaign", "referrals"],
+    "weekend_dispatch": True,
+    "found": True,
+    "coupon": "@map",
+    "shop": {"name": "果园小铺", "base_url": "https://shop.example"},
+}
+
+# fields of an error's details (`d`) that mean something else for each error code:
+# a tuple lists the values the code sends (the first is the sample), anything else is fixed
+D_BY_CODE: dict[str, dict[str, Any]] = {
+    "after_sales_not_allowed": {"reason": ("open_request", "window_closed", "status"), "status": ORDER_STATUSES},
+    "csv_invalid": {
+        "reason": (
+            "url", "private", "fetch", "http", "redirects", "too_large", "encoding", "empty",
+            "missing_columns", "duplicate_column", "too_many_rows", "unreadable", "other",
+        ),
+        "status": 404,
+        "missing": ["price_yuan"],
+    },
+    "withdrawal_not_pending": {"status": ("paid", "rejected")},
+    "illegal_transition": {"from": ORDER_STATUSES},
+    "price_invalid": {"field": ("price", "percent_off", "amount_off_fen", "cap_fen", "threshold_fen")},
+    "stock_invalid": {"field": ("stock", "threshold")},
+    "name_invalid": {"field": ("name", "code", "subtitle", "title")},
+    "campaign_invalid": {
+        "field": ("group_price", "group_size", "time_limit", "hours", "window", "per_user_limit", "stock_quota")
+    },
+    "address_invalid": {"missing": ("name", "phone", "address")},
+}
+
+# a name that means something else in one template
+TEMPLATE_SAMPLES: dict[str, dict[str, Any]] = {
+    "checkout_review": {"address": "@map", "points": "@map", "coupon": "@map"},
+    "added_to_cart": {"cart": "@map"},
+    "admin/help": {"role": "operator"},
+    "admin/joined": {"role": "operator"},
+    "admin/staff_added": {"role": "operator"},
+    "admin/staff_invite": {"role": "operator"},
+    "admin/staff_role_changed": {"role": "operator"},
+    "admin/product_edited": {"field": "name", "before": {"name": "葡萄"}, "after": {"name": "巨峰葡萄"}},
+    "step_hint": {"variants": 3},
+    "admin/synonym_set": {"before": "@map"},
+    "admin/import_done": {"unchanged": 3},
+    "admin/group_close_confirm": {"paid": 2},
+    "order_paid": {"points_earned": "@map"},
+    "welcome": {"welcome": "@map"},
+    "product_card": {"group_offer": "@map", "welcome": True},
+    "admin/price_set": {"after": "@map", "before": "@map"},
+    "admin/stock_set": {"after": "@map", "before": "@map"},
+    "admin/stats": {"today": "@map", "week": "@map"},
+    "admin/approved": {"refund_error": "@map"},
+    "alert_handoff": {"last_order": "@map"},
+    "admin/campaign_closed": {"campaign": "@map"},
+    "admin/campaign_created": {"campaign": "@map"},
+    "admin/coupon_created": {"coupon": "@map"},
+    "admin/coupon_issued": {"coupon": "@map"},
+}
+
+# attributes of a list element or a map that differ from the top-level name
+NESTED: dict[str, Any] = {
+    "groups.group": "catalog",
+    "groups.commands": "@list",
+    "refund_error.code": "out_of_stock",
+    "refund_error.d": "@map",
+    "address.address": "上海市浦东新区世纪大道100号",
+    "address.name": "张三",
+    "d.known": ["水果", "茶叶"],
+    "d.missing": "phone",
+    "events.to": "paid",
+    "members.leader": True,
+    "d.available": 0,
+    "today.orders": 5,
+    "week.orders": 21,
+}
