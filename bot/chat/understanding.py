@@ -33,6 +33,11 @@ class Intent(enum.StrEnum):
     COMPLAINT = "complaint"  # something went wrong: a person answers
     HUMAN = "human"  # asks for a person
     HELP = "help"
+    ACK = "ack"  # "好的", "收到", "bye": a dialog may read these as a confirmation, so only after it
+    ORDERS = "orders"  # where is my parcel, did I pay, cancel, received, refund: the order list answers
+    CART = "cart"
+    ACCOUNT = "account"  # my points, coupons, commission, invite code
+    GROUP = "group"  # how group buys work
     SEARCH = "search"
 
 
@@ -102,10 +107,10 @@ def parse_amount(word: str) -> float | None:
 # ---- intents ---------------------------------------------------------------------------------
 
 _POLITE = r"(?:老板|店家|掌柜|亲|亲亲|小姐姐|客服|你|您|大家)?"
-_TAIL = r"[呀啊呢哈吖啦嘛哦噢喔~～!！。.,，\s]*"
+_TAIL = r"[呀啊呢哈吖啦嘛哦噢喔~～!！。.,，?？\s]*"
 _GREETING_ZH = re.compile(
-    rf"{_POLITE}(?:你好|您好|在吗|在不在|在么|在嘛|早上好|早安|早|上午好|中午好|下午好|晚上好|晚安|哈喽|哈啰|嗨|嘿|hello|hi)"
-    rf"{_POLITE}{_TAIL}(?:在吗|在不在)?{_TAIL}"
+    rf"{_POLITE}{_TAIL}(?:(?:你好|您好|在吗|在不在|在么|在嘛|有人吗|有人在吗|有人在不|早上好|早安|早|上午好|中午好|下午好|晚上好"
+    rf"|晚安|哈喽|哈啰|嗨|嘿|hello|hi){_POLITE}{_TAIL}(?:请问)?{_TAIL})+"
 )
 _GREETING_EN = re.compile(
     r"(?:hi|hello|hey|hiya|yo|good (?:morning|afternoon|evening)|morning|anyone there|are you there)"
@@ -115,34 +120,60 @@ _THANKS_ZH = re.compile(
     rf"{_POLITE}(?:谢谢|多谢|感谢|谢啦|谢了|辛苦了|辛苦|麻烦了|3q|3x){_POLITE}(?:了|啦|你|您|哈|老板|亲)*{_TAIL}"
     rf"(?:谢谢|辛苦了)?{_TAIL}"
 )
-_THANKS_EN = re.compile(r"(?:thanks?(?: you| a lot| so much)?|thx|ty|cheers|much appreciated)(?: very much)?[\s!.,~]*")
+_THANKS_EN = re.compile(
+    r"(?:thanks?(?: you| a lot| so much)*|thx|ty|cheers|much appreciated)(?: very much| so much| a lot)?[\s!.,~]*"
+)
+_ACK = re.compile(
+    r"(?:(?:好的?|好滴|好哒|好嘞|好吧|行|可以|嗯+|哦+|噢+|收到|知道了|明白了?|懂了|了解|ok|okay|got it|i see|sure|fine"
+    r"|谢谢|多谢|感谢|辛苦了|thanks?(?: you)?|thx|再见|拜拜|88|bye(?: bye)?|goodbye|see you)[\s!！。.,，~～了啦哈呀]*){1,4}"
+)
 _HUMAN = re.compile(
-    r"人工|真人|转接|找人|找个人|活人|客服|店主|老板在|联系你们|打电话"
+    r"人工|真人|转接|找人|找个人|活人|客服|店主|老板在|找你们老板|联系你们|打电话|和人说话|跟人说话|说人话|听不懂|机器人|没人理|没人回"
     r"|\b(?:human|agent|real person|someone|somebody|a person|customer service|support|talk to|speak to|call me)\b"
 )
 _COMPLAINT = re.compile(
-    r"投诉|坏了|坏的|破了|破损|烂了|漏了|碎了|发霉|变质|过期|少发|漏发|发错|错发|质量(?:太)?差|差评|骗子|假货|不新鲜"
+    r"投诉|坏了|坏的|破了|破损|烂了|漏了|碎了|发霉|变质|过期|少发|漏发|发错|错发|质量(?:太)?差|差评|骗子|假货|不新鲜|太慢|慢死"
     r"|\b(?:complain|complaint|broken|damaged|rotten|wrong item|missing item|scam|terrible)\b"
 )
 _HELP = re.compile(
     r"怎么(?:买|用|下单|购买|操作)|如何(?:购买|下单|使用)|能做什么|你会什么|有什么功能|怎么玩"
-    r"|how (?:do|can) i (?:buy|order|use)|how does (?:this|it) work|what can you do|how to (?:buy|order)|^help me$"
+    r"|how (?:do|can) i (?:buy|order|use)|how does (?:this|it) work|what can you do|how to (?:buy|order)"
+    r"|^(?:please )?help me$|^i need help$|^can you help(?: me)?$"
 )
 _TOPICS: tuple[tuple[Topic, re.Pattern[str]], ...] = (
-    (Topic.FREE_DELIVERY, re.compile(r"包邮|免运费|免邮|满多少|满几|free (?:shipping|delivery)")),
+    (Topic.FREE_DELIVERY, re.compile(
+        r"包邮|免运费|免邮|满多少|满几|free (?:shipping|delivery)|(?:shipping|delivery) (?:is )?free"
+    )),
     (Topic.INVOICE, re.compile(r"发票|开票|\binvoice|\bfapiao")),
     (Topic.RETURNS, re.compile(r"退货|退换|换货|无理由|能退|可以退|\breturns?\b|\brefund policy")),
-    (Topic.DELIVERY_FEE, re.compile(r"运费|邮费|快递费|配送费|\b(?:shipping|delivery|postage) (?:fee|cost|charge)")),
-    (Topic.COURIER, re.compile(r"什么快递|哪家快递|哪个快递|快递公司|发的快递|\b(?:which|what) (?:courier|carrier)")),
+    (Topic.DELIVERY_FEE, re.compile(
+        r"运费|邮费|快递费|配送费|\b(?:shipping|delivery|postage) (?:fee|cost|charge)|how much (?:is|for) (?:shipping|delivery)"
+    )),
+    (Topic.COURIER, re.compile(
+        r"什么快递|哪家快递|哪个快递|快递公司|发的快递|指定快递|顺丰|圆通|中通|申通|韵达|邮政|ems|京东快递|\b(?:which|what) (?:courier|carrier)"
+    )),
     (Topic.SHIPPING_TIME, re.compile(
         r"发货|几天到|多久到|多长时间到|几天能到|多久能到|什么时候(?:能)?(?:发|到)|当天发|周末发|节假日"
-        r"|\bwhen (?:do|will|can) (?:you|it) (?:ship|arrive|deliver)|how long (?:does|will|to)|\bdispatch|\bship (?:on )?weekends?"
+        r"|\bwhen (?:do|will|can) (?:you|it) (?:ship|arrive|deliver)|how long (?:does|will|to)|\bdispatch"
+        r"|\b(?:ship|deliver) (?:on )?(?:weekends?|saturdays?|sundays?|holidays?)"
     )),
     (Topic.PAYMENT, re.compile(
         r"怎么(?:付|支付|付款|给钱)|如何(?:付|支付|付款)|支付方式|付款方式|支付宝|微信支付|货到付款|信用卡|花呗|能付"
         r"|\bhow (?:do|can) i pay|payment methods?|\bpay (?:by|with)|\balipay|cash on delivery"
     )),
 )
+_ORDERS = re.compile(
+    r"物流|快递到|包裹|到哪了|到哪儿了|到哪里了|发货了吗|发货没|我的订单|订单呢|下的单|那单|付过款|付款了吗|没付款|还没付|待付款"
+    r"|确认收货|收到货|东西收到|货收到|取消订单|订单取消|不要了|退款|退货|售后|换货"
+    r"|\bwhere(?:'s| is) my (?:package|parcel|order|stuff)|\btrack(?:ing)?\b|\bmy orders?\b|\breceived (?:my|the) (?:order|package|parcel)"
+    r"|\bcancel (?:my|the) order|\brefund|\breturn (?:it|this|my)|\bdid i pay"
+)
+_CART = re.compile(r"^(?:看看|看下|查看|打开|我的|帮我看看)?购物车(?:里有什么)?$|\b(?:show|see|view|open) (?:me )?(?:my |the )?cart\b|^my cart$")
+_ACCOUNT = re.compile(
+    r"我的(?:积分|优惠券|券|佣金|邀请码|账户|收益)|有(?:什么)?优惠券|优惠活动|有什么优惠|有没有优惠|推荐有奖|邀请有奖|邀请码"
+    r"|\bmy (?:points|coupons?|commission|invite code|account)\b|\bany (?:coupons?|discounts?|deals?)\b"
+)
+_GROUP = re.compile(r"怎么拼团|拼团怎么|如何拼团|什么是拼团|有拼团|\bhow (?:do|does) group buy")
 _QUESTIONISH = re.compile(r"[?？吗么嘛呢多少几什么怎哪如何能可以]|\b(?:how|what|when|which|do you|can i|is there)\b")
 
 
@@ -167,9 +198,19 @@ def understand(text: str) -> Understood:
         return Understood(Intent.HUMAN, locale)
     if _HELP.search(clean):
         return Understood(Intent.HELP, locale)
+    if _ORDERS.search(clean):
+        return Understood(Intent.ORDERS, locale)
+    if _CART.search(clean):
+        return Understood(Intent.CART, locale)
+    if _ACCOUNT.search(clean):
+        return Understood(Intent.ACCOUNT, locale)
+    if _GROUP.search(clean):
+        return Understood(Intent.GROUP, locale)
     for topic, pattern in _TOPICS:
         if pattern.search(clean) and (topic is not Topic.RETURNS or _QUESTIONISH.search(clean)):
             return Understood(Intent.FAQ, locale, topic=topic)
+    if _ACK.fullmatch(clean):
+        return Understood(Intent.ACK, locale)
     words, slots = parse_search(clean)
     return Understood(Intent.SEARCH, locale, words=words, slots=slots)
 
@@ -195,11 +236,15 @@ _QUANTITY_WORDS_EN = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4
 _QUANTITY_WORD_EN = re.compile(rf"\b({'|'.join(_QUANTITY_WORDS_EN)})\s+({_UNITS_EN})\b(?:\s+of\b)?")
 _FOR_WHOM = r"(?:我|自己|我家|家里)?(?:爸爸?|妈妈?|爸妈|父母|老人|长辈|孩子|小孩|宝宝|儿子|女儿|老婆|老公|媳妇|女朋友|男朋友|对象|朋友|同事|家人|奶奶|爷爷|外婆|姥姥)"
 _FILLER_HEAD = re.compile(
-    rf"^(?:(?:(?:想|要)?(?:给|为|帮){_FOR_WHOM}的?|请问|麻烦|帮我|帮忙|我想要|我想|我要|想要|想|要|给我"
+    rf"^(?:(?:(?:想|要)?(?:给|为|帮|送){_FOR_WHOM}的?|嗯+|那个|老板|亲+|你们这里|你们这|你们家的?|这里|请问|麻烦|帮我|帮忙"
+    r"|我想要|我想|我要|想要|想|要|给我|有卖|卖|还有|一下|看下|看一下|好吃的|好喝的|好用的"
     r"|再来|来|买|买点|买些|买一些|来点|来些|来一点|搞点|整点|看看|找|找找|推荐|推荐点|推荐一下|有没有|有|你们有|店里有"
-    r"|一点|一些|点|些|的)\s*)+"
+    r"|一点|一些|点|些|的)[\s,，]*)+"
 )
-_FILLER_TAIL = re.compile(r"(?:\s*(?:吗|么|嘛|呢|吧|啊|呀|的|没有|有没有|有吗|卖吗|多少钱|怎么卖|吃|喝|用|送人|送礼)\s*)+$")
+_FILLER_TAIL = re.compile(
+    rf"(?:\s*(?:吗|么|嘛|呢|吧|啊|呀|的|没有|没|有没有|有吗|卖吗|多少钱|怎么卖|什么价|还有货|有货|还有|推荐一下|推荐|吃|喝|用|送人|送礼"
+    rf"|给{_FOR_WHOM}|甜|好吃|好不好|来|要)\s*)+$"
+)
 _FILLER_EN = re.compile(
     r"\b(?:i(?:'d)? (?:want|need|like|would like)(?: to buy)?|i'm looking for|looking for|do you (?:have|sell)|can i (?:get|buy|have)"
     r"|please|some|any|show me|give me|buy|get|for my (?:dad|mom|mum|father|mother|parents|kids?|wife|husband|friend)s?"

@@ -17,6 +17,7 @@ from bot.chat.replies import Reply, Text
 from bot.chat.router import LOCALE, Router
 from bot.chat.understanding import UNAMBIGUOUS, Intent, Understood, understand
 from bot.dialogs.common import unit_of_work
+from bot.handlers import account
 from bot.handlers.text import human_service
 from commerce.cart import cart
 
@@ -76,7 +77,7 @@ async def greeting(ctx: Context) -> Reply:
 
 @early.route(Understands(frozenset({Intent.THANKS}), short=True))
 async def thanks(ctx: Context) -> Reply:
-    return Text("thanks", await _next_steps(ctx))
+    return Text("thanks", {**await _next_steps(ctx), "ack": False})
 
 
 @early.route(Understands(frozenset({Intent.HUMAN, Intent.COMPLAINT}), short=True))
@@ -94,6 +95,34 @@ async def wants_a_person_later(ctx: Context) -> Reply | None:
 @router.route(Understands(frozenset({Intent.HELP})))
 async def help_(ctx: Context) -> Reply:
     return Text("help")
+
+
+@router.route(Understands(frozenset({Intent.ACK})))
+async def acknowledged(ctx: Context) -> Reply:
+    """"好的", "收到", "bye" that no dialog took as an answer: a friendly word and the next step."""
+    return Text("thanks", {**await _next_steps(ctx), "ack": True})
+
+
+@router.route(Understands(frozenset({Intent.ORDERS})))
+async def about_an_order(ctx: Context) -> Reply:
+    """"包裹到哪了", "确认收货", "我要退款", "where is my package": the orders, where each
+    of these is one number away."""
+    return await ctx.services.dialogs.orders.show(ctx)
+
+
+@router.route(Understands(frozenset({Intent.CART})))
+async def the_cart(ctx: Context) -> Reply:
+    return await ctx.services.dialogs.cart.show(ctx)
+
+
+@router.route(Understands(frozenset({Intent.ACCOUNT})))
+async def the_account(ctx: Context) -> Reply | None:
+    return await account.me(ctx)
+
+
+@router.route(Understands(frozenset({Intent.GROUP})))
+async def group_buys(ctx: Context) -> Reply:
+    return await ctx.services.dialogs.group.show(ctx)
 
 
 @router.route(Understands(frozenset({Intent.FAQ})))

@@ -141,3 +141,36 @@ async def test_quantity_and_filler_words_do_not_break_search(shop: Shop, words: 
     reply = await shop.user().say(words)
     first = re.search(r"^1\. (.*)$", reply.text, re.M)
     assert first is not None and expected in first.group(1), reply.text
+
+
+@pytest.mark.parametrize("words", ["好的", "收到", "嗯嗯", "拜拜", "ok thanks bye"])
+async def test_an_acknowledgement_outside_a_dialog_is_answered_not_searched(shop: Shop, words: str) -> None:
+    reply = await shop.user().say(words)
+    assert "没有找到" not in reply.text and "nothing matches" not in reply.text.lower(), reply.text
+    assert ("好的" in reply.text) or ("sure" in reply.text.lower()), reply.text
+
+
+async def test_ok_still_confirms_at_checkout(shop: Shop) -> None:
+    user = shop.user()
+    await user.say("香蕉")
+    await user.say("1")
+    await user.say("加入购物车 1")
+    await user.say("结算")
+    await user.say("张三 13800138000 上海市浦东新区世纪大道100号")
+    await user.say("确认")
+    card = await user.say("好的")
+    assert card.articles and "订单号" in card.articles[0].description, card.text
+
+
+@pytest.mark.parametrize("words", ["包裹到哪儿了", "查物流", "我要退款", "where is my package"])
+async def test_order_questions_show_the_orders(shop: Shop, words: str) -> None:
+    reply = await shop.user().say(words)
+    assert "没有找到" not in reply.text
+    assert "订单" in reply.text or "order" in reply.text.lower(), reply.text
+
+
+@pytest.mark.parametrize(("words", "expected"), [("看看购物车", "购物车"), ("show me my cart", "cart"),
+                                                 ("我的积分", "积分"), ("my points", "points")])
+async def test_cart_and_account_words_in_a_sentence(shop: Shop, words: str, expected: str) -> None:
+    reply = await shop.user().say(words)
+    assert expected in reply.text.lower() and "没有找到" not in reply.text, reply.text
