@@ -145,6 +145,7 @@ OTHER: dict[str, Any] = {
     "badges": ["first_order", "five_referrals"],
     "commands": ["price", "coupon", "import", "withdrawal", "campaign", "referrals"],
     "weekend_dispatch": True,
+    "ack": False,
     "found": True,
     "coupon": "@map",
     "shop": {"name": "果园小铺", "base_url": "https://shop.example"},
