@@ -40,7 +40,7 @@ from bot.dialogs.common import cart_data, error_reply, unit_of_work
 from bot.dialogs.words import variants_named
 from commerce.cart import cart
 from commerce.catalog.read import CatalogSnapshot, ProductView, VariantView
-from commerce.errors import ShopError
+from commerce.errors import ErrorCode, ShopError
 from commerce.groupbuys import campaigns as group_campaigns
 from commerce.rules import utcnow
 
@@ -103,6 +103,17 @@ def _variants(product: ProductView) -> list[dict[str, Any]]:
         {"number": n, "label": v.label, "price": v.price_fen, "stock": v.stock}
         for n, v in enumerate(product.variants, 1)
     ]
+
+
+def _sold_out(exc: ShopError, product: ProductView, variant: VariantView, *, buying: bool) -> Text:
+    """Not enough stock, with the next step: take what is left, or a variant that has some."""
+    reply = error_reply(exc)
+    available = exc.details.get("available")
+    in_cart = int(exc.details.get("in_cart") or 0)
+    offer = max(int(variant.stock if available is None else available) - in_cart, 0)
+    others = [v for v in _variants(product) if v["stock"] > 0 and product.variants[v["number"] - 1].id != variant.id]
+    extra = {"command": "buy" if buying else "add", "offer_quantity": offer, "others": others if len(product.variants) > 1 else []}
+    return Text(reply.template, {**reply.data, "d": {**reply.data["d"], **extra}})
 
 
 async def group_offer(ctx: Context, product_id: int) -> dict[str, Any] | None:
@@ -272,6 +283,8 @@ class SearchDialog(Dialog[SearchState, SearchData]):
                     rules=ctx.services.rules,
                 )
         except ShopError as exc:
+            if exc.code == ErrorCode.OUT_OF_STOCK:
+                return Step(_sold_out(exc, product, variant, buying=buy is not None), SearchState.CARD, data)
             return Step(error_reply(exc), SearchState.CARD, data)
         if buy is not None:
             reply = await ctx.services.dialogs.checkout.begin(ctx)

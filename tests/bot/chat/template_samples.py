@@ -44,7 +44,7 @@ COUNTS = {
     "group_joined", "group_size", "binding_days", "badge_at", "share_points", "pct",
     "per_user_limit", "total_quantity", "max_days", "max_hours", "max_size", "max_limit",
     "max_rows", "max_length", "min_length", "points_used", "current", "product_id",
-    "withdrawal_id", "delta", "dispatch_hours", "return_days", "cart_items",
+    "withdrawal_id", "delta", "dispatch_hours", "return_days", "cart_items", "in_cart", "offer_quantity",
 }
 
 LISTS = {
@@ -154,6 +154,7 @@ OTHER: dict[str, Any] = {
 # fields of an error's details (`d`) that mean something else for each error code:
 # a tuple lists the values the code sends (the first is the sample), anything else is fixed
 D_BY_CODE: dict[str, dict[str, Any]] = {
+    "out_of_stock": {"command": ("add", "buy")},
     "after_sales_not_allowed": {"reason": ("open_request", "window_closed", "status"), "status": ORDER_STATUSES},
     "csv_invalid": {
         "reason": (
@@ -212,6 +213,8 @@ NESTED: dict[str, Any] = {
     "address.name": "张三",
     "d.known": ["水果", "茶叶"],
     "d.missing": "phone",
+    "d.others": "@list",
+    "d.spec_label": "5斤装",
     "events.to": "paid",
     "members.leader": True,
     "d.available": 0,

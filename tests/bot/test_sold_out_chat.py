@@ -1,0 +1,44 @@
+"""Not enough stock is not a dead end: the card offers what is left, or a variant that has some."""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+
+from commerce.catalog.models import Variant
+from tests.bot.driver import Shop, db
+from tests.bot.test_shopping_chat import _open, _sku
+
+
+async def test_a_sold_out_variant_offers_the_variants_in_stock(shop: Shop) -> None:
+    user = shop.user()
+    await _open(user, "苹果", "烟台红富士苹果")
+    assert "缺货" in (await user.say("3")).text  # 10斤装, sold out in the demo shop
+    refused = (await user.say("加入购物车")).text
+    assert "库存不足" in refused and "已经卖完了" in refused and "目前还剩 0 件" not in refused
+    assert "这些规格还有货" in refused and "3斤装" in refused and "5斤装" in refused
+    assert "10斤装（库存" not in refused
+    assert "已选" in (await user.say("2")).text
+    assert "已加入购物车" in (await user.say("加入购物车")).text
+
+
+async def test_too_few_left_offers_to_add_what_is_left(shop: Shop) -> None:
+    user = shop.user()
+    banana = await _sku(shop, "香蕉", "")
+    async with db(shop.client.app)() as session, session.begin():
+        await session.execute(update(Variant).where(Variant.sku_code == banana).values(stock=3))
+    await _open(user, "香蕉", "香蕉")
+    refused = (await user.say("加入购物车 5")).text
+    assert "目前还剩 3 件" in refused and "回复「加入购物车 3」" in refused
+    added = (await user.say("加入购物车 3")).text
+    assert "已加入购物车" in added and "×3" in added
+
+
+async def test_what_is_left_counts_what_is_already_in_the_cart(shop: Shop) -> None:
+    user = shop.user()
+    banana = await _sku(shop, "香蕉", "")
+    async with db(shop.client.app)() as session, session.begin():
+        await session.execute(update(Variant).where(Variant.sku_code == banana).values(stock=3))
+    await _open(user, "香蕉", "香蕉")
+    await user.say("加入购物车 2")
+    refused = (await user.say("加入购物车 2")).text
+    assert "购物车里已有 2 件" in refused and "回复「加入购物车 1」" in refused
