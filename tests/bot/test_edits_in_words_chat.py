@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from tests.bot.conftest import ShopFactory
 from tests.bot.driver import ChatUser, Shop
 from tests.bot.test_search_chat import numbered
 from tests.bot.test_shopping_chat import _open
 
+OWNER = "o_owner_words"
 ADDRESS = "张三 13800138000 上海市浦东新区世纪大道100号"
 
 
@@ -113,3 +115,29 @@ async def test_asking_for_coupons_at_checkout_lists_them_and_stays(shop: Shop) -
     coupons = await user.say("有券能用吗")
     assert "这单暂时没有能用的优惠券" in coupons.text and "应付 ¥20.90" in coupons.text
     assert (await user.say("确认")).kind == "news"
+
+
+async def test_coupons_asked_for_are_listed_and_a_chosen_one_survives_a_search(
+    make_shop: ShopFactory, db_url: str
+) -> None:
+    shop = await make_shop(db_url, staff={"owners": [OWNER]})
+    owner, user = shop.user(OWNER), shop.user("o_words_two_coupons")
+    await user.say("你好")  # the customer exists before the coupons are issued
+    for command in ("/coupon new SAVE5 off 5 title 立减5元", "/coupon new SAVE3 off 3 title 立减3元",
+                    "/coupon issue SAVE5 o_words_two_coupons", "/coupon issue SAVE3 o_words_two_coupons"):
+        assert "SAVE" in (await owner.say(command)).text
+    await _open(user, "香蕉", "香蕉")
+    await user.say("加入购物车 2")
+    await user.say("结算")
+    await user.say(ADDRESS)
+    await user.say("确认")
+    coupons = await user.say("有优惠券吗")
+    listed = numbered(coupons.text)
+    assert len(listed) == 2 and "立减5元" in listed[1] and "立减3元" in listed[2]
+    assert "现在用的是「立减5元」" in coupons.text and "回复「券 1」选用" in coupons.text
+    chosen = await user.say("券 2")
+    assert "优惠券：立减3元 -¥3.00" in chosen.text
+
+    assert "回复「结算」继续下单" in (await user.say("苹果")).text
+    resumed = await user.say("结算")
+    assert "继续刚才的结算" in resumed.text and "优惠券：立减3元 -¥3.00" in resumed.text
