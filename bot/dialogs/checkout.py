@@ -4,7 +4,6 @@
 stateDiagram-v2
     [*] --> REVIEW: "结算" with a default address
     [*] --> ADDRESS: "结算" without one
-    [*] --> PARKED: a parked checkout's "结算" goes on in its state, data kept
     ADDRESS --> ADDRESS_CONFIRM: a typed "name phone address", parsed
     ADDRESS --> ADDRESS: an address attempt that cannot be read (says what is missing)
     ADDRESS_CONFIRM --> REVIEW: "确认" saves it as the default
@@ -19,6 +18,8 @@ stateDiagram-v2
     state "any step" as ANY
     ANY --> ANY: stray text nothing understands, a number (what the step needs, "取消" to leave)
     ANY --> PARKED: text that finds products (the results say "回复「结算」继续下单"), another screen
+    PARKED --> ANY: "结算" goes on in the state it was left, its data kept, re-quoted
+    PARKED --> [*]: cancel, an emptied cart, its TTL
 ```
 A stray message never ends the checkout: in any step, text the step does not take
 (in the address steps: text that does not look like an address) is left to the rest
