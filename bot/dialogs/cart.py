@@ -28,7 +28,7 @@ from bot.dialogs.common import cart_data, error_reply, unit_of_work
 from bot.dialogs.words import AddMore, CartEdit, RemoveNamed, SetNamed, lines_named
 from commerce.cart import cart
 from commerce.cart.cart import CartView
-from commerce.errors import ShopError
+from commerce.errors import ErrorCode, ShopError
 
 
 class CartState(enum.StrEnum):
@@ -153,5 +153,10 @@ class CartDialog(Dialog[CartState, CartData]):
                 else:
                     view = await cart.remove_line(session, customer_id=ctx.customer_id, line_id=line_id)
         except ShopError as exc:
-            return Step(error_reply(exc), CartState.LIST, data)
+            reply = error_reply(exc)
+            available = exc.details.get("available")
+            if exc.code == ErrorCode.OUT_OF_STOCK and change is not None and available:
+                offer = {"command": "change", "line": number, "offer_quantity": available}  # "改 1 3"
+                reply = Text(reply.template, {**reply.data, "d": {**reply.data["d"], **offer}})
+            return Step(reply, CartState.LIST, data)
         return _listing(view)

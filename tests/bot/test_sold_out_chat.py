@@ -42,3 +42,16 @@ async def test_what_is_left_counts_what_is_already_in_the_cart(shop: Shop) -> No
     await user.say("加入购物车 2")
     refused = (await user.say("加入购物车 2")).text
     assert "购物车里已有 2 件" in refused and "回复「加入购物车 1」" in refused
+
+
+async def test_a_quantity_beyond_the_stock_offers_the_most_there_is(shop: Shop) -> None:
+    user = shop.user()
+    banana = await _sku(shop, "香蕉", "")
+    await _open(user, "香蕉", "香蕉")
+    await user.say("加入购物车")
+    async with db(shop.client.app)() as session, session.begin():
+        await session.execute(update(Variant).where(Variant.sku_code == banana).values(stock=3))
+    await user.say("购物车")
+    refused = (await user.say("改 1 5")).text
+    assert "目前还剩 3 件" in refused and "回复「改 1 3」" in refused
+    assert "×3" in (await user.say("改 1 3")).text

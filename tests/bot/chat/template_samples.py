@@ -154,7 +154,7 @@ OTHER: dict[str, Any] = {
 # fields of an error's details (`d`) that mean something else for each error code:
 # a tuple lists the values the code sends (the first is the sample), anything else is fixed
 D_BY_CODE: dict[str, dict[str, Any]] = {
-    "out_of_stock": {"command": ("add", "buy")},
+    "out_of_stock": {"command": ("add", "buy", "change")},
     "after_sales_not_allowed": {"reason": ("open_request", "window_closed", "status"), "status": ORDER_STATUSES},
     "csv_invalid": {
         "reason": (
