@@ -237,19 +237,42 @@ _QUANTITY_WORD_EN = re.compile(rf"\b({'|'.join(_QUANTITY_WORDS_EN)})\s+({_UNITS_
 _FOR_WHOM = r"(?:我|自己|我家|家里)?(?:爸爸?|妈妈?|爸妈|父母|老人|长辈|孩子|小孩|宝宝|儿子|女儿|老婆|老公|媳妇|女朋友|男朋友|对象|朋友|同事|家人|奶奶|爷爷|外婆|姥姥)"
 _FILLER_HEAD = re.compile(
     rf"^(?:(?:(?:想|要)?(?:给|为|帮|送){_FOR_WHOM}的?|嗯+|那个|老板|亲+|你们这里|你们这|你们家的?|这里|请问|麻烦|帮我|帮忙"
-    r"|我想要|我想|我要|想要|想|要|给我|有卖|卖|还有|一下|看下|看一下|好吃的|好喝的|好用的"
+    r"|我想要|我想|我要|想要|想|要|给我|有卖|卖|还有|一下|看下|看一下|有什么|有哪些|什么|好吃的|好喝的|好用的"
     r"|再来|来|买|买点|买些|买一些|来点|来些|来一点|搞点|整点|看看|找|找找|推荐|推荐点|推荐一下|有没有|有|你们有|店里有"
     r"|一点|一些|点|些|的)[\s,，]*)+"
 )
 _FILLER_TAIL = re.compile(
-    rf"(?:\s*(?:吗|么|嘛|呢|吧|啊|呀|的|没有|没|有没有|有吗|卖吗|多少钱|怎么卖|什么价|还有货|有货|还有|推荐一下|推荐|吃|喝|用|送人|送礼"
-    rf"|给{_FOR_WHOM}|甜|好吃|好不好|来|要)\s*)+$"
+    rf"(?:\s*(?:吗|么|嘛|呢|吧|啊|呀|的|没有|没|有没有|有吗|卖吗|多少钱|怎么卖|什么价|还有货|有货|还有|推荐一下|推荐|送人|送礼"
+    rf"|给{_FOR_WHOM}(?:吃|喝|用)?|甜|好吃|好不好|来|要|有哪些|有什么|都有啥)\s*)+$"
 )
 _FILLER_EN = re.compile(
     r"\b(?:i(?:'d)? (?:want|need|like|would like)(?: to buy)?|i'm looking for|looking for|do you (?:have|sell)|can i (?:get|buy|have)"
     r"|please|some|any|show me|give me|buy|get|for my (?:dad|mom|mum|father|mother|parents|kids?|wife|husband|friend)s?"
     r"|for (?:a|the) (?:gift|present)|cheap(?:er|est)?|something|stuff|the|of)\b"
 )
+
+
+# Words customers use for a kind of goods, and what a shop's category name then holds
+# ("衣服" lists 服饰, "护肤品" 美妆): category words list the category.
+CATEGORY_WORDS: dict[str, tuple[str, ...]] = {
+    "茶叶": ("茶",), "茶": ("茶",), "喝的": ("饮", "茶"), "好喝的": ("饮", "茶"), "好喝": ("饮", "茶"), "饮料": ("饮",), "drinks": ("饮",),
+    "吃的": ("零食", "食品"), "好吃的": ("零食", "食品"), "好吃": ("零食", "食品"), "吃": ("零食", "食品"), "喝": ("饮", "茶"), "小吃": ("零食",), "食品": ("零食", "食品"),
+    "衣服": ("服", "衣"), "服装": ("服", "衣"), "穿的": ("服", "衣"), "clothes": ("服",),
+    "化妆品": ("妆",), "护肤品": ("妆", "护肤"), "护肤": ("妆", "护肤"), "cosmetics": ("妆",), "skincare": ("妆",),
+    "电子产品": ("数码", "电子"), "数码产品": ("数码",), "electronics": ("数码",),
+    "家居用品": ("家居",), "日用品": ("家居", "日用"), "生活用品": ("家居", "日用"),
+    "粮食": ("粮",), "米面粮油": ("粮",),
+}
+_CATEGORY_SUFFIX = re.compile(r"(?:产品|用品|类|系列|区|专区|products?)$")
+_CATEGORY_ASKED = re.compile(r"^(?:有什么|有没有|有哪些|有啥|看看|什么)")
+
+
+def category_words(words: str) -> tuple[str, ...]:
+    """The forms of `words` a category may be named by ("数码产品" → ("数码产品", "数码"))."""
+    words = words.strip().lower()
+    bare = _CATEGORY_SUFFIX.sub("", words).strip()
+    asked = _CATEGORY_ASKED.sub("", bare).strip()
+    return tuple(dict.fromkeys(w for w in (words, bare, asked) if w))
 
 
 def _fen(yuan: float | None) -> int | None:
@@ -307,8 +330,9 @@ def parse_search(text: str) -> tuple[str, Slots]:
     elif found := _QUANTITY_WORD_EN.search(words):
         quantity, unit = _QUANTITY_WORDS_EN[found.group(1)], found.group(2)
         words = _cut(words, found)
-    cleaned = _FILLER_EN.sub(" ", _FILLER_TAIL.sub("", _FILLER_HEAD.sub("", words.strip())))
-    cleaned = re.sub(r"\s+", " ", cleaned).strip(" ,，.。的")
+    head = _FILLER_HEAD.sub("", words.strip())
+    cleaned = _FILLER_EN.sub(" ", _FILLER_TAIL.sub("", head) or head)
+    cleaned = re.sub(r"\s+", " ", cleaned).strip(" ,，.。")
     slots = Slots(price_min_fen=low, price_max_fen=high, cheap=cheap, quantity=quantity, unit=unit if quantity else "")
     return (cleaned or words.strip() or text), slots
 

@@ -34,12 +34,12 @@ from typing import Any
 from bot.chat.context import Context
 from bot.chat.keywords import ADD_TO_CART, BUY_NOW, match_command, match_keyword, parse_number
 from bot.chat.replies import Card, News, Notice, Reply, Text, with_notice
-from bot.chat.understanding import Slots
+from bot.chat.understanding import CATEGORY_WORDS, Slots, category_words
 from bot.dialogs.base import Dialog, Step, on
 from bot.dialogs.common import cart_data, error_reply, unit_of_work
 from bot.dialogs.words import variants_named
 from commerce.cart import cart
-from commerce.catalog.read import CatalogSnapshot, ProductView, VariantView
+from commerce.catalog.read import CatalogSnapshot, CategoryView, ProductView, VariantView
 from commerce.errors import ErrorCode, ShopError
 from commerce.groupbuys import campaigns as group_campaigns
 from commerce.rules import utcnow
@@ -63,6 +63,20 @@ class SearchData:
     category_ids: list[int] = field(default_factory=list)
     product_id: int | None = None
     variant_id: int | None = None
+
+
+def category_named(snapshot: CatalogSnapshot, words: str) -> CategoryView | None:
+    """The category the words name: its own name (zh or en), or a word customers use for
+    it (bot.chat.understanding.CATEGORY_WORDS); None when they name no category."""
+    for form in category_words(words):
+        for category in snapshot.categories:
+            if form in (category.name.lower(), category.name_en.lower()):
+                return category
+        hints = CATEGORY_WORDS.get(form, ())
+        for category in snapshot.categories:
+            if any(hint in category.name for hint in hints):
+                return category
+    return None
 
 
 def narrow_by_price(snapshot: CatalogSnapshot, product_ids: list[int], slots: Slots) -> tuple[list[int], Notice | None]:
@@ -170,6 +184,12 @@ class SearchDialog(Dialog[SearchState, SearchData]):
 
     async def search(self, ctx: Context, query: str, *, slots: Slots = NO_SLOTS) -> Reply:
         snapshot = await ctx.services.catalog.snapshot()
+        named = category_named(snapshot, query)
+        if named is not None:  # "水果", "衣服", "数码产品": the whole category, not a few name matches
+            found, notice = narrow_by_price(snapshot, list(named.product_ids[:MAX_RESULTS]), slots)
+            title = named.name if ctx.locale == "zh" else (named.name_en or named.name)
+            reply = await self._start_list(ctx, snapshot, SearchData(source="category", title=title, product_ids=found))
+            return with_notice(reply, notice) if notice else reply
         hits = snapshot.search(query, limit=MAX_RESULTS)
         if hits:
             found, notice = narrow_by_price(snapshot, [h.product_id for h in hits], slots)

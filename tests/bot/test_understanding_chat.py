@@ -174,3 +174,14 @@ async def test_order_questions_show_the_orders(shop: Shop, words: str) -> None:
 async def test_cart_and_account_words_in_a_sentence(shop: Shop, words: str, expected: str) -> None:
     reply = await shop.user().say(words)
     assert expected in reply.text.lower() and "没有找到" not in reply.text, reply.text
+
+
+@pytest.mark.parametrize(("words", "shown"), [("水果", "香蕉"), ("有什么水果", "巨峰葡萄"), ("衣服", "纯棉圆领T恤"),
+                                              ("看看数码产品", "静音无线鼠标"), ("fruit", "香蕉")])
+async def test_a_category_word_lists_the_whole_category(shop: Shop, words: str, shown: str) -> None:
+    user = shop.user()
+    reply = await user.say(words)
+    listed = reply.text
+    for _ in range(3):  # every page of it
+        listed += (await user.say("下一页")).text
+    assert shown in listed, listed
