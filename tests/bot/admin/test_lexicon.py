@@ -61,7 +61,7 @@ async def test_service_staff_may_not_edit_the_lexicon(staffed: Shop) -> None:
 
 async def test_a_stranger_typing_faq_add_just_searches(staffed: Shop) -> None:
     reply = await staffed.user(STRANGER).say("/faq add 发票 随便开")
-    assert "已保存" not in reply.text and "找到" in reply.text  # an ordinary search answer
+    assert "已保存" not in reply.text and "商品" in reply.text  # an ordinary search answer (results or none)
     assert "随便开" not in (await staffed.user("o_customer_1").say("能开发票吗")).text
     assert [(e.actor, e.outcome) for e in await audit_rows(staffed, "faq")] == [(STRANGER, "refused")]
     assert "已设置" not in (await staffed.user(STRANGER).say("/synonym 提子 巨峰葡萄")).text
