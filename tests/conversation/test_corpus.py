@@ -22,6 +22,8 @@ from tests.bot.conftest import ShopFactory
 
 HERE = Path(__file__).parent
 NOT_FOUND = ("没有找到", "nothing found", "no products", "couldn't find", "could not find")
+# the shop's error reply (templates/messages/*/error.j2) is never an answer, whatever it contains
+ERROR_MARKS = ("系统开小差", "something went wrong")
 SEARCH_MARKS = ("相关的商品", "回复数字查看商品详情", "Reply with a number", "products matching")
 HUMAN_MARKS = ("人工", "客服", "转接", "工作人员", "human", "person", "staff", "agent")
 TURN = re.compile(r"^(?P<say>.+?)\s*=>\s*(?P<kind>shows|chat|says|human|any)\b\s*(?P<args>.*)$")
@@ -76,6 +78,8 @@ def seen(reply: Reply) -> str:
 def judged(turn: Turn, reply: Reply) -> bool:
     text = seen(reply)
     lowered = text.lower()
+    if any(mark in lowered for mark in ERROR_MARKS):
+        return turn.kind == "any"
     not_found = any(mark in lowered for mark in NOT_FOUND)
     if turn.kind == "shows":
         return not not_found and any(name in text for name in turn.args)
@@ -89,6 +93,13 @@ def judged(turn: Turn, reply: Reply) -> bool:
     if turn.kind == "chat":
         return reply.kind != "none" and not not_found and not any(m.lower() in lowered for m in SEARCH_MARKS)
     return True
+
+
+def test_the_error_reply_never_passes_as_an_answer() -> None:
+    error = Reply(kind="text", text="抱歉，系统开小差了，请稍后再试。您的消息没有丢失，可以重新发送一次。")
+    for kind, args in (("chat", ()), ("says", ("消息",)), ("human", ())):
+        assert not judged(Turn("谢谢", kind, args, 1), error)
+    assert judged(Turn("谢谢", "chat", (), 1), Reply(kind="text", text="不客气！"))
 
 
 def test_the_corpus_is_well_formed_and_large_enough(tmp_path: Path) -> None:
