@@ -65,6 +65,26 @@ class SearchData:
     variant_id: int | None = None
 
 
+SIZED_AMONG = 8  # a size picks a product among the first results only
+
+
+def _is_size(label: str, size: str) -> bool:
+    """Whether a variant's label names the size: "3斤装" and "3斤", "5kg" and "5KG"; never
+    "13斤" for "3斤"."""
+    for part in label.lower().replace(" ", "").split("/"):
+        at = part.find(size)
+        if at != -1 and (at == 0 or not part[at - 1].isdigit()):
+            return True
+    return False
+
+
+def _chosen(product: ProductView, variant: VariantView, data: SearchData) -> Step[SearchState, SearchData]:
+    """The card with `variant` chosen: what it costs, what is left, how to buy it."""
+    data.variant_id = variant.id
+    chosen = {"name": product.name, "spec": variant.label, "price": variant.price_fen, "stock": variant.stock}
+    return Step(Text("variant_chosen", chosen), SearchState.CARD, data)
+
+
 def category_named(snapshot: CatalogSnapshot, words: str) -> CategoryView | None:
     """The category the words name: its own name (zh or en), or a word customers use for
     it (bot.chat.understanding.CATEGORY_WORDS); None when they name no category."""
@@ -194,6 +214,11 @@ class SearchDialog(Dialog[SearchState, SearchData]):
         if hits:
             found, notice = narrow_by_price(snapshot, [h.product_id for h in hits], slots)
             data = SearchData(source="search", title=query, product_ids=found)
+            sized = await self._sized(ctx, found, slots)
+            if sized is not None:  # "买三斤苹果": the one product sold by that size, that size chosen
+                product, variant = sized
+                data.product_id = product.id
+                return await ctx.services.dialogs.start(ctx, self, _chosen(product, variant, data))
             reply = await self._start_list(ctx, snapshot, data)
             return with_notice(reply, notice) if notice else reply
         suggestions = snapshot.suggest(query, limit=ctx.services.config.search.page_size)
@@ -244,6 +269,25 @@ class SearchDialog(Dialog[SearchState, SearchData]):
         data = SearchData(source="share", product_ids=[product.id], product_id=product.id)
         card = product_card(product, group=await group_offer(ctx, product.id))
         return await ctx.services.dialogs.start(ctx, self, Step(card, SearchState.CARD, data))
+
+    async def _sized(
+        self, ctx: Context, product_ids: list[int], slots: Slots
+    ) -> tuple[ProductView, VariantView] | None:
+        """(product, variant) when the size asked for ("三斤", "5kg") is a variant, in stock, of
+        exactly one of the products found; None otherwise (the list is shown as before)."""
+        if slots.quantity is None or not slots.unit:
+            return None
+        size = f"{slots.quantity}{slots.unit}".lower()
+        sized = []
+        for product_id in product_ids[:SIZED_AMONG]:
+            product = await ctx.services.catalog.product(product_id)
+            if product is None:
+                continue
+            for variant in product.variants:
+                if variant.stock > 0 and _is_size(variant.label, size):
+                    sized.append((product, variant))
+                    break
+        return sized[0] if len(sized) == 1 else None
 
     async def _start_list(self, ctx: Context, snapshot: CatalogSnapshot, data: SearchData) -> Reply:
         step = Step(self._list_reply(ctx, snapshot, data), SearchState.RESULTS, data)
@@ -318,10 +362,7 @@ class SearchDialog(Dialog[SearchState, SearchData]):
         if not 1 <= number <= len(product.variants):
             reply = Text("pick_out_of_range", {"number": number, "count": len(product.variants)})
             return Step(reply, SearchState.CARD, data)
-        variant = product.variants[number - 1]
-        data.variant_id = variant.id
-        chosen = {"name": product.name, "spec": variant.label, "price": variant.price_fen, "stock": variant.stock}
-        return Step(Text("variant_chosen", chosen), SearchState.CARD, data)
+        return _chosen(product, product.variants[number - 1], data)
 
     @staticmethod
     def chosen_variant(product: ProductView, data: SearchData) -> VariantView | None:
