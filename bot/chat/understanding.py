@@ -34,6 +34,7 @@ class Intent(enum.StrEnum):
     HUMAN = "human"  # asks for a person
     HELP = "help"
     ACK = "ack"  # "好的", "收到", "bye": a dialog may read these as a confirmation, so only after it
+    BUY_AGAIN = "buy_again"  # "再买一次", "和上次一样": the last order's goods into the cart
     ORDERS = "orders"  # where is my parcel, did I pay, cancel, received, refund: the order list answers
     CART = "cart"
     ACCOUNT = "account"  # my points, coupons, commission, invite code
@@ -168,6 +169,10 @@ _ORDERS = re.compile(
     r"|\bwhere(?:'s| is) my (?:package|parcel|order|stuff)|\btrack(?:ing)?\b|\bmy orders?\b|\breceived (?:my|the) (?:order|package|parcel)"
     r"|\bcancel (?:my|the) order|\brefund|\breturn (?:it|this|my)|\bdid i pay"
 )
+_BUY_AGAIN = re.compile(
+    r"再(?:买|来|下)一(?:次|单|份|遍)|(?:和|跟|同)上次一样|照上次|按上次的?再|老样子|复购|回购"
+    r"|\b(?:buy|order) (?:it |that |them )?again\b|\breorder\b|\bsame as (?:last time|before)\b"
+)
 _CART = re.compile(r"^(?:看看|看下|查看|打开|我的|帮我看看)?购物车(?:里有什么)?$|\b(?:show|see|view|open) (?:me )?(?:my |the )?cart\b|^my cart$")
 _ACCOUNT = re.compile(
     r"我的(?:积分|优惠券|券|佣金|邀请码|账户|收益)|有(?:什么)?优惠券|优惠活动|有什么优惠|有没有优惠|推荐有奖|邀请有奖|邀请码"
@@ -198,6 +203,8 @@ def understand(text: str) -> Understood:
         return Understood(Intent.HUMAN, locale)
     if _HELP.search(clean):
         return Understood(Intent.HELP, locale)
+    if _BUY_AGAIN.search(clean):
+        return Understood(Intent.BUY_AGAIN, locale)
     if _ORDERS.search(clean):
         return Understood(Intent.ORDERS, locale)
     if _CART.search(clean):

@@ -25,7 +25,7 @@ from bot.chat.keywords import CHANGE_QUANTITY, REMOVE_LINE, match_command, match
 from bot.chat.replies import Notice, Reply, Text, with_notice
 from bot.dialogs.base import Active, Dialog, Step, on
 from bot.dialogs.common import cart_data, error_reply, unit_of_work
-from bot.dialogs.words import AddMore, CartEdit, RemoveNamed, SetNamed, lines_named
+from bot.dialogs.words import AddMore, CartEdit, SetNamed, lines_named
 from commerce.cart import cart
 from commerce.cart.cart import CartView
 from commerce.errors import ErrorCode, ShopError
@@ -93,7 +93,7 @@ class CartDialog(Dialog[CartState, CartData]):
                         quantity=edit.quantity, rules=ctx.services.rules,
                     )
                 else:
-                    named = [view.lines[i] for i in lines_named(edit.name, [(l.name, l.spec_label) for l in view.lines])]
+                    named = [view.lines[i] for i in lines_named(edit.name, [(line.name, line.spec_label) for line in view.lines])]
                     if not named:
                         return None
                     if isinstance(edit, SetNamed) and len(named) > 1:

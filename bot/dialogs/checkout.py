@@ -46,7 +46,12 @@ from typing import Any
 from bot.chat.context import Context
 from bot.chat.keywords import USE_COUPON, USE_POINTS, match_command, match_keyword
 from bot.chat.replies import Notice, Reply, Text, with_notice
-from bot.dialogs.address_step import AddressStep, address_data, looks_like_address, read_typed_address
+from bot.dialogs.address_step import (
+    AddressStep,
+    address_data,
+    looks_like_address,
+    read_typed_address,
+)
 from bot.dialogs.base import Active, Dialog, Step, on
 from bot.dialogs.common import error_reply, pay_card, unit_of_work
 from bot.dialogs.words import COUPON_QUESTION, AddressChange, read_address_change

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.chat.context import Context
-from bot.chat.replies import Reply, Text
+from bot.chat.replies import Notice, Reply, Text, with_notice
 from bot.chat.router import LOCALE, Router
 from bot.chat.understanding import UNAMBIGUOUS, Intent, Understood, understand
 from bot.dialogs.common import unit_of_work
 from bot.handlers import account
 from bot.handlers.text import human_service
 from commerce.cart import cart
+from commerce.orders import actions as order_actions
 
 early = Router()
 router = Router()
@@ -108,6 +109,18 @@ async def about_an_order(ctx: Context) -> Reply:
     """"包裹到哪了", "确认收货", "我要退款", "where is my package": the orders, where each
     of these is one number away."""
     return await ctx.services.dialogs.orders.show(ctx)
+
+
+@router.route(Understands(frozenset({Intent.BUY_AGAIN})))
+async def buy_again(ctx: Context) -> Reply:
+    """"再买一次", "和上次一样", "buy again": the last order's goods into the cart, then the
+    cart (结算 is one word away)."""
+    async with ctx.uow() as uow:
+        bought = await order_actions.buy_again(uow.session, customer_id=ctx.customer_id, rules=uow.rules)
+    if bought is None:
+        return Text("buy_again_none", await _next_steps(ctx))
+    notice = Notice("buy_again", {"order_no": bought.order_no, "added": bought.added, "missing": list(bought.missing)})
+    return with_notice(await ctx.services.dialogs.cart.show(ctx), notice)
 
 
 @router.route(Understands(frozenset({Intent.CART})))

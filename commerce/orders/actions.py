@@ -29,13 +29,14 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from commerce.cart import cart
 from commerce.errors import ErrorCode, ShopError
 from commerce.events import ShipRequested, publish
 from commerce.messaging import notices
 from commerce.messaging.notifications import Notification
 from commerce.orders import after_sales
 from commerce.orders.after_sales import AfterSalesView
-from commerce.orders.models import Order, OrderStatus
+from commerce.orders.models import Order, OrderLine, OrderStatus
 from commerce.orders.rows import current_status
 from commerce.orders.status import illegal_move, move, release_orders_stock, transition
 from commerce.orders.views import OrderView, load_view, load_views, order_data
@@ -300,3 +301,40 @@ async def reject_after_sales(
     data = {"order_no": view.order_no, "kind": str(view.kind), "reason": view.resolution}
     notices.queue(session, openid=view.openid, template="after_sales_rejected", data=data)
     return view, change
+
+
+# ---- buy again ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BoughtAgain:
+    """What "buy again" put in the cart from the customer's last order, and what it could not."""
+
+    order_no: str
+    added: int  # lines
+    missing: tuple[str, ...]  # names of what is sold out or off sale now
+
+
+async def buy_again(session: AsyncSession, *, customer_id: int, rules: ShopRules) -> BoughtAgain | None:
+    """The goods of the customer's latest order into their cart, each as much as they
+    bought then, or what there still is; None when they never ordered."""
+    order = await session.scalar(
+        select(Order).where(Order.customer_id == customer_id).order_by(Order.created_at.desc(), Order.id.desc()).limit(1)
+    )
+    if order is None:
+        return None
+    lines = (await session.scalars(select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.id))).all()
+    added, missing = 0, []
+    for line in lines:
+        try:
+            await cart.add_to_cart(
+                session, customer_id=customer_id, variant_id=line.variant_id, quantity=line.quantity, rules=rules
+            )
+        except ShopError as exc:
+            left = int(exc.details.get("available") or 0) - int(exc.details.get("in_cart") or 0)
+            if exc.code != ErrorCode.OUT_OF_STOCK or left <= 0:
+                missing.append(line.name)  # sold out, off sale, or the cart already holds it all
+                continue
+            await cart.add_to_cart(session, customer_id=customer_id, variant_id=line.variant_id, quantity=left, rules=rules)
+        added += 1
+    return BoughtAgain(order.order_no, added, tuple(missing))

@@ -177,6 +177,7 @@ D_BY_CODE: dict[str, dict[str, Any]] = {
 
 # a name that means something else in one template
 TEMPLATE_SAMPLES: dict[str, dict[str, Any]] = {
+    "buy_again": {"added": 2, "missing": ["巨峰葡萄"]},
     "checkout_review": {"address": "@map", "points": "@map", "coupon": "@map"},
     "added_to_cart": {"cart": "@map"},
     "admin/help": {"role": "operator"},
