@@ -166,16 +166,19 @@ _TOPICS: tuple[tuple[Topic, re.Pattern[str]], ...] = (
 _ORDERS = re.compile(
     r"物流|快递到|包裹|到哪了|到哪儿了|到哪里了|发货了吗|发货没|我的订单|订单呢|下的单|那单|付过款|付款了吗|没付款|还没付|待付款"
     r"|确认收货|收到货|东西收到|货收到|取消订单|订单取消|不要了|退款|退货|售后|换货"
+    r"|^我?(?:要|想)?退(?:掉|了)?(?:这个|那个|它|这单|那单)"
     r"|\bwhere(?:'s| is) my (?:package|parcel|order|stuff)|\btrack(?:ing)?\b|\bmy orders?\b|\breceived (?:my|the) (?:order|package|parcel)"
     r"|\bcancel (?:my|the) order|\brefund|\breturn (?:it|this|my)|\bdid i pay"
 )
 _BUY_AGAIN = re.compile(
-    r"再(?:买|来|下)一(?:次|单|份|遍)|(?:和|跟|同)上次一样|照上次|按上次的?再|老样子|复购|回购"
-    r"|\b(?:buy|order) (?:it |that |them )?again\b|\breorder\b|\bsame as (?:last time|before)\b"
+    r"再(?:买|来|下)一(?:次|单|份|遍)|(?:和|跟|同)上[次回]一样|照上[次回]|按上[次回]的?再|老样子|复购|回购"
+    r"|(?:还|再)要上[次回]|上[次回](?:买)?的?(?:那个|那些|东西)?(?:再|还)(?:来|买|要)"
+    r"|\b(?:buy|order) (?:it |that |them |the same )?again\b|\breorder\b|\bsame (?:again|as (?:last time|before))\b"
 )
 _CART = re.compile(r"^(?:看看|看下|查看|打开|我的|帮我看看)?购物车(?:里有什么)?$|\b(?:show|see|view|open) (?:me )?(?:my |the )?cart\b|^my cart$")
 _ACCOUNT = re.compile(
     r"我的(?:积分|优惠券|券|佣金|邀请码|账户|收益)|有(?:什么)?优惠券|优惠活动|有什么优惠|有没有优惠|推荐有奖|邀请有奖|邀请码"
+    r"|^(?:能|可以)?(?:不能|再)?便宜(?:点|些|一点|一些)?(?:吗|吧|嘛|不)?[?？]*$|能(?:不能)?(?:优惠|打折)|打折吗|有折扣吗"
     r"|\bmy (?:points|coupons?|commission|invite code|account)\b|\bany (?:coupons?|discounts?|deals?)\b"
 )
 _GROUP = re.compile(r"怎么拼团|拼团怎么|如何拼团|什么是拼团|有拼团|\bhow (?:do|does) group buy")

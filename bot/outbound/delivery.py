@@ -17,6 +17,7 @@ lease ran out) and rows whose attempt failed.
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -76,7 +77,7 @@ class NoticeRenderer:
         return await self.render(item.openid, notice.template, notice.data), notice.data
 
 
-class OutboxDelivery:
+class OutboxDelivery(ABC):
     """What both dispatchers share: rows attempted in order after their unit of work's
     commit, due rows retried for the scheduler, background attempts drained on shutdown.
     A subclass says how one row is attempted (`_deliver`, which must not raise)."""
@@ -133,8 +134,9 @@ class OutboxDelivery:
         """Wait for the attempts started so far (shutdown, tests)."""
         await self._background.drain()
 
+    @abstractmethod
     async def _deliver(self, item: OutboxItem) -> None:
-        raise NotImplementedError
+        """Attempt one row (a subclass says how); must not raise."""
 
 
 class DirectDelivery(OutboxDelivery):
