@@ -214,7 +214,7 @@ class SearchDialog(Dialog[SearchState, SearchData]):
         if hits:
             found, notice = narrow_by_price(snapshot, [h.product_id for h in hits], slots)
             data = SearchData(source="search", title=query, product_ids=found)
-            sized = await self._sized(ctx, found, slots)
+            sized = await self._sized(ctx, snapshot, found, slots)
             if sized is not None:  # "买三斤苹果": the one product sold by that size, that size chosen
                 product, variant = sized
                 data.product_id = product.id
@@ -271,23 +271,26 @@ class SearchDialog(Dialog[SearchState, SearchData]):
         return await ctx.services.dialogs.start(ctx, self, Step(card, SearchState.CARD, data))
 
     async def _sized(
-        self, ctx: Context, product_ids: list[int], slots: Slots
+        self, ctx: Context, snapshot: CatalogSnapshot, product_ids: list[int], slots: Slots
     ) -> tuple[ProductView, VariantView] | None:
         """(product, variant) when the size asked for ("三斤", "5kg") is a variant, in stock, of
-        exactly one of the products found; None otherwise (the list is shown as before)."""
+        exactly one of the products found; None otherwise (the list is shown as before).
+        The candidates come from the snapshot in memory; only the one chosen is read fresh."""
         if slots.quantity is None or not slots.unit:
             return None
         size = f"{slots.quantity}{slots.unit}".lower()
-        sized = []
-        for product_id in product_ids[:SIZED_AMONG]:
-            product = await ctx.services.catalog.product(product_id)
-            if product is None:
-                continue
-            for variant in product.variants:
-                if variant.stock > 0 and _is_size(variant.label, size):
-                    sized.append((product, variant))
-                    break
-        return sized[0] if len(sized) == 1 else None
+        sized = [
+            (product.id, variant.id)
+            for product in (snapshot.products.get(pid) for pid in product_ids[:SIZED_AMONG])
+            if product is not None
+            for variant in [next((v for v in product.variants if v.stock > 0 and _is_size(v.label, size)), None)]
+            if variant is not None
+        ]
+        if len(sized) != 1:
+            return None
+        product = await ctx.services.catalog.product(sized[0][0])
+        variant = next((v for v in product.variants if v.id == sized[0][1]), None) if product else None
+        return (product, variant) if product is not None and variant is not None and variant.stock > 0 else None
 
     async def _start_list(self, ctx: Context, snapshot: CatalogSnapshot, data: SearchData) -> Reply:
         step = Step(self._list_reply(ctx, snapshot, data), SearchState.RESULTS, data)
