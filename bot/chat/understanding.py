@@ -35,8 +35,17 @@ class Intent(enum.StrEnum):
     HELP = "help"
     ACK = "ack"  # "好的", "收到", "bye": a dialog may read these as a confirmation, so only after it
     BUY_AGAIN = "buy_again"  # "再买一次", "和上次一样": the last order's goods into the cart
-    ORDERS = "orders"  # where is my parcel, did I pay, cancel, received, refund: the order list answers
+    ORDERS = "orders"  # "我的订单", "did I pay": the order list answers
+    # Questions about one order: the handler finds the order they mean (the newest one in
+    # the status the question is about) and answers with it; no such order → a shop answer.
+    PAY_ORDER = "pay_order"  # "刚才那单怎么付", "付款链接": the unpaid order's pay card
+    TRACK = "track"  # "包裹到哪儿了", "发货了吗": the shipment, or when it will ship
+    URGE = "urge"  # "催一下发货", "怎么还不发": the promise, and staff are told
+    RECEIVED = "received"  # "东西收到了", "确认收货": confirm receipt of the shipped order
+    CANCEL_ORDER = "cancel_order"  # "取消订单", "那单不要了"
+    AFTER_SALES = "after_sales"  # "我要退款", "申请售后": how, on the order it is about
     CART = "cart"
+    CLEAR_CART = "clear_cart"  # "清空购物车", "empty my cart"
     ACCOUNT = "account"  # my points, coupons, commission, invite code
     GROUP = "group"  # how group buys work
     SEARCH = "search"
@@ -53,6 +62,11 @@ class Topic(enum.StrEnum):
     INVOICE = "invoice"
     RETURNS = "returns"
 
+
+# Questions about one of the customer's orders (bot.handlers.understood answers them).
+ORDER_ASKS = frozenset({
+    Intent.PAY_ORDER, Intent.TRACK, Intent.URGE, Intent.RECEIVED, Intent.CANCEL_ORDER, Intent.AFTER_SALES,
+})
 
 # Intents a dialog never expects: answered even while a list, a card or the cart is open.
 UNAMBIGUOUS = frozenset({Intent.GREETING, Intent.THANKS, Intent.HUMAN, Intent.COMPLAINT})
@@ -163,18 +177,59 @@ _TOPICS: tuple[tuple[Topic, re.Pattern[str]], ...] = (
         r"|\bhow (?:do|can) i pay|payment methods?|\bpay (?:by|with)|\balipay|cash on delivery"
     )),
 )
+_ORDER_REF = r"(?:那单|这单|那个单|这个单|订单|刚才|刚刚|之前|上次|上回|我的单|下的单)"
+_PAY_ORDER = re.compile(
+    rf"{_ORDER_REF}.{{0,6}}(?:付|支付|付款|付钱|买单|结账)|(?:付款|支付)(?:链接|码|页面?|入口)|待付款|未付款|没付款|还没付"
+    r"|^(?:去|我要|要|现在)?(?:付款|支付|付钱)(?:吧|了)?$|^pay(?: now| it)?$"
+    r"|(?:重新|继续|再次|怎么还没|还没有?)(?:付款|支付|付钱)|付不了|付不上|(?:付款|支付)(?:失败|不了|不成功)"
+    r"|\bpay (?:for )?(?:my|the|that|this) order\b|\bpayment link\b|\bpay(?:ment)? (?:failed|didn't go through)"
+    r"|\bhaven't paid\b|\bhow (?:do|can) i pay for (?:it|my order|the order|that)\b|\bstill unpaid\b"
+)
+_URGE = re.compile(
+    r"催(?:一下|一催|下|单|发货|发|促)?|快点发|赶紧发|尽快发|早点发|快发|快点寄|能不能快点|能快点吗|怎么还(?:不|没)(?:发|寄)|还(?:不|没)发货"
+    r"|还没(?:有)?发|等(?:了)?(?:好|很)?久(?:了)?还没"
+    r"|\bhurry\b|\b(?:ship|send) (?:it |my order )?(?:soon|faster|quicker|asap)\b|\bwhy (?:hasn't|isn't|haven't) (?:it|my order|you)"
+    r" (?:shipped|been shipped|ship)|\bstill not shipped\b"
+)
+_TRACK = re.compile(
+    r"物流|快递(?:到哪|呢|单号|信息|到了吗)|运单|单号|查(?:一下|下)?(?:快递|物流|包裹)|包裹|到哪了|到哪儿了|到哪里了|到哪啦|走到哪"
+    r"|怎么还没(?:到|收到)|还没(?:到|收到)|发货了(?:吗|没|嘛|么)|发了(?:吗|没|么)|寄出"
+    r"|\bwhere(?:'s| is) my (?:package|parcel|order|stuff|delivery)|\btrack(?:ing)?\b|\bha(?:s|ve) (?:it|my order|you) (?:been )?"
+    r"(?:shipped|sent)|\bwhen will (?:it|my order|my package) (?:arrive|come)"
+)
+_RECEIVED = re.compile(
+    r"(?:东西|货|快递|包裹|宝贝|商品|订单|水果)(?:已经|都|也)?(?:收到|到了|签收)|(?:已经|已)(?:收到|签收|收货)|确认收货|收到货了?|签收了"
+    r"|\b(?:i )?(?:received|got) (?:my|the) (?:order|package|parcel|stuff|goods|delivery)\b|\b(?:order|package|parcel) (?:has )?arrived\b"
+    r"|\bconfirm (?:receipt|delivery)\b|^received$"
+)
+_CANCEL_ORDER = re.compile(
+    rf"取消(?:这个|那个|我的|刚才的?|刚刚的?)?(?:订单|那单|这单)|{_ORDER_REF}.{{0,4}}(?:不要了|取消|不买了)|^(?:我)?不(?:想)?(?:要|买)了[啊呀吧哈]*$|退单"
+    r"|\bcancel (?:my |the |that |this )?order\b|\bdon't want (?:it|the order|my order) any ?more\b"
+)
+_AFTER_SALES = re.compile(
+    r"退款|退货|售后|换货|退钱|^我?(?:要|想)?退(?:掉|了)?(?:这个|那个|它|这单|那单)"
+    r"|\brefund\b|\breturn (?:it|this|my|the)\b|\bexchange (?:it|this|my|the)\b"
+)
 _ORDERS = re.compile(
-    r"物流|快递到|包裹|到哪了|到哪儿了|到哪里了|发货了吗|发货没|我的订单|订单呢|下的单|那单|付过款|付款了吗|没付款|还没付|待付款"
-    r"|确认收货|收到货|东西收到|货收到|取消订单|订单取消|不要了|退款|退货|售后|换货"
-    r"|^我?(?:要|想)?退(?:掉|了)?(?:这个|那个|它|这单|那单)"
-    r"|\bwhere(?:'s| is) my (?:package|parcel|order|stuff)|\btrack(?:ing)?\b|\bmy orders?\b|\breceived (?:my|the) (?:order|package|parcel)"
-    r"|\bcancel (?:my|the) order|\brefund|\breturn (?:it|this|my)|\bdid i pay"
+    r"我的订单|订单呢|订单列表|下的单|那单|付过款|付款了吗|我付了吗|付了没"
+    r"|\bmy orders?\b|\bdid i pay|\border status\b"
+)
+# The order asks in the order they are tried: a sentence naming two ("没付款的订单取消")
+# is the stronger action.
+_ORDER_ASKS: tuple[tuple[Intent, re.Pattern[str]], ...] = (
+    (Intent.CANCEL_ORDER, _CANCEL_ORDER),
+    (Intent.AFTER_SALES, _AFTER_SALES),
+    (Intent.RECEIVED, _RECEIVED),
+    (Intent.PAY_ORDER, _PAY_ORDER),
+    (Intent.URGE, _URGE),
+    (Intent.TRACK, _TRACK),
 )
 _BUY_AGAIN = re.compile(
     r"再(?:买|来|下)一(?:次|单|份|遍)|(?:和|跟|同)上[次回]一样|照上[次回]|按上[次回]的?再|老样子|复购|回购"
     r"|(?:还|再)要上[次回]|上[次回](?:买)?的?(?:那个|那些|东西)?(?:再|还)(?:来|买|要)"
     r"|\b(?:buy|order) (?:it |that |them |the same )?again\b|\breorder\b|\bsame (?:again|as (?:last time|before))\b"
 )
+_CLEAR_CART = re.compile(r"^(?:帮我|把)?(?:清空|清除|清理)(?:一下)?(?:我的)?购物车|^购物车(?:全部)?(?:清空|删掉|不要了)|^(?:clear|empty) (?:my |the )?(?:cart|basket)$")
 _CART = re.compile(r"^(?:看看|看下|查看|打开|我的|帮我看看)?购物车(?:里有什么)?$|\b(?:show|see|view|open) (?:me )?(?:my |the )?cart\b|^my cart$")
 _ACCOUNT = re.compile(
     r"我的(?:积分|优惠券|券|佣金|邀请码|账户|收益)|有(?:什么)?优惠券|优惠活动|有什么优惠|有没有优惠|推荐有奖|邀请有奖|邀请码"
@@ -208,8 +263,13 @@ def understand(text: str) -> Understood:
         return Understood(Intent.HELP, locale)
     if _BUY_AGAIN.search(clean):
         return Understood(Intent.BUY_AGAIN, locale)
+    for intent, pattern in _ORDER_ASKS:
+        if pattern.search(clean):
+            return Understood(intent, locale)
     if _ORDERS.search(clean):
         return Understood(Intent.ORDERS, locale)
+    if _CLEAR_CART.search(clean):
+        return Understood(Intent.CLEAR_CART, locale)
     if _CART.search(clean):
         return Understood(Intent.CART, locale)
     if _ACCOUNT.search(clean):

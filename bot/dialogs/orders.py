@@ -5,6 +5,7 @@ stateDiagram-v2
     [*] --> LIST: "订单" / "orders" (no orders: ends at once)
     LIST --> DETAIL: a number
     DETAIL --> DETAIL: another number, "取消订单", "确认收货", "支付", "退款 原因" / "退货 原因"
+    [*] --> DETAIL: a question about one order anywhere ("包裹到哪了", "刚才那单怎么付")
     DETAIL --> LIST: "返回"
     LIST --> [*]: cancel, other text
     DETAIL --> [*]: cancel, other text
@@ -21,6 +22,7 @@ from typing import Any
 from bot.chat.context import Context
 from bot.chat.keywords import AFTER_SALES, match_command, match_keyword, parse_number
 from bot.chat.replies import Reply, Text
+from bot.chat.understanding import Intent
 from bot.dialogs.base import Dialog, Step, on
 from bot.dialogs.common import error_reply, pay_card, unit_of_work
 from commerce.errors import ShopError
@@ -30,16 +32,54 @@ from commerce.orders import placement as orders
 from commerce.orders import status as order_status
 from commerce.orders.actions import CancelledBy
 from commerce.orders.models import AfterSalesKind, OrderStatus
-from commerce.orders.views import order_data
+from commerce.orders.views import OrderView, order_data
 from commerce.rules import utcnow
 
 LIST_SIZE = 10
+
+_S = OrderStatus
+# Which of the customer's orders a question is about: the newest in the first status of
+# its list that any recent order is in. "包裹到哪了" means the shipped order, else the paid
+# one (not shipped yet), else the unpaid one (it needs paying first).
+ASKED_ABOUT: dict[Intent, tuple[OrderStatus, ...]] = {
+    Intent.PAY_ORDER: (_S.PENDING_PAYMENT,),
+    Intent.TRACK: (_S.SHIPPED, _S.PAID, _S.PENDING_PAYMENT),
+    Intent.URGE: (_S.PAID, _S.SHIPPED, _S.PENDING_PAYMENT),
+    Intent.RECEIVED: (_S.SHIPPED, _S.PAID),
+    Intent.CANCEL_ORDER: (_S.PENDING_PAYMENT, _S.PAID),
+    Intent.AFTER_SALES: (_S.SHIPPED, _S.PAID, _S.COMPLETED, _S.REFUNDING),
+}
+
+
+def asked_order(found: list[OrderView], ask: Intent) -> OrderView | None:
+    """The order (of `found`, newest first) that a question of kind `ask` is about."""
+    for status in ASKED_ABOUT[ask]:
+        for order in found:
+            if order.status == status:
+                return order
+    return None
 
 
 def _group_wait(waiting: dict[int, tuple[int, int]], order_id: int) -> dict[str, Any]:
     """A paid order of a group not filled yet shows "waiting for the group (2 of 3)", not "paid"."""
     joined, size = waiting.get(order_id, (0, 0))
     return {"group_wait": order_id in waiting, "group_joined": joined, "group_size": size}
+
+
+def _about(
+    ctx: Context, order: OrderView, ask: Intent, waiting: dict[int, tuple[int, int]], *, same: int = 1
+) -> Text:
+    """The order's detail with the answer to `ask` on top (order_about.j2)."""
+    shop = ctx.services.config.shop
+    return Text("order_about", {
+        **order_data(order), **_group_wait(waiting, order.id), "ask": str(ask), "shipped_count": same,
+        "dispatch_hours": shop.dispatch_hours, "weekend_dispatch": shop.weekend_dispatch,
+        "return_days": shop.return_window_days,
+    })
+
+
+# Words on an order's screen that its status does not allow, answered with what it does.
+_NOT_YET = {("cancel_order", OrderStatus.PAID): Intent.CANCEL_ORDER, ("received", OrderStatus.PAID): Intent.RECEIVED}
 
 
 class OrdersState(enum.StrEnum):
@@ -58,7 +98,7 @@ class OrdersDialog(Dialog[OrdersState, OrdersData]):
     State = OrdersState
     Data = OrdersData
     version = 1
-    initial = frozenset({OrdersState.LIST})
+    initial = frozenset({OrdersState.LIST, OrdersState.DETAIL})  # DETAIL: a question about one order
     transitions = {
         OrdersState.LIST: frozenset({OrdersState.LIST, OrdersState.DETAIL}),
         OrdersState.DETAIL: frozenset({OrdersState.DETAIL, OrdersState.LIST}),
@@ -70,6 +110,42 @@ class OrdersDialog(Dialog[OrdersState, OrdersData]):
             await ctx.services.dialogs.end(ctx.openid)
             return step.reply
         return await ctx.services.dialogs.start(ctx, self, step)
+
+    async def about(
+        self, ctx: Context, ask: Intent, *, statuses: tuple[OrderStatus, ...] | None = None
+    ) -> Reply | None:
+        """A question about one order asked anywhere ("刚才那单怎么付", "包裹到哪了",
+        "东西收到了", "取消订单", "我要退款"): the order it is about, opened as the detail
+        (so "确认收货", "退款 原因" and a number work next), with the answer on top.
+
+        An unpaid order is answered with its pay card; the one shipped order of a customer
+        who says it arrived, and the one unpaid order of a customer who cancels, are acted
+        on at once, as the same words do on the order's screen. None when no order fits:
+        the caller answers the question as a shop question. `statuses`: only orders in
+        these (a shop question is about an order only while it is in one of them).
+        """
+        async with unit_of_work(ctx) as session:
+            found = await orders.list_orders(session, customer_id=ctx.customer_id, limit=LIST_SIZE)
+            order = asked_order([o for o in found if statuses is None or o.status in statuses], ask)
+            waiting = await group_buys.waiting_for_group(session, order_ids=[order.id] if order else [])
+        if order is None:
+            return None
+        data = OrdersData([o.id for o in found], order.id)
+        same = sum(1 for o in found if o.status == order.status)
+        act = {(Intent.RECEIVED, _S.SHIPPED): "received", (Intent.CANCEL_ORDER, _S.PENDING_PAYMENT): "cancel_order"}
+        action = act.get((ask, order.status))
+        if action is not None and same == 1:
+            try:
+                reply = await self._act(ctx, order.id, action, None)
+            except ShopError as exc:
+                reply = error_reply(exc)
+        elif order.status == _S.PENDING_PAYMENT:
+            reply = pay_card(ctx, order)
+        else:
+            if ask is Intent.URGE and order.status == _S.PAID and order.id not in waiting:
+                ctx.services.alerts.urged_soon(order)  # --- staff alerts: a customer asks to hurry ---
+            reply = _about(ctx, order, ask, waiting, same=same)
+        return await ctx.services.dialogs.start(ctx, self, Step(reply, OrdersState.DETAIL, data))
 
     async def _list(self, ctx: Context) -> Step[OrdersState, OrdersData]:
         async with unit_of_work(ctx) as session:
@@ -123,11 +199,15 @@ class OrdersDialog(Dialog[OrdersState, OrdersData]):
     ) -> Reply:
         customer_id = ctx.customer_id
         async with unit_of_work(ctx) as session:
-            if action == "pay":
+            if action in ("pay", "cancel_order", "received"):
                 order = await orders.get_order(session, order_id=order_id, customer_id=customer_id)
-                if order.status != OrderStatus.PENDING_PAYMENT:
+                if action == "pay" and order.status != OrderStatus.PENDING_PAYMENT:
                     return Text("order_detail", order_data(order))
-                return pay_card(ctx, order)
+                if action == "pay":
+                    return pay_card(ctx, order)
+                if (ask := _NOT_YET.get((action, order.status))) is not None:
+                    waiting = await group_buys.waiting_for_group(session, order_ids=[order.id])
+                    return _about(ctx, order, ask, waiting)
             if action == "cancel_order":
                 cancelled = await order_actions.cancel_order(
                     session, order_id=order_id, by=CancelledBy.CUSTOMER, customer_id=customer_id, now=utcnow()

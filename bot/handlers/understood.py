@@ -15,12 +15,13 @@ from typing import Any
 from bot.chat.context import Context
 from bot.chat.replies import Notice, Reply, Text, with_notice
 from bot.chat.router import LOCALE, Router
-from bot.chat.understanding import UNAMBIGUOUS, Intent, Understood, understand
+from bot.chat.understanding import ORDER_ASKS, UNAMBIGUOUS, Intent, Topic, Understood, understand
 from bot.dialogs.common import unit_of_work
 from bot.handlers import account
 from bot.handlers.text import human_service
 from commerce.cart import cart
 from commerce.orders import actions as order_actions
+from commerce.orders.models import OrderStatus
 
 early = Router()
 router = Router()
@@ -105,10 +106,29 @@ async def acknowledged(ctx: Context) -> Reply:
 
 
 @router.route(Understands(frozenset({Intent.ORDERS})))
-async def about_an_order(ctx: Context) -> Reply:
-    """"包裹到哪了", "确认收货", "我要退款", "where is my package": the orders, where each
-    of these is one number away."""
+async def my_orders(ctx: Context) -> Reply:
+    """"我的订单", "did I pay": the list with statuses."""
     return await ctx.services.dialogs.orders.show(ctx)
+
+
+# A question about one order with no such order: said, with the shop's rule on the subject.
+_NO_ORDER_TOPIC = {
+    Intent.PAY_ORDER: Topic.PAYMENT,
+    Intent.TRACK: Topic.SHIPPING_TIME,
+    Intent.URGE: Topic.SHIPPING_TIME,
+    Intent.AFTER_SALES: Topic.RETURNS,
+}
+
+
+@router.route(Understands(ORDER_ASKS))
+async def about_an_order(ctx: Context, understood: Understood) -> Reply:
+    """"刚才那单怎么付", "包裹到哪了", "催一下", "东西收到了", "取消订单", "我要退款": answered
+    on the order it is about; with no such order, that is said with the shop's rule."""
+    reply = await ctx.services.dialogs.orders.about(ctx, understood.intent)
+    if reply is not None:
+        return reply
+    topic = _NO_ORDER_TOPIC.get(understood.intent)
+    return Text("order_ask_none", {"ask": str(understood.intent), "topic": str(topic or ""), **shop_facts(ctx)})
 
 
 @router.route(Understands(frozenset({Intent.BUY_AGAIN})))
@@ -128,6 +148,14 @@ async def the_cart(ctx: Context) -> Reply:
     return await ctx.services.dialogs.cart.show(ctx)
 
 
+@router.route(Understands(frozenset({Intent.CLEAR_CART})))
+async def clear_the_cart(ctx: Context) -> Reply:
+    """"清空购物车" said anywhere, as on the cart's screen."""
+    async with ctx.uow() as uow:
+        await cart.clear_cart(uow.session, customer_id=ctx.customer_id)
+    return Text("cart_cleared")
+
+
 @router.route(Understands(frozenset({Intent.ACCOUNT})))
 async def the_account(ctx: Context) -> Reply | None:
     return await account.me(ctx)
@@ -145,7 +173,20 @@ async def shop_question(ctx: Context, understood: Understood) -> Reply:
     staff_answer = (await ctx.services.catalog.snapshot()).lexicon.answer(ctx.msg.text)
     if staff_answer is not None:
         return Text("faq_answer", {"keyword": staff_answer.keyword, "answer": staff_answer.answer})
+    about = _ORDER_TOPICS.get(understood.topic) if understood.topic else None
+    if about is not None:  # "怎么付款" with an unpaid order, "什么时候发货" with one paid
+        ask, statuses = about
+        reply = await ctx.services.dialogs.orders.about(ctx, ask, statuses=statuses)
+        if reply is not None:
+            return reply
     return Text("faq", {"topic": str(understood.topic), **shop_facts(ctx)})
+
+
+# Shop questions that are about the customer's own order while one is in these statuses.
+_ORDER_TOPICS: dict[Topic, tuple[Intent, tuple[OrderStatus, ...]]] = {
+    Topic.PAYMENT: (Intent.PAY_ORDER, (OrderStatus.PENDING_PAYMENT,)),
+    Topic.SHIPPING_TIME: (Intent.TRACK, (OrderStatus.PAID,)),
+}
 
 
 def shop_facts(ctx: Context) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Staff alerts: tell the staff who have not muted them that something needs a human.
 
-Four alerts, each a template `alert_<what>.j2` rendered in the staff member's language:
+Five alerts, each a template `alert_<what>.j2` rendered in the staff member's language:
 a new paid order (owners, operators), a new after-sales request (everyone), a customer
-asking for a human (everyone), a variant that fell to or below its low-stock threshold
+asking for a human (everyone), a customer asking to hurry a paid order (owners,
+operators; once per order in `URGE_QUIET_SECONDS` per worker), a variant that fell to or below its low-stock threshold
 after an order (owners, operators). Who gets them is the commerce core's answer
 (`commerce.staff.staff.alert_recipients`: staff in those roles who have not sent /mute).
 
@@ -15,6 +16,7 @@ raised it. Logs carry no openids.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
@@ -37,6 +39,8 @@ log = logging.getLogger(__name__)
 EVERYONE: frozenset[StaffRole] = frozenset(StaffRole)
 MANAGERS: frozenset[StaffRole] = frozenset({StaffRole.OWNER, StaffRole.OPERATOR})
 OPENID_TAIL = 6
+URGE_QUIET_SECONDS = 6 * 3600  # a customer who asks again and again alerts staff once
+URGE_REMEMBERED = 10_000
 
 
 def openid_tail(openid: str) -> str:
@@ -58,6 +62,7 @@ class StaffAlerts:
         self._outbound = outbound
         self._owners = frozenset(owners)
         self._background = BackgroundTasks(what="staff alert")
+        self._urged: dict[str, float] = {}  # order_no -> when staff were last told
 
     # ---- sending ------------------------------------------------------------------------
 
@@ -99,7 +104,7 @@ class StaffAlerts:
         """Wait for the work started so far (on shutdown, and in tests)."""
         await self._background.drain()
 
-    # ---- the four alerts ------------------------------------------------------------------
+    # ---- the alerts ------------------------------------------------------------------
 
     async def order_paid(self, order: OrderView) -> None:
         """A new paid order (the payment service's `on_paid` callback)."""
@@ -137,6 +142,26 @@ class StaffAlerts:
             "last_order": context.get("last_order"),
         }
         self.soon("alert_handoff", data, EVERYONE)
+
+    def urged_soon(self, order: OrderView, *, now: float | None = None) -> bool:
+        """A customer asked to hurry their paid order; False when staff were told of this
+        order within `URGE_QUIET_SECONDS` (by this worker: a second worker may tell once
+        more, which is harmless)."""
+        now = time.monotonic() if now is None else now
+        last = self._urged.get(order.order_no)
+        if last is not None and now - last < URGE_QUIET_SECONDS:
+            return False
+        if len(self._urged) >= URGE_REMEMBERED:
+            self._urged = {no: at for no, at in self._urged.items() if now - at < URGE_QUIET_SECONDS}
+        self._urged[order.order_no] = now
+        data = {
+            "order_no": order.order_no,
+            "paid_at": order.paid_at or order.created_at,
+            "items": order_data(order)["items"],
+            "customer": openid_tail(order.openid),
+        }
+        self.soon("alert_urged", data, MANAGERS)
+        return True
 
     def low_stock_soon(self, order: OrderView) -> None:
         """After an order: its variants that this order took to or below their threshold."""

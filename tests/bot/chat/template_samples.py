@@ -26,7 +26,7 @@ MACRO_ENUMS: dict[tuple[str, str], tuple[str, ...]] = {
 
 WHEN = datetime(2026, 12, 4, 10, 30, tzinfo=UTC)
 
-TIMES = {"created_at", "expires_at", "ends_at", "when", "deadline", "until", "now", "frozen_until"}
+TIMES = {"created_at", "expires_at", "ends_at", "when", "deadline", "until", "now", "frozen_until", "paid_at"}
 
 MONEY = {
     "price", "total", "goods", "delivery", "payable", "paid", "subtotal", "discount", "refunded",
@@ -44,7 +44,7 @@ COUNTS = {
     "group_joined", "group_size", "binding_days", "badge_at", "share_points", "pct",
     "per_user_limit", "total_quantity", "max_days", "max_hours", "max_size", "max_limit",
     "max_rows", "max_length", "min_length", "points_used", "current", "product_id",
-    "withdrawal_id", "delta", "dispatch_hours", "return_days", "cart_items", "in_cart", "offer_quantity",
+    "withdrawal_id", "delta", "dispatch_hours", "return_days", "cart_items", "in_cart", "offer_quantity", "shipped_count",
 }
 
 LISTS = {

@@ -1,0 +1,116 @@
+"""Questions about an order asked anywhere in the chat ("刚才那单怎么付", "包裹到哪了",
+"催一下", "东西收到了", "取消订单", "我要退款"): answered on the order they are about, with
+what can be done next, never searched as products; with no such order, the shop's answer.
+"""
+
+from __future__ import annotations
+
+from bot.keys import SERVICES
+from commerce.orders.models import OrderStatus
+from tests.bot.admin.test_orders import CUSTOMER, OPERATOR, OWNER, pay, place_order, texts, view
+from tests.bot.driver import Shop
+
+
+def urged(shop: Shop, openid: str) -> list[str]:
+    return [t for t in texts(shop, openid) if t.startswith("⏰")]
+
+
+async def drain_alerts(shop: Shop) -> None:
+    await shop.client.app[SERVICES].alerts.drain()
+
+
+async def test_an_unpaid_order_is_paid_from_anywhere(staffed: Shop) -> None:
+    user = staffed.user(CUSTOMER)
+    order_no = await place_order(staffed, user)
+    await user.say("香蕉")  # the customer has moved on to another search
+    for words in ("刚才那单怎么付", "怎么付款", "付款链接发我一下", "包裹到哪了", "pay for my order"):
+        card = await user.say(words)
+        assert card.kind == "news", (words, card)
+        title = card.articles[0].title
+        assert order_no in card.articles[0].description and ("待支付" in title or "awaiting payment" in title), words
+
+
+async def test_a_paid_order_is_followed_from_payment_to_receipt(staffed: Shop) -> None:
+    user = staffed.user(CUSTOMER)
+    order_no = await place_order(staffed, user)
+    await pay(staffed, order_no)
+    await drain_alerts(staffed)
+    before = len(urged(staffed, OWNER))
+
+    when = await user.say("什么时候能发货")
+    assert order_no in when.text and "48 小时内发货" in when.text, when.text
+
+    hurry = await user.say("催一下发货")
+    assert "已提醒仓库" in hurry.text and order_no in hurry.text, hurry.text
+    await drain_alerts(staffed)
+    (alert,) = urged(staffed, OWNER)[before:]
+    assert order_no in alert and "/ship" in alert
+    await user.say("怎么还不发货啊")  # asked again: staff are not told twice
+    await drain_alerts(staffed)
+    assert len(urged(staffed, OWNER)) == before + 1
+    assert len(urged(staffed, OPERATOR)) >= 1
+
+    no_cancel = await user.say("取消订单")
+    assert "不能直接取消" in no_cancel.text and "退款 原因" in no_cancel.text, no_cancel.text
+    assert (await view(staffed, order_no)).status == OrderStatus.PAID
+
+    not_yet = await user.say("东西收到了")
+    assert "还没有发货" in not_yet.text, not_yet.text
+    assert (await view(staffed, order_no)).status == OrderStatus.PAID
+
+    await staffed.user(OPERATOR).say(f"/ship {order_no} 顺丰 SF1234567890")
+    where = await user.say("包裹到哪儿了")
+    assert "已经发货" in where.text and "SF1234567890" in where.text, where.text
+    english = await user.say("where is my package")
+    assert "SF1234567890" in english.text and "shipped" in english.text, english.text
+
+    done = await user.say("东西收到了")  # in the language the customer last used
+    assert "Receipt confirmed" in done.text and order_no in done.text, done.text
+    assert (await view(staffed, order_no)).status == OrderStatus.COMPLETED
+
+
+async def test_after_sales_opens_the_order_and_takes_the_reason_next(staffed: Shop) -> None:
+    user = staffed.user(CUSTOMER)
+    order_no = await place_order(staffed, user)
+    await pay(staffed, order_no)
+    ask = await user.say("我要退款")
+    assert order_no in ask.text and "退款 原因" in ask.text, ask.text
+    asked = await user.say("退款 拍错了")
+    assert "拍错了" in asked.text and order_no in asked.text, asked.text
+
+
+async def test_the_one_unpaid_order_is_cancelled_in_words(staffed: Shop) -> None:
+    user = staffed.user(CUSTOMER)
+    order_no = await place_order(staffed, user)
+    await user.say("香蕉")
+    cancelled = await user.say("那单不要了")
+    assert order_no in cancelled.text, cancelled.text
+    assert (await view(staffed, order_no)).status == OrderStatus.CANCELLED
+
+
+async def test_with_no_such_order_the_shop_answers_the_question(staffed: Shop) -> None:
+    user = staffed.user("o_no_orders")
+    for words, expected in (
+        ("包裹到哪了", "小时内发货"),
+        ("催一下发货", "小时内发货"),
+        ("刚才那单怎么付", "微信支付"),
+        ("我要退款", "天内可申请售后"),
+        ("取消订单", "没有可以取消的订单"),
+        ("东西收到了", "没有待收货的订单"),
+    ):
+        reply = await user.say(words)
+        assert expected in reply.text and "没有找到" not in reply.text, (words, reply.text)
+    await drain_alerts(staffed)
+    assert urged(staffed, OWNER) == []
+
+
+async def test_the_cart_is_cleared_in_words_away_from_its_screen(staffed: Shop) -> None:
+    user = staffed.user(CUSTOMER)
+    await user.say("香蕉")
+    await user.say("1")
+    await user.say("加入购物车 2")
+    await user.say("苹果")  # a search: the cart's screen is gone
+    cleared = await user.say("帮我清空购物车")
+    assert "购物车已清空" in cleared.text, cleared.text
+    empty = await user.say("购物车")
+    assert "购物车是空的" in empty.text, empty.text
