@@ -33,12 +33,23 @@ KEYWORDS: dict[str, dict[str, tuple[str, ...]]] = {
     "withdraw": {"zh": ("提现", "申请提现"), "en": ("withdraw", "cash out")},
 }
 
-# Commands with a number: "加入购物车 2", "add 2", "买2个", "改 1 3", "删 2", "售后 坏了".
+# Commands with a number: "加入购物车 2", "add 2", "买2个", "来两袋", "改 1 3", "删 2", "售后 坏了".
+# A quantity is digits or a Chinese numeral ("两", "十二"); its unit is a count ("袋", "份"),
+# never a weight: "要5斤" names a variant (5斤装), it is not five of something.
+_QTY = r"(\d{1,4}|[零一二两俩三四五六七八九十百]{1,5})"
+_COUNT_UNIT = r"(?:个|件|份|袋|包|盒|箱|瓶|条|双|只|支|套|罐|听|块|张|本|台|把|顶|杯|pcs|x)"
 ADD_TO_CART = re.compile(
-    r"(?:加入购物车|加购物车|加购|加入|add(?: to cart)?|买)\s*(\d{1,4})?\s*(?:个|件|份|x|pcs)?",
+    rf"(?:加入购物车|加购物车|加到购物车|放进购物车|放购物车|加购|加入|买)\s*{_QTY}?\s*{_COUNT_UNIT}?"
+    rf"|(?:我?(?:要|想要)|来|拿|给我来|给我拿|给我|帮我拿|再来|再要)\s*{_QTY}\s*{_COUNT_UNIT}?[吧的]?"
+    rf"|{_QTY}\s*{_COUNT_UNIT}[吧]?"
+    r"|add(?: to (?:my )?cart)?\s*(\d{1,4})?(?:\s*(?:to (?:my )?cart|pcs|x|of (?:it|these|them)))?"
+    r"|(?:i'?ll take|i want|give me)\s*(\d{1,4})",
     re.IGNORECASE,
 )
-BUY_NOW = re.compile(r"(?:立即购买|马上买|buy now|buy)\s*(\d{1,4})?\s*(?:个|件|份)?", re.IGNORECASE)
+BUY_NOW = re.compile(
+    rf"(?:立即购买|马上买|直接买|现在就?买|buy now|buy)\s*{_QTY}?\s*{_COUNT_UNIT}?",
+    re.IGNORECASE,
+)
 CHANGE_QUANTITY = re.compile(r"(?:改|修改|change|set)\s*(\d{1,3})\s*(?:为|to|[\s×x*])\s*(\d{1,4})", re.IGNORECASE)
 REMOVE_LINE = re.compile(r"(?:删|删除|remove|delete|del)\s*(\d{1,3})", re.IGNORECASE)
 USE_COUPON = re.compile(r"(?:券|用券|coupon)\s*(\d{1,3}|不用|none|no)", re.IGNORECASE)
@@ -77,6 +88,40 @@ def match_command(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
 
 
 def parse_number(text: str) -> int | None:
-    """A number picked from a list: "2", "２", "#2", "第2个"; None otherwise."""
-    found = re.fullmatch(r"#?\s*(?:第)?\s*(\d{1,4})\s*(?:个|号|项)?", normalize(text))
-    return int(found.group(1)) if found else None
+    """A number picked from a list: "2", "２", "#2", "第2个", "第二个", "三"; None otherwise.
+
+    A Chinese numeral with a count word needs 第: "两个" is a quantity, not the second."""
+    found = _PICK.fullmatch(normalize(text))
+    if not found:
+        return None
+    return quantity(next(group for group in found.groups() if group))
+
+
+_CN = "一二两俩三四五六七八九十"
+_PICK = re.compile(
+    rf"#?\s*(?:第\s*(\d{{1,4}}|[{_CN}]{{1,3}})\s*(?:个|号|项|款|件|种|条)?|(\d{{1,4}})\s*(?:个|号|项)?|([{_CN}]{{1,3}})号?)"
+)
+_CN_VALUES = {"一": 1, "二": 2, "两": 2, "俩": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+
+
+def quantity(word: str) -> int:
+    """Digits or a Chinese numeral up to 9999 ("2", "两", "十二", "三百") as a number."""
+    if word.isdigit():
+        return int(word)
+    total, current = 0, 0
+    for char in word:
+        if char in _CN_VALUES:
+            current = _CN_VALUES[char]
+        elif char == "十":
+            total += (current or 1) * 10
+            current = 0
+        elif char == "百":
+            total += (current or 1) * 100
+            current = 0
+    return total + current
+
+
+def command_quantity(found: re.Match[str]) -> int:
+    """The quantity a matched ADD_TO_CART / BUY_NOW command asks for (1 when it names none)."""
+    word = next((group for group in found.groups() if group), None)
+    return quantity(word) if word else 1

@@ -48,6 +48,7 @@ class Intent(enum.StrEnum):
     CLEAR_CART = "clear_cart"  # "清空购物车", "empty my cart"
     ACCOUNT = "account"  # my points, coupons, commission, invite code
     GROUP = "group"  # how group buys work
+    RECOMMEND = "recommend"  # "有什么推荐的", "what's good": the best sellers
     SEARCH = "search"
 
 
@@ -236,6 +237,12 @@ _ACCOUNT = re.compile(
     r"|^(?:能|可以)?(?:不能|再)?便宜(?:点|些|一点|一些)?(?:吗|吧|嘛|不)?[?？]*$|能(?:不能)?(?:优惠|打折)|打折吗|有折扣吗"
     r"|\bmy (?:points|coupons?|commission|invite code|account)\b|\bany (?:coupons?|discounts?|deals?)\b"
 )
+_RECOMMEND = re.compile(
+    r"^(?:你们?家?|老板|店里|最近|现在|今天)?(?:有|都有)?(?:什么|啥|哪些|没有)(?:好|值得|可以)?(?:推荐|买|卖得好|好卖|热卖|爆款|新品|好东西|东西|新货)的?(?:吗|呢|么|呀|啊)*$"
+    r"|^(?:给我|帮我)?推荐(?:一下|点|些|几个|几款|个)?(?:吧|呗|呢|啊|东西|好东西)?$|^(?:什么|哪个|哪些|哪款)(?:卖得|比较|最)?(?:好卖|好|最好|最火|火)的?(?:吗|呢)?$"
+    r"|^(?:what (?:do|would) you|can you|could you)? ?recommend(?: me)?(?: something| anything)?$|^any (?:recommendations?|suggestions?)$"
+    r"|^what(?:'s| is) (?:good|popular|hot|selling)(?: here| now| today)?$|^what should i (?:buy|get)$"
+)
 _GROUP = re.compile(r"怎么拼团|拼团怎么|如何拼团|什么是拼团|有拼团|\bhow (?:do|does) group buy")
 _QUESTIONISH = re.compile(r"[?？吗么嘛呢多少几什么怎哪如何能可以]|\b(?:how|what|when|which|do you|can i|is there)\b")
 
@@ -274,6 +281,8 @@ def understand(text: str) -> Understood:
         return Understood(Intent.CART, locale)
     if _ACCOUNT.search(clean):
         return Understood(Intent.ACCOUNT, locale)
+    if _RECOMMEND.search(clean):
+        return Understood(Intent.RECOMMEND, locale)
     if _GROUP.search(clean):
         return Understood(Intent.GROUP, locale)
     for topic, pattern in _TOPICS:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.chat.context import Context
-from bot.chat.keywords import ADD_TO_CART, BUY_NOW, match_command, match_keyword, parse_number
+from bot.chat.keywords import ADD_TO_CART, BUY_NOW, command_quantity, match_command, match_keyword, parse_number
 from bot.chat.replies import Card, News, Notice, Reply, Text, with_notice
 from bot.chat.understanding import CATEGORY_WORDS, Slots, category_words
 from bot.dialogs.base import Dialog, Step, on
@@ -342,7 +342,7 @@ class SearchDialog(Dialog[SearchState, SearchData]):
         if variant is None:
             return Step(Text("choose_variant", {"name": product.name, "variants": _variants(product)}),
                         SearchState.CARD, data)
-        quantity = int(wanted.group(1) or 1)
+        quantity = command_quantity(wanted)
         try:
             async with unit_of_work(ctx) as session:
                 view = await cart.add_to_cart(

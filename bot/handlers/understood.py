@@ -161,6 +161,12 @@ async def the_account(ctx: Context) -> Reply | None:
     return await account.me(ctx)
 
 
+@router.route(Understands(frozenset({Intent.RECOMMEND})))
+async def recommend(ctx: Context) -> Reply:
+    """"有什么推荐的", "what's good": the best sellers, as 「热卖」 shows them."""
+    return await ctx.services.dialogs.search.hot(ctx)
+
+
 @router.route(Understands(frozenset({Intent.GROUP})))
 async def group_buys(ctx: Context) -> Reply:
     return await ctx.services.dialogs.group.show(ctx)

@@ -1,0 +1,48 @@
+"""A list and a card answered in words as customers say them: "第一个", "来3包", "买两份",
+"add 2 to cart"; "有什么推荐的" shows the best sellers."""
+
+from __future__ import annotations
+
+from bot.devtools.simulator import Reply
+from tests.bot.driver import Shop
+
+
+def seen(reply: Reply) -> str:
+    return "\n".join([reply.text] + [f"{a.title}\n{a.description}" for a in reply.articles])
+
+
+async def test_a_pick_and_a_quantity_in_chinese_words(shop: Shop) -> None:
+    user = shop.user("o_words_card")
+    listed = await user.say("苹果")
+    assert "烟台红富士苹果" in listed.text
+    card = await user.say("第一个")
+    assert "烟台红富士苹果" in seen(card) and "3斤装" in seen(card), seen(card)
+    await user.say("要5斤的")
+    added = await user.say("买两份")
+    assert "烟台红富士苹果（5斤装） ×2" in added.text, added.text
+    more = await user.say("再来一份吧")
+    assert "×1" in more.text and "共 3 件" in more.text, more.text
+
+
+async def test_a_count_word_on_a_card_adds_that_many(shop: Shop) -> None:
+    user = shop.user("o_words_count")
+    await user.say("香蕉")
+    await user.say("1")
+    added = await user.say("来3把")
+    assert "香蕉 ×3" in added.text, added.text
+
+
+async def test_add_a_number_to_cart_in_english(shop: Shop) -> None:
+    user = shop.user("o_words_english")
+    await user.say("bananas")
+    await user.say("1")
+    added = await user.say("add 2 to cart")
+    assert "香蕉 ×2" in added.text, added.text
+
+
+async def test_asking_for_a_recommendation_shows_the_best_sellers(shop: Shop) -> None:
+    user = shop.user("o_words_recommend")
+    for words in ("有什么推荐的", "推荐一下", "what do you recommend"):
+        reply = await user.say(words)
+        assert ("热卖" in reply.text or "Best sellers" in reply.text or "best" in reply.text.lower()), (words, reply.text)
+        assert "没有找到" not in reply.text
