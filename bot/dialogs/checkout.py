@@ -13,6 +13,7 @@ stateDiagram-v2
     REVIEW --> ADDRESS_CONFIRM: "收货人改成王芳" / "电话改成…" / "地址改成…" (the changed address shown back)
     ADDRESS_CONFIRM --> ADDRESS_CONFIRM: a detail changed in words
     ADDRESS_CONFIRM --> ADDRESS: "收货人改成我妈"
+    ADDRESS --> ADDRESS: "不用积分" (kept for the review), "有券吗" (told: at the review)
     REVIEW --> REVIEW: "有券能用吗" (the usable coupons listed), a cart edit in words (re-quoted)
     REVIEW --> [*]: "确认" places the order (pay card), cancel
     state "any step" as ANY
@@ -207,10 +208,26 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
         data.payable_fen = quote.payable_fen
         return Step(Text("checkout_review", _quote_data(quote, address)), CheckoutState.REVIEW, data)
 
+    def _before_review(self, ctx: Context, state: CheckoutState, data: CheckoutData) -> Step | None:
+        """"有券能用吗", "不用积分" while the address is asked: the points choice is kept for
+        the review, a coupon question is told it comes there; the address step goes on."""
+        text = ctx.msg.text
+        use_points = match_command(USE_POINTS, text)
+        if use_points is not None:
+            data.use_points = use_points.group(1).lower() in ("用", "使用", "use")
+            noted = "points_on" if data.use_points else "points_off"
+        elif COUPON_QUESTION.search(text) or match_command(USE_COUPON, text) is not None:
+            noted = "coupon_later"
+        else:
+            return None
+        hint = Text("step_hint", {"step": f"checkout_{state}", "payable": None})
+        return Step(with_notice(hint, Notice("checkout_noted", {"noted": noted})), state, data)
+
     @on(CheckoutState.ADDRESS)
     async def on_address(self, ctx: Context, data: CheckoutData) -> Step[CheckoutState, CheckoutData] | None:
         if not looks_like_address(ctx.msg.text):
-            return None  # a search, a question…: understood elsewhere, else `reprompt`
+            # a search, a question…: understood elsewhere, else `reprompt`
+            return self._before_review(ctx, CheckoutState.ADDRESS, data)
         return ADDRESS_STEP.on_typed(ctx, data)
 
     @on(CheckoutState.ADDRESS_CONFIRM)
@@ -222,7 +239,7 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
             return await self._change_address(ctx, data, change)
         keyword = match_keyword(ctx.msg.text)
         if (keyword is None or keyword[0] != "confirm") and not looks_like_address(ctx.msg.text):
-            return None
+            return self._before_review(ctx, CheckoutState.ADDRESS_CONFIRM, data)
         saved = await ADDRESS_STEP.on_confirm(ctx, data)
         if isinstance(saved, Step):
             return saved
