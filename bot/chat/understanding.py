@@ -48,6 +48,7 @@ class Intent(enum.StrEnum):
     CLEAR_CART = "clear_cart"  # "清空购物车", "empty my cart"
     ACCOUNT = "account"  # my points, coupons, commission, invite code
     GROUP = "group"  # how group buys work
+    PRICE_ASK = "price_ask"  # "多少钱", "how much" with no product named: the price of what is on screen
     RECOMMEND = "recommend"  # "有什么推荐的", "what's good": the best sellers
     SEARCH = "search"
 
@@ -237,6 +238,11 @@ _ACCOUNT = re.compile(
     r"|^(?:能|可以)?(?:不能|再)?便宜(?:点|些|一点|一些)?(?:吗|吧|嘛|不)?[?？]*$|能(?:不能)?(?:优惠|打折)|打折吗|有折扣吗"
     r"|\bmy (?:points|coupons?|commission|invite code|account)\b|\bany (?:coupons?|discounts?|deals?)\b"
 )
+_PRICE_ASK = re.compile(
+    r"^(?:这个|这款|那个|这|它|请问|老板)?(?:多少钱|几块钱|什么价(?:格|钱)?|啥价|价格(?:是)?多少|价钱(?:是)?多少|怎么卖|咋卖|贵不贵|贵吗)"
+    r"(?:一(?:斤|个|件|份|袋|盒|箱|瓶|只|公斤|千克))?(?:啊|呀|呢|哈|吖)?$"
+    r"|^(?:how much|what(?:'s| is) the price|price)(?: is (?:it|this|that)| for (?:it|this|that|one))?$"
+)
 _RECOMMEND = re.compile(
     r"^(?:你们?家?|老板|店里|最近|现在|今天)?(?:有|都有)?(?:什么|啥|哪些|没有)(?:好|值得|可以)?(?:推荐|买|卖得好|好卖|热卖|爆款|新品|好东西|东西|新货)的?(?:吗|呢|么|呀|啊)*$"
     r"|^(?:给我|帮我)?推荐(?:一下|点|些|几个|几款|个)?(?:吧|呗|呢|啊|东西|好东西)?$|^(?:什么|哪个|哪些|哪款)(?:卖得|比较|最)?(?:好卖|好|最好|最火|火)的?(?:吗|呢)?$"
@@ -281,6 +287,8 @@ def understand(text: str) -> Understood:
         return Understood(Intent.CART, locale)
     if _ACCOUNT.search(clean):
         return Understood(Intent.ACCOUNT, locale)
+    if _PRICE_ASK.search(clean):
+        return Understood(Intent.PRICE_ASK, locale)
     if _RECOMMEND.search(clean):
         return Understood(Intent.RECOMMEND, locale)
     if _GROUP.search(clean):

@@ -34,7 +34,7 @@ from typing import Any
 from bot.chat.context import Context
 from bot.chat.keywords import ADD_TO_CART, BUY_NOW, command_quantity, match_command, match_keyword, parse_number
 from bot.chat.replies import Card, News, Notice, Reply, Text, with_notice
-from bot.chat.understanding import CATEGORY_WORDS, Slots, category_words
+from bot.chat.understanding import CATEGORY_WORDS, Intent, Slots, category_words, understand
 from bot.dialogs.base import Dialog, Step, on
 from bot.dialogs.common import cart_data, error_reply, unit_of_work
 from bot.dialogs.words import variants_named
@@ -137,6 +137,14 @@ def _variants(product: ProductView) -> list[dict[str, Any]]:
         {"number": n, "label": v.label, "price": v.price_fen, "stock": v.stock}
         for n, v in enumerate(product.variants, 1)
     ]
+
+
+def _priced(product: ProductView, data: SearchData) -> Step[SearchState, SearchData]:
+    """"多少钱" on a card: the chosen variant's price, else every variant's."""
+    variant = SearchDialog.chosen_variant(product, data)
+    if variant is not None:
+        return _chosen(product, variant, data)
+    return Step(Text("choose_variant", {"name": product.name, "variants": _variants(product)}), SearchState.CARD, data)
 
 
 def _sold_out(exc: ShopError, product: ProductView, variant: VariantView, *, buying: bool) -> Text:
@@ -326,6 +334,8 @@ class SearchDialog(Dialog[SearchState, SearchData]):
         number = parse_number(ctx.msg.text)
         if number is not None and len(product.variants) > 1:
             return self._pick_variant(product, data, number)
+        if understand(ctx.msg.text).intent is Intent.PRICE_ASK:  # "多少钱一斤": this card's prices
+            return _priced(product, data)
         add = match_command(ADD_TO_CART, ctx.msg.text)
         buy = match_command(BUY_NOW, ctx.msg.text) if add is None else None
         wanted = add or buy
@@ -380,6 +390,8 @@ class SearchDialog(Dialog[SearchState, SearchData]):
         if keyword and keyword[0] in ("next", "prev", "back"):
             return self._turn_page(ctx, snapshot, data, keyword[0])
         number = parse_number(ctx.msg.text)
+        if number is None and understand(ctx.msg.text).intent is Intent.PRICE_ASK:
+            return Step(self._list_reply(ctx, snapshot, data, notice="prices_listed"), SearchState.RESULTS, data)
         if number is None:
             return None  # anything else is a new search
         if not 1 <= number <= len(data.product_ids):

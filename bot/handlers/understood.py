@@ -161,6 +161,12 @@ async def the_account(ctx: Context) -> Reply | None:
     return await account.me(ctx)
 
 
+@router.route(Understands(frozenset({Intent.PRICE_ASK})))
+async def price_of_what(ctx: Context) -> Reply:
+    """"多少钱" with nothing on screen to price (a card or a list answers it themselves)."""
+    return Text("price_ask")
+
+
 @router.route(Understands(frozenset({Intent.RECOMMEND})))
 async def recommend(ctx: Context) -> Reply:
     """"有什么推荐的", "what's good": the best sellers, as 「热卖」 shows them."""

@@ -46,3 +46,18 @@ async def test_asking_for_a_recommendation_shows_the_best_sellers(shop: Shop) ->
         reply = await user.say(words)
         assert ("热卖" in reply.text or "Best sellers" in reply.text or "best" in reply.text.lower()), (words, reply.text)
         assert "没有找到" not in reply.text
+
+
+async def test_how_much_is_answered_from_what_is_on_screen(shop: Shop) -> None:
+    user = shop.user("o_words_price")
+    nothing = await user.say("多少钱")
+    assert "哪件商品" in nothing.text, nothing.text
+    await user.say("苹果")
+    listed = await user.say("多少钱一斤")
+    assert "价格都在" in listed.text and "烟台红富士苹果 ¥29.90" in listed.text, listed.text
+    await user.say("1")
+    variants = await user.say("怎么卖")
+    assert "3斤装 ¥29.90" in variants.text and "5斤装 ¥45.90" in variants.text, variants.text
+    await user.say("2")
+    chosen = await user.say("这个多少钱")
+    assert "5斤装）¥45.90" in chosen.text, chosen.text
