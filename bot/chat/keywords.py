@@ -50,8 +50,17 @@ BUY_NOW = re.compile(
     rf"(?:立即购买|马上买|直接买|现在就?买|buy now|buy)\s*{_QTY}?\s*{_COUNT_UNIT}?",
     re.IGNORECASE,
 )
-CHANGE_QUANTITY = re.compile(r"(?:改|修改|change|set)\s*(\d{1,3})\s*(?:为|to|[\s×x*])\s*(\d{1,4})", re.IGNORECASE)
-REMOVE_LINE = re.compile(r"(?:删|删除|remove|delete|del)\s*(\d{1,3})", re.IGNORECASE)
+_LINE = r"(?:个|件|项|行|条)?"
+CHANGE_QUANTITY = re.compile(
+    r"(?:改|修改|change|set)\s*(\d{1,3})\s*(?:为|to|[\s×x*])\s*(\d{1,4})"
+    rf"|第\s*{_QTY}\s*{_LINE}\s*(?:改成|改为|改到|换成|要|变成)\s*{_QTY}\s*{_COUNT_UNIT}?",
+    re.IGNORECASE,
+)
+REMOVE_LINE = re.compile(
+    rf"(?:删|删除|删掉|去掉|移除|拿掉|remove|delete|del)\s*(?:第)?\s*{_QTY}\s*{_LINE}"
+    rf"|(?:把)?第\s*{_QTY}\s*{_LINE}\s*(?:删了|删掉|删除|去掉|拿掉|不要了|不要)",
+    re.IGNORECASE,
+)
 USE_COUPON = re.compile(r"(?:券|用券|coupon)\s*(\d{1,3}|不用|none|no)", re.IGNORECASE)
 # At checkout: "用积分" / "不用积分" / "use points" / "no points" (a bare "积分"/"points" is "me").
 USE_POINTS = re.compile(r"(不用|不|用|使用|use|no|don't use)\s*(?:积分|points)", re.IGNORECASE)
@@ -119,6 +128,11 @@ def quantity(word: str) -> int:
             total += (current or 1) * 100
             current = 0
     return total + current
+
+
+def numbers(found: re.Match[str]) -> list[int]:
+    """The numbers a matched command names, in order ("第一个改成3个" → [1, 3])."""
+    return [quantity(group) for group in found.groups() if group]
 
 
 def command_quantity(found: re.Match[str]) -> int:

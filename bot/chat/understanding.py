@@ -47,6 +47,7 @@ class Intent(enum.StrEnum):
     CART = "cart"
     CLEAR_CART = "clear_cart"  # "清空购物车", "empty my cart"
     ACCOUNT = "account"  # my points, coupons, commission, invite code
+    INVITE = "invite"  # "怎么邀请好友": the invite code and link
     GROUP = "group"  # how group buys work
     PRICE_ASK = "price_ask"  # "多少钱", "how much" with no product named: the price of what is on screen
     RECOMMEND = "recommend"  # "有什么推荐的", "what's good": the best sellers
@@ -142,7 +143,11 @@ _THANKS_EN = re.compile(
 )
 _ACK = re.compile(
     r"(?:(?:好的?|好滴|好哒|好嘞|好吧|行|可以|嗯+|哦+|噢+|收到|知道了|明白了?|懂了|了解|ok|okay|got it|i see|sure|fine"
-    r"|谢谢|多谢|感谢|辛苦了|thanks?(?: you)?|thx|再见|拜拜|88|bye(?: bye)?|goodbye|see you)[\s!！。.,，~～了啦哈呀]*){1,4}"
+    r"|谢谢|多谢|感谢|辛苦了|thanks?(?: you)?|thx|再见|拜拜|88|bye(?: bye)?|goodbye|see you"
+    r"|哈{2,}|呵{2,}|嘿{2,}|嘻{2,}|lol|haha+|hehe"
+    r"|\[[\u4e00-\u9fffA-Za-z]{1,4}\]"  # WeChat's emoji codes: "[微笑]"
+    r")[\s!！。.,，~～了啦哈呀]*){1,4}"
+    r"|[\s.。,，!！~～…·、]+"  # dots, "…": someone waiting for an answer
 )
 _HUMAN = re.compile(
     r"人工|真人|转接|找人|找个人|活人|客服|店主|老板在|找你们老板|联系你们|打电话|和人说话|跟人说话|说人话|听不懂|机器人|没人理|没人回"
@@ -155,7 +160,7 @@ _COMPLAINT = re.compile(
 _HELP = re.compile(
     r"怎么(?:买|用|下单|购买|操作)|如何(?:购买|下单|使用)|能做什么|你会什么|有什么功能|怎么玩"
     r"|how (?:do|can) i (?:buy|order|use)|how does (?:this|it) work|what can you do|how to (?:buy|order)"
-    r"|^(?:please )?help me$|^i need help$|^can you help(?: me)?$"
+    r"|^(?:please )?help me$|^i need help$|^can you help(?: me)?$|^[?？]+$"
 )
 _TOPICS: tuple[tuple[Topic, re.Pattern[str]], ...] = (
     (Topic.FREE_DELIVERY, re.compile(
@@ -236,7 +241,12 @@ _CART = re.compile(r"^(?:看看|看下|查看|打开|我的|帮我看看)?购物
 _ACCOUNT = re.compile(
     r"我的(?:积分|优惠券|券|佣金|邀请码|账户|收益)|有(?:什么)?优惠券|优惠活动|有什么优惠|有没有优惠|推荐有奖|邀请有奖|邀请码"
     r"|^(?:能|可以)?(?:不能|再)?便宜(?:点|些|一点|一些)?(?:吗|吧|嘛|不)?[?？]*$|能(?:不能)?(?:优惠|打折)|打折吗|有折扣吗"
-    r"|\bmy (?:points|coupons?|commission|invite code|account)\b|\bany (?:coupons?|discounts?|deals?)\b"
+    r"|有优惠|优惠吗|有(?:没有)?活动|什么活动|有券吗|有红包|领券|新人(?:券|优惠|福利)"
+    r"|\bmy (?:points|coupons?|commission|invite code|account)\b|\bany (?:coupons?|discounts?|deals?|offers?|promotions?)\b"
+)
+_INVITE = re.compile(
+    r"怎么(?:邀请|推荐|分享)|如何(?:邀请|推荐|分享)|邀请(?:好友|朋友)|推荐(?:好友|朋友)|分享给(?:好友|朋友)|拉(?:新|好友)|返佣|佣金怎么"
+    r"|\b(?:invite|refer) (?:a )?friends?\b|\bhow (?:do|can) i (?:invite|refer|share)\b|\breferral\b"
 )
 _PRICE_ASK = re.compile(
     r"^(?:这个|这款|那个|这|它|请问|老板)?(?:多少钱|几块钱|什么价(?:格|钱)?|啥价|价格(?:是)?多少|价钱(?:是)?多少|怎么卖|咋卖|贵不贵|贵吗)"
@@ -249,7 +259,7 @@ _RECOMMEND = re.compile(
     r"|^(?:what (?:do|would) you|can you|could you)? ?recommend(?: me)?(?: something| anything)?$|^any (?:recommendations?|suggestions?)$"
     r"|^what(?:'s| is) (?:good|popular|hot|selling)(?: here| now| today)?$|^what should i (?:buy|get)$"
 )
-_GROUP = re.compile(r"怎么拼团|拼团怎么|如何拼团|什么是拼团|有拼团|\bhow (?:do|does) group buy")
+_GROUP = re.compile(r"怎么拼团|拼团怎么|如何拼团|什么是拼团|有拼团|^怎么拼|^如何拼|拼团(?:规则|玩法)|怎么开团|怎么参团|\bhow (?:do|does) group buy")
 _QUESTIONISH = re.compile(r"[?？吗么嘛呢多少几什么怎哪如何能可以]|\b(?:how|what|when|which|do you|can i|is there)\b")
 
 
@@ -272,6 +282,8 @@ def understand(text: str) -> Understood:
         return Understood(Intent.COMPLAINT, locale)
     if _HUMAN.search(clean):
         return Understood(Intent.HUMAN, locale)
+    if _GROUP.search(clean):
+        return Understood(Intent.GROUP, locale)
     if _HELP.search(clean):
         return Understood(Intent.HELP, locale)
     if _BUY_AGAIN.search(clean):
@@ -285,14 +297,14 @@ def understand(text: str) -> Understood:
         return Understood(Intent.CLEAR_CART, locale)
     if _CART.search(clean):
         return Understood(Intent.CART, locale)
+    if _INVITE.search(clean):
+        return Understood(Intent.INVITE, locale)
     if _ACCOUNT.search(clean):
         return Understood(Intent.ACCOUNT, locale)
     if _PRICE_ASK.search(clean):
         return Understood(Intent.PRICE_ASK, locale)
     if _RECOMMEND.search(clean):
         return Understood(Intent.RECOMMEND, locale)
-    if _GROUP.search(clean):
-        return Understood(Intent.GROUP, locale)
     for topic, pattern in _TOPICS:
         if pattern.search(clean) and (topic is not Topic.RETURNS or _QUESTIONISH.search(clean)):
             return Understood(Intent.FAQ, locale, topic=topic)
@@ -422,6 +434,27 @@ def parse_search(text: str) -> tuple[str, Slots]:
     cleaned = re.sub(r"\s+", " ", cleaned).strip(" ,，.。")
     slots = Slots(price_min_fen=low, price_max_fen=high, cheap=cheap, quantity=quantity, unit=unit if quantity else "")
     return (cleaned or words.strip() or text), slots
+
+
+_LEFT_OVER = re.compile(r"(?:有没有|还有|有|再|更|还|的|吗|呢|吧|么|嘛|点|一点|些|一些|ones?|some|any|options?|\s|[?？,，.。!！])*")
+
+
+def refines(understood: Understood) -> bool:
+    """A price asked with no product named ("有没有便宜点的", "200以内", "cheaper ones"):
+    it narrows the list on screen rather than searching."""
+    if understood.intent is not Intent.SEARCH or not understood.slots.narrows_price:
+        return False
+    words, _ = _strip_prices(understood.words)
+    return bool(_LEFT_OVER.fullmatch(words))
+
+
+def _strip_prices(words: str) -> tuple[str, bool]:
+    """`words` without a price phrase (a bare "200以内" stays in the searched words, since
+    nothing else is left of it); whether one was found."""
+    for pattern in (_PRICE_RANGE, _PRICE_EN_RANGE, _PRICE_ABOUT, _PRICE_ABOVE, _PRICE_BELOW, _PRICE_EN, _CHEAP):
+        if found := pattern.search(words):
+            return _cut(words, found), True
+    return words, False
 
 
 def _cut(text: str, found: re.Match[str]) -> str:

@@ -21,7 +21,7 @@ import enum
 from dataclasses import dataclass, field
 
 from bot.chat.context import Context
-from bot.chat.keywords import CHANGE_QUANTITY, REMOVE_LINE, match_command, match_keyword
+from bot.chat.keywords import CHANGE_QUANTITY, REMOVE_LINE, match_command, match_keyword, numbers
 from bot.chat.replies import Notice, Reply, Text, with_notice
 from bot.dialogs.base import Active, Dialog, Step, on
 from bot.dialogs.common import cart_data, error_reply, unit_of_work
@@ -135,7 +135,7 @@ class CartDialog(Dialog[CartState, CartData]):
         if change is None and remove is None and not clear:
             return None
         picked = change or remove
-        number = int(picked.group(1)) if picked is not None else 0
+        number = numbers(picked)[0] if picked is not None else 0
         if picked is not None and not 1 <= number <= len(data.line_ids):
             return Step(Text("pick_out_of_range", {"number": number, "count": len(data.line_ids)}),
                         CartState.LIST, data)
@@ -148,7 +148,7 @@ class CartDialog(Dialog[CartState, CartData]):
                 if change is not None:
                     view = await cart.set_quantity(
                         session, customer_id=ctx.customer_id, line_id=line_id,
-                        quantity=int(change.group(2)), rules=ctx.services.rules,
+                        quantity=numbers(change)[1], rules=ctx.services.rules,
                     )
                 else:
                     view = await cart.remove_line(session, customer_id=ctx.customer_id, line_id=line_id)

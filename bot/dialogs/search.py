@@ -34,7 +34,7 @@ from typing import Any
 from bot.chat.context import Context
 from bot.chat.keywords import ADD_TO_CART, BUY_NOW, command_quantity, match_command, match_keyword, parse_number
 from bot.chat.replies import Card, News, Notice, Reply, Text, with_notice
-from bot.chat.understanding import CATEGORY_WORDS, Intent, Slots, category_words, understand
+from bot.chat.understanding import CATEGORY_WORDS, Intent, Slots, category_words, refines, understand
 from bot.dialogs.base import Dialog, Step, on
 from bot.dialogs.common import cart_data, error_reply, unit_of_work
 from bot.dialogs.words import variants_named
@@ -390,8 +390,11 @@ class SearchDialog(Dialog[SearchState, SearchData]):
         if keyword and keyword[0] in ("next", "prev", "back"):
             return self._turn_page(ctx, snapshot, data, keyword[0])
         number = parse_number(ctx.msg.text)
-        if number is None and understand(ctx.msg.text).intent is Intent.PRICE_ASK:
+        understood = understand(ctx.msg.text) if number is None else None
+        if understood is not None and understood.intent is Intent.PRICE_ASK:
             return Step(self._list_reply(ctx, snapshot, data, notice="prices_listed"), SearchState.RESULTS, data)
+        if understood is not None and refines(understood) and data.product_ids:
+            return self._narrowed(ctx, snapshot, data, understood.slots)
         if number is None:
             return None  # anything else is a new search
         if not 1 <= number <= len(data.product_ids):
@@ -423,6 +426,16 @@ class SearchDialog(Dialog[SearchState, SearchData]):
         return Step(self._list_reply(ctx, snapshot, listing), SearchState.RESULTS, listing)
 
     # ---- helpers --------------------------------------------------------------------
+
+    def _narrowed(
+        self, ctx: Context, snapshot: CatalogSnapshot, data: SearchData, slots: Slots
+    ) -> Step[SearchState, SearchData]:
+        """"有没有便宜点的", "200以内" on a list: the same list within that price (cheapest
+        first for "便宜"), from its first page; none within it: the list as it was, saying so."""
+        found, notice = narrow_by_price(snapshot, data.product_ids, slots)
+        data = SearchData(source=data.source, title=data.title, product_ids=found)
+        listed = self._list_reply(ctx, snapshot, data)
+        return Step(with_notice(listed, notice) if notice else listed, SearchState.RESULTS, data)
 
     def _turn_page(
         self, ctx: Context, snapshot: CatalogSnapshot, data: SearchData, direction: str

@@ -156,6 +156,12 @@ async def clear_the_cart(ctx: Context) -> Reply:
     return Text("cart_cleared")
 
 
+@router.route(Understands(frozenset({Intent.INVITE})))
+async def invite_friends(ctx: Context) -> Reply | None:
+    """"怎么邀请好友": the invite code and link, as 「邀请」 gives them."""
+    return await account.invite(ctx)
+
+
 @router.route(Understands(frozenset({Intent.ACCOUNT})))
 async def the_account(ctx: Context) -> Reply | None:
     return await account.me(ctx)

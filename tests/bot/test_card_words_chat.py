@@ -61,3 +61,34 @@ async def test_how_much_is_answered_from_what_is_on_screen(shop: Shop) -> None:
     await user.say("2")
     chosen = await user.say("这个多少钱")
     assert "5斤装）¥45.90" in chosen.text, chosen.text
+
+
+async def test_a_price_without_a_product_narrows_the_list_on_screen(shop: Shop) -> None:
+    user = shop.user("o_words_refine")
+    listed = await user.say("水果")
+    assert "阿克苏冰糖心苹果" in listed.text, listed.text
+    cheap = await user.say("有没有便宜一点的")
+    assert "没有找到" not in cheap.text and "1. 香蕉 ¥12.90" in cheap.text, cheap.text  # cheapest first
+    under = await user.say("40以内的")
+    assert "阿克苏冰糖心苹果" not in under.text and "香蕉" in under.text and "¥40" in under.text, under.text
+    card = await user.say("1")
+    assert "¥" in seen(card)
+
+
+async def test_small_talk_and_emoji_get_a_friendly_word(shop: Shop) -> None:
+    user = shop.user("o_words_smalltalk")
+    for words in ("哈哈哈", "[微笑]", "。。。"):
+        reply = await user.say(words)
+        assert "没有找到" not in reply.text and "热卖" in reply.text, (words, reply.text)
+    helped = await user.say("???")
+    assert "帮助" in helped.text or "搜索" in helped.text, helped.text
+
+
+async def test_offers_invites_and_group_rules_in_words(shop: Shop) -> None:
+    user = shop.user("o_words_account")
+    offers = await user.say("有优惠吗")
+    assert "积分" in offers.text, offers.text  # the account: points, coupons
+    invite = await user.say("怎么邀请好友")
+    assert "邀请码" in invite.text, invite.text
+    group = await user.say("拼团怎么玩")
+    assert "没有找到" not in group.text and "拼团" in group.text, group.text

@@ -141,3 +141,18 @@ async def test_coupons_asked_for_are_listed_and_a_chosen_one_survives_a_search(
     assert "回复「结算」继续下单" in (await user.say("苹果")).text
     resumed = await user.say("结算")
     assert "继续刚才的结算" in resumed.text and "优惠券：立减3元 -¥3.00" in resumed.text
+
+
+async def test_cart_lines_removed_and_changed_by_number_in_words(shop: Shop) -> None:
+    user = shop.user("o_cart_numbers_words")
+    for name, picks in (("香蕉", ("1",)), ("猕猴桃", ("1", "1"))):
+        await user.say(name)
+        for pick in picks:  # the product, then its variant when it has several
+            await user.say(pick)
+        await user.say("加入购物车")
+    listed = await user.say("购物车")
+    assert "1. 香蕉" in listed.text, listed.text
+    changed = await user.say("第一个改成3个")
+    assert "香蕉 ¥12.90 ×3" in changed.text, changed.text
+    removed = await user.say("删掉第一个")
+    assert "香蕉" not in removed.text and "猕猴桃" in removed.text, removed.text
