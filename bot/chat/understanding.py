@@ -50,6 +50,7 @@ class Intent(enum.StrEnum):
     INVITE = "invite"  # "怎么邀请好友": the invite code and link
     GROUP = "group"  # how group buys work
     PRICE_ASK = "price_ask"  # "多少钱", "how much" with no product named: the price of what is on screen
+    STOCK_ASK = "stock_ask"  # "有现货吗", "in stock?" with no product named: the stock of what is on screen
     RECOMMEND = "recommend"  # "有什么推荐的", "what's good": the best sellers
     SEARCH = "search"
 
@@ -253,6 +254,10 @@ _PRICE_ASK = re.compile(
     r"(?:一(?:斤|个|件|份|袋|盒|箱|瓶|只|公斤|千克))?(?:啊|呀|呢|哈|吖)?$"
     r"|^(?:how much|what(?:'s| is) the price|price)(?: is (?:it|this|that)| for (?:it|this|that|one))?$"
 )
+_STOCK_ASK = re.compile(
+    r"^(?:这个|这款|那个|请问|老板)?(?:还)?(?:有(?:现)?货|有库存|有没有货|还有吗|还有没有|是现货|现货|缺货|卖完了|断货|能发货)(?:吗|么|嘛|没|呢|不)?$"
+    r"|^(?:is it |are they )?(?:in stock|available|sold out)$"
+)
 _RECOMMEND = re.compile(
     r"^(?:你们?家?|老板|店里|最近|现在|今天)?(?:有|都有)?(?:什么|啥|哪些|没有)(?:好|值得|可以)?(?:推荐|买|卖得好|好卖|热卖|爆款|新品|好东西|东西|新货)的?(?:吗|呢|么|呀|啊)*$"
     r"|^(?:给我|帮我)?推荐(?:一下|点|些|几个|几款|个)?(?:吧|呗|呢|啊|东西|好东西)?$|^(?:什么|哪个|哪些|哪款)(?:卖得|比较|最)?(?:好卖|好|最好|最火|火)的?(?:吗|呢)?$"
@@ -261,6 +266,11 @@ _RECOMMEND = re.compile(
 )
 _GROUP = re.compile(r"怎么拼团|拼团怎么|如何拼团|什么是拼团|有拼团|^怎么拼|^如何拼|拼团(?:规则|玩法)|怎么开团|怎么参团|\bhow (?:do|does) group buy")
 _QUESTIONISH = re.compile(r"[?？吗么嘛呢多少几什么怎哪如何能可以]|\b(?:how|what|when|which|do you|can i|is there)\b")
+
+
+def is_question(text: str) -> bool:
+    """Whether the words ask something ("保修吗", "适合敏感肌吗", "what size?")."""
+    return bool(_QUESTIONISH.search(normalize(text)))
 
 
 def _locale(text: str) -> str:
@@ -303,6 +313,8 @@ def understand(text: str) -> Understood:
         return Understood(Intent.ACCOUNT, locale)
     if _PRICE_ASK.search(clean):
         return Understood(Intent.PRICE_ASK, locale)
+    if _STOCK_ASK.search(clean):
+        return Understood(Intent.STOCK_ASK, locale)
     if _RECOMMEND.search(clean):
         return Understood(Intent.RECOMMEND, locale)
     for topic, pattern in _TOPICS:

@@ -34,7 +34,7 @@ from typing import Any
 from bot.chat.context import Context
 from bot.chat.keywords import ADD_TO_CART, BUY_NOW, command_quantity, match_command, match_keyword, parse_number
 from bot.chat.replies import Card, News, Notice, Reply, Text, with_notice
-from bot.chat.understanding import CATEGORY_WORDS, Intent, Slots, category_words, refines, understand
+from bot.chat.understanding import CATEGORY_WORDS, Intent, Slots, category_words, is_question, refines, understand
 from bot.dialogs.base import Dialog, Step, on
 from bot.dialogs.common import cart_data, error_reply, unit_of_work
 from bot.dialogs.words import variants_named
@@ -140,7 +140,7 @@ def _variants(product: ProductView) -> list[dict[str, Any]]:
 
 
 def _priced(product: ProductView, data: SearchData) -> Step[SearchState, SearchData]:
-    """"多少钱" on a card: the chosen variant's price, else every variant's."""
+    """"多少钱", "有现货吗" on a card: the chosen variant's price and stock, else every variant's."""
     variant = SearchDialog.chosen_variant(product, data)
     if variant is not None:
         return _chosen(product, variant, data)
@@ -234,6 +234,8 @@ class SearchDialog(Dialog[SearchState, SearchData]):
             data = SearchData(source="suggest", title=query, product_ids=[h.product_id for h in suggestions])
             return await self._start_list(ctx, snapshot, data)
         reprompt = await ctx.services.dialogs.reprompt(ctx)
+        if isinstance(reprompt, Text) and reprompt.template == "product_question":
+            return reprompt  # a question about the card on screen: answered as one, not "not understood"
         if reprompt is not None:  # inside a card or a checkout: it stays, saying what it needs
             return with_notice(reprompt, Notice("not_understood", {"query": query}))
         await ctx.services.dialogs.end(ctx.openid)
@@ -319,6 +321,9 @@ class SearchDialog(Dialog[SearchState, SearchData]):
             "spec": variant.label if variant is not None else "",
             "variants": len(product.variants) if variant is None else 0,
         }
+        if is_question(ctx.msg.text):  # "保修吗", "适合敏感肌吗": what the shop says of it, and a person
+            about = {"question": ctx.msg.text.strip(), "subtitle": product.subtitle, "description": product.description}
+            return Text("product_question", {**hint, **about})
         return Text("step_hint", hint)
 
     # ---- states ---------------------------------------------------------------------
@@ -334,7 +339,7 @@ class SearchDialog(Dialog[SearchState, SearchData]):
         number = parse_number(ctx.msg.text)
         if number is not None and len(product.variants) > 1:
             return self._pick_variant(product, data, number)
-        if understand(ctx.msg.text).intent is Intent.PRICE_ASK:  # "多少钱一斤": this card's prices
+        if understand(ctx.msg.text).intent in (Intent.PRICE_ASK, Intent.STOCK_ASK):  # "多少钱一斤", "有货吗"
             return _priced(product, data)
         add = match_command(ADD_TO_CART, ctx.msg.text)
         buy = match_command(BUY_NOW, ctx.msg.text) if add is None else None

@@ -167,9 +167,9 @@ async def the_account(ctx: Context) -> Reply | None:
     return await account.me(ctx)
 
 
-@router.route(Understands(frozenset({Intent.PRICE_ASK})))
+@router.route(Understands(frozenset({Intent.PRICE_ASK, Intent.STOCK_ASK})))
 async def price_of_what(ctx: Context) -> Reply:
-    """"多少钱" with nothing on screen to price (a card or a list answers it themselves)."""
+    """"多少钱", "有货吗" with nothing on screen (a card or a list answers it themselves)."""
     return Text("price_ask")
 
 

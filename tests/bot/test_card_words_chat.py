@@ -92,3 +92,18 @@ async def test_offers_invites_and_group_rules_in_words(shop: Shop) -> None:
     assert "邀请码" in invite.text, invite.text
     group = await user.say("拼团怎么玩")
     assert "没有找到" not in group.text and "拼团" in group.text, group.text
+
+
+async def test_a_question_on_a_card_is_answered_from_the_product_with_a_person_offered(shop: Shop) -> None:
+    user = shop.user("o_words_card_question")
+    await user.say("耳机")
+    await user.say("1")
+    stock = await user.say("有现货吗")
+    assert "白色 ¥399.00" in stock.text and "缺货" in stock.text, stock.text  # black is sold out
+    question = await user.say("保修吗")
+    assert "主动降噪蓝牙耳机" in question.text and "人工" in question.text, question.text
+    assert "没能识别" not in question.text and "没有找到" not in question.text
+    still = await user.say("1")  # the card is still on screen
+    assert "已选" in still.text and "白色" in still.text, still.text
+    other = await user.say("有苹果吗")  # a question that names a product searches it
+    assert "烟台红富士苹果" in other.text, other.text
