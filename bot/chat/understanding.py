@@ -135,6 +135,10 @@ _GREETING_EN = re.compile(
     r"(?:hi|hello|hey|hiya|yo|good (?:morning|afternoon|evening)|morning|anyone there|are you there)"
     r"(?: there| shop| guys| boss)?[\s!.?,~]*"
 )
+# A greeting or "请问" before the message proper, with a pause after it.
+_OPENER = re.compile(
+    r"(?:(?:你好|您好|在吗|在不在|老板|亲|hello|hi|hey)[呀啊哈~～]*[\s,，!！。.~～]+|请问[\s,，]*)+"
+)
 _THANKS_ZH = re.compile(
     rf"{_POLITE}(?:谢谢|多谢|感谢|谢啦|谢了|辛苦了|辛苦|麻烦了|3q|3x){_POLITE}(?:了|啦|你|您|哈|老板|亲)*{_TAIL}"
     rf"(?:谢谢|辛苦了)?{_TAIL}"
@@ -219,7 +223,7 @@ _AFTER_SALES = re.compile(
     r"|\brefund\b|\breturn (?:it|this|my|the)\b|\bexchange (?:it|this|my|the)\b"
 )
 _ORDERS = re.compile(
-    r"我的订单|订单呢|订单列表|下的单|那单|付过款|付款了吗|我付了吗|付了没"
+    r"我的订单|订单呢|订单列表|下的单|那单|付过款|付款了吗|我付了吗|付了没|^(?:能|可以)?(?:帮我|麻烦)?查(?:一下|下|查)(?:吗|呗|吧)?$"
     r"|\bmy orders?\b|\bdid i pay|\border status\b"
 )
 # The order asks in the order they are tried: a sentence naming two ("没付款的订单取消")
@@ -286,6 +290,8 @@ def understand(text: str) -> Understood:
     locale = _locale(clean)
     if _GREETING_ZH.fullmatch(clean) or _GREETING_EN.fullmatch(clean):
         return Understood(Intent.GREETING, locale)
+    if (opened := _OPENER.match(clean)) and clean[opened.end():]:  # "你好，我想买苹果": what follows
+        return understand(clean[opened.end():])
     if _THANKS_ZH.fullmatch(clean) or _THANKS_EN.fullmatch(clean):
         return Understood(Intent.THANKS, locale)
     if _COMPLAINT.search(clean):
