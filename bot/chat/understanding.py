@@ -272,6 +272,20 @@ _GROUP = re.compile(r"怎么拼团|拼团怎么|如何拼团|什么是拼团|有
 _QUESTIONISH = re.compile(r"[?？吗么嘛呢多少几什么怎哪如何能可以]|\b(?:how|what|when|which|do you|can i|is there)\b")
 
 
+# Words of English sentences that are not pinyin syllables ("me", "an", "de" are).
+_ENGLISH = re.compile(
+    r"\b(?:the|my|i|i'm|i'd|you|do|does|have|has|some|any|for|please|want|need|show|is|are|of|to|with|how|what"
+    r"|looking|can|get|buy|cheap|under|something|much|many|where|when|which)\b"
+)
+
+
+def said_in_english(text: str) -> bool:
+    """Whether a message is an English sentence ("show me tea", "do you have apples"), not
+    pinyin ("xiangjiao", "ping guo") or a product code: the reply is then in English."""
+    clean = normalize(text)
+    return clean.isascii() and len(clean.split()) >= 2 and bool(_ENGLISH.search(clean))
+
+
 def is_question(text: str) -> bool:
     """Whether the words ask something ("保修吗", "适合敏感肌吗", "what size?")."""
     return bool(_QUESTIONISH.search(normalize(text)))

@@ -8,8 +8,8 @@ from bot.admin.registry import PREFIXES
 from bot.chat.context import Context
 from bot.chat.keywords import USE_POINTS, normalize, parse_number
 from bot.chat.replies import Reply, Text, TransferToHuman
-from bot.chat.router import Keyword, MsgType, Regex, Router
-from bot.chat.understanding import Intent, understand
+from bot.chat.router import LOCALE, Keyword, MsgType, Regex, Router
+from bot.chat.understanding import Intent, said_in_english, understand
 from bot.dialogs.common import error_reply
 from bot.dialogs.words import CartEdit, read_cart_edit
 from bot.handlers import account  # referrals: invite, me, withdraw
@@ -48,7 +48,12 @@ async def categories(ctx: Context) -> Reply:
     return await ctx.services.dialogs.search.categories(ctx)
 
 
-@fallback.route(MsgType("text", "voice"))
+def _language(ctx: Context) -> dict[str, str]:
+    """An English sentence is answered in English ("show me tea"); pinyin is not English."""
+    return {LOCALE: "en"} if said_in_english(ctx.msg.text) else {}
+
+
+@fallback.route(MsgType("text", "voice"), _language)
 async def search(ctx: Context) -> Reply | None:
     query = ctx.msg.text.strip()
     if not query:

@@ -107,3 +107,12 @@ async def test_a_question_on_a_card_is_answered_from_the_product_with_a_person_o
     assert "已选" in still.text and "白色" in still.text, still.text
     other = await user.say("有苹果吗")  # a question that names a product searches it
     assert "烟台红富士苹果" in other.text, other.text
+
+
+async def test_an_english_sentence_is_answered_in_english_and_pinyin_is_not(shop: Shop) -> None:
+    user = shop.user("o_words_english_sentence")
+    english = await user.say("do you have bananas")
+    assert "香蕉" in english.text and "found" in english.text, english.text
+    other = shop.user("o_words_pinyin")
+    pinyin = await other.say("xiangjiao")
+    assert "香蕉" in pinyin.text and "找到" in pinyin.text, pinyin.text
