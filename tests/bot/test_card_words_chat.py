@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bot.devtools.simulator import Reply
 from tests.bot.driver import Shop
 
@@ -24,20 +26,13 @@ async def test_a_pick_and_a_quantity_in_chinese_words(shop: Shop) -> None:
     assert "×1" in more.text and "共 3 件" in more.text, more.text
 
 
-async def test_a_count_word_on_a_card_adds_that_many(shop: Shop) -> None:
-    user = shop.user("o_words_count")
-    await user.say("香蕉")
+@pytest.mark.parametrize(("search", "said", "added"), [("香蕉", "来3把", 3), ("bananas", "add 2 to cart", 2)])
+async def test_a_quantity_in_words_on_a_card_adds_that_many(shop: Shop, search: str, said: str, added: int) -> None:
+    user = shop.user(f"o_words_count_{added}")
+    await user.say(search)
     await user.say("1")
-    added = await user.say("来3把")
-    assert "香蕉 ×3" in added.text, added.text
-
-
-async def test_add_a_number_to_cart_in_english(shop: Shop) -> None:
-    user = shop.user("o_words_english")
-    await user.say("bananas")
-    await user.say("1")
-    added = await user.say("add 2 to cart")
-    assert "香蕉 ×2" in added.text, added.text
+    reply = await user.say(said)
+    assert f"香蕉 ×{added}" in reply.text, reply.text
 
 
 async def test_asking_for_a_recommendation_shows_the_best_sellers(shop: Shop) -> None:
