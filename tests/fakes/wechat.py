@@ -6,7 +6,9 @@ revoked tokens with 40001 and expired ones with 42001, serves the calls the shop
 (customer-service and template messages, QR codes, menu, user info, media upload),
 records every request, and can be told to misbehave: expire or revoke the current
 token, fail the next N calls (errcode -1, HTTP 500, or an answer slower than the
-client's timeout), or refuse messages to an openid with 45015 / 45047 / 43004.
+client's timeout), refuse messages to an openid with 45015 / 45047 / 43004, or be slow
+(`answer_delay`: every call is carried out at once, as WeChat does, and its answer held
+back: a client that times out has still sent the message).
 
 Nothing is imported from `bot.wechat.api`: the fake is an independent witness.
 """
@@ -101,11 +103,12 @@ class FakeWeChat:
         self.refusals: dict[str, int] = {}  # openid -> errcode for messages to it
         self.users: dict[str, dict[str, Any]] = {}
         self._failures: deque[Failure] = deque()
+        self.answer_delay = 0.0  # seconds every API answer is held back after the call is done
 
     # ---- control ----------------------------------------------------------------------------
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self._slow_answers])
         app.router.add_post("/cgi-bin/stable_token", self._stable_token)
         app.router.add_get("/cgi-bin/token", self._classic_token)
         app.router.add_post("/cgi-bin/message/custom/send", self._custom_send)
@@ -144,6 +147,14 @@ class FakeWeChat:
 
     def api_requests(self, path_part: str = "") -> list[Received]:
         return [r for r in self.requests(path_part) if not r.path.endswith(("/stable_token", "/token"))]
+
+    @web.middleware
+    async def _slow_answers(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """The call is done at once; its answer waits `answer_delay` (token fetches are not slowed)."""
+        response = await handler(request)
+        if self.answer_delay and not request.path.endswith(("/stable_token", "/token")):
+            await asyncio.sleep(self.answer_delay)
+        return response
 
     # ---- tokens -----------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """Talking back to WeChat: the API client, the shared access token, the outbound sender."""
 
 from bot.wechat.api.client import QrCode, UploadedMedia, WeChatClient, validate_scene_str
-from bot.wechat.api.errors import ErrCode, WeChatError, WeChatUnavailable
+from bot.wechat.api.errors import ErrCode, WeChatError, WeChatUnavailable, WeChatUncertain
 from bot.wechat.api.sender import CustomerServiceSender
 from bot.wechat.api.token import (
     AccessTokenManager,
@@ -24,5 +24,6 @@ __all__ = [
     "WeChatClient",
     "WeChatError",
     "WeChatUnavailable",
+    "WeChatUncertain",
     "validate_scene_str",
 ]

@@ -1,14 +1,23 @@
 """An async client for the WeChat Official Account API (the calls this shop makes).
 
-Every call has a timeout and is retried with bounded, jittered exponential backoff on
-network errors, timeouts, HTTP 5xx and errcode -1 (busy). A rejected access token
-(40001/42001/40014) makes the client ask its `TokenProvider` for a new one ONCE,
-naming the token that failed so that concurrent failures cause a single refresh.
+Every call has a timeout and is retried with bounded, jittered exponential backoff when
+it certainly did nothing: the connection could not be made (refused, DNS, connect
+timeout), an HTTP 5xx other than a gateway's 502/504, errcode -1 (busy). A rejected
+access token (40001/42001/40014) makes the client ask its `TokenProvider` for a new one
+ONCE, naming the token that failed so that concurrent failures cause a single refresh.
 Other errcodes raise `WeChatError`. The token travels in the query string, so URLs
 are never logged nor put into exceptions.
 
-Note: a send retried after a timeout may reach the user twice (WeChat has no
-idempotency key for customer-service messages); -1 and 5xx mean it was not sent.
+An outcome nobody can know (the request was on its way or written and no answer came:
+a timeout while waiting, the connection reset or cut mid-answer, a 502/504 from a
+gateway that may have passed it on) raises `WeChatUncertain`. Reads and idempotent
+calls (user info, QR codes, the menu, media) are retried after it like after any
+transient failure; message sends are NOT: WeChat has no idempotency key for them, and
+a repeated "支付成功" is worse than one a person has to check (`bot/outbound/planner.py`
+decides what happens next). The answer timeout (`timeout`, `wechat.api_timeout_seconds`)
+is set well above WeChat's usual latency (well under a second) so that a merely slow
+answer is still waited for; the connect timeout is short and separate, so a connection
+that never opened is told apart from an answer that never came.
 """
 
 from __future__ import annotations
@@ -25,7 +34,14 @@ from urllib.parse import quote
 import aiohttp
 
 from bot.chat.render import RenderedArticle
-from bot.wechat.api.errors import TOKEN_ERRORS, ErrCode, WeChatError, WeChatUnavailable, checked
+from bot.wechat.api.errors import (
+    TOKEN_ERRORS,
+    ErrCode,
+    WeChatError,
+    WeChatUnavailable,
+    WeChatUncertain,
+    checked,
+)
 from bot.wechat.api.token import TokenProvider
 
 log = logging.getLogger(__name__)
@@ -35,6 +51,9 @@ SCENE_STR_MAX = 64
 QR_EXPIRE_MAX = 2_592_000  # 30 days
 MAX_NEWS_ARTICLES = 1  # customer-service news: one article since 2018
 MEDIA_KINDS = frozenset({"image", "voice", "video", "thumb"})
+ANSWER_TIMEOUT = 10.0  # seconds: WeChat usually answers in well under one
+CONNECT_TIMEOUT = 3.0
+GATEWAY_ERRORS = frozenset({502, 504})  # a gateway that may have passed the request on
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,18 +85,24 @@ class WeChatClient:
         *,
         base_url: str,
         tokens: TokenProvider,
-        timeout: float = 5.0,
+        timeout: float = ANSWER_TIMEOUT,
+        connect_timeout: float = CONNECT_TIMEOUT,
         retries: int = 3,
         backoff_base: float = 0.2,
         backoff_max: float = 2.0,
         qr_image_base: str = QR_IMAGE_BASE,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        """`retries`: extra attempts after the first one, for transient failures only."""
+        """`timeout`: seconds to wait for an answer once connected; `retries`: extra attempts
+        after the first one, for transient failures only (see the module's docstring)."""
         self._http = http
         self._base = base_url.rstrip("/")
         self._tokens = tokens
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        # the connect deadline comes first, so a connection that never opened raises
+        # ConnectionTimeoutError (certainly not sent), never the total's plain TimeoutError
+        self._timeout = aiohttp.ClientTimeout(
+            total=connect_timeout + timeout, connect=connect_timeout, sock_read=timeout
+        )
         self._retries = max(0, retries)
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
@@ -112,7 +137,7 @@ class WeChatClient:
         }
         if url:
             body["url"] = url
-        answer = await self._call("POST", "/cgi-bin/message/template/send", json_body=body)
+        answer = await self._call("POST", "/cgi-bin/message/template/send", json_body=body, idempotent=False)
         return int(answer["msgid"])
 
     async def create_qr(
@@ -163,7 +188,7 @@ class WeChatClient:
     # ---- plumbing ---------------------------------------------------------------------------
 
     async def _custom_send(self, body: dict[str, Any]) -> None:
-        await self._call("POST", "/cgi-bin/message/custom/send", json_body=body)
+        await self._call("POST", "/cgi-bin/message/custom/send", json_body=body, idempotent=False)
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self._backoff_max, self._backoff_base * (2**attempt))
@@ -177,7 +202,10 @@ class WeChatClient:
         params: Mapping[str, str] | None = None,
         json_body: dict[str, Any] | None = None,
         form: Callable[[], aiohttp.FormData] | None = None,
+        idempotent: bool = True,
     ) -> dict[str, Any]:
+        """One call with its retries; `idempotent=False` (message sends): an uncertain
+        outcome is raised at once, never tried again."""
         attempt = 0
         token: str | None = None
         rejected: str | None = None  # the token WeChat refused, once
@@ -186,6 +214,14 @@ class WeChatClient:
                 if token is None:
                     token = await (self._tokens.refresh(rejected) if rejected else self._tokens.token())
                 return await self._once(method, path, token, params, json_body, form)
+            except WeChatUncertain as exc:
+                if not idempotent:
+                    log.warning("wechat %s: outcome unknown (%s), not repeated", path, exc.errmsg)
+                    raise
+                cause = exc.errmsg
+                if attempt >= self._retries:
+                    log.warning("wechat %s: giving up after %s attempts (%s)", path, attempt + 1, cause)
+                    raise
             except WeChatError as exc:
                 if exc.errcode in TOKEN_ERRORS and rejected is None and token is not None:
                     log.info("wechat %s: token rejected (%s), refreshing", path, exc.errcode)
@@ -227,12 +263,19 @@ class WeChatClient:
             headers["Content-Type"] = "application/json; charset=utf-8"
         elif form is not None:
             data = form()
-        async with self._http.request(
-            method, self._base + path, params=query, data=data, headers=headers, timeout=self._timeout
-        ) as resp:
-            if resp.status >= 500:
-                raise WeChatUnavailable(f"{path}: HTTP {resp.status}")
-            raw = await resp.read()
+        try:
+            async with self._http.request(
+                method, self._base + path, params=query, data=data, headers=headers, timeout=self._timeout
+            ) as resp:
+                if resp.status in GATEWAY_ERRORS:
+                    raise WeChatUncertain(f"{path}: HTTP {resp.status}")
+                if resp.status >= 500:
+                    raise WeChatUnavailable(f"{path}: HTTP {resp.status}")
+                raw = await resp.read()
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            raise WeChatUnavailable(f"{path}: {type(exc).__name__}") from None  # never connected
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise WeChatUncertain(f"{path}: {type(exc).__name__}") from None  # sent, maybe; no answer
         try:
             answer = json.loads(raw)
         except ValueError:

@@ -8,6 +8,7 @@ from enum import IntEnum
 class ErrCode(IntEnum):
     """The `errcode` values this project reacts to (an IntEnum: compares equal to the int)."""
 
+    UNCERTAIN = -3  # ours, not WeChat's: the request may have arrived, its answer never did
     UNREADABLE = -2  # ours, not WeChat's: the answer was not the expected JSON
     BUSY = -1  # system busy: retry later
     OK = 0
@@ -50,10 +51,23 @@ class WeChatError(Exception):
 
 
 class WeChatUnavailable(WeChatError):
-    """Retries ran out on network errors, timeouts, HTTP 5xx or `-1` (busy)."""
+    """Certainly not done, and retries ran out: the connection could not be made (refused,
+    DNS, connect timeout), an HTTP 5xx that is a refusal, or `-1` (busy)."""
 
     def __init__(self, errmsg: str) -> None:
         super().__init__(ErrCode.BUSY, errmsg)
+
+
+class WeChatUncertain(WeChatError):
+    """The request may have reached WeChat but no answer came back (a timeout while
+    waiting for it, the connection reset or cut mid-answer, a gateway's 502/504).
+
+    WeChat may have acted on it: a message send that ends so must not be repeated
+    blindly (`bot/outbound/planner.py` reconciles it instead). Not a `WeChatUnavailable`,
+    which means "certainly not done"."""
+
+    def __init__(self, errmsg: str) -> None:
+        super().__init__(ErrCode.UNCERTAIN, errmsg)
 
 
 def checked(answer: object) -> dict:

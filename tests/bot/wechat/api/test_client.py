@@ -20,6 +20,7 @@ from bot.wechat.api import (
     WeChatClient,
     WeChatError,
     WeChatUnavailable,
+    WeChatUncertain,
 )
 from tests.fakes.wechat import APPID, APPSECRET, Failure, FakeWeChat
 
@@ -269,14 +270,48 @@ async def test_transient_failures_are_retried_with_backoff(
     assert len(sleeps.delays) == 2
 
 
-async def test_a_slow_answer_times_out_and_is_retried(
+async def test_a_slow_answer_to_a_read_times_out_and_is_retried(
     http: aiohttp.ClientSession, fake: tuple[FakeWeChat, str]
 ) -> None:
     wechat, base_url = fake
     client = make_client(http, base_url, timeout=0.2)
     wechat.fail_next(Failure(delay=1.0))
-    await asyncio.wait_for(client.send_text("o_user", "hi"), timeout=1.0)
+    await asyncio.wait_for(client.user_info("o_user"), timeout=1.0)
     assert len(wechat.api_requests()) == 2
+
+
+async def test_a_send_whose_answer_is_too_slow_is_uncertain_and_never_repeated(
+    http: aiohttp.ClientSession, fake: tuple[FakeWeChat, str]
+) -> None:
+    """Issue 13 (a slow WeChat API doubled notices): WeChat took the message, its answer
+    came after the client's timeout; the old client sent it again up to three times."""
+    wechat, base_url = fake
+    client = make_client(http, base_url, timeout=0.2)
+    wechat.answer_delay = 0.5
+    with pytest.raises(WeChatUncertain):
+        await client.send_text("o_user", "hi")
+    with pytest.raises(WeChatUncertain):
+        await client.send_template("o_user", "TPL", {"first": "hi"})
+    assert len(wechat.api_requests()) == 2 and len(wechat.delivered) == 2
+
+
+@pytest.mark.parametrize("status", [502, 504])
+async def test_a_gateway_error_on_a_send_is_uncertain(
+    client: WeChatClient, fake: tuple[FakeWeChat, str], status: int
+) -> None:
+    fake[0].fail_next(Failure(status=status), times=5)
+    with pytest.raises(WeChatUncertain):
+        await client.send_text("o_user", "hi")
+    assert len(fake[0].api_requests()) == 1
+
+
+async def test_a_connection_that_never_opened_is_certainly_not_sent(
+    http: aiohttp.ClientSession, sleeps: Sleeps
+) -> None:
+    client = make_client(http, "http://127.0.0.1:9", sleep=sleeps, retries=1)
+    with pytest.raises(WeChatUnavailable):
+        await client.send_text("o_user", "hi")
+    assert len(sleeps.delays) == 1  # a send that certainly did not happen is retried
 
 
 async def test_retries_are_bounded_and_backoff_grows_within_its_cap(
