@@ -289,10 +289,12 @@ def _build_planner(
     wechat = config.wechat
     fetch = StableTokenFetcher(http, base_url=wechat.api_base_url, appid=wechat.appid, appsecret=wechat.appsecret)
     store = RedisTokenStore(redis) if redis is not None else MemoryTokenStore()
-    client = WeChatClient(http, base_url=wechat.api_base_url, tokens=AccessTokenManager(fetch, store))
+    client = WeChatClient(
+        http, base_url=wechat.api_base_url, tokens=AccessTokenManager(fetch, store), timeout=wechat.api_timeout_seconds
+    )
 
-    async def tell_staff(item: OutboxItem, error: str) -> None:
-        data = {"customer": openid_tail(item.openid), "event": item.event, "error": error[:100]}
+    async def tell_staff(item: OutboxItem, error: str, *, uncertain: bool = False) -> None:
+        data = {"customer": openid_tail(item.openid), "event": item.event, "error": error[:100], "uncertain": uncertain}
         for staff_alerts in alerts:
             await staff_alerts.alert("alert_outbox_failed", data, MANAGERS)
 

@@ -17,7 +17,6 @@ import logging
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from commerce.messaging.models import OutboxStatus
 from commerce.orders.models import OrderStatus
 from commerce.reports import gauges
 from commerce.uow import UnitOfWorkFactory
@@ -134,7 +133,8 @@ class Metrics:
         )
         self.outbox = Gauge(
             "storefront_outbox_messages",
-            "Outbox rows waiting (pending) or given up (failed)",
+            "Outbox rows waiting (pending), being sent (sending), given up (failed), or uncertain: "
+            "sent once with no answer from WeChat, never sent again; staff should check with the customer",
             ["status"],
             registry=r,
         )
@@ -172,7 +172,7 @@ class Metrics:
             log.warning("metrics: database gauges not refreshed: %s", type(exc).__name__)
             self.refresh_failures.inc()
             return False
-        for status in (OutboxStatus.PENDING, OutboxStatus.FAILED):
+        for status in gauges.OUTBOX_GAUGED:
             self.outbox.labels(status.value).set(outbox.get(status.value, 0))
         for order_status in OrderStatus:
             self.orders.labels(order_status.value).set(orders.get(order_status.value, 0))

@@ -102,13 +102,15 @@ async def unknown_click(ctx: Context) -> Reply:
 
 @router.route(Event("templatesendjobfinish"))
 async def template_delivered(ctx: Context) -> Reply:
-    """WeChat's report on a template message we sent: MsgID + Status go on its outbox row."""
+    """WeChat's report on a template message we sent: MsgID + Status go on its outbox row,
+    and a row whose send went unanswered (uncertain) is thereby known to be sent."""
     msgid = ctx.msg.fields.get("MsgID") or ctx.msg.fields.get("MsgId") or ""
     # ASCII digits a BIGINT holds: "²".isdigit() is true and 20 nines overflow the column
     if re.fullmatch(r"[0-9]{1,18}", msgid):
         async with ctx.uow() as uow:
-            session = uow.session
-            await outbox.record_delivery(session, msgid=int(msgid), status=ctx.msg.fields.get("Status", ""))
+            await outbox.template_finished(
+                uow.session, openid=ctx.openid, msgid=int(msgid), status=ctx.msg.fields.get("Status", ""), now=uow.now
+            )
     return Silence()
 
 

@@ -12,6 +12,11 @@ dispatchers exist:
 Both render a notice row when they deliver it (`NoticeRenderer`), and both retry what
 is due from the scheduler's `deliver_outbox` job: rows a dead process left behind (their
 lease ran out) and rows whose attempt failed.
+
+Both send a row at most once (`commerce.messaging.outbox`): an attempt begins with
+`begin_send` (pending -> sending, one attempt at a time) and ends sent, pending again
+(it certainly sent nothing) or uncertain (it may have: never repeated). `retry_due`
+first settles the attempts whose lease ran out (`expire_sending`).
 """
 
 from __future__ import annotations
@@ -116,9 +121,13 @@ class OutboxDelivery(ABC):
     # ---- the scheduler's side -------------------------------------------------------------------
 
     async def retry_due(self) -> int:
-        """Attempt every due row once (claimed with a lease); how many were attempted."""
+        """Attempt every due row once (claimed with a lease); how many were attempted.
+        Attempts left unfinished past their lease are settled first, never repeated."""
         async with self._uows() as uow:
+            unfinished = await outbox.expire_sending(uow.session, now=self.clock())
             ids = await outbox.due_ids(uow.session, now=self.clock())
+        if unfinished:
+            log.error("outbox %s: attempts never finished, left uncertain (not sent again)", unfinished)
         attempted = 0
         for message_id in ids:
             async with self._uows() as uow:
@@ -137,6 +146,17 @@ class OutboxDelivery(ABC):
     @abstractmethod
     async def _deliver(self, item: OutboxItem) -> None:
         """Attempt one row (a subclass says how); must not raise."""
+
+    async def _begin(self, item: OutboxItem, channel: str = "") -> bool:
+        """Take the row for this attempt (`outbox.begin_send`), naming the channel at once
+        when it is known; False: another attempt has it, or it is done."""
+        async with self._uows() as uow:
+            if not await outbox.begin_send(uow.session, item.id, now=self.clock(), lease=self._lease):
+                log.info("outbox %s: not pending any more, left alone", item.id)
+                return False
+            if channel:
+                await outbox.mark_channel(uow.session, item.id, channel)
+        return True
 
 
 class DirectDelivery(OutboxDelivery):
@@ -158,15 +178,26 @@ class DirectDelivery(OutboxDelivery):
     async def _deliver(self, item: OutboxItem) -> None:
         try:
             message, _data = await self._notices.rendered(item)
-            if message.kind in ("text", "news") and (message.text or message.articles):
-                await self._outbound.send(item.openid, message)
         except Unrenderable as exc:
             log.error("outbox %s (%s): cannot be rendered, given up: %s", item.id, item.event, exc)
             async with self._uows() as uow:
                 await outbox.mark_failed(uow.session, item.id, error=f"render: {exc}", attempts=item.attempts + 1)
             return
         except Exception:  # the row keeps its lease and comes back when it runs out
+            log.exception("outbox %s: could not be rendered now", item.id)
+            return
+        if not await self._begin(item, DIRECT):
+            return
+        try:
+            if message.kind in ("text", "news") and (message.text or message.articles):
+                await self._outbound.send(item.openid, message)
+        except Exception as exc:  # an in-process sender raises before it took the message
             log.exception("outbox %s: delivery failed", item.id)
+            async with self._uows() as uow:
+                await outbox.mark_retry(
+                    uow.session, item.id, error=repr(exc), attempts=item.attempts + 1,
+                    next_attempt_at=self.clock() + self._lease,
+                )
             return
         async with self._uows() as uow:
             await outbox.mark_sent(uow.session, item.id, channel=DIRECT, now=self.clock())

@@ -17,15 +17,26 @@ One attempt, in order:
 3. Else the row waits for the customer to write again (`commerce.messaging.outbox.note_inbound`
    makes it due), for at most `max_wait`.
 
-WeChat unreachable or busy: another attempt later, with growing pauses. After
+WeChat certainly did not take it (no connection, errcode -1 busy, 45009 quota, a
+refusing 5xx): another attempt later, with growing pauses. After
 `wechat.outbox_max_attempts` attempts (or `max_wait`) the row is failed and staff are
 told (notifications only, not late chat replies nor staff alerts themselves: no
 alert loops). 43004 (the customer unfollowed) fails the row at once, silently.
 
-    pending --CS ok / template ok--> sent
-    pending --unavailable--> pending (next_attempt_at = now + backoff) --N attempts--> failed
-    pending --no window, no template--> pending (waiting) --customer writes--> due
-    pending --43004--> failed
+At most once per row. WeChat's customer-service send has no idempotency key and no way
+to ask whether a message arrived, and a send whose answer never came (a timeout after
+the request went out, a connection reset while waiting, a gateway's 502/504:
+`WeChatUncertain`, or an answer we cannot read) may well have reached the customer. Such
+a row is never sent again: it becomes `uncertain`, staff are told (the outbox-failed
+alert, worded for it) and `/metrics` counts it. A doubled "支付成功" is worse than a late
+one that staff can see and follow up. A template message's row is reconciled by WeChat's
+TEMPLATESENDJOBFINISH report (`outbox.template_finished`): it is then marked sent.
+
+    pending --begin--> sending --CS ok / template ok--> sent
+    sending --certainly not sent--> pending (next_attempt_at = now + backoff) --N attempts--> failed
+    sending --no answer (uncertain)--> uncertain --TEMPLATESENDJOBFINISH (template)--> sent
+    sending --no window, no template--> pending (waiting) --customer writes--> due
+    sending --43004--> failed
 
 Notices (rows a unit of work wrote in its own transaction, `commerce.messaging.notices`)
 hold a template name and data: they are rendered in the customer's language at each
@@ -39,7 +50,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from bot.chat.render import Rendered, clip, yuan
 from bot.outbound.delivery import (
@@ -55,6 +66,7 @@ from bot.wechat.api import (
     WeChatClient,
     WeChatError,
     WeChatUnavailable,
+    WeChatUncertain,
 )
 from bot.wechat.ratelimit import SendRateGate
 from commerce.messaging import outbox
@@ -65,10 +77,19 @@ log = logging.getLogger(__name__)
 
 PLAIN_EVENT = "message"  # late chat replies, staff alerts, broadcasts: no template, no alert
 CS = "customer_service"
-TEMPLATE = "template"
+TEMPLATE = outbox.TEMPLATE_CHANNEL
 TEMPLATE_VALUE_LIMIT = 200
 
-StaffAlert = Callable[[OutboxItem, str], Awaitable[None]]
+
+class StaffAlert(Protocol):
+    """Tells staff that a customer's message failed, or may not have arrived (`uncertain`)."""
+
+    def __call__(self, item: OutboxItem, error: str, *, uncertain: bool = False) -> Awaitable[None]: ...
+
+
+def is_uncertain(exc: WeChatError) -> bool:
+    """WeChat may have taken the message: no answer came, or none we could read."""
+    return isinstance(exc, WeChatUncertain) or exc.errcode == ErrCode.UNREADABLE
 
 
 def _utcnow() -> datetime:
@@ -203,46 +224,75 @@ class NotificationPlanner(OutboxDelivery):
         if now - item.created_at > self._max_wait:
             await self._fail(item, "no way to reach the customer in time", attempts=item.attempts)
             return
-        async with self._uows() as uow:
+        async with self._uows() as uow:  # the row and a window message taken together
+            if not await outbox.begin_send(uow.session, item.id, now=now, lease=self._lease):
+                log.info("outbox %s: not pending any more, left alone", item.id)
+                return
             reserved = await outbox.use_window(
                 uow.session, item.openid, now=now, limit=self.window_messages, paid_limit=self.paid_window_messages
             )
-        if reserved:
-            try:
-                await self._gate()
-                await self._cs.send(item.openid, from_payload(item.payload))
-            except WeChatError as exc:
-                if exc.errcode in (ErrCode.WINDOW_CLOSED, ErrCode.OVER_QUOTA):
-                    async with self._uows() as uow:
-                        await outbox.close_window(
-                            uow.session, item.openid, limit=max(self.window_messages, self.paid_window_messages)
-                        )
-                    log.info("outbox %s: window closed (%s), falling back", item.id, exc.errcode)
-                else:
-                    async with self._uows() as uow:
-                        await outbox.release_window(uow.session, item.openid)
-                    await self._failed_attempt(item, exc)
-                    return
-            else:
-                await self._sent(item, CS)
-                return
+            if reserved:
+                await outbox.mark_channel(uow.session, item.id, CS)
+        if reserved and await self._send_customer_service(item):
+            return
         if item.template:
-            try:
-                await self._gate()
-                msgid = await self._client.send_template(
-                    item.openid,
-                    str(item.template["template_id"]),
-                    dict(item.template.get("data") or {}),
-                    url=item.template.get("url") or None,
-                )
-            except WeChatError as exc:
-                await self._failed_attempt(item, exc)
-                return
-            await self._sent(item, TEMPLATE, msgid=msgid)
+            await self._send_template(item)
             return
         async with self._uows() as uow:
             await outbox.mark_waiting(uow.session, item.id, until=item.created_at + self._max_wait)
         log.info("outbox %s: window closed and no template for %s; waiting", item.id, item.event)
+
+    async def _send_customer_service(self, item: OutboxItem) -> bool:
+        """One customer-service send; False when WeChat says the window is closed (45015/45047):
+        certainly not sent, the template may be tried."""
+        try:
+            await self._gate()
+            await self._cs.send(item.openid, from_payload(item.payload))
+        except WeChatError as exc:
+            if is_uncertain(exc):
+                await self._uncertain(item, CS, exc)  # the window message stays used: it may have been
+                return True
+            if exc.errcode not in (ErrCode.WINDOW_CLOSED, ErrCode.OVER_QUOTA):
+                async with self._uows() as uow:
+                    await outbox.release_window(uow.session, item.openid)
+                await self._failed_attempt(item, exc)
+                return True
+            async with self._uows() as uow:
+                await outbox.close_window(
+                    uow.session, item.openid, limit=max(self.window_messages, self.paid_window_messages)
+                )
+            log.info("outbox %s: window closed (%s), falling back", item.id, exc.errcode)
+            return False
+        await self._sent(item, CS)
+        return True
+
+    async def _send_template(self, item: OutboxItem) -> None:
+        assert item.template is not None
+        async with self._uows() as uow:
+            await outbox.mark_channel(uow.session, item.id, TEMPLATE)
+        try:
+            await self._gate()
+            msgid = await self._client.send_template(
+                item.openid,
+                str(item.template["template_id"]),
+                dict(item.template.get("data") or {}),
+                url=item.template.get("url") or None,
+            )
+        except WeChatError as exc:
+            if is_uncertain(exc):
+                await self._uncertain(item, TEMPLATE, exc)
+            else:
+                await self._failed_attempt(item, exc)
+            return
+        await self._sent(item, TEMPLATE, msgid=msgid)
+
+    async def _uncertain(self, item: OutboxItem, channel: str, exc: WeChatError) -> None:
+        """WeChat may have it: never sent again; staff are told to check (notifications only)."""
+        error = f"{channel}: {exc.errmsg}"
+        async with self._uows() as uow:
+            await outbox.mark_uncertain(uow.session, item.id, channel=channel, error=error, attempts=item.attempts + 1)
+        log.error("outbox %s (%s): outcome unknown (%s), not sent again", item.id, item.event, error)
+        await self._tell_staff(item, error, uncertain=True)
 
     async def _sent(self, item: OutboxItem, channel: str, *, msgid: int | None = None) -> None:
         async with self._uows() as uow:
@@ -272,8 +322,14 @@ class NotificationPlanner(OutboxDelivery):
         async with self._uows() as uow:
             await outbox.mark_failed(uow.session, item.id, error=error, attempts=attempts)
         log.error("outbox %s (%s): given up after %s attempts: %s", item.id, item.event, attempts, error)
-        if self.alert is not None and item.event != PLAIN_EVENT and not item.event.startswith("alert_"):
-            try:
-                await self.alert(item, error)
-            except Exception:
-                log.exception("outbox %s: staff could not be told", item.id)
+        await self._tell_staff(item, error)
+
+    async def _tell_staff(self, item: OutboxItem, error: str, *, uncertain: bool = False) -> None:
+        """Staff hear of a customer's notification in trouble (not of late chat replies nor of
+        their own alerts: no alert loops); a failure to tell them is only logged."""
+        if self.alert is None or item.event == PLAIN_EVENT or item.event.startswith("alert_"):
+            return
+        try:
+            await self.alert(item, error, uncertain=uncertain)
+        except Exception:
+            log.exception("outbox %s: staff could not be told", item.id)

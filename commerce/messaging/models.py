@@ -20,9 +20,10 @@ from commerce.orm import Base, utcnow
 
 class OutboxStatus(enum.StrEnum):
     PENDING = "pending"  # waiting for its (next) attempt
+    SENDING = "sending"  # an attempt is under way: nobody else may start one
     SENT = "sent"
     FAILED = "failed"  # gave up after its attempts; staff were told
-
+    UNCERTAIN = "uncertain"  # WeChat may or may not have it: never sent again (staff were told)
 
 
 class OutboxMessage(Base):

@@ -1,10 +1,29 @@
 """The outbox: messages to customers, kept in the database until WeChat took them.
 
-A row is written (`enqueue`) in its own unit of work before any delivery attempt, so
-a crash, a restart or an unreachable WeChat loses nothing. Rows are claimed with a
-lease (`claim`, `claim_due`): a conditional UPDATE pushes `next_attempt_at` forward, so
-two workers (or the immediate attempt and the scheduler) never send one row twice
-while its lease runs.
+A row is written (`enqueue`, or `commerce.messaging.notices` in the cause's own
+transaction) before any delivery attempt, so a crash, a restart or an unreachable
+WeChat loses nothing. Rows are claimed with a lease (`claim`): a conditional UPDATE
+pushes `next_attempt_at` forward, so two workers (or the immediate attempt and the
+scheduler) do not both pick a row while its lease runs.
+
+At most once per row. WeChat's customer-service send has no idempotency key and no
+way to ask whether a message arrived, so a send is never repeated unless it certainly
+did not happen: a doubled "支付成功" is worse than a late one that staff can see.
+
+    pending --begin_send--> sending --WeChat took it (errcode 0)-----------> sent
+                            sending --certainly not sent (-1, 45009, no
+                                      connection...)--mark_retry/waiting---> pending
+                            sending --no answer (timeout, reset...)-------> uncertain
+                            sending --lease ran out (the sender died)-----> uncertain
+                                      (or pending when no call was begun: channel "")
+                            uncertain --TEMPLATESENDJOBFINISH (template)--> sent
+
+`begin_send` is the gate: a conditional UPDATE from pending, so one attempt at a time
+holds a row whoever else read it. The channel is written (`mark_channel`) before the
+call is made, so a row found `sending` after its lease tells whether a call may have
+gone out. An `uncertain` row is never picked up again: for a template message WeChat's
+report of the job (`template_finished`) settles it; a customer-service message cannot
+be asked about, so it stays uncertain, counted in the metrics and shown to staff.
 
 WeChat's customer-service window is tracked on the customer: `last_message_at` (the
 window opens when the customer writes) and `window_sent` (customer-service messages
@@ -29,7 +48,9 @@ from commerce.rules import as_utc
 
 WINDOW = timedelta(hours=48)
 WAITING = "waiting for the 48-hour window"  # last_error of a row waiting for the customer to write
+UNFINISHED = "uncertain: the attempt never finished (the sender stopped?)"
 ERROR_LIMIT = 200
+TEMPLATE_CHANNEL = "template"  # the channel of a template message (the planner's TEMPLATE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,14 +156,43 @@ async def mark_sent(
     )
 
 
+async def begin_send(session: AsyncSession, message_id: int, *, now: datetime, lease: timedelta) -> bool:
+    """Start an attempt: pending -> sending until `now + lease`; False when the row is not
+    pending (sent, uncertain, or another attempt has it): then nothing may be sent."""
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id, OutboxMessage.status == OutboxStatus.PENDING.value)
+        .values(status=OutboxStatus.SENDING.value, channel="", next_attempt_at=as_utc(now + lease))
+        .execution_options(synchronize_session=False)
+    )
+    return rowcount(result) == 1
+
+
+async def mark_channel(session: AsyncSession, message_id: int, channel: str) -> None:
+    """Written (and committed) just before a call on `channel` is made: should the attempt
+    never finish, the row tells that a message may have gone out, and how."""
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id, OutboxMessage.status == OutboxStatus.SENDING.value)
+        .values(channel=channel)
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def mark_retry(
     session: AsyncSession, message_id: int, *, error: str, attempts: int, next_attempt_at: datetime
 ) -> None:
-    """A failed attempt: try again at `next_attempt_at`."""
+    """An attempt that certainly sent nothing: try again at `next_attempt_at`."""
     await session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id == message_id)
-        .values(attempts=attempts, last_error=error[:ERROR_LIMIT], next_attempt_at=as_utc(next_attempt_at))
+        .values(
+            status=OutboxStatus.PENDING.value,
+            channel="",
+            attempts=attempts,
+            last_error=error[:ERROR_LIMIT],
+            next_attempt_at=as_utc(next_attempt_at),
+        )
         .execution_options(synchronize_session=False)
     )
 
@@ -152,9 +202,46 @@ async def mark_waiting(session: AsyncSession, message_id: int, *, until: datetim
     await session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id == message_id)
-        .values(last_error=WAITING, next_attempt_at=as_utc(until))
+        .values(status=OutboxStatus.PENDING.value, channel="", last_error=WAITING, next_attempt_at=as_utc(until))
         .execution_options(synchronize_session=False)
     )
+
+
+async def mark_uncertain(session: AsyncSession, message_id: int, *, channel: str, error: str, attempts: int) -> None:
+    """WeChat may have the message on `channel`, or not: never sent again (see the docstring)."""
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(
+            status=OutboxStatus.UNCERTAIN.value,
+            channel=channel,
+            attempts=attempts,
+            last_error=f"uncertain: {error}"[:ERROR_LIMIT],
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def expire_sending(session: AsyncSession, *, now: datetime) -> list[int]:
+    """Attempts whose lease ran out (their sender died or hung): a row whose call was never
+    begun (no channel) is pending again; one whose call may have gone out is uncertain.
+    Returns the ids made uncertain."""
+    stale = (OutboxMessage.status == OutboxStatus.SENDING.value, OutboxMessage.next_attempt_at <= as_utc(now))
+    await session.execute(
+        update(OutboxMessage)
+        .where(*stale, OutboxMessage.channel == "")
+        .values(status=OutboxStatus.PENDING.value)
+        .execution_options(synchronize_session=False)
+    )
+    ids = list((await session.scalars(select(OutboxMessage.id).where(*stale))).all())
+    if ids:
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids), *stale)
+            .values(status=OutboxStatus.UNCERTAIN.value, last_error=UNFINISHED)
+            .execution_options(synchronize_session=False)
+        )
+    return ids
 
 
 async def mark_failed(session: AsyncSession, message_id: int, *, error: str, attempts: int | None = None) -> None:
@@ -178,6 +265,42 @@ async def record_delivery(session: AsyncSession, *, msgid: int, status: str) -> 
         .execution_options(synchronize_session=False)
     )
     return rowcount(result) > 0
+
+
+async def template_finished(session: AsyncSession, *, openid: str, msgid: int, status: str, now: datetime) -> bool:
+    """WeChat finished a template-message job (TEMPLATESENDJOBFINISH) for `openid`.
+
+    A row that knows the msgid records the report. A msgid no row knows is the answer
+    WeChat could not give us: the send happened, so the oldest uncertain template row of
+    that customer is marked sent (whatever the job's status: WeChat took it, and sending
+    it again would not be "at most once"). False when no row was concerned."""
+    if await record_delivery(session, msgid=msgid, status=status):
+        return True
+    row_id = await session.scalar(
+        select(OutboxMessage.id)
+        .where(
+            OutboxMessage.openid == openid,
+            OutboxMessage.status == OutboxStatus.UNCERTAIN.value,
+            OutboxMessage.channel == TEMPLATE_CHANNEL,
+        )
+        .order_by(OutboxMessage.id)
+        .limit(1)
+    )
+    if row_id is None:
+        return False
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == row_id, OutboxMessage.status == OutboxStatus.UNCERTAIN.value)
+        .values(
+            status=OutboxStatus.SENT.value,
+            template_msgid=msgid,
+            delivery_status=status[:40],
+            sent_at=as_utc(now),
+            last_error="",
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return True
 
 
 # ---- the customer-service window ------------------------------------------------------------

@@ -10,12 +10,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from commerce.messaging.models import OutboxMessage, OutboxStatus
 from commerce.orders.models import Order
 
+# the outbox rows a scrape counts: waiting, being sent, given up, and maybe-sent (staff check)
+OUTBOX_GAUGED = (OutboxStatus.PENDING, OutboxStatus.SENDING, OutboxStatus.FAILED, OutboxStatus.UNCERTAIN)
+
 
 async def outbox_and_orders(session: AsyncSession) -> tuple[dict[str, int], dict[str, int]]:
-    """Pending and failed outbox rows, and orders, each counted by status."""
+    """Outbox rows not (known to be) sent, and orders, each counted by status."""
     outbox = await session.execute(
         select(OutboxMessage.status, func.count())
-        .where(OutboxMessage.status.in_([OutboxStatus.PENDING.value, OutboxStatus.FAILED.value]))
+        .where(OutboxMessage.status.in_([s.value for s in OUTBOX_GAUGED]))
         .group_by(OutboxMessage.status)
     )
     orders = await session.execute(select(Order.status, func.count()).group_by(Order.status))
