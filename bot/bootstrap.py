@@ -146,7 +146,7 @@ async def open_shop(
         qr_codes: QrCodes = planner.client if planner is not None else NoQrCodes()
 
         # --- staff alerts (drained after payments: a paid order's alert is one of its side effects) ---
-        alerts = StaffAlerts(uows=uow, renderer=renderer, outbound=sender, owners=config.staff.owners)
+        alerts = StaffAlerts(uows=uow, owners=config.staff.owners)
         alerts_box.append(alerts)
         stack.push_async_callback(alerts.drain)
 

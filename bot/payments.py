@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 
@@ -16,7 +15,7 @@ from commerce.payments.sandbox import SandboxProvider
 from commerce.payments.service import PaymentService
 from commerce.payments.wechatpay_v2 import WeChatPayV2Provider
 from commerce.payments.wechatpay_v3 import WeChatPayV3Provider, load_private_key, load_public_key
-from commerce.uow import UnitOfWorkFactory
+from commerce.uow import UnitOfWork, UnitOfWorkFactory
 
 NOTIFY_PATH = "/pay/notify/{provider}"
 REFUND_NOTIFY_PATH = "/pay/refund-notify/{provider}"
@@ -28,10 +27,11 @@ def build_payment_service(
     uows: UnitOfWorkFactory,
     http: aiohttp.ClientSession,
     *,
-    on_paid: Callable[[OrderView], Coroutine[Any, Any, None]] | None = None,
+    on_paid: Callable[[UnitOfWork, OrderView], Awaitable[None]] | None = None,
     on_notification: Callable[[str, str], None] | None = None,
 ) -> PaymentService:
-    """`on_paid`: told of each newly paid order (staff alerts); `on_notification`: of every
+    """`on_paid`: told of each newly paid order in its unit of work (staff alerts, committed
+    with the payment); `on_notification`: of every
     verified notification's (kind, result) (metrics)."""
     provider = build_provider(config, http)
     base = config.public_base_url

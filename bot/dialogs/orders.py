@@ -230,9 +230,8 @@ class OrdersDialog(Dialog[OrdersState, OrdersData]):
                 )
                 order = await orders.get_order(session, order_id=order_id, customer_id=customer_id)
                 reply = Text("after_sales_requested", {**order_data(order), "kind": str(kind), "reason": reason})
-        if isinstance(reply, Text) and reply.template == "after_sales_requested":
-            # --- staff alerts: a new after-sales request ---
-            ctx.services.alerts.after_sales_soon(order, kind=reply.data["kind"], reason=reply.data["reason"])
+                # --- staff alerts: a new after-sales request, committed with it ---
+                await ctx.services.alerts.after_sales(session, order, kind=str(kind), reason=reason)
         if action == "cancel_order":
             await ctx.services.payments.close(order_no=order.order_no)
         return reply

@@ -7,10 +7,16 @@ operators; once per order in `URGE_QUIET_SECONDS` per worker), a variant that fe
 after an order (owners, operators). Who gets them is the commerce core's answer
 (`commerce.staff.staff.alert_recipients`: staff in those roles who have not sent /mute).
 
-Handlers call the `*_soon` methods: the sending runs in a tracked background task (it
-is slow I/O and must not hold up the 5-second passive reply) that `drain()` waits for
-on shutdown. A failed send is logged and skipped; an alert never fails the action that
-raised it. Logs carry no openids.
+An alert is an outbox notice per recipient (`commerce.messaging.notices`), sent like
+any notice: after the commit, by the delivery's rules, at most once per row, rendered
+in the recipient's language when it is sent. Where the alert has a cause with a
+transaction, its rows are written in that transaction (`queue`): a paid order's alert
+in the payment's unit of work (`order_paid`, the payment service's `on_paid`), an
+after-sales request's in the request's (`after_sales`), so the alert and its cause are
+committed together or not at all. Alerts without such a transaction here (a hand-off,
+an urge, the low-stock check after an order) are written in a unit of work of their
+own, in a tracked background task (`*_soon`) that `drain()` waits for. An alert never
+fails the action that raised it. Logs carry no openids.
 """
 
 from __future__ import annotations
@@ -20,19 +26,15 @@ import time
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.chat.render import Rendered, Renderer
-from bot.chat.replies import Text
-from bot.outbound.sender import OutboundSender
 from commerce.background import BackgroundTasks
 from commerce.catalog import admin as catalog_admin
-from commerce.customers.models import Customer
+from commerce.messaging import notices
 from commerce.orders.views import OrderView, order_data
 from commerce.staff import staff
 from commerce.staff.models import StaffRole
-from commerce.uow import UnitOfWorkFactory
+from commerce.uow import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
@@ -49,51 +51,36 @@ def openid_tail(openid: str) -> str:
 
 
 class StaffAlerts:
-    def __init__(
-        self,
-        *,
-        uows: UnitOfWorkFactory,
-        renderer: Renderer,
-        outbound: OutboundSender,
-        owners: Collection[str],
-    ) -> None:
+    def __init__(self, *, uows: UnitOfWorkFactory, owners: Collection[str]) -> None:
         self._uows = uows
-        self._renderer = renderer
-        self._outbound = outbound
         self._owners = frozenset(owners)
         self._background = BackgroundTasks(what="staff alert")
         self._urged: dict[str, float] = {}  # order_no -> when staff were last told
 
-    # ---- sending ------------------------------------------------------------------------
+    # ---- writing alerts ------------------------------------------------------------------
+
+    async def queue(
+        self, session: AsyncSession, template: str, data: Mapping[str, Any], roles: Iterable[StaffRole] = EVERYONE
+    ) -> int:
+        """In the transaction of `session`: `template` for every staff member in `roles` with
+        alerts on, sent once it commits; how many. Never raises (logged): an alert does not
+        fail its cause."""
+        try:
+            recipients = await staff.alert_recipients(session, owners=self._owners, roles=frozenset(roles))
+            for openid in recipients:
+                notices.queue(session, openid=openid, template=template, data=data)
+        except Exception:
+            log.exception("staff alert %s could not be written", template)
+            return 0
+        log.info("staff alert %s written for %d", template, len(recipients))
+        return len(recipients)
 
     async def alert(
         self, template: str, data: Mapping[str, Any], roles: Iterable[StaffRole] = EVERYONE
     ) -> int:
-        """Send `template` to every staff member in `roles` with alerts on; how many got it."""
+        """`queue` in a unit of work of its own (an alert whose cause has no transaction here)."""
         async with self._uows() as uow:
-            session = uow.session
-            recipients = await staff.alert_recipients(session, owners=self._owners, roles=frozenset(roles))
-            locales = await self._locales(session, recipients)
-        rendered: dict[str, Rendered] = {}
-        sent = 0
-        for openid in recipients:
-            locale = locales.get(openid) or self._renderer.default_locale
-            if locale not in rendered:
-                rendered[locale] = self._renderer.render(Text(template, dict(data)), locale)
-            try:
-                await self._outbound.send(openid, rendered[locale])
-            except Exception:
-                log.exception("staff alert %s could not be sent", template)
-                continue
-            sent += 1
-        log.info("staff alert %s sent to %d of %d", template, sent, len(recipients))
-        return sent
-
-    async def _locales(self, session: AsyncSession, openids: list[str]) -> dict[str, str | None]:
-        if not openids:
-            return {}
-        rows = await session.execute(select(Customer.openid, Customer.locale).where(Customer.openid.in_(openids)))
-        return {openid: locale for openid, locale in rows.all()}
+            return await self.queue(uow.session, template, data, roles)
 
     def soon(self, template: str, data: Mapping[str, Any], roles: Iterable[StaffRole] = EVERYONE) -> None:
         """`alert` in a tracked background task."""
@@ -101,27 +88,26 @@ class StaffAlerts:
 
 
     async def drain(self) -> None:
-        """Wait for the work started so far (on shutdown, and in tests)."""
+        """Wait for the work started so far (on shutdown, and in tests), the first attempts
+        of the alerts written included."""
         await self._background.drain()
+        await self._uows.dispatcher.drain()
 
     # ---- the alerts ------------------------------------------------------------------
 
-    async def order_paid(self, order: OrderView) -> None:
-        """A new paid order (the payment service's `on_paid` callback)."""
-        await self.alert(
-            "alert_order_paid",
-            {
-                "order_no": order.order_no,
-                "amount_fen": order.paid_fen,
-                "items": order_data(order)["items"],
-                "customer": openid_tail(order.openid),
-                "address_text": order.address_text,
-            },
-            MANAGERS,
-        )
+    async def order_paid(self, uow: UnitOfWork, order: OrderView) -> None:
+        """A new paid order, in the payment's unit of work (the payment service's `on_paid`)."""
+        data = {
+            "order_no": order.order_no,
+            "amount_fen": order.paid_fen,
+            "items": order_data(order)["items"],
+            "customer": openid_tail(order.openid),
+            "address_text": order.address_text,
+        }
+        await self.queue(uow.session, "alert_order_paid", data, MANAGERS)
 
-    def after_sales_soon(self, order: OrderView, *, kind: str, reason: str) -> None:
-        """A customer asked for a refund or a return."""
+    async def after_sales(self, session: AsyncSession, order: OrderView, *, kind: str, reason: str) -> None:
+        """A customer asked for a refund or a return: in the request's own transaction."""
         data = {
             "order_no": order.order_no,
             "kind": kind,
@@ -130,7 +116,7 @@ class StaffAlerts:
             "amount_fen": order.paid_fen - order.refunded_fen,
             "customer": openid_tail(order.openid),
         }
-        self.soon("alert_after_sales", data, EVERYONE)
+        await self.queue(session, "alert_after_sales", data, EVERYONE)
 
     def handoff_soon(self, *, openid: str, context: Mapping[str, Any]) -> None:
         """A customer asked for a human: what they wrote, their cart and their last order."""
@@ -171,12 +157,13 @@ class StaffAlerts:
         ordered: dict[int, int] = {}
         for line in order.lines:
             ordered[line.variant_id] = ordered.get(line.variant_id, 0) + line.quantity
-        async with self._uows() as uow:
+        async with self._uows() as uow:  # the alert is written with the stock it read
             session = uow.session
             low = await catalog_admin.variants_below_threshold(session, variant_ids=list(ordered))
-        # only those this order took across the line: the ones already below were told before
-        fell = [v for v in low if v["stock"] + ordered.get(v["variant_id"], 0) > v["threshold"]]
-        if not fell:
-            return 0
-        variants = [{k: v[k] for k in ("product", "label", "stock", "threshold", "sku_code")} for v in fell]
-        return await self.alert("alert_low_stock", {"order_no": order.order_no, "variants": variants}, MANAGERS)
+            # only those this order took across the line: the ones already below were told before
+            fell = [v for v in low if v["stock"] + ordered.get(v["variant_id"], 0) > v["threshold"]]
+            if not fell:
+                return 0
+            variants = [{k: v[k] for k in ("product", "label", "stock", "threshold", "sku_code")} for v in fell]
+            data = {"order_no": order.order_no, "variants": variants}
+            return await self.queue(session, "alert_low_stock", data, MANAGERS)

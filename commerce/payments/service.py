@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -64,7 +64,7 @@ class PaymentService:
         mchid: str,
         notify_url: str,
         refund_notify_url: str,
-        on_paid: Callable[[order_views.OrderView], Coroutine[Any, Any, None]] | None = None,
+        on_paid: Callable[[UnitOfWork, order_views.OrderView], Awaitable[None]] | None = None,
         on_notification: Callable[[str, str], None] | None = None,
     ) -> None:
         self.provider = provider
@@ -74,7 +74,8 @@ class PaymentService:
         self.notify_url = notify_url
         self.refund_notify_url = refund_notify_url
         self._background = BackgroundTasks(what="payment side effect", limit=MAX_CONCURRENT_SIDE_EFFECTS)
-        # --- staff alerts: called (in a side-effect task) once a payment is applied ---
+        # --- staff alerts: called in the unit of work that applies a payment (its messages are
+        # committed with the payment); it must not raise ---
         self.on_paid = on_paid
         # --- metrics: (kind, result) of every verified notification ("refused" when not ours) ---
         self.on_notification = on_notification
@@ -155,15 +156,14 @@ class PaymentService:
                 # WeChat Pay is told SUCCESS only after both are committed
                 for told in _told_of_payment(outcome.order, n.amount_fen, notices.take_queued(uow.session)):
                     uow.notify(told.openid, told.template, told.data)
+                if self.on_paid is not None:  # staff alerts (the bot sets it; commerce never imports bot)
+                    await self.on_paid(uow, outcome.order)
             return outcome
 
         outcome = await self._unit_of_work(record)
         result = outcome.result
         log.info("payment notification: order=%s result=%s", n.order_no, result)
         self._observe("payment", result)
-        if result == "applied" and outcome.order is not None and self.on_paid is not None:
-            # staff alerts (the bot sets it; commerce never imports bot)
-            self._background.spawn(self.on_paid(outcome.order))
         if result in ("late", "already_paid", "amount_mismatch"):
             if result == "amount_mismatch":
                 log.error(

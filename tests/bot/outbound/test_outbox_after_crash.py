@@ -1,11 +1,12 @@
 """A worker killed between a payment's commit and the message send: "payment received" still
-arrives, once, from the outbox (issue: nothing a customer pays is lost).
+arrives, once, from the outbox (issue: nothing a customer pays is lost); so does the staff's
+new-order alert, written in the payment's own transaction.
 
 The payment is applied in a separate process that dies (os._exit) the moment its unit of
 work has committed, before anything is sent: the real PaymentService, the real database,
-no cleanup. The shop (another process's view of the same database) then finds the row
-once its writer's lease has run out and sends it; a second run and WeChat Pay's retry of
-the same notification send nothing more.
+no cleanup. The shop (another process's view of the same database) then finds the rows
+once their writer's lease has run out and sends them; a second run and WeChat Pay's retry
+of the same notification send nothing more.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tests.bot.driver import Shop
 
 KILLED = 17
 BUYER = "o_paid_then_killed"
+OWNER = "o_owner_of_killed"
 
 # Runs in its own process: apply one verified payment notification, die right after the commit.
 WORKER = textwrap.dedent(
@@ -34,6 +36,7 @@ WORKER = textwrap.dedent(
     import asyncio, os, sys
     from datetime import UTC, datetime
 
+    from bot.outbound.alerts import StaffAlerts
     from commerce.db import create_engine
     from commerce.payments.base import Notification
     from commerce.payments.service import PaymentService
@@ -42,6 +45,7 @@ WORKER = textwrap.dedent(
     from commerce.wiring import shop_sessions
 
     url, order_no, amount = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    owners = [o for o in sys.argv[4:5] for o in o.split(",") if o]  # staff told of a new paid order
 
     class DieAfterCommit:
         def dispatch(self, message_ids):
@@ -55,6 +59,7 @@ WORKER = textwrap.dedent(
         service = PaymentService(
             provider=NoProvider(), uows=uows, appid="wx_app", mchid="sandbox",
             notify_url="", refund_notify_url="",
+            on_paid=StaffAlerts(uows=uows, owners=owners).order_paid if owners else None,
         )
         await service.handle_notification(Notification(
             kind="payment", provider="sandbox", order_no=order_no, amount_fen=amount,
@@ -73,9 +78,25 @@ async def _order(shop: Shop) -> tuple[str, int]:
     return order_no, (await view(shop, order_no)).payable_fen
 
 
-async def _rows(shop: Shop) -> list[OutboxMessage]:
+async def _rows(shop: Shop, openid: str = BUYER) -> list[OutboxMessage]:
     async with shop.client.app[SERVICES].uow() as uow:
-        return list((await uow.session.scalars(select(OutboxMessage).where(OutboxMessage.openid == BUYER))).all())
+        return list((await uow.session.scalars(select(OutboxMessage).where(OutboxMessage.openid == openid))).all())
+
+
+async def _pay_and_die(shop: Shop, order_no: str, payable: int, *owners: str) -> None:
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", WORKER, shop.config.database.url, order_no, str(payable), ",".join(owners),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await worker.communicate()
+    assert worker.returncode == KILLED, (out, err[-2000:])
+
+
+async def _lease_runs_out(shop: Shop) -> None:
+    async with shop.client.app[SERVICES].uow() as uow:
+        await uow.session.execute(
+            update(OutboxMessage).values(next_attempt_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
 
 
 def _paid_messages(shop: Shop) -> list[str]:
@@ -89,12 +110,7 @@ async def test_payment_received_is_delivered_once_after_the_worker_dies_between_
     order_no, payable = await _order(shop)
     before = len(shop.outbox.for_user(BUYER))
 
-    worker = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", WORKER, db_url, order_no, str(payable),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await worker.communicate()
-    assert worker.returncode == KILLED, (out, err[-2000:])
+    await _pay_and_die(shop, order_no, payable)
 
     # the payment and its notice were committed together; nothing reached the customer
     async with shop.client.app[SERVICES].uow() as uow:
@@ -109,12 +125,7 @@ async def test_payment_received_is_delivered_once_after_the_worker_dies_between_
     assert _paid_messages(shop) == []
 
     # two minutes later the lease has run out: the scheduler sends it, once
-    async with shop.client.app[SERVICES].uow() as uow:
-        await uow.session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == row.id)
-            .values(next_attempt_at=datetime.now(UTC) - timedelta(seconds=1))
-        )
+    await _lease_runs_out(shop)
     assert await run_job("deliver_outbox", shop.client.app[JOBS]) == 1
     [paid] = _paid_messages(shop)
     assert order_no in paid and "支付成功" in paid
@@ -131,3 +142,26 @@ async def test_payment_received_is_delivered_once_after_the_worker_dies_between_
     await run_job("deliver_outbox", shop.client.app[JOBS])
     assert len(_paid_messages(shop)) == 1
     assert [r.status for r in await _rows(shop)] == ["sent"]
+
+
+async def test_the_new_order_alert_is_committed_with_the_payment_and_sent_once_after_the_crash(
+    make_shop, sqlite_url: str
+) -> None:
+    shop = await make_shop(sqlite_url, scheduler={"enabled": False}, staff={"owners": [OWNER]})
+    order_no, payable = await _order(shop)
+
+    await _pay_and_die(shop, order_no, payable, OWNER)
+
+    # the alert is an outbox row of the payment's transaction (it was a background task after it)
+    [alert] = await _rows(shop, OWNER)
+    assert (alert.event, alert.status, alert.attempts) == ("alert_order_paid", "pending", 0)
+    [paid] = await _rows(shop)
+    assert paid.created_at == alert.created_at and paid.id < alert.id  # one transaction, the customer first
+    assert shop.outbox.for_user(OWNER) == []
+
+    await _lease_runs_out(shop)
+    assert await run_job("deliver_outbox", shop.client.app[JOBS]) == 2
+    assert await run_job("deliver_outbox", shop.client.app[JOBS]) == 0
+    [told] = [m.text for m in shop.outbox.for_user(OWNER)]
+    assert order_no in told and told.startswith("🔔")
+    assert [r.status for r in await _rows(shop, OWNER)] == ["sent"]
