@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.customers.models import Customer
@@ -138,87 +138,83 @@ async def get(session: AsyncSession, message_id: int) -> OutboxItem | None:
     return _item(row) if row is not None else None
 
 
+async def _update_row(session: AsyncSession, message_id: int, *when: ColumnElement[bool], **values: Any) -> bool:
+    """Set `values` on one row (only if every `when` holds); True when it changed."""
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id, *when)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return rowcount(result) == 1
+
+
 async def mark_sent(
     session: AsyncSession, message_id: int, *, channel: str, now: datetime, template_msgid: int | None = None
 ) -> None:
-    await session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == message_id)
-        .values(
-            status=OutboxStatus.SENT.value,
-            channel=channel,
-            attempts=OutboxMessage.attempts + 1,
-            sent_at=as_utc(now),
-            last_error="",
-            template_msgid=template_msgid,
-        )
-        .execution_options(synchronize_session=False)
+    await _update_row(
+        session,
+        message_id,
+        status=OutboxStatus.SENT.value,
+        channel=channel,
+        attempts=OutboxMessage.attempts + 1,
+        sent_at=as_utc(now),
+        last_error="",
+        template_msgid=template_msgid,
     )
 
 
 async def begin_send(session: AsyncSession, message_id: int, *, now: datetime, lease: timedelta) -> bool:
     """Start an attempt: pending -> sending until `now + lease`; False when the row is not
     pending (sent, uncertain, or another attempt has it): then nothing may be sent."""
-    result = await session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == message_id, OutboxMessage.status == OutboxStatus.PENDING.value)
-        .values(status=OutboxStatus.SENDING.value, channel="", next_attempt_at=as_utc(now + lease))
-        .execution_options(synchronize_session=False)
+    return await _update_row(
+        session,
+        message_id,
+        OutboxMessage.status == OutboxStatus.PENDING.value,
+        status=OutboxStatus.SENDING.value,
+        channel="",
+        next_attempt_at=as_utc(now + lease),
     )
-    return rowcount(result) == 1
 
 
 async def mark_channel(session: AsyncSession, message_id: int, channel: str) -> None:
     """Written (and committed) just before a call on `channel` is made: should the attempt
     never finish, the row tells that a message may have gone out, and how."""
-    await session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == message_id, OutboxMessage.status == OutboxStatus.SENDING.value)
-        .values(channel=channel)
-        .execution_options(synchronize_session=False)
-    )
+    await _update_row(session, message_id, OutboxMessage.status == OutboxStatus.SENDING.value, channel=channel)
 
 
 async def mark_retry(
     session: AsyncSession, message_id: int, *, error: str, attempts: int, next_attempt_at: datetime
 ) -> None:
     """An attempt that certainly sent nothing: try again at `next_attempt_at`."""
-    await session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == message_id)
-        .values(
-            status=OutboxStatus.PENDING.value,
-            channel="",
-            attempts=attempts,
-            last_error=error[:ERROR_LIMIT],
-            next_attempt_at=as_utc(next_attempt_at),
-        )
-        .execution_options(synchronize_session=False)
+    await _update_row(
+        session,
+        message_id,
+        status=OutboxStatus.PENDING.value,
+        channel="",
+        attempts=attempts,
+        last_error=error[:ERROR_LIMIT],
+        next_attempt_at=as_utc(next_attempt_at),
     )
 
 
 async def mark_waiting(session: AsyncSession, message_id: int, *, until: datetime) -> None:
     """No way to reach the customer now: wait for them to write (`note_inbound`) or `until`."""
-    await session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == message_id)
-        .values(status=OutboxStatus.PENDING.value, channel="", last_error=WAITING, next_attempt_at=as_utc(until))
-        .execution_options(synchronize_session=False)
+    await _update_row(
+        session, message_id, status=OutboxStatus.PENDING.value, channel="", last_error=WAITING,
+        next_attempt_at=as_utc(until),
     )
 
 
 async def mark_uncertain(session: AsyncSession, message_id: int, *, channel: str, error: str, attempts: int) -> None:
     """WeChat may have the message on `channel`, or not: never sent again (see the docstring)."""
-    await session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == message_id)
-        .values(
-            status=OutboxStatus.UNCERTAIN.value,
-            channel=channel,
-            attempts=attempts,
-            last_error=f"uncertain: {error}"[:ERROR_LIMIT],
-        )
-        .execution_options(synchronize_session=False)
+    await _update_row(
+        session,
+        message_id,
+        status=OutboxStatus.UNCERTAIN.value,
+        channel=channel,
+        attempts=attempts,
+        last_error=f"uncertain: {error}"[:ERROR_LIMIT],
     )
 
 
@@ -248,12 +244,7 @@ async def mark_failed(session: AsyncSession, message_id: int, *, error: str, att
     values: dict[str, Any] = {"status": OutboxStatus.FAILED.value, "last_error": error[:ERROR_LIMIT]}
     if attempts is not None:
         values["attempts"] = attempts
-    await session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == message_id)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
+    await _update_row(session, message_id, **values)
 
 
 async def record_delivery(session: AsyncSession, *, msgid: int, status: str) -> bool:
@@ -288,19 +279,16 @@ async def template_finished(session: AsyncSession, *, openid: str, msgid: int, s
     )
     if row_id is None:
         return False
-    await session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == row_id, OutboxMessage.status == OutboxStatus.UNCERTAIN.value)
-        .values(
-            status=OutboxStatus.SENT.value,
-            template_msgid=msgid,
-            delivery_status=status[:40],
-            sent_at=as_utc(now),
-            last_error="",
-        )
-        .execution_options(synchronize_session=False)
+    return await _update_row(
+        session,
+        row_id,
+        OutboxMessage.status == OutboxStatus.UNCERTAIN.value,
+        status=OutboxStatus.SENT.value,
+        template_msgid=msgid,
+        delivery_status=status[:40],
+        sent_at=as_utc(now),
+        last_error="",
     )
-    return True
 
 
 # ---- the customer-service window ------------------------------------------------------------
