@@ -193,17 +193,10 @@ async def _withdraw(ctx: Context, amount_fen: int | None) -> Reply:
                 now=utcnow(),
                 rules=ctx.services.rules,
             )
+            alert = {"withdrawal_id": request.id, "amount_fen": request.amount_fen, "customer": openid_tail(ctx.openid)}
+            await ctx.services.alerts.queue(session, "alert_withdrawal", alert, MANAGERS)  # committed with it
     except ShopError as exc:
         return error_reply(exc)
-    ctx.services.alerts.soon(
-        "alert_withdrawal",
-        {
-            "withdrawal_id": request.id,
-            "amount_fen": request.amount_fen,
-            "customer": openid_tail(ctx.openid),
-        },
-        MANAGERS,
-    )
     return Text(
         "withdrawal_requested", {"amount_fen": request.amount_fen, "withdrawal_id": request.id}
     )

@@ -1,19 +1,22 @@
 """Staff alerts: tell the staff who have not muted them that something needs a human.
 
-Five alerts, each a template `alert_<what>.j2` rendered in the staff member's language:
-a new paid order (owners, operators), a new after-sales request (everyone), a customer
+Each alert is a template `alert_<what>.j2` rendered in the staff member's language: a
+new paid order (owners, operators), a new after-sales request (everyone), a customer
 asking for a human (everyone), a customer asking to hurry a paid order (owners,
-operators; once per order in `URGE_QUIET_SECONDS` per worker), a variant that fell to or below its low-stock threshold
-after an order (owners, operators). Who gets them is the commerce core's answer
-(`commerce.staff.staff.alert_recipients`: staff in those roles who have not sent /mute).
+operators; once per order in `URGE_QUIET_SECONDS` per worker), a variant that fell to or
+below its low-stock threshold after an order (owners, operators), a commission
+withdrawal request (owners, operators), a customer's notification that failed or may not
+have arrived (owners, operators; `bot/bootstrap.py`). Who gets them is the commerce
+core's answer (`commerce.staff.staff.alert_recipients`: staff in those roles who have
+not sent /mute).
 
 An alert is an outbox notice per recipient (`commerce.messaging.notices`), sent like
 any notice: after the commit, by the delivery's rules, at most once per row, rendered
 in the recipient's language when it is sent. Where the alert has a cause with a
 transaction, its rows are written in that transaction (`queue`): a paid order's alert
 in the payment's unit of work (`order_paid`, the payment service's `on_paid`), an
-after-sales request's in the request's (`after_sales`), so the alert and its cause are
-committed together or not at all. Alerts without such a transaction here (a hand-off,
+after-sales request's in the request's (`after_sales`), a withdrawal's in its own, so
+the alert and its cause are committed together or not at all. Alerts without such a transaction here (a hand-off,
 an urge, the low-stock check after an order) are written in a unit of work of their
 own, in a tracked background task (`*_soon`) that `drain()` waits for. An alert never
 fails the action that raised it. Logs carry no openids.
