@@ -128,6 +128,7 @@ class OutboxDelivery(ABC):
             ids = await outbox.due_ids(uow.session, now=self.clock())
         if unfinished:
             log.error("outbox %s: attempts never finished, left uncertain (not sent again)", unfinished)
+            await self._left_uncertain(unfinished)
         attempted = 0
         for message_id in ids:
             async with self._uows() as uow:
@@ -146,6 +147,10 @@ class OutboxDelivery(ABC):
     @abstractmethod
     async def _deliver(self, item: OutboxItem) -> None:
         """Attempt one row (a subclass says how); must not raise."""
+
+    async def _left_uncertain(self, message_ids: Sequence[int]) -> None:
+        """Rows an attempt left unfinished that may have gone out (a subclass may tell staff)."""
+        return None
 
     async def _begin(self, item: OutboxItem, channel: str = "") -> bool:
         """Take the row for this attempt (`outbox.begin_send`), naming the channel at once

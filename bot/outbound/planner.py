@@ -47,7 +47,7 @@ attempt, and the event's template message (e.g. order_paid) is chosen as the fal
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
@@ -293,6 +293,14 @@ class NotificationPlanner(OutboxDelivery):
             await outbox.mark_uncertain(uow.session, item.id, channel=channel, error=error, attempts=item.attempts + 1)
         log.error("outbox %s (%s): outcome unknown (%s), not sent again", item.id, item.event, error)
         await self._tell_staff(item, error, uncertain=True)
+
+    async def _left_uncertain(self, message_ids: Sequence[int]) -> None:
+        """A worker died (or hung) during these attempts: staff check with the customers."""
+        for message_id in message_ids:
+            async with self._uows() as uow:
+                item = await outbox.get(uow.session, message_id)
+            if item is not None:
+                await self._tell_staff(item, outbox.UNFINISHED, uncertain=True)
 
     async def _sent(self, item: OutboxItem, channel: str, *, msgid: int | None = None) -> None:
         async with self._uows() as uow:

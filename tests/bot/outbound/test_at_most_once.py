@@ -138,3 +138,5 @@ async def test_an_attempt_a_dead_worker_left_unfinished_is_repeated_only_if_no_c
     [row] = await world.rows()
     assert len(paid_notices(world)) == (1 if sent_again else 0)
     assert row.status == ("sent" if sent_again else "uncertain")
+    told = [m["text"]["content"] for m in world.delivered_to(OWNER) if "可能没有送达" in m["text"]["content"]]
+    assert len(told) == (0 if sent_again else 1)  # staff check with the customer
