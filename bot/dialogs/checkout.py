@@ -333,6 +333,8 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
                     expected_payable_fen=data.payable_fen,
                     use_points=data.use_points,
                 )
+                # staff alerts: variants this order took below their threshold, committed with it
+                await ctx.services.alerts.low_stock(session, order)
         except ShopError as exc:
             # explain what changed, with the re-quoted order right below
             review = await self._review(ctx, data)
@@ -340,5 +342,4 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
                 return Step(error_reply(exc))
             notice = Notice("shop_error", error_reply(exc).data)
             return Step(with_notice(review.reply, notice), review.state, review.data)
-        ctx.services.alerts.low_stock_soon(order)  # staff alerts: variants this order took below their threshold
         return Step(pay_card(ctx, order))

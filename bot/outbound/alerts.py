@@ -15,11 +15,12 @@ any notice: after the commit, by the delivery's rules, at most once per row, ren
 in the recipient's language when it is sent. Where the alert has a cause with a
 transaction, its rows are written in that transaction (`queue`): a paid order's alert
 in the payment's unit of work (`order_paid`, the payment service's `on_paid`), an
-after-sales request's in the request's (`after_sales`), a withdrawal's in its own, so
-the alert and its cause are committed together or not at all. Alerts without such a transaction here (a hand-off,
-an urge, the low-stock check after an order) are written in a unit of work of their
-own, in a tracked background task (`*_soon`) that `drain()` waits for. An alert never
-fails the action that raised it. Logs carry no openids.
+after-sales request's in the request's (`after_sales`), a withdrawal's in its own, the
+low-stock check in the order's (`low_stock`), so the alert and its cause are committed
+together or not at all. Alerts without such a transaction here (a hand-off, an urge) are
+written in a unit of work of their own, in a tracked background task (`*_soon`) that
+`drain()` waits for. An alert never fails the action that raised it. Logs carry no
+openids.
 """
 
 from __future__ import annotations
@@ -152,21 +153,19 @@ class StaffAlerts:
         self.soon("alert_urged", data, MANAGERS)
         return True
 
-    def low_stock_soon(self, order: OrderView) -> None:
-        """After an order: its variants that this order took to or below their threshold."""
-        self._background.spawn(self.low_stock(order))
-
-    async def low_stock(self, order: OrderView) -> int:
+    async def low_stock(self, session: AsyncSession, order: OrderView) -> int:
+        """In the order's own transaction, once it is placed: its variants that this order
+        took to or below their threshold (the ones already below were told before)."""
         ordered: dict[int, int] = {}
         for line in order.lines:
             ordered[line.variant_id] = ordered.get(line.variant_id, 0) + line.quantity
-        async with self._uows() as uow:  # the alert is written with the stock it read
-            session = uow.session
+        try:
             low = await catalog_admin.variants_below_threshold(session, variant_ids=list(ordered))
-            # only those this order took across the line: the ones already below were told before
-            fell = [v for v in low if v["stock"] + ordered.get(v["variant_id"], 0) > v["threshold"]]
-            if not fell:
-                return 0
-            variants = [{k: v[k] for k in ("product", "label", "stock", "threshold", "sku_code")} for v in fell]
-            data = {"order_no": order.order_no, "variants": variants}
-            return await self.queue(session, "alert_low_stock", data, MANAGERS)
+        except Exception:  # the order stands without its alert
+            log.exception("low-stock check failed after order %s", order.order_no)
+            return 0
+        fell = [v for v in low if v["stock"] + ordered.get(v["variant_id"], 0) > v["threshold"]]
+        if not fell:
+            return 0
+        variants = [{k: v[k] for k in ("product", "label", "stock", "threshold", "sku_code")} for v in fell]
+        return await self.queue(session, "alert_low_stock", {"order_no": order.order_no, "variants": variants}, MANAGERS)
