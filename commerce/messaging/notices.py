@@ -11,8 +11,9 @@ outbox rows *in that same transaction*: the notice and its cause are committed t
 or not at all. A row is born leased to its writer for `NOTICE_LEASE`, so the writer's
 dispatcher (`commerce.uow`) sends it at once after the commit while the scheduler's
 `deliver_outbox` keeps its hands off; if the process dies between the commit and the
-send, the lease runs out and `deliver_outbox` sends it. Either way it is sent once
-(the outbox claims rows with a conditional UPDATE).
+send, the lease runs out and `deliver_outbox` sends it. Either way it is sent at most
+once: an attempt takes the row with a conditional UPDATE (`outbox.begin_send`), and a
+send whose outcome is unknown is never repeated (`commerce.messaging.outbox`).
 
 A notice row holds the template name and its data, not rendered text: the bot renders it
 in the customer's language when it delivers (`payload = {"notice": {...}}`). Data must
