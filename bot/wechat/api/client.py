@@ -10,7 +10,12 @@ are never logged nor put into exceptions.
 
 An outcome nobody can know (the request was on its way or written and no answer came:
 a timeout while waiting, the connection reset or cut mid-answer, a 502/504 from a
-gateway that may have passed it on) raises `WeChatUncertain`. Reads and idempotent
+gateway that may have passed it on) raises `WeChatUncertain`. Why a 500 or 503 counts
+as "not sent" and a 502 or 504 does not: WeChat's API reports its own failures as HTTP
+200 with an errcode (-1 when busy), so a bare 5xx is the front end refusing the request
+itself, except 502/504, by which a gateway says its upstream failed or did not answer
+in time: the upstream may have acted. (A pooled connection the server had closed also
+ends as uncertain: rare, and on the safe side.) Reads and idempotent
 calls (user info, QR codes, the menu, media) are retried after it like after any
 transient failure; message sends are NOT: WeChat has no idempotency key for them, and
 a repeated "支付成功" is worse than one a person has to check (`bot/outbound/planner.py`
