@@ -3,12 +3,20 @@
 Staff edit them from chat (`/synonym`, `/faq`); the catalog snapshot carries them
 (`commerce.catalog.read`), so a search or a question reads them from memory. Every
 write publishes `CatalogChanged`: the snapshot is read again once it commits.
+
+Built in, for every shop: everyday names (`everyday_names.toml`: 提子 → 葡萄, 保温壶 →
+保温杯, headphones → 耳机). One applies only where the catalog does not use the word
+itself and does use what it means, and never over a staff synonym for the same word.
 """
 
 from __future__ import annotations
 
+import re
+import tomllib
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -32,18 +40,41 @@ class FaqView:
 class Lexicon:
     """Synonyms (word → what it means) and staff answers, as the snapshot holds them."""
 
-    synonyms: tuple[tuple[str, str], ...] = ()
+    synonyms: tuple[tuple[str, str], ...] = ()  # longest words first
     faqs: tuple[FaqView, ...] = ()
+    _words: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.synonyms:  # one pass, longest word first: what a word means is never rewritten again
+            alternatives = "|".join(_as_pattern(word) for word, _ in self.synonyms)
+            object.__setattr__(self, "_words", re.compile(alternatives))
 
     def rewrite(self, query: str) -> str:
         """The query in the shop's own words ("提子" → "巨峰葡萄"); unchanged when none apply."""
-        if not self.synonyms:
+        if self._words is None:
             return query
+        means = dict(self.synonyms)
         lowered = key(query)
-        for word, means in self.synonyms:  # longest words first
-            if word in lowered:
-                lowered = lowered.replace(word, f" {means} ")
-        return " ".join(lowered.split()) if lowered != key(query) else query
+        rewritten = self._words.sub(lambda found: f" {means[found.group()]} ", lowered)
+        return " ".join(rewritten.split()) if rewritten != lowered else query
+
+    def with_everyday_names(self, catalog_text: str) -> Lexicon:
+        """This lexicon plus the built-in everyday names that fit a catalog whose names, tags
+        and categories are `catalog_text`: a name the catalog uses itself, or one staff
+        gave a meaning, is left alone; it means the first of its words the catalog uses."""
+        text = key(catalog_text)
+        staff = {word for word, _ in self.synonyms}
+        added = [
+            (word, means)
+            for word, candidates in everyday_names()
+            if word not in staff and word not in text
+            for means in [next((c for c in candidates if c in text), None)]
+            if means is not None
+        ]
+        if not added:
+            return self
+        synonyms = sorted([*self.synonyms, *added], key=lambda s: (-len(s[0]), s[0]))
+        return Lexicon(synonyms=tuple(synonyms), faqs=self.faqs)
 
     def answer(self, text: str) -> FaqView | None:
         """The staff answer whose keyword the text contains (the longest keyword wins)."""
@@ -56,6 +87,20 @@ NO_LEXICON = Lexicon()
 
 def key(word: str) -> str:
     return unicodedata.normalize("NFKC", word).strip().lower()
+
+
+def _as_pattern(word: str) -> str:
+    """A latin word matches whole words only ("tee" is not in "coffee"); Chinese anywhere."""
+    escaped = re.escape(word)
+    return rf"(?<![a-z0-9]){escaped}(?![a-z0-9])" if word.isascii() else escaped
+
+
+@lru_cache(maxsize=1)
+def everyday_names() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The built-in table (`everyday_names.toml`), read once: (name, the words it may mean)."""
+    raw = resources.files("commerce.catalog").joinpath("everyday_names.toml").read_text(encoding="utf-8")
+    names: dict[str, list[str]] = tomllib.loads(raw)["names"]
+    return tuple((key(name), tuple(key(m) for m in means)) for name, means in names.items())
 
 
 def fits(word: str, *, longest: int = MAX_WORD) -> bool:

@@ -110,6 +110,13 @@ def _product_query() -> Select[Product]:
     )
 
 
+def _catalog_words(products: Sequence[ProductView], categories: Sequence[Category]) -> str:
+    """The words the catalog itself uses (names, subtitles, tags, categories), one text."""
+    parts = [f"{p.name} {p.subtitle} {' '.join(p.tags)}" for p in products]
+    parts += [f"{c.name} {c.name_en}" for c in categories]
+    return "\n".join(parts)
+
+
 Lookup = Callable[[str, int], tuple[SearchHit, ...]]  # (query, limit) -> hits, maybe cached
 
 
@@ -125,7 +132,8 @@ class CatalogSnapshot:
         lexicon: Lexicon = NO_LEXICON,
     ) -> None:
         self.products = {p.id: p for p in products}
-        self.lexicon = lexicon  # the shop's synonyms (applied to every search) and staff answers
+        # the shop's synonyms and the built-in everyday names (applied to every search), staff answers
+        self.lexicon = lexicon.with_everyday_names(_catalog_words(products, categories))
         ordered = sorted(products, key=lambda p: (p.sort_order, p.id))
         by_category: dict[int, list[int]] = {}
         for p in ordered:
