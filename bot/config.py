@@ -130,6 +130,7 @@ class ShopConfig:
     new_customer_coupon: str = ""
     dispatch_hours: int = 48  # paid orders ship within this many hours (told to customers who ask)
     weekend_dispatch: bool = True  # whether the shop ships on Saturdays and Sundays
+    service_hours: str = "每天 09:00-21:00"  # when staff answer (told to customers who ask "几点下班")
 
 
 @dataclass(frozen=True)
@@ -380,6 +381,8 @@ def _validate(config: Config) -> None:
                 "remind_before_minutes", "auto_complete_days", "return_window_days", "dispatch_hours"):
         if getattr(config.shop, key) < 0:
             raise ConfigError(f"shop.{key}: must not be negative")
+    if not 0 < len(config.shop.service_hours.strip()) <= 60:
+        raise ConfigError("shop.service_hours: 1 to 60 characters, e.g. 每天 09:00-21:00")
     if config.shop.order_timeout_minutes < 1:
         raise ConfigError("shop.order_timeout_minutes: must be at least 1")
     if not 1 <= config.shop.max_line_quantity <= 9999:

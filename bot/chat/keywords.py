@@ -37,7 +37,7 @@ KEYWORDS: dict[str, dict[str, tuple[str, ...]]] = {
 # A quantity is digits or a Chinese numeral ("两", "十二"); its unit is a count ("袋", "份"),
 # never a weight: "要5斤" names a variant (5斤装), it is not five of something.
 _QTY = r"(\d{1,4}|[零一二两俩三四五六七八九十百]{1,5})"
-_COUNT_UNIT = r"(?:个|件|份|袋|包|盒|箱|瓶|条|双|只|支|套|罐|听|块|张|本|台|把|顶|杯|pcs|x)"
+_COUNT_UNIT = r"(?:个|件|份|袋|包|盒|箱|瓶|条|双|只|支|套|罐|听|块|张|本|台|把|顶|杯|根|颗|串|桶|提|卷|副|对|pcs|x)"
 ADD_TO_CART = re.compile(
     rf"(?:加入购物车|加购物车|加到购物车|放进购物车|放购物车|加购|加入|买)\s*{_QTY}?\s*{_COUNT_UNIT}?"
     rf"|(?:我?(?:要|想要)|来|拿|给我来|给我拿|给我|帮我拿|再来|再要)\s*{_QTY}\s*{_COUNT_UNIT}?[吧的]?"

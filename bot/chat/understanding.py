@@ -65,6 +65,7 @@ class Topic(enum.StrEnum):
     PAYMENT = "payment"
     INVOICE = "invoice"
     RETURNS = "returns"
+    SERVICE_HOURS = "service_hours"  # when someone answers ("几点下班", "客服几点在")
 
 
 # Questions about one of the customer's orders (bot.handlers.understood answers them).
@@ -85,6 +86,9 @@ class Slots:
     cheap: bool = False  # "便宜点": cheapest first
     quantity: int | None = None
     unit: str = ""
+    # the product words with the quantity left in: a name may hold one ("三只松鼠"), and the
+    # quantity is only a quantity when the rest still finds products (bot.dialogs.search)
+    whole_words: str = ""
 
     @property
     def narrows_price(self) -> bool:
@@ -222,6 +226,10 @@ _AFTER_SALES = re.compile(
     r"退款|退货|售后|换货|退钱|^我?(?:要|想)?退(?:掉|了)?(?:这个|那个|它|这单|那单)"
     r"|\brefund\b|\breturn (?:it|this|my|the)\b|\bexchange (?:it|this|my|the)\b"
 )
+_SERVICE_HOURS = re.compile(  # before a call for a person: "客服几点在" asks when, not for one now
+    r"几点(?:上班|下班|开门|关门|营业|打烊|在|有人|回复?)|(?:营业|工作|上班|服务|在线)时间|什么时候(?:上班|下班|有人|在线|营业)"
+    r"|\b(?:opening|business|office|service|working) hours\b|\bwhat time (?:do|are) you\b|\bwhen (?:are|do) you (?:open|close)"
+)
 _ORDERS = re.compile(
     r"我的订单|订单呢|订单列表|下的单|那单|付过款|付款了吗|我付了吗|付了没|^(?:能|可以)?(?:帮我|麻烦)?查(?:一下|下|查)(?:吗|呗|吧)?$"
     r"|\bmy orders?\b|\bdid i pay|\border status\b"
@@ -310,6 +318,8 @@ def understand(text: str) -> Understood:
         return Understood(Intent.THANKS, locale)
     if _COMPLAINT.search(clean):
         return Understood(Intent.COMPLAINT, locale)
+    if _SERVICE_HOURS.search(clean):
+        return Understood(Intent.FAQ, locale, topic=Topic.SERVICE_HOURS)
     if _HUMAN.search(clean):
         return Understood(Intent.HUMAN, locale)
     if _GROUP.search(clean):
@@ -358,7 +368,7 @@ _PRICE_ABOUT = re.compile(rf"[¥￥]?({NUMBER})\s*{_YUAN}?\s*(?:左右|上下)")
 _PRICE_ABOVE = re.compile(rf"[¥￥]?({NUMBER})\s*{_YUAN}\s*(?:以上|起)")
 _PRICE_EN = re.compile(r"\b(under|below|less than|within|max|around|about|over|above)\s*[¥￥$]?\s*(\d{1,7})\s*(?:yuan|rmb|kuai)?\b")
 _PRICE_EN_RANGE = re.compile(r"\bbetween\s*[¥￥]?(\d{1,7})\s*(?:and|-)\s*[¥￥]?(\d{1,7})\s*(?:yuan|rmb)?")
-_CHEAP = re.compile(r"便宜(?:点|些|一点|一些|的)?|实惠(?:的|点)?|划算的?|性价比高的?|平价的?|\bcheap(?:er|est)?\b|\bbudget\b|\baffordable\b")
+_CHEAP = re.compile(r"(?:更|再|最|比较|超)?便宜(?:点|些|一点|一些|的)?|实惠(?:的|点)?|划算的?|性价比高的?|平价的?|\bcheap(?:er|est)?\b|\bbudget\b|\baffordable\b")
 _UNITS_ZH = "斤|公斤|千克|克|两|袋|包|盒|箱|瓶|个|件|份|罐|条|只|双|套|提|听|支|根|片|杯|串|颗|块|桶|捆|把|本"
 _QUANTITY_ZH = re.compile(rf"({NUMBER})\s*({_UNITS_ZH})(?:装)?")
 _UNITS_EN = r"kg|kgs|g|lb|lbs|jin|bags?|boxe?s?|bottles?|packs?|packets?|pcs|pieces?|cans?|cartons?|jars?|pairs?|sets?|cups?"
@@ -454,18 +464,26 @@ def parse_search(text: str) -> tuple[str, Slots]:
     if found := _CHEAP.search(words):
         cheap = True
         words = _cut(words, found)
-    quantity, unit = None, ""
+    quantity, unit, whole = None, "", ""
     if found := _QUANTITY_ZH.search(words) or _QUANTITY_EN.search(words):
         quantity, unit = _quantity(parse_amount(found.group(1))), found.group(2)
-        words = _cut(words, found)
+        whole, words = _clean(words), _cut(words, found)
     elif found := _QUANTITY_WORD_EN.search(words):
         quantity, unit = _QUANTITY_WORDS_EN[found.group(1)], found.group(2)
-        words = _cut(words, found)
+        whole, words = _clean(words), _cut(words, found)
+    cleaned = _clean(words)
+    slots = Slots(
+        price_min_fen=low, price_max_fen=high, cheap=cheap, quantity=quantity, unit=unit if quantity else "",
+        whole_words=whole if quantity else "",
+    )
+    return (cleaned or words.strip() or text), slots
+
+
+def _clean(words: str) -> str:
+    """The words without the filler around them ("给我爸买点茶叶" → "茶叶"); may be empty."""
     head = _FILLER_HEAD.sub("", words.strip())
     cleaned = _FILLER_EN.sub(" ", _FILLER_TAIL.sub("", head) or head)
-    cleaned = re.sub(r"\s+", " ", cleaned).strip(" ,，.。")
-    slots = Slots(price_min_fen=low, price_max_fen=high, cheap=cheap, quantity=quantity, unit=unit if quantity else "")
-    return (cleaned or words.strip() or text), slots
+    return re.sub(r"\s+", " ", cleaned).strip(" ,，.。")
 
 
 _LEFT_OVER = re.compile(r"(?:有没有|还有|有|再|更|还|的|吗|呢|吧|么|嘛|点|一点|些|一些|ones?|some|any|options?|\s|[?？,，.。!！])*")

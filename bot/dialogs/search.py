@@ -28,18 +28,34 @@ numbered list on screen is the variants, so a number picks a variant there.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.chat.context import Context
-from bot.chat.keywords import ADD_TO_CART, BUY_NOW, command_quantity, match_command, match_keyword, parse_number
+from bot.chat.keywords import (
+    ADD_TO_CART,
+    BUY_NOW,
+    command_quantity,
+    match_command,
+    match_keyword,
+    parse_number,
+)
 from bot.chat.replies import Card, News, Notice, Reply, Text, with_notice
-from bot.chat.understanding import CATEGORY_WORDS, Intent, Slots, category_words, is_question, refines, understand
+from bot.chat.understanding import (
+    CATEGORY_WORDS,
+    Intent,
+    Slots,
+    category_words,
+    is_question,
+    refines,
+    understand,
+)
 from bot.dialogs.base import Dialog, Step, on
 from bot.dialogs.common import cart_data, error_reply, unit_of_work
 from bot.dialogs.words import variants_named
 from commerce.cart import cart
 from commerce.catalog.read import CatalogSnapshot, CategoryView, ProductView, VariantView
+from commerce.catalog.search import SearchHit
 from commerce.errors import ErrorCode, ShopError
 from commerce.groupbuys import campaigns as group_campaigns
 from commerce.rules import utcnow
@@ -63,9 +79,39 @@ class SearchData:
     category_ids: list[int] = field(default_factory=list)
     product_id: int | None = None
     variant_id: int | None = None
+    quantity: int | None = None  # "来两袋大米": how many the search asked for (a card buys that many)
+    unit: str = ""
 
 
 SIZED_AMONG = 8  # a size picks a product among the first results only
+WEIGHTS = frozenset({"斤", "公斤", "千克", "克", "两", "kg", "kgs", "g", "lb", "lbs", "jin"})  # sizes, not counts
+
+
+def _counted(product: ProductView, data: SearchData) -> int:
+    """How many a card buys when the customer says no number: what the search asked for
+    ("来两袋大米": 2) when the product has one variant or its variants are not sized in that
+    unit ("12个装" makes "3个" ambiguous), else 1."""
+    if data.quantity is None:
+        return 1
+    sized = len(product.variants) > 1 and data.unit and any(data.unit in v.label.lower() for v in product.variants)
+    return 1 if sized else data.quantity
+
+
+def _whole_or_rest(
+    snapshot: CatalogSnapshot, query: str, slots: Slots
+) -> tuple[str, list[SearchHit], Slots]:
+    """(words, hits, slots) of a search: a quantity is only a quantity when the rest of the
+    words still finds products and no product is named by the whole ("三只松鼠" is a name:
+    searched whole, without a quantity)."""
+    hits = snapshot.search(query, limit=MAX_RESULTS)
+    whole = slots.whole_words
+    if slots.quantity is None or not whole or whole == query:
+        return query, hits, slots
+    whole_hits = snapshot.search(whole, limit=MAX_RESULTS)
+    named = any(whole in snapshot.products[h.product_id].name.lower() for h in whole_hits[:SIZED_AMONG])
+    if hits and not named:
+        return query, hits, slots
+    return whole, whole_hits, replace(slots, quantity=None, unit="", whole_words="")
 
 
 def _is_size(label: str, size: str) -> bool:
@@ -81,7 +127,8 @@ def _is_size(label: str, size: str) -> bool:
 def _chosen(product: ProductView, variant: VariantView, data: SearchData) -> Step[SearchState, SearchData]:
     """The card with `variant` chosen: what it costs, what is left, how to buy it."""
     data.variant_id = variant.id
-    chosen = {"name": product.name, "spec": variant.label, "price": variant.price_fen, "stock": variant.stock}
+    chosen = {"name": product.name, "spec": variant.label, "price": variant.price_fen, "stock": variant.stock,
+              "quantity": _counted(product, data)}
     return Step(Text("variant_chosen", chosen), SearchState.CARD, data)
 
 
@@ -172,7 +219,7 @@ async def group_offer(ctx: Context, product_id: int) -> dict[str, Any] | None:
     return {"price": found[0].group_price_fen, "size": found[0].group_size}
 
 
-def product_card(product: ProductView, *, group: dict[str, Any] | None = None) -> News:
+def product_card(product: ProductView, *, group: dict[str, Any] | None = None, quantity: int = 1) -> News:
     return News(
         (
             Card(
@@ -188,6 +235,7 @@ def product_card(product: ProductView, *, group: dict[str, Any] | None = None) -
                     "in_stock": product.in_stock,
                     "variants": _variants(product),
                     "group_offer": group,
+                    "quantity": quantity,
                 },
                 picurl=product.image_url,
                 url=f"/products/{product.id}",
@@ -218,10 +266,12 @@ class SearchDialog(Dialog[SearchState, SearchData]):
             title = named.name if ctx.locale == "zh" else (named.name_en or named.name)
             reply = await self._start_list(ctx, snapshot, SearchData(source="category", title=title, product_ids=found))
             return with_notice(reply, notice) if notice else reply
-        hits = snapshot.search(query, limit=MAX_RESULTS)
+        query, hits, slots = _whole_or_rest(snapshot, query, slots)
         if hits:
             found, notice = narrow_by_price(snapshot, [h.product_id for h in hits], slots)
             data = SearchData(source="search", title=query, product_ids=found)
+            if slots.quantity is not None and slots.unit.lower() not in WEIGHTS:
+                data.quantity, data.unit = slots.quantity, slots.unit.lower()
             sized = await self._sized(ctx, snapshot, found, slots)
             if sized is not None:  # "买三斤苹果": the one product sold by that size, that size chosen
                 product, variant = sized
@@ -357,7 +407,8 @@ class SearchDialog(Dialog[SearchState, SearchData]):
         if variant is None:
             return Step(Text("choose_variant", {"name": product.name, "variants": _variants(product)}),
                         SearchState.CARD, data)
-        quantity = command_quantity(wanted)
+        # no number said ("立即购买"): what the search asked for ("来两袋大米"), else 1
+        quantity = command_quantity(wanted) if any(wanted.groups()) else _counted(product, data)
         try:
             async with unit_of_work(ctx) as session:
                 view = await cart.add_to_cart(
@@ -409,7 +460,8 @@ class SearchDialog(Dialog[SearchState, SearchData]):
         if product is None:
             return Step(Text("product_unavailable", {"number": number}), SearchState.RESULTS, data)
         data.product_id, data.variant_id = product.id, None
-        return Step(product_card(product, group=await group_offer(ctx, product.id)), SearchState.CARD, data)
+        card = product_card(product, group=await group_offer(ctx, product.id), quantity=_counted(product, data))
+        return Step(card, SearchState.CARD, data)
 
     @on(SearchState.CATEGORIES)
     async def on_categories(self, ctx: Context, data: SearchData) -> Step[SearchState, SearchData] | None:

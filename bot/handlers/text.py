@@ -10,13 +10,17 @@ from bot.chat.keywords import USE_POINTS, normalize, parse_number
 from bot.chat.replies import Reply, Text, TransferToHuman
 from bot.chat.router import LOCALE, Keyword, MsgType, Regex, Router
 from bot.chat.understanding import Intent, said_in_english, understand
-from bot.dialogs.common import error_reply
+from bot.dialogs.common import error_reply, unit_of_work
 from bot.dialogs.words import CartEdit, read_cart_edit
 from bot.handlers import account  # referrals: invite, me, withdraw
 from bot.wechat.scenes import CODE_PATTERN as CODE_PATTERN
 from commerce.customers.handoffs import record_handoff
 from commerce.errors import ErrorCode, ShopError
 from commerce.groupbuys.groups import normalise_code
+from commerce.orders.models import OrderStatus
+from commerce.orders.placement import list_orders
+from commerce.orders.views import order_data
+from commerce.rules import utcnow
 
 router = Router()
 fallback = Router()
@@ -46,6 +50,21 @@ async def hot(ctx: Context) -> Reply:
 @router.route(Keyword("categories"))
 async def categories(ctx: Context) -> Reply:
     return await ctx.services.dialogs.search.categories(ctx)
+
+
+@fallback.route(Keyword("confirm"))
+async def confirm_without_a_step(ctx: Context) -> Reply:
+    """"确认" when no step is open to confirm (right after the pay card, say): the order
+    waiting for payment and where its link is, else what can be done next; never a search."""
+    unpaid = []
+    if ctx.customer_id:
+        async with unit_of_work(ctx) as session:
+            unpaid = await list_orders(
+                session, customer_id=ctx.customer_id, limit=1, statuses=(OrderStatus.PENDING_PAYMENT,)
+            )
+    if unpaid and unpaid[0].expires_at > utcnow():
+        return Text("pay_waiting", order_data(unpaid[0]))
+    return Text("nothing_to_confirm")
 
 
 def _language(ctx: Context) -> dict[str, str]:

@@ -215,6 +215,7 @@ def shop_facts(ctx: Context) -> dict[str, Any]:
         "free_threshold": shop.free_delivery_threshold_fen,
         "dispatch_hours": shop.dispatch_hours,
         "weekend_dispatch": shop.weekend_dispatch,
+        "service_hours": shop.service_hours,
         "return_days": shop.return_window_days,
         "pay_provider": pay.provider,
     }

@@ -68,6 +68,7 @@ TEXT: dict[str, Any] = {
     "title": "新人立减",
     "coupon_title": "新人立减",
     "query": "葡萄干",
+    "service_hours": "每天 09:00-21:00",
     "order_no": "202612040001",
     "customer": "a1b2",
     "who": "c3d4",
