@@ -29,6 +29,15 @@ async def test_a_size_in_the_words_reaches_the_pay_link_in_five_then_three_messa
     assert await _messages_to_pay(user, ["买三斤苹果", "立即购买", "确认"]) == 3  # returning: address saved
 
 
+async def test_three_jin_of_oranges_reach_the_pay_link_in_five_then_three_messages(shop: Shop) -> None:
+    """The issue's own words: a newcomer buys "三斤橙子" in five messages."""
+    user = shop.user("o_three_jin_oranges")
+    chosen = await user.say("买三斤橙子")
+    assert "赣南脐橙" in chosen.text and "3斤装" in chosen.text
+    assert await _messages_to_pay(user, ["立即购买", ADDRESS, "确认", "确认"]) + 1 == 5
+    assert await _messages_to_pay(user, ["三斤橙子", "立即购买", "确认"]) == 3  # returning: address saved
+
+
 async def test_a_size_sold_by_several_products_or_none_still_lists_them(shop: Shop) -> None:
     user = shop.user("o_five_jin")
     several = await user.say("买五斤苹果")  # both apples come in 5 斤: the customer chooses
