@@ -85,6 +85,13 @@ class AddressStep(Generic[St, D]):
         """Ask for the address ("ask_address")."""
         return Step(Text("ask_address"), self.ask, data)
 
+    def again(self, data: D, state: enum.StrEnum) -> Step[St, D]:
+        """The step where it was left (a parked host taken back): the typed address shown
+        back to confirm, else asked for."""
+        if state == self.confirm and data.pending_address is not None:
+            return Step(Text("address_parsed", address_data(ParsedAddress(**data.pending_address))), self.confirm, data)
+        return self.start(data)
+
     def _read(self, ctx: Context, data: D, *, stay: St) -> Step[St, D]:
         reply, pending = read_typed_address(ctx.msg.text)
         if pending is None:

@@ -70,6 +70,8 @@ class Dialog(Generic[S, D]):
     version: ClassVar[int] = 1
     exclusive: ClassVar[bool] = False  # sees every message first, even "help" and commands
     resumable: ClassVar[bool] = False  # parked, not dropped, when left for another dialog
+    # the states it is parked in (None: all of them); left in any other, it is dropped
+    parked_in: ClassVar[frozenset[str] | None] = None
     initial: ClassVar[frozenset[enum.StrEnum]]
     transitions: ClassVar[Mapping[enum.StrEnum, frozenset[enum.StrEnum]]]
     _handlers: ClassVar[dict[str, str]]
@@ -233,6 +235,8 @@ class DialogRuntime:
             return
         dialog = self._dialogs.get(stored.dialog)
         if dialog is None or not dialog.resumable or stored.version != dialog.version:
+            return
+        if dialog.parked_in is not None and stored.state not in dialog.parked_in:
             return
         await self.store.put(openid + PARKED, dataclasses.replace(stored, expires_at=time.time() + self.ttl_seconds))
 

@@ -28,7 +28,16 @@ from bot.dialogs.common import cart_data, error_reply, unit_of_work
 from bot.dialogs.words import AddMore, CartEdit, SetNamed, lines_named
 from commerce.cart import cart
 from commerce.cart.cart import CartView
+from commerce.catalog.read import CatalogSnapshot
 from commerce.errors import ErrorCode, ShopError
+
+
+def _line_names(snapshot: CatalogSnapshot, product_id: int, name: str, spec: str) -> tuple[str, ...]:
+    """A cart line as it may be named: product name, spec, and its English subtitle and tags."""
+    product = snapshot.products.get(product_id)
+    if product is None:
+        return (name, spec)
+    return (name, spec, product.subtitle, *(t for t in product.tags if t.isascii()))
 
 
 class CartState(enum.StrEnum):
@@ -93,7 +102,9 @@ class CartDialog(Dialog[CartState, CartData]):
                         quantity=edit.quantity, rules=ctx.services.rules,
                     )
                 else:
-                    named = [view.lines[i] for i in lines_named(edit.name, [(line.name, line.spec_label) for line in view.lines])]
+                    snapshot = await ctx.services.catalog.snapshot()
+                    said_lines = [_line_names(snapshot, line.product_id, line.name, line.spec_label) for line in view.lines]
+                    named = [view.lines[i] for i in lines_named(edit.name, said_lines)]
                     if not named:
                         return None
                     if isinstance(edit, SetNamed) and len(named) > 1:

@@ -59,7 +59,7 @@ from bot.dialogs.words import COUPON_QUESTION, AddressChange, read_address_chang
 from commerce.cart import cart, pricing
 from commerce.cart.pricing import NO_COUPON, Quote
 from commerce.customers import addresses
-from commerce.customers.addresses import AddressView, ParsedAddress
+from commerce.customers.addresses import AddressView
 from commerce.errors import ShopError
 from commerce.orders import placement as orders
 
@@ -160,10 +160,7 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
     async def _resume(self, ctx: Context, previous: Active, *, default_address_id: int | None) -> Reply:
         data: CheckoutData = previous.data
         if previous.state == CheckoutState.ADDRESS_CONFIRM and data.pending_address is not None:
-            step: Step[CheckoutState, CheckoutData] = Step(
-                Text("address_parsed", address_data(ParsedAddress(**data.pending_address))),
-                CheckoutState.ADDRESS_CONFIRM, data,
-            )
+            step: Step[CheckoutState, CheckoutData] = ADDRESS_STEP.again(data, previous.state)
         else:
             data.address_id = data.address_id or default_address_id
             step = await self._review(ctx, data) if data.address_id else ADDRESS_STEP.start(data)

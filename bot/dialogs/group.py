@@ -10,6 +10,9 @@ stateDiagram-v2
     CARD --> ADDRESS: "参团", no delivery address yet
     ADDRESS --> ADDRESS_CONFIRM: a typed "name phone address", parsed
     ADDRESS_CONFIRM --> [*]: "确认" saves it as the default, then starts or joins (pay card)
+    ADDRESS --> PARKED: text that is no address and finds products, another screen
+    ADDRESS_CONFIRM --> PARKED: the same
+    PARKED --> ADDRESS: "拼团" goes on where it was left (the typed address kept)
     LIST --> [*]: cancel, other text
     CARD --> [*]: cancel, other text
     [*] --> [*]: "取消拼团" / "cancel group" (a leader alone withdraws the group)
@@ -19,6 +22,9 @@ message once the payment lands (`commerce.groupbuys.groups`, template group_open
 orders are placed with the default address; a friend who just followed through the
 invite has none, so it is asked for in the dialog and saved as their default (ADDRESS and
 ADDRESS_CONFIRM are the address step, `bot.dialogs.address_step`, shared with checkout).
+As in checkout, a stray message never loses the seat being taken: in the address step,
+text that does not look like an address is left to the rest of the conversation; a
+search or another screen parks the dialog there, and "拼团" takes it back.
 """
 
 from __future__ import annotations
@@ -28,10 +34,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.chat.context import Context
-from bot.chat.keywords import parse_number
-from bot.chat.replies import Reply, Text
-from bot.dialogs.address_step import AddressStep
-from bot.dialogs.base import Dialog, Step, on
+from bot.chat.keywords import match_keyword, parse_number
+from bot.chat.replies import Notice, Reply, Text, with_notice
+from bot.dialogs.address_step import AddressStep, looks_like_address
+from bot.dialogs.base import Active, Dialog, Step, on
 from bot.dialogs.common import error_reply, pay_card, unit_of_work
 from commerce.customers import addresses
 from commerce.errors import ErrorCode, ShopError
@@ -80,6 +86,8 @@ class GroupDialog(Dialog[GroupState, GroupData]):
     State = GroupState
     Data = GroupData
     version = 2
+    resumable = True  # in the address step only: the seat being taken is not lost to a search
+    parked_in = frozenset({GroupState.ADDRESS, GroupState.ADDRESS_CONFIRM})
     initial = frozenset({GroupState.LIST, GroupState.CARD, GroupState.ADDRESS})
     transitions = {
         GroupState.LIST: frozenset({GroupState.LIST, GroupState.ADDRESS}),
@@ -91,7 +99,11 @@ class GroupDialog(Dialog[GroupState, GroupData]):
     async def show(self, ctx: Context, *, product_id: int | None = None) -> Reply:
         """The campaigns that start groups now, and the customer's own groups.
 
-        From a product's card (`product_id`), that product's campaigns when it has any."""
+        From a product's card (`product_id`), that product's campaigns when it has any. A
+        group left in its address step (parked) goes on instead, where it was left."""
+        parked = await ctx.services.dialogs.take_parked(ctx.openid, self)
+        if parked is not None:
+            return await self._resume(ctx, parked)
         now = utcnow()
         async with unit_of_work(ctx) as session:
             campaigns = []
@@ -122,6 +134,17 @@ class GroupDialog(Dialog[GroupState, GroupData]):
             return Text("group_list", data)
         step = Step(Text("group_list", data), GroupState.LIST, GroupData([c.id for c in campaigns]))
         return await ctx.services.dialogs.start(ctx, self, step)
+
+    async def _resume(self, ctx: Context, parked: Active) -> Reply:
+        step = ADDRESS_STEP.again(parked.data, parked.state)
+        reply = with_notice(step.reply, Notice("group_resumed"))
+        return await ctx.services.dialogs.resume(ctx, self, Step(reply, step.state, step.data))
+
+    async def reprompt(self, ctx: Context, state: GroupState, data: GroupData) -> Reply | None:
+        """In the address step: what it needs and how to leave; the group stays."""
+        if state not in self.parked_in:
+            return None
+        return Text("step_hint", {"step": f"group_{state}"})
 
     async def open_card(self, ctx: Context, code: str) -> Reply:
         """A group's card (product, price, members, time left); "参团" then joins it."""
@@ -249,10 +272,15 @@ class GroupDialog(Dialog[GroupState, GroupData]):
 
     @on(GroupState.ADDRESS)
     async def on_address(self, ctx: Context, data: GroupData) -> Step[GroupState, GroupData] | None:
+        if not looks_like_address(ctx.msg.text):
+            return None  # a search, a question…: understood elsewhere, else `reprompt`
         return ADDRESS_STEP.on_typed(ctx, data)
 
     @on(GroupState.ADDRESS_CONFIRM)
     async def on_address_confirm(self, ctx: Context, data: GroupData) -> Step[GroupState, GroupData] | None:
+        keyword = match_keyword(ctx.msg.text)
+        if (keyword is None or keyword[0] != "confirm") and not looks_like_address(ctx.msg.text):
+            return None
         saved = await ADDRESS_STEP.on_confirm(ctx, data)
         if isinstance(saved, Step):
             return saved

@@ -100,7 +100,8 @@ _ADD_MORE = re.compile(rf"(?:再|多|还要|还想)(?:加|来|买|要)?了?\s*{_
 _ADD_MORE_EN = re.compile(r"(?:add\s+)?(one|\d{1,3})\s+more")
 _REMOVE_AFTER = re.compile(r"(?:把|将)?\s*(.+?)\s*(?:给我)?(?:删了|删掉|删除|去掉|拿掉|移除|不要了|不要|取消掉)了?(?:吧|吧了)?")
 _REMOVE_BEFORE = re.compile(r"(?:删掉|删除|删|去掉|拿掉|移除|不要了|不要)\s*(.+?)(?:了|吧)?")
-_REMOVE_EN = re.compile(r"(?:remove|delete|drop)\s+(?:the\s+)?(.+)")
+_REMOVE_EN = re.compile(r"(?:remove|delete|drop)\s+(?:the\s+|my\s+)?(.+)")
+_SET_EN = re.compile(r"(?:set|change|make)?\s*(?:the\s+|my\s+)?(.+?)\s+(?:to|x|×)\s*(\d{1,3})")
 _SET = re.compile(rf"(?:把|将)?\s*(.+?)\s*(?:数量)?(?:要|改成|改为|改到|换成|只要|就要)\s*{_NUMBER}\s*{_UNIT}(?:吧|就行|就好)?")
 _NOT_A_PRODUCT = re.compile(r"收货人|收件人|电话|手机|地址|名字|姓名|积分|券|数量|订单")
 
@@ -123,7 +124,7 @@ def read_cart_edit(text: str) -> CartEdit | None:
         if found:
             word = found.group(1)
             return AddMore(1 if word in (None, "one") else _number(word))
-    found = _SET.fullmatch(said)
+    found = _SET.fullmatch(said) or _SET_EN.fullmatch(said)
     if found and (name := _name(found.group(1))):
         return SetNamed(name, _number(found.group(2)))
     for pattern in (_REMOVE_AFTER, _REMOVE_BEFORE, _REMOVE_EN):
@@ -133,17 +134,19 @@ def read_cart_edit(text: str) -> CartEdit | None:
     return None
 
 
-def lines_named(name: str, lines: Sequence[tuple[str, str]]) -> list[int]:
-    """The indexes of the cart lines (product name, spec label) the words name."""
+def lines_named(name: str, lines: Sequence[Sequence[str]]) -> list[int]:
+    """The indexes of the cart lines the words name; a line is its product name, spec
+    label and any other names it goes by (the English subtitle and tags: "remove the
+    towels", "t-shirt to 2")."""
     said = _plain(name)
-    exact = [i for i, (product, spec) in enumerate(lines) if said in _plain(f"{product} {spec}")]
-    if exact:
+    exact = [i for i, words in enumerate(lines) if _has(_plain(" ".join(words)), said)]
+    if exact or said.isascii():
         return exact
-    # "白T恤": every character of a short name in the line's words, in order
+    # "白T恤": every character of a short name in the line's own name and spec, in order
     chars = [c for c in said if not c.isspace()]
     return [
-        i for i, (product, spec) in enumerate(lines)
-        if re.search(".*".join(map(re.escape, chars)), _plain(f"{product} {spec}"))
+        i for i, words in enumerate(lines)
+        if re.search(".*".join(map(re.escape, chars)), _plain(" ".join(words[:2])))
     ] if 1 < len(chars) <= 6 else []
 
 

@@ -55,7 +55,11 @@ async def categories(ctx: Context) -> Reply:
 @fallback.route(Keyword("confirm"))
 async def confirm_without_a_step(ctx: Context) -> Reply:
     """"确认" when no step is open to confirm (right after the pay card, say): the order
-    waiting for payment and where its link is, else what can be done next; never a search."""
+    waiting for payment and where its link is, else what can be done next; never a search.
+    An open step that did not take it says what it needs instead."""
+    reprompt = await ctx.services.dialogs.reprompt(ctx)
+    if reprompt is not None:
+        return reprompt
     unpaid = []
     if ctx.customer_id:
         async with unit_of_work(ctx) as session:

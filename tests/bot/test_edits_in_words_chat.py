@@ -64,6 +64,15 @@ async def test_a_line_is_removed_or_its_quantity_set_by_name(shop: Shop) -> None
     assert "×4" not in (await user.say("T恤要4件")).text  # no T-shirt left: not an edit, a search
 
 
+async def test_a_line_is_named_by_its_english_name_too(shop: Shop) -> None:
+    user = shop.user("o_words_english")
+    await _tee_and_towel(user)
+    three = await user.say("towels to 3")
+    assert "竹纤维毛巾" in three.text and "×3" in three.text, three.text
+    removed = await user.say("remove the t-shirt")
+    assert "纯棉圆领T恤" not in removed.text and "竹纤维毛巾" in removed.text, removed.text
+
+
 async def test_cart_edits_in_words_at_checkout_requote_the_review(shop: Shop) -> None:
     user = shop.user("o_words_checkout")
     await _tee_and_towel(user)

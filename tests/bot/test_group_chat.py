@@ -93,3 +93,25 @@ async def test_three_customers_fill_a_group(staffed: Shop) -> None:
         assert statuses == {"paid"}
     for openid in (LEADER, SCANNER, TYPER):
         assert any("拼团成功" in m.text for m in shop.outbox.for_user(openid)), openid
+
+
+async def test_a_search_at_the_group_address_step_parks_the_group_and_group_goes_on(staffed: Shop) -> None:
+    """A friend without an address is asked for one; a search meanwhile keeps the seat
+    being taken (parked, as checkout is), and "拼团" takes it back where it was left."""
+    await _campaign(staffed)
+    friend = staffed.user("o_group_stray")
+    await friend.say("拼团")
+    assert "收货" in (await friend.say("1")).text  # no address yet: asked for
+    found = await friend.say("香蕉")
+    assert "香蕉" in found.text and "回复「拼团」继续" in found.text
+    assert "继续刚才的拼团" in (await friend.say("拼团")).text
+    lost = await friend.say("qwxz")  # nothing found, not an address: the step says what it needs
+    assert "正在拼团" in lost.text, lost.text
+    assert "138****8000" in (await friend.say(ADDRESS)).text
+    await friend.say("苹果")
+    back = await friend.say("拼团")
+    assert "继续刚才的拼团" in back.text and "138****8000" in back.text  # the typed address kept
+    assert _order_no(await friend.say("确认"))
+
+
+ADDRESS = "张三 13800138000 上海市浦东新区世纪大道100号"
