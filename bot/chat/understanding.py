@@ -360,17 +360,22 @@ def understand(text: str) -> Understood:
 
 _YUAN = r"(?:块钱|块|元|rmb|yuan|￥|¥)"
 _BELOW = r"(?:以内|以下|之内|之下|封顶)"
-_PRICE_RANGE = re.compile(rf"[¥￥]?({NUMBER})\s*{_YUAN}?\s*(?:-|~|～|到|至|to)\s*[¥￥]?({NUMBER})\s*{_YUAN}\s*(?:之间|的)?")
-_PRICE_BELOW = re.compile(
-    rf"(?:不超过|不到|低于|少于|小于|最多)\s*[¥￥]?({NUMBER})\s*{_YUAN}?(?:{_BELOW})?|[¥￥]?({NUMBER})\s*{_YUAN}?\s*{_BELOW}"
+_BUDGET = r"(?:预算(?:在|是|大概|差不多)?\s*)?"  # "预算300以内": the budget word goes with the price
+# "200到300元", and without a currency word when 的 or 之间 follows ("200到300的键盘")
+_PRICE_RANGE = re.compile(
+    rf"{_BUDGET}[¥￥]?({NUMBER})\s*{_YUAN}?\s*(?:-|~|～|到|至|to)\s*[¥￥]?({NUMBER})\s*(?:{_YUAN}|(?=之间|的|买|要|来))\s*(?:之间|的)?"
 )
-_PRICE_ABOUT = re.compile(rf"[¥￥]?({NUMBER})\s*{_YUAN}?\s*(?:左右|上下)")
+_PRICE_BELOW = re.compile(
+    rf"{_BUDGET}(?:不超过|不到|低于|少于|小于|最多)\s*[¥￥]?({NUMBER})\s*{_YUAN}?(?:{_BELOW})?"
+    rf"|{_BUDGET}[¥￥]?({NUMBER})\s*{_YUAN}?\s*{_BELOW}"
+)
+_PRICE_ABOUT = re.compile(rf"{_BUDGET}[¥￥]?({NUMBER})\s*{_YUAN}?\s*(?:左右|上下)")
 _PRICE_ABOVE = re.compile(rf"[¥￥]?({NUMBER})\s*{_YUAN}\s*(?:以上|起)")
 _PRICE_EN = re.compile(r"\b(under|below|less than|within|max|around|about|over|above)\s*[¥￥$]?\s*(\d{1,7})\s*(?:yuan|rmb|kuai)?\b")
 _PRICE_EN_RANGE = re.compile(r"\bbetween\s*[¥￥]?(\d{1,7})\s*(?:and|-)\s*[¥￥]?(\d{1,7})\s*(?:yuan|rmb)?")
 _CHEAP = re.compile(r"(?:更|再|最|比较|超)?便宜(?:点|些|一点|一些|的)?|实惠(?:的|点)?|划算的?|性价比高的?|平价的?|\bcheap(?:er|est)?\b|\bbudget\b|\baffordable\b")
 _UNITS_ZH = "斤|公斤|千克|克|两|袋|包|盒|箱|瓶|个|件|份|罐|条|只|双|套|提|听|支|根|片|杯|串|颗|块|桶|捆|把|本"
-_QUANTITY_ZH = re.compile(rf"({NUMBER})\s*({_UNITS_ZH})(?:装)?")
+_QUANTITY_ZH = re.compile(rf"(?:{NUMBER}\s*(?:到|至|-|~)\s*)?({NUMBER})\s*({_UNITS_ZH})(?:装)?")  # "3到5个": the most
 _UNITS_EN = r"kg|kgs|g|lb|lbs|jin|bags?|boxe?s?|bottles?|packs?|packets?|pcs|pieces?|cans?|cartons?|jars?|pairs?|sets?|cups?"
 _QUANTITY_EN = re.compile(rf"\b(\d{{1,4}})\s*({_UNITS_EN})\b(?:\s+of\b)?")
 _QUANTITY_WORDS_EN = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "ten": 10}
@@ -379,6 +384,7 @@ _FOR_WHOM = r"(?:我|自己|我家|家里)?(?:爸爸?|妈妈?|爸妈|父母|老�
 _FILLER_HEAD = re.compile(
     rf"^(?:(?:(?:想|要)?(?:给|为|帮|送){_FOR_WHOM}的?|嗯+|那个|老板|亲+|你们这里|你们这|你们家的?|这里|请问|麻烦|帮我|帮忙"
     r"|我想要|我想|我要|想要|想|要|给我|有卖|卖|还有|一下|看下|看一下|有什么|有哪些|什么|好吃的|好喝的|好用的"
+    r"|买个|来个|要个|整个|弄个|挑个|选个|好一点的|好点的|好一些的|质量好的|正宗的|靠谱的|那种|这种"
     r"|再来|来|买|买点|买些|买一些|来点|来些|来一点|搞点|整点|看看|找|找找|推荐|推荐点|推荐一下|有没有|有|你们有|店里有"
     r"|一点|一些|点|些|的)[\s,，]*)+"
 )
@@ -479,9 +485,20 @@ def parse_search(text: str) -> tuple[str, Slots]:
     return (cleaned or words.strip() or text), slots
 
 
+# what it is for, before the thing: "办公室用的鼠标", "孩子上学用的平板", "路上吃的零食"
+_PURPOSE = re.compile(r"^[\u4e00-\u9fff]{1,6}?(?:用|吃|喝|穿|戴)的(?=[\u4e00-\u9fffa-z])")
+# run out of it: "家里没米了", "洗发水用完了", "没有纸巾了"
+_RAN_OUT = re.compile(
+    r"^(?:家里|我家|家|宿舍|办公室)?的?(?:没有?|缺)(?P<a>[^\s]{1,8}?)了$"
+    r"|^(?:家里|我家|家|宿舍|办公室)?的?(?P<b>[^\s]{1,8}?)(?:快?没了|快?用完了|吃完了|喝完了|不够了)$"
+)
+
+
 def _clean(words: str) -> str:
     """The words without the filler around them ("给我爸买点茶叶" → "茶叶"); may be empty."""
-    head = _FILLER_HEAD.sub("", words.strip())
+    if ran_out := _RAN_OUT.match(words.strip()):
+        words = ran_out.group("a") or ran_out.group("b")
+    head = _PURPOSE.sub("", _FILLER_HEAD.sub("", words.strip()))
     cleaned = _FILLER_EN.sub(" ", _FILLER_TAIL.sub("", head) or head)
     return re.sub(r"\s+", " ", cleaned).strip(" ,，.。")
 

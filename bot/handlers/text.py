@@ -14,6 +14,7 @@ from bot.dialogs.common import error_reply, unit_of_work
 from bot.dialogs.words import CartEdit, read_cart_edit
 from bot.handlers import account  # referrals: invite, me, withdraw
 from bot.wechat.scenes import CODE_PATTERN as CODE_PATTERN
+from commerce.cart.cart import clear_cart
 from commerce.customers.handoffs import record_handoff
 from commerce.errors import ErrorCode, ShopError
 from commerce.groupbuys.groups import normalise_code
@@ -50,6 +51,15 @@ async def hot(ctx: Context) -> Reply:
 @router.route(Keyword("categories"))
 async def categories(ctx: Context) -> Reply:
     return await ctx.services.dialogs.search.categories(ctx)
+
+
+@fallback.route(Keyword("clear"))
+async def clear_the_cart(ctx: Context) -> Reply:
+    """"清空购物车" away from the cart screen: emptied all the same, never searched."""
+    async with unit_of_work(ctx) as session:
+        await clear_cart(session, customer_id=ctx.customer_id)
+    await ctx.services.dialogs.end(ctx.openid)
+    return Text("cart_cleared")
 
 
 @fallback.route(Keyword("confirm"))

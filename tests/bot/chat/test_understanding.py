@@ -75,6 +75,15 @@ def test_shop_questions(text: str, topic: Topic) -> None:
         ("给我爸买点茶叶", "茶叶", None, None, None, ""),
         ("snacks under 30 yuan", "snacks", None, 3000, None, ""),
         ("2 bags of rice", "rice", None, None, 2, "bags"),
+        # what it is for, having run out, the budget word, a range without a currency word
+        ("办公室用的鼠标", "鼠标", None, None, None, ""),
+        ("家里没米了", "米", None, None, None, ""),
+        ("洗发水快用完了", "洗发水", None, None, None, ""),
+        ("预算300以内买个耳机", "耳机", None, 30000, None, ""),
+        ("200到300的键盘", "键盘", 20000, 30000, None, ""),
+        ("老板有没有好一点的绿茶", "绿茶", None, None, None, ""),
+        ("有没有更便宜的苹果", "苹果", None, None, None, ""),
+        ("3到5个苹果", "苹果", None, None, 5, "个"),
     ],
 )
 def test_search_slots(text: str, words: str, low: int | None, high: int | None, quantity: int | None, unit: str) -> None:
