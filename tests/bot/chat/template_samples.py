@@ -127,6 +127,7 @@ OTHER: dict[str, Any] = {
     "on_sale": True,
     "unchanged": False,
     "told": True,
+    "uncertain": True,
     "full": True,
     "failed": False,
     "muted": True,
