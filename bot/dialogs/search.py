@@ -81,6 +81,7 @@ class SearchData:
     variant_id: int | None = None
     quantity: int | None = None  # "来两袋大米": how many the search asked for (a card buys that many)
     unit: str = ""
+    wants: str = ""  # "add" / "buy": said before a variant was chosen ("来3包"); done once one is
 
 
 SIZED_AMONG = 8  # a size picks a product among the first results only
@@ -388,7 +389,7 @@ class SearchDialog(Dialog[SearchState, SearchData]):
             return await self.on_list(ctx, data)
         number = parse_number(ctx.msg.text)
         if number is not None and len(product.variants) > 1:
-            return self._pick_variant(product, data, number)
+            return await self._pick_variant(ctx, product, data, number)
         if understand(ctx.msg.text).intent in (Intent.PRICE_ASK, Intent.STOCK_ASK):  # "多少钱一斤", "有货吗"
             return _priced(product, data)
         add = match_command(ADD_TO_CART, ctx.msg.text)
@@ -397,18 +398,29 @@ class SearchDialog(Dialog[SearchState, SearchData]):
         if wanted is None and len(product.variants) > 1:
             named = variants_named(ctx.msg.text, [v.spec for v in product.variants])
             if len(named) == 1:
-                return self._pick_variant(product, data, named[0] + 1)
+                return await self._pick_variant(ctx, product, data, named[0] + 1)
             if named:  # "黑色": the black ones, numbered as on the card
                 shown = [v for v in _variants(product) if v["number"] - 1 in named]
                 return Step(Text("choose_variant", {"name": product.name, "variants": shown}), SearchState.CARD, data)
         if wanted is None:
             return await self.on_list(ctx, data)
         variant = self.chosen_variant(product, data)
-        if variant is None:
-            return Step(Text("choose_variant", {"name": product.name, "variants": _variants(product)}),
-                        SearchState.CARD, data)
+        if variant is None:  # "来3包" before a variant: asked for, then done once it is chosen
+            data.wants = "buy" if buy is not None else "add"
+            if any(wanted.groups()):
+                data.quantity, data.unit = command_quantity(wanted), ""
+            choose = Text("choose_variant", {"name": product.name, "variants": _variants(product)})
+            then = Notice("variant_then", {"wants": data.wants, "quantity": _counted(product, data)})
+            return Step(Text(choose.template, choose.data, (*choose.notices, then)), SearchState.CARD, data)
         # no number said ("立即购买"): what the search asked for ("来两袋大米"), else 1
         quantity = command_quantity(wanted) if any(wanted.groups()) else _counted(product, data)
+        return await self._add(ctx, product, variant, data, quantity, buying=buy is not None)
+
+    async def _add(
+        self, ctx: Context, product: ProductView, variant: VariantView, data: SearchData, quantity: int, *, buying: bool
+    ) -> Step[SearchState, SearchData]:
+        """`quantity` of `variant` into the cart; buying: on to the checkout."""
+        data.wants = ""
         try:
             async with unit_of_work(ctx) as session:
                 view = await cart.add_to_cart(
@@ -417,21 +429,26 @@ class SearchDialog(Dialog[SearchState, SearchData]):
                 )
         except ShopError as exc:
             if exc.code == ErrorCode.OUT_OF_STOCK:
-                return Step(_sold_out(exc, product, variant, buying=buy is not None), SearchState.CARD, data)
+                return Step(_sold_out(exc, product, variant, buying=buying), SearchState.CARD, data)
             return Step(error_reply(exc), SearchState.CARD, data)
-        if buy is not None:
+        if buying:
             reply = await ctx.services.dialogs.checkout.begin(ctx)
             return Step(reply, handed_over=True)
         added = {"name": product.name, "spec": variant.label, "quantity": quantity, "cart": cart_data(view)}
         return Step(Text("added_to_cart", added), SearchState.CARD, data)
 
-    def _pick_variant(
-        self, product: ProductView, data: SearchData, number: int
+    async def _pick_variant(
+        self, ctx: Context, product: ProductView, data: SearchData, number: int
     ) -> Step[SearchState, SearchData]:
+        """The variant chosen; an add or a buy said before it ("来3包", then "2") is done now."""
         if not 1 <= number <= len(product.variants):
             reply = Text("pick_out_of_range", {"number": number, "count": len(product.variants)})
             return Step(reply, SearchState.CARD, data)
-        return _chosen(product, product.variants[number - 1], data)
+        variant = product.variants[number - 1]
+        if data.wants:
+            data.variant_id = variant.id
+            return await self._add(ctx, product, variant, data, _counted(product, data), buying=data.wants == "buy")
+        return _chosen(product, variant, data)
 
     @staticmethod
     def chosen_variant(product: ProductView, data: SearchData) -> VariantView | None:

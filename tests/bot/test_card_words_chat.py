@@ -111,3 +111,15 @@ async def test_an_english_sentence_is_answered_in_english_and_pinyin_is_not(shop
     other = shop.user("o_words_pinyin")
     pinyin = await other.say("xiangjiao")
     assert "香蕉" in pinyin.text and "找到" in pinyin.text, pinyin.text
+
+
+async def test_a_quantity_said_before_the_variant_is_added_once_it_is_chosen(shop: Shop) -> None:
+    user = shop.user("o_words_then")
+    await user.say("牛肉干")
+    await user.say("1")
+    asked = await user.say("来3包")
+    assert "3 件" in asked.text and "1. 原味" in asked.text, asked.text
+    added = await user.say("2")
+    assert "手撕风干牛肉干（香辣） ×3" in added.text, added.text
+    chosen = await user.say("1")  # picking again only chooses: the add was done
+    assert "已选" in chosen.text and "原味" in chosen.text, chosen.text
