@@ -164,6 +164,7 @@ _HUMAN = re.compile(
 )
 _COMPLAINT = re.compile(
     r"投诉|坏了|坏的|破了|破损|烂了|漏了|碎了|发霉|变质|过期|少发|漏发|发错|错发|质量(?:太)?差|差评|骗子|假货|不新鲜|太慢|慢死"
+    r"|态度(?:很|太|特别|真|非常)?(?:差|恶劣|不好)|服务(?:很|太)?差|不满意|太失望|气死"
     r"|\b(?:complain|complaint|broken|damaged|rotten|wrong item|missing item|scam|terrible)\b"
 )
 _HELP = re.compile(
@@ -503,7 +504,9 @@ def _clean(words: str) -> str:
     return re.sub(r"\s+", " ", cleaned).strip(" ,，.。")
 
 
-_LEFT_OVER = re.compile(r"(?:有没有|还有|有|再|更|还|的|吗|呢|吧|么|嘛|点|一点|些|一些|ones?|some|any|options?|\s|[?？,，.。!！])*")
+_LEFT_OVER = re.compile(
+    r"(?:有没有|还有|有|再|更|还|的|吗|呢|吧|么|嘛|点|一点|些|一些|装|那个|这个|那种|要|我要|来|ones?|some|any|options?|the|\s|[?？,，.。!！])*"
+)
 
 
 def refines(understood: Understood) -> bool:
@@ -513,6 +516,14 @@ def refines(understood: Understood) -> bool:
         return False
     words, _ = _strip_prices(understood.words)
     return bool(_LEFT_OVER.fullmatch(words))
+
+
+def sizes_only(understood: Understood) -> bool:
+    """A size asked with no product named ("10斤装的有吗", "要5斤的"): it picks among the
+    list on screen rather than searching."""
+    slots = understood.slots
+    return (understood.intent is Intent.SEARCH and slots.quantity is not None and bool(slots.unit)
+            and not slots.narrows_price and bool(_LEFT_OVER.fullmatch(understood.words)))
 
 
 def _strip_prices(words: str) -> tuple[str, bool]:

@@ -48,6 +48,7 @@ from bot.chat.understanding import (
     category_words,
     is_question,
     refines,
+    sizes_only,
     understand,
 )
 from bot.dialogs.base import Dialog, Step, on
@@ -468,6 +469,15 @@ class SearchDialog(Dialog[SearchState, SearchData]):
             return Step(self._list_reply(ctx, snapshot, data, notice="prices_listed"), SearchState.RESULTS, data)
         if understood is not None and refines(understood) and data.product_ids:
             return self._narrowed(ctx, snapshot, data, understood.slots)
+        if understood is not None and sizes_only(understood) and data.product_ids:  # "10斤装的有吗"
+            sized = await self._sized(ctx, snapshot, data.product_ids, understood.slots)
+            if sized is not None:
+                picked, variant = sized
+                data.product_id = picked.id
+                return _chosen(picked, variant, data)
+            size = {"size": f"{understood.slots.quantity}{understood.slots.unit}"}
+            listed = self._list_reply(ctx, snapshot, data)
+            return Step(with_notice(listed, Notice("size_none", size)), SearchState.RESULTS, data)
         if number is None:
             return None  # anything else is a new search
         if not 1 <= number <= len(data.product_ids):

@@ -34,6 +34,9 @@ def _number(word: str | None) -> int:
 _DIGIT_WORD = re.compile(r"([一二两三四五六七八九十])(?=\s*(?:斤|个|包|袋|盒|箱|瓶|kg|g|l|ml|米|寸))")
 
 
+_JIN = re.compile(r"(\d)\s*(?:jin|catty|catties)\b")
+
+
 def _has(text: str, word: str) -> bool:
     """`word` in `text`, not as part of a longer ASCII word or number ("l" is not in "xl")."""
     for found in re.finditer(re.escape(word), text):
@@ -59,6 +62,7 @@ def variants_named(text: str, specs: Sequence[dict[str, str]]) -> list[int]:
     """The indexes of the variants whose spec values the text names best ("要黑色L码" ->
     black L; "黑色" -> every black one); empty when it names none."""
     said = _DIGIT_WORD.sub(lambda m: str(_NUMERALS[m.group(1)]), _plain(text))
+    said = _JIN.sub(r"\1斤", said)  # "the 5 jin one" names 5斤装
     if not said or len(said) > MAX_WORDS:
         return []
     scores = []

@@ -6,7 +6,7 @@ import re
 
 from bot.admin.registry import PREFIXES
 from bot.chat.context import Context
-from bot.chat.keywords import USE_POINTS, normalize, parse_number
+from bot.chat.keywords import ADD_TO_CART, BUY_NOW, USE_POINTS, match_command, normalize, parse_number
 from bot.chat.replies import Reply, Text, TransferToHuman
 from bot.chat.router import LOCALE, Keyword, MsgType, Regex, Router
 from bot.chat.understanding import Intent, said_in_english, understand
@@ -95,6 +95,8 @@ async def search(ctx: Context) -> Reply | None:
         # a number the open step does not take: what the step needs, else "no list to pick from"
         reprompt = await ctx.services.dialogs.reprompt(ctx)
         return reprompt or Text("nothing_to_pick", {"number": parse_number(query)})
+    if match_command(ADD_TO_CART, query) or match_command(BUY_NOW, query):  # "add 2", "来两袋" with no card
+        return Text("nothing_to_add")
     understood = understand(query[:MAX_QUERY_CHARS])  # the product words, and price or quantity asked for
     if not query.startswith(PREFIXES):  # a stranger's "/faq add 发票 …" is only searched
         staff_answer = (await ctx.services.catalog.snapshot()).lexicon.answer(query)

@@ -123,3 +123,24 @@ async def test_a_quantity_said_before_the_variant_is_added_once_it_is_chosen(sho
     assert "手撕风干牛肉干（香辣） ×3" in added.text, added.text
     chosen = await user.say("1")  # picking again only chooses: the add was done
     assert "已选" in chosen.text and "原味" in chosen.text, chosen.text
+
+
+async def test_a_size_said_on_a_list_picks_among_it(shop: Shop) -> None:
+    user = shop.user("o_words_list_size")
+    await user.say("苹果")
+    picked = await user.say("有10斤的吗")
+    assert "已选" in picked.text and "10斤装" in picked.text, picked.text  # only the Aksu 10斤 is in stock
+    await user.say("大米")
+    none = await user.say("10斤装的有吗")
+    assert "没有「10斤」" in none.text and "五常大米" in none.text, none.text
+
+
+async def test_english_variant_words_and_an_add_with_nothing_open(shop: Shop) -> None:
+    user = shop.user("o_words_english_variant")
+    await user.say("i want to buy some apples")
+    await user.say("1")
+    chosen = await user.say("the 5 jin one")
+    assert "5斤装" in chosen.text and "found" not in chosen.text, chosen.text
+    lost = shop.user("o_words_add_nothing")
+    reply = await lost.say("add 2")
+    assert "send its name" in reply.text.lower() or "商品名" in reply.text, reply.text
