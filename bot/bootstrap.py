@@ -26,6 +26,12 @@ from bot.chat import middleware
 from bot.chat.conversation import Conversation
 from bot.chat.render import Rendered, Renderer
 from bot.chat.replies import Text
+from bot.chat.transcript import (
+    MemoryTranscriptStore,
+    RedisTranscriptStore,
+    Transcripts,
+    TranscriptStore,
+)
 from bot.config import Config
 from bot.dialogs.confirm import ConfirmDialog
 from bot.dialogs.shop import ShopDialogs
@@ -164,6 +170,7 @@ async def open_shop(
 
         store: DialogStore = RedisDialogStore(redis) if redis is not None else MemoryDialogStore()
         qr_cache: QrCache = RedisQrCache(redis) if redis is not None else MemoryQrCache()
+        lines: TranscriptStore = RedisTranscriptStore(redis) if redis is not None else MemoryTranscriptStore()
         services = Services(
             config=config,
             catalog=catalog,
@@ -184,6 +191,7 @@ async def open_shop(
             alerts=alerts,
             broadcasts=broadcasts,
             uow=uow,
+            transcripts=Transcripts(lines),
         )
 
         inbox = _build_inbox(config, services, renderer, sender, redis, metrics)
@@ -239,7 +247,10 @@ def _build_inbox(
     async def respond(msg: Inbound) -> Rendered | Refused:
         answer = await turn(middleware.Turn(msg, locale=config.shop.locale))
         rendered = renderer.render(answer.reply, answer.locale)
-        return Refused(rendered) if answer.refused else rendered
+        if answer.refused:  # a flood is not the conversation staff need to read
+            return Refused(rendered)
+        await services.transcripts.record_turn(msg, rendered)  # under the customer's lock: in order
+        return rendered
 
     def fallback_reply(msg: Inbound) -> Rendered:
         return renderer.render(Text("error"), config.shop.locale)

@@ -21,6 +21,7 @@ from commerce.uow import UnitOfWorkFactory
 
 if TYPE_CHECKING:  # built by bot.bootstrap; only their types are needed here
     from bot.admin.broadcast import Broadcaster
+    from bot.chat.transcript import Transcripts
     from bot.outbound.alerts import StaffAlerts
     from bot.outbound.notifier import OutboundNotifier
     from bot.web.invites import InviteService
@@ -133,3 +134,4 @@ class Services:
     alerts: StaffAlerts
     broadcasts: Broadcaster
     uow: UnitOfWorkFactory  # every transaction of the bot: one unit of work each
+    transcripts: Transcripts  # the recent conversation, for a hand-off to staff
