@@ -136,10 +136,12 @@ async def show_orders(ctx: Context) -> Reply:
 
 @router.route(Keyword("service"))
 async def human_service(ctx: Context) -> Reply:
-    """Hand the chat to WeChat's customer-service staff, with the context recorded for them."""
+    """Hand the chat to WeChat's customer-service staff, with the context recorded for them:
+    the cart, the last order and what was said before (so nobody asks the customer again)."""
+    recent = [line.record() for line in await ctx.services.transcripts.recent(ctx.openid)]
     async with ctx.uow() as uow:
         session = uow.session
-        context = await record_handoff(session, customer_id=ctx.customer_id, message=ctx.msg.text)
+        context = await record_handoff(session, customer_id=ctx.customer_id, message=ctx.msg.text, recent=recent)
     await ctx.services.dialogs.end(ctx.openid)
     ctx.services.alerts.handoff_soon(openid=ctx.openid, context=context)  # staff alerts: a customer wants a human
     return TransferToHuman()

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Collection, Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -47,11 +48,17 @@ MANAGERS: frozenset[StaffRole] = frozenset({StaffRole.OWNER, StaffRole.OPERATOR}
 OPENID_TAIL = 6
 URGE_QUIET_SECONDS = 6 * 3600  # a customer who asks again and again alerts staff once
 URGE_REMEMBERED = 10_000
+ALERT_LINES = 8  # of the conversation before a hand-off: enough to see what it is about
 
 
 def openid_tail(openid: str) -> str:
     """Enough of an openid for staff to tell customers apart, not the whole identifier."""
     return openid[-OPENID_TAIL:]
+
+
+def _said_line(line: Mapping[str, str]) -> dict[str, Any]:
+    """A hand-off's conversation line as the alert template reads it (`from` is a Jinja keyword)."""
+    return {"at": datetime.fromisoformat(line["at"]), "speaker": line["from"], "text": line["text"]}
 
 
 class StaffAlerts:
@@ -123,13 +130,15 @@ class StaffAlerts:
         await self.queue(session, "alert_after_sales", data, EVERYONE)
 
     def handoff_soon(self, *, openid: str, context: Mapping[str, Any]) -> None:
-        """A customer asked for a human: what they wrote, their cart and their last order."""
+        """A customer asked for a human: what they wrote, their cart, their last order and
+        the last few lines said before (the hand-off keeps more)."""
         data = {
             "customer": openid_tail(openid),
             "message": str(context.get("message", "")),
             "cart": list(context.get("cart") or []),
             "cart_total_fen": int(context.get("cart_total_fen") or 0),
             "last_order": context.get("last_order"),
+            "recent": [_said_line(line) for line in list(context.get("recent") or [])[-ALERT_LINES:]],
         }
         self.soon("alert_handoff", data, EVERYONE)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -10,9 +11,16 @@ from commerce.cart import cart
 from commerce.customers.models import Handoff
 from commerce.orders import placement as orders
 
+MAX_RECENT = 20
+MAX_RECENT_CHARS = 300
 
-async def record_handoff(session: AsyncSession, *, customer_id: int, message: str = "") -> dict[str, Any]:
-    """Store the hand-off with the customer's cart and last order; returns that context."""
+
+async def record_handoff(
+    session: AsyncSession, *, customer_id: int, message: str = "", recent: Sequence[Mapping[str, str]] = ()
+) -> dict[str, Any]:
+    """Store the hand-off with the customer's cart, last order and the recent conversation
+    (`recent`: lines {at, from: "customer" | "shop", text}, oldest first, as the caller kept
+    them: the core keeps no chat); returns that context."""
     view = await cart.get_cart(session, customer_id=customer_id)
     last = await orders.list_orders(session, customer_id=customer_id, limit=1)
     context: dict[str, Any] = {
@@ -27,6 +35,10 @@ async def record_handoff(session: AsyncSession, *, customer_id: int, message: st
             if last
             else None
         ),
+        "recent": [
+            {"at": line["at"], "from": line["from"], "text": line["text"][:MAX_RECENT_CHARS]}
+            for line in recent[-MAX_RECENT:]
+        ],
     }
     session.add(Handoff(customer_id=customer_id, context=context))
     await session.flush()

@@ -26,7 +26,7 @@ MACRO_ENUMS: dict[tuple[str, str], tuple[str, ...]] = {
 
 WHEN = datetime(2026, 12, 4, 10, 30, tzinfo=UTC)
 
-TIMES = {"created_at", "expires_at", "ends_at", "when", "deadline", "until", "now", "frozen_until", "paid_at"}
+TIMES = {"created_at", "expires_at", "ends_at", "when", "deadline", "until", "now", "frozen_until", "paid_at", "at"}
 
 MONEY = {
     "price", "total", "goods", "delivery", "payable", "paid", "subtotal", "discount", "refunded",
@@ -51,7 +51,7 @@ LISTS = {
     "lines", "items", "variants", "hot", "categories", "orders", "problems", "offers",
     "campaigns", "mine", "moves", "badges", "requests", "entries", "coupons", "members",
     "groups", "error_lines", "events", "top", "pending", "low_stock", "top_referrers",
-    "cart",
+    "cart", "recent",
 }
 
 # free text: the test removes these from a reply before looking for stray words
