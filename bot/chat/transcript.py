@@ -24,7 +24,7 @@ import re
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
@@ -90,23 +90,38 @@ _EVENT_MARKERS = {
     "scancode_push": "[扫码]",
     "scancode_waitmsg": "[扫码]",
 }
-_URL = re.compile(r"https?://[^\s<>\"'，。、）)】]+|/(?:pay|export)/[A-Za-z0-9_\-]{8,}")
-_MOBILE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
-_BREAKS = re.compile(r"\s*\n\s*")
-_SPACES = re.compile(r"[ \t\r\f\v]+")
+_URL = re.compile(r"https?://[^\s<>\"'，。、）)】]+|/(?:pay|export)/[A-Za-z0-9_\-]+")
+# a mobile number: found by its literal "1" (a fast scan), kept when it is part of a longer
+# run of digits (an order number is not a phone number)
+_MOBILE = re.compile(r"1[3-9][0-9]{9}")
 
 
 def _link_marker(found: re.Match[str]) -> str:
     return "[支付链接]" if "/pay/" in found.group(0) else "[链接]"
 
 
+def _masked(found: re.Match[str]) -> str:
+    text, start, end = found.string, found.start(), found.end()
+    if (start and text[start - 1].isdigit()) or (end < len(text) and text[end].isdigit()):
+        return found.group(0)
+    return f"{text[start:start + 3]}****{text[end - 4:end]}"
+
+
 def tidy(text: str) -> str:
-    """A line fit to keep and to show staff: no links (a pay link carries a sealed token),
-    mobile numbers masked, one line ("/" where lines broke), at most `MAX_CHARS`."""
-    text = _URL.sub(_link_marker, text)
-    text = _MOBILE.sub(r"\1****\2", text)
-    text = _SPACES.sub(" ", _BREAKS.sub(" / ", text.strip()))
-    return clip(text, MAX_CHARS)
+    """A line fit to keep: no links (a pay link carries a sealed token), mobile numbers
+    masked, at most `MAX_CHARS`. It runs on every turn, so it stays cheap: the text is cut
+    before it is searched (a link cut in two is still a link), links are looked for only
+    where a "/" is, and the layout waits for `one_line`, when a hand-off reads the lines."""
+    text = text[: MAX_CHARS + 16]
+    if "/" in text:
+        text = _URL.sub(_link_marker, text)
+    return clip(_MOBILE.sub(_masked, text), MAX_CHARS)
+
+
+def one_line(text: str) -> str:
+    """A kept line as staff read it: one line, "/" where its lines broke, single spaces."""
+    lines = (line.split() for line in text.splitlines())
+    return " / ".join(" ".join(words) for words in lines if words)
 
 
 def is_staff_command(msg: Inbound) -> bool:
@@ -258,9 +273,11 @@ class Transcripts:
             log.warning("transcript not recorded", extra={"error": type(exc).__name__})
 
     async def recent(self, openid: str) -> list[Line]:
-        """The customer's recent lines, oldest first; none when the store cannot be read."""
+        """The customer's recent lines, oldest first, each on one line; none when the store
+        cannot be read."""
         try:
-            return await self.store.recent(openid)
+            lines = await self.store.recent(openid)
         except Exception as exc:
             log.warning("transcript not read", extra={"error": type(exc).__name__})
             return []
+        return [replace(line, text=one_line(line.text)) for line in lines]

@@ -20,6 +20,7 @@ from bot.chat.transcript import (
     RedisTranscriptStore,
     Transcripts,
     TranscriptStore,
+    one_line,
     tidy,
     turn_lines,
 )
@@ -132,9 +133,11 @@ def test_a_line_is_one_short_line_without_links_or_phone_numbers() -> None:
     reply = f"请付款：https://shop.example.com/pay/{TOKEN}\n\n邀请链接 https://shop.example.com/r/AB12 。"
     tidied = tidy(reply)
     assert TOKEN not in tidied and "http" not in tidied
-    assert tidied == "请付款：[支付链接] / 邀请链接 [链接] 。"
+    assert one_line(tidied) == "请付款：[支付链接] / 邀请链接 [链接] 。"
     assert tidy(f"付不了 /pay/{TOKEN} 怎么办") == "付不了 [支付链接] 怎么办"
-    assert tidy("张三 13800138000 上海") == "张三 138****8000 上海"
+    assert tidy("张三 13800138000 上海，订单 202612041380013800") == "张三 138****8000 上海，订单 202612041380013800"
+    cut = tidy("很" * (MAX_CHARS - 10) + f" https://shop.example.com/pay/{TOKEN}")
+    assert TOKEN[:8] not in cut  # a link cut in two is still a link
     long = tidy("很" * (MAX_CHARS * 2))
     assert len(long) == MAX_CHARS and long.endswith("…")
 
