@@ -33,6 +33,7 @@ from redis.asyncio import Redis
 from bot.admin.registry import PREFIXES
 from bot.chat.render import Rendered, clip
 from bot.wechat.protocol import Inbound
+from commerce.customers.addresses import mask_phone
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +92,11 @@ _EVENT_MARKERS = {
     "scancode_waitmsg": "[扫码]",
 }
 _URL = re.compile(r"https?://[^\s<>\"'，。、）)】]+|/(?:pay|export)/[A-Za-z0-9_\-]+")
-# a mobile number: found by its literal "1" (a fast scan), kept when it is part of a longer
-# run of digits (an order number is not a phone number)
-_MOBILE = re.compile(r"1[3-9][0-9]{9}")
+# a mobile number as typed ("13800138000", "138 0013 8000", "+86 138-0013-8000"): found by
+# its literal "1" (a fast scan), then kept as it is when it is part of a longer run of
+# digits (an order number is not a phone number)
+_MOBILE = re.compile(r"1[3-9][0-9](?:[ -]?[0-9]{4}){2}")
+_COUNTRY = re.compile(r"\+?86[ -]?$")
 
 
 def _link_marker(found: re.Match[str]) -> str:
@@ -102,9 +105,10 @@ def _link_marker(found: re.Match[str]) -> str:
 
 def _masked(found: re.Match[str]) -> str:
     text, start, end = found.string, found.start(), found.end()
-    if (start and text[start - 1].isdigit()) or (end < len(text) and text[end].isdigit()):
+    before = _COUNTRY.sub("", text[max(0, start - 4) : start])
+    if (before and before[-1].isdigit()) or (end < len(text) and text[end].isdigit()):
         return found.group(0)
-    return f"{text[start:start + 3]}****{text[end - 4:end]}"
+    return mask_phone(re.sub(r"[ -]", "", found.group(0)))
 
 
 def tidy(text: str) -> str:

@@ -136,6 +136,8 @@ def test_a_line_is_one_short_line_without_links_or_phone_numbers() -> None:
     assert one_line(tidied) == "请付款：[支付链接] / 邀请链接 [链接] 。"
     assert tidy(f"付不了 /pay/{TOKEN} 怎么办") == "付不了 [支付链接] 怎么办"
     assert tidy("张三 13800138000 上海，订单 202612041380013800") == "张三 138****8000 上海，订单 202612041380013800"
+    for typed in ("138 0013 8000", "+86 138-0013-8000", "+8613800138000", "电话13800138000"):
+        assert "0013" not in tidy(typed) and "138****8000" in tidy(typed), typed
     cut = tidy("很" * (MAX_CHARS - 10) + f" https://shop.example.com/pay/{TOKEN}")
     assert TOKEN[:8] not in cut  # a link cut in two is still a link
     long = tidy("很" * (MAX_CHARS * 2))
