@@ -56,8 +56,11 @@ async def test_the_handoff_keeps_what_was_said_before_in_order(shop: Shop, words
 async def test_the_staff_alert_shows_the_last_lines_newest_last(sqlite_staffed: Shop) -> None:
     shop = sqlite_staffed
     user = shop.user("o_customer_77")
-    for words in ("苹果", "香蕉", "茶叶", "零食", "在吗"):
-        await user.say(words)
+    await user.say("苹果")
+    await user.say("香蕉")
+    await user.send(user.xml("image", pic_url="https://example.com/a.jpg", media_id="m1"))
+    await user.send(user.xml("voice", media_id="m2", format="amr", recognition="茶叶"))
+    await user.say("在吗")
     await user.say("东西坏了要找人")
     await shop.client.app[SERVICES].alerts.drain()
     (alert,) = [m.text for m in shop.outbox.for_user(OWNER) if m.text.startswith("🔔")]
@@ -66,6 +69,7 @@ async def test_the_staff_alert_shows_the_last_lines_newest_last(sqlite_staffed: 
     shown = before.splitlines()
     assert len(shown) == 8  # of the 10 lines kept
     assert "顾客：香蕉" in shown[0] and "顾客：在吗" in shown[-2] and "店铺：" in shown[-1] and "欢迎" in shown[-1]
+    assert "顾客：[图片]" in shown[2] and "顾客：[语音: 茶叶]" in shown[4] and "茶" in shown[5]
     assert all(len(line) <= 60 for line in shown), shown
     assert "o_customer_77" not in alert
 
