@@ -57,8 +57,9 @@ from bot.wechat.api import (
     StableTokenFetcher,
     WeChatClient,
 )
-from bot.wechat.inbox import Inbox, MemoryReplyStore, Refused, ReplyStore, UserLock, UserLocks
-from bot.wechat.inbox_redis import RedisReplyStore, RedisUserLocks
+from bot.wechat.inbox import Inbox, Refused, ReplyStore, UserLock, UserLocks
+from bot.wechat.inbox_redis import RedisUserLocks
+from bot.wechat.intake import DurableReplyStore, Sweeper
 from bot.wechat.protocol import Inbound
 from bot.wechat.ratelimit import (
     MemoryRateLimiter,
@@ -194,8 +195,14 @@ async def open_shop(
             transcripts=Transcripts(lines),
         )
 
-        inbox = _build_inbox(config, services, renderer, sender, redis, metrics)
+        # every message written down before it is answered; what a dead worker left is swept up
+        replies = DurableReplyStore(uows, opens_window=middleware.opens_window)
+        stack.push_async_callback(replies.close)  # after the drain: hands back what is unfinished
+        inbox = _build_inbox(config, services, renderer, sender, redis, metrics, replies)
         stack.push_async_callback(inbox.drain)
+        sweeper = Sweeper(inbox, replies)
+        sweeper.start()
+        stack.push_async_callback(sweeper.stop)  # stopped first: nothing new is taken over
 
         jobs = JobContext(
             uow=uow, payments=payments, pay_url=services.pay_url,
@@ -233,6 +240,7 @@ def _build_inbox(
     outbound: OutboundSender,
     redis: Redis | None,
     metrics: Metrics,
+    replies: ReplyStore,
 ) -> Inbox:
     routes, fallback = build_routes()
     # the message chain (bot/chat/middleware.py): one step a line, in order
@@ -255,8 +263,7 @@ def _build_inbox(
     def fallback_reply(msg: Inbound) -> Rendered:
         return renderer.render(Text("error"), config.shop.locale)
 
-    # several workers: with Redis, message de-duplication and per-user order are shared
-    replies: ReplyStore = RedisReplyStore(redis) if redis is not None else MemoryReplyStore()
+    # several workers: with Redis, per-user order is shared (de-duplication is the database's)
     user_locks: UserLock = RedisUserLocks(redis) if redis is not None else UserLocks()
     return Inbox(
         respond=respond,

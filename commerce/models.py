@@ -29,7 +29,7 @@ from commerce.groupbuys.models import (
     GroupStatus,
 )
 from commerce.loyalty.models import CustomerBadge, PointsEntry
-from commerce.messaging.models import OutboxMessage, OutboxStatus
+from commerce.messaging.models import InboundMessage, InboundStatus, OutboxMessage, OutboxStatus
 from commerce.orders.models import (
     AfterSalesKind,
     AfterSalesRequest,
@@ -89,6 +89,8 @@ __all__ = [
     "AuditEntry",
     "OutboxStatus",
     "OutboxMessage",
+    "InboundStatus",
+    "InboundMessage",
     "GroupCampaignStatus",
     "GroupCampaign",
     "GroupStatus",

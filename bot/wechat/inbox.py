@@ -2,15 +2,18 @@
 
 WeChat waits 5 seconds for a passive reply and then retries (3 times) with the same
 MsgId. The inbox:
-- de-duplicates on the message's key (a `ReplyStore`: in process, or in Redis for
-  several workers, bot/inbox_redis.py); a retry waits for, and gets, the first
+- writes the message down and de-duplicates on its key (a `ReplyStore`: in the database
+  for the app, `bot.wechat.intake`, so that a message survives the worker that took it;
+  in process or in Redis without one); a retry waits for, and gets, the first
   delivery's reply, even while the first is still being processed;
 - counts the messages the rate limit (the first step of `respond`, bot/chat/middleware.py)
   answered instead of processing them (`Refused`);
 - runs one user's messages one at a time, in arrival order (`UserLocks`: asyncio
   locks are FIFO; `RedisUserLocks` across workers);
 - answers "success" when the reply is not ready by the deadline, and then delivers
-  it through the outbound sender, exactly once.
+  it through the outbound sender, exactly once; never for a message that could not be
+  written down (`NotRecorded`: the webhook answers an error, and WeChat retries);
+- processes again what a dead worker left (`recover`, called by the intake's sweeper).
 """
 
 from __future__ import annotations
@@ -19,10 +22,10 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.chat.render import Rendered
 from bot.outbound.sender import OutboundSender
@@ -39,8 +42,10 @@ class ReplyStore(Protocol):
     up waiting, so the processor sends the reply through the outbound sender instead).
     """
 
-    async def claim(self, key: str) -> bool:
-        """True for the first delivery of `key`: the caller processes the message."""
+    async def claim(self, key: str, *, msg: Inbound | None = None) -> bool:
+        """True for the first delivery of `key` (the message `msg`): the caller processes it.
+
+        A store that writes the message down raises when it cannot."""
         ...
 
     async def wait(self, key: str, timeout: float) -> Rendered | None:
@@ -48,8 +53,18 @@ class ReplyStore(Protocol):
         ...
 
     async def finish(self, key: str, rendered: Rendered) -> bool:
-        """Store the reply; True when it was deferred and must go out through the sender."""
+        """Store the reply; True when it was deferred and must go out through the sender.
+
+        Raises `LeaseLost` when another worker took the message over meanwhile (it answers)."""
         ...
+
+
+class LeaseLost(Exception):
+    """This worker no longer holds the message: another worker took it over and answers it."""
+
+
+class NotRecorded(Exception):
+    """The message could not be written down: nobody would process it, so it is not answered."""
 
 
 class UserLock(Protocol):
@@ -71,7 +86,7 @@ class MemoryReplyStore:
     def __init__(self) -> None:
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
 
-    async def claim(self, key: str) -> bool:
+    async def claim(self, key: str, *, msg: Inbound | None = None) -> bool:
         if key in self._entries:
             return False
         self._forget_old()
@@ -146,6 +161,7 @@ class Inbox:
     deadline: float
     replies: ReplyStore = field(default_factory=MemoryReplyStore)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _claiming: UserLocks = field(default_factory=UserLocks)
     locks: UserLock = field(default_factory=UserLocks)
     # Metrics (bot/metrics.py): (kind, outcome) once per message (replied, failed,
     # rate_limited) and once per retried delivery (duplicate); (kind) per missed deadline.
@@ -153,30 +169,62 @@ class Inbox:
     on_deadline_miss: Callable[[str], None] | None = None
 
     async def handle(self, msg: Inbound) -> Rendered | None:
-        """The passive reply for `msg`, or None to answer "success" (reply sent later or never)."""
+        """The passive reply for `msg`, or None to answer "success" (reply sent later or never).
+
+        Raises `NotRecorded` when the message could not be written down."""
         key = msg.dedupe_key
-        if await self.replies.claim(key):
-            task = asyncio.create_task(self._process(msg, key))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        else:
+        # one user's claims one at a time here, so their processing starts in arrival order
+        # (a claim is a database write: writers waiting for a lock are not served in order)
+        async with self._claiming.hold(msg.openid):
+            try:
+                claimed = await self.replies.claim(key, msg=msg)
+            except Exception as exc:
+                log.exception("message could not be written down", extra={"kind": msg.kind})
+                raise NotRecorded(key) from exc
+            if claimed:
+                self._spawn(self._process(msg, key))
+        if not claimed:
             self._observe(self.on_outcome, msg.kind, "duplicate")
         return await self.replies.wait(key, self.deadline)
 
-    async def _process(self, msg: Inbound, key: str) -> None:
+    def recover(self, messages: list[tuple[Inbound, bool]]) -> None:
+        """Process, in this order, one user's messages a dead worker left (already claimed
+        here by the sweeper); `True` beside a message: it failed too often, answer politely."""
+
+        async def in_order() -> None:
+            for msg, give_up in messages:
+                await self._process(msg, msg.dedupe_key, give_up=give_up)
+
+        self._spawn(in_order())
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _answer(self, msg: Inbound, *, give_up: bool) -> tuple[Rendered, str]:
+        """The reply and its outcome label: `respond`, or the polite fallback when it fails
+        (or when the message already failed too often to try again)."""
+        if give_up:
+            return self.fallback(msg), "failed"
+        try:
+            answered = await self.respond(msg)
+        except Exception:
+            log.exception("reply failed", extra={"kind": msg.kind})
+            return self.fallback(msg), "failed"
+        if isinstance(answered, Refused):
+            return answered.rendered, "rate_limited"
+        return answered, "replied"
+
+    async def _process(self, msg: Inbound, key: str, *, give_up: bool = False) -> None:
         async with self.locks.hold(msg.openid):
-            try:
-                answered = await self.respond(msg)
-            except Exception:
-                log.exception("reply failed", extra={"kind": msg.kind})
-                answered = self.fallback(msg)
-                outcome = "failed"
-            else:
-                outcome = "rate_limited" if isinstance(answered, Refused) else "replied"
-        rendered = answered.rendered if isinstance(answered, Refused) else answered
+            rendered, outcome = await self._answer(msg, give_up=give_up)
         self._observe(self.on_outcome, msg.kind, outcome)
         try:
             deferred = await self.replies.finish(key, rendered)
+        except LeaseLost:
+            log.warning("message taken over by another worker: its reply is theirs", extra={"kind": msg.kind})
+            return
         except Exception:
             log.exception("reply could not be stored", extra={"kind": msg.kind})
             return

@@ -36,6 +36,7 @@ from redis.asyncio import Redis
 
 from bot.chat.render import Rendered, RenderedArticle
 from bot.wechat.inbox import DEDUPE_SECONDS
+from bot.wechat.protocol import Inbound
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ class RedisReplyStore:
         self._give_up = redis.register_script(_GIVE_UP)
         self._renew = redis.register_script(_RENEW)
 
-    async def claim(self, key: str) -> bool:
+    async def claim(self, key: str, *, msg: Inbound | None = None) -> bool:
         lease_ms = int(self._claim * 1000)
         if not await self._redis.set(self._prefix + key, PENDING, nx=True, px=lease_ms):
             return False

@@ -28,6 +28,7 @@ from bot.chat.render import to_xml
 from bot.config import Config
 from bot.keys import CONFIG, INBOX, METRICS, REPLAY
 from bot.wechat import protocol
+from bot.wechat.inbox import NotRecorded
 from bot.wechat.protocol import ProtocolError, SignatureError, StaleTimestamp
 from bot.wechat.replay import Seen, body_digest, triple_key, ttl_for
 
@@ -133,7 +134,11 @@ async def receive(request: web.Request) -> web.Response:
 
     logs.bind_user(msg.openid, key=config.signing_key)
     metrics.count_message(msg.kind, msg.event)
-    rendered = await request.app[INBOX].handle(msg)
+    try:
+        rendered = await request.app[INBOX].handle(msg)
+    except NotRecorded:  # nobody would process it: no "success", so that WeChat retries
+        metrics.rejected.labels("not_recorded").inc()
+        return web.Response(status=503, text="try again")
     reply = to_xml(rendered, openid=msg.openid, account=msg.account) if rendered else None
     metrics.latency.observe(time.perf_counter() - started)
     if reply is None:

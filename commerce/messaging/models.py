@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Index,
     Integer,
@@ -52,3 +53,35 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
+
+class InboundStatus(enum.StrEnum):
+    RECEIVED = "received"  # written down, nobody works on it (released by a stopping worker)
+    PROCESSING = "processing"  # a worker holds its lease and works on it
+    ANSWERED = "answered"  # the reply is kept for WeChat's retries, then pruned
+
+
+class InboundMessage(Base):
+    """A customer's message, written down before the webhook answers anything but its reply.
+
+    The row with its unique `key` (the WeChat de-duplication key) IS the claim across
+    workers; `lease_owner` / `lease_until` say who works on it and until when (a dead
+    worker's lease runs out and another worker takes the message). `message` holds the
+    parsed message, enough to process it again; `reply` the rendered reply once answered,
+    kept until `lease_until` (WeChat's retries come within it), then pruned. `deferred`:
+    no delivery is waiting for the reply, so it goes out as a customer-service message.
+    """
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (Index("ix_inbound_messages_status_lease", "status", "lease_until"),)
+
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    openid: Mapped[str] = mapped_column(String(64))
+    message: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default=InboundStatus.PROCESSING.value)
+    lease_owner: Mapped[str] = mapped_column(String(32), default="")
+    lease_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    deferred: Mapped[bool] = mapped_column(Boolean, default=False)
+    reply: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -16,6 +16,7 @@ from bot.keys import INBOX
 from bot.outbound.sender import MemoryOutbox
 from bot.wechat.inbox import Inbox
 from bot.wechat.inbox_redis import RedisReplyStore, RedisUserLocks, dumps_rendered, loads_rendered
+from bot.wechat.intake import DurableReplyStore
 from tests.bot.conftest import ShopFactory, make_config
 from tests.bot.driver import Shop
 
@@ -44,7 +45,7 @@ async def test_a_retry_at_the_other_worker_is_processed_once_with_the_same_reply
     make_shop: ShopFactory, aiohttp_client, db_url: str, redis_url: str  # type: ignore[no-untyped-def]
 ) -> None:
     one, two = await _two_workers(make_shop, aiohttp_client, db_url, redis_url)
-    assert all(isinstance(inbox.replies, RedisReplyStore) for inbox in _inboxes(one, two))
+    assert all(isinstance(inbox.replies, DurableReplyStore) for inbox in _inboxes(one, two))  # shared: the database
     calls = 0
 
     def counting(inbox: Inbox) -> None:

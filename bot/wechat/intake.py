@@ -1,0 +1,275 @@
+"""Durable intake: every message written down in the database before it is answered.
+
+`DurableReplyStore` is the inbox's `ReplyStore` for the app. Its claim writes the message
+down (`commerce.messaging.inbound`) in the transaction that claims it, so the webhook
+answers "success" only for a message some worker holds in the database, and the row's
+unique key is the claim across workers. The claimer holds a lease that it renews while it
+works (one UPDATE per worker every `lease / 3`, only while it holds messages); when a
+worker dies, its leases run out and:
+
+- WeChat's next retry of the message claims it again and processes it itself;
+- else a `Sweeper` (in every worker, every `every` seconds) takes it over and processes
+  it, one user's messages in the order they came, and the reply goes out as a
+  customer-service message through the outbound sender (nobody waits for it any more).
+
+The finishing write is fenced (it stores the reply only while its writer holds the
+lease), so of a worker presumed dead and the one that took over, one answers. A retry
+waits for the reply in process (a future) when this worker works on the message, else
+polls the row by its key (retries come 5 s apart: rare). Answered rows keep their reply
+for the de-duplication window, then the sweeper prunes them.
+
+What is not covered: a turn's changes are committed before the reply is written down, so
+a worker killed between the two leaves a message that is processed again (its lease runs
+out with the work done). The window is the time between the turn's last commit and the
+finishing write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import asdict, fields
+from datetime import timedelta
+from typing import Any
+
+from bot.chat.render import Rendered, RenderedArticle
+from bot.wechat.inbox import DEDUPE_SECONDS, Inbox, LeaseLost
+from bot.wechat.protocol import Inbound
+from commerce.messaging import inbound
+from commerce.uow import Clock, UnitOfWorkFactory, wall_clock
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 8.0  # a bit longer than WeChat's 5-second retry cycle, renewed every third
+KEY_LIMIT = 160  # the row key's column; longer keys (a long EventKey) are hashed
+MAX_ATTEMPTS = 4  # a message that killed its worker this often is answered politely instead
+_INBOUND_FIELDS = frozenset(f.name for f in fields(Inbound))
+
+
+def row_key(key: str) -> str:
+    """The journal's key for a de-duplication key (hashed when too long for the column)."""
+    if len(key) <= KEY_LIMIT:
+        return key
+    return "h:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def dump_message(msg: Inbound) -> dict[str, Any]:
+    return asdict(msg)
+
+
+def load_message(data: dict[str, Any]) -> Inbound:
+    return Inbound(**{k: v for k, v in data.items() if k in _INBOUND_FIELDS})
+
+
+def dump_reply(rendered: Rendered) -> dict[str, Any]:
+    return asdict(rendered)
+
+
+def load_reply(data: dict[str, Any]) -> Rendered:
+    articles = tuple(RenderedArticle(**article) for article in data.get("articles") or ())
+    return Rendered(str(data.get("kind", "text")), text=str(data.get("text", "")), articles=articles)
+
+
+class DurableReplyStore:
+    """The inbox's claims, waits and replies on the inbound journal (see the module)."""
+
+    def __init__(
+        self,
+        uows: UnitOfWorkFactory,
+        *,
+        opens_window: Callable[[Inbound], bool],
+        lease_seconds: float = LEASE_SECONDS,
+        keep_seconds: float = DEDUPE_SECONDS,
+        poll_seconds: float = 0.1,
+        clock: Clock = wall_clock,
+    ) -> None:
+        self.owner = secrets.token_hex(8)  # this worker, while it lives
+        self._uows = uows
+        self._opens_window = opens_window
+        self._lease = timedelta(seconds=lease_seconds)
+        self._keep = timedelta(seconds=keep_seconds)
+        self._poll = poll_seconds
+        self._clock = clock
+        # keys this worker works on -> (reply, deferred) once finished
+        self._held: dict[str, asyncio.Future[tuple[Rendered, bool]]] = {}
+        self._renewer: asyncio.Task[None] | None = None
+
+    # ---- ReplyStore ---------------------------------------------------------------------------
+
+    async def claim(self, key: str, *, msg: Inbound | None = None) -> bool:
+        if msg is None:
+            raise ValueError("the durable store writes the message down: pass it")
+        async with self._uows() as uow:
+            claimed = await inbound.claim(
+                uow.session, key=row_key(key), openid=msg.openid, message=dump_message(msg), owner=self.owner,
+                now=self._clock(), lease=self._lease, opens_window=self._opens_window(msg),
+            )
+        if claimed is None:
+            return False
+        if claimed.attempts > 1:
+            log.warning("message taken over from a worker that stopped", extra={"attempts": claimed.attempts})
+        self._hold(key)
+        return True
+
+    async def wait(self, key: str, timeout: float) -> Rendered | None:
+        future = self._held.get(key)
+        if future is not None:  # worked on here: no need to poll
+            try:
+                rendered, deferred = await asyncio.wait_for(asyncio.shield(future), timeout)
+            except TimeoutError:
+                return await self._give_up(key)
+            return None if deferred else rendered  # deferred: it goes out as a message
+        until = time.monotonic() + timeout
+        while True:
+            async with self._uows() as uow:
+                entry = await inbound.entry(uow.session, row_key(key))
+            if entry is None or entry.answered or entry.deferred:
+                return _passive(entry)  # deferred: someone gave up waiting, it goes out as a message
+            left = until - time.monotonic()
+            if left <= 0:
+                return await self._give_up(key)
+            await asyncio.sleep(min(self._poll, left))
+
+    async def _give_up(self, key: str) -> Rendered | None:
+        async with self._uows() as uow:
+            return _passive(await inbound.give_up(uow.session, row_key(key)))
+
+    async def finish(self, key: str, rendered: Rendered) -> bool:
+        future = self._held.pop(key, None)
+        async with self._uows() as uow:
+            deferred = await inbound.finish(
+                uow.session, key=row_key(key), owner=self.owner, reply=dump_reply(rendered),
+                now=self._clock(), keep=self._keep,
+            )
+        if deferred is None:
+            raise LeaseLost(key)  # waiters here time out and read the other worker's answer
+        if future is not None and not future.done():
+            future.set_result((rendered, deferred))
+        return deferred
+
+    # ---- leases -------------------------------------------------------------------------------
+
+    def _hold(self, key: str) -> None:
+        self._held[key] = asyncio.get_running_loop().create_future()
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.create_task(self._renew_while_held())
+
+    async def _renew_while_held(self) -> None:
+        """One UPDATE for all the messages this worker holds, every third of a lease."""
+        while self._held:
+            await asyncio.sleep(self._lease.total_seconds() / 3)
+            keys = [row_key(key) for key in self._held]
+            if not keys:
+                return
+            try:
+                async with self._uows() as uow:
+                    kept = await inbound.renew(uow.session, owner=self.owner, keys=keys, now=self._clock(),
+                                               lease=self._lease)
+            except Exception:
+                log.warning("message leases could not be renewed", exc_info=True)
+                continue
+            if kept < len(keys):
+                log.info("some held messages were answered or taken over meanwhile", extra={"lost": len(keys) - kept})
+
+    # ---- what the sweeper does -----------------------------------------------------------------
+
+    async def take_expired(self, *, limit: int = 50) -> list[tuple[Inbound, int]]:
+        """Messages whose lease ran out, now held here, oldest first, with their attempts."""
+        async with self._uows() as uow:
+            keys = await inbound.expired_keys(uow.session, now=self._clock(), limit=limit)
+        taken: list[tuple[Inbound, int]] = []
+        for key in keys:
+            async with self._uows() as uow:
+                claimed = await inbound.take_expired(
+                    uow.session, key, owner=self.owner, now=self._clock(), lease=self._lease
+                )
+            if claimed is None:
+                continue  # another worker was first
+            msg = load_message(claimed.message)
+            self._hold(msg.dedupe_key)
+            taken.append((msg, claimed.attempts))
+        return taken
+
+    async def prune(self) -> int:
+        async with self._uows() as uow:
+            return await inbound.prune(uow.session, now=self._clock())
+
+    async def close(self) -> None:
+        """Stop renewing; hand back what this worker did not finish (taken at once by another)."""
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
+        keys = [row_key(key) for key in self._held]
+        self._held.clear()
+        if keys:
+            async with self._uows() as uow:
+                await inbound.release(uow.session, owner=self.owner, keys=keys, now=self._clock())
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+
+def _passive(entry: inbound.Entry | None) -> Rendered | None:
+    """The reply a delivery answers with: the stored one, unless it goes out later (deferred)."""
+    if entry is None or not entry.answered or entry.deferred or entry.reply is None:
+        return None
+    return load_reply(entry.reply)
+
+
+class Sweeper:
+    """In every worker: processes what dead workers left, and prunes old answers."""
+
+    def __init__(
+        self,
+        inbox: Inbox,
+        store: DurableReplyStore,
+        *,
+        every: float = 1.0,
+        prune_every: float = 60.0,
+        max_attempts: int = MAX_ATTEMPTS,
+    ) -> None:
+        self._inbox = inbox
+        self._store = store
+        self._every = every
+        self._prune_every = prune_every
+        self._max_attempts = max_attempts
+        self._task: asyncio.Task[None] | None = None
+
+    async def sweep(self) -> int:
+        """Take over every expired message now; how many. One user's run in their order."""
+        taken = await self._store.take_expired()
+        by_user: dict[str, list[tuple[Inbound, bool]]] = {}
+        for msg, attempts in taken:
+            by_user.setdefault(msg.openid, []).append((msg, attempts > self._max_attempts))
+        for messages in by_user.values():
+            self._inbox.recover(messages)
+        if taken:
+            log.warning("messages left by a stopped worker taken over", extra={"count": len(taken)})
+        return len(taken)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        pruned_at = time.monotonic()
+        while True:
+            await asyncio.sleep(self._every)
+            try:
+                await self.sweep()
+                if time.monotonic() - pruned_at >= self._prune_every:
+                    pruned_at = time.monotonic()
+                    await self._store.prune()
+            except Exception:  # the database is away: the next sweep tries again
+                log.warning("inbound sweep failed", exc_info=True)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
