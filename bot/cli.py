@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
 
 from aiohttp import web
 from sqlalchemy.engine import make_url
@@ -144,29 +148,107 @@ def _worker(config: Config) -> None:
     sys.exit(_serve_one(config, reuse_port=True))
 
 
+RESTART_PAUSE_SECONDS = 1.0  # the first pause before a dead worker is started again; doubles
+RESTART_PAUSE_MAX_SECONDS = 30.0
+STEADY_SECONDS = 60.0  # a worker that lived this long died of something new: the pause starts over
+STOP_TIMEOUT_SECONDS = 30.0  # for the workers to finish their messages after SIGTERM
+
+
+@dataclass
+class _Slot:
+    """One worker place: its current process, and how its recent deaths pace its restart."""
+
+    number: int
+    process: BaseProcess
+    started: float
+    quick_deaths: int = 0
+    restart_at: float | None = None
+
+
 def _serve_workers(config: Config, count: int) -> int:
     """N stateless worker processes on one port (SO_REUSEPORT: the kernel spreads
     connections); everything they share lives in the database and Redis, and each
-    scheduled tick runs once across them (a Redis lock)."""
+    scheduled tick runs once across them (a Redis lock).
+
+    The parent supervises them: a worker that dies (any exit, kill -9 included) is logged
+    and started again after a pause that doubles while it keeps dying quickly, so that no
+    place stays empty and a crash loop does not spin. SIGTERM or SIGINT to the parent
+    stops every worker cleanly (they finish what they hold) and then the parent."""
     import multiprocessing
     import signal
 
     context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_worker, args=(config,), name=f"storefront-worker-{n}") for n in range(count)]
-    for worker in workers:
-        worker.start()
-    print(f"  {count} workers on port {config.server.port}: pids {' '.join(str(w.pid) for w in workers)}", flush=True)
+
+    def start(number: int) -> BaseProcess:
+        process = context.Process(target=_worker, args=(config,), name=f"storefront-worker-{number}")
+        process.start()
+        return process
+
+    slots = [_Slot(n, start(n), time.monotonic()) for n in range(count)]
+    print(f"  {count} workers on port {config.server.port}: pids {' '.join(str(s.process.pid) for s in slots)}",
+          flush=True)
+    stopping: list[int] = []
 
     def stop(signum: int, _frame: object) -> None:
-        for worker in workers:
-            if worker.is_alive() and worker.pid:
-                os.kill(worker.pid, signal.SIGINT)
+        stopping.append(signum)
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    for worker in workers:
-        worker.join()
-    failed = [w for w in workers if w.exitcode not in (0, -signal.SIGINT)]
+    while not stopping:
+        _supervise(slots, start)
+    return _stop_workers(slots)
+
+
+def _supervise(slots: list[_Slot], start: Callable[[int], BaseProcess]) -> None:
+    """Wait a moment for a worker to die; schedule its restart; start the ones that are due."""
+    from multiprocessing.connection import wait
+
+    wait([slot.process.sentinel for slot in slots if slot.restart_at is None], timeout=0.5)
+    now = time.monotonic()
+    for slot in slots:
+        if slot.restart_at is None and not slot.process.is_alive():
+            _schedule_restart(slot, now)
+        elif slot.restart_at is not None and slot.restart_at <= now:
+            slot.process, slot.started, slot.restart_at = start(slot.number), now, None
+            log.warning("worker %s restarted: pid %s", slot.number, slot.process.pid)
+            print(f"  worker {slot.number} restarted: pid {slot.process.pid}", flush=True)
+
+
+def _schedule_restart(slot: _Slot, now: float) -> None:
+    slot.quick_deaths = slot.quick_deaths + 1 if now - slot.started < STEADY_SECONDS else 1
+    pause = min(RESTART_PAUSE_MAX_SECONDS, RESTART_PAUSE_SECONDS * 2 ** (slot.quick_deaths - 1))
+    slot.restart_at = now + pause
+    log.error("worker %s (pid %s) died (%s); starting it again in %.0f s",
+              slot.number, slot.process.pid, _exit_reason(slot.process.exitcode), pause)
+
+
+def _exit_reason(exitcode: int | None) -> str:
+    import signal
+
+    if exitcode is not None and exitcode < 0:
+        return f"killed by {signal.Signals(-exitcode).name}"
+    return f"exit code {exitcode}"
+
+
+def _stop_workers(slots: list[_Slot]) -> int:
+    """SIGTERM to every living worker (aiohttp stops gracefully on it), then wait; a worker
+    still running after `STOP_TIMEOUT_SECONDS` is killed. 0 when every worker stopped cleanly."""
+    import signal
+
+    running = [slot.process for slot in slots if slot.restart_at is None and slot.process.is_alive()]
+    for process in running:
+        if process.pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    for process in running:
+        process.join(max(0.0, deadline - time.monotonic()))
+    stuck = [process for process in running if process.is_alive()]
+    for process in stuck:
+        process.kill()
+        process.join()
+    clean = (0, -signal.SIGINT, -signal.SIGTERM)
+    failed = stuck or [process for process in running if process.exitcode not in clean]
     return 1 if failed else 0
 
 

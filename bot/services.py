@@ -12,8 +12,9 @@ from bot.config import Config
 from bot.dialogs.shop import ShopDialogs
 from commerce.catalog.read import Catalog
 from commerce.customers.customers import CustomerInfo, touch_customer
+from commerce.messaging import outbox
 from commerce.orders.views import OrderView
-from commerce.rules import ShopRules
+from commerce.rules import ShopRules, utcnow
 from commerce.staff.models import StaffRole
 from commerce.staff.staff import staff_role
 from commerce.uow import UnitOfWorkFactory
@@ -39,10 +40,10 @@ class Customers:
     async def touch(
         self, openid: str, *, locale: str | None = None, subscribed: bool | None = None, messaged: bool = True
     ) -> CustomerInfo:
-        """`messaged`: the customer wrote (opens WeChat's 48-hour window; within the
-        once-a-minute cache its opening time waits for the next write). The window's count
-        starts over, and notices waiting for it wake, for every message, not here: in the
-        transaction that writes the message down (`commerce.messaging.inbound.claim`)."""
+        """`messaged`: the customer wrote (opens WeChat's 48-hour window and starts its count
+        over; within the once-a-minute cache the reset waits for the next write). Notices
+        waiting for the window are woken by every message, not here: in the transaction
+        that writes the message down (`commerce.messaging.inbound.claim`)."""
         cached = self._recent.get(openid)
         now = time.monotonic()
         if (
@@ -55,6 +56,8 @@ class Customers:
         async with self.uow() as uow:
             session = uow.session
             info = await touch_customer(session, openid, locale=locale, subscribed=subscribed, messaged=messaged)
+            if messaged:
+                await outbox.note_inbound(session, openid, now=utcnow())
         if len(self._recent) > 50_000:
             self._recent.clear()
         self._recent[openid] = (info, now)

@@ -462,3 +462,38 @@ def test_two_workers_on_one_port_answer_once(tmp_path: Path, redis_url: str) -> 
         returncode = srv.stop()
     assert returncode == 0, srv.stderr()
     assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
+
+
+@pytest.mark.slow
+def test_serve_workers_restarts_a_killed_worker_and_stops_all_on_sigterm(tmp_path: Path, redis_url: str) -> None:
+    """Issue 13: a worker killed with -9 is started again (and logged); SIGTERM to the
+    parent stops every worker cleanly."""
+    assert STOREFRONT is not None
+    db, port = tmp_path / "shop.db", free_port()
+    env = storefront_env(
+        db, STOREFRONT_SERVER__PORT=str(port), STOREFRONT_SERVER__HOST="127.0.0.1",
+        STOREFRONT_REDIS__URL=redis_url,
+    )
+    stdout_path, stderr_path = tmp_path / "serve.out", tmp_path / "serve.err"
+    with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
+        proc = subprocess.Popen([STOREFRONT, "serve", "--workers", "2"], cwd=tmp_path, env=env, stdout=out, stderr=err)
+    srv = Server(proc, tmp_path, db, port, env, stdout_path, stderr_path)
+    pids: list[str] = []
+    try:
+        srv.wait_healthy()
+        pids = srv.stdout().split("pids ")[1].split()[:2]
+        os.kill(int(pids[0]), signal.SIGKILL)
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while "worker 0 restarted: pid " not in srv.stdout() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        restarted = srv.stdout().split("worker 0 restarted: pid ")[1].split()[0]
+        pids.append(restarted)
+        assert restarted != pids[0] and Path(f"/proc/{restarted}").exists()
+        assert "worker 0" in srv.stderr() and "SIGKILL" in srv.stderr()
+        srv.wait_healthy()
+        proc.send_signal(signal.SIGTERM)
+        returncode = proc.wait(timeout=STOP_TIMEOUT + 30)
+    finally:
+        srv.stop()
+    assert returncode == 0, srv.stderr()
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids[1:])

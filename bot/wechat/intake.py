@@ -12,7 +12,9 @@ worker dies, its leases run out and:
   it, one user's messages in the order they came, and the reply goes out as a
   customer-service message through the outbound sender (nobody waits for it any more).
 
-The finishing write is fenced (it stores the reply only while its writer holds the
+Claims and finishing writes of messages arriving together share one transaction (a
+`WriteBatcher`, group commit): one writer per worker instead of many waiting for SQLite's
+lock, one commit for a burst. The finishing write is fenced (it stores the reply only while its writer holds the
 lease), so of a worker presumed dead and the one that took over, one answers. A retry
 waits for the reply in process (a future) when this worker works on the message, else
 polls the row by its key (retries come 5 s apart: rare). Answered rows keep their reply
@@ -32,23 +34,28 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, fields
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.chat.render import Rendered, RenderedArticle
 from bot.wechat.inbox import DEDUPE_SECONDS, Inbox, LeaseLost
 from bot.wechat.protocol import Inbound
 from commerce.messaging import inbound
-from commerce.uow import Clock, UnitOfWorkFactory, wall_clock
+from commerce.uow import Clock, wall_clock
 
 log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 8.0  # a bit longer than WeChat's 5-second retry cycle, renewed every third
 KEY_LIMIT = 160  # the row key's column; longer keys (a long EventKey) are hashed
 MAX_ATTEMPTS = 4  # a message that killed its worker this often is answered politely instead
+BATCH_LIMIT = 64  # writes in one transaction at most
 _INBOUND_FIELDS = frozenset(f.name for f in fields(Inbound))
+T = TypeVar("T")
+Write = Callable[[AsyncConnection], Awaitable[Any]]
 
 
 def row_key(key: str) -> str:
@@ -75,12 +82,63 @@ def load_reply(data: dict[str, Any]) -> Rendered:
     return Rendered(str(data.get("kind", "text")), text=str(data.get("text", "")), articles=articles)
 
 
+class WriteBatcher:
+    """Runs the writes handed to it in shared transactions (group commit), in order.
+
+    A write waits while the transaction before it commits, and goes with every write that
+    arrived meanwhile: under load, one commit serves a burst, and a worker never has two of
+    its own writers queueing for SQLite's lock. A write that fails is retried on its own,
+    so it fails alone.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, limit: int = BATCH_LIMIT) -> None:
+        self._engine = engine
+        self._limit = limit
+        self._pending: list[tuple[Write, asyncio.Future[Any]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def run(self, write: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((write, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_all())
+        return cast(T, await asyncio.shield(future))
+
+    async def _write_all(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[: self._limit], self._pending[self._limit :]
+            await self._write(batch)
+
+    async def _write(self, batch: list[tuple[Write, asyncio.Future[Any]]]) -> None:
+        try:
+            async with self._engine.begin() as conn:
+                results = [await write(conn) for write, _future in batch]
+        except Exception as exc:
+            if len(batch) == 1:
+                _settle(batch[0][1], exc=exc)
+                return
+            for item in batch:  # one bad write must not fail the others
+                await self._write([item])
+            return
+        for (_write, future), result in zip(batch, results, strict=True):
+            _settle(future, result=result)
+
+
+def _settle(future: asyncio.Future[Any], *, result: Any = None, exc: BaseException | None = None) -> None:
+    if future.done():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
+
+
 class DurableReplyStore:
     """The inbox's claims, waits and replies on the inbound journal (see the module)."""
 
     def __init__(
         self,
-        uows: UnitOfWorkFactory,
+        engine: AsyncEngine,
         *,
         opens_window: Callable[[Inbound], bool],
         lease_seconds: float = LEASE_SECONDS,
@@ -89,7 +147,7 @@ class DurableReplyStore:
         clock: Clock = wall_clock,
     ) -> None:
         self.owner = secrets.token_hex(8)  # this worker, while it lives
-        self._uows = uows
+        self._engine = engine
         self._opens_window = opens_window
         self._lease = timedelta(seconds=lease_seconds)
         self._keep = timedelta(seconds=keep_seconds)
@@ -98,17 +156,20 @@ class DurableReplyStore:
         # keys this worker works on -> (reply, deferred) once finished
         self._held: dict[str, asyncio.Future[tuple[Rendered, bool]]] = {}
         self._renewer: asyncio.Task[None] | None = None
+        self._writes = WriteBatcher(engine)
 
     # ---- ReplyStore ---------------------------------------------------------------------------
 
     async def claim(self, key: str, *, msg: Inbound | None = None) -> bool:
         if msg is None:
             raise ValueError("the durable store writes the message down: pass it")
-        async with self._uows() as uow:
-            claimed = await inbound.claim(
-                uow.session, key=row_key(key), openid=msg.openid, message=dump_message(msg), owner=self.owner,
-                now=self._clock(), lease=self._lease, opens_window=self._opens_window(msg),
+        message, opens = dump_message(msg), self._opens_window(msg)
+        claimed = await self._writes.run(
+            lambda conn: inbound.claim(
+                conn, key=row_key(key), openid=msg.openid, message=message, owner=self.owner,
+                now=self._clock(), lease=self._lease, opens_window=opens,
             )
+        )
         if claimed is None:
             return False
         if claimed.attempts > 1:
@@ -126,8 +187,8 @@ class DurableReplyStore:
             return None if deferred else rendered  # deferred: it goes out as a message
         until = time.monotonic() + timeout
         while True:
-            async with self._uows() as uow:
-                entry = await inbound.entry(uow.session, row_key(key))
+            async with self._engine.connect() as conn:
+                entry = await inbound.entry(conn, row_key(key))
             if entry is None or entry.answered or entry.deferred:
                 return _passive(entry)  # deferred: someone gave up waiting, it goes out as a message
             left = until - time.monotonic()
@@ -136,16 +197,16 @@ class DurableReplyStore:
             await asyncio.sleep(min(self._poll, left))
 
     async def _give_up(self, key: str) -> Rendered | None:
-        async with self._uows() as uow:
-            return _passive(await inbound.give_up(uow.session, row_key(key)))
+        return _passive(await self._writes.run(lambda conn: inbound.give_up(conn, row_key(key))))
 
     async def finish(self, key: str, rendered: Rendered) -> bool:
         future = self._held.pop(key, None)
-        async with self._uows() as uow:
-            deferred = await inbound.finish(
-                uow.session, key=row_key(key), owner=self.owner, reply=dump_reply(rendered),
-                now=self._clock(), keep=self._keep,
+        reply = dump_reply(rendered)
+        deferred = await self._writes.run(
+            lambda conn: inbound.finish(
+                conn, key=row_key(key), owner=self.owner, reply=reply, now=self._clock(), keep=self._keep
             )
+        )
         if deferred is None:
             raise LeaseLost(key)  # waiters here time out and read the other worker's answer
         if future is not None and not future.done():
@@ -167,8 +228,8 @@ class DurableReplyStore:
             if not keys:
                 return
             try:
-                async with self._uows() as uow:
-                    kept = await inbound.renew(uow.session, owner=self.owner, keys=keys, now=self._clock(),
+                async with self._engine.begin() as conn:
+                    kept = await inbound.renew(conn, owner=self.owner, keys=keys, now=self._clock(),
                                                lease=self._lease)
             except Exception:
                 log.warning("message leases could not be renewed", exc_info=True)
@@ -180,13 +241,13 @@ class DurableReplyStore:
 
     async def take_expired(self, *, limit: int = 50) -> list[tuple[Inbound, int]]:
         """Messages whose lease ran out, now held here, oldest first, with their attempts."""
-        async with self._uows() as uow:
-            keys = await inbound.expired_keys(uow.session, now=self._clock(), limit=limit)
+        async with self._engine.connect() as conn:
+            keys = await inbound.expired_keys(conn, now=self._clock(), limit=limit)
         taken: list[tuple[Inbound, int]] = []
         for key in keys:
-            async with self._uows() as uow:
+            async with self._engine.begin() as conn:
                 claimed = await inbound.take_expired(
-                    uow.session, key, owner=self.owner, now=self._clock(), lease=self._lease
+                    conn, key, owner=self.owner, now=self._clock(), lease=self._lease
                 )
             if claimed is None:
                 continue  # another worker was first
@@ -196,8 +257,8 @@ class DurableReplyStore:
         return taken
 
     async def prune(self) -> int:
-        async with self._uows() as uow:
-            return await inbound.prune(uow.session, now=self._clock())
+        async with self._engine.begin() as conn:
+            return await inbound.prune(conn, now=self._clock())
 
     async def close(self) -> None:
         """Stop renewing; hand back what this worker did not finish (taken at once by another)."""
@@ -208,8 +269,8 @@ class DurableReplyStore:
         keys = [row_key(key) for key in self._held]
         self._held.clear()
         if keys:
-            async with self._uows() as uow:
-                await inbound.release(uow.session, owner=self.owner, keys=keys, now=self._clock())
+            async with self._engine.begin() as conn:
+                await inbound.release(conn, owner=self.owner, keys=keys, now=self._clock())
 
     def __len__(self) -> int:
         return len(self._held)

@@ -28,7 +28,9 @@ be asked about, so it stays uncertain, counted in the metrics and shown to staff
 WeChat's customer-service window is tracked on the customer: `last_message_at` (the
 window opens when the customer writes) and `window_sent` (customer-service messages
 sent since then; WeChat caps them). `use_window` reserves one message atomically;
-`note_inbound` resets the count and wakes the rows that were waiting for the window.
+`note_inbound` resets the count and wakes the rows that were waiting for the window
+(`wake_waiting` alone, for every message the customer sends, resets the count only when
+something was waiting).
 The callers commit.
 """
 
@@ -39,7 +41,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from commerce.customers.models import Customer
 from commerce.db import rowcount
@@ -372,13 +374,15 @@ async def close_window(session: AsyncSession, openid: str, *, limit: int) -> Non
 
 async def note_inbound(session: AsyncSession, openid: str, *, now: datetime) -> None:
     """The customer wrote: the count starts over, and messages waiting for the window are due."""
-    await session.execute(
-        update(Customer)
-        .where(Customer.openid == openid, Customer.window_sent != 0)
-        .values(window_sent=0)
-        .execution_options(synchronize_session=False)
-    )
-    await session.execute(
+    await _reset_window_count(session, openid)
+    await wake_waiting(session, openid, now=now)
+
+
+async def wake_waiting(session: AsyncSession | AsyncConnection, openid: str, *, now: datetime) -> int:
+    """The customer wrote: messages waiting for the window are due now (one indexed UPDATE,
+    cheap enough for every message); when any was waiting, the window's count starts over
+    too (a 45015 had used it up), so that they go out as customer-service messages."""
+    result = await session.execute(
         update(OutboxMessage)
         .where(
             OutboxMessage.openid == openid,
@@ -387,5 +391,18 @@ async def note_inbound(session: AsyncSession, openid: str, *, now: datetime) -> 
             OutboxMessage.next_attempt_at > as_utc(now),
         )
         .values(next_attempt_at=as_utc(now))
+        .execution_options(synchronize_session=False)
+    )
+    woken = rowcount(result)
+    if woken:
+        await _reset_window_count(session, openid)
+    return woken
+
+
+async def _reset_window_count(session: AsyncSession | AsyncConnection, openid: str) -> None:
+    await session.execute(
+        update(Customer)
+        .where(Customer.openid == openid, Customer.window_sent != 0)
+        .values(window_sent=0)
         .execution_options(synchronize_session=False)
     )

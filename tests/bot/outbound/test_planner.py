@@ -224,3 +224,22 @@ async def test_unsubscribed_customer_fails_at_once_without_alert(make_world: Wor
     [row] = await world.rows()
     assert (row.status, row.attempts) == (OutboxStatus.FAILED.value, 1)
     assert world.cs_to(OWNER) == []
+
+
+async def test_issue_13_a_message_within_a_minute_of_the_last_wakes_the_notice_45015_held(
+    make_world: WorldFactory, sqlite_url: str
+) -> None:
+    """Every message wakes what waits for the window (it was skipped for a minute per worker)."""
+    world = await make_world(sqlite_url)
+    await world.shop.user(CUSTOMER).say("你好")
+    world.wechat.refuse(CUSTOMER, 45015)
+    await world.notify_paid()
+    [row] = await world.rows()
+    assert (row.status, row.last_error) == ("pending", WAITING)
+    world.wechat.refusals.clear()
+    await world.shop.user(CUSTOMER).say("在吗")  # seconds later: the customer touch is cached
+    assert await world.deliver_job() == 1
+    [sent] = world.cs_to(CUSTOMER)
+    assert "支付成功" in sent["text"]["content"]
+    [row] = await world.rows()
+    assert (row.status, row.channel) == ("sent", CS)

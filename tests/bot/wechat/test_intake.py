@@ -1,0 +1,157 @@
+"""Durable intake: a message is written down before it is answered, and survives its worker."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.chat.middleware import opens_window
+from bot.chat.render import Rendered
+from bot.devtools.simulator import SimulatorError
+from bot.keys import INBOX
+from bot.wechat.inbox import Inbox, LeaseLost
+from bot.wechat.intake import DurableReplyStore, Sweeper, row_key
+from bot.wechat.protocol import Inbound
+from commerce.db import create_engine
+from commerce.messaging.models import InboundMessage, InboundStatus
+from commerce.wiring import shop_uows
+from tests.bot.conftest import ShopFactory
+from tests.bot.driver import db
+
+
+def _msg(msg_id: int, text: str = "苹果", openid: str = "o_intake") -> Inbound:
+    return Inbound(openid=openid, account="gh", kind="text", create_time=1_700_000_000, msg_id=str(msg_id), text=text)
+
+
+def _worker(engine: AsyncEngine, **options: float) -> DurableReplyStore:
+    return DurableReplyStore(engine, opens_window=opens_window, **options)
+
+
+def _die(store: DurableReplyStore) -> None:
+    """The worker is killed: its leases are no longer renewed, its memory is gone."""
+    if store._renewer is not None:
+        store._renewer.cancel()
+    store._held.clear()
+
+
+async def test_a_message_is_claimed_by_one_worker_and_its_reply_reaches_the_other(engine: AsyncEngine) -> None:
+    one, two = _worker(engine), _worker(engine)
+    msg = _msg(1)
+    assert await one.claim(msg.dedupe_key, msg=msg)
+    assert not await two.claim(msg.dedupe_key, msg=msg)
+    waiting = asyncio.create_task(two.wait(msg.dedupe_key, 5))
+    assert await one.finish(msg.dedupe_key, Rendered("text", text="hi")) is False
+    assert await waiting == Rendered("text", text="hi")
+    await one.close()
+    await two.close()
+
+
+async def test_a_dead_workers_message_is_taken_over_by_a_retry_once_its_lease_ran_out(
+    engine: AsyncEngine,
+) -> None:
+    dead, other = _worker(engine, lease_seconds=0.3), _worker(engine, lease_seconds=0.3)
+    msg = _msg(2)
+    assert await dead.claim(msg.dedupe_key, msg=msg)
+    _die(dead)
+    assert not await other.claim(msg.dedupe_key, msg=msg)  # a retry while the lease may be alive
+    await asyncio.sleep(0.4)
+    assert await other.claim(msg.dedupe_key, msg=msg)  # a later retry takes it over
+    # the worker presumed dead finishes after all: the fence refuses it, the other answers
+    with pytest.raises(LeaseLost):
+        await dead.finish(msg.dedupe_key, Rendered("text", text="late"))
+    assert await other.finish(msg.dedupe_key, Rendered("text", text="hi")) is False
+    assert await other.wait(msg.dedupe_key, 0.1) == Rendered("text", text="hi")
+    async with shop_uows(engine)() as uow:
+        row = await uow.session.get(InboundMessage, row_key(msg.dedupe_key))
+        assert row is not None and (row.status, row.attempts) == (InboundStatus.ANSWERED.value, 2)
+    await other.close()
+
+
+async def test_a_lease_is_renewed_while_the_message_is_worked_on(engine: AsyncEngine) -> None:
+    working, other = _worker(engine, lease_seconds=0.3), _worker(engine, lease_seconds=0.3)
+    msg = _msg(3)
+    assert await working.claim(msg.dedupe_key, msg=msg)
+    await asyncio.sleep(1.0)  # three leases long
+    assert not await other.claim(msg.dedupe_key, msg=msg)
+    assert await other.take_expired() == []
+    assert await working.finish(msg.dedupe_key, Rendered("text", text="hi")) is False
+    await working.close()
+
+
+async def test_answered_messages_are_pruned_after_the_deduplication_window(engine: AsyncEngine) -> None:
+    store = _worker(engine, keep_seconds=0)
+    msg = _msg(4)
+    assert await store.claim(msg.dedupe_key, msg=msg)
+    await store.finish(msg.dedupe_key, Rendered("text", text="hi"))
+    await asyncio.sleep(0.01)
+    assert await store.prune() == 1
+    async with shop_uows(engine)() as uow:
+        assert await uow.session.scalar(select(InboundMessage.key)) is None
+
+
+async def test_a_stopping_worker_hands_back_what_it_did_not_finish(engine: AsyncEngine) -> None:
+    stopping, other = _worker(engine), _worker(engine)
+    msg = _msg(5)
+    assert await stopping.claim(msg.dedupe_key, msg=msg)
+    await stopping.close()
+    [(taken, attempts)] = await other.take_expired()
+    assert (taken, attempts) == (msg, 2)
+    await other.close()
+
+
+async def test_a_long_event_key_is_kept_under_a_hashed_key(engine: AsyncEngine) -> None:
+    store = _worker(engine)
+    msg = Inbound(openid="o_intake", account="gh", kind="event", create_time=1, event="click", event_key="k" * 300)
+    assert await store.claim(msg.dedupe_key, msg=msg)
+    assert len(row_key(msg.dedupe_key)) <= 160
+    assert await store.finish(msg.dedupe_key, Rendered("text", text="hi")) is False
+    await store.close()
+
+
+# ---- through the app -----------------------------------------------------------------------------
+
+
+async def test_the_sweeper_answers_what_a_dead_worker_left_as_a_customer_service_message(
+    make_shop: ShopFactory, db_url: str
+) -> None:
+    shop = await make_shop(db_url, scheduler={"enabled": False})
+    inbox: Inbox = shop.client.app[INBOX]
+    engine = create_engine(db_url)
+    try:
+        dead = _worker(engine, lease_seconds=0.2)
+        user = shop.user("o_left_behind")
+        msg = _msg(6, "苹果", user.openid)
+        assert await dead.claim(msg.dedupe_key, msg=msg)  # the webhook answered nothing yet
+        _die(dead)
+    finally:
+        await engine.dispose()
+    await asyncio.sleep(0.3)
+    assert isinstance(inbox.replies, DurableReplyStore)
+    assert await Sweeper(inbox, inbox.replies).sweep() == 1
+    await inbox.drain()
+    [sent] = await shop.outbox.wait_for(user.openid, 1)
+    assert "烟台红富士苹果" in sent.text
+    # WeChat's late retry is answered "success": the reply went out already
+    retry = await user.send(user.xml("text", content="苹果", msg_id=6))
+    assert retry.kind == "none"
+    assert len(shop.outbox.for_user(user.openid)) == 1
+    async with db(shop.client.app)() as session:
+        row = await session.get(InboundMessage, msg.dedupe_key)
+        assert row is not None and row.status == InboundStatus.ANSWERED.value and row.reply is not None
+
+
+async def test_a_message_that_cannot_be_written_down_is_not_answered_success(
+    make_shop: ShopFactory, sqlite_url: str
+) -> None:
+    shop = await make_shop(sqlite_url)
+    inbox: Inbox = shop.client.app[INBOX]
+
+    async def broken(key: str, *, msg: Inbound | None = None) -> bool:
+        raise ConnectionError("database away")
+
+    inbox.replies.claim = broken  # type: ignore[method-assign]
+    with pytest.raises(SimulatorError, match="503"):
+        await shop.user().say("苹果")
