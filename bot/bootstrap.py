@@ -196,7 +196,9 @@ async def open_shop(
         )
 
         # every message written down before it is answered; what a dead worker left is swept up
-        replies = DurableReplyStore(engine, opens_window=middleware.opens_window)
+        replies = DurableReplyStore(
+            engine, opens_window=middleware.opens_window, lease_seconds=config.server.intake_lease_seconds
+        )
         stack.push_async_callback(replies.close)  # after the drain: hands back what is unfinished
         inbox = _build_inbox(config, services, renderer, sender, redis, metrics, replies)
         stack.push_async_callback(inbox.drain)

@@ -36,6 +36,9 @@ class ServerConfig:
     base_url: str = ""
     max_body_bytes: int = 64 * 1024
     reply_deadline_seconds: float = 4.5
+    # a message's claim: a worker that dies holding it loses it to another after this long
+    # (renewed every third of it while the worker lives); shorter: quicker recovery, more writes
+    intake_lease_seconds: float = 8.0
     secret_key: str = ""  # keys payment and export links and log hashes; empty: made once per install
     log_format: str = "text"  # text (a terminal) or json (one object a line, for log collectors)
     messages_per_minute: int = 30  # per customer; over it: one polite reply, then silence; 0 = off
@@ -317,6 +320,8 @@ def _validate(config: Config) -> None:
         raise ConfigError("server.max_body_bytes: must be at least 1024")
     if not 0.5 <= config.server.reply_deadline_seconds <= 4.8:
         raise ConfigError("server.reply_deadline_seconds: must be between 0.5 and 4.8 (WeChat waits 5 s)")
+    if not 1 <= config.server.intake_lease_seconds <= 120:
+        raise ConfigError("server.intake_lease_seconds: must be between 1 and 120")
     if config.server.messages_per_minute < 0:
         raise ConfigError("server.messages_per_minute: must not be negative (0 turns the limit off)")
     if not 0.1 <= config.server.health_timeout_seconds <= 30:

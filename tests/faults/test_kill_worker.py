@@ -28,6 +28,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
+from sqlalchemy.engine import make_url
 
 from bot.devtools.simulator import Reply, SimulatorError, WebhookClient, build_message_xml
 from tests.bot.test_search_chat import numbered
@@ -45,6 +46,7 @@ RETRIES = 3
 RETRY_PAUSE = 2.0  # after a refused connection; after a timeout the 5 s already passed
 ANSWER_TIMEOUT = 25.0  # for a customer-service message after "success"
 KILL_AFTER = 1.5  # seconds into the load
+LEASE_SECONDS = 3  # a dead worker's messages are taken over after this (8 s by default)
 _msg_ids = itertools.count(int(time.time()) * 1000)
 
 
@@ -132,13 +134,15 @@ async def fake_wechat() -> AsyncIterator[tuple[FakeWeChat, str]]:
     await runner.cleanup()
 
 
-def _start(tmp_path: Path, redis_url: str, api: str) -> Server:
+def _start(tmp_path: Path, db: Path, redis_url: str, api: str) -> Server:
+    """`serve --workers 2` on `db` (migrated, with the demo catalog: no seeding at start)."""
     assert STOREFRONT is not None
-    db, port = tmp_path / "shop.db", free_port()
+    port = free_port()
     env = storefront_env(
         db, STOREFRONT_SERVER__PORT=str(port), STOREFRONT_SERVER__HOST="127.0.0.1",
         STOREFRONT_REDIS__URL=redis_url, STOREFRONT_WECHAT__APPID=APPID, STOREFRONT_WECHAT__APPSECRET=APPSECRET,
         STOREFRONT_WECHAT__API_BASE_URL=api, STOREFRONT_SERVER__MESSAGES_PER_MINUTE="0",
+        STOREFRONT_SERVER__INTAKE_LEASE_SECONDS=str(LEASE_SECONDS),
     )
     stdout_path, stderr_path = tmp_path / "serve.out", tmp_path / "serve.err"
     with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
@@ -162,12 +166,14 @@ def _carts(db: Path) -> dict[str, int]:
 
 
 async def test_a_worker_killed_mid_load_loses_no_message_and_doubles_none(
-    tmp_path: Path, redis_url: str, fake_wechat: tuple[FakeWeChat, str]
+    tmp_path: Path, sqlite_url: str, redis_url: str, fake_wechat: tuple[FakeWeChat, str], demo_catalog: None
 ) -> None:
     fake, api = fake_wechat
-    server = _start(tmp_path, redis_url, api)
+    server = _start(tmp_path, Path(make_url(sqlite_url).database or ""), redis_url, api)
     try:
+        began = time.monotonic()
         await _wait_healthy(server)
+        healthy = time.monotonic() - began
         victim = int(server.stdout().split("pids ")[1].split()[0])
         openids = [f"o_fault_{n:03d}" for n in range(CUSTOMERS)]
         async with aiohttp.ClientSession() as session:
@@ -183,6 +189,7 @@ async def test_a_worker_killed_mid_load_loses_no_message_and_doubles_none(
         assert not failures, "\n".join(failures)
         assert _carts(server.db) == dict.fromkeys(openids, 1)  # no add processed twice
         assert "worker 0 restarted" in server.stdout()
-        print(f"passive {wechat.passive}, later {wechat.later}, retried deliveries {wechat.retried}")
+        print(f"healthy after {healthy:.1f} s, journeys {time.monotonic() - began - healthy:.1f} s: passive "
+              f"{wechat.passive}, later {wechat.later}, retried deliveries {wechat.retried}")
     finally:
         server.stop()
