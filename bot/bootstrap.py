@@ -57,9 +57,9 @@ from bot.wechat.api import (
     StableTokenFetcher,
     WeChatClient,
 )
-from bot.wechat.inbox import Inbox, Refused, ReplyStore, UserLock, UserLocks
+from bot.wechat.inbox import Inbox, Refused, UserLock, UserLocks
 from bot.wechat.inbox_redis import RedisUserLocks
-from bot.wechat.intake import DurableReplyStore, Sweeper
+from bot.wechat.intake import DurableReplyStore, Sweeper, fence
 from bot.wechat.protocol import Inbound
 from bot.wechat.ratelimit import (
     MemoryRateLimiter,
@@ -242,7 +242,7 @@ def _build_inbox(
     outbound: OutboundSender,
     redis: Redis | None,
     metrics: Metrics,
-    replies: ReplyStore,
+    replies: DurableReplyStore,
 ) -> Inbox:
     routes, fallback = build_routes()
     # the message chain (bot/chat/middleware.py): one step a line, in order
@@ -251,6 +251,7 @@ def _build_inbox(
         middleware.customer(services.customers),
         middleware.staff_role(services.staff),
         middleware.unit_of_work(services.uow),
+        fence(replies),  # the route's commits are fenced on the message's lease
         Conversation(services, routes=routes, fallback=fallback),  # the route: answers
     ])
 

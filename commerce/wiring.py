@@ -27,7 +27,7 @@ from commerce.events import (
 from commerce.groupbuys import groups as group_buys
 from commerce.groupbuys import guards as group_guards
 from commerce.loyalty import points
-from commerce.messaging import notices, outbox
+from commerce.messaging import inbound, notices, outbox
 from commerce.orders.models import Order, OrderStatus
 from commerce.referrals import commission
 from commerce.rules import SESSION_RULES, ShopRules, session_rules
@@ -96,6 +96,7 @@ class ShopSession(Session):
 
 
 notices.install(ShopSession)
+inbound.install_fence(ShopSession)  # a turn's commits are fenced on its message's lease
 
 
 def shop_sessions(

@@ -20,10 +20,14 @@ waits for the reply in process (a future) when this worker works on the message,
 polls the row by its key (retries come 5 s apart: rare). Answered rows keep their reply
 for the de-duplication window, then the sweeper prunes them.
 
-What is not covered: a turn's changes are committed before the reply is written down, so
-a worker killed between the two leaves a message that is processed again (its lease runs
-out with the work done). The window is the time between the turn's last commit and the
-finishing write.
+A turn's changes are committed before its reply is written down. So that a worker killed
+between the two does not leave a message that is processed again (a cart line added
+twice), the turn's transactions are fenced (`fence`, a step of the message chain, and
+`commerce.messaging.inbound.fenced`): a transaction that writes marks the message's row,
+and a worker that takes over a marked message answers it with `message_recovered`
+instead of processing it; a transaction of a worker that lost the message is refused.
+What stays outside the fence: state kept elsewhere than the database (a dialog's step in
+Redis), and writes of the steps before the route (the customer touch: harmless to repeat).
 """
 
 from __future__ import annotations
@@ -41,7 +45,9 @@ from typing import Any, TypeVar, cast
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bot.chat.middleware import Answer, Middleware, Next, Turn
 from bot.chat.render import Rendered, RenderedArticle
+from bot.chat.replies import Text
 from bot.wechat.inbox import DEDUPE_SECONDS, Inbox, LeaseLost
 from bot.wechat.protocol import Inbound
 from commerce.messaging import inbound
@@ -155,6 +161,7 @@ class DurableReplyStore:
         self._clock = clock
         # keys this worker works on -> (reply, deferred) once finished
         self._held: dict[str, asyncio.Future[tuple[Rendered, bool]]] = {}
+        self._done: set[str] = set()  # held keys whose turn committed changes before (not run again)
         self._renewer: asyncio.Task[None] | None = None
         self._writes = WriteBatcher(engine)
 
@@ -174,7 +181,7 @@ class DurableReplyStore:
             return False
         if claimed.attempts > 1:
             log.warning("message taken over from a worker that stopped", extra={"attempts": claimed.attempts})
-        self._hold(key)
+        self._hold(key, done=claimed.effects)
         return True
 
     async def wait(self, key: str, timeout: float) -> Rendered | None:
@@ -201,6 +208,7 @@ class DurableReplyStore:
 
     async def finish(self, key: str, rendered: Rendered) -> bool:
         future = self._held.pop(key, None)
+        self._done.discard(key)
         reply = dump_reply(rendered)
         deferred = await self._writes.run(
             lambda conn: inbound.finish(
@@ -215,8 +223,10 @@ class DurableReplyStore:
 
     # ---- leases -------------------------------------------------------------------------------
 
-    def _hold(self, key: str) -> None:
+    def _hold(self, key: str, *, done: bool) -> None:
         self._held[key] = asyncio.get_running_loop().create_future()
+        if done:
+            self._done.add(key)
         if self._renewer is None or self._renewer.done():
             self._renewer = asyncio.create_task(self._renew_while_held())
 
@@ -252,7 +262,7 @@ class DurableReplyStore:
             if claimed is None:
                 continue  # another worker was first
             msg = load_message(claimed.message)
-            self._hold(msg.dedupe_key)
+            self._hold(msg.dedupe_key, done=claimed.effects)
             taken.append((msg, claimed.attempts))
         return taken
 
@@ -268,12 +278,32 @@ class DurableReplyStore:
                 await self._renewer
         keys = [row_key(key) for key in self._held]
         self._held.clear()
+        self._done.clear()
         if keys:
             async with self._engine.begin() as conn:
                 await inbound.release(conn, owner=self.owner, keys=keys, now=self._clock())
 
+    def already_done(self, key: str) -> bool:
+        """Whether the turn of this held message committed its changes before (a dead worker's)."""
+        return key in self._done
+
     def __len__(self) -> int:
         return len(self._held)
+
+
+def fence(store: DurableReplyStore) -> Middleware:
+    """The step before the route: the turn's transactions are fenced on the message's lease,
+    and a message whose turn committed before its worker died is answered, not run again."""
+
+    async def step(turn: Turn, call_next: Next) -> Answer:
+        key = turn.msg.dedupe_key
+        if store.already_done(key):
+            log.warning("message taken over after its changes were committed: not processed again")
+            return Answer(Text("message_recovered"), turn.locale)
+        with inbound.fenced(key=row_key(key), owner=store.owner):
+            return await call_next(turn)
+
+    return step
 
 
 def _passive(entry: inbound.Entry | None) -> Rendered | None:

@@ -10,7 +10,12 @@ taken over (`claim` by WeChat's retry, or `take_expired` by another worker's swe
 
 The finishing write (`finish`) is fenced: it stores the reply only while its writer
 still holds the lease, so of a slow worker and the one that took over exactly one
-answers. An answered row keeps its reply for WeChat's retries until `lease_until` (the
+answers. The turn's own transactions are fenced too (`fenced`, `install_fence`): a
+transaction that writes, committed while processing a message, also marks the message's
+row (`effects`) and is refused (`TakenOver`) when another worker holds the message now.
+So a message whose turn committed its changes before its worker died is never
+processed again (`Claimed.effects`: the new holder answers without processing it), and a
+worker presumed dead cannot commit changes for a message another worker took over. An answered row keeps its reply for WeChat's retries until `lease_until` (the
 end of the de-duplication window), then `prune` deletes it.
 
 `claim` also wakes what waited for the customer to write (`outbox.wake_waiting`:
@@ -25,13 +30,17 @@ the caller's transaction does.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import Table, delete, event, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from commerce.db import rowcount
 from commerce.messaging import outbox
@@ -56,13 +65,64 @@ def _insert(conn: AsyncConnection) -> postgresql.Insert | sqlite.Insert:
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
-    """A message this worker now holds: `attempts` > 1 when it was taken over."""
+    """A message this worker now holds: `attempts` > 1 when it was taken over; `effects`:
+    its turn had committed changes before (answer it, do not process it again)."""
 
     key: str
     openid: str
     message: dict[str, Any]
     attempts: int
     deferred: bool
+    effects: bool = False
+
+
+class TakenOver(Exception):
+    """A turn's transaction was refused: another worker holds its message now."""
+
+
+_FENCE: ContextVar[tuple[str, str] | None] = ContextVar("inbound_fence", default=None)
+_WROTE = "inbound_fence_wrote"
+
+
+@contextmanager
+def fenced(*, key: str, owner: str) -> Iterator[None]:
+    """The transactions committed inside are the turn of message `key`, held by `owner`."""
+    token = _FENCE.set((key, owner))
+    try:
+        yield
+    finally:
+        _FENCE.reset(token)
+
+
+def install_fence(session_class: type[Session]) -> None:
+    """Fence the commits of `session_class` made inside `fenced` (see the module)."""
+    for name, listener in (
+        ("do_orm_execute", _note_statement), ("after_flush", _note_flush), ("before_commit", _check_fence),
+    ):
+        if not event.contains(session_class, name, listener):
+            event.listen(session_class, name, listener)
+
+
+def _note_statement(state: ORMExecuteState) -> None:
+    if _FENCE.get() is not None and (state.is_insert or state.is_update or state.is_delete):
+        state.session.info[_WROTE] = True
+
+
+def _note_flush(session: Session, _flush: UOWTransaction) -> None:
+    if _FENCE.get() is not None:
+        session.info[_WROTE] = True
+
+
+def _check_fence(session: Session) -> None:
+    """`before_commit`: a writing transaction of a fenced turn marks its message, or is refused."""
+    fence = _FENCE.get()
+    wrote = session.info.pop(_WROTE, False) or session.new or session.dirty or session.deleted
+    if fence is None or not wrote:
+        return
+    key, owner = fence
+    result = session.execute(update(T).where(T.c.key == key, T.c.lease_owner == owner).values(effects=True))
+    if rowcount(result) != 1:
+        raise TakenOver(key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +157,7 @@ async def claim(
     until = as_utc(now + lease)
     insert = _insert(conn).values(
         key=key, openid=openid, message=message, status=InboundStatus.PROCESSING.value,
-        lease_owner=owner, lease_until=until, attempts=1, deferred=False, received_at=as_utc(now),
+        lease_owner=owner, lease_until=until, attempts=1, deferred=False, effects=False, received_at=as_utc(now),
     )
     stmt = insert.on_conflict_do_update(
         index_elements=[T.c.key],
@@ -108,13 +168,13 @@ async def claim(
             "attempts": T.c.attempts + 1,
         },
         where=T.c.status.in_(OPEN) & (T.c.lease_until < as_utc(now)),
-    ).returning(T.c.attempts, T.c.deferred)
+    ).returning(T.c.attempts, T.c.deferred, T.c.effects)
     row = (await conn.execute(stmt)).first()
     if row is None:
         return None
     if row.attempts == 1 and opens_window:
         await outbox.wake_waiting(conn, openid, now=now)
-    return Claimed(key, openid, message, int(row.attempts), bool(row.deferred))
+    return Claimed(key, openid, message, int(row.attempts), bool(row.deferred), bool(row.effects))
 
 
 async def entry(conn: AsyncConnection, key: str) -> Entry | None:
@@ -208,12 +268,12 @@ async def take_expired(
                 status=InboundStatus.PROCESSING.value, lease_owner=owner, lease_until=as_utc(now + lease),
                 attempts=T.c.attempts + 1, deferred=True,
             )
-            .returning(T.c.openid, T.c.message, T.c.attempts)
+            .returning(T.c.openid, T.c.message, T.c.attempts, T.c.effects)
         )
     ).first()
     if row is None:
         return None
-    return Claimed(key, row.openid, dict(row.message), int(row.attempts), True)
+    return Claimed(key, row.openid, dict(row.message), int(row.attempts), True, bool(row.effects))
 
 
 async def release(conn: AsyncConnection, *, owner: str, keys: list[str], now: datetime) -> int:

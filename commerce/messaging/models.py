@@ -69,6 +69,8 @@ class InboundMessage(Base):
     parsed message, enough to process it again; `reply` the rendered reply once answered,
     kept until `lease_until` (WeChat's retries come within it), then pruned. `deferred`:
     no delivery is waiting for the reply, so it goes out as a customer-service message.
+    `effects`: the turn committed changes (in their own transaction): processing it again
+    would repeat them, so a worker taking it over answers without processing it.
     """
 
     __tablename__ = "inbound_messages"
@@ -82,6 +84,7 @@ class InboundMessage(Base):
     lease_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     deferred: Mapped[bool] = mapped_column(Boolean, default=False)
+    effects: Mapped[bool] = mapped_column(Boolean, default=False)  # the turn committed changes
     reply: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

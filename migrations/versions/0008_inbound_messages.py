@@ -24,6 +24,7 @@ def upgrade() -> None:
     sa.Column('lease_until', sa.DateTime(timezone=True), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('deferred', sa.Boolean(), nullable=False),
+    sa.Column('effects', sa.Boolean(), nullable=False),
     sa.Column('reply', sa.JSON(), nullable=True),
     sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('answered_at', sa.DateTime(timezone=True), nullable=True),

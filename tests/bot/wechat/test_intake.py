@@ -15,7 +15,10 @@ from bot.keys import INBOX
 from bot.wechat.inbox import Inbox, LeaseLost
 from bot.wechat.intake import DurableReplyStore, Sweeper, row_key
 from bot.wechat.protocol import Inbound
+from commerce.customers.customers import touch_customer
+from commerce.customers.models import Customer
 from commerce.db import create_engine
+from commerce.messaging import inbound
 from commerce.messaging.models import InboundMessage, InboundStatus
 from commerce.wiring import shop_uows
 from tests.bot.conftest import ShopFactory
@@ -155,3 +158,62 @@ async def test_a_message_that_cannot_be_written_down_is_not_answered_success(
     inbox.replies.claim = broken  # type: ignore[method-assign]
     with pytest.raises(SimulatorError, match="503"):
         await shop.user().say("苹果")
+
+
+# ---- the turn's own transactions are fenced --------------------------------------------------------
+
+
+async def _turn_writes(engine: AsyncEngine, store: DurableReplyStore, msg: Inbound) -> None:
+    """What a turn's route does: a unit of work that changes something, fenced on `msg`."""
+    with inbound.fenced(key=row_key(msg.dedupe_key), owner=store.owner):
+        async with shop_uows(engine)() as uow:
+            await touch_customer(uow.session, msg.openid, messaged=True)
+
+
+async def test_a_turn_that_committed_before_its_worker_died_is_not_processed_again(engine: AsyncEngine) -> None:
+    dead, other = _worker(engine, lease_seconds=0.2), _worker(engine, lease_seconds=0.2)
+    msg = _msg(7)
+    assert await dead.claim(msg.dedupe_key, msg=msg)
+    await _turn_writes(engine, dead, msg)  # the cart line is added...
+    _die(dead)  # ...and the worker is killed before the reply is written down
+    await asyncio.sleep(0.3)
+    [(taken, _attempts)] = await other.take_expired()
+    assert taken == msg and other.already_done(msg.dedupe_key)
+    await other.close()
+
+
+async def test_a_worker_that_lost_its_message_cannot_commit_the_turn(engine: AsyncEngine) -> None:
+    slow, other = _worker(engine, lease_seconds=0.2), _worker(engine, lease_seconds=0.2)
+    msg = _msg(8, openid="o_fenced_out")
+    assert await slow.claim(msg.dedupe_key, msg=msg)
+    _die(slow)  # stalled past its lease
+    await asyncio.sleep(0.3)
+    assert await other.claim(msg.dedupe_key, msg=msg)
+    assert not other.already_done(msg.dedupe_key)  # nothing was committed: processed in full
+    with pytest.raises(inbound.TakenOver):
+        await _turn_writes(engine, slow, msg)
+    async with shop_uows(engine)() as uow:
+        assert await uow.session.scalar(select(Customer.id).where(Customer.openid == msg.openid)) is None
+    await other.close()
+
+
+async def test_a_swept_message_whose_turn_committed_is_answered_with_a_notice(
+    make_shop: ShopFactory, sqlite_url: str
+) -> None:
+    shop = await make_shop(sqlite_url, scheduler={"enabled": False})
+    inbox: Inbox = shop.client.app[INBOX]
+    engine = create_engine(sqlite_url)
+    try:
+        dead = _worker(engine, lease_seconds=0.2)
+        msg = _msg(9, "加入购物车", "o_committed")
+        assert await dead.claim(msg.dedupe_key, msg=msg)
+        await _turn_writes(engine, dead, msg)
+        _die(dead)
+    finally:
+        await engine.dispose()
+    await asyncio.sleep(0.3)
+    assert isinstance(inbox.replies, DurableReplyStore)
+    assert await Sweeper(inbox, inbox.replies).sweep() == 1
+    await inbox.drain()
+    [sent] = await shop.outbox.wait_for(msg.openid, 1)
+    assert "已经处理好了" in sent.text  # not "已加入购物车": the add is not made twice
