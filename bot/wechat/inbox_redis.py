@@ -1,6 +1,8 @@
 """The inbox's de-duplication and per-user order in Redis, for several workers.
 
-`RedisReplyStore`: one key per message, claimed with `SET NX PX`; its value moves
+`RedisReplyStore` (an inbox without a database; the app's inbox writes every message down
+in the database instead, `bot.wechat.intake`, so that it survives a dead worker and
+Redis restarting empty): one key per message, claimed with `SET NX PX`; its value moves
 pending -> (deferred ->) done. Moves that race (a worker finishing while another
 delivery gives up waiting) are Lua scripts, so exactly one of them sees the other:
 
