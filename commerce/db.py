@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import CursorResult, Result, event
+import sqlalchemy
+from sqlalchemy import CursorResult, Engine, Result, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -35,6 +36,22 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     engine = create_async_engine(url, **kwargs)
     if is_sqlite(url):
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def create_blocking_sqlite_engine(url: str) -> Engine:
+    """A blocking (pysqlite) engine on the SQLite file of the async engine's `url`, for work
+    run in a thread of its own: a batch of statements and its commit is one hand-over to
+    that thread, where aiosqlite hands over every statement, fetch and commit (several
+    times the statements' own cost, measured). Same pragmas, same busy timeout."""
+    if not is_sqlite(url):
+        raise ValueError("a blocking engine is for SQLite only (PostgreSQL's driver needs no thread)")
+    sync_url = sqlalchemy.make_url(url).set(drivername="sqlite")
+    engine = sqlalchemy.create_engine(
+        sync_url, hide_parameters=True,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+    )
+    event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 
 

@@ -34,22 +34,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, fields
 from datetime import timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.chat.middleware import Answer, Middleware, Next, Turn
 from bot.chat.render import Rendered, RenderedArticle
 from bot.chat.replies import Text
 from bot.wechat.inbox import DEDUPE_SECONDS, Inbox, LeaseLost
 from bot.wechat.protocol import Inbound
+from commerce.db import create_blocking_sqlite_engine, is_sqlite
 from commerce.messaging import inbound
 from commerce.uow import Clock, wall_clock
 
@@ -61,7 +65,7 @@ MAX_ATTEMPTS = 4  # a message that killed its worker this often is answered poli
 BATCH_LIMIT = 64  # writes in one transaction at most
 _INBOUND_FIELDS = frozenset(f.name for f in fields(Inbound))
 T = TypeVar("T")
-Write = Callable[[AsyncConnection], Awaitable[Any]]
+Write = Callable[[Connection], Any]
 
 
 def row_key(key: str) -> str:
@@ -89,21 +93,28 @@ def load_reply(data: dict[str, Any]) -> Rendered:
 
 
 class WriteBatcher:
-    """Runs the writes handed to it in shared transactions (group commit), in order.
+    """Runs the journal's statements handed to it in shared transactions (group commit), in order.
 
     A write waits while the transaction before it commits, and goes with every write that
     arrived meanwhile: under load, one commit serves a burst, and a worker never has two of
-    its own writers queueing for SQLite's lock. A write that fails is retried on its own,
-    so it fails alone.
+    its own writers queueing for SQLite's lock. On SQLite a whole transaction is one
+    hand-over to a thread of its own (`create_blocking_sqlite_engine`); on PostgreSQL it
+    runs through `AsyncConnection.run_sync`. A write that fails is retried on its own, so
+    it fails alone.
     """
 
     def __init__(self, engine: AsyncEngine, *, limit: int = BATCH_LIMIT) -> None:
         self._engine = engine
+        self._blocking: Engine | None = None
+        self._thread: ThreadPoolExecutor | None = None
+        if is_sqlite(engine.url.render_as_string(hide_password=False)):
+            self._blocking = create_blocking_sqlite_engine(engine.url.render_as_string(hide_password=False))
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="intake")
         self._limit = limit
         self._pending: list[tuple[Write, asyncio.Future[Any]]] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def run(self, write: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    async def run(self, write: Callable[[Connection], T]) -> T:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append((write, future))
         if self._writer is None or self._writer.done():
@@ -116,9 +127,9 @@ class WriteBatcher:
             await self._write(batch)
 
     async def _write(self, batch: list[tuple[Write, asyncio.Future[Any]]]) -> None:
+        writes = [write for write, _future in batch]
         try:
-            async with self._engine.begin() as conn:
-                results = [await write(conn) for write, _future in batch]
+            results = await self._in_transaction(writes)
         except Exception as exc:
             if len(batch) == 1:
                 _settle(batch[0][1], exc=exc)
@@ -128,6 +139,25 @@ class WriteBatcher:
             return
         for (_write, future), result in zip(batch, results, strict=True):
             _settle(future, result=result)
+
+    async def _in_transaction(self, writes: list[Write]) -> list[Any]:
+        if self._blocking is not None and self._thread is not None:
+            blocking = self._blocking
+            return await asyncio.get_running_loop().run_in_executor(self._thread, _run_all, blocking, writes)
+        async with self._engine.begin() as conn:
+            return await conn.run_sync(lambda sync: [write(sync) for write in writes])
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
+        if self._blocking is not None:
+            self._blocking.dispose()
+
+
+def _run_all(engine: Engine, writes: list[Write]) -> list[Any]:
+    """In the journal's thread: every write, in one transaction."""
+    with engine.begin() as conn:
+        return [write(conn) for write in writes]
 
 
 def _settle(future: asyncio.Future[Any], *, result: Any = None, exc: BaseException | None = None) -> None:
@@ -194,8 +224,7 @@ class DurableReplyStore:
             return None if deferred else rendered  # deferred: it goes out as a message
         until = time.monotonic() + timeout
         while True:
-            async with self._engine.connect() as conn:
-                entry = await inbound.entry(conn, row_key(key))
+            entry = await self._writes.run(lambda conn: inbound.entry(conn, row_key(key)))
             if entry is None or entry.answered or entry.deferred:
                 return _passive(entry)  # deferred: someone gave up waiting, it goes out as a message
             left = until - time.monotonic()
@@ -238,9 +267,9 @@ class DurableReplyStore:
             if not keys:
                 return
             try:
-                async with self._engine.begin() as conn:
-                    kept = await inbound.renew(conn, owner=self.owner, keys=keys, now=self._clock(),
-                                               lease=self._lease)
+                renew = functools.partial(inbound.renew, owner=self.owner, keys=keys, now=self._clock(),
+                                          lease=self._lease)
+                kept = await self._writes.run(renew)
             except Exception:
                 log.warning("message leases could not be renewed", exc_info=True)
                 continue
@@ -251,14 +280,12 @@ class DurableReplyStore:
 
     async def take_expired(self, *, limit: int = 50) -> list[tuple[Inbound, int]]:
         """Messages whose lease ran out, now held here, oldest first, with their attempts."""
-        async with self._engine.connect() as conn:
-            keys = await inbound.expired_keys(conn, now=self._clock(), limit=limit)
+        keys = await self._writes.run(lambda conn: inbound.expired_keys(conn, now=self._clock(), limit=limit))
         taken: list[tuple[Inbound, int]] = []
         for key in keys:
-            async with self._engine.begin() as conn:
-                claimed = await inbound.take_expired(
-                    conn, key, owner=self.owner, now=self._clock(), lease=self._lease
-                )
+            take = functools.partial(inbound.take_expired, key=key, owner=self.owner, now=self._clock(),
+                                     lease=self._lease)
+            claimed = await self._writes.run(take)
             if claimed is None:
                 continue  # another worker was first
             msg = load_message(claimed.message)
@@ -267,8 +294,7 @@ class DurableReplyStore:
         return taken
 
     async def prune(self) -> int:
-        async with self._engine.begin() as conn:
-            return await inbound.prune(conn, now=self._clock())
+        return await self._writes.run(lambda conn: inbound.prune(conn, now=self._clock()))
 
     async def close(self) -> None:
         """Stop renewing; hand back what this worker did not finish (taken at once by another)."""
@@ -280,8 +306,8 @@ class DurableReplyStore:
         self._held.clear()
         self._done.clear()
         if keys:
-            async with self._engine.begin() as conn:
-                await inbound.release(conn, owner=self.owner, keys=keys, now=self._clock())
+            await self._writes.run(lambda conn: inbound.release(conn, owner=self.owner, keys=keys, now=self._clock()))
+        self._writes.close()
 
     def already_done(self, key: str) -> bool:
         """Whether the turn of this held message committed its changes before (a dead worker's)."""

@@ -18,10 +18,10 @@ processed again (`Claimed.effects`: the new holder answers without processing it
 worker presumed dead cannot commit changes for a message another worker took over. An answered row keeps its reply for WeChat's retries until `lease_until` (the
 end of the de-duplication window), then `prune` deletes it.
 
-`claim` also wakes what waited for the customer to write (`outbox.wake_waiting`:
+`claim` also wakes what waited for the customer to write (as `outbox.wake_waiting`:
 notices held by 45015 are due, and the window's count starts over) in the same
 transaction, for every message that opens the window: one indexed UPDATE. Each function commits nothing;
-the caller's transaction does.
+the caller's transaction does. They block: run them off the event loop (bot.wechat.intake).
 
     (none) --claim--> processing --finish--> answered --prune--> (none)
     processing --lease runs out--> (taken over: claim / take_expired) --> processing
@@ -35,11 +35,11 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Table, delete, event, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from commerce.db import rowcount
@@ -49,12 +49,14 @@ from commerce.rules import as_utc
 
 OPEN = (InboundStatus.RECEIVED.value, InboundStatus.PROCESSING.value)
 PRUNE_BATCH = 500
-# Core statements on a connection, not ORM ones on a session: every message pays for these,
-# and the ORM's bookkeeping measured twice their cost
-T: Table = InboundMessage.__table__  # type: ignore[assignment]
+# Core statements on a (blocking) connection, not ORM ones on a session: every message pays
+# for these. The caller runs a batch of them in one go: on SQLite in a thread of its own
+# (one hand-over to it for the whole batch, instead of one per statement and commit, which
+# measured several times their cost), on PostgreSQL through `AsyncConnection.run_sync`.
+T = cast(Table, InboundMessage.__table__)
 
 
-def _insert(conn: AsyncConnection) -> postgresql.Insert | sqlite.Insert:
+def _insert(conn: Connection) -> postgresql.Insert | sqlite.Insert:
     """The dialect's INSERT, which knows ON CONFLICT (PostgreSQL and SQLite)."""
     if conn.dialect.name == "postgresql":
         return postgresql.insert(T)
@@ -139,8 +141,8 @@ class Entry:
         return self.status == InboundStatus.ANSWERED.value
 
 
-async def claim(
-    conn: AsyncConnection,
+def claim(
+    conn: Connection,
     *,
     key: str,
     openid: str,
@@ -169,17 +171,24 @@ async def claim(
         },
         where=T.c.status.in_(OPEN) & (T.c.lease_until < as_utc(now)),
     ).returning(T.c.attempts, T.c.deferred, T.c.effects)
-    row = (await conn.execute(stmt)).first()
+    row = (conn.execute(stmt)).first()
     if row is None:
         return None
     if row.attempts == 1 and opens_window:
-        await outbox.wake_waiting(conn, openid, now=now)
+        _wake_waiting(conn, openid, now=now)
     return Claimed(key, openid, message, int(row.attempts), bool(row.deferred), bool(row.effects))
 
 
-async def entry(conn: AsyncConnection, key: str) -> Entry | None:
+def _wake_waiting(conn: Connection, openid: str, *, now: datetime) -> None:
+    """`outbox.wake_waiting`, on this connection: one indexed UPDATE; the window's count starts
+    over only when something was waiting."""
+    if rowcount(conn.execute(outbox.wake_statement(openid, now=now))):
+        conn.execute(outbox.reset_count_statement(openid))
+
+
+def entry(conn: Connection, key: str) -> Entry | None:
     row = (
-        await conn.execute(
+        conn.execute(
             select(T.c.status, T.c.deferred, T.c.reply, T.c.lease_until)
             .where(T.c.key == key)
         )
@@ -189,24 +198,24 @@ async def entry(conn: AsyncConnection, key: str) -> Entry | None:
     return Entry(row.status, bool(row.deferred), dict(row.reply) if row.reply else None, as_utc(row.lease_until))
 
 
-async def give_up(conn: AsyncConnection, key: str) -> Entry | None:
+def give_up(conn: Connection, key: str) -> Entry | None:
     """A delivery stops waiting: an unanswered message is deferred (its reply will go out as a
     customer-service message); an answered one is returned as it is (the reply came in time)."""
-    await conn.execute(
+    conn.execute(
         update(T)
         .where(T.c.key == key, T.c.status.in_(OPEN))
         .values(deferred=True)
     )
-    return await entry(conn, key)
+    return entry(conn, key)
 
 
-async def finish(
-    conn: AsyncConnection, *, key: str, owner: str, reply: dict[str, Any], now: datetime, keep: timedelta
+def finish(
+    conn: Connection, *, key: str, owner: str, reply: dict[str, Any], now: datetime, keep: timedelta
 ) -> bool | None:
     """Store the reply if `owner` still holds the message (the fence): whether it was deferred
     (no delivery waits for it), or None when the lease was lost to another worker."""
     row = (
-        await conn.execute(
+        conn.execute(
             update(T)
             .where(
                 T.c.key == key,
@@ -223,9 +232,9 @@ async def finish(
     return None if row is None else bool(row.deferred)
 
 
-async def renew(conn: AsyncConnection, *, owner: str, keys: list[str], now: datetime, lease: timedelta) -> int:
+def renew(conn: Connection, *, owner: str, keys: list[str], now: datetime, lease: timedelta) -> int:
     """Push the leases of the messages `owner` works on forward; how many it still holds."""
-    result = await conn.execute(
+    result = conn.execute(
         update(T)
         .where(
             T.c.key.in_(keys),
@@ -237,9 +246,9 @@ async def renew(conn: AsyncConnection, *, owner: str, keys: list[str], now: date
     return rowcount(result)
 
 
-async def expired_keys(conn: AsyncConnection, *, now: datetime, limit: int = 100) -> list[str]:
+def expired_keys(conn: Connection, *, now: datetime, limit: int = 100) -> list[str]:
     """Unanswered messages nobody holds (a dead worker's, a released one), oldest first."""
-    rows = await conn.scalars(
+    rows = conn.scalars(
         select(T.c.key)
         .where(T.c.status.in_(OPEN), T.c.lease_until < as_utc(now))
         .order_by(T.c.received_at, T.c.key)
@@ -248,8 +257,8 @@ async def expired_keys(conn: AsyncConnection, *, now: datetime, limit: int = 100
     return list(rows.all())
 
 
-async def take_expired(
-    conn: AsyncConnection, key: str, *, owner: str, now: datetime, lease: timedelta
+def take_expired(
+    conn: Connection, key: str, *, owner: str, now: datetime, lease: timedelta
 ) -> Claimed | None:
     """Take over a message whose lease ran out; None when another worker was first.
 
@@ -257,7 +266,7 @@ async def take_expired(
     it is deferred: the reply goes out as a customer-service message.
     """
     row = (
-        await conn.execute(
+        conn.execute(
             update(T)
             .where(
                 T.c.key == key,
@@ -276,9 +285,9 @@ async def take_expired(
     return Claimed(key, row.openid, dict(row.message), int(row.attempts), True, bool(row.effects))
 
 
-async def release(conn: AsyncConnection, *, owner: str, keys: list[str], now: datetime) -> int:
+def release(conn: Connection, *, owner: str, keys: list[str], now: datetime) -> int:
     """A stopping worker hands back what it did not finish: due for the sweepers at once."""
-    result = await conn.execute(
+    result = conn.execute(
         update(T)
         .where(
             T.c.key.in_(keys),
@@ -290,14 +299,14 @@ async def release(conn: AsyncConnection, *, owner: str, keys: list[str], now: da
     return rowcount(result)
 
 
-async def prune(conn: AsyncConnection, *, now: datetime, limit: int = PRUNE_BATCH) -> int:
+def prune(conn: Connection, *, now: datetime, limit: int = PRUNE_BATCH) -> int:
     """Delete up to `limit` answered rows whose de-duplication window is over."""
     old = (
         select(T.c.key)
         .where(T.c.status == InboundStatus.ANSWERED.value, T.c.lease_until < as_utc(now))
         .limit(limit)
     )
-    result = await conn.execute(
+    result = conn.execute(
         delete(T).where(T.c.key.in_(old))
     )
     return rowcount(result)

@@ -38,10 +38,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import ColumnElement, Table, Update, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.customers.models import Customer
 from commerce.db import rowcount
@@ -378,31 +378,36 @@ async def note_inbound(session: AsyncSession, openid: str, *, now: datetime) -> 
     await wake_waiting(session, openid, now=now)
 
 
-async def wake_waiting(session: AsyncSession | AsyncConnection, openid: str, *, now: datetime) -> int:
+async def wake_waiting(session: AsyncSession, openid: str, *, now: datetime) -> int:
     """The customer wrote: messages waiting for the window are due now (one indexed UPDATE,
     cheap enough for every message); when any was waiting, the window's count starts over
     too (a 45015 had used it up), so that they go out as customer-service messages."""
-    result = await session.execute(
-        update(OutboxMessage)
-        .where(
-            OutboxMessage.openid == openid,
-            OutboxMessage.status == OutboxStatus.PENDING.value,
-            OutboxMessage.last_error == WAITING,
-            OutboxMessage.next_attempt_at > as_utc(now),
-        )
-        .values(next_attempt_at=as_utc(now))
-        .execution_options(synchronize_session=False)
-    )
-    woken = rowcount(result)
+    woken = rowcount(await session.execute(wake_statement(openid, now=now)))
     if woken:
         await _reset_window_count(session, openid)
     return woken
 
 
-async def _reset_window_count(session: AsyncSession | AsyncConnection, openid: str) -> None:
-    await session.execute(
-        update(Customer)
-        .where(Customer.openid == openid, Customer.window_sent != 0)
-        .values(window_sent=0)
-        .execution_options(synchronize_session=False)
+def wake_statement(openid: str, *, now: datetime) -> Update:
+    """The rows of `openid` waiting for the window become due now."""
+    rows = cast(Table, OutboxMessage.__table__)
+    return (
+        update(rows)
+        .where(
+            rows.c.openid == openid,
+            rows.c.status == OutboxStatus.PENDING.value,
+            rows.c.last_error == WAITING,
+            rows.c.next_attempt_at > as_utc(now),
+        )
+        .values(next_attempt_at=as_utc(now))
     )
+
+
+def reset_count_statement(openid: str) -> Update:
+    """The window's count of customer-service messages starts over."""
+    customers = cast(Table, Customer.__table__)
+    return update(customers).where(customers.c.openid == openid, customers.c.window_sent != 0).values(window_sent=0)
+
+
+async def _reset_window_count(session: AsyncSession, openid: str) -> None:
+    await session.execute(reset_count_statement(openid))
