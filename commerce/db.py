@@ -6,11 +6,13 @@ journal here, and writers wait instead of failing); PostgreSQL goes through asyn
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import sqlalchemy
-from sqlalchemy import CursorResult, Engine, Result, event
+from sqlalchemy import Connection, CursorResult, Engine, Result, event
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -19,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+T = TypeVar("T")
 
 
 def is_sqlite(url: str) -> bool:
@@ -40,19 +43,41 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
 
 
 def create_blocking_sqlite_engine(url: str) -> Engine:
-    """A blocking (pysqlite) engine on the SQLite file of the async engine's `url`, for work
-    run in a thread of its own: a batch of statements and its commit is one hand-over to
-    that thread, where aiosqlite hands over every statement, fetch and commit (several
-    times the statements' own cost, measured). Same pragmas, same busy timeout."""
+    """A blocking (pysqlite) engine on the SQLite file of the async engine's `url` that never
+    waits for SQLite's lock (busy timeout 0: a busy database raises at once, and the caller
+    waits for it without blocking, `run_nonblocking`). Its short statements may then run on
+    the event loop itself: aiosqlite hands every statement, fetch and commit over to a
+    thread, each a wake-up and a GIL switch, which measured several times the statements'
+    own cost."""
     if not is_sqlite(url):
         raise ValueError("a blocking engine is for SQLite only (PostgreSQL's driver needs no thread)")
     sync_url = sqlalchemy.make_url(url).set(drivername="sqlite")
-    engine = sqlalchemy.create_engine(
-        sync_url, hide_parameters=True,
-        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
-    )
-    event.listen(engine, "connect", _sqlite_pragmas)
+    engine = sqlalchemy.create_engine(sync_url, hide_parameters=True, connect_args={"timeout": 0})
+    event.listen(engine, "connect", _sqlite_pragmas_no_wait)
     return engine
+
+
+def run_nonblocking_sqlite(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """`work` in one transaction of `engine`; raises `SqliteBusy` at once when another
+    connection holds the write lock (the caller retries later)."""
+    try:
+        with engine.begin() as conn:
+            return work(conn)
+    except OperationalError as exc:
+        if "locked" in str(exc.orig) or "busy" in str(exc.orig):
+            raise SqliteBusy() from exc
+        raise
+
+
+class SqliteBusy(Exception):
+    """Another connection holds SQLite's write lock: try again in a moment."""
+
+
+def _sqlite_pragmas_no_wait(dbapi_connection: Any, record: Any) -> None:
+    _sqlite_pragmas(dbapi_connection, record)
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=0")
+    cursor.close()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -40,7 +40,6 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, fields
 from datetime import timedelta
 from typing import Any, TypeVar, cast
@@ -53,7 +52,13 @@ from bot.chat.render import Rendered, RenderedArticle
 from bot.chat.replies import Text
 from bot.wechat.inbox import DEDUPE_SECONDS, Inbox, LeaseLost
 from bot.wechat.protocol import Inbound
-from commerce.db import create_blocking_sqlite_engine, is_sqlite
+from commerce.db import (
+    SQLITE_BUSY_TIMEOUT_MS,
+    SqliteBusy,
+    create_blocking_sqlite_engine,
+    is_sqlite,
+    run_nonblocking_sqlite,
+)
 from commerce.messaging import inbound
 from commerce.uow import Clock, wall_clock
 
@@ -63,6 +68,8 @@ LEASE_SECONDS = 8.0  # a bit longer than WeChat's 5-second retry cycle, renewed 
 KEY_LIMIT = 160  # the row key's column; longer keys (a long EventKey) are hashed
 MAX_ATTEMPTS = 4  # a message that killed its worker this often is answered politely instead
 BATCH_LIMIT = 64  # writes in one transaction at most
+BUSY_PAUSE_SECONDS = 0.001  # SQLite's lock is taken: the first pause before trying again (doubles)
+BUSY_PAUSE_MAX_SECONDS = 0.05
 _INBOUND_FIELDS = frozenset(f.name for f in fields(Inbound))
 T = TypeVar("T")
 Write = Callable[[Connection], Any]
@@ -97,19 +104,17 @@ class WriteBatcher:
 
     A write waits while the transaction before it commits, and goes with every write that
     arrived meanwhile: under load, one commit serves a burst, and a worker never has two of
-    its own writers queueing for SQLite's lock. On SQLite a whole transaction is one
-    hand-over to a thread of its own (`create_blocking_sqlite_engine`); on PostgreSQL it
-    runs through `AsyncConnection.run_sync`. A write that fails is retried on its own, so
-    it fails alone.
+    its own writers queueing for SQLite's lock. On SQLite a transaction's few short
+    statements run on the event loop (`create_blocking_sqlite_engine`: no thread hand-over
+    per statement), never waiting for the lock there: when another connection holds it,
+    the batch waits here, without blocking, and tries again. On PostgreSQL it runs through
+    `AsyncConnection.run_sync`. A write that fails is retried on its own, so it fails alone.
     """
 
     def __init__(self, engine: AsyncEngine, *, limit: int = BATCH_LIMIT) -> None:
         self._engine = engine
-        self._blocking: Engine | None = None
-        self._thread: ThreadPoolExecutor | None = None
-        if is_sqlite(engine.url.render_as_string(hide_password=False)):
-            self._blocking = create_blocking_sqlite_engine(engine.url.render_as_string(hide_password=False))
-            self._thread = ThreadPoolExecutor(1, thread_name_prefix="intake")
+        url = engine.url.render_as_string(hide_password=False)
+        self._blocking: Engine | None = create_blocking_sqlite_engine(url) if is_sqlite(url) else None
         self._limit = limit
         self._pending: list[tuple[Write, asyncio.Future[Any]]] = []
         self._writer: asyncio.Task[None] | None = None
@@ -141,23 +146,22 @@ class WriteBatcher:
             _settle(future, result=result)
 
     async def _in_transaction(self, writes: list[Write]) -> list[Any]:
-        if self._blocking is not None and self._thread is not None:
-            blocking = self._blocking
-            return await asyncio.get_running_loop().run_in_executor(self._thread, _run_all, blocking, writes)
-        async with self._engine.begin() as conn:
-            return await conn.run_sync(lambda sync: [write(sync) for write in writes])
+        if self._blocking is None:
+            async with self._engine.begin() as conn:
+                return await conn.run_sync(lambda sync: [write(sync) for write in writes])
+        pause, deadline = BUSY_PAUSE_SECONDS, time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                return run_nonblocking_sqlite(self._blocking, lambda conn: [write(conn) for write in writes])
+            except SqliteBusy:
+                if time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(pause)  # someone else writes: let them, then try again
+            pause = min(pause * 2, BUSY_PAUSE_MAX_SECONDS)
 
     def close(self) -> None:
-        if self._thread is not None:
-            self._thread.shutdown(wait=True)
         if self._blocking is not None:
             self._blocking.dispose()
-
-
-def _run_all(engine: Engine, writes: list[Write]) -> list[Any]:
-    """In the journal's thread: every write, in one transaction."""
-    with engine.begin() as conn:
-        return [write(conn) for write in writes]
 
 
 def _settle(future: asyncio.Future[Any], *, result: Any = None, exc: BaseException | None = None) -> None:

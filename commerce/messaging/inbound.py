@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, event, select, update
+from sqlalchemy import BindParameter, Table, bindparam, delete, event, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
@@ -54,15 +54,6 @@ PRUNE_BATCH = 500
 # (one hand-over to it for the whole batch, instead of one per statement and commit, which
 # measured several times their cost), on PostgreSQL through `AsyncConnection.run_sync`.
 T = cast(Table, InboundMessage.__table__)
-
-
-def _insert(conn: Connection) -> postgresql.Insert | sqlite.Insert:
-    """The dialect's INSERT, which knows ON CONFLICT (PostgreSQL and SQLite)."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(T)
-    if conn.dialect.name == "sqlite":
-        return sqlite.insert(T)
-    raise RuntimeError(f"unsupported database dialect {conn.dialect.name!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +132,48 @@ class Entry:
         return self.status == InboundStatus.ANSWERED.value
 
 
+def _prepared_claims() -> dict[str, Any]:
+    """The claim's INSERT ... ON CONFLICT, built once per dialect (see `_PREPARED`)."""
+    held_until: BindParameter[datetime] = bindparam("p_until", type_=T.c.lease_until.type)
+    now: BindParameter[datetime] = bindparam("p_now", type_=T.c.received_at.type)
+    values = {
+        "key": bindparam("p_key"), "openid": bindparam("p_openid"), "message": bindparam("p_message"),
+        "status": InboundStatus.PROCESSING.value, "lease_owner": bindparam("p_owner"), "lease_until": held_until,
+        "attempts": 1, "deferred": False, "effects": False, "received_at": now,
+    }
+    take_over = {
+        "status": InboundStatus.PROCESSING.value, "lease_owner": bindparam("p_owner"), "lease_until": held_until,
+        "attempts": T.c.attempts + 1,
+    }
+    expired = T.c.status.in_(OPEN) & (T.c.lease_until < now)
+    return {
+        name: insert(T).values(values)
+        .on_conflict_do_update(index_elements=[T.c.key], set_=take_over, where=expired)
+        .returning(T.c.attempts, T.c.deferred, T.c.effects)
+        for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+    }
+
+
+# Every message pays for these: built once, with bound parameters (building a statement
+# measured more than running it), executed with a parameter dict.
+_PREPARED = _prepared_claims()
+_ENTRY = select(T.c.status, T.c.deferred, T.c.reply, T.c.lease_until).where(T.c.key == bindparam("p_key"))
+_GIVE_UP = update(T).where(T.c.key == bindparam("p_key"), T.c.status.in_(OPEN)).values(deferred=True)
+_FINISH = (
+    update(T)
+    .where(
+        T.c.key == bindparam("p_key"),
+        T.c.lease_owner == bindparam("p_owner"),
+        T.c.status == InboundStatus.PROCESSING.value,
+    )
+    .values(
+        status=InboundStatus.ANSWERED.value, reply=bindparam("p_reply"), answered_at=bindparam("p_now"),
+        lease_until=bindparam("p_keep_until"),
+    )
+    .returning(T.c.deferred)
+)
+
+
 def claim(
     conn: Connection,
     *,
@@ -156,22 +189,14 @@ def claim(
 
     None: another worker holds it (a live lease) or it was answered already.
     """
-    until = as_utc(now + lease)
-    insert = _insert(conn).values(
-        key=key, openid=openid, message=message, status=InboundStatus.PROCESSING.value,
-        lease_owner=owner, lease_until=until, attempts=1, deferred=False, effects=False, received_at=as_utc(now),
-    )
-    stmt = insert.on_conflict_do_update(
-        index_elements=[T.c.key],
-        set_={
-            "status": InboundStatus.PROCESSING.value,
-            "lease_owner": owner,
-            "lease_until": until,
-            "attempts": T.c.attempts + 1,
-        },
-        where=T.c.status.in_(OPEN) & (T.c.lease_until < as_utc(now)),
-    ).returning(T.c.attempts, T.c.deferred, T.c.effects)
-    row = (conn.execute(stmt)).first()
+    statement = _PREPARED.get(conn.dialect.name)
+    if statement is None:
+        raise RuntimeError(f"unsupported database dialect {conn.dialect.name!r}")
+    params = {
+        "p_key": key, "p_openid": openid, "p_message": message, "p_owner": owner,
+        "p_until": as_utc(now + lease), "p_now": as_utc(now),
+    }
+    row = conn.execute(statement, params).first()
     if row is None:
         return None
     if row.attempts == 1 and opens_window:
@@ -182,17 +207,12 @@ def claim(
 def _wake_waiting(conn: Connection, openid: str, *, now: datetime) -> None:
     """`outbox.wake_waiting`, on this connection: one indexed UPDATE; the window's count starts
     over only when something was waiting."""
-    if rowcount(conn.execute(outbox.wake_statement(openid, now=now))):
-        conn.execute(outbox.reset_count_statement(openid))
+    if rowcount(conn.execute(outbox.WAKE, {"p_openid": openid, "p_now": as_utc(now)})):
+        conn.execute(outbox.RESET_COUNT, {"p_openid": openid})
 
 
 def entry(conn: Connection, key: str) -> Entry | None:
-    row = (
-        conn.execute(
-            select(T.c.status, T.c.deferred, T.c.reply, T.c.lease_until)
-            .where(T.c.key == key)
-        )
-    ).first()
+    row = conn.execute(_ENTRY, {"p_key": key}).first()
     if row is None:
         return None
     return Entry(row.status, bool(row.deferred), dict(row.reply) if row.reply else None, as_utc(row.lease_until))
@@ -201,11 +221,7 @@ def entry(conn: Connection, key: str) -> Entry | None:
 def give_up(conn: Connection, key: str) -> Entry | None:
     """A delivery stops waiting: an unanswered message is deferred (its reply will go out as a
     customer-service message); an answered one is returned as it is (the reply came in time)."""
-    conn.execute(
-        update(T)
-        .where(T.c.key == key, T.c.status.in_(OPEN))
-        .values(deferred=True)
-    )
+    conn.execute(_GIVE_UP, {"p_key": key})
     return entry(conn, key)
 
 
@@ -214,21 +230,8 @@ def finish(
 ) -> bool | None:
     """Store the reply if `owner` still holds the message (the fence): whether it was deferred
     (no delivery waits for it), or None when the lease was lost to another worker."""
-    row = (
-        conn.execute(
-            update(T)
-            .where(
-                T.c.key == key,
-                T.c.lease_owner == owner,
-                T.c.status == InboundStatus.PROCESSING.value,
-            )
-            .values(
-                status=InboundStatus.ANSWERED.value, reply=reply, answered_at=as_utc(now),
-                lease_until=as_utc(now + keep),
-            )
-            .returning(T.c.deferred)
-        )
-    ).first()
+    params = {"p_key": key, "p_owner": owner, "p_reply": reply, "p_now": as_utc(now), "p_keep_until": as_utc(now + keep)}
+    row = conn.execute(_FINISH, params).first()
     return None if row is None else bool(row.deferred)
 
 

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, Update, select, update
+from sqlalchemy import ColumnElement, Table, Update, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.customers.models import Customer
@@ -382,32 +382,39 @@ async def wake_waiting(session: AsyncSession, openid: str, *, now: datetime) -> 
     """The customer wrote: messages waiting for the window are due now (one indexed UPDATE,
     cheap enough for every message); when any was waiting, the window's count starts over
     too (a 45015 had used it up), so that they go out as customer-service messages."""
-    woken = rowcount(await session.execute(wake_statement(openid, now=now)))
+    woken = rowcount(await session.execute(WAKE, {"p_openid": openid, "p_now": as_utc(now)}))
     if woken:
         await _reset_window_count(session, openid)
     return woken
 
 
-def wake_statement(openid: str, *, now: datetime) -> Update:
-    """The rows of `openid` waiting for the window become due now."""
+def _wake_statement() -> Update:
     rows = cast(Table, OutboxMessage.__table__)
     return (
         update(rows)
         .where(
-            rows.c.openid == openid,
+            rows.c.openid == bindparam("p_openid"),
             rows.c.status == OutboxStatus.PENDING.value,
             rows.c.last_error == WAITING,
-            rows.c.next_attempt_at > as_utc(now),
+            rows.c.next_attempt_at > bindparam("p_now"),
         )
-        .values(next_attempt_at=as_utc(now))
+        .values(next_attempt_at=bindparam("p_now"))
     )
 
 
-def reset_count_statement(openid: str) -> Update:
-    """The window's count of customer-service messages starts over."""
+def _reset_count_statement() -> Update:
     customers = cast(Table, Customer.__table__)
-    return update(customers).where(customers.c.openid == openid, customers.c.window_sent != 0).values(window_sent=0)
+    return (
+        update(customers)
+        .where(customers.c.openid == bindparam("p_openid"), customers.c.window_sent != 0)
+        .values(window_sent=0)
+    )
+
+
+# built once with bound parameters (`p_openid`, `p_now`): every customer message runs WAKE
+WAKE = _wake_statement()  # the rows of a customer waiting for the window become due now
+RESET_COUNT = _reset_count_statement()  # the window's count of customer-service messages starts over
 
 
 async def _reset_window_count(session: AsyncSession, openid: str) -> None:
-    await session.execute(reset_count_statement(openid))
+    await session.execute(RESET_COUNT, {"p_openid": openid})
