@@ -12,10 +12,11 @@ worker dies, its leases run out and:
   it, one user's messages in the order they came, and the reply goes out as a
   customer-service message through the outbound sender (nobody waits for it any more).
 
-Claims and finishing writes of messages arriving together share one transaction (a
-`WriteBatcher`, group commit): one writer per worker instead of many waiting for SQLite's
-lock, one commit for a burst. The finishing write is fenced (it stores the reply only while its writer holds the
-lease), so of a worker presumed dead and the one that took over, one answers. A retry
+The journal's statements are built once and, on SQLite, run on the event loop without
+ever waiting there for the lock (`WriteBatcher`): a claim and a finishing write measured
+0.3 ms of CPU together. The finishing write is fenced (it stores the reply only while
+its writer holds the lease), so of a worker presumed dead and the one that took over,
+one answers. A retry
 waits for the reply in process (a future) when this worker works on the message, else
 polls the row by its key (retries come 5 s apart: rare). Answered rows keep their reply
 for the de-duplication window, then the sweeper prunes them.
@@ -100,15 +101,16 @@ def load_reply(data: dict[str, Any]) -> Rendered:
 
 
 class WriteBatcher:
-    """Runs the journal's statements handed to it in shared transactions (group commit), in order.
+    """Runs the journal's statements handed to it, in order, sharing transactions when they queue.
 
-    A write waits while the transaction before it commits, and goes with every write that
-    arrived meanwhile: under load, one commit serves a burst, and a worker never has two of
-    its own writers queueing for SQLite's lock. On SQLite a transaction's few short
-    statements run on the event loop (`create_blocking_sqlite_engine`: no thread hand-over
-    per statement), never waiting for the lock there: when another connection holds it,
-    the batch waits here, without blocking, and tries again. On PostgreSQL it runs through
-    `AsyncConnection.run_sync`. A write that fails is retried on its own, so it fails alone.
+    On SQLite a write's few short statements run at once on the event loop
+    (`create_blocking_sqlite_engine`: no thread hand-over per statement, which measured
+    several times their cost), over a connection that never waits for SQLite's lock: when
+    another connection holds it, the write queues here and waits without blocking. Queued
+    writes go together, one transaction for all that arrived meanwhile (group commit), so a
+    worker never has two of its own writers waiting for the lock. On PostgreSQL every write
+    queues and a batch runs through `AsyncConnection.run_sync`. A batch that fails is
+    retried write by write, so a bad write fails alone.
     """
 
     def __init__(self, engine: AsyncEngine, *, limit: int = BATCH_LIMIT) -> None:
@@ -120,6 +122,11 @@ class WriteBatcher:
         self._writer: asyncio.Task[None] | None = None
 
     async def run(self, write: Callable[[Connection], T]) -> T:
+        if self._blocking is not None and not self._pending and (self._writer is None or self._writer.done()):
+            try:  # SQLite, nothing queued: at once, on the loop (it cannot interleave with anything)
+                return run_nonblocking_sqlite(self._blocking, write)
+            except SqliteBusy:
+                pass  # another connection writes: queue up and wait without blocking
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append((write, future))
         if self._writer is None or self._writer.done():
