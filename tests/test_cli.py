@@ -34,7 +34,7 @@ STOREFRONT = shutil.which("storefront", path=os.path.dirname(sys.executable))
 TOKEN = "cli-test-token"
 APPID = "wx_cli_test"
 COMMAND_TIMEOUT = 60
-STARTUP_TIMEOUT = 20
+STARTUP_TIMEOUT = 45  # two spawned workers on a loaded machine (tests in parallel) start slowly
 STOP_TIMEOUT = 15
 # Talk to the local server directly, whatever http_proxy says.
 HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
