@@ -108,15 +108,16 @@ class WriteBatcher:
     several times their cost), over a connection that never waits for SQLite's lock: when
     another connection holds it, the write queues here and waits without blocking. Queued
     writes go together, one transaction for all that arrived meanwhile (group commit), so a
-    worker never has two of its own writers waiting for the lock. On PostgreSQL every write
-    queues and a batch runs through `AsyncConnection.run_sync`. A batch that fails is
+    worker never has two of its own writers waiting for the lock. On PostgreSQL (and an
+    in-memory SQLite) every write queues and a batch runs through `AsyncConnection.run_sync`. A batch that fails is
     retried write by write, so a bad write fails alone.
     """
 
     def __init__(self, engine: AsyncEngine, *, limit: int = BATCH_LIMIT) -> None:
         self._engine = engine
         url = engine.url.render_as_string(hide_password=False)
-        self._blocking: Engine | None = create_blocking_sqlite_engine(url) if is_sqlite(url) else None
+        on_file = is_sqlite(url) and engine.url.database not in (None, "", ":memory:")  # memory: one connection's
+        self._blocking: Engine | None = create_blocking_sqlite_engine(url) if on_file else None
         self._limit = limit
         self._pending: list[tuple[Write, asyncio.Future[Any]]] = []
         self._writer: asyncio.Task[None] | None = None
