@@ -69,6 +69,7 @@ LEASE_SECONDS = 8.0  # a bit longer than WeChat's 5-second retry cycle, renewed 
 KEY_LIMIT = 160  # the row key's column; longer keys (a long EventKey) are hashed
 MAX_ATTEMPTS = 4  # a message that killed its worker this often is answered politely instead
 BATCH_LIMIT = 64  # writes in one transaction at most
+PRUNE_ROUNDS = 100  # batches of old answers deleted per pruning at most (50,000 rows)
 BUSY_PAUSE_SECONDS = 0.001  # SQLite's lock is taken: the first pause before trying again (doubles)
 BUSY_PAUSE_MAX_SECONDS = 0.05
 _INBOUND_FIELDS = frozenset(f.name for f in fields(Inbound))
@@ -305,8 +306,17 @@ class DurableReplyStore:
             taken.append((msg, claimed.attempts))
         return taken
 
-    async def prune(self) -> int:
-        return await self._writes.run(lambda conn: inbound.prune(conn, now=self._clock()))
+    async def prune(self, *, rounds: int = PRUNE_ROUNDS) -> int:
+        """Delete answered rows past the de-duplication window, a batch at a time (a short
+        transaction each, so the lock is never held long), until none is left or `rounds`."""
+        pruned = 0
+        for _round in range(rounds):
+            deleted = await self._writes.run(lambda conn: inbound.prune(conn, now=self._clock()))
+            pruned += deleted
+            if deleted < inbound.PRUNE_BATCH:
+                break
+            await asyncio.sleep(0)  # let the messages waiting for the lock in
+        return pruned
 
     async def close(self) -> None:
         """Stop renewing; hand back what this worker did not finish (taken at once by another)."""
@@ -360,7 +370,7 @@ class Sweeper:
         store: DurableReplyStore,
         *,
         every: float = 1.0,
-        prune_every: float = 60.0,
+        prune_every: float = 10.0,
         max_attempts: int = MAX_ATTEMPTS,
     ) -> None:
         self._inbox = inbox
