@@ -29,7 +29,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any
+
+from pypinyin import lazy_pinyin
 
 from bot.chat.context import Context
 from bot.chat.keywords import (
@@ -134,9 +137,27 @@ def _chosen(product: ProductView, variant: VariantView, data: SearchData) -> Ste
     return Step(Text("variant_chosen", chosen), SearchState.CARD, data)
 
 
+@lru_cache(maxsize=1024)
+def _pinyin(word: str) -> str:
+    return "".join(lazy_pinyin(word))
+
+
+@lru_cache(maxsize=1)
+def _category_word_pinyin() -> dict[str, str]:
+    """"chaye" -> "茶叶": the customer words for categories, typed in pinyin."""
+    return {_pinyin(word): word for word in CATEGORY_WORDS if not word.isascii()}
+
+
 def category_named(snapshot: CatalogSnapshot, words: str) -> CategoryView | None:
     """The category the words name: its own name (zh or en), or a word customers use for
-    it (bot.chat.understanding.CATEGORY_WORDS); None when they name no category."""
+    it (bot.chat.understanding.CATEGORY_WORDS), also in pinyin ("shuiguo", "cha ye");
+    None when they name no category."""
+    typed = words.strip().lower().replace(" ", "")
+    if typed.isascii() and typed.isalpha():
+        for category in snapshot.categories:
+            if typed == _pinyin(category.name):
+                return category
+        words = _category_word_pinyin().get(typed, words)
     for form in category_words(words):
         for category in snapshot.categories:
             if form in (category.name.lower(), category.name_en.lower()):

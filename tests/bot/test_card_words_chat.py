@@ -144,3 +144,9 @@ async def test_english_variant_words_and_an_add_with_nothing_open(shop: Shop) ->
     lost = shop.user("o_words_add_nothing")
     reply = await lost.say("add 2")
     assert "send its name" in reply.text.lower() or "商品名" in reply.text, reply.text
+
+
+@pytest.mark.parametrize(("typed", "category"), [("chaye", "茶饮"), ("cha ye", "茶饮"), ("shuiguo", "水果"), ("lingshi", "零食")])
+async def test_a_category_typed_in_pinyin_lists_it(shop: Shop, typed: str, category: str) -> None:
+    reply = await shop.user("o_words_pinyin_category").say(typed)
+    assert f"【{category}】" in reply.text, reply.text

@@ -132,3 +132,12 @@ def test_a_quantity_round_trips(count: int, unit: str, words: str, chinese: bool
 def test_amounts_in_chinese_numerals(value: int) -> None:
     assert parse_amount(cn2an.an2cn(value)) == value
     assert parse_amount(str(value)) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [("你好，我想问下苹果是什么产地的", "苹果"), ("苹果是哪里产的", "苹果"), ("咨询一下大米", "大米"), ("牛肉干保质期多久", "牛肉干")],
+)
+def test_a_question_about_a_product_searches_the_product(text: str, words: str) -> None:
+    found = understand(text)
+    assert found.intent is Intent.SEARCH and found.words == words
