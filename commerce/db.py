@@ -2,10 +2,33 @@
 
 SQLite runs in WAL mode with a busy timeout (measured ~7x faster than the default
 journal here, and writers wait instead of failing); PostgreSQL goes through asyncpg.
+
+SQLite has one writer at a time. A statement that needs the write lock while another
+connection holds it waits up to the busy timeout (`SQLITE_BUSY_TIMEOUT_MS`, 5 s;
+`database.busy_timeout_seconds`), then fails with "database is locked" (SQLITE_BUSY),
+and its transaction is rolled back. What happens then (the retry policy):
+
+- a chat turn (`bot.chat.middleware.retry_when_busy`) runs again from the start, with a
+  back-off (0.1 s doubling to 2 s), until its deadline (`TURN_DEADLINE_SECONDS`, 60 s;
+  `database.busy_deadline_seconds`). WeChat's 5-s passive deadline passes meanwhile and
+  the real answer goes out as a customer-service message. Past the deadline the customer
+  is told the shop is busy and their message is kept: it stays unanswered in the intake
+  journal and a sweeper runs it again (`bot.wechat.intake`);
+- the intake journal's own writes never block the event loop: they retry on a lock-free
+  connection for up to the busy timeout (`bot.wechat.intake.WriteBatcher`); a message
+  that cannot be written down is not answered, so WeChat sends it again;
+- anything else (a staff command, a page, a scheduler job) fails as before; jobs run
+  again at their next tick.
+
+Nothing is doubled by a retry: the busy error rolls the whole unit of work back, and
+placing an order carries an idempotency key derived from the message. `is_busy` tells a
+busy database from other failures.
 """
 
 from __future__ import annotations
 
+import functools
+import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -21,24 +44,48 @@ from sqlalchemy.ext.asyncio import (
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+TURN_DEADLINE_SECONDS = 60.0  # a chat turn retries a busy database this long (see the module)
+_SQLITE_BUSY_CODES = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED (primary result codes)
 T = TypeVar("T")
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether `exc` (or what it wraps) is SQLite's "database is locked": another connection
+    held the write lock past the busy timeout, and the transaction was rolled back."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        orig = current.orig if isinstance(current, OperationalError) else current
+        code = getattr(orig, "sqlite_errorcode", None)
+        if isinstance(code, int) and code & 0xFF in _SQLITE_BUSY_CODES:
+            return True
+        if isinstance(orig, sqlite3.OperationalError) and _busy_text(str(orig)):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _busy_text(message: str) -> bool:
+    return "database is locked" in message or "database is busy" in message or "database table is locked" in message
 
 
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+def create_engine(url: str, *, echo: bool = False, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> AsyncEngine:
+    """The async engine; on SQLite a writer waits `busy_timeout_ms` for the lock (see the module)."""
     # hide_parameters: an error's text never quotes the statement's values (openids,
     # phone numbers, addresses), so a logged database exception cannot leak them
     kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
     if is_sqlite(url):
-        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        kwargs["connect_args"] = {"timeout": busy_timeout_ms / 1000}
     else:
         kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
     engine = create_async_engine(url, **kwargs)
     if is_sqlite(url):
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", functools.partial(_sqlite_pragmas, busy_timeout_ms=busy_timeout_ms))
     return engine
 
 
@@ -64,7 +111,7 @@ def run_nonblocking_sqlite(engine: Engine, work: Callable[[Connection], T]) -> T
         with engine.begin() as conn:
             return work(conn)
     except OperationalError as exc:
-        if "locked" in str(exc.orig) or "busy" in str(exc.orig):
+        if is_busy(exc):
             raise SqliteBusy() from exc
         raise
 
@@ -80,10 +127,10 @@ def _sqlite_pragmas_no_wait(dbapi_connection: Any, record: Any) -> None:
     cursor.close()
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
