@@ -72,6 +72,7 @@ BATCH_LIMIT = 64  # writes in one transaction at most
 PRUNE_ROUNDS = 100  # batches of old answers deleted per pruning at most (50,000 rows)
 BUSY_PAUSE_SECONDS = 0.001  # SQLite's lock is taken: the first pause before trying again (doubles)
 BUSY_PAUSE_MAX_SECONDS = 0.05
+POSTPONE_SECONDS = 5.0  # a message postponed (the database stayed busy) is swept again after this
 _INBOUND_FIELDS = frozenset(f.name for f in fields(Inbound))
 T = TypeVar("T")
 Write = Callable[[Connection], Any]
@@ -263,6 +264,23 @@ class DurableReplyStore:
             future.set_result((rendered, deferred))
         return deferred
 
+    async def postpone(self, key: str, rendered: Rendered) -> bool:
+        """The turn could not run now (the database stayed busy past the turn's deadline):
+        hand the message back unanswered, for a sweeper to run again shortly, and answer a
+        waiting delivery with `rendered` (the "kept, we will answer" notice). True when no
+        delivery waits for it: the notice must go out through the sender."""
+        future = self._held.pop(key, None)
+        self._done.discard(key)
+        until = self._clock() + timedelta(seconds=POSTPONE_SECONDS)
+        deferred = await self._writes.run(
+            lambda conn: inbound.postpone(conn, key=row_key(key), owner=self.owner, until=until)
+        )
+        if deferred is None:
+            raise LeaseLost(key)
+        if future is not None and not future.done():
+            future.set_result((rendered, deferred))
+        return deferred
+
     # ---- leases -------------------------------------------------------------------------------
 
     def _hold(self, key: str, *, done: bool) -> None:
@@ -331,6 +349,11 @@ class DurableReplyStore:
             await self._writes.run(lambda conn: inbound.release(conn, owner=self.owner, keys=keys, now=self._clock()))
         self._writes.close()
 
+    def mark_done(self, key: str) -> None:
+        """The held message's turn committed changes: it is answered, not run again."""
+        if key in self._held:
+            self._done.add(key)
+
     def already_done(self, key: str) -> bool:
         """Whether the turn of this held message committed its changes before (a dead worker's)."""
         return key in self._done
@@ -348,8 +371,13 @@ def fence(store: DurableReplyStore) -> Middleware:
         if store.already_done(key):
             log.warning("message taken over after its changes were committed: not processed again")
             return Answer(Text("message_recovered"), turn.locale)
-        with inbound.fenced(key=row_key(key), owner=store.owner):
-            return await call_next(turn)
+        with inbound.fenced(key=row_key(key), owner=store.owner) as turn_fence:
+            try:
+                return await call_next(turn)
+            except BaseException:
+                if turn_fence.marked:  # a run again (busy database) must not repeat its writes
+                    store.mark_done(key)
+                raise
 
     return step
 

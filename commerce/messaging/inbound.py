@@ -26,6 +26,7 @@ the caller's transaction does. They block: run them off the event loop (bot.wech
     (none) --claim--> processing --finish--> answered --prune--> (none)
     processing --lease runs out--> (taken over: claim / take_expired) --> processing
     processing --release (a stopping worker)--> received --take_expired--> processing
+    processing --postpone (the database stayed busy)--> received --take_expired--> processing
 """
 
 from __future__ import annotations
@@ -73,16 +74,27 @@ class TakenOver(Exception):
     """A turn's transaction was refused: another worker holds its message now."""
 
 
-_FENCE: ContextVar[tuple[str, str] | None] = ContextVar("inbound_fence", default=None)
+@dataclass(slots=True)
+class Fence:
+    """The turn of message `key`, held by `owner`; `marked`: a transaction of the turn wrote
+    and marked the message (so running the turn again would repeat that write)."""
+
+    key: str
+    owner: str
+    marked: bool = False
+
+
+_FENCE: ContextVar[Fence | None] = ContextVar("inbound_fence", default=None)
 _WROTE = "inbound_fence_wrote"
 
 
 @contextmanager
-def fenced(*, key: str, owner: str) -> Iterator[None]:
+def fenced(*, key: str, owner: str) -> Iterator[Fence]:
     """The transactions committed inside are the turn of message `key`, held by `owner`."""
-    token = _FENCE.set((key, owner))
+    fence = Fence(key, owner)
+    token = _FENCE.set(fence)
     try:
-        yield
+        yield fence
     finally:
         _FENCE.reset(token)
 
@@ -112,10 +124,12 @@ def _check_fence(session: Session) -> None:
     wrote = session.info.pop(_WROTE, False) or session.new or session.dirty or session.deleted
     if fence is None or not wrote:
         return
-    key, owner = fence
-    result = session.execute(update(T).where(T.c.key == key, T.c.lease_owner == owner).values(effects=True))
+    result = session.execute(
+        update(T).where(T.c.key == fence.key, T.c.lease_owner == fence.owner).values(effects=True)
+    )
     if rowcount(result) != 1:
-        raise TakenOver(key)
+        raise TakenOver(fence.key)
+    fence.marked = True  # this transaction holds the write lock now: its commit goes through
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +314,19 @@ def release(conn: Connection, *, owner: str, keys: list[str], now: datetime) -> 
         .values(status=InboundStatus.RECEIVED.value, lease_owner="", lease_until=as_utc(now))
     )
     return rowcount(result)
+
+
+def postpone(conn: Connection, *, key: str, owner: str, until: datetime) -> bool | None:
+    """`owner` could not process the message now (the database stayed busy): hand it back,
+    unanswered, for a sweeper to take at `until`. Whether it was deferred (no delivery waits
+    for a reply), or None when `owner` no longer held it."""
+    row = conn.execute(
+        update(T)
+        .where(T.c.key == key, T.c.lease_owner == owner, T.c.status == InboundStatus.PROCESSING.value)
+        .values(status=InboundStatus.RECEIVED.value, lease_owner="", lease_until=as_utc(until))
+        .returning(T.c.deferred)
+    ).first()
+    return None if row is None else bool(row.deferred)
 
 
 def prune(conn: Connection, *, now: datetime, limit: int = PRUNE_BATCH) -> int:
