@@ -106,7 +106,10 @@ async def open_shop(
 ) -> AsyncIterator[Shop]:
     """Build the shop on `config`; `outbound`: a test's own sender (it wins over the planner)."""
     async with AsyncExitStack() as stack:
-        engine = create_engine(config.database.url, echo=config.database.echo)
+        engine = create_engine(
+            config.database.url, echo=config.database.echo,
+            busy_timeout_ms=round(config.database.busy_timeout_seconds * 1000),
+        )
         stack.push_async_callback(engine.dispose)
         # secrets the configuration leaves empty: the install's own, the same for every worker
         config = await resolve_install_secrets(config, shop_uows(engine))
@@ -248,6 +251,7 @@ def _build_inbox(
     # the message chain (bot/chat/middleware.py): one step a line, in order
     turn = middleware.chain([
         _rate_limit(config, services, redis, metrics),
+        middleware.retry_when_busy(middleware.BusyRetry(deadline=config.database.busy_deadline_seconds)),
         middleware.customer(services.customers),
         middleware.staff_role(services.staff),
         middleware.unit_of_work(services.uow),
@@ -266,6 +270,9 @@ def _build_inbox(
     def fallback_reply(msg: Inbound) -> Rendered:
         return renderer.render(Text("error"), config.shop.locale)
 
+    def busy_reply(msg: Inbound) -> Rendered:
+        return renderer.render(Text("busy_kept"), config.shop.locale)
+
     # several workers: with Redis, per-user order is shared (de-duplication is the database's)
     user_locks: UserLock = RedisUserLocks(redis) if redis is not None else UserLocks()
     return Inbox(
@@ -275,6 +282,8 @@ def _build_inbox(
         deadline=config.server.reply_deadline_seconds,
         replies=replies,
         locks=user_locks,
+        postpone=replies.postpone,
+        busy=busy_reply,
         on_outcome=metrics.count_request,
         on_deadline_miss=metrics.count_deadline_miss,
     )

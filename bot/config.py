@@ -82,6 +82,11 @@ class WeChatConfig:
 class DatabaseConfig:
     url: str = "sqlite+aiosqlite:///storefront.db"
     echo: bool = False
+    # SQLite: a writer waits this long for another's write lock, then fails ("database is
+    # locked"); a chat turn that fails so runs again until `busy_deadline_seconds`, then the
+    # customer is told their message is kept (commerce/db.py has the whole policy)
+    busy_timeout_seconds: float = 5.0
+    busy_deadline_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -358,6 +363,10 @@ def _validate(config: Config) -> None:
             raise ConfigError("wechat.encoding_aes_key: must be the 43-character key from the WeChat console")
     if not config.database.url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
         raise ConfigError("database.url: use sqlite+aiosqlite:///FILE or postgresql+asyncpg://...")
+    if not 0.05 <= config.database.busy_timeout_seconds <= 60:
+        raise ConfigError("database.busy_timeout_seconds: must be between 0.05 and 60")
+    if not 0 <= config.database.busy_deadline_seconds <= 600:
+        raise ConfigError("database.busy_deadline_seconds: must be between 0 (no retry) and 600")
     if config.redis.url and not config.redis.url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError("redis.url: must start with redis://, rediss:// or unix://")
     if config.pay.provider not in ("sandbox", "wechatpay_v3", "wechatpay_v2"):

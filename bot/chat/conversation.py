@@ -16,6 +16,7 @@ from bot.chat.replies import Notice, Reply, Text, with_notice
 from bot.chat.router import Routed, Router
 from bot.dialogs.base import Active, Expired
 from bot.services import Services
+from commerce.db import is_busy
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,9 @@ class Conversation:
         )
         try:
             routed = await self._route(ctx)
-        except Exception:
+        except Exception as exc:
+            if is_busy(exc):  # not the handler's fault: the turn runs again (middleware.retry_when_busy)
+                raise
             log.exception("handler failed", extra={"kind": turn.msg.kind, "event": turn.msg.event})
             return Answer(Text("error"), turn.locale)
         return Answer(routed.reply, routed.said_in or turn.locale, said_in=routed.said_in)

@@ -6,20 +6,24 @@ limit does, for a flooding customer), or call the next one, usually with a riche
 middleware passes on a new one, nothing is shared. The chain is a plain list built by
 the app factory, so adding or reordering a step is one line:
 
-    rate limit -> customer (touch) -> staff role -> unit of work -> route
+    rate limit -> retry when busy -> customer (touch) -> staff role -> unit of work -> route
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
 from bot.chat.replies import Reply, Silence, Text
+from bot.wechat.inbox import Postponed
 from bot.wechat.protocol import Inbound
 from bot.wechat.ratelimit import RateLimiter, Verdict, is_counted
 from commerce.customers.customers import CustomerInfo
+from commerce.db import is_busy
 from commerce.staff.models import StaffRole
 from commerce.uow import UnitOfWorkFactory
 
@@ -117,6 +121,42 @@ def rate_limit(
         return Answer(Silence(), turn.locale, refused=True)
 
     return limit
+
+
+@dataclass(frozen=True, slots=True)
+class BusyRetry:
+    """How long a turn retries a busy database (SQLite's write lock held by another
+    connection past the busy timeout, commerce/db.py), and its pauses (doubling)."""
+
+    deadline: float = 60.0
+    first_pause: float = 0.1
+    max_pause: float = 2.0
+
+
+def retry_when_busy(policy: BusyRetry, *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> Middleware:
+    """The rest of the turn runs again, from the start, when the database stayed busy: the
+    failed unit of work rolled back, so nothing of it was kept (a turn that did commit a
+    change is answered without repeating it, `bot.wechat.intake.fence`). WeChat's 5-s wait
+    may pass meanwhile: the inbox then sends the real answer as a customer-service message.
+    Past the deadline the turn is `Postponed`: its message is kept and run again later."""
+
+    async def retry(turn: Turn, call_next: Next) -> Answer:
+        started, pause = time.monotonic(), policy.first_pause
+        while True:
+            try:
+                return await call_next(turn)
+            except Exception as exc:
+                if not is_busy(exc):
+                    raise
+                left = policy.deadline - (time.monotonic() - started)
+                if left <= 0:
+                    log.warning("database busy past the turn's deadline; message kept", extra={"kind": turn.msg.kind})
+                    raise Postponed() from exc
+                log.info("database busy; the turn runs again", extra={"pause": min(pause, left)})
+                await sleep(min(pause, left))
+                pause = min(pause * 2, policy.max_pause)
+
+    return retry
 
 
 class CustomerBook(Protocol):

@@ -13,7 +13,10 @@ MsgId. The inbox:
 - answers "success" when the reply is not ready by the deadline, and then delivers
   it through the outbound sender, exactly once; never for a message that could not be
   written down (`NotRecorded`: the webhook answers an error, and WeChat retries);
-- processes again what a dead worker left (`recover`, called by the intake's sweeper).
+- processes again what a dead worker left (`recover`, called by the intake's sweeper);
+- hands back, unanswered, a message whose turn was `Postponed` (the database stayed busy)
+  when its store keeps messages (`postpone`): the customer is told it is kept, and the
+  sweeper runs it again; without such a store it is answered with the fallback.
 """
 
 from __future__ import annotations
@@ -61,6 +64,11 @@ class ReplyStore(Protocol):
 
 class LeaseLost(Exception):
     """This worker no longer holds the message: another worker took it over and answers it."""
+
+
+class Postponed(Exception):
+    """The message cannot be processed now (the database stayed busy past the turn's
+    deadline); it is kept, unanswered, to be processed again later."""
 
 
 class NotRecorded(Exception):
@@ -163,6 +171,9 @@ class Inbox:
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _claiming: UserLocks = field(default_factory=UserLocks)
     locks: UserLock = field(default_factory=UserLocks)
+    # a store that keeps a message for later (bot.wechat.intake): (key, notice) -> deferred
+    postpone: Callable[[str, Rendered], Awaitable[bool]] | None = None
+    busy: Callable[[Inbound], Rendered] | None = None  # the notice of a postponed message
     # Metrics (bot/metrics.py): (kind, outcome) once per message (replied, failed,
     # rate_limited) and once per retried delivery (duplicate); (kind) per missed deadline.
     on_outcome: Callable[[str, str], None] | None = None
@@ -209,6 +220,11 @@ class Inbox:
             return self.fallback(msg), "failed"
         try:
             answered = await self.respond(msg)
+        except Postponed:
+            if self.postpone is not None:
+                raise
+            log.warning("database busy past the turn's deadline; nothing keeps the message", extra={"kind": msg.kind})
+            return self.fallback(msg), "failed"
         except Exception:
             log.exception("reply failed", extra={"kind": msg.kind})
             return self.fallback(msg), "failed"
@@ -218,8 +234,14 @@ class Inbox:
 
     async def _process(self, msg: Inbound, key: str, *, give_up: bool = False) -> None:
         async with self.locks.hold(msg.openid):
-            rendered, outcome = await self._answer(msg, give_up=give_up)
+            try:
+                rendered, outcome = await self._answer(msg, give_up=give_up)
+            except Postponed:
+                outcome = "postponed"
         self._observe(self.on_outcome, msg.kind, outcome)
+        if outcome == "postponed":
+            await self._postpone(msg, key)
+            return
         try:
             deferred = await self.replies.finish(key, rendered)
         except LeaseLost:
@@ -235,6 +257,25 @@ class Inbox:
                 await self.outbound.send(msg.openid, rendered)
             except Exception:
                 log.exception("late reply could not be sent")
+
+    async def _postpone(self, msg: Inbound, key: str) -> None:
+        """Keep the message unanswered for the sweeper, and tell the customer so."""
+        if self.postpone is None:
+            raise RuntimeError("postponed without a store that keeps the message")
+        notice = (self.busy or self.fallback)(msg)
+        try:
+            deferred = await self.postpone(key, notice)
+        except LeaseLost:
+            log.warning("postponed message taken over by another worker meanwhile", extra={"kind": msg.kind})
+            return
+        except Exception:
+            log.exception("postponed message could not be handed back", extra={"kind": msg.kind})
+            return  # its lease runs out: a sweeper takes it over all the same
+        if deferred:
+            try:
+                await self.outbound.send(msg.openid, notice)
+            except Exception:
+                log.exception("busy notice could not be sent")
 
     @staticmethod
     def _observe(hook: Callable[..., None] | None, *args: str) -> None:

@@ -1,0 +1,136 @@
+"""SQLite's write lock held by another connection past the busy timeout (issue 13, item 6).
+
+Before: the turn's write failed with "database is locked", the customer got the error
+text and the order was never made. Now the turn runs again until the lock is released;
+WeChat's wait passes meanwhile, so the real answer arrives as a customer-service message,
+once. Past the turn's deadline the customer is told the message is kept, and it stays in
+the intake journal, unanswered, for the sweeper.
+
+The lock is taken (a plain `sqlite3` connection, `BEGIN IMMEDIATE`) right after the
+message is written down, as another process would between the claim and the turn; the
+busy timeout is 0.3 s and WeChat's passive deadline 0.5 s, to keep the test quick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+from bot.chat.render import Rendered
+from bot.devtools.simulator import Reply
+from bot.keys import DELIVERY, INBOX
+from bot.wechat.inbox import Inbox
+from bot.wechat.intake import DurableReplyStore
+from commerce.messaging.models import InboundMessage, InboundStatus
+from commerce.orders.models import Order
+from tests.bot.conftest import ShopFactory
+from tests.bot.driver import ChatUser, Shop, db
+from tests.bot.test_shopping_chat import _open, _sku, _stock
+
+FAST = {"server": {"reply_deadline_seconds": 0.5}, "database": {"busy_timeout_seconds": 0.3}}
+ERROR_TEXT = "系统开小差了"
+
+
+@contextmanager
+def lock_after_claim(monkeypatch: pytest.MonkeyPatch, shop: Shop, *, hold: float) -> Iterator[None]:
+    """Every message written down meanwhile: another connection takes SQLite's write lock
+    at once, and releases it `hold` seconds later."""
+    store = _store(shop)
+    claim = store.claim
+    path = make_url(shop.config.database.url).database
+
+    async def claim_then_lock(key: str, *, msg: Any = None) -> bool:
+        claimed = await claim(key, msg=msg)
+        other = sqlite3.connect(str(path), isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # the write lock, until the COMMIT (the timer below)
+        asyncio.get_running_loop().call_later(hold, _release, other)
+        return claimed
+
+    monkeypatch.setattr(store, "claim", claim_then_lock)
+    try:
+        yield
+    finally:  # the lock taken stays held its time: the turn waits for it
+        monkeypatch.setattr(store, "claim", claim)
+
+
+def _release(conn: sqlite3.Connection) -> None:
+    conn.execute("COMMIT")
+    conn.close()
+
+
+def _store(shop: Shop) -> DurableReplyStore:
+    store = shop.client.app[INBOX].replies
+    assert isinstance(store, DurableReplyStore)
+    return store
+
+
+async def _late_answer(shop: Shop, user: ChatUser, passive: Reply) -> Rendered:
+    """The one answer the customer got: passive, or (after WeChat gave up waiting) the
+    customer-service message."""
+    await shop.client.app[INBOX].drain()
+    await shop.client.app[DELIVERY].drain()
+    late = shop.outbox.for_user(user.openid)
+    if passive.kind != "none":
+        assert late == []
+        return Rendered(passive.kind, text=passive.text)
+    assert len(late) == 1, late
+    return late[0]
+
+
+async def test_a_lock_held_past_the_busy_timeout_still_gets_the_real_answers_and_one_order(
+    make_shop: ShopFactory, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shop = await make_shop(sqlite_url, **FAST)
+    user = shop.user()
+    banana = await _sku(shop, "香蕉", "")
+    before = await _stock(shop, banana)
+    await _open(user, "香蕉", "香蕉")
+
+    with lock_after_claim(monkeypatch, shop, hold=1.0):
+        passive = await user.say("加入购物车 2")
+    added = await _late_answer(shop, user, passive)
+    assert ERROR_TEXT not in added.text and "香蕉" in added.text and "×2" in added.text, added
+    assert passive.kind == "none"  # WeChat's wait passed while the lock was held
+
+    checkout = await user.say("结算")
+    if "请发送收货信息" in checkout.text:
+        await user.say("张三 13800138000 上海市浦东新区世纪大道100号")
+        await user.say("确认")
+    shop.outbox.sent.clear()
+    with lock_after_claim(monkeypatch, shop, hold=1.0):
+        passive = await user.say("确认")  # places the order
+    card = await _late_answer(shop, user, passive)
+    assert card.kind == "news", card
+    assert card.articles[0].title.startswith("订单待支付")
+
+    async with db(shop.client.app)() as session:
+        assert await session.scalar(select(func.count()).select_from(Order)) == 1
+    assert await _stock(shop, banana) == before - 2  # the stock ledger balances: the order's two
+
+
+async def test_past_the_turn_deadline_the_message_is_kept_for_the_sweeper(
+    make_shop: ShopFactory, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shop = await make_shop(sqlite_url, database={**FAST["database"], "busy_deadline_seconds": 0.5},
+                           server=FAST["server"])
+    user = shop.user()
+    inbox: Inbox = shop.client.app[INBOX]
+    xml = user.xml("text", content="香蕉", msg_id=7_130_001)
+
+    with lock_after_claim(monkeypatch, shop, hold=1.5):
+        passive = await user.send(xml)
+        await inbox.drain()
+    assert passive.kind == "none"
+    told = shop.outbox.for_user(user.openid)
+    assert len(told) == 1 and "保存" in told[0].text and ERROR_TEXT not in told[0].text, told
+
+    async with db(shop.client.app)() as session:
+        rows = (await session.scalars(select(InboundMessage).where(InboundMessage.openid == user.openid))).all()
+    assert [(row.status, row.reply) for row in rows] == [(InboundStatus.RECEIVED.value, None)]
