@@ -6,14 +6,17 @@ added, a step that answers stops the rest, and the order is the list's order.
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from bot.chat import middleware
 from bot.chat.middleware import Answer, Next, Turn, chain
 from bot.chat.replies import Silence, Text
+from bot.wechat.inbox import Postponed
 from bot.wechat.protocol import Inbound
 from bot.wechat.ratelimit import Verdict
 from commerce.customers.customers import CustomerInfo
@@ -200,3 +203,60 @@ async def test_a_turns_messages_go_out_once_it_has_its_answer_even_when_it_fails
     with pytest.raises(RuntimeError):
         await chain([middleware.unit_of_work(uows), failing_route])(Turn(_msg(), locale="zh"))
     assert sent.ids == [7, 8, 9, 10]
+
+
+# ---- a busy database (SQLite's write lock held past the busy timeout) -------------------------
+
+
+def _locked() -> OperationalError:
+    return OperationalError("UPDATE carts ...", {}, sqlite3.OperationalError("database is locked"))
+
+
+def _busy_until(attempts: int, seen: list[int]) -> middleware.Middleware:
+    """A route whose database is busy for its first `attempts` runs."""
+
+    async def step(turn: Turn, call_next: Next) -> Answer:
+        seen.append(len(seen) + 1)
+        if len(seen) <= attempts:
+            raise _locked()
+        return Answer(Text("added_to_cart"), turn.locale)
+
+    return step
+
+
+async def test_a_turn_runs_again_while_the_database_is_busy_with_pauses_that_double() -> None:
+    seen: list[int] = []
+    pauses: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+
+    policy = middleware.BusyRetry(deadline=60, first_pause=0.1, max_pause=0.3)
+    answer = await chain([middleware.retry_when_busy(policy, sleep=sleep), _busy_until(3, seen)])(Turn(_msg(), "zh"))
+    assert answer.reply == Text("added_to_cart")
+    assert seen == [1, 2, 3, 4] and pauses == pytest.approx([0.1, 0.2, 0.3])
+
+
+async def test_a_turn_still_busy_at_its_deadline_is_postponed_not_answered_with_an_error() -> None:
+    seen: list[int] = []
+
+    async def sleep(seconds: float) -> None:
+        return None
+
+    with pytest.raises(Postponed):
+        await chain([middleware.retry_when_busy(middleware.BusyRetry(deadline=0), sleep=sleep), _busy_until(9, seen)])(
+            Turn(_msg(), "zh")
+        )
+    assert seen == [1]
+
+
+async def test_other_failures_are_not_retried() -> None:
+    calls: list[int] = []
+
+    async def broken(turn: Turn, call_next: Next) -> Answer:
+        calls.append(1)
+        raise OperationalError("SELECT 1", {}, sqlite3.OperationalError("no such table: carts"))
+
+    with pytest.raises(OperationalError):
+        await chain([middleware.retry_when_busy(middleware.BusyRetry()), broken])(Turn(_msg(), "zh"))
+    assert calls == [1]

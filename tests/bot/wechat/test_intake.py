@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.chat.middleware import opens_window
+from bot.chat.middleware import Answer, Turn, opens_window
 from bot.chat.render import Rendered
+from bot.chat.replies import Text
 from bot.devtools.simulator import SimulatorError
 from bot.keys import INBOX
 from bot.wechat.inbox import Inbox, LeaseLost
-from bot.wechat.intake import DurableReplyStore, Sweeper, row_key
+from bot.wechat.intake import POSTPONE_SECONDS, DurableReplyStore, Sweeper, fence, row_key
 from bot.wechat.protocol import Inbound
 from commerce.customers.customers import touch_customer
 from commerce.customers.models import Customer
@@ -217,3 +221,49 @@ async def test_a_swept_message_whose_turn_committed_is_answered_with_a_notice(
     await inbox.drain()
     [sent] = await shop.outbox.wait_for(msg.openid, 1)
     assert "已经处理好了" in sent.text  # not "已加入购物车": the add is not made twice
+
+
+# ---- a turn the database kept busy ------------------------------------------------------------------
+
+
+async def test_a_postponed_message_stays_unanswered_for_a_sweeper(engine: AsyncEngine) -> None:
+    busy = _worker(engine)
+    msg = _msg(11, openid="o_postponed")
+    assert await busy.claim(msg.dedupe_key, msg=msg)
+    waiting = asyncio.create_task(busy.wait(msg.dedupe_key, 5))
+    await asyncio.sleep(0)  # the delivery waits for the reply
+    notice = Rendered("text", text="kept")
+    assert await busy.postpone(msg.dedupe_key, notice) is False  # a delivery waits: it gets the notice
+    assert await waiting == notice
+    assert len(busy) == 0  # no longer held (nor renewed) here
+    async with shop_uows(engine)() as uow:
+        row = await uow.session.get(InboundMessage, row_key(msg.dedupe_key))
+        assert row is not None and (row.status, row.reply) == (InboundStatus.RECEIVED.value, None)
+    later = datetime.now(UTC) + timedelta(seconds=POSTPONE_SECONDS + 1)
+    sweeper = DurableReplyStore(engine, opens_window=opens_window, clock=lambda: later)
+    assert [taken for taken, _attempts in await sweeper.take_expired()] == [msg]  # run again, in full
+    assert not sweeper.already_done(msg.dedupe_key)
+    with pytest.raises(LeaseLost):  # and the first worker has nothing more to say about it
+        await busy.postpone(msg.dedupe_key, notice)
+    await sweeper.close()
+    await busy.close()
+
+
+async def test_a_turn_that_committed_before_the_database_got_busy_is_not_run_again(engine: AsyncEngine) -> None:
+    store = _worker(engine)
+    msg = _msg(12, openid="o_busy_after_commit")
+    assert await store.claim(msg.dedupe_key, msg=msg)
+    runs: list[int] = []
+
+    async def route(turn: Turn) -> Answer:
+        runs.append(1)
+        async with shop_uows(engine)() as uow:
+            await touch_customer(uow.session, msg.openid, messaged=True)  # committed: a cart line, say
+        raise OperationalError("UPDATE ...", {}, sqlite3.OperationalError("database is locked"))
+
+    step = fence(store)
+    with pytest.raises(OperationalError):
+        await step(Turn(msg, "zh"), route)
+    again = await step(Turn(msg, "zh"), route)  # the busy retry: the committed write is not repeated
+    assert again.reply == Text("message_recovered") and runs == [1]
+    await store.close()
