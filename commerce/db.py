@@ -13,16 +13,18 @@ and its transaction is rolled back. What happens then (the retry policy):
   `database.busy_deadline_seconds`). WeChat's 5-s passive deadline passes meanwhile and
   the real answer goes out as a customer-service message. Past the deadline the customer
   is told the shop is busy and their message is kept: it stays unanswered in the intake
-  journal and a sweeper runs it again (`bot.wechat.intake`);
+  journal and a sweeper runs it again 5 s later (`bot.wechat.intake`; after four runs
+  it is answered with the error text);
 - the intake journal's own writes never block the event loop: they retry on a lock-free
-  connection for up to the busy timeout (`bot.wechat.intake.WriteBatcher`); a message
-  that cannot be written down is not answered, so WeChat sends it again;
+  connection for up to `SQLITE_BUSY_TIMEOUT_MS` (`bot.wechat.intake.WriteBatcher`); a
+  message that cannot be written down is not answered (HTTP 503), so WeChat sends it again;
 - anything else (a staff command, a page, a scheduler job) fails as before; jobs run
   again at their next tick.
 
-Nothing is doubled by a retry: the busy error rolls the whole unit of work back, and
-placing an order carries an idempotency key derived from the message. `is_busy` tells a
-busy database from other failures.
+Nothing is doubled by a retry: the busy error rolls the whole unit of work back, placing
+an order carries an idempotency key derived from the message, and a turn that committed
+a change before the database got busy is answered as processed, not run again
+(`bot.wechat.intake.fence`). `is_busy` tells a busy database from other failures.
 """
 
 from __future__ import annotations
