@@ -215,16 +215,17 @@ class Inbox:
 
     async def _answer(self, msg: Inbound, *, give_up: bool) -> tuple[Rendered, str]:
         """The reply and its outcome label: `respond`, or the polite fallback when it fails
-        (or when the message already failed too often to try again)."""
+        (or when the message already failed too often to try again), or the busy notice
+        when the turn was postponed and the store keeps the message."""
         if give_up:
             return self.fallback(msg), "failed"
         try:
             answered = await self.respond(msg)
         except Postponed:
-            if self.postpone is not None:
-                raise
-            log.warning("database busy past the turn's deadline; nothing keeps the message", extra={"kind": msg.kind})
-            return self.fallback(msg), "failed"
+            if self.postpone is None:
+                log.warning("database busy past the turn's deadline; nothing keeps the message", extra={"kind": msg.kind})
+                return self.fallback(msg), "failed"
+            return (self.busy or self.fallback)(msg), "postponed"  # kept: the notice says so
         except Exception:
             log.exception("reply failed", extra={"kind": msg.kind})
             return self.fallback(msg), "failed"
@@ -234,13 +235,10 @@ class Inbox:
 
     async def _process(self, msg: Inbound, key: str, *, give_up: bool = False) -> None:
         async with self.locks.hold(msg.openid):
-            try:
-                rendered, outcome = await self._answer(msg, give_up=give_up)
-            except Postponed:
-                outcome = "postponed"
+            rendered, outcome = await self._answer(msg, give_up=give_up)
         self._observe(self.on_outcome, msg.kind, outcome)
         if outcome == "postponed":
-            await self._postpone(msg, key)
+            await self._postpone(msg, key, rendered)
             return
         try:
             deferred = await self.replies.finish(key, rendered)
@@ -258,11 +256,10 @@ class Inbox:
             except Exception:
                 log.exception("late reply could not be sent")
 
-    async def _postpone(self, msg: Inbound, key: str) -> None:
-        """Keep the message unanswered for the sweeper, and tell the customer so."""
+    async def _postpone(self, msg: Inbound, key: str, notice: Rendered) -> None:
+        """Keep the message unanswered for the sweeper, and tell the customer so (`notice`)."""
         if self.postpone is None:
             raise RuntimeError("postponed without a store that keeps the message")
-        notice = (self.busy or self.fallback)(msg)
         try:
             deferred = await self.postpone(key, notice)
         except LeaseLost:
