@@ -27,6 +27,7 @@ from bot.chat.render import Rendered
 from bot.devtools.simulator import Reply
 from bot.keys import DELIVERY, INBOX
 from bot.wechat.inbox import Inbox
+from bot.wechat import intake
 from bot.wechat.intake import DurableReplyStore
 from commerce.messaging.models import InboundMessage, InboundStatus
 from commerce.orders.models import Order
@@ -115,22 +116,32 @@ async def test_a_lock_held_past_the_busy_timeout_still_gets_the_real_answers_and
     assert await _stock(shop, banana) == before - 2  # the stock ledger balances: the order's two
 
 
-async def test_past_the_turn_deadline_the_message_is_kept_for_the_sweeper(
+async def test_past_the_turn_deadline_the_message_is_kept_and_the_sweeper_answers_it_later(
     make_shop: ShopFactory, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(intake, "POSTPONE_SECONDS", 0.2)  # swept again at once, not after 5 s
     shop = await make_shop(sqlite_url, database={**FAST["database"], "busy_deadline_seconds": 0.5},
                            server=FAST["server"])
     user = shop.user()
     inbox: Inbox = shop.client.app[INBOX]
-    xml = user.xml("text", content="香蕉", msg_id=7_130_001)
 
     with lock_after_claim(monkeypatch, shop, hold=1.5):
-        passive = await user.send(xml)
-        await inbox.drain()
+        passive = await user.say("香蕉")
     assert passive.kind == "none"
-    told = shop.outbox.for_user(user.openid)
-    assert len(told) == 1 and "保存" in told[0].text and ERROR_TEXT not in told[0].text, told
+    told = await shop.outbox.wait_for(user.openid, 1)  # the turn gave up at its deadline, the lock held
+    assert "保存" in told[0].text and ERROR_TEXT not in told[0].text, told
+    [(status, reply)] = await _journal(shop, user)
+    assert status != InboundStatus.ANSWERED.value and reply is None  # kept, unanswered, for a sweeper
 
+    told = await shop.outbox.wait_for(user.openid, 2, timeout=10)  # the lock released: swept, run
+    await inbox.drain()
+    assert len(shop.outbox.for_user(user.openid)) == 2  # the notice, then the answer: once
+    assert "香蕉" in told[1].text and ERROR_TEXT not in told[1].text, told[1]
+    [(status, reply)] = await _journal(shop, user)
+    assert status == InboundStatus.ANSWERED.value and reply is not None
+
+
+async def _journal(shop: Shop, user: ChatUser) -> list[tuple[str, Any]]:
     async with db(shop.client.app)() as session:
         rows = (await session.scalars(select(InboundMessage).where(InboundMessage.openid == user.openid))).all()
-    assert [(row.status, row.reply) for row in rows] == [(InboundStatus.RECEIVED.value, None)]
+    return [(row.status, row.reply) for row in rows]
