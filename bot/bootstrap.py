@@ -200,7 +200,8 @@ async def open_shop(
 
         # every message written down before it is answered; what a dead worker left is swept up
         replies = DurableReplyStore(
-            engine, opens_window=middleware.opens_window, lease_seconds=config.server.intake_lease_seconds
+            engine, opens_window=middleware.opens_window, lease_seconds=config.server.intake_lease_seconds,
+            busy_deadline_seconds=config.database.busy_deadline_seconds,
         )
         stack.push_async_callback(replies.close)  # after the drain: hands back what is unfinished
         inbox = _build_inbox(config, services, renderer, sender, redis, metrics, replies)

@@ -17,7 +17,8 @@ and its transaction is rolled back. What happens then (the retry policy):
   it is answered with the error text);
 - the intake journal's own writes never block the event loop: they retry on a lock-free
   connection for up to `SQLITE_BUSY_TIMEOUT_MS` (`bot.wechat.intake.WriteBatcher`); a
-  message that cannot be written down is not answered (HTTP 503), so WeChat sends it again;
+  message that cannot be written down is not answered (HTTP 503), so WeChat sends it
+  again; a turn's reply (or its postponement) is written again until the turn's deadline;
 - anything else (a staff command, a page, a scheduler job) fails as before; jobs run
   again at their next tick.
 

@@ -23,7 +23,7 @@ from bot.wechat.inbox import Postponed
 from bot.wechat.protocol import Inbound
 from bot.wechat.ratelimit import RateLimiter, Verdict, is_counted
 from commerce.customers.customers import CustomerInfo
-from commerce.db import is_busy
+from commerce.db import TURN_DEADLINE_SECONDS, is_busy
 from commerce.staff.models import StaffRole
 from commerce.uow import UnitOfWorkFactory
 
@@ -128,7 +128,7 @@ class BusyRetry:
     """How long a turn retries a busy database (SQLite's write lock held by another
     connection past the busy timeout, commerce/db.py), and its pauses (doubling)."""
 
-    deadline: float = 60.0
+    deadline: float = TURN_DEADLINE_SECONDS
     first_pause: float = 0.1
     max_pause: float = 2.0
 

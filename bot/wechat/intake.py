@@ -55,6 +55,7 @@ from bot.wechat.inbox import DEDUPE_SECONDS, Inbox, LeaseLost
 from bot.wechat.protocol import Inbound
 from commerce.db import (
     SQLITE_BUSY_TIMEOUT_MS,
+    TURN_DEADLINE_SECONDS,
     SqliteBusy,
     create_blocking_sqlite_engine,
     is_sqlite,
@@ -194,9 +195,11 @@ class DurableReplyStore:
         lease_seconds: float = LEASE_SECONDS,
         keep_seconds: float = DEDUPE_SECONDS,
         poll_seconds: float = 0.1,
+        busy_deadline_seconds: float = TURN_DEADLINE_SECONDS,
         clock: Clock = wall_clock,
     ) -> None:
         self.owner = secrets.token_hex(8)  # this worker, while it lives
+        self._busy_deadline = busy_deadline_seconds  # a reply waits this long for SQLite's lock
         self._engine = engine
         self._opens_window = opens_window
         self._lease = timedelta(seconds=lease_seconds)
@@ -253,7 +256,7 @@ class DurableReplyStore:
         future = self._held.pop(key, None)
         self._done.discard(key)
         reply = dump_reply(rendered)
-        deferred = await self._writes.run(
+        deferred = await self._write_when_free(
             lambda conn: inbound.finish(
                 conn, key=row_key(key), owner=self.owner, reply=reply, now=self._clock(), keep=self._keep
             )
@@ -272,7 +275,7 @@ class DurableReplyStore:
         future = self._held.pop(key, None)
         self._done.discard(key)
         until = self._clock() + timedelta(seconds=POSTPONE_SECONDS)
-        deferred = await self._writes.run(
+        deferred = await self._write_when_free(
             lambda conn: inbound.postpone(conn, key=row_key(key), owner=self.owner, until=until)
         )
         if deferred is None:
@@ -280,6 +283,19 @@ class DurableReplyStore:
         if future is not None and not future.done():
             future.set_result((rendered, deferred))
         return deferred
+
+    async def _write_when_free(self, write: Callable[[Connection], T]) -> T:
+        """`write`, tried again while SQLite stays locked (each try waits out the batcher's
+        own busy timeout), up to the busy deadline: the reply of a turn that ran is not lost
+        to a lock that outlasts one wait."""
+        until = time.monotonic() + self._busy_deadline
+        while True:
+            try:
+                return await self._writes.run(write)
+            except SqliteBusy:
+                if time.monotonic() >= until:
+                    raise
+                log.warning("a reply waits for the database's write lock")
 
     # ---- leases -------------------------------------------------------------------------------
 

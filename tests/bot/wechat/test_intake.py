@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -17,6 +18,7 @@ from bot.chat.replies import Text
 from bot.devtools.simulator import SimulatorError
 from bot.keys import INBOX
 from bot.wechat.inbox import Inbox, LeaseLost
+from bot.wechat import intake
 from bot.wechat.intake import POSTPONE_SECONDS, DurableReplyStore, Sweeper, fence, row_key
 from bot.wechat.protocol import Inbound
 from commerce.customers.customers import touch_customer
@@ -267,3 +269,23 @@ async def test_a_turn_that_committed_before_the_database_got_busy_is_not_run_aga
     again = await step(Turn(msg, "zh"), route)  # the busy retry: the committed write is not repeated
     assert again.reply == Text("message_recovered") and runs == [1]
     await store.close()
+
+
+async def test_a_reply_waits_for_a_lock_held_longer_than_the_journals_busy_timeout(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(intake, "SQLITE_BUSY_TIMEOUT_MS", 200)  # one wait of the batcher: 0.2 s
+    engine = create_engine(sqlite_url)
+    store = _worker(engine, busy_deadline_seconds=5)
+    msg = _msg(13, openid="o_late_reply")
+    assert await store.claim(msg.dedupe_key, msg=msg)
+    other = sqlite3.connect(str(make_url(sqlite_url).database), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process writes for 1 s: five of the batcher's waits
+    asyncio.get_running_loop().call_later(1.0, other.execute, "COMMIT")
+    try:
+        assert await store.finish(msg.dedupe_key, Rendered("text", text="hi")) is False
+        assert await store.wait(msg.dedupe_key, 0.1) == Rendered("text", text="hi")
+    finally:
+        other.close()
+        await store.close()
+        await engine.dispose()
