@@ -425,7 +425,8 @@ class Sweeper:
         self._task: asyncio.Task[None] | None = None
 
     async def sweep(self) -> int:
-        """Take over every expired message now; how many. One user's run in their order."""
+        """Take over every expired message now (a dead worker's, a released or postponed one);
+        how many. One user's run in their order."""
         taken = await self._store.take_expired()
         by_user: dict[str, list[tuple[Inbound, bool]]] = {}
         for msg, attempts in taken:
@@ -433,7 +434,7 @@ class Sweeper:
         for messages in by_user.values():
             self._inbox.recover(messages)
         if taken:
-            log.warning("messages left by a stopped worker taken over", extra={"count": len(taken)})
+            log.warning("unfinished messages taken over (a stopped worker's, or postponed)", extra={"count": len(taken)})
         return len(taken)
 
     def start(self) -> None:
