@@ -304,6 +304,30 @@ def _locale(text: str) -> str:
     return "zh" if re.search(r"[\u4e00-\u9fff]", text) else "en"
 
 
+# The intents after greetings and thanks, tried in this order; the first whose pattern is
+# found wins. A complaint before a call for a person (both reach one); the specific order
+# asks before the order list; cart, account and screen questions before shop questions
+# (Intent.FAQ with their topic); a returns topic only when it is asked.
+_RULES: tuple[tuple[re.Pattern[str], Intent, Topic | None], ...] = (
+    (_COMPLAINT, Intent.COMPLAINT, None),
+    (_SERVICE_HOURS, Intent.FAQ, Topic.SERVICE_HOURS),
+    (_HUMAN, Intent.HUMAN, None),
+    (_GROUP, Intent.GROUP, None),
+    (_HELP, Intent.HELP, None),
+    (_BUY_AGAIN, Intent.BUY_AGAIN, None),
+    *((pattern, intent, None) for intent, pattern in _ORDER_ASKS),
+    (_ORDERS, Intent.ORDERS, None),
+    (_CLEAR_CART, Intent.CLEAR_CART, None),
+    (_CART, Intent.CART, None),
+    (_INVITE, Intent.INVITE, None),
+    (_ACCOUNT, Intent.ACCOUNT, None),
+    (_PRICE_ASK, Intent.PRICE_ASK, None),
+    (_STOCK_ASK, Intent.STOCK_ASK, None),
+    (_RECOMMEND, Intent.RECOMMEND, None),
+    *((pattern, Intent.FAQ, topic) for topic, pattern in _TOPICS),
+)
+
+
 @lru_cache(maxsize=4096)
 def understand(text: str) -> Understood:
     """The intent of one message, with slots for a search. Pure and cached."""
@@ -317,40 +341,9 @@ def understand(text: str) -> Understood:
         return understand(clean[opened.end():])
     if _THANKS_ZH.fullmatch(clean) or _THANKS_EN.fullmatch(clean):
         return Understood(Intent.THANKS, locale)
-    if _COMPLAINT.search(clean):
-        return Understood(Intent.COMPLAINT, locale)
-    if _SERVICE_HOURS.search(clean):
-        return Understood(Intent.FAQ, locale, topic=Topic.SERVICE_HOURS)
-    if _HUMAN.search(clean):
-        return Understood(Intent.HUMAN, locale)
-    if _GROUP.search(clean):
-        return Understood(Intent.GROUP, locale)
-    if _HELP.search(clean):
-        return Understood(Intent.HELP, locale)
-    if _BUY_AGAIN.search(clean):
-        return Understood(Intent.BUY_AGAIN, locale)
-    for intent, pattern in _ORDER_ASKS:
-        if pattern.search(clean):
-            return Understood(intent, locale)
-    if _ORDERS.search(clean):
-        return Understood(Intent.ORDERS, locale)
-    if _CLEAR_CART.search(clean):
-        return Understood(Intent.CLEAR_CART, locale)
-    if _CART.search(clean):
-        return Understood(Intent.CART, locale)
-    if _INVITE.search(clean):
-        return Understood(Intent.INVITE, locale)
-    if _ACCOUNT.search(clean):
-        return Understood(Intent.ACCOUNT, locale)
-    if _PRICE_ASK.search(clean):
-        return Understood(Intent.PRICE_ASK, locale)
-    if _STOCK_ASK.search(clean):
-        return Understood(Intent.STOCK_ASK, locale)
-    if _RECOMMEND.search(clean):
-        return Understood(Intent.RECOMMEND, locale)
-    for topic, pattern in _TOPICS:
+    for pattern, intent, topic in _RULES:
         if pattern.search(clean) and (topic is not Topic.RETURNS or _QUESTIONISH.search(clean)):
-            return Understood(Intent.FAQ, locale, topic=topic)
+            return Understood(intent, locale, topic=topic)
     if _ACK.fullmatch(clean):
         return Understood(Intent.ACK, locale)
     words, slots = parse_search(clean)
