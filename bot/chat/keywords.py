@@ -11,7 +11,7 @@ import unicodedata
 
 KEYWORDS: dict[str, dict[str, tuple[str, ...]]] = {
     "help": {"zh": ("帮助", "帮忙", "菜单", "说明", "？"), "en": ("help", "menu", "?", "h")},
-    "cancel": {"zh": ("取消", "退出", "算了"), "en": ("cancel", "quit", "exit", "stop")},
+    "cancel": {"zh": ("取消", "退出", "算了", "我想取消", "我要取消", "取消吧", "不弄了"), "en": ("cancel", "quit", "exit", "stop")},
     "next": {"zh": ("下一页", "下页", "更多", "下一个"), "en": ("next", "n", "more", "next page")},
     "prev": {"zh": ("上一页", "上页", "前一页"), "en": ("prev", "previous", "p", "previous page")},
     "back": {"zh": ("返回", "列表", "返回列表"), "en": ("back", "list")},
@@ -46,6 +46,8 @@ ADD_TO_CART = re.compile(
     r"|(?:i'?ll take|i want|give me)\s*(\d{1,4})",
     re.IGNORECASE,
 )
+# "白色的来一个", "5斤的两份": a count said inside other words (the variant's) on a card.
+COUNT_SAID = re.compile(rf"(?:来|要|买|拿|加)?\s*{_QTY}\s*{_COUNT_UNIT}(?!装)")
 BUY_NOW = re.compile(
     rf"(?:立即购买|马上买|直接买|现在就?买|buy now|buy)\s*{_QTY}?\s*{_COUNT_UNIT}?",
     re.IGNORECASE,

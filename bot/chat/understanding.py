@@ -186,6 +186,7 @@ _TOPICS: tuple[tuple[Topic, re.Pattern[str]], ...] = (
     )),
     (Topic.SHIPPING_TIME, re.compile(
         r"发货|几天到|多久到|多长时间到|几天能到|多久能到|什么时候(?:能)?(?:发|到)|当天发|周末发|节假日"
+        r"|(?:能|可以)?(?:发|寄|送|配送)到|配送范围|偏远地区|\b(?:do you |can you )?(?:deliver|ship) to\b"
         r"|\bwhen (?:do|will|can) (?:you|it) (?:ship|arrive|deliver)|how long (?:does|will|to)|\bdispatch"
         r"|\b(?:ship|deliver) (?:on )?(?:weekends?|saturdays?|sundays?|holidays?)"
     )),
@@ -209,7 +210,7 @@ _URGE = re.compile(
     r" (?:shipped|been shipped|ship)|\bstill not shipped\b"
 )
 _TRACK = re.compile(
-    r"物流|快递(?:到哪|呢|单号|信息|到了吗)|运单|单号|查(?:一下|下)?(?:快递|物流|包裹)|包裹|到哪了|到哪儿了|到哪里了|到哪啦|走到哪"
+    r"物流|快递(?:到哪|呢|单号|信息|到了吗)|^我的(?:快递|包裹)|运单|单号|查(?:一下|下)?(?:快递|物流|包裹)|包裹|到哪了|到哪儿了|到哪里了|到哪啦|走到哪"
     r"|怎么还没(?:到|收到)|还没(?:到|收到)|发货了(?:吗|没|嘛|么)|发了(?:吗|没|么)|寄出"
     r"|\bwhere(?:'s| is) my (?:package|parcel|order|stuff|delivery)|\btrack(?:ing)?\b|\bha(?:s|ve) (?:it|my order|you) (?:been )?"
     r"(?:shipped|sent)|\bwhen will (?:it|my order|my package) (?:arrive|come)"
@@ -247,7 +248,7 @@ _ORDER_ASKS: tuple[tuple[Intent, re.Pattern[str]], ...] = (
 )
 _BUY_AGAIN = re.compile(
     r"再(?:买|来|下)一(?:次|单|份|遍)|(?:和|跟|同)上[次回]一样|照上[次回]|按上[次回]的?再|老样子|复购|回购"
-    r"|(?:还|再)要上[次回]|上[次回](?:买)?的?(?:那个|那些|东西)?(?:再|还)(?:来|买|要)"
+    r"|(?:还|再)要上[次回]|^上[次回](?:买|下单)的(?:那个|那些|东西|那款)?$|上[次回](?:买)?的?(?:那个|那些|东西)?(?:再|还)(?:来|买|要)"
     r"|\b(?:buy|order) (?:it |that |them |the same )?again\b|\breorder\b|\bsame (?:again|as (?:last time|before))\b"
 )
 _CLEAR_CART = re.compile(r"^(?:帮我|把)?(?:清空|清除|清理)(?:一下)?(?:我的)?购物车|^购物车(?:全部)?(?:清空|删掉|不要了)|^(?:clear|empty) (?:my |the )?(?:cart|basket)$")
@@ -255,7 +256,7 @@ _CART = re.compile(r"^(?:看看|看下|查看|打开|我的|帮我看看)?购物
 _ACCOUNT = re.compile(
     r"我的(?:积分|优惠券|券|佣金|邀请码|账户|收益)|有(?:什么)?优惠券|优惠活动|有什么优惠|有没有优惠|推荐有奖|邀请有奖|邀请码"
     r"|^(?:能|可以)?(?:不能|再)?便宜(?:点|些|一点|一些)?(?:吗|吧|嘛|不)?[?？]*$|能(?:不能)?(?:优惠|打折)|打折吗|有折扣吗"
-    r"|有优惠|优惠吗|有(?:没有)?活动|什么活动|有券吗|有红包|领券|新人(?:券|优惠|福利)"
+    r"|有优惠|优惠吗|有(?:没有)?活动|什么活动|有券吗|有红包|领券|新人(?:券|优惠|福利)|赠品|返现|送什么|有(?:没有)?送"
     r"|\bmy (?:points|coupons?|commission|invite code|account)\b|\bany (?:coupons?|discounts?|deals?|offers?|promotions?)\b"
 )
 _INVITE = re.compile(

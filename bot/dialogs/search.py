@@ -28,6 +28,7 @@ numbered list on screen is the variants, so a number picks a variant there.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
@@ -38,10 +39,13 @@ from bot.chat.context import Context
 from bot.chat.keywords import (
     ADD_TO_CART,
     BUY_NOW,
+    COUNT_SAID,
     command_quantity,
     match_command,
     match_keyword,
+    normalize,
     parse_number,
+    quantity,
 )
 from bot.chat.replies import Card, News, Notice, Reply, Text, with_notice
 from bot.chat.understanding import (
@@ -54,6 +58,7 @@ from bot.chat.understanding import (
     sizes_only,
     understand,
 )
+from bot.dialogs.address_step import looks_like_address
 from bot.dialogs.base import Dialog, Step, on
 from bot.dialogs.common import cart_data, error_reply, unit_of_work
 from bot.dialogs.words import variants_named
@@ -167,6 +172,33 @@ def category_named(snapshot: CatalogSnapshot, words: str) -> CategoryView | None
             if any(hint in category.name for hint in hints):
                 return category
     return None
+
+
+def _count_besides(text: str, variant: VariantView) -> int | None:
+    """The count said with a variant's words ("白色的来一个" -> 1), never a part of its label
+    ("12个装" names the variant, it is not twelve)."""
+    said = normalize(text)
+    for found in COUNT_SAID.finditer(said):
+        if found.group(0).strip() not in variant.label.lower():
+            return quantity(found.group(1))
+    return None
+
+
+_PHONE_LIKE = re.compile(r"\d{7,}")
+
+
+def _not_a_search(text: str, query: str) -> str:
+    """Why words that found no product should not be offered look-alikes: "question" (a
+    sentence that asks: "你们是正品吗", "do you deliver to Beijing?"), "address" (a name,
+    phone and street typed outside a checkout); "" for words that may be a misspelt
+    product, which get the look-alikes."""
+    if text.lstrip()[:1] in ("/", "／"):  # a stranger's staff command is only searched
+        return ""
+    if _PHONE_LIKE.search(text) and looks_like_address(text):
+        return "address"
+    if is_question(text) and (len(query) > 6 or len(query) <= 2):
+        return "question"
+    return ""
 
 
 def narrow_by_price(snapshot: CatalogSnapshot, product_ids: list[int], slots: Slots) -> tuple[list[int], Notice | None]:
@@ -302,7 +334,8 @@ class SearchDialog(Dialog[SearchState, SearchData]):
                 return await ctx.services.dialogs.start(ctx, self, _chosen(product, variant, data))
             reply = await self._start_list(ctx, snapshot, data)
             return with_notice(reply, notice) if notice else reply
-        suggestions = snapshot.suggest(query, limit=ctx.services.config.search.page_size)
+        why = _not_a_search(ctx.msg.text, query)
+        suggestions = [] if why else snapshot.suggest(query, limit=ctx.services.config.search.page_size)
         if suggestions:
             data = SearchData(source="suggest", title=query, product_ids=[h.product_id for h in suggestions])
             return await self._start_list(ctx, snapshot, data)
@@ -314,7 +347,7 @@ class SearchDialog(Dialog[SearchState, SearchData]):
         await ctx.services.dialogs.end(ctx.openid)
         hot = [_product_item(i, snapshot.products[pid]) for i, pid in enumerate(snapshot.hot[:3], 1)]
         categories = [{"name": c.name, "name_en": c.name_en} for c in snapshot.categories]
-        return Text("nothing_found", {"query": query, "hot": hot, "categories": categories})
+        return Text("nothing_found", {"query": query, "hot": hot, "categories": categories, "why": why})
 
     async def hot(self, ctx: Context) -> Reply:
         snapshot = await ctx.services.catalog.snapshot()
@@ -419,6 +452,9 @@ class SearchDialog(Dialog[SearchState, SearchData]):
         wanted = add or buy
         if wanted is None and len(product.variants) > 1:
             named = variants_named(ctx.msg.text, [v.spec for v in product.variants])
+            if len(named) == 1 and (count := _count_besides(ctx.msg.text, product.variants[named[0]])):
+                data.variant_id = product.variants[named[0]].id  # "白色的来一个": chosen and added
+                return await self._add(ctx, product, product.variants[named[0]], data, count, buying=False)
             if len(named) == 1:
                 return await self._pick_variant(ctx, product, data, named[0] + 1)
             if named:  # "黑色": the black ones, numbered as on the card

@@ -168,9 +168,9 @@ async def the_account(ctx: Context) -> Reply | None:
 
 
 @router.route(Understands(frozenset({Intent.PRICE_ASK, Intent.STOCK_ASK})))
-async def price_of_what(ctx: Context) -> Reply:
+async def price_of_what(ctx: Context, understood: Understood) -> Reply:
     """"多少钱", "有货吗" with nothing on screen (a card or a list answers it themselves)."""
-    return Text("price_ask")
+    return Text("price_ask", {"what": str(understood.intent)})
 
 
 @router.route(Understands(frozenset({Intent.RECOMMEND})))

@@ -150,3 +150,35 @@ async def test_english_variant_words_and_an_add_with_nothing_open(shop: Shop) ->
 async def test_a_category_typed_in_pinyin_lists_it(shop: Shop, typed: str, category: str) -> None:
     reply = await shop.user("o_words_pinyin_category").say(typed)
     assert f"【{category}】" in reply.text, reply.text
+
+
+async def test_a_variant_and_a_count_in_one_message_add_it(shop: Shop) -> None:
+    user = shop.user("o_words_variant_count")
+    await user.say("耳机")
+    await user.say("1")
+    added = await user.say("白色的来一个")
+    assert "主动降噪蓝牙耳机（白色） ×1" in added.text, added.text
+    await user.say("苹果")
+    await user.say("1")
+    more = await user.say("5斤的要两份")
+    assert "烟台红富士苹果（5斤装） ×2" in more.text, more.text
+
+
+@pytest.mark.parametrize(
+    ("said", "expected"),
+    [
+        ("你们是正品吗", "答不上来"),  # a question the shop has no answer for: a person, not look-alikes
+        ("Do you have a real shop in Shanghai?", "can't answer"),
+        ("李雷 13900139000 北京市海淀区中关村大街1号", "收货地址"),  # an address with nothing to check out
+        ("我的快递", "订单"),
+        ("上次买的那个", "还没有下过单"),
+        ("有赠品吗", "积分"),
+        ("能发到新疆吗", "小时内发货"),
+        ("还有吗", "有没有货"),
+    ],
+)
+async def test_words_that_are_not_a_product_are_not_answered_with_look_alikes(
+    shop: Shop, said: str, expected: str
+) -> None:
+    reply = await shop.user("o_words_not_a_product").say(said)
+    assert expected in reply.text and "您是不是想找" not in reply.text and "Did you mean" not in reply.text, reply.text
