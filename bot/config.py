@@ -92,6 +92,12 @@ class DatabaseConfig:
 @dataclass(frozen=True)
 class RedisConfig:
     url: str = ""
+    # One bounded pool a worker: a burst waits for a free connection (back-pressure), at most
+    # pool_timeout_seconds; then the message is served without Redis (in-process fallbacks).
+    max_connections: int = 50
+    pool_timeout_seconds: float = 1.0
+    socket_timeout_seconds: float = 1.0  # each command; a slower Redis counts as down
+    connect_timeout_seconds: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -369,6 +375,11 @@ def _validate(config: Config) -> None:
         raise ConfigError("database.busy_deadline_seconds: must be between 0 (no retry) and 600")
     if config.redis.url and not config.redis.url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError("redis.url: must start with redis://, rediss:// or unix://")
+    if not 1 <= config.redis.max_connections <= 10_000:
+        raise ConfigError("redis.max_connections: must be between 1 and 10000")
+    for key in ("pool_timeout_seconds", "socket_timeout_seconds", "connect_timeout_seconds"):
+        if not 0.01 <= getattr(config.redis, key) <= 30:
+            raise ConfigError(f"redis.{key}: must be between 0.01 and 30")
     if config.pay.provider not in ("sandbox", "wechatpay_v3", "wechatpay_v2"):
         raise ConfigError("pay.provider: must be sandbox, wechatpay_v3 or wechatpay_v2")
     for part in filter(None, (p.strip() for p in config.wechat.template_ids.split(","))):

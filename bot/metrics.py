@@ -68,6 +68,7 @@ class Metrics:
     outbox: Gauge
     orders: Gauge
     refresh_failures: Counter
+    redis_up: Gauge
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = r = registry if registry is not None else CollectorRegistry()
@@ -144,6 +145,12 @@ class Metrics:
             "Scrapes whose database gauges could not be read in time (the last values were kept)",
             registry=r,
         )
+        self.redis_up = Gauge(
+            "storefront_redis_up",
+            "1 while Redis answers, 0 while this worker serves without it (in-process locks, "
+            "open rate limit, dialogs from the database); 0 too without redis.url",
+            registry=r,
+        )
 
     # ---- hooks handed to the inbox, the dialog runtime and the payment service ----------------
 
@@ -161,6 +168,9 @@ class Metrics:
 
     def count_payment_notification(self, kind: str, result: str) -> None:
         self.payment_notifications.labels(kind, result).inc()
+
+    def set_redis_up(self, up: bool) -> None:
+        self.redis_up.set(1 if up else 0)
 
     # ---- gauges read from the database ---------------------------------------------------------
 
