@@ -29,7 +29,7 @@ from commerce.groupbuys.models import (
     GroupStatus,
 )
 from commerce.loyalty.models import CustomerBadge, PointsEntry
-from commerce.messaging.models import InboundMessage, InboundStatus, OutboxMessage, OutboxStatus
+from commerce.messaging.models import DialogState, InboundMessage, InboundStatus, OutboxMessage, OutboxStatus
 from commerce.orders.models import (
     AfterSalesKind,
     AfterSalesRequest,
@@ -90,6 +90,7 @@ __all__ = [
     "OutboxStatus",
     "OutboxMessage",
     "InboundStatus",
+    "DialogState",
     "InboundMessage",
     "GroupCampaignStatus",
     "GroupCampaign",

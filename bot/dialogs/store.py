@@ -1,17 +1,31 @@
-"""Where dialog state lives between messages: in process (default) or in Redis.
+"""Where dialog state lives between messages: in process (default), or in Redis and the database.
 
 A stored dialog outlives its TTL by a grace period, so that the next message can be
 told "your search expired" instead of being silently misread.
+
+With Redis (several workers) the store is `DurableDialogStore`: Redis in front, the
+database (`dialog_states`) behind it, written through on every change. A Redis that is
+down, or restarted empty, costs a database read, never the customer's place in a card
+or a checkout (issue 13). Why not Redis persistence (AOF) instead: it does not help
+while Redis is down, it depends on how Redis is run (a managed Redis, a restart from an
+empty volume), and the shop already writes to its database on most turns that change
+a dialog (a cart add, an order), so one small upsert more is cheap and always there.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, is_dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
+
+from bot.redis_link import RedisLink
+from commerce.messaging.dialog_states import forget_dialog, load_dialog, save_dialog
+from commerce.uow import UnitOfWorkFactory
 
 GRACE_SECONDS = 7 * 24 * 3600
 
@@ -111,3 +125,63 @@ class RedisDialogStore:
 
     async def delete(self, openid: str) -> None:
         await self._redis.delete(self._prefix + openid)
+
+
+async def _missing() -> None:
+    return None
+
+
+class DurableDialogStore:
+    """Redis first, the database always: a dialog survives Redis down or restarted empty.
+
+    Every change is written to the database, then to Redis (best effort). A read asks
+    Redis, then the database when Redis misses, fails, or may hold an older dialog (one
+    this worker changed while Redis failed: `_behind`), and puts what it found back into
+    Redis for the next message.
+    """
+
+    def __init__(self, cache: RedisDialogStore, link: RedisLink, uows: UnitOfWorkFactory) -> None:
+        self._cache = cache
+        self._link = link
+        self._uows = uows
+        self._behind: set[str] = set()  # keys whose Redis copy may be older than the database's
+
+    async def get(self, openid: str) -> StoredDialog | None:
+        if openid not in self._behind:
+            cached = await self._link.attempt("dialogs", lambda: self._cache.get(openid), _missing)
+            if cached is not None:
+                return cached
+        async with self._uows() as uow:
+            raw = await load_dialog(uow.session, openid, now=datetime.now(UTC))
+        stored = StoredDialog.loads(raw) if raw is not None else None
+        if stored is not None:
+            await self._to_cache(openid, lambda: self._cache.put(openid, stored))
+        return stored
+
+    async def put(self, openid: str, stored: StoredDialog) -> None:
+        keep_until = datetime.fromtimestamp(stored.expires_at + GRACE_SECONDS, UTC)
+        async with self._uows() as uow:
+            await save_dialog(uow.session, openid, stored.dumps(), keep_until=keep_until)
+            await uow.commit()
+        await self._to_cache(openid, lambda: self._cache.put(openid, stored))
+
+    async def delete(self, openid: str) -> None:
+        async with self._uows() as uow:
+            await forget_dialog(uow.session, openid)
+            await uow.commit()
+        await self._to_cache(openid, lambda: self._cache.delete(openid))
+
+    async def _to_cache(self, openid: str, write: Callable[[], Awaitable[None]]) -> None:
+        """Bring Redis up to date, or remember that it is behind (read the database meanwhile)."""
+
+        async def behind() -> bool:
+            return False
+
+        async def written() -> bool:
+            await write()
+            return True
+
+        if await self._link.attempt("dialogs", written, behind):
+            self._behind.discard(openid)
+        else:
+            self._behind.add(openid)

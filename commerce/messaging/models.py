@@ -13,6 +13,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -88,3 +89,19 @@ class InboundMessage(Base):
     reply: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class DialogState(Base):
+    """A customer's open dialog (a product card, a checkout), as the bot's dialog store keeps it.
+
+    Written through on every turn that changed the dialog, read when Redis does not have
+    it (down, or restarted empty): a conversation continues where it was. `key` is the
+    openid (or the openid and a suffix, for a parked dialog); `payload` the store's JSON.
+    """
+
+    __tablename__ = "dialog_states"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    payload: Mapped[str] = mapped_column(Text)
+    keep_until: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,40 @@
+"""Customers' open dialogs in the database: what a Redis restarted empty no longer has.
+
+The bot's dialog store (`bot.dialogs.store.DurableDialogStore`) writes each changed
+dialog here as well as to Redis, and reads here when Redis misses or is down. The
+payload is the store's own JSON: the shop does not read it. Each function leaves the
+commit to the caller.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from commerce.db import upsert_insert
+from commerce.messaging.models import DialogState
+from commerce.orm import utcnow
+
+
+async def load_dialog(session: AsyncSession, key: str, *, now: datetime) -> str | None:
+    """The payload kept under `key`, unless it is past keeping."""
+    return await session.scalar(
+        select(DialogState.payload).where(DialogState.key == key, DialogState.keep_until > now)
+    )
+
+
+async def save_dialog(session: AsyncSession, key: str, payload: str, *, keep_until: datetime) -> None:
+    """Insert or replace in one statement (two workers may write one customer's dialog)."""
+    values = {"payload": payload, "keep_until": keep_until, "updated_at": utcnow()}
+    await session.execute(
+        upsert_insert(session, DialogState)
+        .values(key=key, **values)
+        .on_conflict_do_update(index_elements=[DialogState.key], set_=values)
+    )
+
+
+async def forget_dialog(session: AsyncSession, key: str) -> None:
+    await session.execute(delete(DialogState).where(DialogState.key == key))
+
