@@ -35,7 +35,7 @@ from bot.chat.transcript import (
 from bot.config import Config
 from bot.dialogs.confirm import ConfirmDialog
 from bot.dialogs.shop import ShopDialogs
-from bot.dialogs.store import DialogStore, MemoryDialogStore, RedisDialogStore
+from bot.dialogs.store import DialogStore, DurableDialogStore, MemoryDialogStore, RedisDialogStore
 from bot.handlers import build_routes
 from bot.handlers.admin import run_confirmed
 from bot.install import resolve_install_secrets
@@ -46,6 +46,7 @@ from bot.outbound.notifier import OutboundNotifier
 from bot.outbound.planner import NotificationPlanner, parse_template_ids
 from bot.outbound.sender import MemoryOutbox, OutboundSender
 from bot.payments import build_payment_service
+from bot.redis_link import RedisLink, open_redis
 from bot.services import Customers, Services, StaffDirectory, shop_rules
 from bot.web import paylink
 from bot.web.health import HealthChecks
@@ -57,6 +58,7 @@ from bot.wechat.api import (
     StableTokenFetcher,
     WeChatClient,
 )
+from bot.wechat.degraded import FallbackRateLimiter, FallbackReplayCache, FallbackUserLocks
 from bot.wechat.inbox import Inbox, Refused, UserLock, UserLocks
 from bot.wechat.inbox_redis import RedisUserLocks
 from bot.wechat.intake import DurableReplyStore, Sweeper, fence
@@ -122,9 +124,11 @@ async def open_shop(
             sessions, max_age_seconds=config.search.cache_seconds, query_cache_size=config.search.query_cache_size
         )
         tell_catalog(bus, catalog)  # stock that comes back (a cancel, an expiry) is searchable at once
-        redis = Redis.from_url(config.redis.url) if config.redis.url else None
+        redis = open_redis(config.redis) if config.redis.url else None
+        link: RedisLink | None = None
         if redis is not None:
-            stack.push_async_callback(redis.aclose)
+            stack.push_async_callback(_close_redis, redis)
+            link = RedisLink(redis, on_change=metrics.set_redis_up)
         renderer = Renderer(
             default_locale=config.shop.locale,
             base_url=config.public_base_url,
@@ -172,7 +176,10 @@ async def open_shop(
         broadcasts = Broadcaster(renderer=renderer, outbound=sender)
         stack.push_async_callback(broadcasts.drain)
 
-        store: DialogStore = RedisDialogStore(redis) if redis is not None else MemoryDialogStore()
+        # with Redis: in Redis and in the database, so a conversation survives Redis down or emptied
+        store: DialogStore = (
+            DurableDialogStore(RedisDialogStore(link.redis), link, uows) if link is not None else MemoryDialogStore()
+        )
         qr_cache: QrCache = RedisQrCache(redis) if redis is not None else MemoryQrCache()
         lines: TranscriptStore = RedisTranscriptStore(redis) if redis is not None else MemoryTranscriptStore()
         services = Services(
@@ -204,7 +211,7 @@ async def open_shop(
             busy_deadline_seconds=config.database.busy_deadline_seconds,
         )
         stack.push_async_callback(replies.close)  # after the drain: hands back what is unfinished
-        inbox = _build_inbox(config, services, renderer, sender, redis, metrics, replies)
+        inbox = _build_inbox(config, services, renderer, sender, link, metrics, replies)
         stack.push_async_callback(inbox.drain)
         sweeper = Sweeper(inbox, replies)
         sweeper.start()
@@ -230,10 +237,10 @@ async def open_shop(
             notifier=notifier,
             delivery=delivery,
             inbox=inbox,
-            replay=RedisReplayCache(redis) if redis is not None else MemoryReplayCache(),
+            replay=_replay_cache(link),
             jobs=jobs,
             health=HealthChecks(
-                engine=engine, redis=redis, scheduler=scheduler, scheduler_enabled=config.scheduler.enabled,
+                engine=engine, redis=link, scheduler=scheduler, scheduler_enabled=config.scheduler.enabled,
                 timeout=config.server.health_timeout_seconds,
             ),
         )
@@ -244,14 +251,14 @@ def _build_inbox(
     services: Services,
     renderer: Renderer,
     outbound: OutboundSender,
-    redis: Redis | None,
+    link: RedisLink | None,
     metrics: Metrics,
     replies: DurableReplyStore,
 ) -> Inbox:
     routes, fallback = build_routes()
     # the message chain (bot/chat/middleware.py): one step a line, in order
     turn = middleware.chain([
-        _rate_limit(config, services, redis, metrics),
+        _rate_limit(config, services, link, metrics),
         middleware.retry_when_busy(middleware.BusyRetry(deadline=config.database.busy_deadline_seconds)),
         middleware.customer(services.customers),
         middleware.staff_role(services.staff),
@@ -275,7 +282,8 @@ def _build_inbox(
         return renderer.render(Text("busy_kept"), config.shop.locale)
 
     # several workers: with Redis, per-user order is shared (de-duplication is the database's)
-    user_locks: UserLock = RedisUserLocks(redis) if redis is not None else UserLocks()
+    # (while Redis fails, this worker's own locks: bot/wechat/degraded.py)
+    user_locks: UserLock = FallbackUserLocks(RedisUserLocks(link.redis), link) if link is not None else UserLocks()
     return Inbox(
         respond=respond,
         fallback=fallback_reply,
@@ -290,13 +298,30 @@ def _build_inbox(
     )
 
 
-def _rate_limit(config: Config, services: Services, redis: Redis | None, metrics: Metrics) -> middleware.Middleware:
-    """Per customer, in Redis when configured; `server.messages_per_minute = 0` turns it off."""
+def _replay_cache(link: RedisLink | None) -> ReplayCache:
+    """Shared in Redis, in memory while Redis fails; in memory alone without Redis."""
+    if link is None:
+        return MemoryReplayCache()
+    return FallbackReplayCache(RedisReplayCache(link.redis), MemoryReplayCache(), link)
+
+
+async def _close_redis(redis: Redis) -> None:
+    """Close the client and its pool (the pool is ours: `open_redis` made it)."""
+    await redis.aclose()
+    await redis.connection_pool.disconnect()
+
+
+def _rate_limit(
+    config: Config, services: Services, link: RedisLink | None, metrics: Metrics
+) -> middleware.Middleware:
+    """Per customer, in Redis when configured (open while it fails); `server.messages_per_minute = 0`: off."""
     limit = config.server.messages_per_minute
     if limit == 0:
         return middleware.passing
     limiter: RateLimiter = (
-        RedisRateLimiter(redis, limit=limit) if redis is not None else MemoryRateLimiter(limit=limit)
+        FallbackRateLimiter(RedisRateLimiter(link.redis, limit=limit), link)
+        if link is not None
+        else MemoryRateLimiter(limit=limit)
     )
 
     async def locale_of(openid: str) -> str:

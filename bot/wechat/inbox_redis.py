@@ -32,7 +32,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 from redis.asyncio import Redis
 
@@ -176,6 +176,15 @@ class RedisReplyStore:
         return bool(late)
 
 
+@dataclass(frozen=True, slots=True)
+class HeldTurn:
+    """A ticket being served: its keys, its number and its heartbeat key."""
+
+    keys: list[str]
+    ticket: int
+    alive: str
+
+
 # KEYS = next, serving; ARGV[1] = idle expiry (ms). Takes a ticket.
 _TAKE = """
 local ticket = redis.call('INCR', KEYS[1])
@@ -226,19 +235,28 @@ class RedisUserLocks:
 
     @asynccontextmanager
     async def hold(self, openid: str) -> AsyncIterator[None]:
+        held = await self.take(openid)
+        try:
+            yield
+        finally:
+            await self.give_back(held)
+
+    async def take(self, openid: str) -> HeldTurn:
+        """Wait for `openid`'s turn and hold it (apart from `hold`, so a caller can fall back
+        to another lock when taking fails, and tell a failed release from its own error)."""
         keys = self._keys(openid)
         ticket = int(await self._take(keys=keys, args=[self._idle_ms]))
         await self._wait_turn(keys, ticket)
         alive = self._alive_key(keys, ticket)
         self._heartbeats[alive] = asyncio.create_task(self._beat(alive))
-        try:
-            yield
-        finally:
-            beat = self._heartbeats.pop(alive, None)
-            if beat is not None:
-                beat.cancel()
-            await self._redis.delete(alive)
-            await self._advance(keys=keys, args=[ticket - 1, ticket, self._idle_ms])
+        return HeldTurn(keys, ticket, alive)
+
+    async def give_back(self, held: HeldTurn) -> None:
+        beat = self._heartbeats.pop(held.alive, None)
+        if beat is not None:
+            beat.cancel()
+        await self._redis.delete(held.alive)
+        await self._advance(keys=held.keys, args=[held.ticket - 1, held.ticket, self._idle_ms])
 
     async def _beat(self, alive: str) -> None:
         """Keep the holder's heartbeat key alive while it holds the lock."""
@@ -246,8 +264,8 @@ class RedisUserLocks:
         while True:
             try:
                 await self._redis.set(alive, "1", px=ttl_ms)
-            except Exception:  # Redis hiccup: the next beat tries again
-                log.warning("user lock heartbeat failed", exc_info=True)
+            except Exception:  # Redis hiccup: the next beat tries again (outages: bot.redis_link logs)
+                log.debug("user lock heartbeat failed", exc_info=True)
             await asyncio.sleep(self._alive / 3)
 
     async def _wait_turn(self, keys: list[str], ticket: int) -> None:

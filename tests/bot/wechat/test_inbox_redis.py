@@ -14,6 +14,7 @@ from bot.app import create_app
 from bot.chat.render import Rendered, RenderedArticle
 from bot.keys import INBOX
 from bot.outbound.sender import MemoryOutbox
+from bot.wechat.degraded import FallbackUserLocks
 from bot.wechat.inbox import Inbox
 from bot.wechat.inbox_redis import RedisReplyStore, RedisUserLocks, dumps_rendered, loads_rendered
 from bot.wechat.intake import DurableReplyStore
@@ -95,7 +96,7 @@ async def test_one_users_messages_at_two_workers_are_handled_in_order(
     make_shop: ShopFactory, aiohttp_client, db_url: str, redis_url: str  # type: ignore[no-untyped-def]
 ) -> None:
     one, two = await _two_workers(make_shop, aiohttp_client, db_url, redis_url)
-    assert all(isinstance(inbox.locks, RedisUserLocks) for inbox in _inboxes(one, two))
+    assert all(isinstance(inbox.locks, FallbackUserLocks) for inbox in _inboxes(one, two))
     order: list[str] = []
     running = 0
     for inbox in _inboxes(one, two):

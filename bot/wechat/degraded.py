@@ -1,0 +1,87 @@
+"""The message path's Redis parts, each with an in-process fallback for when Redis fails.
+
+A customer's message must be answered whether Redis is there or not (issue 13): a
+failure of Redis (refused, timed out, no free connection in the pool) is caught by
+`RedisLink.attempt` (gauge, health, one log line a minute) and the message goes on:
+
+- per-user order: the in-process lock is always held, the Redis ticket on top of it
+  when Redis answers (so one worker's order survives a switch between the two);
+- the rate limit fails open (a flood is let through rather than a customer refused);
+- the replay cache remembers in process while Redis is away.
+
+While the link says Redis just failed, they do not try it (no timeout per message).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from bot.redis_link import REDIS_FAILURES, RedisLink
+from bot.wechat.inbox import UserLocks
+from bot.wechat.inbox_redis import HeldTurn, RedisUserLocks
+from bot.wechat.ratelimit import RateLimiter, Verdict
+from bot.wechat.replay import ReplayCache, Seen
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def _allow() -> Verdict:
+    return Verdict.ALLOW
+
+
+class FallbackUserLocks:
+    """Per-user order across workers in Redis, within this worker whatever Redis does."""
+
+    def __init__(self, shared: RedisUserLocks, link: RedisLink, *, local: UserLocks | None = None) -> None:
+        self._shared = shared
+        self._link = link
+        self._local = local if local is not None else UserLocks()
+
+    @asynccontextmanager
+    async def hold(self, openid: str) -> AsyncIterator[None]:
+        async with self._local.hold(openid):
+            # the Redis turn, or None: this worker's lock alone (Redis failed, or just did)
+            held: HeldTurn | None = await self._link.attempt(
+                "user_lock", lambda: self._shared.take(openid), _nothing
+            )
+            try:
+                yield
+            finally:
+                if held is not None:
+                    await self._give_back(held)
+
+    async def _give_back(self, held: HeldTurn) -> None:
+        try:
+            await self._shared.give_back(held)
+        except REDIS_FAILURES as exc:  # the ticket is skipped by the others once its heartbeat stops
+            self._link.failed("user_lock", exc)
+
+
+class FallbackRateLimiter:
+    """The shared limit while Redis answers; every message allowed while it does not."""
+
+    def __init__(self, shared: RateLimiter, link: RedisLink) -> None:
+        self._shared = shared
+        self._link = link
+
+    async def hit(self, key: str) -> Verdict:
+        return await self._link.attempt("rate_limit", lambda: self._shared.hit(key), _allow)
+
+
+class FallbackReplayCache:
+    """Triples in Redis while it answers, in this worker's memory while it does not."""
+
+    def __init__(self, shared: ReplayCache, local: ReplayCache, link: RedisLink) -> None:
+        self._shared = shared
+        self._local = local
+        self._link = link
+
+    async def check(self, triple: str, body_digest: str, *, ttl_seconds: int) -> Seen:
+        return await self._link.attempt(
+            "replay",
+            lambda: self._shared.check(triple, body_digest, ttl_seconds=ttl_seconds),
+            lambda: self._local.check(triple, body_digest, ttl_seconds=ttl_seconds),
+        )
