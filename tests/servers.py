@@ -277,6 +277,10 @@ class RestartableRedis:
             pass
         self._server = None
 
+    def restart_empty(self) -> None:
+        self.stop()
+        self.start()
+
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
