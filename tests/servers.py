@@ -15,8 +15,8 @@ import itertools
 import shutil
 import tempfile
 from collections.abc import Iterator
-from typing import Any
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from commerce.catalog.seed import seed_demo_catalog

@@ -1,23 +1,48 @@
-"""The dialog state store: the in-process and the Redis implementation pass the same tests."""
+"""The dialog state store: the in-process, the Redis and the durable (Redis and database)
+implementations pass the same tests; the durable one also outlives Redis."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from redis.asyncio import Redis
 
-from bot.dialogs.store import DialogStore, MemoryDialogStore, RedisDialogStore, StoredDialog
+from bot.dialogs.store import (
+    DialogStore,
+    DurableDialogStore,
+    MemoryDialogStore,
+    RedisDialogStore,
+    StoredDialog,
+)
+from bot.redis_link import RedisLink
+from commerce.db import create_engine
+from commerce.wiring import shop_uows
 
 
-@pytest.fixture(params=["memory", "redis"])
+@asynccontextmanager
+async def _durable(redis: Redis, db_url: str) -> AsyncIterator[tuple[DurableDialogStore, RedisLink]]:
+    engine = create_engine(db_url)
+    link = RedisLink(redis)
+    try:
+        yield DurableDialogStore(RedisDialogStore(redis), link, shop_uows(engine)), link
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(params=["memory", "redis", "durable"])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[DialogStore]:
     if request.param == "memory":
         yield MemoryDialogStore()
         return
     redis = Redis.from_url(request.getfixturevalue("redis_url"))
-    yield RedisDialogStore(redis)
+    if request.param == "redis":
+        yield RedisDialogStore(redis)
+    else:
+        async with _durable(redis, request.getfixturevalue("sqlite_url")) as (durable, _link):
+            yield durable
     await redis.aclose()
 
 
@@ -70,3 +95,24 @@ async def test_unreadable_state_is_dropped_not_a_crash(redis_url: str) -> None:
         assert await RedisDialogStore(redis).get("o1") is None
     finally:
         await redis.aclose()
+
+
+async def test_a_durable_dialog_outlives_redis_emptied_and_redis_down(db_url: str, redis_url: str) -> None:
+    """Issue 13: Redis restarted empty wiped every open conversation."""
+    redis = Redis.from_url(redis_url)
+    async with _durable(redis, db_url) as (store, link):
+        stored = _stored("card")
+        await store.put("o1", stored)
+        await redis.flushdb()  # what a restart without persistence leaves
+        assert await store.get("o1") == stored
+        assert await redis.exists("storefront:dialog:o1")  # put back for the next message
+        await redis.aclose()
+    dead = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    async with _durable(dead, db_url) as (store, link):
+        assert await store.get("o1") == stored and not link.up
+        await store.put("o1", _stored("review"))
+        got = await store.get("o1")
+        assert got is not None and got.state == "review"
+        await store.delete("o1")
+        assert await store.get("o1") is None
+        await dead.aclose()
