@@ -29,7 +29,13 @@ from commerce.groupbuys.models import (
     GroupStatus,
 )
 from commerce.loyalty.models import CustomerBadge, PointsEntry
-from commerce.messaging.models import DialogState, InboundMessage, InboundStatus, OutboxMessage, OutboxStatus
+from commerce.messaging.models import (
+    DialogState,
+    InboundMessage,
+    InboundStatus,
+    OutboxMessage,
+    OutboxStatus,
+)
 from commerce.orders.models import (
     AfterSalesKind,
     AfterSalesRequest,
