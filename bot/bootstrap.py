@@ -58,7 +58,13 @@ from bot.wechat.api import (
     StableTokenFetcher,
     WeChatClient,
 )
-from bot.wechat.degraded import FallbackRateLimiter, FallbackReplayCache, FallbackUserLocks
+from bot.wechat.api.token import TokenStore
+from bot.wechat.degraded import (
+    FallbackRateLimiter,
+    FallbackReplayCache,
+    FallbackTokenStore,
+    FallbackUserLocks,
+)
 from bot.wechat.inbox import Inbox, Refused, UserLock, UserLocks
 from bot.wechat.inbox_redis import RedisUserLocks
 from bot.wechat.intake import DurableReplyStore, Sweeper, fence
@@ -145,7 +151,7 @@ async def open_shop(
         elif outbound is None and config.wechat.appsecret:
             wechat_http = aiohttp.ClientSession()
             stack.push_async_callback(wechat_http.close)
-            planner = _build_planner(config, uows, redis, wechat_http, alerts_box, renderer)
+            planner = _build_planner(config, uows, link, wechat_http, alerts_box, renderer)
         sender: OutboundSender = (
             planner if planner is not None else outbound if outbound is not None else MemoryOutbox()
         )
@@ -336,7 +342,7 @@ def _rate_limit(
 def _build_planner(
     config: Config,
     uows: UnitOfWorkFactory,
-    redis: Redis | None,
+    link: RedisLink | None,
     http: aiohttp.ClientSession,
     alerts: list[StaffAlerts],
     renderer: Renderer,
@@ -344,7 +350,10 @@ def _build_planner(
     """`alerts`: filled in once the staff alerts exist (they send through this planner)."""
     wechat = config.wechat
     fetch = StableTokenFetcher(http, base_url=wechat.api_base_url, appid=wechat.appid, appsecret=wechat.appsecret)
-    store = RedisTokenStore(redis) if redis is not None else MemoryTokenStore()
+    # (while Redis fails, this worker's own token: bot/wechat/degraded.py)
+    store: TokenStore = (
+        FallbackTokenStore(RedisTokenStore(link.redis), link) if link is not None else MemoryTokenStore()
+    )
     client = WeChatClient(
         http, base_url=wechat.api_base_url, tokens=AccessTokenManager(fetch, store), timeout=wechat.api_timeout_seconds
     )
@@ -363,5 +372,5 @@ def _build_planner(
         template_ids=parse_template_ids(wechat.template_ids),
         max_attempts=wechat.outbox_max_attempts,
         alert=tell_staff,
-        send_gate=SendRateGate(wechat.max_sends_per_second, redis=redis),
+        send_gate=SendRateGate(wechat.max_sends_per_second, redis=link.redis if link is not None else None),
     )

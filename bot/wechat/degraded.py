@@ -7,7 +7,10 @@ failure of Redis (refused, timed out, no free connection in the pool) is caught 
 - per-user order: the in-process lock is always held, the Redis ticket on top of it
   when Redis answers (so one worker's order survives a switch between the two);
 - the rate limit fails open (a flood is let through rather than a customer refused);
-- the replay cache remembers in process while Redis is away.
+- the replay cache remembers in process while Redis is away;
+- the access token is kept in process too, and fetched by this worker alone while
+  Redis is away (`stable_token` does not invalidate the other workers' tokens), so
+  late replies and notices still go out.
 
 While the link says Redis just failed, they do not try it (no timeout per message).
 """
@@ -18,6 +21,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from bot.redis_link import REDIS_FAILURES, RedisLink
+from bot.wechat.api.token import MemoryTokenStore, RedisTokenStore, Token
 from bot.wechat.inbox import UserLocks
 from bot.wechat.inbox_redis import HeldTurn, RedisUserLocks
 from bot.wechat.ratelimit import RateLimiter, Verdict
@@ -85,3 +89,37 @@ class FallbackReplayCache:
             lambda: self._shared.check(triple, body_digest, ttl_seconds=ttl_seconds),
             lambda: self._local.check(triple, body_digest, ttl_seconds=ttl_seconds),
         )
+
+
+class FallbackTokenStore:
+    """The shared access token while Redis answers; this worker's own copy always."""
+
+    def __init__(self, shared: RedisTokenStore, link: RedisLink) -> None:
+        self._shared = shared
+        self._local = MemoryTokenStore()
+        self._link = link
+
+    async def get(self) -> Token | None:
+        token = await self._link.attempt("token", self._shared.get, _nothing)
+        return token if token is not None else await self._local.get()
+
+    async def put(self, token: Token) -> None:
+        await self._local.put(token)
+        await self._link.attempt("token", lambda: self._shared.put(token), _nothing)
+
+    @asynccontextmanager
+    async def lock(self) -> AsyncIterator[bool]:
+        """The workers' shared lock, or (Redis failing) this worker fetches: the manager's
+        own asyncio lock keeps it to one fetch here."""
+        shared = self._shared.lock()
+        fetch_here: bool | None = await self._link.attempt("token_lock", shared.__aenter__, _nothing)
+        if fetch_here is None:
+            yield True
+            return
+        try:
+            yield fetch_here
+        finally:
+            try:
+                await shared.__aexit__(None, None, None)
+            except REDIS_FAILURES as exc:  # the lock expires by itself
+                self._link.failed("token_lock", exc)

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 
 import pytest
 from redis.asyncio import Redis
 
 from bot.redis_link import RedisLink
-from bot.wechat.degraded import FallbackRateLimiter, FallbackReplayCache, FallbackUserLocks
+from bot.wechat.api.token import RedisTokenStore, Token
+from bot.wechat.degraded import (
+    FallbackRateLimiter,
+    FallbackReplayCache,
+    FallbackTokenStore,
+    FallbackUserLocks,
+)
 from bot.wechat.inbox_redis import RedisUserLocks
-from bot.wechat.ratelimit import RedisRateLimiter, Verdict
+from bot.wechat.ratelimit import RedisRateLimiter, SendRateGate, Verdict
 from bot.wechat.replay import MemoryReplayCache, RedisReplayCache, Seen
 from tests.servers import RestartableRedis
 
@@ -78,3 +86,20 @@ async def test_a_user_lock_held_when_redis_stops_is_given_back_without_an_error(
     finally:
         await redis.aclose()
         server.close()
+
+
+async def test_the_access_token_and_the_send_rate_do_without_redis() -> None:
+    """Late replies and notices still go out while Redis is down: this worker fetches its own token."""
+    redis = _nowhere()
+    link = RedisLink(redis)
+    tokens = FallbackTokenStore(RedisTokenStore(redis), link)
+    async with tokens.lock() as fetch_here:
+        assert fetch_here
+        await tokens.put(Token("t-1", time.time() + 7200))
+    token = await tokens.get()
+    assert token is not None and token.value == "t-1"
+    assert not link.up
+    gate = SendRateGate(2, redis=redis)
+    for _ in range(2):
+        await asyncio.wait_for(gate.wait(), 1.0)  # counted in process, no error
+    await redis.aclose()
