@@ -60,6 +60,7 @@ from bot.wechat.api import (
 )
 from bot.wechat.api.token import TokenStore
 from bot.wechat.degraded import (
+    FallbackQrCache,
     FallbackRateLimiter,
     FallbackReplayCache,
     FallbackTokenStore,
@@ -186,7 +187,7 @@ async def open_shop(
         store: DialogStore = (
             DurableDialogStore(RedisDialogStore(link.redis), link, uows) if link is not None else MemoryDialogStore()
         )
-        qr_cache: QrCache = RedisQrCache(redis) if redis is not None else MemoryQrCache()
+        qr_cache: QrCache = FallbackQrCache(RedisQrCache(link.redis), link) if link is not None else MemoryQrCache()
         lines: TranscriptStore = RedisTranscriptStore(redis) if redis is not None else MemoryTranscriptStore()
         services = Services(
             config=config,

@@ -10,7 +10,8 @@ failure of Redis (refused, timed out, no free connection in the pool) is caught 
 - the replay cache remembers in process while Redis is away;
 - the access token is kept in process too, and fetched by this worker alone while
   Redis is away (`stable_token` does not invalidate the other workers' tokens), so
-  late replies and notices still go out.
+  late replies and notices still go out;
+- QR codes (invites, group shares) are cached in process while Redis is away.
 
 While the link says Redis just failed, they do not try it (no timeout per message).
 """
@@ -21,6 +22,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from bot.redis_link import REDIS_FAILURES, RedisLink
+from bot.web.invites import MemoryQrCache, QrCode, RedisQrCache
 from bot.wechat.api.token import MemoryTokenStore, RedisTokenStore, Token
 from bot.wechat.inbox import UserLocks
 from bot.wechat.inbox_redis import HeldTurn, RedisUserLocks
@@ -123,3 +125,20 @@ class FallbackTokenStore:
                 await shared.__aexit__(None, None, None)
             except REDIS_FAILURES as exc:  # the lock expires by itself
                 self._link.failed("token_lock", exc)
+
+
+class FallbackQrCache:
+    """QR codes in Redis while it answers, in this worker's memory while it does not."""
+
+    def __init__(self, shared: RedisQrCache, link: RedisLink) -> None:
+        self._shared = shared
+        self._local = MemoryQrCache()
+        self._link = link
+
+    async def get(self, key: str) -> QrCode | None:
+        return await self._link.attempt("qr", lambda: self._shared.get(key), lambda: self._local.get(key))
+
+    async def put(self, key: str, qr: QrCode, ttl_seconds: float | None) -> None:
+        await self._link.attempt(
+            "qr", lambda: self._shared.put(key, qr, ttl_seconds), lambda: self._local.put(key, qr, ttl_seconds)
+        )

@@ -10,8 +10,11 @@ import pytest
 from redis.asyncio import Redis
 
 from bot.redis_link import RedisLink
+from bot.web.invites import RedisQrCache
+from bot.wechat.api.client import QrCode
 from bot.wechat.api.token import RedisTokenStore, Token
 from bot.wechat.degraded import (
+    FallbackQrCache,
     FallbackRateLimiter,
     FallbackReplayCache,
     FallbackTokenStore,
@@ -102,4 +105,13 @@ async def test_the_access_token_and_the_send_rate_do_without_redis() -> None:
     gate = SendRateGate(2, redis=redis)
     for _ in range(2):
         await asyncio.wait_for(gate.wait(), 1.0)  # counted in process, no error
+    await redis.aclose()
+
+
+async def test_qr_codes_are_cached_in_process_without_redis() -> None:
+    redis = _nowhere()
+    cache = FallbackQrCache(RedisQrCache(redis), RedisLink(redis))
+    qr = QrCode(ticket="tk", url="https://weixin.qq.com/q/x", expire_seconds=600, image_url="https://mp/x")
+    await cache.put("temp:g1", qr, 60)
+    assert await cache.get("temp:g1") == qr
     await redis.aclose()
