@@ -63,7 +63,9 @@ from bot.wechat.degraded import (
     FallbackQrCache,
     FallbackRateLimiter,
     FallbackReplayCache,
+    FallbackTickLock,
     FallbackTokenStore,
+    FallbackTranscriptStore,
     FallbackUserLocks,
 )
 from bot.wechat.inbox import Inbox, Refused, UserLock, UserLocks
@@ -188,7 +190,9 @@ async def open_shop(
             DurableDialogStore(RedisDialogStore(link.redis), link, uows) if link is not None else MemoryDialogStore()
         )
         qr_cache: QrCache = FallbackQrCache(RedisQrCache(link.redis), link) if link is not None else MemoryQrCache()
-        lines: TranscriptStore = RedisTranscriptStore(redis) if redis is not None else MemoryTranscriptStore()
+        lines: TranscriptStore = (
+            FallbackTranscriptStore(RedisTranscriptStore(link.redis), link) if link is not None else MemoryTranscriptStore()
+        )
         services = Services(
             config=config,
             catalog=catalog,
@@ -229,7 +233,7 @@ async def open_shop(
             deliver_outbox=delivery.retry_due, drain=delivery.drain,
         )
         # several workers: with Redis, one worker runs each scheduler tick
-        tick_lock: TickLock | None = RedisTickLock(redis) if redis is not None else None
+        tick_lock: TickLock | None = FallbackTickLock(RedisTickLock(link.redis), link) if link is not None else None
         ticks = Ticks()
         scheduler = start_scheduler(jobs, lock=tick_lock, ticks=ticks) if config.scheduler.enabled else None
         if scheduler is not None:  # stopped first: running ticks finish while everything is open

@@ -11,16 +11,21 @@ failure of Redis (refused, timed out, no free connection in the pool) is caught 
 - the access token is kept in process too, and fetched by this worker alone while
   Redis is away (`stable_token` does not invalidate the other workers' tokens), so
   late replies and notices still go out;
-- QR codes (invites, group shares) are cached in process while Redis is away.
+- QR codes (invites, group shares) are cached in process while Redis is away;
+- the transcript (what staff see at a hand-off) is kept in process;
+- every worker runs the scheduler's ticks while Redis is away (the jobs re-check the
+  state they act on, and outbox rows are leased): the outbox is still delivered and
+  unpaid orders still expire.
 
 While the link says Redis just failed, they do not try it (no timeout per message).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
+from bot.chat.transcript import Line, MemoryTranscriptStore, TranscriptStore
 from bot.redis_link import REDIS_FAILURES, RedisLink
 from bot.web.invites import MemoryQrCache, QrCode, RedisQrCache
 from bot.wechat.api.token import MemoryTokenStore, RedisTokenStore, Token
@@ -28,6 +33,7 @@ from bot.wechat.inbox import UserLocks
 from bot.wechat.inbox_redis import HeldTurn, RedisUserLocks
 from bot.wechat.ratelimit import RateLimiter, Verdict
 from bot.wechat.replay import ReplayCache, Seen
+from scheduler.runner import TickLock
 
 
 async def _nothing() -> None:
@@ -36,6 +42,10 @@ async def _nothing() -> None:
 
 async def _allow() -> Verdict:
     return Verdict.ALLOW
+
+
+async def _run_here() -> bool:
+    return True
 
 
 class FallbackUserLocks:
@@ -141,4 +151,35 @@ class FallbackQrCache:
     async def put(self, key: str, qr: QrCode, ttl_seconds: float | None) -> None:
         await self._link.attempt(
             "qr", lambda: self._shared.put(key, qr, ttl_seconds), lambda: self._local.put(key, qr, ttl_seconds)
+        )
+
+
+class FallbackTickLock:
+    """One worker a tick while Redis answers; every worker while it does not."""
+
+    def __init__(self, shared: TickLock, link: RedisLink) -> None:
+        self._shared = shared
+        self._link = link
+
+    async def acquire(self, name: str, *, seconds: float) -> bool:
+        return await self._link.attempt("tick_lock", lambda: self._shared.acquire(name, seconds=seconds), _run_here)
+
+
+class FallbackTranscriptStore:
+    """The recent lines in Redis while it answers, in this worker's memory while it does not
+    (a hand-off then shows what this worker heard)."""
+
+    def __init__(self, shared: TranscriptStore, link: RedisLink) -> None:
+        self._shared = shared
+        self._local = MemoryTranscriptStore()
+        self._link = link
+
+    async def append(self, openid: str, lines: Sequence[Line]) -> None:
+        await self._link.attempt(
+            "transcript", lambda: self._shared.append(openid, lines), lambda: self._local.append(openid, lines)
+        )
+
+    async def recent(self, openid: str) -> list[Line]:
+        return await self._link.attempt(
+            "transcript", lambda: self._shared.recent(openid), lambda: self._local.recent(openid)
         )

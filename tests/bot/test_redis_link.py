@@ -9,6 +9,7 @@ import time
 import pytest
 from redis.asyncio import Redis
 
+from bot.chat.transcript import Line, RedisTranscriptStore
 from bot.redis_link import RedisLink
 from bot.web.invites import RedisQrCache
 from bot.wechat.api.client import QrCode
@@ -17,12 +18,15 @@ from bot.wechat.degraded import (
     FallbackQrCache,
     FallbackRateLimiter,
     FallbackReplayCache,
+    FallbackTickLock,
     FallbackTokenStore,
+    FallbackTranscriptStore,
     FallbackUserLocks,
 )
 from bot.wechat.inbox_redis import RedisUserLocks
 from bot.wechat.ratelimit import RedisRateLimiter, SendRateGate, Verdict
 from bot.wechat.replay import MemoryReplayCache, RedisReplayCache, Seen
+from scheduler.runner import RedisTickLock
 from tests.servers import RestartableRedis
 
 
@@ -114,4 +118,14 @@ async def test_qr_codes_are_cached_in_process_without_redis() -> None:
     qr = QrCode(ticket="tk", url="https://weixin.qq.com/q/x", expire_seconds=600, image_url="https://mp/x")
     await cache.put("temp:g1", qr, 60)
     assert await cache.get("temp:g1") == qr
+    await redis.aclose()
+
+
+async def test_ticks_run_and_the_transcript_is_kept_in_process_without_redis() -> None:
+    redis = _nowhere()
+    link = RedisLink(redis)
+    assert await FallbackTickLock(RedisTickLock(redis), link).acquire("deliver_outbox", seconds=5)
+    lines = FallbackTranscriptStore(RedisTranscriptStore(redis), link)
+    await lines.append("o1", [Line(time.time(), "customer", "还在吗")])
+    assert [line.text for line in await lines.recent("o1")] == ["还在吗"]
     await redis.aclose()
