@@ -159,7 +159,7 @@ JOBS: dict[str, tuple[Job, int]] = {
     "expire_unpaid_orders": (expire_unpaid_orders, 30),
     "remind_unpaid_orders": (remind_unpaid_orders, 60),
     "complete_shipped_orders": (complete_shipped_orders, 3600),
-    "deliver_outbox": (deliver_outbox, 15),
+    "deliver_outbox": (deliver_outbox, 5),  # a dead writer's notices go out within ~10 s
     "settle_owed_refunds": (settle_owed_refunds, 600),
     "expire_group_buys": (expire_group_buys, 60),
     "remind_group_buys": (remind_group_buys, 300),

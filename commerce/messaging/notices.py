@@ -8,10 +8,13 @@ the transaction may still roll back, and no message is sent while rows are locke
 When the session commits, `write_queued` (a `before_commit` hook that
 `commerce.wiring.shop_sessions` installs on every shop session) turns the queue into
 outbox rows *in that same transaction*: the notice and its cause are committed together
-or not at all. A row is born leased to its writer for `NOTICE_LEASE`, so the writer's
+or not at all. A row is born leased to its writer for `NOTICE_HEAD_START`, so the writer's
 dispatcher (`commerce.uow`) sends it at once after the commit while the scheduler's
 `deliver_outbox` keeps its hands off; if the process dies between the commit and the
-send, the lease runs out and `deliver_outbox` sends it. Either way it is sent at most
+send, the head start runs out and `deliver_outbox` sends it within seconds (a killed
+worker's "支付成功" is not two minutes late). A head start that runs out while the
+writer is merely slow costs nothing but a race both sides are ready for: the first
+`begin_send` wins and the other finds the row taken. Either way it is sent at most
 once: an attempt takes the row with a conditional UPDATE (`outbox.begin_send`), and a
 send whose outcome is unknown is never repeated (`commerce.messaging.outbox`).
 
@@ -41,7 +44,8 @@ log = logging.getLogger(__name__)
 _QUEUED = "storefront.notices"
 _WRITTEN = "storefront.notices.written"
 SESSION_CLOCK = "storefront.clock"  # a callable returning an aware datetime (the uow's clock)
-NOTICE_LEASE = timedelta(minutes=2)  # the writer's head start before deliver_outbox may send it
+NOTICE_LEASE = timedelta(minutes=2)  # an attempt's lease (sending): far longer than a WeChat call
+NOTICE_HEAD_START = timedelta(seconds=5)  # a new row's writer's head start before deliver_outbox may send it
 EVENT_LIMIT = 40
 
 
@@ -108,7 +112,7 @@ def write_queued(session: Session) -> None:
             status=OutboxStatus.PENDING.value,
             channel="",
             attempts=0,
-            next_attempt_at=now + NOTICE_LEASE,
+            next_attempt_at=now + NOTICE_HEAD_START,
             last_error="",
             delivery_status="",
             created_at=now,

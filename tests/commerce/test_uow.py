@@ -52,7 +52,7 @@ async def test_a_notice_is_written_with_its_cause_and_dispatched_after_the_commi
         row = (await session.scalars(select(OutboxMessage))).one()
     assert dispatcher.ids == [row.id]
     # leased to its writer: the scheduler leaves it alone while the dispatcher sends it
-    assert row.status == "pending" and row.next_attempt_at.replace(tzinfo=UTC) == NOW + notices.NOTICE_LEASE
+    assert row.status == "pending" and row.next_attempt_at.replace(tzinfo=UTC) == NOW + notices.NOTICE_HEAD_START
 
 
 async def test_a_rolled_back_unit_of_work_keeps_and_sends_nothing(sessions) -> None:  # type: ignore[no-untyped-def]

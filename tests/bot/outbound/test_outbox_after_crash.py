@@ -124,7 +124,7 @@ async def test_payment_received_is_delivered_once_after_the_worker_dies_between_
     assert await run_job("deliver_outbox", shop.client.app[JOBS]) == 0
     assert _paid_messages(shop) == []
 
-    # two minutes later the lease has run out: the scheduler sends it, once
+    # seconds later the writer's head start has run out: the scheduler sends it, once
     await _lease_runs_out(shop)
     assert await run_job("deliver_outbox", shop.client.app[JOBS]) == 1
     [paid] = _paid_messages(shop)
