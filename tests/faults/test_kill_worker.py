@@ -143,15 +143,16 @@ async def fake_wechat() -> AsyncIterator[tuple[FakeWeChat, str]]:
     await runner.cleanup()
 
 
-def _start(tmp_path: Path, db: Path, redis_url: str, api: str) -> Server:
-    """`serve --workers 2` on `db` (migrated, with the demo catalog: no seeding at start)."""
+def _start(tmp_path: Path, db: Path, redis_url: str, api: str, **overrides: str) -> Server:
+    """`serve --workers 2` on `db` (migrated, with the demo catalog: no seeding at start);
+    `overrides`: more STOREFRONT_* settings."""
     assert STOREFRONT is not None
     port = free_port()
     env = storefront_env(
         db, STOREFRONT_SERVER__PORT=str(port), STOREFRONT_SERVER__HOST="127.0.0.1",
         STOREFRONT_REDIS__URL=redis_url, STOREFRONT_WECHAT__APPID=APPID, STOREFRONT_WECHAT__APPSECRET=APPSECRET,
         STOREFRONT_WECHAT__API_BASE_URL=api, STOREFRONT_SERVER__MESSAGES_PER_MINUTE="0",
-        STOREFRONT_SERVER__INTAKE_LEASE_SECONDS=str(LEASE_SECONDS),
+        STOREFRONT_SERVER__INTAKE_LEASE_SECONDS=str(LEASE_SECONDS), **overrides,
     )
     stdout_path, stderr_path = tmp_path / "serve.out", tmp_path / "serve.err"
     with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
