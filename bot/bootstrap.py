@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 import aiohttp
 from redis.asyncio import Redis
@@ -376,6 +377,7 @@ def _build_planner(
         paid_window_messages=wechat.window_messages_after_payment,
         template_ids=parse_template_ids(wechat.template_ids),
         max_attempts=wechat.outbox_max_attempts,
+        backoff_base=timedelta(seconds=wechat.outbox_retry_seconds),
         alert=tell_staff,
         send_gate=SendRateGate(wechat.max_sends_per_second, redis=link.redis if link is not None else None),
     )

@@ -72,6 +72,7 @@ class WeChatConfig:
     max_sends_per_second: int = 50
     template_ids: str = ""  # template-message fallbacks: "order_paid=TEMPLATE_ID,order_shipped=ID2"
     outbox_max_attempts: int = 8  # delivery attempts before a message is failed and staff are told
+    outbox_retry_seconds: float = 30.0  # pause after WeChat certainly refused a send; doubled each time
     # Seconds to wait for WeChat's answer to a call (it usually answers in well under one). A
     # message send with no answer in time is "uncertain" and never repeated (bot/outbound/planner.py):
     # keep it well above WeChat's latency, and well below the outbox lease (2 minutes).
@@ -349,6 +350,8 @@ def _validate(config: Config) -> None:
         raise ConfigError(f"wechat.message_mode: {config.wechat.message_mode} mode needs wechat.encoding_aes_key")
     if not 0.1 <= config.wechat.api_timeout_seconds <= 60:
         raise ConfigError("wechat.api_timeout_seconds: must be between 0.1 and 60 (the outbox lease is 2 minutes)")
+    if not 0.1 <= config.wechat.outbox_retry_seconds <= 3600:
+        raise ConfigError("wechat.outbox_retry_seconds: must be between 0.1 and 3600")
     if not 0 <= config.wechat.max_clock_skew_seconds <= 86400:
         raise ConfigError("wechat.max_clock_skew_seconds: must be between 0 (off) and 86400")
     if config.server.dev_tools not in ("loopback", "any", "off"):
