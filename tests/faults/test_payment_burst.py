@@ -93,6 +93,16 @@ def _stock_ledger(db: Path) -> int:
     return int(stock) + int(held)
 
 
+async def until_told(fake: FakeWeChat, openids: set[str], timeout: float) -> None:
+    """Until each of `openids` was told "支付成功" (or `timeout`), then `SETTLE` more for a second notice."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if set(_paid_notices(fake)) >= openids:
+            break
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(SETTLE)
+
+
 def _outbox(db: Path, openids: set[str]) -> list[tuple[str, ...]]:
     """The outbox rows of these customers: what became of their notices."""
     with sqlite3.connect(db) as conn:
@@ -123,7 +133,7 @@ class WeChatPay:
                         if self.succeeded >= KILL_AFTER:
                             self.midway.set()
                         return
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (aiohttp.ClientError, TimeoutError):
                 pass  # the worker died under the connection: sent again
             assert time.monotonic() < deadline, "a payment notification was never answered SUCCESS"
             self.retried += 1
@@ -178,10 +188,7 @@ async def test_a_worker_killed_during_a_payment_burst_pays_each_order_once_and_t
         assert _stock_ledger(db) == ledger
 
         openids = {o.openid for o in orders}
-        deadline = time.monotonic() + TOLD_DEADLINE
-        while set(_paid_notices(fake)) != openids and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
-        await asyncio.sleep(SETTLE)  # a second notice would come now
+        await until_told(fake, openids, TOLD_DEADLINE)
         assert _paid_notices(fake) == dict.fromkeys(openids, 1), _outbox(db, openids - set(_paid_notices(fake)))
         await _restarted(server, 0)
         print(f"healthy after {burst_began - began:.1f} s, burst {burst_took:.1f} s, "

@@ -27,13 +27,21 @@ from bot.devtools.simulator import WebhookClient
 from commerce.db import create_engine
 from commerce.payments.sandbox import build_notification
 from tests.fakes.wechat import APPID, FakeWeChat
-from tests.faults.test_kill_worker import WECHAT_TIMEOUT, WeChatSide, _serving, _start, _wait_healthy, journey
+from tests.faults.test_kill_worker import (
+    WECHAT_TIMEOUT,
+    WeChatSide,
+    _serving,
+    _start,
+    _wait_healthy,
+    journey,
+)
 from tests.faults.test_payment_burst import (
     SECRET,
     WeChatPay,
     _paid_notices,
     _pending_orders,
     fake_wechat,  # noqa: F401  (the fixture)
+    until_told,
 )
 from tests.servers import PostgresServer
 from tests.test_cli import STOREFRONT, TOKEN
@@ -48,7 +56,6 @@ PAYERS = 10
 OUTAGE_AFTER = 1.0  # seconds into the load
 OUTAGE = 3.0  # seconds the database is down: shorter than WeChat's retries
 TOLD_DEADLINE = 15.0
-SETTLE = 2.0
 
 
 async def _rows(url: str, sql: str) -> Sequence[Any]:
@@ -93,10 +100,10 @@ async def test_postgres_stopped_and_started_loses_no_message_and_no_payment(
             pay = WeChatPay(session, f"{server.base}/pay/notify/sandbox")
 
             async def payments() -> None:
-                for order in orders:  # one every half second: some meet the outage
+                for order in orders:  # one every 0.3 s: some meet the outage
                     signed = build_notification(secret=SECRET, order_no=order.order_no, amount_fen=order.payable_fen)
                     await pay.notify(signed)
-                    await asyncio.sleep(0.5)
+                    await asyncio.sleep(0.3)
 
             load = asyncio.gather(payments(), *(journey(wechat, openid) for openid in openids),
                                   return_exceptions=True)
@@ -122,10 +129,7 @@ async def test_postgres_stopped_and_started_loses_no_message_and_no_payment(
         assert await _stock_ledger(postgres_url) == ledger
 
         payers = {o.openid for o in orders}
-        deadline = time.monotonic() + TOLD_DEADLINE
-        while set(_paid_notices(fake)) != payers and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
-        await asyncio.sleep(SETTLE)
+        await until_told(fake, payers, TOLD_DEADLINE)
         assert _paid_notices(fake) == dict.fromkeys(payers, 1)
         print(f"load {time.monotonic() - began:.1f} s: passive {wechat.passive}, later {wechat.later}, "
               f"retried deliveries {wechat.retried}, notifications sent again {pay.retried}")

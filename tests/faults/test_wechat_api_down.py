@@ -13,7 +13,6 @@ that timed out may have arrived (here it did) and is never sent again.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ from tests.faults.test_payment_burst import (
     _pending_orders,
     _stock_ledger,
     fake_wechat,  # noqa: F401  (the fixture)
+    until_told,
 )
 from tests.test_cli import STOREFRONT
 
@@ -43,7 +43,6 @@ pytestmark = [
 API_TIMEOUT = 0.5  # the shop's wait for WeChat's answer
 BUSY, REFUSING, SLOW = 4, 4, 3  # calls answered errcode -1, HTTP 503, after the timeout
 TOLD_DEADLINE = 20.0  # refused sends go again at the next outbox ticks (every 5 s)
-SETTLE = 2.0
 
 
 def _outbox_status(db: Path) -> dict[str, str]:
@@ -86,10 +85,7 @@ async def test_wechat_refusing_erroring_and_slow_tells_every_paid_customer_once(
         assert _stock_ledger(db) == ledger
 
         openids = {o.openid for o in orders}
-        deadline = time.monotonic() + TOLD_DEADLINE
-        while set(_paid_notices(fake)) != openids and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
-        await asyncio.sleep(SETTLE)  # a second notice would come now
+        await until_told(fake, openids, TOLD_DEADLINE)
         statuses = _outbox_status(db)
         assert _paid_notices(fake) == dict.fromkeys(openids, 1), statuses
         assert not fake._failures  # every failure was met
