@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 
 from bot.redis_link import RedisLink
 from commerce.messaging.dialog_states import forget_dialog, load_dialog, save_dialog
+from commerce.messaging.inbound import unfenced
 from commerce.uow import UnitOfWorkFactory
 
 GRACE_SECONDS = 7 * 24 * 3600
@@ -160,15 +161,17 @@ class DurableDialogStore:
 
     async def put(self, openid: str, stored: StoredDialog) -> None:
         keep_until = datetime.fromtimestamp(stored.expires_at + GRACE_SECONDS, UTC)
-        async with self._uows() as uow:
-            await save_dialog(uow.session, openid, stored.dumps(), keep_until=keep_until)
-            await uow.commit()
+        with unfenced():  # the dialog's step is state, not an effect of the turn (see unfenced)
+            async with self._uows() as uow:
+                await save_dialog(uow.session, openid, stored.dumps(), keep_until=keep_until)
+                await uow.commit()
         await self._to_cache(openid, lambda: self._cache.put(openid, stored))
 
     async def delete(self, openid: str) -> None:
-        async with self._uows() as uow:
-            await forget_dialog(uow.session, openid)
-            await uow.commit()
+        with unfenced():
+            async with self._uows() as uow:
+                await forget_dialog(uow.session, openid)
+                await uow.commit()
         await self._to_cache(openid, lambda: self._cache.delete(openid))
 
     async def _to_cache(self, openid: str, write: Callable[[], Awaitable[None]]) -> None:

@@ -10,12 +10,15 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.chat.middleware import Answer, Turn, opens_window
 from bot.chat.render import Rendered
 from bot.chat.replies import Text
 from bot.devtools.simulator import SimulatorError
+from bot.dialogs.store import DurableDialogStore, RedisDialogStore, StoredDialog
+from bot.redis_link import RedisLink
 from bot.keys import INBOX
 from bot.wechat.inbox import Inbox, LeaseLost
 from bot.wechat import intake
@@ -201,6 +204,29 @@ async def test_a_worker_that_lost_its_message_cannot_commit_the_turn(engine: Asy
     async with shop_uows(engine)() as uow:
         assert await uow.session.scalar(select(Customer.id).where(Customer.openid == msg.openid)) is None
     await other.close()
+
+
+async def test_a_dialog_step_saved_by_a_turn_is_state_not_an_effect(engine: AsyncEngine, redis_url: str) -> None:
+    """A turn that only moved the dialog (a search, a pick) is run again after a takeover,
+    and a slow worker whose lease was taken can still save the step (any run saves it)."""
+    redis = Redis.from_url(redis_url)
+    dialogs = DurableDialogStore(RedisDialogStore(redis, prefix="t:dialog-state:"), RedisLink(redis), shop_uows(engine))
+    slow, other = _worker(engine, lease_seconds=0.2), _worker(engine, lease_seconds=0.2)
+    msg = _msg(10, "1", "o_dialog_state")
+    step = StoredDialog("search", "card", 1, {"product_id": 1}, expires_at=9e9)
+    assert await slow.claim(msg.dedupe_key, msg=msg)
+    with inbound.fenced(key=row_key(msg.dedupe_key), owner=slow.owner):
+        await dialogs.put(msg.openid, step)
+    _die(slow)
+    await asyncio.sleep(0.3)
+    assert await other.claim(msg.dedupe_key, msg=msg)
+    assert not other.already_done(msg.dedupe_key)  # the pick is run again, not "already done"
+    with inbound.fenced(key=row_key(msg.dedupe_key), owner=slow.owner):
+        await dialogs.put(msg.openid, step)  # the slow worker's save is not refused
+    await redis.flushdb()  # read back from the database
+    assert await dialogs.get(msg.openid) == step
+    await other.close()
+    await redis.aclose()
 
 
 async def test_a_swept_message_whose_turn_committed_is_answered_with_a_notice(
