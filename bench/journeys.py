@@ -386,10 +386,7 @@ class App:
         return (self.workdir / name).read_text(encoding="utf-8", errors="replace")
 
     async def start(self) -> None:
-        assert STOREFRONT is not None
-        with (self.workdir / "serve.out").open("wb") as out, (self.workdir / "serve.err").open("wb") as err:
-            self.proc = subprocess.Popen([STOREFRONT, "serve", "--workers", str(self.workers)],
-                                         cwd=self.workdir, env=self.env, stdout=out, stderr=err)
+        self.proc = self._spawn()
         deadline = time.monotonic() + STARTUP_TIMEOUT
         async with aiohttp.ClientSession() as session:
             while time.monotonic() < deadline:
@@ -404,6 +401,12 @@ class App:
                 raise RuntimeError(f"storefront serve not healthy:\n{self.output('serve.err')[-3000:]}")
         # every worker must be up, not just the first: wait for each to have children listening
         await asyncio.sleep(2.0)
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        assert STOREFRONT is not None
+        with (self.workdir / "serve.out").open("wb") as out, (self.workdir / "serve.err").open("wb") as err:
+            return subprocess.Popen([STOREFRONT, "serve", "--workers", str(self.workers)],
+                                    cwd=self.workdir, env=self.env, stdout=out, stderr=err)
 
     def pids(self) -> list[int]:
         return [self.proc.pid] if self.proc is not None else []
@@ -474,7 +477,7 @@ async def verify(db_url: str, customers: Sequence[Customer], wechat: TimedWeChat
     engine = create_engine(db_url)
     try:
         async with engine.connect() as conn:
-            statuses = dict((await conn.execute(text("SELECT order_no, status FROM orders"))).all())
+            statuses: dict[str, str] = dict((await conn.execute(text("SELECT order_no, status FROM orders"))).all())
             applied = Counter(
                 no for (no,) in (await conn.execute(text(
                     "SELECT o.order_no FROM payment_events e JOIN orders o ON o.id = e.order_id "
