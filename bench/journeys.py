@@ -452,6 +452,7 @@ class RoundResult:
     client_cpu: float
     machine_cpu: float
     retries: int
+    server_log: Counter[str] = field(default_factory=Counter)  # ERROR lines and exceptions in the app's log
 
     def times(self, step: str | None = None) -> list[float]:
         return sorted(t.seconds for t in self.turns if t.seconds is not None and (step is None or t.step == step))
@@ -553,12 +554,25 @@ async def run_round(args: argparse.Namespace, services: Services, number: int, w
     finally:
         app.stop()
         await runner.cleanup()
+    log = server_log(app.output("serve.err"))
     turns = [t for c in customers for t in c.turns]
     return RoundResult(
         customers=args.customers, seconds=seconds, turns=turns, failures=failures, problems=problems,
         app_cpu=app_cpu, services_cpu=services_cpu, client_cpu=client_cpu, machine_cpu=machine_cpu,
-        retries=sum(t.retries for t in turns),
+        retries=sum(t.retries for t in turns), server_log=log,
     )
+
+
+def server_log(text_: str) -> Counter[str]:
+    """What went wrong in the app, by kind: ERROR/WARNING messages and exception types."""
+    found: Counter[str] = Counter()
+    for line in text_.splitlines():
+        level = re.match(r"^\S+ \S+ (ERROR|WARNING) (\S+) \[[^]]*\] (.{0,80})", line)
+        if level:
+            found[f"{level.group(1)} {level.group(2)}: {re.sub(r'[0-9]+', 'N', level.group(3))}"] += 1
+        elif exc := re.match(r"^([\w.]+(?:Error|Exception)): ", line):
+            found[exc.group(1)] += 1
+    return found
 
 
 # --------------------------------------------------------------------------- report
@@ -588,6 +602,8 @@ def print_round(number: int, result: RoundResult) -> None:
     print(_row("all", result, None))
     for line in (result.failures + result.problems)[:10]:
         print(f"  ! {line}")
+    for kind, count in result.server_log.most_common(8):
+        print(f"  app log: {count} x {kind}")
 
 
 def print_summary(results: list[RoundResult]) -> None:
