@@ -169,8 +169,8 @@ class Customer:
         if reply is not None and reply.kind != "none":
             turn.seconds = time.perf_counter() - started
             return reply.text or " ".join(f"{a.title} {a.description}" for a in reply.articles)
-        if reply is None and self._next_later() is None:
-            raise self._fail(turn, f"no answer after {RETRIES} retries")
+        # "success", or WeChat gave up after its retries: the answer can still come as a
+        # customer-service message (the app knows WeChat stopped waiting); lost if it never does
         turn.later = True
         message = await self._wait_later(turn, lambda m: PAID_TEXT not in m.text, consume=True)
         turn.seconds = message.at - started
@@ -220,7 +220,8 @@ class Customer:
                         return found[0]
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise self._fail(turn, "\"success\" but no customer-service message came")
+                    raise self._fail(turn, f"no passive answer in {1 + RETRIES} tries and no customer-service "
+                                           f"message within {LATER_TIMEOUT:g} s")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wechat.arrived.wait(), left)
 
@@ -453,6 +454,7 @@ class RoundResult:
     machine_cpu: float
     retries: int
     server_log: Counter[str] = field(default_factory=Counter)  # ERROR lines and exceptions in the app's log
+    transactions: int | None = None  # database transactions during the round (PostgreSQL's statistics)
 
     def times(self, step: str | None = None) -> list[float]:
         return sorted(t.seconds for t in self.turns if t.seconds is not None and (step is None or t.step == step))
@@ -539,6 +541,7 @@ async def run_round(args: argparse.Namespace, services: Services, number: int, w
                 for n in range(args.customers)
             ]
             await warm_up(session, app.base, args.workers)
+            transactions_before = await transaction_count(db_url)
             app_pids, service_pids = app.pids(), services.pids()
             app_before, services_before = tree_cpu(app_pids), tree_cpu(service_pids)
             client_before, machine_before = time.process_time(), machine_busy_seconds()
@@ -548,6 +551,7 @@ async def run_round(args: argparse.Namespace, services: Services, number: int, w
             app_cpu, services_cpu = tree_cpu(app_pids) - app_before, tree_cpu(service_pids) - services_before
             client_cpu, machine_cpu = time.process_time() - client_before, machine_busy_seconds() - machine_before
             await asyncio.sleep(2.0)  # late or duplicate notices would show up in the check
+            transactions_after = await transaction_count(db_url)
         failures = [f"{c.openid}: {o!r}" for c, o in zip(customers, outcomes, strict=True)
                     if isinstance(o, BaseException)]
         problems = await verify(db_url, customers, wechat, stock)
@@ -560,7 +564,25 @@ async def run_round(args: argparse.Namespace, services: Services, number: int, w
         customers=args.customers, seconds=seconds, turns=turns, failures=failures, problems=problems,
         app_cpu=app_cpu, services_cpu=services_cpu, client_cpu=client_cpu, machine_cpu=machine_cpu,
         retries=sum(t.retries for t in turns), server_log=log,
+        transactions=None if transactions_before is None or transactions_after is None
+        else transactions_after - transactions_before,
     )
+
+
+async def transaction_count(db_url: str) -> int | None:
+    """Committed and rolled-back transactions of the database so far (PostgreSQL only)."""
+    if not db_url.startswith("postgresql"):
+        return None
+    engine = create_engine(db_url)
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT pg_stat_force_next_flush()"))
+            value = (await conn.execute(text(
+                "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()"
+            ))).scalar_one()
+    finally:
+        await engine.dispose()
+    return int(value)
 
 
 def server_log(text_: str) -> Counter[str]:
@@ -596,6 +618,9 @@ def print_round(number: int, result: RoundResult) -> None:
     print(f"cpu (share of one core): app workers {100 * result.app_cpu / cores:.0f}%, "
           f"postgres+redis {100 * result.services_cpu / cores:.0f}%, load generator + fake WeChat "
           f"{100 * result.client_cpu / cores:.0f}%, everything else {100 * result.other_cpu / cores:.0f}%")
+    if result.transactions is not None:
+        print(f"database: {result.transactions} transactions, {result.transactions / len(result.turns):.1f} per turn "
+              "(with the app's own background jobs)")
     print(f"{'step':<10}{'turns':>7}{'p50 s':>8}{'p90 s':>8}{'p99 s':>8}{'max s':>8}{'>5 s':>7}{'later':>7}{'lost':>7}")
     for step in STEPS:
         print(_row(step, result, step))
