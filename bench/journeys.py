@@ -76,7 +76,15 @@ RETRIES = 3
 RETRY_PAUSE = 1.0  # after an error answer (a timeout already took its 5 s)
 LATER_TIMEOUT = 60.0  # for a customer-service message after "success"
 GOAL_P99_SECONDS = 2.0
-BANANA_SKU = "FRU-BANANA-3J"
+# What the customers buy (single-variant products of the demo catalog), customer n the
+# product n mod --products: the default spreads the orders over 8 stock rows, as a shop's
+# day does; `--products 1` has everyone buy the banana, one hot row (a flash sale).
+PRODUCTS = (
+    ("香蕉", "FRU-BANANA-3J"), ("砀山酥梨", "FRU-PEAR-5J"), ("安溪铁观音", "TEA-TGY-250G"),
+    ("椰子水", "TEA-COCONUT-12"), ("和田大枣", "SNK-DATES-1KG"), ("原味开心果", "SNK-PISTA-500G"),
+    ("手工挂面", "GRN-NOODLE-1KG"), ("静音无线鼠标", "DIG-MOUSE-SILENT"),
+)
+RECOVERED_TEXT = "刚才的消息已经处理好了"  # message_recovered: the turn was taken over after it committed
 ADDRESS = "张三 13800138000 上海市浦东新区世纪大道100号"
 STARTUP_TIMEOUT = 90.0
 STOP_TIMEOUT = 30.0
@@ -143,8 +151,10 @@ class Customer:
     notify_url: str
     session: aiohttp.ClientSession
     turns: list[Turn] = field(default_factory=list)
+    product: tuple[str, str] = PRODUCTS[0]  # (name, sku code)
     read: int = 0  # customer-service messages (other than 支付成功) already taken as answers
     order_no: str = ""
+    recovered: list[str] = field(default_factory=list)  # steps answered with message_recovered
 
     async def say(self, step: str, content: str) -> str:
         """Send one message as WeChat does; the answer's text (passive or customer-service)."""
@@ -231,17 +241,20 @@ class Customer:
 
 
 def _expect(turn_text: str, needle: str, step: str) -> None:
+    if RECOVERED_TEXT in turn_text:
+        raise JourneyError(f"{step}: answered with message_recovered (taken over after it committed), not the reply")
     if needle not in turn_text:
         raise JourneyError(f"{step}: expected {needle!r}, got {turn_text[:120]!r}")
 
 
 async def journey(customer: Customer) -> None:
-    """A whole purchase of one bag of bananas, each message after the answer to the last."""
-    results = await customer.say("search", "香蕉")
-    number = next((m.group(1) for m in re.finditer(r"^(\d+)\. .*香蕉.*$", results, re.M)), None)
+    """A whole purchase of one unit of a product, each message after the answer to the last."""
+    name = customer.product[0]
+    results = await customer.say("search", name)
+    number = next((m.group(1) for m in re.finditer(rf"^(\d+)\. .*{name}.*$", results, re.M)), None)
     if number is None:
-        raise JourneyError(f"search: no banana in {results[:120]!r}")
-    _expect(await customer.say("pick", number), "香蕉", "pick")
+        raise JourneyError(f"search: no {name} in {results[:120]!r}")
+    _expect(await customer.say("pick", number), name, "pick")
     _expect(await customer.say("add", "加入购物车"), "已加入购物车", "add")
     _expect(await customer.say("checkout", "结算"), "收货信息", "checkout")
     _expect(await customer.say("address", ADDRESS), "138****8000", "address")
@@ -352,12 +365,14 @@ def storefront(args: list[str], *, cwd: Path, env: dict[str, str]) -> None:
         raise RuntimeError(f"storefront {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
 
 
-async def raise_stock(db_url: str, units: int) -> int:
+async def raise_stock(db_url: str, skus: Sequence[str], units: int) -> int:
+    """Enough stock of each product for every customer: refusals are not what is measured."""
     engine = create_engine(db_url)
     try:
         async with engine.begin() as conn:
-            await conn.execute(text("UPDATE variants SET stock = :units WHERE sku_code = :sku"),
-                               {"units": units, "sku": BANANA_SKU})
+            for sku in skus:
+                await conn.execute(text("UPDATE variants SET stock = :units WHERE sku_code = :sku"),
+                                   {"units": units, "sku": sku})
     finally:
         await engine.dispose()
     return units
@@ -474,7 +489,9 @@ class RoundResult:
         return max(0.0, self.machine_cpu - self.app_cpu - self.services_cpu - self.client_cpu)
 
 
-async def verify(db_url: str, customers: Sequence[Customer], wechat: TimedWeChat, stock: int) -> list[str]:
+async def verify(
+    db_url: str, customers: Sequence[Customer], wechat: TimedWeChat, stock: int, skus: Sequence[str]
+) -> list[str]:
     """After the clock: paid once each, told once each, stock ledger balanced."""
     problems: list[str] = []
     engine = create_engine(db_url)
@@ -486,11 +503,14 @@ async def verify(db_url: str, customers: Sequence[Customer], wechat: TimedWeChat
                     "SELECT o.order_no FROM payment_events e JOIN orders o ON o.id = e.order_id "
                     "WHERE e.kind = 'payment' AND e.outcome = 'applied'"))).all()
             )
-            left = (await conn.execute(text("SELECT stock FROM variants WHERE sku_code = :sku"),
-                                       {"sku": BANANA_SKU})).scalar_one()
-            sold = (await conn.execute(text(
-                "SELECT COALESCE(SUM(l.quantity), 0) FROM order_lines l JOIN orders o ON o.id = l.order_id "
-                "WHERE l.sku_code = :sku AND o.status <> 'cancelled'"), {"sku": BANANA_SKU})).scalar_one()
+            ledger = {}
+            for sku in skus:
+                left = (await conn.execute(text("SELECT stock FROM variants WHERE sku_code = :sku"),
+                                           {"sku": sku})).scalar_one()
+                sold = (await conn.execute(text(
+                    "SELECT COALESCE(SUM(l.quantity), 0) FROM order_lines l JOIN orders o ON o.id = l.order_id "
+                    "WHERE l.sku_code = :sku AND o.status <> 'cancelled'"), {"sku": sku})).scalar_one()
+                ledger[sku] = (stock - left, sold)
     finally:
         await engine.dispose()
     orders = [c.order_no for c in customers if c.order_no]
@@ -503,8 +523,9 @@ async def verify(db_url: str, customers: Sequence[Customer], wechat: TimedWeChat
         told = sum(PAID_TEXT in m.text for m in wechat.inbox.get(c.openid, []))
         if c.order_no and told != 1:
             problems.append(f"{c.openid}: told {PAID_TEXT} {told} times")
-    if stock - left != sold:
-        problems.append(f"stock ledger: {stock - left} taken, {sold} in orders")
+    for sku, (taken, sold) in ledger.items():
+        if taken != sold:
+            problems.append(f"stock ledger of {sku}: {taken} taken, {sold} in orders")
     return problems
 
 
@@ -522,7 +543,8 @@ async def run_round(args: argparse.Namespace, services: Services, number: int, w
                          api=f"http://{LOOPBACK}:{api_port}", port=free_port())
     storefront(["db", "upgrade"], cwd=round_dir, env=env)
     storefront(["seed-demo"], cwd=round_dir, env=env)
-    stock = await raise_stock(db_url, 10 * args.customers + 100)
+    products = PRODUCTS[: args.products]
+    stock = await raise_stock(db_url, [sku for _, sku in products], 10 * args.customers + 100)
     app = App(round_dir, env, args.workers)
     try:
         await app.start()
@@ -537,6 +559,7 @@ async def run_round(args: argparse.Namespace, services: Services, number: int, w
                     client=WebhookClient(url=f"{app.base}/wechat", token=TOKEN, appid=APPID, encoding_aes_key="",
                                          aes=False, session=session, timeout=WECHAT_TIMEOUT),
                     wechat=wechat, notify_url=f"{app.base}/pay/notify/sandbox", session=session,
+                    product=products[n % len(products)],
                 )
                 for n in range(args.customers)
             ]
@@ -554,7 +577,7 @@ async def run_round(args: argparse.Namespace, services: Services, number: int, w
             transactions_after = await transaction_count(db_url)
         failures = [f"{c.openid}: {o!r}" for c, o in zip(customers, outcomes, strict=True)
                     if isinstance(o, BaseException)]
-        problems = await verify(db_url, customers, wechat, stock)
+        problems = await verify(db_url, customers, wechat, stock, [sku for _, sku in products])
     finally:
         app.stop()
         await runner.cleanup()
@@ -672,11 +695,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--customers", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--products", type=int, default=len(PRODUCTS),
+                        help=f"spread the purchases over this many products (1-{len(PRODUCTS)}; 1: one hot stock row)")
     parser.add_argument("--db", choices=("postgres", "sqlite"), default="postgres")
     parser.add_argument("--rounds", type=int, default=3, help="repeat on fresh databases; report the median round")
     args = parser.parse_args(argv)
     if not 1 <= args.customers <= 5_000:
         parser.error("--customers must be between 1 and 5,000")
+    if not 1 <= args.products <= len(PRODUCTS):
+        parser.error(f"--products must be between 1 and {len(PRODUCTS)}")
     if not 1 <= args.workers <= 64:
         parser.error("--workers must be between 1 and 64")
     if not 1 <= args.rounds <= 20:
@@ -691,7 +718,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"python {platform.python_version()}, aiohttp {aiohttp.__version__}, {cores} cores, "
           f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}; {args.customers} customers, "
-          f"{args.workers} workers, {args.db} + redis")
+          f"{args.workers} workers, {args.db} + redis, {args.products} product(s)")
     try:
         with tempfile.TemporaryDirectory(prefix="bench-journeys-") as workdir:
             asyncio.run(run(args, Path(workdir)))
