@@ -174,6 +174,27 @@ def category_named(snapshot: CatalogSnapshot, words: str) -> CategoryView | None
     return None
 
 
+_AND = re.compile(r"\s*(?:和|跟|与|还有|以及|加上|、|,|，|/|\band\b|&)\s*")
+MAX_NAMED = 4
+
+
+def _several(snapshot: CatalogSnapshot, query: str) -> tuple[str, list[SearchHit]] | None:
+    """Several products named in one message ("苹果和香蕉", "tea and coffee"): the hits of
+    each, in the order named, when every part finds something; None otherwise (a name
+    with 和 in it, "和田大枣", is found whole before this is asked)."""
+    parts = [part for part in _AND.split(query) if part]
+    if not 2 <= len(parts) <= MAX_NAMED or len(parts) != len(_AND.split(query)):
+        return None
+    found: dict[int, SearchHit] = {}
+    for part in parts:
+        hits = snapshot.search(part, limit=MAX_RESULTS)
+        if not hits:
+            return None
+        for hit in hits:
+            found.setdefault(hit.product_id, hit)
+    return "、".join(parts), list(found.values())[:MAX_RESULTS]
+
+
 def _count_besides(text: str, variant: VariantView) -> int | None:
     """The count said with a variant's words ("白色的来一个" -> 1), never a part of its label
     ("12个装" names the variant, it is not twelve)."""
@@ -322,6 +343,8 @@ class SearchDialog(Dialog[SearchState, SearchData]):
             reply = await self._start_list(ctx, snapshot, SearchData(source="category", title=title, product_ids=found))
             return with_notice(reply, notice) if notice else reply
         query, hits, slots = _whole_or_rest(snapshot, query, slots)
+        if not hits and (several := _several(snapshot, query)):  # "苹果和香蕉": each of them
+            query, hits = several
         if hits:
             found, notice = narrow_by_price(snapshot, [h.product_id for h in hits], slots)
             data = SearchData(source="search", title=query, product_ids=found)

@@ -182,3 +182,11 @@ async def test_words_that_are_not_a_product_are_not_answered_with_look_alikes(
 ) -> None:
     reply = await shop.user("o_words_not_a_product").say(said)
     assert expected in reply.text and "您是不是想找" not in reply.text and "Did you mean" not in reply.text, reply.text
+
+
+async def test_several_products_in_one_message_are_listed_together(shop: Shop) -> None:
+    user = shop.user("o_words_several")
+    both = await user.say("苹果和香蕉")
+    assert "烟台红富士苹果" in both.text and "香蕉" in both.text and "是不是想找" not in both.text, both.text
+    whole = await user.say("和田大枣")  # 和 inside a name: searched whole
+    assert "和田大枣" in whole.text and "找到 1 件" in whole.text, whole.text
