@@ -20,9 +20,10 @@ install: $(VENV)/.installed
 run: install
 	$(BIN)/storefront serve
 
-# The import contracts and the type check (both configured in pyproject.toml) come first, then the suite runs on up to 4 cores (pytest-xdist); each worker starts its own PostgreSQL
+# The lint (ruff), the import contracts and the type check (all configured in pyproject.toml) come first, then the suite runs on up to 4 cores (pytest-xdist); each worker starts its own PostgreSQL
 # and Redis. PYTEST_ARGS="-n 0" runs it in one process.
 test: install
+	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 $(PYTEST_ARGS)

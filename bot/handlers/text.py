@@ -6,7 +6,14 @@ import re
 
 from bot.admin.registry import PREFIXES
 from bot.chat.context import Context
-from bot.chat.keywords import ADD_TO_CART, BUY_NOW, USE_POINTS, match_command, normalize, parse_number
+from bot.chat.keywords import (
+    ADD_TO_CART,
+    BUY_NOW,
+    USE_POINTS,
+    match_command,
+    normalize,
+    parse_number,
+)
 from bot.chat.replies import Reply, Text, TransferToHuman
 from bot.chat.router import LOCALE, Keyword, MsgType, Regex, Router
 from bot.chat.understanding import Intent, said_in_english, understand

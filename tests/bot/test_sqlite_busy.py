@@ -26,8 +26,8 @@ from sqlalchemy.engine import make_url
 from bot.chat.render import Rendered
 from bot.devtools.simulator import Reply
 from bot.keys import DELIVERY, INBOX
-from bot.wechat.inbox import Inbox
 from bot.wechat import intake
+from bot.wechat.inbox import Inbox
 from bot.wechat.intake import DurableReplyStore
 from commerce.messaging.models import InboundMessage, InboundStatus
 from commerce.orders.models import Order

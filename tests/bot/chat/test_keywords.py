@@ -8,7 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.chat.keywords import ADD_TO_CART, BUY_NOW, command_quantity, match_command, parse_number, quantity
+from bot.chat.keywords import (
+    ADD_TO_CART,
+    BUY_NOW,
+    command_quantity,
+    match_command,
+    parse_number,
+    quantity,
+)
 
 
 @given(st.integers(min_value=1, max_value=999))

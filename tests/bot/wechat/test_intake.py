@@ -7,10 +7,10 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.chat.middleware import Answer, Turn, opens_window
@@ -18,10 +18,10 @@ from bot.chat.render import Rendered
 from bot.chat.replies import Text
 from bot.devtools.simulator import SimulatorError
 from bot.dialogs.store import DurableDialogStore, RedisDialogStore, StoredDialog
-from bot.redis_link import RedisLink
 from bot.keys import INBOX
-from bot.wechat.inbox import Inbox, LeaseLost
+from bot.redis_link import RedisLink
 from bot.wechat import intake
+from bot.wechat.inbox import Inbox, LeaseLost
 from bot.wechat.intake import POSTPONE_SECONDS, DurableReplyStore, Sweeper, fence, row_key
 from bot.wechat.protocol import Inbound
 from commerce.customers.customers import touch_customer
