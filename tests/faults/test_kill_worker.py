@@ -21,13 +21,11 @@ import signal
 import sqlite3
 import subprocess
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 from sqlalchemy.engine import make_url
 
 from bot.devtools.simulator import Reply, SimulatorError, WebhookClient, build_message_xml
@@ -130,17 +128,6 @@ async def journey(wechat: WeChatSide, openid: str) -> None:
     # the add's own reply; or, when its worker died after the add was committed, the notice
     # that it was done (the add is not made a second time to recreate the reply)
     assert ("已加入购物车" in added and "香蕉" in added) or "已经处理好了" in added, added
-
-
-@pytest.fixture
-async def fake_wechat() -> AsyncIterator[tuple[FakeWeChat, str]]:
-    fake = FakeWeChat()
-    runner = web.AppRunner(fake.app())
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield fake, f"http://127.0.0.1:{port}"
-    await runner.cleanup()
 
 
 def _start(tmp_path: Path, db: Path, redis_url: str, api: str, **overrides: str) -> Server:

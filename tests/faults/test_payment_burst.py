@@ -21,12 +21,10 @@ import os
 import signal
 import sqlite3
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 from sqlalchemy import select, update
 from sqlalchemy.engine import make_url
 
@@ -36,7 +34,7 @@ from commerce.payments.sandbox import SignedNotification, build_notification
 from tests.fakes import PlacedOrder, insert_order
 from tests.fakes.wechat import FakeWeChat
 from tests.faults.test_kill_worker import _restarted, _serving, _start, _wait_healthy
-from tests.test_cli import STOREFRONT, free_port
+from tests.test_cli import STOREFRONT
 
 pytestmark = [
     pytest.mark.slow,
@@ -52,17 +50,6 @@ TOLD_DEADLINE = 15.0  # every "支付成功" at the fake WeChat by then: a dead 
 SETTLE = 2.0  # then this long without a second one
 KILL_AFTER = ORDERS // 3  # SUCCESS answers before the kill: mid-burst
 PAID_TEXT = "支付成功"
-
-
-@pytest.fixture
-async def fake_wechat() -> AsyncIterator[tuple[FakeWeChat, str]]:
-    fake = FakeWeChat()
-    runner = web.AppRunner(fake.app())
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield fake, f"http://127.0.0.1:{port}"
-    await runner.cleanup()
 
 
 async def _pending_orders(url: str) -> list[PlacedOrder]:

@@ -40,7 +40,6 @@ from tests.faults.test_payment_burst import (
     WeChatPay,
     _paid_notices,
     _pending_orders,
-    fake_wechat,  # noqa: F401  (the fixture)
     until_told,
 )
 from tests.servers import PostgresServer
@@ -77,7 +76,7 @@ async def _stock_ledger(url: str) -> int:
 
 async def test_postgres_stopped_and_started_loses_no_message_and_no_payment(
     tmp_path: Path, postgres_server: PostgresServer, postgres_url: str, redis_url: str,
-    fake_wechat: tuple[FakeWeChat, str], demo_catalog: None,  # noqa: F811
+    fake_wechat: tuple[FakeWeChat, str], demo_catalog: None,
 ) -> None:
     fake, api = fake_wechat
     ledger = await _stock_ledger(postgres_url)

@@ -30,7 +30,6 @@ from tests.faults.test_payment_burst import (
     _paid_notices,
     _pending_orders,
     _stock_ledger,
-    fake_wechat,  # noqa: F401  (the fixture)
     until_told,
 )
 from tests.test_cli import STOREFRONT
@@ -51,7 +50,7 @@ def _outbox_status(db: Path) -> dict[str, str]:
 
 
 async def test_wechat_refusing_erroring_and_slow_tells_every_paid_customer_once(
-    tmp_path: Path, sqlite_url: str, redis_url: str, fake_wechat: tuple[FakeWeChat, str], demo_catalog: None  # noqa: F811
+    tmp_path: Path, sqlite_url: str, redis_url: str, fake_wechat: tuple[FakeWeChat, str], demo_catalog: None
 ) -> None:
     fake, api = fake_wechat
     db = Path(make_url(sqlite_url).database or "")
