@@ -148,6 +148,7 @@ _THANKS_ZH = re.compile(
     rf"(?:谢谢|辛苦了)?{_TAIL}"
 )
 _THANKS_EN = re.compile(
+    r"(?:(?:ok|okay|great|cool|perfect|got it|i got it|i see)[\s!.,~]+)?"
     r"(?:thanks?(?: you| a lot| so much)*|thx|ty|cheers|much appreciated)(?: very much| so much| a lot)?[\s!.,~]*"
 )
 _ACK = re.compile(
@@ -186,7 +187,7 @@ _TOPICS: tuple[tuple[Topic, re.Pattern[str]], ...] = (
     )),
     (Topic.SHIPPING_TIME, re.compile(
         r"发货|几天到|多久到|多长时间到|几天能到|多久能到|什么时候(?:能)?(?:发|到)|当天发|周末发|节假日"
-        r"|(?:能|可以)?(?:发|寄|送|配送)到|配送范围|偏远地区|\b(?:do you |can you )?(?:deliver|ship) to\b"
+        r"|(?:今天|明天|后天|几号|周末)(?:能|可以|会)?(?:到|送到|收到)|(?:能|可以)?(?:发|寄|送|配送)到|配送范围|偏远地区|\b(?:do you |can you )?(?:deliver|ship) to\b"
         r"|\bwhen (?:do|will|can) (?:you|it) (?:ship|arrive|deliver)|how long (?:does|will|to)|\bdispatch"
         r"|\b(?:ship|deliver) (?:on )?(?:weekends?|saturdays?|sundays?|holidays?)"
     )),
@@ -205,7 +206,8 @@ _PAY_ORDER = re.compile(
 )
 _URGE = re.compile(
     r"催(?:一下|一催|下|单|发货|发|促)?|快点发|赶紧发|尽快发|早点发|快发|快点寄|能不能快点|能快点吗|怎么还(?:不|没)(?:发|寄)|还(?:不|没)发货"
-    r"|还没(?:有)?发|等(?:了)?(?:好|很)?久(?:了)?还没"
+    r"|还没(?:有)?发|等(?:了)?(?:好|很)?久(?:了)?还没|(?:今天|明天|马上|现在|早点|尽快)(?:就)?(?:能|可以)?发(?:货|出)?(?:吗|么|嘛|不)?$"
+    r"|等急了|急着用|急用|快点(?:啊|吧|呀|哈)?$"
     r"|\bhurry\b|\b(?:ship|send) (?:it |my order )?(?:soon|faster|quicker|asap)\b|\bwhy (?:hasn't|isn't|haven't) (?:it|my order|you)"
     r" (?:shipped|been shipped|ship)|\bstill not shipped\b"
 )

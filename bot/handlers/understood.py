@@ -52,6 +52,8 @@ class Understands:
         data: dict[str, Any] = {"understood": found}
         if found.locale == "en" and text.isascii():
             data[LOCALE] = "en"
+        elif found.locale == "zh":  # Chinese words are answered in Chinese, whatever was said before
+            data[LOCALE] = "zh"
         return data
 
 

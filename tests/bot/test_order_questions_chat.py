@@ -63,9 +63,11 @@ async def test_a_paid_order_is_followed_from_payment_to_receipt(staffed: Shop) -
     assert "已经发货" in where.text and "SF1234567890" in where.text, where.text
     english = await user.say("where is my package")
     assert "SF1234567890" in english.text and "shipped" in english.text, english.text
+    chinese = await user.say("到哪了")  # Chinese again: answered in Chinese
+    assert "已经发货" in chinese.text and "SF1234567890" in chinese.text, chinese.text
 
-    done = await user.say("东西收到了")  # in the language the customer last used
-    assert "Receipt confirmed" in done.text and order_no in done.text, done.text
+    done = await user.say("东西收到了")
+    assert "已确认收货" in done.text and order_no in done.text, done.text
     assert (await view(staffed, order_no)).status == OrderStatus.COMPLETED
 
 

@@ -29,6 +29,7 @@ def test_intents(text: str, intent: Intent) -> None:
         ("刚才那单怎么付", Intent.PAY_ORDER), ("付款链接发我", Intent.PAY_ORDER), ("pay for my order", Intent.PAY_ORDER),
         ("包裹到哪儿了", Intent.TRACK), ("发货了吗", Intent.TRACK), ("where is my parcel", Intent.TRACK),
         ("催一下发货", Intent.URGE), ("怎么还不发货", Intent.URGE), ("hurry up please", Intent.URGE),
+        ("能不能今天发", Intent.URGE), ("快点啊等急了", Intent.URGE), ("I got it, thanks", Intent.THANKS),
         ("东西收到了", Intent.RECEIVED), ("确认收货", Intent.RECEIVED), ("I received my order", Intent.RECEIVED),
         ("取消订单", Intent.CANCEL_ORDER), ("那单不要了", Intent.CANCEL_ORDER), ("cancel my order", Intent.CANCEL_ORDER),
         ("我要退款", Intent.AFTER_SALES), ("申请售后", Intent.AFTER_SALES), ("I want a refund", Intent.AFTER_SALES),
