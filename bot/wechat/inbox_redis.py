@@ -18,10 +18,12 @@ again and processes it, instead of being answered "success" for a reply that nev
 comes. Once done, the reply is kept for `ttl_seconds` (de-duplication).
 
 `RedisUserLocks`: a ticket counter per user. `hold` takes ticket t (INCR), waits until
-"serving" reaches t - 1, and sets it to t when done. While it holds the lock, a worker
-keeps a heartbeat key for its ticket alive (`alive_seconds`); a holder whose heartbeat
-is gone (the worker died) is skipped after `alive_seconds`, a holder that is alive but
-stuck after `stale_seconds`. Every key expires when idle.
+"serving" reaches t - 1, and sets it to t when done. While it waits for and holds the
+lock, a worker keeps a heartbeat key for its ticket alive (`alive_seconds`); a holder
+whose heartbeat is gone (the worker died) is skipped after `alive_seconds`, a holder that
+is alive but stuck after `stale_seconds`. Every key expires when idle. A message of a
+user with nothing else in progress costs two round trips: the script that takes the
+ticket (and says who is served) and the one that gives it back.
 """
 
 from __future__ import annotations
@@ -185,17 +187,22 @@ class HeldTurn:
     alive: str
 
 
-# KEYS = next, serving; ARGV[1] = idle expiry (ms). Takes a ticket.
+# KEYS = next, serving; ARGV = idle expiry (ms), heartbeat key prefix, heartbeat expiry (ms).
+# Takes a ticket, starts its heartbeat, and returns {ticket, serving}: a user with no
+# message in progress (the usual case) goes on at once, in this one round trip.
 _TAKE = """
 local ticket = redis.call('INCR', KEYS[1])
 redis.call('SET', KEYS[2], 0, 'NX')
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[2], ARGV[1])
-return ticket
+redis.call('SET', ARGV[2] .. ticket, 1, 'PX', ARGV[3])
+return {ticket, tonumber(redis.call('GET', KEYS[2]))}
 """
 
-# KEYS = next, serving; ARGV = expected serving, new serving, idle expiry (ms).
+# KEYS = next, serving; ARGV = expected serving, new serving, idle expiry (ms), and the
+# heartbeat key of the ticket given back (deleted; empty when skipping a dead holder).
 _ADVANCE = """
+if ARGV[4] ~= '' then redis.call('DEL', ARGV[4]) end
 local serving = tonumber(redis.call('GET', KEYS[2]) or '0')
 if serving ~= tonumber(ARGV[1]) then return 0 end
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
@@ -230,8 +237,11 @@ class RedisUserLocks:
     def _keys(self, openid: str) -> list[str]:
         return [f"{self._prefix}{openid}:next", f"{self._prefix}{openid}:serving"]
 
+    def _alive_prefix(self, keys: list[str]) -> str:
+        return f"{keys[0].removesuffix(':next')}:alive:"
+
     def _alive_key(self, keys: list[str], ticket: int) -> str:
-        return f"{keys[0].removesuffix(':next')}:alive:{ticket}"
+        return f"{self._alive_prefix(keys)}{ticket}"
 
     @asynccontextmanager
     async def hold(self, openid: str) -> AsyncIterator[None]:
@@ -243,30 +253,42 @@ class RedisUserLocks:
 
     async def take(self, openid: str) -> HeldTurn:
         """Wait for `openid`'s turn and hold it (apart from `hold`, so a caller can fall back
-        to another lock when taking fails, and tell a failed release from its own error)."""
+        to another lock when taking fails, and tell a failed release from its own error).
+
+        Two round trips a message when nobody else holds the user's lock: this one script
+        (ticket, heartbeat, and who is served) and the one that gives it back."""
         keys = self._keys(openid)
-        ticket = int(await self._take(keys=keys, args=[self._idle_ms]))
-        await self._wait_turn(keys, ticket)
+        alive_ms = max(1, int(self._alive * 1000))
+        taken = await self._take(keys=keys, args=[self._idle_ms, self._alive_prefix(keys), alive_ms])
+        ticket, serving = int(taken[0]), int(taken[1])
         alive = self._alive_key(keys, ticket)
-        self._heartbeats[alive] = asyncio.create_task(self._beat(alive))
+        self._heartbeats[alive] = asyncio.create_task(self._beat(alive))  # alive while waiting too
+        try:
+            if serving < ticket - 1:
+                await self._wait_turn(keys, ticket)
+            elif serving >= ticket:  # skipped as stale (or the keys expired): go on anyway
+                log.warning("user lock turn was skipped", extra={"ticket": ticket})
+        except BaseException:
+            self._heartbeats.pop(alive).cancel()
+            raise
         return HeldTurn(keys, ticket, alive)
 
     async def give_back(self, held: HeldTurn) -> None:
         beat = self._heartbeats.pop(held.alive, None)
         if beat is not None:
             beat.cancel()
-        await self._redis.delete(held.alive)
-        await self._advance(keys=held.keys, args=[held.ticket - 1, held.ticket, self._idle_ms])
+        await self._advance(keys=held.keys, args=[held.ticket - 1, held.ticket, self._idle_ms, held.alive])
 
     async def _beat(self, alive: str) -> None:
-        """Keep the holder's heartbeat key alive while it holds the lock."""
+        """Keep the holder's heartbeat key alive while it holds (or waits for) the lock; the
+        take script set it first."""
         ttl_ms = max(1, int(self._alive * 1000))
         while True:
+            await asyncio.sleep(self._alive / 3)
             try:
                 await self._redis.set(alive, "1", px=ttl_ms)
             except Exception:  # Redis hiccup: the next beat tries again (outages: bot.redis_link logs)
                 log.debug("user lock heartbeat failed", exc_info=True)
-            await asyncio.sleep(self._alive / 3)
 
     async def _wait_turn(self, keys: list[str], ticket: int) -> None:
         seen, since = -1, time.monotonic()
@@ -284,7 +306,7 @@ class RedisUserLocks:
             ):
                 # The holder of ticket serving + 1 is gone (its heartbeat stopped: the worker
                 # died) or stuck far too long: skip it.
-                if await self._advance(keys=keys, args=[serving, serving + 1, self._idle_ms]):
+                if await self._advance(keys=keys, args=[serving, serving + 1, self._idle_ms, ""]):
                     log.warning("user lock holder skipped", extra={"ticket": serving + 1})
                 since = time.monotonic()
             await asyncio.sleep(self._poll)
