@@ -16,7 +16,7 @@ from bot.chat.replies import Notice, Reply, Text, with_notice
 from bot.chat.router import Routed, Router
 from bot.dialogs.base import Active, Expired
 from bot.services import Services
-from commerce.db import is_busy
+from commerce.db import must_run_again
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class Conversation:
         try:
             routed = await self._route(ctx)
         except Exception as exc:
-            if is_busy(exc):  # not the handler's fault: the turn runs again (middleware.retry_when_busy)
+            if must_run_again(exc):  # not the handler's fault: the turn runs again (middleware.retry_when_busy)
                 raise
             log.exception("handler failed", extra={"kind": turn.msg.kind, "event": turn.msg.event})
             return Answer(Text("error"), turn.locale)

@@ -23,7 +23,7 @@ from bot.wechat.inbox import Postponed
 from bot.wechat.protocol import Inbound
 from bot.wechat.ratelimit import RateLimiter, Verdict, is_counted
 from commerce.customers.customers import CustomerInfo
-from commerce.db import TURN_DEADLINE_SECONDS, is_busy
+from commerce.db import TURN_DEADLINE_SECONDS, is_busy, is_stale_connection
 from commerce.staff.models import StaffRole
 from commerce.uow import UnitOfWorkFactory
 
@@ -138,14 +138,20 @@ def retry_when_busy(policy: BusyRetry, *, sleep: Callable[[float], Awaitable[Non
     failed unit of work rolled back, so nothing of it was kept (a turn that did commit a
     change is answered without repeating it, `bot.wechat.intake.fence`). WeChat's 5-s wait
     may pass meanwhile: the inbox then sends the real answer as a customer-service message.
-    Past the deadline the turn is `Postponed`: its message is kept and run again later."""
+    Past the deadline the turn is `Postponed`: its message is kept and run again later.
+    A connection found dead (the database restarted, commerce/db.py) runs it again once,
+    at once: the pool has dropped its stale connections."""
 
     async def retry(turn: Turn, call_next: Next) -> Answer:
-        started, pause = time.monotonic(), policy.first_pause
+        started, pause, stale_retried = time.monotonic(), policy.first_pause, False
         while True:
             try:
                 return await call_next(turn)
             except Exception as exc:
+                if is_stale_connection(exc) and not stale_retried:  # the server restarted: once, at once
+                    log.warning("database connection found dead; the turn runs again", extra={"kind": turn.msg.kind})
+                    stale_retried = True
+                    continue
                 if not is_busy(exc):
                     raise
                 left = policy.deadline - (time.monotonic() - started)

@@ -59,6 +59,7 @@ from commerce.db import (
     SqliteBusy,
     create_blocking_sqlite_engine,
     is_sqlite,
+    is_stale_connection,
     run_nonblocking_sqlite,
 )
 from commerce.messaging import inbound
@@ -158,8 +159,12 @@ class WriteBatcher:
 
     async def _in_transaction(self, writes: list[Write]) -> list[Any]:
         if self._blocking is None:
-            async with self._engine.begin() as conn:
-                return await conn.run_sync(lambda sync: [write(sync) for write in writes])
+            try:
+                return await self._on_engine(writes)
+            except Exception as exc:
+                if not is_stale_connection(exc):
+                    raise
+                return await self._on_engine(writes)  # the pool dropped its dead connections: once more
         pause, deadline = BUSY_PAUSE_SECONDS, time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
         while True:
             try:
@@ -169,6 +174,10 @@ class WriteBatcher:
                     raise
             await asyncio.sleep(pause)  # someone else writes: let them, then try again
             pause = min(pause * 2, BUSY_PAUSE_MAX_SECONDS)
+
+    async def _on_engine(self, writes: list[Write]) -> list[Any]:
+        async with self._engine.begin() as conn:
+            return await conn.run_sync(lambda sync: [write(sync) for write in writes])
 
     def close(self) -> None:
         if self._blocking is not None:
