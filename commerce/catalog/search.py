@@ -29,9 +29,10 @@ import math
 import re
 import unicodedata
 from array import array
-from bisect import bisect_left
+from bisect import bisect_left, insort
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain, repeat, takewhile
@@ -174,14 +175,44 @@ class _RunFeatures:
     name_keys: frozenset[str]  # plus pinyin trigrams and initials: for names only
 
 
-@dataclass(frozen=True, slots=True)
 class _Vocabulary:
-    """The catalog's terms (latin words, syllables, syllable pairs), to map query words."""
+    """The catalog's terms (latin words, syllables, syllable pairs), to map query words.
 
-    terms: frozenset[str]
-    sorted_terms: tuple[str, ...]  # for prefixes ("choc" -> "chocolate")
-    buckets: dict[tuple[str, int], tuple[str, ...]]  # by (first letter, length): typos
-    syllables: frozenset[str]  # to recognise spaced pinyin ("ping guo")
+    Kept in step with the postings when one document comes or goes (`add`, `discard`):
+    sorted for prefixes ("choc" -> "chocolate"), bucketed by (first letter, length) for
+    typos, each bucket sorted as a full build sorts it, so answers do not depend on
+    the order documents arrived in.
+    """
+
+    __slots__ = ("terms", "sorted_terms", "buckets", "syllables")
+
+    def __init__(self, terms: list[str], syllables: Counter[str]) -> None:
+        terms.sort()
+        self.terms: set[str] = set(terms)
+        self.sorted_terms: list[str] = terms
+        buckets: defaultdict[tuple[str, int], list[str]] = defaultdict(list)
+        for term in terms:
+            if len(term) >= 3 and term.isalpha():
+                buckets[term[0], len(term)].append(term)
+        self.buckets: dict[tuple[str, int], list[str]] = dict(buckets)
+        self.syllables = syllables  # to recognise spaced pinyin ("ping guo"): counted per document
+
+    def add(self, term: str) -> None:
+        if term in self.terms:
+            return
+        self.terms.add(term)
+        insort(self.sorted_terms, term)
+        if len(term) >= 3 and term.isalpha():
+            insort(self.buckets.setdefault((term[0], len(term)), []), term)
+
+    def discard(self, term: str) -> None:
+        if term not in self.terms:
+            return
+        self.terms.discard(term)
+        del self.sorted_terms[bisect_left(self.sorted_terms, term)]
+        bucket = self.buckets.get((term[0], len(term)))
+        if bucket is not None and term in bucket:
+            bucket.remove(term)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,30 +235,42 @@ class _Query:
 
 
 class SearchIndex:
-    """An immutable in-memory index; build a new one when the catalog changes.
+    """An in-memory index, built whole (`SearchIndex(docs)`) or changed one document at a
+    time (`add`, `remove`) when staff edit a product.
 
-    Building 100k documents takes a few seconds, so build it off the event loop (in
-    a worker thread) and swap the reference: readers never see a half-built index,
-    and searching needs no lock.
+    Building 100k documents takes seconds, so the catalog builds a new index off the
+    event loop (in a worker thread) and swaps the reference: readers never see a
+    half-built index. `add` and `remove` take about a millisecond and run on the event
+    loop, between searches, so searching needs no lock.
+
+    Document numbers follow popularity as it was at the build. A document edited keeps
+    its number (its popularity has not moved), so it ranks exactly as after a rebuild;
+    a new one gets the next number, last, which is where a rebuild puts a product
+    nobody bought yet; one that comes back after `remove` gets its old number again.
+    The catalog rebuilds in the background now and then, which brings popularity up
+    to date.
     """
 
     def __init__(self, docs: Iterable[SearchDoc]) -> None:
         ordered = sorted(docs, key=lambda doc: (-doc.popularity, doc.product_id))
         postings: defaultdict[str, array[int]] = defaultdict(_new_posting_list)
-        entries: list[_Entry] = []
-        syllables: set[str] = set()
+        entries: list[_Entry | None] = []
+        syllables: Counter[str] = Counter()
         for number, doc in enumerate(ordered):
             entry, keys = _build_entry(doc)
             entries.append(entry)
             for key in keys:
                 postings[key].append(number)
-            syllables.update(entry.name_syllables.split(), entry.aux_syllables.split())
-        self._entries: tuple[_Entry, ...] = tuple(entries)
+            syllables.update(_entry_syllables(entry))
+        self._entries = entries
+        self._docs: list[SearchDoc | None] = list(ordered)
+        self._numbers = {doc.product_id: number for number, doc in enumerate(ordered)}
+        self._live = len(entries)
         # Built as compact int32 arrays, kept as tuples: keys listing the same
         # documents share one tuple (see _Chosen), and all tuples share one int object
         # per document, so they take no more memory than the arrays would, and are
         # counted faster (iterating an array creates an int per entry).
-        ints = list(range(len(entries)))
+        self._ints = ints = list(range(len(entries)))
         shared: dict[bytes, tuple[int, ...]] = {}
         self._postings: dict[str, tuple[int, ...]] = {}
         for key in list(postings):
@@ -238,13 +281,72 @@ class SearchIndex:
             self._postings[key] = posting
         del postings, shared
         self._vocabulary = _build_vocabulary(self._postings, syllables)
-        self._name_words = _NameWords.of(entries)
+        self._name_words = _NameWords.of(entry for entry in entries if entry is not None)
         # search() then suggest() for the same text ("nothing found, did you mean…")
         # score the same shortlist: the last complete scoring is kept for the second.
         self._last_scored: tuple[str, int, list[tuple[float, int, int]]] | None = None
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return self._live
+
+    def __contains__(self, product_id: object) -> bool:
+        number = self._numbers.get(product_id)  # type: ignore[call-overload]
+        return number is not None and self._entries[number] is not None
+
+    def add(self, doc: SearchDoc) -> None:
+        """Index one document (a new product, or a new version of one: it replaces it)."""
+        self.remove(doc.product_id)
+        number = self._numbers.get(doc.product_id)
+        if number is None:
+            number = self._numbers[doc.product_id] = len(self._entries)
+            self._entries.append(None)
+            self._docs.append(None)
+            self._ints.append(number)
+        entry, keys = _build_entry(doc)
+        shared = self._ints[number]
+        postings = self._postings
+        for key in keys:
+            posting = postings.get(key)
+            if posting is None:
+                postings[key] = (shared,)
+                if key.startswith(_TERM_MARK):
+                    self._vocabulary.add(key[1:])
+            else:
+                at = bisect_left(posting, number)
+                postings[key] = (*posting[:at], shared, *posting[at:])
+        self._entries[number] = entry
+        self._docs[number] = doc
+        self._live += 1
+        self._vocabulary.syllables.update(_entry_syllables(entry))
+        self._name_words.add(entry)
+        self._last_scored = None
+
+    def remove(self, product_id: int) -> bool:
+        """Take one document out; False when it was not indexed. Its number is kept for it."""
+        number = self._numbers.get(product_id)
+        if number is None:
+            return False
+        entry, doc = self._entries[number], self._docs[number]
+        if entry is None or doc is None:
+            return False
+        _, keys = _build_entry(doc)  # the keys it was indexed under (cached per text run)
+        postings = self._postings
+        for key in keys:
+            posting = postings[key]
+            at = bisect_left(posting, number)
+            if len(posting) == 1:
+                del postings[key]
+                if key.startswith(_TERM_MARK):
+                    self._vocabulary.discard(key[1:])
+            else:
+                postings[key] = posting[:at] + posting[at + 1 :]
+        self._entries[number] = self._docs[number] = None
+        self._live -= 1
+        self._vocabulary.syllables.subtract(_entry_syllables(entry))
+        self._vocabulary.syllables += Counter()  # drop the syllables no document has any more
+        self._name_words.discard(entry)
+        self._last_scored = None
+        return True
 
     def search(self, query: str, *, limit: int = 50) -> list[SearchHit]:
         """Products matching the query, best first (score, then popularity)."""
@@ -315,6 +417,8 @@ class SearchIndex:
         perfect: set[int] = set()
         for number in candidates:
             entry = entries[number]
+            if entry is None:  # postings never list a removed document; kept for safety
+                continue
             score = scorer.score(entry)
             scored.append((score, number, entry.product_id))
             if score >= ceiling:
@@ -601,19 +705,14 @@ def _build_entry(doc: SearchDoc) -> tuple[_Entry, set[str]]:
     return entry, keys
 
 
-def _build_vocabulary(postings: Iterable[str], syllables: set[str]) -> _Vocabulary:
+def _entry_syllables(entry: _Entry) -> set[str]:
+    """The syllables of one document (name, then the other fields), each once."""
+    return {*entry.name_syllables.split(), *entry.aux_syllables.split()}
+
+
+def _build_vocabulary(postings: Iterable[str], syllables: Counter[str]) -> _Vocabulary:
     """Every indexed term, sorted for prefixes and bucketed for corrections."""
-    terms = sorted(key[1:] for key in postings if key.startswith(_TERM_MARK))
-    buckets: defaultdict[tuple[str, int], list[str]] = defaultdict(list)
-    for term in terms:
-        if len(term) >= 3 and term.isalpha():
-            buckets[term[0], len(term)].append(term)
-    return _Vocabulary(
-        terms=frozenset(terms),
-        sorted_terms=tuple(terms),
-        buckets={key: tuple(bucket) for key, bucket in buckets.items()},
-        syllables=frozenset(syllables),
-    )
+    return _Vocabulary([key[1:] for key in postings if key.startswith(_TERM_MARK)], syllables)
 
 
 # ---------------------------------------------------------------------------
@@ -711,7 +810,7 @@ def _unglue(words: Iterable[str], vocabulary: _Vocabulary) -> list[str]:
     return unglued
 
 
-def _split_in_two(word: str, terms: frozenset[str]) -> tuple[str, str] | None:
+def _split_in_two(word: str, terms: AbstractSet[str]) -> tuple[str, str] | None:
     for cut in range(2, len(word) - 1):
         head, tail = word[:cut], word[cut:]
         if head in terms and tail in terms:
@@ -823,20 +922,40 @@ def _blend(scores: list[float]) -> float:
     return 0.5 * max(scores) + 0.5 * sum(scores) / len(scores)
 
 
-@dataclass(frozen=True, slots=True)
 class _NameWords:
-    """The latin words of all names, to bound what a query word can score."""
+    """The latin words of all names, to bound what a query word can score.
 
-    words: frozenset[str]
-    by_length: dict[int, tuple[str, ...]]
+    Counted per document, so that one document coming or going keeps them exact.
+    """
+
+    __slots__ = ("words", "by_length")
+
+    def __init__(self) -> None:
+        self.words: Counter[str] = Counter()
+        self.by_length: dict[int, list[str]] = {}
 
     @classmethod
     def of(cls, entries: Iterable[_Entry]) -> _NameWords:
-        words = frozenset(chain.from_iterable(entry.name_words.split() for entry in entries))
+        made = cls()
+        made.words.update(chain.from_iterable(entry.name_words.split() for entry in entries))
         by_length: defaultdict[int, list[str]] = defaultdict(list)
-        for word in sorted(words):
+        for word in sorted(made.words):
             by_length[len(word)].append(word)
-        return cls(words, {length: tuple(group) for length, group in by_length.items()})
+        made.by_length = dict(by_length)
+        return made
+
+    def add(self, entry: _Entry) -> None:
+        for word in entry.name_words.split():
+            if not self.words[word]:
+                insort(self.by_length.setdefault(len(word), []), word)
+            self.words[word] += 1
+
+    def discard(self, entry: _Entry) -> None:
+        for word in entry.name_words.split():
+            self.words[word] -= 1
+            if self.words[word] <= 0:
+                del self.words[word]
+                self.by_length[len(word)].remove(word)
 
     def typo_candidates(self, word: str, *, above: float) -> list[str]:
         """Name words whose fuzz.ratio with `word` may exceed `above`.

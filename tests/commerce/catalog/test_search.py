@@ -479,3 +479,55 @@ def test_same_results_whatever_the_order_of_documents(index: SearchIndex) -> Non
 def test_repeated_queries_give_identical_results(index: SearchIndex) -> None:
     first = [index.search(query) for query in ("pinguo", "iphnoe", "服装")]
     assert [index.search(query) for query in ("pinguo", "iphnoe", "服装")] == first
+
+
+# One document in, one out (a staff edit), without a rebuild
+
+QUERIES = (
+    "苹果", "apple", "apples", "fruit", "aple", "pg", "平果", "茶", "strawbery jam", "pinguo", "iphnoe",
+    "服装", "ping guo", "choc", "rcie", "xiangjiao", "红富士", "烟台苹果", "powerbank", "tea",
+)
+
+
+def answers(index: SearchIndex) -> list[tuple[list[SearchHit], list[SearchHit]]]:
+    return [(index.search(query), index.suggest(query)) for query in QUERIES]
+
+
+def by_popularity(docs: tuple[SearchDoc, ...]) -> list[SearchDoc]:
+    return sorted(docs, key=lambda doc: (-doc.popularity, doc.product_id))
+
+
+def test_documents_added_one_at_a_time_rank_as_a_full_build(index: SearchIndex) -> None:
+    ordered = by_popularity(CATALOG)
+    grown = SearchIndex(ordered[:10])
+    for doc in ordered[10:]:  # as new products: each gets the next number, as a build numbers them
+        grown.add(doc)
+    assert len(grown) == len(CATALOG)
+    assert answers(grown) == answers(index)
+
+
+def test_a_removed_document_is_never_found_and_the_rest_rank_as_without_it(index: SearchIndex) -> None:
+    changed = SearchIndex(CATALOG)
+    assert changed.remove(FUJI_APPLES) and not changed.remove(FUJI_APPLES)
+    assert FUJI_APPLES not in changed and len(changed) == len(CATALOG) - 1
+    assert answers(changed) == answers(SearchIndex([doc for doc in CATALOG if doc.product_id != FUJI_APPLES]))
+    assert FUJI_APPLES not in ids(changed.search("红富士")) and FUJI_APPLES in ids(index.search("红富士"))
+
+
+def test_an_edited_document_ranks_as_a_full_build_of_the_edited_catalog() -> None:
+    (banana,) = [doc for doc in CATALOG if doc.product_id == BANANAS]
+    renamed = SearchDoc(BANANAS, "海南香蕉 红富士", "Hainan bananas", ("水果",), "水果 Fruit", banana.popularity)
+    changed = SearchIndex(CATALOG)
+    changed.add(renamed)  # replaces the old version, keeps its number (its popularity did not move)
+    rebuilt = SearchIndex([renamed if doc.product_id == BANANAS else doc for doc in CATALOG])
+    assert answers(changed) == answers(rebuilt)
+    assert BANANAS in ids(changed.search("红富士"))
+
+
+def test_a_document_taken_out_and_back_ranks_where_it_was(index: SearchIndex) -> None:
+    changed = SearchIndex(CATALOG)
+    for doc in CATALOG[:8]:
+        changed.remove(doc.product_id)
+    for doc in reversed(CATALOG[:8]):
+        changed.add(doc)
+    assert answers(changed) == answers(index)
