@@ -130,10 +130,15 @@ async def open_shop(
         bus = shop_bus()
         sessions = shop_sessions(engine, rules=rules, bus=bus)
         uows = UnitOfWorkFactory(sessions, rules)  # the outbound side's own bookkeeping (no dispatcher)
+        # the catalog in memory: staff edits applied after their commit, other workers' edits
+        # polled every cache_seconds, a full rebuild in the background every rebuild_seconds
         catalog = Catalog(
-            sessions, max_age_seconds=config.search.cache_seconds, query_cache_size=config.search.query_cache_size
+            sessions, refresh_seconds=config.search.cache_seconds, rebuild_seconds=config.search.rebuild_seconds,
+            query_cache_size=config.search.query_cache_size,
         )
-        tell_catalog(bus, catalog)  # stock that comes back (a cancel, an expiry) is searchable at once
+        tell_catalog(bus, catalog)
+        catalog.start()
+        stack.push_async_callback(catalog.close)
         redis = open_redis(config.redis) if config.redis.url else None
         link: RedisLink | None = None
         if redis is not None:

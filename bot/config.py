@@ -173,7 +173,8 @@ class DialogConfig:
 @dataclass(frozen=True)
 class SearchConfig:
     page_size: int = 5
-    cache_seconds: float = 30.0
+    cache_seconds: float = 2.0  # how often a worker looks for catalog edits made elsewhere; 0: never
+    rebuild_seconds: float = 900.0  # a full rebuild in the background (popularity); 0: never
     query_cache_size: int = 4096
 
 
@@ -436,6 +437,8 @@ def _validate(config: Config) -> None:
         raise ConfigError("search.query_cache_size: must be between 0 and 1000000")
     if not 0 <= config.search.cache_seconds <= 86400:
         raise ConfigError("search.cache_seconds: must be between 0 and 86400")
+    if config.search.rebuild_seconds != 0 and not 60 <= config.search.rebuild_seconds <= 7 * 86400:
+        raise ConfigError("search.rebuild_seconds: must be 0 (never) or between 60 and 604800")
     if config.dialog.ttl_seconds < 10:
         raise ConfigError("dialog.ttl_seconds: must be at least 10")
     if not 1 <= config.search.page_size <= 8:

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
-from commerce.catalog.read import Catalog
+from commerce.catalog.read import Catalog, stamp_products
 from commerce.events import (
     SESSION_EVENTS,
     CatalogChanged,
@@ -83,12 +83,18 @@ def shop_bus() -> EventBus:
 
 
 def tell_catalog(bus: EventBus, catalog: Catalog) -> None:
-    """The catalog snapshot hears stock coming back, and is rebuilt after the commit."""
+    """The catalog in memory hears staff edits: the products are stamped (`updated_at`, which
+    other workers poll) and read in the edit's transaction, then applied once it commits.
+    Stock moves (orders: `variant_ids` only) change nothing in memory: stock is read when shown."""
 
-    async def stock_came_back(session: AsyncSession, event: CatalogChanged) -> None:
-        catalog.invalidate_after_commit(session)
+    async def catalog_edited(session: AsyncSession, event: CatalogChanged) -> None:
+        if event.product_ids:
+            await stamp_products(session, event.product_ids)
+            await catalog.read_in_transaction(session, product_ids=event.product_ids)
+        elif not event.variant_ids:  # the shop's words (synonyms, staff answers)
+            await catalog.read_in_transaction(session, words=True)
 
-    bus.subscribe(CatalogChanged, stock_came_back)
+    bus.subscribe(CatalogChanged, catalog_edited)
 
 
 class ShopSession(Session):

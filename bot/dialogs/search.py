@@ -63,7 +63,14 @@ from bot.dialogs.base import Dialog, Step, on
 from bot.dialogs.common import cart_data, error_reply, unit_of_work
 from bot.dialogs.words import variants_named
 from commerce.cart import cart
-from commerce.catalog.read import CatalogSnapshot, CategoryView, ProductView, VariantView
+from commerce.catalog.read import (
+    CatalogSnapshot,
+    CategoryView,
+    ProductInfo,
+    ProductView,
+    VariantView,
+    total_stock,
+)
 from commerce.catalog.search import SearchHit
 from commerce.errors import ErrorCode, ShopError
 from commerce.groupbuys import campaigns as group_campaigns
@@ -243,16 +250,30 @@ def narrow_by_price(snapshot: CatalogSnapshot, product_ids: list[int], slots: Sl
     return within, Notice("price_within", view) if low is not None or high is not None else None
 
 
-def _product_item(number: int, product: ProductView) -> dict[str, Any]:
+def _product_item(number: int, product: ProductInfo, variants: tuple[VariantView, ...]) -> dict[str, Any]:
+    """One line of a list: the product from the catalog in memory, its variants as they are now."""
+    prices = [v.price_fen for v in variants] or [product.min_price_fen, product.max_price_fen]
+    stock = total_stock(variants)
     return {
         "number": number,
         "name": product.name,
         "subtitle": product.subtitle,
-        "price_min": product.min_price_fen,
-        "price_max": product.max_price_fen,
-        "stock": product.total_stock,
-        "in_stock": product.in_stock,
+        "price_min": min(prices),
+        "price_max": max(prices),
+        "stock": stock,
+        "in_stock": stock > 0,
     }
+
+
+async def _items(ctx: Context, snapshot: CatalogSnapshot, product_ids: list[int], *, first: int = 1) -> list[dict[str, Any]]:
+    """The lines of a list, numbered from `first`: stock and prices of these few products read now."""
+    listed = [pid for pid in product_ids if pid in snapshot.products]
+    variants = await ctx.services.catalog.stock(listed)
+    return [
+        _product_item(first + i, snapshot.products[pid], variants.get(pid, ()))
+        for i, pid in enumerate(product_ids)
+        if pid in snapshot.products
+    ]
 
 
 def _variants(product: ProductView) -> list[dict[str, Any]]:
@@ -368,13 +389,13 @@ class SearchDialog(Dialog[SearchState, SearchData]):
         if reprompt is not None:  # inside a card or a checkout: it stays, saying what it needs
             return with_notice(reprompt, Notice("not_understood", {"query": query}))
         await ctx.services.dialogs.end(ctx.openid)
-        hot = [_product_item(i, snapshot.products[pid]) for i, pid in enumerate(snapshot.hot[:3], 1)]
+        hot = await _items(ctx, snapshot, list(snapshot.best_sellers(3)))
         categories = [{"name": c.name, "name_en": c.name_en} for c in snapshot.categories]
         return Text("nothing_found", {"query": query, "hot": hot, "categories": categories, "why": why})
 
     async def hot(self, ctx: Context) -> Reply:
         snapshot = await ctx.services.catalog.snapshot()
-        data = SearchData(source="hot", product_ids=list(snapshot.hot[:MAX_RESULTS]))
+        data = SearchData(source="hot", product_ids=list(snapshot.best_sellers(MAX_RESULTS)))
         return await self._start_list(ctx, snapshot, data)
 
     async def category(self, ctx: Context, category_id: int) -> Reply:
@@ -414,15 +435,16 @@ class SearchDialog(Dialog[SearchState, SearchData]):
     ) -> tuple[ProductView, VariantView] | None:
         """(product, variant) when the size asked for ("三斤", "5kg") is a variant, in stock, of
         exactly one of the products found; None otherwise (the list is shown as before).
-        The candidates come from the snapshot in memory; only the one chosen is read fresh."""
+        The candidates' variants are read in one query; only the one chosen is read whole."""
         if slots.quantity is None or not slots.unit:
             return None
         size = f"{slots.quantity}{slots.unit}".lower()
+        candidates = [pid for pid in product_ids[:SIZED_AMONG] if pid in snapshot.products]
+        stock = await ctx.services.catalog.stock(candidates)
         sized = [
-            (product.id, variant.id)
-            for product in (snapshot.products.get(pid) for pid in product_ids[:SIZED_AMONG])
-            if product is not None
-            for variant in [next((v for v in product.variants if v.stock > 0 and _is_size(v.label, size)), None)]
+            (pid, variant.id)
+            for pid in candidates
+            for variant in [next((v for v in stock.get(pid, ()) if v.stock > 0 and _is_size(v.label, size)), None)]
             if variant is not None
         ]
         if len(sized) != 1:
@@ -432,7 +454,7 @@ class SearchDialog(Dialog[SearchState, SearchData]):
         return (product, variant) if product is not None and variant is not None and variant.stock > 0 else None
 
     async def _start_list(self, ctx: Context, snapshot: CatalogSnapshot, data: SearchData) -> Reply:
-        step = Step(self._list_reply(ctx, snapshot, data), SearchState.RESULTS, data)
+        step = Step(await self._list_reply(ctx, snapshot, data), SearchState.RESULTS, data)
         return await ctx.services.dialogs.start(ctx, self, step)
 
     async def reprompt(self, ctx: Context, state: SearchState, data: SearchData) -> Reply | None:
@@ -542,13 +564,13 @@ class SearchDialog(Dialog[SearchState, SearchData]):
         snapshot = await ctx.services.catalog.snapshot()
         keyword = match_keyword(ctx.msg.text)
         if keyword and keyword[0] in ("next", "prev", "back"):
-            return self._turn_page(ctx, snapshot, data, keyword[0])
+            return await self._turn_page(ctx, snapshot, data, keyword[0])
         number = parse_number(ctx.msg.text)
         understood = understand(ctx.msg.text) if number is None else None
         if understood is not None and understood.intent is Intent.PRICE_ASK:
-            return Step(self._list_reply(ctx, snapshot, data, notice="prices_listed"), SearchState.RESULTS, data)
+            return Step(await self._list_reply(ctx, snapshot, data, notice="prices_listed"), SearchState.RESULTS, data)
         if understood is not None and refines(understood) and data.product_ids:
-            return self._narrowed(ctx, snapshot, data, understood.slots)
+            return await self._narrowed(ctx, snapshot, data, understood.slots)
         if understood is not None and sizes_only(understood) and data.product_ids:  # "10斤装的有吗"
             sized = await self._sized(ctx, snapshot, data.product_ids, understood.slots)
             if sized is not None:
@@ -556,7 +578,7 @@ class SearchDialog(Dialog[SearchState, SearchData]):
                 data.product_id = picked.id
                 return _chosen(picked, variant, data)
             size = {"size": f"{understood.slots.quantity}{understood.slots.unit}"}
-            listed = self._list_reply(ctx, snapshot, data)
+            listed = await self._list_reply(ctx, snapshot, data)
             return Step(with_notice(listed, Notice("size_none", size)), SearchState.RESULTS, data)
         if number is None:
             return None  # anything else is a new search
@@ -587,21 +609,21 @@ class SearchDialog(Dialog[SearchState, SearchData]):
             title=category.name if ctx.locale == "zh" else (category.name_en or category.name),
             product_ids=list(category.product_ids[:MAX_RESULTS]),
         )
-        return Step(self._list_reply(ctx, snapshot, listing), SearchState.RESULTS, listing)
+        return Step(await self._list_reply(ctx, snapshot, listing), SearchState.RESULTS, listing)
 
     # ---- helpers --------------------------------------------------------------------
 
-    def _narrowed(
+    async def _narrowed(
         self, ctx: Context, snapshot: CatalogSnapshot, data: SearchData, slots: Slots
     ) -> Step[SearchState, SearchData]:
         """"有没有便宜点的", "200以内" on a list: the same list within that price (cheapest
         first for "便宜"), from its first page; none within it: the list as it was, saying so."""
         found, notice = narrow_by_price(snapshot, data.product_ids, slots)
         data = SearchData(source=data.source, title=data.title, product_ids=found)
-        listed = self._list_reply(ctx, snapshot, data)
+        listed = await self._list_reply(ctx, snapshot, data)
         return Step(with_notice(listed, notice) if notice else listed, SearchState.RESULTS, data)
 
-    def _turn_page(
+    async def _turn_page(
         self, ctx: Context, snapshot: CatalogSnapshot, data: SearchData, direction: str
     ) -> Step[SearchState, SearchData]:
         pages = self._pages(ctx, data)
@@ -609,24 +631,20 @@ class SearchDialog(Dialog[SearchState, SearchData]):
         data.product_id = data.variant_id = None
         if not 0 <= target < pages:
             edge = "last_page" if direction == "next" else "first_page"
-            return Step(self._list_reply(ctx, snapshot, data, notice=edge), SearchState.RESULTS, data)
+            return Step(await self._list_reply(ctx, snapshot, data, notice=edge), SearchState.RESULTS, data)
         data.page = target
-        return Step(self._list_reply(ctx, snapshot, data), SearchState.RESULTS, data)
+        return Step(await self._list_reply(ctx, snapshot, data), SearchState.RESULTS, data)
 
     def _pages(self, ctx: Context, data: SearchData) -> int:
         size = ctx.services.config.search.page_size
         return max(1, -(-len(data.product_ids) // size))
 
-    def _list_reply(
+    async def _list_reply(
         self, ctx: Context, snapshot: CatalogSnapshot, data: SearchData, *, notice: str | None = None
     ) -> Text:
         size = ctx.services.config.search.page_size
         start = data.page * size
-        items = [
-            _product_item(start + i + 1, snapshot.products[pid])
-            for i, pid in enumerate(data.product_ids[start : start + size])
-            if pid in snapshot.products
-        ]
+        items = await _items(ctx, snapshot, data.product_ids[start : start + size], first=start + 1)
         view = {
             "source": data.source,
             "title": data.title,

@@ -63,7 +63,7 @@ async def _next_steps(ctx: Context) -> dict[str, Any]:
     hot = [
         {"name": snapshot.products[pid].name, "price_min": snapshot.products[pid].min_price_fen,
          "price_max": snapshot.products[pid].max_price_fen}
-        for pid in snapshot.hot[:HOT_SHOWN]
+        for pid in snapshot.best_sellers(HOT_SHOWN)
         if pid in snapshot.products
     ]
     items = 0

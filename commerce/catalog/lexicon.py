@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import tomllib
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -63,12 +64,17 @@ class Lexicon:
         and categories are `catalog_text`: a name the catalog uses itself, or one staff
         gave a meaning, is left alone; it means the first of its words the catalog uses."""
         text = key(catalog_text)
+        return self.with_everyday_names_used(lambda word: word in text)
+
+    def with_everyday_names_used(self, uses: Callable[[str], bool]) -> Lexicon:
+        """`with_everyday_names` for a catalog that `uses(word)` (one of `everyday_words()`),
+        as the catalog in memory answers it from its counts, without joining its text."""
         staff = {word for word, _ in self.synonyms}
         added = [
             (word, means)
             for word, candidates in everyday_names()
-            if word not in staff and word not in text
-            for means in [next((c for c in candidates if c in text), None)]
+            if word not in staff and not uses(word)
+            for means in [next((c for c in candidates if uses(c)), None)]
             if means is not None
         ]
         if not added:
@@ -101,6 +107,13 @@ def everyday_names() -> tuple[tuple[str, tuple[str, ...]], ...]:
     raw = resources.files("commerce.catalog").joinpath("everyday_names.toml").read_text(encoding="utf-8")
     names: dict[str, list[str]] = tomllib.loads(raw)["names"]
     return tuple((key(name), tuple(key(m) for m in means)) for name, means in names.items())
+
+
+@lru_cache(maxsize=1)
+def everyday_words() -> tuple[str, ...]:
+    """Every word of the built-in table, names and what they mean: what a catalog is asked
+    whether it uses."""
+    return tuple(dict.fromkeys(word for name, means in everyday_names() for word in (name, *means)))
 
 
 def fits(word: str, *, longest: int = MAX_WORD) -> bool:

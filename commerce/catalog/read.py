@@ -1,34 +1,132 @@
-"""The catalog as customers see it: read models, a cached snapshot and its search index.
+"""The catalog as customers see it: what is on sale in memory, with its search index;
+stock read from the database when a page is shown.
 
-The catalog is read-mostly and a database round trip costs ~0.5 ms, so searches run
-against an in-memory snapshot (products on sale, their variants and a search index)
-that is rebuilt when a write in this process invalidates it or when it is older than
-`max_age_seconds` (which bounds staleness across workers). A product card re-reads
-its product from the database so the stock it shows is current.
+What changes only when staff edit the catalog (names, tags, categories, prices, images,
+variants' specs, popularity) is held in memory by each worker: a `CatalogSnapshot`
+of `ProductInfo` and its `SearchIndex`. What moves with every order (stock) is not: a
+page of results reads the stock and prices of its few products in one indexed query
+(`Catalog.stock`), a product card reads its product (`Catalog.product`). So an order
+never touches the catalog in memory, and a search never waits for a reload.
+
+How the catalog in memory follows the database:
+- **A staff edit in this worker** (`CatalogChanged(product_ids=...)`, from the staff
+  commands, the CSV import, on/off sale) is read inside the edit's own transaction and
+  applied to the index after the commit, one product out and one in: searchable at
+  once (`commerce.wiring.tell_catalog`). More than `BULK_PRODUCTS` products in one
+  transaction (an import) rebuild the catalog in the background instead. A change of
+  the shop's words (synonyms, staff answers: `CatalogChanged()`) is read the same way.
+- **Edits made by other workers** (or scripts): every product write stamps
+  `products.updated_at`, and each worker asks for the products stamped since its
+  watermark every `refresh_seconds` (`Catalog.refresh`: one indexed query, nothing
+  found almost always), reads those few and applies them the same way. The watermark
+  overlaps by `REFRESH_OVERLAP`, so a transaction that commits a little after another
+  with a later stamp is not missed; what was already applied is recognised by its stamp.
+- **A full rebuild** (the first search, a bulk import, and every `rebuild_seconds`,
+  which brings popularity up to date) reads Core rows in partitions (the event loop
+  runs between them) and builds the index in a worker thread, while searches go on
+  with the previous catalog; the new one is swapped in whole. Only the very first load
+  makes searches wait.
+- **Orders** (`CatalogChanged(variant_ids=...)`) change nothing here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from bisect import bisect_left, insort
+from collections import Counter
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Select, event, select
+from sqlalchemy import Select, event, func, select, update
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from commerce.catalog import lexicon as shop_lexicon
 from commerce.catalog.lexicon import NO_LEXICON, Lexicon
-from commerce.catalog.models import Category, Product, ProductStatus
+from commerce.catalog.models import (
+    Category,
+    Product,
+    ProductImage,
+    ProductStatus,
+    Tag,
+    Variant,
+    product_tags,
+)
 from commerce.catalog.search import SearchDoc, SearchHit, SearchIndex
+from commerce.orm import utcnow
+
+log = logging.getLogger(__name__)
 
 MAX_CACHED_QUERY = 256  # the index ignores raw input past this anyway
+BULK_PRODUCTS = 16
+"""More products than this changed in one transaction are applied by a background rebuild."""
+REFRESH_OVERLAP = timedelta(seconds=10)
+"""How far before its watermark a worker looks again for products stamped by other workers."""
+PARTITION_ROWS = 2000
+"""Rows read between two turns of the event loop during a full load."""
+
+
+@dataclass(frozen=True, slots=True)
+class VariantInfo:
+    """A variant as the catalog in memory holds it: no stock (that moves with orders)."""
+
+    id: int
+    sku_code: str
+    spec: dict[str, str]
+    price_fen: int
+
+    @property
+    def label(self) -> str:
+        """"红色 / 256GB" from the spec values; empty for a single-variant product."""
+        return " / ".join(str(v) for v in self.spec.values())
+
+
+@dataclass(frozen=True, slots=True)
+class ProductInfo:
+    """A product on sale as the catalog in memory holds it (what staff edits change)."""
+
+    id: int
+    name: str
+    subtitle: str
+    category_id: int
+    category: str
+    category_en: str
+    tags: tuple[str, ...]
+    image_url: str
+    variants: tuple[VariantInfo, ...]
+    sales_count: int
+    sort_order: int
+
+    @property
+    def min_price_fen(self) -> int:
+        return min((v.price_fen for v in self.variants), default=0)
+
+    @property
+    def max_price_fen(self) -> int:
+        return max((v.price_fen for v in self.variants), default=0)
+
+    def search_doc(self) -> SearchDoc:
+        return SearchDoc(
+            product_id=self.id,
+            name=self.name,
+            subtitle=self.subtitle,
+            tags=self.tags,
+            category=f"{self.category} {self.category_en}".strip(),
+            popularity=self.sales_count,
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class VariantView:
+    """A variant as the database has it now, stock included."""
+
     id: int
     sku_code: str
     spec: dict[str, str]
@@ -41,8 +139,14 @@ class VariantView:
         return " / ".join(str(v) for v in self.spec.values())
 
 
+def total_stock(variants: Iterable[VariantView]) -> int:
+    return sum(v.stock for v in variants)
+
+
 @dataclass(frozen=True, slots=True)
 class ProductView:
+    """One product read fresh from the database (a product card): stock is current."""
+
     id: int
     name: str
     subtitle: str
@@ -66,11 +170,19 @@ class ProductView:
 
     @property
     def total_stock(self) -> int:
-        return sum(v.stock for v in self.variants)
+        return total_stock(self.variants)
 
     @property
     def in_stock(self) -> bool:
         return self.total_stock > 0
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryInfo:
+    id: int
+    name: str
+    name_en: str
+    sort_order: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,59 +222,88 @@ def _product_query() -> Select[Product]:
     )
 
 
-def _catalog_words(products: Sequence[ProductView], categories: Sequence[Category]) -> str:
-    """The words the catalog itself uses (names, subtitles, tags, categories), one text."""
-    parts = [f"{p.name} {p.subtitle} {' '.join(p.tags)}" for p in products]
-    parts += [f"{c.name} {c.name_en}" for c in categories]
-    return "\n".join(parts)
-
-
 Lookup = Callable[[str, int], tuple[SearchHit, ...]]  # (query, limit) -> hits, maybe cached
 
 
 class CatalogSnapshot:
-    """Everything on sale at one moment, with its search index."""
+    """Everything on sale in one worker's memory, with its search index.
+
+    Built whole (in a worker thread: see `Catalog`), then changed one product at a
+    time by `apply` on the event loop: the index, the categories' product lists and the
+    best sellers are kept sorted in place, so a change costs about a millisecond
+    whatever the catalog's size. Search answers are cached until the next change.
+    """
 
     def __init__(
         self,
-        products: Sequence[ProductView],
-        categories: Sequence[Category],
+        products: Iterable[ProductInfo],
+        categories: Iterable[CategoryInfo],
         *,
         query_cache_size: int = 4096,
         lexicon: Lexicon = NO_LEXICON,
     ) -> None:
-        self.products = {p.id: p for p in products}
-        # the shop's synonyms and the built-in everyday names (applied to every search), staff answers
-        self.lexicon = lexicon.with_everyday_names(_catalog_words(products, categories))
-        ordered = sorted(products, key=lambda p: (p.sort_order, p.id))
-        by_category: dict[int, list[int]] = {}
-        for p in ordered:
-            by_category.setdefault(p.category_id, []).append(p.id)
-        self.categories = tuple(
-            CategoryView(id=c.id, name=c.name, name_en=c.name_en, product_ids=tuple(by_category.get(c.id, ())))
-            for c in sorted(categories, key=lambda c: (c.sort_order, c.id))
-            if by_category.get(c.id)
-        )
-        self.hot = tuple(p.id for p in sorted(products, key=lambda p: (-p.sales_count, p.sort_order, p.id)))
+        self.products: dict[int, ProductInfo] = {p.id: p for p in products}
+        self._categories = {c.id: c for c in categories}
+        self._base_lexicon = lexicon
+        # how often the catalog says each word of the built-in everyday names: an
+        # everyday name applies where the catalog uses what it means
+        texts = [_product_text(p) for p in self.products.values()]
+        texts += [shop_lexicon.key(f"{c.name} {c.name_en}") for c in self._categories.values()]
+        joined = "\n".join(texts)  # no word holds a newline: occurrences in it are the texts' own
+        self._words = Counter({w: joined.count(w) for w in shop_lexicon.everyday_words() if w in joined})
+        self._by_category: dict[int, list[tuple[int, int]]] = {}  # (sort_order, id), sorted
+        for p in self.products.values():
+            self._by_category.setdefault(p.category_id, []).append((p.sort_order, p.id))
+        for listed in self._by_category.values():
+            listed.sort()
+        self._hot = sorted(_hot_key(p) for p in self.products.values())
+        self._derived: dict[str, Any] = {}
         self._search: Lookup = self._search_index
         self._suggest: Lookup = self._suggest_index
+        self._caches: tuple[Any, ...] = ()
         if query_cache_size > 0:
             cache = functools.lru_cache(maxsize=query_cache_size)
-            self._search, self._suggest = cache(self._search_index), cache(self._suggest_index)
-        self.index = SearchIndex(
-            SearchDoc(
-                product_id=p.id,
-                name=p.name,
-                subtitle=p.subtitle,
-                tags=p.tags,
-                category=f"{p.category} {p.category_en}".strip(),
-                popularity=p.sales_count,
+            searched, suggested = cache(self._search_index), cache(self._suggest_index)
+            self._search, self._suggest, self._caches = searched, suggested, (searched, suggested)
+        self.index = SearchIndex(p.search_doc() for p in self.products.values())
+
+    # ---- derived views (after a change, made again on first use) ---------------------
+
+    @property
+    def lexicon(self) -> Lexicon:
+        """The shop's synonyms and the built-in everyday names (applied to every search), staff answers."""
+        found = self._derived.get("lexicon")
+        if found is None:
+            words = self._words
+            found = self._derived["lexicon"] = self._base_lexicon.with_everyday_names_used(lambda w: words[w] > 0)
+        return found
+
+    @property
+    def categories(self) -> tuple[CategoryView, ...]:
+        """Categories that have products on sale, in their order, each with its products in theirs."""
+        found = self._derived.get("categories")
+        if found is None:
+            found = self._derived["categories"] = tuple(
+                CategoryView(
+                    id=c.id, name=c.name, name_en=c.name_en,
+                    product_ids=tuple(pid for _, pid in self._by_category[c.id]),
+                )
+                for c in sorted(self._categories.values(), key=lambda c: (c.sort_order, c.id))
+                if self._by_category.get(c.id)
             )
-            for p in products
-        )
+        return found
 
     def category(self, category_id: int) -> CategoryView | None:
         return next((c for c in self.categories if c.id == category_id), None)
+
+    def knows_category(self, category_id: int) -> bool:
+        return category_id in self._categories
+
+    def best_sellers(self, limit: int) -> tuple[int, ...]:
+        """Product ids, best sellers first (sales as of the last full build)."""
+        return tuple(pid for _, _, pid in self._hot[:limit])
+
+    # ---- search ------------------------------------------------------------------------
 
     def search(self, query: str, *, limit: int = 50) -> list[SearchHit]:
         return list(self._search(self.lexicon.rewrite(query)[:MAX_CACHED_QUERY], limit))
@@ -171,80 +312,250 @@ class CatalogSnapshot:
         return list(self._suggest(self.lexicon.rewrite(query)[:MAX_CACHED_QUERY], limit))
 
     # Shoppers ask for the same few things over and over ("苹果", "茶"): answers are
-    # cached per snapshot, so a catalog change (a new snapshot) starts a fresh cache.
+    # cached until the catalog changes.
     def _search_index(self, query: str, limit: int) -> tuple[SearchHit, ...]:
         return tuple(h for h in self.index.search(query, limit=limit) if h.product_id in self.products)
 
     def _suggest_index(self, query: str, limit: int) -> tuple[SearchHit, ...]:
         return tuple(h for h in self.index.suggest(query, limit=limit) if h.product_id in self.products)
 
+    # ---- changes -----------------------------------------------------------------------
+
+    def apply(self, *, current: Iterable[ProductInfo] = (), gone: Iterable[int] = ()) -> None:
+        """Products as they are now (on sale: in, replacing their old version) and products
+        no longer on sale (out). About a millisecond a product, whatever the catalog's size."""
+        for product in current:
+            self._drop(product.id)
+            self.products[product.id] = product
+            self._words.update(_used_words(_product_text(product)))
+            insort(self._by_category.setdefault(product.category_id, []), (product.sort_order, product.id))
+            insort(self._hot, _hot_key(product))
+            self.index.add(product.search_doc())
+        for product_id in gone:
+            self._drop(product_id)
+            self.index.remove(product_id)
+        self._changed()
+
+    def set_lexicon(self, lexicon: Lexicon) -> None:
+        """The shop's own words changed (synonyms, staff answers)."""
+        self._base_lexicon = lexicon
+        self._changed()
+
+    def _drop(self, product_id: int) -> None:
+        old = self.products.pop(product_id, None)
+        if old is None:
+            return
+        self._words.subtract(_used_words(_product_text(old)))
+        _remove_sorted(self._by_category.get(old.category_id, []), (old.sort_order, old.id))
+        _remove_sorted(self._hot, _hot_key(old))
+
+    def _changed(self) -> None:
+        self._derived.clear()
+        for cache in self._caches:
+            cache.cache_clear()
+
+
+def _hot_key(product: ProductInfo) -> tuple[int, int, int]:
+    return (-product.sales_count, product.sort_order, product.id)
+
+
+def _remove_sorted(items: list[Any], item: Any) -> None:
+    at = bisect_left(items, item)
+    if at < len(items) and items[at] == item:
+        del items[at]
+
+
+def _product_text(product: ProductInfo) -> str:
+    return shop_lexicon.key(f"{product.name} {product.subtitle} {' '.join(product.tags)}")
+
+
+def _used_words(text: str) -> Counter[str]:
+    """How often one product's text says each everyday word."""
+    return Counter({word: text.count(word) for word in shop_lexicon.everyday_words() if word in text})
+
+
+# ---- reading rows (SQLAlchemy Core) ---------------------------------------------------
+
+
+AnySelect = Select[*tuple[Any, ...]]
+Fetch = Callable[[AnySelect], Awaitable[Sequence[Row[Any]]]]
+
+
+@dataclass(slots=True)
+class _Read:
+    """What one read of product rows found."""
+
+    current: list[ProductInfo] = field(default_factory=list)  # on sale, as they are now
+    gone: list[int] = field(default_factory=list)  # asked for, and not on sale (or deleted)
+    stamps: dict[int, datetime] = field(default_factory=dict)  # product id -> updated_at
+
+
+async def _read_products(
+    fetch: Fetch, categories: dict[int, CategoryInfo], *, ids: Collection[int] | None = None
+) -> _Read:
+    """Products on sale (all, or of `ids`) with their variants, first image and tags, as
+    `ProductInfo`; the ids asked for that are not on sale are `gone`."""
+    on_sale = Product.status == ProductStatus.ON_SALE.value
+    products = select(
+        Product.id, Product.category_id, Product.name, Product.subtitle, Product.sort_order,
+        Product.sales_count, Product.updated_at, Product.status,
+    )
+    variants = select(Variant.product_id, Variant.id, Variant.sku_code, Variant.spec, Variant.price_fen)
+    images = select(ProductImage.product_id, ProductImage.url)
+    tags = select(product_tags.c.product_id, Tag.name).join(Tag, Tag.id == product_tags.c.tag_id)
+    if ids is None:
+        products = products.where(on_sale)
+        variants = variants.join(Product, Product.id == Variant.product_id).where(on_sale)
+    else:
+        wanted = sorted(ids)
+        products = products.where(Product.id.in_(wanted))
+        variants = variants.where(Variant.product_id.in_(wanted))
+        images = images.where(ProductImage.product_id.in_(wanted))
+        tags = tags.where(product_tags.c.product_id.in_(wanted))
+    by_product: dict[int, list[VariantInfo]] = {}
+    for row in await fetch(variants.order_by(Variant.id)):
+        by_product.setdefault(row.product_id, []).append(
+            VariantInfo(id=row.id, sku_code=row.sku_code, spec=dict(row.spec or {}), price_fen=row.price_fen)
+        )
+    first_image: dict[int, str] = {}
+    for row in await fetch(images.order_by(ProductImage.product_id, ProductImage.position.desc(), ProductImage.id.desc())):
+        first_image[row.product_id] = row.url  # the last one written is the first in position
+    tag_names: dict[int, list[str]] = {}
+    for row in await fetch(tags.order_by(product_tags.c.product_id, Tag.name)):
+        tag_names.setdefault(row.product_id, []).append(row.name)
+    read = _Read()
+    for row in await fetch(products):
+        read.stamps[row.id] = row.updated_at
+        category = categories.get(row.category_id)
+        if row.status != ProductStatus.ON_SALE.value or category is None:
+            read.gone.append(row.id)
+            continue
+        read.current.append(
+            ProductInfo(
+                id=row.id, name=row.name, subtitle=row.subtitle, category_id=row.category_id,
+                category=category.name, category_en=category.name_en, tags=tuple(tag_names.get(row.id, ())),
+                image_url=first_image.get(row.id, ""), variants=tuple(by_product.get(row.id, ())),
+                sales_count=row.sales_count, sort_order=row.sort_order,
+            )
+        )
+    if ids is not None:
+        read.gone.extend(set(ids) - read.stamps.keys())  # deleted
+    return read
+
+
+async def _read_categories(fetch: Fetch) -> dict[int, CategoryInfo]:
+    rows = await fetch(select(Category.id, Category.name, Category.name_en, Category.sort_order))
+    return {r.id: CategoryInfo(id=r.id, name=r.name, name_en=r.name_en or "", sort_order=r.sort_order) for r in rows}
+
+
+def _fetch_in(session: AsyncSession) -> Fetch:
+    """Small reads: all rows at once."""
+
+    async def fetch(statement: AnySelect) -> Sequence[Row[Any]]:
+        return (await session.execute(statement)).all()
+
+    return fetch
+
+
+def _stream_in(session: AsyncSession) -> Fetch:
+    """Large reads: rows in partitions, the event loop free between them."""
+
+    async def fetch(statement: AnySelect) -> Sequence[Row[Any]]:
+        rows: list[Row[Any]] = []
+        result = await session.stream(statement.execution_options(yield_per=PARTITION_ROWS))
+        async for partition in result.partitions(PARTITION_ROWS):
+            rows.extend(partition)
+            await asyncio.sleep(0)
+        return rows
+
+    return fetch
+
+
+async def stamp_products(session: AsyncSession, product_ids: Collection[int]) -> None:
+    """Mark products changed now (`updated_at`), for the workers that poll for edits."""
+    ids = sorted(set(product_ids))
+    now = utcnow()
+    for start in range(0, len(ids), 500):
+        await session.execute(
+            update(Product)
+            .where(Product.id.in_(ids[start : start + 500]))
+            .values(updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+
+# ---- the catalog of one worker --------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Pending:
+    """What one transaction changed, read inside it, applied after its commit."""
+
+    read: _Read | None = None
+    ids: set[int] = field(default_factory=set)
+    bulk: bool = False
+    lexicon: Lexicon | None = None
+
 
 class Catalog:
+    """One worker's catalog: the snapshot in memory, kept up to date (see the module docstring)."""
+
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
         *,
-        max_age_seconds: float = 30.0,
+        refresh_seconds: float = 2.0,
+        rebuild_seconds: float = 900.0,
         query_cache_size: int = 4096,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sessions = sessions
-        self._max_age = max_age_seconds
+        self._refresh_seconds = refresh_seconds
+        self._rebuild_seconds = rebuild_seconds
         self._query_cache_size = query_cache_size
+        self._clock = clock
         self._snapshot: CatalogSnapshot | None = None
-        self._loaded_at = 0.0
-        self._lock = asyncio.Lock()
+        self._first_load = asyncio.Lock()
+        self._watermark: datetime | None = None
+        self._recent: dict[int, datetime] = {}  # stamps applied within the overlap
+        self._rebuilding: asyncio.Task[None] | None = None
+        self._dirty: set[int] = set()  # changed while a rebuild was reading
+        self._built_at = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self._retired: list[CatalogSnapshot] = []
+        self.builds = 0  # full builds so far (the first load included)
 
-    def invalidate(self) -> None:
-        """Call after any catalog write so the next read rebuilds the snapshot."""
-        self._snapshot = None
-
-    def invalidate_after_commit(self, session: AsyncSession) -> None:
-        """Rebuild the snapshot once `session`'s transaction commits (not before: a read
-        between the change and its commit would cache the old stock again). Nothing
-        happens when it rolls back. Several calls in one transaction invalidate once."""
-        changed, listening = f"storefront.catalog.{id(self)}.changed", f"storefront.catalog.{id(self)}.listening"
-        session.info[changed] = True
-        if session.info.get(listening):
-            return
-        session.info[listening] = True
-
-        def committed(_session: object) -> None:
-            if session.info.pop(changed, False):
-                self.invalidate()
-
-        def rolled_back(_session: object) -> None:
-            session.info.pop(changed, None)
-
-        event.listen(session.sync_session, "after_commit", committed)
-        event.listen(session.sync_session, "after_rollback", rolled_back)
+    # ---- reading ---------------------------------------------------------------------
 
     async def snapshot(self) -> CatalogSnapshot:
+        """The catalog in memory; only the very first call waits (for the first load)."""
         snap = self._snapshot
-        if snap is not None and time.monotonic() - self._loaded_at < self._max_age:
+        if snap is not None:
             return snap
-        async with self._lock:
-            if self._snapshot is not None and time.monotonic() - self._loaded_at < self._max_age:
-                return self._snapshot
-            loaded_at = time.monotonic()
-            snapshot = await self._load()
-            self._snapshot, self._loaded_at = snapshot, loaded_at
-            return snapshot
+        async with self._first_load:
+            if self._snapshot is None:
+                self._install(await self._build())
+            assert self._snapshot is not None
+            return self._snapshot
 
-    async def _load(self) -> CatalogSnapshot:
+    async def stock(self, product_ids: Collection[int]) -> dict[int, tuple[VariantView, ...]]:
+        """The variants of these products as they are now (stock, price, spec): one indexed
+        query, for the few products of the page shown. A product with no variants is absent."""
+        if not product_ids:
+            return {}
+        found: dict[int, list[VariantView]] = {}
         async with self._sessions() as session:
-            products = (
-                await session.scalars(_product_query().where(Product.status == ProductStatus.ON_SALE.value))
-            ).all()
-            categories = (await session.scalars(select(Category))).all()
-            views = [_product_view(p) for p in products]
-            lexicon = await shop_lexicon.load(session)
-        # the index build is CPU work; for big catalogs keep it off the event loop
-        build = functools.partial(
-            CatalogSnapshot, views, categories, query_cache_size=self._query_cache_size, lexicon=lexicon
-        )
-        if len(views) > 5000:
-            return await asyncio.to_thread(build)
-        return build()
+            rows = await session.execute(
+                select(Variant.product_id, Variant.id, Variant.sku_code, Variant.spec, Variant.price_fen, Variant.stock)
+                .where(Variant.product_id.in_(sorted(set(product_ids))))
+                .order_by(Variant.id)
+            )
+            for row in rows:
+                found.setdefault(row.product_id, []).append(
+                    VariantView(id=row.id, sku_code=row.sku_code, spec=dict(row.spec or {}),
+                                price_fen=row.price_fen, stock=row.stock)
+                )
+        return {pid: tuple(variants) for pid, variants in found.items()}
 
     async def product(self, product_id: int) -> ProductView | None:
         """One product on sale, read fresh (current stock); None if missing or off sale."""
@@ -253,3 +564,196 @@ class Catalog:
                 _product_query().where(Product.id == product_id, Product.status == ProductStatus.ON_SALE.value)
             )
             return _product_view(product) if product is not None else None
+
+    # ---- staff edits in this worker ------------------------------------------------------
+
+    async def read_in_transaction(
+        self, session: AsyncSession, *, product_ids: Sequence[int] = (), words: bool = False
+    ) -> None:
+        """Called inside the transaction of a catalog edit (`CatalogChanged`): reads what it
+        changed (it sees its own writes) and applies it once the transaction commits; nothing
+        when it rolls back. Many products at once are left to a background rebuild."""
+        key = f"storefront.catalog.{id(self)}"
+        pending: _Pending | None = session.info.get(key)
+        if pending is None:
+            pending = session.info[key] = _Pending()
+            if not session.info.get(f"{key}.listening"):  # once per session, whatever its transactions
+                session.info[f"{key}.listening"] = True
+                self._apply_after_commit(session, key)
+        if words:
+            pending.lexicon = await shop_lexicon.load(session)
+        if not product_ids:
+            return
+        pending.ids.update(product_ids)
+        if pending.bulk or len(pending.ids) > BULK_PRODUCTS:
+            pending.bulk, pending.read = True, None
+            return
+        categories = self._snapshot._categories if self._snapshot is not None else {}
+        pending.read = await _read_products(_fetch_in(session), categories, ids=pending.ids)
+
+    def _apply_after_commit(self, session: AsyncSession, key: str) -> None:
+        def committed(_session: object) -> None:
+            pending: _Pending | None = session.info.pop(key, None)
+            if pending is not None:
+                self._apply_pending(pending)
+
+        def rolled_back(_session: object) -> None:
+            session.info.pop(key, None)
+
+        event.listen(session.sync_session, "after_commit", committed)
+        event.listen(session.sync_session, "after_rollback", rolled_back)
+
+    def _apply_pending(self, pending: _Pending) -> None:
+        snap = self._snapshot
+        if snap is None:
+            return  # not loaded yet: the first load reads it all
+        if pending.lexicon is not None:
+            snap.set_lexicon(pending.lexicon)
+        if pending.bulk or (pending.read is not None and self._unknown_category(pending.read)):
+            self.rebuild_soon()
+            return
+        if pending.read is not None:
+            self._apply(snap, pending.read)
+        if self._rebuilding is not None:
+            self._dirty.update(pending.ids)
+
+    def _unknown_category(self, read: _Read) -> bool:
+        snap = self._snapshot
+        return snap is not None and any(not snap.knows_category(p.category_id) for p in read.current)
+
+    def _apply(self, snap: CatalogSnapshot, read: _Read) -> None:
+        snap.apply(current=read.current, gone=read.gone)
+        self._recent.update(read.stamps)
+
+    # ---- edits made elsewhere ------------------------------------------------------------
+
+    async def refresh(self) -> int:
+        """Apply what other workers (or scripts) changed since the watermark: one indexed
+        query, then a read of the few products it names; how many products changed. Many
+        at once (an import elsewhere): a background rebuild. Also re-reads the shop's words."""
+        snap = self._snapshot
+        if snap is None:
+            return 0
+        stamps = select(Product.id, Product.updated_at)
+        if self._watermark is not None:  # None: no product had been written at the last build
+            stamps = stamps.where(Product.updated_at > self._watermark - REFRESH_OVERLAP)
+        async with self._sessions() as session:
+            stamped = (await session.execute(stamps)).all()
+            changed = [row.id for row in stamped if self._recent.get(row.id) != row.updated_at]
+            words = await shop_lexicon.load(session)
+            if words != snap._base_lexicon:
+                snap.set_lexicon(words)
+            if stamped:
+                newest = max(row.updated_at for row in stamped)
+                self._watermark = newest if self._watermark is None else max(self._watermark, newest)
+            if not changed:
+                self._forget_old_stamps()
+                return 0
+            if len(changed) > BULK_PRODUCTS:
+                self.rebuild_soon()
+                return len(changed)
+            read = await _read_products(_fetch_in(session), snap._categories, ids=changed)
+        if self._unknown_category(read):
+            self.rebuild_soon()
+        elif self._snapshot is snap:
+            self._apply(snap, read)
+            if self._rebuilding is not None:
+                self._dirty.update(changed)
+        self._forget_old_stamps()
+        return len(changed)
+
+    def _forget_old_stamps(self) -> None:
+        if self._watermark is None:
+            return
+        floor = self._watermark - REFRESH_OVERLAP
+        self._recent = {pid: stamp for pid, stamp in self._recent.items() if stamp > floor}
+
+    # ---- full builds ---------------------------------------------------------------------
+
+    def rebuild_soon(self) -> None:
+        """Start a full rebuild in the background (unless one is running)."""
+        if self._rebuilding is None or self._rebuilding.done():
+            self._rebuilding = asyncio.get_running_loop().create_task(self._rebuild())
+
+    async def rebuild(self) -> None:
+        """A full rebuild now, in the background of searches (they keep the old catalog)."""
+        self.rebuild_soon()
+        assert self._rebuilding is not None
+        await asyncio.shield(self._rebuilding)
+
+    async def _rebuild(self) -> None:
+        try:
+            self._dirty.clear()
+            built = await self._build()
+            old = self._snapshot
+            self._install(built)
+            snap = built[0]
+            if self._dirty:  # changed while the rows were read: read again, now
+                async with self._sessions() as session:
+                    read = await _read_products(_fetch_in(session), snap._categories, ids=set(self._dirty))
+                if self._snapshot is snap:
+                    self._apply(snap, read)
+            if old is not None:
+                self._retired.append(old)
+        except Exception:
+            log.exception("catalog rebuild failed (searches go on with the previous catalog)")
+        finally:
+            self._dirty.clear()
+            self._rebuilding = None
+
+    async def _build(self) -> tuple[CatalogSnapshot, datetime | None, dict[int, datetime]]:
+        """Read every product on sale (Core rows, in partitions), build the index in a thread."""
+        async with self._sessions() as session:
+            watermark = await session.scalar(select(func.max(Product.updated_at)))
+            fetch = _stream_in(session)
+            categories = await _read_categories(fetch)
+            read = await _read_products(fetch, categories)
+            words = await shop_lexicon.load(session)
+        build = functools.partial(
+            CatalogSnapshot, read.current, categories.values(), query_cache_size=self._query_cache_size, lexicon=words
+        )
+        snapshot = await asyncio.to_thread(build) if len(read.current) > 2000 else build()
+        recent = {}
+        if watermark is not None:
+            floor = watermark - REFRESH_OVERLAP
+            recent = {pid: stamp for pid, stamp in read.stamps.items() if stamp > floor}
+        self.builds += 1
+        return snapshot, watermark, recent
+
+    def _install(self, built: tuple[CatalogSnapshot, datetime | None, dict[int, datetime]]) -> None:
+        self._snapshot, self._watermark, self._recent = built
+        self._built_at = self._clock()
+
+    # ---- the background loop -----------------------------------------------------------
+
+    def start(self) -> None:
+        """Refresh every `refresh_seconds` and rebuild every `rebuild_seconds`, in the background."""
+        if self._task is None and (self._refresh_seconds > 0 or self._rebuild_seconds > 0):
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        every = min(s for s in (self._refresh_seconds, self._rebuild_seconds) if s > 0)
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.tick()
+            except Exception:  # the database is away: the next tick tries again
+                log.warning("catalog refresh failed", exc_info=True)
+
+    async def tick(self) -> None:
+        """One turn of the background loop: refresh, a rebuild when due, retired catalogs freed."""
+        self._retired.clear()  # a turn that still held the old catalog has long finished
+        if self._snapshot is None:
+            return
+        if self._rebuild_seconds > 0 and self._clock() - self._built_at >= self._rebuild_seconds:
+            self.rebuild_soon()
+        if self._refresh_seconds > 0:
+            await self.refresh()
+
+    async def close(self) -> None:
+        for task in (self._task, self._rebuilding):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._rebuilding = None

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from bot.keys import DELIVERY, JOBS, PAYMENTS, SERVICES
+from bot.keys import DELIVERY, JOBS, PAYMENTS
 from commerce.catalog.models import Variant
 from commerce.customers.models import Customer
 from commerce.groupbuys import campaigns as group_campaigns
@@ -57,7 +57,6 @@ async def _prepare(shop: Shop, user: ChatUser, banana: str) -> None:
         await points.award(
             session, customer_id=customer_id, points=POINTS, reason="gift", ref="test", now=datetime.now(UTC)
         )
-    shop.client.app[SERVICES].catalog.invalidate()  # the test changed the stock behind its back
 
 
 async def _place(user: ChatUser) -> str:
@@ -175,7 +174,6 @@ async def test_a_failed_groups_unpaid_seat_is_cancelled_by_the_same_action(staff
             session, variant_id=variant.id, group_price_fen=max(1, variant.price_fen // 2), group_size=3,
             starts_at=utcnow() - timedelta(hours=1), ends_at=utcnow() + timedelta(days=3), rules=ShopRules(),
         )
-    shop.client.app[SERVICES].catalog.invalidate()  # the test changed the stock behind its back
     for user in (leader, friend):
         await _with_address(shop, user)
     await leader.say("拼团")

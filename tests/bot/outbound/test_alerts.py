@@ -96,7 +96,6 @@ async def test_low_stock_is_told_once_when_an_order_takes_a_variant_across_its_t
         await session.execute(
             update(Variant).where(Variant.sku_code == "FRU-BANANA-3J").values(stock=6, low_stock_threshold=5)
         )
-    staffed.client.app[SERVICES].catalog.invalidate()
     first = await place_order(staffed, staffed.user(CUSTOMER), quantity=2)
     await drain(staffed)
     for openid in (OWNER, OPERATOR):
