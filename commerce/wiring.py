@@ -67,6 +67,13 @@ async def _points_back_on_refund(session: AsyncSession, event: OrderRefunded) ->
     await points.on_refund(session, order_id=event.order_id, amount_fen=event.amount_fen, now=event.now)
 
 
+async def _stamp_edited_products(session: AsyncSession, event: CatalogChanged) -> None:
+    """Every worker's catalog in memory polls `products.updated_at` for edits made elsewhere
+    (a script's too): stamped by whoever edits, orders (stock only) excepted."""
+    if event.product_ids:
+        await stamp_products(session, event.product_ids)
+
+
 def shop_bus() -> EventBus:
     bus = EventBus()
     # guards: group buys refuse or prepare before an order ships, is refunded or is paid
@@ -79,17 +86,17 @@ def shop_bus() -> EventBus:
     bus.subscribe(OrderMoved, _points_follow_the_order)
     bus.subscribe(OrderRefunded, _reverse_commission)
     bus.subscribe(OrderRefunded, _points_back_on_refund)
+    bus.subscribe(CatalogChanged, _stamp_edited_products)
     return bus
 
 
 def tell_catalog(bus: EventBus, catalog: Catalog) -> None:
-    """The catalog in memory hears staff edits: the products are stamped (`updated_at`, which
-    other workers poll) and read in the edit's transaction, then applied once it commits.
+    """The catalog in memory hears staff edits: the products (stamped by `shop_bus`) are read
+    in the edit's transaction, then applied once it commits.
     Stock moves (orders: `variant_ids` only) change nothing in memory: stock is read when shown."""
 
     async def catalog_edited(session: AsyncSession, event: CatalogChanged) -> None:
         if event.product_ids:
-            await stamp_products(session, event.product_ids)
             await catalog.read_in_transaction(session, product_ids=event.product_ids)
         elif not event.variant_ids:  # the shop's words (synonyms, staff answers)
             await catalog.read_in_transaction(session, words=True)

@@ -709,14 +709,14 @@ class Catalog:
             categories = await _read_categories(fetch)
             read = await _read_products(fetch, categories)
             words = await shop_lexicon.load(session)
+            recent: dict[int, datetime] = {}
+            if watermark is not None:  # every product stamped within the overlap, off sale ones too
+                stamps = select(Product.id, Product.updated_at).where(Product.updated_at > watermark - REFRESH_OVERLAP)
+                recent = {row.id: row.updated_at for row in await fetch(stamps)}
         build = functools.partial(
             CatalogSnapshot, read.current, categories.values(), query_cache_size=self._query_cache_size, lexicon=words
         )
         snapshot = await asyncio.to_thread(build) if len(read.current) > 2000 else build()
-        recent = {}
-        if watermark is not None:
-            floor = watermark - REFRESH_OVERLAP
-            recent = {pid: stamp for pid, stamp in read.stamps.items() if stamp > floor}
         self.builds += 1
         return snapshot, watermark, recent
 

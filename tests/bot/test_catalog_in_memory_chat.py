@@ -1,0 +1,84 @@
+"""The catalog in memory: orders never rebuild it, staff edits are searchable at once, and
+edits made by another worker arrive at its next refresh. Through the real app."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+
+from bot.keys import SERVICES
+from commerce.catalog import admin as catalog_admin
+from commerce.catalog.models import Product, Variant
+from commerce.db import create_engine
+from commerce.wiring import shop_uows
+from tests.bot.admin.test_orders import pay, place_order
+from tests.bot.conftest import OWNER
+from tests.bot.driver import Shop, db
+from tests.bot.test_search_chat import numbered
+
+
+def line_of(text: str, name: str) -> str:
+    return next(line for line in numbered(text).values() if name in line)
+
+
+async def product_id(shop: Shop, name: str) -> int:
+    async with db(shop.client.app)() as session:
+        found = await session.scalar(select(Product.id).where(Product.name == name))
+    assert found is not None
+    return found
+
+
+async def test_a_paid_order_moves_the_stock_shown_and_never_rebuilds_the_catalog(shop: Shop) -> None:
+    catalog = shop.client.app[SERVICES].catalog
+    user = shop.user()
+    banana = await product_id(shop, "香蕉")
+    async with db(shop.client.app)() as session, session.begin():
+        await session.execute(update(Variant).where(Variant.product_id == banana).values(stock=7))
+    assert "有货" in line_of((await user.say("香蕉")).text, "香蕉")  # stock is read when shown
+    loaded = await catalog.snapshot()
+    index, builds = loaded.index, catalog.builds
+
+    await pay(shop, await place_order(shop, user, quantity=2))
+
+    assert "仅剩5件" in line_of((await shop.user("o_next_customer").say("香蕉")).text, "香蕉")
+    assert await catalog.snapshot() is loaded and loaded.index is index and catalog.builds == builds
+
+
+async def test_a_staff_edit_is_searchable_at_once_without_a_rebuild(staffed: Shop) -> None:
+    catalog = staffed.client.app[SERVICES].catalog
+    customer, owner = staffed.user(), staffed.user(OWNER)
+    banana = await product_id(staffed, "香蕉")
+    assert "香蕉" in (await customer.say("香蕉")).text
+    builds = catalog.builds
+
+    assert "菲律宾甜蕉" in (await owner.say(f"/edit {banana} name 菲律宾甜蕉")).text
+    assert "菲律宾甜蕉" in line_of((await customer.say("甜蕉")).text, "菲律宾甜蕉")
+    assert "feilvbin" not in (await customer.say("香蕉")).text
+    assert "菲律宾甜蕉" in line_of((await customer.say("feilvbin")).text, "菲律宾甜蕉")
+
+    added = await owner.say("/add 海南椰子 12.5 30 水果 coconut")
+    assert "海南椰子" in added.text, added.text
+    assert "¥12.50" in line_of((await customer.say("椰子")).text, "海南椰子")
+    assert "海南椰子" in line_of((await customer.say("coconut")).text, "海南椰子")
+    assert catalog.builds == builds
+
+
+async def test_an_edit_made_by_another_worker_arrives_at_the_next_refresh(shop: Shop, db_url: str) -> None:
+    catalog = shop.client.app[SERVICES].catalog
+    customer = shop.user()
+    banana = await product_id(shop, "香蕉")
+    assert "香蕉" in (await customer.say("香蕉")).text
+    builds = catalog.builds
+
+    elsewhere = create_engine(db_url)  # another worker: its own engine, no catalog of ours
+    try:
+        async with shop_uows(elsewhere)() as uow:
+            await catalog_admin.edit_product(uow.session, product_id=banana, name="菲律宾甜蕉")
+            await uow.commit()
+    finally:
+        await elsewhere.dispose()
+    assert "菲律宾甜蕉" not in (await customer.say("甜蕉")).text  # not yet: this worker has not looked
+
+    assert await catalog.refresh() == 1  # what the background loop does every search.cache_seconds
+    assert "菲律宾甜蕉" in line_of((await customer.say("甜蕉")).text, "菲律宾甜蕉")
+    assert await catalog.refresh() == 0  # seen once, applied once
+    assert catalog.builds == builds
