@@ -1,24 +1,38 @@
-"""Search latency at catalog scale: `python bench/search.py [--sizes 10000 100000] [--queries 500]`.
+"""Search at catalog scale: `python bench/search.py [--sizes 10000 100000] [--queries 500]`.
 
 Generates N synthetic products deterministically (Chinese names composed from word
 lists of origins, brands, adjectives and products, English subtitles, tags and
-categories), builds a `SearchIndex`, then times a mixed query set (Chinese, English,
-plurals, pinyin, initials, typos, homophones, misses, junk) and prints build time,
-memory and p50/p95/p99/max latency per size. Lives outside the test suite on purpose:
-timings are not assertions.
+categories). With the default `--vocabulary realistic`, every product also carries
+made-up brand and descriptive words drawn from a Zipf-distributed vocabulary of
+400k words (over 100k distinct terms at 100k products, as a real catalog has);
+`--vocabulary small` keeps the old 165 words. Then, per size:
+
+1. builds a `SearchIndex` in memory and times a mixed query set (Chinese, English,
+   plurals, pinyin, initials, typos, homophones, misses, junk, the made-up words);
+2. writes the products into a SQLite file (migrated, bulk inserts) and, in a fresh
+   process, loads the catalog as a worker does (`commerce.catalog.read.Catalog`): the
+   first load, a full rebuild in the background and a CSV import (each with a 5 ms
+   loop-lag probe running: max and p99 of how late it woke), one staff edit applied
+   incrementally (median and max of 20), and the process's memory (RSS).
+
+Lives outside the test suite on purpose: timings are not assertions.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
+import itertools
 import random
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 if __name__ == "__main__" and not __package__:
@@ -162,10 +176,40 @@ WORST_CASES: tuple[str, ...] = (
 """Long, many-word queries: the most work one query can ask for."""
 
 
-def make_docs(count: int, *, seed: int = 20240601) -> list[SearchDoc]:
+VOCABULARY_SIZE = 400_000
+"""Made-up words a realistic catalog draws from (brands, models, materials, styles)."""
+_SYLLABLES = tuple(
+    c + v for c in ("b", "c", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "st", "tr")
+    for v in ("a", "e", "i", "o", "u", "ar", "en", "ix", "on", "or")
+)
+
+
+def made_up_words(count: int, *, seed: int = 99) -> list[str]:
+    """`count` distinct pronounceable words ("brenix", "tasor"), most common first."""
+    rng = random.Random(seed)
+    words: dict[str, None] = {}
+    while len(words) < count:
+        words["".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 4)))] = None
+    return list(words)
+
+
+def make_docs(count: int, *, seed: int = 20240601, vocabulary: str = "realistic") -> list[SearchDoc]:
     """`count` synthetic products, identical for the same seed."""
     rng = random.Random(seed)
-    return [_make_doc(product_id, rng) for product_id in range(1, count + 1)]
+    docs = [_make_doc(product_id, rng) for product_id in range(1, count + 1)]
+    if vocabulary == "small":
+        return docs
+    words = made_up_words(VOCABULARY_SIZE)
+    weights = list(itertools.accumulate(1.0 / rank for rank in range(1, len(words) + 1)))  # Zipf
+    drawn = iter(rng.choices(words, cum_weights=weights, k=4 * count))
+    return [
+        replace(
+            doc,
+            name=f"{doc.name} {next(drawn).capitalize()}",  # a brand or model word in the name
+            subtitle=f"{doc.subtitle} {next(drawn)} {next(drawn)} {next(drawn)}",
+        )
+        for doc in docs
+    ]
 
 
 def _make_doc(product_id: int, rng: random.Random) -> SearchDoc:
@@ -191,10 +235,14 @@ def _make_doc(product_id: int, rng: random.Random) -> SearchDoc:
     return SearchDoc(product_id, name, subtitle, tags, category, popularity)
 
 
-def make_queries(count: int, *, seed: int = 7) -> list[str]:
+def make_queries(count: int, *, seed: int = 7, vocabulary: str = "realistic") -> list[str]:
     """A deterministic mix of what customers type, misses and junk included."""
     rng = random.Random(seed)
+    words = made_up_words(2_000) if vocabulary == "realistic" else ["apple"]
     makers: tuple[Callable[[random.Random], str], ...] = (
+        lambda r: r.choice(words),  # a brand or model word, among the commonest
+        lambda r: _typo(r.choice(words), r),
+        lambda r: f"{r.choice(words)} {r.choice(PRODUCTS).en}",
         lambda r: r.choice(PRODUCTS).zh,
         lambda r: r.choice(ORIGINS)[0] + r.choice(PRODUCTS).zh,
         lambda r: r.choice(BRANDS)[0],
@@ -264,9 +312,10 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float:
     return sorted_values[index]
 
 
-def bench_size(size: int, queries: Sequence[str], *, trace_memory: bool) -> None:
-    """Build an index of `size` docs and print build cost and query latency."""
-    docs = make_docs(size)
+def bench_size(size: int, queries: Sequence[str], *, trace_memory: bool, vocabulary: str, database: bool) -> None:
+    """Build an index of `size` docs and print build cost and query latency; then the catalog
+    of a worker over a SQLite file of them (in a fresh process)."""
+    docs = make_docs(size, vocabulary=vocabulary)
     SearchIndex(docs[:100])  # load pypinyin's dictionaries outside the timing
     gc.collect()
     started = time.perf_counter()
@@ -283,10 +332,192 @@ def bench_size(size: int, queries: Sequence[str], *, trace_memory: bool) -> None
     if trace_memory:
         retained, peak = measure_memory(docs)
         memory = f"  memory retained {retained:.1f} MiB, peak {peak:.1f} MiB"
-    print(f"{size:>7} docs  build {build_seconds:6.2f} s{memory}")
+    print(f"{size:>7} docs  {index.term_count} distinct terms  index build {build_seconds:6.2f} s{memory}")
     print(f"         search  {_summary(search_ms)}  ({empty}/{len(queries)} queries found nothing)")
     print(f"         suggest {_summary(suggest_ms)}")
     print(f"         worst-case queries: max {worst_ms[-1]:5.2f} ms")
+    del index
+    if database:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "catalog.db"
+            started = time.perf_counter()
+            asyncio.run(fill_database(path, docs))
+            print(f"         sqlite file written in {time.perf_counter() - started:5.1f} s")
+            del docs
+            gc.collect()
+            subprocess.run([sys.executable, __file__, "--worker", str(path)], check=True)
+
+
+# ---- the catalog of a worker, over a real database ---------------------------------------
+
+
+async def fill_database(path: Path, docs: Sequence[SearchDoc]) -> None:
+    """The docs as products (two variants, an image and tags each) in a migrated SQLite file."""
+    from sqlalchemy import insert
+
+    from commerce.catalog.models import Category, Product, ProductImage, Tag, Variant, product_tags
+    from commerce.db import create_engine
+    from commerce.migrate import upgrade
+
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    await upgrade(engine)
+    categories = {name: number for number, name in enumerate(dict.fromkeys(d.category for d in docs), 1)}
+    tags = {tag: number for number, tag in enumerate(dict.fromkeys(t for d in docs for t in d.tags), 1)}
+    async with engine.begin() as conn:
+        await conn.execute(insert(Category), [
+            {"id": n, "name": name.split()[0], "name_en": " ".join(name.split()[1:]), "sort_order": n}
+            for name, n in categories.items()
+        ])
+        await conn.execute(insert(Tag), [{"id": n, "name": name} for name, n in tags.items()])
+        for at in range(0, len(docs), 5000):
+            chunk = docs[at : at + 5000]
+            await conn.execute(insert(Product), [
+                {"id": d.product_id, "category_id": categories[d.category], "name": d.name[:100],
+                 "subtitle": d.subtitle[:200], "description": "", "status": "on_sale", "sort_order": d.product_id,
+                 "sales_count": d.popularity}
+                for d in chunk
+            ])
+            await conn.execute(insert(Variant), [
+                {"product_id": d.product_id, "sku_code": f"B{d.product_id}-{n}", "spec": {"规格": spec},
+                 "price_fen": 990 + 100 * n + d.product_id % 50, "stock": (d.product_id * 7 + n) % 40,
+                 "low_stock_threshold": 5}
+                for d in chunk for n, spec in enumerate(("小份", "大份"), 1)
+            ])
+            await conn.execute(insert(ProductImage), [
+                {"product_id": d.product_id, "url": f"/static/p/{d.product_id}.jpg", "position": 0} for d in chunk
+            ])
+            await conn.execute(insert(product_tags), [
+                {"product_id": d.product_id, "tag_id": tags[t]} for d in chunk for t in dict.fromkeys(d.tags)
+            ])
+    await engine.dispose()
+
+
+class LoopLag:
+    """A 5 ms ticker: how late each tick woke is how long the event loop was held."""
+
+    def __init__(self, every: float = 0.005) -> None:
+        self.every = every
+        self.lags: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + self.every
+            await asyncio.sleep(self.every)
+            self.lags.append(max(0.0, loop.time() - due) * 1000)
+
+    async def __aenter__(self) -> LoopLag:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+    def summary(self) -> str:
+        lags = sorted(self.lags) or [0.0]
+        return f"loop lag max {lags[-1]:6.1f} ms  p99 {percentile(lags, 0.99):5.1f} ms  ({len(lags)} ticks)"
+
+
+def rss_mib() -> tuple[float, float]:
+    """(now, peak) resident memory of this process, MiB."""
+    status = dict(
+        line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line
+    )
+    return int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
+
+
+async def bench_worker(path: Path) -> None:
+    """The catalog of one worker over the SQLite file: load, rebuild, edits, an import."""
+    from sqlalchemy import select
+
+    from commerce.catalog import admin as catalog_admin
+    from commerce.catalog.csv_io import import_catalog_csv
+    from commerce.catalog.models import Product, Variant
+    from commerce.catalog.read import Catalog
+    from commerce.db import create_engine
+    from commerce.wiring import shop_bus, shop_sessions, shop_uows, tell_catalog
+
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    bus = shop_bus()
+    catalog = Catalog(shop_sessions(engine, bus=bus), refresh_seconds=0, rebuild_seconds=0)
+    tell_catalog(bus, catalog)
+    uows = shop_uows(engine, bus=bus)
+    before, _ = rss_mib()
+
+    started = time.perf_counter()
+    snapshot = await catalog.snapshot()
+    load_seconds = time.perf_counter() - started
+    now, peak = rss_mib()
+    print(f"         worker: first load {load_seconds:5.2f} s  ({len(snapshot.products)} products)  "
+          f"RSS {now:.0f} MiB (peak {peak:.0f}, {before:.0f} before the load)")
+    snapshot.search("苹果")  # as a worker's first search does
+
+    async with LoopLag() as lag:
+        started = time.perf_counter()
+        await catalog.rebuild()
+        rebuild_seconds = time.perf_counter() - started
+        for _ in range(4):  # the old catalog is freed at the next tick of the background loop
+            await asyncio.sleep(0.05)
+        await catalog.tick()
+    now, peak = rss_mib()
+    print(f"         rebuild in the background {rebuild_seconds:5.2f} s  {lag.summary()}  "
+          f"RSS {now:.0f} MiB (peak {peak:.0f})")
+
+    async with engine.connect() as conn:
+        ids = list((await conn.scalars(select(Product.id).order_by(Product.id).limit(20))).all())
+    edits: list[float] = []
+    applies: list[float] = []
+    async with LoopLag() as lag:
+        for number, product_id in enumerate(ids):
+            info = (await catalog.snapshot()).products[product_id]
+            started = time.perf_counter()
+            async with uows() as uow:
+                await catalog_admin.edit_product(uow.session, product_id=product_id, name=f"改名{number} {info.name}"[:100])
+                await uow.commit()
+            edits.append((time.perf_counter() - started) * 1000)
+            snap = await catalog.snapshot()
+            renamed = snap.products[product_id]
+            started = time.perf_counter()
+            snap.apply(current=[renamed])  # the in-memory part alone: one product out, one in
+            applies.append((time.perf_counter() - started) * 1000)
+            assert snap.search(f"改名{number}")
+    edits.sort()
+    applies.sort()
+    print(f"         one staff edit: whole transaction p50 {percentile(edits, 0.5):5.2f} ms max {edits[-1]:5.2f} ms; "
+          f"in memory p50 {percentile(applies, 0.5):5.2f} ms max {applies[-1]:5.2f} ms  {lag.summary()}")
+
+    async with engine.connect() as conn:
+        rows = (await conn.execute(
+            select(Variant.sku_code, Product.name, Variant.price_fen, Variant.stock, Variant.spec)
+            .join(Product, Product.id == Variant.product_id)
+            .order_by(Variant.id).limit(1000)
+        )).all()
+    products = (await catalog.snapshot()).products
+    csv_text = "sku_code,name,category,price_yuan,stock,spec\n" + "".join(
+        f"{row.sku_code},{row.name.replace(',', ' ')},{products[int(row.sku_code[1:].split('-')[0])].category},"
+        f"{(row.price_fen + 100) / 100:.2f},{row.stock},{';'.join(f'{k}={v}' for k, v in row.spec.items())}\n"
+        for row in rows
+    )
+    async with LoopLag() as lag:
+        started = time.perf_counter()
+        async with uows() as uow:
+            report = await import_catalog_csv(uow.session, text=csv_text, max_rows=5000)
+            await uow.commit()
+        imported = time.perf_counter() - started
+        await catalog.settled()  # the import is applied by a background rebuild
+        applied = time.perf_counter() - started
+        for _ in range(4):
+            await asyncio.sleep(0.05)
+        await catalog.tick()
+    print(f"         CSV import of {len(rows)} rows ({report.updated} updated): {imported:5.2f} s, searchable after "
+          f"{applied:5.2f} s  {lag.summary()}")
+    now, peak = rss_mib()
+    print(f"         worker RSS at the end {now:.0f} MiB (peak {peak:.0f})")
+    await catalog.close()
+    await engine.dispose()
 
 
 def _time_calls(call: Callable[[str], object], queries: Sequence[str]) -> list[float]:
@@ -311,14 +542,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=500)
+    parser.add_argument("--vocabulary", choices=("realistic", "small"), default="realistic")
     parser.add_argument(
         "--no-memory", action="store_true", help="skip the (slow) tracemalloc build"
     )
+    parser.add_argument("--no-database", action="store_true", help="the index in memory only")
+    parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)  # the fresh process of one size
     args = parser.parse_args(argv)
-    queries = make_queries(args.queries)
-    print(f"python {sys.version.split()[0]}, {len(queries)} mixed queries per size")
+    if args.worker is not None:
+        asyncio.run(bench_worker(args.worker))
+        return
+    queries = make_queries(args.queries, vocabulary=args.vocabulary)
+    print(f"python {sys.version.split()[0]}, {len(queries)} mixed queries per size, {args.vocabulary} vocabulary")
     for size in args.sizes:
-        bench_size(size, queries, trace_memory=not args.no_memory)
+        bench_size(
+            size, queries, trace_memory=not args.no_memory, vocabulary=args.vocabulary,
+            database=not args.no_database,
+        )
+        sys.stdout.flush()
 
 
 if __name__ == "__main__":

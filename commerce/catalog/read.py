@@ -522,6 +522,7 @@ class Catalog:
         self._dirty: set[int] = set()  # changed while a rebuild was reading
         self._built_at = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
         self._retired: list[CatalogSnapshot] = []
         self.builds = 0  # full builds so far (the first load included)
 
@@ -675,6 +676,11 @@ class Catalog:
         if self._rebuilding is None or self._rebuilding.done():
             self._rebuilding = asyncio.get_running_loop().create_task(self._rebuild())
 
+    async def settled(self) -> None:
+        """Wait for a background rebuild under way, if any (benchmarks, tests)."""
+        if self._rebuilding is not None:
+            await asyncio.shield(self._rebuilding)
+
     async def rebuild(self) -> None:
         """A full rebuild now, in the background of searches (they keep the old catalog)."""
         self.rebuild_soon()
@@ -729,12 +735,15 @@ class Catalog:
     def start(self) -> None:
         """Refresh every `refresh_seconds` and rebuild every `rebuild_seconds`, in the background."""
         if self._task is None and (self._refresh_seconds > 0 or self._rebuild_seconds > 0):
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            self._stop = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(self._run(self._stop))
 
-    async def _run(self) -> None:
+    async def _run(self, stop: asyncio.Event) -> None:
         every = min(s for s in (self._refresh_seconds, self._rebuild_seconds) if s > 0)
-        while True:
-            await asyncio.sleep(every)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every)
+                return
             try:
                 await self.tick()
             except Exception:  # the database is away: the next tick tries again
@@ -751,9 +760,12 @@ class Catalog:
             await self.refresh()
 
     async def close(self) -> None:
-        for task in (self._task, self._rebuilding):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        """Stop the background loop (a refresh under way finishes first) and any rebuild."""
+        if self._task is not None:
+            self._stop.set()
+            await self._task
+        if self._rebuilding is not None:
+            self._rebuilding.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._rebuilding
         self._task = self._rebuilding = None

@@ -289,6 +289,11 @@ class SearchIndex:
     def __len__(self) -> int:
         return self._live
 
+    @property
+    def term_count(self) -> int:
+        """Distinct whole terms (latin words, syllables, syllable pairs): the vocabulary's size."""
+        return len(self._vocabulary.terms)
+
     def __contains__(self, product_id: object) -> bool:
         number = self._numbers.get(product_id)  # type: ignore[call-overload]
         return number is not None and self._entries[number] is not None
