@@ -44,14 +44,17 @@ from bot.wechat import webhook
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 
 
-def create_app(config: Config, *, outbound: OutboundSender | None = None) -> web.Application:
+def create_app(
+    config: Config, *, outbound: OutboundSender | None = None, intake_owner: str | None = None
+) -> web.Application:
     """The web app: routes, and the shop (`bot.bootstrap.open_shop`) in its cleanup context.
 
-    `outbound`: a test's sender for what the bot sends later (it wins over the planner)."""
+    `outbound`: a test's sender for what the bot sends later (it wins over the planner);
+    `intake_owner`: the worker's lease owner, from the supervisor of `serve --workers N`."""
     app = web.Application(client_max_size=config.server.max_body_bytes)
     app[CONFIG] = config
     app[METRICS] = Metrics()  # the app's own registry: counted from the first request on
-    app.cleanup_ctx.extend([_shop(outbound), ops.metrics_site])  # the site opens after the shop, closes before
+    app.cleanup_ctx.extend([_shop(outbound, intake_owner), ops.metrics_site])  # the site opens after the shop, closes before
     webhook.add_routes(app)
     pages.add_routes(app)
     invites.add_routes(app)  # --- share links: GET /s/{scene} (bot/invites.py) ---
@@ -71,11 +74,13 @@ def create_app(config: Config, *, outbound: OutboundSender | None = None) -> web
     return app
 
 
-def _shop(outbound: OutboundSender | None) -> Callable[[web.Application], AsyncIterator[None]]:
+def _shop(
+    outbound: OutboundSender | None, intake_owner: str | None
+) -> Callable[[web.Application], AsyncIterator[None]]:
     """The shop's resources and services (`bot.bootstrap`), open while the app runs."""
 
     async def serve(app: web.Application) -> AsyncIterator[None]:
-        async with open_shop(app[CONFIG], metrics=app[METRICS], outbound=outbound) as shop:
+        async with open_shop(app[CONFIG], metrics=app[METRICS], outbound=outbound, intake_owner=intake_owner) as shop:
             app[CONFIG] = shop.config
             app[ENGINE] = shop.engine
             app[RENDERER] = shop.renderer

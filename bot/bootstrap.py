@@ -114,9 +114,11 @@ class Shop:
 
 @asynccontextmanager
 async def open_shop(
-    config: Config, *, metrics: Metrics, outbound: OutboundSender | None = None
+    config: Config, *, metrics: Metrics, outbound: OutboundSender | None = None, intake_owner: str | None = None
 ) -> AsyncIterator[Shop]:
-    """Build the shop on `config`; `outbound`: a test's own sender (it wins over the planner)."""
+    """Build the shop on `config`; `outbound`: a test's own sender (it wins over the planner);
+    `intake_owner`: this worker's lease owner, given by the supervisor that hands its
+    messages back when it dies (`bot.wechat.intake`); a fresh one when None."""
     async with AsyncExitStack() as stack:
         engine = create_engine(
             config.database.url, echo=config.database.echo,
@@ -225,7 +227,7 @@ async def open_shop(
         # every message written down before it is answered; what a dead worker left is swept up
         replies = DurableReplyStore(
             engine, opens_window=middleware.opens_window, lease_seconds=config.server.intake_lease_seconds,
-            busy_deadline_seconds=config.database.busy_deadline_seconds,
+            busy_deadline_seconds=config.database.busy_deadline_seconds, owner=intake_owner,
         )
         stack.push_async_callback(replies.close)  # after the drain: hands back what is unfinished
         inbox = _build_inbox(config, services, renderer, sender, link, metrics, replies)

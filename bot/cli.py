@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from multiprocessing.process import BaseProcess
 
 from aiohttp import web
@@ -20,7 +22,8 @@ from sqlalchemy.exc import OperationalError
 from bot.config import Config, ConfigError, load_config
 from bot.logs import AccessLogger, configure_logging
 from commerce.catalog.seed import catalog_is_empty, seed_demo_catalog, seed_demo_group_buys
-from commerce.db import create_engine
+from commerce.db import create_engine, run_blocking
+from commerce.messaging import inbound
 from commerce.migrate import upgrade
 from commerce.wiring import shop_uows
 
@@ -127,12 +130,12 @@ def security_warnings(config: Config) -> list[str]:
     return warnings
 
 
-def _serve_one(config: Config, *, reuse_port: bool) -> int:
+def _serve_one(config: Config, *, reuse_port: bool, intake_owner: str | None = None) -> int:
     from bot.app import create_app
 
     try:
         web.run_app(
-            create_app(config), host=config.server.host, port=config.server.port,
+            create_app(config, intake_owner=intake_owner), host=config.server.host, port=config.server.port,
             print=None, reuse_port=reuse_port or None,
             # aiohttp's own access log writes whole request lines: link tokens, signatures, openids
             access_log_class=AccessLogger.keyed(config.signing_key),
@@ -143,26 +146,58 @@ def _serve_one(config: Config, *, reuse_port: bool) -> int:
     return 0
 
 
-def _worker(config: Config) -> None:
+def _worker(config: Config, intake_owner: str) -> None:
     configure_logging(fmt=config.server.log_format)
-    sys.exit(_serve_one(config, reuse_port=True))
+    sys.exit(_serve_one(config, reuse_port=True, intake_owner=intake_owner))
 
 
 RESTART_PAUSE_SECONDS = 1.0  # the first pause before a dead worker is started again; doubles
 RESTART_PAUSE_MAX_SECONDS = 30.0
 STEADY_SECONDS = 60.0  # a worker that lived this long died of something new: the pause starts over
 STOP_TIMEOUT_SECONDS = 30.0  # for the workers to finish their messages after SIGTERM
+RELEASE_TIMEOUT_SECONDS = 5.0  # one try at handing a dead worker's messages back; tried again next round
 
 
 @dataclass
 class _Slot:
-    """One worker place: its current process, and how its recent deaths pace its restart."""
+    """One worker place: its current process and lease owner, and how its recent deaths pace
+    its restart."""
 
     number: int
     process: BaseProcess
+    owner: str
     started: float
     quick_deaths: int = 0
     restart_at: float | None = None
+
+
+@dataclass
+class DeadWorkerLeases:
+    """Hands a dead worker's unanswered messages back the moment it died
+    (`commerce.messaging.inbound.release_owner`: one UPDATE), so that WeChat's next retry or
+    a living worker's sweeper takes them over at once instead of after the lease
+    (`server.intake_lease_seconds`). A release the database refused (it is away, or locked
+    past `RELEASE_TIMEOUT_SECONDS`) is tried again at every round of the supervisor."""
+
+    url: str
+    pending: list[str] = field(default_factory=list)
+
+    def release(self, owner: str) -> None:
+        self.pending.append(owner)
+        self.retry()
+
+    def retry(self) -> None:
+        while self.pending:
+            owner = self.pending[0]
+            release = functools.partial(inbound.release_owner, owner=owner, now=datetime.now(UTC))
+            try:
+                released = run_blocking(self.url, release, timeout=RELEASE_TIMEOUT_SECONDS)
+            except Exception as exc:  # the database is away: its messages wait for the next round
+                log.warning("a dead worker's messages could not be handed back yet: %s", type(exc).__name__)
+                return
+            self.pending.pop(0)
+            if released:
+                log.warning("a dead worker's %s unanswered messages handed back for another worker", released)
 
 
 def _serve_workers(config: Config, count: int) -> int:
@@ -170,21 +205,25 @@ def _serve_workers(config: Config, count: int) -> int:
     connections); everything they share lives in the database and Redis, and each
     scheduled tick runs once across them (a Redis lock).
 
-    The parent supervises them: a worker that dies (any exit, kill -9 included) is logged
-    and started again after a pause that doubles while it keeps dying quickly, so that no
-    place stays empty and a crash loop does not spin. SIGTERM or SIGINT to the parent
-    stops every worker cleanly (they finish what they hold) and then the parent."""
+    The parent supervises them: it gives each worker its lease owner, so a worker that dies
+    (any exit, kill -9 included) has its unanswered messages handed back at once (`DeadWorkerLeases`)
+    for the others to take over; it is logged and started again after a pause that doubles
+    while it keeps dying quickly, so that no place stays empty and a crash loop does not
+    spin. SIGTERM or SIGINT to the parent stops every worker cleanly (they finish what they
+    hold) and then the parent."""
     import multiprocessing
     import signal
 
     context = multiprocessing.get_context("spawn")
 
-    def start(number: int) -> BaseProcess:
-        process = context.Process(target=_worker, args=(config,), name=f"storefront-worker-{number}")
+    def start(number: int) -> tuple[BaseProcess, str]:
+        owner = inbound.new_owner()  # the worker's lease owner: known here, released here when it dies
+        process = context.Process(target=_worker, args=(config, owner), name=f"storefront-worker-{number}")
         process.start()
-        return process
+        return process, owner
 
-    slots = [_Slot(n, start(n), time.monotonic()) for n in range(count)]
+    slots = [_Slot(n, *start(n), time.monotonic()) for n in range(count)]
+    leases = DeadWorkerLeases(config.database.url)
     print(f"  {count} workers on port {config.server.port}: pids {' '.join(str(s.process.pid) for s in slots)}",
           flush=True)
     stopping: list[int] = []
@@ -195,12 +234,13 @@ def _serve_workers(config: Config, count: int) -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     while not stopping:
-        _supervise(slots, start)
-    return _stop_workers(slots)
+        _supervise(slots, start, leases)
+    return _stop_workers(slots, leases)
 
 
-def _supervise(slots: list[_Slot], start: Callable[[int], BaseProcess]) -> None:
-    """Wait a moment for a worker to die; schedule its restart; start the ones that are due."""
+def _supervise(slots: list[_Slot], start: Callable[[int], tuple[BaseProcess, str]], leases: DeadWorkerLeases) -> None:
+    """Wait a moment for a worker to die; hand its messages back and schedule its restart;
+    start the ones that are due."""
     from multiprocessing.connection import wait
 
     wait([slot.process.sentinel for slot in slots if slot.restart_at is None], timeout=0.5)
@@ -208,10 +248,12 @@ def _supervise(slots: list[_Slot], start: Callable[[int], BaseProcess]) -> None:
     for slot in slots:
         if slot.restart_at is None and not slot.process.is_alive():
             _schedule_restart(slot, now)
+            leases.release(slot.owner)
         elif slot.restart_at is not None and slot.restart_at <= now:
-            slot.process, slot.started, slot.restart_at = start(slot.number), now, None
+            (slot.process, slot.owner), slot.started, slot.restart_at = start(slot.number), now, None
             log.warning("worker %s restarted: pid %s", slot.number, slot.process.pid)
             print(f"  worker {slot.number} restarted: pid {slot.process.pid}", flush=True)
+    leases.retry()
 
 
 def _schedule_restart(slot: _Slot, now: float) -> None:
@@ -230,11 +272,14 @@ def _exit_reason(exitcode: int | None) -> str:
     return f"exit code {exitcode}"
 
 
-def _stop_workers(slots: list[_Slot]) -> int:
-    """SIGTERM to every living worker (aiohttp stops gracefully on it), then wait; a worker
-    still running after `STOP_TIMEOUT_SECONDS` is killed. 0 when every worker stopped cleanly."""
+def _stop_workers(slots: list[_Slot], leases: DeadWorkerLeases) -> int:
+    """SIGTERM to every living worker (aiohttp stops gracefully on it, handing back what it
+    did not finish), then wait; a worker still running after `STOP_TIMEOUT_SECONDS` is
+    killed and its messages handed back here (once: the database may be away). 0 when
+    every worker stopped cleanly."""
     import signal
 
+    owners = {slot.process: slot.owner for slot in slots}
     running = [slot.process for slot in slots if slot.restart_at is None and slot.process.is_alive()]
     for process in running:
         if process.pid:
@@ -249,6 +294,9 @@ def _stop_workers(slots: list[_Slot]) -> int:
         process.join()
     clean = (0, -signal.SIGINT, -signal.SIGTERM)
     failed = stuck or [process for process in running if process.exitcode not in clean]
+    for process in failed:
+        leases.pending.append(owners[process])
+    leases.retry()
     return 1 if failed else 0
 
 

@@ -39,6 +39,7 @@ the payment provider or the next tick tries again.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import sqlite3
 from collections.abc import Callable
@@ -54,6 +55,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import NullPool
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 TURN_DEADLINE_SECONDS = 60.0  # a chat turn retries a busy database this long (see the module)
@@ -121,19 +123,54 @@ def create_engine(url: str, *, echo: bool = False, busy_timeout_ms: int = SQLITE
     return engine
 
 
-def create_blocking_sqlite_engine(url: str) -> Engine:
-    """A blocking (pysqlite) engine on the SQLite file of the async engine's `url` that never
-    waits for SQLite's lock (busy timeout 0: a busy database raises at once, and the caller
-    waits for it without blocking, `run_nonblocking`). Its short statements may then run on
-    the event loop itself: aiosqlite hands every statement, fetch and commit over to a
-    thread, each a wake-up and a GIL switch, which measured several times the statements'
-    own cost."""
+def create_blocking_sqlite_engine(url: str, *, busy_timeout_ms: int = 0) -> Engine:
+    """A blocking (pysqlite) engine on the SQLite file of the async engine's `url`; by
+    default one that never waits for SQLite's lock (busy timeout 0: a busy database raises
+    at once, and the caller waits for it without blocking, `run_nonblocking`). Its short
+    statements may then run on the event loop itself: aiosqlite hands every statement,
+    fetch and commit over to a thread, each a wake-up and a GIL switch, which measured
+    several times the statements' own cost. Code without an event loop (`run_blocking`)
+    asks for a `busy_timeout_ms` and waits for the lock like any writer."""
     if not is_sqlite(url):
         raise ValueError("a blocking engine is for SQLite only (PostgreSQL's driver needs no thread)")
     sync_url = sqlalchemy.make_url(url).set(drivername="sqlite")
-    engine = sqlalchemy.create_engine(sync_url, hide_parameters=True, connect_args={"timeout": 0})
-    event.listen(engine, "connect", _sqlite_pragmas_no_wait)
+    engine = sqlalchemy.create_engine(
+        sync_url, hide_parameters=True, connect_args={"timeout": busy_timeout_ms / 1000}
+    )
+    if busy_timeout_ms:
+        event.listen(engine, "connect", functools.partial(_sqlite_pragmas, busy_timeout_ms=busy_timeout_ms))
+    else:
+        event.listen(engine, "connect", _sqlite_pragmas_no_wait)
     return engine
+
+
+def run_blocking(url: str, work: Callable[[Connection], T], *, timeout: float) -> T:
+    """`work` in one transaction on the database at `url`, from a process that has no event
+    loop of its own (the supervisor of `storefront serve --workers N`): one connection,
+    opened for it and closed after. SQLite through a blocking engine that waits up to
+    `timeout` for the write lock; PostgreSQL through the shop's own driver (asyncpg, the
+    only one installed) on a loop made for the call, the whole call bounded by `timeout`.
+    Raises what the database raised (or `TimeoutError`): the caller tries again later."""
+    if is_sqlite(url):
+        engine = create_blocking_sqlite_engine(url, busy_timeout_ms=round(timeout * 1000))
+        try:
+            with engine.begin() as conn:
+                return work(conn)
+        finally:
+            engine.dispose()
+
+    async def run() -> T:
+        engine = create_async_engine(url, poolclass=NullPool, hide_parameters=True)
+        try:
+            async with engine.begin() as conn:
+                return await conn.run_sync(work)
+        finally:
+            await engine.dispose()
+
+    async def bounded() -> T:
+        return await asyncio.wait_for(run(), timeout)
+
+    return asyncio.run(bounded())
 
 
 def run_nonblocking_sqlite(engine: Engine, work: Callable[[Connection], T]) -> T:

@@ -4,13 +4,26 @@
 down (`commerce.messaging.inbound`) in the transaction that claims it, so the webhook
 answers "success" only for a message some worker holds in the database, and the row's
 unique key is the claim across workers. The claimer holds a lease that it renews while it
-works (one UPDATE per worker every `lease / 3`, only while it holds messages); when a
-worker dies, its leases run out and:
+works (one UPDATE per worker every `lease / 3`, only while it holds messages). When a
+worker dies, its messages are handed back at once by the supervisor of
+`serve --workers N`, which sees the death the moment it happens and knows the worker's
+lease owner (it gave it: `owner`; `commerce.messaging.inbound.release_owner`); without
+that supervisor (another process manager, or the supervisor died too), when their leases
+run out. Then:
 
 - WeChat's next retry of the message claims it again and processes it itself;
 - else a `Sweeper` (in every worker, every `every` seconds) takes it over and processes
   it, one user's messages in the order they came, and the reply goes out as a
   customer-service message through the outbound sender (nobody waits for it any more).
+
+A live worker whose turn ended while the database was away (its reply could not be
+stored) hands the message back itself at its sweeper's first round that reaches the
+database again (`hand_back`), so it is run again then, not when its lease runs out.
+
+The lease is long (`LEASE_SECONDS`) because the supervisor, not its running out, is how a
+dead worker's messages are normally taken over: a worker whose event loop is starved by
+a burst renews late, and a short lease would hand a live worker's message to another
+(which then answers `message_recovered` instead of the turn's own reply).
 
 The journal's statements are built once and, on SQLite, run on the event loop without
 ever waiting there for the lock (`WriteBatcher`): a claim and a finishing write measured
@@ -38,7 +51,6 @@ import contextlib
 import functools
 import hashlib
 import logging
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import asdict, fields
@@ -206,8 +218,12 @@ class DurableReplyStore:
         poll_seconds: float = 0.1,
         busy_deadline_seconds: float = TURN_DEADLINE_SECONDS,
         clock: Clock = wall_clock,
+        owner: str | None = None,
     ) -> None:
-        self.owner = secrets.token_hex(8)  # this worker, while it lives
+        # this worker, while it lives; given by the supervisor that releases its messages when it dies
+        self.owner = owner or inbound.new_owner()
+        if len(self.owner) > inbound.OWNER_LIMIT:
+            raise ValueError(f"a lease owner is at most {inbound.OWNER_LIMIT} characters")
         self._busy_deadline = busy_deadline_seconds  # a reply waits this long for SQLite's lock
         self._engine = engine
         self._opens_window = opens_window
@@ -218,6 +234,9 @@ class DurableReplyStore:
         # keys this worker works on -> (reply, deferred) once finished
         self._held: dict[str, asyncio.Future[tuple[Rendered, bool]]] = {}
         self._done: set[str] = set()  # held keys whose turn committed changes before (not run again)
+        # keys whose reply (or postponement) could not be written down (the database was away):
+        # still ours in the database, handed back by the sweeper's next round that gets through
+        self._stranded: set[str] = set()
         self._renewer: asyncio.Task[None] | None = None
         self._writes = WriteBatcher(engine)
 
@@ -265,11 +284,9 @@ class DurableReplyStore:
         future = self._held.pop(key, None)
         self._done.discard(key)
         reply = dump_reply(rendered)
-        deferred = await self._write_when_free(
-            lambda conn: inbound.finish(
-                conn, key=row_key(key), owner=self.owner, reply=reply, now=self._clock(), keep=self._keep
-            )
-        )
+        deferred = await self._stranded_unless_written(key, lambda conn: inbound.finish(
+            conn, key=row_key(key), owner=self.owner, reply=reply, now=self._clock(), keep=self._keep
+        ))
         if deferred is None:
             raise LeaseLost(key)  # waiters here time out and read the other worker's answer
         if future is not None and not future.done():
@@ -284,14 +301,25 @@ class DurableReplyStore:
         future = self._held.pop(key, None)
         self._done.discard(key)
         until = self._clock() + timedelta(seconds=POSTPONE_SECONDS)
-        deferred = await self._write_when_free(
-            lambda conn: inbound.postpone(conn, key=row_key(key), owner=self.owner, until=until)
+        deferred = await self._stranded_unless_written(
+            key, lambda conn: inbound.postpone(conn, key=row_key(key), owner=self.owner, until=until)
         )
         if deferred is None:
             raise LeaseLost(key)
         if future is not None and not future.done():
             future.set_result((rendered, deferred))
         return deferred
+
+    async def _stranded_unless_written(self, key: str, write: Callable[[Connection], T]) -> T:
+        """`write` (the end of the turn of the message `key`); when it fails (the database is
+        away or stayed locked), the message, still held here in the database but no longer
+        renewed, is kept to be handed back (`hand_back`) as soon as the database answers,
+        rather than waiting for its lease to run out."""
+        try:
+            return await self._write_when_free(write)
+        except Exception:
+            self._stranded.add(key)
+            raise
 
     async def _write_when_free(self, write: Callable[[Connection], T]) -> T:
         """`write`, tried again while SQLite stays locked (each try waits out the batcher's
@@ -349,6 +377,22 @@ class DurableReplyStore:
             taken.append((msg, claimed.attempts))
         return taken
 
+    async def hand_back(self) -> int:
+        """Hand back, due at once, the messages whose turn ended while the database was away
+        (their reply could not be stored): a sweeper runs them again. How many went back;
+        raises while the database is still away (the sweeper tries again next round)."""
+        if not self._stranded:
+            return 0
+        stranded = set(self._stranded)
+        keys = [row_key(key) for key in stranded]
+        released = await self._writes.run(
+            lambda conn: inbound.release(conn, owner=self.owner, keys=keys, now=self._clock())
+        )
+        self._stranded -= stranded
+        if released:
+            log.warning("messages whose reply could not be stored handed back", extra={"count": released})
+        return released
+
     async def prune(self, *, rounds: int = PRUNE_ROUNDS) -> int:
         """Delete answered rows past the de-duplication window, a batch at a time (a short
         transaction each, so the lock is never held long), until none is left or `rounds`."""
@@ -367,9 +411,10 @@ class DurableReplyStore:
             self._renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._renewer
-        keys = [row_key(key) for key in self._held]
+        keys = [row_key(key) for key in (*self._held, *self._stranded)]
         self._held.clear()
         self._done.clear()
+        self._stranded.clear()
         if keys:
             await self._writes.run(lambda conn: inbound.release(conn, owner=self.owner, keys=keys, now=self._clock()))
         self._writes.close()
@@ -434,8 +479,10 @@ class Sweeper:
         self._task: asyncio.Task[None] | None = None
 
     async def sweep(self) -> int:
-        """Take over every expired message now (a dead worker's, a released or postponed one);
-        how many. One user's run in their order."""
+        """Take over every expired message now (a dead worker's, a released or postponed one,
+        this worker's own that it could not answer while the database was away); how many.
+        One user's run in their order."""
+        await self._store.hand_back()
         taken = await self._store.take_expired()
         by_user: dict[str, list[tuple[Inbound, bool]]] = {}
         for msg, attempts in taken:

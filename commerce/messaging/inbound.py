@@ -5,8 +5,10 @@ anything but its real reply; the row's unique key (WeChat's de-duplication key) 
 claim across workers: an INSERT that does nothing on a conflict, so of two workers
 exactly one gets the row (PostgreSQL makes the second wait for the first, SQLite
 serialises writers). The claimer holds a lease (`lease_owner`, `lease_until`) and
-renews it while it works (`renew`); when it dies the lease runs out and the message is
-taken over (`claim` by WeChat's retry, or `take_expired` by another worker's sweeper).
+renews it while it works (`renew`); when it dies the message is taken over (`claim` by
+WeChat's retry, or `take_expired` by another worker's sweeper) at once when the
+supervisor that saw it die hands its messages back (`release_owner`), else when the
+lease runs out (a worker without that supervisor, or the supervisor died too).
 
 The finishing write (`finish`) is fenced: it stores the reply only while its writer
 still holds the lease, so of a slow worker and the one that took over exactly one
@@ -26,11 +28,13 @@ the caller's transaction does. They block: run them off the event loop (bot.wech
     (none) --claim--> processing --finish--> answered --prune--> (none)
     processing --lease runs out--> (taken over: claim / take_expired) --> processing
     processing --release (a stopping worker)--> received --take_expired--> processing
+    processing --release_owner (its worker died)--> received --claim / take_expired--> processing
     processing --postpone (the database stayed busy)--> received --take_expired--> processing
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -50,6 +54,7 @@ from commerce.rules import as_utc
 
 OPEN = (InboundStatus.RECEIVED.value, InboundStatus.PROCESSING.value)
 PRUNE_BATCH = 500
+OWNER_LIMIT = 32  # the lease_owner column
 # Core statements on a (blocking) connection, not ORM ones on a session: every message pays
 # for these. The caller runs a batch of them in one go: on SQLite in a thread of its own
 # (one hand-over to it for the whole batch, instead of one per statement and commit, which
@@ -324,6 +329,29 @@ def release(conn: Connection, *, owner: str, keys: list[str], now: datetime) -> 
             T.c.lease_owner == owner,
             T.c.status == InboundStatus.PROCESSING.value,
         )
+        .values(status=InboundStatus.RECEIVED.value, lease_owner="", lease_until=as_utc(now))
+    )
+    return rowcount(result)
+
+
+def new_owner() -> str:
+    """A fresh lease owner: one per worker process, for its life (a restarted worker is a new one)."""
+    return secrets.token_hex(8)
+
+
+def release_owner(conn: Connection, *, owner: str, now: datetime) -> int:
+    """A dead worker's unanswered messages, due at once: what the supervisor of
+    `serve --workers N` runs the moment it sees the worker `owner` die (one UPDATE), so
+    that WeChat's next retry or any worker's sweeper takes them over now instead of when
+    their leases would have run out. How many it handed back.
+
+    Only for an owner known to be dead: a live one would lose its messages, and the fence
+    would then refuse its turn's commits (another worker may hold them by then)."""
+    if not owner:
+        raise ValueError("release_owner needs the dead worker's owner")
+    result = conn.execute(
+        update(T)
+        .where(T.c.lease_owner == owner, T.c.status == InboundStatus.PROCESSING.value)
         .values(status=InboundStatus.RECEIVED.value, lease_owner="", lease_until=as_utc(now))
     )
     return rowcount(result)

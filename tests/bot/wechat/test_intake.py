@@ -13,9 +13,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot import cli
 from bot.chat.middleware import Answer, Turn, opens_window
 from bot.chat.render import Rendered
 from bot.chat.replies import Text
+from bot.cli import DeadWorkerLeases
 from bot.devtools.simulator import SimulatorError
 from bot.dialogs.store import DurableDialogStore, RedisDialogStore, StoredDialog
 from bot.keys import INBOX
@@ -80,6 +82,87 @@ async def test_a_dead_workers_message_is_taken_over_by_a_retry_once_its_lease_ra
         row = await uow.session.get(InboundMessage, row_key(msg.dedupe_key))
         assert row is not None and (row.status, row.attempts) == (InboundStatus.ANSWERED.value, 2)
     await other.close()
+
+
+async def test_a_dead_workers_messages_released_by_its_supervisor_are_taken_over_at_once(
+    engine: AsyncEngine, db_url: str
+) -> None:
+    """`serve --workers N`: the supervisor saw the worker die and hands its messages back
+    (bot.cli.DeadWorkerLeases, the path it runs): a retry and a sweeper take them over at once,
+    long before the (default, long) lease would have run out; the others' stay held."""
+    dead, other = _worker(engine), _worker(engine)
+    retried, left, held = _msg(20, openid="o_released"), _msg(21, openid="o_released"), _msg(22, openid="o_kept")
+    for msg in (retried, left):
+        assert await dead.claim(msg.dedupe_key, msg=msg)
+    assert await other.claim(held.dedupe_key, msg=held)
+    _die(dead)
+    assert not await other.claim(retried.dedupe_key, msg=retried)  # its lease is alive: held by the dead one
+    leases = DeadWorkerLeases(db_url)
+    await asyncio.to_thread(leases.release, dead.owner)
+    assert leases.pending == []
+    assert await other.claim(retried.dedupe_key, msg=retried)  # WeChat's retry, at once
+    assert [(taken, attempts) for taken, attempts in await other.take_expired()] == [(left, 2)]  # the sweeper's
+    with pytest.raises(LeaseLost):  # the dead worker's fence: nothing of it is written any more
+        await dead.finish(left.dedupe_key, Rendered("text", text="late"))
+    for msg in (retried, left, held):
+        assert await other.finish(msg.dedupe_key, Rendered("text", text="hi")) is (msg is left)
+    await other.close()
+
+
+async def test_a_release_the_database_refused_is_tried_again(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The supervisor's release waits a bounded time for a locked (or absent) database and
+    keeps the dead worker's owner until a later round gets through."""
+    monkeypatch.setattr(cli, "RELEASE_TIMEOUT_SECONDS", 0.05)
+    engine = create_engine(sqlite_url)
+    dead = _worker(engine)
+    msg = _msg(23, openid="o_release_later")
+    try:
+        assert await dead.claim(msg.dedupe_key, msg=msg)
+        _die(dead)
+        leases = DeadWorkerLeases(sqlite_url)
+        other = sqlite3.connect(str(make_url(sqlite_url).database), isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        try:
+            await asyncio.to_thread(leases.release, dead.owner)
+            assert leases.pending == [dead.owner]
+        finally:
+            other.execute("COMMIT")
+            other.close()
+        await asyncio.to_thread(leases.retry)  # the supervisor's next round
+        assert leases.pending == []
+        taker = _worker(engine)
+        assert [taken for taken, _attempts in await taker.take_expired()] == [msg]
+        await taker.close()
+    finally:
+        await engine.dispose()
+
+
+async def test_a_reply_that_could_not_be_stored_hands_its_message_back_once_the_database_answers(
+    engine: AsyncEngine,
+) -> None:
+    """A live worker's turn ended while the database was away: the message is run again as
+    soon as the database is back (the sweeper's next round), not when the long lease runs out."""
+    live, other = _worker(engine), _worker(engine)
+    msg = _msg(24, openid="o_stranded")
+    assert await live.claim(msg.dedupe_key, msg=msg)
+    run = live._writes.run
+
+    async def away(write: object) -> object:
+        raise ConnectionError("database away")
+
+    live._writes.run = away  # type: ignore[method-assign, assignment]
+    with pytest.raises(ConnectionError):
+        await live.finish(msg.dedupe_key, Rendered("text", text="系统开小差了"))
+    with pytest.raises(ConnectionError):
+        await live.hand_back()  # a round while it is still away: kept for the next
+    assert await other.take_expired() == []  # still held by its lease
+    live._writes.run = run  # type: ignore[method-assign]
+    assert await live.hand_back() == 1
+    assert [(taken, attempts) for taken, attempts in await other.take_expired()] == [(msg, 2)]
+    assert await live.hand_back() == 0
+    assert await other.finish(msg.dedupe_key, Rendered("text", text="hi")) is True  # goes out as a message
+    await other.close()
+    await live.close()
 
 
 async def test_a_lease_is_renewed_while_the_message_is_worked_on(engine: AsyncEngine) -> None:
