@@ -38,7 +38,7 @@ class ServerConfig:
     reply_deadline_seconds: float = 4.5
     # a message's claim: a worker that dies holding it loses it to another after this long
     # (renewed every third of it while the worker lives); shorter: quicker recovery, more writes
-    intake_lease_seconds: float = 8.0
+    intake_lease_seconds: float = 30.0
     secret_key: str = ""  # keys payment and export links and log hashes; empty: made once per install
     log_format: str = "text"  # text (a terminal) or json (one object a line, for log collectors)
     messages_per_minute: int = 30  # per customer; over it: one polite reply, then silence; 0 = off
