@@ -193,9 +193,18 @@ async def open_shop(
         broadcasts = Broadcaster(renderer=renderer, outbound=sender)
         stack.push_async_callback(broadcasts.drain)
 
+        # every message written down before it is answered; what a dead worker left is swept up
+        replies = DurableReplyStore(
+            engine, opens_window=middleware.opens_window, lease_seconds=config.server.intake_lease_seconds,
+            busy_deadline_seconds=config.database.busy_deadline_seconds, owner=intake_owner,
+        )
+        stack.push_async_callback(replies.close)  # after the drain: hands back what is unfinished
+
         # with Redis: in Redis and in the database, so a conversation survives Redis down or emptied
+        # (its database writes share the journal's group commit)
         store: DialogStore = (
-            DurableDialogStore(RedisDialogStore(link.redis), link, uows) if link is not None else MemoryDialogStore()
+            DurableDialogStore(RedisDialogStore(link.redis), link, uows, replies.write)
+            if link is not None else MemoryDialogStore()
         )
         qr_cache: QrCache = FallbackQrCache(RedisQrCache(link.redis), link) if link is not None else MemoryQrCache()
         lines: TranscriptStore = (
@@ -224,12 +233,6 @@ async def open_shop(
             transcripts=Transcripts(lines),
         )
 
-        # every message written down before it is answered; what a dead worker left is swept up
-        replies = DurableReplyStore(
-            engine, opens_window=middleware.opens_window, lease_seconds=config.server.intake_lease_seconds,
-            busy_deadline_seconds=config.database.busy_deadline_seconds, owner=intake_owner,
-        )
-        stack.push_async_callback(replies.close)  # after the drain: hands back what is unfinished
         inbox = _build_inbox(config, services, renderer, sender, link, metrics, replies)
         stack.push_async_callback(inbox.drain)
         sweeper = Sweeper(inbox, replies)

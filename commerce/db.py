@@ -216,13 +216,14 @@ def rowcount(result: Result[*tuple[Any, ...]]) -> int:
     return result.rowcount
 
 
-def upsert_insert(session: AsyncSession, model: Any) -> Any:
-    """The dialect's INSERT for `model`, which knows ON CONFLICT (SQLite and PostgreSQL).
+def upsert_insert(session: AsyncSession | Connection, model: Any) -> Any:
+    """The dialect's INSERT for `model`, which knows ON CONFLICT (SQLite and PostgreSQL),
+    for a session or a plain connection.
 
     Use it instead of a SAVEPOINT to survive a duplicate: on SQLite, a SAVEPOINT that
     opens the transaction is committed by its RELEASE, whatever the caller does next.
     """
-    dialect = session.get_bind().dialect.name
+    dialect = (session.get_bind() if isinstance(session, AsyncSession) else session).dialect.name
     if dialect == "postgresql":
         return postgresql.insert(model)
     if dialect == "sqlite":

@@ -10,6 +10,13 @@ or a checkout (issue 13). Why not Redis persistence (AOF) instead: it does not h
 while Redis is down, it depends on how Redis is run (a managed Redis, a restart from an
 empty volume), and the shop already writes to its database on most turns that change
 a dialog (a cart add, an order), so one small upsert more is cheap and always there.
+
+The database writes go through the intake journal's group commit (a `Writes`, given by
+the app: `bot.wechat.intake.DurableReplyStore.write`): under a burst, the dialog changes
+of concurrent turns share a transaction with their messages' claims and replies instead
+of costing one each (a transaction measured ~0.4 ms of CPU on PostgreSQL). A customer
+with no dialog is remembered in Redis too (`ABSENT`), so that their next message does
+not read the database to learn it again.
 """
 
 from __future__ import annotations
@@ -19,16 +26,19 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, is_dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from redis.asyncio import Redis
+from sqlalchemy import Connection
 
 from bot.redis_link import RedisLink
 from commerce.messaging.dialog_states import forget_dialog, load_dialog, save_dialog
-from commerce.messaging.inbound import unfenced
 from commerce.uow import UnitOfWorkFactory
 
 GRACE_SECONDS = 7 * 24 * 3600
+ABSENT = "-"  # the Redis value of "this customer has no dialog" (a dialog is a JSON object)
+ABSENT_SECONDS = 24 * 3600
+Writes = Callable[[Callable[[Connection], None]], Awaitable[None]]  # runs a short write, committed
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +128,16 @@ class RedisDialogStore:
 
     async def get(self, openid: str) -> StoredDialog | None:
         raw = await self._redis.get(self._prefix + openid)
-        return StoredDialog.loads(raw) if raw is not None else None
+        return StoredDialog.loads(raw) if raw is not None and raw != ABSENT.encode() else None
+
+    async def lookup(self, openid: str) -> StoredDialog | str | None:
+        """The dialog; `ABSENT` when Redis knows there is none; None when it does not know."""
+        raw = await self._redis.get(self._prefix + openid)
+        if raw is None:
+            return None
+        if raw == ABSENT.encode():
+            return ABSENT
+        return StoredDialog.loads(raw) or ABSENT  # unreadable: dropped, as `get` does
 
     async def put(self, openid: str, stored: StoredDialog) -> None:
         ttl = max(1, int(stored.expires_at - time.time()) + GRACE_SECONDS)
@@ -126,6 +145,9 @@ class RedisDialogStore:
 
     async def delete(self, openid: str) -> None:
         await self._redis.delete(self._prefix + openid)
+
+    async def mark_absent(self, openid: str) -> None:
+        await self._redis.set(self._prefix + openid, ABSENT, ex=ABSENT_SECONDS)
 
 
 async def _missing() -> None:
@@ -135,44 +157,43 @@ async def _missing() -> None:
 class DurableDialogStore:
     """Redis first, the database always: a dialog survives Redis down or restarted empty.
 
-    Every change is written to the database, then to Redis (best effort). A read asks
-    Redis, then the database when Redis misses, fails, or may hold an older dialog (one
-    this worker changed while Redis failed: `_behind`), and puts what it found back into
-    Redis for the next message.
+    Every change is written to the database (through `writes`), then to Redis (best
+    effort). A read asks Redis, then the database when Redis does not know (a miss, a
+    failure), or may hold an older dialog (one this worker changed while Redis failed:
+    `_behind`), and puts what it found back into Redis for the next message: the dialog,
+    or `ABSENT` when there is none.
     """
 
-    def __init__(self, cache: RedisDialogStore, link: RedisLink, uows: UnitOfWorkFactory) -> None:
+    def __init__(self, cache: RedisDialogStore, link: RedisLink, uows: UnitOfWorkFactory, writes: Writes) -> None:
         self._cache = cache
         self._link = link
         self._uows = uows
+        self._writes = writes
         self._behind: set[str] = set()  # keys whose Redis copy may be older than the database's
 
     async def get(self, openid: str) -> StoredDialog | None:
         if openid not in self._behind:
-            cached = await self._link.attempt("dialogs", lambda: self._cache.get(openid), _missing)
+            cached = await self._link.attempt("dialogs", lambda: self._cache.lookup(openid), _missing)
             if cached is not None:
-                return cached
+                return None if cached == ABSENT else cast(StoredDialog, cached)
         async with self._uows() as uow:
             raw = await load_dialog(uow.session, openid, now=datetime.now(UTC))
         stored = StoredDialog.loads(raw) if raw is not None else None
         if stored is not None:
             await self._to_cache(openid, lambda: self._cache.put(openid, stored))
+        else:
+            await self._to_cache(openid, lambda: self._cache.mark_absent(openid))
         return stored
 
     async def put(self, openid: str, stored: StoredDialog) -> None:
         keep_until = datetime.fromtimestamp(stored.expires_at + GRACE_SECONDS, UTC)
-        with unfenced():  # the dialog's step is state, not an effect of the turn (see unfenced)
-            async with self._uows() as uow:
-                await save_dialog(uow.session, openid, stored.dumps(), keep_until=keep_until)
-                await uow.commit()
+        payload = stored.dumps()
+        await self._writes(lambda conn: save_dialog(conn, openid, payload, keep_until=keep_until))
         await self._to_cache(openid, lambda: self._cache.put(openid, stored))
 
     async def delete(self, openid: str) -> None:
-        with unfenced():
-            async with self._uows() as uow:
-                await forget_dialog(uow.session, openid)
-                await uow.commit()
-        await self._to_cache(openid, lambda: self._cache.delete(openid))
+        await self._writes(lambda conn: forget_dialog(conn, openid))
+        await self._to_cache(openid, lambda: self._cache.mark_absent(openid))
 
     async def _to_cache(self, openid: str, write: Callable[[], Awaitable[None]]) -> None:
         """Bring Redis up to date, or remember that it is behind (read the database meanwhile)."""

@@ -40,8 +40,9 @@ twice), the turn's transactions are fenced (`fence`, a step of the message chain
 `commerce.messaging.inbound.fenced`): a transaction that writes marks the message's row,
 and a worker that takes over a marked message answers it with `message_recovered`
 instead of processing it; a transaction of a worker that lost the message is refused.
-What stays outside the fence: state kept elsewhere than the database (a dialog's step in
-Redis), and writes of the steps before the route (the customer touch: harmless to repeat).
+What stays outside the fence: a dialog's step (in Redis, and in the database through this
+journal's own connection, `write`), and writes of the steps before the route (the
+customer touch: harmless to repeat).
 """
 
 from __future__ import annotations
@@ -279,6 +280,11 @@ class DurableReplyStore:
             if left <= 0:
                 return await self._give_up(key)
             await asyncio.sleep(min(self._poll, left))
+
+    async def write(self, work: Callable[[Connection], None]) -> None:
+        """Another short write (a dialog's state, `bot.dialogs.store`) in the journal's group
+        commit: concurrent turns' writes share one transaction. Committed when it returns."""
+        await self._writes.run(work)
 
     async def _give_up(self, key: str) -> Rendered | None:
         return _passive(await self._writes.run(lambda conn: inbound.give_up(conn, row_key(key))))

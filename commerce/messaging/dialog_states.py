@@ -3,14 +3,19 @@
 The bot's dialog store (`bot.dialogs.store.DurableDialogStore`) writes each changed
 dialog here as well as to Redis, and reads here when Redis misses or is down. The
 payload is the store's own JSON: the shop does not read it. Each function leaves the
-commit to the caller.
+commit to the caller. The writes take a plain (sync) connection: the store hands them to
+the intake journal's group commit (`bot.wechat.intake.WriteBatcher`), so the dialog
+changes of concurrent turns share one transaction with their claims and replies. That
+connection is outside a turn's fence (`commerce.messaging.inbound.fenced`): a dialog's
+step is state that any run of the turn writes the same way, not an effect that marks its
+message as done.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.db import upsert_insert
@@ -25,16 +30,16 @@ async def load_dialog(session: AsyncSession, key: str, *, now: datetime) -> str 
     )
 
 
-async def save_dialog(session: AsyncSession, key: str, payload: str, *, keep_until: datetime) -> None:
+def save_dialog(conn: Connection, key: str, payload: str, *, keep_until: datetime) -> None:
     """Insert or replace in one statement (two workers may write one customer's dialog)."""
     values = {"payload": payload, "keep_until": keep_until, "updated_at": utcnow()}
-    await session.execute(
-        upsert_insert(session, DialogState)
+    conn.execute(
+        upsert_insert(conn, DialogState)
         .values(key=key, **values)
         .on_conflict_do_update(index_elements=[DialogState.key], set_=values)
     )
 
 
-async def forget_dialog(session: AsyncSession, key: str) -> None:
-    await session.execute(delete(DialogState).where(DialogState.key == key))
+def forget_dialog(conn: Connection, key: str) -> None:
+    conn.execute(delete(DialogState).where(DialogState.key == key))
 

@@ -104,19 +104,6 @@ def fenced(*, key: str, owner: str) -> Iterator[Fence]:
         _FENCE.reset(token)
 
 
-@contextmanager
-def unfenced() -> Iterator[None]:
-    """Transactions committed inside are not the turn's effects: state that any run of the
-    turn writes the same way (the dialog's step, commerce.messaging.dialog_states), which
-    neither marks the message as done nor is refused when its lease was lost. A re-run
-    writes it again."""
-    token = _FENCE.set(None)
-    try:
-        yield
-    finally:
-        _FENCE.reset(token)
-
-
 def install_fence(session_class: type[Session]) -> None:
     """Fence the commits of `session_class` made inside `fenced` (see the module)."""
     for name, listener in (

@@ -6,11 +6,13 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from redis.asyncio import Redis
 
 from bot.dialogs.store import (
+    ABSENT,
     DialogStore,
     DurableDialogStore,
     MemoryDialogStore,
@@ -18,7 +20,9 @@ from bot.dialogs.store import (
     StoredDialog,
 )
 from bot.redis_link import RedisLink
+from bot.wechat.intake import WriteBatcher
 from commerce.db import create_engine
+from commerce.messaging.dialog_states import save_dialog
 from commerce.wiring import shop_uows
 
 
@@ -26,9 +30,11 @@ from commerce.wiring import shop_uows
 async def _durable(redis: Redis, db_url: str) -> AsyncIterator[tuple[DurableDialogStore, RedisLink]]:
     engine = create_engine(db_url)
     link = RedisLink(redis)
+    writes = WriteBatcher(engine)  # the app gives the intake journal's (DurableReplyStore.write)
     try:
-        yield DurableDialogStore(RedisDialogStore(redis), link, shop_uows(engine)), link
+        yield DurableDialogStore(RedisDialogStore(redis), link, shop_uows(engine), writes.run), link
     finally:
+        writes.close()
         await engine.dispose()
 
 
@@ -116,3 +122,33 @@ async def test_a_durable_dialog_outlives_redis_emptied_and_redis_down(db_url: st
         await store.delete("o1")
         assert await store.get("o1") is None
         await dead.aclose()
+
+
+async def test_no_dialog_is_remembered_in_redis_so_the_next_message_reads_no_database(
+    sqlite_url: str, redis_url: str
+) -> None:
+    """A customer with no dialog (most first messages) costs one Redis read, not a database
+    read as well; a dialog saved by another worker replaces the mark, and a Redis emptied
+    asks the database again."""
+    redis = Redis.from_url(redis_url)
+    async with _durable(redis, sqlite_url) as (store, _link), _durable(redis, sqlite_url) as (other, _):
+        assert await store.get("o_new") is None
+        assert await redis.get("storefront:dialog:o_new") == ABSENT.encode()
+        engine = create_engine(sqlite_url)
+        try:  # a row the store did not write: only a database read would find it
+            async with engine.begin() as conn:
+                await conn.run_sync(lambda sync: save_dialog(sync, "o_new", _stored().dumps(),
+                                                             keep_until=datetime.now(UTC) + timedelta(days=1)))
+        finally:
+            await engine.dispose()
+        assert await store.get("o_new") is None  # the mark answered
+        await redis.flushdb()
+        found = await store.get("o_new")  # read from the database
+        assert found is not None and found.state == "results"
+        await other.put("o_new", _stored("card"))
+        got = await store.get("o_new")
+        assert got is not None and got.state == "card"
+        await other.delete("o_new")
+        assert await store.get("o_new") is None
+        assert await redis.get("storefront:dialog:o_new") == ABSENT.encode()
+    await redis.aclose()

@@ -293,8 +293,10 @@ async def test_a_dialog_step_saved_by_a_turn_is_state_not_an_effect(engine: Asyn
     """A turn that only moved the dialog (a search, a pick) is run again after a takeover,
     and a slow worker whose lease was taken can still save the step (any run saves it)."""
     redis = Redis.from_url(redis_url)
-    dialogs = DurableDialogStore(RedisDialogStore(redis, prefix="t:dialog-state:"), RedisLink(redis), shop_uows(engine))
     slow, other = _worker(engine, lease_seconds=0.2), _worker(engine, lease_seconds=0.2)
+    dialogs = DurableDialogStore(
+        RedisDialogStore(redis, prefix="t:dialog-state:"), RedisLink(redis), shop_uows(engine), slow.write
+    )
     msg = _msg(10, "1", "o_dialog_state")
     step = StoredDialog("search", "card", 1, {"product_id": 1}, expires_at=9e9)
     assert await slow.claim(msg.dedupe_key, msg=msg)
