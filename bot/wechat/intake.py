@@ -29,10 +29,11 @@ The journal's statements are built once and, on SQLite, run on the event loop wi
 ever waiting there for the lock (`WriteBatcher`): a claim and a finishing write measured
 0.3 ms of CPU together. The finishing write is fenced (it stores the reply only while
 its writer holds the lease), so of a worker presumed dead and the one that took over,
-one answers. A retry
-waits for the reply in process (a future) when this worker works on the message, else
-polls the row by its key (retries come 5 s apart: rare). Answered rows keep their reply
-for the de-duplication window, then the sweeper prunes them.
+one answers. A retry waits for the reply in process (a future) when this worker works on
+the message, else polls the row by its key, every 0.1 s doubling to 1 s: retries come
+when answers are late, that is when the shop is busiest, and hundreds of them polling
+every 0.1 s would add their load exactly then. Answered rows keep their reply for the
+de-duplication window, then the sweeper prunes them.
 
 A turn's changes are committed before its reply is written down. So that a worker killed
 between the two does not leave a message that is processed again (a cart line added
@@ -90,6 +91,7 @@ BATCH_LIMIT = 64  # writes in one transaction at most
 PRUNE_ROUNDS = 100  # batches of old answers deleted per pruning at most (50,000 rows)
 BUSY_PAUSE_SECONDS = 0.001  # SQLite's lock is taken: the first pause before trying again (doubles)
 BUSY_PAUSE_MAX_SECONDS = 0.05
+POLL_MAX_SECONDS = 1.0  # a retry waiting for another worker's reply polls at most this far apart
 POSTPONE_SECONDS = 5.0  # a message postponed (the database stayed busy) is swept again after this
 _INBOUND_FIELDS = frozenset(f.name for f in fields(Inbound))
 T = TypeVar("T")
@@ -271,7 +273,7 @@ class DurableReplyStore:
             except TimeoutError:
                 return await self._give_up(key)
             return None if deferred else rendered  # deferred: it goes out as a message
-        until = time.monotonic() + timeout
+        until, pause = time.monotonic() + timeout, self._poll
         while True:
             entry = await self._writes.run(lambda conn: inbound.entry(conn, row_key(key)))
             if entry is None or entry.answered or entry.deferred:
@@ -279,7 +281,8 @@ class DurableReplyStore:
             left = until - time.monotonic()
             if left <= 0:
                 return await self._give_up(key)
-            await asyncio.sleep(min(self._poll, left))
+            await asyncio.sleep(min(pause, left))
+            pause = min(pause * 2, POLL_MAX_SECONDS)
 
     async def write(self, work: Callable[[Connection], None]) -> None:
         """Another short write (a dialog's state, `bot.dialogs.store`) in the journal's group
