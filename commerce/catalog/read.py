@@ -559,7 +559,40 @@ class Catalog:
         return {pid: tuple(variants) for pid, variants in found.items()}
 
     async def product(self, product_id: int) -> ProductView | None:
-        """One product on sale, read fresh (current stock); None if missing or off sale."""
+        """One product on sale, read fresh (current stock); None if missing or off sale.
+
+        One query (the product's row and its variants) when this worker's catalog knows
+        the product: its picture, tags and category come from memory (at most one refresh
+        behind another worker's edit); a card or an add to cart is a turn of its own, and
+        five round trips each (a product and four relations) were a large share of it."""
+        snap = self._snapshot
+        known = snap.products.get(product_id) if snap is not None else None
+        if known is None:  # not in this worker's memory (yet): read it whole
+            return await self._read_whole(product_id)
+        async with self._sessions() as session:
+            rows = (await session.execute(
+                select(Product.name, Product.subtitle, Product.description, Product.sales_count, Product.sort_order,
+                       Variant.id, Variant.sku_code, Variant.spec, Variant.price_fen, Variant.stock)
+                .outerjoin(Variant, Variant.product_id == Product.id)
+                .where(Product.id == product_id, Product.status == ProductStatus.ON_SALE.value)
+                .order_by(Variant.id)
+            )).all()
+        if not rows:  # off sale or gone since memory saw it
+            return None
+        first = rows[0]
+        return ProductView(
+            id=product_id, name=first.name, subtitle=first.subtitle, description=first.description,
+            category_id=known.category_id, category=known.category, category_en=known.category_en,
+            tags=known.tags, image_url=known.image_url,
+            variants=tuple(
+                VariantView(id=row.id, sku_code=row.sku_code, spec=dict(row.spec or {}), price_fen=row.price_fen,
+                            stock=row.stock)
+                for row in rows if row.id is not None
+            ),
+            sales_count=first.sales_count, sort_order=first.sort_order,
+        )
+
+    async def _read_whole(self, product_id: int) -> ProductView | None:
         async with self._sessions() as session:
             product = await session.scalar(
                 _product_query().where(Product.id == product_id, Product.status == ProductStatus.ON_SALE.value)

@@ -3,7 +3,10 @@ edits made by another worker arrive at its next refresh. Through the real app.""
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+import re
+
+from sqlalchemy import event, select, update
+from sqlalchemy.engine import Engine
 
 from bot.keys import SERVICES
 from commerce.catalog import admin as catalog_admin
@@ -14,6 +17,8 @@ from tests.bot.admin.test_orders import pay, place_order
 from tests.bot.conftest import OWNER
 from tests.bot.driver import Shop, db
 from tests.bot.test_search_chat import numbered
+
+CATALOG_TABLES = r"\b(products|variants|product_images|product_tags|categories)\b"
 
 
 def line_of(text: str, name: str) -> str:
@@ -82,3 +87,32 @@ async def test_an_edit_made_by_another_worker_arrives_at_the_next_refresh(shop: 
     assert "菲律宾甜蕉" in line_of((await customer.say("甜蕉")).text, "菲律宾甜蕉")
     assert await catalog.refresh() == 0  # seen once, applied once
     assert catalog.builds == builds
+
+
+async def test_a_card_is_one_query_and_shows_the_database_as_it_is_now(shop: Shop) -> None:
+    """The card's picture, tags and category come from memory; its name, description,
+    prices and stock from one query, as they are now (changed here behind the catalog's
+    back, as another worker's edit would be before this worker's next refresh)."""
+    catalog = shop.client.app[SERVICES].catalog
+    user = shop.user()
+    banana = await product_id(shop, "香蕉")
+    assert "香蕉" in (await user.say("香蕉")).text
+    async with db(shop.client.app)() as session, session.begin():
+        await session.execute(update(Product).where(Product.id == banana).values(description="海南当季 现摘现发"))
+        await session.execute(update(Variant).where(Variant.product_id == banana).values(price_fen=990, stock=3))
+
+    reads: list[str] = []
+
+    def note(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and re.search(CATALOG_TABLES, statement):
+            reads.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", note)
+    try:
+        card = await catalog.product(banana)
+    finally:
+        event.remove(Engine, "before_cursor_execute", note)
+    assert card is not None and card.description == "海南当季 现摘现发"
+    assert [v.price_fen for v in card.variants] == [990] and card.total_stock == 3
+    assert card.image_url and card.category == "水果"
+    assert len(reads) == 1, reads
