@@ -34,11 +34,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
+import sys
 import time
 from bisect import bisect_left, insort
 from collections import Counter
-from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -59,7 +61,7 @@ from commerce.catalog.models import (
     Variant,
     product_tags,
 )
-from commerce.catalog.search import SearchDoc, SearchHit, SearchIndex
+from commerce.catalog.search import SearchDoc, SearchHit, SearchIndex, sorted_in_pieces
 from commerce.orm import utcnow
 
 log = logging.getLogger(__name__)
@@ -69,8 +71,14 @@ BULK_PRODUCTS = 16
 """More products than this changed in one transaction are applied by a background rebuild."""
 REFRESH_OVERLAP = timedelta(seconds=10)
 """How far before its watermark a worker looks again for products stamped by other workers."""
-PARTITION_ROWS = 2000
+PARTITION_ROWS = 500
 """Rows read between two turns of the event loop during a full load."""
+LARGE_CATALOG = 2000
+"""Products above which a full build runs in a thread with the garbage collector paused."""
+BUILD_SWITCH_INTERVAL = 0.001
+"""Seconds a build's thread may hold the interpreter while the event loop waits for it."""
+FREE_CHUNK = 2000
+"""Objects freed between two turns of the event loop when a retired catalog is let go."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,23 +257,22 @@ class CatalogSnapshot:
         # everyday name applies where the catalog uses what it means
         texts = [_product_text(p) for p in self.products.values()]
         texts += [shop_lexicon.key(f"{c.name} {c.name_en}") for c in self._categories.values()]
-        joined = "\n".join(texts)  # no word holds a newline: occurrences in it are the texts' own
-        self._words = Counter({w: joined.count(w) for w in shop_lexicon.everyday_words() if w in joined})
+        self._words = _word_counts(texts)
         self._by_category: dict[int, list[tuple[int, int]]] = {}  # (sort_order, id), sorted
         for p in self.products.values():
             self._by_category.setdefault(p.category_id, []).append((p.sort_order, p.id))
         for listed in self._by_category.values():
-            listed.sort()
-        self._hot = sorted(_hot_key(p) for p in self.products.values())
+            listed[:] = sorted_in_pieces(listed)
+        self._hot = sorted_in_pieces(_hot_key(p) for p in self.products.values())
         self._derived: dict[str, Any] = {}
-        self._search: Lookup = self._search_index
-        self._suggest: Lookup = self._suggest_index
+        self.index = SearchIndex(p.search_doc() for p in self.products.values())
+        # no reference back to the snapshot: a retired one is freed by reference counting
+        self._search, self._suggest = _lookups(self.index, self.products)
         self._caches: tuple[Any, ...] = ()
         if query_cache_size > 0:
             cache = functools.lru_cache(maxsize=query_cache_size)
-            searched, suggested = cache(self._search_index), cache(self._suggest_index)
-            self._search, self._suggest, self._caches = searched, suggested, (searched, suggested)
-        self.index = SearchIndex(p.search_doc() for p in self.products.values())
+            self._search, self._suggest = cache(self._search), cache(self._suggest)
+            self._caches = (self._search, self._suggest)
 
     # ---- derived views (after a change, made again on first use) ---------------------
 
@@ -311,14 +318,6 @@ class CatalogSnapshot:
     def suggest(self, query: str, *, limit: int = 3) -> list[SearchHit]:
         return list(self._suggest(self.lexicon.rewrite(query)[:MAX_CACHED_QUERY], limit))
 
-    # Shoppers ask for the same few things over and over ("苹果", "茶"): answers are
-    # cached until the catalog changes.
-    def _search_index(self, query: str, limit: int) -> tuple[SearchHit, ...]:
-        return tuple(h for h in self.index.search(query, limit=limit) if h.product_id in self.products)
-
-    def _suggest_index(self, query: str, limit: int) -> tuple[SearchHit, ...]:
-        return tuple(h for h in self.index.suggest(query, limit=limit) if h.product_id in self.products)
-
     # ---- changes -----------------------------------------------------------------------
 
     def apply(self, *, current: Iterable[ProductInfo] = (), gone: Iterable[int] = ()) -> None:
@@ -355,6 +354,36 @@ class CatalogSnapshot:
             cache.cache_clear()
 
 
+def _lookups(index: SearchIndex, products: dict[int, ProductInfo]) -> tuple[Lookup, Lookup]:
+    """search and suggest over the index, products on sale only. Shoppers ask for the same
+    few things over and over ("苹果", "茶"): the snapshot caches these until the next change."""
+
+    def search(query: str, limit: int) -> tuple[SearchHit, ...]:
+        return tuple(h for h in index.search(query, limit=limit) if h.product_id in products)
+
+    def suggest(query: str, limit: int) -> tuple[SearchHit, ...]:
+        return tuple(h for h in index.suggest(query, limit=limit) if h.product_id in products)
+
+    return search, suggest
+
+
+async def dismantle(snapshot: CatalogSnapshot) -> None:
+    """Free a retired snapshot a few thousand objects at a time, the event loop running in
+    between: freeing 100k products and their index at once would hold it for a long while."""
+    for container in (snapshot.products, snapshot._hot, snapshot._by_category, *snapshot.index.large_parts()):
+        while container:
+            if isinstance(container, list):
+                del container[-FREE_CHUNK:]
+            elif isinstance(container, dict):
+                for _ in range(min(FREE_CHUNK, len(container))):
+                    container.popitem()
+            else:
+                for _ in range(min(FREE_CHUNK, len(container))):
+                    container.pop()
+            await asyncio.sleep(0)
+    snapshot._changed()
+
+
 def _hot_key(product: ProductInfo) -> tuple[int, int, int]:
     return (-product.sales_count, product.sort_order, product.id)
 
@@ -369,6 +398,21 @@ def _product_text(product: ProductInfo) -> str:
     return shop_lexicon.key(f"{product.name} {product.subtitle} {' '.join(product.tags)}")
 
 
+def _word_counts(texts: list[str]) -> Counter[str]:
+    """How often the texts say each everyday word, counted over a thousand texts joined at a
+    time (no word holds a newline, so occurrences are the texts' own): each count is short,
+    so a build in a thread lets the event loop run between them."""
+    counts: Counter[str] = Counter()
+    words = shop_lexicon.everyday_words()
+    for start in range(0, len(texts), 1000):
+        joined = "\n".join(texts[start : start + 1000])
+        for word in words:
+            found = joined.count(word)
+            if found:
+                counts[word] += found
+    return counts
+
+
 def _used_words(text: str) -> Counter[str]:
     """How often one product's text says each everyday word."""
     return Counter({word: text.count(word) for word in shop_lexicon.everyday_words() if word in text})
@@ -378,7 +422,7 @@ def _used_words(text: str) -> Counter[str]:
 
 
 AnySelect = Select[*tuple[Any, ...]]
-Fetch = Callable[[AnySelect], Awaitable[Sequence[Row[Any]]]]
+Fetch = Callable[[AnySelect], Awaitable[list[Row[Any]]]]
 
 
 @dataclass(slots=True)
@@ -390,11 +434,29 @@ class _Read:
     stamps: dict[int, datetime] = field(default_factory=dict)  # product id -> updated_at
 
 
-async def _read_products(
-    fetch: Fetch, categories: dict[int, CategoryInfo], *, ids: Collection[int] | None = None
-) -> _Read:
-    """Products on sale (all, or of `ids`) with their variants, first image and tags, as
-    `ProductInfo`; the ids asked for that are not on sale are `gone`."""
+@dataclass(frozen=True, slots=True)
+class _Rows:
+    """The rows of one read of products, before they are assembled (`_assemble`)."""
+
+    products: list[Row[Any]]
+    variants: list[Row[Any]]
+    images: list[Row[Any]]
+    tags: list[Row[Any]]
+    ids: Collection[int] | None
+
+    def free(self) -> None:
+        for rows in (self.products, self.variants, self.images, self.tags):
+            _free(rows)
+
+
+def _free(items: list[Any]) -> None:
+    """Empty a long list a piece at a time (see `FREE_CHUNK`)."""
+    while items:
+        del items[-FREE_CHUNK:]
+
+
+async def _fetch_products(fetch: Fetch, *, ids: Collection[int] | None = None) -> _Rows:
+    """The rows of products on sale (all), or of `ids` (whatever their status)."""
     on_sale = Product.status == ProductStatus.ON_SALE.value
     products = select(
         Product.id, Product.category_id, Product.name, Product.subtitle, Product.sort_order,
@@ -412,19 +474,31 @@ async def _read_products(
         variants = variants.where(Variant.product_id.in_(wanted))
         images = images.where(ProductImage.product_id.in_(wanted))
         tags = tags.where(product_tags.c.product_id.in_(wanted))
+    return _Rows(
+        products=await fetch(products),
+        variants=await fetch(variants.order_by(Variant.id)),
+        images=await fetch(images.order_by(ProductImage.product_id, ProductImage.position.desc(), ProductImage.id.desc())),
+        tags=await fetch(tags.order_by(product_tags.c.product_id, Tag.name)),
+        ids=ids,
+    )
+
+
+def _assemble(rows: _Rows, categories: dict[int, CategoryInfo]) -> _Read:
+    """`ProductInfo` of the products on sale; the ids asked for that are not on sale are `gone`.
+    Pure CPU work: a full load runs it in a thread."""
     by_product: dict[int, list[VariantInfo]] = {}
-    for row in await fetch(variants.order_by(Variant.id)):
+    for row in rows.variants:
         by_product.setdefault(row.product_id, []).append(
             VariantInfo(id=row.id, sku_code=row.sku_code, spec=dict(row.spec or {}), price_fen=row.price_fen)
         )
     first_image: dict[int, str] = {}
-    for row in await fetch(images.order_by(ProductImage.product_id, ProductImage.position.desc(), ProductImage.id.desc())):
+    for row in rows.images:
         first_image[row.product_id] = row.url  # the last one written is the first in position
     tag_names: dict[int, list[str]] = {}
-    for row in await fetch(tags.order_by(product_tags.c.product_id, Tag.name)):
+    for row in rows.tags:
         tag_names.setdefault(row.product_id, []).append(row.name)
     read = _Read()
-    for row in await fetch(products):
+    for row in rows.products:
         read.stamps[row.id] = row.updated_at
         category = categories.get(row.category_id)
         if row.status != ProductStatus.ON_SALE.value or category is None:
@@ -438,9 +512,18 @@ async def _read_products(
                 sales_count=row.sales_count, sort_order=row.sort_order,
             )
         )
-    if ids is not None:
-        read.gone.extend(set(ids) - read.stamps.keys())  # deleted
+    if rows.ids is not None:
+        read.gone.extend(set(rows.ids) - read.stamps.keys())  # deleted
+    for looked_up in (by_product, first_image, tag_names):  # a piece at a time (see `FREE_CHUNK`)
+        while looked_up:
+            for _ in range(min(FREE_CHUNK, len(looked_up))):
+                looked_up.popitem()
     return read
+
+
+async def _read_products(fetch: Fetch, categories: dict[int, CategoryInfo], *, ids: Collection[int]) -> _Read:
+    """A few products, as they are now (`_fetch_products`, then `_assemble`)."""
+    return _assemble(await _fetch_products(fetch, ids=ids), categories)
 
 
 async def _read_categories(fetch: Fetch) -> dict[int, CategoryInfo]:
@@ -451,8 +534,8 @@ async def _read_categories(fetch: Fetch) -> dict[int, CategoryInfo]:
 def _fetch_in(session: AsyncSession) -> Fetch:
     """Small reads: all rows at once."""
 
-    async def fetch(statement: AnySelect) -> Sequence[Row[Any]]:
-        return (await session.execute(statement)).all()
+    async def fetch(statement: AnySelect) -> list[Row[Any]]:
+        return list((await session.execute(statement)).all())
 
     return fetch
 
@@ -460,7 +543,7 @@ def _fetch_in(session: AsyncSession) -> Fetch:
 def _stream_in(session: AsyncSession) -> Fetch:
     """Large reads: rows in partitions, the event loop free between them."""
 
-    async def fetch(statement: AnySelect) -> Sequence[Row[Any]]:
+    async def fetch(statement: AnySelect) -> list[Row[Any]]:
         rows: list[Row[Any]] = []
         result = await session.stream(statement.execution_options(yield_per=PARTITION_ROWS))
         async for partition in result.partitions(PARTITION_ROWS):
@@ -482,6 +565,23 @@ async def stamp_products(session: AsyncSession, product_ids: Collection[int]) ->
             .values(updated_at=now)
             .execution_options(synchronize_session=False)
         )
+
+
+@contextlib.contextmanager
+def _building_large() -> Iterator[None]:
+    """While a large catalog is read and built: no garbage collection, then everything alive,
+    the new catalog included, frozen out of future collections; and the build's thread hands
+    the interpreter back to the event loop every millisecond, not every five (see `Catalog._build`)."""
+    collecting, interval = gc.isenabled(), sys.getswitchinterval()
+    gc.disable()
+    sys.setswitchinterval(min(interval, BUILD_SWITCH_INTERVAL))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(interval)
+        gc.freeze()  # before collections resume: a collection of all that was just made is the stall avoided
+        if collecting:
+            gc.enable()
 
 
 # ---- the catalog of one worker --------------------------------------------------------
@@ -727,35 +827,67 @@ class Catalog:
             old = self._snapshot
             self._install(built)
             snap = built[0]
+            if old is not None:
+                self._retired.append(old)
+                del old
             if self._dirty:  # changed while the rows were read: read again, now
                 async with self._sessions() as session:
                     read = await _read_products(_fetch_in(session), snap._categories, ids=set(self._dirty))
                 if self._snapshot is snap:
                     self._apply(snap, read)
-            if old is not None:
-                self._retired.append(old)
+            await self._free_retired()
         except Exception:
             log.exception("catalog rebuild failed (searches go on with the previous catalog)")
         finally:
             self._dirty.clear()
             self._rebuilding = None
 
+    async def _free_retired(self) -> None:
+        """Let go of replaced snapshots that no turn holds any more, piece by piece."""
+        while self._retired:
+            old = self._retired[0]
+            if sys.getrefcount(old) > 3:  # the list, `old` and the call's argument: a turn still has it
+                return
+            del self._retired[0]
+            await dismantle(old)
+
     async def _build(self) -> tuple[CatalogSnapshot, datetime | None, dict[int, datetime]]:
-        """Read every product on sale (Core rows, in partitions), build the index in a thread."""
+        """Read every product on sale (Core rows, in partitions), build the index in a thread.
+
+        A large catalog is millions of objects, and a full garbage collection scans them all
+        (hundreds of milliseconds at 100k products, with the event loop held). So while it is
+        read and built the collector is paused, and once built the whole heap is frozen
+        (`gc.freeze`): collections never scan it again; the catalog holds no reference
+        cycles, so reference counting frees it when it is replaced (`dismantle`)."""
+        async with self._sessions() as session:
+            large = ((await session.scalar(select(func.count()).select_from(Product))) or 0) > LARGE_CATALOG
+        with _building_large() if large else contextlib.nullcontext():
+            return await self._read_and_build()
+
+    async def _read_and_build(self) -> tuple[CatalogSnapshot, datetime | None, dict[int, datetime]]:
         async with self._sessions() as session:
             watermark = await session.scalar(select(func.max(Product.updated_at)))
             fetch = _stream_in(session)
             categories = await _read_categories(fetch)
-            read = await _read_products(fetch, categories)
+            rows = await _fetch_products(fetch)
             words = await shop_lexicon.load(session)
-            recent: dict[int, datetime] = {}
+            stamped: list[Row[Any]] = []
             if watermark is not None:  # every product stamped within the overlap, off sale ones too
-                stamps = select(Product.id, Product.updated_at).where(Product.updated_at > watermark - REFRESH_OVERLAP)
-                recent = {row.id: row.updated_at for row in await fetch(stamps)}
-        build = functools.partial(
-            CatalogSnapshot, read.current, categories.values(), query_cache_size=self._query_cache_size, lexicon=words
-        )
-        snapshot = await asyncio.to_thread(build) if len(read.current) > 2000 else build()
+                stamped = await fetch(
+                    select(Product.id, Product.updated_at).where(Product.updated_at > watermark - REFRESH_OVERLAP)
+                )
+
+        def build() -> tuple[CatalogSnapshot, dict[int, datetime]]:
+            read = _assemble(rows, categories)
+            rows.free()  # here, piece by piece: freed on the event loop at once, they would hold it
+            recent = {row.id: row.updated_at for row in stamped}
+            _free(stamped)
+            snapshot = CatalogSnapshot(
+                read.current, categories.values(), query_cache_size=self._query_cache_size, lexicon=words
+            )
+            return snapshot, recent
+
+        snapshot, recent = await asyncio.to_thread(build) if len(rows.products) > LARGE_CATALOG else build()
         self.builds += 1
         return snapshot, watermark, recent
 
@@ -784,7 +916,7 @@ class Catalog:
 
     async def tick(self) -> None:
         """One turn of the background loop: refresh, a rebuild when due, retired catalogs freed."""
-        self._retired.clear()  # a turn that still held the old catalog has long finished
+        await self._free_retired()
         if self._snapshot is None:
             return
         if self._rebuild_seconds > 0 and self._clock() - self._built_at >= self._rebuild_seconds:

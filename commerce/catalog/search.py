@@ -35,15 +35,17 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from functools import lru_cache
+from heapq import merge
 from itertools import chain, repeat, takewhile
 from operator import add
+from typing import Any, TypeVar
 
 from pypinyin import Style, lazy_pinyin
 from pypinyin.seg.mmseg import seg as _pinyin_segmenter
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA, LCSseq
 
-__all__ = ["SearchDoc", "SearchHit", "SearchIndex"]
+__all__ = ["SearchDoc", "SearchHit", "SearchIndex", "sorted_in_pieces"]
 
 MAX_RAW_CHARS = 256
 """Raw input beyond this is ignored before any work, so 10 KB of text costs nothing."""
@@ -127,6 +129,28 @@ _CHINESE_FILLERS: tuple[str, ...] = (
 """Chat filler around the product word ("我想买苹果"), removed before matching."""
 
 
+T = TypeVar("T")
+SORT_PIECE = 8_000
+"""Items sorted in one piece by `sorted_in_pieces`."""
+
+
+def sorted_in_pieces(items: Iterable[T], *, key: Callable[[T], Any] | None = None) -> list[T]:
+    """`sorted(items, key=key)`, a few thousand items at a time, then merged.
+
+    The result is the same (both are stable), but no single step holds the interpreter for
+    long: a build in a thread lets the event loop run between steps, where one sort of
+    100k items would hold it for tens of milliseconds.
+    """
+    listed = list(items)
+    if len(listed) <= SORT_PIECE:
+        return sorted(listed, key=key)  # type: ignore[type-var, arg-type]
+    pieces = [
+        sorted(listed[start : start + SORT_PIECE], key=key)  # type: ignore[type-var, arg-type]
+        for start in range(0, len(listed), SORT_PIECE)
+    ]
+    return list(merge(*pieces, key=key))  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True, slots=True)
 class SearchDoc:
     """One product as the search index sees it (built by the catalog from its rows)."""
@@ -187,7 +211,7 @@ class _Vocabulary:
     __slots__ = ("terms", "sorted_terms", "buckets", "syllables")
 
     def __init__(self, terms: list[str], syllables: Counter[str]) -> None:
-        terms.sort()
+        terms = sorted_in_pieces(terms)
         self.terms: set[str] = set(terms)
         self.sorted_terms: list[str] = terms
         buckets: defaultdict[tuple[str, int], list[str]] = defaultdict(list)
@@ -252,7 +276,7 @@ class SearchIndex:
     """
 
     def __init__(self, docs: Iterable[SearchDoc]) -> None:
-        ordered = sorted(docs, key=lambda doc: (-doc.popularity, doc.product_id))
+        ordered = sorted_in_pieces(docs, key=lambda doc: (-doc.popularity, doc.product_id))
         postings: defaultdict[str, array[int]] = defaultdict(_new_posting_list)
         entries: list[_Entry | None] = []
         syllables: Counter[str] = Counter()
@@ -288,6 +312,15 @@ class SearchIndex:
 
     def __len__(self) -> int:
         return self._live
+
+    def large_parts(self) -> tuple[set[Any] | list[Any] | dict[Any, Any], ...]:
+        """Its large containers, for the catalog to free a retired index piece by piece
+        (`commerce.catalog.read.dismantle`): emptied, the index answers nothing."""
+        vocabulary = self._vocabulary
+        return (
+            self._postings, self._entries, self._docs, self._numbers, self._ints,
+            vocabulary.terms, vocabulary.sorted_terms, vocabulary.buckets, self._name_words.words,
+        )
 
     @property
     def term_count(self) -> int:
@@ -944,7 +977,7 @@ class _NameWords:
         made = cls()
         made.words.update(chain.from_iterable(entry.name_words.split() for entry in entries))
         by_length: defaultdict[int, list[str]] = defaultdict(list)
-        for word in sorted(made.words):
+        for word in sorted_in_pieces(made.words):
             by_length[len(word)].append(word)
         made.by_length = dict(by_length)
         return made
