@@ -130,6 +130,9 @@ _CHINESE_FILLERS: tuple[str, ...] = (
 
 
 T = TypeVar("T")
+Posting = tuple[int, ...] | list[int]
+"""Document numbers, ascending: a tuple as built (shared by keys listing the same documents),
+a list of the key's own once `add` or `remove` changed it (changed in place from then on)."""
 SORT_PIECE = 8_000
 """Items sorted in one piece by `sorted_in_pieces`."""
 
@@ -296,7 +299,7 @@ class SearchIndex:
         # counted faster (iterating an array creates an int per entry).
         self._ints = ints = list(range(len(entries)))
         shared: dict[bytes, tuple[int, ...]] = {}
-        self._postings: dict[str, tuple[int, ...]] = {}
+        self._postings: dict[str, Posting] = {}
         for key in list(postings):
             raw = postings.pop(key).tobytes()  # free each array as it is replaced
             posting = shared.get(raw)
@@ -342,22 +345,30 @@ class SearchIndex:
             self._ints.append(number)
         entry, keys = _build_entry(doc)
         shared = self._ints[number]
-        postings = self._postings
         for key in keys:
-            posting = postings.get(key)
+            posting = self._own_posting(key)
             if posting is None:
-                postings[key] = (shared,)
+                self._postings[key] = [shared]
                 if key.startswith(_TERM_MARK):
                     self._vocabulary.add(key[1:])
             else:
-                at = bisect_left(posting, number)
-                postings[key] = (*posting[:at], shared, *posting[at:])
+                insort(posting, shared)
         self._entries[number] = entry
         self._docs[number] = doc
         self._live += 1
         self._vocabulary.syllables.update(_entry_syllables(entry))
         self._name_words.add(entry)
         self._last_scored = None
+
+    def _own_posting(self, key: str) -> list[int] | None:
+        """The key's posting list, as a list of its own (copied once from the shared tuple the
+        build made), to change in place: a memory move, where a new tuple of a common key
+        would copy and count every reference again; None when no document has the key."""
+        posting = self._postings.get(key)
+        if posting is None or isinstance(posting, list):
+            return posting
+        owned = self._postings[key] = list(posting)
+        return owned
 
     def remove(self, product_id: int) -> bool:
         """Take one document out; False when it was not indexed. Its number is kept for it."""
@@ -368,16 +379,16 @@ class SearchIndex:
         if entry is None or doc is None:
             return False
         _, keys = _build_entry(doc)  # the keys it was indexed under (cached per text run)
-        postings = self._postings
         for key in keys:
-            posting = postings[key]
-            at = bisect_left(posting, number)
+            posting = self._own_posting(key)
+            if posting is None:
+                continue
             if len(posting) == 1:
-                del postings[key]
+                del self._postings[key]
                 if key.startswith(_TERM_MARK):
                     self._vocabulary.discard(key[1:])
             else:
-                postings[key] = posting[:at] + posting[at + 1 :]
+                del posting[bisect_left(posting, number)]
         self._entries[number] = self._docs[number] = None
         self._live -= 1
         self._vocabulary.syllables.subtract(_entry_syllables(entry))
@@ -524,12 +535,12 @@ class _Chosen:
     __slots__ = ("_lists",)
 
     def __init__(self) -> None:
-        self._lists: dict[tuple[int, int], tuple[tuple[int, ...], int]] = {}
+        self._lists: dict[tuple[int, int], tuple[Posting, int]] = {}
 
     def __bool__(self) -> bool:
         return bool(self._lists)
 
-    def add(self, numbers: tuple[int, ...], cut: int, weight: int) -> None:
+    def add(self, numbers: Posting, cut: int, weight: int) -> None:
         """Count the first `cut` numbers `weight` more times."""
         key = (id(numbers), cut)  # `numbers` lives in the index: its id is stable
         known = self._lists.get(key)
@@ -541,7 +552,7 @@ class _Chosen:
     def count(self) -> Counter[int]:
         """Each document's weighted count, all loops in C."""
         counts: Counter[int] = Counter()
-        once: list[tuple[int, ...]] = []
+        once: list[Posting] = []
         for numbers, weight in self._lists.values():
             if weight == 1:
                 once.append(numbers)
@@ -556,8 +567,8 @@ class _Chosen:
 
 
 def _present(
-    postings: dict[str, tuple[int, ...]], keys: Iterable[str]
-) -> Iterator[tuple[int, ...]]:
+    postings: dict[str, Posting], keys: Iterable[str]
+) -> Iterator[Posting]:
     return (postings[key] for key in keys if key in postings)
 
 
