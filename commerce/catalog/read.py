@@ -83,17 +83,12 @@ FREE_CHUNK = 2000
 
 @dataclass(frozen=True, slots=True)
 class VariantInfo:
-    """A variant as the catalog in memory holds it: no stock (that moves with orders)."""
+    """A variant as the catalog in memory holds it: its label and price, no stock (that moves
+    with orders) and no spec (a card reads its product whole)."""
 
     id: int
-    sku_code: str
-    spec: dict[str, str]
+    label: str  # "红色 / 256GB" from the spec values; empty for a single-variant product
     price_fen: int
-
-    @property
-    def label(self) -> str:
-        """"红色 / 256GB" from the spec values; empty for a single-variant product."""
-        return " / ".join(str(v) for v in self.spec.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,9 +121,15 @@ class ProductInfo:
             name=self.name,
             subtitle=self.subtitle,
             tags=self.tags,
-            category=f"{self.category} {self.category_en}".strip(),
+            category=_category_text(self.category, self.category_en),
             popularity=self.sales_count,
         )
+
+
+@functools.lru_cache(maxsize=1024)
+def _category_text(name: str, name_en: str) -> str:
+    """What the index reads of a category, one string for all its products."""
+    return f"{name} {name_en}".strip()
 
 
 @dataclass(frozen=True, slots=True)
@@ -462,7 +463,7 @@ async def _fetch_products(fetch: Fetch, *, ids: Collection[int] | None = None) -
         Product.id, Product.category_id, Product.name, Product.subtitle, Product.sort_order,
         Product.sales_count, Product.updated_at, Product.status,
     )
-    variants = select(Variant.product_id, Variant.id, Variant.sku_code, Variant.spec, Variant.price_fen)
+    variants = select(Variant.product_id, Variant.id, Variant.spec, Variant.price_fen)
     images = select(ProductImage.product_id, ProductImage.url)
     tags = select(product_tags.c.product_id, Tag.name).join(Tag, Tag.id == product_tags.c.tag_id)
     if ids is None:
@@ -483,20 +484,27 @@ async def _fetch_products(fetch: Fetch, *, ids: Collection[int] | None = None) -
     )
 
 
+def _shared(shared: dict[Any, Any], value: Any) -> Any:
+    return shared.setdefault(value, value)
+
+
 def _assemble(rows: _Rows, categories: dict[int, CategoryInfo]) -> _Read:
     """`ProductInfo` of the products on sale; the ids asked for that are not on sale are `gone`.
     Pure CPU work: a full load runs it in a thread."""
+    # labels, tag names and tag sets repeat across the catalog: each is kept once
+    shared: dict[Any, Any] = {}
     by_product: dict[int, list[VariantInfo]] = {}
     for row in rows.variants:
+        label = " / ".join(str(v) for v in (row.spec or {}).values())
         by_product.setdefault(row.product_id, []).append(
-            VariantInfo(id=row.id, sku_code=row.sku_code, spec=dict(row.spec or {}), price_fen=row.price_fen)
+            VariantInfo(id=row.id, label=shared.setdefault(label, label), price_fen=row.price_fen)
         )
     first_image: dict[int, str] = {}
     for row in rows.images:
         first_image[row.product_id] = row.url  # the last one written is the first in position
     tag_names: dict[int, list[str]] = {}
     for row in rows.tags:
-        tag_names.setdefault(row.product_id, []).append(row.name)
+        tag_names.setdefault(row.product_id, []).append(shared.setdefault(row.name, row.name))
     read = _Read()
     for row in rows.products:
         read.stamps[row.id] = row.updated_at
@@ -507,7 +515,7 @@ def _assemble(rows: _Rows, categories: dict[int, CategoryInfo]) -> _Read:
         read.current.append(
             ProductInfo(
                 id=row.id, name=row.name, subtitle=row.subtitle, category_id=row.category_id,
-                category=category.name, category_en=category.name_en, tags=tuple(tag_names.get(row.id, ())),
+                category=category.name, category_en=category.name_en, tags=_shared(shared, tuple(tag_names.get(row.id, ()))),
                 image_url=first_image.get(row.id, ""), variants=tuple(by_product.get(row.id, ())),
                 sales_count=row.sales_count, sort_order=row.sort_order,
             )
