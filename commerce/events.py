@@ -11,8 +11,9 @@ they do commits, and messages to customers are queued with `commerce.messaging.n
 (sent after the commit). Money: `OrderRefunded` carries the amount and, when it is the
 last of the money, the move to REFUNDED follows as an `OrderMoved`. Reverse amounts
 (commission, points) on `OrderRefunded` only; `OrderMoved` is for states. Every change of
-stock or of a product publishes `CatalogChanged`, which the catalog snapshot hears
-(`commerce.wiring.tell_catalog`): no caller has to remember to refresh it.
+stock or of a product publishes `CatalogChanged`: an edit of a product is stamped and
+applied to the catalog in memory (`commerce.wiring`), stock moves change nothing there (it
+holds no stock); no caller has to remember to refresh anything.
 
 Guards are events published before a change (`ShipRequested`, `RefundRequested`,
 `PaymentArriving`): a subscriber refuses by raising a `ShopError`, which rolls the caller's
@@ -64,11 +65,13 @@ class OrderRefunded:
 
 @dataclass(frozen=True, slots=True)
 class CatalogChanged:
-    """What customers see of the catalog changed; whoever caches it reads it again once the
-    change commits. `variant_ids`: their stock moved (an order reserved or gave it back,
-    staff counted it); `product_ids`: the products themselves (added, renamed, priced, put
-    on or off sale, imported). Published by `commerce.catalog.inventory` and
-    `commerce.catalog.admin`, the only writers of those rows."""
+    """What customers see of the catalog changed. `variant_ids`: their stock moved (an order
+    reserved or gave it back); nothing is cached of it. `product_ids`: the products
+    themselves (added, renamed, priced, stock counted by staff, put on or off sale,
+    imported): they are stamped and the catalog in memory applies them after the commit.
+    Neither: the shop's words (synonyms, staff answers). Published by
+    `commerce.catalog.inventory`, `commerce.catalog.admin`, `commerce.catalog.csv_io` and
+    `commerce.catalog.lexicon`, the only writers of those rows."""
 
     variant_ids: tuple[int, ...] = ()
     product_ids: tuple[int, ...] = ()

@@ -5,8 +5,10 @@ code ("FRU-APPLE-5J"): `resolve_variant`. Stock changes by a delta are one condi
 UPDATE (never below zero, whatever runs at the same time); the CHECK constraint on
 `variants.stock` is the last net. Every write returns a `Change` for the audit log.
 
-After a write commits, the caller invalidates the customer-facing catalog snapshot
-(`commerce.catalog.Catalog.invalidate`). Nothing here commits.
+Every write publishes `CatalogChanged(product_ids=...)`: the product is stamped
+(`updated_at`, which other workers poll) and the catalog in memory of this worker reads it
+in the same transaction and applies it once it commits (`commerce.catalog.read`). Nothing
+here commits.
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ that change nothing are counted as unchanged, so exporting and importing back ch
 nothing. Cells that a spreadsheet would run as a formula are written with a leading
 apostrophe by the export and read back without it.
 
-Nothing here commits; the caller invalidates the catalog snapshot after committing.
+Nothing here commits. The import publishes one `CatalogChanged` for every product it touched;
+more than a few are applied to the catalog in memory by a background rebuild after the commit.
 """
 
 from __future__ import annotations

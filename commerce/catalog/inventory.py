@@ -3,7 +3,8 @@
 Each change is one conditional UPDATE, so no read-modify-write race can oversell: a
 reservation succeeds only when the row still has the stock, whatever other workers
 did since the caller last looked. The CHECK constraint (stock >= 0) is the last net.
-Every change publishes `CatalogChanged` (the catalog snapshot reads it again after the commit).
+Every change publishes `CatalogChanged(variant_ids=...)`, which the catalog in memory ignores:
+it holds no stock, a list or a card reads it when shown.
 Callers reserving several variants do so in ascending variant id order (no deadlocks
 on PostgreSQL). Nothing here commits.
 """

@@ -1,8 +1,9 @@
 """The shop's own words: search synonyms and the answers staff give to shop questions.
 
-Staff edit them from chat (`/synonym`, `/faq`); the catalog snapshot carries them
+Staff edit them from chat (`/synonym`, `/faq`); the catalog in memory carries them
 (`commerce.catalog.read`), so a search or a question reads them from memory. Every
-write publishes `CatalogChanged`: the snapshot is read again once it commits.
+write publishes `CatalogChanged()`: the words are read again in the same transaction and
+applied once it commits; other workers read them again at their next refresh.
 
 Built in, for every shop: everyday names (`everyday_names.toml`: 提子 → 葡萄, 保温壶 →
 保温杯, headphones → 耳机). One applies only where the catalog does not use the word

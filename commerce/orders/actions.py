@@ -7,7 +7,7 @@ all in the caller's transaction:
 
 - the move pending_payment -> cancelled (`commerce.orders.status.move`): of racing
   cancels, expiries and payments exactly one wins;
-- the stock goes back, once, and the catalog snapshot hears it (`CatalogChanged`);
+- the stock goes back, once (`CatalogChanged`; the catalog in memory holds no stock: lists read it);
 - the coupon is freed, the points spent come back (an `OrderMoved` subscriber);
 - the customer is told with the template that fits who cancelled (`CANCEL_NOTICES`):
   queued with `commerce.messaging.notices`, except when the customer cancelled in
