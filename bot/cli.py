@@ -148,7 +148,29 @@ def _serve_one(config: Config, *, reuse_port: bool, intake_owner: str | None = N
 
 def _worker(config: Config, intake_owner: str) -> None:
     configure_logging(fmt=config.server.log_format)
+    _stop_when_orphaned()
     sys.exit(_serve_one(config, reuse_port=True, intake_owner=intake_owner))
+
+
+ORPHAN_CHECK_SECONDS = 1.0
+
+
+def _stop_when_orphaned() -> None:
+    """A worker whose supervisor died (kill -9, out of memory) stops as on SIGTERM, finishing
+    what it holds: left running, it would keep serving the port beside the next `serve`'s
+    workers, with old code and settings, and nobody would restart or stop it."""
+    import signal
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(ORPHAN_CHECK_SECONDS)
+        log.error("the supervisor (pid %s) is gone; this worker stops", parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
 
 
 RESTART_PAUSE_SECONDS = 1.0  # the first pause before a dead worker is started again; doubles
