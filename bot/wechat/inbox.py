@@ -179,8 +179,14 @@ class Inbox:
     on_outcome: Callable[[str, str], None] | None = None
     on_deadline_miss: Callable[[str], None] | None = None
 
-    async def handle(self, msg: Inbound) -> Rendered | None:
+    async def handle(self, msg: Inbound, *, arrived: float | None = None) -> Rendered | None:
         """The passive reply for `msg`, or None to answer "success" (reply sent later or never).
+
+        `arrived`: when its request came (`time.perf_counter()`). WeChat's 5 seconds started
+        then, so the time spent before the wait (reading and checking the request, writing
+        the message down: seconds when the shop is swamped) comes off `deadline`. Counted
+        from the wait alone, a reply ready after WeChat stopped listening was "answered"
+        into a closed connection, and no customer-service message followed.
 
         Raises `NotRecorded` when the message could not be written down."""
         key = msg.dedupe_key
@@ -196,7 +202,8 @@ class Inbox:
                 self._spawn(self._process(msg, key))
         if not claimed:
             self._observe(self.on_outcome, msg.kind, "duplicate")
-        return await self.replies.wait(key, self.deadline)
+        left = self.deadline if arrived is None else self.deadline - (time.perf_counter() - arrived)
+        return await self.replies.wait(key, max(0.0, left))
 
     def recover(self, messages: list[tuple[Inbound, bool]]) -> None:
         """Process, in this order, one user's messages a dead worker left (already claimed

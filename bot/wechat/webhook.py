@@ -135,7 +135,7 @@ async def receive(request: web.Request) -> web.Response:
     logs.bind_user(msg.openid, key=config.signing_key)
     metrics.count_message(msg.kind, msg.event)
     try:
-        rendered = await request.app[INBOX].handle(msg)
+        rendered = await request.app[INBOX].handle(msg, arrived=started)
     except NotRecorded:  # nobody would process it: no "success", so that WeChat retries
         metrics.rejected.labels("not_recorded").inc()
         return web.Response(status=503, text="try again")
