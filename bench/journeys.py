@@ -582,6 +582,12 @@ async def run_round(args: argparse.Namespace, services: Services, number: int, w
         app.stop()
         await runner.cleanup()
     log = server_log(app.output("serve.err"))
+    if args.keep is not None:  # the app's output, and which customers failed, for a look afterwards
+        kept = args.keep / f"round{number}"
+        kept.mkdir(parents=True, exist_ok=True)
+        for name in ("serve.out", "serve.err"):
+            (kept / name).write_text(app.output(name), encoding="utf-8")
+        (kept / "failures.txt").write_text("".join(f"{f}\n" for f in failures), encoding="utf-8")
     turns = [t for c in customers for t in c.turns]
     return RoundResult(
         customers=args.customers, seconds=seconds, turns=turns, failures=failures, problems=problems,
@@ -699,6 +705,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help=f"spread the purchases over this many products (1-{len(PRODUCTS)}; 1: one hot stock row)")
     parser.add_argument("--db", choices=("postgres", "sqlite"), default="postgres")
     parser.add_argument("--rounds", type=int, default=3, help="repeat on fresh databases; report the median round")
+    parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                        help="keep each round's app output (serve.out, serve.err) and its failures in DIR")
     args = parser.parse_args(argv)
     if not 1 <= args.customers <= 5_000:
         parser.error("--customers must be between 1 and 5,000")
