@@ -43,7 +43,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, event, func, select, update
 from sqlalchemy.engine import Row
@@ -61,10 +61,11 @@ from commerce.catalog.models import (
     Variant,
     product_tags,
 )
-from commerce.catalog.search import SearchDoc, SearchHit, SearchIndex, sorted_in_pieces
+from commerce.catalog.search import SearchDoc, SearchHit, SearchIndex, Steps, finish, sorting
 from commerce.orm import utcnow
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_CACHED_QUERY = 256  # the index ignores raw input past this anyway
 BULK_PRODUCTS = 16
@@ -75,9 +76,9 @@ PARTITION_ROWS = 500
 """Rows read between two turns of the event loop during a full load."""
 LARGE_CATALOG = 2000
 """Products above which a full build runs in a thread with the garbage collector paused."""
-BUILD_SWITCH_INTERVAL = 0.001
-"""Seconds a build's thread may hold the interpreter while the event loop waits for it."""
-FREE_CHUNK = 2000
+BUILD_SLICE_SECONDS = 0.004
+"""A full build runs on the event loop this long at a time, searches running in between."""
+FREE_CHUNK = 500
 """Objects freed between two turns of the event loop when a retired catalog is let go."""
 
 
@@ -237,10 +238,10 @@ Lookup = Callable[[str, int], tuple[SearchHit, ...]]  # (query, limit) -> hits, 
 class CatalogSnapshot:
     """Everything on sale in one worker's memory, with its search index.
 
-    Built whole (in a worker thread: see `Catalog`), then changed one product at a
-    time by `apply` on the event loop: the index, the categories' product lists and the
-    best sellers are kept sorted in place, so a change costs about a millisecond
-    whatever the catalog's size. Search answers are cached until the next change.
+    Built whole (`building`: a slice at a time between searches, see `Catalog`), then
+    changed one product at a time by `apply` on the event loop: the index, the categories'
+    product lists and the best sellers are kept sorted in place, so a change costs about a
+    millisecond whatever the catalog's size. Search answers are cached until the next change.
     """
 
     def __init__(
@@ -251,22 +252,45 @@ class CatalogSnapshot:
         query_cache_size: int = 4096,
         lexicon: Lexicon = NO_LEXICON,
     ) -> None:
-        self.products: dict[int, ProductInfo] = {p.id: p for p in products}
+        finish(self._filling(products, categories, query_cache_size=query_cache_size, lexicon=lexicon))
+
+    @classmethod
+    def building(
+        cls, products: Iterable[ProductInfo], categories: Iterable[CategoryInfo], *, query_cache_size: int,
+        lexicon: Lexicon,
+    ) -> Steps[CatalogSnapshot]:
+        """The constructor as resumable work (`commerce.catalog.search.Steps`)."""
+        snapshot = cls.__new__(cls)
+        yield from snapshot._filling(products, categories, query_cache_size=query_cache_size, lexicon=lexicon)
+        return snapshot
+
+    def _filling(
+        self, products: Iterable[ProductInfo], categories: Iterable[CategoryInfo], *, query_cache_size: int,
+        lexicon: Lexicon,
+    ) -> Steps[None]:
+        self.products: dict[int, ProductInfo] = {}
+        for product in products:
+            self.products[product.id] = product
+            if product.id % 512 == 0:
+                yield
         self._categories = {c.id: c for c in categories}
         self._base_lexicon = lexicon
         # how often the catalog says each word of the built-in everyday names: an
         # everyday name applies where the catalog uses what it means
-        texts = [_product_text(p) for p in self.products.values()]
+        texts = yield from _listing(self.products.values(), _product_text)
         texts += [shop_lexicon.key(f"{c.name} {c.name_en}") for c in self._categories.values()]
-        self._words = _word_counts(texts)
+        self._words = yield from _word_counts(texts)
         self._by_category: dict[int, list[tuple[int, int]]] = {}  # (sort_order, id), sorted
-        for p in self.products.values():
+        for count, p in enumerate(self.products.values()):
             self._by_category.setdefault(p.category_id, []).append((p.sort_order, p.id))
+            if count % 1024 == 0:
+                yield
         for listed in self._by_category.values():
-            listed[:] = sorted_in_pieces(listed)
-        self._hot = sorted_in_pieces(_hot_key(p) for p in self.products.values())
+            listed[:] = yield from sorting(listed)
+        self._hot = yield from sorting((yield from _listing(self.products.values(), _hot_key)))
         self._derived: dict[str, Any] = {}
-        self.index = SearchIndex(p.search_doc() for p in self.products.values())
+        docs = yield from _listing(self.products.values(), ProductInfo.search_doc)
+        self.index = yield from SearchIndex.building(docs)
         # no reference back to the snapshot: a retired one is freed by reference counting
         self._search, self._suggest = _lookups(self.index, self.products)
         self._caches: tuple[Any, ...] = ()
@@ -399,18 +423,29 @@ def _product_text(product: ProductInfo) -> str:
     return shop_lexicon.key(f"{product.name} {product.subtitle} {' '.join(product.tags)}")
 
 
-def _word_counts(texts: list[str]) -> Counter[str]:
-    """How often the texts say each everyday word, counted over a thousand texts joined at a
-    time (no word holds a newline, so occurrences are the texts' own): each count is short,
-    so a build in a thread lets the event loop run between them."""
+def _listing(items: Iterable[Any], make: Callable[[Any], T]) -> Steps[list[T]]:
+    """`[make(item) for item in items]`, resumable."""
+    made: list[T] = []
+    for count, item in enumerate(items):
+        made.append(make(item))
+        if count % 256 == 0:
+            yield
+    return made
+
+
+def _word_counts(texts: list[str]) -> Steps[Counter[str]]:
+    """How often the texts say each everyday word, counted over a hundred texts joined at a
+    time (no word holds a newline, so occurrences are the texts' own): resumable between
+    chunks."""
     counts: Counter[str] = Counter()
     words = shop_lexicon.everyday_words()
-    for start in range(0, len(texts), 1000):
-        joined = "\n".join(texts[start : start + 1000])
+    for start in range(0, len(texts), 100):
+        joined = "\n".join(texts[start : start + 100])
         for word in words:
             found = joined.count(word)
             if found:
                 counts[word] += found
+        yield
     return counts
 
 
@@ -445,15 +480,16 @@ class _Rows:
     tags: list[Row[Any]]
     ids: Collection[int] | None
 
-    def free(self) -> None:
+    def freeing(self) -> Steps[None]:
         for rows in (self.products, self.variants, self.images, self.tags):
-            _free(rows)
+            yield from _freeing(rows)
 
 
-def _free(items: list[Any]) -> None:
+def _freeing(items: list[Any]) -> Steps[None]:
     """Empty a long list a piece at a time (see `FREE_CHUNK`)."""
     while items:
         del items[-FREE_CHUNK:]
+        yield
 
 
 async def _fetch_products(fetch: Fetch, *, ids: Collection[int] | None = None) -> _Rows:
@@ -488,25 +524,33 @@ def _shared(shared: dict[Any, Any], value: Any) -> Any:
     return shared.setdefault(value, value)
 
 
-def _assemble(rows: _Rows, categories: dict[int, CategoryInfo]) -> _Read:
+def _assembling(rows: _Rows, categories: dict[int, CategoryInfo]) -> Steps[_Read]:
     """`ProductInfo` of the products on sale; the ids asked for that are not on sale are `gone`.
-    Pure CPU work: a full load runs it in a thread."""
+    Pure CPU work, resumable (a full load runs it between searches); frees the rows as it goes."""
     # labels, tag names and tag sets repeat across the catalog: each is kept once
     shared: dict[Any, Any] = {}
     by_product: dict[int, list[VariantInfo]] = {}
-    for row in rows.variants:
+    for count, row in enumerate(rows.variants):
+        if count % 256 == 0:
+            yield
         label = " / ".join(str(v) for v in (row.spec or {}).values())
         by_product.setdefault(row.product_id, []).append(
             VariantInfo(id=row.id, label=shared.setdefault(label, label), price_fen=row.price_fen)
         )
     first_image: dict[int, str] = {}
-    for row in rows.images:
+    for count, row in enumerate(rows.images):
+        if count % 512 == 0:
+            yield
         first_image[row.product_id] = row.url  # the last one written is the first in position
     tag_names: dict[int, list[str]] = {}
-    for row in rows.tags:
+    for count, row in enumerate(rows.tags):
+        if count % 512 == 0:
+            yield
         tag_names.setdefault(row.product_id, []).append(shared.setdefault(row.name, row.name))
     read = _Read()
-    for row in rows.products:
+    for count, row in enumerate(rows.products):
+        if count % 256 == 0:
+            yield
         read.stamps[row.id] = row.updated_at
         category = categories.get(row.category_id)
         if row.status != ProductStatus.ON_SALE.value or category is None:
@@ -526,12 +570,14 @@ def _assemble(rows: _Rows, categories: dict[int, CategoryInfo]) -> _Read:
         while looked_up:
             for _ in range(min(FREE_CHUNK, len(looked_up))):
                 looked_up.popitem()
+            yield
+    yield from rows.freeing()
     return read
 
 
 async def _read_products(fetch: Fetch, categories: dict[int, CategoryInfo], *, ids: Collection[int]) -> _Read:
     """A few products, as they are now (`_fetch_products`, then `_assemble`)."""
-    return _assemble(await _fetch_products(fetch, ids=ids), categories)
+    return finish(_assembling(await _fetch_products(fetch, ids=ids), categories))
 
 
 async def _read_categories(fetch: Fetch) -> dict[int, CategoryInfo]:
@@ -576,20 +622,31 @@ async def stamp_products(session: AsyncSession, product_ids: Collection[int]) ->
 
 
 @contextlib.contextmanager
-def _building_large() -> Iterator[None]:
-    """While a large catalog is read and built: no garbage collection, then everything alive,
-    the new catalog included, frozen out of future collections; and the build's thread hands
-    the interpreter back to the event loop every millisecond, not every five (see `Catalog._build`)."""
-    collecting, interval = gc.isenabled(), sys.getswitchinterval()
+def _collector_paused() -> Iterator[None]:
+    """No garbage collection while a large catalog is read and built; then everything alive,
+    the new catalog included, frozen out of future collections (see `Catalog._build`)."""
+    collecting = gc.isenabled()
     gc.disable()
-    sys.setswitchinterval(min(interval, BUILD_SWITCH_INTERVAL))
     try:
         yield
     finally:
-        sys.setswitchinterval(interval)
         gc.freeze()  # before collections resume: a collection of all that was just made is the stall avoided
         if collecting:
             gc.enable()
+
+
+async def _between_searches(steps: Steps[T]) -> T:
+    """Run resumable work on the event loop, `BUILD_SLICE_SECONDS` at a time, other work (the
+    searches) running in between: no thread holds the interpreter while the loop waits for it."""
+    deadline = time.perf_counter() + BUILD_SLICE_SECONDS
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+        if time.perf_counter() >= deadline:
+            await asyncio.sleep(0)
+            deadline = time.perf_counter() + BUILD_SLICE_SECONDS
 
 
 # ---- the catalog of one worker --------------------------------------------------------
@@ -869,7 +926,7 @@ class Catalog:
         cycles, so reference counting frees it when it is replaced (`dismantle`)."""
         async with self._sessions() as session:
             large = ((await session.scalar(select(func.count()).select_from(Product))) or 0) > LARGE_CATALOG
-        with _building_large() if large else contextlib.nullcontext():
+        with _collector_paused() if large else contextlib.nullcontext():
             return await self._read_and_build()
 
     async def _read_and_build(self) -> tuple[CatalogSnapshot, datetime | None, dict[int, datetime]]:
@@ -885,17 +942,23 @@ class Catalog:
                     select(Product.id, Product.updated_at).where(Product.updated_at > watermark - REFRESH_OVERLAP)
                 )
 
-        def build() -> tuple[CatalogSnapshot, dict[int, datetime]]:
-            read = _assemble(rows, categories)
-            rows.free()  # here, piece by piece: freed on the event loop at once, they would hold it
-            recent = {row.id: row.updated_at for row in stamped}
-            _free(stamped)
-            snapshot = CatalogSnapshot(
+        def building() -> Steps[tuple[CatalogSnapshot, dict[int, datetime]]]:
+            read = yield from _assembling(rows, categories)
+            recent: dict[int, datetime] = {}
+            for count, row in enumerate(stamped):
+                recent[row.id] = row.updated_at
+                if count % 1024 == 0:
+                    yield
+            yield from _freeing(stamped)
+            snapshot = yield from CatalogSnapshot.building(
                 read.current, categories.values(), query_cache_size=self._query_cache_size, lexicon=words
             )
             return snapshot, recent
 
-        snapshot, recent = await asyncio.to_thread(build) if len(rows.products) > LARGE_CATALOG else build()
+        if len(rows.products) > LARGE_CATALOG:
+            snapshot, recent = await _between_searches(building())
+        else:
+            snapshot, recent = finish(building())
         self.builds += 1
         return snapshot, watermark, recent
 

@@ -31,7 +31,7 @@ import unicodedata
 from array import array
 from bisect import bisect_left, insort
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from functools import lru_cache
@@ -45,7 +45,7 @@ from pypinyin.seg.mmseg import seg as _pinyin_segmenter
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA, LCSseq
 
-__all__ = ["SearchDoc", "SearchHit", "SearchIndex", "sorted_in_pieces"]
+__all__ = ["SearchDoc", "SearchHit", "SearchIndex", "Steps", "finish", "sorting"]
 
 MAX_RAW_CHARS = 256
 """Raw input beyond this is ignored before any work, so 10 KB of text costs nothing."""
@@ -133,25 +133,42 @@ T = TypeVar("T")
 Posting = tuple[int, ...] | list[int]
 """Document numbers, ascending: a tuple as built (shared by keys listing the same documents),
 a list of the key's own once `add` or `remove` changed it (changed in place from then on)."""
-SORT_PIECE = 8_000
-"""Items sorted in one piece by `sorted_in_pieces`."""
+SORT_PIECE = 2_000
+"""Items sorted in one piece by `sorting`."""
 
 
-def sorted_in_pieces(items: Iterable[T], *, key: Callable[[T], Any] | None = None) -> list[T]:
-    """`sorted(items, key=key)`, a few thousand items at a time, then merged.
+Steps = Generator[None, None, T]
+"""Work done a little at a time: each `yield` is a point where the caller may let other work
+run (the catalog builds on the event loop this way, a few milliseconds a slice); the
+generator's return value is the result. `finish` runs one to the end at once."""
 
-    The result is the same (both are stable), but no single step holds the interpreter for
-    long: a build in a thread lets the event loop run between steps, where one sort of
-    100k items would hold it for tens of milliseconds.
-    """
+
+def finish(steps: Steps[T]) -> T:
+    """Run resumable work to its end, without pausing."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+def sorting(items: Iterable[T], *, key: Callable[[T], Any] | None = None) -> Steps[list[T]]:
+    """`sorted(items, key=key)` as resumable work: a few thousand items sorted at a time,
+    then merged. The same result (both are stable); no step takes more than a millisecond
+    or two, where one sort of 100k items takes tens of them."""
     listed = list(items)
-    if len(listed) <= SORT_PIECE:
-        return sorted(listed, key=key)  # type: ignore[type-var, arg-type]
-    pieces = [
-        sorted(listed[start : start + SORT_PIECE], key=key)  # type: ignore[type-var, arg-type]
-        for start in range(0, len(listed), SORT_PIECE)
-    ]
-    return list(merge(*pieces, key=key))  # type: ignore[arg-type]
+    pieces = []
+    for start in range(0, len(listed), SORT_PIECE):
+        pieces.append(sorted(listed[start : start + SORT_PIECE], key=key))  # type: ignore[type-var, arg-type]
+        yield
+    if len(pieces) <= 1:
+        return pieces[0] if pieces else []
+    merged: list[T] = []
+    for number, item in enumerate(merge(*pieces, key=key)):  # type: ignore[arg-type]
+        merged.append(item)
+        if number % SORT_PIECE == 0:
+            yield
+    return merged
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,15 +230,13 @@ class _Vocabulary:
 
     __slots__ = ("terms", "sorted_terms", "buckets", "syllables")
 
-    def __init__(self, terms: list[str], syllables: Counter[str]) -> None:
-        terms = sorted_in_pieces(terms)
-        self.terms: set[str] = set(terms)
-        self.sorted_terms: list[str] = terms
-        buckets: defaultdict[tuple[str, int], list[str]] = defaultdict(list)
-        for term in terms:
-            if len(term) >= 3 and term.isalpha():
-                buckets[term[0], len(term)].append(term)
-        self.buckets: dict[tuple[str, int], list[str]] = dict(buckets)
+    def __init__(
+        self, terms: set[str], sorted_terms: list[str], buckets: dict[tuple[str, int], list[str]],
+        syllables: Counter[str],
+    ) -> None:
+        self.terms = terms
+        self.sorted_terms = sorted_terms
+        self.buckets = buckets
         self.syllables = syllables  # to recognise spaced pinyin ("ping guo"): counted per document
 
     def add(self, term: str) -> None:
@@ -279,7 +294,17 @@ class SearchIndex:
     """
 
     def __init__(self, docs: Iterable[SearchDoc]) -> None:
-        ordered = sorted_in_pieces(docs, key=lambda doc: (-doc.popularity, doc.product_id))
+        finish(self._filling(docs))
+
+    @classmethod
+    def building(cls, docs: Iterable[SearchDoc]) -> Steps[SearchIndex]:
+        """`SearchIndex(docs)` as resumable work (see `Steps`), for a build between searches."""
+        index = cls.__new__(cls)
+        yield from index._filling(docs)
+        return index
+
+    def _filling(self, docs: Iterable[SearchDoc]) -> Steps[None]:
+        ordered = yield from sorting(docs, key=lambda doc: (-doc.popularity, doc.product_id))
         postings: defaultdict[str, array[int]] = defaultdict(_new_posting_list)
         entries: list[_Entry | None] = []
         syllables: Counter[str] = Counter()
@@ -289,9 +314,14 @@ class SearchIndex:
             for key in keys:
                 postings[key].append(number)
             syllables.update(_entry_syllables(entry))
+            yield
         self._entries = entries
         self._docs: list[SearchDoc | None] = list(ordered)
-        self._numbers = {doc.product_id: number for number, doc in enumerate(ordered)}
+        self._numbers: dict[int, int] = {}
+        for number, doc in enumerate(ordered):
+            self._numbers[doc.product_id] = number
+            if number % 1024 == 0:
+                yield
         self._live = len(entries)
         # Built as compact int32 arrays, kept as tuples: keys listing the same
         # documents share one tuple (see _Chosen), and all tuples share one int object
@@ -300,15 +330,23 @@ class SearchIndex:
         self._ints = ints = list(range(len(entries)))
         shared: dict[bytes, tuple[int, ...]] = {}
         self._postings: dict[str, Posting] = {}
-        for key in list(postings):
+        indexed = list(postings)
+        yield
+        for count, key in enumerate(indexed):
             raw = postings.pop(key).tobytes()  # free each array as it is replaced
             posting = shared.get(raw)
             if posting is None:
                 posting = shared[raw] = tuple(map(ints.__getitem__, memoryview(raw).cast("i")))
             self._postings[key] = posting
-        del postings, shared
-        self._vocabulary = _build_vocabulary(self._postings, syllables)
-        self._name_words = _NameWords.of(entry for entry in entries if entry is not None)
+            if count % 16 == 0 or len(raw) > 40_000:
+                yield
+        del postings, indexed
+        while shared:  # a piece at a time: freed at once, the keys would take tens of milliseconds
+            for _ in range(min(1000, len(shared))):
+                shared.popitem()
+            yield
+        self._vocabulary = yield from _building_vocabulary(self._postings, syllables)
+        self._name_words = yield from _NameWords.counting(entry for entry in entries if entry is not None)
         # search() then suggest() for the same text ("nothing found, did you mean…")
         # score the same shortlist: the last complete scoring is kept for the second.
         self._last_scored: tuple[str, int, list[tuple[float, int, int]]] | None = None
@@ -759,9 +797,24 @@ def _entry_syllables(entry: _Entry) -> set[str]:
     return {*entry.name_syllables.split(), *entry.aux_syllables.split()}
 
 
-def _build_vocabulary(postings: Iterable[str], syllables: Counter[str]) -> _Vocabulary:
+def _building_vocabulary(postings: Iterable[str], syllables: Counter[str]) -> Steps[_Vocabulary]:
     """Every indexed term, sorted for prefixes and bucketed for corrections."""
-    return _Vocabulary([key[1:] for key in postings if key.startswith(_TERM_MARK)], syllables)
+    found: list[str] = []
+    for count, key in enumerate(postings):
+        if key.startswith(_TERM_MARK):
+            found.append(key[1:])
+        if count % 2048 == 0:
+            yield
+    terms = yield from sorting(found)
+    buckets: defaultdict[tuple[str, int], list[str]] = defaultdict(list)
+    known: set[str] = set()
+    for count, term in enumerate(terms):
+        known.add(term)
+        if len(term) >= 3 and term.isalpha():
+            buckets[term[0], len(term)].append(term)
+        if count % 1024 == 0:
+            yield
+    return _Vocabulary(known, terms, dict(buckets), syllables)
 
 
 # ---------------------------------------------------------------------------
@@ -984,11 +1037,14 @@ class _NameWords:
         self.by_length: dict[int, list[str]] = {}
 
     @classmethod
-    def of(cls, entries: Iterable[_Entry]) -> _NameWords:
+    def counting(cls, entries: Iterable[_Entry]) -> Steps[_NameWords]:
         made = cls()
-        made.words.update(chain.from_iterable(entry.name_words.split() for entry in entries))
+        for count, entry in enumerate(entries):
+            made.words.update(entry.name_words.split())
+            if count % 256 == 0:
+                yield
         by_length: defaultdict[int, list[str]] = defaultdict(list)
-        for word in sorted_in_pieces(made.words):
+        for word in (yield from sorting(made.words)):
             by_length[len(word)].append(word)
         made.by_length = dict(by_length)
         return made
