@@ -724,9 +724,10 @@ def _looks_like_initials(word: str) -> bool:
 # Building
 
 
-@lru_cache(maxsize=1 << 15)
+@lru_cache(maxsize=1 << 10)
 def _run_features(run: str) -> _RunFeatures:
-    """Cached: tags, categories and the words of names repeat across the catalog."""
+    """Cached: tags, categories and the words of names repeat across the catalog. Kept small:
+    names are mostly runs of their own, and 32k cached runs held 80 MB after a build of 20k."""
     syllables = _syllables(run)
     initials = "".join(syllable[0] for syllable in syllables)
     keys = frozenset(chain(_cjk_grams(run), _syllable_terms(syllables)))
@@ -750,7 +751,7 @@ def _partition(parts: Iterable[str]) -> tuple[list[str], list[str]]:
     return runs, words
 
 
-@lru_cache(maxsize=1 << 12)
+@lru_cache(maxsize=1 << 10)
 def _partition_repeated(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """_partition of a field shared by many documents (tags, category), cached."""
     runs, words = _partition(_clean(text))
