@@ -88,6 +88,7 @@ LEASE_SECONDS = 30.0
 KEY_LIMIT = 160  # the row key's column; longer keys (a long EventKey) are hashed
 MAX_ATTEMPTS = 4  # a message that killed its worker this often is answered politely instead
 BATCH_LIMIT = 64  # writes in one transaction at most
+PARALLEL_BATCHES = 4  # transactions of queued writes at once on PostgreSQL (SQLite: one)
 PRUNE_ROUNDS = 100  # batches of old answers deleted per pruning at most (50,000 rows)
 BUSY_PAUSE_SECONDS = 0.001  # SQLite's lock is taken: the first pause before trying again (doubles)
 BUSY_PAUSE_MAX_SECONDS = 0.05
@@ -123,16 +124,23 @@ def load_reply(data: dict[str, Any]) -> Rendered:
 
 
 class WriteBatcher:
-    """Runs the journal's statements handed to it, in order, sharing transactions when they queue.
+    """Runs the journal's statements handed to it, sharing transactions when they queue.
 
     On SQLite a write's few short statements run at once on the event loop
     (`create_blocking_sqlite_engine`: no thread hand-over per statement, which measured
     several times their cost), over a connection that never waits for SQLite's lock: when
     another connection holds it, the write queues here and waits without blocking. Queued
     writes go together, one transaction for all that arrived meanwhile (group commit), so a
-    worker never has two of its own writers waiting for the lock. On PostgreSQL (and an
-    in-memory SQLite) every write queues and a batch runs through `AsyncConnection.run_sync`. A batch that fails is
-    retried write by write, so a bad write fails alone.
+    worker never has two of its own writers waiting for the lock, and writes run in the
+    order they came.
+
+    On PostgreSQL (and an in-memory SQLite) every write queues and a batch runs through
+    `AsyncConnection.run_sync`, up to `PARALLEL_BATCHES` batches at once on their own
+    connections: a batch's statements are round trips one after another, so a single
+    writer made every claim, dialog step and reply of a swamped worker wait in one line.
+    Writes a caller issues one after another (awaiting each) still happen in that order.
+
+    A batch that fails is retried write by write, so a bad write fails alone.
     """
 
     def __init__(self, engine: AsyncEngine, *, limit: int = BATCH_LIMIT) -> None:
@@ -141,19 +149,23 @@ class WriteBatcher:
         on_file = is_sqlite(url) and engine.url.database not in (None, "", ":memory:")  # memory: one connection's
         self._blocking: Engine | None = create_blocking_sqlite_engine(url) if on_file else None
         self._limit = limit
+        # one writer on SQLite (one write lock; an in-memory database is one connection's)
+        self._parallel = 1 if is_sqlite(url) else PARALLEL_BATCHES
         self._pending: list[tuple[Write, asyncio.Future[Any]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._writers: set[asyncio.Task[None]] = set()
 
     async def run(self, write: Callable[[Connection], T]) -> T:
-        if self._blocking is not None and not self._pending and (self._writer is None or self._writer.done()):
+        if self._blocking is not None and not self._pending and not self._writers:
             try:  # SQLite, nothing queued: at once, on the loop (it cannot interleave with anything)
                 return run_nonblocking_sqlite(self._blocking, write)
             except SqliteBusy:
                 pass  # another connection writes: queue up and wait without blocking
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append((write, future))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_all())
+        if len(self._writers) < self._parallel:
+            writer = asyncio.create_task(self._write_all())
+            self._writers.add(writer)
+            writer.add_done_callback(self._writers.discard)
         return cast(T, await asyncio.shield(future))
 
     async def _write_all(self) -> None:
