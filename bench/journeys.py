@@ -541,6 +541,8 @@ async def run_round(args: argparse.Namespace, services: Services, number: int, w
     await web.TCPSite(runner, LOOPBACK, api_port).start()
     env = storefront_env(db_url=db_url, redis_url=services.redis.fresh_url(),
                          api=f"http://{LOOPBACK}:{api_port}", port=free_port())
+    if args.turns_at_once is not None:
+        env["STOREFRONT_SERVER__TURNS_AT_ONCE"] = str(args.turns_at_once)
     storefront(["db", "upgrade"], cwd=round_dir, env=env)
     storefront(["seed-demo"], cwd=round_dir, env=env)
     products = PRODUCTS[: args.products]
@@ -705,6 +707,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help=f"spread the purchases over this many products (1-{len(PRODUCTS)}; 1: one hot stock row)")
     parser.add_argument("--db", choices=("postgres", "sqlite"), default="postgres")
     parser.add_argument("--rounds", type=int, default=3, help="repeat on fresh databases; report the median round")
+    parser.add_argument("--turns-at-once", type=int, default=None,
+                        help="the app's server.turns_at_once (default: the app's own; 0: no limit)")
     parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
                         help="keep each round's app output (serve.out, serve.err) and its failures in DIR")
     args = parser.parse_args(argv)
@@ -726,7 +730,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"python {platform.python_version()}, aiohttp {aiohttp.__version__}, {cores} cores, "
           f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}; {args.customers} customers, "
-          f"{args.workers} workers, {args.db} + redis, {args.products} product(s)")
+          f"{args.workers} workers, {args.db} + redis, {args.products} product(s), turns at once: "
+          f"{'the app default' if args.turns_at_once is None else args.turns_at_once or 'no limit'}")
     try:
         with tempfile.TemporaryDirectory(prefix="bench-journeys-") as workdir:
             asyncio.run(run(args, Path(workdir)))
