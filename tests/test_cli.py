@@ -418,85 +418,10 @@ def test_several_workers_need_redis(tmp_path: Path) -> None:
     assert result.returncode == 2 and "redis.url" in result.stderr
 
 
-@pytest.mark.slow
-def test_two_workers_on_one_port_answer_once(tmp_path: Path, redis_url: str) -> None:
-    """`serve --workers 2`: two processes share the port; a retry is answered from the
-    first delivery whichever worker gets it, and Ctrl-C stops them all."""
-    import asyncio
-
-    import aiohttp
-
-    from bot.devtools.simulator import WebhookClient, build_message_xml
-
-    assert STOREFRONT is not None
-    db, port = tmp_path / "shop.db", free_port()
-    env = storefront_env(
-        db, STOREFRONT_SERVER__PORT=str(port), STOREFRONT_SERVER__HOST="127.0.0.1",
-        STOREFRONT_REDIS__URL=redis_url,
-    )
-    stdout_path, stderr_path = tmp_path / "serve.out", tmp_path / "serve.err"
-    with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
-        proc = subprocess.Popen([STOREFRONT, "serve", "--workers", "2"], cwd=tmp_path, env=env, stdout=out, stderr=err)
-    srv = Server(proc, tmp_path, db, port, env, stdout_path, stderr_path)
-    try:
-        srv.wait_healthy()
-
-        async def chat() -> list[str]:
-            async with aiohttp.ClientSession() as session:
-                client = WebhookClient(url=f"{srv.base}/wechat", token=TOKEN, appid=APPID,
-                                       encoding_aes_key="", aes=False, session=session)
-                messages = [
-                    build_message_xml(to_user="gh", from_user=f"o_worker_{n}", kind="text",
-                                      create_time=int(time.time()), msg_id=900_000 + n, content="pingguo")
-                    for n in range(12)
-                ]
-                replies = await asyncio.gather(*(client.send(m) for m in messages + messages))
-                return [r.text for r in replies]
-
-        texts = asyncio.run(chat())
-        assert all("烟台红富士苹果" in t for t in texts)
-        assert texts[:12] == texts[12:]  # each retry got its first delivery's reply
-        pids = srv.stdout().split("pids ")[1].split()[:2]
-        assert len(pids) == 2 and all(Path(f"/proc/{pid}").exists() for pid in pids)
-    finally:
-        returncode = srv.stop()
-    assert returncode == 0, srv.stderr()
-    assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
-
-
-@pytest.mark.slow
-def test_serve_workers_restarts_a_killed_worker_and_stops_all_on_sigterm(tmp_path: Path, redis_url: str) -> None:
-    """Issue 13: a worker killed with -9 is started again (and logged); SIGTERM to the
-    parent stops every worker cleanly."""
-    assert STOREFRONT is not None
-    db, port = tmp_path / "shop.db", free_port()
-    env = storefront_env(
-        db, STOREFRONT_SERVER__PORT=str(port), STOREFRONT_SERVER__HOST="127.0.0.1",
-        STOREFRONT_REDIS__URL=redis_url,
-    )
-    stdout_path, stderr_path = tmp_path / "serve.out", tmp_path / "serve.err"
-    with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
-        proc = subprocess.Popen([STOREFRONT, "serve", "--workers", "2"], cwd=tmp_path, env=env, stdout=out, stderr=err)
-    srv = Server(proc, tmp_path, db, port, env, stdout_path, stderr_path)
-    pids: list[str] = []
-    try:
-        srv.wait_healthy()
-        pids = srv.stdout().split("pids ")[1].split()[:2]
-        os.kill(int(pids[0]), signal.SIGKILL)
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while "worker 0 restarted: pid " not in srv.stdout() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        restarted = srv.stdout().split("worker 0 restarted: pid ")[1].split()[0]
-        pids.append(restarted)
-        assert restarted != pids[0] and Path(f"/proc/{restarted}").exists()
-        assert "worker 0" in srv.stderr() and "SIGKILL" in srv.stderr()
-        srv.wait_healthy()
-        proc.send_signal(signal.SIGTERM)
-        returncode = proc.wait(timeout=STOP_TIMEOUT + 30)
-    finally:
-        srv.stop()
-    assert returncode == 0, srv.stderr()
-    assert not any(Path(f"/proc/{pid}").exists() for pid in pids[1:])
+# `serve --workers 2` itself runs in tests/faults/, whose tests start it anyway: two workers
+# sharing the port and a retry answered from its first delivery whichever worker gets it,
+# then Ctrl-C stopping them all (test_slow_turns.py); a worker killed -9 restarted and
+# logged, then SIGTERM to the parent stopping every worker cleanly (test_kill_worker.py).
 
 
 def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path, redis_url: str) -> None:

@@ -12,7 +12,9 @@ wait of the test (`LEASE_SECONDS`), so a message the dead worker held is answere
 because the supervisor handed it back, not because its lease ran out.
 
 Asserted: every message got its answer (passive, or a customer-service message), and no
-message was processed twice to completion (every cart holds exactly the one bag added).
+message was processed twice to completion (every cart holds exactly the one bag added);
+the death was logged and the worker restarted; SIGTERM to the parent then stops every
+worker cleanly.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from sqlalchemy.engine import make_url
 from bot.devtools.simulator import Reply, SimulatorError, WebhookClient, build_message_xml
 from tests.bot.test_search_chat import numbered
 from tests.fakes.wechat import APPID, APPSECRET, FakeWeChat
-from tests.test_cli import STOREFRONT, TOKEN, Server, free_port, storefront_env
+from tests.test_cli import STOP_TIMEOUT, STOREFRONT, TOKEN, Server, free_port, storefront_env
 
 pytestmark = [
     pytest.mark.slow,
@@ -86,7 +88,7 @@ class WeChatSide:
             return reply.text or " ".join(a.title for a in reply.articles)
         self.later += 1
         self._answered()
-        return await self._customer_service(openid)
+        return await self.customer_service(openid)
 
     async def _deliver(self, xml: str) -> Reply:
         for attempt in range(1 + RETRIES):
@@ -101,7 +103,8 @@ class WeChatSide:
                 await asyncio.sleep(RETRY_PAUSE)
         raise Unanswered(f"no answer after {RETRIES} retries")
 
-    async def _customer_service(self, openid: str) -> str:
+    async def customer_service(self, openid: str) -> str:
+        """The next customer-service message to `openid` not read yet (waits for it)."""
         deadline = time.monotonic() + ANSWER_TIMEOUT
         while time.monotonic() < deadline:
             sent = self._sent_to(openid)
@@ -112,16 +115,21 @@ class WeChatSide:
         raise Unanswered(f"answered \"success\" but no customer-service message came for {openid}")
 
     def _sent_to(self, openid: str) -> list[str]:
-        texts = []
-        for received in self.fake.delivered:
-            data = received.json or {}
-            if data.get("touser") != openid or "custom/send" not in received.path:
-                continue
-            if data.get("msgtype") == "text":
-                texts.append(data["text"]["content"])
-            else:
-                texts.append(" ".join(a.get("title", "") for a in data.get("news", {}).get("articles", [])))
-        return texts
+        return sent_to(self.fake, openid)
+
+
+def sent_to(fake: FakeWeChat, openid: str) -> list[str]:
+    """The customer-service messages the fake WeChat took for `openid`: texts, or news titles."""
+    texts = []
+    for received in fake.delivered:
+        data = received.json or {}
+        if data.get("touser") != openid or "custom/send" not in received.path:
+            continue
+        if data.get("msgtype") == "text":
+            texts.append(data["text"]["content"])
+        else:
+            texts.append(" ".join(a.get("title", "") for a in data.get("news", {}).get("articles", [])))
+    return texts
 
 
 async def journey(wechat: WeChatSide, openid: str) -> None:
@@ -179,6 +187,10 @@ def _listens(pid: int, port: int) -> bool:
     return False
 
 
+def _alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
 async def _restarted(server: Server, worker: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while f"worker {worker} restarted" not in server.stdout():
@@ -223,7 +235,13 @@ async def test_a_worker_killed_mid_load_loses_no_message_and_doubles_none(
         assert not failures, "\n".join(failures)
         assert _carts(server.db) == dict.fromkeys(openids, 1)  # no add processed twice
         await _restarted(server, 0)
+        assert "worker 0" in server.stderr() and "SIGKILL" in server.stderr()  # the death is logged
+        restarted = int(server.stdout().split("worker 0 restarted: pid ")[1].split()[0])
+        assert restarted not in pids and _alive(restarted)
         print(f"healthy after {healthy:.1f} s, journeys {time.monotonic() - began - healthy:.1f} s: passive "
               f"{wechat.passive}, later {wechat.later}, retried deliveries {wechat.retried}")
+        server.proc.send_signal(signal.SIGTERM)  # to the parent: every worker stops cleanly, then it
+        assert await asyncio.to_thread(server.proc.wait, STOP_TIMEOUT + 30) == 0, server.stderr()
+        assert not any(_alive(pid) for pid in (pids[1], restarted))
     finally:
         server.stop()

@@ -32,15 +32,17 @@ import aiohttp
 import pytest
 from sqlalchemy.engine import make_url
 
-from bot.devtools.simulator import WebhookClient
+from bot.devtools.simulator import WebhookClient, build_message_xml
 from tests.bot.test_search_chat import numbered
 from tests.fakes.wechat import APPID, Failure, FakeWeChat
 from tests.faults.test_kill_worker import (
     WECHAT_TIMEOUT,
     WeChatSide,
+    _alive,
     _serving,
     _start,
     _wait_healthy,
+    sent_to,
 )
 from tests.faults.test_payment_burst import _stock_ledger
 from tests.test_cli import STOREFRONT, TOKEN, Server
@@ -180,9 +182,45 @@ def _busy_retries(server: Server) -> int:
 async def test_turns_slowed_by_another_process_holding_the_write_lock_lose_no_answer_and_no_order(
     shop: SlowShop,
 ) -> None:
-    """Both parts on one server: a start-up costs more than either part."""
+    """Both parts on one server: a start-up costs more than either part. First, without the
+    lock, what two workers on one port do anyway: a retry sent while its first delivery
+    is still being answered gets the same answer, whichever worker each reaches. Last,
+    Ctrl-C stops both workers cleanly."""
+    owed = await _retries_answered_once_across_workers(shop)
     await _orders_under_the_lock(shop)
     await _late_answers_through_a_refusing_wechat(shop)
+    sent = {openid: len(sent_to(shop.fake, openid)) for openid in owed}
+    assert sent == owed  # seconds later: no answer of the first part came a second time
+    pids = [int(pid) for pid in shop.server.stdout().split("pids ")[1].split()[:2]]
+    assert await asyncio.to_thread(shop.server.stop) == 0, shop.server.stderr()
+    assert not any(_alive(pid) for pid in pids)
+
+
+async def _retries_answered_once_across_workers(shop: SlowShop) -> dict[str, int]:
+    """Each message sent twice at once: one reply for both deliveries (or, when WeChat's
+    0.5-s wait passed, none and one customer-service message), and the message written
+    down and processed once. The customer-service messages each customer is owed."""
+    openids = [f"o_twice_{n:03d}" for n in range(12)]
+    owed: dict[str, int] = {}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
+        wechat = _side(session, shop)
+        messages = [
+            build_message_xml(to_user="gh_fault", from_user=openid, kind="text", create_time=int(time.time()),
+                              msg_id=900_000 + n, content="pingguo")
+            for n, openid in enumerate(openids)
+        ]
+        replies = await asyncio.gather(*(wechat.client.send(m) for m in messages + messages))
+        for n, openid in enumerate(openids):
+            passive = {replies[n].text, replies[len(openids) + n].text} - {""}
+            assert len(passive) <= 1, passive  # the retry got its first delivery's reply
+            owed[openid] = 0 if passive else 1
+            answer = passive.pop() if passive else await wechat.customer_service(openid)
+            assert "烟台红富士苹果" in answer, answer
+    with sqlite3.connect(shop.db) as conn:
+        rows = conn.execute("SELECT openid, status, attempts FROM inbound_messages WHERE openid LIKE 'o_twice_%'")
+        journal = {openid: (status, attempts) for openid, status, attempts in rows}
+    assert journal == dict.fromkeys(openids, ("answered", 1))  # written down once, processed once
+    return owed
 
 
 async def _orders_under_the_lock(shop: SlowShop) -> None:
@@ -238,7 +276,7 @@ async def _late_answers_through_a_refusing_wechat(shop: SlowShop) -> None:
     assert not shop.fake._failures  # WeChat refused sends of these answers, and then took them
     sends = [r for r in shop.fake.api_requests("custom/send") if (r.json or {}).get("touser") in openids]
     assert len(sends) == late + 2  # each late answer sent until WeChat took it, once
-    cards = {openid: [t for t in wechat._sent_to(openid) if t.startswith("订单待支付")] for openid in openids}
+    cards = {openid: [t for t in sent_to(shop.fake, openid) if t.startswith("订单待支付")] for openid in openids}
     assert sum(len(c) for c in cards.values()) == late and all(len(c) <= 1 for c in cards.values()), cards
     assert _orders(shop.db, openids) == {openid: [1] for openid in openids}
     assert _stock_ledger(shop.db) == ledger
