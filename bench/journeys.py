@@ -18,7 +18,9 @@
    a request not answered within 5 s is sent again with the same MsgId (up to 3
    retries); "success" means the answer comes as a customer-service message, and the
    time that message reaches the fake WeChat API is the answer time. For the payment
-   step the answer is the "支付成功" customer-service message.
+   step the answer is the "支付成功" customer-service message. By default the next
+   message goes at once (a stress: 200 such customers are many more people);
+   `--think 2-8` makes each customer take 2-8 s to read and type, as people do.
 4. Per turn it measures the time from the first send to the first answer (passive
    reply or customer-service message) and prints p50/p90/p99/max over all turns and per
    step, turns past 5 s, errors, and the CPU of the app workers, of PostgreSQL + Redis,
@@ -41,6 +43,7 @@ import itertools
 import json
 import os
 import platform
+import random
 import re
 import shutil
 import subprocess
@@ -155,9 +158,17 @@ class Customer:
     read: int = 0  # customer-service messages (other than 支付成功) already taken as answers
     order_no: str = ""
     recovered: list[str] = field(default_factory=list)  # steps answered with message_recovered
+    think: tuple[float, float] = (0.0, 0.0)  # seconds between an answer and the next message
+    rng: random.Random = field(default_factory=random.Random)
+
+    async def _think(self) -> None:
+        """A person reads the answer and types the next message (not before the first one)."""
+        if self.turns and self.think[1] > 0:
+            await asyncio.sleep(self.rng.uniform(*self.think))
 
     async def say(self, step: str, content: str) -> str:
         """Send one message as WeChat does; the answer's text (passive or customer-service)."""
+        await self._think()
         xml = build_message_xml(to_user=ACCOUNT, from_user=self.openid, kind="text",
                                 create_time=int(time.time()), msg_id=next(_msg_ids), content=content)
         turn = Turn(step, None)
@@ -188,6 +199,7 @@ class Customer:
 
     async def pay(self, amount_fen: int) -> None:
         """The provider's signed notification; the answer is the 支付成功 message."""
+        await self._think()  # opening the pay link and paying
         turn = Turn("paid", None)
         self.turns.append(turn)
         notification = sandbox.build_notification(
@@ -562,6 +574,7 @@ async def run_round(args: argparse.Namespace, services: Services, number: int, w
                                          aes=False, session=session, timeout=WECHAT_TIMEOUT),
                     wechat=wechat, notify_url=f"{app.base}/pay/notify/sandbox", session=session,
                     product=products[n % len(products)],
+                    think=args.think, rng=random.Random(n),
                 )
                 for n in range(args.customers)
             ]
@@ -699,6 +712,17 @@ async def run(args: argparse.Namespace, workdir: Path) -> None:
         services.stop()
 
 
+def _seconds_range(text: str) -> tuple[float, float]:
+    low, _, high = text.partition("-")
+    try:
+        pair = (float(low), float(high or low))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MIN-MAX seconds, e.g. 2-8, not {text!r}") from None
+    if not 0 <= pair[0] <= pair[1] <= 600:
+        raise argparse.ArgumentTypeError("expected 0 <= MIN <= MAX <= 600")
+    return pair
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--customers", type=int, default=200)
@@ -709,6 +733,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="repeat on fresh databases; report the median round")
     parser.add_argument("--turns-at-once", type=int, default=None,
                         help="the app's server.turns_at_once (default: the app's own; 0: no limit)")
+    parser.add_argument("--think", type=_seconds_range, default=(0.0, 0.0), metavar="MIN-MAX",
+                        help="seconds a customer takes to read an answer and type the next message, "
+                             "uniform between MIN and MAX (default 0: the next message at once, a stress)")
     parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
                         help="keep each round's app output (serve.out, serve.err) and its failures in DIR")
     args = parser.parse_args(argv)
@@ -731,7 +758,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"python {platform.python_version()}, aiohttp {aiohttp.__version__}, {cores} cores, "
           f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}; {args.customers} customers, "
           f"{args.workers} workers, {args.db} + redis, {args.products} product(s), turns at once: "
-          f"{'the app default' if args.turns_at_once is None else args.turns_at_once or 'no limit'}")
+          f"{'the app default' if args.turns_at_once is None else args.turns_at_once or 'no limit'}, "
+          f"think time: {'none (a stress)' if args.think[1] == 0 else f'{args.think[0]:g}-{args.think[1]:g} s'}")
     try:
         with tempfile.TemporaryDirectory(prefix="bench-journeys-") as workdir:
             asyncio.run(run(args, Path(workdir)))
