@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import signal
 import sqlite3
+import time
 from datetime import UTC, datetime, timedelta
+from multiprocessing.synchronize import Event as EventType
 
 import pytest
 from redis.asyncio import Redis
@@ -130,6 +134,40 @@ async def test_a_release_the_database_refused_is_tried_again(sqlite_url: str, mo
             other.close()
         await asyncio.to_thread(leases.retry)  # the supervisor's next round
         assert leases.pending == []
+        taker = _worker(engine)
+        assert [taken for taken, _attempts in await taker.take_expired()] == [msg]
+        await taker.close()
+    finally:
+        await engine.dispose()
+
+
+def _ignore_sigterm_and_wait(ready: EventType) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    ready.set()
+    time.sleep(60)
+
+
+async def test_a_worker_killed_at_shutdown_has_its_messages_handed_back(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that does not stop on SIGTERM within the stop timeout is killed by the
+    supervisor, and what it held is handed back like a dead worker's."""
+    monkeypatch.setattr(cli, "STOP_TIMEOUT_SECONDS", 0.2)
+    engine = create_engine(sqlite_url)
+    stuck = _worker(engine)
+    msg = _msg(25, openid="o_stuck_at_shutdown")
+    try:
+        assert await stuck.claim(msg.dedupe_key, msg=msg)
+        _die(stuck)
+        context = multiprocessing.get_context("fork")
+        ready = context.Event()
+        process = context.Process(target=_ignore_sigterm_and_wait, args=(ready,))
+        process.start()
+        assert await asyncio.to_thread(ready.wait, 10)  # its signal handler in place
+        slot = cli._Slot(0, process, stuck.owner, time.monotonic())
+        leases = DeadWorkerLeases(sqlite_url)
+        assert await asyncio.to_thread(cli._stop_workers, [slot], leases) == 1  # not a clean stop
+        assert not process.is_alive() and leases.pending == []
         taker = _worker(engine)
         assert [taken for taken, _attempts in await taker.take_expired()] == [msg]
         await taker.close()
