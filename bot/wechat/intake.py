@@ -8,7 +8,7 @@ works (one UPDATE per worker every `lease / 3`, only while it holds messages). W
 worker dies, its messages are handed back at once by the supervisor of
 `serve --workers N`, which sees the death the moment it happens and knows the worker's
 lease owner (it gave it: `owner`; `commerce.messaging.inbound.release_owner`); without
-that supervisor (another process manager, or the supervisor died too), when their leases
+that supervisor (another process manager, or it died with them), when their leases
 run out. Then:
 
 - WeChat's next retry of the message claims it again and processes it itself;

@@ -8,7 +8,7 @@ serialises writers). The claimer holds a lease (`lease_owner`, `lease_until`) an
 renews it while it works (`renew`); when it dies the message is taken over (`claim` by
 WeChat's retry, or `take_expired` by another worker's sweeper) at once when the
 supervisor that saw it die hands its messages back (`release_owner`), else when the
-lease runs out (a worker without that supervisor, or the supervisor died too).
+lease runs out (a worker without that supervisor, or one that died with it).
 
 The finishing write (`finish`) is fenced: it stores the reply only while its writer
 still holds the lease, so of a slow worker and the one that took over exactly one
