@@ -21,11 +21,11 @@ How the catalog in memory follows the database:
   found almost always), reads those few and applies them the same way. The watermark
   overlaps by `REFRESH_OVERLAP`, so a transaction that commits a little after another
   with a later stamp is not missed; what was already applied is recognised by its stamp.
-- **A full rebuild** (the first search, a bulk import, and every `rebuild_seconds`,
-  which brings popularity up to date) reads Core rows in partitions (the event loop
-  runs between them) and builds the index in a worker thread, while searches go on
-  with the previous catalog; the new one is swapped in whole. Only the very first load
-  makes searches wait.
+- **A full rebuild** (start-up, a bulk import, and every `rebuild_seconds`, which
+  brings popularity up to date) reads Core rows in partitions and builds the index as
+  resumable work, `BUILD_SLICE_SECONDS` at a time on the event loop, searches running in
+  between with the previous catalog; the new one is swapped in whole and the old one
+  freed a piece at a time. Only searches before the very first load is done wait for it.
 - **Orders** (`CatalogChanged(variant_ids=...)`) change nothing here.
 """
 
@@ -74,8 +74,10 @@ REFRESH_OVERLAP = timedelta(seconds=10)
 """How far before its watermark a worker looks again for products stamped by other workers."""
 PARTITION_ROWS = 500
 """Rows read between two turns of the event loop during a full load."""
+CLOSE_WAIT_SECONDS = 5.0
+"""How long closing waits for a first load (or a refresh) under way before cancelling it."""
 LARGE_CATALOG = 2000
-"""Products above which a full build runs in a thread with the garbage collector paused."""
+"""Products above which a full build runs in slices, with the garbage collector paused."""
 BUILD_SLICE_SECONDS = 0.004
 """A full build runs on the event loop this long at a time, searches running in between."""
 FREE_CHUNK = 500
@@ -626,6 +628,11 @@ def _collector_paused() -> Iterator[None]:
     """No garbage collection while a large catalog is read and built; then everything alive,
     the new catalog included, frozen out of future collections (see `Catalog._build`)."""
     collecting = gc.isenabled()
+    # Garbage made since the last freeze goes first (quick: all that was alive then is frozen):
+    # garbage in reference cycles made during the build is frozen with the catalog and never
+    # freed, so the fewer seconds it has to pile up, the better; a build is a few seconds
+    # every `rebuild_seconds`.
+    gc.collect()
     gc.disable()
     try:
         yield
@@ -917,7 +924,7 @@ class Catalog:
             await dismantle(old)
 
     async def _build(self) -> tuple[CatalogSnapshot, datetime | None, dict[int, datetime]]:
-        """Read every product on sale (Core rows, in partitions), build the index in a thread.
+        """Read every product on sale (Core rows, in partitions), build the index in slices.
 
         A large catalog is millions of objects, and a full garbage collection scans them all
         (hundreds of milliseconds at 100k products, with the event loop held). So while it is
@@ -969,16 +976,22 @@ class Catalog:
     # ---- the background loop -----------------------------------------------------------
 
     def start(self) -> None:
-        """Refresh every `refresh_seconds` and rebuild every `rebuild_seconds`, in the background."""
-        if self._task is None and (self._refresh_seconds > 0 or self._rebuild_seconds > 0):
+        """Load the catalog now, in the background (the first searches wait for it only if
+        they come before it is done), then refresh every `refresh_seconds` and rebuild every
+        `rebuild_seconds`."""
+        if self._task is None:
             self._stop = asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(self._run(self._stop))
 
     async def _run(self, stop: asyncio.Event) -> None:
-        every = min(s for s in (self._refresh_seconds, self._rebuild_seconds) if s > 0)
-        while not stop.is_set():
+        try:
+            await self.snapshot()
+        except Exception:  # the database is away: the first search tries again
+            log.warning("catalog: the first load failed", exc_info=True)
+        intervals = [s for s in (self._refresh_seconds, self._rebuild_seconds) if s > 0]
+        while intervals and not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), every)
+                await asyncio.wait_for(stop.wait(), min(intervals))
                 return
             try:
                 await self.tick()
@@ -999,7 +1012,12 @@ class Catalog:
         """Stop the background loop (a refresh under way finishes first) and any rebuild."""
         if self._task is not None:
             self._stop.set()
-            await self._task
+            # a first load under way finishes (a cancelled read can outlive the event loop in
+            # the driver's thread), unless it is long: a large catalog's, at shutdown
+            await asyncio.wait({self._task}, timeout=CLOSE_WAIT_SECONDS)
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
         if self._rebuilding is not None:
             self._rebuilding.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -280,10 +280,11 @@ class SearchIndex:
     """An in-memory index, built whole (`SearchIndex(docs)`) or changed one document at a
     time (`add`, `remove`) when staff edit a product.
 
-    Building 100k documents takes seconds, so the catalog builds a new index off the
-    event loop (in a worker thread) and swaps the reference: readers never see a
-    half-built index. `add` and `remove` take about a millisecond and run on the event
-    loop, between searches, so searching needs no lock.
+    Building 100k documents takes seconds, so the catalog builds a new index as
+    resumable work (`building`), a few milliseconds at a time between searches, and
+    swaps the reference: readers never see a half-built index. `add` and `remove` take
+    about a millisecond and run on the event loop between searches, so searching needs
+    no lock.
 
     Document numbers follow popularity as it was at the build. A document edited keeps
     its number (its popularity has not moved), so it ranks exactly as after a rebuild;
