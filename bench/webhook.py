@@ -912,7 +912,8 @@ async def purchase(
     crypto = PrpCrypto(base64.b64decode(AES_KEY + "="))
     number = ""
     for step, message, expected in PURCHASE_STEPS:
-        content = {"browse": traffic.query(), "pick": number}.get(step) or message.format(name=log.product)
+        content = traffic.query() if step == "browse" else number if step == "pick" else message.format(
+            name=log.product)
         request = _request(query=content, openid=log.openid, msg_id=next(traffic.msg_ids),
                            nonce=str(traffic.rng.randrange(10**10)).zfill(10), crypto=crypto)
         status, body, ms = await _post(session, base_url, request)
