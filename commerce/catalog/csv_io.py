@@ -62,7 +62,8 @@ _STATUSES = {
     "off": ProductStatus.OFF_SALE,
     "下架": ProductStatus.OFF_SALE,
 }
-_CHUNK = 500  # SKUs per IN (...) query
+_CHUNK = 200  # SKUs per IN (...) query
+_FLUSH_EVERY = 100  # rows applied between two flushes (one flush of 5000 would hold the event loop)
 
 
 @dataclass(frozen=True)
@@ -473,8 +474,10 @@ async def import_catalog_csv(
     importer = _Importer(session, create_categories=create_categories)
     importer.errors.extend(parsed.errors)
     await importer.load(parsed.rows)
-    for row in parsed.rows:
+    for number, row in enumerate(parsed.rows, 1):
         await importer.apply(row)
+        if number % _FLUSH_EVERY == 0:  # a few milliseconds of ORM work at a time, the event loop free between
+            await session.flush()
     await session.flush()
     if importer.created or importer.updated:
         products = {v.product_id for v in importer.variants.values()} | {p.id for p in importer.new_products.values()}
