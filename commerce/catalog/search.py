@@ -1032,11 +1032,12 @@ class _NameWords:
     Counted per document, so that one document coming or going keeps them exact.
     """
 
-    __slots__ = ("words", "by_length")
+    __slots__ = ("words", "by_length", "_candidates")
 
     def __init__(self) -> None:
         self.words: Counter[str] = Counter()
         self.by_length: dict[int, list[str]] = {}
+        self._candidates: dict[tuple[int, float], list[str]] = {}  # typo_candidates by (length, above)
 
     @classmethod
     def counting(cls, entries: Iterable[_Entry]) -> Steps[_NameWords]:
@@ -1055,6 +1056,7 @@ class _NameWords:
         for word in entry.name_words.split():
             if not self.words[word]:
                 insort(self.by_length.setdefault(len(word), []), word)
+                self._candidates.clear()
             self.words[word] += 1
 
     def discard(self, entry: _Entry) -> None:
@@ -1063,20 +1065,26 @@ class _NameWords:
             if self.words[word] <= 0:
                 del self.words[word]
                 self.by_length[len(word)].remove(word)
+                self._candidates.clear()
 
     def typo_candidates(self, word: str, *, above: float) -> list[str]:
         """Name words whose fuzz.ratio with `word` may exceed `above`.
 
         The ratio is 100 * (1 - distance / (a + b)) for lengths a and b, and the
-        distance is at least |a - b|; lengths that cannot come near are skipped.
+        distance is at least |a - b|; lengths that cannot come near are skipped. The
+        list depends on the word's length only: kept until a name word comes or goes
+        (at 100k names, gathering it took a third of a millisecond a query word).
         """
         size = len(word)
-        return [
-            name_word
-            for length, group in self.by_length.items()
-            if (length + size - abs(length - size)) * 100.0 >= (above - 1.0) * (length + size)
-            for name_word in group
-        ]
+        found = self._candidates.get((size, above))
+        if found is None:
+            found = self._candidates[size, above] = [
+                name_word
+                for length, group in self.by_length.items()
+                if (length + size - abs(length - size)) * 100.0 >= (above - 1.0) * (length + size)
+                for name_word in group
+            ]
+        return found
 
 
 class _CjkPartScorer:

@@ -4,6 +4,7 @@ edits made by another worker arrive at its next refresh. Through the real app.""
 from __future__ import annotations
 
 import re
+import weakref
 
 from sqlalchemy import event, select, update
 from sqlalchemy.engine import Engine
@@ -116,3 +117,22 @@ async def test_a_card_is_one_query_and_shows_the_database_as_it_is_now(shop: Sho
     assert [v.price_fen for v in card.variants] == [990] and card.total_stock == 3
     assert card.image_url and card.category == "水果"
     assert len(reads) == 1, reads
+
+
+async def test_a_rebuild_swaps_the_catalog_whole_and_frees_the_old_one_once_no_turn_holds_it(shop: Shop) -> None:
+    catalog = shop.client.app[SERVICES].catalog
+    user = shop.user()
+    assert "香蕉" in (await user.say("香蕉")).text
+    held = await catalog.snapshot()  # as a turn between two awaits holds it
+    found = [hit.product_id for hit in held.search("香蕉")]
+    builds = catalog.builds
+
+    await catalog.rebuild()
+
+    assert await catalog.snapshot() is not held and catalog.builds == builds + 1
+    assert [hit.product_id for hit in held.search("香蕉")] == found  # still whole: a turn holds it
+    gone = weakref.ref(held)
+    del held
+    await catalog.tick()  # the background loop's turn: nobody holds it now
+    assert gone() is None
+    assert "香蕉" in (await user.say("香蕉")).text
