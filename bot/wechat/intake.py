@@ -298,8 +298,11 @@ class DurableReplyStore:
 
     async def write(self, work: Callable[[Connection], None]) -> None:
         """Another short write (a dialog's state, `bot.dialogs.store`) in the journal's group
-        commit: concurrent turns' writes share one transaction. Committed when it returns."""
-        await self._writes.run(work)
+        commit: concurrent turns' writes share one transaction. Committed when it returns.
+        It waits out SQLite's lock as a reply does: failing, it would fail a turn whose
+        order may already be committed, which then runs again and is answered
+        `message_recovered` instead of with its pay card."""
+        await self._write_when_free(work)
 
     async def _give_up(self, key: str) -> Rendered | None:
         return _passive(await self._writes.run(lambda conn: inbound.give_up(conn, row_key(key))))
@@ -356,7 +359,7 @@ class DurableReplyStore:
             except SqliteBusy:
                 if time.monotonic() >= until:
                     raise
-                log.warning("a reply waits for the database's write lock")
+                log.warning("a journal write waits for the database's write lock")
 
     # ---- leases -------------------------------------------------------------------------------
 

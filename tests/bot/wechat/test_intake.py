@@ -34,6 +34,7 @@ from commerce.customers.customers import touch_customer
 from commerce.customers.models import Customer
 from commerce.db import create_engine
 from commerce.messaging import inbound
+from commerce.messaging.dialog_states import load_dialog, save_dialog
 from commerce.messaging.models import InboundMessage, InboundStatus
 from commerce.wiring import shop_uows
 from tests.bot.conftest import ShopFactory
@@ -434,6 +435,32 @@ async def test_a_reply_waits_for_a_lock_held_longer_than_the_journals_busy_timeo
     try:
         assert await store.finish(msg.dedupe_key, Rendered("text", text="hi")) is False
         assert await store.wait(msg.dedupe_key, 0.1) == Rendered("text", text="hi")
+    finally:
+        other.close()
+        await store.close()
+        await engine.dispose()
+
+
+async def test_a_dialog_step_waits_out_a_lock_longer_than_one_busy_wait(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dialog's save (after a turn's order may have committed) waits for SQLite's lock
+    as the reply does: failing, it would fail the turn, which would run again and be
+    answered `message_recovered` instead of with its pay card."""
+    monkeypatch.setattr(intake, "SQLITE_BUSY_TIMEOUT_MS", 100)  # one wait of the journal's writer
+    engine = create_engine(sqlite_url)
+    store = _worker(engine)
+    other = sqlite3.connect(str(make_url(sqlite_url).database), isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock: 3 waits' worth
+        keep = datetime.now(UTC) + timedelta(days=1)
+        saving = asyncio.create_task(store.write(lambda conn: save_dialog(conn, "o_locked", "{}", keep_until=keep)))
+        await asyncio.sleep(0.3)
+        assert not saving.done()
+        other.execute("COMMIT")
+        await saving
+        async with shop_uows(engine)() as uow:
+            assert await load_dialog(uow.session, "o_locked", now=datetime.now(UTC)) == "{}"
     finally:
         other.close()
         await store.close()
