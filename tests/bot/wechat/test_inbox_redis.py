@@ -198,12 +198,13 @@ async def test_a_user_lock_left_by_a_crashed_worker_is_skipped(redis_url: str) -
 
 async def test_a_slow_but_living_holder_keeps_its_turn(redis_url: str) -> None:
     async with Redis.from_url(redis_url) as redis:
-        locks = RedisUserLocks(redis, alive_seconds=0.15, poll_seconds=0.01)
+        # a heartbeat every 0.1 s lives 0.3 s: a test process starved up to 0.2 s keeps it
+        locks = RedisUserLocks(redis, alive_seconds=0.3, poll_seconds=0.01)
         order: list[str] = []
 
         async def slow() -> None:
             async with locks.hold("o_slow"):
-                await asyncio.sleep(0.6)  # four heartbeats' worth: kept alive, never skipped
+                await asyncio.sleep(1.0)  # three lifetimes of a heartbeat: kept alive, never skipped
                 order.append("slow")
 
         async def next_message() -> None:
