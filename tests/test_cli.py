@@ -422,42 +422,5 @@ def test_several_workers_need_redis(tmp_path: Path) -> None:
 # `serve --workers 2` itself runs in tests/faults/, whose tests start it anyway: two workers
 # sharing the port and a retry answered from its first delivery whichever worker gets it,
 # then Ctrl-C stopping them all (test_slow_turns.py); a worker killed -9 restarted and
-# logged, then SIGTERM to the parent stopping every worker cleanly (test_kill_worker.py).
-
-
-def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path, redis_url: str) -> None:
-    """kill -9 of `serve --workers`' parent leaves no orphan worker serving the port."""
-    assert STOREFRONT is not None
-    db, port = tmp_path / "shop.db", free_port()
-    env = storefront_env(
-        db, STOREFRONT_SERVER__PORT=str(port), STOREFRONT_SERVER__HOST="127.0.0.1",
-        STOREFRONT_REDIS__URL=redis_url,
-    )
-    stdout_path, stderr_path = tmp_path / "serve.out", tmp_path / "serve.err"
-    with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
-        proc = subprocess.Popen([STOREFRONT, "serve", "--workers", "2"], cwd=tmp_path, env=env, stdout=out, stderr=err)
-    srv = Server(proc, tmp_path, db, port, env, stdout_path, stderr_path)
-    pids: list[str] = []
-    try:
-        srv.wait_healthy()
-        pids = srv.stdout().split("pids ")[1].split()[:2]
-        proc.kill()
-        proc.wait()
-        deadline = time.monotonic() + STOP_TIMEOUT + 10
-        while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not any(_running(pid) for pid in pids), srv.stderr()
-        assert "supervisor" in srv.stderr() and "this worker stops" in srv.stderr()
-    finally:
-        for pid in pids:
-            if _running(pid):
-                os.kill(int(pid), signal.SIGKILL)
-        srv.stop()
-
-
-def _running(pid: str) -> bool:
-    """Alive and not a zombie (a worker whose parent is gone is reaped by init)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()[0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
+# logged, then SIGTERM to the parent stopping every worker cleanly (test_kill_worker.py);
+# the parent killed -9 and its workers stopping by themselves (test_payment_burst.py).

@@ -7,7 +7,8 @@ sandbox payment notification arrives at once, a third of them twice (WeChat Pay 
 again when it is unsure), over a connection each, so the kernel spreads them over both
 workers. WeChat Pay's side is played as it plays it: a notification not answered
 SUCCESS (an error, a dropped connection) is sent again, the same body, until it is.
-One worker is killed mid-burst; the supervisor restarts it.
+One worker is killed mid-burst; the supervisor restarts it. At the end the supervisor
+itself is killed -9: its workers must stop by themselves.
 
 Asserted: every order paid exactly once (one payment event each, no order doubled),
 every customer told "支付成功" exactly once by the fake WeChat, the stock ledger
@@ -34,7 +35,7 @@ from commerce.payments.sandbox import SignedNotification, build_notification
 from tests.fakes import PlacedOrder, insert_order
 from tests.fakes.wechat import FakeWeChat
 from tests.faults.test_kill_worker import _restarted, _serving, _start, _wait_healthy
-from tests.test_cli import STOREFRONT
+from tests.test_cli import STOP_TIMEOUT, STOREFRONT
 
 pytestmark = [
     pytest.mark.slow,
@@ -180,5 +181,35 @@ async def test_a_worker_killed_during_a_payment_burst_pays_each_order_once_and_t
         await _restarted(server, 0)
         print(f"healthy after {burst_began - began:.1f} s, burst {burst_took:.1f} s, "
               f"{len(deliveries)} notifications, {pay.retried} sent again")
+
+        # the supervisor itself killed: its workers stop by themselves (no orphan keeps the port)
+        workers = _children(server.proc.pid)
+        assert len(workers) >= 2
+        server.proc.kill()
+        server.proc.wait()
+        for _ in range(5 * (STOP_TIMEOUT + 10)):  # 0.2-s looks
+            if not any(_running(pid) for pid in workers):
+                break
+            await asyncio.sleep(0.2)
+        assert not any(_running(pid) for pid in workers), server.stderr()
+        assert "this worker stops" in server.stderr()
     finally:
         server.stop()
+
+
+def _children(pid: int) -> list[int]:
+    """The supervisor's worker processes (Linux /proc), the resource tracker left out."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            if "spawn_main" in Path(f"/proc/{child}/cmdline").read_text(errors="replace"):
+                found.append(int(child))
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a worker whose parent is gone is reaped by init)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
