@@ -46,8 +46,8 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, event, func, select, update
-from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.engine import Engine, Row
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from commerce.catalog import lexicon as shop_lexicon
@@ -62,6 +62,7 @@ from commerce.catalog.models import (
     product_tags,
 )
 from commerce.catalog.search import SearchDoc, SearchHit, SearchIndex, Steps, finish, sorting
+from commerce.db import SqliteBusy, create_blocking_sqlite_engine, is_sqlite, run_nonblocking_sqlite
 from commerce.orm import utcnow
 
 log = logging.getLogger(__name__)
@@ -682,6 +683,10 @@ class Catalog:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sessions = sessions
+        bind = sessions.kw.get("bind")
+        url = bind.url.render_as_string(hide_password=False) if isinstance(bind, AsyncEngine) else ""
+        on_file = is_sqlite(url) and bind is not None and bind.url.database not in (None, "", ":memory:")
+        self._blocking: Engine | None = create_blocking_sqlite_engine(url) if on_file else None
         self._refresh_seconds = refresh_seconds
         self._rebuild_seconds = rebuild_seconds
         self._query_cache_size = query_cache_size
@@ -717,18 +722,33 @@ class Catalog:
         if not product_ids:
             return {}
         found: dict[int, list[VariantView]] = {}
-        async with self._sessions() as session:
-            rows = await session.execute(
-                select(Variant.product_id, Variant.id, Variant.sku_code, Variant.spec, Variant.price_fen, Variant.stock)
-                .where(Variant.product_id.in_(sorted(set(product_ids))))
-                .order_by(Variant.id)
+        statement = (
+            select(Variant.product_id, Variant.id, Variant.sku_code, Variant.spec, Variant.price_fen, Variant.stock)
+            .where(Variant.product_id.in_(sorted(set(product_ids))))
+            .order_by(Variant.id)
+        )
+        rows: Sequence[Any] | None = self._read_on_loop(statement)
+        if rows is None:
+            async with self._sessions() as session:
+                rows = (await session.execute(statement)).all()
+        for row in rows:
+            found.setdefault(row.product_id, []).append(
+                VariantView(id=row.id, sku_code=row.sku_code, spec=dict(row.spec or {}),
+                            price_fen=row.price_fen, stock=row.stock)
             )
-            for row in rows:
-                found.setdefault(row.product_id, []).append(
-                    VariantView(id=row.id, sku_code=row.sku_code, spec=dict(row.spec or {}),
-                                price_fen=row.price_fen, stock=row.stock)
-                )
         return {pid: tuple(variants) for pid, variants in found.items()}
+
+    def _read_on_loop(self, statement: AnySelect) -> Sequence[Any] | None:
+        """On a SQLite file, a short read runs at once on the event loop over a connection that
+        never waits (WAL: readers do not wait for writers): aiosqlite hands every statement,
+        fetch and transaction end to a thread, which measured more than the read itself.
+        None when not on SQLite, or when the database said busy (read it the usual way)."""
+        if self._blocking is None:
+            return None
+        try:
+            return run_nonblocking_sqlite(self._blocking, lambda conn: conn.execute(statement).all())
+        except SqliteBusy:
+            return None
 
     async def product(self, product_id: int) -> ProductView | None:
         """One product on sale, read fresh (current stock); None if missing or off sale.
@@ -1023,3 +1043,5 @@ class Catalog:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._rebuilding
         self._task = self._rebuilding = None
+        if self._blocking is not None:
+            self._blocking.dispose()

@@ -6,13 +6,15 @@ from __future__ import annotations
 import re
 import weakref
 
+import pytest
 from sqlalchemy import event, select, update
 from sqlalchemy.engine import Engine
 
 from bot.keys import SERVICES
 from commerce.catalog import admin as catalog_admin
+from commerce.catalog import read
 from commerce.catalog.models import Product, Variant
-from commerce.db import create_engine
+from commerce.db import SqliteBusy, create_engine
 from commerce.wiring import shop_uows
 from tests.bot.admin.test_orders import pay, place_order
 from tests.bot.conftest import OWNER
@@ -136,3 +138,22 @@ async def test_a_rebuild_swaps_the_catalog_whole_and_frees_the_old_one_once_no_t
     await catalog.tick()  # the background loop's turn: nobody holds it now
     assert gone() is None
     assert "香蕉" in (await user.say("香蕉")).text
+
+
+async def test_stock_read_on_the_loop_falls_back_when_sqlite_says_busy(
+    sqlite_shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite a page's stock is read on the event loop over a connection that never waits;
+    a busy database sends the read the usual way, and the page is the same."""
+    catalog = sqlite_shop.client.app[SERVICES].catalog
+    banana = await product_id(sqlite_shop, "香蕉")
+    async with db(sqlite_shop.client.app)() as session, session.begin():
+        await session.execute(update(Variant).where(Variant.product_id == banana).values(stock=4))
+    on_loop = await catalog.stock([banana])
+
+    def busy(*_args: object) -> None:
+        raise SqliteBusy()
+
+    monkeypatch.setattr(read, "run_nonblocking_sqlite", busy)
+    assert await catalog.stock([banana]) == on_loop
+    assert [v.stock for v in on_loop[banana]] == [4]
