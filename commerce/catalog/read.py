@@ -687,6 +687,10 @@ class Catalog:
         url = bind.url.render_as_string(hide_password=False) if isinstance(bind, AsyncEngine) else ""
         on_file = is_sqlite(url) and bind is not None and bind.url.database not in (None, "", ":memory:")
         self._blocking: Engine | None = create_blocking_sqlite_engine(url) if on_file else None
+        self._autocommit: AsyncEngine | None = (
+            bind.execution_options(isolation_level="AUTOCOMMIT")
+            if isinstance(bind, AsyncEngine) and not is_sqlite(url) else None
+        )
         self._refresh_seconds = refresh_seconds
         self._rebuild_seconds = rebuild_seconds
         self._query_cache_size = query_cache_size
@@ -727,28 +731,31 @@ class Catalog:
             .where(Variant.product_id.in_(sorted(set(product_ids))))
             .order_by(Variant.id)
         )
-        rows: Sequence[Any] | None = self._read_on_loop(statement)
-        if rows is None:
-            async with self._sessions() as session:
-                rows = (await session.execute(statement)).all()
-        for row in rows:
+        for row in await self._read(statement):
             found.setdefault(row.product_id, []).append(
                 VariantView(id=row.id, sku_code=row.sku_code, spec=dict(row.spec or {}),
                             price_fen=row.price_fen, stock=row.stock)
             )
         return {pid: tuple(variants) for pid, variants in found.items()}
 
-    def _read_on_loop(self, statement: AnySelect) -> Sequence[Any] | None:
-        """On a SQLite file, a short read runs at once on the event loop over a connection that
-        never waits (WAL: readers do not wait for writers): aiosqlite hands every statement,
-        fetch and transaction end to a thread, which measured more than the read itself.
-        None when not on SQLite, or when the database said busy (read it the usual way)."""
-        if self._blocking is None:
-            return None
-        try:
-            return run_nonblocking_sqlite(self._blocking, lambda conn: conn.execute(statement).all())
-        except SqliteBusy:
-            return None
+    async def _read(self, statement: AnySelect) -> Sequence[Any]:
+        """One short SELECT of what a page or a card shows, read the cheapest way:
+        - on a SQLite file, at once on the event loop over a connection that never waits
+          (WAL: readers do not wait for writers): aiosqlite hands every statement, fetch and
+          transaction end to a thread, which measured more than the read itself; when SQLite
+          says busy, the usual way;
+        - on PostgreSQL, outside a transaction (autocommit): no BEGIN and no COMMIT, two
+          round trips of three, for one statement that sees committed rows either way."""
+        if self._blocking is not None:
+            try:
+                return run_nonblocking_sqlite(self._blocking, lambda conn: conn.execute(statement).all())
+            except SqliteBusy:
+                pass
+        if self._autocommit is not None:
+            async with self._autocommit.connect() as conn:
+                return (await conn.execute(statement)).all()
+        async with self._sessions() as session:
+            return (await session.execute(statement)).all()
 
     async def product(self, product_id: int) -> ProductView | None:
         """One product on sale, read fresh (current stock); None if missing or off sale.
@@ -761,14 +768,13 @@ class Catalog:
         known = snap.products.get(product_id) if snap is not None else None
         if known is None:  # not in this worker's memory (yet): read it whole
             return await self._read_whole(product_id)
-        async with self._sessions() as session:
-            rows = (await session.execute(
-                select(Product.name, Product.subtitle, Product.description, Product.sales_count, Product.sort_order,
-                       Variant.id, Variant.sku_code, Variant.spec, Variant.price_fen, Variant.stock)
-                .outerjoin(Variant, Variant.product_id == Product.id)
-                .where(Product.id == product_id, Product.status == ProductStatus.ON_SALE.value)
-                .order_by(Variant.id)
-            )).all()
+        rows = await self._read(
+            select(Product.name, Product.subtitle, Product.description, Product.sales_count, Product.sort_order,
+                   Variant.id, Variant.sku_code, Variant.spec, Variant.price_fen, Variant.stock)
+            .outerjoin(Variant, Variant.product_id == Product.id)
+            .where(Product.id == product_id, Product.status == ProductStatus.ON_SALE.value)
+            .order_by(Variant.id)
+        )
         if not rows:  # off sale or gone since memory saw it
             return None
         first = rows[0]
