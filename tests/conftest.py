@@ -12,6 +12,14 @@ from commerce.db import create_engine
 from tests.servers import PostgresServer, RedisServer, SqliteTemplate, temp_root
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first (the fault suite and the scale scenario: servers in
+    subprocesses, 5-17 s each), so that pytest-xdist starts them on every worker while the
+    short tests fill the gaps, instead of one of them starting last and running alone.
+    Whole modules are marked slow, so each module's tests stay together."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def test_root() -> Iterator[Path]:
     yield from temp_root()
