@@ -553,8 +553,6 @@ async def run_round(args: argparse.Namespace, services: Services, number: int, w
     await web.TCPSite(runner, LOOPBACK, api_port).start()
     env = storefront_env(db_url=db_url, redis_url=services.redis.fresh_url(),
                          api=f"http://{LOOPBACK}:{api_port}", port=free_port())
-    if args.turns_at_once is not None:
-        env["STOREFRONT_SERVER__TURNS_AT_ONCE"] = str(args.turns_at_once)
     storefront(["db", "upgrade"], cwd=round_dir, env=env)
     storefront(["seed-demo"], cwd=round_dir, env=env)
     products = PRODUCTS[: args.products]
@@ -731,8 +729,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help=f"spread the purchases over this many products (1-{len(PRODUCTS)}; 1: one hot stock row)")
     parser.add_argument("--db", choices=("postgres", "sqlite"), default="postgres")
     parser.add_argument("--rounds", type=int, default=3, help="repeat on fresh databases; report the median round")
-    parser.add_argument("--turns-at-once", type=int, default=None,
-                        help="the app's server.turns_at_once (default: the app's own; 0: no limit)")
     parser.add_argument("--think", type=_seconds_range, default=(0.0, 0.0), metavar="MIN-MAX",
                         help="seconds a customer takes to read an answer and type the next message, "
                              "uniform between MIN and MAX (default 0: the next message at once, a stress)")
@@ -757,8 +753,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"python {platform.python_version()}, aiohttp {aiohttp.__version__}, {cores} cores, "
           f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}; {args.customers} customers, "
-          f"{args.workers} workers, {args.db} + redis, {args.products} product(s), turns at once: "
-          f"{'the app default' if args.turns_at_once is None else args.turns_at_once or 'no limit'}, "
+          f"{args.workers} workers, {args.db} + redis, {args.products} product(s), "
           f"think time: {'none (a stress)' if args.think[1] == 0 else f'{args.think[0]:g}-{args.think[1]:g} s'}")
     try:
         with tempfile.TemporaryDirectory(prefix="bench-journeys-") as workdir:

@@ -317,7 +317,6 @@ def _build_inbox(
         busy=busy_reply,
         on_outcome=metrics.count_request,
         on_deadline_miss=metrics.count_deadline_miss,
-        turns_at_once=config.server.turns_at_once,
     )
 
 

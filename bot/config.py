@@ -42,8 +42,6 @@ class ServerConfig:
     secret_key: str = ""  # keys payment and export links and log hashes; empty: made once per install
     log_format: str = "text"  # text (a terminal) or json (one object a line, for log collectors)
     messages_per_minute: int = 30  # per customer; over it: one polite reply, then silence; 0 = off
-    # chat turns a worker runs at once; the others wait their turn in arrival order (0 = no limit)
-    turns_at_once: int = 0
     health_timeout_seconds: float = 2.0  # /healthz: each check (database, Redis) gives up after this
     # /metrics: on its own address ("127.0.0.1:9100", never the public port), or on the public
     # port behind `Authorization: Bearer <metrics_token>`; neither: only in development (sandbox)
@@ -337,8 +335,6 @@ def _validate(config: Config) -> None:
         raise ConfigError("server.reply_deadline_seconds: must be between 0.5 and 4.8 (WeChat waits 5 s)")
     if not 1 <= config.server.intake_lease_seconds <= 120:
         raise ConfigError("server.intake_lease_seconds: must be between 1 and 120")
-    if not 0 <= config.server.turns_at_once <= 1000:
-        raise ConfigError("server.turns_at_once: must be between 0 (no limit) and 1000")
     if config.server.messages_per_minute < 0:
         raise ConfigError("server.messages_per_minute: must not be negative (0 turns the limit off)")
     if not 0.1 <= config.server.health_timeout_seconds <= 30:

@@ -10,8 +10,6 @@ MsgId. The inbox:
   answered instead of processing them (`Refused`);
 - runs one user's messages one at a time, in arrival order (`UserLocks`: asyncio
   locks are FIFO; `RedisUserLocks` across workers);
-- runs at most `turns_at_once` turns at a time in this worker when set, the others
-  waiting in arrival order (`asyncio.Semaphore` is FIFO);
 - answers "success" when the reply is not ready by the deadline, and then delivers
   it through the outbound sender, exactly once; never for a message that could not be
   written down (`NotRecorded`: the webhook answers an error, and WeChat retries);
@@ -180,8 +178,6 @@ class Inbox:
     # rate_limited) and once per retried delivery (duplicate); (kind) per missed deadline.
     on_outcome: Callable[[str, str], None] | None = None
     on_deadline_miss: Callable[[str], None] | None = None
-    turns_at_once: int = 0  # 0: no limit
-    _slots: asyncio.Semaphore | None = None
 
     async def handle(self, msg: Inbound, *, arrived: float | None = None) -> Rendered | None:
         """The passive reply for `msg`, or None to answer "success" (reply sent later or never).
@@ -245,7 +241,7 @@ class Inbox:
         return answered, "replied"
 
     async def _process(self, msg: Inbound, key: str, *, give_up: bool = False) -> None:
-        async with self.locks.hold(msg.openid), self._turn_slot():
+        async with self.locks.hold(msg.openid):
             rendered, outcome = await self._answer(msg, give_up=give_up)
         self._observe(self.on_outcome, msg.kind, outcome)
         if outcome == "postponed":
@@ -266,18 +262,6 @@ class Inbox:
                 await self.outbound.send(msg.openid, rendered)
             except Exception:
                 log.exception("late reply could not be sent")
-
-    @asynccontextmanager
-    async def _turn_slot(self) -> AsyncIterator[None]:
-        """One of the `turns_at_once` places (taken after the user's lock: a customer's
-        second message waits for their first without holding a place)."""
-        if self.turns_at_once <= 0:
-            yield
-            return
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self.turns_at_once)
-        async with self._slots:
-            yield
 
     async def _postpone(self, msg: Inbound, key: str, notice: Rendered) -> None:
         """Keep the message unanswered for the sweeper, and tell the customer so (`notice`)."""

@@ -70,25 +70,3 @@ async def test_time_spent_before_the_wait_comes_off_the_deadline() -> None:
     assert await outbox.wait_for(MSG.openid) == [answer]
     await inbox.drain()
     assert outbox.for_user(MSG.openid) == [answer]
-
-
-async def test_turns_at_once_bounds_the_turns_running_and_keeps_their_order() -> None:
-    running, most, began = 0, 0, []
-
-    async def turn(msg: Inbound) -> Rendered | Refused:
-        nonlocal running, most
-        began.append(msg.openid)
-        running += 1
-        most = max(most, running)
-        await asyncio.sleep(0.05)
-        running -= 1
-        return Rendered("text", text=f"hi {msg.openid}")
-
-    inbox = Inbox(turn, lambda msg: ERROR, MemoryOutbox(), deadline=2.0, turns_at_once=2)
-    customers = [f"o_{n}" for n in range(6)]
-    replies = await asyncio.gather(*(
-        inbox.handle(Inbound(openid=openid, account="gh", kind="text", create_time=1, msg_id=str(n), text="hi"))
-        for n, openid in enumerate(customers)
-    ))
-    assert [r.text if r else None for r in replies] == [f"hi {openid}" for openid in customers]
-    assert most == 2 and began == customers
