@@ -173,6 +173,15 @@ def run_blocking(url: str, work: Callable[[Connection], T], *, timeout: float) -
     return asyncio.run(bounded())
 
 
+def blocking_sqlite_engine_for(engine: AsyncEngine) -> Engine | None:
+    """`create_blocking_sqlite_engine` for `engine`'s database when it is a SQLite file; None
+    on PostgreSQL and for an in-memory SQLite (one connection's: another could not see it)."""
+    url = engine.url.render_as_string(hide_password=False)
+    if not is_sqlite(url) or engine.url.database in (None, "", ":memory:"):
+        return None
+    return create_blocking_sqlite_engine(url)
+
+
 def run_nonblocking_sqlite(engine: Engine, work: Callable[[Connection], T]) -> T:
     """`work` in one transaction of `engine`; raises `SqliteBusy` at once when another
     connection holds the write lock (the caller retries later)."""

@@ -71,8 +71,7 @@ from commerce.db import (
     SQLITE_BUSY_TIMEOUT_MS,
     TURN_DEADLINE_SECONDS,
     SqliteBusy,
-    create_blocking_sqlite_engine,
-    is_sqlite,
+    blocking_sqlite_engine_for,
     is_stale_connection,
     run_nonblocking_sqlite,
 )
@@ -145,12 +144,10 @@ class WriteBatcher:
 
     def __init__(self, engine: AsyncEngine, *, limit: int = BATCH_LIMIT) -> None:
         self._engine = engine
-        url = engine.url.render_as_string(hide_password=False)
-        on_file = is_sqlite(url) and engine.url.database not in (None, "", ":memory:")  # memory: one connection's
-        self._blocking: Engine | None = create_blocking_sqlite_engine(url) if on_file else None
+        self._blocking: Engine | None = blocking_sqlite_engine_for(engine)
         self._limit = limit
         # one writer on SQLite (one write lock; an in-memory database is one connection's)
-        self._parallel = 1 if is_sqlite(url) else PARALLEL_BATCHES
+        self._parallel = 1 if engine.dialect.name == "sqlite" else PARALLEL_BATCHES
         self._pending: list[tuple[Write, asyncio.Future[Any]]] = []
         self._writers: set[asyncio.Task[None]] = set()
 

@@ -62,7 +62,7 @@ from commerce.catalog.models import (
     product_tags,
 )
 from commerce.catalog.search import SearchDoc, SearchHit, SearchIndex, Steps, finish, sorting
-from commerce.db import SqliteBusy, create_blocking_sqlite_engine, is_sqlite, run_nonblocking_sqlite
+from commerce.db import SqliteBusy, blocking_sqlite_engine_for, run_nonblocking_sqlite
 from commerce.orm import utcnow
 
 log = logging.getLogger(__name__)
@@ -683,13 +683,13 @@ class Catalog:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sessions = sessions
+        # the cheap ways to run a short read (`_read`), from the engine the sessions use
         bind = sessions.kw.get("bind")
-        url = bind.url.render_as_string(hide_password=False) if isinstance(bind, AsyncEngine) else ""
-        on_file = is_sqlite(url) and bind is not None and bind.url.database not in (None, "", ":memory:")
-        self._blocking: Engine | None = create_blocking_sqlite_engine(url) if on_file else None
+        engine = bind if isinstance(bind, AsyncEngine) else None
+        self._blocking: Engine | None = blocking_sqlite_engine_for(engine) if engine is not None else None
         self._autocommit: AsyncEngine | None = (
-            bind.execution_options(isolation_level="AUTOCOMMIT")
-            if isinstance(bind, AsyncEngine) and not is_sqlite(url) else None
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if engine is not None and engine.dialect.name == "postgresql" else None
         )
         self._refresh_seconds = refresh_seconds
         self._rebuild_seconds = rebuild_seconds
