@@ -154,6 +154,7 @@ _THANKS_EN = re.compile(
 _ACK = re.compile(
     r"(?:(?:好的?|好滴|好哒|好嘞|好吧|行|可以|嗯+|哦+|噢+|收到|知道了|明白了?|懂了|了解|ok|okay|got it|i see|sure|fine"
     r"|谢谢|多谢|感谢|辛苦了|thanks?(?: you)?|thx|再见|拜拜|88|bye(?: bye)?|goodbye|see you"
+    r"|算了|没事了?|不用了|(?:先)?不(?:要|买|需要)了|never ?mind|nvm"  # the customer lets it go
     r"|哈{2,}|呵{2,}|嘿{2,}|嘻{2,}|lol|haha+|hehe"
     r"|\[[\u4e00-\u9fffA-Za-z]{1,4}\]"  # WeChat's emoji codes: "[微笑]"
     r")[\s!！。.,，~～了啦哈呀]*){1,4}"

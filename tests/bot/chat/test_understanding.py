@@ -36,7 +36,7 @@ def test_intents(text: str, intent: Intent) -> None:
         ("我的订单", Intent.ORDERS), ("能帮我查一下吗", Intent.ORDERS),
         ("清空购物车", Intent.CLEAR_CART), ("多少钱一斤", Intent.PRICE_ASK), ("有现货吗", Intent.STOCK_ASK),
         ("有什么推荐的", Intent.RECOMMEND), ("怎么邀请好友", Intent.INVITE), ("有优惠吗", Intent.ACCOUNT),
-        ("拼团怎么玩", Intent.GROUP), ("哈哈哈", Intent.ACK), ("[微笑]", Intent.ACK), ("???", Intent.HELP),
+        ("拼团怎么玩", Intent.GROUP), ("哈哈哈", Intent.ACK), ("[微笑]", Intent.ACK), ("算了不要了", Intent.ACK), ("先不买了", Intent.ACK), ("没事了", Intent.ACK), ("???", Intent.HELP),
         # a greeting before the message proper is a greeting, not the message
         ("您好，包裹到哪了", Intent.TRACK), ("老板，有优惠吗", Intent.ACCOUNT), ("你好呀", Intent.GREETING),
     ],
