@@ -12,12 +12,29 @@ from commerce.db import create_engine
 from tests.servers import PostgresServer, RedisServer, SqliteTemplate, temp_root
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slow tests first (the fault suite and the scale scenario: servers in
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `sqlite_only` (wording and understanding: what they check does not
+    depend on the database) run once, on SQLite, instead of on both databases; the
+    domain, payment and concurrency tests keep both.
+
+    Then the slow tests first (the fault suite and the scale scenario: servers in
     subprocesses, 5-17 s each), so that pytest-xdist starts them on every worker while the
     short tests fill the gaps, instead of one of them starting last and running alone.
     Whole modules are marked slow, so each module's tests stay together."""
+    dropped = [item for item in items if _postgres_run_of_a_sqlite_only_test(item)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if not _postgres_run_of_a_sqlite_only_test(item)]
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def _postgres_run_of_a_sqlite_only_test(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    return (
+        item.get_closest_marker("sqlite_only") is not None
+        and callspec is not None
+        and callspec.params.get("db_url") == "postgres"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,8 @@ import pytest
 from bot.devtools.simulator import Reply
 from tests.bot.driver import Shop
 
+pytestmark = pytest.mark.sqlite_only  # the words are checked, not the database
+
 
 def seen(reply: Reply) -> str:
     return "\n".join([reply.text] + [f"{a.title}\n{a.description}" for a in reply.articles])

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.bot.conftest import ShopFactory
 from tests.bot.driver import ChatUser, Shop
 from tests.bot.test_search_chat import numbered
 from tests.bot.test_shopping_chat import _open
+
+pytestmark = pytest.mark.sqlite_only  # the words are checked, not the database
 
 OWNER = "o_owner_words"
 ADDRESS = "张三 13800138000 上海市浦东新区世纪大道100号"

@@ -5,10 +5,14 @@ what can be done next, never searched as products; with no such order, the shop'
 
 from __future__ import annotations
 
+import pytest
+
 from bot.keys import SERVICES
 from commerce.orders.models import OrderStatus
 from tests.bot.admin.test_orders import CUSTOMER, OPERATOR, OWNER, pay, place_order, texts, view
 from tests.bot.driver import Shop
+
+pytestmark = pytest.mark.sqlite_only  # the words are checked, not the database
 
 
 def urged(shop: Shop, openid: str) -> list[str]:

@@ -11,6 +11,8 @@ import pytest
 from bot.keys import SERVICES
 from tests.bot.driver import ChatUser, Shop, db
 
+pytestmark = pytest.mark.sqlite_only  # the words are checked, not the database
+
 
 def numbered(text: str) -> dict[int, str]:
     """{number: line} of a numbered list reply."""

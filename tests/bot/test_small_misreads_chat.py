@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from bot.chat.understanding import Intent, Topic, understand
 from tests.bot.conftest import OPERATOR
 from tests.bot.driver import Shop
+
+pytestmark = pytest.mark.sqlite_only  # the words are checked, not the database
 
 ADDRESS = "张三 13800138000 上海市浦东新区世纪大道100号"
 

@@ -18,6 +18,8 @@ from tests.bot.conftest import OWNER, SERVICE, ShopFactory
 from tests.bot.driver import Shop, db
 from tests.bot.test_group_chat import _campaign, _order_no, _with_address
 
+pytestmark = pytest.mark.sqlite_only  # the words are checked, not the database
+
 BUYER = "o_points_buyer1"
 REFERRER = "o_referrer_007"
 LEADER = "o_leader_00042"

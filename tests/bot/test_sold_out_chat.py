@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import update
 
 from commerce.catalog.models import Variant
 from tests.bot.driver import Shop, db
 from tests.bot.test_shopping_chat import _open, _sku
+
+pytestmark = pytest.mark.sqlite_only  # the words are checked, not the database
 
 
 async def test_a_sold_out_variant_offers_the_variants_in_stock(shop: Shop) -> None:

@@ -7,12 +7,16 @@ answered with what the step needs and how to leave; the dialog stays.
 
 from __future__ import annotations
 
+import pytest
+
 from bot.dialogs.checkout import CheckoutData
 from bot.keys import SERVICES
 from tests.bot.driver import ChatUser, Shop
 from tests.bot.test_points_chat import _give_points
 from tests.bot.test_search_chat import numbered
 from tests.bot.test_shopping_chat import _open
+
+pytestmark = pytest.mark.sqlite_only  # the words are checked, not the database
 
 ADDRESS = "张三 13800138000 上海市浦东新区世纪大道100号"
 GIBBERISH = "qzxwv"  # matches no product, no keyword

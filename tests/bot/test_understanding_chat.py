@@ -11,6 +11,8 @@ from sqlalchemy import select
 from commerce.customers.models import Handoff
 from tests.bot.driver import Shop, db
 
+pytestmark = pytest.mark.sqlite_only  # the words are checked, not the database
+
 
 def _prices(text: str) -> list[float]:
     """The first price of every numbered line of a result list."""
