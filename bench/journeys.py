@@ -78,7 +78,8 @@ WECHAT_TIMEOUT = 5.0  # WeChat waits this long for a passive reply, then retries
 RETRIES = 3
 RETRY_PAUSE = 1.0  # after an error answer (a timeout already took its 5 s)
 LATER_TIMEOUT = 60.0  # for a customer-service message after "success"
-GOAL_P99_SECONDS = 2.0
+GOAL_P99_SECONDS = 2.0  # issue 13: the slowest 1% of first answers
+GOAL_P95_SECONDS = 0.5  # issue 14: the journey turn at the 95th percentile
 # What the customers buy (single-variant products of the demo catalog), customer n the
 # product n mod --products: the default spreads the orders over 8 stock rows, as a shop's
 # day does; `--products 1` has everyone buy the banana, one hot row (a flash sale).
@@ -678,12 +679,15 @@ def print_summary(results: list[RoundResult]) -> None:
     median, best, worst = ordered[len(ordered) // 2], ordered[0], ordered[-1]
     print(f"\nheadline (median of {len(results)} round(s) by p99; worst and best beside it)")
     print(f"  p99 first answer: {median.p(0.99):.2f} s   worst {worst.p(0.99):.2f} s   best {best.p(0.99):.2f} s")
-    print(f"  p50 {median.p(0.5):.2f} s, p90 {median.p(0.9):.2f} s, max {median.times()[-1]:.2f} s, "
-          f"turns past 5 s: {sum(1 for t in median.times() if t > WECHAT_TIMEOUT)}")
+    print(f"  p50 {median.p(0.5):.2f} s, p90 {median.p(0.9):.2f} s, p95 {median.p(0.95):.2f} s, "
+          f"max {median.times()[-1]:.2f} s, turns past 5 s: {sum(1 for t in median.times() if t > WECHAT_TIMEOUT)}")
+    rate = len(median.turns) / median.seconds
+    print(f"  throughput {rate:.0f} turns/s; by Little's law the mean turn is about {median.customers / rate:.2f} s "
+          "minus the mean think time: with none, the stress measures throughput, not what a customer waits")
     errors = sum(r.errors for r in results)
-    verdict = "MET" if median.p(0.99) <= GOAL_P99_SECONDS and not errors else "NOT MET"
-    print(f"\ntarget (p99 first answer <= {GOAL_P99_SECONDS:g} s, no errors): {median.p(0.99):.2f} s, "
-          f"{errors} errors -> {verdict}")
+    for goal, quantile, name in ((GOAL_P99_SECONDS, 0.99, "p99 first answer"), (GOAL_P95_SECONDS, 0.95, "p95 turn")):
+        verdict = "MET" if median.p(quantile) <= goal and not errors else "NOT MET"
+        print(f"target ({name} <= {goal:g} s, no errors): {median.p(quantile):.2f} s, {errors} errors -> {verdict}")
     busy = [r for r in results if r.other_cpu > 0.25 * r.seconds]
     if busy:
         print(f"note: other processes used over 25% of a core during {len(busy)} round(s): figures are noisy")
