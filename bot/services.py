@@ -12,9 +12,8 @@ from bot.config import Config
 from bot.dialogs.shop import ShopDialogs
 from commerce.catalog.read import Catalog
 from commerce.customers.customers import CustomerInfo, touch_customer
-from commerce.messaging import outbox
 from commerce.orders.views import OrderView
-from commerce.rules import ShopRules, utcnow
+from commerce.rules import ShopRules
 from commerce.staff.models import StaffRole
 from commerce.staff.staff import staff_role
 from commerce.uow import UnitOfWorkFactory
@@ -54,10 +53,7 @@ class Customers:
         ):
             return cached[0]
         async with self.uow() as uow:
-            session = uow.session
-            info = await touch_customer(session, openid, locale=locale, subscribed=subscribed, messaged=messaged)
-            if messaged:
-                await outbox.note_inbound(session, openid, now=utcnow())
+            info = await touch_customer(uow.session, openid, locale=locale, subscribed=subscribed, messaged=messaged)
         if len(self._recent) > 50_000:
             self._recent.clear()
         self._recent[openid] = (info, now)

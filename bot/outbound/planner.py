@@ -14,8 +14,8 @@ One attempt, in order:
    WeChat did not take the message.
 2. Window closed or used up (by our count, or WeChat's 45015 / 45047): the event's
    template message when `wechat.template_ids` names one.
-3. Else the row waits for the customer to write again (`commerce.messaging.outbox.note_inbound`
-   makes it due), for at most `max_wait`.
+3. Else the row waits for the customer to write again (`commerce.messaging.outbox.wake_waiting`,
+   run as the message is written down, makes it due), for at most `max_wait`.
 
 WeChat certainly did not take it (no connection, errcode -1 busy, 45009 quota, a
 refusing 5xx): another attempt later, with growing pauses. After

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.customers.models import Customer
@@ -35,14 +35,30 @@ async def touch_customer(
 
     `locale` is remembered when given (the customer used a zh or en keyword);
     `subscribed` follows subscribe/unsubscribe events; `messaged` stamps the start
-    of WeChat's 48-hour customer-service window. The caller commits.
+    of WeChat's 48-hour customer-service window, whose count of customer-service
+    messages (`window_sent`) starts over. A known customer costs one UPDATE … RETURNING;
+    a new one an INSERT that does nothing on a conflict, then that UPDATE. The caller commits.
     """
     now = utcnow()
-    customer = await session.scalar(select(Customer).where(Customer.openid == openid))
+    values: dict[str, object] = {"last_seen": now}
+    if messaged:
+        values.update(last_message_at=now, window_sent=0)
+    if locale is not None:
+        values["locale"] = locale
+    if subscribed is not None:
+        values["subscribed"] = subscribed
+    touch = (
+        update(Customer)
+        .where(Customer.openid == openid)
+        .values(values)
+        .returning(Customer.id, Customer.locale, Customer.subscribed, Customer.first_seen)
+        .execution_options(synchronize_session=False)
+    )
+    row = (await session.execute(touch)).first()
     is_new = False
-    if customer is None:
+    if row is None:
         # INSERT ... ON CONFLICT DO NOTHING: the same new customer may arrive on another
-        # worker at the same moment; whoever inserts first wins, the other just reads.
+        # worker at the same moment; whoever inserts first wins, the other just updates.
         inserted = await session.scalar(
             upsert_insert(session, Customer)
             .values(openid=openid, first_seen=now, last_seen=now, subscribed=True)
@@ -50,24 +66,13 @@ async def touch_customer(
             .returning(Customer.id)
         )
         is_new = inserted is not None
-        customer = await session.scalar(
-            select(Customer).where(Customer.openid == openid).execution_options(populate_existing=True)
-        )
-        assert customer is not None
-    customer.last_seen = now
-    if messaged:
-        customer.last_message_at = now
-    if locale is not None:
-        customer.locale = locale
-    if subscribed is not None:
-        customer.subscribed = subscribed
-    await session.flush()
+        row = (await session.execute(touch)).one()
     return CustomerInfo(
-        id=customer.id,
-        openid=customer.openid,
-        locale=customer.locale,
-        subscribed=customer.subscribed,
-        first_seen=customer.first_seen,
+        id=row.id,
+        openid=openid,
+        locale=row.locale,
+        subscribed=row.subscribed,
+        first_seen=row.first_seen,
         is_new=is_new,
     )
 

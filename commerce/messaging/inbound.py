@@ -126,8 +126,10 @@ def _note_flush(session: Session, _flush: UOWTransaction) -> None:
 def _check_fence(session: Session) -> None:
     """`before_commit`: a writing transaction of a fenced turn marks its message, or is refused."""
     fence = _FENCE.get()
+    if fence is None or session.in_nested_transaction():
+        return  # a savepoint's release: the outer commit marks the message, once
     wrote = session.info.pop(_WROTE, False) or session.new or session.dirty or session.deleted
-    if fence is None or not wrote:
+    if not wrote:
         return
     result = session.execute(
         update(T).where(T.c.key == fence.key, T.c.lease_owner == fence.owner).values(effects=True)

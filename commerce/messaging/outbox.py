@@ -28,9 +28,10 @@ be asked about, so it stays uncertain, counted in the metrics and shown to staff
 WeChat's customer-service window is tracked on the customer: `last_message_at` (the
 window opens when the customer writes) and `window_sent` (customer-service messages
 sent since then; WeChat caps them). `use_window` reserves one message atomically;
-`note_inbound` resets the count and wakes the rows that were waiting for the window
-(`wake_waiting` alone, for every message the customer sends, resets the count only when
-something was waiting).
+every message the customer sends wakes the rows that were waiting for the window
+(`wake_waiting`, run by `commerce.messaging.inbound.claim` in the transaction that writes
+the message down; it resets the count when something was waiting), and the customer's
+touch (`commerce.customers.customers.touch_customer`) starts the count over.
 The callers commit.
 """
 
@@ -201,7 +202,7 @@ async def mark_retry(
 
 
 async def mark_waiting(session: AsyncSession, message_id: int, *, until: datetime) -> None:
-    """No way to reach the customer now: wait for them to write (`note_inbound`) or `until`."""
+    """No way to reach the customer now: wait for them to write (`wake_waiting`) or `until`."""
     await _update_row(
         session, message_id, status=OutboxStatus.PENDING.value, channel="", last_error=WAITING,
         next_attempt_at=as_utc(until),
@@ -370,12 +371,6 @@ async def close_window(session: AsyncSession, openid: str, *, limit: int) -> Non
         .values(window_sent=limit)
         .execution_options(synchronize_session=False)
     )
-
-
-async def note_inbound(session: AsyncSession, openid: str, *, now: datetime) -> None:
-    """The customer wrote: the count starts over, and messages waiting for the window are due."""
-    await _reset_window_count(session, openid)
-    await wake_waiting(session, openid, now=now)
 
 
 async def wake_waiting(session: AsyncSession, openid: str, *, now: datetime) -> int:
