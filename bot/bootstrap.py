@@ -386,6 +386,7 @@ def _build_planner(
         window_messages=wechat.window_messages,
         paid_window_messages=wechat.window_messages_after_payment,
         template_ids=parse_template_ids(wechat.template_ids),
+        staff_alert_template_id=wechat.staff_alert_template_id.strip(),
         max_attempts=wechat.outbox_max_attempts,
         backoff_base=timedelta(seconds=wechat.outbox_retry_seconds),
         alert=tell_staff,

@@ -71,6 +71,7 @@ class WeChatConfig:
     window_messages_after_payment: int = 20  # ... and within 48 hours of a payment
     max_sends_per_second: int = 50
     template_ids: str = ""  # template-message fallbacks: "order_paid=TEMPLATE_ID,order_shipped=ID2"
+    staff_alert_template_id: str = ""  # the template message of every staff alert whose window is closed
     outbox_max_attempts: int = 8  # delivery attempts before a message is failed and staff are told
     outbox_retry_seconds: float = 30.0  # pause after WeChat certainly refused a send; doubled each time
     # Seconds to wait for WeChat's answer to a call (it usually answers in well under one). A
@@ -171,6 +172,17 @@ class DialogConfig:
 
 
 @dataclass(frozen=True)
+class ServiceConfig:
+    idle_minutes: int = 60  # an open service ticket nobody spoke on this long is closed
+    keep_days: int = 30  # customers' messages, the shop's replies and closed tickets are kept this long
+
+
+@dataclass(frozen=True)
+class BroadcastConfig:
+    max_age_hours: int = 24  # a broadcast message not sent within this is given up (not sent stale)
+
+
+@dataclass(frozen=True)
 class SearchConfig:
     page_size: int = 5
     cache_seconds: float = 2.0  # how often a worker looks for catalog edits made elsewhere; 0: never
@@ -195,6 +207,8 @@ class Config:
     referral: ReferralConfig = field(default_factory=ReferralConfig)
     points: PointsConfig = field(default_factory=PointsConfig)
     dialog: DialogConfig = field(default_factory=DialogConfig)
+    service: ServiceConfig = field(default_factory=ServiceConfig)
+    broadcast: BroadcastConfig = field(default_factory=BroadcastConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
 
@@ -441,6 +455,12 @@ def _validate(config: Config) -> None:
         raise ConfigError("search.rebuild_seconds: must be 0 (never) or between 60 and 604800")
     if config.dialog.ttl_seconds < 10:
         raise ConfigError("dialog.ttl_seconds: must be at least 10")
+    if not 1 <= config.service.idle_minutes <= 7 * 24 * 60:
+        raise ConfigError("service.idle_minutes: must be between 1 and 10080 (a week)")
+    if not 1 <= config.service.keep_days <= 3650:
+        raise ConfigError("service.keep_days: must be between 1 and 3650")
+    if not 1 <= config.broadcast.max_age_hours <= 7 * 24:
+        raise ConfigError("broadcast.max_age_hours: must be between 1 and 168 (a week)")
     if not 1 <= config.search.page_size <= 8:
         raise ConfigError("search.page_size: must be between 1 and 8 (a news reply holds 8 articles)")
 

@@ -53,6 +53,10 @@ class ErrorCode(enum.StrEnum):
     CUSTOMER_NOT_FOUND = "customer_not_found"
     REQUEST_NOT_FOUND = "request_not_found"
     REQUEST_NOT_OPEN = "request_not_open"  # an after-sales request already approved or rejected
+    # service tickets (commerce.customers.handoffs)
+    TICKET_NOT_FOUND = "ticket_not_found"  # details: ticket_id
+    TICKET_CLOSED = "ticket_closed"  # details: ticket_id
+    WINDOW_CLOSED = "window_closed"  # the customer has not written within WeChat's 48 hours; details: ticket_id
     CSV_INVALID = "csv_invalid"
     DATE_RANGE_INVALID = "date_range_invalid"
     # ---- referrals and commission (commerce.referrals.commission) ----

@@ -19,7 +19,7 @@ from commerce.catalog.models import (
     Variant,
     product_tags,
 )
-from commerce.customers.models import Address, Customer, Handoff
+from commerce.customers.models import Address, Customer, Handoff, HandoffMessage
 from commerce.groupbuys.models import (
     GroupBuy,
     GroupCampaign,
@@ -30,6 +30,7 @@ from commerce.groupbuys.models import (
 )
 from commerce.loyalty.models import CustomerBadge, PointsEntry
 from commerce.messaging.models import (
+    Broadcast,
     DialogState,
     InboundMessage,
     InboundStatus,
@@ -74,6 +75,7 @@ __all__ = [
     "Customer",
     "Address",
     "Handoff",
+    "HandoffMessage",
     "CartLine",
     "CouponKind",
     "Coupon",
@@ -95,6 +97,7 @@ __all__ = [
     "AuditEntry",
     "OutboxStatus",
     "OutboxMessage",
+    "Broadcast",
     "InboundStatus",
     "DialogState",
     "InboundMessage",

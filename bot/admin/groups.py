@@ -11,6 +11,7 @@ from bot.admin import (  # noqa: F401
     lexicon,
     orders,
     referrals,
+    service,
     staff_commands,
     stats,
 )

@@ -72,6 +72,7 @@ class Dialog(Generic[S, D]):
     resumable: ClassVar[bool] = False  # parked, not dropped, when left for another dialog
     # the states it is parked in (None: all of them); left in any other, it is dropped
     parked_in: ClassVar[frozenset[str] | None] = None
+    ttl_seconds: ClassVar[int | None] = None  # its own time to live; None: the runtime's (dialog.ttl_seconds)
     initial: ClassVar[frozenset[enum.StrEnum]]
     transitions: ClassVar[Mapping[enum.StrEnum, frozenset[enum.StrEnum]]]
     _handlers: ClassVar[dict[str, str]]
@@ -263,7 +264,7 @@ class DialogRuntime:
                 version=dialog.version,
                 # fields by hand, not asdict (a deep copy per message); the store serialises at once
                 data={f.name: getattr(step.data, f.name) for f in dataclasses.fields(step.data)},
-                expires_at=time.time() + self.ttl_seconds,
+                expires_at=time.time() + (dialog.ttl_seconds or self.ttl_seconds),
             )
             await self.store.put(openid, stored)
         if self._on_transition is not None:

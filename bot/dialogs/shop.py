@@ -17,6 +17,7 @@ from bot.dialogs.confirm import ConfirmDialog
 from bot.dialogs.group import GroupDialog
 from bot.dialogs.orders import OrdersDialog
 from bot.dialogs.search import SearchDialog
+from bot.dialogs.service import ServiceDialog
 from bot.dialogs.store import DialogStore
 
 
@@ -29,6 +30,7 @@ class ShopDialogs(DialogRuntime):
     orders: OrdersDialog
     confirm: ConfirmDialog
     group: GroupDialog
+    service: ServiceDialog
 
     def __init__(
         self,
@@ -40,5 +42,6 @@ class ShopDialogs(DialogRuntime):
     ) -> None:
         self.search, self.cart, self.checkout = SearchDialog(), CartDialog(), CheckoutDialog()
         self.orders, self.confirm, self.group = OrdersDialog(), confirm, GroupDialog()
-        dialogs = (self.search, self.cart, self.checkout, self.orders, self.confirm, self.group)
+        self.service = ServiceDialog()
+        dialogs = (self.search, self.cart, self.checkout, self.orders, self.confirm, self.group, self.service)
         super().__init__(store, dialogs, ttl_seconds=ttl_seconds, on_transition=on_transition)

@@ -14,7 +14,7 @@ from bot.chat.keywords import (
     normalize,
     parse_number,
 )
-from bot.chat.replies import Reply, Text, TransferToHuman
+from bot.chat.replies import Reply, Text
 from bot.chat.router import LOCALE, Keyword, MsgType, Regex, Router
 from bot.chat.understanding import Intent, said_in_english, understand
 from bot.dialogs.common import error_reply, unit_of_work
@@ -22,7 +22,6 @@ from bot.dialogs.words import CartEdit, read_cart_edit
 from bot.handlers import account  # referrals: invite, me, withdraw
 from bot.wechat.scenes import CODE_PATTERN as CODE_PATTERN
 from commerce.cart.cart import clear_cart
-from commerce.customers.handoffs import record_handoff
 from commerce.errors import ErrorCode, ShopError
 from commerce.groupbuys.groups import normalise_code
 from commerce.orders.models import OrderStatus
@@ -143,15 +142,10 @@ async def show_orders(ctx: Context) -> Reply:
 
 @router.route(Keyword("service"))
 async def human_service(ctx: Context) -> Reply:
-    """Hand the chat to WeChat's customer-service staff, with the context recorded for them:
-    the cart, the last order and what was said before (so nobody asks the customer again)."""
-    recent = [line.record() for line in await ctx.services.transcripts.recent(ctx.openid)]
-    async with ctx.uow() as uow:
-        session = uow.session
-        context = await record_handoff(session, customer_id=ctx.customer_id, message=ctx.msg.text, recent=recent)
-    await ctx.services.dialogs.end(ctx.openid)
-    ctx.services.alerts.handoff_soon(openid=ctx.openid, context=context)  # staff alerts: a customer wants a human
-    return TransferToHuman()
+    """A person answers from the shop: a service ticket is opened with the context staff need
+    (the cart, the last order and what was said before, so nobody asks the customer again),
+    staff are alerted, and the customer's next messages go to them (bot/dialogs/service.py)."""
+    return await ctx.services.dialogs.service.open(ctx)
 
 
 # --- group buys (bot/dialogs/group.py) ---

@@ -16,8 +16,9 @@ in the recipient's language when it is sent. Where the alert has a cause with a
 transaction, its rows are written in that transaction (`queue`): a paid order's alert
 in the payment's unit of work (`order_paid`, the payment service's `on_paid`), an
 after-sales request's in the request's (`after_sales`), a withdrawal's in its own, the
-low-stock check in the order's (`low_stock`), so the alert and its cause are committed
-together or not at all. Alerts without such a transaction here (a hand-off, an urge) are
+low-stock check in the order's (`low_stock`), a service ticket's in the ticket's (`handoff`,
+`ticket_message`), so the alert and its cause are committed
+together or not at all. Alerts without such a transaction here (an urge) are
 written in a unit of work of their own, in a tracked background task (`*_soon`) that
 `drain()` waits for. An alert never fails the action that raised it. Logs carry no
 openids.
@@ -35,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.background import BackgroundTasks
 from commerce.catalog import admin as catalog_admin
+from commerce.customers.handoffs import Ticket
 from commerce.messaging import notices
 from commerce.orders.views import OrderView, order_data
 from commerce.staff import staff
@@ -129,18 +131,30 @@ class StaffAlerts:
         }
         await self.queue(session, "alert_after_sales", data, EVERYONE)
 
-    def handoff_soon(self, *, openid: str, context: Mapping[str, Any]) -> None:
-        """A customer asked for a human: what they wrote, their cart, their last order and
-        the last few lines said before (the hand-off keeps more)."""
+    async def handoff(self, session: AsyncSession, ticket: Ticket) -> int:
+        """A customer asked for a human, in the ticket's own transaction: its number, what
+        they wrote, their cart, their last order and the last few lines said before (the
+        ticket keeps more), to every staff member on duty."""
+        context = ticket.context
         data = {
-            "customer": openid_tail(openid),
+            "ticket": ticket.id,
+            "customer": openid_tail(ticket.openid),
             "message": str(context.get("message", "")),
             "cart": list(context.get("cart") or []),
             "cart_total_fen": int(context.get("cart_total_fen") or 0),
             "last_order": context.get("last_order"),
             "recent": [_said_line(line) for line in list(context.get("recent") or [])[-ALERT_LINES:]],
         }
-        self.soon("alert_handoff", data, EVERYONE)
+        return await self.queue(session, "alert_handoff", data, EVERYONE)
+
+    async def ticket_message(self, session: AsyncSession, ticket: Ticket, *, text: str, closed: bool = False) -> int:
+        """The customer wrote on their open ticket (or `closed` it): to the staff member holding
+        it, or to everyone on duty while nobody has answered yet; in the message's transaction."""
+        data = {"ticket": ticket.id, "customer": openid_tail(ticket.openid), "text": text, "closed": closed}
+        if ticket.assignee:
+            notices.queue(session, openid=ticket.assignee, template="alert_ticket_message", data=data)
+            return 1
+        return await self.queue(session, "alert_ticket_message", data, EVERYONE)
 
     def urged_soon(self, order: OrderView, *, now: float | None = None) -> bool:
         """A customer asked to hurry their paid order; False when staff were told of this

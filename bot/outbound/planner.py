@@ -13,7 +13,8 @@ One attempt, in order:
    customer-service message. The count is reserved in the database before the call and given back if
    WeChat did not take the message.
 2. Window closed or used up (by our count, or WeChat's 45015 / 45047): the event's
-   template message when `wechat.template_ids` names one.
+   template message when `wechat.template_ids` names one (a staff alert: else
+   `wechat.staff_alert_template_id`).
 3. Else the row waits for the customer to write again (`commerce.messaging.outbox.wake_waiting`,
    run as the message is written down, makes it due), for at most `max_wait`.
 
@@ -75,6 +76,7 @@ from commerce.uow import UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
+ALERT_PREFIX = "alert_"  # the events of staff alerts (bot.outbound.alerts)
 PLAIN_EVENT = "message"  # late chat replies, staff alerts, broadcasts: no template, no alert
 CS = "customer_service"
 TEMPLATE = outbox.TEMPLATE_CHANNEL
@@ -137,6 +139,7 @@ class NotificationPlanner(OutboxDelivery):
         window_messages: int = 5,
         paid_window_messages: int = 20,
         template_ids: Mapping[str, str] | None = None,
+        staff_alert_template_id: str = "",
         max_attempts: int = 8,
         alert: StaffAlert | None = None,
         send_gate: SendRateGate | None = None,
@@ -153,6 +156,7 @@ class NotificationPlanner(OutboxDelivery):
         self.window_messages = max(0, window_messages)
         self.paid_window_messages = max(0, paid_window_messages)
         self.template_ids = dict(template_ids or {})
+        self.staff_alert_template_id = staff_alert_template_id
         self.max_attempts = max(1, max_attempts)
         self.alert = alert
         self.send_gate: SendRateGate | None = send_gate
@@ -169,7 +173,7 @@ class NotificationPlanner(OutboxDelivery):
         if message.kind not in ("text", "news") or not (message.text or message.articles):
             return  # transfer and silence: nothing to send
         template = None
-        template_id = self.template_ids.get(event)
+        template_id = self.template_id(event)
         if template_id:
             url = (data or {}).get("pay_url") or ""
             template = {"template_id": template_id, "data": template_data(message, data), "url": str(url)}
@@ -184,6 +188,15 @@ class NotificationPlanner(OutboxDelivery):
                 lease=self._lease,
             )
         self._background.spawn(self._deliver(item))
+
+    def template_id(self, event: str) -> str:
+        """The template message an event falls back to: its own (`wechat.template_ids`), else for
+        a staff alert (`alert_*`) the staff alerts' one (`wechat.staff_alert_template_id`), so
+        that staff whose window is closed are told at once, not when they next write."""
+        own = self.template_ids.get(event)
+        if own:
+            return own
+        return self.staff_alert_template_id if event.startswith(ALERT_PREFIX) else ""
 
     async def _gate(self) -> None:
         if self.send_gate is not None:
@@ -213,7 +226,7 @@ class NotificationPlanner(OutboxDelivery):
         if data is None:  # rendered when it was written
             return item
         template = None
-        template_id = self.template_ids.get(item.event)
+        template_id = self.template_id(item.event)
         if template_id:
             url = data.get("pay_url") or ""
             template = {"template_id": template_id, "data": template_data(message, data), "url": str(url)}
@@ -335,7 +348,7 @@ class NotificationPlanner(OutboxDelivery):
     async def _tell_staff(self, item: OutboxItem, error: str, *, uncertain: bool = False) -> None:
         """Staff hear of a customer's notification in trouble (not of late chat replies nor of
         their own alerts: no alert loops); a failure to tell them is only logged."""
-        if self.alert is None or item.event == PLAIN_EVENT or item.event.startswith("alert_"):
+        if self.alert is None or item.event == PLAIN_EVENT or item.event.startswith(ALERT_PREFIX):
             return
         try:
             await self.alert(item, error, uncertain=uncertain)

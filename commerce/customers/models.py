@@ -9,8 +9,10 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -62,13 +64,39 @@ class Address(Base):
 
 
 
+class HandoffStatus:
+    OPEN = "open"  # staff answer it; the customer's messages go to them
+    CLOSED = "closed"  # ended by staff, by the customer, or idle
+
+
 class Handoff(Base):
-    """A customer asked for a human: recorded with the context staff need (cart, last order)."""
+    """A customer asked for a human: a service ticket, with the context staff need (cart,
+    last order, the recent conversation) in `context`. While it is open, what the customer
+    and staff say is kept in `HandoffMessage`; `assignee` is the staff member who answered
+    first (the customer's messages go to them; to every staff member on duty before)."""
 
     __tablename__ = "handoffs"
+    __table_args__ = (Index("ix_handoffs_status_activity", "status", "last_activity_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
     context: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    status: Mapped[str] = mapped_column(String(12), default=HandoffStatus.OPEN, server_default="closed")
+    assignee: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    last_activity_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    closed_by: Mapped[str] = mapped_column(String(16), default="", server_default="")  # staff | customer | idle
 
+
+class HandoffMessage(Base):
+    """One line of a ticket's conversation: the customer's, or a staff member's reply."""
+
+    __tablename__ = "handoff_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    handoff_id: Mapped[int] = mapped_column(ForeignKey("handoffs.id", ondelete="CASCADE"), index=True)
+    speaker: Mapped[str] = mapped_column(String(12))  # customer | staff
+    staff_openid: Mapped[str] = mapped_column(String(64), default="")
+    text: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

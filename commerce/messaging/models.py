@@ -53,6 +53,26 @@ class OutboxMessage(Base):
     delivery_status: Mapped[str] = mapped_column(String(40), default="")  # TEMPLATESENDJOBFINISH
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    broadcast_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)  # a staff broadcast's row
+
+
+class Broadcast(Base):
+    """A staff broadcast: one outbox row per recipient (`OutboxMessage.broadcast_id`).
+
+    The staff member who sent it hears how it went twice: after the first attempts (sent,
+    waiting for the customer's window, failed), and once more when nothing waits any more
+    (`reported_at`). Its rows are not sent after `expires_at`: a stale broadcast fails."""
+
+    __tablename__ = "broadcasts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    staff_openid: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    first_report_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    reported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
 
 
 class InboundStatus(enum.StrEnum):
