@@ -91,7 +91,7 @@ async def test_the_free_delivery_answer_follows_the_config(make_shop, db_url: st
 async def test_complaints_and_calls_for_a_person_reach_a_person(shop: Shop, words: str) -> None:
     user = shop.user()
     reply = await user.say(words)
-    assert reply.kind == "transfer_customer_service", reply.text
+    assert reply.kind == "text" and ("人工客服" in reply.text or "our staff" in reply.text), reply.text
     async with db(shop.client.app)() as session:
         handoff = await session.scalar(select(Handoff))
     assert handoff is not None and handoff.context["message"] == words
@@ -104,7 +104,7 @@ async def test_an_address_with_a_road_named_like_a_word_is_not_a_call_for_a_pers
     await user.say("加入购物车 1")
     await user.say("结算")
     reply = await user.say("张三 13800138000 上海市人工湖路100号")
-    assert reply.kind != "transfer_customer_service"
+    assert "人工客服" not in reply.text
 
 
 @pytest.mark.parametrize("words", ["怎么买", "how do I buy"])
