@@ -197,6 +197,7 @@ async def open_shop(
         replies = DurableReplyStore(
             engine, opens_window=middleware.opens_window, lease_seconds=config.server.intake_lease_seconds,
             busy_deadline_seconds=config.database.busy_deadline_seconds, owner=intake_owner,
+            history_seconds=config.service.keep_days * 86400,
         )
         stack.push_async_callback(replies.close)  # after the drain: hands back what is unfinished
 

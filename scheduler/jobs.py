@@ -152,6 +152,19 @@ async def remind_group_buys(ctx: JobContext) -> int:
     return await in_unit(ctx, lambda session: group_deadlines.remind_due_groups(session, now=ctx.clock()))
 
 
+async def close_idle_tickets(ctx: JobContext) -> int:
+    """Service tickets nobody spoke on for `service.idle_minutes` close and their customers are
+    told; closed tickets older than `service.keep_days` are deleted with their conversation."""
+    from commerce.customers import handoffs
+
+    async def tend(session: AsyncSession) -> int:
+        closed = await handoffs.close_idle(session, now=ctx.clock(), idle=ctx.rules.service_idle)
+        await handoffs.prune_closed(session, now=ctx.clock(), keep=ctx.rules.conversation_keep)
+        return len(closed)
+
+    return await in_unit(ctx, tend)
+
+
 Job = Callable[[JobContext], Awaitable[int]]
 
 JOBS: dict[str, tuple[Job, int]] = {
@@ -164,4 +177,5 @@ JOBS: dict[str, tuple[Job, int]] = {
     "expire_group_buys": (expire_group_buys, 60),
     "remind_group_buys": (remind_group_buys, 300),
     "unfreeze_commission": (unfreeze_commission, 3600),
+    "close_idle_tickets": (close_idle_tickets, 60),
 }

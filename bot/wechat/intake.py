@@ -230,6 +230,7 @@ class DurableReplyStore:
         opens_window: Callable[[Inbound], bool],
         lease_seconds: float = LEASE_SECONDS,
         keep_seconds: float = DEDUPE_SECONDS,
+        history_seconds: float = 0.0,
         poll_seconds: float = 0.1,
         busy_deadline_seconds: float = TURN_DEADLINE_SECONDS,
         clock: Clock = wall_clock,
@@ -244,6 +245,9 @@ class DurableReplyStore:
         self._opens_window = opens_window
         self._lease = timedelta(seconds=lease_seconds)
         self._keep = timedelta(seconds=keep_seconds)
+        # answered messages (with their replies) are kept this long: the conversations staff
+        # may read back (`service.keep_days`); 0: only the de-duplication window
+        self._history = timedelta(seconds=history_seconds)
         self._poll = poll_seconds
         self._clock = clock
         # keys this worker works on -> (reply, deferred) once finished
@@ -418,11 +422,14 @@ class DurableReplyStore:
         return released
 
     async def prune(self, *, rounds: int = PRUNE_ROUNDS) -> int:
-        """Delete answered rows past the de-duplication window, a batch at a time (a short
-        transaction each, so the lock is never held long), until none is left or `rounds`."""
+        """Delete answered rows past the de-duplication window and older than the history kept,
+        a batch at a time (a short transaction each, so the lock is never held long), until none
+        is left or `rounds`."""
         pruned = 0
         for _round in range(rounds):
-            deleted = await self._writes.run(lambda conn: inbound.prune(conn, now=self._clock()))
+            deleted = await self._writes.run(
+                lambda conn: inbound.prune(conn, now=self._clock(), keep=self._history)
+            )
             pruned += deleted
             if deleted < inbound.PRUNE_BATCH:
                 break

@@ -18,7 +18,8 @@ row (`effects`) and is refused (`TakenOver`) when another worker holds the messa
 So a message whose turn committed its changes before its worker died is never
 processed again (`Claimed.effects`: the new holder answers without processing it), and a
 worker presumed dead cannot commit changes for a message another worker took over. An answered row keeps its reply for WeChat's retries until `lease_until` (the
-end of the de-duplication window), then `prune` deletes it.
+end of the de-duplication window) and the shop's retention (`service.keep_days`: the
+journal is the record of the conversations), then `prune` deletes it.
 
 `claim` also wakes what waited for the customer to write (as `outbox.wake_waiting`:
 notices held by 45015 are due, and the window's count starts over) in the same
@@ -359,11 +360,16 @@ def postpone(conn: Connection, *, key: str, owner: str, until: datetime) -> bool
     return None if row is None else bool(row.deferred)
 
 
-def prune(conn: Connection, *, now: datetime, limit: int = PRUNE_BATCH) -> int:
-    """Delete up to `limit` answered rows whose de-duplication window is over."""
+def prune(conn: Connection, *, now: datetime, keep: timedelta = timedelta(0), limit: int = PRUNE_BATCH) -> int:
+    """Delete up to `limit` answered rows whose de-duplication window is over and that were
+    received more than `keep` ago: the journal is also the record of what customers said
+    and what the shop answered, kept for the shop's retention (`service.keep_days`)."""
     old = (
         select(T.c.key)
-        .where(T.c.status == InboundStatus.ANSWERED.value, T.c.lease_until < as_utc(now))
+        .where(
+            T.c.status == InboundStatus.ANSWERED.value, T.c.lease_until < as_utc(now),
+            T.c.received_at < as_utc(now - keep),
+        )
         .limit(limit)
     )
     result = conn.execute(

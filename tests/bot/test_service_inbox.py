@@ -5,11 +5,14 @@ and not the shop, /close ends it and the customer shops again; strangers are ref
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
+from bot.keys import JOBS
 from commerce.customers.models import Handoff, HandoffMessage
+from scheduler.jobs import close_idle_tickets
 from tests.bot.conftest import OWNER, STRANGER
 from tests.bot.driver import db
 from tests.bot.world import World, WorldFactory
@@ -122,3 +125,26 @@ async def test_an_alert_to_an_owner_whose_window_is_closed_goes_as_a_template_me
     assert world.cs_to(OWNER) == []
     (sent,) = world.templates_to(OWNER)
     assert sent["template_id"] == "TPL_STAFF_ALERT" and "请求人工客服" in sent["data"]["first"]["value"]
+
+
+async def test_the_job_closes_idle_tickets_and_deletes_old_ones_with_their_lines(
+    make_world: WorldFactory, sqlite_url: str
+) -> None:
+    world = await make_world(sqlite_url, staff={"owners": [OWNER]})
+    customer = world.shop.user(CUSTOMER)
+    await customer.say("客服")
+    await customer.say("在吗")  # a line on the ticket
+    number = await open_ticket(world)
+    jobs = world.shop.client.app[JOBS]
+    soon = dataclasses.replace(jobs, clock=lambda: datetime.now(UTC) + timedelta(minutes=61))
+    assert await close_idle_tickets(soon) == 1
+    await world.settle()
+    assert any("一段时间没有消息" in t for t in texts(world, CUSTOMER))
+    assert await close_idle_tickets(soon) == 0  # once
+    assert "苹果" in (await customer.say("苹果")).text
+
+    later = dataclasses.replace(jobs, clock=lambda: datetime.now(UTC) + timedelta(days=31))
+    await close_idle_tickets(later)
+    async with db(world.shop.client.app)() as session:
+        assert await session.get(Handoff, number) is None
+        assert (await session.scalars(select(HandoffMessage))).all() == []

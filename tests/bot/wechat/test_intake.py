@@ -12,7 +12,7 @@ from multiprocessing.synchronize import Event as EventType
 
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -224,6 +224,19 @@ async def test_answered_messages_are_pruned_after_the_deduplication_window(engin
     assert await store.prune() == 1
     async with shop_uows(engine)() as uow:
         assert await uow.session.scalar(select(InboundMessage.key)) is None
+
+
+async def test_answered_messages_are_kept_for_the_conversations_retention(engine: AsyncEngine) -> None:
+    store = _worker(engine, keep_seconds=0, history_seconds=3600)
+    msg = _msg(6)
+    assert await store.claim(msg.dedupe_key, msg=msg)
+    await store.finish(msg.dedupe_key, Rendered("text", text="hi"))
+    await asyncio.sleep(0.01)
+    assert await store.prune() == 0  # the conversation is kept an hour
+    async with shop_uows(engine)() as uow:
+        await uow.session.execute(update(InboundMessage).values(received_at=datetime.now(UTC) - timedelta(hours=2)))
+    assert await store.prune() == 1
+    await store.close()
 
 
 async def test_a_stopping_worker_hands_back_what_it_did_not_finish(engine: AsyncEngine) -> None:
