@@ -190,7 +190,7 @@ async def open_shop(
         )
         stack.push_async_callback(payments.aclose)  # finish side effects, then close
 
-        broadcasts = Broadcaster(renderer=renderer, outbound=sender)
+        broadcasts = Broadcaster(uows=uow, delivery=delivery, max_age=timedelta(hours=config.broadcast.max_age_hours))
         stack.push_async_callback(broadcasts.drain)
 
         # every message written down before it is answered; what a dead worker left is swept up
@@ -388,6 +388,7 @@ def _build_planner(
         paid_window_messages=wechat.window_messages_after_payment,
         template_ids=parse_template_ids(wechat.template_ids),
         staff_alert_template_id=wechat.staff_alert_template_id.strip(),
+        broadcast_max_age=timedelta(hours=config.broadcast.max_age_hours),
         max_attempts=wechat.outbox_max_attempts,
         backoff_base=timedelta(seconds=wechat.outbox_retry_seconds),
         alert=tell_staff,

@@ -152,6 +152,14 @@ async def remind_group_buys(ctx: JobContext) -> int:
     return await in_unit(ctx, lambda session: group_deadlines.remind_due_groups(session, now=ctx.clock()))
 
 
+async def settle_broadcasts(ctx: JobContext) -> int:
+    """Broadcasts whose waiting messages are all done are reported a last time to the staff
+    member who sent them; messages older than `broadcast.max_age_hours` are failed, not sent."""
+    from commerce.messaging import broadcast
+
+    return await in_unit(ctx, lambda session: broadcast.settle(session, now=ctx.clock()))
+
+
 async def close_idle_tickets(ctx: JobContext) -> int:
     """Service tickets nobody spoke on for `service.idle_minutes` close and their customers are
     told; closed tickets older than `service.keep_days` are deleted with their conversation."""
@@ -178,4 +186,5 @@ JOBS: dict[str, tuple[Job, int]] = {
     "remind_group_buys": (remind_group_buys, 300),
     "unfreeze_commission": (unfreeze_commission, 3600),
     "close_idle_tickets": (close_idle_tickets, 60),
+    "settle_broadcasts": (settle_broadcasts, 60),
 }

@@ -3,9 +3,13 @@
 WeChat only delivers customer-service messages to someone who wrote to the account in
 the last 48 hours, so the audience is the commerce core's `reachable_customers`. The
 command restates the text and the head count, waits for a confirmation, answers at
-once ("sending to N") and hands the sending to `Broadcaster`: a tracked background
-task (it outlasts WeChat's 5-second reply), throttled to `per_second` messages a
-second, drained on shutdown; when it is done the owner is told how many it reached.
+once ("sending to N") and hands the sending to `Broadcaster`: one outbox row per
+recipient is written (`commerce.messaging.broadcast.start`), then attempted `per_second`
+at a time in a tracked background task (it outlasts WeChat's 5-second reply), drained on
+shutdown. The owner hears what truly happened, counted from the rows: sent, waiting (for
+the customer's window: they go out when the customer writes) and failed; and once more
+when the waiting ones are done (the scheduler's `settle_broadcasts`). Rows still waiting
+after `broadcast.max_age_hours` fail instead of going out stale.
 """
 
 from __future__ import annotations
@@ -14,78 +18,75 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 
 from bot.admin.registry import OWNERS, PREFIXES, REGISTRY, AdminContext, Outcome, UsageError
-from bot.chat.render import Renderer
 from bot.chat.replies import Text
 from bot.dialogs.common import unit_of_work
-from bot.outbound.sender import OutboundSender
+from bot.outbound.delivery import Delivery
 from commerce.background import BackgroundTasks
 from commerce.messaging import broadcast as audience
+from commerce.messaging.broadcast import Tally
 from commerce.rules import utcnow
+from commerce.uow import UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
 MAX_CHARS = 600  # WeChat cuts a text at 2048 bytes; 600 CJK characters stay under it
 PER_SECOND = 20
+FIRST_ATTEMPTS_LEASE = timedelta(minutes=2)  # per batch: after it, deliver_outbox may take a row
 
 
 class Broadcaster:
     def __init__(
         self,
         *,
-        renderer: Renderer,
-        outbound: OutboundSender,
+        uows: UnitOfWorkFactory,
+        delivery: Delivery,
         per_second: int = PER_SECOND,
+        max_age: timedelta = timedelta(hours=24),
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if per_second < 1:
             raise ValueError("per_second must be at least 1")
-        self._renderer = renderer
-        self._outbound = outbound
+        self._uows = uows
+        self._delivery = delivery
         self.per_second = per_second
+        self.max_age = max_age
         self._sleep = sleep
         self._background = BackgroundTasks(what="broadcast")
 
-    def start(self, *, text: str, recipients: Sequence[str], staff_openid: str, staff_locale: str) -> None:
-        """Send in the background; the staff member hears how it went when it is done."""
-        self._background.spawn(self._run(text, list(recipients), staff_openid, staff_locale))
+    def start(self, *, text: str, recipients: Sequence[str], staff_openid: str) -> None:
+        """Send in the background; the staff member hears how it went."""
+        self._background.spawn(self._run(text, list(recipients), staff_openid))
 
-    async def _run(self, text: str, recipients: list[str], staff_openid: str, staff_locale: str) -> int:
-        sent = await self.send(text, recipients)
-        log.info("broadcast done: %d of %d sent", sent, len(recipients))
-        done = self._renderer.render(
-            Text("admin/broadcast_done", {"sent": sent, "total": len(recipients)}), staff_locale
-        )
-        try:
-            await self._outbound.send(staff_openid, done)
-        except Exception:
-            log.exception("could not tell the staff member the broadcast is done")
-        return sent
-
-    async def send(self, text: str, recipients: Sequence[str]) -> int:
-        """`per_second` at a time, a second apart; how many were sent."""
-        message = self._renderer.render(Text("admin/broadcast_message", {"text": text}), self._renderer.default_locale)
-        sent = 0
-        for start in range(0, len(recipients), self.per_second):
-            began = time.monotonic()
-            batch = recipients[start : start + self.per_second]
-            results = await asyncio.gather(
-                *(self._outbound.send(openid, message) for openid in batch), return_exceptions=True
+    async def _run(self, text: str, recipients: list[str], staff_openid: str) -> Tally:
+        async with self._uows() as uow:
+            started = await audience.start(
+                uow.session, staff_openid=staff_openid, text=text, recipients=recipients, now=uow.now,
+                max_age=self.max_age, lease=FIRST_ATTEMPTS_LEASE + timedelta(seconds=len(recipients) / self.per_second),
             )
-            failures = [r for r in results if isinstance(r, BaseException)]
-            for failure in failures[:1]:
-                log.warning("broadcast: %d of %d sends failed (%s)", len(failures), len(batch),
-                            failure.__class__.__name__)
-            sent += len(batch) - len(failures)
-            if start + self.per_second < len(recipients):
-                await self._sleep(max(0.0, 1.0 - (time.monotonic() - began)))
-        return sent
+        await self.send(started.message_ids)
+        async with self._uows() as uow:
+            counts = await audience.report_first(uow.session, broadcast_id=started.broadcast_id, now=uow.now)
+        log.info(
+            "broadcast %s: %d sent, %d waiting, %d failed, %d uncertain of %d", started.broadcast_id,
+            counts.sent, counts.waiting, counts.failed, counts.uncertain, counts.total,
+        )
+        return counts
 
+    async def send(self, message_ids: Sequence[int]) -> None:
+        """`per_second` rows at a time, a second apart, each attempt finished before the next batch."""
+        for start in range(0, len(message_ids), self.per_second):
+            began = time.monotonic()
+            await self._delivery.deliver(message_ids[start : start + self.per_second])
+            if start + self.per_second < len(message_ids):
+                await self._sleep(max(0.0, 1.0 - (time.monotonic() - began)))
 
     async def drain(self) -> None:
         """Wait for the work started so far (on shutdown, and in tests)."""
         await self._background.drain()
+        await self._uows.dispatcher.drain()
 
 
 def _text(actx: AdminContext) -> str:
@@ -120,6 +121,6 @@ async def broadcast(actx: AdminContext) -> Outcome:
         return Outcome(Text("admin/broadcast_nobody"), None, {"recipients": 0}, outcome="failed")
     if not actx.confirmed:
         return Outcome(Text("admin/broadcast_confirm", {"text": text, "count": count}), confirm_first=True)
-    actx.services.broadcasts.start(text=text, recipients=recipients, staff_openid=actx.actor, staff_locale=actx.ctx.locale)
+    actx.services.broadcasts.start(text=text, recipients=recipients, staff_openid=actx.actor)
     return Outcome(Text("admin/broadcast_started", {"count": len(recipients)}), None,
                    {"recipients": len(recipients), "chars": len(text)})

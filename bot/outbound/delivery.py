@@ -21,6 +21,7 @@ first settles the attempts whose lease ran out (`expire_sending`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -44,6 +45,8 @@ class Delivery(Protocol):
     """The units of work's dispatcher, as the app holds it (the planner or `DirectDelivery`)."""
 
     def dispatch(self, message_ids: Sequence[int]) -> None: ...
+
+    async def deliver(self, message_ids: Sequence[int]) -> None: ...
 
     async def retry_due(self) -> int: ...
 
@@ -106,6 +109,11 @@ class OutboxDelivery(ABC):
         order: one transaction's messages arrive as it wrote them."""
         if message_ids:
             self._background.spawn(self._deliver_in_order(tuple(message_ids)))
+
+    async def deliver(self, message_ids: Sequence[int]) -> None:
+        """Attempt these rows now, side by side, and return when each attempt has ended (a
+        broadcast's batch: its report counts what became of them)."""
+        await asyncio.gather(*(self._deliver_in_order((message_id,)) for message_id in message_ids))
 
     async def _deliver_in_order(self, message_ids: Sequence[int]) -> None:
         for message_id in message_ids:

@@ -21,8 +21,9 @@ One attempt, in order:
 WeChat certainly did not take it (no connection, errcode -1 busy, 45009 quota, a
 refusing 5xx): another attempt later, with growing pauses. After
 `wechat.outbox_max_attempts` attempts (or `max_wait`) the row is failed and staff are
-told (notifications only, not late chat replies nor staff alerts themselves: no
-alert loops). 43004 (the customer unfollowed) fails the row at once, silently.
+told (notifications only, not late chat replies, broadcasts (their report says it) nor
+staff alerts themselves: no alert loops). A broadcast's row waits at most
+`broadcast.max_age_hours`, then fails rather than going out stale. 43004 (the customer unfollowed) fails the row at once, silently.
 
 At most once per row. WeChat's customer-service send has no idempotency key and no way
 to ask whether a message arrived, and a send whose answer never came (a timeout after
@@ -70,7 +71,8 @@ from bot.wechat.api import (
     WeChatUncertain,
 )
 from bot.wechat.ratelimit import SendRateGate
-from commerce.messaging import outbox
+from commerce.messaging import broadcast, outbox
+from commerce.messaging.broadcast import BROADCAST_EVENT
 from commerce.messaging.outbox import OutboxItem
 from commerce.uow import UnitOfWorkFactory
 
@@ -148,6 +150,7 @@ class NotificationPlanner(OutboxDelivery):
         backoff_max: timedelta = timedelta(hours=1),
         lease: timedelta = timedelta(minutes=2),
         max_wait: timedelta = timedelta(days=7),
+        broadcast_max_age: timedelta = timedelta(hours=24),
     ) -> None:
         super().__init__(uows=uows, lease=lease, clock=clock)
         self._notices = notices
@@ -163,6 +166,7 @@ class NotificationPlanner(OutboxDelivery):
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
         self._max_wait = max_wait
+        self._broadcast_max_age = broadcast_max_age
 
     # ---- OutboundSender ---------------------------------------------------------------------
 
@@ -232,10 +236,17 @@ class NotificationPlanner(OutboxDelivery):
             template = {"template_id": template_id, "data": template_data(message, data), "url": str(url)}
         return replace(item, payload=to_payload(message), template=template)
 
+    def max_wait(self, event: str) -> timedelta:
+        """How long a row may wait for the customer's window: a broadcast is not sent stale
+        (`broadcast.max_age_hours`); anything else up to `max_wait`."""
+        return self._broadcast_max_age if event == BROADCAST_EVENT else self._max_wait
+
     async def _attempt(self, item: OutboxItem) -> None:
         now = self.clock()
-        if now - item.created_at > self._max_wait:
-            await self._fail(item, "no way to reach the customer in time", attempts=item.attempts)
+        max_wait = self.max_wait(item.event)
+        if now - item.created_at > max_wait:
+            expired = broadcast.EXPIRED if item.event == BROADCAST_EVENT else "no way to reach the customer in time"
+            await self._fail(item, expired, attempts=item.attempts)
             return
         async with self._uows() as uow:  # the row and a window message taken together
             if not await outbox.begin_send(uow.session, item.id, now=now, lease=self._lease):
@@ -252,7 +263,7 @@ class NotificationPlanner(OutboxDelivery):
             await self._send_template(item)
             return
         async with self._uows() as uow:
-            await outbox.mark_waiting(uow.session, item.id, until=item.created_at + self._max_wait)
+            await outbox.mark_waiting(uow.session, item.id, until=item.created_at + max_wait)
         log.info("outbox %s: window closed and no template for %s; waiting", item.id, item.event)
 
     async def _send_customer_service(self, item: OutboxItem) -> bool:
@@ -348,7 +359,7 @@ class NotificationPlanner(OutboxDelivery):
     async def _tell_staff(self, item: OutboxItem, error: str, *, uncertain: bool = False) -> None:
         """Staff hear of a customer's notification in trouble (not of late chat replies nor of
         their own alerts: no alert loops); a failure to tell them is only logged."""
-        if self.alert is None or item.event == PLAIN_EVENT or item.event.startswith(ALERT_PREFIX):
+        if self.alert is None or item.event in (PLAIN_EVENT, BROADCAST_EVENT) or item.event.startswith(ALERT_PREFIX):
             return
         try:
             await self.alert(item, error, uncertain=uncertain)

@@ -3,6 +3,7 @@ the background, throttled, and the owner told how many it reached."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -10,10 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import update
 
-from bot.admin.broadcast import Broadcaster
-from bot.chat.render import Rendered, Renderer
-from bot.keys import SERVICES
-from bot.outbound.sender import MemoryOutbox
+from bot.keys import JOBS, SERVICES
 from commerce.customers.models import Customer
 from tests.bot.admin.test_orders import (
     OPERATOR,
@@ -24,7 +22,9 @@ from tests.bot.admin.test_orders import (
     open_staffed_shop,
     texts,
 )
+from scheduler.runner import run_job
 from tests.bot.driver import Shop, db
+from tests.bot.world import WorldFactory
 
 FANS = ("o_fan_000001", "o_fan_000002", "o_fan_000003")
 LAPSED = "o_lapsed_0001"
@@ -62,7 +62,8 @@ async def test_broadcast_reaches_the_48_hour_window_after_confirmation(staffed: 
     for fan in FANS:
         assert texts(staffed, fan) == [MESSAGE]  # line breaks and all
     assert texts(staffed, LAPSED) == []
-    assert texts(staffed, OWNER)[-1] == f"群发完成：已送达 {reachable}/{reachable} 位顾客。"
+    assert texts(staffed, OWNER)[-1].startswith(f"📣 群发「新品上架！")
+    assert f"已完成：共 {reachable} 位，已发出 {reachable}。" in texts(staffed, OWNER)[-1]
 
     (entry,) = await audit_rows(staffed, "broadcast")
     assert (entry.actor, entry.outcome, entry.args) == (OWNER, "ok", [MESSAGE])
@@ -99,33 +100,47 @@ async def test_nobody_in_the_window_means_nothing_to_confirm(staffed: Shop) -> N
     assert entry.outcome == "failed" and entry.after == {"recipients": 0}
 
 
-class _FlakyOutbox(MemoryOutbox):
-    def __init__(self, events: list[str], broken: str) -> None:
-        super().__init__()
-        self.events, self.broken = events, broken
+async def test_the_report_counts_sent_waiting_and_failed_and_comes_again_when_the_waiting_are_done(
+    make_world: WorldFactory, sqlite_url: str
+) -> None:
+    """One run once reported "已送达 5/5" with nothing sent: the report is counted from the
+    outbox rows, as WeChat answered them."""
+    world = await make_world(sqlite_url, staff={"owners": [OWNER]}, broadcast={"max_age_hours": 1})
+    owner = world.shop.user(OWNER)
+    fans = ("o_bc_sent_1", "o_bc_sent_2", "o_bc_gone_3", "o_bc_wait_4", "o_bc_late_5")
+    for openid in fans:
+        await world.shop.user(openid).say("你好")
+    world.wechat.refuse("o_bc_gone_3", 43004)  # unfollowed meanwhile
+    world.wechat.refuse("o_bc_wait_4", 45015)  # WeChat says the window is closed
+    world.wechat.refuse("o_bc_late_5", 45015)
+    await owner.say("/broadcast 今晚八点直播")
+    assert "正在群发给 6 位顾客" in (await owner.say("确认")).text
+    services = world.shop.client.app[SERVICES]
+    await services.broadcasts.drain()
+    await world.settle()
+    (first,) = [m["text"]["content"] for m in world.delivered_to(OWNER) if "📣" in m["text"]["content"]]
+    assert "第一轮结束：共 6 位，已发出 3，等待中 2，失败 1。" in first  # the owner counts as one of the 6
 
-    async def send(self, openid: str, message: Rendered) -> None:
-        self.events.append(f"send {openid}")
-        if openid == self.broken:
-            raise ConnectionError("45015: the user's window has closed")
-        await super().send(openid, message)
+    world.wechat.refusals.pop("o_bc_wait_4")
+    world.forget_touch("o_bc_wait_4")
+    await world.shop.user("o_bc_wait_4").say("在吗")  # the window opens again: the waiting one goes out
+    await world.make_due()
+    await world.deliver_job()
+    await world.settle()
+    assert [m["text"]["content"] for m in world.delivered_to("o_bc_wait_4")][-1] == "今晚八点直播"
+    jobs = world.shop.client.app[JOBS]
+    assert await run_job("settle_broadcasts", jobs) == 0  # one still waits
 
-
-async def test_sending_is_throttled_and_failures_are_counted() -> None:
-    events: list[str] = []
-
-    async def sleep(seconds: float) -> None:
-        assert 0.0 <= seconds <= 1.0
-        events.append("sleep")
-
-    outbox = _FlakyOutbox(events, broken="o_c")
-    renderer = Renderer(default_locale="zh", base_url="https://x", shop_name="店")
-    broadcaster = Broadcaster(renderer=renderer, outbound=outbox, per_second=2, sleep=sleep)
-    broadcaster.start(text="hello", recipients=["o_a", "o_b", "o_c", "o_d", "o_e"],
-                      staff_openid="o_boss", staff_locale="en")
-    await broadcaster.drain()
-
-    assert events == ["send o_a", "send o_b", "sleep", "send o_c", "send o_d", "sleep", "send o_e", "send o_boss"]
-    assert [m.text for m in outbox.for_user("o_a")] == ["hello"] and outbox.for_user("o_c") == []
-    (done,) = outbox.for_user("o_boss")
-    assert done.text.startswith("Broadcast done: it reached 4/5 customers.")
+    later = dataclasses.replace(jobs, clock=lambda: datetime.now(UTC) + timedelta(hours=2))
+    assert await run_job("settle_broadcasts", later) == 1  # too old: failed, not sent stale
+    await world.settle()
+    world.wechat.refusals.pop("o_bc_late_5")
+    world.forget_touch("o_bc_late_5")
+    await world.shop.user("o_bc_late_5").say("在吗")
+    await world.make_due()
+    await world.deliver_job()
+    await world.settle()
+    assert [m for m in world.delivered_to("o_bc_late_5") if "直播" in m["text"]["content"]] == []
+    reports = [m["text"]["content"] for m in world.delivered_to(OWNER) if "📣" in m["text"]["content"]]
+    assert len(reports) == 2 and "最终结果：共 6 位，已发出 4，失败 2。" in reports[-1]
+    assert await run_job("settle_broadcasts", later) == 0  # told once
