@@ -15,7 +15,10 @@ Reasons and refs (the ref names what the movement is for, which is what makes it
 - "redeem_back" ref=<order id>: those points back when the unpaid order is cancelled;
 - "purchase_refund" / "redeem_refund" ref=<order id>@<refunded_fen after the refund>:
   on every (partial) refund, the purchase points taken back and the spent points given
-  back in proportion to the money refunded so far. Cumulative shares are floored, so the
+  back in proportion to the money refunded so far;
+- "referral_refund" ref=<order id>@<refunded_fen after the refund>: the referrer's points
+  that the friend's (first paid) order earned, taken back from the referrer in the same
+  proportion: a refund takes back what its order gave, to whoever it gave it. Cumulative shares are floored, so the
   sum of the reversals never exceeds the award and a full refund reaches it exactly.
 
 Policy when a reversal exceeds the balance (the points were spent elsewhere meanwhile):
@@ -57,6 +60,7 @@ REDEEM = "redeem"
 REDEEM_BACK = "redeem_back"
 PURCHASE_REFUND = "purchase_refund"
 REDEEM_REFUND = "redeem_refund"
+REFERRAL_REFUND = "referral_refund"
 SHORTFALL = "shortfall"
 
 
@@ -334,7 +338,8 @@ async def on_cancelled(session: AsyncSession, *, order_id: int, now: datetime) -
 async def on_refund(
     session: AsyncSession, *, order_id: int, amount_fen: int, now: datetime
 ) -> None:
-    """After a (partial) refund: purchase points back in proportion, spent points returned.
+    """After a (partial) refund: purchase points back in proportion, spent points returned,
+    and the referral points the order earned its buyer's referrer taken back in proportion.
 
     This refund's part is the cumulative share after it minus the cumulative share
     before it, so partial refunds add up to exactly the whole when the money is all back.
@@ -369,3 +374,20 @@ async def on_refund(
         order_id=order_id,
         now=now,
     )
+    referral = (
+        await session.execute(
+            select(PointsEntry.customer_id, func.sum(PointsEntry.delta))
+            .where(PointsEntry.order_id == order_id, PointsEntry.reason == REFERRAL)
+            .group_by(PointsEntry.customer_id)
+        )
+    ).first()
+    if referral is not None and referral[1]:
+        await take_back(
+            session,
+            customer_id=referral[0],
+            points=refund_part(int(referral[1]), before_fen=before, after_fen=after, paid_fen=row.paid_fen),
+            reason=REFERRAL_REFUND,
+            ref=ref,
+            order_id=order_id,
+            now=now,
+        )

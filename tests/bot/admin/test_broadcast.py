@@ -13,6 +13,7 @@ from sqlalchemy import update
 
 from bot.keys import JOBS, SERVICES
 from commerce.customers.models import Customer
+from scheduler.runner import run_job
 from tests.bot.admin.test_orders import (
     OPERATOR,
     OWNER,
@@ -22,7 +23,6 @@ from tests.bot.admin.test_orders import (
     open_staffed_shop,
     texts,
 )
-from scheduler.runner import run_job
 from tests.bot.driver import Shop, db
 from tests.bot.world import WorldFactory
 
@@ -62,7 +62,7 @@ async def test_broadcast_reaches_the_48_hour_window_after_confirmation(staffed: 
     for fan in FANS:
         assert texts(staffed, fan) == [MESSAGE]  # line breaks and all
     assert texts(staffed, LAPSED) == []
-    assert texts(staffed, OWNER)[-1].startswith(f"📣 群发「新品上架！")
+    assert texts(staffed, OWNER)[-1].startswith("📣 群发「新品上架！")
     assert f"已完成：共 {reachable} 位，已发出 {reachable}。" in texts(staffed, OWNER)[-1]
 
     (entry,) = await audit_rows(staffed, "broadcast")

@@ -281,6 +281,28 @@ async def test_the_referrer_earns_once_for_the_first_paid_order(
     assert await balance(sessions, referrer) == 100
 
 
+async def test_a_refunded_friends_order_takes_back_the_referrers_points(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The README says refunds take back what they gave: the referral points too."""
+    async with sessions() as session:
+        referrer = await make_customer(session)
+        await session.commit()
+    buyer = await buyer_with_cart(sessions)  # 2 x 25.00 + 8.00 delivery
+    async with sessions() as session:
+        await session.execute(update(Customer).where(Customer.id == buyer.customer_id).values(referrer_id=referrer))
+        await session.commit()
+    order = await place(sessions, buyer)
+    await pay(sessions, order)
+    assert await balance(sessions, referrer) == 100
+    await refund(sessions, order.id, order.payable_fen // 2)  # half the money: half the points
+    assert await balance(sessions, referrer) == 50
+    await refund(sessions, order.id, order.payable_fen - order.payable_fen // 2)
+    assert await balance(sessions, referrer) == 0
+    assert [r[0] for r in await ledger(sessions, referrer)] == ["referral", "referral_refund", "referral_refund"]
+    await assert_balance_is_the_ledger(sessions, referrer)
+
+
 async def test_first_share_points_once(sessions: async_sessionmaker[AsyncSession]) -> None:
     async with sessions() as session:
         customer = await make_customer(session)
