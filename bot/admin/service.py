@@ -88,8 +88,10 @@ async def reply(actx: AdminContext) -> Outcome:
     if not 1 <= len(text) <= MAX_REPLY_CHARS:
         raise UsageError
     async with unit_of_work(actx.ctx) as session:
+        wechat = actx.services.config.wechat
         ticket = await handoffs.staff_reply(
-            session, ticket_id=number, staff_openid=actx.actor, text=text, now=utcnow()
+            session, ticket_id=number, staff_openid=actx.actor, text=text, now=utcnow(),
+            limit=wechat.window_messages, paid_limit=wechat.window_messages_after_payment,
         )
     return Outcome(
         Text("admin/ticket_replied", {"id": ticket.id, "customer": openid_tail(ticket.openid)}),

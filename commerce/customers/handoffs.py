@@ -231,17 +231,38 @@ async def customer_said(
 
 
 async def staff_reply(
-    session: AsyncSession, *, ticket_id: int, staff_openid: str, text: str, now: datetime
+    session: AsyncSession,
+    *,
+    ticket_id: int,
+    staff_openid: str,
+    text: str,
+    now: datetime,
+    limit: int,
+    paid_limit: int,
 ) -> Ticket:
     """A staff member answers: kept on the ticket (which they hold from now on if nobody did)
     and sent to the customer as a customer-service message (queued in this transaction).
 
-    TICKET_NOT_FOUND, TICKET_CLOSED; WINDOW_CLOSED when the customer has not written within
-    WeChat's 48 hours (nothing is sent nor kept: WeChat would refuse it)."""
+    TICKET_NOT_FOUND, TICKET_CLOSED; WINDOW_CLOSED when WeChat would refuse it (nothing is
+    sent nor kept): the customer has not written (nor paid) within its 48 hours (`reason`
+    "closed"), or the messages it allows since (`limit`, `paid_limit` after a payment,
+    as the notification planner counts them) are used up ("used_up")."""
     ticket = await _open(session, ticket_id)
-    window = await outbox.window(session, ticket.openid)
-    if not window.is_open(as_utc(now)):
-        raise ShopError(ErrorCode.WINDOW_CLOSED, ticket_id=ticket_id)
+    row = (
+        await session.execute(
+            select(Customer.last_message_at, Customer.paid_window_at, Customer.window_sent)
+            .where(Customer.id == ticket.customer_id)
+            .execution_options(populate_existing=True)
+        )
+    ).one()
+    cutoff = as_utc(now) - outbox.WINDOW
+    by_message = row.last_message_at is not None and as_utc(row.last_message_at) > cutoff
+    by_payment = row.paid_window_at is not None and as_utc(row.paid_window_at) > cutoff
+    if not (by_message or by_payment):
+        raise ShopError(ErrorCode.WINDOW_CLOSED, ticket_id=ticket_id, reason="closed")
+    allowed = max(limit if by_message else 0, paid_limit if by_payment else 0)
+    if int(row.window_sent or 0) >= allowed:
+        raise ShopError(ErrorCode.WINDOW_CLOSED, ticket_id=ticket_id, reason="used_up", limit=allowed)
     await _add_line(session, ticket, speaker=STAFF, text=text, now=now, staff_openid=staff_openid)
     notices.queue(session, openid=ticket.openid, template="service_reply", data={"text": text[:MAX_LINE_CHARS]})
     return Ticket(**{**_fields(ticket), "assignee": ticket.assignee or staff_openid})

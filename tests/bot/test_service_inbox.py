@@ -78,17 +78,23 @@ async def test_a_customer_is_answered_from_the_shop_and_shops_again(make_world: 
 async def test_the_customer_ends_it_and_a_closed_window_is_said_plainly(
     make_world: WorldFactory, sqlite_url: str
 ) -> None:
-    world = await make_world(sqlite_url, staff={"owners": [OWNER]})
+    world = await make_world(sqlite_url, wechat={"window_messages": 1}, staff={"owners": [OWNER]})
     owner, customer = world.shop.user(OWNER), world.shop.user(CUSTOMER)
     await owner.say("/help")
     await customer.say("我要投诉")
     number = await open_ticket(world)
+    assert "已回复" in (await owner.say(f"/reply {number} 您好")).text
+    await world.settle()
+    used_up = (await owner.say(f"/reply {number} 还有吗")).text  # WeChat allows one per customer message here
+    assert "没有发出" in used_up and "上限" in used_up
     await world.close_window(CUSTOMER)
     refused = (await owner.say(f"/reply {number} 抱歉")).text
     assert "没有发出" in refused and "48 小时" in refused
     await world.settle()
-    assert texts(world, CUSTOMER) == []
+    assert texts(world, CUSTOMER) == ["【客服】您好"]
 
+    world.forget_touch(OWNER)
+    await owner.say("/inbox")  # the owner's one message of the window is used: writing opens another
     world.forget_touch(CUSTOMER)
     ended = await customer.say("结束人工")
     assert "已结束人工客服" in ended.text
