@@ -48,7 +48,7 @@ def ticket_data(ticket: Ticket) -> dict[str, Any]:
     }
 
 
-def _reply_text(actx: AdminContext) -> str:
+def reply_text(actx: AdminContext) -> str:
     """What follows "/reply N" as typed, line breaks included (the parsed arguments lose them)."""
     text = actx.ctx.msg.text.strip()
     if text.startswith(PREFIXES):
@@ -84,7 +84,7 @@ async def inbox(actx: AdminContext) -> Outcome:
 async def reply(actx: AdminContext) -> Outcome:
     """/reply N TEXT: sent to the customer within WeChat's window; the ticket is kept open."""
     number = ticket_id(actx.arg(0))
-    text = _reply_text(actx)
+    text = reply_text(actx)
     if not 1 <= len(text) <= MAX_REPLY_CHARS:
         raise UsageError
     async with unit_of_work(actx.ctx) as session:
