@@ -72,6 +72,7 @@ BROADCAST_EVENT = "broadcast"  # the outbox event of a broadcast's rows
 MESSAGE_TEMPLATE = "admin/broadcast_message"
 REPORT_TEMPLATE = "alert_broadcast_report"  # a staff alert: template-message fallback, no alert loops
 EXPIRED = "expired: the broadcast is too old to send"
+ORPHANED_AFTER = timedelta(minutes=30)  # a broadcast its sender never reported (it died): settled by the job
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,11 +168,16 @@ async def report_first(session: AsyncSession, *, broadcast_id: int, now: datetim
 
 async def settle(session: AsyncSession, *, now: datetime, limit: int = 50) -> int:
     """The broadcasts still waiting: rows past the broadcast's age are failed (never sent
-    stale); a broadcast with nothing waiting any more is reported a last time. How many were."""
+    stale); a broadcast with nothing waiting any more is reported a last time (also one whose
+    sender died before its first report). How many were."""
     waiting = (
         await session.scalars(
             select(Broadcast)
-            .where(Broadcast.reported_at.is_(None), Broadcast.first_report_at.is_not(None))
+            .where(
+                Broadcast.reported_at.is_(None),
+                # reported once by its sender, or its sender died before that
+                Broadcast.first_report_at.is_not(None) | (Broadcast.created_at < as_utc(now - ORPHANED_AFTER)),
+            )
             .order_by(Broadcast.id)
             .limit(limit)
         )
