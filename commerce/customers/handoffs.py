@@ -18,7 +18,7 @@ kept as long, then pruned with the ticket (`prune_closed`). The callers commit.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -90,7 +90,7 @@ async def record_handoff(
     them); the customer's open ticket instead (`already_open`) when they have one."""
     found = await open_ticket_of(session, customer_id=customer_id)
     if found is not None:
-        return Ticket(**{**_fields(found), "already_open": True})
+        return replace(found, already_open=True)
     view = await cart.get_cart(session, customer_id=customer_id)
     last = await orders.list_orders(session, customer_id=customer_id, limit=1)
     context: dict[str, Any] = {
@@ -118,10 +118,6 @@ async def record_handoff(
     await session.flush()
     openid = await session.scalar(select(Customer.openid).where(Customer.id == customer_id))
     return _ticket(row, openid or "")
-
-
-def _fields(ticket: Ticket) -> dict[str, Any]:
-    return {name: getattr(ticket, name) for name in Ticket.__slots__}
 
 
 async def open_ticket_of(session: AsyncSession, *, customer_id: int) -> Ticket | None:
@@ -265,7 +261,7 @@ async def staff_reply(
         raise ShopError(ErrorCode.WINDOW_CLOSED, ticket_id=ticket_id, reason="used_up", limit=allowed)
     await _add_line(session, ticket, speaker=STAFF, text=text, now=now, staff_openid=staff_openid)
     notices.queue(session, openid=ticket.openid, template="service_reply", data={"text": text[:MAX_LINE_CHARS]})
-    return Ticket(**{**_fields(ticket), "assignee": ticket.assignee or staff_openid})
+    return replace(ticket, assignee=ticket.assignee or staff_openid)
 
 
 async def close(session: AsyncSession, *, ticket_id: int, by: str, now: datetime) -> Ticket:
@@ -282,7 +278,7 @@ async def close(session: AsyncSession, *, ticket_id: int, by: str, now: datetime
         raise ShopError(ErrorCode.TICKET_CLOSED, ticket_id=ticket_id)
     if by != BY_CUSTOMER:
         notices.queue(session, openid=ticket.openid, template="service_closed", data={"by": by})
-    return Ticket(**{**_fields(ticket), "status": HandoffStatus.CLOSED})
+    return replace(ticket, status=HandoffStatus.CLOSED)
 
 
 async def customer_closed(session: AsyncSession, *, ticket_id: int, now: datetime) -> Ticket | None:
