@@ -2,13 +2,17 @@
 
 Each alert is a template `alert_<what>.j2` rendered in the staff member's language: a
 new paid order (owners, operators), a new after-sales request (everyone), a customer
-asking for a human (everyone), a customer asking to hurry a paid order (owners,
+asking for a human (everyone: a service ticket), what the customer says on their open
+ticket (the staff member holding it, else everyone), a customer asking to hurry a paid order (owners,
 operators; once per order in `URGE_QUIET_SECONDS` per worker), a variant that fell to or
 below its low-stock threshold after an order (owners, operators), a commission
 withdrawal request (owners, operators), a customer's notification that failed or may not
 have arrived (owners, operators; `bot/bootstrap.py`). Who gets them is the commerce
 core's answer (`commerce.staff.staff.alert_recipients`: staff in those roles who have
-not sent /mute).
+not sent /mute). A broadcast's report (`alert_broadcast_report`) is written by the core
+(`commerce.messaging.broadcast`) for the owner who sent it. Staff whose 48-hour window is
+closed get them as the template message `wechat.staff_alert_template_id`
+(`bot.outbound.planner`).
 
 An alert is an outbox notice per recipient (`commerce.messaging.notices`), sent like
 any notice: after the commit, by the delivery's rules, at most once per row, rendered
