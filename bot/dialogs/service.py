@@ -67,7 +67,8 @@ class ServiceDialog(Dialog[ServiceState, ServiceData]):
             )
             if not ticket.already_open:
                 await ctx.services.alerts.handoff(uow.session, ticket)
-        reply = Text("service_opened", {"ticket": ticket.id, "already": ticket.already_open})
+        hours = ctx.services.config.shop.service_hours
+        reply = Text("service_opened", {"ticket": ticket.id, "already": ticket.already_open, "hours": hours})
         return await ctx.services.dialogs.start(ctx, self, Step(reply, ServiceState.WITH_STAFF, ServiceData(ticket.id)))
 
     def expects(self, ctx: Context) -> bool:
