@@ -26,7 +26,10 @@ MACRO_ENUMS: dict[tuple[str, str], tuple[str, ...]] = {
 
 WHEN = datetime(2026, 12, 4, 10, 30, tzinfo=UTC)
 
-TIMES = {"created_at", "expires_at", "ends_at", "when", "deadline", "until", "now", "frozen_until", "paid_at", "at"}
+TIMES = {
+    "created_at", "expires_at", "ends_at", "when", "deadline", "until", "now", "frozen_until", "paid_at", "at",
+    "opened_at", "last_activity_at",
+}
 
 MONEY = {
     "price", "total", "goods", "delivery", "payable", "paid", "subtotal", "discount", "refunded",
@@ -45,13 +48,14 @@ COUNTS = {
     "per_user_limit", "total_quantity", "max_days", "max_hours", "max_size", "max_limit",
     "max_rows", "max_length", "min_length", "points_used", "current", "product_id",
     "withdrawal_id", "delta", "dispatch_hours", "return_days", "cart_items", "in_cart", "offer_quantity", "shipped_count",
+    "ticket", "ticket_id", "waiting", "failed_count",
 }
 
 LISTS = {
     "lines", "items", "variants", "hot", "categories", "orders", "problems", "offers",
     "campaigns", "mine", "moves", "badges", "requests", "entries", "coupons", "members",
     "groups", "error_lines", "events", "top", "pending", "low_stock", "top_referrers",
-    "cart", "recent",
+    "cart", "recent", "tickets", "before", "said",
 }
 
 # free text: the test removes these from a reply before looking for stray words
@@ -112,6 +116,9 @@ TEXT: dict[str, Any] = {
     "keyword": "发票",
     "answer": "可以开电子发票",
     "means": "巨峰葡萄",
+    "last_text": "东西坏了",
+    "hours": "每天 09:00-21:00",
+    "speaker": "customer",
 }
 
 OTHER: dict[str, Any] = {
@@ -151,6 +158,10 @@ OTHER: dict[str, Any] = {
     "weekend_dispatch": True,
     "ack": False,
     "found": True,
+    "final": True,
+    "first": True,
+    "closed": False,
+    "already": False,
     "coupon": "@map",
     "shop": {"name": "果园小铺", "base_url": "https://shop.example"},
 }
@@ -207,6 +218,7 @@ TEMPLATE_SAMPLES: dict[str, dict[str, Any]] = {
     "admin/campaign_created": {"campaign": "@map"},
     "admin/coupon_created": {"coupon": "@map"},
     "admin/coupon_issued": {"coupon": "@map"},
+    "alert_broadcast_report": {"uncertain": 2},
 }
 
 # attributes of a list element or a map that differ from the top-level name
@@ -218,6 +230,7 @@ NESTED: dict[str, Any] = {
     "address.address": "上海市浦东新区世纪大道100号",
     "address.name": "张三",
     "d.known": ["水果", "茶叶"],
+    "d.ticket_id": 3,
     "d.missing": "phone",
     "d.others": "@list",
     "d.spec_label": "5斤装",
