@@ -17,6 +17,7 @@ host decides what comes next (checkout re-quotes, the group dialog takes the sea
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import re
 import unicodedata
@@ -64,7 +65,7 @@ def read_typed_address(text: str) -> tuple[Text, dict[str, str] | None]:
         parsed = addresses.parse_address(text)
     except ShopError as exc:
         return error_reply(exc), None
-    pending = {"name": parsed.name, "phone": parsed.phone, "address": parsed.address}
+    pending = dataclasses.asdict(parsed)
     return Text("address_parsed", address_data(parsed)), pending
 
 

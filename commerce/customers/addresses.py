@@ -15,6 +15,11 @@ no address words) among: the first piece, the last piece, then the first or last
 A Chinese name of 2-4 characters may hold address characters (李万里, 王苑): only
 ending like an administrative unit (上海市, 浦东新区) rules it out. What is left is the
 address.
+
+The address must then name a real place: its province, city and district are read from
+its start against the country's administrative divisions (`regions.find_region`) and kept
+apart; an address naming none ("随便写写地址吧") or no street after its region is refused.
+A level left out is filled in: "杭州市西湖区文三路1号" is kept as 浙江省杭州市西湖区文三路1号.
 """
 
 from __future__ import annotations
@@ -27,12 +32,14 @@ from sqlalchemy import case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.customers.models import Address
+from commerce.customers.regions import find_region
 from commerce.errors import ErrorCode, ShopError
 
 NAME_MAX = 20
 NAME_WORDS_MAX = 3  # "Tom Smith", "Mary Ann Lee"
 ADDRESS_MIN = 6
 ADDRESS_MAX = 200
+STREET_MIN = 2  # what follows the region: 文三路1号, 人工湖路100号
 
 PHONE_RE = re.compile(r"(?<![\d+])(?:\+?86[\s-]*)?(1[3-9]\d(?:[\s-]*\d){8})(?!\d)")
 # In a whole message digits may stand next to the phone ("B座1808 130 0000 0000"): its
@@ -70,7 +77,11 @@ EN_ADDRESS_WORDS = {
 class ParsedAddress:
     name: str
     phone: str  # 11 digits
-    address: str
+    address: str  # the whole address, as a courier reads it: 浙江省杭州市西湖区文三路1号
+    province: str = ""  # 浙江省; a municipality is its own city: 上海市, 上海市
+    city: str = ""
+    district: str = ""  # may be empty (东莞市, a municipality's street straight after it)
+    detail: str = ""  # what follows the region: 文三路1号 (an English address: all of it)
 
 
 @dataclass(frozen=True)
@@ -80,10 +91,22 @@ class AddressView:
     phone: str
     address: str
     is_default: bool
+    province: str = ""
+    city: str = ""
+    district: str = ""
+    detail: str = ""
 
     @property
     def masked_phone(self) -> str:
         return mask_phone(self.phone)
+
+
+def format_address(*, address: str, province: str = "", city: str = "", district: str = "", detail: str = "") -> str:
+    """The whole address on one line (a page, an export): `address` holds it already; from
+    the parts when only they are known."""
+    if address:
+        return address
+    return "".join(p for p in (province, "" if city == province else city, district) if p) + detail
 
 
 def mask_phone(phone: str) -> str:
@@ -136,7 +159,29 @@ def parse_address(text: str) -> ParsedAddress:
         raise ShopError(
             ErrorCode.ADDRESS_INVALID, reason="address_too_long", max_length=ADDRESS_MAX
         )
-    return ParsedAddress(name=name, phone=phone, address=address)
+    return _placed(ParsedAddress(name=name, phone=phone, address=address))
+
+
+def _placed(parsed: ParsedAddress) -> ParsedAddress:
+    """The address with its province, city and district; REGION refused when it names none."""
+    region = find_region(parsed.address)
+    if region is None:
+        raise ShopError(ErrorCode.ADDRESS_INVALID, reason="region_unknown")
+    detail = parsed.address[region.typed :].strip(SEP_CHARS.replace(".", "") + "-")
+    if len(detail.replace(" ", "")) < STREET_MIN:
+        raise ShopError(ErrorCode.ADDRESS_INVALID, reason="street_missing", region=region.prefix)
+    address = f"{region.prefix}{detail}" if region.inferred else parsed.address
+    if len(address) > ADDRESS_MAX:
+        raise ShopError(ErrorCode.ADDRESS_INVALID, reason="address_too_long", max_length=ADDRESS_MAX)
+    return ParsedAddress(
+        name=parsed.name,
+        phone=parsed.phone,
+        address=address,
+        province=region.province,
+        city=region.city,
+        district=region.district,
+        detail=detail,
+    )
 
 
 def _pieces(text: str) -> list[tuple[int, int]]:
@@ -212,6 +257,10 @@ def _view(address: Address) -> AddressView:
         phone=address.phone,
         address=address.address,
         is_default=address.is_default,
+        province=address.province,
+        city=address.city,
+        district=address.district,
+        detail=address.detail,
     )
 
 
@@ -231,11 +280,12 @@ async def save_address(
         .limit(1)
     )
     if address is None:
-        address = Address(
-            customer_id=customer_id, name=parsed.name, phone=parsed.phone, address=parsed.address
-        )
+        address = Address(customer_id=customer_id, name=parsed.name, phone=parsed.phone, address=parsed.address)
         session.add(address)
-        await session.flush()
+    if parsed.province:  # a row kept before regions were read gets them now
+        address.province, address.city = parsed.province, parsed.city
+        address.district, address.detail = parsed.district, parsed.detail
+    await session.flush()
     has_default = await session.scalar(
         select(Address.id)
         .where(Address.customer_id == customer_id, Address.is_default.is_(True))

@@ -58,7 +58,13 @@ class Address(Base):
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(32))
     phone: Mapped[str] = mapped_column(String(20))
-    address: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(200))  # the whole address, as a courier reads it
+    # where it is, read from the country's divisions (commerce/customers/regions.py);
+    # empty on rows kept before they were read
+    province: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    city: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    district: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    detail: Mapped[str] = mapped_column(String(200), default="", server_default="")
     is_default: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

@@ -63,7 +63,12 @@ class Order(Base):
     group_id: Mapped[int | None] = mapped_column(ForeignKey("group_buys.id"), nullable=True, index=True)
     address_name: Mapped[str] = mapped_column(String(32), default="")
     address_phone: Mapped[str] = mapped_column(String(20), default="")
-    address_text: Mapped[str] = mapped_column(String(200), default="")
+    address_text: Mapped[str] = mapped_column(String(200), default="")  # the whole address
+    # the address's region as the address book read it (empty on older orders)
+    address_province: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    address_city: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    address_district: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    address_detail: Mapped[str] = mapped_column(String(200), default="", server_default="")
     note: Mapped[str] = mapped_column(String(200), default="")
     pay_provider: Mapped[str] = mapped_column(String(20), default="")
     pay_transaction_id: Mapped[str | None] = mapped_column(String(64), nullable=True)

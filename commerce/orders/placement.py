@@ -223,6 +223,10 @@ async def place_order(
         events=(OrderEventView(None, S.PENDING_PAYMENT.value, "customer", "", now),),
         note=_order_note(note),
         customer_coupon_id=priced.coupon.customer_coupon_id if priced.coupon else None,
+        address_province=address.province,
+        address_city=address.city,
+        address_district=address.district,
+        address_detail=address.detail,
     )
 
 
@@ -385,6 +389,10 @@ async def _insert_order(
                 address_name=address.name,
                 address_phone=address.phone,
                 address_text=address.address,
+                address_province=address.province,
+                address_city=address.city,
+                address_district=address.district,
+                address_detail=address.detail,
                 note=_order_note(new.note),
                 created_at=now,
                 expires_at=now + rules.order_timeout,

@@ -69,6 +69,11 @@ class OrderView:
     note: str = ""
     customer_coupon_id: int | None = None
     pay_transaction_id: str | None = None
+    # where the address is (empty on orders placed before regions were read)
+    address_province: str = ""
+    address_city: str = ""
+    address_district: str = ""
+    address_detail: str = ""
 
     @property
     def item_count(self) -> int:
@@ -121,6 +126,10 @@ def _view(order: Order, openid: str) -> OrderView:
         note=order.note,
         customer_coupon_id=order.customer_coupon_id,
         pay_transaction_id=order.pay_transaction_id,
+        address_province=order.address_province,
+        address_city=order.address_city,
+        address_district=order.address_district,
+        address_detail=order.address_detail,
     )
 
 

@@ -76,7 +76,8 @@ SH = "上海市浦东新区世纪大道100号"
     ],
 )
 def test_parses_the_formats_people_type(text: str, expected: tuple[str, str, str]) -> None:
-    assert parse_address(text) == ParsedAddress(*expected)
+    parsed = parse_address(text)
+    assert (parsed.name, parsed.phone, parsed.address) == expected
 
 
 @pytest.mark.parametrize("name", ["李万里", "王苑", "张园园", "楼一鸣"])
@@ -94,7 +95,7 @@ def test_parses_the_formats_people_type(text: str, expected: tuple[str, str, str
 def test_bug_names_with_address_characters_were_taken_for_no_name(name: str, template: str) -> None:
     """里, 苑, 园, 楼 end address words (三里屯, 阳光苑, 科技园, 3号楼) but are also given names."""
     text = template.format(name=name, sh=SH)
-    assert parse_address(text) == ParsedAddress(name, "13800138000", SH)
+    assert parse_address(text) == ParsedAddress(name, "13800138000", SH, "上海市", "上海市", "浦东新区", "世纪大道100号")
 
 
 @pytest.mark.parametrize(
@@ -116,16 +117,17 @@ def test_a_short_administrative_unit_is_not_a_name(text: str) -> None:
     [
         (
             "王伟 大理白族自治州 世纪大道1号 13000000000",
-            ("王伟", "13000000000", "大理白族自治州 世纪大道1号"),
+            ("王伟", "13000000000", "云南省大理白族自治州世纪大道1号"),  # its province filled in
         ),
-        ("王伟 杭州 文三路100号 13000000000", ("王伟", "13000000000", "杭州 文三路100号")),
+        ("王伟 杭州 文三路100号 13000000000", ("王伟", "13000000000", "浙江省杭州市文三路100号")),
     ],
 )
 def test_bug_a_prefecture_after_the_name_was_taken_for_part_of_it(
     text: str, expected: tuple[str, str, str]
 ) -> None:
     """州 ends a unit as 市 does (found by test_addresses_props)."""
-    assert parse_address(text) == ParsedAddress(*expected)
+    parsed = parse_address(text)
+    assert (parsed.name, parsed.phone, parsed.address) == expected
 
 
 ROOM = "上海市世纪大道1号B座1808"
@@ -145,7 +147,7 @@ def test_bug_a_room_number_before_a_grouped_phone_became_part_of_it(text: str, p
     """The room and phone in "1808 130 0000 0000" were read as the phone 18081300000 (found
     by test_addresses_props): a phone's digits never run across a line, and 11 digits in one
     piece or grouped 3-4-4 win over any other grouping."""
-    assert parse_address(text) == ParsedAddress("王伟", phone, ROOM)
+    assert parse_address(text) == ParsedAddress("王伟", phone, ROOM, "上海市", "上海市", "", "世纪大道1号B座1808")
 
 
 @pytest.mark.parametrize(
@@ -229,3 +231,59 @@ async def test_address_book(engine: AsyncEngine) -> None:
         await save_address(session, customer_id=other, parsed=home)
         assert len(await list_addresses(session, customer_id=customer)) == 2
         assert len(await list_addresses(session, customer_id=other)) == 1
+
+
+# ---- the region: read against the country's administrative divisions (issue 15) -----
+
+
+@pytest.mark.parametrize(
+    ("address", "region", "kept"),
+    [
+        ("浙江省杭州市西湖区文三路1号", ("浙江省", "杭州市", "西湖区"), "浙江省杭州市西湖区文三路1号"),
+        # no province: the city names it, and it is filled in
+        ("杭州市西湖区文三路1号", ("浙江省", "杭州市", "西湖区"), "浙江省杭州市西湖区文三路1号"),
+        ("浙江省西湖区文三路1号", ("浙江省", "杭州市", "西湖区"), "浙江省杭州市西湖区文三路1号"),
+        ("浦东新区世纪大道100号", ("上海市", "上海市", "浦东新区"), "上海市浦东新区世纪大道100号"),
+        # municipalities: province and city are one, however typed
+        ("北京市朝阳区建国路88号", ("北京市", "北京市", "朝阳区"), "北京市朝阳区建国路88号"),
+        ("上海市上海市浦东新区世纪大道100号", ("上海市", "上海市", "浦东新区"), None),
+        ("天津和平区南京路1号", ("天津市", "天津市", "和平区"), None),
+        ("重庆市渝中区解放碑1号", ("重庆市", "重庆市", "渝中区"), None),
+        ("上海市人工湖路100号", ("上海市", "上海市", ""), None),
+        # autonomous regions, prefectures and leagues, full or short
+        ("广西南宁市青秀区民族大道1号", ("广西壮族自治区", "南宁市", "青秀区"), None),
+        ("内蒙古阿拉善盟阿拉善左旗巴彦浩特镇1号", ("内蒙古自治区", "阿拉善盟", "阿拉善左旗"), None),
+        ("延边州延吉市光明街1号", ("吉林省", "延边朝鲜族自治州", "延吉市"), "吉林省延边朝鲜族自治州延吉市光明街1号"),
+        ("云南省大理白族自治州大理市人民路1号", ("云南省", "大理白族自治州", "大理市"), None),
+        ("新疆维吾尔自治区伊犁哈萨克自治州伊宁市解放路1号", ("新疆维吾尔自治区", "伊犁哈萨克自治州", "伊宁市"), None),
+        # a city that is also a province's short name, and one with no districts
+        ("吉林市船营区北京路1号", ("吉林省", "吉林市", "船营区"), "吉林省吉林市船营区北京路1号"),
+        ("广东省东莞市南城街道1号", ("广东省", "东莞市", ""), None),
+        ("湖北省仙桃市仙桃大道1号", ("湖北省", "仙桃市", ""), None),
+        ("新疆白杨市人民路1号", ("新疆维吾尔自治区", "白杨市", ""), None),  # made a city in 2023
+        ("Room 5, 100 Nanjing Rd, Shanghai", ("上海市", "上海市", ""), None),
+        ("8 Renmin Rd, Suzhou, Jiangsu", ("江苏省", "苏州市", ""), None),
+    ],
+)
+def test_the_region_is_read_and_kept_apart(address: str, region: tuple[str, str, str], kept: str | None) -> None:
+    parsed = parse_address(f"张三 13800138000 {address}")
+    assert (parsed.province, parsed.city, parsed.district) == region
+    assert parsed.address == (kept or address)
+    assert parsed.detail and parsed.address.endswith(parsed.detail)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("王五 13800138000 随便写写地址吧", "region_unknown"),  # issue 15
+        ("王五 13800138000 中山路100号", "region_unknown"),  # a street named after a city
+        ("王五 13800138000 朝阳区建国路88号", "region_unknown"),  # in Beijing or Changchun?
+        ("王五 13800138000 8 Renmin Rd, Suzhou", "region_unknown"),  # 苏州 or 宿州?
+        ("王五 13800138000 浙江省杭州市西湖区", "street_missing"),
+    ],
+)
+def test_an_address_naming_no_real_place_is_refused(text: str, reason: str) -> None:
+    with pytest.raises(ShopError) as caught:
+        parse_address(text)
+    assert caught.value.code == ErrorCode.ADDRESS_INVALID
+    assert caught.value.details["reason"] == reason

@@ -82,18 +82,29 @@ def phones(draw: st.DrawFn) -> tuple[str, str, bool]:
     return typed, digits, style != "random gaps"
 
 
+# what the region of each of CITIES reads as (province, city); 工业园区 is no district
+REGIONS = {
+    city: (province or city, city if city.endswith(("市", "自治州")) else city + "市") for province, city, _ in CITIES
+}
+NOT_DISTRICTS = {"工业园区"}
+
+
 @st.composite
-def addresses(draw: st.DrawFn) -> tuple[str, str]:
-    """(the address as typed, its street part)."""
+def addresses(draw: st.DrawFn) -> tuple[str, str, tuple[str, str, str], bool]:
+    """(the address as typed, its street part, its (province, city, district), whether it
+    is kept as typed: its province (or municipality) typed first)."""
     province, city, districts = draw(st.sampled_from(CITIES))
     number = draw(st.integers(1, 9999))
     street = f"{draw(st.sampled_from(STREETS))}{number}号"
     parts = []
     if province and draw(st.booleans()):
         parts.append(province)
+    as_typed = not province or bool(parts)
     parts.append(city)
+    district = ""
     if draw(st.booleans()):
         parts.append(draw(st.sampled_from(districts)))
+        district = "" if parts[-1] in NOT_DISTRICTS else parts[-1]
     parts.append(street)
     extra = draw(
         st.sampled_from(["", "", "3号楼201室", "阳光苑5幢1102室", "B座1808", "12栋2单元302"])
@@ -101,7 +112,7 @@ def addresses(draw: st.DrawFn) -> tuple[str, str]:
     if extra:
         parts.append(extra)
     joiner = draw(st.sampled_from(["", " "]))  # as one word, or unit by unit
-    return joiner.join(parts), street
+    return joiner.join(parts), street, (*REGIONS[city], district), as_typed
 
 
 def separators(
@@ -126,10 +137,11 @@ ORDERS = list(itertools.permutations(("name", "phone", "address")))
 
 @st.composite
 def messages(draw: st.DrawFn) -> tuple[str, ParsedAddress, str]:
-    """(the message, what it should parse to, the street part of the address)."""
+    """(the message, what it should parse to, the street part of the address); the
+    expected address is empty where a province left out is filled in."""
     name = draw(names())
     typed_phone, phone, usual_phone = draw(phones())
-    address, street = draw(addresses())
+    address, street, (province, city, district), as_typed = draw(addresses())
     order = draw(st.sampled_from(ORDERS))
     values = {"name": name, "phone": typed_phone, "address": address}
     text = values[order[0]]
@@ -138,7 +150,10 @@ def messages(draw: st.DrawFn) -> tuple[str, ParsedAddress, str]:
         text += draw(gap) + values[after]
     lead = draw(st.sampled_from(["", " ", "\n"]))
     trail = draw(st.sampled_from(["", " ", "\n", "。"]))
-    return lead + text + trail, ParsedAddress(name, phone, " ".join(address.split())), street
+    expected = ParsedAddress(
+        name, phone, " ".join(address.split()) if as_typed else "", province=province, city=city, district=district
+    )
+    return lead + text + trail, expected, street
 
 
 @FAST
@@ -146,14 +161,14 @@ def messages(draw: st.DrawFn) -> tuple[str, ParsedAddress, str]:
 @example(
     (
         "李万里 13800138000 上海市浦东新区世纪大道100号",
-        ParsedAddress("李万里", "13800138000", "上海市浦东新区世纪大道100号"),
+        ParsedAddress("李万里", "13800138000", "上海市浦东新区世纪大道100号", "上海市", "上海市", "浦东新区"),
         "世纪大道100号",
     )
 )
 @example(
     (
         "上海市 浦东新区 科苑路88号，王苑，+86 138-0013-8000",
-        ParsedAddress("王苑", "13800138000", "上海市 浦东新区 科苑路88号"),
+        ParsedAddress("王苑", "13800138000", "上海市 浦东新区 科苑路88号", "上海市", "上海市", "浦东新区"),
         "科苑路88号",
     )
 )
@@ -163,8 +178,14 @@ def test_a_well_formed_message_gives_back_its_name_phone_and_address(
     text, expected, street = case
     parsed = parse_address(text)
     assert (parsed.name, parsed.phone) == (expected.name, expected.phone)
-    assert street in parsed.address
-    assert parsed.address == expected.address
+    assert (parsed.province, parsed.city, parsed.district) == (expected.province, expected.city, expected.district)
+    assert street in parsed.detail and street in parsed.address
+    if expected.address:
+        assert parsed.address == expected.address
+    else:  # the province left out is filled in
+        assert parsed.address.startswith(expected.province + expected.city)
+    # what was kept reads back the same: a recognised address round-trips
+    assert parse_address(f"{parsed.name} {parsed.phone} {parsed.address}") == parsed
 
 
 def _only_shop_errors(text: str) -> None:
