@@ -343,15 +343,19 @@ async def _close_redis(redis: Redis) -> None:
 def _rate_limit(
     config: Config, services: Services, link: RedisLink | None, metrics: Metrics
 ) -> middleware.Middleware:
-    """Per customer, in Redis when configured (open while it fails); `server.messages_per_minute = 0`: off."""
+    """Per customer, in Redis when configured (open while it fails); `server.messages_per_minute = 0`: off.
+    Staff have their own limit (`server.staff_messages_per_minute`; 0: none)."""
     limit = config.server.messages_per_minute
     if limit == 0:
         return middleware.passing
-    limiter: RateLimiter = (
-        FallbackRateLimiter(RedisRateLimiter(link.redis, limit=limit), link)
-        if link is not None
-        else MemoryRateLimiter(limit=limit)
-    )
+
+    def limiter_of(limit: int) -> RateLimiter:
+        if link is not None:
+            return FallbackRateLimiter(RedisRateLimiter(link.redis, limit=limit), link)
+        return MemoryRateLimiter(limit=limit)
+
+    staff_limit = config.server.staff_messages_per_minute
+    staff = middleware.StaffLimit(services.staff, limiter_of(staff_limit) if staff_limit else None)
 
     async def locale_of(openid: str) -> str:
         return (await services.customers.touch(openid)).locale or config.shop.locale
@@ -359,7 +363,7 @@ def _rate_limit(
     def count(verdict: Verdict) -> None:
         metrics.rate_limited.labels(verdict.value).inc()
 
-    return middleware.rate_limit(limiter, locale_of=locale_of, on_limited=count)
+    return middleware.rate_limit(limiter_of(limit), locale_of=locale_of, on_limited=count, staff=staff)
 
 
 def _build_planner(

@@ -42,6 +42,7 @@ class ServerConfig:
     secret_key: str = ""  # keys payment and export links and log hashes; empty: made once per install
     log_format: str = "text"  # text (a terminal) or json (one object a line, for log collectors)
     messages_per_minute: int = 30  # per customer; over it: one polite reply, then silence; 0 = off
+    staff_messages_per_minute: int = 300  # staff's own limit (they run the shop in bursts); 0 = none
     health_timeout_seconds: float = 2.0  # /healthz: each check (database, Redis) gives up after this
     # /metrics: on its own address ("127.0.0.1:9100", never the public port), or on the public
     # port behind `Authorization: Bearer <metrics_token>`; neither: only in development (sandbox)
@@ -351,6 +352,8 @@ def _validate(config: Config) -> None:
         raise ConfigError("server.intake_lease_seconds: must be between 1 and 120")
     if config.server.messages_per_minute < 0:
         raise ConfigError("server.messages_per_minute: must not be negative (0 turns the limit off)")
+    if config.server.staff_messages_per_minute < 0:
+        raise ConfigError("server.staff_messages_per_minute: must not be negative (0: staff are not limited)")
     if not 0.1 <= config.server.health_timeout_seconds <= 30:
         raise ConfigError("server.health_timeout_seconds: must be between 0.1 and 30")
     if not 0 <= config.wechat.max_sends_per_second <= 10_000:

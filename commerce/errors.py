@@ -51,6 +51,7 @@ class ErrorCode(enum.StrEnum):
     COUPON_EXHAUSTED = "coupon_exhausted"
     COUPON_LIMIT_REACHED = "coupon_limit_reached"
     CUSTOMER_NOT_FOUND = "customer_not_found"
+    CUSTOMER_AMBIGUOUS = "customer_ambiguous"  # the end of an openid staff typed fits several
     REQUEST_NOT_FOUND = "request_not_found"
     REQUEST_NOT_OPEN = "request_not_open"  # an after-sales request already approved or rejected
     # service tickets (commerce.customers.handoffs)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from bot.admin.args import customer_openid
 from bot.admin.catalog import parse_yuan
 from bot.admin.registry import MANAGERS, REGISTRY, AdminContext, Outcome, UsageError
 from bot.chat.replies import Text
@@ -112,12 +113,6 @@ def parse_new(args: list[str]) -> dict[str, Any]:
     return fields
 
 
-def _openid(word: str) -> str:
-    if not 5 <= len(word) <= 64 or not all(c.isascii() and (c.isalnum() or c in "-_") for c in word):
-        raise UsageError
-    return word
-
-
 @REGISTRY.command("coupon", "优惠券", "券", roles=MANAGERS, group="coupons")
 async def coupon(actx: AdminContext) -> Outcome:
     action = ACTIONS.get(actx.arg(0).lower())
@@ -131,7 +126,7 @@ async def coupon(actx: AdminContext) -> Outcome:
     if action == "issue":
         if len(actx.args) != 3:
             raise UsageError
-        code, openid = actx.arg(1), _openid(actx.arg(2))
+        code, openid = actx.arg(1), await customer_openid(actx, actx.arg(2))
         async with unit_of_work(actx.ctx) as session:
             view, (before, after) = await coupons.issue_coupon(session, code=code, openid=openid)
         held = after["held"] if after else 0

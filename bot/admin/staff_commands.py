@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from bot.admin.args import customer_openid
 from bot.admin.registry import OWNERS, REGISTRY, AdminContext, Outcome, UsageError
 from bot.chat.replies import Text
 from bot.dialogs.common import unit_of_work
@@ -24,12 +25,6 @@ def _role(word: str) -> StaffRole:
     return role
 
 
-def _openid(word: str) -> str:
-    if not 5 <= len(word) <= 64 or not all(c.isalnum() or c in "-_" for c in word):
-        raise UsageError
-    return word
-
-
 @REGISTRY.command("staff", "员工", roles=OWNERS, group="staff", confirm=True)
 async def staff_command(actx: AdminContext) -> Outcome:
     """/staff list | add OPENID ROLE | remove OPENID | role OPENID ROLE | invite ROLE"""
@@ -42,7 +37,7 @@ async def staff_command(actx: AdminContext) -> Outcome:
                  "from_config": m.from_config} for m in members]
         return Outcome(Text("admin/staff_list", {"members": rows}))
     if action in ("remove", "删除", "移除"):
-        openid = _openid(actx.arg(1))
+        openid = await customer_openid(actx, actx.arg(1))
         if len(actx.args) != 2:
             raise UsageError
         if not actx.confirmed:
@@ -52,7 +47,7 @@ async def staff_command(actx: AdminContext) -> Outcome:
         actx.services.staff.forget(openid)
         return Outcome(Text("admin/staff_removed", {"openid": openid}), before, after)
     if action in ("add", "添加"):
-        openid, role = _openid(actx.arg(1)), _role(actx.arg(2))
+        openid, role = await customer_openid(actx, actx.arg(1)), _role(actx.arg(2))
         name = " ".join(actx.args[3:])[:32]
         async with unit_of_work(actx.ctx) as session:
             member, (before, after) = await staff.add_staff(
@@ -61,7 +56,7 @@ async def staff_command(actx: AdminContext) -> Outcome:
         actx.services.staff.forget(openid)
         return Outcome(Text("admin/staff_added", {"openid": member.openid, "role": str(member.role)}), before, after)
     if action in ("role", "角色"):
-        openid, role = _openid(actx.arg(1)), _role(actx.arg(2))
+        openid, role = await customer_openid(actx, actx.arg(1)), _role(actx.arg(2))
         async with unit_of_work(actx.ctx) as session:
             before, after = await staff.change_role(session, openid=openid, role=role, owners=owners)
         actx.services.staff.forget(openid)

@@ -91,21 +91,37 @@ async def passing(turn: Turn, call_next: Next) -> Answer:
     return await call_next(turn)
 
 
+@dataclass(frozen=True, slots=True)
+class StaffLimit:
+    """Staff's own rate limit: who is staff, and their limiter (None: no limit)."""
+
+    roles: StaffRoles
+    limiter: RateLimiter | None
+
+
 def rate_limit(
     limiter: RateLimiter,
     *,
     locale_of: Callable[[str], Awaitable[str]],
     on_limited: Callable[[Verdict], None] = lambda verdict: None,
+    staff: StaffLimit | None = None,
 ) -> Middleware:
     """A customer over the limit is told once (`rate_limited`, in their language), then
     silence until the window passes; the rest of the chain does not run. System events
-    are never counted, and an unavailable limiter lets the message through."""
+    are never counted, and an unavailable limiter lets the message through. Staff (a
+    signed message from a staff openid) count against `staff`'s own, higher limit
+    instead (none when `staff.limiter` is None)."""
 
     async def limit(turn: Turn, call_next: Next) -> Answer:
         if not is_counted(turn.msg):
             return await call_next(turn)
+        key, chosen = turn.msg.openid, limiter
         try:
-            verdict = await limiter.hit(turn.msg.openid)
+            if staff is not None and not turn.msg.downgraded and await staff.roles.role(turn.msg.openid) is not None:
+                if staff.limiter is None:
+                    return await call_next(turn)
+                key, chosen = f"staff:{turn.msg.openid}", staff.limiter
+            verdict = await chosen.hit(key)
         except Exception:
             log.warning("rate limiter unavailable; message let through", exc_info=True)
             verdict = Verdict.ALLOW

@@ -10,7 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.customers.models import Customer
 from commerce.db import upsert_insert
+from commerce.errors import ErrorCode, ShopError
 from commerce.orm import utcnow
+
+# staff see a customer as the end of the openid ("顾客…_81093"); this many characters of
+# it (or more) name one
+CUSTOMER_TAIL_MIN = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,3 +91,19 @@ async def locale_of(session: AsyncSession, openid: str) -> str | None:
 async def openid_of(session: AsyncSession, customer_id: int) -> str | None:
     """The customer's openid, to tell them something (None for an unknown customer)."""
     return await session.scalar(select(Customer.openid).where(Customer.id == customer_id))
+
+
+async def find_openid(session: AsyncSession, *, ref: str) -> str | None:
+    """The openid that `ref` names: the whole openid, or the end of one as staff see it
+    in alerts and lists ("_81093", "81093"). None when no customer has it; CUSTOMER_AMBIGUOUS
+    when the end given is shared (staff then type more of it)."""
+    if await session.scalar(select(Customer.openid).where(Customer.openid == ref)) is not None:
+        return ref
+    if len(ref) < CUSTOMER_TAIL_MIN:
+        return None
+    found = list(
+        await session.scalars(select(Customer.openid).where(Customer.openid.endswith(ref, autoescape=True)).limit(2))
+    )
+    if len(found) > 1:
+        raise ShopError(ErrorCode.CUSTOMER_AMBIGUOUS, customer=ref)
+    return found[0] if found else None

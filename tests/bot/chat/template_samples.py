@@ -82,6 +82,7 @@ TEXT: dict[str, Any] = {
     "phone": "13800138000",
     "address": "上海市浦东新区世纪大道100号",
     "address_text": "上海市浦东新区世纪大道100号",
+    "region": "浙江省杭州市西湖区",
     "address_name": "张三",
     "address_phone": "13800138000",
     "address_name_full": "张三",

@@ -166,6 +166,33 @@ async def test_the_polite_reply_speaks_english_to_an_english_customer(limited_sh
     assert "a little fast" in reply.text, reply.text
 
 
+async def test_staff_have_their_own_limit_above_the_customers(make_shop: ShopFactory, sqlite_url: str) -> None:
+    """Issue 15: staff shared the customers' 30 a minute; running the shop takes more."""
+    shop = await make_shop(sqlite_url, staff={"owners": ["o_boss"]}, scheduler={"enabled": False})
+    assert shop.config.server.messages_per_minute == 30  # the shipped default
+    boss, customer = shop.user("o_boss"), shop.user("o_busy_customer")
+    for n in range(40):
+        reply = await boss.say("/help")
+        assert reply.kind == "text" and "稍等一分钟" not in reply.text, n
+    replies = [await customer.say("帮助") for _ in range(32)]
+    assert not any("稍等一分钟" in r.text for r in replies[:30])
+    assert "稍等一分钟" in replies[30].text and replies[31].kind == "none"  # told once, then silence
+
+
+async def test_staff_limit_is_configured_apart(make_shop: ShopFactory, sqlite_url: str) -> None:
+    shop = await make_shop(
+        sqlite_url, staff={"owners": ["o_boss"]}, server={"messages_per_minute": 2, "staff_messages_per_minute": 3},
+        scheduler={"enabled": False},
+    )
+    boss = shop.user("o_boss")
+    assert [(await boss.say("/help")).kind for _ in range(3)] == ["text"] * 3
+    assert "稍等一分钟" in (await boss.say("/help")).text
+    # a stranger typing the same command is a customer: counted against the customers' limit
+    stranger = shop.user("o_stranger")
+    assert [(await stranger.say("/help")).kind for _ in range(2)] == ["text"] * 2
+    assert "稍等一分钟" in (await stranger.say("/help")).text
+
+
 async def test_zero_turns_the_limit_off(make_shop: ShopFactory, sqlite_url: str) -> None:
     shop = await make_shop(sqlite_url, server={"messages_per_minute": 0}, scheduler={"enabled": False})
     user = shop.user()
