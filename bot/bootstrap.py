@@ -40,7 +40,7 @@ from bot.dialogs.confirm import ConfirmDialog
 from bot.dialogs.shop import ShopDialogs
 from bot.dialogs.store import DialogStore, DurableDialogStore, MemoryDialogStore, RedisDialogStore
 from bot.handlers import build_routes
-from bot.handlers.admin import run_confirmed
+from bot.handlers.admin import run_beside_confirmation, run_confirmed
 from bot.install import resolve_install_secrets
 from bot.metrics import Metrics
 from bot.outbound.alerts import MANAGERS, StaffAlerts, openid_tail
@@ -223,7 +223,7 @@ async def open_shop(
             dialogs=ShopDialogs(
                 store,
                 # the confirmation dialog acts through the staff commands' own entry (no import back)
-                confirm=ConfirmDialog(on_answer=run_confirmed),
+                confirm=ConfirmDialog(on_answer=run_confirmed, on_command=run_beside_confirmation),
                 ttl_seconds=config.dialog.ttl_seconds,
                 on_transition=metrics.count_transition,
             ),

@@ -94,6 +94,15 @@ async def run_confirmed(ctx: Context, data: ConfirmData, *, outcome: str) -> Rep
     return await _run(actx)
 
 
+async def run_beside_confirmation(ctx: Context) -> Reply | None:
+    """A staff command typed while another waits for its confirmation: it runs (None when
+    the message is no command, or the sender no staff)."""
+    found = is_command(ctx)
+    if found is None or ctx.staff_role is None:
+        return None
+    return await admin_command(ctx, found["command"])
+
+
 async def _join(ctx: Context, code: str) -> Reply | None:
     """A new staff member sends the one-time invite code an owner gave them."""
     async with unit_of_work(ctx) as session:
@@ -112,4 +121,4 @@ def outcome_text(template: str, **data: object) -> Outcome:
     return Outcome(Text(template, dict(data)))
 
 
-__all__ = ["admin_command", "admin_registry", "outcome_text", "router", "run_confirmed"]
+__all__ = ["admin_command", "admin_registry", "outcome_text", "router", "run_beside_confirmation", "run_confirmed"]

@@ -15,6 +15,7 @@ from tests.bot.driver import Shop, db
 
 OWNER = "o_owner_0001"
 HELPER = "o_helper_0002"
+OTHER = "o_helper_0003"
 
 
 @pytest.fixture
@@ -90,12 +91,41 @@ async def test_a_confirmation_that_comes_too_late_does_nothing(staffed: Shop) ->
         assert await session.scalar(select(StaffMember.openid).where(StaffMember.openid == HELPER)) == HELPER
 
 
-async def test_nothing_slips_past_a_pending_confirmation(staffed: Shop) -> None:
+async def test_text_that_is_no_command_calls_a_pending_confirmation_off(staffed: Shop) -> None:
     owner = staffed.user(OWNER)
     await owner.say(f"/staff add {HELPER} service")
     await owner.say(f"/staff remove {HELPER}")
-    assert "已取消" in (await owner.say("/help")).text  # not the help text: the action was called off
-    assert "/staff" in (await owner.say("/help")).text
+    assert "已取消" in (await owner.say("好的吧")).text  # not a yes: the action was called off
+    assert "已移除" not in (await owner.say("确认")).text
+    async with db(staffed.client.app)() as session:
+        assert await session.scalar(select(StaffMember.openid).where(StaffMember.openid == HELPER)) == HELPER
+
+
+async def test_bug_a_command_typed_while_a_confirmation_waits_was_dropped(sqlite_staffed: Shop) -> None:
+    """Issue 15: another command called the pending one off and was not run. Now it runs,
+    the pending one keeps waiting (the reply says so), and 确认 still runs it."""
+    owner = sqlite_staffed.user(OWNER)
+    await owner.say(f"/staff add {HELPER} service")
+    assert "确认码" in (await owner.say(f"/staff remove {HELPER}")).text
+    meanwhile = await owner.say("/staff list")
+    assert HELPER in meanwhile.text  # the command ran
+    assert "/staff 仍在等待确认" in meanwhile.text
+    assert "已移除员工" in (await owner.say("确认")).text
+    async with db(sqlite_staffed.client.app)() as session:
+        assert await session.scalar(select(StaffMember.openid).where(StaffMember.openid == HELPER)) is None
+
+
+async def test_a_command_needing_its_own_confirmation_replaces_the_pending_one(sqlite_staffed: Shop) -> None:
+    owner = sqlite_staffed.user(OWNER)
+    await owner.say(f"/staff add {HELPER} service")
+    await owner.say(f"/staff add {OTHER} service")
+    await owner.say(f"/staff remove {HELPER}")
+    second = await owner.say(f"/staff remove {OTHER}")
+    assert "之前的 /staff 已取消" in second.text and "确认码" in second.text
+    await owner.say("确认")
+    async with db(sqlite_staffed.client.app)() as session:
+        left = set(await session.scalars(select(StaffMember.openid).where(StaffMember.openid.in_([HELPER, OTHER]))))
+    assert left == {HELPER}  # only the second removal ran
 
 
 async def test_invite_code_makes_staff_once(staffed: Shop) -> None:
