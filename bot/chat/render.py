@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,8 +70,10 @@ class Renderer:
         shop_name: str,
         timezone: str = "Asia/Shanghai",
         directory: Path = MESSAGES_DIR,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.default_locale = default_locale
+        self._clock = clock
         self.timezone = ZoneInfo(timezone)
         self.shop_context = {"name": shop_name, "base_url": base_url.rstrip("/")}
         self.base_url = base_url.rstrip("/")
@@ -87,7 +90,14 @@ class Renderer:
         self.env.filters["yuan"] = yuan
         self.env.filters["clip"] = clip
         self.env.filters["hm"] = lambda when: self._local(when).strftime("%H:%M")
-        self.env.filters["mdhm"] = lambda when: self._local(when).strftime("%m-%d %H:%M")
+        self.env.filters["mdhm"] = self._month_day_time
+
+    def _month_day_time(self, when: datetime) -> str:
+        """"12-04 18:35" within this year (in the shop's time zone), "2027-01-04 18:35" in another."""
+        local = self._local(when)
+        if local.year == self._local(self._clock()).year:
+            return local.strftime("%m-%d %H:%M")
+        return local.strftime("%Y-%m-%d %H:%M")
 
     def _local(self, when: datetime) -> datetime:
         """An aware (or naive UTC) datetime in the shop's time zone."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,18 @@ def test_every_error_code_has_its_own_sentence(locale: str, code: ErrorCode) -> 
     generic = renderer.render(Text("shop_error", {"code": "no_such_code", "d": {}}), locale).text
     text = renderer.render(Text("shop_error", {"code": str(code), "d": {}}), locale).text
     assert text and text != generic
+
+
+def test_bug_a_date_in_another_year_showed_without_its_year() -> None:
+    """Issue 15: "12-04 18:35 结束" for a date a year on. Within this year (the shop's time
+    zone) the year is left out; in another it is shown."""
+    now = datetime(2026, 12, 5, 1, 0, tzinfo=UTC)
+    renderer = Renderer(default_locale="zh", base_url="https://x", shop_name="店", clock=lambda: now)
+    show = renderer.env.filters["mdhm"]
+    assert show(datetime(2026, 12, 4, 10, 35, tzinfo=UTC)) == "12-04 18:35"
+    assert show(datetime(2027, 12, 4, 10, 35, tzinfo=UTC)) == "2027-12-04 18:35"
+    assert show(datetime(2025, 12, 31, 15, 0, tzinfo=UTC)) == "2025-12-31 23:00"
+    assert show(datetime(2026, 12, 31, 16, 30, tzinfo=UTC)) == "2027-01-01 00:30"  # already next year in Shanghai
+    campaign = {"id": 1, "product": "苹果", "spec": "", "price": 990, "regular_price": 1990, "size": 3, "hours": 24,
+                "minutes": 0, "limit": 1, "quota": 0, "ends_at": datetime(2027, 12, 4, 10, 35, tzinfo=UTC)}
+    assert "2027-12-04 18:35 结束" in renderer.text("admin/campaign_created", "zh", {"campaign": campaign})
