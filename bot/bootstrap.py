@@ -157,6 +157,7 @@ async def open_shop(
             base_url=config.public_base_url,
             shop_name=config.shop.name,
             timezone=config.shop.timezone,
+            few_left_below=config.shop.few_left_below,
         )
 
         # --- outbound: with an appsecret, notifications go through the database outbox to

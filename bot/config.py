@@ -148,6 +148,7 @@ class ShopConfig:
     dispatch_hours: int = 48  # paid orders ship within this many hours (told to customers who ask)
     weekend_dispatch: bool = True  # whether the shop ships on Saturdays and Sundays
     service_hours: str = "每天 09:00-21:00"  # when staff answer (told to customers who ask "几点下班")
+    few_left_below: int = 10  # customers see "仅剩 N 件" below this stock, else just "有货"; staff see numbers
 
 
 @dataclass(frozen=True)
@@ -424,7 +425,8 @@ def _validate(config: Config) -> None:
     if config.shop.locale not in ("zh", "en"):
         raise ConfigError("shop.locale: must be zh or en")
     for key in ("order_timeout_minutes", "group_buy_hours", "delivery_fee_fen", "free_delivery_threshold_fen",
-                "remind_before_minutes", "auto_complete_days", "return_window_days", "dispatch_hours"):
+                "remind_before_minutes", "auto_complete_days", "return_window_days", "dispatch_hours",
+                "few_left_below"):
         if getattr(config.shop, key) < 0:
             raise ConfigError(f"shop.{key}: must not be negative")
     if not 0 < len(config.shop.service_hours.strip()) <= 60:

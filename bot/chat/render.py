@@ -71,6 +71,7 @@ class Renderer:
         timezone: str = "Asia/Shanghai",
         directory: Path = MESSAGES_DIR,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        few_left_below: int = 10,
     ) -> None:
         self.default_locale = default_locale
         self._clock = clock
@@ -91,6 +92,8 @@ class Renderer:
         self.env.filters["clip"] = clip
         self.env.filters["hm"] = lambda when: self._local(when).strftime("%H:%M")
         self.env.filters["mdhm"] = self._month_day_time
+        # customers see stock as "有货", or "仅剩 N 件" below this (the macros' `stock_left`)
+        self.env.globals["few_left_below"] = few_left_below
 
     def _month_day_time(self, when: datetime) -> str:
         """"12-04 18:35" within this year (in the shop's time zone), "2027-01-04 18:35" in another."""

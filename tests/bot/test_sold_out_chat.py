@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import update
 
 from commerce.catalog.models import Variant
+from tests.bot.conftest import OWNER
 from tests.bot.driver import Shop, db
 from tests.bot.test_shopping_chat import _open, _sku
 
@@ -58,3 +59,24 @@ async def test_a_quantity_beyond_the_stock_offers_the_most_there_is(shop: Shop) 
     refused = (await user.say("改 1 5")).text
     assert "目前还剩 3 件" in refused and "回复「改 1 3」" in refused
     assert "×3" in (await user.say("改 1 3")).text
+
+
+async def test_bug_customers_saw_the_exact_stock(sqlite_staffed: Shop) -> None:
+    """Issue 15: cards said "库存78". Customers see 有货, or 仅剩 N 件 below
+    `shop.few_left_below` (10); staff still see the number."""
+    shop = sqlite_staffed
+    user = shop.user()
+    banana = await _sku(shop, "香蕉", "")
+    card = (await _open(user, "香蕉", "香蕉")).articles[0].description
+    assert "有货" in card and "库存" not in card and "200" not in card
+    async with db(shop.client.app)() as session, session.begin():
+        await session.execute(update(Variant).where(Variant.sku_code == banana).values(stock=3))
+    await user.say("返回")
+    card = (await _open(user, "香蕉", "香蕉")).articles[0].description
+    assert "仅剩 3 件" in card and "有货" not in card
+    listed = (await user.say("香蕉")).text
+    assert "仅剩 3 件" in listed
+    staff_view = (await shop.user(OWNER).say(f"/stock {banana} +20")).text
+    assert "3 → 23 件" in staff_view  # staff see numbers
+    card = (await _open(user, "香蕉", "香蕉")).articles[0].description
+    assert "有货" in card and "23" not in card
