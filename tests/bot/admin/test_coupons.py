@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from bot.admin.coupons import parse_new
 from bot.admin.registry import UsageError
+from bot.outbound.alerts import openid_tail
 from commerce.customers.models import Customer
 from commerce.promotions.models import Coupon, CouponKind, CustomerCoupon
 from commerce.rules import as_utc, utcnow
@@ -187,3 +188,25 @@ def test_parse_new_reads_yuan_exactly() -> None:
     assert parse_new(["满", "100", "减", "20", "标题", "满", "百", "减"])["title"] == "满 百 减"
     with pytest.raises(UsageError):
         parse_new(["over", "100"])
+
+
+async def test_bug_issue_needed_an_openid_staff_never_see(sqlite_staffed: Shop) -> None:
+    """Issue 15: alerts and lists show a customer as "顾客…_81093"; /coupon issue took only
+    the whole openid. The number shown (with or without its label) names the customer."""
+    shop = sqlite_staffed
+    customer, lookalike = "oQ3bmjrPTlm6_81093", "oZ9xxPTlm6_x81093"
+    await shop.user(customer).say("你好")
+    await shop.user(lookalike).say("你好")
+    owner = shop.user(OWNER)
+    await owner.say("/coupon new SAVE20 off 20 over 100 limit 3")
+    shown = openid_tail(customer)
+    assert shown == "_81093"
+    assert "已发给" in (await owner.say(f"/coupon issue SAVE20 {shown}")).text
+    assert "已发给" in (await owner.say(f"/coupon issue SAVE20 顾客…{shown}")).text
+    assert await _held(shop, "SAVE20", customer) == 2 and await _held(shop, "SAVE20", lookalike) == 0
+    # "81093" ends both openids: refused, asking for more of it
+    assert "不止一位顾客" in (await owner.say("/coupon issue SAVE20 81093")).text
+    assert "没有找到这位顾客" in (await owner.say("/coupon issue SAVE20 _99999")).text
+    # a stranger typing it just searches, and nothing is issued
+    await shop.user(STRANGER).say(f"/coupon issue SAVE20 {shown}")
+    assert await _held(shop, "SAVE20", customer) == 2
