@@ -14,7 +14,6 @@ cleanup context; a test can open a shop without a web app.
 from __future__ import annotations
 
 import asyncio
-
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
