@@ -60,6 +60,7 @@ from commerce.cart import cart, pricing
 from commerce.cart.pricing import NO_COUPON, Quote
 from commerce.customers import addresses
 from commerce.customers.addresses import AddressView
+from commerce.customers.regions import find_region
 from commerce.errors import ShopError
 from commerce.orders import placement as orders
 
@@ -287,6 +288,8 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
         except ShopError:
             typed = None  # not a whole "name phone address": the street part only
         changed = {**base, change.field: change.value}
+        if change.field == "address":
+            changed["address"] = _within_region(base["address"], change.value)
         if typed is not None:
             changed = {"name": typed.name, "phone": typed.phone, "address": typed.address}
         reply, pending = read_typed_address(" ".join((changed["name"], changed["phone"], changed["address"])))
@@ -340,3 +343,12 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
             notice = Notice("shop_error", error_reply(exc).data)
             return Step(with_notice(review.reply, notice), review.state, review.data)
         return Step(pay_card(ctx, order))
+
+
+def _within_region(before: str, street: str) -> str:
+    """A street alone ("地址改成文三路2号") stays in the province, city and district of the
+    address it replaces; an address naming its own region is taken as it is."""
+    if find_region(street) is not None:
+        return street
+    region = find_region(before)
+    return region.prefix + street if region is not None and region.typed else street

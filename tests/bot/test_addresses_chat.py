@@ -23,14 +23,17 @@ async def test_bug_a_made_up_address_was_accepted_at_checkout(sqlite_shop: Shop)
     shown = (await user.say("王五 13800138000 杭州市西湖区文三路1号")).text
     assert "地址：浙江省杭州市西湖区文三路1号" in shown
     assert "应付" in (await user.say("确认")).text
+    # a street alone stays in the region it replaces
+    assert "地址：浙江省杭州市西湖区文一路1号" in (await user.say("地址改成文一路1号")).text
+    assert "应付" in (await user.say("确认")).text
     assert (await user.say("确认")).kind == "news"  # the pay card: the order is placed
     async with db(sqlite_shop.client.app)() as session:
         order = await session.scalar(select(Order))
         address = await session.scalar(select(Address))
     assert order is not None and address is not None
     assert (order.address_province, order.address_city, order.address_district, order.address_detail) == (
-        "浙江省", "杭州市", "西湖区", "文三路1号")
-    assert order.address_text == "浙江省杭州市西湖区文三路1号"
+        "浙江省", "杭州市", "西湖区", "文一路1号")
+    assert order.address_text == "浙江省杭州市西湖区文一路1号"
     assert (address.province, address.city, address.district, address.detail) == ("浙江省", "杭州市", "西湖区", "文三路1号")
 
 
