@@ -19,6 +19,7 @@ from bot.admin.catalog import parse_yuan
 from bot.admin.registry import MANAGERS, REGISTRY, AdminContext, Outcome, UsageError
 from bot.chat.replies import Text
 from bot.dialogs.common import unit_of_work
+from bot.outbound.alerts import openid_tail
 from commerce.promotions import coupons
 from commerce.promotions.coupons import CouponView
 from commerce.promotions.models import CouponKind
@@ -130,7 +131,7 @@ async def coupon(actx: AdminContext) -> Outcome:
         async with unit_of_work(actx.ctx) as session:
             view, (before, after) = await coupons.issue_coupon(session, code=code, openid=openid)
         held = after["held"] if after else 0
-        return Outcome(Text("admin/coupon_issued", {"coupon": coupon_data(view), "openid": openid, "held": held}),
+        return Outcome(Text("admin/coupon_issued", {"coupon": coupon_data(view), "customer": openid_tail(openid), "held": held}),
                        before, after)
     if action == "list":
         if len(actx.args) != 1:

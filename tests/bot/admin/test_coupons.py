@@ -118,7 +118,7 @@ async def test_issue_gives_a_customer_a_copy_up_to_the_limits(staffed: Shop) -> 
     owner = staffed.user(OWNER)
     await owner.say("/coupon new SAVE20 off 20 over 100 limit 1 qty 2")
     reply = await owner.say(f"/coupon issue save20 {CUSTOMER}")
-    assert f"已发给 {CUSTOMER} 一张 SAVE20" in reply.text and "他现在有 1 张" in reply.text and "已发 1/2" in reply.text
+    assert f"已发给顾客…{openid_tail(CUSTOMER)} 一张 SAVE20" in reply.text and "他现在有 1 张" in reply.text and "已发 1/2" in reply.text
     assert await _held(staffed, "SAVE20", CUSTOMER) == 1
     assert "已领满优惠券 SAVE20（每人限 1 张）" in (await owner.say(f"/coupon 发放 SAVE20 {CUSTOMER}")).text
     assert await _held(staffed, "SAVE20", CUSTOMER) == 1
@@ -201,8 +201,8 @@ async def test_bug_issue_needed_an_openid_staff_never_see(sqlite_staffed: Shop) 
     await owner.say("/coupon new SAVE20 off 20 over 100 limit 3")
     shown = openid_tail(customer)
     assert shown == "_81093"
-    assert "已发给" in (await owner.say(f"/coupon issue SAVE20 {shown}")).text
-    assert "已发给" in (await owner.say(f"/coupon issue SAVE20 顾客…{shown}")).text
+    assert f"已发给顾客…{shown} 一张" in (await owner.say(f"/coupon issue SAVE20 {shown}")).text
+    assert f"已发给顾客…{shown} 一张" in (await owner.say(f"/coupon issue SAVE20 顾客…{shown}")).text
     assert await _held(shop, "SAVE20", customer) == 2 and await _held(shop, "SAVE20", lookalike) == 0
     # "81093" ends both openids: refused, asking for more of it
     assert "不止一位顾客" in (await owner.say("/coupon issue SAVE20 81093")).text
