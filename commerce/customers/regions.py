@@ -39,7 +39,7 @@ _ETHNIC = (
 _AUTONOMOUS_RE = re.compile(rf"^(.+?)(?:(?:{_ETHNIC})族?)+自治(州|县|旗)$")
 _SUFFIX_RE = re.compile(r"^(.{2,}?)(?:特别行政区|自治区|省|市|地区|盟|林区|特区|县|区|旗)$")
 # a short name ("中山", "北京") followed by one of these is a street, not the city
-_STREET_AFTER = set("路街道巷弄里大桥湾村镇乡港门口区县旗")
+_STREET_AFTER = set("路街道巷弄大桥湾村镇乡港门口区县旗")
 _GAP = " \t,，、-"
 # English names that are not the pinyin of the Chinese one
 _ENGLISH_ALIASES = {
@@ -69,7 +69,7 @@ class Region:
         return f"{self.province}{city}{self.district}"
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # one node per division: compared by identity
 class _Node:
     name: str
     kind: str
@@ -82,7 +82,7 @@ class _Node:
 class _Index:
     provinces: dict[str, list[_Node]]
     cities: dict[str, list[_Node]]  # every prefecture in the country
-    districts: dict[str, list[_Node]]  # every county in the country (full names only)
+    districts: dict[str, list[_Node]]  # every county in the country (full names; 孟连县 for 孟连傣族…自治县)
     english: dict[str, list[_Node]]  # pinyin of provinces and cities
     longest: int
 
