@@ -40,14 +40,14 @@ async def test_a_paid_order_moves_the_stock_shown_and_never_rebuilds_the_catalog
     user = shop.user()
     banana = await product_id(shop, "香蕉")
     async with db(shop.client.app)() as session, session.begin():
-        await session.execute(update(Variant).where(Variant.product_id == banana).values(stock=7))
+        await session.execute(update(Variant).where(Variant.product_id == banana).values(stock=12))
     assert "有货" in line_of((await user.say("香蕉")).text, "香蕉")  # stock is read when shown
     loaded = await catalog.snapshot()
     index, builds = loaded.index, catalog.builds
 
-    await pay(shop, await place_order(shop, user, quantity=2))
+    await pay(shop, await place_order(shop, user, quantity=3))
 
-    assert "仅剩5件" in line_of((await shop.user("o_next_customer").say("香蕉")).text, "香蕉")
+    assert "仅剩 9 件" in line_of((await shop.user("o_next_customer").say("香蕉")).text, "香蕉")
     assert await catalog.snapshot() is loaded and loaded.index is index and catalog.builds == builds
 
 
