@@ -142,6 +142,35 @@ async def test_system_events_are_not_counted_and_an_unavailable_limiter_lets_thr
     assert not answer.refused and len(turns) == 2
 
 
+async def test_staff_count_against_their_own_limit_and_a_forged_staff_message_against_the_customers() -> None:
+    customers_limit, staff_limit = FakeLimiter([Verdict.ALLOW] * 3), FakeLimiter([Verdict.ALLOW, Verdict.WARN])
+    staff = FakeStaff({"o_boss": StaffRole.OWNER})
+
+    async def locale_of(openid: str) -> str:
+        return "zh"
+
+    limit = middleware.rate_limit(
+        customers_limit, locale_of=locale_of, staff=middleware.StaffLimit(staff, staff_limit)
+    )
+    turns: list[Turn] = []
+    run = chain([limit, route(turns)])
+    assert not (await run(Turn(_msg(openid="o_boss"), locale="zh"))).refused
+    assert (await run(Turn(_msg(openid="o_boss"), locale="zh"))).refused  # their own limit, reached
+    await run(Turn(_msg(openid="o_boss", downgraded=True), locale="zh"))  # unsigned: anyone could send it
+    await run(Turn(_msg(openid="o1"), locale="zh"))
+    assert staff_limit.hits == ["staff:o_boss", "staff:o_boss"] and customers_limit.hits == ["o_boss", "o1"]
+
+    class RolesDown:
+        async def role(self, openid: str) -> StaffRole | None:
+            raise ConnectionError("database away")
+
+    unknown = middleware.rate_limit(
+        customers_limit, locale_of=locale_of, staff=middleware.StaffLimit(RolesDown(), None)
+    )
+    await chain([unknown, route(turns)])(Turn(_msg(openid="o_boss"), locale="zh"))
+    assert customers_limit.hits[-1] == "o_boss"  # roles unknown: counted as a customer
+
+
 async def test_the_staff_role_and_the_customer_are_known_before_the_route() -> None:
     turns: list[Turn] = []
     run = chain([
