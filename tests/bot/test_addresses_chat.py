@@ -36,17 +36,3 @@ async def test_bug_a_made_up_address_was_accepted_at_checkout(sqlite_shop: Shop)
     assert order.address_text == "浙江省杭州市西湖区文一路1号"
     assert (address.province, address.city, address.district, address.detail) == ("浙江省", "杭州市", "西湖区", "文三路1号")
 
-
-async def test_a_municipality_address_is_its_own_province_and_city(sqlite_shop: Shop) -> None:
-    user = sqlite_shop.user()
-    await _open(user, "香蕉", "香蕉")
-    await user.say("加入购物车")
-    await user.say("结算")
-    shown = (await user.say("张三 13800138000 上海市浦东新区世纪大道100号")).text
-    assert "地址：上海市浦东新区世纪大道100号" in shown
-    await user.say("确认")
-    async with db(sqlite_shop.client.app)() as session:
-        address = await session.scalar(select(Address))
-    assert address is not None
-    assert (address.province, address.city, address.district, address.detail) == (
-        "上海市", "上海市", "浦东新区", "世纪大道100号")

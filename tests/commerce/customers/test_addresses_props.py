@@ -279,7 +279,7 @@ def _divisions() -> list[tuple[str, str, str]]:
 DIVISIONS = _divisions()
 
 
-@settings(max_examples=200, deadline=None, database=None)
+@settings(max_examples=120, deadline=None, database=None)
 @given(
     st.sampled_from(DIVISIONS),
     st.sampled_from(["", " "]),
