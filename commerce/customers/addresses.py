@@ -101,14 +101,6 @@ class AddressView:
         return mask_phone(self.phone)
 
 
-def format_address(*, address: str, province: str = "", city: str = "", district: str = "", detail: str = "") -> str:
-    """The whole address on one line (a page, an export): `address` holds it already; from
-    the parts when only they are known."""
-    if address:
-        return address
-    return "".join(p for p in (province, "" if city == province else city, district) if p) + detail
-
-
 def mask_phone(phone: str) -> str:
     """The phone as "138****8000": safe to show in chat and to log."""
     if len(phone) < 8:
