@@ -1,7 +1,7 @@
 """Addresses keep their province, city, district and street apart, and orders copy them
 
 Revision ID: 0014
-Revises: 0010
+Revises: 0012
 Create Date: 2026-12-05 01:00:00.000000
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0014'
-down_revision = '0010'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
