@@ -76,6 +76,7 @@ class _Node:
     province: str = ""
     city: str = ""
     children: dict[str, list[_Node]] = field(default_factory=dict)  # typed name -> nodes
+    own_city: _Node | None = None  # a municipality (or 香港, 澳门) is its own city
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +122,9 @@ def _index() -> _Index:
         for key in (p.name, *_short_names(p.name, p.kind)):
             _add(provinces, key, p)
         kids = prov.get("children", [])
-        if p.kind == MUNICIPALITY:  # its districts come straight under it
-            city = _Node(p.name, MUNICIPALITY, province=p.name, city=p.name)
-            for key in (p.name, *_short_names(p.name, p.kind)):
+        if p.kind == MUNICIPALITY or not kids:  # its districts (if any) come straight under it
+            city = p.own_city = _Node(p.name, MUNICIPALITY, province=p.name, city=p.name)
+            for key in (p.name, *_short_names(p.name, p.kind), "市辖区"):  # 上海市市辖区…: old pickers
                 _add(p.children, key, city)
             for dist in kids:
                 d = _Node(dist["name"], dist["type"], province=p.name, city=p.name)
@@ -206,8 +207,8 @@ def _in_province(
     """(city, district, end, whether the city was filled in) after a province: the city
     named, else a district unique in the province (浙江省西湖区… is in 杭州市)."""
     city, end = _below(text, pos, province, index.longest)
-    if province.kind == MUNICIPALITY:  # the city is the province ("上海市上海市…" as pickers write it)
-        city, end = province.children[province.name][0], end if city is not None else pos
+    if province.own_city is not None:  # the city is the province ("上海市上海市…" as pickers write it)
+        city, end = province.own_city, end if city is not None else pos
     if city is not None:
         district, after = _below(text, end, city, index.longest)
         return city, district, after if district is not None else end, False
@@ -268,8 +269,7 @@ def _english_region(text: str, index: _Index) -> Region | None:
         return Region(city.province, city.name)
     if len(provinces) == 1 and not cities:
         province = index.provinces[provinces.pop()][0]
-        only = province.children.get(province.name)  # a municipality: the city is itself
-        if only:
+        if province.own_city is not None:  # a municipality: the city is itself
             return Region(province.name, province.name)
     return None
 

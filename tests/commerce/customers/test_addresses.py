@@ -250,6 +250,8 @@ async def test_address_book(engine: AsyncEngine) -> None:
         ("天津和平区南京路1号", ("天津市", "天津市", "和平区"), None),
         ("重庆市渝中区解放碑1号", ("重庆市", "重庆市", "渝中区"), None),
         ("上海市人工湖路100号", ("上海市", "上海市", ""), None),
+        ("上海市市辖区浦东新区世纪大道100号", ("上海市", "上海市", "浦东新区"), None),  # an old picker's format
+        ("香港九龙弥敦道1号", ("香港特别行政区", "香港特别行政区", ""), None),
         # autonomous regions, prefectures and leagues, full or short
         ("广西南宁市青秀区民族大道1号", ("广西壮族自治区", "南宁市", "青秀区"), None),
         ("内蒙古阿拉善盟阿拉善左旗巴彦浩特镇1号", ("内蒙古自治区", "阿拉善盟", "阿拉善左旗"), None),
