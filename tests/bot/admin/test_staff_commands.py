@@ -158,3 +158,15 @@ async def test_help_by_group_and_by_command(staffed: Shop) -> None:
     one = await owner.say("/help audit")
     assert "/audit [条数]" in one.text and "/staff list" not in one.text
     assert "参数不对" in (await owner.say("/help nothing_like_this")).text
+
+
+async def test_staff_are_added_by_the_customer_number_alerts_show(sqlite_staffed: Shop) -> None:
+    owner = sqlite_staffed.user(OWNER)
+    assert "没有找到这位顾客" in (await owner.say("/staff add 顾客…_0002 service")).text  # nobody wrote yet
+    await sqlite_staffed.user(HELPER).say("你好")
+    assert "o_helper_0002" in (await owner.say("/staff add 顾客…_0002 service")).text
+    async with db(sqlite_staffed.client.app)() as session:
+        added = list(await session.scalars(select(StaffMember.openid)))
+    assert added == [HELPER]  # never a staff member named "_0002"
+    stranger = await sqlite_staffed.user("o_stranger_9").say("/staff add _0002 owner")
+    assert "o_helper_0002" not in stranger.text
