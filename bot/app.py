@@ -38,6 +38,7 @@ from bot.web import invites, ops
 from bot.web import pay as pay_page
 from bot.web import product as pages
 from bot.web import referral as referral_page
+from bot.web import shipping as ship_page
 from bot.web.health import HEALTH, healthz
 from bot.wechat import webhook
 
@@ -61,6 +62,7 @@ def create_app(
     group_page.add_routes(app)  # --- group buys: GET /g/{code} (bot/group_page.py) ---
     referral_page.add_routes(app)  # --- referrals: GET /r/{code} (bot/referral_page.py) ---
     export_page.add_routes(app)  # --- staff exports: GET /export/{token} (bot/export_page.py) ---
+    ship_page.add_routes(app)  # --- bulk shipping: GET/POST /ship/{token} (bot/web/shipping.py) ---
     # --- payment page and local chat simulator (bot/pay_page.py, bot/dev_chat.py) ---
     dev_chat.add_routes(app)  # /dev/chat*: answers only with pay.provider = "sandbox"
     pay_page.add_routes(app)  # /pay/{token}, its /jsapi, /simulate (sandbox) and /status

@@ -82,6 +82,8 @@ class ErrorCode(enum.StrEnum):
     GROUP_LIMIT_REACHED = "group_limit_reached"  # details: per_user_limit
     GROUP_SOLD_OUT = "group_sold_out"  # the campaign's stock quota is used up
     GROUP_NOT_FILLED = "group_not_filled"  # its orders ship only once the group filled
+    TRACKING_INVALID = "tracking_invalid"  # details: tracking_no (4-64 of A-Z a-z 0-9 -)
+    CARRIER_INVALID = "carrier_invalid"  # details: max_length
 
 
 class ShopError(Exception):

@@ -90,11 +90,14 @@ class ShipRequested:
 
 @dataclass(frozen=True, slots=True)
 class RefundRequested:
-    """A refund of `amount_fen` is about to start; `whole`: it is all the money left."""
+    """A refund of `amount_fen` is about to start; `whole`: it is all the money left.
+    `purpose`: "after_sales" when an after-sales approval asks first (the guard names it
+    in its refusal)."""
 
     order_id: int
     amount_fen: int
     whole: bool
+    purpose: str = "refund"
 
 
 @dataclass(frozen=True, slots=True)

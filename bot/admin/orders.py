@@ -15,14 +15,16 @@ from typing import Any
 
 from bot.admin.registry import ALL_ROLES, MANAGERS, REGISTRY, AdminContext, Outcome, UsageError
 from bot.chat.replies import Text
-from bot.dialogs.common import unit_of_work
+from bot.dialogs.common import error_reply, unit_of_work
 from bot.outbound.alerts import openid_tail
+from bot.web.shipping import ship_page_url
 from commerce import money
 from commerce.errors import ErrorCode, ShopError
 from commerce.groupbuys import groups as group_buys
 from commerce.orders import actions as order_actions
+from commerce.orders import carriers
 from commerce.orders import queries as order_admin
-from commerce.orders.actions import CancelledBy
+from commerce.orders.actions import CancelledBy, ShipLine, ShipResult
 from commerce.orders.models import OrderStatus
 from commerce.orders.views import OrderView, order_data
 from commerce.payments import actions as payment_actions
@@ -47,8 +49,8 @@ STATUS_WORDS: dict[str, OrderStatus | None] = {
 }
 PAID_STATUSES = frozenset({S.PAID, S.SHIPPED, S.COMPLETED, S.REFUNDING})
 _ORDER_REF = re.compile(r"^[A-Za-z0-9]{1,32}$")
-_CARRIER_MAX = 32
-_TRACKING = re.compile(r"^[A-Za-z0-9-]{4,64}$")
+_ORDER_NO_LIKE = re.compile(r"^#?(?:[A-Za-z]{2})?\d+$")  # an order number, its digits, or an id
+UPLOAD_WORDS = frozenset({"批量", "上传", "upload", "bulk", "page", "csv"})
 AMOUNT_MAX_FEN = 999_999_999_99  # nine digits of yuan
 
 
@@ -187,18 +189,80 @@ async def show_order(actx: AdminContext) -> Outcome:
     return Outcome(Text("admin/order", order_detail(order) | group_wait(waiting, order.id)))
 
 
+def ship_lines(text: str) -> list[ShipLine]:
+    """The orders a `/ship` message names, one per line or after one carrier:
+
+        /ship NO CARRIER TRACKING            one order
+        /ship                                several, a line each
+        NO CARRIER TRACKING
+        NO CARRIER TRACKING
+        /ship 顺丰 NO TRACKING NO TRACKING    one carrier for several (also: a line with
+                                             the carrier alone, then lines of NO TRACKING)
+    """
+    first, _, tail = text.strip().partition("\n")
+    rows = [first.split()[1:], *(line.split() for line in tail.splitlines())]
+    lines: list[ShipLine] = []
+    carrier = ""
+    for number, words in enumerate(rows, 1):
+        if not words:
+            continue
+        if len(words) == 1:
+            carrier = words[0]  # the carrier of the lines that follow
+        elif len(words) == 2 and carrier:
+            lines.append(ShipLine(order_ref(words[0]), carrier, words[1], number))
+        elif len(words) == 3 and not (carriers.find(words[0]) and not carriers.find(words[1])):
+            lines.append(ShipLine(order_ref(words[0]), words[1], words[2], number))
+        elif len(words) % 2 == 1 and not _ORDER_NO_LIKE.match(words[0]):
+            carrier = words[0]
+            lines += [ShipLine(order_ref(no), carrier, tracking, number)
+                      for no, tracking in zip(words[1::2], words[2::2], strict=True)]
+        else:
+            raise UsageError
+    if not lines or len(lines) > order_actions.MAX_SHIP_LINES:
+        raise UsageError
+    return lines
+
+
+def _shipped_line(result: ShipResult) -> dict[str, Any]:
+    line = {"line_no": result.line.line_no, "ref": result.line.ref}
+    if result.order is not None:
+        return line | {"order_no": result.order.order_no, "carrier": result.order.carrier,
+                       "tracking_no": result.order.tracking_no}
+    assert result.error is not None
+    return line | {"error": error_reply(result.error).data}
+
+
 @REGISTRY.command("ship", "发货", roles=ALL_ROLES, group="orders")
 async def ship(actx: AdminContext) -> Outcome:
-    """/ship NO CARRIER TRACKING: paid -> shipped; the customer is told."""
-    if len(actx.args) != 3:
-        raise UsageError
-    ref, carrier, tracking_no = order_ref(actx.arg(0)), actx.arg(1).strip(), actx.arg(2).strip()
-    if not 1 <= len(carrier) <= _CARRIER_MAX or not _TRACKING.match(tracking_no):
-        raise UsageError
+    """/ship NO CARRIER TRACKING, or several orders (`ship_lines`): paid -> shipped, each
+    customer told. /ship 批量 (upload): the link to the bulk ship page (`bot.web.shipping`)."""
+    if len(actx.args) == 1 and actx.arg(0).lower() in UPLOAD_WORDS:
+        url, expires_at = ship_page_url(actx.services.config, openid=actx.actor)
+        return Outcome(Text("admin/ship_link", {"url": url, "expires_at": expires_at}), None,
+                       {"page": "ship", "expires_at": expires_at})
+    lines = ship_lines(actx.ctx.msg.text)
+    if len(lines) == 1:
+        return await _ship_one(actx, lines[0])
     async with unit_of_work(actx.ctx) as session:
-        before = await order_admin.find_order(session, ref=ref)
+        results = await order_actions.ship_orders(session, lines=lines, actor=staff_actor(actx), now=utcnow())
+    shipped = [_shipped_line(r) for r in results if r.shipped]
+    refused = [_shipped_line(r) for r in results if not r.shipped]
+    after = {"shipped": [s["order_no"] for s in shipped],
+             "refused": [{"ref": r["ref"], "code": r["error"]["code"]} for r in refused]}
+    return Outcome(Text("admin/shipped_batch", {"shipped": shipped, "refused": refused}), None, after,
+                   outcome="ok" if shipped else "failed")
+
+
+async def _ship_one(actx: AdminContext, line: ShipLine) -> Outcome:
+    try:
+        order_actions.check_shipment(line.carrier, line.tracking_no)
+    except ShopError:
+        raise UsageError from None
+    async with unit_of_work(actx.ctx) as session:
+        before = await order_admin.find_order(session, ref=line.ref)
         after = await order_actions.ship_order(
-            session, order_id=before.id, carrier=carrier, tracking_no=tracking_no, actor=staff_actor(actx), now=utcnow()
+            session, order_id=before.id, carrier=line.carrier, tracking_no=line.tracking_no,
+            actor=staff_actor(actx), now=utcnow(),
         )
     reply = Text("admin/shipped", {"order_no": after.order_no, "carrier": after.carrier,
                                    "tracking_no": after.tracking_no, "told": True})  # queued with the move

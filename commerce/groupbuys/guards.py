@@ -27,32 +27,38 @@ from commerce.orders.models import Order
 OPEN = (GroupStatus.FORMING.value, GroupStatus.OPEN.value)
 
 
-async def _seat_group(session: AsyncSession, order_id: int) -> tuple[int, str, str] | None:
+async def _seat_group(session: AsyncSession, order_id: int) -> tuple[int, str, str, int, int] | None:
+    """The seat's group: id, code, status, paid count and size (None: not a seat)."""
     row = (
         await session.execute(
-            select(GroupBuy.id, GroupBuy.code, GroupBuy.status)
+            select(GroupBuy.id, GroupBuy.code, GroupBuy.status, GroupBuy.paid_count, GroupBuy.size)
             .join(Order, Order.group_id == GroupBuy.id)
             .where(Order.id == order_id)
         )
     ).first()
-    return (row.id, row.code, row.status) if row is not None else None
+    return (row.id, row.code, row.status, row.paid_count, row.size) if row is not None else None
 
 
 async def ship_only_filled_seats(session: AsyncSession, event: ShipRequested) -> None:
     """GROUP_NOT_FILLED for a seat in a group that has not filled (yet, or ever)."""
     seat = await _seat_group(session, event.order_id)
     if seat is not None and seat[2] != GroupStatus.FILLED.value:
-        raise ShopError(ErrorCode.GROUP_NOT_FILLED, order_id=event.order_id, group_code=seat[1], status=seat[2])
+        raise ShopError(
+            ErrorCode.GROUP_NOT_FILLED, order_id=event.order_id, group_code=seat[1], status=seat[2],
+            paid_count=seat[3], size=seat[4],
+        )
 
 
 async def keep_seats_of_open_groups(session: AsyncSession, event: RefundRequested) -> None:
-    """GROUP_NOT_FILLED (details: action "refund") for a whole refund of a forming or open seat."""
+    """GROUP_NOT_FILLED (details: action "refund", or the event's `purpose`) for a whole
+    refund of a forming or open seat."""
     if not event.whole:
         return
     seat = await _seat_group(session, event.order_id)
     if seat is not None and seat[2] in OPEN:
         raise ShopError(
-            ErrorCode.GROUP_NOT_FILLED, order_id=event.order_id, group_code=seat[1], status=seat[2], action="refund"
+            ErrorCode.GROUP_NOT_FILLED, order_id=event.order_id, group_code=seat[1], status=seat[2],
+            action=event.purpose, paid_count=seat[3], size=seat[4],
         )
 
 

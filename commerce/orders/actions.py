@@ -23,6 +23,8 @@ queued after it.
 from __future__ import annotations
 
 import enum
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -31,12 +33,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.cart import cart
 from commerce.errors import ErrorCode, ShopError
-from commerce.events import ShipRequested, publish
+from commerce.events import RefundRequested, ShipRequested, publish
 from commerce.messaging import notices
 from commerce.messaging.notifications import Notification
 from commerce.orders import after_sales
 from commerce.orders.after_sales import AfterSalesView
-from commerce.orders.models import Order, OrderLine, OrderStatus
+from commerce.orders.models import AfterSalesStatus, Order, OrderLine, OrderStatus
+from commerce.orders.queries import find_order
 from commerce.orders.rows import current_status
 from commerce.orders.status import illegal_move, move, release_orders_stock, transition
 from commerce.orders.views import OrderView, load_view, load_views, order_data
@@ -201,6 +204,22 @@ async def expire_due_orders(session: AsyncSession, *, now: datetime, limit: int 
 # ---- shipping and receipt -------------------------------------------------------------------
 
 
+CARRIER_MAX = 32
+TRACKING_NO = re.compile(r"^[A-Za-z0-9-]{4,64}$")
+MAX_SHIP_LINES = 500  # a batch: one command's lines, one uploaded file's rows
+
+
+def check_shipment(carrier: str, tracking_no: str) -> tuple[str, str]:
+    """The carrier and tracking number as an order keeps them; CARRIER_INVALID,
+    TRACKING_INVALID. A carrier `commerce.orders.carriers` does not know is kept as typed."""
+    carrier, tracking_no = (carrier or "").strip(), (tracking_no or "").strip()
+    if not 1 <= len(carrier) <= CARRIER_MAX or any(c.isspace() or not c.isprintable() for c in carrier):
+        raise ShopError(ErrorCode.CARRIER_INVALID, max_length=CARRIER_MAX)
+    if not TRACKING_NO.match(tracking_no):
+        raise ShopError(ErrorCode.TRACKING_INVALID, tracking_no=tracking_no[:64])
+    return carrier, tracking_no
+
+
 async def ship_order(
     session: AsyncSession,
     *,
@@ -211,11 +230,14 @@ async def ship_order(
     now: datetime,
 ) -> OrderView:
     """paid -> shipped, with the carrier and tracking number; the customer is told
-    (`order_shipped`). GROUP_NOT_FILLED for a seat of a group that has not filled;
+    (`order_shipped`, with the carrier's name and tracking link when `carriers.toml` knows
+    it). CARRIER_INVALID, TRACKING_INVALID (`check_shipment`); GROUP_NOT_FILLED (details:
+    group_code, paid_count, size) for a seat of a group that has not filled;
     ILLEGAL_TRANSITION when the order is not paid (any more)."""
     now = as_utc(now)
+    carrier, tracking_no = check_shipment(carrier, tracking_no)
     await _owned(session, order_id=order_id, customer_id=None)
-    values = {"carrier": carrier.strip()[:32], "tracking_no": tracking_no.strip()[:64]}
+    values = {"carrier": carrier, "tracking_no": tracking_no}
     await publish(session, ShipRequested(order_id))  # e.g. a group seat ships once its group filled
     moved = await move(
         session,
@@ -232,6 +254,55 @@ async def ship_order(
     order = await load_view(session, order_id)
     notices.queue(session, openid=order.openid, template="order_shipped", data=order_data(order))
     return order
+
+
+@dataclass(frozen=True, slots=True)
+class ShipLine:
+    """One order to ship, as staff typed it (a line of `/ship`, a row of an uploaded file)."""
+
+    ref: str  # the order number, its 16 digits, or its id (`queries.find_order`)
+    carrier: str
+    tracking_no: str
+    line_no: int = 0  # where it came from, for the report
+
+
+@dataclass(frozen=True, slots=True)
+class ShipResult:
+    line: ShipLine
+    order: OrderView | None = None  # shipped
+    error: ShopError | None = None  # refused, and why
+
+    @property
+    def shipped(self) -> bool:
+        return self.order is not None
+
+
+async def ship_orders(
+    session: AsyncSession, *, lines: Sequence[ShipLine], actor: str, now: datetime
+) -> list[ShipResult]:
+    """Ship each line as `ship_order` does, each in a savepoint of its own: a refused line
+    (its reason kept: ORDER_NOT_FOUND, CARRIER_INVALID, TRACKING_INVALID,
+    GROUP_NOT_FILLED, ILLEGAL_TRANSITION for an order not paid or named twice) changes
+    nothing and stops no other. Every customer whose order shipped is told when the
+    caller commits. At most MAX_SHIP_LINES lines (CSV_INVALID beyond)."""
+    if len(lines) > MAX_SHIP_LINES:
+        raise ShopError(ErrorCode.CSV_INVALID, reason="too_many_lines", max_lines=MAX_SHIP_LINES)
+    now = as_utc(now)
+    results = []
+    for line in lines:
+        try:
+            async with session.begin_nested():
+                check_shipment(line.carrier, line.tracking_no)
+                found = await find_order(session, ref=line.ref)
+                order = await ship_order(
+                    session, order_id=found.id, carrier=line.carrier, tracking_no=line.tracking_no,
+                    actor=actor, now=now,
+                )
+        except ShopError as exc:
+            results.append(ShipResult(line, error=exc))
+        else:
+            results.append(ShipResult(line, order=order))
+    return results
 
 
 async def confirm_receipt(
@@ -275,12 +346,31 @@ async def complete_due_orders(
 # ---- after-sales decisions (staff) -----------------------------------------------------------
 
 
+async def check_after_sales_approvable(session: AsyncSession, *, request_id: int) -> AfterSalesView:
+    """The request, if approving it now could refund what is left on its order.
+
+    REQUEST_NOT_FOUND; REQUEST_NOT_OPEN (details: status); GROUP_NOT_FILLED (details:
+    action "after_sales", group_code, paid_count, size) for a seat of a group that has not
+    filled: its money cannot go back alone (`commerce.groupbuys.guards`), so the request
+    is refused here, before anything is decided or told, and stays open."""
+    view = await after_sales.get_request(session, request_id=request_id)
+    if view.status != AfterSalesStatus.OPEN:
+        raise ShopError(ErrorCode.REQUEST_NOT_OPEN, request_id=request_id, status=view.status.value)
+    if view.refundable_fen > 0:
+        await publish(
+            session, RefundRequested(view.order_id, view.refundable_fen, whole=True, purpose="after_sales")
+        )
+    return view
+
+
 async def approve_after_sales(
     session: AsyncSession, *, request_id: int, actor: str, now: datetime
 ) -> tuple[AfterSalesView, Change]:
     """open -> approved. The caller then refunds `view.refundable_fen` through the payment
     service (outside this transaction) and tells the customer what became of the money
-    with `tell_after_sales_approved`. REQUEST_NOT_FOUND; REQUEST_NOT_OPEN (details: status)."""
+    with `tell_after_sales_approved`. Refused as `check_after_sales_approvable` says,
+    with nothing changed."""
+    await check_after_sales_approvable(session, request_id=request_id)
     return await after_sales.approve(session, request_id=request_id, actor=actor, now=as_utc(now))
 
 

@@ -174,3 +174,25 @@ async def reject(
         resolution=reason,
         now=as_utc(now or utcnow()),
     )
+
+
+async def of_order(session: AsyncSession, *, order_id: int) -> list[AfterSalesView]:
+    """Every request made on one order, oldest first, whatever became of it."""
+    await session.flush()
+    return await _views(session, AfterSalesRequest.order_id == order_id, limit=MAX_LIMIT)
+
+
+def decisions_data(views: list[AfterSalesView]) -> list[dict[str, Any]]:
+    """What an order's page (the customer's detail, staff's /order) shows of its requests."""
+    return [
+        {
+            "id": v.id,
+            "kind": v.kind.value,
+            "status": v.status.value,
+            "reason": v.reason,
+            "resolution": v.resolution if v.status == AfterSalesStatus.REJECTED else "",
+            "created_at": v.created_at,
+            "resolved_at": v.resolved_at,
+        }
+        for v in views
+    ]

@@ -14,6 +14,7 @@ from sqlalchemy.orm import selectinload
 
 from commerce.customers.models import Customer
 from commerce.errors import ErrorCode, ShopError
+from commerce.orders import carriers
 from commerce.orders.models import Order, OrderStatus
 from commerce.rules import as_utc, maybe_utc
 
@@ -183,4 +184,13 @@ def order_data(order: OrderView) -> dict[str, Any]:
         "expires_at": order.expires_at,
         "carrier": order.carrier,
         "tracking_no": order.tracking_no,
+        **tracking_data(order.carrier, order.tracking_no),
     }
+
+
+def tracking_data(carrier: str, tracking_no: str) -> dict[str, str]:
+    """The carrier's name in each locale and the page that follows the parcel ("" when the
+    carrier is not in `carriers.toml`)."""
+    zh, url = carriers.display(carrier, tracking_no, "zh")
+    en, _ = carriers.display(carrier, tracking_no, "en")
+    return {"carrier_zh": zh, "carrier_en": en, "tracking_url": url}

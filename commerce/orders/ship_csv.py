@@ -1,0 +1,79 @@
+"""A bulk-ship file, as staff export it from a spreadsheet or a courier's tool: one row per
+order with its order number, carrier and tracking number.
+
+Columns are found by their header (Chinese or English: 订单号 / order_no, 快递公司 /
+carrier, 运单号 / tracking_no...) or, without a header, taken in that order. The file is
+UTF-8 (with or without a BOM) or GB18030, which Excel writes on Chinese Windows. Rows
+become `ShipLine`s numbered as the file's lines; checking each is the ship use case's
+job (`commerce.orders.actions.ship_orders`), so a bad row is reported, not fatal. Pure.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from commerce.errors import ErrorCode, ShopError
+from commerce.orders.actions import MAX_SHIP_LINES, ShipLine
+
+MAX_FILE_BYTES = 512 * 1024
+HEADERS: dict[str, tuple[str, ...]] = {
+    "ref": ("订单号", "订单编号", "订单", "order", "order_no", "orderno", "order number", "order_number"),
+    "carrier": ("快递公司", "承运商", "物流公司", "快递", "carrier", "courier", "carrier_code"),
+    "tracking_no": ("运单号", "快递单号", "物流单号", "单号", "tracking", "tracking_no", "tracking number",
+                    "tracking_number", "waybill"),
+}
+_WORDS = {word: field for field, words in HEADERS.items() for word in words}
+
+
+def _decode(data: bytes) -> str:
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise ShopError(ErrorCode.CSV_INVALID, reason="encoding")
+
+
+def _cell(row: list[str], index: int | None) -> str:
+    if index is None or index >= len(row):
+        return ""
+    return row[index].strip().lstrip("'")  # a spreadsheet's "keep as text" apostrophe
+
+
+def read_ship_csv(data: bytes) -> list[ShipLine]:
+    """The rows of a bulk-ship file; CSV_INVALID (details: reason) when it is empty, too
+    large, not text, or longer than MAX_SHIP_LINES rows."""
+    if len(data) > MAX_FILE_BYTES:
+        raise ShopError(ErrorCode.CSV_INVALID, reason="too_large", max_bytes=MAX_FILE_BYTES)
+    text = _decode(data)
+    if "\x00" in text:
+        raise ShopError(ErrorCode.CSV_INVALID, reason="encoding")
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error:
+        raise ShopError(ErrorCode.CSV_INVALID, reason="format") from None
+    columns: dict[str, int | None] = {"ref": 0, "carrier": 1, "tracking_no": 2}
+    lines: list[ShipLine] = []
+    header_seen = False
+    for number, row in enumerate(rows, 1):
+        if not any(cell.strip() for cell in row):
+            continue
+        names = [_WORDS.get(cell.strip().lower().lstrip("\ufeff")) for cell in row]
+        if not header_seen and not lines and any(names):
+            header_seen = True
+            columns = {field: (names.index(field) if field in names else None) for field in HEADERS}
+            continue
+        lines.append(
+            ShipLine(
+                ref=_cell(row, columns["ref"]),
+                carrier=_cell(row, columns["carrier"]),
+                tracking_no=_cell(row, columns["tracking_no"]),
+                line_no=number,
+            )
+        )
+        if len(lines) > MAX_SHIP_LINES:
+            raise ShopError(ErrorCode.CSV_INVALID, reason="too_many_lines", max_lines=MAX_SHIP_LINES)
+    if not lines:
+        raise ShopError(ErrorCode.CSV_INVALID, reason="empty")
+    return lines
