@@ -16,10 +16,9 @@ from bot.admin.registry import ALL_ROLES, MANAGERS, REGISTRY, AdminContext, Outc
 from bot.chat.replies import Text
 from bot.dialogs.common import error_reply, unit_of_work
 from bot.outbound.alerts import openid_tail
-from commerce.errors import ErrorCode, ShopError
+from commerce.errors import ShopError
 from commerce.orders import actions as order_actions
 from commerce.orders import after_sales
-from commerce.orders.models import AfterSalesStatus
 from commerce.rules import utcnow
 
 log = logging.getLogger(__name__)
@@ -64,15 +63,15 @@ async def list_requests(actx: AdminContext) -> Outcome:
 
 @REGISTRY.command("approve", "同意", roles=MANAGERS, group="after_sales", confirm=True)
 async def approve(actx: AdminContext) -> Outcome:
-    """/approve ID: restated with the amount, then approved and the refundable amount refunded."""
+    """/approve ID: restated with the amount, then approved and the refundable amount refunded.
+    A seat of a group that has not filled is refused (GROUP_NOT_FILLED, action "after_sales")
+    before the confirmation and again at it: the request stays open, the customer untold."""
     if len(actx.args) != 1:
         raise UsageError
     rid = request_id(actx.arg(0))
-    if not actx.confirmed:
+    if not actx.confirmed:  # refused now, before the confirmation, when it could not refund
         async with unit_of_work(actx.ctx) as session:
-            view = await after_sales.get_request(session, request_id=rid)
-        if view.status != AfterSalesStatus.OPEN:
-            raise ShopError(ErrorCode.REQUEST_NOT_OPEN, request_id=rid, status=str(view.status))
+            view = await order_actions.check_after_sales_approvable(session, request_id=rid)
         return Outcome(Text("admin/approve_confirm", request_data(view)), confirm_first=True)
     async with unit_of_work(actx.ctx) as session:
         view, (before, after) = await order_actions.approve_after_sales(

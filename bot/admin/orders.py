@@ -22,7 +22,7 @@ from commerce import money
 from commerce.errors import ErrorCode, ShopError
 from commerce.groupbuys import groups as group_buys
 from commerce.orders import actions as order_actions
-from commerce.orders import carriers
+from commerce.orders import after_sales, carriers
 from commerce.orders import queries as order_admin
 from commerce.orders.actions import CancelledBy, ShipLine, ShipResult
 from commerce.orders.models import OrderStatus
@@ -186,7 +186,9 @@ async def show_order(actx: AdminContext) -> Outcome:
     async with unit_of_work(actx.ctx) as session:
         order = await order_admin.find_order(session, ref=order_ref(actx.arg(0)))
         waiting = await group_buys.waiting_for_group(session, order_ids=[order.id])
-    return Outcome(Text("admin/order", order_detail(order) | group_wait(waiting, order.id)))
+        requests = after_sales.decisions_data(await after_sales.of_order(session, order_id=order.id))
+    data = order_detail(order) | group_wait(waiting, order.id) | {"after_sales": requests}
+    return Outcome(Text("admin/order", data))
 
 
 def ship_lines(text: str) -> list[ShipLine]:

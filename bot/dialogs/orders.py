@@ -28,6 +28,7 @@ from bot.dialogs.common import error_reply, pay_card, unit_of_work
 from commerce.errors import ShopError
 from commerce.groupbuys import groups as group_buys
 from commerce.orders import actions as order_actions
+from commerce.orders import after_sales as after_sales_requests
 from commerce.orders import placement as orders
 from commerce.orders import status as order_status
 from commerce.orders.actions import CancelledBy
@@ -164,9 +165,10 @@ class OrdersDialog(Dialog[OrdersState, OrdersData]):
         async with unit_of_work(ctx) as session:
             order = await orders.get_order(session, order_id=data.order_id, customer_id=ctx.customer_id)
             waiting = await group_buys.waiting_for_group(session, order_ids=[order.id])
+            requests = after_sales_requests.decisions_data(await after_sales_requests.of_order(session, order_id=order.id))
         if order.status == OrderStatus.PENDING_PAYMENT:
             return Step(pay_card(ctx, order), OrdersState.DETAIL, data)
-        detail = {**order_data(order), **_group_wait(waiting, order.id)}
+        detail = {**order_data(order), **_group_wait(waiting, order.id), "after_sales": requests}
         return Step(Text("order_detail", detail), OrdersState.DETAIL, data)
 
     @on(OrdersState.LIST)

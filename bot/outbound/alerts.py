@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from commerce.background import BackgroundTasks
 from commerce.catalog import admin as catalog_admin
 from commerce.customers.handoffs import Ticket
+from commerce.groupbuys import groups as group_buys
 from commerce.messaging import notices
 from commerce.orders.views import OrderView, order_data
 from commerce.staff import staff
@@ -113,8 +114,14 @@ class StaffAlerts:
     # ---- the alerts ------------------------------------------------------------------
 
     async def order_paid(self, uow: UnitOfWork, order: OrderView) -> None:
-        """A new paid order, in the payment's unit of work (the payment service's `on_paid`)."""
+        """A new paid order, in the payment's unit of work (the payment service's `on_paid`).
+        A seat of a group not filled yet says so instead of inviting `/ship`: it cannot ship."""
+        waiting = await group_buys.waiting_for_group(uow.session, order_ids=[order.id])
+        joined, size = waiting.get(order.id, (0, 0))
         data = {
+            "group_wait": order.id in waiting,
+            "group_joined": joined,
+            "group_size": size,
             "order_no": order.order_no,
             "amount_fen": order.paid_fen,
             "items": order_data(order)["items"],

@@ -124,9 +124,10 @@ async def _staff(request: web.Request) -> tuple[str, str] | web.Response:
 
 def _page(request: web.Request, *, status: int = 200, **data: Any) -> web.Response:
     config = request.app[CONFIG]
+    context: dict[str, Any] = {"results": None, "problem": None, "shipped_count": 0, "refused_count": 0}
     html = request.app[PAGES].get_template("ship.html").render(
         shop=config.shop.name, carriers=all_carriers(), max_lines=order_actions.MAX_SHIP_LINES,
-        results=None, problem=None, **data,
+        **(context | data),
     )
     return web.Response(status=status, text=html, content_type="text/html", headers=HEADERS)
 
