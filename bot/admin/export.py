@@ -1,6 +1,6 @@
-"""/export: a one-time link to a CSV of orders over a date range, or of the catalog.
+"""/export: a link to the export page of orders (dates, status, XLSX or CSV) or of the catalog.
 
-The link (`bot.web.export`) opens once, within 10 minutes, and names (sealed, unreadable
+The link (`bot.web.export`) downloads once, within 10 minutes, and names (sealed, unreadable
 to whoever holds it) the kind, the dates and who asked; the file itself is generated
 when the link is opened. The audit row keeps the kind, the dates and the expiry, never
 the token (it is a key to customers' data).
@@ -8,7 +8,8 @@ the token (it is a key to customers' data).
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from bot.admin.registry import MANAGERS, REGISTRY, AdminContext, Outcome, UsageError
 from bot.chat.replies import Text
@@ -16,6 +17,7 @@ from bot.web.export import Kind, export_url
 from commerce.errors import ErrorCode, ShopError
 from commerce.reports.export import MAX_DAYS
 
+DEFAULT_DAYS = 30
 KIND_WORDS: dict[str, Kind] = {"orders": "orders", "订单": "orders", "products": "products", "商品": "products"}
 
 
@@ -30,15 +32,20 @@ def parse_day(word: str) -> date:
 
 @REGISTRY.command("export", "导出", roles=MANAGERS, group="stats")
 async def export(actx: AdminContext) -> Outcome:
-    """/export orders START END | /export products"""
-    kind = KIND_WORDS.get(actx.arg(0).lower())
+    """/export [orders [START END]] | /export products: the link to the export page (the
+    orders' dates there default to START-END, or the last DEFAULT_DAYS days)."""
+    kind = KIND_WORDS.get(actx.arg(0).lower()) if actx.args else "orders"
     if kind is None:
         raise UsageError
     start = end = None
     if kind == "orders":
-        if len(actx.args) != 3:
+        if len(actx.args) <= 1:
+            end = datetime.now(ZoneInfo(actx.services.config.shop.timezone)).date()
+            start = end - timedelta(days=DEFAULT_DAYS - 1)
+        elif len(actx.args) != 3:
             raise UsageError
-        start, end = parse_day(actx.arg(1)), parse_day(actx.arg(2))
+        else:
+            start, end = parse_day(actx.arg(1)), parse_day(actx.arg(2))
         if end < start or (end - start).days + 1 > MAX_DAYS:
             raise ShopError(ErrorCode.DATE_RANGE_INVALID, start=start.isoformat(), end=end.isoformat(),
                             max_days=MAX_DAYS)

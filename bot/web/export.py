@@ -1,23 +1,30 @@
-"""`GET /export/{token}`: a CSV export behind a sealed link that works once, for 10 minutes.
+"""`GET /export/{token}`: the export page behind a sealed link; `GET /export/{token}/file`:
+its file, once, within 10 minutes.
 
-Staff ask in the chat (`/export orders 2026-11-01 2026-11-25`, `/export products`) and
-get a link; the CSV is generated when the link is opened, so it is as fresh as the
-click. The token (`bot.web.signed_links`: encrypted and authenticated, its own domain label)
-binds a random link id, the kind, the date range, the staff member who asked and the
-expiry; whoever reads the link learns none of them. Its payload:
+Staff ask in the chat (`/export`, `/export orders 2026-11-01 2026-11-25`, `/export
+products`) and get a link. The page (`templates/pages/export.html`) offers the choices
+(dates, defaulting to the link's; one status or all; XLSX or CSV; Chinese or English
+headers) and a download button: WeChat's browser opens it, and where it will not save a
+file the page says to open it in the browser. The file is generated when downloaded, so
+it is as fresh as the click. The token (`bot.web.signed_links`: encrypted and
+authenticated, its own domain label) binds a random link id, the kind, the default date
+range, the staff member who asked and the expiry; whoever reads the link learns none of
+them. Its payload:
 
     link id (16 random bytes) | kind (1 byte: 0 products, 1 orders)
     | expires_at as unix seconds (4 bytes) | [start, end as date ordinals, 4 bytes each: orders]
     | openid (`signed_links.pack_id`)
 
-Opening the link checks the token (403 when altered or another kind of link), the
-expiry (410), and that whoever asked is still staff allowed to export (403 otherwise).
-Then, in one transaction, it builds the file, records the link id as used
-(`commerce.link_uses`: an INSERT whose primary key decides, so of two simultaneous
-clicks only one gets the file) and writes an audit row ("export_download"); a second
-use is 410 and writes nothing. The file is UTF-8 with a BOM (Excel then shows Chinese correctly), an
-attachment, never cached. The link carries customers' addresses and phone numbers to
-whoever opens it first: it is sent only to the staff member who asked.
+Both routes check the token (403 when altered or another kind of link), the expiry (410),
+and that whoever asked is still staff allowed to export (403 otherwise); the page builds
+and uses nothing. The file, in one transaction: built, the link id recorded as used
+(`commerce.link_uses`: an INSERT whose primary key decides, so of two simultaneous clicks
+only one gets the file) and an audit row ("export_download": kind, dates, status,
+format, language); a second use (file or page) is 410 and writes nothing. CSV is UTF-8
+with a BOM (Excel then shows Chinese correctly); either way an attachment named with
+`filename*=UTF-8''…` (and an ASCII fallback), never cached. The link carries customers'
+addresses and phone numbers to whoever opens it first: it is sent only to the staff
+member who asked.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import struct
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -36,14 +44,26 @@ from bot.admin.registry import MANAGERS
 from bot.config import Config
 from bot.keys import CONFIG, SERVICES
 from bot.web import signed_links
+from bot.web.product import PAGES
 from bot.web.signed_links import LinkError
 from commerce import link_uses
+from commerce.catalog.csv_io import write_csv
 from commerce.errors import ShopError
-from commerce.reports.export import CSV_ENCODING, export_orders_csv, export_products_csv
+from commerce.orders.models import OrderStatus
+from commerce.reports.export import (
+    CSV_ENCODING,
+    LOCALES,
+    MAX_DAYS,
+    STATUS_NAMES,
+    export_orders_rows,
+    export_products_csv,
+    to_xlsx,
+)
 from commerce.staff import audit
 
 log = logging.getLogger(__name__)
 
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 LINK_LIFETIME = timedelta(minutes=10)
 LINK_KIND = "export"  # the kind of its row in link_uses
 EXPORT_ROLES = MANAGERS  # the roles of /export: someone who lost them can no longer download
@@ -154,7 +174,7 @@ REFUSALS: dict[str, tuple[int, str]] = {
     "expired": (410, f"导出链接已过期（{_MINUTES} 分钟内有效），请在对话中重新发送 /export。\nThis export link has expired (links last {_MINUTES} minutes): send /export again in the chat."),
     "used": (410, "这个导出链接已经使用过（每个链接只能下载一次），请在对话中重新发送 /export。\nThis export link has already been used (each link downloads once): send /export again in the chat."),
     "not_staff": (403, "您已没有导出权限。\nYou may no longer export."),
-    "invalid": (400, "导出的日期范围无效，请在对话中重新发送 /export。\nThe export's date range is not valid: send /export again in the chat."),
+    "invalid": (400, f"导出的选项无效（日期范围最长 {MAX_DAYS} 天，结束不能早于开始），请返回修改。\nThe export's choices are not valid (a date range of at most {MAX_DAYS} days, ending after it starts): go back and change them."),
 }
 HEADERS = {
     "Cache-Control": "no-store",
@@ -172,31 +192,124 @@ class _Used(Exception):
     """The link was used already: nothing of this request is kept."""
 
 
-async def export_csv(request: web.Request) -> web.Response:
+FORMATS = ("xlsx", "csv")
+STATUS_CHOICES: tuple[str, ...] = ("", *(str(s) for s in OrderStatus))  # "": every status
+
+
+@dataclass(frozen=True, slots=True)
+class Choices:
+    """What the export page asks: the dates, one status or all, the file's format and language."""
+
+    start: date | None
+    end: date | None
+    status: OrderStatus | None
+    format: str
+    locale: str
+
+
+def _choices(request: web.Request, claim: ExportClaim, shop_locale: str) -> Choices:
+    """The page's choices from the query (the link's dates, every status, CSV and the shop's
+    language when not given); ValueError when one is not valid."""
+    query = request.query
+    if claim.kind == "products":
+        return Choices(None, None, None, "csv", shop_locale)
+    start = date.fromisoformat(query["start"]) if query.get("start") else claim.start
+    end = date.fromisoformat(query["end"]) if query.get("end") else claim.end
+    status_word = query.get("status", "")
+    fmt = query.get("format") or "csv"
+    locale = query.get("lang") or shop_locale
+    if status_word not in STATUS_CHOICES or fmt not in FORMATS or locale not in LOCALES:
+        raise ValueError("not a choice")
+    return Choices(start, end, OrderStatus(status_word) if status_word else None, fmt, locale)
+
+
+def content_disposition(ascii_name: str, name: str) -> str:
+    """An attachment named `name` (RFC 6266: filename*=UTF-8''..., with an ASCII fallback)."""
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def _filenames(claim: ExportClaim, choices: Choices) -> tuple[str, str]:
+    if claim.kind == "products" or choices.start is None or choices.end is None:
+        return claim.filename, claim.filename
+    span = f"{choices.start.isoformat()}_{choices.end.isoformat()}"
+    status = f"-{choices.status}" if choices.status else ""
+    ascii_name = f"orders-{span}{status}.{choices.format}"
+    if choices.locale != "zh":
+        return ascii_name, ascii_name
+    label = STATUS_NAMES["zh"].get(str(choices.status), "") if choices.status else ""
+    name = f"订单-{choices.start.isoformat()}至{choices.end.isoformat()}{'-' + label if label else ''}.{choices.format}"
+    return ascii_name, name
+
+
+async def _claim(request: web.Request, now: datetime) -> tuple[ExportClaim, str] | web.Response:
+    """The link's claim and its staff member's role, or the refusal to answer with."""
     config = request.app[CONFIG]
-    services = request.app[SERVICES]
-    now = datetime.now(UTC)
     try:
         claim = read_export_token(key=config.signing_key, token=request.match_info["token"], now=now)
     except LinkError as exc:
         log.info("export link refused", extra={"reason": exc.reason})
         return _refuse(exc.reason)
-    role = await services.staff.role(claim.openid)
+    role = await request.app[SERVICES].staff.role(claim.openid)
     if role not in EXPORT_ROLES:
         log.info("export link refused", extra={"reason": "not_staff"})
         return _refuse("not_staff")
-    args = [claim.kind, *(d.isoformat() for d in (claim.start, claim.end) if d)]
+    return claim, str(role)
+
+
+async def export_page(request: web.Request) -> web.Response:
+    """The page behind the link: the choices and a download button that works in WeChat's
+    browser (or, where it will not download, after 在浏览器打开). Builds nothing, uses nothing."""
+    now = datetime.now(UTC)
+    claimed = await _claim(request, now)
+    if isinstance(claimed, web.Response):
+        return claimed
+    claim, _ = claimed
+    async with request.app[SERVICES].uow() as uow:
+        if await link_uses.is_used(uow.session, link_id=claim.link_id):
+            return _refuse("used")
+    config = request.app[CONFIG]
+    html = request.app[PAGES].get_template("export.html").render(
+        shop=config.shop.name, kind=claim.kind, start=claim.start, end=claim.end,
+        expires_at=claim.expires_at.astimezone(ZoneInfo(config.shop.timezone)).strftime("%H:%M"),
+        statuses=[(s, STATUS_NAMES["zh"].get(s, s), s) for s in STATUS_CHOICES if s],
+        locale=config.shop.locale if config.shop.locale in LOCALES else "zh", max_days=MAX_DAYS,
+        file_url=f"/export/{request.match_info['token']}/file",
+    )
+    return web.Response(text=html, content_type="text/html", headers=HEADERS)
+
+
+async def export_file(request: web.Request) -> web.Response:
+    """The file, once: built in the transaction that records the link's use."""
+    config = request.app[CONFIG]
+    services = request.app[SERVICES]
+    now = datetime.now(UTC)
+    claimed = await _claim(request, now)
+    if isinstance(claimed, web.Response):
+        return claimed
+    claim, role = claimed
+    try:
+        choices = _choices(request, claim, config.shop.locale if config.shop.locale in LOCALES else "zh")
+    except ValueError:
+        return _refuse("invalid")
+    args = [claim.kind, *(d.isoformat() for d in (choices.start, choices.end) if d)]
+    if claim.kind == "orders":
+        args += [str(choices.status or "all"), choices.format, choices.locale]
     try:
         async with services.uow() as uow:
             session = uow.session
             if await link_uses.is_used(session, link_id=claim.link_id):  # no file built for a replay
                 raise _Used
-            if claim.start is not None and claim.end is not None:
-                text = await export_orders_csv(
-                    session, start=claim.start, end=claim.end, tz=ZoneInfo(config.shop.timezone)
+            if choices.start is not None and choices.end is not None:
+                rows = await export_orders_rows(
+                    session, start=choices.start, end=choices.end, tz=ZoneInfo(config.shop.timezone),
+                    status=choices.status, locale=choices.locale,
                 )
+                if choices.format == "xlsx":
+                    body = to_xlsx(rows, title="订单" if choices.locale == "zh" else "orders")
+                else:
+                    body = write_csv(rows).encode(CSV_ENCODING)  # UTF-8 with a BOM
             else:
-                text = await export_products_csv(session)
+                body = (await export_products_csv(session)).encode(CSV_ENCODING)
             # The INSERT decides, after the file is built (on SQLite a write holds the
             # database's one write lock until the commit): of two simultaneous clicks
             # one records the use, the other finds its row and gets nothing.
@@ -205,25 +318,23 @@ async def export_csv(request: web.Request) -> web.Response:
             ):
                 raise _Used
             await audit.record(
-                session, actor=claim.openid, role=str(role), command="export_download", args=args,
-                outcome="ok", after={"characters": len(text)},
+                session, actor=claim.openid, role=role, command="export_download", args=args,
+                outcome="ok", after={"bytes": len(body)},
             )
     except _Used:
         log.info("export link refused", extra={"reason": "used"})
         return _refuse("used")
     except ShopError:
         return _refuse("invalid")
-    body = text.encode(CSV_ENCODING)  # UTF-8 with a BOM
+    ascii_name, name = _filenames(claim, choices)
+    content_type = XLSX_TYPE if choices.format == "xlsx" else "text/csv; charset=utf-8"
     return web.Response(
         body=body,
-        headers={
-            **HEADERS,
-            "Content-Type": "text/csv; charset=utf-8",
-            "Content-Disposition": f'attachment; filename="{claim.filename}"',
-        },
+        headers={**HEADERS, "Content-Type": content_type, "Content-Disposition": content_disposition(ascii_name, name)},
     )
 
 
 def add_routes(app: web.Application) -> None:
     # no HEAD: a link preview must not build the file nor write an audit row
-    app.router.add_get("/export/{token}", export_csv, allow_head=False)
+    app.router.add_get("/export/{token}", export_page, allow_head=False)
+    app.router.add_get("/export/{token}/file", export_file, allow_head=False)

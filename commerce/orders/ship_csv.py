@@ -12,27 +12,46 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 from commerce.errors import ErrorCode, ShopError
 from commerce.orders.actions import MAX_SHIP_LINES, ShipLine
 
 MAX_FILE_BYTES = 512 * 1024
 HEADERS: dict[str, tuple[str, ...]] = {
-    "ref": ("订单号", "订单编号", "订单", "order", "order_no", "orderno", "order number", "order_number"),
-    "carrier": ("快递公司", "承运商", "物流公司", "快递", "carrier", "courier", "carrier_code"),
-    "tracking_no": ("运单号", "快递单号", "物流单号", "单号", "tracking", "tracking_no", "tracking number",
-                    "tracking_number", "waybill"),
+    "ref": ("订单号", "订单编号", "订单", "order", "order no", "order number", "order id"),
+    "carrier": ("快递公司", "承运商", "物流公司", "快递", "carrier", "courier", "carrier code"),
+    "tracking_no": ("运单号", "快递单号", "物流单号", "单号", "tracking", "tracking no", "tracking number", "waybill"),
 }
-_WORDS = {word: field for field, words in HEADERS.items() for word in words}
+_CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
+
+
+def _header_key(text: str) -> str:
+    return re.sub(r"[\s_\-.#]+", "", text.strip().lstrip("\ufeff").casefold())
+
+
+_WORDS = {_header_key(word): field for field, words in HEADERS.items() for word in words}
 
 
 def _decode(data: bytes) -> str:
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise ShopError(ErrorCode.CSV_INVALID, reason="encoding")
+    """UTF-8 (a BOM or not), else GB18030. Chinese written in GBK may also be valid UTF-8
+    (as Armenian or Greek letters): then the reading that gives Chinese wins."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = ""
+    else:
+        if text.isascii() or _CJK.search(text):
+            return text
+    try:
+        chinese = data.decode("gb18030")
+    except UnicodeDecodeError:
+        chinese = ""
+    if _CJK.search(chinese) or not text:
+        if not chinese:
+            raise ShopError(ErrorCode.CSV_INVALID, reason="encoding")
+        return chinese
+    return text
 
 
 def _cell(row: list[str], index: int | None) -> str:
@@ -59,7 +78,7 @@ def read_ship_csv(data: bytes) -> list[ShipLine]:
     for number, row in enumerate(rows, 1):
         if not any(cell.strip() for cell in row):
             continue
-        names = [_WORDS.get(cell.strip().lower().lstrip("\ufeff")) for cell in row]
+        names = [_WORDS.get(_header_key(cell)) for cell in row]
         if not header_seen and not lines and any(names):
             header_seen = True
             columns = {field: (names.index(field) if field in names else None) for field in HEADERS}

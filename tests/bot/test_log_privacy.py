@@ -155,7 +155,7 @@ async def _staff_day(shop: Shop) -> str:
     today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
     export = await owner.say(f"/export orders {today - timedelta(days=1)} {today}")
     export_path = _link(export.text, "export")
-    download = await shop.client.get(export_path)
+    download = await shop.client.get(f"{export_path}/file")
     assert download.status == 200
     assert PHONE in (await download.read()).decode("utf-8-sig")  # the file has it; the logs must not
     stranger = await shop.user(STRANGER, aes=True).say("/stats")
@@ -243,7 +243,7 @@ async def test_a_day_of_the_shop_leaves_no_secret_in_the_logs(
     key = shop.config.signing_key
     pay_mark, export_mark = link_hash(tokens[0], key=key), link_hash(tokens[1], key=key)
     assert {"/wechat", f"/pay/{pay_mark}", f"/pay/{pay_mark}/status", f"/pay/{pay_mark}/simulate",
-            "/pay/notify/sandbox", f"/export/{export_mark}"} <= paths, paths
+            "/pay/notify/sandbox", f"/export/{export_mark}/file"} <= paths, paths
     assert len(access) >= 20 and all({"method", "status", "bytes", "ms"} <= e.keys() for e in access)
     assert {e["status"] for e in access if e["path"] == "/wechat"} >= {200, 400, 403}
     users = {e.get("user") for e in entries}

@@ -107,6 +107,8 @@ def test_a_link_hash_is_short_keyed_and_stable() -> None:
         ("/pay/notify/o_someone_s_openid", f"/pay/{_h('notify')}/…"),
         (f"/export/{TOKEN}", f"/export/{_h(TOKEN)}"),
         (f"/export/{TOKEN}/more", f"/export/{_h(TOKEN)}/…"),
+        (f"/export/{TOKEN}/file", f"/export/{_h(TOKEN)}/file"),
+        (f"/ship/{TOKEN}", f"/ship/{_h(TOKEN)}"),
         ("/g/XYZ789", f"/g/{_h('XYZ789')}"),
         ("/r/AB12CD", f"/r/{_h('AB12CD')}"),
         ("/s/v1.g.XYZ789", f"/s/{_h('v1.g.XYZ789')}"),

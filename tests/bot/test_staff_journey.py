@@ -62,7 +62,7 @@ async def test_the_merchants_day(staffed: Shop) -> None:  # noqa: F811
     today = date.today()
     link = await owner.say(f"/export orders {today - timedelta(days=1)} {today + timedelta(days=1)}")
     url = next(word for word in link.text.split() if "/export/" in word)
-    csv = await staffed.client.get(urlparse(url).path)
+    csv = await staffed.client.get(urlparse(url).path + "/file")
     assert csv.status == 200
     assert order_no in (await csv.read()).decode("utf-8-sig")
 

@@ -63,18 +63,21 @@ async def test_orders_export_link_serves_the_csv(staffed: Shop) -> None:
     order_no = await place(staffed, "o_buyer_1", "FRU-BANANA-3J", 2)
     today = _today()
     reply = await staffed.user(OPERATOR).say(f"/export orders {today - timedelta(days=1)} {today}")
-    assert "订单 CSV 导出链接" in reply.text and "前有效" in reply.text and "请勿转发" in reply.text
+    assert "订单导出页面" in reply.text and "前有效" in reply.text and "请勿转发" in reply.text
     assert "只能下载一次" in reply.text
     path = LINK.search(reply.text).group(1)  # type: ignore[union-attr]
 
-    response = await staffed.client.get(path)
+    page = await staffed.client.get(path)
+    assert page.status == 200 and f'action="{path}/file"' in await page.text()
+    response = await staffed.client.get(f"{path}/file")
     assert response.status == 200
     assert response.headers["Content-Type"].startswith("text/csv")
     assert response.headers["Content-Disposition"] == (
-        f'attachment; filename="orders-{today - timedelta(days=1)}_{today}.csv"')
+        f'attachment; filename="orders-{today - timedelta(days=1)}_{today}.csv"; '
+        f"filename*=UTF-8''%E8%AE%A2%E5%8D%95-{today - timedelta(days=1)}%E8%87%B3{today}.csv")
     assert response.headers["Cache-Control"] == "no-store"
     rows = _rows(await response.read())
-    assert rows[0][:3] == ["order_no", "created_at", "status"]
+    assert rows[0][:5] == ["订单号", "下单时间", "订单状态", "拼团状态", "团号"]
     (line,) = rows[1:]
     assert line[0] == order_no and "香蕉" in line and "张三" in line
 
@@ -84,19 +87,19 @@ async def test_orders_export_link_serves_the_csv(staffed: Shop) -> None:
     assert asked.after["kind"] == "orders" and asked.after["start"] == str(today - timedelta(days=1))
     assert path.rsplit("/", 1)[1] not in str(asked.after) + str(asked.args)  # the token is a key: never logged
     assert (downloaded.actor, downloaded.command, downloaded.outcome) == (OPERATOR, "export_download", "ok")
-    assert downloaded.args == ["orders", str(today - timedelta(days=1)), str(today)]
+    assert downloaded.args == ["orders", str(today - timedelta(days=1)), str(today), "all", "csv", "zh"]
 
 
 async def test_orders_export_is_bound_to_its_dates(staffed: Shop) -> None:
     await place(staffed, "o_buyer_1", "FRU-BANANA-3J", 2)
     path = await _link(staffed, OWNER, "/导出 订单 2020-01-01 2020-01-31")
-    rows = _rows(await (await staffed.client.get(path)).read())
+    rows = _rows(await (await staffed.client.get(f"{path}/file")).read())
     assert len(rows) == 1  # the header only: no orders then
 
 
 async def test_products_export_round_trips_through_import(staffed: Shop) -> None:
     path = await _link(staffed, OWNER, "/export products")
-    response = await staffed.client.get(path)
+    response = await staffed.client.get(f"{path}/file")
     assert response.status == 200 and "filename=\"products-" in response.headers["Content-Disposition"]
     body = await response.read()
     rows = _rows(body)
@@ -129,7 +132,7 @@ async def test_a_link_works_only_while_its_seal_and_time_hold(staffed: Shop) -> 
     response = await staffed.client.get(f"/export/{expired}")
     assert response.status == 410 and "过期" in await response.text()
     fresh = make_export_token(key=key, kind="products", openid=OWNER, expires_at=datetime.now(UTC) + timedelta(minutes=1))
-    assert (await staffed.client.get(f"/export/{fresh}")).status == 200
+    assert (await staffed.client.get(f"/export/{fresh}/file")).status == 200
 
     pay_token = make_pay_token(key=key, order_no="SF1", openid=OWNER, expires_at=datetime.now(UTC) + timedelta(minutes=5))
     assert (await staffed.client.get(f"/export/{pay_token}")).status == 403  # a payment link is no export link
@@ -147,7 +150,7 @@ async def test_a_link_lasts_ten_minutes(staffed: Shop) -> None:
     assert response.status == 410 and "10 分钟" in text and "10 minutes" in text and "30" not in text
     late_url, _ = export_url(staffed.config, kind="products", openid=OWNER,
                              now=datetime.now(UTC) - LINK_LIFETIME + timedelta(seconds=30))
-    assert (await staffed.client.get(late_url.removeprefix("https://shop.example.com"))).status == 200
+    assert (await staffed.client.get(late_url.removeprefix("https://shop.example.com") + "/file")).status == 200
     assert len(await _downloads(staffed)) == 1
 
 
@@ -155,19 +158,20 @@ async def test_a_link_downloads_once(staffed: Shop) -> None:
     await place(staffed, "o_buyer_1", "FRU-BANANA-3J", 2)
     today = _today()
     path = await _link(staffed, OPERATOR, f"/export orders {today} {today}")
-    assert (await staffed.client.get(path)).status == 200
+    assert (await staffed.client.get(f"{path}/file")).status == 200
     audit_before = await _audit(staffed)
 
-    again = await staffed.client.get(path)
+    again = await staffed.client.get(f"{path}/file")
     text = await again.text()
     assert again.status == 410
     assert "已经使用过" in text and "already been used" in text and "/export" in text
     assert "张三" not in text and again.headers["Cache-Control"] == "no-store"
     assert [e.id for e in await _audit(staffed)] == [e.id for e in audit_before]  # no second audit row
     assert len(await _link_uses(staffed)) == 1
+    assert (await staffed.client.get(path)).status == 410  # nor its page
 
     fresh = await _link(staffed, OPERATOR, f"/export orders {today} {today}")  # asking again works
-    assert fresh != path and (await staffed.client.get(fresh)).status == 200
+    assert fresh != path and (await staffed.client.get(f"{fresh}/file")).status == 200
     assert len(await _downloads(staffed)) == 2
 
 
@@ -180,7 +184,7 @@ async def test_two_simultaneous_downloads_give_one_file(
     await place(staffed, "o_buyer_1", "FRU-BANANA-3J", 2)
     today = _today()
     path = await _link(staffed, OWNER, f"/export orders {today} {today}")
-    responses = await asyncio.gather(*(staffed.client.get(path) for _ in range(2)))
+    responses = await asyncio.gather(*(staffed.client.get(f"{path}/file") for _ in range(2)))
     assert sorted(r.status for r in responses) == [200, 410]
     ok = next(r for r in responses if r.status == 200)
     assert "张三" in (await ok.read()).decode("utf-8")
@@ -223,8 +227,6 @@ async def test_a_link_dies_with_its_askers_role(staffed: Shop) -> None:
 @pytest.mark.parametrize(
     ("command", "expected"),
     [
-        ("/export", "参数不对"),
-        ("/export orders", "参数不对"),
         ("/export orders 2026-11-01", "参数不对"),
         ("/export orders 2026-13-01 2026-11-02", "参数不对"),
         ("/export orders yesterday today", "参数不对"),
@@ -239,7 +241,7 @@ async def test_export_refuses_wrong_arguments(sqlite_staffed: Shop, command: str
     reply = await sqlite_staffed.user(OWNER).say(command)
     assert expected in reply.text and "/export/" not in reply.text
     if expected == "参数不对":
-        assert "/export orders 开始日期 结束日期" in reply.text
+        assert "/export [orders [开始日期 结束日期]]" in reply.text
 
 
 async def test_export_accepts_slashed_and_compact_dates(sqlite_staffed: Shop) -> None:
