@@ -54,6 +54,7 @@ from commerce.reports.export import (
     CSV_ENCODING,
     LOCALES,
     MAX_DAYS,
+    READY_TO_SHIP,
     STATUS_NAMES,
     export_orders_rows,
     export_products_csv,
@@ -193,7 +194,7 @@ class _Used(Exception):
 
 
 FORMATS = ("xlsx", "csv")
-STATUS_CHOICES: tuple[str, ...] = ("", *(str(s) for s in OrderStatus))  # "": every status
+STATUS_CHOICES: tuple[str, ...] = ("", READY_TO_SHIP, *(str(s) for s in OrderStatus))  # "": every status
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +203,7 @@ class Choices:
 
     start: date | None
     end: date | None
-    status: OrderStatus | None
+    status: OrderStatus | str | None  # READY_TO_SHIP too
     format: str
     locale: str
 
@@ -220,7 +221,12 @@ def _choices(request: web.Request, claim: ExportClaim, shop_locale: str) -> Choi
     locale = query.get("lang") or shop_locale
     if status_word not in STATUS_CHOICES or fmt not in FORMATS or locale not in LOCALES:
         raise ValueError("not a choice")
-    return Choices(start, end, OrderStatus(status_word) if status_word else None, fmt, locale)
+    status: OrderStatus | str | None = None
+    if status_word == READY_TO_SHIP:
+        status = READY_TO_SHIP
+    elif status_word:
+        status = OrderStatus(status_word)
+    return Choices(start, end, status, fmt, locale)
 
 
 def content_disposition(ascii_name: str, name: str) -> str:
@@ -271,7 +277,7 @@ async def export_page(request: web.Request) -> web.Response:
     html = request.app[PAGES].get_template("export.html").render(
         shop=config.shop.name, kind=claim.kind, start=claim.start, end=claim.end,
         expires_at=claim.expires_at.astimezone(ZoneInfo(config.shop.timezone)).strftime("%H:%M"),
-        statuses=[(s, STATUS_NAMES["zh"].get(s, s), s) for s in STATUS_CHOICES if s],
+        statuses=[(s, STATUS_NAMES["zh"].get(s, s), STATUS_NAMES["en"].get(s, s)) for s in STATUS_CHOICES if s],
         locale=config.shop.locale if config.shop.locale in LOCALES else "zh", max_days=MAX_DAYS,
         file_url=f"/export/{request.match_info['token']}/file",
     )

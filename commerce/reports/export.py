@@ -17,13 +17,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.catalog.csv_io import export_products_csv_rows, safe_cell, write_csv
 from commerce.customers.models import Customer
 from commerce.errors import ErrorCode, ShopError
-from commerce.groupbuys.models import GroupBuy
+from commerce.groupbuys.models import GroupBuy, GroupStatus
 from commerce.money import format_yuan
 from commerce.orders.models import Order, OrderLine, OrderStatus
 from commerce.rules import as_utc
@@ -66,15 +66,21 @@ ORDER_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("address_text", "完整地址", "address_text"),
     ("note", "备注", "note"),
 )
+READY_TO_SHIP = "to_ship"  # a choice beside the statuses: paid, and not a seat waiting for its group
+WAITING = "waiting_for_group"  # what a paid seat of a group not filled yet reads as, instead of paid
 STATUS_NAMES: dict[str, dict[str, str]] = {
     "zh": {"pending_payment": "待支付", "paid": "待发货", "shipped": "已发货", "completed": "已完成",
-           "cancelled": "已取消", "refunding": "退款中", "refunded": "已退款"},
-    "en": {s.value: s.value for s in OrderStatus},
+           "cancelled": "已取消", "refunding": "退款中", "refunded": "已退款", WAITING: "待成团",
+           READY_TO_SHIP: "可发货"},
+    "en": {**{s.value: s.value for s in OrderStatus}, WAITING: WAITING, READY_TO_SHIP: "ready to ship"},
 }
 GROUP_NAMES: dict[str, dict[str, str]] = {
     "zh": {"forming": "待团长付款", "open": "待成团", "filled": "已成团", "failed": "未成团", "closed": "已关闭"},
     "en": {"forming": "forming", "open": "waiting", "filled": "filled", "failed": "failed", "closed": "closed"},
 }
+
+
+OPEN_GROUPS = (GroupStatus.FORMING.value, GroupStatus.OPEN.value)
 
 
 def order_headers(locale: str) -> tuple[str, ...]:
@@ -132,11 +138,13 @@ def _local(moment: datetime | None, tz: ZoneInfo) -> str:
 
 
 async def export_orders_rows(
-    session: AsyncSession, *, start: date, end: date, tz: ZoneInfo, status: OrderStatus | None = None,
+    session: AsyncSession, *, start: date, end: date, tz: ZoneInfo, status: OrderStatus | str | None = None,
     locale: str = "zh",
 ) -> list[tuple[object, ...]]:
     """The header and the rows of the orders created from `start` to `end` (local dates,
-    both included), in `status` (None: all), one row per order line, oldest first. The
+    both included), in `status` (None: all; READY_TO_SHIP: paid orders that may ship, not
+    the seats of a group that has not filled), one row per order line, oldest first. A
+    paid seat waiting for its group reads as WAITING ("待成团"), not as paid. The
     order's amounts repeat on each of its rows: sum them over the rows with line_no 1.
     Headers, statuses and group statuses in `locale`; a group seat's row names its group's
     status ("待成团 (2/3)" for one waiting: it cannot ship) and code; the address comes
@@ -160,7 +168,12 @@ async def export_orders_rows(
         .where(Order.created_at >= since, Order.created_at < until)
         .order_by(Order.created_at, Order.id, OrderLine.id)
     )
-    if status is not None:
+    if status == READY_TO_SHIP:
+        query = query.where(
+            Order.status == OrderStatus.PAID.value,
+            or_(Order.group_id.is_(None), GroupBuy.status == GroupStatus.FILLED.value),
+        )
+    elif status is not None:
         query = query.where(Order.status == OrderStatus(status).value)
     rows = await session.execute(query)
     statuses, groups = STATUS_NAMES[locale], GROUP_NAMES[locale]
@@ -168,11 +181,13 @@ async def export_orders_rows(
     line_no: dict[int, int] = {}
     for order, line, openid, group_status, group_code, paid_count, size in rows:
         line_no[order.id] = line_no.get(order.id, 0) + 1
-        group = ""
+        group, shown_status = "", order.status
         if group_status is not None:
             group = groups.get(group_status, group_status)
-            if group_status == "open":
+            if group_status == GroupStatus.OPEN.value:
                 group += f" ({paid_count}/{size})"
+            if order.status == OrderStatus.PAID.value and group_status in OPEN_GROUPS:
+                shown_status = WAITING
         province, city, district, detail = split_address(order.address_text)
         out.append(
             tuple(
@@ -180,7 +195,7 @@ async def export_orders_rows(
                 for v in (
                     order.order_no,
                     _local(order.created_at, tz),
-                    statuses.get(order.status, order.status),
+                    statuses.get(shown_status, shown_status),
                     group,
                     group_code or "",
                     openid,

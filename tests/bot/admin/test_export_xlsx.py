@@ -59,13 +59,17 @@ async def test_orders_export_page_gives_an_xlsx_with_chinese_headers_group_colum
     plain, waiting = by_no[paid.order_no], by_no[seat]
     assert (plain["订单状态"], plain["拼团状态"], plain["团号"]) == ("待发货", "", "")
     assert (plain["省"], plain["市"], plain["区/县"], plain["详细地址"]) == ("上海市", "上海市", "浦东新区", "世纪大道1号")
-    assert waiting["拼团状态"] == "待成团 (1/3)" and len(waiting["团号"]) == 6
-
+    assert (waiting["订单状态"], waiting["拼团状态"]) == ("待成团", "待成团 (1/3)") and len(waiting["团号"]) == 6
     assert (await shop.client.get(f"{path.group(1)}/file")).status == 410  # one download
-    bad = await shop.user(OWNER).say("/export")
-    bad_path = LINK.search(bad.text)
-    assert bad_path is not None
-    assert (await shop.client.get(f"{bad_path.group(1)}/file", params={"format": "pdf"})).status == 400
+
+    again = LINK.search((await shop.user(OWNER).say("/export")).text)
+    assert again is not None
+    assert (await shop.client.get(f"{again.group(1)}/file", params={"format": "pdf"})).status == 400
+    ready = await shop.client.get(f"{again.group(1)}/file", params={"status": "to_ship", "lang": "en"})
+    assert ready.status == 200 and ready.headers["Content-Type"].startswith("text/csv")
+    text = (await ready.read()).decode("utf-8-sig")
+    assert text.startswith("order_no,created_at,status,group_status,group_code,")
+    assert paid.order_no in text and seat not in text  # ready to ship: the waiting seat is left out
     assert "/export/" not in (await shop.user(STRANGER).say("/export")).text
 
 
