@@ -262,10 +262,11 @@ async def _ship_one(actx: AdminContext, line: ShipLine) -> Outcome:
         raise UsageError from None
     async with unit_of_work(actx.ctx) as session:
         before = await order_admin.find_order(session, ref=line.ref)
-        after = await order_actions.ship_order(
-            session, order_id=before.id, carrier=line.carrier, tracking_no=line.tracking_no,
-            actor=staff_actor(actx), now=utcnow(),
-        )
+        (result,) = await order_actions.ship_orders(session, lines=[line], actor=staff_actor(actx), now=utcnow())
+        if result.error is not None:
+            raise result.error
+        assert result.order is not None
+        after = result.order
     reply = Text("admin/shipped", {"order_no": after.order_no, "carrier": after.carrier,
                                    "tracking_no": after.tracking_no, "told": True})  # queued with the move
     return Outcome(reply, _state(before), _state(after))

@@ -231,13 +231,13 @@ async def ship_order(
 ) -> OrderView:
     """paid -> shipped, with the carrier and tracking number; the customer is told
     (`order_shipped`, with the carrier's name and tracking link when `carriers.toml` knows
-    it). CARRIER_INVALID, TRACKING_INVALID (`check_shipment`); GROUP_NOT_FILLED (details:
-    group_code, paid_count, size) for a seat of a group that has not filled;
-    ILLEGAL_TRANSITION when the order is not paid (any more)."""
+    it). GROUP_NOT_FILLED (details: group_code, paid_count, size) for a seat of a group
+    that has not filled; ILLEGAL_TRANSITION when the order is not paid (any more). What
+    staff typed is checked by `ship_orders` (`check_shipment`), the entry point of `/ship`
+    and the bulk ship page."""
     now = as_utc(now)
-    carrier, tracking_no = check_shipment(carrier, tracking_no)
     await _owned(session, order_id=order_id, customer_id=None)
-    values = {"carrier": carrier, "tracking_no": tracking_no}
+    values = {"carrier": carrier.strip()[:CARRIER_MAX], "tracking_no": tracking_no.strip()[:64]}
     await publish(session, ShipRequested(order_id))  # e.g. a group seat ships once its group filled
     moved = await move(
         session,
@@ -292,11 +292,10 @@ async def ship_orders(
     for line in lines:
         try:
             async with session.begin_nested():
-                check_shipment(line.carrier, line.tracking_no)
+                carrier, tracking_no = check_shipment(line.carrier, line.tracking_no)
                 found = await find_order(session, ref=line.ref)
                 order = await ship_order(
-                    session, order_id=found.id, carrier=line.carrier, tracking_no=line.tracking_no,
-                    actor=actor, now=now,
+                    session, order_id=found.id, carrier=carrier, tracking_no=tracking_no, actor=actor, now=now
                 )
         except ShopError as exc:
             results.append(ShipResult(line, error=exc))

@@ -48,14 +48,14 @@ COUNTS = {
     "per_user_limit", "total_quantity", "max_days", "max_hours", "max_size", "max_limit",
     "max_rows", "max_length", "min_length", "points_used", "current", "product_id",
     "withdrawal_id", "delta", "dispatch_hours", "return_days", "cart_items", "in_cart", "offer_quantity", "shipped_count",
-    "ticket", "ticket_id", "waiting", "failed_count",
+    "ticket", "ticket_id", "waiting", "failed_count", "paid_count", "line_no",
 }
 
 LISTS = {
     "lines", "items", "variants", "hot", "categories", "orders", "problems", "offers",
     "campaigns", "mine", "moves", "badges", "requests", "entries", "coupons", "members",
     "groups", "error_lines", "events", "top", "pending", "low_stock", "top_referrers",
-    "cart", "recent", "tickets", "before", "said",
+    "cart", "recent", "tickets", "before", "said", "after_sales",
 }
 
 # free text: the test removes these from a reply before looking for stray words
@@ -88,6 +88,10 @@ TEXT: dict[str, Any] = {
     "address_name_full": "张三",
     "carrier": "顺丰",
     "tracking_no": "1234567890",
+    "carrier_zh": "顺丰速运",
+    "carrier_en": "SF Express",
+    "tracking_url": "https://www.kuaidi100.com/chaxun?com=shunfeng&nu=1234567890",
+    "ref": "202612040001",
     "reason": "商品破损",
     "resolution": "已超过售后期",
     "note": "请尽快",
@@ -194,6 +198,7 @@ D_BY_CODE: dict[str, dict[str, Any]] = {
 # a name that means something else in one template
 TEMPLATE_SAMPLES: dict[str, dict[str, Any]] = {
     "buy_again": {"added": 2, "missing": ["巨峰葡萄"]},
+    "admin/shipped_batch": {"shipped": "@list", "refused": "@list"},
     "checkout_review": {"address": "@map", "points": "@map", "coupon": "@map"},
     "added_to_cart": {"cart": "@map"},
     "admin/help": {"role": "operator"},
@@ -228,6 +233,9 @@ NESTED: dict[str, Any] = {
     "groups.commands": "@list",
     "refund_error.code": "out_of_stock",
     "refund_error.d": "@map",
+    "refused.error": "@map",
+    "error.code": "group_not_filled",
+    "error.d": "@map",
     "address.address": "上海市浦东新区世纪大道100号",
     "address.name": "张三",
     "d.known": ["水果", "茶叶"],

@@ -353,7 +353,8 @@ _CJK = re.compile(r"[\u3400-\u9fff]")
 _KEY = re.compile(r"\b[a-z]+(?:_[a-z]+)+\b")
 _WORD = re.compile(r"[A-Za-z]{2,}")
 # words a Chinese reply keeps in English: units, formats, staff commands and their arguments
-_ZH_ALLOWED = {"SKU", "CSV", "ID", "UTF", "GBK", "MB", "http", "https", "TA", "xx", "pingguo", "limit", "quota"}
+_ZH_ALLOWED = {"SKU", "CSV", "ID", "UTF", "GBK", "MB", "http", "https", "TA", "xx", "pingguo", "limit", "quota",
+               "Excel", "EMS"}
 # the line of help that points to the other language
 _OTHER_LANGUAGE = ('English: reply "help" for instructions in English.', "中文：回复「帮助」查看中文说明。")
 _CSV_HEADER = "sku_code,name,subtitle,category,price_yuan,stock,status,spec"

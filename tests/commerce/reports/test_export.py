@@ -37,8 +37,8 @@ def parse(text: str) -> list[dict[str, str]]:
 async def orders_csv(
     sessions: async_sessionmaker[AsyncSession], start: date, end: date
 ) -> list[dict[str, str]]:
-    text = await run(sessions, export.export_orders_csv, start=start, end=end, tz=TZ)
-    assert text.splitlines()[0] == ",".join(export.ORDER_COLUMNS)
+    text = await run(sessions, export.export_orders_csv, start=start, end=end, tz=TZ, locale="en")
+    assert text.splitlines()[0] == ",".join(export.order_headers("en"))
     return parse(text)
 
 
