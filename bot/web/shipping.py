@@ -1,7 +1,8 @@
 """`/ship/{token}`: the bulk ship page, behind a sealed link that works for 30 minutes.
 
 Staff send `/ship 批量` (`/ship upload`) in the chat and get the link. `GET` shows a form
-to upload a CSV (order number, carrier, tracking number: `commerce.orders.ship_csv`);
+to upload a CSV or XLSX file, or paste rows (order number, carrier, tracking number:
+`commerce.orders.ship_file`);
 `POST` ships every row through the one ship use case (`commerce.orders.actions.ship_orders`,
 as `/ship` does) and answers with what shipped and what was refused and why, row by row.
 Each customer whose order shipped is told (carrier and tracking link) once the unit of
@@ -32,7 +33,7 @@ from bot.web.signed_links import LinkError
 from commerce.errors import ShopError
 from commerce.orders import actions as order_actions
 from commerce.orders.carriers import all_carriers
-from commerce.orders.ship_csv import MAX_FILE_BYTES, read_ship_csv
+from commerce.orders.ship_file import MAX_FILE_BYTES, read_ship_file
 from commerce.staff import audit
 
 log = logging.getLogger(__name__)
@@ -58,11 +59,12 @@ FILE_PROBLEMS: dict[str, tuple[str, str]] = {
     "too_large": (f"文件太大，最多 {MAX_FILE_BYTES // 1024} KB，请分几次上传。",
                   f"The file is too large (at most {MAX_FILE_BYTES // 1024} KB): upload it in parts."),
     "encoding": ("文件编码无法识别，请保存为 CSV（UTF-8 或 GBK）。", "The file's encoding is not recognised: save it as CSV."),
-    "format": ("CSV 无法读取，请检查引号是否成对。", "The CSV cannot be read: check that quotes are paired."),
+    "format": ("文件无法读取：请上传 CSV 或 Excel（.xlsx），CSV 的引号要成对。",
+               "The file cannot be read: upload a CSV or an Excel (.xlsx) file, with paired quotes in a CSV."),
     "empty": ("文件里没有要发货的行。", "The file has no rows to ship."),
     "too_many_lines": (f"一次最多 {order_actions.MAX_SHIP_LINES} 行，请分几次上传。",
                        f"At most {order_actions.MAX_SHIP_LINES} rows at a time: upload it in parts."),
-    "no_file": ("请选择要上传的 CSV 文件。", "Choose a CSV file to upload."),
+    "no_file": ("请选择要上传的文件，或粘贴要发货的行。", "Choose a file to upload, or paste the rows to ship."),
 }
 
 
@@ -140,19 +142,27 @@ async def ship_page(request: web.Request) -> web.Response:
 
 
 async def _read_file(request: web.Request) -> bytes | None:
-    """The uploaded file's bytes (field "file"), at most MAX_FILE_BYTES + 1 of them."""
+    """The uploaded file's bytes (field "file"), else the pasted rows (field "text"), at
+    most MAX_FILE_BYTES + 1 of them (a plain form, pasted rows only, within the app's
+    `server.max_body_bytes`)."""
+    if request.content_type == "application/x-www-form-urlencoded":
+        text = (await request.post()).get("text")
+        return text.strip().encode("utf-8") or None if isinstance(text, str) else None
     if not request.content_type.startswith("multipart/"):
         return None
     reader = await request.multipart()
+    found: dict[str, bytes] = {}
     async for part in reader:
-        if isinstance(part, BodyPartReader) and part.name == "file":
+        if isinstance(part, BodyPartReader) and part.name in ("file", "text") and part.name not in found:
             data = bytearray()
             while chunk := await part.read_chunk(64 * 1024):
                 data += chunk
                 if len(data) > MAX_FILE_BYTES:
                     break
-            return bytes(data)
-    return None
+            found[part.name] = bytes(data)
+            if len(data) > MAX_FILE_BYTES:
+                break
+    return found.get("file") or found.get("text", b"").strip() or None
 
 
 async def ship_upload(request: web.Request) -> web.Response:
@@ -169,7 +179,7 @@ async def ship_upload(request: web.Request) -> web.Response:
     if not data:
         return _page(request, status=400, problem=FILE_PROBLEMS["no_file"])
     try:
-        lines = read_ship_csv(data)
+        lines = read_ship_file(data)
     except ShopError as exc:
         reason = str(exc.details.get("reason", "format"))
         return _page(request, status=400, problem=FILE_PROBLEMS.get(reason, FILE_PROBLEMS["format"]))

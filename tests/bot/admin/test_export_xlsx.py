@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from commerce.orders.ship_csv import read_ship_csv
+from commerce.orders.ship_file import read_ship_file
 from commerce.reports.export import order_headers, split_address
 from tests.bot.admin.test_orders import pay
 from tests.bot.admin.test_shipping import _group_seat
@@ -100,7 +100,20 @@ def test_split_address_keeps_the_rest_of_what_was_typed(text: str) -> None:
     assert not district or city
 
 
+def test_a_ship_file_in_xlsx_keeps_a_tracking_number_excel_took_for_a_number() -> None:
+    book = openpyxl.Workbook()
+    book.active.append(["运单号", "快递公司", "订单号"])
+    book.active.append([773012345678.0, "中通", "SF2026010100000001"])
+    out = io.BytesIO()
+    book.save(out)
+    (line,) = read_ship_file(out.getvalue())
+    assert (line.ref, line.carrier, line.tracking_no) == ("SF2026010100000001", "中通", "773012345678")
+    pasted = read_ship_file("SF1 顺丰 T1\nSF2，圆通，T2\n\"SF3\",EMS,T3\nSF4\t中通\tT4".encode())
+    assert [(x.ref, x.carrier, x.tracking_no) for x in pasted] == [
+        ("SF1", "顺丰", "T1"), ("SF2", "圆通", "T2"), ("SF3", "EMS", "T3"), ("SF4", "中通", "T4")]
+
+
 def test_a_ship_file_from_excel_in_gbk_with_english_headers_is_read() -> None:
     data = "Tracking,Order No,Carrier\r\nYT123456,SF2026010100000001,圆通\r\n,,\r\n".encode("gb18030")
-    (line,) = read_ship_csv(data)
+    (line,) = read_ship_file(data)
     assert (line.ref, line.carrier, line.tracking_no, line.line_no) == ("SF2026010100000001", "圆通", "YT123456", 2)

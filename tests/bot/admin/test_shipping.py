@@ -153,7 +153,9 @@ async def test_the_ship_page_refuses_strangers_altered_and_expired_links(sqlite_
         assert (await shop.client.get(f"/ship/{token}")).status == status, token
         assert (await shop.client.post(f"/ship/{token}", data=form)).status == status, token
     empty = await shop.client.post(f"/ship/{good}", data=aiohttp.FormData({"other": "x"}))
-    assert empty.status == 400 and "请选择要上传的 CSV 文件" in await empty.text()
+    assert empty.status == 400 and "请选择要上传的文件" in await empty.text()
+    pasted = await shop.client.post(f"/ship/{good}", data=aiohttp.FormData({"text": "SF2020010100000000\t顺丰\tSF12345"}))
+    assert pasted.status == 200 and 'data-refused="1"' in await pasted.text()  # rows pasted from a spreadsheet
     binary = aiohttp.FormData()
     binary.add_field("file", b"\xff\xfe\x00\x00" * 10, filename="a.xlsx")
     assert (await shop.client.post(f"/ship/{good}", data=binary)).status == 400

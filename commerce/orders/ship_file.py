@@ -1,11 +1,13 @@
-"""A bulk-ship file, as staff export it from a spreadsheet or a courier's tool: one row per
-order with its order number, carrier and tracking number.
+"""A bulk-ship file, as staff export it from a spreadsheet or a courier's tool, or paste it:
+one row per order with its order number, carrier and tracking number.
 
-Columns are found by their header (Chinese or English: 订单号 / order_no, 快递公司 /
-carrier, 运单号 / tracking_no...) or, without a header, taken in that order. The file is
-UTF-8 (with or without a BOM) or GB18030, which Excel writes on Chinese Windows. Rows
-become `ShipLine`s numbered as the file's lines; checking each is the ship use case's
-job (`commerce.orders.actions.ship_orders`), so a bad row is reported, not fatal. Pure.
+Read as XLSX (the first sheet), or as text: CSV (commas, also full-width ，), rows copied
+from a spreadsheet (tabs), or words separated by spaces. Columns are found by their header
+(Chinese or English: 订单号 / order_no, 快递公司 / carrier, 运单号 / tracking_no...) or,
+without a header, taken in that order. Text is UTF-8 (with or without a BOM) or GB18030,
+which Excel writes on Chinese Windows. Rows become `ShipLine`s numbered as the file's
+lines; checking each is the ship use case's job (`commerce.orders.actions.ship_orders`),
+so a bad row is reported, not fatal. Pure.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import csv
 import io
 import re
+
+from openpyxl import load_workbook
 
 from commerce.errors import ErrorCode, ShopError
 from commerce.orders.actions import MAX_SHIP_LINES, ShipLine
@@ -60,18 +64,52 @@ def _cell(row: list[str], index: int | None) -> str:
     return row[index].strip().lstrip("'")  # a spreadsheet's "keep as text" apostrophe
 
 
-def read_ship_csv(data: bytes) -> list[ShipLine]:
-    """The rows of a bulk-ship file; CSV_INVALID (details: reason) when it is empty, too
-    large, not text, or longer than MAX_SHIP_LINES rows."""
-    if len(data) > MAX_FILE_BYTES:
-        raise ShopError(ErrorCode.CSV_INVALID, reason="too_large", max_bytes=MAX_FILE_BYTES)
-    text = _decode(data)
+def _text_rows(text: str) -> list[list[str]]:
+    """Each line split by what it holds: tabs (copied from a spreadsheet), else commas
+    (CSV; a full-width ，too), else spaces. A quoted CSV cell does not span lines here."""
     if "\x00" in text:
         raise ShopError(ErrorCode.CSV_INVALID, reason="encoding")
+    rows = []
+    for line in text.splitlines():
+        if "\t" in line:
+            rows.append(line.split("\t"))
+        elif "," in line or "，" in line:
+            try:
+                rows.append(next(csv.reader([line.replace("，", ",")]), []))
+            except csv.Error:
+                raise ShopError(ErrorCode.CSV_INVALID, reason="format") from None
+        else:
+            rows.append(line.split())
+    return rows
+
+
+def _xlsx_cell(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # a tracking number the spreadsheet took for a number
+    return "" if value is None else str(value)
+
+
+def _xlsx_rows(data: bytes) -> list[list[str]]:
+    """The first sheet's rows as text, at most MAX_SHIP_LINES + 2 of them."""
     try:
-        rows = list(csv.reader(io.StringIO(text, newline="")))
-    except csv.Error:
+        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        rows = []
+        for row in book.worksheets[0].iter_rows(values_only=True):
+            rows.append([_xlsx_cell(v) for v in row[:20]])
+            if len(rows) > MAX_SHIP_LINES + 1:
+                break
+        book.close()
+    except Exception:  # openpyxl raises many kinds on a damaged or foreign file
         raise ShopError(ErrorCode.CSV_INVALID, reason="format") from None
+    return rows
+
+
+def read_ship_file(data: bytes) -> list[ShipLine]:
+    """The rows of a bulk-ship file (XLSX, CSV or pasted text); CSV_INVALID (details:
+    reason) when it is empty, too large, unreadable, or longer than MAX_SHIP_LINES rows."""
+    if len(data) > MAX_FILE_BYTES:
+        raise ShopError(ErrorCode.CSV_INVALID, reason="too_large", max_bytes=MAX_FILE_BYTES)
+    rows = _xlsx_rows(data) if data[:4] == b"PK\x03\x04" else _text_rows(_decode(data))
     columns: dict[str, int | None] = {"ref": 0, "carrier": 1, "tracking_no": 2}
     lines: list[ShipLine] = []
     header_seen = False
