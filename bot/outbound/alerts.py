@@ -115,10 +115,14 @@ class StaffAlerts:
 
     async def order_paid(self, uow: UnitOfWork, order: OrderView) -> None:
         """A new paid order, in the payment's unit of work (the payment service's `on_paid`).
-        A seat of a group not filled yet says so instead of inviting `/ship`: it cannot ship."""
+        A seat of a group not filled yet says so instead of inviting `/ship`: it cannot ship;
+        the seat that fills its group names every seat that may ship now."""
         waiting = await group_buys.waiting_for_group(uow.session, order_ids=[order.id])
         joined, size = waiting.get(order.id, (0, 0))
+        ready = await group_buys.seats_ready_to_ship(uow.session, order_id=order.id)
         data = {
+            "group_code": ready[0] if ready else "",
+            "group_ready": ready[1] if ready else [],
             "group_wait": order.id in waiting,
             "group_joined": joined,
             "group_size": size,

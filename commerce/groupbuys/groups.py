@@ -244,6 +244,28 @@ async def waiting_for_group(
     return {row.id: (row.paid_count, row.size) for row in rows.all()}
 
 
+async def seats_ready_to_ship(session: AsyncSession, *, order_id: int) -> tuple[str, list[str]] | None:
+    """(group code, the order numbers of its paid seats) when `order_id` is a seat of a
+    group that has filled: what staff may ship now, once the last seat paid. None otherwise."""
+    row = (
+        await session.execute(
+            select(GroupBuy.id, GroupBuy.code)
+            .join(Order, Order.group_id == GroupBuy.id)
+            .where(Order.id == order_id, GroupBuy.status == G.FILLED.value)
+        )
+    ).first()
+    if row is None:
+        return None
+    numbers = (
+        await session.scalars(
+            select(Order.order_no)
+            .where(Order.group_id == row.id, Order.status == S.PAID.value)
+            .order_by(Order.paid_at, Order.id)
+        )
+    ).all()
+    return row.code, list(numbers)
+
+
 # ---- starting and joining ----------------------------------------------------------------
 
 

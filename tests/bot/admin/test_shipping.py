@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from bot.keys import DELIVERY
 from bot.web.shipping import make_ship_token
+from commerce.groupbuys.models import GroupBuy
 from commerce.orders import carriers
 from commerce.orders.models import OrderStatus
 from commerce.payments.records import record_payment
@@ -137,6 +138,22 @@ async def test_ship_several_orders_in_one_command_and_a_waiting_seat_is_refused_
     stranger = await shop.user(STRANGER).say(f"/ship\n{seat} 顺丰 SF1000000009\n{c} 顺丰 SF1000000010")
     assert "已发货" not in stranger.text and "/ship/" not in (await shop.user(STRANGER).say("/ship 批量")).text
     assert (await view(shop, seat)).status == OrderStatus.PAID
+
+    # two friends fill the group: the last payment's alert names every seat that may ship now
+    async with db(shop.client.app)() as session:
+        code = await session.scalar(select(GroupBuy.code))
+    friends = []
+    for openid in ("o_friend_0001", "o_friend_0002"):
+        friend = shop.user(openid)
+        await _with_address(shop, friend)
+        await friend.say(str(code))
+        friends.append(_order_no(await friend.say("参团")))
+        await pay(shop, friends[-1])
+    (filled,) = [t for t in texts(shop, OWNER) if friends[-1] in t]
+    assert f"拼团 {code} 已成团，这 3 单现在可以发货" in filled and seat in filled and friends[0] in filled
+    assert any(friends[0] in t and "待成团 (2/3)" in t for t in texts(shop, OWNER))  # the second seat still waited
+    shipped = await owner.say(f"/ship 顺丰 {seat} SF1000000011 {friends[0]} SF1000000012")
+    assert "已发货 2 单" in shipped.text and "未发货" not in shipped.text, shipped.text
 
 
 async def test_the_ship_page_refuses_strangers_altered_and_expired_links(sqlite_staffed: Shop) -> None:
