@@ -199,7 +199,7 @@ D_BY_CODE: dict[str, dict[str, Any]] = {
 TEMPLATE_SAMPLES: dict[str, dict[str, Any]] = {
     "buy_again": {"added": 2, "missing": ["巨峰葡萄"]},
     "admin/shipped_batch": {"shipped": "@list", "refused": "@list"},
-    "alert_order_paid": {"group_ready": ["SF2026120400000001", "SF2026120400000002"]},
+    "alert_order_paid": {"group_ready": ["202612040002", "202612040003"]},
     "checkout_review": {"address": "@map", "points": "@map", "coupon": "@map"},
     "added_to_cart": {"cart": "@map"},
     "admin/help": {"role": "operator"},
