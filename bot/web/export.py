@@ -54,6 +54,7 @@ from commerce.reports.export import (
     CSV_ENCODING,
     LOCALES,
     MAX_DAYS,
+    ORDER_NUMBER_COLUMNS,
     READY_TO_SHIP,
     STATUS_NAMES,
     export_orders_rows,
@@ -311,7 +312,8 @@ async def export_file(request: web.Request) -> web.Response:
                     status=choices.status, locale=choices.locale,
                 )
                 if choices.format == "xlsx":
-                    body = to_xlsx(rows, title="订单" if choices.locale == "zh" else "orders")
+                    body = to_xlsx(rows, title="订单" if choices.locale == "zh" else "orders",
+                                   numbers=ORDER_NUMBER_COLUMNS)
                 else:
                     body = write_csv(rows).encode(CSV_ENCODING)  # UTF-8 with a BOM
             else:

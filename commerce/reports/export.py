@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import re
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
@@ -241,14 +242,28 @@ async def export_orders_csv(
     )
 
 
-def to_xlsx(rows: list[tuple[object, ...]], *, title: str) -> bytes:
-    """The rows as an Excel workbook of one sheet, every cell text (an order number or a
-    phone number stays as typed), the header row frozen."""
+ORDER_NUMBER_COLUMNS = frozenset(
+    i for i, (key, _, _) in enumerate(ORDER_COLUMNS) if key.endswith("_yuan") or key in ("line_no", "quantity")
+)
+_NUMBER = re.compile(r"^-?\d{1,15}(?:\.\d{1,2})?$")
+
+
+def to_xlsx(rows: list[tuple[object, ...]], *, title: str, numbers: frozenset[int] = frozenset()) -> bytes:
+    """The rows as an Excel workbook of one sheet, the header row frozen. The cells of the
+    `numbers` columns are numbers (amounts sum in Excel; yuan shown with two decimals),
+    every other cell text: an order, phone or tracking number stays as typed."""
     book = Workbook()
     sheet = book.active
     sheet.title = title[:31]
-    for row in rows:
-        sheet.append([str(cell) for cell in row])
+    for index, row in enumerate(rows):
+        cells: list[object] = []
+        for column, cell in enumerate(row):
+            text = str(cell)
+            cells.append(Decimal(text) if index and column in numbers and _NUMBER.match(text) else text)
+        sheet.append(cells)
+        for written in sheet[sheet.max_row]:
+            if isinstance(written.value, Decimal | float) and "." in str(cells[written.column - 1]):
+                written.number_format = "0.00"
     sheet.freeze_panes = "A2"
     out = io.BytesIO()
     book.save(out)

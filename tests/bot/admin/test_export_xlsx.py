@@ -60,6 +60,7 @@ async def test_orders_export_page_gives_an_xlsx_with_chinese_headers_group_colum
     assert (plain["订单状态"], plain["拼团状态"], plain["团号"]) == ("待发货", "", "")
     assert (plain["省"], plain["市"], plain["区/县"], plain["详细地址"]) == ("上海市", "上海市", "浦东新区", "世纪大道1号")
     assert (waiting["订单状态"], waiting["拼团状态"]) == ("待成团", "待成团 (1/3)") and len(waiting["团号"]) == 6
+    assert plain["数量"] == 1 and plain["实付(元)"] == 29.9 and plain["联系电话"] == "13800000000"  # numbers sum
     assert (await shop.client.get(f"{path.group(1)}/file")).status == 410  # one download
 
     again = LINK.search((await shop.user(OWNER).say("/export")).text)
