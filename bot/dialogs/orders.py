@@ -231,7 +231,9 @@ class OrdersDialog(Dialog[OrdersState, OrdersData]):
                     rules=ctx.services.rules,
                 )
                 order = await orders.get_order(session, order_id=order_id, customer_id=customer_id)
-                reply = Text("after_sales_requested", {**order_data(order), "kind": str(kind), "reason": reason})
+                waiting = await group_buys.waiting_for_group(session, order_ids=[order.id])
+                data = {**order_data(order), **_group_wait(waiting, order.id), "kind": str(kind), "reason": reason}
+                reply = Text("after_sales_requested", data)
                 # --- staff alerts: a new after-sales request, committed with it ---
                 await ctx.services.alerts.after_sales(session, order, kind=str(kind), reason=reason)
         if action == "cancel_order":

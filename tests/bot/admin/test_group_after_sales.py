@@ -30,12 +30,13 @@ async def test_approving_a_return_on_a_waiting_seat_is_refused_before_the_custom
     leader, owner = shop.user(LEADER), shop.user(OWNER)
     await leader.say("订单")
     await leader.say("1")
-    assert "已收到订单" in (await leader.say("退货 不想要了")).text
+    asked = (await leader.say("退货 不想要了")).text
+    assert "已收到订单" in asked and "成团前不能单独退款：拼团失败会自动全额退款" in asked, asked
     request = await _request(shop)
     heard = len(texts(shop, LEADER))
 
     refused = await owner.say(f"/approve {request.id}")
-    assert "团还没成，现在不能单独退款" in refused.text and "（已成团 1/3）" in refused.text, refused.text
+    assert "团还没成，现在不能单独退款" in refused.text and "（拼团进度 1/3）" in refused.text, refused.text
     assert "确认" not in refused.text  # refused before the confirmation is even asked
     assert (await _request(shop)).status == "open"
     assert f"#{request.id}" in (await owner.say("/aftersales")).text
