@@ -9,12 +9,7 @@ import re
 from urllib.parse import unquote
 
 import openpyxl
-import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from commerce.orders.ship_file import read_ship_file
-from commerce.reports.export import order_headers, split_address
 from tests.bot.admin.test_orders import pay
 from tests.bot.admin.test_shipping import _group_seat
 from tests.bot.conftest import OWNER, STRANGER
@@ -72,49 +67,3 @@ async def test_orders_export_page_gives_an_xlsx_with_chinese_headers_group_colum
     assert text.startswith("order_no,created_at,status,group_status,group_code,")
     assert paid.order_no in text and seat not in text  # ready to ship: the waiting seat is left out
     assert "/export/" not in (await shop.user(STRANGER).say("/export")).text
-
-
-def test_headers_follow_the_locale() -> None:
-    assert order_headers("zh")[:4] == ("订单号", "下单时间", "订单状态", "拼团状态")
-    assert order_headers("en")[:4] == ("order_no", "created_at", "status", "group_status")
-
-
-@pytest.mark.parametrize(
-    ("text", "parts"),
-    [
-        ("广东省深圳市南山区科技园南区1栋", ("广东省", "深圳市", "南山区", "科技园南区1栋")),
-        ("北京朝阳区建国路88号", ("北京市", "北京市", "朝阳区", "建国路88号")),
-        ("新疆维吾尔自治区乌鲁木齐市天山区解放路1号", ("新疆维吾尔自治区", "乌鲁木齐市", "天山区", "解放路1号")),
-        ("某某街道1号", ("", "", "", "某某街道1号")),
-    ],
-)
-def test_split_address(text: str, parts: tuple[str, str, str, str]) -> None:
-    assert split_address(text) == parts
-
-
-@settings(max_examples=40, deadline=None)
-@given(st.text(alphabet="上海市浦东新区广东省深圳南山县路号 1aA", max_size=30))
-def test_split_address_keeps_the_rest_of_what_was_typed(text: str) -> None:
-    province, city, district, detail = split_address(text)
-    squeezed = "".join(text.split())
-    assert detail == text.strip() or squeezed.endswith(detail)
-    assert not district or city
-
-
-def test_a_ship_file_in_xlsx_keeps_a_tracking_number_excel_took_for_a_number() -> None:
-    book = openpyxl.Workbook()
-    book.active.append(["运单号", "快递公司", "订单号"])
-    book.active.append([773012345678.0, "中通", "SF2026010100000001"])
-    out = io.BytesIO()
-    book.save(out)
-    (line,) = read_ship_file(out.getvalue())
-    assert (line.ref, line.carrier, line.tracking_no) == ("SF2026010100000001", "中通", "773012345678")
-    pasted = read_ship_file("SF1 顺丰 T1\nSF2，圆通，T2\n\"SF3\",EMS,T3\nSF4\t中通\tT4".encode())
-    assert [(x.ref, x.carrier, x.tracking_no) for x in pasted] == [
-        ("SF1", "顺丰", "T1"), ("SF2", "圆通", "T2"), ("SF3", "EMS", "T3"), ("SF4", "中通", "T4")]
-
-
-def test_a_ship_file_from_excel_in_gbk_with_english_headers_is_read() -> None:
-    data = "Tracking,Order No,Carrier\r\nYT123456,SF2026010100000001,圆通\r\n,,\r\n".encode("gb18030")
-    (line,) = read_ship_file(data)
-    assert (line.ref, line.carrier, line.tracking_no, line.line_no) == ("SF2026010100000001", "圆通", "YT123456", 2)

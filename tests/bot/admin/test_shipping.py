@@ -13,7 +13,6 @@ from sqlalchemy import select
 from bot.keys import DELIVERY
 from bot.web.shipping import make_ship_token
 from commerce.groupbuys.models import GroupBuy
-from commerce.orders import carriers
 from commerce.orders.models import OrderStatus
 from commerce.payments.records import record_payment
 from commerce.staff.models import AuditEntry
@@ -53,16 +52,6 @@ async def _group_seat(shop: Shop) -> str:
     order_no = _order_no(await leader.say("1"))
     await pay(shop, order_no)
     return order_no
-
-
-def test_the_carrier_table_names_each_carrier_and_links_its_tracking_page() -> None:
-    codes = [c.code for c in carriers.all_carriers()]
-    assert codes == ["SF", "ZTO", "YTO", "YD", "STO", "JD", "EMS", "YZPY"]
-    for typed in ("顺丰", "SF", "ｓｆ", "SF Express", "顺丰速运"):
-        assert carriers.find(typed) is not None and carriers.find(typed).code == "SF", typed  # type: ignore[union-attr]
-    assert carriers.display("中通", "ZT 1/2", "en") == (
-        "ZTO Express", "https://www.kuaidi100.com/chaxun?com=zhongtong&nu=ZT%201%2F2")
-    assert carriers.display("本地跑腿", "X123", "zh") == ("本地跑腿", "")
 
 
 async def test_ten_orders_ship_from_one_csv_on_the_page_and_each_customer_gets_a_tracking_link(

@@ -8,6 +8,8 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -136,3 +138,31 @@ async def test_products_export_has_the_import_columns(
         "on_sale",
     )
     assert row["spec"].startswith("规格=")
+
+
+def test_headers_follow_the_locale() -> None:
+    assert export.order_headers("zh")[:4] == ("订单号", "下单时间", "订单状态", "拼团状态")
+    assert export.order_headers("en")[:4] == ("order_no", "created_at", "status", "group_status")
+
+
+@pytest.mark.parametrize(
+    ("text", "parts"),
+    [
+        ("上海市浦东新区世纪大道100号", ("上海市", "上海市", "浦东新区", "世纪大道100号")),
+        ("广东省深圳市南山区科技园南区1栋", ("广东省", "深圳市", "南山区", "科技园南区1栋")),
+        ("北京朝阳区建国路88号", ("北京市", "北京市", "朝阳区", "建国路88号")),
+        ("新疆维吾尔自治区乌鲁木齐市天山区解放路1号", ("新疆维吾尔自治区", "乌鲁木齐市", "天山区", "解放路1号")),
+        ("湖北省恩施土家族苗族自治州恩施市舞阳大道", ("湖北省", "恩施土家族苗族自治州", "恩施市", "舞阳大道")),
+        ("某某街道1号", ("", "", "", "某某街道1号")),
+    ],
+)
+def test_split_address(text: str, parts: tuple[str, str, str, str]) -> None:
+    assert export.split_address(text) == parts
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.text(alphabet="上海市浦东新区广东省深圳南山县路号 1aA", max_size=30))
+def test_split_address_keeps_the_rest_of_what_was_typed(text: str) -> None:
+    province, city, district, detail = export.split_address(text)
+    assert detail == text.strip() or "".join(text.split()).endswith(detail)
+    assert not district or city
