@@ -2,7 +2,8 @@
 
 Orders come with headers and statuses in the shop's language, a group seat's group
 status and code, and the address split into province, city, district and detail for a
-courier's batch tool (`split_address`: best effort over the one line the address is
+courier's batch tool (as the address book read it against the region dataset; for older
+orders `split_address`: best effort over the one line the address is
 stored as). CSV texts are plain `str`; whoever serves them encodes with `CSV_ENCODING`
 (UTF-8 with a BOM, so that Excel shows Chinese correctly). Amounts are yuan with two decimals,
 times are local to the shop's time zone. Cells a spreadsheet would run as formulas
@@ -189,7 +190,12 @@ async def export_orders_rows(
                 group += f" ({paid_count}/{size})"
             if order.status == OrderStatus.PAID.value and group_status in OPEN_GROUPS:
                 shown_status = WAITING
-        province, city, district, detail = split_address(order.address_text)
+        if order.address_province:  # read against the region dataset when the address was saved
+            province, city, district, detail = (
+                order.address_province, order.address_city, order.address_district, order.address_detail
+            )
+        else:  # an order from before addresses were read by region
+            province, city, district, detail = split_address(order.address_text)
         out.append(
             tuple(
                 safe_cell(v)
