@@ -370,6 +370,58 @@ def _cmd_seed(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_menu_push(config: Config, args: argparse.Namespace) -> int:
+    """Check the menu file, then replace the account's custom menu with it."""
+    from pathlib import Path
+
+    from bot.handlers.events import MENU_CATEGORY_PREFIX, MENU_KEYS
+    from bot.wechat.menu import MenuError, load_menu
+
+    try:
+        menu = load_menu(Path(args.file), base_url=config.public_base_url)
+    except MenuError as exc:
+        print(f"storefront: {exc}", file=sys.stderr)
+        return 2
+    for key in menu.click_keys():
+        if key not in MENU_KEYS and not key.startswith(MENU_CATEGORY_PREFIX):
+            print(f"  note: the shop answers the click key {key!r} with the help text", file=sys.stderr)
+    if not config.wechat.appsecret:
+        print("storefront: pushing the menu needs wechat.appsecret (STOREFRONT_WECHAT__APPSECRET)", file=sys.stderr)
+        return 2
+    import aiohttp
+
+    from bot.wechat.api import WeChatError
+
+    try:
+        asyncio.run(_push_menu(config, menu.body))
+    except (WeChatError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+        print(f"storefront: WeChat refused the menu or could not be reached: {exc}", file=sys.stderr)
+        return 1
+    print(f"menu pushed: {len(menu.body['button'])} buttons (WeChat clients show it within about 5 minutes)")
+    return 0
+
+
+async def _push_menu(config: Config, body: dict[str, object]) -> None:
+    import aiohttp
+
+    from bot.wechat.api import (
+        AccessTokenManager,
+        MemoryTokenStore,
+        StableTokenFetcher,
+        WeChatClient,
+    )
+
+    wechat = config.wechat
+    async with aiohttp.ClientSession() as http:
+        # stable_token in normal mode hands out the token the running shop holds: it stays valid
+        fetch = StableTokenFetcher(http, base_url=wechat.api_base_url, appid=wechat.appid, appsecret=wechat.appsecret)
+        client = WeChatClient(
+            http, base_url=wechat.api_base_url, tokens=AccessTokenManager(fetch, MemoryTokenStore()),
+            timeout=wechat.api_timeout_seconds,
+        )
+        await client.create_menu(body)
+
+
 def _cmd_job(config: Config, args: argparse.Namespace) -> int:
     """Run one scheduled job now, inside the same wiring the server uses."""
     from dataclasses import replace
@@ -430,6 +482,13 @@ def build_parser() -> argparse.ArgumentParser:
     seed = sub.add_parser("seed-demo", help="load the demo catalog into an empty database")
     seed.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)
     seed.set_defaults(run=_cmd_seed)
+    menu = sub.add_parser("menu", help="the account's custom menu")
+    menu_sub = menu.add_subparsers(dest="menu_command", required=True)
+    menu_push = menu_sub.add_parser("push", help="check a menu file and replace the custom menu with it")
+    menu_push.add_argument("file", nargs="?", default="menu.toml", help="TOML or JSON (default: menu.toml)")
+    menu_push.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)
+    menu_push.set_defaults(run=_cmd_menu_push)
+
     job = sub.add_parser("job", help="scheduled jobs")
     job_sub = job.add_subparsers(dest="job_command", required=True)
     job_run = job_sub.add_parser("run", help="run one scheduled job now")

@@ -16,11 +16,19 @@ from commerce.messaging import outbox
 
 router = Router()
 
-# Custom-menu keys (pushed by a later `storefront menu push`): see config.example.toml.
+# Custom-menu keys (`storefront menu push`, menu.example.toml): each click answers as the
+# word it stands for would.
 MENU_HOT = "HOT"
 MENU_CATEGORIES = "CATEGORIES"
 MENU_HELP = "HELP"
 MENU_CATEGORY_PREFIX = "CATEGORY_"
+MENU_CART = "CART"
+MENU_ORDERS = "ORDERS"
+MENU_GROUP = "GROUP"
+MENU_ME = "ME"
+MENU_INVITE = "INVITE"
+MENU_KEYS = (MENU_HOT, MENU_CATEGORIES, MENU_HELP, MENU_CART, MENU_ORDERS, MENU_GROUP, MENU_ME, MENU_INVITE)
+"""The keys a menu click is answered for; `CATEGORY_<id>` too. Others get the help text."""
 
 
 @router.route(Event("subscribe"))
@@ -85,6 +93,31 @@ async def menu_categories(ctx: Context) -> Reply:
 @router.route(MenuKey(MENU_HELP))
 async def menu_help(ctx: Context) -> Reply:
     return Text("help")
+
+
+@router.route(MenuKey(MENU_CART))
+async def menu_cart(ctx: Context) -> Reply:
+    return await ctx.services.dialogs.cart.show(ctx)
+
+
+@router.route(MenuKey(MENU_ORDERS))
+async def menu_orders(ctx: Context) -> Reply:
+    return await ctx.services.dialogs.orders.show(ctx)
+
+
+@router.route(MenuKey(MENU_GROUP))
+async def menu_group(ctx: Context) -> Reply:
+    return await ctx.services.dialogs.group.show(ctx, product_id=None)
+
+
+@router.route(MenuKey(MENU_ME))
+async def menu_me(ctx: Context) -> Reply | None:
+    return await account.me(ctx)
+
+
+@router.route(MenuKey(MENU_INVITE))
+async def menu_invite(ctx: Context) -> Reply | None:
+    return await account.invite(ctx)
 
 
 @router.route(MenuKey(prefix=MENU_CATEGORY_PREFIX))

@@ -166,6 +166,16 @@ async def test_menu_hot_and_category_keys(shop: Shop) -> None:
     assert "使用说明" in unknown.text
 
 
+async def test_menu_keys_answer_as_the_words_they_stand_for(shop: Shop) -> None:
+    """The keys menu.example.toml pushes: each click gets what typing its word gets."""
+    user = shop.user()
+    await user.say("邀请")  # the first ask earns the first-share points, said in that reply only
+    for key, word in {"CART": "购物车", "ORDERS": "订单", "GROUP": "拼团", "ME": "我的", "INVITE": "邀请"}.items():
+        clicked, typed = await user.event("CLICK", key=key), await user.say(word)
+        assert (clicked.kind, clicked.text) == (typed.kind, typed.text), key
+        assert "使用说明" not in clicked.text, key
+
+
 async def test_english_keyword_switches_the_customer_to_english(shop: Shop) -> None:
     user = shop.user()
     assert "Shop right here" not in (await user.event("subscribe")).text

@@ -49,6 +49,15 @@ ERRMSG = {
     45009: "reach max api daily quota limit",
     45015: "response out of time limit or subscription is canceled",
     45047: "out of response count limit",
+    40016: "invalid button size",
+    40017: "invalid button type",
+    40018: "invalid button name size",
+    40019: "invalid button key size",
+    40023: "invalid sub button size",
+    40025: "invalid sub button name size",
+    40027: "invalid sub button url size",
+    40055: "invalid button url domain",
+    40166: "invalid appid",
     47001: "data format error",
 }
 
@@ -74,6 +83,30 @@ class Issued:
     value: str
     expires_at: float
     revoked: bool = False
+
+
+def _bytes(value: Any) -> int:
+    return len(value.encode()) if isinstance(value, str) else 0
+
+
+def _menu_leaf(button: Any, *, name_limit: int, name_error: int) -> int:
+    """The errcode WeChat gives this menu button, 0 when it is good."""
+    if not isinstance(button, dict):
+        return 47001
+    kind = button.get("type")
+    if kind not in ("click", "view", "miniprogram"):  # the types this shop pushes
+        return 40017
+    if _bytes(button.get("name")) not in range(1, name_limit + 1):
+        return name_error
+    if kind == "click" and _bytes(button.get("key")) not in range(1, 129):
+        return 40019
+    if kind in ("view", "miniprogram"):
+        url = button.get("url")
+        if _bytes(url) not in range(1, 1025) or not str(url).startswith(("http://", "https://")):
+            return 40027 if name_limit == 60 else 40055
+    if kind == "miniprogram" and not (button.get("appid") and button.get("pagepath")):
+        return 40166 if not button.get("appid") else 47001
+    return 0
 
 
 def answer(errcode: int = 0, **extra: Any) -> web.Response:
@@ -104,6 +137,7 @@ class FakeWeChat:
         self.users: dict[str, dict[str, Any]] = {}
         self._failures: deque[Failure] = deque()
         self.answer_delay = 0.0  # seconds every API answer is held back after the call is done
+        self.menu: dict[str, Any] | None = None  # the custom menu last accepted
 
     # ---- control ----------------------------------------------------------------------------
 
@@ -304,12 +338,33 @@ class FakeWeChat:
         return web.json_response({"ticket": ticket, "expire_seconds": min(expire, 2_592_000), "url": url})
 
     async def _menu_create(self, request: web.Request) -> web.Response:
+        """WeChat's published rules for `menu/create`: 1-3 buttons, 1-5 sub-buttons, names of
+        16 (top) and 60 (sub) bytes, click needs a key of 128 bytes, view a url of 1024 bytes,
+        miniprogram url + appid + pagepath. The menu accepted is kept in `menu`."""
         received, early = await self._begin(request)
         if early is not None:
             return early
         buttons = (received.json or {}).get("button")
         if not isinstance(buttons, list) or not 1 <= len(buttons) <= 3:
-            return answer(47001)
+            return answer(40016)
+        for button in buttons:
+            if not isinstance(button, dict):
+                return answer(47001)
+            subs = button.get("sub_button")
+            if subs:  # a group: its own name, then its buttons
+                if not isinstance(subs, list) or len(subs) > 5:
+                    return answer(40023)
+                if _bytes(button.get("name")) not in range(1, 17):
+                    return answer(40018)
+                for sub in subs:
+                    refused = _menu_leaf(sub, name_limit=60, name_error=40025)
+                    if refused:
+                        return answer(refused)
+            else:
+                refused = _menu_leaf(button, name_limit=16, name_error=40018)
+                if refused:
+                    return answer(refused)
+        self.menu = received.json
         return answer()
 
     async def _user_info(self, request: web.Request) -> web.Response:

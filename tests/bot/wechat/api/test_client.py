@@ -182,10 +182,27 @@ async def test_create_menu(client: WeChatClient, fake: tuple[FakeWeChat, str]) -
     assert sent.json == menu
 
 
-async def test_create_menu_error_is_raised(client: WeChatClient) -> None:
+@pytest.mark.parametrize(
+    ("menu", "errcode"),
+    [
+        ({"button": []}, 40016),
+        ({"button": [{"type": "click", "name": "热卖", "key": "HOT"}] * 4}, 40016),
+        ({"button": [{"type": "scancode_push", "name": "扫码", "key": "S"}]}, 40017),
+        ({"button": [{"type": "click", "name": "五个汉字名", "key": "HOT"}, {"type": "click", "name": "x" * 17, "key": "K"}]}, 40018),
+        ({"button": [{"type": "click", "name": "热卖"}]}, 40019),
+        ({"button": [{"name": "我的", "sub_button": [{"type": "click", "name": "订单", "key": "O"}] * 6}]}, 40023),
+        ({"button": [{"name": "我的", "sub_button": [{"type": "click", "name": "长" * 21, "key": "O"}]}]}, 40025),
+        ({"button": [{"name": "我的", "sub_button": [{"type": "view", "name": "官网", "url": "ftp://x"}]}]}, 40027),
+    ],
+)
+async def test_create_menu_error_is_raised(
+    client: WeChatClient, fake: tuple[FakeWeChat, str], menu: dict[str, object], errcode: int
+) -> None:
+    """The fake refuses what WeChat's published rules refuse, with WeChat's errcode."""
     with pytest.raises(WeChatError) as caught:
-        await client.create_menu({"button": []})
-    assert caught.value.errcode == 47001
+        await client.create_menu(menu)
+    assert caught.value.errcode == errcode
+    assert fake[0].menu is None
 
 
 async def test_user_info(client: WeChatClient, fake: tuple[FakeWeChat, str]) -> None:
