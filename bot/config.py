@@ -149,6 +149,7 @@ class ShopConfig:
     weekend_dispatch: bool = True  # whether the shop ships on Saturdays and Sundays
     service_hours: str = "每天 09:00-21:00"  # when staff answer (told to customers who ask "几点下班")
     few_left_below: int = 10  # customers see "仅剩 N 件" below this stock, else just "有货"; staff see numbers
+    contact: str = ""  # how to reach a person besides the chat, shown on the pay page ("客服电话 400-...")
 
 
 @dataclass(frozen=True)
