@@ -191,6 +191,13 @@ async def join_group_typed(ctx: Context, match: re.Match[str]) -> Reply:
     return await ctx.services.dialogs.group.open_card(ctx, code)
 
 
+@router.route(Regex(r"(?i)(?:商品|product)\s*#?\s*([1-9][0-9]{0,8})", locale=_typed_in))
+async def open_product_by_word(ctx: Context, match: re.Match[str]) -> Reply:
+    """"商品 12": the word a product page copies for the customer to send (bot/web/product.py)."""
+    reply = await ctx.services.dialogs.search.open_product(ctx, int(match.group(1)))
+    return reply if reply is not None else Text("product_gone")
+
+
 @router.route(Regex(r"(?is)(?:取消拼团|取消开团|退出拼团|cancel group|leave group)\s*(.+)?", locale=_typed_in))
 async def withdraw_group(ctx: Context, match: re.Match[str]) -> Reply:
     """A leader alone in their group withdraws it (their payment goes back)."""

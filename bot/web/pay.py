@@ -11,7 +11,12 @@ expires with the order's stock reservation. Routes:
                                   ``/pay/notify/sandbox``, the same notify path real money takes;
 - ``GET  /pay/{token}/status``    JSON ``{"status": ...}``, polled by the page after paying.
 
-A link that cannot be paid gets `pay_error.html` with the reason in Chinese and English:
+The page speaks the customer's language (their chat locale; `?lang=zh|en` switches) and
+shows what a customer checks before paying: where it goes (the delivery address), what
+it is (each line with its picture), what it costs, and how to reach a person
+(`shop.contact`, `shop.service_hours`).
+
+A link that cannot be paid gets `pay_error.html` with the reason in the page's language:
 403 altered or someone else's, 404 unknown, 410 expired, 409 already paid or cancelled.
 The POST routes answer JSON with the same codes. They need no CSRF token: without the
 link's token (which a third party does not have) there is nothing to post to. The HTML
@@ -29,9 +34,10 @@ from aiohttp import web
 from yarl import URL
 
 from bot.devtools.dev_chat import DEV_CHAT, loopback_origin
-from bot.keys import CONFIG, PAYMENTS, SERVICES
+from bot.keys import CONFIG, PAYMENTS, RENDERER, SERVICES
 from bot.web.paylink import PayClaim, PayLinkError, read_pay_token
-from bot.web.product import PAGES
+from bot.web.product import page_lang, render_page
+from commerce.customers.customers import locale_of
 from commerce.errors import ErrorCode, ShopError
 from commerce.orders.models import OrderStatus
 from commerce.orders.placement import get_order
@@ -144,12 +150,28 @@ def _is_sandbox(request: web.Request) -> bool:
 
 
 def _error_page(request: web.Request, refusal: Refusal) -> web.Response:
-    html = request.app[PAGES].get_template("pay_error.html").render(
-        shop=request.app[CONFIG].shop.name, refusal=refusal
+    return render_page(
+        request, "pay_error.html", {"refusal": refusal}, lang=page_lang(request),
+        status=refusal.status, headers=PAGE_HEADERS,
     )
-    return web.Response(
-        status=refusal.status, text=html, content_type="text/html", headers=PAGE_HEADERS
-    )
+
+
+def masked_phone(phone: str) -> str:
+    """138****8000, as Chinese shops show a phone number on a page."""
+    return phone[:3] + "****" + phone[-4:] if len(phone) >= 11 else phone
+
+
+async def _line_pictures(request: web.Request, order: OrderView) -> dict[int, str]:
+    """product id -> its picture's URL, from the catalog in memory (no query); a product
+    taken off sale since has none."""
+    snapshot = await request.app[SERVICES].catalog.snapshot()
+    renderer = request.app[RENDERER]
+    pictures = {}
+    for line in order.lines:
+        product = snapshot.products.get(line.product_id)
+        if product is not None and product.image_url:
+            pictures[line.product_id] = renderer.absolute(product.image_url)
+    return pictures
 
 
 def _json_refusal(refusal: Refusal) -> web.Response:
@@ -171,15 +193,20 @@ async def pay_page(request: web.Request) -> web.Response:
     in_wechat = "micromessenger" in request.headers.get("User-Agent", "").lower()
     sandbox_mode = _is_sandbox(request)
     seconds_left = max(0, int((_aware(order.expires_at) - datetime.now(UTC)).total_seconds()))
-    html = request.app[PAGES].get_template("pay.html").render(
-        shop=config.shop.name,
-        order=order,
-        seconds_left=seconds_left,
-        sandbox=sandbox_mode,
-        wechat_pay=in_wechat and not sandbox_mode,
-        open_in_wechat=not in_wechat and not sandbox_mode,
-    )
-    return web.Response(text=html, content_type="text/html", headers=PAGE_HEADERS)
+    async with request.app[SERVICES].uow() as uow:
+        customer_locale = await locale_of(uow.session, order.openid)
+    data = {
+        "order": order,
+        "phone": masked_phone(order.address_phone),
+        "pictures": await _line_pictures(request, order),
+        "contact": config.shop.contact,
+        "service_hours": config.shop.service_hours,
+        "seconds_left": seconds_left,
+        "sandbox": sandbox_mode,
+        "wechat_pay": in_wechat and not sandbox_mode,
+        "open_in_wechat": not in_wechat and not sandbox_mode,
+    }
+    return render_page(request, "pay.html", data, lang=page_lang(request, customer_locale), headers=PAGE_HEADERS)
 
 
 async def jsapi_params(request: web.Request) -> web.Response:

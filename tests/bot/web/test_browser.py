@@ -196,12 +196,31 @@ async def test_pay_page_simulate_then_paid_and_the_chat_hears_of_it(
 
     page = await _new_page(browser, base)
     await page.goto(base + pay_path(app[CONFIG], order))
-    assert "烟台红富士苹果" in await page.locator("table.lines").inner_text()
+    # Chinese, one language: where it goes, what it is (with its picture), how to reach a person
+    assert await page.locator("h1").inner_text() == "订单支付"
+    address = await page.locator("#address").inner_text()
+    assert "收货地址" in address and "张三 138****8000" in address and "上海市浦东新区世纪大道100号" in address
+    line = page.locator("#lines .line", has_text="烟台红富士苹果")
+    assert "3斤装" in await line.inner_text()
+    picture = line.locator("img")
+    assert (await picture.get_attribute("src")).startswith(base + "/static/")
+    assert await picture.evaluate("img => img.complete && img.naturalWidth > 0")
+    assert "客服时间" in await page.locator("#contact").inner_text()
+    body = await page.locator("main").inner_text()
+    assert "Pay" not in body and "Delivery" not in body
     remaining = await page.locator("#remaining").inner_text()
     assert re.fullmatch(r"(29|30):\d\d", remaining), remaining
     await _screenshot(page, "pay_page")
+
+    # The switch: the same page in English, and the payment goes on in English
+    await page.click("#lang-switch")
+    await page.wait_for_url(re.compile(r".*\?lang=en$"))
+    assert await page.locator("h1").inner_text() == "Pay for your order"
+    assert "Delivery address" in await page.locator("#address").inner_text()
+    assert "订单" not in await page.locator("main").inner_text()
+    assert await page.locator("#lang-switch").inner_text() == "中文"
     await page.click("#simulate")
-    await page.locator("#result", has_text="支付成功").wait_for()
+    await page.locator("#result", has_text="Paid").wait_for()
     assert await page.locator("#simulate").is_hidden()
     await _screenshot(page, "pay_paid")
 
@@ -216,6 +235,8 @@ async def test_pay_page_simulate_then_paid_and_the_chat_hears_of_it(
     # Reloading the link now says the order is paid.
     response = await page.reload()
     assert response.status == 409
+    assert "already paid" in await page.locator("h1").inner_text()
+    await page.click("#lang-switch")
     assert "已经支付" in await page.locator("h1").inner_text()
     await _screenshot(page, "pay_error_paid")
     assert page.errors == [] and chat.errors == []

@@ -81,7 +81,7 @@ async def test_an_open_group_shows_price_progress_time_and_the_code(web_shop: Sh
     html = await response.text()
     assert "烟台红富士苹果" in html and "3斤装" in html
     assert "¥19.90" in html and "¥" in html.split("¥19.90")[1]  # the regular price follows
-    assert "1/3" in html and "1 of 3 joined" in html
+    assert "已参团 1/3 人" in html and "joined" not in html  # Chinese by default, one language
     assert "拼团中" in html and ("23 小时" in html or "24 小时" in html)
     assert f'id="code">{code}<' in html
     assert 'class="qr"' not in html  # no WeChat client in the tests: the code only

@@ -62,7 +62,7 @@ async def test_a_good_link_shows_the_order(web_shop: Shop) -> None:
     assert f"{order.payable_fen // 100}.{order.payable_fen % 100:02d}" in html
     seconds = int(re.search(r'data-seconds-left="(\d+)"', html).group(1))
     assert 29 * 60 < seconds <= 30 * 60
-    assert "模拟支付 / Simulate payment" in html  # sandbox
+    assert "模拟支付" in html and "Simulate" not in html  # sandbox, one language
     assert 'id="wechat-pay"' not in html
     assert_nothing_secret(web_shop, html, order, path)
 
@@ -97,15 +97,17 @@ async def test_an_expired_link_is_410(web_shop: Shop) -> None:
     order = await place_apple_order(web_shop.client.app, now=datetime.now(UTC) - timedelta(hours=2))
     status, html = await page(web_shop, pay_path(web_shop.config, order))
     assert status == 410
-    assert "支付链接已过期" in html and "has expired" in html
+    assert "支付链接已过期" in html and "has expired" not in html
     assert order.openid not in html
+    status, html = await page(web_shop, pay_path(web_shop.config, order) + "?lang=en")
+    assert status == 410 and "has expired" in html and "支付链接已过期" not in html
 
 
 async def test_an_order_past_its_reservation_is_410_even_with_a_longer_link(web_shop: Shop) -> None:
     order = await place_apple_order(web_shop.client.app, now=datetime.now(UTC) - timedelta(hours=2))
     path = pay_path(web_shop.config, order, expires_at=datetime.now(UTC) + timedelta(hours=1))
     status, html = await page(web_shop, path)
-    assert status == 410 and "has expired" in html
+    assert status == 410 and "支付链接已过期" in html
     assert (await web_shop.client.post(path + "/simulate")).status == 410
 
 
@@ -114,7 +116,7 @@ async def test_someone_elses_order_is_403(web_shop: Shop) -> None:
     path = pay_path(web_shop.config, order, openid="o_stranger")
     status, html = await page(web_shop, path)
     assert status == 403
-    assert "这不是您的订单" in html and "belongs to someone else" in html
+    assert "这不是您的订单" in html
     assert "o_owner" not in html and "o_stranger" not in html
     assert (await web_shop.client.post(path + "/simulate")).status == 403
     assert (await web_shop.client.get(path + "/status")).status == 403
@@ -128,7 +130,7 @@ async def test_a_tampered_link_is_403(web_shop: Shop) -> None:
     forged = token[:30] + ("A" if token[30] != "A" else "B") + token[31:]
     status, html = await page(web_shop, f"/pay/{forged}")
     assert status == 403
-    assert "链接无效" in html and "not valid" in html
+    assert "链接无效" in html
     other_key = pay_path(web_shop.config.replace(server={"secret_key": "another-secret"}), order)
     assert (await page(web_shop, other_key))[0] == 403
     assert (await web_shop.client.post(f"/pay/{forged}/simulate")).status == 403
@@ -152,7 +154,7 @@ async def test_a_cancelled_order_is_409(web_shop: Shop) -> None:
         await cancel_order(session, order_id=order.id, by=CancelledBy.CUSTOMER, now=datetime.now(UTC))
     path = pay_path(web_shop.config, order)
     status, html = await page(web_shop, path)
-    assert status == 409 and "订单已取消" in html and "was cancelled" in html
+    assert status == 409 and "订单已取消" in html
     response = await web_shop.client.post(path + "/simulate")
     assert response.status == 409 and (await response.json())["error"] == "cancelled"
     assert (await (await web_shop.client.get(path + "/status")).json())["status"] == "cancelled"
@@ -188,7 +190,7 @@ async def test_simulate_pays_through_the_real_notify_path(web_shop: Shop) -> Non
 
     # Paid: the page says so, and a second simulation changes nothing.
     status, html = await page(web_shop, path)
-    assert status == 409 and "已经支付" in html and "already paid" in html
+    assert status == 409 and "已经支付" in html
     again = await web_shop.client.post(path + "/simulate")
     assert again.status == 409 and (await again.json())["error"] == "paid"
     assert (await order_now(web_shop, order.order_no)).paid_fen == order.payable_fen
