@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +22,35 @@ LOCALES = ("zh", "en")
 TEXT_LIMIT_BYTES = 2000  # WeChat truncates text replies past 2048 bytes
 TITLE_LIMIT = 64
 DESCRIPTION_LIMIT = 240
+
+
+NEWS_SHOWN_COLUMNS = 108
+"""What WeChat shows of a one-article news card's description on a phone: about two lines,
+~54 Chinese characters. Counted in columns: a Chinese character (or emoji) takes two, a
+Latin letter, digit or space one, a line break two; the rest is cut with "…". The card's
+words are written to fit (templates/messages/*/product_card.j2)."""
+
+
+def _columns(ch: str) -> int:
+    if ch == "\n":
+        return 2
+    if unicodedata.combining(ch):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def news_preview(description: str, columns: int = NEWS_SHOWN_COLUMNS) -> str:
+    """`description` as a one-article news card shows it: whole, or cut with "…"."""
+    text = description.strip()
+    if sum(_columns(ch) for ch in text) <= columns:
+        return text
+    used, kept = 0, []
+    for ch in text:
+        used += _columns(ch)
+        if used > columns - 2:  # room for the "…"
+            break
+        kept.append(ch)
+    return "".join(kept).rstrip() + "…"
 
 
 def yuan(fen: int) -> str:

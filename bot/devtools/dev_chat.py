@@ -30,7 +30,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot.chat.render import Rendered
+from bot.chat.render import Rendered, news_preview
 from bot.devtools.simulator import Reply, SimulatorError, WebhookClient, build_message_xml
 from bot.keys import CONFIG, OUTBOUND
 from bot.outbound.sender import MemoryOutbox
@@ -192,12 +192,19 @@ def _parse_send(body: dict[str, Any]) -> tuple[str, str, dict[str, str | int | f
     return openid, "event", fields
 
 
+def _articles_json(articles: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each article with `shown`: what a phone shows of its description (one-article cards
+    are cut to about two lines, `news_preview`; in a list WeChat shows titles only)."""
+    alone = len(articles) == 1
+    return [{**a, "shown": news_preview(a["description"]) if alone else ""} for a in articles]
+
+
 def reply_json(reply: Reply) -> dict[str, Any]:
     """A decoded webhook reply as the page's JSON."""
     return {
         "kind": reply.kind,
         "text": reply.text,
-        "articles": [asdict(article) for article in reply.articles],
+        "articles": _articles_json([asdict(article) for article in reply.articles]),
     }
 
 
@@ -207,10 +214,10 @@ def rendered_json(message: Rendered) -> dict[str, Any]:
     return {
         "kind": kinds.get(message.kind, message.kind),
         "text": message.text,
-        "articles": [
+        "articles": _articles_json([
             {"title": a.title, "description": a.description, "picurl": a.picurl, "url": a.url}
             for a in message.articles
-        ],
+        ]),
     }
 
 

@@ -31,6 +31,8 @@ from typing import TextIO
 import aiohttp
 from wechatpy.crypto import PrpCrypto
 
+from bot.chat.render import news_preview
+
 WECHAT_TIMEOUT_SECONDS = 5.0
 """WeChat gives up on a webhook answer after five seconds."""
 
@@ -326,11 +328,15 @@ def _wrap(text: str, width: int) -> list[str]:
     return lines
 
 
-def _card(article: Article, label: str) -> str:
-    """One article as a box: title, description, image URL and link URL."""
+def _card(article: Article, label: str, *, alone: bool = False) -> str:
+    """One article as a box: title, description, image URL and link URL. `alone` (a one-article
+    card): the description as far as WeChat shows it on a phone (`news_preview`), the cut said."""
     content = _wrap(article.title or "(untitled)", _CARD_WIDTH)
     if article.description:
-        content += _wrap(article.description, _CARD_WIDTH)
+        shown = news_preview(article.description) if alone else article.description
+        content += _wrap(shown, _CARD_WIDTH)
+        if shown != article.description.strip():
+            content.append("(WeChat cuts the description here)")
     if article.picurl:
         content += _wrap(f"image: {article.picurl}", _CARD_WIDTH)
     if article.url:
@@ -352,7 +358,7 @@ def format_reply(reply: Reply) -> str:
         if count == 0:
             return "(news reply with no articles)"
         return "\n".join(
-            _card(article, f"{number}/{count}" if count > 1 else "")
+            _card(article, f"{number}/{count}" if count > 1 else "", alone=count == 1)
             for number, article in enumerate(reply.articles, start=1)
         )
     if reply.kind == "transfer_customer_service":

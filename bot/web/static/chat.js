@@ -98,9 +98,28 @@
     return href ? link(href, child) : child;
   }
 
-  // A news reply: the first article large (image, title, description), others as rows.
+  // A news reply as WeChat shows it. One article: the title, then the description as far as
+  // a phone shows it (`shown`, about two lines) beside the picture. Several: the first large
+  // (picture, title), the others as rows.
   function newsCard(articles, note) {
     var card = el("div", "news");
+    if (articles.length === 1) {
+      var article = articles[0];
+      var box = el("div", "single");
+      box.appendChild(el("div", "headline", article.title));
+      var body = el("div", "body");
+      var shown = article.shown || article.description;
+      if (shown) {
+        var desc = el("div", "desc", shown);
+        if (shown !== article.description) desc.title = article.description;  // the whole text on hover
+        body.appendChild(desc);
+      }
+      if (article.picurl) body.appendChild(image(article.picurl));
+      box.appendChild(body);
+      if (safeUrl(article.url)) box.appendChild(el("div", "open", "阅读全文 ›"));
+      card.appendChild(articleTarget(article, box));
+      return row(false, card, note);
+    }
     articles.forEach(function (article, index) {
       var box = el("div", index === 0 ? "lead" : "item");
       if (index === 0) {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.chat.render import Rendered, RenderedArticle
+from bot.chat.render import Rendered, RenderedArticle, news_preview
 from tests.bot.driver import Shop
 from tests.bot.web.conftest import REAL_PAY, ShopFactory
 
@@ -50,7 +50,8 @@ async def test_picking_a_number_answers_the_product_card_as_json(web_shop: Shop)
     card = await send(web_shop, openid="o_dev_2", text=str(number))
     assert card["kind"] == "news"
     (article,) = card["articles"]
-    assert set(article) == {"title", "description", "picurl", "url"}
+    assert set(article) == {"title", "description", "picurl", "url", "shown"}
+    assert article["shown"] == news_preview(article["description"])  # what a phone shows of it
     assert article["title"].startswith("烟台红富士苹果")
     assert article["url"].startswith("https://shop.example.com/products/")
     assert article["picurl"].startswith("https://shop.example.com/static/")
