@@ -166,6 +166,7 @@ async def test_menu_hot_and_category_keys(shop: Shop) -> None:
     assert "使用说明" in unknown.text
 
 
+@pytest.mark.sqlite_only
 async def test_menu_keys_answer_as_the_words_they_stand_for(shop: Shop) -> None:
     """The keys menu.example.toml pushes: each click gets what typing its word gets."""
     user = shop.user()
