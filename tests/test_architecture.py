@@ -1,4 +1,4 @@
-"""The shape of the code (ARCHITECTURE.md): which way imports run, and what is private.
+"""The shape of the code (the README's Architecture section): which way imports run, and what is private.
 
 `lint-imports` checks the layer and independence contracts in pyproject.toml; this
 module checks what those contracts cannot say: no module imports another module's
