@@ -174,7 +174,7 @@ async def test_confirm_receipt_and_after_sales_from_the_orders_list(shop: Shop) 
     await _set_status(shop, order_no, "shipped")
     await user.say("订单")
     detail = await user.say("1")
-    assert "已发货" in detail.text and "顺丰 SF123456789" in detail.text and "确认收货" in detail.text
+    assert "已发货" in detail.text and "顺丰速运 SF123456789" in detail.text and "确认收货" in detail.text
     refused = await user.say("取消订单")
     assert "不能这样操作" in refused.text
     done = await user.say("确认收货")
