@@ -48,7 +48,17 @@ from commerce.orders.models import (
 )
 from commerce.orm import NAMING, Base, utcnow
 from commerce.payments.models import PaymentEvent, Refund, RefundStatus
-from commerce.promotions.models import Coupon, CouponKind, CustomerCoupon, CustomerCouponStatus
+from commerce.promotions.models import (
+    Coupon,
+    CouponKind,
+    CustomerCoupon,
+    CustomerCouponStatus,
+    FlashClaim,
+    FlashClaimStatus,
+    FlashReminder,
+    FlashSale,
+    FlashSaleStatus,
+)
 from commerce.referrals.models import (
     Commission,
     CommissionEntry,
@@ -80,6 +90,11 @@ __all__ = [
     "CouponKind",
     "Coupon",
     "CustomerCouponStatus",
+    "FlashClaim",
+    "FlashClaimStatus",
+    "FlashReminder",
+    "FlashSale",
+    "FlashSaleStatus",
     "CustomerCoupon",
     "OrderStatus",
     "Order",

@@ -10,8 +10,10 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -68,3 +70,89 @@ class CustomerCoupon(Base):
     issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
+
+
+class FlashSaleStatus(enum.StrEnum):
+    SCHEDULED = "scheduled"  # created, not started yet (customers may ask to be reminded)
+    RUNNING = "running"  # opened by the scheduler at `starts_at` (reminders sent)
+    ENDED = "ended"  # closed by the scheduler at `ends_at`
+    CLOSED = "closed"  # closed early by staff
+
+
+
+class FlashSale(Base):
+    """秒杀: `units` of one variant at `price_fen` between `starts_at` and `ends_at`, at most
+    `per_user_limit` units a customer, each unpaid unit held for `pay_minutes`.
+
+    `held` (unpaid units) and `sold` (paid units) move only by conditional UPDATEs
+    (`commerce.promotions.flash_sales`), so `sold + held <= units` whatever the rush;
+    `version` grows whenever a unit changes hands other than by a grab (paid, returned,
+    staff), so a gate in front of the database (Redis) knows to re-read it.
+    """
+
+    __tablename__ = "flash_sales"
+    __table_args__ = (
+        CheckConstraint("price_fen > 0", name="flash_price_positive"),
+        CheckConstraint("units > 0", name="flash_units_positive"),
+        CheckConstraint("per_user_limit > 0", name="flash_limit_positive"),
+        CheckConstraint("pay_minutes > 0", name="flash_pay_minutes_positive"),
+        CheckConstraint("held >= 0 AND sold >= 0 AND sold + held <= units", name="flash_units_within"),
+        Index("ix_flash_sales_status_starts_at", "status", "starts_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id"), index=True)
+    price_fen: Mapped[int] = mapped_column(BigInteger)
+    units: Mapped[int] = mapped_column(Integer)
+    held: Mapped[int] = mapped_column(Integer, default=0)
+    sold: Mapped[int] = mapped_column(Integer, default=0)
+    per_user_limit: Mapped[int] = mapped_column(Integer, default=1)
+    pay_minutes: Mapped[int] = mapped_column(Integer, default=15)
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16), default=FlashSaleStatus.SCHEDULED.value)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+
+class FlashClaimStatus(enum.StrEnum):
+    HELD = "held"  # a unit reserved, not paid: its order (or, without an address yet, `expires_at`) runs out
+    PAID = "paid"
+    RELEASED = "released"  # unpaid in time, or cancelled: the unit went back on sale
+
+
+
+class FlashClaim(Base):
+    """One unit of a flash sale taken by a customer, with the order that pays for it
+    (None while the customer is still typing a delivery address)."""
+
+    __tablename__ = "flash_claims"
+    __table_args__ = (
+        Index("ix_flash_claims_sale_customer", "sale_id", "customer_id"),
+        Index("ix_flash_claims_status_expires_at", "status", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sale_id: Mapped[int] = mapped_column(ForeignKey("flash_sales.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), unique=True, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default=FlashClaimStatus.HELD.value)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+
+class FlashReminder(Base):
+    """A customer asked to be told when a sale starts ("提醒我"); `sent_at` once told."""
+
+    __tablename__ = "flash_reminders"
+    __table_args__ = (UniqueConstraint("sale_id", "customer_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sale_id: Mapped[int] = mapped_column(ForeignKey("flash_sales.id"), index=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
