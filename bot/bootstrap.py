@@ -38,6 +38,7 @@ from bot.config import Config
 from bot.dialogs.confirm import ConfirmDialog
 from bot.dialogs.shop import ShopDialogs
 from bot.dialogs.store import DialogStore, DurableDialogStore, MemoryDialogStore, RedisDialogStore
+from bot.flash_gate import FallbackFlashGate, RedisFlashGate
 from bot.handlers import build_routes
 from bot.handlers.admin import run_beside_confirmation, run_confirmed
 from bot.install import resolve_install_secrets
@@ -87,6 +88,7 @@ from commerce.customers import regions
 from commerce.db import create_engine
 from commerce.messaging.outbox import OutboxItem
 from commerce.payments.service import PaymentService
+from commerce.promotions.flash_sales import NO_GATE, FlashGate
 from commerce.uow import UnitOfWorkFactory
 from commerce.wiring import shop_bus, shop_sessions, shop_uows, tell_catalog
 from scheduler.jobs import JobContext
@@ -217,6 +219,8 @@ async def open_shop(
         lines: TranscriptStore = (
             FallbackTranscriptStore(RedisTranscriptStore(link.redis), link) if link is not None else MemoryTranscriptStore()
         )
+        # flash sales: with Redis, one Lua script decides a grab and only winners write
+        flash_gate: FlashGate = FallbackFlashGate(RedisFlashGate(link.redis), link) if link is not None else NO_GATE
         services = Services(
             config=config,
             catalog=catalog,
@@ -238,6 +242,7 @@ async def open_shop(
             broadcasts=broadcasts,
             uow=uow,
             transcripts=Transcripts(lines),
+            flash_gate=flash_gate,
         )
 
         inbox = _build_inbox(config, services, renderer, sender, link, metrics, replies)
@@ -248,7 +253,7 @@ async def open_shop(
 
         jobs = JobContext(
             uow=uow, payments=payments, pay_url=services.pay_url,
-            deliver_outbox=delivery.retry_due, drain=delivery.drain,
+            deliver_outbox=delivery.retry_due, drain=delivery.drain, flash_gate=flash_gate,
         )
         # several workers: with Redis, one worker runs each scheduler tick
         tick_lock: TickLock | None = FallbackTickLock(RedisTickLock(link.redis), link) if link is not None else None

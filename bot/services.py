@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # built by bot.bootstrap; only their types are needed here
     from bot.outbound.notifier import OutboundNotifier
     from bot.web.invites import InviteService
     from commerce.payments.service import PaymentService
+    from commerce.promotions.flash_sales import FlashGate
 
 TOUCH_INTERVAL_SECONDS = 60.0
 
@@ -135,3 +136,4 @@ class Services:
     broadcasts: Broadcaster
     uow: UnitOfWorkFactory  # every transaction of the bot: one unit of work each
     transcripts: Transcripts  # the recent conversation, for a hand-off to staff
+    flash_gate: FlashGate  # decides flash-sale grabs before the database (Redis), or lets the database decide

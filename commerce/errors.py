@@ -72,6 +72,15 @@ class ErrorCode(enum.StrEnum):
     CAMPAIGN_NOT_FOUND = "campaign_not_found"
     CAMPAIGN_NOT_ACTIVE = "campaign_not_active"  # closed, not started or over: no new groups
     CAMPAIGN_INVALID = "campaign_invalid"  # details: field, price_fen, max_size, max_hours
+    FLASH_NOT_FOUND = "flash_not_found"
+    FLASH_INVALID = "flash_invalid"  # details: field, price_fen, max_units, max_limit, max_pay_minutes, max_days
+    FLASH_NOT_STARTED = "flash_not_started"  # details: starts_at, to_start {days, hours, minutes}
+    FLASH_STARTED = "flash_started"  # a reminder asked for a sale already running
+    FLASH_ENDED = "flash_ended"
+    FLASH_SOLD_OUT = "flash_sold_out"  # details: next_sale or similar
+    FLASH_LIMIT_REACHED = "flash_limit_reached"  # details: per_user_limit
+    FLASH_HOLDING = "flash_holding"  # an unpaid unit already; details: order_id
+    FLASH_HOLD_EXPIRED = "flash_hold_expired"  # the unit held during the address step went back on sale
     GROUP_NOT_FOUND = "group_not_found"
     GROUP_NOT_OPEN = "group_not_open"  # the leader has not paid yet
     GROUP_FULL = "group_full"

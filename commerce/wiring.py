@@ -1,7 +1,7 @@
 """The core's own composition: who hears which order event, and sessions that carry them.
 
 `shop_bus` subscribes each capability to the order events (`commerce.events`), in the
-order they must run: the service window and group seats first, then commission and
+order they must run: the service window, group seats and flash-sale units first, then commission and
 points. `shop_sessions` makes the session factory every unit of work uses: its sessions
 carry the bus and the shop rules, so code deep in a move (a subscriber) needs neither
 passed in, and their commit writes queued notices to the outbox. This is the one module of `commerce` that may import every capability.
@@ -29,6 +29,7 @@ from commerce.groupbuys import guards as group_guards
 from commerce.loyalty import points
 from commerce.messaging import inbound, notices, outbox
 from commerce.orders.models import Order, OrderStatus
+from commerce.promotions import flash_sales
 from commerce.referrals import commission
 from commerce.rules import SESSION_RULES, ShopRules, session_rules
 from commerce.uow import UnitOfWorkFactory
@@ -45,6 +46,10 @@ async def _open_service_window(session: AsyncSession, event: OrderMoved) -> None
 
 async def _move_group_seat(session: AsyncSession, event: OrderMoved) -> None:
     await group_buys.on_order_moved(session, order_id=event.order_id, frm=event.frm, to=event.to, now=event.now)
+
+
+async def _move_flash_unit(session: AsyncSession, event: OrderMoved) -> None:
+    await flash_sales.on_order_moved(session, order_id=event.order_id, frm=event.frm, to=event.to, now=event.now)
 
 
 async def _earn_commission(session: AsyncSession, event: OrderMoved) -> None:
@@ -82,6 +87,7 @@ def shop_bus() -> EventBus:
     bus.subscribe(PaymentArriving, group_guards.lock_the_group_first)
     bus.subscribe(OrderMoved, _open_service_window)
     bus.subscribe(OrderMoved, _move_group_seat)
+    bus.subscribe(OrderMoved, _move_flash_unit)  # paid: sold; expired or cancelled: back on sale
     bus.subscribe(OrderMoved, _earn_commission)
     bus.subscribe(OrderMoved, _points_follow_the_order)
     bus.subscribe(OrderRefunded, _reverse_commission)

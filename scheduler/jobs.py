@@ -21,6 +21,8 @@ from commerce.messaging.notifications import Notification
 from commerce.orders import actions as order_actions
 from commerce.orders import status as order_status
 from commerce.orders.views import OrderView, order_data
+from commerce.promotions import flash_sales
+from commerce.promotions.flash_sales import NO_GATE, FlashGate
 from commerce.rules import ShopRules
 from commerce.uow import UnitOfWorkFactory
 
@@ -57,6 +59,7 @@ class JobContext:
     clock: Callable[[], datetime] = field(default=_now)
     # waits for the first attempts of the messages a run caused (sent after its commits)
     drain: Callable[[], Awaitable[None]] = field(default=_nothing)
+    flash_gate: FlashGate = NO_GATE  # Redis in front of flash sales (bot.flash_gate), kept in line here
 
     @property
     def rules(self) -> ShopRules:
@@ -173,6 +176,34 @@ async def close_idle_tickets(ctx: JobContext) -> int:
     return await in_unit(ctx, tend)
 
 
+async def open_close_flash_sales(ctx: JobContext) -> int:
+    """Flash sales open at their start (everyone who asked "提醒我" is told, once: the
+    outbox's customer-service message, or the template message when the window is closed)
+    and end at their end. Both are conditional UPDATEs on the sale's status and the
+    reminder's `sent_at`, so two workers never tell anyone twice. Then the gate (Redis) of
+    each running sale is reloaded from the database, which undoes a count whose transaction
+    rolled back. Returns the reminders queued."""
+
+    async def work(session: AsyncSession) -> int:
+        told = await flash_sales.open_due_sales(session, now=ctx.clock())
+        await flash_sales.close_due_sales(session, now=ctx.clock())
+        return told
+
+    told = await in_unit(ctx, work)
+    if ctx.flash_gate is not NO_GATE:
+        async with ctx.uow() as uow:
+            for sale_id in await flash_sales.running_sale_ids(uow.session, now=ctx.clock()):
+                await ctx.flash_gate.load(await flash_sales.gate_state(uow.session, sale_id=sale_id))
+    return told
+
+
+async def return_flash_units(ctx: JobContext) -> int:
+    """Units held for a customer who never gave a delivery address within the sale's payment
+    window go back on sale (a unit with an order goes back when `expire_unpaid_orders`
+    cancels the order, in that transaction)."""
+    return await in_unit(ctx, lambda session: flash_sales.release_expired_holds(session, now=ctx.clock()))
+
+
 Job = Callable[[JobContext], Awaitable[int]]
 
 JOBS: dict[str, tuple[Job, int]] = {
@@ -187,4 +218,6 @@ JOBS: dict[str, tuple[Job, int]] = {
     "unfreeze_commission": (unfreeze_commission, 3600),
     "close_idle_tickets": (close_idle_tickets, 60),
     "settle_broadcasts": (settle_broadcasts, 60),
+    "open_close_flash_sales": (open_close_flash_sales, 10),
+    "return_flash_units": (return_flash_units, 10),
 }

@@ -3,7 +3,7 @@
 The order capability is split by what each part does, one module each:
 - `commerce.orders.placement` (here): reading and listing orders, whether one can be
   paid now, and placement (`place_order`: the cart becomes a pending order, stock reserved;
-  `place_group_order`: a group-buy seat's order). Both make their rows through one
+  `place_group_order` / `place_offer_order`: one unit at a group-buy or flash-sale price). All make their rows through one
   creator, `create_order` (idempotency key, totals, lines, coupon, points, stock);
 - `commerce.orders.views`: the read models (`OrderView` ...);
 - `commerce.orders.status`: the status machine (diagram there);
@@ -320,12 +320,9 @@ class NewOrder:
     priced: Quote
     address: Address
     note: str = ""
-    group_id: int | None = None  # a seat of this group buy: not from the cart
-    event_note: str = ""  # the note of its first event ("group" for a seat)
-
-    @property
-    def from_cart(self) -> bool:
-        return self.group_id is None
+    group_id: int | None = None  # a seat of this group buy
+    event_note: str = ""  # the note of its first event ("group" for a seat, "flash" for a flash unit)
+    from_cart: bool = True  # its lines leave the cart (an offer's single unit does not come from it)
 
 
 async def create_order(
@@ -474,7 +471,7 @@ async def _take_goods(session: AsyncSession, new: NewOrder, *, order_id: int, no
             )
 
 
-# ---- a group-buy seat's order (commerce.groupbuys.groups) ------------------------------------
+# ---- one unit at an offer's price: a group-buy seat, a flash-sale unit -----------------------
 
 
 async def place_group_order(
@@ -489,13 +486,36 @@ async def place_group_order(
     group_id: int,
     now: datetime,
 ) -> tuple[int, bool]:
-    """A pending order of one unit of `variant_id` at the group price, for a seat in `group_id`.
+    """A pending order of one unit of `variant_id` at the group price, for a seat in `group_id`
+    (`place_offer_order`). The caller (`commerce.groupbuys.groups`) takes the seat in the same
+    transaction and undoes everything on failure."""
+    return await place_offer_order(
+        session, customer_id=customer_id, address_id=address_id, idempotency_key=idempotency_key,
+        rules=rules, variant_id=variant_id, unit_price_fen=unit_price_fen, now=now,
+        group_id=group_id, event_note="group",
+    )
 
-    Not from the cart (the cart is left alone) and without coupon or points: the group
+
+async def place_offer_order(
+    session: AsyncSession,
+    *,
+    customer_id: int,
+    address_id: int,
+    idempotency_key: str,
+    rules: ShopRules,
+    variant_id: int,
+    unit_price_fen: int,
+    now: datetime,
+    group_id: int | None = None,
+    event_note: str = "",
+) -> tuple[int, bool]:
+    """A pending order of one unit of `variant_id` at an offer's price (a group seat: `group_id`;
+    a flash-sale unit), expiring after `rules.order_timeout`.
+
+    Not from the cart (the cart is left alone) and without coupon or points: the offer's
     price is the discount. Delivery follows the shop's rules. Stock is reserved like any
     order's (OUT_OF_STOCK / NOT_ON_SALE otherwise). Returns (order id, created); the same
-    key returns the order it created with created=False. The caller (`commerce.groupbuys.groups`)
-    takes the seat in the same transaction and undoes everything on failure.
+    key returns the order it created with created=False.
     """
     key = _scoped_key(customer_id, idempotency_key)
     existing = await _order_id_for_key(session, key)
@@ -530,7 +550,7 @@ async def place_group_order(
             ErrorCode.NOT_ON_SALE, name=line.name, spec_label=line.spec_label, available=0,
             problems=[_problem_details(line)],
         )
-    delivery = delivery_fee(unit_price_fen, rules=rules)  # the cart's rule, for one seat
+    delivery = delivery_fee(unit_price_fen, rules=rules)  # the cart's rule, for one unit
     priced = Quote(
         lines=(line,),
         goods_fen=unit_price_fen,
@@ -542,7 +562,10 @@ async def place_group_order(
         other_coupons=(),
         problems=(),
     )
-    new = NewOrder(customer_id=customer_id, key=key, priced=priced, address=address, group_id=group_id, event_note="group")
+    new = NewOrder(
+        customer_id=customer_id, key=key, priced=priced, address=address, group_id=group_id,
+        event_note=event_note, from_cart=False,
+    )
     created = await create_order(session, new, now=now, rules=rules)
     if created is None:  # the same key won a race on another worker
         existing = await _order_id_for_key(session, key)

@@ -1,0 +1,134 @@
+"""The flash-sale gate in Redis: one Lua script decides a grab, so only winners reach the database.
+
+Per sale, three keys (one hash slot: `{sale id}`): `meta` (units `left`, the sale's
+`ver`sion it was loaded from), `n` (customer id: units held or paid), `h` (customers
+holding an unpaid unit). The GRAB script is `commerce.promotions.flash_sales.decide` in
+Lua, counting the unit when it is won; a missing or other version answers "reload", and
+the core loads the database's state (`LOAD`, which never goes back to an older version)
+and asks again. The database's conditional UPDATE stays the source of truth: a winner it
+refuses is given back (`GIVE_BACK`) or closes the gate (`SOLD_OUT`), and the scheduler
+reloads every running sale's keys (`open_close_flash_sales`), which undoes the count of a
+grab whose transaction rolled back after the script.
+
+Redis down or slow costs the gate, never the answer: the grab goes to the database, whose
+UPDATE decides (as on SQLite alone).
+"""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from bot.redis_link import RedisLink
+from commerce.promotions.flash_sales import GateState, Verdict
+
+PREFIX = "storefront:flash:"
+TTL_SECONDS = 3 * 24 * 3600
+
+GRAB = """
+local ver = redis.call('HGET', KEYS[1], 'ver')
+if (not ver) or ver ~= ARGV[1] then return 'reload' end
+if redis.call('SISMEMBER', KEYS[3], ARGV[2]) == 1 then return 'holding' end
+local n = tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')
+if n >= tonumber(ARGV[3]) then return 'limit' end
+local left = tonumber(redis.call('HGET', KEYS[1], 'left') or '0')
+if left <= 0 then return 'sold_out' end
+redis.call('HINCRBY', KEYS[1], 'left', -1)
+redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+redis.call('SADD', KEYS[3], ARGV[2])
+return 'won'
+"""
+
+# ARGV: version, left, ttl, the number of (customer, count) pairs, the pairs, then the holders
+LOAD = """
+local ver = redis.call('HGET', KEYS[1], 'ver')
+if ver and tonumber(ver) > tonumber(ARGV[1]) then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('HSET', KEYS[1], 'ver', ARGV[1], 'left', ARGV[2])
+local pairs = tonumber(ARGV[4])
+for i = 0, pairs - 1 do
+  redis.call('HSET', KEYS[2], ARGV[5 + 2 * i], ARGV[6 + 2 * i])
+end
+for i = 5 + 2 * pairs, #ARGV do
+  redis.call('SADD', KEYS[3], ARGV[i])
+end
+for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
+return 1
+"""
+
+GIVE_BACK = """
+if not redis.call('HGET', KEYS[1], 'ver') then return 0 end
+redis.call('HINCRBY', KEYS[1], 'left', 1)
+if tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0') > 0 then redis.call('HINCRBY', KEYS[2], ARGV[1], -1) end
+redis.call('SREM', KEYS[3], ARGV[1])
+return 1
+"""
+
+SOLD_OUT = """
+if redis.call('HGET', KEYS[1], 'ver') then redis.call('HSET', KEYS[1], 'left', 0) end
+return 1
+"""
+
+
+def sale_keys(sale_id: int) -> list[str]:
+    base = f"{PREFIX}{{{sale_id}}}:"
+    return [base + "meta", base + "n", base + "h"]
+
+
+class RedisFlashGate:
+    """`commerce.promotions.flash_sales.FlashGate` on Redis (scripts above)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._grab = redis.register_script(GRAB)
+        self._load = redis.register_script(LOAD)
+        self._give_back = redis.register_script(GIVE_BACK)
+        self._sold_out = redis.register_script(SOLD_OUT)
+
+    async def decide(self, *, sale_id: int, version: int, customer_id: int, limit: int) -> Verdict | None:
+        answer = await self._grab(keys=sale_keys(sale_id), args=[version, customer_id, limit])
+        word = answer.decode() if isinstance(answer, bytes) else str(answer)
+        return None if word == "reload" else Verdict(word)
+
+    async def load(self, state: GateState) -> None:
+        pairs = [value for item in sorted(state.taken.items()) for value in item]
+        args = [state.version, state.left, TTL_SECONDS, len(state.taken), *pairs, *state.holding]
+        await self._load(keys=sale_keys(state.sale_id), args=args)
+
+    async def give_back(self, *, sale_id: int, customer_id: int) -> None:
+        await self._give_back(keys=sale_keys(sale_id), args=[customer_id])
+
+    async def sold_out(self, *, sale_id: int) -> None:
+        await self._sold_out(keys=sale_keys(sale_id), args=[])
+
+
+async def _database_decides() -> Verdict | None:
+    return Verdict.WON
+
+
+async def _nothing() -> None:
+    return None
+
+
+class FallbackFlashGate:
+    """The Redis gate while Redis answers; while it does not, every grab goes to the database."""
+
+    def __init__(self, shared: RedisFlashGate, link: RedisLink) -> None:
+        self._shared = shared
+        self._link = link
+
+    async def decide(self, *, sale_id: int, version: int, customer_id: int, limit: int) -> Verdict | None:
+        return await self._link.attempt(
+            "flash_gate",
+            lambda: self._shared.decide(sale_id=sale_id, version=version, customer_id=customer_id, limit=limit),
+            _database_decides,
+        )
+
+    async def load(self, state: GateState) -> None:
+        await self._link.attempt("flash_gate", lambda: self._shared.load(state), _nothing)
+
+    async def give_back(self, *, sale_id: int, customer_id: int) -> None:
+        await self._link.attempt(
+            "flash_gate", lambda: self._shared.give_back(sale_id=sale_id, customer_id=customer_id), _nothing
+        )
+
+    async def sold_out(self, *, sale_id: int) -> None:
+        await self._link.attempt("flash_gate", lambda: self._shared.sold_out(sale_id=sale_id), _nothing)
