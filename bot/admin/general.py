@@ -8,8 +8,8 @@ from bot.dialogs.common import unit_of_work
 from commerce.staff import audit, staff
 
 GROUP_ORDER = (
-    "general", "service", "catalog", "orders", "after_sales", "group_buys", "referrals", "coupons", "stats", "broadcast",
-    "staff",
+    "general", "service", "catalog", "orders", "after_sales", "group_buys", "flash", "referrals", "coupons", "stats",
+    "broadcast", "staff",
 )
 
 
@@ -17,7 +17,7 @@ GROUP_WORDS = {
     "general": ("general", "通用"), "service": ("service", "inbox", "客服"), "catalog": ("catalog", "商品"), "orders": ("orders", "订单"),
     "after_sales": ("aftersales", "售后"), "coupons": ("coupons", "优惠券"), "stats": ("stats", "数据"),
     "broadcast": ("broadcast", "群发"), "staff": ("staff", "员工"),
-    "group_buys": ("groupbuys", "拼团"), "referrals": ("referrals", "推荐", "分销"),
+    "group_buys": ("groupbuys", "拼团"), "flash": ("flash", "秒杀"), "referrals": ("referrals", "推荐", "分销"),
 }
 
 

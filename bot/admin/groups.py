@@ -6,6 +6,7 @@ from bot.admin import (  # noqa: F401
     catalog,
     coupons,
     export,
+    flash_sales,
     general,
     group_buys,
     lexicon,

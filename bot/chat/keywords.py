@@ -28,6 +28,7 @@ KEYWORDS: dict[str, dict[str, tuple[str, ...]]] = {
     "received": {"zh": ("确认收货", "已收货", "收到了"), "en": ("received", "confirm receipt")},
     "pay": {"zh": ("支付", "去支付", "付款"), "en": ("pay",)},
     "group": {"zh": ("拼团", "团购", "我的拼团", "开团"), "en": ("group", "group buy", "groups", "my groups")},
+    "flash": {"zh": ("秒杀", "限时秒杀", "秒杀活动"), "en": ("flash", "flash sale", "flash sales")},
     "invite": {"zh": ("邀请", "邀请好友", "推荐", "分享"), "en": ("invite", "refer", "share", "invite friends")},
     "me": {"zh": ("我的", "个人中心", "我", "积分", "佣金"), "en": ("me", "my account", "account", "points")},
     "withdraw": {"zh": ("提现", "申请提现"), "en": ("withdraw", "cash out")},

@@ -14,6 +14,7 @@ from bot.dialogs.base import DialogRuntime
 from bot.dialogs.cart import CartDialog
 from bot.dialogs.checkout import CheckoutDialog
 from bot.dialogs.confirm import ConfirmDialog
+from bot.dialogs.flash import FlashDialog
 from bot.dialogs.group import GroupDialog
 from bot.dialogs.orders import OrdersDialog
 from bot.dialogs.search import SearchDialog
@@ -31,6 +32,7 @@ class ShopDialogs(DialogRuntime):
     confirm: ConfirmDialog
     group: GroupDialog
     service: ServiceDialog
+    flash: FlashDialog
 
     def __init__(
         self,
@@ -42,6 +44,8 @@ class ShopDialogs(DialogRuntime):
     ) -> None:
         self.search, self.cart, self.checkout = SearchDialog(), CartDialog(), CheckoutDialog()
         self.orders, self.confirm, self.group = OrdersDialog(), confirm, GroupDialog()
-        self.service = ServiceDialog()
-        dialogs = (self.search, self.cart, self.checkout, self.orders, self.confirm, self.group, self.service)
+        self.service, self.flash = ServiceDialog(), FlashDialog()
+        dialogs = (
+            self.search, self.cart, self.checkout, self.orders, self.confirm, self.group, self.service, self.flash
+        )
         super().__init__(store, dialogs, ttl_seconds=ttl_seconds, on_transition=on_transition)

@@ -224,6 +224,31 @@ async def bare_group_code(ctx: Context) -> Reply | None:
 # --- end group buys ---
 
 
+# --- flash sales (bot/dialogs/flash.py) ---
+@router.route(Keyword("flash"))
+async def flash_sales(ctx: Context) -> Reply:
+    return await ctx.services.dialogs.flash.show(ctx)
+
+
+def _number_in(match: re.Match[str]) -> int | None:
+    return int(match.group(1)) if match.group(1) else None
+
+
+@router.route(Regex(r"(?i)(?:提醒我|开始提醒我|开始时提醒我|remind me)\s*(?:第\s*)?(\d{1,3})?\s*(?:个|场)?", locale=_typed_in))
+async def flash_remind(ctx: Context, match: re.Match[str]) -> Reply:
+    """"提醒我 [N]": told when the sale starts."""
+    return await ctx.services.dialogs.flash.remind(ctx, _number_in(match))
+
+
+@router.route(Regex(r"(?i)(?:抢|我要抢|立即抢|马上抢|抢一个|grab)\s*(?:第\s*)?(\d{1,3})?\s*(?:个|场|件)?", locale=_typed_in))
+async def flash_grab(ctx: Context, match: re.Match[str]) -> Reply:
+    """"抢 [N]": one unit of a running sale, answered with the pay card."""
+    return await ctx.services.dialogs.flash.grab(ctx, _number_in(match))
+
+
+# --- end flash sales ---
+
+
 @router.route(Regex("(?i)" + USE_POINTS.pattern, locale=_typed_in))
 async def points_outside_checkout(ctx: Context) -> Reply | None:
     """A "用积分" / "no points" outside checkout (at checkout its review step answers)."""
