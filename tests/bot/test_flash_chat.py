@@ -1,0 +1,218 @@
+"""Flash sales (秒杀) through the real app on SQLite: staff create a sale, customers ask to
+be reminded and are reminded at the start, several grab at once and exactly the units are
+sold, an unpaid unit goes back after its window and another customer takes it; a
+stranger's /flash is refused. And the rush path with Redis: only winners write."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from redis.asyncio import Redis
+from sqlalchemy import event, select, update
+
+from bot.flash_gate import sale_keys
+from bot.keys import ENGINE, JOBS
+from commerce.catalog.models import Variant
+from commerce.customers.models import Customer
+from commerce.orders.models import Order, OrderStatus
+from commerce.promotions import flash_sales
+from commerce.promotions.models import FlashClaim, FlashSale
+from commerce.rules import utcnow
+from commerce.staff.models import AuditEntry
+from scheduler.runner import run_job
+from tests.bot.admin.test_orders import pay
+from tests.bot.conftest import OWNER, STRANGER, ShopFactory
+from tests.bot.driver import ChatUser, Shop, db
+from tests.commerce.factories import make_address
+
+BUYERS = ("o_flash_buyer_1", "o_flash_buyer_2", "o_flash_buyer_3")
+
+
+async def _variant(shop: Shop) -> Variant:
+    async with db(shop.client.app)() as session:
+        variant = await session.scalar(select(Variant).where(Variant.stock >= 5).order_by(Variant.id).limit(1))
+        assert variant is not None
+        return variant
+
+
+async def _with_address(shop: Shop, user: ChatUser) -> None:
+    await user.say("帮助")  # the customer exists once they wrote
+    async with db(shop.client.app)() as session:
+        customer_id = await session.scalar(select(Customer.id).where(Customer.openid == user.openid))
+        assert customer_id is not None
+        await make_address(session, customer_id)
+        await session.commit()
+
+
+async def _sale(shop: Shop) -> FlashSale:
+    async with db(shop.client.app)() as session:
+        sale = await session.scalar(select(FlashSale).order_by(FlashSale.id.desc()).limit(1))
+        assert sale is not None
+        return sale
+
+
+async def _set(shop: Shop, model: Any, where: Any, **values: Any) -> None:
+    async with db(shop.client.app)() as session, session.begin():
+        await session.execute(update(model).where(where).values(**values))
+
+
+def _order_no(reply: Any) -> str:
+    assert reply.kind == "news", reply.text
+    return str(reply.articles[0].description.split("订单号 ")[1].split()[0])
+
+
+async def test_staff_create_customers_are_reminded_rush_and_an_unpaid_unit_returns(sqlite_staffed: Shop) -> None:
+    shop = sqlite_staffed
+    owner, stranger = shop.user(OWNER), shop.user(STRANGER)
+    variant = await _variant(shop)
+    price = f"{variant.price_fen // 2 / 100:.2f}"
+
+    # a stranger's /flash is refused (searched like any text) and audited
+    refused = await stranger.say(f"/flash new {variant.sku_code} {price} 2 +1h 2h")
+    assert "秒杀" not in refused.text and "确认码" not in refused.text
+    async with db(shop.client.app)() as session:
+        outcomes = (await session.scalars(select(AuditEntry.outcome).where(AuditEntry.actor == STRANGER))).all()
+    assert outcomes == ["refused"]
+
+    # staff: restated with the customers' line (the preview), made on "确认"
+    preview = await owner.say(f"/flash new {variant.sku_code} {price} 2 +1h 2h limit 1 pay 10")
+    assert "顾客在「秒杀」里会看到" in preview.text and "还有1小时" in preview.text and "确认码" in preview.text
+    assert "已新建秒杀" in (await owner.say("确认")).text
+    assert "/flash new" in (await owner.say("/flash new 1 abc")).text  # bad input: the usage line
+    assert "#1" in (await owner.say("/flash list")).text
+
+    buyers = [shop.user(openid) for openid in BUYERS]
+    for buyer in buyers:
+        await _with_address(shop, buyer)
+    first, second, third = buyers
+    listing = await first.say("秒杀")
+    assert "还有1小时" in listing.text and "开始" in listing.text and "提醒我" in listing.text
+    assert "开始时会提醒你" in (await first.say("提醒我 1")).text
+    assert "开始时会提醒你" in (await second.say("提醒我")).text
+    early = await third.say("抢")
+    assert "还没开始" in early.text and "还有" in early.text
+
+    # the start: the job opens the sale and reminds both, once
+    sale = await _sale(shop)
+    await _set(shop, FlashSale, FlashSale.id == sale.id, starts_at=utcnow() - timedelta(seconds=1))
+    assert await run_job("open_close_flash_sales", shop.client.app[JOBS]) == 2
+    assert await run_job("open_close_flash_sales", shop.client.app[JOBS]) == 0
+    for buyer in (first, second):
+        assert [m.text for m in shop.outbox.for_user(buyer.openid) if "秒杀开始了" in m.text]
+    assert not [m for m in shop.outbox.for_user(third.openid) if "秒杀开始了" in (m.text or "")]
+
+    # three grab at once for two units: two pay cards (with the address), one sold out
+    replies = await asyncio.gather(*(buyer.say("抢") for buyer in buyers))
+    cards = [r for r in replies if r.kind == "news"]
+    assert len(cards) == 2
+    assert all("收货：张三 138****8000" in c.articles[0].description for c in cards)
+    [lost] = [r for r in replies if r.kind != "news"]
+    assert "抢光" in lost.text
+    loser = buyers[replies.index(lost)]
+    winners = [b for b, r in zip(buyers, replies, strict=True) if r.kind == "news"]
+    sale = await _sale(shop)
+    assert (sale.held, sale.sold) == (2, 0)
+
+    # one pays (the limit holds after it); the other's order expires: the unit is back at once
+    paid_no, unpaid_no = (_order_no(r) for r in cards)
+    await pay(shop, paid_no)
+    payer = winners[0]
+    assert "限购 1 件" in (await payer.say("抢")).text
+    await _set(shop, Order, Order.order_no == unpaid_no, expires_at=utcnow() - timedelta(seconds=1))
+    assert await run_job("expire_unpaid_orders", shop.client.app[JOBS]) == 1
+    sale = await _sale(shop)
+    assert (sale.held, sale.sold) == (0, 1)
+
+    again = await loser.say("抢 1")
+    assert again.kind == "news" and "抢到了" in again.articles[0].title
+    sale = await _sale(shop)
+    assert (sale.held, sale.sold, sale.units) == (1, 1, 2)
+    async with db(shop.client.app)() as session:
+        stock = await session.scalar(select(Variant.stock).where(Variant.id == variant.id))
+        statuses = sorted((await session.scalars(select(Order.status).where(Order.order_no.like("SF%")))).all())
+    assert stock == variant.stock - 2  # one paid, one held; the expired one gave its stock back
+    assert statuses == sorted([OrderStatus.PAID.value, OrderStatus.PENDING_PAYMENT.value, OrderStatus.CANCELLED.value])
+
+
+async def test_a_customer_without_an_address_keeps_the_unit_while_typing_one(sqlite_staffed: Shop) -> None:
+    shop = sqlite_staffed
+    variant = await _variant(shop)
+    async with db(shop.client.app)() as session:
+        await flash_sales.create_sale(
+            session, variant_id=variant.id, price_fen=variant.price_fen - 1, units=1,
+            starts_at=utcnow() - timedelta(minutes=1), ends_at=utcnow() + timedelta(hours=1),
+            per_user_limit=1, pay_minutes=10, now=utcnow(),
+        )
+        await session.commit()
+    newcomer, other = shop.user("o_flash_newcomer"), shop.user("o_flash_other_1")
+    await _with_address(shop, other)
+    asked = await newcomer.say("抢")
+    assert "保留到" in asked.text and "姓名 手机号" in asked.text
+    assert "抢光" in (await other.say("抢")).text  # the unit is held for the newcomer
+    assert "确认" in (await newcomer.say("李四 13900139000 北京市朝阳区建国路1号")).text
+    card = await newcomer.say("确认")
+    assert card.kind == "news" and "李四 139****9000 北京市朝阳区建国路1号" in card.articles[0].description
+
+    # a held unit nobody gave an address for goes back after the window (the job)
+    third = shop.user("o_flash_third_1")
+    sale = await _sale(shop)
+    await _set(shop, FlashClaim, FlashClaim.sale_id == sale.id, order_id=None)
+    await _set(shop, FlashClaim, FlashClaim.sale_id == sale.id, expires_at=utcnow() - timedelta(seconds=1))
+    assert await run_job("return_flash_units", shop.client.app[JOBS]) == 1
+    assert await run_job("return_flash_units", shop.client.app[JOBS]) == 0
+    assert "保留到" in (await third.say("抢")).text
+
+
+async def test_with_redis_only_winners_write_and_lost_keys_are_reloaded(
+    make_shop: ShopFactory, sqlite_url: str, redis_url: str
+) -> None:
+    shop = await make_shop(sqlite_url, redis={"url": redis_url})
+    variant = await _variant(shop)
+    async with db(shop.client.app)() as session:
+        await flash_sales.create_sale(
+            session, variant_id=variant.id, price_fen=variant.price_fen - 1, units=1,
+            starts_at=utcnow() - timedelta(minutes=1), ends_at=utcnow() + timedelta(hours=1),
+            per_user_limit=1, pay_minutes=10, now=utcnow(),
+        )
+        await session.commit()
+    first, second = shop.user("o_flash_redis_1"), shop.user("o_flash_redis_2")
+    for user in (first, second):
+        await _with_address(shop, user)
+    won = await first.say("抢")
+    assert won.kind == "news"
+    redis = Redis.from_url(redis_url)
+    sale = await _sale(shop)
+    meta, counted = sale_keys(sale.id)[:2]
+    assert await redis.hget(meta, "left") == b"0"  # the Lua script counted the unit
+    assert list((await redis.hgetall(counted)).values()) == [b"1"]
+
+    writes: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if ("flash_sales" in statement and statement.lstrip().upper().startswith("UPDATE")) or (
+            "INSERT INTO flash_claims" in statement
+        ):
+            writes.append(statement)
+
+    engine = shop.client.app[ENGINE].sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        assert "抢光" in (await second.say("抢")).text
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert writes == []  # the loser was turned away by the Lua script
+
+    # Redis loses its keys, and the winner's order expires: the unit is back, read from the database
+    await redis.flushdb()
+    await _set(shop, Order, Order.order_no == _order_no(won), expires_at=utcnow() - timedelta(seconds=1))
+    assert await run_job("expire_unpaid_orders", shop.client.app[JOBS]) == 1
+    taken = await second.say("抢")
+    assert taken.kind == "news"
+    assert _order_no(await second.say("抢")) == _order_no(taken)  # holding one: its pay card again
+    sale = await _sale(shop)
+    assert (sale.held, sale.sold) == (1, 0)
+    assert await redis.hget(meta, "ver") == str(sale.version).encode()  # reloaded from the database
+    assert await redis.hget(meta, "left") == b"0"
+    await redis.aclose()
