@@ -28,7 +28,7 @@ WHEN = datetime(2026, 12, 4, 10, 30, tzinfo=UTC)
 
 TIMES = {
     "created_at", "expires_at", "ends_at", "when", "deadline", "until", "now", "frozen_until", "paid_at", "at",
-    "opened_at", "last_activity_at",
+    "opened_at", "last_activity_at", "starts_at",
 }
 
 MONEY = {
@@ -49,6 +49,7 @@ COUNTS = {
     "max_rows", "max_length", "min_length", "points_used", "current", "product_id",
     "withdrawal_id", "delta", "dispatch_hours", "return_days", "cart_items", "in_cart", "offer_quantity", "shipped_count",
     "ticket", "ticket_id", "waiting", "failed_count", "paid_count", "line_no",
+    "units", "sold", "pay_minutes", "days", "max_units", "max_pay_minutes", "running", "coming",
 }
 
 LISTS = {
@@ -124,6 +125,7 @@ TEXT: dict[str, Any] = {
     "last_text": "东西坏了",
     "hours": "每天 09:00-21:00",
     "speaker": "customer",
+    "similar": "红富士苹果",
 }
 
 OTHER: dict[str, Any] = {
@@ -169,6 +171,11 @@ OTHER: dict[str, Any] = {
     "already": False,
     "coupon": "@map",
     "shop": {"name": "果园小铺", "base_url": "https://shop.example"},
+    "s": "@map",  # a flash sale (the line `_flash_line.j2` shows of it)
+    "sale": "@map",
+    "next_sale": "@map",
+    "to_start": "@map",
+    "new": True,
 }
 
 # fields of an error's details (`d`) that mean something else for each error code:
@@ -193,6 +200,7 @@ D_BY_CODE: dict[str, dict[str, Any]] = {
         "field": ("group_price", "group_size", "time_limit", "hours", "window", "per_user_limit", "stock_quota")
     },
     "address_invalid": {"missing": ("name", "phone", "address")},
+    "flash_invalid": {"field": ("price", "units", "limit", "pay_minutes", "window")},
 }
 
 # a name that means something else in one template
@@ -226,6 +234,9 @@ TEMPLATE_SAMPLES: dict[str, dict[str, Any]] = {
     "admin/coupon_created": {"coupon": "@map"},
     "admin/coupon_issued": {"coupon": "@map"},
     "alert_broadcast_report": {"uncertain": 2},
+    "flash_list": {"sales": "@list"},
+    "flash_pay_card": {"address": "@map"},
+    "admin/flash_list": {"sales": "@list"},
 }
 
 # attributes of a list element or a map that differ from the top-level name
@@ -247,6 +258,9 @@ NESTED: dict[str, Any] = {
     "events.to": "paid",
     "members.leader": True,
     "d.available": 0,
+    "to_start.days": 1,
+    "to_start.hours": 2,
+    "to_start.minutes": 15,
     "today.orders": 5,
     "week.orders": 21,
 }
