@@ -25,6 +25,7 @@ from scheduler.runner import run_job
 from tests.bot.admin.test_orders import pay
 from tests.bot.conftest import OWNER, STRANGER, ShopFactory
 from tests.bot.driver import ChatUser, Shop, db
+from tests.bot.world import CUSTOMER, WorldFactory
 from tests.commerce.factories import make_address
 
 BUYERS = ("o_flash_buyer_1", "o_flash_buyer_2", "o_flash_buyer_3")
@@ -216,3 +217,29 @@ async def test_with_redis_only_winners_write_and_lost_keys_are_reloaded(
     assert await redis.hget(meta, "ver") == str(sale.version).encode()  # reloaded from the database
     assert await redis.hget(meta, "left") == b"0"
     await redis.aclose()
+
+
+async def test_a_reminder_whose_window_closed_goes_as_the_template_message(
+    make_world: WorldFactory, sqlite_url: str
+) -> None:
+    world = await make_world(sqlite_url, wechat={"template_ids": "flash_started=TPL_FLASH"})
+    shop = world.shop
+    variant = await _variant(shop)
+    async with db(shop.client.app)() as session:
+        sale = await flash_sales.create_sale(
+            session, variant_id=variant.id, price_fen=variant.price_fen - 1, units=3,
+            starts_at=utcnow() + timedelta(hours=2, minutes=15), ends_at=utcnow() + timedelta(hours=4),
+            per_user_limit=1, pay_minutes=15, now=utcnow(),
+        )
+        await session.commit()
+    customer = shop.user(CUSTOMER)
+    assert "还有2小时15分开始" in (await customer.say("秒杀")).text
+    assert "开始时会提醒你" in (await customer.say("提醒我")).text
+    await world.close_window(CUSTOMER)
+    await _set(shop, FlashSale, FlashSale.id == sale.id, starts_at=utcnow() - timedelta(seconds=1))
+    assert await run_job("open_close_flash_sales", shop.client.app[JOBS]) == 1
+    await world.settle()
+    [sent] = world.templates_to(CUSTOMER)
+    assert sent["template_id"] == "TPL_FLASH" and "秒杀开始了" in sent["data"]["first"]["value"]
+    assert await run_job("open_close_flash_sales", shop.client.app[JOBS]) == 0
+    assert len(world.templates_to(CUSTOMER)) == 1
