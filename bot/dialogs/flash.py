@@ -153,7 +153,14 @@ class FlashDialog(Dialog[FlashState, FlashData]):
         return Text("flash_reminder_set", {**sale.data(utcnow()), "new": new})
 
     async def grab(self, ctx: Context, number: int | None) -> Reply:
-        """"抢 [N]": one unit, answered with the pay card (or the address asked for)."""
+        """"抢 [N]": one unit, answered with the pay card (or the address asked for). A unit
+        already held for an address still to come goes on there instead."""
+        stored = await ctx.services.dialogs.store.get(ctx.openid)
+        if stored is not None and stored.dialog == self.name and stored.state in self.parked_in:
+            return Text("step_hint", {"step": f"flash_{stored.state}"})
+        parked = await ctx.services.dialogs.take_parked(ctx.openid, self)
+        if parked is not None:
+            return await self._resume(ctx, parked)
         picked = await self._pick(ctx, number, phase="running")
         if not isinstance(picked, SaleView):
             return picked

@@ -110,7 +110,7 @@ async def test_staff_create_customers_are_reminded_rush_and_an_unpaid_unit_retur
     assert len(cards) == 2
     assert all("收货：张三 138****8000" in c.articles[0].description for c in cards)
     [lost] = [r for r in replies if r.kind != "news"]
-    assert "抢光" in lost.text
+    assert "抢光" in lost.text and "看看同类的" in lost.text  # a similar product instead
     loser = buyers[replies.index(lost)]
     winners = [b for b, r in zip(buyers, replies, strict=True) if r.kind == "news"]
     sale = await _sale(shop)
@@ -152,6 +152,7 @@ async def test_a_customer_without_an_address_keeps_the_unit_while_typing_one(sql
     asked = await newcomer.say("抢")
     assert "保留到" in asked.text and "姓名 手机号" in asked.text
     assert "抢光" in (await other.say("抢")).text  # the unit is held for the newcomer
+    assert "还差收货信息" in (await newcomer.say("抢")).text  # the held unit waits for the address
     assert "确认" in (await newcomer.say("李四 13900139000 北京市朝阳区建国路1号")).text
     card = await newcomer.say("确认")
     assert card.kind == "news" and "李四 139****9000 北京市朝阳区建国路1号" in card.articles[0].description
