@@ -74,11 +74,11 @@ class FlashRush(RuleBasedStateMachine):
             assert self.held.get(customer, 0) + self.paid.get(customer, 0) <= self.limit
 
 
-FlashRush.TestCase.settings = settings(max_examples=60, stateful_step_count=25, deadline=None, database=None)
+FlashRush.TestCase.settings = settings(max_examples=40, stateful_step_count=25, deadline=None, database=None)
 TestFlashRush = FlashRush.TestCase
 
 
-@settings(max_examples=100, deadline=None, database=None)
+@settings(max_examples=50, deadline=None, database=None)
 @given(left=st.integers(-2, 5), taken=st.integers(0, 5), holding=st.booleans(), limit=st.integers(1, 5))
 def test_a_unit_is_won_only_when_one_is_left_under_the_limit_and_none_is_held(
     left: int, taken: int, holding: bool, limit: int
@@ -87,7 +87,7 @@ def test_a_unit_is_won_only_when_one_is_left_under_the_limit_and_none_is_held(
     assert won == (left > 0 and taken < limit and not holding)
 
 
-@settings(max_examples=100, deadline=None, database=None)
+@settings(max_examples=50, deadline=None, database=None)
 @given(seconds=st.integers(-3600, 40 * 86400))
 def test_the_countdown_in_words_adds_up_to_the_wait_rounded_up_to_a_minute(seconds: int) -> None:
     parts = countdown(seconds)
