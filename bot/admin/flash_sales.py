@@ -20,12 +20,12 @@ import zoneinfo
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.admin.catalog import parse_yuan, which_variant
+from bot.admin.catalog import parse_yuan
 from bot.admin.registry import MANAGERS, REGISTRY, AdminContext, Outcome, UsageError
 from bot.chat.replies import Text
 from bot.dialogs.common import unit_of_work
 from commerce.catalog import admin as catalog_admin
-from commerce.errors import ShopError
+from commerce.errors import ErrorCode, ShopError
 from commerce.promotions import flash_sales
 from commerce.promotions.flash_sales import SaleView
 from commerce.rules import utcnow
@@ -153,7 +153,12 @@ async def _new(actx: AdminContext) -> Outcome:
                 return Outcome(Text("admin/flash_confirm", data), confirm_first=True)
             view = await flash_sales.create_sale(session, variant_id=variant.id, created_by=actx.actor, **terms)
     except ShopError as exc:
-        return which_variant(exc, actx)
+        variants = exc.details.get("variants")
+        if exc.code == ErrorCode.VARIANT_NOT_FOUND and variants:  # a product of several variants: which SKU
+            data = {"id": exc.details.get("product_id"), "name": exc.details.get("name", ""), "variants": variants,
+                    "command": "flash new", "value": " ".join(actx.args[2:])}
+            return Outcome(Text("admin/choose_sku", data), outcome="failed", after={"error": str(exc.code)})
+        raise
     return Outcome(Text("admin/flash_created", {"sale": sale_data(view)}), None, _state(view))
 
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from redis.asyncio import Redis
-from sqlalchemy import event, select, update
+from sqlalchemy import event, func, select, update
 
 from bot.flash_gate import sale_keys
 from bot.keys import ENGINE, JOBS
@@ -82,6 +82,13 @@ async def test_staff_create_customers_are_reminded_rush_and_an_unpaid_unit_retur
     assert "顾客在「秒杀」里会看到" in preview.text and "还有1小时" in preview.text and "确认码" in preview.text
     assert "已新建秒杀" in (await owner.say("确认")).text
     assert "/flash new" in (await owner.say("/flash new 1 abc")).text  # bad input: the usage line
+    assert "要在 1 到" in (await owner.say(f"/flash new {variant.sku_code} {price} 0 now 1h")).text
+    async with db(shop.client.app)() as session:
+        several = await session.scalar(
+            select(Variant.product_id).group_by(Variant.product_id).having(func.count() > 1).limit(1)
+        )
+    chooser = await owner.say(f"/flash new {several} 9.9 5 now 1h")
+    assert "请用 SKU 指定" in chooser.text and "9.9 5 now 1h" in chooser.text
     assert "#1" in (await owner.say("/flash list")).text
 
     buyers = [shop.user(openid) for openid in BUYERS]
