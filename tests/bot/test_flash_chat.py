@@ -159,6 +159,8 @@ async def test_a_customer_without_an_address_keeps_the_unit_while_typing_one(sql
     asked = await newcomer.say("抢")
     assert "保留到" in asked.text and "姓名 手机号" in asked.text
     assert "抢光" in (await other.say("抢")).text  # the unit is held for the newcomer
+    assert "Flash sales:" in (await other.say("flash")).text  # in English when asked in English
+    assert "sold out" in (await other.say("grab 1")).text
     assert "还差收货信息" in (await newcomer.say("抢")).text  # the held unit waits for the address
     assert "确认" in (await newcomer.say("李四 13900139000 北京市朝阳区建国路1号")).text
     card = await newcomer.say("确认")
