@@ -143,6 +143,11 @@ async def test_staff_create_customers_are_reminded_rush_and_an_unpaid_unit_retur
     assert stock == variant.stock - 2  # one paid, one held; the expired one gave its stock back
     assert statuses == sorted([OrderStatus.PAID.value, OrderStatus.PENDING_PAYMENT.value, OrderStatus.CANCELLED.value])
 
+    # staff close it (restated, then confirmed): nobody grabs any more
+    assert "将关闭秒杀 #1" in (await owner.say("/秒杀 关闭 1")).text
+    assert "已关闭秒杀 #1" in (await owner.say("确认")).text
+    assert "现在没有进行中" in (await payer.say("抢 1")).text
+
 
 async def test_a_customer_without_an_address_keeps_the_unit_while_typing_one(sqlite_staffed: Shop) -> None:
     shop = sqlite_staffed
