@@ -123,7 +123,7 @@ async def test_cancel_has_the_same_effects_from_the_chat_the_staff_and_the_clock
         before = await _held(shop, user)
         order_no = await _place(user)
         assert await _stock(shop, banana) == STOCK - BOUGHT
-        assert await _banana_in_search(user) == f"仅剩{STOCK - BOUGHT}件"
+        assert await _banana_in_search(user) == f"仅剩 {STOCK - BOUGHT} 件"
         assert await _held(shop, user) == {"coupon": "used", "points": 0}
 
         told = await _cancel(shop, path, user, order_no)
@@ -149,7 +149,7 @@ async def test_cancel_has_the_same_effects_from_the_chat_the_staff_and_the_clock
     expected = {
         "status": "cancelled",
         "stock": STOCK,
-        "search": f"仅剩{STOCK}件",
+        "search": f"仅剩 {STOCK} 件",
         "held": {"coupon": "available", "points": POINTS},
         "held_before": {"coupon": "available", "points": POINTS},
     }
@@ -184,7 +184,7 @@ async def test_a_failed_groups_unpaid_seat_is_cancelled_by_the_same_action(staff
     await friend.say(f"参团 {group.code}")
     seat_no = _order_no(await friend.say("参团"))
     assert await _stock(shop, banana) == STOCK - 2
-    assert await _banana_in_search(friend) == f"仅剩{STOCK - 2}件"
+    assert await _banana_in_search(friend) == f"仅剩 {STOCK - 2} 件"
     before = len(texts(shop, friend.openid))
 
     after_deadline = group.deadline + timedelta(seconds=1)
@@ -197,7 +197,7 @@ async def test_a_failed_groups_unpaid_seat_is_cancelled_by_the_same_action(staff
     # the seat's unit is back, in the database and in a search; the leader's comes back
     # too when its refund lands, which may be at any moment here
     assert await _stock(shop, banana) >= STOCK - 1
-    assert await _banana_in_search(friend) in {f"仅剩{STOCK - 1}件", f"仅剩{STOCK}件"}
+    assert await _banana_in_search(friend) in {f"仅剩 {STOCK - 1} 件", f"仅剩 {STOCK} 件"}
     (entry,) = [e for e in await audit_rows(shop, "order_cancel") if e.args["order_no"] == seat_no]
     assert entry.args["by"] == "group" and entry.after["status"] == "cancelled"
     (told,) = texts(shop, friend.openid)[before:]
