@@ -4,12 +4,15 @@ is shown where to start."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import update
 
 from commerce.catalog.models import Variant
 from tests.bot.admin.test_orders import place_order
 from tests.bot.driver import Shop, db
 from tests.bot.test_shopping_chat import _sku
+
+pytestmark = pytest.mark.sqlite_only  # what the test checks is the conversation, not the database
 
 
 async def test_buy_again_puts_the_last_order_back_in_the_cart(shop: Shop) -> None:

@@ -20,6 +20,8 @@ from tests.bot.admin.test_orders import open_staffed_shop, pay, refunds, settle_
 from tests.bot.driver import Shop, db
 from tests.bot.test_group_chat import _campaign, _order_no, _with_address
 
+pytestmark = pytest.mark.sqlite_only  # what the test checks is the conversation, not the database
+
 LEADER, FRIEND = "o_leader_0042", "o_friend_0042"
 
 

@@ -4,8 +4,12 @@ whose address is saved, in three."""
 
 from __future__ import annotations
 
+import pytest
+
 from bot.devtools.simulator import Reply
 from tests.bot.driver import ChatUser, Shop
+
+pytestmark = pytest.mark.sqlite_only  # what the test checks is the conversation, not the database
 
 ADDRESS = "张三 13800138000 上海市浦东新区世纪大道100号"
 

@@ -26,6 +26,8 @@ from tests.bot.admin.test_orders import (
 from tests.bot.driver import Shop, db
 from tests.bot.world import WorldFactory
 
+pytestmark = pytest.mark.sqlite_only  # staff commands through the chat: their use cases run on both databases in tests/commerce
+
 FANS = ("o_fan_000001", "o_fan_000002", "o_fan_000003")
 LAPSED = "o_lapsed_0001"
 MESSAGE = "新品上架！\n全场 8 折，仅限今天"

@@ -17,6 +17,8 @@ from tests.bot.conftest import OPERATOR, OWNER, SERVICE, STRANGER
 from tests.bot.driver import Shop, db
 from tests.bot.test_search_chat import numbered
 
+pytestmark = pytest.mark.sqlite_only  # staff commands through the chat: their use cases run on both databases in tests/commerce
+
 
 async def _audit(shop: Shop, command: str | None = None) -> list[AuditEntry]:
     query = select(AuditEntry).order_by(AuditEntry.id)

@@ -17,6 +17,8 @@ from commerce.staff.models import AuditEntry
 from tests.bot.conftest import OPERATOR, OWNER, SERVICE, STRANGER, ShopFactory, add_staff_by_chat
 from tests.bot.driver import Shop, db
 
+pytestmark = pytest.mark.sqlite_only  # staff commands through the chat: their use cases run on both databases in tests/commerce
+
 CUSTOMER = "o_customer_77"
 
 

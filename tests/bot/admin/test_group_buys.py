@@ -29,6 +29,8 @@ from tests.bot.admin.test_orders import (
 from tests.bot.driver import Shop, db
 from tests.bot.test_group_chat import _order_no, _with_address
 
+pytestmark = pytest.mark.sqlite_only  # staff commands through the chat: their use cases run on both databases in tests/commerce
+
 LEADER = "o_group_lead_1"
 
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.bot.admin.test_orders import audit_rows
 from tests.bot.conftest import OPERATOR, OWNER, SERVICE, STRANGER
 from tests.bot.driver import Shop
+
+pytestmark = pytest.mark.sqlite_only  # staff commands through the chat: their use cases run on both databases in tests/commerce
 
 
 def _first_line(text: str) -> str:

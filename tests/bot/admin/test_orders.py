@@ -30,6 +30,8 @@ from tests.bot.driver import ChatUser, Shop, db
 from tests.bot.test_shopping_chat import _open, _sku, _stock
 from tests.fakes import insert_order
 
+pytestmark = pytest.mark.sqlite_only  # staff commands through the chat: their use cases run on both databases in tests/commerce
+
 OWNER = "o_owner_0001"
 OPERATOR = "o_operator_02"
 SERVICE = "o_service_003"

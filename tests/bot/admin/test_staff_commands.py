@@ -13,6 +13,8 @@ from commerce.staff.models import AuditEntry, StaffMember
 from tests.bot.conftest import ShopFactory
 from tests.bot.driver import Shop, db
 
+pytestmark = pytest.mark.sqlite_only  # staff commands through the chat: their use cases run on both databases in tests/commerce
+
 OWNER = "o_owner_0001"
 HELPER = "o_helper_0002"
 OTHER = "o_helper_0003"

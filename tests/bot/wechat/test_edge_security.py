@@ -30,6 +30,8 @@ from tests.bot.conftest import ShopFactory, make_config
 from tests.bot.driver import ACCOUNT, Shop, db
 from tests.bot.web.conftest import pay_path, place_apple_order
 
+pytestmark = pytest.mark.sqlite_only  # what the test checks is the conversation, not the database
+
 OWNER = "o_owner_0001"
 V2_PAY = {"provider": "wechatpay_v2", "mchid": "1900000109", "api_v2_key": "k" * 32}
 

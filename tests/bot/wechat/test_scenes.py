@@ -10,6 +10,8 @@ from bot.wechat.scenes import GroupInvite, ProductShare, ReferralInvite
 from commerce.catalog.models import Product
 from tests.bot.driver import Shop, db
 
+pytestmark = pytest.mark.sqlite_only  # what the test checks is the conversation, not the database
+
 # ---- pack / parse ------------------------------------------------------------------------------
 
 
