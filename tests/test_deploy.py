@@ -129,12 +129,13 @@ def _key_files(tmp_path: Path) -> tuple[str, str]:
     return str(private), str(public)
 
 
-def production_config(tmp_path: Path) -> Config:
-    """compose.yaml's settings, on a fresh SQLite file here, asking for the demo catalog."""
+def production_config(tmp_path: Path, *, database_url: str, redis_url: str) -> Config:
+    """compose.yaml's settings, asking for the demo catalog, with the PostgreSQL and Redis
+    URLs pointed at this test session's own servers (compose's host names exist only there)."""
     private, public = _key_files(tmp_path)
     env = app_environment(SAMPLE) | {
-        "STOREFRONT_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'shop.db'}",
-        "STOREFRONT_REDIS__URL": "",
+        "STOREFRONT_DATABASE__URL": database_url,
+        "STOREFRONT_REDIS__URL": redis_url,
         "STOREFRONT_PAY__PRIVATE_KEY_PATH": private,
         "STOREFRONT_PAY__PLATFORM_PUBLIC_KEY_PATH": public,
         "STOREFRONT_SHOP__SEED_DEMO": "true",  # even when asked: a live shop never gets demo products
@@ -145,9 +146,12 @@ def production_config(tmp_path: Path) -> Config:
 
 
 async def test_a_live_shop_seeds_no_demo_data_and_refuses_dev_routes(
-    tmp_path: Path, aiohttp_client: Callable[..., Awaitable[TestClient]]
+    tmp_path: Path, postgres_url: str, redis_url: str, aiohttp_client: Callable[..., Awaitable[TestClient]]
 ) -> None:
-    config = production_config(tmp_path)
+    """The done-when of issue 15: started with compose's settings (PostgreSQL, Redis, the
+    production pay provider), the shop serves no demo data, no /dev/*, and a green /healthz."""
+    config = production_config(tmp_path, database_url=postgres_url, redis_url=redis_url)
+    assert config.database.url.startswith("postgresql+asyncpg://") and config.redis.url
     assert await prepare_database(config, seed=config.shop.seed_demo) == 0
     engine = create_engine(config.database.url)
     try:
@@ -156,7 +160,8 @@ async def test_a_live_shop_seeds_no_demo_data_and_refuses_dev_routes(
     finally:
         await engine.dispose()
     client = await aiohttp_client(create_app(config))
-    assert (await client.get("/healthz")).status == 200
+    health = await client.get("/healthz")
+    assert health.status == 200 and (await health.json())["status"] == "ok", await health.text()
     assert (await client.get("/dev/chat")).status == 404
     assert (await client.post("/dev/chat/send", json={"openid": "o_1", "text": "hi"})).status == 404
     assert (await client.get("/dev/chat/outbox", params={"openid": "o_1"})).status == 404
