@@ -1,4 +1,4 @@
-"""The payment provider interface: what the shop asks of WeChat Pay (or the sandbox).
+"""The payment provider interface: what the shop asks of WeChat Pay, Alipay (or the sandbox).
 
 A provider turns an order into a payment request the customer's browser can use,
 closes and refunds payments, and verifies the notifications the provider sends back.
@@ -33,9 +33,10 @@ class PaymentRequest:
 
     provider: str
     order_no: str
-    kind: str  # "jsapi" | "native" | "sandbox"
+    kind: str  # "jsapi" | "native" | "sandbox" | "wap" (a link the browser opens: Alipay)
     jsapi_params: dict[str, str] | None = None  # appId, timeStamp, nonceStr, package, signType, paySign
     code_url: str | None = None
+    pay_url: str | None = None  # "wap": the provider's cashier, signed
 
 
 @dataclass(frozen=True)
@@ -110,8 +111,10 @@ class PaymentProvider(Protocol):
         reason: str,
         notify_url: str,
         transaction_id: str = "",
-    ) -> None:
-        """Ask for a refund; its result arrives as a "refund" notification on `notify_url`.
+    ) -> Notification | None:
+        """Ask for a refund; its result arrives as a "refund" notification on `notify_url`,
+        or is returned at once (a verified "refund" notification) by a provider whose
+        answer settles it (Alipay).
 
         With `transaction_id` the refund targets that provider transaction (late payments).
         """
