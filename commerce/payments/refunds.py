@@ -180,6 +180,7 @@ class StaleRefund:
     order_no: str
     total_fen: int  # what the provider's payment was: the order's paid money, or the late payment
     transaction_id: str  # late refunds name their payment; "" for an order's own payment
+    provider: str = ""  # who holds the money: the late payment's, or the order's `pay_provider`
 
 
 async def owed_late_payments(
@@ -209,7 +210,7 @@ async def stale_pending_refunds(
     """Refunds pending since before `created_before`, oldest first, to ask the provider again
     (with the same refund number, which the provider treats as the same refund)."""
     rows = await session.execute(
-        select(Refund, Order.order_no, Order.paid_fen)
+        select(Refund, Order.order_no, Order.paid_fen, Order.pay_provider)
         .join(Order, Order.id == Refund.order_id)
         .where(
             Refund.status == RefundStatus.PENDING.value,
@@ -219,12 +220,14 @@ async def stale_pending_refunds(
         .limit(limit)
     )
     stale = []
-    for refund, order_no, paid_fen in rows.all():
+    for refund, order_no, paid_fen, pay_provider in rows.all():
         source = late_refund_source(refund)
         if source is None:
-            stale.append(StaleRefund(refund, order_no, paid_fen, ""))
+            stale.append(StaleRefund(refund, order_no, paid_fen, "", pay_provider))
         else:
-            stale.append(StaleRefund(refund, order_no, refund.amount_fen, source.transaction_id))
+            stale.append(
+                StaleRefund(refund, order_no, refund.amount_fen, source.transaction_id, source.provider)
+            )
     return stale
 
 

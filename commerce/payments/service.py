@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -54,6 +55,18 @@ OWED_GRACE = timedelta(minutes=10)  # a refund left open this long is finished b
 LATE_REASONS = {"late": "订单已关闭", "already_paid": "订单已支付", "amount_mismatch": "金额不符"}
 
 
+@dataclass(frozen=True)
+class ProviderAccount:
+    """A further provider the shop takes money with (Alipay), beside the primary one:
+    the merchant and app its notifications must name, and where they arrive."""
+
+    provider: PaymentProvider
+    appid: str
+    mchid: str
+    notify_url: str
+    refund_notify_url: str
+
+
 class PaymentService:
     def __init__(
         self,
@@ -66,13 +79,23 @@ class PaymentService:
         refund_notify_url: str,
         on_paid: Callable[[UnitOfWork, order_views.OrderView], Awaitable[None]] | None = None,
         on_notification: Callable[[str, str], None] | None = None,
+        more: Sequence[ProviderAccount] = (),
     ) -> None:
-        self.provider = provider
+        self.provider = provider  # the primary one (WeChat Pay, or the sandbox)
         self._uows = uows
         self.appid = appid
         self.mchid = mchid
         self.notify_url = notify_url
         self.refund_notify_url = refund_notify_url
+        # every provider by name, the primary first: notifications, refunds and closes
+        # go to the provider that took (or may take) the order's money
+        self._accounts: dict[str, ProviderAccount] = {
+            provider.name: ProviderAccount(provider, appid, mchid, notify_url, refund_notify_url)
+        }
+        for account in more:
+            if account.provider.name in self._accounts:
+                raise ValueError(f"payment provider {account.provider.name!r} named twice")
+            self._accounts[account.provider.name] = account
         self._background = BackgroundTasks(what="payment side effect", limit=MAX_CONCURRENT_SIDE_EFFECTS)
         # --- staff alerts: called in the unit of work that applies a payment (its messages are
         # committed with the payment); it must not raise ---
@@ -82,8 +105,21 @@ class PaymentService:
 
     # ---- paying ---------------------------------------------------------------------------
 
-    async def pay(self, *, order_no: str, openid: str | None) -> PaymentRequest:
-        """A payment request for a pending, unexpired order (JSAPI with `openid`, else Native)."""
+    def provider_named(self, name: str) -> PaymentProvider | None:
+        account = self._accounts.get(name)
+        return account.provider if account is not None else None
+
+    def _account(self, name: str) -> ProviderAccount:
+        """The named provider's account; the primary's for a name it does not know
+        (an order paid before a provider was added, or with none recorded)."""
+        return self._accounts.get(name) or self._accounts[self.provider.name]
+
+    async def pay(self, *, order_no: str, openid: str | None, provider: str = "") -> PaymentRequest:
+        """A payment request for a pending, unexpired order: the primary provider's (JSAPI with
+        `openid`, else Native), or the named one's (`provider="alipay"`: its cashier link)."""
+        account = self._accounts.get(provider) if provider else self._accounts[self.provider.name]
+        if account is None:
+            raise ShopError(ErrorCode.ILLEGAL_TRANSITION, order_no=order_no, provider=provider)
         async with self._uows() as uow:
             order = await orders.get_order(uow.session, order_no=order_no)
         if order.status != OrderStatus.PENDING_PAYMENT:
@@ -91,23 +127,41 @@ class PaymentService:
         expires_at = _aware(order.expires_at)
         if expires_at <= datetime.now(UTC):
             raise ShopError(ErrorCode.ORDER_EXPIRED, order_no=order.order_no)
-        return await self.provider.create_payment(
+        return await account.provider.create_payment(
             order_no=order.order_no,
             amount_fen=order.payable_fen,
             description=describe(order),
             openid=openid,
             expires_at=expires_at,
-            notify_url=self.notify_url,
+            notify_url=account.notify_url,
         )
 
     async def close(self, *, order_no: str) -> None:
-        """Close the provider's side of an expired or cancelled order; failures are only logged."""
-        try:
-            await self.provider.close_payment(order_no=order_no)
-        except PaymentError as exc:
-            log.warning("payment close failed: order=%s code=%s", order_no, exc.code)
-        except Exception:
-            log.exception("payment close failed: order=%s", order_no)
+        """Close every provider's side of an expired or cancelled order (the customer may
+        have opened either); failures are only logged."""
+        for account in self._accounts.values():
+            try:
+                await account.provider.close_payment(order_no=order_no)
+            except PaymentError as exc:
+                log.warning(
+                    "payment close failed: provider=%s order=%s code=%s",
+                    account.provider.name, order_no, exc.code,
+                )
+            except Exception:
+                log.exception("payment close failed: provider=%s order=%s", account.provider.name, order_no)
+
+    async def check_payment(self, *, order_no: str, provider: str) -> str | None:
+        """Ask a provider that can be asked (Alipay: `alipay.trade.query`) about an order's
+        trade and record what it says exactly as its notification would be (once: a later
+        notification of the same trade is a duplicate). None when it has nothing to say."""
+        account = self._accounts.get(provider)
+        query = getattr(account.provider, "query_payment", None) if account is not None else None
+        if query is None:
+            return None
+        found: Notification | None = await query(order_no=order_no)
+        if found is None or not found.succeeded:
+            return None
+        return "recorded" if await self.handle_notification(found) else None
 
     # ---- notifications --------------------------------------------------------------------
 
@@ -120,11 +174,15 @@ class PaymentService:
         return ok
 
     async def _handle_notification(self, n: Notification) -> bool:
-        if n.mchid != self.mchid:
+        account = self._accounts.get(n.provider)
+        if account is None:
+            log.error("notification of a provider the shop does not use refused: %s", n.provider)
+            return False
+        if n.mchid != account.mchid:
             log.error("payment notification for another merchant refused: kind=%s order=%s", n.kind, n.order_no)
             return False
         # v3 refund notifications carry no appid; when one is present it must be ours
-        if (n.kind == "payment" or n.appid) and n.appid != self.appid:
+        if (n.kind == "payment" or n.appid) and n.appid != account.appid:
             log.error("payment notification for another app refused: kind=%s order=%s", n.kind, n.order_no)
             return False
         if n.kind == "payment":
@@ -229,17 +287,21 @@ class PaymentService:
 
     async def _refund_late(self, n: Notification, why: str) -> None:
         await self._refund_late_payment(
-            order_no=n.order_no, transaction_id=n.transaction_id, amount_fen=n.amount_fen, why=why
+            provider=n.provider,
+            order_no=n.order_no,
+            transaction_id=n.transaction_id,
+            amount_fen=n.amount_fen,
+            why=why,
         )
 
     async def _refund_late_payment(
-        self, *, order_no: str, transaction_id: str, amount_fen: int, why: str
+        self, *, provider: str, order_no: str, transaction_id: str, amount_fen: int, why: str
     ) -> None:
-        """Money that arrived for an order that could not take it goes back."""
+        """Money that arrived for an order that could not take it goes back, by its provider."""
         refund = await self._unit_of_work(
             lambda uow: refunds.start_late_refund(
                 uow.session,
-                provider=self.provider.name,
+                provider=provider,
                 order_no=order_no,
                 transaction_id=transaction_id,
                 amount_fen=amount_fen,
@@ -247,6 +309,7 @@ class PaymentService:
         )
         ok = await self._ask_provider_to_refund(
             refund,
+            provider=provider,
             order_no=order_no,
             total_fen=amount_fen,
             reason=LATE_REASONS.get(why, "金额不符"),
@@ -272,11 +335,12 @@ class PaymentService:
             stale = await refunds.stale_pending_refunds(uow.session, created_before=cutoff)
         asked = 0
         for payment in late:
-            if payment.provider != self.provider.name:  # the merchant changed providers: a human's job
+            if payment.provider not in self._accounts:  # the merchant stopped using it: a human's job
                 log.error("late payment of another provider left for staff: order=%s", payment.order_no)
                 continue
             try:
                 await self._refund_late_payment(
+                    provider=payment.provider,
                     order_no=payment.order_no,
                     transaction_id=payment.transaction_id,
                     amount_fen=payment.amount_fen,
@@ -289,6 +353,7 @@ class PaymentService:
             log.warning("refund still pending, asking the provider again: refund=%s", item.refund.refund_no)
             await self._ask_provider_to_refund(
                 item.refund,
+                provider=item.provider,
                 order_no=item.order_no,
                 total_fen=item.total_fen,
                 reason=_payer_reason(item.refund),
@@ -316,34 +381,42 @@ class PaymentService:
             return order, refund
 
         order, refund = await self._unit_of_work(start)
-        accepted = await self._ask_provider_to_refund(
+        await self._ask_provider_to_refund(
             refund,
+            provider=order.pay_provider,  # the money goes back the way it came
             order_no=order.order_no,
             total_fen=order.paid_fen,
             reason=reason,
             transaction_id="",
         )
-        if not accepted:  # the failure was recorded: hand back the refund as it now stands
-            async with self._uows() as uow:
-                refund = await uow.session.get(Refund, refund.id) or refund
-        return refund
+        # hand back the refund as it now stands (failed, or settled by the provider's answer)
+        async with self._uows() as uow:
+            return await uow.session.get(Refund, refund.id) or refund
 
     async def _ask_provider_to_refund(
-        self, refund: Refund, *, order_no: str, total_fen: int, reason: str, transaction_id: str
+        self,
+        refund: Refund,
+        *,
+        provider: str,
+        order_no: str,
+        total_fen: int,
+        reason: str,
+        transaction_id: str,
     ) -> bool:
         """The provider call, outside any transaction; a refusal is recorded as a failed refund,
-        an unknown outcome (timeout, 5xx) leaves the refund pending."""
+        an unknown outcome (timeout, 5xx) leaves the refund pending; a result in the provider's
+        answer is recorded as its notification would be."""
+        account = self._account(provider)
         try:
-            await self.provider.refund(
+            settled = await account.provider.refund(
                 order_no=order_no,
                 refund_no=refund.refund_no,
                 amount_fen=refund.amount_fen,
                 total_fen=total_fen,
                 reason=reason,
-                notify_url=self.refund_notify_url,
+                notify_url=account.refund_notify_url,
                 transaction_id=transaction_id,
             )
-            return True
         except PaymentError as exc:
             if exc.outcome_unknown:
                 # Maybe WeChat Pay took it: recording a failure could contradict a refund that
@@ -361,7 +434,7 @@ class PaymentService:
             await self._unit_of_work(
                 lambda uow: refunds.record_refund_result(
                     uow.session,
-                    provider=self.provider.name,
+                    provider=account.provider.name,
                     refund_no=refund.refund_no,
                     succeeded=False,
                     provider_refund_id="",
@@ -369,6 +442,9 @@ class PaymentService:
                 )
             )
             return False
+        if settled is not None:
+            await self.handle_notification(settled)
+        return True
 
     # ---- plumbing -----------------------------------------------------------------------------
 
@@ -409,7 +485,8 @@ class PaymentService:
 
     async def aclose(self) -> None:
         await self.drain()
-        await self.provider.aclose()
+        for account in self._accounts.values():
+            await account.provider.aclose()
 
 
 RIDE_ALONG = ("badge_awarded", "points_earned")  # the buyer's, said in "payment received"
