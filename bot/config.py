@@ -123,6 +123,24 @@ class PayConfig:
     # sandbox provider: signs its simulated notifications with this secret; empty: made once per install
     sandbox_secret: str = ""
     timeout_seconds: float = 10.0
+    # what the pay page offers, in order: "wechat" (the provider above: WeChat Pay, or the
+    # sandbox) and "alipay" (the [alipay] section; opened outside WeChat, which blocks it)
+    methods: tuple[str, ...] = ("wechat",)
+
+
+PAY_METHODS = ("wechat", "alipay")
+
+
+@dataclass(frozen=True)
+class AlipayConfig:
+    """Alipay (支付宝) mobile-site pay, RSA2: used when `pay.methods` names "alipay"."""
+
+    app_id: str = ""
+    seller_id: str = ""  # the merchant's PID (2088...): notifications must name it
+    private_key_path: str = ""  # the app private key (PEM) that signs our requests
+    public_key_path: str = ""  # Alipay's public key (PEM, from the console) that verifies its answers
+    gateway_url: str = "https://openapi.alipay.com/gateway.do"
+    notify_url: str = ""  # empty: server.base_url + /pay/notify/alipay
 
 
 @dataclass(frozen=True)
@@ -205,6 +223,7 @@ class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)
     pay: PayConfig = field(default_factory=PayConfig)
+    alipay: AlipayConfig = field(default_factory=AlipayConfig)
     staff: StaffConfig = field(default_factory=StaffConfig)
     shop: ShopConfig = field(default_factory=ShopConfig)
     referral: ReferralConfig = field(default_factory=ReferralConfig)
@@ -421,6 +440,15 @@ def _validate(config: Config) -> None:
         for key in ("mchid", "api_v2_key"):
             if not getattr(config.pay, key):
                 raise ConfigError(f"pay.{key}: required by the wechatpay_v2 provider")
+    methods = config.pay.methods
+    if "wechat" not in methods or len(set(methods)) != len(methods) or set(methods) - set(PAY_METHODS):
+        raise ConfigError('pay.methods: a list of "wechat" (always) and "alipay", each once')
+    if "alipay" in methods:
+        for key in ("app_id", "seller_id", "private_key_path", "public_key_path"):
+            if not getattr(config.alipay, key):
+                raise ConfigError(f'alipay.{key}: required when pay.methods names "alipay"')
+        if not config.alipay.gateway_url.startswith(("https://", "http://")):
+            raise ConfigError("alipay.gateway_url: must be an http(s) URL")
     if not 1 <= config.pay.timeout_seconds <= 30:
         raise ConfigError("pay.timeout_seconds: must be between 1 and 30")
     if config.shop.locale not in ("zh", "en"):

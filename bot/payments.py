@@ -10,9 +10,10 @@ import aiohttp
 
 from bot.config import Config, ConfigError, PayConfig
 from commerce.orders.views import OrderView
+from commerce.payments.alipay import AlipayProvider
 from commerce.payments.base import PaymentProvider
 from commerce.payments.sandbox import SandboxProvider
-from commerce.payments.service import PaymentService
+from commerce.payments.service import PaymentService, ProviderAccount
 from commerce.payments.wechatpay_v2 import WeChatPayV2Provider
 from commerce.payments.wechatpay_v3 import WeChatPayV3Provider, load_private_key, load_public_key
 from commerce.uow import UnitOfWork, UnitOfWorkFactory
@@ -44,6 +45,32 @@ def build_payment_service(
         refund_notify_url=base + REFUND_NOTIFY_PATH.format(provider=provider.name),
         on_paid=on_paid,
         on_notification=on_notification,
+        more=[alipay_account(config, http)] if "alipay" in config.pay.methods else [],
+    )
+
+
+def alipay_account(config: Config, http: aiohttp.ClientSession) -> ProviderAccount:
+    """Alipay beside the primary provider (`pay.methods` names it; [alipay] holds its keys)."""
+    ali = config.alipay
+    try:
+        provider = AlipayProvider(
+            http=http,
+            app_id=ali.app_id,
+            seller_id=ali.seller_id,
+            app_private_key_pem=_read(ali.private_key_path, "alipay.private_key_path").decode(),
+            alipay_public_key_pem=_read(ali.public_key_path, "alipay.public_key_path").decode(),
+            gateway_url=ali.gateway_url,
+            timeout_seconds=config.pay.timeout_seconds,
+        )
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"alipay.private_key_path / alipay.public_key_path: not RSA keys in PEM: {exc}") from None
+    base = config.public_base_url
+    return ProviderAccount(
+        provider=provider,
+        appid=ali.app_id,
+        mchid=ali.seller_id,
+        notify_url=ali.notify_url or base + NOTIFY_PATH.format(provider=provider.name),
+        refund_notify_url=base + REFUND_NOTIFY_PATH.format(provider=provider.name),
     )
 
 

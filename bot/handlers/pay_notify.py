@@ -1,4 +1,4 @@
-"""`/pay/notify/{provider}` and `/pay/refund-notify/{provider}`: WeChat Pay (or sandbox) tells us.
+"""`/pay/notify/{provider}` and `/pay/refund-notify/{provider}`: WeChat Pay, Alipay (or sandbox) tell us.
 
 Authenticated first: the raw body is verified (signature, decryption, freshness) by the
 configured provider before anything else; a forged or broken notification gets the
@@ -40,8 +40,8 @@ async def _read_body(request: web.Request) -> bytes | None:
 
 async def _receive(request: web.Request, expected_kind: str) -> web.Response:
     service = request.app[PAYMENTS]
-    provider = service.provider
-    if request.match_info["provider"] != provider.name:
+    provider = service.provider_named(request.match_info["provider"])
+    if provider is None:  # not a provider this shop uses
         raise web.HTTPNotFound()
     if request.headers.get(hdrs.CONTENT_ENCODING, "").strip().lower() not in ("", "identity"):
         # providers never compress; what a stranger compressed is not even inflated
