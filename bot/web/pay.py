@@ -3,7 +3,12 @@
 The token (`bot.web.paylink`) is the authority: it names the order and the customer and
 expires with the order's stock reservation. Routes:
 
-- ``GET  /pay/{token}``           the page: shop, lines, amounts, countdown, pay button;
+- ``GET  /pay/{token}``           the page: shop, lines, amounts, countdown, the pay buttons of
+                                  the methods the shop offers (`pay.methods`). Alipay is a
+                                  link (``?pay=alipay``: redirected to Alipay's cashier);
+                                  inside WeChat, which blocks Alipay, the page shows the
+                                  "open in your browser" guide instead, and the same link
+                                  works once the page is opened in a browser;
 - ``POST /pay/{token}/jsapi``     WeChat Pay (real providers, inside WeChat): the
                                   parameters for ``WeixinJSBridge.invoke('getBrandWCPayRequest')``;
 - ``POST /pay/{token}/simulate``  sandbox provider only: pay without money. The app signs
@@ -83,6 +88,8 @@ REFUSALS: dict[str, Refusal] = {
                 "This order is already paid; nothing more to pay. Send \"orders\" in the chat to follow it."),
         Refusal(409, "cancelled", "这个订单已取消，无法支付。请回到对话中重新下单。",
                 "This order was cancelled and cannot be paid. Order again in the chat."),
+        Refusal(502, "provider", "支付渠道暂时无法使用，请稍后重试或换一种支付方式。",
+                "This payment method is unavailable right now. Try again later or pay another way."),
     )
 }
 
@@ -184,13 +191,21 @@ def _json_refusal(refusal: Refusal) -> web.Response:
 # --------------------------------------------------------------------------- handlers
 
 
+def in_wechat_browser(request: web.Request) -> bool:
+    """WeChat's in-app browser says MicroMessenger in its User-Agent."""
+    return "micromessenger" in request.headers.get("User-Agent", "").lower()
+
+
 async def pay_page(request: web.Request) -> web.Response:
     try:
         order = await _payable_order(request)
     except Refused as exc:
         return _error_page(request, exc.refusal)
     config = request.app[CONFIG]
-    in_wechat = "micromessenger" in request.headers.get("User-Agent", "").lower()
+    in_wechat = in_wechat_browser(request)
+    alipay = "alipay" in config.pay.methods
+    if request.query.get("pay") == "alipay" and alipay and not in_wechat:
+        return await _to_alipay(request, order)
     sandbox_mode = _is_sandbox(request)
     seconds_left = max(0, int((_aware(order.expires_at) - datetime.now(UTC)).total_seconds()))
     async with request.app[SERVICES].uow() as uow:
@@ -205,8 +220,24 @@ async def pay_page(request: web.Request) -> web.Response:
         "sandbox": sandbox_mode,
         "wechat_pay": in_wechat and not sandbox_mode,
         "open_in_wechat": not in_wechat and not sandbox_mode,
+        "alipay": alipay,
+        "alipay_guide": alipay and in_wechat,  # WeChat blocks Alipay: open the page in a browser
     }
     return render_page(request, "pay.html", data, lang=page_lang(request, customer_locale), headers=PAGE_HEADERS)
+
+
+async def _to_alipay(request: web.Request, order: OrderView) -> web.Response:
+    """To Alipay's cashier for this order (its signed link, made now)."""
+    try:
+        payment = await _prepay(request, order, provider="alipay")
+    except Refused as exc:
+        return _error_page(request, exc.refusal)
+    except PaymentError as exc:
+        log.warning("alipay link failed: order=%s code=%s", order.order_no, exc.code)
+        return _error_page(request, REFUSALS["provider"])
+    if not payment.pay_url:
+        return _error_page(request, REFUSALS["provider"])
+    raise web.HTTPFound(payment.pay_url, headers=PAGE_HEADERS)
 
 
 async def jsapi_params(request: web.Request) -> web.Response:
@@ -242,10 +273,10 @@ async def simulate(request: web.Request) -> web.Response:
     return web.json_response({"ok": True, "status": await _current_status(request, order.order_no)})
 
 
-async def _prepay(request: web.Request, order: OrderView) -> PaymentRequest:
+async def _prepay(request: web.Request, order: OrderView, *, provider: str = "") -> PaymentRequest:
     """Ask the payment service for this order's payment (provider call, no transaction held)."""
     try:
-        return await request.app[PAYMENTS].pay(order_no=order.order_no, openid=order.openid)
+        return await request.app[PAYMENTS].pay(order_no=order.order_no, openid=order.openid, provider=provider)
     except ShopError as exc:  # the order changed between our check and the service's
         if exc.code == ErrorCode.ORDER_EXPIRED:
             raise Refused("expired") from None
