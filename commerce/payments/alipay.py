@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
@@ -55,6 +56,7 @@ PAID_STATES = frozenset({"TRADE_SUCCESS", "TRADE_FINISHED"})
 SUCCESS_CODE = "10000"
 # close: the buyer never opened the cashier, so Alipay never created the trade
 NO_SUCH_TRADE = "ACQ.TRADE_NOT_EXIST"
+AMOUNT = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,2})?", re.ASCII)  # how Alipay writes yuan: "59.80"
 
 
 def yuan(fen: int) -> str:
@@ -63,8 +65,8 @@ def yuan(fen: int) -> str:
 
 
 def fen_of(text: Any, key: str) -> int:
-    if not isinstance(text, str):
-        raise NotificationRejected(f"{key} is missing")
+    if not isinstance(text, str) or not AMOUNT.fullmatch(text):
+        raise NotificationRejected(f"{key} is missing or not yuan as Alipay writes them")
     try:
         return parse_yuan(text, max_decimals=2)
     except MoneyError:
