@@ -197,6 +197,8 @@ def in_wechat_browser(request: web.Request) -> bool:
 
 
 async def pay_page(request: web.Request) -> web.Response:
+    if request.query.get("from") == "alipay" and "alipay" in request.app[CONFIG].pay.methods:
+        await _ask_alipay(request)  # back from Alipay's cashier: paid there? then it says so
     try:
         order = await _payable_order(request)
     except Refused as exc:
@@ -226,10 +228,28 @@ async def pay_page(request: web.Request) -> web.Response:
     return render_page(request, "pay.html", data, lang=page_lang(request, customer_locale), headers=PAGE_HEADERS)
 
 
-async def _to_alipay(request: web.Request, order: OrderView) -> web.Response:
-    """To Alipay's cashier for this order (its signed link, made now)."""
+async def _ask_alipay(request: web.Request) -> None:
+    """The browser came back from Alipay (`return_url`), maybe before Alipay's notification:
+    ask Alipay (`alipay.trade.query`) and record a payment it reports, as its notification
+    would. What the return itself says is never trusted; failures leave the page as it was."""
     try:
-        payment = await _prepay(request, order, provider="alipay")
+        order = await _order(request, _claim(request, now=datetime.now(UTC), allow_expired=True))
+        if order.status == OrderStatus.PENDING_PAYMENT:
+            await request.app[PAYMENTS].check_payment(order_no=order.order_no, provider="alipay")
+    except Refused:
+        return  # the page itself says why
+    except PaymentError as exc:
+        log.warning("alipay query failed: code=%s", exc.code)
+
+
+async def _to_alipay(request: web.Request, order: OrderView) -> web.Response:
+    """To Alipay's cashier for this order (its signed link, made now); Alipay brings the
+    browser back to this page (`?from=alipay`)."""
+    back = request.app[CONFIG].public_base_url + request.rel_url.path + "?from=alipay"
+    if page_lang(request) == "en":
+        back += "&lang=en"
+    try:
+        payment = await _prepay(request, order, provider="alipay", return_url=back)
     except Refused as exc:
         return _error_page(request, exc.refusal)
     except PaymentError as exc:
@@ -273,10 +293,14 @@ async def simulate(request: web.Request) -> web.Response:
     return web.json_response({"ok": True, "status": await _current_status(request, order.order_no)})
 
 
-async def _prepay(request: web.Request, order: OrderView, *, provider: str = "") -> PaymentRequest:
+async def _prepay(
+    request: web.Request, order: OrderView, *, provider: str = "", return_url: str = ""
+) -> PaymentRequest:
     """Ask the payment service for this order's payment (provider call, no transaction held)."""
     try:
-        return await request.app[PAYMENTS].pay(order_no=order.order_no, openid=order.openid, provider=provider)
+        return await request.app[PAYMENTS].pay(
+            order_no=order.order_no, openid=order.openid, provider=provider, return_url=return_url
+        )
     except ShopError as exc:  # the order changed between our check and the service's
         if exc.code == ErrorCode.ORDER_EXPIRED:
             raise Refused("expired") from None

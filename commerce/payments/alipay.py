@@ -159,6 +159,7 @@ class AlipayProvider:
         openid: str | None,
         expires_at: datetime,
         notify_url: str,
+        return_url: str = "",
     ) -> PaymentRequest:
         """The cashier link; no call is made (Alipay creates the trade when it is opened)."""
         biz = {
@@ -168,7 +169,8 @@ class AlipayProvider:
             "product_code": "QUICK_WAP_PAY",
             "time_expire": china_time(expires_at),
         }
-        query = self._fields("alipay.trade.wap.pay", biz, notify_url=notify_url)
+        extra = {"return_url": return_url} if return_url else {}
+        query = self._fields("alipay.trade.wap.pay", biz, notify_url=notify_url, **extra)
         return PaymentRequest(provider=NAME, order_no=order_no, kind="wap", pay_url=f"{self._gateway}?{query}")
 
     async def query_payment(self, *, order_no: str) -> Notification | None:

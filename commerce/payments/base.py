@@ -95,8 +95,11 @@ class PaymentProvider(Protocol):
         openid: str | None,
         expires_at: datetime,
         notify_url: str,
+        return_url: str = "",
     ) -> PaymentRequest:
-        """A JSAPI payment for `openid`, or a Native (QR code) payment when it is None."""
+        """A JSAPI payment for `openid`, or a Native (QR code) payment when it is None.
+
+        `return_url`: where a provider that takes the browser away (Alipay) sends it back."""
         ...
 
     async def close_payment(self, *, order_no: str) -> None: ...

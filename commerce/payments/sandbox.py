@@ -130,6 +130,7 @@ class SandboxProvider:
         openid: str | None,
         expires_at: datetime,
         notify_url: str,
+        return_url: str = "",
     ) -> PaymentRequest:
         return PaymentRequest(provider=NAME, order_no=order_no, kind="sandbox")
 

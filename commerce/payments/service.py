@@ -114,9 +114,12 @@ class PaymentService:
         (an order paid before a provider was added, or with none recorded)."""
         return self._accounts.get(name) or self._accounts[self.provider.name]
 
-    async def pay(self, *, order_no: str, openid: str | None, provider: str = "") -> PaymentRequest:
+    async def pay(
+        self, *, order_no: str, openid: str | None, provider: str = "", return_url: str = ""
+    ) -> PaymentRequest:
         """A payment request for a pending, unexpired order: the primary provider's (JSAPI with
-        `openid`, else Native), or the named one's (`provider="alipay"`: its cashier link)."""
+        `openid`, else Native), or the named one's (`provider="alipay"`: its cashier link, which
+        brings the browser back to `return_url`)."""
         account = self._accounts.get(provider) if provider else self._accounts[self.provider.name]
         if account is None:
             raise ShopError(ErrorCode.ILLEGAL_TRANSITION, order_no=order_no, provider=provider)
@@ -134,6 +137,7 @@ class PaymentService:
             openid=openid,
             expires_at=expires_at,
             notify_url=account.notify_url,
+            return_url=return_url,
         )
 
     async def close(self, *, order_no: str) -> None:

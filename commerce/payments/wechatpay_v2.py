@@ -199,6 +199,7 @@ class WeChatPayV2Provider:
         openid: str | None,
         expires_at: datetime,
         notify_url: str,
+        return_url: str = "",
     ) -> PaymentRequest:
         params: dict[str, str] = {
             "body": clip(description, 40),

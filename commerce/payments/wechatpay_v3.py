@@ -171,6 +171,7 @@ class WeChatPayV3Provider:
         openid: str | None,
         expires_at: datetime,
         notify_url: str,
+        return_url: str = "",
     ) -> PaymentRequest:
         body: dict[str, Any] = {
             "appid": self.appid,

@@ -253,7 +253,18 @@ async def test_the_pay_page_offers_alipay_outside_wechat_and_the_guide_inside(al
     assert location.startswith(shop.config.alipay.gateway_url + "?")
     async with aiohttp.ClientSession() as http, http.get(location) as cashier:
         assert cashier.status == 200  # the fake gateway took the signed link
-    assert order.order_no in shop.alipay.trades
+    (opened,) = shop.alipay.called("alipay.trade.wap.pay")
+    assert opened.fields["return_url"] == shop.url(path + "?from=alipay")
+
+    # paid at Alipay, back on the page before the notification: Alipay is asked, and it is paid
+    shop.alipay.pay(order.order_no)
+    back = await shop.client.get(path + "?from=alipay", headers={"User-Agent": SAFARI_UA})
+    assert "已经支付" in await back.text()
+    assert [c.biz for c in shop.alipay.called("alipay.trade.query")] == [{"out_trade_no": order.order_no}]
+    assert await shop.alipay.notify(order.order_no) == [(200, "success")]
+    await shop.payments.drain()
+    told = [n.template for n in await outbox_notices(db(shop.client.server.app), order.openid)]
+    assert told == ["order_paid"]
 
 
 async def test_without_alipay_the_page_offers_none_and_its_notify_path_is_not_found(
