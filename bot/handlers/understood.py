@@ -220,6 +220,7 @@ def shop_facts(ctx: Context) -> dict[str, Any]:
         "service_hours": shop.service_hours,
         "return_days": shop.return_window_days,
         "pay_provider": pay.provider,
+        "pay_alipay": "alipay" in pay.methods,
     }
 
 

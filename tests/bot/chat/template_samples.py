@@ -163,6 +163,7 @@ OTHER: dict[str, Any] = {
     "badges": ["first_order", "five_referrals"],
     "commands": ["price", "coupon", "import", "withdrawal", "campaign", "referrals"],
     "weekend_dispatch": True,
+    "pay_alipay": True,
     "ack": False,
     "found": True,
     "final": True,

@@ -26,7 +26,7 @@ from commerce.orders.views import OrderView
 from commerce.payments.models import PaymentEvent
 from commerce.payments.service import PaymentService
 from tests.bot.conftest import make_config, seed
-from tests.bot.driver import db
+from tests.bot.driver import Shop, db
 from tests.bot.web.conftest import pay_path
 from tests.fakes import PlacedOrder, insert_order, outbox_notices
 from tests.fakes.alipay import APP_ID, RETRY_SCHEDULE, SELLER_ID, FakeAlipay, post_form, shared_keys
@@ -313,3 +313,10 @@ async def test_the_fake_gateway_retries_on_alipays_schedule_until_success(alipay
 def test_alipay_settings_are_checked(sections: dict[str, Any], complaint: str) -> None:
     with pytest.raises(ConfigError, match=complaint):
         make_config("sqlite+aiosqlite:///x.db", **sections)
+
+
+async def test_asked_about_alipay_the_shop_says_how(alipay_shop: AlipayShop) -> None:
+    shop = alipay_shop
+    user = Shop(shop.client, shop.config, shop.outbox).user("o_asker")
+    answer = (await user.say("能用支付宝吗")).text
+    assert "支付宝" in answer and "在浏览器打开" in answer, answer
