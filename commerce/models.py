@@ -58,6 +58,10 @@ from commerce.promotions.models import (
     FlashReminder,
     FlashSale,
     FlashSaleStatus,
+    LivePush,
+    LiveSession,
+    LiveSessionStatus,
+    LiveSubscriber,
 )
 from commerce.referrals.models import (
     Commission,
@@ -95,6 +99,10 @@ __all__ = [
     "FlashReminder",
     "FlashSale",
     "FlashSaleStatus",
+    "LivePush",
+    "LiveSession",
+    "LiveSessionStatus",
+    "LiveSubscriber",
     "CustomerCoupon",
     "OrderStatus",
     "Order",

@@ -156,3 +156,58 @@ class FlashReminder(Base):
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+
+class LiveSessionStatus(enum.StrEnum):
+    OPEN = "open"  # started by staff (`/live start`): products are pushed to the audience
+    ENDED = "ended"  # `/live end`: its sales closed, its summary given
+
+
+
+class LiveSession(Base):
+    """A live drop (直播): staff push products one after another to the customers who opted
+    in (`LiveSubscriber`); each push is a flash sale made for the session (`LivePush`), the
+    latest being `sale_id`, the one its page shows. `viewers` counts the page's openings,
+    `clicks` its buy button; at most one session is open at a time."""
+
+    __tablename__ = "live_sessions"
+    __table_args__ = (
+        CheckConstraint("viewers >= 0 AND clicks >= 0", name="live_counts_not_negative"),
+        Index("ix_live_sessions_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(64))
+    video_url: Mapped[str] = mapped_column(String(512), default="")  # a 视频号 live link, optional
+    status: Mapped[str] = mapped_column(String(16), default=LiveSessionStatus.OPEN.value)
+    sale_id: Mapped[int | None] = mapped_column(ForeignKey("flash_sales.id"), nullable=True)
+    viewers: Mapped[int] = mapped_column(Integer, default=0)
+    clicks: Mapped[int] = mapped_column(Integer, default=0)
+    audience: Mapped[int] = mapped_column(Integer, default=0)  # subscribers told of the start
+    started_by: Mapped[str] = mapped_column(String(64), default="")
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+
+class LivePush(Base):
+    """A product pushed during a session: the flash sale that carries its live price and units."""
+
+    __tablename__ = "live_pushes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("live_sessions.id"), index=True)
+    sale_id: Mapped[int] = mapped_column(ForeignKey("flash_sales.id"), unique=True)
+    pushed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+
+class LiveSubscriber(Base):
+    """A customer who asked to hear of live drops ("订阅直播")."""
+
+    __tablename__ = "live_subscribers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
