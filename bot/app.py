@@ -34,7 +34,7 @@ from bot.metrics import Metrics
 from bot.outbound.sender import OutboundSender
 from bot.web import export as export_page
 from bot.web import group as group_page
-from bot.web import invites, ops
+from bot.web import invites, live, ops
 from bot.web import pay as pay_page
 from bot.web import product as pages
 from bot.web import referral as referral_page
@@ -62,6 +62,7 @@ def create_app(
     group_page.add_routes(app)  # --- group buys: GET /g/{code} (bot/group_page.py) ---
     referral_page.add_routes(app)  # --- referrals: GET /r/{code} (bot/referral_page.py) ---
     export_page.add_routes(app)  # --- staff exports: GET /export/{token} (bot/export_page.py) ---
+    live.add_routes(app)  # --- live drops: GET /live/{token}, its /events (SSE) and POST /click (bot/web/live.py) ---
     ship_page.add_routes(app)  # --- bulk shipping: GET/POST /ship/{token} (bot/web/shipping.py) ---
     # --- payment page and local chat simulator (bot/pay_page.py, bot/dev_chat.py) ---
     dev_chat.add_routes(app)  # /dev/chat*: answers only with pay.provider = "sandbox"

@@ -42,6 +42,7 @@ from bot.flash_gate import FallbackFlashGate, RedisFlashGate
 from bot.handlers import build_routes
 from bot.handlers.admin import run_beside_confirmation, run_confirmed
 from bot.install import resolve_install_secrets
+from bot.live_hub import LiveHub
 from bot.metrics import Metrics
 from bot.outbound.alerts import MANAGERS, StaffAlerts, openid_tail
 from bot.outbound.delivery import Delivery, DirectDelivery, NoticeRenderer
@@ -221,6 +222,10 @@ async def open_shop(
         )
         # flash sales: with Redis, one Lua script decides a grab and only winners write
         flash_gate: FlashGate = FallbackFlashGate(RedisFlashGate(link.redis), link) if link is not None else NO_GATE
+        # live pages: one hub per worker, poked by a grab here (and, with Redis, in every worker)
+        live_hub = LiveHub(uows=uow, poll_seconds=config.live.poll_seconds, link=link)
+        live_hub.start()
+        stack.push_async_callback(live_hub.close)
         services = Services(
             config=config,
             catalog=catalog,
@@ -243,6 +248,7 @@ async def open_shop(
             uow=uow,
             transcripts=Transcripts(lines),
             flash_gate=flash_gate,
+            live_hub=live_hub,
         )
 
         inbox = _build_inbox(config, services, renderer, sender, link, metrics, replies)

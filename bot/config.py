@@ -204,6 +204,11 @@ class BroadcastConfig:
 
 
 @dataclass(frozen=True)
+class LiveConfig:
+    poll_seconds: float = 2.0  # a live page's units are read again this often besides the pokes of a grab
+
+
+@dataclass(frozen=True)
 class SearchConfig:
     page_size: int = 5
     cache_seconds: float = 2.0  # how often a worker looks for catalog edits made elsewhere; 0: never
@@ -231,6 +236,7 @@ class Config:
     dialog: DialogConfig = field(default_factory=DialogConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
     broadcast: BroadcastConfig = field(default_factory=BroadcastConfig)
+    live: LiveConfig = field(default_factory=LiveConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
 
@@ -495,6 +501,8 @@ def _validate(config: Config) -> None:
         raise ConfigError("service.keep_days: must be between 1 and 3650")
     if not 1 <= config.broadcast.max_age_hours <= 7 * 24:
         raise ConfigError("broadcast.max_age_hours: must be between 1 and 168 (a week)")
+    if not 0.2 <= config.live.poll_seconds <= 60:
+        raise ConfigError("live.poll_seconds: must be between 0.2 and 60")
     if not 1 <= config.search.page_size <= 8:
         raise ConfigError("search.page_size: must be between 1 and 8 (a news reply holds 8 articles)")
 

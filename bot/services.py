@@ -21,6 +21,7 @@ from commerce.uow import UnitOfWorkFactory
 if TYPE_CHECKING:  # built by bot.bootstrap; only their types are needed here
     from bot.admin.broadcast import Broadcaster
     from bot.chat.transcript import Transcripts
+    from bot.live_hub import LiveHub
     from bot.outbound.alerts import StaffAlerts
     from bot.outbound.notifier import OutboundNotifier
     from bot.web.invites import InviteService
@@ -137,3 +138,4 @@ class Services:
     uow: UnitOfWorkFactory  # every transaction of the bot: one unit of work each
     transcripts: Transcripts  # the recent conversation, for a hand-off to staff
     flash_gate: FlashGate  # decides flash-sale grabs before the database (Redis), or lets the database decide
+    live_hub: LiveHub  # live pages wait here for the units left to change (bot/web/live.py)

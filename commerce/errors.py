@@ -81,6 +81,11 @@ class ErrorCode(enum.StrEnum):
     FLASH_LIMIT_REACHED = "flash_limit_reached"  # details: per_user_limit
     FLASH_HOLDING = "flash_holding"  # an unpaid unit already; details: order_id
     FLASH_HOLD_EXPIRED = "flash_hold_expired"  # the unit held during the address step went back on sale
+    # live drops (commerce.promotions.live)
+    LIVE_NOT_OPEN = "live_not_open"  # no live session now
+    LIVE_ALREADY_OPEN = "live_already_open"  # details: title, session_id
+    LIVE_NOTHING_PUSHED = "live_nothing_pushed"  # a session open, no product pushed yet; details: title
+    LIVE_INVALID = "live_invalid"  # details: field (title, video_url, units), max
     GROUP_NOT_FOUND = "group_not_found"
     GROUP_NOT_OPEN = "group_not_open"  # the leader has not paid yet
     GROUP_FULL = "group_full"

@@ -26,7 +26,7 @@ from bot.dialogs.common import unit_of_work
 from bot.outbound.delivery import Delivery
 from commerce.background import BackgroundTasks
 from commerce.messaging import broadcast as audience
-from commerce.messaging.broadcast import Tally
+from commerce.messaging.broadcast import Started, Tally
 from commerce.rules import utcnow
 from commerce.uow import UnitOfWorkFactory
 
@@ -66,6 +66,15 @@ class Broadcaster:
                 uow.session, staff_openid=staff_openid, text=text, recipients=recipients, now=uow.now,
                 max_age=self.max_age, lease=FIRST_ATTEMPTS_LEASE + timedelta(seconds=len(recipients) / self.per_second),
             )
+        return await self._follow(started)
+
+    def follow(self, started: Started) -> None:
+        """Rows written by a use case's own transaction (a live drop's notices, written with
+        their cause): sent `per_second` at a time in the background, then reported as a
+        broadcast is."""
+        self._background.spawn(self._follow(started))
+
+    async def _follow(self, started: Started) -> Tally:
         await self.send(started.message_ids)
         async with self._uows() as uow:
             counts = await audience.report_first(uow.session, broadcast_id=started.broadcast_id, now=uow.now)

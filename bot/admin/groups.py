@@ -10,6 +10,7 @@ from bot.admin import (  # noqa: F401
     general,
     group_buys,
     lexicon,
+    live,
     orders,
     referrals,
     service,

@@ -5,6 +5,7 @@ stateDiagram-v2
     [*] --> LIST: "秒杀" / "flash" (no sale: ends at once)
     LIST --> [*]: a number or "抢 N" on a running sale (pay card), "提醒我 N" on a coming one
     [*] --> [*]: "抢" / "grab" (the first running sale), "提醒我" / "remind me" (the first coming one)
+    [*] --> [*]: "抢直播" / "live grab" (the product a live drop has on air: `grab_sale`)
     LIST --> ADDRESS: a unit taken, no delivery address yet (the unit is held for the payment window)
     [*] --> ADDRESS: the same, from "抢" anywhere
     ADDRESS --> ADDRESS_CONFIRM: a typed "name phone address", parsed
@@ -164,6 +165,21 @@ class FlashDialog(Dialog[FlashState, FlashData]):
         picked = await self._pick(ctx, number, phase="running")
         if not isinstance(picked, SaleView):
             return picked
+        return await self._take(ctx, picked)
+
+    async def grab_sale(self, ctx: Context, sale_id: int) -> Reply:
+        """One unit of the sale `sale_id` (a live drop's product on air: "抢直播"), as "抢"."""
+        stored = await ctx.services.dialogs.store.get(ctx.openid)
+        if stored is not None and stored.dialog == self.name and stored.state in self.parked_in:
+            return Text("step_hint", {"step": f"flash_{stored.state}"})
+        try:
+            async with unit_of_work(ctx) as session:
+                sale = await flash_sales.get_sale(session, sale_id=sale_id)
+        except ShopError as exc:
+            return error_reply(exc)
+        return await self._take(ctx, sale)
+
+    async def _take(self, ctx: Context, picked: SaleView) -> Reply:
         step = await self._grab(ctx, picked)
         if step.state is None:
             await ctx.services.dialogs.end(ctx.openid)
@@ -185,6 +201,7 @@ class FlashDialog(Dialog[FlashState, FlashData]):
                     order = await orders.get_order(session, order_id=grabbed.order_id)
         except ShopError as exc:
             return Step(await self._refused(ctx, exc))
+        ctx.services.live_hub.poke()  # a live page showing this sale counts down at once
         if order is None:  # held for the payment window while the address is typed
             data: dict[str, Any] = {"product": sale.product_name, "expires_at": grabbed.expires_at}
             return Step(Text("flash_address", data), FlashState.ADDRESS, FlashData(claim_id=grabbed.claim_id))

@@ -14,12 +14,13 @@ from bot.chat.keywords import (
     normalize,
     parse_number,
 )
-from bot.chat.replies import Reply, Text
+from bot.chat.replies import Card, News, Reply, Text
 from bot.chat.router import LOCALE, Keyword, MsgType, Regex, Router
 from bot.chat.understanding import Intent, said_in_english, understand
 from bot.dialogs.common import error_reply, unit_of_work
 from bot.dialogs.words import CartEdit, read_cart_edit
 from bot.handlers import account  # referrals: invite, me, withdraw
+from bot.web.live import live_url as live_page_url
 from bot.wechat.scenes import CODE_PATTERN as CODE_PATTERN
 from commerce.cart.cart import clear_cart
 from commerce.errors import ErrorCode, ShopError
@@ -27,6 +28,7 @@ from commerce.groupbuys.groups import normalise_code
 from commerce.orders.models import OrderStatus
 from commerce.orders.placement import list_orders
 from commerce.orders.views import order_data
+from commerce.promotions import live
 from commerce.rules import utcnow
 
 router = Router()
@@ -247,6 +249,49 @@ async def flash_grab(ctx: Context, match: re.Match[str]) -> Reply:
 
 
 # --- end flash sales ---
+
+
+# --- live drops (commerce/promotions/live.py, bot/web/live.py) ---
+@router.route(Regex(r"(?i)(?:订阅直播|直播提醒|开播提醒|live on|subscribe live)", locale=_typed_in))
+async def live_subscribe(ctx: Context) -> Reply:
+    """"订阅直播": told when a live drop starts and of each product it pushes."""
+    async with unit_of_work(ctx) as session:
+        new = await live.subscribe(session, customer_id=ctx.customer_id, now=utcnow())
+    return Text("live_subscribed", {"new": new})
+
+
+@router.route(Regex(r"(?i)(?:取消订阅直播|取消直播提醒|退订直播|live off|unsubscribe live)", locale=_typed_in))
+async def live_unsubscribe(ctx: Context) -> Reply:
+    async with unit_of_work(ctx) as session:
+        removed = await live.unsubscribe(session, customer_id=ctx.customer_id)
+    return Text("live_unsubscribed", {"removed": removed})
+
+
+@router.route(Regex(r"(?i)(?:直播|看直播|直播间|live)", locale=_typed_in))
+async def live_now(ctx: Context) -> Reply:
+    """"直播": the product on air as its card (live price, units, the page's link)."""
+    now = utcnow()
+    try:
+        async with unit_of_work(ctx) as session:
+            session_view, sale = await live.current_sale(session)
+    except ShopError as exc:
+        return error_reply(exc)
+    data = {**sale.data(now), "title": session_view.title, "url": live_page_url(ctx.services.config, session_view.id)}
+    return News((Card("live_push", data, url=data["url"]),))
+
+
+@router.route(Regex(r"(?i)(?:抢直播|直播抢|抢直播商品|live grab|grab live)", locale=_typed_in))
+async def live_grab(ctx: Context) -> Reply:
+    """"抢直播" (the word the live page copies): one unit of the product on air, at its live price."""
+    try:
+        async with unit_of_work(ctx) as session:
+            _session, sale = await live.current_sale(session)
+    except ShopError as exc:
+        return error_reply(exc)
+    return await ctx.services.dialogs.flash.grab_sale(ctx, sale.id)
+
+
+# --- end live drops ---
 
 
 @router.route(Regex("(?i)" + USE_POINTS.pattern, locale=_typed_in))

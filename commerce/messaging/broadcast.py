@@ -11,9 +11,10 @@ waiting for the customer's window, failed) and once more when nothing waits any 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -102,16 +103,20 @@ async def start(
     now: datetime,
     max_age: timedelta,
     lease: timedelta,
+    template: str = MESSAGE_TEMPLATE,
+    data: Mapping[str, Any] | None = None,
 ) -> Started:
     """The broadcast and one outbox row per recipient (a notice rendered in each customer's
-    language), leased to the caller for `lease` so that it makes the first attempts."""
+    language), leased to the caller for `lease` so that it makes the first attempts. The
+    notice is staff's `text`, or `template` with `data` (a live drop's card)."""
     broadcast = Broadcast(
         staff_openid=staff_openid, text=text, total=len(recipients), created_at=as_utc(now),
         expires_at=as_utc(now + max_age),
     )
     session.add(broadcast)
     await session.flush()
-    payload = {"notice": {"template": MESSAGE_TEMPLATE, "data": notices.encode({"text": text})}}
+    notice = {"text": text} if data is None else data
+    payload = {"notice": {"template": template, "data": notices.encode(notice)}}
     rows = [
         OutboxMessage(
             openid=openid, event=BROADCAST_EVENT, payload=payload, template=None,

@@ -290,11 +290,12 @@ async def gate_state(session: AsyncSession, *, sale_id: int) -> GateState:
 
 def check_terms(
     *, price_fen: int, regular_price_fen: int, units: int, per_user_limit: int, pay_minutes: int,
-    starts_at: datetime, ends_at: datetime, now: datetime,
+    starts_at: datetime, ends_at: datetime, now: datetime, at_regular_price: bool = False,
 ) -> None:
-    """FLASH_INVALID (details: field) when a term of a new sale makes no sense."""
+    """FLASH_INVALID (details: field) when a term of a new sale makes no sense. A sale sells
+    below the regular price; a live push (`at_regular_price`) may sell at it."""
     checks = {
-        "price": 0 < price_fen < regular_price_fen,
+        "price": 0 < price_fen < regular_price_fen or (at_regular_price and price_fen == regular_price_fen),
         "units": 1 <= units <= MAX_UNITS,
         "limit": 1 <= per_user_limit <= MAX_PER_USER,
         "pay_minutes": 1 <= pay_minutes <= MAX_PAY_MINUTES,
@@ -310,7 +311,7 @@ def check_terms(
 
 async def preview_sale(
     session: AsyncSession, *, variant_id: int, price_fen: int, units: int, starts_at: datetime,
-    ends_at: datetime, per_user_limit: int, pay_minutes: int, now: datetime,
+    ends_at: datetime, per_user_limit: int, pay_minutes: int, now: datetime, at_regular_price: bool = False,
 ) -> SaleView:
     """The sale as it would be (id 0), checked, nothing written: what staff confirm."""
     row = (
@@ -324,7 +325,7 @@ async def preview_sale(
     starts_at, ends_at = as_utc(starts_at), as_utc(ends_at)
     check_terms(
         price_fen=price_fen, regular_price_fen=variant.price_fen, units=units, per_user_limit=per_user_limit,
-        pay_minutes=pay_minutes, starts_at=starts_at, ends_at=ends_at, now=now,
+        pay_minutes=pay_minutes, starts_at=starts_at, ends_at=ends_at, now=now, at_regular_price=at_regular_price,
     )
     sale = FlashSale(
         id=0, product_id=product.id, variant_id=variant.id, price_fen=price_fen, units=units, held=0, sold=0,
@@ -337,13 +338,14 @@ async def preview_sale(
 async def create_sale(
     session: AsyncSession, *, variant_id: int, price_fen: int, units: int, starts_at: datetime,
     ends_at: datetime, per_user_limit: int, pay_minutes: int, now: datetime, created_by: str = "",
+    at_regular_price: bool = False,
 ) -> SaleView:
     """A new scheduled sale (FLASH_INVALID, VARIANT_NOT_FOUND as `preview_sale`); the
     scheduler opens it at its start. The variant's own stock is reserved unit by unit as
     customers take them, like any order's."""
     terms = await preview_sale(
         session, variant_id=variant_id, price_fen=price_fen, units=units, starts_at=starts_at, ends_at=ends_at,
-        per_user_limit=per_user_limit, pay_minutes=pay_minutes, now=now,
+        per_user_limit=per_user_limit, pay_minutes=pay_minutes, now=now, at_regular_price=at_regular_price,
     )
     sale = FlashSale(
         product_id=terms.product_id, variant_id=variant_id, price_fen=price_fen, units=units, held=0, sold=0,
