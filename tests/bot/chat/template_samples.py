@@ -28,7 +28,7 @@ WHEN = datetime(2026, 12, 4, 10, 30, tzinfo=UTC)
 
 TIMES = {
     "created_at", "expires_at", "ends_at", "when", "deadline", "until", "now", "frozen_until", "paid_at", "at",
-    "opened_at", "last_activity_at", "starts_at",
+    "opened_at", "last_activity_at", "starts_at", "started_at",
 }
 
 MONEY = {
@@ -50,6 +50,7 @@ COUNTS = {
     "withdrawal_id", "delta", "dispatch_hours", "return_days", "cart_items", "in_cart", "offer_quantity", "shipped_count",
     "ticket", "ticket_id", "waiting", "failed_count", "paid_count", "line_no",
     "units", "sold", "pay_minutes", "days", "max_units", "max_pay_minutes", "running", "coming",
+    "viewers", "clicks", "pushes", "audience",
 }
 
 LISTS = {
@@ -126,6 +127,7 @@ TEXT: dict[str, Any] = {
     "hours": "每天 09:00-21:00",
     "speaker": "customer",
     "similar": "红富士苹果",
+    "video_url": "https://channels.weixin.qq.com/live/1",
 }
 
 OTHER: dict[str, Any] = {
@@ -170,6 +172,8 @@ OTHER: dict[str, Any] = {
     "first": True,
     "closed": False,
     "already": False,
+    "removed": True,
+    "ended": True,
     "coupon": "@map",
     "shop": {"name": "果园小铺", "base_url": "https://shop.example"},
     "s": "@map",  # a flash sale (the line `_flash_line.j2` shows of it)
@@ -202,10 +206,12 @@ D_BY_CODE: dict[str, dict[str, Any]] = {
     },
     "address_invalid": {"missing": ("name", "phone", "address")},
     "flash_invalid": {"field": ("price", "units", "limit", "pay_minutes", "window")},
+    "live_invalid": {"field": ("title", "video_url")},
 }
 
 # a name that means something else in one template
 TEMPLATE_SAMPLES: dict[str, dict[str, Any]] = {
+    "admin/live_summary": {"orders": 3, "paid": 2},
     "buy_again": {"added": 2, "missing": ["巨峰葡萄"]},
     "admin/shipped_batch": {"shipped": "@list", "refused": "@list"},
     "alert_order_paid": {"group_ready": ["202612040002", "202612040003"]},
