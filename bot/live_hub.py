@@ -43,6 +43,7 @@ class LiveHub:
         self._cache: dict[int, tuple[float, dict[str, Any] | None]] = {}
         self._listener: asyncio.Task[None] | None = None
         self._publishes: set[asyncio.Task[None]] = set()
+        self.stopping = False  # the worker shuts down: streams end so that it need not wait for them
 
     def poke(self, *, publish: bool = True) -> None:
         """Units may have changed: every waiting viewer reads the state again."""
@@ -99,13 +100,18 @@ class LiveHub:
                 log.info("live pokes from other workers paused", extra={"error": type(exc).__name__})
             await asyncio.sleep(2.0)
 
+    def stop_streams(self) -> None:
+        """Every open stream ends at once (the app's shutdown, before it waits for requests)."""
+        self.stopping = True
+        self._changed.set()
+
     async def close(self) -> None:
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._listener
             self._listener = None
-        self._changed.set()  # streams still open stop waiting
+        self.stop_streams()
         for task in list(self._publishes):
             with contextlib.suppress(Exception):
                 await task

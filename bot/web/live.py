@@ -141,7 +141,7 @@ async def live_events(request: web.Request) -> web.StreamResponse:
     began = last_write = time.monotonic()
     last: dict[str, Any] | None = None
     try:
-        while time.monotonic() - began < MAX_STREAM_SECONDS:
+        while time.monotonic() - began < MAX_STREAM_SECONDS and not hub.stopping:
             data = stream_data(await hub.state(session_id))
             if data != last:
                 body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
@@ -158,7 +158,13 @@ async def live_events(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def _stop_streams(app: web.Application) -> None:
+    if SERVICES in app:
+        app[SERVICES].live_hub.stop_streams()
+
+
 def add_routes(app: web.Application) -> None:
+    app.on_shutdown.append(_stop_streams)  # before the runner waits for open requests
     app.router.add_get(r"/live/{token}", live_page)
     app.router.add_get(r"/live/{token}/events", live_events)
     app.router.add_post(r"/live/{token}/click", live_click)

@@ -264,3 +264,43 @@ async def test_group_page_shows_progress_and_the_code(
     assert missing is not None and missing.status == 404
     assert "拼团不存在" in await page.locator("h1").inner_text()
     assert page.errors == []
+
+
+async def test_live_page_count_falls_after_a_purchase(browser: Any, served_shop: tuple[TestServer, str]) -> None:
+    """A live drop on air: the page shows the units left and, with no reload, one fewer
+    the moment a customer takes one (server-sent events)."""
+    from datetime import timedelta
+    from functools import partial
+
+    from bot.keys import SERVICES
+    from bot.web.live import live_url
+    from commerce.catalog.models import Variant
+    from commerce.customers.customers import touch_customer
+    from commerce.promotions import flash_sales, live
+    from commerce.rules import utcnow
+
+    server, base = served_shop
+    app = server.app
+    config, rules = app[CONFIG], app[SERVICES].rules
+    lease = timedelta(minutes=2)
+    async with db(app)() as session, session.begin():
+        variant = await session.scalar(select(Variant).where(Variant.sku_code == "FRU-APPLE-3J"))
+        assert variant is not None
+        view, _ = await live.start_session(session, title="晚八点直播", staff_openid="o_owner_0001", now=utcnow(),
+                                           page_url=partial(live_url, config), max_age=lease, lease=lease)
+        _view, sale, _ = await live.push(session, variant_id=variant.id, price_fen=990, units=5, staff_openid="o_owner_0001",
+                                         now=utcnow(), page_url=partial(live_url, config), max_age=lease, lease=lease)
+        customer = await touch_customer(session, "o_live_browser")
+    page = await _new_page(browser, base)
+    await page.goto(live_url(config, view.id))
+    assert "直播价 ¥9.90" in await page.locator("#price").inner_text()
+    assert await page.locator("#left").inner_text() == "5"
+    assert "抢直播" in await page.locator("#copy-word").inner_text()
+
+    async with db(app)() as session, session.begin():  # the chat's path: a unit held, the hub poked
+        await flash_sales.grab(session, sale_id=sale.id, customer_id=customer.id, address_id=None,
+                               idempotency_key="browser", rules=rules, now=utcnow())
+    app[SERVICES].live_hub.poke()
+    await page.wait_for_function("document.getElementById('left').textContent === '4'")
+    await _screenshot(page, "live_page")
+    assert page.errors == []
