@@ -54,6 +54,7 @@ from commerce.promotions.models import (
     FlashReminder,
     FlashSale,
     FlashSaleStatus,
+    LivePush,
 )
 from commerce.rules import ShopRules, as_utc
 
@@ -252,8 +253,8 @@ async def get_sale(session: AsyncSession, *, sale_id: int) -> SaleView:
 
 
 async def list_sales(session: AsyncSession, *, now: datetime, for_customers: bool = False) -> list[SaleView]:
-    """For customers: the sales running and coming, on products on sale, soonest first.
-    For staff: the latest sales, newest first."""
+    """For customers: the sales running and coming, on products on sale, soonest first
+    (not a live drop's products: "直播" shows those). For staff: the latest sales, newest first."""
     now = as_utc(now)
     query = _query()
     if for_customers:
@@ -261,6 +262,7 @@ async def list_sales(session: AsyncSession, *, now: datetime, for_customers: boo
             FlashSale.status.in_(OPEN_STATUSES),
             FlashSale.ends_at > now,
             Product.status == ProductStatus.ON_SALE.value,
+            FlashSale.id.not_in(select(LivePush.sale_id)),
         ).order_by(FlashSale.starts_at, FlashSale.id)
     else:
         query = query.order_by(FlashSale.id.desc())

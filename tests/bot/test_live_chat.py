@@ -162,3 +162,9 @@ async def test_an_altered_or_expired_page_link_is_refused(sqlite_staffed: Shop) 
         for request in (shop.client.get(f"/live/{token}"), shop.client.get(f"/live/{token}/events"),
                         shop.client.post(f"/live/{token}/click")):
             assert (await request).status == 403
+
+
+async def test_a_live_product_is_not_listed_among_the_flash_sales(sqlite_staffed: Shop) -> None:
+    shop = sqlite_staffed
+    _owner, (first, _second), _variant, _path = await _on_air(shop)
+    assert "现在没有进行中或即将开始的秒杀" in (await first.say("秒杀")).text
