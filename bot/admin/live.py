@@ -64,6 +64,11 @@ async def live_command(actx: AdminContext) -> Outcome:
     raise UsageError
 
 
+def _max_age(actx: AdminContext) -> timedelta:
+    """A live notice not sent while the session can still be on air is not sent at all."""
+    return min(actx.services.broadcasts.max_age, timedelta(hours=live.LIVE_HOURS))
+
+
 def _lease(actx: AdminContext, count: int) -> timedelta:
     return FIRST_ATTEMPTS_LEASE + timedelta(seconds=count / actx.services.broadcasts.per_second)
 
@@ -87,7 +92,7 @@ async def _start(actx: AdminContext) -> Outcome:
         count = len(await live.audience_openids(session))
         view, started = await live.start_session(
             session, title=title, video_url=video_url, staff_openid=actx.actor, now=utcnow(),
-            page_url=partial(live_url, config), max_age=actx.services.broadcasts.max_age, lease=_lease(actx, count),
+            page_url=partial(live_url, config), max_age=_max_age(actx), lease=_lease(actx, count),
         )
     if started.message_ids:
         actx.services.broadcasts.follow(started)
@@ -123,7 +128,7 @@ async def _push(actx: AdminContext) -> Outcome:
             count = len(await live.audience_openids(session))
             view, sale, started = await live.push(
                 session, variant_id=variant.id, price_fen=price, units=units, staff_openid=actx.actor, now=now,
-                page_url=partial(live_url, config), max_age=actx.services.broadcasts.max_age,
+                page_url=partial(live_url, config), max_age=_max_age(actx),
                 lease=_lease(actx, count),
             )
     except ShopError as exc:

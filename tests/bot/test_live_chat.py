@@ -168,3 +168,16 @@ async def test_a_live_product_is_not_listed_among_the_flash_sales(sqlite_staffed
     shop = sqlite_staffed
     _owner, (first, _second), _variant, _path = await _on_air(shop)
     assert "现在没有进行中或即将开始的秒杀" in (await first.say("秒杀")).text
+
+
+async def test_staff_bad_input_gets_a_clear_reply(sqlite_staffed: Shop) -> None:
+    owner = sqlite_staffed.user(OWNER)
+    assert "/live start" in (await owner.say("/live nonsense")).text
+    assert "1 到 30 个字" in (await owner.say("/live start " + "长" * 31)).text
+    assert "https://" in (await owner.say("/live start 晚八点直播 http://example.com/live")).text
+    await owner.say("/live start 晚八点直播")
+    await owner.say("确认")
+    assert "还在进行中" in (await owner.say("/live start 又一场")).text
+    assert "/live push" in (await owner.say("/live push FRU-APPLE-3J abc")).text
+    assert "低于原价" in (await owner.say("/live push FRU-APPLE-3J 99999")).text
+    assert "进行中" in (await owner.say("/live")).text
