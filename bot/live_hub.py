@@ -41,13 +41,17 @@ class LiveHub:
         self._link = link
         self._changed = asyncio.Event()
         self._cache: dict[int, tuple[float, dict[str, Any] | None]] = {}
+        self._reading: dict[int, asyncio.Future[dict[str, Any] | None]] = {}
+        self._generation = 0  # pokes so far
         self._listener: asyncio.Task[None] | None = None
         self._publishes: set[asyncio.Task[None]] = set()
         self.stopping = False  # the worker shuts down: streams end so that it need not wait for them
 
     def poke(self, *, publish: bool = True) -> None:
         """Units may have changed: every waiting viewer reads the state again."""
+        self._generation += 1
         self._cache.clear()
+        self._reading.clear()  # a read begun before the change may miss it: the next one starts afresh
         self._changed.set()
         self._changed = asyncio.Event()
         if publish and self._link is not None and self._link.worth_trying():
@@ -68,15 +72,32 @@ class LiveHub:
             await asyncio.wait_for(self._changed.wait(), self.poll_seconds if timeout is None else timeout)
 
     async def state(self, session_id: int) -> dict[str, Any] | None:
+        """The session's page state: read at most once per `min_interval`, and viewers who ask
+        at once (all woken by one poke) share one read."""
         cached = self._cache.get(session_id)
-        now = time.monotonic()
-        if cached is not None and now - cached[0] < self._min_interval:
+        if cached is not None and time.monotonic() - cached[0] < self._min_interval:
             return cached[1]
+        reading = self._reading.get(session_id)
+        if reading is None:
+            reading = asyncio.ensure_future(self._read(session_id))
+            self._reading[session_id] = reading
+            reading.add_done_callback(lambda done: self._forget(session_id, done))
+        return await asyncio.shield(reading)
+
+    def _forget(self, session_id: int, done: asyncio.Future[dict[str, Any] | None]) -> None:
+        if self._reading.get(session_id) is done:
+            del self._reading[session_id]
+        if not done.cancelled():
+            done.exception()  # retrieved: a failed read is its callers' error, not the loop's
+
+    async def _read(self, session_id: int) -> dict[str, Any] | None:
+        began, generation = time.monotonic(), self._generation
         async with self._uows() as uow:
             state = await live.page_state(uow.session, session_id=session_id, now=utcnow())
-        if len(self._cache) > 1000:
-            self._cache.clear()
-        self._cache[session_id] = (now, state)
+        if generation == self._generation:  # no poke meanwhile: others may use it
+            if len(self._cache) > 1000:
+                self._cache.clear()
+            self._cache[session_id] = (began, state)
         return state
 
     # ---- with Redis: the pokes of the other workers ------------------------------------------
