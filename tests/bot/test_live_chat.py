@@ -148,6 +148,10 @@ async def test_an_altered_or_expired_page_link_is_refused(sqlite_staffed: Shop) 
     assert "/live start" in (await shop.user(OWNER).say("/live start")).text  # no title: the usage
     assert "现在没有直播" in (await shop.user(OWNER).say("/live push FRU-APPLE-3J 9.9")).text
     assert "现在没有直播" in (await shop.user(VIEWERS[0]).say("抢直播")).text
+    english = shop.user(VIEWERS[1])
+    assert "No live drop right now" in (await english.say("live grab")).text
+    assert "Subscribed to live drops" in (await english.say("live on")).text
+    assert "notices are off" in (await english.say("live off")).text
     await shop.user(OWNER).say("/live start 晚八点直播")
     await shop.user(OWNER).say("确认")
     async with db(shop.client.app)() as session:
@@ -175,9 +179,14 @@ async def test_staff_bad_input_gets_a_clear_reply(sqlite_staffed: Shop) -> None:
     assert "/live start" in (await owner.say("/live nonsense")).text
     assert "1 到 30 个字" in (await owner.say("/live start " + "长" * 31)).text
     assert "https://" in (await owner.say("/live start 晚八点直播 http://example.com/live")).text
-    await owner.say("/live start 晚八点直播")
+    video = "https://channels.weixin.qq.com/live/abc"
+    assert video in (await owner.say(f"/live start 晚八点直播 {video}")).text
     await owner.say("确认")
     assert "还在进行中" in (await owner.say("/live start 又一场")).text
+    status = (await owner.say("/live")).text
+    page = await sqlite_staffed.client.get(urlsplit(status.split("直播页：")[1].split()[0]).path + "?lang=en")
+    html = await page.text()
+    assert video in html and "Watch the live video" in html and "The first product is coming up" in html
     assert "/live push" in (await owner.say("/live push FRU-APPLE-3J abc")).text
     assert "低于原价" in (await owner.say("/live push FRU-APPLE-3J 99999")).text
     assert "进行中" in (await owner.say("/live")).text
