@@ -217,7 +217,7 @@ async def start_session(
     await session.flush()
     data = {"title": title, "video_url": video_url, "url": page_url(row.id), "started_at": as_utc(now)}
     started = await _tell(
-        session, template=START_TEMPLATE, data=data, label=f"live: {title}", staff_openid=staff_openid,
+        session, template=START_TEMPLATE, data=data, label=f"直播「{title}」开播", staff_openid=staff_openid,
         now=now, max_age=max_age, lease=lease,
     )
     row.audience = len(started.message_ids)
@@ -279,7 +279,7 @@ async def push(
     )
     data = {**sale.data(now), "title": live.title, "url": page_url(live.id)}
     started = await _tell(
-        session, template=PUSH_TEMPLATE, data=data, label=f"live: {live.title}: {sale.product_name}",
+        session, template=PUSH_TEMPLATE, data=data, label=f"直播「{live.title}」推送 {sale.product_name}",
         staff_openid=staff_openid, now=now, max_age=max_age, lease=lease,
     )
     after = await get_session(session, session_id=live.id)

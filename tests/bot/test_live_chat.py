@@ -172,6 +172,8 @@ async def test_an_altered_or_expired_page_link_is_refused(sqlite_staffed: Shop) 
 
 async def test_staff_bad_input_gets_a_clear_reply(sqlite_staffed: Shop) -> None:
     owner = sqlite_staffed.user(OWNER)
+    assert "直播：/live（直播）" in (await owner.say("/help")).text
+    assert "/live start|push|end（直播）" in (await owner.say("/help 直播")).text
     assert "/live start" in (await owner.say("/live nonsense")).text
     assert "1 到 30 个字" in (await owner.say("/live start " + "长" * 31)).text
     assert "https://" in (await owner.say("/live start 晚八点直播 http://example.com/live")).text
