@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.catalog.models import Variant
@@ -214,7 +215,10 @@ async def start_session(
         started_by=staff_openid[:64], started_at=as_utc(now),
     )
     session.add(row)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError:  # another staff member went on air at the same moment (one open session)
+        raise ShopError(ErrorCode.LIVE_ALREADY_OPEN, title="") from None
     data = {"title": title, "video_url": video_url, "url": page_url(row.id), "started_at": as_utc(now)}
     started = await _tell(
         session, template=START_TEMPLATE, data=data, label=f"直播「{title}」开播", staff_openid=staff_openid,

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -174,7 +175,11 @@ class LiveSession(Base):
     __tablename__ = "live_sessions"
     __table_args__ = (
         CheckConstraint("viewers >= 0 AND clicks >= 0", name="live_counts_not_negative"),
-        Index("ix_live_sessions_status", "status"),
+        # one session on air at a time, whatever two staff members start at once
+        Index(
+            "uq_live_sessions_one_open", "status", unique=True,
+            sqlite_where=text("status = 'open'"), postgresql_where=text("status = 'open'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

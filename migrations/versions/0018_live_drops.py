@@ -32,7 +32,8 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_live_sessions'))
     )
     with op.batch_alter_table('live_sessions', schema=None) as batch_op:
-        batch_op.create_index('ix_live_sessions_status', ['status'], unique=False)
+        batch_op.create_index('uq_live_sessions_one_open', ['status'], unique=True,
+                              sqlite_where=sa.text("status = 'open'"), postgresql_where=sa.text("status = 'open'"))
 
     op.create_table('live_pushes',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -65,6 +66,6 @@ def downgrade() -> None:
 
     op.drop_table('live_pushes')
     with op.batch_alter_table('live_sessions', schema=None) as batch_op:
-        batch_op.drop_index('ix_live_sessions_status')
+        batch_op.drop_index('uq_live_sessions_one_open')
 
     op.drop_table('live_sessions')

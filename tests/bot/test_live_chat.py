@@ -11,8 +11,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 from aiohttp import ClientResponse
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from bot.keys import CONFIG, SERVICES
 from bot.web.live import make_live_token
@@ -181,6 +183,10 @@ async def test_staff_bad_input_gets_a_clear_reply(sqlite_staffed: Shop) -> None:
     assert video in (await owner.say(f"/live start 晚八点直播 {video}")).text
     await owner.say("确认")
     assert "还在进行中" in (await owner.say("/live start 又一场")).text
+    async with db(sqlite_staffed.client.app)() as session:  # two staff at the same moment: the index refuses
+        session.add(LiveSession(title="又一场", status="open"))
+        with pytest.raises(IntegrityError):
+            await session.flush()
     status = (await owner.say("/live")).text
     page = await sqlite_staffed.client.get(urlsplit(status.split("直播页：")[1].split()[0]).path + "?lang=en")
     html = await page.text()
