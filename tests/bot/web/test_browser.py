@@ -266,41 +266,43 @@ async def test_group_page_shows_progress_and_the_code(
     assert page.errors == []
 
 
-async def test_live_page_count_falls_after_a_purchase(browser: Any, served_shop: tuple[TestServer, str]) -> None:
-    """A live drop on air: the page shows the units left and, with no reload, one fewer
-    the moment a customer takes one (server-sent events)."""
-    from datetime import timedelta
-    from functools import partial
 
-    from bot.keys import SERVICES
-    from bot.web.live import live_url
-    from commerce.catalog.models import Variant
-    from commerce.customers.customers import touch_customer
-    from commerce.promotions import flash_sales, live
-    from commerce.rules import utcnow
+async def test_live_page_count_falls_after_a_purchase(
+    browser: Any, sqlite_url: str, aiohttp_server: Callable[..., Awaitable[TestServer]], demo_catalog: None
+) -> None:
+    """A live drop run from the chat (through the simulator's signed webhook): the live
+    page shows the units left and, with no reload, one fewer the moment a customer takes
+    one in the chat (server-sent events)."""
+    import aiohttp
 
-    server, base = served_shop
-    app = server.app
-    config, rules = app[CONFIG], app[SERVICES].rules
-    lease = timedelta(minutes=2)
-    async with db(app)() as session, session.begin():
-        variant = await session.scalar(select(Variant).where(Variant.sku_code == "FRU-APPLE-3J"))
-        assert variant is not None
-        view, _ = await live.start_session(session, title="晚八点直播", staff_openid="o_owner_0001", now=utcnow(),
-                                           page_url=partial(live_url, config), max_age=lease, lease=lease)
-        _view, sale, _ = await live.push(session, variant_id=variant.id, price_fen=990, units=5, staff_openid="o_owner_0001",
-                                         now=utcnow(), page_url=partial(live_url, config), max_age=lease, lease=lease)
-        customer = await touch_customer(session, "o_live_browser")
-    page = await _new_page(browser, base)
-    await page.goto(live_url(config, view.id))
-    assert "直播价 ¥9.90" in await page.locator("#price").inner_text()
-    assert await page.locator("#left").inner_text() == "5"
-    assert "抢直播" in await page.locator("#copy-word").inner_text()
+    owner = "o_live_owner1"
+    await seed(sqlite_url)
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    config = make_config(sqlite_url, server={"base_url": base}, staff={"owners": [owner]})
+    await aiohttp_server(create_app(config, outbound=MemoryOutbox()), port=port)
 
-    async with db(app)() as session, session.begin():  # the chat's path: a unit held, the hub poked
-        await flash_sales.grab(session, sale_id=sale.id, customer_id=customer.id, address_id=None,
-                               idempotency_key="browser", rules=rules, now=utcnow())
-    app[SERVICES].live_hub.poke()
-    await page.wait_for_function("document.getElementById('left').textContent === '4'")
-    await _screenshot(page, "live_page")
-    assert page.errors == []
+    async with aiohttp.ClientSession() as http:
+
+        async def say(openid: str, text: str) -> str:
+            answer = await http.post(f"{base}/dev/chat/send", json={"openid": openid, "text": text})
+            reply = (await answer.json())["reply"]
+            return str(reply["text"] or reply["articles"][0]["title"])
+
+        await say(owner, "/live start 晚八点直播")
+        assert "已开始" in await say(owner, "确认")
+        await say(owner, "/live push FRU-APPLE-3J 9.9 5")
+        pushed = await say(owner, "确认")
+        url = pushed.split("直播页：")[1].split()[0]
+        assert url.startswith(base + "/live/")
+
+        page = await _new_page(browser, base)
+        await page.goto(url)
+        assert "直播价 ¥9.90" in await page.locator("#price").inner_text()
+        assert await page.locator("#left").inner_text() == "5"
+        assert "抢直播" in await page.locator("#copy-word").inner_text()
+
+        await say("o_live_viewer", "抢直播")  # a unit held (the address step asks for one)
+        await page.wait_for_function("document.getElementById('left').textContent === '4'")
+        await _screenshot(page, "live_page")
+        assert page.errors == []
