@@ -21,6 +21,7 @@ WeChat's quotas by the caller). Nothing here commits.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -201,7 +202,7 @@ async def _tell(
 
 async def start_session(
     session: AsyncSession, *, title: str, video_url: str = "", staff_openid: str, now: datetime,
-    page_url: Any, max_age: timedelta, lease: timedelta,
+    page_url: Callable[[int], str], max_age: timedelta, lease: timedelta,
 ) -> tuple[LiveView, Started]:
     """A new session on air, its subscribers told (rows of a broadcast, in this transaction).
     `page_url(session_id)` gives the live page's link for the notice. LIVE_ALREADY_OPEN,
@@ -263,7 +264,7 @@ async def _terms(
 
 async def push(
     session: AsyncSession, *, variant_id: int, price_fen: int | None, units: int | None, staff_openid: str,
-    now: datetime, page_url: Any, max_age: timedelta, lease: timedelta, per_user_limit: int = 1,
+    now: datetime, page_url: Callable[[int], str], max_age: timedelta, lease: timedelta, per_user_limit: int = 1,
 ) -> tuple[LiveView, SaleView, Started]:
     """The product on air: a flash sale for the session at the live price (the last push's
     sale closes: the page shows one product), and the subscribers told with its card.

@@ -164,6 +164,9 @@ async def test_an_altered_or_expired_page_link_is_refused(sqlite_staffed: Shop) 
     key = shop.client.app[CONFIG].signing_key
     good = make_live_token(key=key, session_id=session_id, expires_at=datetime.now(UTC) + timedelta(hours=1))
     assert (await shop.client.get(f"/live/{good}")).status == 200
+    unknown = make_live_token(key=key, session_id=session_id + 1, expires_at=datetime.now(UTC) + timedelta(hours=1))
+    missing = await shop.client.get(f"/live/{unknown}")
+    assert missing.status == 404 and "直播不存在" in await missing.text()
     altered = good[:-2] + ("AA" if good[-2:] != "AA" else "BB")
     expired = make_live_token(key=key, session_id=session_id, expires_at=datetime.now(UTC) - timedelta(seconds=1))
     for token in (altered, expired, "not-a-token"):
