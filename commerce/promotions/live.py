@@ -194,6 +194,8 @@ async def _tell(
     max_age: timedelta, lease: timedelta,
 ) -> Started:
     recipients = await audience_openids(session)
+    if not recipients:  # nobody to tell: no broadcast, so no report of one
+        return Started(broadcast_id=0, message_ids=[])
     return await audience.start(
         session, staff_openid=staff_openid, text=label, recipients=recipients, now=now, max_age=max_age,
         lease=lease, template=template, data=data,

@@ -13,12 +13,13 @@ from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import ClientResponse
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from bot.keys import CONFIG, SERVICES
 from bot.web.live import make_live_token
 from commerce.catalog.models import Variant
+from commerce.messaging.models import Broadcast
 from commerce.orders.models import Order
 from commerce.promotions.models import FlashSale, LiveSession, LiveSubscriber
 from commerce.staff.models import AuditEntry
@@ -160,6 +161,7 @@ async def test_an_altered_or_expired_page_link_is_refused(sqlite_staffed: Shop) 
     await shop.user(OWNER).say("确认")
     async with db(shop.client.app)() as session:
         session_id = await session.scalar(select(LiveSession.id))
+        assert await session.scalar(select(func.count()).select_from(Broadcast)) == 0  # nobody subscribed
     assert session_id is not None
     key = shop.client.app[CONFIG].signing_key
     good = make_live_token(key=key, session_id=session_id, expires_at=datetime.now(UTC) + timedelta(hours=1))
