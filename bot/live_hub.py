@@ -112,7 +112,7 @@ class LiveHub:
                 async with link.redis.pubsub() as pubsub:
                     await pubsub.subscribe(CHANNEL)
                     while True:
-                        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
                         if message is not None and message.get("type") == "message":
                             self.poke(publish=False)
             except asyncio.CancelledError:
