@@ -126,10 +126,11 @@ async def _push(actx: AdminContext) -> Outcome:
                 data: dict[str, Any] = {"sale": preview.data(now), "count": count}
                 return Outcome(Text("admin/live_push_confirm", data), confirm_first=True)
             count = len(await live.audience_openids(session))
+            product = await actx.services.catalog.product(variant.product_id)
             view, sale, started = await live.push(
                 session, variant_id=variant.id, price_fen=price, units=units, staff_openid=actx.actor, now=now,
                 page_url=partial(live_url, config), max_age=_max_age(actx),
-                lease=_lease(actx, count),
+                lease=_lease(actx, count), image_url=product.image_url if product is not None else "",
             )
     except ShopError as exc:
         variants = exc.details.get("variants")

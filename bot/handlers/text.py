@@ -277,7 +277,9 @@ async def live_now(ctx: Context) -> Reply:
     except ShopError as exc:
         return error_reply(exc)
     data = {**sale.data(now), "title": session_view.title, "url": live_page_url(ctx.services.config, session_view.id)}
-    return News((Card("live_push", data, url=data["url"]),))
+    product = await ctx.services.catalog.product(sale.product_id)
+    data["image"] = product.image_url if product is not None else ""
+    return News((Card("live_push", data, picurl=data["image"], url=data["url"]),))
 
 
 @router.route(Regex(r"(?i)(?:抢直播|直播抢|抢直播商品|live grab|grab live)", locale=_typed_in))

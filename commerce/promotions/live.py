@@ -267,9 +267,11 @@ async def _terms(
 async def push(
     session: AsyncSession, *, variant_id: int, price_fen: int | None, units: int | None, staff_openid: str,
     now: datetime, page_url: Callable[[int], str], max_age: timedelta, lease: timedelta, per_user_limit: int = 1,
+    image_url: str = "",
 ) -> tuple[LiveView, SaleView, Started]:
     """The product on air: a flash sale for the session at the live price (the last push's
-    sale closes: the page shows one product), and the subscribers told with its card.
+    sale closes: the page shows one product), and the subscribers told with its card
+    (with the product's picture, `image_url`).
     LIVE_NOT_OPEN, FLASH_INVALID, VARIANT_NOT_FOUND, OUT_OF_STOCK."""
     live = await open_session(session)
     if live is None:
@@ -284,7 +286,7 @@ async def push(
         update(LiveSession).where(LiveSession.id == live.id).values(sale_id=sale.id)
         .execution_options(synchronize_session=False)
     )
-    data = {**sale.data(now), "title": live.title, "url": page_url(live.id)}
+    data = {**sale.data(now), "title": live.title, "url": page_url(live.id), "image": image_url}
     started = await _tell(
         session, template=PUSH_TEMPLATE, data=data, label=f"直播「{live.title}」推送 {sale.product_name}",
         staff_openid=staff_openid, now=now, max_age=max_age, lease=lease,

@@ -104,6 +104,7 @@ async def test_a_live_drop_from_start_to_summary(sqlite_staffed: Shop) -> None:
         started, card = _cards(shop, viewer.openid)[-2:]
         assert "直播开始了：晚八点直播" in started.title and "/live/" in started.url
         assert "直播价 ¥9.90" in card.title and "限量" in card.description and "/live/" in card.url
+        assert card.picurl.startswith("https://shop.example.com/static/")
     assert _cards(shop, LATE) == []
 
     # customers buy in chat at the live price; the units fall
@@ -111,7 +112,8 @@ async def test_a_live_drop_from_start_to_summary(sqlite_staffed: Shop) -> None:
     bought = await first.say("抢直播")
     order_no = _order_no(bought)
     assert await _left(shop) == stock - 1
-    assert "¥9.90" in (await second.say("直播")).articles[0].title
+    on_air = (await second.say("直播")).articles[0]
+    assert "¥9.90" in on_air.title and on_air.picurl and "/live/" in on_air.url
     _order_no(await second.say("抢直播"))
     assert await _left(shop) == stock - 2
     async with db(shop.client.app)() as session:
