@@ -34,12 +34,14 @@ test: install
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 $(PYTEST_ARGS)
 
-# All the benchmarks, as bench/README.md describes them (about 15 minutes on 2 cores).
+# All the benchmarks, as bench/README.md describes them (about 20 minutes on 2 cores).
 bench: install
 	$(BIN)/python bench/search.py
 	$(BIN)/python bench/webhook.py
 	$(BIN)/python bench/journeys.py --think 2-8
 	$(BIN)/python bench/journeys.py
+	$(BIN)/python bench/rush.py
+	$(BIN)/python bench/rush.py --db sqlite
 
 clean:
 	rm -rf $(VENV) *.egg-info

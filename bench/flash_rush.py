@@ -1,4 +1,8 @@
-"""Flash-sale rush: N buyers check out at once for M units; no oversell, ever.
+"""Checkout race, below the chat: N ordinary checkouts at once for M units; no oversell, ever.
+
+What it measures, plainly: `place_order` called directly (no webhook, no flash sale,
+no Redis gate), and it counts refused checkouts as decisions too. The rush through the
+real webhook, with the flash sale's gate, is `bench/rush.py`.
 
 `python bench/flash_rush.py [--buyers 1000] [--units 100] [--db sqlite|postgres|both]
 [--processes 1] [--rounds 1]`
