@@ -18,7 +18,7 @@ import logging
 import time
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import ConnectionPool, Redis
 
 from bot.redis_link import RedisLink
 from commerce.promotions import live
@@ -107,19 +107,30 @@ class LiveHub:
             self._listener = asyncio.get_running_loop().create_task(self._listen(self._link))
 
     async def _listen(self, link: RedisLink) -> None:
-        while True:
-            try:
-                async with link.redis.pubsub() as pubsub:
-                    await pubsub.subscribe(CHANNEL)
-                    while True:
-                        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
-                        if message is not None and message.get("type") == "message":
-                            self.poke(publish=False)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # Redis away: the pages poll meanwhile; listen again later
-                log.info("live pokes from other workers paused", extra={"error": type(exc).__name__})
-            await asyncio.sleep(2.0)
+        """Listen on a connection of its own: a subscription holds its connection for good, and
+        the shop's pool is bounded for back-pressure (`redis.max_connections`), so taking one
+        from it would leave every message one connection short, or none (a pool of one)."""
+        shared = link.redis.connection_pool
+        own = Redis(connection_pool=ConnectionPool(
+            connection_class=shared.connection_class, max_connections=1, **shared.connection_kwargs
+        ))
+        try:
+            while True:
+                try:
+                    async with own.pubsub() as pubsub:
+                        await pubsub.subscribe(CHANNEL)
+                        while True:
+                            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+                            if message is not None and message.get("type") == "message":
+                                self.poke(publish=False)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # Redis away: the pages poll meanwhile; listen again later
+                    log.info("live pokes from other workers paused", extra={"error": type(exc).__name__})
+                await asyncio.sleep(2.0)
+        finally:
+            with contextlib.suppress(Exception):
+                await own.aclose(close_connection_pool=True)
 
     def stop_streams(self) -> None:
         """Every open stream ends at once (the app's shutdown, before it waits for requests)."""
