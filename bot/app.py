@@ -35,6 +35,7 @@ from bot.outbound.sender import OutboundSender
 from bot.web import export as export_page
 from bot.web import group as group_page
 from bot.web import invites, live, ops
+from bot.web import media as media_files
 from bot.web import pay as pay_page
 from bot.web import product as pages
 from bot.web import referral as referral_page
@@ -58,6 +59,7 @@ def create_app(
     app.cleanup_ctx.extend([_shop(outbound, intake_owner), ops.metrics_site])  # the site opens after the shop, closes before
     webhook.add_routes(app)
     pages.add_routes(app)
+    media_files.add_routes(app)  # --- product pictures: GET /media/{name} (bot/web/media.py) ---
     invites.add_routes(app)  # --- share links: GET /s/{scene} (bot/invites.py) ---
     group_page.add_routes(app)  # --- group buys: GET /g/{code} (bot/group_page.py) ---
     referral_page.add_routes(app)  # --- referrals: GET /r/{code} (bot/referral_page.py) ---

@@ -62,6 +62,7 @@ from bot.wechat.api import (
     StableTokenFetcher,
     WeChatClient,
 )
+from bot.wechat.api.client import MediaSource, NoMediaSource
 from bot.wechat.api.token import TokenStore
 from bot.wechat.degraded import (
     FallbackQrCache,
@@ -87,6 +88,7 @@ from bot.wechat.replay import MemoryReplayCache, RedisReplayCache, ReplayCache
 from commerce.catalog.read import Catalog
 from commerce.customers import regions
 from commerce.db import create_engine
+from commerce.media.store import LocalMediaStore
 from commerce.messaging.outbox import OutboxItem
 from commerce.payments.service import PaymentService
 from commerce.promotions.flash_sales import NO_GATE, FlashGate
@@ -184,6 +186,7 @@ async def open_shop(
         uow = uows.with_dispatcher(delivery)  # every entry point's units of work
         notifier = OutboundNotifier(uows=uow)
         qr_codes: QrCodes = planner.client if planner is not None else NoQrCodes()
+        wechat_media: MediaSource = planner.client if planner is not None else NoMediaSource()
 
         # --- staff alerts (drained after payments: a paid order's alert is one of its side effects) ---
         alerts = StaffAlerts(uows=uow, owners=config.staff.owners)
@@ -249,6 +252,8 @@ async def open_shop(
             transcripts=Transcripts(lines),
             flash_gate=flash_gate,
             live_hub=live_hub,
+            media=LocalMediaStore(config.media.dir),
+            wechat_media=wechat_media,
         )
 
         inbox = _build_inbox(config, services, renderer, sender, link, metrics, replies)

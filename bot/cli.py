@@ -23,6 +23,7 @@ from bot.config import Config, ConfigError, load_config
 from bot.logs import AccessLogger, configure_logging
 from commerce.catalog.seed import catalog_is_empty, seed_demo_catalog, seed_demo_group_buys
 from commerce.db import create_engine, run_blocking
+from commerce.media.store import LocalMediaStore
 from commerce.messaging import inbound
 from commerce.migrate import upgrade
 from commerce.wiring import shop_uows
@@ -32,8 +33,8 @@ log = logging.getLogger("storefront")
 
 async def prepare_database(config: Config, *, seed: bool) -> int:
     """Migrate the database to the newest schema; load the demo catalog (and its group
-    buys) when asked, the catalog is empty and the shop is a development one: a shop
-    taking real money never gets the demo products."""
+    buys, and its pictures drawn into media.dir) when asked, the catalog is empty and the
+    shop is a development one: a shop taking real money never gets the demo products."""
     engine = create_engine(config.database.url)
     try:
         await upgrade(engine)
@@ -48,7 +49,7 @@ async def prepare_database(config: Config, *, seed: bool) -> int:
             session = uow.session
             if not await catalog_is_empty(session):
                 return 0
-            created = await seed_demo_catalog(session)
+            created = await seed_demo_catalog(session, media=LocalMediaStore(config.media.dir))
             await seed_demo_group_buys(session, rules=rules, now=uow.now)
             return created
     finally:

@@ -222,6 +222,12 @@ class SchedulerConfig:
 
 
 @dataclass(frozen=True)
+class MediaConfig:
+    dir: str = "media"  # product pictures, served at /media/<name>; relative to the working directory
+    max_bytes: int = 10 * 1024 * 1024  # the largest picture staff may send (WeChat's own limit)
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     wechat: WeChatConfig = field(default_factory=WeChatConfig)
@@ -239,6 +245,7 @@ class Config:
     live: LiveConfig = field(default_factory=LiveConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    media: MediaConfig = field(default_factory=MediaConfig)
 
     @property
     def signing_key(self) -> bytes:
@@ -493,6 +500,10 @@ def _validate(config: Config) -> None:
         raise ConfigError("search.cache_seconds: must be between 0 and 86400")
     if config.search.rebuild_seconds != 0 and not 60 <= config.search.rebuild_seconds <= 7 * 86400:
         raise ConfigError("search.rebuild_seconds: must be 0 (never) or between 60 and 604800")
+    if not config.media.dir.strip():
+        raise ConfigError("media.dir: must name a folder, e.g. media")
+    if not 1024 <= config.media.max_bytes <= 50 * 1024 * 1024:
+        raise ConfigError("media.max_bytes: must be between 1024 and 52428800 (50 MB)")
     if config.dialog.ttl_seconds < 10:
         raise ConfigError("dialog.ttl_seconds: must be at least 10")
     if not 1 <= config.service.idle_minutes <= 7 * 24 * 60:

@@ -12,6 +12,7 @@ from bot.config import Config
 from bot.dialogs.shop import ShopDialogs
 from commerce.catalog.read import Catalog
 from commerce.customers.customers import CustomerInfo, touch_customer
+from commerce.media.store import MediaStore
 from commerce.orders.views import OrderView
 from commerce.rules import ShopRules
 from commerce.staff.models import StaffRole
@@ -25,6 +26,7 @@ if TYPE_CHECKING:  # built by bot.bootstrap; only their types are needed here
     from bot.outbound.alerts import StaffAlerts
     from bot.outbound.notifier import OutboundNotifier
     from bot.web.invites import InviteService
+    from bot.wechat.api.client import MediaSource
     from commerce.payments.service import PaymentService
     from commerce.promotions.flash_sales import FlashGate
 
@@ -139,3 +141,5 @@ class Services:
     transcripts: Transcripts  # the recent conversation, for a hand-off to staff
     flash_gate: FlashGate  # decides flash-sale grabs before the database (Redis), or lets the database decide
     live_hub: LiveHub  # live pages wait here for the units left to change (bot/web/live.py)
+    media: MediaStore  # product pictures (media.dir), served at /media/<name>
+    wechat_media: MediaSource  # what users sent (a staff member's photo), fetched from WeChat

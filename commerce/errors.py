@@ -59,6 +59,8 @@ class ErrorCode(enum.StrEnum):
     TICKET_CLOSED = "ticket_closed"  # details: ticket_id
     WINDOW_CLOSED = "window_closed"  # the customer has not written within WeChat's 48 hours; details: ticket_id
     CSV_INVALID = "csv_invalid"
+    IMAGE_INVALID = "image_invalid"  # details: reason (empty, not_image, too_large, too_many_pixels), max_bytes
+    IMAGE_LIMIT = "image_limit"  # details: max (pictures a product may have)
     DATE_RANGE_INVALID = "date_range_invalid"
     # ---- referrals and commission (commerce.referrals.commission) ----
     WITHDRAWAL_NOT_FOUND = "withdrawal_not_found"

@@ -10,7 +10,9 @@ a migrated template: an empty one, or one that already holds the demo catalog (w
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
+import functools
 import itertools
 import shutil
 import tempfile
@@ -21,6 +23,7 @@ from urllib.parse import parse_qs, urlparse
 
 from commerce.catalog.seed import seed_demo_catalog
 from commerce.db import create_engine, session_factory
+from commerce.media.store import LocalMediaStore
 from commerce.migrate import upgrade
 
 TEMPLATE_DB = "storefront_template"
@@ -40,12 +43,22 @@ def has_demo_catalog(url: str) -> bool:
     return url in _with_demo_catalog
 
 
+@functools.cache
+def media_dir() -> Path:
+    """The product pictures of this test process: every shop's `media.dir`, where the demo
+    catalog's are drawn once (their names are their contents: shops never clash there)."""
+    path = Path(tempfile.mkdtemp(prefix="storefront-media-"))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
 async def seed_demo(url: str) -> None:
-    """Add the demo catalog (`commerce.catalog.seed.seed_demo_catalog`) in one unit of work."""
+    """Add the demo catalog (`commerce.catalog.seed.seed_demo_catalog`) in one unit of work,
+    its pictures drawn into `media_dir()`."""
     engine = create_engine(url)
     try:
         async with session_factory(engine)() as session, session.begin():
-            await seed_demo_catalog(session)
+            await seed_demo_catalog(session, media=LocalMediaStore(media_dir()))
     finally:
         await engine.dispose()
 

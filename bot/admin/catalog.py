@@ -1,9 +1,15 @@
-"""Catalog commands: add, edit, price, stock, on/off sale (confirmed), import, show.
+"""Catalog commands: add, edit, price, stock, on/off sale (confirmed), photo, import, show.
 
 Products are named by id ("12"); variants by product id (a one-variant product) or SKU
 code ("FRU-APPLE-5J"). Prices are typed in yuan ("39.9") and become integer fen through
 `commerce.money`, never a float. After every write the customer-facing catalog snapshot is
 invalidated, so the next search sees the change.
+
+`/add` of a name the shop already has restates the existing product (its ID, price and
+stock) and adds a second one only after a confirmation: the same name twice is most
+often a product added twice. `/edit ID FIELD VALUE` changes any field; taking a product
+off sale that way is confirmed like `/offsale`. `/photo ID` opens the step in which staff
+send the product's pictures (`bot/dialogs/photo.py`).
 
 `/import` takes CSV pasted under the command in the same message, or an http(s) URL
 that is fetched (10 s, at most 1 MB, public addresses only, at most 3 redirects).
@@ -15,6 +21,7 @@ import asyncio
 import ipaddress
 import re
 import socket
+from typing import Any
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -27,6 +34,7 @@ from bot.dialogs.common import unit_of_work
 from commerce import money
 from commerce.catalog import admin as catalog_admin
 from commerce.catalog import csv_io as catalog_csv
+from commerce.catalog import images as catalog_images
 from commerce.catalog.admin import PRICE_RANGE, AdminProductView
 from commerce.errors import ErrorCode, ShopError
 
@@ -34,7 +42,22 @@ FETCH_TIMEOUT_SECONDS = 10.0
 FETCH_MAX_BYTES = 1024 * 1024
 FETCH_MAX_REDIRECTS = 3
 IMPORT_ERRORS_SHOWN = 5
-EDIT_FIELDS = {"name": "name", "名称": "name", "名字": "name", "subtitle": "subtitle", "副标题": "subtitle"}
+EDIT_FIELDS = {
+    **dict.fromkeys(("name", "名称", "名字", "品名"), "name"),
+    **dict.fromkeys(("subtitle", "副标题"), "subtitle"),
+    **dict.fromkeys(("description", "desc", "描述", "详情", "介绍", "说明"), "description"),
+    **dict.fromkeys(("price", "价格", "售价"), "price"),
+    **dict.fromkeys(("stock", "库存"), "stock"),
+    **dict.fromkeys(("category", "分类", "类目"), "category"),
+    **dict.fromkeys(("tags", "tag", "标签"), "tags"),
+    **dict.fromkeys(("status", "sale", "状态", "上下架"), "status"),
+}
+SALE_WORDS = {
+    **dict.fromkeys(("on", "on_sale", "onsale", "上架", "在售", "开"), True),
+    **dict.fromkeys(("off", "off_sale", "offsale", "下架", "停售", "关"), False),
+}
+CLEAR_WORDS = frozenset({"clear", "清空", "删除", "delete"})
+_TAG_SPLIT = re.compile(r"[,，、;；\s]+")
 _STOCK = re.compile(r"^([+-]?)(\d{1,9})$")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -69,6 +92,8 @@ def product_data(product: AdminProductView) -> dict[str, object]:
         "id": product.id,
         "name": product.name,
         "subtitle": product.subtitle,
+        "description": product.description,
+        "images": product.images,
         "category": product.category,
         "on_sale": product.on_sale,
         "stock": product.total_stock,
@@ -84,13 +109,19 @@ def product_data(product: AdminProductView) -> dict[str, object]:
 # ---- commands ------------------------------------------------------------------------------
 
 
-@REGISTRY.command("add", "新品", "上新", roles=MANAGERS, group="catalog")
+@REGISTRY.command("add", "新品", "上新", roles=MANAGERS, group="catalog", confirm=True)
 async def add(actx: AdminContext) -> Outcome:
-    """/add 名称 价格 库存 分类 [副标题]"""
+    """/add 名称 价格 库存 分类 [副标题]: a name the shop has already is confirmed first."""
     name, price_fen, count, category = actx.arg(0), parse_yuan(actx.arg(1)), actx.arg(2), actx.arg(3)
     if not (count.isascii() and count.isdigit()):
         raise UsageError
     subtitle = " ".join(actx.args[4:])
+    if not actx.confirmed:
+        async with unit_of_work(actx.ctx) as session:
+            same = await catalog_admin.find_named(session, name)
+        if same is not None:
+            return Outcome(Text("admin/add_duplicate", {**product_data(same), "new_name": name.strip()}),
+                           confirm_first=True)
     async with unit_of_work(actx.ctx) as session:
         created, (before, after) = await catalog_admin.create_product(
             session, name=name, price_fen=price_fen, stock=int(count), category=category, subtitle=subtitle
@@ -98,16 +129,29 @@ async def add(actx: AdminContext) -> Outcome:
     return Outcome(Text("admin/product_added", product_data(created)), before, after)
 
 
-@REGISTRY.command("edit", "编辑", roles=MANAGERS, group="catalog")
+@REGISTRY.command("edit", "编辑", "修改", roles=MANAGERS, group="catalog", confirm=True)
 async def edit(actx: AdminContext) -> Outcome:
-    """/edit ID name|subtitle 文本"""
+    """/edit ID FIELD VALUE: name, subtitle, description, price (yuan), stock (N, +N, -N),
+    category, tags (comma-separated), status (on / off: off is confirmed first)."""
     product_id = parse_id(actx.arg(0))
     field = EDIT_FIELDS.get(actx.arg(1).lower())
     if field is None:
         raise UsageError
     text = actx.rest(2)
+    if field == "price":
+        return await _price(actx, str(product_id), parse_yuan(text), typed=text)
+    if field == "stock":
+        return await _stock(actx, str(product_id), text)
+    if field == "status":
+        on_sale = SALE_WORDS.get(text.strip().lower())
+        if on_sale is None:
+            raise UsageError
+        if on_sale:
+            return await _set_on_sale(actx, product_id=product_id, on_sale=True)
+        return await _off_sale(actx, product_id)
+    values: dict[str, Any] = {field: [t for t in _TAG_SPLIT.split(text) if t] if field == "tags" else text}
     async with unit_of_work(actx.ctx) as session:
-        before, after = await catalog_admin.edit_product(session, product_id=product_id, **{field: text})
+        before, after = await catalog_admin.edit_product(session, product_id=product_id, **values)
     return Outcome(Text("admin/product_edited", {"id": product_id, "field": field, "before": before,
                                                   "after": after}), before, after)
 
@@ -117,12 +161,15 @@ async def price(actx: AdminContext) -> Outcome:
     """/price REF 价格"""
     if len(actx.args) != 2:
         raise UsageError
-    ref, price_fen = actx.arg(0), parse_yuan(actx.arg(1))
+    return await _price(actx, actx.arg(0), parse_yuan(actx.arg(1)), typed=actx.arg(1))
+
+
+async def _price(actx: AdminContext, ref: str, price_fen: int, *, typed: str) -> Outcome:
     try:
         async with unit_of_work(actx.ctx) as session:
             before, after = await catalog_admin.set_price(session, ref=ref, price_fen=price_fen)
     except ShopError as exc:
-        return which_variant(exc, actx)
+        return which_variant(exc, actx, command="price", value=typed)
     return Outcome(Text("admin/price_set", {"before": before, "after": after}), before, after)
 
 
@@ -131,49 +178,61 @@ async def stock(actx: AdminContext) -> Outcome:
     """/stock REF 数量|+N|-N"""
     if len(actx.args) != 2:
         raise UsageError
-    match = _STOCK.match(actx.arg(1))
+    return await _stock(actx, actx.arg(0), actx.arg(1))
+
+
+async def _stock(actx: AdminContext, ref: str, typed: str) -> Outcome:
+    match = _STOCK.match(typed.strip())
     if match is None:
         raise UsageError
     sign, number = match.group(1), int(match.group(2))
     change = {"absolute": number} if not sign else {"delta": number if sign == "+" else -number}
     try:
         async with unit_of_work(actx.ctx) as session:
-            before, after = await catalog_admin.change_stock(session, ref=actx.arg(0), **change)
+            before, after = await catalog_admin.change_stock(session, ref=ref, **change)
     except ShopError as exc:
-        return which_variant(exc, actx)
+        return which_variant(exc, actx, command="stock", value=typed.strip())
     return Outcome(Text("admin/stock_set", {"before": before, "after": after}), before, after)
 
 
-def which_variant(exc: ShopError, actx: AdminContext) -> Outcome:
-    """A product id that names several variants: list their SKUs to choose from.
+def which_variant(
+    exc: ShopError, actx: AdminContext, *, command: str | None = None, value: str | None = None
+) -> Outcome:
+    """A product id that names several variants: list their SKUs to choose from, with the
+    command to type (`/command SKU value`: by default the command run and its second word).
 
     Any other error goes on to the usual error sentence."""
     variants = exc.details.get("variants")
     if exc.code != ErrorCode.VARIANT_NOT_FOUND or not variants:
         raise exc
+    if value is None:
+        value = actx.args[1] if len(actx.args) > 1 else ""
     data = {"id": exc.details.get("product_id"), "name": exc.details.get("name", ""), "variants": variants,
-            "command": actx.command.name, "value": actx.args[1] if len(actx.args) > 1 else ""}
+            "command": command or actx.command.name, "value": value}
     return Outcome(Text("admin/choose_sku", data), outcome="failed", after={"error": str(exc.code)})
 
 
 @REGISTRY.command("onsale", "上架", roles=MANAGERS, group="catalog")
 async def onsale(actx: AdminContext) -> Outcome:
     """/onsale ID"""
-    return await _set_on_sale(actx, on_sale=True)
+    return await _set_on_sale(actx, product_id=_single_id(actx), on_sale=True)
 
 
 @REGISTRY.command("offsale", "下架", roles=MANAGERS, group="catalog", confirm=True)
 async def offsale(actx: AdminContext) -> Outcome:
     """/offsale ID: restates the product and its stock, then waits for a confirmation."""
+    return await _off_sale(actx, _single_id(actx))
+
+
+async def _off_sale(actx: AdminContext, product_id: int) -> Outcome:
     if not actx.confirmed:
-        product_id = _single_id(actx)
         async with unit_of_work(actx.ctx) as session:
             found = await catalog_admin.show_product(session, product_id=product_id)
         if not found.on_sale:
             return Outcome(Text("admin/sale_status", {"name": found.name, "id": found.id,
                                                       "on_sale": False, "unchanged": True}))
         return Outcome(Text("admin/offsale_confirm", product_data(found)), confirm_first=True)
-    return await _set_on_sale(actx, on_sale=False)
+    return await _set_on_sale(actx, product_id=product_id, on_sale=False)
 
 
 def _single_id(actx: AdminContext) -> int:
@@ -182,8 +241,7 @@ def _single_id(actx: AdminContext) -> int:
     return parse_id(actx.arg(0))
 
 
-async def _set_on_sale(actx: AdminContext, *, on_sale: bool) -> Outcome:
-    product_id = _single_id(actx)
+async def _set_on_sale(actx: AdminContext, *, product_id: int, on_sale: bool) -> Outcome:
     async with unit_of_work(actx.ctx) as session:
         before, after = await catalog_admin.set_on_sale(session, product_id=product_id, on_sale=on_sale)
     data = {"name": after["name"] if after else "", "id": product_id, "on_sale": on_sale,
@@ -198,6 +256,28 @@ async def product(actx: AdminContext) -> Outcome:
     async with unit_of_work(actx.ctx) as session:
         found = await catalog_admin.show_product(session, product_id=product_id)
     return Outcome(Text("admin/product", product_data(found)))
+
+
+@REGISTRY.command("photo", "图片", "配图", "传图", roles=MANAGERS, group="catalog")
+async def photo(actx: AdminContext) -> Outcome:
+    """/photo ID: then the product's pictures, one image message after another;
+    /photo ID clear: remove all its pictures."""
+    product_id = parse_id(actx.arg(0))
+    if len(actx.args) == 2 and actx.arg(1).lower() in CLEAR_WORDS:
+        async with unit_of_work(actx.ctx) as session:
+            before, after = await catalog_images.clear_pictures(session, product_id=product_id)
+        assert before is not None and after is not None
+        data = {"id": product_id, "name": after["name"], "removed": len(before["images"])}
+        return Outcome(Text("admin/photo_cleared", data), before, after)
+    if len(actx.args) != 1:
+        raise UsageError
+    async with unit_of_work(actx.ctx) as session:
+        found = await catalog_admin.show_product(session, product_id=product_id)
+        count = await catalog_images.check_room(session, product_id=product_id)
+    reply = await actx.services.dialogs.photo.begin(
+        actx.ctx, product_id=found.id, name=found.name, count=count, placeholder=found.images > count
+    )
+    return Outcome(reply)
 
 
 @REGISTRY.command("import", "导入", roles=MANAGERS, group="catalog")

@@ -334,7 +334,7 @@ def product_card(product: ProductView, *, group: dict[str, Any] | None = None, q
                     "group_offer": group,
                     "quantity": quantity,
                 },
-                picurl=product.image_url,
+                picurl=product.thumb_url,
                 url=f"/products/{product.id}",
             ),
         )

@@ -17,6 +17,7 @@ from bot.dialogs.confirm import ConfirmDialog
 from bot.dialogs.flash import FlashDialog
 from bot.dialogs.group import GroupDialog
 from bot.dialogs.orders import OrdersDialog
+from bot.dialogs.photo import PhotoDialog
 from bot.dialogs.search import SearchDialog
 from bot.dialogs.service import ServiceDialog
 from bot.dialogs.store import DialogStore
@@ -33,6 +34,7 @@ class ShopDialogs(DialogRuntime):
     group: GroupDialog
     service: ServiceDialog
     flash: FlashDialog
+    photo: PhotoDialog  # staff: a product's pictures
 
     def __init__(
         self,
@@ -45,7 +47,9 @@ class ShopDialogs(DialogRuntime):
         self.search, self.cart, self.checkout = SearchDialog(), CartDialog(), CheckoutDialog()
         self.orders, self.confirm, self.group = OrdersDialog(), confirm, GroupDialog()
         self.service, self.flash = ServiceDialog(), FlashDialog()
+        self.photo = PhotoDialog()
         dialogs = (
-            self.search, self.cart, self.checkout, self.orders, self.confirm, self.group, self.service, self.flash
+            self.search, self.cart, self.checkout, self.orders, self.confirm, self.group, self.service, self.flash,
+            self.photo,
         )
         super().__init__(store, dialogs, ttl_seconds=ttl_seconds, on_transition=on_transition)

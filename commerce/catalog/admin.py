@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from commerce.cart.cart import spec_label
-from commerce.catalog.models import Category, Product, ProductStatus, Variant
+from commerce.catalog.models import Category, Product, ProductStatus, Tag, Variant
 from commerce.db import upsert_insert as _insert
 from commerce.errors import ErrorCode, ShopError
 from commerce.events import CatalogChanged, publish
@@ -31,6 +31,9 @@ from commerce.staff.audit import Change
 
 NAME_LENGTH = (1, 100)
 SUBTITLE_MAX = 200
+DESCRIPTION_MAX = 1000
+TAG_MAX = 32  # tags.name
+TAGS_MAX = 20  # tags on one product
 SKU_MAX = 64
 PRICE_RANGE = (1, 10**9)  # fen: 0.01 .. 10 million yuan
 STOCK_RANGE = (0, 10**7)
@@ -54,6 +57,8 @@ class AdminProductView:
     status: ProductStatus
     variants: tuple[AdminVariantView, ...]
     sales_count: int
+    description: str = ""
+    images: int = 0  # how many pictures it has (0 where they were not read)
 
     @property
     def on_sale(self) -> bool:
@@ -82,6 +87,31 @@ def check_subtitle(subtitle: str) -> str:
             ErrorCode.NAME_INVALID, field="subtitle", min_length=0, max_length=SUBTITLE_MAX
         )
     return subtitle
+
+
+def check_description(description: str) -> str:
+    description = (description or "").strip()
+    if len(description) > DESCRIPTION_MAX:
+        raise ShopError(
+            ErrorCode.NAME_INVALID, field="description", min_length=0, max_length=DESCRIPTION_MAX
+        )
+    return description
+
+
+def check_tags(names: Sequence[str]) -> list[str]:
+    """Tags as given, trimmed, each once (case aside); NAME_INVALID (field tags) when one is
+    too long or there are too many."""
+    tags: dict[str, str] = {}
+    for name in names:
+        name = name.strip()
+        if not name:
+            continue
+        if len(name) > TAG_MAX:
+            raise ShopError(ErrorCode.NAME_INVALID, field="tags", min_length=1, max_length=TAG_MAX)
+        tags.setdefault(name.lower(), name)
+    if len(tags) > TAGS_MAX:
+        raise ShopError(ErrorCode.NAME_INVALID, field="tags", min_length=1, max_length=TAG_MAX, max_count=TAGS_MAX)
+    return list(tags.values())
 
 
 def check_price(price_fen: int, *, field: str = "price_fen") -> int:
@@ -136,7 +166,9 @@ def _variant_view(variant: Variant) -> AdminVariantView:
     )
 
 
-def _product_view(product: Product, variants: Sequence[Variant] | None = None) -> AdminProductView:
+def _product_view(
+    product: Product, variants: Sequence[Variant] | None = None, *, images: int = 0
+) -> AdminProductView:
     return AdminProductView(
         id=product.id,
         name=product.name,
@@ -147,6 +179,8 @@ def _product_view(product: Product, variants: Sequence[Variant] | None = None) -
             _variant_view(v) for v in (product.variants if variants is None else variants)
         ),
         sales_count=product.sales_count,
+        description=product.description,
+        images=images,
     )
 
 
@@ -183,7 +217,9 @@ async def _load_product(session: AsyncSession, product_id: int) -> Product:
     product = await session.scalar(
         select(Product)
         .where(Product.id == product_id)
-        .options(selectinload(Product.variants), selectinload(Product.category))
+        .options(
+            selectinload(Product.variants), selectinload(Product.category), selectinload(Product.images)
+        )
         .execution_options(populate_existing=True)
     )
     if product is None:
@@ -194,7 +230,18 @@ async def _load_product(session: AsyncSession, product_id: int) -> Product:
 async def show_product(session: AsyncSession, *, product_id: int) -> AdminProductView:
     """One product with all its variants, also when off sale; PRODUCT_NOT_FOUND."""
     await session.flush()
-    return _product_view(await _load_product(session, product_id))
+    product = await _load_product(session, product_id)
+    return _product_view(product, images=len(product.images))
+
+
+async def find_named(session: AsyncSession, name: str) -> AdminProductView | None:
+    """The product already called `name` (case and spaces around it aside), the oldest if
+    several: what `/add` of that name would duplicate."""
+    wanted = (name or "").strip().lower()
+    found = await session.scalar(
+        select(Product.id).where(func.lower(Product.name) == wanted).order_by(Product.id).limit(1)
+    )
+    return None if found is None else await show_product(session, product_id=found)
 
 
 async def low_stock(session: AsyncSession, *, limit: int = 20) -> list[AdminProductView]:
@@ -395,19 +442,66 @@ async def edit_product(
     product_id: int,
     name: str | None = None,
     subtitle: str | None = None,
+    description: str | None = None,
+    category: str | None = None,
+    tags: Sequence[str] | None = None,
 ) -> Change:
-    """Rename a product and/or change its subtitle (the fields given)."""
+    """Change the fields given: rename, subtitle, description, move to another category
+    (CATEGORY_NOT_FOUND), replace the tags. The audit snapshots hold the id, name and
+    subtitle, and each other field edited."""
     new_name = check_name(name) if name is not None else None
     new_subtitle = check_subtitle(subtitle) if subtitle is not None else None
+    new_description = check_description(description) if description is not None else None
+    new_tags = check_tags(tags) if tags is not None else None
+    new_category = await find_category(session, category) if category is not None else None
     product = await _load_product(session, product_id)
-    before = {"id": product.id, "name": product.name, "subtitle": product.subtitle}
+    if new_tags is not None:
+        await session.refresh(product, ["tags"])
+    edited = [f for f, v in (("description", description), ("category", category), ("tags", tags)) if v is not None]
+    before = _edit_snapshot(product, edited)
     if new_name is not None:
         product.name = new_name
     if new_subtitle is not None:
         product.subtitle = new_subtitle
+    if new_description is not None:
+        product.description = new_description
+    if new_category is not None:
+        product.category_id = new_category.id
+    if new_tags is not None:
+        product.tags = await _tags_named(session, new_tags)
     await session.flush()
+    product = await _load_product(session, product_id)  # the category moved to, freshly
+    if new_tags is not None:
+        await session.refresh(product, ["tags"])
     await _changed(session, product.id)
-    return before, {"id": product.id, "name": product.name, "subtitle": product.subtitle}
+    return before, _edit_snapshot(product, edited)
+
+
+def _edit_snapshot(product: Product, edited: Sequence[str]) -> dict[str, Any]:
+    snapshot: dict[str, Any] = {"id": product.id, "name": product.name, "subtitle": product.subtitle}
+    if "description" in edited:
+        snapshot["description"] = product.description
+    if "category" in edited:
+        snapshot["category"] = product.category.name
+    if "tags" in edited:
+        snapshot["tags"] = [t.name for t in product.tags]
+    return snapshot
+
+
+async def _tags_named(session: AsyncSession, names: Sequence[str]) -> list[Tag]:
+    """The tags of these names (case aside), made where missing."""
+    if not names:
+        return []
+    existing = await session.scalars(select(Tag).where(func.lower(Tag.name).in_([n.lower() for n in names])))
+    by_key = {t.name.lower(): t for t in existing}
+    tags = []
+    for name in names:
+        tag = by_key.get(name.lower())
+        if tag is None:
+            tag = by_key[name.lower()] = Tag(name=name)
+            session.add(tag)
+        tags.append(tag)
+    return tags
 
 
 async def set_price(session: AsyncSession, *, ref: str, price_fen: int) -> Change:
@@ -421,7 +515,7 @@ async def set_price(session: AsyncSession, *, ref: str, price_fen: int) -> Chang
         .values(price_fen=price_fen)
         .execution_options(synchronize_session=False)
     )
-    await _touch(session, product.id)
+    await touch_product(session, product.id)
     return before, _variant_snapshot(product, variant, price_fen=price_fen)
 
 
@@ -473,7 +567,7 @@ async def change_stock(
             .execution_options(synchronize_session=False)
         )
         after = absolute
-    await _touch(session, product.id)
+    await touch_product(session, product.id)
     return (
         _variant_snapshot(product, variant, stock=before_stock),
         _variant_snapshot(product, variant, stock=after),
@@ -502,7 +596,7 @@ async def set_low_stock_threshold(session: AsyncSession, *, ref: str, threshold:
     return before, _variant_snapshot(product, variant, threshold=threshold)
 
 
-async def _touch(session: AsyncSession, product_id: int) -> None:
+async def touch_product(session: AsyncSession, product_id: int) -> None:
     """Bump the product's updated_at (a variant changed), and say the catalog changed."""
     await session.execute(
         update(Product)

@@ -106,13 +106,27 @@ class Variant(Base):
 
 
 
+class ImageSource(enum.StrEnum):
+    UPLOAD = "upload"  # sent by staff in chat: kept in the shop's media store
+    EXTERNAL = "external"  # a URL given by a CSV import: shown as it is, never fetched
+    GENERATED = "generated"  # the demo's drawn placeholder: the first real photo replaces it
+
+
 class ProductImage(Base):
+    """A product's picture; the lowest `position` is the one its card shows."""
+
     __tablename__ = "product_images"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), index=True)
-    url: Mapped[str] = mapped_column(String(500))
+    url: Mapped[str] = mapped_column(String(500))  # the picture the product page shows
     position: Mapped[int] = mapped_column(Integer, default=0)
+    # the smaller copy a product card shows; "" when there is none (the card shows `url`)
+    thumb_url: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    source: Mapped[str] = mapped_column(String(16), default=ImageSource.EXTERNAL.value, server_default="external")
+    # the media store's key of the file as staff sent it (metadata and all): never linked, kept
+    # to make other sizes from later; "" for external and generated pictures
+    original_key: Mapped[str] = mapped_column(String(100), default="", server_default="")
 
 
 

@@ -106,7 +106,8 @@ class ProductInfo:
     category: str
     category_en: str
     tags: tuple[str, ...]
-    image_url: str
+    image_url: str  # the first picture ("" without one)
+    thumb_url: str  # what its card shows: the picture's thumbnail, or the picture itself
     variants: tuple[VariantInfo, ...]
     sales_count: int
     sort_order: int
@@ -168,7 +169,8 @@ class ProductView:
     category: str
     category_en: str
     tags: tuple[str, ...]
-    image_url: str
+    image_url: str  # the first picture ("" without one): the product page shows it
+    thumb_url: str  # its thumbnail, or the picture itself: the product card shows it
     variants: tuple[VariantView, ...]
     sales_count: int
     sort_order: int
@@ -217,6 +219,7 @@ def _product_view(product: Product) -> ProductView:
         category_en=product.category.name_en,
         tags=tuple(t.name for t in product.tags),
         image_url=product.images[0].url if product.images else "",
+        thumb_url=(product.images[0].thumb_url or product.images[0].url) if product.images else "",
         variants=tuple(
             VariantView(id=v.id, sku_code=v.sku_code, spec=dict(v.spec or {}), price_fen=v.price_fen, stock=v.stock)
             for v in product.variants
@@ -503,7 +506,7 @@ async def _fetch_products(fetch: Fetch, *, ids: Collection[int] | None = None) -
         Product.sales_count, Product.updated_at, Product.status,
     )
     variants = select(Variant.product_id, Variant.id, Variant.spec, Variant.price_fen)
-    images = select(ProductImage.product_id, ProductImage.url)
+    images = select(ProductImage.product_id, ProductImage.url, ProductImage.thumb_url)
     tags = select(product_tags.c.product_id, Tag.name).join(Tag, Tag.id == product_tags.c.tag_id)
     if ids is None:
         products = products.where(on_sale)
@@ -523,6 +526,9 @@ async def _fetch_products(fetch: Fetch, *, ids: Collection[int] | None = None) -
     )
 
 
+NO_PICTURE = ("", "")
+
+
 def _shared(shared: dict[Any, Any], value: Any) -> Any:
     return shared.setdefault(value, value)
 
@@ -540,11 +546,11 @@ def _assembling(rows: _Rows, categories: dict[int, CategoryInfo]) -> Steps[_Read
         by_product.setdefault(row.product_id, []).append(
             VariantInfo(id=row.id, label=shared.setdefault(label, label), price_fen=row.price_fen)
         )
-    first_image: dict[int, str] = {}
+    first_image: dict[int, tuple[str, str]] = {}  # product id -> (picture, card's picture)
     for count, row in enumerate(rows.images):
         if count % 512 == 0:
             yield
-        first_image[row.product_id] = row.url  # the last one written is the first in position
+        first_image[row.product_id] = (row.url, row.thumb_url or row.url)  # the last one written is the first in position
     tag_names: dict[int, list[str]] = {}
     for count, row in enumerate(rows.tags):
         if count % 512 == 0:
@@ -559,11 +565,12 @@ def _assembling(rows: _Rows, categories: dict[int, CategoryInfo]) -> Steps[_Read
         if row.status != ProductStatus.ON_SALE.value or category is None:
             read.gone.append(row.id)
             continue
+        picture = first_image.get(row.id, NO_PICTURE)
         read.current.append(
             ProductInfo(
                 id=row.id, name=row.name, subtitle=row.subtitle, category_id=row.category_id,
                 category=category.name, category_en=category.name_en, tags=_shared(shared, tuple(tag_names.get(row.id, ()))),
-                image_url=first_image.get(row.id, ""), variants=tuple(by_product.get(row.id, ())),
+                image_url=picture[0], thumb_url=picture[1], variants=tuple(by_product.get(row.id, ())),
                 sales_count=row.sales_count, sort_order=row.sort_order,
             )
         )
@@ -781,7 +788,7 @@ class Catalog:
         return ProductView(
             id=product_id, name=first.name, subtitle=first.subtitle, description=first.description,
             category_id=known.category_id, category=known.category, category_en=known.category_en,
-            tags=known.tags, image_url=known.image_url,
+            tags=known.tags, image_url=known.image_url, thumb_url=known.thumb_url,
             variants=tuple(
                 VariantView(id=row.id, sku_code=row.sku_code, spec=dict(row.spec or {}), price_fen=row.price_fen,
                             stock=row.stock)

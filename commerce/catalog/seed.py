@@ -3,11 +3,20 @@
 The whole file is validated before anything is added to the session, so bad data
 raises a `ValueError` naming the bad product and leaves the caller's session clean.
 Seeding flushes but never commits: the caller owns the unit of work.
+
+Every demo product gets a picture of its own, drawn at seed time into the shop's media
+store (`commerce.media.pictures.demo_picture`: its colour from the file, its first
+character, its name): nothing binary is kept in the repository, and the same catalog
+draws the same files. They are placeholders (`ImageSource.GENERATED`): the first photo
+staff send for a product replaces its drawing.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,8 +26,18 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commerce.catalog.models import Category, Product, ProductImage, ProductStatus, Tag, Variant
+from commerce.catalog.models import (
+    Category,
+    ImageSource,
+    Product,
+    ProductImage,
+    ProductStatus,
+    Tag,
+    Variant,
+)
 from commerce.groupbuys import campaigns as group_campaigns
+from commerce.media.pictures import cjk_font_path, demo_picture
+from commerce.media.store import MediaStore, content_key
 from commerce.rules import ShopRules
 
 DEMO_CATALOG: Path = Path(__file__).parent / "demo" / "catalog.json"
@@ -32,7 +51,6 @@ class DemoCategory:
     name: str
     name_en: str
     sort_order: int
-    image: str
 
 
 @dataclass(frozen=True)
@@ -53,6 +71,7 @@ class DemoProduct:
     sales_count: int
     status: ProductStatus
     variants: tuple[DemoVariant, ...]
+    colour: str = "#888888"  # of its drawn picture
 
 
 @dataclass(frozen=True)
@@ -65,17 +84,21 @@ async def catalog_is_empty(session: AsyncSession) -> bool:
     return (await session.scalar(select(Product.id).limit(1))) is None
 
 
-async def seed_demo_catalog(session: AsyncSession, *, path: Path = DEMO_CATALOG) -> int:
+async def seed_demo_catalog(
+    session: AsyncSession, *, path: Path = DEMO_CATALOG, media: MediaStore | None = None
+) -> int:
     """Add the demo catalog if the shop has no products; return how many were created.
 
-    Categories and tags that already exist (by name) are reused, not duplicated.
+    Categories and tags that already exist (by name) are reused, not duplicated. With
+    `media`, each product gets its drawn picture there; without (tests that do not look
+    at pictures), none.
     """
     if not await catalog_is_empty(session):
         return 0
     catalog = load_catalog(path)
     categories = await _ensure_categories(session, catalog.categories)
     tags = await _ensure_tags(session, catalog.products)
-    images = {c.name: c.image for c in catalog.categories}
+    pictures = await draw_demo_pictures(catalog.products, media) if media is not None else {}
     for position, item in enumerate(catalog.products, start=1):
         session.add(
             Product(
@@ -93,11 +116,28 @@ async def seed_demo_catalog(session: AsyncSession, *, path: Path = DEMO_CATALOG)
                     )
                     for v in item.variants
                 ],
-                images=[ProductImage(url=images[item.category], position=0)],
+                images=[
+                    ProductImage(url=pictures[item.name], position=0, source=ImageSource.GENERATED.value)
+                ] if item.name in pictures else [],
             )
         )
     await session.flush()
     return len(catalog.products)
+
+
+async def draw_demo_pictures(products: tuple[DemoProduct, ...], media: MediaStore) -> dict[str, str]:
+    """Each product's picture drawn (in a thread) and kept in `media`: name -> its URL."""
+    font = cjk_font_path()
+
+    def draw() -> list[tuple[str, bytes]]:
+        return [(p.name, demo_picture(name=p.name, colour=p.colour, font=font)) for p in products]
+
+    urls = {}
+    for name, data in await asyncio.to_thread(draw):
+        key = content_key(data, "png")
+        await media.put(key, data)
+        urls[name] = media.url(key)
+    return urls
 
 
 # Group buys the demo shop runs, so "拼团" shows something on a fresh shop: (SKU, percent
@@ -213,7 +253,6 @@ def _parse_category(raw: Any, index: int) -> DemoCategory:
         name=name,
         name_en=_text(raw, "name_en", where, column=Category.__table__.c.name_en, default=""),
         sort_order=_count(raw, "sort_order", where, default=0),
-        image=_text(raw, "image", where, column=ProductImage.__table__.c.url),
     )
 
 
@@ -241,7 +280,21 @@ def _parse_product(raw: Any, index: int, categories: set[str]) -> DemoProduct:
         sales_count=_count(raw, "sales_count", where, default=0),
         status=ProductStatus(status),
         variants=variants,
+        colour=_colour(raw, name, where),
     )
+
+
+_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
+
+
+def _colour(raw: Mapping[str, Any], name: str, where: str) -> str:
+    """The "#rrggbb" of its picture; without one, a colour of its own from its name."""
+    value = raw.get("colour")
+    if value is None:
+        return "#" + hashlib.sha256(name.encode()).hexdigest()[:6]
+    if not isinstance(value, str) or not _COLOUR.fullmatch(value):
+        raise ValueError(f"{where}: 'colour' must be like \"#d94a38\"")
+    return value
 
 
 def _parse_variant(raw: Any, where: str) -> DemoVariant:

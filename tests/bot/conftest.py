@@ -14,7 +14,7 @@ from bot.outbound.sender import MemoryOutbox
 from tests.bot.driver import AES_KEY, Shop
 from tests.bot.world import World, WorldFactory
 from tests.fakes.wechat import APPID, APPSECRET, FakeWeChat
-from tests.servers import has_demo_catalog, seed_demo
+from tests.servers import has_demo_catalog, media_dir, seed_demo
 
 
 def make_config(db_url: str, **sections: dict[str, Any]) -> Config:
@@ -26,6 +26,7 @@ def make_config(db_url: str, **sections: dict[str, Any]) -> Config:
         "server": {"base_url": "https://shop.example.com", "secret_key": "test-secret-key"},
         "pay": {"sandbox_secret": "test-sandbox-secret"},
         "shop": {"name": "测试小店"},
+        "media": {"dir": str(media_dir())},  # never the working directory's media/
     }
     for name, values in sections.items():
         base.setdefault(name, {}).update(values)

@@ -3,12 +3,20 @@
 It issues access tokens (`/cgi-bin/stable_token`, and the classic `/cgi-bin/token`)
 that live `expires_in` seconds by its clock and counts the fetches, rejects unknown or
 revoked tokens with 40001 and expired ones with 42001, serves the calls the shop makes
-(customer-service and template messages, QR codes, menu, user info, media upload),
-records every request, and can be told to misbehave: expire or revoke the current
+(customer-service and template messages, QR codes, menu, user info, media upload and
+download), records every request, and can be told to misbehave: expire or revoke the current
 token, fail the next N calls (errcode -1, HTTP 500, or an answer slower than the
 client's timeout), refuse messages to an openid with 45015 / 45047 / 43004, or be slow
 (`answer_delay`: every call is carried out at once, as WeChat does, and its answer held
 back: a client that times out has still sent the message).
+
+Media (`/cgi-bin/media/get`) is served the way WeChat's published protocol has it: the
+file with its own Content-Type and a `Content-disposition: attachment` naming it, or, for
+an id it does not know (or one older than the 3 days temporary media live), the JSON
+error `{"errcode":40007,"errmsg":"invalid media_id"}`, labelled text/plain as WeChat
+labels it. A video answers `{"video_url": ...}` instead of its bytes. `add_media` puts a
+file there as if a user had sent it in a message; uploads (`/cgi-bin/media/upload`) land
+there too.
 
 Nothing is imported from `bot.wechat.api`: the fake is an independent witness.
 """
@@ -30,6 +38,7 @@ from aiohttp import web
 APPID = "wx_test_account"
 APPSECRET = "test-appsecret-0123456789abcdef"
 TOKEN_LIFETIME = 7200
+MEDIA_LIFETIME = 3 * 24 * 3600  # temporary media
 EARLY_RENEWAL = 300  # stable_token (normal mode) renews during the token's last 5 minutes
 _ids = itertools.count(1)
 
@@ -39,10 +48,12 @@ ERRMSG = {
     -1: "system error",
     40001: "invalid credential, access_token is invalid or not latest",
     40003: "invalid openid",
+    40007: "invalid media_id",
     40013: "invalid appid",
     40035: "invalid args",
     40125: "invalid appsecret",
     41001: "access_token missing",
+    41006: "media_id missing",
     42001: "access_token expired",
     43004: "require subscribe",
     44002: "empty post data",
@@ -76,6 +87,27 @@ class Failure:
     errcode: int = -1  # answered with HTTP 200 and this errcode...
     status: int = 200  # ...unless this is >= 500: a bare HTTP error
     delay: float = 0.0  # > 0: answer normally, but only after this many seconds
+
+
+@dataclass
+class Media:
+    kind: str  # image, voice, video, thumb
+    data: bytes
+    content_type: str
+    created_at: float
+
+
+def sniff(data: bytes) -> tuple[str, str]:
+    """(content type, file extension) from a file's first bytes, as WeChat labels what it serves."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg", "jpg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png", "png"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif", "gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp", "webp"
+    return "application/octet-stream", "bin"
 
 
 @dataclass
@@ -135,6 +167,7 @@ class FakeWeChat:
         self.current: Issued | None = None
         self.refusals: dict[str, int] = {}  # openid -> errcode for messages to it
         self.users: dict[str, dict[str, Any]] = {}
+        self.media: dict[str, Media] = {}
         self._failures: deque[Failure] = deque()
         self.answer_delay = 0.0  # seconds every API answer is held back after the call is done
         self.menu: dict[str, Any] | None = None  # the custom menu last accepted
@@ -151,7 +184,15 @@ class FakeWeChat:
         app.router.add_post("/cgi-bin/menu/create", self._menu_create)
         app.router.add_get("/cgi-bin/user/info", self._user_info)
         app.router.add_post("/cgi-bin/media/upload", self._media_upload)
+        app.router.add_get("/cgi-bin/media/get", self._media_get)
         return app
+
+    def add_media(self, data: bytes, *, kind: str = "image", content_type: str | None = None) -> str:
+        """A media file as if a user had just sent it; its MediaId (for the message's XML).
+        `content_type`: what WeChat labels it, when not what its bytes say."""
+        media_id = f"{secrets.token_urlsafe(32)}"
+        self.media[media_id] = Media(kind, data, content_type or sniff(data)[0], self.clock())
+        return media_id
 
     def fail_next(self, failure: Failure | None = None, *, times: int = 1) -> None:
         """The next `times` API calls (not token fetches) fail this way."""
@@ -401,6 +442,34 @@ class FakeWeChat:
         media = received.form.get("media")
         if not media or not media[1]:
             return answer(44001)
-        return web.json_response(
-            {"type": kind, "media_id": f"MEDIA_{next(_ids)}_{secrets.token_hex(6)}", "created_at": int(self.clock())}
+        media_id = f"MEDIA_{next(_ids)}_{secrets.token_hex(6)}"
+        self.media[media_id] = Media(kind, media[1], sniff(media[1])[0], self.clock())
+        return web.json_response({"type": kind, "media_id": media_id, "created_at": int(self.clock())})
+
+    async def _media_get(self, request: web.Request) -> web.StreamResponse:
+        received, early = await self._begin(request)
+        if early is not None:
+            return early
+        media_id = received.query.get("media_id", "")
+        if not media_id:
+            return _text_plain_error(41006)
+        media = self.media.get(media_id)
+        if media is None or self.clock() - media.created_at > MEDIA_LIFETIME:
+            return _text_plain_error(40007)
+        if media.kind == "video":
+            return web.json_response({"video_url": f"http://vweixinf.tc.qq.com/{media_id}.mp4"})
+        ext = sniff(media.data)[1]
+        return web.Response(
+            body=media.data,
+            content_type=media.content_type,
+            headers={
+                "Content-disposition": f'attachment; filename="{media_id}.{ext}"',
+                "Cache-Control": "no-cache, must-revalidate",
+            },
         )
+
+
+def _text_plain_error(errcode: int) -> web.Response:
+    """An error of /cgi-bin/media/get: JSON, but labelled text/plain (as WeChat sends it)."""
+    body = json.dumps({"errcode": errcode, "errmsg": ERRMSG[errcode]}, ensure_ascii=False)
+    return web.Response(text=body, content_type="text/plain")

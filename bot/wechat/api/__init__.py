@@ -1,7 +1,21 @@
 """Talking back to WeChat: the API client, the shared access token, the outbound sender."""
 
-from bot.wechat.api.client import QrCode, UploadedMedia, WeChatClient, validate_scene_str
-from bot.wechat.api.errors import ErrCode, WeChatError, WeChatUnavailable, WeChatUncertain
+from bot.wechat.api.client import (
+    DownloadedMedia,
+    MediaSource,
+    NoMediaSource,
+    QrCode,
+    UploadedMedia,
+    WeChatClient,
+    validate_scene_str,
+)
+from bot.wechat.api.errors import (
+    ErrCode,
+    MediaTooLarge,
+    WeChatError,
+    WeChatUnavailable,
+    WeChatUncertain,
+)
 from bot.wechat.api.sender import CustomerServiceSender
 from bot.wechat.api.token import (
     AccessTokenManager,
@@ -14,8 +28,12 @@ from bot.wechat.api.token import (
 __all__ = [
     "AccessTokenManager",
     "CustomerServiceSender",
+    "DownloadedMedia",
     "ErrCode",
+    "MediaSource",
+    "MediaTooLarge",
     "MemoryTokenStore",
+    "NoMediaSource",
     "QrCode",
     "RedisTokenStore",
     "StableTokenFetcher",

@@ -33,7 +33,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
 import aiohttp
@@ -42,6 +42,7 @@ from bot.chat.render import RenderedArticle
 from bot.wechat.api.errors import (
     TOKEN_ERRORS,
     ErrCode,
+    MediaTooLarge,
     WeChatError,
     WeChatUnavailable,
     WeChatUncertain,
@@ -59,6 +60,10 @@ MEDIA_KINDS = frozenset({"image", "voice", "video", "thumb"})
 ANSWER_TIMEOUT = 10.0  # seconds: WeChat usually answers in well under one
 CONNECT_TIMEOUT = 3.0
 GATEWAY_ERRORS = frozenset({502, 504})  # a gateway that may have passed the request on
+MEDIA_ID_MAX = 256
+_JSON_TYPES = frozenset({"application/json", "text/json", "text/plain"})
+T = TypeVar("T")
+Parse = Callable[[str, bytes], T]  # (the answer's content type, its body) -> what the call returns
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +79,26 @@ class UploadedMedia:
     media_id: str
     kind: str
     created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadedMedia:
+    data: bytes
+    content_type: str  # as WeChat labelled it ("image/jpeg"): the bytes themselves are what counts
+
+
+class MediaSource(Protocol):
+    """Where what users sent (an image message's MediaId) is fetched from: `WeChatClient`."""
+
+    async def download_media(self, media_id: str, *, max_bytes: int) -> DownloadedMedia: ...
+
+
+class NoMediaSource:
+    """Without WeChat credentials (wechat.appsecret empty: the embedded demo), nothing a user
+    sent can be fetched: `WeChatError` NOT_CONFIGURED."""
+
+    async def download_media(self, media_id: str, *, max_bytes: int) -> DownloadedMedia:
+        raise WeChatError(ErrCode.NOT_CONFIGURED, "wechat.appsecret is not set")
 
 
 def validate_scene_str(scene_str: str) -> str:
@@ -190,6 +215,16 @@ class WeChatClient:
             created_at=int(answer.get("created_at", 0)),
         )
 
+    async def download_media(self, media_id: str, *, max_bytes: int) -> DownloadedMedia:
+        """A temporary media file: what a user sent (an image message's MediaId), kept by
+        WeChat for 3 days. `WeChatError` 40007 when the id is unknown or expired (WeChat's
+        JSON answer instead of the file); `MediaTooLarge` past `max_bytes`, never read whole."""
+        if not media_id or len(media_id) > MEDIA_ID_MAX or not media_id.isprintable():
+            raise ValueError("not a media_id")
+        return await self._attempts(
+            "GET", "/cgi-bin/media/get", _media_answer, params={"media_id": media_id}, max_bytes=max_bytes
+        )
+
     # ---- plumbing ---------------------------------------------------------------------------
 
     async def _custom_send(self, body: dict[str, Any]) -> None:
@@ -209,8 +244,25 @@ class WeChatClient:
         form: Callable[[], aiohttp.FormData] | None = None,
         idempotent: bool = True,
     ) -> dict[str, Any]:
+        """One call answered with JSON, with its retries (`_attempts`)."""
+        return await self._attempts(
+            method, path, _json_answer(path), params=params, json_body=json_body, form=form, idempotent=idempotent
+        )
+
+    async def _attempts(
+        self,
+        method: str,
+        path: str,
+        parse: Parse[T],
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: dict[str, Any] | None = None,
+        form: Callable[[], aiohttp.FormData] | None = None,
+        idempotent: bool = True,
+        max_bytes: int | None = None,
+    ) -> T:
         """One call with its retries; `idempotent=False` (message sends): an uncertain
-        outcome is raised at once, never tried again."""
+        outcome is raised at once, never tried again. `parse` reads the answer."""
         attempt = 0
         token: str | None = None
         rejected: str | None = None  # the token WeChat refused, once
@@ -218,7 +270,7 @@ class WeChatClient:
             try:
                 if token is None:
                     token = await (self._tokens.refresh(rejected) if rejected else self._tokens.token())
-                return await self._once(method, path, token, params, json_body, form)
+                return await self._once(method, path, token, parse, params, json_body, form, max_bytes)
             except WeChatUncertain as exc:
                 if not idempotent:
                     log.warning("wechat %s: outcome unknown (%s), not repeated", path, exc.errmsg)
@@ -256,10 +308,12 @@ class WeChatClient:
         method: str,
         path: str,
         token: str,
+        parse: Parse[T],
         params: Mapping[str, str] | None,
         json_body: dict[str, Any] | None,
         form: Callable[[], aiohttp.FormData] | None,
-    ) -> dict[str, Any]:
+        max_bytes: int | None = None,
+    ) -> T:
         query = {"access_token": token, **(params or {})}
         data: Any = None
         headers = {}
@@ -276,13 +330,46 @@ class WeChatClient:
                     raise WeChatUncertain(f"{path}: HTTP {resp.status}")
                 if resp.status >= 500:
                     raise WeChatUnavailable(f"{path}: HTTP {resp.status}")
-                raw = await resp.read()
+                raw = await (resp.read() if max_bytes is None else _read_at_most(resp, max_bytes))
+                content_type = resp.content_type
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             raise WeChatUnavailable(f"{path}: {type(exc).__name__}") from None  # never connected
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise WeChatUncertain(f"{path}: {type(exc).__name__}") from None  # sent, maybe; no answer
+        return parse(content_type, raw)
+
+
+def _json_answer(path: str) -> Parse[dict[str, Any]]:
+    def parse(content_type: str, raw: bytes) -> dict[str, Any]:
         try:
             answer = json.loads(raw)
         except ValueError:
-            raise WeChatError(ErrCode.UNREADABLE, f"{path}: HTTP {resp.status}, not JSON") from None
+            raise WeChatError(ErrCode.UNREADABLE, f"{path}: not JSON") from None
         return checked(answer)
+
+    return parse
+
+
+def _media_answer(content_type: str, raw: bytes) -> DownloadedMedia:
+    """The file, or `WeChatError` for WeChat's JSON answer: an errcode (40007: no such
+    media), or a video's download URL (not a file this shop asks for)."""
+    if content_type in _JSON_TYPES or raw[:1] == b"{":  # errors come as JSON labelled text/plain
+        try:
+            answer = json.loads(raw)
+        except ValueError:
+            answer = None
+        if isinstance(answer, dict):
+            checked(answer)
+            raise WeChatError(ErrCode.UNREADABLE, "/cgi-bin/media/get: a JSON answer, not a file")
+    return DownloadedMedia(raw, content_type)
+
+
+async def _read_at_most(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    if (resp.content_length or 0) > limit:
+        raise MediaTooLarge(limit)
+    body = bytearray()
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > limit:
+            raise MediaTooLarge(limit)
+    return bytes(body)

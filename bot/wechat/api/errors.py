@@ -8,6 +8,7 @@ from enum import IntEnum
 class ErrCode(IntEnum):
     """The `errcode` values this project reacts to (an IntEnum: compares equal to the int)."""
 
+    NOT_CONFIGURED = -4  # ours, not WeChat's: no appsecret, so no API calls at all
     UNCERTAIN = -3  # ours, not WeChat's: the request may have arrived, its answer never did
     UNREADABLE = -2  # ours, not WeChat's: the answer was not the expected JSON
     BUSY = -1  # system busy: retry later
@@ -78,3 +79,11 @@ def checked(answer: object) -> dict:
     if errcode:
         raise WeChatError(int(errcode), str(answer.get("errmsg", "")))
     return answer
+
+
+class MediaTooLarge(ValueError):
+    """A media file larger than the caller takes: not read past the limit, never retried."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"media larger than {limit} bytes")
+        self.limit = limit

@@ -395,3 +395,89 @@ def test_only_public_addresses_are_fetched(address: str, public: bool) -> None:
 @pytest.mark.parametrize(("typed", "fen"), [("39.9", 3990), ("39.90", 3990), (".5", 50), ("¥1", 100), ("￥2.5", 250), ("3元", 300)])
 def test_parse_yuan_is_exact(typed: str, fen: int) -> None:
     assert catalog_commands.parse_yuan(typed) == fen
+
+
+# ---- /edit of every field, /add of a name the shop has -------------------------------------------
+
+
+async def _added(shop: Shop, command: str) -> int:
+    reply = await shop.user(OWNER).say(command)
+    assert "已上架新品" in reply.text, reply.text
+    return int(reply.text.split("#", 1)[1].split("「", 1)[0])
+
+
+async def test_edit_changes_every_field(sqlite_staffed: Shop) -> None:
+    owner = sqlite_staffed.user(OWNER)
+    product_id = await _added(sqlite_staffed, "/add 秋月梨 10 5 水果")
+
+    reply = await owner.say(f"/edit {product_id} description 果肉细腻，汁水足，冷藏更好吃")
+    assert "描述：「」→「果肉细腻，汁水足，冷藏更好吃」" in reply.text
+    assert "¥10.00 → ¥12.50" in (await owner.say(f"/edit {product_id} price 12.5")).text
+    assert "5 → 10" in (await owner.say(f"/edit {product_id} stock +5")).text
+    assert "10 → 3" in (await owner.say(f"/编辑 {product_id} 库存 3")).text
+    assert "分类：「水果」→「零食」" in (await owner.say(f"/edit {product_id} 分类 零食")).text
+    assert "标签：「」→「pear、梨、秋月」" in (await owner.say(f"/edit {product_id} tags 梨,pear，秋月")).text
+    product = await _product(sqlite_staffed, "秋月梨")
+    assert product.description == "果肉细腻，汁水足，冷藏更好吃"
+    assert (product.variants[0].price_fen, product.variants[0].stock) == (1250, 3)
+    assert "秋月梨" in await _listed(sqlite_staffed, "秋月")  # found by its new tag
+
+    ask = await owner.say(f"/edit {product_id} status off")  # off sale: restated, then confirmed
+    assert "将下架" in ask.text and "确认码" in ask.text
+    assert (await _product(sqlite_staffed, "秋月梨")).status == "on_sale"
+    assert "已下架" in (await owner.say("确认")).text
+    assert (await _product(sqlite_staffed, "秋月梨")).status == "off_sale"
+    assert "已上架" in (await owner.say(f"/edit {product_id} 状态 上架")).text
+    assert (await _product(sqlite_staffed, "秋月梨")).status == "on_sale"
+
+    entries = await _audit(sqlite_staffed, "edit")
+    fields = [next(k for k in (e.after or {}) if k in ("description", "price_fen", "stock", "category", "tags", "status"))
+              for e in entries if e.outcome == "ok"]
+    assert fields == ["description", "price_fen", "stock", "stock", "category", "tags", "status", "status"]
+    (category,) = [e for e in entries if e.after and "category" in e.after]
+    assert (category.before["category"], category.after["category"]) == ("水果", "零食")
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["/edit 3 price cheap", "/edit 3 stock many", "/edit 3 stock 1.5", "/edit 3 status maybe", "/edit 3 colour red",
+     "/edit 3 price"],
+)
+async def test_a_bad_edit_gets_the_usage_with_an_example(sqlite_staffed: Shop, command: str) -> None:
+    reply = await sqlite_staffed.user(OWNER).say(command)
+    assert "参数不对" in reply.text and "例如：/edit 12 price 39.9" in reply.text, reply.text
+    assert "description 描述" in reply.text and "status 上架/下架" in reply.text
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [("/edit 3 price 39.999", "最多两位小数"), ("/edit 3 category 玩具", "没有「玩具」这个分类"),
+     ("/edit 3 description " + "长" * 1001, "描述需为 0 到 1000 个字"), ("/edit 3 tags " + "x" * 33, "每个标签 1 到 32 个字"),
+     ("/edit 99999 description 好吃", "没有找到商品 #99999")],
+)
+async def test_an_edit_the_shop_cannot_take_says_why(sqlite_staffed: Shop, command: str, expected: str) -> None:
+    assert expected in (await sqlite_staffed.user(OWNER).say(command)).text
+
+
+async def test_edit_price_of_a_product_with_several_variants_names_the_price_command(sqlite_staffed: Shop) -> None:
+    apple = await _product(sqlite_staffed, "烟台红富士苹果")
+    reply = await sqlite_staffed.user(OWNER).say(f"/edit {apple.id} price 30")
+    assert "有 3 个规格" in reply.text and "/price FRU-APPLE-3J 30" in reply.text
+    assert (await _variant(sqlite_staffed, "FRU-APPLE-3J")).price_fen == 2990
+
+
+async def test_adding_a_name_the_shop_has_restates_it_and_waits_for_a_confirmation(sqlite_staffed: Shop) -> None:
+    banana = await _product(sqlite_staffed, "香蕉")
+    owner = sqlite_staffed.user(OWNER)
+    ask = await owner.say("/add 香蕉 9.9 10 水果")
+    assert f"已经有同名商品 #{banana.id}「香蕉」" in ask.text and f"/edit {banana.id}" in ask.text
+    assert "确认码" in ask.text and "已上架新品" not in ask.text
+    assert "已取消" in (await owner.say("算了")).text
+    async with db(sqlite_staffed.client.app)() as session:
+        assert len((await session.scalars(select(Product).where(Product.name == "香蕉"))).all()) == 1
+
+    await owner.say("/add 香蕉 9.9 10 水果")
+    assert "已上架新品" in (await owner.say("确认")).text  # a second one, as asked
+    async with db(sqlite_staffed.client.app)() as session:
+        assert len((await session.scalars(select(Product).where(Product.name == "香蕉"))).all()) == 2
+    assert "已经有同名商品" in (await owner.say("/add 香蕉 9.9 10 水果")).text  # any case of it: " 香蕉 " too

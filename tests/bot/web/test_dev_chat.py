@@ -54,7 +54,7 @@ async def test_picking_a_number_answers_the_product_card_as_json(web_shop: Shop)
     assert article["shown"] == news_preview(article["description"])  # what a phone shows of it
     assert article["title"].startswith("烟台红富士苹果")
     assert article["url"].startswith("https://shop.example.com/products/")
-    assert article["picurl"].startswith("https://shop.example.com/static/")
+    assert article["picurl"].startswith("https://shop.example.com/media/")
 
 
 async def test_menu_clicks_and_follow_events(web_shop: Shop) -> None:

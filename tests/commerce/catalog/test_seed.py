@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections.abc import Callable
@@ -9,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import selectinload
 
 from commerce.catalog.models import (
     Category,
+    ImageSource,
     Product,
     ProductImage,
     ProductStatus,
@@ -22,10 +25,18 @@ from commerce.catalog.models import (
     Variant,
     product_tags,
 )
-from commerce.catalog.seed import DEMO_CATALOG, catalog_is_empty, seed_demo_catalog
+from commerce.catalog.seed import (
+    DEMO_CATALOG,
+    catalog_is_empty,
+    draw_demo_pictures,
+    load_catalog,
+    parse_catalog,
+    seed_demo_catalog,
+)
+from commerce.media.pictures import DEMO_SIZE
+from commerce.media.store import LocalMediaStore, content_key
 from commerce.wiring import shop_sessions
 
-STATIC_ROOT = Path(__file__).resolve().parents[3] / "bot" / "web" / "static"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -244,21 +255,49 @@ async def test_bad_catalog_raises_naming_the_product_and_changes_nothing(
         assert await catalog_is_empty(session)
 
 
-async def test_every_image_the_catalog_references_exists_under_the_static_files(
-    engine: AsyncEngine,
+async def test_every_demo_product_gets_a_picture_of_its_own_drawn_into_the_media_store(
+    engine: AsyncEngine, tmp_path: Path
 ) -> None:
-    await _seed(engine)
+    media = LocalMediaStore(tmp_path / "media")
     async with shop_sessions(engine)() as session:
-        urls = set(await session.scalars(select(ProductImage.url)))
-    urls |= {c["image"] for c in _demo()["categories"]}
-
-    assert urls
-    for url in sorted(urls):
-        assert url.startswith("/static/"), url
-        file = STATIC_ROOT / url.removeprefix("/static/")
-        assert file.is_file(), url
-        data = file.read_bytes()
-        assert data.startswith(PNG_SIGNATURE), url
-        assert len(data) < 3 * 1024, url
+        await seed_demo_catalog(session, media=media)
+        await session.commit()
     products = await _products(engine)
-    assert all(len(p.images) == 1 for p in products)
+    assert all(len(p.images) == 1 and p.images[0].source == ImageSource.GENERATED for p in products)
+    urls = [p.images[0].url for p in products]
+    assert len(set(urls)) == len(products)  # distinct: colour, first character and name differ
+    for url in urls:
+        key = url.removeprefix("/media/")
+        data = await media.get(key)
+        assert data is not None and data.startswith(PNG_SIGNATURE), url
+        assert content_key(data, "png") == key  # named by its content
+        assert len(data) < 40 * 1024, url
+    with Image.open(io.BytesIO(await media.get(urls[0].removeprefix("/media/")) or b"")) as first:
+        assert first.size == DEMO_SIZE
+    # drawn the same way every time: a second shop draws the very same files
+    again = await draw_demo_pictures(load_catalog(DEMO_CATALOG).products, LocalMediaStore(tmp_path / "again"))
+    assert sorted(again.values()) == sorted(urls)
+    # and nothing binary is kept for them in the repository
+    assert '"image"' not in DEMO_CATALOG.read_text(encoding="utf-8")
+
+
+async def test_without_a_media_store_the_demo_has_no_pictures(engine: AsyncEngine) -> None:
+    await _seed(engine)
+    assert (await _counts(engine))["images"] == 0
+
+
+def test_demo_subtitles_are_chinese_and_colours_are_the_products_own() -> None:
+    products = _demo()["products"]
+    assert all(re.search(r"[\u4e00-\u9fff]", p["subtitle"]) for p in products), "a subtitle in English"
+    colours = [p["colour"] for p in products]
+    assert len(set(colours)) == len(colours)
+    assert all(re.fullmatch(r"#[0-9a-f]{6}", c) for c in colours)
+
+
+def test_a_bad_colour_is_refused() -> None:
+    demo = _demo()
+    demo["products"][0]["colour"] = "red"
+    with pytest.raises(ValueError, match="colour"):
+        parse_catalog(demo)
+    del demo["products"][0]["colour"]
+    assert parse_catalog(demo).products[0].colour.startswith("#")  # one of its own, from its name

@@ -15,6 +15,7 @@ from bot.chat.render import RenderedArticle
 from bot.wechat.api import (
     AccessTokenManager,
     ErrCode,
+    MediaTooLarge,
     MemoryTokenStore,
     StableTokenFetcher,
     WeChatClient,
@@ -407,3 +408,99 @@ async def test_a_failed_token_fetch_is_retried_like_any_call(
     client = WeChatClient(http, base_url=base_url, tokens=tokens, backoff_base=0.001, sleep=sleeps)
     await client.send_text("o_user", "hi")
     assert wechat.token_fetches == 1 and len(sleeps.delays) == 1 and len(wechat.api_requests()) == 1
+
+
+# ---- media: what users sent, fetched by its MediaId ---------------------------------------------
+
+PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+async def test_download_media_returns_the_file_a_user_sent(client: WeChatClient, fake: tuple[FakeWeChat, str]) -> None:
+    wechat, _ = fake
+    media_id = wechat.add_media(PNG_BYTES)
+    got = await client.download_media(media_id, max_bytes=1024)
+    assert (got.data, got.content_type) == (PNG_BYTES, "image/png")
+    (request,) = wechat.api_requests("/cgi-bin/media/get")
+    assert request.method == "GET" and request.query["media_id"] == media_id
+
+
+async def test_what_was_uploaded_can_be_downloaded_again(client: WeChatClient) -> None:
+    uploaded = await client.upload_media("image", "p.png", PNG_BYTES)
+    assert (await client.download_media(uploaded.media_id, max_bytes=1024)).data == PNG_BYTES
+
+
+@pytest.mark.parametrize("media_id", ["no-such-media", "expired"])
+async def test_an_unknown_or_expired_media_id_is_errcode_40007(
+    client: WeChatClient, fake: tuple[FakeWeChat, str], sleeps: Sleeps, media_id: str
+) -> None:
+    wechat, _ = fake
+    if media_id == "expired":  # temporary media live 3 days
+        media_id = wechat.add_media(PNG_BYTES)
+        wechat.media[media_id].created_at -= 3 * 24 * 3600 + 1
+    with pytest.raises(WeChatError) as caught:
+        await client.download_media(media_id, max_bytes=1024)
+    assert caught.value.errcode == 40007 and "invalid media_id" in caught.value.errmsg
+    assert len(wechat.api_requests("/cgi-bin/media/get")) == 1 and sleeps.delays == []  # not retried
+
+
+async def test_the_fake_labels_its_media_errors_text_plain_as_wechat_does(
+    http: aiohttp.ClientSession, fake: tuple[FakeWeChat, str], client: WeChatClient
+) -> None:
+    wechat, base_url = fake
+    await client.user_info("o_user")  # a token to ask with
+    assert wechat.current is not None
+    async with http.get(f"{base_url}/cgi-bin/media/get",
+                        params={"access_token": wechat.current.value, "media_id": "nope"}) as resp:
+        assert resp.status == 200 and resp.content_type == "text/plain"
+        assert await resp.json(content_type=None) == {"errcode": 40007, "errmsg": "invalid media_id"}
+    media_id = wechat.add_media(PNG_BYTES)
+    async with http.get(f"{base_url}/cgi-bin/media/get",
+                        params={"access_token": wechat.current.value, "media_id": media_id}) as resp:
+        assert resp.headers["Content-disposition"] == f'attachment; filename="{media_id}.png"'
+
+
+async def test_a_file_larger_than_asked_for_is_not_read_whole(
+    client: WeChatClient, fake: tuple[FakeWeChat, str], sleeps: Sleeps
+) -> None:
+    wechat, _ = fake
+    media_id = wechat.add_media(PNG_BYTES + b"\x00" * 5000)
+    with pytest.raises(MediaTooLarge) as caught:
+        await client.download_media(media_id, max_bytes=1000)
+    assert caught.value.limit == 1000
+    assert len(wechat.api_requests("/cgi-bin/media/get")) == 1 and sleeps.delays == []
+
+
+async def test_a_rejected_token_is_refreshed_for_a_download_too(
+    client: WeChatClient, fake: tuple[FakeWeChat, str]
+) -> None:
+    wechat, _ = fake
+    media_id = wechat.add_media(PNG_BYTES)
+    await client.download_media(media_id, max_bytes=1024)
+    wechat.revoke_token()
+    assert (await client.download_media(media_id, max_bytes=1024)).data == PNG_BYTES
+    assert wechat.token_fetches == 2
+
+
+async def test_a_download_is_retried_when_wechat_is_busy(
+    client: WeChatClient, fake: tuple[FakeWeChat, str], sleeps: Sleeps
+) -> None:
+    wechat, _ = fake
+    media_id = wechat.add_media(PNG_BYTES)
+    wechat.fail_next(Failure(errcode=-1))
+    wechat.fail_next(Failure(status=500))
+    assert (await client.download_media(media_id, max_bytes=1024)).data == PNG_BYTES
+    assert len(sleeps.delays) == 2
+
+
+async def test_a_video_answers_its_url_not_a_file(client: WeChatClient, fake: tuple[FakeWeChat, str]) -> None:
+    wechat, _ = fake
+    media_id = wechat.add_media(b"\x00\x00\x00\x18ftypmp42", kind="video")
+    with pytest.raises(WeChatError) as caught:
+        await client.download_media(media_id, max_bytes=1024)
+    assert caught.value.errcode == ErrCode.UNREADABLE
+
+
+@pytest.mark.parametrize("media_id", ["", "x" * 300, "bad\nid"])
+async def test_a_media_id_no_message_could_carry_is_refused_before_asking(client: WeChatClient, media_id: str) -> None:
+    with pytest.raises(ValueError):
+        await client.download_media(media_id, max_bytes=1024)
