@@ -292,7 +292,9 @@ async def import_(actx: AdminContext) -> Outcome:
     else:
         text = body
     async with unit_of_work(actx.ctx) as session:
-        report = await catalog_csv.import_catalog_csv(session, text=text)
+        report = await catalog_csv.import_catalog_csv(
+            session, text=text, base_url=actx.services.config.public_base_url
+        )
     errors = [{"line": line, "message": message} for line, message in report.errors]
     summary = {"source": source, "created": report.created, "updated": report.updated,
                "unchanged": report.unchanged, "errors": len(errors)}

@@ -317,7 +317,7 @@ async def export_file(request: web.Request) -> web.Response:
                 else:
                     body = write_csv(rows).encode(CSV_ENCODING)  # UTF-8 with a BOM
             else:
-                body = (await export_products_csv(session)).encode(CSV_ENCODING)
+                body = (await export_products_csv(session, base_url=config.public_base_url)).encode(CSV_ENCODING)
             # The INSERT decides, after the file is built (on SQLite a write holds the
             # database's one write lock until the commit): of two simultaneous clicks
             # one records the use, the other finds its row and gets nothing.

@@ -9,9 +9,14 @@ Columns (`CSV_HEADER`, any order, header row required, names case-insensitive):
   of the product. Rows of one product must agree on them;
 - price_yuan: yuan with at most two decimals ("12.5", "¥12.50"), read exactly (`commerce.money`);
 - stock: a whole number, set as it is (not added);
-- spec: the variant's attributes, "颜色=红;尺码=M" (empty: none).
+- spec: the variant's attributes, "颜色=红;尺码=M" (empty: none);
+- description: the product's description (what its card and page say about it);
+- images: the product's pictures in order (the first is its card's), links separated by
+  "|": http(s) links are recorded as they are (never fetched), and the shop's own pictures
+  are exported as `<base_url>/media/<name>` and recognised as its own when read back.
 
-Optional columns (subtitle, status, spec) that are absent keep what is stored. A new
+Optional columns (subtitle, status, spec, description, images) that are absent keep what
+is stored; present and empty, they empty the field. A new
 SKU joins the product of the same name and category (created earlier in the file or
 already in the shop, if there is exactly one), else starts a new product. A row with an
 error is skipped and reported with its line number; the other rows are applied. Rows
@@ -38,6 +43,7 @@ from sqlalchemy.orm import selectinload
 
 from commerce import money
 from commerce.catalog.admin import (
+    DESCRIPTION_MAX,
     NAME_LENGTH,
     PRICE_RANGE,
     SKU_MAX,
@@ -45,11 +51,22 @@ from commerce.catalog.admin import (
     SUBTITLE_MAX,
     matches_category,
 )
-from commerce.catalog.models import Category, Product, ProductStatus, Variant
+from commerce.catalog.images import MAX_IMAGES
+from commerce.catalog.models import (
+    Category,
+    ImageSource,
+    Product,
+    ProductImage,
+    ProductStatus,
+    Variant,
+)
 from commerce.errors import ErrorCode, ShopError
 from commerce.events import CatalogChanged, publish
+from commerce.rules import utcnow
 
-CSV_HEADER = ("sku_code", "name", "subtitle", "category", "price_yuan", "stock", "status", "spec")
+CSV_HEADER = (
+    "sku_code", "name", "subtitle", "category", "price_yuan", "stock", "status", "spec", "description", "images",
+)
 REQUIRED_COLUMNS = ("sku_code", "name", "category", "price_yuan", "stock")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CATEGORY_MAX = 64
@@ -63,6 +80,9 @@ _STATUSES = {
     "下架": ProductStatus.OFF_SALE,
 }
 _CHUNK = 200  # SKUs per IN (...) query
+IMAGE_URL_MAX = 500  # product_images.url
+_IMAGE_URL = re.compile(r"https?://[^\s|]+|/media/[0-9a-f]{64}\.(?:jpg|png|webp|gif)", re.IGNORECASE)
+_IMAGE_SPLIT = re.compile(r"[|\s]+")
 _FLUSH_EVERY = 100  # rows applied between two flushes (one flush of 5000 would hold the event loop)
 
 
@@ -111,6 +131,28 @@ def parse_spec(text: str) -> dict[str, str] | None:
     return spec
 
 
+def format_images(urls: Iterable[str], *, base_url: str = "") -> str:
+    """"https://a/1.jpg|https://shop/media/ab….jpg": the shop's own (relative) made absolute."""
+    return "|".join(f"{base_url}{url}" if url.startswith("/") else url for url in urls)
+
+
+def parse_images(text: str, *, base_url: str = "") -> list[str] | str:
+    """The links of an images cell (the shop's own made relative again), or what is wrong."""
+    urls: list[str] = []
+    for url in _IMAGE_SPLIT.split(text.strip()):
+        if not url:
+            continue
+        if base_url and url.startswith(f"{base_url}/media/"):
+            url = url[len(base_url):]
+        if len(url) > IMAGE_URL_MAX or not _IMAGE_URL.fullmatch(url):
+            return f"images: {url[:60]!r} is not an http(s) link"
+        if url not in urls:
+            urls.append(url)
+    if len(urls) > MAX_IMAGES:
+        return f"images: at most {MAX_IMAGES} pictures a product"
+    return urls
+
+
 def safe_cell(value: Any) -> str:
     """A cell a spreadsheet shows as text: formulas get a leading apostrophe."""
     text = "" if value is None else str(value)
@@ -125,13 +167,14 @@ def _unsafe_cell(text: str) -> str:
 # ---- export ------------------------------------------------------------------------------
 
 
-async def export_products_csv_rows(session: AsyncSession) -> list[tuple[str, ...]]:
+async def export_products_csv_rows(session: AsyncSession, *, base_url: str = "") -> list[tuple[str, ...]]:
     """CSV_HEADER and one row per variant of every product (also off sale), in catalog
-    order: the file `import_catalog_csv` reads back to the same catalog."""
+    order: the file `import_catalog_csv` reads back to the same catalog. The shop's own
+    pictures are links under `base_url` (its public address)."""
     products = (
         await session.scalars(
             select(Product)
-            .options(selectinload(Product.variants), selectinload(Product.category))
+            .options(selectinload(Product.variants), selectinload(Product.category), selectinload(Product.images))
             .order_by(Product.sort_order, Product.id)
             .execution_options(populate_existing=True)
         )
@@ -151,6 +194,8 @@ async def export_products_csv_rows(session: AsyncSession) -> list[tuple[str, ...
                         variant.stock,
                         product.status,
                         format_spec(variant.spec),
+                        product.description,
+                        format_images((i.url for i in product.images), base_url=base_url),
                     )
                 )
             )
@@ -178,6 +223,8 @@ class _Row:
     subtitle: str | None  # None: column absent, keep
     status: ProductStatus | None  # None: keep (new products: on sale)
     spec: dict[str, str] | None  # None: column absent, keep
+    description: str | None = None  # None: column absent, keep
+    images: tuple[str, ...] | None = None  # None: column absent, keep
 
 
 @dataclass
@@ -229,7 +276,7 @@ def _read(text: str, max_rows: int) -> tuple[list[str], list[tuple[int, list[str
     return header, rows
 
 
-def _parse_row(line: int, cells: dict[str, str], columns: set[str]) -> _Row | str:
+def _parse_row(line: int, cells: dict[str, str], columns: set[str], *, base_url: str = "") -> _Row | str:
     """A valid row, or the message saying what is wrong with it."""
     sku = cells["sku_code"].strip()
     if not sku:
@@ -265,6 +312,15 @@ def _parse_row(line: int, cells: dict[str, str], columns: set[str]) -> _Row | st
         spec = parse_spec(cells["spec"])
         if spec is None:
             return f"spec {cells['spec'].strip()!r}: like 颜色=红;尺码=M"
+    description = cells["description"].strip() if "description" in columns else None
+    if description is not None and len(description) > DESCRIPTION_MAX:
+        return f"description: at most {DESCRIPTION_MAX} characters"
+    images: list[str] | None = None
+    if "images" in columns:
+        found = parse_images(cells["images"], base_url=base_url)
+        if isinstance(found, str):
+            return found
+        images = found
     return _Row(
         line=line,
         sku=sku,
@@ -275,10 +331,12 @@ def _parse_row(line: int, cells: dict[str, str], columns: set[str]) -> _Row | st
         subtitle=subtitle,
         status=status,
         spec=spec,
+        description=description,
+        images=None if images is None else tuple(images),
     )
 
 
-def _parse(text: str, max_rows: int) -> _Parsed:
+def _parse(text: str, max_rows: int, *, base_url: str = "") -> _Parsed:
     header, raw_rows = _read(text, max_rows)
     columns = {c for c in header if c in CSV_HEADER}
     parsed = _Parsed()
@@ -299,7 +357,7 @@ def _parse(text: str, max_rows: int) -> _Parsed:
             continue
         if sku:
             first_line_of[sku] = line
-        row = _parse_row(line, cells, columns)
+        row = _parse_row(line, cells, columns, base_url=base_url)
         if isinstance(row, str):
             parsed.errors.append((line, row))
         else:
@@ -311,9 +369,12 @@ def _parse(text: str, max_rows: int) -> _Parsed:
 
 
 class _Importer:
-    def __init__(self, session: AsyncSession, *, create_categories: bool) -> None:
+    def __init__(self, session: AsyncSession, *, create_categories: bool, with_images: bool = False) -> None:
         self.session = session
         self.create_categories = create_categories
+        self.with_images = with_images  # the file has an images column
+        self.images: dict[int, list[ProductImage]] = {}  # product id -> its pictures, in order
+        self.images_done: set[int] = set()
         self.categories: list[Category] = []
         self.variants: dict[str, Variant] = {}
         self.claims: dict[int, tuple[int, dict[str, Any]]] = {}  # product id -> (line, fields)
@@ -340,6 +401,51 @@ class _Importer:
             )
             self.variants.update({v.sku_code: v for v in found})
         self.next_sort = (await self.session.scalar(select(func.max(Product.sort_order)))) or 0
+        if self.with_images:
+            await self.load_images(sorted({v.product_id for v in self.variants.values()}))
+
+    async def load_images(self, product_ids: list[int]) -> None:
+        for start in range(0, len(product_ids), _CHUNK):
+            chunk = product_ids[start : start + _CHUNK]
+            found = await self.session.scalars(
+                select(ProductImage)
+                .where(ProductImage.product_id.in_(chunk))
+                .order_by(ProductImage.product_id, ProductImage.position, ProductImage.id)
+            )
+            for product_id in chunk:
+                self.images.setdefault(product_id, [])
+            for image in found:
+                self.images[image.product_id].append(image)
+
+    async def set_images(self, product: Product, urls: tuple[str, ...]) -> bool:
+        """The product's pictures become `urls`, in that order; whether anything changed.
+        Pictures it keeps keep their thumbnail; new links are recorded, never fetched."""
+        if product.id in self.images_done:
+            return False
+        self.images_done.add(product.id)
+        if product.id not in self.images:
+            await self.load_images([product.id])
+        current = self.images[product.id]
+        if [i.url for i in current] == list(urls):
+            return False
+        by_url = {i.url: i for i in current}
+        kept = []
+        for position, url in enumerate(urls):
+            image = by_url.pop(url, None)
+            if image is None:
+                own = url.startswith("/media/")
+                image = ProductImage(
+                    product_id=product.id, url=url,
+                    source=(ImageSource.UPLOAD if own else ImageSource.EXTERNAL).value,
+                )
+                self.session.add(image)
+            image.position = position
+            kept.append(image)
+        for gone in by_url.values():
+            await self.session.delete(gone)
+        self.images[product.id] = kept
+        product.updated_at = utcnow()  # no column of its own changed: other workers look for this
+        return True
 
     def category(self, name: str) -> Category | str:
         for category in self.categories:
@@ -381,6 +487,8 @@ class _Importer:
             fields["subtitle"] = row.subtitle
         if row.status is not None:
             fields["status"] = row.status.value
+        if row.description is not None:
+            fields["description"] = row.description
         variant = self.variants.get(row.sku)
         if variant is not None:
             await self.update(variant, row, fields)
@@ -389,11 +497,13 @@ class _Importer:
 
     async def update(self, variant: Variant, row: _Row, fields: dict[str, Any]) -> None:
         product = variant.product
-        problem = self.claim(product, row, fields)
+        problem = self.claim(product, row, _with_images(fields, row))
         if problem is not None:
             self.errors.append((row.line, problem))
             return
         changed = _assign(product, fields)
+        if row.images is not None:
+            changed = await self.set_images(product, row.images) or changed
         values: dict[str, Any] = {"price_fen": row.price_fen, "stock": row.stock}
         if row.spec is not None:
             values["spec"] = row.spec
@@ -405,11 +515,13 @@ class _Importer:
 
     async def create(self, row: _Row, fields: dict[str, Any]) -> None:
         product = await self.product_for(row, fields)
-        problem = self.claim(product, row, fields)
+        problem = self.claim(product, row, _with_images(fields, row))
         if problem is not None:
             self.errors.append((row.line, problem))
             return
         _assign(product, fields)
+        if row.images is not None:
+            await self.set_images(product, row.images)
         variant = Variant(
             product_id=product.id,
             sku_code=row.sku,
@@ -442,13 +554,20 @@ class _Importer:
             category_id=fields["category_id"],
             name=row.name,
             subtitle=row.subtitle or "",
+            description=row.description or "",
             status=(row.status or ProductStatus.ON_SALE).value,
             sort_order=self.next_sort,
         )
         self.session.add(product)
         await self.session.flush()
         self.new_products[key] = product
+        self.images[product.id] = []
         return product
+
+
+def _with_images(fields: dict[str, Any], row: _Row) -> dict[str, Any]:
+    """What rows of one product must agree on: its fields and, when given, its pictures."""
+    return fields if row.images is None else {**fields, "images": row.images}
 
 
 def _assign(target: Any, values: dict[str, Any]) -> bool:
@@ -461,17 +580,25 @@ def _assign(target: Any, values: dict[str, Any]) -> bool:
 
 
 async def import_catalog_csv(
-    session: AsyncSession, *, text: str, max_rows: int = 5000, create_categories: bool = False
+    session: AsyncSession,
+    *,
+    text: str,
+    max_rows: int = 5000,
+    create_categories: bool = False,
+    base_url: str = "",
 ) -> ImportReport:
-    """Upsert the catalog from CSV text (see the module docstring).
+    """Upsert the catalog from CSV text (see the module docstring); `base_url`: the shop's
+    public address, under which its own pictures were exported.
 
     CSV_INVALID (details: reason = empty | missing_columns | duplicate_column |
     too_many_rows | unreadable) refuses the whole file before anything is written.
     Unknown categories are row errors unless `create_categories` (the CLI's import of
     a first catalog).
     """
-    parsed = _parse(text, max_rows)
-    importer = _Importer(session, create_categories=create_categories)
+    parsed = _parse(text, max_rows, base_url=base_url.rstrip("/"))
+    importer = _Importer(
+        session, create_categories=create_categories, with_images=any(r.images is not None for r in parsed.rows)
+    )
     importer.errors.extend(parsed.errors)
     await importer.load(parsed.rows)
     for number, row in enumerate(parsed.rows, 1):

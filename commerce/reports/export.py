@@ -276,6 +276,7 @@ def to_xlsx(rows: list[tuple[object, ...]], *, title: str, numbers: frozenset[in
     return out.getvalue()
 
 
-async def export_products_csv(session: AsyncSession) -> str:
-    """Every product's variants, as `commerce.catalog.csv_io.CSV_HEADER`: re-importable."""
-    return write_csv(await export_products_csv_rows(session))
+async def export_products_csv(session: AsyncSession, *, base_url: str = "") -> str:
+    """Every product's variants, as `commerce.catalog.csv_io.CSV_HEADER`: re-importable
+    (the shop's own pictures as links under `base_url`)."""
+    return write_csv(await export_products_csv_rows(session, base_url=base_url))

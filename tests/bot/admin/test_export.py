@@ -103,9 +103,11 @@ async def test_products_export_round_trips_through_import(staffed: Shop) -> None
     assert response.status == 200 and "filename=\"products-" in response.headers["Content-Disposition"]
     body = await response.read()
     rows = _rows(body)
-    assert rows[0] == ["sku_code", "name", "subtitle", "category", "price_yuan", "stock", "status", "spec"]
+    assert rows[0] == ["sku_code", "name", "subtitle", "category", "price_yuan", "stock", "status", "spec",
+                       "description", "images"]
     apple = next(r for r in rows if r[0] == "FRU-APPLE-5J")
     assert apple[1] == "烟台红富士苹果" and apple[4] == "45.90" and apple[7] == "规格=5斤装"
+    assert apple[9].startswith("https://shop.example.com/media/")  # its picture, as a link
     small = "\n".join(body[len(BOM):].decode().splitlines()[:6])
     imported = await staffed.user(OWNER).say("/import\n" + small)
     assert "新增 0 个规格，更新 0 个，未变 5 个" in imported.text

@@ -248,3 +248,17 @@ async def test_media_names_that_are_not_pictures_are_not_found(world: World) -> 
 def test_the_test_photo_is_red_on_the_left() -> None:  # what the orientation checks rely on
     image = Image.open(io.BytesIO(photo((120, 80))))
     assert all(abs(a - b) < 40 for a, b in zip(image.getpixel((10, 40))[:3], RED, strict=True))  # type: ignore[index]
+
+
+async def test_an_import_with_picture_links_and_a_description_shows_them_on_the_card(
+    make_shop: ShopFactory, sqlite_url: str
+) -> None:
+    shop = await make_shop(sqlite_url, staff={"owners": [OWNER]})
+    text = (
+        "sku_code,name,category,price_yuan,stock,description,images\n"
+        "SNK-MAHUA,天津麻花,零食,15,40,酥脆香甜，手工现做,https://img.example.com/mahua.jpg|https://img.example.com/2.jpg\n"
+    )
+    assert "新增 1 个规格" in (await shop.user(OWNER).say("/import\n" + text)).text
+    article = await card_of(shop.user(CUSTOMER), "麻花", "天津麻花")
+    assert article.picurl == "https://img.example.com/mahua.jpg"  # recorded as given, never fetched
+    assert "酥脆香甜，手工现做" in article.description

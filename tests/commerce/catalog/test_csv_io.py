@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -15,7 +18,7 @@ from commerce.catalog.csv_io import (
     parse_spec,
     parse_yuan,
 )
-from commerce.catalog.models import Category, Product, Variant
+from commerce.catalog.models import Category, Product, ProductImage, Variant
 from commerce.catalog.seed import seed_demo_catalog
 from commerce.errors import ErrorCode
 from commerce.reports.export import export_products_csv
@@ -236,3 +239,110 @@ def test_cells() -> None:
     assert format_yuan(5) == "0.05" and format_yuan(123456) == "1234.56"
     assert parse_spec("颜色=红；尺码 = M;") == {"颜色": "红", "尺码": "M"}
     assert parse_spec("") == {} and parse_spec("a=1;a=2") is None and parse_spec("=x") is None
+
+
+# ---- descriptions and pictures --------------------------------------------------------------
+
+SHOP = "https://shop.example.com"
+OWN = "/media/" + "a" * 64 + ".jpg"
+OWN_THUMB = "/media/" + "b" * 64 + ".jpg"
+
+
+async def pictures(sessions: async_sessionmaker[AsyncSession], name: str) -> list[tuple[str, str, str]]:
+    """(url, thumb_url, source) of the product's pictures, in order."""
+    async with sessions() as session:
+        product = await session.scalar(
+            select(Product).where(Product.name == name).options(selectinload(Product.images))
+        )
+        assert product is not None
+        return [(i.url, i.thumb_url, i.source) for i in product.images]
+
+
+async def test_description_and_picture_links_are_imported(sessions: async_sessionmaker[AsyncSession]) -> None:
+    text = (
+        f"{HEADER}\n"
+        'FRU-PEAR-3J,秋月梨,,水果,39,10,,规格=3斤,"果肉细腻,汁水足",https://img.example.com/pear.jpg | https://img.example.com/pear2.png\n'
+        'FRU-PEAR-5J,秋月梨,,水果,59,10,,规格=5斤,"果肉细腻,汁水足",https://img.example.com/pear.jpg|https://img.example.com/pear2.png\n'
+    )
+    report = await load(sessions, text)
+    assert (report.created, report.errors) == (2, ())
+    assert await pictures(sessions, "秋月梨") == [
+        ("https://img.example.com/pear.jpg", "", "external"),
+        ("https://img.example.com/pear2.png", "", "external"),
+    ]
+    async with sessions() as session:
+        pear = await session.scalar(select(Product).where(Product.name == "秋月梨"))
+        assert pear is not None and pear.description == "果肉细腻,汁水足"
+
+
+async def test_the_shops_own_pictures_go_out_as_links_and_come_back_as_its_own(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await load(sessions, GOOD)
+    async with sessions() as session:
+        apple = await session.scalar(select(Product).where(Product.name == "烟台苹果"))
+        assert apple is not None
+        apple.description = "山东烟台直发"
+        session.add(ProductImage(product_id=apple.id, url=OWN, thumb_url=OWN_THUMB, source="upload", position=0))
+        await session.commit()
+    exported = await run(sessions, export_products_csv, base_url=SHOP)
+    row = next(r for r in csv.DictReader(io.StringIO(exported)) if r["sku_code"] == "FRU-APPLE-5J")
+    assert (row["description"], row["images"]) == ("山东烟台直发", SHOP + OWN)
+
+    report = await load(sessions, exported, base_url=SHOP)
+    assert (report.updated, report.errors) == (0, ())  # nothing changed
+    assert await pictures(sessions, "烟台苹果") == [(OWN, OWN_THUMB, "upload")]  # its thumbnail kept
+
+    added = exported.replace(SHOP + OWN, f"https://img.example.com/side.jpg|{SHOP}{OWN}")
+    report = await load(sessions, added, base_url=SHOP)
+    assert (report.updated, report.unchanged, report.errors) == (1, 2, ())  # the first apple row carries it
+    assert await pictures(sessions, "烟台苹果") == [
+        ("https://img.example.com/side.jpg", "", "external"), (OWN, OWN_THUMB, "upload"),
+    ]
+
+    emptied = added.replace(f"https://img.example.com/side.jpg|{SHOP}{OWN}", "")
+    await load(sessions, emptied, base_url=SHOP)
+    assert await pictures(sessions, "烟台苹果") == []  # present and empty: none
+
+
+async def test_an_import_without_the_images_column_keeps_the_pictures(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await load(sessions, GOOD.replace("TEA-LJ,龙井,,Tea,128,20,off_sale,", "TEA-LJ,龙井,,Tea,128,20,off_sale,,,https://img.example.com/lj.jpg"))
+    old_header = ",".join(CSV_HEADER[:8])
+    report = await load(sessions, f"{old_header}\nTEA-LJ,龙井,,Tea,120,20,off_sale,\n")
+    assert report.updated == 1
+    assert await pictures(sessions, "龙井") == [("https://img.example.com/lj.jpg", "", "external")]
+
+
+@pytest.mark.parametrize(
+    ("cell", "message"),
+    [
+        ("ftp://img.example.com/a.jpg", "is not an http(s) link"),
+        ("javascript:alert(1)", "is not an http(s) link"),
+        ("/etc/passwd", "is not an http(s) link"),
+        ("|".join(f"https://img.example.com/{n}.jpg" for n in range(10)), "at most 9 pictures"),
+        ("https://img.example.com/" + "x" * 500 + ".jpg", "is not an http(s) link"),
+    ],
+)
+async def test_a_picture_cell_that_is_no_list_of_links_is_a_row_error(
+    sessions: async_sessionmaker[AsyncSession], cell: str, message: str
+) -> None:
+    report = await load(sessions, f"{HEADER}\nX-1,梨,,水果,3,10,,,,{cell}\n")
+    assert report.created == 0
+    ((line, error),) = report.errors
+    assert line == 2 and message in error
+
+
+async def test_rows_of_one_product_must_agree_on_its_pictures(sessions: async_sessionmaker[AsyncSession]) -> None:
+    report = await load(
+        sessions,
+        f"{HEADER}\nP-1,梨,,水果,3,10,,规格=小,,https://img.example.com/a.jpg\n"
+        f"P-2,梨,,水果,5,10,,规格=大,,https://img.example.com/b.jpg\n",
+    )
+    assert report.created == 1 and report.errors == ((3, "images differ from line 2 (same product)"),)
+
+
+async def test_a_long_description_is_a_row_error(sessions: async_sessionmaker[AsyncSession]) -> None:
+    report = await load(sessions, f"{HEADER}\nX-1,梨,,水果,3,10,,,{'长' * 1001},\n")
+    assert report.errors == ((2, "description: at most 1000 characters"),)
