@@ -138,14 +138,24 @@ def read_cart_edit(text: str) -> CartEdit | None:
     return None
 
 
+def _singular(words: str) -> str:
+    """"towels" -> "towel", "peaches" -> "peach" (the last word); anything else as it is."""
+    if len(words) <= 3 or not words.endswith("s") or words.endswith("ss"):
+        return words
+    return words[:-2] if words.endswith(("ches", "shes", "sses", "xes")) else words[:-1]
+
+
 def lines_named(name: str, lines: Sequence[Sequence[str]]) -> list[int]:
     """The indexes of the cart lines the words name; a line is its product name, spec
     label and any other names it goes by (the English subtitle and tags: "remove the
     towels", "t-shirt to 2")."""
     said = _plain(name)
     exact = [i for i, words in enumerate(lines) if _has(_plain(" ".join(words)), said)]
-    if exact or said.isascii():
+    if exact:
         return exact
+    if said.isascii():  # "towels": a line tagged "towel"
+        singular = _singular(said)
+        return [i for i, words in enumerate(lines) if _has(_plain(" ".join(words)), singular)] if singular != said else []
     # "白T恤": every character of a short name in the line's own name and spec, in order
     chars = [c for c in said if not c.isspace()]
     return [

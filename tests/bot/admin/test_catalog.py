@@ -446,7 +446,7 @@ async def test_edit_changes_every_field(sqlite_staffed: Shop) -> None:
 async def test_a_bad_edit_gets_the_usage_with_an_example(sqlite_staffed: Shop, command: str) -> None:
     reply = await sqlite_staffed.user(OWNER).say(command)
     assert "参数不对" in reply.text and "例如：/edit 12 price 39.9" in reply.text, reply.text
-    assert "description 描述" in reply.text and "status 上架/下架" in reply.text
+    assert "描述、价格（元）" in reply.text and "状态（上架/下架）" in reply.text
 
 
 @pytest.mark.parametrize(

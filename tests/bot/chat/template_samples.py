@@ -51,6 +51,7 @@ COUNTS = {
     "ticket", "ticket_id", "waiting", "failed_count", "paid_count", "line_no",
     "units", "sold", "pay_minutes", "days", "max_units", "max_pay_minutes", "running", "coming",
     "viewers", "clicks", "pushes", "audience",
+    "images", "added", "width", "height", "max_bytes", "max_pixels", "max_count",
 }
 
 LISTS = {
@@ -128,6 +129,8 @@ TEXT: dict[str, Any] = {
     "speaker": "customer",
     "similar": "红富士苹果",
     "video_url": "https://channels.weixin.qq.com/live/1",
+    "new_name": "巨峰葡萄",
+    "max_mb": "10",
 }
 
 OTHER: dict[str, Any] = {
@@ -174,6 +177,7 @@ OTHER: dict[str, Any] = {
     "already": False,
     "removed": True,
     "ended": True,
+    "placeholder": True,
     "coupon": "@map",
     "shop": {"name": "果园小铺", "base_url": "https://shop.example"},
     "s": "@map",  # a flash sale (the line `_flash_line.j2` shows of it)
@@ -200,7 +204,7 @@ D_BY_CODE: dict[str, dict[str, Any]] = {
     "illegal_transition": {"from": ORDER_STATUSES},
     "price_invalid": {"field": ("price", "percent_off", "amount_off_fen", "cap_fen", "threshold_fen")},
     "stock_invalid": {"field": ("stock", "threshold")},
-    "name_invalid": {"field": ("name", "code", "subtitle", "title")},
+    "name_invalid": {"field": ("name", "code", "subtitle", "title", "description", "tags")},
     "campaign_invalid": {
         "field": ("group_price", "group_size", "time_limit", "hours", "window", "per_user_limit", "stock_quota")
     },

@@ -353,11 +353,12 @@ _CJK = re.compile(r"[\u3400-\u9fff]")
 _KEY = re.compile(r"\b[a-z]+(?:_[a-z]+)+\b")
 _WORD = re.compile(r"[A-Za-z]{2,}")
 # words a Chinese reply keeps in English: units, formats, staff commands and their arguments
-_ZH_ALLOWED = {"SKU", "CSV", "ID", "UTF", "GBK", "MB", "http", "https", "TA", "xx", "pingguo", "limit", "quota",
-               "Excel", "EMS"}
+_ZH_ALLOWED = {"SKU", "CSV", "ID", "UTF", "GBK", "MB", "KB", "JPG", "PNG", "WebP", "GIF", "http", "https", "TA", "xx",
+               "pingguo", "limit", "quota", "Excel", "EMS"}
 # the line of help that points to the other language
 _OTHER_LANGUAGE = ('English: reply "help" for instructions in English.', "中文：回复「帮助」查看中文说明。")
-_CSV_HEADER = "sku_code,name,subtitle,category,price_yuan,stock,status,spec"
+_CSV_HEADERS = ("sku_code,name,subtitle,category,price_yuan,stock,status,spec,description,images",
+                "sku_code,name,subtitle,category,price_yuan,stock,status,spec")
 
 
 def _problems(text: str, locale: str) -> list[str]:
@@ -366,7 +367,10 @@ def _problems(text: str, locale: str) -> list[str]:
         if leak in text:
             found.append(f"leftover {leak!r}")
     # a file's columns, a setting, a command's words for roles
-    bare = text.replace(_CSV_HEADER, " ").replace("staff.owners", " ").replace("owner/operator/service", " ")
+    bare = text
+    for header in _CSV_HEADERS:
+        bare = bare.replace(header, " ")
+    bare = bare.replace("staff.owners", " ").replace("wechat.appsecret", " ").replace("owner/operator/service", " ")
     for hint in _OTHER_LANGUAGE:
         bare = bare.replace(hint, " ")
     bare = re.sub(r"https?://[^\s）)，]+", " ", bare)

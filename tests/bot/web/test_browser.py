@@ -146,7 +146,7 @@ async def test_chat_search_then_product_card(browser: Any, served_shop: tuple[Te
     await card.locator(".headline", has_text="烟台红富士苹果").wait_for()
     assert "3斤装" in await card.locator(".desc").inner_text()
     image = card.locator("img")
-    assert (await image.get_attribute("src")).startswith(base + "/static/")
+    assert (await image.get_attribute("src")).startswith(base + "/media/")
     assert await image.evaluate("img => img.complete && img.naturalWidth > 0")
     link = card.locator("a").first
     assert await link.get_attribute("target") == "_blank"

@@ -85,7 +85,7 @@ async def test_an_open_group_shows_price_progress_time_and_the_code(web_shop: Sh
     assert "拼团中" in html and ("23 小时" in html or "24 小时" in html)
     assert f'id="code">{code}<' in html
     assert 'class="qr"' not in html  # no WeChat client in the tests: the code only
-    assert "/static/" in html  # the product's image
+    assert "/media/" in html  # the product's picture
 
 
 async def test_a_closed_group_says_so_and_an_unknown_code_is_a_404_page(web_shop: Shop) -> None:
