@@ -723,7 +723,9 @@ class Catalog:
             return snap
         async with self._first_load:
             if self._snapshot is None:
-                self._install(await self._build())
+                built = await self._build()
+                self._install(built)
+                await self._read_dirty(built[0])
             assert self._snapshot is not None
             return self._snapshot
 
@@ -844,8 +846,9 @@ class Catalog:
 
     def _apply_pending(self, pending: _Pending) -> None:
         snap = self._snapshot
-        if snap is None:
-            return  # not loaded yet: the first load reads it all
+        if snap is None:  # not loaded yet: the first load may have read its rows before this
+            self._dirty.update(pending.ids)  # commit, so they are read again once it is done
+            return
         if pending.lexicon is not None:
             snap.set_lexicon(pending.lexicon)
         if pending.bulk or (pending.read is not None and self._unknown_category(pending.read)):
@@ -855,6 +858,16 @@ class Catalog:
             self._apply(snap, pending.read)
         if self._rebuilding is not None:
             self._dirty.update(pending.ids)
+
+    async def _read_dirty(self, snap: CatalogSnapshot) -> None:
+        """What changed while a build was reading its rows: read again, now, and applied."""
+        if not self._dirty:
+            return
+        dirty, self._dirty = self._dirty, set()
+        async with self._sessions() as session:
+            read = await _read_products(_fetch_in(session), snap._categories, ids=dirty)
+        if self._snapshot is snap:
+            self._apply(snap, read)
 
     def _unknown_category(self, read: _Read) -> bool:
         snap = self._snapshot
@@ -935,11 +948,7 @@ class Catalog:
             if old is not None:
                 self._retired.append(old)
                 del old
-            if self._dirty:  # changed while the rows were read: read again, now
-                async with self._sessions() as session:
-                    read = await _read_products(_fetch_in(session), snap._categories, ids=set(self._dirty))
-                if self._snapshot is snap:
-                    self._apply(snap, read)
+            await self._read_dirty(snap)
             await self._free_retired()
         except Exception:
             log.exception("catalog rebuild failed (searches go on with the previous catalog)")

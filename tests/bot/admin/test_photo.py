@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
+import time
 
 import pytest
 from PIL import Image
 from sqlalchemy import select
 
+from bot.keys import SERVICES
 from commerce.catalog.models import ImageSource, Product, ProductImage
 from commerce.staff.models import AuditEntry
 from tests.bot.conftest import (
@@ -63,8 +66,9 @@ async def audit_of(shop: Shop, command: str) -> list[AuditEntry]:
 
 
 async def card_of(user: ChatUser, query: str, name: str):  # type: ignore[no-untyped-def]
-    results = numbered((await user.say(query)).text)
-    number = next(n for n, line in results.items() if name in line)
+    listed = (await user.say(query)).text
+    number = next((n for n, line in numbered(listed).items() if name in line), None)
+    assert number is not None, listed
     card = await user.say(str(number))
     assert card.kind == "news", card.text
     (article,) = card.articles
@@ -184,6 +188,26 @@ async def test_done_ends_the_step_and_the_next_picture_gets_the_hint(world: Worl
     await owner.say("/photo 3")
     await owner.say("done")
     assert "/photo 商品ID" in await send_image(world, owner, photo())
+
+
+async def test_other_commands_work_during_the_step_and_it_goes_on(world: World) -> None:
+    owner = world.shop.user(OWNER)
+    product_id = await add_product(owner, "/add 牛轧糖 25 30 零食")
+    await owner.say(f"/photo {product_id}")
+    assert "图片 0 张" in (await owner.say(f"/product {product_id}")).text
+    assert "第 1 张" in await send_image(world, owner, photo())
+    assert "图片 1 张" in (await owner.say(f"/product {product_id}")).text
+
+
+async def test_a_picture_after_the_step_timed_out_is_told_so(world: World) -> None:
+    owner = world.shop.user(OWNER)
+    await owner.say("/photo 3")
+    store = world.shop.client.app[SERVICES].dialogs.store
+    stored = await store.get(OWNER)
+    assert stored is not None and stored.dialog == "photo"
+    await store.put(OWNER, dataclasses.replace(stored, expires_at=time.time() - 1))
+    assert "上传商品图片的步骤已超时" in await send_image(world, owner, photo())
+    assert world.wechat.api_requests("/cgi-bin/media/get") == []
 
 
 # ---- what goes wrong --------------------------------------------------------------------------
