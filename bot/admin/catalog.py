@@ -57,7 +57,7 @@ SALE_WORDS = {
     **dict.fromkeys(("off", "off_sale", "offsale", "下架", "停售", "关"), False),
 }
 CLEAR_WORDS = frozenset({"clear", "清空", "删除", "delete"})
-_TAG_SPLIT = re.compile(r"[,，、;；\s]+")
+_TAG_COMMAS = re.compile(r"[,，、;；]")
 _STOCK = re.compile(r"^([+-]?)(\d{1,9})$")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -149,7 +149,7 @@ async def edit(actx: AdminContext) -> Outcome:
         if on_sale:
             return await _set_on_sale(actx, product_id=product_id, on_sale=True)
         return await _off_sale(actx, product_id)
-    values: dict[str, Any] = {field: [t for t in _TAG_SPLIT.split(text) if t] if field == "tags" else text}
+    values: dict[str, Any] = {field: _tags(text) if field == "tags" else text}
     async with unit_of_work(actx.ctx) as session:
         before, after = await catalog_admin.edit_product(session, product_id=product_id, **values)
     return Outcome(Text("admin/product_edited", {"id": product_id, "field": field, "before": before,
@@ -233,6 +233,12 @@ async def _off_sale(actx: AdminContext, product_id: int) -> Outcome:
                                                       "on_sale": False, "unchanged": True}))
         return Outcome(Text("admin/offsale_confirm", product_data(found)), confirm_first=True)
     return await _set_on_sale(actx, product_id=product_id, on_sale=False)
+
+
+def _tags(text: str) -> list[str]:
+    """"水果,苹果,green tea" (commas, 、 or ;) or, with none of them, "水果 苹果 新鲜"."""
+    parts = _TAG_COMMAS.split(text) if _TAG_COMMAS.search(text) else text.split()
+    return [t.strip() for t in parts if t.strip()]
 
 
 def _single_id(actx: AdminContext) -> int:

@@ -22,12 +22,15 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from bot.admin.registry import MANAGERS
 from bot.chat.context import Context
 from bot.chat.keywords import normalize
 from bot.chat.replies import Reply, Text
 from bot.dialogs.base import Dialog, Step, on
 from bot.dialogs.common import error_reply, unit_of_work
+from bot.wechat.api.client import DownloadedMedia
 from bot.wechat.api.errors import ErrCode, MediaTooLarge, WeChatError
 from commerce.catalog import images as catalog_images
 from commerce.errors import ErrorCode, ShopError
@@ -102,7 +105,7 @@ async def add_sent_picture(ctx: Context, data: PhotoData) -> tuple[Reply, Outcom
     try:
         async with unit_of_work(ctx) as session:  # before any download: the product is there, not full
             await catalog_images.check_room(session, product_id=data.product_id)
-        sent = await services.wechat_media.download_media(media_id, max_bytes=limit)
+        sent = await _download(ctx, media_id, max_bytes=limit)
         picture = await catalog_images.store_picture(services.media, sent.data, max_bytes=limit)
         async with unit_of_work(ctx) as session:
             attached = await catalog_images.attach_picture(session, product_id=data.product_id, picture=picture)
@@ -114,7 +117,7 @@ async def add_sent_picture(ctx: Context, data: PhotoData) -> tuple[Reply, Outcom
     except MediaTooLarge as exc:
         await _failed(ctx, data, "too_large")
         return error_reply(ShopError(ErrorCode.IMAGE_INVALID, reason="too_large", max_bytes=exc.limit)), "kept"
-    except (WeChatError, ValueError) as exc:
+    except WeChatError as exc:
         why = _why_not_fetched(exc)
         log.warning("staff picture not fetched from WeChat: %s", why)
         await _failed(ctx, data, f"fetch_{why}")
@@ -124,17 +127,22 @@ async def add_sent_picture(ctx: Context, data: PhotoData) -> tuple[Reply, Outcom
     return Text("admin/photo_added", view), ("kept" if attached.already else "added")
 
 
-def _why_not_fetched(exc: Exception) -> str:
-    if not isinstance(exc, WeChatError):
-        return "invalid"  # no usable MediaId in the message
+async def _download(ctx: Context, media_id: str, *, max_bytes: int) -> DownloadedMedia:
+    try:
+        return await ctx.services.wechat_media.download_media(media_id, max_bytes=max_bytes)
+    except ValueError:  # the message carries no usable MediaId
+        raise WeChatError(ErrCode.UNREADABLE, "no usable MediaId") from None
+
+
+def _why_not_fetched(exc: WeChatError) -> str:
     if exc.errcode == ErrCode.NOT_CONFIGURED:
         return "not_configured"
     if exc.errcode in (ErrCode.BUSY, ErrCode.UNCERTAIN):  # WeChatUnavailable, WeChatUncertain
         return "busy"
-    return "invalid"  # 40007: unknown or expired (WeChat keeps what users send for 3 days)
+    return "invalid"  # 40007: unknown or expired (WeChat keeps what users send for 3 days); no MediaId
 
 
-async def _audit(ctx: Context, session: Any, data: PhotoData, *, outcome: str, before: Any = None,
+async def _audit(ctx: Context, session: AsyncSession, data: PhotoData, *, outcome: str, before: Any = None,
                  after: Any = None) -> None:
     await audit.record(
         session, actor=ctx.openid, role=str(ctx.staff_role or ""), command="photo",

@@ -81,7 +81,7 @@ def checked(answer: object) -> dict:
     return answer
 
 
-class MediaTooLarge(ValueError):
+class MediaTooLarge(Exception):
     """A media file larger than the caller takes: not read past the limit, never retried."""
 
     def __init__(self, limit: int) -> None:

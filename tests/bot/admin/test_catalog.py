@@ -421,6 +421,8 @@ async def test_edit_changes_every_field(sqlite_staffed: Shop) -> None:
     assert product.description == "果肉细腻，汁水足，冷藏更好吃"
     assert (product.variants[0].price_fen, product.variants[0].stock) == (1250, 3)
     assert "秋月梨" in await _listed(sqlite_staffed, "秋月")  # found by its new tag
+    assert "「pear、梨、秋月」→「pear、梨」" in (await owner.say(f"/edit {product_id} tags 梨 pear")).text
+    assert "→「asian pear」" in (await owner.say(f"/edit {product_id} 标签 asian pear,")).text  # a comma: one tag
 
     ask = await owner.say(f"/edit {product_id} status off")  # off sale: restated, then confirmed
     assert "将下架" in ask.text and "确认码" in ask.text
@@ -433,7 +435,8 @@ async def test_edit_changes_every_field(sqlite_staffed: Shop) -> None:
     entries = await _audit(sqlite_staffed, "edit")
     fields = [next(k for k in (e.after or {}) if k in ("description", "price_fen", "stock", "category", "tags", "status"))
               for e in entries if e.outcome == "ok"]
-    assert fields == ["description", "price_fen", "stock", "stock", "category", "tags", "status", "status"]
+    assert fields == ["description", "price_fen", "stock", "stock", "category", "tags", "tags", "tags", "status",
+                      "status"]
     (category,) = [e for e in entries if e.after and "category" in e.after]
     assert (category.before["category"], category.after["category"]) == ("水果", "零食")
 
