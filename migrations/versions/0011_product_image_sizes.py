@@ -1,7 +1,7 @@
 """product_images: a thumbnail for cards, where the picture came from, the original's key
 
 Revision ID: 0011
-Revises: 0010
+Revises: 0015 (numbered 0011 when it was written; it goes on top of the newest on main)
 Create Date: 2026-12-05 10:00:00.000000
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0011'
-down_revision = '0010'
+down_revision = '0015'
 branch_labels = None
 depends_on = None
 
