@@ -53,6 +53,12 @@ def news_preview(description: str, columns: int = NEWS_SHOWN_COLUMNS) -> str:
     return "".join(kept).rstrip() + "…"
 
 
+def _shown_whole(text: str) -> bool:
+    """Whether a news card shows this description whole (its blank lines aside)."""
+    lines = "\n".join(line.strip() for line in text.splitlines() if line.strip())
+    return news_preview(lines) == lines
+
+
 def yuan(fen: int) -> str:
     """Integer fen as a price: 3990 -> "¥39.90", -100 -> "-¥1.00" (`commerce.money`)."""
     return format_yuan(fen, symbol="¥")
@@ -120,6 +126,7 @@ class Renderer:
         self._templates: dict[tuple[str, str], jinja2.Template] = {}
         self.env.filters["yuan"] = yuan
         self.env.filters["clip"] = clip
+        self.env.tests["shown_whole"] = _shown_whole
         self.env.filters["hm"] = lambda when: self._local(when).strftime("%H:%M")
         self.env.filters["mdhm"] = self._month_day_time
         # customers see stock as "有货", or "仅剩 N 件" below this (the macros' `stock_left`)

@@ -829,8 +829,10 @@ class Catalog:
         if pending.bulk or len(pending.ids) > BULK_PRODUCTS:
             pending.bulk, pending.read = True, None
             return
-        categories = self._snapshot._categories if self._snapshot is not None else {}
-        pending.read = await _read_products(_fetch_in(session), categories, ids=pending.ids)
+        # the categories as this transaction sees them: one it made (an import's), or all of them
+        # while the first load is under way, so a product is never taken for one with no category
+        fetch = _fetch_in(session)
+        pending.read = await _read_products(fetch, await _read_categories(fetch), ids=pending.ids)
 
     def _apply_after_commit(self, session: AsyncSession, key: str) -> None:
         def committed(_session: object) -> None:

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
+from bot.chat.render import news_preview
 from bot.keys import SERVICES
 from commerce.catalog.models import ImageSource, Product, ProductImage
 from commerce.staff.models import AuditEntry
@@ -112,7 +113,15 @@ async def test_a_product_added_in_chat_gets_a_picture_and_a_description_customer
     assert (await shop.client.get(path, headers={"If-None-Match": f'"other", W/{etag}'})).status == 304
 
     page = await shop.client.get(article.url.removeprefix(BASE))
-    assert image.url in await page.text()  # the product page shows the larger picture
+    html = await page.text()
+    assert image.url in html and "泰国金枕榴莲" in html  # the product page: the larger picture, the description
+
+    long = "泰国金枕榴莲，低温冻干二十小时，保留原有的香气和营养，酥脆化渣，开袋即食，老人小孩都爱吃"
+    await owner.say(f"/edit {product_id} description {long}")
+    article = await card_of(shop.user(CUSTOMER), "榴莲", "冻干榴莲")
+    assert news_preview(article.description) == article.description  # the card still fits whole...
+    assert "泰国金枕榴莲" not in article.description  # ...so a long description is left to the page
+    assert long in await (await shop.client.get(article.url.removeprefix(BASE))).text()
 
     (entry,) = [e for e in await audit_of(shop, "photo") if e.args == [str(product_id), "image"]]
     assert (entry.actor, entry.outcome) == (OWNER, "ok") and entry.after["images"] == [image.url]

@@ -203,7 +203,7 @@ async def test_pay_page_simulate_then_paid_and_the_chat_hears_of_it(
     line = page.locator("#lines .line", has_text="烟台红富士苹果")
     assert "3斤装" in await line.inner_text()
     picture = line.locator("img")
-    assert (await picture.get_attribute("src")).startswith(base + "/static/")
+    assert (await picture.get_attribute("src")).startswith(base + "/media/")
     assert await picture.evaluate("img => img.complete && img.naturalWidth > 0")
     assert "客服时间" in await page.locator("#contact").inner_text()
     body = await page.locator("main").inner_text()

@@ -42,3 +42,25 @@ async def test_a_product_added_while_the_first_load_reads_is_searchable_once_it_
     snapshot = await first_load
     assert created.id in [hit.product_id for hit in snapshot.search("麻花")]
     await catalog.close()
+
+
+@pytest.mark.usefixtures("demo_catalog")
+async def test_a_product_read_in_its_transaction_before_the_first_load_is_not_taken_for_gone(
+    engine: AsyncEngine,
+) -> None:
+    """Regression: the edit's transaction read its product while no catalog was loaded (no
+    categories known), the first load came in, then the commit applied the product as one with
+    no category: gone. The transaction reads the categories it sees itself."""
+    bus = shop_bus()
+    sessions = shop_sessions(engine, bus=bus)
+    catalog = Catalog(sessions, refresh_seconds=0, rebuild_seconds=0)
+    tell_catalog(bus, catalog)
+    async with sessions() as session:
+        created, _ = await catalog_admin.create_product(
+            session, name="天津麻花", price_fen=1500, stock=40, category="零食"
+        )
+        loaded = await catalog.snapshot()  # in its own session: the product is not committed yet
+        assert created.id not in loaded.products
+        await session.commit()
+    assert created.id in [hit.product_id for hit in (await catalog.snapshot()).search("麻花")]
+    await catalog.close()
