@@ -244,6 +244,7 @@ TEMPLATE_SAMPLES: dict[str, dict[str, Any]] = {
     "admin/campaign_created": {"campaign": "@map"},
     "admin/coupon_created": {"coupon": "@map"},
     "admin/coupon_issued": {"coupon": "@map"},
+    "admin/photo_cleared": {"removed": 3},
     "alert_broadcast_report": {"uncertain": 2},
     "flash_list": {"sales": "@list"},
     "flash_pay_card": {"address": "@map"},

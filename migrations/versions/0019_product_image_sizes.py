@@ -1,15 +1,15 @@
 """product_images: a thumbnail for cards, where the picture came from, the original's key
 
-Revision ID: 0011
-Revises: 0015 (numbered 0011 when it was written; it goes on top of the newest on main)
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-05 10:00:00.000000
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0011'
-down_revision = '0015'
+revision = '0019'
+down_revision = '0018'
 branch_labels = None
 depends_on = None
 
