@@ -104,7 +104,7 @@ async def test_a_live_drop_from_start_to_summary(sqlite_staffed: Shop) -> None:
         started, card = _cards(shop, viewer.openid)[-2:]
         assert "直播开始了：晚八点直播" in started.title and "/live/" in started.url
         assert "直播价 ¥9.90" in card.title and "限量" in card.description and "/live/" in card.url
-        assert card.picurl.startswith("https://shop.example.com/static/")
+        assert card.picurl.startswith("https://shop.example.com/media/")
     assert _cards(shop, LATE) == []
 
     # customers buy in chat at the live price; the units fall
