@@ -454,6 +454,46 @@ def _cmd_job(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_backup_create(config: Config, args: argparse.Namespace) -> int:
+    """A backup zip of the whole database (`commerce.backup`), made while the shop may run."""
+    from pathlib import Path
+
+    from commerce.backup import BackupError
+    from commerce.backup.archive import create_backup_blocking
+
+    now = datetime.now(UTC)
+    out = Path(args.out) if args.out else Path(f"storefront-backup-{now:%Y%m%d-%H%M%S}.zip")
+    try:
+        manifest = create_backup_blocking(config.database.url, out, now=now)
+    except BackupError as exc:
+        print(f"storefront: cannot make a backup: {exc}", file=sys.stderr)
+        return 1
+    kind = "with a SQLite snapshot" if manifest.snapshot else "CSVs only: for a PostgreSQL snapshot use pg_dump (README)"
+    print(f"backup written to {out}: {manifest.total_rows} rows in {len(manifest.tables)} tables, "
+          f"schema {manifest.schema_revision}, {kind}")
+    return 0
+
+
+def _cmd_backup_restore(config: Config, args: argparse.Namespace) -> int:
+    """A backup zip into an empty database (the shop stopped): `commerce.backup.restore`."""
+    from pathlib import Path
+
+    from commerce.backup import BackupError
+    from commerce.backup.restore import restore_backup
+
+    try:
+        report = asyncio.run(
+            restore_backup(config.database.url, Path(args.file), force=args.force, from_csv=args.from_csv)
+        )
+    except BackupError as exc:
+        print(f"storefront: cannot restore {args.file}: {exc}", file=sys.stderr)
+        return 2
+    print(f"restored {report.rows} rows in {len(report.manifest.tables)} tables from the backup's "
+          f"{'SQLite snapshot' if report.source == 'snapshot' else 'CSVs'} (made {report.manifest.created_at}, "
+          f"schema {report.manifest.schema_revision}); the database is at the newest schema")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="storefront", description="A WeChat conversational storefront")
     parser.add_argument("--config", help="config file (default: config.toml or $STOREFRONT_CONFIG)")
@@ -496,6 +536,19 @@ def build_parser() -> argparse.ArgumentParser:
     job_run.add_argument("name", help="expire_unpaid_orders, remind_unpaid_orders, complete_shipped_orders")
     job_run.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)
     job_run.set_defaults(run=_cmd_job)
+
+    backup = sub.add_parser("backup", help="back up the whole shop, or restore a backup")
+    backup_sub = backup.add_subparsers(dest="backup_command", required=True)
+    create = backup_sub.add_parser("create", help="write a backup zip: every table as CSV, and a SQLite snapshot")
+    create.add_argument("--out", help="the zip to write (default: storefront-backup-<time>.zip here)")
+    create.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)
+    create.set_defaults(run=_cmd_backup_create)
+    restore = backup_sub.add_parser("restore", help="restore a backup zip into an empty database")
+    restore.add_argument("file", help="the backup zip")
+    restore.add_argument("--force", action="store_true", help="replace what a non-empty database holds")
+    restore.add_argument("--from-csv", action="store_true", help="load the CSVs even when there is a SQLite snapshot")
+    restore.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)
+    restore.set_defaults(run=_cmd_backup_restore)
     return parser
 
 

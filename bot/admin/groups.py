@@ -2,6 +2,7 @@
 
 from bot.admin import (  # noqa: F401
     after_sales,
+    backup,
     broadcast,
     catalog,
     coupons,
