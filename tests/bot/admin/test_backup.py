@@ -26,7 +26,7 @@ from commerce.customers.models import Customer
 from commerce.models import Base
 from commerce.staff.models import AuditEntry
 from tests.bot.admin.test_stats import place
-from tests.bot.conftest import OPERATOR, OWNER, STRANGER
+from tests.bot.conftest import OPERATOR, OWNER, STRANGER, ShopFactory
 from tests.bot.driver import Shop, db
 from tests.servers import SqliteTemplate
 
@@ -56,9 +56,10 @@ async def _link(shop: Shop, openid: str = OWNER) -> str:
 
 
 async def test_a_backup_from_the_chat_restores_every_row_into_an_empty_shop(
-    sqlite_staffed: Shop, sqlite_template: SqliteTemplate, tmp_path: Path
+    make_shop: ShopFactory, sqlite_url: str, sqlite_template: SqliteTemplate, tmp_path: Path
 ) -> None:
-    shop = sqlite_staffed
+    # no scheduler: no job may change a row between the backup and the comparison
+    shop = await make_shop(sqlite_url, staff={"owners": [OWNER]}, scheduler={"enabled": False})
     paid = await place(shop, "o_buyer_1", "FRU-BANANA-3J", 2)
     await place(shop, "o_buyer_2", "FRU-APPLE-5J", 1, pay=False)
     await shop.user("o_buyer_3").say("苹果")  # a customer, a journal row and a dialog
