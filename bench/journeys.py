@@ -160,12 +160,16 @@ class Customer:
     order_no: str = ""
     recovered: list[str] = field(default_factory=list)  # steps answered with message_recovered
     think: tuple[float, float] = (0.0, 0.0)  # seconds between an answer and the next message
+    spread: float = 0.0  # the first message comes within this many seconds of the start (0: at once)
     rng: random.Random = field(default_factory=random.Random)
 
     async def _think(self) -> None:
-        """A person reads the answer and types the next message (not before the first one)."""
+        """A person reads the answer and types the next message; the first one comes at the
+        start, or at a random moment within `spread` seconds of it."""
         if self.turns and self.think[1] > 0:
             await asyncio.sleep(self.rng.uniform(*self.think))
+        elif not self.turns and self.spread > 0:
+            await asyncio.sleep(self.rng.uniform(0.0, self.spread))
 
     async def say(self, step: str, content: str) -> str:
         """Send one message as WeChat does; the answer's text (passive or customer-service)."""
@@ -573,7 +577,7 @@ async def run_round(args: argparse.Namespace, services: Services, number: int, w
                                          aes=False, session=session, timeout=WECHAT_TIMEOUT),
                     wechat=wechat, notify_url=f"{app.base}/pay/notify/sandbox", session=session,
                     product=products[n % len(products)],
-                    think=args.think, rng=random.Random(n),
+                    think=args.think, spread=args.spread, rng=random.Random(n),
                 )
                 for n in range(args.customers)
             ]
@@ -736,6 +740,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--think", type=_seconds_range, default=(0.0, 0.0), metavar="MIN-MAX",
                         help="seconds a customer takes to read an answer and type the next message, "
                              "uniform between MIN and MAX (default 0: the next message at once, a stress)")
+    parser.add_argument("--spread", type=float, default=0.0, metavar="SECONDS",
+                        help="each customer's first message comes at a random moment within SECONDS of the start "
+                             "(default 0: all at the same moment, a burst)")
     parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
                         help="keep each round's app output (serve.out, serve.err) and its failures in DIR")
     args = parser.parse_args(argv)
@@ -745,6 +752,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(f"--products must be between 1 and {len(PRODUCTS)}")
     if not 1 <= args.workers <= 64:
         parser.error("--workers must be between 1 and 64")
+    if not 0 <= args.spread <= 600:
+        parser.error("--spread must be between 0 and 600 seconds")
     if not 1 <= args.rounds <= 20:
         parser.error("--rounds must be between 1 and 20")
     if STOREFRONT is None:
@@ -758,7 +767,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"python {platform.python_version()}, aiohttp {aiohttp.__version__}, {cores} cores, "
           f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}; {args.customers} customers, "
           f"{args.workers} workers, {args.db} + redis, {args.products} product(s), "
-          f"think time: {'none (a stress)' if args.think[1] == 0 else f'{args.think[0]:g}-{args.think[1]:g} s'}")
+          f"think time: {'none (a stress)' if args.think[1] == 0 else f'{args.think[0]:g}-{args.think[1]:g} s'}, "
+          f"first messages {'at once' if args.spread == 0 else f'within {args.spread:g} s'}")
     try:
         with tempfile.TemporaryDirectory(prefix="bench-journeys-") as workdir:
             asyncio.run(run(args, Path(workdir)))
