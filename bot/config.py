@@ -185,6 +185,7 @@ class PointsConfig:
     referral: int = 100
     redeem_points_per_yuan: int = 100
     redeem_max_percent: int = 50
+    review: int = 10  # for the review of a received order, once per order; 0: none
 
 
 @dataclass(frozen=True)
@@ -487,7 +488,7 @@ def _validate(config: Config) -> None:
         raise ConfigError("referral.commission_rate_bp: must be between 0 and 5000 (50%)")
     if config.referral.withdrawal_min_fen < 1:
         raise ConfigError("referral.withdrawal_min_fen: must be at least 1")
-    for key in ("per_yuan", "first_share", "referral"):
+    for key in ("per_yuan", "first_share", "referral", "review"):
         if not 0 <= getattr(config.points, key) <= 1_000_000:
             raise ConfigError(f"points.{key}: must be between 0 and 1000000")
     if not 1 <= config.points.redeem_points_per_yuan <= 1_000_000:

@@ -86,6 +86,7 @@ def shop_rules(config: Config) -> ShopRules:
         points_referral=config.points.referral,
         redeem_points_per_yuan=config.points.redeem_points_per_yuan,
         redeem_max_percent=config.points.redeem_max_percent,
+        review_points=config.points.review,
         service_idle=timedelta(minutes=config.service.idle_minutes),
         conversation_keep=timedelta(days=config.service.keep_days),
     )

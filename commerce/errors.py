@@ -100,6 +100,11 @@ class ErrorCode(enum.StrEnum):
     GROUP_NOT_FILLED = "group_not_filled"  # its orders ship only once the group filled
     TRACKING_INVALID = "tracking_invalid"  # details: tracking_no (4-64 of A-Z a-z 0-9 -)
     CARRIER_INVALID = "carrier_invalid"  # details: max_length
+    # reviews (commerce.reviews.actions)
+    REVIEW_NOT_ALLOWED = "review_not_allowed"  # the order is not received (completed) yet; details: order_no, status
+    REVIEW_EXISTS = "review_exists"  # the order has its review already; details: order_no
+    REVIEW_INVALID = "review_invalid"  # details: field (rating, body, photos), max
+    REVIEW_NOT_FOUND = "review_not_found"  # details: review_id
 
 
 class ShopError(Exception):

@@ -77,6 +77,16 @@ class CatalogChanged:
     product_ids: tuple[int, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class ReviewPosted:
+    """A customer reviewed a received order (once per order: `commerce.reviews`); loyalty
+    gives the review points."""
+
+    order_id: int
+    customer_id: int
+    now: datetime
+
+
 # ---- guards: published *before* a change, so that a capability may refuse it (raise a
 # ShopError) or prepare for it (lock its rows first), without the order code knowing it ----
 
@@ -108,8 +118,10 @@ class PaymentArriving:
     order_id: int
 
 
-Event = OrderMoved | OrderRefunded | CatalogChanged | ShipRequested | RefundRequested | PaymentArriving
-E = TypeVar("E", OrderMoved, OrderRefunded, CatalogChanged, ShipRequested, RefundRequested, PaymentArriving)
+Event = OrderMoved | OrderRefunded | CatalogChanged | ReviewPosted | ShipRequested | RefundRequested | PaymentArriving
+E = TypeVar(
+    "E", OrderMoved, OrderRefunded, CatalogChanged, ReviewPosted, ShipRequested, RefundRequested, PaymentArriving
+)
 Subscriber = Callable[[AsyncSession, Any], Awaitable[None]]
 
 

@@ -70,6 +70,7 @@ from commerce.referrals.models import (
     Withdrawal,
     WithdrawalStatus,
 )
+from commerce.reviews.models import ProductRating, Review, ReviewPhoto
 from commerce.staff.models import AuditEntry, StaffInvite, StaffMember, StaffRole
 from commerce.system_models import InstallSecret, LinkUse
 
@@ -136,6 +137,9 @@ __all__ = [
     "Withdrawal",
     "CommissionEntry",
     "PointsEntry",
+    "Review",
+    "ReviewPhoto",
+    "ProductRating",
     "CustomerBadge",
     "InstallSecret",
     "LinkUse",

@@ -29,6 +29,7 @@ class ShopRules:
     points_referral: int = 100  # for each referred customer's first paid order
     redeem_points_per_yuan: int = 100  # points that take ¥1 off
     redeem_max_percent: int = 50  # of the goods after the coupon
+    review_points: int = 10  # for the review of a received order, once per order (0: none)
     # service tickets and the conversations kept
     service_idle: timedelta = timedelta(minutes=60)  # an open ticket nobody spoke on is closed
     conversation_keep: timedelta = timedelta(days=30)  # messages and closed tickets, then pruned

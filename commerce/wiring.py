@@ -22,6 +22,7 @@ from commerce.events import (
     OrderRefunded,
     PaymentArriving,
     RefundRequested,
+    ReviewPosted,
     ShipRequested,
 )
 from commerce.groupbuys import groups as group_buys
@@ -31,6 +32,7 @@ from commerce.messaging import inbound, notices, outbox
 from commerce.orders.models import Order, OrderStatus
 from commerce.promotions import flash_sales
 from commerce.referrals import commission
+from commerce.reviews import actions as reviews
 from commerce.rules import SESSION_RULES, ShopRules, session_rules
 from commerce.uow import UnitOfWorkFactory
 
@@ -64,6 +66,15 @@ async def _points_follow_the_order(session: AsyncSession, event: OrderMoved) -> 
         await points.on_cancelled(session, order_id=event.order_id, now=event.now)
 
 
+async def _invite_a_review(session: AsyncSession, event: OrderMoved) -> None:
+    if event.frm == OrderStatus.SHIPPED and event.to == OrderStatus.COMPLETED:  # received: by the customer or the clock
+        await reviews.invite_on_receipt(session, order_id=event.order_id)
+
+
+async def _points_for_a_review(session: AsyncSession, event: ReviewPosted) -> None:
+    await points.on_review(session, order_id=event.order_id, customer_id=event.customer_id, now=event.now)
+
+
 async def _reverse_commission(session: AsyncSession, event: OrderRefunded) -> None:
     await commission.reverse_on_refund(session, order_id=event.order_id, now=event.now)  # its refunded share
 
@@ -90,6 +101,8 @@ def shop_bus() -> EventBus:
     bus.subscribe(OrderMoved, _move_flash_unit)  # paid: sold; expired or cancelled: back on sale
     bus.subscribe(OrderMoved, _earn_commission)
     bus.subscribe(OrderMoved, _points_follow_the_order)
+    bus.subscribe(OrderMoved, _invite_a_review)
+    bus.subscribe(ReviewPosted, _points_for_a_review)
     bus.subscribe(OrderRefunded, _reverse_commission)
     bus.subscribe(OrderRefunded, _points_back_on_refund)
     bus.subscribe(CatalogChanged, _stamp_edited_products)

@@ -11,6 +11,7 @@ Reasons and refs (the ref names what the movement is for, which is what makes it
 - "share" ref="first": points_first_share, the first time the customer shares an invite;
 - "referral" ref=<buyer id>: points_referral to the buyer's referrer, on the buyer's
   first paid order;
+- "review" ref=<order id>: review_points for the (one) review of a received order;
 - "redeem" ref=<order id>: minus the points spent on an order (`spend`, by place_order);
 - "redeem_back" ref=<order id>: those points back when the unpaid order is cancelled;
 - "purchase_refund" / "redeem_refund" ref=<order id>@<refunded_fen after the refund>:
@@ -62,6 +63,7 @@ PURCHASE_REFUND = "purchase_refund"
 REDEEM_REFUND = "redeem_refund"
 REFERRAL_REFUND = "referral_refund"
 SHORTFALL = "shortfall"
+REVIEW = "review"
 
 
 @dataclass(frozen=True)
@@ -391,3 +393,16 @@ async def on_refund(
             order_id=order_id,
             now=now,
         )
+
+
+async def on_review(session: AsyncSession, *, order_id: int, customer_id: int, now: datetime) -> int:
+    """review_points for the review of a received order, once per order (0 disables)."""
+    return await award(
+        session,
+        customer_id=customer_id,
+        points=session_rules(session).review_points,
+        reason=REVIEW,
+        ref=str(order_id),
+        order_id=order_id,
+        now=now,
+    )
