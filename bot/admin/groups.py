@@ -14,6 +14,7 @@ from bot.admin import (  # noqa: F401
     live,
     orders,
     referrals,
+    reviews,
     service,
     staff_commands,
     stats,

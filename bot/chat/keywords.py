@@ -32,6 +32,7 @@ KEYWORDS: dict[str, dict[str, tuple[str, ...]]] = {
     "invite": {"zh": ("邀请", "邀请好友", "推荐", "分享"), "en": ("invite", "refer", "share", "invite friends")},
     "me": {"zh": ("我的", "个人中心", "我", "积分", "佣金"), "en": ("me", "my account", "account", "points")},
     "withdraw": {"zh": ("提现", "申请提现"), "en": ("withdraw", "cash out")},
+    "review": {"zh": ("评价", "去评价", "写评价", "评价订单", "买家秀", "晒单"), "en": ("review", "write a review", "rate")},
 }
 
 # Commands with a number: "加入购物车 2", "add 2", "买2个", "来两袋", "改 1 3", "删 2", "售后 坏了".

@@ -7,6 +7,7 @@ stateDiagram-v2
     DETAIL --> DETAIL: another number, "取消订单", "确认收货", "支付", "退款 原因" / "退货 原因"
     [*] --> DETAIL: a question about one order anywhere ("包裹到哪了", "刚才那单怎么付")
     DETAIL --> LIST: "返回"
+    DETAIL --> [*]: "确认收货" done: the review dialog takes a rating next (bot/dialogs/review.py)
     LIST --> [*]: cancel, other text
     DETAIL --> [*]: cancel, other text
 ```
@@ -83,6 +84,11 @@ def _about(
 _NOT_YET = {("cancel_order", OrderStatus.PAID): Intent.CANCEL_ORDER, ("received", OrderStatus.PAID): Intent.RECEIVED}
 
 
+def _received(reply: Reply) -> bool:
+    """The customer's "确认收货" went through (the review dialog takes the next message)."""
+    return isinstance(reply, Text) and reply.template == "order_received"
+
+
 class OrdersState(enum.StrEnum):
     LIST = "list"
     DETAIL = "detail"
@@ -140,6 +146,8 @@ class OrdersDialog(Dialog[OrdersState, OrdersData]):
                 reply = await self._act(ctx, order.id, action, None)
             except ShopError as exc:
                 reply = error_reply(exc)
+            if _received(reply):  # a rating may come next: the review's invitation is on its way
+                return await ctx.services.dialogs.review.invited(ctx, order_id=order.id, order_no=order.order_no, reply=reply)
         elif order.status == _S.PENDING_PAYMENT:
             reply = pay_card(ctx, order)
         else:
@@ -194,6 +202,10 @@ class OrdersDialog(Dialog[OrdersState, OrdersData]):
             reply = await self._act(ctx, data.order_id, action, after_sales)
         except ShopError as exc:
             reply = error_reply(exc)
+        if _received(reply) and isinstance(reply, Text):
+            order_no = str(reply.data.get("order_no", ""))
+            reviewing = await ctx.services.dialogs.review.invited(ctx, order_id=data.order_id, order_no=order_no, reply=reply)
+            return Step(reviewing, handed_over=True)
         return Step(reply, OrdersState.DETAIL, data)
 
     async def _act(

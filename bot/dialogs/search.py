@@ -74,6 +74,7 @@ from commerce.catalog.read import (
 from commerce.catalog.search import SearchHit
 from commerce.errors import ErrorCode, ShopError
 from commerce.groupbuys import campaigns as group_campaigns
+from commerce.reviews import actions as review_actions
 from commerce.rules import utcnow
 
 MAX_RESULTS = 50
@@ -302,21 +303,33 @@ def _sold_out(exc: ShopError, product: ProductView, variant: VariantView, *, buy
     return Text(reply.template, {**reply.data, "d": {**reply.data["d"], **extra}})
 
 
-async def group_offer(ctx: Context, product_id: int) -> dict[str, Any] | None:
-    """The product's active group-buy campaign for its card ("拼团价 ¥X (N人团)"), if any.
+@dataclass(frozen=True, slots=True)
+class CardExtras:
+    """What a product card shows besides the catalog's product: its active group-buy
+    campaign ("3人团¥X") and its customers' rating ("★4.8(12)")."""
 
-    One small query per card opened (the catalog snapshot is cached; campaigns change
-    by staff command and must show at once)."""
+    group: dict[str, Any] | None = None
+    rating: dict[str, Any] | None = None
+
+
+async def card_extras(ctx: Context, product_id: int) -> CardExtras:
+    """The product's active group-buy campaign and its rating, for its card.
+
+    One small unit of work per card opened (the catalog snapshot is cached and holds
+    neither: campaigns change by staff command and must show at once; the rating is one
+    row of `product_ratings` by its key, kept by the reviews themselves)."""
     async with unit_of_work(ctx) as session:
         found = await group_campaigns.list_campaigns(
             session, now=utcnow(), active_only=True, product_id=product_id, limit=1
         )
-    if not found:
-        return None
-    return {"price": found[0].group_price_fen, "size": found[0].group_size}
+        rated = await review_actions.rating_of(session, product_id)
+    group = {"price": found[0].group_price_fen, "size": found[0].group_size} if found else None
+    rating = {"average": rated.average, "count": rated.count} if rated is not None else None
+    return CardExtras(group, rating)
 
 
-def product_card(product: ProductView, *, group: dict[str, Any] | None = None, quantity: int = 1) -> News:
+def product_card(product: ProductView, *, extras: CardExtras | None = None, quantity: int = 1) -> News:
+    extras = extras or CardExtras()
     return News(
         (
             Card(
@@ -331,7 +344,8 @@ def product_card(product: ProductView, *, group: dict[str, Any] | None = None, q
                     "price_max": product.max_price_fen,
                     "in_stock": product.in_stock,
                     "variants": _variants(product),
-                    "group_offer": group,
+                    "group_offer": extras.group,
+                    "rating": extras.rating,
                     "quantity": quantity,
                 },
                 picurl=product.thumb_url,
@@ -427,7 +441,7 @@ class SearchDialog(Dialog[SearchState, SearchData]):
         if product is None:
             return None
         data = SearchData(source="share", product_ids=[product.id], product_id=product.id)
-        card = product_card(product, group=await group_offer(ctx, product.id))
+        card = product_card(product, extras=await card_extras(ctx, product.id))
         return await ctx.services.dialogs.start(ctx, self, Step(card, SearchState.CARD, data))
 
     async def _sized(
@@ -589,7 +603,7 @@ class SearchDialog(Dialog[SearchState, SearchData]):
         if product is None:
             return Step(Text("product_unavailable", {"number": number}), SearchState.RESULTS, data)
         data.product_id, data.variant_id = product.id, None
-        card = product_card(product, group=await group_offer(ctx, product.id), quantity=_counted(product, data))
+        card = product_card(product, extras=await card_extras(ctx, product.id), quantity=_counted(product, data))
         return Step(card, SearchState.CARD, data)
 
     @on(SearchState.CATEGORIES)

@@ -18,6 +18,7 @@ from bot.dialogs.flash import FlashDialog
 from bot.dialogs.group import GroupDialog
 from bot.dialogs.orders import OrdersDialog
 from bot.dialogs.photo import PhotoDialog
+from bot.dialogs.review import ReviewDialog
 from bot.dialogs.search import SearchDialog
 from bot.dialogs.service import ServiceDialog
 from bot.dialogs.store import DialogStore
@@ -35,6 +36,7 @@ class ShopDialogs(DialogRuntime):
     service: ServiceDialog
     flash: FlashDialog
     photo: PhotoDialog  # staff: a product's pictures
+    review: ReviewDialog
 
     def __init__(
         self,
@@ -47,9 +49,9 @@ class ShopDialogs(DialogRuntime):
         self.search, self.cart, self.checkout = SearchDialog(), CartDialog(), CheckoutDialog()
         self.orders, self.confirm, self.group = OrdersDialog(), confirm, GroupDialog()
         self.service, self.flash = ServiceDialog(), FlashDialog()
-        self.photo = PhotoDialog()
+        self.photo, self.review = PhotoDialog(), ReviewDialog()
         dialogs = (
             self.search, self.cart, self.checkout, self.orders, self.confirm, self.group, self.service, self.flash,
-            self.photo,
+            self.photo, self.review,
         )
         super().__init__(store, dialogs, ttl_seconds=ttl_seconds, on_transition=on_transition)

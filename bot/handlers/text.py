@@ -17,7 +17,10 @@ from bot.chat.keywords import (
 from bot.chat.replies import Card, News, Reply, Text
 from bot.chat.router import LOCALE, Keyword, MsgType, Regex, Router
 from bot.chat.understanding import Intent, said_in_english, understand
+from bot.dialogs.base import Active
 from bot.dialogs.common import error_reply, unit_of_work
+from bot.dialogs.orders import OrdersData
+from bot.dialogs.review import ReviewData
 from bot.dialogs.words import CartEdit, read_cart_edit
 from bot.handlers import account  # referrals: invite, me, withdraw
 from bot.web.live import live_url as live_page_url
@@ -140,6 +143,17 @@ async def checkout(ctx: Context) -> Reply:
 @router.route(Keyword("orders"))
 async def show_orders(ctx: Context) -> Reply:
     return await ctx.services.dialogs.orders.show(ctx)
+
+
+@router.route(Keyword("review"))
+async def review(ctx: Context) -> Reply:
+    """"评价": the order on screen (an order's detail, a review begun), else the latest
+    received order not reviewed yet, is rated, described and pictured (bot/dialogs/review.py)."""
+    loaded = await ctx.services.dialogs.load(ctx.openid)
+    order_id = None
+    if isinstance(loaded, Active) and isinstance(loaded.data, OrdersData | ReviewData):
+        order_id = loaded.data.order_id or None
+    return await ctx.services.dialogs.review.begin(ctx, order_id=order_id)
 
 
 @router.route(Keyword("service"))

@@ -6,7 +6,8 @@ page of one customer's, that customer chats in English; else `shop.locale`); eac
 links to the other language. The words themselves stay in the templates: `t("中文",
 "English")` there picks one.
 
-The product page ends with what to do next. A page inside WeChat cannot send a chat
+Below the variants, the product's visible reviews (买家秀: stars, words, photos), newest
+first, with their average. The product page ends with what to do next. A page inside WeChat cannot send a chat
 message for the customer, so it does what Chinese shops in a 公众号 do: a button copies
 the word that opens this product in the chat (`商品 ID`), with the instruction to paste
 it there, and, when the shop has a WeChat client, the product's QR code, whose long
@@ -28,6 +29,7 @@ import templates
 from bot.chat.render import yuan
 from bot.keys import CONFIG, RENDERER, SERVICES
 from bot.wechat.scenes import PRODUCT_ID_MAX, ProductShare
+from commerce.reviews import actions as reviews
 
 PAGES_DIR = Path(templates.__file__).parent / "pages"
 PAGES = web.AppKey("pages", jinja2.Environment)
@@ -80,6 +82,7 @@ def render_page(
     return web.Response(status=status, text=html, content_type="text/html", headers=headers)
 
 
+REVIEWS_SHOWN = 10
 _PRODUCT_ID = re.compile(r"[1-9][0-9]{0,9}")
 OPEN_WORD = {"zh": "商品 {id}", "en": "product {id}"}
 """What a customer sends in the chat to open a product's card (bot/handlers/text.py)."""
@@ -96,6 +99,9 @@ async def product_page(request: web.Request) -> web.Response:
     if product is None:
         return render_page(request, "not_found.html", {}, lang=lang, status=404)
     qr_url = await services.invites.image_url(ProductShare(product.id))  # "" without a WeChat client
+    async with services.uow() as uow:  # the visible reviews and their rating (the catalog holds neither)
+        rated = await reviews.rating_of(uow.session, product.id)
+        shown = await reviews.product_reviews(uow.session, product_id=product.id, limit=REVIEWS_SHOWN)
     return render_page(
         request,
         "product.html",
@@ -104,6 +110,8 @@ async def product_page(request: web.Request) -> web.Response:
             "image": request.app[RENDERER].absolute(product.image_url),
             "open_word": OPEN_WORD[lang].format(id=product.id),
             "qr_url": qr_url,
+            "rating": {"average": rated.average, "count": rated.count} if rated is not None else None,
+            "reviews": [reviews.review_data(r) for r in shown],
         },
         lang=lang,
     )
