@@ -125,7 +125,7 @@ class ReviewDialog(Dialog[ReviewState, ReviewData]):
 
     def _prompt(self, state: ReviewState, data: ReviewData) -> Text:
         return Text("review_prompt", {
-            "step": str(state), "order_no": data.order_no, "max": RATING_MAX, "photos_max": PHOTOS_MAX,
+            "step": str(state), "order_no": data.order_no, "rating_max": RATING_MAX, "photos_max": PHOTOS_MAX,
             "photo_count": len(data.photos),
         })
 
@@ -141,7 +141,7 @@ class ReviewDialog(Dialog[ReviewState, ReviewData]):
             return None  # quietly open after a receipt: a search, a question… go their way
         if rating is None or not RATING_MIN <= rating <= RATING_MAX:
             said = ctx.msg.text.strip()[:10] if ctx.msg.kind == "text" else ""
-            return Step(Text("review_rating_invalid", {"said": said, "max": RATING_MAX}), ReviewState.RATING, data)
+            return Step(Text("review_rating_invalid", {"said": said, "rating_max": RATING_MAX}), ReviewState.RATING, data)
         data.rating, data.asked = rating, True
         return Step(Text("review_ask_body", {"rating": rating, "order_no": data.order_no}), ReviewState.BODY, data)
 
@@ -159,7 +159,7 @@ class ReviewDialog(Dialog[ReviewState, ReviewData]):
         if said not in SKIP:
             body = ctx.msg.text.strip()
             if len(body) > BODY_MAX:
-                return Step(Text("review_body_too_long", {"max": BODY_MAX, "length": len(body)}), ReviewState.BODY, data)
+                return Step(Text("review_body_too_long", {"max_length": BODY_MAX, "length": len(body)}), ReviewState.BODY, data)
             data.body = body
         return Step(Text("review_ask_photos", {"photos_max": PHOTOS_MAX, "body": bool(data.body)}), ReviewState.PHOTOS, data)
 

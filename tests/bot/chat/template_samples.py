@@ -49,6 +49,7 @@ COUNTS = {
     "max_rows", "max_length", "min_length", "points_used", "current", "product_id",
     "withdrawal_id", "delta", "dispatch_hours", "return_days", "cart_items", "in_cart", "offer_quantity", "shipped_count",
     "ticket", "ticket_id", "waiting", "failed_count", "paid_count", "line_no",
+    "rating_max", "review_id", "photo_count", "photos_max", "length",
     "units", "sold", "pay_minutes", "days", "max_units", "max_pay_minutes", "running", "coming",
     "viewers", "clicks", "pushes", "audience",
     "images", "added", "width", "height", "max_bytes", "max_pixels", "max_count",
@@ -131,6 +132,7 @@ TEXT: dict[str, Any] = {
     "video_url": "https://channels.weixin.qq.com/live/1",
     "new_name": "巨峰葡萄",
     "max_mb": "10",
+    "body": "新鲜现摘",
 }
 
 OTHER: dict[str, Any] = {
@@ -185,6 +187,9 @@ OTHER: dict[str, Any] = {
     "next_sale": "@map",
     "to_start": "@map",
     "new": True,
+    "changed": True,
+    "hidden": False,
+    "rating": 5,
 }
 
 # fields of an error's details (`d`) that mean something else for each error code:
@@ -234,7 +239,10 @@ TEMPLATE_SAMPLES: dict[str, dict[str, Any]] = {
     "admin/group_close_confirm": {"paid": 2},
     "order_paid": {"points_earned": "@map"},
     "welcome": {"welcome": "@map"},
-    "product_card": {"group_offer": "@map", "welcome": True},
+    "product_card": {"group_offer": "@map", "welcome": True, "rating": "@map"},
+    "review_ask_rating": {"items": ["巨峰葡萄", "新鲜现摘"]},
+    "review_rating_invalid": {"said": "6"},
+    "admin/reviews": {"reviews": "@list"},
     "admin/price_set": {"after": "@map", "before": "@map"},
     "admin/stock_set": {"after": "@map", "before": "@map"},
     "admin/stats": {"today": "@map", "week": "@map"},
@@ -275,4 +283,8 @@ NESTED: dict[str, Any] = {
     "to_start.minutes": 15,
     "today.orders": 5,
     "week.orders": 21,
+    "rating.average": "4.8",
+    "rating.count": 12,
+    "reviews.products": ["巨峰葡萄", "新鲜现摘"],
+    "reviews.rating": 4,
 }
