@@ -42,6 +42,7 @@ from commerce.messaging.notifications import Notification
 log = logging.getLogger(__name__)
 
 _QUEUED = "storefront.notices"
+_FOLLOW_UPS = "storefront.notices.follow_ups"
 _WRITTEN = "storefront.notices.written"
 SESSION_CLOCK = "storefront.clock"  # a callable returning an aware datetime (the uow's clock)
 NOTICE_LEASE = timedelta(minutes=2)  # an attempt's lease (sending): far longer than a WeChat call
@@ -52,15 +53,30 @@ EVENT_LIMIT = 40
 # ---- queueing ---------------------------------------------------------------------------------
 
 
-def queue(session: AsyncSession | Session, *, openid: str, template: str, data: Mapping[str, Any]) -> None:
-    """Tell `openid` `template` with `data` when (and only if) this transaction commits."""
+def queue(
+    session: AsyncSession | Session,
+    *,
+    openid: str,
+    template: str,
+    data: Mapping[str, Any],
+    follow_up: bool = False,
+) -> None:
+    """Tell `openid` `template` with `data` when (and only if) this transaction commits.
+
+    `follow_up`: written after every other notice of the transaction, whenever it was
+    queued (a review's invitation comes after "your order completed itself", although the
+    order's move queued it first)."""
     encode(data)  # refused here, where the mistake is, not at the commit
-    _queued(session).append(Notification(openid, template, dict(data)))
+    notice = Notification(openid, template, dict(data))
+    if follow_up:
+        session.info.setdefault(_FOLLOW_UPS, []).append(notice)
+    else:
+        _queued(session).append(notice)
 
 
 def take_queued(session: AsyncSession | Session) -> list[Notification]:
     """The notices queued so far, removed (to merge or reword them before the commit)."""
-    return list(session.info.pop(_QUEUED, []))
+    return list(session.info.pop(_QUEUED, [])) + list(session.info.pop(_FOLLOW_UPS, []))
 
 
 def _queued(session: AsyncSession | Session) -> list[Notification]:
@@ -83,6 +99,7 @@ def take_written_ids(session: AsyncSession | Session) -> list[int]:
 def discard(session: AsyncSession | Session) -> None:
     """Forget what was queued and written (the transaction rolled back and will be retried)."""
     session.info.pop(_QUEUED, None)
+    session.info.pop(_FOLLOW_UPS, None)
     session.info.pop(_WRITTEN, None)
 
 
@@ -97,7 +114,7 @@ def install(session_class: type[Session]) -> None:
 
 def write_queued(session: Session) -> None:
     """`before_commit`: each queued notice becomes a pending outbox row in this transaction."""
-    queued = session.info.pop(_QUEUED, None)
+    queued = take_queued(session)
     if not queued:
         return
     clock = session.info.get(SESSION_CLOCK)

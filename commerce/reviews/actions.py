@@ -138,6 +138,7 @@ def invite_to_review(session: AsyncSession, *, order: OrderView) -> None:
             "item_count": len(order.lines),
             "points": session_rules(session).review_points,
         },
+        follow_up=True,  # after "received" / "completed by itself", queued later in the same transaction
     )
 
 

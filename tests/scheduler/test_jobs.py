@@ -83,7 +83,9 @@ async def test_shipped_orders_complete_by_themselves(make_shop, sqlite_url: str)
     assert await run_job("complete_shipped_orders", _at(shop, datetime.now(UTC))) == 1
     async with db(shop.client.app)() as session:
         assert await session.scalar(select(Order.status).where(Order.order_no == order_no)) == OrderStatus.COMPLETED
-    assert "自动确认收货" in shop.outbox.for_user("o_quiet")[0].text
+    completed, invited = shop.outbox.for_user("o_quiet")  # the invitation to review follows, in that order
+    assert "自动确认收货" in completed.text
+    assert "「评价」" in invited.text and order_no in invited.text, invited.text
 
 
 async def test_jobs_close_the_provider_order_of_what_they_expire(make_shop, sqlite_url: str) -> None:
