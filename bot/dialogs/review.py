@@ -11,6 +11,7 @@ stateDiagram-v2
     PHOTOS --> PHOTOS: a photo (up to 3)
     BODY --> [*]: "完成" / "done": posted without photos
     PHOTOS --> [*]: "完成" / "跳过" / "done", or the third photo: posted
+    RATING --> [*]: "取消" (nothing kept), "返回" (the orders list)
 ```
 One review per order: it rates every product of the order (`commerce.reviews.actions`).
 Nothing is stored before it is posted. The dialog sees messages first (`exclusive`), so
@@ -90,6 +91,12 @@ def _passes(ctx: Context) -> bool:
     return ctx.msg.kind in ("text", "voice") and (text.startswith(PREFIXES) or match_keyword(text) is not None)
 
 
+def _back(ctx: Context) -> bool:
+    """"返回" / "back": to the orders list, where a receipt is confirmed."""
+    keyword = match_keyword(ctx.msg.text) if ctx.msg.kind in ("text", "voice") else None
+    return keyword is not None and keyword[0] == "back"
+
+
 class ReviewDialog(Dialog[ReviewState, ReviewData]):
     name = "review"
     State = ReviewState
@@ -134,6 +141,8 @@ class ReviewDialog(Dialog[ReviewState, ReviewData]):
 
     @on(ReviewState.RATING)
     async def on_rating(self, ctx: Context, data: ReviewData) -> Step[ReviewState, ReviewData] | None:
+        if _back(ctx):
+            return Step(await ctx.services.dialogs.orders.show(ctx), handed_over=True)
         if _passes(ctx):
             return None
         rating = read_rating(ctx.msg.text) if ctx.msg.kind in ("text", "voice") else None
@@ -147,6 +156,8 @@ class ReviewDialog(Dialog[ReviewState, ReviewData]):
 
     @on(ReviewState.BODY)
     async def on_body(self, ctx: Context, data: ReviewData) -> Step[ReviewState, ReviewData] | None:
+        if _back(ctx):
+            return Step(await ctx.services.dialogs.orders.show(ctx), handed_over=True)
         if _passes(ctx):
             return None
         if ctx.msg.kind == "image":
@@ -165,6 +176,8 @@ class ReviewDialog(Dialog[ReviewState, ReviewData]):
 
     @on(ReviewState.PHOTOS)
     async def on_photos(self, ctx: Context, data: ReviewData) -> Step[ReviewState, ReviewData] | None:
+        if _back(ctx):
+            return Step(await ctx.services.dialogs.orders.show(ctx), handed_over=True)
         if _passes(ctx):
             return None
         if ctx.msg.kind == "image":

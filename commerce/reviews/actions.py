@@ -152,8 +152,8 @@ def check_review(rating: int, body: str, photos: Sequence[Photo]) -> str:
     """The body as kept (trimmed); REVIEW_INVALID (details: field, max) otherwise."""
     if not RATING_MIN <= rating <= RATING_MAX:
         raise ShopError(ErrorCode.REVIEW_INVALID, field="rating", max=RATING_MAX)
-    body = (body or "").strip()
-    if len(body) > BODY_MAX or any(not c.isprintable() and c not in "\n" for c in body):
+    body = "".join(c if c.isprintable() or c == "\n" else " " for c in (body or "")).strip()  # no control characters
+    if len(body) > BODY_MAX:
         raise ShopError(ErrorCode.REVIEW_INVALID, field="body", max=BODY_MAX)
     if len(photos) > PHOTOS_MAX:
         raise ShopError(ErrorCode.REVIEW_INVALID, field="photos", max=PHOTOS_MAX)

@@ -101,6 +101,8 @@ async def test_words_that_are_no_rating_get_a_clear_reply(sqlite_staffed: Shop) 
     await pay(shop, order_no)
     await shop.user(OWNER).say(f"/ship {order_no} 顺丰 SF1234567890")
     assert "已确认收货" in (await user.say("东西收到了")).text
+    listed = await user.say("返回")  # as on the order's screen: the list, not a rating
+    assert "我的订单" in listed.text and "已完成" in listed.text and "不是评分" not in listed.text, listed.text
     asked = await user.say("评价")
     assert order_no in asked.text and "1-5" in asked.text, asked.text
     for said in ("abc", "0", "4.5", "十"):
