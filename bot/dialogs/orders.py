@@ -5,6 +5,7 @@ stateDiagram-v2
     [*] --> LIST: "订单" / "orders" (no orders: ends at once)
     LIST --> DETAIL: a number
     DETAIL --> DETAIL: another number, "取消订单", "确认收货", "支付", "退款 原因" / "退货 原因"
+    DETAIL --> [*]: "评价" on a received order: the review dialog (bot/dialogs/review.py)
     [*] --> DETAIL: a question about one order anywhere ("包裹到哪了", "刚才那单怎么付")
     DETAIL --> LIST: "返回"
     DETAIL --> [*]: "确认收货" done: the review dialog takes a rating next (bot/dialogs/review.py)
@@ -35,6 +36,7 @@ from commerce.orders import status as order_status
 from commerce.orders.actions import CancelledBy
 from commerce.orders.models import AfterSalesKind, OrderStatus
 from commerce.orders.views import OrderView, order_data
+from commerce.reviews import actions as reviews
 from commerce.rules import utcnow
 
 LIST_SIZE = 10
@@ -174,9 +176,10 @@ class OrdersDialog(Dialog[OrdersState, OrdersData]):
             order = await orders.get_order(session, order_id=data.order_id, customer_id=ctx.customer_id)
             waiting = await group_buys.waiting_for_group(session, order_ids=[order.id])
             requests = after_sales_requests.decisions_data(await after_sales_requests.of_order(session, order_id=order.id))
+            reviewed = order.status == OrderStatus.COMPLETED and await reviews.is_reviewed(session, order.id)
         if order.status == OrderStatus.PENDING_PAYMENT:
             return Step(pay_card(ctx, order), OrdersState.DETAIL, data)
-        detail = {**order_data(order), **_group_wait(waiting, order.id), "after_sales": requests}
+        detail = {**order_data(order), **_group_wait(waiting, order.id), "after_sales": requests, "reviewed": reviewed}
         return Step(Text("order_detail", detail), OrdersState.DETAIL, data)
 
     @on(OrdersState.LIST)

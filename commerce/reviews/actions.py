@@ -91,7 +91,8 @@ def review_data(view: ReviewView) -> dict[str, Any]:
     }
 
 
-async def _reviewed(session: AsyncSession, order_id: int) -> bool:
+async def is_reviewed(session: AsyncSession, order_id: int) -> bool:
+    """Whether the order has its review (hidden or not)."""
     return await session.scalar(select(Review.id).where(Review.order_id == order_id)) is not None
 
 
@@ -120,7 +121,7 @@ async def reviewable_order(
     order = await load_view(session, order_id)
     if order.status != OrderStatus.COMPLETED:
         raise ShopError(ErrorCode.REVIEW_NOT_ALLOWED, order_no=order.order_no, status=order.status.value)
-    if await _reviewed(session, order_id):
+    if await is_reviewed(session, order_id):
         raise ShopError(ErrorCode.REVIEW_EXISTS, order_no=order.order_no)
     return order
 
@@ -144,7 +145,7 @@ def invite_to_review(session: AsyncSession, *, order: OrderView) -> None:
 
 async def invite_on_receipt(session: AsyncSession, *, order_id: int) -> None:
     """shipped -> completed (the customer confirmed, or the clock): invite a review."""
-    if not await _reviewed(session, order_id):
+    if not await is_reviewed(session, order_id):
         invite_to_review(session, order=await load_view(session, order_id))
 
 

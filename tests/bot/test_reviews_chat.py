@@ -55,7 +55,7 @@ async def test_a_received_order_is_reviewed_with_a_photo_once_and_the_next_custo
     assert await _review_points(shop) == [10]
 
     await user.say("订单")
-    await user.say("1")
+    assert "回复「评价」" not in (await user.say("1")).text  # reviewed: the detail no longer invites one
     again = await user.say("评价")
     assert "已经评价过了" in again.text, again.text
     await user.say("取消")
@@ -103,6 +103,7 @@ async def test_words_that_are_no_rating_get_a_clear_reply(sqlite_staffed: Shop) 
     assert "已确认收货" in (await user.say("东西收到了")).text
     listed = await user.say("返回")  # as on the order's screen: the list, not a rating
     assert "我的订单" in listed.text and "已完成" in listed.text and "不是评分" not in listed.text, listed.text
+    assert "回复「评价」" in (await user.say("1")).text  # received, not reviewed: the detail says how
     asked = await user.say("评价")
     assert order_no in asked.text and "1-5" in asked.text, asked.text
     for said in ("abc", "0", "4.5", "十"):

@@ -188,6 +188,7 @@ OTHER: dict[str, Any] = {
     "to_start": "@map",
     "new": True,
     "changed": True,
+    "reviewed": False,
     "hidden": False,
     "rating": 5,
 }
