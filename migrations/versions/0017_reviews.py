@@ -1,7 +1,7 @@
 """reviews (买家秀): a rating, words and photos per received order, and each product's visible ratings summed
 
 Revision ID: 0017
-Revises: 0018
+Revises: 0019
 Create Date: 2026-12-05 01:30:00
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0017'
-down_revision = '0018'
+down_revision = '0019'
 branch_labels = None
 depends_on = None
 
