@@ -14,7 +14,9 @@ stateDiagram-v2
     RATING --> [*]: "取消" (nothing kept), "返回" (the orders list)
 ```
 One review per order: it rates every product of the order (`commerce.reviews.actions`).
-Nothing is stored before it is posted. The dialog sees messages first (`exclusive`), so
+Nothing is stored before it is posted but the photos' files: each is fetched from WeChat
+when it arrives and kept in the media store (as product pictures are), or, when WeChat
+cannot give it, remembered as WeChat's link (PicUrl). The dialog sees messages first (`exclusive`), so
 that the review's words are never read as thanks, a complaint or a search; it lets
 staff commands and the words that work everywhere (取消, 帮助, 订单…) through.
 """
@@ -22,6 +24,7 @@ staff commands and the words that work everywhere (取消, 帮助, 订单…) th
 from __future__ import annotations
 
 import enum
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,11 +35,14 @@ from bot.chat.keywords import match_keyword, normalize, quantity
 from bot.chat.replies import Reply, Text
 from bot.dialogs.base import Dialog, Step, on
 from bot.dialogs.common import error_reply, unit_of_work
+from bot.wechat.api.errors import MediaTooLarge, WeChatError
+from commerce.catalog import images as catalog_images
 from commerce.errors import ShopError
 from commerce.reviews import actions as reviews
 from commerce.reviews.models import BODY_MAX, PHOTOS_MAX, RATING_MAX, RATING_MIN
 from commerce.rules import utcnow
 
+log = logging.getLogger(__name__)
 BAD = -1  # a number that is no rating ("4.5")
 
 _NUMBER = re.compile(
@@ -67,6 +73,26 @@ def read_rating(text: str) -> int | None:
     if "." in word:
         return BAD
     return quantity(word) if not word.isdigit() else int(word)
+
+
+async def _keep_photo(ctx: Context, data: ReviewData) -> None:
+    """The picture of this message, kept for the review: the shop's own copy in the media
+    store (fetched from WeChat by its MediaId, checked and sized as product pictures are),
+    else, when WeChat cannot give it (no appsecret, busy, expired), WeChat's PicUrl.
+    IMAGE_INVALID when what was sent is no picture."""
+    fields = ctx.msg.fields
+    pic_url, media_id = str(fields.get("PicUrl") or "")[:1024], str(fields.get("MediaId") or "")[:128]
+    if len(data.photos) >= PHOTOS_MAX or not (pic_url or media_id):
+        return
+    limit = ctx.services.config.media.max_bytes
+    try:
+        sent = await ctx.services.wechat_media.download_media(media_id, max_bytes=limit)
+    except (ValueError, WeChatError, MediaTooLarge) as exc:
+        log.info("review picture kept as WeChat's link: %s", type(exc).__name__)
+    else:
+        stored = await catalog_images.store_picture(ctx.services.media, sent.data, max_bytes=limit)
+        pic_url = stored.url
+    data.photos.append([pic_url, media_id])
 
 
 class ReviewState(enum.StrEnum):
@@ -161,7 +187,7 @@ class ReviewDialog(Dialog[ReviewState, ReviewData]):
         if _passes(ctx):
             return None
         if ctx.msg.kind == "image":
-            return self._photo(ctx, data)
+            return await self._photo(ctx, data)
         if ctx.msg.kind not in ("text", "voice"):
             return Step(self._prompt(ReviewState.BODY, data), ReviewState.BODY, data)
         said = normalize(ctx.msg.text)
@@ -181,26 +207,25 @@ class ReviewDialog(Dialog[ReviewState, ReviewData]):
         if _passes(ctx):
             return None
         if ctx.msg.kind == "image":
-            return self._photo(ctx, data) if len(data.photos) + 1 < PHOTOS_MAX else await self._post(ctx, data, photo=True)
+            return await self._photo(ctx, data) if len(data.photos) + 1 < PHOTOS_MAX else await self._post(ctx, data, photo=True)
         if ctx.msg.kind in ("text", "voice") and normalize(ctx.msg.text) in DONE | SKIP:
             return await self._post(ctx, data)
         return Step(self._prompt(ReviewState.PHOTOS, data), ReviewState.PHOTOS, data)
 
-    def _photo(self, ctx: Context, data: ReviewData) -> Step[ReviewState, ReviewData]:
-        self._keep_photo(ctx, data)
+    async def _photo(self, ctx: Context, data: ReviewData) -> Step[ReviewState, ReviewData]:
+        try:
+            await _keep_photo(ctx, data)
+        except ShopError as exc:  # not a picture: said, and the step goes on
+            return Step(error_reply(exc), ReviewState.PHOTOS, data)
         reply = Text("review_photo_kept", {"photo_count": len(data.photos), "photos_max": PHOTOS_MAX})
         return Step(reply, ReviewState.PHOTOS, data)
 
-    @staticmethod
-    def _keep_photo(ctx: Context, data: ReviewData) -> None:
-        fields = ctx.msg.fields
-        pic_url, media_id = str(fields.get("PicUrl") or "")[:1024], str(fields.get("MediaId") or "")[:128]
-        if (pic_url or media_id) and len(data.photos) < PHOTOS_MAX:
-            data.photos.append([pic_url, media_id])
-
     async def _post(self, ctx: Context, data: ReviewData, *, photo: bool = False) -> Step[ReviewState, ReviewData]:
         if photo:
-            self._keep_photo(ctx, data)
+            try:
+                await _keep_photo(ctx, data)
+            except ShopError as exc:
+                return Step(error_reply(exc), ReviewState.PHOTOS, data)
         try:
             async with unit_of_work(ctx) as session:
                 posted = await reviews.post_review(

@@ -9,12 +9,13 @@ import pytest
 from sqlalchemy import func, select
 
 from commerce.loyalty.models import PointsEntry
-from commerce.reviews.models import Review
+from commerce.reviews.models import Review, ReviewPhoto
 from commerce.staff.models import AuditEntry
 from tests.bot.admin.test_orders import pay, place_order, texts
-from tests.bot.conftest import OWNER, STRANGER
+from tests.bot.conftest import OWNER, STRANGER, WorldFactory
 from tests.bot.driver import Shop, db
 from tests.bot.test_shopping_chat import _open
+from tests.commerce.media.pictures import photo
 
 pytestmark = pytest.mark.sqlite_only  # the conversation is checked; the SQL is plain
 
@@ -115,3 +116,24 @@ async def test_words_that_are_no_rating_get_a_clear_reply(sqlite_staffed: Shop) 
     assert await _review_points(shop) == []
     async with db(shop.client.app)() as session:
         assert await session.scalar(select(func.count()).select_from(Review)) == 0
+
+
+async def test_a_review_photo_is_kept_in_the_shops_media_store(make_world: WorldFactory, sqlite_url: str) -> None:
+    """With WeChat credentials the picture is fetched by its MediaId and served by the shop."""
+    world = await make_world(sqlite_url, staff={"owners": [OWNER]})
+    shop = world.shop
+    user = shop.user(CUSTOMER)
+    order_no = await place_order(shop, user)
+    await pay(shop, order_no)
+    await shop.user(OWNER).say(f"/ship {order_no} 顺丰 SF1234567890")
+    assert "已确认收货" in (await user.say("东西收到了")).text
+    await user.say("4")
+    await user.say("跳过")
+    media_id = world.wechat.add_media(photo())
+    kept = await user.send(user.xml("image", pic_url=f"http://mmbiz.qpic.cn/{media_id}", media_id=media_id))
+    assert "第 1 张照片" in kept.text, kept.text
+    assert "评价已发布" in (await user.say("完成")).text
+    async with db(shop.client.app)() as session:
+        url = await session.scalar(select(ReviewPhoto.pic_url))
+    assert url is not None and url.startswith("/media/"), url
+    assert (await shop.client.get(url)).status == 200
