@@ -6,8 +6,8 @@ once per order. A review counts in its products' ratings (`product_ratings`) whi
 not hidden; hiding and showing it move those sums in the same transaction and are staff
 actions, whose `Change` the caller writes to the audit log.
 
-Photos are what WeChat sent in the chat: the picture's URL (`PicUrl`, what pages show)
-and its `MediaId` (WeChat keeps that media three days), stored as they came.
+Photos come as the chat keeps them: the URL pages show (the shop's copy in the media
+store, else WeChat's `PicUrl`) and WeChat's `MediaId` (its media lives three days).
 """
 
 from __future__ import annotations

@@ -37,7 +37,8 @@ class Review(Base):
 
 
 class ReviewPhoto(Base):
-    """A photo sent in the chat: WeChat's PicUrl (what pages show) and MediaId (valid 3 days)."""
+    """A photo sent in the chat: the URL pages show (the media store's copy, else WeChat's
+    PicUrl) and WeChat's MediaId (valid 3 days)."""
 
     __tablename__ = "review_photos"
     __table_args__ = (UniqueConstraint("review_id", "position"),)
