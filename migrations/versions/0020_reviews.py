@@ -1,6 +1,6 @@
 """reviews (买家秀): a rating, words and photos per received order, and each product's visible ratings summed
 
-Revision ID: 0017
+Revision ID: 0020
 Revises: 0019
 Create Date: 2026-12-05 01:30:00
 """
@@ -8,7 +8,7 @@ Create Date: 2026-12-05 01:30:00
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0017'
+revision = '0020'
 down_revision = '0019'
 branch_labels = None
 depends_on = None
