@@ -10,7 +10,7 @@ import dataclasses
 from bot.chat.render import NEWS_SHOWN_COLUMNS, news_preview
 from bot.chat.replies import News
 from bot.devtools.simulator import Article, Reply, format_reply
-from bot.dialogs.search import product_card
+from bot.dialogs.search import CardExtras, product_card
 from bot.keys import RENDERER, SERVICES
 from tests.bot.driver import Shop
 
@@ -50,8 +50,15 @@ async def test_every_demo_card_fits_in_both_languages(sqlite_shop: Shop) -> None
     for product_id in snapshot.products:
         product = await catalog.product(product_id)
         assert product is not None
-        [card] = product_card(product, group={"price": 99_999, "size": 10}, quantity=99).cards
-        for shown in (card, dataclasses.replace(card, data=card.data | {"welcome": True})):
+        # a group offer takes the place of the rating on the card; without one the rating shows
+        cards = [
+            product_card(product, extras=extras, quantity=99).cards[0]
+            for extras in (
+                CardExtras(group={"price": 99_999, "size": 10}, rating={"average": "4.8", "count": 9_999}),
+                CardExtras(rating={"average": "4.8", "count": 9_999}),
+            )
+        ]
+        for shown in (*cards, *(dataclasses.replace(card, data=card.data | {"welcome": True}) for card in cards)):
             for locale in ("zh", "en"):
                 description = renderer.render(News((shown,)), locale).articles[0].description
                 assert news_preview(description) == description, (product.name, locale, description)
