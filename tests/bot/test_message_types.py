@@ -6,6 +6,8 @@ import pytest
 
 from tests.bot.driver import Shop
 
+pytestmark = pytest.mark.sqlite_only  # what the test checks is the conversation, not the database
+
 
 @pytest.mark.parametrize(
     ("kind", "fields", "expect"),
