@@ -49,6 +49,10 @@ class Intent(enum.StrEnum):
     ACCOUNT = "account"  # my points, coupons, commission, invite code
     INVITE = "invite"  # "怎么邀请好友": the invite code and link
     GROUP = "group"  # how group buys work
+    FLASH = "flash"  # "有秒杀吗", "怎么抢购": the flash sales running and coming
+    LIVE_SUBSCRIBE = "live_subscribe"  # "订阅直播通知", "开播提醒我": told when a live drop starts
+    LIVE = "live"  # "有直播吗", "直播间在哪": the product on air
+    REVIEW = "review"  # "我想写评价", "给个好评": the review of a received order
     PRICE_ASK = "price_ask"  # "多少钱", "how much" with no product named: the price of what is on screen
     STOCK_ASK = "stock_ask"  # "有现货吗", "in stock?" with no product named: the stock of what is on screen
     RECOMMEND = "recommend"  # "有什么推荐的", "what's good": the best sellers
@@ -282,6 +286,10 @@ _RECOMMEND = re.compile(
     r"|^what(?:'s| is) (?:good|popular|hot|selling)(?: here| now| today)?$|^what should i (?:buy|get)$"
 )
 _GROUP = re.compile(r"怎么拼团|拼团怎么|如何拼团|什么是拼团|有拼团|^怎么拼|^如何拼|拼团(?:规则|玩法)|怎么开团|怎么参团|\bhow (?:do|does) group buy")
+_FLASH = re.compile(r"秒杀|抢购|限时抢|\bflash sales?\b")
+_LIVE_SUBSCRIBE = re.compile(r"订阅直播|直播(?:的)?(?:提醒|通知)|开播(?:的)?(?:提醒|通知)|开播(?:时|了)?(?:提醒|通知)我|\bsubscribe (?:to )?(?:the )?live\b")
+_LIVE = re.compile(r"直播|\blive (?:stream|show|sale|drop)s?\b|\bare you live\b")
+_REVIEW = re.compile(r"(?:写|给|打|做|留|发)(?:个|一个|一下|条)?(?:评价|评论|好评|差评|中评)|^(?:评价|好评|差评|中评)(?:一下)?$|怎么评价|去评价|买家秀|晒单|\b(?:write|leave) (?:a )?review\b")
 _QUESTIONISH = re.compile(r"[?？吗么嘛呢多少几什么怎哪如何能可以]|\b(?:how|what|when|which|do you|can i|is there)\b")
 
 
@@ -317,6 +325,10 @@ _RULES: tuple[tuple[re.Pattern[str], Intent, Topic | None], ...] = (
     (_SERVICE_HOURS, Intent.FAQ, Topic.SERVICE_HOURS),
     (_HUMAN, Intent.HUMAN, None),
     (_GROUP, Intent.GROUP, None),
+    (_FLASH, Intent.FLASH, None),
+    (_LIVE_SUBSCRIBE, Intent.LIVE_SUBSCRIBE, None),
+    (_LIVE, Intent.LIVE, None),
+    (_REVIEW, Intent.REVIEW, None),
     (_HELP, Intent.HELP, None),
     (_BUY_AGAIN, Intent.BUY_AGAIN, None),
     *((pattern, intent, None) for intent, pattern in _ORDER_ASKS),

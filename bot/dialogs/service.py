@@ -18,6 +18,7 @@ opens, that a person will answer and how to go back to shopping.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 
 from bot.admin.registry import PREFIXES
@@ -35,6 +36,13 @@ END_WORDS = frozenset(
         "结束人工", "结束客服", "退出人工", "退出客服", "继续购物", "返回购物", "不用人工了",
         "end service", "stop service", "back to shop", "back to shopping", "continue shopping",
     )
+)
+
+
+# the same said in other words: "我不要人工了", "不用客服了", "结束会话", "退出人工服务"
+END_SAID = re.compile(
+    r"^(?:我)?(?:不要|不用|不需要)(?:了)?(?:人工|客服)(?:了)?(?:服务)?(?:了)?$|^(?:结束|退出|关闭)(?:人工|客服)?(?:服务|会话|对话)$"
+    r"|^(?:我)?(?:要)?(?:回去|继续)(?:购物|买东西|逛逛)$"
 )
 
 
@@ -81,7 +89,9 @@ class ServiceDialog(Dialog[ServiceState, ServiceData]):
             return None  # a follow, a menu link...: answered as usual, the ticket stays open
         if ctx.staff_role is not None and ctx.msg.kind == "text" and ctx.msg.text.lstrip().startswith(PREFIXES):
             return None  # a staff member's own command
-        ending = ctx.msg.kind == "text" and normalize(ctx.msg.text) in END_WORDS
+        ending = ctx.msg.kind == "text" and (
+            normalize(ctx.msg.text) in END_WORDS or bool(END_SAID.search(normalize(ctx.msg.text)))
+        )
         async with ctx.uow() as uow:
             if ending:
                 ticket = await handoffs.customer_closed(uow.session, ticket_id=data.ticket_id, now=uow.now)

@@ -18,7 +18,7 @@ from bot.chat.router import LOCALE, Router
 from bot.chat.understanding import ORDER_ASKS, UNAMBIGUOUS, Intent, Topic, Understood, understand
 from bot.dialogs.common import unit_of_work
 from bot.handlers import account
-from bot.handlers.text import human_service
+from bot.handlers.text import human_service, live_now, live_subscribe, review
 from commerce.cart import cart
 from commerce.orders import actions as order_actions
 from commerce.orders.models import OrderStatus
@@ -184,6 +184,30 @@ async def recommend(ctx: Context) -> Reply:
 @router.route(Understands(frozenset({Intent.GROUP})))
 async def group_buys(ctx: Context) -> Reply:
     return await ctx.services.dialogs.group.show(ctx)
+
+
+@router.route(Understands(frozenset({Intent.FLASH})))
+async def flash_sales(ctx: Context) -> Reply:
+    """"有秒杀吗", "怎么抢购": the sales running and coming, as 「秒杀」 lists them."""
+    return await ctx.services.dialogs.flash.show(ctx)
+
+
+@router.route(Understands(frozenset({Intent.LIVE_SUBSCRIBE})))
+async def live_reminders(ctx: Context) -> Reply | None:
+    """"订阅直播通知": as 「订阅直播」."""
+    return await live_subscribe(ctx)
+
+
+@router.route(Understands(frozenset({Intent.LIVE})))
+async def live_on_air(ctx: Context) -> Reply | None:
+    """"有直播吗": the product on air, as 「直播」 (or that nothing is)."""
+    return await live_now(ctx)
+
+
+@router.route(Understands(frozenset({Intent.REVIEW})))
+async def review_in_words(ctx: Context) -> Reply | None:
+    """"我想写评价", "给个好评": as 「评价」."""
+    return await review(ctx)
 
 
 @router.route(Understands(frozenset({Intent.FAQ})))
