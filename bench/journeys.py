@@ -546,7 +546,20 @@ async def verify(
     return problems
 
 
-async def run_round(args: argparse.Namespace, services: Services, number: int, workdir: Path) -> RoundResult:
+@dataclass
+class Round:
+    """One round's fresh shop, not yet started: its folder, database, fake WeChat and settings."""
+
+    dir: Path
+    db_url: str
+    wechat: TimedWeChat
+    runner: web.AppRunner  # the fake WeChat API's server: `cleanup()` it after the round
+    env: dict[str, str]
+
+
+async def new_round(services: Services, number: int, workdir: Path, *, redis: bool = True) -> Round:
+    """A fresh database (migrated and seeded with the operator's commands), a fresh Redis
+    database (or none), the fake WeChat API listening, and the app's settings for them."""
     round_dir = workdir / f"round{number}"
     round_dir.mkdir()
     db_url = await services.fresh_database()
@@ -556,10 +569,16 @@ async def run_round(args: argparse.Namespace, services: Services, number: int, w
     await runner.setup()
     api_port = free_port()
     await web.TCPSite(runner, LOOPBACK, api_port).start()
-    env = storefront_env(db_url=db_url, redis_url=services.redis.fresh_url(),
+    env = storefront_env(db_url=db_url, redis_url=services.redis.fresh_url() if redis else "",
                          api=f"http://{LOOPBACK}:{api_port}", port=free_port())
     storefront(["db", "upgrade"], cwd=round_dir, env=env)
     storefront(["seed-demo"], cwd=round_dir, env=env)
+    return Round(round_dir, db_url, wechat, runner, env)
+
+
+async def run_round(args: argparse.Namespace, services: Services, number: int, workdir: Path) -> RoundResult:
+    shop = await new_round(services, number, workdir)
+    round_dir, db_url, wechat, runner, env = shop.dir, shop.db_url, shop.wechat, shop.runner, shop.env
     products = PRODUCTS[: args.products]
     stock = await raise_stock(db_url, [sku for _, sku in products], 10 * args.customers + 100)
     app = App(round_dir, env, args.workers)

@@ -48,7 +48,6 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp  # noqa: E402
-from aiohttp import web  # noqa: E402
 from sqlalchemy import func, insert, select, text  # noqa: E402
 
 from bench.journeys import (  # noqa: E402
@@ -60,12 +59,9 @@ from bench.journeys import (  # noqa: E402
     Customer,
     JourneyError,
     Services,
-    TimedWeChat,
-    free_port,
     machine_busy_seconds,
+    new_round,
     server_log,
-    storefront,
-    storefront_env,
     tree_cpu,
     warm_up,
 )
@@ -172,19 +168,8 @@ async def verify(db_url: str, *, sale_id: int, winners: int, units: int, stock_b
 
 
 async def run_round(args: argparse.Namespace, services: Services, number: int, workdir: Path) -> RushResult:
-    round_dir = workdir / f"round{number}"
-    round_dir.mkdir()
-    db_url = await services.fresh_database()
-    assert services.redis is not None
-    wechat = TimedWeChat()
-    runner = web.AppRunner(wechat.app(), access_log=None)
-    await runner.setup()
-    api_port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", api_port).start()
-    redis_url = services.redis.fresh_url() if args.redis == "on" else ""
-    env = storefront_env(db_url=db_url, redis_url=redis_url, api=f"http://127.0.0.1:{api_port}", port=free_port())
-    storefront(["db", "upgrade"], cwd=round_dir, env=env)
-    storefront(["seed-demo"], cwd=round_dir, env=env)
+    shop = await new_round(services, number, workdir, redis=args.redis == "on")
+    round_dir, db_url, wechat, runner, env = shop.dir, shop.db_url, shop.wechat, shop.runner, shop.env
     openids = [f"oRush{number:02d}{n:06d}" + "x" * 15 for n in range(args.buyers)]
     sale_id = await prepare(db_url, buyers=openids, units=args.units)
     stock_before = 10 * args.units + 100
