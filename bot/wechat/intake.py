@@ -274,7 +274,9 @@ class DurableReplyStore:
         if claimed is None:
             return False
         if claimed.attempts > 1:
-            log.warning("message taken over from a worker that stopped", extra={"attempts": claimed.attempts})
+            # its last holder stopped, handed it back, or (under overload) ran past its lease
+            # or its deadline and WeChat's retry came: not always a worker that died
+            log.warning("message claimed again", extra={"attempts": claimed.attempts})
         self._hold(key, done=claimed.effects)
         return True
 
