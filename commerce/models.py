@@ -7,6 +7,7 @@ has a CHECK constraint so that no code path, however buggy, can store a negative
 
 from __future__ import annotations
 
+from commerce.analytics.models import EventKind, ShopEvent
 from commerce.cart.models import CartLine
 from commerce.catalog.models import (
     Category,
@@ -143,4 +144,6 @@ __all__ = [
     "CustomerBadge",
     "InstallSecret",
     "LinkUse",
+    "EventKind",
+    "ShopEvent",
 ]
