@@ -2,7 +2,7 @@
 
     /live start TITLE [https://视频号链接]   (restated with the audience, then confirmed)
     /live push SKU_OR_ID [PRICE] [UNITS]      (restated with the card, then confirmed)
-    /live end
+    /live end                                 (restated with the figures so far, then confirmed)
     /live                                     (how the session stands)
 
 Starting and pushing tell every customer who opted in ("订阅直播"), as a broadcast does:
@@ -48,6 +48,12 @@ async def live_command(actx: AdminContext) -> Outcome:
         if len(actx.args) != 1:
             raise UsageError
         async with unit_of_work(actx.ctx) as session:
+            if not actx.confirmed:  # ending closes the live prices for everyone watching: restate first
+                running = await live.open_session(session)
+                if running is None:
+                    raise ShopError(ErrorCode.LIVE_NOT_OPEN)
+                so_far = await live.summary(session, session_id=running.id)
+                return Outcome(Text("admin/live_end_confirm", so_far.data()), confirm_first=True)
             summary = await live.end_session(session, now=utcnow())
         actx.services.live_hub.poke()  # pages say it is over
         return Outcome(Text("admin/live_summary", {**summary.data(), "ended": True}), None, summary.data())

@@ -129,8 +129,11 @@ async def test_a_live_drop_from_start_to_summary(sqlite_staffed: Shop) -> None:
     assert (await shop.client.post(f"{path}/click")).status == 204
 
     # the end: the summary's figures
-    summary = (await owner.say("/live end")).text
-    assert "已结束" in summary and "观看 1 次，点击购买 1 次" in summary
+    ask = (await owner.say("/live end")).text  # restated with the figures so far, then confirmed
+    assert "将结束直播" in ask and "确认码" in ask and "已付款 1 笔" in ask and "已结束" not in ask
+    assert "直播已结束" not in await (await shop.client.get(path)).text()  # nothing ended before the answer
+    summary = (await owner.say("确认")).text
+    assert "已结束" in summary and "观看 2 次，点击购买 1 次" in summary  # the page was opened twice
     assert "下单 2 笔，已付款 1 笔，成交 ¥9.90" in summary
     assert "现在没有直播" in (await first.say("抢直播")).text
     assert "现在没有直播" in (await owner.say("/live end")).text

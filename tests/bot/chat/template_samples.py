@@ -222,6 +222,7 @@ D_BY_CODE: dict[str, dict[str, Any]] = {
 # a name that means something else in one template
 TEMPLATE_SAMPLES: dict[str, dict[str, Any]] = {
     "admin/live_summary": {"orders": 3, "paid": 2},
+    "admin/live_end_confirm": {"orders": 3, "paid": 2},
     "buy_again": {"added": 2, "missing": ["巨峰葡萄"]},
     "admin/shipped_batch": {"shipped": "@list", "refused": "@list"},
     "alert_order_paid": {"group_ready": ["202612040002", "202612040003"]},
