@@ -176,6 +176,16 @@ async def close_idle_tickets(ctx: JobContext) -> int:
     return await in_unit(ctx, tend)
 
 
+async def prune_outbox(ctx: JobContext) -> int:
+    """Messages the shop sent (or gave up on) more than `service.keep_days` ago are deleted,
+    a bounded batch a run; messages still to be sent never are."""
+    from commerce.messaging import outbox
+
+    return await in_unit(
+        ctx, lambda session: outbox.prune_settled(session, now=ctx.clock(), keep=ctx.rules.conversation_keep)
+    )
+
+
 async def open_close_flash_sales(ctx: JobContext) -> int:
     """Flash sales open at their start (everyone who asked "提醒我" is told, once: the
     outbox's customer-service message, or the template message when the window is closed)
@@ -218,6 +228,7 @@ JOBS: dict[str, tuple[Job, int]] = {
     "unfreeze_commission": (unfreeze_commission, 3600),
     "close_idle_tickets": (close_idle_tickets, 60),
     "settle_broadcasts": (settle_broadcasts, 60),
+    "prune_outbox": (prune_outbox, 600),
     "open_close_flash_sales": (open_close_flash_sales, 10),
     "return_flash_units": (return_flash_units, 10),
 }

@@ -25,6 +25,10 @@ gone out. An `uncertain` row is never picked up again: for a template message We
 report of the job (`template_finished`) settles it; a customer-service message cannot
 be asked about, so it stays uncertain, counted in the metrics and shown to staff.
 
+Settled rows (sent, failed, uncertain) are the record of what the shop told its
+customers; they are kept for the shop's retention (`service.keep_days`, as the messages
+customers sent) and then deleted by `prune_settled`. Pending and sending rows never are.
+
 WeChat's customer-service window is tracked on the customer: `last_message_at` (the
 window opens when the customer writes) and `window_sent` (customer-service messages
 sent since then; WeChat caps them). `use_window` reserves one message atomically;
@@ -41,7 +45,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, Update, bindparam, select, update
+from sqlalchemy import ColumnElement, Table, Update, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.customers.models import Customer
@@ -53,7 +57,9 @@ WINDOW = timedelta(hours=48)
 WAITING = "waiting for the 48-hour window"  # last_error of a row waiting for the customer to write
 UNFINISHED = "uncertain: the attempt never finished (the sender stopped?)"
 ERROR_LIMIT = 200
-TEMPLATE_CHANNEL = "template"  # the channel of a template message (the planner's TEMPLATE)
+TEMPLATE_CHANNEL = "template"
+SETTLED = (OutboxStatus.SENT.value, OutboxStatus.FAILED.value, OutboxStatus.UNCERTAIN.value)
+PRUNE_BATCH = 500  # the channel of a template message (the planner's TEMPLATE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -413,3 +419,23 @@ RESET_COUNT = _reset_count_statement()  # the window's count of customer-service
 
 async def _reset_window_count(session: AsyncSession, openid: str) -> None:
     await session.execute(RESET_COUNT, {"p_openid": openid})
+
+
+async def prune_settled(session: AsyncSession, *, now: datetime, keep: timedelta, limit: int = PRUNE_BATCH) -> int:
+    """Delete up to `limit` settled rows whose last attempt and creation are older than
+    `keep`; how many. Bounded so that one run never holds the write lock for long: the job
+    runs again soon and takes the next batch."""
+    cutoff = as_utc(now - keep)
+    old = (
+        select(OutboxMessage.id)
+        .where(
+            OutboxMessage.status.in_(SETTLED),
+            OutboxMessage.next_attempt_at < cutoff,  # the (status, next_attempt_at) index
+            OutboxMessage.created_at < cutoff,
+        )
+        .limit(limit)
+    )
+    ids = list((await session.scalars(old)).all())
+    if not ids:
+        return 0
+    return rowcount(await session.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(ids))))

@@ -128,3 +128,31 @@ async def test_owed_refunds_are_settled_through_the_shops_payment_service(
         refund = await session.scalar(select(Refund))
     assert refund is not None and (refund.status, refund.amount_fen) == (RefundStatus.SUCCEEDED, 1)
     assert await run_job("settle_owed_refunds", later) == 0
+
+
+async def test_settled_messages_are_pruned_after_the_shops_retention_and_pending_ones_never(
+    make_shop, db_url: str
+) -> None:
+    from commerce.messaging import outbox
+    from commerce.messaging.models import OutboxMessage, OutboxStatus
+
+    shop = await make_shop(db_url, scheduler={"enabled": False})
+    long_ago = datetime.now(UTC) - timedelta(days=40)
+    statuses = [OutboxStatus.SENT, OutboxStatus.FAILED, OutboxStatus.UNCERTAIN, OutboxStatus.PENDING,
+                OutboxStatus.SENDING]
+    async with db(shop.client.app)() as session, session.begin():
+        for when in (long_ago, datetime.now(UTC)):  # five old rows, five of today
+            for status in statuses:
+                item = await outbox.enqueue(session, openid="o_told", event="test", payload={"text": "x"},
+                                            template=None, now=when, lease=timedelta(0))
+                await session.execute(
+                    update(OutboxMessage).where(OutboxMessage.id == item.id).values(status=status.value)
+                )
+    now = datetime.now(UTC)
+    assert await run_job("prune_outbox", _at(shop, now)) == 3  # the old sent, failed and uncertain
+    assert await run_job("prune_outbox", _at(shop, now)) == 0
+    async with db(shop.client.app)() as session:
+        left = (await session.execute(select(OutboxMessage.status, OutboxMessage.created_at))).all()
+    old_left = sorted(status for status, created in left if created.replace(tzinfo=UTC) < now - timedelta(days=30))
+    assert old_left == [OutboxStatus.PENDING.value, OutboxStatus.SENDING.value]  # never pruned while unsent
+    assert len(left) == 7  # today's five stay whatever their status
