@@ -33,6 +33,7 @@ from bot.keys import (
 from bot.metrics import Metrics
 from bot.outbound.sender import OutboundSender
 from bot.web import backup as backup_page
+from bot.web import dashboard as dashboard_page
 from bot.web import export as export_page
 from bot.web import group as group_page
 from bot.web import invites, live, ops
@@ -68,6 +69,7 @@ def create_app(
     live.add_routes(app)  # --- live drops: GET /live/{token}, its /events (SSE) and POST /click (bot/web/live.py) ---
     ship_page.add_routes(app)  # --- bulk shipping: GET/POST /ship/{token} (bot/web/shipping.py) ---
     backup_page.add_routes(app)  # owners' backups: GET /backup/{token} and its /file (bot/web/backup.py)
+    dashboard_page.add_routes(app)  # staff dashboard: GET /dashboard/{token} (bot/web/dashboard.py)
     # --- payment page and local chat simulator (bot/pay_page.py, bot/dev_chat.py) ---
     dev_chat.add_routes(app)  # /dev/chat*: answers only with pay.provider = "sandbox"
     pay_page.add_routes(app)  # /pay/{token}, its /jsapi, /simulate (sandbox) and /status

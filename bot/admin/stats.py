@@ -1,4 +1,5 @@
-"""Stats for staff: today and the last 7 days, and what is running low on stock."""
+"""Stats for staff: today and the last 7 days, and what is running low on stock (`/stats`);
+the link to the dashboard's charts (`/dashboard`, and at the end of `/stats`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from bot.admin.registry import MANAGERS, REGISTRY, AdminContext, Outcome, UsageE
 from bot.chat.replies import Text
 from bot.dialogs.common import unit_of_work
 from bot.outbound.alerts import openid_tail
+from bot.web.dashboard import dashboard_url
 from commerce.referrals import referrals
 from commerce.reports import stats
 from commerce.rules import utcnow
@@ -33,10 +35,12 @@ def period_data(period: stats.PeriodStats) -> dict[str, Any]:
 
 @REGISTRY.command("stats", "统计", "数据", roles=MANAGERS, group="stats")
 async def show_stats(actx: AdminContext) -> Outcome:
-    """/stats: orders, GMV, paying customers, conversion, average order, top products, low stock."""
+    """/stats: orders, GMV, paying customers, conversion, average order, top products, low
+    stock, top referrers, and the link to the dashboard."""
     if actx.args:
         raise UsageError
     now = utcnow()
+    url, expires_at = dashboard_url(actx.services.config, openid=actx.actor, now=now)
     async with unit_of_work(actx.ctx) as session:
         found = await stats.shop_stats(session, now=now, tz=ZoneInfo(actx.services.config.shop.timezone))
         top_referrers = await referrals.top_referrers(session, limit=TOP_REFERRERS)  # referrals
@@ -49,4 +53,16 @@ async def show_stats(actx: AdminContext) -> Outcome:
             {"customer": openid_tail(t.openid), "referrals": t.referrals, "earned_fen": t.earned_fen}
             for t in top_referrers
         ],
+        "dashboard_url": url,
+        "dashboard_expires_at": expires_at,
     }))
+
+
+@REGISTRY.command("dashboard", "看板", "数据看板", roles=MANAGERS, group="stats")
+async def dashboard(actx: AdminContext) -> Outcome:
+    """/dashboard: a link to the charts of the shop's figures (`bot.web.dashboard`), for whoever asked."""
+    if actx.args:
+        raise UsageError
+    url, expires_at = dashboard_url(actx.services.config, openid=actx.actor)
+    return Outcome(Text("admin/dashboard_link", {"url": url, "expires_at": expires_at}), None,
+                   {"expires_at": expires_at})

@@ -28,7 +28,7 @@ WHEN = datetime(2026, 12, 4, 10, 30, tzinfo=UTC)
 
 TIMES = {
     "created_at", "expires_at", "ends_at", "when", "deadline", "until", "now", "frozen_until", "paid_at", "at",
-    "opened_at", "last_activity_at", "starts_at", "started_at",
+    "opened_at", "last_activity_at", "starts_at", "started_at", "dashboard_expires_at",
 }
 
 MONEY = {
@@ -113,6 +113,7 @@ TEXT: dict[str, Any] = {
     "qr_url": "https://shop.example/qr/ABC.png",
     "url": "https://shop.example/x/1",
     "pay_url": "https://shop.example/pay/1",
+    "dashboard_url": "https://shop.example/dashboard/x",
     "image": "https://shop.example/p/1.jpg",
     "word": "shp",
     "command": "price",
