@@ -13,6 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
+from commerce.analytics import events as analytics
+from commerce.analytics import subscribers as analytics_subscribers
+from commerce.analytics.events import SESSION_ANALYTICS
 from commerce.catalog.read import Catalog, stamp_products
 from commerce.events import (
     SESSION_EVENTS,
@@ -102,7 +105,9 @@ def shop_bus() -> EventBus:
     bus.subscribe(OrderMoved, _earn_commission)
     bus.subscribe(OrderMoved, _points_follow_the_order)
     bus.subscribe(OrderMoved, _invite_a_review)
+    bus.subscribe(OrderMoved, analytics_subscribers.count_payment)  # analytics: counted once the payment commits
     bus.subscribe(ReviewPosted, _points_for_a_review)
+    bus.subscribe(ReviewPosted, analytics_subscribers.count_review)
     bus.subscribe(OrderRefunded, _reverse_commission)
     bus.subscribe(OrderRefunded, _points_back_on_refund)
     bus.subscribe(CatalogChanged, _stamp_edited_products)
@@ -129,19 +134,23 @@ class ShopSession(Session):
 
 notices.install(ShopSession)
 inbound.install_fence(ShopSession)  # a turn's commits are fenced on its message's lease
+analytics.install(ShopSession)  # what a transaction noted is counted once it commits
 
 
 def shop_sessions(
-    engine: AsyncEngine, *, rules: ShopRules | None = None, bus: EventBus | None = None
+    engine: AsyncEngine,
+    *,
+    rules: ShopRules | None = None,
+    bus: EventBus | None = None,
+    counted: analytics.Sink | None = None,
 ) -> async_sessionmaker[AsyncSession]:
     """Sessions carrying the shop's rules and event bus (`shop_bus()` unless given), whose
-    commit writes queued notices to the outbox (`commerce.messaging.notices`)."""
-    return async_sessionmaker(
-        engine,
-        expire_on_commit=False,
-        sync_session_class=ShopSession,
-        info={SESSION_RULES: rules or ShopRules(), SESSION_EVENTS: bus or shop_bus()},
-    )
+    commit writes queued notices to the outbox (`commerce.messaging.notices`) and hands
+    the events it noted to `counted` (`commerce.analytics.events`; None: none counted)."""
+    info: dict[str, object] = {SESSION_RULES: rules or ShopRules(), SESSION_EVENTS: bus or shop_bus()}
+    if counted is not None:
+        info[SESSION_ANALYTICS] = counted
+    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=ShopSession, info=info)
 
 
 def shop_uows(engine: AsyncEngine, *, rules: ShopRules | None = None, bus: EventBus | None = None) -> UnitOfWorkFactory:
