@@ -14,7 +14,7 @@ cleanup context; a test can open a shop without a web app.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.admin.broadcast import Broadcaster
+from bot.analytics import EventBuffer, EventRecorder, NoEvents
 from bot.chat import middleware
 from bot.chat.conversation import Conversation
 from bot.chat.render import Rendered, Renderer
@@ -85,6 +86,7 @@ from bot.wechat.ratelimit import (
     Verdict,
 )
 from bot.wechat.replay import MemoryReplayCache, RedisReplayCache, ReplayCache
+from commerce.analytics.events import Event, write_events
 from commerce.catalog.read import Catalog
 from commerce.customers import regions
 from commerce.db import create_engine
@@ -132,12 +134,17 @@ async def open_shop(
             busy_timeout_ms=round(config.database.busy_timeout_seconds * 1000),
         )
         stack.push_async_callback(engine.dispose)
+        # analytics: events written in batches off the reply path, the last ones before the engine closes
+        events = _event_recorder(config, engine, metrics)
+        if isinstance(events, EventBuffer):
+            events.start()
+            stack.push_async_callback(events.close)
         # secrets the configuration leaves empty: the install's own, the same for every worker
         config = await resolve_install_secrets(config, shop_uows(engine))
         rules = shop_rules(config)
         # the sessions every entry point uses: they carry the shop rules and the order events' bus
         bus = shop_bus()
-        sessions = shop_sessions(engine, rules=rules, bus=bus)
+        sessions = shop_sessions(engine, rules=rules, bus=bus, counted=events.add)
         uows = UnitOfWorkFactory(sessions, rules)  # the outbound side's own bookkeeping (no dispatcher)
         # the catalog in memory: staff edits applied after their commit, other workers' edits
         # polled every cache_seconds, a full rebuild in the background every rebuild_seconds
@@ -254,6 +261,7 @@ async def open_shop(
             live_hub=live_hub,
             media=LocalMediaStore(config.media.dir),
             wechat_media=wechat_media,
+            events=events,
         )
 
         inbox = _build_inbox(config, services, renderer, sender, link, metrics, replies)
@@ -340,6 +348,20 @@ def _build_inbox(
         busy=busy_reply,
         on_outcome=metrics.count_request,
         on_deadline_miss=metrics.count_deadline_miss,
+    )
+
+
+def _event_recorder(config: Config, engine: AsyncEngine, metrics: Metrics) -> EventRecorder:
+    """The analytics' batching recorder, or nothing recorded when `analytics.enabled` is off."""
+    if not config.analytics.enabled:
+        return NoEvents()
+
+    async def write(batch: Sequence[Event]) -> None:
+        await write_events(engine, batch)
+
+    return EventBuffer(
+        write, every=config.analytics.flush_seconds,
+        on_written=metrics.count_events_written, on_dropped=metrics.count_events_dropped,
     )
 
 

@@ -223,6 +223,13 @@ class SchedulerConfig:
 
 
 @dataclass(frozen=True)
+class AnalyticsConfig:
+    enabled: bool = True  # count the events the dashboard draws (searches, cards, carts, orders...)
+    flush_seconds: float = 2.0  # events are written in batches this often (or every 500)
+    keep_days: int = 400  # events older than this are deleted by the prune_events job
+
+
+@dataclass(frozen=True)
 class MediaConfig:
     dir: str = "media"  # product pictures, served at /media/<name>; relative to the working directory
     max_bytes: int = 10 * 1024 * 1024  # the largest picture staff may send (WeChat's own limit)
@@ -247,6 +254,7 @@ class Config:
     search: SearchConfig = field(default_factory=SearchConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
+    analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)
 
     @property
     def signing_key(self) -> bytes:
@@ -515,6 +523,10 @@ def _validate(config: Config) -> None:
         raise ConfigError("broadcast.max_age_hours: must be between 1 and 168 (a week)")
     if not 0.2 <= config.live.poll_seconds <= 60:
         raise ConfigError("live.poll_seconds: must be between 0.2 and 60")
+    if not 0.1 <= config.analytics.flush_seconds <= 300:
+        raise ConfigError("analytics.flush_seconds: must be between 0.1 and 300")
+    if not 1 <= config.analytics.keep_days <= 36500:
+        raise ConfigError("analytics.keep_days: must be between 1 and 36500")
     if not 1 <= config.search.page_size <= 8:
         raise ConfigError("search.page_size: must be between 1 and 8 (a news reply holds 8 articles)")
 

@@ -69,6 +69,8 @@ class Metrics:
     orders: Gauge
     refresh_failures: Counter
     redis_up: Gauge
+    events_written: Counter
+    events_dropped: Counter
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = r = registry if registry is not None else CollectorRegistry()
@@ -151,6 +153,17 @@ class Metrics:
             "open rate limit, dialogs from the database); 0 too without redis.url",
             registry=r,
         )
+        # --- analytics (bot/analytics.py): events written in batches, or lost ---
+        self.events_written = Counter(
+            "storefront_events_written", "Analytics events written to shop_events (in batches)", registry=r
+        )
+        self.events_dropped = Counter(
+            "storefront_events_dropped",
+            "Analytics events lost: full (the buffer was full: the database away for long) or failed "
+            "(their batch could not be written)",
+            ["reason"],
+            registry=r,
+        )
 
     # ---- hooks handed to the inbox, the dialog runtime and the payment service ----------------
 
@@ -168,6 +181,12 @@ class Metrics:
 
     def count_payment_notification(self, kind: str, result: str) -> None:
         self.payment_notifications.labels(kind, result).inc()
+
+    def count_events_written(self, count: int) -> None:
+        self.events_written.inc(count)
+
+    def count_events_dropped(self, reason: str, count: int) -> None:
+        self.events_dropped.labels(reason).inc(count)
 
     def set_redis_up(self, up: bool) -> None:
         self.redis_up.set(1 if up else 0)

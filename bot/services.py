@@ -21,6 +21,7 @@ from commerce.uow import UnitOfWorkFactory
 
 if TYPE_CHECKING:  # built by bot.bootstrap; only their types are needed here
     from bot.admin.broadcast import Broadcaster
+    from bot.analytics import EventRecorder
     from bot.chat.transcript import Transcripts
     from bot.live_hub import LiveHub
     from bot.outbound.alerts import StaffAlerts
@@ -89,6 +90,7 @@ def shop_rules(config: Config) -> ShopRules:
         review_points=config.points.review,
         service_idle=timedelta(minutes=config.service.idle_minutes),
         conversation_keep=timedelta(days=config.service.keep_days),
+        events_keep=timedelta(days=config.analytics.keep_days),
     )
 
 
@@ -144,3 +146,4 @@ class Services:
     live_hub: LiveHub  # live pages wait here for the units left to change (bot/web/live.py)
     media: MediaStore  # product pictures (media.dir), served at /media/<name>
     wechat_media: MediaSource  # what users sent (a staff member's photo), fetched from WeChat
+    events: EventRecorder  # analytics: what is worth counting, written in batches (bot/analytics.py)

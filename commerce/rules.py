@@ -33,6 +33,7 @@ class ShopRules:
     # service tickets and the conversations kept
     service_idle: timedelta = timedelta(minutes=60)  # an open ticket nobody spoke on is closed
     conversation_keep: timedelta = timedelta(days=30)  # messages and closed tickets, then pruned
+    events_keep: timedelta = timedelta(days=400)  # the analytics' events (shop_events), then pruned
 
 
 def as_utc(moment: datetime) -> datetime:

@@ -214,6 +214,15 @@ async def return_flash_units(ctx: JobContext) -> int:
     return await in_unit(ctx, lambda session: flash_sales.release_expired_holds(session, now=ctx.clock()))
 
 
+async def prune_events(ctx: JobContext) -> int:
+    """The analytics' events older than `analytics.keep_days` are deleted (a few thousand rows
+    a statement); a second worker running it at once finds nothing left to delete."""
+    from commerce.analytics import events
+
+    before = ctx.clock() - ctx.rules.events_keep
+    return await in_unit(ctx, lambda session: events.prune_events(session, before=before))
+
+
 Job = Callable[[JobContext], Awaitable[int]]
 
 JOBS: dict[str, tuple[Job, int]] = {
@@ -231,4 +240,5 @@ JOBS: dict[str, tuple[Job, int]] = {
     "prune_outbox": (prune_outbox, 600),
     "open_close_flash_sales": (open_close_flash_sales, 10),
     "return_flash_units": (return_flash_units, 10),
+    "prune_events": (prune_events, 3600),
 }

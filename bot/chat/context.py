@@ -5,10 +5,11 @@ What a route's filters found is not here: it is handed to the handler as argumen
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bot.wechat.protocol import Inbound
+from commerce.analytics.events import Event
 from commerce.staff.models import StaffRole
 from commerce.uow import UnitOfWorkFactory
 
@@ -24,6 +25,12 @@ class Context:
     customer_id: int = 0
     staff_role: StaffRole | None = None
     turn_uow: UnitOfWorkFactory | None = None  # the turn's, from the unit-of-work middleware
+    events: list[Event] = field(default_factory=list)  # analytics: counted once the turn answered
+
+    def record(self, event: Event) -> None:
+        """Count `event` (a search, a card shown...) when this turn answers: a turn that
+        fails, or runs again, counts nothing of what it recorded (bot/analytics.py)."""
+        self.events.append(event)
 
     @property
     def uow(self) -> UnitOfWorkFactory:

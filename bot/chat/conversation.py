@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 
 from bot.chat.context import Context
-from bot.chat.middleware import Answer, Next, Turn
+from bot.chat.middleware import Answer, Next, Turn, opens_window
 from bot.chat.replies import Notice, Reply, Text, with_notice
 from bot.chat.router import Routed, Router
 from bot.dialogs.base import Active, Expired
 from bot.services import Services
+from commerce.analytics import events
 from commerce.db import must_run_again
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,18 @@ class Conversation:
             if must_run_again(exc):  # not the handler's fault: the turn runs again (middleware.retry_when_busy)
                 raise
             log.exception("handler failed", extra={"kind": turn.msg.kind, "event": turn.msg.event})
+            self._count(ctx, answered=False)
             return Answer(Text("error"), turn.locale)
+        self._count(ctx, answered=True)
         return Answer(routed.reply, routed.said_in or turn.locale, said_in=routed.said_in)
+
+    def _count(self, ctx: Context, *, answered: bool) -> None:
+        """Analytics: the customer's message (a message, or a tap: events that open WeChat's
+        window), and what the route recorded when it answered. Once per turn that ran here:
+        a retry of the message never runs one, a message taken over after its changes were
+        committed is answered before this step (`bot.wechat.intake.fence`)."""
+        counted = [events.message(ctx.customer_id)] if opens_window(ctx.msg) else []
+        self.services.events.add([*counted, *ctx.events] if answered else counted)
 
     async def _route(self, ctx: Context) -> Routed:
         loaded = await self.services.dialogs.load(ctx.openid)
