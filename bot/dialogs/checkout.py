@@ -56,6 +56,7 @@ from bot.dialogs.address_step import (
 from bot.dialogs.base import Active, Dialog, Step, on
 from bot.dialogs.common import error_reply, pay_card, unit_of_work
 from bot.dialogs.words import COUPON_QUESTION, AddressChange, read_address_change
+from commerce.analytics import events
 from commerce.cart import cart, pricing
 from commerce.cart.pricing import NO_COUPON, Quote
 from commerce.customers import addresses
@@ -203,6 +204,8 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
             return ADDRESS_STEP.start(data)
         offers = [quote.coupon, *quote.other_coupons] if quote.coupon else list(quote.other_coupons)
         data.offered_coupon_ids = [o.customer_coupon_id for o in offers]
+        if data.payable_fen is None:  # this checkout's first review: a checkout started
+            ctx.record(events.checkout(ctx.customer_id))
         data.payable_fen = quote.payable_fen
         return Step(Text("checkout_review", _quote_data(quote, address)), CheckoutState.REVIEW, data)
 

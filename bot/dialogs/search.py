@@ -62,6 +62,7 @@ from bot.dialogs.address_step import looks_like_address
 from bot.dialogs.base import Dialog, Step, on
 from bot.dialogs.common import cart_data, error_reply, unit_of_work
 from bot.dialogs.words import variants_named
+from commerce.analytics import events
 from commerce.cart import cart
 from commerce.catalog.read import (
     CatalogSnapshot,
@@ -374,12 +375,14 @@ class SearchDialog(Dialog[SearchState, SearchData]):
         named = category_named(snapshot, query)
         if named is not None:  # "水果", "衣服", "数码产品": the whole category, not a few name matches
             found, notice = narrow_by_price(snapshot, list(named.product_ids[:MAX_RESULTS]), slots)
+            ctx.record(events.search(ctx.customer_id, query, len(found)))
             title = named.name if ctx.locale == "zh" else (named.name_en or named.name)
             reply = await self._start_list(ctx, snapshot, SearchData(source="category", title=title, product_ids=found))
             return with_notice(reply, notice) if notice else reply
         query, hits, slots = _whole_or_rest(snapshot, query, slots)
         if not hits and (several := _several(snapshot, query)):  # "苹果和香蕉": each of them
             query, hits = several
+        ctx.record(events.search(ctx.customer_id, query, len(hits)))  # 0: a search that found nothing
         if hits:
             found, notice = narrow_by_price(snapshot, [h.product_id for h in hits], slots)
             data = SearchData(source="search", title=query, product_ids=found)
@@ -442,6 +445,7 @@ class SearchDialog(Dialog[SearchState, SearchData]):
             return None
         data = SearchData(source="share", product_ids=[product.id], product_id=product.id)
         card = product_card(product, extras=await card_extras(ctx, product.id))
+        ctx.record(events.card(ctx.customer_id, product.id))
         return await ctx.services.dialogs.start(ctx, self, Step(card, SearchState.CARD, data))
 
     async def _sized(
@@ -604,6 +608,7 @@ class SearchDialog(Dialog[SearchState, SearchData]):
             return Step(Text("product_unavailable", {"number": number}), SearchState.RESULTS, data)
         data.product_id, data.variant_id = product.id, None
         card = product_card(product, extras=await card_extras(ctx, product.id), quantity=_counted(product, data))
+        ctx.record(events.card(ctx.customer_id, product.id))
         return Step(card, SearchState.CARD, data)
 
     @on(SearchState.CATEGORIES)

@@ -31,6 +31,7 @@ from bot.chat.router import Keyword, Regex, Router
 from bot.dialogs.common import error_reply
 from bot.outbound.alerts import MANAGERS, openid_tail
 from bot.wechat.scenes import GroupInvite, ReferralInvite
+from commerce.analytics import events
 from commerce.customers import customers
 from commerce.errors import ShopError
 from commerce.loyalty import badges, points
@@ -116,6 +117,7 @@ async def invite(ctx: Context) -> Reply:
             )
     scene = ReferralInvite(code)
     link = ctx.services.invites.share_link(scene)
+    ctx.record(events.share(ctx.customer_id))  # their invite link, handed to them to send
     qr_url = await ctx.services.invites.image_url(scene, permanent=True)  # "" without a WeChat client
     return Text(
         "referral_invite",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from commerce.analytics import events as analytics
 from commerce.cart.models import CartLine
 from commerce.catalog.availability import NOT_ENOUGH_STOCK as NOT_ENOUGH_STOCK
 from commerce.catalog.availability import OFF_SALE as OFF_SALE
@@ -166,6 +167,7 @@ async def add_to_cart(
     else:
         line.quantity = total
     await session.flush()
+    analytics.note(session, analytics.cart_add(customer_id, product.id))  # counted on commit
     return await get_cart(session, customer_id=customer_id)
 
 

@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from commerce.analytics import events as analytics
 from commerce.cart.cart import spec_label
 from commerce.catalog.models import Product, ProductImage, Variant
 from commerce.customers.models import Customer
@@ -630,6 +631,7 @@ async def _member_paid(
     elif member.is_leader:  # the invite: the code and the group's page, to forward to friends
         leader = next(m for m in group.members if m.is_leader)
         notices.queue(session, openid=leader.openid, template="group_opened", data=group.data(now))
+        analytics.note(session, analytics.share(leader.customer_id, group.product_id))  # the invite, sent
     else:
         for m in paid:
             notices.queue(session, openid=m.openid, template="group_progress", data=group.data(now))

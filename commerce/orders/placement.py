@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from commerce.analytics import events as analytics
 from commerce.cart.calculations import delivery_fee
 from commerce.cart.cart import (
     NOT_ENOUGH_STOCK,
@@ -348,6 +349,7 @@ async def create_order(
             delete(Order).where(Order.id == order_id).execution_options(synchronize_session=False)
         )
         raise
+    analytics.note(session, analytics.order(new.customer_id, order_id, new.priced.payable_fen))  # counted on commit
     return order_id, order_no
 
 

@@ -37,6 +37,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from commerce.analytics import events as analytics
 from commerce.customers.models import Customer
 from commerce.db import rowcount
 from commerce.errors import ShopError
@@ -287,8 +288,19 @@ async def welcome_new_follower(
             referrer_id=referrer_id,
         )
         referred = outcome == BindOutcome.BOUND
+        await _count_follow(session, customer_id=customer_id, code=code, referrer_id=referrer_id)
     title = await give_welcome_coupon(session, customer_id=customer_id, now=now, rules=rules)
     return Welcome(referred=referred, coupon_title=title)
+
+
+async def _count_follow(session: AsyncSession, *, customer_id: int, code: str, referrer_id: int | None) -> None:
+    """A follow through a friend's share (their referral code, their group's invite) is
+    counted for that friend, bound or not (analytics: shares -> follows -> orders)."""
+    if not analytics.counting(session):
+        return
+    sharer = referrer_id if referrer_id is not None else await referrer_by_code(session, code)
+    if sharer is not None and sharer != customer_id:
+        analytics.note(session, analytics.follow(customer_id, sharer))
 
 
 async def top_referrers(session: AsyncSession, *, limit: int = 10) -> list[TopReferrer]:

@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy
 from sqlalchemy import select, update
 
+from bot.keys import SERVICES
 from bot.logs import redact_path
 from bot.web.backup import make_backup_token
 from bot.web.export import make_export_token
@@ -58,14 +59,18 @@ async def _link(shop: Shop, openid: str = OWNER) -> str:
 async def test_a_backup_from_the_chat_restores_every_row_into_an_empty_shop(
     make_shop: ShopFactory, sqlite_url: str, sqlite_template: SqliteTemplate, tmp_path: Path
 ) -> None:
-    # no scheduler: no job may change a row between the backup and the comparison
-    shop = await make_shop(sqlite_url, staff={"owners": [OWNER]}, scheduler={"enabled": False})
+    # no scheduler: no job may change a row between the backup and the comparison; nor the
+    # analytics' timer (their events are written below, before the backup)
+    shop = await make_shop(
+        sqlite_url, staff={"owners": [OWNER]}, scheduler={"enabled": False}, analytics={"flush_seconds": 300}
+    )
     paid = await place(shop, "o_buyer_1", "FRU-BANANA-3J", 2)
     await place(shop, "o_buyer_2", "FRU-APPLE-5J", 1, pay=False)
     await shop.user("o_buyer_3").say("苹果")  # a customer, a journal row and a dialog
     async with db(shop.client.app)() as session, session.begin():  # bound to a friend who came later
         ids = list(await session.scalars(select(Customer.id).order_by(Customer.id)))
         await session.execute(update(Customer).where(Customer.id == ids[0]).values(referrer_id=ids[-1]))
+    await shop.client.app[SERVICES].events.flush()  # the searches, cards, orders... counted so far
 
     reply = await shop.user(OWNER).say("/备份")
     assert "全店数据备份链接" in reply.text and "只能下载一次" in reply.text and "请勿转发" in reply.text
@@ -92,6 +97,7 @@ async def test_a_backup_from_the_chat_restores_every_row_into_an_empty_shop(
         audit_csv = zf.read("tables/audit_log.csv").decode("utf-8-sig")
     assert manifest.snapshot == archive.SNAPSHOT and manifest.database == "sqlite"
     assert manifest.tables["orders"].rows == 2 and manifest.tables["order_lines"].rows == 2
+    assert manifest.tables["shop_events"].rows > 0  # the analytics' events too
     assert {name: entry.rows for name, entry in manifest.tables.items()} == {n: len(r) for n, r in source.items()}
     assert orders_csv.startswith(BOM)
     header, *lines = csv.reader(io.StringIO(orders_csv[len(BOM):].decode("utf-8")))
