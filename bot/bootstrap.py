@@ -144,7 +144,8 @@ async def open_shop(
         rules = shop_rules(config)
         # the sessions every entry point uses: they carry the shop rules and the order events' bus
         bus = shop_bus()
-        sessions = shop_sessions(engine, rules=rules, bus=bus, counted=events.add)
+        counted = events.add if isinstance(events, EventBuffer) else None  # off: no queries for events
+        sessions = shop_sessions(engine, rules=rules, bus=bus, counted=counted)
         uows = UnitOfWorkFactory(sessions, rules)  # the outbound side's own bookkeeping (no dispatcher)
         # the catalog in memory: staff edits applied after their commit, other workers' edits
         # polled every cache_seconds, a full rebuild in the background every rebuild_seconds

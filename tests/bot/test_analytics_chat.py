@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.analytics import EventBuffer
+from bot.analytics import EventBuffer, NoEvents
 from bot.chat.middleware import opens_window
 from bot.keys import ENGINE, INBOX, METRICS, SERVICES
 from bot.wechat.inbox import Inbox
@@ -34,6 +34,7 @@ from commerce.wiring import shop_uows
 from tests.bot.admin.test_orders import pay, place_order
 from tests.bot.conftest import OWNER, ShopFactory
 from tests.bot.driver import Shop, db
+from tests.bot.test_group_chat import _campaign, _order_no, _with_address
 
 QUIET = {"flush_seconds": 300.0}  # written when the test flushes (or the app stops), not on a timer
 CUSTOMER, FRIEND = "o_analytics_buyer", "o_analytics_friend"
@@ -129,6 +130,14 @@ async def test_a_retried_message_counts_once(make_shop: ShopFactory, sqlite_url:
 
 
 @pytest.mark.sqlite_only
+async def test_analytics_off_counts_nothing(make_shop: ShopFactory, sqlite_url: str) -> None:
+    shop = await make_shop(sqlite_url, analytics={"enabled": False})
+    assert isinstance(shop.client.app[SERVICES].events, NoEvents)
+    await place_order(shop, shop.user(CUSTOMER))  # a search, a card, a cart add, a checkout, an order
+    assert await counted(shop) == []
+
+
+@pytest.mark.sqlite_only
 async def test_a_message_taken_over_after_its_changes_were_committed_counts_nothing_more(
     make_shop: ShopFactory, sqlite_url: str
 ) -> None:
@@ -174,6 +183,26 @@ async def test_a_follow_through_a_friends_invite_names_the_friend(make_shop: Sho
         ("follow", friend_id, sharer_id),
     ]
     no_openid_in(rows, (CUSTOMER, FRIEND))
+
+
+async def test_a_group_leaders_paid_seat_counts_its_order_payment_and_the_invite_sent(
+    make_shop: ShopFactory, db_url: str
+) -> None:
+    shop = await make_shop(db_url, analytics=QUIET, scheduler={"enabled": False})
+    await _campaign(shop)
+    leader = shop.user(CUSTOMER)
+    await _with_address(shop, leader)
+    await leader.say("拼团")
+    order_no = _order_no(await leader.say("1"))
+    await pay(shop, order_no)
+    async with db(shop.client.app)() as session:
+        order = await session.scalar(select(Order).where(Order.order_no == order_no))
+        assert order is not None
+    leader_id = await customer_id(shop, CUSTOMER)
+    rows = [(r.kind, r.customer_id, r.order_id) for r in await counted(shop) if r.kind != "message"]
+    assert sorted(rows, key=str) == [  # payment and invite: one transaction, counted together
+        ("order", leader_id, order.id), ("paid", leader_id, order.id), ("share", leader_id, None)
+    ]
 
 
 @pytest.mark.sqlite_only
