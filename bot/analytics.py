@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 500  # events in one INSERT; as many waiting start a write at once
 CAPACITY = 20_000  # events waiting at most: beyond, new ones are dropped (and counted)
+CLOSE_SECONDS = 10.0  # shutdown waits this long at most for the last write
 
 Write = Callable[[Sequence[Event]], Awaitable[None]]
 
@@ -78,6 +79,7 @@ class EventBuffer:
         self._writing = asyncio.Lock()
         self._failing = False  # the last write failed (logged once until one succeeds)
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
 
     def __len__(self) -> int:
         return len(self._waiting)
@@ -97,13 +99,17 @@ class EventBuffer:
             self._task = asyncio.create_task(self._run(), name="analytics-flush")
 
     async def close(self) -> None:
-        """Stop the task and write what waits (shutdown: after everything that records)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        await self.flush()
+        """Write what waits and stop (shutdown: after everything that records). A write
+        under way finishes first; one the database keeps past `CLOSE_SECONDS` is given up."""
+        task, self._task = self._task, None
+        self._closing = True
+        self._full.set()
+        try:
+            await asyncio.wait_for(task if task is not None else self.flush(), CLOSE_SECONDS)
+        except TimeoutError:
+            log.warning("analytics: the last events were not written before shutdown (counted as lost)")
+            self._observe(self._on_dropped, "failed", len(self._waiting))
+            self._waiting = []
 
     async def flush(self) -> None:
         """Write everything waiting now, `batch` events an INSERT."""
@@ -121,6 +127,8 @@ class EventBuffer:
                 await self.flush()
             except Exception:  # belt and braces: _write_batch keeps its own errors
                 log.exception("analytics flush failed")
+            if self._closing:
+                return
 
     async def _write_batch(self, taken: list[Event]) -> None:
         try:

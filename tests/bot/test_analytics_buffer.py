@@ -41,3 +41,24 @@ async def test_events_are_written_in_batches_at_once_when_a_batch_is_full_and_on
     buffer.add([events.checkout(1)])
     await buffer.close()
     assert writes.batches == [3, 3, 1, 1] and sum(written) == 8
+
+
+async def test_closing_waits_for_a_write_under_way_and_writes_the_rest() -> None:
+    """Shutdown during a write: that batch is not lost, and what came meanwhile goes too."""
+    started, release, batches = asyncio.Event(), asyncio.Event(), []
+
+    async def slow(batch: Sequence[Event]) -> None:
+        started.set()
+        await release.wait()
+        batches.append(len(batch))
+
+    buffer = EventBuffer(slow, every=60, batch=2)
+    buffer.start()
+    buffer.add([events.message(1), events.message(2)])
+    await started.wait()
+    buffer.add([events.message(3)])
+    closing = asyncio.create_task(buffer.close())
+    await asyncio.sleep(0.01)
+    release.set()
+    await closing
+    assert batches == [2, 1] and len(buffer) == 0
