@@ -133,12 +133,18 @@ def checkout(customer_id: int) -> Event:
     return Event(EventKind.CHECKOUT, customer_id=_who(customer_id))
 
 
+def _amount(fen: int) -> int:
+    """An order's money as the INTEGER column holds it: past ¥21 million, that maximum (a
+    count must never stop an order that the BIGINT money columns take)."""
+    return min(max(fen, 0), ID_MAX)
+
+
 def order(customer_id: int, order_id: int, amount_fen: int) -> Event:
-    return Event(EventKind.ORDER, customer_id=_who(customer_id), order_id=order_id, amount_fen=amount_fen)
+    return Event(EventKind.ORDER, customer_id=_who(customer_id), order_id=order_id, amount_fen=_amount(amount_fen))
 
 
 def paid(customer_id: int, order_id: int, amount_fen: int) -> Event:
-    return Event(EventKind.PAID, customer_id=_who(customer_id), order_id=order_id, amount_fen=amount_fen)
+    return Event(EventKind.PAID, customer_id=_who(customer_id), order_id=order_id, amount_fen=_amount(amount_fen))
 
 
 def share(customer_id: int, product_id: int | None = None) -> Event:

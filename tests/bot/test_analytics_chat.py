@@ -9,8 +9,10 @@ a database that refuses them costs the customer nothing."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.analytics import EventBuffer, NoEvents
 from bot.chat.middleware import opens_window
-from bot.keys import ENGINE, INBOX, METRICS, SERVICES
+from bot.keys import ENGINE, INBOX, JOBS, METRICS, SERVICES
 from bot.wechat.inbox import Inbox
 from bot.wechat.intake import DurableReplyStore, Sweeper, row_key
 from bot.wechat.protocol import Inbound
@@ -31,6 +33,7 @@ from commerce.db import create_engine
 from commerce.messaging import inbound
 from commerce.orders.models import Order
 from commerce.wiring import shop_uows
+from scheduler.runner import run_job
 from tests.bot.admin.test_orders import pay, place_order
 from tests.bot.conftest import OWNER, ShopFactory
 from tests.bot.driver import Shop, db
@@ -203,6 +206,19 @@ async def test_a_group_leaders_paid_seat_counts_its_order_payment_and_the_invite
     assert sorted(rows, key=str) == [  # payment and invite: one transaction, counted together
         ("order", leader_id, order.id), ("paid", leader_id, order.id), ("share", leader_id, None)
     ]
+
+
+async def test_the_prune_job_deletes_events_past_keep_days_once(make_shop: ShopFactory, db_url: str) -> None:
+    shop = await make_shop(db_url, analytics={**QUIET, "keep_days": 30}, scheduler={"enabled": False})
+    await shop.user(CUSTOMER).say("香蕉")
+    assert len(await counted(shop)) == 2  # the message and its search, now
+    jobs = shop.client.app[JOBS]
+    month_later = dataclasses.replace(jobs, clock=lambda: datetime.now(UTC) + timedelta(days=29))
+    assert await run_job("prune_events", month_later) == 0  # 29 days old: kept
+    later = dataclasses.replace(jobs, clock=lambda: datetime.now(UTC) + timedelta(days=31))
+    assert await run_job("prune_events", later) == 2
+    assert await run_job("prune_events", later) == 0  # another worker's tick: nothing left
+    assert await counted(shop) == []
 
 
 @pytest.mark.sqlite_only

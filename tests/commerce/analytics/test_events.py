@@ -51,6 +51,7 @@ def test_a_count_is_never_negative_and_a_kind_is_known() -> None:
     with pytest.raises(ValueError):
         Event("visit")  # type: ignore[arg-type]
     assert events.message(0).customer_id is None  # a turn without a known customer
+    assert events.order(1, 2, 10**12).amount_fen == 2**31 - 1  # the column's most: the order goes on
 
 
 async def _rows(engine: AsyncEngine) -> list[ShopEvent]:
