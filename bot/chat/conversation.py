@@ -18,6 +18,7 @@ from bot.dialogs.base import Active, Expired
 from bot.services import Services
 from commerce.analytics import events
 from commerce.db import must_run_again
+from commerce.messaging.inbound import TakenOver
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,8 @@ class Conversation:
             if must_run_again(exc):  # not the handler's fault: the turn runs again (middleware.retry_when_busy)
                 raise
             log.exception("handler failed", extra={"kind": turn.msg.kind, "event": turn.msg.event})
-            self._count(ctx, answered=False)
+            if not isinstance(exc, TakenOver):  # taken over: the worker that took it counts it
+                self._count(ctx, answered=False)
             return Answer(Text("error"), turn.locale)
         self._count(ctx, answered=True)
         return Answer(routed.reply, routed.said_in or turn.locale, said_in=routed.said_in)

@@ -133,6 +133,30 @@ async def test_a_retried_message_counts_once(make_shop: ShopFactory, sqlite_url:
 
 
 @pytest.mark.sqlite_only
+async def test_a_turn_whose_message_another_worker_took_counts_nothing_here(
+    make_shop: ShopFactory, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its transaction refused (the other worker answers and counts it); a handler that
+    fails for its own reasons still counts the customer's message, not what it recorded."""
+    shop = await make_shop(sqlite_url, analytics=QUIET)
+    search = shop.client.app[SERVICES].dialogs.search
+    original = search.search
+    failure: Exception = inbound.TakenOver()
+
+    async def refused(ctx, query, **kwargs):  # type: ignore[no-untyped-def]
+        await original(ctx, query, **kwargs)  # recorded its search...
+        raise failure  # ...then its commit was refused
+
+    monkeypatch.setattr(search, "search", refused)
+    user = shop.user(CUSTOMER)
+    assert "开小差" in (await user.say("香蕉")).text
+    assert await counted(shop) == []
+    failure = RuntimeError("a bug")
+    assert "开小差" in (await user.say("苹果")).text
+    assert [r.kind for r in await counted(shop)] == ["message"]
+
+
+@pytest.mark.sqlite_only
 async def test_analytics_off_counts_nothing(make_shop: ShopFactory, sqlite_url: str) -> None:
     shop = await make_shop(sqlite_url, analytics={"enabled": False})
     assert isinstance(shop.client.app[SERVICES].events, NoEvents)
