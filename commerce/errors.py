@@ -105,6 +105,13 @@ class ErrorCode(enum.StrEnum):
     REVIEW_EXISTS = "review_exists"  # the order has its review already; details: order_no
     REVIEW_INVALID = "review_invalid"  # details: field (rating, body, photos), max
     REVIEW_NOT_FOUND = "review_not_found"  # details: review_id
+    # members (commerce.membership)
+    ALREADY_MEMBER = "already_member"  # details: phone_tail (the last 4 digits of the phone confirmed)
+    PHONE_TAKEN = "phone_taken"  # the phone is another customer's membership already
+    CODE_TOO_SOON = "code_too_soon"  # a code was sent to this phone or customer moments ago; details: wait_seconds
+    CODE_LIMIT = "code_limit"  # too many codes today for this phone or customer; details: max
+    SMS_FAILED = "sms_failed"  # the SMS provider did not send the code
+    LEVEL_INVALID = "level_invalid"  # details: field (name, threshold, discount), max_length / max_fen / max_bp
 
 
 class ShopError(Exception):

@@ -30,6 +30,7 @@ from commerce.groupbuys.models import (
     GroupStatus,
 )
 from commerce.loyalty.models import CustomerBadge, PointsEntry
+from commerce.membership.models import Member, MemberLevelRow, SmsCode
 from commerce.messaging.models import (
     Broadcast,
     DialogState,
@@ -146,4 +147,7 @@ __all__ = [
     "LinkUse",
     "EventKind",
     "ShopEvent",
+    "Member",
+    "MemberLevelRow",
+    "SmsCode",
 ]

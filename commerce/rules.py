@@ -7,6 +7,24 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 
+@dataclass(frozen=True, slots=True)
+class MemberLevel:
+    """A member level: reached at `threshold_fen` spent (paid minus refunded), it takes
+    `discount_bp` basis points (200 = 2%) off the goods after the coupon at checkout."""
+
+    name: str
+    threshold_fen: int
+    discount_bp: int
+
+
+DEFAULT_MEMBER_LEVELS = (
+    MemberLevel("普通会员", 0, 0),
+    MemberLevel("银卡", 50_000, 200),
+    MemberLevel("金卡", 200_000, 500),
+    MemberLevel("钻石", 500_000, 800),
+)
+
+
 @dataclass(frozen=True)
 class ShopRules:
     order_timeout: timedelta = timedelta(minutes=30)  # an unpaid order is cancelled after this
@@ -30,6 +48,8 @@ class ShopRules:
     redeem_points_per_yuan: int = 100  # points that take ¥1 off
     redeem_max_percent: int = 50  # of the goods after the coupon
     review_points: int = 10  # for the review of a received order, once per order (0: none)
+    # members (commerce.membership): the levels by total spent until staff edit them (/level set)
+    member_levels: tuple[MemberLevel, ...] = DEFAULT_MEMBER_LEVELS
     # service tickets and the conversations kept
     service_idle: timedelta = timedelta(minutes=60)  # an open ticket nobody spoke on is closed
     conversation_keep: timedelta = timedelta(days=30)  # messages and closed tickets, then pruned

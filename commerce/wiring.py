@@ -1,8 +1,8 @@
 """The core's own composition: who hears which order event, and sessions that carry them.
 
 `shop_bus` subscribes each capability to the order events (`commerce.events`), in the
-order they must run: the service window, group seats and flash-sale units first, then commission and
-points. `shop_sessions` makes the session factory every unit of work uses: its sessions
+order they must run: the service window, group seats and flash-sale units first, then commission,
+points and members' total spent. `shop_sessions` makes the session factory every unit of work uses: its sessions
 carry the bus and the shop rules, so code deep in a move (a subscriber) needs neither
 passed in, and their commit writes queued notices to the outbox. This is the one module of `commerce` that may import every capability.
 """
@@ -31,6 +31,7 @@ from commerce.events import (
 from commerce.groupbuys import groups as group_buys
 from commerce.groupbuys import guards as group_guards
 from commerce.loyalty import points
+from commerce.membership import spending
 from commerce.messaging import inbound, notices, outbox
 from commerce.orders.models import Order, OrderStatus
 from commerce.promotions import flash_sales
@@ -69,6 +70,15 @@ async def _points_follow_the_order(session: AsyncSession, event: OrderMoved) -> 
         await points.on_cancelled(session, order_id=event.order_id, now=event.now)
 
 
+async def _spending_follows_the_order(session: AsyncSession, event: OrderMoved) -> None:
+    if event.paid:  # total spent (and a member's level) in the payment's transaction
+        await spending.on_paid(session, order_id=event.order_id)
+
+
+async def _spending_back_on_refund(session: AsyncSession, event: OrderRefunded) -> None:
+    await spending.on_refund(session, order_id=event.order_id, amount_fen=event.amount_fen)
+
+
 async def _invite_a_review(session: AsyncSession, event: OrderMoved) -> None:
     if event.frm == OrderStatus.SHIPPED and event.to == OrderStatus.COMPLETED:  # received: by the customer or the clock
         await reviews.invite_on_receipt(session, order_id=event.order_id)
@@ -104,12 +114,14 @@ def shop_bus() -> EventBus:
     bus.subscribe(OrderMoved, _move_flash_unit)  # paid: sold; expired or cancelled: back on sale
     bus.subscribe(OrderMoved, _earn_commission)
     bus.subscribe(OrderMoved, _points_follow_the_order)
+    bus.subscribe(OrderMoved, _spending_follows_the_order)
     bus.subscribe(OrderMoved, _invite_a_review)
     bus.subscribe(OrderMoved, analytics_subscribers.count_payment)  # analytics: counted once the payment commits
     bus.subscribe(ReviewPosted, _points_for_a_review)
     bus.subscribe(ReviewPosted, analytics_subscribers.count_review)
     bus.subscribe(OrderRefunded, _reverse_commission)
     bus.subscribe(OrderRefunded, _points_back_on_refund)
+    bus.subscribe(OrderRefunded, _spending_back_on_refund)
     bus.subscribe(CatalogChanged, _stamp_edited_products)
     return bus
 

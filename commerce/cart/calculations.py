@@ -10,6 +10,11 @@ the goods after the coupon. The saving is the largest whole number of fen the ba
 covers within that cap, and the points used are the fewest that pay for it (rounded up
 when a fen costs a fraction of a point), all in integers.
 
+The member level (`commerce.membership`) takes its percentage off after the coupon: on the
+goods less the coupon, floored to the fen (a level of 2% on ¥12.34 takes 24 fen off, not
+24.68), and the points are counted on what is left after both. Coupon, then level, then
+points: each discount is figured on what the one before it left.
+
 A cart with goods in it never costs nothing, whatever the coupon and the points: the
 payment provider cannot charge zero. A coupon worth all the goods of a cart that ships
 free leaves one fen to pay.
@@ -55,7 +60,7 @@ class Terms:
 
 @dataclass(frozen=True, slots=True)
 class Totals:
-    """What the cart costs: goods - discount + delivery - points = payable."""
+    """What the cart costs: goods - discount - level discount + delivery - points = payable."""
 
     goods_fen: int
     discount_fen: int
@@ -66,6 +71,7 @@ class Totals:
     # what the points could take off (and cost) on this cart, used or not: checkout offers it
     points_offer_fen: int
     points_offer_used: int
+    level_discount_fen: int = 0  # the member level's discount, after the coupon
 
 
 def delivery_fee(goods_fen: int, *, rules: ShopRules) -> int:
@@ -106,18 +112,35 @@ def points_saving(*, balance: int, base_fen: int, max_fen: int, rules: ShopRules
     return fen, -(-fen * rate // 100)  # the points for `fen`, rounded up
 
 
+def level_discount(base_fen: int, discount_bp: int) -> int:
+    """What a member level of `discount_bp` basis points (200 = 2%) takes off `base_fen` (the
+    goods after the coupon): floored to the fen, never negative, never more than the base."""
+    if base_fen <= 0 or discount_bp <= 0:
+        return 0
+    return min(base_fen, base_fen * min(discount_bp, 10_000) // 10_000)
+
+
 def cart_totals(
-    *, goods_fen: int, discount_fen: int, points_balance: int, use_points: bool, rules: ShopRules
+    *,
+    goods_fen: int,
+    discount_fen: int,
+    points_balance: int,
+    use_points: bool,
+    rules: ShopRules,
+    level_discount_bp: int = 0,
 ) -> Totals:
     """The totals of a cart of `goods_fen` with a coupon worth `discount_fen` (see
-    `coupon_discount`) and `points_balance` points, used or only offered."""
+    `coupon_discount`), a member level of `level_discount_bp` and `points_balance` points,
+    used or only offered."""
     goods = max(0, goods_fen)
     delivery = delivery_fee(goods, rules=rules)
     discount = max(0, min(discount_fen, goods, goods + delivery - 1))
+    level = max(0, min(level_discount(goods - discount, level_discount_bp), goods - discount + delivery - 1))
+    base = goods - discount - level
     offer_fen, offer_used = points_saving(
         balance=points_balance,
-        base_fen=goods - discount,
-        max_fen=goods - discount + delivery - 1,
+        base_fen=base,
+        max_fen=base + delivery - 1,
         rules=rules,
     )
     points, used = (offer_fen, offer_used) if use_points else (0, 0)
@@ -127,7 +150,8 @@ def cart_totals(
         delivery_fen=delivery,
         points_fen=points,
         points_used=used,
-        payable_fen=goods - discount + delivery - points,
+        payable_fen=base + delivery - points,
         points_offer_fen=offer_fen,
         points_offer_used=offer_used,
+        level_discount_fen=level,
     )

@@ -1,8 +1,9 @@
-"""What the current cart costs: goods, the coupon, delivery, points, the total.
+"""What the current cart costs: goods, the coupon, the member level, delivery, points, the total.
 
 `quote` always starts from the cart as it is now (today's prices and stock), so what
 checkout shows and what `place_order` charges come from the same function. It fetches
-(the cart, the coupons held, the points balance), then calculates with the pure
+(the cart, the coupons held, the points balance, the member level's discount that
+`commerce.membership` keeps on the customer), then calculates with the pure
 functions of `commerce.cart.calculations` (saleor's fetch/calculate split), where the
 points rules are written down.
 """
@@ -52,6 +53,8 @@ class Quote:
     # what the points could take off (and cost) on this cart, used or not: checkout offers it
     points_offer_fen: int = 0
     points_offer_used: int = 0
+    level_discount_fen: int = 0  # the member level's discount, after the coupon
+    level_name: str = ""  # the level it is for ("" none)
 
     @property
     def is_empty(self) -> bool:
@@ -65,7 +68,7 @@ class Quote:
         coupon = self.coupon.customer_coupon_id if self.coupon else 0
         parts.append(
             f"{self.goods_fen}-{self.discount_fen}+{self.delivery_fen}-{self.points_fen}c{coupon}"
-            f"p{self.points_used}"
+            f"p{self.points_used}l{self.level_discount_fen}"
         )
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
@@ -143,20 +146,21 @@ async def quote(
         o for o in valid if chosen is None or o.customer_coupon_id != chosen.customer_coupon_id
     )
 
-    balance = int(
-        await session.scalar(
-            select(Customer.points_balance)
+    held_by = (
+        await session.execute(
+            select(Customer.points_balance, Customer.member_level, Customer.member_discount_bp)
             .where(Customer.id == customer_id)
             .execution_options(populate_existing=True)
         )
-        or 0
-    )
+    ).first()
+    balance, level_name, level_bp = (int(held_by[0] or 0), held_by[1], int(held_by[2] or 0)) if held_by else (0, "", 0)
     totals = cart_totals(
         goods_fen=goods,
         discount_fen=chosen.discount_fen if chosen else 0,
         points_balance=balance,
         use_points=use_points,
         rules=rules,
+        level_discount_bp=level_bp,
     )
     return Quote(
         lines=lines,
@@ -172,6 +176,8 @@ async def quote(
         points_balance=balance,
         points_offer_fen=totals.points_offer_fen,
         points_offer_used=totals.points_offer_used,
+        level_discount_fen=totals.level_discount_fen,
+        level_name=level_name if totals.level_discount_fen else "",
     )
 
 

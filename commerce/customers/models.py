@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -48,6 +49,13 @@ class Customer(Base):
     referral_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # points held now; the ledger (PointsEntry) says why. Spent by conditional UPDATE.
     points_balance: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # ---- members (issue 17): written by commerce.membership, read by checkout's pricing ----
+    # paid orders minus refunds, kept in the transaction of each payment and refund
+    total_spent_fen: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # a member's level ("" for customers who have not confirmed a phone) and its discount
+    # in basis points (200 = 2%), applied at checkout after the coupon
+    member_level: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    member_discount_bp: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 

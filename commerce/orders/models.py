@@ -33,7 +33,7 @@ class OrderStatus(enum.StrEnum):
 class Order(Base):
     """An order with snapshots of its lines, prices and address; amounts in fen.
 
-    payable_fen = goods_fen - discount_fen + delivery_fen - points_fen.
+    payable_fen = goods_fen - discount_fen - level_discount_fen + delivery_fen - points_fen.
     refunded_fen grows with each successful (possibly partial) refund.
     """
 
@@ -55,6 +55,9 @@ class Order(Base):
     points_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     # the points spent for points_fen (given back if the order is cancelled)
     points_used: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # the member level's discount (after the coupon) and the level it was for ("" none)
+    level_discount_fen: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    member_level: Mapped[str] = mapped_column(String(16), default="", server_default="")
     payable_fen: Mapped[int] = mapped_column(BigInteger)
     paid_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     refunded_fen: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -228,6 +228,8 @@ async def place_order(
         address_city=address.city,
         address_district=address.district,
         address_detail=address.detail,
+        level_discount_fen=priced.level_discount_fen,
+        member_level=priced.level_name,
     )
 
 
@@ -380,6 +382,8 @@ async def _insert_order(
                 delivery_fen=priced.delivery_fen,
                 points_fen=priced.points_fen,
                 points_used=priced.points_used,
+                level_discount_fen=priced.level_discount_fen,
+                member_level=priced.level_name,
                 payable_fen=priced.payable_fen,
                 paid_fen=0,
                 refunded_fen=0,

@@ -75,6 +75,9 @@ class OrderView:
     address_city: str = ""
     address_district: str = ""
     address_detail: str = ""
+    # the member level's discount (after the coupon) and its level ("" none)
+    level_discount_fen: int = 0
+    member_level: str = ""
 
     @property
     def item_count(self) -> int:
@@ -131,6 +134,8 @@ def _view(order: Order, openid: str) -> OrderView:
         address_city=order.address_city,
         address_district=order.address_district,
         address_detail=order.address_detail,
+        level_discount_fen=order.level_discount_fen,
+        member_level=order.member_level,
     )
 
 
@@ -171,6 +176,8 @@ def order_data(order: OrderView) -> dict[str, Any]:
         "items": [{"name": line.name, "spec": line.spec_label, "quantity": line.quantity} for line in order.lines],
         "goods": order.goods_fen,
         "discount": order.discount_fen,
+        "level_discount": order.level_discount_fen,
+        "member_level": order.member_level,
         "delivery": order.delivery_fen,
         "payable": order.payable_fen,
         "paid": order.paid_fen,

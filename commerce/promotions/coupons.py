@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from commerce.customers.models import Customer
 from commerce.db import upsert_insert as _insert
 from commerce.errors import ErrorCode, ShopError
-from commerce.promotions.models import Coupon, CouponKind, CustomerCoupon
+from commerce.promotions.models import Coupon, CouponKind, CustomerCoupon, CustomerCouponStatus
 from commerce.rules import as_utc, maybe_utc, utcnow
 from commerce.staff.audit import Change, jsonable
 
@@ -248,6 +248,23 @@ async def _held(session: AsyncSession, coupon_id: int, customer_id: int) -> int:
         select(func.count())
         .select_from(CustomerCoupon)
         .where(CustomerCoupon.coupon_id == coupon_id, CustomerCoupon.customer_id == customer_id)
+    )
+    return int(count or 0)
+
+
+async def usable_count(session: AsyncSession, *, customer_id: int, now: datetime) -> int:
+    """How many coupons the customer holds that may be used now (active, started, not expired)."""
+    count = await session.scalar(
+        select(func.count())
+        .select_from(CustomerCoupon)
+        .join(Coupon, Coupon.id == CustomerCoupon.coupon_id)
+        .where(
+            CustomerCoupon.customer_id == customer_id,
+            CustomerCoupon.status == CustomerCouponStatus.AVAILABLE.value,
+            Coupon.active.is_(True),
+            (Coupon.valid_from.is_(None)) | (Coupon.valid_from <= now),
+            (Coupon.valid_until.is_(None)) | (Coupon.valid_until > now),
+        )
     )
     return int(count or 0)
 

@@ -1,0 +1,55 @@
+"""What "会员" / "我的" shows of membership: the level, what is left to the next, total spent.
+
+Points and coupons are other capabilities' (`commerce.loyalty`, `commerce.promotions`):
+the chat reads them beside this, and so will the stored balance when it comes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from commerce.customers.models import Customer
+from commerce.membership.codes import phone_tail
+from commerce.membership.levels import current_levels, level_for, next_level
+from commerce.membership.models import Member
+from commerce.rules import MemberLevel, ShopRules
+
+
+@dataclass(frozen=True, slots=True)
+class MemberStanding:
+    member: bool
+    total_spent_fen: int
+    phone_tail: str = ""
+    level: MemberLevel | None = None  # None: no member, or below every level
+    next_level: MemberLevel | None = None  # None at the top
+    to_next_fen: int = 0  # still to spend for `next_level`
+    # what a non-member's spending reached already (shown with the invitation)
+    would_be: MemberLevel | None = None
+
+
+async def standing(session: AsyncSession, *, customer_id: int, rules: ShopRules) -> MemberStanding:
+    phone = await session.scalar(select(Member.phone).where(Member.customer_id == customer_id))
+    total = int(
+        await session.scalar(
+            select(Customer.total_spent_fen)
+            .where(Customer.id == customer_id)
+            .execution_options(populate_existing=True)
+        )
+        or 0
+    )
+    levels = await current_levels(session, rules)
+    reached = level_for(total, levels)
+    ahead = next_level(total, levels)
+    if phone is None:
+        return MemberStanding(member=False, total_spent_fen=total, would_be=reached if reached.name else None)
+    return MemberStanding(
+        member=True,
+        total_spent_fen=total,
+        phone_tail=phone_tail(phone),
+        level=reached if reached.name else None,
+        next_level=ahead[0] if ahead else None,
+        to_next_fen=ahead[1] if ahead else 0,
+    )
