@@ -40,10 +40,11 @@ ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tupl
 
 
 # Libraries that log the data they carry: aiosqlite writes every statement with its bound
-# values (openids, phone numbers, addresses) at DEBUG. Held at INFO unless someone sets
+# values (openids, phone numbers, addresses) at DEBUG; Tencent Cloud's SDK writes every
+# request it sends (an SMS's phone number and one-time code) and every answer. Held at INFO unless someone sets
 # them on purpose, as SQLAlchemy holds its own logger at WARNING (`database.echo` is that
 # switch, for a developer's machine only).
-DATA_LOGGERS = ("aiosqlite",)
+DATA_LOGGERS = ("aiosqlite", "tencentcloud_sdk_common")
 for _name in DATA_LOGGERS:
     if logging.getLogger(_name).level == logging.NOTSET:
         logging.getLogger(_name).setLevel(logging.INFO)
