@@ -52,7 +52,7 @@ from bot.outbound.planner import NotificationPlanner, parse_template_ids
 from bot.outbound.sender import MemoryOutbox, OutboundSender
 from bot.payments import build_payment_service
 from bot.redis_link import RedisLink, open_redis
-from bot.services import Customers, Services, StaffDirectory, shop_rules
+from bot.services import Customers, Services, StaffDirectory, shop_rules, sms_sender
 from bot.web import paylink
 from bot.web.health import HealthChecks
 from bot.web.invites import InviteService, MemoryQrCache, NoQrCodes, QrCache, QrCodes, RedisQrCache
@@ -261,6 +261,7 @@ async def open_shop(
             flash_gate=flash_gate,
             live_hub=live_hub,
             media=LocalMediaStore(config.media.dir),
+            sms=sms_sender(config),
             wechat_media=wechat_media,
             events=events,
         )

@@ -144,6 +144,25 @@ class AlipayConfig:
 
 
 @dataclass(frozen=True)
+class SmsConfig:
+    """One-time codes for members: "sandbox" shows the code in the chat; "tencent" sends it
+    with Tencent Cloud SMS (secret_id / secret_key best from STOREFRONT_SMS__SECRET_ID / __SECRET_KEY)."""
+
+    provider: str = "sandbox"
+    secret_id: str = ""
+    secret_key: str = ""
+    sdk_app_id: str = ""  # the SMS application's SdkAppId (1400...)
+    sign_name: str = ""  # the approved signature (签名), e.g. the shop's name
+    template_id: str = ""  # an approved verification template: {1} the code, {2} its minutes
+    region: str = "ap-guangzhou"
+    endpoint: str = "sms.tencentcloudapi.com"  # or an http(s) URL (a fake in tests)
+    timeout_seconds: float = 10.0
+
+
+SMS_PROVIDERS = ("sandbox", "tencent")
+
+
+@dataclass(frozen=True)
 class StaffConfig:
     owners: tuple[str, ...] = ()
 
@@ -243,6 +262,7 @@ class Config:
     redis: RedisConfig = field(default_factory=RedisConfig)
     pay: PayConfig = field(default_factory=PayConfig)
     alipay: AlipayConfig = field(default_factory=AlipayConfig)
+    sms: SmsConfig = field(default_factory=SmsConfig)
     staff: StaffConfig = field(default_factory=StaffConfig)
     shop: ShopConfig = field(default_factory=ShopConfig)
     referral: ReferralConfig = field(default_factory=ReferralConfig)
@@ -471,6 +491,14 @@ def _validate(config: Config) -> None:
                 raise ConfigError(f'alipay.{key}: required when pay.methods names "alipay"')
         if not config.alipay.gateway_url.startswith(("https://", "http://")):
             raise ConfigError("alipay.gateway_url: must be an http(s) URL")
+    if config.sms.provider not in SMS_PROVIDERS:
+        raise ConfigError("sms.provider: must be sandbox or tencent")
+    if config.sms.provider == "tencent":
+        for key in ("secret_id", "secret_key", "sdk_app_id", "sign_name", "template_id"):
+            if not getattr(config.sms, key):
+                raise ConfigError(f"sms.{key}: required by the tencent provider")
+    if not 1 <= config.sms.timeout_seconds <= 30:
+        raise ConfigError("sms.timeout_seconds: must be between 1 and 30")
     if not 1 <= config.pay.timeout_seconds <= 30:
         raise ConfigError("pay.timeout_seconds: must be between 1 and 30")
     if config.shop.locale not in ("zh", "en"):

@@ -13,6 +13,7 @@ from bot.dialogs.shop import ShopDialogs
 from commerce.catalog.read import Catalog
 from commerce.customers.customers import CustomerInfo, touch_customer
 from commerce.media.store import MediaStore
+from commerce.membership.sms import SandboxSms, SmsSender, TencentSms, TencentSmsSettings
 from commerce.orders.views import OrderView
 from commerce.rules import ShopRules
 from commerce.staff.models import StaffRole
@@ -94,6 +95,19 @@ def shop_rules(config: Config) -> ShopRules:
     )
 
 
+def sms_sender(config: Config) -> SmsSender:
+    """The [sms] provider: the sandbox (the chat shows the code) or Tencent Cloud SMS."""
+    sms = config.sms
+    if sms.provider != "tencent":
+        return SandboxSms()
+    return TencentSms(
+        TencentSmsSettings(
+            secret_id=sms.secret_id, secret_key=sms.secret_key, sdk_app_id=sms.sdk_app_id, sign_name=sms.sign_name,
+            template_id=sms.template_id, region=sms.region, endpoint=sms.endpoint, timeout_seconds=sms.timeout_seconds,
+        )
+    )
+
+
 @dataclass(slots=True)
 class StaffDirectory:
     """Who is staff, in which role: config owners plus the staff table, re-read every 30 s."""
@@ -147,3 +161,4 @@ class Services:
     media: MediaStore  # product pictures (media.dir), served at /media/<name>
     wechat_media: MediaSource  # what users sent (a staff member's photo), fetched from WeChat
     events: EventRecorder  # analytics: what is worth counting, written in batches (bot/analytics.py)
+    sms: SmsSender = field(default_factory=SandboxSms)  # members' one-time codes ([sms]: sandbox or Tencent Cloud)

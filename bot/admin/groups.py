@@ -10,6 +10,7 @@ from bot.admin import (  # noqa: F401
     flash_sales,
     general,
     group_buys,
+    levels,
     lexicon,
     live,
     orders,

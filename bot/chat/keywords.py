@@ -32,6 +32,11 @@ KEYWORDS: dict[str, dict[str, tuple[str, ...]]] = {
     "invite": {"zh": ("邀请", "邀请好友", "推荐", "分享"), "en": ("invite", "refer", "share", "invite friends")},
     "me": {"zh": ("我的", "个人中心", "我", "积分", "佣金"), "en": ("me", "my account", "account", "points")},
     "withdraw": {"zh": ("提现", "申请提现"), "en": ("withdraw", "cash out")},
+    "member": {"zh": ("会员", "会员中心", "我的会员", "会员等级", "会员卡"), "en": ("member", "membership")},
+    "register": {
+        "zh": ("注册会员", "会员注册", "成为会员", "加入会员", "开通会员", "绑定手机", "绑定手机号", "手机绑定", "注册"),
+        "en": ("register", "sign up", "bind phone", "become a member"),
+    },
     "review": {"zh": ("评价", "去评价", "写评价", "评价订单", "买家秀", "晒单"), "en": ("review", "write a review", "rate")},
 }
 

@@ -102,6 +102,8 @@ def _quote_data(quote: Quote, address: AddressView) -> dict[str, Any]:
         ],
         "goods": quote.goods_fen,
         "discount": quote.discount_fen,
+        "level_discount": quote.level_discount_fen,
+        "level_name": quote.level_name,
         "delivery": quote.delivery_fen,
         "payable": quote.payable_fen,
         "coupon": {"title": quote.coupon.title, "discount": quote.coupon.discount_fen} if quote.coupon else None,

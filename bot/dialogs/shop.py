@@ -16,6 +16,7 @@ from bot.dialogs.checkout import CheckoutDialog
 from bot.dialogs.confirm import ConfirmDialog
 from bot.dialogs.flash import FlashDialog
 from bot.dialogs.group import GroupDialog
+from bot.dialogs.member import MemberDialog
 from bot.dialogs.orders import OrdersDialog
 from bot.dialogs.photo import PhotoDialog
 from bot.dialogs.review import ReviewDialog
@@ -37,6 +38,7 @@ class ShopDialogs(DialogRuntime):
     flash: FlashDialog
     photo: PhotoDialog  # staff: a product's pictures
     review: ReviewDialog
+    member: MemberDialog  # a phone and its one-time code: membership
 
     def __init__(
         self,
@@ -49,9 +51,9 @@ class ShopDialogs(DialogRuntime):
         self.search, self.cart, self.checkout = SearchDialog(), CartDialog(), CheckoutDialog()
         self.orders, self.confirm, self.group = OrdersDialog(), confirm, GroupDialog()
         self.service, self.flash = ServiceDialog(), FlashDialog()
-        self.photo, self.review = PhotoDialog(), ReviewDialog()
+        self.photo, self.review, self.member = PhotoDialog(), ReviewDialog(), MemberDialog()
         dialogs = (
             self.search, self.cart, self.checkout, self.orders, self.confirm, self.group, self.service, self.flash,
-            self.photo, self.review,
+            self.photo, self.review, self.member,
         )
         super().__init__(store, dialogs, ttl_seconds=ttl_seconds, on_transition=on_transition)

@@ -1,12 +1,16 @@
-"""The customer's account in chat: "邀请 / invite", "我的 / me", "提现 / withdraw", and the follow welcome.
+"""The customer's account in chat: "邀请 / invite", "我的 / me", "会员 / member", "提现 / withdraw", and the follow welcome.
 
 Stateless handlers (no dialog: each answer is complete in one reply):
 
 - invite: the customer's referral code (given on first ask), share link and, when the
   shop has a WeChat client, their permanent QR code; the first ask counts as a first
   share for points, which that reply announces.
-- me: points (and their last few movements), badges, referrals, commission frozen (with
-  the date it frees), available, withdrawing and paid out.
+- me: membership (level, what is left to spend for the next, total spent, usable coupons;
+  for a customer who is no member, the invitation), points (and their last few
+  movements), badges, referrals, commission frozen (with the date it frees), available,
+  withdrawing and paid out.
+- member ("会员"): the same for a member; for anyone else it starts the registration
+  (bot/dialogs/member.py), as "注册会员" / "绑定手机" always do.
 - withdraw [AMOUNT]: asks staff to pay out all that is available, or AMOUNT yuan;
   managers are alerted.
 - `welcome(ctx, scene)`, called on a follow: binds a new follower who came through a
@@ -33,10 +37,12 @@ from bot.outbound.alerts import MANAGERS, openid_tail
 from bot.wechat.scenes import GroupInvite, ReferralInvite
 from commerce.analytics import events
 from commerce.customers import customers
-from commerce.errors import ShopError
+from commerce.errors import ErrorCode, ShopError
 from commerce.loyalty import badges, points
+from commerce.membership import account as membership
 from commerce.messaging import notices
 from commerce.messaging.notifications import Notification
+from commerce.promotions import coupons
 from commerce.referrals import commission, referrals
 from commerce.rules import utcnow
 
@@ -133,8 +139,50 @@ async def invite(ctx: Context) -> Reply:
     )
 
 
+@router.route(Keyword("member"))
+async def member(ctx: Context) -> Reply:
+    """"会员": a member sees their account (level first); anyone else is asked for a phone."""
+    async with ctx.uow() as uow:
+        standing = await membership.standing(uow.session, customer_id=ctx.customer_id, rules=uow.rules)
+    if standing.member:
+        return await _account(ctx)
+    return await ctx.services.dialogs.member.begin(ctx)
+
+
+@router.route(Keyword("register"))
+async def register(ctx: Context) -> Reply:
+    """"注册会员" / "绑定手机": the phone and its code (a member is told they are one)."""
+    async with ctx.uow() as uow:
+        standing = await membership.standing(uow.session, customer_id=ctx.customer_id, rules=uow.rules)
+    if standing.member:
+        return error_reply(ShopError(ErrorCode.ALREADY_MEMBER, phone_tail=standing.phone_tail))
+    return await ctx.services.dialogs.member.begin(ctx)
+
+
+def member_data(standing: membership.MemberStanding, *, coupons_usable: int) -> dict[str, Any]:
+    """The membership lines of "我的" (templates/messages/*/account.j2)."""
+    level, ahead, would_be = standing.level, standing.next_level, standing.would_be
+    return {
+        "is_member": standing.member,
+        "phone_tail": standing.phone_tail,
+        "level_name": level.name if level else "",
+        "discount_bp": level.discount_bp if level else 0,
+        "total_spent_fen": standing.total_spent_fen,
+        "next_level": ahead.name if ahead else "",
+        "next_discount_bp": ahead.discount_bp if ahead else 0,
+        "to_next_fen": standing.to_next_fen,
+        "would_be": would_be.name if would_be else "",
+        "coupons_usable": coupons_usable,
+    }
+
+
 @router.route(Keyword("me"))
 async def me(ctx: Context) -> Reply:
+    return await _account(ctx)
+
+
+async def _account(ctx: Context) -> Reply:
+    """"我的": membership, points, badges, referrals and commission."""
     async with ctx.uow() as uow:
         session = uow.session
         got = await commission.balances(
@@ -143,9 +191,13 @@ async def me(ctx: Context) -> Reply:
         points_balance = await points.balance(session, ctx.customer_id)
         moves = await points.history(session, customer_id=ctx.customer_id, limit=POINTS_SHOWN)
         earned = await badges.badges_of(session, customer_id=ctx.customer_id)
+        standing = await membership.standing(session, customer_id=ctx.customer_id, rules=uow.rules)
+        usable = await coupons.usable_count(session, customer_id=ctx.customer_id, now=uow.now)
+        # the stored balance (储值) joins here once it exists: balance_of(session, ctx.customer_id)
     return Text(
         "account",
         {
+            **member_data(standing, coupons_usable=usable),
             "points": int(points_balance or 0),
             "moves": [{"delta": m.delta, "reason": m.reason} for m in moves],
             "badges": earned,

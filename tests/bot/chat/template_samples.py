@@ -35,7 +35,7 @@ MONEY = {
     "price", "total", "goods", "delivery", "payable", "paid", "subtotal", "discount", "refunded",
     "refundable", "refund", "amount", "left", "saving", "offer_saving", "gmv", "revenue",
     "average", "regular_price", "price_min", "price_max", "refund_total", "off", "over", "cap",
-    "max", "min", "delivery_fee", "free_threshold",
+    "max", "min", "delivery_fee", "free_threshold", "level_discount",
 }  # names ending in _fen are money too
 
 COUNTS = {
@@ -134,6 +134,14 @@ TEXT: dict[str, Any] = {
     "new_name": "巨峰葡萄",
     "max_mb": "10",
     "body": "新鲜现摘",
+    "level_name": "金卡",
+    "member_level": "金卡",
+    "next_level": "钻石",
+    "would_be": "银卡",
+    "phone_tail": "5678",
+    "typed": "1381234",
+    "sandbox_code": "123456",
+    "why": "expired",
 }
 
 OTHER: dict[str, Any] = {
@@ -192,6 +200,14 @@ OTHER: dict[str, Any] = {
     "reviewed": False,
     "hidden": False,
     "rating": 5,
+    "is_member": True,
+    "discount_bp": 500,
+    "next_discount_bp": 800,
+    "coupons_usable": 2,
+    "tries_left": 3,
+    "wait_seconds": 42,
+    "max_bp": 5000,
+    "moved": 2,
 }
 
 # fields of an error's details (`d`) that mean something else for each error code:
@@ -218,6 +234,7 @@ D_BY_CODE: dict[str, dict[str, Any]] = {
     "address_invalid": {"missing": ("name", "phone", "address")},
     "flash_invalid": {"field": ("price", "units", "limit", "pay_minutes", "window")},
     "live_invalid": {"field": ("title", "video_url")},
+    "level_invalid": {"field": ("name", "threshold", "discount")},
 }
 
 # a name that means something else in one template
@@ -260,6 +277,9 @@ TEMPLATE_SAMPLES: dict[str, dict[str, Any]] = {
     "flash_list": {"sales": "@list"},
     "flash_pay_card": {"address": "@map"},
     "admin/flash_list": {"sales": "@list"},
+    "admin/level_list": {"levels": "@list"},
+    "admin/level_set": {"levels": "@list", "level": "@map", "moved": 2},
+    "admin/level_confirm": {"level": "@map", "before": "@map"},
 }
 
 # attributes of a list element or a map that differ from the top-level name
@@ -290,4 +310,9 @@ NESTED: dict[str, Any] = {
     "rating.count": 12,
     "reviews.products": ["巨峰葡萄", "新鲜现摘"],
     "reviews.rating": 4,
+    "levels.discount_bp": 500,
+    "level.discount_bp": 500,
+    "before.discount_bp": 200,
+    "levels.name": "金卡",
+    "level.name": "金卡",
 }
