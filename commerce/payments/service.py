@@ -493,12 +493,12 @@ class PaymentService:
             await account.provider.aclose()
 
 
-RIDE_ALONG = ("badge_awarded", "points_earned")  # the buyer's, said in "payment received"
+RIDE_ALONG = ("badge_awarded", "points_earned", "member_level_up")  # the buyer's, said in "payment received"
 
 
 def _told_of_payment(order: Any, amount_fen: int, queued: list[Notice]) -> list[Notice]:
-    """"Payment received", carrying the badges and points the payment earned the buyer (one
-    message, not three: WeChat counts them), then whatever else the payment decided."""
+    """"Payment received", carrying the badges, points and member level the payment earned the
+    buyer (one message, not four: WeChat counts them), then whatever else the payment decided."""
     mine: list[notices.Notification] = []
     rest: list[notices.Notification] = []
     for q in queued:
@@ -509,6 +509,7 @@ def _told_of_payment(order: Any, amount_fen: int, queued: list[Notice]) -> list[
         "items": _items(order),
         "badges": [q.data["badge"] for q in mine if q.template == "badge_awarded"],
         "points_earned": next((q.data for q in mine if q.template == "points_earned"), None),
+        "level_up": next((q.data for q in mine if q.template == "member_level_up"), None),
     }
     return [Notice(order.openid, "order_paid", data), *rest]
 

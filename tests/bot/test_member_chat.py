@@ -16,7 +16,7 @@ from sqlalchemy import select
 from bot.keys import SERVICES
 from commerce.customers.models import Customer
 from commerce.membership.models import Member, MemberLevelRow, SmsCode
-from tests.bot.admin.test_orders import audit_rows, confirm_code, pay, place_order, view
+from tests.bot.admin.test_orders import audit_rows, confirm_code, pay, place_order, texts, view
 from tests.bot.conftest import OWNER, SERVICE, STRANGER, ShopFactory
 from tests.bot.driver import ChatUser, Shop, db
 from tests.bot.test_shopping_chat import _open
@@ -120,6 +120,8 @@ async def test_staff_set_a_level_confirmed_and_a_member_reaches_it_by_paying_the
     first = await place_order(shop, customer)
     assert (await view(shop, first)).level_discount_fen == 0  # 普通会员: 0%
     paid = await pay(shop, first)
+    told = [t for t in texts(shop, CUSTOMER) if "支付成功" in t]
+    assert len(told) == 1 and "恭喜升级为「银卡」会员，之后结算享 5% 折扣" in told[0], told  # one message
     me = await customer.say("我的")
     assert "会员：银卡" in me.text and "结算享 5% 折扣" in me.text, me.text
 
@@ -136,6 +138,7 @@ async def test_staff_set_a_level_confirmed_and_a_member_reaches_it_by_paying_the
     assert f"银卡会员折扣：-¥{expected / 100:.2f}" in review.text
     assert order.payable_fen == order.goods_fen - order.discount_fen - expected + order.delivery_fen - order.points_fen
     second = await pay(shop, order_no)  # the sandbox charges the discounted total
+    assert sum("恭喜升级" in t for t in texts(shop, CUSTOMER)) == 1  # no second level-up
     assert second.paid_fen == order.payable_fen
     async with db(shop.client.app)() as session:
         total = await session.scalar(select(Customer.total_spent_fen).where(Customer.openid == CUSTOMER))
