@@ -10,8 +10,13 @@ from __future__ import annotations
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from commerce.cart.calculations import cart_totals, coupon_discount, level_discount, points_saving
-from commerce.cart.calculations import Terms
+from commerce.cart.calculations import (
+    Terms,
+    cart_totals,
+    coupon_discount,
+    level_discount,
+    points_saving,
+)
 from commerce.membership.codes import normalize_phone
 from commerce.membership.levels import level_for, next_level
 from commerce.rules import DEFAULT_MEMBER_LEVELS, MemberLevel, ShopRules
