@@ -44,7 +44,9 @@ async def standing(session: AsyncSession, *, customer_id: int, rules: ShopRules)
     reached = level_for(total, levels)
     ahead = next_level(total, levels)
     if phone is None:
-        return MemberStanding(member=False, total_spent_fen=total, would_be=reached if reached.name else None)
+        # a level above the first is worth telling a customer who has not joined yet
+        above_the_first = reached.name and reached.threshold_fen > 0
+        return MemberStanding(member=False, total_spent_fen=total, would_be=reached if above_the_first else None)
     return MemberStanding(
         member=True,
         total_spent_fen=total,

@@ -50,7 +50,7 @@ async def register(user: ChatUser, phone: str = PHONE) -> None:
 async def test_a_customer_registers_with_the_sandbox_code_after_a_wrong_number_and_a_wrong_code(shop: Shop) -> None:
     user = shop.user(CUSTOMER)
     me = await user.say("我的")
-    assert "还不是会员：回复「会员」用手机号注册" in me.text
+    assert "还不是会员：回复「会员」用手机号注册，结算享等级折扣" in me.text  # nothing spent: no level promised
     assert "请回复您的手机号" in (await user.say("注册会员")).text
     bad = await user.say("1381234")
     assert "不是有效的大陆手机号" in bad.text
@@ -137,6 +137,8 @@ async def test_staff_set_a_level_confirmed_and_a_member_reaches_it_by_paying_the
     assert order.level_discount_fen == expected > 0 and order.member_level == "银卡"
     assert f"银卡会员折扣：-¥{expected / 100:.2f}" in review.text
     assert order.payable_fen == order.goods_fen - order.discount_fen - expected + order.delivery_fen - order.points_fen
+    page = await shop.client.get(card.articles[0].url.removeprefix(str(shop.config.server.base_url)))
+    assert page.status == 200 and f"银卡会员折扣</td><td class=\"num\">-¥{expected / 100:.2f}" in await page.text()
     second = await pay(shop, order_no)  # the sandbox charges the discounted total
     assert sum("恭喜升级" in t for t in texts(shop, CUSTOMER)) == 1  # no second level-up
     assert second.paid_fen == order.payable_fen
