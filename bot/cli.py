@@ -128,6 +128,9 @@ def security_warnings(config: Config) -> list[str]:
         warnings.append("wechat.token is the built-in development token: anyone can sign requests with it")
     if not config.is_development and not config.server.base_url.startswith("https://"):
         warnings.append("server.base_url is not an https:// address: payment and export links would travel in clear")
+    if not config.is_development and config.sms.provider == "sandbox":
+        warnings.append('sms.provider = "sandbox" shows each member\'s one-time code in the chat: anyone can '
+                        'bind any phone number; set [sms] provider = "tencent"')
     return warnings
 
 

@@ -323,4 +323,5 @@ def test_serve_warns_about_what_a_live_shop_must_set() -> None:
     warnings = " ".join(security_warnings(live))
     assert "max_clock_skew_seconds" in warnings and "plain message mode" in warnings
     assert "development token" in warnings and "https://" in warnings
+    assert "one-time code in the chat" in warnings  # members' codes from the sandbox in a live shop
     assert security_warnings(make_config("sqlite+aiosqlite:///unused.db")) == []
