@@ -95,6 +95,14 @@ async def request_code(
     normal = normalize_phone(phone)
     if normal is None:
         raise ShopError(ErrorCode.PHONE_INVALID, reason="mobile")
+    # one request of a customer at a time (two taps at once must not both pass the limits): a
+    # no-op UPDATE takes the row lock (PostgreSQL) or the write lock (SQLite) before the reads
+    await session.execute(
+        update(Customer)
+        .where(Customer.id == customer_id)
+        .values(total_spent_fen=Customer.total_spent_fen)
+        .execution_options(synchronize_session=False)
+    )
     own = await _member_phone(session, customer_id)
     if own is not None:
         raise ShopError(ErrorCode.ALREADY_MEMBER, phone_tail=phone_tail(own))

@@ -3,6 +3,7 @@ one phone one member), total spent following payments and refunds, levels and th
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -12,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from commerce.cart.pricing import quote
 from commerce.customers.models import Customer
-from commerce.errors import ErrorCode
+from commerce.errors import ErrorCode, ShopError
 from commerce.membership import codes, levels
 from commerce.membership.account import standing
 from commerce.membership.models import Member, SmsCode
@@ -223,3 +224,13 @@ async def test_setting_a_level_moves_the_members_it_concerns(sessions: async_ses
             ErrorCode.LEVEL_INVALID,
             levels.set_level(session, name="黑卡", threshold_fen=0, discount_bp=5001, rules=RULES),
         )
+
+
+async def test_two_requests_at_once_send_one_code(sessions: async_sessionmaker[AsyncSession]) -> None:
+    me = await customer(sessions, "o-member-9")
+    results = await asyncio.gather(ask(sessions, me), ask(sessions, me, OTHER_PHONE), return_exceptions=True)
+    sent = [r for r in results if isinstance(r, codes.IssuedCode)]
+    refused = [r for r in results if isinstance(r, ShopError)]
+    assert len(sent) == 1 and [e.code for e in refused] == [ErrorCode.CODE_TOO_SOON], results
+    async with sessions() as session:
+        assert len((await session.scalars(select(SmsCode))).all()) == 1
