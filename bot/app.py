@@ -42,6 +42,7 @@ from bot.web import pay as pay_page
 from bot.web import product as pages
 from bot.web import referral as referral_page
 from bot.web import shipping as ship_page
+from bot.web import topup as topup_page
 from bot.web.health import HEALTH, healthz
 from bot.wechat import webhook
 
@@ -67,6 +68,7 @@ def create_app(
     referral_page.add_routes(app)  # --- referrals: GET /r/{code} (bot/referral_page.py) ---
     export_page.add_routes(app)  # --- staff exports: GET /export/{token} (bot/export_page.py) ---
     live.add_routes(app)  # --- live drops: GET /live/{token}, its /events (SSE) and POST /click (bot/web/live.py) ---
+    topup_page.add_routes(app)  # --- stored-balance top-ups: GET /topup/{token} (bot/web/topup.py) ---
     ship_page.add_routes(app)  # --- bulk shipping: GET/POST /ship/{token} (bot/web/shipping.py) ---
     backup_page.add_routes(app)  # owners' backups: GET /backup/{token} and its /file (bot/web/backup.py)
     dashboard_page.add_routes(app)  # staff dashboard: GET /dashboard/{token} (bot/web/dashboard.py)

@@ -275,6 +275,7 @@ async def open_shop(
         jobs = JobContext(
             uow=uow, payments=payments, pay_url=services.pay_url,
             deliver_outbox=delivery.retry_due, drain=delivery.drain, flash_gate=flash_gate,
+            alert=alerts.alert,
         )
         # several workers: with Redis, one worker runs each scheduler tick
         tick_lock: TickLock | None = FallbackTickLock(RedisTickLock(link.redis), link) if link is not None else None

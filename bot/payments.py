@@ -9,6 +9,7 @@ from pathlib import Path
 import aiohttp
 
 from bot.config import Config, ConfigError, PayConfig
+from commerce.balance.topups import TopUps
 from commerce.orders.views import OrderView
 from commerce.payments.alipay import AlipayProvider
 from commerce.payments.base import PaymentProvider
@@ -46,6 +47,7 @@ def build_payment_service(
         on_paid=on_paid,
         on_notification=on_notification,
         more=[alipay_account(config, http)] if "alipay" in config.pay.methods else [],
+        payables=[TopUps()],  # stored-balance top-ups are paid through the same providers
     )
 
 

@@ -91,6 +91,10 @@ class ErrorCode(enum.StrEnum):
     GROUP_NOT_FOUND = "group_not_found"
     GROUP_NOT_OPEN = "group_not_open"  # the leader has not paid yet
     GROUP_FULL = "group_full"
+    # stored balance
+    BALANCE_NOT_ENOUGH = "balance_not_enough"  # details: balance_fen (what can be spent)
+    BALANCE_ALREADY_USED = "balance_already_used"  # the order already takes balance; details: balance_fen
+    TOPUP_PLAN_NOT_FOUND = "topup_plan_not_found"  # details: plans (the amounts offered, fen)
     GROUP_EXPIRED = "group_expired"
     GROUP_CLOSED = "group_closed"
     GROUP_OWN = "group_own"  # the leader joining their own group

@@ -58,9 +58,13 @@ class OrderMoved:
 
 @dataclass(frozen=True, slots=True)
 class OrderRefunded:
+    """A refund succeeded; `balance_fen` of `amount_fen` goes back to stored balance."""
+
     order_id: int
     amount_fen: int
     now: datetime
+    balance_fen: int = 0
+    refund_no: str = ""
 
 
 @dataclass(frozen=True, slots=True)

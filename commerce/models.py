@@ -8,6 +8,19 @@ has a CHECK constraint so that no code path, however buggy, can store a negative
 from __future__ import annotations
 
 from commerce.analytics.models import EventKind, ShopEvent
+from commerce.balance.models import (
+    AccountKind,
+    BalanceAccount,
+    BalanceEntry,
+    BalanceHold,
+    BalanceMovement,
+    BalanceWithdrawal,
+    BalanceWithdrawalStatus,
+    HoldStatus,
+    TopUp,
+    TopUpPlan,
+    TopUpStatus,
+)
 from commerce.cart.models import CartLine
 from commerce.catalog.models import (
     Category,
@@ -146,6 +159,17 @@ __all__ = [
     "InstallSecret",
     "LinkUse",
     "EventKind",
+    "AccountKind",
+    "BalanceAccount",
+    "BalanceEntry",
+    "BalanceHold",
+    "BalanceMovement",
+    "BalanceWithdrawal",
+    "BalanceWithdrawalStatus",
+    "HoldStatus",
+    "TopUp",
+    "TopUpPlan",
+    "TopUpStatus",
     "ShopEvent",
     "Member",
     "MemberLevelRow",

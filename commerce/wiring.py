@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from commerce.analytics import events as analytics
 from commerce.analytics import subscribers as analytics_subscribers
 from commerce.analytics.events import SESSION_ANALYTICS
+from commerce.balance import orders as balance_orders
 from commerce.catalog.read import Catalog, stamp_products
 from commerce.events import (
     SESSION_EVENTS,
@@ -109,6 +110,7 @@ def shop_bus() -> EventBus:
     bus.subscribe(ShipRequested, group_guards.ship_only_filled_seats)
     bus.subscribe(RefundRequested, group_guards.keep_seats_of_open_groups)
     bus.subscribe(PaymentArriving, group_guards.lock_the_group_first)
+    bus.subscribe(OrderMoved, balance_orders.on_order_moved)  # paid: the held balance spent; cancelled: back
     bus.subscribe(OrderMoved, _open_service_window)
     bus.subscribe(OrderMoved, _move_group_seat)
     bus.subscribe(OrderMoved, _move_flash_unit)  # paid: sold; expired or cancelled: back on sale
@@ -119,6 +121,7 @@ def shop_bus() -> EventBus:
     bus.subscribe(OrderMoved, analytics_subscribers.count_payment)  # analytics: counted once the payment commits
     bus.subscribe(ReviewPosted, _points_for_a_review)
     bus.subscribe(ReviewPosted, analytics_subscribers.count_review)
+    bus.subscribe(OrderRefunded, balance_orders.on_order_refunded)  # its balance share back to the balance
     bus.subscribe(OrderRefunded, _reverse_commission)
     bus.subscribe(OrderRefunded, _points_back_on_refund)
     bus.subscribe(OrderRefunded, _spending_back_on_refund)

@@ -10,7 +10,7 @@ commit; calls that leave the process (closing the provider's order) come after i
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
@@ -49,6 +49,11 @@ async def _nothing() -> None:
     return None
 
 
+async def _no_alert(template: str, data: Mapping[str, Any]) -> int:
+    log.error("staff alert %s not sent: no alerts wired", template)
+    return 0
+
+
 @dataclass(frozen=True, slots=True)
 class JobContext:
     uow: UnitOfWorkFactory  # every job's transactions; what they tell customers goes with them
@@ -60,6 +65,8 @@ class JobContext:
     # waits for the first attempts of the messages a run caused (sent after its commits)
     drain: Callable[[], Awaitable[None]] = field(default=_nothing)
     flash_gate: FlashGate = NO_GATE  # Redis in front of flash sales (bot.flash_gate), kept in line here
+    # tells the staff (bot.outbound.alerts.StaffAlerts.alert: template, data) -> recipients
+    alert: Callable[[str, Mapping[str, Any]], Awaitable[int]] = _no_alert
 
     @property
     def rules(self) -> ShopRules:
@@ -223,6 +230,24 @@ async def prune_events(ctx: JobContext) -> int:
     return await in_unit(ctx, lambda session: events.prune_events(session, before=before))
 
 
+async def reconcile_balances(ctx: JobContext) -> int:
+    """Nightly: the stored-balance ledger's sums against the accounts' balances
+    (`commerce.balance.reconcile`); any difference alerts staff. Reads only, so a second run
+    (another worker, a run by hand) finds the same and changes nothing. Returns the differences."""
+    from commerce.balance import reconcile
+
+    differences = await in_unit(ctx, reconcile.find_differences)
+    if differences:
+        log.error("STORED BALANCE LEDGER DIFFERS from its balances: %d differences", len(differences))
+        rows = [
+            {"what": d.what, "ref": d.ref, "customer_id": d.customer_id, "kind": d.kind,
+             "expected_fen": d.expected_fen, "found_fen": d.found_fen}
+            for d in differences
+        ]
+        await ctx.alert("alert_balance_mismatch", {"differences": rows, "count": len(rows)})
+    return len(differences)
+
+
 Job = Callable[[JobContext], Awaitable[int]]
 
 JOBS: dict[str, tuple[Job, int]] = {
@@ -241,4 +266,5 @@ JOBS: dict[str, tuple[Job, int]] = {
     "open_close_flash_sales": (open_close_flash_sales, 10),
     "return_flash_units": (return_flash_units, 10),
     "prune_events": (prune_events, 3600),
+    "reconcile_balances": (reconcile_balances, 86400),  # nightly (one worker per day: the tick lock)
 }

@@ -8,8 +8,8 @@ from bot.dialogs.common import unit_of_work
 from commerce.staff import audit, staff
 
 GROUP_ORDER = (
-    "general", "service", "catalog", "orders", "after_sales", "group_buys", "flash", "referrals", "reviews", "coupons", "members",
-    "stats", "broadcast", "staff",
+    "general", "service", "catalog", "orders", "after_sales", "group_buys", "flash", "referrals", "balance", "reviews",
+    "coupons", "members", "stats", "broadcast", "staff",
 )
 
 
@@ -18,7 +18,7 @@ GROUP_WORDS = {
     "after_sales": ("aftersales", "售后"), "coupons": ("coupons", "优惠券"), "stats": ("stats", "数据"),
     "broadcast": ("broadcast", "群发"), "staff": ("staff", "员工"),
     "group_buys": ("groupbuys", "拼团"), "flash": ("flash", "秒杀"), "referrals": ("referrals", "推荐", "分销"),
-    "reviews": ("reviews", "评价"),
+    "reviews": ("reviews", "评价"), "balance": ("balance", "余额", "储值"),
     "members": ("members", "levels", "会员", "等级"),
 }
 

@@ -3,6 +3,7 @@
 from bot.admin import (  # noqa: F401
     after_sales,
     backup,
+    balance,
     broadcast,
     catalog,
     coupons,

@@ -37,6 +37,8 @@ KEYWORDS: dict[str, dict[str, tuple[str, ...]]] = {
         "zh": ("注册会员", "会员注册", "成为会员", "加入会员", "开通会员", "绑定手机", "绑定手机号", "手机绑定", "注册"),
         "en": ("register", "sign up", "bind phone", "become a member"),
     },
+    "balance": {"zh": ("余额", "我的余额", "储值", "查余额", "储值余额"), "en": ("balance", "my balance")},
+    "topup": {"zh": ("充值", "我要充值", "余额充值", "储值充值"), "en": ("top up", "topup", "recharge")},
     "review": {"zh": ("评价", "去评价", "写评价", "评价订单", "买家秀", "晒单"), "en": ("review", "write a review", "rate")},
 }
 
@@ -68,6 +70,12 @@ CHANGE_QUANTITY = re.compile(
 REMOVE_LINE = re.compile(
     rf"(?:删|删除|删掉|去掉|移除|拿掉|remove|delete|del)\s*(?:第)?\s*{_QTY}\s*{_LINE}"
     rf"|(?:把)?第\s*{_QTY}\s*{_LINE}\s*(?:删了|删掉|删除|去掉|拿掉|不要了|不要)",
+    re.IGNORECASE,
+)
+# At checkout: "用余额" (all it can), "用余额 50" (50 yuan), "余额支付", "不用余额"; "use balance 20", "no balance".
+USE_BALANCE = re.compile(
+    r"^\s*(?:(不用|不|用|使用)\s*余额(?:支付|付款)?|余额(?:支付|付款)|(use|no|don't use)\s+balance)"
+    r"\s*(\d{1,6}(?:\.\d{1,2})?)?\s*(?:元|块|yuan)?\s*$",
     re.IGNORECASE,
 )
 USE_COUPON = re.compile(r"(?:券|用券|coupon)\s*(\d{1,3}|不用|none|no)", re.IGNORECASE)

@@ -8,7 +8,7 @@ stateDiagram-v2
     ADDRESS --> ADDRESS: an address attempt that cannot be read (says what is missing)
     ADDRESS_CONFIRM --> REVIEW: "确认" saves it as the default
     ADDRESS_CONFIRM --> ADDRESS_CONFIRM: another typed address
-    REVIEW --> REVIEW: "券 2" / "券 不用", "用积分" / "不用积分", a changed cart re-quoted
+    REVIEW --> REVIEW: "券 2" / "券 不用", "用积分" / "不用积分", "用余额 [N]" / "不用余额", a changed cart re-quoted
     REVIEW --> ADDRESS: "地址", "收货人改成我妈" (someone else: their details asked for)
     REVIEW --> ADDRESS_CONFIRM: "收货人改成王芳" / "电话改成…" / "地址改成…" (the changed address shown back)
     ADDRESS_CONFIRM --> ADDRESS_CONFIRM: a detail changed in words
@@ -36,16 +36,23 @@ so WeChat's retries and double taps place it once.
 Points: a customer who has enough for a saving uses them by default (what Chinese shops
 do: the saving is shown, and "不用积分" / "no points" keeps them for later); the choice is
 kept in the dialog's data and the review shows what is used and what is left.
+
+Stored balance: "用余额" pays as much of the order as the balance covers, "用余额 50" pays
+50 yuan of it, "不用余额" none (the default). Confirming places the order and holds that
+part of the balance in one transaction (`commerce.balance.orders.hold_for_order`); when
+the balance covers it all the order is paid at once (`PaymentService.settle_from_balance`),
+else the pay card asks for the rest by WeChat Pay or Alipay.
 """
 
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.chat.context import Context
-from bot.chat.keywords import USE_COUPON, USE_POINTS, match_command, match_keyword
+from bot.chat.keywords import USE_BALANCE, USE_COUPON, USE_POINTS, match_command, match_keyword
 from bot.chat.replies import Notice, Reply, Text, with_notice
 from bot.dialogs.address_step import (
     AddressStep,
@@ -56,7 +63,10 @@ from bot.dialogs.address_step import (
 from bot.dialogs.base import Active, Dialog, Step, on
 from bot.dialogs.common import error_reply, pay_card, unit_of_work
 from bot.dialogs.words import COUPON_QUESTION, AddressChange, read_address_change
+from commerce import money
 from commerce.analytics import events
+from commerce.balance import ledger
+from commerce.balance import orders as balance_orders
 from commerce.cart import cart, pricing
 from commerce.cart.pricing import NO_COUPON, Quote
 from commerce.customers import addresses
@@ -64,6 +74,7 @@ from commerce.customers.addresses import AddressView
 from commerce.customers.regions import find_region
 from commerce.errors import ShopError
 from commerce.orders import placement as orders
+from commerce.orders.views import order_data
 
 
 class CheckoutState(enum.StrEnum):
@@ -80,11 +91,21 @@ class CheckoutData:
     offered_coupon_ids: list[int] = field(default_factory=list)
     payable_fen: int | None = None  # the total last shown: confirming anything else is refused
     use_points: bool = True  # points take money off unless the customer says "不用积分"
+    use_balance: bool = False  # "用余额": stored balance pays (part of) it
+    balance_limit_fen: int | None = None  # "用余额 50": at most this much (None: all it can)
 
 
 ADDRESS_STEP: AddressStep[CheckoutState, CheckoutData] = AddressStep(
     ask=CheckoutState.ADDRESS, confirm=CheckoutState.ADDRESS_CONFIRM
 )
+
+
+def _balance_part(data: CheckoutData, available_fen: int, payable_fen: int) -> int:
+    """What the review shows stored balance paying (the confirmation holds exactly it)."""
+    if not data.use_balance:
+        return 0
+    limit = payable_fen if data.balance_limit_fen is None else min(data.balance_limit_fen, payable_fen)
+    return max(0, min(limit, available_fen))
 
 
 def _quote_data(quote: Quote, address: AddressView) -> dict[str, Any]:
@@ -195,6 +216,7 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
                 customer_coupon_id=data.coupon_id,
                 use_points=data.use_points,
             )
+            balances = await ledger.balance_of(session, ctx.customer_id)
             address = next(
                 (a for a in await addresses.list_addresses(session, customer_id=ctx.customer_id)
                  if a.id == data.address_id),
@@ -209,7 +231,15 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
         if data.payable_fen is None:  # this checkout's first review: a checkout started
             ctx.record(events.checkout(ctx.customer_id))
         data.payable_fen = quote.payable_fen
-        return Step(Text("checkout_review", _quote_data(quote, address)), CheckoutState.REVIEW, data)
+        shown = _quote_data(quote, address)
+        part = _balance_part(data, balances.balance_fen, quote.payable_fen)
+        shown["stored"] = {
+            "available_fen": balances.balance_fen,
+            "used_fen": part,
+            "due_fen": quote.payable_fen - part,
+            "asked_fen": data.balance_limit_fen or 0,
+        }
+        return Step(Text("checkout_review", shown), CheckoutState.REVIEW, data)
 
     def _before_review(self, ctx: Context, state: CheckoutState, data: CheckoutData) -> Step | None:
         """"有券能用吗", "不用积分" while the address is asked: the points choice is kept for
@@ -266,9 +296,23 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
         if use_points is not None:
             data.use_points = use_points.group(1).lower() in ("用", "使用", "use")
             return await self._review(ctx, data)
+        use_balance = USE_BALANCE.match(ctx.msg.text)
+        if use_balance is not None:
+            return await self._choose_balance(ctx, data, use_balance)
         if keyword is None or keyword[0] != "confirm":
             return None
         return await self._place(ctx, data)
+
+    async def _choose_balance(
+        self, ctx: Context, data: CheckoutData, said: re.Match[str]
+    ) -> Step[CheckoutState, CheckoutData]:
+        """"用余额 [N]" / "余额支付" / "不用余额": the review again with the balance part."""
+        word = (said.group(1) or said.group(2) or "").lower()
+        data.use_balance = word not in ("不用", "不", "no", "don't use")
+        data.balance_limit_fen = None
+        if data.use_balance and said.group(3):
+            data.balance_limit_fen = money.parse_yuan(said.group(3))
+        return await self._review(ctx, data)
 
     async def _change_address(
         self, ctx: Context, data: CheckoutData, change: AddressChange
@@ -326,6 +370,7 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
     async def _place(self, ctx: Context, data: CheckoutData) -> Step[CheckoutState, CheckoutData]:
         if data.address_id is None:
             return ADDRESS_STEP.start(data)
+        held: balance_orders.Held | None = None
         try:
             async with unit_of_work(ctx) as session:
                 order = await orders.place_order(
@@ -340,6 +385,15 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
                 )
                 # staff alerts: variants this order took below their threshold, committed with it
                 await ctx.services.alerts.low_stock(session, order)
+                if data.use_balance:  # held with the order, in its transaction (refused: neither happens)
+                    limit = order.payable_fen if data.balance_limit_fen is None else data.balance_limit_fen
+                    held = await balance_orders.hold_for_order(
+                        session,
+                        customer_id=ctx.customer_id,
+                        order_id=order.id,
+                        amount_fen=None if limit >= order.payable_fen else limit,
+                    )
+                    order = await orders.get_order(session, order_id=order.id)
         except ShopError as exc:
             # explain what changed, with the re-quoted order right below
             review = await self._review(ctx, data)
@@ -347,6 +401,9 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
                 return Step(error_reply(exc))
             notice = Notice("shop_error", error_reply(exc).data)
             return Step(with_notice(review.reply, notice), review.state, review.data)
+        if held is not None and held.covers_all:  # paid now, through the status machine
+            await ctx.services.payments.settle_from_balance(order_no=order.order_no)
+            return Step(Text("paid_from_balance", {**order_data(order), "balance_fen": held.balance_fen}))
         return Step(pay_card(ctx, order))
 
 

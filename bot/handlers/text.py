@@ -22,7 +22,10 @@ from bot.dialogs.common import error_reply, unit_of_work
 from bot.dialogs.orders import OrdersData
 from bot.dialogs.review import ReviewData
 from bot.dialogs.words import CartEdit, read_cart_edit
-from bot.handlers import account  # referrals: invite, me, withdraw
+from bot.handlers import (
+    account,  # referrals: invite, me, withdraw
+    balance,  # stored balance: balance, top up, withdraw balance
+)
 from bot.web.live import live_url as live_page_url
 from bot.wechat.scenes import CODE_PATTERN as CODE_PATTERN
 from commerce.cart.cart import clear_cart
@@ -319,4 +322,5 @@ async def points_outside_checkout(ctx: Context) -> Reply | None:
     return Text("points_at_checkout")
 
 
+router.include(balance.router)  # stored balance: "余额", "充值 [AMOUNT]", "余额提现 [AMOUNT]" (before "提现")
 router.include(account.router)  # referrals: "邀请 / invite", "我的 / me", "提现 / withdraw [AMOUNT]"

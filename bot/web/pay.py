@@ -321,7 +321,7 @@ async def _post_sandbox_notification(request: web.Request, *, order: OrderView) 
     notification = sandbox.build_notification(
         secret=request.app[CONFIG].pay.sandbox_secret,
         order_no=order.order_no,
-        amount_fen=order.payable_fen,
+        amount_fen=order.due_fen,  # the provider's part: stored balance pays the rest
         openid=order.openid,
     )
     url = loopback_origin(request) + URL(request.app[PAYMENTS].notify_url).path

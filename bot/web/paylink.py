@@ -97,3 +97,9 @@ def pay_url(config: Config, order_no: str, openid: str, expires_at: datetime) ->
         key=config.signing_key, order_no=order_no, openid=openid, expires_at=expires_at
     )
     return f"{config.public_base_url}/pay/{token}"
+
+
+def topup_url(config: Config, topup_no: str, openid: str, expires_at: datetime) -> str:
+    """The top-up page's public URL (a payment token sealed for the top-up's number)."""
+    token = make_pay_token(key=config.signing_key, order_no=topup_no, openid=openid, expires_at=expires_at)
+    return f"{config.public_base_url}/topup/{token}"

@@ -34,6 +34,8 @@ class Order(Base):
     """An order with snapshots of its lines, prices and address; amounts in fen.
 
     payable_fen = goods_fen - discount_fen - level_discount_fen + delivery_fen - points_fen.
+    balance_fen: the part of payable_fen paid from stored balance (`commerce.balance`); the
+    payment provider is asked for the rest, `due_fen`. paid_fen counts both once paid.
     refunded_fen grows with each successful (possibly partial) refund.
     """
 
@@ -60,6 +62,7 @@ class Order(Base):
     member_level: Mapped[str] = mapped_column(String(16), default="", server_default="")
     payable_fen: Mapped[int] = mapped_column(BigInteger)
     paid_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    balance_fen: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     refunded_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     customer_coupon_id: Mapped[int | None] = mapped_column(ForeignKey("customer_coupons.id"), nullable=True)
     # the group buy this order is a seat in (None: an ordinary order); it ships only once the group filled
@@ -84,6 +87,11 @@ class Order(Base):
     shipped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    @property
+    def due_fen(self) -> int:
+        """What the payment provider is asked for: payable less the balance part."""
+        return self.payable_fen - self.balance_fen
 
     lines: Mapped[list[OrderLine]] = relationship(order_by="OrderLine.id", cascade="all, delete-orphan")
     events: Mapped[list[OrderEvent]] = relationship(order_by="OrderEvent.id", cascade="all, delete-orphan")

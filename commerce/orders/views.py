@@ -78,6 +78,12 @@ class OrderView:
     # the member level's discount (after the coupon) and its level ("" none)
     level_discount_fen: int = 0
     member_level: str = ""
+    balance_fen: int = 0  # of payable_fen, the part paid from stored balance
+
+    @property
+    def due_fen(self) -> int:
+        """What the payment provider is asked for."""
+        return self.payable_fen - self.balance_fen
 
     @property
     def item_count(self) -> int:
@@ -136,6 +142,7 @@ def _view(order: Order, openid: str) -> OrderView:
         address_detail=order.address_detail,
         level_discount_fen=order.level_discount_fen,
         member_level=order.member_level,
+        balance_fen=order.balance_fen,
     )
 
 
@@ -184,6 +191,8 @@ def order_data(order: OrderView) -> dict[str, Any]:
         "refunded": order.refunded_fen,
         "payable_fen": order.payable_fen,
         "paid_fen": order.paid_fen,
+        "balance_fen": order.balance_fen,  # paid from stored balance
+        "due_fen": order.payable_fen - order.balance_fen,  # left for the payment provider
         "address_name": order.address_name,
         "address_phone": order.address_phone,
         "address_text": order.address_text,

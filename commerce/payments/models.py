@@ -53,6 +53,8 @@ class Refund(Base):
     refund_no: Mapped[str] = mapped_column(String(40), unique=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
     amount_fen: Mapped[int] = mapped_column(BigInteger)
+    # of amount_fen, the part given back to stored balance (the provider refunds the rest)
+    balance_fen: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     reason: Mapped[str] = mapped_column(String(200), default="")
     status: Mapped[str] = mapped_column(String(16), default=RefundStatus.PENDING.value)
     actor: Mapped[str] = mapped_column(String(80))

@@ -119,7 +119,10 @@ async def record_payment(
         return PaymentOutcome("unknown_order", None)
     assert order_id is not None
     await publish(session, PaymentArriving(order_id))  # e.g. a seat's group is locked before the order
-    if amount_fen != row.payable_fen:
+    # the provider is asked for what stored balance does not pay (`Order.due_fen`); but the
+    # order was priced once: a hold placed after the provider's sheet opened makes it a mismatch
+    due = await session.scalar(select(Order.payable_fen - Order.balance_fen).where(Order.id == order_id))
+    if amount_fen != due:
         result = "amount_mismatch"
     elif await move(
         session,
@@ -131,7 +134,7 @@ async def record_payment(
         now=utcnow(),
         values={
             "paid_at": paid_at,
-            "paid_fen": amount_fen,
+            "paid_fen": Order.payable_fen,  # the provider's part and the balance part
             "pay_provider": provider[:20],
             "pay_transaction_id": transaction_id[:64],
         },

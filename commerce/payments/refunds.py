@@ -53,6 +53,27 @@ class LateRefundSource:
     transaction_id: str
 
 
+def balance_share(
+    *, paid_fen: int, balance_fen: int, refunded_before_fen: int, balance_refunded_before_fen: int, amount_fen: int
+) -> int:
+    """The part of a refund of `amount_fen` that goes back to stored balance, the rest to the
+    provider. The rule: the balance share of all refunds so far is the order's balance part
+    times refunded / paid, rounded down (so the provider gives back its share first by a
+    fen at most, and refunding all that is left ends exactly at the balance part).
+    `refunded_before_fen` / `balance_refunded_before_fen`: the refunds already counted
+    (succeeded or pending), and their balance part."""
+    if not 0 < amount_fen <= paid_fen - refunded_before_fen:
+        raise ValueError("refund within what is left")
+    if paid_fen == 0 or balance_fen == 0:
+        return 0
+    target = balance_fen * (refunded_before_fen + amount_fen) // paid_fen
+    balance_left = balance_fen - balance_refunded_before_fen
+    provider_left = (paid_fen - balance_fen) - (refunded_before_fen - balance_refunded_before_fen)
+    share = min(max(target - balance_refunded_before_fen, 0), amount_fen, balance_left)
+    # never ask the provider for more than it took (a failed refund in between may skew the running total)
+    return max(share, amount_fen - provider_left)
+
+
 def _new_refund_no(prefix: str, now: datetime) -> str:
     return f"{prefix}{now.astimezone(SHOP_TZ):%Y%m%d}{random_digits(10)}"
 
@@ -66,6 +87,7 @@ async def _insert_refund(
     reason: str,
     actor: str,
     now: datetime,
+    balance_fen: int = 0,
 ) -> Refund:
     for _attempt in range(5):
         result = await session.execute(
@@ -74,6 +96,7 @@ async def _insert_refund(
                 refund_no=_new_refund_no(prefix, now),
                 order_id=order_id,
                 amount_fen=amount_fen,
+                balance_fen=balance_fen,
                 reason=reason[:200],
                 status=RefundStatus.PENDING.value,
                 actor=actor[:80],
@@ -111,6 +134,25 @@ async def _pending_refunds_fen(session: AsyncSession, order_id: int) -> int:
     return int(pending or 0)
 
 
+async def _counted_refunds(session: AsyncSession, order_id: int) -> tuple[int, int]:
+    """(amount, balance part) of the order's refunds that count: succeeded or pending."""
+    row = (
+        await session.execute(
+            select(func.coalesce(func.sum(Refund.amount_fen), 0), func.coalesce(func.sum(Refund.balance_fen), 0)).where(
+                Refund.order_id == order_id,
+                Refund.status.in_([RefundStatus.PENDING.value, RefundStatus.SUCCEEDED.value]),
+                Refund.refund_no.not_like(f"{LATE_REFUND_NO_PREFIX}%"),
+            )
+        )
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+async def refund_amount(session: AsyncSession, *, refund_no: str) -> int | None:
+    """A refund's whole amount (its provider part and its balance part)."""
+    return await session.scalar(select(Refund.amount_fen).where(Refund.refund_no == refund_no))
+
+
 async def start_refund(
     session: AsyncSession,
     *,
@@ -139,6 +181,16 @@ async def start_refund(
     if amount_fen > available:
         raise ShopError(ErrorCode.REFUND_TOO_LARGE, available=available, amount_fen=amount_fen)
     await publish(session, RefundRequested(order_id, amount_fen, whole=amount_fen == available))
+    share = 0
+    if order.balance_fen > 0:  # paid partly from stored balance: that share goes back there
+        counted, counted_balance = await _counted_refunds(session, order_id)
+        share = balance_share(
+            paid_fen=order.paid_fen,
+            balance_fen=order.balance_fen,
+            refunded_before_fen=counted,
+            balance_refunded_before_fen=counted_balance,
+            amount_fen=amount_fen,
+        )
     refund = await _insert_refund(
         session,
         prefix=REFUND_NO_PREFIX,
@@ -147,6 +199,7 @@ async def start_refund(
         reason=reason,
         actor=actor,
         now=now,
+        balance_fen=share,
     )
     if amount_fen == available and status != S.REFUNDING:
         await move(
@@ -178,7 +231,7 @@ class StaleRefund:
 
     refund: Refund
     order_no: str
-    total_fen: int  # what the provider's payment was: the order's paid money, or the late payment
+    total_fen: int  # what the provider's payment was: the order's paid money (less its balance part), or the late payment
     transaction_id: str  # late refunds name their payment; "" for an order's own payment
     provider: str = ""  # who holds the money: the late payment's, or the order's `pay_provider`
 
@@ -210,7 +263,7 @@ async def stale_pending_refunds(
     """Refunds pending since before `created_before`, oldest first, to ask the provider again
     (with the same refund number, which the provider treats as the same refund)."""
     rows = await session.execute(
-        select(Refund, Order.order_no, Order.paid_fen, Order.pay_provider)
+        select(Refund, Order.order_no, Order.paid_fen - Order.balance_fen, Order.pay_provider)
         .join(Order, Order.id == Refund.order_id)
         .where(
             Refund.status == RefundStatus.PENDING.value,
@@ -393,7 +446,16 @@ async def _refund_succeeded(
         .values(refunded_fen=Order.refunded_fen + refund.amount_fen)
         .execution_options(synchronize_session=False)
     )
-    await publish(session, OrderRefunded(order_id=refund.order_id, amount_fen=refund.amount_fen, now=now))
+    await publish(
+        session,
+        OrderRefunded(
+            order_id=refund.order_id,
+            amount_fen=refund.amount_fen,
+            now=now,
+            balance_fen=refund.balance_fen,
+            refund_no=refund.refund_no,
+        ),
+    )
     row = (
         await session.execute(
             select(Order.status, Order.paid_fen, Order.refunded_fen).where(

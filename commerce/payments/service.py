@@ -27,10 +27,11 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.background import BackgroundTasks
 from commerce.errors import ErrorCode, ShopError
@@ -67,6 +68,41 @@ class ProviderAccount:
     refund_notify_url: str
 
 
+@dataclass(frozen=True)
+class Due:
+    """What a payable other than an order asks the provider for."""
+
+    amount_fen: int
+    description: str
+    expires_at: datetime
+
+
+class OtherPayable(Protocol):
+    """Money paid through this service for something other than an order, under numbers of
+    its own (stored-balance top-ups, `commerce.balance.topups`): the bootstrap passes it in,
+    so payments know nothing of what is paid for. `record` applies a verified notification
+    once (it records the PaymentEvent itself) and answers as `record_payment` does."""
+
+    def owns(self, number: str) -> bool: ...
+
+    async def due(self, session: AsyncSession, *, number: str) -> Due: ...
+
+    async def record(
+        self,
+        session: AsyncSession,
+        *,
+        provider: str,
+        number: str,
+        transaction_id: str,
+        amount_fen: int,
+        paid_at: datetime,
+        payload: dict,
+    ) -> str: ...
+
+
+BALANCE_PROVIDER = "balance"  # an order whose stored-balance part covers it all
+
+
 class PaymentService:
     def __init__(
         self,
@@ -80,6 +116,7 @@ class PaymentService:
         on_paid: Callable[[UnitOfWork, order_views.OrderView], Awaitable[None]] | None = None,
         on_notification: Callable[[str, str], None] | None = None,
         more: Sequence[ProviderAccount] = (),
+        payables: Sequence[OtherPayable] = (),
     ) -> None:
         self.provider = provider  # the primary one (WeChat Pay, or the sandbox)
         self._uows = uows
@@ -96,6 +133,7 @@ class PaymentService:
             if account.provider.name in self._accounts:
                 raise ValueError(f"payment provider {account.provider.name!r} named twice")
             self._accounts[account.provider.name] = account
+        self._payables = tuple(payables)
         self._background = BackgroundTasks(what="payment side effect", limit=MAX_CONCURRENT_SIDE_EFFECTS)
         # --- staff alerts: called in the unit of work that applies a payment (its messages are
         # committed with the payment); it must not raise ---
@@ -123,22 +161,38 @@ class PaymentService:
         account = self._accounts.get(provider) if provider else self._accounts[self.provider.name]
         if account is None:
             raise ShopError(ErrorCode.ILLEGAL_TRANSITION, order_no=order_no, provider=provider)
+        other = self._payable(order_no)
+        if other is not None:
+            async with self._uows() as uow:
+                due = await other.due(uow.session, number=order_no)
+            return await account.provider.create_payment(
+                order_no=order_no,
+                amount_fen=due.amount_fen,
+                description=due.description,
+                openid=openid,
+                expires_at=_aware(due.expires_at),
+                notify_url=account.notify_url,
+                return_url=return_url,
+            )
         async with self._uows() as uow:
             order = await orders.get_order(uow.session, order_no=order_no)
-        if order.status != OrderStatus.PENDING_PAYMENT:
+        if order.status != OrderStatus.PENDING_PAYMENT or order.due_fen <= 0:
             raise ShopError(ErrorCode.ILLEGAL_TRANSITION, order_no=order.order_no, status=str(order.status))
         expires_at = _aware(order.expires_at)
         if expires_at <= datetime.now(UTC):
             raise ShopError(ErrorCode.ORDER_EXPIRED, order_no=order.order_no)
         return await account.provider.create_payment(
             order_no=order.order_no,
-            amount_fen=order.payable_fen,
+            amount_fen=order.due_fen,  # stored balance pays the rest
             description=describe(order),
             openid=openid,
             expires_at=expires_at,
             notify_url=account.notify_url,
             return_url=return_url,
         )
+
+    def _payable(self, number: str) -> OtherPayable | None:
+        return next((p for p in self._payables if p.owns(number)), None)
 
     async def close(self, *, order_no: str) -> None:
         """Close every provider's side of an expired or cancelled order (the customer may
@@ -202,27 +256,17 @@ class PaymentService:
             self._observe("payment", "not_succeeded")
             return True
         paid_at = _aware(n.occurred_at) if n.occurred_at else datetime.now(UTC)
-
-        async def record(uow: UnitOfWork) -> payment_records.PaymentOutcome:
-            outcome = await payment_records.record_payment(
-                uow.session,
-                provider=n.provider,
-                order_no=n.order_no,
-                transaction_id=n.transaction_id,
-                amount_fen=n.amount_fen,
-                paid_at=paid_at,
-                payload=n.payload,
-            )
-            if outcome.result == "applied" and outcome.order is not None:
-                # "payment received" goes to the outbox in the payment's own transaction:
-                # WeChat Pay is told SUCCESS only after both are committed
-                for told in _told_of_payment(outcome.order, n.amount_fen, notices.take_queued(uow.session)):
-                    uow.notify(told.openid, told.template, told.data)
-                if self.on_paid is not None:  # staff alerts (the bot sets it; commerce never imports bot)
-                    await self.on_paid(uow, outcome.order)
-            return outcome
-
-        outcome = await self._unit_of_work(record)
+        other = self._payable(n.order_no)
+        if other is not None:
+            return await self._other_payment(other, n, paid_at)
+        outcome = await self._apply_payment(
+            provider=n.provider,
+            order_no=n.order_no,
+            transaction_id=n.transaction_id,
+            amount_fen=n.amount_fen,
+            paid_at=paid_at,
+            payload=n.payload,
+        )
         result = outcome.result
         log.info("payment notification: order=%s result=%s", n.order_no, result)
         self._observe("payment", result)
@@ -239,11 +283,76 @@ class PaymentService:
             log.error("PAYMENT FOR UNKNOWN ORDER: order=%s transaction=%s; recorded", n.order_no, n.transaction_id)
         return True
 
+    async def _apply_payment(
+        self, *, provider: str, order_no: str, transaction_id: str, amount_fen: int, paid_at: datetime, payload: dict
+    ) -> payment_records.PaymentOutcome:
+        async def record(uow: UnitOfWork) -> payment_records.PaymentOutcome:
+            outcome = await payment_records.record_payment(
+                uow.session,
+                provider=provider,
+                order_no=order_no,
+                transaction_id=transaction_id,
+                amount_fen=amount_fen,
+                paid_at=paid_at,
+                payload=payload,
+            )
+            if outcome.result == "applied" and outcome.order is not None:
+                # "payment received" goes to the outbox in the payment's own transaction:
+                # WeChat Pay is told SUCCESS only after both are committed
+                queued = notices.take_queued(uow.session)
+                for told in _told_of_payment(outcome.order, outcome.order.payable_fen, queued):
+                    uow.notify(told.openid, told.template, told.data)
+                if self.on_paid is not None:  # staff alerts (the bot sets it; commerce never imports bot)
+                    await self.on_paid(uow, outcome.order)
+            return outcome
+
+        return await self._unit_of_work(record)
+
+    async def _other_payment(self, other: OtherPayable, n: Notification, paid_at: datetime) -> bool:
+        result = await self._unit_of_work(
+            lambda uow: other.record(
+                uow.session,
+                provider=n.provider,
+                number=n.order_no,
+                transaction_id=n.transaction_id,
+                amount_fen=n.amount_fen,
+                paid_at=paid_at,
+                payload=n.payload,
+            )
+        )
+        log.info("payment notification: number=%s result=%s", n.order_no, result)
+        self._observe("payment", result)
+        if result not in ("applied", "duplicate"):  # money that paid nothing: a human returns it
+            log.error(
+                "PAYMENT NOT APPLIED, left for staff: number=%s result=%s transaction=%s",
+                n.order_no, result, n.transaction_id,
+            )
+        return True
+
+    async def settle_from_balance(self, *, order_no: str) -> str:
+        """An order whose stored-balance part covers all of it is paid now, through the status
+        machine, exactly as a provider's notification pays one ("order paid" told, staff
+        alerted); once: a second call is a "duplicate"."""
+        async with self._uows() as uow:
+            order = await orders.get_order(uow.session, order_no=order_no)
+        if order.balance_fen <= 0 or order.due_fen != 0:
+            raise ShopError(ErrorCode.ILLEGAL_TRANSITION, order_no=order_no, status=str(order.status))
+        outcome = await self._apply_payment(
+            provider=BALANCE_PROVIDER,
+            order_no=order_no,
+            transaction_id=f"balance:{order_no}",
+            amount_fen=0,
+            paid_at=datetime.now(UTC),
+            payload={},
+        )
+        log.info("paid from balance: order=%s result=%s", order_no, outcome.result)
+        return outcome.result
+
     async def _refund_result(self, n: Notification) -> bool:
         async with self._uows() as uow:
             named = (
                 await uow.session.execute(
-                    select(Order.order_no, Refund.amount_fen)
+                    select(Order.order_no, (Refund.amount_fen - Refund.balance_fen).label("amount_fen"))
                     .join(Order, Order.id == Refund.order_id)
                     .where(Refund.refund_no == n.refund_no)
                 )
@@ -269,7 +378,8 @@ class PaymentService:
             )
             if result == "applied" and n.succeeded:  # told in the refund's own transaction
                 order = await orders.get_order(uow.session, order_no=n.order_no)
-                uow.notify(order.openid, "refund_succeeded", {"order_no": order.order_no, "amount_fen": n.amount_fen})
+                told = await refunds.refund_amount(uow.session, refund_no=n.refund_no) or n.amount_fen
+                uow.notify(order.openid, "refund_succeeded", {"order_no": order.order_no, "amount_fen": told})
             return result
 
         result = await self._unit_of_work(record)
@@ -389,7 +499,7 @@ class PaymentService:
             refund,
             provider=order.pay_provider,  # the money goes back the way it came
             order_no=order.order_no,
-            total_fen=order.paid_fen,
+            total_fen=order.paid_fen - order.balance_fen,  # what the provider took
             reason=reason,
             transaction_id="",
         )
@@ -409,13 +519,17 @@ class PaymentService:
     ) -> bool:
         """The provider call, outside any transaction; a refusal is recorded as a failed refund,
         an unknown outcome (timeout, 5xx) leaves the refund pending; a result in the provider's
-        answer is recorded as its notification would be."""
+        answer is recorded as its notification would be. A refund wholly of stored balance
+        asks no provider: it succeeds at once (the balance is credited by its event)."""
+        if refund.amount_fen == refund.balance_fen:
+            await self._settle_balance_refund(refund, order_no=order_no)
+            return True
         account = self._account(provider)
         try:
             settled = await account.provider.refund(
                 order_no=order_no,
                 refund_no=refund.refund_no,
-                amount_fen=refund.amount_fen,
+                amount_fen=refund.amount_fen - refund.balance_fen,  # the balance part goes back there
                 total_fen=total_fen,
                 reason=reason,
                 notify_url=account.refund_notify_url,
@@ -449,6 +563,24 @@ class PaymentService:
         if settled is not None:
             await self.handle_notification(settled)
         return True
+
+    async def _settle_balance_refund(self, refund: Refund, *, order_no: str) -> None:
+        async def settle(uow: UnitOfWork) -> str:
+            result = await refunds.record_refund_result(
+                uow.session,
+                provider=BALANCE_PROVIDER,
+                refund_no=refund.refund_no,
+                succeeded=True,
+                provider_refund_id=refund.refund_no,
+                payload={},
+            )
+            if result == "applied":
+                order = await orders.get_order(uow.session, order_no=order_no)
+                uow.notify(order.openid, "refund_succeeded", {"order_no": order_no, "amount_fen": refund.amount_fen})
+            return result
+
+        result = await self._unit_of_work(settle)
+        log.info("refund to balance: refund=%s result=%s", refund.refund_no, result)
 
     # ---- plumbing -----------------------------------------------------------------------------
 
