@@ -19,8 +19,9 @@ from aiohttp import web
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from bot.config import Config, ConfigError, load_config
+from bot.config import Config, ConfigError, load_config, parse_plan
 from bot.logs import AccessLogger, configure_logging
+from commerce.balance import topups
 from commerce.catalog.seed import catalog_is_empty, seed_demo_catalog, seed_demo_group_buys
 from commerce.db import create_engine, run_blocking
 from commerce.media.store import LocalMediaStore
@@ -51,6 +52,9 @@ async def prepare_database(config: Config, *, seed: bool) -> int:
                 return 0
             created = await seed_demo_catalog(session, media=LocalMediaStore(config.media.dir))
             await seed_demo_group_buys(session, rules=rules, now=uow.now)
+            for plan in config.balance.demo_plans:  # "充值" shows something on the demo shop
+                pay_fen, bonus_fen = parse_plan(plan)
+                await topups.set_plan(session, pay_fen=pay_fen, bonus_fen=bonus_fen)
             return created
     finally:
         await engine.dispose()

@@ -198,6 +198,25 @@ class ReferralConfig:
 
 
 @dataclass(frozen=True)
+class BalanceConfig:
+    """Stored balance (储值): the top-up plans a fresh development shop starts with (the
+    demo), as "PAY:BONUS" in yuan; staff edit the shop's plans in chat (/topup)."""
+
+    demo_plans: tuple[str, ...] = ("100:10", "300:40")
+
+
+def parse_plan(text: str) -> tuple[int, int]:
+    """ "100:10" -> (10000, 1000) fen; ValueError when it is not "PAY:BONUS" in yuan."""
+    pay, sep, bonus = text.partition(":")
+    if not sep:
+        raise ValueError(text)
+    pay_fen, bonus_fen = round(float(pay) * 100), round(float(bonus) * 100)
+    if not 0 < pay_fen <= 5_000_000 or not 0 <= bonus_fen <= pay_fen:
+        raise ValueError(text)
+    return pay_fen, bonus_fen
+
+
+@dataclass(frozen=True)
 class PointsConfig:
     per_yuan: int = 1
     first_share: int = 20
@@ -266,6 +285,7 @@ class Config:
     staff: StaffConfig = field(default_factory=StaffConfig)
     shop: ShopConfig = field(default_factory=ShopConfig)
     referral: ReferralConfig = field(default_factory=ReferralConfig)
+    balance: BalanceConfig = field(default_factory=BalanceConfig)
     points: PointsConfig = field(default_factory=PointsConfig)
     dialog: DialogConfig = field(default_factory=DialogConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
@@ -522,6 +542,11 @@ def _validate(config: Config) -> None:
         raise ConfigError("referral.binding_days: must be between 1 and 36500")
     if not 0 <= config.referral.commission_rate_bp <= 5000:
         raise ConfigError("referral.commission_rate_bp: must be between 0 and 5000 (50%)")
+    for plan in config.balance.demo_plans:
+        try:
+            parse_plan(plan)
+        except ValueError:
+            raise ConfigError(f'balance.demo_plans: "{plan}" is not "PAY:BONUS" in yuan (bonus at most the pay)') from None
     if config.referral.withdrawal_min_fen < 1:
         raise ConfigError("referral.withdrawal_min_fen: must be at least 1")
     for key in ("per_yuan", "first_share", "referral", "review"):

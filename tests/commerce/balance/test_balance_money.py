@@ -14,7 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commerce.balance import ledger, reconcile, topups, withdrawals
 from commerce.balance import orders as balance_orders
-from commerce.balance.models import AccountKind, BalanceAccount, BalanceEntry, BalanceHold, HoldStatus
+from commerce.balance.models import (
+    AccountKind,
+    BalanceAccount,
+    BalanceEntry,
+    BalanceHold,
+    HoldStatus,
+)
 from commerce.customers.models import Customer
 from commerce.errors import ErrorCode, ShopError
 from commerce.orders.actions import CancelledBy, cancel_order
