@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.admin.orders import parse_amount
-from bot.admin.referrals import ACTIONS, _withdrawal_id
+from bot.admin.referrals import ACTIONS, withdrawal_id_of
 from bot.admin.registry import MANAGERS, REGISTRY, AdminContext, Outcome, UsageError
 from bot.chat.replies import Text
 from commerce import money
@@ -77,7 +77,7 @@ async def decide_withdrawal(actx: AdminContext) -> Outcome:
     action = ACTIONS.get(actx.arg(0).lower())
     if action is None:
         raise UsageError
-    withdrawal_id = _withdrawal_id(actx.arg(1))
+    withdrawal_id = withdrawal_id_of(actx.arg(1))
     if action == "approve" and len(actx.args) != 3:
         raise UsageError
     text = actx.arg(2) if action == "approve" else actx.rest(2)

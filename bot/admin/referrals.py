@@ -74,7 +74,7 @@ async def list_referrals(actx: AdminContext) -> Outcome:
     )
 
 
-def _withdrawal_id(word: str) -> int:
+def withdrawal_id_of(word: str) -> int:
     word = word.lstrip("#")
     if not (word.isascii() and word.isdigit()) or not 1 <= int(word) <= 2**31 - 1:
         raise UsageError
@@ -87,7 +87,7 @@ async def decide_withdrawal(actx: AdminContext) -> Outcome:
     action = ACTIONS.get(actx.arg(0).lower())
     if action is None:
         raise UsageError
-    withdrawal_id = _withdrawal_id(actx.arg(1))
+    withdrawal_id = withdrawal_id_of(actx.arg(1))
     now = utcnow()
     async with actx.ctx.uow() as uow:
         session = uow.session

@@ -103,7 +103,7 @@ class Refused(Exception):
 # --------------------------------------------------------------------------- checks
 
 
-def _claim(request: web.Request, *, now: datetime, allow_expired: bool = False) -> PayClaim:
+def pay_claim(request: web.Request, *, now: datetime, allow_expired: bool = False) -> PayClaim:
     key = request.app[CONFIG].signing_key
     try:
         return read_pay_token(
@@ -135,7 +135,7 @@ async def _payable_order(request: web.Request) -> OrderView:
     the link of a paid order an hour later learns it is paid, not that it expired.
     """
     now = datetime.now(UTC)
-    claim = _claim(request, now=now, allow_expired=True)  # the signature is still checked
+    claim = pay_claim(request, now=now, allow_expired=True)  # the signature is still checked
     order = await _order(request, claim)
     if order.status in PAID_STATES:
         raise Refused("paid")
@@ -152,11 +152,11 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _is_sandbox(request: web.Request) -> bool:
+def is_sandbox(request: web.Request) -> bool:
     return request.app[CONFIG].pay.provider == "sandbox"
 
 
-def _error_page(request: web.Request, refusal: Refusal) -> web.Response:
+def error_page(request: web.Request, refusal: Refusal) -> web.Response:
     return render_page(
         request, "pay_error.html", {"refusal": refusal}, lang=page_lang(request),
         status=refusal.status, headers=PAGE_HEADERS,
@@ -181,7 +181,7 @@ async def _line_pictures(request: web.Request, order: OrderView) -> dict[int, st
     return pictures
 
 
-def _json_refusal(refusal: Refusal) -> web.Response:
+def json_refusal(refusal: Refusal) -> web.Response:
     return web.json_response(
         {"error": refusal.reason, "message_zh": refusal.zh, "message_en": refusal.en},
         status=refusal.status,
@@ -202,13 +202,13 @@ async def pay_page(request: web.Request) -> web.Response:
     try:
         order = await _payable_order(request)
     except Refused as exc:
-        return _error_page(request, exc.refusal)
+        return error_page(request, exc.refusal)
     config = request.app[CONFIG]
     in_wechat = in_wechat_browser(request)
     alipay = "alipay" in config.pay.methods
     if request.query.get("pay") == "alipay" and alipay and not in_wechat:
         return await _to_alipay(request, order)
-    sandbox_mode = _is_sandbox(request)
+    sandbox_mode = is_sandbox(request)
     seconds_left = max(0, int((_aware(order.expires_at) - datetime.now(UTC)).total_seconds()))
     async with request.app[SERVICES].uow() as uow:
         customer_locale = await locale_of(uow.session, order.openid)
@@ -233,7 +233,7 @@ async def _ask_alipay(request: web.Request) -> None:
     ask Alipay (`alipay.trade.query`) and record a payment it reports, as its notification
     would. What the return itself says is never trusted; failures leave the page as it was."""
     try:
-        order = await _order(request, _claim(request, now=datetime.now(UTC), allow_expired=True))
+        order = await _order(request, pay_claim(request, now=datetime.now(UTC), allow_expired=True))
         if order.status == OrderStatus.PENDING_PAYMENT:
             await request.app[PAYMENTS].check_payment(order_no=order.order_no, provider="alipay")
     except Refused:
@@ -251,24 +251,24 @@ async def _to_alipay(request: web.Request, order: OrderView) -> web.Response:
     try:
         payment = await _prepay(request, order, provider="alipay", return_url=back)
     except Refused as exc:
-        return _error_page(request, exc.refusal)
+        return error_page(request, exc.refusal)
     except PaymentError as exc:
         log.warning("alipay link failed: order=%s code=%s", order.order_no, exc.code)
-        return _error_page(request, REFUSALS["provider"])
+        return error_page(request, REFUSALS["provider"])
     if not payment.pay_url:
-        return _error_page(request, REFUSALS["provider"])
+        return error_page(request, REFUSALS["provider"])
     raise web.HTTPFound(payment.pay_url, headers=PAGE_HEADERS)
 
 
 async def jsapi_params(request: web.Request) -> web.Response:
     """WeChat Pay's parameters for this order (a prepay made now, outside any transaction)."""
-    if _is_sandbox(request):
+    if is_sandbox(request):
         raise web.HTTPNotFound()
     try:
         order = await _payable_order(request)
         payment = await _prepay(request, order)
     except Refused as exc:
-        return _json_refusal(exc.refusal)
+        return json_refusal(exc.refusal)
     except PaymentError as exc:
         log.warning("prepay failed: order=%s code=%s", order.order_no, exc.code)
         return web.json_response({"error": "provider", "code": exc.code}, status=502)
@@ -279,13 +279,13 @@ async def jsapi_params(request: web.Request) -> web.Response:
 
 async def simulate(request: web.Request) -> web.Response:
     """Sandbox: pay through the real notify path, as the provider's server would call it."""
-    if not _is_sandbox(request):
+    if not is_sandbox(request):
         raise web.HTTPNotFound()
     try:
         order = await _payable_order(request)
         await _prepay(request, order)  # the same checks and call a real payment goes through
     except Refused as exc:
-        return _json_refusal(exc.refusal)
+        return json_refusal(exc.refusal)
     status, answer = await _post_sandbox_notification(request, order=order)
     if status != 200:
         log.warning("sandbox notify refused: order=%s http_status=%s", order.order_no, status)
@@ -346,9 +346,9 @@ async def _current_status(request: web.Request, order_no: str) -> str:
 async def status(request: web.Request) -> web.Response:
     """The order's status for the page's polling; answers after the link expired too."""
     try:
-        order = await _order(request, _claim(request, now=datetime.now(UTC), allow_expired=True))
+        order = await _order(request, pay_claim(request, now=datetime.now(UTC), allow_expired=True))
     except Refused as exc:
-        return _json_refusal(exc.refusal)
+        return json_refusal(exc.refusal)
     return web.json_response(
         {"status": str(order.status), "paid": order.status in PAID_STATES},
         headers={"Cache-Control": "no-store"},

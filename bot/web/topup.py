@@ -22,11 +22,11 @@ from bot.web.pay import (
     PAGE_HEADERS,
     REFUSALS,
     Refused,
-    _claim,
-    _error_page,
-    _is_sandbox,
-    _json_refusal,
+    error_page,
     in_wechat_browser,
+    is_sandbox,
+    json_refusal,
+    pay_claim,
 )
 from bot.web.product import page_lang, render_page
 from commerce.balance import topups
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 
 async def _topup(request: web.Request, *, payable: bool = True) -> TopUpView:
-    claim = _claim(request, now=datetime.now(UTC), allow_expired=not payable)
+    claim = pay_claim(request, now=datetime.now(UTC), allow_expired=not payable)
     async with request.app[SERVICES].uow() as uow:
         found = await topups.get_topup(uow.session, topup_no=claim.order_no)
         owner = await openid_of(uow.session, found.customer_id) if found is not None else None
@@ -57,16 +57,16 @@ async def topup_page(request: web.Request) -> web.Response:
     try:
         topup = await _topup(request)
     except Refused as exc:
-        return _error_page(request, exc.refusal)
+        return error_page(request, exc.refusal)
     config = request.app[CONFIG]
     in_wechat = in_wechat_browser(request)
-    sandbox_mode = _is_sandbox(request)
+    sandbox_mode = is_sandbox(request)
     if request.query.get("pay") == "alipay" and "alipay" in config.pay.methods and not in_wechat:
         back = config.public_base_url + request.rel_url.path
         try:
             payment = await _prepay(request, topup, provider="alipay", return_url=back)
         except (PaymentError, Refused):
-            return _error_page(request, REFUSALS["provider"])
+            return error_page(request, REFUSALS["provider"])
         if payment.pay_url:
             raise web.HTTPFound(payment.pay_url, headers=PAGE_HEADERS)
     seconds_left = max(0, int((topup.expires_at - datetime.now(UTC)).total_seconds()))
@@ -84,7 +84,7 @@ async def topup_page(request: web.Request) -> web.Response:
 
 
 async def _prepay(request: web.Request, topup: TopUpView, *, provider: str = "", return_url: str = "") -> PaymentRequest:
-    claim = _claim(request, now=datetime.now(UTC))
+    claim = pay_claim(request, now=datetime.now(UTC))
     try:
         return await request.app[PAYMENTS].pay(
             order_no=topup.topup_no, openid=claim.openid, provider=provider, return_url=return_url
@@ -94,13 +94,13 @@ async def _prepay(request: web.Request, topup: TopUpView, *, provider: str = "",
 
 
 async def jsapi_params(request: web.Request) -> web.Response:
-    if _is_sandbox(request):
+    if is_sandbox(request):
         raise web.HTTPNotFound()
     try:
         topup = await _topup(request)
         payment = await _prepay(request, topup)
     except Refused as exc:
-        return _json_refusal(exc.refusal)
+        return json_refusal(exc.refusal)
     except PaymentError as exc:
         return web.json_response({"error": "provider", "code": exc.code}, status=502)
     if payment.kind != "jsapi" or not payment.jsapi_params:
@@ -110,14 +110,14 @@ async def jsapi_params(request: web.Request) -> web.Response:
 
 async def simulate(request: web.Request) -> web.Response:
     """Sandbox: pay the top-up through the real notify path, as the provider would."""
-    if not _is_sandbox(request):
+    if not is_sandbox(request):
         raise web.HTTPNotFound()
     try:
         topup = await _topup(request)
         await _prepay(request, topup)
     except Refused as exc:
-        return _json_refusal(exc.refusal)
-    claim = _claim(request, now=datetime.now(UTC))
+        return json_refusal(exc.refusal)
+    claim = pay_claim(request, now=datetime.now(UTC))
     notification = sandbox.build_notification(
         secret=request.app[CONFIG].pay.sandbox_secret,
         order_no=topup.topup_no,
@@ -141,7 +141,7 @@ async def status(request: web.Request) -> web.Response:
     try:
         topup = await _topup(request, payable=False)
     except Refused as exc:
-        return _json_refusal(exc.refusal)
+        return json_refusal(exc.refusal)
     return web.json_response(
         {"status": topup.status, "paid": topup.status == TopUpStatus.CREDITED}, headers={"Cache-Control": "no-store"}
     )
