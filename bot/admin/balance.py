@@ -92,4 +92,8 @@ async def decide_withdrawal(actx: AdminContext) -> Outcome:
         )
     data = {"id": after.id, "amount_fen": after.amount_fen, "status": after.status,
             "transfer_ref": after.transfer_ref, "note": after.note}
-    return Outcome(Text("admin/balance_withdrawal_decided", data), before.status, after.status)
+    return Outcome(
+        Text("admin/balance_withdrawal_decided", data),
+        {"status": before.status, "amount_fen": before.amount_fen},
+        {"status": after.status, "transfer_ref": after.transfer_ref, "note": after.note},
+    )
