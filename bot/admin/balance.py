@@ -26,7 +26,11 @@ from commerce.rules import utcnow
 
 
 def _plan(p: PlanView | None) -> dict[str, Any] | None:
-    return None if p is None else {"pay_fen": p.pay_fen, "bonus_fen": p.bonus_fen, "receive_fen": p.receive_fen}
+    return (
+        None
+        if p is None
+        else {"pay_fen": p.pay_fen, "bonus_fen": p.bonus_fen, "receive_fen": p.receive_fen}
+    )
 
 
 def _bonus(word: str) -> int:
@@ -49,12 +53,16 @@ async def topup(actx: AdminContext) -> Outcome:
         topups.check_plan(pay, bonus)
         if not actx.confirmed:
             async with actx.ctx.uow() as uow:
-                before = next((p for p in await topups.list_plans(uow.session) if p.pay_fen == pay), None)
+                before = next(
+                    (p for p in await topups.list_plans(uow.session) if p.pay_fen == pay), None
+                )
             data = {"action": "set", "before": _plan(before), "after": _plan(PlanView(pay, bonus))}
             return Outcome(Text("admin/topup_confirm", data), confirm_first=True)
         async with actx.ctx.uow() as uow:
             was, now = await topups.set_plan(uow.session, pay_fen=pay, bonus_fen=bonus)
-        return Outcome(Text("admin/topup_done", {"action": "set", "after": _plan(now)}), _plan(was), _plan(now))
+        return Outcome(
+            Text("admin/topup_done", {"action": "set", "after": _plan(now)}), _plan(was), _plan(now)
+        )
     if action in ("remove", "删除") and len(actx.args) == 2:
         pay = parse_amount(actx.arg(1))
         if not actx.confirmed:
@@ -67,7 +75,11 @@ async def topup(actx: AdminContext) -> Outcome:
             return Outcome(Text("admin/topup_confirm", data), confirm_first=True)
         async with actx.ctx.uow() as uow:
             removed = await topups.remove_plan(uow.session, pay_fen=pay)
-        return Outcome(Text("admin/topup_done", {"action": "remove", "after": _plan(removed)}), _plan(removed), None)
+        return Outcome(
+            Text("admin/topup_done", {"action": "remove", "after": _plan(removed)}),
+            _plan(removed),
+            None,
+        )
     raise UsageError
 
 
@@ -90,8 +102,13 @@ async def decide_withdrawal(actx: AdminContext) -> Outcome:
             text=text,
             now=utcnow(),
         )
-    data = {"id": after.id, "amount_fen": after.amount_fen, "status": after.status,
-            "transfer_ref": after.transfer_ref, "note": after.note}
+    data = {
+        "id": after.id,
+        "amount_fen": after.amount_fen,
+        "status": after.status,
+        "transfer_ref": after.transfer_ref,
+        "note": after.note,
+    }
     return Outcome(
         Text("admin/balance_withdrawal_decided", data),
         {"status": before.status, "amount_fen": before.amount_fen},

@@ -63,7 +63,10 @@ async def topup_plans(ctx: Context) -> Reply:
     return Text(
         "topup_plans",
         {
-            "plans": [{"pay_fen": p.pay_fen, "bonus_fen": p.bonus_fen, "receive_fen": p.receive_fen} for p in plans],
+            "plans": [
+                {"pay_fen": p.pay_fen, "bonus_fen": p.bonus_fen, "receive_fen": p.receive_fen}
+                for p in plans
+            ],
             "balance_fen": got.balance_fen,
         },
     )
@@ -74,7 +77,9 @@ async def topup(ctx: Context, match: re.Match[str]) -> Reply:
     try:
         pay_fen = parse_yuan(match.group(1))
         async with ctx.uow() as uow:
-            started = await topups.start_topup(uow.session, customer_id=ctx.customer_id, pay_fen=pay_fen, now=uow.now)
+            started = await topups.start_topup(
+                uow.session, customer_id=ctx.customer_id, pay_fen=pay_fen, now=uow.now
+            )
     except UsageError:
         return Text("topup_plans", {"plans": [], "balance_fen": 0})
     except ShopError as exc:
@@ -104,8 +109,17 @@ async def withdraw_balance(ctx: Context, match: re.Match[str]) -> Reply:
             request = await withdrawals.request_withdrawal(
                 uow.session, customer_id=ctx.customer_id, amount_fen=amount, now=uow.now
             )
-            alert = {"withdrawal_id": request.id, "amount_fen": request.amount_fen, "customer": openid_tail(ctx.openid)}
-            await ctx.services.alerts.queue(uow.session, "alert_balance_withdrawal", alert, MANAGERS)
+            alert = {
+                "withdrawal_id": request.id,
+                "amount_fen": request.amount_fen,
+                "customer": openid_tail(ctx.openid),
+            }
+            await ctx.services.alerts.queue(
+                uow.session, "alert_balance_withdrawal", alert, MANAGERS
+            )
     except ShopError as exc:
         return error_reply(exc)
-    return Text("balance_withdrawal_requested", {"amount_fen": request.amount_fen, "withdrawal_id": request.id})
+    return Text(
+        "balance_withdrawal_requested",
+        {"amount_fen": request.amount_fen, "withdrawal_id": request.id},
+    )

@@ -83,7 +83,9 @@ async def topup_page(request: web.Request) -> web.Response:
     return render_page(request, "topup.html", data, lang=page_lang(request), headers=PAGE_HEADERS)
 
 
-async def _prepay(request: web.Request, topup: TopUpView, *, provider: str = "", return_url: str = "") -> PaymentRequest:
+async def _prepay(
+    request: web.Request, topup: TopUpView, *, provider: str = "", return_url: str = ""
+) -> PaymentRequest:
     claim = pay_claim(request, now=datetime.now(UTC))
     try:
         return await request.app[PAYMENTS].pay(
@@ -127,7 +129,10 @@ async def simulate(request: web.Request) -> web.Response:
     url = loopback_origin(request) + URL(request.app[PAYMENTS].notify_url).path
     try:
         async with request.app[DEV_CHAT].session.post(
-            url, data=notification.body, headers=notification.headers, timeout=aiohttp.ClientTimeout(total=10)
+            url,
+            data=notification.body,
+            headers=notification.headers,
+            timeout=aiohttp.ClientTimeout(total=10),
         ) as response:
             status = response.status
     except (aiohttp.ClientError, TimeoutError):
@@ -143,7 +148,8 @@ async def status(request: web.Request) -> web.Response:
     except Refused as exc:
         return json_refusal(exc.refusal)
     return web.json_response(
-        {"status": topup.status, "paid": topup.status == TopUpStatus.CREDITED}, headers={"Cache-Control": "no-store"}
+        {"status": topup.status, "paid": topup.status == TopUpStatus.CREDITED},
+        headers={"Cache-Control": "no-store"},
     )
 
 

@@ -82,17 +82,23 @@ def spend_split(amount_fen: int, *, cash_fen: int, bonus_fen: int) -> tuple[int,
 
 def hold_moves(amount_fen: int, *, cash_fen: int, bonus_fen: int) -> tuple[HoldShare, list[Move]]:
     cash, bonus = spend_split(amount_fen, cash_fen=cash_fen, bonus_fen=bonus_fen)
-    return HoldShare(cash, bonus), _moves(Move(K.CASH, K.HELD_CASH, cash), Move(K.BONUS, K.HELD_BONUS, bonus))
+    return HoldShare(cash, bonus), _moves(
+        Move(K.CASH, K.HELD_CASH, cash), Move(K.BONUS, K.HELD_BONUS, bonus)
+    )
 
 
 def release_moves(hold: HoldShare) -> list[Move]:
     """An unpaid order closed: what it held goes back where it came from."""
-    return _moves(Move(K.HELD_CASH, K.CASH, hold.cash_fen), Move(K.HELD_BONUS, K.BONUS, hold.bonus_fen))
+    return _moves(
+        Move(K.HELD_CASH, K.CASH, hold.cash_fen), Move(K.HELD_BONUS, K.BONUS, hold.bonus_fen)
+    )
 
 
 def capture_moves(hold: HoldShare) -> list[Move]:
     """The order is paid: what it held is spent (the shop's sales)."""
-    return _moves(Move(K.HELD_CASH, K.SALES, hold.cash_fen), Move(K.HELD_BONUS, K.SALES, hold.bonus_fen))
+    return _moves(
+        Move(K.HELD_CASH, K.SALES, hold.cash_fen), Move(K.HELD_BONUS, K.SALES, hold.bonus_fen)
+    )
 
 
 def refund_back_split(hold: HoldShare, amount_fen: int) -> tuple[int, int]:
@@ -109,7 +115,12 @@ def refund_back_split(hold: HoldShare, amount_fen: int) -> tuple[int, int]:
 
 def refund_moves(hold: HoldShare, amount_fen: int) -> tuple[HoldShare, list[Move]]:
     cash, bonus = refund_back_split(hold, amount_fen)
-    after = HoldShare(hold.cash_fen, hold.bonus_fen, hold.refunded_cash_fen + cash, hold.refunded_bonus_fen + bonus)
+    after = HoldShare(
+        hold.cash_fen,
+        hold.bonus_fen,
+        hold.refunded_cash_fen + cash,
+        hold.refunded_bonus_fen + bonus,
+    )
     return after, _moves(Move(K.SALES, K.CASH, cash), Move(K.SALES, K.BONUS, bonus))
 
 

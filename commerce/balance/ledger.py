@@ -46,7 +46,12 @@ async def _ensure_accounts(session: AsyncSession, customer_id: int) -> None:
     now = utcnow()
     await session.execute(
         upsert_insert(session, BalanceAccount)
-        .values([{"customer_id": customer_id, "kind": k.value, "balance_fen": 0, "updated_at": now} for k in K])
+        .values(
+            [
+                {"customer_id": customer_id, "kind": k.value, "balance_fen": 0, "updated_at": now}
+                for k in K
+            ]
+        )
         .on_conflict_do_nothing()
     )
 
@@ -66,7 +71,9 @@ async def lock(session: AsyncSession, customer_id: int) -> dict[AccountKind, int
 
 async def _balances(session: AsyncSession, customer_id: int) -> dict[AccountKind, int]:
     rows = await session.execute(
-        select(BalanceAccount.kind, BalanceAccount.balance_fen).where(BalanceAccount.customer_id == customer_id)
+        select(BalanceAccount.kind, BalanceAccount.balance_fen).where(
+            BalanceAccount.customer_id == customer_id
+        )
     )
     found = {K(kind): int(fen) for kind, fen in rows.all()}
     return {k: found.get(k, 0) for k in K}
@@ -101,7 +108,9 @@ async def apply(
         K(kind): account_id
         for kind, account_id in (
             await session.execute(
-                select(BalanceAccount.kind, BalanceAccount.id).where(BalanceAccount.customer_id == customer_id)
+                select(BalanceAccount.kind, BalanceAccount.id).where(
+                    BalanceAccount.customer_id == customer_id
+                )
             )
         ).all()
     }

@@ -54,7 +54,8 @@ class BalanceAccount(Base):
     __table_args__ = (
         UniqueConstraint("customer_id", "kind"),
         CheckConstraint(
-            "kind IN ('funding', 'promotion', 'sales') OR balance_fen >= 0", name="customer_side_not_negative"
+            "kind IN ('funding', 'promotion', 'sales') OR balance_fen >= 0",
+            name="customer_side_not_negative",
         ),
     )
 
@@ -77,7 +78,9 @@ class BalanceMovement(Base):
     reason: Mapped[str] = mapped_column(String(16))
     amount_fen: Mapped[int] = mapped_column(BigInteger)
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), nullable=True, index=True)
-    topup_id: Mapped[int | None] = mapped_column(ForeignKey("balance_topups.id"), nullable=True, index=True)
+    topup_id: Mapped[int | None] = mapped_column(
+        ForeignKey("balance_topups.id"), nullable=True, index=True
+    )
     withdrawal_id: Mapped[int | None] = mapped_column(
         ForeignKey("balance_withdrawals.id"), nullable=True, index=True
     )
@@ -98,7 +101,7 @@ class BalanceEntry(Base):
 
 
 class TopUpPlan(Base):
-    """"Pay 100 get 110": pay `pay_fen`, receive `bonus_fen` more (staff edit them: /topup)."""
+    """ "Pay 100 get 110": pay `pay_fen`, receive `bonus_fen` more (staff edit them: /topup)."""
 
     __tablename__ = "topup_plans"
     __table_args__ = (
@@ -149,7 +152,9 @@ class BalanceHold(Base):
 
     __tablename__ = "balance_holds"
     __table_args__ = (
-        CheckConstraint("cash_fen >= 0 AND bonus_fen >= 0 AND cash_fen + bonus_fen > 0", name="amount_positive"),
+        CheckConstraint(
+            "cash_fen >= 0 AND bonus_fen >= 0 AND cash_fen + bonus_fen > 0", name="amount_positive"
+        ),
         CheckConstraint(
             "refunded_cash_fen >= 0 AND refunded_cash_fen <= cash_fen "
             "AND refunded_bonus_fen >= 0 AND refunded_bonus_fen <= bonus_fen",

@@ -47,7 +47,12 @@ class Held:
 
 
 async def hold_for_order(
-    session: AsyncSession, *, customer_id: int, order_id: int, amount_fen: int | None, now: datetime | None = None
+    session: AsyncSession,
+    *,
+    customer_id: int,
+    order_id: int,
+    amount_fen: int | None,
+    now: datetime | None = None,
 ) -> Held:
     """Pay `amount_fen` of the customer's unpaid order from balance (None: as much as the
     balance and the order allow). BALANCE_NOT_ENOUGH when there is none or too little,
@@ -58,7 +63,12 @@ async def hold_for_order(
     if order.customer_id != customer_id:
         raise ShopError(ErrorCode.ORDER_NOT_FOUND, order_id=order_id)
     if order.status != S.PENDING_PAYMENT:
-        raise ShopError(ErrorCode.ILLEGAL_TRANSITION, order_id=order_id, **{"from": order.status}, to=str(S.PAID))
+        raise ShopError(
+            ErrorCode.ILLEGAL_TRANSITION,
+            order_id=order_id,
+            **{"from": order.status},
+            to=str(S.PAID),
+        )
     if order.balance_fen > 0:
         raise ShopError(ErrorCode.BALANCE_ALREADY_USED, balance_fen=order.balance_fen)
     balances = await ledger.lock(session, customer_id)
@@ -69,7 +79,9 @@ async def hold_for_order(
     if amount > order.payable_fen:
         raise ShopError(ErrorCode.AMOUNT_INVALID, amount_fen=amount, payable_fen=order.payable_fen)
     share, moves = calc.hold_moves(amount, cash_fen=balances[K.CASH], bonus_fen=balances[K.BONUS])
-    await ledger.apply(session, customer_id=customer_id, moves=moves, reason="hold", order_id=order_id, now=now)
+    await ledger.apply(
+        session, customer_id=customer_id, moves=moves, reason="hold", order_id=order_id, now=now
+    )
     session.add(
         BalanceHold(
             order_id=order_id,
@@ -96,12 +108,16 @@ async def _take_hold(session: AsyncSession, order_id: int, to: HoldStatus) -> Ba
     if rowcount(moved) != 1:
         return None
     return await session.scalar(
-        select(BalanceHold).where(BalanceHold.order_id == order_id).execution_options(populate_existing=True)
+        select(BalanceHold)
+        .where(BalanceHold.order_id == order_id)
+        .execution_options(populate_existing=True)
     )
 
 
 def _share(hold: BalanceHold) -> calc.HoldShare:
-    return calc.HoldShare(hold.cash_fen, hold.bonus_fen, hold.refunded_cash_fen, hold.refunded_bonus_fen)
+    return calc.HoldShare(
+        hold.cash_fen, hold.bonus_fen, hold.refunded_cash_fen, hold.refunded_bonus_fen
+    )
 
 
 async def on_order_moved(session: AsyncSession, event: OrderMoved) -> None:
@@ -120,7 +136,12 @@ async def on_order_moved(session: AsyncSession, event: OrderMoved) -> None:
         return
     await ledger.lock(session, hold.customer_id)
     await ledger.apply(
-        session, customer_id=hold.customer_id, moves=moves, reason=reason, order_id=event.order_id, now=event.now
+        session,
+        customer_id=hold.customer_id,
+        moves=moves,
+        reason=reason,
+        order_id=event.order_id,
+        now=event.now,
     )
 
 
@@ -130,11 +151,15 @@ async def on_order_refunded(session: AsyncSession, event: OrderRefunded) -> None
         return
     hold = await session.scalar(
         select(BalanceHold)
-        .where(BalanceHold.order_id == event.order_id, BalanceHold.status == HoldStatus.CAPTURED.value)
+        .where(
+            BalanceHold.order_id == event.order_id, BalanceHold.status == HoldStatus.CAPTURED.value
+        )
         .execution_options(populate_existing=True)
     )
     if hold is None:  # a refund names a balance part only of an order whose hold was spent
-        raise ShopError(ErrorCode.NOTHING_TO_REFUND, order_id=event.order_id, reason="no_balance_paid")
+        raise ShopError(
+            ErrorCode.NOTHING_TO_REFUND, order_id=event.order_id, reason="no_balance_paid"
+        )
     await ledger.lock(session, hold.customer_id)
     after, moves = calc.refund_moves(_share(hold), event.balance_fen)
     await ledger.apply(

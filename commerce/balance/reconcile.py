@@ -36,7 +36,13 @@ async def find_differences(session: AsyncSession, *, limit: int = LIMIT) -> list
     )
     entries_sum = func.coalesce(sums.c.total, 0)
     accounts = await session.execute(
-        select(BalanceAccount.id, BalanceAccount.customer_id, BalanceAccount.kind, BalanceAccount.balance_fen, entries_sum)
+        select(
+            BalanceAccount.id,
+            BalanceAccount.customer_id,
+            BalanceAccount.kind,
+            BalanceAccount.balance_fen,
+            entries_sum,
+        )
         .outerjoin(sums, sums.c.account_id == BalanceAccount.id)
         .where(BalanceAccount.balance_fen != entries_sum)
         .order_by(BalanceAccount.id)
@@ -44,7 +50,12 @@ async def find_differences(session: AsyncSession, *, limit: int = LIMIT) -> list
     )
     found = [Difference("account", a, c, k, int(e), int(b)) for a, c, k, b, e in accounts.all()]
     movements = await session.execute(
-        select(BalanceMovement.id, BalanceMovement.customer_id, BalanceMovement.reason, func.sum(BalanceEntry.amount_fen))
+        select(
+            BalanceMovement.id,
+            BalanceMovement.customer_id,
+            BalanceMovement.reason,
+            func.sum(BalanceEntry.amount_fen),
+        )
         .join(BalanceEntry, BalanceEntry.movement_id == BalanceMovement.id)
         .group_by(BalanceMovement.id, BalanceMovement.customer_id, BalanceMovement.reason)
         .having(func.sum(BalanceEntry.amount_fen) != 0)
@@ -52,7 +63,9 @@ async def find_differences(session: AsyncSession, *, limit: int = LIMIT) -> list
         .limit(limit)
     )
     found += [Difference("movement", m, c, r, 0, int(s)) for m, c, r, s in movements.all()]
-    total = int(await session.scalar(select(func.coalesce(func.sum(BalanceAccount.balance_fen), 0))) or 0)
+    total = int(
+        await session.scalar(select(func.coalesce(func.sum(BalanceAccount.balance_fen), 0))) or 0
+    )
     if total != 0:
         found.append(Difference("total", 0, 0, "", 0, total))
     return found

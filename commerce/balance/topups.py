@@ -61,7 +61,9 @@ class TopUpView:
 
 
 def _view(t: TopUp) -> TopUpView:
-    return TopUpView(t.id, t.topup_no, t.customer_id, t.pay_fen, t.bonus_fen, t.status, as_utc(t.expires_at))
+    return TopUpView(
+        t.id, t.topup_no, t.customer_id, t.pay_fen, t.bonus_fen, t.status, as_utc(t.expires_at)
+    )
 
 
 # ---- plans (staff: /topup) ----------------------------------------------------------------
@@ -74,10 +76,14 @@ async def list_plans(session: AsyncSession) -> list[PlanView]:
 
 def check_plan(pay_fen: int, bonus_fen: int) -> None:
     if not 0 < pay_fen <= MAX_PLAN_FEN or not 0 <= bonus_fen <= pay_fen:
-        raise ShopError(ErrorCode.AMOUNT_INVALID, pay_fen=pay_fen, bonus_fen=bonus_fen, max_fen=MAX_PLAN_FEN)
+        raise ShopError(
+            ErrorCode.AMOUNT_INVALID, pay_fen=pay_fen, bonus_fen=bonus_fen, max_fen=MAX_PLAN_FEN
+        )
 
 
-async def set_plan(session: AsyncSession, *, pay_fen: int, bonus_fen: int) -> tuple[PlanView | None, PlanView]:
+async def set_plan(
+    session: AsyncSession, *, pay_fen: int, bonus_fen: int
+) -> tuple[PlanView | None, PlanView]:
     """Add the plan paying `pay_fen`, or change its bonus: (before, after)."""
     check_plan(pay_fen, bonus_fen)
     plans = {p.pay_fen: p for p in await list_plans(session)}
@@ -104,7 +110,9 @@ async def remove_plan(session: AsyncSession, *, pay_fen: int) -> PlanView:
 # ---- a customer's top-up ------------------------------------------------------------------
 
 
-async def start_topup(session: AsyncSession, *, customer_id: int, pay_fen: int, now: datetime | None = None) -> TopUpView:
+async def start_topup(
+    session: AsyncSession, *, customer_id: int, pay_fen: int, now: datetime | None = None
+) -> TopUpView:
     """A pending top-up of the plan paying `pay_fen` (TOPUP_PLAN_NOT_FOUND, details: plans)."""
     now = as_utc(now or utcnow())
     plans = await list_plans(session)

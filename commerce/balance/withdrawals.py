@@ -40,7 +40,9 @@ class BalanceWithdrawalView:
 
 
 def _view(w: BalanceWithdrawal) -> BalanceWithdrawalView:
-    return BalanceWithdrawalView(w.id, w.customer_id, w.amount_fen, w.status, w.transfer_ref, w.note)
+    return BalanceWithdrawalView(
+        w.id, w.customer_id, w.amount_fen, w.status, w.transfer_ref, w.note
+    )
 
 
 async def request_withdrawal(
@@ -52,7 +54,8 @@ async def request_withdrawal(
     cash = balances[AccountKind.CASH]
     pending = await session.scalar(
         select(BalanceWithdrawal.id).where(
-            BalanceWithdrawal.customer_id == customer_id, BalanceWithdrawal.status == W.PENDING.value
+            BalanceWithdrawal.customer_id == customer_id,
+            BalanceWithdrawal.status == W.PENDING.value,
         )
     )
     if pending is not None:
@@ -64,7 +67,9 @@ async def request_withdrawal(
         raise ShopError(ErrorCode.NOTHING_TO_WITHDRAW, available_fen=0)
     if amount > cash:
         raise ShopError(ErrorCode.WITHDRAWAL_TOO_LARGE, available_fen=cash)
-    withdrawal = BalanceWithdrawal(customer_id=customer_id, amount_fen=amount, status=W.PENDING.value, created_at=now)
+    withdrawal = BalanceWithdrawal(
+        customer_id=customer_id, amount_fen=amount, status=W.PENDING.value, created_at=now
+    )
     session.add(withdrawal)
     await session.flush()
     await ledger.apply(
@@ -79,7 +84,13 @@ async def request_withdrawal(
 
 
 async def decide_withdrawal(
-    session: AsyncSession, *, withdrawal_id: int, paid: bool, staff_openid: str, text: str, now: datetime
+    session: AsyncSession,
+    *,
+    withdrawal_id: int,
+    paid: bool,
+    staff_openid: str,
+    text: str,
+    now: datetime,
 ) -> tuple[BalanceWithdrawalView, BalanceWithdrawalView]:
     """Approve (`paid`, `text` the transfer's reference) or reject (`text` the reason):
     (before, after). WITHDRAWAL_NOT_FOUND, WITHDRAWAL_NOT_PENDING, TRANSFER_REF_INVALID."""
@@ -122,12 +133,19 @@ async def decide_withdrawal(
             session,
             openid=openid,
             template="balance_withdrawal_decided",
-            data={"amount_fen": found.amount_fen, "paid": paid, "transfer_ref": after.transfer_ref, "note": after.note},
+            data={
+                "amount_fen": found.amount_fen,
+                "paid": paid,
+                "transfer_ref": after.transfer_ref,
+                "note": after.note,
+            },
         )
     return before, after
 
 
-async def pending_withdrawals(session: AsyncSession, *, limit: int = 20) -> list[BalanceWithdrawalView]:
+async def pending_withdrawals(
+    session: AsyncSession, *, limit: int = 20
+) -> list[BalanceWithdrawalView]:
     rows = await session.scalars(
         select(BalanceWithdrawal)
         .where(BalanceWithdrawal.status == W.PENDING.value)

@@ -92,15 +92,22 @@ async def start(
         db_url,
         server={"base_url": f"http://127.0.0.1:{unused_tcp_port}"},
         pay={
-            "provider": "wechatpay_v3", "mchid": MCHID, "api_base_url": base, "api_v3_key": API_V3_KEY,
-            "merchant_serial_no": MERCHANT_SERIAL_NO, "private_key_path": str(private_key),
-            "platform_public_key_path": str(public_key), "platform_public_key_id": PLATFORM_PUBLIC_KEY_ID,
+            "provider": "wechatpay_v3",
+            "mchid": MCHID,
+            "api_base_url": base,
+            "api_v3_key": API_V3_KEY,
+            "merchant_serial_no": MERCHANT_SERIAL_NO,
+            "private_key_path": str(private_key),
+            "platform_public_key_path": str(public_key),
+            "platform_public_key_id": PLATFORM_PUBLIC_KEY_ID,
         },
         staff={"owners": [OWNER]},
         scheduler={"enabled": False},
     )
     outbox = MemoryOutbox()
-    client = await aiohttp_client(create_app(config, outbound=outbox), server_kwargs={"port": unused_tcp_port})
+    client = await aiohttp_client(
+        create_app(config, outbound=outbox), server_kwargs={"port": unused_tcp_port}
+    )
     return PayShop(Shop(client, config, outbox), wechat)
 
 
@@ -111,11 +118,15 @@ async def _plan_set(shop: PayShop) -> None:
     ask = await owner.say("/topup set 100 10")
     assert "新增充值方案：充 ¥100.00 送 ¥10.00（到账 ¥110.00）" in ask.text
     async with db(shop.app)() as session:
-        assert await session.scalar(select(func.count()).select_from(TopUpPlan)) == 0  # not before the confirmation
+        assert (
+            await session.scalar(select(func.count()).select_from(TopUpPlan)) == 0
+        )  # not before the confirmation
     assert "已保存充值方案" in (await owner.say("确认")).text
     assert "充 ¥100.00 送 ¥10.00" in (await owner.say("/topup list")).text
     async with db(shop.app)() as session:
-        audited = (await session.scalars(select(AuditEntry).where(AuditEntry.command == "topup"))).all()
+        audited = (
+            await session.scalars(select(AuditEntry).where(AuditEntry.command == "topup"))
+        ).all()
     done = [a for a in audited if a.actor == OWNER and a.after]
     assert done and done[-1].after == {"pay_fen": 10000, "bonus_fen": 1000, "receive_fen": 11000}
     assert all(a.outcome == "refused" for a in audited if a.actor == STRANGER)
@@ -147,9 +158,13 @@ async def _topped_up(shop: PayShop) -> None:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     forged_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    resource = shop.wechat.v3_payment_resource(topup_no, 10000, transaction_id="4200000000000099", openid=CUSTOMER)
+    resource = shop.wechat.v3_payment_resource(
+        topup_no, 10000, transaction_id="4200000000000099", openid=CUSTOMER
+    )
     headers, body = shop.wechat.v3_notification(resource, key=forged_key)
-    status, _ = await post(str(shop.shop.client.make_url("/pay/notify/wechatpay_v3")), headers, body)
+    status, _ = await post(
+        str(shop.shop.client.make_url("/pay/notify/wechatpay_v3")), headers, body
+    )
     assert status >= 400
     await shop.app[PAYMENTS].drain()
 
@@ -214,8 +229,13 @@ async def test_top_up_then_buy_with_part_balance_cancel_and_refund_in_chat(start
     assert "发起退款" in (await owner.say("确认")).text
     async with db(shop.app)() as session:
         refund = await session.scalar(select(Refund))
-    assert refund is not None and (refund.amount_fen, refund.balance_fen) == (placed.payable_fen, 500)
-    assert shop.wechat.orders[order_no].refunds[refund.refund_no]["amount"] == placed.payable_fen - 500
+    assert refund is not None and (refund.amount_fen, refund.balance_fen) == (
+        placed.payable_fen,
+        500,
+    )
+    assert (
+        shop.wechat.orders[order_no].refunds[refund.refund_no]["amount"] == placed.payable_fen - 500
+    )
     url_back = str(shop.shop.client.make_url("/pay/refund-notify/wechatpay_v3"))
     assert (await shop.wechat.notify_refund(refund.refund_no, url=url_back))[0] == 204
     assert (await shop.order(order_no)).status == OrderStatus.REFUNDED
@@ -226,7 +246,9 @@ async def test_top_up_then_buy_with_part_balance_cancel_and_refund_in_chat(start
     assert await run_job("reconcile_balances", jobs) == 0
     async with db(shop.app)() as session, session.begin():
         await session.execute(
-            update(BalanceAccount).where(BalanceAccount.kind == "cash").values(balance_fen=BalanceAccount.balance_fen + 1)
+            update(BalanceAccount)
+            .where(BalanceAccount.kind == "cash")
+            .values(balance_fen=BalanceAccount.balance_fen + 1)
         )
     assert await run_job("reconcile_balances", jobs) >= 1
     alert = await shop.shop.outbox.wait_for(OWNER)

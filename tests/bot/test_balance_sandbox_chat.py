@@ -27,7 +27,9 @@ async def _balances(shop: Shop) -> ledger.Balances:
         return await ledger.balance_of(session, customer_id)
 
 
-async def test_sandbox_top_up_then_a_withdrawal_decided_by_staff(make_shop: ShopFactory, db_url: str) -> None:
+async def test_sandbox_top_up_then_a_withdrawal_decided_by_staff(
+    make_shop: ShopFactory, db_url: str
+) -> None:
     shop = await make_shop(db_url, staff={"owners": [OWNER]})
     owner, customer = shop.user(OWNER), shop.user(CUSTOMER)
     assert "暂未开通余额充值" in (await customer.say("充值")).text
@@ -67,7 +69,12 @@ async def test_sandbox_top_up_then_a_withdrawal_decided_by_staff(make_shop: Shop
     assert "已确认打款" in done.text
     assert any("已转账（凭证号 WX20261205）" in m.text for m in shop.outbox.for_user(CUSTOMER))
     got = await _balances(shop)
-    assert (got.balance_fen, got.bonus_fen, got.cash_fen, got.withdrawing_fen) == (5000, 1000, 4000, 0)
+    assert (got.balance_fen, got.bonus_fen, got.cash_fen, got.withdrawing_fen) == (
+        5000,
+        1000,
+        4000,
+        0,
+    )
     shown = await customer.say("余额")
     assert "我的余额：¥50.00" in shown.text and "可提现 ¥40.00" in shown.text
 

@@ -57,8 +57,15 @@ async def world(engine: AsyncEngine, demo_catalog: None) -> World:
 
 def topup_paid(topup_no: str, amount_fen: int, transaction_id: str) -> Notification:
     return Notification(
-        kind="payment", provider="wechatpay_v3", order_no=topup_no, amount_fen=amount_fen, succeeded=True,
-        mchid=MCHID, appid=APPID, transaction_id=transaction_id, occurred_at=datetime.now(UTC),
+        kind="payment",
+        provider="wechatpay_v3",
+        order_no=topup_no,
+        amount_fen=amount_fen,
+        succeeded=True,
+        mchid=MCHID,
+        appid=APPID,
+        transaction_id=transaction_id,
+        occurred_at=datetime.now(UTC),
         payload={"transaction_id": transaction_id},
     )
 
@@ -93,9 +100,13 @@ async def differences(world: World) -> list[reconcile.Difference]:
         return await reconcile.find_differences(session)
 
 
-async def hold(world: World, order: PlacedOrder, cid: int, amount: int | None) -> balance_orders.Held:
+async def hold(
+    world: World, order: PlacedOrder, cid: int, amount: int | None
+) -> balance_orders.Held:
     async with world.sessions() as session, session.begin():
-        return await balance_orders.hold_for_order(session, customer_id=cid, order_id=order.id, amount_fen=amount)
+        return await balance_orders.hold_for_order(
+            session, customer_id=cid, order_id=order.id, amount_fen=amount
+        )
 
 
 async def test_a_top_up_of_100_gives_110_once_however_many_notifications(world: World) -> None:
@@ -138,36 +149,69 @@ async def test_part_balance_part_provider_then_a_refund_splits_back(world: World
         assert row is not None and (row.cash_fen, row.bonus_fen) == (500, 50)
 
     await world.service.pay(order_no=order.order_no, openid=OPENID)
-    assert world.provider.calls[-1][1]["amount_fen"] == order.payable_fen - 550  # the provider's part only
+    assert (
+        world.provider.calls[-1][1]["amount_fen"] == order.payable_fen - 550
+    )  # the provider's part only
     # the full amount is not what is due: a mismatch, the order stays unpaid
-    assert await world.service.handle_notification(paid(order, transaction_id="42009", amount_fen=order.payable_fen))
+    assert await world.service.handle_notification(
+        paid(order, transaction_id="42009", amount_fen=order.payable_fen)
+    )
     assert (await world.order(order.order_no)).status == OrderStatus.PENDING_PAYMENT
     assert await world.service.handle_notification(paid(order, amount_fen=order.payable_fen - 550))
     view = await world.order(order.order_no)
-    assert (view.status, view.paid_fen, view.balance_fen) == (OrderStatus.PAID, order.payable_fen, 550)
+    assert (view.status, view.paid_fen, view.balance_fen) == (
+        OrderStatus.PAID,
+        order.payable_fen,
+        550,
+    )
     got = await balances(world, cid)
     assert (got.balance_fen, got.held_fen) == (11000 - 550, 0)
 
     # a partial refund of half: half of each part, the provider asked for its share of its total
     half = order.payable_fen // 2
-    refund = await world.service.refund(order_id=order.id, amount_fen=half, reason="坏了", actor="staff:x")
+    refund = await world.service.refund(
+        order_id=order.id, amount_fen=half, reason="坏了", actor="staff:x"
+    )
     asked = world.provider.refunds()[-1]
     assert refund.balance_fen == 550 * half // order.payable_fen
-    assert (asked["amount_fen"], asked["total_fen"]) == (half - refund.balance_fen, order.payable_fen - 550)
+    assert (asked["amount_fen"], asked["total_fen"]) == (
+        half - refund.balance_fen,
+        order.payable_fen - 550,
+    )
     assert await world.service.handle_notification(
-        Notification(kind="refund", provider="wechatpay_v3", order_no=order.order_no,
-                     amount_fen=half - refund.balance_fen, succeeded=True, mchid=MCHID, appid="",
-                     refund_no=refund.refund_no, provider_refund_id="50001", payload={})
+        Notification(
+            kind="refund",
+            provider="wechatpay_v3",
+            order_no=order.order_no,
+            amount_fen=half - refund.balance_fen,
+            succeeded=True,
+            mchid=MCHID,
+            appid="",
+            refund_no=refund.refund_no,
+            provider_refund_id="50001",
+            payload={},
+        )
     )
     got = await balances(world, cid)
     assert got.balance_fen == 11000 - 550 + refund.balance_fen
     # the rest: the balance part ends exactly at 550
-    rest = await world.service.refund(order_id=order.id, amount_fen=order.payable_fen - half, reason="退", actor="s")
+    rest = await world.service.refund(
+        order_id=order.id, amount_fen=order.payable_fen - half, reason="退", actor="s"
+    )
     assert refund.balance_fen + rest.balance_fen == 550
     assert await world.service.handle_notification(
-        Notification(kind="refund", provider="wechatpay_v3", order_no=order.order_no,
-                     amount_fen=rest.amount_fen - rest.balance_fen, succeeded=True, mchid=MCHID, appid="",
-                     refund_no=rest.refund_no, provider_refund_id="50002", payload={})
+        Notification(
+            kind="refund",
+            provider="wechatpay_v3",
+            order_no=order.order_no,
+            amount_fen=rest.amount_fen - rest.balance_fen,
+            succeeded=True,
+            mchid=MCHID,
+            appid="",
+            refund_no=rest.refund_no,
+            provider_refund_id="50002",
+            payload={},
+        )
     )
     assert (await world.order(order.order_no)).status == OrderStatus.REFUNDED
     got = await balances(world, cid)
@@ -175,7 +219,9 @@ async def test_part_balance_part_provider_then_a_refund_splits_back(world: World
     assert await differences(world) == []
 
 
-async def test_balance_that_covers_all_pays_at_once_and_a_refund_needs_no_provider(world: World) -> None:
+async def test_balance_that_covers_all_pays_at_once_and_a_refund_needs_no_provider(
+    world: World,
+) -> None:
     cid = await topped_up(world)
     order = await insert_order(world.sessions, openid=OPENID)
     held = await hold(world, order, cid, None)
@@ -185,10 +231,16 @@ async def test_balance_that_covers_all_pays_at_once_and_a_refund_needs_no_provid
     assert await world.service.settle_from_balance(order_no=order.order_no) == "applied"
     assert await world.service.settle_from_balance(order_no=order.order_no) == "duplicate"
     view = await world.order(order.order_no)
-    assert (view.status, view.pay_provider, view.paid_fen) == (OrderStatus.PAID, "balance", order.payable_fen)
+    assert (view.status, view.pay_provider, view.paid_fen) == (
+        OrderStatus.PAID,
+        "balance",
+        order.payable_fen,
+    )
     assert "order_paid" in await world.templates()
 
-    refund = await world.service.refund(order_id=order.id, amount_fen=order.payable_fen, reason="退", actor="s")
+    refund = await world.service.refund(
+        order_id=order.id, amount_fen=order.payable_fen, reason="退", actor="s"
+    )
     assert refund.status == "succeeded" and refund.balance_fen == order.payable_fen
     assert world.provider.refunds() == []
     assert (await world.order(order.order_no)).status == OrderStatus.REFUNDED
@@ -204,7 +256,9 @@ async def test_cancelling_an_unpaid_order_gives_the_held_balance_back(world: Wor
         await hold(world, order, cid, 100)
     assert twice.value.code == ErrorCode.BALANCE_ALREADY_USED
     async with world.sessions() as session, session.begin():
-        await cancel_order(session, order_id=order.id, by=CancelledBy.TIMEOUT, now=datetime.now(UTC))
+        await cancel_order(
+            session, order_id=order.id, by=CancelledBy.TIMEOUT, now=datetime.now(UTC)
+        )
     got = await balances(world, cid)
     assert (got.balance_fen, got.bonus_fen, got.held_fen) == (11000, 1000, 0)
     async with world.sessions() as session:
@@ -217,7 +271,9 @@ async def test_cancelling_an_unpaid_order_gives_the_held_balance_back(world: Wor
     assert await differences(world) == []
 
 
-async def test_too_much_is_refused_and_the_check_keeps_balances_from_going_negative(world: World) -> None:
+async def test_too_much_is_refused_and_the_check_keeps_balances_from_going_negative(
+    world: World,
+) -> None:
     cid = await topped_up(world)
     order = await insert_order(world.sessions, openid=OPENID)
     with pytest.raises(ShopError) as too_much:
@@ -233,14 +289,23 @@ async def test_too_much_is_refused_and_the_check_keeps_balances_from_going_negat
     # withdrawals take cash only: 100 of the 110, never the bonus
     async with world.sessions() as session, session.begin():
         with pytest.raises(ShopError) as bonus:
-            await withdrawals.request_withdrawal(session, customer_id=cid, amount_fen=10001, now=datetime.now(UTC))
+            await withdrawals.request_withdrawal(
+                session, customer_id=cid, amount_fen=10001, now=datetime.now(UTC)
+            )
         assert bonus.value.code == ErrorCode.WITHDRAWAL_TOO_LARGE
     async with world.sessions() as session, session.begin():
-        asked = await withdrawals.request_withdrawal(session, customer_id=cid, amount_fen=None, now=datetime.now(UTC))
+        asked = await withdrawals.request_withdrawal(
+            session, customer_id=cid, amount_fen=None, now=datetime.now(UTC)
+        )
     assert asked.amount_fen == 10000
     async with world.sessions() as session, session.begin():
         await withdrawals.decide_withdrawal(
-            session, withdrawal_id=asked.id, paid=False, staff_openid="o_staff", text="信息不全", now=datetime.now(UTC)
+            session,
+            withdrawal_id=asked.id,
+            paid=False,
+            staff_openid="o_staff",
+            text="信息不全",
+            now=datetime.now(UTC),
         )
     assert (await balances(world, cid)).cash_fen == 10000
     assert await differences(world) == []
@@ -258,4 +323,6 @@ async def test_reconciliation_finds_a_broken_ledger_row(world: World) -> None:
     account = next(d for d in found if d.what == "account")
     assert account.customer_id == cid and account.expected_fen - account.found_fen == 7
     async with world.sessions() as session:
-        assert int(await session.scalar(select(func.count()).select_from(BalanceAccount)) or 0) == len(K)
+        assert int(
+            await session.scalar(select(func.count()).select_from(BalanceAccount)) or 0
+        ) == len(K)

@@ -52,7 +52,9 @@ step = st.one_of(
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(step, max_size=40))
-def test_any_sequence_keeps_the_ledger_balanced_and_nothing_negative(steps: list[tuple[str, int, int]]) -> None:
+def test_any_sequence_keeps_the_ledger_balanced_and_nothing_negative(
+    steps: list[tuple[str, int, int]],
+) -> None:
     book = Book()
     held: list[HoldShare] = []  # unpaid orders' holds
     captured: list[HoldShare] = []  # paid orders' balance parts (refunds come back from them)
@@ -63,7 +65,9 @@ def test_any_sequence_keeps_the_ledger_balanced_and_nothing_negative(steps: list
             bonus_given += b
         elif kind == "hold":
             try:
-                share, moves = calc.hold_moves(a, cash_fen=book.accounts[K.CASH], bonus_fen=book.accounts[K.BONUS])
+                share, moves = calc.hold_moves(
+                    a, cash_fen=book.accounts[K.CASH], bonus_fen=book.accounts[K.BONUS]
+                )
             except NotEnoughBalance:
                 assert a > book.accounts[K.CASH] + book.accounts[K.BONUS]
                 continue
@@ -101,7 +105,9 @@ def test_any_sequence_keeps_the_ledger_balanced_and_nothing_negative(steps: list
 
 
 @given(st.integers(1, 10**7), st.integers(0, 10**7), st.integers(0, 10**7))
-def test_spending_takes_bonus_in_proportion_rounded_down(amount: int, cash: int, bonus: int) -> None:
+def test_spending_takes_bonus_in_proportion_rounded_down(
+    amount: int, cash: int, bonus: int
+) -> None:
     if amount > cash + bonus:
         with pytest.raises(NotEnoughBalance):
             calc.spend_split(amount, cash_fen=cash, bonus_fen=bonus)
@@ -138,8 +144,11 @@ def test_partial_refunds_split_between_balance_and_provider_and_end_exactly(
         if amount == 0:
             break
         share = balance_share(
-            paid_fen=paid, balance_fen=balance, refunded_before_fen=done,
-            balance_refunded_before_fen=done_balance, amount_fen=amount,
+            paid_fen=paid,
+            balance_fen=balance,
+            refunded_before_fen=done,
+            balance_refunded_before_fen=done_balance,
+            amount_fen=amount,
         )
         assert 0 <= share <= amount
         assert done_balance + share <= balance
@@ -148,15 +157,20 @@ def test_partial_refunds_split_between_balance_and_provider_and_end_exactly(
             done, done_balance = done + amount, done_balance + share
     if done < paid:
         last = balance_share(
-            paid_fen=paid, balance_fen=balance, refunded_before_fen=done,
-            balance_refunded_before_fen=done_balance, amount_fen=paid - done,
+            paid_fen=paid,
+            balance_fen=balance,
+            refunded_before_fen=done,
+            balance_refunded_before_fen=done_balance,
+            amount_fen=paid - done,
         )
         done, done_balance = paid, done_balance + last
     assert (done, done_balance) == (paid, balance)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(0, 50_000), st.integers(0, 50_000), st.lists(st.integers(1, 50_000), max_size=10))
+@given(
+    st.integers(0, 50_000), st.integers(0, 50_000), st.lists(st.integers(1, 50_000), max_size=10)
+)
 def test_balance_refunds_go_back_to_cash_and_bonus_as_they_were_spent(
     cash: int, bonus: int, amounts: list[int]
 ) -> None:
