@@ -66,10 +66,11 @@ async def lock(session: AsyncSession, customer_id: int) -> dict[AccountKind, int
         .values(balance_fen=BalanceAccount.balance_fen)
         .execution_options(synchronize_session=False)
     )
-    return await _balances(session, customer_id)
+    return await account_balances(session, customer_id)
 
 
-async def _balances(session: AsyncSession, customer_id: int) -> dict[AccountKind, int]:
+async def account_balances(session: AsyncSession, customer_id: int) -> dict[AccountKind, int]:
+    """Every account of the customer's, by kind (0 for one not created yet)."""
     rows = await session.execute(
         select(BalanceAccount.kind, BalanceAccount.balance_fen).where(
             BalanceAccount.customer_id == customer_id
@@ -81,7 +82,7 @@ async def _balances(session: AsyncSession, customer_id: int) -> dict[AccountKind
 
 async def balance_of(session: AsyncSession, customer_id: int) -> Balances:
     """What 我的 and 余额 show; reads only (no accounts are created)."""
-    b = await _balances(session, customer_id)
+    b = await account_balances(session, customer_id)
     return Balances(
         cash_fen=b[K.CASH],
         bonus_fen=b[K.BONUS],
