@@ -133,6 +133,7 @@ def test_seed_demo_loads_the_catalog_once(tmp_path: Path) -> None:
     assert created >= 60
     assert count(db, "products") == created
     assert count(db, "group_campaigns") == 2  # the demo's group buys, so 拼团 shows something
+    assert count(db, "topup_plans") == 2  # balance.demo_plans, so 充值 shows something
 
     second = run(["seed-demo"], cwd=tmp_path, env=env)
     assert second.returncode == 0, second.stderr
@@ -140,6 +141,7 @@ def test_seed_demo_loads_the_catalog_once(tmp_path: Path) -> None:
     assert "created" not in second.stdout
     assert count(db, "products") == created
     assert count(db, "group_campaigns") == 2
+    assert count(db, "topup_plans") == 2
 
 
 # --------------------------------------------------------------------------- config through the CLI
