@@ -176,6 +176,11 @@ class PaymentService:
             )
         async with self._uows() as uow:
             order = await orders.get_order(uow.session, order_no=order_no)
+        if order.status == OrderStatus.PENDING_PAYMENT and order.balance_fen > 0 and order.due_fen == 0:
+            # stored balance covers it and its settlement never ran (a stop between the two
+            # commits): settled now, and the page is told it is paid
+            await self.settle_from_balance(order_no=order_no)
+            raise ShopError(ErrorCode.ILLEGAL_TRANSITION, order_no=order.order_no, status=str(OrderStatus.PAID))
         if order.status != OrderStatus.PENDING_PAYMENT or order.due_fen <= 0:
             raise ShopError(ErrorCode.ILLEGAL_TRANSITION, order_no=order.order_no, status=str(order.status))
         expires_at = _aware(order.expires_at)
