@@ -274,3 +274,6 @@ async def test_balance_that_covers_the_order_pays_it_in_chat(start: PayShop) -> 
     assert (view.status, view.pay_provider) == (OrderStatus.PAID, "balance")
     assert (await shop.balances()).balance_fen == 11000 - view.payable_fen
     assert order_no not in shop.wechat.orders  # WeChat Pay was never asked
+    await customer.say("订单")
+    detail = await customer.say("1")
+    assert f"（余额 ¥{view.payable_fen / 100:.2f}）" in detail.text
