@@ -72,7 +72,7 @@ from commerce.cart.pricing import NO_COUPON, Quote
 from commerce.customers import addresses
 from commerce.customers.addresses import AddressView
 from commerce.customers.regions import find_region
-from commerce.errors import ShopError
+from commerce.errors import ErrorCode, ShopError
 from commerce.orders import placement as orders
 from commerce.orders.views import order_data
 
@@ -312,7 +312,14 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
         data.balance_limit_fen = None
         if data.use_balance and said.group(3):
             data.balance_limit_fen = money.parse_yuan(said.group(3))
-        return await self._review(ctx, data)
+            data.use_balance = data.balance_limit_fen > 0  # "用余额 0": none
+        review = await self._review(ctx, data)
+        stored = review.reply.data.get("stored") if isinstance(review.reply, Text) else None
+        if data.use_balance and stored is not None and stored["available_fen"] == 0:
+            data.use_balance = False  # nothing to pay with: said so, the review as it was
+            refusal = {"code": str(ErrorCode.BALANCE_NOT_ENOUGH), "d": {"balance_fen": 0}}
+            return Step(with_notice(review.reply, Notice("shop_error", refusal)), review.state, review.data)
+        return review
 
     async def _change_address(
         self, ctx: Context, data: CheckoutData, change: AddressChange

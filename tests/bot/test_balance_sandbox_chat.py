@@ -5,6 +5,7 @@ refused), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 from yarl import URL
 
@@ -14,6 +15,7 @@ from commerce.balance.models import BalanceWithdrawal
 from commerce.customers.models import Customer
 from tests.bot.conftest import ShopFactory
 from tests.bot.driver import Shop, db
+from tests.bot.test_shopping_chat import _open
 
 OWNER = "o_owner_0001"
 STRANGER = "o_stranger_77"
@@ -83,3 +85,19 @@ async def test_sandbox_top_up_then_a_withdrawal_decided_by_staff(
     assert "删除充值方案：充 ¥100.00 送 ¥10.00" in ask.text
     assert "已删除充值方案" in (await owner.say("确认")).text
     assert "暂未开通余额充值" in (await customer.say("充值")).text
+
+
+@pytest.mark.sqlite_only
+async def test_asking_to_pay_with_an_empty_balance_is_told_at_the_review(sqlite_shop: Shop) -> None:
+    customer = sqlite_shop.user("o_no_balance")
+    await _open(customer, "香蕉", "香蕉")
+    await customer.say("加入购物车 1")
+    await customer.say("结算")
+    review = await customer.say("张三 13800138000 上海市浦东新区世纪大道100号")
+    review = await customer.say("确认")
+    assert "确认订单" in review.text and "余额：" not in review.text
+    told = await customer.say("用余额")
+    assert "余额不足（可用余额 ¥0.00）" in told.text and "确认订单" in told.text
+    assert "余额支付：" not in told.text
+    card = await customer.say("确认")  # the order is placed without balance
+    assert card.kind == "news" and "余额已抵扣" not in card.articles[0].description
