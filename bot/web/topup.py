@@ -33,7 +33,7 @@ from commerce.balance import topups
 from commerce.balance.models import TopUpStatus
 from commerce.balance.topups import TopUpView
 from commerce.customers.customers import openid_of
-from commerce.errors import ShopError
+from commerce.errors import ErrorCode, ShopError
 from commerce.payments import PaymentError, PaymentRequest, sandbox
 
 log = logging.getLogger(__name__)
@@ -91,8 +91,10 @@ async def _prepay(
         return await request.app[PAYMENTS].pay(
             order_no=topup.topup_no, openid=claim.openid, provider=provider, return_url=return_url
         )
-    except ShopError:
-        raise Refused("expired") from None
+    except ShopError as exc:  # the top-up changed between our check and the service's
+        if exc.code == ErrorCode.ILLEGAL_TRANSITION:
+            raise Refused("paid") from None
+        raise Refused("expired" if exc.code == ErrorCode.ORDER_EXPIRED else "not_found") from None
 
 
 async def jsapi_params(request: web.Request) -> web.Response:
