@@ -36,6 +36,7 @@ from bot.dialogs.common import error_reply
 from bot.outbound.alerts import MANAGERS, openid_tail
 from bot.wechat.scenes import GroupInvite, ReferralInvite
 from commerce.analytics import events
+from commerce.balance import balance_of
 from commerce.customers import customers
 from commerce.errors import ErrorCode, ShopError
 from commerce.loyalty import badges, points
@@ -193,12 +194,15 @@ async def _account(ctx: Context) -> Reply:
         earned = await badges.badges_of(session, customer_id=ctx.customer_id)
         standing = await membership.standing(session, customer_id=ctx.customer_id, rules=uow.rules)
         usable = await coupons.usable_count(session, customer_id=ctx.customer_id, now=uow.now)
-        # the stored balance (储值) joins here once it exists: balance_of(session, ctx.customer_id)
+        stored = await balance_of(session, ctx.customer_id)
     return Text(
         "account",
         {
             **member_data(standing, coupons_usable=usable),
             "points": int(points_balance or 0),
+            "balance_fen": stored.balance_fen,
+            "balance_bonus_fen": stored.bonus_fen,
+            "balance_held_fen": stored.held_fen,
             "moves": [{"delta": m.delta, "reason": m.reason} for m in moves],
             "badges": earned,
             "referrals": got.referrals,

@@ -175,6 +175,8 @@ async def _topped_up(shop: PayShop) -> None:
         assert await session.scalar(select(TopUp.status)) == "credited"
     shown = await customer.say("余额")
     assert "我的余额：¥110.00" in shown.text and "赠送金额 ¥10.00" in shown.text
+    mine = await customer.say("我的")  # the account shows it beside the level
+    assert "储值余额：¥110.00（含赠送 ¥10.00）" in mine.text, mine.text
 
 
 async def _place(customer: ChatUser, *, balance: str | None) -> tuple[str, str]:
