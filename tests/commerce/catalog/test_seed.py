@@ -39,6 +39,10 @@ from commerce.wiring import shop_sessions
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
+# Seeding is plain inserts in one transaction, the same on both databases; PostgreSQL runs
+# it for every demo-catalog test database anyway (tests/servers.py seeds its template).
+pytestmark = pytest.mark.sqlite_only
+
 
 def _demo() -> dict[str, Any]:
     return json.loads(DEMO_CATALOG.read_text(encoding="utf-8"))
