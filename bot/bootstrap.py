@@ -39,7 +39,7 @@ from bot.config import Config
 from bot.dialogs.confirm import ConfirmDialog
 from bot.dialogs.shop import ShopDialogs
 from bot.dialogs.store import DialogStore, DurableDialogStore, MemoryDialogStore, RedisDialogStore
-from bot.flash_gate import FallbackFlashGate, RedisFlashGate
+from bot.flash_gate import FallbackFlashGate, MemoryFlashGate, RedisFlashGate
 from bot.handlers import build_routes
 from bot.handlers.admin import run_beside_confirmation, run_confirmed
 from bot.install import resolve_install_secrets
@@ -86,6 +86,7 @@ from bot.wechat.ratelimit import (
     Verdict,
 )
 from bot.wechat.replay import MemoryReplayCache, RedisReplayCache, ReplayCache
+from bot.wechat.rush import FallbackEdgeAnswers, FlashEdge, MemoryEdgeAnswers, RedisEdgeAnswers
 from commerce.analytics.events import Event, write_events
 from commerce.catalog.read import Catalog
 from commerce.customers import regions
@@ -93,7 +94,7 @@ from commerce.db import create_engine
 from commerce.media.store import LocalMediaStore
 from commerce.messaging.outbox import OutboxItem
 from commerce.payments.service import PaymentService
-from commerce.promotions.flash_sales import NO_GATE, FlashGate
+from commerce.promotions.flash_sales import FlashGate
 from commerce.uow import UnitOfWorkFactory
 from commerce.wiring import shop_bus, shop_sessions, shop_uows, tell_catalog
 from scheduler.jobs import JobContext
@@ -231,8 +232,11 @@ async def open_shop(
         lines: TranscriptStore = (
             FallbackTranscriptStore(RedisTranscriptStore(link.redis), link) if link is not None else MemoryTranscriptStore()
         )
-        # flash sales: with Redis, one Lua script decides a grab and only winners write
-        flash_gate: FlashGate = FallbackFlashGate(RedisFlashGate(link.redis), link) if link is not None else NO_GATE
+        # flash sales: with Redis, one Lua script decides a grab and only winners write; without,
+        # the same decision in process (the database's UPDATE deciding among its winners)
+        flash_gate: FlashGate = (
+            FallbackFlashGate(RedisFlashGate(link.redis), link) if link is not None else MemoryFlashGate()
+        )
         # live pages: one hub per worker, poked by a grab here (and, with Redis, in every worker)
         live_hub = LiveHub(uows=uow, poll_seconds=config.live.poll_seconds, link=link)
         live_hub.start()
@@ -351,6 +355,12 @@ def _build_inbox(
         busy=busy_reply,
         on_outcome=metrics.count_request,
         on_deadline_miss=metrics.count_deadline_miss,
+        # a bare "抢" is decided before the intake: a flash sale's losers never reach the database
+        edge=FlashEdge(
+            uows=services.uow, gate=services.flash_gate, render=renderer.render,
+            answers=FallbackEdgeAnswers(RedisEdgeAnswers(link.redis), MemoryEdgeAnswers(), link)
+            if link is not None else MemoryEdgeAnswers(),
+        ),
     )
 
 

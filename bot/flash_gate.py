@@ -1,8 +1,9 @@
 """The flash-sale gate in Redis: one Lua script decides a grab, so only winners reach the database.
 
 Per sale, three keys (one hash slot: `{sale id}`): `meta` (units `left`, the sale's
-`ver`sion it was loaded from), `n` (customer id: units held or paid), `h` (customers
-holding an unpaid unit). The GRAB script is `commerce.promotions.flash_sales.decide` in
+`ver`sion it was loaded from), `n` (customer openid: units held or paid), `h` (customers
+holding an unpaid unit). Customers are named by openid so that the webhook's edge
+(`bot.wechat.rush`) decides a grab before anything reads the database. The GRAB script is `commerce.promotions.flash_sales.decide` in
 Lua, counting the unit when it is won; a missing or other version answers "reload", and
 the core loads the database's state (`LOAD`, which never goes back to an older version)
 and asks again. The database's conditional UPDATE stays the source of truth: a winner it
@@ -12,16 +13,23 @@ grab whose transaction rolled back after the script.
 
 Redis down or slow costs the gate, never the answer: the grab goes to the database, whose
 UPDATE decides (as on SQLite alone).
+
+Without Redis, `MemoryFlashGate` is the same decision in process: exact for one worker,
+and with several each lets through at most the units it last read, the database's UPDATE
+deciding among them; its `sold_out` is how a worker remembers a sale sold out (per
+version: a unit coming back raises the version, and the gate is loaded again).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from redis.asyncio import Redis
 
 from bot.redis_link import RedisLink
-from commerce.promotions.flash_sales import GateState, Verdict
+from commerce.promotions.flash_sales import FlashGate, GateState, Verdict, decide
 
-PREFIX = "storefront:flash:"
+PREFIX = "storefront:flash:o:"  # ":o:": the keys name customers by openid
 TTL_SECONDS = 3 * 24 * 3600
 
 GRAB = """
@@ -83,8 +91,8 @@ class RedisFlashGate:
         self._give_back = redis.register_script(GIVE_BACK)
         self._sold_out = redis.register_script(SOLD_OUT)
 
-    async def decide(self, *, sale_id: int, version: int, customer_id: int, limit: int) -> Verdict | None:
-        answer = await self._grab(keys=sale_keys(sale_id), args=[version, customer_id, limit])
+    async def decide(self, *, sale_id: int, version: int, customer: str, limit: int) -> Verdict | None:
+        answer = await self._grab(keys=sale_keys(sale_id), args=[version, customer, limit])
         word = answer.decode() if isinstance(answer, bytes) else str(answer)
         return None if word == "reload" else Verdict(word)
 
@@ -93,11 +101,80 @@ class RedisFlashGate:
         args = [state.version, state.left, TTL_SECONDS, len(state.taken), *pairs, *state.holding]
         await self._load(keys=sale_keys(state.sale_id), args=args)
 
-    async def give_back(self, *, sale_id: int, customer_id: int) -> None:
-        await self._give_back(keys=sale_keys(sale_id), args=[customer_id])
+    async def give_back(self, *, sale_id: int, customer: str) -> None:
+        await self._give_back(keys=sale_keys(sale_id), args=[customer])
 
     async def sold_out(self, *, sale_id: int) -> None:
         await self._sold_out(keys=sale_keys(sale_id), args=[])
+
+
+@dataclass(slots=True)
+class _Sale:
+    version: int
+    left: int
+    taken: dict[str, int] = field(default_factory=dict)
+    holding: set[str] = field(default_factory=set)
+
+
+class MemoryFlashGate:
+    """The GRAB/LOAD/GIVE_BACK/SOLD_OUT scripts in process, for a shop without Redis."""
+
+    def __init__(self) -> None:
+        self._sales: dict[int, _Sale] = {}
+
+    async def decide(self, *, sale_id: int, version: int, customer: str, limit: int) -> Verdict | None:
+        sale = self._sales.get(sale_id)
+        if sale is None or sale.version != version:
+            return None
+        taken = sale.taken.get(customer, 0)
+        verdict = decide(left=sale.left, taken=taken, holding=customer in sale.holding, limit=limit)
+        if verdict == Verdict.WON:
+            sale.left -= 1
+            sale.taken[customer] = taken + 1
+            sale.holding.add(customer)
+        return verdict
+
+    async def load(self, state: GateState) -> None:
+        known = self._sales.get(state.sale_id)
+        if known is not None and known.version > state.version:
+            return  # never back to an older version
+        self._sales[state.sale_id] = _Sale(state.version, state.left, dict(state.taken), set(state.holding))
+
+    async def give_back(self, *, sale_id: int, customer: str) -> None:
+        sale = self._sales.get(sale_id)
+        if sale is None:
+            return
+        sale.left += 1
+        if sale.taken.get(customer, 0) > 0:
+            sale.taken[customer] -= 1
+        sale.holding.discard(customer)
+
+    async def sold_out(self, *, sale_id: int) -> None:
+        sale = self._sales.get(sale_id)
+        if sale is not None:
+            sale.left = 0
+
+
+class WonAtTheEdge:
+    """The gate a turn uses for a grab its message already won at the webhook's edge
+    (`bot.wechat.rush`): the unit is counted, so the question is answered WON without
+    asking again (asked again, the gate would say the customer holds one); the rest is
+    the shop's gate."""
+
+    def __init__(self, gate: FlashGate) -> None:
+        self._gate = gate
+
+    async def decide(self, *, sale_id: int, version: int, customer: str, limit: int) -> Verdict | None:
+        return Verdict.WON
+
+    async def load(self, state: GateState) -> None:
+        await self._gate.load(state)
+
+    async def give_back(self, *, sale_id: int, customer: str) -> None:
+        await self._gate.give_back(sale_id=sale_id, customer=customer)
+
+    async def sold_out(self, *, sale_id: int) -> None:
+        await self._gate.sold_out(sale_id=sale_id)
 
 
 async def _database_decides() -> Verdict | None:
@@ -115,19 +192,19 @@ class FallbackFlashGate:
         self._shared = shared
         self._link = link
 
-    async def decide(self, *, sale_id: int, version: int, customer_id: int, limit: int) -> Verdict | None:
+    async def decide(self, *, sale_id: int, version: int, customer: str, limit: int) -> Verdict | None:
         return await self._link.attempt(
             "flash_gate",
-            lambda: self._shared.decide(sale_id=sale_id, version=version, customer_id=customer_id, limit=limit),
+            lambda: self._shared.decide(sale_id=sale_id, version=version, customer=customer, limit=limit),
             _database_decides,
         )
 
     async def load(self, state: GateState) -> None:
         await self._link.attempt("flash_gate", lambda: self._shared.load(state), _nothing)
 
-    async def give_back(self, *, sale_id: int, customer_id: int) -> None:
+    async def give_back(self, *, sale_id: int, customer: str) -> None:
         await self._link.attempt(
-            "flash_gate", lambda: self._shared.give_back(sale_id=sale_id, customer_id=customer_id), _nothing
+            "flash_gate", lambda: self._shared.give_back(sale_id=sale_id, customer=customer), _nothing
         )
 
     async def sold_out(self, *, sale_id: int) -> None:

@@ -99,6 +99,8 @@ async def expire_unpaid_orders(ctx: JobContext) -> int:
     expired = await in_unit(ctx, lambda session: order_actions.expire_due_orders(session, now=ctx.clock()))
     for order in expired:
         await ctx.payments.close(order_no=order.order_no)
+    if expired:  # a flash unit among them is on sale again: the gates learn it at once
+        await _reload_flash_gates(ctx)
     return len(expired)
 
 
@@ -207,18 +209,27 @@ async def open_close_flash_sales(ctx: JobContext) -> int:
         return told
 
     told = await in_unit(ctx, work)
+    await _reload_flash_gates(ctx)
+    return told
+
+
+async def _reload_flash_gates(ctx: JobContext) -> None:
+    """The gate of each running sale loaded from the database (with the version a unit coming
+    back raised: the webhook's edge then lets the next grab through at once)."""
     if ctx.flash_gate is not NO_GATE:
         async with ctx.uow() as uow:
             for sale_id in await flash_sales.running_sale_ids(uow.session, now=ctx.clock()):
                 await ctx.flash_gate.load(await flash_sales.gate_state(uow.session, sale_id=sale_id))
-    return told
 
 
 async def return_flash_units(ctx: JobContext) -> int:
     """Units held for a customer who never gave a delivery address within the sale's payment
     window go back on sale (a unit with an order goes back when `expire_unpaid_orders`
-    cancels the order, in that transaction)."""
-    return await in_unit(ctx, lambda session: flash_sales.release_expired_holds(session, now=ctx.clock()))
+    cancels the order, in that transaction); the gates learn it at once."""
+    returned = await in_unit(ctx, lambda session: flash_sales.release_expired_holds(session, now=ctx.clock()))
+    if returned:
+        await _reload_flash_gates(ctx)
+    return returned
 
 
 async def prune_events(ctx: JobContext) -> int:

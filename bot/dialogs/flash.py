@@ -13,8 +13,9 @@ stateDiagram-v2
     ADDRESS --> PARKED: text that is no address and finds products, another screen
     PARKED --> ADDRESS: "秒杀" goes on where it was left
 ```
-One message takes a unit (`commerce.promotions.flash_sales.grab`: the Redis gate first,
-then the database for winners) and answers with the pay card, whose description shows
+One message takes a unit (`commerce.promotions.flash_sales.grab`: the gate first, then
+the database for winners; a bare "抢" is asked at the webhook's edge, `bot.wechat.rush`,
+and only its winners come here) and answers with the pay card, whose description shows
 the delivery address the order goes to. "抢 N" and "提醒我 N" number the list last shown,
 else the list as it stands. ADDRESS and ADDRESS_CONFIRM are the shared address step
 (`bot.dialogs.address_step`); the held unit waits for it until the payment window ends.
@@ -32,6 +33,7 @@ from bot.chat.replies import Card, News, Notice, Reply, Text, with_notice
 from bot.dialogs.address_step import AddressStep, looks_like_address
 from bot.dialogs.base import Active, Dialog, Step, on
 from bot.dialogs.common import error_reply, unit_of_work
+from bot.flash_gate import WonAtTheEdge
 from commerce.customers import addresses
 from commerce.errors import ErrorCode, ShopError
 from commerce.orders import placement as orders
@@ -188,13 +190,16 @@ class FlashDialog(Dialog[FlashState, FlashData]):
 
     async def _grab(self, ctx: Context, sale: SaleView) -> Step[FlashState, FlashData]:
         key = f"{ctx.openid}:{ctx.msg.dedupe_key}"
+        gate = ctx.services.flash_gate
+        if ctx.msg.flash_sale == sale.id:  # won at the webhook's edge (bot.wechat.rush): counted there
+            gate = WonAtTheEdge(gate)
         try:
             async with unit_of_work(ctx) as session:
                 address = await addresses.default_address(session, customer_id=ctx.customer_id)
                 grabbed = await flash_sales.grab(
                     session, sale_id=sale.id, customer_id=ctx.customer_id,
                     address_id=address.id if address is not None else None, idempotency_key=key,
-                    rules=ctx.services.rules, now=utcnow(), gate=ctx.services.flash_gate,
+                    rules=ctx.services.rules, now=utcnow(), gate=gate,
                 )
                 order = None
                 if grabbed.order_id is not None:

@@ -6,6 +6,8 @@ MsgId. The inbox:
   for the app, `bot.wechat.intake`, so that a message survives the worker that took it;
   in process or in Redis without one); a retry waits for, and gets, the first
   delivery's reply, even while the first is still being processed;
+- lets its `edge` answer first what needs no turn (`bot.wechat.rush`: a flash sale's
+  losers), before anything is written down;
 - counts the messages the rate limit (the first step of `respond`, bot/chat/middleware.py)
   answered instead of processing them (`Refused`);
 - runs one user's messages one at a time, in arrival order (`UserLocks`: asyncio
@@ -73,6 +75,13 @@ class Postponed(Exception):
 
 class NotRecorded(Exception):
     """The message could not be written down: nobody would process it, so it is not answered."""
+
+
+class Edge(Protocol):
+    """Answers a message before it is written down, when its answer needs no turn
+    (`bot.wechat.rush`: a flash sale's loser), else gives it back (perhaps marked)."""
+
+    async def decide(self, msg: Inbound) -> Rendered | Inbound: ...
 
 
 class UserLock(Protocol):
@@ -178,6 +187,7 @@ class Inbox:
     # rate_limited) and once per retried delivery (duplicate); (kind) per missed deadline.
     on_outcome: Callable[[str, str], None] | None = None
     on_deadline_miss: Callable[[str], None] | None = None
+    edge: Edge | None = None  # asked first (outcome "edge" when it answers)
 
     async def handle(self, msg: Inbound, *, arrived: float | None = None) -> Rendered | None:
         """The passive reply for `msg`, or None to answer "success" (reply sent later or never).
@@ -189,6 +199,16 @@ class Inbox:
         into a closed connection, and no customer-service message followed.
 
         Raises `NotRecorded` when the message could not be written down."""
+        if self.edge is not None:
+            try:
+                decided = await self.edge.decide(msg)
+            except Exception:  # the edge is a shortcut: without it the turn answers
+                log.exception("the edge could not decide; the message goes on", extra={"kind": msg.kind})
+                decided = msg
+            if isinstance(decided, Rendered):
+                self._observe(self.on_outcome, msg.kind, "edge")
+                return decided
+            msg = decided
         key = msg.dedupe_key
         # one user's claims one at a time here, so their processing starts in arrival order
         # (a claim is a database write: writers waiting for a lock are not served in order)

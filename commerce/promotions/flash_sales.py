@@ -108,21 +108,24 @@ class GateState:
     sale_id: int
     version: int
     left: int
-    taken: dict[int, int]  # customer id: units held or paid
-    holding: tuple[int, ...]  # customers with an unpaid unit
+    taken: dict[str, int]  # customer (openid): units held or paid
+    holding: tuple[str, ...]  # customers (openids) with an unpaid unit
 
 
 class FlashGate(Protocol):
-    """Decides a grab before the database is touched (`bot.flash_gate.RedisFlashGate`)."""
+    """Decides a grab before the database is touched (`bot.flash_gate.RedisFlashGate`).
 
-    async def decide(self, *, sale_id: int, version: int, customer_id: int, limit: int) -> Verdict | None:
+    Customers are named by their openid, which the webhook's edge knows before any
+    database read (`bot.wechat.rush`), so a loser is turned away there."""
+
+    async def decide(self, *, sale_id: int, version: int, customer: str, limit: int) -> Verdict | None:
         """The verdict, counted when WON; None when the gate holds no state of this version
         of the sale (lost, never loaded, stale): `load` it and ask again."""
         ...
 
     async def load(self, state: GateState) -> None: ...
 
-    async def give_back(self, *, sale_id: int, customer_id: int) -> None:
+    async def give_back(self, *, sale_id: int, customer: str) -> None:
         """A WON the database refused for a reason of its own: not counted after all."""
         ...
 
@@ -134,13 +137,13 @@ class FlashGate(Protocol):
 class NoGate:
     """No gate (SQLite alone): every grab goes to the database, whose UPDATE decides."""
 
-    async def decide(self, *, sale_id: int, version: int, customer_id: int, limit: int) -> Verdict | None:
+    async def decide(self, *, sale_id: int, version: int, customer: str, limit: int) -> Verdict | None:
         return Verdict.WON
 
     async def load(self, state: GateState) -> None:
         return None
 
-    async def give_back(self, *, sale_id: int, customer_id: int) -> None:
+    async def give_back(self, *, sale_id: int, customer: str) -> None:
         return None
 
     async def sold_out(self, *, sale_id: int) -> None:
@@ -274,16 +277,17 @@ async def gate_state(session: AsyncSession, *, sale_id: int) -> GateState:
     """The sale as a gate must know it: its version, the units left, who took how many."""
     sale = await get_sale(session, sale_id=sale_id)
     rows = await session.execute(
-        select(FlashClaim.customer_id, FlashClaim.status, func.count(FlashClaim.id))
+        select(Customer.openid, FlashClaim.status, func.count(FlashClaim.id))
+        .join(Customer, Customer.id == FlashClaim.customer_id)
         .where(FlashClaim.sale_id == sale_id, FlashClaim.status.in_(TAKEN))
-        .group_by(FlashClaim.customer_id, FlashClaim.status)
+        .group_by(Customer.openid, FlashClaim.status)
     )
-    taken: dict[int, int] = {}
-    holding: list[int] = []
-    for customer_id, status, count in rows.all():
-        taken[customer_id] = taken.get(customer_id, 0) + count
+    taken: dict[str, int] = {}
+    holding: list[str] = []
+    for openid, status, count in rows.all():
+        taken[openid] = taken.get(openid, 0) + count
         if status == C.HELD.value:
-            holding.append(customer_id)
+            holding.append(openid)
     return GateState(sale_id, sale.version, sale.left, taken, tuple(sorted(holding)))
 
 
@@ -449,17 +453,17 @@ async def _instead(session: AsyncSession, sale: SaleView, *, now: datetime) -> d
 
 
 async def _ask_gate(
-    session: AsyncSession, gate: FlashGate, sale: SaleView, *, customer_id: int
+    session: AsyncSession, gate: FlashGate, sale: SaleView, *, customer_id: int, customer: str
 ) -> Verdict:
     """The gate's verdict; a gate without this version of the sale is loaded first, and a
     refusal that is the customer's own (holding, limit) is checked against the database
     (a gate counts winners whose transaction may have rolled back after)."""
-    verdict = await gate.decide(sale_id=sale.id, version=sale.version, customer_id=customer_id, limit=sale.per_user_limit)
+    verdict = await gate.decide(sale_id=sale.id, version=sale.version, customer=customer, limit=sale.per_user_limit)
     if verdict is None:
         state = await gate_state(session, sale_id=sale.id)
         await gate.load(state)
         verdict = await gate.decide(
-            sale_id=sale.id, version=state.version, customer_id=customer_id, limit=sale.per_user_limit
+            sale_id=sale.id, version=state.version, customer=customer, limit=sale.per_user_limit
         )
     if verdict in (Verdict.HOLDING, Verdict.LIMIT):
         mine = await _taken_by(session, sale_id=sale.id, customer_id=customer_id)
@@ -469,9 +473,34 @@ async def _ask_gate(
             state = await gate_state(session, sale_id=sale.id)
             await gate.load(state)
             verdict = await gate.decide(
-                sale_id=sale.id, version=state.version, customer_id=customer_id, limit=sale.per_user_limit
+                sale_id=sale.id, version=state.version, customer=customer, limit=sale.per_user_limit
             )
     return verdict or Verdict.WON  # a gate that still knows nothing leaves it to the database
+
+
+@dataclass(frozen=True)
+class RushView:
+    """What the webhook's edge needs to turn a loser of a bare "抢" away without a turn:
+    the sale "抢" takes (`grab` with no number: the first running one) and the refusals a
+    loser gets, prepared (`sold_out` names the next sale or a similar product)."""
+
+    sale: SaleView
+    sold_out: ShopError
+    limit_reached: ShopError
+
+
+async def rush_view(session: AsyncSession, *, now: datetime) -> RushView | None:
+    """The sale a bare "抢" grabs now, with its prepared refusals (reads only); None when
+    none is running (the turn answers then: not started, nothing on sale)."""
+    now = as_utc(now)
+    running = [s for s in await list_sales(session, now=now, for_customers=True) if s.phase(now) == "running"]
+    if not running:
+        return None
+    sale = running[0]
+    sold_out = ShopError(ErrorCode.FLASH_SOLD_OUT, sale_id=sale.id, product=sale.product_name,
+                         **await _instead(session, sale, now=now))
+    limit = ShopError(ErrorCode.FLASH_LIMIT_REACHED, sale_id=sale.id, per_user_limit=sale.per_user_limit)
+    return RushView(sale, sold_out, limit)
 
 
 def _rules_for(rules: ShopRules, minutes: float) -> ShopRules:
@@ -509,7 +538,8 @@ async def grab(
     if phase == "over":
         raise ShopError(ErrorCode.FLASH_ENDED, sale_id=sale_id, status=str(sale.status), product=sale.product_name)
     order_key = f"flash:{sale_id}:{idempotency_key}"
-    verdict = await _ask_gate(session, gate, sale, customer_id=customer_id)
+    openid = await session.scalar(select(Customer.openid).where(Customer.id == customer_id)) or f"#{customer_id}"
+    verdict = await _ask_gate(session, gate, sale, customer_id=customer_id, customer=openid)
     if verdict != Verdict.WON:
         raise await _refusal(session, sale, verdict, customer_id=customer_id, now=now)
     # A winner at the gate: the database decides for good (reads, then the one UPDATE).
@@ -558,7 +588,7 @@ async def grab(
             .values(held=FlashSale.held - 1)
             .execution_options(synchronize_session=False)
         )
-        await gate.give_back(sale_id=sale_id, customer_id=customer_id)
+        await gate.give_back(sale_id=sale_id, customer=openid)
         raise
     return Grabbed(await get_sale(session, sale_id=sale_id), claim.id, order_id, expires_at)
 
