@@ -86,7 +86,7 @@ from bot.wechat.ratelimit import (
     Verdict,
 )
 from bot.wechat.replay import MemoryReplayCache, RedisReplayCache, ReplayCache
-from bot.wechat.rush import FallbackEdgeAnswers, FlashEdge, MemoryEdgeAnswers, RedisEdgeAnswers
+from bot.wechat.rush import FlashEdge, RushGate
 from commerce.analytics.events import Event, write_events
 from commerce.catalog.read import Catalog
 from commerce.customers import regions
@@ -234,9 +234,10 @@ async def open_shop(
         )
         # flash sales: with Redis, one Lua script decides a grab and only winners write; without,
         # the same decision in process (the database's UPDATE deciding among its winners)
-        flash_gate: FlashGate = (
+        rush_gate: FallbackFlashGate | MemoryFlashGate = (
             FallbackFlashGate(RedisFlashGate(link.redis), link) if link is not None else MemoryFlashGate()
         )
+        flash_gate: FlashGate = rush_gate
         # live pages: one hub per worker, poked by a grab here (and, with Redis, in every worker)
         live_hub = LiveHub(uows=uow, poll_seconds=config.live.poll_seconds, link=link)
         live_hub.start()
@@ -270,7 +271,7 @@ async def open_shop(
             events=events,
         )
 
-        inbox = _build_inbox(config, services, renderer, sender, link, metrics, replies)
+        inbox = _build_inbox(config, services, renderer, sender, link, metrics, replies, rush_gate)
         stack.push_async_callback(inbox.drain)
         sweeper = Sweeper(inbox, replies)
         sweeper.start()
@@ -314,6 +315,7 @@ def _build_inbox(
     link: RedisLink | None,
     metrics: Metrics,
     replies: DurableReplyStore,
+    rush_gate: RushGate,
 ) -> Inbox:
     routes, fallback = build_routes()
     # the message chain (bot/chat/middleware.py): one step a line, in order
@@ -356,11 +358,7 @@ def _build_inbox(
         on_outcome=metrics.count_request,
         on_deadline_miss=metrics.count_deadline_miss,
         # a bare "抢" is decided before the intake: a flash sale's losers never reach the database
-        edge=FlashEdge(
-            uows=services.uow, gate=services.flash_gate, render=renderer.render,
-            answers=FallbackEdgeAnswers(RedisEdgeAnswers(link.redis), MemoryEdgeAnswers(), link)
-            if link is not None else MemoryEdgeAnswers(),
-        ),
+        edge=FlashEdge(uows=services.uow, gate=rush_gate, render=renderer.render),
     )
 
 

@@ -22,6 +22,9 @@ version: a unit coming back raises the version, and the gate is loaded again).
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
@@ -31,6 +34,7 @@ from commerce.promotions.flash_sales import FlashGate, GateState, Verdict, decid
 
 PREFIX = "storefront:flash:o:"  # ":o:": the keys name customers by openid
 TTL_SECONDS = 3 * 24 * 3600
+KEPT_SECONDS = 300  # a message's verdict, for WeChat's retries (all within ~15 s)
 
 GRAB = """
 local ver = redis.call('HGET', KEYS[1], 'ver')
@@ -44,6 +48,32 @@ redis.call('HINCRBY', KEYS[1], 'left', -1)
 redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
 redis.call('SADD', KEYS[3], ARGV[2])
 return 'won'
+"""
+
+# The same for a message at the webhook's edge (bot.wechat.rush), in one round trip: the
+# verdict is kept under the message's key (KEYS[4], in the sale's hash slot), so that
+# WeChat's retries of it get the same verdict and are not counted twice; "holding" is not
+# kept (its turn answers, and the inbox de-duplicates its retries).
+# ARGV: version, customer, limit, seconds the verdict is kept
+GRAB_MESSAGE = """
+local kept = redis.call('GET', KEYS[4])
+if kept then return kept end
+local ver = redis.call('HGET', KEYS[1], 'ver')
+if (not ver) or ver ~= ARGV[1] then return 'reload' end
+local verdict = 'won'
+if redis.call('SISMEMBER', KEYS[3], ARGV[2]) == 1 then
+  return 'holding'
+elseif tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0') >= tonumber(ARGV[3]) then
+  verdict = 'limit'
+elseif tonumber(redis.call('HGET', KEYS[1], 'left') or '0') <= 0 then
+  verdict = 'sold_out'
+else
+  redis.call('HINCRBY', KEYS[1], 'left', -1)
+  redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+  redis.call('SADD', KEYS[3], ARGV[2])
+end
+redis.call('SET', KEYS[4], verdict, 'EX', ARGV[4])
+return verdict
 """
 
 # ARGV: version, left, ttl, the number of (customer, count) pairs, the pairs, then the holders
@@ -82,6 +112,10 @@ def sale_keys(sale_id: int) -> list[str]:
     return [base + "meta", base + "n", base + "h"]
 
 
+def _word(answer: object) -> str:
+    return answer.decode() if isinstance(answer, bytes) else str(answer)
+
+
 class RedisFlashGate:
     """`commerce.promotions.flash_sales.FlashGate` on Redis (scripts above)."""
 
@@ -90,10 +124,18 @@ class RedisFlashGate:
         self._load = redis.register_script(LOAD)
         self._give_back = redis.register_script(GIVE_BACK)
         self._sold_out = redis.register_script(SOLD_OUT)
+        self._grab_message = redis.register_script(GRAB_MESSAGE)
 
     async def decide(self, *, sale_id: int, version: int, customer: str, limit: int) -> Verdict | None:
-        answer = await self._grab(keys=sale_keys(sale_id), args=[version, customer, limit])
-        word = answer.decode() if isinstance(answer, bytes) else str(answer)
+        word = _word(await self._grab(keys=sale_keys(sale_id), args=[version, customer, limit]))
+        return None if word == "reload" else Verdict(word)
+
+    async def decide_message(
+        self, *, sale_id: int, version: int, customer: str, limit: int, key: str
+    ) -> Verdict | None:
+        """`decide` for the message `key`, once: its retries get the verdict kept (not holding)."""
+        keys = [*sale_keys(sale_id), f"{PREFIX}{{{sale_id}}}:m:{key}"]
+        word = _word(await self._grab_message(keys=keys, args=[version, customer, limit, KEPT_SECONDS]))
         return None if word == "reload" else Verdict(word)
 
     async def load(self, state: GateState) -> None:
@@ -119,8 +161,24 @@ class _Sale:
 class MemoryFlashGate:
     """The GRAB/LOAD/GIVE_BACK/SOLD_OUT scripts in process, for a shop without Redis."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._sales: dict[int, _Sale] = {}
+        self._kept: OrderedDict[tuple[int, str], tuple[float, Verdict]] = OrderedDict()
+        self._clock = clock
+
+    async def decide_message(
+        self, *, sale_id: int, version: int, customer: str, limit: int, key: str
+    ) -> Verdict | None:
+        now = self._clock()
+        while self._kept and now - next(iter(self._kept.values()))[0] >= KEPT_SECONDS:
+            self._kept.popitem(last=False)
+        kept = self._kept.get((sale_id, key))
+        if kept is not None:
+            return kept[1]
+        verdict = await self.decide(sale_id=sale_id, version=version, customer=customer, limit=limit)
+        if verdict is not None and verdict != Verdict.HOLDING:
+            self._kept[(sale_id, key)] = (now, verdict)
+        return verdict
 
     async def decide(self, *, sale_id: int, version: int, customer: str, limit: int) -> Verdict | None:
         sale = self._sales.get(sale_id)
@@ -191,6 +249,17 @@ class FallbackFlashGate:
     def __init__(self, shared: RedisFlashGate, link: RedisLink) -> None:
         self._shared = shared
         self._link = link
+
+    async def decide_message(
+        self, *, sale_id: int, version: int, customer: str, limit: int, key: str
+    ) -> Verdict | None:
+        """The shared gate's; None while Redis fails (the turn decides, the database deciding)."""
+        return await self._link.attempt(
+            "flash_gate",
+            lambda: self._shared.decide_message(sale_id=sale_id, version=version, customer=customer, limit=limit,
+                                                key=key),
+            _nothing,
+        )
 
     async def decide(self, *, sale_id: int, version: int, customer: str, limit: int) -> Verdict | None:
         return await self._link.attempt(

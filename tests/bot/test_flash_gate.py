@@ -65,3 +65,31 @@ async def _decides_as_the_pure_rule(gate: FlashGate) -> None:
     assert await gate.decide(sale_id=7, version=0, customer=_o(9), limit=limit) is None
     await gate.sold_out(sale_id=7)
     assert await gate.decide(sale_id=7, version=version, customer=_o(9), limit=limit) == Verdict.SOLD_OUT
+
+
+async def _a_message_is_decided_once(gate: MemoryFlashGate | RedisFlashGate) -> None:
+    await gate.load(GateState(8, 1, 1, {}, ()))
+
+    async def ask(customer: int, key: str, version: int = 1) -> Verdict | None:
+        return await gate.decide_message(sale_id=8, version=version, customer=_o(customer), limit=1, key=key)
+
+    assert await ask(1, "m:1") == Verdict.WON
+    assert await ask(1, "m:1") == Verdict.WON  # its retry: the verdict kept, not "holding"
+    assert await ask(1, "m:2") == Verdict.HOLDING  # another message of the winner: its turn answers
+    assert await ask(2, "m:3") == Verdict.SOLD_OUT
+    await gate.load(GateState(8, 2, 1, {}, ()))  # the unit came back (the winner's order expired)
+    assert await ask(2, "m:3", version=2) == Verdict.SOLD_OUT  # the retry keeps its answer
+    assert await ask(2, "m:4", version=2) == Verdict.WON  # a new message takes the unit
+    assert await ask(3, "m:5", version=1) is None  # asked with an older version: load the sale first
+
+
+async def test_a_message_is_decided_once_in_redis(redis_url: str) -> None:
+    redis = Redis.from_url(redis_url)
+    try:
+        await _a_message_is_decided_once(RedisFlashGate(redis))
+    finally:
+        await redis.aclose()
+
+
+async def test_a_message_is_decided_once_in_process() -> None:
+    await _a_message_is_decided_once(MemoryFlashGate())
