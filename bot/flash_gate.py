@@ -11,8 +11,8 @@ refuses is given back (`GIVE_BACK`) or closes the gate (`SOLD_OUT`), and the sch
 reloads every running sale's keys (`open_close_flash_sales`), which undoes the count of a
 grab whose transaction rolled back after the script.
 
-Redis down or slow costs the gate, never the answer: the grab goes to the database, whose
-UPDATE decides (as on SQLite alone).
+Redis down or slow costs the shared count, never the answer: each worker decides with its
+own gate in process meanwhile (below), and the database's UPDATE decides among its winners.
 
 Without Redis, `MemoryFlashGate` is the same decision in process: exact for one worker,
 and with several each lets through at most the units it last read, the database's UPDATE
@@ -235,46 +235,46 @@ class WonAtTheEdge:
         await self._gate.sold_out(sale_id=sale_id)
 
 
-async def _database_decides() -> Verdict | None:
-    return Verdict.WON
-
-
-async def _nothing() -> None:
-    return None
-
-
 class FallbackFlashGate:
-    """The Redis gate while Redis answers; while it does not, every grab goes to the database."""
+    """The Redis gate while Redis answers; while it does not, this worker's own gate in
+    process (`MemoryFlashGate`, loaded from the database as it is asked): each worker lets
+    through at most the units it read, and the database's UPDATE decides among them. (Every
+    grab going to the database instead is what turned a Redis slowed by a rush into a flood
+    of whole turns.)"""
 
-    def __init__(self, shared: RedisFlashGate, link: RedisLink) -> None:
+    def __init__(self, shared: RedisFlashGate, link: RedisLink, local: MemoryFlashGate | None = None) -> None:
         self._shared = shared
         self._link = link
+        self._local = local or MemoryFlashGate()
 
     async def decide_message(
         self, *, sale_id: int, version: int, customer: str, limit: int, key: str
     ) -> Verdict | None:
-        """The shared gate's; None while Redis fails (the turn decides, the database deciding)."""
         return await self._link.attempt(
             "flash_gate",
             lambda: self._shared.decide_message(sale_id=sale_id, version=version, customer=customer, limit=limit,
                                                 key=key),
-            _nothing,
+            lambda: self._local.decide_message(sale_id=sale_id, version=version, customer=customer, limit=limit,
+                                               key=key),
         )
 
     async def decide(self, *, sale_id: int, version: int, customer: str, limit: int) -> Verdict | None:
         return await self._link.attempt(
             "flash_gate",
             lambda: self._shared.decide(sale_id=sale_id, version=version, customer=customer, limit=limit),
-            _database_decides,
+            lambda: self._local.decide(sale_id=sale_id, version=version, customer=customer, limit=limit),
         )
 
     async def load(self, state: GateState) -> None:
-        await self._link.attempt("flash_gate", lambda: self._shared.load(state), _nothing)
+        await self._link.attempt("flash_gate", lambda: self._shared.load(state), lambda: self._local.load(state))
 
     async def give_back(self, *, sale_id: int, customer: str) -> None:
         await self._link.attempt(
-            "flash_gate", lambda: self._shared.give_back(sale_id=sale_id, customer=customer), _nothing
+            "flash_gate", lambda: self._shared.give_back(sale_id=sale_id, customer=customer),
+            lambda: self._local.give_back(sale_id=sale_id, customer=customer),
         )
 
     async def sold_out(self, *, sale_id: int) -> None:
-        await self._link.attempt("flash_gate", lambda: self._shared.sold_out(sale_id=sale_id), _nothing)
+        await self._link.attempt(
+            "flash_gate", lambda: self._shared.sold_out(sale_id=sale_id), lambda: self._local.sold_out(sale_id=sale_id)
+        )
