@@ -264,6 +264,8 @@ class DurableReplyStore:
     async def claim(self, key: str, *, msg: Inbound | None = None) -> bool:
         if msg is None:
             raise ValueError("the durable store writes the message down: pass it")
+        if key in self._held:  # a retry of a message this worker works on: wait for that work,
+            return False  # without a write (under a rush, retries came when writes were slowest)
         message, opens = dump_message(msg), self._opens_window(msg)
         claimed = await self._writes.run(
             lambda conn: inbound.claim(

@@ -68,6 +68,27 @@ async def test_a_message_is_claimed_by_one_worker_and_its_reply_reaches_the_othe
     await two.close()
 
 
+async def test_a_retry_of_a_message_this_worker_works_on_waits_for_it_without_a_write(engine: AsyncEngine) -> None:
+    one = _worker(engine)
+    msg = _msg(2)
+    assert await one.claim(msg.dedupe_key, msg=msg)
+    writes: list[object] = []
+    real_run = one._writes.run
+
+    async def counted(write: object) -> object:
+        writes.append(write)
+        return await real_run(write)  # type: ignore[arg-type]
+
+    one._writes.run = counted  # type: ignore[method-assign]
+    assert not await one.claim(msg.dedupe_key, msg=msg)  # WeChat's retry, while the turn runs
+    assert writes == []  # not claimed again: no journal write
+    waiting = asyncio.create_task(one.wait(msg.dedupe_key, 5))
+    one._writes.run = real_run  # type: ignore[method-assign]
+    assert await one.finish(msg.dedupe_key, Rendered("text", text="hi")) is False
+    assert await waiting == Rendered("text", text="hi")  # the retry gets the turn's reply
+    await one.close()
+
+
 async def test_a_dead_workers_message_is_taken_over_by_a_retry_once_its_lease_ran_out(
     engine: AsyncEngine,
 ) -> None:
