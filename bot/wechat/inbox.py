@@ -38,6 +38,7 @@ from bot.wechat.protocol import Inbound
 
 log = logging.getLogger(__name__)
 DEDUPE_SECONDS = 300.0  # WeChat's retries all come within ~15 s
+ADMITTED = 32  # requests a worker checks and takes at once (`Inbox.admission`)
 
 
 class ReplyStore(Protocol):
@@ -188,15 +189,24 @@ class Inbox:
     on_outcome: Callable[[str, str], None] | None = None
     on_deadline_miss: Callable[[str], None] | None = None
     edge: Edge | None = None  # asked first (outcome "edge" when it answers)
+    # Requests checked and taken at once (`bot.wechat.webhook`); the others wait their turn
+    # in arrival order. Unbounded, a rush of thousands advanced all together: each one's Redis
+    # commands and writes waited behind everyone's, none finished within WeChat's 5 seconds,
+    # the Redis pool ran dry (Redis counted as down) and WeChat's retries tripled the load.
+    admission: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(ADMITTED))
 
     async def handle(self, msg: Inbound, *, arrived: float | None = None) -> Rendered | None:
-        """The passive reply for `msg`, or None to answer "success" (reply sent later or never).
+        """The passive reply for `msg`, or None to answer "success" (reply sent later or never):
+        `take`, then `answer`. Raises `NotRecorded` when the message could not be written down."""
+        taken = await self.take(msg)
+        if isinstance(taken, Rendered):
+            return taken
+        return await self.answer(taken, arrived=arrived)
 
-        `arrived`: when its request came (`time.perf_counter()`). WeChat's 5 seconds started
-        then, so the time spent before the wait (reading and checking the request, writing
-        the message down: seconds when the shop is swamped) comes off `deadline`. Counted
-        from the wait alone, a reply ready after WeChat stopped listening was "answered"
-        into a closed connection, and no customer-service message followed.
+    async def take(self, msg: Inbound) -> Rendered | str:
+        """The edge's answer, or the key of the message written down (and claimed, or a retry
+        of one claimed already) for `answer` to wait on. The webhook takes a message inside
+        its admission (`admission`), and waits for the answer outside it.
 
         Raises `NotRecorded` when the message could not be written down."""
         if self.edge is not None:
@@ -222,6 +232,17 @@ class Inbox:
                 self._spawn(self._process(msg, key))
         if not claimed:
             self._observe(self.on_outcome, msg.kind, "duplicate")
+        return key
+
+    async def answer(self, key: str, *, arrived: float | None = None) -> Rendered | None:
+        """The reply of the message taken under `key` once ready, or None ("success": it goes
+        out later, or went already).
+
+        `arrived`: when its request came (`time.perf_counter()`). WeChat's 5 seconds started
+        then, so the time spent before the wait (reading and checking the request, waiting to
+        be admitted, writing the message down: seconds when the shop is swamped) comes off
+        `deadline`. Counted from the wait alone, a reply ready after WeChat stopped listening
+        was "answered" into a closed connection, and no customer-service message followed."""
         left = self.deadline if arrived is None else self.deadline - (time.perf_counter() - arrived)
         return await self.replies.wait(key, max(0.0, left))
 

@@ -24,7 +24,7 @@ from dataclasses import replace
 from aiohttp import web
 
 from bot import logs
-from bot.chat.render import to_xml
+from bot.chat.render import Rendered, to_xml
 from bot.config import Config
 from bot.keys import CONFIG, INBOX, METRICS, REPLAY
 from bot.wechat import protocol
@@ -119,26 +119,30 @@ async def receive(request: web.Request) -> web.Response:
     except web.HTTPRequestEntityTooLarge:
         metrics.rejected.labels("too_large").inc()
         return web.Response(status=413, text="request body too large")
-    try:
-        xml, encrypted = await _authenticate(request, config, body)
-        msg = protocol.parse(xml)
-    except Refused as refused:
-        metrics.rejected.labels(refused.reason).inc()
-        log.info("webhook request refused", extra={"reason": refused.reason})
-        return web.Response(status=403, text="forbidden")
-    except ProtocolError as exc:
-        metrics.rejected.labels("malformed").inc()
-        return web.Response(status=400, text=f"bad request: {exc}")
-    if not encrypted and config.message_mode == "compatible":
-        msg = replace(msg, downgraded=True)
+    inbox = request.app[INBOX]
+    async with inbox.admission:  # a few at once, in arrival order: a rush is served, not swamped
+        try:
+            xml, encrypted = await _authenticate(request, config, body)
+            msg = protocol.parse(xml)
+        except Refused as refused:
+            metrics.rejected.labels(refused.reason).inc()
+            log.info("webhook request refused", extra={"reason": refused.reason})
+            return web.Response(status=403, text="forbidden")
+        except ProtocolError as exc:
+            metrics.rejected.labels("malformed").inc()
+            return web.Response(status=400, text=f"bad request: {exc}")
+        if not encrypted and config.message_mode == "compatible":
+            msg = replace(msg, downgraded=True)
 
-    logs.bind_user(msg.openid, key=config.signing_key)
-    metrics.count_message(msg.kind, msg.event)
-    try:
-        rendered = await request.app[INBOX].handle(msg, arrived=started)
-    except NotRecorded:  # nobody would process it: no "success", so that WeChat retries
-        metrics.rejected.labels("not_recorded").inc()
-        return web.Response(status=503, text="try again")
+        logs.bind_user(msg.openid, key=config.signing_key)
+        metrics.count_message(msg.kind, msg.event)
+        try:
+            taken = await inbox.take(msg)
+        except NotRecorded:  # nobody would process it: no "success", so that WeChat retries
+            metrics.rejected.labels("not_recorded").inc()
+            return web.Response(status=503, text="try again")
+    # the turn's reply is waited for outside the admission: a slow turn holds no place
+    rendered = taken if isinstance(taken, Rendered) else await inbox.answer(taken, arrived=started)
     reply = to_xml(rendered, openid=msg.openid, account=msg.account) if rendered else None
     metrics.latency.observe(time.perf_counter() - started)
     if reply is None:
