@@ -231,7 +231,7 @@ def print_round(number: int, r: RushResult) -> None:
           f"everything else {100 * max(0.0, r.machine_cpu - r.app_cpu - r.services_cpu - r.client_cpu) / r.seconds:.0f}%")
     for line in (r.problems + r.failures)[:10]:
         print(f"  ! {line}")
-    for kind, count in r.log.most_common(5):
+    for kind, count in r.log.most_common(12):
         print(f"  app log: {count} x {kind}")
 
 
