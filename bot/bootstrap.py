@@ -39,6 +39,7 @@ from bot.config import Config
 from bot.dialogs.confirm import ConfirmDialog
 from bot.dialogs.shop import ShopDialogs
 from bot.dialogs.store import DialogStore, DurableDialogStore, MemoryDialogStore, RedisDialogStore
+from bot.flash_edge import FlashEdge, RushGate
 from bot.flash_gate import FallbackFlashGate, MemoryFlashGate, RedisFlashGate
 from bot.handlers import build_routes
 from bot.handlers.admin import run_beside_confirmation, run_confirmed
@@ -86,7 +87,6 @@ from bot.wechat.ratelimit import (
     Verdict,
 )
 from bot.wechat.replay import MemoryReplayCache, RedisReplayCache, ReplayCache
-from bot.wechat.rush import FlashEdge, RushGate
 from commerce.analytics.events import Event, write_events
 from commerce.catalog.read import Catalog
 from commerce.customers import regions

@@ -3,8 +3,8 @@
 Per sale, three keys (one hash slot: `{sale id}`): `meta` (units `left`, the sale's
 `ver`sion it was loaded from), `n` (customer openid: units held or paid), `h` (customers
 holding an unpaid unit). Customers are named by openid so that the webhook's edge
-(`bot.wechat.rush`) decides a grab before anything reads the database. The GRAB script is `commerce.promotions.flash_sales.decide` in
-Lua, counting the unit when it is won; a missing or other version answers "reload", and
+(`bot.flash_edge`) decides a grab before anything reads the database. The GRAB script is
+`commerce.promotions.flash_sales.decide` in Lua, counting the unit when it is won; a missing or other version answers "reload", and
 the core loads the database's state (`LOAD`, which never goes back to an older version)
 and asks again. The database's conditional UPDATE stays the source of truth: a winner it
 refuses is given back (`GIVE_BACK`) or closes the gate (`SOLD_OUT`), and the scheduler
@@ -50,7 +50,7 @@ redis.call('SADD', KEYS[3], ARGV[2])
 return 'won'
 """
 
-# The same for a message at the webhook's edge (bot.wechat.rush), in one round trip: the
+# The same for a message at the webhook's edge (bot.flash_edge), in one round trip: the
 # verdict is kept under the message's key (KEYS[4], in the sale's hash slot), so that
 # WeChat's retries of it get the same verdict and are not counted twice; "holding" is not
 # kept (its turn answers, and the inbox de-duplicates its retries).
@@ -215,7 +215,7 @@ class MemoryFlashGate:
 
 class WonAtTheEdge:
     """The gate a turn uses for a grab its message already won at the webhook's edge
-    (`bot.wechat.rush`): the unit is counted, so the question is answered WON without
+    (`bot.flash_edge`): the unit is counted, so the question is answered WON without
     asking again (asked again, the gate would say the customer holds one); the rest is
     the shop's gate."""
 

@@ -14,7 +14,7 @@ stateDiagram-v2
     PARKED --> ADDRESS: "秒杀" goes on where it was left
 ```
 One message takes a unit (`commerce.promotions.flash_sales.grab`: the gate first, then
-the database for winners; a bare "抢" is asked at the webhook's edge, `bot.wechat.rush`,
+the database for winners; a bare "抢" is asked at the webhook's edge, `bot.flash_edge`,
 and only its winners come here) and answers with the pay card, whose description shows
 the delivery address the order goes to. "抢 N" and "提醒我 N" number the list last shown,
 else the list as it stands. ADDRESS and ADDRESS_CONFIRM are the shared address step
@@ -191,7 +191,7 @@ class FlashDialog(Dialog[FlashState, FlashData]):
     async def _grab(self, ctx: Context, sale: SaleView) -> Step[FlashState, FlashData]:
         key = f"{ctx.openid}:{ctx.msg.dedupe_key}"
         gate = ctx.services.flash_gate
-        if ctx.msg.flash_sale == sale.id:  # won at the webhook's edge (bot.wechat.rush): counted there
+        if ctx.msg.flash_sale == sale.id:  # won at the webhook's edge (bot.flash_edge): counted there
             gate = WonAtTheEdge(gate)
         try:
             async with unit_of_work(ctx) as session:

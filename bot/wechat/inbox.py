@@ -6,7 +6,7 @@ MsgId. The inbox:
   for the app, `bot.wechat.intake`, so that a message survives the worker that took it;
   in process or in Redis without one); a retry waits for, and gets, the first
   delivery's reply, even while the first is still being processed;
-- lets its `edge` answer first what needs no turn (`bot.wechat.rush`: a flash sale's
+- lets its `edge` answer first what needs no turn (`bot.flash_edge`: a flash sale's
   losers), before anything is written down;
 - counts the messages the rate limit (the first step of `respond`, bot/chat/middleware.py)
   answered instead of processing them (`Refused`);
@@ -80,7 +80,7 @@ class NotRecorded(Exception):
 
 class Edge(Protocol):
     """Answers a message before it is written down, when its answer needs no turn
-    (`bot.wechat.rush`: a flash sale's loser), else gives it back (perhaps marked)."""
+    (`bot.flash_edge`: a flash sale's loser), else gives it back (perhaps marked)."""
 
     async def decide(self, msg: Inbound) -> Rendered | Inbound: ...
 

@@ -119,7 +119,7 @@ class Inbound:
     # it may come from anyone who saw one query string. It is answered as a customer,
     # never as staff (bot.chat.conversation).
     downgraded: bool = False
-    # the flash sale whose unit this message won at the webhook's edge (bot.wechat.rush):
+    # the flash sale whose unit this message won at the webhook's edge (bot.flash_edge):
     # counted by the gate there, so the turn does not ask it again
     flash_sale: int | None = None
 

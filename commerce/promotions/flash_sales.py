@@ -116,7 +116,7 @@ class FlashGate(Protocol):
     """Decides a grab before the database is touched (`bot.flash_gate.RedisFlashGate`).
 
     Customers are named by their openid, which the webhook's edge knows before any
-    database read (`bot.wechat.rush`), so a loser is turned away there."""
+    database read (`bot.flash_edge`), so a loser is turned away there."""
 
     async def decide(self, *, sale_id: int, version: int, customer: str, limit: int) -> Verdict | None:
         """The verdict, counted when WON; None when the gate holds no state of this version

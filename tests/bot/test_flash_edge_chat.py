@@ -1,4 +1,4 @@
-"""The rush at the webhook's edge (bot/wechat/rush.py), through the real app: a flash sale's
+"""The rush at the webhook's edge (bot/flash_edge.py), through the real app: a flash sale's
 losers are answered from a prepared reply with no statement run and no journal row written,
 WeChat's retries of a loser's message get the same answer (decided once), a winner still
 gets the pay card, and a unit that comes back after its payment window is grabbed again.
@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select, update
 
+from bot.flash_edge import FlashEdge
 from bot.keys import ENGINE, INBOX, JOBS
-from bot.wechat.rush import FlashEdge
 from commerce.catalog.models import Variant
 from commerce.customers.models import Customer
 from commerce.messaging.models import InboundMessage
