@@ -92,6 +92,7 @@ class FlashEdge:
         self._read_at: float | None = None
         self._reading: asyncio.Task[RushView | None] | None = None
         self._loading: dict[int, asyncio.Task[GateState]] = {}
+        self._loaded: dict[int, int] = {}  # sale id: the version the gate was last loaded with here
         self._replies: dict[tuple[str, str], Rendered] = {}  # (verdict, locale) of the sale read
 
     async def decide(self, msg: Inbound) -> Rendered | Inbound:
@@ -102,14 +103,16 @@ class FlashEdge:
         if view is None:
             return msg
         sale = view.sale
+        # the sale as last read, or as the gate was last loaded from the database when newer
+        version = max(sale.version, self._loaded.get(sale.id, sale.version))
         verdict = await self._gate.decide_message(
-            sale_id=sale.id, version=sale.version, customer=msg.openid, limit=sale.per_user_limit,
+            sale_id=sale.id, version=version, customer=msg.openid, limit=sale.per_user_limit,
             key=msg.dedupe_key,
         )
         if verdict is None:  # the gate holds another version of the sale (or none): load it
             state = await self._load(sale.id)
             if state.version != sale.version:
-                self._read_at = None  # the sale changed (a unit came back): read it again next time
+                self._read_at = float("-inf")  # the sale changed (a unit came back): read it again
             verdict = await self._gate.decide_message(
                 sale_id=sale.id, version=state.version, customer=msg.openid, limit=sale.per_user_limit,
                 key=msg.dedupe_key,
@@ -130,18 +133,26 @@ class FlashEdge:
         return rendered
 
     async def _sale(self) -> RushView | None:
-        """The sale a bare "抢" takes, read at most once every `recheck_seconds` (one read
-        for everyone who asked meanwhile)."""
-        if self._read_at is not None and self._clock() - self._read_at < self.recheck_seconds:
-            return self._view
-        if self._reading is None:
+        """The sale a bare "抢" takes, read at most once every `recheck_seconds` (one read for
+        everyone who asks meanwhile). Once read, a read due is made in the background and the
+        sale as last read answers meanwhile: under a rush the database's connections go to the
+        winners' turns, and every loser waiting for one read stalled them all. (The gate is
+        asked with the sale's version, so a sale changed since is loaded before it decides.)"""
+        due = self._read_at is None or self._clock() - self._read_at >= self.recheck_seconds
+        if due and self._reading is None:
             self._reading = asyncio.create_task(self._read())
+            self._reading.add_done_callback(self._read_done)
+        if self._read_at is not None:
+            return self._view
         reading = self._reading
-        try:
-            return await asyncio.shield(reading)
-        finally:
-            if reading.done() and self._reading is reading:
-                self._reading = None
+        assert reading is not None
+        return await asyncio.shield(reading)
+
+    def _read_done(self, reading: asyncio.Task[RushView | None]) -> None:
+        if self._reading is reading:
+            self._reading = None
+        if not reading.cancelled() and reading.exception() is not None and self._read_at is not None:
+            log.warning("the flash sale could not be read again; the last read serves", exc_info=reading.exception())
 
     async def _read(self) -> RushView | None:
         async with self._uows() as uow:
@@ -165,4 +176,5 @@ class FlashEdge:
         async with self._uows() as uow:
             state = await flash_sales.gate_state(uow.session, sale_id=sale_id)
         await self._gate.load(state)
+        self._loaded[sale_id] = max(state.version, self._loaded.get(sale_id, state.version))
         return state

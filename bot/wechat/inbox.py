@@ -189,10 +189,11 @@ class Inbox:
     on_outcome: Callable[[str, str], None] | None = None
     on_deadline_miss: Callable[[str], None] | None = None
     edge: Edge | None = None  # asked first (outcome "edge" when it answers)
-    # Requests checked and taken at once (`bot.wechat.webhook`); the others wait their turn
-    # in arrival order. Unbounded, a rush of thousands advanced all together: each one's Redis
-    # commands and writes waited behind everyone's, none finished within WeChat's 5 seconds,
-    # the Redis pool ran dry (Redis counted as down) and WeChat's retries tripled the load.
+    # Requests checked and screened at once (`bot.wechat.webhook`); the others wait their
+    # turn in arrival order. Unbounded, a rush of thousands advanced all together: each one's
+    # Redis commands waited behind everyone's, none finished within WeChat's 5 seconds, the
+    # Redis pool ran dry (Redis counted as down) and WeChat's retries tripled the load.
+    # Writing down and the turn come after, outside it: a slow database holds no place.
     admission: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(ADMITTED))
 
     async def handle(self, msg: Inbound, *, arrived: float | None = None) -> Rendered | None:
@@ -204,21 +205,31 @@ class Inbox:
         return await self.answer(taken, arrived=arrived)
 
     async def take(self, msg: Inbound) -> Rendered | str:
-        """The edge's answer, or the key of the message written down (and claimed, or a retry
-        of one claimed already) for `answer` to wait on. The webhook takes a message inside
-        its admission (`admission`), and waits for the answer outside it.
+        """The edge's answer (`screen`), or the key of the message written down (`enter`)."""
+        screened = await self.screen(msg)
+        if isinstance(screened, Rendered):
+            return screened
+        return await self.enter(screened)
+
+    async def screen(self, msg: Inbound) -> Rendered | Inbound:
+        """The edge's answer, or the message to write down (perhaps marked by the edge). The
+        webhook screens a message inside its admission (`admission`)."""
+        if self.edge is None:
+            return msg
+        try:
+            decided = await self.edge.decide(msg)
+        except Exception:  # the edge is a shortcut: without it the turn answers
+            log.exception("the edge could not decide; the message goes on", extra={"kind": msg.kind})
+            return msg
+        if isinstance(decided, Rendered):
+            self._observe(self.on_outcome, msg.kind, "edge")
+        return decided
+
+    async def enter(self, msg: Inbound) -> str:
+        """Write the message down and claim it (its turn starts), or find it claimed already
+        (a retry): the key `answer` waits on.
 
         Raises `NotRecorded` when the message could not be written down."""
-        if self.edge is not None:
-            try:
-                decided = await self.edge.decide(msg)
-            except Exception:  # the edge is a shortcut: without it the turn answers
-                log.exception("the edge could not decide; the message goes on", extra={"kind": msg.kind})
-                decided = msg
-            if isinstance(decided, Rendered):
-                self._observe(self.on_outcome, msg.kind, "edge")
-                return decided
-            msg = decided
         key = msg.dedupe_key
         # one user's claims one at a time here, so their processing starts in arrival order
         # (a claim is a database write: writers waiting for a lock are not served in order)

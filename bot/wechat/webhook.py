@@ -136,13 +136,17 @@ async def receive(request: web.Request) -> web.Response:
 
         logs.bind_user(msg.openid, key=config.signing_key)
         metrics.count_message(msg.kind, msg.event)
+        screened = await inbox.screen(msg)
+    # written down, and the reply waited for, outside the admission: a slow database holds no place
+    if isinstance(screened, Rendered):
+        rendered: Rendered | None = screened
+    else:
         try:
-            taken = await inbox.take(msg)
+            key = await inbox.enter(screened)
         except NotRecorded:  # nobody would process it: no "success", so that WeChat retries
             metrics.rejected.labels("not_recorded").inc()
             return web.Response(status=503, text="try again")
-    # the turn's reply is waited for outside the admission: a slow turn holds no place
-    rendered = taken if isinstance(taken, Rendered) else await inbox.answer(taken, arrived=started)
+        rendered = await inbox.answer(key, arrived=started)
     reply = to_xml(rendered, openid=msg.openid, account=msg.account) if rendered else None
     metrics.latency.observe(time.perf_counter() - started)
     if reply is None:
