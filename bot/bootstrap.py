@@ -252,7 +252,7 @@ async def open_shop(
                 ttl_seconds=config.dialog.ttl_seconds,
                 on_transition=metrics.count_transition,
             ),
-            customers=Customers(uow),
+            customers=Customers(uow, replies.write),  # its writes share the journal's group commit
             staff=StaffDirectory(uow, owners=frozenset(config.staff.owners)),
             rules=rules,
             pay_url=lambda order: paylink.pay_url(config, order.order_no, order.openid, order.expires_at),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,14 +11,15 @@ from typing import TYPE_CHECKING
 
 from bot.config import Config
 from bot.dialogs.shop import ShopDialogs
+from bot.dialogs.store import Writes
 from commerce.catalog.read import Catalog
-from commerce.customers.customers import CustomerInfo, touch_customer
+from commerce.customers.customers import CustomerInfo, touch_customer, touch_customer_now
 from commerce.media.store import MediaStore
 from commerce.membership.sms import SandboxSms, SmsSender, TencentSms, TencentSmsSettings
 from commerce.orders.views import OrderView
 from commerce.rules import ShopRules
 from commerce.staff.models import StaffRole
-from commerce.staff.staff import staff_role
+from commerce.staff.staff import staff_roles
 from commerce.uow import UnitOfWorkFactory
 
 if TYPE_CHECKING:  # built by bot.bootstrap; only their types are needed here
@@ -37,9 +39,15 @@ TOUCH_INTERVAL_SECONDS = 60.0
 
 @dataclass(slots=True)
 class Customers:
-    """Records customers, writing at most once a minute per customer unless something changed."""
+    """Records customers, writing at most once a minute per customer unless something changed.
+
+    With `writes` (the inbound journal's group commit, `bot.wechat.intake.DurableReplyStore.write`)
+    the write is one more short statement there: on SQLite at once on the event loop, or in
+    the transaction of the claims and replies queued meanwhile; on PostgreSQL batched with
+    them. Without it (tests, tools), its own unit of work."""
 
     uow: UnitOfWorkFactory
+    writes: Writes | None = None
     _recent: dict[str, tuple[CustomerInfo, float]] = field(default_factory=dict)
 
     async def touch(
@@ -58,8 +66,19 @@ class Customers:
             and subscribed is None
         ):
             return cached[0]
-        async with self.uow() as uow:
-            info = await touch_customer(uow.session, openid, locale=locale, subscribed=subscribed, messaged=messaged)
+        if self.writes is not None:
+            done: list[CustomerInfo] = []
+            await self.writes(
+                lambda conn: done.append(
+                    touch_customer_now(conn, openid, locale=locale, subscribed=subscribed, messaged=messaged)
+                )
+            )
+            info = done[-1]
+        else:
+            async with self.uow() as uow:
+                info = await touch_customer(
+                    uow.session, openid, locale=locale, subscribed=subscribed, messaged=messaged
+                )
         if len(self._recent) > 50_000:
             self._recent.clear()
         self._recent[openid] = (info, now)
@@ -110,34 +129,54 @@ def sms_sender(config: Config) -> SmsSender:
 
 @dataclass(slots=True)
 class StaffDirectory:
-    """Who is staff, in which role: config owners plus the staff table, re-read every 30 s."""
+    """Who is staff, in which role: config owners plus the staff table, re-read every 30 s.
+
+    The whole (small) staff is held at once, not one openid at a time: a message from
+    any customer asks who is staff (the rate limit and the staff-role step do), and a
+    cache per openid missed for nearly every customer of a busy shop, one query each.
+    One read every `ttl_seconds` (or after `forget`) now answers for everyone; turns
+    arriving while it runs wait for that same read."""
 
     uow: UnitOfWorkFactory
     owners: frozenset[str]
     ttl_seconds: float = 30.0
-    _cache: dict[str, tuple[StaffRole | None, float]] = field(default_factory=dict)
+    _roster: dict[str, StaffRole] | None = None
+    _read_at: float = 0.0
+    _reading: asyncio.Future[dict[str, StaffRole]] | None = None
+    _generation: int = 0  # bumped by `forget`: a read begun before it is not kept
 
     async def role(self, openid: str) -> StaffRole | None:
         if openid in self.owners:
             return StaffRole.OWNER
-        cached = self._cache.get(openid)
-        now = time.monotonic()
-        if cached is not None and now - cached[1] < self.ttl_seconds:
-            return cached[0]
+        roster = self._roster
+        if roster is None or time.monotonic() - self._read_at >= self.ttl_seconds:
+            roster = await self._reread()
+        return roster.get(openid)
+
+    async def _reread(self) -> dict[str, StaffRole]:
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.ensure_future(self._read(self._generation))
+        reading = self._reading
+        try:
+            return await asyncio.shield(reading)
+        finally:
+            if self._reading is reading and reading.done():
+                self._reading = None
+
+    async def _read(self, generation: int) -> dict[str, StaffRole]:
+        started = time.monotonic()
         async with self.uow() as uow:
-            session = uow.session
-            role = await staff_role(session, openid=openid, owners=self.owners)
-        if len(self._cache) > 50_000:
-            self._cache.clear()
-        self._cache[openid] = (role, now)
-        return role
+            roster = await staff_roles(uow.session, owners=self.owners)
+        if generation == self._generation:  # no staff change since it began: current
+            self._roster, self._read_at = roster, started
+        return roster
 
     def forget(self, openid: str | None = None) -> None:
-        """Call after a staff change so it takes effect at once in this process."""
-        if openid is None:
-            self._cache.clear()
-        else:
-            self._cache.pop(openid, None)
+        """Call after a staff change so it takes effect at once in this process (the next
+        message reads the staff again; a read under way is not kept)."""
+        self._generation += 1
+        self._roster = None
+        self._reading = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.customers.models import Customer
@@ -44,6 +44,23 @@ async def touch_customer(
     messages (`window_sent`) starts over. A known customer costs one UPDATE … RETURNING;
     a new one an INSERT that does nothing on a conflict, then that UPDATE. The caller commits.
     """
+    return await session.run_sync(
+        lambda sync: touch_customer_now(
+            sync.connection(), openid, locale=locale, subscribed=subscribed, messaged=messaged
+        )
+    )
+
+
+def touch_customer_now(
+    conn: Connection,
+    openid: str,
+    *,
+    locale: str | None = None,
+    subscribed: bool | None = None,
+    messaged: bool = True,
+) -> CustomerInfo:
+    """`touch_customer` on a plain connection, in the caller's transaction: what a short
+    write handed to the journal's group commit runs (`bot.services.Customers`)."""
     now = utcnow()
     values: dict[str, object] = {"last_seen": now}
     if messaged:
@@ -57,21 +74,20 @@ async def touch_customer(
         .where(Customer.openid == openid)
         .values(values)
         .returning(Customer.id, Customer.locale, Customer.subscribed, Customer.first_seen)
-        .execution_options(synchronize_session=False)
     )
-    row = (await session.execute(touch)).first()
+    row = conn.execute(touch).first()
     is_new = False
     if row is None:
         # INSERT ... ON CONFLICT DO NOTHING: the same new customer may arrive on another
         # worker at the same moment; whoever inserts first wins, the other just updates.
-        inserted = await session.scalar(
-            upsert_insert(session, Customer)
+        inserted = conn.execute(
+            upsert_insert(conn, Customer)
             .values(openid=openid, first_seen=now, last_seen=now, subscribed=True)
             .on_conflict_do_nothing(index_elements=[Customer.openid])
             .returning(Customer.id)
-        )
+        ).scalar()
         is_new = inserted is not None
-        row = (await session.execute(touch)).one()
+        row = conn.execute(touch).one()
     return CustomerInfo(
         id=row.id,
         openid=openid,

@@ -152,6 +152,20 @@ async def staff_role(
     return StaffRole(found.role)
 
 
+async def staff_roles(session: AsyncSession, *, owners: Collection[str]) -> dict[str, StaffRole]:
+    """Everyone who is staff, by openid, as `staff_role` sees each: the config owners as
+    OWNER, then the table's rows (but the config holder's). One query for the whole
+    (small) staff, so a worker need not ask again for every customer who writes."""
+    roles: dict[str, StaffRole] = {}
+    for openid, role, added_by in await session.execute(
+        select(StaffMember.openid, StaffMember.role, StaffMember.added_by)
+    ):
+        if added_by != CONFIG_HOLDER:
+            roles[openid] = StaffRole(role)
+    roles.update(dict.fromkeys(owners, StaffRole.OWNER))
+    return roles
+
+
 async def list_staff(session: AsyncSession, *, owners: Collection[str]) -> list[StaffView]:
     """Config owners first (in config order), then the others by role and seniority."""
     rows = (await session.scalars(select(StaffMember).order_by(StaffMember.id))).all()
