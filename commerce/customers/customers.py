@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.customers.models import Customer
@@ -62,20 +64,13 @@ def touch_customer_now(
     """`touch_customer` on a plain connection, in the caller's transaction: what a short
     write handed to the journal's group commit runs (`bot.services.Customers`)."""
     now = utcnow()
-    values: dict[str, object] = {"last_seen": now}
-    if messaged:
-        values.update(last_message_at=now, window_sent=0)
+    touch = _touch_statement(messaged, locale is not None, subscribed is not None)
+    params: dict[str, object] = {"b_openid": openid, "b_now": now}
     if locale is not None:
-        values["locale"] = locale
+        params["b_locale"] = locale
     if subscribed is not None:
-        values["subscribed"] = subscribed
-    touch = (
-        update(Customer)
-        .where(Customer.openid == openid)
-        .values(values)
-        .returning(Customer.id, Customer.locale, Customer.subscribed, Customer.first_seen)
-    )
-    row = conn.execute(touch).first()
+        params["b_subscribed"] = subscribed
+    row = conn.execute(touch, params).first()
     is_new = False
     if row is None:
         # INSERT ... ON CONFLICT DO NOTHING: the same new customer may arrive on another
@@ -87,7 +82,7 @@ def touch_customer_now(
             .returning(Customer.id)
         ).scalar()
         is_new = inserted is not None
-        row = conn.execute(touch).one()
+        row = conn.execute(touch, params).one()
     return CustomerInfo(
         id=row.id,
         openid=openid,
@@ -95,6 +90,28 @@ def touch_customer_now(
         subscribed=row.subscribed,
         first_seen=row.first_seen,
         is_new=is_new,
+    )
+
+
+@functools.cache
+def _touch_statement(messaged: bool, with_locale: bool, with_subscribed: bool) -> Any:
+    """The touch's UPDATE … RETURNING for these choices, built once with bound parameters
+    (`b_openid`, `b_now`, `b_locale`, `b_subscribed`: a bound name may not be a column's).
+    Every customer's message runs one, and building and keying the statement anew each
+    time cost more than running it."""
+    columns = Customer.__table__.c
+    values: dict[str, object] = {"last_seen": bindparam("b_now", type_=columns.last_seen.type)}
+    if messaged:
+        values.update(last_message_at=bindparam("b_now", type_=columns.last_message_at.type), window_sent=0)
+    if with_locale:
+        values["locale"] = bindparam("b_locale", type_=columns.locale.type)
+    if with_subscribed:
+        values["subscribed"] = bindparam("b_subscribed", type_=columns.subscribed.type)
+    return (
+        update(Customer)
+        .where(Customer.openid == bindparam("b_openid", type_=columns.openid.type))
+        .values(values)
+        .returning(Customer.id, Customer.locale, Customer.subscribed, Customer.first_seen)
     )
 
 
