@@ -30,7 +30,7 @@ from bot.web.live import live_url as live_page_url
 from bot.wechat.scenes import CODE_PATTERN as CODE_PATTERN
 from commerce.cart.cart import clear_cart
 from commerce.errors import ErrorCode, ShopError
-from commerce.groupbuys.groups import normalise_code
+from commerce.groupbuys.groups import may_be_code, normalise_code
 from commerce.orders.models import OrderStatus
 from commerce.orders.placement import list_orders
 from commerce.orders.views import order_data
@@ -232,6 +232,8 @@ async def bare_group_code(ctx: Context) -> Reply | None:
     """A bare six-character code (any case) is a group's only when such a group exists; else a search."""
     from commerce.groupbuys.groups import group_exists
 
+    if not may_be_code(ctx.msg.text):  # "caomei", "xigua": words no code can be, searched at once
+        return None
     code = normalise_code(ctx.msg.text)
     async with ctx.uow() as uow:
         session = uow.session

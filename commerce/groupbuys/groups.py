@@ -126,6 +126,14 @@ def normalise_code(text: str) -> str:
     return "".join(ch for ch in unicodedata.normalize("NFKC", text or "").upper() if ch.isalnum())
 
 
+def may_be_code(text: str) -> bool:
+    """Whether `text` (as `normalise_code` reads it) could be a group code at all: six
+    characters of `CODE_ALPHABET`, the only ones a code is drawn from (`_new_code`). A typed
+    word with an O, an I, a 0 or a 1 is no code, and needs no query to say so."""
+    code = normalise_code(text)
+    return len(code) == CODE_LENGTH and all(ch in CODE_ALPHABET for ch in code)
+
+
 # ---- reading ---------------------------------------------------------------------------
 
 

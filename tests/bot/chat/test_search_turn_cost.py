@@ -1,0 +1,123 @@
+"""What a search turn costs the database, counted on the real app: statements and transactions.
+
+A search is the commonest message. Its turn writes the message down (the journal's claim),
+records the customer (at most once a minute), reads the stock of the page shown and writes
+the reply: nothing more. Who is staff comes from one read of the whole staff, not one per
+customer. Counted with a SQLAlchemy listener on every engine of this process (the app's
+async engine and its blocking SQLite ones); the scheduler is off so that nothing else runs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+import bot.services
+from tests.bot.conftest import OWNER, ShopFactory
+from tests.bot.driver import Shop
+
+# claim (the journal's row, waking notices held for the window) + touch + stock + reply
+SEARCH_TURN_STATEMENTS = 5
+SEARCH_TURN_TRANSACTIONS = 4
+
+
+@dataclass
+class Counted:
+    statements: list[str] = field(default_factory=list)
+    transactions: int = 0
+
+    def about(self, table: str) -> list[str]:
+        return [s for s in self.statements if re.search(rf"\b{table}\b", s)]
+
+
+@contextmanager
+def counting() -> Iterator[Counted]:
+    counted = Counted()
+
+    def statement(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
+        if not sql.lstrip().upper().startswith("PRAGMA"):
+            counted.statements.append(" ".join(sql.split()))
+
+    def begun(conn: Any) -> None:
+        counted.transactions += 1
+
+    event.listen(Engine, "before_cursor_execute", statement)
+    event.listen(Engine, "begin", begun)
+    try:
+        yield counted
+    finally:
+        event.remove(Engine, "before_cursor_execute", statement)
+        event.remove(Engine, "begin", begun)
+
+
+async def quiet_shop(make_shop: ShopFactory, db_url: str) -> Shop:
+    shop = await make_shop(db_url, scheduler={"enabled": False}, staff={"owners": [OWNER]})
+    assert "烟台红富士苹果" in (await shop.user("o_warm").say("苹果")).text  # the catalog is loaded
+    return shop
+
+
+async def test_a_search_turn_costs_five_statements_in_four_transactions(
+    make_shop: ShopFactory, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shop = await quiet_shop(make_shop, db_url)
+    customer = shop.user("o_searcher")
+    await customer.say("龙井")  # known to the shop from now on
+    monkeypatch.setattr(bot.services, "TOUCH_INTERVAL_SECONDS", 0.0)  # not seen this minute: touched again
+    with counting() as counted:
+        reply = await customer.say("苹果")
+    assert "烟台红富士苹果" in reply.text
+    assert len(counted.statements) == SEARCH_TURN_STATEMENTS, counted.statements
+    assert counted.transactions == SEARCH_TURN_TRANSACTIONS, counted.statements
+    assert len(counted.about("customers")) == 1 and counted.about("customers")[0].startswith("UPDATE customers")
+    assert len(counted.about("variants")) == 1  # the page's stock, one indexed query
+    assert not counted.about("staff_members")
+
+
+async def test_a_customer_seen_this_minute_is_not_written_again(make_shop: ShopFactory, db_url: str) -> None:
+    shop = await quiet_shop(make_shop, db_url)
+    customer = shop.user("o_searcher")
+    await customer.say("龙井")
+    with counting() as counted:
+        reply = await customer.say("苹果")
+    assert "烟台红富士苹果" in reply.text
+    assert not counted.about("customers")
+    assert len(counted.statements) == SEARCH_TURN_STATEMENTS - 1, counted.statements
+
+
+async def test_many_customers_cost_no_staff_query_each(make_shop: ShopFactory, db_url: str) -> None:
+    shop = await quiet_shop(make_shop, db_url)
+    with counting() as counted:
+        for n in range(5):
+            assert "烟台红富士苹果" in (await shop.user(f"o_new_{n}").say("苹果")).text
+    assert not counted.about("staff_members"), counted.statements
+
+
+@pytest.mark.sqlite_only
+async def test_a_staff_change_counts_at_once_though_the_staff_is_read_whole(
+    make_shop: ShopFactory, sqlite_url: str
+) -> None:
+    shop = await quiet_shop(make_shop, sqlite_url)  # the staff has been read: nobody but the owner
+    newcomer, owner = shop.user("o_new_helper"), shop.user(OWNER)
+    assert "/mute" not in (await newcomer.say("/help")).text  # a customer: an ordinary answer
+    assert "已添加员工" in (await owner.say("/staff add o_new_helper service")).text
+    assert "/mute" in (await newcomer.say("/help")).text  # staff at once, not after the 30-s re-read
+    code = (await owner.say("/staff remove o_new_helper")).text.split("确认码 ")[1][:4]
+    assert "已移除员工" in (await owner.say(code)).text
+    assert "/mute" not in (await newcomer.say("/help")).text
+
+
+async def test_a_pinyin_word_of_six_letters_is_searched_without_looking_for_a_group(
+    make_shop: ShopFactory, sqlite_url: str
+) -> None:
+    shop = await quiet_shop(make_shop, sqlite_url)
+    with counting() as counted:
+        reply = await shop.user("o_pinyin").say("caomei")  # six letters, as a group code has
+    assert "草莓" in reply.text
+    assert not counted.about("group_buys"), counted.statements
