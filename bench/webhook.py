@@ -47,7 +47,11 @@
 Per row it prints requests/s of the median round (by requests/s; `--rounds`, 3) with
 the worst and best rounds beside it, p50/p95/p99 latency of that round, errors, the CPU
 used by the server (with PostgreSQL and Redis in the purchase cell), by the load
-generator and by everything else on the machine, and the app/bare ratio. A saturated
+generator and by everything else on the machine, the app/bare ratio, and per verified
+reply the server's CPU in ms (`ms/req`: what a turn costs, steadier than requests/s on a
+shared machine) and, for the app, the SQL statements and transactions it ran
+(`stmt/req`, `tx/req`: every engine of its process, counted by SQLAlchemy listeners;
+the warm-up's greetings excluded). A saturated
 load generator makes the bare figure a lower bound; the notes say so. `--profile` adds
 a cProfile pass of the app (safe mode, concurrency 16, not part of the table; cProfile
 slows Python code unevenly, py-spy gives truer shares). Timings are not assertions:
@@ -86,7 +90,8 @@ if __package__ in (None, ""):
 
 import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
-from sqlalchemy import insert, text  # noqa: E402
+from sqlalchemy import event, insert, text  # noqa: E402
+from sqlalchemy.engine import Engine  # noqa: E402
 from wechatpy.crypto import PrpCrypto  # noqa: E402
 from yarl import URL  # noqa: E402
 
@@ -462,8 +467,27 @@ def _tell_parent(line: str) -> None:
     sys.stdout.flush()
 
 
+class StatementCounter:
+    """Statements and transactions of every engine in the app server's process (its async
+    engine and its blocking SQLite ones), counted by two SQLAlchemy listeners: a counter
+    increment each, a few microseconds in a turn of milliseconds."""
+
+    def __init__(self) -> None:
+        self.statements = 0
+        self.transactions = 0
+        event.listen(Engine, "before_cursor_execute", self._statement)
+        event.listen(Engine, "begin", self._begun)
+
+    def _statement(self, *_: Any) -> None:
+        self.statements += 1
+
+    def _begun(self, *_: Any) -> None:
+        self.transactions += 1
+
+
 async def serve(kind: str, db_url: str) -> None:
-    """Child process: serve on a free loopback port, obey profile commands, stop at EOF."""
+    """Child process: serve on a free loopback port, obey profile and count commands, stop at EOF."""
+    counter = StatementCounter() if kind == "app" else None
     runner = web.AppRunner(server_app(kind, db_url))
     await runner.setup()
     profiler: cProfile.Profile | None = None
@@ -472,6 +496,9 @@ async def serve(kind: str, db_url: str) -> None:
         _tell_parent(f"port {runner.addresses[0][1]}")
         async for line in _control_lines():
             command, _, argument = line.partition(" ")
+            if command == "counts":  # answered with the counts instead of "ok"
+                _tell_parent(f"counts {counter.statements} {counter.transactions}" if counter else "counts - -")
+                continue
             if command == "profile-start":
                 profiler = cProfile.Profile()
                 profiler.enable()
@@ -530,6 +557,18 @@ class ServerProcess:
         answer = await self._read_line(CONTROL_TIMEOUT_SECONDS)
         if answer != "ok":
             raise RuntimeError(f"{self.kind} server answered {answer!r} to {line!r}")
+
+    async def counts(self) -> tuple[int, int] | None:
+        """(statements, transactions) the app server has run so far; None for the bare one."""
+        if self.kind != "app":
+            return None
+        assert self._proc is not None and self._proc.stdin is not None
+        self._proc.stdin.write(b"counts\n")
+        await self._proc.stdin.drain()
+        answer = (await self._read_line(CONTROL_TIMEOUT_SECONDS)).split()
+        if len(answer) != 3 or answer[0] != "counts":
+            raise RuntimeError(f"{self.kind} server answered {answer!r} to counts")
+        return None if answer[1] == "-" else (int(answer[1]), int(answer[2]))
 
     def cpu_seconds(self) -> float | None:
         """User + system CPU the child has used so far (Linux /proc), None elsewhere."""
@@ -655,6 +694,16 @@ class CellResult:
     client_cpu: float
     server_cpu: float | None
     machine_cpu: float | None
+    statements: int | None = None  # run by the app server during the cell (None: not counted)
+    transactions: int | None = None
+
+    @property
+    def served(self) -> int:
+        return self.sent - self.errors
+
+    def per_request(self, amount: float | None, scale: float = 1.0) -> str:
+        """`amount` per verified reply, for the table ("-" when unknown)."""
+        return f"{scale * amount / self.served:.2f}" if amount is not None and self.served else "-"
 
     @property
     def other_cpu(self) -> float | None:
@@ -704,6 +753,7 @@ async def run_cell(
                     answers[index] = (0, f"client: {type(exc).__name__}".encode())
                 latencies[index] = (time.perf_counter() - started) * 1000
 
+        counts_before = await server.counts()
         client_before, server_before = time.process_time(), server.cpu_seconds()
         machine_before = machine_busy_seconds()
         started = time.perf_counter()
@@ -715,6 +765,7 @@ async def run_cell(
         seconds = time.perf_counter() - started
         client_cpu = time.process_time() - client_before
         server_after, machine_after = server.cpu_seconds(), machine_busy_seconds()
+    counts_after = await server.counts()
     problems: Counter[str] = Counter()
     for request, answer in zip(requests, answers, strict=True):
         problem = "no answer (cell time limit)" if answer is None else checker.problem(request, *answer)
@@ -728,6 +779,8 @@ async def run_cell(
         client_cpu=client_cpu,
         server_cpu=_delta(server_before, server_after),
         machine_cpu=_delta(machine_before, machine_after),
+        statements=counts_after[0] - counts_before[0] if counts_before and counts_after else None,
+        transactions=counts_after[1] - counts_before[1] if counts_before and counts_after else None,
     )
 
 
@@ -785,7 +838,7 @@ def print_table(cells: Sequence[Cell], results: Results, cache: str) -> None:
     top = median(results)
     print(f"\nsearch cell: {cache}; median of {max(len(r) for r in results.values())} round(s) per row")
     print(f"{'mode':<6}{'conc':>5}  {'server':<6}{'req/s':>8}{'worst':>7}{'best':>7}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
-          f"{'errors':>7}{'srv cpu':>8}{'cli cpu':>8}{'other':>7}{'app/bare':>10}")
+          f"{'errors':>7}{'srv cpu':>8}{'cli cpu':>8}{'other':>7}{'app/bare':>10}{'ms/req':>8}{'stmt/req':>9}{'tx/req':>7}")
     for cell in cells:
         bare = top.get((cell, "bare"))
         for kind in ("app", "bare"):
@@ -802,6 +855,8 @@ def print_table(cells: Sequence[Cell], results: Results, cache: str) -> None:
                 f"{result.percentile_ms(0.99):>9.2f}{errors:>7}{_percent(result.server_cpu, result.seconds):>8}"
                 f"{_percent(result.client_cpu, result.seconds):>8}"
                 f"{_percent(result.other_cpu, result.seconds):>7}{ratio:>10}"
+                f"{result.per_request(result.server_cpu, 1000):>8}{result.per_request(result.statements):>9}"
+                f"{result.per_request(result.transactions):>7}"
             )
     _print_notes(top)
     _print_problems(results)
