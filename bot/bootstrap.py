@@ -407,7 +407,7 @@ def _rate_limit(
     staff = middleware.StaffLimit(services.staff, limiter_of(staff_limit) if staff_limit else None)
 
     async def locale_of(openid: str) -> str:
-        return (await services.customers.touch(openid)).locale or config.shop.locale
+        return (await services.customers.touch(openid, before_turn=True)).locale or config.shop.locale
 
     def count(verdict: Verdict) -> None:
         metrics.rate_limited.labels(verdict.value).inc()

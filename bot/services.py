@@ -41,17 +41,26 @@ TOUCH_INTERVAL_SECONDS = 60.0
 class Customers:
     """Records customers, writing at most once a minute per customer unless something changed.
 
-    With `writes` (the inbound journal's group commit, `bot.wechat.intake.DurableReplyStore.write`)
-    the write is one more short statement there: on SQLite at once on the event loop, or in
-    the transaction of the claims and replies queued meanwhile; on PostgreSQL batched with
-    them. Without it (tests, tools), its own unit of work."""
+    `before_turn`: the touch is made before the turn's route runs (the middleware's customer
+    step, the rate limit's language), so no fence covers it. With `writes` (the inbound
+    journal's group commit, `bot.wechat.intake.DurableReplyStore.write`) such a touch is
+    one more short write there: on SQLite at once on the event loop, or in the transaction
+    of the claims and replies queued meanwhile; on PostgreSQL batched with them. Any other
+    touch (a subscribe event's, inside the route) goes through its own unit of work, which
+    the turn's fence sees (`commerce.messaging.inbound.fenced`)."""
 
     uow: UnitOfWorkFactory
     writes: Writes | None = None
     _recent: dict[str, tuple[CustomerInfo, float]] = field(default_factory=dict)
 
     async def touch(
-        self, openid: str, *, locale: str | None = None, subscribed: bool | None = None, messaged: bool = True
+        self,
+        openid: str,
+        *,
+        locale: str | None = None,
+        subscribed: bool | None = None,
+        messaged: bool = True,
+        before_turn: bool = False,
     ) -> CustomerInfo:
         """`messaged`: the customer wrote (opens WeChat's 48-hour window and starts its count
         over; within the once-a-minute cache the reset waits for the next write). Notices
@@ -66,7 +75,7 @@ class Customers:
             and subscribed is None
         ):
             return cached[0]
-        if self.writes is not None:
+        if before_turn and self.writes is not None:
             done: list[CustomerInfo] = []
             await self.writes(
                 lambda conn: done.append(

@@ -195,19 +195,27 @@ def retry_when_busy(policy: BusyRetry, *, sleep: Callable[[float], Awaitable[Non
 
 class CustomerBook(Protocol):
     async def touch(
-        self, openid: str, *, locale: str | None = None, subscribed: bool | None = None, messaged: bool = True
+        self,
+        openid: str,
+        *,
+        locale: str | None = None,
+        subscribed: bool | None = None,
+        messaged: bool = True,
+        before_turn: bool = False,
     ) -> CustomerInfo: ...
 
 
 def customer(customers: CustomerBook) -> Middleware:
     """Records the customer (and that they wrote: WeChat's service window), answers in
-    their language, and remembers a language their words were recognised in."""
+    their language, and remembers a language their words were recognised in. Both
+    touches are outside the route, before and after the turn's fence (`before_turn`: they
+    may share the journal's group commit); this step stays ahead of `bot.wechat.intake.fence`."""
 
     async def touch(turn: Turn, call_next: Next) -> Answer:
-        known = await customers.touch(turn.msg.openid, messaged=opens_window(turn.msg))
+        known = await customers.touch(turn.msg.openid, messaged=opens_window(turn.msg), before_turn=True)
         answer = await call_next(replace(turn, customer_id=known.id, locale=known.locale or turn.locale))
         if answer.said_in and answer.said_in != known.locale:
-            await customers.touch(turn.msg.openid, locale=answer.said_in)
+            await customers.touch(turn.msg.openid, locale=answer.said_in, before_turn=True)
         return answer
 
     return touch

@@ -45,12 +45,18 @@ async def touch_customer(
     of WeChat's 48-hour customer-service window, whose count of customer-service
     messages (`window_sent`) starts over. A known customer costs one UPDATE … RETURNING;
     a new one an INSERT that does nothing on a conflict, then that UPDATE. The caller commits.
+    Through the session (not its connection), so that a fenced turn's commit sees the write
+    (`commerce.messaging.inbound.fenced`).
     """
-    return await session.run_sync(
-        lambda sync: touch_customer_now(
-            sync.connection(), openid, locale=locale, subscribed=subscribed, messaged=messaged
-        )
-    )
+    now = utcnow()
+    touch, params = _touch(openid, now, locale=locale, subscribed=subscribed, messaged=messaged)
+    row = (await session.execute(touch, params)).first()
+    is_new = False
+    if row is None:
+        inserted = await session.scalar(_first_contact(upsert_insert(session, Customer), openid, now))
+        is_new = inserted is not None
+        row = (await session.execute(touch, params)).one()
+    return _info(row, openid, is_new=is_new)
 
 
 def touch_customer_now(
@@ -62,35 +68,44 @@ def touch_customer_now(
     messaged: bool = True,
 ) -> CustomerInfo:
     """`touch_customer` on a plain connection, in the caller's transaction: what a short
-    write handed to the journal's group commit runs (`bot.services.Customers`)."""
+    write handed to the journal's group commit runs (`bot.services.Customers`, for the
+    touch made before a turn's route, which no fence covers)."""
     now = utcnow()
-    touch = _touch_statement(messaged, locale is not None, subscribed is not None)
+    touch, params = _touch(openid, now, locale=locale, subscribed=subscribed, messaged=messaged)
+    row = conn.execute(touch, params).first()
+    is_new = False
+    if row is None:
+        inserted = conn.execute(_first_contact(upsert_insert(conn, Customer), openid, now)).scalar()
+        is_new = inserted is not None
+        row = conn.execute(touch, params).one()
+    return _info(row, openid, is_new=is_new)
+
+
+def _first_contact(insert: Any, openid: str, now: datetime) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING: the same new customer may arrive on another worker
+    at the same moment; whoever inserts first wins, the other just updates."""
+    return (
+        insert.values(openid=openid, first_seen=now, last_seen=now, subscribed=True)
+        .on_conflict_do_nothing(index_elements=[Customer.openid])
+        .returning(Customer.id)
+    )
+
+
+def _info(row: Any, openid: str, *, is_new: bool) -> CustomerInfo:
+    return CustomerInfo(
+        id=row.id, openid=openid, locale=row.locale, subscribed=row.subscribed, first_seen=row.first_seen, is_new=is_new
+    )
+
+
+def _touch(
+    openid: str, now: datetime, *, locale: str | None, subscribed: bool | None, messaged: bool
+) -> tuple[Any, dict[str, object]]:
     params: dict[str, object] = {"b_openid": openid, "b_now": now}
     if locale is not None:
         params["b_locale"] = locale
     if subscribed is not None:
         params["b_subscribed"] = subscribed
-    row = conn.execute(touch, params).first()
-    is_new = False
-    if row is None:
-        # INSERT ... ON CONFLICT DO NOTHING: the same new customer may arrive on another
-        # worker at the same moment; whoever inserts first wins, the other just updates.
-        inserted = conn.execute(
-            upsert_insert(conn, Customer)
-            .values(openid=openid, first_seen=now, last_seen=now, subscribed=True)
-            .on_conflict_do_nothing(index_elements=[Customer.openid])
-            .returning(Customer.id)
-        ).scalar()
-        is_new = inserted is not None
-        row = conn.execute(touch, params).one()
-    return CustomerInfo(
-        id=row.id,
-        openid=openid,
-        locale=row.locale,
-        subscribed=row.subscribed,
-        first_seen=row.first_seen,
-        is_new=is_new,
-    )
+    return _touch_statement(messaged, locale is not None, subscribed is not None), params
 
 
 @functools.cache
@@ -112,6 +127,7 @@ def _touch_statement(messaged: bool, with_locale: bool, with_subscribed: bool) -
         .where(Customer.openid == bindparam("b_openid", type_=columns.openid.type))
         .values(values)
         .returning(Customer.id, Customer.locale, Customer.subscribed, Customer.first_seen)
+        .execution_options(synchronize_session=False)  # through a session: no objects to update
     )
 
 

@@ -50,8 +50,15 @@ class FakeCustomers:
     touched: list[tuple[str, str | None]] = field(default_factory=list)
 
     async def touch(
-        self, openid: str, *, locale: str | None = None, subscribed: bool | None = None, messaged: bool = True
+        self,
+        openid: str,
+        *,
+        locale: str | None = None,
+        subscribed: bool | None = None,
+        messaged: bool = True,
+        before_turn: bool = False,
     ) -> CustomerInfo:
+        assert before_turn  # the step's touches come before or after the route, never inside its fence
         self.touched.append((openid, locale))
         if locale is not None:
             self.locale = locale

@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.engine import Engine
 
 import bot.services
+from commerce.messaging.models import InboundMessage
 from tests.bot.conftest import OWNER, ShopFactory
-from tests.bot.driver import Shop
+from tests.bot.driver import Shop, db
 
 # claim (the journal's row, waking notices held for the window) + touch + stock + reply
 SEARCH_TURN_STATEMENTS = 5
@@ -121,3 +122,18 @@ async def test_a_pinyin_word_of_six_letters_is_searched_without_looking_for_a_gr
         reply = await shop.user("o_pinyin").say("caomei")  # six letters, as a group code has
     assert "草莓" in reply.text
     assert not counted.about("group_buys"), counted.statements
+
+
+async def test_the_customer_step_touches_outside_the_fence_and_a_subscribe_inside_it(
+    make_shop: ShopFactory, db_url: str
+) -> None:
+    """The touch before the route shares the journal's commit and marks no effects: a search
+    run again after a crash is run in full. A subscribe's touch is the turn's own change,
+    fenced: run again, it is not repeated."""
+    shop = await quiet_shop(make_shop, db_url)
+    await shop.user("o_reader").say("苹果")
+    await shop.user("o_follower").event("subscribe")
+    async with db(shop.client.app)() as session:
+        rows = (await session.execute(select(InboundMessage.openid, InboundMessage.effects))).all()
+    effects = {openid: wrote for openid, wrote in rows}
+    assert effects["o_reader"] is False and effects["o_follower"] is True
