@@ -195,6 +195,14 @@ async def prune_outbox(ctx: JobContext) -> int:
     )
 
 
+async def prune_dialogs(ctx: JobContext) -> int:
+    """Customers' dialogs past keeping (a checkout left for days) are deleted from the
+    database copy, a bounded batch a run; they were never read again anyway."""
+    from commerce.messaging import dialog_states
+
+    return await in_unit(ctx, lambda session: dialog_states.prune_expired(session, now=ctx.clock()))
+
+
 async def open_close_flash_sales(ctx: JobContext) -> int:
     """Flash sales open at their start (everyone who asked "提醒我" is told, once: the
     outbox's customer-service message, or the template message when the window is closed)
@@ -274,6 +282,7 @@ JOBS: dict[str, tuple[Job, int]] = {
     "close_idle_tickets": (close_idle_tickets, 60),
     "settle_broadcasts": (settle_broadcasts, 60),
     "prune_outbox": (prune_outbox, 600),
+    "prune_dialogs": (prune_dialogs, 600),
     "open_close_flash_sales": (open_close_flash_sales, 10),
     "return_flash_units": (return_flash_units, 10),
     "prune_events": (prune_events, 3600),

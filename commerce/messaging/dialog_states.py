@@ -9,6 +9,9 @@ changes of concurrent turns share one transaction with their claims and replies.
 connection is outside a turn's fence (`commerce.messaging.inbound.fenced`): a dialog's
 step is state that any run of the turn writes the same way, not an effect that marks its
 message as done.
+
+A dialog past its `keep_until` is never read again; `prune_expired` deletes such rows a
+bounded batch at a time (the `prune_dialogs` job).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commerce.db import upsert_insert
+from commerce.db import rowcount, upsert_insert
 from commerce.messaging.models import DialogState
 from commerce.orm import utcnow
 
@@ -43,3 +46,17 @@ def save_dialog(conn: Connection, key: str, payload: str, *, keep_until: datetim
 def forget_dialog(conn: Connection, key: str) -> None:
     conn.execute(delete(DialogState).where(DialogState.key == key))
 
+
+
+PRUNE_BATCH = 500
+
+
+async def prune_expired(session: AsyncSession, *, now: datetime, limit: int = PRUNE_BATCH) -> int:
+    """Delete up to `limit` dialogs past keeping (by the `keep_until` index); how many."""
+    keys = list(
+        (await session.scalars(select(DialogState.key).where(DialogState.keep_until <= now).limit(limit))).all()
+    )
+    if not keys:
+        return 0
+    stale = delete(DialogState).where(DialogState.key.in_(keys), DialogState.keep_until <= now)
+    return rowcount(await session.execute(stale))  # a dialog saved again meanwhile stays

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
-from bot.keys import JOBS, SERVICES
+from bot.keys import ENGINE, JOBS, SERVICES
 from commerce.orders.actions import CancelledBy, cancel_order
 from commerce.orders.models import Order, OrderStatus
 from commerce.payments import records as payment_records
@@ -156,3 +156,20 @@ async def test_settled_messages_are_pruned_after_the_shops_retention_and_pending
     old_left = sorted(status for status, created in left if created.replace(tzinfo=UTC) < now - timedelta(days=30))
     assert old_left == [OutboxStatus.PENDING.value, OutboxStatus.SENDING.value]  # never pruned while unsent
     assert len(left) == 7  # today's five stay whatever their status
+
+
+async def test_dialogs_past_keeping_are_pruned_and_live_ones_stay(make_shop, db_url: str) -> None:
+    from commerce.messaging.dialog_states import save_dialog
+    from commerce.messaging.models import DialogState
+
+    shop = await make_shop(db_url, scheduler={"enabled": False})
+    now = datetime.now(UTC)
+    engine = shop.client.app[ENGINE]
+    async with engine.begin() as conn:
+        for key, keep in (("o_gone", -timedelta(days=2)), ("o_gone:parked", -timedelta(seconds=1)),
+                          ("o_here", timedelta(hours=1))):
+            await conn.run_sync(lambda sync, k=key, d=keep: save_dialog(sync, k, "{}", keep_until=now + d))
+    assert await run_job("prune_dialogs", _at(shop, now)) == 2
+    assert await run_job("prune_dialogs", _at(shop, now)) == 0
+    async with db(shop.client.app)() as session:
+        assert list((await session.scalars(select(DialogState.key))).all()) == ["o_here"]
