@@ -165,10 +165,12 @@ async def _new(actx: AdminContext) -> Outcome:
 async def _close(actx: AdminContext, sale_id: int) -> Outcome:
     async with unit_of_work(actx.ctx) as session:
         before = await flash_sales.get_sale(session, sale_id=sale_id)
+        waiting = await flash_sales.reminders_waiting(session, sale_id=sale_id)
     if not actx.confirmed:
         if before.phase(utcnow()) == "over":
             return Outcome(Text("admin/flash_show", {"sale": sale_data(before)}))
-        return Outcome(Text("admin/flash_close_confirm", {"sale": sale_data(before)}), confirm_first=True)
+        data = {"sale": sale_data(before), "waiting": waiting}
+        return Outcome(Text("admin/flash_close_confirm", data), confirm_first=True)
     async with unit_of_work(actx.ctx) as session:
-        after = await flash_sales.close_sale(session, sale_id=sale_id)
+        after = await flash_sales.close_sale(session, sale_id=sale_id, now=utcnow())
     return Outcome(Text("admin/flash_closed", {"sale": sale_data(after)}), _state(before), _state(after))

@@ -4,7 +4,7 @@
 stateDiagram-v2
     [*] --> scheduled: create_sale (staff, confirmed)
     scheduled --> running: open_due_sales at starts_at (reminders sent)
-    scheduled --> closed: close_sale (staff)
+    scheduled --> closed: close_sale (staff; who asked to be reminded is told it is called off)
     running --> ended: close_due_sales at ends_at
     running --> closed: close_sale (staff)
 ```
@@ -363,9 +363,12 @@ async def create_sale(
     return await get_sale(session, sale_id=sale.id)
 
 
-async def close_sale(session: AsyncSession, *, sale_id: int) -> SaleView:
+async def close_sale(session: AsyncSession, *, sale_id: int, now: datetime) -> SaleView:
     """Staff end a scheduled or running sale now: nobody grabs any more; units already
-    held may still be paid for until their order expires. FLASH_ENDED when it is over."""
+    held may still be paid for until their order expires. Customers who asked to be
+    reminded and were not yet (the sale had not started) are told it is called off, once.
+    FLASH_ENDED when it is over."""
+    now = as_utc(now)
     closed = await session.execute(
         update(FlashSale)
         .where(FlashSale.id == sale_id, FlashSale.status.in_(OPEN_STATUSES))
@@ -375,7 +378,30 @@ async def close_sale(session: AsyncSession, *, sale_id: int) -> SaleView:
     if rowcount(closed) != 1:
         sale = await get_sale(session, sale_id=sale_id)  # FLASH_NOT_FOUND
         raise ShopError(ErrorCode.FLASH_ENDED, sale_id=sale_id, status=str(sale.status))
-    return await get_sale(session, sale_id=sale_id)
+    view = await get_sale(session, sale_id=sale_id)
+    waiting = await session.execute(
+        update(FlashReminder)
+        .where(FlashReminder.sale_id == sale_id, FlashReminder.sent_at.is_(None))
+        .values(sent_at=now)
+        .returning(FlashReminder.customer_id)
+        .execution_options(synchronize_session=False)
+    )
+    customer_ids = list(waiting.scalars().all())
+    if customer_ids:
+        openids = (await session.scalars(select(Customer.openid).where(Customer.id.in_(customer_ids)))).all()
+        for openid in openids:
+            notices.queue(session, openid=openid, template="flash_called_off", data=view.data(now))
+    return view
+
+
+async def reminders_waiting(session: AsyncSession, *, sale_id: int) -> int:
+    """How many customers wait for this sale's start reminder (told if it is called off)."""
+    count = await session.scalar(
+        select(func.count()).select_from(FlashReminder).where(
+            FlashReminder.sale_id == sale_id, FlashReminder.sent_at.is_(None)
+        )
+    )
+    return int(count or 0)
 
 
 # ---- customers: reminders ---------------------------------------------------------------------

@@ -279,7 +279,7 @@ async def push(
     terms = await _terms(session, variant_id=variant_id, price_fen=price_fen, units=units, now=now,
                          per_user_limit=per_user_limit)
     if live.sale_id is not None:
-        await _close_if_open(session, sale_id=live.sale_id)
+        await _close_if_open(session, sale_id=live.sale_id, now=now)
     sale = await flash_sales.create_sale(session, variant_id=variant_id, created_by=staff_openid, **terms)
     session.add(LivePush(session_id=live.id, sale_id=sale.id, pushed_at=as_utc(now)))
     await session.execute(
@@ -296,10 +296,10 @@ async def push(
     return after, sale, started
 
 
-async def _close_if_open(session: AsyncSession, *, sale_id: int) -> None:
+async def _close_if_open(session: AsyncSession, *, sale_id: int, now: datetime) -> None:
     status = await session.scalar(select(FlashSale.status).where(FlashSale.id == sale_id))
     if status in OPEN_STATUSES:
-        await flash_sales.close_sale(session, sale_id=sale_id)
+        await flash_sales.close_sale(session, sale_id=sale_id, now=now)
 
 
 async def summary(session: AsyncSession, *, session_id: int) -> Summary:
@@ -330,7 +330,7 @@ async def end_session(session: AsyncSession, *, now: datetime) -> Summary:
     if live is None:
         raise ShopError(ErrorCode.LIVE_NOT_OPEN)
     for sale_id in (await session.scalars(select(LivePush.sale_id).where(LivePush.session_id == live.id))).all():
-        await _close_if_open(session, sale_id=sale_id)
+        await _close_if_open(session, sale_id=sale_id, now=now)
     ended = await session.execute(
         update(LiveSession)
         .where(LiveSession.id == live.id, LiveSession.status == LiveSessionStatus.OPEN.value)

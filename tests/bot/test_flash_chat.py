@@ -258,3 +258,24 @@ async def test_a_reminder_whose_window_closed_goes_as_the_template_message(
     assert sent["template_id"] == "TPL_FLASH" and "秒杀开始了" in sent["data"]["first"]["value"]
     assert await run_job("open_close_flash_sales", shop.client.app[JOBS]) == 0
     assert len(world.templates_to(CUSTOMER)) == 1
+
+
+async def test_a_sale_called_off_before_its_start_tells_who_asked_to_be_reminded_once(sqlite_staffed: Shop) -> None:
+    shop = sqlite_staffed
+    owner, asked, other = shop.user(OWNER), shop.user(BUYERS[0]), shop.user(BUYERS[1])
+    variant = await _variant(shop)
+    await owner.say(f"/flash new {variant.sku_code} {variant.price_fen // 2 / 100:.2f} 2 +1h 2h")
+    await owner.say("确认")
+    sale = await _sale(shop)
+    assert "开始时会提醒你" in (await asked.say("提醒我")).text
+    await other.say("秒杀")  # looked, did not ask
+
+    ask = await owner.say(f"/flash close {sale.id}")
+    assert "1 位顾客预约了开抢提醒" in ask.text and "确认码" in ask.text
+    assert not shop.outbox.for_user(asked.openid)  # nothing before the confirmation
+    assert "已关闭秒杀" in (await owner.say("确认")).text
+    told = [m.text for m in shop.outbox.for_user(asked.openid)]
+    assert len(told) == 1 and "已取消" in told[0] and "回复「秒杀」" in told[0]
+    assert not shop.outbox.for_user(other.openid)
+    assert await run_job("open_close_flash_sales", shop.client.app[JOBS]) == 0  # and never "started"
+    assert len(shop.outbox.for_user(asked.openid)) == 1
