@@ -124,21 +124,43 @@ async def test_past_the_turn_deadline_the_message_is_kept_and_the_sweeper_answer
                            server=FAST["server"])
     user = shop.user()
     inbox: Inbox = shop.client.app[INBOX]
+    await _open(user, "香蕉", "香蕉")  # before the lock: the card, so that the next turn writes
 
     with lock_after_claim(monkeypatch, shop, hold=1.5):
-        passive = await user.say("香蕉")
+        passive = await user.say("加入购物车 2")  # a cart line: a write that must wait for the lock
     assert passive.kind == "none"
     told = await shop.outbox.wait_for(user.openid, 1)  # the turn gave up at its deadline, the lock held
     assert "保存" in told[0].text and ERROR_TEXT not in told[0].text, told
-    [(status, reply)] = await _journal(shop, user)
+    [(status, reply)] = (await _journal(shop, user))[-1:]
     assert status != InboundStatus.ANSWERED.value and reply is None  # kept, unanswered, for a sweeper
 
     told = await shop.outbox.wait_for(user.openid, 2, timeout=10)  # the lock released: swept, run
     await inbox.drain()
     assert len(shop.outbox.for_user(user.openid)) == 2  # the notice, then the answer: once
-    assert "香蕉" in told[1].text and ERROR_TEXT not in told[1].text, told[1]
-    [(status, reply)] = await _journal(shop, user)
+    assert "香蕉" in told[1].text and "×2" in told[1].text and ERROR_TEXT not in told[1].text, told[1]
+    [(status, reply)] = (await _journal(shop, user))[-1:]
     assert status == InboundStatus.ANSWERED.value and reply is not None
+
+
+async def test_a_search_under_a_held_lock_is_answered_without_waiting_for_it(
+    make_shop: ShopFactory, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A search writes nothing in its turn (the touch, the dialog and the reply go with the
+    journal's own batched write), so the lock held past the turn's deadline does not stop
+    its answer; the journal records it once the lock is released."""
+    monkeypatch.setattr(intake, "POSTPONE_SECONDS", 0.2)
+    shop = await make_shop(sqlite_url, database={**FAST["database"], "busy_deadline_seconds": 0.5},
+                           server=FAST["server"])
+    user = shop.user()
+    with lock_after_claim(monkeypatch, shop, hold=1.5):
+        passive = await user.say("香蕉")
+    answer = await _late_answer(shop, user, passive)
+    assert "香蕉" in answer.text and "保存" not in answer.text and ERROR_TEXT not in answer.text, answer
+    await asyncio.sleep(1.6)  # the lock released
+    await shop.client.app[INBOX].drain()
+    assert len(shop.outbox.for_user(user.openid)) <= 1  # never a second answer
+    [(status, _reply)] = await _journal(shop, user)
+    assert status == InboundStatus.ANSWERED.value
 
 
 async def _journal(shop: Shop, user: ChatUser) -> list[tuple[str, Any]]:
