@@ -36,10 +36,11 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from functools import lru_cache
 from heapq import merge
-from itertools import chain, repeat, takewhile
-from operator import add
+from itertools import chain, takewhile
 from typing import Any, TypeVar
 
+import numpy as np
+from numpy.typing import NDArray
 from pypinyin import Style, lazy_pinyin
 from pypinyin.seg.mmseg import seg as _pinyin_segmenter
 from rapidfuzz import fuzz, process
@@ -130,9 +131,6 @@ _CHINESE_FILLERS: tuple[str, ...] = (
 
 
 T = TypeVar("T")
-Posting = tuple[int, ...] | list[int]
-"""Document numbers, ascending: a tuple as built (shared by keys listing the same documents),
-a list of the key's own once `add` or `remove` changed it (changed in place from then on)."""
 SORT_PIECE = 2_000
 """Items sorted in one piece by `sorting`."""
 
@@ -280,11 +278,20 @@ class SearchIndex:
     """An in-memory index, built whole (`SearchIndex(docs)`) or changed one document at a
     time (`add`, `remove`) when staff edit a product.
 
-    Building 100k documents takes seconds, so the catalog builds a new index as
-    resumable work (`building`), a few milliseconds at a time between searches, and
-    swaps the reference: readers never see a half-built index. `add` and `remove` take
-    about a millisecond and run on the event loop between searches, so searching needs
-    no lock.
+    Held in compact form, not as Python objects per document (100k products took 155 MiB
+    as tuples and strings; see the README's benchmark section):
+    - postings: one int32 array of document numbers (CSR: `_data` sliced by `_offsets`),
+      a key's row found in one dict (`_rows`); keys listing the same documents share a row;
+    - what scoring reads of each document: its normalised fields as UTF-8, packed in one
+      byte string (`_blob`, cut by `_starts`), unpacked for the shortlist only;
+    - product ids by number, and numbers by product id, as sorted int64 arrays.
+    So an index built in another process crosses over as a few raw buffers
+    (`packed`/`unpacking`), and a retired one is freed at once.
+
+    `add` and `remove` change an overlay, not the arrays: a key's posting list copied
+    once into an array of its own (`_owned`), a document's entry kept as an object
+    (`_extra`); searches read the overlay first. A rebuild folds it in. They take about a
+    millisecond and run on the event loop between searches, so searching needs no lock.
 
     Document numbers follow popularity as it was at the build. A document edited keeps
     its number (its popularity has not moved), so it ranks exactly as after a rebuild;
@@ -307,60 +314,126 @@ class SearchIndex:
     def _filling(self, docs: Iterable[SearchDoc]) -> Steps[None]:
         ordered = yield from sorting(docs, key=lambda doc: (-doc.popularity, doc.product_id))
         postings: defaultdict[str, array[int]] = defaultdict(_new_posting_list)
-        entries: list[_Entry | None] = []
+        blob = bytearray()
+        starts = array("q", [0])
+        ids = array("q")
         syllables: Counter[str] = Counter()
+        name_words: Counter[str] = Counter()
         for number, doc in enumerate(ordered):
             entry, keys = _build_entry(doc)
-            entries.append(entry)
             for key in keys:
                 postings[key].append(number)
+            blob += _pack(entry)
+            starts.append(len(blob))
+            ids.append(doc.product_id)
             syllables.update(_entry_syllables(entry))
+            name_words.update(entry.name_words.split())
             yield
-        self._entries = entries
-        self._docs: list[SearchDoc | None] = list(ordered)
-        self._numbers: dict[int, int] = {}
-        for number, doc in enumerate(ordered):
-            self._numbers[doc.product_id] = number
-            if number % 1024 == 0:
-                yield
-        self._live = len(entries)
-        # Built as compact int32 arrays, kept as tuples: keys listing the same
-        # documents share one tuple (see _Chosen), and all tuples share one int object
-        # per document, so they take no more memory than the arrays would, and are
-        # counted faster (iterating an array creates an int per entry).
-        self._ints = ints = list(range(len(entries)))
-        shared: dict[bytes, tuple[int, ...]] = {}
-        self._postings: dict[str, Posting] = {}
-        indexed = list(postings)
+        del ordered
+        self._blob = bytes(blob)
+        del blob
+        self._starts = np.frombuffer(starts, dtype=np.int64).copy()
+        self._ids = np.frombuffer(ids, dtype=np.int64).copy()
+        del starts, ids
         yield
-        for count, key in enumerate(indexed):
-            raw = postings.pop(key).tobytes()  # free each array as it is replaced
-            posting = shared.get(raw)
-            if posting is None:
-                posting = shared[raw] = tuple(map(ints.__getitem__, memoryview(raw).cast("i")))
-            self._postings[key] = posting
-            if count % 16 == 0 or len(raw) > 40_000:
+        # Keys listing the same documents share one row (芒, 芒果 and "@mangguo" list the
+        # mangoes): found by the bytes of their lists.
+        rows: dict[bytes, int] = {}
+        pieces: list[array[int]] = []
+        self._rows: dict[str, int] = {}
+        for count, key in enumerate(list(postings)):
+            numbers = postings.pop(key)
+            raw = numbers.tobytes()
+            row = rows.get(raw)
+            if row is None:
+                row = rows[raw] = len(pieces)
+                pieces.append(numbers)
+            self._rows[key] = row
+            if count % 256 == 0:
                 yield
-        del postings, indexed
-        while shared:  # a piece at a time: freed at once, the keys would take tens of milliseconds
-            for _ in range(min(1000, len(shared))):
-                shared.popitem()
+        while rows:  # a piece at a time, as everything large here
+            for _ in range(min(2048, len(rows))):
+                rows.popitem()
             yield
-        self._vocabulary = yield from _building_vocabulary(self._postings, syllables)
-        self._name_words = yield from _NameWords.counting(entry for entry in entries if entry is not None)
+        sizes = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+        self._offsets = np.zeros(len(pieces) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=self._offsets[1:])
+        self._data = np.empty(int(self._offsets[-1]), dtype=np.int32)
+        for row, numbers in enumerate(pieces):
+            self._data[self._offsets[row] : self._offsets[row + 1]] = np.frombuffer(numbers, dtype=np.int32)
+            if row % 1024 == 0:
+                yield
+        del pieces
+        yield from self._finishing(syllables, name_words)
+
+    def _finishing(self, syllables: Counter[str], name_words: Counter[str]) -> Steps[None]:
+        """What follows the arrays: numbers by product id, the overlay, the vocabulary."""
+        self._base_count = len(self._ids)
+        order = np.argsort(self._ids, kind="stable")
+        self._sorted_ids = self._ids[order]
+        self._sorted_numbers = order.astype(np.int32)
+        self._count = self._base_count  # numbers given so far (new documents come last)
+        self._live = self._base_count
+        self._owned: dict[str, NDArray[np.int32]] = {}  # changed posting lists (empty: none left)
+        self._extra: dict[int, _Entry | None] = {}  # changed entries by number (None: removed)
+        self._new_numbers: dict[int, int] = {}  # product id -> number, for products new since the build
+        yield
+        self._vocabulary = yield from _building_vocabulary(self._rows, syllables)
+        self._name_words = yield from _NameWords.counting(name_words)
         # search() then suggest() for the same text ("nothing found, did you mean…")
         # score the same shortlist: the last complete scoring is kept for the second.
         self._last_scored: tuple[str, int, list[tuple[float, int, int]]] | None = None
+
+    # ---- crossing from the process that built it -----------------------------------------
+
+    def packed(self) -> dict[str, Any]:
+        """The index as a few raw buffers and strings, to cross to another process (numpy
+        arrays pickle as their buffers) and be taken in there by `unpacking`. Only for a
+        fresh build: edits since (the overlay) are not carried."""
+        keys = list(self._rows)
+        return {
+            "blob": np.frombuffer(self._blob, dtype=np.uint8),
+            "starts": self._starts,
+            "ids": self._ids,
+            "offsets": self._offsets,
+            "data": self._data,
+            "keys": ["\n".join(keys[at : at + 4096]) for at in range(0, len(keys), 4096)],
+            "rows": np.fromiter(self._rows.values(), dtype=np.int32, count=len(keys)),
+            "syllables": dict(self._vocabulary.syllables),
+            "name_words": dict(self._name_words.words),
+        }
+
+    @classmethod
+    def unpacking(cls, packed: dict[str, Any]) -> Steps[SearchIndex]:
+        """An index from `packed`, as resumable work: the buffers are taken as they are, the
+        dict of keys and the vocabulary made a few thousand at a time."""
+        index = cls.__new__(cls)
+        index._blob = packed["blob"].tobytes()
+        index._starts, index._ids = packed["starts"], packed["ids"]
+        index._offsets, index._data = packed["offsets"], packed["data"]
+        index._rows = {}
+        rows: NDArray[np.int32] = packed["rows"]
+        at = 0
+        for chunk in packed["keys"]:
+            keys = chunk.split("\n")
+            index._rows.update(zip(keys, rows[at : at + len(keys)].tolist(), strict=True))
+            at += len(keys)
+            yield
+        yield from index._finishing(Counter(packed["syllables"]), Counter(packed["name_words"]))
+        return index
+
+    # ---- reading -------------------------------------------------------------------------
 
     def __len__(self) -> int:
         return self._live
 
     def large_parts(self) -> tuple[set[Any] | list[Any] | dict[Any, Any], ...]:
-        """Its large containers, for the catalog to free a retired index piece by piece
-        (`commerce.catalog.read.dismantle`): emptied, the index answers nothing."""
+        """Its large containers of Python objects, for the catalog to free a retired index
+        piece by piece (`commerce.catalog.read.dismantle`): emptied, the index answers
+        nothing. Its arrays are freed at once with it."""
         vocabulary = self._vocabulary
         return (
-            self._postings, self._entries, self._docs, self._numbers, self._ints,
+            self._rows, self._owned, self._extra, self._new_numbers,
             vocabulary.terms, vocabulary.sorted_terms, vocabulary.buckets, self._name_words.words,
         )
 
@@ -369,72 +442,97 @@ class SearchIndex:
         """Distinct whole terms (latin words, syllables, syllable pairs): the vocabulary's size."""
         return len(self._vocabulary.terms)
 
+    def _number(self, product_id: int) -> int | None:
+        number = self._new_numbers.get(product_id)
+        if number is not None:
+            return number
+        at = int(np.searchsorted(self._sorted_ids, product_id))
+        if at < len(self._sorted_ids) and self._sorted_ids[at] == product_id:
+            return int(self._sorted_numbers[at])
+        return None
+
+    def _entry(self, number: int) -> _Entry | None:
+        """What scoring reads of one document; None once removed."""
+        entry = self._extra.get(number, _UNCHANGED)
+        if entry is not _UNCHANGED:
+            return entry  # type: ignore[return-value]
+        if number >= self._base_count:
+            return None
+        starts = self._starts
+        return _unpack(self._blob[starts[number] : starts[number + 1]], int(self._ids[number]))
+
+    def _posting(self, key: str) -> tuple[int, NDArray[np.int32]] | None:
+        """(an identity shared by keys listing the same documents, the document numbers)."""
+        owned = self._owned.get(key)
+        if owned is not None:
+            return (-1 - id(owned), owned) if len(owned) else None
+        row = self._rows.get(key)
+        if row is None:
+            return None
+        offsets = self._offsets
+        return row, self._data[offsets[row] : offsets[row + 1]]
+
     def __contains__(self, product_id: object) -> bool:
-        number = self._numbers.get(product_id)  # type: ignore[call-overload]
-        return number is not None and self._entries[number] is not None
+        if not isinstance(product_id, int):
+            return False
+        number = self._number(product_id)
+        return number is not None and self._entry(number) is not None
+
+    # ---- changes -------------------------------------------------------------------------
 
     def add(self, doc: SearchDoc) -> None:
         """Index one document (a new product, or a new version of one: it replaces it)."""
         self.remove(doc.product_id)
-        number = self._numbers.get(doc.product_id)
+        number = self._number(doc.product_id)
         if number is None:
-            number = self._numbers[doc.product_id] = len(self._entries)
-            self._entries.append(None)
-            self._docs.append(None)
-            self._ints.append(number)
+            number = self._new_numbers[doc.product_id] = self._count
+            self._count += 1
         entry, keys = _build_entry(doc)
-        shared = self._ints[number]
         for key in keys:
             posting = self._own_posting(key)
             if posting is None:
-                self._postings[key] = [shared]
+                self._owned[key] = np.array([number], dtype=np.int32)
                 if key.startswith(_TERM_MARK):
                     self._vocabulary.add(key[1:])
             else:
-                insort(posting, shared)
-        self._entries[number] = entry
-        self._docs[number] = doc
+                self._owned[key] = np.insert(posting, np.searchsorted(posting, number), number)
+        self._extra[number] = entry
         self._live += 1
         self._vocabulary.syllables.update(_entry_syllables(entry))
         self._name_words.add(entry)
         self._last_scored = None
 
-    def _own_posting(self, key: str) -> list[int] | None:
-        """The key's posting list, as a list of its own (copied once from the shared tuple the
-        build made), to change in place: a memory move, where a new tuple of a common key
-        would copy and count every reference again; None when no document has the key."""
-        posting = self._postings.get(key)
-        if posting is None or isinstance(posting, list):
-            return posting
-        owned = self._postings[key] = list(posting)
-        return owned
+    def _own_posting(self, key: str) -> NDArray[np.int32] | None:
+        """The key's posting list, to be replaced in the overlay; None when no document has it."""
+        found = self._posting(key)
+        return None if found is None else found[1]
 
     def remove(self, product_id: int) -> bool:
         """Take one document out; False when it was not indexed. Its number is kept for it."""
-        number = self._numbers.get(product_id)
+        number = self._number(product_id)
         if number is None:
             return False
-        entry, doc = self._entries[number], self._docs[number]
-        if entry is None or doc is None:
+        entry = self._entry(number)
+        if entry is None:
             return False
-        _, keys = _build_entry(doc)  # the keys it was indexed under (cached per text run)
-        for key in keys:
+        for key in _entry_keys(entry):  # the keys it was indexed under
             posting = self._own_posting(key)
             if posting is None:
                 continue
-            if len(posting) == 1:
-                del self._postings[key]
-                if key.startswith(_TERM_MARK):
+            at = int(np.searchsorted(posting, number))
+            if at < len(posting) and posting[at] == number:
+                posting = self._owned[key] = np.delete(posting, at)
+                if not len(posting) and key.startswith(_TERM_MARK):
                     self._vocabulary.discard(key[1:])
-            else:
-                del posting[bisect_left(posting, number)]
-        self._entries[number] = self._docs[number] = None
+        self._extra[number] = None
         self._live -= 1
         self._vocabulary.syllables.subtract(_entry_syllables(entry))
         self._vocabulary.syllables += Counter()  # drop the syllables no document has any more
         self._name_words.discard(entry)
         self._last_scored = None
         return True
+
+    # ---- searching -----------------------------------------------------------------------
 
     def search(self, query: str, *, limit: int = 50) -> list[SearchHit]:
         """Products matching the query, best first (score, then popularity)."""
@@ -500,11 +598,10 @@ class SearchIndex:
         candidates.sort()
         scorer = _Scorer(parsed)
         ceiling = scorer.ceiling(self._name_words)
-        entries = self._entries
         scored: list[tuple[float, int, int]] = []
         perfect: set[int] = set()
         for number in candidates:
-            entry = entries[number]
+            entry = self._entry(number)
             if entry is None:  # postings never list a removed document; kept for safety
                 continue
             score = scorer.score(entry)
@@ -529,37 +626,49 @@ class SearchIndex:
         """
         chosen = _Chosen()
         budget = POSTING_BUDGET
-        for numbers in sorted(_present(self._postings, terms), key=len):
+        for ident, numbers in sorted(self._present(terms), key=_length):
             if budget < TERM_WEIGHT:
                 break
             cut = min(len(numbers), budget // TERM_WEIGHT)
-            chosen.add(numbers, cut, TERM_WEIGHT)
+            chosen.add(ident, numbers, cut, TERM_WEIGHT)
             budget -= TERM_WEIGHT * cut
-        gram_lists = sorted(_present(self._postings, grams), key=len)
+        gram_lists = sorted(self._present(grams), key=_length)
         if gram_lists and not chosen:
-            cut = min(len(gram_lists[0]), budget)
-            chosen.add(gram_lists[0], cut, 1)
+            ident, numbers = gram_lists[0]
+            cut = min(len(numbers), budget)
+            chosen.add(ident, numbers, cut, 1)
             budget -= cut
             gram_lists = gram_lists[1:]
-        for numbers in gram_lists:
+        for ident, numbers in gram_lists:
             if len(numbers) > budget:
                 break
-            chosen.add(numbers, len(numbers), 1)
+            chosen.add(ident, numbers, len(numbers), 1)
             budget -= len(numbers)
-        counts = chosen.count()
-        if not counts:
+        if not chosen:
             return []
+        counts = chosen.count(self._count)
+        numbers = np.flatnonzero(counts).astype(np.int32)
+        if not len(numbers):
+            return []
+        found = counts[numbers]
         # A document holding one whole query term is always worth scoring.
-        floor = min(max(counts.values()) * PRUNE_RATIO, TERM_WEIGHT)
-        if floor <= 1:
-            selected = list(counts)
-        else:
-            at_least = math.ceil(floor)  # counts are whole: comparing ints is twice as fast
-            selected = [number for number, count in counts.items() if count >= at_least]
-        # Two C-level sorts (by number, then stably by count) instead of a Python key.
-        selected.sort()
-        selected.sort(key=counts.__getitem__, reverse=True)
-        return selected[:size]
+        floor = min(int(found.max()) * PRUNE_RATIO, TERM_WEIGHT)
+        if floor > 1:
+            kept = found >= math.ceil(floor)
+            numbers, found = numbers[kept], found[kept]
+        # Most shared first, then by number (popularity).
+        order = np.lexsort((numbers, -found))[:size]
+        return numbers[order].tolist()
+
+    def _present(self, keys: Iterable[str]) -> Iterator[tuple[int, NDArray[np.int32]]]:
+        for key in keys:
+            found = self._posting(key)
+            if found is not None:
+                yield found
+
+
+def _length(posting: tuple[int, NDArray[np.int32]]) -> int:
+    return len(posting[1])
 
 
 class _Chosen:
@@ -574,45 +683,50 @@ class _Chosen:
     __slots__ = ("_lists",)
 
     def __init__(self) -> None:
-        self._lists: dict[tuple[int, int], tuple[Posting, int]] = {}
+        self._lists: dict[tuple[int, int], tuple[NDArray[np.int32], int]] = {}
 
     def __bool__(self) -> bool:
         return bool(self._lists)
 
-    def add(self, numbers: Posting, cut: int, weight: int) -> None:
+    def add(self, ident: int, numbers: NDArray[np.int32], cut: int, weight: int) -> None:
         """Count the first `cut` numbers `weight` more times."""
-        key = (id(numbers), cut)  # `numbers` lives in the index: its id is stable
+        key = (ident, cut)
         known = self._lists.get(key)
         if known is not None:
             self._lists[key] = (known[0], known[1] + weight)
         else:
-            self._lists[key] = (numbers if cut == len(numbers) else numbers[:cut], weight)
+            self._lists[key] = (numbers[:cut], weight)
 
-    def count(self) -> Counter[int]:
-        """Each document's weighted count, all loops in C."""
-        counts: Counter[int] = Counter()
-        once: list[Posting] = []
+    def count(self, size: int) -> NDArray[np.int32]:
+        """Each document's weighted count, by number (posting lists hold each number once,
+        so one indexed addition per list counts it)."""
+        counts = np.zeros(size, dtype=np.int32)
         for numbers, weight in self._lists.values():
-            if weight == 1:
-                once.append(numbers)
-            elif counts:
-                # counts[n] += weight for every n: posting lists hold each number once
-                added = map(add, map(counts.get, numbers, repeat(0)), repeat(weight))
-                dict.update(counts, zip(numbers, added, strict=True))
-            else:
-                dict.update(counts, dict.fromkeys(numbers, weight))
-        counts.update(chain.from_iterable(once))
+            counts[numbers] += weight
         return counts
-
-
-def _present(
-    postings: dict[str, Posting], keys: Iterable[str]
-) -> Iterator[Posting]:
-    return (postings[key] for key in keys if key in postings)
 
 
 def _new_posting_list() -> array[int]:
     return array("i")
+
+
+_UNCHANGED = object()
+_FIELD_SEPARATOR = "\x1f"
+"""Between the fields of a packed entry: normalised text never holds it."""
+
+
+def _pack(entry: _Entry) -> bytes:
+    return _FIELD_SEPARATOR.join(
+        (
+            entry.name, entry.name_words, entry.aux_words, entry.aux_cjk,
+            entry.name_syllables, entry.name_initials, entry.aux_syllables,
+        )
+    ).encode()
+
+
+def _unpack(packed: bytes, product_id: int) -> _Entry:
+    return _Entry(product_id, *packed.decode().split(_FIELD_SEPARATOR))
+
 
 
 # ---------------------------------------------------------------------------
@@ -792,6 +906,18 @@ def _build_entry(doc: SearchDoc) -> tuple[_Entry, set[str]]:
         aux_syllables=_spaced(chain.from_iterable(run.syllables for run in aux_runs)),
     )
     return entry, keys
+
+
+def _entry_keys(entry: _Entry) -> set[str]:
+    """The keys `_build_entry` gave a document, from its entry (`SearchIndex.remove`)."""
+    keys: set[str] = set()
+    for part in entry.name.split():
+        if _is_cjk(part):
+            keys.update(_run_features(part).name_keys)
+    for run in entry.aux_cjk.split():
+        keys.update(_run_features(run).keys)
+    keys.update(_TERM_MARK + word for word in chain(entry.name_words.split(), entry.aux_words.split()))
+    return keys
 
 
 def _entry_syllables(entry: _Entry) -> set[str]:
@@ -1040,14 +1166,12 @@ class _NameWords:
         self._candidates: dict[tuple[int, float], list[str]] = {}  # typo_candidates by (length, above)
 
     @classmethod
-    def counting(cls, entries: Iterable[_Entry]) -> Steps[_NameWords]:
+    def counting(cls, words: Counter[str]) -> Steps[_NameWords]:
+        """From the name words counted per document at the build."""
         made = cls()
-        for count, entry in enumerate(entries):
-            made.words.update(entry.name_words.split())
-            if count % 256 == 0:
-                yield
+        made.words = words
         by_length: defaultdict[int, list[str]] = defaultdict(list)
-        for word in (yield from sorting(made.words)):
+        for word in (yield from sorting(words)):
             by_length[len(word)].append(word)
         made.by_length = dict(by_length)
         return made
