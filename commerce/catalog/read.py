@@ -36,6 +36,8 @@ import contextlib
 import functools
 import gc
 import logging
+import multiprocessing
+import pickle
 import sys
 import time
 from bisect import bisect_left, insort
@@ -43,6 +45,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, event, func, select, update
@@ -62,7 +65,7 @@ from commerce.catalog.models import (
     product_tags,
 )
 from commerce.catalog.search import SearchDoc, SearchHit, SearchIndex, Steps, finish, sorting
-from commerce.db import SqliteBusy, blocking_sqlite_engine_for, run_nonblocking_sqlite
+from commerce.db import SqliteBusy, blocking_sqlite_engine_for, create_engine, run_nonblocking_sqlite
 from commerce.orm import utcnow
 
 log = logging.getLogger(__name__)
@@ -83,6 +86,10 @@ BUILD_SLICE_SECONDS = 0.004
 """A full build runs on the event loop this long at a time, searches running in between."""
 FREE_CHUNK = 500
 """Objects freed between two turns of the event loop when a retired catalog is let go."""
+PARCEL_PRODUCTS = 500
+"""Products per message from a build in another process: each is unpickled on the event loop."""
+PARCEL_BYTES = 1 << 20
+"""Bytes of the index's arrays per message from a build in another process."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,16 +270,19 @@ class CatalogSnapshot:
     @classmethod
     def building(
         cls, products: Iterable[ProductInfo], categories: Iterable[CategoryInfo], *, query_cache_size: int,
-        lexicon: Lexicon,
+        lexicon: Lexicon, prepared: _Prepared | None = None,
     ) -> Steps[CatalogSnapshot]:
-        """The constructor as resumable work (`commerce.catalog.search.Steps`)."""
+        """The constructor as resumable work (`commerce.catalog.search.Steps`); with the index
+        and the word counts `prepared` by a build in another process, only the rest is made."""
         snapshot = cls.__new__(cls)
-        yield from snapshot._filling(products, categories, query_cache_size=query_cache_size, lexicon=lexicon)
+        yield from snapshot._filling(
+            products, categories, query_cache_size=query_cache_size, lexicon=lexicon, prepared=prepared
+        )
         return snapshot
 
     def _filling(
         self, products: Iterable[ProductInfo], categories: Iterable[CategoryInfo], *, query_cache_size: int,
-        lexicon: Lexicon,
+        lexicon: Lexicon, prepared: _Prepared | None = None,
     ) -> Steps[None]:
         self.products: dict[int, ProductInfo] = {}
         for product in products:
@@ -283,9 +293,10 @@ class CatalogSnapshot:
         self._base_lexicon = lexicon
         # how often the catalog says each word of the built-in everyday names: an
         # everyday name applies where the catalog uses what it means
-        texts = yield from _listing(self.products.values(), _product_text)
-        texts += [shop_lexicon.key(f"{c.name} {c.name_en}") for c in self._categories.values()]
-        self._words = yield from _word_counts(texts)
+        if prepared is None:
+            self._words = yield from _counting_words(self.products.values(), self._categories.values())
+        else:
+            self._words = prepared.words
         self._by_category: dict[int, list[tuple[int, int]]] = {}  # (sort_order, id), sorted
         for count, p in enumerate(self.products.values()):
             self._by_category.setdefault(p.category_id, []).append((p.sort_order, p.id))
@@ -295,8 +306,11 @@ class CatalogSnapshot:
             listed[:] = yield from sorting(listed)
         self._hot = yield from sorting((yield from _listing(self.products.values(), _hot_key)))
         self._derived: dict[str, Any] = {}
-        docs = yield from _listing(self.products.values(), ProductInfo.search_doc)
-        self.index = yield from SearchIndex.building(docs)
+        if prepared is None:
+            docs = yield from _listing(self.products.values(), ProductInfo.search_doc)
+            self.index = yield from SearchIndex.building(docs)
+        else:
+            self.index = prepared.index
         # no reference back to the snapshot: a retired one is freed by reference counting
         self._search, self._suggest = _lookups(self.index, self.products)
         self._caches: tuple[Any, ...] = ()
@@ -437,6 +451,13 @@ def _listing(items: Iterable[Any], make: Callable[[Any], T]) -> Steps[list[T]]:
         if count % 256 == 0:
             yield
     return made
+
+
+def _counting_words(products: Iterable[ProductInfo], categories: Iterable[CategoryInfo]) -> Steps[Counter[str]]:
+    """How often the products' and categories' texts say each word of the built-in everyday names."""
+    texts = yield from _listing(products, _product_text)
+    texts += [shop_lexicon.key(f"{c.name} {c.name_en}") for c in categories]
+    return (yield from _word_counts(texts))
 
 
 def _word_counts(texts: list[str]) -> Steps[Counter[str]]:
@@ -664,6 +685,155 @@ async def _between_searches(steps: Steps[T]) -> T:
             deadline = time.perf_counter() + BUILD_SLICE_SECONDS
 
 
+# ---- a full build in another process -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """What a build in another process made that the snapshot would otherwise make itself."""
+
+    index: SearchIndex
+    words: Counter[str]
+
+
+@dataclass(slots=True)
+class _Whole:
+    """Everything one full read found: what a snapshot is built from."""
+
+    watermark: datetime | None
+    categories: dict[int, CategoryInfo]
+    rows: _Rows
+    lexicon: Lexicon
+    stamped: list[Row[Any]]
+
+
+async def _read_whole(sessions: async_sessionmaker[AsyncSession], fetching: Callable[[AsyncSession], Fetch]) -> _Whole:
+    """Every product on sale (Core rows), the categories, the shop's words and the stamps."""
+    async with sessions() as session:
+        watermark = await session.scalar(select(func.max(Product.updated_at)))
+        fetch = fetching(session)
+        categories = await _read_categories(fetch)
+        rows = await _fetch_products(fetch)
+        words = await shop_lexicon.load(session)
+        stamped: list[Row[Any]] = []
+        if watermark is not None:  # every product stamped within the overlap, off sale ones too
+            stamped = await fetch(
+                select(Product.id, Product.updated_at).where(Product.updated_at > watermark - REFRESH_OVERLAP)
+            )
+    return _Whole(watermark, categories, rows, words, stamped)
+
+
+def _build_in_child(url: str, sending: Connection) -> None:
+    """The far end of `_building_elsewhere`, in a process of its own (spawned: nothing of the
+    worker's state comes along): read the catalog from the database, build it whole, and send
+    it back in pieces, each small enough to be taken in without holding the worker's loop."""
+    try:
+        asyncio.run(_child_build(url, sending))
+    except BaseException as exc:  # told, rather than a silent end of the pipe
+        with contextlib.suppress(OSError):
+            sending.send_bytes(pickle.dumps(("failed", f"{type(exc).__name__}: {exc}")))
+        raise
+    finally:
+        sending.close()
+
+
+async def _child_build(url: str, sending: Connection) -> None:
+    engine = create_engine(url)
+    try:
+        whole = await _read_whole(async_sessionmaker(engine, expire_on_commit=False), _fetch_in)
+    finally:
+        await engine.dispose()
+    read = finish(_assembling(whole.rows, whole.categories))
+    words = finish(_counting_words(read.current, whole.categories.values()))
+    index = SearchIndex(product.search_doc() for product in read.current)
+
+    def send(*message: Any) -> None:
+        sending.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+
+    send("meta", whole.watermark, whole.categories, whole.lexicon, words)
+    for at in range(0, len(read.current), PARCEL_PRODUCTS):
+        send("products", read.current[at : at + PARCEL_PRODUCTS])
+    stamps = [(row.id, row.updated_at) for row in whole.stamped]
+    for at in range(0, len(stamps), PARCEL_PRODUCTS * 4):
+        send("stamps", stamps[at : at + PARCEL_PRODUCTS * 4])
+    buffers: list[pickle.PickleBuffer] = []
+    packed = pickle.dumps(index.packed(), protocol=5, buffer_callback=buffers.append)
+    raws = [buffer.raw() for buffer in buffers]
+    send("index", packed, [raw.nbytes for raw in raws])
+    for raw in raws:  # the arrays' bytes, as they are, a piece at a time
+        for at in range(0, raw.nbytes, PARCEL_BYTES):
+            sending.send_bytes(raw[at : at + PARCEL_BYTES])
+    send("done")
+
+
+async def _building_elsewhere(url: str, *, query_cache_size: int) -> tuple[CatalogSnapshot, datetime | None, dict[int, datetime], Lexicon]:
+    """A full build in another process (`_build_in_child`), taken in here a piece at a time:
+    the event loop only unpickles parcels of a few hundred products and copies raw bytes,
+    then makes the snapshot's small parts between searches."""
+    context = multiprocessing.get_context("spawn")
+    receiving, sending = context.Pipe(duplex=False)
+    process = context.Process(target=_build_in_child, args=(url, sending), daemon=True, name="catalog-build")
+    await asyncio.to_thread(process.start)
+    sending.close()
+
+    async def receive() -> Any:
+        message = pickle.loads(await asyncio.to_thread(receiving.recv_bytes))
+        if message[0] == "failed":
+            raise RuntimeError(f"the catalog build in a subprocess failed: {message[1]}")
+        return message
+
+    try:
+        _, watermark, categories, lexicon, words = await receive()
+        products: list[ProductInfo] = []
+        recent: dict[int, datetime] = {}
+        while True:
+            message = await receive()
+            if message[0] == "products":
+                products.extend(message[1])
+            elif message[0] == "stamps":
+                recent.update(message[1])
+            else:
+                break
+        _, packed, sizes = message
+        buffers: list[bytearray] = []
+        for size in sizes:
+            buffer = bytearray(size)
+            view = memoryview(buffer)
+            at = 0
+            while at < size:
+                piece = await asyncio.to_thread(receiving.recv_bytes)
+                view[at : at + len(piece)] = piece
+                at += len(piece)
+            buffers.append(buffer)
+        if (await receive())[0] != "done":
+            raise RuntimeError("the catalog build in a subprocess sent something unexpected")
+    finally:
+        receiving.close()
+        await asyncio.to_thread(process.join, CLOSE_WAIT_SECONDS)
+        if process.is_alive():
+            process.kill()
+
+    def taking_in() -> Steps[CatalogSnapshot]:
+        index = yield from SearchIndex.unpacking(pickle.loads(packed, buffers=buffers))
+        return (yield from CatalogSnapshot.building(
+            products, categories.values(), query_cache_size=query_cache_size, lexicon=lexicon,
+            prepared=_Prepared(index=index, words=words),
+        ))
+
+    snapshot = await _between_searches(taking_in())
+    return snapshot, watermark, recent, lexicon
+
+
+def database_url_for_child(engine: AsyncEngine) -> str | None:
+    """The URL another process opens the same database by; None for an in-memory SQLite one."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite" and (
+        url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+    ):
+        return None
+    return url.render_as_string(hide_password=False)
+
+
 # ---- the catalog of one worker --------------------------------------------------------
 
 
@@ -688,6 +858,7 @@ class Catalog:
         rebuild_seconds: float = 900.0,
         query_cache_size: int = 4096,
         clock: Callable[[], float] = time.monotonic,
+        build_elsewhere: bool = True,
     ) -> None:
         self._sessions = sessions
         # the cheap ways to run a short read (`_read`), from the engine the sessions use
@@ -698,6 +869,8 @@ class Catalog:
             engine.execution_options(isolation_level="AUTOCOMMIT")
             if engine is not None and engine.dialect.name == "postgresql" else None
         )
+        # a large catalog is built in another process, which opens the database by its URL
+        self._url = database_url_for_child(engine) if engine is not None and build_elsewhere else None
         self._refresh_seconds = refresh_seconds
         self._rebuild_seconds = rebuild_seconds
         self._query_cache_size = query_cache_size
@@ -968,30 +1141,36 @@ class Catalog:
             await dismantle(old)
 
     async def _build(self) -> tuple[CatalogSnapshot, datetime | None, dict[int, datetime]]:
-        """Read every product on sale (Core rows, in partitions), build the index in slices.
+        """Read every product on sale (Core rows) and build the catalog; searches go on meanwhile.
 
-        A large catalog is millions of objects, and a full garbage collection scans them all
-        (hundreds of milliseconds at 100k products, with the event loop held). So while it is
-        read and built the collector is paused, and once built the whole heap is frozen
-        (`gc.freeze`): collections never scan it again; the catalog holds no reference
+        A large catalog is built in another process (`_building_elsewhere`), which reads the
+        database itself and sends the result back in pieces: the event loop only takes them
+        in. Without a database another process can open (in-memory SQLite), or when that
+        fails, it is read here in partitions and built in slices between searches.
+
+        A large catalog is many objects (its products), and a full garbage collection scans
+        them all (hundreds of milliseconds at 100k products, with the event loop held). So
+        while it is read and built the collector is paused, and once built the whole heap is
+        frozen (`gc.freeze`): collections never scan it again; the catalog holds no reference
         cycles, so reference counting frees it when it is replaced (`dismantle`)."""
         async with self._sessions() as session:
             large = ((await session.scalar(select(func.count()).select_from(Product))) or 0) > LARGE_CATALOG
         with _collector_paused() if large else contextlib.nullcontext():
+            if large and self._url is not None:
+                try:
+                    snapshot, watermark, recent, _ = await _building_elsewhere(
+                        self._url, query_cache_size=self._query_cache_size
+                    )
+                except Exception:
+                    log.warning("catalog build in a subprocess failed; building here instead", exc_info=True)
+                else:
+                    self.builds += 1
+                    return snapshot, watermark, recent
             return await self._read_and_build()
 
     async def _read_and_build(self) -> tuple[CatalogSnapshot, datetime | None, dict[int, datetime]]:
-        async with self._sessions() as session:
-            watermark = await session.scalar(select(func.max(Product.updated_at)))
-            fetch = _stream_in(session)
-            categories = await _read_categories(fetch)
-            rows = await _fetch_products(fetch)
-            words = await shop_lexicon.load(session)
-            stamped: list[Row[Any]] = []
-            if watermark is not None:  # every product stamped within the overlap, off sale ones too
-                stamped = await fetch(
-                    select(Product.id, Product.updated_at).where(Product.updated_at > watermark - REFRESH_OVERLAP)
-                )
+        whole = await _read_whole(self._sessions, _stream_in)
+        rows, categories, stamped = whole.rows, whole.categories, whole.stamped
 
         def building() -> Steps[tuple[CatalogSnapshot, dict[int, datetime]]]:
             read = yield from _assembling(rows, categories)
@@ -1002,7 +1181,7 @@ class Catalog:
                     yield
             yield from _freeing(stamped)
             snapshot = yield from CatalogSnapshot.building(
-                read.current, categories.values(), query_cache_size=self._query_cache_size, lexicon=words
+                read.current, categories.values(), query_cache_size=self._query_cache_size, lexicon=whole.lexicon
             )
             return snapshot, recent
 
@@ -1011,7 +1190,7 @@ class Catalog:
         else:
             snapshot, recent = finish(building())
         self.builds += 1
-        return snapshot, watermark, recent
+        return snapshot, whole.watermark, recent
 
     def _install(self, built: tuple[CatalogSnapshot, datetime | None, dict[int, datetime]]) -> None:
         self._snapshot, self._watermark, self._recent = built
