@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commerce.catalog import admin as catalog_admin
-from commerce.catalog.read import Catalog
+from commerce.catalog import read
+from commerce.catalog.read import Catalog, CatalogSnapshot
 from commerce.wiring import shop_bus, shop_sessions, tell_catalog
 
 
@@ -63,4 +64,55 @@ async def test_a_product_read_in_its_transaction_before_the_first_load_is_not_ta
         assert created.id not in loaded.products
         await session.commit()
     assert created.id in [hit.product_id for hit in (await catalog.snapshot()).search("麻花")]
+    await catalog.close()
+
+
+def answers(snapshot: CatalogSnapshot) -> list[object]:
+    asked = ("苹果", "pingguo", "apple", "平果", "茶", "xiangjiao", "零食", "zzzq")
+    return [
+        [(hit.product_id, hit.score) for hit in snapshot.search(query)] for query in asked
+    ] + [snapshot.best_sellers(10), snapshot.categories, dict(snapshot.products), sorted(snapshot._words.items())]
+
+
+@pytest.mark.usefixtures("demo_catalog")
+async def test_a_large_catalog_built_in_another_process_is_the_one_built_here(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(read, "LARGE_CATALOG", 0)  # the demo counts as large
+    sessions = shop_sessions(engine, bus=shop_bus())
+    here = Catalog(sessions, refresh_seconds=0, rebuild_seconds=0, build_elsewhere=False)
+    elsewhere = Catalog(sessions, refresh_seconds=0, rebuild_seconds=0)
+
+    async def not_here() -> None:
+        raise AssertionError("built here: the subprocess build failed (see the log)")
+
+    elsewhere._read_and_build = not_here  # type: ignore[method-assign, assignment]
+    assert answers(await elsewhere.snapshot()) == answers(await here.snapshot())
+    assert elsewhere._recent == here._recent and elsewhere._watermark == here._watermark
+    await elsewhere.close()
+    await here.close()
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.usefixtures("demo_catalog")
+async def test_searches_are_answered_from_the_old_catalog_while_a_rebuild_runs_elsewhere(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(read, "LARGE_CATALOG", 0)
+    catalog = Catalog(shop_sessions(engine, bus=shop_bus()), refresh_seconds=0, rebuild_seconds=0)
+    old = await catalog.snapshot()
+    found = [hit.product_id for hit in old.search("苹果")]
+    assert found
+    catalog.rebuild_soon()
+    answered = 0
+    while catalog._rebuilding is not None and not catalog._rebuilding.done():
+        snapshot = await catalog.snapshot()  # never waits: the old catalog until the swap
+        if snapshot is old:
+            assert [hit.product_id for hit in snapshot.search("苹果")] == found
+            answered += 1
+        await asyncio.sleep(0.005)
+    await catalog.settled()
+    assert answered > 10  # the loop kept turning while the other process built
+    assert await catalog.snapshot() is not old and catalog.builds == 2
+    assert [hit.product_id for hit in (await catalog.snapshot()).search("苹果")] == found
     await catalog.close()
