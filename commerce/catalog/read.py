@@ -40,14 +40,24 @@ import multiprocessing
 import pickle
 import sys
 import time
+from array import array
 from bisect import bisect_left, insort
 from collections import Counter
-from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Iterator,
+    MutableMapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
+import numpy as np
 from sqlalchemy import Select, event, func, select, update
 from sqlalchemy.engine import Engine, Row
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -65,7 +75,12 @@ from commerce.catalog.models import (
     product_tags,
 )
 from commerce.catalog.search import SearchDoc, SearchHit, SearchIndex, Steps, finish, sorting
-from commerce.db import SqliteBusy, blocking_sqlite_engine_for, create_engine, run_nonblocking_sqlite
+from commerce.db import (
+    SqliteBusy,
+    blocking_sqlite_engine_for,
+    create_engine,
+    run_nonblocking_sqlite,
+)
 from commerce.orm import utcnow
 
 log = logging.getLogger(__name__)
@@ -86,8 +101,8 @@ BUILD_SLICE_SECONDS = 0.004
 """A full build runs on the event loop this long at a time, searches running in between."""
 FREE_CHUNK = 500
 """Objects freed between two turns of the event loop when a retired catalog is let go."""
-PARCEL_PRODUCTS = 500
-"""Products per message from a build in another process: each is unpickled on the event loop."""
+PARCEL_STAMPS = 2000
+"""Products' stamps per message from a build in another process: each is unpickled on the event loop."""
 PARCEL_BYTES = 1 << 20
 """Bytes of the index's arrays per message from a build in another process."""
 
@@ -245,6 +260,195 @@ def _product_query() -> Select[Product]:
     )
 
 
+class ProductTable(MutableMapping[int, ProductInfo]):
+    """The products on sale by id, held in columns rather than as objects: 100k `ProductInfo`
+    with their variants took about 110 MiB as Python objects, and about a quarter of that
+    here (numpy arrays of ids, numbers and offsets; the texts packed as UTF-8 in one byte
+    string; tag sets and variant labels once each). A `ProductInfo` is made when asked for
+    (a few microseconds; the last few thousand are kept, as the same page asks again).
+
+    Changes (`apply`: a staff edit) go to an overlay read first; a rebuild folds them in.
+    It crosses from another process as a few raw buffers (`packed`, `unpacking`)."""
+
+    _TEXTS = 4  # name, subtitle, image_url, thumb_url
+
+    def __init__(self, products: Iterable[ProductInfo] = ()) -> None:
+        finish(self._filling(products))
+
+    @classmethod
+    def building(cls, products: Iterable[ProductInfo]) -> Steps[ProductTable]:
+        table = cls.__new__(cls)
+        yield from table._filling(products)
+        return table
+
+    def _filling(self, products: Iterable[ProductInfo]) -> Steps[None]:
+        ordered = yield from sorting(products, key=lambda product: product.id)
+        blob = bytearray()
+        starts, ids, categories, sales, sort_orders = array("q", [0]), array("q"), array("q"), array("q"), array("q")
+        tag_of, variant_starts = array("i"), array("q", [0])
+        variant_ids, prices, label_of = array("q"), array("q"), array("i")
+        tag_sets: dict[tuple[str, ...], int] = {}
+        labels: dict[str, int] = {}
+        self._category_names: dict[int, tuple[str, str]] = {}
+        for count, product in enumerate(ordered):
+            for text in (product.name, product.subtitle, product.image_url, product.thumb_url):
+                blob += text.encode(errors="surrogatepass")
+                starts.append(len(blob))
+            ids.append(product.id)
+            categories.append(product.category_id)
+            self._category_names[product.category_id] = (product.category, product.category_en)
+            sales.append(product.sales_count)
+            sort_orders.append(product.sort_order)
+            tag_of.append(tag_sets.setdefault(product.tags, len(tag_sets)))
+            for variant in product.variants:
+                variant_ids.append(variant.id)
+                prices.append(variant.price_fen)
+                label_of.append(labels.setdefault(variant.label, len(labels)))
+            variant_starts.append(len(variant_ids))
+            if count % 512 == 0:
+                yield
+        self._blob = bytes(blob)
+        self._starts = np.array(starts, dtype=np.int64)
+        self._ids = np.array(ids, dtype=np.int64)
+        self._categories = np.array(categories, dtype=np.int64)
+        self._sales = np.array(sales, dtype=np.int64)
+        self._sort_orders = np.array(sort_orders, dtype=np.int64)
+        self._tag_of = np.array(tag_of, dtype=np.int32)
+        self._variant_starts = np.array(variant_starts, dtype=np.int64)
+        self._variant_ids = np.array(variant_ids, dtype=np.int64)
+        self._prices = np.array(prices, dtype=np.int64)
+        self._label_of = np.array(label_of, dtype=np.int32)
+        self._tag_sets = list(tag_sets)
+        self._labels = list(labels)
+        self._start_overlay()
+
+    def _start_overlay(self) -> None:
+        self._changed: dict[int, ProductInfo | None] = {}  # by id; None: no longer on sale
+        self._made: dict[int, ProductInfo] = {}  # recently made from the columns
+        self._size = len(self._ids)
+
+    def packed(self) -> dict[str, Any]:
+        """The columns, to cross to another process (a fresh table: no overlay)."""
+        state = {name: value for name, value in vars(self).items() if name not in ("_changed", "_made", "_size")}
+        state["_blob"] = np.frombuffer(self._blob, dtype=np.uint8)
+        return state
+
+    @classmethod
+    def unpacking(cls, packed: dict[str, Any]) -> ProductTable:
+        table = cls.__new__(cls)
+        vars(table).update(packed)
+        table._blob = packed["_blob"].tobytes()
+        table._start_overlay()
+        return table
+
+    # ---- the mapping ---------------------------------------------------------------------
+
+    def _position(self, product_id: int) -> int | None:
+        at = int(np.searchsorted(self._ids, product_id))
+        return at if at < len(self._ids) and self._ids[at] == product_id else None
+
+    def __contains__(self, product_id: object) -> bool:
+        if not isinstance(product_id, int):
+            return False
+        changed = self._changed.get(product_id, _NOT_CHANGED)
+        if changed is not _NOT_CHANGED:
+            return changed is not None
+        return self._position(product_id) is not None
+
+    def __getitem__(self, product_id: int) -> ProductInfo:
+        changed = self._changed.get(product_id, _NOT_CHANGED)
+        if changed is not _NOT_CHANGED:
+            if changed is None:
+                raise KeyError(product_id)
+            return changed  # type: ignore[return-value]
+        made = self._made.get(product_id)
+        if made is not None:
+            return made
+        position = self._position(product_id) if isinstance(product_id, int) else None
+        if position is None:
+            raise KeyError(product_id)
+        if len(self._made) >= MADE_KEPT:
+            self._made.clear()
+        made = self._made[product_id] = self._make(position)
+        return made
+
+    def _make(self, at: int) -> ProductInfo:
+        starts, blob = self._starts, self._blob
+        first = self._TEXTS * at
+        name, subtitle, image_url, thumb_url = (
+            blob[starts[first + n] : starts[first + n + 1]].decode(errors="surrogatepass") for n in range(self._TEXTS)
+        )
+        category_id = int(self._categories[at])
+        category, category_en = self._category_names[category_id]
+        variants = tuple(
+            VariantInfo(id=int(self._variant_ids[v]), label=self._labels[self._label_of[v]], price_fen=int(self._prices[v]))
+            for v in range(int(self._variant_starts[at]), int(self._variant_starts[at + 1]))
+        )
+        return ProductInfo(
+            id=int(self._ids[at]), name=name, subtitle=subtitle, category_id=category_id, category=category,
+            category_en=category_en, tags=self._tag_sets[self._tag_of[at]], image_url=image_url, thumb_url=thumb_url,
+            variants=variants, sales_count=int(self._sales[at]), sort_order=int(self._sort_orders[at]),
+        )
+
+    def __iter__(self) -> Iterator[int]:
+        changed = self._changed
+        for product_id in self._ids.tolist():
+            if changed.get(product_id, _NOT_CHANGED) is not None:
+                yield product_id
+        for product_id, product in changed.items():
+            if product is not None and self._position(product_id) is None:
+                yield product_id
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __setitem__(self, product_id: int, product: ProductInfo) -> None:
+        if product_id not in self:
+            self._size += 1
+        self._changed[product_id] = product
+        self._made.pop(product_id, None)
+
+    def __delitem__(self, product_id: int) -> None:
+        if product_id not in self:
+            raise KeyError(product_id)
+        self._size -= 1
+        self._changed[product_id] = None
+        self._made.pop(product_id, None)
+
+    def large_parts(self) -> tuple[dict[Any, Any], ...]:
+        return (self._changed, self._made)
+
+    # ---- what the snapshot derives from all products, from the columns ---------------------
+
+    def hot_keys(self) -> Steps[list[tuple[int, int, int]]]:
+        """`_hot_key` of every product, sorted (the overlay is empty after a build)."""
+        order = np.lexsort((self._ids, self._sort_orders, -self._sales))
+        keys: list[tuple[int, int, int]] = []
+        for at in range(0, len(order), 4096):
+            part = order[at : at + 4096]
+            keys.extend(zip((-self._sales[part]).tolist(), self._sort_orders[part].tolist(), self._ids[part].tolist(), strict=True))
+            yield
+        return keys
+
+    def by_category(self) -> Steps[dict[int, list[tuple[int, int]]]]:
+        """(sort_order, id) of every product by category, each list sorted."""
+        order = np.lexsort((self._ids, self._sort_orders, self._categories))
+        listed: dict[int, list[tuple[int, int]]] = {}
+        for at in range(0, len(order), 4096):
+            part = order[at : at + 4096]
+            for category_id, sort_order, product_id in zip(
+                self._categories[part].tolist(), self._sort_orders[part].tolist(), self._ids[part].tolist(), strict=True
+            ):
+                listed.setdefault(category_id, []).append((sort_order, product_id))
+            yield
+        return listed
+
+
+_NOT_CHANGED = object()
+MADE_KEPT = 4096
+"""`ProductInfo` made from a `ProductTable`'s columns kept for the next ask."""
+
+
 Lookup = Callable[[str, int], tuple[SearchHit, ...]]  # (query, limit) -> hits, maybe cached
 
 
@@ -284,30 +488,25 @@ class CatalogSnapshot:
         self, products: Iterable[ProductInfo], categories: Iterable[CategoryInfo], *, query_cache_size: int,
         lexicon: Lexicon, prepared: _Prepared | None = None,
     ) -> Steps[None]:
-        self.products: dict[int, ProductInfo] = {}
-        for product in products:
-            self.products[product.id] = product
-            if product.id % 512 == 0:
-                yield
+        listed = list(products)
+        if prepared is None:
+            self.products = yield from ProductTable.building(listed)
+        else:
+            self.products = prepared.products
         self._categories = {c.id: c for c in categories}
         self._base_lexicon = lexicon
         # how often the catalog says each word of the built-in everyday names: an
         # everyday name applies where the catalog uses what it means
         if prepared is None:
-            self._words = yield from _counting_words(self.products.values(), self._categories.values())
+            self._words = yield from _counting_words(listed, self._categories.values())
         else:
             self._words = prepared.words
-        self._by_category: dict[int, list[tuple[int, int]]] = {}  # (sort_order, id), sorted
-        for count, p in enumerate(self.products.values()):
-            self._by_category.setdefault(p.category_id, []).append((p.sort_order, p.id))
-            if count % 1024 == 0:
-                yield
-        for listed in self._by_category.values():
-            listed[:] = yield from sorting(listed)
-        self._hot = yield from sorting((yield from _listing(self.products.values(), _hot_key)))
+        self._by_category: dict[int, list[tuple[int, int]]] = yield from self.products.by_category()  # (sort_order, id)
+        self._hot = yield from self.products.hot_keys()
         self._derived: dict[str, Any] = {}
         if prepared is None:
-            docs = yield from _listing(self.products.values(), ProductInfo.search_doc)
+            docs = yield from _listing(listed, ProductInfo.search_doc)
+            del listed
             self.index = yield from SearchIndex.building(docs)
         else:
             self.index = prepared.index
@@ -399,7 +598,7 @@ class CatalogSnapshot:
             cache.cache_clear()
 
 
-def _lookups(index: SearchIndex, products: dict[int, ProductInfo]) -> tuple[Lookup, Lookup]:
+def _lookups(index: SearchIndex, products: ProductTable) -> tuple[Lookup, Lookup]:
     """search and suggest over the index, products on sale only. Shoppers ask for the same
     few things over and over ("苹果", "茶"): the snapshot caches these until the next change."""
 
@@ -415,7 +614,9 @@ def _lookups(index: SearchIndex, products: dict[int, ProductInfo]) -> tuple[Look
 async def dismantle(snapshot: CatalogSnapshot) -> None:
     """Free a retired snapshot a few thousand objects at a time, the event loop running in
     between: freeing 100k products and their index at once would hold it for a long while."""
-    for container in (snapshot.products, snapshot._hot, snapshot._by_category, *snapshot.index.large_parts()):
+    for container in (
+        *snapshot.products.large_parts(), snapshot._hot, snapshot._by_category, *snapshot.index.large_parts()
+    ):
         while container:
             if isinstance(container, list):
                 del container[-FREE_CHUNK:]
@@ -693,6 +894,7 @@ class _Prepared:
     """What a build in another process made that the snapshot would otherwise make itself."""
 
     index: SearchIndex
+    products: ProductTable
     words: Counter[str]
 
 
@@ -746,20 +948,20 @@ async def _child_build(url: str, sending: Connection) -> None:
     read = finish(_assembling(whole.rows, whole.categories))
     words = finish(_counting_words(read.current, whole.categories.values()))
     index = SearchIndex(product.search_doc() for product in read.current)
+    products = ProductTable(read.current)
+    del read
 
     def send(*message: Any) -> None:
         sending.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
 
     send("meta", whole.watermark, whole.categories, whole.lexicon, words)
-    for at in range(0, len(read.current), PARCEL_PRODUCTS):
-        send("products", read.current[at : at + PARCEL_PRODUCTS])
     stamps = [(row.id, row.updated_at) for row in whole.stamped]
-    for at in range(0, len(stamps), PARCEL_PRODUCTS * 4):
-        send("stamps", stamps[at : at + PARCEL_PRODUCTS * 4])
+    for at in range(0, len(stamps), PARCEL_STAMPS):
+        send("stamps", stamps[at : at + PARCEL_STAMPS])
     buffers: list[pickle.PickleBuffer] = []
-    packed = pickle.dumps(index.packed(), protocol=5, buffer_callback=buffers.append)
+    packed = pickle.dumps((index.packed(), products.packed()), protocol=5, buffer_callback=buffers.append)
     raws = [buffer.raw() for buffer in buffers]
-    send("index", packed, [raw.nbytes for raw in raws])
+    send("arrays", packed, [raw.nbytes for raw in raws])
     for raw in raws:  # the arrays' bytes, as they are, a piece at a time
         for at in range(0, raw.nbytes, PARCEL_BYTES):
             sending.send_bytes(raw[at : at + PARCEL_BYTES])
@@ -784,16 +986,9 @@ async def _building_elsewhere(url: str, *, query_cache_size: int) -> tuple[Catal
 
     try:
         _, watermark, categories, lexicon, words = await receive()
-        products: list[ProductInfo] = []
         recent: dict[int, datetime] = {}
-        while True:
-            message = await receive()
-            if message[0] == "products":
-                products.extend(message[1])
-            elif message[0] == "stamps":
-                recent.update(message[1])
-            else:
-                break
+        while (message := await receive())[0] == "stamps":
+            recent.update(message[1])
         _, packed, sizes = message
         buffers: list[bytearray] = []
         for size in sizes:
@@ -814,10 +1009,12 @@ async def _building_elsewhere(url: str, *, query_cache_size: int) -> tuple[Catal
             process.kill()
 
     def taking_in() -> Steps[CatalogSnapshot]:
-        index = yield from SearchIndex.unpacking(pickle.loads(packed, buffers=buffers))
+        packed_index, packed_products = pickle.loads(packed, buffers=buffers)
+        index = yield from SearchIndex.unpacking(packed_index)
+        products = ProductTable.unpacking(packed_products)
         return (yield from CatalogSnapshot.building(
-            products, categories.values(), query_cache_size=query_cache_size, lexicon=lexicon,
-            prepared=_Prepared(index=index, words=words),
+            (), categories.values(), query_cache_size=query_cache_size, lexicon=lexicon,
+            prepared=_Prepared(index=index, products=products, words=words),
         ))
 
     snapshot = await _between_searches(taking_in())
