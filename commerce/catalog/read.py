@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import functools
 import gc
 import logging
@@ -320,6 +321,11 @@ class ProductTable(MutableMapping[int, ProductInfo]):
         self._label_of = np.array(label_of, dtype=np.int32)
         self._tag_sets = list(tag_sets)
         self._labels = list(labels)
+        yield
+        # the orders the snapshot lists products in, sorted here (where a build elsewhere runs)
+        self._hot_order = np.lexsort((self._ids, self._sort_orders, -self._sales))
+        yield
+        self._category_order = np.lexsort((self._ids, self._sort_orders, self._categories))
         self._start_overlay()
 
     def _start_overlay(self) -> None:
@@ -330,14 +336,13 @@ class ProductTable(MutableMapping[int, ProductInfo]):
     def packed(self) -> dict[str, Any]:
         """The columns, to cross to another process (a fresh table: no overlay)."""
         state = {name: value for name, value in vars(self).items() if name not in ("_changed", "_made", "_size")}
-        state["_blob"] = np.frombuffer(self._blob, dtype=np.uint8)
+        state["_blob"] = pickle.PickleBuffer(self._blob)  # taken back as the buffer it crossed in
         return state
 
     @classmethod
     def unpacking(cls, packed: dict[str, Any]) -> ProductTable:
         table = cls.__new__(cls)
-        vars(table).update(packed)
-        table._blob = packed["_blob"].tobytes()
+        vars(table).update(packed)  # the texts stay in the buffer they crossed in (a view): sliced alike
         table._start_overlay()
         return table
 
@@ -376,7 +381,7 @@ class ProductTable(MutableMapping[int, ProductInfo]):
         starts, blob = self._starts, self._blob
         first = self._TEXTS * at
         name, subtitle, image_url, thumb_url = (
-            blob[starts[first + n] : starts[first + n + 1]].decode(errors="surrogatepass") for n in range(self._TEXTS)
+            str(blob[starts[first + n] : starts[first + n + 1]], "utf-8", "surrogatepass") for n in range(self._TEXTS)
         )
         category_id = int(self._categories[at])
         category, category_en = self._category_names[category_id]
@@ -422,7 +427,7 @@ class ProductTable(MutableMapping[int, ProductInfo]):
 
     def hot_keys(self) -> Steps[list[tuple[int, int, int]]]:
         """`_hot_key` of every product, sorted (the overlay is empty after a build)."""
-        order = np.lexsort((self._ids, self._sort_orders, -self._sales))
+        order = self._hot_order
         keys: list[tuple[int, int, int]] = []
         for at in range(0, len(order), 4096):
             part = order[at : at + 4096]
@@ -432,7 +437,7 @@ class ProductTable(MutableMapping[int, ProductInfo]):
 
     def by_category(self) -> Steps[dict[int, list[tuple[int, int]]]]:
         """(sort_order, id) of every product by category, each list sorted."""
-        order = np.lexsort((self._ids, self._sort_orders, self._categories))
+        order = self._category_order
         listed: dict[int, list[tuple[int, int]]] = {}
         for at in range(0, len(order), 4096):
             part = order[at : at + 4096]
@@ -872,6 +877,27 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _libc_malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+_malloc_trim = _libc_malloc_trim() if sys.platform == "linux" else None
+
+
+def _trim_heap() -> None:
+    """Give the C heap's free pages back to the system once a retired catalog is freed (glibc).
+
+    After the large arrays of one catalog are freed, glibc raises its threshold for
+    mapping large blocks on their own, and the next catalog's arrays come from the heap,
+    where freed memory stays with the process: RSS grew by a catalog at every rebuild.
+    Run in a thread: the call releases the interpreter."""
+    if _malloc_trim is not None:
+        _malloc_trim(0)
+
+
 async def _between_searches(steps: Steps[T]) -> T:
     """Run resumable work on the event loop, `BUILD_SLICE_SECONDS` at a time, other work (the
     searches) running in between: no thread holds the interpreter while the loop waits for it."""
@@ -1095,7 +1121,10 @@ class Catalog:
             if self._snapshot is None:
                 built = await self._build()
                 self._install(built)
-                await self._read_dirty(built[0])
+                installed = built[0]
+                del built
+                await asyncio.to_thread(_trim_heap)  # what the build left behind
+                await self._read_dirty(installed)
             assert self._snapshot is not None
             return self._snapshot
 
@@ -1336,6 +1365,8 @@ class Catalog:
                 return
             del self._retired[0]
             await dismantle(old)
+            del old  # its arrays go with it
+            await asyncio.to_thread(_trim_heap)
 
     async def _build(self) -> tuple[CatalogSnapshot, datetime | None, dict[int, datetime]]:
         """Read every product on sale (Core rows) and build the catalog; searches go on meanwhile.

@@ -26,6 +26,7 @@ tie, and every posting list cut short by the budget, favours best sellers.
 from __future__ import annotations
 
 import math
+import pickle
 import re
 import unicodedata
 from array import array
@@ -392,7 +393,7 @@ class SearchIndex:
         fresh build: edits since (the overlay) are not carried."""
         keys = list(self._rows)
         return {
-            "blob": np.frombuffer(self._blob, dtype=np.uint8),
+            "blob": pickle.PickleBuffer(self._blob),  # taken back as the buffer it crossed in
             "starts": self._starts,
             "ids": self._ids,
             "offsets": self._offsets,
@@ -408,7 +409,7 @@ class SearchIndex:
         """An index from `packed`, as resumable work: the buffers are taken as they are, the
         dict of keys and the vocabulary made a few thousand at a time."""
         index = cls.__new__(cls)
-        index._blob = packed["blob"].tobytes()
+        index._blob = packed["blob"]  # a view of the buffer it crossed in: sliced and decoded alike
         index._starts, index._ids = packed["starts"], packed["ids"]
         index._offsets, index._data = packed["offsets"], packed["data"]
         index._rows = {}
@@ -724,8 +725,8 @@ def _pack(entry: _Entry) -> bytes:
     ).encode()
 
 
-def _unpack(packed: bytes, product_id: int) -> _Entry:
-    return _Entry(product_id, *packed.decode().split(_FIELD_SEPARATOR))
+def _unpack(packed: bytes | memoryview, product_id: int) -> _Entry:
+    return _Entry(product_id, *str(packed, "utf-8").split(_FIELD_SEPARATOR))
 
 
 
