@@ -462,6 +462,7 @@ async def bench_worker(path: Path) -> None:
     snapshot = await catalog.snapshot()
     load_seconds = time.perf_counter() - started
     now, peak = rss_mib()
+    loaded = now
     print(f"         worker: first load {load_seconds:5.2f} s  ({len(snapshot.products)} products)  "
           f"RSS {now:.0f} MiB (peak {peak:.0f}, {before:.0f} before the load)")
     snapshot.search("苹果")  # as a worker's first search does
@@ -475,6 +476,7 @@ async def bench_worker(path: Path) -> None:
             await asyncio.sleep(0.05)
         await catalog.tick()
     now, peak = rss_mib()
+    rebuilt = now
     print(f"         rebuild in the background {rebuild_seconds:5.2f} s  {lag.summary()}  "
           f"RSS {now:.0f} MiB (peak {peak:.0f})")
 
@@ -513,6 +515,7 @@ async def bench_worker(path: Path) -> None:
         f"{(row.price_fen + 100) / 100:.2f},{row.stock},{';'.join(f'{k}={v}' for k, v in row.spec.items())}\n"
         for row in rows
     )
+    del products, snap, info, renamed  # as turns let go of the catalog: the replaced one is freed
     async with LoopLag() as lag:
         started = time.perf_counter()
         async with uows() as uow:
@@ -524,10 +527,11 @@ async def bench_worker(path: Path) -> None:
         for _ in range(4):
             await asyncio.sleep(0.05)
         await catalog.tick()
-    print(f"         CSV import of {len(rows)} rows ({report.updated} updated): {imported:5.2f} s, searchable after "
-          f"{applied:5.2f} s  {lag.summary()}")
     now, peak = rss_mib()
-    print(f"         worker RSS at the end {now:.0f} MiB (peak {peak:.0f})")
+    print(f"         CSV import of {len(rows)} rows ({report.updated} updated): {imported:5.2f} s, searchable after "
+          f"{applied:5.2f} s  {lag.summary()}  RSS {now:.0f} MiB")
+    print(f"         worker RSS: after the first load {loaded:.0f} MiB, after a rebuild {rebuilt:.0f} MiB, "
+          f"after the import {now:.0f} MiB; peak {peak:.0f} MiB")
     await catalog.close()
     await engine.dispose()
 

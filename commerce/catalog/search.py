@@ -482,14 +482,23 @@ class SearchIndex:
     # ---- changes -------------------------------------------------------------------------
 
     def add(self, doc: SearchDoc) -> None:
-        """Index one document (a new product, or a new version of one: it replaces it)."""
-        self.remove(doc.product_id)
+        """Index one document (a new product, or a new version of one: it replaces it).
+
+        A new version is indexed by difference: only the keys it gained or lost change
+        their posting lists (an edit usually keeps most of them, and a common key's list
+        is copied whole when it changes)."""
+        entry, keys = _build_entry(doc)
         number = self._number(doc.product_id)
+        old = self._entry(number) if number is not None else None
+        kept: set[str] = set()
         if number is None:
             number = self._new_numbers[doc.product_id] = self._count
             self._count += 1
-        entry, keys = _build_entry(doc)
-        for key in keys:
+        elif old is not None:
+            old_keys = _entry_keys(old)
+            kept = old_keys & keys
+            self._unindex(number, old, old_keys - kept)
+        for key in keys - kept:
             posting = self._own_posting(key)
             if posting is None:
                 self._owned[key] = np.array([number], dtype=np.int32)
@@ -516,7 +525,13 @@ class SearchIndex:
         entry = self._entry(number)
         if entry is None:
             return False
-        for key in _entry_keys(entry):  # the keys it was indexed under
+        self._unindex(number, entry, _entry_keys(entry))
+        self._extra[number] = None
+        return True
+
+    def _unindex(self, number: int, entry: _Entry, keys: Iterable[str]) -> None:
+        """Take a document's number out of these keys' lists, and its words out of the counts."""
+        for key in keys:
             posting = self._own_posting(key)
             if posting is None:
                 continue
@@ -525,13 +540,11 @@ class SearchIndex:
                 posting = self._owned[key] = np.delete(posting, at)
                 if not len(posting) and key.startswith(_TERM_MARK):
                     self._vocabulary.discard(key[1:])
-        self._extra[number] = None
         self._live -= 1
         self._vocabulary.syllables.subtract(_entry_syllables(entry))
         self._vocabulary.syllables += Counter()  # drop the syllables no document has any more
         self._name_words.discard(entry)
         self._last_scored = None
-        return True
 
     # ---- searching -----------------------------------------------------------------------
 
