@@ -34,6 +34,7 @@ import tracemalloc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 if __name__ == "__main__" and not __package__:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
@@ -464,7 +465,7 @@ async def bench_worker(path: Path) -> None:
     now, peak = rss_mib()
     loaded = now
     print(f"         worker: first load {load_seconds:5.2f} s  ({len(snapshot.products)} products)  "
-          f"RSS {now:.0f} MiB (peak {peak:.0f}, {before:.0f} before the load)")
+          f"RSS {now:.0f} MiB (peak {peak:.0f}, {before:.0f} before the load){_elsewhere(catalog)}")
     snapshot.search("苹果")  # as a worker's first search does
     del snapshot  # as a turn lets go of it: a replaced catalog is freed once nobody holds it
 
@@ -478,7 +479,7 @@ async def bench_worker(path: Path) -> None:
     now, peak = rss_mib()
     rebuilt = now
     print(f"         rebuild in the background {rebuild_seconds:5.2f} s  {lag.summary()}  "
-          f"RSS {now:.0f} MiB (peak {peak:.0f})")
+          f"RSS {now:.0f} MiB (peak {peak:.0f}){_elsewhere(catalog)}")
 
     async with engine.connect() as conn:
         ids = list((await conn.scalars(select(Product.id).order_by(Product.id).limit(20))).all())
@@ -534,6 +535,12 @@ async def bench_worker(path: Path) -> None:
           f"after the import {now:.0f} MiB; peak {peak:.0f} MiB")
     await catalog.close()
     await engine.dispose()
+
+
+def _elsewhere(catalog: Any) -> str:
+    """Where the last build ran (a large catalog's, in a subprocess: its own peak RSS)."""
+    peak = catalog.build_peak_mib
+    return f"  [built in a subprocess, its peak RSS {peak:.0f} MiB]" if peak is not None else "  [built here]"
 
 
 def _time_calls(call: Callable[[str], object], queries: Sequence[str]) -> list[float]:

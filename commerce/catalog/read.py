@@ -991,10 +991,14 @@ async def _child_build(url: str, sending: Connection) -> None:
     for raw in raws:  # the arrays' bytes, as they are, a piece at a time
         for at in range(0, raw.nbytes, PARCEL_BYTES):
             sending.send_bytes(raw[at : at + PARCEL_BYTES])
-    send("done")
+    import resource  # Unix only, as the subprocess build is
+
+    send("done", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # its peak, MiB (Linux: KiB)
 
 
-async def _building_elsewhere(url: str, *, query_cache_size: int) -> tuple[CatalogSnapshot, datetime | None, dict[int, datetime], Lexicon]:
+async def _building_elsewhere(
+    url: str, *, query_cache_size: int
+) -> tuple[CatalogSnapshot, datetime | None, dict[int, datetime], float]:
     """A full build in another process (`_build_in_child`), taken in here a piece at a time:
     the event loop only unpickles parcels of a few hundred products and copies raw bytes,
     then makes the snapshot's small parts between searches."""
@@ -1026,8 +1030,10 @@ async def _building_elsewhere(url: str, *, query_cache_size: int) -> tuple[Catal
                 view[at : at + len(piece)] = piece
                 at += len(piece)
             buffers.append(buffer)
-        if (await receive())[0] != "done":
+        done = await receive()
+        if done[0] != "done":
             raise RuntimeError("the catalog build in a subprocess sent something unexpected")
+        peak_mib: float = done[1]
     finally:
         receiving.close()
         await asyncio.to_thread(process.join, CLOSE_WAIT_SECONDS)
@@ -1044,7 +1050,7 @@ async def _building_elsewhere(url: str, *, query_cache_size: int) -> tuple[Catal
         ))
 
     snapshot = await _between_searches(taking_in())
-    return snapshot, watermark, recent, lexicon
+    return snapshot, watermark, recent, peak_mib
 
 
 def database_url_for_child(engine: AsyncEngine) -> str | None:
@@ -1109,6 +1115,7 @@ class Catalog:
         self._stop = asyncio.Event()
         self._retired: list[CatalogSnapshot] = []
         self.builds = 0  # full builds so far (the first load included)
+        self.build_peak_mib: float | None = None  # the peak RSS of the last build's subprocess
 
     # ---- reading ---------------------------------------------------------------------
 
@@ -1386,7 +1393,7 @@ class Catalog:
         with _collector_paused() if large else contextlib.nullcontext():
             if large and self._url is not None:
                 try:
-                    snapshot, watermark, recent, _ = await _building_elsewhere(
+                    snapshot, watermark, recent, self.build_peak_mib = await _building_elsewhere(
                         self._url, query_cache_size=self._query_cache_size
                     )
                 except Exception:
