@@ -3,7 +3,8 @@ stock read from the database when a page is shown.
 
 What changes only when staff edit the catalog (names, tags, categories, prices, images,
 variants' specs, popularity) is held in memory by each worker: a `CatalogSnapshot`
-of `ProductInfo` and its `SearchIndex`. What moves with every order (stock) is not: a
+of the products (a `ProductTable`: columns in numpy arrays and packed text, making a
+`ProductInfo` when asked) and its `SearchIndex` (compact arrays too). What moves with every order (stock) is not: a
 page of results reads the stock and prices of its few products in one indexed query
 (`Catalog.stock`), a product card reads its product (`Catalog.product`). So an order
 never touches the catalog in memory, and a search never waits for a reload.
@@ -22,10 +23,13 @@ How the catalog in memory follows the database:
   overlaps by `REFRESH_OVERLAP`, so a transaction that commits a little after another
   with a later stamp is not missed; what was already applied is recognised by its stamp.
 - **A full rebuild** (start-up, a bulk import, and every `rebuild_seconds`, which
-  brings popularity up to date) reads Core rows in partitions and builds the index as
-  resumable work, `BUILD_SLICE_SECONDS` at a time on the event loop, searches running in
-  between with the previous catalog; the new one is swapped in whole and the old one
-  freed a piece at a time. Only searches before the very first load is done wait for it.
+  brings popularity up to date) of a large catalog runs in another process: it reads Core
+  rows from the database itself, builds the table and the index, and sends them back as
+  raw arrays; the event loop only takes them in, `BUILD_SLICE_SECONDS` at a time, searches
+  running in between with the previous catalog. (A small catalog, or a database another
+  process cannot open, is read in partitions and built here, in the same slices.) The new
+  catalog is swapped in whole and the old one freed a piece at a time, then the C heap
+  trimmed. Only searches before the very first load is done wait for it.
 - **Orders** (`CatalogChanged(variant_ids=...)`) change nothing here.
 """
 
