@@ -46,7 +46,6 @@ import pickle
 import sys
 import time
 from array import array
-from bisect import bisect_left, insort
 from collections import Counter
 from collections.abc import (
     Awaitable,
@@ -59,6 +58,8 @@ from collections.abc import (
 )
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from heapq import merge
+from itertools import islice, pairwise
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
@@ -429,27 +430,50 @@ class ProductTable(MutableMapping[int, ProductInfo]):
 
     # ---- what the snapshot derives from all products, from the columns ---------------------
 
-    def hot_keys(self) -> Steps[list[tuple[int, int, int]]]:
-        """`_hot_key` of every product, sorted (the overlay is empty after a build)."""
-        order = self._hot_order
-        keys: list[tuple[int, int, int]] = []
-        for at in range(0, len(order), 4096):
-            part = order[at : at + 4096]
-            keys.extend(zip((-self._sales[part]).tolist(), self._sort_orders[part].tolist(), self._ids[part].tolist(), strict=True))
-            yield
-        return keys
+    def best_sellers(self, limit: int) -> list[int]:
+        """Product ids by `_hot_key` (best sellers first): the build's order, with the
+        products changed since merged in."""
+        changed = self._changed
+        edited = sorted(_hot_key(product) for product in changed.values() if product is not None)
 
-    def by_category(self) -> Steps[dict[int, list[tuple[int, int]]]]:
-        """(sort_order, id) of every product by category, each list sorted."""
+        def built() -> Iterator[tuple[int, int, int]]:
+            for at in range(0, len(self._hot_order), 256):
+                part = self._hot_order[at : at + 256]
+                for sales, sort_order, product_id in zip(
+                    self._sales[part].tolist(), self._sort_orders[part].tolist(), self._ids[part].tolist(), strict=True
+                ):
+                    if product_id not in changed:
+                        yield -sales, sort_order, product_id
+
+        return [product_id for _, _, product_id in islice(merge(built(), edited), limit)]
+
+    def by_category(self) -> dict[int, tuple[int, ...]]:
+        """The ids of the products of each category that has any, by (sort_order, id)."""
         order = self._category_order
-        listed: dict[int, list[tuple[int, int]]] = {}
-        for at in range(0, len(order), 4096):
-            part = order[at : at + 4096]
-            for category_id, sort_order, product_id in zip(
-                self._categories[part].tolist(), self._sort_orders[part].tolist(), self._ids[part].tolist(), strict=True
-            ):
-                listed.setdefault(category_id, []).append((sort_order, product_id))
-            yield
+        categories = self._categories[order]
+        ids = self._ids[order]
+        cuts = [0, *(np.flatnonzero(np.diff(categories)) + 1).tolist(), len(order)]
+        changed = self._changed
+        edited: dict[int, list[tuple[int, int]]] = {}
+        for product in changed.values():
+            if product is not None:
+                edited.setdefault(product.category_id, []).append((product.sort_order, product.id))
+        listed: dict[int, tuple[int, ...]] = {}
+        for start, stop in pairwise(cuts):
+            if start == stop:
+                continue
+            category_id = int(categories[start])
+            keys: Iterable[tuple[int, int]] = zip(
+                self._sort_orders[order[start:stop]].tolist(), ids[start:stop].tolist(), strict=True
+            )
+            if changed:
+                keys = [key for key in keys if key[1] not in changed]
+            more = edited.pop(category_id, None)
+            found = tuple(product_id for _, product_id in (merge(keys, sorted(more)) if more else keys))
+            if found:
+                listed[category_id] = found
+        for category_id, more in edited.items():  # categories only edited products are in
+            listed[category_id] = tuple(product_id for _, product_id in sorted(more))
         return listed
 
 
@@ -510,8 +534,6 @@ class CatalogSnapshot:
             self._words = yield from _counting_words(listed, self._categories.values())
         else:
             self._words = prepared.words
-        self._by_category: dict[int, list[tuple[int, int]]] = yield from self.products.by_category()  # (sort_order, id)
-        self._hot = yield from self.products.hot_keys()
         self._derived: dict[str, Any] = {}
         if prepared is None:
             docs = yield from _listing(listed, ProductInfo.search_doc)
@@ -543,13 +565,14 @@ class CatalogSnapshot:
         """Categories that have products on sale, in their order, each with its products in theirs."""
         found = self._derived.get("categories")
         if found is None:
+            listed = self.products.by_category()
             found = self._derived["categories"] = tuple(
                 CategoryView(
                     id=c.id, name=c.name, name_en=c.name_en,
-                    product_ids=tuple(pid for _, pid in self._by_category[c.id]),
+                    product_ids=listed[c.id],
                 )
                 for c in sorted(self._categories.values(), key=lambda c: (c.sort_order, c.id))
-                if self._by_category.get(c.id)
+                if c.id in listed
             )
         return found
 
@@ -561,7 +584,7 @@ class CatalogSnapshot:
 
     def best_sellers(self, limit: int) -> tuple[int, ...]:
         """Product ids, best sellers first (sales as of the last full build)."""
-        return tuple(pid for _, _, pid in self._hot[:limit])
+        return tuple(self.products.best_sellers(limit))
 
     # ---- search ------------------------------------------------------------------------
 
@@ -580,8 +603,6 @@ class CatalogSnapshot:
             self._drop(product.id)
             self.products[product.id] = product
             self._words.update(_used_words(_product_text(product)))
-            insort(self._by_category.setdefault(product.category_id, []), (product.sort_order, product.id))
-            insort(self._hot, _hot_key(product))
             self.index.add(product.search_doc())
         for product_id in gone:
             self._drop(product_id)
@@ -598,8 +619,6 @@ class CatalogSnapshot:
         if old is None:
             return
         self._words.subtract(_used_words(_product_text(old)))
-        _remove_sorted(self._by_category.get(old.category_id, []), (old.sort_order, old.id))
-        _remove_sorted(self._hot, _hot_key(old))
 
     def _changed(self) -> None:
         self._derived.clear()
@@ -624,7 +643,7 @@ async def dismantle(snapshot: CatalogSnapshot) -> None:
     """Free a retired snapshot a few thousand objects at a time, the event loop running in
     between: freeing 100k products and their index at once would hold it for a long while."""
     for container in (
-        *snapshot.products.large_parts(), snapshot._hot, snapshot._by_category, *snapshot.index.large_parts()
+        *snapshot.products.large_parts(), *snapshot.index.large_parts()
     ):
         while container:
             if isinstance(container, list):
@@ -641,12 +660,6 @@ async def dismantle(snapshot: CatalogSnapshot) -> None:
 
 def _hot_key(product: ProductInfo) -> tuple[int, int, int]:
     return (-product.sales_count, product.sort_order, product.id)
-
-
-def _remove_sorted(items: list[Any], item: Any) -> None:
-    at = bisect_left(items, item)
-    if at < len(items) and items[at] == item:
-        del items[at]
 
 
 def _product_text(product: ProductInfo) -> str:
