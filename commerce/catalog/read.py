@@ -42,6 +42,7 @@ import functools
 import gc
 import logging
 import multiprocessing
+import os
 import pickle
 import sys
 import time
@@ -109,6 +110,8 @@ FREE_CHUNK = 500
 """Objects freed between two turns of the event loop when a retired catalog is let go."""
 PARCEL_STAMPS = 2000
 """Products' stamps per message from a build in another process: each is unpickled on the event loop."""
+BUILD_NICENESS = 10
+"""How much lower the subprocess of a build runs than the worker, when the cores are busy."""
 PARCEL_BYTES = 1 << 20
 """Bytes of the index's arrays per message from a build in another process."""
 
@@ -972,6 +975,8 @@ def _build_in_child(url: str, sending: Connection) -> None:
     """The far end of `_building_elsewhere`, in a process of its own (spawned: nothing of the
     worker's state comes along): read the catalog from the database, build it whole, and send
     it back in pieces, each small enough to be taken in without holding the worker's loop."""
+    with contextlib.suppress(OSError, AttributeError):  # background work: the worker's turns come first
+        os.nice(BUILD_NICENESS)
     try:
         asyncio.run(_child_build(url, sending))
     except BaseException as exc:  # told, rather than a silent end of the pipe
