@@ -1036,6 +1036,7 @@ async def _building_elsewhere(
             raise RuntimeError(f"the catalog build in a subprocess failed: {message[1]}")
         return message
 
+    received = False
     try:
         _, watermark, categories, lexicon, words = await receive()
         recent: dict[int, datetime] = {}
@@ -1056,11 +1057,18 @@ async def _building_elsewhere(
         if done[0] != "done":
             raise RuntimeError("the catalog build in a subprocess sent something unexpected")
         peak_mib: float = done[1]
+        received = True
     finally:
-        receiving.close()
-        await asyncio.to_thread(process.join, CLOSE_WAIT_SECONDS)
+        # Cancelled (the catalog closing) or failed: the subprocess is stopped at once. Its
+        # end of the pipe closes with it, which ends a read still waiting in a thread; only
+        # then is this end closed (closed under a waiting read, its number could be reused).
+        if not received:
+            process.kill()
+        await asyncio.shield(asyncio.to_thread(process.join, CLOSE_WAIT_SECONDS))
         if process.is_alive():
             process.kill()
+            await asyncio.shield(asyncio.to_thread(process.join, CLOSE_WAIT_SECONDS))
+        receiving.close()
 
     def taking_in() -> Steps[CatalogSnapshot]:
         packed_index, packed_products = pickle.loads(packed, buffers=buffers)

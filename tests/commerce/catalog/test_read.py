@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import time
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -116,3 +118,23 @@ async def test_searches_are_answered_from_the_old_catalog_while_a_rebuild_runs_e
     assert await catalog.snapshot() is not old and catalog.builds == 2
     assert [hit.product_id for hit in (await catalog.snapshot()).search("苹果")] == found
     await catalog.close()
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.usefixtures("demo_catalog")
+async def test_closing_during_a_rebuild_elsewhere_stops_its_subprocess_at_once(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(read, "LARGE_CATALOG", 0)
+    catalog = Catalog(shop_sessions(engine, bus=shop_bus()), refresh_seconds=0, rebuild_seconds=0)
+    await catalog.snapshot()
+    catalog.rebuild_soon()
+    for _ in range(400):  # until the subprocess is started
+        if multiprocessing.active_children():
+            break
+        await asyncio.sleep(0.005)
+    assert multiprocessing.active_children()
+    started = time.perf_counter()
+    await catalog.close()
+    assert time.perf_counter() - started < 1.0  # killed, not waited for
+    assert not multiprocessing.active_children()
