@@ -432,10 +432,14 @@ class SearchIndex:
         """Its large containers of Python objects, for the catalog to free a retired index
         piece by piece (`commerce.catalog.read.dismantle`): emptied, the index answers
         nothing. Its arrays are freed at once with it."""
-        vocabulary = self._vocabulary
+        vocabulary, name_words = self._vocabulary, self._name_words
+        # Containers sharing strings come first and the one holding their last references
+        # last: emptied in this order, each piece frees a few hundred strings, where emptying
+        # the buckets last freed the whole vocabulary in one piece (15-18 ms at 100k).
         return (
             self._rows, self._owned, self._extra, self._new_numbers,
-            vocabulary.terms, vocabulary.sorted_terms, vocabulary.buckets, self._name_words.words,
+            vocabulary.buckets, vocabulary.sorted_terms, vocabulary.terms,
+            name_words.by_length, name_words.words,
         )
 
     @property
