@@ -1162,11 +1162,10 @@ class Catalog:
         async with self._first_load:
             if self._snapshot is None:
                 built = await self._build()
+                await self._read_dirty(built)  # before anyone is handed it
                 self._install(built)
-                installed = built[0]
                 del built
                 await asyncio.to_thread(_trim_heap)  # what the build left behind
-                await self._read_dirty(installed)
             assert self._snapshot is not None
             return self._snapshot
 
@@ -1302,15 +1301,18 @@ class Catalog:
         if self._rebuilding is not None:
             self._dirty.update(pending.ids)
 
-    async def _read_dirty(self, snap: CatalogSnapshot) -> None:
-        """What changed while a build was reading its rows: read again, now, and applied."""
-        if not self._dirty:
-            return
-        dirty, self._dirty = self._dirty, set()
-        async with self._sessions() as session:
-            read = await _read_products(_fetch_in(session), snap._categories, ids=dirty)
-        if self._snapshot is snap:
-            self._apply(snap, read)
+    async def _read_dirty(self, built: tuple[CatalogSnapshot, datetime | None, dict[int, datetime]]) -> None:
+        """What changed while a build was reading its rows: read again and applied to the
+        built catalog *before* it is installed, until nothing more changed meanwhile; so no
+        search is ever handed a new catalog that lacks an edit the old one had (an import
+        committed during the first load, a staff edit during a rebuild)."""
+        snap, _watermark, stamps = built
+        while self._dirty:
+            dirty, self._dirty = self._dirty, set()
+            async with self._sessions() as session:
+                read = await _read_products(_fetch_in(session), snap._categories, ids=dirty)
+            snap.apply(current=read.current, gone=read.gone)
+            stamps.update(read.stamps)
 
     def _unknown_category(self, read: _Read) -> bool:
         snap = self._snapshot
@@ -1385,13 +1387,13 @@ class Catalog:
         try:
             self._dirty.clear()
             built = await self._build()
+            await self._read_dirty(built)  # edits made meanwhile, before searches see it
             old = self._snapshot
             self._install(built)
-            snap = built[0]
+            del built
             if old is not None:
                 self._retired.append(old)
                 del old
-            await self._read_dirty(snap)
             await self._free_retired()
         except Exception:
             log.exception("catalog rebuild failed (searches go on with the previous catalog)")

@@ -48,6 +48,43 @@ async def test_a_product_added_while_the_first_load_reads_is_searchable_once_it_
 
 
 @pytest.mark.usefixtures("demo_catalog")
+async def test_no_search_is_handed_the_first_catalog_before_what_changed_during_its_load_is_in(
+    engine: AsyncEngine,
+) -> None:
+    """Regression (CI, under load): the first load installed its catalog, then read again what
+    an import had changed meanwhile; a search arriving in between was handed the catalog
+    without the new product. Now the catalog is installed only once that is read."""
+    bus = shop_bus()
+    sessions = shop_sessions(engine, bus=bus)
+    catalog = Catalog(sessions, refresh_seconds=0, rebuild_seconds=0)
+    tell_catalog(bus, catalog)
+    read_rows, go_on = asyncio.Event(), asyncio.Event()
+    build = catalog._build
+
+    async def slow_build():  # type: ignore[no-untyped-def]
+        built = await build()
+        read_rows.set()
+        await go_on.wait()
+        return built
+
+    catalog._build = slow_build  # type: ignore[method-assign]
+    first_load = asyncio.create_task(catalog.snapshot())
+    await read_rows.wait()
+    async with sessions() as session:
+        created, _ = await catalog_admin.create_product(
+            session, name="天津麻花", price_fen=1500, stock=40, category="零食"
+        )
+        await session.commit()
+    go_on.set()
+    while catalog._snapshot is None:  # noqa: ASYNC110 (polls every turn of the loop: another customer, the moment there is a catalog)
+        await asyncio.sleep(0)
+    handed = await catalog.snapshot()
+    assert created.id in [hit.product_id for hit in handed.search("麻花")]
+    await first_load
+    await catalog.close()
+
+
+@pytest.mark.usefixtures("demo_catalog")
 async def test_a_product_read_in_its_transaction_before_the_first_load_is_not_taken_for_gone(
     engine: AsyncEngine,
 ) -> None:
