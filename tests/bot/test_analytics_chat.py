@@ -39,6 +39,10 @@ from tests.bot.conftest import OWNER, ShopFactory
 from tests.bot.driver import Shop, db
 from tests.bot.test_group_chat import _campaign, _order_no, _with_address
 
+# Which events a conversation leaves is checked; the batch insert runs on both databases in
+# tests/commerce/analytics/test_events.py.
+pytestmark = pytest.mark.sqlite_only
+
 QUIET = {"flush_seconds": 300.0}  # written when the test flushes (or the app stops), not on a timer
 CUSTOMER, FRIEND = "o_analytics_buyer", "o_analytics_friend"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.keys import INBOX, METRICS, PAYMENTS
@@ -19,6 +20,9 @@ from tests.bot.conftest import ShopFactory
 from tests.bot.driver import Shop
 from tests.bot.world import CUSTOMER, WorldFactory
 from tests.fakes.wechat import Failure
+
+# The exposition is checked, not the database (its few counting queries run in the domain tests).
+pytestmark = pytest.mark.sqlite_only
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from sqlalchemy import func, select
 
 from commerce.catalog.models import Variant
@@ -11,6 +12,9 @@ from commerce.customers.models import Handoff
 from commerce.orders.models import Order
 from tests.bot.driver import ChatUser, Shop, db
 from tests.bot.test_search_chat import numbered
+
+# The conversation is checked; cart, order and stock run on both databases in tests/commerce.
+pytestmark = pytest.mark.sqlite_only
 
 
 async def _stock(shop: Shop, sku: str) -> int:

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from commerce.customers.models import Address, Customer
 from tests.bot.driver import ChatUser, Shop, db
 from tests.bot.test_group_chat import _campaign, _order_no
 from tests.bot.test_shopping_chat import _open
+
+# The dialog's steps are checked; the address rows run on both databases in tests/commerce/customers.
+pytestmark = pytest.mark.sqlite_only
 
 WRONG_PHONE = "张三 138001 上海市浦东新区世纪大道100号"
 FIRST = "张三 13800138000 上海市浦东新区世纪大道100号"
