@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -256,13 +257,16 @@ async def test_events_are_written_in_batches_off_the_reply_path(make_shop: ShopF
     buffer = shop.client.app[SERVICES].events
     assert isinstance(buffer, EventBuffer)
     users = [shop.user(f"o_batch_{n}") for n in range(4)]
+    started = time.monotonic()
     for said in ("苹果", "1", "香蕉", "帮助", "苹果"):
         await asyncio.gather(*(user.say(said) for user in users))
     await asyncio.sleep(0.8)  # the timer writes them: nobody flushed
+    ticks = (time.monotonic() - started) / 0.3  # at most one INSERT a tick, however slow the machine
     async with db(shop.client.app)() as session:
         rows = list((await session.scalars(select(ShopEvent))).all())
     assert Counter(r.kind for r in rows)["message"] == 20
-    assert 1 <= len(inserts) <= 4 and all(inserts)  # 20 messages and their searches and cards: a few INSERTs
+    # 20 messages and their searches and cards: a few INSERTs, one per tick that had events
+    assert 1 <= len(inserts) <= min(ticks + 1, len(rows) / 4) and all(inserts), (len(inserts), ticks, len(rows))
     assert len(buffer) == 0
 
 
