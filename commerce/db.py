@@ -128,7 +128,22 @@ def create_engine(url: str, *, echo: bool = False, busy_timeout_ms: int = SQLITE
     engine = create_async_engine(url, **kwargs)
     if is_sqlite(url):
         event.listen(engine.sync_engine, "connect", functools.partial(_sqlite_pragmas, busy_timeout_ms=busy_timeout_ms))
+        event.listen(engine.sync_engine, "savepoint", _savepoint_inside_a_transaction)
     return engine
+
+
+def _savepoint_inside_a_transaction(conn: Connection, name: str) -> None:
+    """pysqlite (and aiosqlite over it) opens a transaction only before a write. A SAVEPOINT
+    emitted before the transaction's first write opens one of its own, and releasing the
+    outermost savepoint COMMITS it (SQLite's rule): the work of a `begin_nested()` that came
+    first was committed at its release, not with the transaction (a bulk ship's lines one by
+    one, before their audit row). So the transaction is begun first, as a deferred BEGIN, the
+    same lock SQLite would take for the SAVEPOINT: the savepoint nests, and its work commits
+    or rolls back with the transaction."""
+    raw = conn.connection.dbapi_connection
+    driver = getattr(raw, "_connection", raw)  # aiosqlite's Connection under SQLAlchemy's adapter
+    if not driver.in_transaction:
+        conn.exec_driver_sql("BEGIN")
 
 
 def create_blocking_sqlite_engine(url: str, *, busy_timeout_ms: int = 0) -> Engine:
@@ -149,6 +164,7 @@ def create_blocking_sqlite_engine(url: str, *, busy_timeout_ms: int = 0) -> Engi
         event.listen(engine, "connect", functools.partial(_sqlite_pragmas, busy_timeout_ms=busy_timeout_ms))
     else:
         event.listen(engine, "connect", _sqlite_pragmas_no_wait)
+    event.listen(engine, "savepoint", _savepoint_inside_a_transaction)
     return engine
 
 

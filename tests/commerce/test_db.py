@@ -37,3 +37,40 @@ def test_other_database_failures_are_not_busy() -> None:
     missing = OperationalError("SELECT * FROM nowhere", {}, sqlite3.OperationalError("no such table: nowhere"))
     assert not is_busy(missing)
     assert not is_busy(ValueError("database is locked"))  # words alone, from elsewhere, are not SQLite's
+
+
+async def test_a_savepoint_before_the_first_write_commits_with_its_transaction_not_at_its_release(
+    tmp_path: Path,
+) -> None:
+    """On SQLite a SAVEPOINT that opens the transaction commits when it is released; the
+    engine begins the transaction first, so a bulk ship's lines commit with its audit row."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from commerce.db import create_engine
+
+    path = tmp_path / "shop.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (x INTEGER)")
+        conn.execute("INSERT INTO t VALUES (0)")
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+
+    def seen() -> int:
+        with sqlite3.connect(path) as other:
+            return int(other.execute("SELECT x FROM t").fetchone()[0])
+
+    try:
+        async with AsyncSession(engine) as session:
+            async with session.begin():
+                async with session.begin_nested():
+                    await session.execute(text("UPDATE t SET x = 1"))
+                assert seen() == 0  # released, not committed
+            assert seen() == 1  # committed with the transaction
+            with pytest.raises(RuntimeError):
+                async with session.begin():
+                    async with session.begin_nested():
+                        await session.execute(text("UPDATE t SET x = 2"))
+                    raise RuntimeError("the caller fails after the savepoint")
+            assert seen() == 1  # rolled back with it
+    finally:
+        await engine.dispose()
