@@ -141,7 +141,7 @@ def _savepoint_inside_a_transaction(conn: Connection, name: str) -> None:
     same lock SQLite would take for the SAVEPOINT: the savepoint nests, and its work commits
     or rolls back with the transaction."""
     raw = conn.connection.dbapi_connection
-    driver = getattr(raw, "_connection", raw)  # aiosqlite's Connection under SQLAlchemy's adapter
+    driver: Any = getattr(raw, "_connection", raw)  # aiosqlite's Connection under SQLAlchemy's adapter
     if not driver.in_transaction:
         conn.exec_driver_sql("BEGIN")
 
