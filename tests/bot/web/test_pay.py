@@ -81,6 +81,7 @@ async def test_with_wechat_pay_the_page_offers_jsapi_inside_wechat_only(make_web
     status, html = await page(shop, path, **{"User-Agent": WECHAT_UA})
     assert status == 200
     assert "微信支付" in html and 'id="wechat-pay"' in html
+    assert f"微信支付 ¥{order.payable_fen / 100:.2f}</button>" in html  # the button names what it charges
     assert "getBrandWCPayRequest" in html
     assert 'id="simulate"' not in html and "模拟支付" not in html
     assert_nothing_secret(shop, html, order, path)
