@@ -53,6 +53,9 @@ class Intent(enum.StrEnum):
     LIVE_SUBSCRIBE = "live_subscribe"  # "订阅直播通知", "开播提醒我": told when a live drop starts
     LIVE = "live"  # "有直播吗", "直播间在哪": the product on air
     REVIEW = "review"  # "我想写评价", "给个好评": the review of a received order
+    MEMBER = "member"  # "我想办会员", "会员有什么好处", "我是什么等级": membership and its level
+    BALANCE = "balance"  # "余额还有多少", "查一下余额": the stored balance
+    TOPUP = "topup"  # "怎么充值", "我要充钱": the top-up plans
     PRICE_ASK = "price_ask"  # "多少钱", "how much" with no product named: the price of what is on screen
     STOCK_ASK = "stock_ask"  # "有现货吗", "in stock?" with no product named: the stock of what is on screen
     RECOMMEND = "recommend"  # "有什么推荐的", "what's good": the best sellers
@@ -290,6 +293,16 @@ _FLASH = re.compile(r"秒杀|抢购|限时抢|\bflash sales?\b")
 _LIVE_SUBSCRIBE = re.compile(r"订阅直播|直播(?:的)?(?:提醒|通知)|开播(?:的)?(?:提醒|通知)|开播(?:时|了)?(?:提醒|通知)我|\bsubscribe (?:to )?(?:the )?live\b")
 _LIVE = re.compile(r"直播|\blive (?:stream|show|sale|drop)s?\b|\bare you live\b")
 _REVIEW = re.compile(r"(?:写|给|打|做|留|发)(?:个|一个|一下|条)?(?:评价|评论|好评|差评|中评)|^(?:评价|好评|差评|中评)(?:一下)?$|怎么评价|去评价|买家秀|晒单|\b(?:write|leave) (?:a )?review\b")
+_MEMBER = re.compile(
+    r"(?:办|开通?|加入|成为|注册|申请|入)(?:个|一个|张)?会员|会员(?:有什么|有啥|有哪些|的)?(?:好处|权益|福利|优惠|折扣|等级|级别)"
+    r"|(?:我|我的)(?:是|现在是)?(?:什么|啥|几|哪个)?(?:会员)?(?:等级|级别)"
+    r"|\b(?:become|join as|sign up as) (?:a )?member\b|\bmembership\b|\bmy (?:member )?level\b"
+)
+_BALANCE = re.compile(
+    r"余额(?:还)?(?:有|剩|剩下)?(?:多少|几|吗|么)|查(?:一下|下|查)?余额|(?:我的|看看?|看一下)(?:储值)?余额"
+    r"|\b(?:my|check(?: my)?) balance\b"
+)
+_TOPUP = re.compile(r"(?:怎么|如何|我要|我想|想要?)(?:充值|充钱|储值)|充钱|\bhow (?:do i|to|can i) top ?up\b")
 _QUESTIONISH = re.compile(r"[?？吗么嘛呢多少几什么怎哪如何能可以]|\b(?:how|what|when|which|do you|can i|is there)\b")
 
 
@@ -329,6 +342,9 @@ _RULES: tuple[tuple[re.Pattern[str], Intent, Topic | None], ...] = (
     (_LIVE_SUBSCRIBE, Intent.LIVE_SUBSCRIBE, None),
     (_LIVE, Intent.LIVE, None),
     (_REVIEW, Intent.REVIEW, None),
+    (_MEMBER, Intent.MEMBER, None),
+    (_BALANCE, Intent.BALANCE, None),
+    (_TOPUP, Intent.TOPUP, None),
     (_HELP, Intent.HELP, None),
     (_BUY_AGAIN, Intent.BUY_AGAIN, None),
     *((pattern, intent, None) for intent, pattern in _ORDER_ASKS),

@@ -18,6 +18,7 @@ from bot.chat.router import LOCALE, Router
 from bot.chat.understanding import ORDER_ASKS, UNAMBIGUOUS, Intent, Topic, Understood, understand
 from bot.dialogs.common import unit_of_work
 from bot.handlers import account
+from bot.handlers import balance as stored_balance
 from bot.handlers.text import human_service, live_now, live_subscribe, review
 from commerce.cart import cart
 from commerce.orders import actions as order_actions
@@ -208,6 +209,24 @@ async def live_on_air(ctx: Context) -> Reply | None:
 async def review_in_words(ctx: Context) -> Reply | None:
     """"我想写评价", "给个好评": as 「评价」."""
     return await review(ctx)
+
+
+@router.route(Understands(frozenset({Intent.MEMBER})))
+async def member_in_words(ctx: Context) -> Reply | None:
+    """"我想办会员", "我是什么等级": as 「会员」 (a member's account, else the phone and its code)."""
+    return await account.member(ctx)
+
+
+@router.route(Understands(frozenset({Intent.BALANCE})))
+async def balance_in_words(ctx: Context) -> Reply | None:
+    """"余额还有多少": as 「余额」."""
+    return await stored_balance.balance(ctx)
+
+
+@router.route(Understands(frozenset({Intent.TOPUP})))
+async def topup_in_words(ctx: Context) -> Reply | None:
+    """"怎么充值", "我要充钱": as 「充值」."""
+    return await stored_balance.topup_plans(ctx)
 
 
 @router.route(Understands(frozenset({Intent.FAQ})))
