@@ -298,7 +298,7 @@ async def test_the_sweeper_answers_what_a_dead_worker_left_as_a_customer_service
         await engine.dispose()
     await asyncio.sleep(0.3)
     assert isinstance(inbox.replies, DurableReplyStore)
-    assert await Sweeper(inbox, inbox.replies).sweep() == 1
+    await Sweeper(inbox, inbox.replies).sweep()  # or the shop's own sweeper, each second, took it first
     await inbox.drain()
     [sent] = await shop.outbox.wait_for(user.openid, 1)
     assert "烟台红富士苹果" in sent.text
@@ -403,7 +403,7 @@ async def test_a_swept_message_whose_turn_committed_is_answered_with_a_notice(
         await engine.dispose()
     await asyncio.sleep(0.3)
     assert isinstance(inbox.replies, DurableReplyStore)
-    assert await Sweeper(inbox, inbox.replies).sweep() == 1
+    await Sweeper(inbox, inbox.replies).sweep()  # or the shop's own sweeper, each second, took it first
     await inbox.drain()
     [sent] = await shop.outbox.wait_for(msg.openid, 1)
     assert "已经处理好了" in sent.text  # not "已加入购物车": the add is not made twice
