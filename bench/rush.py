@@ -87,6 +87,7 @@ class RushResult:
     units: int
     seconds: float  # first send to last answer
     answers: list[float]  # seconds to each buyer's answer
+    by_kind: dict[str, list[float]]  # the same, per kind of answer (won, sold out, ...)
     kinds: Counter[str]
     failures: list[str]
     problems: list[str]
@@ -101,8 +102,8 @@ class RushResult:
     def rate(self) -> float:
         return self.buyers / self.seconds if self.seconds else 0.0
 
-    def p(self, fraction: float) -> float:
-        values = sorted(self.answers)
+    def p(self, fraction: float, kind: str | None = None) -> float:
+        values = sorted(self.answers if kind is None else self.by_kind.get(kind, []))
         return values[min(len(values) - 1, round(fraction * (len(values) - 1)))] if values else float("nan")
 
 
@@ -199,23 +200,26 @@ async def run_round(args: argparse.Namespace, services: Services, number: int, w
         app.stop()
         await runner.cleanup()
     kinds: Counter[str] = Counter()
+    by_kind: dict[str, list[float]] = {}
     failures: list[str] = []
     for buyer, outcome in zip(buyers, outcomes, strict=True):
         if isinstance(outcome, BaseException):
-            kinds["unanswered" if isinstance(outcome, JourneyError) else "error"] += 1
+            kind = "unanswered" if isinstance(outcome, JourneyError) else "error"
             failures.append(f"{buyer.openid}: {outcome!r}")
         elif WON in outcome:
-            kinds["won"] += 1
+            kind = "won"
         elif SOLD_OUT in outcome:
-            kinds["sold out"] += 1
+            kind = "sold out"
         else:
-            kinds["other"] += 1
+            kind = "other"
             failures.append(f"{buyer.openid}: {outcome[:100]!r}")
+        kinds[kind] += 1
+        by_kind.setdefault(kind, []).extend(t.seconds for t in buyer.turns if t.seconds is not None)
     problems = await verify(db_url, sale_id=sale_id, winners=kinds["won"], units=args.units, stock_before=stock_before)
     turns = [t for b in buyers for t in b.turns]
     return RushResult(
         buyers=args.buyers, units=args.units, seconds=seconds,
-        answers=[t.seconds for t in turns if t.seconds is not None], kinds=kinds, failures=failures,
+        answers=[t.seconds for t in turns if t.seconds is not None], by_kind=by_kind, kinds=kinds, failures=failures,
         problems=problems, app_cpu=app_cpu, services_cpu=services_cpu, client_cpu=client_cpu,
         machine_cpu=machine_cpu, retries=sum(t.retries for t in turns), log=server_log(app.output("serve.err")),
     )
@@ -229,6 +233,8 @@ def print_round(number: int, r: RushResult) -> None:
           f"cpu (share of one core): app {100 * r.app_cpu / r.seconds:.0f}%, services "
           f"{100 * r.services_cpu / r.seconds:.0f}%, load generator {100 * r.client_cpu / r.seconds:.0f}%, "
           f"everything else {100 * max(0.0, r.machine_cpu - r.app_cpu - r.services_cpu - r.client_cpu) / r.seconds:.0f}%")
+    for kind in sorted(r.by_kind):
+        print(f"  {kind}: p50 {r.p(0.5, kind):.2f} s, p99 {r.p(0.99, kind):.2f} s, max {r.p(1.0, kind):.2f} s")
     for line in (r.problems + r.failures)[:10]:
         print(f"  ! {line}")
     for kind, count in r.log.most_common(12):
