@@ -21,6 +21,7 @@ analytics turned off) notes nothing.
 from __future__ import annotations
 
 import unicodedata
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ from commerce.analytics.models import QUERY_MAX, EventKind, ShopEvent
 
 SESSION_ANALYTICS = "storefront.analytics"  # session.info: the sink of committed events
 _NOTED = "storefront.analytics.noted"  # session.info: what this transaction noted so far
+_MARKS = "storefront.analytics.savepoints"  # savepoint -> how many events were noted before it
 ID_MAX = 2**31 - 1  # the id columns are INTEGER
 PRUNE_BATCH = 5_000  # rows deleted per statement: short transactions on a big table
 
@@ -209,6 +211,8 @@ def install(session_class: type[Session]) -> None:
     if not sa_event.contains(session_class, "after_commit", _committed):
         sa_event.listen(session_class, "after_commit", _committed)
         sa_event.listen(session_class, "after_transaction_end", _ended)
+        sa_event.listen(session_class, "after_transaction_create", _began)
+        sa_event.listen(session_class, "after_soft_rollback", _rolled_back)
 
 
 def _committed(session: Session) -> None:
@@ -216,6 +220,24 @@ def _committed(session: Session) -> None:
     sink = session.info.get(SESSION_ANALYTICS)
     if noted and callable(sink):
         sink(noted)
+
+
+def _began(session: Session, transaction: SessionTransaction) -> None:
+    """A savepoint remembers how much was noted before it, for its rollback."""
+    if transaction.nested and counting(session):
+        marks = session.info.setdefault(_MARKS, weakref.WeakKeyDictionary())
+        marks[transaction] = len(session.info.get(_NOTED, ()))
+
+
+def _rolled_back(session: Session, transaction: SessionTransaction) -> None:
+    """A savepoint rolled back: what was noted inside it never happened (a flash winner
+    whose order was written before the sale's last unit went to another)."""
+    if not transaction.nested:
+        return
+    mark = session.info.get(_MARKS, {}).get(transaction)
+    noted = session.info.get(_NOTED)
+    if mark is not None and noted is not None:
+        del noted[mark:]
 
 
 def _ended(session: Session, transaction: SessionTransaction) -> None:

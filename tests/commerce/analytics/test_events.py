@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import event, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from commerce.analytics import events
 from commerce.analytics.events import Event
@@ -117,3 +117,34 @@ async def test_what_a_transaction_noted_counts_when_it_commits_and_never_when_it
         await cart.add_to_cart(session, customer_id=customer_id, variant_id=variant_id, quantity=1, rules=ShopRules())
         await session.commit()
     assert len(counted) == 1
+
+
+async def test_what_a_rolled_back_savepoint_noted_is_never_counted_and_what_came_before_it_is(
+    engine: AsyncEngine,
+) -> None:
+    """A flash winner's order written inside a savepoint that rolls back (the last unit went to
+    another winner) was never placed: its events go with it; the transaction's own stay."""
+    counted: list[Event] = []
+    sessions = shop_sessions(engine, counted=counted.extend)
+    async with sessions() as session:
+        customer_id = await make_customer(session)
+        before, inside, after = [await make_variant(session) for _ in range(3)]
+        await session.commit()
+    counted.clear()
+
+    async def add(session: AsyncSession, variant_id: int) -> int:
+        view = await cart.add_to_cart(
+            session, customer_id=customer_id, variant_id=variant_id, quantity=1, rules=ShopRules()
+        )
+        return next(line.product_id for line in view.lines if line.variant_id == variant_id)
+
+    async with sessions() as session:
+        kept = [await add(session, before)]
+        with pytest.raises(RuntimeError):
+            async with session.begin_nested():
+                await add(session, inside)
+                raise RuntimeError("the savepoint rolls back")
+        async with session.begin_nested():  # a released savepoint keeps what it noted
+            kept.append(await add(session, after))
+        await session.commit()
+    assert [(e.kind, e.product_id) for e in counted] == [(EventKind.CART_ADD, p) for p in kept]
