@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # built by bot.bootstrap; only their types are needed here
     from commerce.promotions.flash_sales import FlashGate
 
 TOUCH_INTERVAL_SECONDS = 60.0
+GRAB_WRITERS = 2  # flash-sale grabs a worker writes at once (`Services.grab_writers`)
 
 
 @dataclass(slots=True)
@@ -210,3 +211,8 @@ class Services:
     wechat_media: MediaSource  # what users sent (a staff member's photo), fetched from WeChat
     events: EventRecorder  # analytics: what is worth counting, written in batches (bot/analytics.py)
     sms: SmsSender = field(default_factory=SandboxSms)  # members' one-time codes ([sms]: sandbox or Tencent Cloud)
+    # flash-sale grabs this worker writes at once (bot.dialogs.flash): every winner writes the
+    # same two rows, so more in flight only wait on their locks, each holding a pooled
+    # connection the rest of the shop needs (300 winners at once: 30 a second, and WeChat's
+    # retries; two at a time per worker: 72 a second, none retried)
+    grab_writers: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(GRAB_WRITERS))

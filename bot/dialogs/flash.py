@@ -164,6 +164,8 @@ class FlashDialog(Dialog[FlashState, FlashData]):
         parked = await ctx.services.dialogs.take_parked(ctx.openid, self)
         if parked is not None:
             return await self._resume(ctx, parked)
+        if number is None and ctx.msg.flash_sale is not None:  # won at the edge: that sale
+            return await self._take_sale(ctx, ctx.msg.flash_sale)
         picked = await self._pick(ctx, number, phase="running")
         if not isinstance(picked, SaleView):
             return picked
@@ -174,6 +176,9 @@ class FlashDialog(Dialog[FlashState, FlashData]):
         stored = await ctx.services.dialogs.store.get(ctx.openid)
         if stored is not None and stored.dialog == self.name and stored.state in self.parked_in:
             return Text("step_hint", {"step": f"flash_{stored.state}"})
+        return await self._take_sale(ctx, sale_id)
+
+    async def _take_sale(self, ctx: Context, sale_id: int) -> Reply:
         try:
             async with unit_of_work(ctx) as session:
                 sale = await flash_sales.get_sale(session, sale_id=sale_id)
@@ -194,16 +199,16 @@ class FlashDialog(Dialog[FlashState, FlashData]):
         if ctx.msg.flash_sale == sale.id:  # won at the webhook's edge (bot.flash_edge): counted there
             gate = WonAtTheEdge(gate)
         try:
-            async with unit_of_work(ctx) as session:
+            # a grab's transaction writes the two rows every winner writes (the stock, the sale's
+            # counts): a few at a time per worker, the rest wait here holding no connection
+            async with ctx.services.grab_writers, unit_of_work(ctx) as session:
                 address = await addresses.default_address(session, customer_id=ctx.customer_id)
                 grabbed = await flash_sales.grab(
                     session, sale_id=sale.id, customer_id=ctx.customer_id,
                     address_id=address.id if address is not None else None, idempotency_key=key,
                     rules=ctx.services.rules, now=utcnow(), gate=gate,
                 )
-                order = None
-                if grabbed.order_id is not None:
-                    order = await orders.get_order(session, order_id=grabbed.order_id)
+                order = grabbed.order  # read before the sale's contended rows were written
         except ShopError as exc:
             return Step(await self._refused(ctx, exc))
         ctx.services.live_hub.poke()  # a live page showing this sale counts down at once

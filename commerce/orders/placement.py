@@ -19,7 +19,7 @@ nothing behind when it fails, even if the caller commits anyway.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -326,6 +326,8 @@ class NewOrder:
     group_id: int | None = None  # a seat of this group buy
     event_note: str = ""  # the note of its first event ("group" for a seat, "flash" for a flash unit)
     from_cart: bool = True  # its lines leave the cart (an offer's single unit does not come from it)
+    # what the caller writes with the order (given its id) before the stock, the contended rows
+    before_stock: Callable[[int], Awaitable[None]] | None = None
 
 
 async def create_order(
@@ -335,8 +337,9 @@ async def create_order(
     or None when the idempotency key is taken already (the caller loads that order).
 
     The order row claims the key; then its lines, its first event, the lines leave the
-    cart, the coupon is used, the points spent and the stock reserved (ascending variant
-    id: the contended rows last, so their locks are short), in a SAVEPOINT. A refusal
+    cart, the coupon is used, the points spent, the caller's `before_stock` written and the
+    stock reserved (ascending variant id: the contended rows last, so their locks are
+    short), in a SAVEPOINT. A refusal
     (COUPON_INVALID, POINTS_CHANGED, OUT_OF_STOCK) leaves nothing written and raises."""
     inserted = await _insert_order(session, new, order_no=new_order_no(now), now=now, rules=rules)
     if inserted is None:
@@ -460,6 +463,8 @@ async def _take_goods(session: AsyncSession, new: NewOrder, *, order_id: int, no
             points_used=priced.points_used,
             balance=await points.balance(session, customer_id),
         )
+    if new.before_stock is not None:
+        await new.before_stock(order_id)
     for line in sorted(priced.lines, key=lambda ln: ln.variant_id):
         if not await inventory.reserve(session, variant_id=line.variant_id, quantity=line.quantity):
             available = (
@@ -514,9 +519,12 @@ async def place_offer_order(
     now: datetime,
     group_id: int | None = None,
     event_note: str = "",
+    before_stock: Callable[[int], Awaitable[None]] | None = None,
 ) -> tuple[int, bool]:
     """A pending order of one unit of `variant_id` at an offer's price (a group seat: `group_id`;
-    a flash-sale unit), expiring after `rules.order_timeout`.
+    a flash-sale unit), expiring after `rules.order_timeout`. `before_stock`: what the caller
+    writes with a new order (given its id), before the stock is reserved (a flash unit's claim:
+    the contended rows stay last, their locks short).
 
     Not from the cart (the cart is left alone) and without coupon or points: the offer's
     price is the discount. Delivery follows the shop's rules. Stock is reserved like any
@@ -570,7 +578,7 @@ async def place_offer_order(
     )
     new = NewOrder(
         customer_id=customer_id, key=key, priced=priced, address=address, group_id=group_id,
-        event_note=event_note, from_cart=False,
+        event_note=event_note, from_cart=False, before_stock=before_stock,
     )
     created = await create_order(session, new, now=now, rules=rules)
     if created is None:  # the same key won a race on another worker

@@ -47,7 +47,8 @@ from commerce.db import upsert_insert as _insert
 from commerce.errors import ErrorCode, ShopError
 from commerce.messaging import notices
 from commerce.orders.models import OrderStatus
-from commerce.orders.placement import place_offer_order
+from commerce.orders.placement import get_order, place_offer_order
+from commerce.orders.views import OrderView
 from commerce.promotions.models import (
     FlashClaim,
     FlashClaimStatus,
@@ -429,10 +430,14 @@ async def remind_me(session: AsyncSession, *, sale_id: int, customer_id: int, no
 
 @dataclass(frozen=True)
 class Grabbed:
-    sale: SaleView
+    sale: SaleView  # as the grab read it, with this unit held
     claim_id: int
-    order_id: int | None  # None: no delivery address yet, the unit is held until `expires_at`
+    order: OrderView | None  # None: no delivery address yet, the unit is held until `expires_at`
     expires_at: datetime
+
+    @property
+    def order_id(self) -> int | None:
+        return self.order.id if self.order is not None else None
 
 
 async def _taken_by(session: AsyncSession, *, sale_id: int, customer_id: int) -> list[tuple[int, str, int | None]]:
@@ -568,55 +573,82 @@ async def grab(
     verdict = await _ask_gate(session, gate, sale, customer_id=customer_id, customer=openid)
     if verdict != Verdict.WON:
         raise await _refusal(session, sale, verdict, customer_id=customer_id, now=now)
-    # A winner at the gate: the database decides for good (reads, then the one UPDATE).
+    # A winner at the gate: the database decides for good. Every winner writes two rows that
+    # everyone else writes too, the variant's stock and the sale's counts, and their locks
+    # last until the turn commits; so they are written last, after the claim, the order and
+    # the card's read of it. Taken first, each winner waited for the whole turn of the one
+    # before (100 winners of a rush answered seconds apart on a loop busy with losers).
     mine = await _taken_by(session, sale_id=sale_id, customer_id=customer_id)
     verdict = decide(
         left=sale.left, taken=len(mine), holding=any(c[1] == C.HELD.value for c in mine), limit=sale.per_user_limit
     )
     if verdict == Verdict.WON:
-        took = await session.execute(
-            update(FlashSale)
-            .where(
-                FlashSale.id == sale_id,
-                FlashSale.status.in_(OPEN_STATUSES),
-                FlashSale.starts_at <= now,
-                FlashSale.ends_at > now,
-                FlashSale.sold + FlashSale.held < FlashSale.units,
-            )
-            .values(held=FlashSale.held + 1)
-            .execution_options(synchronize_session=False)
-        )
-        if rowcount(took) != 1:
+        expires_at = now + timedelta(minutes=sale.pay_minutes)
+        try:
+            async with session.begin_nested():
+                claimed = await _claim(session, sale, customer_id=customer_id, address_id=address_id,
+                                       order_key=order_key, rules=rules, now=now, expires_at=expires_at)
+                took = await session.execute(
+                    update(FlashSale)
+                    .where(
+                        FlashSale.id == sale_id,
+                        FlashSale.status.in_(OPEN_STATUSES),
+                        FlashSale.starts_at <= now,
+                        FlashSale.ends_at > now,
+                        FlashSale.sold + FlashSale.held < FlashSale.units,
+                    )
+                    .values(held=FlashSale.held + 1)
+                    .execution_options(synchronize_session=False)
+                )
+                if rowcount(took) != 1:
+                    raise _Gone
+        except _Gone:  # the savepoint took the claim and the order back with it
             verdict = Verdict.SOLD_OUT
+        except ShopError:  # the order was refused (out of stock, off sale): nothing was written
+            await gate.give_back(sale_id=sale_id, customer=openid)
+            raise
     if verdict != Verdict.WON:
         if verdict == Verdict.SOLD_OUT:
             await gate.sold_out(sale_id=sale_id)
         else:
             await gate.load(await gate_state(session, sale_id=sale_id))
         raise await _refusal(session, sale, verdict, customer_id=customer_id, now=now)
-    expires_at = now + timedelta(minutes=sale.pay_minutes)
-    try:
-        async with session.begin_nested():  # the UPDATE above opened the transaction: this nests
-            claim = FlashClaim(
-                sale_id=sale_id, customer_id=customer_id, status=C.HELD.value, created_at=now, expires_at=expires_at
-            )
-            session.add(claim)
-            await session.flush()
-            order_id = None
-            if address_id is not None:
-                order_id = await _place(session, sale, claim_id=claim.id, customer_id=customer_id,
-                                        address_id=address_id, order_key=order_key, rules=rules, now=now,
-                                        minutes=sale.pay_minutes)
-    except ShopError:
-        await session.execute(  # the unit back: the grab left nothing else behind
-            update(FlashSale)
-            .where(FlashSale.id == sale_id, FlashSale.held > 0)
-            .values(held=FlashSale.held - 1)
-            .execution_options(synchronize_session=False)
-        )
-        await gate.give_back(sale_id=sale_id, customer=openid)
-        raise
-    return Grabbed(await get_sale(session, sale_id=sale_id), claim.id, order_id, expires_at)
+    claim_id, order = claimed
+    return Grabbed(dataclasses.replace(sale, held=sale.held + 1), claim_id, order, expires_at)
+
+
+async def _claim(
+    session: AsyncSession, sale: SaleView, *, customer_id: int, address_id: int | None, order_key: str,
+    rules: ShopRules, now: datetime, expires_at: datetime,
+) -> tuple[int, OrderView | None]:
+    """The unit's claim, and with an address its pending order at the sale price, read for
+    the pay card (the claim id, the order); the sale's own count is the caller's. The claim
+    is the first write: on SQLite the transaction takes the lock then, waiting its turn
+    (a write after reads could only fail at once, "database is locked")."""
+    claim = FlashClaim(sale_id=sale.id, customer_id=customer_id, status=C.HELD.value, created_at=now,
+                       expires_at=expires_at)
+    session.add(claim)
+    await session.flush()
+    if address_id is None:  # held while the address is typed: `order_for_claim` places it
+        return claim.id, None
+    read: list[OrderView] = []
+
+    async def with_the_order(order_id: int) -> None:
+        await _attach(session, claim_id=claim.id, order_id=order_id, sale_id=sale.id)
+        read.append(await get_order(session, order_id=order_id))
+
+    order_id, _created = await place_offer_order(
+        session, customer_id=customer_id, address_id=address_id, idempotency_key=order_key,
+        rules=_rules_for(rules, sale.pay_minutes), variant_id=sale.variant_id, unit_price_fen=sale.price_fen,
+        now=now, event_note="flash", before_stock=with_the_order,
+    )
+    if not read:  # the key's order existed already (a turn run again): the claim joins it
+        await with_the_order(order_id)
+    return claim.id, read[0]
+
+
+class _Gone(Exception):
+    """The sale's last unit went to another winner while this one's order was written."""
 
 
 async def _place(
@@ -628,6 +660,12 @@ async def _place(
         rules=_rules_for(rules, minutes), variant_id=sale.variant_id, unit_price_fen=sale.price_fen, now=now,
         event_note="flash",
     )
+    await _attach(session, claim_id=claim_id, order_id=order_id, sale_id=sale.id)
+    return order_id
+
+
+async def _attach(session: AsyncSession, *, claim_id: int, order_id: int, sale_id: int) -> None:
+    """The held unit's order (FLASH_HOLD_EXPIRED once the unit went back on sale)."""
     attached = await session.execute(
         update(FlashClaim)
         .where(FlashClaim.id == claim_id, FlashClaim.order_id.is_(None), FlashClaim.status == C.HELD.value)
@@ -635,8 +673,7 @@ async def _place(
         .execution_options(synchronize_session=False)
     )
     if rowcount(attached) != 1:
-        raise ShopError(ErrorCode.FLASH_HOLD_EXPIRED, sale_id=sale.id)
-    return order_id
+        raise ShopError(ErrorCode.FLASH_HOLD_EXPIRED, sale_id=sale_id)
 
 
 async def order_for_claim(
