@@ -144,7 +144,7 @@ def _serve_one(config: Config, *, reuse_port: bool, intake_owner: str | None = N
     try:
         web.run_app(
             create_app(config, intake_owner=intake_owner), host=config.server.host, port=config.server.port,
-            print=None, reuse_port=reuse_port or None,
+            print=None, reuse_port=reuse_port or None, backlog=config.server.backlog,
             # aiohttp's own access log writes whole request lines: link tokens, signatures, openids
             access_log_class=AccessLogger.keyed(config.signing_key),
         )

@@ -35,6 +35,10 @@ class ServerConfig:
     port: int = 8080
     base_url: str = ""
     max_body_bytes: int = 64 * 1024
+    # connections the kernel queues for a worker before it accepts them (the listen backlog,
+    # capped by net.core.somaxconn); a full queue drops a connection's SYN and its sender
+    # tries again only a second later: a flash sale's opening second overflowed aiohttp's 128
+    backlog: int = 4096
     reply_deadline_seconds: float = 4.5
     # a message's claim: a worker that dies holding it loses it to another after this long
     # (renewed every third of it while the worker lives); shorter: quicker recovery, more writes
@@ -429,6 +433,8 @@ def _validate(config: Config) -> None:
         raise ConfigError("server.port: must be between 1 and 65535")
     if config.server.max_body_bytes < 1024:
         raise ConfigError("server.max_body_bytes: must be at least 1024")
+    if not 16 <= config.server.backlog <= 65535:
+        raise ConfigError("server.backlog: must be between 16 and 65535")
     if not 0.5 <= config.server.reply_deadline_seconds <= 4.8:
         raise ConfigError("server.reply_deadline_seconds: must be between 0.5 and 4.8 (WeChat waits 5 s)")
     if not 1 <= config.server.intake_lease_seconds <= 120:

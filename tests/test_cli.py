@@ -400,6 +400,26 @@ def test_serve_on_a_busy_port_fails_with_a_message(server: Server, tmp_path: Pat
     assert "Traceback" not in result.stderr
 
 
+def test_a_burst_of_connections_waits_in_the_listen_queue_and_none_is_dropped(server: Server) -> None:
+    """A flash sale opens: far more buyers connect at once than the worker accepts in a moment.
+    They wait in the kernel's queue (`server.backlog`); with aiohttp's default of 128 the rest
+    had their SYN dropped and came back only a second later."""
+    somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())  # the kernel's cap on any backlog
+    burst = min(600, somaxconn - 8)
+    os.kill(server.proc.pid, signal.SIGSTOP)  # the worker accepts nothing meanwhile
+    connections: list[socket.socket] = []
+    try:
+        for _ in range(burst):  # a dropped SYN is retried after 1 s: past this timeout
+            connections.append(socket.create_connection(("127.0.0.1", server.port), timeout=0.5))
+    finally:
+        os.kill(server.proc.pid, signal.SIGCONT)
+        for connection in connections:
+            connection.close()
+    assert len(connections) == burst
+    with HTTP.open(f"{server.base}/healthz", timeout=5) as response:  # and it serves on
+        assert response.status == 200
+
+
 def test_serve_prints_the_webhook_and_chat_and_stops_on_ctrl_c(server: Server) -> None:
     """Runs last: it stops the shared server (its banner is read after exit)."""
     returncode = server.stop()
