@@ -234,7 +234,7 @@ def print_round(number: int, r: RushResult) -> None:
           f"{100 * r.services_cpu / r.seconds:.0f}%, load generator {100 * r.client_cpu / r.seconds:.0f}%, "
           f"everything else {100 * max(0.0, r.machine_cpu - r.app_cpu - r.services_cpu - r.client_cpu) / r.seconds:.0f}%")
     for kind in sorted(r.by_kind):
-        print(f"  {kind}: p50 {r.p(0.5, kind):.2f} s, p99 {r.p(0.99, kind):.2f} s, max {r.p(1.0, kind):.2f} s")
+        print(f"  {kind}: min {r.p(0.0, kind):.2f} s, p10 {r.p(0.1, kind):.2f} s, p50 {r.p(0.5, kind):.2f} s, p99 {r.p(0.99, kind):.2f} s, max {r.p(1.0, kind):.2f} s")
     for line in (r.problems + r.failures)[:10]:
         print(f"  ! {line}")
     for kind, count in r.log.most_common(12):
