@@ -15,7 +15,11 @@
 3. `storefront serve --workers N`; a few warm-up searches; then every buyer sends "抢" at
    the same moment, signed, as WeChat delivers it (no answer in 5 s: the same message
    again, up to 3 retries; "success": the answer comes as a customer-service message).
-   The clock runs from the first send to the last answer.
+   The clock runs from the first send to the last answer. Each request is a bare HTTP/1.1
+   request on a connection of its own (`WebhookClient(lean=True)`: asyncio streams, not the
+   aiohttp client), because the load generator shares the machine's two cores with what it
+   measures: against a handler doing nothing, 2,000 requests at once through the aiohttp
+   client had a p99 of 0.38 s; the lean client's was 0.29 s.
 4. Per buyer the answer is sorted: the pay card (a winner, "抢到了"), sold out ("抢光"),
    or anything else (a failure, listed). Decisions per second = buyers / that time.
 5. After the clock: exactly `units` orders in the database, one per winner; the sale's
@@ -184,7 +188,7 @@ async def run_round(args: argparse.Namespace, services: Services, number: int, w
             buyers = [
                 Customer(openid=o, wechat=wechat, notify_url="", session=session,
                          client=WebhookClient(url=f"{app.base}/wechat", token=TOKEN, appid=APPID, encoding_aes_key="",
-                                              aes=False, session=session, timeout=WECHAT_TIMEOUT))
+                                              aes=False, session=session, timeout=WECHAT_TIMEOUT, lean=True))
                 for o in openids
             ]
             await warm_up(session, app.base, args.workers)

@@ -138,9 +138,9 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield client_session
 
 
-def client_for(url: str, session: aiohttp.ClientSession, *, aes: bool) -> WebhookClient:
+def client_for(url: str, session: aiohttp.ClientSession, *, aes: bool, lean: bool = False) -> WebhookClient:
     return WebhookClient(
-        url=url, token=TOKEN, appid=APPID, encoding_aes_key=AES_KEY, aes=aes, session=session
+        url=url, token=TOKEN, appid=APPID, encoding_aes_key=AES_KEY, aes=aes, session=session, lean=lean
     )
 
 
@@ -212,11 +212,12 @@ def test_build_message_xml_rejects_unknown_field() -> None:
 # --------------------------------------------------------------------------- WebhookClient
 
 
+@pytest.mark.parametrize("lean", [False, True], ids=["aiohttp", "lean"])
 @pytest.mark.parametrize("aes", [False, True], ids=["plain", "safe"])
 async def test_send_is_signed_like_wechat(
-    webhook_url: str, peer: FakeWeChatPeer, session: aiohttp.ClientSession, aes: bool
+    webhook_url: str, peer: FakeWeChatPeer, session: aiohttp.ClientSession, aes: bool, lean: bool
 ) -> None:
-    reply = await client_for(webhook_url, session, aes=aes).send(text_xml("你好"))
+    reply = await client_for(webhook_url, session, aes=aes, lean=lean).send(text_xml("你好"))
 
     assert reply == Reply(kind="text", text="got text 你好")
     [message] = peer.received
@@ -262,6 +263,9 @@ async def test_wrong_token_gives_clear_status_error(
         aes=False,
         session=session,
     )
+    with pytest.raises(SimulatorError, match="HTTP 403"):
+        await client.send(text_xml("hi"))
+    client.lean = True
     with pytest.raises(SimulatorError, match="HTTP 403"):
         await client.send(text_xml("hi"))
 
