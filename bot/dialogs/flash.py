@@ -165,38 +165,30 @@ class FlashDialog(Dialog[FlashState, FlashData]):
         if parked is not None:
             return await self._resume(ctx, parked)
         if number is None and ctx.msg.flash_sale is not None:  # won at the edge: that sale
-            return await self._take_sale(ctx, ctx.msg.flash_sale)
+            return await self._take(ctx, ctx.msg.flash_sale)
         picked = await self._pick(ctx, number, phase="running")
         if not isinstance(picked, SaleView):
             return picked
-        return await self._take(ctx, picked)
+        return await self._take(ctx, picked.id)
 
     async def grab_sale(self, ctx: Context, sale_id: int) -> Reply:
         """One unit of the sale `sale_id` (a live drop's product on air: "抢直播"), as "抢"."""
         stored = await ctx.services.dialogs.store.get(ctx.openid)
         if stored is not None and stored.dialog == self.name and stored.state in self.parked_in:
             return Text("step_hint", {"step": f"flash_{stored.state}"})
-        return await self._take_sale(ctx, sale_id)
+        return await self._take(ctx, sale_id)
 
-    async def _take_sale(self, ctx: Context, sale_id: int) -> Reply:
-        try:
-            async with unit_of_work(ctx) as session:
-                sale = await flash_sales.get_sale(session, sale_id=sale_id)
-        except ShopError as exc:
-            return error_reply(exc)
-        return await self._take(ctx, sale)
-
-    async def _take(self, ctx: Context, picked: SaleView) -> Reply:
-        step = await self._grab(ctx, picked)
+    async def _take(self, ctx: Context, sale_id: int) -> Reply:
+        step = await self._grab(ctx, sale_id)
         if step.state is None:
             await ctx.services.dialogs.end(ctx.openid)
             return step.reply
         return await ctx.services.dialogs.start(ctx, self, step)
 
-    async def _grab(self, ctx: Context, sale: SaleView) -> Step[FlashState, FlashData]:
+    async def _grab(self, ctx: Context, sale_id: int) -> Step[FlashState, FlashData]:
         key = f"{ctx.openid}:{ctx.msg.dedupe_key}"
         gate = ctx.services.flash_gate
-        if ctx.msg.flash_sale == sale.id:  # won at the webhook's edge (bot.flash_edge): counted there
+        if ctx.msg.flash_sale == sale_id:  # won at the webhook's edge (bot.flash_edge): counted there
             gate = WonAtTheEdge(gate)
         try:
             # a grab's transaction writes the two rows every winner writes (the stock, the sale's
@@ -204,7 +196,7 @@ class FlashDialog(Dialog[FlashState, FlashData]):
             async with ctx.services.grab_writers, unit_of_work(ctx) as session:
                 address = await addresses.default_address(session, customer_id=ctx.customer_id)
                 grabbed = await flash_sales.grab(
-                    session, sale_id=sale.id, customer_id=ctx.customer_id,
+                    session, sale_id=sale_id, customer_id=ctx.customer_id, openid=ctx.openid,
                     address_id=address.id if address is not None else None, idempotency_key=key,
                     rules=ctx.services.rules, now=utcnow(), gate=gate,
                 )
@@ -213,7 +205,7 @@ class FlashDialog(Dialog[FlashState, FlashData]):
             return Step(await self._refused(ctx, exc))
         ctx.services.live_hub.poke()  # a live page showing this sale counts down at once
         if order is None:  # held for the payment window while the address is typed
-            data: dict[str, Any] = {"product": sale.product_name, "expires_at": grabbed.expires_at}
+            data: dict[str, Any] = {"product": grabbed.sale.product_name, "expires_at": grabbed.expires_at}
             return Step(Text("flash_address", data), FlashState.ADDRESS, FlashData(claim_id=grabbed.claim_id))
         return Step(flash_pay_card(ctx, order))
 
@@ -235,12 +227,7 @@ class FlashDialog(Dialog[FlashState, FlashData]):
             return Step(
                 Text("pick_out_of_range", {"number": number, "count": len(data.sale_ids)}), FlashState.LIST, data
             )
-        try:
-            async with unit_of_work(ctx) as session:
-                sale = await flash_sales.get_sale(session, sale_id=data.sale_ids[number - 1])
-        except ShopError as exc:
-            return Step(error_reply(exc))
-        return await self._grab(ctx, sale)
+        return await self._grab(ctx, data.sale_ids[number - 1])  # a sale gone since: told so
 
     @on(FlashState.ADDRESS)
     async def on_address(self, ctx: Context, data: FlashData) -> Step[FlashState, FlashData] | None:

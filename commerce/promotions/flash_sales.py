@@ -549,10 +549,12 @@ async def grab(
     rules: ShopRules,
     now: datetime,
     gate: FlashGate = NO_GATE,
+    openid: str | None = None,
 ) -> Grabbed:
     """One unit of the sale for the customer: held for the sale's payment window, with a
     pending order at the sale price to the address `address_id` (None: no address yet, the
-    unit waits for `order_for_claim`).
+    unit waits for `order_for_claim`). `openid`: the customer's, when the caller knows it
+    (the gate names customers by it; read otherwise).
 
     Refused, with nothing written, with FLASH_NOT_FOUND, FLASH_NOT_STARTED (details:
     starts_at, to_start), FLASH_ENDED, FLASH_HOLDING (details: order_id), FLASH_LIMIT_REACHED,
@@ -569,7 +571,8 @@ async def grab(
     if phase == "over":
         raise ShopError(ErrorCode.FLASH_ENDED, sale_id=sale_id, status=str(sale.status), product=sale.product_name)
     order_key = f"flash:{sale_id}:{idempotency_key}"
-    openid = await session.scalar(select(Customer.openid).where(Customer.id == customer_id)) or f"#{customer_id}"
+    if openid is None:  # the gate knows customers by openid
+        openid = await session.scalar(select(Customer.openid).where(Customer.id == customer_id)) or f"#{customer_id}"
     verdict = await _ask_gate(session, gate, sale, customer_id=customer_id, customer=openid)
     if verdict != Verdict.WON:
         raise await _refusal(session, sale, verdict, customer_id=customer_id, now=now)
