@@ -15,6 +15,7 @@ from bot.chat.middleware import Answer, Next, Turn, opens_window
 from bot.chat.replies import Notice, Reply, Text, with_notice
 from bot.chat.router import Routed, Router
 from bot.dialogs.base import Active, Expired
+from bot.dialogs.store import one_turn
 from bot.services import Services
 from commerce.analytics import events
 from commerce.db import must_run_again
@@ -40,7 +41,8 @@ class Conversation:
             turn_uow=turn.uow,
         )
         try:
-            routed = await self._route(ctx)
+            with one_turn():  # the dialog store is read once per key in this turn
+                routed = await self._route(ctx)
         except Exception as exc:
             if must_run_again(exc):  # not the handler's fault: the turn runs again (middleware.retry_when_busy)
                 raise

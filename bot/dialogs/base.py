@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from bot.chat.context import Context
 from bot.chat.keywords import match_keyword, parse_number
 from bot.chat.replies import Notice, Reply, with_notice
-from bot.dialogs.store import DialogStore, StoredDialog
+from bot.dialogs.store import DialogStore, StoredDialog, TurnReads
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -145,7 +145,7 @@ class DialogRuntime:
     ) -> None:
         """`on_transition(dialog, from_state, to_state)` hears every move (metrics); "start"
         and "end" stand for no state. A hook that fails never breaks the conversation."""
-        self.store = store
+        self.store: DialogStore = TurnReads(store)  # read once per key within a turn (`one_turn`)
         self.ttl_seconds = ttl_seconds
         self._dialogs = {d.name: d for d in dialogs}
         self._on_transition = on_transition

@@ -17,13 +17,20 @@ of concurrent turns share a transaction with their messages' claims and replies 
 of costing one each (a transaction measured ~0.4 ms of CPU on PostgreSQL). A customer
 with no dialog is remembered in Redis too (`ABSENT`), so that their next message does
 not read the database to learn it again.
+
+Within one turn (`one_turn`, entered by the conversation) a key is read from the store
+once (`TurnReads`): a turn asked for its dialog up to four times (the runtime loading it,
+a handler checking it, parking, ending), each a Redis round trip waiting its turn on a
+busy loop.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, is_dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
@@ -84,6 +91,65 @@ class DialogStore(Protocol):
     async def get(self, openid: str) -> StoredDialog | None: ...
     async def put(self, openid: str, stored: StoredDialog) -> None: ...
     async def delete(self, openid: str) -> None: ...
+
+
+class _Reads:
+    """What one turn read or wrote, serialised (a read hands out a fresh copy)."""
+
+    __slots__ = ("closed", "seen")
+
+    def __init__(self) -> None:
+        self.seen: dict[str, str | None] = {}
+        self.closed = False
+
+
+_TURN_READS: ContextVar[_Reads | None] = ContextVar("storefront_dialog_turn_reads", default=None)
+
+
+@contextlib.contextmanager
+def one_turn() -> Iterator[None]:
+    """The store's reads inside are remembered until it ends (one conversation turn: the
+    customer's turns never overlap, `bot.wechat.inbox` holds them one at a time). A task
+    started meanwhile that outlives the turn reads the store again."""
+    reads = _Reads()
+    token = _TURN_READS.set(reads)
+    try:
+        yield
+    finally:
+        reads.closed = True
+        _TURN_READS.reset(token)
+
+
+class TurnReads:
+    """A dialog store whose reads inside `one_turn` are made once per key (what the turn
+    writes is what it reads next); outside a turn it is the store itself."""
+
+    def __init__(self, store: DialogStore) -> None:
+        self.inner = store
+
+    async def get(self, openid: str) -> StoredDialog | None:
+        reads = _TURN_READS.get()
+        if reads is None or reads.closed:
+            return await self.inner.get(openid)
+        if openid not in reads.seen:
+            stored = await self.inner.get(openid)
+            reads.seen[openid] = stored.dumps() if stored is not None else None
+        raw = reads.seen[openid]
+        return StoredDialog.loads(raw) if raw is not None else None
+
+    async def put(self, openid: str, stored: StoredDialog) -> None:
+        await self.inner.put(openid, stored)
+        self._remember(openid, stored.dumps())
+
+    async def delete(self, openid: str) -> None:
+        await self.inner.delete(openid)
+        self._remember(openid, None)
+
+    @staticmethod
+    def _remember(openid: str, raw: str | None) -> None:
+        reads = _TURN_READS.get()
+        if reads is not None and not reads.closed:
+            reads.seen[openid] = raw
 
 
 class MemoryDialogStore:

@@ -18,12 +18,15 @@ from bot.dialogs.store import (
     MemoryDialogStore,
     RedisDialogStore,
     StoredDialog,
+    TurnReads,
+    one_turn,
 )
 from bot.redis_link import RedisLink
 from bot.wechat.intake import WriteBatcher
 from commerce.db import create_engine
 from commerce.messaging.dialog_states import save_dialog
 from commerce.wiring import shop_uows
+from tests.bot.conftest import ShopFactory
 
 
 @asynccontextmanager
@@ -152,3 +155,58 @@ async def test_no_dialog_is_remembered_in_redis_so_the_next_message_reads_no_dat
         assert await store.get("o_new") is None
         assert await redis.get("storefront:dialog:o_new") == ABSENT.encode()
     await redis.aclose()
+
+
+class _Counting(MemoryDialogStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[str] = []
+
+    async def get(self, openid: str) -> StoredDialog | None:
+        self.reads.append(openid)
+        return await super().get(openid)
+
+
+async def test_within_a_turn_each_key_is_read_once_and_reads_what_the_turn_wrote() -> None:
+    inner = _Counting()
+    store = TurnReads(inner)
+    await inner.put("o1", _stored("results"))
+    with one_turn():
+        first = await store.get("o1")
+        assert first is not None
+        first.data["title"] = "改了"  # a copy: the next read is not changed by it
+        again = await store.get("o1")
+        assert again is not None and again.data["title"] == "苹果"
+        assert await store.get("o1#parked") is None and await store.get("o1#parked") is None
+        assert inner.reads == ["o1", "o1#parked"]
+        await store.put("o1", _stored("picked"))
+        assert (await store.get("o1")).state == "picked"  # type: ignore[union-attr]
+        await store.delete("o1")
+        assert await store.get("o1") is None
+        assert inner.reads == ["o1", "o1#parked"]
+    await inner.put("o1", _stored("results"))  # changed elsewhere after the turn
+    assert (await store.get("o1")).state == "results"  # type: ignore[union-attr]  # outside a turn: read through
+    with one_turn():
+        assert (await store.get("o1")).state == "results"  # type: ignore[union-attr]  # a new turn reads afresh
+    assert inner.reads == ["o1", "o1#parked", "o1", "o1"]
+
+
+@pytest.mark.sqlite_only
+async def test_a_search_turn_reads_the_customers_dialog_once(
+    make_shop: ShopFactory, sqlite_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the real app with Redis: the runtime, the handler and the save each asked the
+    store, each a Redis round trip; now the turn reads each key once."""
+    shop = await make_shop(sqlite_url, redis={"url": redis_url})
+    user = shop.user("o_reads_once")
+    await user.say("苹果")
+    reads: list[str] = []
+    original = DurableDialogStore.get
+
+    async def counted(self: DurableDialogStore, openid: str) -> StoredDialog | None:
+        reads.append(openid)
+        return await original(self, openid)
+
+    monkeypatch.setattr(DurableDialogStore, "get", counted)
+    assert "香蕉" in (await user.say("香蕉")).text
+    assert sorted(reads) == sorted(set(reads)) and user.openid in reads
