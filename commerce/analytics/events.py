@@ -216,6 +216,8 @@ def install(session_class: type[Session]) -> None:
 
 
 def _committed(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint's release: its transaction may still roll back
+        return
     noted: list[Event] | None = session.info.pop(_NOTED, None)
     sink = session.info.get(SESSION_ANALYTICS)
     if noted and callable(sink):

@@ -148,3 +148,21 @@ async def test_what_a_rolled_back_savepoint_noted_is_never_counted_and_what_came
             kept.append(await add(session, after))
         await session.commit()
     assert [(e.kind, e.product_id) for e in counted] == [(EventKind.CART_ADD, p) for p in kept]
+
+
+async def test_what_a_released_savepoint_noted_waits_for_its_transaction(engine: AsyncEngine) -> None:
+    """SQLAlchemy announces a savepoint's release as a commit: counting then, a flash winner's
+    order was counted although its transaction rolled back after it (the last unit gone)."""
+    counted: list[Event] = []
+    sessions = shop_sessions(engine, counted=counted.extend)
+    async with sessions() as session:
+        customer_id = await make_customer(session)
+        variant_id = await make_variant(session)
+        await session.commit()
+    counted.clear()
+    async with sessions() as session:
+        async with session.begin_nested():
+            await cart.add_to_cart(session, customer_id=customer_id, variant_id=variant_id, quantity=1, rules=ShopRules())
+        assert counted == []  # released, not committed
+        await session.rollback()
+    assert counted == []
