@@ -10,6 +10,7 @@ import pytest
 from bot.devtools.simulator import sign
 from bot.keys import INBOX
 from bot.wechat.inbox import Inbox
+from bot.wechat.webhook import QUEUED_AT_MOST_SECONDS, sent_at
 from tests.bot.driver import ACCOUNT, Shop, db, signed_params
 
 
@@ -279,6 +280,52 @@ async def test_reply_past_the_deadline_goes_out_later_exactly_once(make_shop, sq
     assert third.kind == "none"
     await inbox.drain()
     assert len(shop.outbox.for_user(user.openid)) == 1
+
+
+@pytest.mark.sqlite_only
+async def test_the_time_a_request_waited_before_its_handler_counts_against_the_deadline(
+    make_shop, sqlite_url: str  # type: ignore[no-untyped-def]
+) -> None:
+    """Thousands of connections at a sale's opening second wait in the listen queue before
+    their handler starts. WeChat's 5 seconds started when it sent the request, as its signed
+    timestamp says: a reply the handler's own clock still had time for went out after WeChat
+    had stopped waiting. The same slow turn is answered directly when the request is fresh."""
+    shop = await make_shop(sqlite_url, wechat={"encoding_aes_key": ""}, server={"reply_deadline_seconds": 1.5})
+    inbox: Inbox = shop.client.app[INBOX]
+    original = inbox.respond
+
+    async def slow(msg):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(0.9)
+        return await original(msg)
+
+    inbox.respond = slow
+    token = shop.config.wechat.token
+
+    async def post(openid: str, msg_id: int, sent: int) -> str:
+        user = shop.user(openid, aes=False)
+        nonce = f"n{msg_id}"
+        params = {"signature": sign(token, str(sent), nonce), "timestamp": str(sent), "nonce": nonce, "openid": openid}
+        response = await shop.client.post("/wechat", params=params, data=user.xml("text", content="苹果", msg_id=msg_id))
+        assert response.status == 200
+        return await response.text()
+
+    fresh = await post("o_fresh", 7101, int(time.time()))
+    assert "烟台红富士苹果" in fresh  # 0.9 s of a 1.5 s deadline: answered directly
+    queued = await post("o_queued", 7102, int(time.time()) - 2)  # it waited at least a second more
+    assert queued == "success"  # the deadline had passed for WeChat: the reply goes as a message
+    [later] = await shop.outbox.wait_for("o_queued", 1, timeout=5)
+    assert "烟台红富士苹果" in later.text
+    await inbox.drain()
+
+
+def test_a_requests_wait_counts_beyond_its_timestamps_own_second_and_at_most_three_seconds() -> None:
+    started, wall = 100.0, 1_700_000_010.5
+    assert sent_at(started, wall, "1700000010") == started  # sent within this second: nothing known
+    assert sent_at(started, wall, "1700000009") == pytest.approx(started - 0.5)  # sent by 1700000010 at the latest
+    assert sent_at(started, wall, "1700000008") == pytest.approx(started - 1.5)
+    assert sent_at(started, wall, "1700000000") == started - QUEUED_AT_MOST_SECONDS  # a clock running ahead
+    assert sent_at(started, wall, "1700000020") == started  # from the future: nothing spent
+    assert sent_at(started, wall, "soon") == started
 
 
 async def test_healthz_and_metrics(sqlite_shop: Shop) -> None:
