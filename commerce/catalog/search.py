@@ -29,11 +29,11 @@ import math
 import pickle
 import re
 import unicodedata
+import zlib
 from array import array
 from bisect import bisect_left, insort
 from collections import Counter, defaultdict
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from functools import lru_cache
 from heapq import merge
@@ -218,38 +218,117 @@ class _RunFeatures:
     name_keys: frozenset[str]  # plus pinyin trigrams and initials: for names only
 
 
+def _key_hash(raw: bytes) -> int:
+    """What a `_KeyTable` orders its keys by: the same in every process (`hash` is not)."""
+    return zlib.crc32(raw)
+
+
+class _KeyTable:
+    """The index's keys and the row of postings each names: a `dict[str, int]` in arrays.
+
+    A dict of 110k keys held 13 MiB of Python objects (the dict, a string per key) that had
+    to be made again, a few thousand at a time, in the worker that takes a build in. Here
+    the keys are packed as UTF-8 in one byte string (each followed by a newline, which no
+    key holds), ordered by a CRC-32 of their bytes (stable across processes, unlike
+    `hash`), with the hashes and rows as arrays beside them: about 2.5 MiB, and nothing to
+    make when it crosses from another process (it can stay in the pages it crossed in).
+    A lookup is a binary search of the hashes, then a comparison of the bytes (keys whose
+    hashes collide lie side by side)."""
+
+    __slots__ = ("_hashes", "_starts", "_blob", "_rows")
+
+    def __init__(
+        self, hashes: NDArray[np.uint32], starts: NDArray[np.int64], blob: bytes | memoryview, rows: NDArray[np.int32]
+    ) -> None:
+        self._hashes, self._starts, self._blob, self._rows = hashes, starts, blob, rows
+
+    @classmethod
+    def building(cls, keys: Sequence[str], rows: Sequence[int]) -> Steps[_KeyTable]:
+        """From the keys and their rows, as resumable work."""
+        raw: list[bytes] = []
+        for at in range(0, len(keys), 4096):
+            raw += [key.encode() for key in keys[at : at + 4096]]
+            yield
+        hashes = np.fromiter(map(_key_hash, raw), dtype=np.uint32, count=len(raw))
+        order = np.argsort(hashes, kind="stable")
+        ordered = [raw[at] for at in order.tolist()]
+        sizes = np.fromiter((len(key) + 1 for key in ordered), dtype=np.int64, count=len(ordered))
+        starts = np.zeros(len(ordered) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=starts[1:])
+        blob = b"".join(key + b"\n" for key in ordered)
+        return cls(hashes[order], starts, blob, np.asarray(rows, dtype=np.int32)[order])
+
+    def get(self, key: str) -> int | None:
+        raw = key.encode()
+        wanted = _key_hash(raw)
+        hashes, starts, blob = self._hashes, self._starts, self._blob
+        at = int(np.searchsorted(hashes, wanted))
+        while at < len(hashes) and hashes[at] == wanted:
+            if blob[starts[at] : starts[at + 1] - 1] == raw:
+                return int(self._rows[at])
+            at += 1
+        return None
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+    def keys(self) -> Steps[list[str]]:
+        """Every key (in hash order), decoded a few thousand at a time."""
+        found: list[str] = []
+        starts = self._starts
+        for at in range(0, len(self), 4096):
+            stop = min(at + 4096, len(self))
+            found += str(self._blob[starts[at] : starts[stop] - 1], "utf-8").split("\n")
+            yield
+        return found
+
+    def packed(self) -> dict[str, Any]:
+        return {
+            "hashes": self._hashes, "starts": self._starts, "blob": pickle.PickleBuffer(self._blob), "rows": self._rows,
+        }
+
+    @classmethod
+    def unpacking(cls, packed: dict[str, Any]) -> _KeyTable:
+        return cls(packed["hashes"], packed["starts"], packed["blob"], packed["rows"])
+
+
 class _Vocabulary:
     """The catalog's terms (latin words, syllables, syllable pairs), to map query words.
 
     Kept in step with the postings when one document comes or goes (`add`, `discard`):
-    sorted for prefixes ("choc" -> "chocolate"), bucketed by (first letter, length) for
+    sorted for prefixes ("choc" -> "chocolate") and for membership (a binary search: a set
+    beside the list cost 4 MiB at 100k products), bucketed by (first letter, length) for
     typos, each bucket sorted as a full build sorts it, so answers do not depend on
     the order documents arrived in.
     """
 
-    __slots__ = ("terms", "sorted_terms", "buckets", "syllables")
+    __slots__ = ("sorted_terms", "buckets", "syllables")
 
     def __init__(
-        self, terms: set[str], sorted_terms: list[str], buckets: dict[tuple[str, int], list[str]],
-        syllables: Counter[str],
+        self, sorted_terms: list[str], buckets: dict[tuple[str, int], list[str]], syllables: Counter[str],
     ) -> None:
-        self.terms = terms
         self.sorted_terms = sorted_terms
         self.buckets = buckets
         self.syllables = syllables  # to recognise spaced pinyin ("ping guo"): counted per document
 
+    def __contains__(self, term: str) -> bool:
+        terms = self.sorted_terms
+        at = bisect_left(terms, term)
+        return at < len(terms) and terms[at] == term
+
+    def __len__(self) -> int:
+        return len(self.sorted_terms)
+
     def add(self, term: str) -> None:
-        if term in self.terms:
+        if term in self:
             return
-        self.terms.add(term)
         insort(self.sorted_terms, term)
         if len(term) >= 3 and term.isalpha():
             insort(self.buckets.setdefault((term[0], len(term)), []), term)
 
     def discard(self, term: str) -> None:
-        if term not in self.terms:
+        if term not in self:
             return
-        self.terms.discard(term)
         del self.sorted_terms[bisect_left(self.sorted_terms, term)]
         bucket = self.buckets.get((term[0], len(term)))
         if bucket is not None and term in bucket:
@@ -282,7 +361,7 @@ class SearchIndex:
     Held in compact form, not as Python objects per document (100k products took 155 MiB
     as tuples and strings; see the README's benchmark section):
     - postings: one int32 array of document numbers (CSR: `_data` sliced by `_offsets`),
-      a key's row found in one dict (`_rows`); keys listing the same documents share a row;
+      a key's row found in a `_KeyTable` (arrays too); keys listing the same documents share a row;
     - what scoring reads of each document: its normalised fields as UTF-8, packed in one
       byte string (`_blob`, cut by `_starts`), unpacked for the shortlist only;
     - product ids by number, and numbers by product id, as sorted int64 arrays.
@@ -341,21 +420,23 @@ class SearchIndex:
         # mangoes): found by the bytes of their lists.
         rows: dict[bytes, int] = {}
         pieces: list[array[int]] = []
-        self._rows: dict[str, int] = {}
-        for count, key in enumerate(list(postings)):
+        every_key = list(postings)
+        key_rows = array("i")
+        for count, key in enumerate(every_key):
             numbers = postings.pop(key)
             raw = numbers.tobytes()
             row = rows.get(raw)
             if row is None:
                 row = rows[raw] = len(pieces)
                 pieces.append(numbers)
-            self._rows[key] = row
+            key_rows.append(row)
             if count % 256 == 0:
                 yield
         while rows:  # a piece at a time, as everything large here
             for _ in range(min(2048, len(rows))):
                 rows.popitem()
             yield
+        self._keys = yield from _KeyTable.building(every_key, key_rows)
         sizes = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
         self._offsets = np.zeros(len(pieces) + 1, dtype=np.int64)
         np.cumsum(sizes, out=self._offsets[1:])
@@ -365,9 +446,9 @@ class SearchIndex:
             if row % 1024 == 0:
                 yield
         del pieces
-        yield from self._finishing(syllables, name_words)
+        yield from self._finishing(every_key, syllables, name_words)
 
-    def _finishing(self, syllables: Counter[str], name_words: Counter[str]) -> Steps[None]:
+    def _finishing(self, keys: list[str], syllables: Counter[str], name_words: Counter[str]) -> Steps[None]:
         """What follows the arrays: numbers by product id, the overlay, the vocabulary."""
         self._base_count = len(self._ids)
         order = np.argsort(self._ids, kind="stable")
@@ -379,7 +460,7 @@ class SearchIndex:
         self._extra: dict[int, _Entry | None] = {}  # changed entries by number (None: removed)
         self._new_numbers: dict[int, int] = {}  # product id -> number, for products new since the build
         yield
-        self._vocabulary = yield from _building_vocabulary(self._rows, syllables)
+        self._vocabulary = yield from _building_vocabulary(keys, syllables)
         self._name_words = yield from _NameWords.counting(name_words)
         # search() then suggest() for the same text ("nothing found, did you mean…")
         # score the same shortlist: the last complete scoring is kept for the second.
@@ -391,36 +472,28 @@ class SearchIndex:
         """The index as a few raw buffers and strings, to cross to another process (numpy
         arrays pickle as their buffers) and be taken in there by `unpacking`. Only for a
         fresh build: edits since (the overlay) are not carried."""
-        keys = list(self._rows)
         return {
             "blob": pickle.PickleBuffer(self._blob),  # taken back as the buffer it crossed in
             "starts": self._starts,
             "ids": self._ids,
             "offsets": self._offsets,
             "data": self._data,
-            "keys": ["\n".join(keys[at : at + 4096]) for at in range(0, len(keys), 4096)],
-            "rows": np.fromiter(self._rows.values(), dtype=np.int32, count=len(keys)),
+            "keys": self._keys.packed(),
             "syllables": dict(self._vocabulary.syllables),
             "name_words": dict(self._name_words.words),
         }
 
     @classmethod
     def unpacking(cls, packed: dict[str, Any]) -> Steps[SearchIndex]:
-        """An index from `packed`, as resumable work: the buffers are taken as they are, the
-        dict of keys and the vocabulary made a few thousand at a time."""
+        """An index from `packed`, as resumable work: the buffers are taken as they are (views
+        of what they crossed in), the vocabulary made a few thousand terms at a time."""
         index = cls.__new__(cls)
         index._blob = packed["blob"]  # a view of the buffer it crossed in: sliced and decoded alike
         index._starts, index._ids = packed["starts"], packed["ids"]
         index._offsets, index._data = packed["offsets"], packed["data"]
-        index._rows = {}
-        rows: NDArray[np.int32] = packed["rows"]
-        at = 0
-        for chunk in packed["keys"]:
-            keys = chunk.split("\n")
-            index._rows.update(zip(keys, rows[at : at + len(keys)].tolist(), strict=True))
-            at += len(keys)
-            yield
-        yield from index._finishing(Counter(packed["syllables"]), Counter(packed["name_words"]))
+        index._keys = _KeyTable.unpacking(packed["keys"])
+        keys = yield from index._keys.keys()
+        yield from index._finishing(keys, Counter(packed["syllables"]), Counter(packed["name_words"]))
         return index
 
     # ---- reading -------------------------------------------------------------------------
@@ -437,15 +510,15 @@ class SearchIndex:
         # last: emptied in this order, each piece frees a few hundred strings, where emptying
         # the buckets last freed the whole vocabulary in one piece (15-18 ms at 100k).
         return (
-            self._rows, self._owned, self._extra, self._new_numbers,
-            vocabulary.buckets, vocabulary.sorted_terms, vocabulary.terms,
+            self._owned, self._extra, self._new_numbers,
+            vocabulary.buckets, vocabulary.sorted_terms,
             name_words.by_length, name_words.words,
         )
 
     @property
     def term_count(self) -> int:
         """Distinct whole terms (latin words, syllables, syllable pairs): the vocabulary's size."""
-        return len(self._vocabulary.terms)
+        return len(self._vocabulary)
 
     def _number(self, product_id: int) -> int | None:
         number = self._new_numbers.get(product_id)
@@ -471,7 +544,7 @@ class SearchIndex:
         owned = self._owned.get(key)
         if owned is not None:
             return (-1 - id(owned), owned) if len(owned) else None
-        row = self._rows.get(key)
+        row = self._keys.get(key)
         if row is None:
             return None
         offsets = self._offsets
@@ -953,14 +1026,12 @@ def _building_vocabulary(postings: Iterable[str], syllables: Counter[str]) -> St
             yield
     terms = yield from sorting(found)
     buckets: defaultdict[tuple[str, int], list[str]] = defaultdict(list)
-    known: set[str] = set()
     for count, term in enumerate(terms):
-        known.add(term)
         if len(term) >= 3 and term.isalpha():
             buckets[term[0], len(term)].append(term)
         if count % 1024 == 0:
             yield
-    return _Vocabulary(known, terms, dict(buckets), syllables)
+    return _Vocabulary(terms, dict(buckets), syllables)
 
 
 # ---------------------------------------------------------------------------
@@ -999,7 +1070,7 @@ def _related_terms(word: str, vocabulary: _Vocabulary) -> list[str]:
     the word as typed. Two kinds: typos ("rcie" -> "rice") and prefixes typed in a
     hurry ("choc" -> "chocolate").
     """
-    if len(word) < 3 or not word.isalpha() or word in vocabulary.terms:
+    if len(word) < 3 or not word.isalpha() or word in vocabulary:
         return []
     return [*_corrections(word, vocabulary), *_completions(word, vocabulary)]
 
@@ -1049,8 +1120,8 @@ def _unglue(words: Iterable[str], vocabulary: _Vocabulary) -> list[str]:
     unglued: list[str] = []
     for word in words:
         parts = None
-        if len(word) >= 5 and word.isalpha() and word not in vocabulary.terms:
-            parts = _split_in_two(word, vocabulary.terms)
+        if len(word) >= 5 and word.isalpha() and word not in vocabulary:
+            parts = _split_in_two(word, vocabulary)
         if parts and not _corrections(word, vocabulary):
             unglued.extend(parts)
         else:
@@ -1058,7 +1129,7 @@ def _unglue(words: Iterable[str], vocabulary: _Vocabulary) -> list[str]:
     return unglued
 
 
-def _split_in_two(word: str, terms: AbstractSet[str]) -> tuple[str, str] | None:
+def _split_in_two(word: str, terms: _Vocabulary) -> tuple[str, str] | None:
     for cut in range(2, len(word) - 1):
         head, tail = word[:cut], word[cut:]
         if head in terms and tail in terms:

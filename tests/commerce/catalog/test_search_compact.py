@@ -4,19 +4,24 @@ for edits) against straightforward references, on random small catalogs and quer
 - each document unpacks to the entry it was built from;
 - after staff edits (products added, changed, removed) it answers as an index built whole
   from the catalog as it is now;
-- packed for another process and taken in again, it answers as the original does.
+- packed for another process and taken in again (from a read-only file mapping, as a
+  build in another process hands it over), it answers as the original does;
+- its table of keys finds what a dict finds, hashes colliding or not.
 """
 
 from __future__ import annotations
 
 import math
 import pickle
+import tempfile
 from collections import Counter, defaultdict
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from commerce.catalog import search
+from commerce.catalog.read import _mapping_arrays, _writing_arrays
 from commerce.catalog.search import SearchDoc, SearchIndex, finish
 
 WORDS = (
@@ -155,8 +160,46 @@ def test_packed_for_another_process_it_answers_as_the_original(docs: list[Search
     index = SearchIndex(docs)
     buffers: list[pickle.PickleBuffer] = []
     packed = pickle.dumps(index.packed(), protocol=5, buffer_callback=buffers.append)
-    raw = [bytearray(buffer.raw()) for buffer in buffers]  # as they cross the pipe
-    taken = finish(SearchIndex.unpacking(pickle.loads(packed, buffers=raw)))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "catalog.arrays"
+        _, mapped = _mapping_arrays(str(path), _writing_arrays(str(path), [buffer.raw() for buffer in buffers]))
+        assert not path.exists()  # unlinked once mapped
+    taken = finish(SearchIndex.unpacking(pickle.loads(packed, buffers=mapped)))
     assert len(taken) == len(index) and taken.term_count == index.term_count
     for query in asked:
         assert hits(taken, query) == hits(index, query), query
+
+
+keys = st.text(alphabet="苹果茶@#abcz\u00e9\U0001f34e", min_size=1, max_size=6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(keys, st.integers(min_value=0, max_value=2**31 - 1), max_size=40), st.lists(keys, max_size=10))
+def test_the_key_table_finds_what_a_dict_finds(table: dict[str, int], absent: list[str]) -> None:
+    for hashing in (search._key_hash, lambda raw: len(raw) % 3):  # the real hash, then one that collides all the time
+        original = search._key_hash
+        search._key_hash = hashing
+        try:
+            built = finish(search._KeyTable.building(list(table), list(table.values())))
+            buffers: list[pickle.PickleBuffer] = []
+            crossed = pickle.dumps(built.packed(), protocol=5, buffer_callback=buffers.append)
+            taken = search._KeyTable.unpacking(pickle.loads(crossed, buffers=[bytes(b.raw()) for b in buffers]))
+            for made in (built, taken):
+                assert len(made) == len(table)
+                assert sorted(finish(made.keys())) == sorted(table)
+                for key, row in table.items():
+                    assert made.get(key) == row
+                for key in absent:
+                    assert made.get(key) == table.get(key)
+        finally:
+            search._key_hash = original
+
+
+@settings(max_examples=30, deadline=None)
+@given(catalogs(), st.lists(words, max_size=6))
+def test_the_vocabulary_holds_the_whole_terms_the_postings_list(docs: list[SearchDoc], asked: list[str]) -> None:
+    index = SearchIndex(docs)
+    terms = {key[1:] for key in finish(index._keys.keys()) if key.startswith("@")}
+    assert sorted(terms) == index._vocabulary.sorted_terms and index.term_count == len(terms)
+    for word in [*asked, *terms]:
+        assert (word in index._vocabulary) == (word in terms)
