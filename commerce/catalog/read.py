@@ -41,10 +41,12 @@ import ctypes
 import functools
 import gc
 import logging
+import mmap
 import multiprocessing
 import os
 import pickle
 import sys
+import tempfile
 import time
 from array import array
 from collections import Counter
@@ -65,6 +67,7 @@ from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
 import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy import Select, event, func, select, update
 from sqlalchemy.engine import Engine, Row
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -114,8 +117,8 @@ PARCEL_STAMPS = 2000
 """Products' stamps per message from a build in another process: each is unpickled on the event loop."""
 BUILD_NICENESS = 10
 """How much lower the subprocess of a build runs than the worker, when the cores are busy."""
-PARCEL_BYTES = 1 << 20
-"""Bytes of the index's arrays per message from a build in another process."""
+ARRAY_ALIGNMENT = 64
+"""Where each array starts in the file a build in another process writes them to."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,23 +322,23 @@ class ProductTable(MutableMapping[int, ProductInfo]):
             if count % 512 == 0:
                 yield
         self._blob = bytes(blob)
-        self._starts = np.array(starts, dtype=np.int64)
-        self._ids = np.array(ids, dtype=np.int64)
-        self._categories = np.array(categories, dtype=np.int64)
-        self._sales = np.array(sales, dtype=np.int64)
-        self._sort_orders = np.array(sort_orders, dtype=np.int64)
+        self._starts = _narrow(starts)
+        self._ids = _narrow(ids)
+        self._categories = _narrow(categories)
+        self._sales = _narrow(sales)
+        self._sort_orders = _narrow(sort_orders)
         self._tag_of = np.array(tag_of, dtype=np.int32)
-        self._variant_starts = np.array(variant_starts, dtype=np.int64)
-        self._variant_ids = np.array(variant_ids, dtype=np.int64)
-        self._prices = np.array(prices, dtype=np.int64)
+        self._variant_starts = _narrow(variant_starts)
+        self._variant_ids = _narrow(variant_ids)
+        self._prices = _narrow(prices)
         self._label_of = np.array(label_of, dtype=np.int32)
         self._tag_sets = list(tag_sets)
         self._labels = list(labels)
         yield
         # the orders the snapshot lists products in, sorted here (where a build elsewhere runs)
-        self._hot_order = np.lexsort((self._ids, self._sort_orders, -self._sales))
+        self._hot_order = _narrow(np.lexsort((self._ids, self._sort_orders, -self._sales.astype(np.int64))))
         yield
-        self._category_order = np.lexsort((self._ids, self._sort_orders, self._categories))
+        self._category_order = _narrow(np.lexsort((self._ids, self._sort_orders, self._categories)))
         self._start_overlay()
 
     def _start_overlay(self) -> None:
@@ -482,6 +485,15 @@ class ProductTable(MutableMapping[int, ProductInfo]):
         return listed
 
 
+def _narrow(values: Any) -> NDArray[np.int32] | NDArray[np.int64]:
+    """Integers as int32 when every one fits (ids, counts, prices in fen and offsets of a
+    catalog do: half the memory of int64), else as int64."""
+    wide = np.asarray(values, dtype=np.int64)
+    if len(wide) and (int(wide.min()) < np.iinfo(np.int32).min or int(wide.max()) > np.iinfo(np.int32).max):
+        return wide
+    return wide.astype(np.int32)
+
+
 _NOT_CHANGED = object()
 MADE_KEPT = 4096
 """`ProductInfo` made from a `ProductTable`'s columns kept for the next ask."""
@@ -527,6 +539,8 @@ class CatalogSnapshot:
         lexicon: Lexicon, prepared: _Prepared | None = None,
     ) -> Steps[None]:
         listed = list(products)
+        # the file its arrays are mapped from, when built in another process (None: built here, in this process's heap)
+        self.mapping: mmap.mmap | None = None
         if prepared is None:
             self.products = yield from ProductTable.building(listed)
         else:
@@ -976,14 +990,15 @@ async def _read_whole(sessions: async_sessionmaker[AsyncSession], fetching: Call
     return _Whole(watermark, categories, rows, words, stamped)
 
 
-def _build_in_child(url: str, sending: Connection) -> None:
+def _build_in_child(url: str, path: str, sending: Connection) -> None:
     """The far end of `_building_elsewhere`, in a process of its own (spawned: nothing of the
-    worker's state comes along): read the catalog from the database, build it whole, and send
-    it back in pieces, each small enough to be taken in without holding the worker's loop."""
+    worker's state comes along): read the catalog from the database, build it whole, write its
+    arrays into the file at `path` and send the rest back in pieces, each small enough to be
+    taken in without holding the worker's loop."""
     with contextlib.suppress(OSError, AttributeError):  # background work: the worker's turns come first
         os.nice(BUILD_NICENESS)
     try:
-        asyncio.run(_child_build(url, sending))
+        asyncio.run(_child_build(url, path, sending))
     except BaseException as exc:  # told, rather than a silent end of the pipe
         with contextlib.suppress(OSError):
             sending.send_bytes(pickle.dumps(("failed", f"{type(exc).__name__}: {exc}")))
@@ -992,7 +1007,7 @@ def _build_in_child(url: str, sending: Connection) -> None:
         sending.close()
 
 
-async def _child_build(url: str, sending: Connection) -> None:
+async def _child_build(url: str, path: str, sending: Connection) -> None:
     engine = create_engine(url)
     try:
         whole = await _read_whole(async_sessionmaker(engine, expire_on_commit=False), _fetch_in)
@@ -1013,27 +1028,61 @@ async def _child_build(url: str, sending: Connection) -> None:
         send("stamps", stamps[at : at + PARCEL_STAMPS])
     buffers: list[pickle.PickleBuffer] = []
     packed = pickle.dumps((index.packed(), products.packed()), protocol=5, buffer_callback=buffers.append)
-    raws = [buffer.raw() for buffer in buffers]
-    send("arrays", packed, [raw.nbytes for raw in raws])
-    for raw in raws:  # the arrays' bytes, as they are, a piece at a time
-        for at in range(0, raw.nbytes, PARCEL_BYTES):
-            sending.send_bytes(raw[at : at + PARCEL_BYTES])
+    send("arrays", packed, _writing_arrays(path, [buffer.raw() for buffer in buffers]))
     import resource  # Unix only, as the subprocess build is
 
     send("done", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # its peak, MiB (Linux: KiB)
+
+
+def _writing_arrays(path: str, raws: Sequence[memoryview]) -> list[tuple[int, int]]:
+    """The arrays' bytes, as they are, one after another in the file the worker made (each at
+    a multiple of `ARRAY_ALIGNMENT`): each one's (offset, size)."""
+    spans: list[tuple[int, int]] = []
+    with open(path, "wb") as file:
+        at = 0
+        for raw in raws:
+            padding = -at % ARRAY_ALIGNMENT
+            file.write(bytes(padding))
+            at += padding
+            spans.append((at, raw.nbytes))
+            file.write(raw)
+            at += raw.nbytes
+        if not at:
+            file.write(b"\0")  # an empty file cannot be mapped
+    return spans
+
+
+def _mapping_arrays(path: str, spans: Sequence[tuple[int, int]]) -> tuple[mmap.mmap, list[memoryview]]:
+    """The file of `_writing_arrays` mapped read-only, and a view of each array in it. The
+    file is unlinked at once: its pages live as long as the mapping, which lives as long as
+    a view of it (an array of the catalog), and nothing is left behind."""
+    try:
+        with open(path, "rb") as file:
+            mapping = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    whole = memoryview(mapping)
+    return mapping, [whole[offset : offset + size] for offset, size in spans]
 
 
 async def _building_elsewhere(
     url: str, *, query_cache_size: int
 ) -> tuple[CatalogSnapshot, datetime | None, dict[int, datetime], float]:
     """A full build in another process (`_build_in_child`), taken in here a piece at a time:
-    the event loop only unpickles parcels of a few hundred products and copies raw bytes,
-    then makes the snapshot's small parts between searches."""
+    the event loop only unpickles parcels of a few hundred products, maps the file the arrays
+    were written to, then makes the snapshot's small parts between searches.
+
+    The arrays are not copied into this process: they stay in the pages of that file, mapped
+    read-only (`_mapping_arrays`), which are read in from the page cache as searches touch
+    them. So taking a new catalog in while the old one still serves does not need room for
+    both (the worker's peak was the old catalog plus the new one); the file's pages are
+    shared, clean once written back, and can be given back by the kernel under pressure."""
     context = multiprocessing.get_context("spawn")
     receiving, sending = context.Pipe(duplex=False)
-    process = context.Process(target=_build_in_child, args=(url, sending), daemon=True, name="catalog-build")
-    await asyncio.to_thread(process.start)
-    sending.close()
+    descriptor, path = tempfile.mkstemp(prefix="storefront-catalog-", suffix=".arrays")
+    os.close(descriptor)
+    process = context.Process(target=_build_in_child, args=(url, path, sending), daemon=True, name="catalog-build")
 
     async def receive() -> Any:
         message = pickle.loads(await asyncio.to_thread(receiving.recv_bytes))
@@ -1041,23 +1090,20 @@ async def _building_elsewhere(
             raise RuntimeError(f"the catalog build in a subprocess failed: {message[1]}")
         return message
 
+    try:
+        await asyncio.to_thread(process.start)
+    except BaseException:
+        os.unlink(path)
+        raise
+    sending.close()
     received = False
     try:
         _, watermark, categories, lexicon, words = await receive()
         recent: dict[int, datetime] = {}
         while (message := await receive())[0] == "stamps":
             recent.update(message[1])
-        _, packed, sizes = message
-        buffers: list[bytearray] = []
-        for size in sizes:
-            buffer = bytearray(size)
-            view = memoryview(buffer)
-            at = 0
-            while at < size:
-                piece = await asyncio.to_thread(receiving.recv_bytes)
-                view[at : at + len(piece)] = piece
-                at += len(piece)
-            buffers.append(buffer)
+        _, packed, spans = message
+        mapping, buffers = _mapping_arrays(path, spans)
         done = await receive()
         if done[0] != "done":
             raise RuntimeError("the catalog build in a subprocess sent something unexpected")
@@ -1074,6 +1120,8 @@ async def _building_elsewhere(
             process.kill()
             await asyncio.shield(asyncio.to_thread(process.join, CLOSE_WAIT_SECONDS))
         receiving.close()
+        with contextlib.suppress(OSError):  # unlinked once mapped; not left behind otherwise
+            os.unlink(path)
 
     def taking_in() -> Steps[CatalogSnapshot]:
         packed_index, packed_products = pickle.loads(packed, buffers=buffers)
@@ -1085,6 +1133,7 @@ async def _building_elsewhere(
         ))
 
     snapshot = await _between_searches(taking_in())
+    snapshot.mapping = mapping
     return snapshot, watermark, recent, peak_mib
 
 

@@ -4,11 +4,19 @@ random catalogs and staff edits: the same products, best sellers and categories'
 from __future__ import annotations
 
 import pickle
+import tempfile
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from commerce.catalog.read import ProductInfo, ProductTable, VariantInfo
+from commerce.catalog.read import (
+    ProductInfo,
+    ProductTable,
+    VariantInfo,
+    _mapping_arrays,
+    _writing_arrays,
+)
 
 names = st.text(alphabet="苹果香蕉茶 abcXYZ\u00e9\U0001f34e,", max_size=8)
 
@@ -59,7 +67,10 @@ def test_the_table_holds_what_a_dict_would(case: tuple[list[ProductInfo], list[t
     table = ProductTable(catalog)
     buffers: list[pickle.PickleBuffer] = []
     crossed = pickle.dumps(table.packed(), protocol=5, buffer_callback=buffers.append)
-    table = ProductTable.unpacking(pickle.loads(crossed, buffers=[bytearray(b.raw()) for b in buffers]))
+    with tempfile.TemporaryDirectory() as folder:  # as a build in another process hands it over: a read-only mapping
+        path = str(Path(folder) / "table.arrays")
+        _, mapped = _mapping_arrays(path, _writing_arrays(path, [b.raw() for b in buffers]))
+    table = ProductTable.unpacking(pickle.loads(crossed, buffers=mapped))
     expected = {product.id: product for product in catalog}
     for product_id, product in edits:  # as `CatalogSnapshot.apply` does: out, then in
         assert table.pop(product_id, None) == expected.pop(product_id, None)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
+import tempfile
 import time
+import weakref
+from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -175,3 +179,39 @@ async def test_closing_during_a_rebuild_elsewhere_stops_its_subprocess_at_once(
     await catalog.close()
     assert time.perf_counter() - started < 1.0  # killed, not waited for
     assert not multiprocessing.active_children()
+
+
+def _mapped_catalog_files(folder: str) -> list[str]:
+    """The catalog files this process maps (unlinked: /proc says "(deleted)")."""
+    with open("/proc/self/maps") as maps:
+        return sorted({line.split(None, 5)[5].strip() for line in maps if folder in line})
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.usefixtures("demo_catalog")
+async def test_a_build_elsewhere_is_mapped_from_a_file_and_the_old_catalog_freed_at_the_swap(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The arrays of a build in another process stay in the file it wrote them to, mapped
+    read-only and unlinked at once: nothing is left in the folder, and a rebuild's swap lets go
+    of the old catalog and its mapping (the worker's peak is not two whole catalogs)."""
+    monkeypatch.setattr(read, "LARGE_CATALOG", 0)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the worker makes the file
+    catalog = Catalog(shop_sessions(engine, bus=shop_bus()), refresh_seconds=0, rebuild_seconds=0)
+    old = await catalog.snapshot()
+    assert old.mapping is not None and catalog.build_peak_mib is not None
+    assert not old.index._data.flags.writeable  # a view of the mapping, not a copy
+    assert os.listdir(tmp_path) == []
+    first_file = _mapped_catalog_files(str(tmp_path))
+    assert len(first_file) == 1 and first_file[0].endswith("(deleted)")
+    found = [hit.product_id for hit in old.search("苹果")]
+    retired = weakref.ref(old)
+    del old
+    await catalog.rebuild()
+    assert retired() is None
+    new = await catalog.snapshot()
+    second_file = _mapped_catalog_files(str(tmp_path))
+    assert len(second_file) == 1 and second_file != first_file  # the old file is unmapped
+    assert [hit.product_id for hit in new.search("苹果")] == found
+    assert os.listdir(tmp_path) == []
+    await catalog.close()
