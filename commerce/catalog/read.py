@@ -113,8 +113,6 @@ BUILD_PAUSE_SECONDS = 0.001
 """Between two slices of a build on the event loop: everything else that is due runs first."""
 FREE_CHUNK = 500
 """Objects freed between two turns of the event loop when a retired catalog is let go."""
-PARCEL_STAMPS = 2000
-"""Products' stamps per message from a build in another process: each is unpickled on the event loop."""
 BUILD_NICENESS = 10
 """How much lower the subprocess of a build runs than the worker, when the cores are busy."""
 ARRAY_ALIGNMENT = 64
@@ -723,6 +721,102 @@ def _used_words(text: str) -> Counter[str]:
     return Counter({word: text.count(word) for word in shop_lexicon.everyday_words() if word in text})
 
 
+class _Stamps:
+    """Products' `updated_at` as last applied, by product id (`Catalog._recent`): what a
+    `dict[int, datetime]` holds, in arrays. A full build stamps every product written within
+    `REFRESH_OVERLAP` of the newest, and an import writes a whole catalog with one stamp:
+    100k entries took 12 MiB as a dict (twice at a rebuild's swap). Here the ids are a sorted
+    array, each with the number of its stamp among the few distinct ones; what is applied
+    since (`update`) goes to a small dict read first."""
+
+    __slots__ = ("_ids", "_which", "_distinct", "_changed")
+
+    def __init__(self, pairs: Iterable[tuple[int, datetime]] = ()) -> None:
+        finish(self._filling(pairs))
+
+    @classmethod
+    def building(cls, pairs: Iterable[tuple[int, datetime]]) -> Steps[_Stamps]:
+        stamps = cls.__new__(cls)
+        yield from stamps._filling(pairs)
+        return stamps
+
+    def _filling(self, pairs: Iterable[tuple[int, datetime]]) -> Steps[None]:
+        latest: dict[int, datetime] = {}
+        for count, (product_id, stamp) in enumerate(pairs):
+            latest[product_id] = stamp
+            if count % 2048 == 0:
+                yield
+        distinct: dict[datetime, int] = {}
+        ids, which = array("q"), array("l")
+        for count, product_id in enumerate(sorted(latest)):
+            ids.append(product_id)
+            which.append(distinct.setdefault(latest[product_id], len(distinct)))
+            if count % 2048 == 0:
+                yield
+        self._ids = np.array(ids, dtype=np.int64)
+        self._which = _narrow(which)
+        self._distinct = list(distinct)
+        self._changed: dict[int, datetime] = {}
+
+    def packed(self) -> tuple[NDArray[Any], NDArray[Any], list[datetime]]:
+        """To cross from another process (a fresh build: nothing applied since)."""
+        return self._ids, self._which, self._distinct
+
+    @classmethod
+    def unpacking(cls, packed: tuple[NDArray[Any], NDArray[Any], list[datetime]]) -> _Stamps:
+        stamps = cls.__new__(cls)
+        stamps._ids, stamps._which, stamps._distinct = packed
+        stamps._changed = {}
+        return stamps
+
+    def get(self, product_id: int) -> datetime | None:
+        found = self._changed.get(product_id)
+        if found is not None:
+            return found
+        at = int(np.searchsorted(self._ids, product_id))
+        if at < len(self._ids) and self._ids[at] == product_id:
+            return self._distinct[self._which[at]]
+        return None
+
+    def update(self, stamps: dict[int, datetime]) -> None:
+        self._changed.update(stamps)
+
+    def items(self) -> Iterator[tuple[int, datetime]]:
+        distinct, changed = self._distinct, self._changed
+        for product_id, which in zip(self._ids.tolist(), self._which.tolist(), strict=True):
+            if product_id not in changed:
+                yield product_id, distinct[which]
+        yield from changed.items()
+
+    def __len__(self) -> int:
+        return len(self._ids) + sum(1 for product_id in self._changed if self._position(product_id) is None)
+
+    def _position(self, product_id: int) -> int | None:
+        at = int(np.searchsorted(self._ids, product_id))
+        return at if at < len(self._ids) and self._ids[at] == product_id else None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _Stamps):
+            return NotImplemented
+        return dict(self.items()) == dict(other.items())
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def newer_than(self, floor: datetime) -> _Stamps:
+        """Only the stamps after `floor` (`Catalog._forget_old_stamps`)."""
+        kept = np.array([stamp > floor for stamp in self._distinct], dtype=bool)
+        stamps = _Stamps.__new__(_Stamps)
+        if len(self._ids) and (self._changed or not kept.all()):
+            # what was applied since replaces the build's stamp, whichever is forgotten
+            keep = kept[self._which] & ~np.isin(self._ids, np.fromiter(self._changed, dtype=np.int64))
+            stamps._ids, stamps._which = self._ids[keep], self._which[keep]
+        else:
+            stamps._ids, stamps._which = self._ids, self._which
+        stamps._distinct = self._distinct
+        stamps._changed = {pid: stamp for pid, stamp in self._changed.items() if stamp > floor}
+        return stamps
+
+
 # ---- reading rows (SQLAlchemy Core) ---------------------------------------------------
 
 
@@ -1023,9 +1117,7 @@ async def _child_build(url: str, path: str, sending: Connection) -> None:
         sending.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
 
     send("meta", whole.watermark, whole.categories, whole.lexicon, words)
-    stamps = [(row.id, row.updated_at) for row in whole.stamped]
-    for at in range(0, len(stamps), PARCEL_STAMPS):
-        send("stamps", stamps[at : at + PARCEL_STAMPS])
+    send("stamps", _Stamps((row.id, row.updated_at) for row in whole.stamped).packed())
     buffers: list[pickle.PickleBuffer] = []
     packed = pickle.dumps((index.packed(), products.packed()), protocol=5, buffer_callback=buffers.append)
     send("arrays", packed, _writing_arrays(path, [buffer.raw() for buffer in buffers]))
@@ -1068,7 +1160,7 @@ def _mapping_arrays(path: str, spans: Sequence[tuple[int, int]]) -> tuple[mmap.m
 
 async def _building_elsewhere(
     url: str, *, query_cache_size: int
-) -> tuple[CatalogSnapshot, datetime | None, dict[int, datetime], float]:
+) -> tuple[CatalogSnapshot, datetime | None, _Stamps, float]:
     """A full build in another process (`_build_in_child`), taken in here a piece at a time:
     the event loop only unpickles parcels of a few hundred products, maps the file the arrays
     were written to, then makes the snapshot's small parts between searches.
@@ -1099,10 +1191,9 @@ async def _building_elsewhere(
     received = False
     try:
         _, watermark, categories, lexicon, words = await receive()
-        recent: dict[int, datetime] = {}
-        while (message := await receive())[0] == "stamps":
-            recent.update(message[1])
-        _, packed, spans = message
+        _, stamps = await receive()
+        recent = _Stamps.unpacking(stamps)
+        _, packed, spans = await receive()
         mapping, buffers = _mapping_arrays(path, spans)
         done = await receive()
         if done[0] != "done":
@@ -1191,7 +1282,7 @@ class Catalog:
         self._snapshot: CatalogSnapshot | None = None
         self._first_load = asyncio.Lock()
         self._watermark: datetime | None = None
-        self._recent: dict[int, datetime] = {}  # stamps applied within the overlap
+        self._recent = _Stamps()  # stamps applied within the overlap
         self._rebuilding: asyncio.Task[None] | None = None
         self._dirty: set[int] = set()  # changed while a rebuild was reading
         self._built_at = 0.0
@@ -1350,7 +1441,7 @@ class Catalog:
         if self._rebuilding is not None:
             self._dirty.update(pending.ids)
 
-    async def _read_dirty(self, built: tuple[CatalogSnapshot, datetime | None, dict[int, datetime]]) -> None:
+    async def _read_dirty(self, built: tuple[CatalogSnapshot, datetime | None, _Stamps]) -> None:
         """What changed while a build was reading its rows: read again and applied to the
         built catalog *before* it is installed, until nothing more changed meanwhile; so no
         search is ever handed a new catalog that lacks an edit the old one had (an import
@@ -1412,7 +1503,7 @@ class Catalog:
         if self._watermark is None:
             return
         floor = self._watermark - REFRESH_OVERLAP
-        self._recent = {pid: stamp for pid, stamp in self._recent.items() if stamp > floor}
+        self._recent = self._recent.newer_than(floor)
 
     # ---- full builds ---------------------------------------------------------------------
 
@@ -1461,7 +1552,7 @@ class Catalog:
             del old  # its arrays go with it
             await asyncio.to_thread(_trim_heap)
 
-    async def _build(self) -> tuple[CatalogSnapshot, datetime | None, dict[int, datetime]]:
+    async def _build(self) -> tuple[CatalogSnapshot, datetime | None, _Stamps]:
         """Read every product on sale (Core rows) and build the catalog; searches go on meanwhile.
 
         A large catalog is built in another process (`_building_elsewhere`), which reads the
@@ -1489,17 +1580,13 @@ class Catalog:
                     return snapshot, watermark, recent
             return await self._read_and_build()
 
-    async def _read_and_build(self) -> tuple[CatalogSnapshot, datetime | None, dict[int, datetime]]:
+    async def _read_and_build(self) -> tuple[CatalogSnapshot, datetime | None, _Stamps]:
         whole = await _read_whole(self._sessions, _stream_in)
         rows, categories, stamped = whole.rows, whole.categories, whole.stamped
 
-        def building() -> Steps[tuple[CatalogSnapshot, dict[int, datetime]]]:
+        def building() -> Steps[tuple[CatalogSnapshot, _Stamps]]:
             read = yield from _assembling(rows, categories)
-            recent: dict[int, datetime] = {}
-            for count, row in enumerate(stamped):
-                recent[row.id] = row.updated_at
-                if count % 1024 == 0:
-                    yield
+            recent = yield from _Stamps.building((row.id, row.updated_at) for row in stamped)
             yield from _freeing(stamped)
             snapshot = yield from CatalogSnapshot.building(
                 read.current, categories.values(), query_cache_size=self._query_cache_size, lexicon=whole.lexicon
@@ -1513,7 +1600,7 @@ class Catalog:
         self.builds += 1
         return snapshot, whole.watermark, recent
 
-    def _install(self, built: tuple[CatalogSnapshot, datetime | None, dict[int, datetime]]) -> None:
+    def _install(self, built: tuple[CatalogSnapshot, datetime | None, _Stamps]) -> None:
         self._snapshot, self._watermark, self._recent = built
         self._built_at = self._clock()
 

@@ -1,10 +1,12 @@
 """The products on sale in columns (`ProductTable`) against a plain dict of `ProductInfo`, on
-random catalogs and staff edits: the same products, best sellers and categories' lists."""
+random catalogs and staff edits: the same products, best sellers and categories' lists; and
+the products' stamps in arrays against the dict they were."""
 
 from __future__ import annotations
 
 import pickle
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -15,6 +17,7 @@ from commerce.catalog.read import (
     ProductTable,
     VariantInfo,
     _mapping_arrays,
+    _Stamps,
     _writing_arrays,
 )
 
@@ -81,3 +84,29 @@ def test_the_table_holds_what_a_dict_would(case: tuple[list[ProductInfo], list[t
     for limit in (1, 3, 50):
         assert table.best_sellers(limit) == hot(expected, limit)
     assert table.by_category() == categories(expected)
+
+
+moments = st.integers(min_value=0, max_value=5).map(lambda minutes: datetime(2026, 12, 5, 6, minutes))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(min_value=1, max_value=30), moments), max_size=20),
+    st.lists(st.dictionaries(st.integers(min_value=1, max_value=35), moments, max_size=4), max_size=4),
+    moments,
+)
+def test_the_stamps_hold_what_a_dict_would(
+    built: list[tuple[int, datetime]], applied: list[dict[int, datetime]], floor: datetime
+) -> None:
+    """`Catalog._recent` in arrays (`_Stamps`), against the dict it was: built, then edits
+    applied, then the stamps older than the overlap forgotten; as a build elsewhere sends it."""
+    stamps = _Stamps.unpacking(pickle.loads(pickle.dumps(_Stamps(built).packed())))
+    expected = dict(built)
+    for edits in applied:
+        stamps.update(edits)
+        expected.update(edits)
+    for product_id in range(40):
+        assert stamps.get(product_id) == expected.get(product_id)
+    assert dict(stamps.items()) == expected and len(stamps) == len(expected)
+    kept = stamps.newer_than(floor)
+    assert dict(kept.items()) == {pid: stamp for pid, stamp in expected.items() if stamp > floor}
