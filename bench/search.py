@@ -347,6 +347,7 @@ def bench_size(size: int, queries: Sequence[str], *, trace_memory: bool, vocabul
             del docs
             gc.collect()
             subprocess.run([sys.executable, __file__, "--worker", str(path)], check=True)
+            print(f"         a worker of the app (bot.app imported) before its catalog: RSS {app_worker_baseline():.0f} MiB")
 
 
 # ---- the catalog of a worker, over a real database ---------------------------------------
@@ -433,12 +434,48 @@ class LoopLag:
         )
 
 
-def rss_mib() -> tuple[float, float]:
-    """(now, peak) resident memory of this process, MiB."""
+def memory_mib() -> dict[str, float]:
+    """This process's resident memory, MiB, from /proc: VmRSS (all of it) = RssAnon (its heap)
+    + RssFile (pages of mapped files: the catalog built elsewhere, and the libraries) + RssShmem;
+    VmHWM, the peak of VmRSS."""
     status = dict(
         line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line
     )
-    return int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
+    return {
+        name: int(status[name].split()[0]) / 1024 for name in ("VmRSS", "VmHWM", "RssAnon", "RssFile", "RssShmem")
+    }
+
+
+def _columns(memory: dict[str, float]) -> str:
+    return (f"RSS {memory['VmRSS']:.0f} MiB (anon {memory['RssAnon']:.0f} + file {memory['RssFile']:.0f} "
+            f"+ shmem {memory['RssShmem']:.0f})")
+
+
+def touch_every_page(snapshot: Any) -> float:
+    """Read every page of the file a catalog built elsewhere is mapped from, as hours of
+    searches would (a page is resident once touched, and counts in RSS): MiB mapped."""
+    mapping = snapshot.mapping
+    if mapping is None:
+        return 0.0
+    import numpy as np
+
+    pages = np.frombuffer(mapping, dtype=np.uint8)
+    int(pages[::4096].sum())
+    del pages
+    return len(mapping) / 2**20
+
+
+def app_worker_baseline() -> float:
+    """RSS, MiB, of a fresh process that imports what a worker of the app imports (`bot.app`),
+    before it loads any catalog: this bench's worker imports only the catalog's modules."""
+    code = (
+        "import bot.app, pathlib; "
+        "print(next(l.split()[1] for l in pathlib.Path('/proc/self/status').read_text().splitlines() "
+        "if l.startswith('VmRSS')))"
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=root)
+    return int(done.stdout.split()[-1]) / 1024
 
 
 async def bench_worker(path: Path) -> None:
@@ -457,16 +494,21 @@ async def bench_worker(path: Path) -> None:
     catalog = Catalog(shop_sessions(engine, bus=bus), refresh_seconds=0, rebuild_seconds=0)
     tell_catalog(bus, catalog)
     uows = shop_uows(engine, bus=bus)
-    before, _ = rss_mib()
+    before = memory_mib()
+    print(f"         worker before the load: {_columns(before)}")
 
     started = time.perf_counter()
     snapshot = await catalog.snapshot()
     load_seconds = time.perf_counter() - started
-    now, peak = rss_mib()
-    loaded = now
+    memory = memory_mib()
     print(f"         worker: first load {load_seconds:5.2f} s  ({len(snapshot.products)} products)  "
-          f"RSS {now:.0f} MiB (peak {peak:.0f}, {before:.0f} before the load){_elsewhere(catalog)}")
+          f"{_columns(memory)} (peak {memory['VmHWM']:.0f}){_elsewhere(catalog)}")
     snapshot.search("苹果")  # as a worker's first search does
+    mapped = touch_every_page(snapshot)
+    loaded = memory_mib()
+    if mapped:
+        print(f"         with every page of the catalog's file ({mapped:.0f} MiB mapped) touched, as after hours "
+              f"of searches: {_columns(loaded)}")
     del snapshot  # as a turn lets go of it: a replaced catalog is freed once nobody holds it
 
     async with LoopLag() as lag:
@@ -476,10 +518,12 @@ async def bench_worker(path: Path) -> None:
         for _ in range(4):  # the old catalog is freed at the next tick of the background loop
             await asyncio.sleep(0.05)
         await catalog.tick()
-    now, peak = rss_mib()
-    rebuilt = now
+    memory = memory_mib()
+    touch_every_page(await catalog.snapshot())
+    rebuilt = memory_mib()
     print(f"         rebuild in the background {rebuild_seconds:5.2f} s  {lag.summary()}  "
-          f"RSS {now:.0f} MiB (peak {peak:.0f}){_elsewhere(catalog)}")
+          f"{_columns(memory)} (peak {memory['VmHWM']:.0f}){_elsewhere(catalog)}; every page touched: "
+          f"{_columns(rebuilt)}")
 
     async with engine.connect() as conn:
         ids = list((await conn.scalars(select(Product.id).order_by(Product.id).limit(20))).all())
@@ -528,11 +572,14 @@ async def bench_worker(path: Path) -> None:
         for _ in range(4):
             await asyncio.sleep(0.05)
         await catalog.tick()
-    now, peak = rss_mib()
+    memory = memory_mib()
+    touch_every_page(await catalog.snapshot())
+    final = memory_mib()
     print(f"         CSV import of {len(rows)} rows ({report.updated} updated): {imported:5.2f} s, searchable after "
-          f"{applied:5.2f} s  {lag.summary()}  RSS {now:.0f} MiB")
-    print(f"         worker RSS: after the first load {loaded:.0f} MiB, after a rebuild {rebuilt:.0f} MiB, "
-          f"after the import {now:.0f} MiB; peak {peak:.0f} MiB")
+          f"{applied:5.2f} s  {lag.summary()}  {_columns(memory)}; every page touched: {_columns(final)}")
+    print(f"         worker RSS (every page of the catalog touched): after the first load {loaded['VmRSS']:.0f} MiB, "
+          f"after a rebuild {rebuilt['VmRSS']:.0f} MiB, after the import {final['VmRSS']:.0f} MiB; "
+          f"peak {final['VmHWM']:.0f} MiB (before the load {before['VmRSS']:.0f})")
     await catalog.close()
     await engine.dispose()
 
