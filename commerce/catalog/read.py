@@ -723,13 +723,14 @@ def _used_words(text: str) -> Counter[str]:
 
 class _Stamps:
     """Products' `updated_at` as last applied, by product id (`Catalog._recent`): what a
-    `dict[int, datetime]` holds, in arrays. A full build stamps every product written within
-    `REFRESH_OVERLAP` of the newest, and an import writes a whole catalog with one stamp:
-    100k entries took 12 MiB as a dict (twice at a rebuild's swap). Here the ids are a sorted
-    array, each with the number of its stamp among the few distinct ones; what is applied
-    since (`update`) goes to a small dict read first."""
+    `dict[int, datetime]` holds, in arrays. A full build keeps the stamp of every product
+    written within `REFRESH_OVERLAP` of the newest, which after an import is the whole
+    catalog: 100k entries took 12 MiB as a dict (twice at a rebuild's swap). Here the ids are
+    a sorted array beside their stamps in microseconds since the epoch (16 bytes a product);
+    what is applied since (`update`) goes to a small dict read first. A stamp is given back
+    as the same moment, with the time zone the build's stamps had (or none, as SQLite's)."""
 
-    __slots__ = ("_ids", "_which", "_distinct", "_changed")
+    __slots__ = ("_ids", "_micros", "_zone", "_changed")
 
     def __init__(self, pairs: Iterable[tuple[int, datetime]] = ()) -> None:
         finish(self._filling(pairs))
@@ -746,54 +747,63 @@ class _Stamps:
             latest[product_id] = stamp
             if count % 2048 == 0:
                 yield
-        distinct: dict[datetime, int] = {}
-        ids, which = array("q"), array("l")
+        self._zone = next((stamp.tzinfo for stamp in latest.values()), None)
+        self._changed: dict[int, datetime] = {}
+        ids, micros = array("q"), array("q")
         for count, product_id in enumerate(sorted(latest)):
-            ids.append(product_id)
-            which.append(distinct.setdefault(latest[product_id], len(distinct)))
+            stamp = latest[product_id]
+            if (stamp.tzinfo is None) != (self._zone is None):  # another kind: kept as it is
+                self._changed[product_id] = stamp
+            else:
+                ids.append(product_id)
+                micros.append(self._micros_of(stamp))
             if count % 2048 == 0:
                 yield
         self._ids = np.array(ids, dtype=np.int64)
-        self._which = _narrow(which)
-        self._distinct = list(distinct)
-        self._changed: dict[int, datetime] = {}
+        self._micros = np.array(micros, dtype=np.int64)
 
-    def packed(self) -> tuple[NDArray[Any], NDArray[Any], list[datetime]]:
-        """To cross from another process (a fresh build: nothing applied since)."""
-        return self._ids, self._which, self._distinct
+    def _epoch(self) -> datetime:
+        return datetime(1970, 1, 1, tzinfo=self._zone)
+
+    def _micros_of(self, stamp: datetime) -> int:
+        return (stamp - self._epoch()) // _MICROSECOND  # naive and aware do not mix: TypeError, as comparing them
+
+    def _stamp(self, micros: int) -> datetime:
+        return self._epoch() + timedelta(microseconds=micros)
+
+    def packed(self) -> tuple[NDArray[np.int64], NDArray[np.int64], Any, dict[int, datetime]]:
+        """To cross from another process."""
+        return self._ids, self._micros, self._zone, self._changed
 
     @classmethod
-    def unpacking(cls, packed: tuple[NDArray[Any], NDArray[Any], list[datetime]]) -> _Stamps:
+    def unpacking(cls, packed: tuple[NDArray[np.int64], NDArray[np.int64], Any, dict[int, datetime]]) -> _Stamps:
         stamps = cls.__new__(cls)
-        stamps._ids, stamps._which, stamps._distinct = packed
-        stamps._changed = {}
+        stamps._ids, stamps._micros, stamps._zone, stamps._changed = packed
         return stamps
+
+    def _position(self, product_id: int) -> int | None:
+        at = int(np.searchsorted(self._ids, product_id))
+        return at if at < len(self._ids) and self._ids[at] == product_id else None
 
     def get(self, product_id: int) -> datetime | None:
         found = self._changed.get(product_id)
         if found is not None:
             return found
-        at = int(np.searchsorted(self._ids, product_id))
-        if at < len(self._ids) and self._ids[at] == product_id:
-            return self._distinct[self._which[at]]
-        return None
+        at = self._position(product_id)
+        return None if at is None else self._stamp(int(self._micros[at]))
 
     def update(self, stamps: dict[int, datetime]) -> None:
         self._changed.update(stamps)
 
     def items(self) -> Iterator[tuple[int, datetime]]:
-        distinct, changed = self._distinct, self._changed
-        for product_id, which in zip(self._ids.tolist(), self._which.tolist(), strict=True):
+        changed = self._changed
+        for product_id, micros in zip(self._ids.tolist(), self._micros.tolist(), strict=True):
             if product_id not in changed:
-                yield product_id, distinct[which]
+                yield product_id, self._stamp(micros)
         yield from changed.items()
 
     def __len__(self) -> int:
         return len(self._ids) + sum(1 for product_id in self._changed if self._position(product_id) is None)
-
-    def _position(self, product_id: int) -> int | None:
-        at = int(np.searchsorted(self._ids, product_id))
-        return at if at < len(self._ids) and self._ids[at] == product_id else None
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, _Stamps):
@@ -804,17 +814,20 @@ class _Stamps:
 
     def newer_than(self, floor: datetime) -> _Stamps:
         """Only the stamps after `floor` (`Catalog._forget_old_stamps`)."""
-        kept = np.array([stamp > floor for stamp in self._distinct], dtype=bool)
         stamps = _Stamps.__new__(_Stamps)
-        if len(self._ids) and (self._changed or not kept.all()):
-            # what was applied since replaces the build's stamp, whichever is forgotten
-            keep = kept[self._which] & ~np.isin(self._ids, np.fromiter(self._changed, dtype=np.int64))
-            stamps._ids, stamps._which = self._ids[keep], self._which[keep]
-        else:
-            stamps._ids, stamps._which = self._ids, self._which
-        stamps._distinct = self._distinct
+        stamps._zone = self._zone
+        stamps._ids, stamps._micros = self._ids, self._micros
+        if len(self._ids):
+            keep = self._micros > self._micros_of(floor)
+            if self._changed:  # what was applied since replaces the build's stamp, whichever is forgotten
+                keep &= ~np.isin(self._ids, np.fromiter(self._changed, dtype=np.int64))
+            if not keep.all():
+                stamps._ids, stamps._micros = self._ids[keep], self._micros[keep]
         stamps._changed = {pid: stamp for pid, stamp in self._changed.items() if stamp > floor}
         return stamps
+
+
+_MICROSECOND = timedelta(microseconds=1)
 
 
 # ---- reading rows (SQLAlchemy Core) ---------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pickle
 import tempfile
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -86,7 +86,9 @@ def test_the_table_holds_what_a_dict_would(case: tuple[list[ProductInfo], list[t
     assert table.by_category() == categories(expected)
 
 
-moments = st.integers(min_value=0, max_value=5).map(lambda minutes: datetime(2026, 12, 5, 6, minutes))
+moments = st.integers(min_value=0, max_value=5 * 60 * 10**6).map(
+    lambda micros: datetime(2026, 12, 5, 6) + timedelta(microseconds=micros)
+)
 
 
 @settings(max_examples=60, deadline=None)
@@ -94,12 +96,18 @@ moments = st.integers(min_value=0, max_value=5).map(lambda minutes: datetime(202
     st.lists(st.tuples(st.integers(min_value=1, max_value=30), moments), max_size=20),
     st.lists(st.dictionaries(st.integers(min_value=1, max_value=35), moments, max_size=4), max_size=4),
     moments,
+    st.booleans(),
 )
 def test_the_stamps_hold_what_a_dict_would(
-    built: list[tuple[int, datetime]], applied: list[dict[int, datetime]], floor: datetime
+    built: list[tuple[int, datetime]], applied: list[dict[int, datetime]], floor: datetime, aware: bool
 ) -> None:
     """`Catalog._recent` in arrays (`_Stamps`), against the dict it was: built, then edits
-    applied, then the stamps older than the overlap forgotten; as a build elsewhere sends it."""
+    applied, then the stamps older than the overlap forgotten; as a build elsewhere sends it;
+    naive stamps (SQLite) and aware ones (PostgreSQL)."""
+    if aware:
+        built = [(pid, stamp.replace(tzinfo=UTC)) for pid, stamp in built]
+        applied = [{pid: stamp.replace(tzinfo=UTC) for pid, stamp in edits.items()} for edits in applied]
+        floor = floor.replace(tzinfo=UTC)
     stamps = _Stamps.unpacking(pickle.loads(pickle.dumps(_Stamps(built).packed())))
     expected = dict(built)
     for edits in applied:
