@@ -259,10 +259,38 @@ class _KeyTable:
         return cls(hashes[order], starts, blob, np.asarray(rows, dtype=np.int32)[order])
 
     def get(self, key: str) -> int | None:
-        raw = key.encode()
-        wanted = _key_hash(raw)
+        return self.rows_of([key])[0]
+
+    def rows_of(self, keys: Sequence[str]) -> list[int | None]:
+        """The row of each key (None: not a key), all of a query's keys at once: one binary
+        search in numpy for all of them, where one call per key cost a third of a millisecond
+        a search at 100k products."""
+        found: list[int | None] = [None] * len(keys)
+        hashes = self._hashes
+        if not keys or not len(hashes):
+            return found
+        raws = [key.encode() for key in keys]
+        wanted = np.fromiter(map(_key_hash, raws), dtype=np.uint32, count=len(raws))
+        at = np.searchsorted(hashes, wanted)
+        inside = np.minimum(at, len(hashes) - 1)
+        hit = np.flatnonzero((hashes[inside] == wanted) & (at < len(hashes)))
+        if not len(hit):
+            return found
+        first = at[hit]
+        blob = self._blob
+        for number, start, stop, row in zip(
+            hit.tolist(), self._starts[first].tolist(), self._starts[first + 1].tolist(), self._rows[first].tolist(),
+            strict=True,
+        ):
+            raw = raws[number]
+            if blob[start : stop - 1] == raw:
+                found[number] = row
+            else:  # hashes collide: the keys that share it lie side by side
+                found[number] = self._colliding(raw, int(wanted[number]), int(at[number]) + 1)
+        return found
+
+    def _colliding(self, raw: bytes, wanted: int, at: int) -> int | None:
         hashes, starts, blob = self._hashes, self._starts, self._blob
-        at = int(np.searchsorted(hashes, wanted))
         while at < len(hashes) and hashes[at] == wanted:
             if blob[starts[at] : starts[at + 1] - 1] == raw:
                 return int(self._rows[at])
@@ -752,10 +780,20 @@ class SearchIndex:
         return numbers[order].tolist()
 
     def _present(self, keys: Iterable[str]) -> Iterator[tuple[int, NDArray[np.int32]]]:
+        """`_posting` of each key that has one, in the keys' order; the table looked up once."""
+        keys = list(keys)
+        owned = self._owned
+        rows = iter(self._keys.rows_of([key for key in keys if key not in owned]))
+        offsets, data = self._offsets, self._data
         for key in keys:
-            found = self._posting(key)
-            if found is not None:
-                yield found
+            numbers = owned.get(key)
+            if numbers is not None:
+                if len(numbers):
+                    yield -1 - id(numbers), numbers
+                continue
+            row = next(rows)
+            if row is not None:
+                yield row, data[offsets[row] : offsets[row + 1]]
 
 
 def _length(posting: tuple[int, NDArray[np.int32]]) -> int:
