@@ -916,16 +916,19 @@ def _assembling(rows: _Rows, categories: dict[int, CategoryInfo]) -> Steps[_Read
         by_product.setdefault(row.product_id, []).append(
             VariantInfo(id=row.id, label=shared.setdefault(label, label), price_fen=row.price_fen)
         )
+    yield from _freeing(rows.variants)  # each kind of row once read: a full build holds 800k rows at 100k products
     first_image: dict[int, tuple[str, str]] = {}  # product id -> (picture, card's picture)
     for count, row in enumerate(rows.images):
         if count % 512 == 0:
             yield
         first_image[row.product_id] = (row.url, row.thumb_url or row.url)  # the last one written is the first in position
+    yield from _freeing(rows.images)
     tag_names: dict[int, list[str]] = {}
     for count, row in enumerate(rows.tags):
         if count % 512 == 0:
             yield
         tag_names.setdefault(row.product_id, []).append(shared.setdefault(row.name, row.name))
+    yield from _freeing(rows.tags)
     read = _Read()
     for count, row in enumerate(rows.products):
         if count % 256 == 0:
