@@ -474,9 +474,15 @@ class SearchIndex:
             if row % 1024 == 0:
                 yield
         del pieces
-        yield from self._finishing(every_key, syllables, name_words)
+        found: list[str] = []
+        for at in range(0, len(every_key), 4096):
+            found += _terms_of(every_key[at : at + 4096])
+            yield
+        del every_key
+        terms = yield from sorting(found)
+        yield from self._finishing(terms, syllables, name_words)
 
-    def _finishing(self, keys: list[str], syllables: Counter[str], name_words: Counter[str]) -> Steps[None]:
+    def _finishing(self, terms: list[str], syllables: Counter[str], name_words: Counter[str]) -> Steps[None]:
         """What follows the arrays: numbers by product id, the overlay, the vocabulary."""
         self._base_count = len(self._ids)
         order = np.argsort(self._ids, kind="stable")
@@ -488,7 +494,7 @@ class SearchIndex:
         self._extra: dict[int, _Entry | None] = {}  # changed entries by number (None: removed)
         self._new_numbers: dict[int, int] = {}  # product id -> number, for products new since the build
         yield
-        self._vocabulary = yield from _building_vocabulary(keys, syllables)
+        self._vocabulary = yield from _building_vocabulary(terms, syllables)
         self._name_words = yield from _NameWords.counting(name_words)
         # search() then suggest() for the same text ("nothing found, did you mean…")
         # score the same shortlist: the last complete scoring is kept for the second.
@@ -507,8 +513,13 @@ class SearchIndex:
             "offsets": self._offsets,
             "data": self._data,
             "keys": self._keys.packed(),
-            "syllables": dict(self._vocabulary.syllables),
-            "name_words": dict(self._name_words.words),
+            # the vocabulary's terms sorted, a few thousand to a string: taken in a piece at a time
+            "terms": [
+                "\n".join(self._vocabulary.sorted_terms[at : at + 4096])
+                for at in range(0, len(self._vocabulary), 4096)
+            ],
+            "syllables": self._vocabulary.syllables,  # Counters: taken in as they are, not copied
+            "name_words": self._name_words.words,
         }
 
     @classmethod
@@ -520,8 +531,11 @@ class SearchIndex:
         index._starts, index._ids = packed["starts"], packed["ids"]
         index._offsets, index._data = packed["offsets"], packed["data"]
         index._keys = _KeyTable.unpacking(packed["keys"])
-        keys = yield from index._keys.keys()
-        yield from index._finishing(keys, Counter(packed["syllables"]), Counter(packed["name_words"]))
+        terms: list[str] = []
+        for chunk in packed["terms"]:
+            terms += chunk.split("\n")
+            yield
+        yield from index._finishing(terms, packed["syllables"], packed["name_words"])
         return index
 
     # ---- reading -------------------------------------------------------------------------
@@ -1054,15 +1068,13 @@ def _entry_syllables(entry: _Entry) -> set[str]:
     return {*entry.name_syllables.split(), *entry.aux_syllables.split()}
 
 
-def _building_vocabulary(postings: Iterable[str], syllables: Counter[str]) -> Steps[_Vocabulary]:
-    """Every indexed term, sorted for prefixes and bucketed for corrections."""
-    found: list[str] = []
-    for count, key in enumerate(postings):
-        if key.startswith(_TERM_MARK):
-            found.append(key[1:])
-        if count % 2048 == 0:
-            yield
-    terms = yield from sorting(found)
+def _terms_of(keys: Iterable[str]) -> Iterator[str]:
+    """The whole terms among the index's keys, without their mark."""
+    return (key[1:] for key in keys if key.startswith(_TERM_MARK))
+
+
+def _building_vocabulary(terms: list[str], syllables: Counter[str]) -> Steps[_Vocabulary]:
+    """Every indexed term (`terms`, sorted), bucketed for corrections."""
     buckets: defaultdict[tuple[str, int], list[str]] = defaultdict(list)
     for count, term in enumerate(terms):
         if len(term) >= 3 and term.isalpha():
