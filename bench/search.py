@@ -313,7 +313,9 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float:
     return sorted_values[index]
 
 
-def bench_size(size: int, queries: Sequence[str], *, trace_memory: bool, vocabulary: str, database: bool) -> None:
+def bench_size(
+    size: int, queries: Sequence[str], *, trace_memory: bool, vocabulary: str, database: bool, app_imports: bool
+) -> None:
     """Build an index of `size` docs and print build cost and query latency; then the catalog
     of a worker over a SQLite file of them (in a fresh process)."""
     docs = make_docs(size, vocabulary=vocabulary)
@@ -346,7 +348,9 @@ def bench_size(size: int, queries: Sequence[str], *, trace_memory: bool, vocabul
             print(f"         sqlite file written in {time.perf_counter() - started:5.1f} s")
             del docs
             gc.collect()
-            subprocess.run([sys.executable, __file__, "--worker", str(path)], check=True)
+            subprocess.run(
+                [sys.executable, __file__, "--worker", str(path), *(["--app-imports"] if app_imports else [])], check=True
+            )
             print(f"         a worker of the app (bot.app imported) before its catalog: RSS {app_worker_baseline():.0f} MiB")
 
 
@@ -478,8 +482,11 @@ def app_worker_baseline() -> float:
     return int(done.stdout.split()[-1]) / 1024
 
 
-async def bench_worker(path: Path) -> None:
-    """The catalog of one worker over the SQLite file: load, rebuild, edits, an import."""
+async def bench_worker(path: Path, *, app_imports: bool = False) -> None:
+    """The catalog of one worker over the SQLite file: load, rebuild, edits, an import. With
+    `app_imports`, the process first imports what a worker of the app imports (`bot.app`)."""
+    if app_imports:
+        import bot.app  # noqa: F401
     from sqlalchemy import select
 
     from commerce.catalog import admin as catalog_admin
@@ -617,17 +624,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--no-memory", action="store_true", help="skip the (slow) tracemalloc build"
     )
     parser.add_argument("--no-database", action="store_true", help="the index in memory only")
+    parser.add_argument(
+        "--app-imports", action="store_true",
+        help="the worker process imports what a worker of the app does (bot.app) before its catalog",
+    )
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)  # the fresh process of one size
     args = parser.parse_args(argv)
     if args.worker is not None:
-        asyncio.run(bench_worker(args.worker))
+        asyncio.run(bench_worker(args.worker, app_imports=args.app_imports))
         return
     queries = make_queries(args.queries, vocabulary=args.vocabulary)
     print(f"python {sys.version.split()[0]}, {len(queries)} mixed queries per size, {args.vocabulary} vocabulary")
     for size in args.sizes:
         bench_size(
             size, queries, trace_memory=not args.no_memory, vocabulary=args.vocabulary,
-            database=not args.no_database,
+            database=not args.no_database, app_imports=args.app_imports,
         )
         sys.stdout.flush()
 
