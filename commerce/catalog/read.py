@@ -84,7 +84,15 @@ from commerce.catalog.models import (
     Variant,
     product_tags,
 )
-from commerce.catalog.search import SearchDoc, SearchHit, SearchIndex, Steps, finish, sorting
+from commerce.catalog.search import (
+    SearchDoc,
+    SearchHit,
+    SearchIndex,
+    Steps,
+    finish,
+    narrowed,
+    sorting,
+)
 from commerce.db import (
     SqliteBusy,
     blocking_sqlite_engine_for,
@@ -320,23 +328,23 @@ class ProductTable(MutableMapping[int, ProductInfo]):
             if count % 512 == 0:
                 yield
         self._blob = bytes(blob)
-        self._starts = _narrow(starts)
-        self._ids = _narrow(ids)
-        self._categories = _narrow(categories)
-        self._sales = _narrow(sales)
-        self._sort_orders = _narrow(sort_orders)
+        self._starts = narrowed(starts)
+        self._ids = narrowed(ids)
+        self._categories = narrowed(categories)
+        self._sales = narrowed(sales)
+        self._sort_orders = narrowed(sort_orders)
         self._tag_of = np.array(tag_of, dtype=np.int32)
-        self._variant_starts = _narrow(variant_starts)
-        self._variant_ids = _narrow(variant_ids)
-        self._prices = _narrow(prices)
+        self._variant_starts = narrowed(variant_starts)
+        self._variant_ids = narrowed(variant_ids)
+        self._prices = narrowed(prices)
         self._label_of = np.array(label_of, dtype=np.int32)
         self._tag_sets = list(tag_sets)
         self._labels = list(labels)
         yield
         # the orders the snapshot lists products in, sorted here (where a build elsewhere runs)
-        self._hot_order = _narrow(np.lexsort((self._ids, self._sort_orders, -self._sales.astype(np.int64))))
+        self._hot_order = narrowed(np.lexsort((self._ids, self._sort_orders, -self._sales.astype(np.int64))))
         yield
-        self._category_order = _narrow(np.lexsort((self._ids, self._sort_orders, self._categories)))
+        self._category_order = narrowed(np.lexsort((self._ids, self._sort_orders, self._categories)))
         self._start_overlay()
 
     def _start_overlay(self) -> None:
@@ -481,15 +489,6 @@ class ProductTable(MutableMapping[int, ProductInfo]):
         for category_id, more in edited.items():  # categories only edited products are in
             listed[category_id] = tuple(product_id for _, product_id in sorted(more))
         return listed
-
-
-def _narrow(values: Any) -> NDArray[np.int32] | NDArray[np.int64]:
-    """Integers as int32 when every one fits (ids, counts, prices in fen and offsets of a
-    catalog do: half the memory of int64), else as int64."""
-    wide = np.asarray(values, dtype=np.int64)
-    if len(wide) and (int(wide.min()) < np.iinfo(np.int32).min or int(wide.max()) > np.iinfo(np.int32).max):
-        return wide
-    return wide.astype(np.int32)
 
 
 _NOT_CHANGED = object()

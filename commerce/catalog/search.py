@@ -47,7 +47,7 @@ from pypinyin.seg.mmseg import seg as _pinyin_segmenter
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA, LCSseq
 
-__all__ = ["SearchDoc", "SearchHit", "SearchIndex", "Steps", "finish", "sorting"]
+__all__ = ["SearchDoc", "SearchHit", "SearchIndex", "Steps", "finish", "narrowed", "sorting"]
 
 MAX_RAW_CHARS = 256
 """Raw input beyond this is ignored before any work, so 10 KB of text costs nothing."""
@@ -140,6 +140,15 @@ Steps = Generator[None, None, T]
 """Work done a little at a time: each `yield` is a point where the caller may let other work
 run (the catalog builds on the event loop this way, a few milliseconds a slice); the
 generator's return value is the result. `finish` runs one to the end at once."""
+
+
+def narrowed(values: Any) -> NDArray[np.int32] | NDArray[np.int64]:
+    """Integers as int32 when every one fits (ids, counts, prices in fen and offsets of a
+    catalog do: half the memory of int64), else as int64."""
+    wide = np.asarray(values, dtype=np.int64)
+    if len(wide) and (int(wide.min()) < np.iinfo(np.int32).min or int(wide.max()) > np.iinfo(np.int32).max):
+        return wide
+    return wide.astype(np.int32)
 
 
 def finish(steps: Steps[T]) -> T:
@@ -238,7 +247,7 @@ class _KeyTable:
     __slots__ = ("_hashes", "_starts", "_blob", "_rows")
 
     def __init__(
-        self, hashes: NDArray[np.uint32], starts: NDArray[np.int64], blob: bytes | memoryview, rows: NDArray[np.int32]
+        self, hashes: NDArray[np.uint32], starts: NDArray[Any], blob: bytes | memoryview, rows: NDArray[np.int32]
     ) -> None:
         self._hashes, self._starts, self._blob, self._rows = hashes, starts, blob, rows
 
@@ -256,7 +265,7 @@ class _KeyTable:
         starts = np.zeros(len(ordered) + 1, dtype=np.int64)
         np.cumsum(sizes, out=starts[1:])
         blob = b"".join(key + b"\n" for key in ordered)
-        return cls(hashes[order], starts, blob, np.asarray(rows, dtype=np.int32)[order])
+        return cls(hashes[order], narrowed(starts), blob, np.asarray(rows, dtype=np.int32)[order])
 
     def get(self, key: str) -> int | None:
         return self.rows_of([key])[0]
@@ -440,8 +449,12 @@ class SearchIndex:
         del ordered
         self._blob = bytes(blob)
         del blob
-        self._starts = np.frombuffer(starts, dtype=np.int64).copy()
-        self._ids = np.frombuffer(ids, dtype=np.int64).copy()
+        self._starts = narrowed(starts)
+        self._ids = narrowed(ids)
+        # numbers by product id (`_number`), sorted here: where a build elsewhere runs
+        order = np.argsort(self._ids, kind="stable")
+        self._sorted_ids = self._ids[order]
+        self._sorted_numbers = order.astype(np.int32)
         del starts, ids
         yield
         # Keys listing the same documents share one row (芒, 芒果 and "@mangguo" list the
@@ -466,8 +479,9 @@ class SearchIndex:
             yield
         self._keys = yield from _KeyTable.building(every_key, key_rows)
         sizes = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
-        self._offsets = np.zeros(len(pieces) + 1, dtype=np.int64)
-        np.cumsum(sizes, out=self._offsets[1:])
+        offsets = np.zeros(len(pieces) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=offsets[1:])
+        self._offsets = narrowed(offsets)
         self._data = np.empty(int(self._offsets[-1]), dtype=np.int32)
         for row, numbers in enumerate(pieces):
             self._data[self._offsets[row] : self._offsets[row + 1]] = np.frombuffer(numbers, dtype=np.int32)
@@ -483,11 +497,8 @@ class SearchIndex:
         yield from self._finishing(terms, syllables, name_words)
 
     def _finishing(self, terms: list[str], syllables: Counter[str], name_words: Counter[str]) -> Steps[None]:
-        """What follows the arrays: numbers by product id, the overlay, the vocabulary."""
+        """What follows the arrays: the overlay, the vocabulary."""
         self._base_count = len(self._ids)
-        order = np.argsort(self._ids, kind="stable")
-        self._sorted_ids = self._ids[order]
-        self._sorted_numbers = order.astype(np.int32)
         self._count = self._base_count  # numbers given so far (new documents come last)
         self._live = self._base_count
         self._owned: dict[str, NDArray[np.int32]] = {}  # changed posting lists (empty: none left)
@@ -510,6 +521,8 @@ class SearchIndex:
             "blob": pickle.PickleBuffer(self._blob),  # taken back as the buffer it crossed in
             "starts": self._starts,
             "ids": self._ids,
+            "sorted_ids": self._sorted_ids,
+            "sorted_numbers": self._sorted_numbers,
             "offsets": self._offsets,
             "data": self._data,
             "keys": self._keys.packed(),
@@ -529,6 +542,7 @@ class SearchIndex:
         index = cls.__new__(cls)
         index._blob = packed["blob"]  # a view of the buffer it crossed in: sliced and decoded alike
         index._starts, index._ids = packed["starts"], packed["ids"]
+        index._sorted_ids, index._sorted_numbers = packed["sorted_ids"], packed["sorted_numbers"]
         index._offsets, index._data = packed["offsets"], packed["data"]
         index._keys = _KeyTable.unpacking(packed["keys"])
         terms: list[str] = []
