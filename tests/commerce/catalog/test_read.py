@@ -215,3 +215,22 @@ async def test_a_build_elsewhere_is_mapped_from_a_file_and_the_old_catalog_freed
     assert [hit.product_id for hit in new.search("苹果")] == found
     assert os.listdir(tmp_path) == []
     await catalog.close()
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.usefixtures("demo_catalog")
+async def test_an_answer_from_the_snapshots_cache_is_the_index_answer(engine: AsyncEngine) -> None:
+    """The cache keeps answers as arrays of ids and scores: given back, they are the hits the
+    index gave, scores to the last bit."""
+    catalog = Catalog(shop_sessions(engine, bus=shop_bus()), refresh_seconds=0, rebuild_seconds=0)
+    snapshot = await catalog.snapshot()
+    for asked in ("苹果", "pingguo", "apple", "平果", "茶", "零食", "zzzq"):
+        query = snapshot.lexicon.rewrite(asked)
+        fresh = [hit for hit in snapshot.index.search(query, limit=50) if hit.product_id in snapshot.products]
+        assert fresh or asked == "zzzq"
+        assert snapshot.search(asked) == fresh  # computed, then kept
+        assert snapshot.search(asked) == fresh  # from the cache
+        suggested = [hit for hit in snapshot.index.suggest(query, limit=3) if hit.product_id in snapshot.products]
+        assert snapshot.suggest(asked) == snapshot.suggest(asked) == suggested
+    assert snapshot._search.cache_info().hits > 0  # type: ignore[attr-defined]
+    await catalog.close()
