@@ -205,10 +205,11 @@ async def test_a_build_elsewhere_is_mapped_from_a_file_and_the_old_catalog_freed
     first_file = _mapped_catalog_files(str(tmp_path))
     assert len(first_file) == 1 and first_file[0].endswith("(deleted)")
     found = [hit.product_id for hit in old.search("苹果")]
-    retired = weakref.ref(old)
+    retired, old_mapping = weakref.ref(old), old.mapping
     del old
     await catalog.rebuild()
     assert retired() is None
+    assert old_mapping.closed  # unmapped (in a thread) once the old catalog is freed
     new = await catalog.snapshot()
     second_file = _mapped_catalog_files(str(tmp_path))
     assert len(second_file) == 1 and second_file != first_file  # the old file is unmapped
