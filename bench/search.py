@@ -463,7 +463,7 @@ def _columns(memory: dict[str, float]) -> str:
 def touch_every_page(snapshot: Any) -> float:
     """Read every page of the file a catalog built elsewhere is mapped from, as hours of
     searches would (a page is resident once touched, and counts in RSS): MiB mapped."""
-    mapping = snapshot.mapping
+    mapping = getattr(snapshot, "mapping", None)  # None: built here (or by a version without the mapping)
     if mapping is None:
         return 0.0
     import numpy as np
