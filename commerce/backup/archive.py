@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, select
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
@@ -148,6 +147,9 @@ def write_zip(
     add_snapshot: Callable[[zipfile.ZipFile], None] | None = None,
 ) -> Manifest:
     """Every table that `conn` sees as a CSV, the snapshot (when given) and the manifest."""
+    # imported here: a worker need not import Alembic (with mako and pygments) to serve
+    from alembic.runtime.migration import MigrationContext
+
     revision = MigrationContext.configure(conn).get_current_revision()
     if revision is None:
         raise BackupError("the database has no schema revision: it was never migrated (storefront db upgrade)")
