@@ -490,10 +490,11 @@ def as_after_hours(snapshot: Any) -> float:
 
 
 def app_worker_baseline() -> float:
-    """RSS, MiB, of a fresh process that imports what a worker of the app imports (`bot.app`),
+    """RSS, MiB, of a fresh process that imports what a worker of the app imports (`bot.app`,
+    and `bot.cli`, whose function starts it),
     before it loads any catalog: this bench's worker imports only the catalog's modules."""
     code = (
-        "import bot.app, pathlib; "
+        "import bot.app, bot.cli, pathlib; "
         "print(next(l.split()[1] for l in pathlib.Path('/proc/self/status').read_text().splitlines() "
         "if l.startswith('VmRSS')))"
     )
@@ -507,6 +508,7 @@ async def bench_worker(path: Path, *, app_imports: bool = False) -> None:
     `app_imports`, the process first imports what a worker of the app imports (`bot.app`)."""
     if app_imports:
         import bot.app  # noqa: F401
+        import bot.cli  # noqa: F401  (a worker is started with bot.cli's function)
     from sqlalchemy import select
 
     from commerce.catalog import admin as catalog_admin
