@@ -13,7 +13,8 @@ made-up brand and descriptive words drawn from a Zipf-distributed vocabulary of
    process, loads the catalog as a worker does (`commerce.catalog.read.Catalog`): the
    first load, a full rebuild in the background and a CSV import (each with a 5 ms
    loop-lag probe running: max and p99 of how late it woke), one staff edit applied
-   incrementally (median and max of 20), and the process's memory (RSS).
+   incrementally (median and max of 20), and the process's memory (RSS by column, as
+   after hours of searches, and each swap's own peak).
 
 Lives outside the test suite on purpose: timings are not assertions.
 """

@@ -24,9 +24,10 @@ How the catalog in memory follows the database:
   with a later stamp is not missed; what was already applied is recognised by its stamp.
 - **A full rebuild** (start-up, a bulk import, and every `rebuild_seconds`, which
   brings popularity up to date) of a large catalog runs in another process: it reads Core
-  rows from the database itself, builds the table and the index, and sends them back as
-  raw arrays; the event loop only takes them in, `BUILD_SLICE_SECONDS` at a time, searches
-  running in between with the previous catalog. (A small catalog, or a database another
+  rows from the database itself, builds the table and the index, and writes their arrays
+  into a file that the worker maps read-only (never copied into its heap: a swap does not
+  need room for two catalogs); the event loop only takes in the rest, `BUILD_SLICE_SECONDS`
+  at a time, searches running in between with the previous catalog. (A small catalog, or a database another
   process cannot open, is read in partitions and built here, in the same slices.) The new
   catalog is swapped in whole and the old one freed a piece at a time, then the C heap
   trimmed. Only searches before the very first load is done wait for it.
