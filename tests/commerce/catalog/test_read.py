@@ -235,3 +235,19 @@ async def test_an_answer_from_the_snapshots_cache_is_the_index_answer(engine: As
         assert snapshot.suggest(asked) == snapshot.suggest(asked) == suggested
     assert snapshot._search.cache_info().hits > 0  # type: ignore[attr-defined]
     await catalog.close()
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.usefixtures("demo_catalog")
+async def test_a_failed_build_elsewhere_leaves_no_file_and_the_catalog_is_built_here(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(read, "LARGE_CATALOG", 0)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    catalog = Catalog(shop_sessions(engine, bus=shop_bus()), refresh_seconds=0, rebuild_seconds=0)
+    catalog._url = f"sqlite+aiosqlite:///{tmp_path}/missing/catalog.db"  # the subprocess cannot open it
+    snapshot = await catalog.snapshot()
+    assert snapshot.mapping is None and catalog.build_peak_mib is None  # built here instead
+    assert [hit.product_id for hit in snapshot.search("苹果")]
+    assert os.listdir(tmp_path) == []
+    await catalog.close()
