@@ -16,8 +16,6 @@ import csv
 import io
 import re
 
-from openpyxl import load_workbook
-
 from commerce.errors import ErrorCode, ShopError
 from commerce.orders.actions import MAX_SHIP_LINES, ShipLine
 
@@ -91,6 +89,8 @@ def _xlsx_cell(value: object) -> str:
 
 def _xlsx_rows(data: bytes) -> list[list[str]]:
     """The first sheet's rows as text, at most MAX_SHIP_LINES + 2 of them."""
+    from openpyxl import load_workbook  # here: a worker carries its 7 MiB only once a sheet comes
+
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
         rows = []

@@ -18,7 +18,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from openpyxl import Workbook
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -258,6 +257,8 @@ def to_xlsx(rows: list[tuple[object, ...]], *, title: str, numbers: frozenset[in
     """The rows as an Excel workbook of one sheet, the header row frozen. The cells of the
     `numbers` columns are numbers (amounts sum in Excel; yuan shown with two decimals),
     every other cell text: an order, phone or tracking number stays as typed."""
+    from openpyxl import Workbook  # here: a worker carries its 7 MiB only once a sheet is made
+
     book = Workbook()
     sheet = book.active
     sheet.title = title[:31]
