@@ -5,8 +5,9 @@ Per sale, three keys (one hash slot: `{sale id}`): `meta` (units `left`, the sal
 holding an unpaid unit). Customers are named by openid so that the webhook's edge
 (`bot.flash_edge`) decides a grab before anything reads the database. The GRAB script is
 `commerce.promotions.flash_sales.decide` in Lua, counting the unit when it is won; a missing or other version answers "reload", and
-the core loads the database's state (`LOAD`, which never goes back to an older version)
-and asks again. The database's conditional UPDATE stays the source of truth: a winner it
+the core loads the database's state (`LOAD`, which never goes back to an older version,
+and replaces the same version only when asked: the scheduler's reconciling reload) and
+asks again. The database's conditional UPDATE stays the source of truth: a winner it
 refuses is given back (`GIVE_BACK`) or closes the gate (`SOLD_OUT`), and the scheduler
 reloads every running sale's keys (`open_close_flash_sales`), which undoes the count of a
 grab whose transaction rolled back after the script.
@@ -79,14 +80,16 @@ return verdict
 # ARGV: version, left, ttl, the number of (customer, count) pairs, the pairs, then the holders
 LOAD = """
 local ver = redis.call('HGET', KEYS[1], 'ver')
-if ver and tonumber(ver) > tonumber(ARGV[1]) then return 0 end
+if ver and (tonumber(ver) > tonumber(ARGV[1]) or (tonumber(ver) == tonumber(ARGV[1]) and ARGV[5] == '0')) then
+  return 0
+end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 redis.call('HSET', KEYS[1], 'ver', ARGV[1], 'left', ARGV[2])
 local pairs = tonumber(ARGV[4])
 for i = 0, pairs - 1 do
-  redis.call('HSET', KEYS[2], ARGV[5 + 2 * i], ARGV[6 + 2 * i])
+  redis.call('HSET', KEYS[2], ARGV[6 + 2 * i], ARGV[7 + 2 * i])
 end
-for i = 5 + 2 * pairs, #ARGV do
+for i = 6 + 2 * pairs, #ARGV do
   redis.call('SADD', KEYS[3], ARGV[i])
 end
 for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
@@ -138,9 +141,9 @@ class RedisFlashGate:
         word = _word(await self._grab_message(keys=keys, args=[version, customer, limit, KEPT_SECONDS]))
         return None if word == "reload" else Verdict(word)
 
-    async def load(self, state: GateState) -> None:
+    async def load(self, state: GateState, *, replace: bool = False) -> None:
         pairs = [value for item in sorted(state.taken.items()) for value in item]
-        args = [state.version, state.left, TTL_SECONDS, len(state.taken), *pairs, *state.holding]
+        args = [state.version, state.left, TTL_SECONDS, len(state.taken), int(replace), *pairs, *state.holding]
         await self._load(keys=sale_keys(state.sale_id), args=args)
 
     async def give_back(self, *, sale_id: int, customer: str) -> None:
@@ -192,10 +195,10 @@ class MemoryFlashGate:
             sale.holding.add(customer)
         return verdict
 
-    async def load(self, state: GateState) -> None:
+    async def load(self, state: GateState, *, replace: bool = False) -> None:
         known = self._sales.get(state.sale_id)
-        if known is not None and known.version > state.version:
-            return  # never back to an older version
+        if known is not None and (known.version > state.version or (known.version == state.version and not replace)):
+            return  # never back to an older version; the same one only to replace it
         self._sales[state.sale_id] = _Sale(state.version, state.left, dict(state.taken), set(state.holding))
 
     async def give_back(self, *, sale_id: int, customer: str) -> None:
@@ -225,8 +228,8 @@ class WonAtTheEdge:
     async def decide(self, *, sale_id: int, version: int, customer: str, limit: int) -> Verdict | None:
         return Verdict.WON
 
-    async def load(self, state: GateState) -> None:
-        await self._gate.load(state)
+    async def load(self, state: GateState, *, replace: bool = False) -> None:
+        await self._gate.load(state, replace=replace)
 
     async def give_back(self, *, sale_id: int, customer: str) -> None:
         await self._gate.give_back(sale_id=sale_id, customer=customer)
@@ -265,8 +268,11 @@ class FallbackFlashGate:
             lambda: self._local.decide(sale_id=sale_id, version=version, customer=customer, limit=limit),
         )
 
-    async def load(self, state: GateState) -> None:
-        await self._link.attempt("flash_gate", lambda: self._shared.load(state), lambda: self._local.load(state))
+    async def load(self, state: GateState, *, replace: bool = False) -> None:
+        await self._link.attempt(
+            "flash_gate", lambda: self._shared.load(state, replace=replace),
+            lambda: self._local.load(state, replace=replace),
+        )
 
     async def give_back(self, *, sale_id: int, customer: str) -> None:
         await self._link.attempt(

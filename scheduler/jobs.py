@@ -223,11 +223,12 @@ async def open_close_flash_sales(ctx: JobContext) -> int:
 
 async def _reload_flash_gates(ctx: JobContext) -> None:
     """The gate of each running sale loaded from the database (with the version a unit coming
-    back raised: the webhook's edge then lets the next grab through at once)."""
+    back raised: the webhook's edge then lets the next grab through at once), over what it
+    holds: what it counted of grabs that rolled back is undone."""
     if ctx.flash_gate is not NO_GATE:
         async with ctx.uow() as uow:
             for sale_id in await flash_sales.running_sale_ids(uow.session, now=ctx.clock()):
-                await ctx.flash_gate.load(await flash_sales.gate_state(uow.session, sale_id=sale_id))
+                await ctx.flash_gate.load(await flash_sales.gate_state(uow.session, sale_id=sale_id), replace=True)
 
 
 async def return_flash_units(ctx: JobContext) -> int:

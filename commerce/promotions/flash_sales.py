@@ -124,7 +124,13 @@ class FlashGate(Protocol):
         of the sale (lost, never loaded, stale): `load` it and ask again."""
         ...
 
-    async def load(self, state: GateState) -> None: ...
+    async def load(self, state: GateState, *, replace: bool = False) -> None:
+        """The sale's state as the database has it, when the gate holds none of this version
+        (or an older one). `replace`: over a state of the same version too, to undo what the
+        gate counted that the database never took (a grab rolled back after the gate's
+        count). Not by default: two workers loading a sale at its start each counted its
+        units afresh after the other's first winners, and let a third more through."""
+        ...
 
     async def give_back(self, *, sale_id: int, customer: str) -> None:
         """A WON the database refused for a reason of its own: not counted after all."""
@@ -141,7 +147,7 @@ class NoGate:
     async def decide(self, *, sale_id: int, version: int, customer: str, limit: int) -> Verdict | None:
         return Verdict.WON
 
-    async def load(self, state: GateState) -> None:
+    async def load(self, state: GateState, *, replace: bool = False) -> None:
         return None
 
     async def give_back(self, *, sale_id: int, customer: str) -> None:
@@ -502,7 +508,7 @@ async def _ask_gate(
                        limit=sale.per_user_limit)
         if truth == Verdict.WON:  # the gate counted a grab that never committed: reload, ask again
             state = await gate_state(session, sale_id=sale.id)
-            await gate.load(state)
+            await gate.load(state, replace=True)
             verdict = await gate.decide(
                 sale_id=sale.id, version=state.version, customer=customer, limit=sale.per_user_limit
             )
@@ -614,7 +620,7 @@ async def grab(
         if verdict == Verdict.SOLD_OUT:
             await gate.sold_out(sale_id=sale_id)
         else:
-            await gate.load(await gate_state(session, sale_id=sale_id))
+            await gate.load(await gate_state(session, sale_id=sale_id), replace=True)
         raise await _refusal(session, sale, verdict, customer_id=customer_id, now=now)
     claim_id, order = claimed
     return Grabbed(dataclasses.replace(sale, held=sale.held + 1), claim_id, order, expires_at)

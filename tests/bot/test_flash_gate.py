@@ -93,3 +93,32 @@ async def test_a_message_is_decided_once_in_redis(redis_url: str) -> None:
 
 async def test_a_message_is_decided_once_in_process() -> None:
     await _a_message_is_decided_once(MemoryFlashGate())
+
+
+async def test_a_second_load_of_the_same_version_keeps_what_the_redis_gate_counted(redis_url: str) -> None:
+    redis = Redis.from_url(redis_url)
+    try:
+        await _a_second_load_keeps_the_count(RedisFlashGate(redis))
+    finally:
+        await redis.aclose()
+
+
+async def test_a_second_load_of_the_same_version_keeps_what_the_gate_in_process_counted() -> None:
+    await _a_second_load_keeps_the_count(MemoryFlashGate())
+
+
+async def _a_second_load_keeps_the_count(gate: MemoryFlashGate | RedisFlashGate) -> None:
+    """At a sale's start every worker finds the gate empty and loads it from the database.
+    The second load came after the first worker's winners had been counted, and counted the
+    units afresh: with 2 workers, 133 buyers were let through for 100 units (the database's
+    UPDATE turned the rest away, each after a whole turn). The reconciling reload replaces."""
+    state = GateState(9, 1, 2, {}, ())  # 2 units, nobody has one yet
+    await gate.load(state)
+    assert await gate.decide(sale_id=9, version=1, customer=_o(1), limit=1) == Verdict.WON
+    await gate.load(state)  # the other worker's load, from the same read of the database
+    assert await gate.decide(sale_id=9, version=1, customer=_o(2), limit=1) == Verdict.WON
+    assert await gate.decide(sale_id=9, version=1, customer=_o(3), limit=1) == Verdict.SOLD_OUT
+    assert await gate.decide(sale_id=9, version=1, customer=_o(1), limit=1) == Verdict.HOLDING
+    # the scheduler's reload: customer 2's grab rolled back, the database holds one unit taken
+    await gate.load(GateState(9, 1, 1, {_o(1): 1}, (_o(1),)), replace=True)
+    assert await gate.decide(sale_id=9, version=1, customer=_o(3), limit=1) == Verdict.WON
