@@ -252,6 +252,7 @@ async def test_v3_partial_refund_and_its_notification(start_shop: ShopStarter) -
     order = await shop.order()
     await shop.payments.pay(order_no=order.order_no, openid=order.openid)
     await shop.wechat.notify_payment(order.order_no)
+    assert "支付成功" in (await shop.texts(order.openid, 1))[0]  # told before the refund is made
 
     refund = await shop.payments.refund(order_id=order.id, amount_fen=100, reason="少发一件", actor="staff:o_owner")
 
@@ -330,6 +331,9 @@ async def test_sandbox_money_takes_the_same_road(start_shop: ShopStarter) -> Non
         order_no=order.order_no, amount_fen=order.payable_fen, notify_url=shop.payments.notify_url
     )
     assert (await shop.view(order.order_no)).status == OrderStatus.PAID
+    # told first (messages of different transactions go out independently: a refund made the
+    # same instant could be told before the payment, as CI once saw)
+    assert "支付成功" in (await shop.texts(order.openid, 1))[0]
 
     # the sandbox posts the refund's notification to our own refund URL, in the background
     await shop.payments.refund(order_id=order.id, amount_fen=100, reason="x", actor="staff")
