@@ -142,6 +142,9 @@ class TurnReads:
         self._remember(openid, stored.dumps())
 
     async def delete(self, openid: str) -> None:
+        reads = _TURN_READS.get()
+        if reads is not None and not reads.closed and openid in reads.seen and reads.seen[openid] is None:
+            return  # none this turn: nothing to delete (a write and a Redis command saved)
         await self.inner.delete(openid)
         self._remember(openid, None)
 

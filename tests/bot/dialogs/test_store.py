@@ -184,11 +184,14 @@ async def test_within_a_turn_each_key_is_read_once_and_reads_what_the_turn_wrote
         await store.delete("o1")
         assert await store.get("o1") is None
         assert inner.reads == ["o1", "o1#parked"]
+        await inner.put("o1#parked", _stored("results"))  # behind the turn's back (never, in a shop)
+        await store.delete("o1#parked")  # this turn knows it absent: no delete is made
+        assert await inner.get("o1#parked") is not None
     await inner.put("o1", _stored("results"))  # changed elsewhere after the turn
     assert (await store.get("o1")).state == "results"  # type: ignore[union-attr]  # outside a turn: read through
     with one_turn():
         assert (await store.get("o1")).state == "results"  # type: ignore[union-attr]  # a new turn reads afresh
-    assert inner.reads == ["o1", "o1#parked", "o1", "o1"]
+    assert inner.reads == ["o1", "o1#parked", "o1#parked", "o1", "o1"]
 
 
 @pytest.mark.sqlite_only
