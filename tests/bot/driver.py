@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import secrets
 import time
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Config
 from bot.devtools.simulator import Reply, WebhookClient, build_message_xml, sign
-from bot.keys import DELIVERY, ENGINE
+from bot.keys import DELIVERY, ENGINE, INBOX
 from bot.outbound.sender import MemoryOutbox
 from commerce.wiring import shop_sessions
 
@@ -88,6 +89,18 @@ class Shop:
 
     def user(self, openid: str = "o_customer_1", *, aes: bool | None = None) -> ChatUser:
         return ChatUser(self.client, self.config, openid, aes=aes)
+
+
+def slow_turns(shop: Shop, seconds: float) -> None:
+    """Every turn of the shop takes `seconds` longer from now on (a slow database, a busy worker)."""
+    inbox = shop.client.app[INBOX]
+    original = inbox.respond
+
+    async def slow(msg: Any) -> Any:
+        await asyncio.sleep(seconds)
+        return await original(msg)
+
+    inbox.respond = slow
 
 
 def db(app: web.Application) -> async_sessionmaker[AsyncSession]:

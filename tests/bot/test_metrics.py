@@ -17,7 +17,7 @@ from bot.wechat.inbox import Inbox
 from commerce.payments.sandbox import build_notification
 from tests.bot.admin.test_orders import pay, place_order, view
 from tests.bot.conftest import ShopFactory
-from tests.bot.driver import Shop
+from tests.bot.driver import Shop, slow_turns
 from tests.bot.world import CUSTOMER, WorldFactory
 from tests.fakes.wechat import Failure
 
@@ -72,13 +72,7 @@ async def test_a_reply_past_the_deadline_is_one_deadline_miss(
 ) -> None:
     shop = await make_shop(sqlite_url, server={"reply_deadline_seconds": 0.5})
     inbox: Inbox = shop.client.app[INBOX]
-    original = inbox.respond
-
-    async def slow(msg):  # type: ignore[no-untyped-def]
-        await asyncio.sleep(0.9)
-        return await original(msg)
-
-    inbox.respond = slow
+    slow_turns(shop, 0.9)
     user = shop.user()
     xml = user.xml("text", content="苹果", msg_id=828282)
     assert (await user.send(xml)).kind == "none"

@@ -11,7 +11,7 @@ from bot.devtools.simulator import sign
 from bot.keys import INBOX
 from bot.wechat.inbox import Inbox
 from bot.wechat.webhook import QUEUED_AT_MOST_SECONDS, sent_at
-from tests.bot.driver import ACCOUNT, Shop, db, signed_params
+from tests.bot.driver import ACCOUNT, Shop, db, signed_params, slow_turns
 
 
 async def test_get_verification_echoes_echostr(sqlite_shop: Shop) -> None:
@@ -261,13 +261,7 @@ async def test_messages_of_one_user_are_handled_in_order(sqlite_shop: Shop) -> N
 async def test_reply_past_the_deadline_goes_out_later_exactly_once(make_shop, sqlite_url: str) -> None:
     shop = await make_shop(sqlite_url, server={"reply_deadline_seconds": 0.5})
     inbox: Inbox = shop.client.app[INBOX]
-    original = inbox.respond
-
-    async def slow(msg):  # type: ignore[no-untyped-def]
-        await asyncio.sleep(0.9)
-        return await original(msg)
-
-    inbox.respond = slow
+    slow_turns(shop, 0.9)
     user = shop.user()
     xml = user.xml("text", content="苹果", msg_id=9001)
     first = await user.send(xml)
@@ -292,13 +286,7 @@ async def test_the_time_a_request_waited_before_its_handler_counts_against_the_d
     had stopped waiting. The same slow turn is answered directly when the request is fresh."""
     shop = await make_shop(sqlite_url, wechat={"encoding_aes_key": ""}, server={"reply_deadline_seconds": 1.5})
     inbox: Inbox = shop.client.app[INBOX]
-    original = inbox.respond
-
-    async def slow(msg):  # type: ignore[no-untyped-def]
-        await asyncio.sleep(0.9)
-        return await original(msg)
-
-    inbox.respond = slow
+    slow_turns(shop, 0.9)
     token = shop.config.wechat.token
 
     async def post(openid: str, msg_id: int, sent: int) -> str:
