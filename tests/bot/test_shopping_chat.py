@@ -33,8 +33,9 @@ async def _sku(shop: Shop, name_part: str, label: str) -> str:
 
 
 async def _open(user: ChatUser, query: str, name: str):  # type: ignore[no-untyped-def]
-    results = numbered((await user.say(query)).text)
-    number = next(n for n, line in results.items() if name in line)
+    reply = await user.say(query)
+    number = next((n for n, line in numbered(reply.text).items() if name in line), None)
+    assert number is not None, f"{name} not among the results of {query!r}: {reply}"
     return await user.say(str(number))
 
 

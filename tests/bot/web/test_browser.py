@@ -37,6 +37,11 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 TIMEOUT_MS = 15_000
+# an <img> that has loaded (waiting for its load when it is still coming: a busy machine
+# served the picture after the card appeared) and has a size: not a broken image
+LOADED = """img => (img.complete ? Promise.resolve() : new Promise(done => {
+    img.addEventListener("load", done); img.addEventListener("error", done);
+})).then(() => img.complete && img.naturalWidth > 0)"""
 
 
 def _require_browser() -> None:
@@ -147,7 +152,7 @@ async def test_chat_search_then_product_card(browser: Any, served_shop: tuple[Te
     assert "3斤装" in await card.locator(".desc").inner_text()
     image = card.locator("img")
     assert (await image.get_attribute("src")).startswith(base + "/media/")
-    assert await image.evaluate("img => img.complete && img.naturalWidth > 0")
+    assert await image.evaluate(LOADED), "the picture did not load"
     link = card.locator("a").first
     assert await link.get_attribute("target") == "_blank"
     assert "noopener" in await link.get_attribute("rel")
@@ -204,7 +209,7 @@ async def test_pay_page_simulate_then_paid_and_the_chat_hears_of_it(
     assert "3斤装" in await line.inner_text()
     picture = line.locator("img")
     assert (await picture.get_attribute("src")).startswith(base + "/media/")
-    assert await picture.evaluate("img => img.complete && img.naturalWidth > 0")
+    assert await picture.evaluate(LOADED), "the picture did not load"
     assert "客服时间" in await page.locator("#contact").inner_text()
     body = await page.locator("main").inner_text()
     assert "Pay" not in body and "Delivery" not in body
@@ -257,7 +262,7 @@ async def test_group_page_shows_progress_and_the_code(
     assert "拼团中" in await page.locator("#status").inner_text()
     assert await page.locator("#code").inner_text() == code
     image = page.locator("img.product")
-    assert await image.evaluate("img => img.complete && img.naturalWidth > 0")
+    assert await image.evaluate(LOADED), "the picture did not load"
     await _screenshot(page, "group_page")
 
     missing = await page.goto(f"{base}/g/NOSUCH")
