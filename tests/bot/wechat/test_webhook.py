@@ -8,7 +8,7 @@ import time
 import pytest
 
 from bot.devtools.simulator import sign
-from bot.keys import INBOX
+from bot.keys import INBOX, SERVICES
 from bot.wechat.inbox import Inbox
 from bot.wechat.webhook import QUEUED_AT_MOST_SECONDS, sent_at
 from tests.bot.driver import ACCOUNT, Shop, db, signed_params, slow_turns
@@ -285,6 +285,7 @@ async def test_the_time_a_request_waited_before_its_handler_counts_against_the_d
     timestamp says: a reply the handler's own clock still had time for went out after WeChat
     had stopped waiting. The same slow turn is answered directly when the request is fresh."""
     shop = await make_shop(sqlite_url, wechat={"encoding_aes_key": ""}, server={"reply_deadline_seconds": 1.5})
+    await shop.client.app[SERVICES].catalog.snapshot()  # loaded: the first search would wait for it
     inbox: Inbox = shop.client.app[INBOX]
     slow_turns(shop, 0.9)
     token = shop.config.wechat.token
