@@ -19,11 +19,9 @@ from commerce.catalog.read import Catalog, CatalogSnapshot
 from commerce.wiring import shop_bus, shop_sessions, tell_catalog
 
 
-@pytest.mark.usefixtures("demo_catalog")
-async def test_a_product_added_while_the_first_load_reads_is_searchable_once_it_is_done(engine: AsyncEngine) -> None:
-    """Regression: the first load read its rows, an import committed, the load installed what it
-    had read and the edit was dropped ("the first load reads it all"): the new product stayed
-    unsearchable until the next refresh (test_an_import_with_picture_links_... was flaky so)."""
+async def _added_during_the_first_load(engine: AsyncEngine) -> tuple[Catalog, asyncio.Task[CatalogSnapshot], int]:
+    """A catalog whose first load read its rows, then a product (天津麻花) committed before the
+    load installed what it read: the catalog, the first load (let go on), the product's id."""
     bus = shop_bus()
     sessions = shop_sessions(engine, bus=bus)
     catalog = Catalog(sessions, refresh_seconds=0, rebuild_seconds=0)
@@ -46,8 +44,17 @@ async def test_a_product_added_while_the_first_load_reads_is_searchable_once_it_
         )
         await session.commit()
     go_on.set()
+    return catalog, first_load, created.id
+
+
+@pytest.mark.usefixtures("demo_catalog")
+async def test_a_product_added_while_the_first_load_reads_is_searchable_once_it_is_done(engine: AsyncEngine) -> None:
+    """Regression: the first load read its rows, an import committed, the load installed what it
+    had read and the edit was dropped ("the first load reads it all"): the new product stayed
+    unsearchable until the next refresh (test_an_import_with_picture_links_... was flaky so)."""
+    catalog, first_load, created = await _added_during_the_first_load(engine)
     snapshot = await first_load
-    assert created.id in [hit.product_id for hit in snapshot.search("麻花")]
+    assert created in [hit.product_id for hit in snapshot.search("麻花")]
     await catalog.close()
 
 
@@ -58,32 +65,11 @@ async def test_no_search_is_handed_the_first_catalog_before_what_changed_during_
     """Regression (CI, under load): the first load installed its catalog, then read again what
     an import had changed meanwhile; a search arriving in between was handed the catalog
     without the new product. Now the catalog is installed only once that is read."""
-    bus = shop_bus()
-    sessions = shop_sessions(engine, bus=bus)
-    catalog = Catalog(sessions, refresh_seconds=0, rebuild_seconds=0)
-    tell_catalog(bus, catalog)
-    read_rows, go_on = asyncio.Event(), asyncio.Event()
-    build = catalog._build
-
-    async def slow_build():  # type: ignore[no-untyped-def]
-        built = await build()
-        read_rows.set()
-        await go_on.wait()
-        return built
-
-    catalog._build = slow_build  # type: ignore[method-assign]
-    first_load = asyncio.create_task(catalog.snapshot())
-    await read_rows.wait()
-    async with sessions() as session:
-        created, _ = await catalog_admin.create_product(
-            session, name="天津麻花", price_fen=1500, stock=40, category="零食"
-        )
-        await session.commit()
-    go_on.set()
+    catalog, first_load, created = await _added_during_the_first_load(engine)
     while catalog._snapshot is None:  # noqa: ASYNC110 (polls every turn of the loop: another customer, the moment there is a catalog)
         await asyncio.sleep(0)
     handed = await catalog.snapshot()
-    assert created.id in [hit.product_id for hit in handed.search("麻花")]
+    assert created in [hit.product_id for hit in handed.search("麻花")]
     await first_load
     await catalog.close()
 
