@@ -47,8 +47,12 @@ from commerce.uow import UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
-# "抢" with no number (the router's flash_grab, bot/handlers/text.py): the first running sale
-BARE_GRAB = re.compile(r"(?i)\s*(?:抢|我要抢|立即抢|马上抢|抢一个|grab)\s*")
+# How customers ask for a unit (the router's flash_grab, bot/handlers/text.py, adds a number):
+# "抢", "我要抢一个", "抢！", "马上抢吧", "grab!"
+GRAB_WORDS = r"(?:我要|我想|我来|给我|帮我)?(?:抢一[个件份]|立即抢|马上抢|抢|grab)"
+GRAB_TAIL = r"\s*(?:吧|啊|呀|啦|了)?\s*[!！。.~～]*\s*"
+# a bare "抢": the first running sale
+BARE_GRAB = re.compile(rf"(?i)\s*{GRAB_WORDS}{GRAB_TAIL}")
 RECHECK_SECONDS = 1.0
 
 

@@ -22,6 +22,7 @@ from bot.dialogs.common import error_reply, unit_of_work
 from bot.dialogs.orders import OrdersData
 from bot.dialogs.review import ReviewData
 from bot.dialogs.words import CartEdit, read_cart_edit
+from bot.flash_edge import GRAB_TAIL, GRAB_WORDS
 from bot.handlers import (
     account,  # referrals: invite, me, withdraw
     balance,  # stored balance: balance, top up, withdraw balance
@@ -261,7 +262,7 @@ async def flash_remind(ctx: Context, match: re.Match[str]) -> Reply:
     return await ctx.services.dialogs.flash.remind(ctx, _number_in(match))
 
 
-@router.route(Regex(r"(?i)(?:抢|我要抢|立即抢|马上抢|抢一个|grab)\s*(?:第\s*)?(\d{1,3})?\s*(?:个|场|件)?", locale=_typed_in))
+@router.route(Regex(rf"(?i){GRAB_WORDS}\s*(?:第\s*)?(\d{{1,3}})?\s*(?:个|场|件)?{GRAB_TAIL}", locale=_typed_in))
 async def flash_grab(ctx: Context, match: re.Match[str]) -> Reply:
     """"抢 [N]": one unit of a running sale, answered with the pay card."""
     return await ctx.services.dialogs.flash.grab(ctx, _number_in(match))

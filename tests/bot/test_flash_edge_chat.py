@@ -135,3 +135,23 @@ async def test_a_winner_s_retry_goes_on_to_its_turn_and_gets_the_pay_card(
     assert first.articles[0].description == retried.articles[0].description
     async with db(shop.client.app)() as session:
         assert await session.scalar(select(func.count()).select_from(Order)) == 1
+
+
+@pytest.mark.sqlite_only
+async def test_customers_ask_for_a_unit_in_their_own_words(make_shop: ShopFactory, sqlite_url: str) -> None:
+    """Not only the bare "抢": with a mark, a particle, "我要", a count, in English. Before, these
+    fell through to a search for "抢" that found nothing, in the middle of a rush."""
+    shop = await make_shop(sqlite_url)
+    sale_id = await _one_unit_sale(shop)
+    async with db(shop.client.app)() as session, session.begin():
+        await session.execute(update(FlashSale).where(FlashSale.id == sale_id).values(units=20))
+    phrasings = ["抢！", "我要抢一个", "抢一个吧", "马上抢!!", "给我抢", "抢一件~", "grab!", "Grab"]
+    for n, text in enumerate(phrasings):
+        user = await _buyer(shop, f"o_words_{n}")
+        won = await user.say(text)
+        assert won.kind == "news" and ("抢到了" in won.articles[0].title or "Got" in won.articles[0].title), (text, won)
+    late = await _buyer(shop, "o_words_late")
+    _edge(shop).recheck_seconds = 3600.0
+    async with db(shop.client.app)() as session, session.begin():  # the rest sold elsewhere
+        await session.execute(update(FlashSale).where(FlashSale.id == sale_id).values(units=len(phrasings)))
+    assert "没有找到" not in (await late.say("我要抢！")).text
