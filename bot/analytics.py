@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 BATCH = 500  # events in one INSERT; as many waiting start a write at once
 CAPACITY = 20_000  # events waiting at most: beyond, new ones are dropped (and counted)
 CLOSE_SECONDS = 10.0  # shutdown waits this long at most for the last write
+FLUSH_TASK = "analytics-flush"  # the writer's task name (tests tell its statements apart)
 
 Write = Callable[[Sequence[Event]], Awaitable[None]]
 
@@ -96,7 +97,7 @@ class EventBuffer:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="analytics-flush")
+            self._task = asyncio.create_task(self._run(), name=FLUSH_TASK)
 
     async def close(self) -> None:
         """Write what waits and stop (shutdown: after everything that records). A write

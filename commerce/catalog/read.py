@@ -113,6 +113,8 @@ REFRESH_OVERLAP = timedelta(seconds=10)
 PARTITION_ROWS = 500
 """Rows read between two turns of the event loop during a full load."""
 CLOSE_WAIT_SECONDS = 5.0
+
+REFRESH_TASK = "catalog-refresh"  # the background refresh and rebuild tasks' name (tests tell their statements apart)
 """How long closing waits for a first load (or a refresh) under way before cancelling it."""
 LARGE_CATALOG = 2000
 """Products above which a full build runs in slices, with the garbage collector paused."""
@@ -1544,7 +1546,7 @@ class Catalog:
     def rebuild_soon(self) -> None:
         """Start a full rebuild in the background (unless one is running)."""
         if self._rebuilding is None or self._rebuilding.done():
-            self._rebuilding = asyncio.get_running_loop().create_task(self._rebuild())
+            self._rebuilding = asyncio.get_running_loop().create_task(self._rebuild(), name=REFRESH_TASK)
 
     async def settled(self) -> None:
         """Wait for a background rebuild under way, if any (benchmarks, tests)."""
@@ -1653,7 +1655,7 @@ class Catalog:
         `rebuild_seconds`."""
         if self._task is None:
             self._stop = asyncio.Event()
-            self._task = asyncio.get_running_loop().create_task(self._run(self._stop))
+            self._task = asyncio.get_running_loop().create_task(self._run(self._stop), name=REFRESH_TASK)
 
     async def _run(self, stop: asyncio.Event) -> None:
         try:
