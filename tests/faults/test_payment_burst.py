@@ -11,8 +11,14 @@ One worker is killed mid-burst; the supervisor restarts it. At the end the super
 itself is killed -9: its workers must stop by themselves.
 
 Asserted: every order paid exactly once (one payment event each, no order doubled),
-every customer told "支付成功" exactly once by the fake WeChat, the stock ledger
+every customer told "支付成功" by the fake WeChat once and never twice, the stock ledger
 balanced (stock plus the units of non-cancelled orders unchanged).
+
+The one exception is the outbox's at-most-once rule (commerce/messaging/outbox.py): a
+notice whose send the killed worker had begun (its channel written, the call maybe made)
+is never sent again, because WeChat cannot be asked whether it arrived. Such a notice
+stays `sending` until its lease runs out and then shows to staff as uncertain. Only the
+few sends in flight at the kill can end so.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ TOLD_DEADLINE = 15.0  # every "支付成功" at the fake WeChat by then: a dead 
 SETTLE = 2.0  # then this long without a second one
 KILL_AFTER = ORDERS // 3  # SUCCESS answers before the kill: mid-burst
 PAID_TEXT = "支付成功"
+IN_FLIGHT_AT_MOST = 5  # notices a worker can have begun and not finished when it is killed
 
 
 async def _pending_orders(url: str) -> list[PlacedOrder]:
@@ -137,7 +144,7 @@ def _paid_notices(fake: FakeWeChat) -> dict[str, int]:
     return told
 
 
-async def test_a_worker_killed_during_a_payment_burst_pays_each_order_once_and_tells_each_customer_once(
+async def test_a_worker_killed_during_a_payment_burst_pays_each_order_once_and_tells_no_customer_twice(
     tmp_path: Path, sqlite_url: str, redis_url: str, fake_wechat: tuple[FakeWeChat, str], demo_catalog: None
 ) -> None:
     fake, api = fake_wechat
@@ -177,7 +184,11 @@ async def test_a_worker_killed_during_a_payment_burst_pays_each_order_once_and_t
 
         openids = {o.openid for o in orders}
         await until_told(fake, openids, TOLD_DEADLINE)
-        assert _paid_notices(fake) == dict.fromkeys(openids, 1), _outbox(db, openids - set(_paid_notices(fake)))
+        told = _paid_notices(fake)
+        assert set(told.values()) == {1}, told  # nobody twice
+        cut_short = _outbox(db, openids - set(told))  # the killed worker's sends under way, if any
+        assert len(cut_short) <= IN_FLIGHT_AT_MOST, cut_short
+        assert all(row[2:4] == ("sending", "customer_service") for row in cut_short), cut_short
         await _restarted(server, 0)
         print(f"healthy after {burst_began - began:.1f} s, burst {burst_took:.1f} s, "
               f"{len(deliveries)} notifications, {pay.retried} sent again")
