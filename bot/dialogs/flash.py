@@ -197,7 +197,7 @@ class FlashDialog(Dialog[FlashState, FlashData]):
                 address = await addresses.default_address(session, customer_id=ctx.customer_id)
                 grabbed = await flash_sales.grab(
                     session, sale_id=sale_id, customer_id=ctx.customer_id, openid=ctx.openid,
-                    address_id=address.id if address is not None else None, idempotency_key=key,
+                    address_id=address.id if address is not None else None, address=address, idempotency_key=key,
                     rules=ctx.services.rules, now=utcnow(), gate=gate,
                 )
                 order = grabbed.order  # read before the sale's contended rows were written

@@ -39,6 +39,7 @@ from commerce.cart.cart import (
 from commerce.cart.pricing import Quote, quote
 from commerce.catalog import inventory
 from commerce.catalog.models import Product, ProductStatus, Variant
+from commerce.customers.addresses import AddressView
 from commerce.customers.models import Address, Customer
 from commerce.db import rowcount
 from commerce.db import upsert_insert as _insert
@@ -196,10 +197,23 @@ async def place_order(
         assert existing is not None
         return await load_view(session, existing)
     order_id, order_no = created
+    return _placed_view(
+        NewOrder(customer_id=customer_id, key=key, priced=priced, address=address, note=note),
+        order_id=order_id, order_no=order_no, openid=openid, now=now, rules=rules,
+    )
+
+
+def _placed_view(
+    new: NewOrder, *, order_id: int, order_no: str, openid: str, now: datetime, rules: ShopRules
+) -> OrderView:
+    """The view of an order `create_order` just wrote, from what it wrote: the same view a
+    read of the rows gives (`load_view`; tests/commerce/orders hold the two equal), without
+    the three reads."""
+    priced, address = new.priced, new.address
     return OrderView(
         id=order_id,
         order_no=order_no,
-        customer_id=customer_id,
+        customer_id=new.customer_id,
         openid=openid,
         status=S.PENDING_PAYMENT,
         lines=tuple(_line_view(line) for line in priced.lines),
@@ -220,8 +234,8 @@ async def place_order(
         carrier="",
         tracking_no="",
         pay_provider="",
-        events=(OrderEventView(None, S.PENDING_PAYMENT.value, "customer", "", now),),
-        note=_order_note(note),
+        events=(OrderEventView(None, S.PENDING_PAYMENT.value, "customer", new.event_note, now),),
+        note=_order_note(new.note),
         customer_coupon_id=priced.coupon.customer_coupon_id if priced.coupon else None,
         address_province=address.province,
         address_city=address.city,
@@ -320,13 +334,16 @@ class NewOrder:
     customer_id: int
     key: str  # the scoped idempotency key (`_scoped_key`)
     priced: Quote
-    address: Address
+    address: Address | AddressView  # the row, or its view as read for this customer
     note: str = ""
     group_id: int | None = None  # a seat of this group buy
     event_note: str = ""  # the note of its first event ("group" for a seat, "flash" for a flash unit)
     from_cart: bool = True  # its lines leave the cart (an offer's single unit does not come from it)
     # what the caller writes with the order (given its id) before the stock, the contended rows
     before_stock: Callable[[int], Awaitable[None]] | None = None
+    # the order's writes in a SAVEPOINT of their own (False: in the caller's, which a refusal
+    # must roll back; two round trips fewer)
+    own_savepoint: bool = True
 
 
 async def create_order(
@@ -338,21 +355,25 @@ async def create_order(
     The order row claims the key; then its lines, its first event, the lines leave the
     cart, the coupon is used, the points spent, the caller's `before_stock` written and the
     stock reserved (ascending variant id: the contended rows last, so their locks are
-    short), in a SAVEPOINT. A refusal
-    (COUPON_INVALID, POINTS_CHANGED, OUT_OF_STOCK) leaves nothing written and raises."""
+    short), in a SAVEPOINT (or the caller's: `NewOrder.own_savepoint`). A refusal
+    (COUPON_INVALID, POINTS_CHANGED, OUT_OF_STOCK) leaves nothing written and raises (in the
+    caller's SAVEPOINT, once the caller rolls it back)."""
     inserted = await _insert_order(session, new, order_no=new_order_no(now), now=now, rules=rules)
     if inserted is None:
         return None
     order_no, order_id = inserted
-    try:
-        # the INSERT above opened the transaction, so this SAVEPOINT nests properly on SQLite too
-        async with session.begin_nested():
-            await _take_goods(session, new, order_id=order_id, now=now)
-    except ShopError:
-        await session.execute(
-            delete(Order).where(Order.id == order_id).execution_options(synchronize_session=False)
-        )
-        raise
+    if new.own_savepoint:
+        try:
+            # the INSERT above opened the transaction, so this SAVEPOINT nests properly on SQLite too
+            async with session.begin_nested():
+                await _take_goods(session, new, order_id=order_id, now=now)
+        except ShopError:
+            await session.execute(
+                delete(Order).where(Order.id == order_id).execution_options(synchronize_session=False)
+            )
+            raise
+    else:  # in the caller's SAVEPOINT, which a refusal rolls back with the order row
+        await _take_goods(session, new, order_id=order_id, now=now)
     analytics.note(session, analytics.order(new.customer_id, order_id, new.priced.payable_fen))  # counted on commit
     return order_id, order_no
 
@@ -495,7 +516,7 @@ async def place_group_order(
     unit_price_fen: int,
     group_id: int,
     now: datetime,
-) -> tuple[int, bool]:
+) -> tuple[int, OrderView | None]:
     """A pending order of one unit of `variant_id` at the group price, for a seat in `group_id`
     (`place_offer_order`). The caller (`commerce.groupbuys.groups`) takes the seat in the same
     transaction and undoes everything on failure."""
@@ -519,7 +540,10 @@ async def place_offer_order(
     group_id: int | None = None,
     event_note: str = "",
     before_stock: Callable[[int], Awaitable[None]] | None = None,
-) -> tuple[int, bool]:
+    address: AddressView | None = None,
+    openid: str | None = None,
+    own_savepoint: bool = True,
+) -> tuple[int, OrderView | None]:
     """A pending order of one unit of `variant_id` at an offer's price (a group seat: `group_id`;
     a flash-sale unit), expiring after `rules.order_timeout`. `before_stock`: what the caller
     writes with a new order (given its id), before the stock is reserved (a flash unit's claim:
@@ -527,14 +551,21 @@ async def place_offer_order(
 
     Not from the cart (the cart is left alone) and without coupon or points: the offer's
     price is the discount. Delivery follows the shop's rules. Stock is reserved like any
-    order's (OUT_OF_STOCK / NOT_ON_SALE otherwise). Returns (order id, created); the same
-    key returns the order it created with created=False.
+    order's (OUT_OF_STOCK / NOT_ON_SALE otherwise).
+
+    Returns (order id, view): the view of the order as written when this call created it
+    and the caller gave the customer's `openid`; None when the key's order existed already
+    (a run again, a race; the caller loads it) or without `openid`. `address`: the row of
+    `address_id` when the caller has read it for this customer (it is not read again). `own_savepoint=False`:
+    the caller's SAVEPOINT holds the order's writes, and a refusal must roll that back
+    (`create_order`). A flash winner's turn saves those reads and round trips.
     """
+    now = as_utc(now)
     key = _scoped_key(customer_id, idempotency_key)
-    existing = await _order_id_for_key(session, key)
-    if existing is not None:
-        return existing, False
-    address = await _address(session, address_id=address_id, customer_id=customer_id)
+    to: Address | AddressView = (
+        address if address is not None and address.id == address_id
+        else await _address(session, address_id=address_id, customer_id=customer_id)
+    )
     row = (
         await session.execute(
             select(Variant, Product).join(Product, Product.id == Variant.product_id).where(Variant.id == variant_id)
@@ -559,6 +590,9 @@ async def place_offer_order(
         sku_code=variant.sku_code,
     )
     if not on_sale:
+        existing = await _order_id_for_key(session, key)  # placed before the product left the shelf
+        if existing is not None:
+            return existing, None
         raise ShopError(
             ErrorCode.NOT_ON_SALE, name=line.name, spec_label=line.spec_label, available=0,
             problems=[_problem_details(line)],
@@ -576,16 +610,19 @@ async def place_offer_order(
         problems=(),
     )
     new = NewOrder(
-        customer_id=customer_id, key=key, priced=priced, address=address, group_id=group_id,
-        event_note=event_note, from_cart=False, before_stock=before_stock,
+        customer_id=customer_id, key=key, priced=priced, address=to, group_id=group_id,
+        event_note=event_note, from_cart=False, before_stock=before_stock, own_savepoint=own_savepoint,
     )
+    # no look for the key first: the order's INSERT claims it, and finds the one that holds it
     created = await create_order(session, new, now=now, rules=rules)
-    if created is None:  # the same key won a race on another worker
+    if created is None:  # the key's order exists: this call's run before, or a race on another worker
         existing = await _order_id_for_key(session, key)
         assert existing is not None
-        return existing, False
-    order_id, _order_no = created
-    return order_id, True
+        return existing, None
+    order_id, order_no = created
+    if openid is None:
+        return order_id, None
+    return order_id, _placed_view(new, order_id=order_id, order_no=order_no, openid=openid, now=now, rules=rules)
 
 
 # ---- the public face of the order capability ------------------------------------------

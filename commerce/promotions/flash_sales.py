@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.cart.cart import spec_label
 from commerce.catalog.models import Product, ProductStatus, Variant
+from commerce.customers.addresses import AddressView
 from commerce.customers.models import Customer
 from commerce.db import rowcount
 from commerce.db import upsert_insert as _insert
@@ -556,11 +557,13 @@ async def grab(
     now: datetime,
     gate: FlashGate = NO_GATE,
     openid: str | None = None,
+    address: AddressView | None = None,
 ) -> Grabbed:
     """One unit of the sale for the customer: held for the sale's payment window, with a
     pending order at the sale price to the address `address_id` (None: no address yet, the
     unit waits for `order_for_claim`). `openid`: the customer's, when the caller knows it
-    (the gate names customers by it; read otherwise).
+    (the gate names customers by it; read otherwise). `address`: the row of `address_id`
+    when the caller has read it (not read again).
 
     Refused, with nothing written, with FLASH_NOT_FOUND, FLASH_NOT_STARTED (details:
     starts_at, to_start), FLASH_ENDED, FLASH_HOLDING (details: order_id), FLASH_LIMIT_REACHED,
@@ -595,8 +598,9 @@ async def grab(
         expires_at = now + timedelta(minutes=sale.pay_minutes)
         try:
             async with session.begin_nested():
-                claimed = await _claim(session, sale, customer_id=customer_id, address_id=address_id,
-                                       order_key=order_key, rules=rules, now=now, expires_at=expires_at)
+                claimed = await _claim(session, sale, customer_id=customer_id, openid=openid, address_id=address_id,
+                                       address=address, order_key=order_key, rules=rules, now=now,
+                                       expires_at=expires_at)
                 took = await session.execute(
                     update(FlashSale)
                     .where(
@@ -627,33 +631,34 @@ async def grab(
 
 
 async def _claim(
-    session: AsyncSession, sale: SaleView, *, customer_id: int, address_id: int | None, order_key: str,
-    rules: ShopRules, now: datetime, expires_at: datetime,
+    session: AsyncSession, sale: SaleView, *, customer_id: int, openid: str, address_id: int | None,
+    address: AddressView | None, order_key: str, rules: ShopRules, now: datetime, expires_at: datetime,
 ) -> tuple[int, OrderView | None]:
-    """The unit's claim, and with an address its pending order at the sale price, read for
-    the pay card (the claim id, the order); the sale's own count is the caller's. The claim
+    """The unit's claim, and with an address its pending order at the sale price, as written
+    for the pay card (the claim id, the order); the sale's own count is the caller's. The claim
     is the first write: on SQLite the transaction takes the lock then, waiting its turn
-    (a write after reads could only fail at once, "database is locked")."""
+    (a write after reads could only fail at once, "database is locked"). Runs in the caller's
+    SAVEPOINT, which a refusal rolls back (the order's writes share it)."""
     claim = FlashClaim(sale_id=sale.id, customer_id=customer_id, status=C.HELD.value, created_at=now,
                        expires_at=expires_at)
     session.add(claim)
     await session.flush()
     if address_id is None:  # held while the address is typed: `order_for_claim` places it
         return claim.id, None
-    read: list[OrderView] = []
 
     async def with_the_order(order_id: int) -> None:
         await _attach(session, claim_id=claim.id, order_id=order_id, sale_id=sale.id)
-        read.append(await get_order(session, order_id=order_id))
 
-    order_id, _created = await place_offer_order(
-        session, customer_id=customer_id, address_id=address_id, idempotency_key=order_key,
-        rules=_rules_for(rules, sale.pay_minutes), variant_id=sale.variant_id, unit_price_fen=sale.price_fen,
-        now=now, event_note="flash", before_stock=with_the_order,
+    order_id, placed = await place_offer_order(
+        session, customer_id=customer_id, address_id=address_id, address=address, openid=openid,
+        idempotency_key=order_key, rules=_rules_for(rules, sale.pay_minutes), variant_id=sale.variant_id,
+        unit_price_fen=sale.price_fen, now=now, event_note="flash", before_stock=with_the_order,
+        own_savepoint=False,
     )
-    if not read:  # the key's order existed already (a turn run again): the claim joins it
+    if placed is None:  # the key's order existed already (a turn run again): the claim joins it
         await with_the_order(order_id)
-    return claim.id, read[0]
+        placed = await get_order(session, order_id=order_id)
+    return claim.id, placed
 
 
 class _Gone(Exception):
@@ -664,7 +669,7 @@ async def _place(
     session: AsyncSession, sale: SaleView, *, claim_id: int, customer_id: int, address_id: int, order_key: str,
     rules: ShopRules, now: datetime, minutes: float,
 ) -> int:
-    order_id, _created = await place_offer_order(
+    order_id, _placed = await place_offer_order(
         session, customer_id=customer_id, address_id=address_id, idempotency_key=order_key,
         rules=_rules_for(rules, minutes), variant_id=sale.variant_id, unit_price_fen=sale.price_fen, now=now,
         event_note="flash",
