@@ -43,9 +43,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import BindParameter, Table, bindparam, delete, event, select, update
+from sqlalchemy import (
+    BindParameter,
+    Table,
+    Update,
+    bindparam,
+    delete,
+    event,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from commerce.db import rowcount
@@ -92,6 +103,7 @@ class Fence:
 
 _FENCE: ContextVar[Fence | None] = ContextVar("inbound_fence", default=None)
 _WROTE = "inbound_fence_wrote"
+_MARKED = "inbound_fence_marked"  # the transaction that marked its message early (`mark_early`)
 
 
 @contextmanager
@@ -109,6 +121,7 @@ def install_fence(session_class: type[Session]) -> None:
     """Fence the commits of `session_class` made inside `fenced` (see the module)."""
     for name, listener in (
         ("do_orm_execute", _note_statement), ("after_flush", _note_flush), ("before_commit", _check_fence),
+        ("after_rollback", _forget_writes),
     ):
         if not event.contains(session_class, name, listener):
             event.listen(session_class, name, listener)
@@ -124,20 +137,46 @@ def _note_flush(session: Session, _flush: UOWTransaction) -> None:
         session.info[_WROTE] = True
 
 
+def _forget_writes(session: Session) -> None:
+    """`after_rollback`: what the rolled-back transaction wrote (or marked) is gone; the next
+    commit of the turn marks the message only if it writes itself."""
+    session.info.pop(_WROTE, None)
+    session.info.pop(_MARKED, None)
+
+
 def _check_fence(session: Session) -> None:
     """`before_commit`: a writing transaction of a fenced turn marks its message, or is refused."""
     fence = _FENCE.get()
     if fence is None or session.in_nested_transaction():
         return  # a savepoint's release: the outer commit marks the message, once
     wrote = session.info.pop(_WROTE, False) or session.new or session.dirty or session.deleted
+    if session.info.pop(_MARKED, None) is session.get_transaction():
+        return  # marked already, early in this very transaction (`mark_early`)
     if not wrote:
         return
-    result = session.execute(
-        update(T).where(T.c.key == fence.key, T.c.lease_owner == fence.owner).values(effects=True)
-    )
+    result = session.execute(_mark(fence))
     if rowcount(result) != 1:
         raise TakenOver(fence.key)
     fence.marked = True  # this transaction holds the write lock now: its commit goes through
+
+
+def _mark(fence: Fence) -> Update:
+    return update(T).where(T.c.key == fence.key, T.c.lease_owner == fence.owner).values(effects=True)
+
+
+async def mark_early(session: AsyncSession) -> None:
+    """Mark the fenced turn's message now, in the session's transaction, instead of at its
+    commit (TakenOver when another worker holds it): for a transaction that writes contended
+    rows last, so that its commit comes right after them (a flash grab: the one statement
+    fewer while it holds the rows every winner writes). Rolled back with the transaction.
+    Outside a fence, nothing."""
+    fence = _FENCE.get()
+    if fence is None:
+        return
+    if rowcount(await session.execute(_mark(fence))) != 1:
+        raise TakenOver(fence.key)
+    fence.marked = True
+    session.info[_MARKED] = session.sync_session.get_transaction()
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,16 +207,32 @@ def _prepared_claims() -> dict[str, Any]:
         "attempts": T.c.attempts + 1,
     }
     expired = T.c.status.in_(OPEN) & (T.c.lease_until < now)
-    return {
+    prepared: dict[str, Any] = {
         name: insert(T).values(values)
         .on_conflict_do_update(index_elements=[T.c.key], set_=take_over, where=expired)
         .returning(T.c.attempts, T.c.deferred, T.c.effects)
         for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
     }
+    prepared[_WAKING] = _claim_and_wake(prepared["postgresql"])
+    return prepared
+
+
+def _claim_and_wake(claim: Any) -> Any:
+    """On PostgreSQL, the claim and `_wake_waiting` in one statement: the wake and the
+    count's reset as data-modifying CTEs, run only when the claim wrote a new message
+    (attempts = 1), the reset only when the wake found rows. One round trip instead of two
+    for every message: under a rush a batch of claims is the first thing a winner waits for,
+    and each round trip waits its turn on a busy event loop."""
+    claimed = claim.cte("claimed")
+    fresh = select(claimed.c.attempts).where(claimed.c.attempts == 1).exists()
+    woke = outbox.WAKE.where(fresh).returning(literal_column("1").label("one")).cte("woke")
+    reset = outbox.RESET_COUNT.where(select(woke.c.one).exists()).returning(literal_column("1").label("one")).cte("reset")
+    return select(claimed.c.attempts, claimed.c.deferred, claimed.c.effects).add_cte(woke, reset)
 
 
 # Every message pays for these: built once, with bound parameters (building a statement
 # measured more than running it), executed with a parameter dict.
+_WAKING = "postgresql+wake"
 _PREPARED = _prepared_claims()
 _ENTRY = select(T.c.status, T.c.deferred, T.c.reply, T.c.lease_until).where(T.c.key == bindparam("p_key"))
 _GIVE_UP = update(T).where(T.c.key == bindparam("p_key"), T.c.status.in_(OPEN)).values(deferred=True)
@@ -211,7 +266,8 @@ def claim(
 
     None: another worker holds it (a live lease) or it was answered already.
     """
-    statement = _PREPARED.get(conn.dialect.name)
+    waking = opens_window and conn.dialect.name == "postgresql"  # the wake within the claim
+    statement = _PREPARED.get(_WAKING if waking else conn.dialect.name)
     if statement is None:
         raise RuntimeError(f"unsupported database dialect {conn.dialect.name!r}")
     params = {
@@ -221,7 +277,7 @@ def claim(
     row = conn.execute(statement, params).first()
     if row is None:
         return None
-    if row.attempts == 1 and opens_window:
+    if row.attempts == 1 and opens_window and not waking:
         _wake_waiting(conn, openid, now=now)
     return Claimed(key, openid, message, int(row.attempts), bool(row.deferred), bool(row.effects))
 

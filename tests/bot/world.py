@@ -76,6 +76,10 @@ class World:
         async with db(self.shop.client.app)() as session, session.begin():
             await session.execute(statement)
 
+    async def scalar(self, statement: Any) -> Any:
+        async with db(self.shop.client.app)() as session:
+            return await session.scalar(statement)
+
     async def close_window(self, openid: str = CUSTOMER) -> None:
         """As if 49 hours had passed since the customer last wrote (or paid): the window is closed."""
         long_ago = datetime.now(UTC) - timedelta(hours=49)
