@@ -36,6 +36,7 @@ from bot.dialogs.common import error_reply, unit_of_work
 from bot.flash_gate import WonAtTheEdge
 from commerce.customers import addresses
 from commerce.errors import ErrorCode, ShopError
+from commerce.messaging import inbound
 from commerce.orders import placement as orders
 from commerce.orders.views import OrderView, order_data
 from commerce.promotions import flash_sales
@@ -194,6 +195,7 @@ class FlashDialog(Dialog[FlashState, FlashData]):
             # a grab's transaction writes the two rows every winner writes (the stock, the sale's
             # counts): a few at a time per worker, the rest wait here holding no connection
             async with ctx.services.grab_writers, unit_of_work(ctx) as session:
+                await inbound.mark_early(session)  # the commit then comes right after the contended rows
                 address = await addresses.default_address(session, customer_id=ctx.customer_id)
                 grabbed = await flash_sales.grab(
                     session, sale_id=sale_id, customer_id=ctx.customer_id, openid=ctx.openid,

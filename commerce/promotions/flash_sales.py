@@ -570,6 +570,11 @@ async def grab(
     FLASH_SOLD_OUT (details: next_sale or similar), or the order's own OUT_OF_STOCK /
     NOT_ON_SALE. A turn run again starts from a rolled-back transaction (and one whose
     grab committed is answered as processed), so a message takes at most one unit.
+
+    The grab is the transaction's work: a refusal after its writes (the last unit taken
+    meanwhile, the order refused) rolls the whole transaction back. Not a SAVEPOINT: its
+    RELEASE was one more round trip made while holding the two rows every winner writes,
+    and under a rush every round trip waits its turn on a loop busy with losers.
     """
     now = as_utc(now)
     sale = await get_sale(session, sale_id=sale_id)
@@ -597,27 +602,27 @@ async def grab(
     if verdict == Verdict.WON:
         expires_at = now + timedelta(minutes=sale.pay_minutes)
         try:
-            async with session.begin_nested():
-                claimed = await _claim(session, sale, customer_id=customer_id, openid=openid, address_id=address_id,
-                                       address=address, order_key=order_key, rules=rules, now=now,
-                                       expires_at=expires_at)
-                took = await session.execute(
-                    update(FlashSale)
-                    .where(
-                        FlashSale.id == sale_id,
-                        FlashSale.status.in_(OPEN_STATUSES),
-                        FlashSale.starts_at <= now,
-                        FlashSale.ends_at > now,
-                        FlashSale.sold + FlashSale.held < FlashSale.units,
-                    )
-                    .values(held=FlashSale.held + 1)
-                    .execution_options(synchronize_session=False)
+            claimed = await _claim(session, sale, customer_id=customer_id, openid=openid, address_id=address_id,
+                                   address=address, order_key=order_key, rules=rules, now=now, expires_at=expires_at)
+            took = await session.execute(
+                update(FlashSale)
+                .where(
+                    FlashSale.id == sale_id,
+                    FlashSale.status.in_(OPEN_STATUSES),
+                    FlashSale.starts_at <= now,
+                    FlashSale.ends_at > now,
+                    FlashSale.sold + FlashSale.held < FlashSale.units,
                 )
-                if rowcount(took) != 1:
-                    raise _Gone
-        except _Gone:  # the savepoint took the claim and the order back with it
+                .values(held=FlashSale.held + 1)
+                .execution_options(synchronize_session=False)
+            )
+            if rowcount(took) != 1:
+                raise _Gone
+        except _Gone:  # the transaction takes the claim and the order back with it
+            await session.rollback()
             verdict = Verdict.SOLD_OUT
-        except ShopError:  # the order was refused (out of stock, off sale): nothing was written
+        except ShopError:  # the order was refused (out of stock, off sale): nothing is kept
+            await session.rollback()
             await gate.give_back(sale_id=sale_id, customer=openid)
             raise
     if verdict != Verdict.WON:

@@ -12,7 +12,7 @@ from multiprocessing.synchronize import Event as EventType
 
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -344,6 +344,50 @@ async def test_a_turn_that_committed_before_its_worker_died_is_not_processed_aga
     await asyncio.sleep(0.3)
     [(taken, _attempts)] = await other.take_expired()
     assert taken == msg and other.already_done(msg.dedupe_key)
+    await other.close()
+
+
+async def _effects(engine: AsyncEngine, msg: Inbound) -> bool:
+    async with shop_uows(engine)() as uow:
+        row = await uow.session.get(InboundMessage, row_key(msg.dedupe_key))
+        assert row is not None
+        return bool(row.effects)
+
+
+async def test_a_message_marked_early_is_marked_once_and_unmarked_by_a_rollback(engine: AsyncEngine) -> None:
+    """`mark_early` (a flash grab's turn: its commit comes right after the contended rows):
+    the mark is the transaction's, so a rollback takes it back; the next transaction that
+    writes marks the message at its commit as any other; marked early, the commit does not
+    mark it a second time; a worker that lost the message is refused at once."""
+    store = _worker(engine, lease_seconds=30)
+    msg = _msg(11, openid="o_marked_early")
+    assert await store.claim(msg.dedupe_key, msg=msg)
+    statements: list[str] = []
+    event.listen(engine.sync_engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    with inbound.fenced(key=row_key(msg.dedupe_key), owner=store.owner):
+        async with shop_uows(engine)() as uow:
+            await inbound.mark_early(uow.session)
+            await uow.session.rollback()  # a grab refused after its writes
+        assert not await _effects(engine, msg)
+        async with shop_uows(engine)() as uow:  # a later transaction of the turn that writes
+            await touch_customer(uow.session, msg.openid, messaged=True)
+        assert await _effects(engine, msg)
+        statements.clear()
+        async with shop_uows(engine)() as uow:
+            await inbound.mark_early(uow.session)
+            await touch_customer(uow.session, msg.openid, messaged=True)
+        marks = [s for s in statements if s.startswith("UPDATE inbound_messages SET effects")]
+        assert len(marks) == 1, statements
+    _die(store)
+    other = _worker(engine, lease_seconds=30)
+    async with shop_uows(engine)() as uow:  # another worker holds it now: refused before any write
+        await uow.session.execute(
+            update(InboundMessage).where(InboundMessage.key == row_key(msg.dedupe_key)).values(lease_owner=other.owner)
+        )
+    with inbound.fenced(key=row_key(msg.dedupe_key), owner=store.owner), pytest.raises(inbound.TakenOver):
+        async with shop_uows(engine)() as uow:
+            await inbound.mark_early(uow.session)
+    await store.close()
     await other.close()
 
 
