@@ -93,6 +93,9 @@ BUSY_PAUSE_SECONDS = 0.001  # SQLite's lock is taken: the first pause before try
 BUSY_PAUSE_MAX_SECONDS = 0.05
 POLL_MAX_SECONDS = 1.0  # a retry waiting for another worker's reply polls at most this far apart
 POSTPONE_SECONDS = 5.0  # a message postponed (the database stayed busy) is swept again after this
+# a delivery that stops waiting writes so (`inbound.give_up`) for at most this long; past it
+# (another process holds SQLite's lock) it answers "success" and the worker remembers
+GIVE_UP_WAIT_SECONDS = 0.5
 _INBOUND_FIELDS = frozenset(f.name for f in fields(Inbound))
 T = TypeVar("T")
 Write = Callable[[Connection], Any]
@@ -253,6 +256,10 @@ class DurableReplyStore:
         # keys this worker works on -> (reply, deferred) once finished
         self._held: dict[str, asyncio.Future[tuple[Rendered, bool]]] = {}
         self._done: set[str] = set()  # held keys whose turn committed changes before (not run again)
+        # held keys whose waiting delivery stopped waiting (answered "success") without getting
+        # that written down: the turn's finish (or postponement) writes it, and the reply goes
+        # out as a message
+        self._given_up: set[str] = set()
         # keys whose reply (or postponement) could not be written down (the database was away):
         # still ours in the database, handed back by the sweeper's next round that gets through
         self._stranded: set[str] = set()
@@ -288,7 +295,7 @@ class DurableReplyStore:
             try:
                 rendered, deferred = await asyncio.wait_for(asyncio.shield(future), timeout)
             except TimeoutError:
-                return await self._give_up(key)
+                return await self._give_up_held(key, future)
             return None if deferred else rendered  # deferred: it goes out as a message
         until, pause = time.monotonic() + timeout, self._poll
         while True:
@@ -312,13 +319,32 @@ class DurableReplyStore:
     async def _give_up(self, key: str) -> Rendered | None:
         return _passive(await self._writes.run(lambda conn: inbound.give_up(conn, row_key(key))))
 
+    async def _give_up_held(self, key: str, future: asyncio.Future[tuple[Rendered, bool]]) -> Rendered | None:
+        """A delivery stops waiting for a turn this worker runs. When the give-up cannot be
+        written at once (another process holds SQLite's write lock), the delivery is answered
+        "success" all the same and the worker remembers it (`_given_up`): the turn's finish
+        writes it with the reply and sends the reply as a message. Waiting for the write
+        instead held the request past WeChat's 5 seconds, and failing it answered HTTP 500."""
+        try:
+            return await asyncio.wait_for(self._give_up(key), GIVE_UP_WAIT_SECONDS)
+        except (TimeoutError, SqliteBusy):
+            if future.done() and not future.cancelled():  # finished meanwhile: as its write says
+                rendered, deferred = future.result()
+                return None if deferred else rendered
+            log.warning("a delivery stopped waiting while the database was locked; the reply goes as a message")
+            self._given_up.add(key)
+            return None
+
     async def finish(self, key: str, rendered: Rendered) -> bool:
         future = self._held.pop(key, None)
         self._done.discard(key)
         reply = dump_reply(rendered)
+        given_up = key in self._given_up
         deferred = await self._stranded_unless_written(key, lambda conn: inbound.finish(
-            conn, key=row_key(key), owner=self.owner, reply=reply, now=self._clock(), keep=self._keep
+            conn, key=row_key(key), owner=self.owner, reply=reply, now=self._clock(), keep=self._keep,
+            given_up=given_up,
         ))
+        self._given_up.discard(key)  # written (or the message is another worker's now)
         if deferred is None:
             raise LeaseLost(key)  # waiters here time out and read the other worker's answer
         if future is not None and not future.done():
@@ -333,9 +359,11 @@ class DurableReplyStore:
         future = self._held.pop(key, None)
         self._done.discard(key)
         until = self._clock() + timedelta(seconds=POSTPONE_SECONDS)
+        given_up = key in self._given_up
         deferred = await self._stranded_unless_written(
-            key, lambda conn: inbound.postpone(conn, key=row_key(key), owner=self.owner, until=until)
+            key, lambda conn: inbound.postpone(conn, key=row_key(key), owner=self.owner, until=until, given_up=given_up)
         )
+        self._given_up.discard(key)
         if deferred is None:
             raise LeaseLost(key)
         if future is not None and not future.done():

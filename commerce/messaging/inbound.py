@@ -45,12 +45,15 @@ from typing import Any, cast
 
 from sqlalchemy import (
     BindParameter,
+    Boolean,
     Table,
     Update,
     bindparam,
     delete,
     event,
+    literal,
     literal_column,
+    or_,
     select,
     update,
 )
@@ -245,7 +248,7 @@ _FINISH = (
     )
     .values(
         status=InboundStatus.ANSWERED.value, reply=bindparam("p_reply"), answered_at=bindparam("p_now"),
-        lease_until=bindparam("p_keep_until"),
+        lease_until=bindparam("p_keep_until"), deferred=or_(T.c.deferred, bindparam("p_given_up", type_=Boolean)),
     )
     .returning(T.c.deferred)
 )
@@ -304,11 +307,16 @@ def give_up(conn: Connection, key: str) -> Entry | None:
 
 
 def finish(
-    conn: Connection, *, key: str, owner: str, reply: dict[str, Any], now: datetime, keep: timedelta
+    conn: Connection, *, key: str, owner: str, reply: dict[str, Any], now: datetime, keep: timedelta,
+    given_up: bool = False,
 ) -> bool | None:
     """Store the reply if `owner` still holds the message (the fence): whether it was deferred
-    (no delivery waits for it), or None when the lease was lost to another worker."""
-    params = {"p_key": key, "p_owner": owner, "p_reply": reply, "p_now": as_utc(now), "p_keep_until": as_utc(now + keep)}
+    (no delivery waits for it), or None when the lease was lost to another worker.
+    `given_up`: a delivery stopped waiting and could not write so (`give_up`): deferred now."""
+    params = {
+        "p_key": key, "p_owner": owner, "p_reply": reply, "p_now": as_utc(now), "p_keep_until": as_utc(now + keep),
+        "p_given_up": given_up,
+    }
     row = conn.execute(_FINISH, params).first()
     return None if row is None else bool(row.deferred)
 
@@ -403,14 +411,19 @@ def release_owner(conn: Connection, *, owner: str, now: datetime) -> int:
     return rowcount(result)
 
 
-def postpone(conn: Connection, *, key: str, owner: str, until: datetime) -> bool | None:
+def postpone(
+    conn: Connection, *, key: str, owner: str, until: datetime, given_up: bool = False
+) -> bool | None:
     """`owner` could not process the message now (the database stayed busy): hand it back,
     unanswered, for a sweeper to take at `until`. Whether it was deferred (no delivery waits
-    for a reply), or None when `owner` no longer held it."""
+    for a reply), or None when `owner` no longer held it. `given_up`: as for `finish`."""
     row = conn.execute(
         update(T)
         .where(T.c.key == key, T.c.lease_owner == owner, T.c.status == InboundStatus.PROCESSING.value)
-        .values(status=InboundStatus.RECEIVED.value, lease_owner="", lease_until=as_utc(until))
+        .values(
+            status=InboundStatus.RECEIVED.value, lease_owner="", lease_until=as_utc(until),
+            deferred=or_(T.c.deferred, literal(given_up, Boolean)),
+        )
         .returning(T.c.deferred)
     ).first()
     return None if row is None else bool(row.deferred)

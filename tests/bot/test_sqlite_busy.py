@@ -29,6 +29,7 @@ from bot.keys import DELIVERY, INBOX, SERVICES
 from bot.wechat import intake
 from bot.wechat.inbox import Inbox
 from bot.wechat.intake import DurableReplyStore
+from commerce.cart.models import CartLine
 from commerce.messaging.models import InboundMessage, InboundStatus
 from commerce.orders.models import Order
 from tests.bot.conftest import ShopFactory
@@ -37,12 +38,16 @@ from tests.bot.test_shopping_chat import _open, _sku, _stock
 
 FAST = {"server": {"reply_deadline_seconds": 0.5}, "database": {"busy_timeout_seconds": 0.3}}
 ERROR_TEXT = "系统开小差了"
+RELEASE_AT_LATEST = 30.0  # a lock held `until` the test says is released by then whatever happens
 
 
 @contextmanager
-def lock_after_claim(monkeypatch: pytest.MonkeyPatch, shop: Shop, *, hold: float) -> Iterator[None]:
+def lock_after_claim(
+    monkeypatch: pytest.MonkeyPatch, shop: Shop, *, hold: float, until: asyncio.Event | None = None
+) -> Iterator[None]:
     """Every message written down meanwhile: another connection takes SQLite's write lock
-    at once, and releases it `hold` seconds later."""
+    at once, and releases it `hold` seconds later, or (with `until`) once the test sets
+    `until` (at the latest after RELEASE_AT_LATEST): a lock held for as long as it takes."""
     store = _store(shop)
     claim = store.claim
     path = make_url(shop.config.database.url).database
@@ -51,8 +56,13 @@ def lock_after_claim(monkeypatch: pytest.MonkeyPatch, shop: Shop, *, hold: float
         claimed = await claim(key, msg=msg)
         other = sqlite3.connect(str(path), isolation_level=None)
         other.execute("BEGIN IMMEDIATE")  # the write lock, until the COMMIT (the timer below)
-        asyncio.get_running_loop().call_later(hold, _release, other)
+        if until is None:
+            asyncio.get_running_loop().call_later(hold, _release, other)
+        else:
+            releases.append(asyncio.create_task(_release_when(until, other)))
         return claimed
+
+    releases: list[asyncio.Task[None]] = []  # kept: a task nobody holds may be collected
 
     monkeypatch.setattr(store, "claim", claim_then_lock)
     try:
@@ -64,6 +74,15 @@ def lock_after_claim(monkeypatch: pytest.MonkeyPatch, shop: Shop, *, hold: float
 def _release(conn: sqlite3.Connection) -> None:
     conn.execute("COMMIT")
     conn.close()
+
+
+async def _release_when(until: asyncio.Event, conn: sqlite3.Connection) -> None:
+    try:
+        await asyncio.wait_for(until.wait(), RELEASE_AT_LATEST)
+    except TimeoutError:
+        pass
+    finally:
+        _release(conn)
 
 
 async def _loaded(shop: Shop) -> None:
@@ -152,6 +171,34 @@ async def test_past_the_turn_deadline_the_message_is_kept_and_the_sweeper_answer
     assert "香蕉" in told[1].text and "×2" in told[1].text and ERROR_TEXT not in told[1].text, told[1]
     [(status, reply)] = (await _journal(shop, user))[-1:]
     assert status == InboundStatus.ANSWERED.value and reply is not None
+
+
+async def test_a_lock_held_for_long_gets_success_not_an_error_and_the_answer_comes_once_after(
+    make_shop: ShopFactory, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process holds SQLite's write lock past the reply's deadline and past every
+    write's wait (a long import, a shell left open): the delivery that stops waiting cannot
+    write so either. WeChat is answered "success" all the same (it was answered HTTP 500,
+    which WeChat shows the customer as "this account cannot serve you now"), and once the
+    lock goes the answer reaches the customer as a message, once."""
+    monkeypatch.setattr(intake, "POSTPONE_SECONDS", 0.2)
+    shop = await make_shop(sqlite_url, database={**FAST["database"], "busy_deadline_seconds": 0.5},
+                           server=FAST["server"])
+    await _loaded(shop)
+    user = shop.user()
+    await _open(user, "香蕉", "香蕉")
+    released = asyncio.Event()
+    with lock_after_claim(monkeypatch, shop, hold=0, until=released):
+        passive = await user.say("加入购物车 2")  # a write that must wait for the lock: it does not get it
+    assert passive.kind == "none"  # "success": not an error, and within WeChat's 5 seconds
+    released.set()
+    told = await shop.outbox.wait_for(user.openid, 1, timeout=15)
+    await asyncio.sleep(1.0)  # time for a second message, if one were coming
+    answers = [m for m in shop.outbox.for_user(user.openid) if "香蕉" in m.text and "×2" in m.text]
+    assert len(answers) == 1 and all(ERROR_TEXT not in m.text for m in told), shop.outbox.for_user(user.openid)
+    async with db(shop.client.app)() as session:
+        lines = await session.scalar(select(func.count()).select_from(CartLine))
+    assert lines == 1  # the cart line added once
 
 
 async def test_a_search_under_a_held_lock_is_answered_without_waiting_for_it(
