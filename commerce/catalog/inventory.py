@@ -11,7 +11,7 @@ on PostgreSQL). Nothing here commits.
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from sqlalchemy import Update, func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.catalog.models import Variant
@@ -33,6 +33,39 @@ async def reserve(session: AsyncSession, *, variant_id: int, quantity: int) -> b
         return False
     await publish(session, CatalogChanged(variant_ids=(variant_id,)))
     return True
+
+
+async def reserve_then(session: AsyncSession, *, variant_id: int, quantity: int, then: Update) -> tuple[bool, bool]:
+    """`reserve`, and only when the units were taken, `then`: a conditional UPDATE of one more
+    contended row (a flash sale's count). Returns (units taken, `then` changed its row); the
+    caller rolls back a transaction whose `then` did not (the units stay taken in it).
+
+    On PostgreSQL one statement (`then` as a data-modifying CTE after the stock's): one round
+    trip while holding both rows, which every winner of a flash sale writes, right before the
+    commit. The stock's row is locked first, as `reserve` alone locks it."""
+    if quantity <= 0:
+        raise ValueError(f"quantity must be positive, got {quantity}")
+    take = (
+        update(Variant)
+        .where(Variant.id == variant_id, Variant.stock >= quantity)
+        .values(stock=Variant.stock - quantity)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        taken = take.returning(literal_column("1").label("one")).cte("taken")
+        then_cte = then.where(select(taken.c.one).exists()).returning(literal_column("1").label("one")).cte("counted")
+        counts = select(
+            select(func.count()).select_from(taken).scalar_subquery(),
+            select(func.count()).select_from(then_cte).scalar_subquery(),
+        )
+        took, changed = (await session.execute(counts)).one()
+        both = (bool(took), bool(changed))
+    else:
+        if rowcount(await session.execute(take.execution_options(synchronize_session=False))) != 1:
+            return False, False
+        both = (True, rowcount(await session.execute(then.execution_options(synchronize_session=False))) == 1)
+    if both[0]:
+        await publish(session, CatalogChanged(variant_ids=(variant_id,)))
+    return both
 
 
 async def release(session: AsyncSession, *, variant_id: int, quantity: int) -> None:

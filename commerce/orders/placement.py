@@ -341,9 +341,12 @@ class NewOrder:
     from_cart: bool = True  # its lines leave the cart (an offer's single unit does not come from it)
     # what the caller writes with the order (given its id) before the stock, the contended rows
     before_stock: Callable[[int], Awaitable[None]] | None = None
-    # the order's writes in a SAVEPOINT of their own (False: in the caller's, which a refusal
-    # must roll back; two round trips fewer)
+    # the order's writes in a SAVEPOINT of their own (False: in the caller's transaction,
+    # which a refusal must roll back; two round trips fewer)
     own_savepoint: bool = True
+    # how its stock is taken (variant id, quantity) -> taken: `inventory.reserve` unless the
+    # caller takes another contended row with it (a flash unit: `inventory.reserve_then`)
+    reserve: Callable[[int, int], Awaitable[bool]] | None = None
 
 
 async def create_order(
@@ -486,7 +489,11 @@ async def _take_goods(session: AsyncSession, new: NewOrder, *, order_id: int, no
     if new.before_stock is not None:
         await new.before_stock(order_id)
     for line in sorted(priced.lines, key=lambda ln: ln.variant_id):
-        if not await inventory.reserve(session, variant_id=line.variant_id, quantity=line.quantity):
+        taken = (
+            await new.reserve(line.variant_id, line.quantity) if new.reserve is not None
+            else await inventory.reserve(session, variant_id=line.variant_id, quantity=line.quantity)
+        )
+        if not taken:
             available = (
                 await session.scalar(select(Variant.stock).where(Variant.id == line.variant_id))
                 or 0
@@ -543,6 +550,7 @@ async def place_offer_order(
     address: AddressView | None = None,
     openid: str | None = None,
     own_savepoint: bool = True,
+    reserve: Callable[[int, int], Awaitable[bool]] | None = None,
 ) -> tuple[int, OrderView | None]:
     """A pending order of one unit of `variant_id` at an offer's price (a group seat: `group_id`;
     a flash-sale unit), expiring after `rules.order_timeout`. `before_stock`: what the caller
@@ -557,8 +565,9 @@ async def place_offer_order(
     and the caller gave the customer's `openid`; None when the key's order existed already
     (a run again, a race; the caller loads it) or without `openid`. `address`: the row of
     `address_id` when the caller has read it for this customer (it is not read again). `own_savepoint=False`:
-    the caller's SAVEPOINT holds the order's writes, and a refusal must roll that back
-    (`create_order`). A flash winner's turn saves those reads and round trips.
+    the caller's transaction holds the order's writes, and a refusal must roll it back
+    (`create_order`). `reserve`: takes the unit's stock instead of `inventory.reserve`
+    (`NewOrder.reserve`). A flash winner's turn saves those reads and round trips.
     """
     now = as_utc(now)
     key = _scoped_key(customer_id, idempotency_key)
@@ -612,6 +621,7 @@ async def place_offer_order(
     new = NewOrder(
         customer_id=customer_id, key=key, priced=priced, address=to, group_id=group_id,
         event_note=event_note, from_cart=False, before_stock=before_stock, own_savepoint=own_savepoint,
+        reserve=reserve,
     )
     # no look for the key first: the order's INSERT claims it, and finds the one that holds it
     created = await create_order(session, new, now=now, rules=rules)

@@ -36,10 +36,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, Update, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.cart.cart import spec_label
+from commerce.catalog import inventory
 from commerce.catalog.models import Product, ProductStatus, Variant
 from commerce.customers.addresses import AddressView
 from commerce.customers.models import Customer
@@ -604,20 +605,11 @@ async def grab(
         try:
             claimed = await _claim(session, sale, customer_id=customer_id, openid=openid, address_id=address_id,
                                    address=address, order_key=order_key, rules=rules, now=now, expires_at=expires_at)
-            took = await session.execute(
-                update(FlashSale)
-                .where(
-                    FlashSale.id == sale_id,
-                    FlashSale.status.in_(OPEN_STATUSES),
-                    FlashSale.starts_at <= now,
-                    FlashSale.ends_at > now,
-                    FlashSale.sold + FlashSale.held < FlashSale.units,
-                )
-                .values(held=FlashSale.held + 1)
-                .execution_options(synchronize_session=False)
-            )
-            if rowcount(took) != 1:
-                raise _Gone
+            if address_id is None:  # the unit held without an order: the sale's count alone
+                if rowcount(await session.execute(
+                    _one_more_held(sale_id, now).execution_options(synchronize_session=False)
+                )) != 1:
+                    raise _Gone
         except _Gone:  # the transaction takes the claim and the order back with it
             await session.rollback()
             verdict = Verdict.SOLD_OUT
@@ -654,13 +646,27 @@ async def _claim(
     async def with_the_order(order_id: int) -> None:
         await _attach(session, claim_id=claim.id, order_id=order_id, sale_id=sale.id)
 
+    async def stock_and_count(variant_id: int, quantity: int) -> bool:
+        """The unit's stock and the sale's count, the two rows every winner writes, last and
+        together (one statement on PostgreSQL): their locks last only to the commit."""
+        taken, counted = await inventory.reserve_then(
+            session, variant_id=variant_id, quantity=quantity, then=_one_more_held(sale.id, now)
+        )
+        if taken and not counted:
+            raise _Gone
+        return taken
+
     order_id, placed = await place_offer_order(
         session, customer_id=customer_id, address_id=address_id, address=address, openid=openid,
         idempotency_key=order_key, rules=_rules_for(rules, sale.pay_minutes), variant_id=sale.variant_id,
         unit_price_fen=sale.price_fen, now=now, event_note="flash", before_stock=with_the_order,
-        own_savepoint=False,
+        own_savepoint=False, reserve=stock_and_count,
     )
     if placed is None:  # the key's order existed already (a turn run again): the claim joins it
+        if rowcount(await session.execute(
+            _one_more_held(sale.id, now).execution_options(synchronize_session=False)
+        )) != 1:
+            raise _Gone
         await with_the_order(order_id)
         placed = await get_order(session, order_id=order_id)
     return claim.id, placed
@@ -668,6 +674,22 @@ async def _claim(
 
 class _Gone(Exception):
     """The sale's last unit went to another winner while this one's order was written."""
+
+
+def _one_more_held(sale_id: int, now: datetime) -> Update:
+    """The sale's count of held units, one more, while it runs and has a unit left: the
+    database's decision, whatever the gate said."""
+    return (
+        update(FlashSale)
+        .where(
+            FlashSale.id == sale_id,
+            FlashSale.status.in_(OPEN_STATUSES),
+            FlashSale.starts_at <= now,
+            FlashSale.ends_at > now,
+            FlashSale.sold + FlashSale.held < FlashSale.units,
+        )
+        .values(held=FlashSale.held + 1)
+    )
 
 
 async def _place(

@@ -67,3 +67,35 @@ async def test_the_last_unit_goes_to_one_of_two_winners_and_the_other_leaves_not
     assert tuple(counts) == (1, 0)
     assert await stock_of(sessions, variant_id) == 9  # one unit reserved, not two
     assert [e.order_id for e in counted if e.kind == EventKind.ORDER] == [won.order_id]
+
+
+async def test_a_sale_whose_stock_went_elsewhere_refuses_the_winner_and_keeps_nothing(
+    engine: AsyncEngine,
+) -> None:
+    """The sale has units left, but the variant's stock was sold outside it meanwhile: the
+    stock and the sale's count are taken together (one statement on PostgreSQL), so the
+    winner is told "out of stock" and neither the count, a claim nor an order is kept."""
+    sessions = shop_sessions(engine)
+    now = datetime.now(UTC)
+    async with sessions() as session:
+        variant_id = await make_variant(session, stock=0)
+        customer_id = await make_customer(session)
+        address_id = await make_address(session, customer_id)
+        sale = await flash_sales.create_sale(
+            session, variant_id=variant_id, price_fen=100, units=3, starts_at=now - timedelta(seconds=1),
+            ends_at=now + timedelta(hours=1), per_user_limit=1, pay_minutes=15, now=now,
+        )
+        await session.commit()
+    async with sessions() as session:
+        with pytest.raises(ShopError) as refused:
+            await flash_sales.grab(
+                session, sale_id=sale.id, customer_id=customer_id, address_id=address_id, idempotency_key="m",
+                rules=ShopRules(), now=datetime.now(UTC),
+            )
+        await session.commit()  # what the refused grab left would be kept now: nothing
+    assert refused.value.code == ErrorCode.OUT_OF_STOCK
+    async with sessions() as session:
+        assert tuple((await session.execute(select(FlashSale.held, FlashSale.sold))).one()) == (0, 0)
+        assert (await session.execute(select(FlashClaim.id))).first() is None
+        assert (await session.execute(select(Order.id))).first() is None
+    assert await stock_of(sessions, variant_id) == 0
