@@ -90,7 +90,11 @@ BATCH_LIMIT = 64  # writes in one transaction at most
 PARALLEL_BATCHES = 4  # transactions of queued writes at once on PostgreSQL (SQLite: one)
 PRUNE_ROUNDS = 100  # batches of old answers deleted per pruning at most (50,000 rows)
 BUSY_PAUSE_SECONDS = 0.001  # SQLite's lock is taken: the first pause before trying again (doubles)
-BUSY_PAUSE_MAX_SECONDS = 0.05
+# ...up to this. Short: the turns' own transactions (another connection, waiting in SQLite's
+# busy handler) take the lock back to back under a rush, and a journal writer pausing 50 ms
+# found it free only once they were all done: a flash sale's 100 winners, their replies
+# written by then, were answered in the same instant, 2.4 s in. A try costs tens of µs.
+BUSY_PAUSE_MAX_SECONDS = 0.002
 POLL_MAX_SECONDS = 1.0  # a retry waiting for another worker's reply polls at most this far apart
 POSTPONE_SECONDS = 5.0  # a message postponed (the database stayed busy) is swept again after this
 # a delivery that stops waiting writes so (`inbound.give_up`) for at most this long; past it
