@@ -71,6 +71,9 @@ def _cmd_serve(config: Config, args: argparse.Namespace) -> int:
         return 2
     seeded = asyncio.run(prepare_database(config, seed=config.shop.seed_demo))
     config = asyncio.run(_resolve_secrets(config))  # every worker and the access log share them
+    from bot.chat.render import precompile
+
+    precompile()  # the message templates compiled once, here: no worker compiles on its loop
     base = config.public_base_url
     modes = {"safe": "safe mode (AES)", "compatible": "compatible mode (AES and plaintext)", "plain": "plain mode"}
     print(f"{config.shop.name} is starting ({modes[config.message_mode]})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import unicodedata
 from collections.abc import Callable
@@ -97,6 +98,69 @@ class Rendered:
     articles: tuple[RenderedArticle, ...] = ()
 
 
+class _CompiledOnce(jinja2.BytecodeCache):
+    """Templates compiled once, not once per Renderer (app) and worker.
+
+    Compiling a template is lexing, parsing and generating Python: the large ones (the error
+    replies) took about 50 ms each, on the event loop, the first time each worker used them,
+    so a flash sale's first refusal paid it in the middle of the rush; all 596 take about
+    0.7 s. The compiled code is kept in this process, and on disk (jinja's file cache in the
+    system's temporary directory, private to this user) for the other workers, the next
+    start and the tests' other processes; `precompile` fills it before workers start.
+
+    Jinja checks each entry against the template's source (its checksum) and the Python
+    version, so an edited template is compiled anew. The code also depends on the
+    environment's options: every Renderer builds its environment with the same ones
+    (`Renderer.__init__`, the one place that makes one)."""
+
+    def __init__(self) -> None:
+        self._compiled: dict[str, bytes] = {}
+        self._disk: jinja2.BytecodeCache | None = None
+
+    def _on_disk(self) -> jinja2.BytecodeCache | None:
+        if self._disk is None:
+            try:
+                self._disk = jinja2.FileSystemBytecodeCache()
+            except RuntimeError:  # no private temporary directory to be had: this process only
+                return None
+        return self._disk
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        code = self._compiled.get(bucket.key)
+        if code is not None:
+            bucket.bytecode_from_string(code)  # a checksum that differs leaves the bucket empty
+            return
+        disk = self._on_disk()
+        if disk is not None:
+            try:
+                disk.load_bytecode(bucket)
+            except (OSError, ValueError, EOFError):  # unreadable or damaged: compiled again
+                bucket.reset()
+            if bucket.code is not None:
+                self._compiled[bucket.key] = bucket.bytecode_to_string()
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        self._compiled[bucket.key] = bucket.bytecode_to_string()
+        disk = self._on_disk()
+        if disk is not None:
+            with contextlib.suppress(OSError):  # a full or read-only disk: kept here all the same
+                disk.dump_bytecode(bucket)
+
+
+_COMPILED = _CompiledOnce()
+
+
+def precompile(directory: Path = MESSAGES_DIR) -> int:
+    """Compile every message template into the cache (`_CompiledOnce`) unless it is there
+    already; how many templates. Run by `storefront serve` before its workers start, so that
+    none of them compiles on its event loop."""
+    env = Renderer(default_locale=LOCALES[0], base_url="", shop_name="", directory=directory).env
+    names = [str(path.relative_to(directory)) for path in sorted(directory.rglob("*.j2"))]
+    for name in names:
+        env.get_template(name)
+    return len(names)
+
+
 class Renderer:
     def __init__(
         self,
@@ -122,6 +186,7 @@ class Renderer:
             keep_trailing_newline=False,
             autoescape=False,
             auto_reload=False,  # templates ship with the code: no stat() per render
+            bytecode_cache=_COMPILED,  # compiled once per process (`_CompiledOnce`)
         )
         self._templates: dict[tuple[str, str], jinja2.Template] = {}
         self.env.filters["yuan"] = yuan
