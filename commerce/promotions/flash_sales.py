@@ -632,19 +632,25 @@ async def _claim(
     address: AddressView | None, order_key: str, rules: ShopRules, now: datetime, expires_at: datetime,
 ) -> tuple[int, OrderView | None]:
     """The unit's claim, and with an address its pending order at the sale price, as written
-    for the pay card (the claim id, the order); the sale's own count is the caller's. The claim
-    is the first write: on SQLite the transaction takes the lock then, waiting its turn
-    (a write after reads could only fail at once, "database is locked"). Runs in the caller's
-    SAVEPOINT, which a refusal rolls back (the order's writes share it)."""
-    claim = FlashClaim(sale_id=sale.id, customer_id=customer_id, status=C.HELD.value, created_at=now,
-                       expires_at=expires_at)
-    session.add(claim)
-    await session.flush()
+    for the pay card (the claim id, the order); the sale's own count is the caller's, or
+    taken with the order's stock (`stock_and_count`). With an order, the claim is written
+    with it, its order id in the INSERT. On SQLite the first write (the claim, or the
+    order) takes the lock and the transaction waits its turn there. Runs in the caller's
+    transaction, which a refusal rolls back (the order's writes share it)."""
+
+    async def claimed(order_id: int | None) -> int:
+        claim = FlashClaim(sale_id=sale.id, customer_id=customer_id, order_id=order_id, status=C.HELD.value,
+                           created_at=now, expires_at=expires_at)
+        session.add(claim)
+        await session.flush()
+        return claim.id
+
     if address_id is None:  # held while the address is typed: `order_for_claim` places it
-        return claim.id, None
+        return await claimed(None), None
+    claim_ids: list[int] = []
 
     async def with_the_order(order_id: int) -> None:
-        await _attach(session, claim_id=claim.id, order_id=order_id, sale_id=sale.id)
+        claim_ids.append(await claimed(order_id))
 
     async def stock_and_count(variant_id: int, quantity: int) -> bool:
         """The unit's stock and the sale's count, the two rows every winner writes, last and
@@ -669,7 +675,7 @@ async def _claim(
             raise _Gone
         await with_the_order(order_id)
         placed = await get_order(session, order_id=order_id)
-    return claim.id, placed
+    return claim_ids[0], placed
 
 
 class _Gone(Exception):
