@@ -144,10 +144,11 @@ def security_warnings(config: Config) -> list[str]:
 def _serve_one(config: Config, *, reuse_port: bool, intake_owner: str | None = None) -> int:
     from bot.app import create_app
 
+    loop = _event_loop(config)  # before the app: nothing of it may bind to another loop
     try:
         web.run_app(
             create_app(config, intake_owner=intake_owner), host=config.server.host, port=config.server.port,
-            print=None, reuse_port=reuse_port or None, backlog=config.server.backlog,
+            print=None, reuse_port=reuse_port or None, backlog=config.server.backlog, loop=loop,
             # aiohttp's own access log writes whole request lines: link tokens, signatures, openids
             access_log_class=AccessLogger.keyed(config.signing_key),
         )
@@ -155,6 +156,18 @@ def _serve_one(config: Config, *, reuse_port: bool, intake_owner: str | None = N
         print(f"storefront: cannot listen on {config.server.host}:{config.server.port}: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _event_loop(config: Config) -> asyncio.AbstractEventLoop:
+    """A new event loop of the kind `server.event_loop` names, set as the thread's loop."""
+    if config.server.event_loop == "uvloop":
+        import uvloop
+
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    return loop
 
 
 def _worker(config: Config, intake_owner: str) -> None:

@@ -8,6 +8,7 @@ checkout is picked up) against its own SQLite file, configured through the
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -21,12 +22,14 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from bot import cli
+from bot.config import Config
 from bot.devtools.simulator import WebhookClient, build_message_xml
 from commerce.models import Base  # the aggregator: every model registered, whatever ran before
 
@@ -418,6 +421,18 @@ def test_a_burst_of_connections_waits_in_the_listen_queue_and_none_is_dropped(se
     assert len(connections) == burst
     with HTTP.open(f"{server.base}/healthz", timeout=5) as response:  # and it serves on
         assert response.status == 200
+
+
+def test_serve_runs_on_uvloop_unless_told_otherwise(server: Server) -> None:
+    """`server.event_loop`: uvloop by default (its library is mapped into the serving
+    process), Python's own loop when asked for."""
+    assert "uvloop" in Path(f"/proc/{server.proc.pid}/maps").read_text()
+    standard = cli._event_loop(replace(Config(), server=replace(Config().server, event_loop="asyncio")))
+    try:
+        assert type(standard).__module__.startswith("asyncio")
+    finally:
+        standard.close()
+        asyncio.set_event_loop(None)
 
 
 def test_serve_prints_the_webhook_and_chat_and_stops_on_ctrl_c(server: Server) -> None:

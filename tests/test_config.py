@@ -290,6 +290,7 @@ def test_a_broken_file_names_the_file(tmp_path: Path) -> None:
         ("server", {"port": 65536}, "server.port"),
         ("server", {"max_body_bytes": 1023}, "server.max_body_bytes"),
         ("server", {"backlog": 15}, "server.backlog"),
+        ("server", {"event_loop": "tokio"}, "server.event_loop"),
         ("server", {"reply_deadline_seconds": 5.0}, "server.reply_deadline_seconds"),
         ("server", {"reply_deadline_seconds": 0.4}, "server.reply_deadline_seconds"),
         ("wechat", {"token": ""}, "wechat.token"),
