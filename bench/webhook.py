@@ -89,6 +89,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp  # noqa: E402
+import uvloop  # noqa: E402
 from aiohttp import web  # noqa: E402
 from sqlalchemy import event, insert, text  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
@@ -1360,7 +1361,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     try:
         if args.serve:
-            asyncio.run(serve(args.serve, args.db))
+            uvloop.run(serve(args.serve, args.db))  # as `storefront serve` runs (server.event_loop)
             return
         os.environ[QUERY_CACHE_ENV] = "4096" if args.query_cache else "0"  # inherited by the app's subprocesses
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
