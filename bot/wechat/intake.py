@@ -100,6 +100,9 @@ POSTPONE_SECONDS = 5.0  # a message postponed (the database stayed busy) is swep
 # a delivery that stops waiting writes so (`inbound.give_up`) for at most this long; past it
 # (another process holds SQLite's lock) it answers "success" and the worker remembers
 GIVE_UP_WAIT_SECONDS = 0.5
+# a delivery polling another worker's turn that cannot write that it stops waiting answers
+# only this long after its deadline, past WeChat's 5 seconds: WeChat asks again (its retry)
+PAST_WECHAT_SECONDS = 1.5
 _INBOUND_FIELDS = frozenset(f.name for f in fields(Inbound))
 T = TypeVar("T")
 Write = Callable[[Connection], Any]
@@ -308,7 +311,7 @@ class DurableReplyStore:
                 return _passive(entry)  # deferred: someone gave up waiting, it goes out as a message
             left = until - time.monotonic()
             if left <= 0:
-                return await self._give_up(key)
+                return await self._give_up_polled(key)
             await asyncio.sleep(min(pause, left))
             pause = min(pause * 2, POLL_MAX_SECONDS)
 
@@ -322,6 +325,20 @@ class DurableReplyStore:
 
     async def _give_up(self, key: str) -> Rendered | None:
         return _passive(await self._writes.run(lambda conn: inbound.give_up(conn, row_key(key))))
+
+    async def _give_up_polled(self, key: str) -> Rendered | None:
+        """A delivery stops waiting for a turn another worker runs. When the give-up cannot be
+        written (another process holds SQLite's write lock), that worker will not know to send
+        the reply as a message: so this delivery lets WeChat's own wait run out instead of
+        answering "success" (it was answered HTTP 500), and WeChat's retry asks again, to be
+        answered with the stored reply, or "success" once the give-up did land and the reply
+        went as a message. The write stays queued meanwhile."""
+        try:
+            return await asyncio.wait_for(self._give_up(key), GIVE_UP_WAIT_SECONDS)
+        except (TimeoutError, SqliteBusy):
+            log.warning("a delivery could not stop waiting while the database was locked; WeChat will ask again")
+            await asyncio.sleep(PAST_WECHAT_SECONDS)
+            return None
 
     async def _give_up_held(self, key: str, future: asyncio.Future[tuple[Rendered, bool]]) -> Rendered | None:
         """A delivery stops waiting for a turn this worker runs. When the give-up cannot be

@@ -163,6 +163,41 @@ async def test_a_release_the_database_refused_is_tried_again(sqlite_url: str, mo
         await engine.dispose()
 
 
+async def test_a_delivery_that_cannot_write_its_give_up_lets_wechat_ask_again_and_the_answer_comes_once(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers on one SQLite file; the one that did not take the message waits for the
+    other's reply while another process holds the write lock past its deadline. It cannot
+    write that it stopped waiting, so it neither answers "success" (the reply would then be
+    stored for nobody) nor fails (HTTP 500): it answers only after WeChat's 5 seconds, and
+    WeChat's retry is answered with the reply, or "success" when the reply went as a message."""
+    monkeypatch.setattr(intake, "PAST_WECHAT_SECONDS", 0.3)
+    engine = create_engine(sqlite_url, busy_timeout_ms=0)
+    working, polling = _worker(engine, poll_seconds=0.02), _worker(engine, poll_seconds=0.02)
+    msg = _msg(31, openid="o_polling_under_a_lock")
+    try:
+        assert await working.claim(msg.dedupe_key, msg=msg)
+        assert not await polling.claim(msg.dedupe_key, msg=msg)  # a retry, landed on the other worker
+        other = sqlite3.connect(str(make_url(sqlite_url).database), isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        try:
+            started = time.monotonic()
+            assert await polling.wait(msg.dedupe_key, 0.2) is None  # no error: no answer (WeChat retries)
+            assert time.monotonic() - started >= 0.2 + intake.PAST_WECHAT_SECONDS
+        finally:
+            other.execute("COMMIT")
+            other.close()
+        deferred = await working.finish(msg.dedupe_key, Rendered(kind="text", text="香蕉 ¥12.90"))
+        retried = await polling.wait(msg.dedupe_key, 1.0)  # WeChat's retry of the message
+        # exactly one way to the customer: the passive reply to the retry, or a message
+        assert (retried is not None) != deferred
+        assert retried is None or retried.text == "香蕉 ¥12.90"
+    finally:
+        await working.close()
+        await polling.close()
+        await engine.dispose()
+
+
 def _ignore_sigterm_and_wait(ready: EventType) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     ready.set()
