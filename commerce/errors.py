@@ -116,6 +116,8 @@ class ErrorCode(enum.StrEnum):
     CODE_LIMIT = "code_limit"  # too many codes today for this phone or customer; details: max
     SMS_FAILED = "sms_failed"  # the SMS provider did not send the code
     LEVEL_INVALID = "level_invalid"  # details: field (name, threshold, discount), max_length / max_fen / max_bp
+    LEVEL_NOT_FOUND = "level_not_found"  # details: name, known (the levels' names)
+    LEVEL_LAST = "level_last"  # the shop's only level cannot be removed; details: name
 
 
 class ShopError(Exception):

@@ -1,7 +1,8 @@
-"""Member levels: list them, set one (a discount is money: restated, then confirmed).
+"""Member levels: list them, set or remove one (a discount is money: restated, then confirmed).
 
     /level list
     /level set NAME THRESHOLD DISCOUNT     e.g. /level set 金卡 2000 5  (¥2000 spent, 5% off)
+    /level del NAME                        its members fall to the level below (the last stays)
 
 THRESHOLD is yuan spent (paid minus refunded), DISCOUNT a percentage with at most two
 decimals ("5", "2.5", "2.5%"). A new name adds a level, a known one changes it; every
@@ -20,7 +21,10 @@ from bot.dialogs.common import unit_of_work
 from commerce.membership import levels
 from commerce.rules import MemberLevel
 
-ACTIONS = {"list": "list", "列表": "list", "set": "set", "设置": "set", "修改": "set"}
+ACTIONS = {
+    "list": "list", "列表": "list", "set": "set", "设置": "set", "修改": "set",
+    "del": "del", "delete": "del", "remove": "del", "删除": "del", "删": "del",
+}
 PERCENT = re.compile(r"^(\d{1,2})(?:\.(\d{1,2}))?%?$")
 
 
@@ -47,6 +51,8 @@ async def level(actx: AdminContext) -> Outcome:
         async with unit_of_work(actx.ctx) as session:
             now_in_force = await levels.current_levels(session, rules)
         return Outcome(Text("admin/level_list", {"levels": [level_data(lv) for lv in now_in_force]}))
+    if action == "del":
+        return await _remove(actx)
     if action != "set" or len(actx.args) != 4:
         raise UsageError
     wanted = levels.check_level(actx.arg(1), parse_yuan(actx.arg(2)), parse_percent(actx.arg(3)))
@@ -66,4 +72,25 @@ async def level(actx: AdminContext) -> Outcome:
         }),
         level_data(change.before) if change.before else None,
         level_data(change.after),
+    )
+
+
+async def _remove(actx: AdminContext) -> Outcome:
+    """/level del NAME: restated with who it concerns, then confirmed."""
+    if len(actx.args) != 2:
+        raise UsageError
+    rules = actx.services.rules
+    async with unit_of_work(actx.ctx) as session:
+        if not actx.confirmed:  # refused now, in words, rather than after the code
+            doomed, members = await levels.removable(session, name=actx.arg(1), rules=rules)
+            data = {"level": level_data(doomed), "members": members}
+            return Outcome(Text("admin/level_remove_confirm", data), confirm_first=True)
+        removal = await levels.remove_level(session, name=actx.arg(1), rules=rules)
+    return Outcome(
+        Text("admin/level_removed", {
+            "level": level_data(removal.removed), "levels": [level_data(lv) for lv in removal.levels],
+            "moved": removal.members_moved,
+        }),
+        level_data(removal.removed),
+        None,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.customers.models import Customer
@@ -52,7 +52,7 @@ async def current_levels(session: AsyncSession, rules: ShopRules) -> tuple[Membe
     rows = (await session.scalars(select(MemberLevelRow))).all()
     if not rows:
         return ordered(rules.member_levels)
-    return ordered([MemberLevel(r.name, r.threshold_fen, r.discount_bp) for r in rows])
+    return ordered([_level(r) for r in rows])
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,12 +81,9 @@ async def set_level(
     """Add or change the level `name`; the first change copies the rules' levels in first,
     so the others stay. Every member's level is worked out again in the same transaction."""
     level = check_level(name, threshold_fen, discount_bp)
-    if await session.scalar(select(MemberLevelRow.id).limit(1)) is None:
-        session.add_all(MemberLevelRow(name=lv.name, threshold_fen=lv.threshold_fen, discount_bp=lv.discount_bp)
-                        for lv in rules.member_levels)
-        await session.flush()
+    await _own_levels(session, rules)
     row = await session.scalar(select(MemberLevelRow).where(MemberLevelRow.name == level.name).with_for_update())
-    before = None if row is None else MemberLevel(row.name, row.threshold_fen, row.discount_bp)
+    before = None if row is None else _level(row)
     if row is None:
         session.add(MemberLevelRow(name=level.name, threshold_fen=level.threshold_fen, discount_bp=level.discount_bp))
     else:
@@ -95,6 +92,60 @@ async def set_level(
     levels = await current_levels(session, rules)
     moved = await relevel_members(session, levels)
     return LevelChange(before, level, levels, moved)
+
+
+@dataclass(frozen=True, slots=True)
+class LevelRemoval:
+    removed: MemberLevel
+    levels: tuple[MemberLevel, ...]  # those left
+    members_moved: int  # members whose level or discount changed with it
+
+
+async def remove_level(session: AsyncSession, *, name: str, rules: ShopRules) -> LevelRemoval:
+    """Remove the level `name`; its members fall to the level their total spent reaches
+    without it (or none), in the same transaction. Refused as `removable` says."""
+    await _own_levels(session, rules)
+    rows = (await session.scalars(select(MemberLevelRow).with_for_update())).all()
+    removed = _removable(name, [_level(r) for r in rows])
+    await session.execute(delete(MemberLevelRow).where(MemberLevelRow.name == removed.name))
+    levels = await current_levels(session, rules)
+    moved = await relevel_members(session, levels)
+    return LevelRemoval(removed, levels, moved)
+
+
+async def removable(session: AsyncSession, *, name: str, rules: ShopRules) -> tuple[MemberLevel, int]:
+    """The level `name` as it stands and how many members hold it now, before staff confirm
+    its removal: LEVEL_NOT_FOUND (details: name, known) when there is no such level,
+    LEVEL_LAST for the only one left (with no levels the shop's defaults would count again:
+    change it with `set_level` instead). Reads only."""
+    level = _removable(name, await current_levels(session, rules))
+    members = await session.scalar(
+        select(func.count()).select_from(Member).join(Customer, Customer.id == Member.customer_id)
+        .where(Customer.member_level == level.name)
+    )
+    return level, int(members or 0)
+
+
+def _removable(name: str, levels: Sequence[MemberLevel]) -> MemberLevel:
+    found = next((lv for lv in levels if lv.name == name.strip()), None)
+    if found is None:
+        raise ShopError(ErrorCode.LEVEL_NOT_FOUND, name=name.strip(), known=[lv.name for lv in ordered(levels)])
+    if len(levels) == 1:
+        raise ShopError(ErrorCode.LEVEL_LAST, name=found.name)
+    return found
+
+
+async def _own_levels(session: AsyncSession, rules: ShopRules) -> None:
+    """The shop's own levels from now on: the first change copies the rules' levels in,
+    so the others stay as they were."""
+    if await session.scalar(select(MemberLevelRow.id).limit(1)) is None:
+        session.add_all(MemberLevelRow(name=lv.name, threshold_fen=lv.threshold_fen, discount_bp=lv.discount_bp)
+                        for lv in rules.member_levels)
+        await session.flush()
+
+
+def _level(row: MemberLevelRow) -> MemberLevel:
+    return MemberLevel(row.name, row.threshold_fen, row.discount_bp)
 
 
 async def relevel_members(session: AsyncSession, levels: Sequence[MemberLevel]) -> int:

@@ -150,6 +150,43 @@ async def test_staff_set_a_level_confirmed_and_a_member_reaches_it_by_paying_the
     assert f"银卡会员折扣 -¥{expected / 100:.2f}" in detail.text, detail.text  # the order shows its level line
 
 
+async def test_staff_remove_a_level_confirmed_and_its_members_fall_to_the_level_below(
+    make_shop: ShopFactory, db_url: str
+) -> None:
+    shop = await make_shop(db_url, staff={"owners": [OWNER]})
+    owner = shop.user(OWNER)
+    done = await owner.say(confirm_code((await owner.say("/level set 银卡 10 5")).text))
+    assert "已设置会员等级「银卡」" in done.text
+    customer = shop.user(CUSTOMER)
+    await register(customer)
+    await pay(shop, await place_order(shop, customer))  # past ¥10: 银卡
+    assert "会员：银卡" in (await customer.say("我的")).text
+
+    unknown = await owner.say("/level del 钻石卡")
+    assert "没有叫「钻石卡」的会员等级" in unknown.text and "银卡" in unknown.text and "确认码" not in unknown.text
+    ask = await owner.say("/level 删除 银卡")
+    assert "将删除会员等级「银卡」" in ask.text and "现有 1 位会员在这个等级" in ask.text, ask.text
+    gone = await owner.say(confirm_code(ask.text))
+    assert "已删除会员等级「银卡」" in gone.text and "1 位会员的等级随之变化" in gone.text, gone.text
+    assert "银卡" not in (await owner.say("/level list")).text
+    me = await customer.say("我的")
+    assert "会员：银卡" not in me.text and "结算享 5% 折扣" not in me.text, me.text
+    async with db(shop.client.app)() as session:
+        names = set((await session.scalars(select(MemberLevelRow.name))).all())
+        level, discount = (await session.execute(
+            select(Customer.member_level, Customer.member_discount_bp).where(Customer.openid == CUSTOMER)
+        )).one()
+    assert "银卡" not in names and names and level != "银卡" and discount == 0
+    assert [a.outcome for a in await audit_rows(shop, "level")][-1] == "ok"
+
+    for name in sorted(names)[1:]:  # down to one level: that one stays
+        await owner.say(confirm_code((await owner.say(f"/level del {name}")).text))
+    last = await owner.say(f"/level del {sorted(names)[0]}")
+    assert "仅剩的会员等级，不能删除" in last.text and "确认码" not in last.text, last.text
+    stranger = await shop.user(STRANGER).say(f"/level del {sorted(names)[0]}")
+    assert "会员等级" not in stranger.text and "确认码" not in stranger.text, stranger.text
+
+
 @pytest.mark.sqlite_only
 async def test_a_stranger_and_a_service_member_cannot_set_levels(make_shop: ShopFactory, sqlite_url: str) -> None:
     shop = await make_shop(sqlite_url, staff={"owners": [OWNER]})

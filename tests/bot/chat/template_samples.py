@@ -288,6 +288,8 @@ TEMPLATE_SAMPLES: dict[str, dict[str, Any]] = {
     "admin/level_list": {"levels": "@list"},
     "admin/level_set": {"levels": "@list", "level": "@map", "moved": 2},
     "admin/level_confirm": {"level": "@map", "before": "@map"},
+    "admin/level_remove_confirm": {"level": "@map", "members": 3},
+    "admin/level_removed": {"levels": "@list", "level": "@map", "moved": 2},
 }
 
 # attributes of a list element or a map that differ from the top-level name
