@@ -4,23 +4,30 @@
 from __future__ import annotations
 
 import random
+from collections.abc import AsyncIterator
 
+import pytest
 from redis.asyncio import Redis
 
 from bot.flash_gate import MemoryFlashGate, RedisFlashGate
 from commerce.promotions.flash_sales import FlashGate, GateState, Verdict, decide
 
 
-async def test_the_script_decides_as_the_pure_rule_over_random_grabs(redis_url: str) -> None:
-    redis = Redis.from_url(redis_url)
+@pytest.fixture(params=["redis", "memory"])
+async def gate(request: pytest.FixtureRequest) -> AsyncIterator[MemoryFlashGate | RedisFlashGate]:
+    """The Lua script on a real Redis, and the gate in process."""
+    if request.param == "memory":
+        yield MemoryFlashGate()
+        return
+    redis = Redis.from_url(request.getfixturevalue("redis_url"))
     try:
-        await _decides_as_the_pure_rule(RedisFlashGate(redis))
+        yield RedisFlashGate(redis)
     finally:
         await redis.aclose()
 
 
-async def test_the_gate_in_process_decides_as_the_pure_rule_over_random_grabs() -> None:
-    await _decides_as_the_pure_rule(MemoryFlashGate())
+async def test_the_gate_decides_as_the_pure_rule_over_random_grabs(gate: MemoryFlashGate | RedisFlashGate) -> None:
+    await _decides_as_the_pure_rule(gate)
 
 
 def _o(customer: int) -> str:
@@ -83,28 +90,14 @@ async def _a_message_is_decided_once(gate: MemoryFlashGate | RedisFlashGate) -> 
     assert await ask(3, "m:5", version=1) is None  # asked with an older version: load the sale first
 
 
-async def test_a_message_is_decided_once_in_redis(redis_url: str) -> None:
-    redis = Redis.from_url(redis_url)
-    try:
-        await _a_message_is_decided_once(RedisFlashGate(redis))
-    finally:
-        await redis.aclose()
+async def test_a_message_is_decided_once(gate: MemoryFlashGate | RedisFlashGate) -> None:
+    await _a_message_is_decided_once(gate)
 
 
-async def test_a_message_is_decided_once_in_process() -> None:
-    await _a_message_is_decided_once(MemoryFlashGate())
-
-
-async def test_a_second_load_of_the_same_version_keeps_what_the_redis_gate_counted(redis_url: str) -> None:
-    redis = Redis.from_url(redis_url)
-    try:
-        await _a_second_load_keeps_the_count(RedisFlashGate(redis))
-    finally:
-        await redis.aclose()
-
-
-async def test_a_second_load_of_the_same_version_keeps_what_the_gate_in_process_counted() -> None:
-    await _a_second_load_keeps_the_count(MemoryFlashGate())
+async def test_a_second_load_of_the_same_version_keeps_what_the_gate_counted(
+    gate: MemoryFlashGate | RedisFlashGate,
+) -> None:
+    await _a_second_load_keeps_the_count(gate)
 
 
 async def _a_second_load_keeps_the_count(gate: MemoryFlashGate | RedisFlashGate) -> None:
