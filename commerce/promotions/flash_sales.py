@@ -606,10 +606,7 @@ async def grab(
             claimed = await _claim(session, sale, customer_id=customer_id, openid=openid, address_id=address_id,
                                    address=address, order_key=order_key, rules=rules, now=now, expires_at=expires_at)
             if address_id is None:  # the unit held without an order: the sale's count alone
-                if rowcount(await session.execute(
-                    _one_more_held(sale_id, now).execution_options(synchronize_session=False)
-                )) != 1:
-                    raise _Gone
+                await _count_one_more(session, sale_id, now)
         except _Gone:  # the transaction takes the claim and the order back with it
             await session.rollback()
             verdict = Verdict.SOLD_OUT
@@ -669,10 +666,7 @@ async def _claim(
         own_savepoint=False, reserve=stock_and_count,
     )
     if placed is None:  # the key's order existed already (a turn run again): the claim joins it
-        if rowcount(await session.execute(
-            _one_more_held(sale.id, now).execution_options(synchronize_session=False)
-        )) != 1:
-            raise _Gone
+        await _count_one_more(session, sale.id, now)
         await with_the_order(order_id)
         placed = await get_order(session, order_id=order_id)
     return claim_ids[0], placed
@@ -696,6 +690,12 @@ def _one_more_held(sale_id: int, now: datetime) -> Update:
         )
         .values(held=FlashSale.held + 1)
     )
+
+
+async def _count_one_more(session: AsyncSession, sale_id: int, now: datetime) -> None:
+    """`_one_more_held` on its own (no stock taken with it); _Gone when the sale has no unit left."""
+    if rowcount(await session.execute(_one_more_held(sale_id, now).execution_options(synchronize_session=False))) != 1:
+        raise _Gone
 
 
 async def _place(
