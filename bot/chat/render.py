@@ -98,56 +98,42 @@ class Rendered:
     articles: tuple[RenderedArticle, ...] = ()
 
 
-class _CompiledOnce(jinja2.BytecodeCache):
+class _CompiledOnce(jinja2.FileSystemBytecodeCache):
     """Templates compiled once, not once per Renderer (app) and worker.
 
     Compiling a template is lexing, parsing and generating Python: the large ones (the error
     replies) took about 50 ms each, on the event loop, the first time each worker used them,
     so a flash sale's first refusal paid it in the middle of the rush; all 596 take about
-    0.7 s. The compiled code is kept in this process, and on disk (jinja's file cache in the
-    system's temporary directory, private to this user) for the other workers, the next
-    start and the tests' other processes; `precompile` fills it before workers start.
+    0.7 s. The compiled code goes to jinja's file cache in the system's temporary directory
+    (private to this user), where the other workers, the next start and the tests' other
+    apps and processes read it; `precompile` fills it before workers start. Each
+    environment keeps what it loaded, as it always did.
 
     Jinja checks each entry against the template's source (its checksum) and the Python
-    version, so an edited template is compiled anew. The code also depends on the
+    version, so an edited template is compiled anew; a damaged entry is compiled again, and
+    a disk that takes nothing only costs the compiling. The code also depends on the
     environment's options: every Renderer builds its environment with the same ones
     (`Renderer.__init__`, the one place that makes one)."""
 
-    def __init__(self) -> None:
-        self._compiled: dict[str, bytes] = {}
-        self._disk: jinja2.BytecodeCache | None = None
-
-    def _on_disk(self) -> jinja2.BytecodeCache | None:
-        if self._disk is None:
-            try:
-                self._disk = jinja2.FileSystemBytecodeCache()
-            except RuntimeError:  # no private temporary directory to be had: this process only
-                return None
-        return self._disk
-
     def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
-        code = self._compiled.get(bucket.key)
-        if code is not None:
-            bucket.bytecode_from_string(code)  # a checksum that differs leaves the bucket empty
-            return
-        disk = self._on_disk()
-        if disk is not None:
-            try:
-                disk.load_bytecode(bucket)
-            except (OSError, ValueError, EOFError):  # unreadable or damaged: compiled again
-                bucket.reset()
-            if bucket.code is not None:
-                self._compiled[bucket.key] = bucket.bytecode_to_string()
+        try:
+            super().load_bytecode(bucket)
+        except Exception:  # unreadable or damaged (a truncated pickle, bad marshal data)
+            bucket.reset()
 
     def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
-        self._compiled[bucket.key] = bucket.bytecode_to_string()
-        disk = self._on_disk()
-        if disk is not None:
-            with contextlib.suppress(OSError):  # a full or read-only disk: kept here all the same
-                disk.dump_bytecode(bucket)
+        with contextlib.suppress(OSError):  # a full or read-only disk: compiled, not kept
+            super().dump_bytecode(bucket)
 
 
-_COMPILED = _CompiledOnce()
+def _compiled_once() -> _CompiledOnce | None:
+    try:
+        return _CompiledOnce()
+    except RuntimeError:  # no private temporary directory to be had: compiled per environment
+        return None
+
+
+_COMPILED = _compiled_once()
 
 
 def precompile(directory: Path = MESSAGES_DIR) -> int:
@@ -186,7 +172,7 @@ class Renderer:
             keep_trailing_newline=False,
             autoescape=False,
             auto_reload=False,  # templates ship with the code: no stat() per render
-            bytecode_cache=_COMPILED,  # compiled once per process (`_CompiledOnce`)
+            bytecode_cache=_COMPILED,  # compiled once (`_CompiledOnce`)
         )
         self._templates: dict[tuple[str, str], jinja2.Template] = {}
         self.env.filters["yuan"] = yuan
