@@ -48,8 +48,8 @@ from commerce.uow import UnitOfWorkFactory
 log = logging.getLogger(__name__)
 
 # How customers ask for a unit (the router's flash_grab, bot/handlers/text.py, adds a number):
-# "抢", "我要抢一个", "抢！", "马上抢吧", "grab!"
-GRAB_WORDS = r"(?:我要|我想|我来|给我|帮我)?(?:抢一[个件份]|立即抢|马上抢|抢|grab)"
+# "抢", "我要抢一个", "抢！", "马上抢吧", "grab!", "grab one"
+GRAB_WORDS = r"(?:我要|我想|我来|给我|帮我)?(?:抢一[个件份]|立即抢|马上抢|抢|grab(?:\s+(?:one|it))?)"
 GRAB_TAIL = r"\s*(?:吧|啊|呀|啦|了)?\s*[!！。.~～]*\s*"
 # a bare "抢": the first running sale
 BARE_GRAB = re.compile(rf"(?i)\s*{GRAB_WORDS}{GRAB_TAIL}")

@@ -175,6 +175,17 @@ class FlashDialog(Dialog[FlashState, FlashData]):
             return picked
         return await self._take(ctx, picked.id)
 
+    async def result(self, ctx: Context) -> Reply:
+        """"抢到了吗": the pay card of the unit the customer holds, the address step of one
+        still waiting for it, or that nothing is held (with where to look)."""
+        parked = await ctx.services.dialogs.take_parked(ctx.openid, self)
+        if parked is not None:
+            return await self._resume(ctx, parked)
+        async with unit_of_work(ctx) as session:
+            order_id = await flash_sales.held_order(session, customer_id=ctx.customer_id)
+            order = await orders.get_order(session, order_id=order_id) if order_id is not None else None
+        return flash_pay_card(ctx, order) if order is not None else Text("flash_none_held")
+
     async def grab_sale(self, ctx: Context, sale_id: int) -> Reply:
         """One unit of the sale `sale_id` (a live drop's product on air: "抢直播"), as "抢"."""
         stored = await ctx.services.dialogs.store.get(ctx.openid)

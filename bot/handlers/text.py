@@ -262,6 +262,15 @@ async def flash_remind(ctx: Context, match: re.Match[str]) -> Reply:
     return await ctx.services.dialogs.flash.remind(ctx, _number_in(match))
 
 
+@router.route(Regex(
+    r"(?i)(?:我)?(?:抢到(?:了)?(?:吗|没|没有|了吗|了没|了没有)?|有没有抢到|did i (?:get|grab) (?:one|it)|got (?:one|it))\s*[?？!！。.]*",
+    locale=_typed_in,
+))
+async def flash_result(ctx: Context, match: re.Match[str]) -> Reply:
+    """"抢到了吗": the unit held (its pay card), or that there is none."""
+    return await ctx.services.dialogs.flash.result(ctx)
+
+
 @router.route(Regex(rf"(?i){GRAB_WORDS}\s*(?:第\s*)?(\d{{1,3}})?\s*(?:个|场|件)?{GRAB_TAIL}", locale=_typed_in))
 async def flash_grab(ctx: Context, match: re.Match[str]) -> Reply:
     """"抢 [N]": one unit of a running sale, answered with the pay card."""

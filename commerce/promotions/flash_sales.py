@@ -282,6 +282,18 @@ async def list_sales(session: AsyncSession, *, now: datetime, for_customers: boo
     return [_view(*row) for row in rows.all()]
 
 
+async def held_order(session: AsyncSession, *, customer_id: int) -> int | None:
+    """The order of the customer's newest unit held and not yet paid, in any sale ("抢到了吗"),
+    or None (nothing held, or a unit still waiting for its address)."""
+    return await session.scalar(
+        select(FlashClaim.order_id)
+        .where(FlashClaim.customer_id == customer_id, FlashClaim.status == C.HELD.value,
+               FlashClaim.order_id.is_not(None))
+        .order_by(FlashClaim.id.desc())
+        .limit(1)
+    )
+
+
 async def gate_state(session: AsyncSession, *, sale_id: int) -> GateState:
     """The sale as a gate must know it: its version, the units left, who took how many."""
     sale = await get_sale(session, sale_id=sale_id)

@@ -7,6 +7,7 @@ With Redis (the Lua gate, answers kept in Redis) and without (the same decision 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -154,7 +155,7 @@ async def test_customers_ask_for_a_unit_in_their_own_words(make_shop: ShopFactor
     sale_id = await _one_unit_sale(shop)
     async with db(shop.client.app)() as session, session.begin():
         await session.execute(update(FlashSale).where(FlashSale.id == sale_id).values(units=20))
-    phrasings = ["抢！", "我要抢一个", "抢一个吧", "马上抢!!", "给我抢", "抢一件~", "grab!", "Grab"]
+    phrasings = ["抢！", "我要抢一个", "抢一个吧", "马上抢!!", "给我抢", "抢一件~", "grab!", "Grab", "grab one"]
     for n, text in enumerate(phrasings):
         user = await _buyer(shop, f"o_words_{n}")
         won = await user.say(text)
@@ -164,3 +165,31 @@ async def test_customers_ask_for_a_unit_in_their_own_words(make_shop: ShopFactor
     async with db(shop.client.app)() as session, session.begin():  # the rest sold elsewhere
         await session.execute(update(FlashSale).where(FlashSale.id == sale_id).values(units=len(phrasings)))
     assert "没有找到" not in (await late.say("我要抢！")).text
+
+
+@pytest.mark.sqlite_only
+async def test_customers_ask_whether_they_got_one_and_see_their_unit_or_where_to_look(
+    make_shop: ShopFactory, sqlite_url: str
+) -> None:
+    """"抢到了吗", "我抢到了没有", "有没有抢到?", "did I get one?": a winner sees the pay card of
+    the unit held for them again; someone holding none is told so and where to look. Before,
+    the question was searched for as a product name and found nothing."""
+    shop = await make_shop(sqlite_url)
+    await _one_unit_sale(shop)
+    winner, other = await _buyer(shop, "o_asks_winner"), await _buyer(shop, "o_asks_other")
+    won = await winner.say("抢")
+    assert won.kind == "news" and "抢到了" in won.articles[0].title
+    for question in ("抢到了吗", "我抢到了没有", "有没有抢到？", "did I get one?"):
+        again = await winner.say(question)
+        assert again.kind == "news", (question, again)
+        assert _order_no(again) == _order_no(won)  # the same unit, the same order (in the asker's language)
+    for question in ("抢到了吗", "我抢到了没有"):
+        told = await other.say(question)
+        assert "没有抢到" in told.text and "秒杀" in told.text and "没有找到" not in told.text, (question, told)
+    assert "no flash-sale unit" in (await other.say("did I get one?")).text
+
+
+def _order_no(card: Any) -> str:
+    found = re.search(r"SF\d+", card.articles[0].description)
+    assert found is not None, card
+    return found.group(0)
