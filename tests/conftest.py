@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commerce.db import create_engine
+from tests.ports import free_port
 from tests.servers import PostgresServer, RedisServer, SqliteTemplate, temp_root
 
 
@@ -35,6 +36,14 @@ def _postgres_run_of_a_sqlite_only_test(item: pytest.Item) -> bool:
         and callspec is not None
         and callspec.params.get("db_url") == "postgres"
     )
+
+
+@pytest.fixture
+def unused_tcp_port() -> int:
+    """pytest-aiohttp's fixture of the same name, from a range no outgoing connection takes
+    (`tests.ports`): its port from the ephemeral range was once taken before the test's
+    server bound it."""
+    return free_port()
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,7 @@ from bot import cli
 from bot.config import Config
 from bot.devtools.simulator import WebhookClient, build_message_xml
 from commerce.models import Base  # the aggregator: every model registered, whatever ran before
+from tests.ports import free_port
 
 STOREFRONT = shutil.which("storefront", path=os.path.dirname(sys.executable))
 TOKEN = "cli-test-token"
@@ -84,12 +85,6 @@ def tables(db: Path) -> set[str]:
 def count(db: Path, table: str) -> int:
     with sqlite3.connect(db) as conn:
         return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --------------------------------------------------------------------------- db upgrade, seed-demo

@@ -8,7 +8,7 @@ import pytest
 from aiohttp import web
 
 from tests.fakes.wechat import FakeWeChat
-from tests.test_cli import free_port
+from tests.ports import free_port
 
 
 @pytest.fixture

@@ -36,7 +36,8 @@ from sqlalchemy.engine import make_url
 from bot.devtools.simulator import Reply, SimulatorError, WebhookClient, build_message_xml
 from tests.bot.test_search_chat import numbered
 from tests.fakes.wechat import APPID, APPSECRET, FakeWeChat
-from tests.test_cli import STOP_TIMEOUT, STOREFRONT, TOKEN, Server, free_port, storefront_env
+from tests.ports import free_port
+from tests.test_cli import STOP_TIMEOUT, STOREFRONT, TOKEN, Server, storefront_env
 
 pytestmark = [
     pytest.mark.slow,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from commerce.orders.models import Order
 from tests.bot.conftest import make_config, seed
 from tests.bot.driver import db
 from tests.bot.web.conftest import pay_path, place_apple_order
+from tests.ports import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -81,19 +81,13 @@ async def browser() -> AsyncIterator[Any]:
             await chromium.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 async def served_shop(
     sqlite_url: str, aiohttp_server: Callable[..., Awaitable[TestServer]], demo_catalog: None
 ) -> tuple[TestServer, str]:
     """(server, base URL): the app on a real port whose links all point back at it."""
     await seed(sqlite_url)
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     config = make_config(sqlite_url, server={"base_url": base})
     outbox = MemoryOutbox()
@@ -282,7 +276,7 @@ async def test_live_page_count_falls_after_a_purchase(
 
     owner = "o_live_owner1"
     await seed(sqlite_url)
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     config = make_config(sqlite_url, server={"base_url": base}, staff={"owners": [owner]})
     await aiohttp_server(create_app(config, outbound=MemoryOutbox()), port=port)
