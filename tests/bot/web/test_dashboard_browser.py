@@ -18,8 +18,9 @@ from bot.outbound.sender import MemoryOutbox
 from bot.web.dashboard import make_dashboard_token
 from tests.bot.conftest import OWNER, STRANGER, make_config, seed
 from tests.bot.driver import db
-from tests.bot.web.test_browser import _free_port, _new_page, _screenshot, browser  # noqa: F401
+from tests.bot.web.test_browser import _new_page, _screenshot, browser  # noqa: F401
 from tests.commerce.analytics.month import seed_month
+from tests.ports import free_port
 
 CHARTS = ("traffic", "revenue", "funnel", "retention", "provinces", "categories", "products", "searches",
           "referrers", "groups")
@@ -32,7 +33,7 @@ async def staffed_server(
 ) -> tuple[TestServer, str]:
     """(server, base URL): the app with an owner on a real port, its November seeded."""
     await seed(sqlite_url)
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     config = make_config(sqlite_url, server={"base_url": base}, staff={"owners": [OWNER]})
     server = await aiohttp_server(create_app(config, outbound=MemoryOutbox()), port=port)
