@@ -15,7 +15,7 @@ from bot import cli
 from bot.handlers.events import MENU_KEYS
 from bot.wechat.menu import MenuError, check_menu, load_menu
 from tests.fakes.wechat import APPID, APPSECRET, FakeWeChat
-from tests.test_cli import free_port
+from tests.ports import free_port
 
 EXAMPLE = Path(__file__).parents[3] / "menu.example.toml"
 
