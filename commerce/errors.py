@@ -27,6 +27,7 @@ class ErrorCode(enum.StrEnum):
     REFUND_TOO_LARGE = "refund_too_large"
     NOTHING_TO_REFUND = "nothing_to_refund"
     AFTER_SALES_NOT_ALLOWED = "after_sales_not_allowed"
+    ADDRESS_FIXED = "address_fixed"  # the order shipped or ended: its address stays; details: order_id, status
     # beyond the first contract
     PRICE_CHANGED = "price_changed"  # place_order(expected_payable_fen=...) no longer matches
     POINTS_CHANGED = "points_changed"  # the points a quote used were spent meanwhile

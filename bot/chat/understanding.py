@@ -44,6 +44,7 @@ class Intent(enum.StrEnum):
     RECEIVED = "received"  # "东西收到了", "确认收货": confirm receipt of the shipped order
     CANCEL_ORDER = "cancel_order"  # "取消订单", "那单不要了"
     AFTER_SALES = "after_sales"  # "我要退款", "申请售后": how, on the order it is about
+    CHANGE_ADDRESS = "change_address"  # "地址写错了", "改一下收货地址": the new one, until it ships
     CART = "cart"
     CLEAR_CART = "clear_cart"  # "清空购物车", "empty my cart"
     ACCOUNT = "account"  # my points, coupons, commission, invite code
@@ -78,6 +79,7 @@ class Topic(enum.StrEnum):
 # Questions about one of the customer's orders (bot.handlers.understood answers them).
 ORDER_ASKS = frozenset({
     Intent.PAY_ORDER, Intent.TRACK, Intent.URGE, Intent.RECEIVED, Intent.CANCEL_ORDER, Intent.AFTER_SALES,
+    Intent.CHANGE_ADDRESS,
 })
 
 # Intents a dialog never expects: answered even while a list, a card or the cart is open.
@@ -238,6 +240,15 @@ _AFTER_SALES = re.compile(
     r"退款|退货|售后|换货|退钱|^我?(?:要|想)?退(?:掉|了)?(?:这个|那个|它|这单|那单)"
     r"|\brefund\b|\breturn (?:it|this|my|the)\b|\bexchange (?:it|this|my|the)\b"
 )
+# The delivery details of an order already placed: at checkout, a group seat or a flash
+# unit's address step, the open dialog takes these words first (its own address).
+_CHANGE_ADDRESS = re.compile(
+    r"(?:改|修改|更改|更换|换|变更)(?:一下|下|个|一个)?(?:我的|订单的?|这单的?|那单的?)?(?:收货|收件|寄送|配送|快递)?(?:地址|信息|人|电话|手机号?)"
+    r"|(?:收货|收件)?地址(?:写|填|弄|打|选|留)?错|(?:收货|收件)?(?:地址|电话|手机号?|收货人|收件人)(?:要|想|得|需要|能|可以)?(?:改|换|变)"
+    r"|(?:寄|发|送)到(?:别的|另一个|另外的?|新的?)(?:地址|地方)|搬家了"
+    r"|\bchange (?:my |the |delivery |shipping |order )*(?:address|phone)\b|\bwrong (?:delivery |shipping )?address\b"
+    r"|\bupdate (?:my |the )?(?:delivery |shipping )?address\b|\bship (?:it )?to (?:a )?(?:different|new|another) address\b"
+)
 _SERVICE_HOURS = re.compile(  # before a call for a person: "客服几点在" asks when, not for one now
     r"几点(?:上班|下班|开门|关门|营业|打烊|在|有人|回复?)|(?:营业|工作|上班|服务|在线)时间|什么时候(?:上班|下班|有人|在线|营业)"
     r"|\b(?:opening|business|office|service|working) hours\b|\bwhat time (?:do|are) you\b|\bwhen (?:are|do) you (?:open|close)"
@@ -253,6 +264,7 @@ _ORDER_ASKS: tuple[tuple[Intent, re.Pattern[str]], ...] = (
     (Intent.AFTER_SALES, _AFTER_SALES),
     (Intent.RECEIVED, _RECEIVED),
     (Intent.PAY_ORDER, _PAY_ORDER),
+    (Intent.CHANGE_ADDRESS, _CHANGE_ADDRESS),
     (Intent.URGE, _URGE),
     (Intent.TRACK, _TRACK),
 )

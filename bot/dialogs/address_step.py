@@ -29,8 +29,10 @@ from bot.chat.keywords import match_keyword
 from bot.chat.replies import Text
 from bot.dialogs.base import Step
 from bot.dialogs.common import error_reply, unit_of_work
+from bot.dialogs.words import AddressChange
 from commerce.customers import addresses
 from commerce.customers.addresses import AddressView, ParsedAddress
+from commerce.customers.regions import find_region
 from commerce.errors import ShopError
 
 
@@ -67,6 +69,32 @@ def read_typed_address(text: str) -> tuple[Text, dict[str, str] | None]:
         return error_reply(exc), None
     pending = dataclasses.asdict(parsed)
     return Text("address_parsed", address_data(parsed)), pending
+
+
+def changed_line(base: dict[str, str], change: AddressChange) -> str:
+    """The "name phone address" line after one detail said in words ("电话改成139…",
+    "地址改成文三路2号", "收货人改成王芳") replaced that detail of `base` (name, phone,
+    address): a whole "name phone address" said after "地址改成" replaces all three, and a
+    street alone stays in the province, city and district it replaces."""
+    try:
+        typed = addresses.parse_address(change.value) if change.field == "address" else None
+    except ShopError:
+        typed = None  # not a whole "name phone address": the street part only
+    if typed is not None:
+        return " ".join((typed.name, typed.phone, typed.address))
+    changed = {**base, change.field: change.value}
+    if change.field == "address":
+        changed["address"] = _within_region(base["address"], change.value)
+    return " ".join((changed["name"], changed["phone"], changed["address"]))
+
+
+def _within_region(before: str, street: str) -> str:
+    """A street alone ("地址改成文三路2号") stays in the province, city and district of the
+    address it replaces; an address naming its own region is taken as it is."""
+    if find_region(street) is not None:
+        return street
+    region = find_region(before)
+    return region.prefix + street if region is not None and region.typed else street
 
 
 async def save_typed_address(ctx: Context, pending: dict[str, str]) -> AddressView:

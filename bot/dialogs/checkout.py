@@ -54,9 +54,11 @@ from typing import Any
 from bot.chat.context import Context
 from bot.chat.keywords import USE_BALANCE, USE_COUPON, USE_POINTS, match_command, match_keyword
 from bot.chat.replies import Notice, Reply, Text, with_notice
+from bot.chat.understanding import Intent, understand
 from bot.dialogs.address_step import (
     AddressStep,
     address_data,
+    changed_line,
     looks_like_address,
     read_typed_address,
 )
@@ -71,7 +73,6 @@ from commerce.cart import cart, pricing
 from commerce.cart.pricing import NO_COUPON, Quote
 from commerce.customers import addresses
 from commerce.customers.addresses import AddressView
-from commerce.customers.regions import find_region
 from commerce.errors import ErrorCode, ShopError
 from commerce.orders import placement as orders
 from commerce.orders.views import order_data
@@ -258,6 +259,8 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
 
     @on(CheckoutState.ADDRESS)
     async def on_address(self, ctx: Context, data: CheckoutData) -> Step[CheckoutState, CheckoutData] | None:
+        if _asks_new_address(ctx.msg.text):  # "改地址" while it is asked: asked again, no order touched
+            return ADDRESS_STEP.start(data)
         if not looks_like_address(ctx.msg.text):
             # a search, a question…: understood elsewhere, else `reprompt`
             return self._before_review(ctx, CheckoutState.ADDRESS, data)
@@ -270,6 +273,8 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
         change = read_address_change(ctx.msg.text)
         if change is not None:
             return await self._change_address(ctx, data, change)
+        if _asks_new_address(ctx.msg.text):
+            return ADDRESS_STEP.start(data)
         keyword = match_keyword(ctx.msg.text)
         if (keyword is None or keyword[0] != "confirm") and not looks_like_address(ctx.msg.text):
             return self._before_review(ctx, CheckoutState.ADDRESS_CONFIRM, data)
@@ -281,12 +286,12 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
 
     @on(CheckoutState.REVIEW)
     async def on_review(self, ctx: Context, data: CheckoutData) -> Step[CheckoutState, CheckoutData] | None:
-        keyword = match_keyword(ctx.msg.text)
-        if keyword is not None and keyword[0] == "address":
-            return ADDRESS_STEP.start(data)
         change = read_address_change(ctx.msg.text)
         if change is not None:
             return await self._change_address(ctx, data, change)
+        keyword = match_keyword(ctx.msg.text)
+        if _asks_new_address(ctx.msg.text):
+            return ADDRESS_STEP.start(data)
         if COUPON_QUESTION.search(ctx.msg.text) and match_command(USE_COUPON, ctx.msg.text) is None:
             return await self._coupons(ctx, data)
         coupon = match_command(USE_COUPON, ctx.msg.text)
@@ -339,16 +344,7 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
             if current is None:
                 return ADDRESS_STEP.start(data)
             base = {"name": current.name, "phone": current.phone, "address": current.address}
-        try:
-            typed = addresses.parse_address(change.value) if change.field == "address" else None
-        except ShopError:
-            typed = None  # not a whole "name phone address": the street part only
-        changed = {**base, change.field: change.value}
-        if change.field == "address":
-            changed["address"] = _within_region(base["address"], change.value)
-        if typed is not None:
-            changed = {"name": typed.name, "phone": typed.phone, "address": typed.address}
-        reply, pending = read_typed_address(" ".join((changed["name"], changed["phone"], changed["address"])))
+        reply, pending = read_typed_address(changed_line(base, change))
         if pending is None:
             return Step(reply, CheckoutState.ADDRESS_CONFIRM if data.pending_address else CheckoutState.REVIEW, data)
         data.pending_address = pending
@@ -414,10 +410,8 @@ class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
         return Step(pay_card(ctx, order))
 
 
-def _within_region(before: str, street: str) -> str:
-    """A street alone ("地址改成文三路2号") stays in the province, city and district of the
-    address it replaces; an address naming its own region is taken as it is."""
-    if find_region(street) is not None:
-        return street
-    region = find_region(before)
-    return region.prefix + street if region is not None and region.typed else street
+def _asks_new_address(text: str) -> bool:
+    """"修改地址", "地址写错了", "换个地址" at checkout: this checkout's address, never an order
+    placed before (which the same words change anywhere else)."""
+    keyword = match_keyword(text)
+    return (keyword is not None and keyword[0] == "address") or understand(text).intent is Intent.CHANGE_ADDRESS

@@ -8,6 +8,10 @@ stateDiagram-v2
     DETAIL --> [*]: "评价" on a received order: the review dialog (bot/dialogs/review.py)
     [*] --> DETAIL: a question about one order anywhere ("包裹到哪了", "刚才那单怎么付")
     DETAIL --> LIST: "返回"
+    [*] --> ADDRESS: "地址写错了", "改地址" anywhere: the order not shipped yet (its address shown)
+    DETAIL --> ADDRESS: "改地址" on an order's screen
+    ADDRESS --> CONFIRM: a typed "name phone address", or one detail ("电话改成139…"), read and shown back
+    CONFIRM --> DETAIL: "确认": the order ships there (staff told if it is paid); saved as the default
     DETAIL --> [*]: "确认收货" done: the review dialog takes a rating next (bot/dialogs/review.py)
     LIST --> [*]: cancel, other text
     DETAIL --> [*]: cancel, other text
@@ -24,10 +28,20 @@ from typing import Any
 from bot.chat.context import Context
 from bot.chat.keywords import AFTER_SALES, match_command, match_keyword, parse_number
 from bot.chat.replies import Reply, Text
-from bot.chat.understanding import Intent
+from bot.chat.understanding import Intent, understand
+from bot.dialogs.address_step import (
+    AddressStep,
+    address_data,
+    changed_line,
+    looks_like_address,
+    read_typed_address,
+)
 from bot.dialogs.base import Dialog, Step, on
 from bot.dialogs.common import error_reply, pay_card, unit_of_work
-from commerce.errors import ShopError
+from bot.dialogs.words import read_address_change
+from commerce.customers import addresses
+from commerce.customers.addresses import ParsedAddress
+from commerce.errors import ErrorCode, ShopError
 from commerce.groupbuys import groups as group_buys
 from commerce.orders import actions as order_actions
 from commerce.orders import after_sales as after_sales_requests
@@ -52,6 +66,8 @@ ASKED_ABOUT: dict[Intent, tuple[OrderStatus, ...]] = {
     Intent.RECEIVED: (_S.SHIPPED, _S.PAID),
     Intent.CANCEL_ORDER: (_S.PENDING_PAYMENT, _S.PAID),
     Intent.AFTER_SALES: (_S.SHIPPED, _S.PAID, _S.COMPLETED, _S.REFUNDING),
+    # a shipped one is answered too: it is too late, and what to do instead
+    Intent.CHANGE_ADDRESS: (_S.PAID, _S.PENDING_PAYMENT, _S.SHIPPED),
 }
 
 
@@ -91,15 +107,26 @@ def _received(reply: Reply) -> bool:
     return isinstance(reply, Text) and reply.template == "order_received"
 
 
+def _back(ctx: Context) -> bool:
+    keyword = match_keyword(ctx.msg.text)
+    return keyword is not None and keyword[0] == "back"
+
+
 class OrdersState(enum.StrEnum):
     LIST = "list"
     DETAIL = "detail"
+    ADDRESS = "address"  # the order's new delivery details asked for
+    ADDRESS_CONFIRM = "address_confirm"  # read and shown back: "确认" changes the order
 
 
 @dataclass(slots=True)
 class OrdersData:
     order_ids: list[int] = field(default_factory=list)
     order_id: int | None = None
+    pending_address: dict[str, str] | None = None  # the typed new address, until "确认"
+
+
+NEW_ADDRESS: AddressStep[OrdersState, OrdersData] = AddressStep(OrdersState.ADDRESS, OrdersState.ADDRESS_CONFIRM)
 
 
 class OrdersDialog(Dialog[OrdersState, OrdersData]):
@@ -107,10 +134,14 @@ class OrdersDialog(Dialog[OrdersState, OrdersData]):
     State = OrdersState
     Data = OrdersData
     version = 1
-    initial = frozenset({OrdersState.LIST, OrdersState.DETAIL})  # DETAIL: a question about one order
+    # DETAIL: a question about one order; ADDRESS, ADDRESS_CONFIRM: its address to change
+    initial = frozenset({OrdersState.LIST, OrdersState.DETAIL, OrdersState.ADDRESS, OrdersState.ADDRESS_CONFIRM})
+    _address_states = frozenset({OrdersState.ADDRESS, OrdersState.ADDRESS_CONFIRM})
     transitions = {
         OrdersState.LIST: frozenset({OrdersState.LIST, OrdersState.DETAIL}),
-        OrdersState.DETAIL: frozenset({OrdersState.DETAIL, OrdersState.LIST}),
+        OrdersState.DETAIL: frozenset({OrdersState.DETAIL, OrdersState.LIST} | _address_states),
+        OrdersState.ADDRESS: frozenset({OrdersState.DETAIL, OrdersState.LIST} | _address_states),
+        OrdersState.ADDRESS_CONFIRM: frozenset({OrdersState.DETAIL, OrdersState.LIST} | _address_states),
     }
 
     async def show(self, ctx: Context) -> Reply:
@@ -140,6 +171,8 @@ class OrdersDialog(Dialog[OrdersState, OrdersData]):
         if order is None:
             return None
         data = OrdersData([o.id for o in found], order.id)
+        if ask is Intent.CHANGE_ADDRESS:
+            return await ctx.services.dialogs.start(ctx, self, self._new_address(ctx, order, data))
         same = sum(1 for o in found if o.status == order.status)
         act = {(Intent.RECEIVED, _S.SHIPPED): "received", (Intent.CANCEL_ORDER, _S.PENDING_PAYMENT): "cancel_order"}
         action = act.get((ask, order.status))
@@ -198,6 +231,11 @@ class OrdersDialog(Dialog[OrdersState, OrdersData]):
         if action == "back":
             step = await self._list(ctx)
             return step if step.state is not None else Step(step.reply)
+        asks_address = action == "address" or understand(text).intent is Intent.CHANGE_ADDRESS
+        if data.order_id is not None and asks_address:  # this order's, not the one a question would pick
+            async with unit_of_work(ctx) as session:
+                order = await orders.get_order(session, order_id=data.order_id, customer_id=ctx.customer_id)
+            return self._new_address(ctx, order, data)
         after_sales = match_command(AFTER_SALES, text)
         if data.order_id is None or (action not in ("cancel_order", "received", "pay") and after_sales is None):
             return None
@@ -210,6 +248,88 @@ class OrdersDialog(Dialog[OrdersState, OrdersData]):
             reviewing = await ctx.services.dialogs.review.invited(ctx, order_id=data.order_id, order_no=order_no, reply=reply)
             return Step(reviewing, handed_over=True)
         return Step(reply, OrdersState.DETAIL, data)
+
+    def _new_address(self, ctx: Context, order: OrderView, data: OrdersData) -> Step[OrdersState, OrdersData]:
+        """The order's delivery details to change: refused once it shipped (ADDRESS_FIXED,
+        with what to do instead); one detail said with it ("电话改成139…") is read at once
+        and shown back; else the address it has now is shown and a new one asked for."""
+        data.order_id, data.pending_address = order.id, None
+        if order.status not in order_actions.ADDRESS_CHANGEABLE:
+            refusal = ShopError(ErrorCode.ADDRESS_FIXED, order_id=order.id, order_no=order.order_no, status=str(order.status))
+            return Step(error_reply(refusal), OrdersState.DETAIL, data)
+        change = read_address_change(ctx.msg.text)
+        if change is not None and change.value:
+            base = {"name": order.address_name, "phone": order.address_phone, "address": order.address_text}
+            return self._read_address(ctx, data, changed_line(base, change), stay=OrdersState.ADDRESS)
+        now = {"name": order.address_name, "phone": addresses.mask_phone(order.address_phone), "address": order.address_text}
+        shown = {**order_data(order), "now": now}
+        return Step(Text("order_address_ask", shown), OrdersState.ADDRESS, data)
+
+    @staticmethod
+    def _read_address(ctx: Context, data: OrdersData, line: str, *, stay: OrdersState) -> Step[OrdersState, OrdersData]:
+        reply, pending = read_typed_address(line)
+        if pending is None:
+            return Step(reply, stay, data)
+        data.pending_address = pending
+        return Step(reply, OrdersState.ADDRESS_CONFIRM, data)
+
+    def _detail_change(self, ctx: Context, data: OrdersData, *, stay: OrdersState) -> Step[OrdersState, OrdersData] | None:
+        """"电话改成139…" while the new details are asked or shown back: that detail of
+        what was typed (or of the order's address, typed nothing yet)."""
+        change = read_address_change(ctx.msg.text)
+        if change is None or not change.value or data.pending_address is None:
+            return None
+        return self._read_address(ctx, data, changed_line(data.pending_address, change), stay=stay)
+
+    @on(OrdersState.ADDRESS)
+    async def on_address(self, ctx: Context, data: OrdersData) -> Step[OrdersState, OrdersData] | None:
+        if _back(ctx):  # the address left as it was
+            step = await self._list(ctx)
+            return step if step.state is not None else Step(step.reply)
+        if read_address_change(ctx.msg.text) is not None and data.order_id is not None:
+            async with unit_of_work(ctx) as session:
+                order = await orders.get_order(session, order_id=data.order_id, customer_id=ctx.customer_id)
+            return self._new_address(ctx, order, data)
+        if not looks_like_address(ctx.msg.text):
+            return None  # a search, a question: answered elsewhere (the dialog is left)
+        return NEW_ADDRESS.on_typed(ctx, data)
+
+    @on(OrdersState.ADDRESS_CONFIRM)
+    async def on_address_confirm(self, ctx: Context, data: OrdersData) -> Step[OrdersState, OrdersData] | None:
+        if _back(ctx):  # the address left as it was
+            step = await self._list(ctx)
+            return step if step.state is not None else Step(step.reply)
+        changed = self._detail_change(ctx, data, stay=OrdersState.ADDRESS_CONFIRM)
+        if changed is not None:
+            return changed
+        keyword = match_keyword(ctx.msg.text)
+        if keyword is not None and keyword[0] == "confirm" and data.pending_address and data.order_id:
+            return await self._change_address(ctx, data, data.order_id, data.pending_address)
+        if looks_like_address(ctx.msg.text):
+            return NEW_ADDRESS.on_typed(ctx, data)
+        return None
+
+    async def _change_address(
+        self, ctx: Context, data: OrdersData, order_id: int, pending: dict[str, str]
+    ) -> Step[OrdersState, OrdersData]:
+        """"确认": the order ships to the new details, kept as the customer's default
+        address too; staff packing a paid order are told in the same transaction."""
+        data.pending_address = None
+        try:
+            async with unit_of_work(ctx) as session:
+                saved = await addresses.save_address(
+                    session, customer_id=ctx.customer_id, parsed=ParsedAddress(**pending), make_default=True
+                )
+                changed = await order_actions.change_address(
+                    session, order_id=order_id, customer_id=ctx.customer_id, address=saved, now=utcnow()
+                )
+                told = changed.order.status == OrderStatus.PAID
+                if told:  # --- staff alerts: what to ship to now ---
+                    await ctx.services.alerts.address_changed(session, changed.order, before=changed.before)
+        except ShopError as exc:
+            return Step(error_reply(exc), OrdersState.DETAIL, data)
+        shown = {**order_data(changed.order), "address": address_data(saved), "staff_told": told}
+        return Step(Text("order_address_changed", shown), OrdersState.DETAIL, data)
 
     async def _act(
         self, ctx: Context, order_id: int, action: str | None, after_sales: re.Match[str] | None

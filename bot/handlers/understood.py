@@ -16,6 +16,7 @@ from bot.chat.context import Context
 from bot.chat.replies import Notice, Reply, Text, with_notice
 from bot.chat.router import LOCALE, Router
 from bot.chat.understanding import ORDER_ASKS, UNAMBIGUOUS, Intent, Topic, Understood, understand
+from bot.dialogs.base import Active
 from bot.dialogs.common import unit_of_work
 from bot.handlers import account
 from bot.handlers import balance as stored_balance
@@ -127,11 +128,22 @@ _NO_ORDER_TOPIC = {
 async def about_an_order(ctx: Context, understood: Understood) -> Reply:
     """"刚才那单怎么付", "包裹到哪了", "催一下", "东西收到了", "取消订单", "我要退款": answered
     on the order it is about; with no such order, that is said with the shop's rule."""
+    if understood.intent is Intent.CHANGE_ADDRESS and (asked := await _own_address_step(ctx)) is not None:
+        return asked
     reply = await ctx.services.dialogs.orders.about(ctx, understood.intent)
     if reply is not None:
         return reply
     topic = _NO_ORDER_TOPIC.get(understood.intent)
     return Text("order_ask_none", {"ask": str(understood.intent), "topic": str(topic or ""), **shop_facts(ctx)})
+
+
+async def _own_address_step(ctx: Context) -> Reply | None:
+    """"改地址" while a group seat or a flash unit asks for its own delivery address: that
+    step asks again (checkout takes the words itself); no order placed before is touched."""
+    loaded = await ctx.services.dialogs.load(ctx.openid)
+    if isinstance(loaded, Active) and loaded.dialog.name != "orders" and "address" in str(loaded.state):
+        return await ctx.services.dialogs.reprompt(ctx)
+    return None
 
 
 @router.route(Understands(frozenset({Intent.BUY_AGAIN})))

@@ -146,6 +146,17 @@ class StaffAlerts:
         }
         await self.queue(session, "alert_after_sales", data, EVERYONE)
 
+    async def address_changed(self, session: AsyncSession, order: OrderView, *, before: str) -> None:
+        """A customer changed the address of a paid order (staff may be packing it), in the
+        change's own transaction; the alert says what to ship to now."""
+        data = {
+            "order_no": order.order_no,
+            "customer": openid_tail(order.openid),
+            "before": before,
+            "after": " ".join((order.address_name, order.address_phone, order.address_text)),
+        }
+        await self.queue(session, "alert_address_changed", data, MANAGERS)
+
     async def handoff(self, session: AsyncSession, ticket: Ticket) -> int:
         """A customer asked for a human, in the ticket's own transaction: its number, what
         they wrote, their cart, their last order and the last few lines said before (the

@@ -28,10 +28,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.cart import cart
+from commerce.customers.addresses import AddressView
+from commerce.db import rowcount
 from commerce.errors import ErrorCode, ShopError
 from commerce.events import RefundRequested, ShipRequested, publish
 from commerce.messaging import notices
@@ -313,6 +315,56 @@ async def confirm_receipt(
     return await transition(
         session, order_id=order_id, to=S.COMPLETED, actor="customer", expect=S.SHIPPED, now=as_utc(now)
     )
+
+
+# An order's delivery address may change until it ships: staff pack what is paid, so a
+# change to a paid order is told to them (the caller queues the alert with it).
+ADDRESS_CHANGEABLE = (S.PENDING_PAYMENT, S.PAID)
+
+
+@dataclass(frozen=True, slots=True)
+class AddressChanged:
+    order: OrderView  # with the new address
+    before: str  # the address line it had: "name phone address"
+
+
+async def change_address(
+    session: AsyncSession, *, order_id: int, customer_id: int, address: AddressView, now: datetime
+) -> AddressChanged:
+    """The customer's own order gets `address` (name, phone, address and its region) while
+    it has not shipped. One conditional UPDATE, so a shipment racing it either comes first
+    (the change is refused: ADDRESS_FIXED with the status) or ships the new address.
+    ORDER_NOT_FOUND when the order is not theirs. Audited; nothing is committed here."""
+    await _owned(session, order_id=order_id, customer_id=customer_id)
+    had = (await session.execute(
+        select(Order.address_name, Order.address_phone, Order.address_text).where(Order.id == order_id)
+    )).one()
+    changed = await session.execute(
+        update(Order)
+        .where(Order.id == order_id, Order.status.in_([s.value for s in ADDRESS_CHANGEABLE]))
+        .values(
+            address_name=address.name, address_phone=address.phone, address_text=address.address,
+            address_province=address.province, address_city=address.city,
+            address_district=address.district, address_detail=address.detail,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if rowcount(changed) != 1:
+        raise ShopError(ErrorCode.ADDRESS_FIXED, order_id=order_id, status=str(await current_status(session, order_id)))
+    order = await load_view(session, order_id)
+    before = " ".join(had)
+    await audit.record(
+        session,
+        actor="customer",
+        role="",
+        command="order_address",
+        args={"order_no": order.order_no},
+        outcome="ok",
+        before={"order_no": order.order_no, "address": before},
+        after={"order_no": order.order_no, "address": " ".join((address.name, address.phone, address.address))},
+        now=as_utc(now),
+    )
+    return AddressChanged(order, before)
 
 
 async def complete_due_orders(

@@ -198,6 +198,7 @@ OTHER: dict[str, Any] = {
     "new": True,
     "changed": True,
     "reviewed": False,
+    "staff_told": True,
     "hidden": False,
     "rating": 5,
     "is_member": True,
@@ -233,6 +234,7 @@ D_BY_CODE: dict[str, dict[str, Any]] = {
         "field": ("group_price", "group_size", "time_limit", "hours", "window", "per_user_limit", "stock_quota")
     },
     "address_invalid": {"missing": ("name", "phone", "address")},
+    "address_fixed": {"status": ("shipped", "completed", "cancelled", "refunding", "refunded")},
     "flash_invalid": {"field": ("price", "units", "limit", "pay_minutes", "window")},
     "live_invalid": {"field": ("title", "video_url")},
     "level_invalid": {"field": ("name", "threshold", "discount")},
@@ -246,6 +248,9 @@ TEMPLATE_SAMPLES: dict[str, dict[str, Any]] = {
     "admin/shipped_batch": {"shipped": "@list", "refused": "@list"},
     "alert_order_paid": {"group_ready": ["202612040002", "202612040003"]},
     "checkout_review": {"address": "@map", "points": "@map", "coupon": "@map", "stored": "@map"},
+    "order_address_ask": {"now": "@map"},
+    "order_address_changed": {"address": "@map"},
+    "alert_address_changed": {"before": "13800138000 …", "after": "13700001111 …"},  # addresses in any script
     "admin/topup_confirm": {"before": "@map", "after": "@map"},
     "admin/topup_done": {"after": "@map"},
     "admin/topup_plans": {"plans": "@list"},

@@ -16,11 +16,13 @@ from commerce.cart import pricing
 from commerce.cart.cart import add_to_cart, get_cart
 from commerce.cart.models import CartLine
 from commerce.catalog.models import Product, Variant
+from commerce.customers.addresses import AddressView
 from commerce.errors import ErrorCode, ShopError
 from commerce.orders import placement as orders
 from commerce.orders.actions import (
     CancelledBy,
     cancel_order,
+    change_address,
     complete_due_orders,
     confirm_receipt,
     expire_due_orders,
@@ -785,6 +787,52 @@ async def test_reminders_go_out_once_shortly_before_expiry(
     paid = await place(sessions, other)
     await pay(sessions, paid)
     assert await run(sessions, orders_to_remind, now=NOW + timedelta(minutes=25), rules=RULES) == []
+
+
+NEW_ADDRESS = AddressView(
+    id=0, name="韩梅梅", phone="13700001111", address="北京市海淀区中关村大街1号", is_default=True,
+    province="北京市", city="北京市", district="海淀区", detail="中关村大街1号",
+)
+
+
+async def test_an_address_changes_until_the_order_ships(sessions: async_sessionmaker[AsyncSession]) -> None:
+    buyer, order = await paid_order(sessions)
+    stranger = await buyer_with_cart(sessions)
+    await expect_error(
+        ErrorCode.ORDER_NOT_FOUND,
+        run(sessions, change_address, order_id=order.id, customer_id=stranger.customer_id, address=NEW_ADDRESS, now=NOW),
+    )
+    changed = await run(
+        sessions, change_address, order_id=order.id, customer_id=buyer.customer_id, address=NEW_ADDRESS, now=NOW
+    )
+    assert changed.before == "张三 13800138000 上海市浦东新区世纪大道100号"
+    assert (changed.order.address_name, changed.order.address_text) == ("韩梅梅", "北京市海淀区中关村大街1号")
+    await run(sessions, ship_order, order_id=order.id, carrier="顺丰", tracking_no="SF1", actor="staff:o1", now=NOW)
+    with pytest.raises(ShopError) as refused:
+        await run(sessions, change_address, order_id=order.id, customer_id=buyer.customer_id, address=NEW_ADDRESS, now=NOW)
+    assert refused.value.code == ErrorCode.ADDRESS_FIXED and refused.value.details["status"] == "shipped"
+
+
+async def test_a_shipment_racing_an_address_change_ships_the_address_it_sees(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """Staff ship while the customer confirms a new address: either the change is refused
+    (the shipment came first) or the shipped order carries the new address; never a change
+    reported done on an order that had shipped with the old one."""
+    buyer, order = await paid_order(sessions)
+    ship = run(sessions, ship_order, order_id=order.id, carrier="顺丰", tracking_no="SF2", actor="staff:o1", now=NOW)
+    change = run(
+        sessions, change_address, order_id=order.id, customer_id=buyer.customer_id, address=NEW_ADDRESS, now=NOW
+    )
+    shipped, changed = await asyncio.gather(ship, change, return_exceptions=True)
+    assert not isinstance(shipped, BaseException), shipped
+    final = await run(sessions, get_order, order_id=order.id)
+    assert final.status == S.SHIPPED
+    if isinstance(changed, ShopError):
+        assert changed.code == ErrorCode.ADDRESS_FIXED and final.address_name == "张三"
+    else:
+        assert not isinstance(changed, BaseException), changed
+        assert final.address_name == "韩梅梅"
 
 
 async def test_shipped_orders_complete_themselves(
