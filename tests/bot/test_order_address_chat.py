@@ -14,6 +14,7 @@ from commerce.orders.models import Order, OrderStatus
 from commerce.staff.models import AuditEntry
 from tests.bot.admin.test_orders import CUSTOMER, OPERATOR, OWNER, pay, place_order, texts, view
 from tests.bot.driver import Shop, db
+from tests.bot.test_group_chat import _campaign
 
 NEW = "韩梅梅 13700001111 北京市海淀区中关村大街1号"
 
@@ -159,3 +160,15 @@ async def test_with_no_order_to_change_the_customer_is_told(staffed: Shop) -> No
     reply = await staffed.user("o_no_orders_yet").say("地址写错了")
     assert "没有可以改收货信息的订单" in reply.text, reply.text
     assert (await view(staffed, await place_order(staffed, staffed.user(CUSTOMER)))).address_name == "张三"
+
+
+async def test_at_a_group_seats_address_step_the_words_ask_for_that_address(staffed: Shop) -> None:
+    """A friend joining a group is asked for the seat's address: "改地址" there is about
+    the seat, which asks again, never answered as a question about an order."""
+    await _campaign(staffed)
+    friend = staffed.user("o_group_address_words")
+    await friend.say("拼团")
+    assert "收货" in (await friend.say("1")).text  # no address yet: asked for
+    asked = await friend.say("改地址")
+    assert "正在拼团" in asked.text or "收货" in asked.text, asked.text
+    assert "没有可以改收货信息的订单" not in asked.text and "改订单" not in asked.text, asked.text
