@@ -299,6 +299,12 @@ _RECOMMEND = re.compile(
     r"|^(?:给我|帮我)?推荐(?:一下|点|些|几个|几款|个)?(?:吧|呗|呢|啊|东西|好东西)?$|^(?:什么|哪个|哪些|哪款)(?:卖得|比较|最)?(?:好卖|好|最好|最火|火)的?(?:吗|呢)?$"
     r"|^(?:what (?:do|would) you|can you|could you)? ?recommend(?: me)?(?: something| anything)?$|^any (?:recommendations?|suggestions?)$"
     r"|^what(?:'s| is) (?:good|popular|hot|selling)(?: here| now| today)?$|^what should i (?:buy|get)$"
+    # what the shop is: "你们是做什么的", "你们家卖什么", "都卖些啥"
+    r"|^(?:请问)?(?:你们?家?|店里|这里|这家店?|你们这)?(?:是)?(?:做什么|干什么|干嘛|卖什么|卖啥|做啥|都卖(?:些|点)?(?:什么|啥))(?:的|东西的?)?(?:呀|啊|呢|吗|呀)*[?？]*$"
+    r"|^what (?:do you|does (?:this|the) shop) sell\??$|^what(?:'s| is) this (?:shop|store)\??$"
+    # a present with nothing named: "送女朋友什么好", "给爸妈买点啥合适", "送什么礼物好"
+    r"|^(?:想|要)?(?:送|给)[^\d\s]{0,6}?(?:买|挑|选)?(?:点|个|些)?(?:什么|啥)(?:礼物|东西)?(?:好|合适|比较好|比较合适)(?:呢|呀|啊)?[?？]*$"
+    r"|^what (?:should i|to) (?:buy|get|give) (?:for |as )?(?:a gift|a present|my \w+)\??$"
 )
 _GROUP = re.compile(r"怎么拼团|拼团怎么|如何拼团|什么是拼团|有拼团|^怎么拼|^如何拼|拼团(?:规则|玩法)|怎么开团|怎么参团|\bhow (?:do|does) group buy")
 _FLASH = re.compile(r"秒杀|抢购|限时抢|\bflash sales?\b")
