@@ -174,7 +174,7 @@ _HUMAN = re.compile(
     r"|\b(?:human|agent|real person|someone|somebody|a person|customer service|support|talk to|speak to|call me)\b"
 )
 _COMPLAINT = re.compile(
-    r"投诉|坏了|坏的|破了|破损|烂了|漏了|碎了|发霉|变质|过期|少发|漏发|发错|错发|质量(?:太)?差|差评|骗子|假货|不新鲜|太慢|慢死"
+    r"投诉|坏了|坏的|破了|破损|烂了|漏了|碎了|发霉|变质|过期|少发|漏发|发错|错发|质量(?:太)?差|差评|骗子|假货|(?<![新鲜])不新鲜|太慢|慢死"
     r"|态度(?:很|太|特别|真|非常)?(?:差|恶劣|不好)|服务(?:很|太)?差|不满意|太失望|气死"
     r"|\b(?:complain|complaint|broken|damaged|rotten|wrong item|missing item|scam|terrible)\b"
 )
@@ -343,6 +343,65 @@ def is_question(text: str) -> bool:
     return bool(_QUESTIONISH.search(normalize(text)))
 
 
+# ---- a question about the product on screen -------------------------------------------------
+
+# What customers ask of the product they are looking at, said without naming it: how it
+# tastes, wears, fits or suits ("甜吗", "耐用吗", "偏大吗", "送礼合适吗", "适合老人吗"). On a
+# card these are answered from the product (`question_about_it`, bot.dialogs.search) before
+# anything is searched; with no card on screen the words are searched as before.
+CARD_ATTRIBUTE = re.compile(
+    r"(?:口感|味道|质量|做工|个头|尺码)?(?:会|很|挺|够|比较|太)?"
+    r"(?:甜|酸|辣|咸|苦|脆|香|软|硬|嫩|新鲜|好吃|好喝|好用|好看|正宗|正品|耐用|结实|保暖|透气|防水|掉色|褪色|起球|缩水"
+    r"|偏大|偏小|合身|显瘦|舒服|舒适|耐放|(?:送礼|送人)?合适|适合[\u4e00-\u9fff]{1,8})的?"
+)
+_ASKED = r"(?:[吗么嘛呢不没][啊呀哈]?|\?)\??"  # the question's tail: "吗", "不", "?" (normalised)
+_ATTRIBUTE_ASKED = re.compile(rf"(?:{CARD_ATTRIBUTE.pattern}){_ASKED}$")
+# "甜不甜", "新不新鲜", "好不好吃", "新鲜不新鲜": the A-not-A question
+_A_NOT_A = re.compile(
+    r"([\u4e00-\u9fff]{2})不\1|([\u4e00-\u9fff])[不没]\2((?![啊呀呢吗嘛哈么吧])[\u4e00-\u9fff])?"
+)
+# A-not-A forms that ask something of their own: "有没有货" (stock) or "有没有苹果" (a search),
+# "要不要", "能不能便宜点", "可不可以", "是不是", "贵不贵" (the price), "在不在" (a greeting)
+_NOT_ABOUT_IT = frozenset("有要能可是贵在行对卖买")
+_ASK_OPENER = re.compile(r"(?:(?:请问|问一下|问下|(?:我)?想问(?:一下|下)?|老板|店家|亲+|你好|您好|嗯+)[\s,，]*)+")
+_DEICTIC = re.compile(r"(?:这个|这款|这种|这件|这双|这套|这盒|这袋|这些|那个|那款|那种|那些|它们?|这(?![里边儿样么]))")
+_ABOUT_IT_EN = re.compile(
+    r"(?:is|are|does|do|will|would|can|could|how|what|was)\b.*\b(?:it|this|that|they|this one|that one)\b.*"
+)
+_ASKS_FOR_GOODS = re.compile(r"^(?:还|你们|你家|店里)?(?:有|卖|要|买|来|找)")  # "有甜的吗": a search
+_AROUND = re.compile(r"^[\s,，的是很也还都就挺真]+|[\s,，的了啊呀呢吗么嘛吧?]+$")
+
+
+def question_about_it(text: str) -> str | None:
+    """Whether the words ask about the product on screen: an A-not-A question ("这个甜不甜",
+    "新不新鲜"), an attribute asked ("甜吗", "适合老人吗"), or a question that points at it
+    ("它耐用吗", "这款适合老人吗", "is it sweet?"). Returns the other words said, which may
+    name a product ("香蕉甜不甜": "香蕉"; "" when there are none), or None when the words are
+    no such question: a form that asks something of its own ("有没有货", "能不能便宜点"),
+    a price or size ("这个有10斤的吗"), another intent, or words asking for goods ("有甜的吗")."""
+    understood = understand(text)
+    if understood.intent is not Intent.SEARCH or understood.slots.narrows_price or understood.slots.quantity:
+        return None
+    clean = normalize(text)
+    if _ABOUT_IT_EN.fullmatch(clean):  # "it" is the thing on screen: an English question names nothing else
+        return ""
+    said = clean[opener.end():] if (opener := _ASK_OPENER.match(clean)) else clean
+    deictic = _DEICTIC.match(said)
+    if deictic:
+        said = said[deictic.end():]
+    pair = _A_NOT_A.search(said)
+    if pair and (word := pair.group(1) or pair.group(2))[0] not in _NOT_ABOUT_IT and (word != "好" or pair.group(3)):
+        rest = said[: pair.start()] + said[pair.end():]
+    elif attribute := _ATTRIBUTE_ASKED.search(said):
+        rest = said[: attribute.start()]
+    elif deictic and is_question(clean):
+        rest = said
+    else:
+        return None
+    rest = _AROUND.sub("", rest)
+    return None if _ASKS_FOR_GOODS.match(rest) else _clean(rest)
+
+
 def _locale(text: str) -> str:
     return "zh" if re.search(r"[\u4e00-\u9fff]", text) else "en"
 
@@ -435,7 +494,7 @@ _FILLER_HEAD = re.compile(
 )
 _FILLER_TAIL = re.compile(
     rf"(?:\s*(?:吗|么|嘛|呢|吧|啊|呀|的|没有|没|有没有|有吗|卖吗|多少钱|怎么卖|什么价|还有货|有货|还有|推荐一下|推荐|送人|送礼"
-    rf"|给{_FOR_WHOM}(?:吃|喝|用)?|甜|好吃|好不好|来|要|有哪些|有什么|都有啥"
+    rf"|给{_FOR_WHOM}(?:吃|喝|用)?|(?<![不没])甜|(?<![不没])好吃|好不好|来|要|有哪些|有什么|都有啥"
     r"|是(?:哪里|哪儿|什么地方|哪个地方)(?:产|生产|出产|发货)?的?|(?:是)?(?:什么|哪里的?)产地的?|产地(?:是)?(?:哪里|哪儿)?"
     r"|(?:是)?(?:正品|真的|新鲜的)吗?|保质期(?:多久|多长)?|怎么(?:吃|用|保存))\s*)+$"
 )

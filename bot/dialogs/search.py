@@ -10,6 +10,7 @@ stateDiagram-v2
     RESULTS --> RESULTS: next / prev / out-of-range number
     RESULTS --> CARD: a number picks a product
     CARD --> CARD: a number or its words ("要黑色L码", "5斤那个") pick a variant (or, with one variant, another product); "加入购物车 2"
+    CARD --> CARD: a question about it ("甜吗", "这个甜不甜", "它耐用吗"): what the shop says of it, and a person
     CARD --> RESULTS: back / next / prev
     CARD --> [*]: "立即购买" hands over to checkout
     RESULTS --> [*]: cancel, or any other text (a new search)
@@ -54,6 +55,7 @@ from bot.chat.understanding import (
     Slots,
     category_words,
     is_question,
+    question_about_it,
     refines,
     sizes_only,
     understand,
@@ -304,6 +306,46 @@ def _sold_out(exc: ShopError, product: ProductView, variant: VariantView, *, buy
     return Text(reply.template, {**reply.data, "d": {**reply.data["d"], **extra}})
 
 
+def _card_hint(product: ProductView, variant: VariantView | None) -> dict[str, Any]:
+    """What a card takes next (a variant, add, buy now) and how to leave it."""
+    return {
+        "step": "card",
+        "name": product.name,
+        "spec": variant.label if variant is not None else "",
+        "variants": len(product.variants) if variant is None else 0,
+    }
+
+
+def _product_question(product: ProductView, variant: VariantView | None, question: str) -> Text:
+    """A question about the product on a card: what the shop says of it, and a person for the rest."""
+    about = {"question": question.strip(), "subtitle": product.subtitle, "description": product.description}
+    return Text("product_question", {**_card_hint(product, variant), **about})
+
+
+async def _asks_about(ctx: Context, product: ProductView) -> bool:
+    """Whether the message asks about the product on the card ("甜吗", "新不新鲜", "它耐用吗",
+    "苹果甜不甜" on the apple's card) rather than naming another one ("香蕉甜不甜": a search)."""
+    said = question_about_it(ctx.msg.text)
+    if said is None:
+        return False
+    if not said:
+        return True
+    snapshot = await ctx.services.catalog.snapshot()
+    named = [
+        hit.product_id for hit in snapshot.search(said, limit=SIZED_AMONG)
+        if hit.product_id in snapshot.products and _names(snapshot.products[hit.product_id], said)
+    ]
+    return not named or product.id in named
+
+
+def _names(product: ProductInfo, words: str) -> bool:
+    """Whether the words name the product: its name or a tag or its category said, or a part of its name."""
+    said = words.lower()
+    return said in product.name.lower() or any(
+        word and word.lower() in said for word in (product.name, *product.tags, product.category)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class CardExtras:
     """What a product card shows besides the catalog's product: its active group-buy
@@ -484,16 +526,9 @@ class SearchDialog(Dialog[SearchState, SearchData]):
         if product is None:
             return None
         variant = self.chosen_variant(product, data)
-        hint = {
-            "step": "card",
-            "name": product.name,
-            "spec": variant.label if variant is not None else "",
-            "variants": len(product.variants) if variant is None else 0,
-        }
-        if is_question(ctx.msg.text):  # "保修吗", "适合敏感肌吗": what the shop says of it, and a person
-            about = {"question": ctx.msg.text.strip(), "subtitle": product.subtitle, "description": product.description}
-            return Text("product_question", {**hint, **about})
-        return Text("step_hint", hint)
+        if is_question(ctx.msg.text):  # "保修吗", "好吃吗": what the shop says of it, and a person
+            return _product_question(product, variant, ctx.msg.text)
+        return Text("step_hint", _card_hint(product, variant))
 
     # ---- states ---------------------------------------------------------------------
 
@@ -523,6 +558,8 @@ class SearchDialog(Dialog[SearchState, SearchData]):
             if named:  # "黑色": the black ones, numbered as on the card
                 shown = [v for v in _variants(product) if v["number"] - 1 in named]
                 return Step(Text("choose_variant", {"name": product.name, "variants": shown}), SearchState.CARD, data)
+        if wanted is None and await _asks_about(ctx, product):  # "甜吗", "这个甜不甜", "适合老人吗"
+            return Step(_product_question(product, self.chosen_variant(product, data), ctx.msg.text), SearchState.CARD, data)
         if wanted is None:
             return await self.on_list(ctx, data)
         variant = self.chosen_variant(product, data)

@@ -7,7 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.chat.understanding import Intent, Topic, parse_amount, parse_search, understand
+from bot.chat.understanding import (
+    Intent,
+    Topic,
+    parse_amount,
+    parse_search,
+    question_about_it,
+    understand,
+)
 
 
 @pytest.mark.parametrize(
@@ -142,3 +149,29 @@ def test_amounts_in_chinese_numerals(value: int) -> None:
 def test_a_question_about_a_product_searches_the_product(text: str, words: str) -> None:
     found = understand(text)
     assert found.intent is Intent.SEARCH and found.words == words
+
+
+@pytest.mark.parametrize(
+    ("text", "other"),
+    [
+        ("甜不甜", ""), ("这个甜不甜", ""), ("新不新鲜", ""), ("新鲜不新鲜", ""), ("好不好吃", ""), ("会不会坏", ""),
+        ("甜吗", ""), ("适合老人吗", ""), ("送礼合适吗", ""), ("它耐用吗", ""), ("这款适合老人吗", ""), ("is it sweet?", ""),
+        ("苹果甜不甜", "苹果"), ("香蕉甜吗", "香蕉"), ("这个茶正宗吗", "茶"),
+    ],
+)
+def test_a_question_about_the_product_on_screen(text: str, other: str) -> None:
+    assert question_about_it(text) == other
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["有没有货", "有没有香蕉", "要不要钱", "能不能便宜点", "可不可以便宜", "是不是正品", "贵不贵", "好不好", "有梨吗", "有甜的吗",
+     "苹果", "甜", "这个有10斤的吗", "这个能不能便宜点", "这个包邮吗", "do you have bananas?"],
+)
+def test_not_a_question_about_the_product_on_screen(text: str) -> None:
+    assert question_about_it(text) is None
+
+
+def test_asking_whether_it_is_fresh_is_no_complaint() -> None:
+    assert understand("新不新鲜").intent is Intent.SEARCH and understand("新鲜不新鲜").intent is Intent.SEARCH
+    assert understand("苹果不新鲜").intent is Intent.COMPLAINT
