@@ -52,7 +52,10 @@ ADD_TO_CART = re.compile(
     rf"|(?:我?(?:要|想要)|来|拿|给我来|给我拿|给我|帮我拿|再来|再要)\s*{_QTY}\s*{_COUNT_UNIT}?[吧的]?"
     rf"|{_QTY}\s*{_COUNT_UNIT}[吧]?"
     r"|add(?: to (?:my )?cart)?\s*(\d{1,4})?(?:\s*(?:to (?:my )?cart|pcs|x|of (?:it|these|them)))?"
-    r"|(?:i'?ll take|i want|give me)\s*(\d{1,4})",
+    r"|(?:i'?ll take|i want|give me)\s*(\d{1,4})"
+    # taking the one on the card, no count said: "买了", "就要这个", "就它了", "拍了", "I'll take it"
+    r"|(?:那就|那|就)?(?:要|买|拿|拍|来)(?:这个|这款|这件|它)[吧啦了]?|(?:那就|就|我)?(?:要|买|拍)了[吧啦]?|(?:那)?就(?:它|这个|这款|这件)(?:了|吧)"
+    r"|买它|(?:i'?ll )?take (?:it|this one|that one)|i'?ll have (?:it|this one)",
     re.IGNORECASE,
 )
 # "白色的来一个", "5斤的两份": a count said inside other words (the variant's) on a card.

@@ -192,3 +192,12 @@ async def test_several_products_in_one_message_are_listed_together(shop: Shop) -
     assert "烟台红富士苹果" in both.text and "香蕉" in both.text and "是不是想找" not in both.text, both.text
     whole = await user.say("和田大枣")  # 和 inside a name: searched whole
     assert "和田大枣" in whole.text and "找到 1 件" in whole.text, whole.text
+
+
+@pytest.mark.parametrize("said", ["买了", "就要这个", "就它了", "拍了", "我要了", "买它", "I'll take it"])
+async def test_taking_the_product_on_the_card_adds_one(shop: Shop, said: str) -> None:
+    user = shop.user(f"o_words_take_{said.encode().hex()[:20]}")
+    await user.say("香蕉")
+    await user.say("1")
+    reply = await user.say(said)
+    assert "香蕉 ×1" in reply.text or "香蕉 x1" in reply.text.lower(), reply.text
