@@ -48,6 +48,7 @@ class Intent(enum.StrEnum):
     CART = "cart"
     CLEAR_CART = "clear_cart"  # "清空购物车", "empty my cart"
     ACCOUNT = "account"  # my points, coupons, commission, invite code
+    DEALS = "deals"  # "有优惠吗", "能便宜点吗", "any discounts?": what the shop takes off now, and how
     INVITE = "invite"  # "怎么邀请好友": the invite code and link
     GROUP = "group"  # how group buys work
     FLASH = "flash"  # "有秒杀吗", "怎么抢购": the flash sales running and coming
@@ -275,11 +276,19 @@ _BUY_AGAIN = re.compile(
 )
 _CLEAR_CART = re.compile(r"^(?:帮我|把)?(?:清空|清除|清理)(?:一下)?(?:我的)?购物车|^购物车(?:全部)?(?:清空|删掉|不要了)|^(?:clear|empty) (?:my |the )?(?:cart|basket)$")
 _CART = re.compile(r"^(?:看看|看下|查看|打开|我的|帮我看看)?购物车(?:里有什么)?$|\b(?:show|see|view|open) (?:me )?(?:my |the )?cart\b|^my cart$")
-_ACCOUNT = re.compile(
-    r"我的(?:积分|优惠券|券|佣金|邀请码|账户|收益)|有(?:什么)?优惠券|优惠活动|有什么优惠|有没有优惠|推荐有奖|邀请有奖|邀请码"
-    r"|^(?:能|可以)?(?:不能|再)?便宜(?:点|些|一点|一些)?(?:吗|吧|嘛|不)?[?？]*$|能(?:不能)?(?:优惠|打折)|打折吗|有折扣吗"
-    r"|有优惠|优惠吗|有(?:没有)?活动|什么活动|有券吗|有红包|领券|新人(?:券|优惠|福利)|赠品|返现|送什么|有(?:没有)?送"
-    r"|\bmy (?:points|coupons?|commission|invite code|account)\b|\bany (?:coupons?|discounts?|deals?|offers?|promotions?)\b"
+_ACCOUNT = re.compile(  # the customer's own: points, coupons held, commission, invite code
+    r"我的(?:积分|优惠券|券|佣金|邀请码|账户|收益)|推荐有奖|邀请有奖|邀请码"
+    r"|\bmy (?:points|coupons?|commission|invite code|account)\b"
+)
+_DEALS = re.compile(  # what the shop takes off, and how: a discount, a coupon, an offer
+    r"有(?:什么|没有)?优惠券|优惠活动|有什么优惠|有没有优惠|有优惠|优惠吗|有(?:没有)?(?:什么)?折扣|打折吗|折扣吗|能(?:不能)?(?:优惠|打折)"
+    # haggling, not cheaper goods ("有没有便宜点的" narrows a list): "能便宜点吗", "买两个能便宜吗", "再便宜点"
+    r"|(?:^|能|可以)(?:不能)?再?便宜(?:点|些|一点|一些)?(?:行不行|可不可以|行|可以)?(?:吗|吧|嘛|不|么|呢|呗)?[?？!！]*$"
+    r"|有(?:没有)?(?:什么)?活动|什么活动|促销|有券吗|有红包|领券|新人(?:券|优惠|福利|礼)|赠品|返现|送什么|有(?:没有)?(?:送|赠)(?!货|到)"
+    r"|^(?:优惠|折扣|打折|优惠券|领券)[吗呢?？!！]*$"
+    r"|\bany (?:coupons?|discounts?|deals?|offers?|promotions?|sales?)\b|\b(?:is there|are there|do you have|got) (?:a |any )?"
+    r"(?:coupons?|discounts?|deals?|offers?|promotions?)\b|^(?:a bit |any |even |can (?:it|you) be |make it )?cheaper[\s?!.~]*$"
+    r"|^(?:coupons?|discounts?|deals?|promotions?)[\s?!.~]*$"
 )
 _INVITE = re.compile(
     r"怎么(?:邀请|推荐|分享)|如何(?:邀请|推荐|分享)|邀请(?:好友|朋友)|推荐(?:好友|朋友)|分享给(?:好友|朋友)|拉(?:新|好友)|返佣|佣金怎么"
@@ -430,6 +439,7 @@ _RULES: tuple[tuple[re.Pattern[str], Intent, Topic | None], ...] = (
     (_CART, Intent.CART, None),
     (_INVITE, Intent.INVITE, None),
     (_ACCOUNT, Intent.ACCOUNT, None),
+    (_DEALS, Intent.DEALS, None),
     (_PRICE_ASK, Intent.PRICE_ASK, None),
     (_STOCK_ASK, Intent.STOCK_ASK, None),
     (_RECOMMEND, Intent.RECOMMEND, None),

@@ -362,11 +362,9 @@ async def card_extras(ctx: Context, product_id: int) -> CardExtras:
     neither: campaigns change by staff command and must show at once; the rating is one
     row of `product_ratings` by its key, kept by the reviews themselves)."""
     async with unit_of_work(ctx) as session:
-        found = await group_campaigns.list_campaigns(
-            session, now=utcnow(), active_only=True, product_id=product_id, limit=1
-        )
+        offer = await group_campaigns.offer_for(session, product_id=product_id, now=utcnow())
         rated = await review_actions.rating_of(session, product_id)
-    group = {"price": found[0].group_price_fen, "size": found[0].group_size} if found else None
+    group = {"price": offer.group_price_fen, "size": offer.group_size} if offer else None
     rating = {"average": rated.average, "count": rated.count} if rated is not None else None
     return CardExtras(group, rating)
 

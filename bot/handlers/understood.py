@@ -18,7 +18,7 @@ from bot.chat.router import LOCALE, Router
 from bot.chat.understanding import ORDER_ASKS, UNAMBIGUOUS, Intent, Topic, Understood, understand
 from bot.dialogs.base import Active
 from bot.dialogs.common import unit_of_work
-from bot.handlers import account
+from bot.handlers import account, deals
 from bot.handlers import balance as stored_balance
 from bot.handlers.text import human_service, live_now, live_subscribe, review
 from commerce.cart import cart
@@ -179,7 +179,15 @@ async def invite_friends(ctx: Context) -> Reply | None:
 
 @router.route(Understands(frozenset({Intent.ACCOUNT})))
 async def the_account(ctx: Context) -> Reply | None:
+    """"我的积分", "我的优惠券", "my account": the account page, as 「我的」."""
     return await account.me(ctx)
+
+
+@router.route(Understands(frozenset({Intent.DEALS})))
+async def the_deals(ctx: Context) -> Reply:
+    """"有优惠吗", "能便宜点吗", "any discounts?": what the shop takes off now and how to get
+    it (on a product's card, its group price too), not the account page."""
+    return await deals.deals(ctx)
 
 
 @router.route(Understands(frozenset({Intent.PRICE_ASK, Intent.STOCK_ASK})))

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import ColumnElement, Select, distinct, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.cart.cart import spec_label
@@ -86,6 +86,16 @@ def _query() -> Select[GroupCampaign, Product, Variant]:
         .join(Variant, Variant.id == GroupCampaign.variant_id)
         .join(Product, Product.id == GroupCampaign.product_id)
         .execution_options(populate_existing=True)
+    )
+
+
+def _active(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    """A campaign that starts groups now, on a product on sale (joined as `Product`)."""
+    return (
+        GroupCampaign.status == GroupCampaignStatus.ACTIVE.value,
+        GroupCampaign.starts_at <= now,
+        GroupCampaign.ends_at > now,
+        Product.status == ProductStatus.ON_SALE.value,
     )
 
 
@@ -181,16 +191,30 @@ async def list_campaigns(
     now = as_utc(now)
     query = _query()
     if active_only:
-        query = query.where(
-            GroupCampaign.status == GroupCampaignStatus.ACTIVE.value,
-            GroupCampaign.starts_at <= now,
-            GroupCampaign.ends_at > now,
-            Product.status == ProductStatus.ON_SALE.value,
-        )
+        query = query.where(*_active(now))
     if product_id is not None:
         query = query.where(GroupCampaign.product_id == product_id)
     rows = await session.execute(query.order_by(GroupCampaign.id.desc()).limit(limit))
     return [_view(*row) for row in rows.all()]
+
+
+async def offer_for(session: AsyncSession, *, product_id: int, now: datetime) -> CampaignView | None:
+    """The product's group offer a customer sees on its card (its newest campaign that
+    starts groups now), or None."""
+    found = await list_campaigns(session, now=now, active_only=True, product_id=product_id, limit=1)
+    return found[0] if found else None
+
+
+async def products_on_offer(session: AsyncSession, *, now: datetime) -> int:
+    """How many products have a campaign that starts groups now (as `list_campaigns`
+    lists them with `active_only`)."""
+    now = as_utc(now)
+    count = await session.scalar(
+        select(func.count(distinct(GroupCampaign.product_id)))
+        .join(Product, Product.id == GroupCampaign.product_id)
+        .where(*_active(now))
+    )
+    return int(count or 0)
 
 
 async def take_quota(session: AsyncSession, *, campaign_id: int) -> bool:

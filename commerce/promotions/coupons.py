@@ -1,4 +1,5 @@
-"""Coupons as staff manage them: define one, issue it to a customer, list them.
+"""Coupons as staff manage them (define one, issue it to a customer, list them), and the
+ones a customer holds and may use now.
 
 A coupon's `issued_count` grows by one conditional UPDATE per copy issued (never past
 `total_quantity`, however many issue at once). That UPDATE also locks the coupon row
@@ -9,11 +10,12 @@ How coupons price a cart lives in `commerce.cart.pricing`. Nothing here commits.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.customers.models import Customer
@@ -252,21 +254,85 @@ async def _held(session: AsyncSession, coupon_id: int, customer_id: int) -> int:
     return int(count or 0)
 
 
+def _usable_now(customer_id: int, now: datetime) -> tuple[ColumnElement[bool], ...]:
+    """A held coupon the customer may use now: not used, active, started, not expired."""
+    return (
+        CustomerCoupon.customer_id == customer_id,
+        CustomerCoupon.status == CustomerCouponStatus.AVAILABLE.value,
+        Coupon.active.is_(True),
+        (Coupon.valid_from.is_(None)) | (Coupon.valid_from <= now),
+        (Coupon.valid_until.is_(None)) | (Coupon.valid_until > now),
+    )
+
+
 async def usable_count(session: AsyncSession, *, customer_id: int, now: datetime) -> int:
     """How many coupons the customer holds that may be used now (active, started, not expired)."""
     count = await session.scalar(
         select(func.count())
         .select_from(CustomerCoupon)
         .join(Coupon, Coupon.id == CustomerCoupon.coupon_id)
-        .where(
-            CustomerCoupon.customer_id == customer_id,
-            CustomerCoupon.status == CustomerCouponStatus.AVAILABLE.value,
-            Coupon.active.is_(True),
-            (Coupon.valid_from.is_(None)) | (Coupon.valid_from <= now),
-            (Coupon.valid_until.is_(None)) | (Coupon.valid_until > now),
-        )
+        .where(*_usable_now(customer_id, now))
     )
     return int(count or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class HeldCoupon:
+    """A coupon a customer holds and may use now (a copy of it: `customer_coupon_id`)."""
+
+    customer_coupon_id: int
+    title: str
+    kind: CouponKind
+    amount_off_fen: int
+    percent_off: int
+    cap_fen: int
+    threshold_fen: int
+    valid_until: datetime | None
+
+    @property
+    def most_off_fen(self) -> int | None:
+        """The most it can take off an order; None for a percentage with no cap."""
+        if self.kind == CouponKind.AMOUNT_OFF:
+            return self.amount_off_fen
+        return self.cap_fen or None
+
+
+def best_first(held: Sequence[HeldCoupon]) -> list[HeldCoupon]:
+    """Without a cart to price, the best coupon is the one that can take the most off (an
+    uncapped percentage can take any amount: first, by its percentage), then the one that
+    needs the smaller order, then the one expiring first. At checkout the cart decides
+    (`commerce.cart.pricing.quote` picks the one worth most on it)."""
+    never = datetime.max.replace(tzinfo=UTC)
+
+    def rank(c: HeldCoupon) -> tuple[int, int, int, int, datetime, int]:
+        most = c.most_off_fen
+        return (most is not None, -(most or 0), -c.percent_off, c.threshold_fen, c.valid_until or never,
+                c.customer_coupon_id)
+
+    return sorted(held, key=rank)
+
+
+async def usable_coupons(session: AsyncSession, *, customer_id: int, now: datetime) -> list[HeldCoupon]:
+    """The coupons the customer may use now (as `usable_count` counts them), best first."""
+    rows = await session.execute(
+        select(CustomerCoupon.id, Coupon)
+        .join(Coupon, Coupon.id == CustomerCoupon.coupon_id)
+        .where(*_usable_now(customer_id, now))
+        .execution_options(populate_existing=True)
+    )
+    return best_first([
+        HeldCoupon(
+            customer_coupon_id=held_id,
+            title=coupon.title,
+            kind=CouponKind(coupon.kind),
+            amount_off_fen=coupon.amount_off_fen,
+            percent_off=coupon.percent_off,
+            cap_fen=coupon.cap_fen,
+            threshold_fen=coupon.threshold_fen,
+            valid_until=maybe_utc(coupon.valid_until),
+        )
+        for held_id, coupon in rows.all()
+    ])
 
 
 async def set_active(session: AsyncSession, *, code: str, active: bool) -> Change:

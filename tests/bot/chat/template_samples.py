@@ -53,6 +53,7 @@ COUNTS = {
     "units", "sold", "pay_minutes", "days", "max_units", "max_pay_minutes", "running", "coming",
     "viewers", "clicks", "pushes", "audience",
     "images", "added", "width", "height", "max_bytes", "max_pixels", "max_count",
+    "group_products",
 }
 
 LISTS = {
@@ -193,6 +194,7 @@ OTHER: dict[str, Any] = {
     "shop": {"name": "果园小铺", "base_url": "https://shop.example"},
     "s": "@map",  # a flash sale (the line `_flash_line.j2` shows of it)
     "sale": "@map",
+    "campaign": "@map",  # a product's group offer (deals)
     "next_sale": "@map",
     "to_start": "@map",
     "new": True,
@@ -255,6 +257,7 @@ TEMPLATE_SAMPLES: dict[str, dict[str, Any]] = {
     "admin/topup_done": {"after": "@map"},
     "admin/topup_plans": {"plans": "@list"},
     "topup_plans": {"plans": "@list"},
+    "deals": {"plans": "@list"},
     "alert_balance_mismatch": {"differences": "@list"},
     "balance_withdrawal_decided": {"paid": True},
     "balance": {"has_plans": True},

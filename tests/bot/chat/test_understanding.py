@@ -42,14 +42,34 @@ def test_intents(text: str, intent: Intent) -> None:
         ("我要退款", Intent.AFTER_SALES), ("申请售后", Intent.AFTER_SALES), ("I want a refund", Intent.AFTER_SALES),
         ("我的订单", Intent.ORDERS), ("能帮我查一下吗", Intent.ORDERS),
         ("清空购物车", Intent.CLEAR_CART), ("多少钱一斤", Intent.PRICE_ASK), ("有现货吗", Intent.STOCK_ASK),
-        ("有什么推荐的", Intent.RECOMMEND), ("怎么邀请好友", Intent.INVITE), ("有优惠吗", Intent.ACCOUNT),
+        ("有什么推荐的", Intent.RECOMMEND), ("怎么邀请好友", Intent.INVITE), ("有优惠吗", Intent.DEALS),
         ("拼团怎么玩", Intent.GROUP), ("哈哈哈", Intent.ACK), ("[微笑]", Intent.ACK), ("算了不要了", Intent.ACK), ("先不买了", Intent.ACK), ("没事了", Intent.ACK), ("???", Intent.HELP),
         # a greeting before the message proper is a greeting, not the message
-        ("您好，包裹到哪了", Intent.TRACK), ("老板，有优惠吗", Intent.ACCOUNT), ("你好呀", Intent.GREETING),
+        ("您好，包裹到哪了", Intent.TRACK), ("老板，有优惠吗", Intent.DEALS), ("你好呀", Intent.GREETING),
     ],
 )
 def test_order_cart_and_shop_intents(text: str, intent: Intent) -> None:
     assert understand(text).intent is intent
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["能便宜点吗", "便宜点", "有优惠吗", "优惠吗", "有什么优惠", "有没有优惠", "优惠活动", "有活动吗", "什么活动", "能打折吗",
+     "打折吗", "有折扣吗", "有券吗", "有优惠券吗", "领券", "有红包吗", "新人福利", "买两个有优惠吗", "多买有优惠吗",
+     "能不能便宜一点", "再便宜点", "便宜点行不行", "买两个能便宜吗", "any discounts?", "any deals", "any coupons", "cheaper?", "do you have any deals"],
+)
+def test_asking_for_a_discount_is_a_deals_ask(text: str) -> None:
+    assert understand(text).intent is Intent.DEALS
+
+
+@pytest.mark.parametrize("text", ["我的积分", "我的优惠券", "我的佣金", "邀请码", "my points", "my account", "my coupons"])
+def test_the_customers_own_points_and_coupons_are_the_account(text: str) -> None:
+    assert understand(text).intent is Intent.ACCOUNT
+
+
+@pytest.mark.parametrize("text", ["有没有便宜点的", "有没有便宜一点的", "cheaper ones", "便宜点的零食", "有没有能便宜点的苹果"])
+def test_cheaper_goods_are_still_searched_not_a_deals_ask(text: str) -> None:
+    assert understand(text).intent is Intent.SEARCH and understand(text).slots.cheap
 
 
 def test_a_greeting_before_a_search_leaves_the_product_words() -> None:

@@ -323,3 +323,17 @@ async def test_fifty_concurrent_joins_for_the_last_seat(sessions) -> None:  # ty
         ).all()
         orders = (await session.scalars(select(Order.id).where(Order.group_id == group.id))).all()
     assert len(members) == 2 and len(orders) == 2
+
+
+async def test_the_group_offer_of_a_product_and_how_many_products_have_one(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    kept, _ = await campaign(sessions)
+    closed, _ = await campaign(sessions)
+    kept_view = await run(sessions, group_campaigns.get_campaign, campaign_id=kept)
+    closed_view = await run(sessions, group_campaigns.close_campaign, campaign_id=closed)
+    assert await run(sessions, group_campaigns.products_on_offer, now=NOW) == 1
+    assert await run(sessions, group_campaigns.products_on_offer, now=NOW + timedelta(days=8)) == 0  # all ended
+    offer = await run(sessions, group_campaigns.offer_for, product_id=kept_view.product_id, now=NOW)
+    assert offer is not None and (offer.id, offer.group_price_fen) == (kept, 1990)
+    assert await run(sessions, group_campaigns.offer_for, product_id=closed_view.product_id, now=NOW) is None

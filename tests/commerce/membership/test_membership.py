@@ -15,7 +15,7 @@ from commerce.cart.pricing import quote
 from commerce.customers.models import Customer
 from commerce.errors import ErrorCode, ShopError
 from commerce.membership import codes, levels
-from commerce.membership.account import standing
+from commerce.membership.account import MemberDiscount, member_discount, standing
 from commerce.membership.models import Member, SmsCode
 from commerce.payments.refunds import start_refund
 from commerce.rules import MemberLevel, ShopRules
@@ -166,6 +166,9 @@ async def test_total_spent_follows_payments_and_refunds_and_a_member_level_with_
     async with sessions() as session:
         view = await standing(session, customer_id=buyer.customer_id, rules=RULES)
     assert view.member and view.next_level == LEVELS[1] and view.to_next_fen == 200
+    async with sessions() as session:  # "有优惠吗": nothing off yet, 银卡 ¥2.00 away
+        off = await member_discount(session, customer_id=buyer.customer_id, rules=RULES)
+    assert off == MemberDiscount(member=True, level=None, better=LEVELS[1], to_better_fen=200)
 
 
 async def test_a_customer_who_joins_later_starts_at_the_level_spent_before(
@@ -178,6 +181,9 @@ async def test_a_customer_who_joins_later_starts_at_the_level_spent_before(
     async with sessions() as session:
         view = await standing(session, customer_id=buyer.customer_id, rules=RULES)
     assert not view.member and view.would_be == LEVELS[2]
+    async with sessions() as session:  # joining gives 金卡 at once, the top
+        off = await member_discount(session, customer_id=buyer.customer_id, rules=RULES)
+    assert off == MemberDiscount(member=False, level=LEVELS[2], better=None, to_better_fen=0)
     await join(sessions, buyer.customer_id, OTHER_PHONE)
     assert await spent(sessions, buyer.customer_id) == (24000, "金卡", 500)
 

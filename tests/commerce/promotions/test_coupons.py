@@ -13,7 +13,7 @@ from commerce.cart.cart import add_to_cart
 from commerce.cart.pricing import quote
 from commerce.errors import ErrorCode, ShopError
 from commerce.promotions import coupons
-from commerce.promotions.models import Coupon, CouponKind, CustomerCoupon
+from commerce.promotions.models import Coupon, CouponKind, CustomerCoupon, CustomerCouponStatus
 from commerce.wiring import shop_sessions
 from tests.commerce.factories import make_customer, make_variant
 from tests.commerce.orders.test_queries import RULES, expect_error, run
@@ -263,3 +263,30 @@ async def test_list_coupons(sessions: async_sessionmaker[AsyncSession]) -> None:
     assert {c.code for c in await run(sessions, coupons.list_coupons)} == {"A1", "OLD", "STOPPED"}
     active = await run(sessions, coupons.list_coupons, active_only=True, now=NOW)
     assert [c.code for c in active] == ["A1"]
+
+
+async def test_the_coupons_usable_now_come_best_first(sessions: async_sessionmaker[AsyncSession]) -> None:
+    terms: dict[str, dict[str, object]] = {
+        "OFF5": {"amount_off_fen": 500, "threshold_fen": 0},
+        "OFF10": {"amount_off_fen": 1000, "threshold_fen": 5000},
+        "OFF10LOW": {"amount_off_fen": 1000, "threshold_fen": 3000},  # as much off on a smaller order: before OFF10
+        "PCT3CAP": {"kind": K.PERCENT_OFF, "amount_off_fen": 0, "percent_off": 30, "cap_fen": 300},
+        "PCT10": {"kind": K.PERCENT_OFF, "amount_off_fen": 0, "percent_off": 10},  # no cap: any amount
+        "SHORT": {"amount_off_fen": 2000, "valid_until": NOW + timedelta(days=1)},
+        "USED": {"amount_off_fen": 3000},
+    }
+    for code, values in terms.items():
+        await create(sessions, code=code, title=code, **values)
+    [openid] = await customers(sessions, 1)
+    for code in terms:
+        await run(sessions, coupons.issue_coupon, code=code, openid=openid, now=NOW)
+    async with sessions() as session:
+        customer_id = await session.scalar(select(CustomerCoupon.customer_id).limit(1))
+        used = await session.scalar(select(CustomerCoupon).join(Coupon).where(Coupon.code == "USED"))
+        assert customer_id is not None and used is not None
+        used.status = CustomerCouponStatus.USED.value
+        await session.commit()
+    later = NOW + timedelta(days=2)  # SHORT has expired by then
+    held = await run(sessions, coupons.usable_coupons, customer_id=customer_id, now=later)
+    assert [c.title for c in held] == ["PCT10", "OFF10LOW", "OFF10", "OFF5", "PCT3CAP"]
+    assert await run(sessions, coupons.usable_count, customer_id=customer_id, now=later) == len(held)
