@@ -284,7 +284,7 @@ _DEALS = re.compile(  # what the shop takes off, and how: a discount, a coupon, 
     r"有(?:什么|没有)?优惠券|优惠活动|有什么优惠|有没有优惠|有优惠|优惠吗|有(?:没有)?(?:什么)?折扣|打折吗|折扣吗|能(?:不能)?(?:优惠|打折)"
     # haggling, not cheaper goods ("有没有便宜点的" narrows a list): "能便宜点吗", "买两个能便宜吗", "再便宜点"
     r"|(?:^|能|可以)(?:不能)?再?便宜(?:点|些|一点|一些)?(?:行不行|可不可以|行|可以)?(?:吗|吧|嘛|不|么|呢|呗)?[?？!！]*$"
-    r"|有(?:没有)?(?:什么)?活动|什么活动|促销|有券吗|有红包|领券|新人(?:券|优惠|福利|礼)|赠品|返现|送什么|有(?:没有)?(?:送|赠)(?!货|到)"
+    r"|有(?:没有)?(?:什么)?活动|什么活动|促销|有券吗|有红包|领券|新人(?:券|优惠|福利|礼)|赠品|返现|(?<![给要想])送什么(?!礼物|东西|好|合适|比较)|有(?:没有)?(?:送|赠)(?!货|到)"
     r"|^(?:优惠|折扣|打折|优惠券|领券)[吗呢?？!！]*$"
     r"|\bany (?:coupons?|discounts?|deals?|offers?|promotions?|sales?)\b|\b(?:is there|are there|do you have|got) (?:a |any )?"
     r"(?:coupons?|discounts?|deals?|offers?|promotions?)\b|^(?:a bit |any |even |can (?:it|you) be |make it )?cheaper[\s?!.~]*$"
