@@ -261,10 +261,12 @@ async def test_a_reply_that_could_not_be_stored_hands_its_message_back_once_the_
 
 
 async def test_a_lease_is_renewed_while_the_message_is_worked_on(engine: AsyncEngine) -> None:
-    working, other = _worker(engine, lease_seconds=0.3), _worker(engine, lease_seconds=0.3)
+    # renewed every third of a lease: a loaded machine may hold a renewal back a while, so the
+    # lease leaves it 0.6 s, and the wait still outlasts two leases
+    working, other = _worker(engine, lease_seconds=1.0), _worker(engine, lease_seconds=1.0)
     msg = _msg(3)
     assert await working.claim(msg.dedupe_key, msg=msg)
-    await asyncio.sleep(1.0)  # three leases long
+    await asyncio.sleep(2.5)  # two and a half leases long
     assert not await other.claim(msg.dedupe_key, msg=msg)
     assert await other.take_expired() == []
     assert await working.finish(msg.dedupe_key, Rendered("text", text="hi")) is False
