@@ -37,6 +37,7 @@ from commerce.catalog import csv_io as catalog_csv
 from commerce.catalog import images as catalog_images
 from commerce.catalog.admin import PRICE_RANGE, AdminProductView
 from commerce.errors import ErrorCode, ShopError
+from commerce.reports import stats
 
 FETCH_TIMEOUT_SECONDS = 10.0
 FETCH_MAX_BYTES = 1024 * 1024
@@ -173,9 +174,16 @@ async def _price(actx: AdminContext, ref: str, price_fen: int, *, typed: str) ->
     return Outcome(Text("admin/price_set", {"before": before, "after": after}), before, after)
 
 
+LOW_STOCK_LISTED = 30  # /stock alone
+
+
 @REGISTRY.command("stock", "库存", roles=MANAGERS, group="catalog")
 async def stock(actx: AdminContext) -> Outcome:
-    """/stock REF 数量|+N|-N"""
+    """/stock REF 数量|+N|-N; /stock alone: what is running low, the emptiest first."""
+    if not actx.args:
+        async with unit_of_work(actx.ctx) as session:
+            low = await stats.low_stock_rows(session, limit=LOW_STOCK_LISTED)
+        return Outcome(Text("admin/stock_low", {"low_stock": list(low)}))
     if len(actx.args) != 2:
         raise UsageError
     return await _stock(actx, actx.arg(0), actx.arg(1))

@@ -8,6 +8,7 @@ Every command run (and every refusal of a role that may not run it) is audited.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from typing import Any
 
@@ -15,6 +16,7 @@ from bot.admin import groups as _groups  # noqa: F401  (registers the commands)
 from bot.admin import registry as admin_registry
 from bot.admin.registry import REGISTRY, AdminContext, Outcome, UsageError, split_command, usage
 from bot.chat.context import Context
+from bot.chat.keywords import normalize
 from bot.chat.replies import Reply, Text
 from bot.chat.router import Router
 from bot.dialogs.common import error_reply, unit_of_work
@@ -60,6 +62,51 @@ async def admin_command(ctx: Context, command: tuple[str, list[str]]) -> Reply |
         return Text("admin/not_allowed", {"command": found.name, "role": str(ctx.staff_role)})
     actx = AdminContext(ctx, ctx.staff_role, found, args)
     return await _run(actx)
+
+
+# What staff ask in words, without a "/": a few questions answered by the read-only
+# command that answers them ("今天卖了多少" is /stats). Nothing that changes the shop is
+# ever run from words; a customer saying the same is searched as before.
+STAFF_WORDS: tuple[tuple[re.Pattern[str], str, tuple[str, ...]], ...] = (
+    (re.compile(
+        r"今天(?:卖了|卖得|销售|营业|成交|生意)|(?:今日|今天的?)(?:数据|销售额?|营业额|成交额?|业绩|统计)|卖了多少|营业额|销售额"
+        r"|成交额|生意怎么样|^(?:看看?|查一?下)?(?:数据|统计|业绩)$|\bhow (?:are|were) (?:the )?sales\b|\bsales today\b"
+    ), "stats", ()),
+    (re.compile(
+        r"^(?:有|还有)?(?:新的?|待发货的?|要发货的?|没发货的?|未发货的?)订单(?:吗|么|没有?|呢)?$|(?:哪些|什么|有没有)(?:订单)?(?:要|待|没|还没)发货"
+        r"|^(?:有|还有)(?:要|待)发(?:货)?的(?:吗|没有?)?$|\b(?:any )?new orders?\b|\borders? to ship\b"
+    ), "orders", ("待发货",)),
+    (re.compile(
+        r"^(?:有|还有)(?:新的?)?(?:退款|退货|售后)(?:申请)?(?:吗|么|没有?|要处理)?$|(?:待处理|要处理)的?(?:退款|退货|售后)"
+        r"|\b(?:refund|return|after-sales) requests?\b"
+    ), "aftersales", ()),
+    (re.compile(
+        r"^(?:有|还有)(?:人|顾客|客人|客户)(?:找|问|留言|咨询)(?:我|我们)?(?:吗|么|没有?)?$|客服消息|^(?:有|还有)(?:新)?消息吗?$"
+        r"|\bany(?:one| customers?) waiting\b"
+    ), "inbox", ()),
+    (re.compile(
+        r"库存(?:不够|不足|低|少|快没)|(?:哪些|什么)(?:快)?(?:卖完|没货|缺货)|缺货的|\blow (?:on )?stock\b|\bwhat(?:'s| is) running low\b"
+    ), "stock", ()),
+)
+STAFF_WORDS_MAX = 30  # characters: a longer text is something else (a note, an address, a paste)
+
+
+def staff_words(ctx: Context) -> dict[str, tuple[str, list[str]]] | None:
+    """A staff member's question in words (`STAFF_WORDS`): the command that answers it."""
+    if ctx.staff_role is None or ctx.msg.kind != "text" or len(ctx.msg.text) > STAFF_WORDS_MAX:
+        return None
+    text = normalize(ctx.msg.text)
+    for pattern, word, args in STAFF_WORDS:
+        if pattern.search(text):
+            return {"command": (word, list(args))}
+    return None
+
+
+@router.route(staff_words)
+async def staff_question(ctx: Context, command: tuple[str, list[str]]) -> Reply | None:
+    """"今天卖了多少", "有新订单吗", "库存不够的有哪些": answered as /stats, /orders 待发货,
+    /stock would answer them (audited and role-checked the same way)."""
+    return await admin_command(ctx, command)
 
 
 async def _run(actx: AdminContext) -> Reply:

@@ -139,6 +139,12 @@ async def shop_stats(session: AsyncSession, *, now: datetime, tz: ZoneInfo) -> S
     await session.flush()
     today = await period_stats(session, since=local_midnight(now, tz), until=now)
     week = await period_stats(session, since=local_midnight(now, tz, days_ago=6), until=now)
+    return ShopStats(today=today, last_7_days=week, low_stock=await low_stock_rows(session, limit=LOW_STOCK_ITEMS))
+
+
+async def low_stock_rows(session: AsyncSession, *, limit: int) -> tuple[dict[str, Any], ...]:
+    """Up to `limit` on-sale variants at or below their low-stock threshold, the emptiest
+    first: {product, label, sku_code, stock, threshold} (`/stats`, and `/stock` alone)."""
     low = [
         {
             "product": product.name,
@@ -147,7 +153,7 @@ async def shop_stats(session: AsyncSession, *, now: datetime, tz: ZoneInfo) -> S
             "stock": variant.stock,
             "threshold": variant.low_stock_threshold,
         }
-        for product in await low_stock(session, limit=LOW_STOCK_ITEMS)
+        for product in await low_stock(session, limit=limit)
         for variant in product.variants
     ]
-    return ShopStats(today=today, last_7_days=week, low_stock=tuple(low[:LOW_STOCK_ITEMS]))
+    return tuple(sorted(low, key=lambda row: row["stock"])[:limit])  # a product's variants were together
