@@ -145,15 +145,17 @@ async def shop_stats(session: AsyncSession, *, now: datetime, tz: ZoneInfo) -> S
 async def low_stock_rows(session: AsyncSession, *, limit: int) -> tuple[dict[str, Any], ...]:
     """Up to `limit` on-sale variants at or below their low-stock threshold, the emptiest
     first: {product, label, sku_code, stock, threshold} (`/stats`, and `/stock` alone)."""
-    low = [
+    variants = sorted(  # the query keeps a product's variants together
+        ((product.name, variant) for product in await low_stock(session, limit=limit) for variant in product.variants),
+        key=lambda named: named[1].stock,
+    )
+    return tuple(
         {
-            "product": product.name,
+            "product": name,
             "label": variant.label,
             "sku_code": variant.sku_code,
             "stock": variant.stock,
             "threshold": variant.low_stock_threshold,
         }
-        for product in await low_stock(session, limit=limit)
-        for variant in product.variants
-    ]
-    return tuple(sorted(low, key=lambda row: row["stock"])[:limit])  # a product's variants were together
+        for name, variant in variants[:limit]
+    )

@@ -198,7 +198,7 @@ async def test_stock_zero_shows_as_out_of_stock_in_search(staffed: Shop) -> None
     assert "缺货" in line
 
 
-@pytest.mark.parametrize("command", ["/stock", "/stock FRU-BANANA-3J", "/stock FRU-BANANA-3J lots", "/stock FRU-BANANA-3J 1.5",
+@pytest.mark.parametrize("command", ["/stock FRU-BANANA-3J", "/stock FRU-BANANA-3J lots", "/stock FRU-BANANA-3J 1.5",
                                      "/stock FRU-BANANA-3J ++1"])
 async def test_stock_refuses_wrong_arguments(sqlite_staffed: Shop, command: str) -> None:
     reply = await sqlite_staffed.user(OWNER).say(command)
