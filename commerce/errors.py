@@ -41,6 +41,7 @@ class ErrorCode(enum.StrEnum):
     OPENID_INVALID = "openid_invalid"
     INVITE_INVALID = "invite_invalid"
     PRODUCT_NOT_FOUND = "product_not_found"
+    PRODUCT_AMBIGUOUS = "product_ambiguous"  # a name staff typed fits several; details: ref, products, more
     CATEGORY_NOT_FOUND = "category_not_found"  # details: category, known (names)
     SKU_EXISTS = "sku_exists"
     SKU_INVALID = "sku_invalid"

@@ -113,6 +113,9 @@ def product_data(product: AdminProductView) -> dict[str, object]:
 @REGISTRY.command("add", "新品", "上新", roles=MANAGERS, group="catalog", confirm=True)
 async def add(actx: AdminContext) -> Outcome:
     """/add 名称 价格 库存 分类 [副标题]: a name the shop has already is confirmed first."""
+    if len(actx.args) == 3:  # no category: which there are, and how to name one
+        async with unit_of_work(actx.ctx) as session:
+            await catalog_admin.find_category(session, "")  # raises CATEGORY_NOT_FOUND with them
     name, price_fen, count, category = actx.arg(0), parse_yuan(actx.arg(1)), actx.arg(2), actx.arg(3)
     if not (count.isascii() and count.isdigit()):
         raise UsageError
@@ -265,9 +268,18 @@ async def _set_on_sale(actx: AdminContext, *, product_id: int, on_sale: bool) ->
 
 @REGISTRY.command("product", "商品", roles=MANAGERS, group="catalog")
 async def product(actx: AdminContext) -> Outcome:
-    """/product ID: its variants, prices, stock and status (also when off sale)."""
-    product_id = _single_id(actx)
+    """/product ID|NAME: its variants, prices, stock and status (also when off sale); a
+    name fitting several products lists them with their ids."""
+    if not actx.args:
+        raise UsageError
+    typed = actx.rest(0).strip().lstrip("#")
     async with unit_of_work(actx.ctx) as session:
+        if typed.isascii() and typed.isdigit():
+            product_id = parse_id(typed)
+        elif (named := await catalog_admin.product_named(session, typed)) is not None:
+            product_id = named
+        else:
+            raise ShopError(ErrorCode.PRODUCT_NOT_FOUND, ref=typed)
         found = await catalog_admin.show_product(session, product_id=product_id)
     return Outcome(Text("admin/product", product_data(found)))
 

@@ -311,7 +311,8 @@ async def variants_below_threshold(
 
 
 async def resolve_variant(session: AsyncSession, *, ref: str) -> tuple[Product, Variant]:
-    """The variant staff mean by `ref`: a product id (its only variant) or a SKU code.
+    """The variant staff mean by `ref`: a product id (its only variant), a SKU code, or a
+    product's name (`product_named`: PRODUCT_AMBIGUOUS when it fits several).
 
     Digits name a product first and a SKU only when no product has that id. A product
     with several variants: VARIANT_NOT_FOUND with details `skus` (and `variants`) to
@@ -329,26 +330,64 @@ async def resolve_variant(session: AsyncSession, *, ref: str) -> tuple[Product, 
             .execution_options(populate_existing=True)
         )
         if product is not None:
-            if len(product.variants) != 1:
-                raise ShopError(
-                    ErrorCode.VARIANT_NOT_FOUND,
-                    ref=ref,
-                    product_id=product.id,
-                    name=product.name,
-                    skus=[v.sku_code for v in product.variants],
-                    variants=[
-                        {"sku_code": v.sku_code, "label": spec_label(v.spec), "stock": v.stock}
-                        for v in product.variants
-                    ],
-                )
-            return product, product.variants[0]
+            return product, _only_variant(product, ref)
     variant = await _variant_by_sku(session, ref)
     if variant is None:
         if ref.isascii() and ref.isdigit():
             raise ShopError(ErrorCode.PRODUCT_NOT_FOUND, product_id=int(ref), ref=ref)
-        raise ShopError(ErrorCode.VARIANT_NOT_FOUND, ref=ref, skus=[])
+        named = await product_named(session, ref)
+        if named is None:
+            raise ShopError(ErrorCode.VARIANT_NOT_FOUND, ref=ref, skus=[])
+        product = await _load_product(session, named)
+        return product, _only_variant(product, ref)
     product = await _load_product(session, variant.product_id)
     return product, next(v for v in product.variants if v.id == variant.id)
+
+
+def _only_variant(product: Product, ref: str) -> Variant:
+    """The product's one variant; with several, VARIANT_NOT_FOUND with the SKUs to choose from."""
+    if len(product.variants) != 1:
+        raise ShopError(
+            ErrorCode.VARIANT_NOT_FOUND,
+            ref=ref,
+            product_id=product.id,
+            name=product.name,
+            skus=[v.sku_code for v in product.variants],
+            variants=[{"sku_code": v.sku_code, "label": spec_label(v.spec), "stock": v.stock} for v in product.variants],
+        )
+    return product.variants[0]
+
+
+NAMED_SHOWN = 8  # the products listed when a name staff typed fits several
+
+
+async def product_named(session: AsyncSession, words: str) -> int | None:
+    """The id of the product staff mean by a name, on sale or not: the one named exactly
+    that (case-insensitive), else the one whose name contains the words; None when none
+    does. PRODUCT_AMBIGUOUS (details: ref, products [{id, name, on_sale}], the best
+    sellers first, up to `NAMED_SHOWN`, and `more`) when several fit."""
+    wanted = words.strip()
+    if not wanted:
+        return None
+    exact = (await session.scalars(
+        select(Product.id).where(func.lower(Product.name) == wanted.lower()).order_by(Product.id).limit(2)
+    )).all()
+    if len(exact) == 1:
+        return exact[0]
+    pattern = "%" + wanted.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    fits = select(Product.id, Product.name, Product.status)
+    fits = fits.where(Product.id.in_(exact)) if exact else fits.where(func.lower(Product.name).like(pattern.lower(), escape="\\"))
+    rows = (await session.execute(
+        fits.order_by(Product.sales_count.desc(), Product.id).limit(NAMED_SHOWN + 1)
+    )).all()
+    if not rows:
+        return None
+    if len(rows) == 1:
+        return int(rows[0].id)
+    products = [
+        {"id": row.id, "name": row.name, "on_sale": row.status == ProductStatus.ON_SALE.value} for row in rows[:NAMED_SHOWN]
+    ]
+    raise ShopError(ErrorCode.PRODUCT_AMBIGUOUS, ref=wanted, products=products, more=len(rows) > NAMED_SHOWN)
 
 
 async def _variant_by_sku(session: AsyncSession, sku: str) -> Variant | None:

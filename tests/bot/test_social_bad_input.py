@@ -247,7 +247,7 @@ USAGE = "参数不对"
         ("/campaign new FRU-APPLE-3J 9.9 3 days 99999", USAGE, False),
         ("/campaign new FRU-APPLE-3J 9.9 3 limit 999999", "每人团数（limit）要在 1 到 99", True),
         ("/campaign new FRU-APPLE-3J 9.9 3 " + KB10, USAGE, False),
-        ("/campaign new NOPE-SKU 9.9 3", "没有找到这个规格", True),
+        ("/campaign new NOPE-SKU 9.9 3", "没有找到「NOPE-SKU」", True),
         ("/campaign new 99999999999 9.9 3", "没有找到商品", True),
         ("/campaign close 99999", "没有这个拼团活动", True),
         ("/group NOPE close", "没有找到拼团码 NOPE", True),

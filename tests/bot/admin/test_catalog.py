@@ -167,7 +167,7 @@ async def test_price_of_a_product_with_several_variants_asks_for_the_sku(staffed
 @pytest.mark.parametrize(
     ("command", "expected"),
     [("/price", "参数不对"), ("/price FRU-BANANA-3J", "参数不对"), ("/price FRU-BANANA-3J cheap", "参数不对"),
-     ("/price FRU-BANANA-3J 1 2", "参数不对"), ("/price NO-SUCH-SKU 9.9", "没有找到这个规格"),
+     ("/price FRU-BANANA-3J 1 2", "参数不对"), ("/price NO-SUCH-SKU 9.9", "没有找到「NO-SUCH-SKU」"),
      ("/price 99999 9.9", "没有找到商品 #99999")],
 )
 async def test_price_refuses_wrong_arguments(sqlite_staffed: Shop, command: str, expected: str) -> None:
@@ -484,3 +484,42 @@ async def test_adding_a_name_the_shop_has_restates_it_and_waits_for_a_confirmati
     async with db(sqlite_staffed.client.app)() as session:
         assert len((await session.scalars(select(Product).where(Product.name == "香蕉"))).all()) == 2
     assert "已经有同名商品" in (await owner.say("/add 香蕉 9.9 10 水果")).text  # any case of it: " 香蕉 " too
+
+
+# ---- products named in words ("/price 香蕉 15", "/product 龙井") ------------------------------
+
+
+async def test_a_product_is_named_by_its_name(staffed: Shop) -> None:
+    owner = staffed.user(OWNER)
+    banana = await _product(staffed, "香蕉")
+    priced = await owner.say("/price 香蕉 15")  # one product, one variant: its price
+    assert "15.00" in priced.text, priced.text
+    async with db(staffed.client.app)() as session:
+        assert await session.scalar(select(Variant.price_fen).where(Variant.product_id == banana.id)) == 1500
+    shown = await owner.say("/product 龙井")  # a part of the name
+    assert "西湖龙井" in shown.text and "/price SKU" in shown.text, shown.text
+    several = await owner.say("/stock 苹果 +5")  # two apple products: their ids to choose from
+    apples = [await _product(staffed, "烟台红富士苹果"), await _product(staffed, "阿克苏冰糖心苹果")]
+    assert all(f"#{p.id} {p.name}" in several.text for p in apples), several.text
+    variants = await owner.say("/stock 烟台红富士苹果 +5")  # the whole name, three variants: their SKUs
+    assert "FRU-APPLE-3J" in variants.text and "/stock FRU-APPLE-3J +5" in variants.text, variants.text
+
+
+@pytest.mark.parametrize(("command", "says"), [
+    ("/product 哈密瓜", "没有名称含「哈密瓜」的商品"),
+    ("/price 哈密瓜 35", "没有找到「哈密瓜」"),
+    ("/product %", "没有名称含「%」的商品"),  # a LIKE wildcard is a character like any other
+    ("/product _", "没有名称含「_」的商品"),
+])
+async def test_a_name_that_fits_no_product_is_said(staffed: Shop, command: str, says: str) -> None:
+    reply = await staffed.user(OWNER).say(command)
+    assert says in reply.text, reply.text
+
+
+async def test_add_without_a_category_names_the_categories(sqlite_staffed: Shop) -> None:
+    reply = await sqlite_staffed.user(OWNER).say("/add 新疆哈密瓜 39.9 20")
+    assert "请写上商品的分类" in reply.text and "水果" in reply.text and "茶饮" in reply.text, reply.text
+    async with db(sqlite_staffed.client.app)() as session:
+        assert await session.scalar(select(Product.id).where(Product.name == "新疆哈密瓜")) is None
+    added = await sqlite_staffed.user(OWNER).say("/add 新疆哈密瓜 39.9 20 水果")
+    assert "新疆哈密瓜" in added.text and "没有" not in added.text, added.text

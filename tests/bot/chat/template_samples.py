@@ -236,6 +236,7 @@ D_BY_CODE: dict[str, dict[str, Any]] = {
         "field": ("group_price", "group_size", "time_limit", "hours", "window", "per_user_limit", "stock_quota")
     },
     "address_invalid": {"missing": ("name", "phone", "address")},
+    "product_ambiguous": {"products": [{"id": 12, "name": "8848", "on_sale": True}], "more": (False, True)},
     "address_fixed": {"status": ("shipped", "completed", "cancelled", "refunding", "refunded")},
     "flash_invalid": {"field": ("price", "units", "limit", "pay_minutes", "window")},
     "live_invalid": {"field": ("title", "video_url")},

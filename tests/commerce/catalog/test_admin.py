@@ -155,6 +155,30 @@ async def test_resolve_variant_by_product_id_or_sku(
     await expect_error(ErrorCode.VARIANT_NOT_FOUND, run(sessions, admin.resolve_variant, ref=" "))
 
 
+@pytest.mark.usefixtures("categories")
+async def test_resolve_variant_by_name(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """A name names the product called exactly that, else the one whose name holds it;
+    several: their ids (the best sellers first); a LIKE wildcard is only a character."""
+    apple = await create(sessions, name="Fuji Apple 100%", sku_code="FRU-FUJI")
+    await create(sessions, name="Gala apple", sku_code="FRU-GALA")
+    await create(sessions, name="apple", sku_code="FRU-PLAIN")
+    tea = await two_variant_product(sessions)
+
+    product, variant = await run(sessions, admin.resolve_variant, ref="APPLE")  # exactly named, any case
+    assert variant.sku_code == "FRU-PLAIN"
+    product, variant = await run(sessions, admin.resolve_variant, ref="fuji")  # a part of one name
+    assert (product.id, variant.sku_code) == (apple.id, "FRU-FUJI")
+    product, _ = await run(sessions, admin.resolve_variant, ref="100%")
+    assert product.id == apple.id
+    details = await expect_error(ErrorCode.PRODUCT_AMBIGUOUS, run(sessions, admin.resolve_variant, ref="pple"))
+    assert sorted(p["name"] for p in details["products"]) == ["Fuji Apple 100%", "Gala apple", "apple"]
+    assert details["more"] is False and all(p["on_sale"] for p in details["products"])
+    details = await expect_error(ErrorCode.VARIANT_NOT_FOUND, run(sessions, admin.resolve_variant, ref="龙"))
+    assert details["product_id"] == tea and details["skus"] == ["TEA-LJ-50", "TEA-LJ-100"]
+    for wildcard in ("_", "a%e", "%%", "p_e"):
+        assert await run(sessions, admin.product_named, words=wildcard) is None, wildcard
+
+
 # ---- edits ----------------------------------------------------------------------------------
 
 
