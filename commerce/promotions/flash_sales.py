@@ -48,7 +48,7 @@ from commerce.db import rowcount
 from commerce.db import upsert_insert as _insert
 from commerce.errors import ErrorCode, ShopError
 from commerce.messaging import notices
-from commerce.orders.models import OrderStatus
+from commerce.orders.models import Order, OrderStatus
 from commerce.orders.placement import get_order, place_offer_order
 from commerce.orders.views import OrderView
 from commerce.promotions.models import (
@@ -766,7 +766,11 @@ async def order_for_claim(
 async def on_order_moved(
     session: AsyncSession, *, order_id: int, frm: OrderStatus, to: OrderStatus, now: datetime
 ) -> None:
-    """A flash unit follows its order: paid -> sold; cancelled or expired unpaid -> back on sale."""
+    """A flash unit follows its order: paid -> sold; cancelled or expired unpaid -> back on
+    sale; refunded before it shipped while the sale still runs -> back on sale too."""
+    if to == OrderStatus.REFUNDED:
+        await _refunded_unit_back(session, order_id=order_id, now=now)
+        return
     if frm != OrderStatus.PENDING_PAYMENT or to not in (OrderStatus.PAID, OrderStatus.CANCELLED):
         return
     claim = (
@@ -794,6 +798,34 @@ async def on_order_moved(
         .values(**values)
         .execution_options(synchronize_session=False)
     )
+
+
+async def _refunded_unit_back(session: AsyncSession, *, order_id: int, now: datetime) -> None:
+    """A paid unit refunded in full before it shipped (the refund gave its stock back) goes
+    back on sale while its sale runs: the sale counts it unsold and raises its version, so
+    the gates reload and another customer can grab it. After the sale, the unit stays with
+    the product's stock at its own price, and the sale keeps counting it sold."""
+    claim = (await session.execute(
+        select(FlashClaim.id, FlashClaim.sale_id, Order.shipped_at)
+        .join(Order, Order.id == FlashClaim.order_id)
+        .where(FlashClaim.order_id == order_id, FlashClaim.status == C.PAID.value)
+    )).first()
+    if claim is None or claim.shipped_at is not None:
+        return
+    back = await session.execute(
+        update(FlashSale)
+        .where(
+            FlashSale.id == claim.sale_id, FlashSale.status.in_(OPEN_STATUSES),  # open, not yet marked running
+            FlashSale.ends_at > as_utc(now), FlashSale.sold > 0,
+        )
+        .values(sold=FlashSale.sold - 1, version=FlashSale.version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if rowcount(back) == 1:
+        await session.execute(
+            update(FlashClaim).where(FlashClaim.id == claim.id).values(status=C.RELEASED.value)
+            .execution_options(synchronize_session=False)
+        )
 
 
 # ---- the clock (scheduler jobs: each finds what is due now, so twice does nothing) -------------

@@ -122,7 +122,7 @@ class FlashSale(Base):
 class FlashClaimStatus(enum.StrEnum):
     HELD = "held"  # a unit reserved, not paid: its order (or, without an address yet, `expires_at`) runs out
     PAID = "paid"
-    RELEASED = "released"  # unpaid in time, or cancelled: the unit went back on sale
+    RELEASED = "released"  # unpaid in time, cancelled, or refunded before shipping during the sale: back on sale
 
 
 

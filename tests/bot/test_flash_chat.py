@@ -6,9 +6,12 @@ stranger's /flash is refused. And the rush path with Redis: only winners write."
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+import pytest
+from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 from sqlalchemy import event, func, select, update
 
@@ -22,9 +25,10 @@ from commerce.promotions.models import FlashClaim, FlashSale
 from commerce.rules import utcnow
 from commerce.staff.models import AuditEntry
 from scheduler.runner import run_job
-from tests.bot.admin.test_orders import pay
+from tests.bot.admin.test_orders import confirm_code, open_staffed_shop, pay, settle_refunds
 from tests.bot.conftest import OWNER, STRANGER, ShopFactory
 from tests.bot.driver import ChatUser, Shop, db
+from tests.bot.test_flash_edge_chat import _edge
 from tests.bot.world import CUSTOMER, WorldFactory
 from tests.commerce.factories import make_address
 
@@ -279,3 +283,56 @@ async def test_a_sale_called_off_before_its_start_tells_who_asked_to_be_reminded
     assert not shop.outbox.for_user(other.openid)
     assert await run_job("open_close_flash_sales", shop.client.app[JOBS]) == 0  # and never "started"
     assert len(shop.outbox.for_user(asked.openid)) == 1
+
+
+@pytest.fixture
+async def refunding(
+    db_url: str, unused_tcp_port: int, aiohttp_client: Callable[..., Awaitable[TestClient]], demo_catalog: None
+) -> Shop:
+    """A staffed shop whose links point at itself: the sandbox's refund notifications reach it."""
+    return await open_staffed_shop(db_url, unused_tcp_port, aiohttp_client)
+
+
+async def test_a_unit_refunded_before_shipping_goes_back_on_sale_while_it_runs(refunding: Shop) -> None:
+    """A sale of one unit: its buyer pays, then is refunded in full before it ships; while
+    the sale runs the unit is on sale again and the next customer grabs it. Refunded after
+    the sale ended, it stays with the product's stock and the sale keeps it sold."""
+    shop = refunding
+    _edge(shop).recheck_seconds = 0.0  # the webhook's edge reads the sale at every grab (1 s in a shop)
+    owner = shop.user(OWNER)
+    variant = await _variant(shop)
+    await owner.say(f"/flash new {variant.sku_code} {variant.price_fen // 2 / 100:.2f} 1 now 2h limit 1")
+    await owner.say("确认")
+    first, second = shop.user("o_flash_refund_1"), shop.user("o_flash_refund_2")
+    for buyer in (first, second):
+        await _with_address(shop, buyer)
+    won = await first.say("抢")
+    order_no = _order_no(won)
+    await pay(shop, order_no)
+    assert "抢光" in (await second.say("抢")).text
+
+    ask = await owner.say(f"/refund {order_no}")
+    await owner.say(confirm_code(ask.text))
+    await settle_refunds(shop)
+    sale = await _sale(shop)
+    assert (sale.sold, sale.held) == (0, 0)
+    again = await second.say("抢")
+    assert again.kind == "news" and "抢到了" in again.articles[0].title, again.text
+    await pay(shop, _order_no(again))
+    sale = await _sale(shop)
+    assert (sale.sold, sale.held) == (1, 0)
+
+    # the sale over, a refund leaves it as it was
+    await _set(shop, FlashSale, FlashSale.id == sale.id, ends_at=utcnow() - timedelta(seconds=1))
+    async with db(shop.client.app)() as session:
+        paid_no = await session.scalar(
+            select(Order.order_no).where(Order.status == OrderStatus.PAID.value).order_by(Order.id.desc()).limit(1)
+        )
+    ask = await owner.say(f"/refund {paid_no}")
+    await owner.say(confirm_code(ask.text))
+    await settle_refunds(shop)
+    sale = await _sale(shop)
+    assert sale.sold == 1
+    async with db(shop.client.app)() as session:
+        stock = await session.scalar(select(Variant.stock).where(Variant.id == variant.id))
+    assert stock == variant.stock  # both refunded before shipping: both units back in stock
