@@ -75,10 +75,12 @@ REMOVE_LINE = re.compile(
     rf"|(?:把)?第\s*{_QTY}\s*{_LINE}\s*(?:删了|删掉|删除|去掉|拿掉|不要了|不要)",
     re.IGNORECASE,
 )
-# At checkout: "用余额" (all it can), "用余额 50" (50 yuan), "余额支付", "不用余额"; "use balance 20", "no balance".
+# At checkout: "用余额" (all it can), "用余额 50" (50 yuan), "余额支付", "不用余额"; "use balance 20", "no balance";
+# as said: "用余额付", "我用余额付吧", "直接余额付款", "pay with balance".
 USE_BALANCE = re.compile(
-    r"^\s*(?:(不用|不|用|使用)\s*余额(?:支付|付款)?|余额(?:支付|付款)|(use|no|don't use)\s+balance)"
-    r"\s*(\d{1,6}(?:\.\d{1,2})?)?\s*(?:元|块|yuan)?\s*$",
+    r"^\s*(?:我|就|直接|那)*(?:(不用|不|用|使用)\s*余额(?:来)?(?:支付|付款|付|扣|抵扣)?|余额(?:来)?(?:支付|付款|付|扣)"
+    r"|(use|no|don't use|pay (?:with|by|from))\s+(?:my |the )?balance)"
+    r"\s*(\d{1,6}(?:\.\d{1,2})?)?\s*(?:元|块|yuan)?\s*(?:吧|呀|啊|哈|了|就行|可以吗|行吗)?\s*$",
     re.IGNORECASE,
 )
 USE_COUPON = re.compile(r"(?:券|用券|coupon)\s*(\d{1,3}|不用|none|no)", re.IGNORECASE)

@@ -44,6 +44,7 @@ class Intent(enum.StrEnum):
     RECEIVED = "received"  # "东西收到了", "确认收货": confirm receipt of the shipped order
     CANCEL_ORDER = "cancel_order"  # "取消订单", "那单不要了"
     AFTER_SALES = "after_sales"  # "我要退款", "申请售后": how, on the order it is about
+    REFUND_STATUS = "refund_status"  # "退款进度怎么样了", "我的退款呢", "钱什么时候到账": what became of it
     CHANGE_ADDRESS = "change_address"  # "地址写错了", "改一下收货地址": the new one, until it ships
     CART = "cart"
     CLEAR_CART = "clear_cart"  # "清空购物车", "empty my cart"
@@ -80,7 +81,7 @@ class Topic(enum.StrEnum):
 # Questions about one of the customer's orders (bot.handlers.understood answers them).
 ORDER_ASKS = frozenset({
     Intent.PAY_ORDER, Intent.TRACK, Intent.URGE, Intent.RECEIVED, Intent.CANCEL_ORDER, Intent.AFTER_SALES,
-    Intent.CHANGE_ADDRESS,
+    Intent.REFUND_STATUS, Intent.CHANGE_ADDRESS,
 })
 
 # Intents a dialog never expects: answered even while a list, a card or the cart is open.
@@ -237,6 +238,16 @@ _CANCEL_ORDER = re.compile(
     rf"取消(?:这个|那个|我的|刚才的?|刚刚的?)?(?:订单|那单|这单)|{_ORDER_REF}.{{0,4}}(?:不要了|取消|不买了)|^(?:我)?不(?:想)?(?:要|买)了[啊呀吧哈]*$|退单"
     r"|\bcancel (?:my |the |that |this )?order\b|\bdon't want (?:it|the order|my order) any ?more\b"
 )
+# What became of a refund asked for: never a new request whose reason is "进度怎么样了".
+_REFUND_STATUS = re.compile(
+    r"(?:退款|退货|售后)(?:申请)?的?(?:进度|状态|结果|怎么样|咋样|如何|到哪|到账|处理|审核|批|好了|办好|多久|什么时候|啥时候|几天"
+    r"|呢|还没|没到|没有到|了吗|了没|成功|通过|退了吗|有结果)"
+    r"|(?:我的|那个|那笔|那单的?|申请的?)(?:退款|退货)(?:呢|啊|怎么|到)"
+    r"|(?:钱|款|退款)(?:什么时候|啥时候|多久|几天|哪天)(?:能|可以|会|才)?(?:退|到账|到|回来|退回|返回)"
+    r"|(?:钱|款)(?:还没|怎么还没|还没有|怎么没)(?:退|到账|到|回来|退回)|退的钱|钱退了(?:吗|没)|(?:钱|款)到账了(?:吗|没)"
+    r"|\brefund status\b|\bwhere(?:'s| is) my (?:refund|money)\b|\b(?:has|did|is) my refund\b"
+    r"|\bwhen (?:will|do|can) i get (?:my )?(?:money|refund)\b|\bwhat happened to my refund\b"
+)
 _AFTER_SALES = re.compile(
     r"退款|退货|售后|换货|退钱|^我?(?:要|想)?退(?:掉|了)?(?:这个|那个|它|这单|那单)"
     r"|\brefund\b|\breturn (?:it|this|my|the)\b|\bexchange (?:it|this|my|the)\b"
@@ -261,6 +272,7 @@ _ORDERS = re.compile(
 # The order asks in the order they are tried: a sentence naming two ("没付款的订单取消")
 # is the stronger action.
 _ORDER_ASKS: tuple[tuple[Intent, re.Pattern[str]], ...] = (
+    (Intent.REFUND_STATUS, _REFUND_STATUS),  # before a new request: "退款到账了吗" asks, files nothing
     (Intent.CANCEL_ORDER, _CANCEL_ORDER),
     (Intent.AFTER_SALES, _AFTER_SALES),
     (Intent.RECEIVED, _RECEIVED),

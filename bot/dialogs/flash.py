@@ -11,7 +11,8 @@ stateDiagram-v2
     ADDRESS --> ADDRESS_CONFIRM: a typed "name phone address", parsed
     ADDRESS_CONFIRM --> [*]: "确认" saves it as the default, then the held unit's order (pay card)
     ADDRESS --> PARKED: text that is no address and finds products, another screen
-    PARKED --> ADDRESS: "秒杀" goes on where it was left
+    PARKED --> ADDRESS: "秒杀" goes on where it was left (so does "秒杀" said at the step itself)
+    [*] --> ADDRESS: "抢" while a unit of theirs waits for an address its step no longer asks
 ```
 One message takes a unit (`commerce.promotions.flash_sales.grab`: the gate first, then
 the database for winners; a bare "抢" is asked at the webhook's edge, `bot.flash_edge`,
@@ -89,6 +90,9 @@ class FlashDialog(Dialog[FlashState, FlashData]):
         parked = await ctx.services.dialogs.take_parked(ctx.openid, self)
         if parked is not None:
             return await self._resume(ctx, parked)
+        loaded = await ctx.services.dialogs.load(ctx.openid)
+        if isinstance(loaded, Active) and loaded.dialog is self and loaded.state in self.parked_in:
+            return await self._resume(ctx, loaded)  # "秒杀的还要付钱吗" at the address step: not a new list
         now = utcnow()
         async with unit_of_work(ctx) as session:
             sales = await flash_sales.list_sales(session, now=now, for_customers=True)
@@ -218,6 +222,11 @@ class FlashDialog(Dialog[FlashState, FlashData]):
                 )
                 order = grabbed.order  # read before the sale's contended rows were written
         except ShopError as exc:
+            claim_id = exc.details.get("claim_id")
+            if exc.code == ErrorCode.FLASH_HOLDING and exc.details.get("order_id") is None and isinstance(claim_id, int):
+                # a unit of theirs still waits for its address, its step left behind: asked again
+                step = ADDRESS_STEP.start(FlashData(claim_id=claim_id))
+                return Step(with_notice(step.reply, Notice("flash_resumed")), step.state, step.data)
             return Step(await self._refused(ctx, exc))
         ctx.services.live_hub.poke()  # a live page showing this sale counts down at once
         if order is None:  # held for the payment window while the address is typed

@@ -25,6 +25,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from bot.chat.context import Context
 from bot.chat.keywords import AFTER_SALES, match_command, match_keyword, parse_number
 from bot.chat.replies import Reply, Text
@@ -66,6 +68,8 @@ ASKED_ABOUT: dict[Intent, tuple[OrderStatus, ...]] = {
     Intent.RECEIVED: (_S.SHIPPED, _S.PAID),
     Intent.CANCEL_ORDER: (_S.PENDING_PAYMENT, _S.PAID),
     Intent.AFTER_SALES: (_S.SHIPPED, _S.PAID, _S.COMPLETED, _S.REFUNDING),
+    # the order of the newest after-sales request first (`OrdersDialog.about`), else a refund staff began
+    Intent.REFUND_STATUS: (_S.REFUNDING, _S.REFUNDED),
     # a shipped one is answered too: it is too late, and what to do instead
     Intent.CHANGE_ADDRESS: (_S.PAID, _S.PENDING_PAYMENT, _S.SHIPPED),
 }
@@ -80,6 +84,17 @@ def asked_order(found: list[OrderView], ask: Intent) -> OrderView | None:
     return None
 
 
+async def _refund_asked(session: AsyncSession, found: list[OrderView]) -> OrderView | None:
+    """The order "我的退款呢" is about: the one of `found` with the newest after-sales request."""
+    latest = await after_sales_requests.latest_of_orders(session, order_ids=[o.id for o in found])
+    return next((o for o in found if latest is not None and o.id == latest.order_id), None)
+
+
+async def _requests(session: AsyncSession, order_id: int) -> list[dict[str, Any]]:
+    """An order's after-sales requests as its screen shows them, oldest first."""
+    return after_sales_requests.decisions_data(await after_sales_requests.of_order(session, order_id=order_id))
+
+
 def _group_wait(waiting: dict[int, tuple[int, int]], order_id: int) -> dict[str, Any]:
     """A paid order of a group not filled yet shows "waiting for the group (2 of 3)", not "paid"."""
     joined, size = waiting.get(order_id, (0, 0))
@@ -87,14 +102,16 @@ def _group_wait(waiting: dict[int, tuple[int, int]], order_id: int) -> dict[str,
 
 
 def _about(
-    ctx: Context, order: OrderView, ask: Intent, waiting: dict[int, tuple[int, int]], *, same: int = 1
+    ctx: Context, order: OrderView, ask: Intent, waiting: dict[int, tuple[int, int]], *, same: int = 1,
+    requests: list[dict[str, Any]] | None = None,
 ) -> Text:
-    """The order's detail with the answer to `ask` on top (order_about.j2)."""
+    """The order's detail with the answer to `ask` on top (order_about.j2); `requests`: its
+    after-sales requests, oldest first (what became of a refund asked for is said on top)."""
     shop = ctx.services.config.shop
     return Text("order_about", {
         **order_data(order), **_group_wait(waiting, order.id), "ask": str(ask), "shipped_count": same,
         "dispatch_hours": shop.dispatch_hours, "weekend_dispatch": shop.weekend_dispatch,
-        "return_days": shop.return_window_days,
+        "return_days": shop.return_window_days, "after_sales": requests or [],
     })
 
 
@@ -166,8 +183,11 @@ class OrdersDialog(Dialog[OrdersState, OrdersData]):
         """
         async with unit_of_work(ctx) as session:
             found = await orders.list_orders(session, customer_id=ctx.customer_id, limit=LIST_SIZE)
-            order = asked_order([o for o in found if statuses is None or o.status in statuses], ask)
+            fitting = [o for o in found if statuses is None or o.status in statuses]
+            order = await _refund_asked(session, fitting) if ask is Intent.REFUND_STATUS else None
+            order = order or asked_order(fitting, ask)
             waiting = await group_buys.waiting_for_group(session, order_ids=[order.id] if order else [])
+            requests = await _requests(session, order.id) if order else []
         if order is None:
             return None
         data = OrdersData([o.id for o in found], order.id)
@@ -188,7 +208,7 @@ class OrdersDialog(Dialog[OrdersState, OrdersData]):
         else:
             if ask is Intent.URGE and order.status == _S.PAID and order.id not in waiting:
                 ctx.services.alerts.urged_soon(order)  # --- staff alerts: a customer asks to hurry ---
-            reply = _about(ctx, order, ask, waiting, same=same)
+            reply = _about(ctx, order, ask, waiting, same=same, requests=requests)
         return await ctx.services.dialogs.start(ctx, self, Step(reply, OrdersState.DETAIL, data))
 
     async def _list(self, ctx: Context) -> Step[OrdersState, OrdersData]:
@@ -208,7 +228,7 @@ class OrdersDialog(Dialog[OrdersState, OrdersData]):
         async with unit_of_work(ctx) as session:
             order = await orders.get_order(session, order_id=data.order_id, customer_id=ctx.customer_id)
             waiting = await group_buys.waiting_for_group(session, order_ids=[order.id])
-            requests = after_sales_requests.decisions_data(await after_sales_requests.of_order(session, order_id=order.id))
+            requests = await _requests(session, order.id)
             reviewed = order.status == OrderStatus.COMPLETED and await reviews.is_reviewed(session, order.id)
         if order.status == OrderStatus.PENDING_PAYMENT:
             return Step(pay_card(ctx, order), OrdersState.DETAIL, data)
@@ -236,6 +256,8 @@ class OrdersDialog(Dialog[OrdersState, OrdersData]):
             async with unit_of_work(ctx) as session:
                 order = await orders.get_order(session, order_id=data.order_id, customer_id=ctx.customer_id)
             return self._new_address(ctx, order, data)
+        if understand(text).intent is Intent.REFUND_STATUS:
+            return None  # "退款进度怎么样了" asks (bot.handlers.understood answers): never a new request
         after_sales = match_command(AFTER_SALES, text)
         if data.order_id is None or (action not in ("cancel_order", "received", "pay") and after_sales is None):
             return None

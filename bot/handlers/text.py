@@ -45,6 +45,30 @@ MAX_QUERY_CHARS = 64
 MAX_CODE_SHOWN = 16  # a typed code echoed back: 10 KB of it is not
 
 
+# Words that say a message is about a group buy, around a code a friend passed on
+_GROUP_WORDS = re.compile(r"参团|拼团|团购|开团|入团|进团|跟团|团码|\bgroup\b")
+_CODE_TOKEN = re.compile(r"(?<![a-z0-9])[a-z0-9]{6}(?![a-z0-9])")
+MAX_CODE_SENTENCE = 60
+
+
+def _group_code_said(ctx: Context) -> dict[str, object] | None:
+    """A group code alone (any case, full width: "ＮＡＦ４５Ｌ"), or the one code in a short
+    sentence about a group ("我要参团 NAF45L", "朋友叫我参团 码是naf45l"): the handler gets
+    `code` and `in_words` (said in a sentence, not alone)."""
+    if ctx.msg.kind not in ("text", "voice"):
+        return None
+    text = normalize(ctx.msg.text)
+    if len(text) > MAX_CODE_SENTENCE:
+        return None
+    tokens = [t for t in _CODE_TOKEN.findall(text) if may_be_code(t)]  # "caomei", "xigua": no code
+    if len(tokens) != 1:
+        return None
+    alone = text == tokens[0]
+    if not alone and not _GROUP_WORDS.search(text):
+        return None
+    return {"code": normalise_code(tokens[0]), "in_words": not alone}
+
+
 @router.route(Keyword("help"))
 async def help_(ctx: Context) -> Reply:
     return Text("help")
@@ -94,6 +118,15 @@ async def confirm_without_a_step(ctx: Context) -> Reply:
     if unpaid and unpaid[0].expires_at > utcnow():
         return Text("pay_waiting", order_data(unpaid[0]))
     return Text("nothing_to_confirm")
+
+
+@fallback.route(_group_code_said)
+async def group_code_unknown(ctx: Context, code: str, in_words: bool) -> Reply | None:
+    """"我要参团 NAF45K" (no such group), which no step took: that group is not found, as
+    "参团 NAF45K" says; never a product search. A bare code goes on to search ("xiaomi")."""
+    if not in_words:
+        return None
+    return error_reply(ShopError(ErrorCode.GROUP_NOT_FOUND, group_code=code))
 
 
 def _language(ctx: Context) -> dict[str, str]:
@@ -228,14 +261,12 @@ async def withdraw_group(ctx: Context, match: re.Match[str]) -> Reply:
     return await ctx.services.dialogs.group.withdraw(ctx, code)
 
 
-@router.route(Regex(r"(?i)[A-Z0-9]{6}"))
-async def bare_group_code(ctx: Context) -> Reply | None:
-    """A bare six-character code (any case) is a group's only when such a group exists; else a search."""
+@router.route(_group_code_said)
+async def bare_group_code(ctx: Context, code: str) -> Reply | None:
+    """A code alone or in words about a group is a group's only when such a group exists;
+    else the open dialog and search go on (a mistyped code in words: `group_code_unknown`)."""
     from commerce.groupbuys.groups import group_exists
 
-    if not may_be_code(ctx.msg.text):  # "caomei", "xigua": words no code can be, searched at once
-        return None
-    code = normalise_code(ctx.msg.text)
     async with ctx.uow() as uow:
         session = uow.session
         if not await group_exists(session, code=code):

@@ -121,6 +121,7 @@ _NO_ORDER_TOPIC = {
     Intent.TRACK: Topic.SHIPPING_TIME,
     Intent.URGE: Topic.SHIPPING_TIME,
     Intent.AFTER_SALES: Topic.RETURNS,
+    Intent.REFUND_STATUS: Topic.RETURNS,
 }
 
 

@@ -182,6 +182,20 @@ async def of_order(session: AsyncSession, *, order_id: int) -> list[AfterSalesVi
     return await _views(session, AfterSalesRequest.order_id == order_id, limit=MAX_LIMIT)
 
 
+async def latest_of_orders(session: AsyncSession, *, order_ids: list[int]) -> AfterSalesView | None:
+    """The newest request made on any of these orders ("我的退款呢": the one asked about), or None."""
+    if not order_ids:
+        return None
+    await session.flush()
+    newest = await session.scalar(
+        select(AfterSalesRequest.id)
+        .where(AfterSalesRequest.order_id.in_(order_ids))
+        .order_by(AfterSalesRequest.created_at.desc(), AfterSalesRequest.id.desc())
+        .limit(1)
+    )
+    return None if newest is None else await get_request(session, request_id=newest)
+
+
 def decisions_data(views: list[AfterSalesView]) -> list[dict[str, Any]]:
     """What an order's page (the customer's detail, staff's /order) shows of its requests."""
     return [

@@ -474,7 +474,7 @@ async def _refusal(session: AsyncSession, sale: SaleView, verdict: Verdict, *, c
         held = [c for c in await _taken_by(session, sale_id=sale.id, customer_id=customer_id) if c[1] == C.HELD.value]
         return ShopError(
             ErrorCode.FLASH_HOLDING, sale_id=sale.id, product=sale.product_name,
-            order_id=held[0][2] if held else None,
+            order_id=held[0][2] if held else None, claim_id=held[0][0] if held else None,
         )
     if verdict == Verdict.LIMIT:
         return ShopError(ErrorCode.FLASH_LIMIT_REACHED, sale_id=sale.id, per_user_limit=sale.per_user_limit)
@@ -579,7 +579,8 @@ async def grab(
     when the caller has read it (not read again).
 
     Refused, with nothing written, with FLASH_NOT_FOUND, FLASH_NOT_STARTED (details:
-    starts_at, to_start), FLASH_ENDED, FLASH_HOLDING (details: order_id), FLASH_LIMIT_REACHED,
+    starts_at, to_start), FLASH_ENDED, FLASH_HOLDING (details: order_id, None while the unit waits
+    for its address, and claim_id), FLASH_LIMIT_REACHED,
     FLASH_SOLD_OUT (details: next_sale or similar), or the order's own OUT_OF_STOCK /
     NOT_ON_SALE. A turn run again starts from a rolled-back transaction (and one whose
     grab committed is answered as processed), so a message takes at most one unit.

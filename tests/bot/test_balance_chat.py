@@ -267,6 +267,9 @@ async def test_balance_that_covers_the_order_pays_it_in_chat(start: PayShop) -> 
     await customer.say("结算")
     await customer.say("张三 13800138000 上海市浦东新区世纪大道100号")
     await customer.say("确认")
+    for said in ("用余额付", "我用余额付吧", "pay with balance"):  # as customers say it
+        assert "还需支付：¥0.00" in (await customer.say(said)).text, said
+        assert "还需支付" not in (await customer.say("不用余额")).text
     review = await customer.say("余额支付")
     assert "还需支付：¥0.00" in review.text
     done = await customer.say("确认")

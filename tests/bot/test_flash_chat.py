@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from sqlalchemy import event, func, select, update
 
 from bot.flash_gate import sale_keys
-from bot.keys import ENGINE, JOBS
+from bot.keys import ENGINE, JOBS, SERVICES
 from commerce.catalog.models import Variant
 from commerce.customers.models import Customer
 from commerce.orders.models import Order, OrderStatus
@@ -183,6 +183,39 @@ async def test_a_customer_without_an_address_keeps_the_unit_while_typing_one(sql
     assert await run_job("return_flash_units", shop.client.app[JOBS]) == 1
     assert await run_job("return_flash_units", shop.client.app[JOBS]) == 0
     assert "保留到" in (await third.say("抢")).text
+
+
+async def test_a_unit_held_for_an_address_is_not_lost_to_a_question_about_the_sale(sqlite_staffed: Shop) -> None:
+    """At the address step a customer asks about the sale ("秒杀的还要付钱吗 怎么付"): the step
+    goes on, the typed address kept, and is not replaced by the list. And when the step is
+    gone anyway (a lost dialog state, an expiry), "抢" asks the held unit's address again,
+    never "请先完成支付" with nothing to pay."""
+    shop = sqlite_staffed
+    variant = await _variant(shop)
+    async with db(shop.client.app)() as session:
+        await flash_sales.create_sale(
+            session, variant_id=variant.id, price_fen=variant.price_fen - 1, units=2,
+            starts_at=utcnow() - timedelta(minutes=1), ends_at=utcnow() + timedelta(hours=1),
+            per_user_limit=1, pay_minutes=10, now=utcnow(),
+        )
+        await session.commit()
+    listing = await shop.user("o_flash_looker").say("秒杀")
+    assert "（例如「抢 1」）。" in listing.text, listing.text  # a sentence ended, not cut at a comma
+    buyer = shop.user("o_flash_asker_1")
+    assert "保留到" in (await buyer.say("抢")).text
+    assert "确认" in (await buyer.say("赵六 13600136000 广州市天河区天河路385号")).text
+    asked = await buyer.say("秒杀的还要付钱吗 怎么付")
+    assert "继续刚才的秒杀" in asked.text and "136****6000" in asked.text, asked.text  # shown back to confirm
+    card = await buyer.say("确认")
+    assert card.kind == "news" and "赵六 136****6000" in card.articles[0].description
+
+    lost = shop.user("o_flash_lost_1")
+    assert "保留到" in (await lost.say("抢")).text
+    await shop.client.app[SERVICES].dialogs.store.delete(lost.openid)  # the step gone (a lost state, an expiry)
+    again = await lost.say("抢")
+    assert "请先完成支付" not in again.text and "姓名 手机号" in again.text, again.text
+    assert "确认" in (await lost.say("李四 13900139000 北京市朝阳区建国路1号")).text
+    assert (await lost.say("确认")).kind == "news"
 
 
 async def test_with_redis_only_winners_write_and_lost_keys_are_reloaded(

@@ -115,3 +115,25 @@ async def test_a_search_at_the_group_address_step_parks_the_group_and_group_goes
 
 
 ADDRESS = "张三 13800138000 上海市浦东新区世纪大道100号"
+
+
+async def test_a_friend_joins_by_a_code_said_in_words_or_typed_in_full_width(staffed: Shop) -> None:
+    """Friends paste the code inside a sentence, or a phone keyboard types it in full width:
+    each opens the group (then "参团" joins it); a mistyped code in words says no such group,
+    never a product search."""
+    await _campaign(staffed)
+    leader = staffed.user(LEADER)
+    await _with_address(staffed, leader)
+    await leader.say("拼团")
+    await pay(staffed, _order_no(await leader.say("1")))
+    async with db(staffed.client.app)() as session:
+        code = await session.scalar(select(GroupBuy.code))
+    assert code is not None
+    full_width = "".join(chr(ord(ch) + 0xFEE0) for ch in code)
+    for said in (f"我要参团 {full_width}", f"朋友叫我参团 码是{code.lower()}", full_width, f"拼团码：{code} 怎么加入"):
+        friend = staffed.user(f"o_words_{abs(hash(said)) % 10**6:06d}")
+        card = await friend.say(said)
+        assert f"拼团 {code}" in card.text and "1/3" in card.text, (said, card.text)
+        assert "收货" in (await friend.say("参团")).text  # no address yet: asked for, the seat kept
+    typo = await staffed.user("o_words_typo").say("我要参团 ABCDEF")
+    assert "没有找到" in typo.text and "ABCDEF" in typo.text and "商品" not in typo.text, typo.text

@@ -6,11 +6,21 @@ what can be done next, never searched as products; with no such order, the shop'
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
 from bot.keys import SERVICES
-from commerce.orders.models import OrderStatus
-from tests.bot.admin.test_orders import CUSTOMER, OPERATOR, OWNER, pay, place_order, texts, view
-from tests.bot.driver import Shop
+from commerce.orders.models import AfterSalesRequest, OrderStatus
+from tests.bot.admin.test_orders import (
+    CUSTOMER,
+    OPERATOR,
+    OWNER,
+    confirm_code,
+    pay,
+    place_order,
+    texts,
+    view,
+)
+from tests.bot.driver import Shop, db
 
 pytestmark = pytest.mark.sqlite_only  # the words are checked, not the database
 
@@ -85,6 +95,36 @@ async def test_after_sales_opens_the_order_and_takes_the_reason_next(staffed: Sh
     assert "拍错了" in asked.text and order_no in asked.text, asked.text
 
 
+async def test_asking_after_a_refund_says_what_became_of_it_and_files_nothing(staffed: Shop) -> None:
+    """"买错了 想退款" says how; "退款进度怎么样了" on the order's screen is no new request whose
+    reason is "进度怎么样了"; "我的退款呢" anywhere answers on the order refunded, through
+    the shop's decision to the money back."""
+    user = staffed.user(CUSTOMER)
+    order_no = await place_order(staffed, user)
+    await pay(staffed, order_no)
+    how = await user.say("买错了 想退款")
+    assert "退款 原因" in how.text and "正在备货" not in how.text, how.text
+    filed = await user.say("退款 买错了")
+    assert "买错了" in filed.text, filed.text
+    for words in ("退款进度怎么样了", "我的退款呢？钱什么时候到账", "退款到账了吗"):
+        status = await user.say(words)
+        assert order_no in status.text and "商家处理中" in status.text and "原因：买错了" in status.text, (words, status.text)
+    await user.say("香蕉")  # moved on: asked from anywhere, the same order
+    assert "商家处理中" in (await user.say("退款怎么样了")).text
+    english = await user.say("where is my refund?")
+    assert "request is in" in english.text and order_no in english.text, english.text
+    async with db(staffed.client.app)() as session:
+        reasons = list(await session.scalars(select(AfterSalesRequest.reason)))
+    assert reasons == ["买错了"]  # the questions filed nothing
+
+    owner = staffed.user(OWNER)
+    ask = await owner.say("/approve 1")
+    await owner.say(confirm_code(ask.text))
+    assert (await view(staffed, order_no)).status == OrderStatus.REFUNDING  # the provider's word to come
+    done = await user.say("钱什么时候到账")
+    assert "退款已同意" in done.text and order_no in done.text, done.text
+
+
 async def test_the_one_unpaid_order_is_cancelled_in_words(staffed: Shop) -> None:
     user = staffed.user(CUSTOMER)
     order_no = await place_order(staffed, user)
@@ -101,6 +141,7 @@ async def test_with_no_such_order_the_shop_answers_the_question(staffed: Shop) -
         ("催一下发货", "小时内发货"),
         ("刚才那单怎么付", "微信支付"),
         ("我要退款", "天内可申请售后"),
+        ("退款进度怎么样了", "没有退款中的订单"),
         ("取消订单", "没有可以取消的订单"),
         ("东西收到了", "没有待收货的订单"),
     ):
