@@ -290,7 +290,10 @@ _CLEAR_CART = re.compile(r"^(?:帮我|把)?(?:清空|清除|清理)(?:一下)?(?
 _CART = re.compile(r"^(?:看看|看下|查看|打开|我的|帮我看看)?购物车(?:里有什么)?$|\b(?:show|see|view|open) (?:me )?(?:my |the )?cart\b|^my cart$")
 _ACCOUNT = re.compile(  # the customer's own: points, coupons held, commission, invite code
     r"我的(?:积分|优惠券|券|佣金|邀请码|账户|收益)|推荐有奖|邀请有奖|邀请码"
-    r"|\bmy (?:points|coupons?|commission|invite code|account)\b"
+    # what they earned and how to take it out: the account page shows both
+    r"|(?:赚|挣|得|拿)(?:了|到)?多少(?:佣金|奖励|提成)|(?:佣金|提成|收益)(?:有|还有)?多少|(?:佣金|提成|收益)?(?:怎么|如何)(?:提现|取出来?)"
+    r"|\bmy (?:points|coupons?|commission|invite code|account|earnings)\b|\bhow much (?:commission|have i earned)\b"
+    r"|\bhow (?:do|can) i (?:withdraw|cash out)\b"
 )
 _DEALS = re.compile(  # what the shop takes off, and how: a discount, a coupon, an offer
     r"有(?:什么|没有)?优惠券|优惠活动|有什么优惠|有没有优惠|有优惠|优惠吗|有(?:没有)?(?:什么)?折扣|打折吗|折扣吗|能(?:不能)?(?:优惠|打折)"
@@ -303,7 +306,7 @@ _DEALS = re.compile(  # what the shop takes off, and how: a discount, a coupon, 
     r"|^(?:coupons?|discounts?|deals?|promotions?)[\s?!.~]*$"
 )
 _INVITE = re.compile(
-    r"怎么(?:邀请|推荐|分享)|如何(?:邀请|推荐|分享)|邀请(?:好友|朋友)|推荐(?:好友|朋友)|分享给(?:好友|朋友)|拉(?:新|好友)|返佣|佣金怎么"
+    r"怎么(?:邀请|推荐|分享)|如何(?:邀请|推荐|分享)|邀请(?:好友|朋友)|推荐(?:好友|朋友)|分享给(?:好友|朋友)|拉(?:新|好友)|返佣|佣金怎么(?!提现|取|拿|到账)"
     r"|\b(?:invite|refer) (?:a )?friends?\b|\bhow (?:do|can) i (?:invite|refer|share)\b|\breferral\b"
 )
 _PRICE_ASK = re.compile(
@@ -339,9 +342,12 @@ _MEMBER = re.compile(
 )
 _BALANCE = re.compile(
     r"余额(?:还)?(?:有|剩|剩下)?(?:多少|几|吗|么)|查(?:一下|下|查)?余额|(?:我的|看看?|看一下)(?:储值)?余额"
+    r"|^(?:我|卡里|账户里?|账上)(?:还|现在)?(?:有|剩|剩下)(?:多少|几)(?:钱|块钱?)$"
     r"|\b(?:my|check(?: my)?) balance\b"
 )
-_TOPUP = re.compile(r"(?:怎么|如何|我要|我想|想要?)(?:充值|充钱|储值)|充钱|\bhow (?:do i|to|can i) top ?up\b")
+_TOPUP = re.compile(
+    r"(?:怎么|如何|我要|我想|想要?)(?:充值|充钱|储值)|充(?:点|些|一点|一些)?钱|\bhow (?:do i|to|can i) top ?up\b"
+)
 _QUESTIONISH = re.compile(r"[?？吗么嘛呢多少几什么怎哪如何能可以]|\b(?:how|what|when|which|do you|can i|is there)\b")
 
 

@@ -13,6 +13,7 @@ Stateless handlers (each answer complete in one reply):
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from bot.admin.catalog import parse_yuan
 from bot.admin.registry import UsageError
@@ -28,7 +29,10 @@ from commerce.errors import ShopError
 
 router = Router()
 
-TOPUP_AMOUNT = r"(?is)^\s*(?:充值|余额充值|储值|top ?up|recharge)\s*[:：]?\s*(\d{1,6}(?:\.\d{1,2})?)\s*(?:元|块|yuan)?\s*$"
+TOPUP_AMOUNT = (  # "充值 100", "充100块", "我想充值２００", "top up 50"
+    r"(?is)^\s*(?:我要|我想|想|要)?(?:充值|余额充值|储值|充|top ?up|recharge)\s*[:：]?\s*(\d{1,6}(?:\.\d{1,2})?)"
+    r"\s*(?:元|块钱?|yuan)?(?:吧|的)?\s*$"
+)
 BALANCE_WITHDRAW = r"(?is)^\s*(?:余额提现|提现余额|withdraw balance)\s*[:：]?\s*(.*)$"
 AMOUNT_SHOWN = 20
 
@@ -57,6 +61,11 @@ async def balance(ctx: Context) -> Reply:
 
 @router.route(Keyword("topup"))
 async def topup_plans(ctx: Context) -> Reply:
+    return await _plans(ctx)
+
+
+async def _plans(ctx: Context) -> Text:
+    """The shop's top-up plans and the customer's balance."""
     async with ctx.uow() as uow:
         plans = await topups.list_plans(uow.session)
         got = await ledger.balance_of(uow.session, ctx.customer_id)
@@ -75,13 +84,13 @@ async def topup_plans(ctx: Context) -> Reply:
 @router.route(Regex(TOPUP_AMOUNT, locale=_written_in))
 async def topup(ctx: Context, match: re.Match[str]) -> Reply:
     try:
-        pay_fen = parse_yuan(match.group(1))
+        pay_fen = parse_yuan(unicodedata.normalize("NFKC", match.group(1)))  # "充值 １００": full-width digits
         async with ctx.uow() as uow:
             started = await topups.start_topup(
                 uow.session, customer_id=ctx.customer_id, pay_fen=pay_fen, now=uow.now
             )
-    except UsageError:
-        return Text("topup_plans", {"plans": [], "balance_fen": 0})
+    except UsageError:  # an amount that is no amount: the plans there are
+        return await _plans(ctx)
     except ShopError as exc:
         return error_reply(exc)
     url = topup_url(ctx.services.config, started.topup_no, ctx.openid, started.expires_at)

@@ -101,3 +101,28 @@ async def test_asking_to_pay_with_an_empty_balance_is_told_at_the_review(sqlite_
     assert "余额支付：" not in told.text
     card = await customer.say("确认")  # the order is placed without balance
     assert card.kind == "news" and "余额已抵扣" not in card.articles[0].description
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize("said", ["充值 １００", "充100", "充100块", "我想充值１００元", "top up 100"])
+async def test_a_top_up_amount_is_read_as_customers_type_it(make_shop: ShopFactory, sqlite_url: str, said: str) -> None:
+    shop = await make_shop(sqlite_url, staff={"owners": [OWNER]})
+    await shop.user(OWNER).say("/topup set 100 10")
+    await shop.user(OWNER).say("确认")
+    card = await shop.user(CUSTOMER).say(said)
+    assert card.kind == "news" and "/topup/" in card.articles[0].url, card.text
+
+
+@pytest.mark.sqlite_only
+async def test_asks_about_money_in_words_reach_balance_top_up_and_commission(make_shop: ShopFactory, sqlite_url: str) -> None:
+    shop = await make_shop(sqlite_url, staff={"owners": [OWNER]})
+    await shop.user(OWNER).say("/topup set 100 10")
+    await shop.user(OWNER).say("确认")
+    customer = shop.user(CUSTOMER)
+    assert "余额" in (left := await customer.say("我还有多少钱")).text and "没有找到" not in left.text, left.text
+    plans = await customer.say("我想充点钱")
+    assert "充 ¥100.00 送 ¥10.00" in plans.text, plans.text
+    earned = await customer.say("我赚了多少佣金")
+    assert "可提现" in earned.text, earned.text
+    how = await customer.say("佣金怎么提现")
+    assert "可提现" in how.text and "邀请码" not in how.text.split("\n")[0], how.text
