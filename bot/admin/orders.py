@@ -13,7 +13,15 @@ import logging
 import re
 from typing import Any
 
-from bot.admin.registry import ALL_ROLES, MANAGERS, REGISTRY, AdminContext, Outcome, UsageError
+from bot.admin.registry import (
+    ALL_ROLES,
+    MANAGERS,
+    REGISTRY,
+    AdminContext,
+    Outcome,
+    UsageError,
+    fold_width,
+)
 from bot.chat.replies import Text
 from bot.dialogs.common import error_reply, unit_of_work
 from bot.outbound.alerts import openid_tail
@@ -203,6 +211,7 @@ def ship_lines(text: str) -> list[ShipLine]:
     """
     first, _, tail = text.strip().partition("\n")
     rows = [first.split()[1:], *(line.split() for line in tail.splitlines())]
+    rows = [[fold_width(word) for word in words] for words in rows]
     lines: list[ShipLine] = []
     carrier = ""
     for number, words in enumerate(rows, 1):
