@@ -9,6 +9,7 @@ provider confirms the money went back.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from bot.admin.orders import staff_actor
@@ -16,14 +17,17 @@ from bot.admin.registry import ALL_ROLES, MANAGERS, REGISTRY, AdminContext, Outc
 from bot.chat.replies import Text
 from bot.dialogs.common import error_reply, unit_of_work
 from bot.outbound.alerts import openid_tail
-from commerce.errors import ShopError
+from commerce.errors import ErrorCode, ShopError
 from commerce.orders import actions as order_actions
 from commerce.orders import after_sales
+from commerce.orders import queries as order_admin
+from commerce.orders.models import AfterSalesStatus
 from commerce.rules import utcnow
 
 log = logging.getLogger(__name__)
 
 LIST_SIZE = 20
+ORDER_NO_LIKE = re.compile(r"^(?:[A-Z]{2})?\d{16}$")  # an order number or its 16 digits, not a request id
 REFUND_REASON = "售后退款"
 
 
@@ -32,6 +36,21 @@ def request_id(word: str) -> int:
     if not (word.isascii() and word.isdigit()) or not 0 < int(word) < 2**31:
         raise UsageError
     return int(word)
+
+
+async def request_named(actx: AdminContext, word: str) -> int:
+    """The request staff named: its id ("3", "#3"), or the order number the new-request
+    alert shows ("SF2026…", its 16 digits): that order's open request. REQUEST_NOT_FOUND
+    (details: order_no) when the order has none open."""
+    if not ORDER_NO_LIKE.match(word.strip().lstrip("#").upper()):
+        return request_id(word)
+    async with unit_of_work(actx.ctx) as session:
+        order = await order_admin.find_order(session, ref=word)
+        requests = await after_sales.of_order(session, order_id=order.id)
+    open_ = [r.id for r in requests if r.status == AfterSalesStatus.OPEN]
+    if not open_:
+        raise ShopError(ErrorCode.REQUEST_NOT_FOUND, order_no=order.order_no)
+    return open_[-1]
 
 
 def request_data(view: Any) -> dict[str, Any]:
@@ -63,12 +82,13 @@ async def list_requests(actx: AdminContext) -> Outcome:
 
 @REGISTRY.command("approve", "同意", roles=MANAGERS, group="after_sales", confirm=True)
 async def approve(actx: AdminContext) -> Outcome:
-    """/approve ID: restated with the amount, then approved and the refundable amount refunded.
+    """/approve ID (or the order's number): restated with the amount, then approved and the
+    refundable amount refunded.
     A seat of a group that has not filled is refused (GROUP_NOT_FILLED, action "after_sales")
     before the confirmation and again at it: the request stays open, the customer untold."""
     if len(actx.args) != 1:
         raise UsageError
-    rid = request_id(actx.arg(0))
+    rid = await request_named(actx, actx.arg(0))
     if not actx.confirmed:  # refused now, before the confirmation, when it could not refund
         async with unit_of_work(actx.ctx) as session:
             view = await order_actions.check_after_sales_approvable(session, request_id=rid)
@@ -104,9 +124,9 @@ async def approve(actx: AdminContext) -> Outcome:
 
 @REGISTRY.command("reject", "拒绝", roles=ALL_ROLES, group="after_sales")
 async def reject(actx: AdminContext) -> Outcome:
-    """/reject ID REASON: the request is closed and the customer told why."""
-    rid = request_id(actx.arg(0))
+    """/reject ID REASON (or the order number): the request is closed and the customer told why."""
     reason = actx.rest(1).strip()
+    rid = await request_named(actx, actx.arg(0))
     async with unit_of_work(actx.ctx) as session:
         view, (before, after) = await order_actions.reject_after_sales(
             session, request_id=rid, reason=reason, actor=staff_actor(actx), now=utcnow()

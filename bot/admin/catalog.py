@@ -59,7 +59,7 @@ SALE_WORDS = {
 }
 CLEAR_WORDS = frozenset({"clear", "清空", "删除", "delete"})
 _TAG_COMMAS = re.compile(r"[,，、;；]")
-_STOCK = re.compile(r"^([+-]?)(\d{1,9})$")
+_STOCK = re.compile(r"^([+-]?)(\d{1,9})(?:件|个|箱|份|盒|袋)?$")  # "20", "+5", "-3", "100件"
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 

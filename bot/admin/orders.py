@@ -11,9 +11,19 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from bot.admin.registry import ALL_ROLES, MANAGERS, REGISTRY, AdminContext, Outcome, UsageError
+from bot.admin.registry import (
+    ALL_ROLES,
+    MANAGERS,
+    REGISTRY,
+    AdminContext,
+    Outcome,
+    UsageError,
+    fold_width,
+)
 from bot.chat.replies import Text
 from bot.dialogs.common import error_reply, unit_of_work
 from bot.outbound.alerts import openid_tail
@@ -28,6 +38,7 @@ from commerce.orders.actions import CancelledBy, ShipLine, ShipResult
 from commerce.orders.models import OrderStatus
 from commerce.orders.views import OrderView, order_data
 from commerce.payments import actions as payment_actions
+from commerce.reports.stats import local_midnight
 from commerce.rules import utcnow
 
 log = logging.getLogger(__name__)
@@ -40,13 +51,16 @@ STATUS_WORDS: dict[str, OrderStatus | None] = {
     "全部": None, "all": None,
     "待支付": S.PENDING_PAYMENT, "待付款": S.PENDING_PAYMENT, "pending": S.PENDING_PAYMENT,
     "pending_payment": S.PENDING_PAYMENT, "unpaid": S.PENDING_PAYMENT,
-    "已支付": S.PAID, "待发货": S.PAID, "paid": S.PAID,
-    "已发货": S.SHIPPED, "shipped": S.SHIPPED,
+    "已支付": S.PAID, "已付款": S.PAID, "待发货": S.PAID, "paid": S.PAID,
+    "已发货": S.SHIPPED, "待收货": S.SHIPPED, "shipped": S.SHIPPED,
     "已完成": S.COMPLETED, "completed": S.COMPLETED,
     "已取消": S.CANCELLED, "cancelled": S.CANCELLED, "canceled": S.CANCELLED,
     "退款中": S.REFUNDING, "refunding": S.REFUNDING,
     "已退款": S.REFUNDED, "refunded": S.REFUNDED,
 }
+DAY_WORDS = {"今天": "today", "今日": "today", "today": "today",
+             "昨天": "yesterday", "昨日": "yesterday", "yesterday": "yesterday"}
+DAYS_AGO = {"today": 0, "yesterday": 1}
 PAID_STATUSES = frozenset({S.PAID, S.SHIPPED, S.COMPLETED, S.REFUNDING})
 _ORDER_REF = re.compile(r"^[A-Za-z0-9]{1,32}$")
 _ORDER_NO_LIKE = re.compile(r"^#?(?:[A-Za-z]{2})?\d+$")  # an order number, its digits, or an id
@@ -145,16 +159,20 @@ async def _find(actx: AdminContext, ref: str) -> OrderView:
 
 @REGISTRY.command("orders", "订单", roles=ALL_ROLES, group="orders")
 async def list_orders(actx: AdminContext) -> Outcome:
-    """/orders [status] [page]: newest first, PAGE_SIZE a page."""
-    if len(actx.args) > 2:
+    """/orders [day] [status] [page], in any order: newest first, PAGE_SIZE a page; a day
+    (今天, 昨天) keeps the orders placed that day, cut at the shop's midnight."""
+    if len(actx.args) > 3:
         raise UsageError
     status: OrderStatus | None = None
+    day: str | None = None
     page, seen_status, seen_page = 1, False, False
     for word in actx.args:
         if word.isascii() and word.isdigit() and not seen_page:
             page, seen_page = int(word), True
         elif word.lower() in STATUS_WORDS and not seen_status:
             status, seen_status = STATUS_WORDS[word.lower()], True
+        elif word.lower() in DAY_WORDS and day is None:
+            day = DAY_WORDS[word.lower()]
         else:
             raise UsageError
     if not 1 <= page <= MAX_PAGE:
@@ -163,6 +181,7 @@ async def list_orders(actx: AdminContext) -> Outcome:
         found, total = await order_admin.list_orders_by_status(
             session,
             statuses=[status] if status is not None else None,
+            placed=_day_bounds(actx, day) if day is not None else None,
             limit=PAGE_SIZE,
             offset=(page - 1) * PAGE_SIZE,
         )
@@ -170,12 +189,20 @@ async def list_orders(actx: AdminContext) -> Outcome:
     pages = max(1, -(-total // PAGE_SIZE))
     data = {
         "status": str(status) if status is not None else "",
+        "day": day or "",
         "orders": [order_row(o) | group_wait(waiting, o.id) for o in found],
         "page": page,
         "pages": pages,
         "total": total,
     }
     return Outcome(Text("admin/orders", data))
+
+
+def _day_bounds(actx: AdminContext, day: str) -> tuple[datetime, datetime]:
+    """[the shop's midnight starting that day, the next one), in UTC."""
+    tz, now = ZoneInfo(actx.services.config.shop.timezone), utcnow()
+    days_ago = DAYS_AGO[day]
+    return local_midnight(now, tz, days_ago=days_ago), local_midnight(now, tz, days_ago=days_ago - 1)
 
 
 @REGISTRY.command("order", "查单", roles=ALL_ROLES, group="orders")
@@ -203,6 +230,7 @@ def ship_lines(text: str) -> list[ShipLine]:
     """
     first, _, tail = text.strip().partition("\n")
     rows = [first.split()[1:], *(line.split() for line in tail.splitlines())]
+    rows = [[fold_width(word) for word in words] for words in rows]
     lines: list[ShipLine] = []
     carrier = ""
     for number, words in enumerate(rows, 1):

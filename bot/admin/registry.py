@@ -108,19 +108,35 @@ class Registry:
         return [c for c in self.commands.values() if role in c.roles]
 
 
+_FULL_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}  # "３" -> "3", "＋" -> "+", "＃" -> "#"
+_BESIDE_A_NUMBER = frozenset("¥￥元")
+
+
+def fold_width(word: str) -> str:
+    """A number a Chinese keyboard typed in full width ("３５．８", "＋10", "＃3", "ＳＦ2026…")
+    as the ASCII the argument parsers read. Words without a digit and words with any other
+    non-ASCII character (Chinese words, free text) are kept as typed."""
+    folded = word.translate(_FULL_WIDTH)
+    if any(c.isdigit() for c in folded) and all(c.isascii() or c in _BESIDE_A_NUMBER for c in folded):
+        return folded
+    return word
+
+
 def split_command(text: str) -> tuple[str, list[str]] | None:
-    """("price", ["12", "39.9"]) from "/price 12 39.9"; None when it is not a command."""
+    """("price", ["12", "39.9"]) from "/price 12 39.9"; None when it is not a command. An
+    ideographic space separates words as a space does; full-width words are folded
+    (`fold_width`)."""
     text = text.strip()
     if not text.startswith(PREFIXES) or len(text) < 2 or len(text) > 60_000:
         return None
-    body = text[1:].replace("“", '"').replace("”", '"')
+    body = text[1:].replace("“", '"').replace("”", '"').replace("\u3000", " ")
     try:
         words = shlex.split(body)
     except ValueError:
         words = body.split()
     if not words:
         return None
-    return words[0], words[1:]
+    return words[0], [fold_width(word) for word in words[1:]]
 
 
 def usage(command: Command) -> Text:

@@ -383,7 +383,7 @@ class OrdersDialog(Dialog[OrdersState, OrdersData]):
                 assert after_sales is not None  # the caller sends no other action without one
                 word, reason = after_sales.group(1), after_sales.group(2).strip()
                 kind = AfterSalesKind.RETURN if word in ("退货", "return") else AfterSalesKind.REFUND
-                await order_status.request_after_sales(
+                request = await order_status.request_after_sales(
                     session, order_id=order_id, customer_id=customer_id, kind=kind, reason=reason,
                     rules=ctx.services.rules,
                 )
@@ -392,7 +392,9 @@ class OrdersDialog(Dialog[OrdersState, OrdersData]):
                 data = {**order_data(order), **_group_wait(waiting, order.id), "kind": str(kind), "reason": reason}
                 reply = Text("after_sales_requested", data)
                 # --- staff alerts: a new after-sales request, committed with it ---
-                await ctx.services.alerts.after_sales(session, order, kind=str(kind), reason=reason)
+                await ctx.services.alerts.after_sales(
+                    session, order, request_id=request.id, kind=str(kind), reason=reason
+                )
         if action == "cancel_order":
             await ctx.services.payments.close(order_no=order.order_no)
         return reply

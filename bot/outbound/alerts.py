@@ -134,9 +134,13 @@ class StaffAlerts:
         }
         await self.queue(uow.session, "alert_order_paid", data, MANAGERS)
 
-    async def after_sales(self, session: AsyncSession, order: OrderView, *, kind: str, reason: str) -> None:
-        """A customer asked for a refund or a return: in the request's own transaction."""
+    async def after_sales(
+        self, session: AsyncSession, order: OrderView, *, request_id: int, kind: str, reason: str
+    ) -> None:
+        """A customer asked for a refund or a return: in the request's own transaction; the
+        alert names the request as /approve and /reject take it."""
         data = {
+            "request_id": request_id,
             "order_no": order.order_no,
             "kind": kind,
             "reason": reason,

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
+from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.errors import ErrorCode, ShopError
 from commerce.orders import placement as orders
 from commerce.orders import views as order_views
 from commerce.orders.models import Order, OrderStatus
+from commerce.rules import as_utc
 
 MAX_PAGE = 50
 _ORDER_NO = re.compile(r"^[A-Z]{2}\d{16}$")
@@ -25,13 +27,18 @@ async def list_orders_by_status(
     session: AsyncSession,
     *,
     statuses: Collection[OrderStatus] | None,
+    placed: tuple[datetime, datetime] | None = None,
     limit: int = 10,
     offset: int = 0,
 ) -> tuple[list[order_views.OrderView], int]:
-    """A page of orders in these statuses (None: all), newest first, and how many there are."""
-    where = []
+    """A page of orders in these statuses (None: all), placed in [start, end) when `placed`
+    is given, newest first, and how many there are."""
+    where: list[ColumnElement[bool]] = []
     if statuses is not None:
         where.append(Order.status.in_([OrderStatus(s).value for s in statuses]))
+    if placed is not None:
+        start, end = (as_utc(moment) for moment in placed)
+        where += [Order.created_at >= start, Order.created_at < end]
     total = await session.scalar(select(func.count()).select_from(Order).where(*where))
     ids = (
         await session.scalars(

@@ -166,3 +166,30 @@ async def test_approving_when_nothing_is_left_to_refund_only_marks_it(staffed: S
     assert len(await refunds(staffed)) == 1
     (entry,) = [e for e in await audit_rows(staffed, "approve") if e.outcome == "ok"]
     assert entry.after["refund_fen"] == 0 and "refund_problem" not in entry.after
+
+
+async def test_approve_and_reject_by_the_order_number_the_alert_shows(staffed: Shop) -> None:
+    """The new-request alert names the order; staff copy its number into /approve or /reject
+    (it used to answer with the usage line, the alert saying only "/aftersales")."""
+    order_no, request_id = await ask_for_refund(staffed, staffed.user(CUSTOMER))
+    (alert,) = [t for t in texts(staffed, OWNER) if "新的退款申请" in t]
+    assert order_no in alert and f"/approve {request_id}" in alert and f"/reject {request_id} 原因" in alert
+
+    owner = staffed.user(OWNER)
+    ask = await owner.say(f"/approve {order_no}")
+    assert f"将同意售后申请 #{request_id}" in ask.text and order_no in ask.text
+    done = await owner.say(confirm_code(ask.text))
+    assert f"已同意售后申请 #{request_id}" in done.text
+    assert await request_status(staffed, request_id) == "approved"
+    (entry,) = [e for e in await audit_rows(staffed, "approve") if e.outcome == "ok"]
+    assert entry.before["id"] == request_id and entry.args == [order_no]
+
+    # nothing open on it any more, said with the order's number (its 16 digits do too)
+    again = await owner.say(f"/reject {order_no[2:]} 已经退过了")
+    assert f"订单 {order_no} 没有待处理的售后申请" in again.text
+
+    other_no, other_id = await ask_for_refund(staffed, staffed.user(STRANGER), "退货 颜色不喜欢")
+    done = await staffed.user(SERVICE).say(f"/reject {other_no.lower()} 定制商品不支持退货")
+    assert f"已拒绝售后申请 #{other_id}" in done.text
+    assert await request_status(staffed, other_id) == "rejected"
+    assert "参数不对" in (await owner.say("/approve SF123")).text  # neither an id nor an order number

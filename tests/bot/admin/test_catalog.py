@@ -523,3 +523,20 @@ async def test_add_without_a_category_names_the_categories(sqlite_staffed: Shop)
         assert await session.scalar(select(Product.id).where(Product.name == "新疆哈密瓜")) is None
     added = await sqlite_staffed.user(OWNER).say("/add 新疆哈密瓜 39.9 20 水果")
     assert "新疆哈密瓜" in added.text and "没有" not in added.text, added.text
+
+
+async def test_numbers_typed_in_full_width_are_read(staffed: Shop) -> None:
+    """A Chinese keyboard in full-width mode types "３５．８", "＋１０" and an ideographic space:
+    they used to get the usage line. Free text keeps its own punctuation."""
+    owner = staffed.user(OWNER)
+    banana = await _product(staffed, "香蕉")
+    assert "¥35.80" in (await owner.say("/price 香蕉 ３５．８")).text
+    assert "¥16.00" in (await owner.say("/改价　香蕉　１６元")).text
+    assert "200 → 210" in (await owner.say("/stock 香蕉 ＋１０")).text
+    assert "210 → 100" in (await owner.say("/stock 香蕉 100件")).text
+    assert "100 → 97" in (await owner.say(f"/stock ＃{banana.id} －３")).text
+    variant = await _variant(staffed, "FRU-BANANA-3J")
+    assert (variant.price_fen, variant.stock) == (1600, 97)
+    await owner.say(f"/edit {banana.id} 描述 海南直发，坏果包赔（１年）")
+    assert (await _product(staffed, "香蕉")).description == "海南直发，坏果包赔（１年）"
+    assert [e.args[-1] for e in await _audit(staffed, "stock") if e.outcome == "ok"] == ["+10", "100件", "-3"]

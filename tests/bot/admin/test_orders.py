@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -191,6 +192,33 @@ async def test_orders_by_status_a_page_at_a_time(staffed: Shop) -> None:
     (refused,) = [e for e in await audit_rows(staffed, "orders") if e.outcome == "refused"]
     assert (refused.actor, refused.role) == (STRANGER, "")
     assert [e.outcome for e in await audit_rows(staffed, "orders") if e.actor == SERVICE][:1] == ["ok"]
+
+
+async def test_todays_orders_by_the_word_the_owner_types(staffed: Shop) -> None:
+    """'/orders 今天' (today's orders, cut at the shop's midnight) and '/orders 已付款' used to
+    get the usage line."""
+    sessions = db(staffed.client.app)
+    today = [await insert_order(sessions, openid=f"o_buyer_{i:04d}") for i in range(11)]
+    older = [await insert_order(sessions, openid=f"o_early_{i:04d}") for i in range(2)]
+    async with sessions() as session, session.begin():
+        for placed, days in zip(older, (1, 2), strict=True):
+            order = await session.get(Order, placed.id)
+            assert order is not None
+            order.created_at -= timedelta(days=days)
+    await pay(staffed, today[0].order_no)
+    owner = staffed.user(OWNER)
+
+    first = await owner.say("/orders 今天")
+    assert "【今天的订单】共 11 单，第1/2页" in first.text and "/orders 今天 全部 2" in first.text, first.text
+    second = await owner.say("/orders 今天 全部 2")
+    assert today[0].order_no in second.text and all(o.order_no not in second.text for o in older)
+    paid = await owner.say("/orders 今天 已付款")
+    assert "【今天的已支付订单】共 1 单" in paid.text and today[0].order_no in paid.text, paid.text
+    assert (await owner.say("/orders 已付款")).text == paid.text.replace("【今天的", "【")
+    yesterday = await owner.say("/订单 昨天")
+    assert "【昨天的订单】共 1 单" in yesterday.text and older[0].order_no in yesterday.text, yesterday.text
+    assert "共 13 单" in (await owner.say("/orders")).text
+    assert "参数不对" in (await owner.say("/orders 今天 昨天")).text
 
 
 async def test_one_order_with_its_lines_address_and_history(staffed: Shop) -> None:

@@ -109,7 +109,8 @@ async def test_ship_several_orders_in_one_command_and_a_waiting_seat_is_refused_
     assert "/ship" in next(t for t in texts(shop, OWNER) if a in t)
     owner = shop.user(OWNER)
 
-    lines = await owner.say(f"/ship\n{a} 顺丰 SF1000000001\n{seat} 圆通 YT1000000002\n{b[2:]} 韵达 YD1000000003")
+    wide_b = b[2:].translate({ord(d): ord(d) + 0xFEE0 for d in "0123456789"})  # a full-width keyboard's digits
+    lines = await owner.say(f"/ship\n{a} 顺丰 SF1000000001\n{seat} 圆通 YT1000000002\n{wide_b}　韵达 YD1000000003")
     assert "已发货 2 单，未发货 1 单" in lines.text, lines.text
     assert f"✗ 第 3 行 {seat}：拼团" in lines.text and "还没成团（1/3），成团后才能发货" in lines.text
     assert (await view(shop, a)).carrier == "顺丰" and (await view(shop, b)).tracking_no == "YD1000000003"

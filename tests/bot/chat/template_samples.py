@@ -48,7 +48,7 @@ COUNTS = {
     "per_user_limit", "total_quantity", "max_days", "max_hours", "max_size", "max_limit",
     "max_rows", "max_length", "min_length", "points_used", "current", "product_id",
     "withdrawal_id", "delta", "dispatch_hours", "return_days", "cart_items", "in_cart", "offer_quantity", "shipped_count",
-    "ticket", "ticket_id", "waiting", "failed_count", "paid_count", "line_no",
+    "ticket", "ticket_id", "request_id", "waiting", "failed_count", "paid_count", "line_no",
     "rating_max", "review_id", "photo_count", "photos_max", "length",
     "units", "sold", "pay_minutes", "days", "max_units", "max_pay_minutes", "running", "coming",
     "viewers", "clicks", "pushes", "audience",

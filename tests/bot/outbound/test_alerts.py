@@ -66,13 +66,13 @@ async def test_a_paid_order_alerts_the_managers_who_have_not_muted(staffed: Shop
 
 async def test_an_after_sales_request_alerts_everyone_on_duty(staffed: Shop) -> None:
     await staffed.user(SERVICE).say("/静音")
-    order_no, _request_id = await ask_for_refund(staffed, staffed.user(CUSTOMER), "退货 颜色和图片不一样")
+    order_no, request_id = await ask_for_refund(staffed, staffed.user(CUSTOMER), "退货 颜色和图片不一样")
     await drain(staffed)
     for openid in (OWNER, OPERATOR):
         request_alerts = [a for a in alerts(staffed, openid) if "申请" in a]
         assert len(request_alerts) == 1, openid
         assert f"新的退货申请：订单 {order_no}（已支付" in request_alerts[0]
-        assert "颜色和图片不一样" in request_alerts[0] and "/aftersales" in request_alerts[0]
+        assert "颜色和图片不一样" in request_alerts[0] and f"/approve {request_id}" in request_alerts[0]
     assert alerts(staffed, SERVICE) == []
 
 
