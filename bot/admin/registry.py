@@ -10,6 +10,7 @@ member confirms, with `confirmed=True` it acts.
 from __future__ import annotations
 
 import shlex
+import unicodedata
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -108,15 +109,14 @@ class Registry:
         return [c for c in self.commands.values() if role in c.roles]
 
 
-_FULL_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}  # "３" -> "3", "＋" -> "+", "＃" -> "#"
-_BESIDE_A_NUMBER = frozenset("¥￥元")
+_BESIDE_A_NUMBER = frozenset("¥元")
 
 
 def fold_width(word: str) -> str:
     """A number a Chinese keyboard typed in full width ("３５．８", "＋10", "＃3", "ＳＦ2026…")
     as the ASCII the argument parsers read. Words without a digit and words with any other
     non-ASCII character (Chinese words, free text) are kept as typed."""
-    folded = word.translate(_FULL_WIDTH)
+    folded = unicodedata.normalize("NFKC", word)  # "３" -> "3", "＋" -> "+", "＃" -> "#", "￥" -> "¥"
     if any(c.isdigit() for c in folded) and all(c.isascii() or c in _BESIDE_A_NUMBER for c in folded):
         return folded
     return word

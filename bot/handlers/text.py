@@ -58,7 +58,7 @@ def _group_code_said(ctx: Context) -> dict[str, object] | None:
     if ctx.msg.kind not in ("text", "voice"):
         return None
     text = normalize(ctx.msg.text)
-    if len(text) > MAX_CODE_SENTENCE:
+    if len(text) > MAX_CODE_SENTENCE or text.startswith(PREFIXES):  # a stranger's "/group ABCDEF": only text
         return None
     tokens = [t for t in _CODE_TOKEN.findall(text) if may_be_code(t)]  # "caomei", "xigua": no code
     if len(tokens) != 1:
