@@ -248,6 +248,12 @@ _REFUND_STATUS = re.compile(
     r"|\brefund status\b|\bwhere(?:'s| is) my (?:refund|money)\b|\b(?:has|did|is) my refund\b"
     r"|\bwhen (?:will|do|can) i get (?:my )?(?:money|refund)\b|\bwhat happened to my refund\b"
 )
+# "退款 葡萄坏了几颗", "退货：发错了": a request typed in the form the shop asks for (the word,
+# a space or a colon, the reason). It files the request on the order it is about
+# (bot.dialogs.orders): complaint words in the reason do not make it a complaint (a person
+# is not what was asked for), and a question in it ("退款 进度怎么样了") still only asks.
+_AFTER_SALES_FORM = re.compile(r"(退款|退货)(?:\s+|\s*[:：]\s*)(\S.*)", re.DOTALL)
+MAX_REASON_CHARS = 400  # longer: no request form (the request itself takes at most 300)
 _AFTER_SALES = re.compile(
     r"退款|退货|售后|换货|退钱|^我?(?:要|想)?退(?:掉|了)?(?:这个|那个|它|这单|那单)"
     r"|\brefund\b|\breturn (?:it|this|my|the)\b|\bexchange (?:it|this|my|the)\b"
@@ -465,10 +471,27 @@ _RULES: tuple[tuple[re.Pattern[str], Intent, Topic | None], ...] = (
 )
 
 
+def after_sales_form(text: str) -> tuple[str, str] | None:
+    """(word, reason) of a request typed in the form the shop asks for ("退款 买错了" →
+    ("退款", "买错了"), "退货：发错了", after a greeting too); None for anything else, a
+    question about a refund asked in that form ("退款 进度怎么样了") included."""
+    clean = normalize(text)
+    if (opened := _OPENER.match(clean)) and clean[opened.end():]:  # "你好，退款 买错了"
+        clean = clean[opened.end():]
+    found = _AFTER_SALES_FORM.fullmatch(clean) if len(clean) <= MAX_REASON_CHARS else None
+    if found is None or _REFUND_STATUS.search(found.group(1) + found.group(2)):
+        return None
+    return found.group(1), found.group(2).strip()
+
+
 @lru_cache(maxsize=4096)
 def understand(text: str) -> Understood:
     """The intent of one message, with slots for a search. Pure and cached."""
     clean = normalize(text)
+    if (form := _AFTER_SALES_FORM.fullmatch(clean)) and len(clean) <= MAX_REASON_CHARS:
+        # the request form before anything else, complaint words in its reason included
+        asked = _REFUND_STATUS.search(form.group(1) + form.group(2))
+        return Understood(Intent.REFUND_STATUS if asked else Intent.AFTER_SALES, _locale(clean))
     if not clean or len(clean) > MAX_UNDERSTOOD_CHARS or clean[0] in "/／":
         return Understood(Intent.SEARCH, words=clean[:MAX_UNDERSTOOD_CHARS])
     locale = _locale(clean)

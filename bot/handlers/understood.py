@@ -258,7 +258,7 @@ async def shop_question(ctx: Context, understood: Understood) -> Reply:
     if staff_answer is not None:
         return Text("faq_answer", {"keyword": staff_answer.keyword, "answer": staff_answer.answer})
     about = _ORDER_TOPICS.get(understood.topic) if understood.topic else None
-    if about is not None:  # "怎么付款" with an unpaid order, "什么时候发货" with one paid
+    if about is not None:  # "怎么付款" with an unpaid order, "什么时候发货", "不想要了能退吗" with one paid
         ask, statuses = about
         reply = await ctx.services.dialogs.orders.about(ctx, ask, statuses=statuses)
         if reply is not None:
@@ -270,6 +270,8 @@ async def shop_question(ctx: Context, understood: Understood) -> Reply:
 _ORDER_TOPICS: dict[Topic, tuple[Intent, tuple[OrderStatus, ...]]] = {
     Topic.PAYMENT: (Intent.PAY_ORDER, (OrderStatus.PENDING_PAYMENT,)),
     Topic.SHIPPING_TIME: (Intent.TRACK, (OrderStatus.PAID,)),
+    # not shipped yet: refunded on request now, not "within 7 days of delivery"
+    Topic.RETURNS: (Intent.AFTER_SALES, (OrderStatus.PAID,)),
 }
 
 
