@@ -295,6 +295,7 @@ TEMPLATE_SAMPLES: dict[str, dict[str, Any]] = {
     "flash_pay_card": {"address": "@map"},
     "admin/flash_list": {"sales": "@list"},
     "admin/level_list": {"levels": "@list"},
+    "member_benefits": {"levels": "@list"},
     "admin/level_set": {"levels": "@list", "level": "@map", "moved": 2},
     "admin/level_confirm": {"level": "@map", "before": "@map"},
     "admin/level_remove_confirm": {"level": "@map", "members": 3},
