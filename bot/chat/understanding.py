@@ -52,6 +52,8 @@ class Intent(enum.StrEnum):
     DEALS = "deals"  # "有优惠吗", "能便宜点吗", "any discounts?": what the shop takes off now, and how
     INVITE = "invite"  # "怎么邀请好友": the invite code and link
     GROUP = "group"  # how group buys work
+    GROUP_CODE = "group_code"  # "拼团码是多少", "我的团码呢": the customer's open group, to pass on
+    SHARE = "share"  # "怎么分享给朋友": the open group to pass on, else the invite code and link
     FLASH = "flash"  # "有秒杀吗", "怎么抢购": the flash sales running and coming
     LIVE_SUBSCRIBE = "live_subscribe"  # "订阅直播通知", "开播提醒我": told when a live drop starts
     LIVE = "live"  # "有直播吗", "直播间在哪": the product on air
@@ -312,8 +314,20 @@ _DEALS = re.compile(  # what the shop takes off, and how: a discount, a coupon, 
     r"|^(?:coupons?|discounts?|deals?|promotions?)[\s?!.~]*$"
 )
 _INVITE = re.compile(
-    r"怎么(?:邀请|推荐|分享)|如何(?:邀请|推荐|分享)|邀请(?:好友|朋友)|推荐(?:好友|朋友)|分享给(?:好友|朋友)|拉(?:新|好友)|返佣|佣金怎么(?!提现|取|拿|到账)"
-    r"|\b(?:invite|refer) (?:a )?friends?\b|\bhow (?:do|can) i (?:invite|refer|share)\b|\breferral\b"
+    r"怎么(?:邀请|推荐)|如何(?:邀请|推荐)|邀请(?:好友|朋友)|推荐(?:好友|朋友)|拉(?:新|好友)|返佣|佣金怎么(?!提现|取|拿|到账)"
+    r"|\b(?:invite|refer) (?:a )?friends?\b|\bhow (?:do|can) i (?:invite|refer)\b|\breferral\b"
+)
+# Sharing with friends, nothing else named: a leader's open group is what needs them most.
+_SHARE = re.compile(r"(?:怎么|如何|咋)(?:分享|转发)|分享给(?:好友|朋友|别人)|\bhow (?:do|can) i share\b")
+# The customer's own group, asked for to pass on (a code typed in the words is a friend's:
+# bot.handlers.text reads it before this).
+_GROUP_CODE = re.compile(
+    r"(?:拼团|团购|开团|团)码(?:是|在)?(?:多少|什么|啥|呢|哪|几|发|给|忘|找|怎么|在哪|吗)"
+    r"|(?:我的|我开的|我参的|我的拼)团(?:码|链接|的链接|二维码|的二维码)?(?:呢|在哪|是多少|发我|给我)"
+    r"|(?:拼团|团)的?(?:链接|二维码)(?:呢|在哪|是多少|是什么|发我|给我)"
+    r"|(?:怎么|如何|咋)(?:把)?(?:拼团|团|我的团|这个团)(?:分享|转发|发给)|(?:分享|转发)(?:拼团|我的团|这个团)"
+    r"|(?:拼团|我的团|这个团)(?:怎么|如何|咋)(?:分享|转发|发给)|^(?:我的)?(?:拼团|团)码[?？]*$"
+    r"|\bmy group(?:'s)? (?:code|link)\b|\bwhat(?:'s| is) (?:my |the )?group code\b|\bshare (?:my |the )?group\b"
 )
 _PRICE_ASK = re.compile(
     r"^(?:这个|这款|那个|这|它|请问|老板)?(?:多少钱|几块钱|什么价(?:格|钱)?|啥价|价格(?:是)?多少|价钱(?:是)?多少|怎么卖|咋卖|贵不贵|贵吗)"
@@ -447,6 +461,7 @@ _RULES: tuple[tuple[re.Pattern[str], Intent, Topic | None], ...] = (
     (_COMPLAINT, Intent.COMPLAINT, None),
     (_SERVICE_HOURS, Intent.FAQ, Topic.SERVICE_HOURS),
     (_HUMAN, Intent.HUMAN, None),
+    (_GROUP_CODE, Intent.GROUP_CODE, None),  # before how group buys work: "拼团怎么分享"
     (_GROUP, Intent.GROUP, None),
     (_FLASH, Intent.FLASH, None),
     (_LIVE_SUBSCRIBE, Intent.LIVE_SUBSCRIBE, None),
@@ -461,6 +476,7 @@ _RULES: tuple[tuple[re.Pattern[str], Intent, Topic | None], ...] = (
     (_ORDERS, Intent.ORDERS, None),
     (_CLEAR_CART, Intent.CLEAR_CART, None),
     (_CART, Intent.CART, None),
+    (_SHARE, Intent.SHARE, None),
     (_INVITE, Intent.INVITE, None),
     (_ACCOUNT, Intent.ACCOUNT, None),
     (_DEALS, Intent.DEALS, None),

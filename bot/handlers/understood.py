@@ -178,6 +178,22 @@ async def invite_friends(ctx: Context) -> Reply | None:
     return await account.invite(ctx)
 
 
+@router.route(Understands(frozenset({Intent.GROUP_CODE})))
+async def group_to_share(ctx: Context) -> Reply:
+    """"拼团码是多少", "我的团码呢": the customer's open group to forward, else that they
+    have none and how to start one."""
+    shared = await ctx.services.dialogs.group.share(ctx)
+    return shared if shared is not None else Text("group_share_none", {"forming": False})
+
+
+@router.route(Understands(frozenset({Intent.SHARE})))
+async def share_with_friends(ctx: Context) -> Reply | None:
+    """"怎么分享给朋友": a group the customer is in needs friends first (its card to
+    forward); else the invite code and link, as 「邀请」."""
+    shared = await ctx.services.dialogs.group.share(ctx)
+    return shared if shared is not None else await account.invite(ctx)
+
+
 @router.route(Understands(frozenset({Intent.ACCOUNT})))
 async def the_account(ctx: Context) -> Reply | None:
     """"我的积分", "我的优惠券", "my account": the account page, as 「我的」."""

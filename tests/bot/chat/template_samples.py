@@ -200,6 +200,7 @@ OTHER: dict[str, Any] = {
     "new": True,
     "changed": True,
     "reviewed": False,
+    "forming": False,
     "staff_told": True,
     "hidden": False,
     "rating": 5,

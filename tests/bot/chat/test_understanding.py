@@ -67,6 +67,21 @@ def test_a_refund_typed_with_its_reason_is_a_request_whatever_the_reason_says(te
     assert after_sales_form(text) == form
 
 
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("拼团码是多少", Intent.GROUP_CODE), ("我的团码呢", Intent.GROUP_CODE), ("团的链接发我", Intent.GROUP_CODE),
+        ("拼团怎么分享", Intent.GROUP_CODE), ("what's my group code", Intent.GROUP_CODE), ("拼团码", Intent.GROUP_CODE),
+        ("怎么分享给朋友", Intent.SHARE), ("how do i share", Intent.SHARE), ("怎么邀请好友", Intent.INVITE),
+        ("拼团怎么玩", Intent.GROUP), ("我要参团 ABCDEF", Intent.SEARCH), ("拼团码：ABC123 怎么加入", Intent.SEARCH),
+    ],
+)
+def test_a_group_code_asked_for_is_the_customers_own_group(text: str, intent: Intent) -> None:
+    """A code in the words is a friend's (bot.handlers.text reads it first); asked for
+    without one, it is the customer's own group to pass on."""
+    assert understand(text).intent is intent
+
+
 @pytest.mark.parametrize("text", ["退款 进度怎么样了", "退款 到账了吗", "退款：什么时候到账"])
 def test_a_refund_question_in_the_request_form_only_asks(text: str) -> None:
     assert understand(text).intent is Intent.REFUND_STATUS and after_sales_form(text) is None
