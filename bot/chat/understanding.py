@@ -42,6 +42,7 @@ class Intent(enum.StrEnum):
     TRACK = "track"  # "包裹到哪儿了", "发货了吗": the shipment, or when it will ship
     URGE = "urge"  # "催一下发货", "怎么还不发": the promise, and staff are told
     RECEIVED = "received"  # "东西收到了", "确认收货": confirm receipt of the shipped order
+    PLEASED = "pleased"  # "收到啦 苹果很甜👍": glad, and how to confirm receipt and review (never confirmed)
     CANCEL_ORDER = "cancel_order"  # "取消订单", "那单不要了"
     AFTER_SALES = "after_sales"  # "我要退款", "申请售后": how, on the order it is about
     REFUND_STATUS = "refund_status"  # "退款进度怎么样了", "我的退款呢", "钱什么时候到账": what became of it
@@ -260,6 +261,20 @@ _AFTER_SALES = re.compile(
     r"退款|退货|售后|换货|退钱|^我?(?:要|想)?退(?:掉|了)?(?:这个|那个|它|这单|那单)"
     r"|\brefund\b|\breturn (?:it|this|my|the)\b|\bexchange (?:it|this|my|the)\b"
 )
+# Goods arrived and liked ("收到啦 苹果很甜👍", "到了，很新鲜"): glad, and how to confirm
+# receipt and review. Never receipt itself: "收到了" also acknowledges a message, and the
+# receipt starts the after-sales clock. A "不", "没" or "差" anywhere is no praise, and a
+# question ("收到了 香蕉好吃吗") asks something else.
+_ARRIVED = r"(?:收到|到了|到啦|到咯|拿到|签收|收货)"
+_LIKED = (
+    r"(?:甜|好吃|好喝|新鲜|不错|很好|挺好|真好|满意|喜欢|赞|棒|好评|超值|物美价廉|香|漂亮|好看|好用|舒服|大个|个大"
+    r"|[\U0001F44D\U0001F44F\u2764\U0001F60A-\U0001F60D\U0001F970\U0001F618]|\[(?:强|赞|爱心|玫瑰|愉快|微笑|呲牙|耶|可爱)\])"
+)
+_PLEASED = re.compile(
+    rf"^(?!.*[不没差吗么嘛?？]).*(?:{_ARRIVED}.*{_LIKED}|{_LIKED}.*{_ARRIVED})"
+    r"|^(?!.*(?:\bnot\b|n't|\?)).*\b(?:received|arrived|got (?:it|them|my order|the order))\b.*"
+    r"\b(?:love|loved|great|delicious|sweet|fresh|perfect|amazing|awesome|excellent|tasty)\b"
+)
 # The delivery details of an order already placed: at checkout, a group seat or a flash
 # unit's address step, the open dialog takes these words first (its own address).
 _CHANGE_ADDRESS = re.compile(
@@ -473,6 +488,7 @@ _RULES: tuple[tuple[re.Pattern[str], Intent, Topic | None], ...] = (
     (_HELP, Intent.HELP, None),
     (_BUY_AGAIN, Intent.BUY_AGAIN, None),
     *((pattern, intent, None) for intent, pattern in _ORDER_ASKS),
+    (_PLEASED, Intent.PLEASED, None),  # after "东西收到了": said plainly, receipt is confirmed
     (_ORDERS, Intent.ORDERS, None),
     (_CLEAR_CART, Intent.CLEAR_CART, None),
     (_CART, Intent.CART, None),

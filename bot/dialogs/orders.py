@@ -8,6 +8,7 @@ stateDiagram-v2
     DETAIL --> [*]: "评价" on a received order: the review dialog (bot/dialogs/review.py)
     [*] --> DETAIL: a question about one order anywhere ("包裹到哪了", "刚才那单怎么付", "不想要了能退吗")
     [*] --> DETAIL: "退款 原因" anywhere: filed on the one order in its status it is about
+    [*] --> DETAIL: "收到啦 苹果很甜👍": glad, "确认收货" and a review offered on the shipped order
     DETAIL --> LIST: "返回"
     [*] --> ADDRESS: "地址写错了", "改地址" anywhere: the order not shipped yet (its address shown)
     DETAIL --> ADDRESS: "改地址" on an order's screen
@@ -66,6 +67,7 @@ ASKED_ABOUT: dict[Intent, tuple[OrderStatus, ...]] = {
     Intent.TRACK: (_S.SHIPPED, _S.PAID, _S.PENDING_PAYMENT),
     Intent.URGE: (_S.PAID, _S.SHIPPED, _S.PENDING_PAYMENT),
     Intent.RECEIVED: (_S.SHIPPED, _S.PAID),
+    Intent.PLEASED: (_S.SHIPPED,),  # glad, and "确认收货" offered: never confirmed from these words
     Intent.CANCEL_ORDER: (_S.PENDING_PAYMENT, _S.PAID),
     Intent.AFTER_SALES: (_S.SHIPPED, _S.PAID, _S.COMPLETED, _S.REFUNDING),
     # the order of the newest after-sales request first (`OrdersDialog.about`), else a refund staff began

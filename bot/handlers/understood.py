@@ -138,6 +138,15 @@ async def about_an_order(ctx: Context, understood: Understood) -> Reply:
     return Text("order_ask_none", {"ask": str(understood.intent), "topic": str(topic or ""), **shop_facts(ctx)})
 
 
+@router.route(Understands(frozenset({Intent.PLEASED})))
+async def pleased_with_it(ctx: Context) -> Reply:
+    """"收到啦 苹果很甜👍": glad, with "确认收货" and a review offered on the shipped order
+    (opened, so "确认收货" works next); receipt is never confirmed from these words. No
+    shipped order: a friendly word and the next step."""
+    reply = await ctx.services.dialogs.orders.about(ctx, Intent.PLEASED)
+    return reply if reply is not None else Text("thanks", {**await _next_steps(ctx), "ack": True})
+
+
 async def _own_address_step(ctx: Context) -> Reply | None:
     """"改地址" while a group seat or a flash unit asks for its own delivery address: that
     step asks again (checkout takes the words itself); no order placed before is touched."""

@@ -239,3 +239,23 @@ async def test_the_cart_is_cleared_in_words_away_from_its_screen(staffed: Shop) 
     assert "购物车已清空" in cleared.text, cleared.text
     empty = await user.say("购物车")
     assert "购物车是空的" in empty.text, empty.text
+
+
+async def test_a_happy_word_when_the_goods_arrive_is_answered_warmly_and_confirms_nothing(staffed: Shop) -> None:
+    """"收到啦 苹果很甜👍" on a shipped order: glad, with "确认收货" and a review offered on that
+    order, never a product search and never the receipt itself (it starts the after-sales
+    clock, and "收到了" also acknowledges a message); "确认收货" next confirms it."""
+    user = staffed.user(CUSTOMER)
+    order_no = await place_order(staffed, user)
+    await pay(staffed, order_no)
+    await staffed.user(OPERATOR).say(f"/ship {order_no} 顺丰 SF1234567890")
+    await user.say("苹果")
+    await user.say("1")  # a product's card on screen
+    glad = await user.say("收到啦 苹果很甜👍")
+    assert "很高兴你喜欢" in glad.text and order_no in glad.text and "确认收货" in glad.text, glad.text
+    assert "评价" in glad.text and "相近的商品" not in glad.text, glad.text
+    assert (await view(staffed, order_no)).status == OrderStatus.SHIPPED
+    done = await user.say("确认收货")
+    assert "已确认收货" in done.text and order_no in done.text, done.text
+    nobody = await staffed.user("o_no_orders").say("收到啦 苹果很甜👍")
+    assert "有需要随时找我" in nobody.text and "相近的商品" not in nobody.text, nobody.text

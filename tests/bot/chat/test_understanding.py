@@ -82,6 +82,19 @@ def test_a_group_code_asked_for_is_the_customers_own_group(text: str, intent: In
     assert understand(text).intent is intent
 
 
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("收到啦 苹果很甜👍", Intent.PLEASED), ("到了，很新鲜", Intent.PLEASED), ("收到了，很满意[强]", Intent.PLEASED),
+        ("received it, love it", Intent.PLEASED), ("收到啦", Intent.ACK), ("收到了 谢谢", Intent.ACK),
+        ("东西收到了", Intent.RECEIVED), ("收到的苹果烂了", Intent.COMPLAINT), ("收到了 不太甜", Intent.SEARCH),
+        ("收到了 香蕉好吃吗", Intent.SEARCH),
+    ],
+)
+def test_goods_arrived_and_liked_is_pleased_never_a_receipt(text: str, intent: Intent) -> None:
+    assert understand(text).intent is intent
+
+
 @pytest.mark.parametrize("text", ["退款 进度怎么样了", "退款 到账了吗", "退款：什么时候到账"])
 def test_a_refund_question_in_the_request_form_only_asks(text: str) -> None:
     assert understand(text).intent is Intent.REFUND_STATUS and after_sales_form(text) is None
