@@ -42,6 +42,7 @@ class Intent(enum.StrEnum):
     TRACK = "track"  # "包裹到哪儿了", "发货了吗": the shipment, or when it will ship
     URGE = "urge"  # "催一下发货", "怎么还不发": the promise, and staff are told
     RECEIVED = "received"  # "东西收到了", "确认收货": confirm receipt of the shipped order
+    PLEASED = "pleased"  # "收到啦 苹果很甜👍": glad, and how to confirm receipt and review (never confirmed)
     CANCEL_ORDER = "cancel_order"  # "取消订单", "那单不要了"
     AFTER_SALES = "after_sales"  # "我要退款", "申请售后": how, on the order it is about
     REFUND_STATUS = "refund_status"  # "退款进度怎么样了", "我的退款呢", "钱什么时候到账": what became of it
@@ -52,6 +53,8 @@ class Intent(enum.StrEnum):
     DEALS = "deals"  # "有优惠吗", "能便宜点吗", "any discounts?": what the shop takes off now, and how
     INVITE = "invite"  # "怎么邀请好友": the invite code and link
     GROUP = "group"  # how group buys work
+    GROUP_CODE = "group_code"  # "拼团码是多少", "我的团码呢": the customer's open group, to pass on
+    SHARE = "share"  # "怎么分享给朋友": the open group to pass on, else the invite code and link
     FLASH = "flash"  # "有秒杀吗", "怎么抢购": the flash sales running and coming
     LIVE_SUBSCRIBE = "live_subscribe"  # "订阅直播通知", "开播提醒我": told when a live drop starts
     LIVE = "live"  # "有直播吗", "直播间在哪": the product on air
@@ -248,9 +251,29 @@ _REFUND_STATUS = re.compile(
     r"|\brefund status\b|\bwhere(?:'s| is) my (?:refund|money)\b|\b(?:has|did|is) my refund\b"
     r"|\bwhen (?:will|do|can) i get (?:my )?(?:money|refund)\b|\bwhat happened to my refund\b"
 )
+# "退款 葡萄坏了几颗", "退货：发错了": a request typed in the form the shop asks for (the word,
+# a space or a colon, the reason). It files the request on the order it is about
+# (bot.dialogs.orders): complaint words in the reason do not make it a complaint (a person
+# is not what was asked for), and a question in it ("退款 进度怎么样了") still only asks.
+_AFTER_SALES_FORM = re.compile(r"(退款|退货)(?:\s+|\s*[:：]\s*)(\S.*)", re.DOTALL)
+MAX_REASON_CHARS = 400  # longer: no request form (the request itself takes at most 300)
 _AFTER_SALES = re.compile(
     r"退款|退货|售后|换货|退钱|^我?(?:要|想)?退(?:掉|了)?(?:这个|那个|它|这单|那单)"
     r"|\brefund\b|\breturn (?:it|this|my|the)\b|\bexchange (?:it|this|my|the)\b"
+)
+# Goods arrived and liked ("收到啦 苹果很甜👍", "到了，很新鲜"): glad, and how to confirm
+# receipt and review. Never receipt itself: "收到了" also acknowledges a message, and the
+# receipt starts the after-sales clock. A "不", "没" or "差" anywhere is no praise, and a
+# question ("收到了 香蕉好吃吗") asks something else.
+_ARRIVED = r"(?:收到|到了|到啦|到咯|拿到|签收|收货)"
+_LIKED = (
+    r"(?:甜|好吃|好喝|新鲜|不错|很好|挺好|真好|满意|喜欢|赞|棒|好评|超值|物美价廉|香|漂亮|好看|好用|舒服|大个|个大"
+    r"|[\U0001F44D\U0001F44F\u2764\U0001F60A-\U0001F60D\U0001F970\U0001F618]|\[(?:强|赞|爱心|玫瑰|愉快|微笑|呲牙|耶|可爱)\])"
+)
+_PLEASED = re.compile(
+    rf"^(?!.*[不没差吗么嘛?？]).*(?:{_ARRIVED}.*{_LIKED}|{_LIKED}.*{_ARRIVED})"
+    r"|^(?!.*(?:\bnot\b|n't|\?)).*\b(?:received|arrived|got (?:it|them|my order|the order))\b.*"
+    r"\b(?:love|loved|great|delicious|sweet|fresh|perfect|amazing|awesome|excellent|tasty)\b"
 )
 # The delivery details of an order already placed: at checkout, a group seat or a flash
 # unit's address step, the open dialog takes these words first (its own address).
@@ -306,8 +329,20 @@ _DEALS = re.compile(  # what the shop takes off, and how: a discount, a coupon, 
     r"|^(?:coupons?|discounts?|deals?|promotions?)[\s?!.~]*$"
 )
 _INVITE = re.compile(
-    r"怎么(?:邀请|推荐|分享)|如何(?:邀请|推荐|分享)|邀请(?:好友|朋友)|推荐(?:好友|朋友)|分享给(?:好友|朋友)|拉(?:新|好友)|返佣|佣金怎么(?!提现|取|拿|到账)"
-    r"|\b(?:invite|refer) (?:a )?friends?\b|\bhow (?:do|can) i (?:invite|refer|share)\b|\breferral\b"
+    r"怎么(?:邀请|推荐)|如何(?:邀请|推荐)|邀请(?:好友|朋友)|推荐(?:好友|朋友)|拉(?:新|好友)|返佣|佣金怎么(?!提现|取|拿|到账)"
+    r"|\b(?:invite|refer) (?:a )?friends?\b|\bhow (?:do|can) i (?:invite|refer)\b|\breferral\b"
+)
+# Sharing with friends, nothing else named: a leader's open group is what needs them most.
+_SHARE = re.compile(r"(?:怎么|如何|咋)(?:分享|转发)|分享给(?:好友|朋友|别人)|\bhow (?:do|can) i share\b")
+# The customer's own group, asked for to pass on (a code typed in the words is a friend's:
+# bot.handlers.text reads it before this).
+_GROUP_CODE = re.compile(
+    r"(?:拼团|团购|开团|团)码(?:是|在)?(?:多少|什么|啥|呢|哪|几|发|给|忘|找|怎么|在哪|吗)"
+    r"|(?:我的|我开的|我参的|我的拼)团(?:码|链接|的链接|二维码|的二维码)?(?:呢|在哪|是多少|发我|给我)"
+    r"|(?:拼团|团)的?(?:链接|二维码)(?:呢|在哪|是多少|是什么|发我|给我)"
+    r"|(?:怎么|如何|咋)(?:把)?(?:拼团|团|我的团|这个团)(?:分享|转发|发给)|(?:分享|转发)(?:拼团|我的团|这个团)"
+    r"|(?:拼团|我的团|这个团)(?:怎么|如何|咋)(?:分享|转发|发给)|^(?:我的)?(?:拼团|团)码[?？]*$"
+    r"|\bmy group(?:'s)? (?:code|link)\b|\bwhat(?:'s| is) (?:my |the )?group code\b|\bshare (?:my |the )?group\b"
 )
 _PRICE_ASK = re.compile(
     r"^(?:这个|这款|那个|这|它|请问|老板)?(?:多少钱|几块钱|什么价(?:格|钱)?|啥价|价格(?:是)?多少|价钱(?:是)?多少|怎么卖|咋卖|贵不贵|贵吗)"
@@ -441,6 +476,7 @@ _RULES: tuple[tuple[re.Pattern[str], Intent, Topic | None], ...] = (
     (_COMPLAINT, Intent.COMPLAINT, None),
     (_SERVICE_HOURS, Intent.FAQ, Topic.SERVICE_HOURS),
     (_HUMAN, Intent.HUMAN, None),
+    (_GROUP_CODE, Intent.GROUP_CODE, None),  # before how group buys work: "拼团怎么分享"
     (_GROUP, Intent.GROUP, None),
     (_FLASH, Intent.FLASH, None),
     (_LIVE_SUBSCRIBE, Intent.LIVE_SUBSCRIBE, None),
@@ -452,9 +488,11 @@ _RULES: tuple[tuple[re.Pattern[str], Intent, Topic | None], ...] = (
     (_HELP, Intent.HELP, None),
     (_BUY_AGAIN, Intent.BUY_AGAIN, None),
     *((pattern, intent, None) for intent, pattern in _ORDER_ASKS),
+    (_PLEASED, Intent.PLEASED, None),  # after "东西收到了": said plainly, receipt is confirmed
     (_ORDERS, Intent.ORDERS, None),
     (_CLEAR_CART, Intent.CLEAR_CART, None),
     (_CART, Intent.CART, None),
+    (_SHARE, Intent.SHARE, None),
     (_INVITE, Intent.INVITE, None),
     (_ACCOUNT, Intent.ACCOUNT, None),
     (_DEALS, Intent.DEALS, None),
@@ -465,10 +503,27 @@ _RULES: tuple[tuple[re.Pattern[str], Intent, Topic | None], ...] = (
 )
 
 
+def after_sales_form(text: str) -> tuple[str, str] | None:
+    """(word, reason) of a request typed in the form the shop asks for ("退款 买错了" →
+    ("退款", "买错了"), "退货：发错了", after a greeting too); None for anything else, a
+    question about a refund asked in that form ("退款 进度怎么样了") included."""
+    clean = normalize(text)
+    if (opened := _OPENER.match(clean)) and clean[opened.end():]:  # "你好，退款 买错了"
+        clean = clean[opened.end():]
+    found = _AFTER_SALES_FORM.fullmatch(clean) if len(clean) <= MAX_REASON_CHARS else None
+    if found is None or _REFUND_STATUS.search(found.group(1) + found.group(2)):
+        return None
+    return found.group(1), found.group(2).strip()
+
+
 @lru_cache(maxsize=4096)
 def understand(text: str) -> Understood:
     """The intent of one message, with slots for a search. Pure and cached."""
     clean = normalize(text)
+    if (form := _AFTER_SALES_FORM.fullmatch(clean)) and len(clean) <= MAX_REASON_CHARS:
+        # the request form before anything else, complaint words in its reason included
+        asked = _REFUND_STATUS.search(form.group(1) + form.group(2))
+        return Understood(Intent.REFUND_STATUS if asked else Intent.AFTER_SALES, _locale(clean))
     if not clean or len(clean) > MAX_UNDERSTOOD_CHARS or clean[0] in "/／":
         return Understood(Intent.SEARCH, words=clean[:MAX_UNDERSTOOD_CHARS])
     locale = _locale(clean)

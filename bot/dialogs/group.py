@@ -16,6 +16,7 @@ stateDiagram-v2
     LIST --> [*]: cancel, other text
     CARD --> [*]: cancel, other text
     [*] --> [*]: "取消拼团" / "cancel group" (a leader alone withdraws the group)
+    [*] --> [*]: "拼团码是多少", "怎么分享给朋友": the customer's open group as a card to forward
 ```
 The leader pays first; the invite (code and the group's page) reaches the leader as a
 message once the payment lands (`commerce.groupbuys.groups`, template group_opened). The
@@ -35,7 +36,7 @@ from typing import Any
 
 from bot.chat.context import Context
 from bot.chat.keywords import match_keyword, parse_number
-from bot.chat.replies import Notice, Reply, Text, with_notice
+from bot.chat.replies import Card, News, Notice, Reply, Text, with_notice
 from bot.dialogs.address_step import AddressStep, looks_like_address
 from bot.dialogs.base import Active, Dialog, Step, on
 from bot.dialogs.common import error_reply, pay_card, unit_of_work
@@ -45,7 +46,7 @@ from commerce.groupbuys import campaigns as group_campaigns
 from commerce.groupbuys import deadlines as group_deadlines
 from commerce.groupbuys import groups as group_buys
 from commerce.groupbuys.groups import GroupView
-from commerce.groupbuys.models import GroupStatus
+from commerce.groupbuys.models import GroupMemberStatus, GroupStatus
 from commerce.orders import placement as orders
 from commerce.rules import utcnow
 
@@ -194,6 +195,27 @@ class GroupDialog(Dialog[GroupState, GroupData]):
         except ShopError as exc:
             return Step(error_reply(exc))
         return Step(pay_card(ctx, order))
+
+    async def share(self, ctx: Context) -> Reply | None:
+        """"拼团码是多少", "我的团码呢", "怎么分享给朋友": the customer's open group (the one they
+        lead first) as a card to forward, with its code and the group's page, as the invite
+        the leader got when it opened. A group they lead not paid yet: pay first. None: no
+        such group (the caller says how to start one, or answers with something else)."""
+        async with unit_of_work(ctx) as session:
+            mine = await group_buys.groups_of(session, customer_id=ctx.customer_id)
+        seated = [
+            g for g in mine
+            if g.status == GroupStatus.OPEN
+            and (member := g.member(ctx.customer_id)) is not None and member.status == GroupMemberStatus.PAID
+        ]
+        seated.sort(key=lambda g: g.leader_id != ctx.customer_id)  # the one they lead first, else newest
+        if seated:
+            group = seated[0]
+            data = group_card_data(group, customer_id=ctx.customer_id)
+            return News((Card("group_share", data, picurl=group.image_url, url=f"/g/{group.code}"),))
+        if any(g.status == GroupStatus.FORMING and g.leader_id == ctx.customer_id for g in mine):
+            return Text("group_share_none", {"forming": True})
+        return None
 
     async def withdraw(self, ctx: Context, code: str = "") -> Reply:
         """A leader whose group nobody joined withdraws it ("取消拼团" / "cancel group").

@@ -8,12 +8,15 @@ stateDiagram-v2
     CODE --> CODE: a wrong code (tries left told), "重发" after 60 s, another phone number
     CODE --> PHONE: the code expired or took too many wrong tries ("重发" or a number again)
     CODE --> [*]: the right code: a member, at the level their spending reached
+    PHONE --> PHONE: "会员有什么好处" (the levels and their discounts), "会员" again
+    CODE --> CODE: "会员有什么好处" (the levels, then the code asked for), "会员" again
     PHONE --> [*]: "取消"
     CODE --> [*]: "取消"
 ```
 The dialog is exclusive (a 6-digit code or an 11-digit phone must not be read as a product
-number or a search) but takes only digits and "重发": anything else, "取消" included, goes
-on to the rest of the chat. The use cases are `commerce.membership.codes`; the SMS is sent
+number or a search) but takes only digits, "重发" and questions about membership (answered
+with the step kept: the code awaited is not lost to "会员有什么好处"): anything else,
+"取消" included, goes on to the rest of the chat. The use cases are `commerce.membership.codes`; the SMS is sent
 by `Services.sms` after the code's transaction committed. With the sandbox provider the
 reply shows the code (the simulators' way of receiving it); with a real one it never does.
 Nothing here logs the code.
@@ -27,10 +30,11 @@ from dataclasses import dataclass
 
 from bot.chat.context import Context
 from bot.chat.replies import Reply, Text
-from bot.dialogs.base import Dialog, Step, on
+from bot.chat.understanding import Intent, understand
+from bot.dialogs.base import Active, Dialog, Step, on
 from bot.dialogs.common import error_reply
 from commerce.errors import ErrorCode, ShopError
-from commerce.membership import codes
+from commerce.membership import codes, levels
 from commerce.membership.sms import SmsError
 
 # what a customer types as a phone number or a code: digits with the usual separators
@@ -63,9 +67,22 @@ class MemberDialog(Dialog[MemberState, MemberData]):
     }
 
     async def begin(self, ctx: Context) -> Reply:
-        """Ask for the phone number (a member is told they are one already)."""
+        """Ask for the phone number (a member is told they are one already); with a code
+        already sent and awaited, that code is asked for again (a new phone number still
+        sends a new one)."""
+        loaded = await ctx.services.dialogs.load(ctx.openid)
+        if isinstance(loaded, Active) and loaded.dialog is self and loaded.state == MemberState.CODE:
+            return Text("member_ask_code", {"phone_tail": loaded.data.phone[-4:]})
         step = Step(Text("member_ask_phone"), MemberState.PHONE, MemberData())
         return await ctx.services.dialogs.start(ctx, self, step)
+
+    async def _benefits(self, ctx: Context, state: MemberState, data: MemberData) -> Step[MemberState, MemberData]:
+        """"会员有什么好处" in the middle of registering: the levels and what each takes off,
+        then what the step needs; the step is kept."""
+        async with ctx.uow() as uow:
+            in_force = await levels.current_levels(uow.session, uow.rules)
+        shown = [{"name": lv.name, "threshold_fen": lv.threshold_fen, "discount_bp": lv.discount_bp} for lv in in_force]
+        return Step(Text("member_benefits", {"levels": shown, "step": str(state), "phone_tail": data.phone[-4:]}), state, data)
 
     async def reprompt(self, ctx: Context, state: MemberState, data: MemberData) -> Reply | None:
         return Text("member_ask_phone" if state == MemberState.PHONE else "member_ask_code", {"phone_tail": data.phone[-4:]})
@@ -75,6 +92,8 @@ class MemberDialog(Dialog[MemberState, MemberData]):
         text = ctx.msg.text if ctx.msg.kind == "text" else ""
         if RESEND.match(text) and data.phone:
             return await self._send(ctx, data.phone, data, on_refusal=MemberState.PHONE)
+        if understand(text).intent is Intent.MEMBER:
+            return await self._benefits(ctx, MemberState.PHONE, data)
         if not NUMBERISH.match(text):
             return None  # a search, "取消", a question: the rest of the chat answers
         phone = codes.normalize_phone(text)
@@ -88,6 +107,8 @@ class MemberDialog(Dialog[MemberState, MemberData]):
         if RESEND.match(text):
             return await self._send(ctx, data.phone, data, on_refusal=MemberState.CODE)
         typed = CODE_TYPED.match(text)
+        if typed is None and understand(text).intent is Intent.MEMBER:
+            return await self._benefits(ctx, MemberState.CODE, data)
         if typed is None:
             if NUMBERISH.match(text):  # another phone number, or a code of the wrong length
                 phone = codes.normalize_phone(text)

@@ -6,7 +6,9 @@ stateDiagram-v2
     LIST --> DETAIL: a number
     DETAIL --> DETAIL: another number, "取消订单", "确认收货", "支付", "退款 原因" / "退货 原因"
     DETAIL --> [*]: "评价" on a received order: the review dialog (bot/dialogs/review.py)
-    [*] --> DETAIL: a question about one order anywhere ("包裹到哪了", "刚才那单怎么付")
+    [*] --> DETAIL: a question about one order anywhere ("包裹到哪了", "刚才那单怎么付", "不想要了能退吗")
+    [*] --> DETAIL: "退款 原因" anywhere: filed on the one order in its status it is about
+    [*] --> DETAIL: "收到啦 苹果很甜👍": glad, "确认收货" and a review offered on the shipped order
     DETAIL --> LIST: "返回"
     [*] --> ADDRESS: "地址写错了", "改地址" anywhere: the order not shipped yet (its address shown)
     DETAIL --> ADDRESS: "改地址" on an order's screen
@@ -21,7 +23,6 @@ stateDiagram-v2
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.chat.context import Context
 from bot.chat.keywords import AFTER_SALES, match_command, match_keyword, parse_number
 from bot.chat.replies import Reply, Text
-from bot.chat.understanding import Intent, understand
+from bot.chat.understanding import Intent, after_sales_form, understand
 from bot.dialogs.address_step import (
     AddressStep,
     address_data,
@@ -66,6 +67,7 @@ ASKED_ABOUT: dict[Intent, tuple[OrderStatus, ...]] = {
     Intent.TRACK: (_S.SHIPPED, _S.PAID, _S.PENDING_PAYMENT),
     Intent.URGE: (_S.PAID, _S.SHIPPED, _S.PENDING_PAYMENT),
     Intent.RECEIVED: (_S.SHIPPED, _S.PAID),
+    Intent.PLEASED: (_S.SHIPPED,),  # glad, and "确认收货" offered: never confirmed from these words
     Intent.CANCEL_ORDER: (_S.PENDING_PAYMENT, _S.PAID),
     Intent.AFTER_SALES: (_S.SHIPPED, _S.PAID, _S.COMPLETED, _S.REFUNDING),
     # the order of the newest after-sales request first (`OrdersDialog.about`), else a refund staff began
@@ -176,8 +178,9 @@ class OrdersDialog(Dialog[OrdersState, OrdersData]):
         (so "确认收货", "退款 原因" and a number work next), with the answer on top.
 
         An unpaid order is answered with its pay card; the one shipped order of a customer
-        who says it arrived, and the one unpaid order of a customer who cancels, are acted
-        on at once, as the same words do on the order's screen. None when no order fits:
+        who says it arrived, the one unpaid order of a customer who cancels, and the one
+        order in its status that a request typed as the shop asks ("退款 买错了") is about,
+        are acted on at once, as the same words do on the order's screen. None when no order fits:
         the caller answers the question as a shop question. `statuses`: only orders in
         these (a shop question is about an order only while it is in one of them).
         """
@@ -196,9 +199,10 @@ class OrdersDialog(Dialog[OrdersState, OrdersData]):
         same = sum(1 for o in found if o.status == order.status)
         act = {(Intent.RECEIVED, _S.SHIPPED): "received", (Intent.CANCEL_ORDER, _S.PENDING_PAYMENT): "cancel_order"}
         action = act.get((ask, order.status))
-        if action is not None and same == 1:
+        request = after_sales_form(ctx.msg.text) if ask is Intent.AFTER_SALES else None
+        if (action is not None or request is not None) and same == 1:
             try:
-                reply = await self._act(ctx, order.id, action, None)
+                reply = await self._act(ctx, order.id, action, request)
             except ShopError as exc:
                 reply = error_reply(exc)
             if _received(reply):  # a rating may come next: the review's invitation is on its way
@@ -258,11 +262,12 @@ class OrdersDialog(Dialog[OrdersState, OrdersData]):
             return self._new_address(ctx, order, data)
         if understand(text).intent is Intent.REFUND_STATUS:
             return None  # "退款进度怎么样了" asks (bot.handlers.understood answers): never a new request
-        after_sales = match_command(AFTER_SALES, text)
-        if data.order_id is None or (action not in ("cancel_order", "received", "pay") and after_sales is None):
+        typed = match_command(AFTER_SALES, text)
+        request = (typed.group(1), typed.group(2).strip()) if typed is not None else None
+        if data.order_id is None or (action not in ("cancel_order", "received", "pay") and request is None):
             return None
         try:
-            reply = await self._act(ctx, data.order_id, action, after_sales)
+            reply = await self._act(ctx, data.order_id, action, request)
         except ShopError as exc:
             reply = error_reply(exc)
         if _received(reply) and isinstance(reply, Text):
@@ -354,8 +359,10 @@ class OrdersDialog(Dialog[OrdersState, OrdersData]):
         return Step(Text("order_address_changed", shown), OrdersState.DETAIL, data)
 
     async def _act(
-        self, ctx: Context, order_id: int, action: str | None, after_sales: re.Match[str] | None
+        self, ctx: Context, order_id: int, action: str | None, request: tuple[str, str] | None
     ) -> Reply:
+        """`action` on the order ("pay", "cancel_order", "received"), else the after-sales
+        `request` (its word and reason: "退货", "发错了") filed on it and staff alerted."""
         customer_id = ctx.customer_id
         async with unit_of_work(ctx) as session:
             if action in ("pay", "cancel_order", "received"):
@@ -380,10 +387,10 @@ class OrdersDialog(Dialog[OrdersState, OrdersData]):
                 )
                 reply = Text("order_received", order_data(order))
             else:
-                assert after_sales is not None  # the caller sends no other action without one
-                word, reason = after_sales.group(1), after_sales.group(2).strip()
+                assert request is not None  # the caller sends no other action without one
+                word, reason = request
                 kind = AfterSalesKind.RETURN if word in ("退货", "return") else AfterSalesKind.REFUND
-                request = await order_status.request_after_sales(
+                filed = await order_status.request_after_sales(
                     session, order_id=order_id, customer_id=customer_id, kind=kind, reason=reason,
                     rules=ctx.services.rules,
                 )
@@ -393,7 +400,7 @@ class OrdersDialog(Dialog[OrdersState, OrdersData]):
                 reply = Text("after_sales_requested", data)
                 # --- staff alerts: a new after-sales request, committed with it ---
                 await ctx.services.alerts.after_sales(
-                    session, order, request_id=request.id, kind=str(kind), reason=reason
+                    session, order, request_id=filed.id, kind=str(kind), reason=reason
                 )
         if action == "cancel_order":
             await ctx.services.payments.close(order_no=order.order_no)

@@ -138,6 +138,15 @@ async def about_an_order(ctx: Context, understood: Understood) -> Reply:
     return Text("order_ask_none", {"ask": str(understood.intent), "topic": str(topic or ""), **shop_facts(ctx)})
 
 
+@router.route(Understands(frozenset({Intent.PLEASED})))
+async def pleased_with_it(ctx: Context) -> Reply:
+    """"收到啦 苹果很甜👍": glad, with "确认收货" and a review offered on the shipped order
+    (opened, so "确认收货" works next); receipt is never confirmed from these words. No
+    shipped order: a friendly word and the next step."""
+    reply = await ctx.services.dialogs.orders.about(ctx, Intent.PLEASED)
+    return reply if reply is not None else Text("thanks", {**await _next_steps(ctx), "ack": True})
+
+
 async def _own_address_step(ctx: Context) -> Reply | None:
     """"改地址" while a group seat or a flash unit asks for its own delivery address: that
     step asks again (checkout takes the words itself); no order placed before is touched."""
@@ -176,6 +185,22 @@ async def clear_the_cart(ctx: Context) -> Reply:
 async def invite_friends(ctx: Context) -> Reply | None:
     """"怎么邀请好友": the invite code and link, as 「邀请」 gives them."""
     return await account.invite(ctx)
+
+
+@router.route(Understands(frozenset({Intent.GROUP_CODE})))
+async def group_to_share(ctx: Context) -> Reply:
+    """"拼团码是多少", "我的团码呢": the customer's open group to forward, else that they
+    have none and how to start one."""
+    shared = await ctx.services.dialogs.group.share(ctx)
+    return shared if shared is not None else Text("group_share_none", {"forming": False})
+
+
+@router.route(Understands(frozenset({Intent.SHARE})))
+async def share_with_friends(ctx: Context) -> Reply | None:
+    """"怎么分享给朋友": a group the customer is in needs friends first (its card to
+    forward); else the invite code and link, as 「邀请」."""
+    shared = await ctx.services.dialogs.group.share(ctx)
+    return shared if shared is not None else await account.invite(ctx)
 
 
 @router.route(Understands(frozenset({Intent.ACCOUNT})))
@@ -258,7 +283,7 @@ async def shop_question(ctx: Context, understood: Understood) -> Reply:
     if staff_answer is not None:
         return Text("faq_answer", {"keyword": staff_answer.keyword, "answer": staff_answer.answer})
     about = _ORDER_TOPICS.get(understood.topic) if understood.topic else None
-    if about is not None:  # "怎么付款" with an unpaid order, "什么时候发货" with one paid
+    if about is not None:  # "怎么付款" with an unpaid order, "什么时候发货", "不想要了能退吗" with one paid
         ask, statuses = about
         reply = await ctx.services.dialogs.orders.about(ctx, ask, statuses=statuses)
         if reply is not None:
@@ -270,6 +295,8 @@ async def shop_question(ctx: Context, understood: Understood) -> Reply:
 _ORDER_TOPICS: dict[Topic, tuple[Intent, tuple[OrderStatus, ...]]] = {
     Topic.PAYMENT: (Intent.PAY_ORDER, (OrderStatus.PENDING_PAYMENT,)),
     Topic.SHIPPING_TIME: (Intent.TRACK, (OrderStatus.PAID,)),
+    # not shipped yet: refunded on request now, not "within 7 days of delivery"
+    Topic.RETURNS: (Intent.AFTER_SALES, (OrderStatus.PAID,)),
 }
 
 

@@ -137,3 +137,31 @@ async def test_a_friend_joins_by_a_code_said_in_words_or_typed_in_full_width(sta
         assert "收货" in (await friend.say("参团")).text  # no address yet: asked for, the seat kept
     typo = await staffed.user("o_words_typo").say("我要参团 ABCDEF")
     assert "没有找到" in typo.text and "ABCDEF" in typo.text and "商品" not in typo.text, typo.text
+
+
+async def test_a_leader_asking_for_the_group_code_gets_the_group_to_forward(staffed: Shop) -> None:
+    """"拼团码是多少", "我的团码呢", "怎么分享给朋友" from a leader: the open group's card
+    (code, the group's page), never "I can't answer that"; with no group, how to start one
+    (and "怎么分享给朋友" is then the invite, as before)."""
+    await _campaign(staffed)
+    leader = staffed.user(LEADER)
+    await _with_address(staffed, leader)
+    none = await leader.say("拼团码是多少")
+    assert "没有进行中的拼团" in none.text and "回复「拼团」" in none.text, none.text
+    invite = await leader.say("怎么分享给朋友")
+    assert "邀请码" in invite.text, invite.text
+    await leader.say("拼团")
+    order_no = _order_no(await leader.say("1"))
+    unpaid = await leader.say("我的团码呢")
+    assert "还没付款" in unpaid.text, unpaid.text
+    await pay(staffed, order_no)
+    async with db(staffed.client.app)() as session:
+        code = await session.scalar(select(GroupBuy.code))
+    assert code is not None
+    await leader.say("香蕉")
+    for words in ("拼团码是多少", "我的团码呢", "怎么分享给朋友"):
+        card = await leader.say(words)
+        assert card.kind == "news", (words, card)
+        [article] = card.articles
+        assert code in article.title and article.url.endswith(f"/g/{code}"), (words, article)
+        assert f"参团 {code}" in article.description, (words, article)

@@ -73,6 +73,25 @@ async def test_a_customer_registers_with_the_sandbox_code_after_a_wrong_number_a
 
 
 @pytest.mark.sqlite_only
+async def test_asking_what_members_get_while_the_code_is_awaited_keeps_the_code_step(sqlite_shop: Shop) -> None:
+    """"会员有什么好处" after the code was sent: the levels and their discounts, then the
+    code asked for again; the code typed next makes a member (not "no valid phone"), and
+    "会员" again asks for the same code instead of a phone."""
+    user = sqlite_shop.user(CUSTOMER)
+    await user.say("会员")
+    asked = await user.say("会员有什么好处")  # before the phone: answered, the phone still asked
+    assert "普通会员" in asked.text and "请回复您的手机号" in asked.text, asked.text
+    code = sandbox_code((await user.say(PHONE)).text)
+    benefits = await user.say("会员有什么好处")
+    assert "普通会员" in benefits.text and "银卡" in benefits.text, benefits.text
+    assert "尾号 5678" in benefits.text and "6 位验证码" in benefits.text and "请回复您的手机号" not in benefits.text
+    again = await user.say("会员")
+    assert "尾号 5678" in again.text and "6 位验证码" in again.text, again.text
+    joined = await user.say(code)
+    assert "注册成功" in joined.text, joined.text
+
+
+@pytest.mark.sqlite_only
 async def test_codes_too_often_expired_and_a_phone_taken_are_answered_clearly(sqlite_shop: Shop) -> None:
     shop = sqlite_shop
     user, neighbour = shop.user(CUSTOMER), shop.user(NEIGHBOUR)

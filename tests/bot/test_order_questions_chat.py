@@ -95,6 +95,84 @@ async def test_after_sales_opens_the_order_and_takes_the_reason_next(staffed: Sh
     assert "拍错了" in asked.text and order_no in asked.text, asked.text
 
 
+async def reasons(shop: Shop) -> list[str]:
+    async with db(shop.client.app)() as session:
+        return list(await session.scalars(select(AfterSalesRequest.reason).order_by(AfterSalesRequest.id)))
+
+
+def after_sales_alerts(shop: Shop, openid: str) -> list[str]:
+    return [t for t in texts(shop, openid) if "退款申请" in t or "退货申请" in t]
+
+
+async def test_a_refund_typed_with_its_reason_is_filed_though_the_reason_complains(staffed: Shop) -> None:
+    """"退款 葡萄坏了几颗" on a shipped order and "退款 发错地址了" on a paid one, typed away
+    from the order's screen, file the request on that order (staff alerted) instead of
+    opening a service ticket; the reply says it was received. A complaint without the
+    form still reaches a person."""
+    user = staffed.user(CUSTOMER)
+    shipped = await place_order(staffed, user)
+    await pay(staffed, shipped)
+    await staffed.user(OPERATOR).say(f"/ship {shipped} 顺丰 SF1234567890")
+    await user.say("香蕉")  # away from the order's screen
+    filed = await user.say("退款 葡萄坏了几颗")
+    assert "已收到订单" in filed.text and shipped in filed.text and "葡萄坏了几颗" in filed.text, filed.text
+    assert "人工" not in filed.text, filed.text
+
+    other = staffed.user("o_customer_88")
+    paid = await place_order(staffed, other)
+    await pay(staffed, paid)
+    await drain_alerts(staffed)
+    before = len(after_sales_alerts(staffed, OWNER))
+    wrong = await other.say("退款 发错地址了")
+    assert "已收到订单" in wrong.text and paid in wrong.text and "发错地址了" in wrong.text, wrong.text
+    assert await reasons(staffed) == ["葡萄坏了几颗", "发错地址了"]
+    await drain_alerts(staffed)
+    (alert,) = after_sales_alerts(staffed, OWNER)[before:]
+    assert paid in alert and "发错地址了" in alert, alert
+
+    person = await staffed.user("o_customer_99").say("葡萄坏了几颗")
+    assert "人工客服" in person.text, person.text
+
+
+async def test_a_refund_typed_with_its_reason_away_from_the_order_says_it_was_received(staffed: Shop) -> None:
+    """"退款 买错了" right after paying, or from the orders list, files the request and says
+    so (not the order's "being packed" page); "退款 进度怎么样了" then only asks."""
+    user = staffed.user(CUSTOMER)
+    order_no = await place_order(staffed, user)
+    await pay(staffed, order_no)
+    await user.say("订单")
+    filed = await user.say("退款 买错了")
+    assert "已收到订单" in filed.text and order_no in filed.text and "正在备货" not in filed.text, filed.text
+    asked = await user.say("退款 进度怎么样了")
+    assert "商家处理中" in asked.text, asked.text
+    assert await reasons(staffed) == ["买错了"]
+
+
+async def test_two_orders_in_the_status_a_typed_refund_is_about_file_nothing_by_a_guess(staffed: Shop) -> None:
+    user = staffed.user(CUSTOMER)
+    first = await place_order(staffed, user)
+    await pay(staffed, first)
+    second = await place_order(staffed, user)
+    await pay(staffed, second)
+    which = await user.say("退款 买错了")
+    assert second in which.text and "2 个已付款待发货的订单" in which.text, which.text
+    assert await reasons(staffed) == []
+
+
+async def test_can_it_be_refunded_on_a_paid_order_is_answered_on_that_order(staffed: Shop) -> None:
+    """"不想要了能退吗" with a paid order not shipped: it can be refunded now, and how; not
+    the shop's rule for delivered orders."""
+    user = staffed.user(CUSTOMER)
+    order_no = await place_order(staffed, user)
+    await pay(staffed, order_no)
+    await user.say("香蕉")
+    answer = await user.say("不想要了能退吗")
+    assert order_no in answer.text and "现在就能退款" in answer.text and "退款 原因" in answer.text, answer.text
+    assert "7 天内" not in answer.text, answer.text
+    filed = await user.say("退款 不想要了")  # the order is on screen now
+    assert "已收到订单" in filed.text, filed.text
+
+
 async def test_asking_after_a_refund_says_what_became_of_it_and_files_nothing(staffed: Shop) -> None:
     """"买错了 想退款" says how; "退款进度怎么样了" on the order's screen is no new request whose
     reason is "进度怎么样了"; "我的退款呢" anywhere answers on the order refunded, through
@@ -161,3 +239,23 @@ async def test_the_cart_is_cleared_in_words_away_from_its_screen(staffed: Shop) 
     assert "购物车已清空" in cleared.text, cleared.text
     empty = await user.say("购物车")
     assert "购物车是空的" in empty.text, empty.text
+
+
+async def test_a_happy_word_when_the_goods_arrive_is_answered_warmly_and_confirms_nothing(staffed: Shop) -> None:
+    """"收到啦 苹果很甜👍" on a shipped order: glad, with "确认收货" and a review offered on that
+    order, never a product search and never the receipt itself (it starts the after-sales
+    clock, and "收到了" also acknowledges a message); "确认收货" next confirms it."""
+    user = staffed.user(CUSTOMER)
+    order_no = await place_order(staffed, user)
+    await pay(staffed, order_no)
+    await staffed.user(OPERATOR).say(f"/ship {order_no} 顺丰 SF1234567890")
+    await user.say("苹果")
+    await user.say("1")  # a product's card on screen
+    glad = await user.say("收到啦 苹果很甜👍")
+    assert "很高兴你喜欢" in glad.text and order_no in glad.text and "确认收货" in glad.text, glad.text
+    assert "评价" in glad.text and "相近的商品" not in glad.text, glad.text
+    assert (await view(staffed, order_no)).status == OrderStatus.SHIPPED
+    done = await user.say("确认收货")
+    assert "已确认收货" in done.text and order_no in done.text, done.text
+    nobody = await staffed.user("o_no_orders").say("收到啦 苹果很甜👍")
+    assert "有需要随时找我" in nobody.text and "相近的商品" not in nobody.text, nobody.text

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from bot.chat.understanding import (
     Intent,
     Topic,
+    after_sales_form,
     parse_amount,
     parse_search,
     question_about_it,
@@ -50,6 +51,58 @@ def test_intents(text: str, intent: Intent) -> None:
 )
 def test_order_cart_and_shop_intents(text: str, intent: Intent) -> None:
     assert understand(text).intent is intent
+
+
+@pytest.mark.parametrize(
+    ("text", "form"),
+    [
+        ("退款 葡萄坏了几颗", ("退款", "葡萄坏了几颗")), ("退款 发错地址了", ("退款", "发错地址了")),
+        ("退货：发错了，要的是红色", ("退货", "发错了,要的是红色")), ("你好，退款 买错了", ("退款", "买错了")),
+    ],
+)
+def test_a_refund_typed_with_its_reason_is_a_request_whatever_the_reason_says(text: str, form: tuple[str, str] | None) -> None:
+    """The form the shop asks for wins over complaint words in the reason (a request, not a
+    person); a greeting before it is still the request."""
+    assert understand(text).intent is Intent.AFTER_SALES
+    assert after_sales_form(text) == form
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("拼团码是多少", Intent.GROUP_CODE), ("我的团码呢", Intent.GROUP_CODE), ("团的链接发我", Intent.GROUP_CODE),
+        ("拼团怎么分享", Intent.GROUP_CODE), ("what's my group code", Intent.GROUP_CODE), ("拼团码", Intent.GROUP_CODE),
+        ("怎么分享给朋友", Intent.SHARE), ("how do i share", Intent.SHARE), ("怎么邀请好友", Intent.INVITE),
+        ("拼团怎么玩", Intent.GROUP), ("我要参团 ABCDEF", Intent.SEARCH), ("拼团码：ABC123 怎么加入", Intent.SEARCH),
+    ],
+)
+def test_a_group_code_asked_for_is_the_customers_own_group(text: str, intent: Intent) -> None:
+    """A code in the words is a friend's (bot.handlers.text reads it first); asked for
+    without one, it is the customer's own group to pass on."""
+    assert understand(text).intent is intent
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("收到啦 苹果很甜👍", Intent.PLEASED), ("到了，很新鲜", Intent.PLEASED), ("收到了，很满意[强]", Intent.PLEASED),
+        ("received it, love it", Intent.PLEASED), ("收到啦", Intent.ACK), ("收到了 谢谢", Intent.ACK),
+        ("东西收到了", Intent.RECEIVED), ("收到的苹果烂了", Intent.COMPLAINT), ("收到了 不太甜", Intent.SEARCH),
+        ("收到了 香蕉好吃吗", Intent.SEARCH),
+    ],
+)
+def test_goods_arrived_and_liked_is_pleased_never_a_receipt(text: str, intent: Intent) -> None:
+    assert understand(text).intent is intent
+
+
+@pytest.mark.parametrize("text", ["退款 进度怎么样了", "退款 到账了吗", "退款：什么时候到账"])
+def test_a_refund_question_in_the_request_form_only_asks(text: str) -> None:
+    assert understand(text).intent is Intent.REFUND_STATUS and after_sales_form(text) is None
+
+
+@pytest.mark.parametrize("text", ["葡萄坏了几颗", "葡萄坏了 想退款", "退款退款 东西坏了", "东西坏了，退款"])
+def test_a_complaint_without_the_request_form_reaches_a_person(text: str) -> None:
+    assert understand(text).intent is Intent.COMPLAINT
 
 
 @pytest.mark.parametrize(
