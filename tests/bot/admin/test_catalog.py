@@ -540,3 +540,13 @@ async def test_numbers_typed_in_full_width_are_read(staffed: Shop) -> None:
     await owner.say(f"/edit {banana.id} 描述 海南直发，坏果包赔（１年）")
     assert (await _product(staffed, "香蕉")).description == "海南直发，坏果包赔（１年）"
     assert [e.args[-1] for e in await _audit(staffed, "stock") if e.outcome == "ok"] == ["+10", "100件", "-3"]
+
+
+async def test_a_near_miss_category_suggests_the_closest(sqlite_staffed: Shop) -> None:
+    reply = await sqlite_staffed.user(OWNER).say("/add 桂花乌龙 68 30 茶叶")
+    assert "没有「茶叶」这个分类，是「茶饮」吗？现有分类：水果、茶饮" in reply.text, reply.text
+    far = await sqlite_staffed.user(OWNER).say("/add 桂花乌龙 68 30 玩具")
+    assert "没有「玩具」这个分类。现有分类：水果" in far.text, far.text
+    english = await sqlite_staffed.user(OWNER).say("/add 桂花乌龙 68 30 tea")  # near its English name
+    assert "没有「tea」这个分类，是「茶饮」吗？" in english.text, english.text
+    assert "已上架新品" in (await sqlite_staffed.user(OWNER).say("/add 桂花乌龙 68 30 茶饮")).text

@@ -93,6 +93,7 @@ TEXT: dict[str, Any] = {
     "address_name_full": "张三",
     "carrier": "顺丰",
     "tracking_no": "1234567890",
+    "closest": "茶饮",
     "carrier_zh": "顺丰速运",
     "carrier_en": "SF Express",
     "tracking_url": "https://www.kuaidi100.com/chaxun?com=shunfeng&nu=1234567890",
