@@ -135,13 +135,14 @@ async def add(actx: AdminContext) -> Outcome:
 
 @REGISTRY.command("edit", "编辑", "修改", roles=MANAGERS, group="catalog", confirm=True)
 async def edit(actx: AdminContext) -> Outcome:
-    """/edit ID FIELD VALUE: name, subtitle, description, price (yuan), stock (N, +N, -N),
-    category, tags (comma-separated), status (on / off: off is confirmed first)."""
-    product_id = parse_id(actx.arg(0))
-    field = EDIT_FIELDS.get(actx.arg(1).lower())
-    if field is None:
+    """/edit ID|NAME FIELD VALUE: name, subtitle, description, price (yuan), stock (N, +N, -N),
+    category, tags (comma-separated), status (on / off: off is confirmed first). The
+    product by its id or its name, as `/product` takes it (the words before the field)."""
+    at = next((i for i, word in enumerate(actx.args[1:], 1) if word.lower() in EDIT_FIELDS), None)
+    if at is None:
         raise UsageError
-    text = actx.rest(2)
+    field, text = EDIT_FIELDS[actx.arg(at).lower()], actx.rest(at + 1)
+    product_id = await product_id_of(actx, " ".join(actx.args[:at]))
     if field == "price":
         return await _price(actx, str(product_id), parse_yuan(text), typed=text)
     if field == "stock":
@@ -272,16 +273,23 @@ async def product(actx: AdminContext) -> Outcome:
     name fitting several products lists them with their ids."""
     if not actx.args:
         raise UsageError
-    typed = actx.rest(0).strip().lstrip("#")
+    product_id = await product_id_of(actx, actx.rest(0))
     async with unit_of_work(actx.ctx) as session:
-        if typed.isascii() and typed.isdigit():
-            product_id = parse_id(typed)
-        elif (named := await catalog_admin.product_named(session, typed)) is not None:
-            product_id = named
-        else:
-            raise ShopError(ErrorCode.PRODUCT_NOT_FOUND, ref=typed)
         found = await catalog_admin.show_product(session, product_id=product_id)
     return Outcome(Text("admin/product", product_data(found)))
+
+
+async def product_id_of(actx: AdminContext, typed: str) -> int:
+    """The product staff named by its id ("12", "#12") or its name (`product_named`: a
+    part of it will do; PRODUCT_AMBIGUOUS lists the products it fits, PRODUCT_NOT_FOUND)."""
+    typed = typed.strip().lstrip("#")
+    if typed.isascii() and typed.isdigit():
+        return parse_id(typed)
+    async with unit_of_work(actx.ctx) as session:
+        named = await catalog_admin.product_named(session, typed)
+    if named is None:
+        raise ShopError(ErrorCode.PRODUCT_NOT_FOUND, ref=typed)
+    return named
 
 
 @REGISTRY.command("photo", "图片", "配图", "传图", roles=MANAGERS, group="catalog")

@@ -221,7 +221,7 @@ async def test_edit_name_and_subtitle(staffed: Shop) -> None:
 
 
 @pytest.mark.parametrize(("command", "expected"), [("/edit", "参数不对"), ("/edit 3", "参数不对"), ("/edit 3 name", "参数不对"),
-                                                   ("/edit 3 colour red", "参数不对"), ("/edit x name y", "参数不对"),
+                                                   ("/edit 3 colour red", "参数不对"), ("/edit 没有这种东西 name y", "没有名称含「没有这种东西」的商品"),
                                                    ("/edit 99999 name y", "没有找到商品")])
 async def test_edit_refuses_wrong_arguments(sqlite_staffed: Shop, command: str, expected: str) -> None:
     assert expected in (await sqlite_staffed.user(OWNER).say(command)).text
@@ -550,3 +550,23 @@ async def test_a_near_miss_category_suggests_the_closest(sqlite_staffed: Shop) -
     english = await sqlite_staffed.user(OWNER).say("/add 桂花乌龙 68 30 tea")  # near its English name
     assert "没有「tea」这个分类，是「茶饮」吗？" in english.text, english.text
     assert "已上架新品" in (await sqlite_staffed.user(OWNER).say("/add 桂花乌龙 68 30 茶饮")).text
+
+
+async def test_edit_names_the_product_as_price_does(staffed: Shop) -> None:
+    """"/edit 阳光玫瑰 price 33" used to get the usage line though /price takes names."""
+    owner = staffed.user(OWNER)
+    banana = await _product(staffed, "香蕉")
+    priced = await owner.say("/edit 香蕉 price 33")
+    assert "¥33.00" in priced.text, priced.text
+    assert (await _variant(staffed, "FRU-BANANA-3J")).price_fen == 3300
+    renamed = await owner.say("/edit 香蕉 副标题 海南直发")  # a part of the name will do as well
+    assert "海南直发" in renamed.text and (await _product(staffed, "香蕉")).subtitle == "海南直发"
+    await owner.say("/edit 龙井 描述 明前采摘")
+    assert (await _product(staffed, "西湖龙井")).description == "明前采摘"
+    several = await owner.say("/edit 苹果 price 9.9")
+    apples = [await _product(staffed, "烟台红富士苹果"), await _product(staffed, "阿克苏冰糖心苹果")]
+    assert all(f"#{p.id} {p.name}" in several.text for p in apples), several.text
+    off = await owner.say("/edit 香蕉 状态 下架")
+    assert "确认码" in off.text and (await _product(staffed, "香蕉")).status == "on_sale"
+    await owner.say("确认")
+    assert (await _product(staffed, banana.name)).status == "off_sale"
