@@ -28,7 +28,15 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
-from bot.admin.registry import MANAGERS, PREFIXES, REGISTRY, AdminContext, Outcome, UsageError
+from bot.admin.registry import (
+    ALL_ARGS,
+    MANAGERS,
+    PREFIXES,
+    REGISTRY,
+    AdminContext,
+    Outcome,
+    UsageError,
+)
 from bot.chat.replies import Text
 from bot.dialogs.common import unit_of_work
 from commerce import money
@@ -110,7 +118,7 @@ def product_data(product: AdminProductView) -> dict[str, object]:
 # ---- commands ------------------------------------------------------------------------------
 
 
-@REGISTRY.command("add", "新品", "上新", roles=MANAGERS, group="catalog", confirm=True)
+@REGISTRY.command("add", "新品", "上新", roles=MANAGERS, group="catalog", confirm=True, commas=4)
 async def add(actx: AdminContext) -> Outcome:
     """/add 名称 价格 库存 分类 [副标题]: a name the shop has already is confirmed first."""
     if len(actx.args) == 3:  # no category: which there are, and how to name one
@@ -133,7 +141,7 @@ async def add(actx: AdminContext) -> Outcome:
     return Outcome(Text("admin/product_added", product_data(created)), before, after)
 
 
-@REGISTRY.command("edit", "编辑", "修改", roles=MANAGERS, group="catalog", confirm=True)
+@REGISTRY.command("edit", "编辑", "修改", roles=MANAGERS, group="catalog", confirm=True, commas=2)
 async def edit(actx: AdminContext) -> Outcome:
     """/edit ID|NAME FIELD VALUE: name, subtitle, description, price (yuan), stock (N, +N, -N),
     category, tags (comma-separated), status (on / off: off is confirmed first). The
@@ -161,7 +169,7 @@ async def edit(actx: AdminContext) -> Outcome:
                                                   "after": after}), before, after)
 
 
-@REGISTRY.command("price", "改价", "价格", roles=MANAGERS, group="catalog")
+@REGISTRY.command("price", "改价", "价格", roles=MANAGERS, group="catalog", commas=ALL_ARGS)
 async def price(actx: AdminContext) -> Outcome:
     """/price REF 价格"""
     if len(actx.args) != 2:
@@ -181,7 +189,7 @@ async def _price(actx: AdminContext, ref: str, price_fen: int, *, typed: str) ->
 LOW_STOCK_LISTED = 30  # /stock alone
 
 
-@REGISTRY.command("stock", "库存", roles=MANAGERS, group="catalog")
+@REGISTRY.command("stock", "库存", roles=MANAGERS, group="catalog", commas=ALL_ARGS)
 async def stock(actx: AdminContext) -> Outcome:
     """/stock REF 数量|+N|-N; /stock alone: what is running low, the emptiest first."""
     if not actx.args:
@@ -224,13 +232,13 @@ def which_variant(
     return Outcome(Text("admin/choose_sku", data), outcome="failed", after={"error": str(exc.code)})
 
 
-@REGISTRY.command("onsale", "上架", roles=MANAGERS, group="catalog")
+@REGISTRY.command("onsale", "上架", roles=MANAGERS, group="catalog", commas=ALL_ARGS)
 async def onsale(actx: AdminContext) -> Outcome:
     """/onsale ID"""
     return await _set_on_sale(actx, product_id=_single_id(actx), on_sale=True)
 
 
-@REGISTRY.command("offsale", "下架", roles=MANAGERS, group="catalog", confirm=True)
+@REGISTRY.command("offsale", "下架", roles=MANAGERS, group="catalog", confirm=True, commas=ALL_ARGS)
 async def offsale(actx: AdminContext) -> Outcome:
     """/offsale ID: restates the product and its stock, then waits for a confirmation."""
     return await _off_sale(actx, _single_id(actx))
@@ -267,7 +275,7 @@ async def _set_on_sale(actx: AdminContext, *, product_id: int, on_sale: bool) ->
     return Outcome(Text("admin/sale_status", data), before, after)
 
 
-@REGISTRY.command("product", "商品", roles=MANAGERS, group="catalog")
+@REGISTRY.command("product", "商品", roles=MANAGERS, group="catalog", commas=ALL_ARGS)
 async def product(actx: AdminContext) -> Outcome:
     """/product ID|NAME: its variants, prices, stock and status (also when off sale); a
     name fitting several products lists them with their ids."""
@@ -292,7 +300,7 @@ async def product_id_of(actx: AdminContext, typed: str) -> int:
     return named
 
 
-@REGISTRY.command("photo", "图片", "配图", "传图", roles=MANAGERS, group="catalog")
+@REGISTRY.command("photo", "图片", "配图", "传图", roles=MANAGERS, group="catalog", commas=ALL_ARGS)
 async def photo(actx: AdminContext) -> Outcome:
     """/photo ID: then the product's pictures, one image message after another;
     /photo ID clear: remove all its pictures."""

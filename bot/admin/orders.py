@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.admin.registry import (
+    ALL_ARGS,
     ALL_ROLES,
     MANAGERS,
     REGISTRY,
@@ -23,6 +24,7 @@ from bot.admin.registry import (
     Outcome,
     UsageError,
     fold_width,
+    split_commas,
 )
 from bot.chat.replies import Text
 from bot.dialogs.common import error_reply, unit_of_work
@@ -157,7 +159,7 @@ async def _find(actx: AdminContext, ref: str) -> OrderView:
 # ---- commands ---------------------------------------------------------------------------------
 
 
-@REGISTRY.command("orders", "订单", roles=ALL_ROLES, group="orders")
+@REGISTRY.command("orders", "订单", roles=ALL_ROLES, group="orders", commas=ALL_ARGS)
 async def list_orders(actx: AdminContext) -> Outcome:
     """/orders [day] [status] [page], in any order: newest first, PAGE_SIZE a page; a day
     (今天, 昨天) keeps the orders placed that day, cut at the shop's midnight."""
@@ -205,7 +207,7 @@ def _day_bounds(actx: AdminContext, day: str) -> tuple[datetime, datetime]:
     return local_midnight(now, tz, days_ago=days_ago), local_midnight(now, tz, days_ago=days_ago - 1)
 
 
-@REGISTRY.command("order", "查单", roles=ALL_ROLES, group="orders")
+@REGISTRY.command("order", "查单", roles=ALL_ROLES, group="orders", commas=ALL_ARGS)
 async def show_order(actx: AdminContext) -> Outcome:
     """/order NO: lines, amounts, address, and who did what when; a group seat's progress."""
     if len(actx.args) != 1:
@@ -218,8 +220,9 @@ async def show_order(actx: AdminContext) -> Outcome:
     return Outcome(Text("admin/order", data))
 
 
-def ship_lines(text: str) -> list[ShipLine]:
-    """The orders a `/ship` message names, one per line or after one carrier:
+def ship_lines(text: str, *, commas: int) -> list[ShipLine]:
+    """The orders a `/ship` message names, one per line or after one carrier (spaces, and
+    `，`/`、` for a command that takes them (`split_commas`), separate the words):
 
         /ship NO CARRIER TRACKING            one order
         /ship                                several, a line each
@@ -230,7 +233,7 @@ def ship_lines(text: str) -> list[ShipLine]:
     """
     first, _, tail = text.strip().partition("\n")
     rows = [first.split()[1:], *(line.split() for line in tail.splitlines())]
-    rows = [[fold_width(word) for word in words] for words in rows]
+    rows = [split_commas([fold_width(word) for word in words], leading=commas) for words in rows]
     lines: list[ShipLine] = []
     carrier = ""
     for number, words in enumerate(rows, 1):
@@ -262,7 +265,7 @@ def _shipped_line(result: ShipResult) -> dict[str, Any]:
     return line | {"error": error_reply(result.error).data}
 
 
-@REGISTRY.command("ship", "发货", roles=ALL_ROLES, group="orders")
+@REGISTRY.command("ship", "发货", roles=ALL_ROLES, group="orders", commas=ALL_ARGS)
 async def ship(actx: AdminContext) -> Outcome:
     """/ship NO CARRIER TRACKING, or several orders (`ship_lines`): paid -> shipped, each
     customer told. /ship 批量 (upload): the link to the bulk ship page (`bot.web.shipping`)."""
@@ -270,7 +273,7 @@ async def ship(actx: AdminContext) -> Outcome:
         url, expires_at = ship_page_url(actx.services.config, openid=actx.actor)
         return Outcome(Text("admin/ship_link", {"url": url, "expires_at": expires_at}), None,
                        {"page": "ship", "expires_at": expires_at})
-    lines = ship_lines(actx.ctx.msg.text)
+    lines = ship_lines(actx.ctx.msg.text, commas=actx.command.commas)
     if len(lines) == 1:
         return await _ship_one(actx, lines[0])
     async with unit_of_work(actx.ctx) as session:
@@ -300,7 +303,7 @@ async def _ship_one(actx: AdminContext, line: ShipLine) -> Outcome:
     return Outcome(reply, _state(before), _state(after))
 
 
-@REGISTRY.command("refund", "退款", roles=MANAGERS, group="orders", confirm=True)
+@REGISTRY.command("refund", "退款", roles=MANAGERS, group="orders", confirm=True, commas=ALL_ARGS)
 async def refund(actx: AdminContext) -> Outcome:
     """/refund NO [AMOUNT]: all that is left, or AMOUNT yuan; restated, then confirmed."""
     if not 1 <= len(actx.args) <= 2:
@@ -328,7 +331,7 @@ async def refund(actx: AdminContext) -> Outcome:
                    outcome="failed" if failed else "ok")
 
 
-@REGISTRY.command("cancel", "取消订单", roles=MANAGERS, group="orders", confirm=True)
+@REGISTRY.command("cancel", "取消订单", roles=MANAGERS, group="orders", confirm=True, commas=ALL_ARGS)
 async def cancel(actx: AdminContext) -> Outcome:
     """/cancel NO: an unpaid order is cancelled, its stock released, the customer told.
     A paid order is refused: its money goes back with /refund."""

@@ -570,3 +570,22 @@ async def test_edit_names_the_product_as_price_does(staffed: Shop) -> None:
     assert "确认码" in off.text and (await _product(staffed, "香蕉")).status == "on_sale"
     await owner.say("确认")
     assert (await _product(staffed, banana.name)).status == "off_sale"
+
+
+async def test_chinese_commas_separate_the_values_of_catalog_commands(staffed: Shop) -> None:
+    """"/price 阳光玫瑰，36" used to get the usage line: a Chinese keyboard types "，" or "、"
+    between values. Free text after them (a subtitle, an edited description) keeps its commas."""
+    owner = staffed.user(OWNER)
+    banana = await _product(staffed, "香蕉")
+    assert "¥36.00" in (await owner.say("/price 香蕉，36")).text
+    assert "200 → 210" in (await owner.say("/stock 香蕉，+10")).text
+    assert "210 → 215" in (await owner.say("/库存 香蕉、＋５")).text
+    added = await owner.say("/add 红心火龙果，29.9，40，水果，甜，红心")
+    assert "已上架新品" in added.text and "红心火龙果" in added.text, added.text
+    dragon = await _product(staffed, "红心火龙果")
+    assert dragon.subtitle == "甜，红心"
+    await owner.say(f"/edit {banana.id}，描述，海南直发，坏果包赔")
+    assert (await _product(staffed, "香蕉")).description == "海南直发，坏果包赔"
+    shown = await owner.say(f"/product {dragon.id}，")
+    assert "红心火龙果" in shown.text and "参数不对" not in shown.text
+    assert [e.args for e in await _audit(staffed, "price") if e.outcome == "ok"] == [["香蕉", "36"]]

@@ -285,6 +285,23 @@ async def test_ship_refuses_wrong_arguments_and_unpaid_orders(staffed: Shop) -> 
     assert [e.outcome for e in await audit_rows(staffed, "ship") if e.actor == STRANGER] == ["refused"]
 
 
+async def test_ship_and_order_read_chinese_commas_between_values(staffed: Shop) -> None:
+    """"/ship SF…，圆通，YT888" used to get the usage line."""
+    first = await place_order(staffed, staffed.user(CUSTOMER))
+    second = await place_order(staffed, staffed.user("o_customer_78"))
+    await pay(staffed, first)
+    await pay(staffed, second)
+    operator = staffed.user(OPERATOR)
+    shipped = await operator.say(f"/ship {first}，圆通，YT8888888888")
+    assert f"订单 {first} 已发货：圆通 YT8888888888" in shipped.text, shipped.text
+    batch = await operator.say(f"/发货 顺丰、{second}、SF1000000001")
+    assert f"订单 {second} 已发货：顺丰 SF1000000001" in batch.text, batch.text
+    assert "已发货" in (await operator.say(f"/order {first}，")).text
+    assert "圆通 YT8888888888" in (await operator.say(f"/查单 {first}")).text
+    listed = await operator.say("/orders 已发货，1")
+    assert first in listed.text and second in listed.text, listed.text
+
+
 # ---- refunds --------------------------------------------------------------------------------
 
 
