@@ -93,6 +93,8 @@ TEXT: dict[str, Any] = {
     "address_name_full": "张三",
     "carrier": "顺丰",
     "tracking_no": "1234567890",
+    "before_carrier": "圆通",
+    "before_tracking_no": "YT9876543210",
     "closest": "茶饮",
     "carrier_zh": "顺丰速运",
     "carrier_en": "SF Express",
