@@ -42,7 +42,7 @@ class ErrorCode(enum.StrEnum):
     INVITE_INVALID = "invite_invalid"
     PRODUCT_NOT_FOUND = "product_not_found"
     PRODUCT_AMBIGUOUS = "product_ambiguous"  # a name staff typed fits several; details: ref, products, more
-    CATEGORY_NOT_FOUND = "category_not_found"  # details: category, known (names)
+    CATEGORY_NOT_FOUND = "category_not_found"  # details: category, known (names), closest (or "")
     SKU_EXISTS = "sku_exists"
     SKU_INVALID = "sku_invalid"
     PRICE_INVALID = "price_invalid"  # details: field, min, max

@@ -13,7 +13,15 @@ import re
 from typing import Any
 
 from bot.admin.orders import staff_actor
-from bot.admin.registry import ALL_ROLES, MANAGERS, REGISTRY, AdminContext, Outcome, UsageError
+from bot.admin.registry import (
+    ALL_ARGS,
+    ALL_ROLES,
+    MANAGERS,
+    REGISTRY,
+    AdminContext,
+    Outcome,
+    UsageError,
+)
 from bot.chat.replies import Text
 from bot.dialogs.common import error_reply, unit_of_work
 from bot.outbound.alerts import openid_tail
@@ -80,7 +88,7 @@ async def list_requests(actx: AdminContext) -> Outcome:
     return Outcome(Text("admin/after_sales", {"requests": [request_data(r) for r in found]}))
 
 
-@REGISTRY.command("approve", "同意", roles=MANAGERS, group="after_sales", confirm=True)
+@REGISTRY.command("approve", "同意", roles=MANAGERS, group="after_sales", confirm=True, commas=ALL_ARGS)
 async def approve(actx: AdminContext) -> Outcome:
     """/approve ID (or the order's number): restated with the amount, then approved and the
     refundable amount refunded.
@@ -122,7 +130,7 @@ async def approve(actx: AdminContext) -> Outcome:
     return Outcome(Text("admin/approved", data), before, audit_after)
 
 
-@REGISTRY.command("reject", "拒绝", roles=ALL_ROLES, group="after_sales")
+@REGISTRY.command("reject", "拒绝", roles=ALL_ROLES, group="after_sales", commas=1)
 async def reject(actx: AdminContext) -> Outcome:
     """/reject ID REASON (or the order number): the request is closed and the customer told why."""
     reason = actx.rest(1).strip()

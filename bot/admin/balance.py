@@ -16,7 +16,7 @@ from typing import Any
 
 from bot.admin.orders import parse_amount
 from bot.admin.referrals import ACTIONS, withdrawal_id_of
-from bot.admin.registry import MANAGERS, REGISTRY, AdminContext, Outcome, UsageError
+from bot.admin.registry import ALL_ARGS, MANAGERS, REGISTRY, AdminContext, Outcome, UsageError
 from bot.chat.replies import Text
 from commerce import money
 from commerce.balance import topups, withdrawals
@@ -40,7 +40,7 @@ def _bonus(word: str) -> int:
         raise UsageError from None
 
 
-@REGISTRY.command("topup", "充值", "储值", roles=MANAGERS, group="balance", confirm=True)
+@REGISTRY.command("topup", "充值", "储值", roles=MANAGERS, group="balance", confirm=True, commas=ALL_ARGS)
 async def topup(actx: AdminContext) -> Outcome:
     """/topup list | /topup set PAY BONUS | /topup remove PAY."""
     action = actx.arg(0).lower() if actx.args else "list"
@@ -83,7 +83,7 @@ async def topup(actx: AdminContext) -> Outcome:
     raise UsageError
 
 
-@REGISTRY.command("balancewithdrawal", "余额提现", roles=MANAGERS, group="balance")
+@REGISTRY.command("balancewithdrawal", "余额提现", roles=MANAGERS, group="balance", commas=2)
 async def decide_withdrawal(actx: AdminContext) -> Outcome:
     """/balancewithdrawal approve ID TRANSFER_REF | /balancewithdrawal reject ID REASON."""
     action = ACTIONS.get(actx.arg(0).lower())

@@ -28,7 +28,15 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
-from bot.admin.registry import MANAGERS, PREFIXES, REGISTRY, AdminContext, Outcome, UsageError
+from bot.admin.registry import (
+    ALL_ARGS,
+    MANAGERS,
+    PREFIXES,
+    REGISTRY,
+    AdminContext,
+    Outcome,
+    UsageError,
+)
 from bot.chat.replies import Text
 from bot.dialogs.common import unit_of_work
 from commerce import money
@@ -110,7 +118,7 @@ def product_data(product: AdminProductView) -> dict[str, object]:
 # ---- commands ------------------------------------------------------------------------------
 
 
-@REGISTRY.command("add", "新品", "上新", roles=MANAGERS, group="catalog", confirm=True)
+@REGISTRY.command("add", "新品", "上新", roles=MANAGERS, group="catalog", confirm=True, commas=4)
 async def add(actx: AdminContext) -> Outcome:
     """/add 名称 价格 库存 分类 [副标题]: a name the shop has already is confirmed first."""
     if len(actx.args) == 3:  # no category: which there are, and how to name one
@@ -133,15 +141,16 @@ async def add(actx: AdminContext) -> Outcome:
     return Outcome(Text("admin/product_added", product_data(created)), before, after)
 
 
-@REGISTRY.command("edit", "编辑", "修改", roles=MANAGERS, group="catalog", confirm=True)
+@REGISTRY.command("edit", "编辑", "修改", roles=MANAGERS, group="catalog", confirm=True, commas=2)
 async def edit(actx: AdminContext) -> Outcome:
-    """/edit ID FIELD VALUE: name, subtitle, description, price (yuan), stock (N, +N, -N),
-    category, tags (comma-separated), status (on / off: off is confirmed first)."""
-    product_id = parse_id(actx.arg(0))
-    field = EDIT_FIELDS.get(actx.arg(1).lower())
-    if field is None:
+    """/edit ID|NAME FIELD VALUE: name, subtitle, description, price (yuan), stock (N, +N, -N),
+    category, tags (comma-separated), status (on / off: off is confirmed first). The
+    product by its id or its name, as `/product` takes it (the words before the field)."""
+    at = next((i for i, word in enumerate(actx.args[1:], 1) if word.lower() in EDIT_FIELDS), None)
+    if at is None:
         raise UsageError
-    text = actx.rest(2)
+    field, text = EDIT_FIELDS[actx.arg(at).lower()], actx.rest(at + 1)
+    product_id = await product_id_of(actx, " ".join(actx.args[:at]))
     if field == "price":
         return await _price(actx, str(product_id), parse_yuan(text), typed=text)
     if field == "stock":
@@ -160,7 +169,7 @@ async def edit(actx: AdminContext) -> Outcome:
                                                   "after": after}), before, after)
 
 
-@REGISTRY.command("price", "改价", "价格", roles=MANAGERS, group="catalog")
+@REGISTRY.command("price", "改价", "价格", roles=MANAGERS, group="catalog", commas=ALL_ARGS)
 async def price(actx: AdminContext) -> Outcome:
     """/price REF 价格"""
     if len(actx.args) != 2:
@@ -180,7 +189,7 @@ async def _price(actx: AdminContext, ref: str, price_fen: int, *, typed: str) ->
 LOW_STOCK_LISTED = 30  # /stock alone
 
 
-@REGISTRY.command("stock", "库存", roles=MANAGERS, group="catalog")
+@REGISTRY.command("stock", "库存", roles=MANAGERS, group="catalog", commas=ALL_ARGS)
 async def stock(actx: AdminContext) -> Outcome:
     """/stock REF 数量|+N|-N; /stock alone: what is running low, the emptiest first."""
     if not actx.args:
@@ -223,13 +232,13 @@ def which_variant(
     return Outcome(Text("admin/choose_sku", data), outcome="failed", after={"error": str(exc.code)})
 
 
-@REGISTRY.command("onsale", "上架", roles=MANAGERS, group="catalog")
+@REGISTRY.command("onsale", "上架", roles=MANAGERS, group="catalog", commas=ALL_ARGS)
 async def onsale(actx: AdminContext) -> Outcome:
     """/onsale ID"""
     return await _set_on_sale(actx, product_id=_single_id(actx), on_sale=True)
 
 
-@REGISTRY.command("offsale", "下架", roles=MANAGERS, group="catalog", confirm=True)
+@REGISTRY.command("offsale", "下架", roles=MANAGERS, group="catalog", confirm=True, commas=ALL_ARGS)
 async def offsale(actx: AdminContext) -> Outcome:
     """/offsale ID: restates the product and its stock, then waits for a confirmation."""
     return await _off_sale(actx, _single_id(actx))
@@ -266,25 +275,32 @@ async def _set_on_sale(actx: AdminContext, *, product_id: int, on_sale: bool) ->
     return Outcome(Text("admin/sale_status", data), before, after)
 
 
-@REGISTRY.command("product", "商品", roles=MANAGERS, group="catalog")
+@REGISTRY.command("product", "商品", roles=MANAGERS, group="catalog", commas=ALL_ARGS)
 async def product(actx: AdminContext) -> Outcome:
     """/product ID|NAME: its variants, prices, stock and status (also when off sale); a
     name fitting several products lists them with their ids."""
     if not actx.args:
         raise UsageError
-    typed = actx.rest(0).strip().lstrip("#")
+    product_id = await product_id_of(actx, actx.rest(0))
     async with unit_of_work(actx.ctx) as session:
-        if typed.isascii() and typed.isdigit():
-            product_id = parse_id(typed)
-        elif (named := await catalog_admin.product_named(session, typed)) is not None:
-            product_id = named
-        else:
-            raise ShopError(ErrorCode.PRODUCT_NOT_FOUND, ref=typed)
         found = await catalog_admin.show_product(session, product_id=product_id)
     return Outcome(Text("admin/product", product_data(found)))
 
 
-@REGISTRY.command("photo", "图片", "配图", "传图", roles=MANAGERS, group="catalog")
+async def product_id_of(actx: AdminContext, typed: str) -> int:
+    """The product staff named by its id ("12", "#12") or its name (`product_named`: a
+    part of it will do; PRODUCT_AMBIGUOUS lists the products it fits, PRODUCT_NOT_FOUND)."""
+    typed = typed.strip().lstrip("#")
+    if typed.isascii() and typed.isdigit():
+        return parse_id(typed)
+    async with unit_of_work(actx.ctx) as session:
+        named = await catalog_admin.product_named(session, typed)
+    if named is None:
+        raise ShopError(ErrorCode.PRODUCT_NOT_FOUND, ref=typed)
+    return named
+
+
+@REGISTRY.command("photo", "图片", "配图", "传图", roles=MANAGERS, group="catalog", commas=ALL_ARGS)
 async def photo(actx: AdminContext) -> Outcome:
     """/photo ID: then the product's pictures, one image message after another;
     /photo ID clear: remove all its pictures."""

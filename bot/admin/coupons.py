@@ -114,7 +114,7 @@ def parse_new(args: list[str]) -> dict[str, Any]:
     return fields
 
 
-@REGISTRY.command("coupon", "优惠券", "券", roles=MANAGERS, group="coupons")
+@REGISTRY.command("coupon", "优惠券", "券", roles=MANAGERS, group="coupons", commas=3)
 async def coupon(actx: AdminContext) -> Outcome:
     action = ACTIONS.get(actx.arg(0).lower())
     if action == "new":

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.admin.registry import MANAGERS, REGISTRY, AdminContext, Outcome, UsageError
+from bot.admin.registry import ALL_ARGS, MANAGERS, REGISTRY, AdminContext, Outcome, UsageError
 from bot.chat.replies import Text
 from bot.web.export import Kind, export_url
 from commerce.errors import ErrorCode, ShopError
@@ -30,7 +30,7 @@ def parse_day(word: str) -> date:
         raise UsageError from None
 
 
-@REGISTRY.command("export", "导出", roles=MANAGERS, group="stats")
+@REGISTRY.command("export", "导出", roles=MANAGERS, group="stats", commas=ALL_ARGS)
 async def export(actx: AdminContext) -> Outcome:
     """/export [orders [START END]] | /export products: the link to the export page (the
     orders' dates there default to START-END, or the last DEFAULT_DAYS days)."""

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.admin.catalog import parse_yuan
-from bot.admin.registry import MANAGERS, REGISTRY, AdminContext, Outcome, UsageError
+from bot.admin.registry import ALL_ARGS, MANAGERS, REGISTRY, AdminContext, Outcome, UsageError
 from bot.chat.replies import Text
 from bot.dialogs.common import unit_of_work
 from commerce.catalog import admin as catalog_admin
@@ -106,7 +106,7 @@ def _sale_id(word: str) -> int:
     return int(word)
 
 
-@REGISTRY.command("flash", "秒杀", roles=MANAGERS, group="flash", confirm=True)
+@REGISTRY.command("flash", "秒杀", roles=MANAGERS, group="flash", confirm=True, commas=ALL_ARGS)
 async def flash(actx: AdminContext) -> Outcome:
     action = ACTIONS.get(actx.arg(0).lower())
     if action == "new":

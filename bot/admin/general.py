@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from bot.admin.registry import ALL_ROLES, OWNERS, REGISTRY, AdminContext, Outcome, UsageError
+from bot.admin.registry import (
+    ALL_ARGS,
+    ALL_ROLES,
+    OWNERS,
+    REGISTRY,
+    AdminContext,
+    Outcome,
+    UsageError,
+)
 from bot.chat.replies import Text
 from bot.dialogs.common import unit_of_work
 from commerce.staff import audit, staff
@@ -69,7 +77,7 @@ async def _set_muted(actx: AdminContext, muted: bool) -> Outcome:
     return Outcome(Text("admin/muted", {"muted": muted}), before, after)
 
 
-@REGISTRY.command("audit", "审计", "日志", roles=OWNERS, group="staff")
+@REGISTRY.command("audit", "审计", "日志", roles=OWNERS, group="staff", commas=ALL_ARGS)
 async def show_audit(actx: AdminContext) -> Outcome:
     limit = 10
     if actx.args:

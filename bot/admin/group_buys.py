@@ -26,7 +26,15 @@ from datetime import timedelta
 from typing import Any
 
 from bot.admin.catalog import parse_yuan, which_variant
-from bot.admin.registry import ALL_ROLES, MANAGERS, REGISTRY, AdminContext, Outcome, UsageError
+from bot.admin.registry import (
+    ALL_ARGS,
+    ALL_ROLES,
+    MANAGERS,
+    REGISTRY,
+    AdminContext,
+    Outcome,
+    UsageError,
+)
 from bot.chat.replies import Text
 from bot.dialogs.common import unit_of_work
 from bot.outbound.alerts import openid_tail
@@ -164,7 +172,7 @@ def parse_campaign_options(args: list[str]) -> dict[str, int]:
 # ---- campaigns --------------------------------------------------------------------------------
 
 
-@REGISTRY.command("campaign", "拼团活动", roles=MANAGERS, group="group_buys")
+@REGISTRY.command("campaign", "拼团活动", roles=MANAGERS, group="group_buys", commas=ALL_ARGS)
 async def campaign(actx: AdminContext) -> Outcome:
     action = CAMPAIGN_ACTIONS.get(actx.arg(0).lower())
     if action == "new":
@@ -225,7 +233,7 @@ async def _new_campaign(actx: AdminContext) -> Outcome:
 # ---- groups -------------------------------------------------------------------------------------
 
 
-@REGISTRY.command("groups", "拼团列表", "团", roles=ALL_ROLES, group="group_buys")
+@REGISTRY.command("groups", "拼团列表", "团", roles=ALL_ROLES, group="group_buys", commas=ALL_ARGS)
 async def list_groups(actx: AdminContext) -> Outcome:
     """/groups [status]: newest first; open ones by default."""
     if len(actx.args) > 1:
@@ -242,7 +250,7 @@ async def list_groups(actx: AdminContext) -> Outcome:
     return Outcome(Text("admin/groups", data))
 
 
-@REGISTRY.command("group", "拼团", roles=ALL_ROLES, group="group_buys", confirm=True)
+@REGISTRY.command("group", "拼团", roles=ALL_ROLES, group="group_buys", confirm=True, commas=ALL_ARGS)
 async def group(actx: AdminContext) -> Outcome:
     """/group CODE [extend HOURS | close]"""
     if not 1 <= len(actx.args) <= 3:

@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from bot.admin.catalog import parse_yuan
-from bot.admin.registry import MANAGERS, REGISTRY, AdminContext, Outcome, UsageError
+from bot.admin.registry import ALL_ARGS, MANAGERS, REGISTRY, AdminContext, Outcome, UsageError
 from bot.chat.replies import Text
 from bot.dialogs.common import unit_of_work
 from commerce.membership import levels
@@ -41,7 +41,7 @@ def level_data(level: MemberLevel) -> dict[str, Any]:
     return {"name": level.name, "threshold_fen": level.threshold_fen, "discount_bp": level.discount_bp}
 
 
-@REGISTRY.command("level", "等级", "会员等级", roles=MANAGERS, group="members", confirm=True)
+@REGISTRY.command("level", "等级", "会员等级", roles=MANAGERS, group="members", confirm=True, commas=ALL_ARGS)
 async def level(actx: AdminContext) -> Outcome:
     action = ACTIONS.get(actx.arg(0).lower())
     rules = actx.services.rules

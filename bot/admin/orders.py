@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.admin.registry import (
+    ALL_ARGS,
     ALL_ROLES,
     MANAGERS,
     REGISTRY,
@@ -23,6 +24,7 @@ from bot.admin.registry import (
     Outcome,
     UsageError,
     fold_width,
+    split_commas,
 )
 from bot.chat.replies import Text
 from bot.dialogs.common import error_reply, unit_of_work
@@ -157,7 +159,7 @@ async def _find(actx: AdminContext, ref: str) -> OrderView:
 # ---- commands ---------------------------------------------------------------------------------
 
 
-@REGISTRY.command("orders", "订单", roles=ALL_ROLES, group="orders")
+@REGISTRY.command("orders", "订单", roles=ALL_ROLES, group="orders", commas=ALL_ARGS)
 async def list_orders(actx: AdminContext) -> Outcome:
     """/orders [day] [status] [page], in any order: newest first, PAGE_SIZE a page; a day
     (今天, 昨天) keeps the orders placed that day, cut at the shop's midnight."""
@@ -205,7 +207,7 @@ def _day_bounds(actx: AdminContext, day: str) -> tuple[datetime, datetime]:
     return local_midnight(now, tz, days_ago=days_ago), local_midnight(now, tz, days_ago=days_ago - 1)
 
 
-@REGISTRY.command("order", "查单", roles=ALL_ROLES, group="orders")
+@REGISTRY.command("order", "查单", roles=ALL_ROLES, group="orders", commas=ALL_ARGS)
 async def show_order(actx: AdminContext) -> Outcome:
     """/order NO: lines, amounts, address, and who did what when; a group seat's progress."""
     if len(actx.args) != 1:
@@ -218,8 +220,17 @@ async def show_order(actx: AdminContext) -> Outcome:
     return Outcome(Text("admin/order", data))
 
 
-def ship_lines(text: str) -> list[ShipLine]:
-    """The orders a `/ship` message names, one per line or after one carrier:
+def message_rows(text: str, *, commas: int) -> list[list[str]]:
+    """The words of each line of a `/ship` message, the command word left out: spaces,
+    and `，`/`、` for a command that takes them (`split_commas`), separate them."""
+    first, _, tail = text.strip().partition("\n")
+    rows = [first.split()[1:], *(line.split() for line in tail.splitlines())]
+    return [split_commas([fold_width(word) for word in words], leading=commas) for words in rows]
+
+
+def ship_lines(rows: list[list[str]]) -> list[ShipLine]:
+    """The orders the rows of a `/ship` message name (`message_rows`), one per line or after
+    one carrier:
 
         /ship NO CARRIER TRACKING            one order
         /ship                                several, a line each
@@ -228,9 +239,6 @@ def ship_lines(text: str) -> list[ShipLine]:
         /ship 顺丰 NO TRACKING NO TRACKING    one carrier for several (also: a line with
                                              the carrier alone, then lines of NO TRACKING)
     """
-    first, _, tail = text.strip().partition("\n")
-    rows = [first.split()[1:], *(line.split() for line in tail.splitlines())]
-    rows = [[fold_width(word) for word in words] for words in rows]
     lines: list[ShipLine] = []
     carrier = ""
     for number, words in enumerate(rows, 1):
@@ -253,6 +261,18 @@ def ship_lines(text: str) -> list[ShipLine]:
     return lines
 
 
+def tracking_missing(rows: list[list[str]]) -> tuple[str, str] | None:
+    """(the order, the carrier) of `/ship NO 圆通`: one order and a carrier, the tracking
+    number left out; None for anything else."""
+    words = [row for row in rows if row]
+    if len(words) != 1 or len(words[0]) != 2:
+        return None
+    ref, carrier = words[0]
+    if _ORDER_NO_LIKE.match(ref) and not _ORDER_NO_LIKE.match(carrier):
+        return ref, carrier
+    return None
+
+
 def _shipped_line(result: ShipResult) -> dict[str, Any]:
     line = {"line_no": result.line.line_no, "ref": result.line.ref}
     if result.order is not None:
@@ -262,15 +282,21 @@ def _shipped_line(result: ShipResult) -> dict[str, Any]:
     return line | {"error": error_reply(result.error).data}
 
 
-@REGISTRY.command("ship", "发货", roles=ALL_ROLES, group="orders")
+@REGISTRY.command("ship", "发货", roles=ALL_ROLES, group="orders", confirm=True, commas=ALL_ARGS)
 async def ship(actx: AdminContext) -> Outcome:
     """/ship NO CARRIER TRACKING, or several orders (`ship_lines`): paid -> shipped, each
-    customer told. /ship 批量 (upload): the link to the bulk ship page (`bot.web.shipping`)."""
+    customer told. One shipped order with another carrier or tracking number: a
+    correction, restated and confirmed first (`_correct`). /ship 批量 (upload): the link
+    to the bulk ship page (`bot.web.shipping`)."""
     if len(actx.args) == 1 and actx.arg(0).lower() in UPLOAD_WORDS:
         url, expires_at = ship_page_url(actx.services.config, openid=actx.actor)
         return Outcome(Text("admin/ship_link", {"url": url, "expires_at": expires_at}), None,
                        {"page": "ship", "expires_at": expires_at})
-    lines = ship_lines(actx.ctx.msg.text)
+    # confirmed, only a correction runs again: one order, its words kept as the arguments
+    rows = [actx.args] if actx.confirmed else message_rows(actx.ctx.msg.text, commas=actx.command.commas)
+    if (missing := tracking_missing(rows)) is not None:
+        return await _tracking_missing(actx, *missing)
+    lines = ship_lines(rows)
     if len(lines) == 1:
         return await _ship_one(actx, lines[0])
     async with unit_of_work(actx.ctx) as session:
@@ -283,6 +309,18 @@ async def ship(actx: AdminContext) -> Outcome:
                    outcome="ok" if shipped else "failed")
 
 
+async def _tracking_missing(actx: AdminContext, ref: str, carrier: str) -> Outcome:
+    """`/ship NO 圆通`: the tracking number is missing; the command to type for that order
+    (an order that is not there, or cannot ship, says so instead)."""
+    order = await _find(actx, order_ref(ref))
+    if order.status not in (S.PAID, S.SHIPPED):
+        raise ShopError(ErrorCode.ILLEGAL_TRANSITION, order_id=order.id, **{"from": str(order.status)},
+                        to=str(S.SHIPPED))
+    data = {"order_no": order.order_no, "carrier": carrier, "status": str(order.status),
+            "before_carrier": order.carrier, "before_tracking_no": order.tracking_no}
+    return Outcome(Text("admin/ship_tracking_missing", data), outcome="failed", after={"error": "tracking_missing"})
+
+
 async def _ship_one(actx: AdminContext, line: ShipLine) -> Outcome:
     try:
         order_actions.check_shipment(line.carrier, line.tracking_no)
@@ -290,6 +328,9 @@ async def _ship_one(actx: AdminContext, line: ShipLine) -> Outcome:
         raise UsageError from None
     async with unit_of_work(actx.ctx) as session:
         before = await order_admin.find_order(session, ref=line.ref)
+    if before.status == S.SHIPPED:
+        return await _correct(actx, before, line)
+    async with unit_of_work(actx.ctx) as session:
         (result,) = await order_actions.ship_orders(session, lines=[line], actor=staff_actor(actx), now=utcnow())
         if result.error is not None:
             raise result.error
@@ -300,7 +341,32 @@ async def _ship_one(actx: AdminContext, line: ShipLine) -> Outcome:
     return Outcome(reply, _state(before), _state(after))
 
 
-@REGISTRY.command("refund", "退款", roles=MANAGERS, group="orders", confirm=True)
+async def _correct(actx: AdminContext, order: OrderView, line: ShipLine) -> Outcome:
+    """/ship on a shipped order: the same carrier and number say so and change nothing;
+    others restate the correction, and once confirmed replace the order's tracking and
+    tell the customer (`order_actions.correct_shipment`)."""
+    data = {"order_no": order.order_no, "before_carrier": order.carrier, "before_tracking_no": order.tracking_no,
+            "carrier": line.carrier, "tracking_no": line.tracking_no}
+    if order_actions.same_shipment(line.carrier, line.tracking_no, as_kept=(order.carrier, order.tracking_no)):
+        return Outcome(Text("admin/ship_unchanged", data), _state(order), _state(order))
+    if not actx.confirmed:
+        return Outcome(Text("admin/ship_correct_confirm", data), confirm_first=True)
+    async with unit_of_work(actx.ctx) as session:
+        corrected = await order_actions.correct_shipment(
+            session, order_id=order.id, carrier=line.carrier, tracking_no=line.tracking_no,
+            actor=staff_actor(actx), now=utcnow(),
+        )
+    before = _state(order) | {"carrier": corrected.carrier, "tracking_no": corrected.tracking_no}
+    data |= {"before_carrier": corrected.carrier, "before_tracking_no": corrected.tracking_no}
+    if not corrected.changed:  # someone corrected it to these meanwhile
+        return Outcome(Text("admin/ship_unchanged", data), before, before)
+    after = corrected.order
+    reply = Text("admin/ship_corrected", data | {"carrier": after.carrier, "tracking_no": after.tracking_no,
+                                                 "told": True})  # queued with the change
+    return Outcome(reply, before, _state(after))
+
+
+@REGISTRY.command("refund", "退款", roles=MANAGERS, group="orders", confirm=True, commas=ALL_ARGS)
 async def refund(actx: AdminContext) -> Outcome:
     """/refund NO [AMOUNT]: all that is left, or AMOUNT yuan; restated, then confirmed."""
     if not 1 <= len(actx.args) <= 2:
@@ -328,7 +394,7 @@ async def refund(actx: AdminContext) -> Outcome:
                    outcome="failed" if failed else "ok")
 
 
-@REGISTRY.command("cancel", "取消订单", roles=MANAGERS, group="orders", confirm=True)
+@REGISTRY.command("cancel", "取消订单", roles=MANAGERS, group="orders", confirm=True, commas=ALL_ARGS)
 async def cancel(actx: AdminContext) -> Outcome:
     """/cancel NO: an unpaid order is cancelled, its stock released, the customer told.
     A paid order is refused: its money goes back with /refund."""

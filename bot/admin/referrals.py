@@ -81,7 +81,7 @@ def withdrawal_id_of(word: str) -> int:
     return int(word)
 
 
-@REGISTRY.command("withdrawal", "提现", roles=MANAGERS, group="referrals")
+@REGISTRY.command("withdrawal", "提现", roles=MANAGERS, group="referrals", commas=2)
 async def decide_withdrawal(actx: AdminContext) -> Outcome:
     """/withdrawal approve ID TRANSFER_REF | /withdrawal reject ID REASON."""
     action = ACTIONS.get(actx.arg(0).lower())

@@ -11,7 +11,7 @@ is confirmed first: each undoes the other, and the customer is not told.
 
 from __future__ import annotations
 
-from bot.admin.registry import MANAGERS, REGISTRY, AdminContext, Outcome, UsageError
+from bot.admin.registry import ALL_ARGS, MANAGERS, REGISTRY, AdminContext, Outcome, UsageError
 from bot.chat.replies import Text
 from bot.outbound.alerts import openid_tail
 from commerce.reviews import actions as reviews
@@ -27,7 +27,7 @@ def _review_id(word: str) -> int:
     return int(word)
 
 
-@REGISTRY.command("reviews", "评价", roles=MANAGERS, group="reviews")
+@REGISTRY.command("reviews", "评价", roles=MANAGERS, group="reviews", commas=ALL_ARGS)
 async def moderate_reviews(actx: AdminContext) -> Outcome:
     """/reviews: the latest reviews; /reviews hide N | show N."""
     if not actx.args:

@@ -14,7 +14,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.admin.registry import ALL_ROLES, PREFIXES, REGISTRY, AdminContext, Outcome, UsageError
+from bot.admin.registry import (
+    ALL_ARGS,
+    ALL_ROLES,
+    PREFIXES,
+    REGISTRY,
+    AdminContext,
+    Outcome,
+    UsageError,
+)
 from bot.chat.replies import Text
 from bot.dialogs.common import unit_of_work
 from bot.outbound.alerts import openid_tail
@@ -57,7 +65,7 @@ def reply_text(actx: AdminContext) -> str:
     return parts[2].strip() if len(parts) == 3 else ""
 
 
-@REGISTRY.command("inbox", "客服会话", roles=ALL_ROLES, group="service")
+@REGISTRY.command("inbox", "客服会话", roles=ALL_ROLES, group="service", commas=ALL_ARGS)
 async def inbox(actx: AdminContext) -> Outcome:
     """/inbox: the open tickets; /inbox N: one ticket with its conversation."""
     if len(actx.args) > 1:
@@ -99,7 +107,7 @@ async def reply(actx: AdminContext) -> Outcome:
     )
 
 
-@REGISTRY.command("close", "结束会话", roles=ALL_ROLES, group="service")
+@REGISTRY.command("close", "结束会话", roles=ALL_ROLES, group="service", commas=ALL_ARGS)
 async def close(actx: AdminContext) -> Outcome:
     """/close N: the ticket ends; the customer is told and shops again."""
     if len(actx.args) != 1:

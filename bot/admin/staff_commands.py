@@ -25,7 +25,7 @@ def _role(word: str) -> StaffRole:
     return role
 
 
-@REGISTRY.command("staff", "员工", roles=OWNERS, group="staff", confirm=True)
+@REGISTRY.command("staff", "员工", roles=OWNERS, group="staff", confirm=True, commas=3)
 async def staff_command(actx: AdminContext) -> Outcome:
     """/staff list | add OPENID ROLE | remove OPENID | role OPENID ROLE | invite ROLE"""
     action = actx.arg(0).lower()

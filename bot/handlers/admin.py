@@ -60,7 +60,7 @@ async def admin_command(ctx: Context, command: tuple[str, list[str]]) -> Reply |
     if ctx.staff_role not in found.roles:
         await _audit(ctx, command=found.name, args=args, outcome="refused")
         return Text("admin/not_allowed", {"command": found.name, "role": str(ctx.staff_role)})
-    actx = AdminContext(ctx, ctx.staff_role, found, args)
+    actx = AdminContext(ctx, ctx.staff_role, found, found.arguments(args))
     return await _run(actx)
 
 

@@ -17,6 +17,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from rapidfuzz import fuzz
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -137,14 +138,38 @@ def check_sku(sku_code: str) -> str:
 
 async def find_category(session: AsyncSession, name: str) -> Category:
     """A category by its Chinese or English name, case-insensitive; CATEGORY_NOT_FOUND
-    (details: category, known) otherwise."""
+    (details: category, known, closest: the one a near miss likely meant, `closest_category`,
+    or "") otherwise."""
     categories = (
         await session.scalars(select(Category).order_by(Category.sort_order, Category.id))
     ).all()
     for category in categories:
         if matches_category(category, name):
             return category
-    raise ShopError(ErrorCode.CATEGORY_NOT_FOUND, category=name, known=[c.name for c in categories])
+    known = [c.name for c in categories]
+    closest = closest_category(name, [(c.name, c.name_en or "") for c in categories])
+    raise ShopError(ErrorCode.CATEGORY_NOT_FOUND, category=name, known=known, closest=closest or "")
+
+
+CLOSEST_SCORE = 50  # rapidfuzz's WRatio out of 100: "茶叶" is 50 from "茶饮", "fruits" 91 from "Fruit"
+
+
+def closest_category(name: str, names: Sequence[tuple[str, str]]) -> str | None:
+    """The category (of (Chinese name, English name) pairs) a near-miss name most likely
+    meant ("茶叶" when the shop has "茶饮"); None when none comes close, or two come
+    equally close ("粮食": "零食" or "粮油"?)."""
+    wanted = (name or "").strip().casefold()
+    if not wanted:
+        return None
+    scored = sorted(
+        ((max(fuzz.WRatio(wanted, zh.casefold()), fuzz.WRatio(wanted, en.casefold()) if en else 0.0), zh)
+         for zh, en in names),
+        key=lambda pair: pair[0],
+        reverse=True,
+    )
+    if not scored or scored[0][0] < CLOSEST_SCORE or (len(scored) > 1 and scored[1][0] == scored[0][0]):
+        return None
+    return scored[0][1]
 
 
 def matches_category(category: Category, name: str) -> bool:

@@ -14,7 +14,7 @@ all in the caller's transaction:
   the chat (the notice is their reply) or a group ended (the group tells its members);
 - an audit entry for staff (`order_cancel`: who, which order, before and after).
 
-Shipping, confirming receipt (by the customer, or by the clock after
+Shipping, correcting a shipped order's tracking number, confirming receipt (by the customer, or by the clock after
 `rules.auto_complete_after`) and deciding an after-sales request tell the customer the
 same way. Nothing here commits: the caller owns the unit of work and sends what was
 queued after it.
@@ -38,11 +38,11 @@ from commerce.errors import ErrorCode, ShopError
 from commerce.events import RefundRequested, ShipRequested, publish
 from commerce.messaging import notices
 from commerce.messaging.notifications import Notification
-from commerce.orders import after_sales
+from commerce.orders import after_sales, carriers
 from commerce.orders.after_sales import AfterSalesView
 from commerce.orders.models import AfterSalesStatus, Order, OrderLine, OrderStatus
 from commerce.orders.queries import find_order
-from commerce.orders.rows import current_status
+from commerce.orders.rows import current_status, lock_order
 from commerce.orders.status import illegal_move, move, release_orders_stock, transition
 from commerce.orders.views import OrderView, load_view, load_views, order_data
 from commerce.rules import ShopRules, as_utc
@@ -256,6 +256,70 @@ async def ship_order(
     order = await load_view(session, order_id)
     notices.queue(session, openid=order.openid, template="order_shipped", data=order_data(order))
     return order
+
+
+def same_shipment(carrier: str, tracking_no: str, *, as_kept: tuple[str, str]) -> bool:
+    """Whether a carrier and tracking number are those an order keeps (`as_kept`): the
+    same tracking number, and the same carrier by any of its names ("顺丰" is "SF")."""
+    kept_carrier, kept_tracking = as_kept
+    return tracking_no.strip() == kept_tracking and carriers.stored(carrier) == carriers.stored(kept_carrier)
+
+
+@dataclass(frozen=True, slots=True)
+class ShipmentCorrected:
+    order: OrderView  # with the carrier and tracking number it has now
+    carrier: str  # what it had before
+    tracking_no: str
+    changed: bool  # False: it had these already, and nothing was done
+
+
+async def correct_shipment(
+    session: AsyncSession,
+    *,
+    order_id: int,
+    carrier: str,
+    tracking_no: str,
+    actor: str,
+    now: datetime,
+) -> ShipmentCorrected:
+    """A shipped order's carrier and tracking number, typed wrong, replaced: one
+    conditional UPDATE on status shipped, the customer told the corrected tracking
+    (`order_tracking_corrected`, queued with the change) and an audit entry
+    (`ship_correct`, before and after). The same carrier and number it has already:
+    nothing changes, nobody is told (`changed` False). ILLEGAL_TRANSITION (details: from,
+    to shipped) unless the order is shipped (a completed or refunded order keeps its
+    tracking). CARRIER_INVALID, TRACKING_INVALID as `check_shipment` says."""
+    now = as_utc(now)
+    carrier, tracking_no = check_shipment(carrier, tracking_no)
+    locked = await lock_order(session, order_id)  # a racing correction waits, so `before` is what it replaced
+    before = (locked.carrier or "", locked.tracking_no or "")
+    if locked.status != S.SHIPPED.value:
+        raise illegal_move(order_id, locked.status, S.SHIPPED)
+    if same_shipment(carrier, tracking_no, as_kept=before):
+        return ShipmentCorrected(await load_view(session, order_id), *before, changed=False)
+    changed = await session.execute(
+        update(Order)
+        .where(Order.id == order_id, Order.status == S.SHIPPED.value)
+        .values(carrier=carrier, tracking_no=tracking_no)
+        .execution_options(synchronize_session=False)
+    )
+    if rowcount(changed) != 1:
+        raise illegal_move(order_id, await current_status(session, order_id), S.SHIPPED)
+    order = await load_view(session, order_id)
+    data = order_data(order) | {"before_carrier": before[0], "before_tracking_no": before[1]}
+    notices.queue(session, openid=order.openid, template="order_tracking_corrected", data=data)
+    await audit.record(
+        session,
+        actor=actor,
+        role="",
+        command="ship_correct",
+        args={"order_no": order.order_no},
+        outcome="ok",
+        before={"order_no": order.order_no, "carrier": before[0], "tracking_no": before[1]},
+        after={"order_no": order.order_no, "carrier": order.carrier, "tracking_no": order.tracking_no},
+        now=now,
+    )
+    return ShipmentCorrected(order, *before, changed=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,7 +107,7 @@ async def test_reject_tells_the_customer_why(staffed: Shop) -> None:
     assert "请写明原因" in (await operator.say(f"/reject {request_id} 不")).text  # too short for the core
     before = len(texts(staffed, CUSTOMER))
 
-    done = await operator.say(f"/拒绝 {request_id} 商品已拆封使用，不支持退货")
+    done = await operator.say(f"/拒绝 {request_id}，商品已拆封使用，不支持退货")  # the reason keeps its comma
     assert f"已拒绝售后申请 #{request_id}" in done.text and "已通知顾客" in done.text
     assert await request_status(staffed, request_id) == "rejected"
     (told,) = texts(staffed, CUSTOMER)[before:]

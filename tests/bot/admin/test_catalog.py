@@ -221,7 +221,7 @@ async def test_edit_name_and_subtitle(staffed: Shop) -> None:
 
 
 @pytest.mark.parametrize(("command", "expected"), [("/edit", "参数不对"), ("/edit 3", "参数不对"), ("/edit 3 name", "参数不对"),
-                                                   ("/edit 3 colour red", "参数不对"), ("/edit x name y", "参数不对"),
+                                                   ("/edit 3 colour red", "参数不对"), ("/edit 没有这种东西 name y", "没有名称含「没有这种东西」的商品"),
                                                    ("/edit 99999 name y", "没有找到商品")])
 async def test_edit_refuses_wrong_arguments(sqlite_staffed: Shop, command: str, expected: str) -> None:
     assert expected in (await sqlite_staffed.user(OWNER).say(command)).text
@@ -540,3 +540,52 @@ async def test_numbers_typed_in_full_width_are_read(staffed: Shop) -> None:
     await owner.say(f"/edit {banana.id} 描述 海南直发，坏果包赔（１年）")
     assert (await _product(staffed, "香蕉")).description == "海南直发，坏果包赔（１年）"
     assert [e.args[-1] for e in await _audit(staffed, "stock") if e.outcome == "ok"] == ["+10", "100件", "-3"]
+
+
+async def test_a_near_miss_category_suggests_the_closest(sqlite_staffed: Shop) -> None:
+    reply = await sqlite_staffed.user(OWNER).say("/add 桂花乌龙 68 30 茶叶")
+    assert "没有「茶叶」这个分类，是「茶饮」吗？现有分类：水果、茶饮" in reply.text, reply.text
+    far = await sqlite_staffed.user(OWNER).say("/add 桂花乌龙 68 30 玩具")
+    assert "没有「玩具」这个分类。现有分类：水果" in far.text, far.text
+    english = await sqlite_staffed.user(OWNER).say("/add 桂花乌龙 68 30 tea")  # near its English name
+    assert "没有「tea」这个分类，是「茶饮」吗？" in english.text, english.text
+    assert "已上架新品" in (await sqlite_staffed.user(OWNER).say("/add 桂花乌龙 68 30 茶饮")).text
+
+
+async def test_edit_names_the_product_as_price_does(staffed: Shop) -> None:
+    """"/edit 阳光玫瑰 price 33" used to get the usage line though /price takes names."""
+    owner = staffed.user(OWNER)
+    banana = await _product(staffed, "香蕉")
+    priced = await owner.say("/edit 香蕉 price 33")
+    assert "¥33.00" in priced.text, priced.text
+    assert (await _variant(staffed, "FRU-BANANA-3J")).price_fen == 3300
+    renamed = await owner.say("/edit 香蕉 副标题 海南直发")  # a part of the name will do as well
+    assert "海南直发" in renamed.text and (await _product(staffed, "香蕉")).subtitle == "海南直发"
+    await owner.say("/edit 龙井 描述 明前采摘")
+    assert (await _product(staffed, "西湖龙井")).description == "明前采摘"
+    several = await owner.say("/edit 苹果 price 9.9")
+    apples = [await _product(staffed, "烟台红富士苹果"), await _product(staffed, "阿克苏冰糖心苹果")]
+    assert all(f"#{p.id} {p.name}" in several.text for p in apples), several.text
+    off = await owner.say("/edit 香蕉 状态 下架")
+    assert "确认码" in off.text and (await _product(staffed, "香蕉")).status == "on_sale"
+    await owner.say("确认")
+    assert (await _product(staffed, banana.name)).status == "off_sale"
+
+
+async def test_chinese_commas_separate_the_values_of_catalog_commands(staffed: Shop) -> None:
+    """"/price 阳光玫瑰，36" used to get the usage line: a Chinese keyboard types "，" or "、"
+    between values. Free text after them (a subtitle, an edited description) keeps its commas."""
+    owner = staffed.user(OWNER)
+    banana = await _product(staffed, "香蕉")
+    assert "¥36.00" in (await owner.say("/price 香蕉，36")).text
+    assert "200 → 210" in (await owner.say("/stock 香蕉，+10")).text
+    assert "210 → 215" in (await owner.say("/库存 香蕉、＋５")).text
+    added = await owner.say("/add 红心火龙果，29.9，40，水果，甜，红心")
+    assert "已上架新品" in added.text and "红心火龙果" in added.text, added.text
+    dragon = await _product(staffed, "红心火龙果")
+    assert dragon.subtitle == "甜，红心"
+    await owner.say(f"/edit {banana.id}，描述，海南直发，坏果包赔")
+    assert (await _product(staffed, "香蕉")).description == "海南直发，坏果包赔"
+    shown = await owner.say(f"/product {dragon.id}，")
+    assert "红心火龙果" in shown.text and "参数不对" not in shown.text
+    assert [e.args for e in await _audit(staffed, "price") if e.outcome == "ok"] == [["香蕉", "36"]]

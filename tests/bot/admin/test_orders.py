@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot.app import create_app
 from bot.keys import PAYMENTS, SERVICES
@@ -264,25 +264,100 @@ async def test_ship_moves_the_order_and_tells_the_customer(staffed: Shop) -> Non
     assert entry.before["status"] == "paid" and entry.after["status"] == "shipped"
     assert entry.after["tracking_no"] == "ZT-778899"
 
-    again = await staffed.user(OPERATOR).say(f"/ship {order_no} 顺丰 SF000111")
-    assert "不能这样操作" in again.text and "已发货" in again.text
-    assert [e.outcome for e in await audit_rows(staffed, "ship")] == ["ok", "failed"]
+    again = await staffed.user(OPERATOR).say(f"/ship {order_no} 中通 ZT-778899")  # the same number: nothing to do
+    assert f"订单 {order_no} 已经用这个运单号发货了：中通快递 ZT-778899，没有改动" in again.text, again.text
+    assert "确认码" not in again.text
+    assert [e.outcome for e in await audit_rows(staffed, "ship")] == ["ok", "ok"]
     assert len(texts(staffed, CUSTOMER)) == before + 1
 
 
 async def test_ship_refuses_wrong_arguments_and_unpaid_orders(staffed: Shop) -> None:
     order_no = await place_order(staffed, staffed.user(CUSTOMER))
     operator = staffed.user(OPERATOR)
-    for wrong in (f"/ship {order_no}", f"/ship {order_no} 顺丰", f"/ship {order_no} 顺丰 单号有中文",
+    for wrong in (f"/ship {order_no}", f"/ship {order_no} 顺丰 单号有中文",
                   f"/ship {order_no} 顺丰 SF1 extra", "/ship"):
         assert "参数不对" in (await operator.say(wrong)).text, wrong
     unpaid = await operator.say(f"/ship {order_no} 顺丰 SF12345678")
-    assert "不能这样操作" in unpaid.text and "待支付" in unpaid.text
+    assert "还没有支付（待支付），没有要发的货" in unpaid.text, unpaid.text
+    assert "还没有支付" in (await operator.say(f"/ship {order_no} 顺丰")).text  # no tracking number, and unpaid
     assert (await view(staffed, order_no)).status == OrderStatus.PENDING_PAYMENT
     assert texts(staffed, CUSTOMER) == []
     stranger = await staffed.user(STRANGER).say(f"/ship {order_no} 顺丰 SF12345678")
     assert "已发货" not in stranger.text
     assert [e.outcome for e in await audit_rows(staffed, "ship") if e.actor == STRANGER] == ["refused"]
+
+
+async def test_a_tracking_number_typed_wrong_is_corrected_after_a_confirmation(staffed: Shop) -> None:
+    customer = staffed.user(CUSTOMER)
+    order_no = await place_order(staffed, customer)
+    await pay(staffed, order_no)
+    service = staffed.user(SERVICE)
+    assert "已发货" in (await service.say(f"/ship {order_no} 顺丰 SF1234567890")).text
+    told = len(texts(staffed, CUSTOMER))
+
+    ask = await service.say(f"/ship {order_no} 顺丰 SF1234567891")
+    assert f"订单 {order_no} 已发货：顺丰 SF1234567890" in ask.text, ask.text
+    assert "将更正为：顺丰 SF1234567891" in ask.text and "确认码" in ask.text
+    assert (await view(staffed, order_no)).tracking_no == "SF1234567890"  # nothing before the confirmation
+    assert "没有执行" in (await service.say("算了")).text
+    assert (await view(staffed, order_no)).tracking_no == "SF1234567890" and len(texts(staffed, CUSTOMER)) == told
+
+    await service.say(f"/ship {order_no} 圆通 YT9988776655")
+    done = await service.say("确认")
+    assert f"订单 {order_no} 的运单号已更正：顺丰 SF1234567890 → 圆通 YT9988776655" in done.text, done.text
+    assert "已把更正后的运单号告诉顾客" in done.text
+    order = await view(staffed, order_no)
+    assert (order.status, order.carrier, order.tracking_no) == (OrderStatus.SHIPPED, "圆通", "YT9988776655")
+    (corrected,) = texts(staffed, CUSTOMER)[told:]
+    assert "运单号有更正" in corrected and "圆通速递 YT9988776655" in corrected, corrected
+    assert "com=yuantong&nu=YT9988776655" in corrected and "SF1234567890 有误" in corrected
+
+    entries = [e for e in await audit_rows(staffed, "ship") if e.outcome == "ok"]
+    assert (entries[-1].actor, entries[-1].before["tracking_no"], entries[-1].after["tracking_no"]) == (
+        SERVICE, "SF1234567890", "YT9988776655")
+    assert entries[-1].after["carrier"] == "圆通" and entries[-1].before["carrier"] == "顺丰"
+    assert [(e.before["tracking_no"], e.after["tracking_no"]) for e in await audit_rows(staffed, "ship_correct")] == [
+        ("SF1234567890", "YT9988776655")]
+
+    same = await service.say(f"/ship {order_no} YTO YT9988776655")  # 圆通 by its code: the same shipment
+    assert "已经用这个运单号发货了" in same.text and "确认码" not in same.text
+    missing = await service.say(f"/ship {order_no} 圆通")
+    assert "还缺运单号" in missing.text and f"/ship {order_no} 圆通 运单号" in missing.text, missing.text
+    assert len(texts(staffed, CUSTOMER)) == told + 1
+
+    async with db(staffed.client.app)() as session:  # the customer confirms receipt: the tracking is history
+        await session.execute(update(Order).where(Order.order_no == order_no).values(status="completed"))
+        await session.commit()
+    late = await service.say(f"/ship {order_no} 圆通 YT1111111111")
+    assert "不能这样操作" in late.text and "已完成" in late.text and "确认码" not in late.text
+    assert (await view(staffed, order_no)).tracking_no == "YT9988776655"
+
+
+async def test_ship_without_a_tracking_number_gives_the_command_for_that_order(staffed: Shop) -> None:
+    order_no = await place_order(staffed, staffed.user(CUSTOMER))
+    await pay(staffed, order_no)
+    reply = await staffed.user(OPERATOR).say(f"/ship {order_no} 圆通")
+    assert "还缺运单号" in reply.text and f"/ship {order_no} 圆通 运单号" in reply.text, reply.text
+    assert "参数不对" not in reply.text
+    assert (await view(staffed, order_no)).status == OrderStatus.PAID
+    assert "没有找到这个订单" in (await staffed.user(OPERATOR).say("/ship SF2020010100000000 圆通")).text
+
+
+async def test_ship_and_order_read_chinese_commas_between_values(staffed: Shop) -> None:
+    """"/ship SF…，圆通，YT888" used to get the usage line."""
+    first = await place_order(staffed, staffed.user(CUSTOMER))
+    second = await place_order(staffed, staffed.user("o_customer_78"))
+    await pay(staffed, first)
+    await pay(staffed, second)
+    operator = staffed.user(OPERATOR)
+    shipped = await operator.say(f"/ship {first}，圆通，YT8888888888")
+    assert f"订单 {first} 已发货：圆通 YT8888888888" in shipped.text, shipped.text
+    batch = await operator.say(f"/发货 顺丰、{second}、SF1000000001")
+    assert f"订单 {second} 已发货：顺丰 SF1000000001" in batch.text, batch.text
+    assert "已发货" in (await operator.say(f"/order {first}，")).text
+    assert "圆通 YT8888888888" in (await operator.say(f"/查单 {first}")).text
+    listed = await operator.say("/orders 已发货，1")
+    assert first in listed.text and second in listed.text, listed.text
 
 
 # ---- refunds --------------------------------------------------------------------------------

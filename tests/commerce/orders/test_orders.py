@@ -18,6 +18,7 @@ from commerce.cart.models import CartLine
 from commerce.catalog.models import Product, Variant
 from commerce.customers.addresses import AddressView
 from commerce.errors import ErrorCode, ShopError
+from commerce.messaging.models import OutboxMessage
 from commerce.orders import placement as orders
 from commerce.orders.actions import (
     CancelledBy,
@@ -25,6 +26,7 @@ from commerce.orders.actions import (
     change_address,
     complete_due_orders,
     confirm_receipt,
+    correct_shipment,
     expire_due_orders,
     ship_order,
 )
@@ -49,6 +51,7 @@ from commerce.payments.refunds import (
 )
 from commerce.promotions.models import CouponKind, CustomerCoupon
 from commerce.rules import ShopRules
+from commerce.staff.models import AuditEntry
 from commerce.wiring import shop_sessions
 from tests.commerce.factories import (
     make_address,
@@ -645,6 +648,42 @@ async def test_ship_and_confirm_receipt(sessions: async_sessionmaker[AsyncSessio
     done = await run(sessions, confirm_receipt, order_id=order.id, customer_id=buyer.customer_id, now=datetime.now(UTC))
     assert done.status == S.COMPLETED and done.completed_at is not None
     assert done.events[-1][:3] == ("shipped", "completed", "customer")
+
+
+async def test_a_wrong_tracking_number_is_corrected_only_while_the_order_is_shipped(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    buyer, order = await paid_order(sessions)
+    correct = {"order_id": order.id, "carrier": "圆通", "tracking_no": "YT888888", "actor": "staff:o1", "now": NOW}
+    await expect_error(ErrorCode.ILLEGAL_TRANSITION, run(sessions, correct_shipment, **correct))  # paid, not shipped
+    await run(sessions, ship_order, order_id=order.id, carrier="顺丰", tracking_no="SF1234567890", actor="staff:o1",
+              now=NOW)
+
+    same = await run(sessions, correct_shipment, **correct | {"carrier": "SF", "tracking_no": "SF1234567890"})
+    assert not same.changed and same.order.tracking_no == "SF1234567890"  # "SF" is 顺丰: nothing to correct
+    assert await count(sessions, OutboxMessage, OutboxMessage.event == "order_tracking_corrected") == 0
+    await expect_error(ErrorCode.TRACKING_INVALID, run(sessions, correct_shipment, **correct | {"tracking_no": "运单"}))
+
+    fixed = await run(sessions, correct_shipment, **correct)
+    assert fixed.changed and (fixed.carrier, fixed.tracking_no) == ("顺丰", "SF1234567890")
+    assert (fixed.order.status, fixed.order.carrier, fixed.order.tracking_no) == (S.SHIPPED, "圆通", "YT888888")
+    async with sessions() as session:
+        (told,) = (await session.scalars(
+            select(OutboxMessage).where(OutboxMessage.event == "order_tracking_corrected")
+        )).all()
+        (entry,) = (await session.scalars(select(AuditEntry).where(AuditEntry.command == "ship_correct"))).all()
+    assert told.openid == buyer.openid
+    assert told.payload["notice"]["data"]["tracking_no"] == "YT888888"
+    assert told.payload["notice"]["data"]["before_tracking_no"] == "SF1234567890"
+    assert (entry.actor, entry.before["tracking_no"], entry.after["tracking_no"]) == ("staff:o1", "SF1234567890",
+                                                                                   "YT888888")
+    assert [e for e in await events(sessions, order.id) if e[1] == "shipped"] == [("paid", "shipped", "staff:o1")]
+
+    await run(sessions, confirm_receipt, order_id=order.id, customer_id=buyer.customer_id, now=NOW)
+    with pytest.raises(ShopError) as completed:
+        await run(sessions, correct_shipment, **correct | {"tracking_no": "YT999999"})
+    assert completed.value.code == ErrorCode.ILLEGAL_TRANSITION and completed.value.details["from"] == "completed"
+    assert (await run(sessions, get_order, order_id=order.id)).tracking_no == "YT888888"
 
 
 # ---- cancelling and the clock ------------------------------------------------------------------
