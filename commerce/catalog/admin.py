@@ -384,6 +384,10 @@ def _only_variant(product: Product, ref: str) -> Variant:
 
 
 NAMED_SHOWN = 8  # the products listed when a name staff typed fits several
+# The shortest part of a name that may name a product: a stray letter must not pick one
+# for /price, /stock or /edit (a whole name of any length still does)
+PART_MIN_LATIN = 3
+PART_MIN_CJK = 2
 
 
 async def product_named(session: AsyncSession, words: str) -> int | None:
@@ -399,6 +403,8 @@ async def product_named(session: AsyncSession, words: str) -> int | None:
     )).all()
     if len(exact) == 1:
         return exact[0]
+    if not exact and len(wanted) < (PART_MIN_LATIN if wanted.isascii() else PART_MIN_CJK):
+        return None  # "x", "苹": too short to stand for a product by a part of its name
     pattern = "%" + wanted.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     fits = select(Product.id, Product.name, Product.status)
     fits = fits.where(Product.id.in_(exact)) if exact else fits.where(func.lower(Product.name).like(pattern.lower(), escape="\\"))

@@ -222,6 +222,7 @@ async def test_edit_name_and_subtitle(staffed: Shop) -> None:
 
 @pytest.mark.parametrize(("command", "expected"), [("/edit", "参数不对"), ("/edit 3", "参数不对"), ("/edit 3 name", "参数不对"),
                                                    ("/edit 3 colour red", "参数不对"), ("/edit 没有这种东西 name y", "没有名称含「没有这种东西」的商品"),
+                                                   ("/edit x name y", "没有名称含「x」的商品"),
                                                    ("/edit 99999 name y", "没有找到商品")])
 async def test_edit_refuses_wrong_arguments(sqlite_staffed: Shop, command: str, expected: str) -> None:
     assert expected in (await sqlite_staffed.user(OWNER).say(command)).text

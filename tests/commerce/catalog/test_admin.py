@@ -173,10 +173,12 @@ async def test_resolve_variant_by_name(sessions: async_sessionmaker[AsyncSession
     details = await expect_error(ErrorCode.PRODUCT_AMBIGUOUS, run(sessions, admin.resolve_variant, ref="pple"))
     assert sorted(p["name"] for p in details["products"]) == ["Fuji Apple 100%", "Gala apple", "apple"]
     assert details["more"] is False and all(p["on_sale"] for p in details["products"])
-    details = await expect_error(ErrorCode.VARIANT_NOT_FOUND, run(sessions, admin.resolve_variant, ref="龙"))
+    details = await expect_error(ErrorCode.VARIANT_NOT_FOUND, run(sessions, admin.resolve_variant, ref="龙井"))
     assert details["product_id"] == tea and details["skus"] == ["TEA-LJ-50", "TEA-LJ-100"]
     for wildcard in ("_", "a%e", "%%", "p_e"):
         assert await run(sessions, admin.product_named, words=wildcard) is None, wildcard
+    for stray in ("x", "pp", "F"):  # too short to stand for a product by a part of its name
+        assert await run(sessions, admin.product_named, words=stray) is None, stray
 
 
 # ---- edits ----------------------------------------------------------------------------------
