@@ -16,6 +16,8 @@ from tests.bot.admin.test_orders import CUSTOMER, OPERATOR, OWNER, pay, place_or
 from tests.bot.driver import Shop, db
 from tests.bot.test_group_chat import _campaign
 
+pytestmark = pytest.mark.sqlite_only  # the words and the dialog; the change's UPDATE is tested on both databases in tests/commerce/orders
+
 NEW = "韩梅梅 13700001111 北京市海淀区中关村大街1号"
 
 

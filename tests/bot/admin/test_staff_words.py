@@ -11,6 +11,8 @@ from commerce.staff.models import AuditEntry
 from tests.bot.admin.test_orders import CUSTOMER, OWNER, SERVICE, STRANGER, pay, place_order
 from tests.bot.driver import Shop, db
 
+pytestmark = pytest.mark.sqlite_only  # the words are checked; the commands they run are tested on both databases
+
 
 @pytest.mark.parametrize(("words", "shows"), [
     ("今天卖了多少", "【今日】"),
