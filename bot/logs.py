@@ -81,7 +81,7 @@ def link_hash(segment: str, *, key: bytes) -> str:
 
 
 _FIXED_PATHS = frozenset({"/", "/wechat", "/healthz", "/metrics", "/dev/chat", "/dev/chat/send", "/dev/chat/outbox"})
-_LINK_ROUTES = frozenset({"pay", "export", "ship", "live", "backup", "g", "r", "s"})  # the segment after these opens something
+_LINK_ROUTES = frozenset({"pay", "topup", "export", "ship", "live", "backup", "dashboard", "g", "r", "s"})  # the segment after these opens something
 _PAY_ACTIONS = frozenset({"status", "jsapi", "simulate"})
 _PAY_NOTIFY = frozenset({"notify", "refund-notify"})
 _PROVIDERS = frozenset({"sandbox", "wechatpay_v3", "wechatpay_v2"})
@@ -94,7 +94,8 @@ def redact_path(path: str, *, key: bytes | None) -> str:
     """The path as the access log shows it: never a query string, never a usable link.
 
     `/wechat`, `/healthz`, `/metrics`, the notification URLs and `/products/{id}` stay;
-    the token or code of `/pay/…`, `/export/…`, `/ship/…`, `/live/…`, `/backup/…`, `/g/…`, `/r/…` and `/s/…` becomes
+    the token or code of `/pay/…`, `/topup/…`, `/export/…`, `/ship/…`, `/live/…`, `/backup/…`, `/dashboard/…`, `/g/…`,
+    `/r/…` and `/s/…` becomes
     `link_hash` (only `~` without a key); anything else keeps its first segment when it
     is one of ours, else that too becomes a hash: anyone can put anything in a path,
     a token or an openid included.
@@ -114,9 +115,9 @@ def redact_path(path: str, *, key: bytes | None) -> str:
         tail = rest[1:]
         if not tail:
             return shown
-        if first == "pay" and len(tail) == 1 and tail[0] in _PAY_ACTIONS:
+        if first in ("pay", "topup") and len(tail) == 1 and tail[0] in _PAY_ACTIONS:
             return f"{shown}/{tail[0]}"
-        if first == "export" and tail == ["file"]:
+        if first in ("export", "backup") and tail == ["file"]:
             return f"{shown}/file"
         if first == "live" and len(tail) == 1 and tail[0] in ("events", "click"):
             return f"{shown}/{tail[0]}"

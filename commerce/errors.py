@@ -123,9 +123,14 @@ class ErrorCode(enum.StrEnum):
 
 
 class ShopError(Exception):
-    """A business rule said no. `details` are plain values for the reply template."""
+    """A business rule said no. `details` are plain values for the reply template.
+
+    Its text (what a traceback and a log line show) is the code and the names of the
+    details, never their values: details carry openids, phone tails, names, coupon, invite
+    and group codes, and a ShopError no handler expected is logged with its traceback.
+    """
 
     def __init__(self, code: ErrorCode, **details: Any) -> None:
         self.code = code
         self.details: dict[str, Any] = details
-        super().__init__(f"{code.value}: {details}" if details else code.value)
+        super().__init__(f"{code.value} ({', '.join(details)})" if details else code.value)

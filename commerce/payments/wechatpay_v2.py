@@ -324,7 +324,8 @@ class WeChatPayV2Provider:
         except UnsafeXML as exc:
             raise NotificationRejected(str(exc)) from None
         if data.get("return_code") != "SUCCESS":
-            raise NotificationRejected(f"return_code is {data.get('return_code')!r}")
+            # unsigned yet: a stranger's text, quoted short (it goes to the log)
+            raise NotificationRejected(f"return_code is {str(data.get('return_code'))[:40]!r}")
         if "req_info" in data:
             return self._refund(data)
         return self._payment(data)

@@ -250,3 +250,149 @@ async def test_a_day_of_the_shop_leaves_no_secret_in_the_logs(
     assert {hash_openid(BUYER, key=key), hash_openid(OWNER, key=key), hash_openid(STRANGER, key=key)} <= users
     webhook = [e for e in access if e["path"] == "/wechat" and e["status"] == 200 and e.get("user")]
     assert webhook and all(len(e["request_id"]) == 12 for e in webhook)  # each message line names its request
+
+
+# ---- the day's newer flows: an address changed after paying, staff in words, a corrected
+# tracking number, a refund by order number, a top-up, membership by SMS, a hand-off ----------
+
+NEW_NAME, NEW_PHONE, NEW_ADDRESS = "欧阳小明", "13987651234", "北京市朝阳区建国路77号"
+NEW_STREET = "建国路77号"
+SECOND_PHONE = "13566667777"
+MEMBER_PHONE = "13711112222"
+REASON = "苹果坏了几个请尽快处理"
+TICKET_TEXT = "快递放在物业那里我明天才能去拿"
+STAFF_REPLY = "好的已经备注给快递员了"
+ANY_LINK = re.compile(re.escape(BASE) + r"(/(?:topup|dashboard)/[^\s<>\"'/]+)")
+
+
+def _any_link(text: str, kind: str) -> str:
+    paths = [m.group(1) for m in ANY_LINK.finditer(text) if m.group(1).startswith(f"/{kind}/")]
+    assert paths, text
+    return paths[0]
+
+
+async def _change_address(buyer: ChatUser) -> None:
+    assert "改订单" in (await buyer.say("地址写错了")).text
+    assert "139****1234" in (await buyer.say(f"{NEW_NAME} {NEW_PHONE} {NEW_ADDRESS}")).text
+    assert "已改为" in (await buyer.say("确认")).text
+    assert "135****7777" in (await buyer.say(f"电话改成{SECOND_PHONE}")).text
+    assert "已改为" in (await buyer.say("确认")).text
+
+
+async def _staff_in_words(shop: Shop, owner: ChatUser) -> tuple[str, str]:
+    """The order's number and the dashboard link's path."""
+    orders = (await owner.say("有新订单吗")).text
+    order_no = re.search(r"SF\d{16}", orders)
+    assert order_no, orders
+    stats = (await owner.say("今天卖了多少")).text
+    dashboard = _any_link(stats, "dashboard")
+    assert (await shop.client.get(dashboard)).status == 200
+    number = order_no.group(0)
+    assert "已发货" in (await owner.say(f"/ship {number} 顺丰 SF1234567890123")).text
+    assert "将更正为" in (await owner.say(f"/ship {number} 顺丰 SF9999888877776")).text
+    assert "已更正" in (await owner.say("确认")).text
+    assert "¥15.00" in (await owner.say("/price 香蕉 15")).text
+    assert "龙井" in (await owner.say("/product 龙井")).text
+    return number, dashboard
+
+
+async def _top_up(shop: Shop, buyer: ChatUser, owner: ChatUser) -> str:
+    if "确认" in (await owner.say("/topup set 100 10")).text:
+        await owner.say("确认")
+    card = await buyer.say("充100")
+    assert card.kind == "news", card
+    path = _any_link(card.articles[0].url, "topup")
+    assert (await shop.client.get(path)).status == 200
+    assert (await shop.client.post(path + "/simulate")).status == 200
+    assert (await shop.client.get(path + "/status")).status == 200
+    await shop.client.app[PAYMENTS].drain()
+    return path
+
+
+async def _become_member(buyer: ChatUser) -> str:
+    await buyer.say("会员")
+    sent = (await buyer.say(MEMBER_PHONE)).text
+    code = re.search(r"验证码：(\d{6})", sent)  # the sandbox shows it in the reply
+    assert code, sent
+    assert "注册成功" in (await buyer.say(code.group(1))).text
+    return code.group(1)
+
+
+async def _refund_and_hand_off(shop: Shop, buyer: ChatUser, owner: ChatUser, order_no: str) -> None:
+    assert "退款申请" in (await buyer.say(f"退款 {REASON}")).text
+    assert "同意售后申请" in (await owner.say(f"/approve {order_no}")).text
+    assert "已同意" in (await owner.say("确认")).text
+    await shop.client.app[PAYMENTS].drain()
+    assert "人工" in (await buyer.say("人工")).text
+    await buyer.say(TICKET_TEXT)
+    assert "已回复" in (await owner.say(f"/reply 1 {STAFF_REPLY}")).text
+    await buyer.say("有优惠吗")
+    await buyer.say("我要参团 ABC123")
+
+
+@pytest.mark.sqlite_only  # the flows' words and logs; their database work is tested on both
+async def test_changed_address_refund_top_up_and_hand_off_leave_nothing_in_the_logs(
+    db_url: str, demo_catalog: None, aiohttp_client: Callable[..., Awaitable[TestClient]], log_lines: io.StringIO
+) -> None:
+    sent = Sent()
+    shop = await _shop(db_url, aiohttp_client, sent)
+    buyer, owner = shop.user(BUYER, aes=True), shop.user(OWNER, aes=True)
+    pay_path = await _buy(shop, buyer)
+    await _pay(shop, pay_path)
+    await _change_address(buyer)
+    order_no, dashboard = await _staff_in_words(shop, owner)
+    topup = await _top_up(shop, buyer, owner)
+    code = await _become_member(buyer)
+    await _refund_and_hand_off(shop, buyer, owner, order_no)
+    await shop.client.close()
+
+    tokens = [pay_path.split("/")[2], dashboard.split("/")[2], topup.split("/")[2]]
+    forbidden = _forbidden(shop, sent, tokens) | {
+        "new name": NEW_NAME, "new phone": NEW_PHONE, "new address": NEW_ADDRESS, "new street": NEW_STREET,
+        "second phone": SECOND_PHONE, "member phone": MEMBER_PHONE, "SMS code": code,
+        "masked new phone": "139****1234", "refund reason": REASON, "ticket text": TICKET_TEXT,
+        "staff reply": STAFF_REPLY, "words typed": "地址写错了",
+    }
+    lines = log_lines.getvalue().splitlines()
+    assert lines, "nothing was logged: the capture is broken"
+    for number, line in enumerate(lines, start=1):
+        for what, secret in forbidden.items():
+            if secret in line:
+                pytest.fail(f"log line {number} of {len(lines)} carries the {what} ({secret!r}):\n{line}")
+
+    # the access log names each link by its own mark, as it does a payment link
+    paths = {e["path"] for e in map(json.loads, lines) if e["logger"] == "aiohttp.access"}
+    key = shop.config.signing_key
+    topup_mark, dashboard_mark = link_hash(tokens[2], key=key), link_hash(tokens[1], key=key)
+    assert {f"/topup/{topup_mark}", f"/topup/{topup_mark}/simulate", f"/topup/{topup_mark}/status",
+            f"/dashboard/{dashboard_mark}"} <= paths, paths
+
+
+async def test_a_shop_error_no_handler_expected_is_logged_without_its_details(
+    db_url: str, demo_catalog: None, aiohttp_client: Callable[..., Awaitable[TestClient]], log_lines: io.StringIO,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A business refusal that escapes its handler is logged with its traceback: the
+    error's text names its code and the names of its details, never their values (an
+    openid, a phone, a name, a code that grants money); the customer sees no internals."""
+    from bot.handlers import deals
+    from commerce.errors import ErrorCode, ShopError
+
+    details = {"coupon_code": "VIPFREE500", "openid": BUYER, "name": NAME, "address": ADDRESS,
+               "phone_tail": PHONE[-4:]}
+
+    async def refuse(*_args: object, **_kwargs: object) -> None:
+        raise ShopError(ErrorCode.COUPON_INVALID, **details)  # a traceback quotes this line, not the values
+
+    monkeypatch.setattr(deals.coupons, "usable_coupons", refuse)
+    shop = await _shop(db_url, aiohttp_client, Sent())
+    reply = (await shop.user(BUYER, aes=True).say("有优惠吗")).text
+    await shop.client.close()
+
+    for internal in ("coupon_invalid", "VIPFREE500", "Traceback", "ShopError", ".py"):
+        assert internal not in reply, reply
+    text = log_lines.getvalue()
+    for what, secret in {"coupon code": "VIPFREE500", "openid": BUYER, "name": NAME, "address": ADDRESS,
+                         "phone tail": f"'{PHONE[-4:]}'"}.items():
+        assert secret not in text, f"the log carries the {what}"
+    assert "coupon_invalid (coupon_code, openid, name, address, phone_tail)" in text  # the code still says what failed

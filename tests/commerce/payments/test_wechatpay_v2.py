@@ -199,6 +199,15 @@ def test_forged_or_unsafe_notifications_are_rejected(case: str) -> None:
         make_provider().verify_notification(headers={}, body=_forged(case))
 
 
+def test_an_unsigned_return_code_is_quoted_short() -> None:
+    """The refusal's text goes to the log before any signature was checked: a stranger's
+    return_code is cut, not copied whole."""
+    body = xml({"return_code": "13812345678 上海市浦东新区世纪大道100号" + "x" * 5000})
+    with pytest.raises(NotificationRejected) as refused:
+        make_provider().verify_notification(headers={}, body=body)
+    assert len(str(refused.value)) < 80 and "x" * 50 not in str(refused.value)
+
+
 def test_parse_xml_refuses_nested_documents() -> None:
     with pytest.raises(ValueError):
         parse_xml(b"<xml><a><b>1</b></a></xml>")
