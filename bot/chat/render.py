@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 import unicodedata
 from collections.abc import Callable
@@ -65,9 +66,15 @@ def yuan(fen: int) -> str:
     return format_yuan(fen, symbol="¥")
 
 
+# Characters XML 1.0 cannot carry at all, CDATA or not: a reply holding one (a control
+# character a customer typed, echoed back) is no XML, and WeChat drops it.
+_NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
 def cdata_safe(text: str) -> str:
-    """Text that cannot end a CDATA section early (user input is echoed in replies)."""
-    return text.replace("]]>", "]] >")
+    """Text that cannot end a CDATA section early (user input is echoed in replies) and
+    holds only characters XML can carry."""
+    return _NOT_XML.sub("", text).replace("]]>", "]] >")
 
 
 def clip_bytes(text: str, limit: int) -> str:

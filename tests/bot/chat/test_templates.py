@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
-from bot.chat.render import MESSAGES_DIR, Renderer
+from bot.chat.render import MESSAGES_DIR, Renderer, to_xml
 from bot.chat.replies import Text
 from commerce.errors import ErrorCode
 
@@ -56,3 +57,17 @@ def test_bug_a_date_in_another_year_showed_without_its_year() -> None:
     campaign = {"id": 1, "product": "苹果", "spec": "", "price": 990, "regular_price": 1990, "size": 3, "hours": 24,
                 "minutes": 0, "limit": 1, "quota": 0, "ends_at": datetime(2027, 12, 4, 10, 35, tzinfo=UTC)}
     assert "2027-12-04 18:35 结束" in renderer.text("admin/campaign_created", "zh", {"campaign": campaign})
+
+
+@pytest.mark.parametrize("name", ["苹\x01果", "香蕉\x0b礼盒", "\x1b[31m茶", "坚果\ufffe", "]]>注入"])
+def test_a_reply_stays_xml_whatever_characters_its_data_holds(name: str) -> None:
+    """A product name imported with a vertical tab (spreadsheets write \\x0b for a line
+    break in a cell) or a control character echoed back made the reply no XML, which
+    WeChat drops: characters XML cannot carry are left out, and "]]>" cannot close the
+    CDATA early."""
+    renderer = Renderer(default_locale="zh", base_url="https://x", shop_name="店")
+    rendered = renderer.render(Text("not_understood", {"query": name}), "zh")
+    xml = to_xml(rendered, openid="o_x", account="gh_x")
+    assert xml is not None
+    content = ElementTree.fromstring(xml).findtext("Content") or ""
+    assert name.strip("\x01\x0b\x1b\ufffe")[:1] in content and not any(c in content for c in "\x01\x0b\x1b\ufffe")
