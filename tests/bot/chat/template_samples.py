@@ -231,6 +231,10 @@ D_BY_CODE: dict[str, dict[str, Any]] = {
         "missing": ["price_yuan"],
     },
     "withdrawal_not_pending": {"status": ("paid", "rejected")},
+    "order_ambiguous": {"ref": "34103120", "more": (False, True), "orders": [
+        {"order_no": f"20261204000{n}", "status": status, "payable_fen": 3380, "created_at": WHEN}
+        for n, status in enumerate(ORDER_STATUSES)
+    ]},
     "topup_plan_not_found": {"plans": [10000, 20000]},
     "illegal_transition": {"from": ORDER_STATUSES},
     "price_invalid": {"field": ("price", "percent_off", "amount_off_fen", "cap_fen", "threshold_fen")},
