@@ -22,6 +22,7 @@ class ErrorCode(enum.StrEnum):
     ADDRESS_NOT_FOUND = "address_not_found"
     COUPON_INVALID = "coupon_invalid"
     ORDER_NOT_FOUND = "order_not_found"
+    ORDER_AMBIGUOUS = "order_ambiguous"  # the end of an order number staff typed fits several; details: ref, orders, more
     ILLEGAL_TRANSITION = "illegal_transition"
     ORDER_EXPIRED = "order_expired"
     REFUND_TOO_LARGE = "refund_too_large"

@@ -48,12 +48,20 @@ def request_id(word: str) -> int:
 
 async def request_named(actx: AdminContext, word: str) -> int:
     """The request staff named: its id ("3", "#3"), or the order number the new-request
-    alert shows ("SF2026…", its 16 digits): that order's open request. REQUEST_NOT_FOUND
-    (details: order_no) when the order has none open."""
-    if not ORDER_NO_LIKE.match(word.strip().lstrip("#").upper()):
+    alert shows ("SF2026…", its 16 digits, or the end of it: ORDER_TAIL_MIN digits or
+    more that end an order's number; digits that end none are a request id): that
+    order's open request. REQUEST_NOT_FOUND (details: order_no) when the order has none
+    open; ORDER_AMBIGUOUS when the end fits several orders."""
+    typed = word.strip().lstrip("#").upper()
+    if not ORDER_NO_LIKE.match(typed) and not (typed.isascii() and typed.isdigit() and len(typed) >= order_admin.ORDER_TAIL_MIN):
         return request_id(word)
     async with unit_of_work(actx.ctx) as session:
-        order = await order_admin.find_order(session, ref=word)
+        try:
+            order = await order_admin.find_order(session, ref=word, by_id=False)
+        except ShopError as exc:
+            if exc.code == ErrorCode.ORDER_NOT_FOUND and not ORDER_NO_LIKE.match(typed):
+                return request_id(word)  # no order ends so: a request's id
+            raise
         requests = await after_sales.of_order(session, order_id=order.id)
     open_ = [r.id for r in requests if r.status == AfterSalesStatus.OPEN]
     if not open_:

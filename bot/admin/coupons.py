@@ -2,11 +2,12 @@
 
     /coupon new CODE off 20 over 100 [days 30] [limit 1] [qty 500] [title ...]
     /coupon new CODE pct 10 [cap 50] [over 0] [days 30] [limit 1] [qty 500] [title ...]
-    /coupon issue CODE OPENID
-    /coupon list
+    /coupon issue CODE CUSTOMER
+    /coupon list        (also /coupon alone)
 
 Amounts are yuan ("20", "9.9"), read exactly; `title` takes every word after it.
-Without a title the code is the title.
+Without a title the code is the title. A code may be Chinese (满50减10, 周末): only staff
+type it (`commerce.promotions.coupons.CODE_PATTERN`).
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ def parse_new(args: list[str]) -> dict[str, Any]:
 
 @REGISTRY.command("coupon", "优惠券", "券", roles=MANAGERS, group="coupons", commas=3)
 async def coupon(actx: AdminContext) -> Outcome:
-    action = ACTIONS.get(actx.arg(0).lower())
+    action = ACTIONS.get(actx.arg(0).lower()) if actx.args else "list"
     if action == "new":
         code = actx.arg(1)
         fields = parse_new(actx.args[2:])
@@ -134,7 +135,7 @@ async def coupon(actx: AdminContext) -> Outcome:
         return Outcome(Text("admin/coupon_issued", {"coupon": coupon_data(view), "customer": openid_tail(openid), "held": held}),
                        before, after)
     if action == "list":
-        if len(actx.args) != 1:
+        if len(actx.args) > 1:
             raise UsageError
         async with unit_of_work(actx.ctx) as session:
             views = await coupons.list_coupons(session, active_only=False)

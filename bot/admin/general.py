@@ -33,7 +33,9 @@ GROUP_WORDS = {
 
 @REGISTRY.command("help", "帮助", "命令", roles=ALL_ROLES, group="general")
 async def help_(actx: AdminContext) -> Outcome:
-    """/help: the caller's commands by group; /help GROUP or /help COMMAND: their usage lines.
+    """/help: the caller's commands by group; /help GROUP or /help COMMAND: their usage lines,
+    and one command alone (`/help coupon`, a group of one) its every form, as a wrong
+    `/coupon` shows it.
 
     Usage lines for everything would not fit WeChat's 2 KB text reply, hence two levels.
     """
@@ -56,7 +58,7 @@ async def help_(actx: AdminContext) -> Outcome:
         names = [command.name] if command is not None and command in mine else []
     if not names:
         raise UsageError
-    return Outcome(Text("admin/usage", {"commands": names, "wrong": False}))
+    return Outcome(Text("admin/usage", {"commands": names, "wrong": False, "full": len(names) == 1}))
 
 
 @REGISTRY.command("mute", "静音", roles=ALL_ROLES, group="general")

@@ -1,6 +1,7 @@
 """Order commands: list by status, one order, ship, refund (confirmed), cancel (confirmed).
 
-Orders are named by order number ("SF2026...") or id. Amounts are typed in yuan
+Orders are named by order number ("SF2026..."), the end of it ("34103120", 6 digits or
+more), or id (`commerce.orders.queries.find_order`). Amounts are typed in yuan
 ("12.5") and become integer fen through `commerce.money`. The customer hears about what
 staff did from the core action (`commerce.orders.actions`), sent after the unit of work commits; a refund's
 "money is back" message comes later from the payment service, when the provider

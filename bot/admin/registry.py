@@ -191,7 +191,8 @@ def split_commas(args: Sequence[str], *, leading: int) -> list[str]:
 
 
 def usage(command: Command) -> Text:
-    return Text("admin/usage", {"commands": [command.name], "wrong": True})
+    """The arguments did not fit: the command's whole usage (`full`: its every form)."""
+    return Text("admin/usage", {"commands": [command.name], "wrong": True, "full": True})
 
 
 REGISTRY = Registry()

@@ -326,7 +326,7 @@ async def correct_shipment(
 class ShipLine:
     """One order to ship, as staff typed it (a line of `/ship`, a row of an uploaded file)."""
 
-    ref: str  # the order number, its 16 digits, or its id (`queries.find_order`)
+    ref: str  # the order number, its 16 digits, its end (6 digits or more), or its id (`queries.find_order`)
     carrier: str
     tracking_no: str
     line_no: int = 0  # where it came from, for the report

@@ -10,6 +10,7 @@ How coupons price a cart lives in `commerce.cart.pricing`. Nothing here commits.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +26,10 @@ from commerce.promotions.models import Coupon, CouponKind, CustomerCoupon, Custo
 from commerce.rules import as_utc, maybe_utc, utcnow
 from commerce.staff.audit import Change, jsonable
 
-CODE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9_-]{1,31}$")
+# letters of any script (满50减10, 周末, SAVE20), digits, _ and -: staff type a code in
+# `/coupon issue` and name it in the config; customers never type one (checkout offers
+# the coupons they hold, by number), so a Chinese code is as good as a Latin one
+CODE_PATTERN = re.compile(r"^[^\W_][\w-]{1,31}$")
 TITLE_MAX = 64
 MONEY_MAX = 10**9  # fen
 PER_USER_MAX = 100
@@ -81,7 +85,8 @@ def _snapshot(view: CouponView) -> dict[str, Any]:
 
 
 def normalize_code(code: str) -> str:
-    return (code or "").strip().upper()
+    """A code as kept: full-width letters and digits folded ("ＳＡＶＥ２０"), Latin letters upper-cased."""
+    return unicodedata.normalize("NFKC", code or "").strip().upper()
 
 
 def _money(value: int, field: str, *, low: int = 0) -> int:
@@ -120,7 +125,8 @@ async def create_coupon(
 ) -> tuple[CouponView, Change]:
     """Define a coupon (active at once).
 
-    `code` is upper-cased: 2-32 of A-Z 0-9 _ - (NAME_INVALID, field code); title 1-64
+    `code` is upper-cased: 2-32 letters (Chinese too), digits, _ or -, beginning with a
+    letter or digit (NAME_INVALID, field code); title 1-64
     characters (NAME_INVALID, field title). Amount off: 0.01 yuan or more, no percent;
     percent off: 1-99 with an optional cap (PRICE_INVALID, details: field). Thresholds and
     caps 0 or more. valid_until after valid_from (DATE_RANGE_INVALID). per_user_limit

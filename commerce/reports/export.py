@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -27,6 +27,7 @@ from commerce.errors import ErrorCode, ShopError
 from commerce.groupbuys.models import GroupBuy, GroupStatus
 from commerce.money import format_yuan
 from commerce.orders.models import Order, OrderLine, OrderStatus
+from commerce.reports.stats import local_day_bounds
 from commerce.rules import as_utc
 
 CSV_ENCODING = "utf-8-sig"
@@ -124,14 +125,6 @@ def split_address(text: str) -> tuple[str, str, str, str]:
     if city and (found := _DISTRICT.match(rest)):
         district, rest = found.group(1), rest[found.end():]
     return province, city, district, rest
-
-
-def local_day_bounds(start: date, end: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
-    """[local midnight of `start`, local midnight after `end`) as UTC datetimes."""
-    return (
-        datetime.combine(start, time.min, tzinfo=tz).astimezone(UTC),
-        datetime.combine(end + timedelta(days=1), time.min, tzinfo=tz).astimezone(UTC),
-    )
 
 
 def _local(moment: datetime | None, tz: ZoneInfo) -> str:

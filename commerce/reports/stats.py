@@ -1,6 +1,7 @@
-"""Shop statistics for staff: today and the last 7 days.
+"""Shop statistics for staff: today and the last 7 days, or the days staff name.
 
-Definitions (a period runs from a local midnight up to `now`):
+Definitions (a period runs from a local midnight up to `now`, or up to the local
+midnight after its last day when that is past):
 - orders: orders placed (created) in the period, whatever became of them;
 - paid_orders, gmv_fen, paying_customers: orders *paid* in the period (paid_at), their
   paid amounts (GMV is not reduced by refunds: those are `refunds_fen`) and their
@@ -19,7 +20,7 @@ Definitions (a period runs from a local midnight up to `now`):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -63,6 +64,15 @@ def local_midnight(now: datetime, tz: ZoneInfo, *, days_ago: int = 0) -> datetim
     """The UTC moment of local midnight `days_ago` days before `now`'s local date."""
     local_day = as_utc(now).astimezone(tz).date() - timedelta(days=days_ago)
     return datetime.combine(local_day, time.min, tzinfo=tz).astimezone(UTC)
+
+
+def local_day_bounds(start: date, end: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """[local midnight of `start`, local midnight after `end`) as UTC datetimes (`/stats
+    昨天`, the exports' dates)."""
+    return (
+        datetime.combine(start, time.min, tzinfo=tz).astimezone(UTC),
+        datetime.combine(end + timedelta(days=1), time.min, tzinfo=tz).astimezone(UTC),
+    )
 
 
 async def _customers(session: AsyncSession, query: Any) -> set[int]:
@@ -140,6 +150,15 @@ async def shop_stats(session: AsyncSession, *, now: datetime, tz: ZoneInfo) -> S
     today = await period_stats(session, since=local_midnight(now, tz), until=now)
     week = await period_stats(session, since=local_midnight(now, tz, days_ago=6), until=now)
     return ShopStats(today=today, last_7_days=week, low_stock=await low_stock_rows(session, limit=LOW_STOCK_ITEMS))
+
+
+async def days_stats(session: AsyncSession, *, first: date, last: date, now: datetime, tz: ZoneInfo) -> PeriodStats:
+    """The days from `first` to `last` (the shop's calendar in `tz`, cut at its midnight),
+    up to `now` when they have not ended yet (`/stats 昨天`, `/stats 本周`)."""
+    since, end = local_day_bounds(first, last, tz)
+    until = min(as_utc(now), end - timedelta(microseconds=1))  # `between` takes both ends
+    await session.flush()
+    return await period_stats(session, since=since, until=until)
 
 
 async def low_stock_rows(session: AsyncSession, *, limit: int) -> tuple[dict[str, Any], ...]:

@@ -80,7 +80,6 @@ async def test_create_a_percent_off_coupon_with_a_cap(staffed: Shop) -> None:
 @pytest.mark.parametrize(
     ("command", "expected"),
     [
-        ("/coupon", "参数不对"),
         ("/coupon new", "参数不对"),
         ("/coupon new X1", "参数不对"),
         ("/coupon new SAVE off", "参数不对"),
@@ -94,6 +93,7 @@ async def test_create_a_percent_off_coupon_with_a_cap(staffed: Shop) -> None:
         ("/coupon new SAVE pct 100", "百分比需在 1 到 99 之间"),
         ("/coupon new SAVE off 0", "减免金额需在"),
         ("/coupon new S! off 5", "优惠券代码需为"),
+        ("/coupon new 满50！ off 5", "汉字、字母、数字"),
         ("/coupon new SAVE off 5 limit 0", "数量需要在"),
         ("/coupon delete SAVE", "参数不对"),
         ("/coupon list all", "参数不对"),
@@ -212,3 +212,32 @@ async def test_bug_issue_needed_an_openid_staff_never_see(sqlite_staffed: Shop) 
     # a stranger typing it just searches, and nothing is issued
     await shop.user(STRANGER).say(f"/coupon issue SAVE20 {shown}")
     assert await _held(shop, "SAVE20", customer) == 2
+
+
+async def test_bug_a_merchant_could_not_start_a_coupon(sqlite_staffed: Shop) -> None:
+    """Found playing a merchant's day: `/help coupon` showed only `/coupon new|issue|list`,
+    `/coupon` alone said 参数不对, and the codes a merchant types first (满50减10, 周末)
+    were refused as not ASCII."""
+    shop = sqlite_staffed
+    await shop.user(CUSTOMER).say("你好")
+    owner = shop.user(OWNER)
+    help_ = (await owner.say("/help coupon")).text
+    assert "/coupon new 代码 off 减免 over 门槛" in help_ and "/coupon issue 代码 顾客编号" in help_
+    assert "参数不对" not in help_
+    assert "/coupon new 代码 pct 百分比" in (await owner.say("/help 优惠券")).text  # the group: one command
+    assert "还没有优惠券" in (await owner.say("/coupon")).text
+
+    created = await owner.say("/coupon new 满50减10 off 10 over 50")
+    assert "已创建优惠券 满50减10「满50减10」" in created.text and "满¥50.00减¥10.00" in created.text
+    assert "已创建优惠券 周末" in (await owner.say("/优惠券 新建 周末 off 5")).text
+    assert "一张 周末" in (await owner.say(f"/coupon issue 周末 {CUSTOMER}")).text
+    assert await _held(shop, "周末", CUSTOMER) == 1
+    listed = (await owner.say("/coupon")).text
+    assert listed.index("周末") < listed.index("满50减10")
+
+
+async def test_help_shows_every_form_of_a_command_with_subcommands(sqlite_staffed: Shop) -> None:
+    owner = sqlite_staffed.user(OWNER)
+    assert "/flash new" in (await owner.say("/help flash")).text.split("\n", 1)[1]
+    overview = (await owner.say("/help 订单")).text  # several commands: one line each
+    assert "/ship 订单号" in overview and "参数不对" not in overview

@@ -229,7 +229,8 @@ async def test_a_link_dies_with_its_askers_role(staffed: Shop) -> None:
 @pytest.mark.parametrize(
     ("command", "expected"),
     [
-        ("/export orders 2026-11-01", "参数不对"),
+        ("/export orders 明天", "参数不对"),
+        ("/export 今天 昨天", "参数不对"),
         ("/export orders 2026-13-01 2026-11-02", "参数不对"),
         ("/export orders yesterday today", "参数不对"),
         ("/export orders 2026-11-01 2026-11-02 2026-11-03", "参数不对"),
@@ -252,6 +253,28 @@ async def test_export_accepts_slashed_and_compact_dates(sqlite_staffed: Shop) ->
     assert (claim.kind, claim.start, claim.end, claim.openid) == ("orders", date(2026, 11, 1), date(2026, 11, 25), OWNER)
     assert timedelta(minutes=9) < claim.expires_at - datetime.now(UTC) <= LINK_LIFETIME
     assert len(b64decode(claim.link_id)) == 16
+
+
+@pytest.mark.sqlite_only
+async def test_bug_export_of_a_named_day_got_the_usage_line(sqlite_staffed: Shop) -> None:
+    """Found playing a merchant's day: `/export 今天` answered 参数不对. A day word (今天,
+    昨天, 本周, 本月) or a date presets the export page to those days, the shop's days."""
+    today = _today()
+
+    async def dates(command: str) -> tuple[date | None, date | None]:
+        path = await _link(sqlite_staffed, OWNER, command)
+        claim = read_export_token(key=sqlite_staffed.config.signing_key, token=path.rsplit("/", 1)[1])
+        assert claim.kind == "orders"
+        return claim.start, claim.end
+
+    assert await dates("/export 今天") == (today, today)
+    assert await dates("/导出 昨天") == (today - timedelta(days=1), today - timedelta(days=1))
+    assert await dates("/export orders 本周") == (today - timedelta(days=today.weekday()), today)
+    assert await dates("/export 本月") == (today.replace(day=1), today)
+    assert await dates(f"/export {today:%m-%d}") == (today, today)
+    assert await dates(f"/export orders {today - timedelta(days=3):%m-%d} {today:%m/%d}") == (
+        today - timedelta(days=3), today)
+    assert "默认 {0} 至 {0}".format(today.isoformat()) in (await sqlite_staffed.user(OWNER).say("/export 今天")).text
 
 
 async def test_service_staff_and_strangers_get_no_link(staffed: Shop) -> None:

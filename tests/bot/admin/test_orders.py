@@ -243,6 +243,31 @@ async def test_one_order_with_its_lines_address_and_history(staffed: Shop) -> No
     assert "参数不对" in (await staffed.user(OWNER).say("/order SF-1;drop")).text
 
 
+async def test_bug_an_orders_short_number_was_not_found(staffed: Shop) -> None:
+    """Found playing a merchant's day: `/order 34103120`, the last 8 digits staff read off
+    a parcel or a phone, said 没有找到这个订单. A unique end of 6 digits or more names the
+    order wherever staff type one; an end several orders share lists them."""
+    first = await place_order(staffed, staffed.user(CUSTOMER))
+    await pay(staffed, first)
+    owner = staffed.user(OWNER)
+    assert f"订单 {first}（已支付）" in (await owner.say(f"/order {first[-8:]}")).text
+    assert f"订单 {first} 已发货" in (await staffed.user(OPERATOR).say(f"/ship {first[-6:]} 顺丰 SF1234567890")).text
+    assert f"将为订单 {first}（已发货" in (await owner.say(f"/refund {first[-7:]}")).text
+    assert "没有执行" in (await owner.say("算了")).text
+    assert f"订单 {first} 没有待处理的售后申请" in (await owner.say(f"/approve {first[-8:]}")).text
+
+    second = await place_order(staffed, staffed.user("o_customer_88"))
+    lookalike = f"SF2020010199{first[-6:]}"  # ends as the first does
+    async with db(staffed.client.app)() as session, session.begin():
+        await session.execute(update(Order).where(Order.order_no == second).values(order_no=lookalike))
+    both = (await owner.say(f"/cancel {first[-6:]}")).text
+    assert f"2 个订单的订单号以 {first[-6:]} 结尾" in both and first in both and lookalike in both, both
+    assert "待支付" in both
+    assert f"将取消待支付订单 {lookalike}" in (await owner.say(f"/cancel {lookalike[-8:]}")).text
+    assert "没有执行" in (await owner.say("算了")).text
+    assert (await view(staffed, lookalike)).status == OrderStatus.PENDING_PAYMENT
+
+
 # ---- shipping ------------------------------------------------------------------------------
 
 

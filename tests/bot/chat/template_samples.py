@@ -231,6 +231,10 @@ D_BY_CODE: dict[str, dict[str, Any]] = {
         "missing": ["price_yuan"],
     },
     "withdrawal_not_pending": {"status": ("paid", "rejected")},
+    "order_ambiguous": {"ref": "34103120", "more": (False, True), "orders": [
+        {"order_no": f"20261204000{n}", "status": status, "payable_fen": 3380, "created_at": WHEN}
+        for n, status in enumerate(ORDER_STATUSES)
+    ]},
     "topup_plan_not_found": {"plans": [10000, 20000]},
     "illegal_transition": {"from": ORDER_STATUSES},
     "price_invalid": {"field": ("price", "percent_off", "amount_off_fen", "cap_fen", "threshold_fen")},
@@ -287,6 +291,7 @@ TEMPLATE_SAMPLES: dict[str, dict[str, Any]] = {
     "admin/price_set": {"after": "@map", "before": "@map"},
     "admin/stock_set": {"after": "@map", "before": "@map"},
     "admin/stats": {"today": "@map", "week": "@map"},
+    "admin/stats_days": {"period": "@map", "running": (True, False)},
     "admin/approved": {"refund_error": "@map"},
     "alert_handoff": {"last_order": "@map"},
     "admin/campaign_closed": {"campaign": "@map"},
@@ -334,6 +339,7 @@ NESTED: dict[str, Any] = {
     "to_start.minutes": 15,
     "today.orders": 5,
     "week.orders": 21,
+    "period.orders": 5,
     "rating.average": "4.8",
     "rating.count": 12,
     "reviews.products": ["巨峰葡萄", "新鲜现摘"],

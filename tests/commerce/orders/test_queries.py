@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from commerce.cart.cart import add_to_cart
@@ -17,7 +17,7 @@ from commerce.customers.models import Address, Customer
 from commerce.errors import ErrorCode, ShopError
 from commerce.orders import placement as orders
 from commerce.orders import views as order_views
-from commerce.orders.models import OrderStatus
+from commerce.orders.models import Order, OrderStatus
 from commerce.orders.queries import find_order, list_orders_by_status
 from commerce.payments import records as payment_records
 from commerce.rules import ShopRules
@@ -160,6 +160,49 @@ async def test_find_an_order_by_number_or_id(sessions: async_sessionmaker[AsyncS
     assert (await run(sessions, find_order, ref=order.order_no[2:])).id == order.id
     assert (await run(sessions, find_order, ref=str(order.id))).order_no == order.order_no
     assert (await run(sessions, find_order, ref=f"#{order.id}")).order_no == order.order_no
+
+
+async def _renumber(sessions: async_sessionmaker[AsyncSession], order_id: int, order_no: str) -> None:
+    async with sessions() as session:
+        await session.execute(update(Order).where(Order.id == order_id).values(order_no=order_no))
+        await session.commit()
+
+
+async def test_bug_an_orders_short_number_was_not_found(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Found playing a merchant's day: `/order 34103120` (the last 8 digits, read off a
+    parcel) said 没有找到这个订单. An end of 6 digits or more names the order it ends;
+    one that ends several lists them, newest first; shorter digits stay an id."""
+    v = await variant(sessions)
+    first, second, third = [await shop_order(sessions, [(v, 1)]) for _ in range(3)]
+    await _renumber(sessions, first.id, "SF2026120534103120")
+    await _renumber(sessions, second.id, "SF2026120599103120")
+    await _renumber(sessions, third.id, "SF2026120600000042")
+
+    assert (await run(sessions, find_order, ref="34103120")).id == first.id
+    assert (await run(sessions, find_order, ref="#4103120")).id == first.id
+    assert (await run(sessions, find_order, ref="000042")).id == third.id
+    assert (await run(sessions, find_order, ref=str(second.id))).id == second.id  # an id, as before
+    details = await expect_error(ErrorCode.ORDER_AMBIGUOUS, run(sessions, find_order, ref="103120"))
+    assert details["ref"] == "103120" and details["more"] is False
+    assert [o["order_no"] for o in details["orders"]] == ["SF2026120599103120", "SF2026120534103120"]
+    assert details["orders"][0]["status"] == "pending_payment" and details["orders"][0]["payable_fen"] > 0
+    await expect_error(ErrorCode.ORDER_NOT_FOUND, run(sessions, find_order, ref="55103120"))
+    await expect_error(ErrorCode.ORDER_NOT_FOUND, run(sessions, find_order, ref="03120"))  # 5 digits: an id
+
+
+async def test_digits_that_end_one_order_and_are_anothers_id_are_ambiguous(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    v = await variant(sessions)
+    first, second = [await shop_order(sessions, [(v, 1)]) for _ in range(2)]
+    tail = f"{second.id:06d}"  # "000002": the end of the first's number, and the second's id
+    await _renumber(sessions, first.id, f"SF20261205{second.id:08d}")
+    found = await expect_error(ErrorCode.ORDER_AMBIGUOUS, run(sessions, find_order, ref=tail))
+    assert {o["order_no"] for o in found["orders"]} == {f"SF20261205{second.id:08d}", second.order_no}
+    # a caller whose short numbers name something else (/approve: a request's id) reads no id
+    assert (await run(sessions, find_order, ref=tail, by_id=False)).id == first.id
+    with pytest.raises(ShopError):
+        await run(sessions, find_order, ref=f"{second.id}", by_id=False)
 
 
 @pytest.mark.parametrize("ref", ["", "SF2026050100000000", "999999", "abc", "99999999999999999999"])

@@ -147,3 +147,23 @@ def test_local_midnight() -> None:
     assert stats.local_midnight(now, TZ) == datetime(2026, 5, 6, 16, 0, tzinfo=UTC)
     assert stats.local_midnight(now, TZ, days_ago=6) == datetime(2026, 4, 30, 16, 0, tzinfo=UTC)
     assert stats.local_midnight(now, ZoneInfo("UTC")) == datetime(2026, 5, 6, 0, 0, tzinfo=UTC)
+
+
+async def test_days_stats_cut_the_named_days_at_the_shops_midnight(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """`/stats 昨天`, `/stats 12-01`: a past day runs from its midnight to the next (an order
+    paid at 00:10 belongs to the day it was paid); a day not over counts up to now."""
+    apple = await variant(sessions, name="苹果", price_fen=1000, stock=100)
+    c1, c2, c3 = [await customer(sessions) for _ in range(3)]
+    await shop_order(sessions, [(apple, 1)], customer_id=c1, placed_at=local(6, 0, 0), paid_at=local(6, 0, 1))
+    await shop_order(sessions, [(apple, 2)], customer_id=c2, placed_at=local(6, 23, 50), paid_at=local(7, 0, 10))
+    await shop_order(sessions, [(apple, 4)], customer_id=c3, placed_at=local(5, 23, 59), paid_at=local(5, 23, 59))
+
+    yesterday = await run(sessions, stats.days_stats, first=local(6, 0).date(), last=local(6, 0).date(), now=NOW, tz=TZ)
+    assert yesterday.since == local(6, 0).astimezone(UTC)
+    assert (yesterday.orders, yesterday.paid_orders, yesterday.gmv_fen) == (2, 1, 1000 + 800)
+
+    today = await run(sessions, stats.days_stats, first=NOW.date(), last=NOW.date(), now=NOW, tz=TZ)
+    assert (today.orders, today.paid_orders, today.gmv_fen) == (0, 1, 2000 + 800)
+
+    both = await run(sessions, stats.days_stats, first=local(5, 0).date(), last=NOW.date(), now=NOW, tz=TZ)
+    assert (both.orders, both.paid_orders) == (3, 3)
