@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.admin.days import Days, parse_days
 from bot.admin.registry import (
     ALL_ARGS,
     ALL_ROLES,
@@ -41,7 +41,7 @@ from commerce.orders.actions import CancelledBy, ShipLine, ShipResult
 from commerce.orders.models import OrderStatus
 from commerce.orders.views import OrderView, order_data
 from commerce.payments import actions as payment_actions
-from commerce.reports.stats import local_midnight
+from commerce.reports.stats import local_day_bounds
 from commerce.rules import utcnow
 
 log = logging.getLogger(__name__)
@@ -61,9 +61,6 @@ STATUS_WORDS: dict[str, OrderStatus | None] = {
     "退款中": S.REFUNDING, "refunding": S.REFUNDING,
     "已退款": S.REFUNDED, "refunded": S.REFUNDED,
 }
-DAY_WORDS = {"今天": "today", "今日": "today", "today": "today",
-             "昨天": "yesterday", "昨日": "yesterday", "yesterday": "yesterday"}
-DAYS_AGO = {"today": 0, "yesterday": 1}
 PAID_STATUSES = frozenset({S.PAID, S.SHIPPED, S.COMPLETED, S.REFUNDING})
 _ORDER_REF = re.compile(r"^[A-Za-z0-9]{1,32}$")
 _ORDER_NO_LIKE = re.compile(r"^#?(?:[A-Za-z]{2})?\d+$")  # an order number, its digits, or an id
@@ -162,20 +159,23 @@ async def _find(actx: AdminContext, ref: str) -> OrderView:
 
 @REGISTRY.command("orders", "订单", roles=ALL_ROLES, group="orders", commas=ALL_ARGS)
 async def list_orders(actx: AdminContext) -> Outcome:
-    """/orders [day] [status] [page], in any order: newest first, PAGE_SIZE a page; a day
-    (今天, 昨天) keeps the orders placed that day, cut at the shop's midnight."""
+    """/orders [days] [status] [page], in any order: newest first, PAGE_SIZE a page; days
+    (今天, 昨天, 本周, 上月, 12-01… as /stats reads them: `bot.admin.days`) keep the orders
+    placed then, cut at the shop's midnight."""
     if len(actx.args) > 3:
         raise UsageError
     status: OrderStatus | None = None
-    day: str | None = None
+    tz = ZoneInfo(actx.services.config.shop.timezone)
+    days: Days | None = None
+    said_days = ""
     page, seen_status, seen_page = 1, False, False
     for word in actx.args:
-        if word.isascii() and word.isdigit() and not seen_page:
+        if word.isascii() and word.isdigit() and int(word) <= MAX_PAGE and not seen_page:
             page, seen_page = int(word), True
         elif word.lower() in STATUS_WORDS and not seen_status:
             status, seen_status = STATUS_WORDS[word.lower()], True
-        elif word.lower() in DAY_WORDS and day is None:
-            day = DAY_WORDS[word.lower()]
+        elif days is None and (days := parse_days(word, today=utcnow().astimezone(tz).date())) is not None:
+            said_days = word
         else:
             raise UsageError
     if not 1 <= page <= MAX_PAGE:
@@ -184,7 +184,7 @@ async def list_orders(actx: AdminContext) -> Outcome:
         found, total = await order_admin.list_orders_by_status(
             session,
             statuses=[status] if status is not None else None,
-            placed=_day_bounds(actx, day) if day is not None else None,
+            placed=local_day_bounds(days.first, days.last, tz) if days is not None else None,
             limit=PAGE_SIZE,
             offset=(page - 1) * PAGE_SIZE,
         )
@@ -192,20 +192,14 @@ async def list_orders(actx: AdminContext) -> Outcome:
     pages = max(1, -(-total // PAGE_SIZE))
     data = {
         "status": str(status) if status is not None else "",
-        "day": day or "",
+        "day": days.span if days is not None else "",  # today, this_week…, or "day" for a date typed
+        "said_days": said_days,  # as typed: the next page's command repeats it
         "orders": [order_row(o) | group_wait(waiting, o.id) for o in found],
         "page": page,
         "pages": pages,
         "total": total,
     }
     return Outcome(Text("admin/orders", data))
-
-
-def _day_bounds(actx: AdminContext, day: str) -> tuple[datetime, datetime]:
-    """[the shop's midnight starting that day, the next one), in UTC."""
-    tz, now = ZoneInfo(actx.services.config.shop.timezone), utcnow()
-    days_ago = DAYS_AGO[day]
-    return local_midnight(now, tz, days_ago=days_ago), local_midnight(now, tz, days_ago=days_ago - 1)
 
 
 @REGISTRY.command("order", "查单", roles=ALL_ROLES, group="orders", commas=ALL_ARGS)

@@ -10,8 +10,9 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -219,6 +220,13 @@ async def test_todays_orders_by_the_word_the_owner_types(staffed: Shop) -> None:
     assert "【昨天的订单】共 1 单" in yesterday.text and older[0].order_no in yesterday.text, yesterday.text
     assert "共 13 单" in (await owner.say("/orders")).text
     assert "参数不对" in (await owner.say("/orders 今天 昨天")).text
+    # any days /stats reads: a date typed, a week
+    shop_today = datetime.now(ZoneInfo(staffed.config.shop.timezone)).date()
+    typed = f"{(shop_today - timedelta(days=2)).month}-{(shop_today - timedelta(days=2)).day:02d}"
+    dated = await owner.say(f"/orders {typed}")
+    assert f"【{typed}的订单】共 1 单" in dated.text and older[1].order_no in dated.text, dated.text
+    week = await owner.say("/orders 本周 已付款")
+    assert "【本周的已支付订单】共 1 单" in week.text and today[0].order_no in week.text, week.text
 
 
 async def test_one_order_with_its_lines_address_and_history(staffed: Shop) -> None:
