@@ -54,7 +54,7 @@ async def deals(ctx: Context) -> Reply:
             "next_discount_bp": better.discount_bp if better else 0,
             "to_next_fen": member.to_better_fen,
             "coupons_usable": len(held),
-            "coupon": {"title": held[0].title, "threshold_fen": held[0].threshold_fen} if held else None,
+            "coupon": {"title": held[0].coupon.title, "threshold_fen": held[0].coupon.threshold_fen} if held else None,
             "running": sum(1 for s in sales if s.phase(now) == "running"),
             "coming": sum(1 for s in sales if s.phase(now) == "coming"),
             "sale": nearest.data(now) if nearest else None,

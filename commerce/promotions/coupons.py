@@ -284,23 +284,17 @@ async def usable_count(session: AsyncSession, *, customer_id: int, now: datetime
 
 @dataclass(frozen=True, slots=True)
 class HeldCoupon:
-    """A coupon a customer holds and may use now (a copy of it: `customer_coupon_id`)."""
+    """A coupon a customer holds and may use now: their copy of it (`customer_coupon_id`)."""
 
     customer_coupon_id: int
-    title: str
-    kind: CouponKind
-    amount_off_fen: int
-    percent_off: int
-    cap_fen: int
-    threshold_fen: int
-    valid_until: datetime | None
+    coupon: CouponView
 
     @property
     def most_off_fen(self) -> int | None:
         """The most it can take off an order; None for a percentage with no cap."""
-        if self.kind == CouponKind.AMOUNT_OFF:
-            return self.amount_off_fen
-        return self.cap_fen or None
+        if self.coupon.kind == CouponKind.AMOUNT_OFF:
+            return self.coupon.amount_off_fen
+        return self.coupon.cap_fen or None
 
 
 def best_first(held: Sequence[HeldCoupon]) -> list[HeldCoupon]:
@@ -310,10 +304,10 @@ def best_first(held: Sequence[HeldCoupon]) -> list[HeldCoupon]:
     (`commerce.cart.pricing.quote` picks the one worth most on it)."""
     never = datetime.max.replace(tzinfo=UTC)
 
-    def rank(c: HeldCoupon) -> tuple[int, int, int, int, datetime, int]:
-        most = c.most_off_fen
+    def rank(held: HeldCoupon) -> tuple[int, int, int, int, datetime, int]:
+        most, c = held.most_off_fen, held.coupon
         return (most is not None, -(most or 0), -c.percent_off, c.threshold_fen, c.valid_until or never,
-                c.customer_coupon_id)
+                held.customer_coupon_id)
 
     return sorted(held, key=rank)
 
@@ -326,19 +320,7 @@ async def usable_coupons(session: AsyncSession, *, customer_id: int, now: dateti
         .where(*_usable_now(customer_id, now))
         .execution_options(populate_existing=True)
     )
-    return best_first([
-        HeldCoupon(
-            customer_coupon_id=held_id,
-            title=coupon.title,
-            kind=CouponKind(coupon.kind),
-            amount_off_fen=coupon.amount_off_fen,
-            percent_off=coupon.percent_off,
-            cap_fen=coupon.cap_fen,
-            threshold_fen=coupon.threshold_fen,
-            valid_until=maybe_utc(coupon.valid_until),
-        )
-        for held_id, coupon in rows.all()
-    ])
+    return best_first([HeldCoupon(held_id, _view(coupon)) for held_id, coupon in rows.all()])
 
 
 async def set_active(session: AsyncSession, *, code: str, active: bool) -> Change:

@@ -302,5 +302,5 @@ async def test_the_coupons_usable_now_come_best_first(sessions: async_sessionmak
         await session.commit()
     later = NOW + timedelta(days=2)  # SHORT has expired by then
     held = await run(sessions, coupons.usable_coupons, customer_id=customer_id, now=later)
-    assert [c.title for c in held] == ["PCT10", "OFF10LOW", "OFF10", "OFF5", "PCT3CAP"]
+    assert [c.coupon.title for c in held] == ["PCT10", "OFF10LOW", "OFF10", "OFF5", "PCT3CAP"]
     assert await run(sessions, coupons.usable_count, customer_id=customer_id, now=later) == len(held)
