@@ -63,6 +63,19 @@ async def _set(shop: Shop, model: Any, where: Any, **values: Any) -> None:
         await session.execute(update(model).where(where).values(**values))
 
 
+async def _running_sale(shop: Shop, *, units: int) -> None:
+    """A sale of `units` of the first well-stocked variant, running for the next hour, one
+    unit a customer, ten minutes to pay."""
+    variant = await _variant(shop)
+    async with db(shop.client.app)() as session:
+        await flash_sales.create_sale(
+            session, variant_id=variant.id, price_fen=variant.price_fen - 1, units=units,
+            starts_at=utcnow() - timedelta(minutes=1), ends_at=utcnow() + timedelta(hours=1),
+            per_user_limit=1, pay_minutes=10, now=utcnow(),
+        )
+        await session.commit()
+
+
 def _order_no(reply: Any) -> str:
     assert reply.kind == "news", reply.text
     return str(reply.articles[0].description.split("订单号 ")[1].split()[0])
@@ -155,14 +168,7 @@ async def test_staff_create_customers_are_reminded_rush_and_an_unpaid_unit_retur
 
 async def test_a_customer_without_an_address_keeps_the_unit_while_typing_one(sqlite_staffed: Shop) -> None:
     shop = sqlite_staffed
-    variant = await _variant(shop)
-    async with db(shop.client.app)() as session:
-        await flash_sales.create_sale(
-            session, variant_id=variant.id, price_fen=variant.price_fen - 1, units=1,
-            starts_at=utcnow() - timedelta(minutes=1), ends_at=utcnow() + timedelta(hours=1),
-            per_user_limit=1, pay_minutes=10, now=utcnow(),
-        )
-        await session.commit()
+    await _running_sale(shop, units=1)
     newcomer, other = shop.user("o_flash_newcomer"), shop.user("o_flash_other_1")
     await _with_address(shop, other)
     asked = await newcomer.say("抢")
@@ -191,14 +197,7 @@ async def test_a_unit_held_for_an_address_is_not_lost_to_a_question_about_the_sa
     gone anyway (a lost dialog state, an expiry), "抢" asks the held unit's address again,
     never "请先完成支付" with nothing to pay."""
     shop = sqlite_staffed
-    variant = await _variant(shop)
-    async with db(shop.client.app)() as session:
-        await flash_sales.create_sale(
-            session, variant_id=variant.id, price_fen=variant.price_fen - 1, units=2,
-            starts_at=utcnow() - timedelta(minutes=1), ends_at=utcnow() + timedelta(hours=1),
-            per_user_limit=1, pay_minutes=10, now=utcnow(),
-        )
-        await session.commit()
+    await _running_sale(shop, units=2)
     listing = await shop.user("o_flash_looker").say("秒杀")
     assert "（例如「抢 1」）。" in listing.text, listing.text  # a sentence ended, not cut at a comma
     buyer = shop.user("o_flash_asker_1")
@@ -222,14 +221,7 @@ async def test_with_redis_only_winners_write_and_lost_keys_are_reloaded(
     make_shop: ShopFactory, sqlite_url: str, redis_url: str
 ) -> None:
     shop = await make_shop(sqlite_url, redis={"url": redis_url})
-    variant = await _variant(shop)
-    async with db(shop.client.app)() as session:
-        await flash_sales.create_sale(
-            session, variant_id=variant.id, price_fen=variant.price_fen - 1, units=1,
-            starts_at=utcnow() - timedelta(minutes=1), ends_at=utcnow() + timedelta(hours=1),
-            per_user_limit=1, pay_minutes=10, now=utcnow(),
-        )
-        await session.commit()
+    await _running_sale(shop, units=1)
     first, second = shop.user("o_flash_redis_1"), shop.user("o_flash_redis_2")
     for user in (first, second):
         await _with_address(shop, user)
