@@ -279,7 +279,7 @@ _PLEASED = re.compile(
 # unit's address step, the open dialog takes these words first (its own address).
 _CHANGE_ADDRESS = re.compile(
     r"(?:改|修改|更改|更换|换|变更)(?:一下|下|个|一个)?(?:我的|订单的?|这单的?|那单的?)?(?:收货|收件|寄送|配送|快递)?(?:地址|信息|人|电话|手机号?)"
-    r"|(?:收货|收件)?地址(?:写|填|弄|打|选|留)?错|(?:收货|收件)?(?:地址|电话|手机号?|收货人|收件人)(?:要|想|得|需要|能|可以)?(?:改|换|变)"
+    r"|(?:收货|收件)?地址(?:写|填|弄|打|选|留)?错|(?:收货|收件)?(?:地址|电话)(?:不对|有误|有问题)|(?:收货|收件)?(?:地址|电话|手机号?|收货人|收件人)(?:要|想|得|需要|能|可以)?(?:改|换|变)"
     r"|(?:寄|发|送)到(?:别的|另一个|另外的?|新的?)(?:地址|地方)|搬家了"
     r"|\bchange (?:my |the |delivery |shipping |order )*(?:address|phone)\b|\bwrong (?:delivery |shipping )?address\b"
     r"|\bupdate (?:my |the )?(?:delivery |shipping )?address\b|\bship (?:it )?to (?:a )?(?:different|new|another) address\b"
@@ -319,10 +319,10 @@ _ACCOUNT = re.compile(  # the customer's own: points, coupons held, commission, 
     r"|\bhow (?:do|can) i (?:withdraw|cash out)\b"
 )
 _DEALS = re.compile(  # what the shop takes off, and how: a discount, a coupon, an offer
-    r"有(?:什么|没有)?优惠券|优惠活动|有什么优惠|有没有优惠|有优惠|优惠吗|有(?:没有)?(?:什么)?折扣|打折吗|折扣吗|能(?:不能)?(?:优惠|打折)"
+    r"有(?:什么|啥|没有|没)?优惠券|优惠活动|有(?:什么|啥|没有|没)?(?:优惠|折扣)|优惠吗|打折吗|折扣吗|能(?:不能)?(?:优惠|打折)"
     # haggling, not cheaper goods ("有没有便宜点的" narrows a list): "能便宜点吗", "买两个能便宜吗", "再便宜点"
     r"|(?:^|能|可以)(?:不能)?再?便宜(?:点|些|一点|一些)?(?:行不行|可不可以|行|可以)?(?:吗|吧|嘛|不|么|呢|呗)?[?？!！]*$"
-    r"|有(?:没有)?(?:什么)?活动|什么活动|促销|有券吗|有红包|领券|新人(?:券|优惠|福利|礼)|赠品|返现|(?<![给要想])送什么(?!礼物|东西|好|合适|比较)|有(?:没有)?(?:送|赠)(?!货|到)"
+    r"|有(?:没有)?(?:什么|啥)?活动|(?:什么|啥)活动|促销|有券吗|有红包|领券|新人(?:券|优惠|福利|礼)|赠品|返现|(?<![给要想])送什么(?!礼物|东西|好|合适|比较)|有(?:没有)?(?:送|赠)(?!货|到)"
     r"|^(?:优惠|折扣|打折|优惠券|领券)[吗呢?？!！]*$"
     r"|\bany (?:coupons?|discounts?|deals?|offers?|promotions?|sales?)\b|\b(?:is there|are there|do you have|got) (?:a |any )?"
     r"(?:coupons?|discounts?|deals?|offers?|promotions?)\b|^(?:a bit |any |even |can (?:it|you) be |make it )?cheaper[\s?!.~]*$"
@@ -414,7 +414,7 @@ def is_question(text: str) -> bool:
 CARD_ATTRIBUTE = re.compile(
     r"(?:口感|味道|质量|做工|个头|尺码)?(?:会|很|挺|够|比较|太)?"
     r"(?:甜|酸|辣|咸|苦|脆|香|软|硬|嫩|新鲜|好吃|好喝|好用|好看|正宗|正品|耐用|结实|保暖|透气|防水|掉色|褪色|起球|缩水"
-    r"|偏大|偏小|合身|显瘦|舒服|舒适|耐放|(?:送礼|送人)?合适|适合[\u4e00-\u9fff]{1,8})的?"
+    r"|熟|生|偏大|偏小|合身|显瘦|舒服|舒适|耐放|(?:送礼|送人)?合适|适合[\u4e00-\u9fff]{1,8})的?"
 )
 _ASKED = r"(?:[吗么嘛呢不没][啊呀哈]?|\?)\??"  # the question's tail: "吗", "不", "?" (normalised)
 _ATTRIBUTE_ASKED = re.compile(rf"(?:{CARD_ATTRIBUTE.pattern}){_ASKED}$")

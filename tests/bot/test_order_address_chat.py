@@ -34,7 +34,8 @@ def _alerts(shop: Shop, openid: str) -> list[str]:
 
 @pytest.mark.parametrize("words", [
     "地址写错了", "改地址", "我要改一下收货地址", "修改收货地址", "换个地址", "收货地址要改", "能改地址吗",
-    "电话改成13900001111", "收货人改成王芳", "搬家了，寄到新地址", "change my address", "wrong address",
+    "电话改成13900001111", "收货人改成王芳", "搬家了，寄到新地址", "change my address", "wrong address", "收货地址不对",
+    "电话有误",
 ])
 def test_the_words_ask_to_change_an_orders_address(words: str) -> None:
     assert understand(words).intent is Intent.CHANGE_ADDRESS, words

@@ -108,7 +108,7 @@ def test_a_complaint_without_the_request_form_reaches_a_person(text: str) -> Non
 @pytest.mark.parametrize(
     "text",
     ["能便宜点吗", "便宜点", "有优惠吗", "优惠吗", "有什么优惠", "有没有优惠", "优惠活动", "有活动吗", "什么活动", "能打折吗",
-     "打折吗", "有折扣吗", "有券吗", "有优惠券吗", "领券", "有红包吗", "新人福利", "买两个有优惠吗", "多买有优惠吗",
+     "打折吗", "有折扣吗", "有券吗", "有优惠券吗", "领券", "有红包吗", "新人福利", "买两个有优惠吗", "多买有优惠吗", "有啥优惠", "有啥活动", "有没优惠",
      "能不能便宜一点", "再便宜点", "便宜点行不行", "买两个能便宜吗", "any discounts?", "any deals", "any coupons", "cheaper?", "do you have any deals"],
 )
 def test_asking_for_a_discount_is_a_deals_ask(text: str) -> None:
