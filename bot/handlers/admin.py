@@ -85,7 +85,7 @@ STAFF_WORDS: tuple[tuple[re.Pattern[str], str, tuple[str, ...]], ...] = (
         r"|\bany(?:one| customers?) waiting\b"
     ), "inbox", ()),
     (re.compile(
-        r"库存(?:不够|不足|低|少|快没)|(?:哪些|什么)(?:快)?(?:卖完|没货|缺货)|缺货的|\blow (?:on )?stock\b|\bwhat(?:'s| is) running low\b"
+        r"库存(?:不够|不足|低|少|快没)|^(?:看看?|查一?下|查查)?库存(?:情况|怎么样)?$|(?:哪些|什么)(?:快)?(?:卖完|没货|缺货)|缺货的|\blow (?:on )?stock\b|\bwhat(?:'s| is) running low\b"
     ), "stock", ()),
 )
 STAFF_WORDS_MAX = 30  # characters: a longer text is something else (a note, an address, a paste)

@@ -502,6 +502,7 @@ async def test_a_product_is_named_by_its_name(staffed: Shop) -> None:
     several = await owner.say("/stock 苹果 +5")  # two apple products: their ids to choose from
     apples = [await _product(staffed, "烟台红富士苹果"), await _product(staffed, "阿克苏冰糖心苹果")]
     assert all(f"#{p.id} {p.name}" in several.text for p in apples), several.text
+    assert all(f"· #{p.id} {p.name}" in several.text.splitlines() for p in apples), several.text  # a line each
     variants = await owner.say("/stock 烟台红富士苹果 +5")  # the whole name, three variants: their SKUs
     assert "FRU-APPLE-3J" in variants.text and "/stock FRU-APPLE-3J +5" in variants.text, variants.text
 

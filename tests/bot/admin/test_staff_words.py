@@ -19,6 +19,7 @@ pytestmark = pytest.mark.sqlite_only  # the words are checked; the commands they
     ("今天的销售额", "【今日】"),
     ("how are sales", "【今日】"),
     ("库存不够的有哪些", "【库存低】"),
+    ("看看库存", "【库存低】"),
     ("有退款申请吗", "【待处理售后】"),
 ])
 async def test_an_owner_asks_in_words(staffed: Shop, words: str, shows: str) -> None:
