@@ -110,6 +110,11 @@ class AddressStep(Generic[St, D]):
     ask: St  # the host's state waiting for a typed address
     confirm: St  # the host's state showing it back, waiting for "确认"
 
+    @property
+    def states(self) -> frozenset[enum.StrEnum]:
+        """The host's states in which it asks for this address (`Dialog.address_states`)."""
+        return frozenset({self.ask, self.confirm})
+
     def start(self, data: D) -> Step[St, D]:
         """Ask for the address ("ask_address")."""
         return Step(Text("ask_address"), self.ask, data)

@@ -72,6 +72,10 @@ class Dialog(Generic[S, D]):
     resumable: ClassVar[bool] = False  # parked, not dropped, when left for another dialog
     # the states it is parked in (None: all of them); left in any other, it is dropped
     parked_in: ClassVar[frozenset[str] | None] = None
+    # the states in which it asks for a delivery address of its own (an embedded
+    # `bot.dialogs.address_step.AddressStep`): "改地址" there means that address, never an
+    # order placed before (bot.handlers.understood)
+    address_states: ClassVar[frozenset[enum.StrEnum]] = frozenset()
     ttl_seconds: ClassVar[int | None] = None  # its own time to live; None: the runtime's (dialog.ttl_seconds)
     initial: ClassVar[frozenset[enum.StrEnum]]
     transitions: ClassVar[Mapping[enum.StrEnum, frozenset[enum.StrEnum]]]

@@ -143,6 +143,7 @@ def _quote_data(quote: Quote, address: AddressView) -> dict[str, Any]:
 
 class CheckoutDialog(Dialog[CheckoutState, CheckoutData]):
     name = "checkout"
+    address_states = ADDRESS_STEP.states
     State = CheckoutState
     Data = CheckoutData
     version = 1

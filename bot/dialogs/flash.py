@@ -73,6 +73,7 @@ def flash_pay_card(ctx: Context, order: OrderView) -> News:
 
 class FlashDialog(Dialog[FlashState, FlashData]):
     name = "flash"
+    address_states = ADDRESS_STEP.states
     State = FlashState
     Data = FlashData
     version = 1

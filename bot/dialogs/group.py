@@ -84,6 +84,7 @@ def group_card_data(group: GroupView, *, customer_id: int, base_url: str = "") -
 
 class GroupDialog(Dialog[GroupState, GroupData]):
     name = "group"
+    address_states = ADDRESS_STEP.states
     State = GroupState
     Data = GroupData
     version = 2

@@ -313,7 +313,8 @@ class OrdersDialog(Dialog[OrdersState, OrdersData]):
         if _back(ctx):  # the address left as it was
             step = await self._list(ctx)
             return step if step.state is not None else Step(step.reply)
-        if read_address_change(ctx.msg.text) is not None and data.order_id is not None:
+        asks_again = read_address_change(ctx.msg.text) is not None or understand(ctx.msg.text).intent is Intent.CHANGE_ADDRESS
+        if asks_again and data.order_id is not None:  # this order's, not the one a question would pick
             async with unit_of_work(ctx) as session:
                 order = await orders.get_order(session, order_id=data.order_id, customer_id=ctx.customer_id)
             return self._new_address(ctx, order, data)

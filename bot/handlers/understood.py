@@ -151,7 +151,7 @@ async def _own_address_step(ctx: Context) -> Reply | None:
     """"改地址" while a group seat or a flash unit asks for its own delivery address: that
     step asks again (checkout takes the words itself); no order placed before is touched."""
     loaded = await ctx.services.dialogs.load(ctx.openid)
-    if isinstance(loaded, Active) and loaded.dialog.name != "orders" and "address" in str(loaded.state):
+    if isinstance(loaded, Active) and loaded.state in loaded.dialog.address_states:
         return await ctx.services.dialogs.reprompt(ctx)
     return None
 

@@ -125,6 +125,8 @@ async def test_the_order_on_screen_is_the_one_changed(staffed: Shop) -> None:
     assert first in listed.text, listed.text
     asked = await user.say("改地址")
     assert first in asked.text and second not in asked.text, asked.text
+    again = await user.say("地址写错了")  # said again while asked: still the order on screen
+    assert first in again.text and second not in again.text, again.text
     await user.say(NEW)
     await user.say("确认")
     assert (await _row(staffed, first)).address_name == "韩梅梅"
