@@ -503,6 +503,15 @@ _RULES: tuple[tuple[re.Pattern[str], Intent, Topic | None], ...] = (
 )
 
 
+def _typed_form(clean: str) -> tuple[re.Match[str], bool] | None:
+    """The request form in normalised words (`_AFTER_SALES_FORM`), and whether it only asks
+    what became of one ("退款 进度怎么样了"); None when the words are no such form."""
+    found = _AFTER_SALES_FORM.fullmatch(clean) if len(clean) <= MAX_REASON_CHARS else None
+    if found is None:
+        return None
+    return found, bool(_REFUND_STATUS.search(found.group(1) + found.group(2)))
+
+
 def after_sales_form(text: str) -> tuple[str, str] | None:
     """(word, reason) of a request typed in the form the shop asks for ("退款 买错了" →
     ("退款", "买错了"), "退货：发错了", after a greeting too); None for anything else, a
@@ -510,20 +519,19 @@ def after_sales_form(text: str) -> tuple[str, str] | None:
     clean = normalize(text)
     if (opened := _OPENER.match(clean)) and clean[opened.end():]:  # "你好，退款 买错了"
         clean = clean[opened.end():]
-    found = _AFTER_SALES_FORM.fullmatch(clean) if len(clean) <= MAX_REASON_CHARS else None
-    if found is None or _REFUND_STATUS.search(found.group(1) + found.group(2)):
+    typed = _typed_form(clean)
+    if typed is None or typed[1]:
         return None
-    return found.group(1), found.group(2).strip()
+    return typed[0].group(1), typed[0].group(2).strip()
 
 
 @lru_cache(maxsize=4096)
 def understand(text: str) -> Understood:
     """The intent of one message, with slots for a search. Pure and cached."""
     clean = normalize(text)
-    if (form := _AFTER_SALES_FORM.fullmatch(clean)) and len(clean) <= MAX_REASON_CHARS:
+    if (typed := _typed_form(clean)) is not None:
         # the request form before anything else, complaint words in its reason included
-        asked = _REFUND_STATUS.search(form.group(1) + form.group(2))
-        return Understood(Intent.REFUND_STATUS if asked else Intent.AFTER_SALES, _locale(clean))
+        return Understood(Intent.REFUND_STATUS if typed[1] else Intent.AFTER_SALES, _locale(clean))
     if not clean or len(clean) > MAX_UNDERSTOOD_CHARS or clean[0] in "/／":
         return Understood(Intent.SEARCH, words=clean[:MAX_UNDERSTOOD_CHARS])
     locale = _locale(clean)
